@@ -1,0 +1,56 @@
+/**
+ * How every verb prints and exits. Exit codes (docs/cli.md):
+ *   0  success: the config is valid, the decision is allow, the audit log is intact
+ *   1  the answer is no: config errors, a deny, audit damage
+ *   2  usage or input error: a bad flag, a missing or unreadable file
+ *   3  runtime failure: the store or another dependency failed
+ */
+import { isWritError } from "../core/index.js";
+
+export const EXIT = { ok: 0, no: 1, usage: 2, failure: 3 } as const;
+
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+export const stdio: Io = {
+  out: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
+};
+
+/** Prints `value` as JSON with --json, else the human rendering. */
+export function emit(io: Io, json: boolean, value: unknown, human: () => string): void {
+  io.out(json ? JSON.stringify(value, null, 2) : human());
+}
+
+/** A failure the CLI reports as one line (or one JSON object) and an exit code, never a stack. */
+export class CliFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: number = EXIT.usage,
+  ) {
+    super(message);
+  }
+}
+
+export function reportFailure(io: Io, json: boolean, err: unknown): number {
+  if (err instanceof CliFailure) {
+    io.err(
+      json ? JSON.stringify({ error: { code: err.code, message: err.message } }) : `writ: ${err.message}`,
+    );
+    return err.exitCode;
+  }
+  if (isWritError(err)) {
+    io.err(
+      json ? JSON.stringify({ error: { code: err.code, message: err.message } }) : `writ: ${err.message}`,
+    );
+    return EXIT.usage;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.err(
+    json ? JSON.stringify({ error: { code: "ERR_INTERNAL", message } }) : `writ: internal error: ${message}`,
+  );
+  return EXIT.failure;
+}

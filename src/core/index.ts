@@ -1,0 +1,40 @@
+// The pure domain: permissions, patterns, ceilings, playbooks, decisions. No I/O.
+export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
+export { checkContainment, type Problem } from "./containment.js";
+export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
+export { isWritError, q, WritError } from "./errors.js";
+export type * from "./model.js";
+export { escapeGlob, type Glob, globContains, globIntersects, globMatches, parseGlob } from "./pattern.js";
+export {
+  actionMatches,
+  compileRule,
+  type Rule,
+  type RuleText,
+  resourceMatches,
+  ruleContains,
+  ruleMatches,
+  ruleOverlaps,
+  ruleToString,
+} from "./permission.js";
+export { isParamName, substitute, templateParams, widenTemplate } from "./template.js";
+export {
+  formatDuration,
+  isTimeZone,
+  localTime,
+  parseClock,
+  parseDuration,
+  WEEKDAYS,
+  windowState,
+} from "./time.js";
+export {
+  type AwsActionInfo,
+  type AwsCatalog,
+  isProvider,
+  type ParsedAction,
+  PROVIDERS,
+  type Provider,
+  parseRequestAction,
+  RULES,
+  type Vocabulary,
+} from "./vocabulary.js";
+export { instantiateWrit, playbookGrants, type WritInit } from "./writ.js";
