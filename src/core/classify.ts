@@ -3,7 +3,7 @@
  * actions that exist. Answers fail closed: what writ cannot prove read-only counts as a write.
  */
 import { q } from "./errors.js";
-import { type Glob, globMatches, literalPrefix } from "./pattern.js";
+import { type Alt, type Glob, globMatches, literalPrefix } from "./pattern.js";
 import type { Rule } from "./permission.js";
 import {
   GITHUB_PERMISSIONS,
@@ -17,6 +17,10 @@ import {
 /** MCP tool names that read by convention. Tools declared to the gateway can say more. */
 const MCP_READ_TOOL = /^(read|get|list|search|find|describe|view|show|query|stat|head)(_|-|$)/i;
 const GCP_READ_VERB = /\.(get|list|search|query|lookup|getIamPolicy|testIamPermissions)$/;
+
+function altText(alt: Alt): string {
+  return alt.map((t) => (t.t === "lit" ? t.c : t.t === "star" ? "*" : "?")).join("");
+}
 
 function literals(g: Glob): string[] | undefined {
   if (!g.literal) return undefined;
@@ -80,7 +84,11 @@ export function wildcardProblem(rule: Rule): string | undefined {
     const whole = alt.every((t) => t.t === "lit");
     if (whole) continue;
     const scoped = scopeIsFixed(rule.literalProvider, prefix);
-    if (!scoped) return `resource ${q(rule.text.resource)} has a wildcard in its scope (${q(prefix)}…)`;
+    if (!scoped) {
+      return prefix.length === 0
+        ? `resource ${q(rule.text.resource)} starts with a wildcard`
+        : `resource ${q(rule.text.resource)} has a wildcard in its scope, after ${q(prefix)}`;
+    }
   }
   return undefined;
 }
@@ -126,8 +134,11 @@ export function actionProblems(rule: Rule, vocab: Vocabulary): string[] {
   if (problems.length > 0) return problems;
   switch (provider) {
     case "k8s":
-      if (!K8S_VERBS.some((v) => globMatches(rule.action.raw, v))) {
-        problems.push(`${q(rule.action.raw.source)} matches no Kubernetes verb`);
+      for (const alt of rule.action.raw.alts) {
+        const one = { ...rule.action.raw, alts: [alt] };
+        if (!K8S_VERBS.some((v) => globMatches(one, v))) {
+          problems.push(`${q(altText(alt))} matches no Kubernetes verb (${K8S_VERBS.join(", ")})`);
+        }
       }
       break;
     case "github":
@@ -145,7 +156,7 @@ export function actionProblems(rule: Rule, vocab: Vocabulary): string[] {
           problems.push(`${q(s)} is not an AWS service`);
           continue;
         }
-        for (const alt of rule.action.folded.alts) {
+        rule.action.folded.alts.forEach((alt, i) => {
           const one = { ...rule.action.folded, alts: [alt] };
           let hit = false;
           for (const lower of actions.keys()) {
@@ -154,11 +165,9 @@ export function actionProblems(rule: Rule, vocab: Vocabulary): string[] {
               break;
             }
           }
-          if (!hit) {
-            const text = alt.map((t) => (t.t === "lit" ? t.c : t.t === "star" ? "*" : "?")).join("");
-            problems.push(`${q(text)} matches no action of AWS ${q(s)}`);
-          }
-        }
+          if (!hit)
+            problems.push(`${q(altText(rule.action.raw.alts[i] ?? alt))} matches no action of AWS ${q(s)}`);
+        });
       }
       break;
     }

@@ -72,8 +72,9 @@ export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem
         const ceilingName = `the ${q(rcId)} ceiling (held by agent ${q(agentId)})`;
         const outside = widened.find((r) => !rc.ceiling.allow.some((c) => ruleContains(c.rule, r)));
         if (outside) {
+          const stars = (t: string) => t.split("*").length;
           const widenedNote =
-            outside.text.resource !== g.resource || outside.text.action !== g.action
+            stars(outside.text.resource) > stars(g.resource) || stars(outside.text.action) > stars(g.action)
               ? ` (with parameters widened to ${q(ruleToString(outside.text))}; constrain them with \`enum\`, \`const\` or an anchored \`pattern\`)`
               : "";
           err(

@@ -1,0 +1,10 @@
+// writ.yaml: loaded and checked once, at the edge.
+export { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+export {
+  type GuardrailSource,
+  type LoadOptions,
+  type LoadResult,
+  loadConfigFile,
+  loadConfigText,
+} from "./load.js";
+export { type ConfigProblem, formatPath, formatProblem } from "./problem.js";

@@ -1,0 +1,1052 @@
+/**
+ * Loading writ.yaml: parse once, check everything, report every problem at once with file, line,
+ * column, path and a stable code (docs/config-errors.md), then build the readonly domain model.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { importJWK } from "jose";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import {
+  type Agent,
+  type ApprovalPolicy,
+  type ApproverGroup,
+  type Ceiling,
+  type CeilingRule,
+  type ChangeWindow,
+  checkContainment,
+  compileRule,
+  type Environment,
+  type Grant,
+  type GrantTemplate,
+  isParamName,
+  isTimeZone,
+  isWritError,
+  type Path,
+  type Playbook,
+  parseClock,
+  parseDuration,
+  q,
+  type Risk,
+  type Rule,
+  type RunnerClass,
+  type TicketRequirement,
+  templateParams,
+  type Vocabulary,
+  WEEKDAYS,
+  type Weekday,
+  type WritConfig,
+} from "../core/index.js";
+import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+import { type ConfigProblem, formatPath } from "./problem.js";
+
+export interface LoadOptions {
+  /** The name problems carry; also the base for relative `file:` references unless `baseDir` is given. */
+  readonly file: string;
+  readonly baseDir?: string;
+  readonly catalog?: LoadableAwsCatalog;
+}
+
+export interface GuardrailSource {
+  readonly file: string;
+  readonly text: string;
+  /** Where the text starts in `file` (1-based), so Cedar positions map back to the operator's file. */
+  readonly line: number;
+  readonly column: number;
+  readonly path: Path;
+}
+
+export interface LoadResult {
+  /** Present when there are no errors (warnings allowed). */
+  readonly config?: WritConfig | undefined;
+  readonly guardrailSources: readonly GuardrailSource[];
+  readonly problems: readonly ConfigProblem[];
+  readonly vocab: Vocabulary;
+}
+
+type Json = unknown;
+type Obj = Record<string, Json>;
+
+const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function suggest(word: string, options: Iterable<string>): string {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const o of options) {
+    const d = levenshtein(word.toLowerCase(), o.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = o;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))
+    ? `; did you mean ${q(best)}?`
+    : "";
+}
+
+class Checker {
+  readonly problems: ConfigProblem[] = [];
+
+  constructor(
+    private readonly file: string,
+    private readonly root: Node | null,
+    private readonly lines: LineCounter,
+  ) {}
+
+  private locate(path: Path, key: boolean): { line?: number; column?: number } {
+    let node: Node | null = this.root;
+    let found: Node | null = node;
+    for (let i = 0; i < path.length && node; i++) {
+      const seg = path[i];
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) break;
+        if (last && key && pair.key) {
+          found = pair.key as Node;
+          break;
+        }
+        node = (pair.value as Node | null) ?? (pair.key as Node);
+      } else if (isSeq(node) && typeof seg === "number") {
+        node = (node.items[seg] as Node | undefined) ?? null;
+      } else break;
+      if (node) found = node;
+    }
+    const offset = found?.range?.[0];
+    if (offset === undefined) return {};
+    const pos = this.lines.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  }
+
+  error(code: string, path: Path, message: string, opts: { key?: boolean } = {}): void {
+    this.problems.push({
+      code,
+      severity: "error",
+      file: this.file,
+      ...this.locate(path, opts.key ?? false),
+      path: formatPath(path),
+      message,
+    });
+  }
+
+  warn(code: string, path: Path, message: string): void {
+    this.problems.push({
+      code,
+      severity: "warning",
+      file: this.file,
+      ...this.locate(path, false),
+      path: formatPath(path),
+      message,
+    });
+  }
+
+  typeName(v: Json): string {
+    if (v === null) return "null";
+    if (Array.isArray(v)) return "a list";
+    if (typeof v === "object") return "a map";
+    return `a ${typeof v}`;
+  }
+
+  map(v: Json, path: Path, what = "a map"): Obj | undefined {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) return v as Obj;
+    this.error("ERR_CONFIG_TYPE", path, `expected ${what}, got ${this.typeName(v)}`);
+    return undefined;
+  }
+
+  list(v: Json, path: Path): Json[] | undefined {
+    if (Array.isArray(v)) return v;
+    this.error("ERR_CONFIG_TYPE", path, `expected a list, got ${this.typeName(v)}`);
+    return undefined;
+  }
+
+  string(v: Json, path: Path): string | undefined {
+    if (typeof v === "string" && v.trim().length > 0) return v;
+    if (typeof v === "string") this.error("ERR_CONFIG_VALUE", path, "must not be empty");
+    else this.error("ERR_CONFIG_TYPE", path, `expected a string, got ${this.typeName(v)}`);
+    return undefined;
+  }
+
+  strings(v: Json, path: Path): string[] {
+    const items = this.list(v, path) ?? [];
+    const out: string[] = [];
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      const s = this.string(item, [...path, i]);
+      if (s === undefined) return;
+      if (seen.has(s)) this.error("ERR_CONFIG_DUPLICATE", [...path, i], `${q(s)} is listed twice`);
+      seen.add(s);
+      out.push(s);
+    });
+    return out;
+  }
+
+  /** Checks the keys of a map: required ones present, no unknown ones. */
+  keys(obj: Obj, path: Path, required: readonly string[], optional: readonly string[]): void {
+    const known = [...required, ...optional];
+    for (const k of Object.keys(obj)) {
+      if (!known.includes(k)) {
+        this.error("ERR_CONFIG_UNKNOWN_KEY", [...path, k], `unknown key ${q(k)}${suggest(k, known)}`, {
+          key: true,
+        });
+      }
+    }
+    for (const k of required) {
+      if (!(k in obj) || obj[k] === null || obj[k] === undefined) {
+        this.error("ERR_CONFIG_REQUIRED", path, `missing required key ${q(k)}`);
+      }
+    }
+  }
+
+  /** Iterates a map of named entries, checking each name. */
+  entries(v: Json, path: Path, what: string): [string, Json][] {
+    if (v === undefined || v === null) return [];
+    const obj = this.map(v, path);
+    if (!obj) return [];
+    const out: [string, Json][] = [];
+    for (const [name, value] of Object.entries(obj)) {
+      if (!ID.test(name)) {
+        this.error(
+          "ERR_CONFIG_ID",
+          [...path, name],
+          `${what} name ${q(name)} must be lower-case letters, digits, \`.\`, \`_\` or \`-\`, starting with a letter or digit`,
+          { key: true },
+        );
+        continue;
+      }
+      out.push([name, value]);
+    }
+    return out;
+  }
+
+  ref(
+    name: string,
+    path: Path,
+    what: string,
+    known: ReadonlyMap<string, unknown> | ReadonlySet<string>,
+  ): boolean {
+    if (known.has(name)) return true;
+    this.error("ERR_CONFIG_UNKNOWN_REF", path, `unknown ${what} ${q(name)}${suggest(name, known.keys())}`);
+    return false;
+  }
+
+  refs(
+    names: readonly string[],
+    path: Path,
+    what: string,
+    known: ReadonlyMap<string, unknown> | ReadonlySet<string>,
+  ): void {
+    for (const [i, name] of names.entries()) this.ref(name, [...path, i], what, known);
+  }
+
+  duration(v: Json, path: Path): number | undefined {
+    if (typeof v !== "string" && typeof v !== "number") {
+      this.error("ERR_CONFIG_TYPE", path, `expected a duration such as \`15m\`, got ${this.typeName(v)}`);
+      return undefined;
+    }
+    if (typeof v === "number") {
+      this.error(
+        "ERR_CONFIG_DURATION",
+        path,
+        `duration ${q(v)} needs a unit: \`${v}s\`, \`${v}m\`, \`${v}h\` or \`${v}d\``,
+      );
+      return undefined;
+    }
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      if (!isWritError(e)) throw e;
+      this.error("ERR_CONFIG_DURATION", path, e.message);
+      return undefined;
+    }
+  }
+
+  rule(v: Json, path: Path, extra: readonly string[] = []): { rule: Rule; obj: Obj } | undefined {
+    const obj = this.map(v, path, "a map with `action` and `resource`");
+    if (!obj) return undefined;
+    this.keys(obj, path, ["action"], ["resource", ...extra]);
+    const action = this.string(obj.action, [...path, "action"]);
+    const resource = obj.resource === undefined ? "*" : this.string(obj.resource, [...path, "resource"]);
+    if (action === undefined || resource === undefined) return undefined;
+    try {
+      return { rule: compileRule({ action, resource }), obj };
+    } catch (e) {
+      if (!isWritError(e)) throw e;
+      const field = e.code === "ERR_PATTERN_ESCAPE" || e.code === "ERR_PATTERN_EMPTY" ? undefined : "action";
+      this.error(
+        e.code === "ERR_UNKNOWN_PROVIDER" ? "ERR_CONFIG_UNKNOWN_PROVIDER" : "ERR_CONFIG_PATTERN",
+        field ? [...path, field] : path,
+        e.message,
+      );
+      return undefined;
+    }
+  }
+}
+
+function parseDays(c: Checker, v: Json, path: Path): Weekday[] {
+  const names: string[] = [];
+  if (typeof v === "string") names.push(...v.split(",").map((s) => s.trim()));
+  else names.push(...c.strings(v, path));
+  const days = new Set<Weekday>();
+  for (const n of names) {
+    const range = /^([a-z]{3})-([a-z]{3})$/i.exec(n);
+    const idx = (d: string) => WEEKDAYS.indexOf(d.toLowerCase() as (typeof WEEKDAYS)[number]);
+    if (range) {
+      const from = idx(range[1]!);
+      const to = idx(range[2]!);
+      if (from < 0 || to < 0) {
+        c.error("ERR_CONFIG_WINDOW", path, `day range ${q(n)}: use three-letter days, e.g. \`mon-fri\``);
+        continue;
+      }
+      for (let d = from; ; d = (d + 1) % 7) {
+        days.add(d as Weekday);
+        if (d === to) break;
+      }
+    } else if (idx(n) >= 0) days.add(idx(n) as Weekday);
+    else
+      c.error(
+        "ERR_CONFIG_WINDOW",
+        path,
+        `unknown day ${q(n)}: expected one of ${WEEKDAYS.join(", ")} or a range like \`mon-fri\``,
+      );
+  }
+  if (names.length === 0) c.error("ERR_CONFIG_WINDOW", path, "a change window needs at least one day");
+  return [...days].sort();
+}
+
+function parseWindow(c: Checker, v: Json, path: Path): ChangeWindow | undefined {
+  const obj = c.map(v, path);
+  if (!obj) return undefined;
+  c.keys(obj, path, ["days", "hours", "timezone"], []);
+  const days = obj.days === undefined ? [] : parseDays(c, obj.days, [...path, "days"]);
+  const hours = obj.hours === undefined ? undefined : c.string(obj.hours, [...path, "hours"]);
+  const tz = obj.timezone === undefined ? undefined : c.string(obj.timezone, [...path, "timezone"]);
+  let start: number | undefined;
+  let end: number | undefined;
+  if (hours !== undefined) {
+    const m = /^\s*(\S+)\s*-\s*(\S+)\s*$/.exec(hours);
+    try {
+      if (!m) throw new Error();
+      start = parseClock(m[1]!);
+      end = parseClock(m[2]!);
+      if (start === end) {
+        c.error("ERR_CONFIG_WINDOW", [...path, "hours"], `hours ${q(hours)}: the window is empty`);
+        start = undefined;
+      }
+    } catch {
+      c.error(
+        "ERR_CONFIG_WINDOW",
+        [...path, "hours"],
+        `hours ${q(hours)}: expected \`HH:MM-HH:MM\`, e.g. \`09:00-17:00\``,
+      );
+      start = undefined;
+    }
+  }
+  if (tz !== undefined && !isTimeZone(tz)) {
+    c.error(
+      "ERR_CONFIG_TIMEZONE",
+      [...path, "timezone"],
+      `unknown time zone ${q(tz)}: use an IANA name such as \`Europe/London\``,
+    );
+    return undefined;
+  }
+  if (start === undefined || end === undefined || tz === undefined || days.length === 0) return undefined;
+  return { kind: "change-window", days, start, end, timezone: tz };
+}
+
+function parseEnvironment(c: Checker, id: string, v: Json): Environment | undefined {
+  const path = ["environments", id];
+  const obj = v === null ? {} : c.map(v, path);
+  if (!obj) return undefined;
+  c.keys(obj, path, [], ["description", "ticket", "changeWindows"]);
+  let ticket: Environment["ticket"];
+  if (obj.ticket !== undefined) {
+    const t = c.map(obj.ticket, [...path, "ticket"]);
+    if (t) {
+      c.keys(t, [...path, "ticket"], ["pattern"], []);
+      const src = t.pattern === undefined ? undefined : c.string(t.pattern, [...path, "ticket", "pattern"]);
+      if (src !== undefined) {
+        try {
+          ticket = { pattern: new RegExp(src, "u"), source: src };
+        } catch (e) {
+          c.error(
+            "ERR_CONFIG_REGEX",
+            [...path, "ticket", "pattern"],
+            `invalid regular expression ${q(src)}: ${(e as Error).message}`,
+          );
+        }
+      }
+    }
+  }
+  const windows: ChangeWindow[] = [];
+  if (obj.changeWindows !== undefined) {
+    (c.list(obj.changeWindows, [...path, "changeWindows"]) ?? []).forEach((w, i) => {
+      const win = parseWindow(c, w, [...path, "changeWindows", i]);
+      if (win) windows.push(win);
+    });
+  }
+  const description = typeof obj.description === "string" ? obj.description : undefined;
+  return { kind: "environment", id, description, ticket, changeWindows: windows };
+}
+
+function parseCeilingRules(c: Checker, v: Json, path: Path): CeilingRule[] {
+  const out: CeilingRule[] = [];
+  if (v === undefined) return out;
+  (c.list(v, path) ?? []).forEach((item, i) => {
+    const r = c.rule(item, [...path, i]);
+    if (r) out.push({ kind: "ceiling-rule", rule: r.rule, path: [...path, i] });
+  });
+  return out;
+}
+
+function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefined {
+  const path = ["runnerClasses", id];
+  const obj = c.map(v, path);
+  if (!obj) return undefined;
+  c.keys(obj, path, ["ceiling"], ["description"]);
+  const ceil = obj.ceiling === undefined ? undefined : c.map(obj.ceiling, [...path, "ceiling"]);
+  if (!ceil) return undefined;
+  const cp = [...path, "ceiling"];
+  c.keys(ceil, cp, ["maxTtl", "allow"], ["deny"]);
+  const maxTtlSeconds = ceil.maxTtl === undefined ? undefined : c.duration(ceil.maxTtl, [...cp, "maxTtl"]);
+  const allow = parseCeilingRules(c, ceil.allow, [...cp, "allow"]);
+  const denyRules = parseCeilingRules(c, ceil.deny, [...cp, "deny"]);
+  if (maxTtlSeconds === undefined) return undefined;
+  const ceiling: Ceiling = {
+    maxTtlSeconds,
+    allow,
+    deny: denyRules,
+  };
+  const description = typeof obj.description === "string" ? obj.description : undefined;
+  return { kind: "runner-class", id, description, ceiling };
+}
+
+function parseApproval(
+  c: Checker,
+  v: Json,
+  path: Path,
+  groups: ReadonlyMap<string, ApproverGroup>,
+): ApprovalPolicy | undefined {
+  if (v === "none") return { kind: "none" };
+  if (typeof v === "string") {
+    return c.ref(v, path, "approver group", groups) ? { kind: "group", group: v, count: 1 } : undefined;
+  }
+  const obj = c.map(v, path, "`none`, a group name, `{group, count}`, `{allOf: [...]}` or `{anyOf: [...]}`");
+  if (!obj) return undefined;
+  if ("allOf" in obj || "anyOf" in obj) {
+    const op = "allOf" in obj ? "allOf" : "anyOf";
+    c.keys(obj, path, [op], []);
+    const items = c.list(obj[op], [...path, op]) ?? [];
+    if (items.length === 0)
+      c.error("ERR_CONFIG_APPROVAL", [...path, op], `\`${op}\` needs at least one policy`);
+    const of = items.map((item, i) => parseApproval(c, item, [...path, op, i], groups));
+    if (of.some((p) => p === undefined)) return undefined;
+    return { kind: op === "allOf" ? "all" : "any", of: of as ApprovalPolicy[] };
+  }
+  c.keys(obj, path, ["group"], ["count"]);
+  const group = obj.group === undefined ? undefined : c.string(obj.group, [...path, "group"]);
+  const count = obj.count === undefined ? 1 : obj.count;
+  if (typeof count !== "number" || !Number.isInteger(count) || count < 1) {
+    c.error(
+      "ERR_CONFIG_APPROVAL",
+      [...path, "count"],
+      `count must be a whole number of at least 1, got ${q(count)}`,
+    );
+    return undefined;
+  }
+  if (group === undefined || !c.ref(group, [...path, "group"], "approver group", groups)) return undefined;
+  const size = groups.get(group)?.members.length ?? 0;
+  if (count > size) {
+    c.error(
+      "ERR_CONFIG_APPROVAL",
+      [...path, "count"],
+      `needs ${count} approvals from ${q(group)}, which has ${size} member(s)`,
+    );
+  }
+  return { kind: "group", group, count };
+}
+
+const ajv = new Ajv2020({ strict: true, allErrors: true });
+
+function parsePlaybook(
+  c: Checker,
+  id: string,
+  v: Json,
+  envs: ReadonlyMap<string, Environment>,
+  groups: ReadonlyMap<string, ApproverGroup>,
+): Playbook | undefined {
+  const path = ["playbooks", id];
+  const obj = c.map(v, path);
+  if (!obj) return undefined;
+  c.keys(
+    obj,
+    path,
+    ["description", "grants", "ttl", "risk", "environments"],
+    ["parameters", "maxUses", "ticket", "approval", "allowSelfApproval"],
+  );
+  const description =
+    obj.description === undefined ? "" : (c.string(obj.description, [...path, "description"]) ?? "");
+  const risk = obj.risk;
+  if (risk !== undefined && risk !== "low" && risk !== "medium" && risk !== "high") {
+    c.error(
+      "ERR_CONFIG_VALUE",
+      [...path, "risk"],
+      `risk ${q(risk)}: expected \`low\`, \`medium\` or \`high\``,
+    );
+  }
+  const environments =
+    obj.environments === undefined ? [] : c.strings(obj.environments, [...path, "environments"]);
+  c.refs(environments, [...path, "environments"], "environment", envs);
+  const ttlSeconds = obj.ttl === undefined ? undefined : c.duration(obj.ttl, [...path, "ttl"]);
+  let maxUses: number | undefined;
+  if (obj.maxUses !== undefined) {
+    if (typeof obj.maxUses === "number" && Number.isInteger(obj.maxUses) && obj.maxUses >= 1)
+      maxUses = obj.maxUses;
+    else
+      c.error(
+        "ERR_CONFIG_VALUE",
+        [...path, "maxUses"],
+        `maxUses must be a whole number of at least 1, got ${q(obj.maxUses)}`,
+      );
+  }
+  let ticket: TicketRequirement = "optional";
+  if (obj.ticket !== undefined) {
+    if (obj.ticket === "required" || obj.ticket === "optional" || obj.ticket === "none") ticket = obj.ticket;
+    else
+      c.error(
+        "ERR_CONFIG_VALUE",
+        [...path, "ticket"],
+        `ticket ${q(obj.ticket)}: expected \`required\`, \`optional\` or \`none\``,
+      );
+  }
+  let allowSelfApproval = false;
+  if (obj.allowSelfApproval !== undefined) {
+    if (typeof obj.allowSelfApproval === "boolean") allowSelfApproval = obj.allowSelfApproval;
+    else c.error("ERR_CONFIG_TYPE", [...path, "allowSelfApproval"], "expected `true` or `false`");
+  }
+
+  // parameters: a JSON Schema for an object
+  let parameters: Record<string, unknown> = { type: "object", properties: {}, additionalProperties: false };
+  const declared = new Set<string>();
+  if (obj.parameters !== undefined) {
+    const schema = c.map(obj.parameters, [...path, "parameters"], "a JSON Schema object");
+    if (schema) {
+      parameters = schema;
+      if (schema.type !== "object") {
+        c.error(
+          "ERR_CONFIG_PARAM_SCHEMA",
+          [...path, "parameters"],
+          "the parameters schema must have `type: object`",
+        );
+      }
+      try {
+        ajv.compile(schema);
+      } catch (e) {
+        c.error(
+          "ERR_CONFIG_PARAM_SCHEMA",
+          [...path, "parameters"],
+          `invalid JSON Schema: ${(e as Error).message}`,
+        );
+      }
+      const props = schema.properties;
+      if (props && typeof props === "object") for (const k of Object.keys(props)) declared.add(k);
+    }
+  }
+
+  const grants: GrantTemplate[] = [];
+  const grantList = obj.grants === undefined ? [] : (c.list(obj.grants, [...path, "grants"]) ?? []);
+  if (obj.grants !== undefined && grantList.length === 0)
+    c.error("ERR_CONFIG_VALUE", [...path, "grants"], "a playbook needs at least one grant");
+  grantList.forEach((g, i) => {
+    const gp = [...path, "grants", i];
+    const o = c.map(g, gp, "a map with `action` and `resource`");
+    if (!o) return;
+    c.keys(o, gp, ["action"], ["resource", "reviewedException"]);
+    const action = o.action === undefined ? undefined : c.string(o.action, [...gp, "action"]);
+    const resource = o.resource === undefined ? "*" : c.string(o.resource, [...gp, "resource"]);
+    const reviewed =
+      o.reviewedException === undefined
+        ? undefined
+        : c.string(o.reviewedException, [...gp, "reviewedException"]);
+    if (action === undefined || resource === undefined) return;
+    let ok = true;
+    for (const [field, text] of [
+      ["action", action],
+      ["resource", resource],
+    ] as const) {
+      for (const name of templateParams(text)) {
+        if (!isParamName(name)) {
+          c.error(
+            "ERR_CONFIG_TEMPLATE",
+            [...gp, field],
+            `\`\${${name}}\` is not a parameter reference: names are letters, digits and \`_\``,
+          );
+          ok = false;
+        } else if (!declared.has(name)) {
+          c.error(
+            "ERR_CONFIG_UNKNOWN_PARAM",
+            [...gp, field],
+            `\`\${${name}}\` names no parameter of playbook ${q(id)}${suggest(name, declared)}`,
+          );
+          ok = false;
+        }
+      }
+    }
+    if (ok) grants.push({ kind: "grant-template", action, resource, reviewedException: reviewed, path: gp });
+  });
+
+  const approval = new Map<string, ApprovalPolicy>();
+  if (obj.approval !== undefined) {
+    for (const [env, policy] of c.entries(obj.approval, [...path, "approval"], "environment")) {
+      const ap = [...path, "approval", env];
+      if (!envs.has(env)) {
+        c.error("ERR_CONFIG_UNKNOWN_REF", ap, `unknown environment ${q(env)}${suggest(env, envs.keys())}`, {
+          key: true,
+        });
+        continue;
+      }
+      if (!environments.includes(env)) {
+        c.error("ERR_CONFIG_APPROVAL", ap, `approval for ${q(env)}, where the playbook does not run`, {
+          key: true,
+        });
+      }
+      const p = parseApproval(c, policy, ap, groups);
+      if (p) approval.set(env, p);
+    }
+  }
+  if (ttlSeconds === undefined || (risk !== "low" && risk !== "medium" && risk !== "high")) return undefined;
+  return {
+    kind: "playbook",
+    id,
+    description,
+    parameters,
+    grants,
+    ttlSeconds,
+    maxUses,
+    risk: risk as Risk,
+    environments,
+    ticket,
+    approval,
+    allowSelfApproval,
+  };
+}
+
+async function parseKeys(
+  c: Checker,
+  v: Json,
+  path: Path,
+  baseDir: string,
+): Promise<Record<string, unknown>[]> {
+  if (v === undefined) return [];
+  const obj = c.map(v, path, "`{file: path}` or `{jwks: {keys: [...]}}`");
+  if (!obj) return [];
+  c.keys(obj, path, [], ["file", "jwks"]);
+  let jwks: Json;
+  let where = path;
+  if (obj.file !== undefined) {
+    const f = c.string(obj.file, [...path, "file"]);
+    if (f === undefined) return [];
+    where = [...path, "file"];
+    try {
+      jwks = JSON.parse(await readFile(resolve(baseDir, f), "utf8"));
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+      c.error("ERR_CONFIG_KEYS", where, `cannot read key set ${q(f)}: ${why}`);
+      return [];
+    }
+  } else if (obj.jwks !== undefined) {
+    jwks = obj.jwks;
+    where = [...path, "jwks"];
+  } else {
+    c.error("ERR_CONFIG_REQUIRED", path, "give the agent's public keys as `file:` or `jwks:`");
+    return [];
+  }
+  const keys = (jwks as { keys?: unknown })?.keys;
+  if (!Array.isArray(keys) || keys.length === 0) {
+    c.error("ERR_CONFIG_KEYS", where, "a JWK set needs a non-empty `keys` list");
+    return [];
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const [i, k] of keys.entries()) {
+    if (!k || typeof k !== "object" || Array.isArray(k)) {
+      c.error("ERR_CONFIG_KEYS", where, `key ${i}: expected a JWK object`);
+      continue;
+    }
+    const jwk = k as Record<string, unknown>;
+    const priv = PRIVATE_JWK_MEMBERS.filter((m) => m in jwk);
+    if (priv.length > 0) {
+      c.error(
+        "ERR_CONFIG_PRIVATE_KEY",
+        where,
+        `key ${i} holds private key material (${priv.map((m) => q(m)).join(", ")}): register only the public key`,
+      );
+      continue;
+    }
+    if (!["OKP", "EC", "RSA"].includes(String(jwk.kty))) {
+      c.error(
+        "ERR_CONFIG_KEYS",
+        where,
+        `key ${i}: unsupported key type ${q(jwk.kty)}: use OKP (Ed25519), EC or RSA`,
+      );
+      continue;
+    }
+    try {
+      const alg =
+        typeof jwk.alg === "string"
+          ? jwk.alg
+          : jwk.kty === "OKP"
+            ? "EdDSA"
+            : jwk.kty === "EC"
+              ? "ES256"
+              : "RS256";
+      await importJWK(jwk as Parameters<typeof importJWK>[0], alg);
+      out.push(jwk);
+    } catch (e) {
+      c.error("ERR_CONFIG_KEYS", where, `key ${i} is not a valid public JWK: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+async function parseAgent(
+  c: Checker,
+  id: string,
+  v: Json,
+  ctx: {
+    envs: ReadonlyMap<string, Environment>;
+    classes: ReadonlyMap<string, unknown>;
+    playbooks: ReadonlySet<string>;
+    baseDir: string;
+  },
+): Promise<Agent | undefined> {
+  const path = ["agents", id];
+  const obj = c.map(v, path);
+  if (!obj) return undefined;
+  c.keys(
+    obj,
+    path,
+    ["owner", "purpose", "runnerClass", "environments"],
+    ["keys", "baseline", "deny", "playbooks", "tools"],
+  );
+  const owner = obj.owner === undefined ? undefined : c.string(obj.owner, [...path, "owner"]);
+  const purpose = obj.purpose === undefined ? undefined : c.string(obj.purpose, [...path, "purpose"]);
+  const runnerClass =
+    obj.runnerClass === undefined ? undefined : c.string(obj.runnerClass, [...path, "runnerClass"]);
+  if (runnerClass !== undefined) c.ref(runnerClass, [...path, "runnerClass"], "runner class", ctx.classes);
+  const environments =
+    obj.environments === undefined ? [] : c.strings(obj.environments, [...path, "environments"]);
+  c.refs(environments, [...path, "environments"], "environment", ctx.envs);
+  const playbooks = obj.playbooks === undefined ? [] : c.strings(obj.playbooks, [...path, "playbooks"]);
+  c.refs(playbooks, [...path, "playbooks"], "playbook", ctx.playbooks);
+
+  const baseline: Grant[] = [];
+  if (obj.baseline !== undefined) {
+    (c.list(obj.baseline, [...path, "baseline"]) ?? []).forEach((g, i) => {
+      const gp = [...path, "baseline", i];
+      const r = c.rule(g, gp, ["environments", "standingWrite"]);
+      if (!r) return;
+      let envsOf: string[] | undefined;
+      if (r.obj.environments !== undefined) {
+        envsOf = c.strings(r.obj.environments, [...gp, "environments"]);
+        envsOf.forEach((e, j) => {
+          if (c.ref(e, [...gp, "environments", j], "environment", ctx.envs) && !environments.includes(e)) {
+            c.error(
+              "ERR_CONFIG_UNKNOWN_REF",
+              [...gp, "environments", j],
+              `agent ${q(id)} is not registered in environment ${q(e)}`,
+            );
+          }
+        });
+      }
+      const standingWrite =
+        r.obj.standingWrite === undefined
+          ? undefined
+          : c.string(r.obj.standingWrite, [...gp, "standingWrite"]);
+      baseline.push({ kind: "grant", rule: r.rule, environments: envsOf, standingWrite, path: gp });
+    });
+  }
+  const deny: CeilingRule[] = parseCeilingRules(c, obj.deny, [...path, "deny"]);
+  const tools: Rule[] = [];
+  if (obj.tools !== undefined) {
+    c.strings(obj.tools, [...path, "tools"]).forEach((t, i) => {
+      const parts = t.split(":");
+      if (parts.length !== 2 || !parts[0] || !parts[1]) {
+        c.error(
+          "ERR_CONFIG_PATTERN",
+          [...path, "tools", i],
+          `tool ${q(t)}: expected \`server:tool\` (wildcards allowed: \`filesystem:read_*\`)`,
+        );
+        return;
+      }
+      try {
+        tools.push(compileRule({ action: `mcp:${t}`, resource: "*" }));
+      } catch (e) {
+        if (!isWritError(e)) throw e;
+        c.error("ERR_CONFIG_PATTERN", [...path, "tools", i], e.message);
+      }
+    });
+  }
+  const keys = await parseKeys(c, obj.keys, [...path, "keys"], ctx.baseDir);
+  if (owner === undefined || purpose === undefined || runnerClass === undefined) return undefined;
+  return {
+    kind: "agent",
+    id,
+    owner,
+    purpose,
+    runnerClass,
+    environments,
+    keys,
+    baseline,
+    deny,
+    playbooks,
+    tools,
+  };
+}
+
+async function parseGuardrails(
+  c: Checker,
+  v: Json,
+  baseDir: string,
+  file: string,
+  lines: LineCounter,
+  root: Node | null,
+): Promise<GuardrailSource[]> {
+  const out: GuardrailSource[] = [];
+  if (v === undefined) return out;
+  const items = c.list(v, ["guardrails"]) ?? [];
+  for (const [i, item] of items.entries()) {
+    const path = ["guardrails", i];
+    const obj = c.map(item, path, "`{file: path}` or `{inline: text}`");
+    if (!obj) continue;
+    c.keys(obj, path, [], ["file", "inline"]);
+    if (typeof obj.file === "string") {
+      const full = resolve(baseDir, obj.file);
+      try {
+        out.push({ file: full, text: await readFile(full, "utf8"), line: 1, column: 1, path });
+      } catch (e) {
+        const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+        c.error("ERR_CONFIG_FILE", [...path, "file"], `cannot read guardrail file ${q(obj.file)}: ${why}`);
+      }
+    } else if (typeof obj.inline === "string") {
+      // position of the inline text: the line after a block scalar's indicator
+      let node: Node | null = root;
+      for (const seg of ["guardrails", i, "inline"]) {
+        if (isMap(node))
+          node = (node.items.find((p) => isScalar(p.key) && p.key.value === seg)?.value as Node) ?? null;
+        else if (isSeq(node)) node = (node.items[seg as number] as Node) ?? null;
+      }
+      const start = node?.range?.[0] ?? 0;
+      const pos = lines.linePos(start);
+      const block = isScalar(node) && (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED");
+      out.push({
+        file,
+        text: obj.inline,
+        line: block ? pos.line + 1 : pos.line,
+        column: block ? 1 : pos.col,
+        path: [...path, "inline"],
+      });
+    } else {
+      c.error("ERR_CONFIG_REQUIRED", path, "a guardrail needs `file:` or `inline:` Cedar text");
+    }
+  }
+  return out;
+}
+
+function collectAwsServices(text: string): Set<string> {
+  // every `aws:<service>:` in the file, literal services only
+  const out = new Set<string>();
+  for (const m of text.matchAll(/\baws:([A-Za-z0-9-]+):/gi)) out.add(m[1]!.toLowerCase());
+  return out;
+}
+
+export async function loadConfigText(text: string, opts: LoadOptions): Promise<LoadResult> {
+  const file = opts.file;
+  const baseDir = opts.baseDir ?? dirname(resolve(file));
+  const catalog = opts.catalog ?? createAwsCatalog();
+  await catalog.load(collectAwsServices(text));
+  const vocab: Vocabulary = { aws: catalog };
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return {
+        code: "ERR_CONFIG_YAML",
+        severity: "error" as const,
+        file,
+        line: pos?.line,
+        column: pos?.col,
+        path: "",
+        message: e.message
+          .split("\n")[0]!
+          .replace(/ at line \d+, column \d+:?$/, "")
+          .toLowerCase(),
+      };
+    });
+    return { problems, vocab, guardrailSources: [] };
+  }
+  let raw: Json;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return {
+      problems: [
+        {
+          code: "ERR_CONFIG_YAML",
+          severity: "error",
+          file,
+          path: "",
+          message: (e as Error).message.toLowerCase(),
+        },
+      ],
+      vocab,
+      guardrailSources: [],
+    };
+  }
+  const c = new Checker(file, doc.contents as Node | null, lines);
+  const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
+  if (!top) return { problems: c.problems, vocab, guardrailSources: [] };
+  c.keys(
+    top,
+    [],
+    ["version", "environments", "runnerClasses", "agents"],
+    ["approverGroups", "playbooks", "guardrails"],
+  );
+  if (top.version !== undefined && top.version !== 1) {
+    c.error(
+      "ERR_CONFIG_VERSION",
+      ["version"],
+      `unsupported version ${q(top.version)}: this writ reads version 1`,
+    );
+  }
+
+  const environments = new Map<string, Environment>();
+  for (const [id, v] of c.entries(top.environments, ["environments"], "environment")) {
+    const env = parseEnvironment(c, id, v);
+    if (env) environments.set(id, env);
+  }
+  const runnerClasses = new Map<string, RunnerClass>();
+  const classNames = new Map<string, unknown>();
+  for (const [id, v] of c.entries(top.runnerClasses, ["runnerClasses"], "runner class")) {
+    classNames.set(id, true);
+    const rc = parseRunnerClass(c, id, v);
+    if (rc) runnerClasses.set(id, rc);
+  }
+  const approverGroups = new Map<string, ApproverGroup>();
+  for (const [id, v] of c.entries(top.approverGroups, ["approverGroups"], "approver group")) {
+    const obj = c.map(v, ["approverGroups", id]);
+    if (!obj) continue;
+    c.keys(obj, ["approverGroups", id], ["members"], ["description"]);
+    const members =
+      obj.members === undefined ? [] : c.strings(obj.members, ["approverGroups", id, "members"]);
+    if (obj.members !== undefined && members.length === 0) {
+      c.error(
+        "ERR_CONFIG_VALUE",
+        ["approverGroups", id, "members"],
+        "an approver group needs at least one member",
+      );
+    }
+    approverGroups.set(id, { kind: "approver-group", id, members });
+  }
+  const playbookNames = new Set(c.entries(top.playbooks, ["playbooks"], "playbook").map(([id]) => id));
+  const playbooks = new Map<string, Playbook>();
+  for (const [id, v] of c.entries(top.playbooks, ["playbooks"], "playbook")) {
+    const pb = parsePlaybook(c, id, v, environments, approverGroups);
+    if (pb) playbooks.set(id, pb);
+  }
+  const agents = new Map<string, Agent>();
+  for (const [id, v] of c.entries(top.agents, ["agents"], "agent")) {
+    const agent = await parseAgent(c, id, v, {
+      envs: environments,
+      classes: classNames,
+      playbooks: playbookNames,
+      baseDir,
+    });
+    if (agent) agents.set(id, agent);
+  }
+  // an agent listing a playbook that runs in none of its environments can never use it
+  for (const agent of agents.values()) {
+    agent.playbooks.forEach((p, i) => {
+      const pb = playbooks.get(p);
+      if (pb && !pb.environments.some((e) => agent.environments.includes(e))) {
+        c.error(
+          "ERR_CONFIG_UNKNOWN_REF",
+          ["agents", agent.id, "playbooks", i],
+          `playbook ${q(p)} runs in none of agent ${q(agent.id)}'s environments`,
+        );
+      }
+    });
+  }
+  const guardrailSources = await parseGuardrails(
+    c,
+    top.guardrails,
+    baseDir,
+    file,
+    lines,
+    doc.contents as Node | null,
+  );
+  const config: WritConfig = {
+    kind: "config",
+    file,
+    environments,
+    runnerClasses,
+    agents,
+    approverGroups,
+    playbooks,
+    guardrails:
+      guardrailSources.length > 0
+        ? {
+            kind: "guardrails",
+            text: guardrailSources.map((g) => g.text).join("\n"),
+            files: guardrailSources.map((g) => g.file),
+          }
+        : undefined,
+  };
+  for (const p of checkContainment(config, vocab)) {
+    if (p.severity === "error") c.error(p.code, p.path, p.message);
+    else c.warn(p.code, p.path, p.message);
+  }
+  const problems = c.problems;
+  const failed = problems.some((p) => p.severity === "error");
+  return { config: failed ? undefined : config, problems, vocab, guardrailSources };
+}
+
+export async function loadConfigFile(
+  path: string,
+  opts: Omit<LoadOptions, "file"> = {},
+): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+    return {
+      problems: [
+        {
+          code: "ERR_CONFIG_FILE",
+          severity: "error",
+          file: path,
+          path: "",
+          message: `cannot read ${q(path)}: ${why}`,
+        },
+      ],
+      vocab: {},
+      guardrailSources: [],
+    };
+  }
+  return loadConfigText(text, { ...opts, file: path });
+}
