@@ -1,0 +1,169 @@
+/** `writ explain`: one decision with its reasons, optionally as if a playbook's writ were active. */
+import { Ajv2020 } from "ajv/dist/2020.js";
+import type { Command } from "commander";
+import {
+  type ActiveWrit,
+  type Decision,
+  decide,
+  instantiateWrit,
+  isWritError,
+  q,
+  type Reason,
+  ruleToString,
+} from "../core/index.js";
+import { DEFAULT_CONFIG, requireConfig } from "./common.js";
+import { CliFailure, EXIT, emit, type Io } from "./output.js";
+
+export interface ExplainOptions {
+  readonly config: string;
+  readonly agent: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly env?: string;
+  readonly at?: string;
+  readonly withWrit?: string;
+  readonly param: string[];
+  readonly params?: string;
+  readonly json: boolean;
+}
+
+const ajv = new Ajv2020({ strict: false, allErrors: true, coerceTypes: true });
+
+function parseParams(o: ExplainOptions): Record<string, unknown> {
+  let params: Record<string, unknown> = {};
+  if (o.params !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(o.params);
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
+      params = parsed as Record<string, unknown>;
+    } catch (e) {
+      throw new CliFailure("ERR_USAGE", `--params: expected a JSON object: ${(e as Error).message}`);
+    }
+  }
+  for (const kv of o.param) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new CliFailure("ERR_USAGE", `--param ${q(kv)}: expected \`name=value\``);
+    params[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return params;
+}
+
+function reasonLine(r: Reason): string {
+  switch (r.kind) {
+    case "grant":
+      return r.source === "baseline"
+        ? `grant     baseline[${r.index}]: ${ruleToString(r.rule)}`
+        : `grant     writ ${r.writ} (playbook ${r.playbook}) grants[${r.index}]: ${ruleToString(r.rule)}`;
+    case "ceiling-allow":
+      return `ceiling   ${r.runnerClass} allow[${r.index}]: ${ruleToString(r.rule)}`;
+    case "deny":
+      return `deny      ${r.source === "ceiling" ? `ceiling ${r.owner}` : `agent ${r.owner}`} deny[${r.index}]: ${ruleToString(r.rule)}`;
+    case "writ-inactive":
+      return `ignored   writ ${r.writ}: ${r.why}`;
+    case "guardrail":
+      return `guardrail ${r.policy}: ${r.effect}`;
+    case "error":
+      return `error     ${r.message}`;
+  }
+}
+
+export function renderDecision(
+  d: Decision,
+  ctx: { agent: string; action: string; resource: string; env: string; at: Date },
+): string {
+  const lines = [
+    `${d.allowed ? "ALLOW" : "DENY"}  ${ctx.action} on ${ctx.resource}`,
+    `  agent ${ctx.agent} in ${ctx.env} at ${ctx.at.toISOString()}`,
+    `  ${d.code}: ${d.message}`,
+  ];
+  if (d.reasons.length > 0) lines.push("  reasons:", ...d.reasons.map((r) => `    ${reasonLine(r)}`));
+  return lines.join("\n");
+}
+
+export async function explain(o: ExplainOptions, io: Io): Promise<number> {
+  const at = o.at === undefined ? new Date() : new Date(o.at);
+  if (Number.isNaN(at.getTime()))
+    throw new CliFailure("ERR_USAGE", `--at ${q(o.at)}: expected an ISO 8601 time`);
+  const { config, vocab } = await requireConfig(o.config, io, o.json);
+  const agent = config.agents.get(o.agent);
+  let env = o.env;
+  if (env === undefined) {
+    if (agent?.environments.length === 1) env = agent.environments[0]!;
+    else {
+      throw new CliFailure(
+        "ERR_USAGE",
+        agent
+          ? `give --env: agent ${q(o.agent)} is registered in ${agent.environments.join(", ")}`
+          : "give --env",
+      );
+    }
+  }
+  const writs: ActiveWrit[] = [];
+  if (o.withWrit !== undefined) {
+    const pb = config.playbooks.get(o.withWrit);
+    if (!pb) throw new CliFailure("ERR_USAGE", `--with-writ: unknown playbook ${q(o.withWrit)}`);
+    if (agent && !agent.playbooks.includes(pb.id)) {
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--with-writ: agent ${q(agent.id)} may not request playbook ${q(pb.id)}`,
+      );
+    }
+    const params = parseParams(o);
+    const validate = ajv.compile(pb.parameters);
+    if (!validate(params)) {
+      const why = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--with-writ ${pb.id}: parameters do not match the playbook's schema: ${why}`,
+      );
+    }
+    const rc = agent ? config.runnerClasses.get(agent.runnerClass) : undefined;
+    const ttl = Math.min(pb.ttlSeconds, rc?.ceiling.maxTtlSeconds ?? pb.ttlSeconds);
+    try {
+      writs.push(
+        instantiateWrit(pb, params, {
+          id: `what-if:${pb.id}`,
+          agent: o.agent,
+          environment: env,
+          issuedAt: at,
+          expiresAt: new Date(at.getTime() + ttl * 1000),
+          usesLeft: pb.maxUses,
+        }),
+      );
+    } catch (e) {
+      if (isWritError(e)) throw new CliFailure(e.code, `--with-writ ${pb.id}: ${e.message}`);
+      throw e;
+    }
+  }
+  const d = decide(
+    config,
+    writs,
+    { agent: o.agent, action: o.action, resource: o.resource, environment: env, now: at },
+    vocab,
+  );
+  const ctx = { agent: o.agent, action: o.action, resource: o.resource, env, at };
+  emit(io, o.json, { ...d, request: { ...ctx, at: at.toISOString() } }, () => renderDecision(d, ctx));
+  return d.allowed ? EXIT.ok : EXIT.no;
+}
+
+export function registerExplain(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command("explain")
+    .description("decide one request and show the rules that made the decision")
+    .requiredOption("--agent <id>", "the agent asking")
+    .requiredOption("--action <action>", "provider:service:action, e.g. aws:s3:GetObject")
+    .requiredOption("--resource <resource>", "what it touches, e.g. arn:aws:s3:::reports/q3.csv")
+    .option("--env <environment>", "the environment (default: the agent's only one)")
+    .option("--at <time>", "decide as of this ISO 8601 time (default: now)")
+    .option("--with-writ <playbook>", "as if the agent held a writ for this playbook")
+    .option(
+      "--param <name=value>",
+      "a parameter of --with-writ (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option("--params <json>", "the parameters of --with-writ as a JSON object")
+    .option("-c, --config <file>", "the config file", DEFAULT_CONFIG)
+    .option("--json", "print JSON", false)
+    .action(async (o: ExplainOptions) => setExit(await explain(o, io)));
+}
