@@ -3,8 +3,10 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import type { Command } from "commander";
 import {
   type ActiveWrit,
+  compileRule,
   type Decision,
   decide,
+  type Grant,
   instantiateWrit,
   isWritError,
   q,
@@ -24,6 +26,7 @@ export interface ExplainOptions {
   readonly withWrit?: string;
   readonly param: string[];
   readonly params?: string;
+  readonly writ?: string;
   readonly json: boolean;
 }
 
@@ -46,6 +49,65 @@ function parseParams(o: ExplainOptions): Record<string, unknown> {
     params[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return params;
+}
+
+function parseDate(v: unknown, what: string, fallback: Date): Date {
+  if (v === undefined) return fallback;
+  const d = new Date(String(v));
+  if (Number.isNaN(d.getTime()))
+    throw new CliFailure("ERR_USAGE", `--writ: ${what} ${q(v)} is not an ISO 8601 time`);
+  return d;
+}
+
+/** An issued writ as JSON: `{"playbook":"p","grants":[{"action":"…","resource":"…"}],"expiresAt":"…"}`. */
+function parseWrit(text: string, agent: string, env: string, at: Date): ActiveWrit {
+  let raw: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
+    raw = parsed as Record<string, unknown>;
+  } catch (e) {
+    throw new CliFailure("ERR_USAGE", `--writ: expected a JSON object: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(raw.grants) || raw.grants.length === 0) {
+    throw new CliFailure("ERR_USAGE", "--writ: needs a non-empty `grants` list of {action, resource}");
+  }
+  const grants: Grant[] = raw.grants.map((g: unknown, i: number) => {
+    const o = g as { action?: unknown; resource?: unknown };
+    if (!o || typeof o.action !== "string" || (o.resource !== undefined && typeof o.resource !== "string")) {
+      throw new CliFailure("ERR_USAGE", `--writ: grants[${i}] needs a string \`action\` and \`resource\``);
+    }
+    try {
+      return {
+        kind: "grant",
+        rule: compileRule({ action: o.action, resource: o.resource ?? "*" }),
+        path: ["writ", "grants", i],
+      };
+    } catch (e) {
+      if (isWritError(e)) throw new CliFailure(e.code, `--writ: grants[${i}]: ${e.message}`);
+      throw e;
+    }
+  });
+  const issuedAt = parseDate(raw.issuedAt, "issuedAt", at);
+  const usesLeft = raw.usesLeft;
+  if (
+    usesLeft !== undefined &&
+    (typeof usesLeft !== "number" || !Number.isInteger(usesLeft) || usesLeft < 0)
+  ) {
+    throw new CliFailure("ERR_USAGE", "--writ: usesLeft must be a whole number");
+  }
+  return {
+    kind: "writ",
+    id: typeof raw.id === "string" ? raw.id : "what-if",
+    agent: typeof raw.agent === "string" ? raw.agent : agent,
+    playbook: typeof raw.playbook === "string" ? raw.playbook : "(none)",
+    environment: typeof raw.environment === "string" ? raw.environment : env,
+    grants,
+    issuedAt,
+    expiresAt: parseDate(raw.expiresAt, "expiresAt", new Date(issuedAt.getTime() + 15 * 60_000)),
+    usesLeft: usesLeft as number | undefined,
+    revoked: raw.revoked === true,
+  };
 }
 
 function reasonLine(r: Reason): string {
@@ -135,6 +197,7 @@ export async function explain(o: ExplainOptions, io: Io): Promise<number> {
       throw e;
     }
   }
+  if (o.writ !== undefined) writs.push(parseWrit(o.writ, o.agent, env, at));
   const d = decide(
     config,
     writs,
@@ -163,6 +226,10 @@ export function registerExplain(program: Command, io: Io, setExit: (code: number
       [],
     )
     .option("--params <json>", "the parameters of --with-writ as a JSON object")
+    .option(
+      "--writ <json>",
+      "as if this issued writ were held: {playbook, grants: [{action, resource}], expiresAt, …}",
+    )
     .option("-c, --config <file>", "the config file", DEFAULT_CONFIG)
     .option("--json", "print JSON", false)
     .action(async (o: ExplainOptions) => setExit(await explain(o, io)));
