@@ -1,0 +1,325 @@
+/**
+ * OpenID AuthZEN Authorization API 1.0 in front of the decision point, as a Hono sub-app:
+ *
+ *   GET  /.well-known/authzen-configuration   PDP metadata (§9)
+ *   POST /access/v1/evaluation                one decision (§6)
+ *   POST /access/v1/evaluations               several, with defaults and a semantic (§7)
+ *
+ * Mapping: `subject {type: "agent", id}`, `action {name: "aws:s3:GetObject"}`, `resource {type, id}`
+ * (the id is the resource string; the type is not used), `context {environment, ticket, writ_id,
+ * tainted, arguments, prompt_context_id}`. The time is the server's clock, never the caller's. The
+ * response is `{decision, context: {reason_code, message, reasons}}`; the spec leaves the decision
+ * context's shape to the PDP.
+ *
+ * A body that is not the JSON the spec describes gets a 400 `application/problem+json` (RFC 9457)
+ * naming what is wrong. A subject that is not an agent is a well-formed request writ cannot allow:
+ * `decision: false`. Every decision is handed to `onDecision` before it is returned; if that fails
+ * the caller gets a 500, never an unrecorded decision.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type Decision, q } from "../core/index.js";
+import type { PdpContext, PdpRequest } from "./request.js";
+
+/** The smallest thing the routes need: something that decides. */
+export interface Decider {
+  decide(req: PdpRequest): Promise<Decision>;
+}
+
+export interface AuthzenRecord {
+  readonly kind: "pdp-decision";
+  readonly source: "authzen";
+  /** The caller's `X-Request-ID`, when it sent one. */
+  readonly requestId?: string | undefined;
+  readonly request: PdpRequest;
+  readonly decision: Decision;
+}
+
+export interface AuthzenOptions {
+  /** When set, callers must send `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined;
+  /** The PDP identifier published in the metadata (an https URL); default: the request's origin. */
+  readonly baseUrl?: string | undefined;
+  /** The server clock; default `new Date()`. */
+  readonly clock?: (() => Date) | undefined;
+  /** Called with every decision before it is returned (the audit log). */
+  readonly onDecision?: ((record: AuthzenRecord) => void | Promise<void>) | undefined;
+  /** Largest request body accepted, in bytes; default 1 MiB. */
+  readonly maxBodyBytes?: number | undefined;
+  /** Most evaluations in one batch; default 256. */
+  readonly maxEvaluations?: number | undefined;
+}
+
+export const EVALUATION_PATH = "/access/v1/evaluation";
+export const EVALUATIONS_PATH = "/access/v1/evaluations";
+export const METADATA_PATH = "/.well-known/authzen-configuration";
+
+const SEMANTICS = ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] as const;
+type Semantic = (typeof SEMANTICS)[number];
+
+const TITLES: Record<string, string> = {
+  invalid_json: "Request body is not JSON",
+  invalid_request: "Request does not follow the Authorization API",
+  unsupported_media_type: "Request body must be application/json",
+  payload_too_large: "Request body is too large",
+  unauthorized: "Caller is not authenticated",
+  internal_error: "Decision point failed",
+};
+
+/** An RFC 9457 problem: `type` is `urn:writ:problem:<code>`. */
+function problem(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  detail: string,
+  headers: Record<string, string> = {},
+) {
+  const body = { type: `urn:writ:problem:${code}`, title: TITLES[code] ?? code, status, detail };
+  return c.body(JSON.stringify(body), status, { ...headers, "content-type": "application/problem+json" });
+}
+
+class BadRequest extends Error {}
+
+type Json = unknown;
+type Obj = Record<string, Json>;
+
+function isObject(v: Json): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(o: Obj, key: string, at: string, required: boolean): string | undefined {
+  const v = o[key];
+  if (v === undefined) {
+    if (required) throw new BadRequest(`${q(`${at}.${key}`)} is required`);
+    return undefined;
+  }
+  if (typeof v !== "string") throw new BadRequest(`${q(`${at}.${key}`)} must be a string`);
+  return v;
+}
+
+function obj(v: Json, at: string): Obj {
+  if (!isObject(v)) throw new BadRequest(`${q(at)} must be an object`);
+  return v;
+}
+
+interface Item {
+  readonly subject?: Json;
+  readonly action?: Json;
+  readonly resource?: Json;
+  readonly context?: Json;
+}
+
+/** A request to decide, or a decision already made (a subject writ does not decide for). */
+type Parsed = { readonly req: PdpRequest; readonly early?: Decision };
+
+function parseItem(item: Item, at: string, now: Date): Parsed {
+  const where = (key: string) => (at ? `${at}.${key}` : key);
+  const need = (v: Json, key: string) => {
+    if (v === undefined) {
+      throw new BadRequest(
+        `${q(where(key))} is required${at ? " (in the evaluation or at the top level)" : ""}`,
+      );
+    }
+    return obj(v, where(key));
+  };
+  const subject = need(item.subject, "subject");
+  const subjectType = str(subject, "type", where("subject"), true)!;
+  const agent = str(subject, "id", where("subject"), true)!;
+  const action = str(need(item.action, "action"), "name", where("action"), true)!;
+  const resourceObj = need(item.resource, "resource");
+  str(resourceObj, "type", where("resource"), true);
+  const resource = str(resourceObj, "id", where("resource"), true)!;
+  const ctx = item.context === undefined ? {} : obj(item.context, where("context"));
+  const cat = where("context");
+  const environment = str(ctx, "environment", cat, true)!;
+  const tainted = ctx.tainted;
+  if (tainted !== undefined && typeof tainted !== "boolean") {
+    throw new BadRequest(`${q(`${cat}.tainted`)} must be a boolean`);
+  }
+  const args = ctx.arguments === undefined ? undefined : obj(ctx.arguments, `${cat}.arguments`);
+  const context: PdpContext = {
+    ticket: str(ctx, "ticket", cat, false),
+    writId: str(ctx, "writ_id", cat, false),
+    tainted,
+    arguments: args,
+    promptContextId: str(ctx, "prompt_context_id", cat, false),
+  };
+  const req: PdpRequest = { agent, action, resource, environment, now, context };
+  if (subjectType !== "agent") {
+    return {
+      req,
+      early: {
+        kind: "decision",
+        allowed: false,
+        code: "unknown_agent",
+        message: `subject type ${q(subjectType)} is not \`agent\`: writ decides for agents only`,
+        reasons: [],
+      },
+    };
+  }
+  return { req };
+}
+
+function wire(d: Decision) {
+  return { decision: d.allowed, context: { reason_code: d.code, message: d.message, reasons: d.reasons } };
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
+  const app = new Hono();
+  const clock = opts.clock ?? (() => new Date());
+  const maxEvaluations = opts.maxEvaluations ?? 256;
+  const expected = opts.token === undefined ? undefined : digest(opts.token);
+  if (opts.token !== undefined && opts.token.length === 0)
+    throw new TypeError("authzen token must not be empty");
+
+  app.get(METADATA_PATH, (c) => {
+    const base = (opts.baseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+    return c.json({
+      policy_decision_point: base,
+      access_evaluation_endpoint: `${base}${EVALUATION_PATH}`,
+      access_evaluations_endpoint: `${base}${EVALUATIONS_PATH}`,
+    });
+  });
+
+  // authentication, then size, then media type, then JSON: the cheapest refusal first
+  app.use("/access/v1/*", async (c, next) => {
+    const requestId = c.req.header("x-request-id");
+    if (requestId !== undefined) c.header("x-request-id", requestId);
+    if (expected) {
+      const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(c.req.header("authorization") ?? "");
+      const ok = m !== null && timingSafeEqual(digest(m[1]!), expected);
+      if (!ok) {
+        const challenge = m === null ? 'Bearer realm="writ"' : 'Bearer realm="writ", error="invalid_token"';
+        const detail = m === null ? "send `Authorization: Bearer <token>`" : "the bearer token is not valid";
+        return problem(c, 401, "unauthorized", detail, { "www-authenticate": challenge });
+      }
+    }
+    await next();
+  });
+  app.use(
+    "/access/v1/*",
+    bodyLimit({
+      maxSize: opts.maxBodyBytes ?? 1024 * 1024,
+      onError: (c) =>
+        problem(
+          c,
+          413,
+          "payload_too_large",
+          `the body is larger than ${opts.maxBodyBytes ?? 1024 * 1024} bytes`,
+        ),
+    }),
+  );
+
+  async function readBody(c: Context): Promise<Obj | Response> {
+    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json") {
+      return problem(
+        c,
+        415,
+        "unsupported_media_type",
+        `content type ${q(type || "(none)")}: expected \`application/json\``,
+      );
+    }
+    let body: Json;
+    try {
+      body = JSON.parse(await c.req.text());
+    } catch (err) {
+      return problem(
+        c,
+        400,
+        "invalid_json",
+        `the body is not valid JSON: ${(err as Error).message.toLowerCase()}`,
+      );
+    }
+    if (!isObject(body)) return problem(c, 400, "invalid_request", "the body must be a JSON object");
+    return body;
+  }
+
+  async function run(c: Context, parsed: Parsed): Promise<Decision> {
+    const decision = parsed.early ?? (await pdp.decide(parsed.req));
+    await opts.onDecision?.({
+      kind: "pdp-decision",
+      source: "authzen",
+      requestId: c.req.header("x-request-id"),
+      request: parsed.req,
+      decision,
+    });
+    return decision;
+  }
+
+  async function guarded(c: Context, work: () => Promise<Response>): Promise<Response> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof BadRequest) return problem(c, 400, "invalid_request", err.message);
+      // no stack, no internals: the operator finds them in the server's log
+      return problem(c, 500, "internal_error", "the decision could not be made or recorded");
+    }
+  }
+
+  app.post(EVALUATION_PATH, async (c) => {
+    const body = await readBody(c);
+    if (body instanceof Response) return body;
+    return guarded(c, async () => {
+      const parsed = parseItem(body, "", clock());
+      return c.json(wire(await run(c, parsed)));
+    });
+  });
+
+  app.post(EVALUATIONS_PATH, async (c) => {
+    const body = await readBody(c);
+    if (body instanceof Response) return body;
+    return guarded(c, async () => {
+      const now = clock();
+      if (body.evaluations === undefined) {
+        // without `evaluations` the request is a single evaluation (§7.1)
+        return c.json(wire(await run(c, parseItem(body, "", now))));
+      }
+      if (!Array.isArray(body.evaluations)) throw new BadRequest("`evaluations` must be an array");
+      if (body.evaluations.length > maxEvaluations) {
+        throw new BadRequest(
+          `\`evaluations\` holds ${body.evaluations.length} items: at most ${maxEvaluations}`,
+        );
+      }
+      const options = body.options === undefined ? {} : obj(body.options, "options");
+      const semantic = (options.evaluations_semantic ?? "execute_all") as Semantic;
+      if (!SEMANTICS.includes(semantic)) {
+        throw new BadRequest(
+          `\`options.evaluations_semantic\` ${q(options.evaluations_semantic)}: expected one of ${SEMANTICS.join(", ")}`,
+        );
+      }
+      // check every item before deciding any: a malformed batch is refused whole
+      const items = body.evaluations.map((e: Json, i: number) => {
+        const at = `evaluations[${i}]`;
+        const o = obj(e, at);
+        const pick = (key: keyof Item) => (o[key] !== undefined ? o[key] : body[key]);
+        return parseItem(
+          {
+            subject: pick("subject"),
+            action: pick("action"),
+            resource: pick("resource"),
+            context: pick("context"),
+          },
+          at,
+          now,
+        );
+      });
+      const evaluations: ReturnType<typeof wire>[] = [];
+      for (const parsed of items) {
+        const d = await run(c, parsed);
+        evaluations.push(wire(d));
+        if (semantic === "deny_on_first_deny" && !d.allowed) break;
+        if (semantic === "permit_on_first_permit" && d.allowed) break;
+      }
+      return c.json({ evaluations });
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,243 @@
+/**
+ * Compiling guardrails at load: parse the Cedar text of every source, refuse what a guardrail may
+ * not be (a `permit`, a template, a duplicate id), validate against the schema generated from the
+ * config, then pre-parse the policy set once into Cedar's cache.
+ *
+ * Every problem names the file, line and column where the operator wrote the policy: Cedar reports
+ * UTF-8 byte offsets into the text it was given, which are mapped back through the source's own
+ * position in its file (an inline guardrail sits inside writ.yaml).
+ */
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import type { ConfigProblem, GuardrailSource } from "../config/index.js";
+import { formatPath } from "../config/index.js";
+import { q, type Vocabulary, type WritConfig } from "../core/index.js";
+import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
+import { CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
+import { actionTable, schemaFromTable } from "./schema.js";
+
+/**
+ * One source of Cedar text and where it sits: a `.cedar` file (line 1, column 1), or an inline
+ * block inside writ.yaml. The config loader's `GuardrailSource`; `indent` is added to the column of
+ * every line (the indentation a YAML block scalar strips).
+ */
+export type GuardrailText = Omit<GuardrailSource, "path"> & {
+  readonly path?: GuardrailSource["path"];
+  readonly indent?: number;
+};
+
+export interface CompileOptions {
+  /** Per-source texts with positions; without them the joined `config.guardrails.text` is used. */
+  readonly sources?: readonly GuardrailText[];
+  readonly vocab?: Vocabulary;
+}
+
+export interface CompileResult {
+  readonly problems: readonly ConfigProblem[];
+  /** Present when there are no errors and there is at least one policy. */
+  readonly guardrails?: CompiledGuardrails | undefined;
+}
+
+interface Parsed {
+  readonly src: GuardrailText;
+  readonly policy: GuardrailPolicy;
+  readonly start: number; // string index of the policy in src.text
+  readonly referencesArguments: boolean;
+}
+
+const ARGUMENTS_ACCESS = /^context\s*(\.\s*arguments\b|\[\s*"arguments"\s*\])/;
+
+function where(src: GuardrailText, index: number): { line: number; column: number } {
+  const lc = lineColumn(src.text, index);
+  return {
+    line: src.line + lc.line - 1,
+    column: (lc.line === 1 ? src.column - 1 : 0) + lc.column + (src.indent ?? 0),
+  };
+}
+
+function defaultSources(config: WritConfig): GuardrailText[] {
+  const g = config.guardrails;
+  if (!g || g.text.trim().length === 0) return [];
+  const file = g.files.length === 1 ? g.files[0]! : config.file;
+  return [{ file, text: g.text, line: 1, column: 1, path: ["guardrails"] }];
+}
+
+/** Cedar action ids a policy names: `Writ::Action::"aws:s3"` in its scope or its conditions. */
+function namedActions(json: unknown, out: Set<string>): void {
+  if (Array.isArray(json)) {
+    for (const v of json) namedActions(v, out);
+    return;
+  }
+  if (json === null || typeof json !== "object") return;
+  const o = json as Record<string, unknown>;
+  if (o.type === "Writ::Action" && typeof o.id === "string") out.add(o.id);
+  for (const v of Object.values(o)) namedActions(v, out);
+}
+
+function cleanMessage(message: string): string {
+  return message
+    .replace(/^failed to parse polic(y|ies)( with id `[^`]*`)? from string: /, "")
+    .replace(/^for policy `[^`]*`, /, "");
+}
+
+function describe(e: DetailedError): string {
+  const parts = [cleanMessage(e.message)];
+  for (const r of e.related ?? []) parts.push(cleanMessage(r.message));
+  if (e.help) parts.push(e.help);
+  return parts.join(": ");
+}
+
+export function compileGuardrails(config: WritConfig, opts: CompileOptions = {}): CompileResult {
+  const sources = opts.sources ?? defaultSources(config);
+  const vocab = opts.vocab ?? {};
+  const problems: ConfigProblem[] = [];
+  const problem = (
+    code: string,
+    src: GuardrailText,
+    index: number | undefined,
+    message: string,
+    severity: "error" | "warning" = "error",
+  ) => {
+    const pos = index === undefined ? {} : where(src, index);
+    problems.push({
+      code,
+      severity,
+      file: src.file,
+      ...pos,
+      path: src.path ? formatPath(src.path) : "",
+      message,
+    });
+  };
+
+  // 1. parse, split, refuse what a guardrail may not be
+  const parsed: Parsed[] = [];
+  const ids = new Map<string, Parsed>();
+  const named = new Set<string>();
+  for (const src of sources) {
+    const parts = cedar.policySetTextToParts(src.text);
+    if (parts.type === "failure") {
+      for (const e of parts.errors) {
+        const at = e.sourceLocations?.[0];
+        problem("ERR_CEDAR_SYNTAX", src, at ? charOffset(src.text, at.start) : undefined, describe(e));
+      }
+      continue;
+    }
+    let cursor = 0;
+    for (const t of parts.policy_templates) {
+      const start = src.text.indexOf(t);
+      problem(
+        "ERR_CEDAR_TEMPLATE",
+        src,
+        start < 0 ? undefined : start,
+        "a guardrail cannot be a template (`?principal`, `?resource`)",
+      );
+    }
+    for (const text of parts.policies) {
+      const found = src.text.indexOf(text, cursor);
+      const start = found < 0 ? cursor : found;
+      if (found >= 0) cursor = found + text.length;
+      const json = cedar.policyToJson(text);
+      if (json.type === "failure") {
+        for (const e of json.errors) {
+          const at = e.sourceLocations?.[0];
+          problem("ERR_CEDAR_SYNTAX", src, start + (at ? charOffset(text, at.start) : 0), describe(e));
+        }
+        continue;
+      }
+      const p: PolicyJson = json.json;
+      const pos = where(src, start);
+      const id = p.annotations?.id ?? `${basename(src.file)}:${pos.line}`;
+      if (p.effect !== "forbid") {
+        problem(
+          "ERR_CEDAR_PERMIT",
+          src,
+          start,
+          `policy ${q(id)}: guardrails may only forbid: writ permits what the core allows, and a guardrail can only take away`,
+        );
+        continue;
+      }
+      const policy: GuardrailPolicy = {
+        kind: "guardrail-policy",
+        id,
+        effect: "forbid",
+        file: src.file,
+        ...pos,
+        text,
+      };
+      const earlier = ids.get(id);
+      if (earlier || id === PERMIT_ALL) {
+        const first = earlier ? `${earlier.policy.file}:${earlier.policy.line}` : "writ";
+        problem("ERR_CEDAR_DUPLICATE_ID", src, start, `policy id ${q(id)} is already used (${first})`);
+        continue;
+      }
+      namedActions(p, named);
+      const serialized = JSON.stringify(p.conditions);
+      const entry: Parsed = {
+        src,
+        policy,
+        start,
+        referencesArguments: serialized.includes('{"Var":"context"},"attr":"arguments"'),
+      };
+      ids.set(id, entry);
+      parsed.push(entry);
+    }
+  }
+
+  // 2. validate each policy against the schema generated from the config
+  const table = actionTable(config, { vocab, named });
+  const schema = schemaFromTable(table);
+  for (const { src, policy, start, referencesArguments } of parsed) {
+    const answer = cedar.validate({ schema, policies: { staticPolicies: { [policy.id]: policy.text } } });
+    if (answer.type === "failure") {
+      for (const e of answer.errors)
+        problem("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
+      continue;
+    }
+    const seen = new Set<string>();
+    const report = (e: DetailedError, severity: "error" | "warning") => {
+      const at = e.sourceLocations?.[0];
+      const from = at ? charOffset(policy.text, at.start) : 0;
+      const to = at ? charOffset(policy.text, at.end) : 0;
+      // `context.arguments` is open JSON the schema cannot describe (see schema.ts)
+      if (referencesArguments) {
+        if (ARGUMENTS_ACCESS.test(policy.text.slice(from, to))) return;
+        if (severity === "warning" && /policy is impossible/.test(e.message)) return;
+      }
+      // the same mistake is reported once per action the policy applies to: name none of them
+      const message = `policy ${q(policy.id)}: ${describe(e).replace(/ for Writ::Action::"[^"]*"/, "")}`;
+      const key = `${from}:${to}:${message}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      problem(
+        severity === "error" ? "ERR_CEDAR_VALIDATION" : "WARN_CEDAR_VALIDATION",
+        src,
+        start + from,
+        message,
+        severity,
+      );
+    };
+    for (const v of answer.validationErrors) report(v.error, "error");
+    // a policy with errors also draws warnings that only repeat them
+    if (seen.size === 0) for (const v of answer.validationWarnings) report(v.error, "warning");
+  }
+  if (problems.some((p) => p.severity === "error") || parsed.length === 0) return { problems };
+
+  // 3. pre-parse once; the id is the content's hash, so reloading the same text reuses the slot
+  const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
+  for (const { policy } of parsed) staticPolicies[policy.id] = policy.text;
+  const policySetId = `writ-guardrails-${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
+  const pre = cedar.preparsePolicySet(policySetId, { staticPolicies });
+  if (pre.type === "failure") {
+    for (const e of pre.errors) problem("ERR_CEDAR_SYNTAX", sources[0]!, undefined, describe(e));
+    return { problems };
+  }
+  const guardrails = new CompiledGuardrails({
+    config,
+    policySetId,
+    policies: parsed.map((p) => p.policy),
+    schema,
+    table,
+    vocab,
+  });
+  return { problems, guardrails };
+}

@@ -1,0 +1,238 @@
+/**
+ * Compiled guardrails: the forbid policies, pre-parsed once into Cedar's cache, and everything a
+ * decision needs to ask Cedar about one request (entities, context) without further parsing.
+ *
+ * Evaluation runs only after the core has allowed a request. Cedar sees the guardrails plus one
+ * implicit `permit(principal, action, resource)`, so the answer is deny exactly when a forbid holds.
+ * Any error — a policy that fails to evaluate, a request Cedar refuses, an exception — is reported as
+ * such, and the decision point denies on it.
+ */
+import {
+  type Agent,
+  localTime,
+  parseRequestAction,
+  q,
+  type Vocabulary,
+  WEEKDAYS,
+  type WritConfig,
+  WritError,
+} from "../core/index.js";
+import { actionKey, actionParents, canonicalAction } from "./actions.js";
+import {
+  type CedarValueJson,
+  cedar,
+  type EntityJson,
+  type EntityUidJson,
+  type SchemaJson,
+  type StatefulAuthorizationCall,
+} from "./cedar.js";
+import type { PdpRequest } from "./request.js";
+import { type ActionTable, NAMESPACE } from "./schema.js";
+
+/** The id of the implicit permit-all policy. */
+export const PERMIT_ALL = "writ:permit-all";
+
+export interface GuardrailPolicy {
+  readonly kind: "guardrail-policy";
+  /** From `@id("...")`, else `file:line`. */
+  readonly id: string;
+  readonly effect: "forbid";
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly text: string;
+}
+
+export type GuardrailOutcome =
+  | { readonly kind: "pass" }
+  | { readonly kind: "forbid"; readonly policies: readonly string[]; readonly errors: readonly string[] }
+  | { readonly kind: "error"; readonly errors: readonly string[] };
+
+const AGENT = `${NAMESPACE}::Agent`;
+const ACTION = `${NAMESPACE}::Action`;
+const RESOURCE = `${NAMESPACE}::Resource`;
+const MAX_DEPTH = 32;
+const ACTION_CACHE = 4096;
+
+/** Tool arguments as a Cedar value: integers stay Longs, other numbers become strings, nulls go. */
+export function toCedarValue(value: unknown, depth = 0): CedarValueJson | undefined {
+  if (depth > MAX_DEPTH)
+    throw new WritError("ERR_GUARDRAIL_INPUT", `arguments nest deeper than ${MAX_DEPTH} levels`);
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isSafeInteger(value) ? value : String(value);
+    case "object": {
+      if (value === null) return undefined;
+      if (Array.isArray(value)) {
+        const out: CedarValueJson[] = [];
+        for (const v of value) {
+          const c = toCedarValue(v, depth + 1);
+          if (c !== undefined) out.push(c);
+        }
+        return out;
+      }
+      const out: Record<string, CedarValueJson> = {};
+      for (const [k, v] of Object.entries(value)) {
+        // Cedar reads these keys as entity references and extension calls: never from callers
+        if (k === "__entity" || k === "__extn" || k === "__expr") continue;
+        const c = toCedarValue(v, depth + 1);
+        if (c !== undefined) out[k] = c;
+      }
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function weekday(i: number): string {
+  return WEEKDAYS[i] ?? "sun";
+}
+
+function timeRecord(now: Date, timezone: string): Record<string, CedarValueJson> {
+  const ms = now.getTime();
+  if (!Number.isFinite(ms))
+    throw new WritError("ERR_GUARDRAIL_INPUT", "the request time is not a valid date");
+  const local = localTime(now, timezone);
+  return {
+    unix: Math.floor(ms / 1000),
+    iso: now.toISOString(),
+    hour: now.getUTCHours(),
+    minute: now.getUTCMinutes(),
+    weekday: weekday(now.getUTCDay()),
+    local: {
+      timezone,
+      hour: Math.floor(local.minute / 60),
+      minute: local.minute % 60,
+      weekday: weekday(local.weekday),
+    },
+  };
+}
+
+function agentEntity(agent: Agent): EntityJson {
+  return {
+    uid: { type: AGENT, id: agent.id },
+    attrs: {
+      owner: agent.owner,
+      purpose: agent.purpose,
+      runnerClass: agent.runnerClass,
+      environments: [...agent.environments],
+    },
+    parents: [],
+  };
+}
+
+interface ActionEntity {
+  readonly uid: EntityUidJson;
+  readonly entity: EntityJson;
+  readonly provider: string;
+  readonly service: string;
+}
+
+export class CompiledGuardrails {
+  readonly kind = "compiled-guardrails";
+  /** The id of the pre-parsed policy set in Cedar's cache. */
+  readonly policySetId: string;
+  readonly policies: readonly GuardrailPolicy[];
+  /** The schema the policies were validated against. */
+  readonly schema: SchemaJson<string>;
+  readonly #table: ActionTable;
+  readonly #vocab: Vocabulary;
+  readonly #agents = new Map<string, EntityJson>();
+  readonly #zones = new Map<string, string>();
+  readonly #actions = new Map<string, ActionEntity>();
+
+  /** @internal Use `compileGuardrails`, which checks and pre-parses the policies. */
+  constructor(init: {
+    config: WritConfig;
+    policySetId: string;
+    policies: readonly GuardrailPolicy[];
+    schema: SchemaJson<string>;
+    table: ActionTable;
+    vocab: Vocabulary;
+  }) {
+    this.policySetId = init.policySetId;
+    this.policies = init.policies;
+    this.schema = init.schema;
+    this.#table = init.table;
+    this.#vocab = init.vocab;
+    for (const agent of init.config.agents.values()) this.#agents.set(agent.id, agentEntity(agent));
+    for (const env of init.config.environments.values()) {
+      this.#zones.set(env.id, env.changeWindows[0]?.timezone ?? "UTC");
+    }
+  }
+
+  #action(text: string): ActionEntity {
+    const cached = this.#actions.get(text);
+    if (cached) return cached;
+    const a = parseRequestAction(text);
+    const spell = (id: string) => this.#table.ids.get(actionKey(id)) ?? id;
+    const id = spell(canonicalAction(a, this.#vocab));
+    const uid = { type: ACTION, id };
+    const parents = actionParents(a);
+    const entity = { uid, attrs: {}, parents: parents.map((p) => ({ type: ACTION, id: spell(p) })) };
+    // the service as the service group spells it: `aws:s3` → `s3`
+    const made = { uid, entity, provider: a.provider, service: parents[0]!.slice(a.provider.length + 1) };
+    if (this.#actions.size >= ACTION_CACHE) this.#actions.clear();
+    this.#actions.set(text, made);
+    return made;
+  }
+
+  /** The exact Cedar call a decision makes for a request (for diagnostics and benchmarks). */
+  cedarCall(req: PdpRequest): StatefulAuthorizationCall {
+    const principal = this.#agents.get(req.agent);
+    if (!principal) throw new WritError("ERR_GUARDRAIL_INPUT", `agent ${q(req.agent)} is not declared`);
+    const action = this.#action(req.action);
+    const resourceUid = { type: RESOURCE, id: req.resource };
+    const ctx = req.context ?? {};
+    const context: Record<string, CedarValueJson> = {
+      environment: req.environment,
+      time: timeRecord(req.now, this.#zones.get(req.environment) ?? "UTC"),
+      tainted: ctx.tainted === true,
+      arguments: toCedarValue(ctx.arguments ?? {}) ?? {},
+    };
+    if (ctx.ticket !== undefined) context.ticket = ctx.ticket;
+    if (ctx.writId !== undefined) context.writId = ctx.writId;
+    if (ctx.promptContextId !== undefined) context.promptContextId = ctx.promptContextId;
+    return {
+      principal: principal.uid,
+      action: action.uid,
+      resource: resourceUid,
+      context,
+      preparsedPolicySetId: this.policySetId,
+      entities: [
+        principal,
+        action.entity,
+        {
+          uid: resourceUid,
+          attrs: { provider: action.provider, service: action.service, id: req.resource },
+          parents: [],
+        },
+      ],
+    };
+  }
+
+  /** Asks Cedar. Never throws: a failure is an `error` outcome. */
+  evaluate(req: PdpRequest): GuardrailOutcome {
+    let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
+    try {
+      answer = cedar.statefulIsAuthorized(this.cedarCall(req));
+    } catch (err) {
+      return { kind: "error", errors: [err instanceof Error ? err.message : String(err)] };
+    }
+    if (answer.type === "failure") {
+      const errors = answer.errors.map((e) => e.message);
+      return { kind: "error", errors: errors.length > 0 ? errors : ["cedar refused the request"] };
+    }
+    const { decision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => `policy ${q(e.policyId)}: ${e.error.message}`);
+    const forbids = diagnostics.reason.filter((id) => id !== PERMIT_ALL);
+    if (decision === "deny" && forbids.length > 0) return { kind: "forbid", policies: forbids, errors };
+    if (errors.length > 0) return { kind: "error", errors };
+    if (decision !== "allow") return { kind: "error", errors: ["cedar denied without naming a policy"] };
+    return { kind: "pass" };
+  }
+}

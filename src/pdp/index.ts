@@ -1,0 +1,15 @@
+// The decision point: the core decision, then Cedar guardrails; the AuthZEN API in front of it.
+export {
+  type AuthzenOptions,
+  type AuthzenRecord,
+  authzenRoutes,
+  type Decider,
+  EVALUATION_PATH,
+  EVALUATIONS_PATH,
+  METADATA_PATH,
+} from "./authzen.js";
+export { type CompileOptions, type CompileResult, compileGuardrails, type GuardrailText } from "./compile.js";
+export { DecisionPoint, type DecisionPointOptions, type WritSource } from "./decision-point.js";
+export { CompiledGuardrails, type GuardrailOutcome, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
+export type { PdpContext, PdpRequest } from "./request.js";
+export { cedarSchemaFor, type SchemaOptions } from "./schema.js";
