@@ -14,6 +14,7 @@ import { formatPath } from "../config/index.js";
 import { q, type Vocabulary, type WritConfig } from "../core/index.js";
 import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
 import { CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
+import { addReads, emptyReads } from "./reads.js";
 import { actionTable, schemaFromTable } from "./schema.js";
 
 /**
@@ -42,6 +43,7 @@ interface Parsed {
   readonly src: GuardrailText;
   readonly policy: GuardrailPolicy;
   readonly start: number; // string index of the policy in src.text
+  readonly json: PolicyJson;
   readonly referencesArguments: boolean;
 }
 
@@ -176,6 +178,7 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
         src,
         policy,
         start,
+        json: p,
         referencesArguments: serialized.includes('{"Var":"context"},"attr":"arguments"'),
       };
       ids.set(id, entry);
@@ -224,7 +227,11 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
 
   // 3. pre-parse once; the id is the content's hash, so reloading the same text reuses the slot
   const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
-  for (const { policy } of parsed) staticPolicies[policy.id] = policy.text;
+  const reads = emptyReads();
+  for (const { policy, json } of parsed) {
+    staticPolicies[policy.id] = policy.text;
+    addReads(json, reads);
+  }
   const policySetId = `writ-guardrails-${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
   const pre = cedar.preparsePolicySet(policySetId, { staticPolicies });
   if (pre.type === "failure") {
@@ -238,6 +245,7 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
     schema,
     table,
     vocab,
+    reads,
   });
   return { problems, guardrails };
 }

@@ -26,6 +26,7 @@ import {
   type SchemaJson,
   type StatefulAuthorizationCall,
 } from "./cedar.js";
+import type { Reads } from "./reads.js";
 import type { PdpRequest } from "./request.js";
 import { type ActionTable, NAMESPACE } from "./schema.js";
 
@@ -92,37 +93,64 @@ function weekday(i: number): string {
   return WEEKDAYS[i] ?? "sun";
 }
 
-function timeRecord(now: Date, timezone: string): Record<string, CedarValueJson> {
+interface LocalClock {
+  minute: number;
+  value: Record<string, CedarValueJson>;
+}
+
+/** Wall-clock time in a zone changes only with the minute (zone offsets are whole minutes). */
+function localRecord(
+  now: Date,
+  timezone: string,
+  cache: Map<string, LocalClock>,
+): Record<string, CedarValueJson> {
+  const minute = Math.floor(now.getTime() / 60_000);
+  const hit = cache.get(timezone);
+  if (hit && hit.minute === minute) return hit.value;
+  const local = localTime(now, timezone);
+  const value = {
+    timezone,
+    hour: Math.floor(local.minute / 60),
+    minute: local.minute % 60,
+    weekday: weekday(local.weekday),
+  };
+  cache.set(timezone, { minute, value });
+  return value;
+}
+
+function timeRecord(
+  now: Date,
+  timezone: string,
+  cache: Map<string, LocalClock>,
+): Record<string, CedarValueJson> {
   const ms = now.getTime();
   if (!Number.isFinite(ms))
     throw new WritError("ERR_GUARDRAIL_INPUT", "the request time is not a valid date");
-  const local = localTime(now, timezone);
   return {
     unix: Math.floor(ms / 1000),
     iso: now.toISOString(),
     hour: now.getUTCHours(),
     minute: now.getUTCMinutes(),
     weekday: weekday(now.getUTCDay()),
-    local: {
-      timezone,
-      hour: Math.floor(local.minute / 60),
-      minute: local.minute % 60,
-      weekday: weekday(local.weekday),
-    },
+    local: localRecord(now, timezone, cache),
   };
 }
 
-function agentEntity(agent: Agent): EntityJson {
-  return {
-    uid: { type: AGENT, id: agent.id },
-    attrs: {
-      owner: agent.owner,
-      purpose: agent.purpose,
-      runnerClass: agent.runnerClass,
-      environments: [...agent.environments],
-    },
-    parents: [],
+function only(
+  attrs: Record<string, CedarValueJson>,
+  read: ReadonlySet<string>,
+): Record<string, CedarValueJson> {
+  return Object.fromEntries(Object.entries(attrs).filter(([k]) => read.has(k)));
+}
+
+function agentEntity(agent: Agent, read: ReadonlySet<string>): EntityJson {
+  const attrs = {
+    owner: agent.owner,
+    purpose: agent.purpose,
+    runnerClass: agent.runnerClass,
+    environments: [...agent.environments],
   };
+  return { uid: { type: AGENT, id: agent.id }, attrs: only(attrs, read), parents: [] };
 }
 
 interface ActionEntity {
@@ -144,6 +172,8 @@ export class CompiledGuardrails {
   readonly #agents = new Map<string, EntityJson>();
   readonly #zones = new Map<string, string>();
   readonly #actions = new Map<string, ActionEntity>();
+  readonly #clock = new Map<string, LocalClock>();
+  readonly #reads: Reads;
 
   /** @internal Use `compileGuardrails`, which checks and pre-parses the policies. */
   constructor(init: {
@@ -153,13 +183,17 @@ export class CompiledGuardrails {
     schema: SchemaJson<string>;
     table: ActionTable;
     vocab: Vocabulary;
+    reads: Reads;
   }) {
     this.policySetId = init.policySetId;
     this.policies = init.policies;
     this.schema = init.schema;
     this.#table = init.table;
     this.#vocab = init.vocab;
-    for (const agent of init.config.agents.values()) this.#agents.set(agent.id, agentEntity(agent));
+    this.#reads = init.reads;
+    for (const agent of init.config.agents.values()) {
+      this.#agents.set(agent.id, agentEntity(agent, init.reads.attrs));
+    }
     for (const env of init.config.environments.values()) {
       this.#zones.set(env.id, env.changeWindows[0]?.timezone ?? "UTC");
     }
@@ -187,32 +221,38 @@ export class CompiledGuardrails {
     if (!principal) throw new WritError("ERR_GUARDRAIL_INPUT", `agent ${q(req.agent)} is not declared`);
     const action = this.#action(req.action);
     const resourceUid = { type: RESOURCE, id: req.resource };
-    const ctx = req.context ?? {};
-    const context: Record<string, CedarValueJson> = {
-      environment: req.environment,
-      time: timeRecord(req.now, this.#zones.get(req.environment) ?? "UTC"),
-      tainted: ctx.tainted === true,
-      arguments: toCedarValue(ctx.arguments ?? {}) ?? {},
-    };
-    if (ctx.ticket !== undefined) context.ticket = ctx.ticket;
-    if (ctx.writId !== undefined) context.writId = ctx.writId;
-    if (ctx.promptContextId !== undefined) context.promptContextId = ctx.promptContextId;
+    const read = this.#reads.attrs;
+    const resourceAttrs: Record<string, CedarValueJson> = {};
+    if (read.has("provider")) resourceAttrs.provider = action.provider;
+    if (read.has("service")) resourceAttrs.service = action.service;
+    if (read.has("id")) resourceAttrs.id = req.resource;
     return {
       principal: principal.uid,
       action: action.uid,
       resource: resourceUid,
-      context,
+      context: this.#context(req),
       preparsedPolicySetId: this.policySetId,
-      entities: [
-        principal,
-        action.entity,
-        {
-          uid: resourceUid,
-          attrs: { provider: action.provider, service: action.service, id: req.resource },
-          parents: [],
-        },
-      ],
+      entities: [principal, action.entity, { uid: resourceUid, attrs: resourceAttrs, parents: [] }],
     };
+  }
+
+  #context(req: PdpRequest): Record<string, CedarValueJson> {
+    const wanted = this.#reads.context;
+    const wants = (key: string) => wanted === "all" || wanted.has(key);
+    const ctx = req.context ?? {};
+    const context: Record<string, CedarValueJson> = {};
+    if (wants("environment")) context.environment = req.environment;
+    if (wants("time")) {
+      context.time = timeRecord(req.now, this.#zones.get(req.environment) ?? "UTC", this.#clock);
+    }
+    if (wants("tainted")) context.tainted = ctx.tainted === true;
+    if (wants("arguments")) context.arguments = toCedarValue(ctx.arguments ?? {}) ?? {};
+    if (wants("ticket") && ctx.ticket !== undefined) context.ticket = ctx.ticket;
+    if (wants("writId") && ctx.writId !== undefined) context.writId = ctx.writId;
+    if (wants("promptContextId") && ctx.promptContextId !== undefined) {
+      context.promptContextId = ctx.promptContextId;
+    }
+    return context;
   }
 
   /** Asks Cedar. Never throws: a failure is an `error` outcome. */

@@ -231,4 +231,34 @@ describe("DecisionPoint", () => {
     };
     expect(pdp.decideWith(secret, [w2]).code).toBe("guardrail_forbid");
   });
+
+  it("hands Cedar only the attributes the guardrails read", async () => {
+    const pdp = await pdpWith(
+      `forbid(principal, action, resource) when { principal.runnerClass == "x" && context.tainted };`,
+    );
+    const call = pdp.guardrails!.cedarCall(req({ context: { ticket: "CHG-1", arguments: { a: 1 } } }));
+    const agent = call.entities.find((e) => "type" in e.uid && e.uid.type === "Writ::Agent");
+    expect(Object.keys(agent!.attrs)).toEqual(["runnerClass"]);
+    expect(Object.keys(call.context)).toEqual(["tainted"]);
+    // `has` reads too: an attribute tested for presence is passed
+    const has = await pdpWith(
+      `forbid(principal, action, resource) when { principal has purpose && resource has id };`,
+    );
+    expect((await has.decide(req({}))).code).toBe("guardrail_forbid");
+  });
+
+  it("a policy that uses the context whole gets it whole", async () => {
+    const pdp = await pdpWith(
+      `forbid(principal, action, resource) when { (if context.tainted then context else context).environment == "prod" };`,
+    );
+    const call = pdp.guardrails!.cedarCall(req({ context: { ticket: "CHG-1" } }));
+    expect(Object.keys(call.context).sort()).toEqual([
+      "arguments",
+      "environment",
+      "tainted",
+      "ticket",
+      "time",
+    ]);
+    expect((await pdp.decide(req({ environment: "prod" }))).code).toBe("guardrail_forbid");
+  });
 });

@@ -1,0 +1,94 @@
+/**
+ * A small timing harness for the benchmarks. Cases are measured interleaved — a slice of each in
+ * turn, several rounds — so that a shared machine's drift (other processes, thermal, GC) spreads
+ * over every case instead of favouring whichever ran in a quiet moment. Each case is warmed up
+ * first; single operations are timed, bounded by a time budget and an iteration cap.
+ */
+export interface Case {
+  readonly name: string;
+  /** One operation; may return a promise. */
+  readonly op: (i: number) => unknown;
+}
+
+export interface Measurement {
+  readonly name: string;
+  readonly iterations: number;
+  /** Operations per second over the time spent in this case. */
+  readonly opsPerSecond: number;
+  /** Latency percentiles, in microseconds. */
+  readonly p50: number;
+  readonly p99: number;
+}
+
+export interface MeasureOptions {
+  readonly warmupMs?: number;
+  /** Time per case in total, split over the rounds. */
+  readonly budgetMs?: number;
+  readonly rounds?: number;
+  /** Cap per case. */
+  readonly maxIterations?: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export async function measure(cases: readonly Case[], opts: MeasureOptions = {}): Promise<Measurement[]> {
+  const rounds = opts.rounds ?? 6;
+  const sliceNs = BigInt(Math.round(((opts.budgetMs ?? 1500) / rounds) * 1e6));
+  const max = opts.maxIterations ?? 200_000;
+  const perRound = Math.ceil(max / rounds);
+
+  for (const c of cases) {
+    const end = performance.now() + (opts.warmupMs ?? 300);
+    for (let i = 0; performance.now() < end; i++) await c.op(i);
+  }
+  const state = cases.map(() => ({ samples: new Float64Array(max), n: 0, ns: 0n }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [k, c] of cases.entries()) {
+      const s = state[k]!;
+      const start = process.hrtime.bigint();
+      let now = start;
+      for (let j = 0; j < perRound && s.n < max && now - start < sliceNs; j++) {
+        const t0 = process.hrtime.bigint();
+        await c.op(s.n);
+        now = process.hrtime.bigint();
+        s.samples[s.n++] = Number(now - t0) / 1000;
+      }
+      s.ns += now - start;
+    }
+  }
+  return cases.map((c, k) => {
+    const s = state[k]!;
+    const sorted = s.samples.subarray(0, s.n).sort();
+    return {
+      name: c.name,
+      iterations: s.n,
+      opsPerSecond: s.n / (Number(s.ns) / 1e9),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+    };
+  });
+}
+
+/** A Markdown table with the ratio of each row's median latency to the floor's. */
+export function table(title: string, rows: readonly Measurement[], floor: Measurement): string {
+  const fmt = (n: number, digits = 1) =>
+    n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const header = ["path", "decisions/s", "p50 µs", "p99 µs", "p50 vs floor", "iterations"];
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.opsPerSecond, 0),
+    fmt(r.p50),
+    fmt(r.p99),
+    `${fmt(r.p50 / floor.p50, 2)}×`,
+    fmt(r.iterations, 0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i > 0 ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")}|`;
+  return [title, "", line(header), rule, ...body.map(line)].join("\n");
+}
