@@ -53,6 +53,8 @@ export interface GuardrailSource {
   /** Where the text starts in `file` (1-based), so Cedar positions map back to the operator's file. */
   readonly line: number;
   readonly column: number;
+  /** Columns a YAML block scalar strips from every line of `text` (0 for files). */
+  readonly indent: number;
   readonly path: Path;
 }
 
@@ -818,6 +820,7 @@ async function parseAgent(
 }
 
 async function parseGuardrails(
+  source: string,
   c: Checker,
   v: Json,
   baseDir: string,
@@ -836,7 +839,7 @@ async function parseGuardrails(
     if (typeof obj.file === "string") {
       const full = resolve(baseDir, obj.file);
       try {
-        out.push({ file: full, text: await readFile(full, "utf8"), line: 1, column: 1, path });
+        out.push({ file: full, text: await readFile(full, "utf8"), line: 1, column: 1, indent: 0, path });
       } catch (e) {
         const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
         c.error("ERR_CONFIG_FILE", [...path, "file"], `cannot read guardrail file ${q(obj.file)}: ${why}`);
@@ -852,11 +855,18 @@ async function parseGuardrails(
       const start = node?.range?.[0] ?? 0;
       const pos = lines.linePos(start);
       const block = isScalar(node) && (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED");
+      let indent = 0;
+      if (block) {
+        const following = source.split("\n").slice(pos.line);
+        const first = following.find((l) => l.trim().length > 0) ?? "";
+        indent = first.length - first.trimStart().length;
+      }
       out.push({
         file,
         text: obj.inline,
         line: block ? pos.line + 1 : pos.line,
         column: block ? 1 : pos.col,
+        indent,
         path: [...path, "inline"],
       });
     } else {
@@ -992,6 +1002,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     });
   }
   const guardrailSources = await parseGuardrails(
+    text,
     c,
     top.guardrails,
     baseDir,

@@ -22,7 +22,7 @@ import { actionTable, schemaFromTable } from "./schema.js";
  * block inside writ.yaml. The config loader's `GuardrailSource`; `indent` is added to the column of
  * every line (the indentation a YAML block scalar strips).
  */
-export type GuardrailText = Omit<GuardrailSource, "path"> & {
+export type GuardrailText = Omit<GuardrailSource, "path" | "indent"> & {
   readonly path?: GuardrailSource["path"];
   readonly indent?: number;
 };
@@ -74,6 +74,15 @@ function namedActions(json: unknown, out: Set<string>): void {
   const o = json as Record<string, unknown>;
   if (o.type === "Writ::Action" && typeof o.id === "string") out.add(o.id);
   for (const v of Object.values(o)) namedActions(v, out);
+}
+
+/** A policy without `@id` is named where it is written: `guardrails.cedar:12`, made unique. */
+function autoId(base: string, column: number, taken: ReadonlyMap<string, unknown>): string {
+  if (!taken.has(base)) return base;
+  const withColumn = `${base}:${column}`;
+  let id = withColumn;
+  for (let k = 2; taken.has(id); k++) id = `${withColumn}#${k}`;
+  return id;
 }
 
 function cleanMessage(message: string): string {
@@ -148,7 +157,7 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
       }
       const p: PolicyJson = json.json;
       const pos = where(src, start);
-      const id = p.annotations?.id ?? `${basename(src.file)}:${pos.line}`;
+      const id = p.annotations?.id ?? autoId(`${basename(src.file)}:${pos.line}`, pos.column, ids);
       if (p.effect !== "forbid") {
         problem(
           "ERR_CEDAR_PERMIT",
@@ -173,13 +182,14 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
         continue;
       }
       namedActions(p, named);
-      const serialized = JSON.stringify(p.conditions);
+      const reads = emptyReads();
+      addReads(p, reads);
       const entry: Parsed = {
         src,
         policy,
         start,
         json: p,
-        referencesArguments: serialized.includes('{"Var":"context"},"attr":"arguments"'),
+        referencesArguments: reads.context === "all" || reads.context.has("arguments"),
       };
       ids.set(id, entry);
       parsed.push(entry);
