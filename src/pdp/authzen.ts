@@ -174,9 +174,10 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
   const app = new Hono();
   const clock = opts.clock ?? (() => new Date());
   const maxEvaluations = opts.maxEvaluations ?? 256;
-  const expected = opts.token === undefined ? undefined : digest(opts.token);
-  if (opts.token !== undefined && opts.token.length === 0)
+  if (opts.token !== undefined && opts.token.length === 0) {
     throw new TypeError("authzen token must not be empty");
+  }
+  const expected = opts.token === undefined ? undefined : digest(opts.token);
 
   app.get(METADATA_PATH, (c) => {
     const base = (opts.baseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");

@@ -29,6 +29,17 @@ forbid(principal, action in Writ::Action::"aws:s3", resource) when { resource.id
     expect(ids?.[1]).toMatch(/^writ\.yaml:\d+$/);
   });
 
+  it("names policies without @id uniquely, even several on one line", async () => {
+    const { compiled } = await load(
+      withGuardrails(
+        "forbid(principal, action, resource) when { context.tainted }; forbid(principal, action, resource) when { context.tainted };",
+      ),
+    );
+    expect(codes(compiled.problems)).toEqual([]);
+    const ids = compiled.guardrails!.policies.map((p) => p.id);
+    expect(new Set(ids).size).toBe(2);
+  });
+
   it("rejects a permit: guardrails may only restrict", async () => {
     const { compiled } = await load(withGuardrails(`@id("oops") permit(principal, action, resource);`));
     expect(codes(compiled.problems)).toEqual(["ERR_CEDAR_PERMIT"]);
