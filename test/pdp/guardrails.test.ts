@@ -108,8 +108,16 @@ forbid(principal, action in Writ::Action::"aws:s3", resource) when { resource.id
       const result = await loadConfigText(text, { file: FILE });
       const { problems } = compileGuardrails(result.config!, { sources: result.guardrailSources });
       const p = problems.find((x) => x.code === "ERR_CEDAR_SYNTAX");
-      const expectedLine = text.split("\n").findIndex((l) => l.includes('@id("broken")')) + 1;
-      expect(p).toMatchObject({ file: FILE, line: expectedLine, path: "guardrails[0].inline" });
+      const lines = text.split("\n");
+      const expectedLine = lines.findIndex((l) => l.includes('@id("broken")')) + 1;
+      // the column in writ.yaml, indentation included: the stray `}`
+      const expectedColumn = lines[expectedLine - 1]!.indexOf("== }") + 4;
+      expect(p).toMatchObject({
+        file: FILE,
+        line: expectedLine,
+        column: expectedColumn,
+        path: "guardrails[0].inline",
+      });
     });
   });
 
