@@ -1,0 +1,281 @@
+/**
+ * The audit log: append, checkpoint, read, verify, export — over the store's audit repository.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { q, WritError } from "../core/index.js";
+import type { AuditHead, AuditRepository, AuditRow, CheckpointRow } from "../store/index.js";
+import { canonicalJson, type JsonObject, type JsonValue, toJsonValue } from "./canonical.js";
+import { checkpointProblem, keyring, signCheckpoint } from "./checkpoint.js";
+import {
+  type AuditExport,
+  EXPORT_FORMAT,
+  EXPORT_VERSION,
+  exportCheckpoint,
+  exportRecord,
+  exportSource,
+  parseExport,
+} from "./export.js";
+import { GENESIS_HASH, recordHash } from "./hash.js";
+import type { AuditSigner, PublicJwk, TrustedKey } from "./keys.js";
+import { redact } from "./redact.js";
+import { type ChainReader, type VerifyReport, verifyChain, verifySegment } from "./verify.js";
+
+/** The record's data, after normalisation and redaction, is larger than the limit. */
+export const ERR_AUDIT_TOO_LARGE = "ERR_AUDIT_TOO_LARGE";
+/** A checkpoint was asked for but the log has no signing key. */
+export const ERR_AUDIT_NO_SIGNING_KEY = "ERR_AUDIT_NO_SIGNING_KEY";
+/** A checkpoint was refused because the records since the last one are damaged. */
+export const ERR_AUDIT_DAMAGED = "ERR_AUDIT_DAMAGED";
+
+export interface AuditRecord extends AuditRow {
+  readonly data: JsonObject;
+}
+
+export interface AuditLogOptions {
+  /** The store's audit repository (`store.audit`). */
+  readonly repo: AuditRepository;
+  /** Signs checkpoints; without it the log appends but never checkpoints. */
+  readonly signer?: AuditSigner | undefined;
+  /** A checkpoint after every N records (default 100; 0 turns periodic checkpoints off). */
+  readonly checkpointEvery?: number | undefined;
+  /** Keys `verify` trusts by default (default: the signer's public key). */
+  readonly trustedKeys?: readonly TrustedKey[] | undefined;
+  /** Largest record data, in bytes of canonical JSON (default 1 MiB). */
+  readonly maxRecordBytes?: number | undefined;
+  readonly clock?: (() => Date) | undefined;
+}
+
+export interface FollowOptions {
+  /** Yield records after this seq (default: the head at the time of the call). */
+  readonly afterSeq?: number | undefined;
+  /** Poll interval (default 1000 ms). */
+  readonly intervalMs?: number | undefined;
+  /** Ends the iteration. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface AuditLog {
+  /** Redacts, hashes and appends one record; checkpoints when its seq is a multiple of N. */
+  append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord>;
+  /** Signs a checkpoint at the current head (after checking the records since the last one). */
+  checkpoint(): Promise<CheckpointRow>;
+  verify(opts?: { trustedKeys?: readonly TrustedKey[]; pageSize?: number }): Promise<VerifyReport>;
+  head(): Promise<AuditHead>;
+  /** The `n` latest records, ascending. */
+  tail(n: number): Promise<AuditRecord[]>;
+  /** New records as they are appended, polling. */
+  follow(opts?: FollowOptions): AsyncIterable<AuditRecord>;
+  /** The whole log as one document (one consistent snapshot). */
+  export(opts?: { publicKeys?: readonly PublicJwk[] }): Promise<AuditExport>;
+  /** The same document as JSON text in chunks, without holding it all in memory. */
+  exportJson(
+    write: (chunk: string) => void | Promise<void>,
+    opts?: { publicKeys?: readonly PublicJwk[] },
+  ): Promise<{
+    records: number;
+    checkpoints: number;
+  }>;
+}
+
+const TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
+const PAGE = 1000;
+
+function asRecord(row: AuditRow): AuditRecord {
+  return row as AuditRecord;
+}
+
+export function openAuditLog(options: AuditLogOptions): AuditLog {
+  const { repo, signer } = options;
+  const every = options.checkpointEvery ?? 100;
+  const maxBytes = options.maxRecordBytes ?? 1024 * 1024;
+  const clock = options.clock ?? (() => new Date());
+  if (!Number.isSafeInteger(every) || every < 0)
+    throw new TypeError("checkpointEvery must be an integer ≥ 0");
+  const defaultKeys = options.trustedKeys ?? (signer === undefined ? [] : [signer.trusted]);
+
+  const now = (): Date => {
+    const at = clock();
+    if (!(at instanceof Date) || Number.isNaN(at.getTime()))
+      throw new TypeError("the audit clock returned an invalid date");
+    return new Date(at.getTime());
+  };
+
+  /** The last checkpoint that verifies with a trusted key, at or below `seq`, as a chain point. */
+  const lastTrustedPoint = async (seq: number): Promise<AuditHead> => {
+    const keys = keyring(defaultKeys);
+    for (const checkpoint of await repo.latestCheckpoints(seq, 20)) {
+      const problem = await checkpointProblem(checkpoint, keys);
+      if (problem === undefined) return { seq: checkpoint.seq, hash: checkpoint.hash };
+      if (signer !== undefined && checkpoint.keyId === signer.kid) {
+        throw new WritError(ERR_AUDIT_DAMAGED, `refusing to checkpoint: ${problem}`);
+      }
+    }
+    return { seq: 0, hash: GENESIS_HASH };
+  };
+
+  const checkpointAt = async (point: AuditHead): Promise<CheckpointRow> => {
+    if (signer === undefined) {
+      throw new WritError(ERR_AUDIT_NO_SIGNING_KEY, "the audit log has no signing key: checkpoints need one");
+    }
+    const from = await lastTrustedPoint(point.seq);
+    const damage = await verifySegment(repo as ChainReader, from, point);
+    if (damage !== undefined) {
+      throw new WritError(
+        ERR_AUDIT_DAMAGED,
+        `refusing to checkpoint seq ${point.seq}: ${damage.problem} at ${damage.seq}: ${damage.message}`,
+      );
+    }
+    return repo.addCheckpoint(await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() }));
+  };
+
+  const exportKeys = (keys: readonly PublicJwk[] | undefined): readonly PublicJwk[] =>
+    keys ?? (signer === undefined ? [] : [signer.publicJwk]);
+
+  return {
+    async append(type, data) {
+      if (typeof type !== "string" || !TYPE.test(type)) {
+        throw new TypeError(
+          `audit type ${q(type)}: expected lowercase letters, digits and . _ : - (at most 64)`,
+        );
+      }
+      const normalised = toJsonValue(data);
+      if (typeof normalised !== "object" || normalised === null || Array.isArray(normalised)) {
+        throw new TypeError("audit data must be an object");
+      }
+      const clean = redact(normalised) as JsonObject;
+      const size = Buffer.byteLength(canonicalJson(clean), "utf8");
+      if (size > maxBytes) {
+        throw new WritError(
+          ERR_AUDIT_TOO_LARGE,
+          `audit record ${q(type)}: ${size} bytes of data, the limit is ${maxBytes}`,
+        );
+      }
+      const row = await repo.append((head) => {
+        const record = { seq: head.seq + 1, at: now(), type, data: clean as JsonValue, prevHash: head.hash };
+        return { ...record, hash: recordHash(record) };
+      });
+      if (signer !== undefined && every > 0 && row.seq % every === 0) {
+        try {
+          await checkpointAt({ seq: row.seq, hash: row.hash });
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
+          throw new WritError(code, `record ${row.seq} was appended, but its checkpoint failed: ${message}`, {
+            cause: err,
+          });
+        }
+      }
+      return asRecord(row);
+    },
+
+    async checkpoint() {
+      return checkpointAt(await repo.head());
+    },
+
+    verify(opts = {}) {
+      return verifyChain(repo, { trustedKeys: opts.trustedKeys ?? defaultKeys, pageSize: opts.pageSize });
+    },
+
+    head: () => repo.head(),
+
+    async tail(n) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new TypeError("tail: n must be an integer ≥ 0");
+      return (await repo.latest(n)).map(asRecord);
+    },
+
+    follow(opts = {}) {
+      const interval = opts.intervalMs ?? 1000;
+      const { signal } = opts;
+      return {
+        async *[Symbol.asyncIterator]() {
+          let after = opts.afterSeq ?? (await repo.head()).seq;
+          while (signal?.aborted !== true) {
+            const rows = await repo.records(after, PAGE);
+            for (const row of rows) {
+              after = row.seq;
+              yield asRecord(row);
+            }
+            if (rows.length === PAGE) continue;
+            try {
+              await sleep(interval, undefined, signal === undefined ? undefined : { signal });
+            } catch {
+              return; // aborted
+            }
+          }
+        },
+      };
+    },
+
+    async export(opts = {}) {
+      return repo.snapshot(async (reader) => {
+        const head = await reader.head();
+        const records: ReturnType<typeof exportRecord>[] = [];
+        for (let after = 0; ; ) {
+          const rows = await reader.records(after, PAGE);
+          records.push(...rows.map(exportRecord));
+          if (rows.length < PAGE) break;
+          after = rows[rows.length - 1]!.seq;
+        }
+        const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
+        return {
+          format: EXPORT_FORMAT,
+          version: EXPORT_VERSION,
+          exportedAt: now().toISOString(),
+          head,
+          records,
+          checkpoints,
+          publicKeys: exportKeys(opts.publicKeys),
+        };
+      });
+    },
+
+    async exportJson(write, opts = {}) {
+      return repo.snapshot(async (reader) => {
+        const head = await reader.head();
+        await write(
+          `{"format":${JSON.stringify(EXPORT_FORMAT)},"version":${EXPORT_VERSION},"exportedAt":${JSON.stringify(now().toISOString())},"head":${JSON.stringify(head)},\n"records":[`,
+        );
+        let records = 0;
+        for (let after = 0; ; ) {
+          const rows = await reader.records(after, PAGE);
+          for (const row of rows) {
+            await write(`${records === 0 ? "\n" : ",\n"}${JSON.stringify(exportRecord(row))}`);
+            records += 1;
+          }
+          if (rows.length < PAGE) break;
+          after = rows[rows.length - 1]!.seq;
+        }
+        const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
+        await write(
+          `],\n"checkpoints":${JSON.stringify(checkpoints)},\n"publicKeys":${JSON.stringify(exportKeys(opts.publicKeys))}}\n`,
+        );
+        return { records, checkpoints: checkpoints.length };
+      });
+    },
+  };
+}
+
+/**
+ * Verifies an export document offline, trusting only `trustedKeys` (never the keys inside it).
+ * Throws `ERR_AUDIT_EXPORT_INVALID` when the document is not an export at all.
+ */
+export async function verifyExport(
+  doc: unknown,
+  trustedKeys: readonly TrustedKey[],
+  opts: { pageSize?: number } = {},
+): Promise<VerifyReport> {
+  const { source, duplicate } = exportSource(parseExport(doc));
+  const report = await verifyChain(source, { trustedKeys, pageSize: opts.pageSize });
+  if (duplicate !== undefined && (report.firstBad === undefined || report.firstBad.seq > duplicate)) {
+    return {
+      ...report,
+      ok: false,
+      firstBad: {
+        seq: duplicate,
+        problem: "inserted",
+        message: `the export holds two records with seq ${duplicate}`,
+      },
+    };
+  }
+  return report;
+}

@@ -1,0 +1,239 @@
+/**
+ * Rows of the audit log. This module owns the SQL and the locking; hashing, redaction, signing and
+ * verification live in src/audit, which builds each record inside `append`.
+ *
+ * Appends are serialised through the single `audit_head` row: `append` locks it (SELECT … FOR
+ * UPDATE) in a transaction, lets the caller build the next record from it, inserts the record and
+ * moves the head, then commits. Any number of processes sharing one PostgreSQL keep one chain.
+ */
+import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import { WritError } from "../core/index.js";
+import { ERR_STORE_CORRUPT, guard, toInt } from "./errors.js";
+import type { AuditCheckpointsTable, AuditRecordsTable, Database } from "./schema.js";
+
+/** One record as stored. `data` is whatever the row holds (verification must cope with anything). */
+export interface AuditRow {
+  readonly seq: number;
+  readonly at: Date;
+  readonly type: string;
+  readonly data: unknown;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditHead {
+  /** The seq of the last record; 0 for an empty log. */
+  readonly seq: number;
+  /** The hash of the last record; the genesis hash for an empty log. */
+  readonly hash: string;
+}
+
+export interface CheckpointRow {
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: Date;
+  readonly keyId: string;
+  /** A compact JWS over the checkpoint (see src/audit). */
+  readonly signature: string;
+}
+
+/** The read side of the log, also available inside a snapshot. */
+export interface AuditReader {
+  head(): Promise<AuditHead>;
+  /** Up to `limit` records with seq > `afterSeq`, ascending. */
+  records(afterSeq: number, limit: number): Promise<AuditRow[]>;
+  /** The `n` latest records, ascending. */
+  latest(n: number): Promise<AuditRow[]>;
+  /** Checkpoints with `afterSeq` < seq (≤ `toSeq` when given), ascending by seq then key id. */
+  checkpoints(afterSeq: number, toSeq?: number, limit?: number): Promise<CheckpointRow[]>;
+  /** The `limit` checkpoints with the highest seq ≤ `atOrBelow`, descending. */
+  latestCheckpoints(atOrBelow: number, limit: number): Promise<CheckpointRow[]>;
+}
+
+export interface AuditRepository extends AuditReader {
+  /**
+   * Appends one record. `build` receives the locked head and returns the next record, which must
+   * have `seq = head.seq + 1` and `prevHash = head.hash` (a `TypeError` otherwise). `build` runs
+   * inside the transaction: keep it short and do not touch the store from it.
+   */
+  append(build: (head: AuditHead) => AuditRow | Promise<AuditRow>): Promise<AuditRow>;
+  /** Stores a checkpoint; returns the stored one (the existing row when this seq and key already have one). */
+  addCheckpoint(checkpoint: CheckpointRow): Promise<CheckpointRow>;
+  /** Runs `fn` against one consistent, read-only snapshot (a REPEATABLE READ transaction). */
+  snapshot<T>(fn: (reader: AuditReader) => Promise<T>): Promise<T>;
+}
+
+const HEAD_ID = 1;
+
+function fromRecord(row: Selectable<AuditRecordsTable>): AuditRow {
+  return {
+    seq: toInt(row.seq, "audit record seq"),
+    at: row.at,
+    type: row.type,
+    data: row.data,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+function fromCheckpoint(row: Selectable<AuditCheckpointsTable>): CheckpointRow {
+  return {
+    seq: toInt(row.seq, "audit checkpoint seq"),
+    hash: row.hash,
+    at: row.at,
+    keyId: row.key_id,
+    signature: row.signature,
+  };
+}
+
+function checkCount(what: string, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new TypeError(`${what}: expected a non-negative integer, got ${n}`);
+}
+
+function reader(db: Kysely<Database> | Transaction<Database>): AuditReader {
+  return {
+    head: () =>
+      guard("read audit head", async () => {
+        const row = await db
+          .selectFrom("audit_head")
+          .select(["seq", "hash"])
+          .where("id", "=", HEAD_ID)
+          .executeTakeFirst();
+        if (row === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
+        return { seq: toInt(row.seq, "audit head seq"), hash: row.hash };
+      }),
+
+    records(afterSeq, limit) {
+      checkCount("records limit", limit);
+      return guard("read audit records", async () => {
+        const rows = await db
+          .selectFrom("audit_records")
+          .selectAll()
+          .where("seq", ">", afterSeq)
+          .orderBy("seq")
+          .limit(limit)
+          .execute();
+        return rows.map(fromRecord);
+      });
+    },
+
+    latest(n) {
+      checkCount("latest count", n);
+      return guard("read audit records", async () => {
+        const rows = await db
+          .selectFrom("audit_records")
+          .selectAll()
+          .orderBy("seq", "desc")
+          .limit(n)
+          .execute();
+        return rows.map(fromRecord).reverse();
+      });
+    },
+
+    checkpoints(afterSeq, toSeq, limit) {
+      if (limit !== undefined) checkCount("checkpoints limit", limit);
+      return guard("read audit checkpoints", async () => {
+        let query = db.selectFrom("audit_checkpoints").selectAll().where("seq", ">", afterSeq);
+        if (toSeq !== undefined) query = query.where("seq", "<=", toSeq);
+        query = query.orderBy("seq").orderBy("key_id");
+        if (limit !== undefined) query = query.limit(limit);
+        return (await query.execute()).map(fromCheckpoint);
+      });
+    },
+
+    latestCheckpoints(atOrBelow, limit) {
+      checkCount("checkpoints limit", limit);
+      return guard("read audit checkpoints", async () => {
+        const rows = await db
+          .selectFrom("audit_checkpoints")
+          .selectAll()
+          .where("seq", "<=", atOrBelow)
+          .orderBy("seq", "desc")
+          .orderBy("key_id")
+          .limit(limit)
+          .execute();
+        return rows.map(fromCheckpoint);
+      });
+    },
+  };
+}
+
+export function auditRepository(db: Kysely<Database>): AuditRepository {
+  return {
+    ...reader(db),
+
+    append(build) {
+      return guard("append audit record", () =>
+        db.transaction().execute(async (trx) => {
+          const locked = await trx
+            .selectFrom("audit_head")
+            .select(["seq", "hash"])
+            .where("id", "=", HEAD_ID)
+            .forUpdate()
+            .executeTakeFirst();
+          if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
+          const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
+          const record = await build(head);
+          if (record.seq !== head.seq + 1 || record.prevHash !== head.hash) {
+            throw new TypeError(
+              `audit append: the record must follow the head (seq ${head.seq + 1}, prev ${head.hash}), got seq ${record.seq}`,
+            );
+          }
+          await trx
+            .insertInto("audit_records")
+            .values({
+              seq: record.seq,
+              at: record.at,
+              type: record.type,
+              data: JSON.stringify(record.data),
+              prev_hash: record.prevHash,
+              hash: record.hash,
+            })
+            .execute();
+          await trx
+            .updateTable("audit_head")
+            .set({ seq: record.seq, hash: record.hash, updated_at: sql<Date>`now()` })
+            .where("id", "=", HEAD_ID)
+            .execute();
+          return record;
+        }),
+      );
+    },
+
+    addCheckpoint(checkpoint) {
+      return guard("store audit checkpoint", async () => {
+        const inserted = await db
+          .insertInto("audit_checkpoints")
+          .values({
+            seq: checkpoint.seq,
+            key_id: checkpoint.keyId,
+            hash: checkpoint.hash,
+            at: checkpoint.at,
+            signature: checkpoint.signature,
+          })
+          .onConflict((oc) => oc.columns(["seq", "key_id"]).doNothing())
+          .returningAll()
+          .executeTakeFirst();
+        if (inserted !== undefined) return fromCheckpoint(inserted);
+        const existing = await db
+          .selectFrom("audit_checkpoints")
+          .selectAll()
+          .where("seq", "=", checkpoint.seq)
+          .where("key_id", "=", checkpoint.keyId)
+          .executeTakeFirstOrThrow();
+        return fromCheckpoint(existing);
+      });
+    },
+
+    snapshot(fn) {
+      return guard("read audit snapshot", () =>
+        db
+          .transaction()
+          .setIsolationLevel("repeatable read")
+          .setAccessMode("read only")
+          .execute((trx) => fn(reader(trx))),
+      );
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// Storage: Kysely over PostgreSQL, embedded (PGlite) by default. The only public surface of src/store.
+export type {
+  AuditHead,
+  AuditReader,
+  AuditRepository,
+  AuditRow,
+  CheckpointRow,
+} from "./audit.js";
+export {
+  ERR_STORE,
+  ERR_STORE_CORRUPT,
+  ERR_STORE_LOCKED,
+  ERR_STORE_MIGRATION,
+  ERR_STORE_NOT_FOUND,
+  ERR_STORE_NOT_MIGRATED,
+  ERR_STORE_UNAVAILABLE,
+  isStoreFailure,
+} from "./errors.js";
+export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
+export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
+export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";
+export type { Database } from "./schema.js";
+export {
+  ERR_WRIT_EXHAUSTED,
+  ERR_WRIT_EXISTS,
+  ERR_WRIT_EXPIRED,
+  ERR_WRIT_INVALID,
+  ERR_WRIT_NOT_FOUND,
+  ERR_WRIT_NOT_YET_VALID,
+  ERR_WRIT_REVOKED,
+  type NewWrit,
+  type RevokeResult,
+  type SpendResult,
+  type StoredWrit,
+  toActiveWrit,
+  type WritRepository,
+  type WritStatus,
+} from "./writs.js";

@@ -1,0 +1,132 @@
+/**
+ * The schema, as migrations in code. Names sort in the order they apply; a migration, once
+ * released, never changes — later issues add new ones. There are no down migrations: the audit
+ * tables are append-only and nothing rolls them back.
+ *
+ * Two processes may migrate one PostgreSQL at once: Kysely's Migrator takes a session advisory
+ * lock (`pg_advisory_lock`) around the run and applies each migration in a transaction, so the
+ * second process waits and then finds nothing left to do.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import { WritError } from "../core/index.js";
+import { ERR_STORE_MIGRATION, storeError } from "./errors.js";
+
+/** The `prev_hash` of the first audit record and the hash of an empty log: 64 zeros. */
+export const GENESIS_HASH = "0".repeat(64);
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against whatever schema exists at that point
+type AnyDb = Kysely<any>;
+
+async function run(db: AnyDb, statements: readonly ReturnType<typeof sql.raw>[]): Promise<void> {
+  for (const statement of statements) await statement.execute(db);
+}
+
+const initial: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table writs (
+          id text primary key check (length(id) between 1 and 200),
+          agent text not null check (length(agent) > 0),
+          playbook text not null check (length(playbook) > 0),
+          environment text not null check (length(environment) > 0),
+          params jsonb not null default '{}'::jsonb check (jsonb_typeof(params) = 'object'),
+          grants jsonb not null check (jsonb_typeof(grants) = 'array'),
+          issued_at timestamptz not null,
+          expires_at timestamptz not null,
+          max_uses integer check (max_uses is null or max_uses > 0),
+          uses integer not null default 0 check (uses >= 0),
+          status text not null default 'active' check (status in ('active', 'revoked')),
+          revoked_at timestamptz,
+          revoked_reason text,
+          constraint writs_expiry_after_issue check (expires_at > issued_at),
+          constraint writs_uses_within_max check (max_uses is null or uses <= max_uses),
+          constraint writs_revocation_complete check ((status = 'revoked') = (revoked_at is not null))
+        )`),
+      sql.raw(`create index writs_active_by_agent on writs (agent, expires_at) where status = 'active'`),
+      sql.raw(`create index writs_active_by_environment on writs (environment) where status = 'active'`),
+      // timestamptz(3): the hash covers `at` to the millisecond, so the column cannot hold more.
+      sql.raw(`
+        create table audit_records (
+          seq bigint primary key check (seq > 0),
+          at timestamptz(3) not null,
+          type text not null,
+          data jsonb not null,
+          prev_hash text not null check (prev_hash ~ '^[0-9a-f]{64}$'),
+          hash text not null check (hash ~ '^[0-9a-f]{64}$')
+        )`),
+      sql.raw(`
+        create table audit_head (
+          id smallint primary key default 1 check (id = 1),
+          seq bigint not null check (seq >= 0),
+          hash text not null check (hash ~ '^[0-9a-f]{64}$'),
+          updated_at timestamptz not null
+        )`),
+      sql.raw(`insert into audit_head (id, seq, hash, updated_at) values (1, 0, '${GENESIS_HASH}', now())`),
+      sql.raw(`
+        create table audit_checkpoints (
+          seq bigint not null check (seq >= 0),
+          key_id text not null,
+          hash text not null check (hash ~ '^[0-9a-f]{64}$'),
+          at timestamptz(3) not null,
+          signature text not null,
+          primary key (seq, key_id)
+        )`),
+      // Defence in depth: the application never updates or deletes audit rows, so the database
+      // refuses to. Someone with owner rights can still disable the triggers; verify() is what
+      // detects that.
+      sql.raw(`
+        create function writ_audit_append_only() returns trigger language plpgsql as $fn$
+        begin
+          raise exception 'writ: % on % refused: the audit log is append-only', tg_op, tg_table_name
+            using errcode = 'WA001';
+        end
+        $fn$`),
+      sql.raw(`
+        create trigger audit_records_append_only before update or delete on audit_records
+        for each row execute function writ_audit_append_only()`),
+      sql.raw(`
+        create trigger audit_records_no_truncate before truncate on audit_records
+        for each statement execute function writ_audit_append_only()`),
+      sql.raw(`
+        create trigger audit_checkpoints_append_only before update or delete on audit_checkpoints
+        for each row execute function writ_audit_append_only()`),
+      sql.raw(`
+        create trigger audit_checkpoints_no_truncate before truncate on audit_checkpoints
+        for each statement execute function writ_audit_append_only()`),
+    ]);
+  },
+};
+
+/** Every migration, by name. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  "0001_writs_and_audit": initial,
+};
+
+const provider: MigrationProvider = {
+  getMigrations: async () => ({ ...MIGRATIONS }),
+};
+
+export interface MigrationReport {
+  /** Migrations this call applied, in order; empty when the schema was already current. */
+  readonly applied: readonly string[];
+}
+
+export async function migrateToLatest(db: AnyDb): Promise<MigrationReport> {
+  const migrator = new Migrator({ db, provider });
+  let result: Awaited<ReturnType<Migrator["migrateToLatest"]>>;
+  try {
+    result = await migrator.migrateToLatest();
+  } catch (err) {
+    throw storeError("migrate", err);
+  }
+  if (result.error !== undefined) {
+    const failed = result.results?.find((r) => r.status === "Error");
+    const cause = storeError(failed ? `migration \`${failed.migrationName}\`` : "migrate", result.error);
+    if (cause.code !== "ERR_STORE") throw cause;
+    throw new WritError(ERR_STORE_MIGRATION, cause.message, { cause: result.error });
+  }
+  return {
+    applied: (result.results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName),
+  };
+}

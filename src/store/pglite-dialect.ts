@@ -1,0 +1,192 @@
+/**
+ * A Kysely dialect for PGlite (PostgreSQL compiled to WebAssembly, in process). It reuses Kysely's
+ * PostgreSQL adapter, introspector and query compiler; only the driver is new.
+ *
+ * PGlite is one connection. The driver hands that connection to one Kysely caller at a time: a
+ * mutex is taken in `acquireConnection` and given back in `releaseConnection`, so a transaction
+ * (BEGIN … COMMIT on the connection) never interleaves with another caller's statements.
+ *
+ * Consequence: inside `db.transaction().execute(trx => …)`, use `trx`, never `db` — a second
+ * acquisition from the same call chain waits forever for the first.
+ */
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from "kysely";
+
+/** The part of PGlite this dialect uses; `PGlite` from `@electric-sql/pglite` satisfies it. */
+export interface PGliteClient {
+  query(
+    sql: string,
+    params?: unknown[],
+  ): Promise<{
+    readonly rows: readonly unknown[];
+    readonly command?: string | undefined;
+    readonly rowCount?: number | undefined;
+    readonly affectedRows?: number | undefined;
+  }>;
+  close(): Promise<void>;
+}
+
+export interface PGliteDialectConfig {
+  /** The instance, or a function creating it when Kysely first needs it. Closed by `db.destroy()`. */
+  readonly pglite: PGliteClient | (() => Promise<PGliteClient>);
+}
+
+export class PGliteDialect implements Dialect {
+  readonly #config: PGliteDialectConfig;
+
+  constructor(config: PGliteDialectConfig) {
+    this.#config = config;
+  }
+
+  createDriver(): Driver {
+    return new PGliteDriver(this.#config);
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new PostgresQueryCompiler();
+  }
+
+  createAdapter(): DialectAdapter {
+    return new PostgresAdapter();
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: Kysely's Dialect interface takes Kysely<any>
+  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new PostgresIntrospector(db);
+  }
+}
+
+/** A FIFO mutex: `lock()` resolves with the function that releases it. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+
+  lock(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const previous = this.#tail;
+    this.#tail = previous.then(() => held);
+    return previous.then(() => release);
+  }
+}
+
+const AFFECTING = new Set(["INSERT", "UPDATE", "DELETE", "MERGE"]);
+
+class PGliteConnection implements DatabaseConnection {
+  readonly #client: PGliteClient;
+
+  constructor(client: PGliteClient) {
+    this.#client = client;
+  }
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await this.#client.query(compiledQuery.sql, [...compiledQuery.parameters]);
+    const command = result.command?.toUpperCase();
+    const rows = result.rows as R[];
+    if (command !== undefined && AFFECTING.has(command)) {
+      return { rows, numAffectedRows: BigInt(result.rowCount ?? result.affectedRows ?? 0) };
+    }
+    return { rows };
+  }
+
+  streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error(
+      "the pglite dialect does not stream: page with keyset queries (`where seq > $1 limit n`)",
+    );
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+class PGliteDriver implements Driver {
+  readonly #config: PGliteDialectConfig;
+  readonly #mutex = new Mutex();
+  #client: PGliteClient | undefined;
+  #connection: PGliteConnection | undefined;
+  #release: (() => void) | undefined;
+
+  constructor(config: PGliteDialectConfig) {
+    this.#config = config;
+  }
+
+  async init(): Promise<void> {
+    const { pglite } = this.#config;
+    this.#client = typeof pglite === "function" ? await pglite() : pglite;
+    this.#connection = new PGliteConnection(this.#client);
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const release = await this.#mutex.lock();
+    if (this.#connection === undefined) {
+      release();
+      throw new Error("the pglite driver is not initialised or was destroyed");
+    }
+    this.#release = release;
+    return this.#connection;
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    let text = "begin";
+    if (settings.isolationLevel !== undefined || settings.accessMode !== undefined) {
+      text = "start transaction";
+      if (settings.isolationLevel !== undefined) text += ` isolation level ${settings.isolationLevel}`;
+      if (settings.accessMode !== undefined) text += ` ${settings.accessMode}`;
+    }
+    await connection.executeQuery(CompiledQuery.raw(text));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("commit"));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("rollback"));
+  }
+
+  async savepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`savepoint ${quoteIdent(name)}`));
+  }
+
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`rollback to savepoint ${quoteIdent(name)}`));
+  }
+
+  async releaseSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`release savepoint ${quoteIdent(name)}`));
+  }
+
+  async releaseConnection(): Promise<void> {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+
+  async destroy(): Promise<void> {
+    // Wait for the current holder, so the instance is not closed under a running statement.
+    const release = await this.#mutex.lock();
+    try {
+      const client = this.#client;
+      this.#client = undefined;
+      this.#connection = undefined;
+      if (client !== undefined) await client.close();
+    } finally {
+      release();
+    }
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Issued writs. A row holds the grants as written (`{action, resource}` after parameter
+ * substitution); `toActiveWrit` compiles them into the core model for the decision point.
+ *
+ * `uses` counts spent uses. `spendUse` is one conditional UPDATE, so concurrent spenders on any
+ * number of processes can never take a writ past `max_uses`.
+ */
+import type { Kysely, Selectable } from "kysely";
+import { type ActiveWrit, compileRule, isWritError, q, type RuleText, WritError } from "../core/index.js";
+import { ERR_STORE_CORRUPT, guard, sqlState } from "./errors.js";
+import type { Database, WritsTable } from "./schema.js";
+
+export const ERR_WRIT_INVALID = "ERR_WRIT_INVALID";
+export const ERR_WRIT_EXISTS = "ERR_WRIT_EXISTS";
+export const ERR_WRIT_NOT_FOUND = "ERR_WRIT_NOT_FOUND";
+export const ERR_WRIT_REVOKED = "ERR_WRIT_REVOKED";
+export const ERR_WRIT_EXPIRED = "ERR_WRIT_EXPIRED";
+export const ERR_WRIT_NOT_YET_VALID = "ERR_WRIT_NOT_YET_VALID";
+export const ERR_WRIT_EXHAUSTED = "ERR_WRIT_EXHAUSTED";
+
+export type WritStatus = "active" | "revoked";
+
+/** What the broker stores when it issues a writ. */
+export interface NewWrit {
+  readonly id: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly environment: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly grants: readonly RuleText[];
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+  /** undefined: unlimited uses within the TTL. */
+  readonly maxUses?: number | undefined;
+}
+
+export interface StoredWrit {
+  readonly kind: "stored-writ";
+  readonly id: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly environment: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly grants: readonly RuleText[];
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+  readonly maxUses: number | undefined;
+  /** Uses spent so far. */
+  readonly uses: number;
+  readonly status: WritStatus;
+  readonly revokedAt: Date | undefined;
+  readonly revokedReason: string | undefined;
+}
+
+export interface SpendResult {
+  /** Uses spent, this one included. */
+  readonly uses: number;
+  /** Uses left after this one; undefined when the writ is unlimited. */
+  readonly usesLeft: number | undefined;
+}
+
+export interface RevokeResult {
+  readonly writ: StoredWrit;
+  /** True when the writ was already revoked: the first revocation's time and reason are kept. */
+  readonly alreadyRevoked: boolean;
+}
+
+export interface WritRepository {
+  /** Stores a new writ. `ERR_WRIT_INVALID` for a malformed one, `ERR_WRIT_EXISTS` for a taken id. */
+  insert(writ: NewWrit): Promise<StoredWrit>;
+  get(id: string): Promise<StoredWrit | undefined>;
+  /** The agent's writs that are active, issued at or before `now`, unexpired and not used up. */
+  listActive(agent: string, now: Date): Promise<StoredWrit[]>;
+  /** Revokes a writ (idempotent). `ERR_WRIT_NOT_FOUND` when there is no such writ. */
+  revoke(id: string, reason: string, now?: Date): Promise<RevokeResult>;
+  /**
+   * Spends one use, atomically: only an active, valid, not used-up writ is charged. Otherwise
+   * `ERR_WRIT_NOT_FOUND`, `ERR_WRIT_REVOKED`, `ERR_WRIT_EXPIRED`, `ERR_WRIT_NOT_YET_VALID` or
+   * `ERR_WRIT_EXHAUSTED`, and nothing changes.
+   */
+  spendUse(id: string, now?: Date): Promise<SpendResult>;
+}
+
+/** The core model of a stored writ, grants compiled. */
+export function toActiveWrit(writ: StoredWrit): ActiveWrit {
+  return {
+    kind: "writ",
+    id: writ.id,
+    agent: writ.agent,
+    playbook: writ.playbook,
+    environment: writ.environment,
+    grants: writ.grants.map((text, i) => ({
+      kind: "grant",
+      rule: compileRule(text),
+      path: ["writs", writ.id, "grants", i],
+    })),
+    issuedAt: writ.issuedAt,
+    expiresAt: writ.expiresAt,
+    usesLeft: writ.maxUses === undefined ? undefined : writ.maxUses - writ.uses,
+    revoked: writ.status === "revoked",
+  };
+}
+
+function invalid(message: string): WritError {
+  return new WritError(ERR_WRIT_INVALID, message);
+}
+
+function checkName(field: string, value: unknown, max = 200): void {
+  if (typeof value !== "string" || value.length === 0 || value.length > max) {
+    throw invalid(`writ ${field}: expected a non-empty string of at most ${max} characters`);
+  }
+}
+
+function checkDate(field: string, value: unknown): asserts value is Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw invalid(`writ ${field}: expected a valid date`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function validate(writ: NewWrit): void {
+  checkName("id", writ.id);
+  checkName("agent", writ.agent);
+  checkName("playbook", writ.playbook);
+  checkName("environment", writ.environment);
+  checkDate("issuedAt", writ.issuedAt);
+  checkDate("expiresAt", writ.expiresAt);
+  if (writ.expiresAt.getTime() <= writ.issuedAt.getTime()) {
+    throw invalid(`writ ${q(writ.id)}: expiresAt must be after issuedAt`);
+  }
+  if (writ.maxUses !== undefined && !(Number.isSafeInteger(writ.maxUses) && writ.maxUses > 0)) {
+    throw invalid(`writ ${q(writ.id)}: maxUses must be a positive integer, got ${q(writ.maxUses)}`);
+  }
+  if (!isPlainObject(writ.params)) throw invalid(`writ ${q(writ.id)}: params must be an object`);
+  if (!Array.isArray(writ.grants)) throw invalid(`writ ${q(writ.id)}: grants must be an array`);
+  writ.grants.forEach((grant, i) => {
+    if (typeof grant?.action !== "string" || typeof grant?.resource !== "string") {
+      throw invalid(`writ ${q(writ.id)}: grants[${i}]: expected {action, resource} strings`);
+    }
+    try {
+      compileRule(grant);
+    } catch (err) {
+      if (isWritError(err)) throw invalid(`writ ${q(writ.id)}: grants[${i}]: ${err.message}`);
+      throw err;
+    }
+  });
+}
+
+function corrupt(id: string, what: string): WritError {
+  return new WritError(ERR_STORE_CORRUPT, `writ ${q(id)}: ${what}`);
+}
+
+function parseGrants(id: string, value: unknown): RuleText[] {
+  if (!Array.isArray(value)) throw corrupt(id, "grants is not an array");
+  return value.map((g: unknown, i) => {
+    const grant = g as { action?: unknown; resource?: unknown } | null;
+    if (typeof grant?.action !== "string" || typeof grant.resource !== "string") {
+      throw corrupt(id, `grants[${i}] is not {action, resource}`);
+    }
+    return { action: grant.action, resource: grant.resource };
+  });
+}
+
+function fromRow(row: Selectable<WritsTable>): StoredWrit {
+  if (row.status !== "active" && row.status !== "revoked")
+    throw corrupt(row.id, `unknown status ${q(row.status)}`);
+  if (!isPlainObject(row.params)) throw corrupt(row.id, "params is not an object");
+  return {
+    kind: "stored-writ",
+    id: row.id,
+    agent: row.agent,
+    playbook: row.playbook,
+    environment: row.environment,
+    params: row.params,
+    grants: parseGrants(row.id, row.grants),
+    issuedAt: row.issued_at,
+    expiresAt: row.expires_at,
+    maxUses: row.max_uses ?? undefined,
+    uses: row.uses,
+    status: row.status,
+    revokedAt: row.revoked_at ?? undefined,
+    revokedReason: row.revoked_reason ?? undefined,
+  };
+}
+
+export function writRepository(db: Kysely<Database>): WritRepository {
+  const get = (id: string) =>
+    guard("read writ", async () => {
+      const row = await db.selectFrom("writs").selectAll().where("id", "=", id).executeTakeFirst();
+      return row === undefined ? undefined : fromRow(row);
+    });
+
+  return {
+    async insert(writ) {
+      validate(writ);
+      return guard("insert writ", async () => {
+        try {
+          const row = await db
+            .insertInto("writs")
+            .values({
+              id: writ.id,
+              agent: writ.agent,
+              playbook: writ.playbook,
+              environment: writ.environment,
+              params: JSON.stringify(writ.params),
+              grants: JSON.stringify(writ.grants.map((g) => ({ action: g.action, resource: g.resource }))),
+              issued_at: writ.issuedAt,
+              expires_at: writ.expiresAt,
+              max_uses: writ.maxUses ?? null,
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          return fromRow(row);
+        } catch (err) {
+          if (sqlState(err) === "23505") {
+            throw new WritError(ERR_WRIT_EXISTS, `writ ${q(writ.id)} already exists`, { cause: err });
+          }
+          throw err;
+        }
+      });
+    },
+
+    get,
+
+    listActive(agent, now) {
+      checkDate("now", now);
+      return guard("list active writs", async () => {
+        const rows = await db
+          .selectFrom("writs")
+          .selectAll()
+          .where("agent", "=", agent)
+          .where("status", "=", "active")
+          .where("issued_at", "<=", now)
+          .where("expires_at", ">", now)
+          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+          .orderBy("issued_at")
+          .orderBy("id")
+          .execute();
+        return rows.map(fromRow);
+      });
+    },
+
+    async revoke(id, reason, now = new Date()) {
+      checkDate("now", now);
+      if (typeof reason !== "string" || reason.trim().length === 0 || reason.length > 1000) {
+        throw invalid(
+          `revoke writ ${q(id)}: the reason must be a non-empty string of at most 1000 characters`,
+        );
+      }
+      const row = await guard("revoke writ", () =>
+        db
+          .updateTable("writs")
+          .set({ status: "revoked", revoked_at: now, revoked_reason: reason })
+          .where("id", "=", id)
+          .where("status", "=", "active")
+          .returningAll()
+          .executeTakeFirst(),
+      );
+      if (row !== undefined) return { writ: fromRow(row), alreadyRevoked: false };
+      const existing = await get(id);
+      if (existing === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
+      return { writ: existing, alreadyRevoked: true };
+    },
+
+    async spendUse(id, now = new Date()) {
+      checkDate("now", now);
+      const row = await guard("spend writ use", () =>
+        db
+          .updateTable("writs")
+          .set((eb) => ({ uses: eb("uses", "+", 1) }))
+          .where("id", "=", id)
+          .where("status", "=", "active")
+          .where("issued_at", "<=", now)
+          .where("expires_at", ">", now)
+          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+          .returning(["uses", "max_uses"])
+          .executeTakeFirst(),
+      );
+      if (row !== undefined) {
+        return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
+      }
+      // Nothing was charged; say why. Each refusal is permanent, so reading after the fact is sound.
+      const writ = await get(id);
+      if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
+      if (writ.status === "revoked") throw new WritError(ERR_WRIT_REVOKED, `writ ${q(id)} is revoked`);
+      if (writ.expiresAt.getTime() <= now.getTime()) {
+        throw new WritError(ERR_WRIT_EXPIRED, `writ ${q(id)} expired at ${writ.expiresAt.toISOString()}`);
+      }
+      if (writ.issuedAt.getTime() > now.getTime()) {
+        throw new WritError(
+          ERR_WRIT_NOT_YET_VALID,
+          `writ ${q(id)} is not valid before ${writ.issuedAt.toISOString()}`,
+        );
+      }
+      throw new WritError(
+        ERR_WRIT_EXHAUSTED,
+        `writ ${q(id)} has no uses left (${writ.uses} of ${writ.maxUses})`,
+      );
+    },
+  };
+}

@@ -1,0 +1,308 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import { sql } from "kysely";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  type AuditSigner,
+  ERR_AUDIT_DAMAGED,
+  ERR_AUDIT_EXPORT_INVALID,
+  ERR_AUDIT_NO_SIGNING_KEY,
+  ERR_AUDIT_TOO_LARGE,
+  GENESIS_HASH,
+  loadSigningKey,
+  openAuditLog,
+  recordHash,
+  verifyExport,
+} from "../../src/audit/index.js";
+import { asAttacker, forEachBackend, resetAudit } from "../store/backends.js";
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
+  }
+  return "no error";
+}
+
+const jwt = await new SignJWT({ sub: "agent" })
+  .setProtectedHeader({ alg: "HS256" })
+  .sign(new TextEncoder().encode("k".repeat(32)));
+
+forEachBackend("audit log", (h) => {
+  let keyDir = "";
+  let signer: AuditSigner;
+  let otherSigner: AuditSigner;
+
+  beforeAll(async () => {
+    await h.setup();
+    keyDir = await mkdtemp(join(tmpdir(), "writ-audit-"));
+    signer = await loadSigningKey(join(keyDir, "main"));
+    otherSigner = await loadSigningKey(join(keyDir, "other"));
+  });
+  afterAll(async () => {
+    await h.teardown();
+    await rm(keyDir, { recursive: true, force: true });
+  });
+  beforeEach(() => resetAudit(h.store.db));
+
+  describe("append", () => {
+    it("chains records from the genesis hash", async () => {
+      const clock = () => new Date("2030-05-06T07:08:09.123Z");
+      const log = openAuditLog({ repo: h.store.audit, clock });
+      const first = await log.append("decision", { agent: "bot", allow: true });
+      const second = await log.append("decision", { agent: "bot", allow: false });
+      expect(first).toMatchObject({ seq: 1, prevHash: GENESIS_HASH, type: "decision" });
+      expect(first.at.toISOString()).toBe("2030-05-06T07:08:09.123Z");
+      expect(first.hash).toBe(recordHash(first));
+      expect(second.prevHash).toBe(first.hash);
+      expect(await log.head()).toEqual({ seq: 2, hash: second.hash });
+      expect(await log.verify()).toMatchObject({
+        ok: true,
+        records: 2,
+        lastSeq: 2,
+        checkpoints: 0,
+        unsigned: 2,
+      });
+    });
+
+    it("redacts secrets before they reach the database", async () => {
+      const log = openAuditLog({ repo: h.store.audit });
+      const record = await log.append("token.issued", {
+        agent: "bot",
+        access_token: jwt,
+        response: { headers: { authorization: `DPoP ${jwt}` }, note: `issued ${jwt}` },
+        client: { password: "hunter2" },
+      });
+      const raw = await sql<{
+        text: string;
+      }>`select data::text as text from audit_records where seq = ${record.seq}`.execute(h.store.db);
+      const stored = raw.rows[0]!.text;
+      expect(stored).not.toContain(jwt);
+      expect(stored).not.toContain(jwt.split(".")[1]!);
+      expect(stored).not.toContain("hunter2");
+      expect(stored).toContain("[redacted:");
+      expect(record.data.agent).toBe("bot");
+      expect(record.data.access_token).toMatch(/^\[redacted:token sha256:[0-9a-f]{12}\]$/);
+      expect(await log.verify()).toMatchObject({ ok: true });
+    });
+
+    it("keeps values PostgreSQL would refuse or change verifiable", async () => {
+      const log = openAuditLog({ repo: h.store.audit });
+      await log.append("edge.values", {
+        nul: "a\u0000b",
+        lone: "\uD800",
+        big: 2n ** 70n,
+        numbers: [1e21, 5e-324, -0, 0.1 + 0.2, Number.NaN],
+        nested: { "": { "z y": [true, null] } },
+        when: new Date("2030-01-01T00:00:00.000Z"),
+      });
+      expect(await log.verify()).toMatchObject({ ok: true, records: 1 });
+    });
+
+    it("refuses a bad type, non-object data and oversized data", async () => {
+      const log = openAuditLog({ repo: h.store.audit, maxRecordBytes: 100 });
+      await expect(log.append("Bad Type", {})).rejects.toThrow(TypeError);
+      await expect(log.append("ok", [] as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
+      expect(await codeOf(log.append("ok", { big: "x".repeat(200) }))).toBe(ERR_AUDIT_TOO_LARGE);
+      expect((await log.head()).seq).toBe(0);
+    });
+
+    it("keeps one chain when two stores append at once", async () => {
+      const stores = h.second ? [h.store, await h.second()] : [h.store];
+      const logs = stores.map((s) => openAuditLog({ repo: s.audit, signer, checkpointEvery: 7 }));
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => logs[i % logs.length]!.append("decision", { i })),
+      );
+      expect(await logs[0]!.verify()).toMatchObject({
+        ok: true,
+        records: 30,
+        checkpoints: 4,
+        lastCheckpointSeq: 28,
+      });
+    });
+  });
+
+  describe("checkpoints", () => {
+    it("signs every N records and on demand", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 5 });
+      for (let i = 0; i < 12; i++) await log.append("decision", { i });
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5, 10]);
+      const cp = await log.checkpoint();
+      expect(cp).toMatchObject({ seq: 12, keyId: signer.kid, hash: (await log.head()).hash });
+      expect(await log.verify()).toEqual({
+        ok: true,
+        records: 12,
+        checkpoints: 3,
+        lastSeq: 12,
+        lastCheckpointSeq: 12,
+        unsigned: 0,
+      });
+    });
+
+    it("can checkpoint an empty log", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer });
+      expect(await log.checkpoint()).toMatchObject({ seq: 0, hash: GENESIS_HASH });
+      expect(await log.verify()).toMatchObject({ ok: true, checkpoints: 1, lastSeq: 0 });
+    });
+
+    it("needs a signing key", async () => {
+      const log = openAuditLog({ repo: h.store.audit });
+      expect(await codeOf(log.checkpoint())).toBe(ERR_AUDIT_NO_SIGNING_KEY);
+    });
+
+    it("refuses to vouch for damage", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 5 });
+      for (let i = 0; i < 7; i++) await log.append("decision", { i });
+      await asAttacker(h.store.db, [`update audit_records set data = '{"i": 99}'::jsonb where seq = 6`]);
+      expect(await codeOf(log.checkpoint())).toBe(ERR_AUDIT_DAMAGED);
+      for (let i = 0; i < 2; i++) await log.append("decision", { i });
+      // the 10th record is stored, but its periodic checkpoint is refused, and the caller hears of it
+      expect(await codeOf(log.append("decision", { i: 10 }))).toBe(ERR_AUDIT_DAMAGED);
+      expect((await log.head()).seq).toBe(10);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5]);
+    });
+
+    it("refuses to build on a forged checkpoint of its own key", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
+      for (let i = 0; i < 3; i++) await log.append("decision", { i });
+      await log.checkpoint();
+      await asAttacker(h.store.db, [`update audit_checkpoints set signature = signature || 'x'`]);
+      await log.append("decision", { i: 4 });
+      expect(await codeOf(log.checkpoint())).toBe(ERR_AUDIT_DAMAGED);
+    });
+
+    it("trusts checkpoints of every key it is given", async () => {
+      const a = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
+      const b = openAuditLog({ repo: h.store.audit, signer: otherSigner, checkpointEvery: 0 });
+      await a.append("decision", { i: 1 });
+      await a.checkpoint();
+      await b.append("decision", { i: 2 });
+      await b.checkpoint();
+      expect(await a.verify({ trustedKeys: [signer.trusted, otherSigner.trusted] })).toMatchObject({
+        ok: true,
+        checkpoints: 2,
+      });
+      expect((await a.verify()).firstBad).toMatchObject({ problem: "bad-checkpoint", seq: 2 });
+    });
+  });
+
+  describe("reading", () => {
+    it("tails the latest records", async () => {
+      const log = openAuditLog({ repo: h.store.audit });
+      for (let i = 0; i < 5; i++) await log.append("decision", { i });
+      expect((await log.tail(3)).map((r) => r.data.i)).toEqual([2, 3, 4]);
+      expect(await log.tail(0)).toEqual([]);
+    });
+
+    it("follows new records until aborted", async () => {
+      const log = openAuditLog({ repo: h.store.audit });
+      await log.append("decision", { i: 0 });
+      const controller = new AbortController();
+      const seen: number[] = [];
+      const following = (async () => {
+        for await (const record of log.follow({ intervalMs: 20, signal: controller.signal })) {
+          seen.push(record.data.i as number);
+          if (seen.length === 3) controller.abort();
+        }
+      })();
+      for (let i = 1; i <= 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await log.append("decision", { i });
+      }
+      await following;
+      expect(seen).toEqual([1, 2, 3]);
+    });
+  });
+
+  describe("export", () => {
+    it("exports a document that verifies offline with the trusted key only", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
+      for (let i = 0; i < 10; i++) await log.append("decision", { i, token: `t-${i}` });
+      const doc = await log.export();
+      expect(doc).toMatchObject({ format: "writ-audit-export", version: 1, head: await log.head() });
+      expect(doc.records).toHaveLength(10);
+      expect(doc.checkpoints.map((c) => c.seq)).toEqual([4, 8]);
+      expect(doc.publicKeys).toEqual([signer.publicJwk]);
+
+      const copy = JSON.parse(JSON.stringify(doc));
+      expect(await verifyExport(copy, [signer.trusted])).toMatchObject({
+        ok: true,
+        records: 10,
+        checkpoints: 2,
+      });
+      // the keys inside the document are not trusted
+      expect((await verifyExport(copy, [])).firstBad).toMatchObject({ problem: "bad-checkpoint", seq: 4 });
+    });
+
+    it("streams the same document as JSON text", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 3 });
+      for (let i = 0; i < 7; i++) await log.append("decision", { i });
+      let text = "";
+      const counts = await log.exportJson((chunk) => {
+        text += chunk;
+      });
+      expect(counts).toEqual({ records: 7, checkpoints: 2 });
+      const streamed = JSON.parse(text);
+      const built = await log.export();
+      expect({ ...streamed, exportedAt: "" }).toEqual({
+        ...JSON.parse(JSON.stringify(built)),
+        exportedAt: "",
+      });
+      expect(await verifyExport(streamed, [signer.trusted])).toMatchObject({ ok: true, records: 7 });
+    });
+
+    it("finds damage done to an exported file", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
+      for (let i = 0; i < 10; i++) await log.append("decision", { i });
+      const doc = JSON.parse(JSON.stringify(await log.export()));
+      const damage = async (mutate: (d: typeof doc) => void) => {
+        const copy = structuredClone(doc);
+        mutate(copy);
+        return (await verifyExport(copy, [signer.trusted])).firstBad;
+      };
+      expect(await damage((d) => (d.records[5].data.i = 99))).toMatchObject({ problem: "edited", seq: 6 });
+      expect(await damage((d) => d.records.splice(3, 1))).toMatchObject({ problem: "deleted", seq: 4 });
+      expect(await damage((d) => d.records.splice(8))).toMatchObject({ problem: "truncated", seq: 9 });
+      expect(await damage((d) => d.records.push({ ...d.records[9] }))).toMatchObject({
+        problem: "inserted",
+        seq: 10,
+      });
+      expect(await damage((d) => (d.records[2].at = "2030-01-01T00:00:00Z"))).toMatchObject({
+        problem: "edited",
+        seq: 3,
+      });
+      expect(await damage((d) => (d.checkpoints[1].hash = d.records[0].hash))).toMatchObject({
+        problem: "bad-checkpoint",
+        seq: 8,
+      });
+      // order in the file does not matter: seq does
+      expect(await damage((d) => d.records.reverse())).toBeUndefined();
+    });
+
+    it.each([
+      ["not an object", "export"],
+      ["another format", { format: "other", version: 1 }],
+      [
+        "a record without a seq",
+        {
+          format: "writ-audit-export",
+          version: 1,
+          head: { seq: 0, hash: "" },
+          records: [{}],
+          checkpoints: [],
+        },
+      ],
+    ])("refuses %s as ERR_AUDIT_EXPORT_INVALID", async (_label, doc) => {
+      expect(await codeOf(verifyExport(doc, []))).toBe(ERR_AUDIT_EXPORT_INVALID);
+    });
+  });
+});
+
+describe("audit log (no database)", () => {
+  it("checks its options", () => {
+    expect(() => openAuditLog({ repo: {} as never, checkpointEvery: -1 })).toThrow(TypeError);
+  });
+});
