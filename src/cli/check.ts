@@ -1,6 +1,7 @@
 /** `writ check`: load writ.yaml, report every problem at once. */
 import type { Command } from "commander";
-import { formatProblem, loadConfigFile } from "../config/index.js";
+import { loadPolicy } from "../app.js";
+import { formatProblem } from "../config/index.js";
 import { countErrors, DEFAULT_CONFIG } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
@@ -11,13 +12,13 @@ export interface CheckOptions {
 }
 
 export async function check(opts: CheckOptions, io: Io): Promise<number> {
-  const loaded = await loadConfigFile(opts.config);
+  const loaded = await loadPolicy(opts.config);
   const missing = loaded.problems.find((p) => p.code === "ERR_CONFIG_FILE" && p.path === "");
   if (missing) throw new CliFailure(missing.code, missing.message, EXIT.usage);
   const errors = countErrors(loaded.problems);
   const warnings = loaded.problems.length - errors;
   const ok = errors === 0 && (!opts.strict || warnings === 0);
-  const c = loaded.config;
+  const c = loaded.policy?.config;
   emit(io, opts.json, { ok, file: opts.config, errors, warnings, problems: loaded.problems }, () => {
     const lines = loaded.problems.map(formatProblem);
     if (c) {

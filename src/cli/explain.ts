@@ -1,11 +1,11 @@
 /** `writ explain`: one decision with its reasons, optionally as if a playbook's writ were active. */
 import { Ajv2020 } from "ajv/dist/2020.js";
 import type { Command } from "commander";
+import { decisionPoint } from "../app.js";
 import {
   type ActiveWrit,
   compileRule,
   type Decision,
-  decide,
   type Grant,
   instantiateWrit,
   isWritError,
@@ -13,7 +13,8 @@ import {
   type Reason,
   ruleToString,
 } from "../core/index.js";
-import { DEFAULT_CONFIG, requireConfig } from "./common.js";
+import type { PdpContext } from "../pdp/index.js";
+import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
 export interface ExplainOptions {
@@ -27,6 +28,7 @@ export interface ExplainOptions {
   readonly param: string[];
   readonly params?: string;
   readonly writ?: string;
+  readonly context?: string;
   readonly json: boolean;
 }
 
@@ -49,6 +51,48 @@ function parseParams(o: ExplainOptions): Record<string, unknown> {
     params[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return params;
+}
+
+const CONTEXT_KEYS = ["ticket", "writId", "tainted", "arguments", "promptContextId"];
+
+function parseContext(text: string | undefined): PdpContext | undefined {
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new CliFailure("ERR_USAGE", `--context: expected a JSON object: ${(e as Error).message}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw))
+    throw new CliFailure("ERR_USAGE", "--context: expected a JSON object");
+  const o = raw as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !CONTEXT_KEYS.includes(k));
+  if (unknown.length > 0) {
+    throw new CliFailure(
+      "ERR_USAGE",
+      `--context: unknown key ${q(unknown[0])}: expected ${CONTEXT_KEYS.join(", ")}`,
+    );
+  }
+  const str = (k: string) => {
+    if (o[k] !== undefined && typeof o[k] !== "string")
+      throw new CliFailure("ERR_USAGE", `--context: \`${k}\` must be a string`);
+    return o[k] as string | undefined;
+  };
+  if (o.tainted !== undefined && typeof o.tainted !== "boolean")
+    throw new CliFailure("ERR_USAGE", "--context: `tainted` must be true or false");
+  if (
+    o.arguments !== undefined &&
+    (!o.arguments || typeof o.arguments !== "object" || Array.isArray(o.arguments))
+  ) {
+    throw new CliFailure("ERR_USAGE", "--context: `arguments` must be an object");
+  }
+  return {
+    ticket: str("ticket"),
+    writId: str("writId"),
+    promptContextId: str("promptContextId"),
+    tainted: o.tainted as boolean | undefined,
+    arguments: o.arguments as Record<string, unknown> | undefined,
+  };
 }
 
 function parseDate(v: unknown, what: string, fallback: Date): Date {
@@ -146,7 +190,10 @@ export async function explain(o: ExplainOptions, io: Io): Promise<number> {
   const at = o.at === undefined ? new Date() : new Date(o.at);
   if (Number.isNaN(at.getTime()))
     throw new CliFailure("ERR_USAGE", `--at ${q(o.at)}: expected an ISO 8601 time`);
-  const { config, vocab } = await requireConfig(o.config, io, o.json);
+  const context = parseContext(o.context);
+  const policy = await requirePolicy(o.config, io, o.json);
+  const { config } = policy;
+  await policy.prepare(o.action);
   const agent = config.agents.get(o.agent);
   let env = o.env;
   if (env === undefined) {
@@ -198,11 +245,9 @@ export async function explain(o: ExplainOptions, io: Io): Promise<number> {
     }
   }
   if (o.writ !== undefined) writs.push(parseWrit(o.writ, o.agent, env, at));
-  const d = decide(
-    config,
+  const d = decisionPoint(policy).decideWith(
+    { agent: o.agent, action: o.action, resource: o.resource, environment: env, now: at, context },
     writs,
-    { agent: o.agent, action: o.action, resource: o.resource, environment: env, now: at },
-    vocab,
   );
   const ctx = { agent: o.agent, action: o.action, resource: o.resource, env, at };
   emit(io, o.json, { ...d, request: { ...ctx, at: at.toISOString() } }, () => renderDecision(d, ctx));
@@ -229,6 +274,10 @@ export function registerExplain(program: Command, io: Io, setExit: (code: number
     .option(
       "--writ <json>",
       "as if this issued writ were held: {playbook, grants: [{action, resource}], expiresAt, …}",
+    )
+    .option(
+      "--context <json>",
+      "what the guardrails see: {ticket, writId, tainted, arguments, promptContextId}",
     )
     .option("-c, --config <file>", "the config file", DEFAULT_CONFIG)
     .option("--json", "print JSON", false)

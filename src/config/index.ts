@@ -1,6 +1,7 @@
 // writ.yaml: loaded and checked once, at the edge.
 export { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 export {
+  collectAwsServices,
   type GuardrailSource,
   type LoadOptions,
   type LoadResult,

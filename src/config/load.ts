@@ -64,6 +64,8 @@ export interface LoadResult {
   readonly guardrailSources: readonly GuardrailSource[];
   readonly problems: readonly ConfigProblem[];
   readonly vocab: Vocabulary;
+  /** The AWS catalog behind `vocab`: load a service before deciding on its actions. */
+  readonly catalog: LoadableAwsCatalog;
 }
 
 type Json = unknown;
@@ -876,7 +878,7 @@ async function parseGuardrails(
   return out;
 }
 
-function collectAwsServices(text: string): Set<string> {
+export function collectAwsServices(text: string): Set<string> {
   // every `aws:<service>:` in the file, literal services only
   const out = new Set<string>();
   for (const m of text.matchAll(/\baws:([A-Za-z0-9-]+):/gi)) out.add(m[1]!.toLowerCase());
@@ -907,7 +909,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
           .toLowerCase(),
       };
     });
-    return { problems, vocab, guardrailSources: [] };
+    return { problems, vocab, catalog, guardrailSources: [] };
   }
   let raw: Json;
   try {
@@ -924,12 +926,13 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
         },
       ],
       vocab,
+      catalog,
       guardrailSources: [],
     };
   }
   const c = new Checker(file, doc.contents as Node | null, lines);
   const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
-  if (!top) return { problems: c.problems, vocab, guardrailSources: [] };
+  if (!top) return { problems: c.problems, vocab, catalog, guardrailSources: [] };
   c.keys(
     top,
     [],
@@ -1010,6 +1013,8 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     lines,
     doc.contents as Node | null,
   );
+  // guardrails may name AWS actions the rest of the file does not
+  await catalog.load(collectAwsServices(guardrailSources.map((g) => g.text).join("\n")));
   const config: WritConfig = {
     kind: "config",
     file,
@@ -1033,7 +1038,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
   }
   const problems = c.problems;
   const failed = problems.some((p) => p.severity === "error");
-  return { config: failed ? undefined : config, problems, vocab, guardrailSources };
+  return { config: failed ? undefined : config, problems, vocab, catalog, guardrailSources };
 }
 
 export async function loadConfigFile(
@@ -1056,6 +1061,7 @@ export async function loadConfigFile(
         },
       ],
       vocab: {},
+      catalog: opts.catalog ?? createAwsCatalog(),
       guardrailSources: [],
     };
   }

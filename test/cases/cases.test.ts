@@ -8,12 +8,11 @@ import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type LoadResult, loadConfigFile } from "../../src/config/index.js";
+import { decisionPoint, loadPolicy, type Policy } from "../../src/app.js";
 import {
   type ActiveWrit,
   compileRule,
   type Decision,
-  decide,
   instantiateWrit,
   type Reason,
 } from "../../src/core/index.js";
@@ -78,8 +77,8 @@ function reasonTag(r: Reason): string {
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 
-function libraryDecision(loaded: LoadResult, c: Case): Decision | "usage-error" {
-  const config = loaded.config!;
+async function libraryDecision(policy: Policy, c: Case): Promise<Decision | "usage-error"> {
+  const { config } = policy;
   const at = new Date(c.at);
   const writs: ActiveWrit[] = [];
   if (c.withWrit) {
@@ -117,11 +116,17 @@ function libraryDecision(loaded: LoadResult, c: Case): Decision | "usage-error" 
       revoked: w.revoked,
     });
   }
-  return decide(
-    config,
+  await policy.prepare(c.action);
+  return decisionPoint(policy).decideWith(
+    {
+      agent: c.agent,
+      action: c.action,
+      resource: c.resource,
+      environment: c.env,
+      now: at,
+      context: c.context,
+    },
     writs,
-    { agent: c.agent, action: c.action, resource: c.resource, environment: c.env, now: at },
-    loaded.vocab,
   );
 }
 
@@ -162,16 +167,17 @@ describe("decision corpus", () => {
 
   for (const cf of files) {
     describe(cf.file, () => {
-      let loaded: LoadResult;
+      let policy: Policy;
       beforeAll(async () => {
         assertBuilt();
-        loaded = await loadConfigFile(cf.config);
+        const loaded = await loadPolicy(cf.config);
         expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+        policy = loaded.policy!;
       });
 
       for (const c of cf.cases) {
-        it(`library: ${c.name}`, () => {
-          const d = libraryDecision(loaded, c);
+        it(`library: ${c.name}`, async () => {
+          const d = await libraryDecision(policy, c);
           if (c.expect === "usage-error") expect(d).toBe("usage-error");
           else if (d === "usage-error") expect.fail(`${c.name}: parameters refused`);
           else checkDecision(c, d);
