@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { q, WritError } from "../core/index.js";
 import type { AuditHead, AuditRepository, AuditRow, CheckpointRow } from "../store/index.js";
-import { canonicalJson, type JsonObject, type JsonValue, toJsonValue } from "./canonical.js";
+import { canonicalJson, type JsonObject, toJsonValue } from "./canonical.js";
 import { checkpointProblem, keyring, signCheckpoint } from "./checkpoint.js";
 import {
   type AuditExport,
@@ -55,7 +55,10 @@ export interface FollowOptions {
 }
 
 export interface AuditLog {
-  /** Redacts, hashes and appends one record; checkpoints when its seq is a multiple of N. */
+  /**
+   * Redacts, hashes and appends one record; checkpoints when its seq is a multiple of N. Resolves
+   * once the record is committed. Concurrent appends share transactions (group commit).
+   */
   append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord>;
   /** Signs a checkpoint at the current head (after checking the records since the last one). */
   checkpoint(): Promise<CheckpointRow>;
@@ -79,6 +82,17 @@ export interface AuditLog {
 
 const TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
 const PAGE = 1000;
+/** Most records, and most bytes of data, one group-commit transaction carries. */
+const BATCH_RECORDS = 256;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+interface Pending {
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly size: number;
+  readonly resolve: (record: AuditRecord) => void;
+  readonly reject: (err: unknown) => void;
+}
 
 function asRecord(row: AuditRow): AuditRecord {
   return row as AuditRecord;
@@ -128,6 +142,74 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     return repo.addCheckpoint(await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() }));
   };
 
+  // Group commit: appends that arrive while a transaction is running wait and go together in the
+  // next one. A lone append starts its transaction at once; under load, one transaction (one head
+  // lock, one commit) carries many records. A failed transaction fails every append it carried,
+  // and none of them is stored.
+  const queue: Pending[] = [];
+  let flushing = false;
+
+  const takeBatch = (): Pending[] => {
+    let bytes = 0;
+    let n = 0;
+    while (n < queue.length && n < BATCH_RECORDS && (n === 0 || bytes + queue[n]!.size <= BATCH_BYTES)) {
+      bytes += queue[n]!.size;
+      n += 1;
+    }
+    return queue.splice(0, n);
+  };
+
+  const flush = async (): Promise<void> => {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (queue.length > 0) {
+        const batch = takeBatch();
+        let rows: AuditRow[];
+        try {
+          rows = await repo.appendBatch((head) => {
+            let previous: AuditHead = head;
+            return batch.map((pending) => {
+              const record = {
+                seq: previous.seq + 1,
+                at: now(),
+                type: pending.type,
+                data: pending.data,
+                prevHash: previous.hash,
+              };
+              const row = { ...record, hash: recordHash(record) };
+              previous = row;
+              return row;
+            });
+          });
+        } catch (err) {
+          for (const pending of batch) pending.reject(err);
+          continue;
+        }
+        for (const [i, row] of rows.entries()) {
+          const pending = batch[i]!;
+          if (signer !== undefined && every > 0 && row.seq % every === 0) {
+            try {
+              await checkpointAt({ seq: row.seq, hash: row.hash });
+            } catch (err) {
+              const message = err instanceof Error ? err.message : String(err);
+              const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
+              pending.reject(
+                new WritError(code, `record ${row.seq} was appended, but its checkpoint failed: ${message}`, {
+                  cause: err,
+                }),
+              );
+              continue;
+            }
+          }
+          pending.resolve(asRecord(row));
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  };
+
   const exportKeys = (keys: readonly PublicJwk[] | undefined): readonly PublicJwk[] =>
     keys ?? (signer === undefined ? [] : [signer.publicJwk]);
 
@@ -145,27 +227,17 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       const clean = redact(normalised) as JsonObject;
       const size = Buffer.byteLength(canonicalJson(clean), "utf8");
       if (size > maxBytes) {
-        throw new WritError(
-          ERR_AUDIT_TOO_LARGE,
-          `audit record ${q(type)}: ${size} bytes of data, the limit is ${maxBytes}`,
+        return Promise.reject(
+          new WritError(
+            ERR_AUDIT_TOO_LARGE,
+            `audit record ${q(type)}: ${size} bytes of data, the limit is ${maxBytes}`,
+          ),
         );
       }
-      const row = await repo.append((head) => {
-        const record = { seq: head.seq + 1, at: now(), type, data: clean as JsonValue, prevHash: head.hash };
-        return { ...record, hash: recordHash(record) };
+      return new Promise<AuditRecord>((resolve, reject) => {
+        queue.push({ type, data: clean, size, resolve, reject });
+        void flush();
       });
-      if (signer !== undefined && every > 0 && row.seq % every === 0) {
-        try {
-          await checkpointAt({ seq: row.seq, hash: row.hash });
-        } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
-          const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
-          throw new WritError(code, `record ${row.seq} was appended, but its checkpoint failed: ${message}`, {
-            cause: err,
-          });
-        }
-      }
-      return asRecord(row);
     },
 
     async checkpoint() {

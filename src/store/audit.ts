@@ -57,6 +57,13 @@ export interface AuditRepository extends AuditReader {
    * inside the transaction: keep it short and do not touch the store from it.
    */
   append(build: (head: AuditHead) => AuditRow | Promise<AuditRow>): Promise<AuditRow>;
+  /**
+   * Appends several records in one transaction (group commit): the first follows the head, each
+   * next one follows the one before. All are stored or none.
+   */
+  appendBatch(
+    build: (head: AuditHead) => readonly AuditRow[] | Promise<readonly AuditRow[]>,
+  ): Promise<AuditRow[]>;
   /** Stores a checkpoint; returns the stored one (the existing row when this seq and key already have one). */
   addCheckpoint(checkpoint: CheckpointRow): Promise<CheckpointRow>;
   /** Runs `fn` against one consistent, read-only snapshot (a REPEATABLE READ transaction). */
@@ -159,47 +166,70 @@ function reader(db: Kysely<Database> | Transaction<Database>): AuditReader {
   };
 }
 
+/** Rows per INSERT: PostgreSQL allows 65535 parameters, six per row. */
+const MAX_BATCH = 10_000;
+
+function checkChain(head: AuditHead, rows: readonly AuditRow[]): void {
+  if (rows.length === 0 || rows.length > MAX_BATCH) {
+    throw new TypeError(`audit append: expected 1 to ${MAX_BATCH} records, got ${rows.length}`);
+  }
+  let previous = head;
+  for (const row of rows) {
+    if (row.seq !== previous.seq + 1 || row.prevHash !== previous.hash) {
+      throw new TypeError(
+        `audit append: each record must follow the one before (seq ${previous.seq + 1}, prev ${previous.hash}), got seq ${row.seq}`,
+      );
+    }
+    previous = row;
+  }
+}
+
 export function auditRepository(db: Kysely<Database>): AuditRepository {
+  const appendBatch: AuditRepository["appendBatch"] = (build) =>
+    guard("append audit records", () =>
+      db.transaction().execute(async (trx) => {
+        const locked = await trx
+          .selectFrom("audit_head")
+          .select(["seq", "hash"])
+          .where("id", "=", HEAD_ID)
+          .forUpdate()
+          .executeTakeFirst();
+        if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
+        const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
+        const rows = [...(await build(head))];
+        checkChain(head, rows);
+        await trx
+          .insertInto("audit_records")
+          .values(
+            rows.map((row) => ({
+              seq: row.seq,
+              at: row.at,
+              type: row.type,
+              data: JSON.stringify(row.data),
+              prev_hash: row.prevHash,
+              hash: row.hash,
+            })),
+          )
+          .execute();
+        const last = rows[rows.length - 1]!;
+        await trx
+          .updateTable("audit_head")
+          .set({ seq: last.seq, hash: last.hash, updated_at: sql<Date>`now()` })
+          .where("id", "=", HEAD_ID)
+          .execute();
+        return rows;
+      }),
+    );
+
   return {
     ...reader(db),
 
-    append(build) {
-      return guard("append audit record", () =>
-        db.transaction().execute(async (trx) => {
-          const locked = await trx
-            .selectFrom("audit_head")
-            .select(["seq", "hash"])
-            .where("id", "=", HEAD_ID)
-            .forUpdate()
-            .executeTakeFirst();
-          if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
-          const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
-          const record = await build(head);
-          if (record.seq !== head.seq + 1 || record.prevHash !== head.hash) {
-            throw new TypeError(
-              `audit append: the record must follow the head (seq ${head.seq + 1}, prev ${head.hash}), got seq ${record.seq}`,
-            );
-          }
-          await trx
-            .insertInto("audit_records")
-            .values({
-              seq: record.seq,
-              at: record.at,
-              type: record.type,
-              data: JSON.stringify(record.data),
-              prev_hash: record.prevHash,
-              hash: record.hash,
-            })
-            .execute();
-          await trx
-            .updateTable("audit_head")
-            .set({ seq: record.seq, hash: record.hash, updated_at: sql<Date>`now()` })
-            .where("id", "=", HEAD_ID)
-            .execute();
-          return record;
-        }),
-      );
+    async append(build) {
+      const [row] = await appendBatch(async (head) => [await build(head)]);
+      return row!;
     },
+
+    appendBatch,
 
     addCheckpoint(checkpoint) {
       return guard("store audit checkpoint", async () => {

@@ -110,6 +110,51 @@ forEachBackend("audit log", (h) => {
       expect((await log.head()).seq).toBe(0);
     });
 
+    it("commits concurrent appends in shared transactions, each caller getting its own record", async () => {
+      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 10 });
+      const records = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append("decision", { i })));
+      expect(records.map((r) => r.data.i)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+      expect(new Set(records.map((r) => r.seq)).size).toBe(300);
+      expect(await log.verify()).toMatchObject({ ok: true, records: 300, checkpoints: 30 });
+    });
+
+    it("fails every append of a failed transaction and stores none of them", async () => {
+      let failures = 1;
+      let batches = 0;
+      const repo = {
+        ...h.store.audit,
+        appendBatch: (build: Parameters<typeof h.store.audit.appendBatch>[0]) => {
+          batches += 1;
+          if (batches === 2 && failures-- > 0) return Promise.reject(new Error("disk full"));
+          return h.store.audit.appendBatch(build);
+        },
+      };
+      const log = openAuditLog({ repo });
+      // the first append runs alone; the next three queue behind it and share the second transaction
+      const results = await Promise.allSettled([0, 1, 2, 3].map((i) => log.append("decision", { i })));
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
+      expect((await log.head()).seq).toBe(1);
+      await log.append("decision", { i: 4 });
+      expect(await log.verify()).toMatchObject({ ok: true, records: 2 });
+    });
+
+    it("raises no false alarm when verifying while others append", async () => {
+      const stores = h.second ? [h.store, await h.second()] : [h.store];
+      const logs = stores.map((s) => openAuditLog({ repo: s.audit, signer, checkpointEvery: 10 }));
+      const writing = (async () => {
+        for (let round = 0; round < 20; round++) {
+          await Promise.all(
+            Array.from({ length: 10 }, (_, i) => logs[i % logs.length]!.append("decision", { round, i })),
+          );
+        }
+      })();
+      const reports = [];
+      for (let i = 0; i < 8; i++) reports.push(await logs[i % logs.length]!.verify({ pageSize: 16 }));
+      await writing;
+      for (const report of reports) expect(report.firstBad).toBeUndefined();
+      expect(await logs[0]!.verify()).toMatchObject({ ok: true, records: 200 });
+    });
+
     it("keeps one chain when two stores append at once", async () => {
       const stores = h.second ? [h.store, await h.second()] : [h.store];
       const logs = stores.map((s) => openAuditLog({ repo: s.audit, signer, checkpointEvery: 7 }));

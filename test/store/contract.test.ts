@@ -282,6 +282,28 @@ forEachBackend("store contract", (h) => {
       expect(await h.store.audit.head()).toEqual(before);
     });
 
+    it("appends a batch in one transaction, all or nothing", async () => {
+      const before = await h.store.audit.head();
+      const rows = await h.store.audit.appendBatch((head) => {
+        const a = next(head, 1);
+        const b = next(a, 2);
+        return [a, b, next(b, 3)];
+      });
+      expect(rows.map((r) => r.seq)).toEqual([before.seq + 1, before.seq + 2, before.seq + 3]);
+      expect(await h.store.audit.head()).toEqual({ seq: before.seq + 3, hash: rows[2]!.hash });
+
+      const after = await h.store.audit.head();
+      await expect(
+        h.store.audit.appendBatch((head) => {
+          const a = next(head, 1);
+          return [a, { ...next(a, 2), prevHash: head.hash }];
+        }),
+      ).rejects.toThrow(TypeError);
+      await expect(h.store.audit.appendBatch(() => [])).rejects.toThrow(TypeError);
+      expect(await h.store.audit.head()).toEqual(after);
+      expect(await h.store.audit.records(after.seq, 10)).toEqual([]);
+    });
+
     it("round-trips record fields exactly", async () => {
       const when = new Date("2031-02-03T04:05:06.789Z");
       const data = { s: 'é \u2028 "q"', n: [0, -1.5, 1e21, 5e-324], t: true, z: null, o: {} };
