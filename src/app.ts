@@ -3,8 +3,12 @@
  * only place that reads the environment).
  *
  *   loadPolicy  writ.yaml → config + compiled Cedar guardrails, every problem at once
- *   createApp   policy + store + audit log → the HTTP app `writ serve` listens with
+ *   createServer policy + store + audit log + decision point → the HTTP app `writ serve` listens with
  */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { Hono } from "hono";
+import { type AuditLog, canonicalJson, loadSigningKey, openAuditLog, toJsonValue } from "./audit/index.js";
 import {
   type ConfigProblem,
   collectAwsServices,
@@ -12,7 +16,17 @@ import {
   loadConfigFile,
 } from "./config/index.js";
 import type { Vocabulary, WritConfig } from "./core/index.js";
-import { type CompiledGuardrails, compileGuardrails, DecisionPoint, type WritSource } from "./pdp/index.js";
+import { httpApp } from "./http/app.js";
+import {
+  type AuthzenRecord,
+  authzenRoutes,
+  type CompiledGuardrails,
+  compileGuardrails,
+  DecisionPoint,
+  type PdpRequest,
+  type WritSource,
+} from "./pdp/index.js";
+import { openStore, type Store, toActiveWrit } from "./store/index.js";
 
 export interface Policy {
   readonly file: string;
@@ -64,4 +78,115 @@ export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint
     guardrails: policy.guardrails,
     ...(writs ? { writs } : {}),
   });
+}
+
+export interface ServerOptions {
+  readonly policy: Policy;
+  /** The data folder: the embedded database (`<dir>/pg`) and the audit signing key (`<dir>/keys`). */
+  readonly dataDir: string;
+  /** PostgreSQL instead of the embedded database. */
+  readonly databaseUrl?: string | undefined;
+  /** Bearer token AuthZEN callers must present. */
+  readonly pdpToken?: string | undefined;
+  /** Published as the PDP's identifier in the AuthZEN metadata. */
+  readonly baseUrl?: string | undefined;
+  readonly version: string;
+  /** Audit checkpoint interval in records (default 100). */
+  readonly checkpointEvery?: number | undefined;
+}
+
+export interface Server {
+  readonly app: Hono;
+  readonly store: Store;
+  readonly audit: AuditLog;
+  /** Checkpoints the audit log and closes the store. */
+  close(): Promise<void>;
+}
+
+/** What lands in the audit log for one decision: never raw tool arguments, only their digest. */
+export function decisionAuditRecord(r: AuthzenRecord): Record<string, unknown> {
+  const ctx = r.request.context;
+  return {
+    source: r.source,
+    requestId: r.requestId,
+    agent: r.request.agent,
+    action: r.request.action,
+    resource: r.request.resource,
+    environment: r.request.environment,
+    at: r.request.now.toISOString(),
+    context: ctx && {
+      ticket: ctx.ticket,
+      writId: ctx.writId,
+      tainted: ctx.tainted,
+      promptContextId: ctx.promptContextId,
+      argumentsDigest:
+        ctx.arguments === undefined
+          ? undefined
+          : `sha256:${createHash("sha256")
+              .update(canonicalJson(toJsonValue(ctx.arguments)))
+              .digest("hex")}`,
+    },
+    decision: { allowed: r.decision.allowed, code: r.decision.code, reasons: r.decision.reasons },
+  };
+}
+
+/** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
+export async function createServer(opts: ServerOptions): Promise<Server> {
+  const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
+  try {
+    await store.migrate();
+    const signer = await loadSigningKey(opts.dataDir);
+    const audit = openAuditLog({ repo: store.audit, signer, checkpointEvery: opts.checkpointEvery });
+    const configText = await readFile(opts.policy.file);
+    await audit.append("server.start", {
+      version: opts.version,
+      config: opts.policy.file,
+      configDigest: `sha256:${createHash("sha256").update(configText).digest("hex")}`,
+      store: store.backend,
+    });
+    const pdp = decisionPoint(opts.policy, async (agent) => {
+      const rows = await store.writs.listActive(agent, new Date());
+      return rows.map(toActiveWrit);
+    });
+    const decider = {
+      decide: async (req: PdpRequest) => {
+        await opts.policy.prepare(req.action);
+        return pdp.decide(req);
+      },
+    };
+    const authzen = authzenRoutes(decider, {
+      token: opts.pdpToken,
+      baseUrl: opts.baseUrl,
+      onDecision: async (record) => {
+        await audit.append("pdp.decision", decisionAuditRecord(record));
+      },
+    });
+    const app = httpApp({
+      authzen,
+      version: opts.version,
+      ready: async () => {
+        await audit.head();
+        return true;
+      },
+    });
+    let closed = false;
+    return {
+      app,
+      store,
+      audit,
+      async close() {
+        if (closed) return;
+        closed = true;
+        try {
+          await audit.append("server.stop", {});
+          await audit.checkpoint();
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
 }

@@ -3,10 +3,12 @@
  * This is the CLI's composition root: the only place that reads the environment.
  */
 import { Command, CommanderError } from "commander";
+import { registerAudit } from "./audit.js";
 import { registerCheck } from "./check.js";
 import { registerExplain } from "./explain.js";
 import { registerInit } from "./init.js";
 import { EXIT, type Io, reportFailure, stdio } from "./output.js";
+import { registerServe } from "./serve.js";
 
 export const VERSION = "0.1.0";
 
@@ -28,7 +30,15 @@ export async function main(
   registerInit(program, io, setExit);
   registerCheck(program, io, setExit);
   registerExplain(program, io, setExit);
-  void env;
+  const dataDir = env.WRIT_DATA_DIR || ".writ";
+  const databaseUrl = env.WRIT_DATABASE_URL || undefined;
+  registerServe(program, io, setExit, {
+    dataDir,
+    databaseUrl,
+    pdpToken: env.WRIT_PDP_TOKEN || undefined,
+    version: VERSION,
+  });
+  registerAudit(program, io, setExit, { dataDir, databaseUrl });
   const json = argv.includes("--json");
   try {
     await program.parseAsync(argv, { from: "user" });
