@@ -129,7 +129,7 @@ export async function init(o: InitOptions, io: Io): Promise<number> {
       `wrote ${config}`,
       `wrote ${pub} (public; registered in writ.yaml)`,
       `wrote ${priv} (private, mode 0600: a DEVELOPMENT key — keep it out of version control)`,
-      "next: writ check --config " + config,
+      `next: writ check --config ${config}`,
     ].join("\n"),
   );
   return EXIT.ok;

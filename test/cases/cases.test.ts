@@ -51,7 +51,7 @@ interface CaseFile {
   cases: Case[];
 }
 
-export function loadCaseFiles(): CaseFile[] {
+function loadCaseFiles(): CaseFile[] {
   return readdirSync(HERE)
     .filter((f) => f.endsWith(".yaml"))
     .sort()
