@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Hono } from "hono";
-import { type AuditLog, canonicalJson, loadSigningKey, openAuditLog, toJsonValue } from "./audit/index.js";
+import type { AuditLog } from "./audit/index.js";
 import {
   type ConfigProblem,
   collectAwsServices,
@@ -16,7 +16,6 @@ import {
   loadConfigFile,
 } from "./config/index.js";
 import type { Vocabulary, WritConfig } from "./core/index.js";
-import { httpApp } from "./http/app.js";
 import {
   type AuthzenRecord,
   authzenRoutes,
@@ -26,7 +25,7 @@ import {
   type PdpRequest,
   type WritSource,
 } from "./pdp/index.js";
-import { openStore, type Store, toActiveWrit } from "./store/index.js";
+import type { Store } from "./store/index.js";
 
 export interface Policy {
   readonly file: string;
@@ -104,7 +103,10 @@ export interface Server {
 }
 
 /** What lands in the audit log for one decision: never raw tool arguments, only their digest. */
-export function decisionAuditRecord(r: AuthzenRecord): Record<string, unknown> {
+export function decisionAuditRecord(
+  r: AuthzenRecord,
+  digest: (value: unknown) => string,
+): Record<string, unknown> {
   const ctx = r.request.context;
   return {
     source: r.source,
@@ -119,12 +121,7 @@ export function decisionAuditRecord(r: AuthzenRecord): Record<string, unknown> {
       writId: ctx.writId,
       tainted: ctx.tainted,
       promptContextId: ctx.promptContextId,
-      argumentsDigest:
-        ctx.arguments === undefined
-          ? undefined
-          : `sha256:${createHash("sha256")
-              .update(canonicalJson(toJsonValue(ctx.arguments)))
-              .digest("hex")}`,
+      argumentsDigest: ctx.arguments === undefined ? undefined : digest(ctx.arguments),
     },
     decision: { allowed: r.decision.allowed, code: r.decision.code, reasons: r.decision.reasons },
   };
@@ -132,6 +129,16 @@ export function decisionAuditRecord(r: AuthzenRecord): Record<string, unknown> {
 
 /** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
 export async function createServer(opts: ServerOptions): Promise<Server> {
+  // loaded here, not at the top: `writ check` and `writ explain` never pay for the store
+  const [
+    { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
+    { httpApp },
+    { openStore, toActiveWrit },
+  ] = await Promise.all([import("./audit/index.js"), import("./http/app.js"), import("./store/index.js")]);
+  const digest = (value: unknown) =>
+    `sha256:${createHash("sha256")
+      .update(canonicalJson(toJsonValue(value)))
+      .digest("hex")}`;
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -158,7 +165,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       token: opts.pdpToken,
       baseUrl: opts.baseUrl,
       onDecision: async (record) => {
-        await audit.append("pdp.decision", decisionAuditRecord(record));
+        await audit.append("pdp.decision", decisionAuditRecord(record, digest));
       },
     });
     const app = httpApp({

@@ -3,12 +3,7 @@
  * This is the CLI's composition root: the only place that reads the environment.
  */
 import { Command, CommanderError } from "commander";
-import { registerAudit } from "./audit.js";
-import { registerCheck } from "./check.js";
-import { registerExplain } from "./explain.js";
-import { registerInit } from "./init.js";
 import { EXIT, type Io, reportFailure, stdio } from "./output.js";
-import { registerServe } from "./serve.js";
 
 export const VERSION = "0.1.0";
 
@@ -27,18 +22,28 @@ export async function main(
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError("(run `writ --help` for the verbs)");
-  registerInit(program, io, setExit);
-  registerCheck(program, io, setExit);
-  registerExplain(program, io, setExit);
   const dataDir = env.WRIT_DATA_DIR || ".writ";
   const databaseUrl = env.WRIT_DATABASE_URL || undefined;
-  registerServe(program, io, setExit, {
-    dataDir,
-    databaseUrl,
-    pdpToken: env.WRIT_PDP_TOKEN || undefined,
-    version: VERSION,
-  });
-  registerAudit(program, io, setExit, { dataDir, databaseUrl });
+  // Each verb's module is loaded only when that verb runs (or for the full help): the store, Cedar
+  // and the AWS catalog cost most of a second to import, which `writ check` should not pay.
+  const verbs: Record<string, () => Promise<void>> = {
+    init: async () => (await import("./init.js")).registerInit(program, io, setExit),
+    check: async () => (await import("./check.js")).registerCheck(program, io, setExit),
+    explain: async () => (await import("./explain.js")).registerExplain(program, io, setExit),
+    serve: async () =>
+      (await import("./serve.js")).registerServe(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        pdpToken: env.WRIT_PDP_TOKEN || undefined,
+        version: VERSION,
+      }),
+    audit: async () => {
+      (await import("./audit.js")).registerAudit(program, io, setExit, { dataDir, databaseUrl });
+    },
+  };
+  const verb = argv.find((a) => !a.startsWith("-"));
+  const selected = verb !== undefined && Object.hasOwn(verbs, verb) ? [verb] : Object.keys(verbs);
+  for (const name of selected) await verbs[name]!();
   const json = argv.includes("--json");
   try {
     await program.parseAsync(argv, { from: "user" });
