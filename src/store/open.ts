@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
-import { q, WritError } from "../core/index.js";
+import { isWritError, q, WritError } from "../core/index.js";
 import { type AuditRepository, auditRepository } from "./audit.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
 import { type DirLock, lockFile } from "./lock.js";
@@ -88,8 +88,16 @@ async function openPglite(dataDir: string, create: boolean): Promise<Store> {
   if (!create && !existsSync(join(dir, "PG_VERSION"))) {
     throw new WritError(ERR_STORE_NOT_FOUND, `no embedded database in ${q(dir)}`);
   }
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  const lock: DirLock = lockFile(join(root, "pg.lock"));
+  let lock: DirLock;
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    lock = lockFile(join(root, "pg.lock"));
+  } catch (err) {
+    if (isWritError(err)) throw err;
+    throw new WritError(ERR_STORE_UNAVAILABLE, `data folder ${q(root)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   let db: Kysely<Database> | undefined;
   try {
     const client = await PGlite.create(dir);

@@ -284,7 +284,8 @@ export function writRepository(db: Kysely<Database>): WritRepository {
       if (row !== undefined) {
         return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
       }
-      // Nothing was charged; say why. Each refusal is permanent, so reading after the fact is sound.
+      // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),
+      // so reading it after the failed update gives the reason that applied.
       const writ = await get(id);
       if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
       if (writ.status === "revoked") throw new WritError(ERR_WRIT_REVOKED, `writ ${q(id)} is revoked`);

@@ -1,6 +1,9 @@
 /**
  * The store contract: every backend passes the same suite.
  */
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRequestAction, ruleMatches } from "../../src/core/index.js";
@@ -419,4 +422,14 @@ forEachBackend("store contract", (h) => {
       });
     });
   }
+});
+
+describe("store: data folder errors", () => {
+  it("reports an unusable data folder as a coded store failure", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "writ-file-")), "a-file");
+    await writeFile(file, "not a folder");
+    const err = await openStore({ dataDir: join(file, "data") }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe(ERR_STORE_UNAVAILABLE);
+    expect(isStoreFailure(err)).toBe(true);
+  });
 });
