@@ -34,16 +34,8 @@ export interface NewWrit {
   readonly maxUses?: number | undefined;
 }
 
-export interface StoredWrit {
+export interface StoredWrit extends Omit<NewWrit, "maxUses"> {
   readonly kind: "stored-writ";
-  readonly id: string;
-  readonly agent: string;
-  readonly playbook: string;
-  readonly environment: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly grants: readonly RuleText[];
-  readonly issuedAt: Date;
-  readonly expiresAt: Date;
   readonly maxUses: number | undefined;
   /** Uses spent so far. */
   readonly uses: number;
