@@ -98,9 +98,104 @@ const initial: Migration = {
   },
 };
 
+/**
+ * The broker's tables: per-environment signing keys, the replay cache for one-time JWT ids
+ * (client assertions, DPoP proofs), approval requests and decisions, kill switches and the
+ * repeated-denial counters; and what a writ records of how it was issued.
+ */
+const broker: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table signing_keys (
+          kid text primary key check (length(kid) between 1 and 200),
+          environment text not null check (length(environment) > 0),
+          alg text not null default 'EdDSA',
+          public_jwk jsonb not null check (jsonb_typeof(public_jwk) = 'object'),
+          private_jwk jsonb not null check (jsonb_typeof(private_jwk) = 'object'),
+          created_at timestamptz not null,
+          sign_until timestamptz not null,
+          publish_until timestamptz not null,
+          status text not null default 'active' check (status in ('active', 'retired')),
+          retired_at timestamptz,
+          constraint signing_keys_life check (sign_until > created_at and publish_until >= sign_until),
+          constraint signing_keys_retirement check ((status = 'retired') = (retired_at is not null))
+        )`),
+      sql.raw(`create index signing_keys_by_environment on signing_keys (environment, status, created_at)`),
+      sql.raw(`
+        create table seen_jti (
+          scope text not null check (length(scope) > 0),
+          jti text not null check (length(jti) between 1 and 512),
+          expires_at timestamptz not null,
+          primary key (scope, jti)
+        )`),
+      sql.raw(`create index seen_jti_expiry on seen_jti (expires_at)`),
+      sql.raw(`
+        create table approval_requests (
+          id text primary key check (length(id) between 1 and 200),
+          environment text not null,
+          agent text not null,
+          playbook text not null,
+          params jsonb not null check (jsonb_typeof(params) = 'object'),
+          ticket text,
+          binding text not null check (binding ~ '^[0-9a-f]{64}$'),
+          requester text not null,
+          status text not null default 'pending'
+            check (status in ('pending', 'approved', 'denied', 'expired', 'consumed')),
+          created_at timestamptz not null,
+          expires_at timestamptz not null,
+          poll_interval integer not null default 5 check (poll_interval > 0),
+          last_polled_at timestamptz,
+          decided_at timestamptz,
+          writ_id text,
+          constraint approval_requests_expiry check (expires_at > created_at)
+        )`),
+      sql.raw(`create index approval_requests_pending on approval_requests (status, expires_at)`),
+      sql.raw(`create index approval_requests_binding on approval_requests (binding)`),
+      sql.raw(`
+        create table approval_decisions (
+          request_id text not null references approval_requests (id),
+          approver text not null check (length(approver) > 0),
+          decision text not null check (decision in ('approve', 'deny')),
+          reason text,
+          at timestamptz not null,
+          primary key (request_id, approver)
+        )`),
+      sql.raw(`
+        create table kill_switches (
+          id text primary key,
+          scope text not null check (scope in ('agent', 'class', 'environment', 'all')),
+          target text not null,
+          reason text,
+          engaged_at timestamptz not null,
+          engaged_by text not null,
+          lifted_at timestamptz,
+          lifted_by text,
+          constraint kill_switches_lift check ((lifted_at is null) = (lifted_by is null))
+        )`),
+      sql.raw(`create index kill_switches_engaged on kill_switches (scope, target) where lifted_at is null`),
+      sql.raw(`
+        create table denial_counters (
+          agent text not null,
+          environment text not null,
+          count integer not null check (count >= 0),
+          last_denied_at timestamptz not null,
+          blocked_until timestamptz,
+          primary key (agent, environment)
+        )`),
+      sql.raw(`alter table writs add column ticket text`),
+      sql.raw(`alter table writs add column sponsor text`),
+      sql.raw(`alter table writs add column audience text`),
+      sql.raw(`alter table writs add column jkt text`),
+      sql.raw(`alter table writs add column approval_request text`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
+  "0002_broker": broker,
 };
 
 const provider: MigrationProvider = {

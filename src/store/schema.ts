@@ -23,6 +23,11 @@ export interface WritsTable {
   status: Generated<string>;
   revoked_at: Timestamp | null;
   revoked_reason: string | null;
+  ticket: Generated<string | null>;
+  sponsor: Generated<string | null>;
+  audience: Generated<string | null>;
+  jkt: Generated<string | null>;
+  approval_request: Generated<string | null>;
 }
 
 export interface AuditRecordsTable {
@@ -49,9 +54,79 @@ export interface AuditCheckpointsTable {
   signature: string;
 }
 
+export interface SigningKeysTable {
+  kid: string;
+  environment: string;
+  alg: Generated<string>;
+  public_jwk: Json;
+  private_jwk: Json;
+  created_at: Timestamp;
+  sign_until: Timestamp;
+  publish_until: Timestamp;
+  status: Generated<string>;
+  retired_at: Timestamp | null;
+}
+
+export interface SeenJtiTable {
+  scope: string;
+  jti: string;
+  expires_at: Timestamp;
+}
+
+export interface ApprovalRequestsTable {
+  id: string;
+  environment: string;
+  agent: string;
+  playbook: string;
+  params: Json;
+  ticket: string | null;
+  binding: string;
+  requester: string;
+  status: Generated<string>;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  poll_interval: Generated<number>;
+  last_polled_at: Timestamp | null;
+  decided_at: Timestamp | null;
+  writ_id: string | null;
+}
+
+export interface ApprovalDecisionsTable {
+  request_id: string;
+  approver: string;
+  decision: string;
+  reason: string | null;
+  at: Timestamp;
+}
+
+export interface KillSwitchesTable {
+  id: string;
+  scope: string;
+  target: string;
+  reason: string | null;
+  engaged_at: Timestamp;
+  engaged_by: string;
+  lifted_at: Timestamp | null;
+  lifted_by: string | null;
+}
+
+export interface DenialCountersTable {
+  agent: string;
+  environment: string;
+  count: number;
+  last_denied_at: Timestamp;
+  blocked_until: Timestamp | null;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
+  signing_keys: SigningKeysTable;
+  seen_jti: SeenJtiTable;
+  approval_requests: ApprovalRequestsTable;
+  approval_decisions: ApprovalDecisionsTable;
+  kill_switches: KillSwitchesTable;
+  denial_counters: DenialCountersTable;
 }
