@@ -10,6 +10,7 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "y
 import {
   type Agent,
   type ApprovalPolicy,
+  type Approver,
   type ApproverGroup,
   type Ceiling,
   type CeilingRule,
@@ -72,6 +73,7 @@ type Json = unknown;
 type Obj = Record<string, Json>;
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const APPROVER_ID = /^[^\s\u0000-\u001f]{1,254}$/;
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
 
 function levenshtein(a: string, b: string): number {
@@ -937,7 +939,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     top,
     [],
     ["version", "environments", "runnerClasses", "agents"],
-    ["approverGroups", "playbooks", "guardrails"],
+    ["approvers", "approverGroups", "playbooks", "guardrails"],
   );
   if (top.version !== undefined && top.version !== 1) {
     c.error(
@@ -974,6 +976,33 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       );
     }
     approverGroups.set(id, { kind: "approver-group", id, members });
+  }
+  const approvers = new Map<string, Approver>();
+  if (top.approvers !== undefined) {
+    const all = c.map(top.approvers, ["approvers"]) ?? {};
+    for (const [id, v] of Object.entries(all)) {
+      const path = ["approvers", id];
+      if (!APPROVER_ID.test(id)) {
+        c.error("ERR_CONFIG_ID", path, `approver ${q(id)} must be 1 to 254 characters without spaces`, { key: true });
+        continue;
+      }
+      const obj = c.map(v, path);
+      if (!obj) continue;
+      c.keys(obj, path, ["keys"], ["description"]);
+      const keys = await parseKeys(c, obj.keys, [...path, "keys"], baseDir);
+      approvers.set(id, { kind: "approver", id, keys });
+    }
+    for (const group of approverGroups.values()) {
+      group.members.forEach((m, i) => {
+        if (!approvers.has(m)) {
+          c.warn(
+            "WARN_CONFIG_APPROVER_NO_KEYS",
+            ["approverGroups", group.id, "members", i],
+            `member ${q(m)} has no entry under \`approvers\`: they can approve through the CLI only`,
+          );
+        }
+      });
+    }
   }
   const playbookNames = new Set(c.entries(top.playbooks, ["playbooks"], "playbook").map(([id]) => id));
   const playbooks = new Map<string, Playbook>();
@@ -1022,6 +1051,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     runnerClasses,
     agents,
     approverGroups,
+    approvers: approvers.size > 0 ? approvers : undefined,
     playbooks,
     guardrails:
       guardrailSources.length > 0

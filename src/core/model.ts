@@ -77,6 +77,13 @@ export interface Agent {
   readonly tools: readonly Rule[];
 }
 
+/** A person who approves, with the public keys they sign in to the approvals API with. */
+export interface Approver {
+  readonly kind: "approver";
+  readonly id: string;
+  readonly keys: readonly Readonly<Record<string, unknown>>[];
+}
+
 export interface ApproverGroup {
   readonly kind: "approver-group";
   readonly id: string;
@@ -132,6 +139,8 @@ export interface WritConfig {
   readonly runnerClasses: ReadonlyMap<string, RunnerClass>;
   readonly agents: ReadonlyMap<string, Agent>;
   readonly approverGroups: ReadonlyMap<string, ApproverGroup>;
+  /** Approvers with registered keys; a group member without an entry approves through the CLI only. */
+  readonly approvers?: ReadonlyMap<string, Approver> | undefined;
   readonly playbooks: ReadonlyMap<string, Playbook>;
   readonly guardrails?: Guardrails | undefined;
 }
