@@ -1,0 +1,97 @@
+/**
+ * Repeated denials slow an agent down; they never wear writ down. After a denial the agent is
+ * blocked for a while, and every request inside the block — however it is phrased, for whatever
+ * playbook — is answered `429` with `Retry-After` and counts as another denial, so the block
+ * doubles: 1 s, 2 s, 4 s … up to 15 minutes. The count is per agent and environment, and starts
+ * over only after an hour without a denial. A success does not reset it.
+ *
+ * The counter lives in the store (`denial_counters`), so several `writ serve` processes share it;
+ * each update is one transaction holding the row.
+ */
+import type { Kysely } from "kysely";
+import { WritError } from "../core/index.js";
+import type { Database } from "../store/index.js";
+
+export interface BackoffOptions {
+  /** Longest block, seconds (default 900). */
+  readonly maxSeconds?: number;
+  /** Quiet time after which the count starts over, seconds (default 3600). */
+  readonly quietSeconds?: number;
+}
+
+export interface Blocked {
+  /** Whole seconds until the block ends: the `Retry-After` value. */
+  readonly retryAfter: number;
+  readonly count: number;
+}
+
+export interface DenialBackoff {
+  /** The block in force now, if any. */
+  check(agent: string, environment: string, now: Date): Promise<Blocked | undefined>;
+  /** Counts a denial (or a request refused while blocked) and returns the block it starts. */
+  record(agent: string, environment: string, now: Date): Promise<Blocked>;
+}
+
+/** The block after the `count`-th denial in a row. */
+export function blockSeconds(count: number, maxSeconds = 900): number {
+  return Math.min(2 ** Math.max(0, count - 1), maxSeconds);
+}
+
+export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): DenialBackoff {
+  const maxSeconds = opts.maxSeconds ?? 900;
+  const quietMs = (opts.quietSeconds ?? 3600) * 1000;
+  const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof WritError) throw err;
+      throw new WritError("ERR_STORE", `denial counter: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return {
+    check(agent, environment, now) {
+      return wrap(async () => {
+        const row = await db
+          .selectFrom("denial_counters")
+          .selectAll()
+          .where("agent", "=", agent)
+          .where("environment", "=", environment)
+          .executeTakeFirst();
+        if (!row?.blocked_until) return undefined;
+        const left = new Date(row.blocked_until).getTime() - now.getTime();
+        return left > 0 ? { retryAfter: Math.ceil(left / 1000), count: row.count } : undefined;
+      });
+    },
+
+    record(agent, environment, now) {
+      return wrap(() =>
+        db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto("denial_counters")
+            .values({ agent, environment, count: 0, last_denied_at: now, blocked_until: null })
+            .onConflict((oc) => oc.columns(["agent", "environment"]).doNothing())
+            .execute();
+          const row = await trx
+            .selectFrom("denial_counters")
+            .selectAll()
+            .where("agent", "=", agent)
+            .where("environment", "=", environment)
+            .forUpdate()
+            .executeTakeFirstOrThrow();
+          const quiet = now.getTime() - new Date(row.last_denied_at).getTime() > quietMs;
+          const count = quiet ? 1 : row.count + 1;
+          const seconds = blockSeconds(count, maxSeconds);
+          const previous = row.blocked_until ? new Date(row.blocked_until).getTime() : 0;
+          const until = new Date(Math.max(previous, now.getTime() + seconds * 1000));
+          await trx
+            .updateTable("denial_counters")
+            .set({ count, last_denied_at: now, blocked_until: until })
+            .where("agent", "=", agent)
+            .where("environment", "=", environment)
+            .execute();
+          return { retryAfter: Math.ceil((until.getTime() - now.getTime()) / 1000), count };
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The kill switch: one call stops issuance and revokes every outstanding writ in scope — an agent,
+ * a runner class, an environment, or everything — and reports what it revoked. It stays engaged
+ * until it is lifted for the same scope; issuance checks `blocking` before every writ.
+ *
+ * Engaging and revoking happen in one transaction: a kill either records itself and revokes, or
+ * does neither. A runner-class kill revokes the writs of the agents the config puts in that class.
+ */
+import { randomBytes } from "node:crypto";
+import type { Kysely, Selectable } from "kysely";
+import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
+import type { Database } from "../store/index.js";
+
+export type KillScope =
+  | { readonly kind: "agent"; readonly agent: string }
+  | { readonly kind: "class"; readonly runnerClass: string }
+  | { readonly kind: "environment"; readonly environment: string }
+  | { readonly kind: "all" };
+
+export interface EngagedKill {
+  readonly id: string;
+  readonly scope: KillScope;
+  readonly reason: string | undefined;
+  readonly engagedAt: Date;
+  readonly engagedBy: string;
+}
+
+export interface RevokedWrit {
+  readonly id: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly environment: string;
+  readonly expiresAt: Date;
+}
+
+export interface EngageResult {
+  readonly kill: EngagedKill;
+  /** True when the same scope was already engaged (the revocation ran again all the same). */
+  readonly already: boolean;
+  readonly revoked: readonly RevokedWrit[];
+}
+
+export const ERR_KILL_SCOPE = "ERR_KILL_SCOPE";
+export const ERR_KILL_NOT_ENGAGED = "ERR_KILL_NOT_ENGAGED";
+export const ERR_KILL_STORE = "ERR_STORE";
+
+type Row = Selectable<Database["kill_switches"]>;
+
+function target(scope: KillScope): string {
+  switch (scope.kind) {
+    case "agent":
+      return scope.agent;
+    case "class":
+      return scope.runnerClass;
+    case "environment":
+      return scope.environment;
+    case "all":
+      return "*";
+  }
+}
+
+function scopeOf(kind: string, value: string): KillScope {
+  switch (kind) {
+    case "agent":
+      return { kind, agent: value };
+    case "class":
+      return { kind, runnerClass: value };
+    case "environment":
+      return { kind, environment: value };
+    default:
+      return { kind: "all" };
+  }
+}
+
+export function describeScope(scope: KillScope): string {
+  return scope.kind === "all" ? "everything" : `${scope.kind} ${q(target(scope))}`;
+}
+
+function toKill(r: Row): EngagedKill {
+  return {
+    id: r.id,
+    scope: scopeOf(r.scope, r.target),
+    reason: r.reason ?? undefined,
+    engagedAt: new Date(r.engaged_at),
+    engagedBy: r.engaged_by,
+  };
+}
+
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof WritError) throw err;
+    throw new WritError(ERR_KILL_STORE, `kill switch: ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Checks that the scope names something the config declares. */
+export function validateScope(scope: KillScope, config: WritConfig): void {
+  const known =
+    scope.kind === "all" ||
+    (scope.kind === "agent" && config.agents.has(scope.agent)) ||
+    (scope.kind === "class" && config.runnerClasses.has(scope.runnerClass)) ||
+    (scope.kind === "environment" && config.environments.has(scope.environment));
+  if (!known)
+    throw new WritError(ERR_KILL_SCOPE, `unknown ${describeScope(scope)}: writ.yaml does not declare it`);
+}
+
+export interface KillSwitch {
+  engage(
+    scope: KillScope,
+    opts: { by: string; reason?: string | undefined; config: WritConfig; now?: Date },
+  ): Promise<EngageResult>;
+  /** Lifts every engaged kill of exactly this scope; `ERR_KILL_NOT_ENGAGED` when there is none. */
+  lift(scope: KillScope, opts: { by: string; now?: Date }): Promise<{ lifted: readonly EngagedKill[] }>;
+  /** Every engaged kill. */
+  engaged(): Promise<EngagedKill[]>;
+  /** The engaged kill that stops this agent in this environment, if any. */
+  blocking(agent: Pick<Agent, "id" | "runnerClass">, environment: string): Promise<EngagedKill | undefined>;
+}
+
+export function killSwitch(db: Kysely<Database>): KillSwitch {
+  return {
+    async engage(scope, opts) {
+      validateScope(scope, opts.config);
+      const now = opts.now ?? new Date();
+      return guard("engage", () =>
+        db.transaction().execute(async (trx) => {
+          const existing = await trx
+            .selectFrom("kill_switches")
+            .selectAll()
+            .where("scope", "=", scope.kind)
+            .where("target", "=", target(scope))
+            .where("lifted_at", "is", null)
+            .orderBy("engaged_at")
+            .executeTakeFirst();
+          let kill: EngagedKill;
+          if (existing) kill = toKill(existing);
+          else {
+            const row = {
+              id: `kill_${randomBytes(9).toString("base64url")}`,
+              scope: scope.kind,
+              target: target(scope),
+              reason: opts.reason ?? null,
+              engaged_at: now,
+              engaged_by: opts.by,
+              lifted_at: null,
+              lifted_by: null,
+            };
+            await trx.insertInto("kill_switches").values(row).execute();
+            kill = toKill(row);
+          }
+          let update = trx
+            .updateTable("writs")
+            .set({
+              status: "revoked",
+              revoked_at: now,
+              revoked_reason: `kill switch ${kill.id}${opts.reason ? `: ${opts.reason}` : ""}`,
+            })
+            .where("status", "=", "active")
+            .where("expires_at", ">", now);
+          if (scope.kind === "agent") update = update.where("agent", "=", scope.agent);
+          if (scope.kind === "environment") update = update.where("environment", "=", scope.environment);
+          if (scope.kind === "class") {
+            const agents = [...opts.config.agents.values()]
+              .filter((a) => a.runnerClass === scope.runnerClass)
+              .map((a) => a.id);
+            if (agents.length === 0) return { kill, already: existing !== undefined, revoked: [] };
+            update = update.where("agent", "in", agents);
+          }
+          const rows = await update
+            .returning(["id", "agent", "playbook", "environment", "expires_at"])
+            .execute();
+          const revoked = rows
+            .map((r) => ({
+              id: r.id,
+              agent: r.agent,
+              playbook: r.playbook,
+              environment: r.environment,
+              expiresAt: new Date(r.expires_at),
+            }))
+            .sort((a, b) => a.id.localeCompare(b.id));
+          return { kill, already: existing !== undefined, revoked };
+        }),
+      );
+    },
+
+    lift(scope, opts) {
+      const now = opts.now ?? new Date();
+      return guard("lift", async () => {
+        const rows = await db
+          .updateTable("kill_switches")
+          .set({ lifted_at: now, lifted_by: opts.by })
+          .where("scope", "=", scope.kind)
+          .where("target", "=", target(scope))
+          .where("lifted_at", "is", null)
+          .returningAll()
+          .execute();
+        if (rows.length === 0) {
+          throw new WritError(ERR_KILL_NOT_ENGAGED, `no kill switch is engaged for ${describeScope(scope)}`);
+        }
+        return { lifted: rows.map(toKill) };
+      });
+    },
+
+    engaged() {
+      return guard("list", async () =>
+        (
+          await db
+            .selectFrom("kill_switches")
+            .selectAll()
+            .where("lifted_at", "is", null)
+            .orderBy("engaged_at")
+            .execute()
+        ).map(toKill),
+      );
+    },
+
+    blocking(agent, environment) {
+      return guard("check", async () => {
+        const row = await db
+          .selectFrom("kill_switches")
+          .selectAll()
+          .where("lifted_at", "is", null)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb("scope", "=", "agent"), eb("target", "=", agent.id)]),
+              eb.and([eb("scope", "=", "class"), eb("target", "=", agent.runnerClass)]),
+              eb.and([eb("scope", "=", "environment"), eb("target", "=", environment)]),
+              eb("scope", "=", "all"),
+            ]),
+          )
+          .orderBy("engaged_at")
+          .executeTakeFirst();
+        return row ? toKill(row) : undefined;
+      });
+    },
+  };
+}
