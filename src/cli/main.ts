@@ -40,6 +40,12 @@ export async function main(
     audit: async () => {
       (await import("./audit.js")).registerAudit(program, io, setExit, { dataDir, databaseUrl });
     },
+    kill: async () =>
+      (await import("./kill.js")).registerKill(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        operator: env.WRIT_OPERATOR || env.USER || "operator",
+      }),
   };
   const verb = argv.find((a) => !a.startsWith("-"));
   const selected = verb !== undefined && Object.hasOwn(verbs, verb) ? [verb] : Object.keys(verbs);
