@@ -1,0 +1,264 @@
+/**
+ * Should this agent get a writ for this intent? The broker's checks, in the order the issue fixes,
+ * each failure answered with a `reason` from the registry (docs/reasons.md) and the OAuth error it
+ * maps to:
+ *
+ *   1. the agent may request the playbook, in this environment     playbook_not_allowed, environment_not_allowed
+ *   2. the parameters are valid against the playbook's schema       invalid_parameters
+ *   3. the grants, parameters substituted, stay within the ceiling  grant_outside_ceiling
+ *   4. a ticket is present and matches the environment's pattern    ticket_required, ticket_invalid
+ *   5. now is inside a change window                               outside_change_window
+ *   6. no kill switch is engaged for the agent, class, environment  kill_switch_engaged
+ *   7. approvals are satisfied                                      approval_required (pending), approval_denied
+ *
+ * Then the effective TTL: the minimum of the playbook's TTL, the ceiling's maximum, the end of the
+ * change window and the signing key's life, with the bound that applied named. The clock starts
+ * now, at issuance: a writ is never dated in the future.
+ *
+ * Pure: the kill switch state, the approval state and the key's life are inputs.
+ */
+import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
+import {
+  type Agent,
+  type Grant,
+  isWritError,
+  type Playbook,
+  playbookGrants,
+  q,
+  ruleContains,
+  ruleOverlaps,
+  ruleToString,
+  type WritConfig,
+  windowState,
+} from "../core/index.js";
+
+export type IntentReason =
+  | "unknown_agent"
+  | "unknown_playbook"
+  | "playbook_not_allowed"
+  | "environment_not_allowed"
+  | "invalid_parameters"
+  | "grant_outside_ceiling"
+  | "ticket_required"
+  | "ticket_invalid"
+  | "outside_change_window"
+  | "kill_switch_engaged"
+  | "approval_required"
+  | "approval_denied"
+  | "signing_key_exhausted";
+
+/** OAuth `error` for each reason (RFC 6749 §5.2, RFC 8693, RFC 9396, CIBA). */
+export const INTENT_OAUTH_ERROR: Readonly<Record<IntentReason, string>> = {
+  unknown_agent: "invalid_client",
+  unknown_playbook: "invalid_authorization_details",
+  playbook_not_allowed: "access_denied",
+  environment_not_allowed: "access_denied",
+  invalid_parameters: "invalid_authorization_details",
+  grant_outside_ceiling: "access_denied",
+  ticket_required: "invalid_request",
+  ticket_invalid: "invalid_request",
+  outside_change_window: "access_denied",
+  kill_switch_engaged: "access_denied",
+  approval_required: "authorization_pending",
+  approval_denied: "access_denied",
+  signing_key_exhausted: "temporarily_unavailable",
+};
+
+export interface IntentRequest {
+  readonly agent: string;
+  readonly playbook: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly environment: string;
+  readonly ticket?: string | undefined;
+  readonly now: Date;
+}
+
+export interface IntentInputs {
+  readonly config: WritConfig;
+  /** The engaged kill switch that covers this agent here, if any (id for the message). */
+  readonly kill?: { readonly id: string } | undefined;
+  /** Where the approval of this exact intent stands; undefined: none asked for yet. */
+  readonly approval?: "approved" | "pending" | "denied" | "expired" | undefined;
+  /** The last moment the environment's signing key may sign. */
+  readonly keySignUntil: Date;
+}
+
+export type TtlBound = "playbook" | "ceiling" | "change_window" | "signing_key";
+
+export interface EffectiveTtl {
+  readonly seconds: number;
+  readonly expiresAt: Date;
+  /** Which bound set the expiry (the first of playbook, ceiling, change_window, signing_key on a tie). */
+  readonly bound: TtlBound;
+}
+
+export type IntentOutcome =
+  | {
+      readonly kind: "refused";
+      readonly reason: IntentReason;
+      readonly error: string;
+      readonly message: string;
+    }
+  | {
+      /** Checks 1–6 passed; the playbook needs an approval in this environment that is not given yet. */
+      readonly kind: "needs-approval";
+      readonly reason: "approval_required";
+      readonly message: string;
+      readonly playbook: Playbook;
+    }
+  | {
+      readonly kind: "issue";
+      readonly agent: Agent;
+      readonly playbook: Playbook;
+      readonly grants: readonly Grant[];
+      readonly ttl: EffectiveTtl;
+      readonly maxUses: number | undefined;
+      readonly issuedAt: Date;
+    };
+
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+const validators = new WeakMap<Playbook, ValidateFunction>();
+
+function validatorFor(pb: Playbook): ValidateFunction {
+  let v = validators.get(pb);
+  if (!v) {
+    v = ajv.compile(pb.parameters);
+    validators.set(pb, v);
+  }
+  return v;
+}
+
+function refuse(reason: IntentReason, message: string): IntentOutcome {
+  return { kind: "refused", reason, error: INTENT_OAUTH_ERROR[reason], message };
+}
+
+export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): IntentOutcome {
+  const { config } = inputs;
+  const agent = config.agents.get(req.agent);
+  if (!agent) return refuse("unknown_agent", `agent ${q(req.agent)} is not declared`);
+  const pb = config.playbooks.get(req.playbook);
+  if (!pb) return refuse("unknown_playbook", `playbook ${q(req.playbook)} is not declared`);
+
+  // 1. allowed this playbook, in this environment
+  if (!agent.playbooks.includes(pb.id)) {
+    return refuse("playbook_not_allowed", `agent ${q(agent.id)} may not request playbook ${q(pb.id)}`);
+  }
+  if (!agent.environments.includes(req.environment) || !pb.environments.includes(req.environment)) {
+    return refuse(
+      "environment_not_allowed",
+      `playbook ${q(pb.id)} for agent ${q(agent.id)} does not run in environment ${q(req.environment)}`,
+    );
+  }
+
+  // 2. parameters
+  const validate = validatorFor(pb);
+  if (!validate(req.params)) {
+    const why = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
+    return refuse("invalid_parameters", `parameters of ${q(pb.id)} do not match its schema: ${why}`);
+  }
+
+  // 3. grants within the ceiling, after substitution
+  const rc = config.runnerClasses.get(agent.runnerClass);
+  if (!rc)
+    return refuse(
+      "unknown_agent",
+      `agent ${q(agent.id)}: runner class ${q(agent.runnerClass)} is not declared`,
+    );
+  let grants: Grant[];
+  try {
+    grants = playbookGrants(pb, req.params);
+  } catch (e) {
+    if (isWritError(e)) return refuse("invalid_parameters", e.message);
+    throw e;
+  }
+  for (const g of grants) {
+    if (!rc.ceiling.allow.some((c) => ruleContains(c.rule, g.rule))) {
+      return refuse(
+        "grant_outside_ceiling",
+        `grant ${q(ruleToString(g.rule.text))} lies outside the ${q(rc.id)} ceiling`,
+      );
+    }
+    const deny = rc.ceiling.deny.find((d) => ruleOverlaps(g.rule, d.rule));
+    if (deny) {
+      return refuse(
+        "grant_outside_ceiling",
+        `grant ${q(ruleToString(g.rule.text))} touches deny ${q(ruleToString(deny.rule.text))} of the ${q(rc.id)} ceiling`,
+      );
+    }
+  }
+
+  // 4. ticket
+  const env = config.environments.get(req.environment);
+  if (!env) return refuse("environment_not_allowed", `environment ${q(req.environment)} is not declared`);
+  const ticket = req.ticket?.trim();
+  if (pb.ticket === "required" && !ticket) {
+    return refuse("ticket_required", `playbook ${q(pb.id)} needs a ticket`);
+  }
+  if (ticket && env.ticket && !env.ticket.pattern.test(ticket)) {
+    return refuse(
+      "ticket_invalid",
+      `ticket ${q(ticket)} does not match ${q(env.ticket.source)} of environment ${q(env.id)}`,
+    );
+  }
+
+  // 5. change window, at issuance
+  const window = windowState(env.changeWindows, req.now);
+  if (!window.inside) {
+    return refuse("outside_change_window", `environment ${q(env.id)} is outside its change windows now`);
+  }
+
+  // 6. kill switch
+  if (inputs.kill) {
+    return refuse(
+      "kill_switch_engaged",
+      `a kill switch (${inputs.kill.id}) stops issuance for agent ${q(agent.id)} here`,
+    );
+  }
+
+  // 7. approvals
+  const policy = pb.approval.get(env.id);
+  if (policy && policy.kind !== "none") {
+    if (inputs.approval === "denied")
+      return refuse("approval_denied", `the approval of this request was denied`);
+    if (inputs.approval !== "approved") {
+      return {
+        kind: "needs-approval",
+        reason: "approval_required",
+        message:
+          inputs.approval === "expired"
+            ? `the approval of this request expired; ask again`
+            : `playbook ${q(pb.id)} needs approval in ${q(env.id)}`,
+        playbook: pb,
+      };
+    }
+  }
+
+  // the effective TTL, bound named
+  const now = req.now.getTime();
+  const bounds: [TtlBound, number][] = [
+    ["playbook", now + pb.ttlSeconds * 1000],
+    ["ceiling", now + rc.ceiling.maxTtlSeconds * 1000],
+  ];
+  if (window.endsAt) bounds.push(["change_window", window.endsAt.getTime()]);
+  bounds.push(["signing_key", inputs.keySignUntil.getTime()]);
+  let [bound, end] = bounds[0]!;
+  for (const [b, t] of bounds.slice(1)) {
+    if (t < end) {
+      bound = b;
+      end = t;
+    }
+  }
+  const seconds = Math.floor((end - now) / 1000);
+  if (seconds <= 0) {
+    return refuse("signing_key_exhausted", `the signing key of ${q(env.id)} has no life left: rotate it`);
+  }
+  return {
+    kind: "issue",
+    agent,
+    playbook: pb,
+    grants,
+    ttl: { seconds, expiresAt: new Date(now + seconds * 1000), bound },
+    maxUses: pb.maxUses,
+    issuedAt: req.now,
+  };
+}
