@@ -1,0 +1,169 @@
+/**
+ * The replay cache: a JWT identifier (`jti`) is accepted once per scope until the token carrying it
+ * expires. Client assertions (RFC 7523) and DPoP proofs (RFC 9449) both use it.
+ *
+ * The store implementation is the real one: one atomic statement per call, so several `writ serve`
+ * processes sharing a PostgreSQL database refuse the same `jti` between them. An entry whose expiry
+ * has passed may be taken again (the token it protected can no longer be accepted anyway). Expired
+ * rows are purged now and then, in bounded batches, by whichever call happens to come due.
+ */
+import { type Kysely, sql } from "kysely";
+import { isWritError, WritError } from "../core/index.js";
+import { type Database, ERR_STORE } from "../store/index.js";
+
+export interface ReplayCache {
+  /**
+   * Records `jti` in `scope` until `expiresAt`. True when it was not seen before (or its earlier
+   * entry has expired); false when it is a replay. Atomic across processes sharing the store.
+   */
+  remember(scope: string, jti: string, expiresAt: Date): Promise<boolean>;
+}
+
+export interface StoreReplayCache extends ReplayCache {
+  /** Deletes up to `limit` expired entries (default: the cache's batch size); returns how many. */
+  purge(limit?: number): Promise<number>;
+}
+
+export interface ReplayCacheOptions {
+  /** The server clock; default `new Date()`. */
+  readonly clock?: (() => Date) | undefined;
+  /** Purge expired rows every this many calls to `remember` (default 500; 0 turns it off). */
+  readonly purgeEvery?: number | undefined;
+  /** At most this many rows per purge (default 1000). */
+  readonly purgeLimit?: number | undefined;
+}
+
+/** The longest `jti` key the `seen_jti` table holds. */
+export const MAX_REPLAY_KEY_LENGTH = 512;
+
+function checkArguments(scope: string, jti: string, expiresAt: Date): void {
+  if (typeof scope !== "string" || scope.length === 0)
+    throw new TypeError("scope must be a non-empty string");
+  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_REPLAY_KEY_LENGTH) {
+    throw new TypeError(`jti must be a string of 1 to ${MAX_REPLAY_KEY_LENGTH} characters`);
+  }
+  if (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime())) {
+    throw new TypeError("expiresAt must be a valid Date");
+  }
+}
+
+function positiveInteger(value: number | undefined, fallback: number, what: string, zero = false): number {
+  const n = value ?? fallback;
+  if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1))
+    throw new TypeError(`${what} must be a positive integer`);
+  return n;
+}
+
+/** A database failure as a coded error (the store's own coded errors pass through). */
+function failure(what: string, err: unknown): WritError {
+  if (isWritError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new WritError(ERR_STORE, `replay cache: ${what}: ${message}`, { cause: err });
+}
+
+/** The replay cache over the store's `seen_jti` table (PGlite or PostgreSQL). */
+export function replayCache(db: Kysely<Database>, options: ReplayCacheOptions = {}): StoreReplayCache {
+  const clock = options.clock ?? (() => new Date());
+  const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
+  const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
+  let calls = 0;
+  let purging: Promise<unknown> | undefined;
+
+  async function purge(limit = purgeLimit): Promise<number> {
+    positiveInteger(limit, purgeLimit, "limit");
+    const now = clock();
+    try {
+      const result = await sql`
+        delete from seen_jti
+        where (scope, jti) in (
+          select scope, jti from seen_jti where expires_at <= ${now} order by expires_at limit ${limit}
+        )`.execute(db);
+      return Number(result.numAffectedRows ?? 0n);
+    } catch (err) {
+      throw failure("purge", err);
+    }
+  }
+
+  return {
+    async remember(scope, jti, expiresAt) {
+      checkArguments(scope, jti, expiresAt);
+      const now = clock();
+      calls += 1;
+      if (purgeEvery > 0 && calls % purgeEvery === 0 && purging === undefined) {
+        // In the background: a failed purge is retried at the next turn, and never fails a request.
+        purging = purge()
+          .catch(() => {})
+          .finally(() => {
+            purging = undefined;
+          });
+      }
+      // One statement: a fresh key is inserted; a live one conflicts and the guarded update does
+      // nothing (no row comes back); an expired one is taken over. PostgreSQL serializes the
+      // conflicting inserts on the primary key, so among concurrent callers exactly one wins.
+      try {
+        const rows = await db
+          .insertInto("seen_jti")
+          .values({ scope, jti, expires_at: expiresAt })
+          .onConflict((oc) =>
+            oc
+              .columns(["scope", "jti"])
+              .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
+              .where("seen_jti.expires_at", "<=", now),
+          )
+          .returning("jti")
+          .execute();
+        return rows.length === 1;
+      } catch (err) {
+        throw failure(`remember ${scope}`, err);
+      }
+    },
+    purge,
+  };
+}
+
+/**
+ * The same contract in memory, for one process (tests, a single embedded server without a store).
+ * Expired entries are dropped as calls come due, like the store's purge.
+ */
+export function memoryReplayCache(
+  options: ReplayCacheOptions = {},
+): StoreReplayCache & { readonly size: number } {
+  const clock = options.clock ?? (() => new Date());
+  const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
+  const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
+  const seen = new Map<string, number>();
+  let calls = 0;
+
+  function purge(limit = purgeLimit): Promise<number> {
+    positiveInteger(limit, purgeLimit, "limit");
+    const now = clock().getTime();
+    let removed = 0;
+    for (const [key, expires] of seen) {
+      if (removed >= limit) break;
+      if (expires <= now) {
+        seen.delete(key);
+        removed += 1;
+      }
+    }
+    return Promise.resolve(removed);
+  }
+
+  return {
+    async remember(scope, jti, expiresAt) {
+      checkArguments(scope, jti, expiresAt);
+      const now = clock().getTime();
+      calls += 1;
+      if (purgeEvery > 0 && calls % purgeEvery === 0) await purge();
+      const key = `${scope}\u0000${jti}`;
+      const expires = seen.get(key);
+      if (expires !== undefined && expires > now) return false;
+      seen.set(key, expiresAt.getTime());
+      return true;
+    },
+    purge,
+    /** Entries held, expired or not. */
+    get size() {
+      return seen.size;
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * The replay cache contract: the store implementation on PGlite and PostgreSQL, and the in-memory
+ * one, pass the same cases.
+ */
+import { randomUUID } from "node:crypto";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryReplayCache, replayCache, type StoreReplayCache } from "../../src/broker/replay.js";
+import { forEachBackend } from "../store/backends.js";
+
+const T0 = Date.parse("2030-01-01T10:00:00.000Z");
+
+/** A clock the test moves by hand. */
+function manualClock(start = T0) {
+  let now = start;
+  return {
+    clock: () => new Date(now),
+    set(seconds: number) {
+      now = start + seconds * 1000;
+    },
+  };
+}
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const fresh = () => `scope-${randomUUID()}`;
+
+interface Subject {
+  make(clock: () => Date, options?: { purgeEvery?: number; purgeLimit?: number }): StoreReplayCache;
+  /** Entries in `scope` (expired or not). */
+  count(scope: string): Promise<number>;
+}
+
+function contract(subject: () => Subject): void {
+  it("accepts a jti once and refuses it again until it expires", async () => {
+    const c = manualClock();
+    const cache = subject().make(c.clock);
+    const scope = fresh();
+    expect(await cache.remember(scope, "a", at(10))).toBe(true);
+    expect(await cache.remember(scope, "a", at(10))).toBe(false);
+    c.set(9.999);
+    expect(await cache.remember(scope, "a", at(20))).toBe(false);
+    expect(await cache.remember(scope, "b", at(10))).toBe(true);
+  });
+
+  it("keeps scopes apart", async () => {
+    const cache = subject().make(manualClock().clock);
+    const [s1, s2] = [fresh(), fresh()];
+    expect(await cache.remember(s1, "same", at(10))).toBe(true);
+    expect(await cache.remember(s2, "same", at(10))).toBe(true);
+    expect(await cache.remember(s1, "same", at(10))).toBe(false);
+  });
+
+  it("lets an expired entry be taken again, with its new expiry", async () => {
+    const c = manualClock();
+    const cache = subject().make(c.clock);
+    const scope = fresh();
+    expect(await cache.remember(scope, "x", at(10))).toBe(true);
+    c.set(10); // expiry reached: expired
+    expect(await cache.remember(scope, "x", at(30))).toBe(true);
+    c.set(20);
+    expect(await cache.remember(scope, "x", at(40))).toBe(false); // the new entry lives until 30
+    c.set(30);
+    expect(await cache.remember(scope, "x", at(40))).toBe(true);
+  });
+
+  it("gives exactly one true among 20 concurrent calls with the same jti", async () => {
+    const cache = subject().make(manualClock().clock);
+    const scope = fresh();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => cache.remember(scope, "race", at(60))),
+    );
+    expect(results.filter((r) => r)).toHaveLength(1);
+  });
+
+  it("purges expired entries only, at most `limit` at a time", async () => {
+    const c = manualClock();
+    const s = subject();
+    const cache = s.make(c.clock, { purgeEvery: 0 });
+    const scope = fresh();
+    for (let i = 0; i < 5; i++) await cache.remember(scope, `old-${i}`, at(5));
+    for (let i = 0; i < 3; i++) await cache.remember(scope, `live-${i}`, at(100));
+    c.set(50);
+    expect(await s.count(scope)).toBe(8);
+    expect(await cache.purge(2)).toBe(2); // this test's or other tests' expired rows
+    await cache.purge(10_000);
+    expect(await s.count(scope)).toBe(3);
+    // the live ones still count as seen
+    expect(await cache.remember(scope, "live-0", at(100))).toBe(false);
+  });
+
+  it("purges on its own every `purgeEvery` calls", async () => {
+    const c = manualClock();
+    const s = subject();
+    const cache = s.make(c.clock, { purgeEvery: 4 });
+    const scope = fresh();
+    for (let i = 0; i < 3; i++) await cache.remember(scope, `old-${i}`, at(5)); // calls 1-3
+    c.set(50);
+    expect(await s.count(scope)).toBe(3);
+    await cache.remember(scope, "trigger", at(100)); // call 4 purges
+    await expect.poll(() => s.count(scope), { timeout: 5000 }).toBe(1);
+  });
+
+  it("refuses bad arguments as programmer errors", async () => {
+    const cache = subject().make(manualClock().clock);
+    await expect(cache.remember("", "a", at(1))).rejects.toThrow(TypeError);
+    await expect(cache.remember("s", "", at(1))).rejects.toThrow(TypeError);
+    await expect(cache.remember("s", "x".repeat(513), at(1))).rejects.toThrow(TypeError);
+    await expect(cache.remember("s", "a", new Date(Number.NaN))).rejects.toThrow(TypeError);
+  });
+}
+
+forEachBackend("replay cache", (h) => {
+  beforeAll(() => h.setup());
+  afterAll(() => h.teardown());
+
+  const subject = (): Subject => ({
+    make: (clock, options) => replayCache(h.store.db, { clock, ...options }),
+    async count(scope) {
+      const r = await sql<{ n: number | string }>`
+        select count(*)::int as n from seen_jti where scope = ${scope}`.execute(h.store.db);
+      return Number(r.rows[0]?.n);
+    },
+  });
+  contract(subject);
+
+  // PostgreSQL only: a second store with its own pool, as a second `writ serve` process has.
+  const second = h.second?.bind(h);
+  if (second !== undefined) {
+    it("refuses a jti between two processes sharing the database", async () => {
+      const other = await second();
+      const scope = fresh();
+      const clock = manualClock().clock;
+      const a = replayCache(h.store.db, { clock });
+      const b = replayCache(other.db, { clock });
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).remember(scope, "shared", at(60))),
+      );
+      expect(results.filter((r) => r)).toHaveLength(1);
+    });
+  }
+
+  it("reports a failing database as a store error", async () => {
+    const db = h.store.db.withSchema("no_such_schema") as unknown as typeof h.store.db;
+    const cache = replayCache(db);
+    await expect(cache.remember("s", "a", at(1))).rejects.toMatchObject({ code: "ERR_STORE" });
+  });
+});
+
+describe("replay cache [memory]", () => {
+  // One cache per test, so its size is the test's own entries.
+  let last: ReturnType<typeof memoryReplayCache> | undefined;
+  contract(() => ({
+    make(clock, options) {
+      last = memoryReplayCache({ clock, ...options });
+      return last;
+    },
+    count: async () => last?.size ?? 0,
+  }));
+});
