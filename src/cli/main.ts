@@ -40,6 +40,9 @@ export async function main(
     audit: async () => {
       (await import("./audit.js")).registerAudit(program, io, setExit, { dataDir, databaseUrl });
     },
+    keys: async () => {
+      (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl });
+    },
     kill: async () =>
       (await import("./kill.js")).registerKill(program, io, setExit, {
         dataDir,

@@ -1,0 +1,448 @@
+/**
+ * Per-environment signing keys. Each environment is its own trust root: its own Ed25519 keys, its
+ * own issuer, its own JWKS, so a token minted for `dev` never verifies against `prod`.
+ *
+ * A key lives in `signing_keys` through two dates:
+ *   sign_until     the key signs tokens until then, and no token it signs may expire later (the
+ *                  "signing key life" bound of the effective TTL);
+ *   publish_until  its public half stays in the environment's JWKS until then: the active key's
+ *                  is its sign_until; a key retired early keeps it until its last token expires.
+ *
+ * At most one key per environment is `active`. `activeKey` creates the first one lazily and
+ * replaces one that has reached its renewal margin; `rotate` replaces it at once. Both run under a
+ * transaction-scoped advisory lock on the environment (`pg_advisory_xact_lock`, which PGlite
+ * supports too), so several `writ serve` processes on one PostgreSQL creating the first key at
+ * once end with one: a row lock cannot serialize the creation of a row that does not exist yet.
+ *
+ * At rest: the active key's private JWK is stored in its row, unencrypted; whoever can read the
+ * database can sign tokens for that environment until the key is rotated. Database access must be
+ * treated as key access. A retired key's private half is erased (`{}`) at retirement: nothing
+ * signs with it any more, and its public half is all verification needs.
+ *
+ * The key id is the RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { calculateJwkThumbprint } from "jose";
+import { type Insertable, type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import { q, WritError } from "../core/index.js";
+// The store's error wrapper is not (yet) on its public face; approvals.ts imports it the same way.
+import { guard } from "../store/errors.js";
+import { type Database, ERR_STORE_CORRUPT } from "../store/index.js";
+
+/** An environment's public signing key as its JWKS publishes it (never a private member). */
+export interface PublicJwk {
+  readonly kty: "OKP";
+  readonly crv: "Ed25519";
+  readonly x: string;
+  readonly kid: string;
+  readonly alg: "EdDSA";
+  readonly use: "sig";
+}
+
+export type KeyStatus = "active" | "retired";
+
+/** A key as `list` shows it: no key material. */
+export interface KeyInfo {
+  readonly kind: "key-info";
+  readonly kid: string;
+  readonly env: string;
+  readonly status: KeyStatus;
+  readonly createdAt: Date;
+  readonly signUntil: Date;
+  readonly publishUntil: Date;
+  readonly retiredAt: Date | undefined;
+}
+
+/** The key an environment signs with now. */
+export interface SigningKey {
+  readonly kind: "signing-key";
+  readonly kid: string;
+  readonly env: string;
+  readonly alg: "EdDSA";
+  readonly createdAt: Date;
+  /** No token this key signs may expire after this instant (the "signing key life" TTL bound). */
+  readonly signUntil: Date;
+  readonly publicJwk: PublicJwk;
+  /** The Ed25519 private key, for jose's `SignJWT#sign` or `crypto.sign(null, data, key)`. */
+  readonly privateKey: KeyObject;
+}
+
+/** A published key of one environment, as token verification needs it. */
+export interface VerificationKey {
+  readonly kind: "verification-key";
+  readonly kid: string;
+  readonly env: string;
+  readonly status: KeyStatus;
+  readonly signUntil: Date;
+  readonly publishUntil: Date;
+  readonly publicJwk: PublicJwk;
+  readonly publicKey: KeyObject;
+}
+
+export interface RotateOptions {
+  /**
+   * The longest lifetime any token of this environment can have. The retired key stays published
+   * until `now + maxTokenTtlSeconds` (no later than its own sign_until): by then every token it
+   * signed has expired. 0 withdraws it at once (a compromised key): its tokens stop verifying.
+   */
+  readonly maxTokenTtlSeconds: number;
+}
+
+export interface RotateResult {
+  /** The key rotation retired, or undefined when the environment had no active key. */
+  readonly retired: KeyInfo | undefined;
+  readonly created: SigningKey;
+}
+
+export interface EnvironmentKeys {
+  /** The key `env` signs with now, created when there is none or the active one is due for renewal. */
+  activeKey(env: string): Promise<SigningKey>;
+  /** Retires the active key at once (it stays published, see `RotateOptions`) and creates a new one. */
+  rotate(env: string, opts: RotateOptions): Promise<RotateResult>;
+  /** The JWKS of `env`: every key whose publication has not ended (default now: the clock). */
+  jwks(env: string, now?: Date): Promise<{ readonly keys: readonly PublicJwk[] }>;
+  /**
+   * The published key `kid` of `env` — of that environment only — or undefined. A key of another
+   * environment, or one whose publication ended before `now`, is not returned.
+   */
+  verificationKey(env: string, kid: string, now?: Date): Promise<VerificationKey | undefined>;
+  /** Every key ever created, of one environment or all, oldest first per environment. */
+  list(env?: string): Promise<readonly KeyInfo[]>;
+}
+
+export interface EnvironmentKeysOptions {
+  /** How long a new key signs (default 30 days). */
+  readonly keyLifetimeSeconds?: number | undefined;
+  /**
+   * `activeKey` replaces the active key when less than this is left of its life, so tokens issued
+   * near its end are not cut short (default: a tenth of the lifetime, at most one day; must be less
+   * than the lifetime; 0 uses a key to the end).
+   */
+  readonly renewBeforeSeconds?: number | undefined;
+  readonly clock?: (() => Date) | undefined;
+}
+
+export const DEFAULT_KEY_LIFETIME_SECONDS = 30 * 86_400;
+
+/** Environment ids as writ.yaml allows them. */
+const ENV_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+type Row = Selectable<Database["signing_keys"]>;
+type Db = Kysely<Database> | Transaction<Database>;
+
+function checkEnv(env: string): void {
+  if (typeof env !== "string" || !ENV_ID.test(env)) {
+    throw new TypeError(`environment ${q(env)}: expected a writ.yaml environment id`);
+  }
+}
+
+function checkSeconds(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`${what} must be an integer ≥ 0`);
+}
+
+function corrupt(kid: string, message: string, cause?: unknown): WritError {
+  return new WritError(
+    ERR_STORE_CORRUPT,
+    `signing key ${q(kid)}: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function toDate(value: unknown): Date {
+  return value instanceof Date ? value : new Date(value as string);
+}
+
+function publicJwkOf(x: string, kid: string): PublicJwk {
+  return { kty: "OKP", crv: "Ed25519", x, kid, alg: "EdDSA", use: "sig" };
+}
+
+function infoOf(r: Row): KeyInfo {
+  return {
+    kind: "key-info",
+    kid: r.kid,
+    env: r.environment,
+    status: r.status === "active" ? "active" : "retired",
+    createdAt: toDate(r.created_at),
+    signUntil: toDate(r.sign_until),
+    publishUntil: toDate(r.publish_until),
+    retiredAt: r.retired_at === null ? undefined : toDate(r.retired_at),
+  };
+}
+
+/**
+ * Imported keys by kid. A row's key material never changes, so each is parsed and checked once per
+ * process; the cache is small (an environment has a handful of keys) and bounded all the same.
+ */
+class KeyCache {
+  readonly #public = new Map<string, { jwk: PublicJwk; key: KeyObject }>();
+  readonly #private = new Map<string, KeyObject>();
+
+  async publicKey(r: Row): Promise<{ jwk: PublicJwk; key: KeyObject }> {
+    const hit = this.#public.get(r.kid);
+    if (hit !== undefined) return hit;
+    const jwk = r.public_jwk as Record<string, unknown> | null;
+    if (
+      typeof jwk !== "object" ||
+      jwk === null ||
+      jwk.kty !== "OKP" ||
+      jwk.crv !== "Ed25519" ||
+      typeof jwk.x !== "string" ||
+      !B64URL.test(jwk.x) ||
+      "d" in jwk
+    ) {
+      throw corrupt(r.kid, "`public_jwk` is not an Ed25519 public JWK");
+    }
+    // The kid is the thumbprint: a row whose key does not hash to its kid was not written by writ.
+    const thumbprint = await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "sha256");
+    if (thumbprint !== r.kid) throw corrupt(r.kid, "the public key's thumbprint is not the kid");
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: jwk.x }, format: "jwk" });
+    } catch (err) {
+      throw corrupt(r.kid, "`public_jwk` is not a usable Ed25519 key", err);
+    }
+    const entry = { jwk: publicJwkOf(jwk.x, r.kid), key };
+    if (this.#public.size >= 256) this.#public.clear();
+    this.#public.set(r.kid, entry);
+    return entry;
+  }
+
+  async privateKey(r: Row): Promise<KeyObject> {
+    const hit = this.#private.get(r.kid);
+    if (hit !== undefined) return hit;
+    const { jwk: pub } = await this.publicKey(r);
+    const jwk = r.private_jwk as Record<string, unknown> | null;
+    if (typeof jwk !== "object" || jwk === null || typeof jwk.d !== "string") {
+      throw corrupt(r.kid, "an active key without its private half");
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", x: pub.x, d: jwk.d }, format: "jwk" });
+    } catch (err) {
+      throw corrupt(r.kid, "`private_jwk` is not a usable Ed25519 key", err);
+    }
+    if (createPublicKey(key).export({ format: "jwk" }).x !== pub.x) {
+      throw corrupt(r.kid, "the private key does not match the public key");
+    }
+    if (this.#private.size >= 64) this.#private.clear();
+    this.#private.set(r.kid, key);
+    return key;
+  }
+
+  forget(kid: string): void {
+    this.#private.delete(kid);
+  }
+}
+
+async function newKeyRow(
+  env: string,
+  now: Date,
+  lifetimeSeconds: number,
+): Promise<Insertable<Database["signing_keys"]>> {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const jwk = privateKey.export({ format: "jwk" });
+  if (typeof jwk.x !== "string" || typeof jwk.d !== "string") throw new Error("ed25519 key export failed");
+  const kid = await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "sha256");
+  const signUntil = new Date(now.getTime() + lifetimeSeconds * 1000);
+  return {
+    kid,
+    environment: env,
+    alg: "EdDSA",
+    public_jwk: JSON.stringify(publicJwkOf(jwk.x, kid)),
+    private_jwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d }),
+    created_at: now,
+    sign_until: signUntil,
+    // Every token it signs expires by sign_until, so publishing it longer serves nothing.
+    publish_until: signUntil,
+    status: "active",
+    retired_at: null,
+  };
+}
+
+/** Serializes key changes of one environment across connections and processes, until commit. */
+async function lockEnvironment(trx: Transaction<Database>, env: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${`writ-keys:${env}`}))`.execute(trx);
+}
+
+async function activeRows(db: Db, env: string): Promise<Row[]> {
+  return db
+    .selectFrom("signing_keys")
+    .selectAll()
+    .where("environment", "=", env)
+    .where("status", "=", "active")
+    .orderBy("created_at", "desc")
+    .execute();
+}
+
+/**
+ * Retires `r` at `now`: it stops signing at once and its private half is erased. Its publication
+ * ends at `publishUntil` (never later than it would have: a retired key is not published longer).
+ * `sign_until` must stay after `created_at` (a schema check), so a key retired in the millisecond it
+ * was made keeps one millisecond of nominal life; its status already stops it from signing.
+ */
+async function retire(trx: Transaction<Database>, r: Row, now: Date, publishUntilMs: number): Promise<Row> {
+  const created = toDate(r.created_at).getTime();
+  const signUntil = Math.max(Math.min(toDate(r.sign_until).getTime(), now.getTime()), created + 1);
+  const publish = Math.max(Math.min(toDate(r.publish_until).getTime(), publishUntilMs), signUntil);
+  const updated = await trx
+    .updateTable("signing_keys")
+    .set({
+      status: "retired",
+      retired_at: now,
+      sign_until: new Date(signUntil),
+      publish_until: new Date(publish),
+      private_jwk: "{}",
+    })
+    .where("kid", "=", r.kid)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return updated;
+}
+
+export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptions = {}): EnvironmentKeys {
+  const lifetime = opts.keyLifetimeSeconds ?? DEFAULT_KEY_LIFETIME_SECONDS;
+  checkSeconds(lifetime, "keyLifetimeSeconds");
+  if (lifetime < 1) throw new TypeError("keyLifetimeSeconds must be at least 1");
+  const renewBefore = opts.renewBeforeSeconds ?? Math.min(86_400, Math.floor(lifetime / 10));
+  checkSeconds(renewBefore, "renewBeforeSeconds");
+  if (renewBefore >= lifetime) throw new TypeError("renewBeforeSeconds must be less than keyLifetimeSeconds");
+  const clock = opts.clock ?? (() => new Date());
+  const cache = new KeyCache();
+
+  const now = (): Date => {
+    const at = clock();
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+      throw new TypeError("the key clock returned an invalid date");
+    }
+    return new Date(at.getTime());
+  };
+
+  /** Usable for signing at `at`: active, and more than the renewal margin of life left. */
+  const usable = (r: Row, at: Date): boolean =>
+    r.status === "active" && toDate(r.sign_until).getTime() - renewBefore * 1000 > at.getTime();
+
+  const signingKey = async (r: Row): Promise<SigningKey> => {
+    const { jwk } = await cache.publicKey(r);
+    return {
+      kind: "signing-key",
+      kid: r.kid,
+      env: r.environment,
+      alg: "EdDSA",
+      createdAt: toDate(r.created_at),
+      signUntil: toDate(r.sign_until),
+      publicJwk: jwk,
+      privateKey: await cache.privateKey(r),
+    };
+  };
+
+  const create = async (trx: Transaction<Database>, env: string, at: Date): Promise<Row> => {
+    const row = await newKeyRow(env, at, lifetime);
+    return trx.insertInto("signing_keys").values(row).returningAll().executeTakeFirstOrThrow();
+  };
+
+  return {
+    async activeKey(env) {
+      checkEnv(env);
+      return guard(`signing key of ${q(env)}`, async () => {
+        // The common case reads one row and takes no lock.
+        const [current] = await activeRows(db, env);
+        if (current !== undefined && usable(current, now())) return signingKey(current);
+        const row = await db.transaction().execute(async (trx) => {
+          await lockEnvironment(trx, env);
+          // Another process may have created or replaced the key while this one waited.
+          const at = now();
+          const rows = await activeRows(trx, env);
+          const keep = rows[0] !== undefined && usable(rows[0], at) ? rows[0] : undefined;
+          for (const r of rows) {
+            if (r === keep) continue;
+            // Out of life: its tokens have all expired. In its renewal margin: its tokens expire by
+            // its sign_until. Either way its publication keeps the end it has. (A second active
+            // key cannot arise under the lock; one left by hand is retired the same way.)
+            await retire(trx, r, at, toDate(r.publish_until).getTime());
+            cache.forget(r.kid);
+          }
+          return keep ?? create(trx, env, at);
+        });
+        return signingKey(row);
+      });
+    },
+
+    async rotate(env, rotateOpts) {
+      checkEnv(env);
+      checkSeconds(rotateOpts.maxTokenTtlSeconds, "maxTokenTtlSeconds");
+      return guard(`rotate the signing key of ${q(env)}`, async () => {
+        const { retired, created } = await db.transaction().execute(async (trx) => {
+          await lockEnvironment(trx, env);
+          const at = now();
+          const until = at.getTime() + rotateOpts.maxTokenTtlSeconds * 1000;
+          let last: Row | undefined;
+          for (const r of (await activeRows(trx, env)).reverse()) {
+            last = await retire(trx, r, at, until);
+            cache.forget(r.kid);
+          }
+          return { retired: last, created: await create(trx, env, at) };
+        });
+        return {
+          retired: retired === undefined ? undefined : infoOf(retired),
+          created: await signingKey(created),
+        };
+      });
+    },
+
+    async jwks(env, at) {
+      checkEnv(env);
+      const when = at ?? now();
+      return guard(`keys of ${q(env)}`, async () => {
+        const rows = await db
+          .selectFrom("signing_keys")
+          .selectAll()
+          .where("environment", "=", env)
+          .where("publish_until", ">", when)
+          .orderBy("created_at", "desc")
+          .execute();
+        const keys: PublicJwk[] = [];
+        for (const r of rows) keys.push((await cache.publicKey(r)).jwk);
+        return { keys };
+      });
+    },
+
+    async verificationKey(env, kid, at) {
+      checkEnv(env);
+      if (typeof kid !== "string" || kid.length === 0 || kid.length > 200) return undefined;
+      const when = at ?? now();
+      return guard(`key ${q(kid)} of ${q(env)}`, async () => {
+        const r = await db
+          .selectFrom("signing_keys")
+          .selectAll()
+          .where("kid", "=", kid)
+          .where("environment", "=", env)
+          .where("publish_until", ">", when)
+          .executeTakeFirst();
+        if (r === undefined) return undefined;
+        const { jwk, key } = await cache.publicKey(r);
+        const info = infoOf(r);
+        return {
+          kind: "verification-key",
+          kid: r.kid,
+          env: r.environment,
+          status: info.status,
+          signUntil: info.signUntil,
+          publishUntil: info.publishUntil,
+          publicJwk: jwk,
+          publicKey: key,
+        };
+      });
+    },
+
+    async list(env) {
+      if (env !== undefined) checkEnv(env);
+      return guard("list signing keys", async () => {
+        let query = db.selectFrom("signing_keys").selectAll();
+        if (env !== undefined) query = query.where("environment", "=", env);
+        const rows = await query.orderBy("environment").orderBy("created_at").orderBy("kid").execute();
+        return rows.map(infoOf);
+      });
+    },
+  };
+}
