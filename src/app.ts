@@ -87,7 +87,11 @@ export interface ServerOptions {
   readonly databaseUrl?: string | undefined;
   /** Bearer token AuthZEN callers must present. */
   readonly pdpToken?: string | undefined;
-  /** Published as the PDP's identifier in the AuthZEN metadata. */
+  /**
+   * The public base URL: the PDP's identifier in the AuthZEN metadata, and the root of every
+   * environment's OAuth issuer (`<baseUrl>/env/<env>`). Without it, `setBaseUrl` must be called
+   * once the server listens, before any request.
+   */
   readonly baseUrl?: string | undefined;
   readonly version: string;
   /** Audit checkpoint interval in records (default 100). */
@@ -98,6 +102,8 @@ export interface Server {
   readonly app: Hono;
   readonly store: Store;
   readonly audit: AuditLog;
+  /** Sets the public base URL when it was not known at creation (a port chosen at listen time). */
+  setBaseUrl(url: string): void;
   /** Checkpoints the audit log and closes the store. */
   close(): Promise<void>;
 }
@@ -134,7 +140,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
     { httpApp },
     { openStore, toActiveWrit },
-  ] = await Promise.all([import("./audit/index.js"), import("./http/app.js"), import("./store/index.js")]);
+    broker,
+  ] = await Promise.all([
+    import("./audit/index.js"),
+    import("./http/app.js"),
+    import("./store/index.js"),
+    import("./broker/index.js"),
+  ]);
   const digest = (value: unknown) =>
     `sha256:${createHash("sha256")
       .update(canonicalJson(toJsonValue(value)))
@@ -168,8 +180,28 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         await audit.append("pdp.decision", decisionAuditRecord(record, digest));
       },
     });
+    let baseUrl = opts.baseUrl?.replace(/\/+$/, "");
+    const currentBaseUrl = () => {
+      if (baseUrl === undefined) throw new Error("the server's public base URL is not set");
+      return baseUrl;
+    };
+    const keys = broker.environmentKeys(store.db);
+    const service = broker.brokerService({
+      config: opts.policy.config,
+      store,
+      keys,
+      replay: broker.replayCache(store.db),
+      kill: broker.killSwitch(store.db),
+      backoff: broker.denialBackoff(store.db),
+      audit: (type, data) => audit.append(type, data),
+      get baseUrl() {
+        return currentBaseUrl();
+      },
+      introspectionToken: opts.pdpToken,
+    });
     const app = httpApp({
       authzen,
+      broker: broker.brokerRoutes({ service, keys, baseUrl: currentBaseUrl }),
       version: opts.version,
       ready: async () => {
         await audit.head();
@@ -181,6 +213,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       app,
       store,
       audit,
+      setBaseUrl(url: string) {
+        baseUrl = url.replace(/\/+$/, "");
+      },
       async close() {
         if (closed) return;
         closed = true;

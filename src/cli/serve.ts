@@ -16,6 +16,7 @@ export interface ServeOptions {
   readonly host: string;
   readonly port: string;
   readonly data?: string;
+  readonly publicUrl?: string;
   readonly json: boolean;
 }
 
@@ -55,6 +56,18 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
   if (d.pdpToken !== undefined && d.pdpToken.length < 16) {
     throw new CliFailure("ERR_USAGE", "WRIT_PDP_TOKEN must be at least 16 characters");
   }
+  if (o.publicUrl !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(o.publicUrl);
+    } catch {}
+    if (!u || (u.protocol !== "https:" && u.protocol !== "http:") || u.search || u.hash) {
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--public-url ${q(o.publicUrl)}: expected an http(s) URL without query or fragment`,
+      );
+    }
+  }
   const policy = await requirePolicy(o.config, io, o.json);
   const dataDir = o.data ?? d.dataDir;
   let server: Awaited<ReturnType<typeof createServer>>;
@@ -80,6 +93,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
       http.once("error", reject);
     });
     const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
+    server.setBaseUrl(o.publicUrl ?? url);
     const head = await server.audit.head();
     if (o.json) {
       io.out(
@@ -126,6 +140,10 @@ export function registerServe(
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on (0: any free port)", "8080")
     .option("--data <dir>", `data folder (default: WRIT_DATA_DIR or ${d.dataDir})`)
+    .option(
+      "--public-url <url>",
+      "the URL clients reach this server at: the root of every issuer (default: the listening address)",
+    )
     .option("--json", "print the listening line as JSON", false)
     .action(async (o: ServeOptions) => setExit(await serveCommand(o, io, d)));
 }

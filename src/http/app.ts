@@ -7,6 +7,8 @@ import { Hono } from "hono";
 export interface HttpParts {
   /** The decision point's AuthZEN routes. */
   readonly authzen: Hono;
+  /** The broker's OAuth routes. */
+  readonly broker: Hono;
   /** Readiness: resolves when the store answers. */
   readonly ready: () => Promise<boolean>;
   readonly version: string;
@@ -29,6 +31,7 @@ export function httpApp(parts: HttpParts): Hono {
     );
   });
   app.route("/", parts.authzen);
+  app.route("/", parts.broker);
   app.notFound((c) =>
     problem(404, "Not Found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
   );

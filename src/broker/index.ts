@@ -1,0 +1,13 @@
+// The broker: an OAuth 2 authorization server that turns an intent into a short-lived, scoped,
+// sender-bound writ. The only public surface of src/broker.
+export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
+export * from "./client-auth.js";
+export * from "./dpop.js";
+export * from "./intent.js";
+export * from "./keys.js";
+export * from "./kill.js";
+export * from "./metadata.js";
+export * from "./replay.js";
+export { type BrokerRouteOptions, brokerRoutes } from "./routes.js";
+export * from "./service.js";
+export * from "./tokens.js";

@@ -1,0 +1,642 @@
+/**
+ * The broker's endpoints as plain functions — HTTP-agnostic, one per endpoint, each returning an
+ * OAuth response (status, JSON body, headers). routes.ts puts them on Hono.
+ *
+ *   token       client_credentials → a baseline token (the agent's standing permissions only)
+ *               token-exchange     → a writ: baseline token + one playbook intent
+ *                                    (RFC 8693 + RFC 9396 authorization_details + RFC 8707 resource),
+ *                                    DPoP-bound (RFC 9449), an RFC 9068 JWT
+ *   introspect  RFC 7662, reflecting revocation and spent uses at once
+ *   revoke      RFC 7009, one writ
+ *
+ * Every refusal carries `error` (RFC 6749 and friends) and a machine-readable `reason`
+ * (docs/reasons.md). Repeated denials get 429 with a growing Retry-After. Every issuance and every
+ * denial is audited; no token ever is.
+ */
+import { randomBytes } from "node:crypto";
+import { isWritError, q, type WritConfig } from "../core/index.js";
+import type { Store } from "../store/index.js";
+import type { DenialBackoff } from "./backoff.js";
+import { type AuthenticatedClient, authenticateClient, clientAuthOAuthError } from "./client-auth.js";
+import {
+  DpopNonceError,
+  type DpopProof,
+  dpopOAuthError,
+  type NonceService,
+  verifyDpopProof,
+} from "./dpop.js";
+import { evaluateIntent } from "./intent.js";
+import type { EnvironmentKeys } from "./keys.js";
+import type { KillSwitch } from "./kill.js";
+import { issuerFor, WRIT_PLAYBOOK_TYPE } from "./metadata.js";
+import type { ReplayCache } from "./replay.js";
+import { type AccessTokenClaims, mintAccessToken, verifyAccessToken } from "./tokens.js";
+
+export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+export interface BrokerDeps {
+  readonly config: WritConfig;
+  readonly store: Pick<Store, "writs">;
+  readonly keys: EnvironmentKeys;
+  readonly replay: ReplayCache;
+  readonly nonce?: NonceService | undefined;
+  readonly kill: Pick<KillSwitch, "blocking">;
+  readonly backoff: DenialBackoff;
+  /** Called with every issuance and denial (the audit log). Never given a token. */
+  readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
+  /** The public base URL; issuers are `${baseUrl}/env/<env>`. */
+  readonly baseUrl: string;
+  /** A bearer token resource servers may introspect with (the PDP token). */
+  readonly introspectionToken?: string | undefined;
+  readonly clock?: (() => Date) | undefined;
+}
+
+export interface OAuthRequest {
+  readonly form: URLSearchParams;
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+}
+
+export interface OAuthResponse {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
+
+function oauthError(
+  status: number,
+  error: string,
+  description: string,
+  reason: string,
+  headers: Record<string, string> = {},
+): OAuthResponse {
+  return {
+    status,
+    body: { error, error_description: description, reason },
+    headers: { ...NO_STORE, ...headers },
+  };
+}
+
+class Refusal extends Error {
+  constructor(readonly response: OAuthResponse) {
+    super(String(response.body.error));
+  }
+}
+
+const refuse = (...args: Parameters<typeof oauthError>): never => {
+  throw new Refusal(oauthError(...args));
+};
+
+/** The reason code for a WritError: its code, lower-cased without the ERR_ prefix. */
+function reasonOf(code: string): string {
+  return code.replace(/^ERR_/, "").toLowerCase();
+}
+
+function endpoints(baseUrl: string, env: string) {
+  const issuer = issuerFor(baseUrl, env);
+  return { issuer, token: `${issuer}/token`, introspect: `${issuer}/introspect`, revoke: `${issuer}/revoke` };
+}
+
+async function authenticate(
+  env: string,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+  endpoint: string,
+): Promise<AuthenticatedClient> {
+  const { issuer } = endpoints(deps.baseUrl, env);
+  try {
+    const client = await authenticateClient(req.form, {
+      config: deps.config,
+      audiences: [issuer, endpoint],
+      replay: deps.replay,
+      clock: deps.clock,
+      authorization: req.headers.authorization ?? null,
+    });
+    if (!client.agent.environments.includes(env)) {
+      return refuse(
+        400,
+        "unauthorized_client",
+        `agent ${q(client.agent.id)} is not registered in ${q(env)}`,
+        "environment_not_allowed",
+      );
+    }
+    return client;
+  } catch (err) {
+    if (err instanceof Refusal) throw err;
+    const mapped = isWritError(err) ? clientAuthOAuthError(err.code) : undefined;
+    if (!mapped || !isWritError(err)) throw err;
+    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), {
+      "www-authenticate": 'Bearer error="invalid_client"',
+    });
+  }
+}
+
+async function dpopProof(
+  req: OAuthRequest,
+  deps: BrokerDeps,
+  url: string,
+  required: boolean,
+): Promise<DpopProof | undefined> {
+  const header = req.headers.dpop;
+  if (header === undefined) {
+    if (required)
+      return refuse(400, "invalid_dpop_proof", "this grant needs a DPoP proof (RFC 9449)", "dpop_required");
+    return undefined;
+  }
+  try {
+    return await verifyDpopProof(header, {
+      method: "POST",
+      url,
+      replay: deps.replay,
+      clock: deps.clock,
+      nonce: deps.nonce,
+    });
+  } catch (err) {
+    const mapped = isWritError(err) ? dpopOAuthError(err.code) : undefined;
+    if (!mapped || !isWritError(err)) throw err;
+    const headers: Record<string, string> = err instanceof DpopNonceError ? { "dpop-nonce": err.nonce } : {};
+    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), headers);
+  }
+}
+
+function parseDetails(raw: string | null): {
+  playbook: string;
+  params: Record<string, unknown>;
+  environment?: string;
+  ticket?: string;
+} {
+  if (raw === null)
+    return refuse(
+      400,
+      "invalid_request",
+      "`authorization_details` is required: one `writ_playbook` intent",
+      "intent_missing",
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "`authorization_details` is not JSON",
+      "intent_malformed",
+    );
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 1) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "`authorization_details` must hold exactly one intent",
+      "intent_malformed",
+    );
+  }
+  const d = parsed[0] as Record<string, unknown>;
+  if (!d || typeof d !== "object" || d.type !== WRIT_PLAYBOOK_TYPE) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent's \`type\` must be \`${WRIT_PLAYBOOK_TYPE}\``,
+      "intent_malformed",
+    );
+  }
+  const params = d.parameters ?? {};
+  if (typeof d.playbook !== "string" || !params || typeof params !== "object" || Array.isArray(params)) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "the intent needs a `playbook` name and a `parameters` object",
+      "intent_malformed",
+    );
+  }
+  for (const k of ["environment", "ticket"] as const) {
+    if (d[k] !== undefined && typeof d[k] !== "string") {
+      return refuse(
+        400,
+        "invalid_authorization_details",
+        `the intent's \`${k}\` must be a string`,
+        "intent_malformed",
+      );
+    }
+  }
+  return {
+    playbook: d.playbook,
+    params: params as Record<string, unknown>,
+    ...(typeof d.environment === "string" ? { environment: d.environment } : {}),
+    ...(typeof d.ticket === "string" ? { ticket: d.ticket } : {}),
+  };
+}
+
+function absoluteUri(value: string | null): string {
+  if (value === null)
+    return refuse(
+      400,
+      "invalid_target",
+      "`resource` (RFC 8707) is required: the audience of the writ",
+      "resource_missing",
+    );
+  try {
+    const u = new URL(value);
+    if (u.hash) throw new Error("fragment");
+    return value;
+  } catch {
+    return refuse(
+      400,
+      "invalid_target",
+      `\`resource\` ${q(value)} must be an absolute URI without a fragment`,
+      "resource_invalid",
+    );
+  }
+}
+
+async function baselineToken(
+  env: string,
+  client: AuthenticatedClient,
+  proof: DpopProof | undefined,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+): Promise<OAuthResponse> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const { issuer } = endpoints(deps.baseUrl, env);
+  const agent = client.agent;
+  const rc = deps.config.runnerClasses.get(agent.runnerClass);
+  const resource = req.form.get("resource");
+  const aud = resource === null ? issuer : absoluteUri(resource);
+  const key = await deps.keys.activeKey(env);
+  const exp = Math.min(
+    Math.floor(now.getTime() / 1000) + Math.min(rc?.ceiling.maxTtlSeconds ?? 900, 3600),
+    Math.floor(key.signUntil.getTime() / 1000),
+  );
+  const claims = {
+    iss: issuer,
+    sub: agent.id,
+    aud,
+    exp,
+    client_id: agent.id,
+    scope: "writ:baseline",
+    ...(proof ? { cnf: { jkt: proof.jkt } } : {}),
+  };
+  const token = await mintAccessToken(key, claims, { clock: deps.clock });
+  await deps.audit("broker.baseline", {
+    environment: env,
+    agent: agent.id,
+    audience: aud,
+    dpop: proof !== undefined,
+    expiresAt: new Date(exp * 1000).toISOString(),
+  });
+  return {
+    status: 200,
+    body: {
+      access_token: token,
+      token_type: proof ? "DPoP" : "Bearer",
+      expires_in: exp - Math.floor(now.getTime() / 1000),
+      scope: "writ:baseline",
+    },
+    headers: NO_STORE,
+  };
+}
+
+async function exchange(
+  env: string,
+  client: AuthenticatedClient,
+  proof: DpopProof,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+): Promise<OAuthResponse> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const { issuer } = endpoints(deps.baseUrl, env);
+  const agent = client.agent;
+
+  const blocked = await deps.backoff.check(agent.id, env, now);
+  if (blocked) {
+    await deps.backoff.record(agent.id, env, now);
+    await deps.audit("broker.denied", {
+      environment: env,
+      agent: agent.id,
+      reason: "slow_down_after_denial",
+    });
+    return oauthError(
+      429,
+      "slow_down",
+      `too many denied requests: retry after ${blocked.retryAfter} s`,
+      "repeated_denial",
+      {
+        "retry-after": String(blocked.retryAfter),
+      },
+    );
+  }
+  const deny = async (response: OAuthResponse, detail: Record<string, unknown>): Promise<OAuthResponse> => {
+    const b = await deps.backoff.record(agent.id, env, now);
+    await deps.audit("broker.denied", {
+      environment: env,
+      agent: agent.id,
+      reason: response.body.reason,
+      ...detail,
+    });
+    return { ...response, headers: { ...response.headers, "x-writ-retry-after": String(b.retryAfter) } };
+  };
+
+  // the subject token: this agent's own baseline token from this environment, nobody else's
+  if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
+    return refuse(
+      400,
+      "invalid_request",
+      `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
+      "subject_token_type",
+    );
+  }
+  const subjectToken = req.form.get("subject_token");
+  if (!subjectToken)
+    return refuse(
+      400,
+      "invalid_request",
+      "`subject_token` is required: the agent's baseline token",
+      "subject_token_missing",
+    );
+  let subject: AccessTokenClaims;
+  try {
+    subject = await verifyAccessToken(subjectToken, { env, issuer, keys: deps.keys, clock: deps.clock });
+  } catch (err) {
+    if (!isWritError(err)) throw err;
+    return deny(
+      oauthError(
+        400,
+        "invalid_grant",
+        `the subject token is not valid here: ${err.message}`,
+        reasonOf(err.code),
+      ),
+      {},
+    );
+  }
+  if (subject.client_id !== agent.id || subject.sub !== agent.id || subject.scope !== "writ:baseline") {
+    return deny(
+      oauthError(
+        400,
+        "invalid_grant",
+        "the subject token must be this agent's own baseline token",
+        "subject_token_mismatch",
+      ),
+      {},
+    );
+  }
+  if (subject.cnf && subject.cnf.jkt !== proof.jkt) {
+    return deny(
+      oauthError(
+        400,
+        "invalid_grant",
+        "the subject token is bound to another DPoP key",
+        "subject_token_binding",
+      ),
+      {},
+    );
+  }
+
+  const resource = absoluteUri(req.form.get("resource"));
+  const intent = parseDetails(req.form.get("authorization_details"));
+  if (intent.environment !== undefined && intent.environment !== env) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
+      "environment_mismatch",
+    );
+  }
+
+  const key = await deps.keys.activeKey(env);
+  const kill = await deps.kill.blocking(agent, env);
+  const outcome = evaluateIntent(
+    {
+      agent: agent.id,
+      playbook: intent.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: intent.ticket,
+      now,
+    },
+    { config: deps.config, kill, keySignUntil: key.signUntil },
+  );
+  const detail = { playbook: intent.playbook, ticket: intent.ticket };
+  if (outcome.kind === "refused") {
+    return deny(
+      oauthError(
+        outcome.reason === "unknown_agent" ? 401 : 400,
+        outcome.error,
+        outcome.message,
+        outcome.reason,
+      ),
+      detail,
+    );
+  }
+  if (outcome.kind === "needs-approval") {
+    // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
+    await deps.audit("broker.approval_required", { environment: env, agent: agent.id, ...detail });
+    return oauthError(
+      400,
+      "access_denied",
+      `${outcome.message}: ask through the backchannel authentication endpoint`,
+      "approval_required",
+    );
+  }
+
+  const writId = `writ_${randomBytes(16).toString("base64url")}`;
+  const grants = outcome.grants.map((g) => g.rule.text);
+  await deps.store.writs.insert({
+    id: writId,
+    agent: agent.id,
+    playbook: outcome.playbook.id,
+    environment: env,
+    params: intent.params,
+    grants,
+    issuedAt: outcome.issuedAt,
+    expiresAt: outcome.ttl.expiresAt,
+    maxUses: outcome.maxUses,
+  });
+  const detailGranted = {
+    type: WRIT_PLAYBOOK_TYPE,
+    playbook: outcome.playbook.id,
+    parameters: intent.params,
+    environment: env,
+    ...(intent.ticket ? { ticket: intent.ticket } : {}),
+    grants,
+    ...(outcome.maxUses !== undefined ? { max_uses: outcome.maxUses } : {}),
+  };
+  const exp = Math.floor(outcome.ttl.expiresAt.getTime() / 1000);
+  const token = await mintAccessToken(
+    key,
+    {
+      iss: issuer,
+      sub: agent.id,
+      aud: resource,
+      exp,
+      client_id: agent.id,
+      act: { sub: agent.id },
+      cnf: { jkt: proof.jkt },
+      authorization_details: [detailGranted],
+      writ: writId,
+      iat: Math.floor(outcome.issuedAt.getTime() / 1000),
+    },
+    { clock: deps.clock },
+  );
+  await deps.audit("broker.writ_issued", {
+    environment: env,
+    agent: agent.id,
+    writ: writId,
+    playbook: outcome.playbook.id,
+    parameters: intent.params,
+    ticket: intent.ticket,
+    audience: resource,
+    expiresAt: outcome.ttl.expiresAt.toISOString(),
+    ttlBound: outcome.ttl.bound,
+    maxUses: outcome.maxUses,
+  });
+  return {
+    status: 200,
+    body: {
+      access_token: token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: "DPoP",
+      expires_in: outcome.ttl.seconds,
+      authorization_details: [detailGranted],
+      writ_id: writId,
+      ttl_bound: outcome.ttl.bound,
+    },
+    headers: NO_STORE,
+  };
+}
+
+export function brokerService(deps: BrokerDeps) {
+  const run = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Refusal) return err.response;
+      throw err;
+    }
+  };
+  const knownEnv = (env: string) => deps.config.environments.has(env);
+
+  return {
+    knownEnv,
+
+    token(env: string, req: OAuthRequest): Promise<OAuthResponse> {
+      return run(async () => {
+        const url = endpoints(deps.baseUrl, env).token;
+        const grant = req.form.get("grant_type");
+        if (grant !== "client_credentials" && grant !== TOKEN_EXCHANGE) {
+          return refuse(
+            400,
+            "unsupported_grant_type",
+            `grant type ${q(grant ?? "")} is not supported here`,
+            "unsupported_grant_type",
+          );
+        }
+        const client = await authenticate(env, req, deps, url);
+        if (grant === "client_credentials") {
+          const proof = await dpopProof(req, deps, url, false);
+          return baselineToken(env, client, proof, req, deps);
+        }
+        const proof = await dpopProof(req, deps, url, true);
+        return exchange(env, client, proof!, req, deps);
+      });
+    },
+
+    /** RFC 7662. Callers: an agent about its own tokens (private_key_jwt), or a resource server with the introspection token. */
+    introspect(env: string, req: OAuthRequest): Promise<OAuthResponse> {
+      return run(async () => {
+        const { issuer, introspect } = endpoints(deps.baseUrl, env);
+        let onlyClient: string | undefined;
+        const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+        if (bearer !== undefined && deps.introspectionToken !== undefined) {
+          const { timingSafeEqual, createHash } = await import("node:crypto");
+          const h = (s: string) => createHash("sha256").update(s).digest();
+          if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
+            return refuse(
+              401,
+              "invalid_client",
+              "the introspection token is not valid",
+              "introspection_token_invalid",
+              {
+                "www-authenticate": 'Bearer error="invalid_token"',
+              },
+            );
+          }
+        } else {
+          onlyClient = (await authenticate(env, req, deps, introspect)).agent.id;
+        }
+        const token = req.form.get("token");
+        if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
+        const inactive: OAuthResponse = { status: 200, body: { active: false }, headers: NO_STORE };
+        let claims: AccessTokenClaims;
+        try {
+          claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+        } catch (err) {
+          if (isWritError(err)) return inactive;
+          throw err;
+        }
+        if (onlyClient !== undefined && claims.client_id !== onlyClient) return inactive;
+        const extra: Record<string, unknown> = {};
+        if (claims.writ !== undefined) {
+          const writ = await deps.store.writs.get(claims.writ);
+          const now = (deps.clock ?? (() => new Date()))();
+          if (!writ || writ.status !== "active" || writ.expiresAt <= now) return inactive;
+          if (writ.maxUses !== undefined && writ.uses >= writ.maxUses) return inactive;
+          extra.writ = writ.id;
+          extra.max_uses = writ.maxUses;
+          extra.uses = writ.uses;
+          extra.uses_left = writ.maxUses === undefined ? undefined : writ.maxUses - writ.uses;
+        }
+        return {
+          status: 200,
+          body: {
+            active: true,
+            iss: claims.iss,
+            sub: claims.sub,
+            aud: claims.aud,
+            client_id: claims.client_id,
+            exp: claims.exp,
+            iat: claims.iat,
+            jti: claims.jti,
+            token_type: claims.cnf ? "DPoP" : "Bearer",
+            ...(claims.scope ? { scope: claims.scope } : {}),
+            ...(claims.act ? { act: claims.act } : {}),
+            ...(claims.cnf ? { cnf: claims.cnf } : {}),
+            ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
+            ...extra,
+          },
+          headers: NO_STORE,
+        };
+      });
+    },
+
+    /** RFC 7009: an agent revokes one of its own writs. Unknown or foreign tokens still answer 200. */
+    revoke(env: string, req: OAuthRequest): Promise<OAuthResponse> {
+      return run(async () => {
+        const { issuer, revoke } = endpoints(deps.baseUrl, env);
+        const client = await authenticate(env, req, deps, revoke);
+        const token = req.form.get("token");
+        if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
+        const ok: OAuthResponse = { status: 200, body: {}, headers: NO_STORE };
+        let claims: AccessTokenClaims;
+        try {
+          claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+        } catch (err) {
+          if (isWritError(err)) return ok;
+          throw err;
+        }
+        if (claims.client_id !== client.agent.id || claims.writ === undefined) return ok;
+        await deps.store.writs.revoke(claims.writ, `revoked by ${client.agent.id} (RFC 7009)`);
+        await deps.audit("broker.writ_revoked", {
+          environment: env,
+          agent: client.agent.id,
+          writ: claims.writ,
+        });
+        return ok;
+      });
+    },
+  };
+}
+
+export type BrokerService = ReturnType<typeof brokerService>;
