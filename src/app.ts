@@ -198,6 +198,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         return currentBaseUrl();
       },
       introspectionToken: opts.pdpToken,
+      approvals: broker.approvalService(store.db, { audit }),
     });
     const app = httpApp({
       authzen,

@@ -103,11 +103,15 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
     const env = c.req.param("env");
     if (!service.knownEnv(env)) return unknown(env);
     const meta: Record<string, unknown> = { ...authorizationServerMetadata(issuerFor(opts.baseUrl(), env)) };
-    // Approvals over CIBA are not served yet: advertise only what this server answers.
-    delete meta.backchannel_authentication_endpoint;
-    delete meta.backchannel_token_delivery_modes_supported;
-    delete meta.backchannel_user_code_parameter_supported;
-    meta.grant_types_supported = (meta.grant_types_supported as string[]).filter((g) => !g.includes("ciba"));
+    if (!service.cibaEnabled()) {
+      // without approvals there is no CIBA: advertise only what this server answers
+      delete meta.backchannel_authentication_endpoint;
+      delete meta.backchannel_token_delivery_modes_supported;
+      delete meta.backchannel_user_code_parameter_supported;
+      meta.grant_types_supported = (meta.grant_types_supported as string[]).filter(
+        (g) => !g.includes("ciba"),
+      );
+    }
     return c.json(meta, 200, { "cache-control": "max-age=300" });
   });
 
@@ -122,6 +126,7 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
     ["token", service.token],
     ["introspect", service.introspect],
     ["revoke", service.revoke],
+    ["bc-authorize", service.bcAuthorize],
   ] as const) {
     app.post(`/env/:env/${path}`, async (c) => {
       const env = c.req.param("env");

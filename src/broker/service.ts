@@ -16,6 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { isWritError, q, type WritConfig } from "../core/index.js";
 import type { Store } from "../store/index.js";
+import type { ApprovalService } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
 import { type AuthenticatedClient, authenticateClient, clientAuthOAuthError } from "./client-auth.js";
 import {
@@ -33,6 +34,7 @@ import type { ReplayCache } from "./replay.js";
 import { type AccessTokenClaims, mintAccessToken, verifyAccessToken } from "./tokens.js";
 
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const CIBA_GRANT = "urn:openid:params:grant-type:ciba";
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
 export interface BrokerDeps {
@@ -49,6 +51,10 @@ export interface BrokerDeps {
   readonly baseUrl: string;
   /** A bearer token resource servers may introspect with (the PDP token). */
   readonly introspectionToken?: string | undefined;
+  /** Approval requests (CIBA poll mode); without it, playbooks that need approval cannot be issued. */
+  readonly approvals?: ApprovalService | undefined;
+  /** How long an approval request waits for its approvers, seconds (default 600). */
+  readonly approvalLifetimeSeconds?: number | undefined;
   readonly clock?: (() => Date) | undefined;
 }
 
@@ -97,7 +103,13 @@ function reasonOf(code: string): string {
 
 function endpoints(baseUrl: string, env: string) {
   const issuer = issuerFor(baseUrl, env);
-  return { issuer, token: `${issuer}/token`, introspect: `${issuer}/introspect`, revoke: `${issuer}/revoke` };
+  return {
+    issuer,
+    token: `${issuer}/token`,
+    introspect: `${issuer}/introspect`,
+    revoke: `${issuer}/revoke`,
+    bcAuthorize: `${issuer}/bc-authorize`,
+  };
 }
 
 async function authenticate(
@@ -160,6 +172,13 @@ async function dpopProof(
     const headers: Record<string, string> = err instanceof DpopNonceError ? { "dpop-nonce": err.nonce } : {};
     return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), headers);
   }
+}
+
+interface Intent {
+  readonly playbook: string;
+  readonly params: Record<string, unknown>;
+  readonly environment?: string;
+  readonly ticket?: string;
 }
 
 function parseDetails(raw: string | null): {
@@ -436,12 +455,40 @@ async function exchange(
     return oauthError(
       400,
       "access_denied",
-      `${outcome.message}: ask through the backchannel authentication endpoint`,
+      `${outcome.message}: ask through the backchannel authentication endpoint (${endpoints(deps.baseUrl, env).bcAuthorize})`,
       "approval_required",
     );
   }
 
+  return issueWrit(env, outcome, { intent, resource, proof, key }, deps);
+}
+
+type Issuable = Extract<ReturnType<typeof evaluateIntent>, { kind: "issue" }>;
+
+interface IssueInput {
+  readonly intent: Intent;
+  readonly resource: string;
+  readonly proof: DpopProof;
+  readonly key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
+  /** The human the agent acts for (CIBA's approved requester); `sub` of the token. */
+  readonly sponsor?: string | undefined;
+  /** Runs with the new writ's id before the writ is stored (CIBA consumes its approval here). */
+  readonly beforeStore?: ((writId: string) => Promise<void>) | undefined;
+  readonly approval?: string | undefined;
+}
+
+/** Stores the writ and mints its token: the one place a writ comes into being. */
+async function issueWrit(
+  env: string,
+  outcome: Issuable,
+  input: IssueInput,
+  deps: BrokerDeps,
+): Promise<OAuthResponse> {
+  const { issuer } = endpoints(deps.baseUrl, env);
+  const { intent, resource, proof, key } = input;
+  const agent = outcome.agent;
   const writId = `writ_${randomBytes(16).toString("base64url")}`;
+  await input.beforeStore?.(writId);
   const grants = outcome.grants.map((g) => g.rule.text);
   await deps.store.writs.insert({
     id: writId,
@@ -468,7 +515,7 @@ async function exchange(
     key,
     {
       iss: issuer,
-      sub: agent.id,
+      sub: input.sponsor ?? agent.id,
       aud: resource,
       exp,
       client_id: agent.id,
@@ -483,6 +530,8 @@ async function exchange(
   await deps.audit("broker.writ_issued", {
     environment: env,
     agent: agent.id,
+    sponsor: input.sponsor,
+    approval: input.approval,
     writ: writId,
     playbook: outcome.playbook.id,
     parameters: intent.params,
@@ -507,6 +556,205 @@ async function exchange(
   };
 }
 
+/** CIBA backchannel authentication request: the intent goes to the approvers. */
+async function bcAuthorize(
+  env: string,
+  client: AuthenticatedClient,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+  approvals: ApprovalService,
+): Promise<OAuthResponse> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const agent = client.agent;
+  const blocked = await deps.backoff.check(agent.id, env, now);
+  if (blocked) {
+    await deps.backoff.record(agent.id, env, now);
+    return oauthError(
+      429,
+      "slow_down",
+      `too many denied requests: retry after ${blocked.retryAfter} s`,
+      "repeated_denial",
+      {
+        "retry-after": String(blocked.retryAfter),
+      },
+    );
+  }
+  const intent = parseDetails(req.form.get("authorization_details"));
+  if (intent.environment !== undefined && intent.environment !== env) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
+      "environment_mismatch",
+    );
+  }
+  const hint = req.form.get("login_hint");
+  if (hint !== null && !/^[^\s\u0000-\u001f]{1,254}$/.test(hint)) {
+    return refuse(
+      400,
+      "invalid_request",
+      "`login_hint` must name the sponsor: 1 to 254 characters without spaces",
+      "login_hint_invalid",
+    );
+  }
+  const key = await deps.keys.activeKey(env);
+  const kill = await deps.kill.blocking(agent, env);
+  const outcome = evaluateIntent(
+    {
+      agent: agent.id,
+      playbook: intent.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: intent.ticket,
+      now,
+    },
+    { config: deps.config, kill, keySignUntil: key.signUntil },
+  );
+  if (outcome.kind === "refused") {
+    await deps.backoff.record(agent.id, env, now);
+    await deps.audit("broker.denied", {
+      environment: env,
+      agent: agent.id,
+      reason: outcome.reason,
+      playbook: intent.playbook,
+    });
+    return oauthError(
+      outcome.reason === "unknown_agent" ? 401 : 400,
+      outcome.error,
+      outcome.message,
+      outcome.reason,
+    );
+  }
+  if (outcome.kind === "issue") {
+    return refuse(
+      400,
+      "invalid_request",
+      `playbook ${q(intent.playbook)} needs no approval in ${q(env)}: use token exchange`,
+      "approval_not_needed",
+    );
+  }
+  const lifetime = deps.approvalLifetimeSeconds ?? 600;
+  const request = await approvals.createRequest(
+    {
+      agent: agent.id,
+      playbook: intent.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: intent.ticket,
+      requester: hint ?? agent.id,
+      expiresAt: new Date(now.getTime() + lifetime * 1000),
+    },
+    { now },
+  );
+  await deps.audit("broker.approval_requested", {
+    environment: env,
+    agent: agent.id,
+    approval: request.id,
+    playbook: intent.playbook,
+    sponsor: hint ?? undefined,
+  });
+  return {
+    status: 200,
+    body: { auth_req_id: request.id, expires_in: lifetime, interval: request.pollInterval },
+    headers: NO_STORE,
+  };
+}
+
+/** CIBA poll: pending, slow down, denied, expired — or, once approved, the writ. */
+async function cibaGrant(
+  env: string,
+  client: AuthenticatedClient,
+  proof: DpopProof,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+  approvals: ApprovalService,
+): Promise<OAuthResponse> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const agent = client.agent;
+  const id = req.form.get("auth_req_id");
+  if (!id) return refuse(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
+  const resource = absoluteUri(req.form.get("resource"));
+  const request = await approvals.get(id);
+  if (!request || request.agent !== agent.id || request.environment !== env) {
+    return refuse(400, "invalid_grant", "no such approval request for this agent here", "approval_not_found");
+  }
+  const pace = await approvals.pollTooFast(id, now);
+  if (pace.tooFast) {
+    return oauthError(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
+      "retry-after": String(pace.pollInterval),
+    });
+  }
+  let status: Awaited<ReturnType<ApprovalService["status"]>>;
+  try {
+    status = await approvals.status(id, { binding: request.binding, now });
+  } catch (err) {
+    if (isWritError(err)) return refuse(400, "invalid_grant", err.message, reasonOf(err.code));
+    throw err;
+  }
+  switch (status.status) {
+    case "pending":
+      return oauthError(
+        400,
+        "authorization_pending",
+        "the approvers have not decided yet",
+        "approval_pending",
+      );
+    case "denied":
+      return oauthError(400, "access_denied", "the approvers denied this request", "approval_denied");
+    case "expired":
+      return oauthError(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+    case "consumed":
+      return oauthError(400, "invalid_grant", "this approval was used already", "approval_consumed");
+    default:
+      break;
+  }
+  // approved: every check again, now, at issuance
+  const key = await deps.keys.activeKey(env);
+  const kill = await deps.kill.blocking(agent, env);
+  const intent: Intent = {
+    playbook: request.playbook,
+    params: { ...request.params },
+    ...(request.ticket ? { ticket: request.ticket } : {}),
+  };
+  const outcome = evaluateIntent(
+    {
+      agent: agent.id,
+      playbook: request.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: request.ticket,
+      now,
+    },
+    { config: deps.config, kill, keySignUntil: key.signUntil, approval: "approved" },
+  );
+  if (outcome.kind !== "issue") {
+    const reason = outcome.reason;
+    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
+    return oauthError(
+      400,
+      outcome.kind === "refused" ? outcome.error : "access_denied",
+      outcome.message,
+      reason,
+    );
+  }
+  return issueWrit(
+    env,
+    outcome,
+    {
+      intent,
+      resource,
+      proof,
+      key,
+      approval: id,
+      sponsor: request.requester !== agent.id ? request.requester : undefined,
+      beforeStore: async (writId) => {
+        await approvals.consume(id, writId, { binding: request.binding, now });
+      },
+    },
+    deps,
+  );
+}
+
 export function brokerService(deps: BrokerDeps) {
   const run = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
     try {
@@ -525,7 +773,8 @@ export function brokerService(deps: BrokerDeps) {
       return run(async () => {
         const url = endpoints(deps.baseUrl, env).token;
         const grant = req.form.get("grant_type");
-        if (grant !== "client_credentials" && grant !== TOKEN_EXCHANGE) {
+        const ciba = grant === CIBA_GRANT && deps.approvals !== undefined;
+        if (grant !== "client_credentials" && grant !== TOKEN_EXCHANGE && !ciba) {
           return refuse(
             400,
             "unsupported_grant_type",
@@ -539,9 +788,23 @@ export function brokerService(deps: BrokerDeps) {
           return baselineToken(env, client, proof, req, deps);
         }
         const proof = await dpopProof(req, deps, url, true);
+        if (ciba) return cibaGrant(env, client, proof!, req, deps, deps.approvals!);
         return exchange(env, client, proof!, req, deps);
       });
     },
+
+    /** CIBA backchannel authentication (poll mode), when approvals are configured. */
+    bcAuthorize(env: string, req: OAuthRequest): Promise<OAuthResponse> {
+      return run(async () => {
+        const approvals = deps.approvals;
+        if (!approvals)
+          return refuse(404, "invalid_request", "approvals are not served here", "approvals_unavailable");
+        const client = await authenticate(env, req, deps, endpoints(deps.baseUrl, env).bcAuthorize);
+        return bcAuthorize(env, client, req, deps, approvals);
+      });
+    },
+
+    cibaEnabled: () => deps.approvals !== undefined,
 
     /** RFC 7662. Callers: an agent about its own tokens (private_key_jwt), or a resource server with the introspection token. */
     introspect(env: string, req: OAuthRequest): Promise<OAuthResponse> {

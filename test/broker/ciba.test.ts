@@ -1,0 +1,199 @@
+/**
+ * Approvals over OpenID CIBA, poll mode, with openid-client as the agent: the agent asks at the
+ * backchannel authentication endpoint, approvers decide, the agent polls the token endpoint and
+ * gets its writ — with the sponsor as `sub` and the agent as `act`. A copy of the quickstart whose
+ * `deploy-service` also needs one SRE in dev (dev has no change window, so the test runs any day).
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { type CryptoKey, importJWK, type JWK } from "jose";
+import * as client from "openid-client";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createServer, loadPolicy, type Policy, type Server } from "../../src/app.js";
+import { approvalService } from "../../src/broker/index.js";
+import { ROOT } from "../support/cli.js";
+
+const RESOURCE = "https://k8s.acme.example";
+let dir: string;
+let policy: Policy;
+let server: Server;
+let http: ReturnType<typeof serve>;
+let base: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "writ-ciba-"));
+  await cp(join(ROOT, "examples", "quickstart"), join(dir, "config"), { recursive: true });
+  const file = join(dir, "config", "writ.yaml");
+  const text = await readFile(file, "utf8");
+  const patched = text.replace(
+    "    approval:\n      prod:\n        allOf:",
+    "    approval:\n      dev: { group: sre, count: 1 }\n      prod:\n        allOf:",
+  );
+  expect(patched).not.toBe(text);
+  await writeFile(file, patched);
+  const loaded = await loadPolicy(file);
+  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+  policy = loaded.policy!;
+  server = await createServer({ policy, dataDir: join(dir, "data"), version: "test" });
+  const info = await new Promise<AddressInfo>((resolve) => {
+    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
+  });
+  base = `http://127.0.0.1:${info.port}`;
+  server.setBaseUrl(base);
+}, 60_000);
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => http.close(() => resolve()));
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await server.store.db.deleteFrom("denial_counters").execute();
+});
+
+async function agent(name = "release-bot") {
+  const { _warning, ...jwk } = JSON.parse(
+    await readFile(
+      join(ROOT, "examples", "quickstart", "keys", `${name}.DEVELOPMENT-ONLY.private.jwk`),
+      "utf8",
+    ),
+  ) as JWK & { _warning?: string };
+  const key = (await importJWK(jwk, "EdDSA")) as CryptoKey;
+  const config = await client.discovery(
+    new URL(`${base}/env/dev`),
+    name,
+    undefined,
+    client.PrivateKeyJwt({ key, kid: jwk.kid! }),
+    {
+      algorithm: "oauth2",
+      execute: [client.allowInsecureRequests],
+    },
+  );
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
+  return { config, DPoP };
+}
+
+const deployIntent = (service = "checkout") =>
+  JSON.stringify([
+    {
+      type: "writ_playbook",
+      playbook: "deploy-service",
+      parameters: { service, tag: "v2.0.0" },
+      ticket: "CHG-7",
+    },
+  ]);
+
+const decide = (id: string, approver: string, decision: "approve" | "deny", reason?: string) =>
+  approvalService(server.store.db).decide(id, { approver, decision, reason }, { config: policy.config });
+
+describe("CIBA poll mode with openid-client", () => {
+  it("advertises the backchannel endpoint", async () => {
+    const { config } = await agent();
+    expect(config.serverMetadata().backchannel_authentication_endpoint).toBe(`${base}/env/dev/bc-authorize`);
+    expect(config.serverMetadata().grant_types_supported).toContain("urn:openid:params:grant-type:ciba");
+  });
+
+  it("the token exchange points a playbook that needs approval at CIBA", async () => {
+    const { config, DPoP } = await agent();
+    const baseline = await client.clientCredentialsGrant(config, {}, { DPoP });
+    const err = await client
+      .genericGrantRequest(
+        config,
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        {
+          subject_token: baseline.access_token,
+          subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+          resource: RESOURCE,
+          authorization_details: deployIntent(),
+        },
+        { DPoP },
+      )
+      .catch((e) => e);
+    expect(err.cause?.reason).toBe("approval_required");
+  });
+
+  it("pending, then approved by an SRE: the writ names the sponsor as sub and the agent as act", async () => {
+    const { config, DPoP } = await agent();
+    const started = await client.initiateBackchannelAuthentication(config, {
+      login_hint: "erin@acme.example",
+      authorization_details: deployIntent(),
+    });
+    expect(started.auth_req_id).toMatch(/^ar_/);
+    expect(started.interval).toBe(5);
+    // the agent itself cannot approve, nor can the owner of the agent (alice, an SRE)
+    await expect(decide(started.auth_req_id, "alice@acme.example", "approve")).rejects.toMatchObject({
+      code: "ERR_APPROVAL_SELF",
+    });
+    await expect(decide(started.auth_req_id, "carol@acme.example", "approve")).rejects.toMatchObject({
+      code: "ERR_APPROVAL_NOT_APPROVER",
+    });
+    setTimeout(() => void decide(started.auth_req_id, "bob@acme.example", "approve"), 1000);
+    const writ = await client.pollBackchannelAuthenticationGrant(
+      config,
+      started,
+      { resource: RESOURCE },
+      { DPoP },
+    );
+    expect(writ.token_type.toLowerCase()).toBe("dpop");
+    const claims = JSON.parse(
+      Buffer.from(writ.access_token.split(".")[1]!, "base64url").toString(),
+    ) as Record<string, unknown>;
+    expect(claims).toMatchObject({
+      sub: "erin@acme.example",
+      act: { sub: "release-bot" },
+      client_id: "release-bot",
+    });
+    const approval = await approvalService(server.store.db).get(started.auth_req_id);
+    expect(approval?.status).toBe("consumed");
+    expect(approval?.writId).toBe(claims.writ);
+  }, 30_000);
+
+  it("a denied request ends with access_denied", async () => {
+    const { config, DPoP } = await agent();
+    const started = await client.initiateBackchannelAuthentication(config, {
+      authorization_details: deployIntent("search"),
+    });
+    await decide(started.auth_req_id, "bob@acme.example", "deny", "not during the sale");
+    const err = await client
+      .pollBackchannelAuthenticationGrant(config, started, { resource: RESOURCE }, { DPoP })
+      .catch((e) => e);
+    expect(err.error).toBe("access_denied");
+    expect(err.cause?.reason).toBe("approval_denied");
+  }, 30_000);
+
+  it("polling too fast is told to slow down", async () => {
+    const { config, DPoP } = await agent();
+    const started = await client.initiateBackchannelAuthentication(config, {
+      authorization_details: deployIntent("payments"),
+    });
+    const poll = () =>
+      client
+        .genericGrantRequest(
+          config,
+          "urn:openid:params:grant-type:ciba",
+          { auth_req_id: started.auth_req_id, resource: RESOURCE },
+          { DPoP },
+        )
+        .catch((e) => e);
+    const first = await poll();
+    expect(first.error).toBe("authorization_pending");
+    const second = await poll();
+    expect(second.error).toBe("slow_down");
+  });
+
+  it("a playbook that needs no approval is sent back to token exchange", async () => {
+    const { config } = await agent("ops-assistant");
+    const err = await client
+      .initiateBackchannelAuthentication(config, {
+        authorization_details: JSON.stringify([
+          { type: "writ_playbook", playbook: "restart-pods", parameters: { service: "search" } },
+        ]),
+      })
+      .catch((e) => e);
+    expect(err.cause?.reason).toBe("approval_not_needed");
+  });
+});
