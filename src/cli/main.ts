@@ -24,6 +24,7 @@ export async function main(
     .showHelpAfterError("(run `writ --help` for the verbs)");
   const dataDir = env.WRIT_DATA_DIR || ".writ";
   const databaseUrl = env.WRIT_DATABASE_URL || undefined;
+  const approver = env.WRIT_APPROVER || undefined;
   // Each verb's module is loaded only when that verb runs (or for the full help): the store, Cedar
   // and the AWS catalog cost most of a second to import, which `writ check` should not pay.
   const verbs: Record<string, () => Promise<void>> = {
@@ -39,6 +40,19 @@ export async function main(
       }),
     audit: async () => {
       (await import("./audit.js")).registerAudit(program, io, setExit, { dataDir, databaseUrl });
+    },
+    approve: async () => {
+      (await import("./approve.js")).registerApprove(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        approver,
+      });
+    },
+    deny: async () => {
+      (await import("./approve.js")).registerDeny(program, io, setExit, { dataDir, databaseUrl, approver });
+    },
+    approvals: async () => {
+      (await import("./approve.js")).registerApprovals(program, io, setExit, { dataDir, databaseUrl });
     },
     keys: async () => {
       (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl });

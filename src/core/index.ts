@@ -1,4 +1,21 @@
 // The pure domain: permissions, patterns, ceilings, playbooks, decisions. No I/O.
+export {
+  type ApprovalContext,
+  type ApprovalEvaluation,
+  type ApprovalNeed,
+  type ApprovalState,
+  type ApprovalVerdict,
+  type ApprovalVote,
+  approvalGroups,
+  approverGroupsOf,
+  type CountedApproval,
+  ERR_APPROVAL_POLICY_TOO_LARGE,
+  evaluateApproval,
+  type IgnoredReason,
+  type IgnoredVote,
+  isSelfApproval,
+  normalizeIdentity,
+} from "./approval.js";
 export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
 export { checkContainment, type Problem } from "./containment.js";
 export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
