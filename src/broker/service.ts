@@ -589,7 +589,7 @@ async function bcAuthorize(
     );
   }
   const hint = req.form.get("login_hint");
-  if (hint !== null && !/^[^\s\u0000-\u001f]{1,254}$/.test(hint)) {
+  if (hint !== null && !/^[^\s\p{Cc}]{1,254}$/u.test(hint)) {
     return refuse(
       400,
       "invalid_request",

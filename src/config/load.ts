@@ -73,7 +73,7 @@ type Json = unknown;
 type Obj = Record<string, Json>;
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const APPROVER_ID = /^[^\s\u0000-\u001f]{1,254}$/;
+const APPROVER_ID = /^[^\s\p{Cc}]{1,254}$/u;
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
 
 function levenshtein(a: string, b: string): number {
@@ -983,7 +983,9 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     for (const [id, v] of Object.entries(all)) {
       const path = ["approvers", id];
       if (!APPROVER_ID.test(id)) {
-        c.error("ERR_CONFIG_ID", path, `approver ${q(id)} must be 1 to 254 characters without spaces`, { key: true });
+        c.error("ERR_CONFIG_ID", path, `approver ${q(id)} must be 1 to 254 characters without spaces`, {
+          key: true,
+        });
         continue;
       }
       const obj = c.map(v, path);
