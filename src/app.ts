@@ -186,11 +186,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       return baseUrl;
     };
     const keys = broker.environmentKeys(store.db);
+    const replay = broker.replayCache(store.db);
+    const approvals = broker.approvalService(store.db, { audit });
     const service = broker.brokerService({
       config: opts.policy.config,
       store,
       keys,
-      replay: broker.replayCache(store.db),
+      replay,
       kill: broker.killSwitch(store.db),
       backoff: broker.denialBackoff(store.db),
       audit: (type, data) => audit.append(type, data),
@@ -198,11 +200,16 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         return currentBaseUrl();
       },
       introspectionToken: opts.pdpToken,
-      approvals: broker.approvalService(store.db, { audit }),
+      approvals,
     });
     const app = httpApp({
       authzen,
-      broker: broker.brokerRoutes({ service, keys, baseUrl: currentBaseUrl }),
+      broker: broker
+        .brokerRoutes({ service, keys, baseUrl: currentBaseUrl })
+        .route(
+          "/",
+          broker.approvalsApi({ config: opts.policy.config, approvals, replay, baseUrl: currentBaseUrl }),
+        ),
       version: opts.version,
       ready: async () => {
         await audit.head();

@@ -1,6 +1,7 @@
 // The broker: an OAuth 2 authorization server that turns an intent into a short-lived, scoped,
 // sender-bound writ. The only public surface of src/broker.
 export * from "./approvals.js";
+export { type ApprovalsApiOptions, approvalsApi } from "./approvals-api.js";
 export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
 export * from "./client-auth.js";
 export * from "./dpop.js";

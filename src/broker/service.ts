@@ -646,13 +646,7 @@ async function bcAuthorize(
     },
     { now },
   );
-  await deps.audit("broker.approval_requested", {
-    environment: env,
-    agent: agent.id,
-    approval: request.id,
-    playbook: intent.playbook,
-    sponsor: hint ?? undefined,
-  });
+  // the approval service records `approval.request` with the requester
   return {
     status: 200,
     body: { auth_req_id: request.id, expires_in: lifetime, interval: request.pollInterval },

@@ -4,12 +4,14 @@
  * gets its writ — with the sponsor as `sub` and the agent as `act`. A copy of the quickstart whose
  * `deploy-service` also needs one SRE in dev (dev has no change window, so the test runs any day).
  */
+
+import { randomUUID } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { type CryptoKey, importJWK, type JWK } from "jose";
+import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Policy, type Server } from "../../src/app.js";
@@ -196,4 +198,78 @@ describe("CIBA poll mode with openid-client", () => {
       .catch((e) => e);
     expect(err.cause?.reason).toBe("approval_not_needed");
   });
+
+  it("approvers decide over HTTP, signing in with their registered keys", async () => {
+    const { config, DPoP } = await agent();
+    const started = await client.initiateBackchannelAuthentication(config, {
+      authorization_details: deployIntent("search"),
+    });
+    const url = `${base}/approvals/${started.auth_req_id}`;
+    const as = async (who: string, jti = randomUUID()) => {
+      const { _warning, ...jwk } = JSON.parse(
+        await readFile(
+          join(ROOT, "examples", "quickstart", "keys", `approver-${who}.DEVELOPMENT-ONLY.private.jwk`),
+          "utf8",
+        ),
+      ) as JWK & { _warning?: string };
+      const key = (await importJWK(jwk, "EdDSA")) as CryptoKey;
+      const id = `${who}@acme.example`;
+      return new SignJWT({})
+        .setProtectedHeader({ alg: "EdDSA", kid: jwk.kid! })
+        .setIssuer(id)
+        .setSubject(id)
+        .setAudience(`${base}/approvals`)
+        .setIssuedAt()
+        .setExpirationTime("2m")
+        .setJti(jti)
+        .sign(key);
+    };
+    const post = (path: string, token: string | undefined, body?: unknown) =>
+      fetch(`${url}/${path}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+
+    expect((await post("approve", undefined)).status).toBe(401);
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("bob@acme.example")
+      .setSubject("bob@acme.example")
+      .setAudience(`${base}/approvals`)
+      .setExpirationTime("1m")
+      .setJti(randomUUID())
+      .sign(new TextEncoder().encode("a shared secret is never enough"));
+    expect((await post("approve", forged)).status).toBe(401);
+    const self = await post("approve", await as("alice"));
+    expect(self.status).toBe(403);
+    expect(((await self.json()) as { code: string }).code).toBe("ERR_APPROVAL_SELF");
+    const stranger = await post("approve", await as("carol"));
+    expect(((await stranger.json()) as { code: string }).code).toBe("ERR_APPROVAL_NOT_APPROVER");
+
+    const list = await fetch(`${base}/approvals?env=dev`, {
+      headers: { authorization: `Bearer ${await as("bob")}` },
+    });
+    const pending = ((await list.json()) as { approvals: { id: string; missing?: string }[] }).approvals;
+    expect(pending.find((a) => a.id === started.auth_req_id)?.missing).toBeDefined();
+
+    const token = await as("bob");
+    const ok = await post("approve", token, { reason: "search deploy reviewed" });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { status: string }).status).toBe("approved");
+    const replayed = await post("approve", token);
+    expect(replayed.status).toBe(401);
+    expect(((await replayed.json()) as { code: string }).code).toBe("ERR_CLIENT_ASSERTION_REPLAY");
+
+    const writ = await client.pollBackchannelAuthenticationGrant(
+      config,
+      started,
+      { resource: RESOURCE },
+      { DPoP },
+    );
+    expect(writ.access_token).toBeTruthy();
+  }, 30_000);
 });

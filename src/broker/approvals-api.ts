@@ -1,0 +1,184 @@
+/**
+ * The approvals API: how a person approves or denies a pending writ request while `writ serve`
+ * runs (the CLI writes to the store directly, which the embedded store allows one process at a
+ * time).
+ *
+ *   GET  /approvals                  pending requests
+ *   GET  /approvals/<id>             one request, with what is still missing
+ *   POST /approvals/<id>/approve     { "reason"?: "…" }
+ *   POST /approvals/<id>/deny        { "reason": "…" }
+ *
+ * An approver proves who they are with `Authorization: Bearer <JWT>`: a short-lived JWT signed by
+ * one of the keys registered for them under `approvers` in writ.yaml — `iss` = `sub` = their id,
+ * `aud` = `<base>/approvals`, `exp` at most five minutes ahead, a `jti` used once. It is checked by
+ * the same code as an agent's private_key_jwt assertion. No shared secrets.
+ *
+ * Refusals are RFC 9457 problems with the approval code: 401 not authenticated, 403 self-approval
+ * or not an approver of this request, 404 unknown, 409 closed or already decided, 410 expired.
+ */
+import { Hono } from "hono";
+import { type Agent, isWritError, type WritConfig } from "../core/index.js";
+import { type ApprovalRequest, type ApprovalService, evaluateRequest } from "./approvals.js";
+import { authenticateClient, JWT_BEARER_ASSERTION_TYPE } from "./client-auth.js";
+import type { ReplayCache } from "./replay.js";
+
+export interface ApprovalsApiOptions {
+  readonly config: WritConfig;
+  readonly approvals: ApprovalService;
+  readonly replay: ReplayCache;
+  readonly baseUrl: () => string;
+  readonly clock?: (() => Date) | undefined;
+}
+
+const STATUS: Readonly<Record<string, number>> = {
+  ERR_APPROVAL_NOT_FOUND: 404,
+  ERR_APPROVAL_EXPIRED: 410,
+  ERR_APPROVAL_CLOSED: 409,
+  ERR_APPROVAL_DUPLICATE: 409,
+  ERR_APPROVAL_SELF: 403,
+  ERR_APPROVAL_NOT_APPROVER: 403,
+  ERR_APPROVAL_NO_POLICY: 409,
+  ERR_APPROVAL_INVALID: 400,
+};
+
+function problem(
+  status: number,
+  code: string,
+  detail: string,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(
+    JSON.stringify({ type: `urn:writ:problem:${code}`, title: code, status, detail, code }),
+    {
+      status,
+      headers: { "content-type": "application/problem+json", "cache-control": "no-store", ...headers },
+    },
+  );
+}
+
+/** Approvers as the assertion checker sees principals: an id and its registered public keys. */
+function approverPrincipals(config: WritConfig): Pick<WritConfig, "agents"> {
+  const agents = new Map<string, Agent>();
+  for (const a of config.approvers?.values() ?? []) {
+    agents.set(a.id, {
+      kind: "agent",
+      id: a.id,
+      owner: a.id,
+      purpose: "approver",
+      runnerClass: "",
+      environments: [],
+      keys: a.keys,
+      baseline: [],
+      deny: [],
+      playbooks: [],
+      tools: [],
+    });
+  }
+  return { agents };
+}
+
+function view(config: WritConfig, r: ApprovalRequest) {
+  const evaluation = r.status === "pending" ? evaluateRequest(config, r) : undefined;
+  return {
+    id: r.id,
+    status: r.status,
+    environment: r.environment,
+    agent: r.agent,
+    playbook: r.playbook,
+    parameters: r.params,
+    ticket: r.ticket,
+    requester: r.requester,
+    createdAt: r.createdAt.toISOString(),
+    expiresAt: r.expiresAt.toISOString(),
+    decisions: r.decisions.map((d) => ({ ...d, at: d.at.toISOString() })),
+    ...(evaluation?.missing ? { missing: evaluation.missing } : {}),
+  };
+}
+
+export function approvalsApi(opts: ApprovalsApiOptions): Hono {
+  const app = new Hono();
+  const principals = approverPrincipals(opts.config);
+
+  const authenticate = async (req: Request): Promise<string | Response> => {
+    const m = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(req.headers.get("authorization") ?? "");
+    if (!m) {
+      return problem(
+        401,
+        "ERR_APPROVER_UNAUTHENTICATED",
+        "send `Authorization: Bearer <JWT signed by your registered key>`",
+        {
+          "www-authenticate": 'Bearer realm="writ-approvals"',
+        },
+      );
+    }
+    try {
+      const who = await authenticateClient(
+        { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: m[1]! },
+        {
+          config: principals,
+          audiences: [`${opts.baseUrl()}/approvals`],
+          replay: opts.replay,
+          clock: opts.clock,
+        },
+      );
+      return who.agent.id;
+    } catch (err) {
+      if (!isWritError(err)) throw err;
+      return problem(401, err.code, err.message, {
+        "www-authenticate": 'Bearer realm="writ-approvals", error="invalid_token"',
+      });
+    }
+  };
+
+  app.get("/approvals", async (c) => {
+    const who = await authenticate(c.req.raw);
+    if (who instanceof Response) return who;
+    const env = c.req.query("env");
+    const pending = await opts.approvals.listPending({ environment: env, now: opts.clock?.() });
+    return c.json({ approvals: pending.map((r) => view(opts.config, r)) }, 200, {
+      "cache-control": "no-store",
+    });
+  });
+
+  app.get("/approvals/:id", async (c) => {
+    const who = await authenticate(c.req.raw);
+    if (who instanceof Response) return who;
+    const r = await opts.approvals.get(c.req.param("id"));
+    if (!r) return problem(404, "ERR_APPROVAL_NOT_FOUND", "no such approval request");
+    return c.json(view(opts.config, r), 200, { "cache-control": "no-store" });
+  });
+
+  for (const decision of ["approve", "deny"] as const) {
+    app.post(`/approvals/:id/${decision}`, async (c) => {
+      const who = await authenticate(c.req.raw);
+      if (who instanceof Response) return who;
+      let reason: string | undefined;
+      const text = await c.req.text();
+      if (text.length > 4096) return problem(413, "ERR_APPROVAL_INVALID", "the body is too large");
+      if (text.trim().length > 0) {
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          return problem(400, "ERR_APPROVAL_INVALID", 'the body must be JSON: `{"reason": "…"}`');
+        }
+        const r = (body as { reason?: unknown } | null)?.reason;
+        if (r !== undefined && typeof r !== "string")
+          return problem(400, "ERR_APPROVAL_INVALID", "`reason` must be a string");
+        reason = r;
+      }
+      try {
+        const result = await opts.approvals.decide(
+          c.req.param("id"),
+          { approver: who, decision, reason },
+          { config: opts.config, now: opts.clock?.() },
+        );
+        return c.json(view(opts.config, result.request), 200, { "cache-control": "no-store" });
+      } catch (err) {
+        if (!isWritError(err) || STATUS[err.code] === undefined) throw err;
+        return problem(STATUS[err.code]!, err.code, err.message);
+      }
+    });
+  }
+  return app;
+}
