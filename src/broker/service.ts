@@ -14,7 +14,7 @@
  * denial is audited; no token ever is.
  */
 import { randomBytes } from "node:crypto";
-import { isWritError, q, type WritConfig } from "../core/index.js";
+import { type Agent, isWritError, q, type WritConfig } from "../core/index.js";
 import type { Store } from "../store/index.js";
 import type { ApprovalService } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
@@ -271,6 +271,70 @@ function absoluteUri(value: string | null): string {
   }
 }
 
+/** Parses the one intent of `authorization_details` and checks it names this issuer's environment. */
+function readIntent(req: OAuthRequest, env: string): Intent {
+  const intent = parseDetails(req.form.get("authorization_details"));
+  if (intent.environment !== undefined && intent.environment !== env) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
+      "environment_mismatch",
+    );
+  }
+  return intent;
+}
+
+/** The 429 for an agent still blocked after a denial (asking again counts, and extends it). */
+async function slowDown(
+  agent: string,
+  env: string,
+  now: Date,
+  deps: BrokerDeps,
+): Promise<OAuthResponse | undefined> {
+  const blocked = await deps.backoff.check(agent, env, now);
+  if (!blocked) return undefined;
+  await deps.backoff.record(agent, env, now);
+  await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
+  return oauthError(
+    429,
+    "slow_down",
+    `too many denied requests: retry after ${blocked.retryAfter} s`,
+    "repeated_denial",
+    {
+      "retry-after": String(blocked.retryAfter),
+    },
+  );
+}
+
+/** The intent checks, now, with the kill switch and the signing key of this environment. */
+async function judge(
+  env: string,
+  agent: Agent,
+  intent: Intent,
+  now: Date,
+  deps: BrokerDeps,
+  approval?: "approved",
+): Promise<{
+  key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
+  outcome: ReturnType<typeof evaluateIntent>;
+}> {
+  const key = await deps.keys.activeKey(env);
+  const kill = await deps.kill.blocking(agent, env);
+  const outcome = evaluateIntent(
+    {
+      agent: agent.id,
+      playbook: intent.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: intent.ticket,
+      now,
+    },
+    { config: deps.config, kill, keySignUntil: key.signUntil, approval },
+  );
+  return { key, outcome };
+}
+
 async function baselineToken(
   env: string,
   client: AuthenticatedClient,
@@ -329,24 +393,8 @@ async function exchange(
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
 
-  const blocked = await deps.backoff.check(agent.id, env, now);
-  if (blocked) {
-    await deps.backoff.record(agent.id, env, now);
-    await deps.audit("broker.denied", {
-      environment: env,
-      agent: agent.id,
-      reason: "slow_down_after_denial",
-    });
-    return oauthError(
-      429,
-      "slow_down",
-      `too many denied requests: retry after ${blocked.retryAfter} s`,
-      "repeated_denial",
-      {
-        "retry-after": String(blocked.retryAfter),
-      },
-    );
-  }
+  const slowed = await slowDown(agent.id, env, now, deps);
+  if (slowed) return slowed;
   const deny = async (response: OAuthResponse, detail: Record<string, unknown>): Promise<OAuthResponse> => {
     const b = await deps.backoff.record(agent.id, env, now);
     await deps.audit("broker.denied", {
@@ -414,29 +462,9 @@ async function exchange(
   }
 
   const resource = absoluteUri(req.form.get("resource"));
-  const intent = parseDetails(req.form.get("authorization_details"));
-  if (intent.environment !== undefined && intent.environment !== env) {
-    return refuse(
-      400,
-      "invalid_authorization_details",
-      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
-      "environment_mismatch",
-    );
-  }
+  const intent = readIntent(req, env);
 
-  const key = await deps.keys.activeKey(env);
-  const kill = await deps.kill.blocking(agent, env);
-  const outcome = evaluateIntent(
-    {
-      agent: agent.id,
-      playbook: intent.playbook,
-      params: intent.params,
-      environment: env,
-      ticket: intent.ticket,
-      now,
-    },
-    { config: deps.config, kill, keySignUntil: key.signUntil },
-  );
+  const { key, outcome } = await judge(env, agent, intent, now, deps);
   const detail = { playbook: intent.playbook, ticket: intent.ticket };
   if (outcome.kind === "refused") {
     return deny(
@@ -566,28 +594,9 @@ async function bcAuthorize(
 ): Promise<OAuthResponse> {
   const now = (deps.clock ?? (() => new Date()))();
   const agent = client.agent;
-  const blocked = await deps.backoff.check(agent.id, env, now);
-  if (blocked) {
-    await deps.backoff.record(agent.id, env, now);
-    return oauthError(
-      429,
-      "slow_down",
-      `too many denied requests: retry after ${blocked.retryAfter} s`,
-      "repeated_denial",
-      {
-        "retry-after": String(blocked.retryAfter),
-      },
-    );
-  }
-  const intent = parseDetails(req.form.get("authorization_details"));
-  if (intent.environment !== undefined && intent.environment !== env) {
-    return refuse(
-      400,
-      "invalid_authorization_details",
-      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
-      "environment_mismatch",
-    );
-  }
+  const slowed = await slowDown(agent.id, env, now, deps);
+  if (slowed) return slowed;
+  const intent = readIntent(req, env);
   const hint = req.form.get("login_hint");
   if (hint !== null && !/^[^\s\p{Cc}]{1,254}$/u.test(hint)) {
     return refuse(
@@ -597,19 +606,7 @@ async function bcAuthorize(
       "login_hint_invalid",
     );
   }
-  const key = await deps.keys.activeKey(env);
-  const kill = await deps.kill.blocking(agent, env);
-  const outcome = evaluateIntent(
-    {
-      agent: agent.id,
-      playbook: intent.playbook,
-      params: intent.params,
-      environment: env,
-      ticket: intent.ticket,
-      now,
-    },
-    { config: deps.config, kill, keySignUntil: key.signUntil },
-  );
+  const { outcome } = await judge(env, agent, intent, now, deps);
   if (outcome.kind === "refused") {
     await deps.backoff.record(agent.id, env, now);
     await deps.audit("broker.denied", {
@@ -703,24 +700,12 @@ async function cibaGrant(
       break;
   }
   // approved: every check again, now, at issuance
-  const key = await deps.keys.activeKey(env);
-  const kill = await deps.kill.blocking(agent, env);
   const intent: Intent = {
     playbook: request.playbook,
     params: { ...request.params },
     ...(request.ticket ? { ticket: request.ticket } : {}),
   };
-  const outcome = evaluateIntent(
-    {
-      agent: agent.id,
-      playbook: request.playbook,
-      params: intent.params,
-      environment: env,
-      ticket: request.ticket,
-      now,
-    },
-    { config: deps.config, kill, keySignUntil: key.signUntil, approval: "approved" },
-  );
+  const { key, outcome } = await judge(env, agent, intent, now, deps, "approved");
   if (outcome.kind !== "issue") {
     const reason = outcome.reason;
     await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
