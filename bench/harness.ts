@@ -74,10 +74,15 @@ export async function measure(cases: readonly Case[], opts: MeasureOptions = {})
 }
 
 /** A Markdown table with the ratio of each row's median latency to the floor's. */
-export function table(title: string, rows: readonly Measurement[], floor: Measurement): string {
+export function table(
+  title: string,
+  rows: readonly Measurement[],
+  floor: Measurement,
+  unit = "decisions/s",
+): string {
   const fmt = (n: number, digits = 1) =>
     n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  const header = ["path", "decisions/s", "p50 µs", "p99 µs", "p50 vs floor", "iterations"];
+  const header = ["path", unit, "p50 µs", "p99 µs", "p50 vs floor", "iterations"];
   const body = rows.map((r) => [
     r.name,
     fmt(r.opsPerSecond, 0),
