@@ -34,9 +34,9 @@ import {
   q,
   type WritConfig,
 } from "../core/index.js";
-import { isStoreFailure, openStore, type Store } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
+import { withStore } from "./store.js";
 
 /** What the composition root passes: defaults read from the environment there. */
 export interface ApproveCliDefaults {
@@ -72,26 +72,10 @@ With the embedded store, stop \`writ serve\` first: it holds the data folder's l
 
 /** Maps what the library throws to the CLI's exit codes. */
 function asFailure(err: unknown): unknown {
-  if (isStoreFailure(err)) return new CliFailure(err.code, err.message, EXIT.failure);
   if (isWritError(err, ERR_APPROVAL_INVALID)) return new CliFailure(err.code, err.message, EXIT.usage);
   if (isWritError(err) && err.code.startsWith("ERR_APPROVAL"))
     return new CliFailure(err.code, err.message, EXIT.no);
   return err;
-}
-
-async function withStore<T>(
-  opts: { data: string; databaseUrl?: string | undefined },
-  fn: (store: Store) => Promise<T>,
-) {
-  let store: Store | undefined;
-  try {
-    store = await openStore({ dataDir: opts.data, databaseUrl: opts.databaseUrl, create: false });
-    return await fn(store);
-  } catch (err) {
-    throw asFailure(err);
-  } finally {
-    await store?.close().catch(() => {});
-  }
 }
 
 function subject(r: ApprovalRequest): string {
@@ -140,7 +124,7 @@ export async function decideCli(
     throw new CliFailure("ERR_USAGE", "deny needs `--reason TEXT`", EXIT.usage);
   }
   const policy = await requirePolicy(opts.config, io, opts.json);
-  return withStore(opts, async (store) => {
+  return withStore(opts, { mapError: asFailure }, async (store) => {
     const service = approvalService(store.db, { audit: openAuditLog({ repo: store.audit }) });
     const { request, evaluation } = await service.decide(
       id,
@@ -181,7 +165,7 @@ function describeMissing(
 
 export async function listApprovalsCli(opts: ListCliOptions, io: Io): Promise<number> {
   const policy = await requirePolicy(opts.config, io, opts.json);
-  return withStore(opts, async (store) => {
+  return withStore(opts, { mapError: asFailure }, async (store) => {
     const pending = await approvalService(store.db).listPending({ environment: opts.env, now: new Date() });
     const rows = pending.map((r) => ({ request: r, ...describeMissing(policy.config, r) }));
     emit(

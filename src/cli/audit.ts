@@ -26,8 +26,8 @@ import {
   verifyExport,
 } from "../audit/index.js";
 import { isWritError, q } from "../core/index.js";
-import { isStoreFailure, openStore, type Store } from "../store/index.js";
 import { CliFailure, EXIT, emit, type Io, stdio } from "./output.js";
+import { withStore } from "./store.js";
 
 /** What the composition root passes: defaults read from the environment there. */
 export interface AuditCliDefaults {
@@ -67,24 +67,8 @@ export interface AuditExportOptions {
 
 /** Maps what the library throws to the CLI's exit codes. */
 function asFailure(err: unknown): unknown {
-  if (isStoreFailure(err)) return new CliFailure(err.code, err.message, EXIT.failure);
   if (isWritError(err, ERR_AUDIT_DAMAGED)) return new CliFailure(err.code, err.message, EXIT.no);
   return err;
-}
-
-async function withStore<T>(
-  opts: { data: string; databaseUrl?: string | undefined },
-  fn: (store: Store) => Promise<T>,
-) {
-  let store: Store | undefined;
-  try {
-    store = await openStore({ dataDir: opts.data, databaseUrl: opts.databaseUrl, create: false });
-    return await fn(store);
-  } catch (err) {
-    throw asFailure(err);
-  } finally {
-    await store?.close().catch(() => {});
-  }
 }
 
 async function trustedKeys(opts: AuditVerifyOptions): Promise<TrustedKey[]> {
@@ -138,7 +122,7 @@ export async function auditVerify(opts: AuditVerifyOptions, io: Io): Promise<num
     report = await verifyExport(doc, keys);
     source = opts.file;
   } else {
-    [report, source] = await withStore(opts, async (store) => [
+    [report, source] = await withStore(opts, { mapError: asFailure }, async (store) => [
       await openAuditLog({ repo: store.audit }).verify({ trustedKeys: keys }),
       store.location,
     ]);
@@ -177,7 +161,7 @@ function line(record: AuditRecord, json: boolean): string {
 /** `--json` prints one JSON object per line (NDJSON), so it can be followed and piped. */
 export async function auditTail(opts: AuditTailOptions, io: Io): Promise<number> {
   const count = parseCount(opts.lines);
-  return withStore(opts, async (store) => {
+  return withStore(opts, { mapError: asFailure }, async (store) => {
     const log = openAuditLog({ repo: store.audit });
     const records = await log.tail(count);
     for (const record of records) io.out(line(record, opts.json));
@@ -221,7 +205,7 @@ export async function auditExport(
     throw asFailure(err);
   });
   const publicKeys = publicKey === undefined ? [] : [publicKey.jwk];
-  return withStore(opts, async (store) => {
+  return withStore(opts, { mapError: asFailure }, async (store) => {
     const log = openAuditLog({ repo: store.audit });
     if (opts.out === undefined) {
       const write = stdout ?? (async (chunk: string) => io.out(chunk));

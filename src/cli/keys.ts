@@ -22,8 +22,8 @@ import { openAuditLog } from "../audit/index.js";
 import { environmentKeys, type KeyInfo } from "../broker/keys.js";
 import { formatProblem, loadConfigFile } from "../config/index.js";
 import { isWritError, parseDuration, q, type WritConfig } from "../core/index.js";
-import { isStoreFailure, openStore, type Store } from "../store/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
+import { withStore } from "./store.js";
 
 const DEFAULT_CONFIG = "writ.yaml";
 
@@ -102,23 +102,6 @@ function parseTtl(text: string): number {
   }
 }
 
-async function withStore<T>(
-  opts: { data: string; databaseUrl?: string | undefined },
-  create: boolean,
-  fn: (store: Store) => Promise<T>,
-): Promise<T> {
-  let store: Store | undefined;
-  try {
-    store = await openStore({ dataDir: opts.data, databaseUrl: opts.databaseUrl, create });
-    return await fn(store);
-  } catch (err) {
-    if (isStoreFailure(err)) throw new CliFailure(err.code, err.message, EXIT.failure);
-    throw err;
-  } finally {
-    await store?.close().catch(() => {});
-  }
-}
-
 function keyJson(k: KeyInfo) {
   return {
     kid: k.kid,
@@ -135,7 +118,7 @@ export async function keysRotate(opts: KeysRotateOptions, io: Io): Promise<numbe
   const config = await requireConfig(opts.config, io, opts.json);
   requireEnvironment(config, opts.env, opts.config);
   const maxTtl = opts.maxTokenTtl !== undefined ? parseTtl(opts.maxTokenTtl) : longestTtl(config);
-  const { retired, created } = await withStore(opts, true, async (store) => {
+  const { retired, created } = await withStore(opts, { create: true }, async (store) => {
     await store.migrate();
     const keys = environmentKeys(store.db, { clock: opts.clock });
     const result = await keys.rotate(opts.env, { maxTokenTtlSeconds: maxTtl });
@@ -197,7 +180,7 @@ export async function keysList(opts: KeysListOptions, io: Io): Promise<number> {
     const config = await requireConfig(opts.config, io, opts.json);
     requireEnvironment(config, opts.env, opts.config);
   }
-  const keys = await withStore(opts, false, (store) => environmentKeys(store.db).list(opts.env));
+  const keys = await withStore(opts, { create: false }, (store) => environmentKeys(store.db).list(opts.env));
   emit(io, opts.json, keys.map(keyJson), () => table(keys));
   return EXIT.ok;
 }

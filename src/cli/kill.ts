@@ -11,9 +11,9 @@
 import type { Command } from "commander";
 import { describeScope, type EngageResult, type KillScope, killSwitch } from "../broker/kill.js";
 import { isWritError } from "../core/index.js";
-import { isStoreFailure, openStore } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
+import { withStore } from "./store.js";
 
 export interface KillOptions {
   readonly agent?: string;
@@ -74,9 +74,13 @@ function flagsOf(scope: KillScope): string {
 export async function kill(o: KillOptions, io: Io, d: KillDefaults): Promise<number> {
   const scope = scopeFrom(o);
   const policy = await requirePolicy(o.config, io, o.json);
-  let store: Awaited<ReturnType<typeof openStore>> | undefined;
-  try {
-    store = await openStore({ dataDir: o.data ?? d.dataDir, databaseUrl: d.databaseUrl });
+  const mapError = (err: unknown) => {
+    if (isWritError(err, "ERR_KILL_NOT_ENGAGED")) return new CliFailure(err.code, err.message, EXIT.no);
+    if (isWritError(err, "ERR_KILL_SCOPE")) return new CliFailure(err.code, err.message, EXIT.usage);
+    return err;
+  };
+  const target = { data: o.data ?? d.dataDir, databaseUrl: d.databaseUrl };
+  return withStore(target, { create: true, mapError }, async (store) => {
     await store.migrate();
     const ks = killSwitch(store.db);
     if (o.lift) {
@@ -92,14 +96,7 @@ export async function kill(o: KillOptions, io: Io, d: KillDefaults): Promise<num
     const r = await ks.engage(scope, { by: d.operator, reason: o.reason, config: policy.config });
     emit(io, o.json, r, () => renderEngage(r));
     return EXIT.ok;
-  } catch (err) {
-    if (isStoreFailure(err)) throw new CliFailure(err.code, err.message, EXIT.failure);
-    if (isWritError(err, "ERR_KILL_NOT_ENGAGED")) throw new CliFailure(err.code, err.message, EXIT.no);
-    if (isWritError(err, "ERR_KILL_SCOPE")) throw new CliFailure(err.code, err.message, EXIT.usage);
-    throw err;
-  } finally {
-    await store?.close();
-  }
+  });
 }
 
 export function registerKill(
