@@ -35,8 +35,7 @@ import {
   WritError,
 } from "../core/index.js";
 // guard and sqlState are not on the store's public face yet; the lead may export them there.
-import { guard, sqlState } from "../store/errors.js";
-import type { Database } from "../store/index.js";
+import { type Database, guard, sqlState } from "../store/index.js";
 
 type ApprovalRequestsTable = Database["approval_requests"];
 type ApprovalDecisionsTable = Database["approval_decisions"];

@@ -9,8 +9,7 @@
  * each update is one transaction holding the row.
  */
 import type { Kysely } from "kysely";
-import { WritError } from "../core/index.js";
-import type { Database } from "../store/index.js";
+import { type Database, guard } from "../store/index.js";
 
 export interface BackoffOptions {
   /** Longest block, seconds (default 900). */
@@ -40,14 +39,8 @@ export function blockSeconds(count: number, maxSeconds = 900): number {
 export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): DenialBackoff {
   const maxSeconds = opts.maxSeconds ?? 900;
   const quietMs = (opts.quietSeconds ?? 3600) * 1000;
-  const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof WritError) throw err;
-      throw new WritError("ERR_STORE", `denial counter: ${(err as Error).message}`, { cause: err });
-    }
-  };
+  const wrap = <T>(fn: () => Promise<T>): Promise<T> => guard("denial counter", fn);
+
   return {
     check(agent, environment, now) {
       return wrap(async () => {

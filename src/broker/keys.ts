@@ -26,8 +26,7 @@ import { calculateJwkThumbprint } from "jose";
 import { type Insertable, type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import { q, WritError } from "../core/index.js";
 // The store's error wrapper is not (yet) on its public face; approvals.ts imports it the same way.
-import { guard } from "../store/errors.js";
-import { type Database, ERR_STORE_CORRUPT } from "../store/index.js";
+import { type Database, ERR_STORE_CORRUPT, guard } from "../store/index.js";
 
 /** An environment's public signing key as its JWKS publishes it (never a private member). */
 export interface PublicJwk {

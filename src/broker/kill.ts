@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
-import type { Database } from "../store/index.js";
+import { type Database, guard } from "../store/index.js";
 
 export type KillScope =
   | { readonly kind: "agent"; readonly agent: string }
@@ -42,7 +42,6 @@ export interface EngageResult {
 
 export const ERR_KILL_SCOPE = "ERR_KILL_SCOPE";
 export const ERR_KILL_NOT_ENGAGED = "ERR_KILL_NOT_ENGAGED";
-export const ERR_KILL_STORE = "ERR_STORE";
 
 type Row = Selectable<Database["kill_switches"]>;
 
@@ -84,15 +83,6 @@ function toKill(r: Row): EngagedKill {
     engagedAt: new Date(r.engaged_at),
     engagedBy: r.engaged_by,
   };
-}
-
-async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof WritError) throw err;
-    throw new WritError(ERR_KILL_STORE, `kill switch: ${what}: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /** Checks that the scope names something the config declares. */

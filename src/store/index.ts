@@ -14,7 +14,9 @@ export {
   ERR_STORE_NOT_FOUND,
   ERR_STORE_NOT_MIGRATED,
   ERR_STORE_UNAVAILABLE,
+  guard,
   isStoreFailure,
+  sqlState,
 } from "./errors.js";
 export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
