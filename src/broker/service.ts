@@ -13,7 +13,7 @@
  * (docs/reasons.md). Repeated denials get 429 with a growing Retry-After. Every issuance and every
  * denial is audited; no token ever is.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { type Agent, isWritError, q, type WritConfig } from "../core/index.js";
 import type { Store } from "../store/index.js";
 import type { ApprovalService } from "./approvals.js";
@@ -792,7 +792,6 @@ export function brokerService(deps: BrokerDeps) {
         let onlyClient: string | undefined;
         const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
         if (bearer !== undefined && deps.introspectionToken !== undefined) {
-          const { timingSafeEqual, createHash } = await import("node:crypto");
           const h = (s: string) => createHash("sha256").update(s).digest();
           if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
             return refuse(
