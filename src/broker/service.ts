@@ -101,6 +101,10 @@ function reasonOf(code: string): string {
   return code.replace(/^ERR_/, "").toLowerCase();
 }
 
+function nowOf(deps: Pick<BrokerDeps, "clock">): Date {
+  return deps.clock ? deps.clock() : new Date();
+}
+
 function endpoints(baseUrl: string, env: string) {
   const issuer = issuerFor(baseUrl, env);
   return {
@@ -342,7 +346,7 @@ async function baselineToken(
   req: OAuthRequest,
   deps: BrokerDeps,
 ): Promise<OAuthResponse> {
-  const now = (deps.clock ?? (() => new Date()))();
+  const now = nowOf(deps);
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
   const rc = deps.config.runnerClasses.get(agent.runnerClass);
@@ -389,7 +393,7 @@ async function exchange(
   req: OAuthRequest,
   deps: BrokerDeps,
 ): Promise<OAuthResponse> {
-  const now = (deps.clock ?? (() => new Date()))();
+  const now = nowOf(deps);
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
 
@@ -592,7 +596,7 @@ async function bcAuthorize(
   deps: BrokerDeps,
   approvals: ApprovalService,
 ): Promise<OAuthResponse> {
-  const now = (deps.clock ?? (() => new Date()))();
+  const now = nowOf(deps);
   const agent = client.agent;
   const slowed = await slowDown(agent.id, env, now, deps);
   if (slowed) return slowed;
@@ -660,7 +664,7 @@ async function cibaGrant(
   deps: BrokerDeps,
   approvals: ApprovalService,
 ): Promise<OAuthResponse> {
-  const now = (deps.clock ?? (() => new Date()))();
+  const now = nowOf(deps);
   const agent = client.agent;
   const id = req.form.get("auth_req_id");
   if (!id) return refuse(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
@@ -821,7 +825,7 @@ export function brokerService(deps: BrokerDeps) {
         const extra: Record<string, unknown> = {};
         if (claims.writ !== undefined) {
           const writ = await deps.store.writs.get(claims.writ);
-          const now = (deps.clock ?? (() => new Date()))();
+          const now = nowOf(deps);
           if (!writ || writ.status !== "active" || writ.expiresAt <= now) return inactive;
           if (writ.maxUses !== undefined && writ.uses >= writ.maxUses) return inactive;
           extra.writ = writ.id;
