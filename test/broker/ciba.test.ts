@@ -7,27 +7,25 @@
 
 import { randomUUID } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
-import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
+import { SignJWT } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createServer, loadPolicy, type Policy, type Server } from "../../src/app.js";
+import { loadPolicy, type Policy, type Server } from "../../src/app.js";
 import { approvalService } from "../../src/broker/index.js";
-import { ROOT } from "../support/cli.js";
+import { agentClient, type Live, QUICKSTART, quickstartKey, startLive } from "./live.js";
 
 const RESOURCE = "https://k8s.acme.example";
 let dir: string;
 let policy: Policy;
+let live: Live;
 let server: Server;
-let http: ReturnType<typeof serve>;
 let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-ciba-"));
-  await cp(join(ROOT, "examples", "quickstart"), join(dir, "config"), { recursive: true });
+  await cp(QUICKSTART, join(dir, "config"), { recursive: true });
   const file = join(dir, "config", "writ.yaml");
   const text = await readFile(file, "utf8");
   const patched = text.replace(
@@ -39,17 +37,12 @@ beforeAll(async () => {
   const loaded = await loadPolicy(file);
   expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
   policy = loaded.policy!;
-  server = await createServer({ policy, dataDir: join(dir, "data"), version: "test" });
-  const info = await new Promise<AddressInfo>((resolve) => {
-    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
-  });
-  base = `http://127.0.0.1:${info.port}`;
-  server.setBaseUrl(base);
+  live = await startLive(policy, join(dir, "data"));
+  ({ server, base } = live);
 }, 60_000);
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => http.close(() => resolve()));
-  await server.close();
+  await live.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -57,27 +50,7 @@ beforeEach(async () => {
   await server.store.db.deleteFrom("denial_counters").execute();
 });
 
-async function agent(name = "release-bot") {
-  const { _warning, ...jwk } = JSON.parse(
-    await readFile(
-      join(ROOT, "examples", "quickstart", "keys", `${name}.DEVELOPMENT-ONLY.private.jwk`),
-      "utf8",
-    ),
-  ) as JWK & { _warning?: string };
-  const key = (await importJWK(jwk, "EdDSA")) as CryptoKey;
-  const config = await client.discovery(
-    new URL(`${base}/env/dev`),
-    name,
-    undefined,
-    client.PrivateKeyJwt({ key, kid: jwk.kid! }),
-    {
-      algorithm: "oauth2",
-      execute: [client.allowInsecureRequests],
-    },
-  );
-  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
-  return { config, DPoP };
-}
+const agent = (name = "release-bot") => agentClient(base, "dev", name);
 
 const deployIntent = (service = "checkout") =>
   JSON.stringify([
@@ -206,16 +179,10 @@ describe("CIBA poll mode with openid-client", () => {
     });
     const url = `${base}/approvals/${started.auth_req_id}`;
     const as = async (who: string, jti = randomUUID()) => {
-      const { _warning, ...jwk } = JSON.parse(
-        await readFile(
-          join(ROOT, "examples", "quickstart", "keys", `approver-${who}.DEVELOPMENT-ONLY.private.jwk`),
-          "utf8",
-        ),
-      ) as JWK & { _warning?: string };
-      const key = (await importJWK(jwk, "EdDSA")) as CryptoKey;
+      const { key, kid } = await quickstartKey(`approver-${who}`);
       const id = `${who}@acme.example`;
       return new SignJWT({})
-        .setProtectedHeader({ alg: "EdDSA", kid: jwk.kid! })
+        .setProtectedHeader({ alg: "EdDSA", kid })
         .setIssuer(id)
         .setSubject(id)
         .setAudience(`${base}/approvals`)

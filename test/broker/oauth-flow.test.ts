@@ -6,51 +6,42 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
 import { generateProof } from "dpop";
-import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
+import { SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createServer, loadPolicy, type Server } from "../../src/app.js";
+import { loadPolicy, type Server } from "../../src/app.js";
 import { killSwitch } from "../../src/broker/index.js";
-import { ROOT } from "../support/cli.js";
+import {
+  quickstartKey as agentKey,
+  type Live,
+  agentClient as liveAgent,
+  QUICKSTART,
+  startLive,
+} from "./live.js";
 
-const QUICKSTART = join(ROOT, "examples", "quickstart");
 const RESOURCE = "https://k8s.acme.example";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
 
-async function agentKey(agent: string): Promise<{ key: CryptoKey; kid: string }> {
-  const { _warning, ...jwk } = JSON.parse(
-    await readFile(join(QUICKSTART, "keys", `${agent}.DEVELOPMENT-ONLY.private.jwk`), "utf8"),
-  ) as JWK & { _warning?: string };
-  return { key: (await importJWK(jwk, "EdDSA")) as CryptoKey, kid: jwk.kid! };
-}
-
 let dir: string;
+let live: Live;
 let server: Server;
-let http: ReturnType<typeof serve>;
 let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-broker-"));
   const { policy } = await loadPolicy(join(QUICKSTART, "writ.yaml"));
-  server = await createServer({ policy: policy!, dataDir: dir, version: "test" });
-  const info = await new Promise<AddressInfo>((resolve) => {
-    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
-  });
-  base = `http://127.0.0.1:${info.port}`;
-  server.setBaseUrl(base);
+  live = await startLive(policy!, dir);
+  ({ server, base } = live);
 }, 60_000);
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => http.close(() => resolve()));
-  await server.close();
+  await live.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -59,22 +50,7 @@ beforeEach(async () => {
   await server.store.db.deleteFrom("kill_switches").execute();
 });
 
-async function agentClient(env: string, agent = "release-bot") {
-  const { key, kid } = await agentKey(agent);
-  const config = await client.discovery(
-    new URL(`${base}/env/${env}`),
-    agent,
-    undefined,
-    client.PrivateKeyJwt({ key, kid }),
-    {
-      algorithm: "oauth2",
-      execute: [client.allowInsecureRequests],
-    },
-  );
-  const dpopKeys = await client.randomDPoPKeyPair("ES256");
-  const DPoP = client.getDPoPHandle(config, dpopKeys);
-  return { config, DPoP, dpopKeys };
-}
+const agentClient = (env: string, agent = "release-bot") => liveAgent(base, env, agent);
 
 const intent = (env: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify([
