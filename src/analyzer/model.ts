@@ -1,0 +1,417 @@
+/**
+ * The analyzer's model: what importers produce and what the engine classifies. Provider-agnostic:
+ * Kubernetes, GitHub Actions, AWS and agent traces all become the same nodes, edges, permissions,
+ * observed events and tool calls. Permissions are writ's vocabulary (`provider:service:action` on a
+ * resource pattern, docs/permissions.md), so the engine matches them with src/core's rules.
+ *
+ * Data is readonly and tagged by `kind`. Times are milliseconds since the epoch.
+ *
+ *   input files ──Importer.import──► ModelFragment (nodes, edges, events, tool calls, provider objects)
+ *   fragments ──Linker.link (per provider, after every file)──► more nodes and edges
+ *   graph + events + tool calls + declared work ──classify──► Finding[]
+ */
+import type { Provider } from "../core/index.js";
+
+/** Where a fact came from: the input file and, when known, the line (1-based). */
+export interface SourceRef {
+  readonly file: string;
+  readonly line?: number | undefined;
+  readonly column?: number | undefined;
+}
+
+/** Bad or partial input: reported with file and line, the rest still analyzed. */
+export interface InputProblem {
+  /** Stable code, e.g. `ERR_INPUT_YAML`, `ERR_INPUT_JSON_LINE`, `WARN_INPUT_UNKNOWN_KIND`. */
+  readonly code: string;
+  readonly severity: "error" | "warning";
+  readonly file: string;
+  readonly line?: number | undefined;
+  readonly column?: number | undefined;
+  readonly message: string;
+}
+
+// ── the identity graph ──────────────────────────────────────────────────────────────────────────
+
+/**
+ * What a node is. `workload`: what runs and is analyzed (a Deployment, a CronJob, a bare Pod, a
+ * GitHub job, a Lambda function); `pod`: one instance of a workload; `identity`: what a workload
+ * authenticates as (a service account, a GitHub job token, an IAM role, a node identity); `group`:
+ * an identity that others are members of; `binding`: what attaches permissions to identities
+ * (RoleBinding, ClusterRoleBinding, a `permissions:` block, a policy attachment); `role`: a set of
+ * permissions (Role, ClusterRole, IAM policy); `default`: a fallback that applies when nothing is
+ * set (the repository's default token permissions).
+ */
+export type NodeType = "workload" | "pod" | "identity" | "group" | "binding" | "role" | "default";
+
+export interface PermissionGrant {
+  readonly kind: "permission";
+  /** `provider:service:action`, a pattern (`k8s:core/pods:get`, `github:contents:write`, `aws:s3:Get*`). */
+  readonly action: string;
+  /** A resource pattern in the provider's form (`shop/*`, `acme/widgets`, an ARN). */
+  readonly resource: string;
+  /** The rule as written in its source, for evidence (`pods: get, list` or a policy statement). */
+  readonly text?: string | undefined;
+  readonly source?: SourceRef | undefined;
+}
+
+export interface GraphNode {
+  readonly kind: "node";
+  /** Unique across providers: `k8s:ServiceAccount:shop/web`, `github:job:.github/workflows/ci.yml#build`. */
+  readonly id: string;
+  readonly provider: Provider;
+  readonly type: NodeType;
+  /** The provider's own kind: `Deployment`, `ServiceAccount`, `ClusterRoleBinding`, `job`, `role`. */
+  readonly subtype: string;
+  readonly name: string;
+  readonly namespace?: string | undefined;
+  /** Permissions granted to whoever reaches this node (bindings and roles hold them). */
+  readonly grants?: readonly PermissionGrant[] | undefined;
+  /** The writ agent this node runs or authenticates for (declared by annotation `writ.dev/agent`). */
+  readonly agent?: string | undefined;
+  /**
+   * Provisioned for everyone rather than for one workload: a group (`system:authenticated`), a
+   * default service account, a node identity, a repository default. Paths through it are inherited.
+   */
+  readonly shared?: boolean | undefined;
+  /** Provider facts the reports show (`privileged: true`, `hostPath: /`). */
+  readonly attrs?: Readonly<Record<string, string | number | boolean>> | undefined;
+  readonly source?: SourceRef | undefined;
+}
+
+/**
+ * Arrows point from the holder towards the permission:
+ * `owns` workload→pod, `runs-as` workload/pod→identity, `member-of` identity→group,
+ * `bound-by` identity/group→binding, `references` binding→role, `assumes` identity→cloud identity
+ * (IRSA, GKE Workload Identity, Azure workload identity), `falls-back-to` workload→default identity
+ * or repository default, `inherits` binding→binding (a job inheriting the workflow's block).
+ */
+export type EdgeType =
+  | "owns"
+  | "runs-as"
+  | "member-of"
+  | "bound-by"
+  | "references"
+  | "assumes"
+  | "falls-back-to"
+  | "inherits";
+
+export interface GraphEdge {
+  readonly kind: "edge";
+  readonly from: string;
+  readonly to: string;
+  readonly type: EdgeType;
+  /** Why the edge exists, for evidence (`subjects[0]`, `roleRef ClusterRole/view`, `annotation eks.amazonaws.com/role-arn`). */
+  readonly note?: string | undefined;
+  readonly source?: SourceRef | undefined;
+}
+
+// ── what happened ───────────────────────────────────────────────────────────────────────────────
+
+export type Outcome = "allowed" | "denied" | "error";
+
+/** One use of a permission, from a cluster audit log, CloudTrail, a GitHub audit log. */
+export interface ObservedEvent {
+  readonly kind: "event";
+  readonly provider: Provider;
+  readonly at: number;
+  /** The identity node id that acted (`k8s:ServiceAccount:shop/web`, `k8s:User:alice@example.com`). */
+  readonly principal: string;
+  /** The pod (node id) the credential was bound to, when the event says (bound service-account tokens). */
+  readonly pod?: string | undefined;
+  /** A concrete action in writ's vocabulary: `k8s:apps/deployments:patch`. */
+  readonly action: string;
+  /** A concrete resource: `shop/web`, or `shop/*` for a collection request (list, watch). */
+  readonly resource: string;
+  /** Denied and failed requests are not use: they never count as exercising a permission. */
+  readonly outcome: Outcome;
+  /** The provider's request id (k8s `auditID`, CloudTrail `requestID`), for joining to traces. */
+  readonly requestId?: string | undefined;
+  readonly userAgent?: string | undefined;
+  readonly source: SourceRef;
+}
+
+/** One tool call by an agent (an OpenTelemetry GenAI `execute_tool` span). */
+export interface ToolCall {
+  readonly kind: "tool-call";
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly start: number;
+  readonly end: number;
+  /** The writ agent (`gen_ai.agent.name` or `gen_ai.agent.id`). */
+  readonly agent: string;
+  /** The tool (`gen_ai.tool.name`), as writ names MCP tools when it can: `server:tool`. */
+  readonly tool: string;
+  readonly arguments?: unknown;
+  /** The conversation or prompt-context id (`gen_ai.conversation.id`, `writ.prompt_context`). */
+  readonly context?: string | undefined;
+  /** The playbook run the call claims to belong to (`writ.playbook`), when the agent says. */
+  readonly playbook?: string | undefined;
+  /** Request ids the call caused (`writ.request_ids`, `aws.request_id`, `k8s.audit_id`). */
+  readonly requestIds: readonly string[];
+  /** The call read from an untrusted source (web, e-mail, tickets): later calls in its context are tainted. */
+  readonly untrustedSource: boolean;
+  readonly source: SourceRef;
+}
+
+// ── importers ───────────────────────────────────────────────────────────────────────────────────
+
+/** A file handed to the importers. `text()` reads it whole; `lines()` streams it (large audit logs). */
+export interface InputFile {
+  readonly path: string;
+  /** The first 64 KiB, for detection. */
+  readonly head: string;
+  readonly size: number;
+  text(): Promise<string>;
+  lines(): AsyncIterable<string>;
+}
+
+/** Provider objects kept for the linker: raw Kubernetes objects, workflow documents, IAM details. */
+export interface ProviderObject {
+  readonly kind: "object";
+  readonly provider: Provider;
+  /** The provider's kind (`ClusterRole`, `Deployment`, `workflow`). */
+  readonly type: string;
+  readonly value: unknown;
+  readonly source: SourceRef;
+}
+
+/** What one importer turned one file into. Any part may be empty. */
+export interface ModelFragment {
+  readonly nodes: readonly GraphNode[];
+  readonly edges: readonly GraphEdge[];
+  readonly events: readonly ObservedEvent[];
+  readonly toolCalls: readonly ToolCall[];
+  readonly objects: readonly ProviderObject[];
+}
+
+export interface ImportResult {
+  readonly fragment: ModelFragment;
+  readonly problems: readonly InputProblem[];
+}
+
+export interface ImportOptions {
+  /** Called now and then with the bytes read so far (progress on large inputs). */
+  readonly progress?: ((bytesRead: number) => void) | undefined;
+  /** Events outside the window are dropped at import. */
+  readonly window?: ObservationWindow | undefined;
+}
+
+/**
+ * Reads one input format. `detect` looks at the file's name and first bytes and says whether it
+ * is this importer's; `import` never throws on bad input: it reports problems with file and line
+ * and returns what it could read.
+ */
+export interface Importer {
+  readonly name: string;
+  detect(file: InputFile): boolean;
+  import(file: InputFile, opts?: ImportOptions): Promise<ImportResult>;
+}
+
+/**
+ * Runs once over every fragment, after every file is imported: resolves references that cross
+ * files (a binding in one file, its role in another; owner references; role aggregation) into
+ * nodes and edges. One per provider; a provider whose importers emit nodes directly needs none.
+ */
+export interface Linker {
+  readonly provider: Provider;
+  link(objects: readonly ProviderObject[], nodes: ReadonlyMap<string, GraphNode>): LinkResult;
+}
+
+export interface LinkResult {
+  readonly nodes: readonly GraphNode[];
+  readonly edges: readonly GraphEdge[];
+  readonly problems: readonly InputProblem[];
+}
+
+// ── declared work (from writ.yaml) ──────────────────────────────────────────────────────────────
+
+/** What an agent is declared to do: its baseline, its playbooks' grants (widened), its tools. */
+export interface DeclaredWork {
+  readonly agent: string;
+  readonly grants: readonly DeclaredGrant[];
+  /** MCP tool patterns `server:tool`; empty: none. */
+  readonly tools: readonly string[];
+  readonly playbooks: readonly string[];
+}
+
+export interface DeclaredGrant {
+  readonly action: string;
+  readonly resource: string;
+  /** `baseline` or `playbook:<id>`. */
+  readonly from: string;
+}
+
+// ── findings ────────────────────────────────────────────────────────────────────────────────────
+
+export type Category = "unused-excess" | "unjustified-use" | "inherited-overreach";
+export const CATEGORIES: readonly Category[] = ["unused-excess", "unjustified-use", "inherited-overreach"];
+
+export type Severity = "critical" | "high" | "medium" | "low";
+export const SEVERITIES: readonly Severity[] = ["critical", "high", "medium", "low"];
+
+export interface ObservationWindow {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** One link of an evidence chain: a graph node, an edge, an event or a tool call, in order. */
+export interface EvidenceStep {
+  readonly kind: "node" | "edge" | "event" | "tool-call" | "context" | "note";
+  /** The node id, `from→to` for an edge, the request id, the span id, the context id. */
+  readonly ref: string;
+  readonly label: string;
+  readonly source?: SourceRef | undefined;
+}
+
+/** A generated file: never applied, only shown. */
+export interface RemediationFile {
+  readonly path: string;
+  readonly language: "yaml" | "json" | "text";
+  readonly content: string;
+}
+
+export interface Reduction {
+  /** `replace-role`, `permissions-block`, `dedicated-identity`, `gateway-guardrail`, `replace-policy`. */
+  readonly kind: string;
+  readonly summary: string;
+  readonly files: readonly RemediationFile[];
+}
+
+export interface Finding {
+  readonly kind: "finding";
+  /**
+   * Stable across scans for the same workload and permission (a hash of both), so a rescan that
+   * reclassifies the finding keeps its id and its history.
+   */
+  readonly id: string;
+  readonly category: Category;
+  readonly severity: Severity;
+  readonly title: string;
+  /** The workload node the finding is about. */
+  readonly workload: { readonly id: string; readonly label: string; readonly agent?: string | undefined };
+  readonly permission: { readonly action: string; readonly resource: string };
+  /** Where the permission is granted: the source of the rule or block. */
+  readonly location?: SourceRef | undefined;
+  /** The chain: pod → workload → identity → binding → role → rule; event → tool call → context. */
+  readonly evidence: readonly EvidenceStep[];
+  readonly reduction: Reduction;
+  /** What goes wrong if this category is wrong (the fix aimed at the wrong category). */
+  readonly misclassification: string;
+  /** How sure the classification is, 0..1 (lower without activity data or with little coverage). */
+  readonly confidence: number;
+}
+
+/** An escalation edge: what holding a permission lets one reach (KubeHound-style). */
+export interface EscalationEdge {
+  readonly kind: "escalation";
+  /** `POD_CREATE`, `POD_EXEC`, `POD_PATCH`, `TOKEN_LIST`, `TOKEN_BRUTEFORCE`, `ROLE_BIND`, … */
+  readonly type: string;
+  readonly from: string;
+  readonly to: string;
+  /** The permission that makes the edge. */
+  readonly via: { readonly action: string; readonly resource: string };
+}
+
+export interface BlastRadius {
+  readonly workload: string;
+  /** Each question answered with the shortest path that reaches it, or none. */
+  readonly answers: readonly {
+    readonly question: "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
+    readonly reachable: boolean;
+    readonly path: readonly EscalationEdge[];
+  }[];
+}
+
+/** What was looked at: the window, how many events, which workloads had any activity data. */
+export interface Coverage {
+  readonly window?: ObservationWindow | undefined;
+  readonly events: number;
+  readonly eventsDenied: number;
+  readonly toolCalls: number;
+  readonly workloads: number;
+  readonly workloadsWithActivity: number;
+  readonly files: number;
+}
+
+export interface AnalysisResult {
+  readonly findings: readonly Finding[];
+  readonly escalations: readonly EscalationEdge[];
+  readonly blastRadius: readonly BlastRadius[];
+  readonly problems: readonly InputProblem[];
+  readonly coverage: Coverage;
+}
+
+// ── providers plug into the engine ──────────────────────────────────────────────────────────────
+
+/** The graph the engine built, as providers see it. */
+export interface GraphView {
+  readonly nodes: ReadonlyMap<string, GraphNode>;
+  /** Outgoing edges by node id. */
+  readonly out: ReadonlyMap<string, readonly GraphEdge[]>;
+  /** Incoming edges by node id. */
+  readonly in: ReadonlyMap<string, readonly GraphEdge[]>;
+}
+
+/** A permission a workload holds, with the path that gives it. */
+export interface EffectiveGrant {
+  readonly grant: PermissionGrant;
+  /** Node ids from the workload to the node holding the grant. */
+  readonly path: readonly string[];
+  /** The path crosses a shared node or a group: the grant was not provisioned for this workload. */
+  readonly inherited: boolean;
+}
+
+/** What a provider knows that the engine does not: risk, wildcard expansion, fixes, escalation. */
+export interface ProviderPlugin {
+  readonly provider: Provider;
+  readonly importers: readonly Importer[];
+  readonly linker?: Linker | undefined;
+  /** How dangerous holding the permission is; drives severity. */
+  risk(action: string, resource: string): Severity;
+  /**
+   * Concrete permissions a granted pattern stands for, to compare with observed use (Kubernetes
+   * `verbs: ["*"]` → the eight resource verbs). Default: the grant itself.
+   */
+  expand?(grant: PermissionGrant): readonly PermissionGrant[];
+  /**
+   * Permissions a workload needs, inferred without activity data (a GitHub job's steps); used as
+   * observed use, at lower confidence, when the workload has no events.
+   */
+  inferredUse?(workload: GraphNode, graph: GraphView): readonly InferredUse[];
+  /** Category 1: a replacement for the workload's own grants, from what it used. */
+  replacement(ctx: ReductionContext): Reduction;
+  /** Category 3: a dedicated identity with its own narrow role, from what it used. */
+  dedicatedIdentity(ctx: ReductionContext): Reduction;
+  /** Escalation edges (KubeHound-style) the graph allows, for blast radius. */
+  escalations?(graph: GraphView): readonly EscalationEdge[];
+}
+
+export interface InferredUse {
+  readonly action: string;
+  readonly resource: string;
+  /** Why: `step actions/checkout@v4 reads contents`. */
+  readonly reason: string;
+  readonly source?: SourceRef | undefined;
+}
+
+/** What a remediation generator is given about one workload. */
+export interface ReductionContext {
+  readonly workload: GraphNode;
+  readonly graph: GraphView;
+  /** Permissions it used (or needs), each with its evidence: the events or the inferred reasons. */
+  readonly used: readonly UsedPermission[];
+  /** The grants the fix removes or replaces. */
+  readonly excess: readonly EffectiveGrant[];
+}
+
+export interface UsedPermission {
+  readonly action: string;
+  readonly resource: string;
+  readonly count: number;
+  /** `observed 12× in the window`, `inferred from step …`. */
+  readonly evidence: string;
+  /** 0..1: observed use is 1, an inference less. */
+  readonly confidence: number;
+}
+
+export const EMPTY_FRAGMENT: ModelFragment = { nodes: [], edges: [], events: [], toolCalls: [], objects: [] };
