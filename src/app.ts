@@ -5,10 +5,11 @@
  *   loadPolicy  writ.yaml → config + compiled Cedar guardrails, every problem at once
  *   createServer policy + store + audit log + decision point → the HTTP app `writ serve` listens with
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Hono } from "hono";
 import type { AuditLog } from "./audit/index.js";
+import type { Operator } from "./broker/index.js";
 import {
   type ConfigProblem,
   collectAwsServices,
@@ -96,12 +97,23 @@ export interface ServerOptions {
   readonly version: string;
   /** Audit checkpoint interval in records (default 100). */
   readonly checkpointEvery?: number | undefined;
+  /**
+   * Keep the state every request reads (signing keys, engaged kills, slow-down blocks) in memory
+   * instead of reading the store each time. Exact only while this process is the store's one
+   * writer, so the default is: on the embedded store (which one process holds under a lock), off on
+   * PostgreSQL. Turn it off to write to the embedded store's tables behind the server's back.
+   */
+  readonly stateCache?: boolean | undefined;
 }
 
 export interface Server {
   readonly app: Hono;
   readonly store: Store;
   readonly audit: AuditLog;
+  /** Kill switch, key rotation and approvals on this server's own objects (their caches follow). */
+  readonly operator: Operator;
+  /** The secret of the admin API (`/admin/v1`), for `<data>/serve.json`; never logged. */
+  readonly adminToken: string;
   /** Sets the public base URL when it was not known at creation (a port chosen at listen time). */
   setBaseUrl(url: string): void;
   /** Checkpoints the audit log and closes the store. */
@@ -185,16 +197,28 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       if (baseUrl === undefined) throw new Error("the server's public base URL is not set");
       return baseUrl;
     };
-    const keys = broker.environmentKeys(store.db);
+    // The embedded store has one process (it is locked): state read on every request may then
+    // live in memory, exactly. A shared PostgreSQL is read each time.
+    const exclusive = opts.stateCache ?? store.backend === "pglite";
+    const keys = broker.environmentKeys(store.db, { exclusive });
     const replay = broker.replayCache(store.db);
     const approvals = broker.approvalService(store.db, { audit });
+    const kill = broker.killSwitch(store.db, { exclusive });
+    const operator = broker.operator({
+      config: opts.policy.config,
+      kill,
+      keys,
+      approvals,
+      audit: (type, data) => audit.append(type, data),
+    });
+    const adminToken = randomBytes(32).toString("base64url");
     const service = broker.brokerService({
       config: opts.policy.config,
       store,
       keys,
       replay,
-      kill: broker.killSwitch(store.db),
-      backoff: broker.denialBackoff(store.db),
+      kill,
+      backoff: broker.denialBackoff(store.db, { exclusive }),
       audit: (type, data) => audit.append(type, data),
       get baseUrl() {
         return currentBaseUrl();
@@ -209,7 +233,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         .route(
           "/",
           broker.approvalsApi({ config: opts.policy.config, approvals, replay, baseUrl: currentBaseUrl }),
-        ),
+        )
+        .route("/", broker.adminApi(operator, adminToken)),
       version: opts.version,
       ready: async () => {
         await audit.head();
@@ -221,6 +246,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       app,
       store,
       audit,
+      operator,
+      adminToken,
       setBaseUrl(url: string) {
         baseUrl = url.replace(/\/+$/, "");
       },

@@ -16,6 +16,11 @@ export interface BackoffOptions {
   readonly maxSeconds?: number;
   /** Quiet time after which the count starts over, seconds (default 3600). */
   readonly quietSeconds?: number;
+  /**
+   * True when this process is the store's only user (the embedded store): blocks are then also
+   * kept in memory and `check` answers from there, exactly, since only `record` can start one.
+   */
+  readonly exclusive?: boolean;
 }
 
 export interface Blocked {
@@ -40,9 +45,18 @@ export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): 
   const maxSeconds = opts.maxSeconds ?? 900;
   const quietMs = (opts.quietSeconds ?? 3600) * 1000;
   const wrap = <T>(fn: () => Promise<T>): Promise<T> => guard("denial counter", fn);
+  // agent + NUL + environment → blocked until (ms; 0 for none), when exclusive
+  const known = new Map<string, { until: number; count: number }>();
+  const keyOf = (agent: string, environment: string) => `${agent}\u0000${environment}`;
+  const answer = (until: number, count: number, now: Date): Blocked | undefined => {
+    const left = until - now.getTime();
+    return left > 0 ? { retryAfter: Math.ceil(left / 1000), count } : undefined;
+  };
 
   return {
     check(agent, environment, now) {
+      const memo = opts.exclusive ? known.get(keyOf(agent, environment)) : undefined;
+      if (memo !== undefined) return Promise.resolve(answer(memo.until, memo.count, now));
       return wrap(async () => {
         const row = await db
           .selectFrom("denial_counters")
@@ -50,13 +64,14 @@ export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): 
           .where("agent", "=", agent)
           .where("environment", "=", environment)
           .executeTakeFirst();
-        if (!row?.blocked_until) return undefined;
-        const left = new Date(row.blocked_until).getTime() - now.getTime();
-        return left > 0 ? { retryAfter: Math.ceil(left / 1000), count: row.count } : undefined;
+        const until = row?.blocked_until ? new Date(row.blocked_until).getTime() : 0;
+        if (opts.exclusive) known.set(keyOf(agent, environment), { until, count: row?.count ?? 0 });
+        return answer(until, row?.count ?? 0, now);
       });
     },
 
     record(agent, environment, now) {
+      known.delete(keyOf(agent, environment));
       return wrap(() =>
         db.transaction().execute(async (trx) => {
           await trx
@@ -84,7 +99,11 @@ export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): 
             .execute();
           return { retryAfter: Math.ceil((until.getTime() - now.getTime()) / 1000), count };
         }),
-      );
+      ).then((blocked) => {
+        // set only after the commit; a failed record leaves no memory, so the next check reads
+        known.delete(keyOf(agent, environment));
+        return blocked;
+      });
     },
   };
 }

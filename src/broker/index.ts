@@ -1,5 +1,7 @@
 // The broker: an OAuth 2 authorization server that turns an intent into a short-lived, scoped,
 // sender-bound writ. The only public surface of src/broker.
+
+export { adminApi, ERR_ADMIN_REFUSED, ERR_ADMIN_UNREACHABLE, remoteOperator } from "./admin-api.js";
 export * from "./approvals.js";
 export { type ApprovalsApiOptions, approvalsApi } from "./approvals-api.js";
 export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
@@ -9,6 +11,7 @@ export * from "./intent.js";
 export * from "./keys.js";
 export * from "./kill.js";
 export * from "./metadata.js";
+export * from "./operator.js";
 export * from "./replay.js";
 export { type BrokerRouteOptions, brokerRoutes } from "./routes.js";
 export * from "./service.js";

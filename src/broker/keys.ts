@@ -119,6 +119,12 @@ export interface EnvironmentKeysOptions {
    */
   readonly renewBeforeSeconds?: number | undefined;
   readonly clock?: (() => Date) | undefined;
+  /**
+   * True when this process is the store's only user (the embedded store, which one process holds
+   * under a lock): key rows are then kept in memory, since no other writer can change them behind
+   * this object's back. Never for a shared PostgreSQL, where another process may rotate.
+   */
+  readonly exclusive?: boolean | undefined;
 }
 
 export const DEFAULT_KEY_LIFETIME_SECONDS = 30 * 86_400;
@@ -308,6 +314,14 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
   if (renewBefore >= lifetime) throw new TypeError("renewBeforeSeconds must be less than keyLifetimeSeconds");
   const clock = opts.clock ?? (() => new Date());
   const cache = new KeyCache();
+  // Row caches, only when this process is the store's only writer (see `exclusive`).
+  const exclusive = opts.exclusive === true;
+  const activeRow = new Map<string, Row>();
+  const verificationRows = new Map<string, Row>();
+  const forgetEnvironment = (env: string) => {
+    activeRow.delete(env);
+    for (const [k, r] of verificationRows) if (r.environment === env) verificationRows.delete(k);
+  };
 
   const now = (): Date => {
     const at = clock();
@@ -335,6 +349,21 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
     };
   };
 
+  const verificationKeyOf = async (r: Row): Promise<VerificationKey> => {
+    const { jwk, key } = await cache.publicKey(r);
+    const info = infoOf(r);
+    return {
+      kind: "verification-key",
+      kid: r.kid,
+      env: r.environment,
+      status: info.status,
+      signUntil: info.signUntil,
+      publishUntil: info.publishUntil,
+      publicJwk: jwk,
+      publicKey: key,
+    };
+  };
+
   const create = async (trx: Transaction<Database>, env: string, at: Date): Promise<Row> => {
     const row = await newKeyRow(env, at, lifetime);
     return trx.insertInto("signing_keys").values(row).returningAll().executeTakeFirstOrThrow();
@@ -344,9 +373,15 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
     async activeKey(env) {
       checkEnv(env);
       return guard(`signing key of ${q(env)}`, async () => {
+        const cached = exclusive ? activeRow.get(env) : undefined;
+        if (cached !== undefined && usable(cached, now())) return signingKey(cached);
         // The common case reads one row and takes no lock.
         const [current] = await activeRows(db, env);
-        if (current !== undefined && usable(current, now())) return signingKey(current);
+        if (current !== undefined && usable(current, now())) {
+          if (exclusive) activeRow.set(env, current);
+          return signingKey(current);
+        }
+        forgetEnvironment(env);
         const row = await db.transaction().execute(async (trx) => {
           await lockEnvironment(trx, env);
           // Another process may have created or replaced the key while this one waited.
@@ -363,6 +398,8 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
           }
           return keep ?? create(trx, env, at);
         });
+        forgetEnvironment(env);
+        if (exclusive) activeRow.set(env, row);
         return signingKey(row);
       });
     },
@@ -382,6 +419,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
           }
           return { retired: last, created: await create(trx, env, at) };
         });
+        forgetEnvironment(env);
         return {
           retired: retired === undefined ? undefined : infoOf(retired),
           created: await signingKey(created),
@@ -411,6 +449,10 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
       if (typeof kid !== "string" || kid.length === 0 || kid.length > 200) return undefined;
       const when = at ?? now();
       return guard(`key ${q(kid)} of ${q(env)}`, async () => {
+        const hit = exclusive ? verificationRows.get(kid) : undefined;
+        if (hit !== undefined && hit.environment === env && toDate(hit.publish_until) > when) {
+          return verificationKeyOf(hit);
+        }
         const r = await db
           .selectFrom("signing_keys")
           .selectAll()
@@ -419,18 +461,11 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
           .where("publish_until", ">", when)
           .executeTakeFirst();
         if (r === undefined) return undefined;
-        const { jwk, key } = await cache.publicKey(r);
-        const info = infoOf(r);
-        return {
-          kind: "verification-key",
-          kid: r.kid,
-          env: r.environment,
-          status: info.status,
-          signUntil: info.signUntil,
-          publishUntil: info.publishUntil,
-          publicJwk: jwk,
-          publicKey: key,
-        };
+        if (exclusive) {
+          if (verificationRows.size >= 256) verificationRows.clear();
+          verificationRows.set(kid, r);
+        }
+        return verificationKeyOf(r);
       });
     },
 

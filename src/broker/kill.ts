@@ -109,11 +109,47 @@ export interface KillSwitch {
   blocking(agent: Pick<Agent, "id" | "runnerClass">, environment: string): Promise<EngagedKill | undefined>;
 }
 
-export function killSwitch(db: Kysely<Database>): KillSwitch {
+export interface KillSwitchOptions {
+  /**
+   * True when this process is the store's only user (the embedded store): the engaged kills are
+   * then kept in memory and every check is answered from there, exactly, since only this object
+   * can engage or lift one. Never for a shared PostgreSQL, where another process may engage a kill.
+   */
+  readonly exclusive?: boolean | undefined;
+}
+
+function blocks(kill: EngagedKill, agent: Pick<Agent, "id" | "runnerClass">, environment: string): boolean {
+  const s = kill.scope;
+  return (
+    s.kind === "all" ||
+    (s.kind === "agent" && s.agent === agent.id) ||
+    (s.kind === "class" && s.runnerClass === agent.runnerClass) ||
+    (s.kind === "environment" && s.environment === environment)
+  );
+}
+
+export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}): KillSwitch {
+  // The engaged kills, oldest first, when exclusive; undefined until first read and after a change.
+  let memo: Promise<EngagedKill[]> | undefined;
+  const engagedNow = (): Promise<EngagedKill[]> =>
+    guard("list", async () =>
+      (
+        await db
+          .selectFrom("kill_switches")
+          .selectAll()
+          .where("lifted_at", "is", null)
+          .orderBy("engaged_at")
+          .execute()
+      ).map(toKill),
+    );
+  const changed = () => {
+    memo = undefined;
+  };
   return {
     async engage(scope, opts) {
       validateScope(scope, opts.config);
       const now = opts.now ?? new Date();
+      changed();
       return guard("engage", () =>
         db.transaction().execute(async (trx) => {
           const existing = await trx
@@ -172,11 +208,12 @@ export function killSwitch(db: Kysely<Database>): KillSwitch {
             .sort((a, b) => a.id.localeCompare(b.id));
           return { kill, already: existing !== undefined, revoked };
         }),
-      );
+      ).finally(changed);
     },
 
     lift(scope, opts) {
       const now = opts.now ?? new Date();
+      changed();
       return guard("lift", async () => {
         const rows = await db
           .updateTable("kill_switches")
@@ -190,23 +227,22 @@ export function killSwitch(db: Kysely<Database>): KillSwitch {
           throw new WritError(ERR_KILL_NOT_ENGAGED, `no kill switch is engaged for ${describeScope(scope)}`);
         }
         return { lifted: rows.map(toKill) };
-      });
+      }).finally(changed);
     },
 
-    engaged() {
-      return guard("list", async () =>
-        (
-          await db
-            .selectFrom("kill_switches")
-            .selectAll()
-            .where("lifted_at", "is", null)
-            .orderBy("engaged_at")
-            .execute()
-        ).map(toKill),
-      );
-    },
+    engaged: engagedNow,
 
-    blocking(agent, environment) {
+    async blocking(agent, environment) {
+      if (options.exclusive === true) {
+        if (memo === undefined) {
+          const loading = engagedNow();
+          memo = loading;
+          loading.catch(() => {
+            if (memo === loading) memo = undefined;
+          });
+        }
+        return (await memo).find((k) => blocks(k, agent, environment));
+      }
       return guard("check", async () => {
         const row = await db
           .selectFrom("kill_switches")

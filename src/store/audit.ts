@@ -2,9 +2,12 @@
  * Rows of the audit log. This module owns the SQL and the locking; hashing, redaction, signing and
  * verification live in src/audit, which builds each record inside `append`.
  *
- * Appends are serialised through the single `audit_head` row: `append` locks it (SELECT … FOR
- * UPDATE) in a transaction, lets the caller build the next record from it, inserts the record and
- * moves the head, then commits. Any number of processes sharing one PostgreSQL keep one chain.
+ * Appends are serialised through the single `audit_head` row. The first append locks it (SELECT …
+ * FOR UPDATE) in a transaction, lets the caller build the next records from it, inserts them and
+ * moves the head, then commits. Later appends build on the head this process last saw and store
+ * in one statement that moves the head only from exactly that (seq, hash) — a compare-and-set; if
+ * another process moved it meanwhile, nothing is written and the locked path runs. Any number of
+ * processes sharing one PostgreSQL keep one chain.
  */
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import { WritError } from "../core/index.js";
@@ -53,8 +56,9 @@ export interface AuditReader {
 export interface AuditRepository extends AuditReader {
   /**
    * Appends one record. `build` receives the locked head and returns the next record, which must
-   * have `seq = head.seq + 1` and `prevHash = head.hash` (a `TypeError` otherwise). `build` runs
-   * inside the transaction: keep it short and do not touch the store from it.
+   * have `seq = head.seq + 1` and `prevHash = head.hash` (a `TypeError` otherwise). `build` may run
+   * more than once (again on the newer head when another process appended first) and may run inside
+   * a transaction: keep it short, free of side effects, and do not touch the store from it.
    */
   append(build: (head: AuditHead) => AuditRow | Promise<AuditRow>): Promise<AuditRow>;
   /**
@@ -185,41 +189,82 @@ function checkChain(head: AuditHead, rows: readonly AuditRow[]): void {
 }
 
 export function auditRepository(db: Kysely<Database>): AuditRepository {
+  const toValues = (rows: readonly AuditRow[]) =>
+    rows.map((row) => ({
+      seq: row.seq,
+      at: row.at,
+      type: row.type,
+      data: JSON.stringify(row.data),
+      prev_hash: row.prevHash,
+      hash: row.hash,
+    }));
+
+  // The head as this process last wrote or read it. An append first tries it without a lock: one
+  // statement moves the head from exactly this (seq, hash) and inserts the records, or, when the
+  // head has moved (another process appended), does nothing at all; then the locked path runs.
+  let knownHead: AuditHead | undefined;
+
+  const optimistic = async (head: AuditHead, rows: readonly AuditRow[]): Promise<boolean> => {
+    const last = rows[rows.length - 1]!;
+    const values = sql.join(
+      toValues(rows).map(
+        (v) =>
+          sql`(${v.seq}::bigint, ${v.at}::timestamptz, ${v.type}::text, ${v.data}::jsonb, ${v.prev_hash}::text, ${v.hash}::text)`,
+      ),
+    );
+    const result = await sql`
+      with moved as (
+        update audit_head set seq = ${last.seq}, hash = ${last.hash}, updated_at = now()
+        where id = ${HEAD_ID} and seq = ${head.seq} and hash = ${head.hash}
+        returning seq
+      )
+      insert into audit_records (seq, at, type, data, prev_hash, hash)
+      select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
+      from (values ${values}) as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
+    const n = Number(result.numAffectedRows ?? 0n);
+    if (n === rows.length) return true;
+    if (n === 0) return false;
+    throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
+  };
+
+  const locked = (build: Parameters<AuditRepository["appendBatch"]>[0]) =>
+    db.transaction().execute(async (trx) => {
+      const locked = await trx
+        .selectFrom("audit_head")
+        .select(["seq", "hash"])
+        .where("id", "=", HEAD_ID)
+        .forUpdate()
+        .executeTakeFirst();
+      if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
+      const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
+      const rows = [...(await build(head))];
+      checkChain(head, rows);
+      await trx.insertInto("audit_records").values(toValues(rows)).execute();
+      const last = rows[rows.length - 1]!;
+      await trx
+        .updateTable("audit_head")
+        .set({ seq: last.seq, hash: last.hash, updated_at: sql<Date>`now()` })
+        .where("id", "=", HEAD_ID)
+        .execute();
+      return rows;
+    });
+
   const appendBatch: AuditRepository["appendBatch"] = (build) =>
-    guard("append audit records", () =>
-      db.transaction().execute(async (trx) => {
-        const locked = await trx
-          .selectFrom("audit_head")
-          .select(["seq", "hash"])
-          .where("id", "=", HEAD_ID)
-          .forUpdate()
-          .executeTakeFirst();
-        if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
-        const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
+    guard("append audit records", async () => {
+      const head = knownHead;
+      knownHead = undefined;
+      if (head !== undefined) {
         const rows = [...(await build(head))];
         checkChain(head, rows);
-        await trx
-          .insertInto("audit_records")
-          .values(
-            rows.map((row) => ({
-              seq: row.seq,
-              at: row.at,
-              type: row.type,
-              data: JSON.stringify(row.data),
-              prev_hash: row.prevHash,
-              hash: row.hash,
-            })),
-          )
-          .execute();
-        const last = rows[rows.length - 1]!;
-        await trx
-          .updateTable("audit_head")
-          .set({ seq: last.seq, hash: last.hash, updated_at: sql<Date>`now()` })
-          .where("id", "=", HEAD_ID)
-          .execute();
-        return rows;
-      }),
-    );
+        if (await optimistic(head, rows)) {
+          knownHead = rows[rows.length - 1]!;
+          return rows;
+        }
+      }
+      const rows = await locked(build);
+      knownHead = rows[rows.length - 1]!;
+      return rows;
+    });
 
   return {
     ...reader(db),
