@@ -14,19 +14,15 @@
  * Trust: `--as` is not authenticated. Whoever can reach the store can already write to it, so the
  * CLI is for operators who hold that access; approvers without it use the authenticated HTTP
  * approvals API of `writ serve`. With the embedded store, the data folder is locked while
- * `writ serve` runs: stop it, or use PostgreSQL or the HTTP API.
+ * `writ serve` runs: the verbs then ask that server over its admin API (operator.ts), whose token
+ * only readers of the data folder have.
  *
  * Exit codes: 0 decided or listed, 1 refused (self-approval, not an approver, expired, closed,
  * duplicate, unknown request…), 2 usage or input error, 3 the store failed.
  */
 import type { Command } from "commander";
-import { canonicalJson, openAuditLog } from "../audit/index.js";
-import {
-  type ApprovalRequest,
-  approvalService,
-  ERR_APPROVAL_INVALID,
-  evaluateRequest,
-} from "../broker/approvals.js";
+import { canonicalJson } from "../audit/index.js";
+import { type ApprovalRequest, ERR_APPROVAL_INVALID, evaluateRequest } from "../broker/approvals.js";
 import {
   type ApprovalEvaluation,
   type ApprovalVerdict,
@@ -35,8 +31,8 @@ import {
   type WritConfig,
 } from "../core/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
+import { withOperator } from "./operator.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
-import { withStore } from "./store.js";
 
 /** What the composition root passes: defaults read from the environment there. */
 export interface ApproveCliDefaults {
@@ -68,7 +64,7 @@ export interface ListCliOptions {
 const TRUST_NOTE = `
 Trust: --as is not authenticated. The CLI trusts whoever can reach the store (they could write to it
 anyway); approvers without that access use the authenticated HTTP approvals API of \`writ serve\`.
-With the embedded store, stop \`writ serve\` first: it holds the data folder's lock.`;
+While \`writ serve\` holds the embedded store, these verbs ask it (its admin API, token in the data folder).`;
 
 /** Maps what the library throws to the CLI's exit codes. */
 function asFailure(err: unknown): unknown {
@@ -124,13 +120,8 @@ export async function decideCli(
     throw new CliFailure("ERR_USAGE", "deny needs `--reason TEXT`", EXIT.usage);
   }
   const policy = await requirePolicy(opts.config, io, opts.json);
-  return withStore(opts, { mapError: asFailure }, async (store) => {
-    const service = approvalService(store.db, { audit: openAuditLog({ repo: store.audit }) });
-    const { request, evaluation } = await service.decide(
-      id,
-      { approver, decision, reason: opts.reason },
-      { config: policy.config, now: new Date() },
-    );
+  return withOperator(opts, policy.config, { mapError: asFailure }, async (ops) => {
+    const { request, evaluation } = await ops.decideApproval(id, { approver, decision, reason: opts.reason });
     const who = request.decisions.at(-1)?.approver ?? approver;
     emit(
       io,
@@ -165,8 +156,8 @@ function describeMissing(
 
 export async function listApprovalsCli(opts: ListCliOptions, io: Io): Promise<number> {
   const policy = await requirePolicy(opts.config, io, opts.json);
-  return withStore(opts, { mapError: asFailure }, async (store) => {
-    const pending = await approvalService(store.db).listPending({ environment: opts.env, now: new Date() });
+  return withOperator(opts, policy.config, { mapError: asFailure }, async (ops) => {
+    const pending = await ops.pendingApprovals(opts.env);
     const rows = pending.map((r) => ({ request: r, ...describeMissing(policy.config, r) }));
     emit(
       io,

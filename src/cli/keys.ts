@@ -18,12 +18,11 @@
  * missing config), 3 the store failed.
  */
 import type { Command } from "commander";
-import { openAuditLog } from "../audit/index.js";
-import { environmentKeys, type KeyInfo } from "../broker/keys.js";
+import type { KeyInfo } from "../broker/keys.js";
 import { formatProblem, loadConfigFile } from "../config/index.js";
 import { isWritError, parseDuration, q, type WritConfig } from "../core/index.js";
+import { withOperator } from "./operator.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
-import { withStore } from "./store.js";
 
 const DEFAULT_CONFIG = "writ.yaml";
 
@@ -34,6 +33,8 @@ export interface KeysCliDefaults {
   /** PostgreSQL instead of the embedded store (main.ts: `WRIT_DATABASE_URL`). */
   readonly databaseUrl?: string | undefined;
   readonly clock?: (() => Date) | undefined;
+  /** Who rotates, for the audit record (main.ts: WRIT_OPERATOR or USER). */
+  readonly operator?: string | undefined;
 }
 
 export interface KeysRotateOptions {
@@ -44,6 +45,8 @@ export interface KeysRotateOptions {
   readonly maxTokenTtl?: string | undefined;
   readonly json: boolean;
   readonly clock?: (() => Date) | undefined;
+  /** Who rotates, for the audit record (main.ts: WRIT_OPERATOR or USER). */
+  readonly operator?: string | undefined;
 }
 
 export interface KeysListOptions {
@@ -118,20 +121,9 @@ export async function keysRotate(opts: KeysRotateOptions, io: Io): Promise<numbe
   const config = await requireConfig(opts.config, io, opts.json);
   requireEnvironment(config, opts.env, opts.config);
   const maxTtl = opts.maxTokenTtl !== undefined ? parseTtl(opts.maxTokenTtl) : longestTtl(config);
-  const { retired, created } = await withStore(opts, { create: true }, async (store) => {
-    await store.migrate();
-    const keys = environmentKeys(store.db, { clock: opts.clock });
-    const result = await keys.rotate(opts.env, { maxTokenTtlSeconds: maxTtl });
-    const [info] = (await keys.list(opts.env)).filter((k) => k.kid === result.created.kid);
-    await openAuditLog({ repo: store.audit, clock: opts.clock }).append("keys.rotate", {
-      environment: opts.env,
-      retired: result.retired?.kid ?? null,
-      retiredPublishedUntil: result.retired?.publishUntil.toISOString() ?? null,
-      created: result.created.kid,
-      signUntil: result.created.signUntil.toISOString(),
-    });
-    return { retired: result.retired, created: info! };
-  });
+  const { retired, created } = await withOperator(opts, config, { create: true, migrate: true }, (ops) =>
+    ops.rotateKey(opts.env, { maxTokenTtlSeconds: maxTtl, by: opts.operator ?? "operator" }),
+  );
   emit(
     io,
     opts.json,
@@ -180,7 +172,7 @@ export async function keysList(opts: KeysListOptions, io: Io): Promise<number> {
     const config = await requireConfig(opts.config, io, opts.json);
     requireEnvironment(config, opts.env, opts.config);
   }
-  const keys = await withStore(opts, { create: false }, (store) => environmentKeys(store.db).list(opts.env));
+  const keys = await withOperator(opts, undefined, { create: false }, (ops) => ops.listKeys(opts.env));
   emit(io, opts.json, keys.map(keyJson), () => table(keys));
   return EXIT.ok;
 }
@@ -206,7 +198,12 @@ export function registerKeys(
     )
     .option("--json", "print JSON", false)
     .action(async (o: Omit<KeysRotateOptions, "databaseUrl" | "clock">) =>
-      setExit(await keysRotate({ ...o, databaseUrl: defaults.databaseUrl, clock: defaults.clock }, io)),
+      setExit(
+        await keysRotate(
+          { ...o, databaseUrl: defaults.databaseUrl, clock: defaults.clock, operator: defaults.operator },
+          io,
+        ),
+      ),
     );
 
   keys

@@ -4,16 +4,16 @@
  *
  *   writ kill --agent A | --class C | --env E | --all [--reason TEXT] [--lift] [--json]
  *
- * It writes to the store directly, as the operator who can reach it. On the embedded store a
- * running `writ serve` holds the data folder: stop it, or use PostgreSQL (several processes share
- * it). Exit codes: 0 done, 1 nothing to lift, 2 usage, 3 store failure.
+ * It writes to the store directly, as the operator who can reach it; when a running `writ serve`
+ * holds the embedded store, it asks that server instead (its admin API, see operator.ts). Every
+ * kill and lift is audited. Exit codes: 0 done, 1 nothing to lift, 2 usage, 3 store failure.
  */
 import type { Command } from "commander";
-import { describeScope, type EngageResult, type KillScope, killSwitch } from "../broker/kill.js";
+import { describeScope, type EngageResult, type KillScope } from "../broker/kill.js";
 import { isWritError } from "../core/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
+import { withOperator } from "./operator.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
-import { withStore } from "./store.js";
 
 export interface KillOptions {
   readonly agent?: string;
@@ -80,11 +80,9 @@ export async function kill(o: KillOptions, io: Io, d: KillDefaults): Promise<num
     return err;
   };
   const target = { data: o.data ?? d.dataDir, databaseUrl: d.databaseUrl };
-  return withStore(target, { create: true, mapError }, async (store) => {
-    await store.migrate();
-    const ks = killSwitch(store.db);
+  return withOperator(target, policy.config, { create: true, migrate: true, mapError }, async (ops) => {
     if (o.lift) {
-      const { lifted } = await ks.lift(scope, { by: d.operator });
+      const { lifted } = await ops.liftKill(scope, { by: d.operator });
       emit(
         io,
         o.json,
@@ -93,7 +91,7 @@ export async function kill(o: KillOptions, io: Io, d: KillDefaults): Promise<num
       );
       return EXIT.ok;
     }
-    const r = await ks.engage(scope, { by: d.operator, reason: o.reason, config: policy.config });
+    const r = await ops.engageKill(scope, { by: d.operator, reason: o.reason });
     emit(io, o.json, r, () => renderEngage(r));
     return EXIT.ok;
   });

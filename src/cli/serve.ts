@@ -10,6 +10,7 @@ import { isWritError, q } from "../core/index.js";
 import { isStoreFailure } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
+import { removeServeFile, writeServeFile } from "./serve-file.js";
 
 export interface ServeOptions {
   readonly config: string;
@@ -41,6 +42,13 @@ function waitForSignal(): Promise<void> {
     process.on("SIGINT", done);
     process.on("SIGTERM", done);
   });
+}
+
+/** Where this machine's CLI reaches the server: loopback when it listens on every address. */
+function localUrl(info: AddressInfo): string {
+  const any = info.address === "0.0.0.0" || info.address === "::";
+  const host = any ? "127.0.0.1" : info.family === "IPv6" ? `[${info.address}]` : info.address;
+  return `http://${host}:${info.port}`;
 }
 
 export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): Promise<number> {
@@ -94,6 +102,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     });
     const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
     server.setBaseUrl(o.publicUrl ?? url);
+    await writeServeFile(dataDir, { url: localUrl(info), pid: process.pid, adminToken: server.adminToken });
     const head = await server.audit.head();
     if (o.json) {
       io.out(
@@ -122,6 +131,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
   }
   await stopped;
   await new Promise<void>((resolve) => http.close(() => resolve()));
+  await removeServeFile(dataDir);
   await server.close();
   if (!o.json) io.out("writ stopped; audit log checkpointed");
   return EXIT.ok;

@@ -37,7 +37,7 @@ beforeAll(async () => {
   const loaded = await loadPolicy(file);
   expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
   policy = loaded.policy!;
-  live = await startLive(policy, join(dir, "data"));
+  live = await startLive(policy, join(dir, "data"), { stateCache: false });
   ({ server, base } = live);
 }, 60_000);
 

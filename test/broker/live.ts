@@ -19,8 +19,13 @@ export interface Live {
   stop(): Promise<void>;
 }
 
-export async function startLive(policy: Policy, dataDir: string): Promise<Live> {
-  const server = await createServer({ policy, dataDir, version: "test" });
+/** `stateCache: false` for tests that write the store's tables directly between cases. */
+export async function startLive(
+  policy: Policy,
+  dataDir: string,
+  opts: { stateCache?: boolean } = {},
+): Promise<Live> {
+  const server = await createServer({ policy, dataDir, version: "test", ...opts });
   let http: ReturnType<typeof serve> | undefined;
   const info = await new Promise<AddressInfo>((resolve) => {
     http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
@@ -60,4 +65,28 @@ export async function agentClient(base: string, env: string, agent = "release-bo
   );
   const dpopKeys = await client.randomDPoPKeyPair("ES256");
   return { config, DPoP: client.getDPoPHandle(config, dpopKeys), dpopKeys };
+}
+
+/**
+ * Baseline token, then a writ for one `writ_playbook` intent (token exchange, DPoP-bound), through
+ * openid-client. `details` is the intent, or the raw `authorization_details` text.
+ */
+export async function requestWrit(
+  c: Awaited<ReturnType<typeof agentClient>>,
+  details: Record<string, unknown> | string,
+  resource = "https://k8s.acme.example",
+) {
+  const baseline = await client.clientCredentialsGrant(c.config, {}, { DPoP: c.DPoP });
+  return client.genericGrantRequest(
+    c.config,
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    {
+      subject_token: baseline.access_token,
+      subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      resource,
+      authorization_details:
+        typeof details === "string" ? details : JSON.stringify([{ type: "writ_playbook", ...details }]),
+    },
+    { DPoP: c.DPoP },
+  );
 }

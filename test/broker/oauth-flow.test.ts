@@ -15,12 +15,12 @@ import * as oauth from "oauth4webapi";
 import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadPolicy, type Server } from "../../src/app.js";
-import { killSwitch } from "../../src/broker/index.js";
 import {
   quickstartKey as agentKey,
   type Live,
   agentClient as liveAgent,
   QUICKSTART,
+  requestWrit,
   startLive,
 } from "./live.js";
 
@@ -36,7 +36,7 @@ let base: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-broker-"));
   const { policy } = await loadPolicy(join(QUICKSTART, "writ.yaml"));
-  live = await startLive(policy!, dir);
+  live = await startLive(policy!, dir, { stateCache: false });
   ({ server, base } = live);
 }, 60_000);
 
@@ -64,19 +64,8 @@ const intent = (env: string, extra: Record<string, unknown> = {}) =>
     },
   ]);
 
-async function writFor(env: string, c: Awaited<ReturnType<typeof agentClient>>, details = intent(env)) {
-  const baseline = await client.clientCredentialsGrant(c.config, {}, { DPoP: c.DPoP });
-  return client.genericGrantRequest(
-    c.config,
-    TOKEN_EXCHANGE,
-    {
-      subject_token: baseline.access_token,
-      subject_token_type: ACCESS_TOKEN,
-      resource: RESOURCE,
-      authorization_details: details,
-    },
-    { DPoP: c.DPoP },
-  );
+function writFor(env: string, c: Awaited<ReturnType<typeof agentClient>>, details = intent(env)) {
+  return requestWrit(c, details, RESOURCE);
 }
 
 async function oauthErrorOf(
@@ -261,10 +250,9 @@ describe("openid-client against the broker", () => {
   it("the kill switch stops issuance and revokes outstanding writs", async () => {
     const c = await agentClient("dev");
     const writ = await writFor("dev", c);
-    const { policy } = await loadPolicy(join(QUICKSTART, "writ.yaml"));
-    const r = await killSwitch(server.store.db).engage(
+    const r = await server.operator.engageKill(
       { kind: "agent", agent: "release-bot" },
-      { by: "alice@acme.example", config: policy!.config },
+      { by: "alice@acme.example" },
     );
     expect(r.revoked.map((w) => w.id)).toContain(writ.writ_id);
     expect((await client.tokenIntrospection(c.config, writ.access_token)).active).toBe(false);

@@ -2,13 +2,13 @@
  * `writ serve` as a process: the quickstart config on a fresh embedded store, AuthZEN decisions over
  * real HTTP, every decision in the audit log, a clean stop that checkpoints, and a log that verifies.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, BIN, ROOT, runCli } from "../support/cli.js";
+import { assertBuilt, ROOT, runCli } from "../support/cli.js";
+import { startServe } from "../support/serve.js";
 
 const CONFIG = join(ROOT, "examples", "quickstart", "writ.yaml");
 
@@ -21,23 +21,7 @@ describe("writ serve", () => {
   beforeAll(async () => {
     assertBuilt();
     dir = await mkdtemp(join(tmpdir(), "writ-serve-"));
-    child = spawn(
-      process.execPath,
-      [BIN, "serve", "--config", CONFIG, "--port", "0", "--data", dir, "--json"],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-    const lines = createInterface({ input: child.stdout! });
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("serve did not start in 30 s")), 30_000);
-      lines.once("line", (line) => {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { listening: string }).listening);
-      });
-      child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
-    });
+    ({ child, url, exited } = await startServe(CONFIG, dir));
   }, 40_000);
 
   afterAll(async () => {
