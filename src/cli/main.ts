@@ -25,6 +25,7 @@ export async function main(
   const dataDir = env.WRIT_DATA_DIR || ".writ";
   const databaseUrl = env.WRIT_DATABASE_URL || undefined;
   const approver = env.WRIT_APPROVER || undefined;
+  const operator = env.WRIT_OPERATOR || env.USER || "operator";
   // Each verb's module is loaded only when that verb runs (or for the full help): the store, Cedar
   // and the AWS catalog cost most of a second to import, which `writ check` should not pay.
   const verbs: Record<string, () => Promise<void>> = {
@@ -55,13 +56,13 @@ export async function main(
       (await import("./approve.js")).registerApprovals(program, io, setExit, { dataDir, databaseUrl });
     },
     keys: async () => {
-      (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl });
+      (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl, operator });
     },
     kill: async () =>
       (await import("./kill.js")).registerKill(program, io, setExit, {
         dataDir,
         databaseUrl,
-        operator: env.WRIT_OPERATOR || env.USER || "operator",
+        operator,
       }),
   };
   const verb = argv.find((a) => !a.startsWith("-"));
