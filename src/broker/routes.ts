@@ -6,6 +6,8 @@
  *   POST /env/<env>/token                                    client_credentials, token exchange
  *   POST /env/<env>/introspect                               RFC 7662
  *   POST /env/<env>/revoke                                   RFC 7009
+ *   POST /env/<env>/bc-authorize                             CIBA (poll mode), for approvals
+ *   POST /env/<env>/use                                      a resource server spends one use
  *
  * Bodies are `application/x-www-form-urlencoded`, at most 64 KiB.
  */
@@ -127,6 +129,7 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
     ["introspect", service.introspect],
     ["revoke", service.revoke],
     ["bc-authorize", service.bcAuthorize],
+    ["use", service.use],
   ] as const) {
     app.post(`/env/:env/${path}`, async (c) => {
       const env = c.req.param("env");

@@ -15,7 +15,14 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { type Agent, isWritError, q, type WritConfig } from "../core/index.js";
-import type { Store } from "../store/index.js";
+import {
+  ERR_WRIT_EXHAUSTED,
+  ERR_WRIT_EXPIRED,
+  ERR_WRIT_NOT_FOUND,
+  ERR_WRIT_NOT_YET_VALID,
+  ERR_WRIT_REVOKED,
+  type Store,
+} from "../store/index.js";
 import type { ApprovalService } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
 import { type AuthenticatedClient, authenticateClient, clientAuthOAuthError } from "./client-auth.js";
@@ -738,6 +745,65 @@ async function cibaGrant(
   );
 }
 
+/**
+ * True when the request carries the resource servers' bearer token (the PDP token); a wrong one is
+ * refused (401). False when there is no bearer token or none is configured.
+ */
+function resourceServer(req: OAuthRequest, deps: BrokerDeps): boolean {
+  const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+  if (bearer === undefined || deps.introspectionToken === undefined) return false;
+  const h = (s: string) => createHash("sha256").update(s).digest();
+  if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
+    return refuse(
+      401,
+      "invalid_client",
+      "the resource server token is not valid",
+      "introspection_token_invalid",
+      {
+        "www-authenticate": 'Bearer error="invalid_token"',
+      },
+    );
+  }
+  return true;
+}
+
+/** Why a use could not be spent, as a reason: `writ_exhausted`, `writ_revoked`, `writ_expired` … */
+const USE_REFUSALS = new Set([
+  ERR_WRIT_NOT_FOUND,
+  ERR_WRIT_REVOKED,
+  ERR_WRIT_EXPIRED,
+  ERR_WRIT_NOT_YET_VALID,
+  ERR_WRIT_EXHAUSTED,
+]);
+
+export interface SpentUse {
+  readonly writ: string;
+  readonly uses: number;
+  /** Undefined for a writ without `maxUses`. */
+  readonly usesLeft: number | undefined;
+}
+
+/**
+ * Spends one use of a writ, atomically, and audits it (or the refusal). For resource servers in
+ * process (the gateway) and the `use` endpoint. Throws the store's `ERR_WRIT_*` refusals.
+ */
+export async function spendWritUse(
+  deps: Pick<BrokerDeps, "store" | "audit" | "clock">,
+  writId: string,
+  by: string,
+): Promise<SpentUse> {
+  try {
+    const r = await deps.store.writs.spendUse(writId, nowOf(deps));
+    await deps.audit("broker.writ_used", { writ: writId, by, uses: r.uses, usesLeft: r.usesLeft });
+    return { writ: writId, uses: r.uses, usesLeft: r.usesLeft };
+  } catch (err) {
+    if (isWritError(err) && USE_REFUSALS.has(err.code)) {
+      await deps.audit("broker.use_refused", { writ: writId, by, reason: reasonOf(err.code) });
+    }
+    throw err;
+  }
+}
+
 export function brokerService(deps: BrokerDeps) {
   const run = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
     try {
@@ -794,23 +860,8 @@ export function brokerService(deps: BrokerDeps) {
       return run(async () => {
         const { issuer, introspect } = endpoints(deps.baseUrl, env);
         let onlyClient: string | undefined;
-        const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-        if (bearer !== undefined && deps.introspectionToken !== undefined) {
-          const h = (s: string) => createHash("sha256").update(s).digest();
-          if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
-            return refuse(
-              401,
-              "invalid_client",
-              "the introspection token is not valid",
-              "introspection_token_invalid",
-              {
-                "www-authenticate": 'Bearer error="invalid_token"',
-              },
-            );
-          }
-        } else {
+        if (!resourceServer(req, deps))
           onlyClient = (await authenticate(env, req, deps, introspect)).agent.id;
-        }
         const token = req.form.get("token");
         if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
         const inactive: OAuthResponse = { status: 200, body: { active: false }, headers: NO_STORE };
@@ -853,6 +904,52 @@ export function brokerService(deps: BrokerDeps) {
           },
           headers: NO_STORE,
         };
+      });
+    },
+
+    /**
+     * Spends one use of a writ: a resource server (with the resource servers' token) reports that it
+     * acted on the writ. Answers the uses spent and left; a spent, revoked or expired writ is refused.
+     */
+    use(env: string, req: OAuthRequest): Promise<OAuthResponse> {
+      return run(async () => {
+        const { issuer } = endpoints(deps.baseUrl, env);
+        if (!resourceServer(req, deps)) {
+          return refuse(
+            401,
+            "invalid_client",
+            "spending a use needs the resource servers' bearer token",
+            "resource_server_required",
+            {
+              "www-authenticate": 'Bearer realm="writ"',
+            },
+          );
+        }
+        const token = req.form.get("token");
+        if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
+        let claims: AccessTokenClaims;
+        try {
+          claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+        } catch (err) {
+          if (isWritError(err)) return refuse(400, "invalid_token", err.message, reasonOf(err.code));
+          throw err;
+        }
+        if (claims.writ === undefined) {
+          return refuse(400, "invalid_token", "a baseline token has no uses to spend", "not_a_writ");
+        }
+        try {
+          const spent = await spendWritUse(deps, claims.writ, "resource-server");
+          return {
+            status: 200,
+            body: { writ: spent.writ, uses: spent.uses, uses_left: spent.usesLeft },
+            headers: NO_STORE,
+          };
+        } catch (err) {
+          if (isWritError(err) && USE_REFUSALS.has(err.code)) {
+            return refuse(400, "invalid_token", err.message, reasonOf(err.code));
+          }
+          throw err;
+        }
       });
     },
 
