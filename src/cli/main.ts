@@ -58,6 +58,7 @@ export async function main(
     keys: async () => {
       (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl, operator });
     },
+    aws: async () => (await import("./aws.js")).registerAws(program, io, setExit),
     kill: async () =>
       (await import("./kill.js")).registerKill(program, io, setExit, {
         dataDir,
