@@ -104,6 +104,12 @@ export interface ServerOptions {
    * PostgreSQL. Turn it off to write to the embedded store's tables behind the server's back.
    */
   readonly stateCache?: boolean | undefined;
+  /**
+   * DPoP server nonces (RFC 9449 §8): `accept` (default) hands them out and checks any a proof
+   * carries; `require` refuses proofs without one (`use_dpop_nonce`, and the client retries with
+   * the nonce given). The nonce secret is random per process.
+   */
+  readonly dpopNonce?: "accept" | "require" | undefined;
 }
 
 export interface Server {
@@ -225,6 +231,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       },
       introspectionToken: opts.pdpToken,
       approvals,
+      nonce: broker.createNonceService(randomBytes(32)),
+      requireDpopNonce: opts.dpopNonce === "require",
     });
     const app = httpApp({
       authzen,

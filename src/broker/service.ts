@@ -50,6 +50,8 @@ export interface BrokerDeps {
   readonly keys: EnvironmentKeys;
   readonly replay: ReplayCache;
   readonly nonce?: NonceService | undefined;
+  /** Refuse DPoP proofs without a valid server nonce (`use_dpop_nonce`); needs `nonce`. */
+  readonly requireDpopNonce?: boolean | undefined;
   readonly kill: Pick<KillSwitch, "blocking">;
   readonly backoff: DenialBackoff;
   /** Called with every issuance and denial (the audit log). Never given a token. */
@@ -176,6 +178,7 @@ async function dpopProof(
       replay: deps.replay,
       clock: deps.clock,
       nonce: deps.nonce,
+      requireNonce: deps.requireDpopNonce === true,
     });
   } catch (err) {
     const mapped = isWritError(err) ? dpopOAuthError(err.code) : undefined;
@@ -814,12 +817,18 @@ export function brokerService(deps: BrokerDeps) {
     }
   };
   const knownEnv = (env: string) => deps.config.environments.has(env);
+  // RFC 9449 §8: with server nonces on, every token endpoint answer hands out the current one.
+  const withNonce = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
+    const r = await run(fn);
+    if (deps.nonce === undefined || r.headers?.["dpop-nonce"] !== undefined) return r;
+    return { ...r, headers: { ...r.headers, "dpop-nonce": deps.nonce.current() } };
+  };
 
   return {
     knownEnv,
 
     token(env: string, req: OAuthRequest): Promise<OAuthResponse> {
-      return run(async () => {
+      return withNonce(async () => {
         const url = endpoints(deps.baseUrl, env).token;
         const grant = req.form.get("grant_type");
         const ciba = grant === CIBA_GRANT && deps.approvals !== undefined;

@@ -18,6 +18,7 @@ export interface ServeOptions {
   readonly port: string;
   readonly data?: string;
   readonly publicUrl?: string;
+  readonly requireDpopNonce?: boolean;
   readonly json: boolean;
 }
 
@@ -86,6 +87,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
       databaseUrl: d.databaseUrl,
       pdpToken: d.pdpToken,
       version: d.version,
+      dpopNonce: o.requireDpopNonce ? "require" : "accept",
     });
   } catch (err) {
     if (isStoreFailure(err) || isWritError(err)) {
@@ -154,6 +156,7 @@ export function registerServe(
       "--public-url <url>",
       "the URL clients reach this server at: the root of every issuer (default: the listening address)",
     )
+    .option("--require-dpop-nonce", "refuse DPoP proofs without a server nonce (RFC 9449 §8)", false)
     .option("--json", "print the listening line as JSON", false)
     .action(async (o: ServeOptions) => setExit(await serveCommand(o, io, d)));
 }

@@ -23,7 +23,7 @@ export interface Live {
 export async function startLive(
   policy: Policy,
   dataDir: string,
-  opts: { stateCache?: boolean; pdpToken?: string } = {},
+  opts: { stateCache?: boolean; pdpToken?: string; dpopNonce?: "accept" | "require" } = {},
 ): Promise<Live> {
   const server = await createServer({ policy, dataDir, version: "test", ...opts });
   let http: ReturnType<typeof serve> | undefined;
