@@ -173,6 +173,8 @@ export interface ProviderObject {
   readonly type: string;
   readonly value: unknown;
   readonly source: SourceRef;
+  /** Lines of parts of the object (`rules[2]`, `subjects[0]`, `spec.template.spec`), for evidence. */
+  readonly lines?: Readonly<Record<string, number>> | undefined;
 }
 
 /** What one importer turned one file into. Any part may be empty. */
@@ -194,6 +196,11 @@ export interface ImportOptions {
   readonly progress?: ((bytesRead: number) => void) | undefined;
   /** Events outside the window are dropped at import. */
   readonly window?: ObservationWindow | undefined;
+  /**
+   * When given, events go here as they are read instead of into the fragment: a large audit log
+   * is then never held in memory (the engine aggregates as it goes).
+   */
+  readonly onEvent?: ((event: ObservedEvent) => void) | undefined;
 }
 
 /**
@@ -203,6 +210,11 @@ export interface ImportOptions {
  */
 export interface Importer {
   readonly name: string;
+  /**
+   * `structure` (grants, identities, traces) is read first and linked; `activity` (audit logs,
+   * CloudTrail) is streamed after, so each event is attributed as it is read. Default `structure`.
+   */
+  readonly phase?: "structure" | "activity" | undefined;
   detect(file: InputFile): boolean;
   import(file: InputFile, opts?: ImportOptions): Promise<ImportResult>;
 }
@@ -339,6 +351,8 @@ export interface AnalysisResult {
   readonly blastRadius: readonly BlastRadius[];
   readonly problems: readonly InputProblem[];
   readonly coverage: Coverage;
+  /** Every workload the scan looked at (a stored finding of one of these not found again is fixed). */
+  readonly workloadIds: readonly string[];
 }
 
 // ── providers plug into the engine ──────────────────────────────────────────────────────────────

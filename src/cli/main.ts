@@ -65,6 +65,18 @@ export async function main(
         databaseUrl,
         operator,
       }),
+    scan: async () =>
+      (await import("./scan.js")).registerScan(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        version: VERSION,
+      }),
+    findings: async () =>
+      (await import("./findings.js")).registerFindings(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        operator: env.WRIT_OPERATOR || env.USER || "operator",
+      }),
   };
   const verb = argv.find((a) => !a.startsWith("-"));
   const selected = verb !== undefined && Object.hasOwn(verbs, verb) ? [verb] : Object.keys(verbs);

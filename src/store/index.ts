@@ -18,6 +18,18 @@ export {
   isStoreFailure,
   sqlState,
 } from "./errors.js";
+export {
+  ERR_FINDING_NOT_FOUND,
+  ERR_FINDING_STATUS,
+  FINDING_STATUSES,
+  type FindingHistoryEntry,
+  type FindingInput,
+  type FindingRepository,
+  type FindingStatus,
+  findingRepository,
+  type ScanSummary,
+  type StoredFinding,
+} from "./findings.js";
 export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";

@@ -192,10 +192,57 @@ const broker: Migration = {
   },
 };
 
+/**
+ * The analyzer's findings queue: one row per finding (keyed by workload and permission, so a rescan
+ * that reclassifies it updates the same row), its status, and an append-only history of every
+ * change — opened, reclassified, fixed, reopened, status set by a person.
+ */
+const analyzer: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table analyzer_findings (
+          id text primary key check (length(id) between 1 and 200),
+          workload text not null,
+          action text not null,
+          resource text not null,
+          category text not null
+            check (category in ('unused-excess', 'unjustified-use', 'inherited-overreach')),
+          severity text not null check (severity in ('critical', 'high', 'medium', 'low')),
+          title text not null,
+          status text not null default 'open' check (status in ('open', 'accepted', 'fixed', 'risk-accepted')),
+          finding jsonb not null check (jsonb_typeof(finding) = 'object'),
+          first_seen timestamptz not null,
+          last_seen timestamptz not null,
+          updated_at timestamptz not null
+        )`),
+      sql.raw(`create index analyzer_findings_queue on analyzer_findings (status, severity)`),
+      sql.raw(`create index analyzer_findings_workload on analyzer_findings (workload)`),
+      sql.raw(`
+        create table analyzer_finding_history (
+          seq bigint generated always as identity primary key,
+          finding_id text not null references analyzer_findings (id),
+          at timestamptz not null,
+          kind text not null check (kind in ('opened', 'reclassified', 'severity', 'fixed', 'reopened', 'status')),
+          from_category text,
+          to_category text,
+          from_status text,
+          to_status text,
+          actor text not null,
+          note text
+        )`),
+      sql.raw(
+        `create index analyzer_finding_history_by_finding on analyzer_finding_history (finding_id, seq)`,
+      ),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
   "0002_broker": broker,
+  "0003_analyzer": analyzer,
 };
 
 const provider: MigrationProvider = {

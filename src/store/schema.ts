@@ -118,6 +118,34 @@ export interface DenialCountersTable {
   blocked_until: Timestamp | null;
 }
 
+export interface AnalyzerFindingsTable {
+  id: string;
+  workload: string;
+  action: string;
+  resource: string;
+  category: string;
+  severity: string;
+  title: string;
+  status: Generated<string>;
+  finding: Json;
+  first_seen: Timestamp;
+  last_seen: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface AnalyzerFindingHistoryTable {
+  seq: Generated<BigIntColumn>;
+  finding_id: string;
+  at: Timestamp;
+  kind: string;
+  from_category: string | null;
+  to_category: string | null;
+  from_status: string | null;
+  to_status: string | null;
+  actor: string;
+  note: string | null;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
@@ -129,4 +157,6 @@ export interface Database {
   approval_decisions: ApprovalDecisionsTable;
   kill_switches: KillSwitchesTable;
   denial_counters: DenialCountersTable;
+  analyzer_findings: AnalyzerFindingsTable;
+  analyzer_finding_history: AnalyzerFindingHistoryTable;
 }

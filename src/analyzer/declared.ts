@@ -1,0 +1,85 @@
+/**
+ * An agent's declared work, from a loaded writ.yaml: its baseline grants, the grants of every
+ * playbook it may run (parameters widened to the most their schema allows, as `writ check` does),
+ * and its MCP tools.
+ */
+import {
+  compileRule,
+  globMatches,
+  parseGlob,
+  parseRequestAction,
+  type Rule,
+  ruleMatches,
+  type WritConfig,
+  widenTemplate,
+} from "../core/index.js";
+import type { DeclaredGrant, DeclaredWork } from "./model.js";
+
+export function declaredWork(config: WritConfig): Map<string, DeclaredWork> {
+  const out = new Map<string, DeclaredWork>();
+  for (const agent of config.agents.values()) {
+    const grants: DeclaredGrant[] = agent.baseline.map((g) => ({
+      action: g.rule.text.action,
+      resource: g.rule.text.resource,
+      from: "baseline",
+    }));
+    for (const id of agent.playbooks) {
+      const pb = config.playbooks.get(id);
+      if (!pb) continue;
+      const props = (pb.parameters.properties ?? {}) as Record<string, Record<string, unknown>>;
+      for (const t of pb.grants) {
+        for (const action of widenTemplate(t.action, props)) {
+          for (const resource of widenTemplate(t.resource, props))
+            grants.push({ action, resource, from: `playbook:${id}` });
+        }
+      }
+    }
+    out.set(agent.id, {
+      agent: agent.id,
+      grants,
+      tools: agent.tools.map((r) => r.text.action.replace(/^mcp:/, "")),
+      playbooks: [...agent.playbooks],
+    });
+  }
+  return out;
+}
+
+/** Compiled for matching: which declared grant covers a concrete action on a resource. */
+export class DeclaredMatcher {
+  private readonly rules: { rule: Rule; from: string }[] = [];
+  constructor(readonly work: DeclaredWork) {
+    for (const g of work.grants) {
+      try {
+        this.rules.push({ rule: compileRule(g), from: g.from });
+      } catch {
+        // writ.yaml was checked at load; a grant that does not compile here covers nothing
+      }
+    }
+  }
+  /** The declared sources that cover the request (`baseline`, `playbook:x`); empty: none. */
+  covering(action: string, resource: string): string[] {
+    let parsed: ReturnType<typeof parseRequestAction>;
+    try {
+      parsed = parseRequestAction(action);
+    } catch {
+      return [];
+    }
+    return this.rules.filter((r) => ruleMatches(r.rule, parsed, resource, "cover")).map((r) => r.from);
+  }
+  /** Is the tool (`server:tool`, or a bare tool name) among the agent's declared tools? */
+  toolDeclared(tool: string): boolean {
+    const i = tool.indexOf(":");
+    const server = i < 0 ? undefined : tool.slice(0, i);
+    const name = i < 0 ? tool : tool.slice(i + 1);
+    return this.work.tools.some((pattern) => {
+      const j = pattern.indexOf(":");
+      if (j < 0) return false;
+      try {
+        const okTool = globMatches(parseGlob(pattern.slice(j + 1)), name);
+        return okTool && (server === undefined || globMatches(parseGlob(pattern.slice(0, j)), server));
+      } catch {
+        return false;
+      }
+    });
+  }
+}

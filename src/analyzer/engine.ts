@@ -1,0 +1,646 @@
+/**
+ * The engine: provider-agnostic. Structure files are imported and linked into one graph; activity
+ * files are streamed and aggregated per identity as they are read; then every workload's effective
+ * grants are compared with its use and sorted into the three categories.
+ */
+import { createHash } from "node:crypto";
+import { compileRule, globMatches, parseRequestAction, type Rule, ruleMatches } from "../core/index.js";
+import { blastRadius } from "./blast.js";
+import { DeclaredMatcher } from "./declared.js";
+import {
+  buildGraph,
+  effectiveGrants,
+  type GrantPath,
+  identitiesOf,
+  identityUse,
+  workloads,
+} from "./graph.js";
+import { problem } from "./input.js";
+import type {
+  AnalysisResult,
+  BlastRadius,
+  Category,
+  DeclaredWork,
+  EscalationEdge,
+  EvidenceStep,
+  Finding,
+  GraphEdge,
+  GraphNode,
+  GraphView,
+  InputProblem,
+  ModelFragment,
+  ObservationWindow,
+  ObservedEvent,
+  PermissionGrant,
+  ProviderObject,
+  ProviderPlugin,
+  Reduction,
+  Severity,
+  ToolCall,
+  UsedPermission,
+} from "./model.js";
+import { guardrailFor } from "./remediation.js";
+
+export interface EngineOptions {
+  readonly plugins: readonly ProviderPlugin[];
+  /** Agents' declared work, from writ.yaml. */
+  readonly declared?: ReadonlyMap<string, DeclaredWork> | undefined;
+  readonly window?: ObservationWindow | undefined;
+  /** How far an event may sit outside a tool call's span and still be joined to it (ms). */
+  readonly correlationSlackMs?: number | undefined;
+}
+
+const MAX_RESOURCES = 64;
+const SEVERITY_RANK: Readonly<Record<Severity, number>> = { critical: 4, high: 3, medium: 2, low: 1 };
+
+interface Usage {
+  readonly action: string;
+  count: number;
+  first: number;
+  last: number;
+  /** Distinct resources (capped); past the cap, the namespace (`ns/*`) stands for the rest. */
+  readonly resources: Map<string, number>;
+  readonly samples: ObservedEvent[];
+}
+
+/** One identity's use: action → usage. Denied and failed requests are counted apart, never as use. */
+interface IdentityActivity {
+  readonly used: Map<string, Usage>;
+  denied: number;
+  /** Events kept whole for correlation (only for identities of agent workloads). */
+  readonly kept: ObservedEvent[];
+  readonly byPod: Map<string, Set<string>>;
+}
+
+export function findingId(workload: string, action: string, resource: string): string {
+  return `wf-${createHash("sha256").update(`${workload}\u0000${action}\u0000${resource}`).digest("hex").slice(0, 16)}`;
+}
+
+export class Engine {
+  private readonly nodes: GraphNode[] = [];
+  private readonly edges: GraphEdge[] = [];
+  private readonly objects: ProviderObject[] = [];
+  private readonly toolCalls: ToolCall[] = [];
+  private readonly problems: InputProblem[] = [];
+  private readonly activity = new Map<string, IdentityActivity>();
+  private graph: GraphView | undefined;
+  private keepFor = new Set<string>();
+  private events = 0;
+  private eventsDenied = 0;
+  private minAt = Number.POSITIVE_INFINITY;
+  private maxAt = Number.NEGATIVE_INFINITY;
+  private readonly providersWithActivity = new Set<string>();
+  files = 0;
+
+  constructor(private readonly opts: EngineOptions) {}
+
+  addProblems(ps: readonly InputProblem[]): void {
+    this.problems.push(...ps);
+  }
+
+  /** A structure fragment (or any fragment: its events are streamed through `event`). */
+  add(f: ModelFragment): void {
+    this.nodes.push(...f.nodes);
+    this.edges.push(...f.edges);
+    this.objects.push(...f.objects);
+    this.toolCalls.push(...f.toolCalls);
+    for (const e of f.events) this.event(e);
+    if (f.nodes.length > 0 || f.edges.length > 0 || f.objects.length > 0) this.graph = undefined;
+  }
+
+  /** Links provider objects into the graph. Call after every structure file, before activity. */
+  link(): GraphView {
+    if (this.graph) return this.graph;
+    const nodes = [...this.nodes];
+    const edges = [...this.edges];
+    for (const p of this.opts.plugins) {
+      if (!p.linker) continue;
+      const objs = this.objects.filter((o) => o.provider === p.provider);
+      if (objs.length === 0) continue;
+      const r = p.linker.link(objs, new Map(nodes.map((n) => [n.id, n])));
+      nodes.push(...r.nodes);
+      edges.push(...r.edges);
+      this.problems.push(...r.problems);
+    }
+    this.graph = buildGraph(nodes, edges);
+    // Keep events whole only for identities of agent workloads (for correlation with tool calls).
+    this.keepFor = new Set();
+    for (const w of workloads(this.graph)) {
+      const ids = identitiesOf(this.graph, w.id);
+      const agent = w.agent ?? ids.map((i) => this.graph!.nodes.get(i)?.agent).find(Boolean);
+      if (agent) for (const i of ids) this.keepFor.add(i);
+    }
+    return this.graph;
+  }
+
+  /** One observed event, as it is read. */
+  event(e: ObservedEvent): void {
+    const w = this.opts.window;
+    if (w && (e.at < w.start || e.at >= w.end)) return;
+    this.events++;
+    this.providersWithActivity.add(e.provider);
+    if (e.at < this.minAt) this.minAt = e.at;
+    if (e.at > this.maxAt) this.maxAt = e.at;
+    let a = this.activity.get(e.principal);
+    if (!a) {
+      a = { used: new Map(), denied: 0, kept: [], byPod: new Map() };
+      this.activity.set(e.principal, a);
+    }
+    if (e.outcome !== "allowed") {
+      this.eventsDenied++;
+      a.denied++;
+      return;
+    }
+    if (e.pod) (a.byPod.get(e.pod) ?? a.byPod.set(e.pod, new Set()).get(e.pod)!).add(e.action);
+    let u = a.used.get(e.action);
+    if (!u) {
+      u = { action: e.action, count: 0, first: e.at, last: e.at, resources: new Map(), samples: [] };
+      a.used.set(e.action, u);
+    }
+    u.count++;
+    if (e.at < u.first) u.first = e.at;
+    if (e.at > u.last) u.last = e.at;
+    let r = e.resource;
+    if (!u.resources.has(r) && u.resources.size >= MAX_RESOURCES) {
+      const slash = r.indexOf("/");
+      r = slash > 0 ? `${r.slice(0, slash)}/*` : "*";
+    }
+    u.resources.set(r, (u.resources.get(r) ?? 0) + 1);
+    if (u.samples.length < 3) u.samples.push(e);
+    if (this.keepFor.has(e.principal)) a.kept.push(e);
+  }
+
+  result(): AnalysisResult {
+    const g = this.link();
+    const use = identityUse(g);
+    const window: ObservationWindow | undefined =
+      this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined);
+    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
+    const findings: Finding[] = [];
+    let withActivity = 0;
+    const matchers = new Map<string, DeclaredMatcher>();
+    for (const [id, work] of this.opts.declared ?? []) matchers.set(id, new DeclaredMatcher(work));
+    const warnedAgents = new Set<string>();
+    const compiled = new Map<string, Rule | null>();
+    const compile = (g: PermissionGrant): Rule | null => {
+      const key = `${g.action}\u0000${g.resource}`;
+      if (!compiled.has(key)) {
+        try {
+          compiled.set(key, compileRule({ action: g.action, resource: g.resource }));
+        } catch {
+          compiled.set(key, null);
+        }
+      }
+      return compiled.get(key)!;
+    };
+
+    for (const w of workloads(g)) {
+      const p = plugin(w.provider);
+      if (!p) continue;
+      const ids = identitiesOf(g, w.id);
+      const agent = w.agent ?? ids.map((i) => g.nodes.get(i)?.agent).find(Boolean);
+      // The workload's use: its identities' activity; when an identity is shared and events name
+      // the pod, only this workload's pods count.
+      const myPods = new Set((g.out.get(w.id) ?? []).filter((e) => e.type === "owns").map((e) => e.to));
+      const usages: Usage[] = [];
+      const kept: ObservedEvent[] = [];
+      let sharedAttribution = false;
+      for (const id of ids) {
+        const a = this.activity.get(id);
+        if (!a) continue;
+        const sharers = use.get(id) ?? [];
+        if (sharers.length > 1 && a.byPod.size > 0) {
+          const mine = new Set<string>();
+          for (const [pod, actions] of a.byPod)
+            if (myPods.has(pod) || pod === w.id.replace(/^k8s:Pod:/, "k8s:Pod:"))
+              for (const x of actions) mine.add(x);
+          for (const u of a.used.values()) if (mine.has(u.action)) usages.push(u);
+        } else {
+          if (sharers.length > 1) sharedAttribution = true;
+          usages.push(...a.used.values());
+        }
+        kept.push(...a.kept);
+      }
+      const inferred = usages.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
+      const hasActivity = usages.length > 0 || inferred.length > 0;
+      const providerObserved =
+        this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
+      if (hasActivity) withActivity++;
+
+      const paths = effectiveGrants(g, w.id, use);
+      // Expand wildcards the provider can enumerate; group paths by the expanded grant.
+      const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();
+      for (const path of paths) {
+        for (const grant of p.expand?.(path.grant) ?? [path.grant]) {
+          const key = `${grant.action}\u0000${grant.resource}`;
+          const entry = byGrant.get(key) ?? byGrant.set(key, { grant, paths: [] }).get(key)!;
+          entry.paths.push({ ...path, grant });
+        }
+      }
+      const usedPerms: UsedPermission[] = [];
+      for (const u of usages) {
+        for (const [resource, count] of u.resources)
+          usedPerms.push({
+            action: u.action,
+            resource,
+            count,
+            evidence: `observed ${count}× between ${iso(u.first)} and ${iso(u.last)}`,
+            confidence: 1,
+          });
+      }
+      for (const i of inferred)
+        usedPerms.push({
+          action: i.action,
+          resource: i.resource,
+          count: 0,
+          evidence: i.reason,
+          confidence: 0.6,
+        });
+
+      const cat1: GrantPathGroup[] = [];
+      const cat3: GrantPathGroup[] = [];
+      const matcher = agent ? matchers.get(agent) : undefined;
+      if (agent && this.opts.declared && !matcher && !warnedAgents.has(agent)) {
+        warnedAgents.add(agent);
+        this.problems.push(
+          problem(
+            "WARN_AGENT_NOT_DECLARED",
+            w.source ?? { file: "" },
+            `agent \`${agent}\` (on ${w.id}) is not in writ.yaml: its use cannot be judged against declared work`,
+            "warning",
+          ),
+        );
+      }
+      const categoryCandidates: {
+        grant: PermissionGrant;
+        paths: GrantPath[];
+        uses: UsedPermission[];
+      }[] = [];
+      for (const { grant, paths: gp } of byGrant.values()) {
+        const rule = compile(grant);
+        const uses = rule ? usedPerms.filter((u) => matchesUse(rule, u.action, u.resource)) : [];
+        categoryCandidates.push({ grant, paths: gp, uses });
+      }
+
+      // Category 2 first: observed use outside declared work (per grant the use went through).
+      const cat2Keys = new Set<string>();
+      if (matcher) {
+        const verdicts = this.judgeUses(w, agent!, kept, usages, matcher, window);
+        for (const c of categoryCandidates) {
+          const rule = compile(c.grant);
+          if (!rule) continue;
+          const bad = verdicts.filter((v) => matchesUse(rule, v.event.action, v.event.resource));
+          if (bad.length === 0) continue;
+          const key = `${c.grant.action}\u0000${c.grant.resource}`;
+          cat2Keys.add(key);
+          findings.push(this.unjustified(w, agent!, c.grant, c.paths, bad, p));
+        }
+      }
+      for (const c of categoryCandidates) {
+        const key = `${c.grant.action}\u0000${c.grant.resource}`;
+        if (cat2Keys.has(key)) continue;
+        const own = c.paths.filter((x) => !x.inherited);
+        if (own.length === 0) {
+          cat3.push({ grant: c.grant, paths: c.paths, uses: c.uses });
+          continue;
+        }
+        if (!providerObserved) continue;
+        const wildcard = /\*/.test(c.grant.action.split(":").slice(1).join(":"));
+        if (c.uses.length === 0 || (wildcard && c.uses.length > 0))
+          cat1.push({ grant: c.grant, paths: own, uses: c.uses });
+      }
+      const ctxBase = { workload: w, graph: g, used: usedPerms };
+      const inferredOnly = usedPerms.length > 0 && usedPerms.every((u) => u.confidence < 1);
+      if (cat1.length > 0) {
+        const reduction = p.replacement({ ...ctxBase, excess: cat1.flatMap((c) => c.paths) });
+        for (const c of cat1)
+          findings.push(
+            this.unused(w, agent, c, reduction, p, hasActivity, sharedAttribution || inferredOnly, window),
+          );
+      }
+      if (cat3.length > 0) {
+        const reduction = p.dedicatedIdentity({ ...ctxBase, excess: cat3.flatMap((c) => c.paths) });
+        for (const c of cat3) findings.push(this.inheritedFinding(w, agent, c, reduction, p, hasActivity));
+      }
+    }
+
+    findings.sort(
+      (a, b) =>
+        SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
+        a.category.localeCompare(b.category) ||
+        a.workload.id.localeCompare(b.workload.id) ||
+        a.permission.action.localeCompare(b.permission.action),
+    );
+    const escalations: EscalationEdge[] = this.opts.plugins.flatMap((p) => [...(p.escalations?.(g) ?? [])]);
+    const radius: BlastRadius[] = workloads(g)
+      .filter((w) => this.opts.plugins.some((p) => p.provider === w.provider && p.escalations))
+      .map((w) => blastRadius(g, w, escalations));
+    return {
+      findings,
+      escalations,
+      blastRadius: radius,
+      problems: this.problems,
+      workloadIds: workloads(g).map((w) => w.id),
+      coverage: {
+        window,
+        events: this.events,
+        eventsDenied: this.eventsDenied,
+        toolCalls: this.toolCalls.length,
+        workloads: workloads(g).length,
+        workloadsWithActivity: withActivity,
+        files: this.files,
+      },
+    };
+  }
+
+  /** Every allowed use by the agent's workload that falls outside its declared work, with why. */
+  private judgeUses(
+    w: GraphNode,
+    agent: string,
+    kept: readonly ObservedEvent[],
+    usages: readonly Usage[],
+    m: DeclaredMatcher,
+    window: ObservationWindow | undefined,
+  ): Verdict[] {
+    const out: Verdict[] = [];
+    const slack = this.opts.correlationSlackMs ?? 2000;
+    const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
+    const byRequest = new Map<string, ToolCall>();
+    for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
+    const tainted = new Map<string, ToolCall>();
+    for (const c of calls)
+      if (c.untrustedSource && c.context && !tainted.has(c.context)) tainted.set(c.context, c);
+    const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
+    const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
+    const total = usages.reduce((n, u) => n + u.count, 0);
+    const countOf = new Map(usages.map((u) => [u.action, u.count]));
+    for (const e of kept) {
+      if (e.outcome !== "allowed") continue;
+      const reasons: string[] = [];
+      const covering = m.covering(e.action, e.resource);
+      const call = (e.requestId ? byRequest.get(e.requestId) : undefined) ?? nearest(calls, e.at, slack);
+      if (covering.length === 0)
+        reasons.push(
+          `\`${e.action}\` on \`${e.resource}\` is in neither the baseline nor a playbook of \`${agent}\``,
+        );
+      if (call) {
+        if (!m.toolDeclared(call.tool))
+          reasons.push(`tool \`${call.tool}\` is not among the agent's declared tools`);
+        if (
+          call.playbook &&
+          covering.length > 0 &&
+          !covering.includes(`playbook:${call.playbook}`) &&
+          !covering.includes("baseline")
+        )
+          reasons.push(`the call claims playbook \`${call.playbook}\`, whose grants do not cover it`);
+        const taint = call.context ? tainted.get(call.context) : undefined;
+        if (taint && taint.start <= call.start && taint !== call)
+          reasons.push(
+            `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
+          );
+      }
+      if (
+        reasons.length === 0 &&
+        mid !== undefined &&
+        total >= 20 &&
+        !early.has(e.action) &&
+        (countOf.get(e.action) ?? 0) <= 2
+      )
+        reasons.push(
+          `far from the learned baseline: \`${e.action}\` never appeared in the first half of the window and only ${countOf.get(e.action)}× in all`,
+        );
+      if (reasons.length > 0)
+        out.push({ event: e, call, reasons, taint: call?.context ? tainted.get(call.context) : undefined });
+    }
+    void w;
+    return out;
+  }
+
+  private unjustified(
+    w: GraphNode,
+    agent: string,
+    grant: PermissionGrant,
+    paths: readonly GrantPath[],
+    verdicts: readonly Verdict[],
+    p: ProviderPlugin,
+  ): Finding {
+    const v = verdicts[0]!;
+    const evidence: EvidenceStep[] = [];
+    evidence.push({
+      kind: "event",
+      ref: v.event.requestId ?? `${v.event.source.file}:${v.event.source.line ?? ""}`,
+      label: `${iso(v.event.at)} ${v.event.principal} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
+      source: v.event.source,
+    });
+    if (v.call) {
+      evidence.push({
+        kind: "tool-call",
+        ref: v.call.spanId,
+        label: `tool call \`${v.call.tool}\` by \`${v.call.agent}\` at ${iso(v.call.start)}${v.call.arguments !== undefined ? ` with ${short(JSON.stringify(v.call.arguments))}` : ""}`,
+        source: v.call.source,
+      });
+      if (v.call.context)
+        evidence.push({
+          kind: "context",
+          ref: v.call.context,
+          label: `prompt context \`${v.call.context}\`${v.taint ? ` (tainted by \`${v.taint.tool}\` at ${iso(v.taint.start)})` : ""}`,
+          source: v.taint?.source,
+        });
+    }
+    for (const r of v.reasons) evidence.push({ kind: "note", ref: "reason", label: r });
+    if (verdicts.length > 1)
+      evidence.push({ kind: "note", ref: "count", label: `${verdicts.length} such use(s) in the window` });
+    evidence.push(...grantChain(paths[0]));
+    const severity = atLeast(p.risk(grant.action, grant.resource), v.taint ? "high" : "medium");
+    const reduction: Reduction = guardrailFor(
+      agent,
+      grant,
+      verdicts.map((x) => ({ event: x.event, call: x.call, tainted: x.taint !== undefined })),
+    );
+    return {
+      kind: "finding",
+      id: findingId(w.id, grant.action, grant.resource),
+      category: "unjustified-use",
+      severity,
+      title: `${label(w)} (agent ${agent}) used ${grant.action} outside its declared work`,
+      workload: { id: w.id, label: label(w), agent },
+      permission: { action: grant.action, resource: grant.resource },
+      location: grant.source,
+      evidence,
+      reduction,
+      misclassification:
+        "if this were unused excess, removing the grant would also break the agent's legitimate uses of it and be rolled back; if inherited, a new identity would carry the same use along — the call itself must be stopped at the gateway",
+      confidence: v.call ? 0.9 : 0.7,
+    };
+  }
+
+  private unused(
+    w: GraphNode,
+    agent: string | undefined,
+    c: GrantPathGroup,
+    reduction: Reduction,
+    p: ProviderPlugin,
+    hasActivity: boolean,
+    shared: boolean,
+    window: ObservationWindow | undefined,
+  ): Finding {
+    const partial = c.uses.length > 0;
+    const evidence: EvidenceStep[] = [...grantChain(c.paths[0])];
+    evidence.push({
+      kind: "note",
+      ref: "use",
+      label: partial
+        ? `wildcard grant used only for: ${[...new Set(c.uses.map((u) => `${u.action} on ${u.resource}`))].slice(0, 8).join("; ")}`
+        : window
+          ? `not exercised between ${iso(window.start)} and ${iso(window.end)}`
+          : "not needed by any step (no activity data)",
+    });
+    return {
+      kind: "finding",
+      id: findingId(w.id, c.grant.action, c.grant.resource),
+      category: "unused-excess",
+      severity: p.risk(c.grant.action, c.grant.resource),
+      title: partial
+        ? `${label(w)} holds wildcard ${c.grant.action} on ${c.grant.resource} but uses a small part of it`
+        : `${label(w)} holds ${c.grant.action} on ${c.grant.resource} and never used it`,
+      workload: { id: w.id, label: label(w), agent },
+      permission: { action: c.grant.action, resource: c.grant.resource },
+      location: c.grant.source,
+      evidence,
+      reduction,
+      misclassification:
+        "if the permission is in fact used outside the observation window (a monthly job, a failover path), the scope-down breaks the workload and gets rolled back: check the window covers its full cycle",
+      confidence: !hasActivity ? 0.4 : shared ? 0.6 : 0.9,
+    };
+  }
+
+  private inheritedFinding(
+    w: GraphNode,
+    agent: string | undefined,
+    c: GrantPathGroup,
+    reduction: Reduction,
+    p: ProviderPlugin,
+    hasActivity: boolean,
+  ): Finding {
+    const path = c.paths[0]!;
+    const evidence = grantChain(path);
+    evidence.push({ kind: "note", ref: "why", label: `inherited: ${path.why}` });
+    if (c.uses.length > 0)
+      evidence.push({
+        kind: "note",
+        ref: "use",
+        label: `used: ${c.uses
+          .slice(0, 4)
+          .map((u) => `${u.action} on ${u.resource}`)
+          .join("; ")}`,
+      });
+    const viaGroup = path.path.some((id) =>
+      /^k8s:Group:system:(authenticated|unauthenticated|serviceaccounts)$/.test(id),
+    );
+    return {
+      kind: "finding",
+      id: findingId(w.id, c.grant.action, c.grant.resource),
+      category: "inherited-overreach",
+      severity: atLeast(p.risk(c.grant.action, c.grant.resource), viaGroup ? "high" : "low"),
+      title: `${label(w)} inherits ${c.grant.action} on ${c.grant.resource} from ${nodeName(path.path[path.path.length - 1]!)}`,
+      workload: { id: w.id, label: label(w), agent },
+      permission: { action: c.grant.action, resource: c.grant.resource },
+      // Inherited from a default: the place to look is where the workload fails to set its own.
+      location: path.edges.find((e) => e.type === "falls-back-to")?.source ?? c.grant.source,
+      evidence,
+      reduction,
+      misclassification:
+        "if treated as unused excess, the fix edits the shared binding and breaks every other workload that relies on it; if the agent's own role were narrowed instead, the inherited binding stays and the scope with it",
+      confidence: hasActivity ? 0.9 : 0.8,
+    };
+  }
+}
+
+interface GrantPathGroup {
+  readonly grant: PermissionGrant;
+  readonly paths: readonly GrantPath[];
+  readonly uses: readonly UsedPermission[];
+}
+
+interface Verdict {
+  readonly event: ObservedEvent;
+  readonly call: ToolCall | undefined;
+  readonly reasons: readonly string[];
+  readonly taint: ToolCall | undefined;
+}
+
+/**
+ * Does a use exercise the grant? writ's `cover` matching, except that a GitHub use matches only a
+ * grant of its own level: a `write` grant whose holder only ever reads is still excess.
+ */
+function matchesUse(rule: Rule, action: string, resource: string): boolean {
+  try {
+    const parsed = parseRequestAction(action);
+    if (parsed.provider === "github" && !globMatches(rule.action.folded, parsed.action, true)) return false;
+    return ruleMatches(rule, parsed, resource, "cover");
+  } catch {
+    return false;
+  }
+}
+
+function nearest(calls: readonly ToolCall[], at: number, slack: number): ToolCall | undefined {
+  let best: ToolCall | undefined;
+  let bestGap = Number.POSITIVE_INFINITY;
+  for (const c of calls) {
+    if (c.start - slack > at) break;
+    if (at > c.end + slack) continue;
+    const gap = at < c.start ? c.start - at : at > c.end ? at - c.end : 0;
+    if (gap < bestGap) {
+      best = c;
+      bestGap = gap;
+    }
+  }
+  return best;
+}
+
+function atLeast(s: Severity, floor: Severity): Severity {
+  return SEVERITY_RANK[s] >= SEVERITY_RANK[floor] ? s : floor;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function short(s: string): string {
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+export function label(n: GraphNode): string {
+  return `${n.subtype} ${n.namespace ? `${n.namespace}/` : ""}${n.name}`;
+}
+
+function nodeName(id: string): string {
+  return id.replace(/^[a-z0-9]+:/, "");
+}
+
+/** The evidence chain of a grant path: workload → identity → … → binding → the rule. */
+export function grantChain(path: GrantPath | undefined): EvidenceStep[] {
+  if (!path) return [];
+  const out: EvidenceStep[] = [];
+  path.path.forEach((id, i) => {
+    if (i > 0) {
+      const e = path.edges[i - 1]!;
+      out.push({
+        kind: "edge",
+        ref: `${e.from}→${e.to}`,
+        label: `${e.type}${e.note ? `: ${e.note}` : ""}`,
+        source: e.source,
+      });
+    }
+    out.push({ kind: "node", ref: id, label: nodeName(id) });
+  });
+  out.push({
+    kind: "node",
+    ref: "rule",
+    label: `grants ${path.grant.action} on ${path.grant.resource}${path.grant.text ? ` (${path.grant.text})` : ""}`,
+    source: path.grant.source,
+  });
+  return out;
+}
+
+export type { Category };

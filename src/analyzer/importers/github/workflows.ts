@@ -1,0 +1,330 @@
+/**
+ * GitHub Actions workflows → the graph. Each job is a workload whose identity is its GITHUB_TOKEN.
+ * The token's permissions come from the job's `permissions:` block, else the workflow's (shared by
+ * every job that sets none: inherited when there are several jobs), else the repository default
+ * (inherited by definition). A job of a reusable-only workflow (`on: workflow_call` alone) gets its
+ * caller's permissions, which this file cannot see; a job that calls a reusable workflow hands its
+ * own down. `read-all`/`write-all` are `github:*:read|write`; `id-token: write` is
+ * `github:id_token:write`.
+ */
+import { type Document, isMap, isPair, isScalar, LineCounter, parseDocument } from "yaml";
+import { problem } from "../../input.js";
+import type {
+  GraphEdge,
+  GraphNode,
+  Importer,
+  ImportResult,
+  InputFile,
+  InputProblem,
+  PermissionGrant,
+  SourceRef,
+} from "../../model.js";
+import { EMPTY_FRAGMENT } from "../../model.js";
+import { GITHUB_PERMISSION_NAMES } from "./needs.js";
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export const REPOSITORY_DEFAULT = "github:default:repository";
+
+function triggers(on: unknown): string[] {
+  if (typeof on === "string") return [on];
+  if (Array.isArray(on)) return on.filter((x): x is string => typeof x === "string");
+  if (isObject(on)) return Object.keys(on);
+  return [];
+}
+
+/** The line of a YAML node at `path`, or of its key when the value has no range. */
+function lineAt(
+  doc: Document,
+  lc: LineCounter,
+  path: readonly (string | number)[],
+  key = false,
+): number | undefined {
+  if (key && path.length > 0) {
+    const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+    if (isMap(parent)) {
+      const pair = parent.items.find(
+        (p) => isPair(p) && isScalar(p.key) && p.key.value === path[path.length - 1],
+      );
+      const k = pair && isScalar(pair.key) ? pair.key : undefined;
+      if (k?.range) return lc.linePos(k.range[0]).line;
+    }
+  }
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  return node?.range ? lc.linePos(node.range[0]).line : undefined;
+}
+
+/** A `permissions:` value → grants, each with the line it is written on. */
+export function permissionGrants(
+  value: unknown,
+  at: (key?: string) => SourceRef,
+  problems: InputProblem[],
+): PermissionGrant[] {
+  const base = at();
+  if (value === "read-all")
+    return [
+      {
+        kind: "permission",
+        action: "github:*:read",
+        resource: "*",
+        text: "permissions: read-all",
+        source: base,
+      },
+    ];
+  if (value === "write-all")
+    return [
+      {
+        kind: "permission",
+        action: "github:*:read",
+        resource: "*",
+        text: "permissions: write-all",
+        source: base,
+      },
+      {
+        kind: "permission",
+        action: "github:*:write",
+        resource: "*",
+        text: "permissions: write-all",
+        source: base,
+      },
+    ];
+  if (value === null || value === undefined) return [];
+  if (!isObject(value)) {
+    problems.push(
+      problem("ERR_GHA_PERMISSIONS", base, `\`permissions\` must be read-all, write-all or a map; skipped`),
+    );
+    return [];
+  }
+  const out: PermissionGrant[] = [];
+  for (const [scope, level] of Object.entries(value)) {
+    const src = at(scope);
+    if (level === "none") continue;
+    if (level !== "read" && level !== "write") {
+      problems.push(
+        problem(
+          "ERR_GHA_PERMISSIONS",
+          src,
+          `\`${scope}: ${String(level)}\`: the level must be read, write or none`,
+        ),
+      );
+      continue;
+    }
+    const name = scope.replace(/-/g, "_");
+    const known = GITHUB_PERMISSION_NAMES.has(name);
+    // An unknown scope cannot be expressed in the vocabulary; it is kept under `unknown_<name>` so the
+    // report shows it (and GitHub rejects it at run time).
+    const service = known ? name : `unknown_${name.replace(/[^a-z_]/gi, "_")}`;
+    if (!known)
+      problems.push(
+        problem("WARN_GHA_UNKNOWN_SCOPE", src, `\`${scope}\` is not a GitHub token permission`, "warning"),
+      );
+    out.push({
+      kind: "permission",
+      action: `github:${service}:read`,
+      resource: "*",
+      text: `${scope}: ${level}`,
+      source: src,
+    });
+    if (level === "write")
+      out.push({
+        kind: "permission",
+        action: `github:${service}:write`,
+        resource: "*",
+        text: `${scope}: ${level}`,
+        source: src,
+      });
+  }
+  return out;
+}
+
+export const githubWorkflowImporter: Importer = {
+  name: "github-workflows",
+  detect(file: InputFile): boolean {
+    return (
+      /\.ya?ml$/i.test(file.path) &&
+      /^jobs\s*:/m.test(file.head) &&
+      /^("on"|'on'|on|true)\s*:/m.test(file.head)
+    );
+  },
+  async import(file: InputFile): Promise<ImportResult> {
+    const text = await file.text();
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
+    const problems: InputProblem[] = [];
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const pos = lc.linePos(e.pos[0]);
+      problems.push(
+        problem(
+          "ERR_INPUT_YAML",
+          { file: file.path, line: pos.line, column: pos.col },
+          `broken YAML: ${e.message.split("\n")[0]}`,
+        ),
+      );
+      return { fragment: EMPTY_FRAGMENT, problems };
+    }
+    const wf = doc.toJS() as unknown;
+    if (!isObject(wf) || !isObject(wf.jobs)) {
+      problems.push(problem("ERR_GHA_SHAPE", { file: file.path, line: 1 }, "not a workflow: no `jobs` map"));
+      return { fragment: EMPTY_FRAGMENT, problems };
+    }
+    const on = wf.on ?? wf.true; // YAML 1.1 readers turn a bare `on` into true
+    const reusableOnly = triggers(on).length === 1 && triggers(on)[0] === "workflow_call";
+    const nodes: GraphNode[] = [];
+    const edges: GraphEdge[] = [];
+    const firstLine =
+      doc.contents &&
+      isMap(doc.contents) &&
+      doc.contents.items[0] &&
+      isScalar(doc.contents.items[0].key) &&
+      doc.contents.items[0].key.range
+        ? lc.linePos(doc.contents.items[0].key.range[0]).line
+        : 1;
+    const jobs = Object.entries(wf.jobs);
+    const topId = `github:permissions:${file.path}`;
+    const hasTop = Object.hasOwn(wf, "permissions");
+    const inheritors = jobs.filter(([, j]) => isObject(j) && !Object.hasOwn(j, "permissions"));
+    if (hasTop) {
+      const at = (key?: string): SourceRef => ({
+        file: file.path,
+        line: key ? lineAt(doc, lc, ["permissions", key], true) : lineAt(doc, lc, ["permissions"], true),
+      });
+      nodes.push({
+        kind: "node",
+        id: topId,
+        provider: "github",
+        type: "binding",
+        subtype: "workflow permissions",
+        name: `${file.path} permissions`,
+        grants: permissionGrants(wf.permissions, at, problems),
+        // A block that several jobs fall back on was provisioned for none of them in particular.
+        shared: jobs.length > 1 && inheritors.length > 0 ? true : undefined,
+        source: at(),
+      });
+    }
+    for (const [name, job] of jobs) {
+      if (!isObject(job)) {
+        problems.push(
+          problem(
+            "ERR_GHA_SHAPE",
+            { file: file.path, line: lineAt(doc, lc, ["jobs", name], true) },
+            `job \`${name}\` is not a map; skipped`,
+          ),
+        );
+        continue;
+      }
+      const jobLine = lineAt(doc, lc, ["jobs", name], true);
+      const id = `github:job:${file.path}#${name}`;
+      const token = `github:token:${file.path}#${name}`;
+      const calls = typeof job.uses === "string" ? job.uses : undefined;
+      const steps = Array.isArray(job.steps) ? job.steps.filter(isObject) : [];
+      nodes.push({
+        kind: "node",
+        id,
+        provider: "github",
+        type: "workload",
+        subtype: "job",
+        name,
+        namespace: file.path,
+        attrs: {
+          steps: JSON.stringify(
+            steps.map((s, i) => ({
+              uses: s.uses,
+              run: s.run,
+              with: s.with,
+              line: lineAt(doc, lc, ["jobs", name, "steps", i]),
+            })),
+          ),
+          ...(calls ? { calls } : {}),
+          ...(reusableOnly ? { reusableOnly: true } : {}),
+        },
+        source: { file: file.path, line: jobLine },
+      });
+      nodes.push({
+        kind: "node",
+        id: token,
+        provider: "github",
+        type: "identity",
+        subtype: "GITHUB_TOKEN",
+        name: `${name} token`,
+        namespace: file.path,
+      });
+      edges.push({
+        kind: "edge",
+        from: id,
+        to: token,
+        type: "runs-as",
+        note: "the job's GITHUB_TOKEN",
+        source: { file: file.path, line: jobLine },
+      });
+      if (Object.hasOwn(job, "permissions")) {
+        const bid = `github:permissions:${file.path}#${name}`;
+        const at = (key?: string): SourceRef => ({
+          file: file.path,
+          line: key
+            ? lineAt(doc, lc, ["jobs", name, "permissions", key], true)
+            : lineAt(doc, lc, ["jobs", name, "permissions"], true),
+        });
+        nodes.push({
+          kind: "node",
+          id: bid,
+          provider: "github",
+          type: "binding",
+          subtype: "job permissions",
+          name: `${name} permissions`,
+          grants: permissionGrants(job.permissions, at, problems),
+          source: at(),
+        });
+        edges.push({
+          kind: "edge",
+          from: token,
+          to: bid,
+          type: "bound-by",
+          note: `jobs.${name}.permissions`,
+          source: at(),
+        });
+      } else if (hasTop) {
+        edges.push({
+          kind: "edge",
+          from: token,
+          to: topId,
+          type: "bound-by",
+          note: `jobs.${name} sets no permissions: the workflow's apply`,
+          source: { file: file.path, line: jobLine },
+        });
+      } else if (reusableOnly && !calls) {
+        // The caller's permissions apply; nothing here to judge.
+      } else {
+        nodes.push({
+          kind: "node",
+          id: `${REPOSITORY_DEFAULT}:${file.path}`,
+          provider: "github",
+          type: "default",
+          subtype: "repository default",
+          name: "repository default token permissions",
+          shared: true,
+          // Read-only or read-write depending on a repository setting this file cannot see.
+          grants: [
+            {
+              kind: "permission",
+              action: "github:*:read|write",
+              resource: "*",
+              text: "default GITHUB_TOKEN permissions (repository or organisation setting)",
+              source: { file: file.path, line: firstLine },
+            },
+          ],
+        });
+        edges.push({
+          kind: "edge",
+          from: id,
+          to: `${REPOSITORY_DEFAULT}:${file.path}`,
+          type: "falls-back-to",
+          note: `neither jobs.${name} nor the workflow sets permissions: the repository default applies`,
+          source: { file: file.path, line: jobLine },
+        });
+      }
+    }
+    return { fragment: { ...EMPTY_FRAGMENT, nodes, edges }, problems };
+  },
+};

@@ -1,0 +1,217 @@
+/**
+ * Kubernetes audit logs (`audit.k8s.io/v1` Events): JSON lines streamed line by line, a JSON array,
+ * or a CloudWatch Logs export (`{events: [{message: "<event JSON>"}]}`, as EKS writes). A line that
+ * is not JSON, or not an audit event, is a problem with its line number; the rest is still read.
+ */
+import { problem } from "../../input.js";
+import type {
+  Importer,
+  ImportOptions,
+  ImportResult,
+  InputFile,
+  InputProblem,
+  ObservedEvent,
+  Outcome,
+} from "../../model.js";
+import { EMPTY_FRAGMENT } from "../../model.js";
+import { CLUSTER_SCOPED, groupName } from "./rbac.js";
+
+const MAX_PROBLEMS = 50;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The identity node id of an authenticated username. */
+export function principalId(username: string): string {
+  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+  if (sa) return `k8s:ServiceAccount:${sa[1]}/${sa[2]}`;
+  const node = /^system:node:(.+)$/.exec(username);
+  if (node) return `k8s:Node:${node[1]}`;
+  return `k8s:User:${username}`;
+}
+
+const HTTP_VERBS: Readonly<Record<string, string>> = {
+  get: "get",
+  head: "get",
+  post: "create",
+  put: "update",
+  patch: "patch",
+  delete: "delete",
+};
+
+function outcomeOf(e: Record<string, unknown>): Outcome {
+  const ann = isObject(e.annotations) ? e.annotations : {};
+  if (ann["authorization.k8s.io/decision"] === "forbid") return "denied";
+  const status = isObject(e.responseStatus) ? e.responseStatus : undefined;
+  const code = typeof status?.code === "number" ? status.code : 200;
+  if (code === 401 || code === 403) return "denied";
+  return code >= 400 ? "error" : "allowed";
+}
+
+type Parsed = { event: ObservedEvent } | { skip: true } | { error: string };
+
+/** One audit Event object → an observed event, or why not. */
+export function toEvent(raw: unknown, file: string, line: number | undefined): Parsed {
+  if (
+    !isObject(raw) ||
+    raw.kind !== "Event" ||
+    typeof raw.apiVersion !== "string" ||
+    !raw.apiVersion.startsWith("audit.k8s.io/")
+  ) {
+    return { error: "not an `audit.k8s.io` Event" };
+  }
+  if (raw.stage !== undefined && raw.stage !== "ResponseComplete" && raw.stage !== "Panic")
+    return { skip: true };
+  const user = isObject(raw.impersonatedUser)
+    ? raw.impersonatedUser
+    : isObject(raw.user)
+      ? raw.user
+      : undefined;
+  const username = typeof user?.username === "string" ? user.username : undefined;
+  const verb = typeof raw.verb === "string" ? raw.verb.toLowerCase() : undefined;
+  if (!username || !verb) return { error: "event without `user.username` or `verb`" };
+  const when = [raw.requestReceivedTimestamp, raw.stageTimestamp, raw.timestamp].find(
+    (t) => typeof t === "string",
+  );
+  const at = typeof when === "string" ? Date.parse(when) : Number.NaN;
+  if (Number.isNaN(at)) return { error: "event without a valid timestamp" };
+  let action: string;
+  let resource: string;
+  const ref = isObject(raw.objectRef) ? raw.objectRef : undefined;
+  if (ref && typeof ref.resource === "string") {
+    const group = typeof ref.apiGroup === "string" ? groupName(ref.apiGroup) : "core";
+    const sub = typeof ref.subresource === "string" && ref.subresource ? `/${ref.subresource}` : "";
+    action = `k8s:${group}/${ref.resource}${sub}:${verb}`;
+    const ns = typeof ref.namespace === "string" && ref.namespace ? ref.namespace : undefined;
+    const name = typeof ref.name === "string" && ref.name ? ref.name : undefined;
+    if (ns) resource = `${ns}/${name ?? "*"}`;
+    else if (CLUSTER_SCOPED.has(ref.resource)) resource = name ?? "*";
+    else resource = name ? `*/${name}` : "*";
+  } else if (typeof raw.requestURI === "string") {
+    action = `k8s:nonresource/urls:${HTTP_VERBS[verb] ?? verb}`;
+    resource = raw.requestURI.split("?")[0]!;
+  } else {
+    return { error: "event without `objectRef` or `requestURI`" };
+  }
+  const extra = isObject(user?.extra) ? user.extra : {};
+  const podName = extra["authentication.kubernetes.io/pod-name"];
+  const saMatch = /^system:serviceaccount:([^:]+):/.exec(username);
+  const pod =
+    Array.isArray(podName) && typeof podName[0] === "string" && saMatch
+      ? `k8s:Pod:${saMatch[1]}/${podName[0]}`
+      : undefined;
+  return {
+    event: {
+      kind: "event",
+      provider: "k8s",
+      at,
+      principal: principalId(username),
+      pod,
+      action,
+      resource,
+      outcome: outcomeOf(raw),
+      requestId: typeof raw.auditID === "string" ? raw.auditID : undefined,
+      userAgent: typeof raw.userAgent === "string" ? raw.userAgent : undefined,
+      source: { file, line },
+    },
+  };
+}
+
+export const k8sAuditImporter: Importer = {
+  name: "k8s-audit",
+  phase: "activity",
+  detect(file: InputFile): boolean {
+    return /"audit\.k8s\.io\/v1(beta1)?"/.test(file.head) || /\\"audit\.k8s\.io\/v1/.test(file.head);
+  },
+  async import(file: InputFile, opts: ImportOptions = {}): Promise<ImportResult> {
+    const problems: InputProblem[] = [];
+    const events: ObservedEvent[] = [];
+    let dropped = 0;
+    const report = (p: InputProblem) => {
+      if (problems.length < MAX_PROBLEMS) problems.push(p);
+      else dropped++;
+    };
+    const emit = (parsed: Parsed, line: number | undefined) => {
+      if ("skip" in parsed) return;
+      if ("error" in parsed) {
+        report(
+          problem(
+            "WARN_INPUT_NOT_AUDIT_EVENT",
+            { file: file.path, line },
+            `${parsed.error}; skipped`,
+            "warning",
+          ),
+        );
+        return;
+      }
+      const e = parsed.event;
+      if (opts.window && (e.at < opts.window.start || e.at >= opts.window.end)) return;
+      if (opts.onEvent) opts.onEvent(e);
+      else events.push(e);
+    };
+    const first = file.head.trimStart()[0];
+    if (first === "[" || (first === "{" && /^\s*\{\s*"events"\s*:/.test(file.head))) {
+      // A whole JSON document: an array of events, or a CloudWatch export.
+      let doc: unknown;
+      try {
+        doc = JSON.parse(await file.text());
+      } catch (err) {
+        report(
+          problem(
+            "ERR_INPUT_JSON",
+            { file: file.path },
+            `not valid JSON: ${err instanceof Error ? err.message : err}`,
+          ),
+        );
+        return { fragment: EMPTY_FRAGMENT, problems };
+      }
+      const items = Array.isArray(doc) ? doc : isObject(doc) && Array.isArray(doc.events) ? doc.events : [];
+      items.forEach((item: unknown, i: number) => {
+        let raw = item;
+        if (isObject(item) && typeof item.message === "string") {
+          try {
+            raw = JSON.parse(item.message);
+          } catch {
+            report(
+              problem("ERR_INPUT_JSON", { file: file.path }, `events[${i}].message: not valid JSON; skipped`),
+            );
+            return;
+          }
+        }
+        emit(toEvent(raw, file.path, undefined), undefined);
+      });
+    } else {
+      let n = 0;
+      for await (const text of file.lines()) {
+        n++;
+        if (text.trim() === "") continue;
+        let raw: unknown;
+        try {
+          raw = JSON.parse(text);
+        } catch {
+          report(
+            problem(
+              "ERR_INPUT_JSON_LINE",
+              { file: file.path, line: n },
+              `line is not valid JSON (truncated?); skipped`,
+            ),
+          );
+          continue;
+        }
+        emit(toEvent(raw, file.path, n), n);
+      }
+    }
+    if (dropped > 0) {
+      problems.push(
+        problem(
+          "WARN_INPUT_MORE_PROBLEMS",
+          { file: file.path },
+          `${dropped} more problem(s) not shown`,
+          "warning",
+        ),
+      );
+    }
+    return { fragment: { ...EMPTY_FRAGMENT, events }, problems };
+  },
+};

@@ -1,0 +1,489 @@
+/**
+ * Kubernetes objects → the identity graph: workloads (pods aggregated under their owning
+ * Deployment, StatefulSet, DaemonSet, CronJob through owner references, or the pod-template-hash
+ * when the ReplicaSet is not in the input), service accounts (the namespace's `default` when a pod
+ * names none), groups (`system:serviceaccounts`, `system:serviceaccounts:<ns>`,
+ * `system:authenticated`), bindings holding the grants of their role (aggregated ClusterRoles
+ * resolved, built-in ClusterRoles approximated), and cloud identities from service-account
+ * annotations.
+ */
+import { problem } from "../../input.js";
+import type {
+  GraphEdge,
+  GraphNode,
+  InputProblem,
+  Linker,
+  LinkResult,
+  PermissionGrant,
+  ProviderObject,
+  SourceRef,
+} from "../../model.js";
+import { BUILTIN_CLUSTER_ROLES, type RbacRule, ruleGrants, ruleText, toRule } from "./rbac.js";
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const meta = (o: Obj): Obj => (isObject(o.metadata) ? o.metadata : {});
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+const nameOf = (o: Obj) => str(meta(o).name) ?? "";
+const nsOf = (o: Obj) => str(meta(o).namespace);
+const labelsOf = (o: Obj): Record<string, string> =>
+  (isObject(meta(o).labels) ? meta(o).labels : {}) as Record<string, string>;
+const annotationsOf = (o: Obj): Record<string, string> =>
+  (isObject(meta(o).annotations) ? meta(o).annotations : {}) as Record<string, string>;
+
+export const AGENT_KEY = "writ.dev/agent";
+const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod"];
+
+export const CLOUD_ANNOTATIONS: readonly {
+  key: string;
+  id: (v: string) => string;
+  provider: "aws" | "gcp";
+}[] = [
+  { key: "eks.amazonaws.com/role-arn", id: (v) => `aws:role:${v}`, provider: "aws" },
+  { key: "iam.gke.io/gcp-service-account", id: (v) => `gcp:serviceAccount:${v}`, provider: "gcp" },
+  // Azure workload identity: the client id of a managed identity; the vocabulary has no azure
+  // provider yet, so the identity is recorded under gcp's neighbour as an opaque cloud node.
+  { key: "azure.workload.identity/client-id", id: (v) => `azure:identity:${v}`, provider: "gcp" },
+];
+
+export function saId(ns: string, name: string): string {
+  return `k8s:ServiceAccount:${ns}/${name}`;
+}
+
+function podSpecOf(kind: string, o: Obj): { spec: Obj | undefined; path: string; template: Obj | undefined } {
+  const spec = isObject(o.spec) ? o.spec : undefined;
+  if (kind === "Pod") return { spec, path: "spec", template: o };
+  if (kind === "CronJob") {
+    const jt = isObject(spec?.jobTemplate) ? spec.jobTemplate : undefined;
+    const js = isObject(jt?.spec) ? jt.spec : undefined;
+    const t = isObject(js?.template) ? js.template : undefined;
+    return {
+      spec: isObject(t?.spec) ? t.spec : undefined,
+      path: "spec.jobTemplate.spec.template.spec",
+      template: t,
+    };
+  }
+  const t = isObject(spec?.template) ? spec.template : undefined;
+  return { spec: isObject(t?.spec) ? t.spec : undefined, path: "spec.template.spec", template: t };
+}
+
+function containerAttrs(spec: Obj): Record<string, string | number | boolean> {
+  const attrs: Record<string, string | number | boolean> = {};
+  if (spec.hostPID === true) attrs.hostPID = true;
+  if (spec.hostNetwork === true) attrs.hostNetwork = true;
+  if (spec.hostIPC === true) attrs.hostIPC = true;
+  const containers = [
+    ...(Array.isArray(spec.containers) ? spec.containers : []),
+    ...(Array.isArray(spec.initContainers) ? spec.initContainers : []),
+  ].filter(isObject);
+  const caps = new Set<string>();
+  for (const c of containers) {
+    const sc = isObject(c.securityContext) ? c.securityContext : {};
+    if (sc.privileged === true) attrs.privileged = true;
+    const add = isObject(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
+    for (const a of add) if (typeof a === "string") caps.add(a.replace(/^CAP_/, ""));
+  }
+  if (caps.size > 0) attrs.capabilities = [...caps].sort().join(",");
+  const names = containers.map((c) => str(c.name)).filter((n): n is string => n !== undefined);
+  if (names.length > 0) attrs.containers = names.join(",");
+  if (spec.shareProcessNamespace === true) attrs.shareProcessNamespace = true;
+  if (typeof spec.nodeName === "string") attrs.nodeName = spec.nodeName;
+  const paths = (Array.isArray(spec.volumes) ? spec.volumes : [])
+    .filter(isObject)
+    .map((v) => (isObject(v.hostPath) ? str(v.hostPath.path) : undefined))
+    .filter((p): p is string => p !== undefined);
+  if (paths.length > 0) attrs.hostPaths = paths.join(",");
+  return attrs;
+}
+
+/** The workload a pod-template-hash-suffixed ReplicaSet name stands for. */
+function deploymentOfReplicaSet(rsName: string, hash: string | undefined): string | undefined {
+  if (hash && rsName.endsWith(`-${hash}`)) return rsName.slice(0, -hash.length - 1);
+  const m = /^(.+)-[a-z0-9]{5,10}$/.exec(rsName);
+  return m?.[1];
+}
+
+export const k8sLinker: Linker = {
+  provider: "k8s",
+  link(objects: readonly ProviderObject[]): LinkResult {
+    const nodes = new Map<string, GraphNode>();
+    const edges: GraphEdge[] = [];
+    const problems: InputProblem[] = [];
+    const put = (n: GraphNode) => {
+      const prev = nodes.get(n.id);
+      if (!prev || (prev.attrs?.implicit && !n.attrs?.implicit)) nodes.set(n.id, n);
+    };
+    const edge = (from: string, to: string, type: GraphEdge["type"], note?: string, source?: SourceRef) =>
+      edges.push({ kind: "edge", from, to, type, note, source });
+    const byKind = (kind: string) => objects.filter((o) => o.type === kind);
+    const lineOf = (o: ProviderObject, key: string): SourceRef =>
+      o.lines?.[key] !== undefined ? { file: o.source.file, line: o.lines[key] } : o.source;
+
+    // ── roles ──
+    const clusterRoles = new Map<
+      string,
+      { o?: ProviderObject; rules: { rule: RbacRule; at?: SourceRef }[] }
+    >();
+    for (const o of byKind("ClusterRole")) {
+      const v = o.value as Obj;
+      const rules = (Array.isArray(v.rules) ? v.rules : []).map((r, i) => ({
+        rule: toRule(r),
+        at: lineOf(o, `rules[${i}]`),
+      }));
+      clusterRoles.set(nameOf(v), { o, rules });
+    }
+    // Aggregated ClusterRoles: the union of the rules of every ClusterRole whose labels match.
+    for (const o of byKind("ClusterRole")) {
+      const v = o.value as Obj;
+      const agg = isObject(v.aggregationRule) ? v.aggregationRule : undefined;
+      const selectors = Array.isArray(agg?.clusterRoleSelectors)
+        ? agg.clusterRoleSelectors.filter(isObject)
+        : [];
+      if (selectors.length === 0) continue;
+      const target = clusterRoles.get(nameOf(v))!;
+      for (const other of byKind("ClusterRole")) {
+        if (other === o) continue;
+        const labels = labelsOf(other.value as Obj);
+        const match = selectors.some((s) => {
+          const ml = isObject(s.matchLabels) ? s.matchLabels : {};
+          return Object.keys(ml).length > 0 && Object.entries(ml).every(([k, val]) => labels[k] === val);
+        });
+        if (match) target.rules.push(...clusterRoles.get(nameOf(other.value as Obj))!.rules);
+      }
+    }
+    const roles = new Map<string, { o: ProviderObject; rules: { rule: RbacRule; at?: SourceRef }[] }>();
+    for (const o of byKind("Role")) {
+      const v = o.value as Obj;
+      const rules = (Array.isArray(v.rules) ? v.rules : []).map((r, i) => ({
+        rule: toRule(r),
+        at: lineOf(o, `rules[${i}]`),
+      }));
+      roles.set(`${nsOf(v) ?? "default"}/${nameOf(v)}`, { o, rules });
+    }
+    for (const [name, r] of clusterRoles) {
+      put({
+        kind: "node",
+        id: `k8s:ClusterRole:${name}`,
+        provider: "k8s",
+        type: "role",
+        subtype: "ClusterRole",
+        name,
+        source: r.o?.source,
+      });
+    }
+    for (const [key, r] of roles) {
+      const [ns, name] = key.split("/") as [string, string];
+      put({
+        kind: "node",
+        id: `k8s:Role:${key}`,
+        provider: "k8s",
+        type: "role",
+        subtype: "Role",
+        name,
+        namespace: ns,
+        source: r.o.source,
+      });
+    }
+
+    // ── service accounts ──
+    const sas = new Map<string, ProviderObject>();
+    for (const o of byKind("ServiceAccount")) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      sas.set(saId(ns, nameOf(v)), o);
+    }
+    const ensureSa = (ns: string, name: string, source?: SourceRef) => {
+      const id = saId(ns, name);
+      if (nodes.has(id)) return id;
+      const o = sas.get(id);
+      const v = (o?.value ?? {}) as Obj;
+      const ann = annotationsOf(v);
+      const attrs: Record<string, string | boolean> = {};
+      if (!o) attrs.implicit = true;
+      if (v.automountServiceAccountToken === false) attrs.automountServiceAccountToken = false;
+      put({
+        kind: "node",
+        id,
+        provider: "k8s",
+        type: "identity",
+        subtype: "ServiceAccount",
+        name,
+        namespace: ns,
+        agent: str(ann[AGENT_KEY]) ?? str(labelsOf(v)[AGENT_KEY]),
+        shared: name === "default" ? true : undefined,
+        attrs,
+        source: o?.source ?? source,
+      });
+      for (const c of CLOUD_ANNOTATIONS) {
+        const val = str(ann[c.key]);
+        if (!val) continue;
+        const cloud = c.id(val);
+        put({
+          kind: "node",
+          id: cloud,
+          provider: c.provider,
+          type: "identity",
+          subtype: c.key,
+          name: val,
+          source: o?.source,
+        });
+        edge(id, cloud, "assumes", `annotation ${c.key}`, o?.source);
+      }
+      return id;
+    };
+    for (const [id, o] of sas) {
+      const [ns, name] = id.slice("k8s:ServiceAccount:".length).split("/") as [string, string];
+      ensureSa(ns, name, o.source);
+    }
+
+    // ── bindings ──
+    const groups = new Set<string>();
+    for (const kind of ["RoleBinding", "ClusterRoleBinding"]) {
+      for (const o of byKind(kind)) {
+        const v = o.value as Obj;
+        const name = nameOf(v);
+        const ns = kind === "RoleBinding" ? (nsOf(v) ?? "default") : undefined;
+        const id = ns ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
+        const ref = isObject(v.roleRef) ? v.roleRef : {};
+        const refKind = str(ref.kind);
+        const refName = str(ref.name);
+        const grants: PermissionGrant[] = [];
+        let roleId: string | undefined;
+        let rules: { rule: RbacRule; at?: SourceRef }[] | undefined;
+        if (refKind === "ClusterRole" && refName) {
+          roleId = `k8s:ClusterRole:${refName}`;
+          rules = clusterRoles.get(refName)?.rules;
+          if (!rules && BUILTIN_CLUSTER_ROLES.has(refName)) {
+            rules = BUILTIN_CLUSTER_ROLES.get(refName)!.map((rule) => ({ rule }));
+            put({
+              kind: "node",
+              id: roleId,
+              provider: "k8s",
+              type: "role",
+              subtype: "ClusterRole",
+              name: refName,
+              attrs: { builtin: true },
+            });
+          }
+        } else if (refKind === "Role" && refName && ns) {
+          roleId = `k8s:Role:${ns}/${refName}`;
+          rules = roles.get(`${ns}/${refName}`)?.rules;
+        } else if (refKind === "Role" && !ns) {
+          problems.push(
+            problem(
+              "WARN_K8S_BAD_ROLEREF",
+              lineOf(o, "roleRef"),
+              `ClusterRoleBinding \`${name}\` references a Role; it grants nothing`,
+              "warning",
+            ),
+          );
+        }
+        if (roleId && !rules) {
+          problems.push(
+            problem(
+              "WARN_K8S_MISSING_ROLE",
+              lineOf(o, "roleRef"),
+              `${kind} \`${ns ? `${ns}/` : ""}${name}\`: ${refKind} \`${refName}\` is not in the input; the binding grants nothing that writ can see`,
+              "warning",
+            ),
+          );
+        }
+        for (const r of rules ?? [])
+          grants.push(...ruleGrants(r.rule, ns, ruleText(r.rule), r.at ?? o.source));
+        put({
+          kind: "node",
+          id,
+          provider: "k8s",
+          type: "binding",
+          subtype: kind,
+          name,
+          namespace: ns,
+          grants,
+          attrs: { roleRef: `${refKind ?? "?"}/${refName ?? "?"}` },
+          source: o.source,
+        });
+        if (roleId && nodes.has(roleId))
+          edge(id, roleId, "references", `roleRef ${refKind}/${refName}`, lineOf(o, "roleRef"));
+        const subjects = (Array.isArray(v.subjects) ? v.subjects : []).filter(isObject);
+        subjects.forEach((s, i) => {
+          const sk = str(s.kind);
+          const sn = str(s.name);
+          const at = lineOf(o, `subjects[${i}]`);
+          if (!sk || !sn) return;
+          let subject: string;
+          if (sk === "ServiceAccount") subject = ensureSa(str(s.namespace) ?? ns ?? "default", sn, at);
+          else if (sk === "Group") {
+            subject = `k8s:Group:${sn}`;
+            groups.add(sn);
+            put({
+              kind: "node",
+              id: subject,
+              provider: "k8s",
+              type: "group",
+              subtype: "Group",
+              name: sn,
+              shared: true,
+            });
+          } else {
+            subject = `k8s:User:${sn}`;
+            put({ kind: "node", id: subject, provider: "k8s", type: "identity", subtype: "User", name: sn });
+          }
+          edge(subject, id, "bound-by", `subjects[${i}] ${sk}/${sn}`, at);
+        });
+      }
+    }
+
+    // ── workloads and pods ──
+    const owners = new Map<string, string>(); // "Kind:ns/name" → workload node id
+    const workloadOf = (kind: string, ns: string, name: string): string | undefined =>
+      owners.get(`${kind}:${ns}/${name}`);
+    const addWorkload = (o: ProviderObject, kind: string) => {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      const name = nameOf(v);
+      const id = `k8s:${kind}:${ns}/${name}`;
+      const { spec, path, template } = podSpecOf(kind, v);
+      const agent =
+        str(annotationsOf(v)[AGENT_KEY]) ??
+        str(labelsOf(v)[AGENT_KEY]) ??
+        (template
+          ? (str(annotationsOf(template)[AGENT_KEY]) ?? str(labelsOf(template)[AGENT_KEY]))
+          : undefined);
+      put({
+        kind: "node",
+        id,
+        provider: "k8s",
+        type: kind === "Pod" ? "workload" : "workload",
+        subtype: kind,
+        name,
+        namespace: ns,
+        agent,
+        attrs: spec ? containerAttrs(spec) : {},
+        source: o.source,
+      });
+      owners.set(`${kind}:${ns}/${name}`, id);
+      if (spec) {
+        const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount);
+        const at = lineOf(o, `${path}.serviceAccountName`);
+        if (spec.automountServiceAccountToken === false) return id;
+        if (sa) edge(id, ensureSa(ns, sa, at), "runs-as", `${path}.serviceAccountName: ${sa}`, at);
+        else
+          edge(
+            id,
+            ensureSa(ns, "default"),
+            "falls-back-to",
+            `${path} names no serviceAccountName: the namespace's default`,
+            lineOf(o, path),
+          );
+      }
+      return id;
+    };
+    for (const kind of ["Deployment", "StatefulSet", "DaemonSet", "CronJob"])
+      for (const o of byKind(kind)) addWorkload(o, kind);
+    const ownerOf = (v: Obj): { kind: string; name: string } | undefined => {
+      const refs = Array.isArray(meta(v).ownerReferences)
+        ? (meta(v).ownerReferences as unknown[]).filter(isObject)
+        : [];
+      const ref = refs.find((r) => r.controller === true) ?? refs[0];
+      return ref && str(ref.kind) && str(ref.name)
+        ? { kind: ref.kind as string, name: ref.name as string }
+        : undefined;
+    };
+    // ReplicaSets and Jobs under a Deployment / CronJob are not workloads of their own.
+    for (const kind of ["ReplicaSet", "Job"]) {
+      for (const o of byKind(kind)) {
+        const v = o.value as Obj;
+        const ns = nsOf(v) ?? "default";
+        const owner = ownerOf(v);
+        const parent = owner ? workloadOf(owner.kind, ns, owner.name) : undefined;
+        if (parent) owners.set(`${kind}:${ns}/${nameOf(v)}`, parent);
+        else if (kind === "ReplicaSet" && owner?.kind === "Deployment") {
+          owners.set(
+            `${kind}:${ns}/${nameOf(v)}`,
+            addWorkload({ ...o, value: { ...v, metadata: { ...meta(v), name: owner.name } } }, "Deployment"),
+          );
+        } else addWorkload(o, kind);
+      }
+    }
+    for (const o of byKind("Pod")) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      const name = nameOf(v);
+      const podId = `k8s:Pod:${ns}/${name}`;
+      const owner = ownerOf(v);
+      let workload = owner ? workloadOf(owner.kind, ns, owner.name) : undefined;
+      if (!workload && owner?.kind === "ReplicaSet") {
+        const dep = deploymentOfReplicaSet(owner.name, labelsOf(v)["pod-template-hash"]);
+        if (dep)
+          workload =
+            workloadOf("Deployment", ns, dep) ??
+            addWorkload(
+              { ...o, value: { ...v, kind: "Deployment", metadata: { ...meta(v), name: dep } } },
+              "Deployment",
+            );
+      }
+      if (!workload && owner?.kind === "Job") {
+        const cron = /^(.+)-\d{6,}$/.exec(owner.name)?.[1];
+        workload = (cron && workloadOf("CronJob", ns, cron)) || undefined;
+      }
+      if (!workload && owner && owner.kind !== "Node") {
+        workload = workloadOf(owner.kind, ns, owner.name);
+      }
+      if (!workload) {
+        // A bare pod (or one whose owner is not in the input) is its own workload.
+        workload = addWorkload(o, "Pod");
+        continue;
+      }
+      const spec = isObject(v.spec) ? v.spec : {};
+      put({
+        kind: "node",
+        id: podId,
+        provider: "k8s",
+        type: "pod",
+        subtype: "Pod",
+        name,
+        namespace: ns,
+        attrs: containerAttrs(spec),
+        source: o.source,
+      });
+      edge(workload, podId, "owns", `ownerReferences ${owner?.kind}/${owner?.name}`, o.source);
+      const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount) ?? "default";
+      if (spec.automountServiceAccountToken !== false)
+        edge(podId, ensureSa(ns, sa), "runs-as", `spec.serviceAccountName: ${sa}`, o.source);
+    }
+
+    // ── nodes ──
+    for (const o of byKind("Node")) {
+      const name = nameOf(o.value as Obj);
+      put({
+        kind: "node",
+        id: `k8s:Node:${name}`,
+        provider: "k8s",
+        type: "identity",
+        subtype: "Node",
+        name,
+        shared: true,
+        source: o.source,
+      });
+    }
+
+    // ── group membership (only groups some binding names) ──
+    for (const n of [...nodes.values()]) {
+      const member = (g: string) => {
+        if (groups.has(g)) edge(n.id, `k8s:Group:${g}`, "member-of", `every ${n.subtype} is in \`${g}\``);
+      };
+      if (n.subtype === "ServiceAccount") {
+        member("system:serviceaccounts");
+        member(`system:serviceaccounts:${n.namespace}`);
+        member("system:authenticated");
+      } else if (n.subtype === "User") member("system:authenticated");
+      else if (n.subtype === "Node") {
+        member("system:nodes");
+        member("system:authenticated");
+      }
+    }
+    return { nodes: [...nodes.values()], edges, problems };
+  },
+};
+
+export { WORKLOAD_KINDS };

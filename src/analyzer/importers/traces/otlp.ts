@@ -1,0 +1,145 @@
+/**
+ * Agent traces: OpenTelemetry GenAI spans as OTLP JSON (`{resourceSpans: [{resource, scopeSpans:
+ * [{spans}]}]}`, one document or one per line). Tool calls are `execute_tool` spans (or any span
+ * with `gen_ai.tool.name`); the agent is `gen_ai.agent.name` (or `.id`, or the resource's
+ * `service.name`); the prompt context is `gen_ai.conversation.id` or `writ.prompt_context`;
+ * arguments are `gen_ai.tool.call.arguments`. Request ids the call caused (`writ.request_ids`,
+ * `aws.request_id`, `k8s.audit_id`) join it to cloud and cluster events exactly; otherwise the
+ * engine joins by agent identity and time.
+ */
+import { problem } from "../../input.js";
+import type { Importer, ImportResult, InputFile, InputProblem, ToolCall } from "../../model.js";
+import { EMPTY_FRAGMENT } from "../../model.js";
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function anyValue(v: unknown): unknown {
+  if (!isObject(v)) return undefined;
+  if ("stringValue" in v) return v.stringValue;
+  if ("intValue" in v) return Number(v.intValue);
+  if ("doubleValue" in v) return v.doubleValue;
+  if ("boolValue" in v) return v.boolValue;
+  if (isObject(v.arrayValue))
+    return (Array.isArray(v.arrayValue.values) ? v.arrayValue.values : []).map(anyValue);
+  if (isObject(v.kvlistValue)) return attrs(v.kvlistValue.values);
+  return undefined;
+}
+
+function attrs(list: unknown): Obj {
+  const out: Obj = {};
+  if (!Array.isArray(list)) return out;
+  for (const kv of list) if (isObject(kv) && typeof kv.key === "string") out[kv.key] = anyValue(kv.value);
+  return out;
+}
+
+const nanosToMs = (v: unknown): number => {
+  if (typeof v === "string" && /^\d+$/.test(v)) return Number(BigInt(v) / 1_000_000n);
+  if (typeof v === "number") return Math.floor(v / 1e6);
+  return Number.NaN;
+};
+
+const UNTRUSTED_TOOL =
+  /(^|[:_.-])(fetch|browse|web_search|search_web|http_get|read_email|get_email|read_inbox|get_ticket|read_ticket|read_issue|get_issue)($|[_.-])/i;
+
+const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+
+export function toolCallsOf(
+  doc: unknown,
+  file: string,
+  line: number | undefined,
+  problems: InputProblem[],
+): ToolCall[] {
+  const out: ToolCall[] = [];
+  if (!isObject(doc) || !Array.isArray(doc.resourceSpans)) {
+    problems.push(problem("ERR_OTLP_SHAPE", { file, line }, "not OTLP JSON: no `resourceSpans`; skipped"));
+    return out;
+  }
+  for (const rs of doc.resourceSpans.filter(isObject)) {
+    const res = attrs(isObject(rs.resource) ? rs.resource.attributes : undefined);
+    for (const ss of (Array.isArray(rs.scopeSpans) ? rs.scopeSpans : []).filter(isObject)) {
+      for (const span of (Array.isArray(ss.spans) ? ss.spans : []).filter(isObject)) {
+        const a = attrs(span.attributes);
+        const tool = str(a["gen_ai.tool.name"]);
+        const op = str(a["gen_ai.operation.name"]);
+        if (!tool || (op !== undefined && op !== "execute_tool")) continue;
+        const agent =
+          str(a["gen_ai.agent.name"]) ??
+          str(a["gen_ai.agent.id"]) ??
+          str(res["gen_ai.agent.name"]) ??
+          str(res["service.name"]);
+        const start = nanosToMs(span.startTimeUnixNano);
+        const end = nanosToMs(span.endTimeUnixNano);
+        if (!agent || Number.isNaN(start)) {
+          problems.push(
+            problem(
+              "WARN_OTLP_SPAN",
+              { file, line },
+              `tool span \`${String(span.spanId)}\` has no agent or start time; skipped`,
+              "warning",
+            ),
+          );
+          continue;
+        }
+        let args: unknown = a["gen_ai.tool.call.arguments"];
+        if (typeof args === "string") {
+          try {
+            args = JSON.parse(args);
+          } catch {}
+        }
+        const ids = [a["writ.request_ids"], a["aws.request_id"], a["k8s.audit_id"], a["writ.request_id"]]
+          .flatMap((v) => (Array.isArray(v) ? v : [v]))
+          .filter((v): v is string => typeof v === "string" && v !== "");
+        const server = str(a["mcp.server.name"]) ?? str(a["writ.mcp_server"]);
+        out.push({
+          kind: "tool-call",
+          traceId: String(span.traceId ?? ""),
+          spanId: String(span.spanId ?? ""),
+          start,
+          end: Number.isNaN(end) ? start : end,
+          agent,
+          tool: server && !tool.includes(":") ? `${server}:${tool}` : tool,
+          arguments: args,
+          context: str(a["writ.prompt_context"]) ?? str(a["gen_ai.conversation.id"]),
+          playbook: str(a["writ.playbook"]),
+          requestIds: ids,
+          untrustedSource: a["writ.untrusted_source"] === true || UNTRUSTED_TOOL.test(tool),
+          source: { file, line },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+export const otlpTraceImporter: Importer = {
+  name: "otlp-traces",
+  detect(file: InputFile): boolean {
+    return /\.(json|jsonl)$/i.test(file.path) && /"resourceSpans"\s*:/.test(file.head);
+  },
+  async import(file: InputFile): Promise<ImportResult> {
+    const problems: InputProblem[] = [];
+    const toolCalls: ToolCall[] = [];
+    const text = await file.text();
+    try {
+      toolCalls.push(...toolCallsOf(JSON.parse(text), file.path, 1, problems));
+    } catch {
+      // JSON lines: one export request per line.
+      text.split("\n").forEach((l, i) => {
+        if (l.trim() === "") return;
+        try {
+          toolCalls.push(...toolCallsOf(JSON.parse(l), file.path, i + 1, problems));
+        } catch {
+          problems.push(
+            problem(
+              "ERR_INPUT_JSON_LINE",
+              { file: file.path, line: i + 1 },
+              "line is not valid JSON (truncated?); skipped",
+            ),
+          );
+        }
+      });
+    }
+    return { fragment: { ...EMPTY_FRAGMENT, toolCalls }, problems };
+  },
+};

@@ -1,0 +1,92 @@
+/**
+ * SARIF 2.1.0 as GitHub code scanning reads it: one rule per category, each result with a physical
+ * location (file and start line), a `security-severity` so code scanning ranks it, and a stable
+ * partial fingerprint (the finding id) so alerts track across scans.
+ */
+import type { AnalysisResult, Category, Finding, Severity } from "../model.js";
+import { CATEGORIES } from "../model.js";
+import { CATEGORY_HELP, CATEGORY_TITLE } from "./common.js";
+
+const LEVEL: Readonly<Record<Severity, "error" | "warning" | "note">> = {
+  critical: "error",
+  high: "error",
+  medium: "warning",
+  low: "note",
+};
+const SECURITY_SEVERITY: Readonly<Record<Severity, string>> = {
+  critical: "9.5",
+  high: "8.0",
+  medium: "5.5",
+  low: "2.0",
+};
+
+function uri(file: string): string {
+  return file.replace(/\\/g, "/").replace(/^\.\//, "").replace(/^\/+/, "");
+}
+
+function result(f: Finding): Record<string, unknown> | undefined {
+  const loc = f.location ?? f.evidence.find((e) => e.source)?.source;
+  if (!loc || loc.file === "") return undefined;
+  const chain = f.evidence.map((e) => e.label).join(" → ");
+  return {
+    ruleId: `writ/${f.category}`,
+    level: LEVEL[f.severity],
+    message: { text: `${f.title}. Fix: ${f.reduction.summary}. Evidence: ${chain}` },
+    locations: [
+      {
+        physicalLocation: {
+          artifactLocation: { uri: uri(loc.file) },
+          region: { startLine: Math.max(1, loc.line ?? 1) },
+        },
+      },
+    ],
+    partialFingerprints: { "writFindingId/v1": f.id },
+    properties: {
+      severity: f.severity,
+      confidence: f.confidence,
+      workload: f.workload.id,
+      permission: f.permission,
+    },
+  };
+}
+
+export function sarifReport(r: AnalysisResult, version = "0.1.0"): string {
+  const rules = CATEGORIES.map((c: Category) => ({
+    id: `writ/${c}`,
+    name: c.replace(/-(.)/g, (_, x: string) => x.toUpperCase()).replace(/^./, (x) => x.toUpperCase()),
+    shortDescription: { text: CATEGORY_TITLE[c] },
+    fullDescription: { text: CATEGORY_HELP[c] },
+    help: { text: CATEGORY_HELP[c], markdown: `**${CATEGORY_TITLE[c]}**: ${CATEGORY_HELP[c]}` },
+    defaultConfiguration: { level: "warning" },
+    properties: { tags: ["security", "least-privilege"], precision: "medium", "security-severity": "7.0" },
+  }));
+  const results = r.findings
+    .map((f) => {
+      const out = result(f);
+      if (out)
+        (out.properties as Record<string, unknown>)["security-severity"] = SECURITY_SEVERITY[f.severity];
+      return out;
+    })
+    .filter((x): x is Record<string, unknown> => x !== undefined);
+  return JSON.stringify(
+    {
+      $schema: "https://json.schemastore.org/sarif-2.1.0.json",
+      version: "2.1.0",
+      runs: [
+        {
+          tool: {
+            driver: {
+              name: "writ",
+              informationUri: "https://github.com/writ-dev/writ",
+              semanticVersion: version,
+              rules,
+            },
+          },
+          results,
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}

@@ -1,0 +1,44 @@
+/** The terminal summary: counts by category and severity, the window and coverage, the top findings. */
+import { formatInputProblem, formatSource } from "../input.js";
+import type { AnalysisResult } from "../model.js";
+import { byCategory, CATEGORY_TITLE, counts, coverageText, windowText } from "./common.js";
+
+export function terminalReport(r: AnalysisResult, opts: { limit?: number; problems?: boolean } = {}): string {
+  const limit = opts.limit ?? 10;
+  const { byCategory: cat, bySeverity: sev } = counts(r);
+  const lines: string[] = [];
+  lines.push(
+    `writ scan: ${r.findings.length} finding(s) — critical ${sev.critical}, high ${sev.high}, medium ${sev.medium}, low ${sev.low}`,
+  );
+  lines.push(`  window:   ${windowText(r)}`);
+  lines.push(`  coverage: ${coverageText(r)}`);
+  for (const [c, list] of byCategory(r.findings)) {
+    lines.push("");
+    lines.push(`${CATEGORY_TITLE[c]}: ${cat[c]}`);
+    for (const f of list.slice(0, limit)) {
+      lines.push(`  [${f.severity}] ${f.title}`);
+      lines.push(`      ${f.id}  ${formatSource(f.location)}  fix: ${f.reduction.summary}`);
+    }
+    if (list.length > limit)
+      lines.push(`  … ${list.length - limit} more (--format json|markdown|html for all)`);
+  }
+  const risky = r.blastRadius.filter((b) => b.answers.some((a) => a.reachable));
+  if (risky.length > 0) {
+    lines.push("");
+    lines.push(`Blast radius: ${risky.length} workload(s) whose leaked credential reaches beyond them`);
+    for (const b of risky.slice(0, limit)) {
+      const yes = b.answers.filter((a) => a.reachable);
+      lines.push(`  ${b.workload.replace(/^[a-z0-9]+:/, "")}: ${yes.map((a) => a.question).join(", ")}`);
+      const a = yes[0]!;
+      lines.push(
+        `      ${a.question}: ${a.path.map((e) => `${e.from.replace(/^[a-z0-9]+:/, "")} -${e.type}->`).join(" ")} ${a.path[a.path.length - 1]?.to.replace(/^[a-z0-9]+:/, "")}`,
+      );
+    }
+  }
+  if (opts.problems !== false && r.problems.length > 0) {
+    lines.push("");
+    lines.push(`Input problems (${r.problems.length}; the rest was analyzed):`);
+    for (const p of r.problems.slice(0, 20)) lines.push(`  ${formatInputProblem(p)}`);
+  }
+  return lines.join("\n");
+}

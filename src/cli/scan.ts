@@ -1,0 +1,193 @@
+/**
+ * `writ scan PATH…`: read Kubernetes manifests and audit logs, GitHub Actions workflows and agent
+ * traces; sort every permission into the three categories of excess; print a summary or a report.
+ *
+ *   writ scan PATH… [--format terminal|json|sarif|markdown|html] [--output FILE]
+ *                   [--fail-on CATEGORY|SEVERITY[,…]] [--config writ.yaml] [--window 30d|START..END]
+ *                   [--store] [--data DIR]
+ *
+ * Exit codes: 0 done (and nothing at or above --fail-on), 1 findings matched --fail-on, 2 usage or
+ * unreadable input, 3 store failure.
+ */
+import { writeFile } from "node:fs/promises";
+import type { Command } from "commander";
+import {
+  type AnalysisResult,
+  CATEGORIES,
+  type DeclaredWork,
+  declaredWork,
+  defaultPlugins,
+  type Finding,
+  htmlReport,
+  jsonReport,
+  markdownReport,
+  type ObservationWindow,
+  SEVERITIES,
+  sarifReport,
+  scanPaths,
+  terminalReport,
+} from "../analyzer/index.js";
+import { isWritError, parseDuration } from "../core/index.js";
+import { requirePolicy } from "./common.js";
+import { CliFailure, EXIT, type Io } from "./output.js";
+
+export interface ScanOptions {
+  readonly format: string;
+  readonly output?: string;
+  readonly failOn?: string;
+  readonly config?: string;
+  readonly window?: string;
+  readonly store: boolean;
+  readonly data?: string;
+  readonly json: boolean;
+  readonly progress: boolean;
+}
+
+export interface ScanDefaults {
+  readonly dataDir: string;
+  readonly databaseUrl?: string | undefined;
+  readonly version: string;
+  readonly now?: () => number;
+}
+
+const FORMATS = ["terminal", "json", "sarif", "markdown", "html"] as const;
+const RANK = { critical: 4, high: 3, medium: 2, low: 1 } as const;
+
+export function parseWindow(text: string, now: number): ObservationWindow {
+  const range = /^(.+)\.\.(.+)$/.exec(text);
+  if (range) {
+    const start = Date.parse(range[1]!);
+    const end = Date.parse(range[2]!);
+    if (Number.isNaN(start) || Number.isNaN(end) || end <= start)
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--window \`${text}\`: expected START..END (ISO 8601), START before END`,
+      );
+    return { start, end };
+  }
+  try {
+    return { start: now - parseDuration(text) * 1000, end: now + 1 };
+  } catch (err) {
+    if (isWritError(err)) throw new CliFailure("ERR_USAGE", `--window: ${err.message}`);
+    throw err;
+  }
+}
+
+/** `--fail-on high` (that severity or worse) or `--fail-on inherited-overreach` or both, comma-separated. */
+export function failMatcher(text: string): (f: Finding) => boolean {
+  const tests = text
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => {
+      if ((CATEGORIES as readonly string[]).includes(t)) return (f: Finding) => f.category === t;
+      if ((SEVERITIES as readonly string[]).includes(t))
+        return (f: Finding) => RANK[f.severity] >= RANK[t as keyof typeof RANK];
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--fail-on \`${t}\`: expected a category (${CATEGORIES.join(", ")}) or a severity (${SEVERITIES.join(", ")})`,
+      );
+    });
+  return (f) => tests.some((t) => t(f));
+}
+
+export function render(r: AnalysisResult, format: string, version: string): string {
+  switch (format) {
+    case "json":
+      return jsonReport(r);
+    case "sarif":
+      return sarifReport(r, version);
+    case "markdown":
+      return markdownReport(r);
+    case "html":
+      return htmlReport(r);
+    default:
+      return terminalReport(r);
+  }
+}
+
+export async function scan(
+  paths: readonly string[],
+  o: ScanOptions,
+  io: Io,
+  d: ScanDefaults,
+): Promise<number> {
+  const format = o.json ? "json" : o.format;
+  if (!(FORMATS as readonly string[]).includes(format))
+    throw new CliFailure("ERR_USAGE", `--format \`${format}\`: expected one of ${FORMATS.join(", ")}`);
+  if (paths.length === 0) throw new CliFailure("ERR_USAGE", "give at least one file or folder to scan");
+  const fail = o.failOn ? failMatcher(o.failOn) : undefined;
+  const now = (d.now ?? Date.now)();
+  const window = o.window ? parseWindow(o.window, now) : undefined;
+  let declared: Map<string, DeclaredWork> | undefined;
+  if (o.config) declared = declaredWork((await requirePolicy(o.config, io, format !== "terminal")).config);
+  let lastReport = 0;
+  const progress = (p: { file: string; bytes: number; size: number }) => {
+    if (!o.progress || p.size < 8 * 1024 * 1024) return;
+    const t = Date.now();
+    if (t - lastReport < 1000) return;
+    lastReport = t;
+    io.err(
+      `writ scan: ${p.file}: ${Math.round((p.bytes / p.size) * 100)}% (${(p.bytes / 1048576).toFixed(0)} of ${(p.size / 1048576).toFixed(0)} MiB)`,
+    );
+  };
+  let result: AnalysisResult;
+  try {
+    result = await scanPaths(paths, { plugins: defaultPlugins, declared, window, progress });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR")
+      throw new CliFailure("ERR_INPUT_FILE", `cannot read input: ${(err as Error).message}`, EXIT.usage);
+    throw err;
+  }
+  if (o.store) {
+    const { persistScan } = await import("./findings.js");
+    const summary = await persistScan(result, { data: o.data ?? d.dataDir, databaseUrl: d.databaseUrl });
+    io.err(
+      `writ scan: stored: ${summary.opened} new, ${summary.reclassified} reclassified, ${summary.fixed} fixed, ${summary.unchanged} unchanged`,
+    );
+  }
+  const text = render(result, format, d.version);
+  if (o.output) {
+    await writeFile(o.output, text.endsWith("\n") ? text : `${text}\n`);
+    if (format !== "terminal") io.err(terminalReport(result, { limit: 3, problems: false }));
+  } else io.out(text);
+  if (format !== "terminal" && !o.output) {
+    // the problems are inside the report; say how many on stderr too
+    if (result.problems.length > 0)
+      io.err(`writ scan: ${result.problems.length} input problem(s); see the report`);
+  }
+  const failing = fail ? result.findings.filter(fail) : [];
+  if (failing.length > 0) {
+    io.err(`writ scan: ${failing.length} finding(s) match --fail-on ${o.failOn}`);
+    return EXIT.no;
+  }
+  return EXIT.ok;
+}
+
+export function registerScan(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  d: ScanDefaults,
+): void {
+  program
+    .command("scan")
+    .description(
+      "find excess permission (unused, unjustified, inherited) in Kubernetes, GitHub Actions and agent traces",
+    )
+    .argument("<paths...>", "files or folders: manifests, audit logs, workflows, OTLP JSON traces")
+    .option("--format <format>", `output: ${FORMATS.join(", ")}`, "terminal")
+    .option("-o, --output <file>", "write the report to a file (a short summary still goes to stderr)")
+    .option(
+      "--fail-on <list>",
+      "exit 1 when a finding matches: a category or a minimum severity, comma-separated",
+    )
+    .option("-c, --config <file>", "writ.yaml with the agents' declared work (enables unjustified-use)")
+    .option("--window <window>", "observation window: a duration ending now (`30d`) or START..END")
+    .option("--store", "record the findings in the store's queue (history, reclassification)", false)
+    .option("--data <dir>", `data folder for --store (default: WRIT_DATA_DIR or ${d.dataDir})`)
+    .option("--no-progress", "no progress lines on stderr for large inputs")
+    .option("--json", "same as --format json", false)
+    .action(async (paths: string[], o: ScanOptions) => setExit(await scan(paths, o, io, d)));
+}
