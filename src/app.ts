@@ -207,7 +207,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     // live in memory, exactly. A shared PostgreSQL is read each time.
     const exclusive = opts.stateCache ?? store.backend === "pglite";
     const keys = broker.environmentKeys(store.db, { exclusive });
-    const replay = broker.replayCache(store.db);
+    const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
     const kill = broker.killSwitch(store.db, { exclusive });
     const operator = broker.operator({
@@ -263,6 +263,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         if (closed) return;
         closed = true;
         try {
+          await replay.flush();
           await audit.append("server.stop", {});
           await audit.checkpoint();
         } finally {

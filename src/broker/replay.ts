@@ -31,6 +31,16 @@ export interface ReplayCacheOptions {
   readonly purgeEvery?: number | undefined;
   /** At most this many rows per purge (default 1000). */
   readonly purgeLimit?: number | undefined;
+  /**
+   * True when this process is the store's only user (the embedded store, held under a lock): the
+   * check is then answered from memory, exactly, and new entries are written to the store behind
+   * it in batches (`flush`, at most `flushAfterMs` later), so a restart still knows them. A crash
+   * can lose the last batch; what a replayed proof or assertion would buy then is a token bound to
+   * a DPoP key the attacker does not hold.
+   */
+  readonly exclusive?: boolean | undefined;
+  /** With `exclusive`: how long a new entry may wait before it is written (default 20 ms). */
+  readonly flushAfterMs?: number | undefined;
 }
 
 /** The longest `jti` key the `seen_jti` table holds. */
@@ -62,7 +72,109 @@ function failure(what: string, err: unknown): WritError {
 }
 
 /** The replay cache over the store's `seen_jti` table (PGlite or PostgreSQL). */
-export function replayCache(db: Kysely<Database>, options: ReplayCacheOptions = {}): StoreReplayCache {
+export function replayCache(db: Kysely<Database>, options: ReplayCacheOptions = {}): FlushableReplayCache {
+  if (options.exclusive === true) return exclusiveReplayCache(db, options);
+  return { ...sharedReplayCache(db, options), flush: () => Promise.resolve() };
+}
+
+export interface FlushableReplayCache extends StoreReplayCache {
+  /**
+   * Writes the entries not yet in the store and resolves when they are; call it before closing.
+   * Immediate (nothing waits) unless the cache is `exclusive`.
+   */
+  flush(): Promise<void>;
+}
+
+interface Entry {
+  readonly scope: string;
+  readonly jti: string;
+  readonly expiresAt: Date;
+}
+
+function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): FlushableReplayCache {
+  const clock = options.clock ?? (() => new Date());
+  const flushAfterMs = positiveInteger(options.flushAfterMs, 20, "flushAfterMs", true);
+  const memory = memoryReplayCache(options);
+  const store = sharedReplayCache(db, { ...options, purgeEvery: 0 });
+  const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
+  let calls = 0;
+  let pending: Entry[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> = Promise.resolve();
+
+  // What earlier runs remembered and has not expired, once, before the first answer.
+  let loaded: Promise<void> | undefined;
+  const load = () => {
+    loaded ??= (async () => {
+      const rows = await db
+        .selectFrom("seen_jti")
+        .select(["scope", "jti", "expires_at"])
+        .where("expires_at", ">", clock())
+        .execute();
+      for (const r of rows) memory.seed(r.scope, r.jti, new Date(r.expires_at));
+    })().catch((err) => {
+      loaded = undefined;
+      throw failure("load", err);
+    });
+    return loaded;
+  };
+
+  const write = async (batch: Entry[]): Promise<void> => {
+    // one key once per statement (ON CONFLICT may touch a row once): the latest entry wins
+    const byKey = new Map(batch.map((e) => [`${e.scope}\u0000${e.jti}`, e]));
+    const now = clock();
+    try {
+      await db
+        .insertInto("seen_jti")
+        .values([...byKey.values()].map((e) => ({ scope: e.scope, jti: e.jti, expires_at: e.expiresAt })))
+        .onConflict((oc) =>
+          oc
+            .columns(["scope", "jti"])
+            .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
+            .where("seen_jti.expires_at", "<=", now),
+        )
+        .execute();
+    } catch (err) {
+      pending = [...batch, ...pending]; // kept for the next flush; memory still refuses them
+      throw failure("write", err);
+    }
+  };
+
+  const flush = (): Promise<void> => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    writing = writing.catch(() => {}).then(() => (batch.length === 0 ? undefined : write(batch)));
+    return writing;
+  };
+
+  return {
+    async remember(scope, jti, expiresAt) {
+      checkArguments(scope, jti, expiresAt);
+      await load();
+      if (!(await memory.remember(scope, jti, expiresAt))) return false;
+      pending.push({ scope, jti, expiresAt });
+      calls += 1;
+      if (purgeEvery > 0 && calls % purgeEvery === 0) {
+        // expired rows out of the store too, in the background; a failure waits for the next turn
+        void store.purge().catch(() => {});
+      }
+      if (timer === undefined) {
+        timer = setTimeout(() => void flush().catch(() => {}), flushAfterMs);
+        timer.unref();
+      }
+      return true;
+    },
+    async purge(limit) {
+      await memory.purge(limit);
+      return store.purge(limit);
+    },
+    flush,
+  };
+}
+
+function sharedReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): StoreReplayCache {
   const clock = options.clock ?? (() => new Date());
   const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
   const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
@@ -125,9 +237,11 @@ export function replayCache(db: Kysely<Database>, options: ReplayCacheOptions = 
  * The same contract in memory, for one process (tests, a single embedded server without a store).
  * Expired entries are dropped as calls come due, like the store's purge.
  */
-export function memoryReplayCache(
-  options: ReplayCacheOptions = {},
-): StoreReplayCache & { readonly size: number } {
+export function memoryReplayCache(options: ReplayCacheOptions = {}): StoreReplayCache & {
+  readonly size: number;
+  /** Records an entry known from elsewhere (the store), without counting a call. */
+  seed(scope: string, jti: string, expiresAt: Date): void;
+} {
   const clock = options.clock ?? (() => new Date());
   const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
   const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
@@ -161,6 +275,10 @@ export function memoryReplayCache(
       return true;
     },
     purge,
+    seed(scope, jti, expiresAt) {
+      checkArguments(scope, jti, expiresAt);
+      seen.set(`${scope}\u0000${jti}`, expiresAt.getTime());
+    },
     /** Entries held, expired or not. */
     get size() {
       return seen.size;

@@ -138,6 +138,60 @@ forEachBackend("replay cache", (h) => {
     });
   }
 
+  describe("exclusive (memory first, written behind)", () => {
+    let last: ReturnType<typeof replayCache> | undefined;
+    contract(() => ({
+      make(clock, options) {
+        last = replayCache(h.store.db, { clock, exclusive: true, ...options });
+        return last;
+      },
+      async count(scope) {
+        await last?.flush();
+        const r = await sql<{ n: number | string }>`
+          select count(*)::int as n from seen_jti where scope = ${scope}`.execute(h.store.db);
+        return Number(r.rows[0]?.n);
+      },
+    }));
+
+    it("a restarted server still refuses what the last one saw, once written", async () => {
+      const clock = manualClock().clock;
+      const scope = fresh();
+      const before = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      expect(await before.remember(scope, "seen", at(60))).toBe(true);
+      expect(await before.remember(scope, "seen", at(60))).toBe(false);
+      await before.flush();
+      const after = replayCache(h.store.db, { clock, exclusive: true });
+      expect(await after.remember(scope, "seen", at(60))).toBe(false);
+      expect(await after.remember(scope, "new", at(60))).toBe(true);
+    });
+
+    it("writes on its own shortly after", async () => {
+      const scope = fresh();
+      const cache = replayCache(h.store.db, { clock: manualClock().clock, exclusive: true, flushAfterMs: 5 });
+      for (let i = 0; i < 5; i++) await cache.remember(scope, `j${i}`, at(60));
+      await expect
+        .poll(
+          async () =>
+            Number(
+              (
+                await sql<{
+                  n: number;
+                }>`select count(*)::int as n from seen_jti where scope = ${scope}`.execute(h.store.db)
+              ).rows[0]?.n,
+            ),
+          { timeout: 5000 },
+        )
+        .toBe(5);
+    });
+
+    it("fails closed when the store cannot be read: no answer from an empty memory", async () => {
+      const db = h.store.db.withSchema("no_such_schema") as unknown as typeof h.store.db;
+      const cache = replayCache(db, { exclusive: true, flushAfterMs: 60_000 });
+      // the initial load fails first: the store is the authority on what earlier runs saw
+      await expect(cache.remember("s", "a", at(1))).rejects.toMatchObject({ code: "ERR_STORE" });
+    });
+  });
+
   it("reports a failing database as a store error", async () => {
     const db = h.store.db.withSchema("no_such_schema") as unknown as typeof h.store.db;
     const cache = replayCache(db);
