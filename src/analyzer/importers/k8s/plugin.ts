@@ -251,13 +251,21 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       (g.out.get(n.id) ?? []).some((e) => e.type === "bound-by" || e.type === "member-of"),
   );
   const bindings = nodes.filter((n) => n.type === "binding");
+  const holders = new Set(
+    nodes
+      .filter((n) =>
+        (g.out.get(n.id) ?? []).some((e) => ["bound-by", "member-of", "assumes"].includes(e.type)),
+      )
+      .map((n) => n.id),
+  );
   const none = { action: "", resource: "" };
 
   // Identity edges: workloads, pods and containers assume their service account; identities
   // discover their permission sets; nodes assume `system:nodes`.
   for (const n of nodes) {
     for (const e of g.out.get(n.id) ?? []) {
-      if (e.type === "runs-as" || e.type === "falls-back-to") {
+      // A credential with nothing bound to it is no step anywhere (KubeHound draws no edge either).
+      if ((e.type === "runs-as" || e.type === "falls-back-to") && holders.has(e.to)) {
         push("IDENTITY_ASSUME", n.id, e.to, none);
         const containers = String(n.attrs?.containers ?? "")
           .split(",")
@@ -383,7 +391,13 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       "k8s:Node:*",
       first(["k8s:core/nodes/proxy:get", "x"], ["k8s:core/nodes/proxy:create", "x"]),
     );
-    if (first(["k8s:certificates.k8s.io/signers:approve", "x"]))
+    // Approving a client certificate mints an identity (the kube-apiserver-client signer, or any).
+    if (
+      first(
+        ["k8s:certificates.k8s.io/signers:approve", "kubernetes.io/kube-apiserver-client"],
+        ["k8s:certificates.k8s.io/signers:approve", "x"],
+      )
+    )
       edgeIf(
         "CSR_APPROVE",
         "k8s:Group:system:masters",
@@ -434,6 +448,10 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       if (via) push("ROLE_BIND", b.id, t.id, via);
     }
   }
+  // Every node's kubelet credential is in `system:nodes`: when something binds the group, any node
+  // (the target of a container escape) assumes it.
+  if (g.nodes.has("k8s:Group:system:nodes"))
+    push("IDENTITY_ASSUME", "k8s:Node:*", "k8s:Group:system:nodes", none);
   // Nodes assume `system:nodes` when something binds it.
   for (const n of nodes.filter((x) => x.subtype === "Node"))
     for (const e of g.out.get(n.id) ?? [])
