@@ -1,0 +1,349 @@
+/**
+ * The privilege-escalation graph. Edges come from the path catalogue (pathfinding.cloud's
+ * `permissions.required` per path) and from role assumption; every permission is decided by the
+ * evaluator, against concrete targets from the account, so boundaries, SCPs, conditions, resource
+ * constraints and explicit denies are honoured:
+ *
+ * - a path is open for a principal when each required action is allowed on at least one candidate
+ *   target: IAM users, roles, groups and customer-managed policies of the account for IAM actions
+ *   (AWS-managed policies cannot be changed), roles that a service can assume for `iam:PassRole`,
+ *   roles (with their trust policy as the resource policy) for `sts:AssumeRole`, and a resource of
+ *   the action's resource type otherwise;
+ * - a path that rewrites a role's trust policy (`iam:UpdateAssumeRolePolicy`) then assumes the role
+ *   with the trust policy it wrote;
+ * - the attacker chooses the credential: an IAM user's long-term keys, or a session from
+ *   `sts:GetSessionToken` (which carries `aws:TokenIssueTime`);
+ * - role assumption edges join principals; a principal escalates when it, or a role it can reach,
+ *   has an open path. The chain and the deciding statements are the evidence.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import type { AwsCatalog } from "./catalog.js";
+import {
+  type AwsPrincipal,
+  type ContextValue,
+  evaluate,
+  type Organization,
+  type Policy,
+  type PolicySet,
+  parsePolicy,
+  principalFromArn,
+  type StatementRef,
+  wildcardMatch,
+} from "./evaluator/index.js";
+import { importError } from "./importers/errors.js";
+import { type AuthorizationDetails, type IamRole, type IamUser, policiesFor } from "./importers/index.js";
+
+export interface PrivescPath {
+  readonly id: string;
+  readonly name: string;
+  readonly category: string;
+  readonly required: readonly string[];
+  readonly source: string;
+}
+
+/**
+ * Paths the catalogue does not hold (yet), kept here with their source. Rhino Security Labs'
+ * method 2: switch a managed policy attached to oneself to an older, more permissive version.
+ */
+export const SUPPLEMENT_PATHS: readonly PrivescPath[] = [
+  {
+    id: "writ-iam-setdefaultpolicyversion",
+    name: "iam:SetDefaultPolicyVersion",
+    category: "self-escalation",
+    required: ["iam:SetDefaultPolicyVersion"],
+    source: "https://rhinosecuritylabs.com/aws/aws-privilege-escalation-methods-mitigation/ (method 2)",
+  },
+];
+
+/** A path that is only `sts:AssumeRole` is a role-assumption edge of the graph, not a path. */
+export function isAssumeOnly(p: PrivescPath): boolean {
+  return p.required.every((a) => a === "sts:AssumeRole");
+}
+
+export function loadPrivescPaths(dir: string): PrivescPath[] {
+  const out: PrivescPath[] = [];
+  const walk = (d: string) => {
+    for (const f of readdirSync(d, { withFileTypes: true })) {
+      const full = join(d, f.name);
+      if (f.isDirectory()) walk(full);
+      else if (f.name.endsWith(".yaml")) {
+        // Upstream files repeat a key now and then (learningEnvironments); the last one wins.
+        let doc: Record<string, unknown>;
+        try {
+          doc = parse(readFileSync(full, "utf8"), { uniqueKeys: false }) as Record<string, unknown>;
+        } catch (err) {
+          throw importError("ERR_AWS_PRIVESC_PATH", full, (err as Error).message.split("\n")[0]!);
+        }
+        const perms = (doc.permissions as { required?: { permission?: unknown }[] } | undefined)?.required;
+        if (
+          typeof doc.id !== "string" ||
+          typeof doc.category !== "string" ||
+          !Array.isArray(perms) ||
+          perms.length === 0
+        ) {
+          throw importError(
+            "ERR_AWS_PRIVESC_PATH",
+            full,
+            "needs `id`, `category` and `permissions.required`",
+          );
+        }
+        const required = perms.map((p, i) => {
+          if (typeof p.permission !== "string" || !/^[a-z0-9-]+:[A-Za-z0-9]+$/.test(p.permission)) {
+            throw importError("ERR_AWS_PRIVESC_PATH", full, `permissions.required[${i}]: not an action`);
+          }
+          return p.permission;
+        });
+        out.push({
+          id: doc.id,
+          name: String(doc.name ?? doc.id),
+          category: doc.category,
+          required,
+          source: full,
+        });
+      }
+    }
+  };
+  walk(dir);
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export interface Step {
+  readonly action: string;
+  readonly resource: string;
+  readonly deciding: readonly StatementRef[];
+}
+
+export interface OpenPath {
+  readonly path: string;
+  readonly category: string;
+  readonly steps: readonly Step[];
+}
+
+export interface PrincipalEscalation {
+  readonly principal: string;
+  readonly kind: "user" | "role";
+  /** Paths open to the principal itself. */
+  readonly paths: readonly OpenPath[];
+  /** Roles it can assume directly. */
+  readonly assumes: readonly string[];
+  /** The shortest chain of role assumptions to a principal with an open path (itself: empty). */
+  readonly chain?: readonly string[];
+  readonly escalates: boolean;
+}
+
+export interface EscalationReport {
+  readonly principals: readonly PrincipalEscalation[];
+  /** Paths not evaluated because the catalog does not know one of their actions. */
+  readonly unevaluable: readonly { readonly path: string; readonly action: string }[];
+}
+
+export interface EscalationOptions {
+  readonly now: Date;
+  readonly organization?: Organization;
+}
+
+type Entity = IamUser | IamRole;
+
+function fillArn(format: string, account: string): string {
+  return format
+    .replaceAll("${Partition}", "aws")
+    .replaceAll("${Region}", "us-east-1")
+    .replaceAll("${Account}", account)
+    .replace(/\$\{[A-Za-z]+\}/g, "writ-probe");
+}
+
+function trustsAService(role: IamRole): boolean {
+  return role.trust.statements.some(
+    (s) => s.effect === "Allow" && (s.principal?.byType.get("Service")?.length ?? 0) > 0,
+  );
+}
+
+export function analyzeEscalation(
+  details: AuthorizationDetails,
+  paths: readonly PrivescPath[],
+  catalog: AwsCatalog,
+  opts: EscalationOptions,
+): EscalationReport {
+  const account = details.account;
+  const now = opts.now.toISOString();
+  const epoch = String(Math.floor(opts.now.getTime() / 1000));
+  const entities: Entity[] = [...details.users, ...details.roles];
+  const customerPolicies = [...details.policies.values()].filter((p) => !p.awsManaged).map((p) => p.arn);
+  const policySets = new Map<string, PolicySet>();
+  const principals = new Map<string, AwsPrincipal>();
+  for (const e of entities) {
+    const found = policiesFor(details, e);
+    policySets.set(e.arn, {
+      identity: found.identity,
+      ...(found.boundary ? { boundary: found.boundary } : {}),
+      ...(opts.organization ? { organization: opts.organization } : {}),
+    });
+    principals.set(e.arn, principalFromArn(e.arn, { tags: { ...e.tags } }));
+  }
+  const unevaluable: { path: string; action: string }[] = [];
+  const evaluable = paths.filter((p) => {
+    if (isAssumeOnly(p)) return false;
+    for (const a of p.required) {
+      const [svc, name] = a.split(":") as [string, string];
+      if (catalog.hasAction(svc, name) !== true) {
+        unevaluable.push({ path: p.id, action: a });
+        return false;
+      }
+    }
+    return true;
+  });
+
+  const contexts = (e: Entity): Record<string, ContextValue>[] => {
+    const base = { "aws:CurrentTime": now, "aws:EpochTime": epoch };
+    const session = { ...base, "aws:TokenIssueTime": now };
+    return e.kind === "role" ? [session] : [base, session];
+  };
+
+  const candidates = (action: string, self: Entity): string[] => {
+    const [svc, name] = action.split(":") as [string, string];
+    const spec = catalog.action(svc, name);
+    if (action === "iam:PassRole") return details.roles.filter(trustsAService).map((r) => r.arn);
+    const selfOnly = /^iam:(CreateAccessKey|CreateLoginProfile|UpdateLoginProfile|DeleteAccessKey)$/.test(
+      action,
+    );
+    if (svc === "iam" || action.startsWith("sts:AssumeRole")) {
+      const types = new Set((spec?.resourceTypes ?? []).map((r) => r.name));
+      const out: string[] = [];
+      if (types.has("user")) out.push(...details.users.map((u) => u.arn));
+      if (types.has("role")) out.push(...details.roles.map((r) => r.arn));
+      if (types.has("group")) out.push(...details.groups.map((g) => g.arn));
+      if (types.has("policy")) out.push(...customerPolicies);
+      return out.filter((arn) => !(arn === self.arn && (selfOnly || action.startsWith("sts:"))));
+    }
+    const type = spec?.resourceTypes.find((r) => r.required) ?? spec?.resourceTypes[0];
+    const format = type ? catalog.resourceArn(svc, type.name) : undefined;
+    return [format ? fillArn(format, account) : "*"];
+  };
+
+  // Without a resource policy in play, an action no identity Allow statement names cannot be allowed.
+  const named = new Map<string, boolean>();
+  const mayAllow = (e: Entity, action: string): boolean => {
+    const key = `${e.arn}|${action}`;
+    let v = named.get(key);
+    if (v === undefined) {
+      v = policySets
+        .get(e.arn)!
+        .identity.some((p) =>
+          p.statements.some(
+            (st) =>
+              st.effect === "Allow" &&
+              (st.action
+                ? st.action.some((a) => wildcardMatch(a, action, true))
+                : !st.notAction!.some((a) => wildcardMatch(a, action, true))),
+          ),
+        );
+      named.set(key, v);
+    }
+    return v;
+  };
+  const cache = new Map<string, Step | null>();
+  const allowed = (
+    e: Entity,
+    action: string,
+    resource: string,
+    resourcePolicy?: Policy,
+  ): Step | undefined => {
+    const key = `${e.arn}|${action}|${resource}|${resourcePolicy ? resourcePolicy.id : ""}`;
+    if (!resourcePolicy && !mayAllow(e, action)) return undefined;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    let step: Step | null = null;
+    const set = policySets.get(e.arn)!;
+    for (const context of contexts(e)) {
+      const d = evaluate(
+        { principal: principals.get(e.arn)!, action, resource, context },
+        resourcePolicy ? { ...set, resource: resourcePolicy } : set,
+        { catalog },
+      );
+      if (d.decision === "allow") {
+        step = { action, resource, deciding: d.deciding };
+        break;
+      }
+    }
+    cache.set(key, step);
+    return step ?? undefined;
+  };
+  const roleByArn = new Map(details.roles.map((r) => [r.arn, r]));
+
+  const openPaths = (e: Entity): OpenPath[] => {
+    const out: OpenPath[] = [];
+    for (const p of evaluable) {
+      const rewritesTrust = p.required.includes("iam:UpdateAssumeRolePolicy");
+      const steps: Step[] = [];
+      for (const action of p.required) {
+        let step: Step | undefined;
+        for (const target of candidates(action, e)) {
+          let rp: Policy | undefined;
+          if (action.startsWith("sts:AssumeRole")) {
+            const role = roleByArn.get(target);
+            if (rewritesTrust) {
+              if (!allowed(e, "iam:UpdateAssumeRolePolicy", target)) continue;
+              rp = parsePolicy("resource", `${target}/trust (rewritten)`, {
+                Version: "2012-10-17",
+                Statement: [{ Effect: "Allow", Principal: { AWS: e.arn }, Action: "sts:AssumeRole" }],
+              });
+            } else rp = role?.trust;
+          }
+          step = allowed(e, action, target, rp);
+          if (step) break;
+        }
+        if (!step) break;
+        steps.push(step);
+      }
+      if (steps.length === p.required.length) out.push({ path: p.id, category: p.category, steps });
+    }
+    return out;
+  };
+
+  const direct = new Map<string, OpenPath[]>();
+  const assumes = new Map<string, string[]>();
+  for (const e of entities) {
+    direct.set(e.arn, openPaths(e));
+    assumes.set(
+      e.arn,
+      details.roles
+        .filter((r) => r.arn !== e.arn && allowed(e, "sts:AssumeRole", r.arn, r.trust))
+        .map((r) => r.arn),
+    );
+  }
+  const report: PrincipalEscalation[] = entities.map((e) => {
+    // Breadth-first over role assumption to the nearest principal with an open path.
+    const prev = new Map<string, string | null>([[e.arn, null]]);
+    const queue = [e.arn];
+    let found: string | undefined;
+    while (queue.length > 0) {
+      const cur = queue.shift()!;
+      if ((direct.get(cur)?.length ?? 0) > 0) {
+        found = cur;
+        break;
+      }
+      for (const next of assumes.get(cur) ?? []) {
+        if (!prev.has(next)) {
+          prev.set(next, cur);
+          queue.push(next);
+        }
+      }
+    }
+    let chain: string[] | undefined;
+    if (found) {
+      chain = [];
+      for (let n: string | null | undefined = found; n && n !== e.arn; n = prev.get(n)) chain.unshift(n);
+    }
+    return {
+      principal: e.arn,
+      kind: e.kind,
+      paths: direct.get(e.arn)!,
+      assumes: assumes.get(e.arn)!,
+      ...(chain ? { chain } : {}),
+      escalates: found !== undefined,
+    };
+  });
+  return { principals: report, unevaluable };
+}
