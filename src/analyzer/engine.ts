@@ -320,7 +320,15 @@ export class Engine {
       }
       if (cat3.length > 0) {
         const reduction = p.dedicatedIdentity({ ...ctxBase, excess: cat3.flatMap((c) => c.paths) });
-        for (const c of cat3) findings.push(this.inheritedFinding(w, agent, c, reduction, p, hasActivity));
+        // One finding per inherited rule (a binding's rule, a workflow's scope line), not per verb.
+        const byRule = new Map<string, { holder: string; group: GrantPathGroup[] }>();
+        for (const c of cat3) {
+          const holder = c.paths[0]!.path[c.paths[0]!.path.length - 1]!;
+          const key = `${holder}\u0000${c.grant.source?.file ?? ""}:${c.grant.source?.line ?? ""}`;
+          (byRule.get(key) ?? byRule.set(key, { holder, group: [] }).get(key)!).group.push(c);
+        }
+        for (const [key, { holder, group }] of byRule)
+          findings.push(this.inheritedFinding(w, agent, holder, key, group, reduction, p, hasActivity));
       }
     }
 
@@ -517,36 +525,52 @@ export class Engine {
   private inheritedFinding(
     w: GraphNode,
     agent: string | undefined,
-    c: GrantPathGroup,
+    holder: string,
+    key: string,
+    group: readonly GrantPathGroup[],
     reduction: Reduction,
     p: ProviderPlugin,
     hasActivity: boolean,
   ): Finding {
-    const path = c.paths[0]!;
+    const ranked = [...group].sort(
+      (a, b) =>
+        SEVERITY_RANK[p.risk(b.grant.action, b.grant.resource)] -
+        SEVERITY_RANK[p.risk(a.grant.action, a.grant.resource)],
+    );
+    const top = ranked[0]!;
+    const path = top.paths[0]!;
     const evidence = grantChain(path);
     evidence.push({ kind: "note", ref: "why", label: `inherited: ${path.why}` });
-    if (c.uses.length > 0)
-      evidence.push({
-        kind: "note",
-        ref: "use",
-        label: `used: ${c.uses
-          .slice(0, 4)
-          .map((u) => `${u.action} on ${u.resource}`)
-          .join("; ")}`,
-      });
+    evidence.push({
+      kind: "note",
+      ref: "grants",
+      label: `${group.length} permission(s) come this way: ${ranked
+        .slice(0, 6)
+        .map((c) => c.grant.action)
+        .join(", ")}${group.length > 6 ? ", …" : ""}`,
+    });
+    const used = group.flatMap((c) => c.uses);
+    evidence.push({
+      kind: "note",
+      ref: "use",
+      label:
+        used.length > 0
+          ? `of these it used: ${[...new Set(used.map((u) => `${u.action} on ${u.resource}`))].slice(0, 6).join("; ")}`
+          : "it used none of them in the window",
+    });
     const viaGroup = path.path.some((id) =>
-      /^k8s:Group:system:(authenticated|unauthenticated|serviceaccounts)$/.test(id),
+      /^k8s:Group:system:(authenticated|unauthenticated|serviceaccounts)/.test(id),
     );
     return {
       kind: "finding",
-      id: findingId(w.id, c.grant.action, c.grant.resource),
+      id: findingId(w.id, "inherited", key),
       category: "inherited-overreach",
-      severity: atLeast(p.risk(c.grant.action, c.grant.resource), viaGroup ? "high" : "low"),
-      title: `${label(w)} inherits ${c.grant.action} on ${c.grant.resource} from ${nodeName(path.path[path.path.length - 1]!)}`,
+      severity: atLeast(p.risk(top.grant.action, top.grant.resource), viaGroup ? "high" : "low"),
+      title: `${label(w)} inherits ${group.length} permission(s) from ${nodeName(holder)}, up to ${top.grant.action} on ${top.grant.resource}`,
       workload: { id: w.id, label: label(w), agent },
-      permission: { action: c.grant.action, resource: c.grant.resource },
+      permission: { action: top.grant.action, resource: top.grant.resource },
       // Inherited from a default: the place to look is where the workload fails to set its own.
-      location: path.edges.find((e) => e.type === "falls-back-to")?.source ?? c.grant.source,
+      location: path.edges.find((e) => e.type === "falls-back-to")?.source ?? top.grant.source,
       evidence,
       reduction,
       misclassification:
