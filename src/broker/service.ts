@@ -479,7 +479,12 @@ async function exchange(
   const intent = readIntent(req, env);
 
   const { key, outcome } = await judge(env, agent, intent, now, deps);
-  const detail = { playbook: intent.playbook, ticket: intent.ticket };
+  const detail = {
+    playbook: intent.playbook,
+    parameters: intent.params,
+    ticket: intent.ticket,
+    audience: resource,
+  };
   if (outcome.kind === "refused") {
     return deny(
       oauthError(
@@ -542,6 +547,11 @@ async function issueWrit(
     issuedAt: outcome.issuedAt,
     expiresAt: outcome.ttl.expiresAt,
     maxUses: outcome.maxUses,
+    ticket: intent.ticket,
+    sponsor: input.sponsor,
+    audience: resource,
+    jkt: proof.jkt,
+    approvalRequest: input.approval,
   });
   const detailGranted = {
     type: WRIT_PLAYBOOK_TYPE,
@@ -628,6 +638,8 @@ async function bcAuthorize(
       agent: agent.id,
       reason: outcome.reason,
       playbook: intent.playbook,
+      parameters: intent.params,
+      ticket: intent.ticket,
     });
     return oauthError(
       outcome.reason === "unknown_agent" ? 401 : 400,

@@ -32,11 +32,28 @@ export interface NewWrit {
   readonly expiresAt: Date;
   /** undefined: unlimited uses within the TTL. */
   readonly maxUses?: number | undefined;
+  /** The change ticket the writ was issued under. */
+  readonly ticket?: string | undefined;
+  /** The human the agent acts for (a CIBA requester), when not the agent itself. */
+  readonly sponsor?: string | undefined;
+  /** The resource server(s) the token is for (RFC 8707 `resource`). */
+  readonly audience?: string | undefined;
+  /** The DPoP key thumbprint the token is bound to (RFC 9449 `cnf.jkt`). */
+  readonly jkt?: string | undefined;
+  /** The approval request it consumed. */
+  readonly approvalRequest?: string | undefined;
 }
 
-export interface StoredWrit extends Omit<NewWrit, "maxUses"> {
+const OPTIONAL_TEXT = ["ticket", "sponsor", "audience", "jkt", "approvalRequest"] as const;
+
+export interface StoredWrit extends Omit<NewWrit, "maxUses" | (typeof OPTIONAL_TEXT)[number]> {
   readonly kind: "stored-writ";
   readonly maxUses: number | undefined;
+  readonly ticket: string | undefined;
+  readonly sponsor: string | undefined;
+  readonly audience: string | undefined;
+  readonly jkt: string | undefined;
+  readonly approvalRequest: string | undefined;
   /** Uses spent so far. */
   readonly uses: number;
   readonly status: WritStatus;
@@ -128,6 +145,9 @@ function validate(writ: NewWrit): void {
   if (writ.maxUses !== undefined && !(Number.isSafeInteger(writ.maxUses) && writ.maxUses > 0)) {
     throw invalid(`writ ${q(writ.id)}: maxUses must be a positive integer, got ${q(writ.maxUses)}`);
   }
+  for (const field of OPTIONAL_TEXT) {
+    if (writ[field] !== undefined) checkName(field, writ[field], 2000);
+  }
   if (!isPlainObject(writ.params)) throw invalid(`writ ${q(writ.id)}: params must be an object`);
   if (!Array.isArray(writ.grants)) throw invalid(`writ ${q(writ.id)}: grants must be an array`);
   writ.grants.forEach((grant, i) => {
@@ -173,6 +193,11 @@ function fromRow(row: Selectable<WritsTable>): StoredWrit {
     issuedAt: row.issued_at,
     expiresAt: row.expires_at,
     maxUses: row.max_uses ?? undefined,
+    ticket: row.ticket ?? undefined,
+    sponsor: row.sponsor ?? undefined,
+    audience: row.audience ?? undefined,
+    jkt: row.jkt ?? undefined,
+    approvalRequest: row.approval_request ?? undefined,
     uses: row.uses,
     status: row.status,
     revokedAt: row.revoked_at ?? undefined,
@@ -204,6 +229,11 @@ export function writRepository(db: Kysely<Database>): WritRepository {
               issued_at: writ.issuedAt,
               expires_at: writ.expiresAt,
               max_uses: writ.maxUses ?? null,
+              ticket: writ.ticket ?? null,
+              sponsor: writ.sponsor ?? null,
+              audience: writ.audience ?? null,
+              jkt: writ.jkt ?? null,
+              approval_request: writ.approvalRequest ?? null,
             })
             .returningAll()
             .executeTakeFirstOrThrow();

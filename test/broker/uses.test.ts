@@ -57,6 +57,15 @@ describe("spending uses", () => {
       unknown
     >;
     expect(before).toMatchObject({ active: true, max_uses: 1, uses: 0, uses_left: 1 });
+    // the stored writ says what it was issued under, to whom, bound to which key
+    const stored = await live.server.store.writs.get(w.writ_id as string);
+    expect(stored).toMatchObject({
+      ticket: "CHG-1234",
+      audience: "https://k8s.acme.example",
+      jkt: (before.cnf as { jkt: string }).jkt,
+      sponsor: undefined,
+      maxUses: 1,
+    });
 
     const first = await post("use", { token: w.access_token }, RS_TOKEN);
     expect(first.status).toBe(200);
