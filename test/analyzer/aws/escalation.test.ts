@@ -4,7 +4,6 @@
  * hand-written labels of aws-iam-vulnerable: precision and recall, no trap flagged.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
 import {

@@ -69,7 +69,12 @@ function str(v: unknown): string | undefined {
 }
 
 /** Resources a record names: its `resources` list, and ARNs derived from common request parameters. */
-function resourcesOf(r: Record<string, unknown>, service: string, account: string | undefined): string[] {
+function resourcesOf(
+  r: Record<string, unknown>,
+  service: string,
+  eventName: string,
+  account: string | undefined,
+): string[] {
   const out = new Set<string>();
   if (Array.isArray(r.resources)) {
     for (const x of r.resources) if (isRecord(x) && str(x.ARN)) out.add(x.ARN as string);
@@ -86,7 +91,12 @@ function resourcesOf(r: Record<string, unknown>, service: string, account: strin
     if (str(p.roleName)) out.add(`arn:${partition}:iam::${account}:role/${p.roleName}`);
     if (str(p.groupName)) out.add(`arn:${partition}:iam::${account}:group/${p.groupName}`);
   }
-  for (const k of ["policyArn", "roleArn", "secretId", "keyId", "functionName", "topicArn", "queueUrl"]) {
+  // A policy ARN is the resource only of actions on the policy; elsewhere it is a parameter.
+  if (service === "iam" && /Policy(Version)?$/.test(eventName) && !/^(Attach|Detach)/.test(eventName)) {
+    const v = str(p.policyArn);
+    if (v?.startsWith("arn:")) out.add(v);
+  }
+  for (const k of ["secretId", "keyId", "functionName", "topicArn"]) {
     const v = str(p[k]);
     if (v?.startsWith("arn:")) out.add(v);
   }
@@ -132,7 +142,7 @@ export function normaliseRecord(raw: unknown, where: string): TrailEvent {
     principal,
     ...(str(id.arn) ? { callerArn: id.arn as string } : {}),
     ...(account ? { account } : {}),
-    resources: resourcesOf(r, service, account),
+    resources: resourcesOf(r, service, name, account),
     ...(str(r.errorCode) ? { errorCode: r.errorCode as string } : {}),
     ...(str(r.sourceIPAddress) ? { sourceIp: r.sourceIPAddress as string } : {}),
     ...(str(r.awsRegion) ? { region: r.awsRegion as string } : {}),
