@@ -15,16 +15,17 @@ import { serve } from "@hono/node-server";
 import { generateKeyPair as dpopKeyPair, generateProof } from "dpop";
 import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import Provider from "oidc-provider";
+import pg from "pg";
 import { createServer, loadPolicy } from "../src/app.js";
 import { measure, table } from "./harness.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUICKSTART = join(ROOT, "examples", "quickstart");
 
-export async function run(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "writ-bench-broker-"));
+/** A writ server on one store, and one token exchange against it as a benchmark operation. */
+async function writServer(dir: string, databaseUrl?: string) {
   const { policy } = await loadPolicy(join(QUICKSTART, "writ.yaml"));
-  const writ = await createServer({ policy: policy!, dataDir: dir, version: "bench" });
+  const writ = await createServer({ policy: policy!, dataDir: dir, databaseUrl, version: "bench" });
   const writHttp = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: writ.app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
   });
@@ -32,7 +33,6 @@ export async function run(): Promise<void> {
   writ.setBaseUrl(base);
   const issuer = `${base}/env/dev`;
   const tokenUrl = `${issuer}/token`;
-
   const { _warning, ...jwk } = JSON.parse(
     await readFile(join(QUICKSTART, "keys", "release-bot.DEVELOPMENT-ONLY.private.jwk"), "utf8"),
   ) as JWK & { _warning?: string };
@@ -82,6 +82,48 @@ export async function run(): Promise<void> {
     ]),
   };
 
+  return {
+    jwk,
+    exchange: () => token(exchange),
+    async close() {
+      await new Promise<void>((resolve) => writHttp.close(() => resolve()));
+      await writ.close();
+    },
+  };
+}
+
+/** A fresh PostgreSQL database for the run, or why there is none. */
+async function tempDatabase(): Promise<{ url: string; drop(): Promise<void> } | string> {
+  const admin = process.env.WRIT_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const name = `writ_bench_${process.pid}`;
+  const run = async (text: string) => {
+    const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
+    await c.connect();
+    try {
+      await c.query(text);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    await run(`create database ${name}`);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
+}
+
+export async function run(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "writ-bench-broker-"));
+  const embedded = await writServer(join(dir, "embedded"));
+  const database = await tempDatabase();
+  const onPostgres =
+    typeof database === "string" ? undefined : await writServer(join(dir, "pg"), database.url);
+  if (typeof database === "string") console.log(`(PostgreSQL unreachable, its row is left out: ${database})`);
+  const { jwk } = embedded;
+
   // oidc-provider, plain client_credentials
   const opServer = createHttpServer();
   await new Promise<void>((resolve) => opServer.listen(0, "127.0.0.1", resolve));
@@ -125,24 +167,29 @@ export async function run(): Promise<void> {
     [
       {
         name: "writ: token exchange + DPoP + private_key_jwt, stored and audited",
-        op: () => token(exchange),
+        op: embedded.exchange,
       },
+      ...(onPostgres === undefined
+        ? []
+        : [{ name: "writ, the same on PostgreSQL (local, one server)", op: onPostgres.exchange }]),
       { name: "oidc-provider 9: client_credentials (client_secret_post)", op: opToken },
       { name: "raw Ed25519 signature (the limit)", op: () => sign(null, payload, signingKey) },
     ],
     { warmupMs: 500, budgetMs: 4000, rounds: 6, maxIterations: 50_000 },
   );
-  const floor = rows[2]!;
+  const floor = rows[rows.length - 1]!;
   console.log(
     table("Writs issued (one request at a time, loopback HTTP, embedded store)", rows, floor, "per second"),
   );
-  const [w, o] = rows;
+  const w = rows[0];
+  const o = rows[rows.length - 2];
   console.log(
     `\nwrit vs oidc-provider: ${(w!.opsPerSecond / o!.opsPerSecond).toFixed(2)}× the rate; writ's request also signs two JWTs on the client side (assertion, DPoP proof), verifies them, checks the intent, stores the writ and appends an audit record.`,
   );
 
-  await new Promise<void>((resolve) => writHttp.close(() => resolve()));
-  await writ.close();
+  await embedded.close();
+  await onPostgres?.close();
+  if (typeof database !== "string") await database.drop();
   await new Promise<void>((resolve) => opServer.close(() => resolve()));
   await rm(dir, { recursive: true, force: true });
 }
