@@ -56,8 +56,8 @@ export function toEvent(raw: unknown, file: string, line: number | undefined): P
   if (
     !isObject(raw) ||
     raw.kind !== "Event" ||
-    typeof raw.apiVersion !== "string" ||
-    !raw.apiVersion.startsWith("audit.k8s.io/")
+    (raw.apiVersion !== undefined &&
+      (typeof raw.apiVersion !== "string" || !raw.apiVersion.startsWith("audit.k8s.io/")))
   ) {
     return { error: "not an `audit.k8s.io` Event" };
   }
@@ -122,7 +122,14 @@ export const k8sAuditImporter: Importer = {
   name: "k8s-audit",
   phase: "activity",
   detect(file: InputFile): boolean {
-    return /"audit\.k8s\.io\/v1(beta1)?"/.test(file.head) || /\\"audit\.k8s\.io\/v1/.test(file.head);
+    if (/"audit\.k8s\.io\/v1(beta1)?"/.test(file.head) || /\\"audit\.k8s\.io\/v1/.test(file.head))
+      return true;
+    // Older exports (falco's traces) carry no apiVersion: an Event with a verb and an audit id.
+    return (
+      /"kind"\s*:\s*"Event"/.test(file.head) &&
+      /"auditID"\s*:/.test(file.head) &&
+      /"verb"\s*:/.test(file.head)
+    );
   },
   async import(file: InputFile, opts: ImportOptions = {}): Promise<ImportResult> {
     const problems: InputProblem[] = [];

@@ -461,7 +461,8 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
 
 export const k8sPlugin: ProviderPlugin = {
   provider: "k8s",
-  importers: [k8sManifestImporter, k8sAuditImporter],
+  // audit logs first: an audit event embeds objects (requestObject) that look like manifests
+  importers: [k8sAuditImporter, k8sManifestImporter],
   linker: k8sLinker,
   risk: k8sRisk,
   expand: k8sExpand,
