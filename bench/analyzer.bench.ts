@@ -60,7 +60,7 @@ async function generate(dir: string): Promise<{ log: string; manifests: string }
       responseStatus: { code: i % 50 === 0 ? 403 : 200 },
       requestReceivedTimestamp: new Date(t0 + i * 500).toISOString(),
     });
-    if (!out.write(`${line}\n`)) await new Promise((res) => out.once("drain", res));
+    if (!out.write(`${line}\n`)) await new Promise<void>((res) => out.once("drain", () => res()));
   }
   await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
   return { log, manifests };
