@@ -1,0 +1,1202 @@
+/**
+ * The broker's reason registry (the "Broker reasons" table of docs/reasons.md) against the broker:
+ *
+ *   - the table is parsed, `prefix_*` rows expanded by the suffixes in their parentheses;
+ *   - the reasons the broker's source can answer with are collected (string literals given as the
+ *     `reason` of a refusal, and the `reasonOf(code)` families: client authentication, DPoP,
+ *     access tokens, approvals, writ uses, the intent checks) and must all be in the table, with
+ *     the same `error` and status where the source fixes them;
+ *   - every table row is provoked over HTTP against a live `writ serve` app, and the answer's
+ *     `reason`, `error` and status must be the row's. A row no request can reach names why in
+ *     `CANNOT_PROVOKE`, and that list is checked as strictly as the scenarios.
+ *
+ * The policy is this file's own writ.yaml: `dev` (no ticket pattern, no window), `prod` (a ticket
+ * pattern and an approval, no window, so it is open every day), `frozen` (one change window, on the
+ * weekday three days from now, so it is closed whenever the test runs). Two agents are re-wired after
+ * loading into what the loader refuses, to reach the broker's own safeguards: `cost-analyst` under a
+ * runner class whose ceiling no longer covers its playbook (`grant_outside_ceiling`), `orphan-bot`
+ * under a runner class that is not declared (`unknown_agent`).
+ */
+
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateKeyPair, generateProof, type KeyPair } from "dpop";
+import { type CryptoKey, exportJWK, generateKeyPair as joseKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadPolicy, type Policy, type Server } from "../../src/app.js";
+import {
+  CLIENT_AUTH_ERRORS,
+  DPOP_ERRORS,
+  environmentKeys,
+  INTENT_OAUTH_ERROR,
+  mintAccessToken,
+  type OAuthErrorMapping,
+  type SigningKey,
+} from "../../src/broker/index.js";
+import * as tokens from "../../src/broker/tokens.js";
+import { ROOT } from "../support/cli.js";
+import { type Live, QUICKSTART, quickstartKey, startLive } from "./live.js";
+
+// --- the registry --------------------------------------------------------------------------------
+
+interface Row {
+  readonly reason: string;
+  readonly error: string;
+  readonly status: number;
+  /** 1-based line of docs/reasons.md. */
+  readonly line: number;
+}
+
+const REASONS_MD = join(ROOT, "docs", "reasons.md");
+const NAME = /^[a-z][a-z0-9_]*$/;
+const ticks = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+
+/**
+ * The "Broker reasons" table, one row per concrete reason: `a`, `b` in the reason cell are two
+ * reasons; `prefix_*` is one per suffix in backticks inside the first parentheses of the meaning.
+ */
+function parseBrokerReasons(md: string): Row[] {
+  const lines = md.split("\n");
+  const start = lines.findIndex((l) => l.trim() === "## Broker reasons");
+  if (start < 0) throw new Error("docs/reasons.md: no `## Broker reasons` section");
+  const rows: Row[] = [];
+  let header = false;
+  for (let i = start + 1; i < lines.length; i++) {
+    const text = lines[i]!.trim();
+    if (text.startsWith("## ")) break;
+    if (!text.startsWith("|")) continue;
+    const where = `docs/reasons.md:${i + 1}`;
+    const cells = text
+      .slice(1, text.endsWith("|") ? -1 : undefined)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim());
+    if (!header) {
+      if (cells.join(",") !== "reason,error,status,meaning")
+        throw new Error(`${where}: expected the header | reason | error | status | meaning |`);
+      header = true;
+      continue;
+    }
+    if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
+    if (cells.length !== 4) throw new Error(`${where}: expected 4 cells, found ${cells.length}`);
+    const [reasonCell, errorCell, statusCell, meaning] = cells as [string, string, string, string];
+    const errors = ticks(errorCell);
+    if (errors.length !== 1) throw new Error(`${where}: expected one \`error\`, found ${errorCell}`);
+    const status = Number(statusCell);
+    if (!Number.isInteger(status) || status < 400 || status > 599)
+      throw new Error(`${where}: status ${statusCell} is not an HTTP error status`);
+    const names = ticks(reasonCell);
+    if (names.length === 0) throw new Error(`${where}: no reason in backticks`);
+    for (const name of names) {
+      let concrete = [name];
+      if (name.endsWith("_*")) {
+        const inParens = /\(([^)]*)\)/.exec(meaning)?.[1];
+        const suffixes = inParens === undefined ? [] : ticks(inParens);
+        if (suffixes.length === 0)
+          throw new Error(`${where}: \`${name}\` needs its suffixes in backticks inside parentheses`);
+        concrete = suffixes.map((s) => name.slice(0, -1) + s);
+      }
+      for (const reason of concrete) {
+        if (!NAME.test(reason)) throw new Error(`${where}: \`${reason}\` is not a reason name`);
+        rows.push({ reason, error: errors[0]!, status, line: i + 1 });
+      }
+    }
+  }
+  return rows;
+}
+
+const REGISTRY = parseBrokerReasons(readFileSync(REASONS_MD, "utf8"));
+const keyOf = (r: { reason: string; error: string }) => `${r.reason} (${r.error})`;
+
+// --- what the source can answer with ---------------------------------------------------------------
+
+interface Emission {
+  readonly reason: string;
+  /** Set when the source fixes them at the call. */
+  readonly error?: string | undefined;
+  readonly status?: number | undefined;
+  readonly where: string;
+}
+
+const BROKER_SRC = join(ROOT, "src", "broker");
+
+/** The arguments of the call whose `(` is at `open`, split at top-level commas (strings skipped). */
+function callArguments(text: string, open: number): { args: string[]; end: number } {
+  const args: string[] = [];
+  let depth = 0;
+  let current = "";
+  const templates: number[] = []; // brace depth at which each open template's `${` began
+  for (let i = open; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"' || c === "'") {
+      let j = i + 1;
+      while (text[j] !== c) j += text[j] === "\\" ? 2 : 1;
+      current += text.slice(i, j + 1);
+      i = j;
+      continue;
+    }
+    if (c === "`" || (c === "}" && templates.at(-1) === depth)) {
+      if (c === "}") templates.pop();
+      let j = i + 1;
+      while (text[j] !== "`" && !(text[j] === "$" && text[j + 1] === "{")) j += text[j] === "\\" ? 2 : 1;
+      if (text[j] === "$") {
+        templates.push(depth);
+        current += text.slice(i, j + 2);
+        i = j + 1;
+      } else {
+        current += text.slice(i, j + 1);
+        i = j;
+      }
+      continue;
+    }
+    if (c === "(" || c === "[" || c === "{") {
+      depth++;
+      if (depth === 1) continue;
+    } else if (c === ")" || c === "]" || c === "}") {
+      depth--;
+      if (depth === 0) {
+        if (current.trim() !== "") args.push(current.trim());
+        return { args, end: i };
+      }
+    } else if (c === "," && depth === 1) {
+      args.push(current.trim());
+      current = "";
+      continue;
+    }
+    current += c;
+  }
+  throw new Error("unbalanced call");
+}
+
+const lineAt = (text: string, index: number) => text.slice(0, index).split("\n").length;
+const codeToReason = (code: string) => code.replace(/^ERR_/, "").toLowerCase();
+
+/**
+ * The codes a `reasonOf(err.code)` can see, by what the enclosing `try` block calls. Where the call's
+ * options decide whether a check runs at all (an audience, an access token, server nonces), a code
+ * counts only when the call passes that option.
+ */
+function derivedFamily(tryBlock: string, serviceText: string): { family: string; codes: string[] } {
+  const families: { family: string; codes: () => string[]; marker: RegExp }[] = [
+    {
+      family: "client authentication",
+      marker: /\bauthenticateClient\(/,
+      codes: () => Object.keys(CLIENT_AUTH_ERRORS),
+    },
+    {
+      family: "DPoP proof",
+      marker: /\bverifyDpopProof\(/,
+      codes: () => {
+        const call = callArguments(tryBlock, tryBlock.indexOf("(", tryBlock.search(/\bverifyDpopProof\(/)));
+        const opts = call.args.slice(1).join(",");
+        return Object.keys(DPOP_ERRORS).filter(
+          (c) =>
+            (c !== "ERR_DPOP_ATH" || /\baccessToken\b/.test(opts)) &&
+            (c !== "ERR_DPOP_NONCE" || /\bnonce\b/.test(opts)),
+        );
+      },
+    },
+    {
+      family: "access token",
+      marker: /\bverifyAccessToken\(/,
+      codes: () => {
+        const call = callArguments(tryBlock, tryBlock.indexOf("(", tryBlock.search(/\bverifyAccessToken\(/)));
+        const opts = call.args.slice(1).join(",");
+        return Object.keys(tokens)
+          .filter((k) => k.startsWith("ERR_TOKEN_"))
+          .filter((c) => c !== "ERR_TOKEN_AUDIENCE" || /\baudience\b/.test(opts));
+      },
+    },
+    {
+      family: "approval status",
+      marker: /\bapprovals\.status\(/,
+      codes: () => {
+        // what ApprovalService.status throws: its own codes, and notFound()
+        const text = readFileSync(join(BROKER_SRC, "approvals.ts"), "utf8");
+        const start = text.indexOf("async status(");
+        const open = text.indexOf(") {", start) + 2;
+        const body = text.slice(start, callArguments(text, open).end);
+        const codes = [...body.matchAll(/\bERR_APPROVAL_[A-Z_]+\b/g)].map((m) => m[0]);
+        if (/\bnotFound\(/.test(body)) codes.push("ERR_APPROVAL_NOT_FOUND");
+        return [...new Set(codes)];
+      },
+    },
+    {
+      family: "writ use",
+      marker: /\bspendWritUse\(/,
+      codes: () => {
+        const set = /USE_REFUSALS\s*=\s*new Set\(\[([^\]]*)\]/.exec(serviceText)?.[1] ?? "";
+        return [...set.matchAll(/\bERR_WRIT_[A-Z_]+\b/g)].map((m) => m[0]);
+      },
+    },
+  ];
+  const found = families.filter((f) => f.marker.test(tryBlock));
+  if (found.length !== 1) {
+    throw new Error(
+      `reasonOf in a try block that calls ${found.length === 0 ? "nothing known" : found.map((f) => f.family).join(" and ")}`,
+    );
+  }
+  const codes = found[0]!.codes();
+  if (codes.length === 0) throw new Error(`no codes found for the ${found[0]!.family} family`);
+  return { family: found[0]!.family, codes };
+}
+
+/** Every reason the broker's source can put in a refusal, with where it comes from. */
+function emittedReasons(): Emission[] {
+  const out: Emission[] = [];
+  const serviceText = readFileSync(join(BROKER_SRC, "service.ts"), "utf8");
+  for (const file of readdirSync(BROKER_SRC).filter((f) => f.endsWith(".ts"))) {
+    const text = readFileSync(join(BROKER_SRC, file), "utf8");
+    for (const m of text.matchAll(/(?<!function )\b(refuse|oauthError)\(/g)) {
+      const { args } = callArguments(text, m.index + m[0].length - 1);
+      if (args.length < 4) continue; // the coded refusals of client-auth, dpop, tokens, intent
+      const where = `src/broker/${file}:${lineAt(text, m.index)}`;
+      const [statusArg, errorArg, , reasonArg] = args as [string, string, string, string];
+      const status = /^\d{3}$/.test(statusArg) ? Number(statusArg) : undefined;
+      const error = /^"([a-z_]+)"$/.exec(errorArg)?.[1];
+      const literal = /^"([^"]+)"$/.exec(reasonArg)?.[1];
+      if (literal !== undefined) {
+        out.push({ reason: literal, error, status, where });
+      } else if (/^reasonOf\(/.test(reasonArg)) {
+        const tryAt = text.lastIndexOf("try {", m.index);
+        if (tryAt < 0) throw new Error(`${where}: reasonOf outside a try/catch`);
+        const { family, codes } = derivedFamily(text.slice(tryAt, m.index), serviceText);
+        for (const code of codes) {
+          // client authentication and DPoP answer with their modules' own mapping of each code
+          const mapped =
+            (CLIENT_AUTH_ERRORS as Record<string, OAuthErrorMapping>)[code] ??
+            (DPOP_ERRORS as Record<string, OAuthErrorMapping>)[code];
+          out.push({
+            reason: codeToReason(code),
+            error: error ?? mapped?.error,
+            status: status ?? mapped?.status,
+            where: `${where} (${family})`,
+          });
+        }
+      } else if (/^(outcome\.)?reason$/.test(reasonArg)) {
+        for (const reason of Object.keys(INTENT_OAUTH_ERROR))
+          out.push({ reason, where: `${where} (intent checks)` });
+      } else {
+        throw new Error(`${where}: a reason this test cannot read: ${reasonArg}`);
+      }
+    }
+    // response bodies written out in full (routes.ts), and the audit of a denial
+    for (const m of text.matchAll(/\breason:\s*"([^"]+)"/g)) {
+      out.push({ reason: m[1]!, where: `src/broker/${file}:${lineAt(text, m.index)}` });
+    }
+  }
+  return out;
+}
+
+// --- the live server -----------------------------------------------------------------------------
+
+const RS_TOKEN = "resource-servers-token-for-the-reasons-test";
+const RESOURCE = "https://k8s.acme.example";
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const CIBA = "urn:openid:params:grant-type:ciba";
+const ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** The quickstart key each agent of this file signs with. */
+const KEY_FILE: Readonly<Record<string, string>> = {
+  "release-bot": "release-bot",
+  "ops-assistant": "ops-assistant",
+  "cost-analyst": "cost-analyst",
+  "orphan-bot": "approver-dan",
+};
+/** The weekday three days from now: `frozen`'s only change window is then. */
+const FROZEN_DAY = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"][(new Date().getUTCDay() + 3) % 7]!;
+
+const WRIT_YAML = `version: 1
+environments:
+  dev:
+    description: no ticket pattern, no change window
+  prod:
+    description: a ticket pattern and approvals, no change window (open every day)
+    ticket: { pattern: "^CHG-[0-9]+$" }
+  frozen:
+    description: one change window, on a day that is not today
+    changeWindows:
+      - { days: [${FROZEN_DAY}], hours: "00:00-24:00", timezone: UTC }
+runnerClasses:
+  deploy:
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "k8s:apps/deployments:get|patch"
+          resource: "checkout/*|payments/*"
+  narrow:
+    description: what cost-analyst is moved under after loading (no agent of it here)
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "k8s:apps/deployments:get"
+          resource: "payments/*"
+approverGroups:
+  sre: { members: [bob@acme.example] }
+agents:
+  release-bot:
+    owner: alice@acme.example
+    purpose: asks for every kind of writ
+    runnerClass: deploy
+    environments: [dev, prod, frozen]
+    keys: { file: keys/release-bot.jwks.json }
+    playbooks: [deploy, dev-only, one-shot]
+  ops-assistant:
+    owner: bob@acme.example
+    purpose: registered in dev only, and holds no deploy playbook
+    runnerClass: deploy
+    environments: [dev]
+    keys: { file: keys/ops-assistant.jwks.json }
+    playbooks: [one-shot]
+  cost-analyst:
+    owner: erin@acme.example
+    purpose: moved under the narrow class after loading
+    runnerClass: deploy
+    environments: [dev]
+    keys: { file: keys/cost-analyst.jwks.json }
+    playbooks: [deploy]
+  orphan-bot:
+    owner: dan@acme.example
+    purpose: moved under an undeclared class after loading
+    runnerClass: deploy
+    environments: [dev]
+    keys: { file: keys/approver-dan.jwks.json }
+    playbooks: [deploy]
+playbooks:
+  deploy:
+    description: patch one deployment
+    risk: high
+    environments: [dev, prod, frozen]
+    parameters:
+      type: object
+      properties:
+        service: { type: string, enum: [checkout, payments] }
+      required: [service]
+      additionalProperties: false
+    grants:
+      - action: "k8s:apps/deployments:get|patch"
+        resource: "\${service}/\${service}"
+    ttl: 10m
+    ticket: required
+    approval:
+      prod: sre
+  dev-only:
+    description: runs in dev only
+    risk: low
+    environments: [dev]
+    grants:
+      - action: "k8s:apps/deployments:get"
+        resource: "checkout/checkout"
+    ttl: 5m
+  one-shot:
+    description: one use
+    risk: low
+    environments: [dev]
+    grants:
+      - action: "k8s:apps/deployments:get"
+        resource: "payments/payments"
+    ttl: 5m
+    maxUses: 1
+`;
+
+/** The loaded policy with two agents moved where the loader would never let them be. */
+function rewired(policy: Policy): Policy {
+  const agents = new Map(policy.config.agents);
+  for (const [id, runnerClass] of [
+    ["cost-analyst", "narrow"],
+    ["orphan-bot", "retired"],
+  ] as const) {
+    const agent = agents.get(id);
+    if (agent === undefined) throw new Error(`no agent ${id}`);
+    agents.set(id, { ...agent, runnerClass });
+  }
+  return { ...policy, config: { ...policy.config, agents } };
+}
+
+let dir: string;
+let live: Live;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "writ-reasons-"));
+  const config = join(dir, "config");
+  await cp(join(QUICKSTART, "keys"), join(config, "keys"), { recursive: true });
+  await writeFile(join(config, "writ.yaml"), WRIT_YAML);
+  const loaded = await loadPolicy(join(config, "writ.yaml"));
+  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+  live = await startLive(rewired(loaded.policy!), join(dir, "data"), {
+    stateCache: false,
+    pdpToken: RS_TOKEN,
+  });
+  ({ server, base } = live);
+}, 60_000);
+
+afterAll(async () => {
+  await live?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await server.store.db.deleteFrom("denial_counters").execute();
+  await server.store.db.deleteFrom("kill_switches").execute();
+});
+
+// --- requests ------------------------------------------------------------------------------------
+
+const issuer = (env: string) => `${base}/env/${env}`;
+const nowS = () => Math.floor(Date.now() / 1000);
+
+async function agentKey(agent: string): Promise<{ key: CryptoKey; kid: string }> {
+  return quickstartKey(KEY_FILE[agent] ?? agent);
+}
+
+/** A client assertion; `claims` and `header` override (undefined removes), `key` signs instead. */
+async function assertion(
+  agent: string,
+  env: string,
+  opts: {
+    claims?: Record<string, unknown>;
+    header?: Record<string, unknown>;
+    key?: CryptoKey | Uint8Array;
+  } = {},
+): Promise<string> {
+  const own = await agentKey(agent);
+  const payload: Record<string, unknown> = {
+    iss: agent,
+    sub: agent,
+    aud: issuer(env),
+    iat: nowS(),
+    exp: nowS() + 60,
+    jti: randomUUID(),
+    ...opts.claims,
+  };
+  const header: Record<string, unknown> = { alg: "EdDSA", kid: own.kid, ...opts.header };
+  for (const o of [payload, header]) for (const [k, v] of Object.entries(o)) if (v === undefined) delete o[k];
+  return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(opts.key ?? own.key);
+}
+
+async function clientAuth(agent: string, env: string): Promise<Record<string, string>> {
+  return { client_assertion_type: JWT_BEARER, client_assertion: await assertion(agent, env) };
+}
+
+/** A POST to `/env/<env>/<path>` with a form body. */
+function post(
+  env: string,
+  path: string,
+  form: Record<string, string> | URLSearchParams,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${issuer(env)}/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    body: form instanceof URLSearchParams ? form : new URLSearchParams(form),
+  });
+}
+
+const proof = (pair: KeyPair, env: string, nonce?: string) =>
+  generateProof(pair, `${issuer(env)}/token`, "POST", nonce);
+
+/** A proof signed with jose, for headers and claims the dpop library never produces. */
+async function handMadeProof(
+  env: string,
+  header: Record<string, unknown>,
+  claims: Record<string, unknown> = {},
+  signWith?: CryptoKey | Uint8Array,
+): Promise<string> {
+  const { privateKey, publicKey } = await joseKeyPair("ES256", { extractable: true });
+  const payload = { jti: randomUUID(), htm: "POST", htu: `${issuer(env)}/token`, iat: nowS(), ...claims };
+  const h: Record<string, unknown> = {
+    alg: "ES256",
+    typ: "dpop+jwt",
+    jwk: await exportJWK(publicKey),
+    ...header,
+  };
+  for (const [k, v] of Object.entries(h)) if (v === undefined) delete h[k];
+  return new SignJWT(payload).setProtectedHeader(h as { alg: string }).sign(signWith ?? privateKey);
+}
+
+/** client_credentials, with a valid client assertion and the given DPoP header (if any). */
+async function baselineRequest(
+  agent: string,
+  env: string,
+  dpop: string | undefined,
+  extra: Record<string, string> = {},
+) {
+  return post(
+    env,
+    "token",
+    { grant_type: "client_credentials", ...(await clientAuth(agent, env)), ...extra },
+    dpop === undefined ? {} : { dpop },
+  );
+}
+
+/** A baseline token, DPoP-bound to `pair`. */
+async function baseline(agent: string, env: string, pair: KeyPair): Promise<string> {
+  const r = await baselineRequest(agent, env, await proof(pair, env));
+  const body = (await r.json()) as { access_token?: string };
+  if (r.status !== 200 || !body.access_token) throw new Error(`no baseline token: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+interface Intent {
+  readonly playbook: string;
+  readonly parameters?: Record<string, unknown>;
+  readonly environment?: string;
+  readonly ticket?: string;
+}
+
+const deploy = (extra: Partial<Intent> = {}): Intent => ({
+  playbook: "deploy",
+  parameters: { service: "checkout" },
+  ticket: "CHG-1",
+  ...extra,
+});
+const details = (intent: Intent) => JSON.stringify([{ type: "writ_playbook", ...intent }]);
+
+/**
+ * A token exchange by `agent` in `env`: its own DPoP-bound baseline token, `intent`, the resource;
+ * `form` overrides (undefined removes a parameter).
+ */
+async function exchange(
+  agent: string,
+  env: string,
+  intent: Intent | undefined,
+  form: Record<string, string | undefined> = {},
+  opts: { pair?: KeyPair; dpop?: string | null } = {},
+): Promise<Response> {
+  const pair = opts.pair ?? (await generateKeyPair("ES256"));
+  const all: Record<string, string | undefined> = {
+    grant_type: TOKEN_EXCHANGE,
+    subject_token: "subject_token" in form ? undefined : await baseline(agent, env, pair),
+    subject_token_type: ACCESS_TOKEN,
+    resource: RESOURCE,
+    authorization_details: intent === undefined ? undefined : details(intent),
+    ...(await clientAuth(agent, env)),
+    ...form,
+  };
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(all)) if (v !== undefined) body.set(k, v);
+  const dpop = opts.dpop === undefined ? await proof(pair, env) : opts.dpop;
+  return post(env, "token", body, dpop === null ? {} : { dpop });
+}
+
+/** A CIBA backchannel authentication request. */
+async function bcAuthorize(agent: string, env: string, form: Record<string, string>): Promise<Response> {
+  return post(env, "bc-authorize", { ...(await clientAuth(agent, env)), ...form });
+}
+
+/** A pending approval request for release-bot's deploy in prod; its `auth_req_id`. */
+async function approvalRequest(): Promise<string> {
+  const r = await bcAuthorize("release-bot", "prod", { authorization_details: details(deploy()) });
+  const body = (await r.json()) as { auth_req_id?: string };
+  if (r.status !== 200 || !body.auth_req_id) throw new Error(`no approval request: ${JSON.stringify(body)}`);
+  return body.auth_req_id;
+}
+
+/** A CIBA poll at prod's token endpoint; `auth_req_id` undefined leaves it out. */
+async function poll(authReqId: string | undefined): Promise<Response> {
+  const pair = await generateKeyPair("ES256");
+  return post(
+    "prod",
+    "token",
+    {
+      grant_type: CIBA,
+      ...(authReqId === undefined ? {} : { auth_req_id: authReqId }),
+      resource: RESOURCE,
+      ...(await clientAuth("release-bot", "prod")),
+    },
+    { dpop: await proof(pair, "prod") },
+  );
+}
+
+/** Edits a stored approval request behind the broker's back (nothing is cached: `stateCache: false`). */
+const editApproval = (
+  id: string,
+  set: { created_at?: Date; expires_at?: Date; params?: string; last_polled_at?: null },
+) => server.store.db.updateTable("approval_requests").set(set).where("id", "=", id).execute();
+
+/** Edits a stored writ behind the broker's back; its token stays as it was. */
+const editWrit = (id: string, set: { issued_at: Date; expires_at: Date }) =>
+  server.store.db.updateTable("writs").set(set).where("id", "=", id).execute();
+
+const ago = (ms: number) => new Date(Date.now() - ms);
+
+const decide = (id: string, decision: "approve" | "deny") =>
+  server.operator.decideApproval(id, {
+    approver: "bob@acme.example",
+    decision,
+    reason: decision === "deny" ? "not now" : undefined,
+  });
+
+/** A writ for release-bot in dev (one-shot: one use); its token and id. */
+async function writ(playbook = "one-shot"): Promise<{ token: string; id: string }> {
+  const r = await exchange("release-bot", "dev", { playbook });
+  const body = (await r.json()) as { access_token?: string; writ_id?: string };
+  if (r.status !== 200 || !body.access_token || !body.writ_id)
+    throw new Error(`no writ: ${JSON.stringify(body)}`);
+  return { token: body.access_token, id: body.writ_id };
+}
+
+const use = (token: string, env = "dev") =>
+  post(env, "use", { token }, { authorization: `Bearer ${RS_TOKEN}` });
+
+// --- access tokens that do not verify ----------------------------------------------------------
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+const parts = (jwt: string) => jwt.split(".") as [string, string, string];
+const decode = (part: string) =>
+  JSON.parse(Buffer.from(part, "base64url").toString()) as Record<string, unknown>;
+
+/** The environment's signing key, as the server signs with it. */
+const signingKey = (env: string): Promise<SigningKey> => environmentKeys(server.store.db).activeKey(env);
+
+/** A token signed by the environment's own key, with any claims and header. */
+async function signedByEnv(
+  env: string,
+  claims: Record<string, unknown>,
+  header: Record<string, unknown> = {},
+): Promise<string> {
+  const key = await signingKey(env);
+  const payload = {
+    iss: issuer(env),
+    sub: "release-bot",
+    aud: issuer(env),
+    client_id: "release-bot",
+    scope: "writ:baseline",
+    iat: nowS(),
+    exp: nowS() + 300,
+    jti: randomUUID(),
+    ...claims,
+  };
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: key.kid, ...header })
+    .sign(key.privateKey);
+}
+
+/**
+ * One way to make each `token_*` refusal: a function from the environment to the subject token.
+ * The token is release-bot's (a real baseline token altered, or one signed with the environment's
+ * key), so nothing but the named check fails first.
+ */
+const BAD_TOKENS: Readonly<Record<string, (env: string) => Promise<string>>> = {
+  malformed: async () => "not-a-jwt",
+  type: async (env) => {
+    const [, p, s] = parts(await baseline("release-bot", env, await generateKeyPair("ES256")));
+    const key = await signingKey(env);
+    return `${b64({ alg: "EdDSA", typ: "JWT", kid: key.kid })}.${p}.${s}`;
+  },
+  alg: async (env) => {
+    const [h, p, s] = parts(await baseline("release-bot", env, await generateKeyPair("ES256")));
+    return `${b64({ ...decode(h), alg: "HS256" })}.${p}.${s}`;
+  },
+  key: async (env) => baseline("release-bot", env === "dev" ? "prod" : "dev", await generateKeyPair("ES256")),
+  signature: async (env) => {
+    const [h, p, s] = parts(await baseline("release-bot", env, await generateKeyPair("ES256")));
+    return `${h}.${b64({ ...decode(p), scope: "writ:everything" })}.${s}`;
+  },
+  expired: async (env) => signedByEnv(env, { iat: nowS() - 900, exp: nowS() - 600 }),
+  not_yet_valid: async (env) => signedByEnv(env, { iat: nowS() + 600, exp: nowS() + 900 }),
+  issuer: async (env) => {
+    const key = await signingKey(env);
+    return mintAccessToken(key, {
+      iss: `https://elsewhere.example/env/${env}`,
+      sub: "release-bot",
+      aud: issuer(env),
+      exp: nowS() + 300,
+      client_id: "release-bot",
+      scope: "writ:baseline",
+    });
+  },
+  key_life: async (env) => {
+    // expires after the key's publication ends: no writ-minted token can
+    const key = await signingKey(env);
+    return signedByEnv(env, { exp: Math.floor(key.signUntil.getTime() / 1000) + 86_400 });
+  },
+};
+
+// --- scenarios -------------------------------------------------------------------------------------
+
+interface Scenario {
+  readonly reason: string;
+  /** Needed when the reason is in more than one row (the same reason with another `error`). */
+  readonly error?: string;
+  readonly run: () => Promise<Response>;
+}
+
+/** Client assertions that fail one check each (at dev's token endpoint, client_credentials). */
+const BAD_ASSERTIONS: Readonly<Record<string, () => Promise<Record<string, string>>>> = {
+  missing: async () => ({}),
+  type: async () => ({
+    client_assertion_type: "urn:example:password",
+    client_assertion: await assertion("release-bot", "dev"),
+  }),
+  malformed: async () => ({ client_assertion_type: JWT_BEARER, client_assertion: "not-a-jws" }),
+  typ: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { header: { typ: "at+jwt" } }),
+  }),
+  alg: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", {
+      header: { alg: "HS256", kid: undefined },
+      key: new TextEncoder().encode("a shared secret is never enough, however long it is"),
+    }),
+  }),
+  issuer: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { claims: { iss: "ops-assistant" } }),
+  }),
+  client_id: async () => ({
+    client_id: "ops-assistant",
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev"),
+  }),
+  unknown_client: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { claims: { iss: "nobody", sub: "nobody" } }),
+  }),
+  signature: async () => ({
+    client_assertion_type: JWT_BEARER,
+    // release-bot's claims and kid, ops-assistant's key
+    client_assertion: await assertion("release-bot", "dev", { key: (await agentKey("ops-assistant")).key }),
+  }),
+  audience: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { claims: { aud: issuer("prod") } }),
+  }),
+  expired: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", {
+      claims: { iat: nowS() - 900, exp: nowS() - 600 },
+    }),
+  }),
+  lifetime: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { claims: { exp: nowS() + 3600 } }),
+  }),
+  not_yet_valid: async () => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await assertion("release-bot", "dev", { claims: { iat: nowS() + 120 } }),
+  }),
+};
+
+/** DPoP headers that fail one check each (at dev's token endpoint, client_credentials). */
+const BAD_PROOFS: Readonly<Record<string, () => Promise<string>>> = {
+  missing: async () => "",
+  multiple: async () => {
+    const pair = await generateKeyPair("ES256");
+    return `${await proof(pair, "dev")}, ${await proof(pair, "dev")}`;
+  },
+  malformed: async () => "not-a-jws",
+  typ: async () => handMadeProof("dev", { typ: "JWT" }),
+  alg: async () =>
+    handMadeProof(
+      "dev",
+      { alg: "HS256" },
+      {},
+      new TextEncoder().encode("a shared secret, never a proof key"),
+    ),
+  jwk: async () => handMadeProof("dev", { jwk: undefined }),
+  signature: async () => {
+    const other = await joseKeyPair("ES256");
+    return handMadeProof("dev", {}, {}, other.privateKey);
+  },
+  htm: async () => handMadeProof("dev", {}, { htm: "GET" }),
+  htu: async () => handMadeProof("dev", {}, { htu: `${issuer("dev")}/revoke` }),
+  iat: async () => handMadeProof("dev", {}, { iat: nowS() - 3600 }),
+  nonce: async () => handMadeProof("dev", {}, { nonce: "a-nonce-this-server-never-handed-out" }),
+};
+
+const SCENARIOS: Scenario[] = [
+  {
+    reason: "unsupported_grant_type",
+    run: async () =>
+      post("dev", "token", { grant_type: "password", ...(await clientAuth("release-bot", "dev")) }),
+  },
+  {
+    reason: "content_type",
+    run: () =>
+      fetch(`${issuer("dev")}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ grant_type: "client_credentials" }),
+      }),
+  },
+  {
+    reason: "body_too_large",
+    run: () => post("dev", "token", { grant_type: "client_credentials", padding: "x".repeat(65 * 1024) }),
+  },
+  {
+    reason: "repeated_parameter",
+    run: () => post("dev", "token", new URLSearchParams("grant_type=client_credentials&grant_type=password")),
+  },
+
+  // agent authentication
+  ...Object.entries(BAD_ASSERTIONS).map(
+    ([suffix, auth]): Scenario => ({
+      reason: `client_assertion_${suffix}`,
+      run: async () => post("dev", "token", { grant_type: "client_credentials", ...(await auth()) }),
+    }),
+  ),
+  {
+    reason: "client_assertion_replay",
+    run: async () => {
+      const form = { grant_type: "client_credentials", ...(await clientAuth("release-bot", "dev")) };
+      const first = await post("dev", "token", form);
+      expect(first.status).toBe(200);
+      return post("dev", "token", form);
+    },
+  },
+  {
+    reason: "client_secret_refused",
+    run: () =>
+      post(
+        "dev",
+        "token",
+        { grant_type: "client_credentials" },
+        { authorization: `Basic ${Buffer.from("release-bot:hunter2").toString("base64")}` },
+      ),
+  },
+  {
+    reason: "environment_not_allowed",
+    error: "unauthorized_client",
+    run: () => baselineRequest("ops-assistant", "prod", undefined),
+  },
+
+  // DPoP
+  {
+    reason: "dpop_required",
+    run: () => exchange("release-bot", "dev", deploy(), {}, { dpop: null }),
+  },
+  ...Object.entries(BAD_PROOFS).map(
+    ([suffix, bad]): Scenario => ({
+      reason: `dpop_${suffix}`,
+      run: async () => baselineRequest("release-bot", "dev", await bad()),
+    }),
+  ),
+  {
+    reason: "dpop_replay",
+    run: async () => {
+      const dpop = await proof(await generateKeyPair("ES256"), "dev");
+      expect((await baselineRequest("release-bot", "dev", dpop)).status).toBe(200);
+      return baselineRequest("release-bot", "dev", dpop);
+    },
+  },
+
+  // the subject token
+  {
+    reason: "subject_token_type",
+    run: () => exchange("release-bot", "dev", deploy(), { subject_token_type: undefined }),
+  },
+  {
+    reason: "subject_token_missing",
+    run: () => exchange("release-bot", "dev", deploy(), { subject_token: undefined }),
+  },
+  ...Object.entries(BAD_TOKENS).map(
+    ([suffix, bad]): Scenario => ({
+      reason: `token_${suffix}`,
+      error: "invalid_grant",
+      run: async () => exchange("release-bot", "dev", deploy(), { subject_token: await bad("dev") }),
+    }),
+  ),
+  {
+    reason: "subject_token_mismatch",
+    run: async () => {
+      const pair = await generateKeyPair("ES256");
+      const theirs = await baseline("ops-assistant", "dev", pair);
+      return exchange("release-bot", "dev", deploy(), { subject_token: theirs }, { pair });
+    },
+  },
+  {
+    reason: "subject_token_binding",
+    run: async () => {
+      const bound = await baseline("release-bot", "dev", await generateKeyPair("ES256"));
+      return exchange("release-bot", "dev", deploy(), { subject_token: bound });
+    },
+  },
+  {
+    reason: "resource_missing",
+    run: () => exchange("release-bot", "dev", deploy(), { resource: undefined }),
+  },
+  {
+    reason: "resource_invalid",
+    run: () => exchange("release-bot", "dev", deploy(), { resource: "k8s.acme.example#prod" }),
+  },
+
+  // the intent, in the order of the checks
+  { reason: "intent_missing", run: () => exchange("release-bot", "dev", undefined) },
+  {
+    reason: "intent_malformed",
+    run: () => exchange("release-bot", "dev", undefined, { authorization_details: "[{not json" }),
+  },
+  {
+    reason: "environment_mismatch",
+    run: () => exchange("release-bot", "dev", deploy({ environment: "prod" })),
+  },
+  { reason: "unknown_playbook", run: () => exchange("release-bot", "dev", { playbook: "rotate-cert" }) },
+  {
+    reason: "playbook_not_allowed",
+    run: () => exchange("ops-assistant", "dev", deploy()),
+  },
+  {
+    reason: "environment_not_allowed",
+    error: "access_denied",
+    run: () => exchange("release-bot", "prod", { playbook: "dev-only", ticket: "CHG-1" }),
+  },
+  {
+    reason: "invalid_parameters",
+    run: () => exchange("release-bot", "dev", deploy({ parameters: { service: "billing" } })),
+  },
+  {
+    reason: "grant_outside_ceiling",
+    run: () => exchange("cost-analyst", "dev", deploy()),
+  },
+  {
+    reason: "unknown_agent",
+    run: () => exchange("orphan-bot", "dev", deploy()),
+  },
+  {
+    reason: "ticket_required",
+    run: () => exchange("release-bot", "prod", deploy({ ticket: undefined })),
+  },
+  {
+    reason: "ticket_invalid",
+    run: () => exchange("release-bot", "prod", deploy({ ticket: "JIRA-1" })),
+  },
+  {
+    reason: "outside_change_window",
+    run: () => exchange("release-bot", "frozen", deploy()),
+  },
+  {
+    reason: "kill_switch_engaged",
+    run: async () => {
+      await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "reasons-test" });
+      return exchange("release-bot", "dev", deploy());
+    },
+  },
+  { reason: "approval_required", run: () => exchange("release-bot", "prod", deploy()) },
+  {
+    reason: "repeated_denial",
+    run: async () => {
+      const denied = await exchange("release-bot", "dev", { playbook: "rotate-cert" });
+      expect(denied.status).toBe(400);
+      return exchange("release-bot", "dev", deploy());
+    },
+  },
+
+  // approvals over CIBA
+  {
+    reason: "approval_not_needed",
+    run: () => bcAuthorize("release-bot", "dev", { authorization_details: details(deploy()) }),
+  },
+  {
+    reason: "login_hint_invalid",
+    run: () =>
+      bcAuthorize("release-bot", "prod", {
+        authorization_details: details(deploy()),
+        login_hint: "erin at acme",
+      }),
+  },
+  { reason: "auth_req_id_missing", run: () => poll(undefined) },
+  { reason: "approval_not_found", run: () => poll("ar_no-such-request") },
+  { reason: "approval_pending", run: async () => poll(await approvalRequest()) },
+  {
+    reason: "slow_down",
+    run: async () => {
+      const id = await approvalRequest();
+      expect((await poll(id)).status).toBe(400);
+      return poll(id);
+    },
+  },
+  {
+    reason: "approval_denied",
+    run: async () => {
+      const id = await approvalRequest();
+      await decide(id, "deny");
+      return poll(id);
+    },
+  },
+  {
+    reason: "approval_expired",
+    run: async () => {
+      const id = await approvalRequest();
+      await editApproval(id, { created_at: ago(2000), expires_at: ago(1000) });
+      return poll(id);
+    },
+  },
+  {
+    reason: "approval_consumed",
+    run: async () => {
+      const id = await approvalRequest();
+      await decide(id, "approve");
+      expect((await poll(id)).status).toBe(200);
+      await editApproval(id, { last_polled_at: null }); // past the CIBA interval
+      return poll(id);
+    },
+  },
+  {
+    reason: "approval_binding",
+    run: async () => {
+      // the stored request no longer hashes to its binding: someone edited it behind the broker
+      const id = await approvalRequest();
+      await editApproval(id, { params: JSON.stringify({ service: "payments" }) });
+      return poll(id);
+    },
+  },
+
+  // introspection, revocation, uses
+  {
+    reason: "introspection_token_invalid",
+    run: () =>
+      post("dev", "introspect", { token: "x" }, { authorization: "Bearer not-the-resource-servers-token" }),
+  },
+  {
+    reason: "token_missing",
+    run: async () => post("dev", "revoke", await clientAuth("release-bot", "dev")),
+  },
+  { reason: "resource_server_required", run: () => post("dev", "use", { token: "x" }) },
+  ...Object.entries(BAD_TOKENS).map(
+    ([suffix, bad]): Scenario => ({
+      reason: `token_${suffix}`,
+      error: "invalid_token",
+      run: async () => use(await bad("dev")),
+    }),
+  ),
+  {
+    reason: "not_a_writ",
+    run: async () => use(await baseline("release-bot", "dev", await generateKeyPair("ES256"))),
+  },
+  {
+    reason: "writ_not_found",
+    run: async () => {
+      const w = await writ();
+      await server.store.db.deleteFrom("writs").where("id", "=", w.id).execute();
+      return use(w.token);
+    },
+  },
+  {
+    reason: "writ_revoked",
+    run: async () => {
+      const w = await writ();
+      const revoked = await post("dev", "revoke", {
+        token: w.token,
+        ...(await clientAuth("release-bot", "dev")),
+      });
+      expect(revoked.status).toBe(200);
+      return use(w.token);
+    },
+  },
+  {
+    reason: "writ_expired",
+    run: async () => {
+      const w = await writ();
+      await editWrit(w.id, { issued_at: ago(2000), expires_at: ago(1000) });
+      return use(w.token);
+    },
+  },
+  {
+    reason: "writ_not_yet_valid",
+    run: async () => {
+      const w = await writ();
+      await editWrit(w.id, { issued_at: ago(-600_000), expires_at: ago(-900_000) });
+      return use(w.token);
+    },
+  },
+  {
+    reason: "writ_exhausted",
+    run: async () => {
+      const w = await writ("one-shot");
+      expect((await use(w.token)).status).toBe(200);
+      return use(w.token);
+    },
+  },
+];
+
+/**
+ * Table rows no request to `writ serve` can reach, and why. Each is a fact about the code, checked
+ * as strictly as the scenarios: it must be a table row, and it must have no scenario.
+ */
+const CANNOT_PROVOKE: Readonly<Record<string, string>> = {
+  "dpop_ath (invalid_dpop_proof)":
+    "no broker endpoint takes an access token with its DPoP proof; `ath` is checked by resource servers",
+  "signing_key_exhausted (temporarily_unavailable)":
+    "the environment's key is replaced once less than its renewal margin (a day) is left, so the key never bounds a TTL to 0 s",
+  "approvals_unavailable (invalid_request)":
+    "createServer always gives the broker its approval service; only a broker built without one answers it",
+};
+
+// --- the tests -----------------------------------------------------------------------------------
+
+function rowFor(s: Scenario): Row {
+  const rows = REGISTRY.filter(
+    (r) => r.reason === s.reason && (s.error === undefined || r.error === s.error),
+  );
+  if (rows.length !== 1) {
+    throw new Error(
+      `scenario ${s.reason}${s.error ? ` (${s.error})` : ""} matches ${rows.length} table rows: ${rows.map(keyOf).join(", ") || "none"}`,
+    );
+  }
+  return rows[0]!;
+}
+
+describe("the broker reasons registry", () => {
+  it("parses: every reason and error a name, no row twice", () => {
+    expect(REGISTRY.length).toBeGreaterThan(50);
+    const keys = REGISTRY.map(keyOf);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    for (const r of REGISTRY) expect(r.error, keyOf(r)).toMatch(NAME);
+  });
+
+  it("lists every reason the broker's source can answer with, with the source's error and status", () => {
+    const emitted = emittedReasons();
+    expect(emitted.length).toBeGreaterThan(50);
+    const listed = new Set(REGISTRY.map((r) => r.reason));
+    const missing = emitted.filter((e) => !listed.has(e.reason)).map((e) => `${e.reason} at ${e.where}`);
+    expect.soft(missing, "reasons the source emits that docs/reasons.md does not list").toEqual([]);
+    const disagreeing = emitted
+      .filter((e) => e.error !== undefined && e.status !== undefined)
+      .filter(
+        (e) => !REGISTRY.some((r) => r.reason === e.reason && r.error === e.error && r.status === e.status),
+      )
+      .map((e) => `${e.reason}: ${e.error} ${e.status} at ${e.where}`);
+    expect.soft(disagreeing, "source refusals whose error or status no table row has").toEqual([]);
+  });
+
+  it("has a scenario for every row, or says why no request can reach it", () => {
+    const scenarioKeys = SCENARIOS.map((s) => keyOf(rowFor(s)));
+    expect(
+      scenarioKeys.filter((k, i) => scenarioKeys.indexOf(k) !== i),
+      "rows with two scenarios",
+    ).toEqual([]);
+    const covered = new Set(scenarioKeys);
+    const rows = new Set(REGISTRY.map(keyOf));
+    for (const k of Object.keys(CANNOT_PROVOKE)) {
+      expect(rows.has(k), `${k} is in CANNOT_PROVOKE but not a table row`).toBe(true);
+      expect(covered.has(k), `${k} has a scenario and is in CANNOT_PROVOKE`).toBe(false);
+    }
+    const uncovered = REGISTRY.map(keyOf).filter((k) => !covered.has(k) && !(k in CANNOT_PROVOKE));
+    expect(uncovered, "table rows with no scenario").toEqual([]);
+  });
+});
+
+describe("each reason over HTTP", () => {
+  it.each(
+    SCENARIOS.map(
+      (s) => [s.error === undefined ? s.reason : keyOf({ reason: s.reason, error: s.error }), s] as const,
+    ),
+  )("%s", async (_, scenario) => {
+    const row = rowFor(scenario);
+    const r = await scenario.run();
+    const body = (await r.json()) as Record<string, unknown>;
+    expect({ status: r.status, error: body.error, reason: body.reason }, JSON.stringify(body)).toEqual({
+      status: row.status,
+      error: row.error,
+      reason: row.reason,
+    });
+    if (row.status === 429) expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    if (row.error === "use_dpop_nonce") expect(r.headers.get("dpop-nonce")).toMatch(/^[\w-]{20,}$/);
+  });
+});
