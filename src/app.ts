@@ -17,6 +17,7 @@ import {
   loadConfigFile,
 } from "./config/index.js";
 import type { Vocabulary, WritConfig } from "./core/index.js";
+import type { Gateway } from "./gateway/index.js";
 import {
   type AuthzenRecord,
   authzenRoutes,
@@ -110,6 +111,8 @@ export interface ServerOptions {
    * the nonce given). The nonce secret is random per process.
    */
   readonly dpopNonce?: "accept" | "require" | undefined;
+  /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export interface Server {
@@ -120,6 +123,8 @@ export interface Server {
   readonly operator: Operator;
   /** The secret of the admin API (`/admin/v1`), for `<data>/serve.json`; never logged. */
   readonly adminToken: string;
+  /** The MCP gateway, when writ.yaml has a `gateway` section. */
+  readonly gateway?: Gateway | undefined;
   /** Sets the public base URL when it was not known at creation (a port chosen at listen time). */
   setBaseUrl(url: string): void;
   /** Checkpoints the audit log and closes the store. */
@@ -159,11 +164,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     { httpApp },
     { openStore, toActiveWrit },
     broker,
+    gatewayPart,
   ] = await Promise.all([
     import("./audit/index.js"),
     import("./http/app.js"),
     import("./store/index.js"),
     import("./broker/index.js"),
+    import("./gateway/index.js"),
   ]);
   const digest = (value: unknown) =>
     `sha256:${createHash("sha256")
@@ -210,8 +217,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
     const kill = broker.killSwitch(store.db, { exclusive });
+    // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
+    const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
     const operator = broker.operator({
-      config: opts.policy.config,
+      config: approvalConfig,
       kill,
       keys,
       approvals,
@@ -234,13 +243,39 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       nonce: broker.createNonceService(randomBytes(32)),
       requireDpopNonce: opts.dpopNonce === "require",
     });
+    const gateway =
+      opts.policy.config.gateway === undefined
+        ? undefined
+        : await gatewayPart.createGateway({
+            config: opts.policy.config,
+            pdp,
+            store,
+            audit: (type, data) => audit.append(type, data),
+            approvals,
+            kill,
+            digest,
+            spendUse: gatewayPart.storeSpendUse(store, (type, data) => audit.append(type, data)),
+            resolve: gatewayPart.envResolver(opts.env ?? process.env),
+            version: opts.version,
+          });
     const app = httpApp({
       authzen,
+      gateway:
+        gateway &&
+        gatewayPart.gatewayRoutes({
+          gateway,
+          config: opts.policy.config,
+          keys,
+          replay,
+          store,
+          baseUrl: currentBaseUrl,
+          version: opts.version,
+        }),
       broker: broker
         .brokerRoutes({ service, keys, baseUrl: currentBaseUrl })
         .route(
           "/",
-          broker.approvalsApi({ config: opts.policy.config, approvals, replay, baseUrl: currentBaseUrl }),
+          broker.approvalsApi({ config: approvalConfig, approvals, replay, baseUrl: currentBaseUrl }),
         )
         .route("/", broker.adminApi(operator, adminToken)),
       version: opts.version,
@@ -256,6 +291,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       audit,
       operator,
       adminToken,
+      gateway,
       setBaseUrl(url: string) {
         baseUrl = url.replace(/\/+$/, "");
       },
@@ -263,6 +299,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         if (closed) return;
         closed = true;
         try {
+          await gateway?.close();
           await replay.flush();
           await audit.append("server.stop", {});
           await audit.checkpoint();

@@ -39,6 +39,7 @@ import {
   type WritConfig,
 } from "../core/index.js";
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
 
 export interface LoadOptions {
@@ -105,7 +106,7 @@ function suggest(word: string, options: Iterable<string>): string {
     : "";
 }
 
-class Checker {
+export class Checker {
   readonly problems: ConfigProblem[] = [];
 
   constructor(
@@ -939,7 +940,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     top,
     [],
     ["version", "environments", "runnerClasses", "agents"],
-    ["approvers", "approverGroups", "playbooks", "guardrails"],
+    ["approvers", "approverGroups", "playbooks", "guardrails", "gateway"],
   );
   if (top.version !== undefined && top.version !== 1) {
     c.error(
@@ -1035,6 +1036,10 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       }
     });
   }
+  const gateway = parseGateway(c, top.gateway, {
+    groups: approverGroups,
+    approval: (ch, v, p) => parseApproval(ch, v, p, approverGroups),
+  });
   const guardrailSources = await parseGuardrails(
     text,
     c,
@@ -1063,6 +1068,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
             files: guardrailSources.map((g) => g.file),
           }
         : undefined,
+    gateway,
   };
   for (const p of checkContainment(config, vocab)) {
     if (p.severity === "error") c.error(p.code, p.path, p.message);

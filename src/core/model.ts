@@ -132,6 +132,96 @@ export interface Guardrails {
   readonly files: readonly string[];
 }
 
+/** How one argument of a tool call names what the call touches (the gateway's resource). */
+export interface ResourceRule {
+  readonly kind: "resource-rule";
+  /** The argument names: one, or two for a repository given as owner and name. */
+  readonly from: readonly string[];
+  /** The argument is an array: every item is a resource. */
+  readonly each: boolean;
+  /**
+   * `path`: a canonical filesystem path (absolute, `..` resolved, symlinks followed, case as the
+   * filesystem has it); `url-host`: a URL's host; `email-domain`: an address's domain;
+   * `repository`: `owner/name`, lower case.
+   */
+  readonly as: "path" | "url-host" | "email-domain" | "repository";
+  /** `path`: relative paths resolve against it; without it a relative path is refused. */
+  readonly base?: string | undefined;
+  /** `path`: the filesystem ignores case, so the path is compared in lower case. */
+  readonly foldCase: boolean;
+  readonly path: Path;
+}
+
+/** A rate: `count` calls per `perSeconds`. */
+export interface RateLimit {
+  readonly count: number;
+  readonly perSeconds: number;
+}
+
+/** What the gateway knows of one upstream tool beyond its own definition. */
+export interface GatewayTool {
+  readonly kind: "gateway-tool";
+  readonly server: string;
+  readonly name: string;
+  readonly resources: readonly ResourceRule[];
+  /** JSON Schemas by argument name, checked beside the tool's own `inputSchema`. */
+  readonly constraints: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Delete, deploy, send, pay…: every call is held for an approval bound to its exact arguments. */
+  readonly irreversible: boolean;
+  /** Reads the outside world (web, e-mail, tickets): a call taints the session. */
+  readonly untrusted: boolean;
+  /** Changes our systems: refused (or held) in a tainted session. */
+  readonly privileged: boolean;
+  readonly whenTainted: "refuse" | "hold";
+  /** Who approves held calls; required when calls can be held. */
+  readonly approval?: ApprovalPolicy | undefined;
+  /** How long a held call's approval request (and the approval) lives. */
+  readonly approvalTtlSeconds: number;
+  readonly rateLimit?: RateLimit | undefined;
+  readonly path: Path;
+}
+
+/**
+ * A configuration string that may hold `${env:NAME}` references, resolved by the composition root
+ * (the only reader of the environment) when the gateway starts.
+ */
+export interface ConfigText {
+  readonly template: string;
+  /** The environment variables it names. */
+  readonly env: readonly string[];
+}
+
+export type Upstream =
+  | {
+      readonly kind: "stdio-upstream";
+      readonly id: string;
+      readonly command: string;
+      readonly args: readonly ConfigText[];
+      readonly env: ReadonlyMap<string, ConfigText>;
+      readonly cwd?: string | undefined;
+      readonly tools: ReadonlyMap<string, GatewayTool>;
+      readonly path: Path;
+    }
+  | {
+      readonly kind: "http-upstream";
+      readonly id: string;
+      readonly url: string;
+      /** The gateway's own credentials for this upstream, never the agent's token. */
+      readonly headers: ReadonlyMap<string, ConfigText>;
+      readonly tools: ReadonlyMap<string, GatewayTool>;
+      readonly path: Path;
+    };
+
+export interface GatewayConfig {
+  readonly kind: "gateway";
+  /** The audience tokens must name; default `<public base URL>/mcp`. */
+  readonly resource?: string | undefined;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly perAgent?: RateLimit | undefined;
+  /** The default per agent and tool; a tool's own `rateLimit` wins. */
+  readonly perTool?: RateLimit | undefined;
+}
+
 export interface WritConfig {
   readonly kind: "config";
   readonly file: string;
@@ -143,6 +233,8 @@ export interface WritConfig {
   readonly approvers?: ReadonlyMap<string, Approver> | undefined;
   readonly playbooks: ReadonlyMap<string, Playbook>;
   readonly guardrails?: Guardrails | undefined;
+  /** The MCP gateway's upstreams and tool declarations. */
+  readonly gateway?: GatewayConfig | undefined;
 }
 
 /** An issued writ as the decision point sees it. */

@@ -9,6 +9,8 @@ export interface HttpParts {
   readonly authzen: Hono;
   /** The broker's OAuth routes. */
   readonly broker: Hono;
+  /** The MCP gateway's endpoint and its protected resource metadata, when configured. */
+  readonly gateway?: Hono | undefined;
   /** Readiness: resolves when the store answers. */
   readonly ready: () => Promise<boolean>;
   readonly version: string;
@@ -32,6 +34,7 @@ export function httpApp(parts: HttpParts): Hono {
   });
   app.route("/", parts.authzen);
   app.route("/", parts.broker);
+  if (parts.gateway) app.route("/", parts.gateway);
   app.notFound((c) =>
     problem(404, "Not Found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
   );

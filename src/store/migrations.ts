@@ -238,11 +238,43 @@ const analyzer: Migration = {
   },
 };
 
+/**
+ * The MCP gateway: the pinned definition of every upstream tool (a changed definition waits in
+ * quarantine until an operator approves it), and the approval request each held call is waiting on,
+ * by the binding of its exact arguments.
+ */
+const gateway: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table gateway_tool_pins (
+          server text not null check (length(server) between 1 and 200),
+          tool text not null check (length(tool) between 1 and 200),
+          approved_hash text check (approved_hash is null or approved_hash ~ '^[0-9a-f]{64}$'),
+          seen_hash text not null check (seen_hash ~ '^[0-9a-f]{64}$'),
+          seen_definition jsonb not null check (jsonb_typeof(seen_definition) = 'object'),
+          first_seen timestamptz not null,
+          seen_at timestamptz not null,
+          approved_at timestamptz,
+          approved_by text,
+          primary key (server, tool)
+        )`),
+      sql.raw(`
+        create table gateway_holds (
+          binding text primary key check (binding ~ '^[0-9a-f]{64}$'),
+          request_id text not null,
+          created_at timestamptz not null
+        )`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
   "0002_broker": broker,
   "0003_analyzer": analyzer,
+  "0004_gateway": gateway,
 };
 
 const provider: MigrationProvider = {

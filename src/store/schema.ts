@@ -146,6 +146,24 @@ export interface AnalyzerFindingHistoryTable {
   note: string | null;
 }
 
+export interface GatewayToolPinsTable {
+  server: string;
+  tool: string;
+  approved_hash: string | null;
+  seen_hash: string;
+  seen_definition: Json;
+  first_seen: Timestamp;
+  seen_at: Timestamp;
+  approved_at: Timestamp | null;
+  approved_by: string | null;
+}
+
+export interface GatewayHoldsTable {
+  binding: string;
+  request_id: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
@@ -157,6 +175,8 @@ export interface Database {
   approval_decisions: ApprovalDecisionsTable;
   kill_switches: KillSwitchesTable;
   denial_counters: DenialCountersTable;
+  gateway_tool_pins: GatewayToolPinsTable;
+  gateway_holds: GatewayHoldsTable;
   analyzer_findings: AnalyzerFindingsTable;
   analyzer_finding_history: AnalyzerFindingHistoryTable;
 }

@@ -1,0 +1,146 @@
+/**
+ * Held calls: an irreversible tool's call (or a privileged one in a tainted session, when the tool
+ * says `whenTainted: hold`) waits for an out-of-band approval bound to the hash of its exact
+ * arguments. The broker's approval service keeps the requests, so approvers use the same
+ * `writ approve` and approvals API as for writs: the subject is the agent, the environment, the
+ * pseudo-playbook `mcp:<server>:<tool>` and, as parameters, the arguments' digest and the resources
+ * the call touches. Approval for arguments A never admits arguments B: B's digest, hence its
+ * binding, differs. An approval is used once and expires with its request.
+ */
+import { randomBytes } from "node:crypto";
+import type { Kysely } from "kysely";
+import { type ApprovalService, approvalBinding } from "../broker/index.js";
+import { isWritError, type Playbook, q, type WritConfig } from "../core/index.js";
+import { type Database, guard } from "../store/index.js";
+import { GatewayError } from "./errors.js";
+
+/** The pseudo-playbook an approval request for a held tool call names. */
+export function toolSubject(server: string, tool: string): string {
+  return `mcp:${server}:${tool}`;
+}
+
+/**
+ * The config as the approval deciders must see it: every tool whose calls can be held appears as
+ * a playbook `mcp:<server>:<tool>` with its approval policy in every environment, so the approval
+ * service judges a held call's request by the tool's policy. (Names with `:` cannot collide with
+ * writ.yaml playbooks.)
+ */
+export function withToolApprovals(config: WritConfig): WritConfig {
+  const gw = config.gateway;
+  if (gw === undefined) return config;
+  const extra = new Map<string, Playbook>();
+  const envs = [...config.environments.keys()];
+  for (const u of gw.upstreams.values()) {
+    for (const t of u.tools.values()) {
+      if (t.approval === undefined) continue;
+      const id = toolSubject(t.server, t.name);
+      extra.set(id, {
+        kind: "playbook",
+        id,
+        description: `held calls of MCP tool ${q(`${t.server}:${t.name}`)}`,
+        parameters: { type: "object" },
+        grants: [],
+        ttlSeconds: t.approvalTtlSeconds,
+        risk: "high",
+        environments: envs,
+        ticket: "none",
+        approval: new Map(envs.map((e) => [e, t.approval!])),
+        allowSelfApproval: false,
+      });
+    }
+  }
+  if (extra.size === 0) return config;
+  return { ...config, playbooks: new Map([...config.playbooks, ...extra]) };
+}
+
+export interface HeldCall {
+  readonly agent: string;
+  readonly environment: string;
+  readonly server: string;
+  readonly tool: string;
+  readonly argumentsDigest: string;
+  readonly resources: readonly string[];
+  /** Who asked: the sponsor when the token has one, else the agent. */
+  readonly requester: string;
+  readonly ttlSeconds: number;
+  readonly why: "irreversible" | "tainted";
+}
+
+/**
+ * Lets a held call through once its approval is granted (consuming it), or refuses it naming the
+ * approval request: `approval_required` (a new request), `approval_pending`, `approval_denied`.
+ */
+export async function admitHeld(
+  db: Kysely<Database>,
+  approvals: ApprovalService,
+  call: HeldCall,
+  now: Date,
+): Promise<string> {
+  const subject = {
+    agent: call.agent,
+    playbook: toolSubject(call.server, call.tool),
+    params: { arguments: call.argumentsDigest, resources: [...call.resources], why: call.why },
+    environment: call.environment,
+  };
+  const binding = approvalBinding(subject);
+  const row = await guard("read held call", () =>
+    db.selectFrom("gateway_holds").selectAll().where("binding", "=", binding).executeTakeFirst(),
+  );
+  if (row !== undefined) {
+    const status = await approvals.status(row.request_id, { binding, now }).catch((err) => {
+      if (isWritError(err) && err.code.startsWith("ERR_APPROVAL")) return undefined;
+      throw err;
+    });
+    const detail = { approval: row.request_id, binding };
+    switch (status?.status) {
+      case "approved":
+        try {
+          await approvals.consume(row.request_id, `call_${randomBytes(12).toString("base64url")}`, {
+            binding,
+            now,
+          });
+        } catch (err) {
+          if (!(isWritError(err) && err.code.startsWith("ERR_APPROVAL"))) throw err;
+          throw new GatewayError(
+            "approval_required",
+            `approval ${q(row.request_id)} was used already`,
+            detail,
+          );
+        }
+        await guard("clear held call", () =>
+          db.deleteFrom("gateway_holds").where("binding", "=", binding).execute(),
+        );
+        return row.request_id;
+      case "pending":
+        throw new GatewayError(
+          "approval_pending",
+          `held for approval ${q(row.request_id)}: the approvers have not decided yet (expires ${status.expiresAt.toISOString()})`,
+          { ...detail, expiresAt: status.expiresAt.toISOString() },
+        );
+      case "denied":
+        throw new GatewayError(
+          "approval_denied",
+          `approval ${q(row.request_id)} for these exact arguments was denied`,
+          detail,
+        );
+      default:
+        break; // expired, consumed or gone: ask again
+    }
+  }
+  const request = await approvals.createRequest(
+    { ...subject, requester: call.requester, expiresAt: new Date(now.getTime() + call.ttlSeconds * 1000) },
+    { now },
+  );
+  await guard("record held call", () =>
+    db
+      .insertInto("gateway_holds")
+      .values({ binding, request_id: request.id, created_at: now })
+      .onConflict((oc) => oc.column("binding").doUpdateSet({ request_id: request.id, created_at: now }))
+      .execute(),
+  );
+  throw new GatewayError(
+    "approval_required",
+    `${call.why === "irreversible" ? "an irreversible tool" : "a privileged tool in a tainted session"}: held for approval ${q(request.id)}; retry the same call once it is approved (\`writ approve ${request.id}\`)`,
+    { approval: request.id, binding, expiresAt: request.expiresAt.toISOString() },
+  );
+}

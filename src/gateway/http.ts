@@ -1,0 +1,335 @@
+/**
+ * The gateway over Streamable HTTP, on Hono: `/mcp` (the MCP endpoint) and its RFC 9728 protected
+ * resource metadata. Every request carries a writ access token whose audience is this gateway,
+ * bound by DPoP (RFC 9449): `Authorization: DPoP <token>` and a fresh `DPoP` proof with `ath`.
+ * Anything else is answered 401 with `WWW-Authenticate` pointing at the metadata.
+ *
+ * An MCP session belongs to the token's agent, DPoP key and writ: a request for a session with
+ * another identity is refused. A kill ends the session (its transport is closed) and the next
+ * request for it gets 404.
+ */
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { Hono } from "hono";
+import {
+  type AccessTokenClaims,
+  type EnvironmentKeys,
+  issuerFor,
+  type ReplayCache,
+  verifyAccessToken,
+  verifyDpopProof,
+} from "../broker/index.js";
+import { isWritError, q, type WritConfig } from "../core/index.js";
+import { type Store, toActiveWrit } from "../store/index.js";
+import { GatewayError } from "./errors.js";
+import type { Gateway, GatewayIdentity } from "./gateway.js";
+import { sessionServer } from "./mcp.js";
+
+export const MCP_PATH = "/mcp";
+export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MCP_PATH}`;
+const DPOP_ALGS = "EdDSA ES256 ES384 PS256 RS256";
+
+export interface GatewayHttpOptions {
+  readonly gateway: Gateway;
+  readonly config: WritConfig;
+  readonly keys: Pick<EnvironmentKeys, "verificationKey">;
+  readonly replay: ReplayCache;
+  readonly store: Pick<Store, "writs">;
+  /** The public base URL of the server (issuers are `<base>/env/<env>`). */
+  readonly baseUrl: () => string;
+  readonly version: string;
+  readonly clock?: (() => Date) | undefined;
+}
+
+interface HttpSession {
+  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly agent: string;
+  readonly jkt: string;
+  readonly writ: string | undefined;
+}
+
+class Unauthorized extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    readonly error: string,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The audience a token must name: writ.yaml's `gateway.resource`, else `<base>/mcp`. */
+export function gatewayResource(config: WritConfig, baseUrl: string): string {
+  return config.gateway?.resource ?? `${baseUrl}${MCP_PATH}`;
+}
+
+function quoted(s: string): string {
+  return `"${s.replace(/["\\]/g, "").slice(0, 300)}"`;
+}
+
+export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
+  const app = new Hono();
+  const sessions = new Map<string, HttpSession>();
+  const now = () => (opts.clock ? opts.clock() : new Date());
+  const metadataUrl = () => `${opts.baseUrl()}${RESOURCE_METADATA_PATH}`;
+
+  opts.gateway.onToolsChanged(() => {
+    for (const s of sessions.values()) {
+      // the server of a session is reachable through its transport's handler only; see below
+      listChanged.get(s)?.();
+    }
+  });
+  const listChanged = new WeakMap<HttpSession, () => void>();
+
+  app.get(RESOURCE_METADATA_PATH, (c) => {
+    const base = opts.baseUrl();
+    return c.json({
+      resource: gatewayResource(opts.config, base),
+      authorization_servers: [...opts.config.environments.keys()].map((e) => issuerFor(base, e)),
+      bearer_methods_supported: ["header"],
+      dpop_bound_access_tokens_required: true,
+      dpop_signing_alg_values_supported: DPOP_ALGS.split(" "),
+      resource_name: "writ MCP gateway",
+      resource_documentation: "https://github.com/writ-dev/writ/blob/main/docs/gateway.md",
+    });
+  });
+
+  function challenge(err: Unauthorized): Response {
+    const meta = `resource_metadata=${quoted(metadataUrl())}`;
+    const header =
+      err.error === "invalid_request" && err.reason === "token_missing"
+        ? `Bearer ${meta}, DPoP algs=${quoted(DPOP_ALGS)}, ${meta}`
+        : `DPoP error=${quoted(err.error)}, error_description=${quoted(err.message)}, algs=${quoted(DPOP_ALGS)}, ${meta}`;
+    return new Response(
+      JSON.stringify({ error: err.error, error_description: err.message, reason: err.reason }),
+      {
+        status: err.status,
+        headers: {
+          "content-type": "application/json",
+          "www-authenticate": header,
+          "cache-control": "no-store",
+        },
+      },
+    );
+  }
+
+  async function authenticate(
+    req: Request,
+  ): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
+    const auth = req.headers.get("authorization");
+    if (!auth)
+      throw new Unauthorized(
+        401,
+        "invalid_request",
+        "token_missing",
+        "this gateway needs a writ access token",
+      );
+    const m = /^(DPoP|Bearer) ([A-Za-z0-9._~+/-]+=*)$/i.exec(auth);
+    if (!m)
+      throw new Unauthorized(
+        401,
+        "invalid_token",
+        "token_malformed",
+        "the Authorization header is malformed",
+      );
+    if (m[1]!.toLowerCase() !== "dpop") {
+      throw new Unauthorized(
+        401,
+        "invalid_token",
+        "dpop_required",
+        "present the token with `Authorization: DPoP`: bearer tokens are not accepted",
+      );
+    }
+    const token = m[2]!;
+    const base = opts.baseUrl();
+    // the issuer names the environment; the environment's keys alone may verify
+    let iss: unknown;
+    try {
+      iss = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")).iss;
+    } catch {
+      throw new Unauthorized(401, "invalid_token", "token_malformed", "the token is not a JWT");
+    }
+    const env =
+      typeof iss === "string" && iss.startsWith(`${base}/env/`) ? iss.slice(base.length + 5) : undefined;
+    if (env === undefined || !opts.config.environments.has(env)) {
+      throw new Unauthorized(401, "invalid_token", "token_issuer", "the token was not issued by this writ");
+    }
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifyAccessToken(token, {
+        env,
+        issuer: issuerFor(base, env),
+        keys: opts.keys,
+        audience: gatewayResource(opts.config, base),
+        clock: opts.clock,
+      });
+    } catch (err) {
+      if (!isWritError(err)) throw err;
+      throw new Unauthorized(401, "invalid_token", err.code.replace(/^ERR_/, "").toLowerCase(), err.message);
+    }
+    if (claims.cnf === undefined) {
+      throw new Unauthorized(
+        401,
+        "invalid_token",
+        "dpop_required",
+        "the token is not DPoP-bound: ask the broker with a DPoP proof",
+      );
+    }
+    let jkt: string;
+    try {
+      const url = new URL(req.url);
+      jkt = (
+        await verifyDpopProof(req.headers.get("dpop"), {
+          method: req.method,
+          url: `${base}${url.pathname}`,
+          accessToken: token,
+          replay: opts.replay,
+          clock: opts.clock,
+        })
+      ).jkt;
+    } catch (err) {
+      if (!isWritError(err)) throw err;
+      throw new Unauthorized(
+        401,
+        "invalid_dpop_proof",
+        err.code.replace(/^ERR_/, "").toLowerCase(),
+        err.message,
+      );
+    }
+    if (jkt !== claims.cnf.jkt) {
+      throw new Unauthorized(
+        401,
+        "invalid_token",
+        "dpop_key_mismatch",
+        "the DPoP proof is signed by another key than the token is bound to",
+      );
+    }
+    return { claims, jkt, token };
+  }
+
+  async function identityOf(claims: AccessTokenClaims, env: string): Promise<GatewayIdentity> {
+    const agent = opts.config.agents.get(claims.client_id);
+    if (!agent || !agent.environments.includes(env)) {
+      throw new Unauthorized(
+        403,
+        "insufficient_scope",
+        "unknown_agent",
+        `agent ${q(claims.client_id)} may not use this gateway in ${q(env)}`,
+      );
+    }
+    let writ: GatewayIdentity["writ"];
+    if (claims.writ !== undefined) {
+      const stored = await opts.store.writs.get(claims.writ);
+      if (!stored || stored.agent !== agent.id || stored.environment !== env) {
+        throw new Unauthorized(
+          401,
+          "invalid_token",
+          "writ_not_found",
+          `writ ${q(claims.writ)} is not this agent's`,
+        );
+      }
+      if (stored.status !== "active") {
+        throw new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
+      }
+      writ = toActiveWrit(stored);
+    }
+    return {
+      agent: agent.id,
+      environment: env,
+      writ,
+      sponsor: claims.sub !== agent.id ? claims.sub : undefined,
+      transport: "http",
+    };
+  }
+
+  app.all(MCP_PATH, async (c) => {
+    const req = c.req.raw;
+    let auth: Awaited<ReturnType<typeof authenticate>>;
+    try {
+      auth = await authenticate(req);
+    } catch (err) {
+      if (err instanceof Unauthorized) return challenge(err);
+      throw err;
+    }
+    const { claims, jkt, token } = auth;
+    const env = new URL(claims.iss).pathname.split("/").pop()!;
+    const authInfo = {
+      token,
+      clientId: claims.client_id,
+      scopes: claims.scope ? claims.scope.split(" ") : [],
+      expiresAt: claims.exp,
+      extra: { writ: claims.writ, environment: env },
+    };
+    const sid = req.headers.get("mcp-session-id");
+    if (sid !== null) {
+      const s = sessions.get(sid);
+      if (!s || opts.gateway.session(sid) === undefined) {
+        return c.json(
+          { jsonrpc: "2.0", error: { code: -32001, message: "session not found or ended" }, id: null },
+          404,
+        );
+      }
+      if (s.agent !== claims.client_id || s.jkt !== jkt || s.writ !== claims.writ) {
+        return challenge(
+          new Unauthorized(
+            403,
+            "invalid_token",
+            "session_mismatch",
+            "this session belongs to another agent, key or writ",
+          ),
+        );
+      }
+      return s.transport.handleRequest(req, { authInfo });
+    }
+    if (req.method !== "POST") {
+      return c.json(
+        { jsonrpc: "2.0", error: { code: -32000, message: "no session: initialize first" }, id: null },
+        400,
+      );
+    }
+    let identity: GatewayIdentity;
+    try {
+      identity = await identityOf(claims, env);
+    } catch (err) {
+      if (err instanceof Unauthorized) return challenge(err);
+      throw err;
+    }
+    let sessionId: string;
+    let transport: WebStandardStreamableHTTPServerTransport;
+    try {
+      const session = opts.gateway.openSession(identity, () => {
+        sessions.delete(session.id);
+        void transport?.close().catch(() => {});
+      });
+      sessionId = session.id;
+    } catch (err) {
+      if (err instanceof GatewayError) {
+        return challenge(new Unauthorized(403, "access_denied", err.reason, err.message));
+      }
+      throw err;
+    }
+    transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => sessionId,
+      enableJsonResponse: true,
+    });
+    const server = sessionServer(opts.gateway, sessionId, opts.version);
+    const entry: HttpSession = { transport, agent: claims.client_id, jkt, writ: claims.writ };
+    sessions.set(sessionId, entry);
+    listChanged.set(entry, () => void server.sendToolListChanged().catch(() => {}));
+    transport.onclose = () => {
+      sessions.delete(sessionId);
+      opts.gateway.endSession(sessionId, "the client closed the session");
+    };
+    await server.connect(transport);
+    const res = await transport.handleRequest(req, { authInfo });
+    if (res.status >= 400) {
+      // initialisation failed: nothing to keep
+      sessions.delete(sessionId);
+      opts.gateway.endSession(sessionId, "initialisation failed");
+    }
+    void now;
+    return res;
+  });
+
+  return app;
+}

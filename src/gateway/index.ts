@@ -1,0 +1,38 @@
+// The MCP gateway: an MCP proxy that decides on what each tool call touches. The only public
+// surface of src/gateway.
+export { ERR_GATEWAY_REFUSED, GatewayError, type GatewayReason, isGatewayError } from "./errors.js";
+export {
+  type CallContext,
+  createGateway,
+  type Gateway,
+  type GatewayDeps,
+  type GatewayIdentity,
+  type GatewaySession,
+  NO_RESOURCE,
+  PROMPT_CONTEXT_HEADER,
+  PROMPT_CONTEXT_META,
+  REFUSAL_META,
+  type SpendUse,
+  TOOL_SEPARATOR,
+} from "./gateway.js";
+export { admitHeld, toolSubject, withToolApprovals } from "./holds.js";
+export {
+  type GatewayHttpOptions,
+  gatewayResource,
+  gatewayRoutes,
+  MCP_PATH,
+  RESOURCE_METADATA_PATH,
+} from "./http.js";
+export {
+  definitionHash,
+  ERR_PIN_NOT_FOUND,
+  type PinStatus,
+  type PinStore,
+  pinStore,
+  type ToolDefinition,
+  type ToolPin,
+} from "./pins.js";
+export { deriveResources } from "./resource.js";
+export { type StdioSession, serveStdio } from "./stdio.js";
+export { ERR_GATEWAY_ENV, ERR_GATEWAY_UPSTREAM, envResolver, type ResolveText } from "./upstreams.js";
+export { storeSpendUse } from "./uses.js";
