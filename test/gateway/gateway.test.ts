@@ -247,7 +247,9 @@ describe("audit", () => {
       _meta: { "writ.dev/prompt-context-id": "ctx-42" },
     });
     const records = await live.server.audit.tail(10_000);
-    const calls = records.filter((r) => r.type === "gateway.call").map((r) => r.data as unknown as CallRecord);
+    const calls = records
+      .filter((r) => r.type === "gateway.call")
+      .map((r) => r.data as unknown as CallRecord);
     const mine = calls.find((d) => d.promptContextId === "ctx-42");
     expect(mine).toMatchObject({
       agent: "release-bot",
