@@ -203,7 +203,13 @@ export function replacementPolicy(
       byAction.set(action, set);
     }
   }
-  // One statement per distinct resource set.
+  return { document: policyDocumentFrom(byAction), leftOut };
+}
+
+/** An IAM policy document: one Allow statement per distinct set of resources. */
+export function policyDocumentFrom(
+  byAction: ReadonlyMap<string, ReadonlySet<string>>,
+): Replacement["document"] {
   const groups = new Map<string, string[]>();
   for (const [action, resources] of byAction) {
     const key = [...resources].sort().join("\n");
@@ -217,7 +223,7 @@ export function replacementPolicy(
       Action: actions.sort(),
       Resource: key.split("\n"),
     }));
-  return { document: { Version: "2012-10-17", Statement }, leftOut };
+  return { Version: "2012-10-17", Statement };
 }
 
 export interface Verification {

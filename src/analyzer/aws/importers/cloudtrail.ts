@@ -31,6 +31,8 @@ export interface TrailEvent {
   readonly sourceIp?: string;
   readonly region?: string;
   readonly readOnly?: boolean;
+  readonly requestId?: string;
+  readonly userAgent?: string;
 }
 
 /** eventSource prefixes that are not the IAM service prefix. */
@@ -147,6 +149,8 @@ export function normaliseRecord(raw: unknown, where: string): TrailEvent {
     ...(str(r.sourceIPAddress) ? { sourceIp: r.sourceIPAddress as string } : {}),
     ...(str(r.awsRegion) ? { region: r.awsRegion as string } : {}),
     ...(typeof r.readOnly === "boolean" ? { readOnly: r.readOnly } : {}),
+    ...(str(r.requestID) ? { requestId: r.requestID as string } : {}),
+    ...(str(r.userAgent) ? { userAgent: r.userAgent as string } : {}),
   };
 }
 
@@ -155,14 +159,14 @@ function isGzip(buf: Buffer): boolean {
 }
 
 /** Records of one line of JSON lines: a page of records, or one record. */
-function lineRecords(doc: unknown): unknown[] {
+export function lineRecords(doc: unknown): unknown[] {
   if (isRecord(doc) && Array.isArray(doc.Records)) return doc.Records;
   if (isRecord(doc) && Array.isArray(doc.Events)) return doc.Events;
   return [doc];
 }
 
 /** Records of one parsed JSON document (a log file, an array, a lookup-events page). */
-function recordsOf(doc: unknown, where: string): unknown[] {
+export function recordsOf(doc: unknown, where: string): unknown[] {
   if (Array.isArray(doc)) return doc;
   if (isRecord(doc) && Array.isArray(doc.Records)) return doc.Records;
   if (isRecord(doc) && Array.isArray(doc.Events)) return doc.Events;

@@ -11,10 +11,12 @@ export {
   policiesFor,
 } from "./authz-details.js";
 export {
+  lineRecords,
   normaliseRecord,
   readTrail,
   readTrailFile,
   readTrailLines,
+  recordsOf,
   serviceOf,
   type TrailEvent,
 } from "./cloudtrail.js";

@@ -1,0 +1,534 @@
+/**
+ * AWS in the analysis engine (src/analyzer/model.ts): importers for account authorization details
+ * (structure) and CloudTrail (activity), risk from the catalog's access levels and risk classes,
+ * IAM JSON replacements, and escalation edges from the evaluator-decided escalation graph.
+ *
+ * Node ids: identities `aws:user:<arn>` and `aws:role:<arn>` (the id Kubernetes' IRSA annotation
+ * links to), groups `aws:group:<arn>`, bindings `aws:binding:<principal>#<policy>`, policies
+ * `aws:policy:<id>`, and one workload `aws:workload:<arn>` per user and per role that is not a
+ * web-identity (IRSA) or service-linked role — those are analyzed through the workloads using them.
+ * Identity nodes carry their policy documents in `attrs` (JSON) so escalation needs only the graph.
+ */
+
+import { problem } from "../input.js";
+import type {
+  EscalationEdge,
+  GraphEdge,
+  GraphNode,
+  GraphView,
+  Importer,
+  ImportOptions,
+  ImportResult,
+  InputFile,
+  InputProblem,
+  ObservedEvent,
+  PermissionGrant,
+  ProviderPlugin,
+  Reduction,
+  ReductionContext,
+  Severity,
+} from "../model.js";
+import { type AwsCatalog, createCatalog } from "./catalog.js";
+import { analyzeEscalation, loadPrivescPaths, type PrivescPath, SUPPLEMENT_PATHS } from "./escalation.js";
+import { type Policy, type Statement, wildcardMatch } from "./evaluator/index.js";
+import { type Expansion, expandPolicies, risksOf, servicesFor } from "./expand.js";
+import {
+  type AuthorizationDetails,
+  type IamRole,
+  importAuthorizationDetails,
+  lineRecords,
+  normaliseRecord,
+  policiesFor,
+  readTrailFile,
+  recordsOf,
+  type TrailEvent,
+} from "./importers/index.js";
+import { policyDocumentFrom } from "./usage.js";
+
+let shared: AwsCatalog | undefined;
+/** The catalog the plugin uses, loaded as imports need services (the whole catalog loads in ~1 s). */
+export function awsCatalog(): AwsCatalog {
+  shared ??= createCatalog();
+  return shared;
+}
+
+const grantAction = (action: string) => `aws:${action}`;
+
+/** Grants of one policy, as written where denies leave them whole, else the actions that remain. */
+export function grantsOf(
+  policy: Policy,
+  expansion: Expansion,
+  catalog: AwsCatalog,
+  where: string,
+): PermissionGrant[] {
+  const out: PermissionGrant[] = [];
+  const remaining = expansion.actions.filter((a) => a.policies.includes(policy.id));
+  const compress = (actions: string[]): string[] => {
+    const bySvc = new Map<string, string[]>();
+    for (const a of actions) {
+      const svc = a.slice(0, a.indexOf(":"));
+      bySvc.set(svc, [...(bySvc.get(svc) ?? []), a]);
+    }
+    const res: string[] = [];
+    for (const [svc, list] of bySvc) {
+      if (list.length === (catalog.actions(svc)?.length ?? -1)) res.push(`${svc}:*`);
+      else res.push(...list);
+    }
+    return res;
+  };
+  const resourcesOf = (st: Statement) => st.resource ?? ["*"];
+  for (const st of policy.statements) {
+    if (st.effect !== "Allow") continue;
+    const text = `${policy.id} statement ${st.index}${st.sid ? ` (${st.sid})` : ""}${st.conditions.length ? " with conditions" : ""}${st.notResource ? `, NotResource ${st.notResource.join(", ")}` : ""}`;
+    let patterns: string[];
+    if (st.notAction) {
+      patterns = compress(
+        remaining
+          .filter((a) => !st.notAction!.some((p) => wildcardMatch(p, a.action, true)))
+          .map((a) => a.action),
+      );
+    } else {
+      patterns = [];
+      for (const pat of st.action!) {
+        const left = remaining.filter((a) => wildcardMatch(pat, a.action, true)).map((a) => a.action);
+        if (left.length === 0) continue;
+        const svc = pat === "*" ? undefined : pat.slice(0, pat.indexOf(":")).toLowerCase();
+        const total = (
+          svc && !/[*?]/.test(svc)
+            ? (catalog.actions(svc) ?? [])
+            : catalog.services().flatMap((s) => catalog.actions(s) ?? [])
+        ).filter((a) => wildcardMatch(pat, `${a.service}:${a.name}`, true)).length;
+        patterns.push(...(left.length === total ? [pat] : compress(left)));
+      }
+    }
+    if (patterns.length === 0) continue;
+    for (const a of patterns) {
+      for (const r of resourcesOf(st)) {
+        out.push({
+          kind: "permission",
+          action: grantAction(a === "*" ? "*:*" : a),
+          resource: r,
+          text,
+          source: { file: where },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function isWebIdentityOrServiceLinked(role: IamRole): boolean {
+  if (role.path.startsWith("/aws-service-role/")) return true;
+  const allows = role.trust.statements.filter((s) => s.effect === "Allow");
+  return allows.length > 0 && allows.every((s) => (s.principal?.byType.get("Federated")?.length ?? 0) > 0);
+}
+
+/** Rebuilds a policy document from the parsed form (inline policies keep no raw text). */
+export function documentOf(p: Policy): unknown {
+  const principal = (spec: Statement["principal"]) =>
+    spec?.any ? "*" : spec ? Object.fromEntries([...spec.byType.entries()]) : undefined;
+  return {
+    Version: p.version,
+    Statement: p.statements.map((s) => {
+      const o: Record<string, unknown> = { Effect: s.effect };
+      if (s.sid !== undefined) o.Sid = s.sid;
+      if (s.action) o.Action = s.action;
+      if (s.notAction) o.NotAction = s.notAction;
+      if (s.resource) o.Resource = s.resource;
+      if (s.notResource) o.NotResource = s.notResource;
+      if (s.principal) o.Principal = principal(s.principal);
+      if (s.notPrincipal) o.NotPrincipal = principal(s.notPrincipal);
+      if (s.conditions.length) {
+        const c: Record<string, Record<string, string[]>> = {};
+        for (const cl of s.conditions) {
+          const block = c[cl.raw] ?? {};
+          block[cl.key] = [...cl.values];
+          c[cl.raw] = block;
+        }
+        o.Condition = c;
+      }
+      return o;
+    }),
+  };
+}
+
+export const awsAuthzImporter: Importer = {
+  name: "aws-authorization-details",
+  phase: "structure",
+  detect: (f: InputFile) =>
+    /\.json$/i.test(f.path) && /"(UserDetailList|RoleDetailList|GroupDetailList)"/.test(f.head),
+  async import(file: InputFile): Promise<ImportResult> {
+    const problems: InputProblem[] = [];
+    let details: AuthorizationDetails;
+    try {
+      details = importAuthorizationDetails(JSON.parse(await file.text()), file.path);
+    } catch (err) {
+      problems.push(problem("ERR_INPUT_AWS_AUTHZ", { file: file.path }, (err as Error).message));
+      return { fragment: { nodes: [], edges: [], events: [], toolCalls: [], objects: [] }, problems };
+    }
+    const catalog = awsCatalog();
+    const all = [...details.policies.values()].map((p) => p.document);
+    const inline = [...details.users, ...details.roles, ...details.groups].flatMap((e) => e.inline);
+    await catalog.load(servicesFor([...all, ...inline]));
+    const nodes: GraphNode[] = [];
+    const edges: GraphEdge[] = [];
+    const src = { file: file.path };
+    const edge = (from: string, to: string, type: GraphEdge["type"], note?: string) =>
+      edges.push({ kind: "edge", from, to, type, ...(note ? { note } : {}), source: src });
+    const policyNodes = new Set<string>();
+    const bind = (holder: string, holderArn: string, p: Policy, expansion: Expansion) => {
+      const id = `aws:binding:${holderArn}#${p.id}`;
+      nodes.push({
+        kind: "node",
+        id,
+        provider: "aws",
+        type: "binding",
+        subtype: p.id.includes("/inline/") ? "InlinePolicy" : "PolicyAttachment",
+        name: p.id.split("/").pop()!,
+        grants: grantsOf(p, expansion, catalog, file.path),
+        source: src,
+      });
+      edge(holder, id, "bound-by");
+      const pid = `aws:policy:${p.id}`;
+      if (!policyNodes.has(pid)) {
+        policyNodes.add(pid);
+        nodes.push({
+          kind: "node",
+          id: pid,
+          provider: "aws",
+          type: "role",
+          subtype: "Policy",
+          name: p.id,
+          source: src,
+        });
+      }
+      edge(id, pid, "references");
+    };
+    for (const g of details.groups) {
+      const id = `aws:group:${g.arn}`;
+      nodes.push({
+        kind: "node",
+        id,
+        provider: "aws",
+        type: "group",
+        subtype: "IAMGroup",
+        name: g.name,
+        shared: true,
+        source: src,
+      });
+    }
+    for (const e of [...details.users, ...details.roles]) {
+      const idn = `aws:${e.kind}:${e.arn}`;
+      const found = policiesFor(details, e);
+      const own = [...e.inline, ...e.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? [])];
+      const expansion = expandPolicies(found.identity, catalog);
+      nodes.push({
+        kind: "node",
+        id: idn,
+        provider: "aws",
+        type: "identity",
+        subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
+        name: e.name,
+        attrs: {
+          arn: e.arn,
+          policies: JSON.stringify(found.identity.map((p) => ({ id: p.id, doc: documentOf(p) }))),
+          ...(found.boundary ? { boundary: JSON.stringify(documentOf(found.boundary)) } : {}),
+          ...(e.kind === "role" ? { trust: JSON.stringify(documentOf(e.trust)) } : {}),
+          ...(e.kind === "user" ? { groups: e.groups.join(",") } : {}),
+        },
+        source: src,
+      });
+      for (const p of own) bind(idn, e.arn, p, expansion);
+      if (e.kind === "user") {
+        for (const name of e.groups) {
+          const g = details.groups.find((x) => x.name === name);
+          if (!g) continue;
+          edge(idn, `aws:group:${g.arn}`, "member-of");
+          for (const p of [
+            ...g.inline,
+            ...g.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? []),
+          ]) {
+            const bid = `aws:binding:${g.arn}#${p.id}`;
+            if (!nodes.some((n) => n.id === bid)) bind(`aws:group:${g.arn}`, g.arn, p, expansion);
+          }
+        }
+      }
+      if (e.kind === "user" || !isWebIdentityOrServiceLinked(e)) {
+        const wid = `aws:workload:${e.arn}`;
+        nodes.push({
+          kind: "node",
+          id: wid,
+          provider: "aws",
+          type: "workload",
+          subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
+          name: e.name,
+          source: src,
+        });
+        edge(wid, idn, "runs-as");
+      }
+    }
+    return { fragment: { nodes, edges, events: [], toolCalls: [], objects: [] }, problems };
+  },
+};
+
+function observed(e: TrailEvent, file: string, line?: number): ObservedEvent {
+  const kind = e.principal.includes(":role/")
+    ? "role"
+    : e.principal.includes(":user/")
+      ? "user"
+      : "principal";
+  return {
+    kind: "event",
+    provider: "aws",
+    at: Date.parse(e.time) || 0,
+    principal: `aws:${kind}:${e.principal}`,
+    action: `aws:${e.action}`,
+    resource: e.resources[0] ?? "*",
+    outcome: e.errorCode
+      ? /denied|unauthorized|forbidden/i.test(e.errorCode)
+        ? "denied"
+        : "error"
+      : "allowed",
+    ...(e.requestId ? { requestId: e.requestId } : {}),
+    ...(e.userAgent ? { userAgent: e.userAgent } : {}),
+    source: { file, ...(line !== undefined ? { line } : {}) },
+  };
+}
+
+export const cloudTrailImporter: Importer = {
+  name: "aws-cloudtrail",
+  phase: "activity",
+  detect: (f: InputFile) =>
+    (f.head.startsWith("\u001f\u008b") || f.head.charCodeAt(0) === 0x1f) && /cloudtrail/i.test(f.path)
+      ? true
+      : (/\.(json|jsonl|ndjson)$/i.test(f.path) &&
+          /"eventSource"\s*:/.test(f.head) &&
+          /"eventName"\s*:/.test(f.head)) ||
+        /"CloudTrailEvent"\s*:/.test(f.head),
+  async import(file: InputFile, opts: ImportOptions = {}): Promise<ImportResult> {
+    const events: ObservedEvent[] = [];
+    const problems: InputProblem[] = [];
+    const emit = (e: ObservedEvent) => {
+      if (opts.window && (e.at < opts.window.start || e.at > opts.window.end)) return;
+      if (opts.onEvent) opts.onEvent(e);
+      else events.push(e);
+    };
+    const bad = (line: number | undefined, err: unknown) =>
+      problems.push(
+        problem(
+          "ERR_INPUT_CLOUDTRAIL",
+          { file: file.path, ...(line ? { line } : {}) },
+          (err as Error).message,
+        ),
+      );
+    const trimmed = file.head.trimStart();
+    try {
+      if (file.head.charCodeAt(0) === 0x1f) {
+        for await (const e of readTrailFile(file.path)) emit(observed(e, file.path));
+      } else if (
+        trimmed.startsWith("[") ||
+        (trimmed.startsWith("{") && /^\{\s*"(Records|Events)"/.test(trimmed))
+      ) {
+        const doc = JSON.parse(await file.text());
+        for (const [i, rec] of recordsOf(doc, file.path).entries()) {
+          try {
+            emit(observed(normaliseRecord(rec, `${file.path}: record ${i}`), file.path));
+          } catch (err) {
+            bad(undefined, err);
+          }
+        }
+      } else {
+        let n = 0;
+        for await (const line of file.lines()) {
+          n++;
+          if (!line.trim()) continue;
+          try {
+            for (const rec of lineRecords(JSON.parse(line)))
+              emit(observed(normaliseRecord(rec, `${file.path}:${n}`), file.path, n));
+          } catch (err) {
+            bad(
+              n,
+              err instanceof SyntaxError ? new Error(`${file.path}:${n}: not JSON: ${err.message}`) : err,
+            );
+          }
+        }
+      }
+    } catch (err) {
+      bad(undefined, err);
+    }
+    return { fragment: { nodes: [], edges: [], events, toolCalls: [], objects: [] }, problems };
+  },
+};
+
+const RISK_SEVERITY: Record<string, Severity> = {
+  identity: "critical",
+  secrets: "high",
+  logging: "high",
+  "compute-data": "medium",
+};
+const RANK: Record<Severity, number> = { critical: 4, high: 3, medium: 2, low: 1 };
+
+/** Severity of holding a grant: its riskiest covered action. */
+export function awsRisk(action: string, _resource: string): Severity {
+  const catalog = awsCatalog();
+  const pattern = action.replace(/^aws:/i, "");
+  if (pattern === "*:*" || pattern === "*") return "critical";
+  const svc = pattern.slice(0, pattern.indexOf(":")).toLowerCase();
+  const actions = /[*?]/.test(svc)
+    ? catalog.services().flatMap((s) => catalog.actions(s) ?? [])
+    : (catalog.actions(svc) ?? []);
+  let best: Severity = "low";
+  let any = false;
+  for (const a of actions) {
+    const full = `${a.service}:${a.name}`;
+    if (!wildcardMatch(pattern, full, true)) continue;
+    any = true;
+    for (const r of risksOf(full, a.accessLevel))
+      if (RANK[RISK_SEVERITY[r]!] > RANK[best]) best = RISK_SEVERITY[r]!;
+    if (best === "low" && (a.accessLevel === "Write" || a.accessLevel === "Permissions management"))
+      best = "medium";
+  }
+  return any ? best : "medium";
+}
+
+function replacementFiles(ctx: ReductionContext): { document: unknown; actions: number } {
+  const byAction = new Map<string, Set<string>>();
+  for (const u of ctx.used) {
+    if (!u.action.startsWith("aws:")) continue;
+    const action = u.action.slice(4);
+    const set = byAction.get(action) ?? new Set<string>();
+    set.add(u.resource || "*");
+    byAction.set(action, set);
+  }
+  return { document: policyDocumentFrom(byAction), actions: byAction.size };
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9+=,.@_-]+/g, "-").slice(0, 60);
+}
+
+/** Escalation edges for every AWS identity in the graph, decided by the evaluator. */
+export function awsEscalations(
+  g: GraphView,
+  paths: readonly PrivescPath[] = defaultPaths(),
+): EscalationEdge[] {
+  const identities = [...g.nodes.values()].filter(
+    (n) => n.provider === "aws" && n.type === "identity" && n.attrs?.policies,
+  );
+  if (identities.length === 0) return [];
+  const catalog = awsCatalog();
+  const policies = new Map<string, unknown>();
+  const users: unknown[] = [];
+  const roles: unknown[] = [];
+  for (const n of identities) {
+    const docs = JSON.parse(String(n.attrs!.policies)) as { id: string; doc: unknown }[];
+    const attached = docs.map((d, i) => {
+      const arn =
+        d.id.startsWith("arn:") && !d.id.includes("/inline/")
+          ? d.id
+          : `${String(n.attrs!.arn)}/writ-policy-${i}`;
+      policies.set(arn, {
+        PolicyName: arn.split("/").pop(),
+        Arn: arn,
+        PolicyVersionList: [{ VersionId: "v1", IsDefaultVersion: true, Document: d.doc }],
+      });
+      return { PolicyName: arn.split("/").pop(), PolicyArn: arn };
+    });
+    const base = { Arn: n.attrs!.arn, AttachedManagedPolicies: attached, Path: "/" };
+    if (n.subtype === "IAMUser") users.push({ ...base, UserName: n.name, GroupList: [] });
+    else
+      roles.push({
+        ...base,
+        RoleName: n.name,
+        AssumeRolePolicyDocument: JSON.parse(String(n.attrs!.trust ?? '{"Statement":[]}')),
+      });
+  }
+  const details = importAuthorizationDetails(
+    { UserDetailList: users, RoleDetailList: roles, GroupDetailList: [], Policies: [...policies.values()] },
+    "graph",
+  );
+  const report = analyzeEscalation(details, paths, catalog, { now: new Date() });
+  const out: EscalationEdge[] = [];
+  const none = { action: "", resource: "" };
+  for (const n of g.nodes.values()) {
+    if (n.provider !== "aws" || n.type !== "workload") continue;
+    for (const e of g.out.get(n.id) ?? [])
+      if (e.type === "runs-as")
+        out.push({ kind: "escalation", type: "IDENTITY_ASSUME", from: n.id, to: e.to, via: none });
+  }
+  for (const p of report.principals) {
+    const from = `aws:${p.kind}:${p.principal}`;
+    for (const r of p.assumes)
+      out.push({
+        kind: "escalation",
+        type: "IDENTITY_IMPERSONATE",
+        from,
+        to: `aws:role:${r}`,
+        via: { action: "aws:sts:AssumeRole", resource: r },
+      });
+    for (const path of p.paths) {
+      const last = path.steps[path.steps.length - 1]!;
+      const type =
+        path.category === "new-passrole" || path.category === "existing-passrole"
+          ? "WORKLOAD_CREATE"
+          : "ROLE_ESCALATE";
+      out.push({
+        kind: "escalation",
+        type,
+        from,
+        to: `aws:escalation:${path.path}:${last.resource}`,
+        via: { action: `aws:${path.steps.map((s) => s.action).join("+")}`, resource: last.resource },
+      });
+    }
+  }
+  return out;
+}
+
+let pathsCache: PrivescPath[] | undefined;
+let pathsDir: string | undefined;
+/** Where the path catalogue lives; the composition root sets it (`writ scan --aws-paths`). */
+export function setPrivescPathsDir(dir: string | undefined): void {
+  pathsDir = dir;
+  pathsCache = undefined;
+}
+function defaultPaths(): PrivescPath[] {
+  if (!pathsDir) return [...SUPPLEMENT_PATHS];
+  pathsCache ??= [...loadPrivescPaths(pathsDir), ...SUPPLEMENT_PATHS];
+  return pathsCache;
+}
+
+export const awsPlugin: ProviderPlugin = {
+  provider: "aws",
+  importers: [awsAuthzImporter, cloudTrailImporter],
+  risk: awsRisk,
+  replacement(ctx: ReductionContext): Reduction {
+    const { document, actions } = replacementFiles(ctx);
+    return {
+      kind: "replace-policy",
+      summary: `replace the policies of \`${ctx.workload.name}\` with one that allows the ${actions} action(s) it used, on the resources it touched`,
+      files: [
+        {
+          path: `aws/${safeName(ctx.workload.name)}-replacement-policy.json`,
+          language: "json",
+          content: `${JSON.stringify(document, null, 2)}\n`,
+        },
+      ],
+    };
+  },
+  dedicatedIdentity(ctx: ReductionContext): Reduction {
+    const { document, actions } = replacementFiles(ctx);
+    const name = `writ-${safeName(ctx.workload.name)}`;
+    return {
+      kind: "dedicated-identity",
+      summary: `give \`${ctx.workload.name}\` its own role \`${name}\` with the ${actions} action(s) it used, instead of the inherited grant`,
+      files: [
+        {
+          path: `aws/${name}-policy.json`,
+          language: "json",
+          content: `${JSON.stringify(document, null, 2)}\n`,
+        },
+      ],
+    };
+  },
+  escalations: (g) => awsEscalations(g),
+};
