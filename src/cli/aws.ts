@@ -4,27 +4,25 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { createCatalog } from "../analyzer/aws/catalog.js";
 import {
   type AwsPrincipal,
   type ContextValue,
+  createCatalog,
   type Decision,
   describe,
   evaluate,
-  type Policy,
-  type PolicySet,
-  PrincipalError,
-  principalFromArn,
-} from "../analyzer/aws/evaluator/index.js";
-import {
   findPrincipal,
   importAuthorizationDetails,
   importResourcePolicy,
   loadOrganization,
   loadPolicyFolder,
+  type Policy,
+  type PolicySet,
+  PrincipalError,
   parseJson,
   policiesFor,
-} from "../analyzer/aws/importers/index.js";
+  principalFromArn,
+} from "../analyzer/aws/index.js";
 import { q } from "../core/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../../src/cli/main.js";
+import { assertBuilt, runCli } from "../../support/cli.js";
 import { loadCaseFiles, type RawCase, toDocument } from "./cases.js";
 import { corpus } from "./corpora.js";
 
@@ -225,4 +226,48 @@ describe("writ aws simulate with authorization details", () => {
     ]);
     expect(ctx.code).toBe(2);
   });
+});
+
+describe("writ aws simulate through the built bin", () => {
+  it("prints the decision and exits 0 on allow, 1 on deny, 2 on bad input", async () => {
+    assertBuilt();
+    const details = corpus("aws-authz-details", "example.json");
+    const base = [
+      "aws",
+      "simulate",
+      "--authz-details",
+      details,
+      "--action",
+      "iam:CreateAccessKey",
+      "--resource",
+      "arn:aws:iam::200611803367:user/x",
+    ];
+    const allow = await runCli([
+      ...base,
+      "--principal",
+      "arn:aws:iam::200611803367:user/privesc4-CreateAccessKey-user",
+    ]);
+    expect(allow.code).toBe(0);
+    expect(allow.stdout).toContain("deciding statements:");
+    const deny = await runCli([
+      ...base,
+      "--principal",
+      "arn:aws:iam::200611803367:user/fp3-deny-iam-user",
+      "--json",
+    ]);
+    expect(deny.code).toBe(1);
+    expect(JSON.parse(deny.stdout).decision).toBe("explicit-deny");
+    const bad = await runCli([
+      "aws",
+      "simulate",
+      "--principal",
+      "x",
+      "--action",
+      "s3:GetObject",
+      "--policies",
+      "/nonexistent",
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).not.toMatch(/at .*\.js:\d+/);
+  }, 60_000);
 });

@@ -1,0 +1,34 @@
+/** AWS: the IAM evaluator, the action catalog, importers, expansion, escalation, usage, and the engine plug-in. */
+export { type AccessLevel, type AwsAction, type AwsCatalog, createCatalog } from "./catalog.js";
+export {
+  analyzeEscalation,
+  type EscalationReport,
+  isAssumeOnly,
+  loadPrivescPaths,
+  type OpenPath,
+  type PrincipalEscalation,
+  type PrivescPath,
+  SUPPLEMENT_PATHS,
+} from "./escalation.js";
+export * from "./evaluator/index.js";
+export {
+  type ExpandedAction,
+  type Expansion,
+  expandPolicies,
+  type Risk,
+  risksOf,
+  servicesFor,
+} from "./expand.js";
+export * from "./importers/index.js";
+export { awsCatalog, awsEscalations, awsPlugin, awsRisk, setPrivescPathsDir } from "./plugin.js";
+export {
+  type ActionUsage,
+  analyzeUsage,
+  type Confidence,
+  eventContext,
+  policyDocumentFrom,
+  type Replacement,
+  replacementPolicy,
+  type UsageReport,
+  verifyReplacement,
+} from "./usage.js";
