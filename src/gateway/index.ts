@@ -23,6 +23,7 @@ export {
   MCP_PATH,
   RESOURCE_METADATA_PATH,
 } from "./http.js";
+export { sessionServer } from "./mcp.js";
 export {
   definitionHash,
   ERR_PIN_NOT_FOUND,
