@@ -20,6 +20,10 @@ export interface AwsAction {
   readonly service: string;
   /** As the catalog spells it: `GetObject`. */
   readonly name: string;
+  /** `s3:GetObject`. */
+  readonly full: string;
+  /** `s3:getobject`, for case-insensitive matching in hot loops. */
+  readonly key: string;
   readonly accessLevel: AccessLevel;
   readonly resourceTypes: readonly { readonly name: string; readonly required: boolean }[];
   readonly conditionKeys: readonly string[];
@@ -75,6 +79,8 @@ export function createCatalog(): AwsCatalog {
           actions.set(a.toLowerCase(), {
             service: name,
             name: d.name,
+            full: `${name}:${d.name}`,
+            key: `${name}:${d.name}`.toLowerCase(),
             accessLevel: accessLevelOf(String(d.accessLevel)),
             resourceTypes: d.resourceTypes.map((r) => ({ name: r.name, required: r.required })),
             conditionKeys: d.conditionKeys,

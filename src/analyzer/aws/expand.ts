@@ -4,8 +4,8 @@
  * and its risks. An unconditional `Deny` on every resource removes an action; a narrower or
  * conditional one marks it as partly denied. Patterns that match no catalog action are reported.
  */
-import type { AccessLevel, AwsCatalog } from "./catalog.js";
-import { type Policy, wildcardMatch } from "./evaluator/index.js";
+import type { AccessLevel, AwsAction, AwsCatalog } from "./catalog.js";
+import { type Policy, type Statement, wildcardMatch, wildcardMatchLower } from "./evaluator/index.js";
 
 export type Risk = "identity" | "secrets" | "compute-data" | "logging";
 
@@ -201,59 +201,86 @@ export function risksOf(action: string, accessLevel: AccessLevel): Risk[] {
   return out;
 }
 
-function matchesAction(patterns: readonly string[], action: string): boolean {
-  return patterns.some((p) => wildcardMatch(p, action, true));
+/** `lowered`: the action already lower-cased. */
+function matchesAction(patterns: readonly string[], lowered: string): boolean {
+  return patterns.some((p) => wildcardMatchLower(p, lowered));
+}
+
+const byStatement = new WeakMap<Statement, { size: number; actions: AwsAction[]; matched: Set<string> }>();
+
+/** The catalog actions a statement's Action or NotAction covers (cached per statement). */
+function statementActions(
+  st: Statement,
+  catalog: AwsCatalog,
+): { actions: AwsAction[]; matched: Set<string> } {
+  const services = catalog.services();
+  const hit = byStatement.get(st);
+  if (hit && hit.size === services.length) return hit;
+  const svcNames = st.notAction
+    ? services
+    : [
+        ...new Set(
+          st.action!.flatMap((a) => {
+            if (a === "*") return services;
+            const svc = a.slice(0, a.indexOf(":")).toLowerCase();
+            return /[*?]/.test(svc) ? services.filter((s) => wildcardMatch(svc, s)) : [svc];
+          }),
+        ),
+      ];
+  const actions: AwsAction[] = [];
+  const matched = new Set<string>();
+  for (const svc of svcNames) {
+    for (const a of catalog.actions(svc) ?? []) {
+      const ok = st.action ? matchesAction(st.action, a.key) : !matchesAction(st.notAction!, a.key);
+      if (!ok) continue;
+      actions.push(a);
+      if (st.action) for (const pat of st.action) if (wildcardMatchLower(pat, a.key)) matched.add(pat);
+    }
+  }
+  const entry = { size: services.length, actions, matched };
+  byStatement.set(st, entry);
+  return entry;
 }
 
 export function expandPolicies(policies: readonly Policy[], catalog: AwsCatalog): Expansion {
-  type Acc = { resources: Set<string>; policies: Set<string>; unconditional: boolean; partlyDenied: boolean };
+  type Acc = {
+    key: string;
+    resources: Set<string>;
+    policies: Set<string>;
+    unconditional: boolean;
+    partlyDenied: boolean;
+  };
   const found = new Map<string, Acc & { level: AccessLevel }>();
   const unknown = new Set<string>();
-  const services = catalog.services();
   const statements = policies.flatMap((p) => p.statements.map((st) => ({ p, st })));
   for (const { p, st } of statements) {
     if (st.effect !== "Allow") continue;
-    const svcNames = st.notAction
-      ? services
-      : [
-          ...new Set(
-            st.action!.flatMap((a) => {
-              if (a === "*") return services;
-              const svc = a.slice(0, a.indexOf(":")).toLowerCase();
-              return /[*?]/.test(svc) ? services.filter((s) => wildcardMatch(svc, s)) : [svc];
-            }),
-          ),
-        ];
-    const matched = new Set<string>();
-    for (const svc of svcNames) {
-      for (const a of catalog.actions(svc) ?? []) {
-        const full = `${svc}:${a.name}`;
-        const hit = st.action ? matchesAction(st.action, full) : !matchesAction(st.notAction!, full);
-        if (!hit) continue;
-        if (st.action) for (const pat of st.action) if (wildcardMatch(pat, full, true)) matched.add(pat);
-        let acc = found.get(full);
-        if (!acc) {
-          acc = {
-            level: a.accessLevel,
-            resources: new Set(),
-            policies: new Set(),
-            unconditional: false,
-            partlyDenied: false,
-          };
-          found.set(full, acc);
-        }
-        for (const r of st.resource ?? (st.notResource ? st.notResource.map((x) => `not ${x}`) : ["*"]))
-          acc.resources.add(r);
-        acc.policies.add(p.id);
-        if (st.conditions.length === 0) acc.unconditional = true;
+    const { actions, matched } = statementActions(st, catalog);
+    for (const a of actions) {
+      const full = a.full;
+      let acc = found.get(full);
+      if (!acc) {
+        acc = {
+          key: a.key,
+          level: a.accessLevel,
+          resources: new Set(),
+          policies: new Set(),
+          unconditional: false,
+          partlyDenied: false,
+        };
+        found.set(full, acc);
       }
+      for (const r of st.resource ?? (st.notResource ? st.notResource.map((x) => `not ${x}`) : ["*"]))
+        acc.resources.add(r);
+      acc.policies.add(p.id);
+      if (st.conditions.length === 0) acc.unconditional = true;
     }
     for (const pat of st.action ?? []) if (!matched.has(pat)) unknown.add(pat);
   }
   for (const { st } of statements) {
     if (st.effect !== "Deny") continue;
     for (const [full, acc] of found) {
-      const hit = st.action ? matchesAction(st.action, full) : !matchesAction(st.notAction!, full);
+      const hit = st.action ? matchesAction(st.action, acc.key) : !matchesAction(st.notAction!, acc.key);
       if (!hit) continue;
       const everywhere =
         st.conditions.length === 0 && !st.notResource && (st.resource ?? ["*"]).includes("*");

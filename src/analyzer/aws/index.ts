@@ -20,7 +20,15 @@ export {
   servicesFor,
 } from "./expand.js";
 export * from "./importers/index.js";
-export { awsCatalog, awsEscalations, awsPlugin, awsRisk, setPrivescPathsDir } from "./plugin.js";
+export {
+  awsAuthzImporter,
+  awsCatalog,
+  awsEscalations,
+  awsPlugin,
+  awsRisk,
+  cloudTrailImporter,
+  setPrivescPathsDir,
+} from "./plugin.js";
 export {
   type ActionUsage,
   analyzeUsage,

@@ -30,7 +30,7 @@ import type {
 } from "../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
 import { analyzeEscalation, loadPrivescPaths, type PrivescPath, SUPPLEMENT_PATHS } from "./escalation.js";
-import { type Policy, type Statement, wildcardMatch } from "./evaluator/index.js";
+import { type Policy, type Statement, wildcardMatch, wildcardMatchLower } from "./evaluator/index.js";
 import { type Expansion, expandPolicies, risksOf, servicesFor } from "./expand.js";
 import {
   type AuthorizationDetails,
@@ -54,6 +54,23 @@ export function awsCatalog(): AwsCatalog {
 
 const grantAction = (action: string) => `aws:${action}`;
 
+const counts = new Map<string, number>();
+/** How many catalog actions a pattern covers (cached per pattern and catalog size). */
+function catalogCount(catalog: AwsCatalog, pattern: string): number {
+  const services = catalog.services();
+  const key = `${services.length}\u0000${pattern.toLowerCase()}`;
+  let n = counts.get(key);
+  if (n === undefined) {
+    const svc = pattern === "*" ? "*" : pattern.slice(0, pattern.indexOf(":")).toLowerCase();
+    const pool = /[*?]/.test(svc) ? services.filter((s) => wildcardMatch(svc, s)) : [svc];
+    n = 0;
+    for (const s of pool)
+      for (const a of catalog.actions(s) ?? []) if (wildcardMatchLower(pattern, a.key)) n++;
+    counts.set(key, n);
+  }
+  return n;
+}
+
 /** Grants of one policy, as written where denies leave them whole, else the actions that remain. */
 export function grantsOf(
   policy: Policy,
@@ -62,7 +79,9 @@ export function grantsOf(
   where: string,
 ): PermissionGrant[] {
   const out: PermissionGrant[] = [];
-  const remaining = expansion.actions.filter((a) => a.policies.includes(policy.id));
+  const remaining = expansion.actions
+    .filter((a) => a.policies.includes(policy.id))
+    .map((a) => ({ action: a.action, key: a.action.toLowerCase() }));
   const compress = (actions: string[]): string[] => {
     const bySvc = new Map<string, string[]>();
     for (const a of actions) {
@@ -90,14 +109,9 @@ export function grantsOf(
     } else {
       patterns = [];
       for (const pat of st.action!) {
-        const left = remaining.filter((a) => wildcardMatch(pat, a.action, true)).map((a) => a.action);
+        const left = remaining.filter((a) => wildcardMatchLower(pat, a.key)).map((a) => a.action);
         if (left.length === 0) continue;
-        const svc = pat === "*" ? undefined : pat.slice(0, pat.indexOf(":")).toLowerCase();
-        const total = (
-          svc && !/[*?]/.test(svc)
-            ? (catalog.actions(svc) ?? [])
-            : catalog.services().flatMap((s) => catalog.actions(s) ?? [])
-        ).filter((a) => wildcardMatch(pat, `${a.service}:${a.name}`, true)).length;
+        const total = catalogCount(catalog, pat);
         patterns.push(...(left.length === total ? [pat] : compress(left)));
       }
     }
@@ -176,6 +190,21 @@ export const awsAuthzImporter: Importer = {
     const edge = (from: string, to: string, type: GraphEdge["type"], note?: string) =>
       edges.push({ kind: "edge", from, to, type, ...(note ? { note } : {}), source: src });
     const policyNodes = new Set<string>();
+    const expansions = new Map<string, Expansion>();
+    const grantMemo = new WeakMap<Expansion, Map<string, PermissionGrant[]>>();
+    const memoGrants = (p: Policy, expansion: Expansion): PermissionGrant[] => {
+      let m = grantMemo.get(expansion);
+      if (!m) {
+        m = new Map();
+        grantMemo.set(expansion, m);
+      }
+      let g = m.get(p.id);
+      if (!g) {
+        g = grantsOf(p, expansion, catalog, file.path);
+        m.set(p.id, g);
+      }
+      return g;
+    };
     const bind = (holder: string, holderArn: string, p: Policy, expansion: Expansion) => {
       const id = `aws:binding:${holderArn}#${p.id}`;
       nodes.push({
@@ -185,7 +214,7 @@ export const awsAuthzImporter: Importer = {
         type: "binding",
         subtype: p.id.includes("/inline/") ? "InlinePolicy" : "PolicyAttachment",
         name: p.id.split("/").pop()!,
-        grants: grantsOf(p, expansion, catalog, file.path),
+        grants: memoGrants(p, expansion),
         source: src,
       });
       edge(holder, id, "bound-by");
@@ -221,7 +250,13 @@ export const awsAuthzImporter: Importer = {
       const idn = `aws:${e.kind}:${e.arn}`;
       const found = policiesFor(details, e);
       const own = [...e.inline, ...e.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? [])];
-      const expansion = expandPolicies(found.identity, catalog);
+      // Many principals share one set of policies (AdministratorAccess on a dozen roles).
+      const setKey = found.identity.map((p) => p.id).join("\u0000");
+      let expansion = expansions.get(setKey);
+      if (!expansion) {
+        expansion = expandPolicies(found.identity, catalog);
+        expansions.set(setKey, expansion);
+      }
       nodes.push({
         kind: "node",
         id: idn,

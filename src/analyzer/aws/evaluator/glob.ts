@@ -89,11 +89,67 @@ export function globMatch(parts: readonly GlobPart[], text: string, fold = false
   return pi === chars.length;
 }
 
-/** Fast path: a plain pattern string with `*`/`?` wildcards. */
+interface Compiled {
+  /** Pattern characters (lower-cased when folding); `\u0000*` and `\u0000?` mark wildcards. */
+  readonly chars: readonly string[];
+  readonly wild: Uint8Array;
+}
+const compiledFold = new Map<string, Compiled>();
+const compiledExact = new Map<string, Compiled>();
+
+function compile(pattern: string, fold: boolean): Compiled {
+  const cache = fold ? compiledFold : compiledExact;
+  let c = cache.get(pattern);
+  if (!c) {
+    if (cache.size > 10_000) cache.clear();
+    const chars = (fold ? pattern.toLowerCase() : pattern).split("");
+    const wild = new Uint8Array(chars.length);
+    chars.forEach((ch, i) => {
+      if (ch === "*") wild[i] = 1;
+      else if (ch === "?") wild[i] = 2;
+    });
+    c = { chars, wild };
+    cache.set(pattern, c);
+  }
+  return c;
+}
+
+/**
+ * A plain pattern string with `*`/`?` wildcards. Patterns are compiled once (bounded cache) and
+ * matched with one backtrack point, so the time stays O(pattern × text) whatever the pattern.
+ */
 export function wildcardMatch(pattern: string, text: string, fold = false): boolean {
   if (pattern === "*") return true;
   if (!pattern.includes("*") && !pattern.includes("?")) {
     return fold ? pattern.toLowerCase() === text.toLowerCase() : pattern === text;
   }
-  return globMatch(globParts(pattern), text, fold);
+  return run(compile(pattern, fold), fold ? text.toLowerCase() : text);
+}
+
+/** `wildcardMatch(pattern, text, true)` for a text already lower-cased (hot loops over the catalog). */
+export function wildcardMatchLower(pattern: string, lowered: string): boolean {
+  if (pattern === "*") return true;
+  if (!pattern.includes("*") && !pattern.includes("?")) return pattern.toLowerCase() === lowered;
+  return run(compile(pattern, true), lowered);
+}
+
+function run({ chars, wild }: Compiled, t: string): boolean {
+  let pi = 0;
+  let ti = 0;
+  let starP = -1;
+  let starT = 0;
+  while (ti < t.length) {
+    if (pi < chars.length && wild[pi] === 1) {
+      starP = pi++;
+      starT = ti;
+    } else if (pi < chars.length && (wild[pi] === 2 || chars[pi] === t[ti])) {
+      pi++;
+      ti++;
+    } else if (starP >= 0) {
+      pi = starP + 1;
+      ti = ++starT;
+    } else return false;
+  }
+  while (pi < chars.length && wild[pi] === 1) pi++;
+  return pi === chars.length;
 }

@@ -15,7 +15,7 @@ export {
   type PolicySet,
   type StatementRef,
 } from "./evaluate.js";
-export { globParts, wildcardMatch } from "./glob.js";
+export { globParts, wildcardMatch, wildcardMatchLower } from "./glob.js";
 export {
   CONDITION_OPERATORS,
   type ConditionClause,
