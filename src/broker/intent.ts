@@ -59,7 +59,7 @@ export const INTENT_OAUTH_ERROR: Readonly<Record<IntentReason, string>> = {
   ticket_invalid: "invalid_request",
   outside_change_window: "access_denied",
   kill_switch_engaged: "access_denied",
-  approval_required: "authorization_pending",
+  approval_required: "access_denied",
   approval_denied: "access_denied",
   signing_key_exhausted: "temporarily_unavailable",
 };
@@ -250,7 +250,18 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
   }
   const seconds = Math.floor((end - now) / 1000);
   if (seconds <= 0) {
-    return refuse("signing_key_exhausted", `the signing key of ${q(env.id)} has no life left: rotate it`);
+    // less than a second of life: name what ran out
+    if (bound === "change_window") {
+      return refuse(
+        "outside_change_window",
+        `environment ${q(env.id)}'s change window closes in under a second`,
+      );
+    }
+    if (bound === "signing_key") {
+      return refuse("signing_key_exhausted", `the signing key of ${q(env.id)} has no life left: rotate it`);
+    }
+    // a playbook or ceiling TTL under a second cannot load (the config requires at least 1 s)
+    return refuse("signing_key_exhausted", `no time left to issue a writ in ${q(env.id)}`);
   }
   return {
     kind: "issue",

@@ -23,7 +23,7 @@ import {
   ERR_WRIT_REVOKED,
   type Store,
 } from "../store/index.js";
-import type { ApprovalService } from "./approvals.js";
+import { type ApprovalService, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXPIRED } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
 import { type AuthenticatedClient, authenticateClient, clientAuthOAuthError } from "./client-auth.js";
 import {
@@ -104,6 +104,14 @@ class Refusal extends Error {
 const refuse = (...args: Parameters<typeof oauthError>): never => {
   throw new Refusal(oauthError(...args));
 };
+
+/**
+ * A token that does not verify (`ERR_TOKEN_*`): the caller's problem. Anything else thrown while
+ * verifying — the store failing to look a key up — is the server's, and must not read as a bad token.
+ */
+function isTokenRefusal(err: unknown): err is Error & { code: string } {
+  return isWritError(err) && err.code.startsWith("ERR_TOKEN_");
+}
 
 /** The reason code for a WritError: its code, lower-cased without the ERR_ prefix. */
 function reasonOf(code: string): string {
@@ -441,7 +449,7 @@ async function exchange(
   try {
     subject = await verifyAccessToken(subjectToken, { env, issuer, keys: deps.keys, clock: deps.clock });
   } catch (err) {
-    if (!isWritError(err)) throw err;
+    if (!isTokenRefusal(err)) throw err;
     return deny(
       oauthError(
         400,
@@ -705,7 +713,9 @@ async function cibaGrant(
   try {
     status = await approvals.status(id, { binding: request.binding, now });
   } catch (err) {
-    if (isWritError(err)) return refuse(400, "invalid_grant", err.message, reasonOf(err.code));
+    if (isWritError(err) && err.code.startsWith("ERR_APPROVAL_")) {
+      return refuse(400, "invalid_grant", err.message, reasonOf(err.code));
+    }
     throw err;
   }
   switch (status.status) {
@@ -736,7 +746,7 @@ async function cibaGrant(
     const reason = outcome.reason;
     await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
     return oauthError(
-      400,
+      outcome.kind === "refused" && reason === "unknown_agent" ? 401 : 400,
       outcome.kind === "refused" ? outcome.error : "access_denied",
       outcome.message,
       reason,
@@ -753,7 +763,18 @@ async function cibaGrant(
       approval: id,
       sponsor: request.requester !== agent.id ? request.requester : undefined,
       beforeStore: async (writId) => {
-        await approvals.consume(id, writId, { binding: request.binding, now });
+        try {
+          await approvals.consume(id, writId, { binding: request.binding, now });
+        } catch (err) {
+          // another poll consumed it first, or it expired meanwhile: the same answers as above
+          if (isWritError(err, ERR_APPROVAL_CLOSED)) {
+            refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
+          }
+          if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
+            refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+          }
+          throw err;
+        }
       },
     },
     deps,
@@ -890,7 +911,7 @@ export function brokerService(deps: BrokerDeps) {
         try {
           claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
         } catch (err) {
-          if (isWritError(err)) return inactive;
+          if (isTokenRefusal(err)) return inactive;
           throw err;
         }
         if (onlyClient !== undefined && claims.client_id !== onlyClient) return inactive;
@@ -952,7 +973,7 @@ export function brokerService(deps: BrokerDeps) {
         try {
           claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
         } catch (err) {
-          if (isWritError(err)) return refuse(400, "invalid_token", err.message, reasonOf(err.code));
+          if (isTokenRefusal(err)) return refuse(400, "invalid_token", err.message, reasonOf(err.code));
           throw err;
         }
         if (claims.writ === undefined) {
@@ -986,7 +1007,7 @@ export function brokerService(deps: BrokerDeps) {
         try {
           claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
         } catch (err) {
-          if (isWritError(err)) return ok;
+          if (isTokenRefusal(err)) return ok;
           throw err;
         }
         if (claims.client_id !== client.agent.id || claims.writ === undefined) return ok;

@@ -10,6 +10,7 @@ import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPolicy } from "../../src/app.js";
 import * as broker from "../../src/broker/index.js";
+import { WritError } from "../../src/core/index.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { ROOT } from "../support/cli.js";
 
@@ -96,5 +97,34 @@ describe("introspection with the resource servers' token", () => {
   it("says inactive for garbage and for another environment's token", async () => {
     expect((await introspect(RS_TOKEN, "not-a-token")).body).toEqual({ active: false });
     expect((await introspect(RS_TOKEN, baseline, "prod")).body).toEqual({ active: false });
+  });
+});
+
+describe("a store that fails while a token is checked", () => {
+  it("is the server's failure, not an inactive or refused token", async () => {
+    const { policy } = await loadPolicy(join(ROOT, "examples", "quickstart", "writ.yaml"));
+    const keys = broker.environmentKeys(store.db);
+    const failing = broker.brokerService({
+      config: policy!.config,
+      store,
+      keys: {
+        ...keys,
+        verificationKey: async () => {
+          throw new WritError("ERR_STORE_UNAVAILABLE", "the store did not answer");
+        },
+      },
+      replay: broker.replayCache(store.db),
+      kill: broker.killSwitch(store.db),
+      backoff: broker.denialBackoff(store.db),
+      audit: async () => undefined,
+      baseUrl: BASE,
+      introspectionToken: RS_TOKEN,
+    });
+    const req = {
+      form: new URLSearchParams({ token: baseline }),
+      headers: { authorization: `Bearer ${RS_TOKEN}` },
+    };
+    await expect(failing.introspect("dev", req)).rejects.toMatchObject({ code: "ERR_STORE_UNAVAILABLE" });
+    await expect(failing.use("dev", req)).rejects.toMatchObject({ code: "ERR_STORE_UNAVAILABLE" });
   });
 });
