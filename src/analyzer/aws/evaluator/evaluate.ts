@@ -206,9 +206,25 @@ function applicable(policy: Policy, s: Scope, level?: string): Hit[] {
   return hits;
 }
 
+const nodeIndex = new WeakMap<Organization, ReadonlyMap<string, OrgNode>>();
+const errorIndex = new WeakMap<Policy, readonly PolicyProblem[]>();
+
+function errorsOf(p: Policy): readonly PolicyProblem[] {
+  let e = errorIndex.get(p);
+  if (!e) {
+    e = policyErrors(p);
+    errorIndex.set(p, e);
+  }
+  return e;
+}
+
 /** Root-to-account path of an account in the organization, or undefined when it is not a member. */
 export function orgPath(org: Organization, account: string): OrgNode[] | undefined {
-  const byId = new Map(org.nodes.map((n) => [n.id, n]));
+  let byId = nodeIndex.get(org);
+  if (!byId) {
+    byId = new Map(org.nodes.map((n) => [n.id, n]));
+    nodeIndex.set(org, byId);
+  }
   const path: OrgNode[] = [];
   let node = byId.get(account);
   if (!node) return undefined;
@@ -238,7 +254,7 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
   if (policies.resource) all.push(policies.resource);
   for (const n of policies.organization?.nodes ?? []) all.push(...(n.scps ?? []), ...(n.rcps ?? []));
   for (const p of all) {
-    for (const e of policyErrors(p)) errors.push(problemOf(e));
+    for (const e of errorsOf(p)) errors.push(problemOf(e));
   }
   const colon = req.action.indexOf(":");
   const service = colon > 0 ? req.action.slice(0, colon).toLowerCase() : "";
