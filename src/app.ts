@@ -156,6 +156,119 @@ export function decisionAuditRecord(
   };
 }
 
+type GatewayModule = typeof import("./gateway/index.js");
+
+/** `sha256:<hex>` of a value's canonical JSON: how arguments appear in the audit log. */
+function digestOf(
+  audit: Pick<typeof import("./audit/index.js"), "canonicalJson" | "toJsonValue">,
+): (value: unknown) => string {
+  return (value) =>
+    `sha256:${createHash("sha256")
+      .update(audit.canonicalJson(audit.toJsonValue(value)))
+      .digest("hex")}`;
+}
+
+/** The gateway's dependencies from the server's own objects: one wiring for `serve` and `gateway --stdio`. */
+function gatewayDeps(
+  opts: Pick<ServerOptions, "policy" | "env" | "version">,
+  parts: {
+    pdp: DecisionPoint;
+    store: Store;
+    audit: AuditLog;
+    approvals: import("./broker/index.js").ApprovalService;
+    kill: import("./broker/index.js").KillSwitch;
+    digest: (value: unknown) => string;
+  },
+  gatewayPart: GatewayModule,
+  upstreamStderr?: "inherit" | "ignore",
+): import("./gateway/index.js").GatewayDeps {
+  const audit = (type: string, data: Record<string, unknown>) => parts.audit.append(type, data);
+  return {
+    config: opts.policy.config,
+    pdp: parts.pdp,
+    store: parts.store,
+    audit,
+    approvals: parts.approvals,
+    kill: parts.kill,
+    digest: parts.digest,
+    spendUse: gatewayPart.storeSpendUse(parts.store, audit),
+    resolve: gatewayPart.envResolver(opts.env ?? process.env),
+    version: opts.version,
+    upstreamStderr,
+  };
+}
+
+export interface StdioGatewayOptions {
+  readonly policy: Policy;
+  readonly dataDir: string;
+  readonly databaseUrl?: string | undefined;
+  readonly version: string;
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Where upstreams' stderr goes (stdout is the MCP channel, so never there). */
+  readonly upstreamStderr?: "inherit" | "ignore" | undefined;
+}
+
+export interface StdioGateway {
+  readonly gateway: Gateway;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+
+/**
+ * The gateway alone, for `writ gateway --stdio`: the store (migrated), the audit log, the decision
+ * point, approvals and the kill switch, without HTTP. The store must not be held by a `writ serve`
+ * (the embedded one is locked): use PostgreSQL, or another data folder.
+ */
+export async function createStdioGateway(opts: StdioGatewayOptions): Promise<StdioGateway> {
+  const [{ canonicalJson, loadSigningKey, openAuditLog, toJsonValue }, { openStore }, broker, gatewayPart] =
+    await Promise.all([
+      import("./audit/index.js"),
+      import("./store/index.js"),
+      import("./broker/index.js"),
+      import("./gateway/index.js"),
+    ]);
+  const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
+  try {
+    await store.migrate();
+    const audit = openAuditLog({ repo: store.audit, signer: await loadSigningKey(opts.dataDir) });
+    const { toActiveWrit } = await import("./store/index.js");
+    const pdp = decisionPoint(opts.policy, async (agent) =>
+      (await store.writs.listActive(agent, new Date())).map(toActiveWrit),
+    );
+    const digest = digestOf({ canonicalJson, toJsonValue });
+    const gateway = await gatewayPart.createGateway(
+      gatewayDeps(
+        opts,
+        {
+          pdp,
+          store,
+          audit,
+          approvals: broker.approvalService(store.db, { audit }),
+          kill: broker.killSwitch(store.db),
+          digest,
+        },
+        gatewayPart,
+        opts.upstreamStderr,
+      ),
+    );
+    return {
+      gateway,
+      store,
+      async close() {
+        try {
+          await gateway.close();
+          await audit.checkpoint().catch(() => {});
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
 /** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
 export async function createServer(opts: ServerOptions): Promise<Server> {
   // loaded here, not at the top: `writ check` and `writ explain` never pay for the store
@@ -172,10 +285,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     import("./broker/index.js"),
     import("./gateway/index.js"),
   ]);
-  const digest = (value: unknown) =>
-    `sha256:${createHash("sha256")
-      .update(canonicalJson(toJsonValue(value)))
-      .digest("hex")}`;
+  const digest = digestOf({ canonicalJson, toJsonValue });
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -246,31 +356,24 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const gateway =
       opts.policy.config.gateway === undefined
         ? undefined
-        : await gatewayPart.createGateway({
-            config: opts.policy.config,
-            pdp,
-            store,
-            audit: (type, data) => audit.append(type, data),
-            approvals,
-            kill,
-            digest,
-            spendUse: gatewayPart.storeSpendUse(store, (type, data) => audit.append(type, data)),
-            resolve: gatewayPart.envResolver(opts.env ?? process.env),
-            version: opts.version,
-          });
+        : await gatewayPart.createGateway(
+            gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart),
+          );
     const app = httpApp({
       authzen,
       gateway:
         gateway &&
-        gatewayPart.gatewayRoutes({
-          gateway,
-          config: opts.policy.config,
-          keys,
-          replay,
-          store,
-          baseUrl: currentBaseUrl,
-          version: opts.version,
-        }),
+        gatewayPart
+          .gatewayRoutes({
+            gateway,
+            config: opts.policy.config,
+            keys,
+            replay,
+            store,
+            baseUrl: currentBaseUrl,
+            version: opts.version,
+          })
+          .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken)),
       broker: broker
         .brokerRoutes({ service, keys, baseUrl: currentBaseUrl })
         .route(

@@ -58,6 +58,15 @@ export async function main(
     keys: async () => {
       (await import("./keys.js")).registerKeys(program, io, setExit, { dataDir, databaseUrl, operator });
     },
+    gateway: async () =>
+      (await import("./gateway.js")).registerGateway(program, io, setExit, {
+        dataDir,
+        databaseUrl,
+        version: VERSION,
+        env,
+      }),
+    tools: async () =>
+      (await import("./tools.js")).registerTools(program, io, setExit, { dataDir, databaseUrl, operator }),
     aws: async () => (await import("./aws.js")).registerAws(program, io, setExit),
     kill: async () =>
       (await import("./kill.js")).registerKill(program, io, setExit, {

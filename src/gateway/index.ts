@@ -33,6 +33,14 @@ export {
   type ToolDefinition,
   type ToolPin,
 } from "./pins.js";
+export {
+  ERR_PINS_UNREACHABLE,
+  PINS_PATH,
+  type PinOperator,
+  parseToolRef,
+  pinsApi,
+  remotePins,
+} from "./pins-api.js";
 export { deriveResources } from "./resource.js";
 export { type StdioSession, serveStdio } from "./stdio.js";
 export { ERR_GATEWAY_ENV, ERR_GATEWAY_UPSTREAM, envResolver, type ResolveText } from "./upstreams.js";
