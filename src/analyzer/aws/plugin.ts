@@ -53,6 +53,7 @@ export function awsCatalog(): AwsCatalog {
 }
 
 const grantAction = (action: string) => `aws:${action}`;
+const AGENT_TAG = "writ.dev/agent";
 
 const counts = new Map<string, number>();
 /** How many catalog actions a pattern covers (cached per pattern and catalog size). */
@@ -297,6 +298,8 @@ export const awsAuthzImporter: Importer = {
           type: "workload",
           subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
           name: e.name,
+          // The writ agent a principal acts for: its IAM tag `writ.dev/agent`.
+          ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
           source: src,
         });
         edge(wid, idn, "runs-as");

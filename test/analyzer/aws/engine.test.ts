@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicy } from "../../../src/analyzer/aws/evaluator/index.js";
-import { awsCatalog, setPrivescPathsDir } from "../../../src/analyzer/aws/plugin.js";
-import { type AnalysisResult, defaultPlugins, scanPaths } from "../../../src/analyzer/index.js";
+import { awsAuthzImporter, awsCatalog, setPrivescPathsDir } from "../../../src/analyzer/aws/plugin.js";
+import { type AnalysisResult, defaultPlugins, scanPaths, textInput } from "../../../src/analyzer/index.js";
 import { corpus } from "./corpora.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-engine-"));
@@ -164,6 +164,51 @@ describe("AWS in the analysis engine", () => {
         (e) => e.type === "CLOUD_ASSUME" && e.to === `aws:role:arn:aws:iam::${ACCOUNT}:role/privesc-sre-role`,
       ),
     ).toBe(true);
+  });
+
+  it("names the writ agent of a principal tagged `writ.dev/agent`", async () => {
+    const f = join(tmp, "tagged-authz.json");
+    writeFileSync(
+      f,
+      JSON.stringify({
+        UserDetailList: [],
+        GroupDetailList: [],
+        Policies: [],
+        RoleDetailList: [
+          {
+            RoleName: "release-bot",
+            Arn: "arn:aws:iam::111122223333:role/release-bot",
+            Path: "/",
+            Tags: [{ Key: "writ.dev/agent", Value: "release-bot" }],
+            AssumeRolePolicyDocument: {
+              Version: "2012-10-17",
+              Statement: [
+                { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" },
+              ],
+            },
+            RolePolicyList: [
+              {
+                PolicyName: "deploy",
+                PolicyDocument: {
+                  Version: "2012-10-17",
+                  Statement: [{ Effect: "Allow", Action: "lambda:UpdateFunctionCode", Resource: "*" }],
+                },
+              },
+            ],
+            AttachedManagedPolicies: [],
+          },
+        ],
+      }),
+    );
+    const imported = await awsAuthzImporter.import(textInput(f, readFileSync(f, "utf8")));
+    const workload = imported.fragment.nodes.find((n) => n.type === "workload")!;
+    expect(workload.agent).toBe("release-bot");
+    const r = await scanPaths([f], { plugins: defaultPlugins });
+    expect(r.workloadIds).toEqual(["aws:workload:arn:aws:iam::111122223333:role/release-bot"]);
+    const b = r.blastRadius.find(
+      (x) => x.workload === "aws:workload:arn:aws:iam::111122223333:role/release-bot",
+    )!;
+    expect(b.answers.find((a) => a.question === "mutate-outside-namespace")!.reachable).toBe(true);
   });
 
   it("reads the Stratus logs as activity", async () => {
