@@ -281,14 +281,16 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
 
   // Which organization levels apply.
   const org = policies.organization;
-  const exempt = principal.kind === "service" || principal.serviceLinked === true;
+  // SCPs govern the account's own IAM principals; RCPs govern its resources, whoever asks (service
+  // principals included). Neither applies to service-linked roles.
+  const scpExempt = principal.kind === "service" || principal.serviceLinked === true;
   const scpPath =
-    org && !exempt && principal.account !== org.managementAccountId
+    org && !scpExempt && principal.account !== org.managementAccountId
       ? orgPath(org, principal.account)
       : undefined;
   const rcpPath =
     org &&
-    !exempt &&
+    principal.serviceLinked !== true &&
     resourceAccount !== org.managementAccountId &&
     (opts.catalog ? opts.catalog.supportsRcp(service) : true)
       ? orgPath(org, resourceAccount)
