@@ -245,7 +245,10 @@ async function trail(): Promise<void> {
     for await (const e of readTrail(path)) {
       analyzed++;
       let list = byPrincipal.get(e.principal);
-      if (!list) byPrincipal.set(e.principal, (list = []));
+      if (!list) {
+        list = [];
+        byPrincipal.set(e.principal, list);
+      }
       list.push(e);
     }
     let unused = 0;
