@@ -70,16 +70,13 @@ function quoted(s: string): string {
 export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
   const app = new Hono();
   const sessions = new Map<string, HttpSession>();
-  const now = () => (opts.clock ? opts.clock() : new Date());
   const metadataUrl = () => `${opts.baseUrl()}${RESOURCE_METADATA_PATH}`;
 
-  opts.gateway.onToolsChanged(() => {
-    for (const s of sessions.values()) {
-      // the server of a session is reachable through its transport's handler only; see below
-      listChanged.get(s)?.();
-    }
-  });
+  // each session's MCP server announces a changed tool list to its client
   const listChanged = new WeakMap<HttpSession, () => void>();
+  opts.gateway.onToolsChanged(() => {
+    for (const s of sessions.values()) listChanged.get(s)?.();
+  });
 
   app.get(RESOURCE_METADATA_PATH, (c) => {
     const base = opts.baseUrl();
@@ -327,7 +324,6 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
       sessions.delete(sessionId);
       opts.gateway.endSession(sessionId, "initialisation failed");
     }
-    void now;
     return res;
   });
 
