@@ -30,6 +30,7 @@ import {
   q,
   type WritConfig,
 } from "../core/index.js";
+import { withToolApprovals } from "../gateway/holds.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { withOperator } from "./operator.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
@@ -158,7 +159,8 @@ export async function listApprovalsCli(opts: ListCliOptions, io: Io): Promise<nu
   const policy = await requirePolicy(opts.config, io, opts.json);
   return withOperator(opts, policy.config, { mapError: asFailure }, async (ops) => {
     const pending = await ops.pendingApprovals(opts.env);
-    const rows = pending.map((r) => ({ request: r, ...describeMissing(policy.config, r) }));
+    const config = withToolApprovals(policy.config); // held tool calls: their tool's policy
+    const rows = pending.map((r) => ({ request: r, ...describeMissing(config, r) }));
     emit(
       io,
       opts.json,

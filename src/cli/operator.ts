@@ -14,6 +14,7 @@ import {
   remoteOperator,
 } from "../broker/index.js";
 import { isWritError, type WritConfig } from "../core/index.js";
+import { withToolApprovals } from "../gateway/holds.js";
 import { ERR_STORE_LOCKED } from "../store/index.js";
 import { CliFailure, EXIT } from "./output.js";
 import { readServeFile } from "./serve-file.js";
@@ -42,7 +43,8 @@ export async function withOperator<T>(
       if (opts.migrate) await store.migrate();
       const audit = openAuditLog({ repo: store.audit, clock: target.clock });
       const ops = operator({
-        config,
+        // held tool calls are decided by their tool's approval policy (gateway/holds.ts)
+        config: config === undefined ? undefined : withToolApprovals(config),
         kill: killSwitch(store.db),
         keys: environmentKeys(store.db, { clock: target.clock }),
         approvals: approvalService(store.db, { audit }),

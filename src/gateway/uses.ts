@@ -1,8 +1,9 @@
 /**
- * Spending a writ's use for a call only the writ allows. One function, so the gateway can move to
- * the broker's own use operation (in process, or its HTTP endpoint with the resource servers'
- * token) without touching the call path.
+ * Spending a writ's use for a call only the writ allows: the broker's own operation, in process
+ * (one conditional UPDATE, so concurrent calls never pass `maxUses`), audited as `broker.writ_used`
+ * or `broker.use_refused`.
  */
+import { spendWritUse } from "../broker/index.js";
 import type { Store } from "../store/index.js";
 import type { SpendUse } from "./gateway.js";
 
@@ -12,8 +13,7 @@ export function storeSpendUse(
   clock: () => Date = () => new Date(),
 ): SpendUse {
   return async (writId, by) => {
-    const r = await store.writs.spendUse(writId, clock());
-    await audit("gateway.writ_used", { writ: writId, by, uses: r.uses, usesLeft: r.usesLeft ?? null });
+    const r = await spendWritUse({ store, audit, clock }, writId, by);
     return { usesLeft: r.usesLeft };
   };
 }

@@ -53,6 +53,46 @@ describe("writ gateway --stdio", () => {
     await c.close();
   }, 60_000);
 
+  it("a held call approved with `writ approve` on the store (no server running) goes through", async () => {
+    const session = async () => {
+      const c = new Client({ name: "local-agent", version: "1.0.0" });
+      await c.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
+          stderr: "pipe",
+        }),
+      );
+      return c;
+    };
+    const args = {
+      source: join(fx.root, "notes", "todo.txt"),
+      destination: join(fx.root, "notes", "held.txt"),
+    };
+    let c = await session();
+    const held = await c.callTool({ name: "fs__move_file", arguments: args });
+    expect(refusal(held)?.reason).toBe("approval_required");
+    const id = refusal(held)!.approval!;
+    await c.close();
+    const approved = await runCli([
+      "approve",
+      id,
+      "--as",
+      "alice@acme.example",
+      "--config",
+      fx.config,
+      "--data",
+      data,
+      "--json",
+    ]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect((JSON.parse(approved.stdout) as { status: string }).status).toBe("approved");
+    c = await session();
+    const done = await c.callTool({ name: "fs__move_file", arguments: args });
+    expect(refusal(done)).toBeUndefined();
+    await c.close();
+  }, 60_000);
+
   it("refuses usage errors with exit 2 and an unknown agent with exit 1", async () => {
     const noStdio = await runCli(["gateway", "--config", fx.config, "--data", data]);
     expect(noStdio.code).toBe(2);
