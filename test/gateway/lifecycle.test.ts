@@ -177,6 +177,7 @@ describe("kill switch", () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(refusedAfter, "refused within 3 s at all").toBeDefined();
+    console.log(`[gateway] kill engaged → first refused call after ${refusedAfter!.toFixed(0)} ms`);
     expect(refusedAfter!).toBeLessThan(1000);
     // a new session is refused too
     await expect(connect(mcpUrl, agent)).rejects.toThrow();
