@@ -4,13 +4,14 @@
  *
  *   writ scan PATH… [--format terminal|json|sarif|markdown|html] [--output FILE]
  *                   [--fail-on CATEGORY|SEVERITY[,…]] [--config writ.yaml] [--window 30d|START..END]
- *                   [--store] [--data DIR]
+ *                   [--store] [--data DIR] [--aws-paths DIR]
  *
  * Exit codes: 0 done (and nothing at or above --fail-on), 1 findings matched --fail-on, 2 usage or
  * unreadable input, 3 store failure.
  */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { createAwsPlugin, loadPrivescPaths, SUPPLEMENT_PATHS } from "../analyzer/aws/index.js";
 import {
   type AnalysisResult,
   CATEGORIES,
@@ -22,6 +23,7 @@ import {
   jsonReport,
   markdownReport,
   type ObservationWindow,
+  type ProviderPlugin,
   SEVERITIES,
   sarifReport,
   scanPaths,
@@ -41,6 +43,7 @@ export interface ScanOptions {
   readonly data?: string;
   readonly json: boolean;
   readonly progress: boolean;
+  readonly awsPaths?: string;
 }
 
 export interface ScanDefaults {
@@ -91,6 +94,20 @@ export function failMatcher(text: string): (f: Finding) => boolean {
   return (f) => tests.some((t) => t(f));
 }
 
+/** The plug-ins of this scan: the defaults, with AWS's escalation catalogue from `--aws-paths`. */
+function scanPlugins(o: ScanOptions): readonly ProviderPlugin[] {
+  if (!o.awsPaths) return defaultPlugins;
+  let paths: ReturnType<typeof loadPrivescPaths>;
+  try {
+    paths = loadPrivescPaths(o.awsPaths);
+  } catch (err) {
+    if (isWritError(err)) throw new CliFailure(err.code, `--aws-paths: ${err.message}`);
+    throw err;
+  }
+  const aws = createAwsPlugin({ paths: [...paths, ...SUPPLEMENT_PATHS] });
+  return defaultPlugins.map((p) => (p.provider === "aws" ? aws : p));
+}
+
 export function render(r: AnalysisResult, format: string, version: string): string {
   switch (format) {
     case "json":
@@ -119,6 +136,7 @@ export async function scan(
   const fail = o.failOn ? failMatcher(o.failOn) : undefined;
   const now = (d.now ?? Date.now)();
   const window = o.window ? parseWindow(o.window, now) : undefined;
+  const plugins = scanPlugins(o);
   let declared: Map<string, DeclaredWork> | undefined;
   if (o.config) declared = declaredWork((await requirePolicy(o.config, io, format !== "terminal")).config);
   let lastReport = 0;
@@ -133,7 +151,7 @@ export async function scan(
   };
   let result: AnalysisResult;
   try {
-    result = await scanPaths(paths, { plugins: defaultPlugins, declared, window, progress });
+    result = await scanPaths(paths, { plugins, declared, window, progress });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === "ENOENT" || code === "EACCES" || code === "EISDIR")
@@ -174,9 +192,12 @@ export function registerScan(
   program
     .command("scan")
     .description(
-      "find excess permission (unused, unjustified, inherited) in Kubernetes, GitHub Actions and agent traces",
+      "find excess permission (unused, unjustified, inherited) in Kubernetes, GitHub Actions, AWS and agent traces",
     )
-    .argument("<paths...>", "files or folders: manifests, audit logs, workflows, OTLP JSON traces")
+    .argument(
+      "<paths...>",
+      "files or folders: manifests, audit logs, workflows, AWS authorization details and CloudTrail, OTLP JSON traces",
+    )
     .option("--format <format>", `output: ${FORMATS.join(", ")}`, "terminal")
     .option("-o, --output <file>", "write the report to a file (a short summary still goes to stderr)")
     .option(
@@ -187,6 +208,10 @@ export function registerScan(
     .option("--window <window>", "observation window: a duration ending now (`30d`) or START..END")
     .option("--store", "record the findings in the store's queue (history, reclassification)", false)
     .option("--data <dir>", `data folder for --store (default: WRIT_DATA_DIR or ${d.dataDir})`)
+    .option(
+      "--aws-paths <dir>",
+      "AWS escalation path catalogue: a folder of pathfinding.cloud path files (default: the one writ ships)",
+    )
     .option("--no-progress", "no progress lines on stderr for large inputs")
     .option("--json", "same as --format json", false)
     .action(async (paths: string[], o: ScanOptions) => setExit(await scan(paths, o, io, d)));

@@ -16,9 +16,6 @@
  * - role assumption edges join principals; a principal escalates when it, or a role it can reach,
  *   has an open path. The chain and the deciding statements are the evidence.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parse } from "yaml";
 import type { AwsCatalog } from "./catalog.js";
 import {
   type AwsPrincipal,
@@ -32,82 +29,8 @@ import {
   type StatementRef,
   wildcardMatch,
 } from "./evaluator/index.js";
-import { importError } from "./importers/errors.js";
 import { type AuthorizationDetails, type IamRole, type IamUser, policiesFor } from "./importers/index.js";
-
-export interface PrivescPath {
-  readonly id: string;
-  readonly name: string;
-  readonly category: string;
-  readonly required: readonly string[];
-  readonly source: string;
-}
-
-/**
- * Paths the catalogue does not hold (yet), kept here with their source. Rhino Security Labs'
- * method 2: switch a managed policy attached to oneself to an older, more permissive version.
- */
-export const SUPPLEMENT_PATHS: readonly PrivescPath[] = [
-  {
-    id: "writ-iam-setdefaultpolicyversion",
-    name: "iam:SetDefaultPolicyVersion",
-    category: "self-escalation",
-    required: ["iam:SetDefaultPolicyVersion"],
-    source: "https://rhinosecuritylabs.com/aws/aws-privilege-escalation-methods-mitigation/ (method 2)",
-  },
-];
-
-/** A path that is only `sts:AssumeRole` is a role-assumption edge of the graph, not a path. */
-export function isAssumeOnly(p: PrivescPath): boolean {
-  return p.required.every((a) => a === "sts:AssumeRole");
-}
-
-export function loadPrivescPaths(dir: string): PrivescPath[] {
-  const out: PrivescPath[] = [];
-  const walk = (d: string) => {
-    for (const f of readdirSync(d, { withFileTypes: true })) {
-      const full = join(d, f.name);
-      if (f.isDirectory()) walk(full);
-      else if (f.name.endsWith(".yaml")) {
-        // Upstream files repeat a key now and then (learningEnvironments); the last one wins.
-        let doc: Record<string, unknown>;
-        try {
-          doc = parse(readFileSync(full, "utf8"), { uniqueKeys: false }) as Record<string, unknown>;
-        } catch (err) {
-          throw importError("ERR_AWS_PRIVESC_PATH", full, (err as Error).message.split("\n")[0]!);
-        }
-        const perms = (doc.permissions as { required?: { permission?: unknown }[] } | undefined)?.required;
-        if (
-          typeof doc.id !== "string" ||
-          typeof doc.category !== "string" ||
-          !Array.isArray(perms) ||
-          perms.length === 0
-        ) {
-          throw importError(
-            "ERR_AWS_PRIVESC_PATH",
-            full,
-            "needs `id`, `category` and `permissions.required`",
-          );
-        }
-        const required = perms.map((p, i) => {
-          if (typeof p.permission !== "string" || !/^[a-z0-9-]+:[A-Za-z0-9]+$/.test(p.permission)) {
-            throw importError("ERR_AWS_PRIVESC_PATH", full, `permissions.required[${i}]: not an action`);
-          }
-          return p.permission;
-        });
-        out.push({
-          id: doc.id,
-          name: String(doc.name ?? doc.id),
-          category: doc.category,
-          required,
-          source: full,
-        });
-      }
-    }
-  };
-  walk(dir);
-  return out.sort((a, b) => a.id.localeCompare(b.id));
-}
+import { isAssumeOnly, type PrivescPath } from "./paths.js";
 
 export interface Step {
   readonly action: string;

@@ -3,12 +3,8 @@ export { type AccessLevel, type AwsAction, type AwsCatalog, createCatalog } from
 export {
   analyzeEscalation,
   type EscalationReport,
-  isAssumeOnly,
-  loadPrivescPaths,
   type OpenPath,
   type PrincipalEscalation,
-  type PrivescPath,
-  SUPPLEMENT_PATHS,
 } from "./escalation.js";
 export * from "./evaluator/index.js";
 export {
@@ -21,13 +17,27 @@ export {
 } from "./expand.js";
 export * from "./importers/index.js";
 export {
+  buildPrivescCatalogue,
+  type CatalogueOrigin,
+  isAssumeOnly,
+  loadPrivescPaths,
+  type PrivescCatalogue,
+  type PrivescPath,
+  parsePrivescCatalogue,
+  renderPrivescCatalogue,
+  SHIPPED_CATALOGUE,
+  SUPPLEMENT_PATHS,
+  shippedPrivescPaths,
+} from "./paths.js";
+export {
+  type AwsPluginOptions,
   awsAuthzImporter,
   awsCatalog,
   awsEscalations,
   awsPlugin,
   awsRisk,
   cloudTrailImporter,
-  setPrivescPathsDir,
+  createAwsPlugin,
 } from "./plugin.js";
 export {
   type ActionUsage,

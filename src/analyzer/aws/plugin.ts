@@ -29,8 +29,14 @@ import type {
   Severity,
 } from "../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
-import { analyzeEscalation, loadPrivescPaths, type PrivescPath, SUPPLEMENT_PATHS } from "./escalation.js";
-import { type Policy, type Statement, wildcardMatch, wildcardMatchLower } from "./evaluator/index.js";
+import { analyzeEscalation } from "./escalation.js";
+import {
+  type Organization,
+  type Policy,
+  type Statement,
+  wildcardMatch,
+  wildcardMatchLower,
+} from "./evaluator/index.js";
 import { type Expansion, expandPolicies, risksOf, servicesFor } from "./expand.js";
 import {
   type AuthorizationDetails,
@@ -43,6 +49,7 @@ import {
   recordsOf,
   type TrailEvent,
 } from "./importers/index.js";
+import { type PrivescPath, SUPPLEMENT_PATHS, shippedPrivescPaths } from "./paths.js";
 import { policyDocumentFrom } from "./usage.js";
 
 let shared: AwsCatalog | undefined;
@@ -449,6 +456,7 @@ function safeName(s: string): string {
 export function awsEscalations(
   g: GraphView,
   paths: readonly PrivescPath[] = defaultPaths(),
+  organization?: Organization,
 ): EscalationEdge[] {
   const identities = [...g.nodes.values()].filter(
     (n) => n.provider === "aws" && n.type === "identity" && n.attrs?.policies,
@@ -485,7 +493,10 @@ export function awsEscalations(
     { UserDetailList: users, RoleDetailList: roles, GroupDetailList: [], Policies: [...policies.values()] },
     "graph",
   );
-  const report = analyzeEscalation(details, paths, catalog, { now: new Date() });
+  const report = analyzeEscalation(details, paths, catalog, {
+    now: new Date(),
+    ...(organization ? { organization } : {}),
+  });
   const out: EscalationEdge[] = [];
   const none = { action: "", resource: "" };
   for (const n of g.nodes.values()) {
@@ -522,51 +533,61 @@ export function awsEscalations(
   return out;
 }
 
-let pathsCache: PrivescPath[] | undefined;
-let pathsDir: string | undefined;
-/** Where the path catalogue lives; the composition root sets it (`writ scan --aws-paths`). */
-export function setPrivescPathsDir(dir: string | undefined): void {
-  pathsDir = dir;
-  pathsCache = undefined;
-}
+let shippedPaths: PrivescPath[] | undefined;
+/** The catalogue writ ships (pathfinding.cloud's paths) and the supplementary paths. */
 function defaultPaths(): PrivescPath[] {
-  if (!pathsDir) return [...SUPPLEMENT_PATHS];
-  pathsCache ??= [...loadPrivescPaths(pathsDir), ...SUPPLEMENT_PATHS];
-  return pathsCache;
+  shippedPaths ??= [...shippedPrivescPaths(), ...SUPPLEMENT_PATHS];
+  return shippedPaths;
 }
 
-export const awsPlugin: ProviderPlugin = {
-  provider: "aws",
-  importers: [awsAuthzImporter, cloudTrailImporter],
-  risk: awsRisk,
-  replacement(ctx: ReductionContext): Reduction {
-    const { document, actions } = replacementFiles(ctx);
-    return {
-      kind: "replace-policy",
-      summary: `replace the policies of \`${ctx.workload.name}\` with one that allows the ${actions} action(s) it used, on the resources it touched`,
-      files: [
-        {
-          path: `aws/${safeName(ctx.workload.name)}-replacement-policy.json`,
-          language: "json",
-          content: `${JSON.stringify(document, null, 2)}\n`,
-        },
-      ],
-    };
-  },
-  dedicatedIdentity(ctx: ReductionContext): Reduction {
-    const { document, actions } = replacementFiles(ctx);
-    const name = `writ-${safeName(ctx.workload.name)}`;
-    return {
-      kind: "dedicated-identity",
-      summary: `give \`${ctx.workload.name}\` its own role \`${name}\` with the ${actions} action(s) it used, instead of the inherited grant`,
-      files: [
-        {
-          path: `aws/${name}-policy.json`,
-          language: "json",
-          content: `${JSON.stringify(document, null, 2)}\n`,
-        },
-      ],
-    };
-  },
-  escalations: (g) => awsEscalations(g),
-};
+export interface AwsPluginOptions {
+  /** The escalation path catalogue; default the shipped one and the supplementary paths. */
+  readonly paths?: readonly PrivescPath[] | undefined;
+  /** The organization tree: its SCPs and RCPs bound every decision of the escalation graph. */
+  readonly organization?: Organization | undefined;
+}
+
+/** The AWS plug-in, configured per scan (`writ scan --aws-paths DIR`). */
+export function createAwsPlugin(o: AwsPluginOptions = {}): ProviderPlugin {
+  return {
+    provider: "aws",
+    importers: [awsAuthzImporter, cloudTrailImporter],
+    risk: awsRisk,
+    replacement,
+    dedicatedIdentity,
+    escalations: (g) => awsEscalations(g, o.paths ?? defaultPaths(), o.organization),
+  };
+}
+
+function replacement(ctx: ReductionContext): Reduction {
+  const { document, actions } = replacementFiles(ctx);
+  return {
+    kind: "replace-policy",
+    summary: `replace the policies of \`${ctx.workload.name}\` with one that allows the ${actions} action(s) it used, on the resources it touched`,
+    files: [
+      {
+        path: `aws/${safeName(ctx.workload.name)}-replacement-policy.json`,
+        language: "json",
+        content: `${JSON.stringify(document, null, 2)}\n`,
+      },
+    ],
+  };
+}
+
+function dedicatedIdentity(ctx: ReductionContext): Reduction {
+  const { document, actions } = replacementFiles(ctx);
+  const name = `writ-${safeName(ctx.workload.name)}`;
+  return {
+    kind: "dedicated-identity",
+    summary: `give \`${ctx.workload.name}\` its own role \`${name}\` with the ${actions} action(s) it used, instead of the inherited grant`,
+    files: [
+      {
+        path: `aws/${name}-policy.json`,
+        language: "json",
+        content: `${JSON.stringify(document, null, 2)}\n`,
+      },
+    ],
+  };
+}
+
+export const awsPlugin: ProviderPlugin = createAwsPlugin();

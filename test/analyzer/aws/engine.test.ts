@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicy } from "../../../src/analyzer/aws/evaluator/index.js";
-import { awsAuthzImporter, awsCatalog, setPrivescPathsDir } from "../../../src/analyzer/aws/plugin.js";
+import { awsAuthzImporter, awsCatalog } from "../../../src/analyzer/aws/plugin.js";
 import { type AnalysisResult, defaultPlugins, scanPaths, textInput } from "../../../src/analyzer/index.js";
 import { corpus } from "./corpora.js";
 
@@ -17,7 +17,6 @@ let result: AnalysisResult;
 const ACCOUNT = "200611803367";
 
 beforeAll(async () => {
-  setPrivescPathsDir(corpus("aws-privesc-paths", "paths"));
   await awsCatalog().load("all");
   // A pod whose service account assumes an IAM role of the account (IRSA).
   writeFileSync(
@@ -89,7 +88,6 @@ spec:
 }, 180_000);
 afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
-  setPrivescPathsDir(undefined);
 });
 
 describe("AWS in the analysis engine", () => {

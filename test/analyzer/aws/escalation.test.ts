@@ -6,15 +6,14 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
+import { analyzeEscalation, type EscalationReport } from "../../../src/analyzer/aws/escalation.js";
+import { importAuthorizationDetails } from "../../../src/analyzer/aws/importers/index.js";
 import {
-  analyzeEscalation,
-  type EscalationReport,
   isAssumeOnly,
   loadPrivescPaths,
   type PrivescPath,
   SUPPLEMENT_PATHS,
-} from "../../../src/analyzer/aws/escalation.js";
-import { importAuthorizationDetails } from "../../../src/analyzer/aws/importers/index.js";
+} from "../../../src/analyzer/aws/paths.js";
 import { corpus } from "./corpora.js";
 
 const NOW = new Date("2026-01-15T12:00:00Z");
