@@ -6,9 +6,10 @@
  *
  * - a path is open for a principal when each required action is allowed on at least one candidate
  *   target: IAM users, roles, groups and customer-managed policies of the account for IAM actions
- *   (AWS-managed policies cannot be changed), roles that a service can assume for `iam:PassRole`,
- *   roles (with their trust policy as the resource policy) for `sts:AssumeRole`, and a resource of
- *   the action's resource type otherwise;
+ *   (AWS-managed policies cannot be changed), roles that the path's service can assume for
+ *   `iam:PassRole` (decided with `iam:PassedToService` set to that service), roles (with their
+ *   trust policy as the resource policy) for `sts:AssumeRole`, and a resource of the action's
+ *   resource type otherwise;
  * - a path that rewrites a role's trust policy (`iam:UpdateAssumeRolePolicy`) then assumes the role
  *   with the trust policy it wrote;
  * - the attacker chooses the credential: an IAM user's long-term keys, or a session from
@@ -77,10 +78,12 @@ function fillArn(format: string, account: string): string {
     .replace(/\$\{[A-Za-z]+\}/g, "writ-probe");
 }
 
-function trustsAService(role: IamRole): boolean {
-  return role.trust.statements.some(
-    (s) => s.effect === "Allow" && (s.principal?.byType.get("Service")?.length ?? 0) > 0,
-  );
+/** The service principals a role's trust policy lets assume it (`ec2.amazonaws.com`). */
+function trustedServices(role: IamRole): string[] {
+  const out = new Set<string>();
+  for (const s of role.trust.statements)
+    if (s.effect === "Allow") for (const svc of s.principal?.byType.get("Service") ?? []) out.add(svc);
+  return [...out];
 }
 
 export function analyzeEscalation(
@@ -127,7 +130,6 @@ export function analyzeEscalation(
   const candidates = (action: string, self: Entity): string[] => {
     const [svc, name] = action.split(":") as [string, string];
     const spec = catalog.action(svc, name);
-    if (action === "iam:PassRole") return details.roles.filter(trustsAService).map((r) => r.arn);
     const selfOnly = /^iam:(CreateAccessKey|CreateLoginProfile|UpdateLoginProfile|DeleteAccessKey)$/.test(
       action,
     );
@@ -172,8 +174,9 @@ export function analyzeEscalation(
     action: string,
     resource: string,
     resourcePolicy?: Policy,
+    extra?: Readonly<Record<string, ContextValue>>,
   ): Step | undefined => {
-    const key = `${e.arn}|${action}|${resource}|${resourcePolicy ? resourcePolicy.id : ""}`;
+    const key = `${e.arn}|${action}|${resource}|${resourcePolicy ? resourcePolicy.id : ""}|${extra ? JSON.stringify(extra) : ""}`;
     if (!resourcePolicy && !mayAllow(e, action)) return undefined;
     const hit = cache.get(key);
     if (hit !== undefined) return hit ?? undefined;
@@ -181,7 +184,12 @@ export function analyzeEscalation(
     const set = policySets.get(e.arn)!;
     for (const context of contexts(e)) {
       const d = evaluate(
-        { principal: principals.get(e.arn)!, action, resource, context },
+        {
+          principal: principals.get(e.arn)!,
+          action,
+          resource,
+          context: extra ? { ...context, ...extra } : context,
+        },
         resourcePolicy ? { ...set, resource: resourcePolicy } : set,
         { catalog },
       );
@@ -195,6 +203,21 @@ export function analyzeEscalation(
   };
   const roleByArn = new Map(details.roles.map((r) => [r.arn, r]));
 
+  /**
+   * `iam:PassRole` of a role that a service of the path can assume (the catalogue's `passedTo`;
+   * any service when it names none), decided with `iam:PassedToService` set to that service.
+   */
+  const passRole = (e: Entity, p: PrivescPath): Step | undefined => {
+    for (const role of details.roles) {
+      for (const service of trustedServices(role)) {
+        if (p.passedTo.length > 0 && !p.passedTo.includes(service)) continue;
+        const step = allowed(e, "iam:PassRole", role.arn, undefined, { "iam:PassedToService": service });
+        if (step) return step;
+      }
+    }
+    return undefined;
+  };
+
   const openPaths = (e: Entity): OpenPath[] => {
     const out: OpenPath[] = [];
     for (const p of evaluable) {
@@ -202,6 +225,12 @@ export function analyzeEscalation(
       const steps: Step[] = [];
       for (const action of p.required) {
         let step: Step | undefined;
+        if (action === "iam:PassRole") {
+          step = passRole(e, p);
+          if (!step) break;
+          steps.push(step);
+          continue;
+        }
         for (const target of candidates(action, e)) {
           let rp: Policy | undefined;
           if (action.startsWith("sts:AssumeRole")) {

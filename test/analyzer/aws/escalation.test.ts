@@ -169,7 +169,12 @@ describe("the path catalogue is minimal", () => {
               AssumeRolePolicyDocument: {
                 Version: "2012-10-17",
                 Statement: [
-                  { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
+                  {
+                    Effect: "Allow",
+                    // every service a path passes a role to
+                    Principal: { Service: [...new Set(paths.flatMap((p) => p.passedTo))] },
+                    Action: "sts:AssumeRole",
+                  },
                 ],
               },
               RolePolicyList: [
@@ -240,4 +245,68 @@ describe("the path catalogue is minimal", () => {
     expect(failures).toEqual([]);
     expect(checked.length).toBeGreaterThanOrEqual(60);
   }, 120_000);
+});
+
+describe("iam:PassRole", () => {
+  const account = "123456789012";
+  const role = (name: string, service: string) => ({
+    RoleName: name,
+    Arn: `arn:aws:iam::${account}:role/${name}`,
+    AssumeRolePolicyDocument: {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }],
+    },
+    AttachedManagedPolicies: [],
+  });
+  const open = (statements: unknown[], roles: unknown[]) => {
+    const details = importAuthorizationDetails(
+      {
+        UserDetailList: [
+          {
+            UserName: "dev",
+            Arn: `arn:aws:iam::${account}:user/dev`,
+            UserPolicyList: [
+              { PolicyName: "p", PolicyDocument: { Version: "2012-10-17", Statement: statements } },
+            ],
+          },
+        ],
+        RoleDetailList: roles,
+      },
+      "synthetic",
+    );
+    const picked = paths.filter((p) => p.id === "ec2-001" || p.id === "lambda-001");
+    const r = analyzeEscalation(details, picked, catalog, { now: NOW });
+    return r.principals.find((p) => p.principal.endsWith(":user/dev"))!.paths.map((p) => p.path);
+  };
+  const compute = {
+    Effect: "Allow",
+    Action: ["ec2:RunInstances", "lambda:CreateFunction", "lambda:InvokeFunction"],
+    Resource: "*",
+  };
+
+  it("needs a role that the path's service can assume", () => {
+    const passAll = { Effect: "Allow", Action: "iam:PassRole", Resource: "*" };
+    expect(open([compute, passAll], [role("ec2-only", "ec2.amazonaws.com")])).toEqual(["ec2-001"]);
+    expect(open([compute, passAll], [role("fn", "lambda.amazonaws.com")])).toEqual(["lambda-001"]);
+    expect(open([compute, passAll], [role("builds", "codebuild.amazonaws.com")])).toEqual([]);
+  });
+
+  it("honours an iam:PassedToService condition", () => {
+    const passToLambda = {
+      Effect: "Allow",
+      Action: "iam:PassRole",
+      Resource: "*",
+      Condition: { StringEquals: { "iam:PassedToService": "lambda.amazonaws.com" } },
+    };
+    const roles = [role("ec2-role", "ec2.amazonaws.com"), role("fn", "lambda.amazonaws.com")];
+    expect(open([compute, passToLambda], roles)).toEqual(["lambda-001"]);
+    const denyEc2 = {
+      Effect: "Deny",
+      Action: "iam:PassRole",
+      Resource: "*",
+      Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    };
+    const passAll = { Effect: "Allow", Action: "iam:PassRole", Resource: "*" };
+    expect(open([compute, passAll, denyEc2], roles)).toEqual(["lambda-001"]);
+  });
 });
