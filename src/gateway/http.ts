@@ -45,6 +45,18 @@ interface HttpSession {
   readonly agent: string;
   readonly jkt: string;
   readonly writ: string | undefined;
+  /** Requests being answered; an ended session's transport closes when this reaches 0. */
+  inflight: number;
+  ended: boolean;
+}
+
+/**
+ * Ends a session's transport once nothing is in flight: closing it under a request would leave
+ * that request unanswered (the client would wait for ever). New requests already get 404.
+ */
+function closeWhenIdle(entry: HttpSession): void {
+  entry.ended = true;
+  if (entry.inflight === 0) void entry.transport.close().catch(() => {});
 }
 
 class Unauthorized extends Error {
@@ -276,7 +288,13 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
           ),
         );
       }
-      return s.transport.handleRequest(req, { authInfo });
+      s.inflight += 1;
+      try {
+        return await s.transport.handleRequest(req, { authInfo });
+      } finally {
+        s.inflight -= 1;
+        if (s.ended) closeWhenIdle(s);
+      }
     }
     if (req.method !== "POST") {
       return c.json(
@@ -295,8 +313,10 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     let transport: WebStandardStreamableHTTPServerTransport;
     try {
       const session = opts.gateway.openSession(identity, () => {
+        const entry = sessions.get(session.id);
         sessions.delete(session.id);
-        void transport?.close().catch(() => {});
+        if (entry !== undefined) closeWhenIdle(entry);
+        else void transport?.close().catch(() => {});
       });
       sessionId = session.id;
     } catch (err) {
@@ -310,7 +330,14 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
       enableJsonResponse: true,
     });
     const server = sessionServer(opts.gateway, sessionId, opts.version);
-    const entry: HttpSession = { transport, agent: claims.client_id, jkt, writ: claims.writ };
+    const entry: HttpSession = {
+      transport,
+      agent: claims.client_id,
+      jkt,
+      writ: claims.writ,
+      inflight: 0,
+      ended: false,
+    };
     sessions.set(sessionId, entry);
     listChanged.set(entry, () => void server.sendToolListChanged().catch(() => {}));
     transport.onclose = () => {

@@ -165,7 +165,8 @@ describe("kill switch", () => {
     await live.server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
     let refusedAfter: number | undefined;
     while (performance.now() - started < 3000) {
-      const outcome = await c.callTool(args).then(
+      // an unanswered request would be a hang: bounded, so the test says so instead of timing out
+      const outcome = await c.callTool(args, undefined, { timeout: 5000 }).then(
         (r) => refusal(r)?.reason ?? "allowed",
         () => "session ended",
       );
