@@ -4,7 +4,14 @@
  * grants are compared with its use and sorted into the three categories.
  */
 import { createHash } from "node:crypto";
-import { compileRule, globMatches, parseRequestAction, type Rule, ruleMatches } from "../core/index.js";
+import {
+  compileRule,
+  globMatches,
+  parseRequestAction,
+  type Rule,
+  ruleContains,
+  ruleMatches,
+} from "../core/index.js";
 import { blastRadius } from "./blast.js";
 import { DeclaredMatcher } from "./declared.js";
 import {
@@ -296,11 +303,23 @@ export class Engine {
           findings.push(this.unjustified(w, agent!, c.grant, c.paths, bad, p));
         }
       }
+      // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
+      const ownRules = categoryCandidates
+        .filter((c) => c.paths.some((x) => !x.inherited))
+        .map((c) => compile(c.grant))
+        .filter((r): r is Rule => r !== null);
       for (const c of categoryCandidates) {
         const key = `${c.grant.action}\u0000${c.grant.resource}`;
         if (cat2Keys.has(key)) continue;
         const own = c.paths.filter((x) => !x.inherited);
         if (own.length === 0) {
+          const rule = compile(c.grant);
+          if (
+            rule &&
+            c.paths.every((x) => x.edges.some((e) => e.type === "can-assume")) &&
+            ownRules.some((o) => ruleContains(o, rule))
+          )
+            continue;
           cat3.push({ grant: c.grant, paths: c.paths, uses: c.uses });
           continue;
         }

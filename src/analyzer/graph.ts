@@ -71,6 +71,8 @@ export function inheritedBecause(
   use: ReadonlyMap<string, readonly string[]>,
 ): string | undefined {
   if (via.type === "falls-back-to") return `no identity of its own: ${via.note ?? "falls back to a default"}`;
+  if (via.type === "can-assume")
+    return `reached by assuming \`${node.name}\`${via.note ? ` (${via.note})` : ""}: a role not provisioned for this workload`;
   if (node.type === "group") return `granted to the group \`${node.name}\`, not to this workload`;
   if (node.type === "default") return `the default for everything that sets nothing (\`${node.name}\`)`;
   if (node.shared) return `\`${node.name}\` is shared by design (${node.subtype})`;
@@ -85,27 +87,47 @@ export interface GrantPath extends EffectiveGrant {
   readonly why?: string | undefined;
 }
 
-/** Every grant reachable from the workload, one entry per (grant, path). */
+/**
+ * Every grant reachable from the workload, one entry per (grant, path). Roles reached through
+ * `can-assume` edges are walked breadth-first, each once, by a shortest chain: role chaining can
+ * join many roles to each other, and every path through them would be too many.
+ */
 export function effectiveGrants(
   g: GraphView,
   workload: string,
   use: ReadonlyMap<string, readonly string[]>,
 ): GrantPath[] {
   const out: GrantPath[] = [];
+  const visited = new Set<string>([workload]);
+  const chained: { id: string; path: string[]; edges: GraphEdge[]; why: string | undefined }[] = [];
   const walk = (id: string, path: string[], edges: GraphEdge[], why: string | undefined) => {
     if (path.length > 12) return;
+    visited.add(id);
     const node = g.nodes.get(id);
     if (node && path.length > 1) {
       for (const grant of node.grants ?? [])
         out.push({ grant, path, edges, inherited: why !== undefined, why });
     }
     for (const e of g.out.get(id) ?? []) {
-      if (!GRANT_EDGES.has(e.type) || path.includes(e.to)) continue;
+      const chain = e.type === "can-assume";
+      if ((!chain && !GRANT_EDGES.has(e.type)) || path.includes(e.to)) continue;
       const next = g.nodes.get(e.to);
       if (!next) continue;
-      walk(e.to, [...path, e.to], [...edges, e], why ?? inheritedBecause(next, e, use));
+      const step = {
+        id: e.to,
+        path: [...path, e.to],
+        edges: [...edges, e],
+        why: why ?? inheritedBecause(next, e, use),
+      };
+      if (chain) chained.push(step);
+      else walk(step.id, step.path, step.edges, step.why);
     }
   };
   walk(workload, [workload], [], undefined);
+  for (let i = 0; i < chained.length; i++) {
+    const c = chained[i]!;
+    if (visited.has(c.id)) continue;
+    walk(c.id, c.path, c.edges, c.why);
+  }
   return out;
 }

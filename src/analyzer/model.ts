@@ -82,8 +82,11 @@ export interface GraphNode {
  * Arrows point from the holder towards the permission:
  * `owns` workload→pod, `runs-as` workload/pod→identity, `member-of` identity→group,
  * `bound-by` identity/group→binding, `references` binding→role, `assumes` identity→cloud identity
- * (IRSA, GKE Workload Identity, Azure workload identity), `falls-back-to` workload→default identity
- * or repository default, `inherits` binding→binding (a job inheriting the workflow's block).
+ * (IRSA, GKE Workload Identity, Azure workload identity, an EC2 instance profile's role),
+ * `falls-back-to` workload→default identity or repository default, `inherits` binding→binding (a job
+ * inheriting the workflow's block), `can-assume` identity→role whose trust policy lets the identity
+ * assume it (AWS role chaining, decided by the evaluator): the role's grants are reachable, but were
+ * not provisioned for the holder, and the role's own activity is not the holder's.
  */
 export type EdgeType =
   | "owns"
@@ -93,7 +96,8 @@ export type EdgeType =
   | "references"
   | "assumes"
   | "falls-back-to"
-  | "inherits";
+  | "inherits"
+  | "can-assume";
 
 export interface GraphEdge {
   readonly kind: "edge";

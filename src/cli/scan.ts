@@ -4,14 +4,21 @@
  *
  *   writ scan PATH… [--format terminal|json|sarif|markdown|html] [--output FILE]
  *                   [--fail-on CATEGORY|SEVERITY[,…]] [--config writ.yaml] [--window 30d|START..END]
- *                   [--store] [--data DIR] [--aws-paths DIR]
+ *                   [--store] [--data DIR] [--aws-paths DIR] [--aws-organization DIR]
  *
  * Exit codes: 0 done (and nothing at or above --fail-on), 1 findings matched --fail-on, 2 usage or
  * unreadable input, 3 store failure.
  */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { createAwsPlugin, loadPrivescPaths, SUPPLEMENT_PATHS } from "../analyzer/aws/index.js";
+import {
+  createAwsPlugin,
+  loadOrganization,
+  loadPrivescPaths,
+  type Organization,
+  type PrivescPath,
+  SUPPLEMENT_PATHS,
+} from "../analyzer/aws/index.js";
 import {
   type AnalysisResult,
   CATEGORIES,
@@ -44,6 +51,7 @@ export interface ScanOptions {
   readonly json: boolean;
   readonly progress: boolean;
   readonly awsPaths?: string;
+  readonly awsOrganization?: string;
 }
 
 export interface ScanDefaults {
@@ -94,17 +102,32 @@ export function failMatcher(text: string): (f: Finding) => boolean {
   return (f) => tests.some((t) => t(f));
 }
 
-/** The plug-ins of this scan: the defaults, with AWS's escalation catalogue from `--aws-paths`. */
-function scanPlugins(o: ScanOptions): readonly ProviderPlugin[] {
-  if (!o.awsPaths) return defaultPlugins;
-  let paths: ReturnType<typeof loadPrivescPaths>;
+function fromFlag<T>(flag: string, load: () => T): T {
   try {
-    paths = loadPrivescPaths(o.awsPaths);
+    return load();
   } catch (err) {
-    if (isWritError(err)) throw new CliFailure(err.code, `--aws-paths: ${err.message}`);
+    if (isWritError(err)) throw new CliFailure(err.code, `${flag}: ${err.message}`);
     throw err;
   }
-  const aws = createAwsPlugin({ paths: [...paths, ...SUPPLEMENT_PATHS] });
+}
+
+/**
+ * The plug-ins of this scan: the defaults, with AWS's escalation catalogue from `--aws-paths` and
+ * the organization's SCPs and RCPs from `--aws-organization`.
+ */
+function scanPlugins(o: ScanOptions): readonly ProviderPlugin[] {
+  if (!o.awsPaths && !o.awsOrganization) return defaultPlugins;
+  let paths: PrivescPath[] | undefined;
+  let organization: Organization | undefined;
+  if (o.awsPaths) {
+    const dir = o.awsPaths;
+    paths = [...fromFlag("--aws-paths", () => loadPrivescPaths(dir)), ...SUPPLEMENT_PATHS];
+  }
+  if (o.awsOrganization) {
+    const dir = o.awsOrganization;
+    organization = fromFlag("--aws-organization", () => loadOrganization(dir));
+  }
+  const aws = createAwsPlugin({ paths, organization });
   return defaultPlugins.map((p) => (p.provider === "aws" ? aws : p));
 }
 
@@ -211,6 +234,10 @@ export function registerScan(
     .option(
       "--aws-paths <dir>",
       "AWS escalation path catalogue: a folder of pathfinding.cloud path files (default: the one writ ships)",
+    )
+    .option(
+      "--aws-organization <dir>",
+      "AWS organization tree (SCPs, RCPs; layout in docs/aws.md) bounding role assumption and escalation",
     )
     .option("--no-progress", "no progress lines on stderr for large inputs")
     .option("--json", "same as --format json", false)

@@ -86,65 +86,46 @@ function trustedServices(role: IamRole): string[] {
   return [...out];
 }
 
-export function analyzeEscalation(
-  details: AuthorizationDetails,
-  paths: readonly PrivescPath[],
+type Allowed = (
+  e: Entity,
+  action: string,
+  resource: string,
+  resourcePolicy?: Policy,
+  extra?: Readonly<Record<string, ContextValue>>,
+) => Step | undefined;
+
+/**
+ * Decides requests of the principals of one or more accounts' authorization details, each with its
+ * own identity policies, boundary and the organization's SCPs, under the credential the attacker
+ * picks (long-term keys or a session); answers are cached per request.
+ */
+function principalEvaluator(
+  sets: readonly AuthorizationDetails[],
   catalog: AwsCatalog,
   opts: EscalationOptions,
-): EscalationReport {
-  const account = details.account;
+): { entities: Entity[]; allowed: Allowed } {
   const now = opts.now.toISOString();
   const epoch = String(Math.floor(opts.now.getTime() / 1000));
-  const entities: Entity[] = [...details.users, ...details.roles];
-  const customerPolicies = [...details.policies.values()].filter((p) => !p.awsManaged).map((p) => p.arn);
+  const entities: Entity[] = [];
   const policySets = new Map<string, PolicySet>();
   const principals = new Map<string, AwsPrincipal>();
-  for (const e of entities) {
-    const found = policiesFor(details, e);
-    policySets.set(e.arn, {
-      identity: found.identity,
-      ...(found.boundary ? { boundary: found.boundary } : {}),
-      ...(opts.organization ? { organization: opts.organization } : {}),
-    });
-    principals.set(e.arn, principalFromArn(e.arn, { tags: { ...e.tags } }));
-  }
-  const unevaluable: { path: string; action: string }[] = [];
-  const evaluable = paths.filter((p) => {
-    if (isAssumeOnly(p)) return false;
-    for (const a of p.required) {
-      const [svc, name] = a.split(":") as [string, string];
-      if (catalog.hasAction(svc, name) !== true) {
-        unevaluable.push({ path: p.id, action: a });
-        return false;
-      }
+  for (const details of sets) {
+    for (const e of [...details.users, ...details.roles]) {
+      if (policySets.has(e.arn)) continue;
+      entities.push(e);
+      const found = policiesFor(details, e);
+      policySets.set(e.arn, {
+        identity: found.identity,
+        ...(found.boundary ? { boundary: found.boundary } : {}),
+        ...(opts.organization ? { organization: opts.organization } : {}),
+      });
+      principals.set(e.arn, principalFromArn(e.arn, { tags: { ...e.tags } }));
     }
-    return true;
-  });
-
+  }
   const contexts = (e: Entity): Record<string, ContextValue>[] => {
     const base = { "aws:CurrentTime": now, "aws:EpochTime": epoch };
     const session = { ...base, "aws:TokenIssueTime": now };
     return e.kind === "role" ? [session] : [base, session];
-  };
-
-  const candidates = (action: string, self: Entity): string[] => {
-    const [svc, name] = action.split(":") as [string, string];
-    const spec = catalog.action(svc, name);
-    const selfOnly = /^iam:(CreateAccessKey|CreateLoginProfile|UpdateLoginProfile|DeleteAccessKey)$/.test(
-      action,
-    );
-    if (svc === "iam" || action.startsWith("sts:AssumeRole")) {
-      const types = new Set((spec?.resourceTypes ?? []).map((r) => r.name));
-      const out: string[] = [];
-      if (types.has("user")) out.push(...details.users.map((u) => u.arn));
-      if (types.has("role")) out.push(...details.roles.map((r) => r.arn));
-      if (types.has("group")) out.push(...details.groups.map((g) => g.arn));
-      if (types.has("policy")) out.push(...customerPolicies);
-      return out.filter((arn) => !(arn === self.arn && (selfOnly || action.startsWith("sts:"))));
-    }
-    const type = spec?.resourceTypes.find((r) => r.required) ?? spec?.resourceTypes[0];
-    const format = type ? catalog.resourceArn(svc, type.name) : undefined;
-    return [format ? fillArn(format, account) : "*"];
   };
 
   // Without a resource policy in play, an action no identity Allow statement names cannot be allowed.
@@ -169,13 +150,7 @@ export function analyzeEscalation(
     return v;
   };
   const cache = new Map<string, Step | null>();
-  const allowed = (
-    e: Entity,
-    action: string,
-    resource: string,
-    resourcePolicy?: Policy,
-    extra?: Readonly<Record<string, ContextValue>>,
-  ): Step | undefined => {
+  const allowed: Allowed = (e, action, resource, resourcePolicy, extra) => {
     const key = `${e.arn}|${action}|${resource}|${resourcePolicy ? resourcePolicy.id : ""}|${extra ? JSON.stringify(extra) : ""}`;
     if (!resourcePolicy && !mayAllow(e, action)) return undefined;
     const hit = cache.get(key);
@@ -201,6 +176,90 @@ export function analyzeEscalation(
     cache.set(key, step);
     return step ?? undefined;
   };
+  return { entities, allowed };
+}
+
+/** One principal allowed to assume one role: the identity side and the role's trust policy agree. */
+export interface RoleAssumption {
+  readonly principal: string;
+  readonly role: string;
+  /** The statements that decided: identity (when needed), trust policy, and none denying. */
+  readonly deciding: readonly StatementRef[];
+}
+
+function assumptions(
+  entities: readonly Entity[],
+  roles: readonly IamRole[],
+  allowed: Allowed,
+): RoleAssumption[] {
+  const out: RoleAssumption[] = [];
+  for (const e of entities)
+    for (const r of roles) {
+      if (r.arn === e.arn) continue;
+      const step = allowed(e, "sts:AssumeRole", r.arn, r.trust);
+      if (step) out.push({ principal: e.arn, role: r.arn, deciding: step.deciding });
+    }
+  return out;
+}
+
+/**
+ * Which principal may assume which role (`sts:AssumeRole`), decided by the evaluator with each
+ * principal's policies, boundary and SCPs and each role's trust policy, across every given account
+ * (a role of one account can trust a principal of another).
+ */
+export function roleAssumptions(
+  sets: readonly AuthorizationDetails[],
+  catalog: AwsCatalog,
+  opts: EscalationOptions,
+): RoleAssumption[] {
+  const { entities, allowed } = principalEvaluator(sets, catalog, opts);
+  const roles = new Map<string, IamRole>();
+  for (const d of sets) for (const r of d.roles) if (!roles.has(r.arn)) roles.set(r.arn, r);
+  return assumptions(entities, [...roles.values()], allowed);
+}
+
+export function analyzeEscalation(
+  details: AuthorizationDetails,
+  paths: readonly PrivescPath[],
+  catalog: AwsCatalog,
+  opts: EscalationOptions,
+): EscalationReport {
+  const account = details.account;
+  const customerPolicies = [...details.policies.values()].filter((p) => !p.awsManaged).map((p) => p.arn);
+  const { entities, allowed } = principalEvaluator([details], catalog, opts);
+  const unevaluable: { path: string; action: string }[] = [];
+  const evaluable = paths.filter((p) => {
+    if (isAssumeOnly(p)) return false;
+    for (const a of p.required) {
+      const [svc, name] = a.split(":") as [string, string];
+      if (catalog.hasAction(svc, name) !== true) {
+        unevaluable.push({ path: p.id, action: a });
+        return false;
+      }
+    }
+    return true;
+  });
+
+  const candidates = (action: string, self: Entity): string[] => {
+    const [svc, name] = action.split(":") as [string, string];
+    const spec = catalog.action(svc, name);
+    const selfOnly = /^iam:(CreateAccessKey|CreateLoginProfile|UpdateLoginProfile|DeleteAccessKey)$/.test(
+      action,
+    );
+    if (svc === "iam" || action.startsWith("sts:AssumeRole")) {
+      const types = new Set((spec?.resourceTypes ?? []).map((r) => r.name));
+      const out: string[] = [];
+      if (types.has("user")) out.push(...details.users.map((u) => u.arn));
+      if (types.has("role")) out.push(...details.roles.map((r) => r.arn));
+      if (types.has("group")) out.push(...details.groups.map((g) => g.arn));
+      if (types.has("policy")) out.push(...customerPolicies);
+      return out.filter((arn) => !(arn === self.arn && (selfOnly || action.startsWith("sts:"))));
+    }
+    const type = spec?.resourceTypes.find((r) => r.required) ?? spec?.resourceTypes[0];
+    const format = type ? catalog.resourceArn(svc, type.name) : undefined;
+    return [format ? fillArn(format, account) : "*"];
+  };
+
   const roleByArn = new Map(details.roles.map((r) => [r.arn, r]));
 
   /**
@@ -256,15 +315,9 @@ export function analyzeEscalation(
 
   const direct = new Map<string, OpenPath[]>();
   const assumes = new Map<string, string[]>();
-  for (const e of entities) {
-    direct.set(e.arn, openPaths(e));
-    assumes.set(
-      e.arn,
-      details.roles
-        .filter((r) => r.arn !== e.arn && allowed(e, "sts:AssumeRole", r.arn, r.trust))
-        .map((r) => r.arn),
-    );
-  }
+  for (const e of entities) direct.set(e.arn, openPaths(e));
+  for (const a of assumptions(entities, details.roles, allowed))
+    (assumes.get(a.principal) ?? assumes.set(a.principal, []).get(a.principal)!).push(a.role);
   const report: PrincipalEscalation[] = entities.map((e) => {
     // Breadth-first over role assumption to the nearest principal with an open path.
     const prev = new Map<string, string | null>([[e.arn, null]]);
@@ -292,7 +345,7 @@ export function analyzeEscalation(
       principal: e.arn,
       kind: e.kind,
       paths: direct.get(e.arn)!,
-      assumes: assumes.get(e.arn)!,
+      assumes: assumes.get(e.arn) ?? [],
       ...(chain ? { chain } : {}),
       escalates: found !== undefined,
     };

@@ -21,16 +21,21 @@ import type {
   ImportResult,
   InputFile,
   InputProblem,
+  Linker,
+  LinkResult,
   ObservedEvent,
   PermissionGrant,
+  ProviderObject,
   ProviderPlugin,
   Reduction,
   ReductionContext,
+  RemediationFile,
   Severity,
 } from "../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
-import { analyzeEscalation } from "./escalation.js";
+import { analyzeEscalation, roleAssumptions } from "./escalation.js";
 import {
+  describe,
   type Organization,
   type Policy,
   type Statement,
@@ -191,7 +196,9 @@ export const awsAuthzImporter: Importer = {
     const catalog = awsCatalog();
     const all = [...details.policies.values()].map((p) => p.document);
     const inline = [...details.users, ...details.roles, ...details.groups].flatMap((e) => e.inline);
-    await catalog.load(servicesFor([...all, ...inline]));
+    // sts and iam: role assumption is decided on trust policies, which name no identity action.
+    const needed = servicesFor([...all, ...inline]);
+    await catalog.load(needed === "all" ? "all" : new Set([...needed, "sts", "iam"]));
     const nodes: GraphNode[] = [];
     const edges: GraphEdge[] = [];
     const src = { file: file.path };
@@ -296,7 +303,37 @@ export const awsAuthzImporter: Importer = {
           }
         }
       }
-      if (e.kind === "user" || !isWebIdentityOrServiceLinked(e)) {
+      // An EC2 instance profile: the instances launched with it run as its role.
+      const profiles = e.kind === "role" ? e.instanceProfiles.filter(Boolean) : [];
+      for (const arn of profiles) {
+        const pid = `aws:instance-profile:${arn}`;
+        const name = arn.slice(arn.lastIndexOf("/") + 1);
+        nodes.push({
+          kind: "node",
+          id: pid,
+          provider: "aws",
+          type: "identity",
+          subtype: "EC2InstanceProfile",
+          name,
+          attrs: { arn },
+          source: src,
+        });
+        edge(pid, idn, "assumes", `instance profile \`${name}\` holds role \`${e.name}\``);
+        const wid = `aws:workload:${arn}`;
+        nodes.push({
+          kind: "node",
+          id: wid,
+          provider: "aws",
+          type: "workload",
+          subtype: "EC2InstanceProfile",
+          name,
+          ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
+          source: src,
+        });
+        edge(wid, pid, "runs-as", "the EC2 instances launched with this instance profile");
+      }
+      // Roles used through instance profiles are analyzed through them, as IRSA roles through pods.
+      if (e.kind === "user" || (profiles.length === 0 && !isWebIdentityOrServiceLinked(e))) {
         const wid = `aws:workload:${e.arn}`;
         nodes.push({
           kind: "node",
@@ -312,9 +349,51 @@ export const awsAuthzImporter: Importer = {
         edge(wid, idn, "runs-as");
       }
     }
-    return { fragment: { nodes, edges, events: [], toolCalls: [], objects: [] }, problems };
+    // Role assumption needs every account's principals and roles: the linker decides it.
+    const objects: ProviderObject[] = [
+      { kind: "object", provider: "aws", type: "authorization-details", value: details, source: src },
+    ];
+    return { fragment: { nodes, edges, events: [], toolCalls: [], objects }, problems };
   },
 };
+
+/**
+ * Role chaining as graph edges: `can-assume` from every user and role to each role whose trust
+ * policy, with the principal's own policies, boundary and the organization's SCPs, lets it call
+ * `sts:AssumeRole` — decided by the evaluator, across every authorization-details file read.
+ */
+export function createAwsLinker(organization?: Organization): Linker {
+  return {
+    provider: "aws",
+    link(objects: readonly ProviderObject[], nodes: ReadonlyMap<string, GraphNode>): LinkResult {
+      const sets = objects
+        .filter((o) => o.type === "authorization-details")
+        .map((o) => o.value as AuthorizationDetails);
+      if (sets.length === 0) return { nodes: [], edges: [], problems: [] };
+      const sourceOf = new Map<string, string>();
+      for (const d of sets) for (const r of d.roles) if (!sourceOf.has(r.arn)) sourceOf.set(r.arn, d.source);
+      const edges: GraphEdge[] = [];
+      for (const a of roleAssumptions(sets, awsCatalog(), {
+        now: new Date(),
+        ...(organization ? { organization } : {}),
+      })) {
+        const kind = a.principal.includes(":role/") ? "role" : "user";
+        const from = `aws:${kind}:${a.principal}`;
+        const to = `aws:role:${a.role}`;
+        if (!nodes.has(from) || !nodes.has(to)) continue;
+        edges.push({
+          kind: "edge",
+          from,
+          to,
+          type: "can-assume",
+          note: `sts:AssumeRole allowed by ${a.deciding.map(describe).join("; ")}`,
+          source: { file: sourceOf.get(a.role) ?? "" },
+        });
+      }
+      return { nodes: [], edges, problems: [] };
+    },
+  };
+}
 
 function observed(e: TrailEvent, file: string, line?: number): ObservedEvent {
   const kind = e.principal.includes(":role/")
@@ -480,7 +559,19 @@ export function awsEscalations(
       });
       return { PolicyName: arn.split("/").pop(), PolicyArn: arn };
     });
-    const base = { Arn: n.attrs!.arn, AttachedManagedPolicies: attached, Path: "/" };
+    let boundary: { PermissionsBoundary: { PermissionsBoundaryArn: string } } | undefined;
+    if (n.attrs!.boundary !== undefined) {
+      const arn = `${String(n.attrs!.arn)}/writ-boundary`;
+      policies.set(arn, {
+        PolicyName: "writ-boundary",
+        Arn: arn,
+        PolicyVersionList: [
+          { VersionId: "v1", IsDefaultVersion: true, Document: JSON.parse(String(n.attrs!.boundary)) },
+        ],
+      });
+      boundary = { PermissionsBoundary: { PermissionsBoundaryArn: arn } };
+    }
+    const base = { Arn: n.attrs!.arn, AttachedManagedPolicies: attached, Path: "/", ...boundary };
     if (n.subtype === "IAMUser") users.push({ ...base, UserName: n.name, GroupList: [] });
     else
       roles.push({
@@ -500,17 +591,19 @@ export function awsEscalations(
   const out: EscalationEdge[] = [];
   const none = { action: "", resource: "" };
   for (const n of g.nodes.values()) {
-    if (n.provider !== "aws" || n.type !== "workload") continue;
+    if (n.provider !== "aws") continue;
+    // A workload runs as its identity; an instance profile's instances run as its role.
     for (const e of g.out.get(n.id) ?? [])
-      if (e.type === "runs-as")
+      if ((n.type === "workload" && e.type === "runs-as") || (n.type === "identity" && e.type === "assumes"))
         out.push({ kind: "escalation", type: "IDENTITY_ASSUME", from: n.id, to: e.to, via: none });
   }
   for (const p of report.principals) {
     const from = `aws:${p.kind}:${p.principal}`;
+    // Assuming a role creates no identity: it leads on to what the role can do.
     for (const r of p.assumes)
       out.push({
         kind: "escalation",
-        type: "IDENTITY_IMPERSONATE",
+        type: "IDENTITY_ASSUME",
         from,
         to: `aws:role:${r}`,
         via: { action: "aws:sts:AssumeRole", resource: r },
@@ -552,6 +645,7 @@ export function createAwsPlugin(o: AwsPluginOptions = {}): ProviderPlugin {
   return {
     provider: "aws",
     importers: [awsAuthzImporter, cloudTrailImporter],
+    linker: createAwsLinker(o.organization),
     risk: awsRisk,
     replacement,
     dedicatedIdentity,
@@ -574,19 +668,83 @@ function replacement(ctx: ReductionContext): Reduction {
   };
 }
 
+/**
+ * The roles whose grants reach the workload only by role chaining: the first `can-assume` hop of
+ * each excess path (the role its own identity can assume), by ARN.
+ */
+function chainedRoles(ctx: ReductionContext): string[] {
+  const roles = new Set<string>();
+  for (const x of ctx.excess) {
+    for (let i = 0; i + 1 < x.path.length; i++) {
+      const [from, to] = [x.path[i]!, x.path[i + 1]!];
+      if ((ctx.graph.out.get(from) ?? []).some((e) => e.to === to && e.type === "can-assume")) {
+        const arn = ctx.graph.nodes.get(to)?.attrs?.arn;
+        if (arn !== undefined) roles.add(String(arn));
+        break;
+      }
+    }
+  }
+  return [...roles].sort();
+}
+
 function dedicatedIdentity(ctx: ReductionContext): Reduction {
   const { document, actions } = replacementFiles(ctx);
   const name = `writ-${safeName(ctx.workload.name)}`;
-  return {
-    kind: "dedicated-identity",
-    summary: `give \`${ctx.workload.name}\` its own role \`${name}\` with the ${actions} action(s) it used, instead of the inherited grant`,
-    files: [
-      {
-        path: `aws/${name}-policy.json`,
+  const chained = chainedRoles(ctx);
+  const inheritedOtherwise = ctx.excess.some((x) =>
+    x.path.every(
+      (id, i) =>
+        i === 0 ||
+        !(ctx.graph.out.get(x.path[i - 1]!) ?? []).some((e) => e.to === id && e.type === "can-assume"),
+    ),
+  );
+  const files: RemediationFile[] = [];
+  const said: string[] = [];
+  if (chained.length > 0) {
+    // A role the workload was seen assuming stays assumable: denying it would break that use.
+    const assumed = new Set(
+      ctx.used.filter((u) => /^aws:sts:AssumeRole$/i.test(u.action)).map((u) => u.resource),
+    );
+    const deny = chained.filter((r) => !assumed.has(r));
+    if (deny.length > 0) {
+      files.push({
+        path: `aws/${safeName(ctx.workload.name)}-deny-role-chaining.json`,
         language: "json",
-        content: `${JSON.stringify(document, null, 2)}\n`,
-      },
-    ],
+        content: `${JSON.stringify(
+          {
+            Version: "2012-10-17",
+            Statement: [
+              { Sid: "WritNoRoleChaining", Effect: "Deny", Action: ["sts:AssumeRole"], Resource: deny },
+            ],
+          },
+          null,
+          2,
+        )}\n`,
+      });
+      said.push(
+        `attach a policy to \`${ctx.workload.name}\` that denies assuming ${deny.map((r) => `\`${r.slice(r.lastIndexOf("/") + 1)}\``).join(", ")} (or drop it from those roles' trust policies)`,
+      );
+    }
+    const kept = chained.filter((r) => assumed.has(r));
+    if (kept.length > 0)
+      said.push(
+        `it was seen assuming ${kept.map((r) => `\`${r.slice(r.lastIndexOf("/") + 1)}\``).join(", ")}: narrow that role instead`,
+      );
+  }
+  if (chained.length === 0 || inheritedOtherwise) {
+    files.push({
+      path: `aws/${name}-policy.json`,
+      language: "json",
+      content: `${JSON.stringify(document, null, 2)}\n`,
+    });
+    said.push(
+      `give \`${ctx.workload.name}\` its own role \`${name}\` with the ${actions} action(s) it used, instead of the inherited grant`,
+    );
+  }
+  return {
+    kind: chained.length > 0 && !inheritedOtherwise ? "deny-role-chaining" : "dedicated-identity",
+    summary: said.join("; "),
+    files,
   };
 }
 

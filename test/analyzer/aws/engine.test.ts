@@ -164,6 +164,42 @@ describe("AWS in the analysis engine", () => {
     ).toBe(true);
   });
 
+  it("reports what a role can reach through a two-hop role chain as inherited, with the chain", () => {
+    const role = (n: string) => `arn:aws:iam::${ACCOUNT}:role/privesc-AssumeRole-${n}-role`;
+    const f = result.findings.filter(
+      (x) => x.workload.id === `aws:workload:${role("starting")}` && x.category === "inherited-overreach",
+    );
+    expect(f).toHaveLength(1);
+    expect(f[0]!.permission.action).toBe("aws:*:*");
+    const hops = f[0]!.evidence.filter((e) => e.kind === "edge" && e.label.startsWith("can-assume"));
+    expect(hops.map((e) => e.ref)).toEqual([
+      `aws:role:${role("starting")}→aws:role:${role("intermediate")}`,
+      `aws:role:${role("intermediate")}→aws:role:${role("ending")}`,
+    ]);
+    expect(f[0]!.reduction.kind).toBe("deny-role-chaining");
+    expect(JSON.parse(f[0]!.reduction.files[0]!.content).Statement[0].Resource).toEqual([
+      role("intermediate"),
+    ]);
+    // the traps inherit nothing through role chaining
+    for (const trap of result.findings.filter((x) => /:(user|role)\/fp\d/.test(x.workload.id)))
+      expect(trap.evidence.some((e) => e.label.startsWith("can-assume"))).toBe(false);
+  });
+
+  it("analyzes a role with an instance profile through the profile's instances", () => {
+    const profile = `arn:aws:iam::${ACCOUNT}:instance-profile/privesc-high-priv-service-profile`;
+    expect(result.workloadIds).toContain(`aws:workload:${profile}`);
+    expect(result.workloadIds).not.toContain(
+      `aws:workload:arn:aws:iam::${ACCOUNT}:role/privesc-high-priv-service-role`,
+    );
+    const b = result.blastRadius.find((x) => x.workload === `aws:workload:${profile}`)!;
+    const create = b.answers.find((a) => a.question === "create-identities")!;
+    expect(create.reachable).toBe(true);
+    expect(create.path[1]).toMatchObject({
+      type: "IDENTITY_ASSUME",
+      to: `aws:role:arn:aws:iam::${ACCOUNT}:role/privesc-high-priv-service-role`,
+    });
+  });
+
   it("names the writ agent of a principal tagged `writ.dev/agent`", async () => {
     const f = join(tmp, "tagged-authz.json");
     writeFileSync(

@@ -1,14 +1,16 @@
 /**
  * `writ scan` on AWS authorization details through the built CLI: escalation paths from the
- * catalogue writ ships, without any flag; `--aws-paths DIR` swaps in another catalogue folder.
+ * catalogue writ ships, without any flag; `--aws-paths DIR` swaps in another catalogue folder;
+ * `--aws-organization DIR` bounds role assumption by the organization's SCPs.
  */
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AnalysisResult, EscalationEdge } from "../../../src/analyzer/index.js";
 import { assertBuilt, runCli } from "../../support/cli.js";
 import { corpus } from "../corpora.js";
+import { arn, FIXTURE, writeOrganization } from "./chain-fixture.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-scan-"));
 const ACCOUNT = "200611803367";
@@ -95,5 +97,36 @@ describe("writ scan on AWS authorization details (built CLI)", () => {
     ]);
     expect(none.code).toBe(2);
     expect(JSON.parse(none.stderr).error.code).toBe("ERR_AWS_PRIVESC_PATH");
+  }, 120_000);
+
+  it("bounds role assumption by the organization's SCPs with --aws-organization", async () => {
+    const authz = join(tmp, "authz.json");
+    writeFileSync(authz, JSON.stringify(FIXTURE));
+    const org = join(tmp, "org");
+    writeOrganization(org);
+    const assumes = (r: AnalysisResult, user: string, role: string) =>
+      r.escalations.some(
+        (e) => e.from === `aws:user:${arn("user", user)}` && e.to === `aws:role:${arn("role", role)}`,
+      );
+    const inherited = (r: AnalysisResult, user: string) =>
+      r.findings.filter(
+        (f) => f.workload.id === `aws:workload:${arn("user", user)}` && f.category === "inherited-overreach",
+      );
+    const run = async (...args: string[]) => {
+      const r = await runCli(["scan", authz, "--json", ...args], { timeoutMs: 60_000 });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as AnalysisResult;
+    };
+    const open = await run();
+    expect(assumes(open, "ops", "breakglass")).toBe(true);
+    expect(inherited(open, "ops").map((f) => f.permission.action)).toEqual(["aws:iam:*"]);
+    const bounded = await run("--aws-organization", org);
+    expect(assumes(bounded, "ops", "breakglass")).toBe(false);
+    expect(inherited(bounded, "ops")).toEqual([]);
+    expect(assumes(bounded, "ci", "deploy")).toBe(true);
+    const bad = await runCli(["scan", authz, "--aws-organization", join(tmp, "paths")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^writ: --aws-organization: .*organization\.json/);
   }, 120_000);
 });
