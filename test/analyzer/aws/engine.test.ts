@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicy } from "../../../src/analyzer/aws/evaluator/index.js";
 import { awsAuthzImporter, awsCatalog } from "../../../src/analyzer/aws/plugin.js";
 import { type AnalysisResult, defaultPlugins, scanPaths, textInput } from "../../../src/analyzer/index.js";
-import { corpus } from "./corpora.js";
+import { corpus } from "../corpora.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-engine-"));
 let result: AnalysisResult;

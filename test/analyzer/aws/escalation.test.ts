@@ -14,7 +14,7 @@ import {
   type PrivescPath,
   SUPPLEMENT_PATHS,
 } from "../../../src/analyzer/aws/paths.js";
-import { corpus } from "./corpora.js";
+import { corpus } from "../corpora.js";
 
 const NOW = new Date("2026-01-15T12:00:00Z");
 let catalog: AwsCatalog;

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
 import { parsePolicy } from "../../../src/analyzer/aws/evaluator/index.js";
 import { expandPolicies, risksOf, servicesFor } from "../../../src/analyzer/aws/expand.js";
-import { corpus } from "./corpora.js";
+import { corpus } from "../corpora.js";
 
 let catalog: AwsCatalog;
 beforeAll(async () => {

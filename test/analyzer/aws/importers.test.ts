@@ -17,7 +17,7 @@ import {
   type TrailEvent,
 } from "../../../src/analyzer/aws/importers/index.js";
 import { isWritError } from "../../../src/core/index.js";
-import { corpus } from "./corpora.js";
+import { corpus } from "../corpora.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-import-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

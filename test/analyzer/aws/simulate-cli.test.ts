@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../../src/cli/main.js";
 import { assertBuilt, runCli } from "../../support/cli.js";
+import { corpus } from "../corpora.js";
 import { loadCaseFiles, type RawCase, toDocument } from "./cases.js";
-import { corpus } from "./corpora.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

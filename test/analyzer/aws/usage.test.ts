@@ -21,7 +21,7 @@ import {
   type TrailEvent,
 } from "../../../src/analyzer/aws/importers/index.js";
 import { analyzeUsage, replacementPolicy, verifyReplacement } from "../../../src/analyzer/aws/usage.js";
-import { corpus } from "./corpora.js";
+import { corpus } from "../corpora.js";
 
 let catalog: AwsCatalog;
 let powerUser: Policy;
