@@ -14,7 +14,7 @@ import {
   type PrivescPath,
   SUPPLEMENT_PATHS,
 } from "../../../src/analyzer/aws/paths.js";
-import { corpus } from "../corpora.js";
+import { corpus, printScore, score } from "../corpora.js";
 
 const NOW = new Date("2026-01-15T12:00:00Z");
 let catalog: AwsCatalog;
@@ -65,35 +65,21 @@ describe("escalation graph", () => {
     expect(rows.filter((r) => r.label === "fn")).toHaveLength(36);
     expect(rows.filter((r) => r.label === "fp")).toHaveLength(5);
     const byName = new Map(report.principals.map((p) => [p.principal.split("/").pop()!, p]));
-    let tp = 0;
-    let fn = 0;
-    let fp = 0;
-    const missed: string[] = [];
-    const flaggedTraps: string[] = [];
+    const flagged: string[] = [];
     for (const r of rows) {
       const names = principalsOf(r.dir, r.file);
       expect(names.length, r.file).toBeGreaterThan(0);
-      const flagged = names.some((n) => byName.get(n)?.escalates === true);
-      if (r.label === "fn") {
-        if (flagged) tp++;
-        else {
-          fn++;
-          missed.push(r.file);
-        }
-      } else if (flagged) {
-        fp++;
-        flaggedTraps.push(r.file);
-      }
+      if (names.some((n) => byName.get(n)?.escalates === true)) flagged.push(r.file);
     }
-    const precision = tp / (tp + fp);
-    const recall = tp / (tp + fn);
-    console.log(
-      `iam-vulnerable: tp=${tp} fn=${fn} fp=${fp} precision=${precision.toFixed(3)} recall=${recall.toFixed(3)}`,
+    const s = score(
+      rows.filter((r) => r.label === "fn").map((r) => r.file),
+      flagged,
     );
-    expect(flaggedTraps).toEqual([]);
-    expect(missed).toEqual([]);
-    expect(precision).toBe(1);
-    expect(recall).toBe(1);
+    printScore("iam-vulnerable account (aws-authz-details): principals that escalate", s);
+    expect(s.extra).toEqual([]); // no trap flagged
+    expect(s.missing).toEqual([]);
+    expect(s.precision).toBe(1);
+    expect(s.recall).toBe(1);
   });
 
   it("gives the evidence: the path, its steps and their deciding statements", () => {
