@@ -2,7 +2,8 @@
  * zizmor's permission fixtures (../shared/corpora/gha-workflows) against its expected.md, regular
  * persona, `excessive-permissions` audit. writ's findings are compared as `file:line:severity`.
  * What zizmor's audit covers, writ reports as: a wildcard block (`read-all`, `write-all`), or a
- * grant inherited from the workflow's block (several jobs) or the repository default. writ's other
+ * grant inherited from the workflow's block (several jobs) or the repository default — on each job
+ * and, when several jobs fall back on the default, on the workflow's top level (its own workload). writ's other
  * findings — explicit scopes of a job's own block that no step needs — are inferences zizmor does
  * not make; they are counted apart, not as false positives.
  */
@@ -50,10 +51,31 @@ describe("GitHub Actions workflows (zizmor fixtures)", () => {
     const actual = [...worst].map(([k, s]) => `${k}:${s}`);
     const s = score(expected, actual);
     printScore("GitHub Actions excessive permissions (zizmor fixtures, regular persona)", s);
-    // Measured: the one miss is the top-level "default permissions" finding of
-    // reusable-workflow-other-triggers.yml (writ reports it on each job that inherits the default).
-    expect(s.precision).toBeGreaterThanOrEqual(1);
-    expect(s.recall).toBeGreaterThanOrEqual(0.92);
+    // Measured: precision 1.000, recall 1.000 (tp 14).
+    expect(s.precision).toBe(1);
+    expect(s.recall).toBe(1);
+  });
+
+  it("reports the workflow's top level when several jobs fall back on the default, and only then", () => {
+    const top = (file: string) =>
+      result.findings.filter(
+        (f) => f.workload.id === `github:workflow:${root()}/${file}` && f.category === "inherited-overreach",
+      );
+    const [f, ...more] = top("excessive-permissions/reusable-workflow-other-triggers.yml");
+    expect(more).toEqual([]);
+    expect(f?.location?.line).toBe(1);
+    expect(f?.severity).toBe("medium");
+    expect(f?.reduction.files[0]?.content).toMatch(
+      /^# top level of the workflow, for job1, job2\npermissions:/,
+    );
+    // one job (the job is the place), every job explicit, reusable-only (the caller decides)
+    for (const file of [
+      "excessive-permissions/workflow-default-perms.yml",
+      "excessive-permissions/workflow-default-perms-all-jobs-explicit.yml",
+      "excessive-permissions/issue-472-repro.yml",
+      "excessive-permissions/reusable-workflow-call.yml",
+    ])
+      expect(result.workloadIds).not.toContain(`github:workflow:${root()}/${file}`);
   });
 
   it("flags nothing on empty permissions, and generates a permissions block per job", () => {

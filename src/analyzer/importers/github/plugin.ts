@@ -1,7 +1,8 @@
 /**
  * What the engine asks of GitHub Actions: risk per scope (write to code, releases, packages, OIDC
  * tokens is high), what a job's steps need when there is no activity data, and the fix — a
- * `permissions:` block per job, each entry with the step that needs it.
+ * `permissions:` block per job (or at the top level, for a workflow whose jobs fall back on the
+ * repository default), each entry with the step that needs it.
  */
 import type {
   GraphNode,
@@ -79,22 +80,38 @@ function block(ctx: ReductionContext): string {
       levels.set(scope, { level: level as "read" | "write", why: u.evidence });
   }
   const { unknown } = stepNeeds(stepsOf(ctx.workload));
-  const lines = [`jobs:`, `  ${ctx.workload.name}:`, `    permissions:`];
-  if (levels.size === 0) lines[2] = "    permissions: {}  # no step needs the token";
+  // A workflow-level workload gets a top-level block (what the jobs that set none need together).
+  const top = ctx.workload.subtype === "workflow";
+  const pad = top ? "" : "    ";
+  const lines = top ? [] : [`jobs:`, `  ${ctx.workload.name}:`];
+  if (top)
+    lines.push(
+      `# top level of the workflow, for ${String(ctx.workload.attrs?.jobs ?? "").replace(/,/g, ", ")}`,
+    );
+  lines.push(levels.size === 0 ? `${pad}permissions: {}  # no step needs the token` : `${pad}permissions:`);
   for (const [scope, { level, why }] of [...levels].sort())
-    lines.push(`      ${scope.replace(/_/g, "-")}: ${level}  # ${why}`);
+    lines.push(`${pad}  ${scope.replace(/_/g, "-")}: ${level}  # ${why}`);
   if (unknown.length > 0)
-    lines.push(`    # review: writ cannot tell what these steps need: ${unknown.join(", ")}`);
+    lines.push(`${pad}# review: writ cannot tell what these steps need: ${unknown.join(", ")}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** Where the block goes: a job, or the workflow's top level. */
+function place(w: GraphNode): string {
+  return w.subtype === "workflow" ? "the workflow's top level" : `job \`${w.name}\``;
+}
+
+function blockFile(ctx: ReductionContext) {
+  const w = ctx.workload;
+  const where = w.subtype === "workflow" ? "top level" : `job ${w.name}`;
+  return { path: `${w.namespace} (${where})`, language: "yaml" as const, content: block(ctx) };
 }
 
 function replacement(ctx: ReductionContext): Reduction {
   return {
     kind: "permissions-block",
-    summary: `set job \`${ctx.workload.name}\`'s permissions to what its steps use`,
-    files: [
-      { path: `${ctx.workload.namespace} (job ${ctx.workload.name})`, language: "yaml", content: block(ctx) },
-    ],
+    summary: `set ${place(ctx.workload)}'s permissions to what its steps use`,
+    files: [blockFile(ctx)],
   };
 }
 
@@ -102,12 +119,16 @@ function dedicatedIdentity(ctx: ReductionContext): Reduction {
   const from = [...new Set(ctx.excess.map((p) => p.path[p.path.length - 1]!))].map((id) =>
     id.replace(/^github:/, ""),
   );
+  if (ctx.workload.subtype === "workflow")
+    return {
+      kind: "permissions-block",
+      summary: `give the workflow a top-level permissions block instead of ${from.join(", ")}: it covers ${String(ctx.workload.attrs?.jobs ?? "").replace(/,/g, ", ")}`,
+      files: [blockFile(ctx)],
+    };
   return {
     kind: "permissions-block",
     summary: `give job \`${ctx.workload.name}\` its own permissions block instead of inheriting ${from.join(", ")}; leave the workflow's block (or set it to \`{}\`) for the other jobs`,
-    files: [
-      { path: `${ctx.workload.namespace} (job ${ctx.workload.name})`, language: "yaml", content: block(ctx) },
-    ],
+    files: [blockFile(ctx)],
   };
 }
 

@@ -4,7 +4,8 @@
  * every job that sets none: inherited when there are several jobs), else the repository default
  * (inherited by definition). A job of a reusable-only workflow (`on: workflow_call` alone) gets its
  * caller's permissions, which this file cannot see; a job that calls a reusable workflow hands its
- * own down. `read-all`/`write-all` are `github:*:read|write`; `id-token: write` is
+ * own down. A multi-job workflow with no top-level block, whose jobs are not all explicit, is also a
+ * workload (`workflow`) falling back on the default: its top level is one place to fix. `read-all`/`write-all` are `github:*:read|write`; `id-token: write` is
  * `github:id_token:write`.
  */
 import { type Document, isMap, isPair, isScalar, LineCounter, parseDocument } from "yaml";
@@ -53,6 +54,17 @@ function lineAt(
   }
   const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   return node?.range ? lc.linePos(node.range[0]).line : undefined;
+}
+
+/** A job's steps as the plugin reads them: what each uses or runs, and its line. */
+function stepRecords(doc: Document, lc: LineCounter, name: string, job: Obj) {
+  const steps = Array.isArray(job.steps) ? job.steps.filter(isObject) : [];
+  return steps.map((s, i) => ({
+    uses: s.uses,
+    run: s.run,
+    with: s.with,
+    line: lineAt(doc, lc, ["jobs", name, "steps", i]),
+  }));
 }
 
 /** A `permissions:` value → grants, each with the line it is written on. */
@@ -218,7 +230,6 @@ export const githubWorkflowImporter: Importer = {
       const id = `github:job:${file.path}#${name}`;
       const token = `github:token:${file.path}#${name}`;
       const calls = typeof job.uses === "string" ? job.uses : undefined;
-      const steps = Array.isArray(job.steps) ? job.steps.filter(isObject) : [];
       nodes.push({
         kind: "node",
         id,
@@ -228,14 +239,7 @@ export const githubWorkflowImporter: Importer = {
         name,
         namespace: file.path,
         attrs: {
-          steps: JSON.stringify(
-            steps.map((s, i) => ({
-              uses: s.uses,
-              run: s.run,
-              with: s.with,
-              line: lineAt(doc, lc, ["jobs", name, "steps", i]),
-            })),
-          ),
+          steps: JSON.stringify(stepRecords(doc, lc, name, job)),
           ...(calls ? { calls } : {}),
           ...(reusableOnly ? { reusableOnly: true } : {}),
         },
@@ -324,6 +328,35 @@ export const githubWorkflowImporter: Importer = {
           source: { file: file.path, line: jobLine },
         });
       }
+    }
+    // With no top-level block, several jobs and at least one of them setting none, the default is
+    // also the workflow's own: its top level is where one block would cover every such job. That
+    // place is a workload of its own (`workflow`), whose steps are those of the jobs it covers. One
+    // job: the job is the place; every job explicit: the default reaches no job; reusable-only: the
+    // caller decides.
+    const defaulted = inheritors.map(([name]) => name);
+    if (!hasTop && !reusableOnly && jobs.length > 1 && defaulted.length > 0) {
+      const id = `github:workflow:${file.path}`;
+      const steps = inheritors.flatMap(([name, job]) => stepRecords(doc, lc, name, job as Obj));
+      nodes.push({
+        kind: "node",
+        id,
+        provider: "github",
+        type: "workload",
+        subtype: "workflow",
+        name: typeof wf.name === "string" && wf.name !== "" ? wf.name : file.path,
+        namespace: file.path,
+        attrs: { steps: JSON.stringify(steps), jobs: defaulted.join(",") },
+        source: { file: file.path, line: firstLine },
+      });
+      edges.push({
+        kind: "edge",
+        from: id,
+        to: `${REPOSITORY_DEFAULT}:${file.path}`,
+        type: "falls-back-to",
+        note: `the workflow sets no top-level permissions: the repository default applies to ${defaulted.map((n) => `jobs.${n}`).join(", ")}`,
+        source: { file: file.path, line: firstLine },
+      });
     }
     return { fragment: { ...EMPTY_FRAGMENT, nodes, edges }, problems };
   },
