@@ -193,6 +193,29 @@ export const githubWorkflowImporter: Importer = {
       doc.contents.items[0].key.range
         ? lc.linePos(doc.contents.items[0].key.range[0]).line
         : 1;
+    /** `from` gets the repository default: read-only or read-write by a setting this file cannot see. */
+    const fallBack = (from: string, note: string, line: number | undefined) => {
+      const to = `${REPOSITORY_DEFAULT}:${file.path}`;
+      nodes.push({
+        kind: "node",
+        id: to,
+        provider: "github",
+        type: "default",
+        subtype: "repository default",
+        name: "repository default token permissions",
+        shared: true,
+        grants: [
+          {
+            kind: "permission",
+            action: "github:*:read|write",
+            resource: "*",
+            text: "default GITHUB_TOKEN permissions (repository or organisation setting)",
+            source: { file: file.path, line: firstLine },
+          },
+        ],
+      });
+      edges.push({ kind: "edge", from, to, type: "falls-back-to", note, source: { file: file.path, line } });
+    };
     const jobs = Object.entries(wf.jobs);
     const topId = `github:permissions:${file.path}`;
     const hasTop = Object.hasOwn(wf, "permissions");
@@ -300,33 +323,11 @@ export const githubWorkflowImporter: Importer = {
       } else if (reusableOnly && !calls) {
         // The caller's permissions apply; nothing here to judge.
       } else {
-        nodes.push({
-          kind: "node",
-          id: `${REPOSITORY_DEFAULT}:${file.path}`,
-          provider: "github",
-          type: "default",
-          subtype: "repository default",
-          name: "repository default token permissions",
-          shared: true,
-          // Read-only or read-write depending on a repository setting this file cannot see.
-          grants: [
-            {
-              kind: "permission",
-              action: "github:*:read|write",
-              resource: "*",
-              text: "default GITHUB_TOKEN permissions (repository or organisation setting)",
-              source: { file: file.path, line: firstLine },
-            },
-          ],
-        });
-        edges.push({
-          kind: "edge",
-          from: id,
-          to: `${REPOSITORY_DEFAULT}:${file.path}`,
-          type: "falls-back-to",
-          note: `neither jobs.${name} nor the workflow sets permissions: the repository default applies`,
-          source: { file: file.path, line: jobLine },
-        });
+        fallBack(
+          id,
+          `neither jobs.${name} nor the workflow sets permissions: the repository default applies`,
+          jobLine,
+        );
       }
     }
     // With no top-level block, several jobs and at least one of them setting none, the default is
@@ -349,14 +350,11 @@ export const githubWorkflowImporter: Importer = {
         attrs: { steps: JSON.stringify(steps), jobs: defaulted.join(",") },
         source: { file: file.path, line: firstLine },
       });
-      edges.push({
-        kind: "edge",
-        from: id,
-        to: `${REPOSITORY_DEFAULT}:${file.path}`,
-        type: "falls-back-to",
-        note: `the workflow sets no top-level permissions: the repository default applies to ${defaulted.map((n) => `jobs.${n}`).join(", ")}`,
-        source: { file: file.path, line: firstLine },
-      });
+      fallBack(
+        id,
+        `the workflow sets no top-level permissions: the repository default applies to ${defaulted.map((n) => `jobs.${n}`).join(", ")}`,
+        firstLine,
+      );
     }
     return { fragment: { ...EMPTY_FRAGMENT, nodes, edges }, problems };
   },
