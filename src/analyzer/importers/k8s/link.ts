@@ -4,8 +4,8 @@
  * when the ReplicaSet is not in the input), service accounts (the namespace's `default` when a pod
  * names none), groups (`system:serviceaccounts`, `system:serviceaccounts:<ns>`,
  * `system:authenticated`), bindings holding the grants of their role (aggregated ClusterRoles
- * resolved, built-in ClusterRoles approximated), and cloud identities from service-account
- * annotations.
+ * resolved, built-in ClusterRoles approximated), cloud identities from service-account
+ * annotations, and the container ports each pod declares and which Services expose them.
  */
 import { problem } from "../../input.js";
 import type {
@@ -86,6 +86,23 @@ function containerAttrs(spec: Obj): Record<string, string | number | boolean> {
   if (caps.size > 0) attrs.capabilities = [...caps].sort().join(",");
   const names = containers.map((c) => str(c.name)).filter((n): n is string => n !== undefined);
   if (names.length > 0) attrs.containers = names.join(",");
+  // Declared ports, `container|name|containerPort|hostPort|protocol` (names are DNS labels, no `|`).
+  const ports = (Array.isArray(spec.containers) ? spec.containers : []).filter(isObject).flatMap((c) =>
+    (Array.isArray(c.ports) ? c.ports : [])
+      .filter(isObject)
+      .filter((p) => typeof p.containerPort === "number")
+      .map((p) =>
+        [
+          str(c.name) ?? "",
+          str(p.name) ?? "",
+          p.containerPort,
+          p.hostPort ?? "",
+          str(p.protocol) ?? "TCP",
+        ].join("|"),
+      ),
+  );
+  if (ports.length > 0) attrs.ports = ports.join(",");
+  if (spec.automountServiceAccountToken === true) attrs.automountServiceAccountToken = true;
   if (spec.shareProcessNamespace === true) attrs.shareProcessNamespace = true;
   if (typeof spec.nodeName === "string") attrs.nodeName = spec.nodeName;
   const paths = (Array.isArray(spec.volumes) ? spec.volumes : [])
@@ -335,6 +352,7 @@ export const k8sLinker: Linker = {
 
     // ── workloads and pods ──
     const owners = new Map<string, string>(); // "Kind:ns/name" → workload node id
+    const podLabels = new Map<string, Record<string, string>>(); // pod or workload id → its pods' labels
     const workloadOf = (kind: string, ns: string, name: string): string | undefined =>
       owners.get(`${kind}:${ns}/${name}`);
     const addWorkload = (o: ProviderObject, kind: string) => {
@@ -362,6 +380,7 @@ export const k8sLinker: Linker = {
         source: o.source,
       });
       owners.set(`${kind}:${ns}/${name}`, id);
+      podLabels.set(id, template ? labelsOf(template) : {});
       if (spec) {
         const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount);
         const at = lineOf(o, `${path}.serviceAccountName`);
@@ -446,10 +465,42 @@ export const k8sLinker: Linker = {
         attrs: containerAttrs(spec),
         source: o.source,
       });
+      podLabels.set(podId, labelsOf(v));
       edge(workload, podId, "owns", `ownerReferences ${owner?.kind}/${owner?.name}`, o.source);
       const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount) ?? "default";
       if (spec.automountServiceAccountToken !== false)
         edge(podId, ensureSa(ns, sa), "runs-as", `spec.serviceAccountName: ${sa}`, o.source);
+    }
+
+    // ── services: which declared container ports a Service exposes (`exposedBy` on the pod) ──
+    for (const o of byKind("Service")) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      const spec = isObject(v.spec) ? v.spec : {};
+      const selector = (isObject(spec.selector) ? spec.selector : {}) as Record<string, unknown>;
+      // A Service without a selector has hand-made endpoints writ cannot attribute to a pod.
+      if (Object.keys(selector).length === 0) continue;
+      for (const [id, labels] of podLabels) {
+        const n = nodes.get(id);
+        if (n?.namespace !== ns || !Object.entries(selector).every(([k, val]) => labels[k] === val)) continue;
+        const exposed: string[] = [];
+        for (const sp of (Array.isArray(spec.ports) ? spec.ports : []).filter(isObject)) {
+          const target = sp.targetPort ?? sp.port;
+          for (const entry of String(n.attrs?.ports ?? "")
+            .split(",")
+            .filter(Boolean)) {
+            const [container, name, port] = entry.split("|") as [string, string, string];
+            if (target === name || String(target) === port)
+              exposed.push([nameOf(v), str(sp.name) ?? String(sp.port), container, name || port].join("|"));
+          }
+        }
+        if (exposed.length === 0) continue;
+        const prev = String(n.attrs?.exposedBy ?? "");
+        nodes.set(id, {
+          ...n,
+          attrs: { ...n.attrs, exposedBy: [prev, ...exposed].filter(Boolean).join(",") },
+        });
+      }
     }
 
     // ── nodes ──

@@ -24,11 +24,11 @@ export const K8S_KINDS = new Set([
   "CronJob",
   "Node",
   "Namespace",
+  "Service",
 ]);
 
 /** Kinds that carry no identity or permission: read past without a warning. */
 const PASSIVE_KINDS = new Set([
-  "Service",
   "ConfigMap",
   "Secret",
   "NetworkPolicy",
@@ -69,6 +69,7 @@ const SNAPSHOT_KEYS: Readonly<Record<string, string>> = {
   cronjobs: "CronJob",
   nodes: "Node",
   namespaces: "Namespace",
+  services: "Service",
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -3,7 +3,13 @@
  * the replacement Role from observed use (category 1), a dedicated ServiceAccount with its own
  * narrow Role (category 3), and the escalation edges for blast radius.
  */
-import { compileRule, parseRequestAction, type Rule, ruleMatches } from "../../../core/index.js";
+import {
+  compileRule,
+  parseRequestAction,
+  type Rule,
+  ruleContains,
+  ruleMatches,
+} from "../../../core/index.js";
 import type {
   EscalationEdge,
   GraphNode,
@@ -19,7 +25,7 @@ import { yamlList, yamlScalar } from "../../remediation.js";
 import { k8sAuditImporter } from "./audit.js";
 import { k8sLinker } from "./link.js";
 import { k8sManifestImporter } from "./manifests.js";
-import { RESOURCE_VERBS } from "./rbac.js";
+import { CLUSTER_SCOPED, RESOURCE_VERBS } from "./rbac.js";
 
 const WORKLOADS =
   /^(apps\/(deployments|daemonsets|statefulsets|replicasets)|batch\/(jobs|cronjobs)|core\/replicationcontrollers)$/;
@@ -239,6 +245,67 @@ function can(perms: readonly Perm[], action: string, resource: string): Permissi
     : undefined;
 }
 
+/** Is every grant of the binding contained in one of `perms` (Kubernetes' escalation check)? */
+function holdsAll(perms: readonly Perm[], t: GraphNode): boolean {
+  const grants = t.grants ?? [];
+  if (grants.length === 0) return false;
+  return grants.every((gr) => {
+    let inner: Rule;
+    try {
+      inner = compileRule({ action: gr.action, resource: gr.resource });
+    } catch {
+      return false;
+    }
+    return perms.some((p) => ruleContains(p.rule, inner));
+  });
+}
+
+/**
+ * Does a RoleBinding carry the whole of the grant into a namespace? A rule on a cluster-scoped
+ * resource (or on `*`, which includes them) grants nothing there — except `bind`, which Kubernetes
+ * checks in the namespace of the binding being made.
+ */
+function namespaceEffective(gr: PermissionGrant): boolean {
+  const [, service = "", verb = ""] = gr.action.split(":");
+  const resource = service.split("/")[1] ?? "";
+  if (service.startsWith("nonresource/") || resource === "*" || resource.includes("*")) return false;
+  if (resource === "clusterroles" && verb === "bind") return true;
+  return !CLUSTER_SCOPED.has(resource);
+}
+
+/**
+ * ROLE_BIND (PermissionSet → PermissionSet), by Kubernetes' own rule: making a binding to a role
+ * needs `create` on the binding's kind where it is made, and either `bind` on that role (resource
+ * `roles` or `clusterroles`, by name, in the binding's namespace) or every permission of the role
+ * already (the escalation check). A namespaced set can only make RoleBindings in its namespace, so it
+ * reaches the sets of that namespace; a cluster-wide one reaches a ClusterRoleBinding's set by a
+ * ClusterRoleBinding, or by a RoleBinding in every namespace when that carries all of the role.
+ */
+function roleBind(perms: readonly Perm[], ns: string | undefined, t: GraphNode): PermissionGrant | undefined {
+  const [kind = "", role = ""] = String(t.attrs?.roleRef ?? "").split("/");
+  if (kind !== "ClusterRole" && kind !== "Role") return undefined;
+  const rbac = "k8s:rbac.authorization.k8s.io";
+  const bindVerb = `${rbac}/${kind === "ClusterRole" ? "clusterroles" : "roles"}:bind`;
+  // `bind` is checked where the binding is made: `<namespace>/<role>`, or the role's name cluster-wide.
+  const mayBind = (at: string) => can(perms, bindVerb, at) !== undefined || holdsAll(perms, t);
+  const createCrb = () =>
+    ns === undefined ? can(perms, `${rbac}/clusterrolebindings:create`, "x") : undefined;
+  if (t.namespace !== undefined) {
+    if (ns !== undefined && t.namespace !== ns) return undefined;
+    const rb = can(perms, `${rbac}/rolebindings:create`, `${t.namespace}/x`);
+    if (rb && mayBind(`${t.namespace}/${role}`)) return rb;
+    // A ClusterRoleBinding to the ClusterRole covers the namespace too.
+    const crb = kind === "ClusterRole" ? createCrb() : undefined;
+    return crb && mayBind(role) ? crb : undefined;
+  }
+  if (ns !== undefined || kind !== "ClusterRole") return undefined;
+  const crb = createCrb();
+  if (crb && mayBind(role)) return crb;
+  // RoleBindings in every namespace carry the role only when none of it is cluster-scoped.
+  const rb = can(perms, `${rbac}/rolebindings:create`, "x/x");
+  return rb && (t.grants ?? []).every(namespaceEffective) && mayBind(`x/${role}`) ? rb : undefined;
+}
+
 export function k8sEscalations(g: GraphView): EscalationEdge[] {
   const out: EscalationEdge[] = [];
   const push = (type: string, from: string, to: string, via: { action: string; resource: string }) =>
@@ -326,8 +393,69 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
     }
   }
 
+  // Exposed endpoints (KubeHound's ENDPOINT_EXPLOIT, Endpoint → Container): every declared container
+  // port is an entry point, at its widest exposure — a Service that selects the pod (`External`, the
+  // endpoint named after the Service), a hostPort (`NodeIP`), else the pod IP (`ClusterIP`).
+  for (const n of nodes.filter((x) => x.type === "pod" || x.type === "workload")) {
+    const a = n.attrs ?? {};
+    const services = new Map<string, string>(); // "container|port name or number" → endpoint id
+    for (const entry of String(a.exposedBy ?? "")
+      .split(",")
+      .filter(Boolean)) {
+      const [svc, svcPort, container, port] = entry.split("|") as [string, string, string, string];
+      services.set(`${container}|${port}`, `k8s:Endpoint:${n.namespace}/${svc}:${svcPort}`);
+    }
+    for (const entry of String(a.ports ?? "")
+      .split(",")
+      .filter(Boolean)) {
+      const [container, name, port, hostPort, protocol] = entry.split("|") as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      const key = `${container}|${name || port}`;
+      const exposure = services.has(key) ? "External" : hostPort ? "NodeIP" : "ClusterIP";
+      const endpoint =
+        services.get(key) ?? `k8s:Endpoint:${n.namespace}/${n.name}/${container}:${name || port}`;
+      push("ENDPOINT_EXPLOIT", endpoint, `k8s:Container:${n.namespace}/${n.name}/${container}`, {
+        action: `exposure ${exposure}`,
+        resource: `${protocol}/${hostPort || port}`,
+      });
+    }
+  }
+
+  // Tokens on the node's disk (KubeHound's TOKEN_STEAL): the kubelet keeps every pod's projected
+  // service-account token under /var/lib/kubelet/pods, so whoever holds the node's filesystem (a
+  // container escape, EXPLOIT_HOST_TRAVERSE) holds the identity of every pod that may run there: a
+  // pod placed by nodeName on that node, or any pod whose placement the input does not fix.
+  const named = new Set(
+    nodes
+      .filter((n) => n.subtype === "Node" || n.attrs?.nodeName !== undefined)
+      .map((n) => `k8s:Node:${n.subtype === "Node" ? n.name : n.attrs?.nodeName}`),
+  );
+  const stolen = new Set<string>();
+  for (const n of nodes.filter((x) => x.type === "pod" || x.type === "workload")) {
+    for (const e of g.out.get(n.id) ?? []) {
+      if ((e.type !== "runs-as" && e.type !== "falls-back-to") || !holders.has(e.to)) continue;
+      // No token is mounted when the service account opts out and the pod does not opt back in.
+      const sa = g.nodes.get(e.to);
+      if (sa?.attrs?.automountServiceAccountToken === false && n.attrs?.automountServiceAccountToken !== true)
+        continue;
+      const on =
+        n.attrs?.nodeName === undefined
+          ? ["k8s:Node:*", ...named]
+          : ["k8s:Node:*", `k8s:Node:${n.attrs.nodeName}`];
+      for (const node of on) {
+        if (stolen.has(`${node}|${e.to}`)) continue;
+        stolen.add(`${node}|${e.to}`);
+        push("TOKEN_STEAL", node, e.to, { action: "projected token", resource: "/var/lib/kubelet/pods" });
+      }
+    }
+  }
+
   // Permission sets (bindings) → what their grants reach.
-  const rolesOf = (b: GraphNode) => String(b.attrs?.roleRef ?? "");
   for (const b of bindings) {
     const perms: Perm[] = [];
     for (const gr of b.grants ?? []) {
@@ -419,32 +547,8 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
         ["k8s:rbac.authorization.k8s.io/roles:escalate", any],
       ),
     );
-    // ROLE_BIND: create a binding and bind a role with it. Cluster-wide: a ClusterRoleBinding (or a
-    // RoleBinding anywhere) to any ClusterRole. Namespaced: a RoleBinding in the namespace, to a
-    // Role there (bind on roles) or to a ClusterRole (bind on clusterroles).
-    const createCrb =
-      ns === undefined
-        ? can(perms, "k8s:rbac.authorization.k8s.io/clusterrolebindings:create", "x")
-        : undefined;
-    const createRb = can(perms, "k8s:rbac.authorization.k8s.io/rolebindings:create", any);
-    const bindCr = can(
-      perms,
-      "k8s:rbac.authorization.k8s.io/clusterroles:bind",
-      ns === undefined ? "x" : any,
-    );
-    const bindR = can(perms, "k8s:rbac.authorization.k8s.io/roles:bind", any);
     for (const t of bindings) {
-      if (t.id === b.id) continue;
-      const targetRole = rolesOf(t);
-      const targetIsClusterRole = targetRole.startsWith("ClusterRole/");
-      let via: PermissionGrant | undefined;
-      if (ns === undefined) {
-        if (targetIsClusterRole && bindCr && (createCrb || createRb)) via = createCrb ?? createRb;
-        else if (!targetIsClusterRole && bindR && createRb) via = createRb;
-      } else if (t.namespace === ns) {
-        if (targetIsClusterRole && bindCr && createRb) via = createRb;
-        else if (!targetIsClusterRole && bindR && createRb) via = createRb;
-      }
+      const via = t.id === b.id ? undefined : roleBind(perms, ns, t);
       if (via) push("ROLE_BIND", b.id, t.id, via);
     }
   }
