@@ -9,15 +9,18 @@ import {
   type ApprovalPolicy,
   type ApproverGroup,
   type ConfigText,
+  type GatewayBounds,
   type GatewayConfig,
   type GatewayTool,
   type Path,
   q,
   type RateLimit,
   type ResourceRule,
+  type ResourceTemplate,
   type Upstream,
 } from "../core/index.js";
 import type { Checker } from "./load.js";
+import { parseResourceTemplate } from "./resource-template.js";
 
 type Obj = Record<string, unknown>;
 
@@ -28,6 +31,7 @@ const ENV_REF = /\$\{([^}]*)\}/g;
 const ENV_NAME = /^env:([A-Za-z_][A-Za-z0-9_]{0,127})$/;
 const KINDS = ["path", "url-host", "email-domain", "repository"] as const;
 const DEFAULT_APPROVAL_TTL = 15 * 60;
+const DEFAULT_TAINT_TTL = 24 * 60 * 60;
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 
@@ -148,6 +152,32 @@ function parseResourceRule(c: Checker, v: unknown, path: Path): ResourceRule | u
   return { kind: "resource-rule", from, each, as: kind, base, foldCase, path };
 }
 
+/**
+ * `resource:` of a tool (templates or `{from, as}` rules, one or a list) or of an upstream
+ * (templates only: what every call to it touches).
+ */
+function parseResources(
+  c: Checker,
+  v: unknown,
+  path: Path,
+  rules: boolean,
+): (ResourceRule | ResourceTemplate)[] {
+  const out: (ResourceRule | ResourceTemplate)[] = [];
+  if (v === undefined) return out;
+  const listed = Array.isArray(v);
+  (listed ? (v as unknown[]) : [v]).forEach((r, i) => {
+    const p = listed ? [...path, i] : path;
+    const item =
+      typeof r === "string"
+        ? parseResourceTemplate(c, r, p)
+        : rules
+          ? parseResourceRule(c, r, p)
+          : void c.error("ERR_CONFIG_TYPE", p, `expected a resource template, got ${c.typeName(r)}`);
+    if (item) out.push(item);
+  });
+  return out;
+}
+
 function parseTool(
   c: Checker,
   server: string,
@@ -174,15 +204,7 @@ function parseTool(
       "rateLimit",
     ],
   );
-  const resources: ResourceRule[] = [];
-  if (obj.resource !== undefined) {
-    const list = Array.isArray(obj.resource) ? obj.resource : [obj.resource];
-    const listed = Array.isArray(obj.resource);
-    list.forEach((r, i) => {
-      const rule = parseResourceRule(c, r, listed ? [...path, "resource", i] : [...path, "resource"]);
-      if (rule) resources.push(rule);
-    });
-  }
+  const resources = parseResources(c, obj.resource, [...path, "resource"], true);
   const constraints: Record<string, Record<string, unknown>> = {};
   if (obj.constraints !== undefined) {
     const all = c.map(obj.constraints, [...path, "constraints"], "a map of argument name to JSON Schema");
@@ -275,7 +297,19 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
     );
     return undefined;
   }
-  c.keys(obj, path, [], stdio ? ["command", "args", "env", "cwd", "tools"] : ["url", "headers", "tools"]);
+  c.keys(
+    obj,
+    path,
+    [],
+    [
+      ...(stdio ? ["command", "args", "env", "cwd"] : ["url", "headers"]),
+      "tools",
+      "resource",
+      "trustNewTools",
+    ],
+  );
+  const resources = parseResources(c, obj.resource, [...path, "resource"], false) as ResourceTemplate[];
+  const trustNewTools = flag(c, obj, "trustNewTools", path);
   const tools = new Map<string, GatewayTool>();
   if (obj.tools !== undefined) {
     const all = c.map(obj.tools, [...path, "tools"], "a map of tool name to declaration") ?? {};
@@ -312,7 +346,7 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
     const env = texts(obj.env, [...path, "env"]);
     const cwd = obj.cwd === undefined ? undefined : c.string(obj.cwd, [...path, "cwd"]);
     if (command === undefined) return undefined;
-    return { kind: "stdio-upstream", id, command, args, env, cwd, tools, path };
+    return { kind: "stdio-upstream", id, command, args, env, cwd, tools, resources, trustNewTools, path };
   }
   const url = c.string(obj.url, [...path, "url"]);
   let ok = false;
@@ -340,7 +374,43 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
     }
   }
   if (url === undefined || !ok) return undefined;
-  return { kind: "http-upstream", id, url, headers, tools, path };
+  return { kind: "http-upstream", id, url, headers, tools, resources, trustNewTools, path };
+}
+
+const BOUND_GLOB = /^[^\0\n\r]{1,1024}$/;
+
+/** `bounds:` — roots (absolute paths), hosts and domains (globs), deny (path globs). */
+function parseBounds(c: Checker, v: unknown, path: Path): GatewayBounds | undefined {
+  const obj = c.map(v, path, "a map with `roots`, `hosts`, `domains`, `deny`");
+  if (!obj) return undefined;
+  c.keys(obj, path, [], ["roots", "hosts", "domains", "deny"]);
+  const list = (key: string, check: (s: string) => string | undefined): string[] | undefined => {
+    if (obj[key] === undefined) return undefined;
+    const out: string[] = [];
+    (c.list(obj[key], [...path, key]) ?? []).forEach((item, i) => {
+      const s = c.string(item, [...path, key, i]);
+      if (s === undefined) return;
+      const bad = BOUND_GLOB.test(s) ? check(s) : "1 to 1024 characters, no line breaks or NUL";
+      if (bad) c.error("ERR_CONFIG_GATEWAY_BOUNDS", [...path, key, i], `${q(s)}: ${bad}`);
+      else out.push(s);
+    });
+    return out;
+  };
+  const absolute = (s: string) =>
+    !s.startsWith("/")
+      ? "a root is an absolute path"
+      : /[*?]/.test(s)
+        ? "a root is a directory, not a glob (deny what is below it with `deny`)"
+        : undefined;
+  const name = (s: string) => (s.includes("/") ? "a host or domain glob has no `/`" : undefined);
+  const glob = (s: string) =>
+    s.startsWith("/") || s.startsWith("**") ? undefined : "a path glob starts with `/` or `**`";
+  return {
+    roots: list("roots", absolute),
+    hosts: list("hosts", name),
+    domains: list("domains", name),
+    deny: list("deny", glob) ?? [],
+  };
 }
 
 /** Parses `gateway:`; undefined when it is absent or broken (the problems say why). */
@@ -349,7 +419,7 @@ export function parseGateway(c: Checker, v: unknown, ctx: GatewayContext): Gatew
   const path = ["gateway"];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, ["upstreams"], ["resource", "limits"]);
+  c.keys(obj, path, ["upstreams"], ["resource", "limits", "bounds", "taintTtl"]);
   let resource: string | undefined;
   if (obj.resource !== undefined) {
     resource = c.string(obj.resource, [...path, "resource"]);
@@ -380,5 +450,10 @@ export function parseGateway(c: Checker, v: unknown, ctx: GatewayContext): Gatew
     const upstream = parseUpstream(c, id, u, ctx);
     if (upstream) upstreams.set(id, upstream);
   }
-  return { kind: "gateway", resource, upstreams, perAgent, perTool };
+  const bounds = obj.bounds === undefined ? undefined : parseBounds(c, obj.bounds, [...path, "bounds"]);
+  const taintTtlSeconds =
+    obj.taintTtl === undefined
+      ? DEFAULT_TAINT_TTL
+      : (c.duration(obj.taintTtl, [...path, "taintTtl"]) ?? DEFAULT_TAINT_TTL);
+  return { kind: "gateway", resource, upstreams, perAgent, perTool, bounds, taintTtlSeconds };
 }

@@ -152,6 +152,48 @@ export interface ResourceRule {
   readonly path: Path;
 }
 
+/** One step of an argument path: a key, an array index, or every item of an array (`[*]`). */
+export type ArgumentStep =
+  | { readonly t: "key"; readonly key: string }
+  | { readonly t: "index"; readonly index: number }
+  | { readonly t: "each" };
+
+/**
+ * A filter of a resource template placeholder. `split` yields a list that `index` picks from;
+ * `host`, `domain`, `path` and `repository` are the gateway's derivations (a URL's host, an
+ * address's domain, a canonical path, `owner/name`).
+ */
+export type ResourceFilter =
+  | { readonly f: "split"; readonly sep: string }
+  | { readonly f: "index"; readonly index: number }
+  | { readonly f: "lower" }
+  | { readonly f: "host" }
+  | { readonly f: "domain" }
+  | { readonly f: "path"; readonly base?: string | undefined }
+  | { readonly f: "repository" };
+
+/** `{items[*].path|path}`: where a value comes from in the arguments and what is done to it. */
+export interface TemplatePlaceholder {
+  readonly source: string;
+  readonly argument: readonly ArgumentStep[];
+  /** `{name?}`: an absent argument makes the whole template yield nothing instead of refusing. */
+  readonly optional: boolean;
+  readonly filters: readonly ResourceFilter[];
+}
+
+/**
+ * A declarative mapping from a call's arguments to a typed resource: `jira:project/{key|split('-')[0]}`,
+ * `k8s:{namespace}/{kind}/{name}`. Text outside placeholders is literal; each placeholder's value is
+ * escaped so it cannot add a separator or a wildcard (only `path` and `repository` values keep
+ * their `/`, canonicalised). At most one placeholder expands an array (`[*]`): one resource each.
+ */
+export interface ResourceTemplate {
+  readonly kind: "resource-template";
+  readonly source: string;
+  readonly parts: readonly (string | TemplatePlaceholder)[];
+  readonly path: Path;
+}
+
 /** A rate: `count` calls per `perSeconds`. */
 export interface RateLimit {
   readonly count: number;
@@ -163,7 +205,7 @@ export interface GatewayTool {
   readonly kind: "gateway-tool";
   readonly server: string;
   readonly name: string;
-  readonly resources: readonly ResourceRule[];
+  readonly resources: readonly (ResourceRule | ResourceTemplate)[];
   /** JSON Schemas by argument name, checked beside the tool's own `inputSchema`. */
   readonly constraints: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** Delete, deploy, send, pay…: every call is held for an approval bound to its exact arguments. */
@@ -200,6 +242,10 @@ export type Upstream =
       readonly env: ReadonlyMap<string, ConfigText>;
       readonly cwd?: string | undefined;
       readonly tools: ReadonlyMap<string, GatewayTool>;
+      /** Resources every call to this upstream touches, beside its tools' own. */
+      readonly resources: readonly ResourceTemplate[];
+      /** New tools on this (already pinned) upstream are pinned on first sight, not quarantined. */
+      readonly trustNewTools: boolean;
       readonly path: Path;
     }
   | {
@@ -209,6 +255,8 @@ export type Upstream =
       /** The gateway's own credentials for this upstream, never the agent's token. */
       readonly headers: ReadonlyMap<string, ConfigText>;
       readonly tools: ReadonlyMap<string, GatewayTool>;
+      readonly resources: readonly ResourceTemplate[];
+      readonly trustNewTools: boolean;
       readonly path: Path;
     };
 
@@ -220,6 +268,22 @@ export interface GatewayConfig {
   readonly perAgent?: RateLimit | undefined;
   /** The default per agent and tool; a tool's own `rateLimit` wins. */
   readonly perTool?: RateLimit | undefined;
+  /** Bounds no grant can pass: filesystem roots, hosts, mail domains, denied paths. */
+  readonly bounds?: GatewayBounds | undefined;
+  /** How long a writ's (or an agent's baseline) taint lasts, at most (seconds). */
+  readonly taintTtlSeconds: number;
+}
+
+/**
+ * The gateway's own limits on what a derived resource may be, checked before the decision point:
+ * path resources must lie under a root and match no denied glob, hosts and mail domains must match
+ * an allowed glob. Globs here are path globs: `*` and `?` never match `/`, `**` matches across it.
+ */
+export interface GatewayBounds {
+  readonly roots?: readonly string[] | undefined;
+  readonly hosts?: readonly string[] | undefined;
+  readonly domains?: readonly string[] | undefined;
+  readonly deny: readonly string[];
 }
 
 export interface WritConfig {

@@ -15,6 +15,8 @@ export type GatewayReason =
   | "arguments_invalid"
   | "argument_constraint"
   | "resource_invalid"
+  | "outside_bounds"
+  | "header_mismatch"
   | "prompt_context_invalid"
   | "tainted_session"
   | "approval_required"

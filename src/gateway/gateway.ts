@@ -34,6 +34,7 @@ import {
 } from "../core/index.js";
 import type { DecisionPoint } from "../pdp/index.js";
 import type { Store } from "../store/index.js";
+import { boundsCheck } from "./bounds.js";
 import { GatewayError, type GatewayReason } from "./errors.js";
 import { admitHeld } from "./holds.js";
 import { definitionHash, type PinStore, pinStore } from "./pins.js";
@@ -66,8 +67,6 @@ export interface GatewaySession {
   readonly id: string;
   readonly identity: GatewayIdentity;
   readonly startedAt: Date;
-  /** Set by the first call to an untrusted-source tool. */
-  readonly taintedBy: string | undefined;
   /** Why the session ended; undefined while it is alive. */
   readonly ended: string | undefined;
 }
@@ -76,9 +75,25 @@ interface SessionState {
   id: string;
   identity: GatewayIdentity;
   startedAt: Date;
-  taintedBy: string | undefined;
   ended: string | undefined;
   onEnd: Array<(why: string) => void>;
+}
+
+/**
+ * Taint outlives sessions: MCP 2026-07-28 has no session id, and a new session must not launder
+ * what an agent read. It is kept per handle — the writ, or for a baseline token the agent in its
+ * environment — and per prompt context within it (`*` when the call named none).
+ */
+export function taintHandle(id: Pick<GatewayIdentity, "agent" | "environment" | "writ">): string {
+  return id.writ ? `writ\0${id.writ.id}` : `agent\0${id.environment}\0${id.agent}`;
+}
+const ANY_CONTEXT = "*";
+/** Past this many tainted handles, expired taints are swept before a new one is kept. */
+const MAX_TAINTS = 10_000;
+
+interface Taint {
+  readonly by: string;
+  readonly until: number;
 }
 
 /** Spends one use of a writ; throws the store's `ERR_WRIT_*` refusals. */
@@ -124,6 +139,8 @@ export interface Gateway {
   onToolsChanged(listener: () => void): void;
   /** Re-reads the pins of quarantined tools now (after `writ tools approve`). */
   refreshPins(): Promise<void>;
+  /** The untrusted tool that tainted this identity (in this prompt context), if any. */
+  taintedBy(identity: GatewayIdentity, promptContextId?: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -132,6 +149,8 @@ interface KnownTool {
   readonly tool: Tool;
   readonly hash: string;
   quarantined: boolean;
+  /** Never approved: new on an upstream already pinned. */
+  fresh: boolean;
   check: Check | undefined;
   checkError: string | undefined;
   readonly constraints: readonly [string, Check][];
@@ -189,7 +208,12 @@ function blocks(
 }
 
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
-  const gw: GatewayConfig = deps.config.gateway ?? { kind: "gateway", upstreams: new Map() };
+  const gw: GatewayConfig = deps.config.gateway ?? {
+    kind: "gateway",
+    upstreams: new Map(),
+    taintTtlSeconds: 86_400,
+  };
+  const bounds = await boundsCheck(gw.bounds);
   const now = () => (deps.clock ? deps.clock() : new Date());
   const pins = deps.pins ?? pinStore(deps.store.db);
   const sessions = new Map<string, SessionState>();
@@ -197,6 +221,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const rate = rateLimiter();
   const upstreams = new Map<string, UpstreamConnection>();
   const known = new Map<string, KnownTool>(); // `${server}\0${tool}`
+  const taints = new Map<string, Map<string, Taint>>();
   let kills: Awaited<ReturnType<KillSwitch["engaged"]>> = [];
   let killError = false;
 
@@ -218,9 +243,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const conn = upstreams.get(server);
     for (const key of [...known.keys()]) if (key.startsWith(`${server}\0`)) known.delete(key);
     if (!conn) return;
+    // A server seen before is pinned: a tool new on it waits for an operator like a changed one,
+    // unless writ.yaml trusts this upstream's new tools. A server's first sight pins them all.
+    const firstSight =
+      gw.upstreams.get(server)?.trustNewTools || !(await pins.known(server)) ? "pin" : "quarantine";
     for (const tool of conn.tools().values()) {
       const hash = definitionHash(tool);
-      const pin = await pins.observe(server, tool, now());
+      const pin = await pins.observe(server, tool, now(), { firstSight });
       const decl = declOf(server, tool.name);
       let check: Check | undefined;
       let checkError: string | undefined;
@@ -238,6 +267,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         tool,
         hash,
         quarantined: pin.status === "quarantined" || pin.seenHash !== hash,
+        fresh: pin.approvedHash === undefined,
         check,
         checkError,
         constraints,
@@ -248,6 +278,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           tool: tool.name,
           pinnedHash: pin.approvedHash ?? null,
           seenHash: hash,
+          why: pin.approvedHash === undefined ? "new" : "changed",
         });
       }
     }
@@ -330,6 +361,44 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   }
 
+  // --- taint -------------------------------------------------------------------------------------
+  /** A call naming a context sees that context's taint and the context-less one; a call naming
+   * none cannot be told apart from any context, so it sees every taint of its handle. */
+  function taintedBy(id: GatewayIdentity, ctx: string | undefined): string | undefined {
+    const entries = taints.get(taintHandle(id));
+    if (entries === undefined) return undefined;
+    const t = now().getTime();
+    for (const [key, taint] of entries) {
+      if (taint.until <= t) {
+        entries.delete(key);
+        continue;
+      }
+      if (ctx === undefined || key === ctx || key === ANY_CONTEXT) return taint.by;
+    }
+    if (entries.size === 0) taints.delete(taintHandle(id));
+    return undefined;
+  }
+  function sweepTaints(): void {
+    const t = now().getTime();
+    for (const [handle, entries] of taints) {
+      for (const [key, v] of entries) if (v.until <= t) entries.delete(key);
+      if (entries.size === 0) taints.delete(handle);
+    }
+  }
+  function taint(id: GatewayIdentity, ctx: string | undefined, by: string): void {
+    const handle = taintHandle(id);
+    if (taints.size > MAX_TAINTS) sweepTaints();
+    let entries = taints.get(handle);
+    if (entries === undefined) {
+      entries = new Map();
+      taints.set(handle, entries);
+    }
+    const key = ctx ?? ANY_CONTEXT;
+    if (entries.has(key) && entries.get(key)!.until > now().getTime()) return;
+    const ttl = now().getTime() + gw.taintTtlSeconds * 1000;
+    entries.set(key, { by, until: id.writ ? Math.min(ttl, id.writ.expiresAt.getTime()) : ttl });
+  }
+
   // --- what an agent may see --------------------------------------------------------------------
   function visible(s: SessionState, k: KnownTool): boolean {
     if (k.quarantined || k.check === undefined) return false;
@@ -392,7 +461,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (k.quarantined) {
       throw new GatewayError(
         "tool_quarantined",
-        `the definition of ${q(`${server}:${toolName}`)} changed since it was pinned: quarantined until an operator approves it (\`writ tools approve ${server}:${toolName}\`)`,
+        `${q(`${server}:${toolName}`)} ${k.fresh ? "is new on an upstream already pinned" : "changed since it was pinned"}: quarantined until an operator approves it (\`writ tools approve ${server}:${toolName}\`)`,
         { hash: k.hash },
       );
     }
@@ -447,18 +516,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
     }
 
-    const derived = await deriveResources(decl.resources, argv);
+    const upstreamResources = gw.upstreams.get(server)?.resources ?? [];
+    const derived = await deriveResources([...upstreamResources, ...decl.resources], argv, bounds);
     const resources = derived.length > 0 ? derived : [NO_RESOURCE];
     record.resources = resources;
 
-    const tainted = s.taintedBy !== undefined;
+    const context = typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined;
+    const taintedWith = taintedBy(id, context);
+    const tainted = taintedWith !== undefined;
+    record.tainted = tainted;
     let held: "irreversible" | "tainted" | undefined = decl.irreversible ? "irreversible" : undefined;
     if (tainted && decl.privileged) {
       if (decl.whenTainted === "refuse") {
         throw new GatewayError(
           "tainted_session",
-          `${q(`${server}:${toolName}`)} is privileged and this session read from untrusted source ${q(s.taintedBy)}`,
-          { taintedBy: s.taintedBy },
+          `${q(`${server}:${toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedWith)}${context === undefined ? "" : ` in prompt context ${q(context)}`}`,
+          { taintedBy: taintedWith },
         );
       }
       held ??= "tainted";
@@ -480,7 +553,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
             writId: id.writ?.id,
             tainted,
             arguments: argv,
-            promptContextId: typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined,
+            promptContextId: context,
           },
         },
         writs,
@@ -532,7 +605,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       writ: s?.identity.writ?.id,
       sponsor: s?.identity.sponsor,
       tool: name,
-      tainted: s?.taintedBy !== undefined,
     };
     try {
       const live = alive(sessionId);
@@ -551,9 +623,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       alive(sessionId);
       const conn = upstreams.get(k.server);
       if (!conn) throw new GatewayError("upstream_unavailable", `upstream ${q(k.server)} is not connected`);
-      if (decl.untrusted && live.taintedBy === undefined) {
+      if (decl.untrusted) {
         // tainted before the result is read: a privileged call racing this one is already refused
-        live.taintedBy = `${k.server}:${k.tool.name}`;
+        const context = typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined;
+        taint(live.identity, context, `${k.server}:${k.tool.name}`);
         record.taints = true;
       }
       const audited = deps.audit("gateway.call", { ...record, decision: { allowed: true, code: "allowed" } });
@@ -614,7 +687,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         id: `gws_${randomBytes(16).toString("base64url")}`,
         identity,
         startedAt: now(),
-        taintedBy: undefined,
         ended: undefined,
         onEnd: onEnd ? [onEnd] : [],
       };
@@ -646,6 +718,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return out;
     },
     callTool,
+    taintedBy: (identity, promptContextId) => taintedBy(identity, promptContextId),
     onToolsChanged(listener) {
       listeners.push(listener);
     },

@@ -8,6 +8,7 @@
  * another identity is refused. A kill ends the session (its transport is closed) and the next
  * request for it gets 404.
  */
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { Hono } from "hono";
 import {
@@ -22,7 +23,11 @@ import { isWritError, q, type WritConfig } from "../core/index.js";
 import { type Store, toActiveWrit } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 import type { Gateway, GatewayIdentity } from "./gateway.js";
+import { hasRoutingHeaders, routingMismatch } from "./headers.js";
 import { sessionServer } from "./mcp.js";
+
+const isInitialize = (body: unknown): boolean =>
+  typeof body === "object" && body !== null && (body as { method?: unknown }).method === "initialize";
 
 export const MCP_PATH = "/mcp";
 export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MCP_PATH}`;
@@ -251,6 +256,32 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     };
   }
 
+  /**
+   * A request without a session that is not `initialize`: MCP 2026-07-28 has no sessions, so it is
+   * answered in a session of its own. Nothing is lost with it: taint belongs to the writ (or the
+   * agent's baseline) and the prompt context, not to the session.
+   */
+  async function stateless(req: Request, identity: GatewayIdentity, authInfo: AuthInfo): Promise<Response> {
+    let session: ReturnType<Gateway["openSession"]>;
+    try {
+      session = opts.gateway.openSession(identity);
+    } catch (err) {
+      if (err instanceof GatewayError) {
+        return challenge(new Unauthorized(403, "access_denied", err.reason, err.message));
+      }
+      throw err;
+    }
+    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true });
+    const server = sessionServer(opts.gateway, session.id, opts.version);
+    try {
+      await server.connect(transport);
+      return await transport.handleRequest(req, { authInfo });
+    } finally {
+      opts.gateway.endSession(session.id, "stateless request answered");
+      void server.close().catch(() => {});
+    }
+  }
+
   app.all(MCP_PATH, async (c) => {
     const req = c.req.raw;
     let auth: Awaited<ReturnType<typeof authenticate>>;
@@ -262,7 +293,7 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     }
     const { claims, jkt, token } = auth;
     const env = new URL(claims.iss).pathname.split("/").pop()!;
-    const authInfo = {
+    const authInfo: AuthInfo = {
       token,
       clientId: claims.client_id,
       scopes: claims.scope ? claims.scope.split(" ") : [],
@@ -270,6 +301,29 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
       extra: { writ: claims.writ, environment: env },
     };
     const sid = req.headers.get("mcp-session-id");
+    // the body is read here only when routing headers must agree with it, or there is no session
+    const body =
+      req.method === "POST" && (sid === null || hasRoutingHeaders(req.headers))
+        ? await req
+            .clone()
+            .json()
+            .catch(() => undefined)
+        : undefined;
+    const mismatch = routingMismatch(req.headers, body);
+    if (mismatch !== undefined) {
+      return c.json(
+        {
+          jsonrpc: "2.0",
+          error: {
+            code: -32600,
+            message: `header_mismatch: ${mismatch}`,
+            data: { reason: "header_mismatch" },
+          },
+          id: null,
+        },
+        400,
+      );
+    }
     if (sid !== null) {
       const s = sessions.get(sid);
       if (!s || opts.gateway.session(sid) === undefined) {
@@ -309,6 +363,7 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
       if (err instanceof Unauthorized) return challenge(err);
       throw err;
     }
+    if (!isInitialize(body)) return stateless(req, identity, authInfo);
     let sessionId: string;
     let transport: WebStandardStreamableHTTPServerTransport;
     try {

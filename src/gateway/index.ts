@@ -1,5 +1,7 @@
 // The MCP gateway: an MCP proxy that decides on what each tool call touches. The only public
 // surface of src/gateway.
+
+export { boundsCheck, parsePathGlob, pathGlobMatches } from "./bounds.js";
 export { ERR_GATEWAY_REFUSED, GatewayError, type GatewayReason, isGatewayError } from "./errors.js";
 export {
   type CallContext,
@@ -14,6 +16,7 @@ export {
   REFUSAL_META,
   type SpendUse,
   TOOL_SEPARATOR,
+  taintHandle,
 } from "./gateway.js";
 export { admitHeld, toolSubject, withToolApprovals } from "./holds.js";
 export {
@@ -41,7 +44,7 @@ export {
   pinsApi,
   remotePins,
 } from "./pins-api.js";
-export { deriveResources } from "./resource.js";
+export { type BoundsCheck, deriveResources, type ValueKind } from "./resource.js";
 export { type StdioSession, serveStdio } from "./stdio.js";
 export { ERR_GATEWAY_ENV, ERR_GATEWAY_UPSTREAM, envResolver, type ResolveText } from "./upstreams.js";
 export { storeSpendUse } from "./uses.js";

@@ -58,10 +58,18 @@ export interface ToolPin {
 
 export interface PinStore {
   /**
-   * Records the definition seen now and answers its status: a tool never seen is pinned as it is;
-   * a known tool is pinned when its hash is the approved one, quarantined otherwise.
+   * Records the definition seen now and answers its status: a tool never seen is pinned as it is
+   * (`firstSight: "pin"`, the default) or quarantined with no approved definition; a known tool
+   * is pinned when its hash is the approved one, quarantined otherwise.
    */
-  observe(server: string, tool: ToolDefinition, now?: Date): Promise<ToolPin>;
+  observe(
+    server: string,
+    tool: ToolDefinition,
+    now?: Date,
+    opts?: { readonly firstSight?: "pin" | "quarantine" },
+  ): Promise<ToolPin>;
+  /** Has any tool of this server been seen? */
+  known(server: string): Promise<boolean>;
   get(server: string, tool: string): Promise<ToolPin | undefined>;
   list(): Promise<ToolPin[]>;
   /**
@@ -116,7 +124,19 @@ export function pinStore(db: Kysely<Database>): PinStore {
     });
   return {
     get,
-    async observe(server, tool, now = new Date()) {
+    async known(server) {
+      return guard("read tool pins", async () => {
+        const row = await db
+          .selectFrom("gateway_tool_pins")
+          .select("tool")
+          .where("server", "=", server)
+          .limit(1)
+          .executeTakeFirst();
+        return row !== undefined;
+      });
+    },
+    async observe(server, tool, now = new Date(), opts = {}) {
+      const pin = opts.firstSight !== "quarantine";
       const hash = definitionHash(tool);
       const definition = JSON.stringify(toJsonValue(pinnedPart(tool)));
       return guard("record tool pin", async () => {
@@ -126,13 +146,13 @@ export function pinStore(db: Kysely<Database>): PinStore {
           .values({
             server,
             tool: tool.name,
-            approved_hash: hash,
+            approved_hash: pin ? hash : null,
             seen_hash: hash,
             seen_definition: definition,
             first_seen: now,
             seen_at: now,
-            approved_at: now,
-            approved_by: "first use",
+            approved_at: pin ? now : null,
+            approved_by: pin ? "first use" : null,
           })
           .onConflict((oc) =>
             oc.columns(["server", "tool"]).doUpdateSet({

@@ -10,7 +10,7 @@
 import { lstat, readlink, realpath } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { domainToASCII } from "node:url";
-import { q, type ResourceRule } from "../core/index.js";
+import { q, type ResourceRule, type ResourceTemplate, type TemplatePlaceholder } from "../core/index.js";
 import { GatewayError } from "./errors.js";
 
 const MAX_PATH = 4096;
@@ -21,7 +21,11 @@ function bad(message: string): never {
 }
 
 /** The longest existing prefix resolved with the filesystem's own realpath, the rest appended. */
-async function canonicalPath(raw: unknown, rule: ResourceRule, arg: string): Promise<string> {
+async function canonicalPath(
+  raw: unknown,
+  rule: Pick<ResourceRule, "base" | "foldCase">,
+  arg: string,
+): Promise<string> {
   if (typeof raw !== "string" || raw.length === 0 || raw.length > MAX_PATH || raw.includes("\0")) {
     return bad(`argument ${q(arg)}: expected a path of 1 to ${MAX_PATH} characters`);
   }
@@ -102,44 +106,215 @@ function repository(owner: unknown, name: unknown, arg: string): string {
   return `${owner}/${name}`.toLowerCase();
 }
 
-async function one(rule: ResourceRule, value: unknown, args: Record<string, unknown>): Promise<string> {
+/** What a derived value is, for the gateway's bounds: a canonical path, a host, a mail domain. */
+export type ValueKind = "path" | "host" | "domain";
+/** Checks a derived value against the gateway's bounds; throws `outside_bounds`. */
+export type BoundsCheck = (kind: ValueKind, value: string, arg: string) => void;
+const NO_BOUNDS: BoundsCheck = () => {};
+
+async function one(
+  rule: ResourceRule,
+  value: unknown,
+  args: Record<string, unknown>,
+  bounds: BoundsCheck,
+): Promise<string> {
   const arg = rule.from[0]!;
   switch (rule.as) {
-    case "path":
-      return canonicalPath(value, rule, arg);
-    case "url-host":
-      return urlHost(value, arg);
-    case "email-domain":
-      return emailDomain(value, arg);
+    case "path": {
+      const path = await canonicalPath(value, rule, arg);
+      bounds("path", path, arg);
+      return path;
+    }
+    case "url-host": {
+      const host = urlHost(value, arg);
+      bounds("host", host, arg);
+      return host;
+    }
+    case "email-domain": {
+      const domain = emailDomain(value, arg);
+      bounds("domain", domain, arg);
+      return domain;
+    }
     case "repository": {
       if (rule.from.length === 2) return repository(value, args[rule.from[1]!], rule.from.join("/"));
-      const parts = typeof value === "string" ? value.split("/") : [];
-      return parts.length === 2
-        ? repository(parts[0], parts[1], arg)
-        : bad(`argument ${q(arg)}: expected \`owner/name\``);
+      return repositoryOf(value, arg);
     }
   }
 }
 
+function repositoryOf(value: unknown, arg: string): string {
+  const parts = typeof value === "string" ? value.split("/") : [];
+  return parts.length === 2
+    ? repository(parts[0], parts[1], arg)
+    : bad(`argument ${q(arg)}: expected \`owner/name\``);
+}
+
+// --- templates ------------------------------------------------------------------------------------
+
+const MAX_ITEMS = 1000;
+const MAX_VALUE = 1024;
+const MAX_RESOURCE = 8192;
+/** Characters a placeholder's value may not carry into a resource as they are. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are encoded too
+const RESERVED = /[%/*?|\\{}:\s\x00-\x1f\x7f]/gu;
+
 /**
- * Every resource the call touches, in declaration order, without repeats. A declared argument that
- * is absent contributes nothing (the schema says whether it may be absent); one present in any
- * other shape than declared is refused with `resource_invalid`.
+ * A value placed in a resource: every separator, wildcard and escape character percent-encoded, so
+ * `{namespace}` = `*` or `a/b` stays inside its segment (`%2A`, `a%2Fb`) and no value can widen the
+ * grant it is matched against. Empty values and `.`/`..` are refused: they name no thing.
+ */
+function escapeValue(value: string, arg: string): string {
+  if (value.length === 0 || value === "." || value === "..") {
+    return bad(`argument ${q(arg)}: ${q(value)} cannot name a resource`);
+  }
+  return value.replace(RESERVED, (ch) =>
+    [...Buffer.from(ch, "utf8")].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
+  );
+}
+
+const ABSENT = Symbol("absent");
+
+/** The values an argument path selects: one, or each item of the array `[*]` walks. */
+function select(args: Record<string, unknown>, p: TemplatePlaceholder): unknown[] | typeof ABSENT {
+  let values: unknown[] = [args];
+  const name = p.source;
+  for (const step of p.argument) {
+    const next: unknown[] = [];
+    for (const v of values) {
+      if (step.t === "key") {
+        if (typeof v !== "object" || v === null || Array.isArray(v)) {
+          return bad(`${q(name)}: expected an object where \`${step.key}\` is read`);
+        }
+        if (!Object.hasOwn(v, step.key)) return ABSENT;
+        next.push((v as Record<string, unknown>)[step.key]);
+      } else {
+        if (!Array.isArray(v)) return bad(`${q(name)}: expected an array`);
+        if (step.t === "each") {
+          if (v.length > MAX_ITEMS) return bad(`${q(name)}: more than ${MAX_ITEMS} items`);
+          next.push(...v);
+        } else {
+          if (step.index >= v.length) return ABSENT;
+          next.push(v[step.index]);
+        }
+      }
+    }
+    values = next;
+  }
+  if (values.some((v) => v === undefined || v === null)) return ABSENT;
+  return values;
+}
+
+async function applyFilters(
+  raw: unknown,
+  p: TemplatePlaceholder,
+  bounds: BoundsCheck,
+): Promise<{ value: string; structured: boolean }> {
+  const arg = p.source;
+  if (typeof raw === "number" ? !Number.isFinite(raw) : typeof raw !== "string" && typeof raw !== "boolean") {
+    return bad(`${q(arg)}: a ${Array.isArray(raw) ? "list" : typeof raw} cannot be placed in a resource`);
+  }
+  let value: string | string[] = String(raw);
+  let structured = false;
+  for (const f of p.filters) {
+    const v: string = typeof value === "string" ? value : "";
+    switch (f.f) {
+      case "split":
+        value = v.split(f.sep);
+        continue;
+      case "index": {
+        const list = value as string[];
+        const item = list[f.index < 0 ? list.length + f.index : f.index];
+        if (item === undefined) return bad(`${q(arg)}: ${q(v)} has no item ${f.index} after splitting`);
+        value = item;
+        structured = false;
+        continue;
+      }
+      case "lower":
+        value = v.toLowerCase();
+        continue;
+      case "host":
+        value = urlHost(v, arg);
+        bounds("host", value, arg);
+        break;
+      case "domain":
+        value = emailDomain(v, arg);
+        bounds("domain", value, arg);
+        break;
+      case "path":
+        value = await canonicalPath(v, { base: f.base, foldCase: false }, arg);
+        bounds("path", value, arg);
+        break;
+      case "repository":
+        value = repositoryOf(v, arg);
+        break;
+    }
+    structured = f.f === "path" || f.f === "repository";
+  }
+  const out = value as string;
+  if (out.length > MAX_VALUE * 4) return bad(`${q(arg)}: the value is too long for a resource`);
+  if (structured) return { value: out, structured };
+  if (out.length > MAX_VALUE) return bad(`${q(arg)}: the value is too long for a resource`);
+  return { value: out, structured };
+}
+
+/**
+ * The resources one template yields: one, or one per item of its `[*]` array; none when an
+ * optional (`?`) argument is absent or the array is empty. A required argument that is absent, or
+ * a value that cannot be mapped, refuses the call (`resource_invalid`).
+ */
+async function expand(
+  t: ResourceTemplate,
+  args: Record<string, unknown>,
+  bounds: BoundsCheck,
+): Promise<string[]> {
+  let out = [""];
+  for (const part of t.parts) {
+    if (typeof part === "string") {
+      out = out.map((o) => o + part);
+      continue;
+    }
+    const raw = select(args, part);
+    if (raw === ABSENT) {
+      if (part.optional) return [];
+      return bad(`template ${q(t.source)}: argument ${q(part.source)} is missing`);
+    }
+    const values: string[] = [];
+    for (const r of raw) {
+      const { value, structured } = await applyFilters(r, part, bounds);
+      values.push(structured ? value : escapeValue(value, part.source));
+    }
+    // at most one placeholder of a template expands (checked at load): `out` or `values` has one
+    out = out.flatMap((o) => values.map((v) => o + v));
+  }
+  for (const o of out) if (o.length > MAX_RESOURCE) bad(`template ${q(t.source)}: the resource is too long`);
+  return out;
+}
+
+/**
+ * Every resource the call touches, in declaration order, without repeats. For `{from, as}` rules
+ * a declared argument that is absent contributes nothing (the schema says whether it may be
+ * absent); one present in any other shape than declared is refused with `resource_invalid`.
+ * Templates refuse an absent argument unless it is marked optional (`{name?}`).
  */
 export async function deriveResources(
-  rules: readonly ResourceRule[],
+  rules: readonly (ResourceRule | ResourceTemplate)[],
   args: Record<string, unknown>,
+  bounds: BoundsCheck = NO_BOUNDS,
 ): Promise<string[]> {
   const out: string[] = [];
   for (const rule of rules) {
+    if (rule.kind === "resource-template") {
+      out.push(...(await expand(rule, args, bounds)));
+      continue;
+    }
     const value = args[rule.from[0]!];
     if (value === undefined) continue;
     if (rule.each) {
-      if (!Array.isArray(value) || value.length > 1000) {
-        bad(`argument ${q(rule.from[0])}: expected a list of at most 1000 items`);
+      if (!Array.isArray(value) || value.length > MAX_ITEMS) {
+        bad(`argument ${q(rule.from[0])}: expected a list of at most ${MAX_ITEMS} items`);
       }
-      for (const item of value as unknown[]) out.push(await one(rule, item, args));
-    } else out.push(await one(rule, value, args));
+      for (const item of value as unknown[]) out.push(await one(rule, item, args, bounds));
+    } else out.push(await one(rule, value, args, bounds));
   }
   return [...new Set(out)];
 }

@@ -31,6 +31,19 @@ export const EVERYTHING_BIN = join(
   "index.js",
 );
 
+/** The first lines of a test writ.yaml: one environment, one runner class allowing `allow`. */
+export function configHead(allow: string): string {
+  return `version: 1
+environments:
+  dev: {}
+runnerClasses:
+  assist:
+    ceiling:
+      maxTtl: 1h
+      allow:
+${allow}`;
+}
+
 export interface Fixture {
   readonly config: string;
   /** The filesystem server's allowed directory (canonical). */
@@ -59,17 +72,9 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
   await symlink(outside, join(root, "link"));
   const keys = (name: string) => join(QUICKSTART, "keys", `${name}.jwks.json`);
   const node = process.execPath;
-  const yaml = `version: 1
-environments:
-  dev: {}
-runnerClasses:
-  assist:
-    ceiling:
-      maxTtl: 1h
-      allow:
-        - action: "mcp:fs:*"
+  const yaml = `${configHead(`        - action: "mcp:fs:*"
           resource: "${root}|${root}/*|-"
-        - action: "mcp:everything:*"
+        - action: "mcp:everything:*"`)}
       deny:
         - action: "mcp:fs:*"
           resource: "${root}/private/*"
