@@ -211,6 +211,12 @@ export interface StdioGatewayOptions {
 export interface StdioGateway {
   readonly gateway: Gateway;
   readonly store: Store;
+  /**
+   * The operator channel of this process: the admin API (kill, approvals, keys) and the tool pins'
+   * routes, under `adminToken`, for the CLI to reach while this process holds the embedded store.
+   */
+  readonly admin: Hono;
+  readonly adminToken: string;
   close(): Promise<void>;
 }
 
@@ -236,24 +242,28 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       (await store.writs.listActive(agent, new Date())).map(toActiveWrit),
     );
     const digest = digestOf({ canonicalJson, toJsonValue });
+    const approvals = broker.approvalService(store.db, { audit });
+    const kill = broker.killSwitch(store.db);
     const gateway = await gatewayPart.createGateway(
-      gatewayDeps(
-        opts,
-        {
-          pdp,
-          store,
-          audit,
-          approvals: broker.approvalService(store.db, { audit }),
-          kill: broker.killSwitch(store.db),
-          digest,
-        },
-        gatewayPart,
-        opts.upstreamStderr,
-      ),
+      gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart, opts.upstreamStderr),
     );
+    const operator = broker.operator({
+      config: gatewayPart.withToolApprovals(opts.policy.config),
+      kill,
+      keys: broker.environmentKeys(store.db),
+      approvals,
+      audit: (type, data) => audit.append(type, data),
+    });
+    const adminToken = randomBytes(32).toString("base64url");
+    const { Hono } = await import("hono");
+    const admin = new Hono()
+      .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken))
+      .route("/", broker.adminApi(operator, adminToken));
     return {
       gateway,
       store,
+      admin,
+      adminToken,
       async close() {
         try {
           await gateway.close();

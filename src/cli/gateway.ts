@@ -7,11 +7,16 @@
  *   writ gateway --stdio --agent A [--env E] [--writ ID] [--config FILE] [--data DIR]
  *
  * Over HTTP the gateway is part of `writ serve` (its `/mcp` endpoint). The embedded store is held
- * by one process: beside a running `writ serve`, use PostgreSQL or another data folder.
+ * by one process: beside a running `writ serve`, use PostgreSQL or another data folder. While it
+ * holds the embedded store, the operator verbs (`writ approve`, `writ tools approve`, `writ kill`)
+ * reach it through its admin API on a loopback port, announced in `<data>/serve.json` as
+ * `writ serve` does, so a held call can be approved while the session runs.
  *
  * Exit codes: 0 the session ended (the client closed stdin), 1 refused (unknown agent, a kill,
  * a writ that is not the agent's or not active), 2 usage, 3 store or upstream failure.
  */
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
 import type { Command } from "commander";
 import { createStdioGateway } from "../app.js";
 import { isWritError, q } from "../core/index.js";
@@ -19,6 +24,7 @@ import { isGatewayError, serveStdio } from "../gateway/index.js";
 import { isStoreFailure, toActiveWrit } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
+import { removeServeFile, writeServeFile } from "./serve-file.js";
 
 export interface GatewayCliOptions {
   readonly stdio: boolean;
@@ -82,7 +88,12 @@ export async function gatewayCommand(o: GatewayCliOptions, io: Io, d: GatewayDef
     }
     throw err;
   }
+  const dataDir = o.data ?? d.dataDir;
+  // the embedded store is this process's alone: `writ approve`, `writ tools approve` and `writ kill`
+  // reach it here, as they reach a running `writ serve` (<data>/serve.json, loopback, admin token)
+  let channel: { close(): Promise<void> } | undefined;
   try {
+    if (opened.store.backend === "pglite") channel = await operatorChannel(opened, dataDir);
     let writ: ReturnType<typeof toActiveWrit> | undefined;
     if (o.writ !== undefined) {
       const stored = await opened.store.writs.get(o.writ);
@@ -107,12 +118,43 @@ export async function gatewayCommand(o: GatewayCliOptions, io: Io, d: GatewayDef
         throw new CliFailure(`ERR_GATEWAY_${err.reason.toUpperCase()}`, err.message, EXIT.no);
       throw err;
     }
-    const why = await session.ended;
+    // a client that stops its server with a signal gets the same orderly end as closing stdin
+    const stop = () => void session.close().catch(() => {});
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    const why = await session.ended.finally(() => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+    });
     io.err(`writ gateway: session ended: ${why}`);
     return why.startsWith("kill switch") ? EXIT.no : EXIT.ok;
   } finally {
+    await channel?.close();
     await opened.close();
   }
+}
+
+/** The admin API on a loopback port, announced in `<data>/serve.json` while this process runs. */
+async function operatorChannel(
+  opened: { admin: { fetch: (req: Request) => Response | Promise<Response> }; adminToken: string },
+  dataDir: string,
+): Promise<{ close(): Promise<void> }> {
+  const http = serve({ fetch: opened.admin.fetch, hostname: "127.0.0.1", port: 0 });
+  const info = await new Promise<AddressInfo>((resolve, reject) => {
+    http.once("listening", () => resolve(http.address() as AddressInfo));
+    http.once("error", reject);
+  });
+  await writeServeFile(dataDir, {
+    url: `http://127.0.0.1:${info.port}`,
+    pid: process.pid,
+    adminToken: opened.adminToken,
+  });
+  return {
+    async close() {
+      await removeServeFile(dataDir);
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
 }
 
 export function registerGateway(

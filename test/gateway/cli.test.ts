@@ -3,7 +3,7 @@
  * client over stdio (the way a local agent starts it), then `writ tools list|approve` on the pins it
  * recorded.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -91,6 +91,53 @@ describe("writ gateway --stdio", () => {
     const done = await c.callTool({ name: "fs__move_file", arguments: args });
     expect(refusal(done)).toBeUndefined();
     await c.close();
+  }, 60_000);
+
+  it("a held call is approved from the CLI while the stdio gateway runs, and retried in the same session", async () => {
+    await writeFile(join(fx.root, "notes", "live.txt"), "live\n");
+    const c = new Client({ name: "local-agent", version: "1.0.0" });
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
+        stderr: "pipe",
+      }),
+    );
+    const args = {
+      source: join(fx.root, "notes", "live.txt"),
+      destination: join(fx.root, "notes", "live-done.txt"),
+    };
+    const held = await c.callTool({ name: "fs__move_file", arguments: args });
+    expect(refusal(held)?.reason).toBe("approval_required");
+    // the gateway holds the embedded store: the CLI reaches it through <data>/serve.json
+    const approved = await runCli([
+      "approve",
+      refusal(held)!.approval!,
+      "--as",
+      "alice@acme.example",
+      "--config",
+      fx.config,
+      "--data",
+      data,
+      "--json",
+    ]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect((JSON.parse(approved.stdout) as { status: string }).status).toBe("approved");
+    const listed = await runCli(["tools", "list", "--data", data, "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const done = await c.callTool({ name: "fs__move_file", arguments: args });
+    expect(refusal(done)).toBeUndefined();
+    await c.close();
+    // gone with the process (which ends once the client closed its stdin)
+    let present = true;
+    for (let i = 0; i < 100 && present; i++) {
+      present = await readFile(join(data, "serve.json"), "utf8").then(
+        () => true,
+        () => false,
+      );
+      if (present) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(present).toBe(false);
   }, 60_000);
 
   it("refuses usage errors with exit 2 and an unknown agent with exit 1", async () => {
