@@ -28,16 +28,39 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** `writ gateway --stdio` started the way a local agent's MCP client starts it. */
+async function stdioSession(): Promise<Client> {
+  const c = new Client({ name: "local-agent", version: "1.0.0" });
+  await c.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
+      stderr: "pipe",
+    }),
+  );
+  return c;
+}
+
+/** `writ approve ID --as alice`: the approval's status, asserting the verb succeeded. */
+async function approveFromCli(id: string): Promise<string> {
+  const r = await runCli([
+    "approve",
+    id,
+    "--as",
+    "alice@acme.example",
+    "--config",
+    fx.config,
+    "--data",
+    data,
+    "--json",
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { status: string }).status;
+}
+
 describe("writ gateway --stdio", () => {
   it("serves one agent's session over stdio with every check", async () => {
-    const c = new Client({ name: "local-agent", version: "1.0.0" });
-    await c.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
-        stderr: "pipe",
-      }),
-    );
+    const c = await stdioSession();
     const names = (await c.listTools()).tools.map((t) => t.name);
     expect(names).toContain("fs__read_text_file");
     const ok = await c.callTool({
@@ -54,40 +77,17 @@ describe("writ gateway --stdio", () => {
   }, 60_000);
 
   it("a held call approved with `writ approve` on the store (no server running) goes through", async () => {
-    const session = async () => {
-      const c = new Client({ name: "local-agent", version: "1.0.0" });
-      await c.connect(
-        new StdioClientTransport({
-          command: process.execPath,
-          args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
-          stderr: "pipe",
-        }),
-      );
-      return c;
-    };
     const args = {
       source: join(fx.root, "notes", "todo.txt"),
       destination: join(fx.root, "notes", "held.txt"),
     };
-    let c = await session();
+    let c = await stdioSession();
     const held = await c.callTool({ name: "fs__move_file", arguments: args });
     expect(refusal(held)?.reason).toBe("approval_required");
     const id = refusal(held)!.approval!;
     await c.close();
-    const approved = await runCli([
-      "approve",
-      id,
-      "--as",
-      "alice@acme.example",
-      "--config",
-      fx.config,
-      "--data",
-      data,
-      "--json",
-    ]);
-    expect(approved.code, approved.stderr).toBe(0);
-    expect((JSON.parse(approved.stdout) as { status: string }).status).toBe("approved");
-    c = await session();
+    expect(await approveFromCli(id)).toBe("approved");
+    c = await stdioSession();
     const done = await c.callTool({ name: "fs__move_file", arguments: args });
     expect(refusal(done)).toBeUndefined();
     await c.close();
@@ -95,14 +95,7 @@ describe("writ gateway --stdio", () => {
 
   it("a held call is approved from the CLI while the stdio gateway runs, and retried in the same session", async () => {
     await writeFile(join(fx.root, "notes", "live.txt"), "live\n");
-    const c = new Client({ name: "local-agent", version: "1.0.0" });
-    await c.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [BIN, "gateway", "--stdio", "--agent", "release-bot", "--config", fx.config, "--data", data],
-        stderr: "pipe",
-      }),
-    );
+    const c = await stdioSession();
     const args = {
       source: join(fx.root, "notes", "live.txt"),
       destination: join(fx.root, "notes", "live-done.txt"),
@@ -110,19 +103,7 @@ describe("writ gateway --stdio", () => {
     const held = await c.callTool({ name: "fs__move_file", arguments: args });
     expect(refusal(held)?.reason).toBe("approval_required");
     // the gateway holds the embedded store: the CLI reaches it through <data>/serve.json
-    const approved = await runCli([
-      "approve",
-      refusal(held)!.approval!,
-      "--as",
-      "alice@acme.example",
-      "--config",
-      fx.config,
-      "--data",
-      data,
-      "--json",
-    ]);
-    expect(approved.code, approved.stderr).toBe(0);
-    expect((JSON.parse(approved.stdout) as { status: string }).status).toBe("approved");
+    expect(await approveFromCli(refusal(held)!.approval!)).toBe("approved");
     const listed = await runCli(["tools", "list", "--data", data, "--json"]);
     expect(listed.code, listed.stderr).toBe(0);
     const done = await c.callTool({ name: "fs__move_file", arguments: args });
