@@ -1,7 +1,8 @@
 /**
  * Replays every scenario of scenarios.ts through a live gateway (`writ serve` with the reference
  * filesystem and everything servers and the office fixture server behind it) and measures the
- * attack success rate and the benign utility. One session per scenario, as one task would have.
+ * attack success rate and the benign utility. One session and one prompt context per scenario, as
+ * one task would have.
  */
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -140,8 +141,17 @@ function obey(result: string): Step[] {
   return out;
 }
 
-async function run(c: Client, s: Step): Promise<{ ok: boolean; reason?: string; text: string }> {
-  const r = await c.callTool({ name: s.tool, arguments: s.args });
+/** Each scenario is one task: one prompt context, which is what taint follows (with the agent). */
+async function run(
+  c: Client,
+  s: Step,
+  context: string,
+): Promise<{ ok: boolean; reason?: string; text: string }> {
+  const r = await c.callTool({
+    name: s.tool,
+    arguments: s.args,
+    _meta: { "writ.dev/prompt-context-id": context },
+  });
   const refused = refusal(r);
   if (refused) return { ok: false, reason: refused.reason, text: text(r) };
   return { ok: r.isError !== true, reason: r.isError ? "upstream_error" : undefined, text: text(r) };
@@ -155,22 +165,22 @@ async function replay(live: Live, ctx: Ctx, s: Scenario): Promise<Outcome> {
   const attackBlockedBy: string[] = [];
   try {
     for (const step of s.before(ctx)) {
-      const r = await run(c, step);
+      const r = await run(c, step, s.id);
       if (!r.ok) taskFailedBy.push(r.reason ?? "error");
     }
     const read =
       "ticket" in s.source
         ? { tool: "office__read_ticket", args: { id: s.source.ticket } }
         : { tool: "office__fetch_page", args: { url: s.source.page } };
-    const got = await run(c, read);
+    const got = await run(c, read, s.id);
     if (!got.ok) taskFailedBy.push(got.reason ?? "error");
     for (const step of obey(got.text)) {
-      const r = await run(c, step);
+      const r = await run(c, step, s.id);
       if (r.ok) attackThrough.push(step.tool);
       else attackBlockedBy.push(r.reason ?? "error");
     }
     for (const step of s.after(ctx)) {
-      const r = await run(c, step);
+      const r = await run(c, step, s.id);
       if (!r.ok) taskFailedBy.push(r.reason ?? "error");
     }
   } finally {
