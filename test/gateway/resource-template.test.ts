@@ -4,7 +4,7 @@
  * (typed resources, arrays expanded, absent arguments refused unless optional, values escaped so
  * they cannot widen a grant), and path globs where `*` stays inside one directory.
  */
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { loadConfigText } from "../../src/config/index.js";
 import type { ResourceTemplate } from "../../src/core/index.js";
 import { boundsCheck, parsePathGlob, pathGlobMatches } from "../../src/gateway/bounds.js";
 import { deriveResources, isGatewayError } from "../../src/gateway/index.js";
+import { ROOT } from "../support/cli.js";
 import { configHead } from "./support.js";
 
 const BASE = `${configHead('        - action: "mcp:*:*"')}
@@ -73,6 +74,21 @@ describe("templates at load", () => {
     const jira = r.config!.gateway!.upstreams.get("jira")!;
     expect(jira.resources.map((t) => t.source)).toEqual(["jira:site/acme"]);
     expect(jira.trustNewTools).toBe(true);
+  });
+
+  it("loads the examples of docs/gateway.md for common MCP servers", async () => {
+    const md = await readFile(join(ROOT, "docs", "gateway.md"), "utf8");
+    const block = /```yaml\n(upstreams:\n {2}filesystem:[\s\S]*?)```/.exec(md)?.[1];
+    expect(block).toBeDefined();
+    const r = await loadConfigText(
+      `${BASE}approverGroups:\n  sre:\n    members: [alice@acme.example]\ngateway:\n${block!.replace(/^/gm, "  ")}`,
+      { file: "writ.yaml" },
+    );
+    expect(r.problems.filter((p) => p.severity === "error")).toEqual([]);
+    const k8s = r.config!.gateway!.upstreams.get("kubernetes")!.tools.get("resources_get")!;
+    expect(
+      await deriveResources(k8s.resources, { namespace: "prod", kind: "Deployment", name: "web" }),
+    ).toEqual(["k8s:prod/deployment/web"]);
   });
 
   it("refuses a broken template with a code, the line and the character", async () => {
