@@ -1,14 +1,14 @@
 /**
  * `writ tools list` and `writ tools approve SERVER:TOOL`: the gateway's pinned tool definitions.
- * A tool whose definition changed since it was pinned is quarantined — hidden and refused — until
- * an operator approves the definition the gateway saw last (optionally naming its hash, so what is
- * approved is what was reviewed).
+ * A tool whose definition changed since it was pinned, or that is new on an upstream already
+ * pinned, is quarantined — hidden and refused — until an operator approves the definition the
+ * gateway saw last (optionally naming its hash, so what is approved is what was reviewed).
  *
  *   writ tools list [--config FILE] [--data DIR] [--json]
  *   writ tools approve SERVER:TOOL [--hash SHA256] [--data DIR] [--json]
  *
- * They read and write the store; when a running `writ serve` holds the embedded store, they ask
- * that server over its admin API. Exit codes: 0 done, 1 no such pin (or another hash was seen),
+ * They read and write the store; when a running `writ serve` (or `writ gateway --stdio`) holds the
+ * embedded store, they ask that process over its admin API. Exit codes: 0 done, 1 no such pin (or another hash was seen),
  * 2 usage, 3 store failure.
  */
 import type { Command } from "commander";
@@ -63,7 +63,7 @@ function render(p: ToolPin): string {
   const state = p.status === "pinned" ? "pinned     " : "QUARANTINED";
   const extra =
     p.status === "quarantined"
-      ? `  seen ${p.seenHash.slice(0, 12)}… (pinned ${p.approvedHash?.slice(0, 12) ?? "none"}…) — writ tools approve ${p.server}:${p.tool} --hash ${p.seenHash}`
+      ? `  seen ${p.seenHash.slice(0, 12)}… (${p.approvedHash === undefined ? "new on a pinned upstream" : `pinned ${p.approvedHash.slice(0, 12)}…`}) — writ tools approve ${p.server}:${p.tool} --hash ${p.seenHash}`
       : `  ${p.seenHash.slice(0, 12)}…  approved by ${p.approvedBy ?? "?"}`;
   return `${state}  ${p.server}:${p.tool}${extra}`;
 }
