@@ -3,11 +3,14 @@
  * `tools/call` passes before it reaches an upstream. In order, the first refusal wins:
  *
  *   1. the session is alive and no kill switch stops its agent;
- *   2. the tool exists upstream and its definition is pinned (a changed one is quarantined);
+ *   2. the tool exists upstream and its definition is pinned (a changed one, or one new on an
+ *      upstream already pinned, is quarantined);
  *   3. rate limits (per agent, per agent and tool);
  *   4. the arguments match the tool's inputSchema and writ.yaml's constraints;
- *   5. the resources the call touches are derived from the arguments;
- *   6. taint: a privileged tool in a session that read an untrusted source is refused (or held);
+ *   5. the resources the call touches are derived from the arguments (templates or rules) and
+ *      checked against the gateway's bounds;
+ *   6. taint: a privileged tool after an untrusted source read by the same writ (or agent) in the
+ *      same prompt context is refused (or held) — taint outlives sessions;
  *   7. the decision point decides `mcp:<server>:<tool>` on each resource, with the session's writ;
  *   8. irreversible (or tainted-held) calls need an approval bound to their exact arguments;
  *   9. a call only a writ allows spends one of its uses.
@@ -113,6 +116,7 @@ export interface GatewayDeps {
   readonly resolve: ResolveText;
   readonly version: string;
   readonly pins?: PinStore | undefined;
+  /** Every time the gateway reads: rate windows, taint expiry, approvals, pins (default: now). */
   readonly clock?: (() => Date) | undefined;
   /** How often engaged kills are read (ms, default 200): a kill takes effect within this. */
   readonly killPollMs?: number | undefined;
@@ -605,6 +609,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       writ: s?.identity.writ?.id,
       sponsor: s?.identity.sponsor,
       tool: name,
+      tainted:
+        s === undefined
+          ? undefined
+          : taintedBy(
+              s.identity,
+              typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined,
+            ) !== undefined,
     };
     try {
       const live = alive(sessionId);
