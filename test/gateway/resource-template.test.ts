@@ -7,9 +7,10 @@
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfigText } from "../../src/config/index.js";
-import type { ResourceTemplate } from "../../src/core/index.js";
+import { globMatches, parseGlob, type ResourceTemplate } from "../../src/core/index.js";
 import { boundsCheck, parsePathGlob, pathGlobMatches } from "../../src/gateway/bounds.js";
 import { deriveResources, isGatewayError } from "../../src/gateway/index.js";
 import { ROOT } from "../support/cli.js";
@@ -196,6 +197,33 @@ describe("templates at call time", () => {
     expect(await r("50%")).toBe("k8s:50%25/pods/x");
     // the `__proto__` of the arguments is not an argument
     expect(await refused(derive(["x:{constructor}"], {}))).toBe("resource_invalid");
+  });
+});
+
+describe("no value widens a grant (property)", () => {
+  it("`k8s:{namespace}/pods/{name}` is inside `k8s:prod/*` exactly when namespace is `prod`", async () => {
+    const [t] = await templates("k8s:{namespace}/pods/{name}");
+    const grant = parseGlob("k8s:prod/*");
+    const exact = parseGlob("k8s:prod/pods/web");
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.string(), fc.constantFrom("prod", "prod/x", "*", "prod/..", "prod*", "pro?", "prod|x")),
+        fc.oneof(fc.string(), fc.constantFrom("web", "web/x", "*", "w?b")),
+        async (namespace, name) => {
+          let resources: string[];
+          try {
+            resources = await deriveResources([t!], { namespace, name });
+          } catch (err) {
+            if (isGatewayError(err) && err.reason === "resource_invalid") return; // refused: fine
+            throw err;
+          }
+          expect(resources).toHaveLength(1);
+          expect(globMatches(grant, resources[0]!)).toBe(namespace === "prod");
+          expect(globMatches(exact, resources[0]!)).toBe(namespace === "prod" && name === "web");
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
