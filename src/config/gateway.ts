@@ -451,9 +451,16 @@ export function parseGateway(c: Checker, v: unknown, ctx: GatewayContext): Gatew
     if (upstream) upstreams.set(id, upstream);
   }
   const bounds = obj.bounds === undefined ? undefined : parseBounds(c, obj.bounds, [...path, "bounds"]);
-  const taintTtlSeconds =
-    obj.taintTtl === undefined
-      ? DEFAULT_TAINT_TTL
-      : (c.duration(obj.taintTtl, [...path, "taintTtl"]) ?? DEFAULT_TAINT_TTL);
+  let taintTtlSeconds = DEFAULT_TAINT_TTL;
+  if (obj.taintTtl !== undefined) {
+    const ttl = c.duration(obj.taintTtl, [...path, "taintTtl"]);
+    if (ttl !== undefined && ttl < 60) {
+      c.error(
+        "ERR_CONFIG_VALUE",
+        [...path, "taintTtl"],
+        "taintTtl must be at least `1m`: taint that ends at once protects nothing",
+      );
+    } else if (ttl !== undefined) taintTtlSeconds = ttl;
+  }
   return { kind: "gateway", resource, upstreams, perAgent, perTool, bounds, taintTtlSeconds };
 }

@@ -153,6 +153,8 @@ function repositoryOf(value: unknown, arg: string): string {
 
 const MAX_ITEMS = 1000;
 const MAX_VALUE = 1024;
+/** The longest argument value a template reads at all (before `split`, `host` …). */
+const MAX_RAW = 65_536;
 const MAX_RESOURCE = 8192;
 /** Characters a placeholder's value may not carry into a resource as they are. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are encoded too
@@ -212,6 +214,9 @@ async function applyFilters(
   const arg = p.source;
   if (typeof raw === "number" ? !Number.isFinite(raw) : typeof raw !== "string" && typeof raw !== "boolean") {
     return bad(`${q(arg)}: a ${Array.isArray(raw) ? "list" : typeof raw} cannot be placed in a resource`);
+  }
+  if (typeof raw === "string" && raw.length > MAX_RAW) {
+    return bad(`${q(arg)}: a value over ${MAX_RAW} characters cannot be mapped`);
   }
   let value: string | string[] = String(raw);
   let structured = false;

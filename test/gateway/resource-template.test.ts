@@ -116,6 +116,11 @@ describe("templates at load", () => {
     }
   });
 
+  it("refuses a taint that would end at once", async () => {
+    const r = await load("  taintTtl: 10s\n  upstreams: {}\n");
+    expect(r.problems.map((p) => [p.code, p.path])).toContainEqual(["ERR_CONFIG_VALUE", "gateway.taintTtl"]);
+  });
+
   it("refuses bad bounds", async () => {
     const r = await load(
       `  bounds:\n    roots: ["rel/dir", "/srv/*"]\n    hosts: ["a/b"]\n    deny: ["*.pem"]\n  upstreams: {}\n`,
@@ -178,6 +183,7 @@ describe("templates at call time", () => {
       ["mail:{to|domain}", { to: "a@b.example, c@d.example" }],
       ["x:{v}", { v: "x".repeat(2000) }],
       ["x:{v}", { v: Number.NaN }],
+      ["x:{v|split(',')[0]}", { v: "a,".repeat(40_000) }],
     ] as const) {
       expect(
         await refused(derive([tpl], args as Record<string, unknown>)),
