@@ -68,3 +68,36 @@ export function routingMismatch(headers: Headers, body: unknown): string | undef
   }
   return undefined;
 }
+
+/** A header value: printable ASCII as it is, anything else as `=?base64?…?=` (no CR/LF can pass). */
+export function encodeHeaderValue(value: string): string {
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value)
+    ? value
+    : `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
+}
+
+/**
+ * A fetch for an upstream's Streamable HTTP transport that mirrors each message's method and name
+ * into `Mcp-Method` and `Mcp-Name`, so proxies in front of the upstream can route on them.
+ */
+export function withRoutingHeaders(inner: typeof fetch = fetch): typeof fetch {
+  return (input, init) => {
+    if (init?.method !== "POST" || typeof init.body !== "string") return inner(input, init);
+    let msg: unknown;
+    try {
+      msg = JSON.parse(init.body);
+    } catch {
+      return inner(input, init);
+    }
+    const m = msg as { method?: unknown; params?: Record<string, unknown> };
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg) || typeof m.method !== "string") {
+      return inner(input, init);
+    }
+    const headers = new Headers(init.headers);
+    headers.set("Mcp-Method", encodeHeaderValue(m.method));
+    const field = NAMED[m.method];
+    const name = field === undefined ? undefined : m.params?.[field];
+    if (typeof name === "string") headers.set("Mcp-Name", encodeHeaderValue(name));
+    return inner(input, { ...init, headers });
+  };
+}

@@ -15,6 +15,7 @@ import {
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { type ConfigText, q, type Upstream, WritError } from "../core/index.js";
+import { withRoutingHeaders } from "./headers.js";
 
 export const ERR_GATEWAY_UPSTREAM = "ERR_GATEWAY_UPSTREAM";
 export const ERR_GATEWAY_ENV = "ERR_GATEWAY_ENV";
@@ -70,7 +71,10 @@ function transportFor(u: Upstream, opts: ConnectOptions): Transport {
   }
   const headers: Record<string, string> = {};
   for (const [k, v] of u.headers) headers[k] = opts.resolve(v, `${where}.headers.${k}`);
-  return new StreamableHTTPClientTransport(new URL(u.url), { requestInit: { headers } });
+  return new StreamableHTTPClientTransport(new URL(u.url), {
+    requestInit: { headers },
+    fetch: withRoutingHeaders(),
+  });
 }
 
 async function listAll(client: Client): Promise<Map<string, Tool>> {

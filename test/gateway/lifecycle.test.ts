@@ -27,6 +27,7 @@ let mcpUrl: string;
 let everything: ChildProcess;
 let proxy: ReturnType<typeof serve>;
 const seenAuthorization: string[] = [];
+const seenRouting: string[] = [];
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -59,6 +60,7 @@ beforeAll(async () => {
       {
         fetch: async (req) => {
           seenAuthorization.push(req.headers.get("authorization") ?? "");
+          seenRouting.push(`${req.headers.get("mcp-method")} ${req.headers.get("mcp-name")}`);
           const url = new URL(req.url);
           const headers = new Headers(req.headers);
           headers.delete("host");
@@ -128,6 +130,9 @@ describe("a Streamable HTTP upstream", () => {
     expect(seenAuthorization.length).toBeGreaterThan(0);
     expect(new Set(seenAuthorization)).toEqual(new Set([`Bearer ${UPSTREAM_SECRET}`]));
     expect(seenAuthorization.join("\n")).not.toContain(agent.token);
+    // the routing headers (MCP 2026-07-28) go upstream, mirrored from each message
+    expect(seenRouting).toContain("tools/call echo");
+    expect(seenRouting).toContain("tools/list null");
     await c.close();
   });
 });

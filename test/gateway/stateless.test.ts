@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPolicy } from "../../src/app.js";
+import { encodeHeaderValue } from "../../src/gateway/headers.js";
 import { type Live, startLive } from "../broker/live.js";
 import { type Agent, agentToken, dpopFetch, type Fixture, writeFixture } from "./support.js";
 
@@ -121,6 +122,13 @@ describe("Mcp-Method and Mcp-Name", () => {
     mismatch(await rpc("tools/call", read, { "mcp-name": "fs__read_text_file" }));
     mismatch(await rpc("tools/list", {}, { "mcp-method": "tools/list", "mcp-name": "fs__read_text_file" }));
     mismatch(await rpc("tools/call", read, { "mcp-method": "tools/call", "mcp-name": "=?base64?//79?=" }));
+  });
+
+  it("encode what is not printable ASCII, so no value can split a header", () => {
+    expect(encodeHeaderValue("tools/call")).toBe("tools/call");
+    expect(encodeHeaderValue("café")).toBe(`=?base64?${Buffer.from("café").toString("base64")}?=`);
+    expect(encodeHeaderValue("a\r\nx-evil: 1")).toMatch(/^=\?base64\?[A-Za-z0-9+/=]+\?=$/);
+    expect(encodeHeaderValue(" padded")).toMatch(/^=\?base64\?/);
   });
 
   it("are checked inside a session too", async () => {
