@@ -44,6 +44,7 @@ import { definitionHash, type PinStore, pinStore } from "./pins.js";
 import { rateLimiter } from "./rate.js";
 import { deriveResources } from "./resource.js";
 import { type Check, compileCheck } from "./schema.js";
+import { taints } from "./taint.js";
 import { connectUpstream, type ResolveText, type UpstreamConnection } from "./upstreams.js";
 
 /** The `_meta` key (and, over HTTP, the header) a client names its prompt context with. */
@@ -80,23 +81,6 @@ interface SessionState {
   startedAt: Date;
   ended: string | undefined;
   onEnd: Array<(why: string) => void>;
-}
-
-/**
- * Taint outlives sessions: MCP 2026-07-28 has no session id, and a new session must not launder
- * what an agent read. It is kept per handle — the writ, or for a baseline token the agent in its
- * environment — and per prompt context within it (`*` when the call named none).
- */
-export function taintHandle(id: Pick<GatewayIdentity, "agent" | "environment" | "writ">): string {
-  return id.writ ? `writ\0${id.writ.id}` : `agent\0${id.environment}\0${id.agent}`;
-}
-const ANY_CONTEXT = "*";
-/** Past this many tainted handles, expired taints are swept before a new one is kept. */
-const MAX_TAINTS = 10_000;
-
-interface Taint {
-  readonly by: string;
-  readonly until: number;
 }
 
 /** Spends one use of a writ; throws the store's `ERR_WRIT_*` refusals. */
@@ -144,7 +128,7 @@ export interface Gateway {
   /** Re-reads the pins of quarantined tools now (after `writ tools approve`). */
   refreshPins(): Promise<void>;
   /** The untrusted tool that tainted this identity (in this prompt context), if any. */
-  taintedBy(identity: GatewayIdentity, promptContextId?: string): string | undefined;
+  taintedBy(identity: GatewayIdentity, promptContextId?: string): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -225,7 +209,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const rate = rateLimiter();
   const upstreams = new Map<string, UpstreamConnection>();
   const known = new Map<string, KnownTool>(); // `${server}\0${tool}`
-  const taints = new Map<string, Map<string, Taint>>();
+  const taint = taints(deps.store.db);
   let kills: Awaited<ReturnType<KillSwitch["engaged"]>> = [];
   let killError = false;
 
@@ -365,44 +349,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   }
 
-  // --- taint -------------------------------------------------------------------------------------
-  /** A call naming a context sees that context's taint and the context-less one; a call naming
-   * none cannot be told apart from any context, so it sees every taint of its handle. */
-  function taintedBy(id: GatewayIdentity, ctx: string | undefined): string | undefined {
-    const entries = taints.get(taintHandle(id));
-    if (entries === undefined) return undefined;
-    const t = now().getTime();
-    for (const [key, taint] of entries) {
-      if (taint.until <= t) {
-        entries.delete(key);
-        continue;
-      }
-      if (ctx === undefined || key === ctx || key === ANY_CONTEXT) return taint.by;
-    }
-    if (entries.size === 0) taints.delete(taintHandle(id));
-    return undefined;
-  }
-  function sweepTaints(): void {
-    const t = now().getTime();
-    for (const [handle, entries] of taints) {
-      for (const [key, v] of entries) if (v.until <= t) entries.delete(key);
-      if (entries.size === 0) taints.delete(handle);
-    }
-  }
-  function taint(id: GatewayIdentity, ctx: string | undefined, by: string): void {
-    const handle = taintHandle(id);
-    if (taints.size > MAX_TAINTS) sweepTaints();
-    let entries = taints.get(handle);
-    if (entries === undefined) {
-      entries = new Map();
-      taints.set(handle, entries);
-    }
-    const key = ctx ?? ANY_CONTEXT;
-    if (entries.has(key) && entries.get(key)!.until > now().getTime()) return;
-    const ttl = now().getTime() + gw.taintTtlSeconds * 1000;
-    entries.set(key, { by, until: id.writ ? Math.min(ttl, id.writ.expiresAt.getTime()) : ttl });
-  }
-
   // --- what an agent may see --------------------------------------------------------------------
   function visible(s: SessionState, k: KnownTool): boolean {
     if (k.quarantined || k.check === undefined) return false;
@@ -526,7 +472,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     record.resources = resources;
 
     const context = typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined;
-    const taintedWith = taintedBy(id, context);
+    // where taint decides, the store is asked too: another process may have seen the untrusted read
+    const taintedWith = decl.privileged
+      ? await taint.lookup(id, context, now())
+      : taint.known(id, context, now());
     const tainted = taintedWith !== undefined;
     record.tainted = tainted;
     let held: "irreversible" | "tainted" | undefined = decl.irreversible ? "irreversible" : undefined;
@@ -612,9 +561,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       tainted:
         s === undefined
           ? undefined
-          : taintedBy(
+          : taint.known(
               s.identity,
               typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined,
+              now(),
             ) !== undefined,
     };
     try {
@@ -637,7 +587,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (decl.untrusted) {
         // tainted before the result is read: a privileged call racing this one is already refused
         const context = typeof ctx.promptContextId === "string" ? ctx.promptContextId : undefined;
-        taint(live.identity, context, `${k.server}:${k.tool.name}`);
+        await taint.mark(live.identity, context, `${k.server}:${k.tool.name}`, now(), gw.taintTtlSeconds);
         record.taints = true;
       }
       const audited = deps.audit("gateway.call", { ...record, decision: { allowed: true, code: "allowed" } });
@@ -729,7 +679,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return out;
     },
     callTool,
-    taintedBy: (identity, promptContextId) => taintedBy(identity, promptContextId),
+    taintedBy: (identity, promptContextId) => taint.lookup(identity, promptContextId, now()),
     onToolsChanged(listener) {
       listeners.push(listener);
     },

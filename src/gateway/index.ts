@@ -16,7 +16,6 @@ export {
   REFUSAL_META,
   type SpendUse,
   TOOL_SEPARATOR,
-  taintHandle,
 } from "./gateway.js";
 export { admitHeld, toolSubject, withToolApprovals } from "./holds.js";
 export {
@@ -46,5 +45,6 @@ export {
 } from "./pins-api.js";
 export { type BoundsCheck, deriveResources, type ValueKind } from "./resource.js";
 export { type StdioSession, serveStdio } from "./stdio.js";
+export { type Taints, taintHandle, taints } from "./taint.js";
 export { ERR_GATEWAY_ENV, ERR_GATEWAY_UPSTREAM, envResolver, type ResolveText } from "./upstreams.js";
 export { storeSpendUse } from "./uses.js";

@@ -269,12 +269,33 @@ const gateway: Migration = {
   },
 };
 
+/**
+ * Gateway taint outside any session (MCP 2026-07-28 has none): per writ or agent (`handle`) and
+ * prompt context, until it expires, so every gateway process sharing the store refuses a privileged
+ * call after an untrusted read made through another.
+ */
+const gatewayTaint: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table gateway_taints (
+          handle text not null check (length(handle) between 1 and 400),
+          context text not null check (length(context) between 1 and 200),
+          tainted_by text not null check (length(tainted_by) between 1 and 400),
+          until timestamptz not null,
+          primary key (handle, context)
+        )`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
   "0002_broker": broker,
   "0003_analyzer": analyzer,
   "0004_gateway": gateway,
+  "0005_gateway_taint": gatewayTaint,
 };
 
 const provider: MigrationProvider = {

@@ -164,6 +164,14 @@ export interface GatewayHoldsTable {
   created_at: Timestamp;
 }
 
+/** Taint of a writ (or an agent's baseline) in one prompt context, shared by every gateway process. */
+export interface GatewayTaintsTable {
+  handle: string;
+  context: string;
+  tainted_by: string;
+  until: Timestamp;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
@@ -177,6 +185,7 @@ export interface Database {
   denial_counters: DenialCountersTable;
   gateway_tool_pins: GatewayToolPinsTable;
   gateway_holds: GatewayHoldsTable;
+  gateway_taints: GatewayTaintsTable;
   analyzer_findings: AnalyzerFindingsTable;
   analyzer_finding_history: AnalyzerFindingHistoryTable;
 }

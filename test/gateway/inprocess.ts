@@ -19,6 +19,8 @@ export interface InProcess {
   readonly approvals: ReturnType<typeof approvalService>;
   /** The gateway's clock: `clock.now` is what it reads; move it with `clock.advance(ms)`. */
   readonly clock: { now: Date; advance(ms: number): void };
+  /** A second gateway process on the same store (its own memory, upstreams and sessions). */
+  another(): Promise<Gateway>;
   close(): Promise<void>;
 }
 
@@ -42,31 +44,40 @@ export async function inProcessGateway(config: string, dataDir: string): Promise
     writs: async (agent) => (await store.writs.listActive(agent, now())).map(toActiveWrit),
   });
   const approvals = approvalService(store.db, { audit: log });
-  const gateway = await createGateway({
-    config: policy.config,
-    pdp,
-    store,
-    audit,
-    approvals,
-    kill: killSwitch(store.db),
-    digest: (v) =>
-      `sha256:${createHash("sha256")
-        .update(canonicalJson(toJsonValue(v)))
-        .digest("hex")}`,
-    spendUse: storeSpendUse(store, audit, now),
-    resolve: envResolver(process.env),
-    version: "test",
-    clock: now,
-    upstreamStderr: "ignore",
-  });
+  const build = () =>
+    createGateway({
+      config: policy.config,
+      pdp,
+      store,
+      audit,
+      approvals,
+      kill: killSwitch(store.db),
+      digest: (v) =>
+        `sha256:${createHash("sha256")
+          .update(canonicalJson(toJsonValue(v)))
+          .digest("hex")}`,
+      spendUse: storeSpendUse(store, audit, now),
+      resolve: envResolver(process.env),
+      version: "test",
+      clock: now,
+      upstreamStderr: "ignore",
+    });
+  const gateway = await build();
+  const others: Gateway[] = [];
   return {
     gateway,
+    async another() {
+      const g = await build();
+      others.push(g);
+      return g;
+    },
     store,
     audit: log,
     policy,
     approvals,
     clock,
     async close() {
+      for (const g of others) await g.close();
       await gateway.close();
       await store.close();
     },

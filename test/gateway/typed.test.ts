@@ -206,10 +206,27 @@ describe("taint outlives sessions", () => {
     expect(await reason("everything__get-env", {}, "c2")).toBe("allowed");
     // a call naming no context could be any: tainted
     expect(await reason("everything__get-env", {})).toBe("tainted_session");
-    expect(gw.gateway.taintedBy(bot, "c1")).toBe("everything:echo");
+    expect(await gw.gateway.taintedBy(bot, "c1")).toBe("everything:echo");
     gw.clock.advance(61 * 60 * 1000);
     expect(await reason("everything__get-env", {}, "c1")).toBe("allowed");
   });
+
+  it("is shared by every gateway process on the store", async () => {
+    const other = await gw.another();
+    const on = async (g: typeof other, name: string, args: Record<string, unknown>, ctx: string) => {
+      const s = g.openSession(bot);
+      try {
+        return refusal(await g.callTool(s.id, name, args, { promptContextId: ctx }))?.reason ?? "allowed";
+      } finally {
+        g.endSession(s.id, "done");
+      }
+    };
+    expect(await on(other, "everything__get-env", {}, "p-1")).toBe("allowed");
+    expect(await on(gw.gateway, "everything__echo", { message: "from the web" }, "p-1")).toBe("allowed");
+    // the untrusted read went through the first process; the second refuses
+    expect(await on(other, "everything__get-env", {}, "p-1")).toBe("tainted_session");
+    expect(await on(other, "everything__get-env", {}, "p-2")).toBe("allowed");
+  }, 60_000);
 
   it("is kept per writ, or per agent and environment for a baseline token", () => {
     const writ = { id: "wr_1" } as GatewayIdentity["writ"];
