@@ -1,7 +1,7 @@
 /** `writ check`: load writ.yaml, report every problem at once. */
 import type { Command } from "commander";
 import { loadPolicy } from "../app.js";
-import { formatProblem } from "../config/index.js";
+import { formatProblem, isUnreadableConfig } from "../config/index.js";
 import { countErrors, DEFAULT_CONFIG } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
@@ -13,7 +13,7 @@ export interface CheckOptions {
 
 export async function check(opts: CheckOptions, io: Io): Promise<number> {
   const loaded = await loadPolicy(opts.config);
-  const missing = loaded.problems.find((p) => p.code === "ERR_CONFIG_FILE" && p.path === "");
+  const missing = loaded.problems.find(isUnreadableConfig);
   if (missing) throw new CliFailure(missing.code, missing.message, EXIT.usage);
   const errors = countErrors(loaded.problems);
   const warnings = loaded.problems.length - errors;

@@ -8,4 +8,4 @@ export {
   loadConfigFile,
   loadConfigText,
 } from "./load.js";
-export { type ConfigProblem, formatPath, formatProblem } from "./problem.js";
+export { type ConfigProblem, formatPath, formatProblem, isUnreadableConfig } from "./problem.js";

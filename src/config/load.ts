@@ -2,7 +2,6 @@
  * Loading writ.yaml: parse once, check everything, report every problem at once with file, line,
  * column, path and a stable code (docs/config-errors.md), then build the readonly domain model.
  */
-import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { importJWK } from "jose";
@@ -18,11 +17,13 @@ import {
   checkContainment,
   compileRule,
   type Environment,
+  formatDuration,
   type Grant,
   type GrantTemplate,
   isParamName,
   isTimeZone,
   isWritError,
+  MAX_PATTERN_LENGTH,
   type Path,
   type Playbook,
   parseClock,
@@ -41,6 +42,7 @@ import {
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
+import { forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
 
 export interface LoadOptions {
   /** The name problems carry; also the base for relative `file:` references unless `baseDir` is given. */
@@ -74,6 +76,10 @@ type Json = unknown;
 type Obj = Record<string, Json>;
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** The longest duration writ.yaml may give (a ttl, a window of a rate): a year. */
+const MAX_DURATION_SECONDS = 365 * 86400;
+/** `maxUses` is counted in a 32-bit column. */
+const MAX_USES = 2 ** 31 - 1;
 const APPROVER_ID = /^[^\s\p{Cc}]{1,254}$/u;
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
 
@@ -274,7 +280,16 @@ export class Checker {
       return undefined;
     }
     try {
-      return parseDuration(v);
+      const seconds = parseDuration(v);
+      if (seconds > MAX_DURATION_SECONDS) {
+        this.error(
+          "ERR_CONFIG_DURATION",
+          path,
+          `duration ${q(v)}: at most ${formatDuration(MAX_DURATION_SECONDS)}`,
+        );
+        return undefined;
+      }
+      return seconds;
     } catch (e) {
       if (!isWritError(e)) throw e;
       this.error("ERR_CONFIG_DURATION", path, e.message);
@@ -293,7 +308,14 @@ export class Checker {
       return { rule: compileRule({ action, resource }), obj };
     } catch (e) {
       if (!isWritError(e)) throw e;
-      const field = e.code === "ERR_PATTERN_ESCAPE" || e.code === "ERR_PATTERN_EMPTY" ? undefined : "action";
+      const field =
+        e.code === "ERR_PATTERN_TOO_LONG"
+          ? resource.length > MAX_PATTERN_LENGTH
+            ? "resource"
+            : "action"
+          : e.code === "ERR_PATTERN_ESCAPE" || e.code === "ERR_PATTERN_EMPTY"
+            ? undefined
+            : "action";
       this.error(
         e.code === "ERR_UNKNOWN_PROVIDER" ? "ERR_CONFIG_UNKNOWN_PROVIDER" : "ERR_CONFIG_PATTERN",
         field ? [...path, field] : path,
@@ -521,13 +543,18 @@ function parsePlaybook(
   const ttlSeconds = obj.ttl === undefined ? undefined : c.duration(obj.ttl, [...path, "ttl"]);
   let maxUses: number | undefined;
   if (obj.maxUses !== undefined) {
-    if (typeof obj.maxUses === "number" && Number.isInteger(obj.maxUses) && obj.maxUses >= 1)
+    if (
+      typeof obj.maxUses === "number" &&
+      Number.isInteger(obj.maxUses) &&
+      obj.maxUses >= 1 &&
+      obj.maxUses <= MAX_USES
+    )
       maxUses = obj.maxUses;
     else
       c.error(
         "ERR_CONFIG_VALUE",
         [...path, "maxUses"],
-        `maxUses must be a whole number of at least 1, got ${q(obj.maxUses)}`,
+        `maxUses must be a whole number from 1 to ${MAX_USES}, got ${q(obj.maxUses)}`,
       );
   }
   let ticket: TicketRequirement = "optional";
@@ -668,11 +695,17 @@ async function parseKeys(
     const f = c.string(obj.file, [...path, "file"]);
     if (f === undefined) return [];
     where = [...path, "file"];
+    const read = await readTextFile(resolve(baseDir, f), "keys");
+    if (!read.ok) {
+      // a key set that is not there is a key problem; one that is not a file writ may read, a file one
+      const code = read.code === "ERR_CONFIG_FILE" ? "ERR_CONFIG_KEYS" : read.code;
+      c.error(code, where, `cannot read key set ${q(f)}: ${read.reason}`);
+      return [];
+    }
     try {
-      jwks = JSON.parse(await readFile(resolve(baseDir, f), "utf8"));
+      jwks = JSON.parse(read.text);
     } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
-      c.error("ERR_CONFIG_KEYS", where, `cannot read key set ${q(f)}: ${why}`);
+      c.error("ERR_CONFIG_KEYS", where, `key set ${q(f)} is not JSON: ${(e as Error).message}`);
       return [];
     }
   } else if (obj.jwks !== undefined) {
@@ -843,12 +876,17 @@ async function parseGuardrails(
     c.keys(obj, path, [], ["file", "inline"]);
     if (typeof obj.file === "string") {
       const full = resolve(baseDir, obj.file);
-      try {
-        out.push({ file: full, text: await readFile(full, "utf8"), line: 1, column: 1, indent: 0, path });
-      } catch (e) {
-        const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
-        c.error("ERR_CONFIG_FILE", [...path, "file"], `cannot read guardrail file ${q(obj.file)}: ${why}`);
-      }
+      const read = await readTextFile(full, "guardrails");
+      const bad = read.ok ? forbiddenCharacter(read.text) : undefined;
+      if (!read.ok) {
+        c.error(read.code, [...path, "file"], `cannot read guardrail file ${q(obj.file)}: ${read.reason}`);
+      } else if (bad) {
+        c.error(
+          "ERR_CONFIG_ENCODING",
+          [...path, "file"],
+          `guardrail file ${q(obj.file)}: control character ${bad.name} at line ${bad.line}, column ${bad.column}`,
+        );
+      } else out.push({ file: full, text: read.text, line: 1, column: 1, indent: 0, path });
     } else if (typeof obj.inline === "string") {
       // position of the inline text: the line after a block scalar's indicator
       let node: Node | null = root;
@@ -888,52 +926,115 @@ export function collectAwsServices(text: string): Set<string> {
   return out;
 }
 
+/** How deep writ.yaml may nest maps and lists: the quickstart needs 7. */
+export const MAX_NESTING = 64;
+
+const STACK_EXHAUSTED = /maximum call stack size exceeded/i;
+
+/**
+ * Refuses what would make the checks after it fail or recurse without end: a document nested more
+ * than `MAX_NESTING` deep (an alias that holds itself nests without end) and a control character in
+ * a key or a string (written as an escape such as `"\0"`). Walks with its own stack; stops at the
+ * first such problem.
+ */
+function checkShape(c: Checker, raw: Json): boolean {
+  const todo: [Json, Path][] = [[raw, []]];
+  while (todo.length > 0) {
+    const [v, path] = todo.pop()!;
+    const bad = typeof v === "string" ? forbiddenCharacter(v) : undefined;
+    if (bad) {
+      c.error("ERR_CONFIG_VALUE", path, `control character ${bad.name} in a string: not allowed`);
+      return false;
+    }
+    if (v === null || typeof v !== "object") continue;
+    if (path.length >= MAX_NESTING) {
+      c.error(
+        "ERR_CONFIG_TOO_DEEP",
+        path,
+        `nested more than ${MAX_NESTING} levels deep (or an alias that contains itself)`,
+      );
+      return false;
+    }
+    for (const [k, item] of Object.entries(v)) {
+      const key = forbiddenCharacter(k);
+      if (key) {
+        c.error("ERR_CONFIG_VALUE", [...path, k], `control character ${key.name} in a key: not allowed`, {
+          key: true,
+        });
+        return false;
+      }
+      todo.push([item, [...path, Array.isArray(v) ? Number(k) : k]]);
+    }
+  }
+  return true;
+}
+
 export async function loadConfigText(text: string, opts: LoadOptions): Promise<LoadResult> {
   const file = opts.file;
   const baseDir = opts.baseDir ?? dirname(resolve(file));
   const catalog = opts.catalog ?? createAwsCatalog();
+  const early = (problems: ConfigProblem[]): LoadResult => ({
+    problems,
+    vocab: { aws: catalog },
+    catalog,
+    guardrailSources: [],
+  });
+  const fatal = (code: string, message: string, at: { line?: number; column?: number } = {}) =>
+    early([{ code, severity: "error", file, ...at, path: "", message }]);
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES.config) {
+    return fatal(
+      "ERR_CONFIG_TOO_LARGE",
+      `larger than ${MAX_FILE_BYTES.config / 1024} KiB, the most writ reads`,
+    );
+  }
+  const bad = forbiddenCharacter(text);
+  if (bad) {
+    return fatal("ERR_CONFIG_ENCODING", `control character ${bad.name}: not a text file`, {
+      line: bad.line,
+      column: bad.column,
+    });
+  }
   await catalog.load(collectAwsServices(text));
   const vocab: Vocabulary = { aws: catalog };
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const tooDeep = `nested too deep: writ.yaml may nest at most ${MAX_NESTING} levels`;
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    if (e instanceof RangeError) return fatal("ERR_CONFIG_TOO_DEEP", tooDeep);
+    throw e;
+  }
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
+      const deep = STACK_EXHAUSTED.test(e.message);
       return {
-        code: "ERR_CONFIG_YAML",
+        code: deep ? "ERR_CONFIG_TOO_DEEP" : "ERR_CONFIG_YAML",
         severity: "error" as const,
         file,
         line: pos?.line,
         column: pos?.col,
         path: "",
-        message: e.message
-          .split("\n")[0]!
-          .replace(/ at line \d+, column \d+:?$/, "")
-          .toLowerCase(),
+        message: deep
+          ? tooDeep
+          : e.message
+              .split("\n")[0]!
+              .replace(/ at line \d+, column \d+:?$/, "")
+              .toLowerCase(),
       };
     });
-    return { problems, vocab, catalog, guardrailSources: [] };
+    return early(problems);
   }
   let raw: Json;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    return {
-      problems: [
-        {
-          code: "ERR_CONFIG_YAML",
-          severity: "error",
-          file,
-          path: "",
-          message: (e as Error).message.toLowerCase(),
-        },
-      ],
-      vocab,
-      catalog,
-      guardrailSources: [],
-    };
+    if (e instanceof RangeError) return fatal("ERR_CONFIG_TOO_DEEP", tooDeep);
+    return fatal("ERR_CONFIG_YAML", (e as Error).message.toLowerCase());
   }
   const c = new Checker(file, doc.contents as Node | null, lines);
+  if (!checkShape(c, raw)) return early(c.problems);
   const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
   if (!top) return { problems: c.problems, vocab, catalog, guardrailSources: [] };
   c.keys(
@@ -1083,19 +1184,16 @@ export async function loadConfigFile(
   path: string,
   opts: Omit<LoadOptions, "file"> = {},
 ): Promise<LoadResult> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+  const read = await readTextFile(path, "config");
+  if (!read.ok) {
     return {
       problems: [
         {
-          code: "ERR_CONFIG_FILE",
+          code: read.code,
           severity: "error",
           file: path,
           path: "",
-          message: `cannot read ${q(path)}: ${why}`,
+          message: `cannot read ${q(path)}: ${read.reason}`,
         },
       ],
       vocab: {},
@@ -1103,5 +1201,5 @@ export async function loadConfigFile(
       guardrailSources: [],
     };
   }
-  return loadConfigText(text, { ...opts, file: path });
+  return loadConfigText(read.text, { ...opts, file: path });
 }

@@ -27,3 +27,15 @@ export function formatProblem(p: ConfigProblem): string {
   const tag = p.severity === "warning" ? "warning: " : "";
   return `${where}: ${tag}${p.path ? `${p.path}: ` : ""}${p.message} [${p.code}]`;
 }
+
+const UNREADABLE = new Set([
+  "ERR_CONFIG_FILE",
+  "ERR_CONFIG_NOT_FILE",
+  "ERR_CONFIG_TOO_LARGE",
+  "ERR_CONFIG_ENCODING",
+]);
+
+/** A problem that says writ.yaml itself could not be read (the CLI's input error, exit 2). */
+export function isUnreadableConfig(p: ConfigProblem): boolean {
+  return p.path === "" && p.line === undefined && UNREADABLE.has(p.code);
+}

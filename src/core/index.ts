@@ -21,7 +21,15 @@ export { checkContainment, type Problem } from "./containment.js";
 export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
 export { isWritError, q, WritError } from "./errors.js";
 export type * from "./model.js";
-export { escapeGlob, type Glob, globContains, globIntersects, globMatches, parseGlob } from "./pattern.js";
+export {
+  escapeGlob,
+  type Glob,
+  globContains,
+  globIntersects,
+  globMatches,
+  MAX_PATTERN_LENGTH,
+  parseGlob,
+} from "./pattern.js";
 export {
   actionMatches,
   compileRule,

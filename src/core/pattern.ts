@@ -8,7 +8,10 @@
  * - `\*`, `\?`, `\|` and `\\` stand for the literal character. Any other `\` is an error.
  *
  * Matching never backtracks exponentially (two-pointer wildcard matching, O(n·m) at worst), so a
- * hostile resource string cannot make a decision slow.
+ * hostile resource string cannot make a decision slow. A pattern is at most `MAX_PATTERN_LENGTH`
+ * characters (`ERR_PATTERN_TOO_LONG`), and nothing here recurses: the questions about patterns
+ * themselves are answered by dynamic programming over two rows, so their time is bounded by the
+ * product of the two lengths and their memory by one of them, whatever the input.
  *
  * Besides matching, the engine answers two questions about patterns themselves, used at load time:
  * - `globContains(p, q)`: is every string matched by `p` also matched by `q`? Sound (a `true` is
@@ -34,11 +37,23 @@ export interface Glob {
   readonly literal: boolean;
 }
 
+/**
+ * The longest pattern writ accepts, in characters: twice the longest ARN AWS allows (2,048), so any
+ * real resource fits, while comparing two patterns (a product of their lengths) stays cheap.
+ */
+export const MAX_PATTERN_LENGTH = 4096;
+
 const ONE: Token = { t: "one" };
 const STAR: Token = { t: "star" };
 
 export function parseGlob(source: string): Glob {
   if (typeof source !== "string") throw new TypeError("pattern must be a string");
+  if (source.length > MAX_PATTERN_LENGTH) {
+    throw new WritError(
+      "ERR_PATTERN_TOO_LONG",
+      `pattern ${quote(`${source.slice(0, 32)}…`)} is ${source.length} characters long: at most ${MAX_PATTERN_LENGTH} are allowed`,
+    );
+  }
   const alts: Token[][] = [];
   let cur: Token[] = [];
   let literal = true;
@@ -129,26 +144,39 @@ export function globMatches(g: Glob, s: string, fold = false): boolean {
   return false;
 }
 
+/**
+ * `ok(i, j)` for every pair of positions, filled from the ends of both alternatives back to their
+ * starts, one row of `j` per `i`: every step moves `i` or `j` forward, so row `i` needs only row
+ * `i + 1` and itself. `step` gets the tokens at `i` and `j` and the answers one step further on — in
+ * both alternatives, in `a` only, in `b` only — and says whether the rest of `a` and the rest of `b`
+ * stand in the relation it describes.
+ */
+function backwards(
+  a: Alt,
+  b: Alt,
+  step: (at: Token | undefined, bt: Token | undefined, both: boolean, inA: boolean, inB: boolean) => boolean,
+): boolean {
+  let below = new Uint8Array(b.length + 2);
+  let row = new Uint8Array(b.length + 2);
+  for (let i = a.length; i >= 0; i--) {
+    row[b.length + 1] = 0;
+    for (let j = b.length; j >= 0; j--) {
+      row[j] = step(a[i], b[j], below[j + 1] === 1, below[j] === 1, row[j + 1] === 1) ? 1 : 0;
+    }
+    [below, row] = [row, below];
+  }
+  return below[0] === 1;
+}
+
+/** Can the rest of `q` cover the rest of `p`? */
 function altContains(p: Alt, q: Alt): boolean {
-  // dp over (i, j): can the rest of q, from j, cover the rest of p, from i?
-  const memo = new Map<number, boolean>();
-  const width = q.length + 1;
-  const go = (i: number, j: number): boolean => {
-    const key = i * width + j;
-    const seen = memo.get(key);
-    if (seen !== undefined) return seen;
-    let ok: boolean;
-    const qt = q[j];
-    const pt = p[i];
-    if (qt === undefined) ok = pt === undefined;
-    else if (qt.t === "star") ok = go(i, j + 1) || (pt !== undefined && go(i + 1, j));
-    else if (pt === undefined) ok = false;
-    else if (qt.t === "one") ok = pt.t !== "star" && go(i + 1, j + 1);
-    else ok = pt.t === "lit" && pt.c === qt.c && go(i + 1, j + 1);
-    memo.set(key, ok);
-    return ok;
-  };
-  return go(0, 0);
+  return backwards(p, q, (pt, qt, both, inP, inQ) => {
+    if (qt === undefined) return pt === undefined;
+    if (qt.t === "star") return inQ || (pt !== undefined && inP);
+    if (pt === undefined) return false;
+    if (qt.t === "one") return pt.t !== "star" && both;
+    return pt.t === "lit" && pt.c === qt.c && both;
+  });
 }
 
 /** Every string `p` matches is matched by `q` (sound; see the module comment). */
@@ -156,30 +184,16 @@ export function globContains(q: Glob, p: Glob): boolean {
   return p.alts.every((pa) => q.alts.some((qa) => altContains(pa, qa)));
 }
 
+/** Is there a string that the rest of `a` and the rest of `b` both match? */
 function altIntersects(a: Alt, b: Alt): boolean {
-  const memo = new Map<number, boolean>();
-  const width = b.length + 1;
-  const go = (i: number, j: number): boolean => {
-    const key = i * width + j;
-    const seen = memo.get(key);
-    if (seen !== undefined) return seen;
-    memo.set(key, false); // cycles through star/star cannot produce a new witness
-    const at = a[i];
-    const bt = b[j];
-    let ok = false;
-    if (at === undefined && bt === undefined) ok = true;
-    else {
-      if (at?.t === "star") ok = go(i + 1, j) || (bt !== undefined && bt.t !== "star" && go(i, j + 1));
-      if (!ok && bt?.t === "star") ok = go(i, j + 1) || (at !== undefined && at.t !== "star" && go(i + 1, j));
-      if (!ok && at !== undefined && bt !== undefined && at.t !== "star" && bt.t !== "star") {
-        const same = at.t === "one" || bt.t === "one" || (at.t === "lit" && bt.t === "lit" && at.c === bt.c);
-        ok = same && go(i + 1, j + 1);
-      }
-    }
-    memo.set(key, ok);
-    return ok;
-  };
-  return go(0, 0);
+  return backwards(a, b, (at, bt, both, inA, inB) => {
+    if (at === undefined && bt === undefined) return true;
+    if (at?.t === "star" && (inA || (bt !== undefined && bt.t !== "star" && inB))) return true;
+    if (bt?.t === "star" && (inB || (at !== undefined && at.t !== "star" && inA))) return true;
+    if (at === undefined || bt === undefined || at.t === "star" || bt.t === "star") return false;
+    const same = at.t === "one" || bt.t === "one" || (at.t === "lit" && bt.t === "lit" && at.c === bt.c);
+    return same && both;
+  });
 }
 
 /** Is there a string that both patterns match? */

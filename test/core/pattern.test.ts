@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isWritError } from "../../src/core/index.js";
-import { escapeGlob, globContains, globIntersects, globMatches, parseGlob } from "../../src/core/pattern.js";
+import {
+  escapeGlob,
+  globContains,
+  globIntersects,
+  globMatches,
+  MAX_PATTERN_LENGTH,
+  parseGlob,
+} from "../../src/core/pattern.js";
 
 describe("glob matching", () => {
   it.each([
@@ -113,5 +120,30 @@ describe("containment and overlap", () => {
     expect(globContains(parseGlob("a*|b*"), parseGlob("ab|ba"))).toBe(true);
     expect(globContains(parseGlob("a*"), parseGlob("ab|ba"))).toBe(false);
     expect(globIntersects(parseGlob("x|a*"), parseGlob("b|ab"))).toBe(true);
+  });
+});
+
+describe("patterns at the length limit (issue 10)", () => {
+  const longest = (unit: string) => unit.repeat(MAX_PATTERN_LENGTH / unit.length);
+
+  it("compares two of the longest patterns without running out of stack", () => {
+    // every step of the comparison moves one position forward: 8,192 steps deep, done in a loop
+    const p = parseGlob(longest("a"));
+    const q = parseGlob(longest("?"));
+    expect(globContains(q, p)).toBe(true);
+    expect(globContains(p, q)).toBe(false);
+    expect(globIntersects(p, q)).toBe(true);
+    const stars = parseGlob(longest("*a"));
+    expect(globContains(stars, p)).toBe(true);
+    expect(globIntersects(stars, parseGlob(longest("b")))).toBe(false);
+  });
+
+  it("refuses a pattern longer than the limit with a code", () => {
+    expect(() => parseGlob("a".repeat(MAX_PATTERN_LENGTH + 1))).toThrowError(
+      expect.objectContaining({ code: "ERR_PATTERN_TOO_LONG" }),
+    );
+    expect(() => parseGlob("a|".repeat(5000).slice(0, -1))).toThrowError(
+      expect.objectContaining({ code: "ERR_PATTERN_TOO_LONG" }),
+    );
   });
 });
