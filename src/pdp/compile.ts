@@ -1,7 +1,8 @@
 /**
  * Compiling guardrails at load: parse the Cedar text of every source, refuse what a guardrail may
- * not be (a `permit`, a template, a duplicate id), validate against the schema generated from the
- * config, then pre-parse the policy set once into Cedar's cache.
+ * not be (nested too deep for Cedar's stack, a `permit`, a template, a duplicate id), validate
+ * against the schema generated from the config, then pre-parse the policy set once into Cedar's
+ * cache. A call that makes Cedar fail is a problem (`ERR_CEDAR_ENGINE`) at the policy it was about.
  *
  * Every problem names the file, line and column where the operator wrote the policy: Cedar reports
  * UTF-8 byte offsets into the text it was given, which are mapped back through the source's own
@@ -11,9 +12,10 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { ConfigProblem, GuardrailSource } from "../config/index.js";
 import { formatPath } from "../config/index.js";
-import { q, type Vocabulary, type WritConfig } from "../core/index.js";
+import { isWritError, q, type Vocabulary, type WritConfig } from "../core/index.js";
 import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
 import { CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
+import { expressionDepth, MAX_EXPRESSION_DEPTH, tooDeep } from "./nesting.js";
 import { addReads, emptyReads } from "./reads.js";
 import { actionTable, schemaFromTable } from "./schema.js";
 
@@ -120,12 +122,29 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
     });
   };
 
-  // 1. parse, split, refuse what a guardrail may not be
+  /** Cedar's answer, or undefined with the failure recorded where the text sits (cedar.ts). */
+  const engine = <T>(src: GuardrailText, index: number | undefined, call: () => T): T | undefined => {
+    try {
+      return call();
+    } catch (e) {
+      if (!isWritError(e, "ERR_CEDAR_ENGINE")) throw e;
+      problem("ERR_CEDAR_ENGINE", src, index, e.message);
+      return undefined;
+    }
+  };
+
+  // 1. parse, split, refuse what a guardrail may not be (nested too deep for Cedar's stack first)
   const parsed: Parsed[] = [];
   const ids = new Map<string, Parsed>();
   const named = new Set<string>();
   for (const src of sources) {
-    const parts = cedar.policySetTextToParts(src.text);
+    const deep = tooDeep(src.text);
+    if (deep) {
+      problem("ERR_CEDAR_TOO_DEEP", src, deep.index, deep.message);
+      continue;
+    }
+    const parts = engine(src, 0, () => cedar.policySetTextToParts(src.text));
+    if (!parts) continue;
     if (parts.type === "failure") {
       for (const e of parts.errors) {
         const at = e.sourceLocations?.[0];
@@ -147,7 +166,8 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
       const found = src.text.indexOf(text, cursor);
       const start = found < 0 ? cursor : found;
       if (found >= 0) cursor = found + text.length;
-      const json = cedar.policyToJson(text);
+      const json = engine(src, start, () => cedar.policyToJson(text));
+      if (!json) continue;
       if (json.type === "failure") {
         for (const e of json.errors) {
           const at = e.sourceLocations?.[0];
@@ -156,6 +176,16 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
         continue;
       }
       const p: PolicyJson = json.json;
+      const depth = expressionDepth(p);
+      if (depth > MAX_EXPRESSION_DEPTH) {
+        problem(
+          "ERR_CEDAR_TOO_DEEP",
+          src,
+          start,
+          `the policy's expression nests ${depth} levels deep: at most ${MAX_EXPRESSION_DEPTH} (split a long \`||\` or \`&&\` chain into several policies, or test a set with \`.contains\`)`,
+        );
+        continue;
+      }
       const pos = where(src, start);
       const id = p.annotations?.id ?? autoId(`${basename(src.file)}:${pos.line}`, pos.column, ids);
       if (p.effect !== "forbid") {
@@ -200,7 +230,10 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
   const table = actionTable(config, { vocab, named });
   const schema = schemaFromTable(table);
   for (const { src, policy, start, referencesArguments } of parsed) {
-    const answer = cedar.validate({ schema, policies: { staticPolicies: { [policy.id]: policy.text } } });
+    const answer = engine(src, start, () =>
+      cedar.validate({ schema, policies: { staticPolicies: { [policy.id]: policy.text } } }),
+    );
+    if (!answer) continue;
     if (answer.type === "failure") {
       for (const e of answer.errors)
         problem("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
@@ -243,7 +276,8 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
     addReads(json, reads);
   }
   const policySetId = `writ-guardrails-${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
-  const pre = cedar.preparsePolicySet(policySetId, { staticPolicies });
+  const pre = engine(sources[0]!, undefined, () => cedar.preparsePolicySet(policySetId, { staticPolicies }));
+  if (!pre) return { problems };
   if (pre.type === "failure") {
     for (const e of pre.errors) problem("ERR_CEDAR_SYNTAX", sources[0]!, undefined, describe(e));
     return { problems };
