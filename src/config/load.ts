@@ -5,7 +5,7 @@
 import { dirname, resolve } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { importJWK } from "jose";
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument, type YAMLMap } from "yaml";
 import {
   type Agent,
   type ApprovalPolicy,
@@ -97,19 +97,24 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** Past this many names, no suggestion: comparing with each would make a large config slow to check. */
+const MAX_SUGGESTION_OPTIONS = 1000;
+
 function suggest(word: string, options: Iterable<string>): string {
+  const names = [...options];
+  if (names.length > MAX_SUGGESTION_OPTIONS) return "";
+  const most = Math.max(2, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestD = Number.POSITIVE_INFINITY;
-  for (const o of options) {
+  for (const o of names) {
+    if (Math.abs(o.length - word.length) > most) continue;
     const d = levenshtein(word.toLowerCase(), o.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = o;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))
-    ? `; did you mean ${q(best)}?`
-    : "";
+  return best !== undefined && bestD <= most ? `; did you mean ${q(best)}?` : "";
 }
 
 export class Checker {
@@ -121,6 +126,22 @@ export class Checker {
     private readonly lines: LineCounter,
   ) {}
 
+  /** Each map's pairs by key, built on first use: a problem's position is found in time linear in its path. */
+  readonly #index = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+  private pairs(map: YAMLMap): Map<string, Pair> {
+    let index = this.#index.get(map);
+    if (!index) {
+      index = new Map();
+      for (const p of map.items) {
+        const k = isScalar(p.key) ? String(p.key.value) : undefined;
+        if (k !== undefined && !index.has(k)) index.set(k, p);
+      }
+      this.#index.set(map, index);
+    }
+    return index;
+  }
+
   private locate(path: Path, key: boolean): { line?: number; column?: number } {
     let node: Node | null = this.root;
     let found: Node | null = node;
@@ -128,7 +149,7 @@ export class Checker {
       const seg = path[i];
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        const pair = this.pairs(node).get(String(seg));
         if (!pair) break;
         if (last && key && pair.key) {
           found = pair.key as Node;
@@ -969,6 +990,26 @@ function checkShape(c: Checker, raw: Json): boolean {
   return true;
 }
 
+/** Where a map repeats a key (a scalar equal in type and value to an earlier one), in text order. */
+function duplicateKeys(root: unknown): number[] {
+  const out: number[] = [];
+  const todo: unknown[] = [root];
+  while (todo.length > 0) {
+    const node = todo.pop();
+    if (isSeq(node)) for (const item of node.items) todo.push(item);
+    if (!isMap(node)) continue;
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      todo.push(pair.key, pair.value);
+      if (!isScalar(pair.key)) continue;
+      const key = `${typeof pair.key.value}:${String(pair.key.value)}`;
+      if (seen.has(key)) out.push(pair.key.range?.[0] ?? 0);
+      seen.add(key);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
 export async function loadConfigText(text: string, opts: LoadOptions): Promise<LoadResult> {
   const file = opts.file;
   const baseDir = opts.baseDir ?? dirname(resolve(file));
@@ -1000,7 +1041,8 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
   const tooDeep = `nested too deep: writ.yaml may nest at most ${MAX_NESTING} levels`;
   let doc: ReturnType<typeof parseDocument>;
   try {
-    doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+    // duplicate keys are found by `duplicateKeys`: the parser's own check is quadratic in a map's size
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: false });
   } catch (e) {
     if (e instanceof RangeError) return fatal("ERR_CONFIG_TOO_DEEP", tooDeep);
     throw e;
@@ -1025,6 +1067,23 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       };
     });
     return early(problems);
+  }
+  const duplicates = duplicateKeys(doc.contents);
+  if (duplicates.length > 0) {
+    return early(
+      duplicates.map((offset) => {
+        const pos = lines.linePos(offset);
+        const at = { line: pos.line, column: pos.col };
+        return {
+          code: "ERR_CONFIG_YAML",
+          severity: "error",
+          file,
+          ...at,
+          path: "",
+          message: "map keys must be unique",
+        };
+      }),
+    );
   }
   let raw: Json;
   try {
