@@ -97,15 +97,24 @@ export function charOffset(text: string, byteOffset: number): number {
   return text.length;
 }
 
+/** Where each line of the last text asked about starts: a file of many policies is walked once. */
+let lineStarts: { text: string; starts: number[] } | undefined;
+
 /** 1-based line and column of a string index. */
 export function lineColumn(text: string, index: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < index && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
-    }
+  if (lineStarts?.text !== text) {
+    const starts = [0];
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+    lineStarts = { text, starts };
   }
-  return { line, column: index - lineStart + 1 };
+  const { starts } = lineStarts;
+  const at = Math.max(0, Math.min(index, text.length));
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= at) lo = mid;
+    else hi = mid - 1;
+  }
+  return { line: lo + 1, column: index - starts[lo]! + 1 };
 }

@@ -226,18 +226,39 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
     }
   }
 
-  // 2. validate each policy against the schema generated from the config
+  // 2. validate the policies against the schema generated from the config: all in one call (each
+  // call pays for the schema: 10,000 policies took minutes one by one), the answers sorted back to
+  // their policies by id; one call per policy only when the joint call fails as a whole
   const table = actionTable(config, { vocab, named });
   const schema = schemaFromTable(table);
-  for (const { src, policy, start, referencesArguments } of parsed) {
-    const answer = engine(src, start, () =>
-      cedar.validate({ schema, policies: { staticPolicies: { [policy.id]: policy.text } } }),
-    );
-    if (!answer) continue;
-    if (answer.type === "failure") {
-      for (const e of answer.errors)
-        problem("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
-      continue;
+  const validate = (policies: readonly Parsed[]) =>
+    cedar.validate({
+      schema,
+      policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.policy.id, p.policy.text])) },
+    });
+  const joint = parsed.length === 0 ? undefined : engine(parsed[0]!.src, undefined, () => validate(parsed));
+  const findings = new Map<string, { errors: DetailedError[]; warnings: DetailedError[] }>();
+  const findingsOf = (id: string) => {
+    const f = findings.get(id) ?? { errors: [], warnings: [] };
+    findings.set(id, f);
+    return f;
+  };
+  const sortOut = (answer: Extract<ReturnType<typeof validate>, { type: "success" }>) => {
+    for (const v of answer.validationErrors) findingsOf(v.policyId).errors.push(v.error);
+    for (const v of answer.validationWarnings) findingsOf(v.policyId).warnings.push(v.error);
+  };
+  if (joint?.type === "success") sortOut(joint);
+  for (const entry of parsed) {
+    const { src, policy, start, referencesArguments } = entry;
+    if (joint?.type !== "success") {
+      const answer = engine(src, start, () => validate([entry]));
+      if (!answer) continue;
+      if (answer.type === "failure") {
+        for (const e of answer.errors)
+          problem("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
+        continue;
+      }
+      sortOut(answer);
     }
     const seen = new Set<string>();
     const report = (e: DetailedError, severity: "error" | "warning") => {
@@ -262,9 +283,10 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
         severity,
       );
     };
-    for (const v of answer.validationErrors) report(v.error, "error");
+    const found = findings.get(policy.id);
+    for (const e of found?.errors ?? []) report(e, "error");
     // a policy with errors also draws warnings that only repeat them
-    if (seen.size === 0) for (const v of answer.validationWarnings) report(v.error, "warning");
+    if (seen.size === 0) for (const e of found?.warnings ?? []) report(e, "warning");
   }
   if (problems.some((p) => p.severity === "error") || parsed.length === 0) return { problems };
 
