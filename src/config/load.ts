@@ -42,7 +42,7 @@ import {
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
-import { forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
+import { type FileKind, type FileRead, forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
 
 export interface LoadOptions {
   /** The name problems carry; also the base for relative `file:` references unless `baseDir` is given. */
@@ -78,6 +78,10 @@ type Obj = Record<string, Json>;
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The longest duration writ.yaml may give (a ttl, a window of a rate): a year. */
 const MAX_DURATION_SECONDS = 365 * 86400;
+/** Keys in one JWK set: more than any rotation needs, few enough that importing them stays cheap. */
+const MAX_KEYS = 100;
+/** All guardrail text together, files and inline: a few times what one file may hold. */
+const MAX_GUARDRAIL_BYTES = 4 * MAX_FILE_BYTES.guardrails;
 /** `maxUses` is counted in a 32-bit column. */
 const MAX_USES = 2 ** 31 - 1;
 const APPROVER_ID = /^[^\s\p{Cc}]{1,254}$/u;
@@ -119,6 +123,18 @@ function suggest(word: string, options: Iterable<string>): string {
 
 export class Checker {
   readonly problems: ConfigProblem[] = [];
+  /** Files read during this load, by absolute path: agents sharing one key set read it once. */
+  readonly #files = new Map<string, Promise<FileRead>>();
+
+  readOnce(path: string, kind: FileKind): Promise<FileRead> {
+    const key = `${kind}:${path}`;
+    let read = this.#files.get(key);
+    if (!read) {
+      read = readTextFile(path, kind);
+      this.#files.set(key, read);
+    }
+    return read;
+  }
 
   constructor(
     private readonly file: string,
@@ -716,7 +732,7 @@ async function parseKeys(
     const f = c.string(obj.file, [...path, "file"]);
     if (f === undefined) return [];
     where = [...path, "file"];
-    const read = await readTextFile(resolve(baseDir, f), "keys");
+    const read = await c.readOnce(resolve(baseDir, f), "keys");
     if (!read.ok) {
       // a key set that is not there is a key problem; one that is not a file writ may read, a file one
       const code = read.code === "ERR_CONFIG_FILE" ? "ERR_CONFIG_KEYS" : read.code;
@@ -739,6 +755,10 @@ async function parseKeys(
   const keys = (jwks as { keys?: unknown })?.keys;
   if (!Array.isArray(keys) || keys.length === 0) {
     c.error("ERR_CONFIG_KEYS", where, "a JWK set needs a non-empty `keys` list");
+    return [];
+  }
+  if (keys.length > MAX_KEYS) {
+    c.error("ERR_CONFIG_KEYS", where, `a JWK set holds at most ${MAX_KEYS} keys, this one ${keys.length}`);
     return [];
   }
   const out: Record<string, unknown>[] = [];
@@ -890,6 +910,18 @@ async function parseGuardrails(
   const out: GuardrailSource[] = [];
   if (v === undefined) return out;
   const items = c.list(v, ["guardrails"]) ?? [];
+  let total = 0;
+  /** Keeps a source unless the guardrails together grow past their cap. */
+  const keep = (source: GuardrailSource, at: Path): void => {
+    total += Buffer.byteLength(source.text);
+    if (total <= MAX_GUARDRAIL_BYTES) out.push(source);
+    else
+      c.error(
+        "ERR_CONFIG_TOO_LARGE",
+        at,
+        `the guardrails together are larger than ${MAX_GUARDRAIL_BYTES / 1024} KiB, the most writ reads`,
+      );
+  };
   for (const [i, item] of items.entries()) {
     const path = ["guardrails", i];
     const obj = c.map(item, path, "`{file: path}` or `{inline: text}`");
@@ -907,7 +939,7 @@ async function parseGuardrails(
           [...path, "file"],
           `guardrail file ${q(obj.file)}: control character ${bad.name} at line ${bad.line}, column ${bad.column}`,
         );
-      } else out.push({ file: full, text: read.text, line: 1, column: 1, indent: 0, path });
+      } else keep({ file: full, text: read.text, line: 1, column: 1, indent: 0, path }, [...path, "file"]);
     } else if (typeof obj.inline === "string") {
       // position of the inline text: the line after a block scalar's indicator
       let node: Node | null = root;
@@ -921,18 +953,26 @@ async function parseGuardrails(
       const block = isScalar(node) && (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED");
       let indent = 0;
       if (block) {
-        const following = source.split("\n").slice(pos.line);
-        const first = following.find((l) => l.trim().length > 0) ?? "";
-        indent = first.length - first.trimStart().length;
+        // the first non-blank line after the indicator's, found without splitting the whole file
+        for (let at = source.indexOf("\n", start); at >= 0; at = source.indexOf("\n", at + 1)) {
+          const end = source.indexOf("\n", at + 1);
+          const line = source.slice(at + 1, end < 0 ? undefined : end);
+          if (line.trim().length === 0) continue;
+          indent = line.length - line.trimStart().length;
+          break;
+        }
       }
-      out.push({
-        file,
-        text: obj.inline,
-        line: block ? pos.line + 1 : pos.line,
-        column: block ? 1 : pos.col,
-        indent,
-        path: [...path, "inline"],
-      });
+      keep(
+        {
+          file,
+          text: obj.inline,
+          line: block ? pos.line + 1 : pos.line,
+          column: block ? 1 : pos.col,
+          indent,
+          path: [...path, "inline"],
+        },
+        [...path, "inline"],
+      );
     } else {
       c.error("ERR_CONFIG_REQUIRED", path, "a guardrail needs `file:` or `inline:` Cedar text");
     }

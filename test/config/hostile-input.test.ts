@@ -223,6 +223,36 @@ describe("neighbouring cases (library)", () => {
     expect(policy.problems).toEqual([]);
   });
 
+  it("guardrails over 4 MiB together, in files each under the cap", async () => {
+    const chunk = `// ${"x".repeat(1000 * 1024)}\n`;
+    const files = Array.from({ length: 5 }, (_, i) => `part-${i}.cedar`);
+    for (const f of files) await writeFile(join(dir, f), chunk);
+    const list = files.map((f) => `  - file: ${f}`).join("\n");
+    expect(await load("many-guardrails", `guardrails:\n  - ${GUARDRAIL}`, `guardrails:\n${list}`)).toEqual([
+      { code: "ERR_CONFIG_TOO_LARGE", path: "guardrails[4].file" },
+    ]);
+  });
+
+  it("a key set of more than 100 keys", async () => {
+    const keys = JSON.parse(await readFile(join(dir, "keys", "release-bot.jwks.json"), "utf8")) as {
+      keys: unknown[];
+    };
+    await writeFile(
+      join(dir, "keys", "many.jwks.json"),
+      JSON.stringify({ keys: Array(101).fill(keys.keys[0]) }),
+    );
+    expect(await load("many-keys", KEY, "file: keys/many.jwks.json")).toEqual([
+      { code: "ERR_CONFIG_KEYS", path: "agents.release-bot.keys.file" },
+    ]);
+  });
+
+  it("brackets and operators inside strings and comments do not count towards the depth", async () => {
+    const text = `// ${"(".repeat(200)}\nforbid (principal, action, resource) when { context.arguments has note && context.arguments.note like "${"(&&.".repeat(200)}*" };\n`;
+    await writeFile(join(dir, "quoted.cedar"), text);
+    const r = await loadPolicy(await variant("quoted", GUARDRAIL, "file: quoted.cedar"));
+    expect(errors(r.problems)).toEqual([]);
+  });
+
   it("a guardrail file over 1 MiB", async () => {
     await writeFile(join(dir, "big.cedar"), `// ${"x".repeat(1024 * 1024)}\n`);
     expect(await load("big-guardrail", GUARDRAIL, "file: big.cedar")).toEqual([
