@@ -97,6 +97,8 @@ export async function readTextFile(path: string, kind: FileKind): Promise<FileRe
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "";
     if (code === "EISDIR") return fail("ERR_CONFIG_NOT_FILE", "a directory, not a regular file");
+    // what opening a socket answers
+    if (code === "ENXIO") return fail("ERR_CONFIG_NOT_FILE", "a socket, not a regular file");
     return fail("ERR_CONFIG_FILE", OPEN_ERRORS[code] ?? (e as Error).message);
   }
   try {

@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +16,7 @@ import { ROOT, runCli } from "../support/cli.js";
 
 let dir: string;
 let base: string;
+let socket: Server;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-hostile-"));
@@ -24,9 +26,12 @@ beforeAll(async () => {
   await mkdir(join(dir, "a-directory"));
   await symlink("loop-b", join(dir, "loop-a"));
   await symlink("loop-a", join(dir, "loop-b"));
+  socket = createServer();
+  await new Promise<void>((done) => socket.listen(join(dir, "socket"), done));
 });
 
 afterAll(async () => {
+  await new Promise((done) => socket.close(done));
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -90,6 +95,7 @@ describe("writ check on hostile input (CLI)", () => {
     ["a FIFO", "fifo"],
     ["/dev/zero", "/dev/zero"],
     ["a directory", "a-directory"],
+    ["a socket", "socket"],
   ])("a guardrail file that is %s is refused at once", async (_, target) => {
     const r = await check(
       await variant(`guardrail-${target.replace(/\W/g, "")}`, GUARDRAIL, `file: ${target}`),
