@@ -87,6 +87,7 @@ function view(config: WritConfig, r: ApprovalRequest) {
     playbook: r.playbook,
     parameters: r.params,
     ticket: r.ticket,
+    audience: r.audience,
     requester: r.requester,
     createdAt: r.createdAt.toISOString(),
     expiresAt: r.expiresAt.toISOString(),

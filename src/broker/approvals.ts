@@ -72,16 +72,19 @@ export interface ApprovalSubject {
   readonly environment: string;
   /** undefined: no ticket. */
   readonly ticket?: string | undefined;
+  /** The audience (RFC 8707 `resource`) the writ will name; undefined for gateway holds. */
+  readonly audience?: string | undefined;
 }
 
 /**
  * The binding of an approval: SHA-256 (hex) of the canonical JSON of
- * `{agent, environment, params, playbook, ticket}` (ticket `null` when absent). An approval for
- * parameters A never applies to parameters B.
+ * `{agent, environment, params, playbook, ticket}` (ticket `null` when absent), with `audience`
+ * when the request names one. An approval for parameters A, or for audience A, never applies to B.
  */
 export function approvalBinding(subject: ApprovalSubject): string {
   const doc = {
     agent: subject.agent,
+    ...(subject.audience === undefined ? {} : { audience: subject.audience }),
     environment: subject.environment,
     params: subject.params,
     playbook: subject.playbook,
@@ -121,6 +124,8 @@ export interface ApprovalRequest {
   readonly playbook: string;
   readonly params: Readonly<Record<string, unknown>>;
   readonly ticket: string | undefined;
+  /** The audience the writ will name, fixed at the request (CIBA); undefined for gateway holds. */
+  readonly audience: string | undefined;
   readonly binding: string;
   readonly requester: string;
   readonly status: ApprovalStatus;
@@ -315,6 +320,7 @@ function fromRow(
     playbook: row.playbook,
     params: row.params,
     ticket: row.ticket ?? undefined,
+    audience: row.audience ?? undefined,
     binding: row.binding,
     requester: row.requester,
     status: row.status as ApprovalStatus,
@@ -405,6 +411,7 @@ export function approvalService(db: Kysely<Database>, options: ApprovalServiceOp
       checkText("environment", input.environment);
       checkText("requester", input.requester);
       if (input.ticket !== undefined) checkText("ticket", input.ticket);
+      if (input.audience !== undefined) checkText("audience", input.audience, 2000);
       if (!isPlainObject(input.params)) throw invalid(`approval request ${q(id)}: params must be an object`);
       checkDate("expiresAt", input.expiresAt);
       if (input.expiresAt.getTime() <= now.getTime())
@@ -429,6 +436,7 @@ export function approvalService(db: Kysely<Database>, options: ApprovalServiceOp
               playbook: input.playbook,
               params: JSON.stringify(input.params),
               ticket: input.ticket ?? null,
+              audience: input.audience ?? null,
               binding,
               requester: input.requester,
               created_at: now,
@@ -464,6 +472,7 @@ export function approvalService(db: Kysely<Database>, options: ApprovalServiceOp
         environment: request.environment,
         params: request.params,
         ticket: request.ticket ?? null,
+        ...(request.audience === undefined ? {} : { audience: request.audience }),
         requester: request.requester,
         binding,
         expiresAt: request.expiresAt.toISOString(),

@@ -5,6 +5,7 @@
  *
  * Pure: the document is built from the issuer and options; the HTTP routes serve it.
  */
+import { ASYMMETRIC_ALGORITHMS } from "./asymmetric-jws.js";
 
 /** Grant types the broker serves: baseline tokens, writs by token exchange, approvals by CIBA poll. */
 export const GRANT_TYPES = [
@@ -13,8 +14,14 @@ export const GRANT_TYPES = [
   "urn:openid:params:grant-type:ciba",
 ] as const;
 
-/** Client assertion algorithms advertised by default (RFC 7523 `private_key_jwt`). */
-export const DEFAULT_CLIENT_AUTH_ALGORITHMS = ["EdDSA", "ES256", "PS256", "RS256"] as const;
+/**
+ * The JWS algorithms advertised for every signature the broker verifies — `private_key_jwt`
+ * assertions at the token, introspection and revocation endpoints (RFC 7523) and DPoP proofs
+ * (RFC 9449). It is the very list the verifiers accept (`asymmetric-jws.ts`), so the metadata can
+ * neither promise an algorithm that is refused nor hide one that is taken. There are no request
+ * objects, so no `request_object_signing_alg_values_supported`.
+ */
+export const SIGNING_ALGORITHMS: readonly string[] = ASYMMETRIC_ALGORITHMS;
 
 /** The RFC 9396 `authorization_details` type of a writ request. */
 export const WRIT_PLAYBOOK_TYPE = "writ_playbook";
@@ -46,10 +53,6 @@ export interface AuthorizationServerMetadata {
 }
 
 export interface MetadataOptions {
-  /** `private_key_jwt` assertion algorithms accepted (default EdDSA, ES256, PS256, RS256). */
-  readonly clientAuthSigningAlgorithms?: readonly string[] | undefined;
-  /** DPoP proof algorithms accepted (default: the client assertion algorithms). */
-  readonly dpopSigningAlgorithms?: readonly string[] | undefined;
   readonly serviceDocumentation?: string | undefined;
 }
 
@@ -103,8 +106,7 @@ export function authorizationServerMetadata(
   opts: MetadataOptions = {},
 ): AuthorizationServerMetadata {
   const iss = checkIssuer(issuer);
-  const clientAlgs = [...(opts.clientAuthSigningAlgorithms ?? DEFAULT_CLIENT_AUTH_ALGORITHMS)];
-  const dpopAlgs = [...(opts.dpopSigningAlgorithms ?? clientAlgs)];
+  const algs = () => [...SIGNING_ALGORITHMS];
   return {
     issuer: iss,
     token_endpoint: `${iss}/token`,
@@ -115,12 +117,12 @@ export function authorizationServerMetadata(
     response_types_supported: [],
     grant_types_supported: [...GRANT_TYPES],
     token_endpoint_auth_methods_supported: ["private_key_jwt"],
-    token_endpoint_auth_signing_alg_values_supported: clientAlgs,
+    token_endpoint_auth_signing_alg_values_supported: algs(),
     introspection_endpoint_auth_methods_supported: ["private_key_jwt"],
-    introspection_endpoint_auth_signing_alg_values_supported: clientAlgs,
+    introspection_endpoint_auth_signing_alg_values_supported: algs(),
     revocation_endpoint_auth_methods_supported: ["private_key_jwt"],
-    revocation_endpoint_auth_signing_alg_values_supported: clientAlgs,
-    dpop_signing_alg_values_supported: dpopAlgs,
+    revocation_endpoint_auth_signing_alg_values_supported: algs(),
+    dpop_signing_alg_values_supported: algs(),
     authorization_details_types_supported: [WRIT_PLAYBOOK_TYPE],
     backchannel_token_delivery_modes_supported: ["poll"],
     backchannel_user_code_parameter_supported: false,

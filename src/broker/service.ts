@@ -14,7 +14,15 @@
  * denial is audited; no token ever is.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { type Agent, isWritError, q, type WritConfig } from "../core/index.js";
+import {
+  type Agent,
+  approverGroupsOf,
+  isWritError,
+  normalizeIdentity,
+  type Playbook,
+  q,
+  type WritConfig,
+} from "../core/index.js";
 import {
   ERR_WRIT_EXHAUSTED,
   ERR_WRIT_EXPIRED,
@@ -293,6 +301,91 @@ function absoluteUri(value: string | null): string {
   }
 }
 
+/**
+ * The gateway of this server, when writ.yaml has one: an audience every environment allows (as
+ * `gatewayResource` in gateway/http.ts puts it: `gateway.resource`, else `<base>/mcp`).
+ */
+function gatewayAudience(deps: BrokerDeps): string | undefined {
+  const gateway = deps.config.gateway;
+  return gateway === undefined ? undefined : (gateway.resource ?? `${deps.baseUrl}/mcp`);
+}
+
+/**
+ * Whether a token of `env` (a writ of `playbook`, when given) may name `resource` as its audience:
+ * the environment must allow it (its `audiences`, or the gateway), and a playbook that lists
+ * `audiences` must list it. With nothing declared only the gateway is allowed: fail closed.
+ */
+function audienceAllowed(deps: BrokerDeps, env: string, resource: string, playbook?: Playbook): boolean {
+  const declared = deps.config.environments.get(env)?.audiences;
+  const byEnvironment = resource === gatewayAudience(deps) || (declared?.includes(resource) ?? false);
+  const listed = playbook?.audiences;
+  if (listed === undefined) return byEnvironment;
+  return listed.includes(resource) && (declared === undefined || byEnvironment);
+}
+
+function audienceRefusal(env: string, resource: string, playbook?: Playbook): OAuthResponse {
+  const where = playbook === undefined ? `environment ${q(env)}` : `playbook ${q(playbook.id)} in ${q(env)}`;
+  return oauthError(
+    400,
+    "invalid_target",
+    `\`resource\` ${q(resource)} is not an audience writ.yaml allows for ${where}`,
+    "resource_not_allowed",
+  );
+}
+
+/** The humans writ.yaml declares (approvers, approver group members, agent owners), normalised. */
+function declaredHumans(config: WritConfig): Set<string> {
+  const humans = new Set<string>();
+  for (const id of config.approvers?.keys() ?? []) humans.add(normalizeIdentity(id));
+  for (const g of config.approverGroups.values()) for (const m of g.members) humans.add(normalizeIdentity(m));
+  for (const a of config.agents.values()) humans.add(normalizeIdentity(a.owner));
+  return humans;
+}
+
+/**
+ * The sponsor a CIBA request names in `login_hint`, checked against writ.yaml: a declared human,
+ * required when the playbook says so, and one who may approve the request under `sponsor: approver`.
+ * Undefined when none is named (and none is required). A refusal otherwise.
+ */
+function sponsorOf(
+  hint: string | null,
+  playbook: Playbook,
+  env: string,
+  config: WritConfig,
+): string | undefined | OAuthResponse {
+  const rule = playbook.sponsor ?? "optional";
+  if (hint === null) {
+    if (rule === "optional") return undefined;
+    return oauthError(
+      400,
+      "invalid_request",
+      `playbook ${q(playbook.id)} needs a sponsor: name them in \`login_hint\``,
+      "sponsor_required",
+    );
+  }
+  const sponsor = normalizeIdentity(hint);
+  if (!declaredHumans(config).has(sponsor)) {
+    return oauthError(
+      400,
+      "unknown_user_id",
+      `sponsor ${q(hint)} is declared nowhere in writ.yaml (approvers, approver groups, agent owners)`,
+      "sponsor_unknown",
+    );
+  }
+  if (rule === "approver") {
+    const policy = playbook.approval.get(env);
+    if (policy === undefined || approverGroupsOf(policy, config.approverGroups, sponsor).length === 0) {
+      return oauthError(
+        400,
+        "access_denied",
+        `sponsor ${q(hint)} is in no approver group the policy of ${q(playbook.id)} in ${q(env)} names`,
+        "sponsor_not_approver",
+      );
+    }
+  }
+  return sponsor;
+}
+
 /** Parses the one intent of `authorization_details` and checks it names this issuer's environment. */
 function readIntent(req: OAuthRequest, env: string): Intent {
   const intent = parseDetails(req.form.get("authorization_details"));
@@ -316,16 +409,53 @@ async function slowDown(
 ): Promise<OAuthResponse | undefined> {
   const blocked = await deps.backoff.check(agent, env, now);
   if (!blocked) return undefined;
-  await deps.backoff.record(agent, env, now);
+  // Asking inside the block counts, and lengthens it: answer with the block this request started,
+  // so a client that waits as told is not refused again.
+  const longer = await deps.backoff.record(agent, env, now);
   await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
   return oauthError(
     429,
     "slow_down",
-    `too many denied requests: retry after ${blocked.retryAfter} s`,
+    `too many denied requests: retry after ${longer.retryAfter} s`,
     "repeated_denial",
     {
-      "retry-after": String(blocked.retryAfter),
+      "retry-after": String(longer.retryAfter),
     },
+  );
+}
+
+/** A kill (engaged by an operator, possibly mid-request) is not the agent's denial to pay for. */
+const countsTowardsSlowDown = (reason: unknown): boolean => reason !== "kill_switch_engaged";
+
+/**
+ * A kill switch covering the agent here: refused before anything else, audited, and never counted
+ * towards the agent's slow-down — the kill is the operator's doing, not the agent's asking, so its
+ * lift is not followed by a block the agent earned while it could not be served.
+ */
+async function killed(agent: Agent, env: string, deps: BrokerDeps): Promise<OAuthResponse | undefined> {
+  const kill = await deps.kill.blocking(agent, env);
+  if (!kill) return undefined;
+  await deps.audit("broker.denied", {
+    environment: env,
+    agent: agent.id,
+    reason: "kill_switch_engaged",
+    kill: kill.id,
+  });
+  return oauthError(
+    400,
+    "access_denied",
+    `a kill switch (${kill.id}) stops issuance for agent ${q(agent.id)} here`,
+    "kill_switch_engaged",
+  );
+}
+
+/** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
+function intentRefusal(outcome: { reason: string; error: string; message: string }): OAuthResponse {
+  return oauthError(
+    outcome.reason === "unknown_agent" ? 401 : 400,
+    outcome.error,
+    outcome.message,
+    outcome.reason,
   );
 }
 
@@ -368,26 +498,33 @@ async function baselineToken(
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
   const rc = deps.config.runnerClasses.get(agent.runnerClass);
+  const stopped = await killed(agent, env, deps);
+  if (stopped) return stopped;
   const resource = req.form.get("resource");
   const aud = resource === null ? issuer : absoluteUri(resource);
+  if (aud !== issuer && !audienceAllowed(deps, env, aud)) return audienceRefusal(env, aud);
   const key = await deps.keys.activeKey(env);
   const exp = Math.min(
     Math.floor(now.getTime() / 1000) + Math.min(rc?.ceiling.maxTtlSeconds ?? 900, 3600),
     Math.floor(key.signUntil.getTime() / 1000),
   );
+  const jti = randomBytes(16).toString("base64url");
   const claims = {
     iss: issuer,
     sub: agent.id,
     aud,
     exp,
+    jti,
     client_id: agent.id,
     scope: "writ:baseline",
     ...(proof ? { cnf: { jkt: proof.jkt } } : {}),
   };
   const token = await mintAccessToken(key, claims, { clock: deps.clock });
+  // the jti names the token in the log, so an investigator can tie a baseline token to its issuance
   await deps.audit("broker.baseline", {
     environment: env,
     agent: agent.id,
+    jti,
     audience: aud,
     dpop: proof !== undefined,
     expiresAt: new Date(exp * 1000).toISOString(),
@@ -415,16 +552,19 @@ async function exchange(
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
 
+  const stopped = await killed(agent, env, deps);
+  if (stopped) return stopped;
   const slowed = await slowDown(agent.id, env, now, deps);
   if (slowed) return slowed;
   const deny = async (response: OAuthResponse, detail: Record<string, unknown>): Promise<OAuthResponse> => {
-    const b = await deps.backoff.record(agent.id, env, now);
     await deps.audit("broker.denied", {
       environment: env,
       agent: agent.id,
       reason: response.body.reason,
       ...detail,
     });
+    if (!countsTowardsSlowDown(response.body.reason)) return response;
+    const b = await deps.backoff.record(agent.id, env, now);
     return { ...response, headers: { ...response.headers, "x-writ-retry-after": String(b.retryAfter) } };
   };
 
@@ -494,15 +634,10 @@ async function exchange(
     audience: resource,
   };
   if (outcome.kind === "refused") {
-    return deny(
-      oauthError(
-        outcome.reason === "unknown_agent" ? 401 : 400,
-        outcome.error,
-        outcome.message,
-        outcome.reason,
-      ),
-      detail,
-    );
+    return deny(intentRefusal(outcome), detail);
+  }
+  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+    return deny(audienceRefusal(env, resource, outcome.playbook), detail);
   }
   if (outcome.kind === "needs-approval") {
     // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
@@ -626,6 +761,8 @@ async function bcAuthorize(
 ): Promise<OAuthResponse> {
   const now = nowOf(deps);
   const agent = client.agent;
+  const stopped = await killed(agent, env, deps);
+  if (stopped) return stopped;
   const slowed = await slowDown(agent.id, env, now, deps);
   if (slowed) return slowed;
   const intent = readIntent(req, env);
@@ -638,23 +775,17 @@ async function bcAuthorize(
       "login_hint_invalid",
     );
   }
+  // the audience is fixed here, shown to the approvers and bound into the approval
+  const resource = absoluteUri(req.form.get("resource"));
+  const detail = { playbook: intent.playbook, parameters: intent.params, ticket: intent.ticket };
+  const denied = async (response: OAuthResponse, reason: unknown): Promise<OAuthResponse> => {
+    if (countsTowardsSlowDown(reason)) await deps.backoff.record(agent.id, env, now);
+    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, ...detail });
+    return response;
+  };
   const { outcome } = await judge(env, agent, intent, now, deps);
   if (outcome.kind === "refused") {
-    await deps.backoff.record(agent.id, env, now);
-    await deps.audit("broker.denied", {
-      environment: env,
-      agent: agent.id,
-      reason: outcome.reason,
-      playbook: intent.playbook,
-      parameters: intent.params,
-      ticket: intent.ticket,
-    });
-    return oauthError(
-      outcome.reason === "unknown_agent" ? 401 : 400,
-      outcome.error,
-      outcome.message,
-      outcome.reason,
-    );
+    return denied(intentRefusal(outcome), outcome.reason);
   }
   if (outcome.kind === "issue") {
     return refuse(
@@ -664,6 +795,11 @@ async function bcAuthorize(
       "approval_not_needed",
     );
   }
+  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+    return denied(audienceRefusal(env, resource, outcome.playbook), "resource_not_allowed");
+  }
+  const sponsor = sponsorOf(hint, outcome.playbook, env, deps.config);
+  if (sponsor !== undefined && typeof sponsor !== "string") return denied(sponsor, sponsor.body.reason);
   const lifetime = deps.approvalLifetimeSeconds ?? 600;
   const request = await approvals.createRequest(
     {
@@ -672,7 +808,8 @@ async function bcAuthorize(
       params: intent.params,
       environment: env,
       ticket: intent.ticket,
-      requester: hint ?? agent.id,
+      audience: resource,
+      requester: sponsor ?? agent.id,
       expiresAt: new Date(now.getTime() + lifetime * 1000),
     },
     { now },
@@ -698,11 +835,21 @@ async function cibaGrant(
   const agent = client.agent;
   const id = req.form.get("auth_req_id");
   if (!id) return refuse(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
-  const resource = absoluteUri(req.form.get("resource"));
   const request = await approvals.get(id);
   if (!request || request.agent !== agent.id || request.environment !== env) {
     return refuse(400, "invalid_grant", "no such approval request for this agent here", "approval_not_found");
   }
+  // The audience was fixed at bc-authorize and approved as such: the poll may repeat it, not change it.
+  const asked = req.form.get("resource");
+  if (request.audience !== undefined && asked !== null && asked !== request.audience) {
+    return refuse(
+      400,
+      "invalid_target",
+      `this approval is for \`resource\` ${q(request.audience)}, not ${q(asked)}`,
+      "resource_mismatch",
+    );
+  }
+  const resource = request.audience ?? absoluteUri(asked);
   const pace = await approvals.pollTooFast(id, now);
   if (pace.tooFast) {
     return oauthError(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
@@ -751,6 +898,16 @@ async function cibaGrant(
       outcome.message,
       reason,
     );
+  }
+  // writ.yaml may have changed since the request: the audience must still be allowed
+  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+    await deps.audit("broker.denied", {
+      environment: env,
+      agent: agent.id,
+      reason: "resource_not_allowed",
+      approval: id,
+    });
+    return audienceRefusal(env, resource, outcome.playbook);
   }
   return issueWrit(
     env,

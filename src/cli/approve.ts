@@ -77,7 +77,8 @@ function asFailure(err: unknown): unknown {
 
 function subject(r: ApprovalRequest): string {
   const ticket = r.ticket === undefined ? "no ticket" : `ticket ${r.ticket}`;
-  return `${r.agent}: ${r.playbook} in ${r.environment} ${canonicalJson(r.params)}, ${ticket}`;
+  const audience = r.audience === undefined ? "" : `, for ${r.audience}`;
+  return `${r.agent}: ${r.playbook} in ${r.environment} ${canonicalJson(r.params)}, ${ticket}${audience}`;
 }
 
 function requestJson(r: ApprovalRequest, evaluation: ApprovalEvaluation | undefined, problem?: string) {
@@ -88,6 +89,7 @@ function requestJson(r: ApprovalRequest, evaluation: ApprovalEvaluation | undefi
     environment: r.environment,
     params: r.params,
     ticket: r.ticket ?? null,
+    audience: r.audience ?? null,
     requester: r.requester,
     status: r.status,
     createdAt: r.createdAt.toISOString(),

@@ -32,6 +32,7 @@ import {
   type Risk,
   type Rule,
   type RunnerClass,
+  type SponsorRule,
   type TicketRequirement,
   templateParams,
   type Vocabulary,
@@ -438,7 +439,7 @@ function parseEnvironment(c: Checker, id: string, v: Json): Environment | undefi
   const path = ["environments", id];
   const obj = v === null ? {} : c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, [], ["description", "ticket", "changeWindows"]);
+  c.keys(obj, path, [], ["description", "ticket", "changeWindows", "audiences"]);
   let ticket: Environment["ticket"];
   if (obj.ticket !== undefined) {
     const t = c.map(obj.ticket, [...path, "ticket"]);
@@ -466,7 +467,41 @@ function parseEnvironment(c: Checker, id: string, v: Json): Environment | undefi
     });
   }
   const description = typeof obj.description === "string" ? obj.description : undefined;
-  return { kind: "environment", id, description, ticket, changeWindows: windows };
+  const audiences = parseAudiences(c, obj.audiences, [...path, "audiences"]);
+  return { kind: "environment", id, description, ticket, changeWindows: windows, audiences };
+}
+
+/**
+ * A list of audiences (RFC 8707 `resource` values): absolute URIs without a fragment, at most
+ * 2,000 characters, no spaces or control characters, compared exactly as written.
+ */
+function parseAudiences(c: Checker, v: Json, path: Path): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = c.strings(v, path);
+  if (Array.isArray(v) && v.length === 0) {
+    c.error("ERR_CONFIG_AUDIENCE", path, "list at least one audience, or leave `audiences` out");
+  }
+  const out: string[] = [];
+  list.forEach((a, i) => {
+    const why = audienceProblem(a);
+    if (why === undefined) out.push(a);
+    else c.error("ERR_CONFIG_AUDIENCE", [...path, i], `audience ${q(a)}: ${why}`);
+  });
+  return out;
+}
+
+function audienceProblem(a: string): string | undefined {
+  if (a.length > 2000) return "longer than 2000 characters";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\s\u0000-\u001f\u007f]/.test(a)) return "contains spaces or control characters";
+  let url: URL;
+  try {
+    url = new URL(a);
+  } catch {
+    return "not an absolute URI (RFC 8707 wants one, such as `https://k8s.acme.example`)";
+  }
+  if (url.hash !== "" || a.includes("#")) return "must have no fragment (RFC 8707)";
+  return undefined;
 }
 
 function parseCeilingRules(c: Checker, v: Json, path: Path): CeilingRule[] {
@@ -562,7 +597,7 @@ function parsePlaybook(
     obj,
     path,
     ["description", "grants", "ttl", "risk", "environments"],
-    ["parameters", "maxUses", "ticket", "approval", "allowSelfApproval"],
+    ["parameters", "maxUses", "ticket", "approval", "allowSelfApproval", "audiences", "sponsor"],
   );
   const description =
     obj.description === undefined ? "" : (c.string(obj.description, [...path, "description"]) ?? "");
@@ -602,6 +637,18 @@ function parsePlaybook(
         "ERR_CONFIG_VALUE",
         [...path, "ticket"],
         `ticket ${q(obj.ticket)}: expected \`required\`, \`optional\` or \`none\``,
+      );
+  }
+  const audiences = parseAudiences(c, obj.audiences, [...path, "audiences"]);
+  let sponsor: SponsorRule = "optional";
+  if (obj.sponsor !== undefined) {
+    if (obj.sponsor === "optional" || obj.sponsor === "required" || obj.sponsor === "approver")
+      sponsor = obj.sponsor;
+    else
+      c.error(
+        "ERR_CONFIG_SPONSOR",
+        [...path, "sponsor"],
+        `sponsor ${q(obj.sponsor)}: expected \`optional\`, \`required\` or \`approver\``,
       );
   }
   let allowSelfApproval = false;
@@ -699,6 +746,32 @@ function parsePlaybook(
       if (p) approval.set(env, p);
     }
   }
+  // a playbook's audiences must meet those of every environment it runs in that declares some
+  if (audiences !== undefined) {
+    for (const env of environments) {
+      const allowed = envs.get(env)?.audiences;
+      if (allowed !== undefined && !audiences.some((a) => allowed.includes(a))) {
+        c.error(
+          "ERR_CONFIG_AUDIENCE",
+          [...path, "audiences"],
+          `no audience of playbook ${q(id)} is allowed in environment ${q(env)}: its writs could never be issued there`,
+        );
+      }
+    }
+  }
+  if (sponsor === "approver") {
+    const governed = environments.filter((e) => {
+      const policy = approval.get(e);
+      return policy !== undefined && policy.kind !== "none";
+    });
+    if (governed.length === 0) {
+      c.error(
+        "ERR_CONFIG_SPONSOR",
+        [...path, "sponsor"],
+        `\`sponsor: approver\` needs an approval policy naming approver groups in some environment of playbook ${q(id)}`,
+      );
+    }
+  }
   if (ttlSeconds === undefined || (risk !== "low" && risk !== "medium" && risk !== "high")) return undefined;
   return {
     kind: "playbook",
@@ -713,6 +786,8 @@ function parsePlaybook(
     ticket,
     approval,
     allowSelfApproval,
+    audiences,
+    sponsor,
   };
 }
 

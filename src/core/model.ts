@@ -59,6 +59,11 @@ export interface Environment {
   readonly ticket?: TicketRule | undefined;
   /** Empty means no window: writs can be issued at any time. */
   readonly changeWindows: readonly ChangeWindow[];
+  /**
+   * The audiences (RFC 8707 `resource`, absolute URIs) tokens of this environment may name, besides
+   * the gateway's own. undefined: none declared here.
+   */
+  readonly audiences?: readonly string[] | undefined;
 }
 
 export interface Agent {
@@ -123,7 +128,17 @@ export interface Playbook {
   /** Approval policy per environment; an environment not listed needs no approval. */
   readonly approval: ReadonlyMap<string, ApprovalPolicy>;
   readonly allowSelfApproval: boolean;
+  /** The audiences its writs may name; undefined: those of the environment. */
+  readonly audiences?: readonly string[] | undefined;
+  /**
+   * Who may sponsor a run asked for through approvals (CIBA `login_hint`): `optional` — anyone
+   * declared, or none; `required` — a declared human must be named; `approver` — one who may
+   * approve the request (a member of a group its policy names). undefined: `optional`.
+   */
+  readonly sponsor?: SponsorRule | undefined;
 }
+
+export type SponsorRule = "optional" | "required" | "approver";
 
 export interface Guardrails {
   readonly kind: "guardrails";

@@ -16,6 +16,7 @@ import {
   type EnvironmentKeys,
   issuerFor,
   type ReplayCache,
+  SIGNING_ALGORITHMS,
   verifyAccessToken,
   verifyDpopProof,
 } from "../broker/index.js";
@@ -31,7 +32,8 @@ const isInitialize = (body: unknown): boolean =>
 
 export const MCP_PATH = "/mcp";
 export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MCP_PATH}`;
-const DPOP_ALGS = "EdDSA ES256 ES384 PS256 RS256";
+/** What the DPoP verifier accepts: the broker advertises the same list. */
+const DPOP_ALGS = SIGNING_ALGORITHMS.join(" ");
 
 export interface GatewayHttpOptions {
   readonly gateway: Gateway;

@@ -289,6 +289,20 @@ const gatewayTaint: Migration = {
   },
 };
 
+/**
+ * The audience (RFC 8707 `resource`) a CIBA request asks for is fixed when it is made and shown to
+ * its approvers; the poll cannot choose another. Null for holds and requests made before.
+ */
+const approvalAudience: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(
+        `alter table approval_requests add column audience text check (audience is null or length(audience) between 1 and 2000)`,
+      ),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -296,6 +310,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0003_analyzer": analyzer,
   "0004_gateway": gateway,
   "0005_gateway_taint": gatewayTaint,
+  "0006_approval_audience": approvalAudience,
 };
 
 const provider: MigrationProvider = {

@@ -89,6 +89,8 @@ export interface ApprovalRequestsTable {
   last_polled_at: Timestamp | null;
   decided_at: Timestamp | null;
   writ_id: string | null;
+  /** The RFC 8707 audience the request asks for (CIBA); null for gateway holds. */
+  audience: Generated<string | null>;
 }
 
 export interface ApprovalDecisionsTable {

@@ -95,6 +95,7 @@ describe("CIBA poll mode with openid-client", () => {
     const { config, DPoP } = await agent();
     const started = await client.initiateBackchannelAuthentication(config, {
       login_hint: "erin@acme.example",
+      resource: RESOURCE,
       authorization_details: deployIntent(),
     });
     expect(started.auth_req_id).toMatch(/^ar_/);
@@ -130,6 +131,7 @@ describe("CIBA poll mode with openid-client", () => {
   it("a denied request ends with access_denied", async () => {
     const { config, DPoP } = await agent();
     const started = await client.initiateBackchannelAuthentication(config, {
+      resource: RESOURCE,
       authorization_details: deployIntent("search"),
     });
     await decide(started.auth_req_id, "bob@acme.example", "deny", "not during the sale");
@@ -143,6 +145,7 @@ describe("CIBA poll mode with openid-client", () => {
   it("polling too fast is told to slow down", async () => {
     const { config, DPoP } = await agent();
     const started = await client.initiateBackchannelAuthentication(config, {
+      resource: RESOURCE,
       authorization_details: deployIntent("payments"),
     });
     const poll = () =>
@@ -164,6 +167,7 @@ describe("CIBA poll mode with openid-client", () => {
     const { config } = await agent("ops-assistant");
     const err = await client
       .initiateBackchannelAuthentication(config, {
+        resource: RESOURCE,
         authorization_details: JSON.stringify([
           { type: "writ_playbook", playbook: "restart-pods", parameters: { service: "search" } },
         ]),
@@ -175,6 +179,7 @@ describe("CIBA poll mode with openid-client", () => {
   it("approvers decide over HTTP, signing in with their registered keys", async () => {
     const { config, DPoP } = await agent();
     const started = await client.initiateBackchannelAuthentication(config, {
+      resource: RESOURCE,
       authorization_details: deployIntent("search"),
     });
     const url = `${base}/approvals/${started.auth_req_id}`;
@@ -239,4 +244,70 @@ describe("CIBA poll mode with openid-client", () => {
     );
     expect(writ.access_token).toBeTruthy();
   }, 30_000);
+  it("fixes the audience at bc-authorize, shows it to approvers, and refuses another at poll", async () => {
+    const { config, DPoP } = await agent();
+    const started = await client.initiateBackchannelAuthentication(config, {
+      resource: RESOURCE,
+      authorization_details: deployIntent("checkout"),
+    });
+    const { key, kid } = await quickstartKey("approver-bob");
+    const bob = () =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: "EdDSA", kid })
+        .setIssuer("bob@acme.example")
+        .setSubject("bob@acme.example")
+        .setAudience(`${base}/approvals`)
+        .setIssuedAt()
+        .setExpirationTime("2m")
+        .setJti(randomUUID())
+        .sign(key);
+    const shown = await fetch(`${base}/approvals/${started.auth_req_id}`, {
+      headers: { authorization: `Bearer ${await bob()}` },
+    });
+    expect(((await shown.json()) as { audience?: string }).audience).toBe(RESOURCE);
+    await decide(started.auth_req_id, "bob@acme.example", "approve");
+    const other = await client
+      .genericGrantRequest(
+        config,
+        "urn:openid:params:grant-type:ciba",
+        { auth_req_id: started.auth_req_id, resource: "https://elsewhere.acme.example" },
+        { DPoP },
+      )
+      .catch((e) => e);
+    expect(other.error).toBe("invalid_target");
+    expect(other.cause?.reason).toBe("resource_mismatch");
+    // without `resource` at poll, the writ names the audience that was approved
+    const writ = await client.genericGrantRequest(
+      config,
+      "urn:openid:params:grant-type:ciba",
+      { auth_req_id: started.auth_req_id },
+      { DPoP },
+    );
+    const claims = JSON.parse(Buffer.from(writ.access_token.split(".")[1]!, "base64url").toString()) as {
+      aud: string;
+    };
+    expect(claims.aud).toBe(RESOURCE);
+  }, 30_000);
+
+  it("refuses an audience writ.yaml does not allow, and a sponsor declared nowhere", async () => {
+    const { config } = await agent();
+    const elsewhere = await client
+      .initiateBackchannelAuthentication(config, {
+        resource: "https://attacker.example",
+        authorization_details: deployIntent("checkout"),
+      })
+      .catch((e) => e);
+    expect(elsewhere.error).toBe("invalid_target");
+    expect(elsewhere.cause?.reason).toBe("resource_not_allowed");
+    await server.store.db.deleteFrom("denial_counters").execute();
+    const stranger = await client
+      .initiateBackchannelAuthentication(config, {
+        login_hint: "mallory@evil.example",
+        resource: RESOURCE,
+        authorization_details: deployIntent("checkout"),
+      })
+      .catch((e) => e);
+    expect(stranger.error).toBe("unknown_user_id");
+    expect(stranger.cause?.reason).toBe("sponsor_unknown");
+  });
 });

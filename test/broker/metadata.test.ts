@@ -1,11 +1,16 @@
 /** RFC 8414 metadata of an environment's issuer, and where it is served. */
 import { describe, expect, it } from "vitest";
+import { ASYMMETRIC_ALGORITHMS } from "../../src/broker/asymmetric-jws.js";
 import {
   authorizationServerMetadata,
   issuerFor,
   metadataPath,
   metadataUrl,
+  SIGNING_ALGORITHMS,
 } from "../../src/broker/metadata.js";
+
+/** What the verifiers of client assertions and DPoP proofs accept (src/broker/asymmetric-jws.ts). */
+const ALL = ["EdDSA", "Ed25519", "ES256", "ES384", "PS256", "RS256"];
 
 describe("authorization server metadata", () => {
   it("describes one environment's issuer and its endpoints", () => {
@@ -25,12 +30,12 @@ describe("authorization server metadata", () => {
         "urn:openid:params:grant-type:ciba",
       ],
       token_endpoint_auth_methods_supported: ["private_key_jwt"],
-      token_endpoint_auth_signing_alg_values_supported: ["EdDSA", "ES256", "PS256", "RS256"],
+      token_endpoint_auth_signing_alg_values_supported: ALL,
       introspection_endpoint_auth_methods_supported: ["private_key_jwt"],
-      introspection_endpoint_auth_signing_alg_values_supported: ["EdDSA", "ES256", "PS256", "RS256"],
+      introspection_endpoint_auth_signing_alg_values_supported: ALL,
       revocation_endpoint_auth_methods_supported: ["private_key_jwt"],
-      revocation_endpoint_auth_signing_alg_values_supported: ["EdDSA", "ES256", "PS256", "RS256"],
-      dpop_signing_alg_values_supported: ["EdDSA", "ES256", "PS256", "RS256"],
+      revocation_endpoint_auth_signing_alg_values_supported: ALL,
+      dpop_signing_alg_values_supported: ALL,
       authorization_details_types_supported: ["writ_playbook"],
       backchannel_token_delivery_modes_supported: ["poll"],
       backchannel_user_code_parameter_supported: false,
@@ -38,14 +43,22 @@ describe("authorization server metadata", () => {
     });
   });
 
-  it("takes the algorithms the server accepts and a documentation link", () => {
+  it("advertises exactly the algorithms the verifiers accept, for every signature it checks", () => {
+    expect(SIGNING_ALGORITHMS).toEqual(ASYMMETRIC_ALGORITHMS);
     const doc = authorizationServerMetadata("https://writ.example.com/env/dev", {
-      clientAuthSigningAlgorithms: ["EdDSA", "Ed25519", "ES256"],
-      dpopSigningAlgorithms: ["ES256", "Ed25519"],
       serviceDocumentation: "https://writ.example.com/docs",
-    });
-    expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(["EdDSA", "Ed25519", "ES256"]);
-    expect(doc.dpop_signing_alg_values_supported).toEqual(["ES256", "Ed25519"]);
+    }) as unknown as Record<string, unknown>;
+    const fields = Object.keys(doc).filter((k) => k.endsWith("_signing_alg_values_supported"));
+    expect(fields.sort()).toEqual([
+      "dpop_signing_alg_values_supported",
+      "introspection_endpoint_auth_signing_alg_values_supported",
+      "revocation_endpoint_auth_signing_alg_values_supported",
+      "token_endpoint_auth_signing_alg_values_supported",
+    ]);
+    for (const f of fields) expect(doc[f], f).toEqual([...ASYMMETRIC_ALGORITHMS]);
+    // openid-client signs with `Ed25519`; the metadata once left it (and ES384) out
+    expect(doc.token_endpoint_auth_signing_alg_values_supported).toContain("Ed25519");
+    expect(doc.dpop_signing_alg_values_supported).toContain("ES384");
     expect(doc.service_documentation).toBe("https://writ.example.com/docs");
   });
 

@@ -312,11 +312,14 @@ const WRIT_YAML = `version: 1
 environments:
   dev:
     description: no ticket pattern, no change window
+    audiences: ["https://k8s.acme.example"]
   prod:
     description: a ticket pattern and approvals, no change window (open every day)
     ticket: { pattern: "^CHG-[0-9]+$" }
+    audiences: ["https://k8s.acme.example"]
   frozen:
     description: one change window, on a day that is not today
+    audiences: ["https://k8s.acme.example"]
     changeWindows:
       - { days: [${FROZEN_DAY}], hours: "00:00-24:00", timezone: UTC }
 runnerClasses:
@@ -334,7 +337,12 @@ runnerClasses:
         - action: "k8s:apps/deployments:get"
           resource: "payments/*"
 approverGroups:
-  sre: { members: [bob@acme.example] }
+  sre: { members: [bob@acme.example, carol@acme.example] }
+approvers:
+  alice@acme.example: { keys: { file: keys/approver-alice.jwks.json } }
+  bob@acme.example: { keys: { file: keys/approver-bob.jwks.json } }
+  carol@acme.example: { keys: { file: keys/approver-carol.jwks.json } }
+  dan@acme.example: { keys: { file: keys/approver-dan.jwks.json } }
 agents:
   release-bot:
     owner: alice@acme.example
@@ -342,7 +350,7 @@ agents:
     runnerClass: deploy
     environments: [dev, prod, frozen]
     keys: { file: keys/release-bot.jwks.json }
-    playbooks: [deploy, dev-only, one-shot]
+    playbooks: [deploy, dev-only, one-shot, sponsored, twice]
   ops-assistant:
     owner: bob@acme.example
     purpose: registered in dev only, and holds no deploy playbook
@@ -390,6 +398,27 @@ playbooks:
       - action: "k8s:apps/deployments:get"
         resource: "checkout/checkout"
     ttl: 5m
+  sponsored:
+    description: needs a sponsor who could approve it
+    risk: low
+    environments: [prod]
+    grants:
+      - action: "k8s:apps/deployments:get"
+        resource: "checkout/checkout"
+    ttl: 5m
+    approval:
+      prod: sre
+    sponsor: approver
+  twice:
+    description: needs two SREs
+    risk: low
+    environments: [prod]
+    grants:
+      - action: "k8s:apps/deployments:get"
+        resource: "payments/payments"
+    ttl: 5m
+    approval:
+      prod: { group: sre, count: 2 }
   one-shot:
     description: one use
     risk: low
@@ -583,21 +612,21 @@ async function exchange(
   return post(env, "token", body, dpop === null ? {} : { dpop });
 }
 
-/** A CIBA backchannel authentication request. */
+/** A CIBA backchannel authentication request (for the one allowed audience unless `form` says). */
 async function bcAuthorize(agent: string, env: string, form: Record<string, string>): Promise<Response> {
-  return post(env, "bc-authorize", { ...(await clientAuth(agent, env)), ...form });
+  return post(env, "bc-authorize", { resource: RESOURCE, ...(await clientAuth(agent, env)), ...form });
 }
 
-/** A pending approval request for release-bot's deploy in prod; its `auth_req_id`. */
-async function approvalRequest(): Promise<string> {
-  const r = await bcAuthorize("release-bot", "prod", { authorization_details: details(deploy()) });
+/** A pending approval request for release-bot's `intent` (deploy) in prod; its `auth_req_id`. */
+async function approvalRequest(intent: Intent = deploy()): Promise<string> {
+  const r = await bcAuthorize("release-bot", "prod", { authorization_details: details(intent) });
   const body = (await r.json()) as { auth_req_id?: string };
   if (r.status !== 200 || !body.auth_req_id) throw new Error(`no approval request: ${JSON.stringify(body)}`);
   return body.auth_req_id;
 }
 
 /** A CIBA poll at prod's token endpoint; `auth_req_id` undefined leaves it out. */
-async function poll(authReqId: string | undefined): Promise<Response> {
+async function poll(authReqId: string | undefined, resource = RESOURCE): Promise<Response> {
   const pair = await generateKeyPair("ES256");
   return post(
     "prod",
@@ -605,7 +634,7 @@ async function poll(authReqId: string | undefined): Promise<Response> {
     {
       grant_type: CIBA,
       ...(authReqId === undefined ? {} : { auth_req_id: authReqId }),
-      resource: RESOURCE,
+      resource,
       ...(await clientAuth("release-bot", "prod")),
     },
     { dpop: await proof(pair, "prod") },
@@ -925,6 +954,14 @@ const SCENARIOS: Scenario[] = [
     reason: "resource_invalid",
     run: () => exchange("release-bot", "dev", deploy(), { resource: "k8s.acme.example#prod" }),
   },
+  {
+    reason: "resource_not_allowed",
+    run: () => exchange("release-bot", "dev", deploy(), { resource: "https://attacker.example" }),
+  },
+  {
+    reason: "resource_mismatch",
+    run: async () => poll(await approvalRequest(), "https://elsewhere.acme.example"),
+  },
 
   // the intent, in the order of the checks
   { reason: "intent_missing", run: () => exchange("release-bot", "dev", undefined) },
@@ -973,8 +1010,11 @@ const SCENARIOS: Scenario[] = [
   {
     reason: "kill_switch_engaged",
     run: async () => {
+      // a baseline token from before the kill: the exchange is refused all the same
+      const pair = await generateKeyPair("ES256");
+      const subject = await baseline("release-bot", "dev", pair);
       await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "reasons-test" });
-      return exchange("release-bot", "dev", deploy());
+      return exchange("release-bot", "dev", deploy(), { subject_token: subject }, { pair });
     },
   },
   { reason: "approval_required", run: () => exchange("release-bot", "prod", deploy()) },
@@ -998,6 +1038,27 @@ const SCENARIOS: Scenario[] = [
       bcAuthorize("release-bot", "prod", {
         authorization_details: details(deploy()),
         login_hint: "erin at acme",
+      }),
+  },
+  {
+    reason: "sponsor_required",
+    run: () =>
+      bcAuthorize("release-bot", "prod", { authorization_details: details({ playbook: "sponsored" }) }),
+  },
+  {
+    reason: "sponsor_unknown",
+    run: () =>
+      bcAuthorize("release-bot", "prod", {
+        authorization_details: details(deploy()),
+        login_hint: "mallory@evil.example",
+      }),
+  },
+  {
+    reason: "sponsor_not_approver",
+    run: () =>
+      bcAuthorize("release-bot", "prod", {
+        authorization_details: details({ playbook: "sponsored" }),
+        login_hint: "alice@acme.example",
       }),
   },
   { reason: "auth_req_id_missing", run: () => poll(undefined) },
