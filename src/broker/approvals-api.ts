@@ -1,7 +1,7 @@
 /**
- * The approvals API: how a person approves or denies a pending writ request while `writ serve`
- * runs (the CLI writes to the store directly, which the embedded store allows one process at a
- * time).
+ * The approvals API: how an approver who holds no access to the store approves or denies a
+ * pending writ request while `writ serve` runs (operators use `writ approve`, which reaches a running
+ * server through the admin API: operator.ts). Documented in docs/approvals.md.
  *
  *   GET  /approvals                  pending requests
  *   GET  /approvals/<id>             one request, with what is still missing
@@ -14,7 +14,8 @@
  * the same code as an agent's private_key_jwt assertion. No shared secrets.
  *
  * Refusals are RFC 9457 problems with the approval code: 401 not authenticated, 403 self-approval
- * or not an approver of this request, 404 unknown, 409 closed or already decided, 410 expired.
+ * or not an approver of this request, 404 unknown, 409 closed or already decided, 410 expired —
+ * every code listed in docs/reasons.md ("Approvals API codes"), which reasons.test.ts checks.
  */
 import { Hono } from "hono";
 import { type Agent, isWritError, type WritConfig } from "../core/index.js";

@@ -28,6 +28,7 @@ import { type CryptoKey, exportJWK, generateKeyPair as joseKeyPair, SignJWT } fr
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadPolicy, type Policy, type Server } from "../../src/app.js";
 import {
+  approvalService,
   CLIENT_AUTH_ERRORS,
   DPOP_ERRORS,
   environmentKeys,
@@ -54,16 +55,17 @@ const REASONS_MD = join(ROOT, "docs", "reasons.md");
 const NAME = /^[a-z][a-z0-9_]*$/;
 const ticks = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 
-/**
- * The "Broker reasons" table, one row per concrete reason: `a`, `b` in the reason cell are two
- * reasons; `prefix_*` is one per suffix in backticks inside the first parentheses of the meaning.
- */
-function parseBrokerReasons(md: string): Row[] {
+/** The rows of the markdown table under `heading` (cells trimmed), after its `header` row. */
+function tableRows(
+  md: string,
+  heading: string,
+  header: string,
+): { cells: string[]; where: string; line: number }[] {
   const lines = md.split("\n");
-  const start = lines.findIndex((l) => l.trim() === "## Broker reasons");
-  if (start < 0) throw new Error("docs/reasons.md: no `## Broker reasons` section");
-  const rows: Row[] = [];
-  let header = false;
+  const start = lines.findIndex((l) => l.trim() === heading);
+  if (start < 0) throw new Error(`docs/reasons.md: no \`${heading}\` section`);
+  const rows: { cells: string[]; where: string; line: number }[] = [];
+  let seenHeader = false;
   for (let i = start + 1; i < lines.length; i++) {
     const text = lines[i]!.trim();
     if (text.startsWith("## ")) break;
@@ -73,38 +75,64 @@ function parseBrokerReasons(md: string): Row[] {
       .slice(1, text.endsWith("|") ? -1 : undefined)
       .split(/(?<!\\)\|/)
       .map((c) => c.trim());
-    if (!header) {
-      if (cells.join(",") !== "reason,error,status,meaning")
-        throw new Error(`${where}: expected the header | reason | error | status | meaning |`);
-      header = true;
+    if (!seenHeader) {
+      if (cells.join(",") !== header) throw new Error(`${where}: expected the header ${header}`);
+      seenHeader = true;
       continue;
     }
     if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
-    if (cells.length !== 4) throw new Error(`${where}: expected 4 cells, found ${cells.length}`);
-    const [reasonCell, errorCell, statusCell, meaning] = cells as [string, string, string, string];
-    const errors = ticks(errorCell);
-    if (errors.length !== 1) throw new Error(`${where}: expected one \`error\`, found ${errorCell}`);
-    const status = Number(statusCell);
-    if (!Number.isInteger(status) || status < 400 || status > 599)
-      throw new Error(`${where}: status ${statusCell} is not an HTTP error status`);
-    const names = ticks(reasonCell);
-    if (names.length === 0) throw new Error(`${where}: no reason in backticks`);
-    for (const name of names) {
-      let concrete = [name];
-      if (name.endsWith("_*")) {
-        const inParens = /\(([^)]*)\)/.exec(meaning)?.[1];
-        const suffixes = inParens === undefined ? [] : ticks(inParens);
-        if (suffixes.length === 0)
-          throw new Error(`${where}: \`${name}\` needs its suffixes in backticks inside parentheses`);
-        concrete = suffixes.map((s) => name.slice(0, -1) + s);
-      }
-      for (const reason of concrete) {
-        if (!NAME.test(reason)) throw new Error(`${where}: \`${reason}\` is not a reason name`);
-        rows.push({ reason, error: errors[0]!, status, line: i + 1 });
-      }
-    }
+    if (cells.length !== header.split(",").length)
+      throw new Error(`${where}: expected ${header.split(",").length} cells, found ${cells.length}`);
+    rows.push({ cells, where, line: i + 1 });
   }
   return rows;
+}
+
+/** The status cell of a row: an HTTP error status. */
+function statusOf(cell: string, where: string): number {
+  const status = Number(cell);
+  if (!Number.isInteger(status) || status < 400 || status > 599)
+    throw new Error(`${where}: status ${cell} is not an HTTP error status`);
+  return status;
+}
+
+/**
+ * The names in a row's first cell: `a`, `b` are two; `prefix_*` is one per suffix in backticks
+ * inside the first parentheses of the meaning. Each must match `shape`.
+ */
+function namesOf(cell: string, meaning: string, where: string, shape: RegExp): string[] {
+  const names = ticks(cell);
+  if (names.length === 0) throw new Error(`${where}: no name in backticks`);
+  return names.flatMap((name) => {
+    let concrete = [name];
+    if (name.endsWith("_*")) {
+      const inParens = /\(([^)]*)\)/.exec(meaning)?.[1];
+      const suffixes = inParens === undefined ? [] : ticks(inParens);
+      if (suffixes.length === 0)
+        throw new Error(`${where}: \`${name}\` needs its suffixes in backticks inside parentheses`);
+      concrete = suffixes.map((s) => name.slice(0, -1) + s);
+    }
+    for (const n of concrete) if (!shape.test(n)) throw new Error(`${where}: \`${n}\` is not a name here`);
+    return concrete;
+  });
+}
+
+/** The "Broker reasons" table, one row per concrete reason. */
+function parseBrokerReasons(md: string): Row[] {
+  return tableRows(md, "## Broker reasons", "reason,error,status,meaning").flatMap(
+    ({ cells, where, line }) => {
+      const [reasonCell, errorCell, statusCell, meaning] = cells as [string, string, string, string];
+      const errors = ticks(errorCell);
+      if (errors.length !== 1) throw new Error(`${where}: expected one \`error\`, found ${errorCell}`);
+      const status = statusOf(statusCell, where);
+      return namesOf(reasonCell, meaning, where, NAME).map((reason) => ({
+        reason,
+        error: errors[0]!,
+        status,
+        line,
+      }));
+    },
+  );
 }
 
 const REGISTRY = parseBrokerReasons(readFileSync(REASONS_MD, "utf8"));
@@ -492,13 +520,29 @@ async function assertion(
     key?: CryptoKey | Uint8Array;
   } = {},
 ): Promise<string> {
-  const own = await agentKey(agent);
+  return signedAssertion(await agentKey(agent), agent, issuer(env), opts);
+}
+
+interface AssertionOptions {
+  readonly claims?: Record<string, unknown>;
+  readonly header?: Record<string, unknown>;
+  readonly key?: CryptoKey | Uint8Array;
+}
+
+/** A JWT `iss` = `sub` = `id` for `aud`, signed with `own` unless `opts` says (undefined removes). */
+async function signedAssertion(
+  own: { key: CryptoKey; kid: string },
+  id: string,
+  aud: string,
+  opts: AssertionOptions,
+  lifetime = 60,
+): Promise<string> {
   const payload: Record<string, unknown> = {
-    iss: agent,
-    sub: agent,
-    aud: issuer(env),
+    iss: id,
+    sub: id,
+    aud,
     iat: nowS(),
-    exp: nowS() + 60,
+    exp: nowS() + lifetime,
     jti: randomUUID(),
     ...opts.claims,
   };
@@ -1259,5 +1303,372 @@ describe("each reason over HTTP", () => {
     });
     if (row.status === 429) expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     if (row.error === "use_dpop_nonce") expect(r.headers.get("dpop-nonce")).toMatch(/^[\w-]{20,}$/);
+  });
+});
+
+// --- the approvals API and the admin API ---------------------------------------------------------
+
+interface CodeRow {
+  readonly code: string;
+  readonly status: number;
+  readonly line: number;
+}
+
+const CODE = /^ERR_[A-Z0-9_]+$/;
+
+/** A `| code | status | meaning |` table under `heading`, one row per concrete code. */
+function parseCodeTable(md: string, heading: string): CodeRow[] {
+  return tableRows(md, heading, "code,status,meaning").flatMap(({ cells, where, line }) => {
+    const [codeCell, statusCell, meaning] = cells as [string, string, string];
+    const status = statusOf(statusCell, where);
+    return namesOf(codeCell, meaning, where, CODE).map((code) => ({ code, status, line }));
+  });
+}
+
+const REASONS_TEXT = readFileSync(REASONS_MD, "utf8");
+const APPROVALS_CODES = parseCodeTable(REASONS_TEXT, "## Approvals API codes");
+const ADMIN_CODES = parseCodeTable(REASONS_TEXT, "## Admin API codes");
+const codeKey = (r: { code: string; status: number }) => `${r.code} ${r.status}`;
+
+/**
+ * Client-authentication codes the approvals API cannot answer: it builds the assertion form itself
+ * (`client_assertion_type` always jwt-bearer, no `client_id`, no Basic header, and its bearer
+ * pattern needs at least one character).
+ */
+const APPROVER_UNREACHABLE: Readonly<Record<string, string>> = {
+  ERR_CLIENT_ASSERTION_MISSING: "the bearer pattern requires a token",
+  ERR_CLIENT_ASSERTION_TYPE: "the API sets the jwt-bearer assertion type itself",
+  ERR_CLIENT_ASSERTION_CLIENT_ID: "the API passes no client_id",
+  ERR_CLIENT_SECRET_REFUSED: "the API passes no Basic authorization",
+};
+
+/** The ERR_APPROVAL_* codes `ApprovalService.decide` can throw (what both APIs pass through). */
+function decideCodes(): string[] {
+  const text = readFileSync(join(BROKER_SRC, "approvals.ts"), "utf8");
+  // up to the next method (its comments hold apostrophes, which callArguments would read as strings)
+  const start = text.indexOf("async decide(");
+  const end = text.indexOf("\n    async ", start + 1);
+  if (start < 0 || end < 0) throw new Error("approvals.ts: no `async decide(` method followed by another");
+  const body = text.slice(start, end);
+  const codes = new Set([...body.matchAll(/\bERR_APPROVAL_[A-Z_]+\b/g)].map((m) => m[0]));
+  if (/\bnotFound\(/.test(body)) codes.add("ERR_APPROVAL_NOT_FOUND");
+  if (/\bexpiredError\(/.test(body)) codes.add("ERR_APPROVAL_EXPIRED");
+  if (/\bclosedError\(/.test(body)) codes.add("ERR_APPROVAL_CLOSED");
+  if (/\binvalid\(/.test(text)) codes.add("ERR_APPROVAL_INVALID");
+  // requestPolicy refusals reach decide through its catch
+  codes.add("ERR_APPROVAL_NO_POLICY");
+  return [...codes];
+}
+
+/** Every (code, status) the approvals API's source can answer with. */
+function approvalsApiEmissions(): { code: string; status?: number; where: string }[] {
+  const file = "approvals-api.ts";
+  const text = readFileSync(join(BROKER_SRC, file), "utf8");
+  const out: { code: string; status?: number; where: string }[] = [];
+  for (const m of text.matchAll(/\bproblem\((\d{3}), "(ERR_[A-Z0-9_]+)"/g)) {
+    out.push({ code: m[2]!, status: Number(m[1]), where: `${file}:${lineAt(text, m.index)}` });
+  }
+  const table = /const STATUS[^{]*\{([^}]*)\}/.exec(text)?.[1] ?? "";
+  for (const m of table.matchAll(/(ERR_[A-Z0-9_]+):\s*(\d{3})/g)) {
+    out.push({ code: m[1]!, status: Number(m[2]), where: `${file} STATUS` });
+  }
+  if (/\bauthenticateClient\(/.test(text) && /problem\(401, err\.code/.test(text)) {
+    for (const code of Object.keys(CLIENT_AUTH_ERRORS)) {
+      if (!(code in APPROVER_UNREACHABLE)) out.push({ code, status: 401, where: `${file} (approver JWT)` });
+    }
+  }
+  return out;
+}
+
+/** Every code the admin API's source can answer with (its status comes from `statusOf`). */
+function adminApiEmissions(): { code: string; where: string }[] {
+  const out: { code: string; where: string }[] = [];
+  for (const file of ["admin-api.ts", "operator.ts", "kill.ts"]) {
+    const text = readFileSync(join(BROKER_SRC, file), "utf8");
+    for (const m of text.matchAll(/\bproblem\(\d{3}, "(ERR_[A-Z0-9_]+)"/g))
+      out.push({ code: m[1]!, where: `${file}:${lineAt(text, m.index)}` });
+    for (const m of text.matchAll(/export const (ERR_(?:KILL|OPERATOR)_[A-Z0-9_]+)/g))
+      out.push({ code: m[1]!, where: file });
+  }
+  for (const code of decideCodes()) out.push({ code, where: "approvals.ts decide" });
+  return out;
+}
+
+const APPROVALS_URL = () => `${base}/approvals`;
+
+/** An approver's JWT for the approvals API; `claims` and `header` override (undefined removes). */
+async function approverJwt(who: string, opts: AssertionOptions = {}): Promise<string> {
+  const own = await quickstartKey(`approver-${who.split("@")[0]}`);
+  return signedAssertion(own, who.includes("@") ? who : `${who}@acme.example`, APPROVALS_URL(), opts, 120);
+}
+
+/** A call to the approvals API as `who` (a JWT, or an approver name). */
+async function approvalsCall(
+  path: string,
+  bearer: string | undefined,
+  body?: unknown,
+  method: "GET" | "POST" = body === undefined && !path.includes("/a") ? "GET" : "POST",
+): Promise<Response> {
+  return fetch(`${APPROVALS_URL()}${path}`, {
+    method,
+    headers: {
+      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+}
+
+const approveAs = async (id: string, who: string, body?: unknown) =>
+  approvalsCall(`/${id}/approve`, await approverJwt(who), body, "POST");
+const denyAs = async (id: string, who: string, body?: unknown) =>
+  approvalsCall(`/${id}/deny`, await approverJwt(who), body, "POST");
+
+/** A request for deploy in dev, where no policy asks approval (made behind the broker). */
+async function policyLessRequest(): Promise<string> {
+  const r = await approvalService(server.store.db).createRequest({
+    agent: "release-bot",
+    playbook: "deploy",
+    params: { service: "checkout" },
+    environment: "dev",
+    requester: "release-bot",
+    expiresAt: new Date(Date.now() + 600_000),
+  });
+  return r.id;
+}
+
+/** A pending request for deploy in prod that `sponsor` asked for (CIBA `login_hint`). */
+async function sponsoredRequest(sponsor: string): Promise<string> {
+  const r = await bcAuthorize("release-bot", "prod", {
+    authorization_details: details(deploy()),
+    login_hint: sponsor,
+  });
+  return ((await r.json()) as { auth_req_id: string }).auth_req_id;
+}
+
+async function expiredRequest(): Promise<string> {
+  const id = await approvalRequest();
+  await editApproval(id, { created_at: ago(2000), expires_at: ago(1000) });
+  return id;
+}
+
+/** Approver JWTs that fail one check each. */
+const BAD_APPROVER_JWTS: Readonly<Record<string, () => Promise<string>>> = {
+  MALFORMED: async () => "not-a-jws",
+  TYP: async () => approverJwt("bob", { header: { typ: "at+jwt" } }),
+  ALG: async () =>
+    approverJwt("bob", {
+      header: { alg: "HS256", kid: undefined },
+      key: new TextEncoder().encode("a shared secret is never enough, however long it is"),
+    }),
+  ISSUER: async () => approverJwt("bob", { claims: { iss: "carol@acme.example" } }),
+  UNKNOWN_CLIENT: async () =>
+    approverJwt("bob", { claims: { iss: "mallory@evil.example", sub: "mallory@evil.example" } }),
+  SIGNATURE: async () => approverJwt("bob", { key: (await quickstartKey("approver-carol")).key }),
+  AUDIENCE: async () => approverJwt("bob", { claims: { aud: issuer("prod") } }),
+  EXPIRED: async () => approverJwt("bob", { claims: { iat: nowS() - 900, exp: nowS() - 600 } }),
+  LIFETIME: async () => approverJwt("bob", { claims: { exp: nowS() + 3600 } }),
+  NOT_YET_VALID: async () => approverJwt("bob", { claims: { iat: nowS() + 120 } }),
+};
+
+interface CodeScenario {
+  readonly code: string;
+  readonly status: number;
+  readonly run: () => Promise<Response>;
+}
+
+const APPROVALS_SCENARIOS: CodeScenario[] = [
+  { code: "ERR_APPROVER_UNAUTHENTICATED", status: 401, run: () => approvalsCall("", undefined) },
+  ...Object.entries(BAD_APPROVER_JWTS).map(
+    ([suffix, jwt]): CodeScenario => ({
+      code: `ERR_CLIENT_ASSERTION_${suffix}`,
+      status: 401,
+      run: async () => approvalsCall("", await jwt()),
+    }),
+  ),
+  {
+    code: "ERR_CLIENT_ASSERTION_REPLAY",
+    status: 401,
+    run: async () => {
+      const jwt = await approverJwt("bob");
+      expect((await approvalsCall("", jwt)).status).toBe(200);
+      return approvalsCall("", jwt);
+    },
+  },
+  {
+    code: "ERR_APPROVAL_INVALID",
+    status: 400,
+    run: async () => denyAs(await approvalRequest(), "bob"),
+  },
+  {
+    code: "ERR_APPROVAL_INVALID",
+    status: 413,
+    run: async () => approveAs(await approvalRequest(), "bob", { reason: "x".repeat(5000) }),
+  },
+  {
+    code: "ERR_APPROVAL_SELF",
+    status: 403,
+    run: async () => approveAs(await sponsoredRequest("carol@acme.example"), "carol"),
+  },
+  {
+    code: "ERR_APPROVAL_NOT_APPROVER",
+    status: 403,
+    run: async () => approveAs(await approvalRequest(), "dan"),
+  },
+  { code: "ERR_APPROVAL_NOT_FOUND", status: 404, run: () => approveAs("ar_no-such-request", "bob") },
+  {
+    code: "ERR_APPROVAL_CLOSED",
+    status: 409,
+    run: async () => {
+      const id = await approvalRequest();
+      expect((await denyAs(id, "bob", { reason: "not now" })).status).toBe(200);
+      return approveAs(id, "carol");
+    },
+  },
+  {
+    code: "ERR_APPROVAL_DUPLICATE",
+    status: 409,
+    run: async () => {
+      const id = await approvalRequest({ playbook: "twice" });
+      expect((await approveAs(id, "bob")).status).toBe(200);
+      return approveAs(id, "bob");
+    },
+  },
+  {
+    code: "ERR_APPROVAL_NO_POLICY",
+    status: 409,
+    run: async () => approveAs(await policyLessRequest(), "bob"),
+  },
+  { code: "ERR_APPROVAL_EXPIRED", status: 410, run: async () => approveAs(await expiredRequest(), "bob") },
+];
+
+/** A call to the admin API with this server's token (or `token`; null: none). */
+function admin(path: string, body?: unknown, token: string | null = server.adminToken): Promise<Response> {
+  return fetch(`${base}/admin/v1${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: {
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+}
+
+const adminDecide = (id: string, approver: string, decision: "approve" | "deny", reason?: string) =>
+  admin(`/approvals/${id}/decision`, { approver, decision, ...(reason === undefined ? {} : { reason }) });
+
+const ADMIN_SCENARIOS: CodeScenario[] = [
+  { code: "ERR_ADMIN_TOKEN", status: 401, run: () => admin("/kill", undefined, null) },
+  { code: "ERR_OPERATOR_INPUT", status: 400, run: () => admin("/kill", "{not json") },
+  {
+    code: "ERR_KILL_SCOPE",
+    status: 400,
+    run: () => admin("/kill", { scope: { kind: "agent", agent: "nobody" }, by: "reasons-test" }),
+  },
+  {
+    code: "ERR_KILL_NOT_ENGAGED",
+    status: 409,
+    run: () => admin("/kill/lift", { scope: { kind: "agent", agent: "release-bot" }, by: "reasons-test" }),
+  },
+  {
+    code: "ERR_APPROVAL_INVALID",
+    status: 400,
+    run: async () => adminDecide(await approvalRequest(), "bob@acme.example", "deny"),
+  },
+  {
+    code: "ERR_APPROVAL_NOT_FOUND",
+    status: 404,
+    run: () => adminDecide("ar_nothing", "bob@acme.example", "approve"),
+  },
+  {
+    code: "ERR_APPROVAL_EXPIRED",
+    status: 409,
+    run: async () => adminDecide(await expiredRequest(), "bob@acme.example", "approve"),
+  },
+  {
+    code: "ERR_APPROVAL_CLOSED",
+    status: 409,
+    run: async () => {
+      const id = await approvalRequest();
+      expect((await adminDecide(id, "bob@acme.example", "deny", "no")).status).toBe(200);
+      return adminDecide(id, "carol@acme.example", "approve");
+    },
+  },
+  {
+    code: "ERR_APPROVAL_SELF",
+    status: 409,
+    run: async () => adminDecide(await sponsoredRequest("bob@acme.example"), "bob@acme.example", "approve"),
+  },
+  {
+    code: "ERR_APPROVAL_NOT_APPROVER",
+    status: 409,
+    run: async () => adminDecide(await approvalRequest(), "dan@acme.example", "approve"),
+  },
+  {
+    code: "ERR_APPROVAL_DUPLICATE",
+    status: 409,
+    run: async () => {
+      const id = await approvalRequest({ playbook: "twice" });
+      expect((await adminDecide(id, "bob@acme.example", "approve")).status).toBe(200);
+      return adminDecide(id, "bob@acme.example", "approve");
+    },
+  },
+  {
+    code: "ERR_APPROVAL_NO_POLICY",
+    status: 409,
+    run: async () => adminDecide(await policyLessRequest(), "bob@acme.example", "approve"),
+  },
+];
+
+const ADMIN_CANNOT_PROVOKE: Readonly<Record<string, string>> = {
+  "ERR_ADMIN_FAILED 500":
+    "only when an operation fails inside the server (the store down): no request can cause it",
+};
+
+describe.each([
+  ["approvals API", APPROVALS_CODES, APPROVALS_SCENARIOS, {} as Record<string, string>],
+  ["admin API", ADMIN_CODES, ADMIN_SCENARIOS, ADMIN_CANNOT_PROVOKE],
+] as const)("the %s codes", (name, table, scenarios, cannot) => {
+  it("parse, each row once, and the source answers with nothing the table lacks", () => {
+    const keys = table.map(codeKey);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    const listed = new Set(table.map((r) => r.code));
+    if (name === "approvals API") {
+      const emitted = approvalsApiEmissions();
+      expect(emitted.length).toBeGreaterThan(15);
+      const missing = emitted
+        .filter(
+          (e) => !table.some((r) => r.code === e.code && (e.status === undefined || r.status === e.status)),
+        )
+        .map((e) => `${e.code} ${e.status ?? ""} at ${e.where}`);
+      expect(missing, "codes the approvals API can answer that docs/reasons.md does not list").toEqual([]);
+    } else {
+      const emitted = adminApiEmissions();
+      expect(emitted.length).toBeGreaterThan(8);
+      const missing = emitted.filter((e) => !listed.has(e.code)).map((e) => `${e.code} at ${e.where}`);
+      expect(missing, "codes the admin API can answer that docs/reasons.md does not list").toEqual([]);
+    }
+  });
+
+  it("has a scenario for every row, or says why no request can reach it", () => {
+    const covered = scenarios.map(codeKey);
+    expect(
+      covered.filter((k, i) => covered.indexOf(k) !== i),
+      "rows with two scenarios",
+    ).toEqual([]);
+    for (const k of Object.keys(cannot)) expect(table.map(codeKey)).toContain(k);
+    const uncovered = table.map(codeKey).filter((k) => !covered.includes(k) && !(k in cannot));
+    expect(uncovered, "table rows with no scenario").toEqual([]);
+    for (const k of covered) expect(table.map(codeKey), `scenario ${k} has no row`).toContain(k);
+  });
+
+  it.each(scenarios.map((s) => [codeKey(s), s] as const))("%s over HTTP", async (_, s) => {
+    const r = await s.run();
+    const body = (await r.json()) as { code?: string; status?: number };
+    expect({ status: r.status, code: body.code }, JSON.stringify(body)).toEqual({
+      status: s.status,
+      code: s.code,
+    });
+    expect(r.headers.get("content-type")).toContain("application/problem+json");
   });
 });
