@@ -867,7 +867,9 @@ async function parseKeys(
           : jwk.kty === "OKP"
             ? "EdDSA"
             : jwk.kty === "EC"
-              ? "ES256"
+              ? jwk.crv === "P-384"
+                ? "ES384"
+                : "ES256"
               : "RS256";
       await importJWK(jwk as Parameters<typeof importJWK>[0], alg);
       out.push(jwk);

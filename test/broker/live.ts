@@ -2,13 +2,15 @@
  * A live `writ serve` app for broker tests: the given policy on a fresh embedded store, listening
  * on loopback, and agents driven by openid-client with their quickstart development keys.
  */
-import { readFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { type CryptoKey, importJWK, type JWK } from "jose";
 import * as client from "openid-client";
-import { createServer, type Policy, type Server } from "../../src/app.js";
+import { afterAll, beforeAll, beforeEach, expect } from "vitest";
+import { createServer, loadPolicy, type Policy, type Server } from "../../src/app.js";
 import { ROOT } from "../support/cli.js";
 
 export const QUICKSTART = join(ROOT, "examples", "quickstart");
@@ -89,4 +91,44 @@ export async function requestWrit(
     },
     { DPoP: c.DPoP },
   );
+}
+
+/**
+ * A live server for a test file's own writ.yaml (written beside a copy of the quickstart's keys),
+ * started before the file's tests and stopped after them, with a clean slate before each test: no
+ * slow-down block, no kill. `stateCache: false`, so tests may edit the store's tables. Returns
+ * the server once started.
+ */
+export function liveFromYaml(
+  name: string,
+  writYaml: () => string | Promise<string>,
+  opts: { pdpToken?: string; rewire?: (policy: Policy) => Policy } = {},
+): () => Live {
+  let dir: string | undefined;
+  let live: Live | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), `writ-${name}-`));
+    const config = join(dir, "config");
+    await cp(join(QUICKSTART, "keys"), join(config, "keys"), { recursive: true });
+    await writeFile(join(config, "writ.yaml"), await writYaml());
+    const loaded = await loadPolicy(join(config, "writ.yaml"));
+    expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+    const policy = opts.rewire ? opts.rewire(loaded.policy!) : loaded.policy!;
+    live = await startLive(policy, join(dir, "data"), {
+      stateCache: false,
+      ...(opts.pdpToken === undefined ? {} : { pdpToken: opts.pdpToken }),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await live?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    await live!.server.store.db.deleteFrom("denial_counters").execute();
+    await live!.server.store.db.deleteFrom("kill_switches").execute();
+  });
+  return () => {
+    if (live === undefined) throw new Error("the live server has not started");
+    return live;
+  };
 }

@@ -20,13 +20,11 @@
 
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair, generateProof, type KeyPair } from "dpop";
 import { type CryptoKey, exportJWK, generateKeyPair as joseKeyPair, SignJWT } from "jose";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadPolicy, type Policy, type Server } from "../../src/app.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Policy, Server } from "../../src/app.js";
 import {
   approvalService,
   CLIENT_AUTH_ERRORS,
@@ -39,104 +37,17 @@ import {
 } from "../../src/broker/index.js";
 import * as tokens from "../../src/broker/tokens.js";
 import { ROOT } from "../support/cli.js";
-import { type Live, QUICKSTART, quickstartKey, startLive } from "./live.js";
+import {
+  APPROVAL_PLAYBOOKS_YAML,
+  APPROVERS_YAML,
+  type AssertionOptions,
+  nowS,
+  signedAssertion,
+} from "./kit.js";
+import { liveFromYaml, quickstartKey } from "./live.js";
+import { ADMIN_CODES, APPROVALS_CODES, keyOf, NAME, REGISTRY, type Row } from "./registry.js";
 
 // --- the registry --------------------------------------------------------------------------------
-
-interface Row {
-  readonly reason: string;
-  readonly error: string;
-  readonly status: number;
-  /** 1-based line of docs/reasons.md. */
-  readonly line: number;
-}
-
-const REASONS_MD = join(ROOT, "docs", "reasons.md");
-const NAME = /^[a-z][a-z0-9_]*$/;
-const ticks = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-
-/** The rows of the markdown table under `heading` (cells trimmed), after its `header` row. */
-function tableRows(
-  md: string,
-  heading: string,
-  header: string,
-): { cells: string[]; where: string; line: number }[] {
-  const lines = md.split("\n");
-  const start = lines.findIndex((l) => l.trim() === heading);
-  if (start < 0) throw new Error(`docs/reasons.md: no \`${heading}\` section`);
-  const rows: { cells: string[]; where: string; line: number }[] = [];
-  let seenHeader = false;
-  for (let i = start + 1; i < lines.length; i++) {
-    const text = lines[i]!.trim();
-    if (text.startsWith("## ")) break;
-    if (!text.startsWith("|")) continue;
-    const where = `docs/reasons.md:${i + 1}`;
-    const cells = text
-      .slice(1, text.endsWith("|") ? -1 : undefined)
-      .split(/(?<!\\)\|/)
-      .map((c) => c.trim());
-    if (!seenHeader) {
-      if (cells.join(",") !== header) throw new Error(`${where}: expected the header ${header}`);
-      seenHeader = true;
-      continue;
-    }
-    if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
-    if (cells.length !== header.split(",").length)
-      throw new Error(`${where}: expected ${header.split(",").length} cells, found ${cells.length}`);
-    rows.push({ cells, where, line: i + 1 });
-  }
-  return rows;
-}
-
-/** The status cell of a row: an HTTP error status. */
-function statusOf(cell: string, where: string): number {
-  const status = Number(cell);
-  if (!Number.isInteger(status) || status < 400 || status > 599)
-    throw new Error(`${where}: status ${cell} is not an HTTP error status`);
-  return status;
-}
-
-/**
- * The names in a row's first cell: `a`, `b` are two; `prefix_*` is one per suffix in backticks
- * inside the first parentheses of the meaning. Each must match `shape`.
- */
-function namesOf(cell: string, meaning: string, where: string, shape: RegExp): string[] {
-  const names = ticks(cell);
-  if (names.length === 0) throw new Error(`${where}: no name in backticks`);
-  return names.flatMap((name) => {
-    let concrete = [name];
-    if (name.endsWith("_*")) {
-      const inParens = /\(([^)]*)\)/.exec(meaning)?.[1];
-      const suffixes = inParens === undefined ? [] : ticks(inParens);
-      if (suffixes.length === 0)
-        throw new Error(`${where}: \`${name}\` needs its suffixes in backticks inside parentheses`);
-      concrete = suffixes.map((s) => name.slice(0, -1) + s);
-    }
-    for (const n of concrete) if (!shape.test(n)) throw new Error(`${where}: \`${n}\` is not a name here`);
-    return concrete;
-  });
-}
-
-/** The "Broker reasons" table, one row per concrete reason. */
-function parseBrokerReasons(md: string): Row[] {
-  return tableRows(md, "## Broker reasons", "reason,error,status,meaning").flatMap(
-    ({ cells, where, line }) => {
-      const [reasonCell, errorCell, statusCell, meaning] = cells as [string, string, string, string];
-      const errors = ticks(errorCell);
-      if (errors.length !== 1) throw new Error(`${where}: expected one \`error\`, found ${errorCell}`);
-      const status = statusOf(statusCell, where);
-      return namesOf(reasonCell, meaning, where, NAME).map((reason) => ({
-        reason,
-        error: errors[0]!,
-        status,
-        line,
-      }));
-    },
-  );
-}
-
-const REGISTRY = parseBrokerReasons(readFileSync(REASONS_MD, "utf8"));
-const keyOf = (r: { reason: string; error: string }) => `${r.reason} (${r.error})`;
 
 // --- what the source can answer with ---------------------------------------------------------------
 
@@ -366,12 +277,7 @@ runnerClasses:
           resource: "payments/*"
 approverGroups:
   sre: { members: [bob@acme.example, carol@acme.example] }
-approvers:
-  alice@acme.example: { keys: { file: keys/approver-alice.jwks.json } }
-  bob@acme.example: { keys: { file: keys/approver-bob.jwks.json } }
-  carol@acme.example: { keys: { file: keys/approver-carol.jwks.json } }
-  dan@acme.example: { keys: { file: keys/approver-dan.jwks.json } }
-agents:
+${APPROVERS_YAML}agents:
   release-bot:
     owner: alice@acme.example
     purpose: asks for every kind of writ
@@ -426,28 +332,7 @@ playbooks:
       - action: "k8s:apps/deployments:get"
         resource: "checkout/checkout"
     ttl: 5m
-  sponsored:
-    description: needs a sponsor who could approve it
-    risk: low
-    environments: [prod]
-    grants:
-      - action: "k8s:apps/deployments:get"
-        resource: "checkout/checkout"
-    ttl: 5m
-    approval:
-      prod: sre
-    sponsor: approver
-  twice:
-    description: needs two SREs
-    risk: low
-    environments: [prod]
-    grants:
-      - action: "k8s:apps/deployments:get"
-        resource: "payments/payments"
-    ttl: 5m
-    approval:
-      prod: { group: sre, count: 2 }
-  one-shot:
+${APPROVAL_PLAYBOOKS_YAML}  one-shot:
     description: one use
     risk: low
     environments: [dev]
@@ -472,83 +357,24 @@ function rewired(policy: Policy): Policy {
   return { ...policy, config: { ...policy.config, agents } };
 }
 
-let dir: string;
-let live: Live;
+const current = liveFromYaml("reasons", () => WRIT_YAML, { pdpToken: RS_TOKEN, rewire: rewired });
 let server: Server;
 let base: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "writ-reasons-"));
-  const config = join(dir, "config");
-  await cp(join(QUICKSTART, "keys"), join(config, "keys"), { recursive: true });
-  await writeFile(join(config, "writ.yaml"), WRIT_YAML);
-  const loaded = await loadPolicy(join(config, "writ.yaml"));
-  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
-  live = await startLive(rewired(loaded.policy!), join(dir, "data"), {
-    stateCache: false,
-    pdpToken: RS_TOKEN,
-  });
-  ({ server, base } = live);
-}, 60_000);
-
-afterAll(async () => {
-  await live?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-beforeEach(async () => {
-  await server.store.db.deleteFrom("denial_counters").execute();
-  await server.store.db.deleteFrom("kill_switches").execute();
+beforeAll(() => {
+  ({ server, base } = current());
 });
 
 // --- requests ------------------------------------------------------------------------------------
 
 const issuer = (env: string) => `${base}/env/${env}`;
-const nowS = () => Math.floor(Date.now() / 1000);
 
 async function agentKey(agent: string): Promise<{ key: CryptoKey; kid: string }> {
   return quickstartKey(KEY_FILE[agent] ?? agent);
 }
 
 /** A client assertion; `claims` and `header` override (undefined removes), `key` signs instead. */
-async function assertion(
-  agent: string,
-  env: string,
-  opts: {
-    claims?: Record<string, unknown>;
-    header?: Record<string, unknown>;
-    key?: CryptoKey | Uint8Array;
-  } = {},
-): Promise<string> {
+async function assertion(agent: string, env: string, opts: AssertionOptions = {}): Promise<string> {
   return signedAssertion(await agentKey(agent), agent, issuer(env), opts);
-}
-
-interface AssertionOptions {
-  readonly claims?: Record<string, unknown>;
-  readonly header?: Record<string, unknown>;
-  readonly key?: CryptoKey | Uint8Array;
-}
-
-/** A JWT `iss` = `sub` = `id` for `aud`, signed with `own` unless `opts` says (undefined removes). */
-async function signedAssertion(
-  own: { key: CryptoKey; kid: string },
-  id: string,
-  aud: string,
-  opts: AssertionOptions,
-  lifetime = 60,
-): Promise<string> {
-  const payload: Record<string, unknown> = {
-    iss: id,
-    sub: id,
-    aud,
-    iat: nowS(),
-    exp: nowS() + lifetime,
-    jti: randomUUID(),
-    ...opts.claims,
-  };
-  const header: Record<string, unknown> = { alg: "EdDSA", kid: own.kid, ...opts.header };
-  for (const o of [payload, header]) for (const [k, v] of Object.entries(o)) if (v === undefined) delete o[k];
-  return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(opts.key ?? own.key);
 }
 
 async function clientAuth(agent: string, env: string): Promise<Record<string, string>> {
@@ -1308,26 +1134,6 @@ describe("each reason over HTTP", () => {
 
 // --- the approvals API and the admin API ---------------------------------------------------------
 
-interface CodeRow {
-  readonly code: string;
-  readonly status: number;
-  readonly line: number;
-}
-
-const CODE = /^ERR_[A-Z0-9_]+$/;
-
-/** A `| code | status | meaning |` table under `heading`, one row per concrete code. */
-function parseCodeTable(md: string, heading: string): CodeRow[] {
-  return tableRows(md, heading, "code,status,meaning").flatMap(({ cells, where, line }) => {
-    const [codeCell, statusCell, meaning] = cells as [string, string, string];
-    const status = statusOf(statusCell, where);
-    return namesOf(codeCell, meaning, where, CODE).map((code) => ({ code, status, line }));
-  });
-}
-
-const REASONS_TEXT = readFileSync(REASONS_MD, "utf8");
-const APPROVALS_CODES = parseCodeTable(REASONS_TEXT, "## Approvals API codes");
-const ADMIN_CODES = parseCodeTable(REASONS_TEXT, "## Admin API codes");
 const codeKey = (r: { code: string; status: number }) => `${r.code} ${r.status}`;
 
 /**
