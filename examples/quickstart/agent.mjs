@@ -118,26 +118,23 @@ try {
   if (reasonOf(err) !== "approval_required")
     fail(`writ refused: ${reasonOf(err)}: ${err.error_description ?? ""}`);
   step(4, `${o.playbook} needs approval in ${o.env}: asking through CIBA`);
+  // the audience is fixed here and shown to the approvers; the poll cannot change it
   const started = await client.initiateBackchannelAuthentication(config, {
     authorization_details: intent,
+    resource: o.resource,
     ...(o.sponsor ? { login_hint: o.sponsor } : {}),
   });
   console.log(
     `   waiting for approvers (request ${started.auth_req_id}, expires in ${started.expires_in} s)`,
   );
   console.log(
-    `   approve with: writ approve ${started.auth_req_id} --as <approver>   (PostgreSQL, or the server stopped)`,
+    `   approve with: writ approve ${started.auth_req_id} --as <approver>   (reaches the running server)`,
   );
   console.log(
     `            or: POST ${o.server}/approvals/${started.auth_req_id}/approve with the approver's signed JWT`,
   );
   try {
-    writ = await client.pollBackchannelAuthenticationGrant(
-      config,
-      started,
-      { resource: o.resource },
-      { DPoP },
-    );
+    writ = await client.pollBackchannelAuthenticationGrant(config, started, {}, { DPoP });
   } catch (e) {
     fail(`no writ: ${reasonOf(e)}`);
   }
