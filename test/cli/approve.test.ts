@@ -64,7 +64,8 @@ beforeAll(async () => {
     await store.migrate();
     const now = new Date();
     ids.and = (await svc.createRequest(request())).id;
-    ids.owner = (await svc.createRequest(request())).id;
+    // asked through CIBA: the audience the writ will name is part of the request
+    ids.owner = (await svc.createRequest(request({ audience: "https://k8s.acme.example" }))).id;
     ids.deny = (await svc.createRequest(request())).id;
     ids.env = (
       await svc.createRequest(request({ playbook: "rollback-service", params: { service: "web" } }))
@@ -193,6 +194,7 @@ describe("writ approvals list", () => {
       environment: "prod",
       params: { service: "api", tag: "v1.2.3" },
       ticket: "CHG-1234",
+      audience: "https://k8s.acme.example",
       requester: "rita@acme.example",
       status: "pending",
       missing: "1 more from `managers`",
@@ -208,7 +210,7 @@ describe("writ approvals list", () => {
     expect(prod.code).toBe(0);
     expect(prod.stdout).toContain(ids.owner);
     expect(prod.stdout).toContain(
-      'release-bot: deploy-service in prod {"service":"api","tag":"v1.2.3"}, ticket CHG-1234',
+      'release-bot: deploy-service in prod {"service":"api","tag":"v1.2.3"}, ticket CHG-1234, for https://k8s.acme.example',
     );
     expect(prod.stdout).toContain("approved so far: bob@acme.example");
     expect(prod.stdout).toContain("missing: 1 more from `managers`");
