@@ -4,7 +4,8 @@
  * that fits the algorithm. Never `none`, never an HMAC: a shared secret proves nothing about who
  * signed.
  */
-import { base64url, type CryptoKey, compactVerify, importJWK, type JWK } from "jose";
+import { constants, createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
+import { base64url, type JWK } from "jose";
 
 /**
  * The algorithms writ verifies. `Ed25519` is the fully specified name (RFC 9864) for what `EdDSA`
@@ -104,38 +105,110 @@ export function parseCompactJws(token: string, maxLength: number): ParsedJws {
   return { ok: true, header, payload };
 }
 
-// Keys registered in writ.yaml are imported once; the config's JWK objects are stable.
-const imported = new WeakMap<object, Map<string, CryptoKey>>();
+/** How each algorithm verifies with `node:crypto` (RFC 7518 §3). */
+const VERIFY: Readonly<
+  Record<AsymmetricAlgorithm, { hash: string | null; options: Record<string, unknown>; rsa?: true }>
+> = {
+  EdDSA: { hash: null, options: {} },
+  Ed25519: { hash: null, options: {} },
+  ES256: { hash: "sha256", options: { dsaEncoding: "ieee-p1363" } },
+  ES384: { hash: "sha384", options: { dsaEncoding: "ieee-p1363" } },
+  PS256: { hash: "sha256", options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, rsa: true },
+  RS256: { hash: "sha256", options: { padding: constants.RSA_PKCS1_PADDING }, rsa: true },
+};
 
-async function publicKey(jwk: Jwk, alg: AsymmetricAlgorithm, cache: boolean): Promise<CryptoKey> {
-  const byAlg = cache ? imported.get(jwk) : undefined;
-  const hit = byAlg?.get(alg);
+/** RSA keys shorter than this verify nothing (RFC 7518 §3.3, §3.5). */
+const MIN_RSA_BITS = 2048;
+
+/**
+ * Public keys by their key-defining members, imported once: the agents' registered keys and the
+ * DPoP keys clients reuse across proofs. Bounded: emptied when full (a client inventing a key per
+ * proof only costs itself an import).
+ */
+const imported = new Map<string, KeyObject | null>();
+const MAX_IMPORTED = 1024;
+
+function publicKeyObject(jwk: Jwk): KeyObject | null {
+  const bare = bareKey(jwk);
+  const id = JSON.stringify(bare);
+  const hit = imported.get(id);
   if (hit !== undefined) return hit;
-  const key = (await importJWK(bareKey(jwk), alg)) as CryptoKey;
-  if (cache) {
-    const map = byAlg ?? new Map<string, CryptoKey>();
-    map.set(alg, key);
-    imported.set(jwk, map);
+  let key: KeyObject | null;
+  try {
+    key = createPublicKey({ key: bare as import("node:crypto").JsonWebKey, format: "jwk" });
+  } catch {
+    key = null;
   }
+  if (imported.size >= MAX_IMPORTED) imported.clear();
+  imported.set(id, key);
   return key;
 }
 
+/** Whether the protected header's `crit` is one a JWS library may accept: absent, or `b64` alone. */
+function critAcceptable(header: Readonly<Record<string, unknown>>): boolean {
+  const crit = header.crit;
+  if (crit === undefined) return true;
+  if (!Array.isArray(crit) || crit.length === 0) return false;
+  for (const name of crit) {
+    if (name !== "b64" || header.b64 === undefined) return false;
+  }
+  return typeof header.b64 === "boolean";
+}
+
+/** A base64url text whose length no encoding can produce (the forgiving decoder's only refusal). */
+export function impossibleBase64Length(text: string): boolean {
+  return text.length % 4 === 1;
+}
+
 /**
- * Whether `token`'s signature verifies with `jwk` under `alg` (the caller has checked that the key
- * fits). Any failure — bad key material, an unknown `crit` header, a wrong signature — is false.
- * `cache` keeps the imported key for the lifetime of the `jwk` object.
+ * Whether `token` (a compact JWS `parseCompactJws` accepted) verifies with `jwk` under `alg` (the
+ * caller has checked that the key fits). Any failure — bad key material, an RSA key under 2048 bits, an unknown `crit` header, a
+ * wrong signature — is false. Synchronous `node:crypto` on a cached key object; the answer is the
+ * one a JOSE library gives (test/broker/jws-node.test.ts compares them).
  */
-export async function verifiesWith(
-  token: string,
-  jwk: Jwk,
-  alg: AsymmetricAlgorithm,
-  cache = false,
-): Promise<boolean> {
+export function verifiesWith(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): boolean {
+  const parts = token.split(".");
+  if (parts.length !== 3) return false;
+  const [h, p, s] = parts as [string, string, string];
+  if (!B64URL.test(h) || impossibleBase64Length(h) || impossibleBase64Length(s)) return false;
+  if (s !== "" && !B64URL.test(s)) return false;
+  const header = decodeJson(h);
+  if (!isObject(header) || header.alg !== alg || !critAcceptable(header)) return false;
+  // a base64url payload is decoded after the signature holds, and one no encoding makes is refused
+  const encoded = !(Array.isArray(header.crit) && header.b64 === false);
+  if (encoded && (impossibleBase64Length(p) || (p !== "" && !B64URL.test(p)))) return false;
+  const key = publicKeyObject(jwk);
+  if (key === null) return false;
+  const how = VERIFY[alg];
+  if (how.rsa && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return false;
   try {
-    const key = await publicKey(jwk, alg, cache);
-    await compactVerify(token, key, { algorithms: [alg] });
-    return true;
+    return verify(
+      how.hash,
+      Buffer.from(`${h}.${p}`, "ascii"),
+      { key, ...how.options },
+      Buffer.from(s, "base64url"),
+    );
   } catch {
     return false;
   }
+}
+
+/** RFC 7638 JWK thumbprint, SHA-256, base64url: the required members in lexicographic order. */
+export function jwkThumbprint(jwk: Jwk): string {
+  const members =
+    jwk.kty === "OKP"
+      ? ["crv", "kty", "x"]
+      : jwk.kty === "EC"
+        ? ["crv", "kty", "x", "y"]
+        : jwk.kty === "RSA"
+          ? ["e", "kty", "n"]
+          : undefined;
+  if (members === undefined) throw new TypeError(`jwk thumbprint: unsupported key type ${String(jwk.kty)}`);
+  const picked: Record<string, string> = {};
+  for (const m of members) {
+    const v = jwk[m];
+    if (typeof v !== "string" || v === "") throw new TypeError(`jwk thumbprint: member \`${m}\` missing`);
+    picked[m] = v;
+  }
+  return createHash("sha256").update(JSON.stringify(picked)).digest("base64url");
 }

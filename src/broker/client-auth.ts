@@ -6,12 +6,12 @@
  * Every refusal is a `WritError` with an `ERR_CLIENT_*` code; `CLIENT_AUTH_ERRORS` maps each to the
  * OAuth error (`invalid_client`) and HTTP status the endpoint answers with.
  */
-import { calculateJwkThumbprint, type JWK } from "jose";
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
 import {
   type AsymmetricAlgorithm,
   isAsymmetricAlgorithm,
   type Jwk,
+  jwkThumbprint,
   keyMismatch,
   parseCompactJws,
   verifiesWith,
@@ -315,7 +315,7 @@ export async function authenticateClient(
   }
   let used: Jwk | undefined;
   for (const key of candidateKeys(agent, alg, kid)) {
-    if (await verifiesWith(assertion, key, alg, true)) {
+    if (verifiesWith(assertion, key, alg)) {
       used = key;
       break;
     }
@@ -383,7 +383,7 @@ export async function authenticateClient(
     method: "private_key_jwt",
     agent,
     kid: typeof used.kid === "string" ? used.kid : undefined,
-    keyThumbprint: await calculateJwkThumbprint(used as JWK, "sha256"),
+    keyThumbprint: jwkThumbprint(used),
     jti,
     expiresAt: new Date(exp * 1000),
   };

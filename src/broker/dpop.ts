@@ -8,12 +8,13 @@
  * `DPOP_ERRORS` maps each to `invalid_dpop_proof` or `use_dpop_nonce`.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { calculateJwkThumbprint, type JWK } from "jose";
+import type { JWK } from "jose";
 import { q, WritError } from "../core/index.js";
 import {
   bareKey,
   isAsymmetricAlgorithm,
   type Jwk,
+  jwkThumbprint,
   keyMismatch,
   parseCompactJws,
   privateMembers,
@@ -314,7 +315,7 @@ export async function verifyDpopProof(
   }
   const mismatch = keyMismatch(key, alg);
   if (mismatch !== undefined) refuse(ERR_DPOP_JWK, `the \`jwk\` header does not fit the proof: ${mismatch}`);
-  if (!(await verifiesWith(proof, key, alg))) {
+  if (!verifiesWith(proof, key, alg)) {
     refuse(ERR_DPOP_SIGNATURE, "the proof's signature does not verify with its `jwk`");
   }
 
@@ -371,7 +372,7 @@ export async function verifyDpopProof(
   }
 
   const publicJwk = bareKey(key);
-  const jkt = await calculateJwkThumbprint(publicJwk, "sha256");
+  const jkt = jwkThumbprint(publicJwk);
   // Acceptable while iat >= now − window: remember it until then, with a second to spare.
   const expiresAt = new Date((iat + window + 1) * 1000);
   if (!(await options.replay.remember(DPOP_SCOPE, `${jkt}:${jti}`, expiresAt))) {
