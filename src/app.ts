@@ -285,7 +285,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const [
     { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
     { httpApp },
-    { openStore, toActiveWrit },
+    { openStore, toActiveWrit, writRow },
     broker,
     gatewayPart,
   ] = await Promise.all([
@@ -355,6 +355,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       kill,
       backoff: broker.denialBackoff(store.db, { exclusive }),
       audit: (type, data) => audit.append(type, data),
+      storeIssued: (writ, record) => audit.append("broker.writ_issued", record, { with: writRow(writ) }),
       get baseUrl() {
         return currentBaseUrl();
       },

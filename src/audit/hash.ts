@@ -38,6 +38,17 @@ export function recordHash(record: HashInput): string {
   );
 }
 
+/**
+ * `recordHash` for a record whose data is already canonical JSON text (`canonicalJson(data)`): the
+ * same bytes — the members in their sorted order, at, data, prev, seq, type — without walking the
+ * data a second time.
+ */
+export function recordHashOfCanonical(record: Omit<HashInput, "data">, canonicalData: string): string {
+  return sha256Hex(
+    `{"at":${JSON.stringify(record.at.toISOString())},"data":${canonicalData},"prev":${JSON.stringify(record.prevHash)},"seq":${canonicalJson(record.seq)},"type":${JSON.stringify(record.type)}}`,
+  );
+}
+
 /** The hash a record would have at another seq, or undefined when the record cannot be hashed. */
 export function hashAt(record: HashInput, seq: number): string | undefined {
   try {

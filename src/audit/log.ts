@@ -3,7 +3,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { q, WritError } from "../core/index.js";
-import type { AuditHead, AuditRepository, AuditRow, CheckpointRow } from "../store/index.js";
+import type { AuditHead, AuditRepository, AuditRow, CheckpointRow, Companion } from "../store/index.js";
 import { canonicalJson, type JsonObject, toJsonValue } from "./canonical.js";
 import { checkpointProblem, keyring, signCheckpoint } from "./checkpoint.js";
 import {
@@ -15,7 +15,7 @@ import {
   exportSource,
   parseExport,
 } from "./export.js";
-import { GENESIS_HASH, recordHash } from "./hash.js";
+import { GENESIS_HASH, recordHashOfCanonical } from "./hash.js";
 import type { AuditSigner, PublicJwk, TrustedKey } from "./keys.js";
 import { redact } from "./redact.js";
 import { type ChainReader, type VerifyReport, verifyChain, verifySegment } from "./verify.js";
@@ -57,9 +57,14 @@ export interface FollowOptions {
 export interface AuditLog {
   /**
    * Redacts, hashes and appends one record; checkpoints when its seq is a multiple of N. Resolves
-   * once the record is committed. Concurrent appends share transactions (group commit).
+   * once the record is committed. Concurrent appends share transactions (group commit). `with` is
+   * a row stored in the same commit (the writ an issuance record is about): both or neither.
    */
-  append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord>;
+  append(
+    type: string,
+    data: Readonly<Record<string, unknown>>,
+    opts?: { readonly with?: Companion | undefined },
+  ): Promise<AuditRecord>;
   /** Signs a checkpoint at the current head (after checking the records since the last one). */
   checkpoint(): Promise<CheckpointRow>;
   verify(opts?: { trustedKeys?: readonly TrustedKey[]; pageSize?: number }): Promise<VerifyReport>;
@@ -89,7 +94,10 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 interface Pending {
   readonly type: string;
   readonly data: JsonObject;
+  /** `canonicalJson(data)`: measured once, hashed as is. */
+  readonly canonical: string;
   readonly size: number;
+  readonly companion: Companion | undefined;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -163,8 +171,17 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     if (flushing) return;
     flushing = true;
     try {
-      while (queue.length > 0) {
+      for (let first = true; ; first = false) {
+        // After a transaction, one turn of the event loop before the next (or before stopping):
+        // requests already read but not yet at their append (an in-process store answers
+        // synchronously, so nothing else ran while it worked) join the next transaction instead of
+        // each starting its own. A lone append still starts at once.
+        if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (queue.length === 0) break;
         const batch = takeBatch();
+        const companions = batch.flatMap((pending) =>
+          pending.companion === undefined ? [] : [pending.companion],
+        );
         let rows: AuditRow[];
         try {
           rows = await repo.appendBatch((head) => {
@@ -174,14 +191,17 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
                 seq: previous.seq + 1,
                 at: now(),
                 type: pending.type,
-                data: pending.data,
                 prevHash: previous.hash,
               };
-              const row = { ...record, hash: recordHash(record) };
+              const row = {
+                ...record,
+                data: pending.data,
+                hash: recordHashOfCanonical(record, pending.canonical),
+              };
               previous = row;
               return row;
             });
-          });
+          }, companions);
         } catch (err) {
           for (const pending of batch) pending.reject(err);
           continue;
@@ -189,18 +209,24 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
         for (const [i, row] of rows.entries()) {
           const pending = batch[i]!;
           if (signer !== undefined && every > 0 && row.seq % every === 0) {
-            try {
-              await checkpointAt({ seq: row.seq, hash: row.hash });
-            } catch (err) {
-              const message = err instanceof Error ? err.message : String(err);
-              const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
-              pending.reject(
-                new WritError(code, `record ${row.seq} was appended, but its checkpoint failed: ${message}`, {
-                  cause: err,
-                }),
-              );
-              continue;
-            }
+            // Its caller hears of the checkpoint; the records after it do not wait for it.
+            void checkpointAt({ seq: row.seq, hash: row.hash }).then(
+              () => pending.resolve(asRecord(row)),
+              (err: unknown) => {
+                const message = err instanceof Error ? err.message : String(err);
+                const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
+                pending.reject(
+                  new WritError(
+                    code,
+                    `record ${row.seq} was appended, but its checkpoint failed: ${message}`,
+                    {
+                      cause: err,
+                    },
+                  ),
+                );
+              },
+            );
+            continue;
           }
           pending.resolve(asRecord(row));
         }
@@ -214,7 +240,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     keys ?? (signer === undefined ? [] : [signer.publicJwk]);
 
   return {
-    async append(type, data) {
+    async append(type, data, opts = {}) {
       if (typeof type !== "string" || !TYPE.test(type)) {
         throw new TypeError(
           `audit type ${q(type)}: expected lowercase letters, digits and . _ : - (at most 64)`,
@@ -225,7 +251,8 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
         throw new TypeError("audit data must be an object");
       }
       const clean = redact(normalised) as JsonObject;
-      const size = Buffer.byteLength(canonicalJson(clean), "utf8");
+      const canonical = canonicalJson(clean);
+      const size = Buffer.byteLength(canonical, "utf8");
       if (size > maxBytes) {
         return Promise.reject(
           new WritError(
@@ -235,7 +262,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
         );
       }
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ type, data: clean, size, resolve, reject });
+        queue.push({ type, data: clean, canonical, size, companion: opts.with, resolve, reject });
         void flush();
       });
     },

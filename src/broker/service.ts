@@ -29,6 +29,7 @@ import {
   ERR_WRIT_NOT_FOUND,
   ERR_WRIT_NOT_YET_VALID,
   ERR_WRIT_REVOKED,
+  type NewWrit,
   type Store,
 } from "../store/index.js";
 import { type ApprovalService, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXPIRED } from "./approvals.js";
@@ -64,6 +65,11 @@ export interface BrokerDeps {
   readonly backoff: DenialBackoff;
   /** Called with every issuance and denial (the audit log). Never given a token. */
   readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
+  /**
+   * Stores a new writ and appends its `broker.writ_issued` record in one commit (shared with
+   * concurrent issuances). Without it the writ is stored, then audited.
+   */
+  readonly storeIssued?: ((writ: NewWrit, record: Record<string, unknown>) => Promise<unknown>) | undefined;
   /** The public base URL; issuers are `${baseUrl}/env/<env>`. */
   readonly baseUrl: string;
   /** A bearer token resource servers may introspect with (the PDP token). */
@@ -680,7 +686,7 @@ async function issueWrit(
   const writId = `writ_${randomBytes(16).toString("base64url")}`;
   await input.beforeStore?.(writId);
   const grants = outcome.grants.map((g) => g.rule.text);
-  await deps.store.writs.insert({
+  const writ: NewWrit = {
     id: writId,
     agent: agent.id,
     playbook: outcome.playbook.id,
@@ -695,7 +701,7 @@ async function issueWrit(
     audience: resource,
     jkt: proof.jkt,
     approvalRequest: input.approval,
-  });
+  };
   const detailGranted = {
     type: WRIT_PLAYBOOK_TYPE,
     playbook: outcome.playbook.id,
@@ -722,7 +728,7 @@ async function issueWrit(
     },
     { clock: deps.clock },
   );
-  await deps.audit("broker.writ_issued", {
+  const record = {
     environment: env,
     agent: agent.id,
     sponsor: input.sponsor,
@@ -735,7 +741,13 @@ async function issueWrit(
     expiresAt: outcome.ttl.expiresAt.toISOString(),
     ttlBound: outcome.ttl.bound,
     maxUses: outcome.maxUses,
-  });
+  };
+  // durable before the answer: the writ and its record are committed when this returns
+  if (deps.storeIssued !== undefined) await deps.storeIssued(writ, record);
+  else {
+    await deps.store.writs.insert(writ);
+    await deps.audit("broker.writ_issued", record);
+  }
   return {
     status: 200,
     body: {

@@ -53,6 +53,16 @@ export interface AuditReader {
   latestCheckpoints(atOrBelow: number, limit: number): Promise<CheckpointRow[]>;
 }
 
+/**
+ * Rows stored by the same statement (or transaction) as audit records: committed with them or not
+ * at all. Values as JSON gives them (dates as ISO text, jsonb columns as objects); the table's own
+ * defaults fill the columns a row leaves out.
+ */
+export interface Companion {
+  readonly table: "writs";
+  readonly row: Readonly<Record<string, unknown>>;
+}
+
 export interface AuditRepository extends AuditReader {
   /**
    * Appends one record. `build` receives the locked head and returns the next record, which must
@@ -67,6 +77,7 @@ export interface AuditRepository extends AuditReader {
    */
   appendBatch(
     build: (head: AuditHead) => readonly AuditRow[] | Promise<readonly AuditRow[]>,
+    companions?: readonly Companion[],
   ): Promise<AuditRow[]>;
   /** Stores a checkpoint; returns the stored one (the existing row when this seq and key already have one). */
   addCheckpoint(checkpoint: CheckpointRow): Promise<CheckpointRow>;
@@ -204,7 +215,25 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
   // head has moved (another process appended), does nothing at all; then the locked path runs.
   let knownHead: AuditHead | undefined;
 
-  const optimistic = async (head: AuditHead, rows: readonly AuditRow[]): Promise<boolean> => {
+  // Companion rows of one table, as one INSERT … SELECT over jsonb_populate_recordset (PostgreSQL
+  // types each value by the table's own columns), only from `source` when given (the moved head).
+  const companionInserts = (companions: readonly Companion[], source?: string) => {
+    const byTable = new Map<string, Readonly<Record<string, unknown>>[]>();
+    for (const c of companions) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c.row]);
+    return [...byTable].map(([table, batch]) => {
+      const columns = [...new Set(batch.flatMap((r) => Object.keys(r)))];
+      const list = sql.join(columns.map((c) => sql.ref(c)));
+      const picked = sql.join(columns.map((c) => sql.ref(`r.${c}`)));
+      const from = source === undefined ? sql`` : sql` cross join ${sql.table(source)}`;
+      return sql`insert into ${sql.table(table)} (${list}) select ${picked} from jsonb_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(batch)}::jsonb) as r${from}`;
+    });
+  };
+
+  const optimistic = async (
+    head: AuditHead,
+    rows: readonly AuditRow[],
+    companions: readonly Companion[],
+  ): Promise<boolean> => {
     const last = rows[rows.length - 1]!;
     const values = sql.join(
       toValues(rows).map(
@@ -212,12 +241,15 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
           sql`(${v.seq}::bigint, ${v.at}::timestamptz, ${v.type}::text, ${v.data}::jsonb, ${v.prev_hash}::text, ${v.hash}::text)`,
       ),
     );
+    const alongside = companionInserts(companions, "moved").map(
+      (insert, i) => sql`, ${sql.raw(`c${i}`)} as (${insert})`,
+    );
     const result = await sql`
       with moved as (
         update audit_head set seq = ${last.seq}, hash = ${last.hash}, updated_at = now()
         where id = ${HEAD_ID} and seq = ${head.seq} and hash = ${head.hash}
         returning seq
-      )
+      )${sql.join(alongside, sql``)}
       insert into audit_records (seq, at, type, data, prev_hash, hash)
       select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
       from (values ${values}) as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
@@ -227,7 +259,7 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
     throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
   };
 
-  const locked = (build: Parameters<AuditRepository["appendBatch"]>[0]) =>
+  const locked = (build: Parameters<AuditRepository["appendBatch"]>[0], companions: readonly Companion[]) =>
     db.transaction().execute(async (trx) => {
       const locked = await trx
         .selectFrom("audit_head")
@@ -240,6 +272,7 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
       const rows = [...(await build(head))];
       checkChain(head, rows);
       await trx.insertInto("audit_records").values(toValues(rows)).execute();
+      for (const insert of companionInserts(companions)) await insert.execute(trx);
       const last = rows[rows.length - 1]!;
       await trx
         .updateTable("audit_head")
@@ -249,19 +282,19 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
       return rows;
     });
 
-  const appendBatch: AuditRepository["appendBatch"] = (build) =>
+  const appendBatch: AuditRepository["appendBatch"] = (build, companions = []) =>
     guard("append audit records", async () => {
       const head = knownHead;
       knownHead = undefined;
       if (head !== undefined) {
         const rows = [...(await build(head))];
         checkChain(head, rows);
-        if (await optimistic(head, rows)) {
+        if (await optimistic(head, rows, companions)) {
           knownHead = rows[rows.length - 1]!;
           return rows;
         }
       }
-      const rows = await locked(build);
+      const rows = await locked(build, companions);
       knownHead = rows[rows.length - 1]!;
       return rows;
     });

@@ -5,6 +5,7 @@ export type {
   AuditRepository,
   AuditRow,
   CheckpointRow,
+  Companion,
 } from "./audit.js";
 export {
   ERR_STORE,
@@ -49,4 +50,5 @@ export {
   toActiveWrit,
   type WritRepository,
   type WritStatus,
+  writRow,
 } from "./writs.js";

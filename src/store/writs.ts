@@ -5,8 +5,9 @@
  * `uses` counts spent uses. `spendUse` is one conditional UPDATE, so concurrent spenders on any
  * number of processes can never take a writ past `max_uses`.
  */
-import type { Kysely, Selectable } from "kysely";
+import type { Insertable, Kysely, Selectable } from "kysely";
 import { type ActiveWrit, compileRule, isWritError, q, type RuleText, WritError } from "../core/index.js";
+import type { Companion } from "./audit.js";
 import { ERR_STORE_CORRUPT, guard, sqlState } from "./errors.js";
 import type { Database, WritsTable } from "./schema.js";
 
@@ -205,6 +206,38 @@ function fromRow(row: Selectable<WritsTable>): StoredWrit {
   };
 }
 
+/**
+ * A new writ as a row of `writs`, checked as `insert` checks it (`ERR_WRIT_INVALID`): for storing it
+ * in the same commit as its issuance audit record (`AuditLog.append(…, { with })`).
+ */
+export function writRow(writ: NewWrit): Companion {
+  validate(writ);
+  return {
+    table: "writs",
+    row: {
+      id: writ.id,
+      agent: writ.agent,
+      playbook: writ.playbook,
+      environment: writ.environment,
+      params: writ.params,
+      grants: writ.grants.map((g) => ({ action: g.action, resource: g.resource })),
+      issued_at: writ.issuedAt.toISOString(),
+      expires_at: writ.expiresAt.toISOString(),
+      max_uses: writ.maxUses ?? null,
+      ...Object.fromEntries(OPTIONAL_TEXT.map((field) => [COLUMN_OF[field], writ[field] ?? null])),
+    },
+  };
+}
+
+/** The column of each optional text field. */
+const COLUMN_OF: Readonly<Record<(typeof OPTIONAL_TEXT)[number], string>> = {
+  ticket: "ticket",
+  sponsor: "sponsor",
+  audience: "audience",
+  jkt: "jkt",
+  approvalRequest: "approval_request",
+};
+
 export function writRepository(db: Kysely<Database>): WritRepository {
   const get = (id: string) =>
     guard("read writ", async () => {
@@ -214,26 +247,15 @@ export function writRepository(db: Kysely<Database>): WritRepository {
 
   return {
     async insert(writ) {
-      validate(writ);
+      const { row: values } = writRow(writ);
       return guard("insert writ", async () => {
         try {
           const row = await db
             .insertInto("writs")
             .values({
-              id: writ.id,
-              agent: writ.agent,
-              playbook: writ.playbook,
-              environment: writ.environment,
-              params: JSON.stringify(writ.params),
-              grants: JSON.stringify(writ.grants.map((g) => ({ action: g.action, resource: g.resource }))),
-              issued_at: writ.issuedAt,
-              expires_at: writ.expiresAt,
-              max_uses: writ.maxUses ?? null,
-              ticket: writ.ticket ?? null,
-              sponsor: writ.sponsor ?? null,
-              audience: writ.audience ?? null,
-              jkt: writ.jkt ?? null,
-              approval_request: writ.approvalRequest ?? null,
+              ...(values as Insertable<WritsTable>),
+              params: JSON.stringify(values.params),
+              grants: JSON.stringify(values.grants),
             })
             .returningAll()
             .executeTakeFirstOrThrow();
