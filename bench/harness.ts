@@ -73,6 +73,61 @@ export async function measure(cases: readonly Case[], opts: MeasureOptions = {})
   });
 }
 
+export interface ConcurrentOptions {
+  /** Operations in flight at once, per case. */
+  readonly concurrency: number;
+  readonly warmupMs?: number;
+  /** Time per case in total, split over the rounds. */
+  readonly budgetMs?: number;
+  readonly rounds?: number;
+}
+
+/**
+ * Throughput and latency with `concurrency` operations in flight (each loop starts its next
+ * operation when the last one ends), the cases interleaved in rounds like `measure`.
+ */
+export async function measureConcurrent(
+  cases: readonly Case[],
+  opts: ConcurrentOptions,
+): Promise<Measurement[]> {
+  const rounds = opts.rounds ?? 6;
+  const sliceMs = (opts.budgetMs ?? 3000) / rounds;
+  const run = async (c: Case, ms: number, samples?: number[]) => {
+    const end = performance.now() + ms;
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          await c.op(n++);
+          samples?.push((performance.now() - t0) * 1000);
+        }
+      }),
+    );
+  };
+  for (const c of cases) await run(c, opts.warmupMs ?? 300);
+  const state = cases.map(() => ({ samples: [] as number[], ms: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [k, c] of cases.entries()) {
+      const s = state[k]!;
+      const start = performance.now();
+      await run(c, sliceMs, s.samples);
+      s.ms += performance.now() - start;
+    }
+  }
+  return cases.map((c, k) => {
+    const s = state[k]!;
+    const sorted = Float64Array.from(s.samples).sort();
+    return {
+      name: c.name,
+      iterations: sorted.length,
+      opsPerSecond: sorted.length / (s.ms / 1000),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+    };
+  });
+}
+
 /** A Markdown table with the ratio of each row's median latency to the floor's. */
 export function table(
   title: string,

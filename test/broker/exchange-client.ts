@@ -1,0 +1,82 @@
+/**
+ * A token-exchange client for load in tests: the quickstart's release-bot, a private_key_jwt
+ * assertion and a DPoP proof signed per request with `node:crypto`, against any `fetch` (a real
+ * server's, or a Hono app's in process).
+ */
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ROOT } from "../support/cli.js";
+
+type Fetch = (url: string, init: RequestInit) => Promise<Response> | Response;
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+function jws(header: unknown, claims: unknown, hash: string | null, key: KeyObject): string {
+  const input = `${b64(header)}.${b64(claims)}`;
+  const options = hash === null ? key : { key, dsaEncoding: "ieee-p1363" as const };
+  return `${input}.${sign(hash, Buffer.from(input), options).toString("base64url")}`;
+}
+
+export interface ExchangeClient {
+  /** One token exchange for `deploy-service`: the HTTP status and the body. */
+  exchange(): Promise<{ status: number; body: Record<string, unknown> }>;
+}
+
+export async function exchangeClient(base: string, fetcher: Fetch = fetch): Promise<ExchangeClient> {
+  const { _warning, ...jwk } = JSON.parse(
+    await readFile(
+      join(ROOT, "examples", "quickstart", "keys", "release-bot.DEVELOPMENT-ONLY.private.jwk"),
+      "utf8",
+    ),
+  ) as Record<string, string>;
+  const agentKey = createPrivateKey({ key: jwk, format: "jwk" });
+  const dpop = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { kty, crv, x, y } = dpop.publicKey.export({ format: "jwk" });
+  const issuer = `${base}/env/dev`;
+  const tokenUrl = `${issuer}/token`;
+  const post = async (form: Record<string, string>) => {
+    const iat = Math.floor(Date.now() / 1000);
+    const res = await fetcher(tokenUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        dpop: jws(
+          { typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } },
+          { jti: randomUUID(), htm: "POST", htu: tokenUrl, iat },
+          "sha256",
+          dpop.privateKey,
+        ),
+      },
+      body: new URLSearchParams({
+        ...form,
+        client_id: "release-bot",
+        client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion: jws(
+          { alg: "EdDSA", kid: jwk.kid },
+          { iss: "release-bot", sub: "release-bot", aud: issuer, iat, exp: iat + 60, jti: randomUUID() },
+          null,
+          agentKey,
+        ),
+      }).toString(),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const baseline = await post({ grant_type: "client_credentials" });
+  if (baseline.status !== 200) throw new Error(`baseline token: ${JSON.stringify(baseline.body)}`);
+  const form = {
+    grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+    subject_token: baseline.body.access_token as string,
+    subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+    resource: "https://k8s.acme.example",
+    authorization_details: JSON.stringify([
+      {
+        type: "writ_playbook",
+        playbook: "deploy-service",
+        parameters: { service: "checkout", tag: "v1.4.2" },
+        ticket: "CHG-1",
+      },
+    ]),
+  };
+  return { exchange: () => post(form) };
+}
