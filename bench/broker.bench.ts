@@ -20,10 +20,9 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { JWK } from "jose";
 import Provider from "oidc-provider";
-import pg from "pg";
 import { createServer, loadPolicy } from "../src/app.js";
 import { exchangeClient } from "../test/broker/exchange-client.js";
-import { type Measurement, measure, measureConcurrent, table } from "./harness.js";
+import { type Measurement, measure, measureConcurrent, table, tempDatabase } from "./harness.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUICKSTART = join(ROOT, "examples", "quickstart");
@@ -54,29 +53,6 @@ export async function writServer(dir: string, databaseUrl?: string) {
       await writ.close();
     },
   };
-}
-
-/** A fresh PostgreSQL database for the run, or why there is none. */
-async function tempDatabase(): Promise<{ url: string; drop(): Promise<void> } | string> {
-  const admin = process.env.WRIT_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const name = `writ_bench_${process.pid}`;
-  const run = async (text: string) => {
-    const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
-    await c.connect();
-    try {
-      await c.query(text);
-    } finally {
-      await c.end();
-    }
-  };
-  try {
-    await run(`create database ${name}`);
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
 }
 
 export async function run(): Promise<void> {

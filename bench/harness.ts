@@ -4,6 +4,8 @@
  * over every case instead of favouring whichever ran in a quiet moment. Each case is warmed up
  * first; single operations are timed, bounded by a time budget and an iteration cap.
  */
+import pg from "pg";
+
 export interface Case {
   readonly name: string;
   /** One operation; may return a promise. */
@@ -151,4 +153,27 @@ export function table(
     `| ${cells.map((c, i) => (i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i > 0 ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")}|`;
   return [title, "", line(header), rule, ...body.map(line)].join("\n");
+}
+
+/** A fresh PostgreSQL database for the run, or why there is none. */
+export async function tempDatabase(): Promise<{ url: string; drop(): Promise<void> } | string> {
+  const admin = process.env.WRIT_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const name = `writ_bench_${process.pid}`;
+  const run = async (text: string) => {
+    const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
+    await c.connect();
+    try {
+      await c.query(text);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    await run(`create database ${name}`);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
 }
