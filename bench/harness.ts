@@ -20,6 +20,12 @@ export interface Measurement {
   /** Latency percentiles, in microseconds. */
   readonly p50: number;
   readonly p99: number;
+  /**
+   * CPU time of this process per operation, in microseconds (every thread: servers, clients,
+   * crypto pool). Steadier than latency on a shared machine: others' load delays an operation but
+   * adds little to the work it takes.
+   */
+  readonly cpuPerOp?: number | undefined;
 }
 
 export interface MeasureOptions {
@@ -47,10 +53,11 @@ export async function measure(cases: readonly Case[], opts: MeasureOptions = {})
     const end = performance.now() + (opts.warmupMs ?? 300);
     for (let i = 0; performance.now() < end; i++) await c.op(i);
   }
-  const state = cases.map(() => ({ samples: new Float64Array(max), n: 0, ns: 0n }));
+  const state = cases.map(() => ({ samples: new Float64Array(max), n: 0, ns: 0n, cpu: 0 }));
   for (let r = 0; r < rounds; r++) {
     for (const [k, c] of cases.entries()) {
       const s = state[k]!;
+      const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       let now = start;
       for (let j = 0; j < perRound && s.n < max && now - start < sliceNs; j++) {
@@ -60,6 +67,7 @@ export async function measure(cases: readonly Case[], opts: MeasureOptions = {})
         s.samples[s.n++] = Number(now - t0) / 1000;
       }
       s.ns += now - start;
+      s.cpu += cpuMicros(cpu);
     }
   }
   return cases.map((c, k) => {
@@ -71,8 +79,14 @@ export async function measure(cases: readonly Case[], opts: MeasureOptions = {})
       opsPerSecond: s.n / (Number(s.ns) / 1e9),
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
+      cpuPerOp: s.cpu / s.n,
     };
   });
+}
+
+function cpuMicros(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return used.user + used.system;
 }
 
 export interface ConcurrentOptions {
@@ -108,13 +122,15 @@ export async function measureConcurrent(
     );
   };
   for (const c of cases) await run(c, opts.warmupMs ?? 300);
-  const state = cases.map(() => ({ samples: [] as number[], ms: 0 }));
+  const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0 }));
   for (let r = 0; r < rounds; r++) {
     for (const [k, c] of cases.entries()) {
       const s = state[k]!;
+      const cpu = process.cpuUsage();
       const start = performance.now();
       await run(c, sliceMs, s.samples);
       s.ms += performance.now() - start;
+      s.cpu += cpuMicros(cpu);
     }
   }
   return cases.map((c, k) => {
@@ -126,6 +142,7 @@ export async function measureConcurrent(
       opsPerSecond: sorted.length / (s.ms / 1000),
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
+      cpuPerOp: s.cpu / sorted.length,
     };
   });
 }
@@ -139,12 +156,13 @@ export function table(
 ): string {
   const fmt = (n: number, digits = 1) =>
     n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  const header = ["path", unit, "p50 µs", "p99 µs", "p50 vs floor", "iterations"];
+  const header = ["path", unit, "p50 µs", "p99 µs", "CPU µs/op", "p50 vs floor", "iterations"];
   const body = rows.map((r) => [
     r.name,
     fmt(r.opsPerSecond, 0),
     fmt(r.p50),
     fmt(r.p99),
+    r.cpuPerOp === undefined ? "—" : fmt(r.cpuPerOp, 0),
     `${fmt(r.p50 / floor.p50, 2)}×`,
     fmt(r.iterations, 0),
   ]);
