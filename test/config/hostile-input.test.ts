@@ -268,7 +268,9 @@ describe("neighbouring cases (library)", () => {
 
   it("control characters in writ.yaml: raw ones with their position, escaped ones with their path", async () => {
     const raw = await loadConfigFile(await variant("nul-raw", "purpose: Weekly", "purpose: Week\u0000ly"));
-    expect(raw.problems).toMatchObject([{ code: "ERR_CONFIG_ENCODING", line: 118, column: 18 }]);
+    const line = base.slice(0, base.indexOf("purpose: Weekly")).split("\n").length;
+    const column = base.split("\n")[line - 1]!.indexOf("purpose: Weekly") + "purpose: Week".length + 1;
+    expect(raw.problems).toMatchObject([{ code: "ERR_CONFIG_ENCODING", line, column }]);
     expect(await load("nul-escaped", "purpose: Weekly cost", 'purpose: "Weekly\\0 cost"\n    x: 1')).toEqual([
       { code: "ERR_CONFIG_VALUE", path: "agents.cost-analyst.purpose" },
     ]);
