@@ -16,7 +16,7 @@ import {
   type LoadableAwsCatalog,
   loadConfigFile,
 } from "./config/index.js";
-import type { Vocabulary, WritConfig } from "./core/index.js";
+import { q, type Vocabulary, type WritConfig, WritError } from "./core/index.js";
 import type { Gateway } from "./gateway/index.js";
 import {
   type AuthzenRecord,
@@ -81,6 +81,36 @@ export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint
   });
 }
 
+/** The code of a public base URL no issuer can be built on. */
+export const ERR_PUBLIC_URL = "ERR_PUBLIC_URL";
+
+/**
+ * `url` without trailing slashes when every environment's issuer (`<url>/env/<env>`) is valid —
+ * https, or http on a loopback host only (RFC 8414 §2, and the broker mints nothing else) — else a
+ * coded `ERR_PUBLIC_URL`. Checked when the URL is set, so no request can meet a bad one.
+ */
+export async function checkPublicUrl(url: string, config: WritConfig): Promise<string> {
+  const { issuerFor } = await import("./broker/index.js");
+  return publicUrlOf(url, config, issuerFor);
+}
+
+function publicUrlOf(
+  url: string,
+  config: WritConfig,
+  issuerFor: (base: string, env: string) => string,
+): string {
+  const base = url.replace(/\/+$/, "");
+  try {
+    for (const env of config.environments.keys()) issuerFor(base, env);
+  } catch (err) {
+    throw new WritError(
+      ERR_PUBLIC_URL,
+      `public URL ${q(url)}: ${(err as Error).message.replace(/^issuer `[^`]*`: /, "")}`,
+    );
+  }
+  return base;
+}
+
 export interface ServerOptions {
   readonly policy: Policy;
   /** The data folder: the embedded database (`<dir>/pg`) and the audit signing key (`<dir>/keys`). */
@@ -113,6 +143,8 @@ export interface ServerOptions {
   readonly dpopNonce?: "accept" | "require" | undefined;
   /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
+  readonly log?: ((line: string) => void) | undefined;
 }
 
 export interface Server {
@@ -125,7 +157,10 @@ export interface Server {
   readonly adminToken: string;
   /** The MCP gateway, when writ.yaml has a `gateway` section. */
   readonly gateway?: Gateway | undefined;
-  /** Sets the public base URL when it was not known at creation (a port chosen at listen time). */
+  /**
+   * Sets the public base URL when it was not known at creation (a port chosen at listen time);
+   * throws `ERR_PUBLIC_URL` (and keeps the old one) when no issuer can be built on it.
+   */
   setBaseUrl(url: string): void;
   /** Checkpoints the audit log and closes the store. */
   close(): Promise<void>;
@@ -325,7 +360,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         await audit.append("pdp.decision", decisionAuditRecord(record, digest));
       },
     });
-    let baseUrl = opts.baseUrl?.replace(/\/+$/, "");
+    const checkBase = (url: string) => publicUrlOf(url, opts.policy.config, broker.issuerFor);
+    let baseUrl = opts.baseUrl === undefined ? undefined : checkBase(opts.baseUrl);
     const currentBaseUrl = () => {
       if (baseUrl === undefined) throw new Error("the server's public base URL is not set");
       return baseUrl;
@@ -393,6 +429,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         )
         .route("/", broker.adminApi(operator, adminToken)),
       version: opts.version,
+      log: opts.log,
       ready: async () => {
         await audit.head();
         return true;
@@ -407,7 +444,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       adminToken,
       gateway,
       setBaseUrl(url: string) {
-        baseUrl = url.replace(/\/+$/, "");
+        baseUrl = checkBase(url);
       },
       async close() {
         if (closed) return;

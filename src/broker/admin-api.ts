@@ -14,11 +14,15 @@
  *   POST /admin/v1/approvals/:id/decision  { approver, decision, reason? } → DecideResult
  *
  * Refusals are RFC 9457 problems carrying the library's error `code`; the remote client turns
- * them back into the same `WritError`s a local call throws.
+ * them back into the same `WritError`s a local call throws. What the caller sends is checked before
+ * it reaches the store: ids and names without control characters and at most 1000 characters (a
+ * `reason` may hold line breaks), JSON nested at most 32 levels, a body of at most 64 KiB (reading
+ * stops there: 413); anything else is `ERR_OPERATOR_INPUT` (400).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
-import { isWritError, WritError } from "../core/index.js";
+import { bodyLimit } from "hono/body-limit";
+import { isWritError, jsonProblem, q, textProblem, WritError } from "../core/index.js";
 import type { KillScope } from "./kill.js";
 import { ERR_OPERATOR_INPUT, type Operator } from "./operator.js";
 
@@ -41,14 +45,23 @@ function problem(status: number, code: string, detail: string): Response {
 }
 
 const bad = (detail: string) => new WritError(ERR_OPERATOR_INPUT, detail);
+const MAX_BODY = 64 * 1024;
+const MAX_TEXT = 1000;
+
+/** `value` when it is acceptable as `name` (free text when `multiline`), else a coded refusal. */
+function checked(name: string, value: string, multiline = false): string {
+  const p = textProblem(value, { max: MAX_TEXT, multiline });
+  if (p) throw bad(`${name} ${p.message}`);
+  return value;
+}
 
 function text(body: Record<string, unknown>, name: string, optional = false): string | undefined {
   const v = body[name];
   if (v === undefined && optional) return undefined;
-  if (typeof v !== "string" || v.length === 0 || v.length > 1000) {
-    throw bad(`\`${name}\` must be a non-empty string of at most 1000 characters`);
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_TEXT) {
+    throw bad(`\`${name}\` must be a non-empty string of at most ${MAX_TEXT} characters`);
   }
-  return v;
+  return checked(`\`${name}\``, v, name === "reason");
 }
 
 function scopeOf(body: Record<string, unknown>): KillScope {
@@ -84,6 +97,14 @@ export function adminApi(ops: Operator, token: string): Hono {
     }
     await next();
   });
+  // reading stops at the limit: a chunked body is not read to its end before it is refused
+  app.use(
+    "/admin/*",
+    bodyLimit({
+      maxSize: MAX_BODY,
+      onError: () => problem(413, ERR_OPERATOR_INPUT, `the body is larger than ${MAX_BODY} bytes`),
+    }),
+  );
 
   const body = async (req: Request): Promise<Record<string, unknown>> => {
     let value: unknown;
@@ -95,9 +116,14 @@ export function adminApi(ops: Operator, token: string): Hono {
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw bad("the request body must be a JSON object");
     }
+    const p = jsonProblem(value);
+    if (p) throw bad(`the request body${p.at === "" ? "" : ` at ${q(p.at)}`} ${p.message}`);
     return value as Record<string, unknown>;
   };
-  const envParam = (url: string): string | undefined => new URL(url).searchParams.get("env") ?? undefined;
+  const envParam = (url: string): string | undefined => {
+    const env = new URL(url).searchParams.get("env");
+    return env === null ? undefined : checked("`env`", env);
+  };
 
   app.get("/admin/v1/kill", async (c) => c.json({ engaged: await ops.engagedKills() }));
   app.post("/admin/v1/kill", async (c) => {
@@ -125,7 +151,7 @@ export function adminApi(ops: Operator, token: string): Hono {
     const decision = b.decision;
     if (decision !== "approve" && decision !== "deny") throw bad("`decision` must be approve or deny");
     return c.json(
-      await ops.decideApproval(c.req.param("id"), {
+      await ops.decideApproval(checked("the approval id", c.req.param("id")), {
         approver: text(b, "approver")!,
         decision,
         reason: text(b, "reason", true),

@@ -14,11 +14,22 @@
  * the same code as an agent's private_key_jwt assertion. No shared secrets.
  *
  * Refusals are RFC 9457 problems with the approval code: 401 not authenticated, 403 self-approval
- * or not an approver of this request, 404 unknown, 409 closed or already decided, 410 expired —
- * every code listed in docs/reasons.md ("Approvals API codes"), which reasons.test.ts checks.
+ * or not an approver of this request, 404 unknown, 409 closed or already decided, 410 expired, 400
+ * (`ERR_APPROVAL_INVALID`) for an id, `env` or body writ does not accept (a control character, over
+ * its length, JSON nested too deep) and 413 for a body over 4 KiB (reading stops there) — every
+ * code listed in docs/reasons.md ("Approvals API codes"), which reasons.test.ts checks.
  */
 import { Hono } from "hono";
-import { type Agent, isWritError, type WritConfig } from "../core/index.js";
+import { bodyLimit } from "hono/body-limit";
+import {
+  type Agent,
+  isWritError,
+  jsonProblem,
+  q,
+  type TextRules,
+  textProblem,
+  type WritConfig,
+} from "../core/index.js";
 import { type ApprovalRequest, type ApprovalService, evaluateRequest } from "./approvals.js";
 import { authenticateClient, JWT_BEARER_ASSERTION_TYPE } from "./client-auth.js";
 import type { ReplayCache } from "./replay.js";
@@ -41,6 +52,17 @@ const STATUS: Readonly<Record<string, number>> = {
   ERR_APPROVAL_NO_POLICY: 409,
   ERR_APPROVAL_INVALID: 400,
 };
+
+const MAX_BODY = 4096;
+/** An approval id (`ar_…`, 46 characters) or an environment id. */
+const ID: TextRules = { max: 256 };
+const REASON: TextRules = { max: 1000, multiline: true };
+
+/** A refusal of what the caller sent, or undefined when `value` is acceptable. */
+function invalid(name: string, value: string | undefined, rules: TextRules): Response | undefined {
+  const p = value === undefined ? undefined : textProblem(value, rules);
+  return p && problem(400, "ERR_APPROVAL_INVALID", `${name} ${q(value!.slice(0, 80))} ${p.message}`);
+}
 
 function problem(
   status: number,
@@ -136,6 +158,8 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
     const who = await authenticate(c.req.raw);
     if (who instanceof Response) return who;
     const env = c.req.query("env");
+    const bad = invalid("`env`", env, ID);
+    if (bad) return bad;
     const pending = await opts.approvals.listPending({ environment: env, now: opts.clock?.() });
     return c.json({ approvals: pending.map((r) => view(opts.config, r)) }, 200, {
       "cache-control": "no-store",
@@ -145,18 +169,30 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
   app.get("/approvals/:id", async (c) => {
     const who = await authenticate(c.req.raw);
     if (who instanceof Response) return who;
+    const bad = invalid("approval id", c.req.param("id"), ID);
+    if (bad) return bad;
     const r = await opts.approvals.get(c.req.param("id"));
     if (!r) return problem(404, "ERR_APPROVAL_NOT_FOUND", "no such approval request");
     return c.json(view(opts.config, r), 200, { "cache-control": "no-store" });
   });
 
+  // reading stops at the limit: a chunked body is not read to its end before it is refused
+  app.use(
+    "/approvals/*",
+    bodyLimit({
+      maxSize: MAX_BODY,
+      onError: () => problem(413, "ERR_APPROVAL_INVALID", `the body is larger than ${MAX_BODY} bytes`),
+    }),
+  );
+
   for (const decision of ["approve", "deny"] as const) {
     app.post(`/approvals/:id/${decision}`, async (c) => {
       const who = await authenticate(c.req.raw);
       if (who instanceof Response) return who;
+      const badId = invalid("approval id", c.req.param("id"), ID);
+      if (badId) return badId;
       let reason: string | undefined;
       const text = await c.req.text();
-      if (text.length > 4096) return problem(413, "ERR_APPROVAL_INVALID", "the body is too large");
       if (text.trim().length > 0) {
         let body: unknown;
         try {
@@ -164,9 +200,16 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
         } catch {
           return problem(400, "ERR_APPROVAL_INVALID", 'the body must be JSON: `{"reason": "…"}`');
         }
+        const deep = jsonProblem(body);
+        if (deep) {
+          const where = deep.at === "" ? "" : ` at ${q(deep.at)}`;
+          return problem(400, "ERR_APPROVAL_INVALID", `the body${where} ${deep.message}`);
+        }
         const r = (body as { reason?: unknown } | null)?.reason;
         if (r !== undefined && typeof r !== "string")
           return problem(400, "ERR_APPROVAL_INVALID", "`reason` must be a string");
+        const badReason = invalid("`reason`", r, REASON);
+        if (badReason) return badReason;
         reason = r;
       }
       try {

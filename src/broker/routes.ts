@@ -9,14 +9,43 @@
  *   POST /env/<env>/bc-authorize                             CIBA (poll mode), for approvals
  *   POST /env/<env>/use                                      a resource server spends one use
  *
- * Bodies are `application/x-www-form-urlencoded`, at most 64 KiB.
+ * Bodies are `application/x-www-form-urlencoded`, at most 64 KiB: reading stops there (413). Every
+ * parameter the broker reads is checked here, at the edge, before anything reaches the store: no
+ * control characters, at most its length (docs/broker.md#limits); `authorization_details` is JSON
+ * nested at most 32 levels, without NUL or lone surrogates, and its `ticket` at most 2,000
+ * characters (what the store keeps).
  */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { jsonProblem, q, type TextRules, textProblem } from "../core/index.js";
 import type { EnvironmentKeys } from "./keys.js";
 import { authorizationServerMetadata, issuerFor } from "./metadata.js";
 import type { BrokerService, OAuthRequest, OAuthResponse } from "./service.js";
 
 const MAX_BODY = 64 * 1024;
+
+/** The longest ticket and audience (`resource`) a writ can carry: what the store keeps. */
+const MAX_TICKET_LENGTH = 2000;
+const MAX_RESOURCE_LENGTH = 2000;
+const TOKEN: TextRules = { max: 32 * 1024 };
+const NAME: TextRules = { max: 256 };
+
+/** The parameters the broker reads, and what each may hold. Others are ignored (RFC 6749 §3.1). */
+const FORM_PARAMETERS: Readonly<Record<string, TextRules>> = {
+  grant_type: NAME,
+  client_id: NAME,
+  client_secret: NAME,
+  client_assertion_type: NAME,
+  client_assertion: TOKEN,
+  subject_token_type: NAME,
+  subject_token: TOKEN,
+  token: TOKEN,
+  token_type_hint: NAME,
+  resource: { max: MAX_RESOURCE_LENGTH },
+  authorization_details: { max: 32 * 1024, multiline: true },
+  login_hint: { max: 1000 },
+  auth_req_id: NAME,
+};
 
 export interface BrokerRouteOptions {
   readonly service: BrokerService;
@@ -50,28 +79,7 @@ async function readForm(req: Request): Promise<URLSearchParams | Response> {
       },
     });
   }
-  const length = Number(req.headers.get("content-length") ?? "0");
-  if (length > MAX_BODY) {
-    return respond({
-      status: 413,
-      body: {
-        error: "invalid_request",
-        error_description: "the body is too large",
-        reason: "body_too_large",
-      },
-    });
-  }
   const text = await req.text();
-  if (text.length > MAX_BODY) {
-    return respond({
-      status: 413,
-      body: {
-        error: "invalid_request",
-        error_description: "the body is too large",
-        reason: "body_too_large",
-      },
-    });
-  }
   const form = new URLSearchParams(text);
   for (const name of new Set(form.keys())) {
     if (form.getAll(name).length > 1) {
@@ -85,7 +93,61 @@ async function readForm(req: Request): Promise<URLSearchParams | Response> {
       });
     }
   }
+  const bad = formProblem(form);
+  if (bad) {
+    return respond({
+      status: 400,
+      body: { error: "invalid_request", error_description: bad.message, reason: bad.reason },
+    });
+  }
   return form;
+}
+
+/** The first parameter that breaks its rules, with the reason to answer. */
+function formProblem(
+  form: URLSearchParams,
+): { reason: "parameter_invalid" | "parameter_too_long"; message: string } | undefined {
+  for (const [name, value] of form) {
+    const rules = FORM_PARAMETERS[name];
+    if (rules === undefined) continue;
+    const p = textProblem(value, rules);
+    if (p)
+      return {
+        reason: p.kind === "too_long" ? "parameter_too_long" : "parameter_invalid",
+        message: `\`${name}\` ${p.message}`,
+      };
+  }
+  const details = form.get("authorization_details");
+  if (details === null) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(details);
+  } catch {
+    return undefined; // not JSON: the intent checks answer `intent_malformed`
+  }
+  const p = jsonProblem(parsed);
+  if (p) {
+    return {
+      reason: "parameter_invalid",
+      message: `\`authorization_details\`${p.at === "" ? "" : ` at ${q(p.at)}`} ${p.message}`,
+    };
+  }
+  const intent = Array.isArray(parsed) ? (parsed[0] as Record<string, unknown> | undefined) : undefined;
+  for (const [field, rules] of [
+    ["ticket", { max: MAX_TICKET_LENGTH }],
+    ["playbook", NAME],
+    ["environment", NAME],
+  ] as const) {
+    const v = typeof intent === "object" && intent !== null ? intent[field] : undefined;
+    const bad = typeof v === "string" ? textProblem(v, rules) : undefined;
+    if (bad) {
+      return {
+        reason: bad.kind === "too_long" ? "parameter_too_long" : "parameter_invalid",
+        message: `the intent's \`${field}\` ${bad.message}`,
+      };
+    }
+  }
+  return undefined;
 }
 
 function headersOf(req: Request): Record<string, string | undefined> {
@@ -99,7 +161,24 @@ function headersOf(req: Request): Record<string, string | undefined> {
 export function brokerRoutes(opts: BrokerRouteOptions): Hono {
   const app = new Hono();
   const { service } = opts;
-  const unknown = (env: string) => problem(404, "Not Found", `no environment \`${env}\` is declared`);
+  const unknown = (env: string) => problem(404, "Not Found", `no environment ${q(env)} is declared`);
+
+  // reading stops at the limit: a chunked body is not read to its end before it is refused
+  app.use(
+    "/env/:env/*",
+    bodyLimit({
+      maxSize: MAX_BODY,
+      onError: () =>
+        respond({
+          status: 413,
+          body: {
+            error: "invalid_request",
+            error_description: `the body is larger than ${MAX_BODY} bytes`,
+            reason: "body_too_large",
+          },
+        }),
+    }),
+  );
 
   app.get("/.well-known/oauth-authorization-server/env/:env", (c) => {
     const env = c.req.param("env");

@@ -3,10 +3,10 @@
  * every decision in the audit log. Runs until SIGINT or SIGTERM, then checkpoints and closes.
  */
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import type { Command } from "commander";
-import { createServer } from "../app.js";
+import { checkPublicUrl, createServer, ERR_PUBLIC_URL } from "../app.js";
 import { isWritError, q } from "../core/index.js";
+import { type ConnectionLimits, DEFAULT_LIMITS, type Listening, listenHttp } from "../http/node.js";
 import { isStoreFailure } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
@@ -19,6 +19,11 @@ export interface ServeOptions {
   readonly data?: string;
   readonly publicUrl?: string;
   readonly requireDpopNonce?: boolean;
+  /** Durations: `10s`, `500ms`, `2m`. */
+  readonly headersTimeout?: string;
+  readonly requestTimeout?: string;
+  readonly keepAliveTimeout?: string;
+  readonly maxConnectionsPerIp?: string;
   readonly json: boolean;
 }
 
@@ -45,6 +50,54 @@ function waitForSignal(): Promise<void> {
   });
 }
 
+/** `500ms`, `10s`, `2m` in milliseconds; `flag` names the option in the refusal. */
+function millis(flag: string, text: string): number {
+  const m = /^(\d{1,9})(ms|s|m)$/.exec(text.trim());
+  const n = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000) : 0;
+  if (n <= 0 || n > 3_600_000) {
+    throw new CliFailure(
+      "ERR_USAGE",
+      `${flag} ${q(text)}: expected a duration from 1ms to 60m, e.g. \`10s\``,
+    );
+  }
+  return n;
+}
+
+/** The connection limits from the flags, each defaulting as documented (docs/cli.md). */
+export function connectionLimits(o: ServeOptions): ConnectionLimits {
+  const limits: ConnectionLimits = {
+    headersTimeoutMs:
+      o.headersTimeout === undefined
+        ? DEFAULT_LIMITS.headersTimeoutMs
+        : millis("--headers-timeout", o.headersTimeout),
+    requestTimeoutMs:
+      o.requestTimeout === undefined
+        ? DEFAULT_LIMITS.requestTimeoutMs
+        : millis("--request-timeout", o.requestTimeout),
+    keepAliveTimeoutMs:
+      o.keepAliveTimeout === undefined
+        ? DEFAULT_LIMITS.keepAliveTimeoutMs
+        : millis("--keep-alive-timeout", o.keepAliveTimeout),
+    maxConnectionsPerAddress:
+      o.maxConnectionsPerIp === undefined
+        ? DEFAULT_LIMITS.maxConnectionsPerAddress
+        : Number(o.maxConnectionsPerIp),
+  };
+  if (
+    o.maxConnectionsPerIp !== undefined &&
+    (!/^\d{1,6}$/.test(o.maxConnectionsPerIp) || limits.maxConnectionsPerAddress < 1)
+  ) {
+    throw new CliFailure(
+      "ERR_USAGE",
+      `--max-connections-per-ip ${q(o.maxConnectionsPerIp)}: expected a whole number from 1 to 999999`,
+    );
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new CliFailure("ERR_USAGE", "--headers-timeout must not be longer than --request-timeout");
+  }
+  return limits;
+}
+
 /** Where this machine's CLI reaches the server: loopback when it listens on every address. */
 function localUrl(info: AddressInfo): string {
   const any = info.address === "0.0.0.0" || info.address === "::";
@@ -65,6 +118,13 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
   if (d.pdpToken !== undefined && d.pdpToken.length < 16) {
     throw new CliFailure("ERR_USAGE", "WRIT_PDP_TOKEN must be at least 16 characters");
   }
+  const limits = connectionLimits(o);
+  if (o.publicUrl === undefined && !LOOPBACK.test(o.host)) {
+    throw new CliFailure(
+      ERR_PUBLIC_URL,
+      `serving on ${q(o.host)} needs --public-url https://…: off a loopback host, the issuers clients verify tokens against must be https`,
+    );
+  }
   if (o.publicUrl !== undefined) {
     let u: URL | undefined;
     try {
@@ -78,6 +138,12 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     }
   }
   const policy = await requirePolicy(o.config, io, o.json);
+  if (o.publicUrl !== undefined) {
+    // https, or http on a loopback host: otherwise every issuer would be refused at the first token
+    await checkPublicUrl(o.publicUrl, policy.config).catch((err: unknown) => {
+      throw isWritError(err) ? new CliFailure(err.code, err.message) : err;
+    });
+  }
   const dataDir = o.data ?? d.dataDir;
   let server: Awaited<ReturnType<typeof createServer>>;
   try {
@@ -88,6 +154,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
       pdpToken: d.pdpToken,
       version: d.version,
       dpopNonce: o.requireDpopNonce ? "require" : "accept",
+      log: io.err,
     });
   } catch (err) {
     if (isStoreFailure(err) || isWritError(err)) {
@@ -96,12 +163,10 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     throw err;
   }
   const stopped = d.stopped ?? waitForSignal();
-  let http: ReturnType<typeof serve>;
+  let http: Listening;
   try {
-    const info = await new Promise<AddressInfo>((resolve, reject) => {
-      http = serve({ fetch: server.app.fetch, hostname: o.host, port }, (addr) => resolve(addr));
-      http.once("error", reject);
-    });
+    http = await listenHttp({ fetch: server.app.fetch, hostname: o.host, port, limits });
+    const info = http.address;
     const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
     server.setBaseUrl(o.publicUrl ?? url);
     await writeServeFile(dataDir, { url: localUrl(info), pid: process.pid, adminToken: server.adminToken });
@@ -132,7 +197,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     throw err;
   }
   await stopped;
-  await new Promise<void>((resolve) => http.close(() => resolve()));
+  await http!.close();
   await removeServeFile(dataDir);
   await server.close();
   if (!o.json) io.out("writ stopped; audit log checkpointed");
@@ -157,6 +222,19 @@ export function registerServe(
       "the URL clients reach this server at: the root of every issuer (default: the listening address)",
     )
     .option("--require-dpop-nonce", "refuse DPoP proofs without a server nonce (RFC 9449 §8)", false)
+    .option("--headers-timeout <duration>", "a request's headers must arrive within this (default 10s)")
+    .option(
+      "--request-timeout <duration>",
+      "a whole request, body included, must arrive within this (default 30s)",
+    )
+    .option(
+      "--keep-alive-timeout <duration>",
+      "an idle kept-alive connection is closed after this (default 5s)",
+    )
+    .option(
+      "--max-connections-per-ip <n>",
+      "open connections from one address; more are refused with 429 (default 64)",
+    )
     .option("--json", "print the listening line as JSON", false)
     .action(async (o: ServeOptions) => setExit(await serveCommand(o, io, d)));
 }

@@ -20,6 +20,14 @@ export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
 export { checkContainment, type Problem } from "./containment.js";
 export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
 export { isWritError, q, WritError } from "./errors.js";
+export {
+  type InputProblem,
+  type JsonProblem,
+  jsonProblem,
+  MAX_JSON_DEPTH,
+  type TextRules,
+  textProblem,
+} from "./input.js";
 export type * from "./model.js";
 export {
   escapeGlob,

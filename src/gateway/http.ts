@@ -286,6 +286,18 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
 
   app.all(MCP_PATH, async (c) => {
     const req = c.req.raw;
+    // a POST carries JSON-RPC: without its media type it is refused before anything else is read
+    const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (req.method === "POST" && type !== "application/json") {
+      return c.json(
+        {
+          error: "invalid_request",
+          error_description: `content type ${q(type || "(none)")}: a POST to ${MCP_PATH} must be \`application/json\``,
+          reason: "content_type",
+        },
+        415,
+      );
+    }
     let auth: Awaited<ReturnType<typeof authenticate>>;
     try {
       auth = await authenticate(req);

@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
-import { isWritError, q, WritError } from "../core/index.js";
+import { isWritError, q, textProblem, WritError } from "../core/index.js";
 import type { Gateway } from "./gateway.js";
 import { ERR_PIN_NOT_FOUND, type PinStore, type ToolPin } from "./pins.js";
 
@@ -46,8 +46,13 @@ export function pinsApi(pins: PinStore, gateway: Gateway, adminToken: string): H
   app.get(PINS_PATH, async (c) => c.json({ pins: await pins.list() }));
   app.post(`${PINS_PATH}/approve`, async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    // no control characters, lone surrogates or over-long names: they would only fail in the store
     const str = (k: string) =>
-      typeof body?.[k] === "string" && (body[k] as string).length > 0 ? (body[k] as string) : undefined;
+      typeof body?.[k] === "string" &&
+      (body[k] as string).length > 0 &&
+      textProblem(body[k] as string, { max: 1000 }) === undefined
+        ? (body[k] as string)
+        : undefined;
     const server = str("server");
     const tool = str("tool");
     const by = str("by");

@@ -1,8 +1,17 @@
 /**
  * The HTTP app `writ serve` listens with: the parts' routes mounted on one Hono app, plus health
- * and RFC 9457 problem responses for everything else. No business logic lives here.
+ * and RFC 9457 problem responses for everything else. No business logic lives here; what it adds
+ * to every request:
+ *
+ *   - a declared body over `maxBodyBytes` (4 MiB: the largest any part reads) is refused at once
+ *     (413 `body_too_large`); each part refuses less on its own, and stops reading at its limit;
+ *   - when a body was refused or left unread (413, or a chunked or large body a handler answered
+ *     without reading), the answer carries `Connection: close`, so the server does not read the rest
+ *     of it to keep the connection alive;
+ *   - every 5xx writes one JSON line with its cause to the log (log.ts).
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { failureLine, type LogSink, stderrSink } from "./log.js";
 
 export interface HttpParts {
   /** The decision point's AuthZEN routes. */
@@ -14,10 +23,31 @@ export interface HttpParts {
   /** Readiness: resolves when the store answers. */
   readonly ready: () => Promise<boolean>;
   readonly version: string;
+  /** Where the line for a failed request goes (default: stderr). */
+  readonly log?: LogSink | undefined;
+  /** Largest declared body accepted by any route, in bytes (default 4 MiB). */
+  readonly maxBodyBytes?: number | undefined;
 }
 
-function problem(status: number, title: string, detail: string): Response {
-  return new Response(JSON.stringify({ type: "about:blank", title, status, detail }), {
+/** A body a handler left unread that the server may still read to keep the connection (64 KiB). */
+const DRAINABLE = 64 * 1024;
+
+/** Marks the answer as the last on its connection. */
+function closeAfter(c: Context): void {
+  try {
+    c.res.headers.set("connection", "close");
+  } catch {
+    // an immutable answer (one fetched from elsewhere): copy it
+    const copy = new Response(c.res.body, c.res);
+    copy.headers.set("connection", "close");
+    c.res = copy;
+  }
+}
+
+function problem(status: number, title: string, detail: string, reason?: string): Response {
+  const type = reason === undefined ? "about:blank" : `urn:writ:problem:${reason}`;
+  const body = { type, title, status, detail, ...(reason === undefined ? {} : { reason }) };
+  return new Response(JSON.stringify(body), {
     status,
     headers: { "content-type": "application/problem+json" },
   });
@@ -25,6 +55,35 @@ function problem(status: number, title: string, detail: string): Response {
 
 export function httpApp(parts: HttpParts): Hono {
   const app = new Hono();
+  const log = parts.log ?? stderrSink;
+  // every 5xx leaves its cause in the log: the error a handler threw (or a part's own error
+  // handler answered for), never the request's headers or body
+  app.use(async (c, next) => {
+    await next();
+    if (c.res.status === 500 || (c.res.status > 500 && c.error !== undefined)) {
+      log(
+        failureLine({
+          method: c.req.method,
+          path: new URL(c.req.url).pathname,
+          status: c.res.status,
+          requestId: c.req.header("x-request-id"),
+          error: c.error,
+        }),
+      );
+    }
+  });
+  const maxBody = parts.maxBodyBytes ?? 4 * 1024 * 1024;
+  app.use(async (c, next) => {
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    const length = Number(c.req.header("content-length") ?? "0");
+    if (length > maxBody) {
+      c.res = problem(413, "Content Too Large", `the body is larger than ${maxBody} bytes`, "body_too_large");
+    } else {
+      await next();
+    }
+    const unread = (chunked || length > DRAINABLE) && !c.req.raw.bodyUsed;
+    if (c.res.status === 413 || unread) closeAfter(c);
+  });
   app.get("/healthz", async () => {
     const ok = await parts.ready().catch(() => false);
     return Response.json(

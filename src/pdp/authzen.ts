@@ -12,7 +12,10 @@
  * context's shape to the PDP.
  *
  * A body that is not the JSON the spec describes gets a 400 `application/problem+json` (RFC 9457)
- * naming what is wrong. A subject that is not an agent is a well-formed request writ cannot allow:
+ * naming what is wrong. Before anything reaches the decision point or the store: the body is nested
+ * at most 32 levels and holds no NUL or lone surrogate anywhere (`nesting_too_deep`,
+ * `value_invalid`), and each identifier (`subject.id`, `action.name`, `resource.id`, the context's
+ * strings) has no control character and a length limit (`value_invalid`, `value_too_long`). A subject that is not an agent is a well-formed request writ cannot allow:
  * `decision: false`. Every decision is handed to `onDecision` before it is returned; if that fails
  * the caller gets a 500, never an unrecorded decision.
  */
@@ -20,7 +23,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type Decision, q } from "../core/index.js";
+import { type Decision, jsonProblem, q, type TextRules, textProblem } from "../core/index.js";
 import type { PdpContext, PdpRequest } from "./request.js";
 
 /** The smallest thing the routes need: something that decides. */
@@ -64,6 +67,9 @@ const TITLES: Record<string, string> = {
   invalid_request: "Request does not follow the Authorization API",
   unsupported_media_type: "Request body must be application/json",
   payload_too_large: "Request body is too large",
+  value_invalid: "Request holds a character writ does not accept",
+  value_too_long: "Request holds a value longer than its limit",
+  nesting_too_deep: "Request body is nested too deeply",
   unauthorized: "Caller is not authenticated",
   internal_error: "Decision point failed",
 };
@@ -80,7 +86,28 @@ function problem(
   return c.body(JSON.stringify(body), status, { ...headers, "content-type": "application/problem+json" });
 }
 
-class BadRequest extends Error {}
+class BadRequest extends Error {
+  constructor(
+    message: string,
+    readonly code: "invalid_request" | "value_invalid" | "value_too_long" = "invalid_request",
+  ) {
+    super(message);
+  }
+}
+
+/** What each string of the request may hold (identifiers: no control characters). */
+const ID: TextRules = { max: 256 };
+const RULES: Readonly<Record<string, TextRules>> = {
+  "subject.type": ID,
+  "subject.id": ID,
+  "action.name": { max: 512 },
+  "resource.type": ID,
+  "resource.id": { max: 4096 },
+  "context.environment": ID,
+  "context.ticket": { max: 2000 },
+  "context.writ_id": ID,
+  "context.prompt_context_id": ID,
+};
 
 type Json = unknown;
 type Obj = Record<string, Json>;
@@ -96,6 +123,15 @@ function str(o: Obj, key: string, at: string, required: boolean): string | undef
     return undefined;
   }
   if (typeof v !== "string") throw new BadRequest(`${q(`${at}.${key}`)} must be a string`);
+  // the rule is the member's, wherever the evaluation sits (`evaluations[2].subject.id`)
+  const rules = RULES[`${at.replace(/^.*\./, "")}.${key}`] ?? ID;
+  const p = textProblem(v, rules);
+  if (p) {
+    throw new BadRequest(
+      `${q(`${at}.${key}`)} ${p.message}`,
+      p.kind === "too_long" ? "value_too_long" : "value_invalid",
+    );
+  }
   return v;
 }
 
@@ -239,6 +275,16 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
       );
     }
     if (!isObject(body)) return problem(c, 400, "invalid_request", "the body must be a JSON object");
+    const bad = jsonProblem(body);
+    if (bad) {
+      const where = bad.at === "" ? "the body" : q(bad.at);
+      return problem(
+        c,
+        400,
+        bad.kind === "too_deep" ? "nesting_too_deep" : "value_invalid",
+        `${where} ${bad.message}`,
+      );
+    }
     return body;
   }
 
@@ -258,8 +304,9 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
     try {
       return await work();
     } catch (err) {
-      if (err instanceof BadRequest) return problem(c, 400, "invalid_request", err.message);
-      // no stack, no internals: the operator finds them in the server's log
+      if (err instanceof BadRequest) return problem(c, 400, err.code, err.message);
+      // no stack, no internals to the caller; the server logs the error it keeps here
+      c.error = err instanceof Error ? err : new Error(String(err));
       return problem(c, 500, "internal_error", "the decision could not be made or recorded");
     }
   }

@@ -729,6 +729,15 @@ const SCENARIOS: Scenario[] = [
     run: () => post("dev", "token", { grant_type: "client_credentials", padding: "x".repeat(65 * 1024) }),
   },
   {
+    reason: "parameter_invalid",
+    run: () => post("dev", "token", { grant_type: "client_credentials\u0000" }),
+  },
+  {
+    reason: "parameter_too_long",
+    run: () =>
+      post("dev", "token", { grant_type: "client_credentials", resource: `${RESOURCE}/${"a".repeat(2000)}` }),
+  },
+  {
     reason: "repeated_parameter",
     run: () => post("dev", "token", new URLSearchParams("grant_type=client_credentials&grant_type=password")),
   },

@@ -1,0 +1,160 @@
+/**
+ * `writ serve` in this process (serveCommand, as the CLI runs it: the store, the HTTP app, the
+ * connection limits and timeouts) on a loopback port, and raw HTTP clients for what fetch cannot
+ * send: a stalled chunked body, headers that never end, many open connections.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ServeOptions, serveCommand } from "../../src/cli/serve.js";
+import { QUICKSTART } from "../broker/live.js";
+
+export const PDP_TOKEN = "bad-input-test-pdp-token-0123456789";
+
+export interface Served {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly adminToken: string;
+  /** What the server wrote to stderr through the CLI's io. */
+  readonly errors: string[];
+  stop(): Promise<number>;
+}
+
+/** A copy of the quickstart (keys and guardrails) whose writ.yaml gets `extraYaml` appended. */
+export async function quickstartCopy(dir: string, extraYaml = ""): Promise<string> {
+  await cp(join(QUICKSTART, "keys"), join(dir, "keys"), { recursive: true });
+  await cp(join(QUICKSTART, "guardrails.cedar"), join(dir, "guardrails.cedar"));
+  const yaml = await readFile(join(QUICKSTART, "writ.yaml"), "utf8");
+  const file = join(dir, "writ.yaml");
+  await writeFile(file, `${yaml}\n${extraYaml}`);
+  return file;
+}
+
+/** Runs `writ serve` in process until `stop()`; rejects with the CLI failure if it does not start. */
+export async function serveInProcess(
+  config: string,
+  opts: {
+    databaseUrl?: string | undefined;
+    pdpToken?: string | undefined;
+    flags?: Partial<ServeOptions>;
+  } = {},
+): Promise<Served> {
+  const dataDir = await mkdtemp(join(tmpdir(), "writ-http-"));
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  const errors: string[] = [];
+  let listening!: (url: string) => void;
+  const started = new Promise<string>((resolve) => {
+    listening = resolve;
+  });
+  const done = serveCommand(
+    { config, host: "127.0.0.1", port: "0", data: dataDir, json: true, ...opts.flags },
+    {
+      out: (text) => listening((JSON.parse(text) as { listening: string }).listening),
+      err: (text) => errors.push(text),
+    },
+    {
+      dataDir,
+      databaseUrl: opts.databaseUrl,
+      pdpToken: opts.pdpToken,
+      version: "test",
+      stopped,
+    },
+  );
+  let url: string;
+  try {
+    url = await Promise.race([
+      started,
+      done.then((code) => Promise.reject(new Error(`serve exited ${code}`))),
+    ]);
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const { adminToken } = JSON.parse(await readFile(join(dataDir, "serve.json"), "utf8")) as {
+    adminToken: string;
+  };
+  return {
+    url,
+    port: Number(new URL(url).port),
+    dataDir,
+    adminToken,
+    errors,
+    async stop() {
+      stop();
+      const code = await done;
+      await rm(dataDir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** A raw connection, with everything it received and whether the server closed it. */
+export interface Raw {
+  readonly socket: Socket;
+  /** What arrived so far. */
+  received(): string;
+  /** Resolves when the server has closed the connection (or it was reset). */
+  readonly closed: Promise<void>;
+  /** Resolves with the first full head of a response (status line and headers). */
+  head(): Promise<{ status: number; headers: Record<string, string> }>;
+}
+
+export function rawConnection(port: number): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    const waiters: (() => void)[] = [];
+    socket.on("data", (chunk: Buffer) => {
+      data += chunk.toString("latin1");
+      for (const w of waiters.splice(0)) w();
+    });
+    socket.on("error", () => {});
+    const closed = new Promise<void>((done) => socket.once("close", () => done()));
+    closed.then(() => {
+      for (const w of waiters.splice(0)) w();
+    });
+    socket.once("connect", () =>
+      resolve({
+        socket,
+        received: () => data,
+        closed,
+        head: async () => {
+          for (;;) {
+            const end = data.indexOf("\r\n\r\n");
+            if (end >= 0) {
+              const [statusLine, ...lines] = data.slice(0, end).split("\r\n");
+              const headers: Record<string, string> = {};
+              for (const l of lines) {
+                const i = l.indexOf(":");
+                headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+              }
+              return { status: Number(statusLine!.split(" ")[1]), headers };
+            }
+            if (socket.destroyed) throw new Error(`closed before a response head: ${JSON.stringify(data)}`);
+            await new Promise<void>((w) => waiters.push(w));
+          }
+        },
+      }),
+    );
+    socket.once("error", reject);
+  });
+}
+
+/** The JSON body after the head (Content-Length framed), once it has fully arrived. */
+export async function rawJsonBody(raw: Raw): Promise<Record<string, unknown>> {
+  const { headers } = await raw.head();
+  const length = Number(headers["content-length"]);
+  for (;;) {
+    const text = raw.received();
+    const start = text.indexOf("\r\n\r\n") + 4;
+    if (text.length - start >= length) {
+      return JSON.parse(Buffer.from(text.slice(start, start + length), "latin1").toString("utf8"));
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
