@@ -31,7 +31,13 @@ export const ERR_ADMIN_REFUSED = "ERR_ADMIN_REFUSED";
 
 /** Refusals a caller can act on, by code prefix or code, and their HTTP status. */
 function statusOf(code: string): number {
-  if (code === ERR_OPERATOR_INPUT || code === "ERR_KILL_SCOPE" || code === "ERR_APPROVAL_INVALID") return 400;
+  if (
+    code === ERR_OPERATOR_INPUT ||
+    code === "ERR_KILL_SCOPE" ||
+    code === "ERR_APPROVAL_INVALID" ||
+    code === "ERR_VALUE_UNSTORABLE"
+  )
+    return 400;
   if (code === "ERR_APPROVAL_NOT_FOUND") return 404;
   if (code.startsWith("ERR_KILL") || code.startsWith("ERR_APPROVAL")) return 409;
   return 500;

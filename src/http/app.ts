@@ -8,7 +8,9 @@
  *   - when a body was refused or left unread (413, or a chunked or large body a handler answered
  *     without reading), the answer carries `Connection: close`, so the server does not read the rest
  *     of it to keep the connection alive;
- *   - every 5xx writes one JSON line with its cause to the log (log.ts).
+ *   - every 5xx writes one JSON line with its cause to the log (log.ts);
+ *   - a value the store refuses (`ERR_VALUE_UNSTORABLE`) that no part caught is a 400
+ *     `value_unstorable`, not a 500.
  */
 import { type Context, Hono } from "hono";
 import { failureLine, type LogSink, stderrSink } from "./log.js";
@@ -97,8 +99,18 @@ export function httpApp(parts: HttpParts): Hono {
   app.notFound((c) =>
     problem(404, "Not Found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
   );
-  app.onError(() =>
-    problem(500, "Internal Server Error", "the request failed; the server log has the details"),
-  );
+  app.onError((err) => {
+    // the store's defence behind the parts' own checks: a value the database cannot hold is the
+    // caller's input (the code is the store's ERR_VALUE_UNSTORABLE), not a failure of the server
+    if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
+      return problem(
+        400,
+        "Bad Request",
+        "the request holds a value the store cannot keep",
+        "value_unstorable",
+      );
+    }
+    return problem(500, "Internal Server Error", "the request failed; the server log has the details");
+  });
   return app;
 }

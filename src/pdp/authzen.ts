@@ -70,6 +70,7 @@ const TITLES: Record<string, string> = {
   value_invalid: "Request holds a character writ does not accept",
   value_too_long: "Request holds a value longer than its limit",
   nesting_too_deep: "Request body is nested too deeply",
+  value_unstorable: "Request holds a value the store cannot keep",
   unauthorized: "Caller is not authenticated",
   internal_error: "Decision point failed",
 };
@@ -305,6 +306,9 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
       return await work();
     } catch (err) {
       if (err instanceof BadRequest) return problem(c, 400, err.code, err.message);
+      if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
+        return problem(c, 400, "value_unstorable", "the request holds a value the store cannot keep");
+      }
       // no stack, no internals to the caller; the server logs the error it keeps here
       c.error = err instanceof Error ? err : new Error(String(err));
       return problem(c, 500, "internal_error", "the decision could not be made or recorded");

@@ -19,6 +19,12 @@ export const ERR_STORE_NOT_FOUND = "ERR_STORE_NOT_FOUND";
 export const ERR_STORE_CORRUPT = "ERR_STORE_CORRUPT";
 /** Any other database error. */
 export const ERR_STORE = "ERR_STORE";
+/**
+ * The database refused a value it was given (NUL in text, an encoding it cannot hold, a value over
+ * one of its limits): the caller's input, not a failure of the store — HTTP edges answer 400. The
+ * edges check what they accept first; this is the defence behind them.
+ */
+export const ERR_VALUE_UNSTORABLE = "ERR_VALUE_UNSTORABLE";
 
 /** True for failures of the store itself (as opposed to refusals such as `ERR_WRIT_EXHAUSTED`). */
 export function isStoreFailure(err: unknown): err is WritError {
@@ -64,6 +70,14 @@ export function storeError(what: string, err: unknown): WritError {
         cause: err,
       },
     );
+  }
+  // 22: data exception (22021 a byte sequence, 22P05 an untranslatable character, 22001 too long …);
+  // 54000: a program limit (an index row too large)
+  const state = sqlState(err);
+  if (state !== undefined && (state.startsWith("22") || state === "54000")) {
+    return new WritError(ERR_VALUE_UNSTORABLE, `${what}: the database refused a value: ${messageOf(err)}`, {
+      cause: err,
+    });
   }
   if (isUnavailable(err)) {
     return new WritError(ERR_STORE_UNAVAILABLE, `${what}: ${messageOf(err)}`, { cause: err });

@@ -15,6 +15,7 @@ export {
   ERR_STORE_NOT_FOUND,
   ERR_STORE_NOT_MIGRATED,
   ERR_STORE_UNAVAILABLE,
+  ERR_VALUE_UNSTORABLE,
   guard,
   isStoreFailure,
   sqlState,

@@ -39,6 +39,9 @@ async function appWithParts(lines: string[]) {
       cause: Object.assign(new Error("relation missing"), { code: "42P01" }),
     });
   });
+  broker.post("/env/dev/use", () => {
+    throw new WritError("ERR_VALUE_UNSTORABLE", "spend a use: the database refused a value");
+  });
   return httpApp({
     authzen: authzenRoutes(pdp, {
       onDecision: () => {
@@ -100,6 +103,10 @@ describe("the log line of a failed request", () => {
     const app = await appWithParts(lines);
     expect((await app.request("/nowhere")).status).toBe(404);
     expect((await app.request("/access/v1/evaluation", { method: "POST", body: "{" })).status).toBe(415);
+    // a value the store refused, that no part caught, is the caller's: 400, not 500
+    const unstorable = await app.request("/env/dev/use", { method: "POST" });
+    expect(unstorable.status).toBe(400);
+    expect(await unstorable.json()).toMatchObject({ reason: "value_unstorable" });
     expect(lines).toEqual([]);
   });
 });
