@@ -100,8 +100,22 @@ export interface Raw {
   received(): string;
   /** Resolves when the server has closed the connection (or it was reset). */
   readonly closed: Promise<void>;
+  /** Resolves with `pick(received)` once it is defined; rejects if the connection closes first. */
+  until<T>(pick: (received: string) => T | undefined): Promise<T>;
   /** Resolves with the first full head of a response (status line and headers). */
   head(): Promise<{ status: number; headers: Record<string, string> }>;
+}
+
+function parseHead(data: string): { status: number; headers: Record<string, string> } | undefined {
+  const end = data.indexOf("\r\n\r\n");
+  if (end < 0) return undefined;
+  const [statusLine, ...lines] = data.slice(0, end).split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine!.split(" ")[1]), headers };
 }
 
 export function rawConnection(port: number): Promise<Raw> {
@@ -109,37 +123,27 @@ export function rawConnection(port: number): Promise<Raw> {
     const socket = connect(port, "127.0.0.1");
     let data = "";
     const waiters: (() => void)[] = [];
+    const wake = () => {
+      for (const w of waiters.splice(0)) w();
+    };
     socket.on("data", (chunk: Buffer) => {
       data += chunk.toString("latin1");
-      for (const w of waiters.splice(0)) w();
+      wake();
     });
     socket.on("error", () => {});
     const closed = new Promise<void>((done) => socket.once("close", () => done()));
-    closed.then(() => {
-      for (const w of waiters.splice(0)) w();
-    });
+    void closed.then(wake);
+    const until = async <T>(pick: (received: string) => T | undefined): Promise<T> => {
+      for (;;) {
+        const value = pick(data);
+        if (value !== undefined) return value;
+        if (socket.destroyed)
+          throw new Error(`closed before the expected answer: ${JSON.stringify(data.slice(0, 500))}`);
+        await new Promise<void>((w) => waiters.push(w));
+      }
+    };
     socket.once("connect", () =>
-      resolve({
-        socket,
-        received: () => data,
-        closed,
-        head: async () => {
-          for (;;) {
-            const end = data.indexOf("\r\n\r\n");
-            if (end >= 0) {
-              const [statusLine, ...lines] = data.slice(0, end).split("\r\n");
-              const headers: Record<string, string> = {};
-              for (const l of lines) {
-                const i = l.indexOf(":");
-                headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-              }
-              return { status: Number(statusLine!.split(" ")[1]), headers };
-            }
-            if (socket.destroyed) throw new Error(`closed before a response head: ${JSON.stringify(data)}`);
-            await new Promise<void>((w) => waiters.push(w));
-          }
-        },
-      }),
+      resolve({ socket, received: () => data, closed, until, head: () => until(parseHead) }),
     );
     socket.once("error", reject);
   });
@@ -149,12 +153,9 @@ export function rawConnection(port: number): Promise<Raw> {
 export async function rawJsonBody(raw: Raw): Promise<Record<string, unknown>> {
   const { headers } = await raw.head();
   const length = Number(headers["content-length"]);
-  for (;;) {
-    const text = raw.received();
+  const body = await raw.until((text) => {
     const start = text.indexOf("\r\n\r\n") + 4;
-    if (text.length - start >= length) {
-      return JSON.parse(Buffer.from(text.slice(start, start + length), "latin1").toString("utf8"));
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    return text.length - start >= length ? text.slice(start, start + length) : undefined;
+  });
+  return JSON.parse(Buffer.from(body, "latin1").toString("utf8")) as Record<string, unknown>;
 }
