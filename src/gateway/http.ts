@@ -11,6 +11,7 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import {
   type AccessTokenClaims,
   type EnvironmentKeys,
@@ -31,6 +32,8 @@ const isInitialize = (body: unknown): boolean =>
   typeof body === "object" && body !== null && (body as { method?: unknown }).method === "initialize";
 
 export const MCP_PATH = "/mcp";
+/** The largest body a POST to `/mcp` may have: the MCP SDK's own limit (4 MiB). */
+const MAX_BODY = 4 * 1024 * 1024;
 export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MCP_PATH}`;
 /** What the DPoP verifier accepts: the broker advertises the same list. */
 const DPOP_ALGS = SIGNING_ALGORITHMS.join(" ");
@@ -284,8 +287,21 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     }
   }
 
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY,
+    onError: (c) =>
+      c.json(
+        {
+          error: "invalid_request",
+          error_description: `the body is larger than ${MAX_BODY} bytes`,
+          reason: "body_too_large",
+        },
+        413,
+      ),
+  });
+
   app.all(MCP_PATH, async (c) => {
-    const req = c.req.raw;
+    let req = c.req.raw;
     // a POST carries JSON-RPC: without its media type it is refused before anything else is read
     const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     if (req.method === "POST" && type !== "application/json") {
@@ -304,6 +320,12 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     } catch (err) {
       if (err instanceof Unauthorized) return challenge(err);
       throw err;
+    }
+    if (req.method === "POST") {
+      // the body is read at most to the SDK's limit, chunked or not: then 413, and nothing more of it
+      const tooLarge = await limitBody(c, async () => {});
+      if (tooLarge) return tooLarge;
+      req = c.req.raw;
     }
     const { claims, jkt, token } = auth;
     const env = new URL(claims.iss).pathname.split("/").pop()!;

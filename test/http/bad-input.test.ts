@@ -18,15 +18,8 @@ import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QUICKSTART } from "../broker/live.js";
 import { createTempDatabase, postgresEnabled, type TempDatabase } from "../store/backends.js";
-import { PDP_TOKEN, quickstartCopy, type Served, serveInProcess } from "./support.js";
+import { GATEWAY_YAML, PDP_TOKEN, quickstartCopy, type Served, serveInProcess } from "./support.js";
 
-const RUG_PULL = join(import.meta.dirname, "..", "gateway", "fixtures", "rug-pull.mjs");
-const GATEWAY_YAML = `gateway:
-  upstreams:
-    weather:
-      command: ${process.execPath}
-      args: ["${RUG_PULL}"]
-`;
 const RESOURCE = "https://k8s.acme.example";
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -13,9 +13,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateProof } from "dpop";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliFailure } from "../../src/cli/output.js";
+import { agentToken } from "../gateway/support.js";
 import {
+  GATEWAY_YAML,
   quickstartCopy,
   type Raw,
   rawConnection,
@@ -52,10 +55,10 @@ async function stalledChunkedPost(
   );
   const chunk = Buffer.alloc(8192, "a");
   for (let sent = 0; sent < bytes && !raw.socket.destroyed; sent += chunk.length) {
-    const more =
-      raw.socket.write(`${chunk.length.toString(16)}\r\n`) &&
-      raw.socket.write(chunk) &&
-      raw.socket.write("\r\n");
+    // one frame, written whole: a write that reports backpressure has still queued its bytes
+    const more = raw.socket.write(
+      Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]),
+    );
     if (!more) await Promise.race([new Promise((resolve) => raw.socket.once("drain", resolve)), raw.closed]);
   }
 }
@@ -128,6 +131,35 @@ describe("a chunked body over the limit", () => {
     expect(r.status).toBe(400);
     expect(await r.json()).toMatchObject({ reason: "unsupported_grant_type" });
   });
+});
+
+describe("a chunked POST to /mcp over 4 MiB, from an authenticated agent", () => {
+  let gwDir: string;
+  let served: Served;
+  beforeAll(async () => {
+    gwDir = await mkdtemp(join(tmpdir(), "writ-limits-gw-"));
+    served = await serveInProcess(await quickstartCopy(gwDir, GATEWAY_YAML));
+  }, 60_000);
+  afterAll(async () => {
+    await served?.stop();
+    await rm(gwDir, { recursive: true, force: true });
+  });
+
+  it("is refused with 413 body_too_large before it ends, and the connection closed", async () => {
+    const mcp = `${served.url}/mcp`;
+    const agent = await agentToken(served.url, "release-bot", mcp);
+    const raw = await rawConnection(served.port);
+    await stalledChunkedPost(raw, "/mcp", "application/json", 4 * 1024 * 1024 + 64 * 1024, {
+      accept: "application/json, text/event-stream",
+      authorization: `DPoP ${agent.token}`,
+      dpop: await generateProof(agent.keys, mcp, "POST", undefined, agent.token),
+    });
+    const head = await raw.head();
+    expect(head.status, JSON.stringify(await rawJsonBody(raw))).toBe(413);
+    expect(head.headers.connection).toBe("close");
+    expect(await rawJsonBody(raw)).toMatchObject({ reason: "body_too_large" });
+    await raw.closed;
+  }, 60_000);
 });
 
 describe("slow clients are cut off", () => {

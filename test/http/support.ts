@@ -12,6 +12,15 @@ import { QUICKSTART } from "../broker/live.js";
 
 export const PDP_TOKEN = "bad-input-test-pdp-token-0123456789";
 
+const RUG_PULL = join(import.meta.dirname, "..", "gateway", "fixtures", "rug-pull.mjs");
+/** A gateway section for the quickstart: one small upstream (a real MCP server over stdio). */
+export const GATEWAY_YAML = `gateway:
+  upstreams:
+    weather:
+      command: ${process.execPath}
+      args: ["${RUG_PULL}"]
+`;
+
 export interface Served {
   readonly url: string;
   readonly port: number;
