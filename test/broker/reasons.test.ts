@@ -1375,6 +1375,7 @@ const adminDecide = (id: string, approver: string, decision: "approve" | "deny",
 const ADMIN_SCENARIOS: CodeScenario[] = [
   { code: "ERR_ADMIN_TOKEN", status: 401, run: () => admin("/kill", undefined, null) },
   { code: "ERR_OPERATOR_INPUT", status: 400, run: () => admin("/kill", "{not json") },
+  { code: "ERR_OPERATOR_INPUT", status: 413, run: () => admin("/kill", "x".repeat(65 * 1024)) },
   {
     code: "ERR_KILL_SCOPE",
     status: 400,
@@ -1438,6 +1439,8 @@ const ADMIN_SCENARIOS: CodeScenario[] = [
 const ADMIN_CANNOT_PROVOKE: Readonly<Record<string, string>> = {
   "ERR_ADMIN_FAILED 500":
     "only when an operation fails inside the server (the store down): no request can cause it",
+  "ERR_VALUE_UNSTORABLE 400":
+    "the admin API checks every string before the store sees it; this is the store's safeguard behind that",
 };
 
 describe.each([
