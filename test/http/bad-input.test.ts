@@ -21,6 +21,8 @@ import { createTempDatabase, postgresEnabled, type TempDatabase } from "../store
 import { GATEWAY_YAML, PDP_TOKEN, quickstartCopy, type Served, serveInProcess } from "./support.js";
 
 const RESOURCE = "https://k8s.acme.example";
+/** An audience of exactly 2,000 characters, which dev allows (quickstart edited): the longest kept. */
+const LONGEST_AUDIENCE = `${RESOURCE}/${"x".repeat(2000 - RESOURCE.length - 1)}`;
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
@@ -69,7 +71,13 @@ function battery(title: string, database: () => Promise<TempDatabase | undefined
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), "writ-bad-input-"));
       temp = await database();
-      served = await serveInProcess(await quickstartCopy(dir, GATEWAY_YAML), {
+      const config = await quickstartCopy(dir, GATEWAY_YAML, (yaml) =>
+        yaml.replace(
+          `audiences: ["${RESOURCE}"]`, // dev's, the first
+          `audiences: ["${RESOURCE}", "${LONGEST_AUDIENCE}"]`,
+        ),
+      );
+      served = await serveInProcess(config, {
         databaseUrl: temp?.url,
         pdpToken: PDP_TOKEN,
       });
@@ -327,7 +335,7 @@ function battery(title: string, database: () => Promise<TempDatabase | undefined
       },
       {
         name: "exchange: resource 2,000 characters is issued",
-        run: () => exchange({}, `${RESOURCE}/${long(2000 - RESOURCE.length - 1)}`),
+        run: () => exchange({}, LONGEST_AUDIENCE),
         status: 200,
       },
       {

@@ -31,13 +31,17 @@ export interface Served {
   stop(): Promise<number>;
 }
 
-/** A copy of the quickstart (keys and guardrails) whose writ.yaml gets `extraYaml` appended. */
-export async function quickstartCopy(dir: string, extraYaml = ""): Promise<string> {
+/** A copy of the quickstart (keys and guardrails) whose writ.yaml is edited and gets `extraYaml` appended. */
+export async function quickstartCopy(
+  dir: string,
+  extraYaml = "",
+  edit: (yaml: string) => string = (yaml) => yaml,
+): Promise<string> {
   await cp(join(QUICKSTART, "keys"), join(dir, "keys"), { recursive: true });
   await cp(join(QUICKSTART, "guardrails.cedar"), join(dir, "guardrails.cedar"));
   const yaml = await readFile(join(QUICKSTART, "writ.yaml"), "utf8");
   const file = join(dir, "writ.yaml");
-  await writeFile(file, `${yaml}\n${extraYaml}`);
+  await writeFile(file, `${edit(yaml)}\n${extraYaml}`);
   return file;
 }
 
