@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Hono } from "hono";
 import type { AuditLog } from "./audit/index.js";
-import type { Operator } from "./broker/index.js";
+import type { KillSwitch, Operator } from "./broker/index.js";
 import {
   type ConfigProblem,
   collectAwsServices,
@@ -25,6 +25,7 @@ import {
   compileGuardrails,
   DecisionPoint,
   type PdpRequest,
+  WritIndex,
   type WritSource,
 } from "./pdp/index.js";
 import type { Store } from "./store/index.js";
@@ -71,6 +72,35 @@ export async function loadPolicy(file: string): Promise<PolicyLoad> {
 async function prepareAction(catalog: LoadableAwsCatalog, action: string): Promise<void> {
   if (typeof action !== "string" || action.length > 256) return;
   await catalog.load(collectAwsServices(`${action}:`));
+}
+
+/**
+ * The writ index over a store: the decision point's active writs, in memory, kept exact by the
+ * store's change feed (pdp/writ-index.ts).
+ */
+async function writIndex(store: Store): Promise<WritIndex> {
+  const { toActiveWrit } = await import("./store/index.js");
+  return new WritIndex({
+    load: async (agent, now) => (await store.writs.listUnexpired(agent, now)).map(toActiveWrit),
+    changes: store.writChanges,
+  });
+}
+
+/**
+ * The kill switch revokes writs with its own statement; its engagement returns only once the
+ * revocations have reached this process's writ index, so no decision after it sees a revoked writ.
+ */
+function followKills(kill: KillSwitch, store: Store): KillSwitch {
+  return {
+    async engage(scope, opts) {
+      const result = await kill.engage(scope, opts);
+      await store.writChanges.sync();
+      return result;
+    },
+    lift: (scope, opts) => kill.lift(scope, opts),
+    engaged: () => kill.engaged(),
+    blocking: (agent, environment) => kill.blocking(agent, environment),
+  };
 }
 
 export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint {
@@ -272,13 +302,11 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
   try {
     await store.migrate();
     const audit = openAuditLog({ repo: store.audit, signer: await loadSigningKey(opts.dataDir) });
-    const { toActiveWrit } = await import("./store/index.js");
-    const pdp = decisionPoint(opts.policy, async (agent) =>
-      (await store.writs.listActive(agent, new Date())).map(toActiveWrit),
-    );
+    const index = await writIndex(store);
+    const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
     const digest = digestOf({ canonicalJson, toJsonValue });
     const approvals = broker.approvalService(store.db, { audit });
-    const kill = broker.killSwitch(store.db);
+    const kill = followKills(broker.killSwitch(store.db), store);
     const gateway = await gatewayPart.createGateway(
       gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart, opts.upstreamStderr),
     );
@@ -320,7 +348,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const [
     { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
     { httpApp },
-    { openStore, toActiveWrit, writRow },
+    { openStore, writRow },
     broker,
     gatewayPart,
   ] = await Promise.all([
@@ -343,10 +371,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       configDigest: `sha256:${createHash("sha256").update(configText).digest("hex")}`,
       store: store.backend,
     });
-    const pdp = decisionPoint(opts.policy, async (agent) => {
-      const rows = await store.writs.listActive(agent, new Date());
-      return rows.map(toActiveWrit);
-    });
+    const index = await writIndex(store);
+    const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
     const decider = {
       decide: async (req: PdpRequest) => {
         await opts.policy.prepare(req.action);
@@ -372,7 +398,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const keys = broker.environmentKeys(store.db, { exclusive });
     const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
-    const kill = broker.killSwitch(store.db, { exclusive });
+    const kill = followKills(broker.killSwitch(store.db, { exclusive }), store);
     // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
     const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
     const operator = broker.operator({

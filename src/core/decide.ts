@@ -14,13 +14,14 @@
  */
 import { isWritError, q } from "./errors.js";
 import type { ActiveWrit, Agent, Grant, WritConfig } from "./model.js";
-import { actionMatches, type Rule, type RuleText, resourceMatches, ruleMatches } from "./permission.js";
+import { actionMatches, type RuleText, resourceMatches, ruleMatches } from "./permission.js";
 import {
   type ParsedAction,
   parseRequestAction,
   unknownActionProblem,
   type Vocabulary,
 } from "./vocabulary.js";
+import { inactiveWhy, WritMatch, WritSet } from "./writ-set.js";
 
 export interface DecisionRequest {
   readonly agent: string;
@@ -93,16 +94,6 @@ const ERROR_CODES: Readonly<Record<string, DecisionCode>> = {
   ERR_UNKNOWN_PROVIDER: "unknown_provider",
 };
 
-function inactive(w: ActiveWrit, env: string, now: Date): Reason | undefined {
-  if (w.revoked) return { kind: "writ-inactive", writ: w.id, why: "revoked" };
-  if (now.getTime() >= w.expiresAt.getTime()) return { kind: "writ-inactive", writ: w.id, why: "expired" };
-  if (now.getTime() < w.issuedAt.getTime())
-    return { kind: "writ-inactive", writ: w.id, why: "not-yet-valid" };
-  if (w.usesLeft !== undefined && w.usesLeft <= 0) return { kind: "writ-inactive", writ: w.id, why: "spent" };
-  if (w.environment !== env) return { kind: "writ-inactive", writ: w.id, why: "other-environment" };
-  return undefined;
-}
-
 function grantApplies(g: Grant, a: ParsedAction, req: DecisionRequest): boolean {
   if (g.environments && !g.environments.includes(req.environment)) return false;
   return ruleMatches(g.rule, a, req.resource, "cover");
@@ -110,12 +101,58 @@ function grantApplies(g: Grant, a: ParsedAction, req: DecisionRequest): boolean 
 
 function toolAllowed(agent: Agent, a: ParsedAction): boolean {
   // tools are `server:tool` patterns compiled as `mcp:server:tool` on `*`
-  return agent.tools.some((t: Rule) => actionMatches(t, a, "cover"));
+  const tools = agent.tools;
+  for (let i = 0; i < tools.length; i++) if (actionMatches(tools[i]!, a, "cover")) return true;
+  return false;
 }
 
+/**
+ * The writs in a list, in order: the first active writ grant that covers the request, and the first
+ * covering writ that does not count. The same answer `WritSet.lookup` gives from its index.
+ */
+function scanList(
+  writs: readonly ActiveWrit[],
+  agent: string,
+  a: ParsedAction,
+  req: DecisionRequest,
+  now: number,
+  out: WritMatch,
+): void {
+  for (let i = 0; i < writs.length; i++) {
+    const w = writs[i]!;
+    if (w.agent !== agent) continue;
+    const grants = w.grants;
+    let covering = -1;
+    for (let j = 0; j < grants.length; j++) {
+      if (ruleMatches(grants[j]!.rule, a, req.resource, "cover")) {
+        covering = j;
+        break;
+      }
+    }
+    if (covering < 0) continue;
+    const why = inactiveWhy(w, req.environment, now);
+    if (why === undefined) {
+      out.writ = w;
+      out.grantIndex = covering;
+      return;
+    }
+    if (out.skipped === undefined) {
+      out.skipped = w;
+      out.skippedWhy = why;
+    }
+  }
+}
+
+/**
+ * Decides one request. `writs` is the agent's active writs: a list (scanned in order) or a
+ * `WritSet` (looked up by its index). Reasons are bounded whatever the number of writs: every
+ * baseline grant, ceiling rule and deny that applies (the config bounds those), but of the writs
+ * only the deciding one — the first active writ grant that covers the request — and at most one
+ * covering writ that did not count (expired, spent …) when it explains a `no_grant`.
+ */
 export function decide(
   config: WritConfig,
-  writs: readonly ActiveWrit[],
+  writs: readonly ActiveWrit[] | WritSet,
   req: DecisionRequest,
   vocab: Vocabulary = {},
 ): Decision {
@@ -155,16 +192,20 @@ export function decide(
 
   // explicit denies: the ceiling's, then the agent's own
   const denies: Reason[] = [];
-  rc.ceiling.deny.forEach((d, index) => {
+  const ceilingDeny = rc.ceiling.deny;
+  for (let index = 0; index < ceilingDeny.length; index++) {
+    const d = ceilingDeny[index]!;
     if (ruleMatches(d.rule, a, req.resource, "include")) {
       denies.push({ kind: "deny", source: "ceiling", owner: rc.id, rule: d.rule.text, index });
     }
-  });
-  agent.deny.forEach((d, index) => {
+  }
+  const agentDeny = agent.deny;
+  for (let index = 0; index < agentDeny.length; index++) {
+    const d = agentDeny[index]!;
     if (ruleMatches(d.rule, a, req.resource, "include")) {
       denies.push({ kind: "deny", source: "agent", owner: agent.id, rule: d.rule.text, index });
     }
-  });
+  }
   if (denies.length > 0) {
     const first = denies[0]!;
     const where =
@@ -174,36 +215,35 @@ export function decide(
     return deny("explicit_deny", `${q(req.action)} on ${q(req.resource)} is denied by ${where}`, denies);
   }
 
-  // grants: baseline, then active writs
+  // grants: baseline, then the deciding writ
   const grants: Reason[] = [];
-  const skipped: Reason[] = [];
-  agent.baseline.forEach((g, index) => {
+  const baseline = agent.baseline;
+  for (let index = 0; index < baseline.length; index++) {
+    const g = baseline[index]!;
     if (grantApplies(g, a, req)) grants.push({ kind: "grant", source: "baseline", rule: g.rule.text, index });
-  });
-  for (const w of writs) {
-    if (w.agent !== agent.id) continue;
-    const matching = w.grants
-      .map((g, index) => ({ g, index }))
-      .filter(({ g }) => ruleMatches(g.rule, a, req.resource, "cover"));
-    if (matching.length === 0) continue;
-    const off = inactive(w, req.environment, req.now);
-    if (off) {
-      skipped.push(off);
-      continue;
-    }
-    for (const { g, index } of matching) {
-      grants.push({
-        kind: "grant",
-        source: "writ",
-        writ: w.id,
-        playbook: w.playbook,
-        rule: g.rule.text,
-        index,
-      });
-    }
   }
+  const now = req.now.getTime();
+  const match = new WritMatch();
+  if (writs instanceof WritSet) {
+    if (writs.agent === agent.id) writs.lookup(a, req.resource, req.environment, now, match);
+  } else scanList(writs, agent.id, a, req, now, match);
+  const w = match.writ;
+  if (w !== undefined) {
+    grants.push({
+      kind: "grant",
+      source: "writ",
+      writ: w.id,
+      playbook: w.playbook,
+      rule: w.grants[match.grantIndex]!.rule.text,
+      index: match.grantIndex,
+    });
+  }
+  const skipped: Reason[] =
+    match.skipped === undefined || match.skippedWhy === undefined
+      ? []
+      : [{ kind: "writ-inactive", writ: match.skipped.id, why: match.skippedWhy }];
   if (grants.length === 0) {
-    const why = skipped.length > 0 ? ` (a matching writ is ${(skipped[0] as { why: string }).why})` : "";
+    const why = match.skippedWhy === undefined ? "" : ` (a matching writ is ${match.skippedWhy})`;
     return deny(
       "no_grant",
       `no baseline grant or active writ covers ${q(req.action)} on ${q(req.resource)}${why}`,
@@ -212,16 +252,18 @@ export function decide(
   }
 
   const bounds: Reason[] = [];
-  rc.ceiling.allow.forEach((c, index) => {
+  const allow = rc.ceiling.allow;
+  for (let index = 0; index < allow.length; index++) {
+    const c = allow[index]!;
     if (actionMatches(c.rule, a, "cover") && resourceMatches(c.rule, a.provider, req.resource)) {
       bounds.push({ kind: "ceiling-allow", runnerClass: rc.id, rule: c.rule.text, index });
     }
-  });
+  }
   if (bounds.length === 0) {
     return deny(
       "outside_ceiling",
       `${q(req.action)} on ${q(req.resource)} is granted but lies outside the ${q(rc.id)} ceiling`,
-      [...grants, ...skipped],
+      grants,
     );
   }
   return {
@@ -229,6 +271,6 @@ export function decide(
     allowed: true,
     code: "allowed",
     message: `${q(req.action)} on ${q(req.resource)} is allowed`,
-    reasons: [...grants, ...bounds, ...skipped],
+    reasons: grants.concat(bounds),
   };
 }

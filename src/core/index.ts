@@ -71,3 +71,10 @@ export {
   type Vocabulary,
 } from "./vocabulary.js";
 export { instantiateWrit, playbookGrants, type WritInit } from "./writ.js";
+export {
+  type InactiveWhy,
+  inactiveWhy,
+  type WritChange,
+  WritMatch,
+  WritSet,
+} from "./writ-set.js";

@@ -119,9 +119,15 @@ function actionSegmentMatches(rule: Rule, provider: Provider, action: string): b
 export function actionMatches(rule: Rule, a: ParsedAction, mode: MatchMode): boolean {
   if (!globMatches(rule.provider.raw, a.provider)) return false;
   if (!serviceMatches(rule, a.provider, a.service)) return false;
+  // the request's own action first: for every provider but GitHub it is the only candidate
+  if (actionSegmentMatches(rule, a.provider, a.action)) return true;
+  if (a.provider !== "github") return false;
   const candidates =
     mode === "cover" ? coveringActions(a.provider, a.action) : includedActions(a.provider, a.action);
-  return candidates.some((c) => actionSegmentMatches(rule, a.provider, c));
+  for (let i = 0; i < candidates.length; i++) {
+    if (actionSegmentMatches(rule, a.provider, candidates[i]!)) return true;
+  }
+  return false;
 }
 
 export function resourceMatches(rule: Rule, provider: Provider, resource: string): boolean {

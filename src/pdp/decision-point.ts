@@ -17,15 +17,17 @@ import {
   type Vocabulary,
   type WritConfig,
   WritError,
+  type WritSet,
 } from "../core/index.js";
 import { compileGuardrails } from "./compile.js";
 import type { CompiledGuardrails } from "./guardrails.js";
 import type { PdpRequest } from "./request.js";
 
-/** Where active writs come from: the store, later; a list, in tests. */
-export type WritSource =
-  | readonly ActiveWrit[]
-  | ((agent: string) => Promise<readonly ActiveWrit[]> | readonly ActiveWrit[]);
+/** An agent's active writs: a list (scanned in order), or an indexed set (`WritIndex`). */
+export type Writs = readonly ActiveWrit[] | WritSet;
+
+/** Where active writs come from: the writ index over the store (`writ serve`); a list, in tests. */
+export type WritSource = Writs | ((agent: string) => Promise<Writs> | Writs);
 
 export interface DecisionPointOptions {
   readonly vocab?: Vocabulary;
@@ -64,19 +66,17 @@ export class DecisionPoint {
     return this.decideWith(req, writs);
   }
 
-  /** Decides with an explicit list of active writs. Synchronous and pure but for Cedar's cache. */
-  decideWith(req: PdpRequest, writs: readonly ActiveWrit[]): Decision {
+  /** Decides with explicit active writs. Synchronous and pure but for Cedar's cache. */
+  decideWith(req: PdpRequest, writs: Writs): Decision {
     const core = decide(this.config, writs, req, this.vocab);
     if (!core.allowed || !this.guardrails) return core;
     const outcome = this.guardrails.evaluate(req);
     if (outcome.kind === "pass") return core;
-    const errors: Reason[] = outcome.errors.map((message) => ({ kind: "error", message }));
+    const errors: Reason[] = [];
+    for (const message of outcome.errors) errors.push({ kind: "error", message });
     if (outcome.kind === "forbid") {
-      const forbids: Reason[] = outcome.policies.map((policy) => ({
-        kind: "guardrail",
-        policy,
-        effect: "forbid",
-      }));
+      const forbids: Reason[] = [];
+      for (const policy of outcome.policies) forbids.push({ kind: "guardrail", policy, effect: "forbid" });
       return {
         kind: "decision",
         allowed: false,

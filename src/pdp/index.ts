@@ -9,7 +9,12 @@ export {
   METADATA_PATH,
 } from "./authzen.js";
 export { type CompileOptions, type CompileResult, compileGuardrails, type GuardrailText } from "./compile.js";
-export { DecisionPoint, type DecisionPointOptions, type WritSource } from "./decision-point.js";
+export { DecisionPoint, type DecisionPointOptions, type WritSource, type Writs } from "./decision-point.js";
 export { CompiledGuardrails, type GuardrailOutcome, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
 export type { PdpContext, PdpRequest } from "./request.js";
 export { cedarSchemaFor, type SchemaOptions } from "./schema.js";
+export {
+  type WritChangeFeed,
+  WritIndex,
+  type WritIndexOptions,
+} from "./writ-index.js";

@@ -8,6 +8,13 @@ export type {
   Companion,
 } from "./audit.js";
 export {
+  parseWritChange,
+  WRIT_CHANGES_CHANNEL,
+  type WritChange,
+  type WritChangeListener,
+  type WritChanges,
+} from "./changes.js";
+export {
   ERR_STORE,
   ERR_STORE_CORRUPT,
   ERR_STORE_LOCKED,
@@ -49,6 +56,7 @@ export {
   type SpendResult,
   type StoredWrit,
   toActiveWrit,
+  type WritLoad,
   type WritRepository,
   type WritStatus,
   writRow,

@@ -303,6 +303,50 @@ const approvalAudience: Migration = {
   },
 };
 
+/**
+ * Change notifications on writs: every row inserted, updated or deleted is announced on the
+ * `writ_changes` channel when its transaction commits (LISTEN/NOTIFY), with what the decision
+ * point's writ index needs to stay exact — id, agent, status, uses, max uses and validity (epoch
+ * milliseconds). A TRUNCATE says `truncate`: forget everything. And an index for counting an
+ * agent's recent issuance (the per-runner-class issuance cap).
+ */
+const writChanges: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create function writ_changes_notify() returns trigger language plpgsql as $fn$
+        declare
+          r writs;
+        begin
+          if tg_op = 'TRUNCATE' then
+            perform pg_notify('writ_changes', '{"op":"truncate"}');
+            return null;
+          end if;
+          if tg_op = 'DELETE' then r := old; else r := new; end if;
+          perform pg_notify('writ_changes', json_build_object(
+            'op', lower(tg_op),
+            'id', r.id,
+            'agent', r.agent,
+            'status', r.status,
+            'uses', r.uses,
+            'maxUses', r.max_uses,
+            'issuedAt', round(extract(epoch from r.issued_at) * 1000)::bigint,
+            'expiresAt', round(extract(epoch from r.expires_at) * 1000)::bigint
+          )::text);
+          return null;
+        end
+        $fn$`),
+      sql.raw(`
+        create trigger writs_notify after insert or update or delete on writs
+        for each row execute function writ_changes_notify()`),
+      sql.raw(`
+        create trigger writs_notify_truncate after truncate on writs
+        for each statement execute function writ_changes_notify()`),
+      sql.raw(`create index writs_by_agent_issued on writs (agent, issued_at)`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -311,6 +355,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0004_gateway": gateway,
   "0005_gateway_taint": gatewayTaint,
   "0006_approval_audience": approvalAudience,
+  "0007_writ_changes": writChanges,
 };
 
 const provider: MigrationProvider = {

@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { isWritError, q, WritError } from "../core/index.js";
 import { type AuditRepository, auditRepository } from "./audit.js";
+import { type ChangeHub, pgliteChanges, postgresChanges, type WritChanges } from "./changes.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
 import { type DirLock, lockFile } from "./lock.js";
 import { type MigrationReport, migrateToLatest } from "./migrations.js";
@@ -37,26 +38,40 @@ export interface Store {
   /** Kysely over the schema, for repositories added by later modules. */
   readonly db: Kysely<Database>;
   readonly writs: WritRepository;
+  /**
+   * Every committed change to writs, this process's and other processes' (LISTEN/NOTIFY), for
+   * keeping writs in memory exactly (the decision point's writ index). Listens from the first
+   * subscriber on.
+   */
+  readonly writChanges: WritChanges;
   readonly audit: AuditRepository;
   /** Applies pending migrations; safe to call from several processes at once. */
   migrate(): Promise<MigrationReport>;
   close(): Promise<void>;
 }
 
-function assemble(backend: Backend, location: string, db: Kysely<Database>, onClose: () => void): Store {
+function assemble(
+  backend: Backend,
+  location: string,
+  db: Kysely<Database>,
+  changes: WritChanges & { hub: ChangeHub },
+  onClose: () => void,
+): Store {
   let closed = false;
   return {
     kind: "store",
     backend,
     location,
     db,
-    writs: writRepository(db),
+    writs: writRepository(db, (change) => changes.hub.emit(change)),
+    writChanges: changes,
     audit: auditRepository(db),
     migrate: () => migrateToLatest(db),
     async close() {
       if (closed) return;
       closed = true;
       try {
+        await changes.close();
         await db.destroy();
       } finally {
         onClose();
@@ -79,7 +94,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Store> {
     const cause = storeError(`open ${shown}`, err);
     throw new WritError(ERR_STORE_UNAVAILABLE, cause.message, { cause: err });
   }
-  return assemble("postgres", shown, db, () => {});
+  return assemble("postgres", shown, db, postgresChanges(url), () => {});
 }
 
 async function openPglite(dataDir: string, create: boolean): Promise<Store> {
@@ -99,8 +114,9 @@ async function openPglite(dataDir: string, create: boolean): Promise<Store> {
     });
   }
   let db: Kysely<Database> | undefined;
+  let client: PGlite;
   try {
-    const client = await PGlite.create(dir);
+    client = await PGlite.create(dir);
     db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: client }) });
     await sql`select 1`.execute(db);
   } catch (err) {
@@ -109,7 +125,7 @@ async function openPglite(dataDir: string, create: boolean): Promise<Store> {
     const cause = storeError(`open ${q(dir)}`, err);
     throw new WritError(ERR_STORE_UNAVAILABLE, cause.message, { cause: err });
   }
-  return assemble("pglite", dir, db, () => lock.release());
+  return assemble("pglite", dir, db, pgliteChanges(db, client), () => lock.release());
 }
 
 /** Opens the store. Does not migrate: call `store.migrate()` where the schema may be created. */

@@ -8,6 +8,7 @@
 import type { Insertable, Kysely, Selectable } from "kysely";
 import { type ActiveWrit, compileRule, isWritError, q, type RuleText, WritError } from "../core/index.js";
 import type { Companion } from "./audit.js";
+import type { WritChange } from "./changes.js";
 import { ERR_STORE_CORRUPT, guard, sqlState } from "./errors.js";
 import type { Database, WritsTable } from "./schema.js";
 
@@ -75,12 +76,27 @@ export interface RevokeResult {
   readonly alreadyRevoked: boolean;
 }
 
+/** How many writs an agent holds and has been issued lately: what the issuance caps count. */
+export interface WritLoad {
+  /** Active, unexpired, not used up (whether or not yet valid). */
+  readonly active: number;
+  /** Issued at or after the window's start, whatever became of them since. */
+  readonly issuedSince: number;
+}
+
 export interface WritRepository {
   /** Stores a new writ. `ERR_WRIT_INVALID` for a malformed one, `ERR_WRIT_EXISTS` for a taken id. */
   insert(writ: NewWrit): Promise<StoredWrit>;
   get(id: string): Promise<StoredWrit | undefined>;
   /** The agent's writs that are active, issued at or before `now`, unexpired and not used up. */
   listActive(agent: string, now: Date): Promise<StoredWrit[]>;
+  /**
+   * The agent's writs that are active, unexpired and not used up, including those issued after
+   * `now` (another server's clock may run ahead): what the decision point's writ index holds.
+   */
+  listUnexpired(agent: string, now: Date): Promise<StoredWrit[]>;
+  /** Counts for the issuance caps: writs held at `now`, and writs issued since `since`. */
+  load(agent: string, now: Date, since: Date): Promise<WritLoad>;
   /** Revokes a writ (idempotent). `ERR_WRIT_NOT_FOUND` when there is no such writ. */
   revoke(id: string, reason: string, now?: Date): Promise<RevokeResult>;
   /**
@@ -238,7 +254,42 @@ const COLUMN_OF: Readonly<Record<(typeof OPTIONAL_TEXT)[number], string>> = {
   approvalRequest: "approval_request",
 };
 
-export function writRepository(db: Kysely<Database>): WritRepository {
+/**
+ * `onChange` hears of this process's own changes as soon as their statement returns (the writ index
+ * applies them at once instead of waiting for the notification, see changes.ts).
+ */
+export function writRepository(
+  db: Kysely<Database>,
+  onChange: (change: WritChange) => void = () => {},
+): WritRepository {
+  const changed = (w: StoredWrit, writ?: ActiveWrit) =>
+    onChange({
+      op: writ ? "insert" : "update",
+      id: w.id,
+      agent: w.agent,
+      status: w.status,
+      uses: w.uses,
+      maxUses: w.maxUses ?? null,
+      issuedAt: w.issuedAt.getTime(),
+      expiresAt: w.expiresAt.getTime(),
+      writ,
+    });
+  /** The agent's active, unexpired, not used-up writs in issuance order; `valid`: issued by `now`. */
+  const list = (agent: string, now: Date, valid: boolean) => {
+    checkDate("now", now);
+    return guard("list active writs", async () => {
+      let query = db
+        .selectFrom("writs")
+        .selectAll()
+        .where("agent", "=", agent)
+        .where("status", "=", "active")
+        .where("expires_at", ">", now)
+        .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
+      if (valid) query = query.where("issued_at", "<=", now);
+      const rows = await query.orderBy("issued_at").orderBy("id").execute();
+      return rows.map(fromRow);
+    });
+  };
   const get = (id: string) =>
     guard("read writ", async () => {
       const row = await db.selectFrom("writs").selectAll().where("id", "=", id).executeTakeFirst();
@@ -259,7 +310,9 @@ export function writRepository(db: Kysely<Database>): WritRepository {
             })
             .returningAll()
             .executeTakeFirstOrThrow();
-          return fromRow(row);
+          const stored = fromRow(row);
+          changed(stored, toActiveWrit(stored));
+          return stored;
         } catch (err) {
           if (sqlState(err) === "23505") {
             throw new WritError(ERR_WRIT_EXISTS, `writ ${q(writ.id)} already exists`, { cause: err });
@@ -271,21 +324,38 @@ export function writRepository(db: Kysely<Database>): WritRepository {
 
     get,
 
-    listActive(agent, now) {
+    listActive: (agent, now) => list(agent, now, true),
+
+    listUnexpired: (agent, now) => list(agent, now, false),
+
+    load(agent, now, since) {
       checkDate("now", now);
-      return guard("list active writs", async () => {
-        const rows = await db
+      checkDate("since", since);
+      return guard("count writs", async () => {
+        const row = await db
           .selectFrom("writs")
-          .selectAll()
+          .select((eb) => [
+            eb.fn
+              .countAll<string | number>()
+              .filterWhere((f) =>
+                f.and([
+                  f("status", "=", "active"),
+                  f("expires_at", ">", now),
+                  f.or([f("max_uses", "is", null), f("uses", "<", f.ref("max_uses"))]),
+                ]),
+              )
+              .as("active"),
+            eb.fn.countAll<string | number>().filterWhere("issued_at", ">=", since).as("recent"),
+          ])
           .where("agent", "=", agent)
-          .where("status", "=", "active")
-          .where("issued_at", "<=", now)
-          .where("expires_at", ">", now)
-          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-          .orderBy("issued_at")
-          .orderBy("id")
-          .execute();
-        return rows.map(fromRow);
+          .where((eb) =>
+            eb.or([
+              eb("issued_at", ">=", since),
+              eb.and([eb("status", "=", "active"), eb("expires_at", ">", now)]),
+            ]),
+          )
+          .executeTakeFirstOrThrow();
+        return { active: Number(row.active), issuedSince: Number(row.recent) };
       });
     },
 
@@ -305,7 +375,11 @@ export function writRepository(db: Kysely<Database>): WritRepository {
           .returningAll()
           .executeTakeFirst(),
       );
-      if (row !== undefined) return { writ: fromRow(row), alreadyRevoked: false };
+      if (row !== undefined) {
+        const writ = fromRow(row);
+        changed(writ);
+        return { writ, alreadyRevoked: false };
+      }
       const existing = await get(id);
       if (existing === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
       return { writ: existing, alreadyRevoked: true };
@@ -322,10 +396,11 @@ export function writRepository(db: Kysely<Database>): WritRepository {
           .where("issued_at", "<=", now)
           .where("expires_at", ">", now)
           .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-          .returning(["uses", "max_uses"])
+          .returningAll()
           .executeTakeFirst(),
       );
       if (row !== undefined) {
+        changed(fromRow(row));
         return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
       }
       // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),

@@ -1,0 +1,317 @@
+/**
+ * One agent's active writs, indexed so that a decision looks at the few grants that can cover its
+ * request instead of every grant of every writ.
+ *
+ * Each writ grant is filed under its provider (when its provider segment is one literal name) and
+ * the literal text before the first wildcard of each alternative of its resource pattern (folded
+ * when the provider compares resources case-insensitively): `arn:aws:s3:::lake/batch-7/*` under
+ * `aws` and `arn:aws:s3:::lake/batch-7/`. A request looks up the prefixes of its own resource, one
+ * map read per distinct prefix length, plus the grants whose provider is a pattern. Within a bucket
+ * grants are kept in issuance order (issued at, then id), so the first active grant that covers the
+ * request ends that bucket's scan: a decision costs the same with one writ or ten thousand unless
+ * thousands of grants share one resource prefix and miss the request's action.
+ *
+ * Pure data: no clock, no I/O. The decision point's writ index (src/pdp/writ-index.ts) keeps one per
+ * agent and updates it as writs are issued, spent, revoked and expire.
+ */
+import type { ActiveWrit, Grant } from "./model.js";
+import { literalPrefix } from "./pattern.js";
+import { ruleMatches } from "./permission.js";
+import { type ParsedAction, type Provider, RULES } from "./vocabulary.js";
+
+/**
+ * A change to one writ, as the store announces it (store/changes.ts) and the writ index applies it
+ * (pdp/writ-index.ts).
+ */
+export interface WritChange {
+  readonly op: "insert" | "update" | "delete" | "truncate";
+  /** Empty for `truncate`. */
+  readonly id: string;
+  readonly agent: string;
+  readonly status?: "active" | "revoked" | undefined;
+  readonly uses?: number | undefined;
+  readonly maxUses?: number | null | undefined;
+  /** Epoch milliseconds. */
+  readonly issuedAt?: number | undefined;
+  readonly expiresAt?: number | undefined;
+  /** The compiled writ, when this process stored it: the index adds it without reading the store. */
+  readonly writ?: ActiveWrit | undefined;
+}
+
+/** Why a writ whose grant covers the request does not count. */
+export type InactiveWhy = "expired" | "revoked" | "spent" | "other-environment" | "not-yet-valid";
+
+/** The writ state a decision reads, kept apart from the readonly `ActiveWrit` so uses can change. */
+class Slot {
+  writ: ActiveWrit;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  usesLeft: number;
+  /** The buckets holding this writ's grants. */
+  readonly homes: Bucket[] = [];
+  constructor(writ: ActiveWrit) {
+    this.writ = writ;
+    this.issuedAt = writ.issuedAt.getTime();
+    this.expiresAt = writ.expiresAt.getTime();
+    // -1 stands for unlimited, so the field stays a small integer (one shape for every slot)
+    this.usesLeft = writ.usesLeft === undefined ? -1 : writ.usesLeft;
+  }
+}
+
+class Entry {
+  readonly slot: Slot;
+  readonly grant: Grant;
+  readonly index: number;
+  constructor(slot: Slot, grant: Grant, index: number) {
+    this.slot = slot;
+    this.grant = grant;
+    this.index = index;
+  }
+}
+
+/** Grants under one prefix (or the loose ones), in issuance order. */
+class Bucket {
+  readonly entries: Entry[] = [];
+  readonly prefix: string;
+  readonly owner: Prefixes | undefined;
+  constructor(prefix: string, owner: Prefixes | undefined) {
+    this.prefix = prefix;
+    this.owner = owner;
+  }
+}
+
+/** The prefixes of one provider: distinct prefix lengths (ascending) and the bucket of each prefix. */
+class Prefixes {
+  readonly lengths: number[] = [];
+  readonly buckets = new Map<string, Bucket>();
+  /** How many buckets have a prefix of each length. */
+  readonly perLength = new Map<number, number>();
+
+  bucket(prefix: string): Bucket {
+    let b = this.buckets.get(prefix);
+    if (b !== undefined) return b;
+    b = new Bucket(prefix, this);
+    this.buckets.set(prefix, b);
+    const n = this.perLength.get(prefix.length) ?? 0;
+    this.perLength.set(prefix.length, n + 1);
+    if (n === 0) {
+      this.lengths.push(prefix.length);
+      this.lengths.sort((x, y) => x - y);
+    }
+    return b;
+  }
+
+  drop(b: Bucket): void {
+    if (this.buckets.get(b.prefix) !== b) return;
+    this.buckets.delete(b.prefix);
+    const n = (this.perLength.get(b.prefix.length) ?? 1) - 1;
+    if (n > 0) {
+      this.perLength.set(b.prefix.length, n);
+      return;
+    }
+    this.perLength.delete(b.prefix.length);
+    this.lengths.splice(this.lengths.indexOf(b.prefix.length), 1);
+  }
+}
+
+/** What a lookup found: the deciding grant and the first covering writ that did not count. */
+export class WritMatch {
+  writ: ActiveWrit | undefined = undefined;
+  grantIndex = -1;
+  skipped: ActiveWrit | undefined = undefined;
+  skippedWhy: InactiveWhy | undefined = undefined;
+  /** Issuance order of the match so far (for picking the earliest across buckets). */
+  issuedAt = 0;
+}
+
+/** Why `w` does not count for a request in `env` at `now`, or undefined when it does. */
+export function inactiveWhy(w: ActiveWrit, env: string, now: number): InactiveWhy | undefined {
+  if (w.revoked) return "revoked";
+  if (now >= w.expiresAt.getTime()) return "expired";
+  if (now < w.issuedAt.getTime()) return "not-yet-valid";
+  if (w.usesLeft !== undefined && w.usesLeft <= 0) return "spent";
+  if (w.environment !== env) return "other-environment";
+  return undefined;
+}
+
+function before(a: Slot, b: ActiveWrit, bIssuedAt: number): boolean {
+  return a.issuedAt < bIssuedAt || (a.issuedAt === bIssuedAt && a.writ.id < b.id);
+}
+
+function file(bucket: Bucket, e: Entry): void {
+  const list = bucket.entries;
+  if (e.slot.homes.at(-1) !== bucket) e.slot.homes.push(bucket);
+  // writs arrive in issuance order nearly always: start from the end
+  let i = list.length;
+  while (i > 0 && before(e.slot, list[i - 1]!.slot.writ, list[i - 1]!.slot.issuedAt)) i--;
+  list.splice(i, 0, e);
+}
+
+function removeSlot(list: Entry[], slot: Slot): void {
+  let w = 0;
+  for (let r = 0; r < list.length; r++) {
+    const e = list[r]!;
+    if (e.slot !== slot) list[w++] = e;
+  }
+  list.length = w;
+}
+
+export class WritSet {
+  readonly agent: string;
+  readonly #slots = new Map<string, Slot>();
+  readonly #byProvider = new Map<Provider, Prefixes>();
+  /** Grants whose provider segment is a pattern: looked at by every request. */
+  readonly #loose = new Bucket("", undefined);
+  /** The earliest expiry held, so pruning runs only when something has expired. */
+  #nextExpiry = Number.POSITIVE_INFINITY;
+
+  constructor(agent: string, writs: Iterable<ActiveWrit> = []) {
+    this.agent = agent;
+    for (const w of writs) this.add(w);
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  has(id: string): boolean {
+    return this.#slots.has(id);
+  }
+
+  get(id: string): ActiveWrit | undefined {
+    return this.#slots.get(id)?.writ;
+  }
+
+  /** The writs held, in no particular order. */
+  writs(): ActiveWrit[] {
+    const out: ActiveWrit[] = [];
+    for (const s of this.#slots.values()) out.push(s.writ);
+    return out;
+  }
+
+  /** Adds a writ of this agent (replacing one of the same id). Revoked or spent writs are not held. */
+  add(w: ActiveWrit): void {
+    if (w.agent !== this.agent) throw new TypeError(`writ ${w.id} is not agent ${this.agent}'s`);
+    this.delete(w.id);
+    if (w.revoked || (w.usesLeft !== undefined && w.usesLeft <= 0)) return;
+    const slot = new Slot(w);
+    this.#slots.set(w.id, slot);
+    if (slot.expiresAt < this.#nextExpiry) this.#nextExpiry = slot.expiresAt;
+    for (let i = 0; i < w.grants.length; i++) {
+      const g = w.grants[i]!;
+      const e = new Entry(slot, g, i);
+      const provider = g.rule.literalProvider;
+      if (provider === undefined) {
+        file(this.#loose, e);
+        continue;
+      }
+      let p = this.#byProvider.get(provider);
+      if (p === undefined) {
+        p = new Prefixes();
+        this.#byProvider.set(provider, p);
+      }
+      const glob = RULES[provider].foldResource ? g.rule.resource.folded : g.rule.resource.raw;
+      const filed: Bucket[] = [];
+      for (const alt of glob.alts) {
+        const bucket = p.bucket(literalPrefix(alt));
+        // alternatives sharing a prefix file the grant once
+        if (filed.includes(bucket)) continue;
+        filed.push(bucket);
+        file(bucket, e);
+      }
+    }
+  }
+
+  delete(id: string): boolean {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return false;
+    this.#slots.delete(id);
+    for (const b of slot.homes) {
+      removeSlot(b.entries, slot);
+      if (b.entries.length === 0) b.owner?.drop(b);
+    }
+    return true;
+  }
+
+  /**
+   * Records uses left (monotonic: a stale report of more uses left is ignored); a spent writ leaves
+   * the set. Returns false when the writ is not held.
+   */
+  setUsesLeft(id: string, usesLeft: number): boolean {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return false;
+    if (slot.usesLeft < 0 || usesLeft >= slot.usesLeft) return true;
+    if (usesLeft <= 0) {
+      this.delete(id);
+      return true;
+    }
+    slot.usesLeft = usesLeft;
+    slot.writ = { ...slot.writ, usesLeft };
+    return true;
+  }
+
+  /** Drops the writs expired at `now` (ms); cheap when none has. */
+  prune(now: number): void {
+    if (now < this.#nextExpiry) return;
+    let next = Number.POSITIVE_INFINITY;
+    const expired: string[] = [];
+    for (const [id, s] of this.#slots) {
+      if (s.expiresAt <= now) expired.push(id);
+      else if (s.expiresAt < next) next = s.expiresAt;
+    }
+    for (const id of expired) this.delete(id);
+    this.#nextExpiry = next;
+  }
+
+  /**
+   * The earliest-issued active writ grant that covers `a` on `resource` in `env` at `now` (ms), and
+   * the first covering writ that does not count, into `out` (reset first).
+   */
+  lookup(a: ParsedAction, resource: string, env: string, now: number, out: WritMatch): void {
+    out.writ = undefined;
+    out.grantIndex = -1;
+    out.skipped = undefined;
+    out.skippedWhy = undefined;
+    out.issuedAt = 0;
+    scan(this.#loose.entries, a, resource, env, now, out);
+    const p = this.#byProvider.get(a.provider);
+    if (p === undefined) return;
+    const key = RULES[a.provider].foldResource ? resource.toLowerCase() : resource;
+    const lengths = p.lengths;
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i]!;
+      if (len > key.length) break;
+      const bucket = p.buckets.get(len === key.length ? key : key.slice(0, len));
+      if (bucket !== undefined) scan(bucket.entries, a, resource, env, now, out);
+    }
+  }
+}
+
+/** Scans one bucket in issuance order up to its first active covering grant. */
+function scan(
+  list: readonly Entry[],
+  a: ParsedAction,
+  resource: string,
+  env: string,
+  now: number,
+  out: WritMatch,
+): void {
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!;
+    const slot = e.slot;
+    // nothing later in this bucket can come before the match already found
+    if (out.writ !== undefined && !before(slot, out.writ, out.issuedAt)) return;
+    if (!ruleMatches(e.grant.rule, a, resource, "cover")) continue;
+    const why = inactiveWhy(slot.writ, env, now);
+    if (why === undefined) {
+      out.writ = slot.writ;
+      out.grantIndex = e.index;
+      out.issuedAt = slot.issuedAt;
+      return;
+    }
+    if (out.skipped === undefined) {
+      out.skipped = slot.writ;
+      out.skippedWhy = why;
+    }
+  }
+}
