@@ -13,6 +13,11 @@
  * The config is realistic: four runner classes with ~20 ceiling rules each, five agents with
  * baselines, active writs. Every request is allowed by the core and passes the guardrails, so (b)
  * pays for a full Cedar evaluation each time (no forbid short-cuts it).
+ *
+ * Then the cost of an agent's writs: one DecisionPoint over the writ index over an embedded store
+ * (what `writ serve` runs), one agent holding one writ and another holding 10,000, each decision
+ * allowed by one of them (a different one each time); p50 side by side, and the ratio against the
+ * 1.5× the issue allows.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -20,10 +25,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import { serve } from "@hono/node-server";
+import { sql } from "kysely";
 import { createServer, loadPolicy } from "../src/app.js";
 import { loadConfigText } from "../src/config/index.js";
-import { type ActiveWrit, compileRule } from "../src/core/index.js";
-import { compileGuardrails, DecisionPoint, type PdpRequest } from "../src/pdp/index.js";
+import { type ActiveWrit, compileRule, type Vocabulary, type WritConfig } from "../src/core/index.js";
+import { compileGuardrails, DecisionPoint, type PdpRequest, WritIndex } from "../src/pdp/index.js";
+import { openStore, toActiveWrit } from "../src/store/index.js";
 import { measure, measureConcurrent, table, tempDatabase } from "./harness.js";
 
 const rules = (items: readonly (readonly [string, string?, string?])[], indent: string) =>
@@ -229,6 +236,11 @@ ${rules(
   "      ",
 )}
     tools: ["argocd:get_application"]
+  bulk-mover:
+    owner: gina@acme.example
+    purpose: Moves many batches into the lake, one writ per batch
+    runnerClass: data-move
+    environments: [prod]
   data-mover:
     owner: gina@acme.example
     purpose: Moves nightly exports into the lake
@@ -456,6 +468,7 @@ export async function run(): Promise<void> {
       "(c') over (c): the same pre-built call costs more when the core's work runs between calls; that is not writ's glue.",
     ].join("\n"),
   );
+  await writCost(loaded.config, loaded.vocab);
   await authzenOverHttp();
 }
 
@@ -518,6 +531,81 @@ async function authzenOverHttp(): Promise<void> {
   } finally {
     for (const s of servers) await s.close();
     if (typeof database !== "string") await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const MANY = 10_000;
+const LIMIT = 1.5;
+
+/**
+ * Decision p50 for an agent with one writ and an agent with 10,000, through one DecisionPoint over
+ * the writ index over an embedded store, each request allowed by one of its writs.
+ */
+async function writCost(config: WritConfig, vocab: Vocabulary) {
+  const dir = await mkdtemp(join(tmpdir(), "writ-bench-pdp-"));
+  const store = await openStore({ dataDir: dir });
+  try {
+    await store.migrate();
+    // one writ per batch: PutObject under its own prefix, for 10 minutes around NOW
+    const writs = (agent: string, n: number) => sql`
+      insert into writs (id, agent, playbook, environment, params, grants, issued_at, expires_at, max_uses)
+      select ${agent} || '-' || i, ${agent}, 'move-batch', 'prod', jsonb_build_object('batch', i),
+             jsonb_build_array(jsonb_build_object('action', 'aws:s3:PutObject',
+               'resource', 'arn:aws:s3:::acme-lake-raw/batch-' || i || '/*')),
+             ${new Date(NOW.getTime() - 60_000)}, ${new Date(NOW.getTime() + 10 * 60_000)}, 1000
+      from generate_series(0, ${n - 1}) as i`;
+    await writs("data-mover", 1).execute(store.db);
+    await writs("bulk-mover", MANY).execute(store.db);
+    const index = new WritIndex({
+      load: async (agent, now) => (await store.writs.listUnexpired(agent, now)).map(toActiveWrit),
+      changes: store.writChanges,
+      clock: () => NOW,
+    });
+    const pdp = new DecisionPoint(
+      { ...config, guardrails: undefined },
+      { vocab, writs: (agent) => index.writsOf(agent) },
+    );
+    const request = (agent: string, batch: number): PdpRequest => ({
+      agent,
+      action: "aws:s3:PutObject",
+      resource: `arn:aws:s3:::acme-lake-raw/batch-${batch}/2026/03/03/part-0001.parquet`,
+      environment: "prod",
+      now: NOW,
+    });
+    // a different writ each time, in an order unrelated to issuance
+    const batches = Array.from({ length: 4096 }, (_, i) => (i * 7919) % MANY);
+    const manyRequests = batches.map((b) => request("bulk-mover", b));
+    const oneRequest = request("data-mover", 0);
+    for (const r of [oneRequest, manyRequests[1]!, manyRequests[4095]!]) {
+      const d = await pdp.decide(r);
+      if (!d.allowed || d.reasons.length > 2)
+        throw new Error(`bench request ${r.agent} ${r.resource}: ${d.code} with ${d.reasons.length} reasons`);
+    }
+    const [one, many] = await measure(
+      [
+        { name: "agent with 1 active writ", op: () => pdp.decide(oneRequest) },
+        {
+          name: `agent with ${MANY.toLocaleString("en-US")} active writs`,
+          op: (i) => pdp.decide(manyRequests[i % manyRequests.length]!),
+        },
+      ],
+      { warmupMs: 400, budgetMs: 2000, rounds: 8, maxIterations: 300_000 },
+    );
+    console.log();
+    console.log(
+      table(
+        "Decision cost per active writ — DecisionPoint (core) over the writ index over the embedded store, each decision allowed by one writ",
+        [one!, many!],
+        one!,
+      ),
+    );
+    const ratio = many!.p50 / one!.p50;
+    console.log(
+      `\np50 with ${MANY.toLocaleString("en-US")} writs / p50 with 1 writ: ${ratio.toFixed(2)}× (limit ${LIMIT}×): ${ratio <= LIMIT ? "within" : "OVER"}`,
+    );
+  } finally {
+    await store.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -417,7 +417,18 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       kill,
       backoff: broker.denialBackoff(store.db, { exclusive }),
       audit: (type, data) => audit.append(type, data),
-      storeIssued: (writ, record) => audit.append("broker.writ_issued", record, { with: writRow(writ) }),
+      storeIssued: async (writ, record) => {
+        // stored with its record, not by the repository: the writ index hears of it all the same
+        const done = store.writs.announce(writ);
+        let stored = false;
+        try {
+          const appended = await audit.append("broker.writ_issued", record, { with: writRow(writ) });
+          stored = true;
+          return appended;
+        } finally {
+          done(stored);
+        }
+      },
       get baseUrl() {
         return currentBaseUrl();
       },

@@ -9,13 +9,15 @@
  *   4. a ticket is present and matches the environment's pattern    ticket_required, ticket_invalid
  *   5. now is inside a change window                               outside_change_window
  *   6. no kill switch is engaged for the agent, class, environment  kill_switch_engaged
+ *      and the agent is within its runner class's limits           writ_limit_active, writ_limit_rate
  *   7. approvals are satisfied                                      approval_required (pending), approval_denied
  *
  * Then the effective TTL: the minimum of the playbook's TTL, the ceiling's maximum, the end of the
  * change window and the signing key's life, with the bound that applied named. The clock starts
  * now, at issuance: a writ is never dated in the future.
  *
- * Pure: the kill switch state, the approval state and the key's life are inputs.
+ * Pure: the kill switch state, the agent's writ counts, the approval state and the key's life are
+ * inputs.
  */
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import {
@@ -43,6 +45,8 @@ export type IntentReason =
   | "ticket_invalid"
   | "outside_change_window"
   | "kill_switch_engaged"
+  | "writ_limit_active"
+  | "writ_limit_rate"
   | "approval_required"
   | "approval_denied"
   | "signing_key_exhausted";
@@ -59,6 +63,8 @@ export const INTENT_OAUTH_ERROR: Readonly<Record<IntentReason, string>> = {
   ticket_invalid: "invalid_request",
   outside_change_window: "access_denied",
   kill_switch_engaged: "access_denied",
+  writ_limit_active: "access_denied",
+  writ_limit_rate: "access_denied",
   approval_required: "access_denied",
   approval_denied: "access_denied",
   signing_key_exhausted: "temporarily_unavailable",
@@ -77,6 +83,11 @@ export interface IntentInputs {
   readonly config: WritConfig;
   /** The engaged kill switch that covers this agent here, if any (id for the message). */
   readonly kill?: { readonly id: string } | undefined;
+  /**
+   * The agent's writs now: active ones, and those issued in the last 60 s (the runner class's
+   * `limits`); undefined: not checked.
+   */
+  readonly load?: { readonly active: number; readonly issuedSince: number } | undefined;
   /** Where the approval of this exact intent stands; undefined: none asked for yet. */
   readonly approval?: "approved" | "pending" | "denied" | "expired" | undefined;
   /** The last moment the environment's signing key may sign. */
@@ -212,6 +223,21 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
     return refuse(
       "kill_switch_engaged",
       `a kill switch (${inputs.kill.id}) stops issuance for agent ${q(agent.id)} here`,
+    );
+  }
+
+  // 6. the runner class's limits per agent
+  const { limits } = rc;
+  if (inputs.load && inputs.load.active >= limits.activeWrits) {
+    return refuse(
+      "writ_limit_active",
+      `agent ${q(agent.id)} holds ${inputs.load.active} active writs, the most runner class ${q(rc.id)} allows`,
+    );
+  }
+  if (inputs.load && inputs.load.issuedSince >= limits.issuancePerMinute) {
+    return refuse(
+      "writ_limit_rate",
+      `agent ${q(agent.id)} was issued ${inputs.load.issuedSince} writs in the last minute, the most runner class ${q(rc.id)} allows`,
     );
   }
 

@@ -479,6 +479,7 @@ async function judge(
 }> {
   const key = await deps.keys.activeKey(env);
   const kill = await deps.kill.blocking(agent, env);
+  const load = await deps.store.writs.load(agent.id, now, new Date(now.getTime() - 60_000));
   const outcome = evaluateIntent(
     {
       agent: agent.id,
@@ -488,7 +489,7 @@ async function judge(
       ticket: intent.ticket,
       now,
     },
-    { config: deps.config, kill, keySignUntil: key.signUntil, approval },
+    { config: deps.config, kill, load, keySignUntil: key.signUntil, approval },
   );
   return { key, outcome };
 }

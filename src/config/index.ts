@@ -2,6 +2,7 @@
 export { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 export {
   collectAwsServices,
+  DEFAULT_LIMITS,
   type GuardrailSource,
   type LoadOptions,
   type LoadResult,

@@ -32,6 +32,7 @@ import {
   type Risk,
   type Rule,
   type RunnerClass,
+  type RunnerClassLimits,
   type SponsorRule,
   type TicketRequirement,
   templateParams,
@@ -514,11 +515,34 @@ function parseCeilingRules(c: Checker, v: Json, path: Path): CeilingRule[] {
   return out;
 }
 
+/** Per agent, when a runner class says nothing (docs/config.md). */
+export const DEFAULT_LIMITS: RunnerClassLimits = { activeWrits: 100, issuancePerMinute: 60 };
+const MAX_LIMIT = 1_000_000;
+
+function parseLimits(c: Checker, v: Json, path: Path): RunnerClassLimits {
+  const obj = v === undefined ? {} : c.map(v, path);
+  if (!obj) return DEFAULT_LIMITS;
+  c.keys(obj, path, [], ["activeWrits", "issuancePerMinute"]);
+  const limit = (key: keyof RunnerClassLimits): number => {
+    const n = obj[key];
+    if (n === undefined) return DEFAULT_LIMITS[key];
+    if (typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_LIMIT) return n;
+    c.error(
+      "ERR_CONFIG_LIMIT",
+      [...path, key],
+      `${key} must be a whole number from 1 to ${MAX_LIMIT}, got ${q(n)}`,
+    );
+    return DEFAULT_LIMITS[key];
+  };
+  return { activeWrits: limit("activeWrits"), issuancePerMinute: limit("issuancePerMinute") };
+}
+
 function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefined {
   const path = ["runnerClasses", id];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, ["ceiling"], ["description"]);
+  c.keys(obj, path, ["ceiling"], ["description", "limits"]);
+  const limits = parseLimits(c, obj.limits, [...path, "limits"]);
   const ceil = obj.ceiling === undefined ? undefined : c.map(obj.ceiling, [...path, "ceiling"]);
   if (!ceil) return undefined;
   const cp = [...path, "ceiling"];
@@ -533,7 +557,7 @@ function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefi
     deny: denyRules,
   };
   const description = typeof obj.description === "string" ? obj.description : undefined;
-  return { kind: "runner-class", id, description, ceiling };
+  return { kind: "runner-class", id, description, ceiling, limits };
 }
 
 function parseApproval(

@@ -29,11 +29,21 @@ export interface Ceiling {
   readonly deny: readonly CeilingRule[];
 }
 
+/** What one agent of a runner class may hold and ask for: bounds the cost of each agent. */
+export interface RunnerClassLimits {
+  /** Writs active at once (unexpired, unrevoked, not used up). */
+  readonly activeWrits: number;
+  /** Writs issued in any 60 seconds. */
+  readonly issuancePerMinute: number;
+}
+
 export interface RunnerClass {
   readonly kind: "runner-class";
   readonly id: string;
   readonly description?: string | undefined;
   readonly ceiling: Ceiling;
+  /** Per agent of the class (config/load.ts has the defaults). */
+  readonly limits: RunnerClassLimits;
 }
 
 export type Weekday = 0 | 1 | 2 | 3 | 4 | 5 | 6; // Sunday = 0, as Date#getDay

@@ -24,7 +24,11 @@ import { type ParsedAction, type Provider, RULES } from "./vocabulary.js";
  * (pdp/writ-index.ts).
  */
 export interface WritChange {
-  readonly op: "insert" | "update" | "delete" | "truncate";
+  /**
+   * `issuing`: this process is about to store the writ; its `insert` (with `writ`) follows, or
+   * `abandoned` when it was not stored.
+   */
+  readonly op: "issuing" | "abandoned" | "insert" | "update" | "delete" | "truncate";
   /** Empty for `truncate`. */
   readonly id: string;
   readonly agent: string;
@@ -136,6 +140,13 @@ export function inactiveWhy(w: ActiveWrit, env: string, now: number): InactiveWh
 
 function before(a: Slot, b: ActiveWrit, bIssuedAt: number): boolean {
   return a.issuedAt < bIssuedAt || (a.issuedAt === bIssuedAt && a.writ.id < b.id);
+}
+
+/** Does `e` come before the match in `out` (issuance order, then grant order)? */
+function precedes(e: Entry, out: WritMatch): boolean {
+  const slot = e.slot;
+  if (slot.writ === out.writ) return e.index < out.grantIndex;
+  return before(slot, out.writ!, out.issuedAt);
 }
 
 function file(bucket: Bucket, e: Entry): void {
@@ -300,7 +311,7 @@ function scan(
     const e = list[i]!;
     const slot = e.slot;
     // nothing later in this bucket can come before the match already found
-    if (out.writ !== undefined && !before(slot, out.writ, out.issuedAt)) return;
+    if (out.writ !== undefined && !precedes(e, out)) return;
     if (!ruleMatches(e.grant.rule, a, resource, "cover")) continue;
     const why = inactiveWhy(slot.writ, env, now);
     if (why === undefined) {

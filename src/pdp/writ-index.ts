@@ -44,6 +44,8 @@ export class WritIndex {
   readonly #loading = new Map<string, Promise<WritSet | readonly ActiveWrit[]>>();
   /** Per agent being loaded: changes seen since its load began. */
   readonly #touched = new Map<string, number>();
+  /** Writs this process is storing right now (see `apply`). */
+  readonly #issuing = new Set<string>();
   /** Writs revoked or deleted lately, with when (see `#bury`). */
   readonly #graves = new Map<string, number>();
   /** Bumped when everything is forgotten. */
@@ -110,6 +112,12 @@ export class WritIndex {
       return;
     }
     const agent = change.agent;
+    if (change.op === "issuing") {
+      this.#issuing.add(change.id);
+      return;
+    }
+    if (change.op === "abandoned" || change.writ !== undefined) this.#issuing.delete(change.id);
+    if (change.op === "abandoned") return;
     const touched = this.#touched.get(agent);
     if (touched !== undefined) this.#touched.set(agent, touched + 1);
     const now = this.#clock().getTime();
@@ -117,16 +125,11 @@ export class WritIndex {
     const set = this.#sets.get(agent);
     if (set === undefined) return;
     const outcome = applyTo(set, change, now, this.#graves);
-    if (outcome === "reload") this.#sets.delete(agent);
-    else if (outcome === "unknown") {
-      // A writ issued elsewhere, or this process's own whose notification came before the
-      // statement returned (PGlite): this process's own is added when its statement returns, so
-      // wait for that; a grant arriving late only ever denies, never allows.
-      setImmediate(() => {
-        if (this.#sets.get(agent) === set && !set.has(change.id) && !this.#graves.has(change.id)) {
-          this.#sets.delete(agent);
-        }
-      });
+    // An active writ the set does not hold, issued elsewhere: its grants are not in the change, so
+    // the agent is read again. This process's own is added when its statement returns (PGlite
+    // notifies before that: `issuing` said it was coming).
+    if (outcome === "reload" || (outcome === "unknown" && !this.#issuing.has(change.id))) {
+      this.#sets.delete(agent);
     }
   }
 

@@ -95,6 +95,11 @@ export interface WritRepository {
    * `now` (another server's clock may run ahead): what the decision point's writ index holds.
    */
   listUnexpired(agent: string, now: Date): Promise<StoredWrit[]>;
+  /**
+   * For a writ stored by other means (in one commit with its audit record, `writRow`): tells this
+   * process's listeners it is being stored; call the function returned with whether it was.
+   */
+  announce(writ: NewWrit): (stored: boolean) => void;
   /** Counts for the issuance caps: writs held at `now`, and writs issued since `since`. */
   load(agent: string, now: Date, since: Date): Promise<WritLoad>;
   /** Revokes a writ (idempotent). `ERR_WRIT_NOT_FOUND` when there is no such writ. */
@@ -290,6 +295,32 @@ export function writRepository(
       return rows.map(fromRow);
     });
   };
+  /** Tells the listeners a writ is being stored; the function returned says whether it was. */
+  const announce = (writ: NewWrit) => {
+    onChange({ op: "issuing", id: writ.id, agent: writ.agent });
+    return (stored: boolean) => {
+      if (!stored) {
+        onChange({ op: "abandoned", id: writ.id, agent: writ.agent });
+        return;
+      }
+      // the writ as the store now holds it, compiled
+      const held: StoredWrit = {
+        ...writ,
+        kind: "stored-writ",
+        maxUses: writ.maxUses,
+        ticket: writ.ticket,
+        sponsor: writ.sponsor,
+        audience: writ.audience,
+        jkt: writ.jkt,
+        approvalRequest: writ.approvalRequest,
+        uses: 0,
+        status: "active",
+        revokedAt: undefined,
+        revokedReason: undefined,
+      };
+      changed(held, toActiveWrit(held));
+    };
+  };
   const get = (id: string) =>
     guard("read writ", async () => {
       const row = await db.selectFrom("writs").selectAll().where("id", "=", id).executeTakeFirst();
@@ -297,29 +328,36 @@ export function writRepository(
     });
 
   return {
+    announce,
+
     async insert(writ) {
       const { row: values } = writRow(writ);
-      return guard("insert writ", async () => {
-        try {
-          const row = await db
-            .insertInto("writs")
-            .values({
-              ...(values as Insertable<WritsTable>),
-              params: JSON.stringify(values.params),
-              grants: JSON.stringify(values.grants),
-            })
-            .returningAll()
-            .executeTakeFirstOrThrow();
-          const stored = fromRow(row);
-          changed(stored, toActiveWrit(stored));
-          return stored;
-        } catch (err) {
-          if (sqlState(err) === "23505") {
-            throw new WritError(ERR_WRIT_EXISTS, `writ ${q(writ.id)} already exists`, { cause: err });
+      const done = announce(writ);
+      let stored: StoredWrit | undefined;
+      try {
+        stored = await guard("insert writ", async () => {
+          try {
+            const row = await db
+              .insertInto("writs")
+              .values({
+                ...(values as Insertable<WritsTable>),
+                params: JSON.stringify(values.params),
+                grants: JSON.stringify(values.grants),
+              })
+              .returningAll()
+              .executeTakeFirstOrThrow();
+            return fromRow(row);
+          } catch (err) {
+            if (sqlState(err) === "23505") {
+              throw new WritError(ERR_WRIT_EXISTS, `writ ${q(writ.id)} already exists`, { cause: err });
+            }
+            throw err;
           }
-          throw err;
-        }
-      });
+        });
+      } finally {
+        done(stored !== undefined);
+      }
+      return stored;
     },
 
     get,

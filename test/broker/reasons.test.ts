@@ -243,6 +243,8 @@ const KEY_FILE: Readonly<Record<string, string>> = {
   "ops-assistant": "ops-assistant",
   "cost-analyst": "cost-analyst",
   "orphan-bot": "approver-dan",
+  "busy-bot": "approver-alice",
+  "eager-bot": "approver-carol",
 };
 /** The weekday three days from now: `frozen`'s only change window is then. */
 const FROZEN_DAY = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"][(new Date().getUTCDay() + 3) % 7]!;
@@ -268,6 +270,22 @@ runnerClasses:
       allow:
         - action: "k8s:apps/deployments:get|patch"
           resource: "checkout/*|payments/*"
+  tight:
+    description: one active writ per agent
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "k8s:apps/deployments:get"
+          resource: "payments/*"
+    limits: { activeWrits: 1 }
+  hasty:
+    description: one writ per agent per minute
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "k8s:apps/deployments:get"
+          resource: "payments/*"
+    limits: { issuancePerMinute: 1 }
   narrow:
     description: what cost-analyst is moved under after loading (no agent of it here)
     ceiling:
@@ -306,6 +324,20 @@ ${APPROVERS_YAML}agents:
     environments: [dev]
     keys: { file: keys/approver-dan.jwks.json }
     playbooks: [deploy]
+  busy-bot:
+    owner: alice@acme.example
+    purpose: holds one active writ at most
+    runnerClass: tight
+    environments: [dev]
+    keys: { file: keys/approver-alice.jwks.json }
+    playbooks: [one-shot]
+  eager-bot:
+    owner: carol@acme.example
+    purpose: is issued one writ a minute at most
+    runnerClass: hasty
+    environments: [dev]
+    keys: { file: keys/approver-carol.jwks.json }
+    playbooks: [one-shot]
 playbooks:
   deploy:
     description: patch one deployment
@@ -894,6 +926,28 @@ const SCENARIOS: Scenario[] = [
       const subject = await baseline("release-bot", "dev", pair);
       await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "reasons-test" });
       return exchange("release-bot", "dev", deploy(), { subject_token: subject }, { pair });
+    },
+  },
+  {
+    reason: "writ_limit_active",
+    run: async () => {
+      expect((await exchange("busy-bot", "dev", { playbook: "one-shot" })).status).toBe(200);
+      return exchange("busy-bot", "dev", { playbook: "one-shot" });
+    },
+  },
+  {
+    reason: "writ_limit_rate",
+    run: async () => {
+      // the first writ is revoked, so only the issuance rate stands in the way of the second
+      const first = (await (await exchange("eager-bot", "dev", { playbook: "one-shot" })).json()) as {
+        access_token: string;
+      };
+      const revoked = await post("dev", "revoke", {
+        token: first.access_token,
+        ...(await clientAuth("eager-bot", "dev")),
+      });
+      expect(revoked.status).toBe(200);
+      return exchange("eager-bot", "dev", { playbook: "one-shot" });
     },
   },
   { reason: "approval_required", run: () => exchange("release-bot", "prod", deploy()) },
