@@ -16,8 +16,8 @@
  *
  * Then the cost of an agent's writs: one DecisionPoint over the writ index over an embedded store
  * (what `writ serve` runs), one agent holding one writ and another holding 10,000, each decision
- * allowed by one of them (a different one each time); p50 side by side, and the ratio against the
- * 1.5× the issue allows.
+ * allowed by one of them (a different one each time, for a different object each time); p50 side by
+ * side, and the ratio against the 1.5× the issue allows.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -566,25 +566,26 @@ async function writCost(config: WritConfig, vocab: Vocabulary) {
       { ...config, guardrails: undefined },
       { vocab, writs: (agent) => index.writsOf(agent) },
     );
-    const request = (agent: string, batch: number): PdpRequest => ({
+    const request = (agent: string, batch: number, part: number): PdpRequest => ({
       agent,
       action: "aws:s3:PutObject",
-      resource: `arn:aws:s3:::acme-lake-raw/batch-${batch}/2026/03/03/part-0001.parquet`,
+      resource: `arn:aws:s3:::acme-lake-raw/batch-${batch}/2026/03/03/part-${String(part).padStart(4, "0")}.parquet`,
       environment: "prod",
       now: NOW,
     });
     // a different writ each time, in an order unrelated to issuance
+    // every request its own resource string, so both cases pay for reading it
     const batches = Array.from({ length: 4096 }, (_, i) => (i * 7919) % MANY);
-    const manyRequests = batches.map((b) => request("bulk-mover", b));
-    const oneRequest = request("data-mover", 0);
-    for (const r of [oneRequest, manyRequests[1]!, manyRequests[4095]!]) {
+    const manyRequests = batches.map((b, i) => request("bulk-mover", b, i));
+    const oneRequests = batches.map((_, i) => request("data-mover", 0, i));
+    for (const r of [oneRequests[0]!, manyRequests[1]!, manyRequests[4095]!]) {
       const d = await pdp.decide(r);
       if (!d.allowed || d.reasons.length > 2)
         throw new Error(`bench request ${r.agent} ${r.resource}: ${d.code} with ${d.reasons.length} reasons`);
     }
     const [one, many] = await measure(
       [
-        { name: "agent with 1 active writ", op: () => pdp.decide(oneRequest) },
+        { name: "agent with 1 active writ", op: (i) => pdp.decide(oneRequests[i % oneRequests.length]!) },
         {
           name: `agent with ${MANY.toLocaleString("en-US")} active writs`,
           op: (i) => pdp.decide(manyRequests[i % manyRequests.length]!),

@@ -304,7 +304,7 @@ async function run(o: Options): Promise<number> {
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
-    Array.from({ length: 8 }, async () => {
+    Array.from({ length: o.concurrency }, async () => {
       while (next < o.writs) {
         const batch = next++;
         const r = await exchange("batch-long", batch);

@@ -228,7 +228,8 @@ export function decide(
     if (writs.agent === agent.id) writs.lookup(a, req.resource, req.environment, now, match);
   } else scanList(writs, agent.id, a, req, now, match);
   const w = match.writ;
-  if (w !== undefined) {
+  if (match.reason !== undefined) grants.push(match.reason);
+  else if (w !== undefined) {
     grants.push({
       kind: "grant",
       source: "writ",

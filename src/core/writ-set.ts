@@ -14,9 +14,10 @@
  * Pure data: no clock, no I/O. The decision point's writ index (src/pdp/writ-index.ts) keeps one per
  * agent and updates it as writs are issued, spent, revoked and expire.
  */
+import type { Reason } from "./decide.js";
 import type { ActiveWrit, Grant } from "./model.js";
-import { literalPrefix } from "./pattern.js";
-import { ruleMatches } from "./permission.js";
+import { type Alt, type Glob, literalPrefix } from "./pattern.js";
+import { actionMatches, type Rule, resourceMatches } from "./permission.js";
 import { type ParsedAction, type Provider, RULES } from "./vocabulary.js";
 
 /**
@@ -48,13 +49,17 @@ export type InactiveWhy = "expired" | "revoked" | "spent" | "other-environment" 
 /** The writ state a decision reads, kept apart from the readonly `ActiveWrit` so uses can change. */
 class Slot {
   writ: ActiveWrit;
+  readonly environment: string;
+  readonly revoked: boolean;
   readonly issuedAt: number;
   readonly expiresAt: number;
   usesLeft: number;
   /** The buckets holding this writ's grants. */
   readonly homes: Bucket[] = [];
-  constructor(writ: ActiveWrit) {
+  constructor(writ: ActiveWrit, environment: string) {
     this.writ = writ;
+    this.environment = environment;
+    this.revoked = writ.revoked === true;
     this.issuedAt = writ.issuedAt.getTime();
     this.expiresAt = writ.expiresAt.getTime();
     // -1 stands for unlimited, so the field stays a small integer (one shape for every slot)
@@ -62,15 +67,83 @@ class Slot {
   }
 }
 
+/** The resource check an entry needs once its bucket matched the request's prefix. */
+const GLOB = 0; // the whole resource pattern
+const PREFIX_STAR = 1; // none: the alternative is the prefix and one trailing `*`
+const LITERAL = 2; // none if the prefix is the whole resource: the alternative is literal
+
+/**
+ * One grant of one writ in one bucket, with copies of what a lookup reads (the writ's validity and
+ * environment), so a lookup touches the entry alone. Revoked and spent writs are never held, so
+ * those need no check here.
+ */
 class Entry {
   readonly slot: Slot;
+  readonly writ: ActiveWrit;
   readonly grant: Grant;
   readonly index: number;
-  constructor(slot: Slot, grant: Grant, index: number) {
+  readonly tail: number;
+  /** `provider:service:action` (folded as the provider compares) when all three are literal. */
+  readonly action: string | undefined;
+  readonly environment: string;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  /** The reason a decision cites for this grant, made once. */
+  readonly reason: Reason;
+  constructor(slot: Slot, grant: Grant, index: number, tail: number, action: string | undefined) {
+    const w = slot.writ;
     this.slot = slot;
+    this.writ = w;
     this.grant = grant;
     this.index = index;
+    this.tail = tail;
+    this.action = action;
+    this.environment = slot.environment;
+    this.issuedAt = slot.issuedAt;
+    this.expiresAt = slot.expiresAt;
+    this.reason = {
+      kind: "grant",
+      source: "writ",
+      writ: w.id,
+      playbook: w.playbook,
+      rule: grant.rule.text,
+      index,
+    };
   }
+}
+
+/** The one text a glob matches, or undefined when it has wildcards or alternatives. */
+function literalText(g: Glob): string | undefined {
+  if (!g.literal || g.alts.length !== 1) return undefined;
+  return literalPrefix(g.alts[0]!);
+}
+
+/**
+ * The action key of a rule whose provider, service and action are each one literal name (GitHub
+ * aside: its levels imply each other and its services are normalised), folded as the provider
+ * compares them; `actionKey` gives the request's, and equal keys mean `actionMatches`.
+ */
+function ruleActionKey(rule: Rule): string | undefined {
+  const provider = rule.literalProvider;
+  if (provider === undefined || provider === "github") return undefined;
+  const fold = RULES[provider].foldAction;
+  const service = literalText(fold ? rule.service.folded : rule.service.raw);
+  const action = literalText(fold ? rule.action.folded : rule.action.raw);
+  if (service === undefined || action === undefined) return undefined;
+  return `${provider}:${service}:${action}`;
+}
+
+function actionKey(a: ParsedAction): string | undefined {
+  if (a.provider === "github") return undefined;
+  const key = `${a.provider}:${a.service}:${a.action}`;
+  return RULES[a.provider].foldAction ? key.toLowerCase() : key;
+}
+
+/** How an alternative's tail after its literal prefix is checked (see GLOB, PREFIX_STAR, LITERAL). */
+function tailOf(alt: Alt, prefixLength: number): number {
+  if (prefixLength === alt.length) return LITERAL;
+  if (prefixLength === alt.length - 1 && alt[prefixLength]!.t === "star") return PREFIX_STAR;
+  return GLOB;
 }
 
 /** Grants under one prefix (or the loose ones), in issuance order. */
@@ -88,6 +161,8 @@ class Bucket {
 class Prefixes {
   readonly lengths: number[] = [];
   readonly buckets = new Map<string, Bucket>();
+  /** Each bucket's entries by prefix: what lookups read (one step less than through the bucket). */
+  readonly lists = new Map<string, Entry[]>();
   /** How many buckets have a prefix of each length. */
   readonly perLength = new Map<number, number>();
 
@@ -96,6 +171,7 @@ class Prefixes {
     if (b !== undefined) return b;
     b = new Bucket(prefix, this);
     this.buckets.set(prefix, b);
+    this.lists.set(prefix, b.entries);
     const n = this.perLength.get(prefix.length) ?? 0;
     this.perLength.set(prefix.length, n + 1);
     if (n === 0) {
@@ -108,6 +184,7 @@ class Prefixes {
   drop(b: Bucket): void {
     if (this.buckets.get(b.prefix) !== b) return;
     this.buckets.delete(b.prefix);
+    this.lists.delete(b.prefix);
     const n = (this.perLength.get(b.prefix.length) ?? 1) - 1;
     if (n > 0) {
       this.perLength.set(b.prefix.length, n);
@@ -122,6 +199,8 @@ class Prefixes {
 export class WritMatch {
   writ: ActiveWrit | undefined = undefined;
   grantIndex = -1;
+  /** The reason to cite for the match, when the index made it already. */
+  reason: Reason | undefined = undefined;
   skipped: ActiveWrit | undefined = undefined;
   skippedWhy: InactiveWhy | undefined = undefined;
   /** Issuance order of the match so far (for picking the earliest across buckets). */
@@ -144,9 +223,9 @@ function before(a: Slot, b: ActiveWrit, bIssuedAt: number): boolean {
 
 /** Does `e` come before the match in `out` (issuance order, then grant order)? */
 function precedes(e: Entry, out: WritMatch): boolean {
-  const slot = e.slot;
-  if (slot.writ === out.writ) return e.index < out.grantIndex;
-  return before(slot, out.writ!, out.issuedAt);
+  const w = out.writ!;
+  if (e.writ === w) return e.index < out.grantIndex;
+  return e.issuedAt < out.issuedAt || (e.issuedAt === out.issuedAt && e.writ.id < w.id);
 }
 
 function file(bucket: Bucket, e: Entry): void {
@@ -173,6 +252,7 @@ export class WritSet {
   readonly #byProvider = new Map<Provider, Prefixes>();
   /** Grants whose provider segment is a pattern: looked at by every request. */
   readonly #loose = new Bucket("", undefined);
+  readonly #keys = new Map<string, string>();
   /** The earliest expiry held, so pruning runs only when something has expired. */
   #nextExpiry = Number.POSITIVE_INFINITY;
 
@@ -205,15 +285,16 @@ export class WritSet {
     if (w.agent !== this.agent) throw new TypeError(`writ ${w.id} is not agent ${this.agent}'s`);
     this.delete(w.id);
     if (w.revoked || (w.usesLeft !== undefined && w.usesLeft <= 0)) return;
-    const slot = new Slot(w);
+    const slot = new Slot(w, this.#intern(w.environment));
     this.#slots.set(w.id, slot);
     if (slot.expiresAt < this.#nextExpiry) this.#nextExpiry = slot.expiresAt;
     for (let i = 0; i < w.grants.length; i++) {
       const g = w.grants[i]!;
-      const e = new Entry(slot, g, i);
+      const key = ruleActionKey(g.rule);
+      const action = key === undefined ? undefined : this.#intern(key);
       const provider = g.rule.literalProvider;
       if (provider === undefined) {
-        file(this.#loose, e);
+        file(this.#loose, new Entry(slot, g, i, GLOB, action));
         continue;
       }
       let p = this.#byProvider.get(provider);
@@ -222,15 +303,24 @@ export class WritSet {
         this.#byProvider.set(provider, p);
       }
       const glob = RULES[provider].foldResource ? g.rule.resource.folded : g.rule.resource.raw;
-      const filed: Bucket[] = [];
-      for (const alt of glob.alts) {
-        const bucket = p.bucket(literalPrefix(alt));
-        // alternatives sharing a prefix file the grant once
-        if (filed.includes(bucket)) continue;
-        filed.push(bucket);
-        file(bucket, e);
+      const prefixes = glob.alts.map((alt) => literalPrefix(alt));
+      for (let k = 0; k < prefixes.length; k++) {
+        const prefix = prefixes[k]!;
+        // alternatives sharing a prefix file the grant once, with the whole pattern to check
+        if (prefixes.indexOf(prefix) !== k) continue;
+        const shared = prefixes.lastIndexOf(prefix) !== k;
+        const tail = shared ? GLOB : tailOf(glob.alts[k]!, prefix.length);
+        file(p.bucket(prefix), new Entry(slot, g, i, tail, action));
       }
     }
+  }
+
+  /** One string per distinct action key or environment, so that entries share it. */
+  #intern(key: string): string {
+    const known = this.#keys.get(key);
+    if (known !== undefined) return known;
+    this.#keys.set(key, key);
+    return key;
   }
 
   delete(id: string): boolean {
@@ -281,10 +371,12 @@ export class WritSet {
   lookup(a: ParsedAction, resource: string, env: string, now: number, out: WritMatch): void {
     out.writ = undefined;
     out.grantIndex = -1;
+    out.reason = undefined;
     out.skipped = undefined;
     out.skippedWhy = undefined;
     out.issuedAt = 0;
-    scan(this.#loose.entries, a, resource, env, now, out);
+    const action = actionKey(a);
+    scan(this.#loose.entries, a, resource, env, now, out, action, false);
     const p = this.#byProvider.get(a.provider);
     if (p === undefined) return;
     const key = RULES[a.provider].foldResource ? resource.toLowerCase() : resource;
@@ -292,10 +384,38 @@ export class WritSet {
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!;
       if (len > key.length) break;
-      const bucket = p.buckets.get(len === key.length ? key : key.slice(0, len));
-      if (bucket !== undefined) scan(bucket.entries, a, resource, env, now, out);
+      const whole = len === key.length;
+      const list = p.lists.get(whole ? key : key.slice(0, len));
+      if (list !== undefined) scan(list, a, resource, env, now, out, action, whole);
     }
   }
+}
+
+/** Why the writ of an entry does not count (as `inactiveWhy`; held writs are neither revoked nor spent). */
+function entryInactive(e: Entry, env: string, now: number): InactiveWhy | undefined {
+  if (now >= e.expiresAt) return "expired";
+  if (now < e.issuedAt) return "not-yet-valid";
+  if (e.environment !== env) return "other-environment";
+  return undefined;
+}
+
+/** Does the entry's grant cover the request, its bucket's prefix being the request's (`whole`: all of it)? */
+function covers(
+  e: Entry,
+  a: ParsedAction,
+  resource: string,
+  action: string | undefined,
+  whole: boolean,
+): boolean {
+  const rule = e.grant.rule;
+  if (
+    e.action !== undefined && action !== undefined ? e.action !== action : !actionMatches(rule, a, "cover")
+  ) {
+    return false;
+  }
+  if (e.tail === PREFIX_STAR) return true;
+  if (e.tail === LITERAL && whole) return true;
+  return resourceMatches(rule, a.provider, resource);
 }
 
 /** Scans one bucket in issuance order up to its first active covering grant. */
@@ -306,22 +426,24 @@ function scan(
   env: string,
   now: number,
   out: WritMatch,
+  action: string | undefined,
+  whole: boolean,
 ): void {
   for (let i = 0; i < list.length; i++) {
     const e = list[i]!;
-    const slot = e.slot;
     // nothing later in this bucket can come before the match already found
     if (out.writ !== undefined && !precedes(e, out)) return;
-    if (!ruleMatches(e.grant.rule, a, resource, "cover")) continue;
-    const why = inactiveWhy(slot.writ, env, now);
+    if (!covers(e, a, resource, action, whole)) continue;
+    const why = entryInactive(e, env, now);
     if (why === undefined) {
-      out.writ = slot.writ;
+      out.writ = e.writ;
       out.grantIndex = e.index;
-      out.issuedAt = slot.issuedAt;
+      out.reason = e.reason;
+      out.issuedAt = e.issuedAt;
       return;
     }
     if (out.skipped === undefined) {
-      out.skipped = slot.writ;
+      out.skipped = e.writ;
       out.skippedWhy = why;
     }
   }
