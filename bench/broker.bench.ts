@@ -30,7 +30,15 @@ const QUICKSTART = join(ROOT, "examples", "quickstart");
 /** A writ server on one store, and one token exchange against it as a benchmark operation. */
 export async function writServer(dir: string, databaseUrl?: string) {
   const { policy } = await loadPolicy(join(QUICKSTART, "writ.yaml"));
-  const writ = await createServer({ policy: policy!, dataDir: dir, databaseUrl, version: "bench" });
+  // thousands of writs a minute for one agent: lift the runner classes' per-agent limits
+  const runnerClasses = new Map(
+    [...policy!.config.runnerClasses].map(([id, rc]) => [
+      id,
+      { ...rc, limits: { activeWrits: 1_000_000, issuancePerMinute: 1_000_000 } },
+    ]),
+  );
+  const unlimited = { ...policy!, config: { ...policy!.config, runnerClasses } };
+  const writ = await createServer({ policy: unlimited, dataDir: dir, databaseUrl, version: "bench" });
   const writHttp = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: writ.app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
   });
