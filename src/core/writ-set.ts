@@ -5,8 +5,11 @@
  * Each writ grant is filed under its provider (when its provider segment is one literal name) and
  * the literal text before the first wildcard of each alternative of its resource pattern (folded
  * when the provider compares resources case-insensitively): `arn:aws:s3:::lake/batch-7/*` under
- * `aws` and `arn:aws:s3:::lake/batch-7/`. A request looks up the prefixes of its own resource, one
- * map read per distinct prefix length, plus the grants whose provider is a pattern. Within a bucket
+ * `aws` and `arn:aws:s3:::lake/batch-7/`. A request hashes its own resource once, along its
+ * characters, and reads one table entry per distinct prefix length, plus the grants whose provider
+ * is a pattern. An entry carries what the lookup needs (the writ's validity and environment, a
+ * literal action key, the reason to cite, and whether its prefix alone proves the resource), so a
+ * candidate costs one object read. Within a bucket
  * grants are kept in issuance order (issued at, then id), so the first active grant that covers the
  * request ends that bucket's scan: a decision costs the same with one writ or ten thousand unless
  * thousands of grants share one resource prefix and miss the request's action.
@@ -151,18 +154,40 @@ class Bucket {
   readonly entries: Entry[] = [];
   readonly prefix: string;
   readonly owner: Prefixes | undefined;
+  /** The next bucket whose prefix hashes alike (see `Prefixes`). */
+  next: Bucket | undefined = undefined;
   constructor(prefix: string, owner: Prefixes | undefined) {
     this.prefix = prefix;
     this.owner = owner;
   }
 }
 
-/** The prefixes of one provider: distinct prefix lengths (ascending) and the bucket of each prefix. */
+/** One step of the prefix hash: lookups extend it one character at a time along the request. */
+function step(h: number, code: number): number {
+  return (Math.imul(h, 31) + code) | 0;
+}
+
+/** The table key of a prefix of `length` characters whose running hash is `h`. */
+function slotKey(h: number, length: number): number {
+  return (h ^ Math.imul(length + 1, 0x9e3779b1)) | 0;
+}
+
+function hashOf(prefix: string): number {
+  let h = 0;
+  for (let i = 0; i < prefix.length; i++) h = step(h, prefix.charCodeAt(i));
+  return slotKey(h, prefix.length);
+}
+
+/**
+ * The prefixes of one provider: distinct prefix lengths (ascending) and the bucket of each prefix,
+ * also by a hash of the prefix, so that a lookup hashes the request's resource once, along its
+ * characters, instead of cutting and hashing a string per prefix length.
+ */
 class Prefixes {
   readonly lengths: number[] = [];
   readonly buckets = new Map<string, Bucket>();
-  /** Each bucket's entries by prefix: what lookups read (one step less than through the bucket). */
-  readonly lists = new Map<string, Entry[]>();
+  /** By `hashOf(prefix)`; buckets whose prefixes hash alike are chained through `next`. */
+  readonly hashed = new Map<number, Bucket>();
   /** How many buckets have a prefix of each length. */
   readonly perLength = new Map<number, number>();
 
@@ -171,7 +196,9 @@ class Prefixes {
     if (b !== undefined) return b;
     b = new Bucket(prefix, this);
     this.buckets.set(prefix, b);
-    this.lists.set(prefix, b.entries);
+    const h = hashOf(prefix);
+    b.next = this.hashed.get(h);
+    this.hashed.set(h, b);
     const n = this.perLength.get(prefix.length) ?? 0;
     this.perLength.set(prefix.length, n + 1);
     if (n === 0) {
@@ -184,7 +211,15 @@ class Prefixes {
   drop(b: Bucket): void {
     if (this.buckets.get(b.prefix) !== b) return;
     this.buckets.delete(b.prefix);
-    this.lists.delete(b.prefix);
+    const h = hashOf(b.prefix);
+    let head = this.hashed.get(h);
+    if (head === b) {
+      if (b.next === undefined) this.hashed.delete(h);
+      else this.hashed.set(h, b.next);
+    } else {
+      while (head !== undefined && head.next !== b) head = head.next;
+      if (head !== undefined) head.next = b.next;
+    }
     const n = (this.perLength.get(b.prefix.length) ?? 1) - 1;
     if (n > 0) {
       this.perLength.set(b.prefix.length, n);
@@ -381,12 +416,18 @@ export class WritSet {
     if (p === undefined) return;
     const key = RULES[a.provider].foldResource ? resource.toLowerCase() : resource;
     const lengths = p.lengths;
+    let h = 0;
+    let at = 0;
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!;
       if (len > key.length) break;
+      while (at < len) h = step(h, key.charCodeAt(at++));
       const whole = len === key.length;
-      const list = p.lists.get(whole ? key : key.slice(0, len));
-      if (list !== undefined) scan(list, a, resource, env, now, out, action, whole);
+      for (let b = p.hashed.get(slotKey(h, len)); b !== undefined; b = b.next) {
+        if (b.prefix.length === len && key.startsWith(b.prefix)) {
+          scan(b.entries, a, resource, env, now, out, action, whole);
+        }
+      }
     }
   }
 }

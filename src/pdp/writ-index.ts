@@ -9,8 +9,8 @@
  *     notifications when they commit: a revocation or a spent use is applied in place, a writ the
  *     index does not know (issued elsewhere) or a change it cannot apply in place drops the agent,
  *     whose next decision reloads;
- *   - a load that a change overtook is not kept (the decision that asked uses it, as it would any
- *     read it raced with, and the next one reloads);
+ *   - a load that a change overtook is not kept, nor joined by decisions that come after the
+ *     change (the decisions that asked before use it, as they would any read they raced with);
  *   - expired writs leave by the clock, without a read;
  *   - while the feed is not live (PostgreSQL's listening connection is down) nothing is cached and
  *     every decision reads the store, as before the index existed; when it comes back, the index
@@ -35,15 +35,20 @@ export interface WritIndexOptions {
   readonly maxAgents?: number | undefined;
 }
 
+/** An agent's writs being read from the store. */
+class Load {
+  promise!: Promise<WritSet | readonly ActiveWrit[]>;
+  /** A change to the agent came while reading: the result may be older than it. */
+  stale = false;
+}
+
 export class WritIndex {
   readonly #load: WritIndexOptions["load"];
   readonly #changes: WritChangeFeed;
   readonly #clock: () => Date;
   readonly #maxAgents: number;
   readonly #sets = new Map<string, WritSet>();
-  readonly #loading = new Map<string, Promise<WritSet | readonly ActiveWrit[]>>();
-  /** Per agent being loaded: changes seen since its load began. */
-  readonly #touched = new Map<string, number>();
+  readonly #loading = new Map<string, Load>();
   /** Writs this process is storing right now (see `apply`). */
   readonly #issuing = new Set<string>();
   /** Writs revoked or deleted lately, with when (see `#bury`). */
@@ -80,14 +85,12 @@ export class WritIndex {
 
   #loadInto(agent: string, now: Date): Promise<WritSet | readonly ActiveWrit[]> {
     const pending = this.#loading.get(agent);
-    if (pending !== undefined) return pending;
+    if (pending !== undefined) return pending.promise;
     const generation = this.#generation;
-    this.#touched.set(agent, 0);
-    const promise = this.#load(agent, now)
+    const load = new Load();
+    load.promise = this.#load(agent, now)
       .then((writs) => {
-        if (this.#touched.get(agent) !== 0 || this.#generation !== generation || !this.#changes.live) {
-          return writs;
-        }
+        if (load.stale || this.#generation !== generation || !this.#changes.live) return writs;
         const set = new WritSet(agent, writs);
         if (this.#sets.size >= this.#maxAgents) {
           const oldest = this.#sets.keys().next();
@@ -97,11 +100,10 @@ export class WritIndex {
         return set;
       })
       .finally(() => {
-        this.#loading.delete(agent);
-        this.#touched.delete(agent);
+        if (this.#loading.get(agent) === load) this.#loading.delete(agent);
       });
-    this.#loading.set(agent, promise);
-    return promise;
+    this.#loading.set(agent, load);
+    return load.promise;
   }
 
   /** Applies one change from the feed; `undefined` forgets everything. */
@@ -109,6 +111,8 @@ export class WritIndex {
     if (change === undefined || change.op === "truncate") {
       this.#sets.clear();
       this.#generation++;
+      for (const load of this.#loading.values()) load.stale = true;
+      this.#loading.clear();
       return;
     }
     const agent = change.agent;
@@ -118,8 +122,12 @@ export class WritIndex {
     }
     if (change.op === "abandoned" || change.writ !== undefined) this.#issuing.delete(change.id);
     if (change.op === "abandoned") return;
-    const touched = this.#touched.get(agent);
-    if (touched !== undefined) this.#touched.set(agent, touched + 1);
+    // a load under way may have read before this change: not kept, and not joined from now on
+    const load = this.#loading.get(agent);
+    if (load !== undefined) {
+      load.stale = true;
+      this.#loading.delete(agent);
+    }
     const now = this.#clock().getTime();
     if (change.op === "delete" || change.status === "revoked") this.#bury(change.id, now);
     const set = this.#sets.get(agent);
