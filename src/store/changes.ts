@@ -18,6 +18,8 @@ import type { WritChange } from "../core/index.js";
 import type { Database } from "./schema.js";
 
 export const WRIT_CHANGES_CHANNEL = "writ_changes";
+/** The listening connection's `application_name` (how an operator finds it in `pg_stat_activity`). */
+export const WRIT_CHANGES_APPLICATION = "writ-changes";
 
 export type { WritChange };
 
@@ -183,7 +185,12 @@ export function postgresChanges(url: string): WritChanges & { hub: ChangeHub } {
     timer = undefined;
     if (closed || connecting) return;
     connecting = (async () => {
-      const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+      const c = new pg.Client({
+        connectionString: url,
+        connectionTimeoutMillis: 10_000,
+        keepAlive: true,
+        application_name: WRIT_CHANGES_APPLICATION,
+      });
       client = c;
       c.on("error", () => lost(c));
       c.on("end", () => lost(c));

@@ -9,6 +9,7 @@ export type {
 } from "./audit.js";
 export {
   parseWritChange,
+  WRIT_CHANGES_APPLICATION,
   WRIT_CHANGES_CHANNEL,
   type WritChange,
   type WritChangeListener,

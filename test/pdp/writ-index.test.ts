@@ -13,7 +13,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Policy, type Server } from "../../src/app.js";
 import { WritIndex } from "../../src/pdp/index.js";
-import { openStore, type Store, toActiveWrit } from "../../src/store/index.js";
+import { openStore, type Store, toActiveWrit, WRIT_CHANGES_APPLICATION } from "../../src/store/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { createTempDatabase, postgresEnabled, type TempDatabase } from "../store/backends.js";
 
@@ -236,6 +236,42 @@ if (postgresEnabled) {
       await a.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test on a" });
       await b.store.writChanges.sync();
       expect((await decide(b)).context.reason_code).toBe("no_grant");
+    });
+  });
+}
+
+if (postgresEnabled) {
+  describe("the PostgreSQL listener", () => {
+    const current = serverFor(postgres());
+
+    it("while its connection is down, decisions read the store; back, they follow notifications again", async () => {
+      const server = current();
+      const id = await issue(server);
+      expect(cites(await decide(server))).toEqual([id]); // the first decision starts the listener
+      while (!server.store.writChanges.live) await new Promise((r) => setTimeout(r, 20));
+      expect(cites(await decide(server))).toEqual([id]);
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+                where application_name = ${WRIT_CHANGES_APPLICATION} and datname = current_database()`.execute(
+        server.store.db,
+      );
+      while (server.store.writChanges.live) await new Promise((r) => setTimeout(r, 20));
+      // revoked where the listener cannot hear it: the decision must not use what it held
+      await server.store.db
+        .updateTable("writs")
+        .set({ status: "revoked", revoked_at: new Date(), revoked_reason: "while deaf" })
+        .where("id", "=", id)
+        .execute();
+      expect((await decide(server)).context.reason_code).toBe("no_grant");
+      while (!server.store.writChanges.live) await new Promise((r) => setTimeout(r, 50));
+      const again = await issue(server);
+      expect(cites(await decide(server))).toEqual([again]);
+      await server.store.db
+        .updateTable("writs")
+        .set({ status: "revoked", revoked_at: new Date(), revoked_reason: "heard" })
+        .where("id", "=", again)
+        .execute();
+      await server.store.writChanges.sync();
+      expect((await decide(server)).context.reason_code).toBe("no_grant");
     });
   });
 }
