@@ -51,7 +51,8 @@ const playbook = (name: string, ttl: string) => `  ${name}:
 
 const CONFIG = `version: 1
 environments:
-  dev: {}
+  dev:
+    audiences: [https://lake.acme.example]
 runnerClasses:
   data-move:
     ceiling:
