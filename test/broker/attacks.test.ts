@@ -685,7 +685,10 @@ const CROSS_ENVIRONMENT: Attack[] = [
   },
 ];
 
-const INJECTIONS: [string, unknown][] = [
+// NUL and control characters never reach the intent checks: the token endpoint's edge refuses them (routes.ts)
+const AT_THE_EDGE = oauth(400, "invalid_request", "parameter_invalid");
+
+const INJECTIONS: [string, unknown, Expected?][] = [
   ["a shell command in the tag", "v1.2.3; rm -rf /"],
   ["a newline in the tag", "v1.2.3\nv9.9.9"],
   ["a path traversal", "../../../etc/passwd"],
@@ -693,7 +696,7 @@ const INJECTIONS: [string, unknown][] = [
   ["a template reference", "${service}"],
   ["a wildcard", "*"],
   ["an alternative", "v1.2.3|v9.9.9"],
-  ["a NUL byte", "v1.2.3\u0000"],
+  ["a NUL byte", "v1.2.3\u0000", AT_THE_EDGE],
   ["full-width digits", "v１.２.３"],
   ["a very long value", `v1.2.${"3".repeat(5000)}`],
   ["a number", 123],
@@ -703,10 +706,10 @@ const INJECTIONS: [string, unknown][] = [
 
 const INTENTS: Attack[] = [
   ...INJECTIONS.map(
-    ([name, tag]): Attack => ({
+    ([name, tag, expect]): Attack => ({
       group: "intents and parameters",
       name: `tag outside its pattern: ${name}`,
-      expect: badDetails("invalid_parameters"),
+      expect: expect ?? badDetails("invalid_parameters"),
       run: () => exchange("dev", withParams({ service: "checkout", tag })),
     }),
   ),
@@ -785,7 +788,7 @@ const INTENTS: Attack[] = [
   {
     group: "intents and parameters",
     name: "a ticket with a second line",
-    expect: oauth(400, "invalid_request", "ticket_invalid"),
+    expect: AT_THE_EDGE,
     run: () => exchange("prod", deployIntent({ ticket: "CHG-1\nCHG-2" })),
   },
   {
