@@ -6,7 +6,6 @@
  *   createServer policy + store + audit log + decision point → the HTTP app `writ serve` listens with
  */
 import { createHash, randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import type { Hono } from "hono";
 import type { AuditLog } from "./audit/index.js";
 import type { KillSwitch, Operator } from "./broker/index.js";
@@ -35,6 +34,8 @@ export interface Policy {
   readonly config: WritConfig;
   readonly vocab: Vocabulary;
   readonly guardrails: CompiledGuardrails | undefined;
+  /** `sha256:<hex>` of writ.yaml as it was loaded (the server's start record names it). */
+  readonly digest: string;
   /**
    * Loads what the vocabulary needs to judge `action` (the AWS service's catalog). Call it before a
    * decision: an AWS service writ.yaml never names is otherwise unknown to the decision point.
@@ -63,6 +64,7 @@ export async function loadPolicy(file: string): Promise<PolicyLoad> {
       config: loaded.config,
       vocab: loaded.vocab,
       guardrails: compiled.guardrails,
+      digest: loaded.digest ?? "",
       prepare: (action) => prepareAction(loaded.catalog, action),
     },
     problems,
@@ -364,11 +366,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     await store.migrate();
     const signer = await loadSigningKey(opts.dataDir);
     const audit = openAuditLog({ repo: store.audit, signer, checkpointEvery: opts.checkpointEvery });
-    const configText = await readFile(opts.policy.file);
     await audit.append("server.start", {
       version: opts.version,
       config: opts.policy.file,
-      configDigest: `sha256:${createHash("sha256").update(configText).digest("hex")}`,
+      configDigest: opts.policy.digest,
       store: store.backend,
     });
     const index = await writIndex(store);

@@ -2,6 +2,7 @@
  * Loading writ.yaml: parse once, check everything, report every problem at once with file, line,
  * column, path and a stable code (docs/config-errors.md), then build the readonly domain model.
  */
+import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { importJWK } from "jose";
@@ -72,6 +73,8 @@ export interface LoadResult {
   readonly vocab: Vocabulary;
   /** The AWS catalog behind `vocab`: load a service before deciding on its actions. */
   readonly catalog: LoadableAwsCatalog;
+  /** `sha256:<hex>` of the text that was loaded, when it came from a file. */
+  readonly digest?: string | undefined;
 }
 
 type Json = unknown;
@@ -1401,5 +1404,6 @@ export async function loadConfigFile(
       guardrailSources: [],
     };
   }
-  return loadConfigText(read.text, { ...opts, file: path });
+  const digest = `sha256:${createHash("sha256").update(read.text).digest("hex")}`;
+  return { ...(await loadConfigText(read.text, { ...opts, file: path })), digest };
 }

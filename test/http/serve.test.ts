@@ -3,7 +3,8 @@
  * real HTTP, every decision in the audit log, a clean stop that checkpoints, and a log that verifies.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -101,6 +102,11 @@ describe("writ serve", () => {
       "pdp.decision",
       "server.stop",
     ]);
+    // the digest of writ.yaml as it was loaded, not of a second read of the file
+    const configText = await readFile(CONFIG);
+    expect(records[0]!.data.configDigest).toBe(
+      `sha256:${createHash("sha256").update(configText).digest("hex")}`,
+    );
     const note = records[2]!.data as {
       requestId: string;
       decision: { code: string };
