@@ -29,6 +29,7 @@ import {
   type GatewayConfig,
   type GatewayTool,
   isWritError,
+  jsonProblem,
   type ParsedAction,
   parseRequestAction,
   q,
@@ -429,6 +430,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       throw new GatewayError("arguments_invalid", "the arguments must be an object");
     }
     const argv = a as Record<string, unknown>;
+    // before anything reads them: a NUL or a lone surrogate would reach the upstream other than it
+    // was decided (a C string cut short, a U+FFFD), and nesting past the limit cannot be audited
+    const odd = jsonProblem(argv);
+    if (odd)
+      throw new GatewayError(
+        "arguments_invalid",
+        `the arguments${odd.at ? ` at ${odd.at}` : ""} ${odd.message}`,
+      );
     record.argumentsDigest = deps.digest(argv);
     const decl = declOf(server, toolName);
 

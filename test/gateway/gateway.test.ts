@@ -154,6 +154,19 @@ describe("decisions on what a call touches", () => {
     expect(refusal(long)?.reason).toBe("argument_constraint");
   });
 
+  it("refuses arguments holding a NUL or a lone surrogate, or nested past 32 levels, before the upstream", async () => {
+    const inside = join(fx.root, "notes", "todo.txt");
+    const nul = await call(bot, "fs__read_text_file", { path: `${inside}\u0000.png` });
+    expect(refusal(nul)?.reason).toBe("arguments_invalid");
+    const surrogate = await call(bot, "fs__read_text_file", { path: `${inside}\ud800` });
+    expect(refusal(surrogate)?.reason).toBe("arguments_invalid");
+    let deep: unknown = "x";
+    for (let i = 0; i < 70; i++) deep = { d: deep };
+    const nested = await call(bot, "fs__read_text_file", { path: inside, extra: deep });
+    expect(refusal(nested)?.reason).toBe("arguments_invalid");
+    expect(text(nested)).toContain("nested deeper than 32 levels");
+  });
+
   it("refuses a tool the agent may not use and an unknown tool", async () => {
     expect(refusal(await call(bot, "everything__get-tiny-image", {}))?.reason).toBe("tool_not_allowed");
     expect(refusal(await call(bot, "nope__thing", {}))?.reason).toBe("unknown_tool");
