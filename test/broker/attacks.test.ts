@@ -26,6 +26,7 @@ import {
   APPROVAL_PLAYBOOKS_YAML,
   APPROVERS_YAML,
   type AssertionOptions,
+  approverJwt as approverJwtAt,
   claimsOf,
   dpopProof,
   nowS,
@@ -291,16 +292,7 @@ const editApproval = (id: string, set: Record<string, unknown>) =>
   server.store.db.updateTable("approval_requests").set(set).where("id", "=", id).execute();
 const ago = (ms: number) => new Date(Date.now() - ms);
 
-/** An approver's JWT for the approvals API (`who` without the domain). */
-async function approverJwt(who: string, opts: AssertionOptions = {}): Promise<string> {
-  return signedAssertion(
-    await quickstartKey(`approver-${who}`),
-    `${who}@acme.example`,
-    `${base}/approvals`,
-    opts,
-    120,
-  );
-}
+const approverJwt = (who: string, opts: AssertionOptions = {}) => approverJwtAt(base, who, opts);
 
 function approvals(path: string, bearer: string | undefined, body?: unknown) {
   return fetch(`${base}/approvals${path}`, {

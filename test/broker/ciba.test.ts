@@ -14,7 +14,8 @@ import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadPolicy, type Policy, type Server } from "../../src/app.js";
 import { approvalService } from "../../src/broker/index.js";
-import { agentClient, type Live, QUICKSTART, quickstartKey, startLive } from "./live.js";
+import { approverJwt } from "./kit.js";
+import { agentClient, type Live, QUICKSTART, startLive } from "./live.js";
 
 const RESOURCE = "https://k8s.acme.example";
 let dir: string;
@@ -183,19 +184,7 @@ describe("CIBA poll mode with openid-client", () => {
       authorization_details: deployIntent("search"),
     });
     const url = `${base}/approvals/${started.auth_req_id}`;
-    const as = async (who: string, jti = randomUUID()) => {
-      const { key, kid } = await quickstartKey(`approver-${who}`);
-      const id = `${who}@acme.example`;
-      return new SignJWT({})
-        .setProtectedHeader({ alg: "EdDSA", kid })
-        .setIssuer(id)
-        .setSubject(id)
-        .setAudience(`${base}/approvals`)
-        .setIssuedAt()
-        .setExpirationTime("2m")
-        .setJti(jti)
-        .sign(key);
-    };
+    const as = (who: string, jti = randomUUID()) => approverJwt(base, who, { claims: { jti } });
     const post = (path: string, token: string | undefined, body?: unknown) =>
       fetch(`${url}/${path}`, {
         method: "POST",
@@ -250,17 +239,7 @@ describe("CIBA poll mode with openid-client", () => {
       resource: RESOURCE,
       authorization_details: deployIntent("checkout"),
     });
-    const { key, kid } = await quickstartKey("approver-bob");
-    const bob = () =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: "EdDSA", kid })
-        .setIssuer("bob@acme.example")
-        .setSubject("bob@acme.example")
-        .setAudience(`${base}/approvals`)
-        .setIssuedAt()
-        .setExpirationTime("2m")
-        .setJti(randomUUID())
-        .sign(key);
+    const bob = () => approverJwt(base, "bob");
     const shown = await fetch(`${base}/approvals/${started.auth_req_id}`, {
       headers: { authorization: `Bearer ${await bob()}` },
     });

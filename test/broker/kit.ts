@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
+import { quickstartKey } from "./live.js";
 
 export const nowS = (): number => Math.floor(Date.now() / 1000);
 
@@ -43,6 +44,16 @@ export async function signedAssertion(
   });
   const header = withoutUndefined({ alg: "EdDSA", kid: own.kid, ...opts.header });
   return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(opts.key ?? own.key);
+}
+
+/**
+ * An approver's JWT for the approvals API at `base` (`who` with or without `@acme.example`), signed
+ * with that approver's quickstart key and living two minutes; `opts` override as above.
+ */
+export async function approverJwt(base: string, who: string, opts: AssertionOptions = {}): Promise<string> {
+  const name = who.split("@")[0]!;
+  const id = who.includes("@") ? who : `${name}@acme.example`;
+  return signedAssertion(await quickstartKey(`approver-${name}`), id, `${base}/approvals`, opts, 120);
 }
 
 /**

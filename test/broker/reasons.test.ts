@@ -41,6 +41,7 @@ import {
   APPROVAL_PLAYBOOKS_YAML,
   APPROVERS_YAML,
   type AssertionOptions,
+  approverJwt as approverJwtAt,
   nowS,
   signedAssertion,
 } from "./kit.js";
@@ -1265,11 +1266,7 @@ function adminApiEmissions(): { code: string; where: string }[] {
 
 const APPROVALS_URL = () => `${base}/approvals`;
 
-/** An approver's JWT for the approvals API; `claims` and `header` override (undefined removes). */
-async function approverJwt(who: string, opts: AssertionOptions = {}): Promise<string> {
-  const own = await quickstartKey(`approver-${who.split("@")[0]}`);
-  return signedAssertion(own, who.includes("@") ? who : `${who}@acme.example`, APPROVALS_URL(), opts, 120);
-}
+const approverJwt = (who: string, opts: AssertionOptions = {}) => approverJwtAt(base, who, opts);
 
 /** A call to the approvals API as `who` (a JWT, or an approver name). */
 async function approvalsCall(

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { generateKeyPair, generateProof, type KeyPair } from "dpop";
 import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signedAssertion } from "../broker/kit.js";
 import { QUICKSTART } from "../broker/live.js";
 import { createTempDatabase, postgresEnabled, type TempDatabase } from "../store/backends.js";
 import { GATEWAY_YAML, PDP_TOKEN, quickstartCopy, type Served, serveInProcess } from "./support.js";
@@ -177,16 +178,7 @@ function battery(title: string, database: () => Promise<TempDatabase | undefined
       context: { environment: "prod" },
       ...over,
     });
-    const approverJwt = () =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: "EdDSA", kid: bobKey.kid })
-        .setIssuer("bob@acme.example")
-        .setSubject("bob@acme.example")
-        .setAudience(`${base}/approvals`)
-        .setIssuedAt()
-        .setExpirationTime("2m")
-        .setJti(randomUUID())
-        .sign(bobKey.key);
+    const approverJwt = () => signedAssertion(bobKey, "bob@acme.example", `${base}/approvals`, {}, 120);
     const approvals = async (path: string, body?: string) =>
       fetch(`${base}${path}`, {
         method: body === undefined ? "GET" : "POST",
