@@ -1,0 +1,115 @@
+/**
+ * Downstream issuers (issue 11): a writ redeemed for the native credential of the system its grants
+ * name — an AWS role session, a GitHub App installation token, a Kubernetes ServiceAccount token —
+ * scoped to exactly the writ's grants (∩ ceiling − denies), living no longer than the writ, and
+ * revoked with it.
+ *
+ * One interface, one module per system (`aws.ts`, `github.ts`, `kubernetes.ts`). The broker's own
+ * credentials for each system come from the environment or files named here, never from
+ * `writ.yaml` itself.
+ */
+import type { RuleText } from "../core/index.js";
+
+/** The systems a writ can be redeemed in. */
+export type DownstreamSystem = "aws" | "github" | "kubernetes";
+
+/** What an issuer sees of a writ: the stored writ's fields that scope and name the credential. */
+export interface WritForIssuer {
+  readonly id: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly environment: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  /** The writ's grants as issued (already within the ceiling and its denies). */
+  readonly grants: readonly RuleText[];
+  /** The runner class ceiling's denies, which the credential must also exclude. */
+  readonly denies: readonly RuleText[];
+  readonly sponsor?: string | undefined;
+  readonly ticket?: string | undefined;
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+}
+
+/**
+ * One object created downstream for a writ (a role session, a token, a Role/RoleBinding/Secret).
+ * Recorded in the store *before* it is created (`state: "intended"`) and updated after
+ * (`"created"`), so the reaper can remove it after a crash between the two.
+ */
+export interface DownstreamRecord {
+  /** Unique per record (random). */
+  readonly id: string;
+  readonly system: DownstreamSystem;
+  readonly environment: string;
+  readonly writ: string;
+  readonly agent: string;
+  /** What kind of object (`sts-session`, `installation-token`, `role`, `rolebinding`, `secret`, …). */
+  readonly kind: string;
+  /** How to find it again to remove it: issuer-specific, JSON-serialisable, never a secret. */
+  readonly locator: Readonly<Record<string, unknown>>;
+  readonly state: "intended" | "created" | "removed";
+  /** Nothing created for this record can be used after this instant. */
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+/** The credential handed to the agent, in the system's own terms. */
+export type DownstreamCredential =
+  | {
+      readonly system: "aws";
+      readonly accessKeyId: string;
+      readonly secretAccessKey: string;
+      readonly sessionToken: string;
+      readonly expiration: Date;
+      /** Said to the agent when the session outlives the writ (STS's 900 s floor) and similar. */
+      readonly notes: readonly string[];
+    }
+  | {
+      readonly system: "github";
+      readonly token: string;
+      readonly expiration: Date;
+      readonly repositories: readonly string[];
+      readonly permissions: Readonly<Record<string, "read" | "write" | "admin">>;
+      readonly notes: readonly string[];
+    }
+  | {
+      readonly system: "kubernetes";
+      readonly token: string;
+      readonly expiration: Date;
+      readonly server: string;
+      readonly caData?: string | undefined;
+      readonly notes: readonly string[];
+    };
+
+/** Record keeping an issuer does through the store: intent before the call, result after. */
+export interface DownstreamLedger {
+  /** Records an object about to be created (state `intended`); returns the record. */
+  intend(r: Omit<DownstreamRecord, "state" | "createdAt">): Promise<DownstreamRecord>;
+  /** Marks a record created, with the locator the system answered (e.g. a resourceVersion). */
+  created(id: string, locator?: Readonly<Record<string, unknown>>): Promise<void>;
+  /** Marks a record removed (its object no longer exists downstream). */
+  removed(id: string): Promise<void>;
+  /** Records not yet removed whose writ has expired or been revoked, or that expired by `now`. */
+  due(now: Date): Promise<readonly DownstreamRecord[]>;
+  /** Records of one writ, any state. */
+  ofWrit(writ: string): Promise<readonly DownstreamRecord[]>;
+}
+
+/** Audit hook: every downstream call is audited (`downstream.<event>`). */
+export type DownstreamAudit = (type: string, data: Record<string, unknown>) => Promise<unknown>;
+
+export interface DownstreamIssuer {
+  readonly system: DownstreamSystem;
+  /**
+   * The credential for `writ`, scoped to its grants of this system. Refuses with a `WritError`
+   * whose code names the reason (`downstream_scope_exceeds_writ`, `downstream_permission_missing`,
+   * `downstream_no_grants`, `downstream_unavailable`) — never a broader credential.
+   */
+  issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential>;
+  /** Removes (or neutralises) one record's object downstream; idempotent (gone already is fine). */
+  revoke(record: DownstreamRecord, now: Date): Promise<void>;
+  /**
+   * A kill switch for `scope` (one writ, one agent, or everything this issuer made): stops every
+   * credential already handed out from working, e.g. AWS's "revoke older sessions" deny.
+   */
+  kill(scope: { readonly writ?: string; readonly agent?: string }, now: Date): Promise<void>;
+}
