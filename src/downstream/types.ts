@@ -113,3 +113,58 @@ export interface DownstreamIssuer {
    */
   kill(scope: { readonly writ?: string; readonly agent?: string }, now: Date): Promise<void>;
 }
+
+/**
+ * `downstream:` in `writ.yaml`, per environment: `downstream: { <env>: { aws?, github?, kubernetes? } }`.
+ * Secrets are never written here: each system's credentials are named by an environment variable
+ * or a file path, read and checked when the server starts (a coded error when missing or unusable).
+ */
+export interface DownstreamConfig {
+  /** Environment name → the systems configured for it. */
+  readonly environments: ReadonlyMap<string, EnvironmentDownstream>;
+}
+
+export interface EnvironmentDownstream {
+  readonly aws?: AwsDownstreamConfig | undefined;
+  readonly github?: GithubDownstreamConfig | undefined;
+  readonly kubernetes?: KubernetesDownstreamConfig | undefined;
+}
+
+export interface AwsDownstreamConfig {
+  /** `role-session`: writ calls sts:AssumeRole with a session policy; `web-identity`: the agent does. */
+  readonly mode: "role-session" | "web-identity";
+  readonly region: string;
+  /** Playbook name (or `*`) → the role ARN its sessions assume. */
+  readonly roles: ReadonlyMap<string, string>;
+  /**
+   * The account's `aws iam get-account-authorization-details` output (a file), read for the proof
+   * of scoping: the role's own policies intersected with the session policy.
+   */
+  readonly authorizationDetails?: string | undefined;
+  /** Override of the STS/IAM endpoint (tests, VPC endpoints); default the regional AWS endpoint. */
+  readonly endpoint?: string | undefined;
+  /** Where the broker's own AWS credentials come from: `env` (AWS_ACCESS_KEY_ID …) or a profile. */
+  readonly credentials: { readonly from: "env" } | { readonly from: "profile"; readonly profile: string };
+}
+
+export interface GithubDownstreamConfig {
+  readonly appId: string;
+  readonly installationId: number;
+  /** The App's private key (PEM): a file path or an environment variable's name, never the key. */
+  readonly privateKey: { readonly file: string } | { readonly env: string };
+  /** Default `https://api.github.com` (GitHub Enterprise: `https://HOST/api/v3`). */
+  readonly apiUrl: string;
+}
+
+export interface KubernetesDownstreamConfig {
+  /** The API server URL. */
+  readonly server: string;
+  /** CA bundle file for the API server (optional: the system's roots otherwise). */
+  readonly caFile?: string | undefined;
+  /** The broker's own bearer token: a file path or an environment variable's name. */
+  readonly token: { readonly file: string } | { readonly env: string };
+  /** Agent id (or `*`) → its ServiceAccount (`namespace/name`; `{agent}` is replaced). */
+  readonly serviceAccounts: ReadonlyMap<string, string>;
+  /** The audience of the TokenRequest (default: the API server's). */
+  readonly audience?: string | undefined;
+}
