@@ -168,3 +168,35 @@ export interface KubernetesDownstreamConfig {
   /** The audience of the TokenRequest (default: the API server's). */
   readonly audience?: string | undefined;
 }
+
+/**
+ * A refusal by an issuer: `WritError` with code `ERR_DOWNSTREAM_REFUSED` and one of these reasons
+ * (the broker answers it as an OAuth error carrying the reason, as for any other refusal).
+ */
+export type DownstreamReason =
+  | "downstream_scope_exceeds_writ"
+  | "downstream_permission_missing"
+  | "downstream_no_grants"
+  | "downstream_not_configured"
+  | "downstream_unavailable";
+
+export const ERR_DOWNSTREAM_REFUSED = "ERR_DOWNSTREAM_REFUSED";
+/** Configuration of a downstream system unusable at start (a missing key file, a bad ARN …). */
+export const ERR_DOWNSTREAM_CONFIG = "ERR_DOWNSTREAM_CONFIG";
+
+/** What every issuer factory gets. */
+export interface IssuerDeps {
+  readonly ledger: DownstreamLedger;
+  readonly audit: DownstreamAudit;
+  /** Where environment-variable credentials are read from (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  readonly clock?: (() => Date) | undefined;
+}
+
+/*
+ * The factories, one per module, all async (they read and check their credentials at start and
+ * throw `WritError(ERR_DOWNSTREAM_CONFIG, …)` when unusable):
+ *   src/downstream/aws.ts         export function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Promise<DownstreamIssuer>
+ *   src/downstream/github.ts      export function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps): Promise<DownstreamIssuer>
+ *   src/downstream/kubernetes.ts  export function kubernetesIssuer(cfg: KubernetesDownstreamConfig, deps: IssuerDeps): Promise<DownstreamIssuer>
+ */
