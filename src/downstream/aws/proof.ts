@@ -137,13 +137,19 @@ function symbolic(policy: Policy, grants: readonly Rule[], denies: readonly Rule
 
 /** Concrete strings a pattern stands for: its wildcards filled two ways. */
 function instances(pattern: string, fills: readonly string[]): string[] {
-  const unescaped = (s: string) => s.replace(/\$\{([*?$])\}/g, "\u0000$1");
-  return fills.map((fill) =>
-    unescaped(pattern)
-      .replace(/\*/g, fill)
-      .replace(/\?/g, "x")
-      .replace(/\u0000(.)/g, "$1"),
-  );
+  return fills.map((fill) => {
+    let out = "";
+    for (let i = 0; i < pattern.length; i++) {
+      const esc = pattern.slice(i, i + 4);
+      if (esc === "${*}" || esc === "${?}" || esc === "${$}") {
+        out += esc[2];
+        i += 3;
+      } else if (pattern[i] === "*") out += fill;
+      else if (pattern[i] === "?") out += "x";
+      else out += pattern[i];
+    }
+    return out;
+  });
 }
 
 const SAMPLE_ACTIONS = [
