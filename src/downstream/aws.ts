@@ -197,52 +197,80 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
   let lastEnvironment = "";
   const roleFor = (playbook: string) => cfg.roles.get(playbook) ?? cfg.roles.get("*");
 
-  /** Puts the scope's deny on one role, recorded until `until`. */
+  /** Deny policy names this issuer has put, per role, oldest first (for the LimitExceeded fallback). */
+  const putNames = new Map<string, string[]>();
+
+  /**
+   * Puts the scope's deny on one role (under `name`, by default the scope's own), recorded until
+   * `until`. When IAM refuses for lack of inline-policy space (`LimitExceeded`) it fails closed:
+   * the deny for every session of the role issued before now, under its own name if that fits,
+   * else written over a deny this issuer put earlier — one atomic PutRolePolicy, and the wider deny
+   * covers the older one's sessions too, so nothing is let through in between.
+   */
   async function putDeny(
     roleArn: string,
     scope: Scope,
     now: Date,
     until: Date,
     environment: string,
+    name: string = denyPolicyName(scope),
   ): Promise<void> {
     // Whole seconds, rounded up: a session issued within this second is covered too.
     const before = new Date(Math.ceil((now.getTime() + 1) / 1000) * 1000);
-    const policyName = denyPolicyName(scope);
     const roleName = roleNameOf(roleArn);
+    const all = denyPolicyName({});
+    const narrow = scope.writ !== undefined || scope.agent !== undefined;
     const record = await deps.ledger.intend({
       id: `ds_${randomBytes(12).toString("base64url")}`,
       system: "aws",
       environment,
-      writ: `kill:${policyName}`,
+      writ: `kill:${name}`,
       agent: scope.agent ?? "*",
       kind: DENY_KIND,
-      locator: { roleArn, roleName, policyName, issuedBefore: iso(before) },
+      locator: { roleArn, roleName, policyName: name, issuedBefore: iso(before) },
       expiresAt: until,
     });
     try {
       await iam!.send(
         new PutRolePolicyCommand({
           RoleName: roleName,
-          PolicyName: policyName,
+          PolicyName: name,
           PolicyDocument: denyDocument(scope, before),
         }),
       );
     } catch (err) {
+      if (serviceAnswered(err)) await deps.ledger.removed(record.id);
       await deps.audit("downstream.aws.deny_failed", {
         role: roleArn,
-        policy: policyName,
+        policy: name,
         error: errorName(err),
         ...scope,
       });
+      if (errorName(err) === "LimitExceeded") {
+        const over = [...(putNames.get(roleArn) ?? [])].reverse().find((n) => n !== all && n !== name);
+        const next = narrow ? all : name === all ? over : undefined;
+        if (next !== undefined) {
+          await deps.audit("downstream.aws.deny_widened", {
+            role: roleArn,
+            policy: next,
+            instead: name,
+            ...scope,
+          });
+          await putDeny(roleArn, {}, now, until, environment, next);
+          return;
+        }
+      }
       throw refusal(
         "downstream_unavailable",
-        `putting the revoke-older-sessions deny ${q(policyName)} on ${q(roleArn)} failed: ${errorName(err)}: ${(err as Error).message}`,
+        `putting the revoke-older-sessions deny ${q(name)} on ${q(roleArn)} failed: ${errorName(err)}: ${(err as Error).message}`,
       );
     }
     await deps.ledger.created(record.id);
+    const names = putNames.get(roleArn) ?? [];
+    putNames.set(roleArn, [...names.filter((n) => n !== name), name]);
     await deps.audit("downstream.aws.deny_put", {
       role: roleArn,
-      policy: policyName,
+      policy: name,
       issuedBefore: iso(before),
       until: iso(until),
       ...scope,

@@ -471,3 +471,40 @@ describe("figure: kill → first refused use", () => {
     expect(p99).toBeLessThan(1000);
   });
 });
+
+describe("a role whose inline-policy space is full", () => {
+  it("a narrow kill that IAM refuses with LimitExceeded falls back to the deny for every older session", async () => {
+    const role = `arn:aws:iam::${ACCOUNT}:role/writ-crowded`;
+    const own = await startFakeAws({
+      broker: BROKER,
+      roles: [{ arn: role, trust: FULL_TRUST, policies: [ROLE_POLICY] }],
+    });
+    try {
+      const ledger = new MemoryLedger();
+      const audit: string[] = [];
+      const issuer = await awsIssuer(
+        {
+          ...config(),
+          roles: new Map([["*", role]]),
+          endpoint: own.endpoint,
+          authorizationDetails: undefined,
+        },
+        { ledger, audit: async (t) => void audit.push(t), env: ENV },
+      );
+      const cred = await issuer.issue(writ({ agent: "last-agent" }), new Date());
+      if (cred.system !== "aws") throw new Error("not aws");
+      let i = 0;
+      while (!audit.includes("downstream.aws.deny_widened") && i < 100) {
+        await issuer.kill({ agent: `filler-agent-with-a-long-name-${i}` }, new Date());
+        i++;
+      }
+      expect(own.calls.some((c) => c.code === "LimitExceeded")).toBe(true);
+      // the kill that hit the limit still stopped every older session of the role, last-agent's too
+      const docs = [...own.inlinePolicies(role).values()].map((t) => JSON.parse(t).Statement[0].Condition);
+      expect(docs.some((c) => c.StringEquals === undefined && c.DateLessThan !== undefined)).toBe(true);
+      expect(own.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(false);
+    } finally {
+      await own.stop();
+    }
+  });
+});
