@@ -50,6 +50,8 @@ export { refusal } from "./aws/errors.js";
 /** The ledger kinds this issuer records. */
 export const SESSION_KIND = "sts-session";
 export const DENY_KIND = "kill-deny";
+/** IAM's default MaxSessionDuration of a role: the retry when a role allows less than asked. */
+const DEFAULT_MAX_SESSION_SECONDS = 3600;
 
 type Scope = { readonly writ?: string; readonly agent?: string };
 
@@ -372,18 +374,36 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       durationSeconds: duration,
       policyChars: policy.json.length,
     };
-    let out: AssumeRoleCommandOutput;
-    try {
-      out = await sts!.send(
+    const assume = (seconds: number) =>
+      sts!.send(
         new AssumeRoleCommand({
           RoleArn: roleArn,
           RoleSessionName: sessionName,
           Policy: policy.json,
-          DurationSeconds: duration,
+          DurationSeconds: seconds,
           SourceIdentity: writ.agent,
           Tags: tags,
         }),
       );
+    let out: AssumeRoleCommandOutput;
+    try {
+      try {
+        out = await assume(duration);
+      } catch (err) {
+        // The role's MaxSessionDuration (IAM's default: 3,600 s) is below the writ's lifetime: a
+        // shorter session, renewed by `writ creds` while the writ lasts, is still inside the writ.
+        if (
+          duration <= DEFAULT_MAX_SESSION_SECONDS ||
+          errorName(err) !== "ValidationError" ||
+          !/MaxSessionDuration/.test((err as Error).message)
+        ) {
+          throw err;
+        }
+        out = await assume(DEFAULT_MAX_SESSION_SECONDS);
+        notes.push(
+          `the role's MaxSessionDuration is below the writ's ${remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
+        );
+      }
     } catch (err) {
       // A service's answer means nothing was made; anything else may have made a session.
       if (serviceAnswered(err)) await deps.ledger.removed(record.id);

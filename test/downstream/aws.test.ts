@@ -199,6 +199,19 @@ describe("role-session issuance", () => {
     expect(deny.expiresAt.getTime()).toBe(s.expiresAt.getTime());
   });
 
+  it("a writ longer than the role's MaxSessionDuration gets a session of IAM's default 3,600 s, and a note", async () => {
+    const { issuer } = setup();
+    const now = new Date();
+    const cred = await (await issuer).issue(
+      writ({ expiresAt: new Date(now.getTime() + 7200_000) }, now),
+      now,
+    );
+    if (cred.system !== "aws") throw new Error("not aws");
+    expect(fake.sessions.find((x) => x.accessKeyId === cred.accessKeyId)!.durationSeconds).toBe(3600);
+    expect(fake.calls.some((c) => c.action === "AssumeRole" && c.code === "ValidationError")).toBe(true);
+    expect(cred.notes.join(" ")).toContain("MaxSessionDuration");
+  });
+
   it("kill of an agent: the next use is refused within 1 s, the deny leaves once the longest session is over", async () => {
     const { issuer: p, ledger } = setup();
     const issuer = await p;
