@@ -34,7 +34,7 @@ import {
   TAG_VALUE,
 } from "./aws/names.js";
 import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
-import { proveScoping, type RolePolicies } from "./aws/proof.js";
+import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
 import {
   type AwsDownstreamConfig,
   type DownstreamCredential,
@@ -52,6 +52,8 @@ export const SESSION_KIND = "sts-session";
 export const DENY_KIND = "kill-deny";
 /** IAM's default MaxSessionDuration of a role: the retry when a role allows less than asked. */
 const DEFAULT_MAX_SESSION_SECONDS = 3600;
+/** Proofs of scoping kept per issuer (oldest dropped first). */
+const PROOF_CACHE = 512;
 
 type Scope = { readonly writ?: string; readonly agent?: string };
 
@@ -195,6 +197,11 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
   const iam = webIdentity ? undefined : new IAMClient({ region: "us-east-1", ...common });
   const allRoles = [...new Set(cfg.roles.values())];
 
+  /**
+   * Proofs already made, by role, policy, grants and denies (all the proof reads; the role's
+   * policies are fixed for the issuer's life): the same playbook redeemed again is not re-proven.
+   */
+  const proofs = new Map<string, ProofResult>();
   /** The environment of the writs this issuer serves (one config per environment), once one is seen. */
   let lastEnvironment = "";
   const roleFor = (playbook: string) => cfg.roles.get(playbook) ?? cfg.roles.get("*");
@@ -309,12 +316,18 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         `the session policy for writ ${q(writ.id)} is ${policy.json.length} characters; STS takes at most ${SESSION_POLICY_MAX_CHARS}: narrow or merge the playbook's AWS grants`,
       );
     }
-    const proof = proveScoping({
-      policyJson: policy.json,
-      grants: writ.grants,
-      denies: writ.denies,
-      role: roles?.get(roleArn),
-    });
+    const proofKey = JSON.stringify([roleArn, policy.json, writ.grants, writ.denies]);
+    let proof = proofs.get(proofKey);
+    if (!proof) {
+      proof = proveScoping({
+        policyJson: policy.json,
+        grants: writ.grants,
+        denies: writ.denies,
+        role: roles?.get(roleArn),
+      });
+      if (proofs.size >= PROOF_CACHE) proofs.delete(proofs.keys().next().value!);
+      proofs.set(proofKey, proof);
+    }
     if (!proof.ok) {
       await deps.audit("downstream.aws.refused", {
         writ: writ.id,
@@ -348,7 +361,8 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     }
     const duration = Math.min(Math.max(remaining, MIN_SESSION_SECONDS), MAX_SESSION_SECONDS);
     const sessionName = sessionNameFor(writ.id);
-    const sessionUntil = new Date(now.getTime() + duration * 1000);
+    // Until STS answers, the session's end is known only roughly: a minute of margin for clocks.
+    const sessionUntil = new Date(now.getTime() + (duration + 60) * 1000);
     const notes: string[] = [...left, ...proof.notes];
     if (remaining < MIN_SESSION_SECONDS) {
       notes.push(
