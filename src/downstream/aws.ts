@@ -191,6 +191,8 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
     ...(credentials ? { credentials } : {}),
     maxAttempts: 2,
+    // Never hang a redemption or a kill on an unresponsive endpoint.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true },
   };
   const sts = webIdentity ? undefined : new STSClient({ region: cfg.region, ...common });
   // IAM is global: its requests are signed for us-east-1 in the aws partition.
