@@ -68,6 +68,7 @@ export async function main(
     tools: async () =>
       (await import("./tools.js")).registerTools(program, io, setExit, { dataDir, databaseUrl, operator }),
     aws: async () => (await import("./aws.js")).registerAws(program, io, setExit),
+    downstream: async () => (await import("./downstream.js")).registerDownstream(program, io, setExit),
     kill: async () =>
       (await import("./kill.js")).registerKill(program, io, setExit, {
         dataDir,

@@ -178,7 +178,9 @@ export type DownstreamReason =
   | "downstream_permission_missing"
   | "downstream_no_grants"
   | "downstream_not_configured"
-  | "downstream_unavailable";
+  | "downstream_unavailable"
+  /** The credential's scope cannot be said within the system's size limit (AWS: a 2,048-character session policy). */
+  | "downstream_policy_too_large";
 
 export const ERR_DOWNSTREAM_REFUSED = "ERR_DOWNSTREAM_REFUSED";
 /** Configuration of a downstream system unusable at start (a missing key file, a bad ARN …). */

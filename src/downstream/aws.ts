@@ -1,0 +1,580 @@
+/**
+ * The AWS downstream issuer (issue 11): a writ with `aws:` grants redeemed for a role session.
+ *
+ * role-session mode: `sts:AssumeRole` on the playbook's role with a session policy generated from the
+ * writ's grants (`aws/policy.ts`), proven inside the writ before the call (`aws/proof.ts`), lasting
+ * the writ's remaining lifetime (STS's floor is 900 s: the credential's notes say so and the ledger
+ * record ends with the writ, so revocation ends the session early), named after the writ, with the
+ * agent as `SourceIdentity` and `writ:*` session tags so CloudTrail ties every call back to it.
+ *
+ * STS sessions cannot be recalled. Revocation and the kill switch put AWS's "revoke older sessions"
+ * deny on the role as an inline policy (`aws:TokenIssueTime` before now, narrowed to one writ by its
+ * `writ:id` tag or to one agent by `aws:SourceIdentity`), recorded in the ledger with the expiry of
+ * the longest session it can affect; the reaper removes it then (`revoke` of that record).
+ *
+ * web-identity mode: the agent assumes the role itself with a writ-issued token; writ holds no AWS
+ * keys, so it issues nothing here and cannot reach sessions already made (docs/downstream-aws.md).
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
+import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from "@aws-sdk/client-sts";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@aws-sdk/types";
+import { type AuthorizationDetails, importAuthorizationDetails, policiesFor } from "../analyzer/aws/index.js";
+import { isWritError, q, WritError } from "../core/index.js";
+import { refusal } from "./aws/errors.js";
+import {
+  denyPolicyName,
+  isSessionName,
+  MAX_SESSION_SECONDS,
+  MIN_SESSION_SECONDS,
+  ROLE_ARN,
+  roleNameOf,
+  sessionNameFor,
+  TAG_VALUE,
+} from "./aws/names.js";
+import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
+import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
+import {
+  type AwsDownstreamConfig,
+  type DownstreamCredential,
+  type DownstreamIssuer,
+  type DownstreamRecord,
+  ERR_DOWNSTREAM_CONFIG,
+  type IssuerDeps,
+  type WritForIssuer,
+} from "./types.js";
+
+export { refusal } from "./aws/errors.js";
+
+/** The ledger kinds this issuer records. */
+export const SESSION_KIND = "sts-session";
+export const DENY_KIND = "kill-deny";
+/** IAM's default MaxSessionDuration of a role: the retry when a role allows less than asked. */
+const DEFAULT_MAX_SESSION_SECONDS = 3600;
+/** Proofs of scoping kept per issuer (oldest dropped first). */
+const PROOF_CACHE = 512;
+
+type Scope = { readonly writ?: string; readonly agent?: string };
+
+function configError(message: string): WritError {
+  return new WritError(ERR_DOWNSTREAM_CONFIG, `downstream aws: ${message}`);
+}
+
+/** Reads and checks the broker's own credentials, once, at start. */
+async function brokerCredentials(
+  cfg: AwsDownstreamConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<AwsCredentialIdentity | AwsCredentialIdentityProvider> {
+  if (cfg.credentials.from === "env") {
+    const accessKeyId = env.AWS_ACCESS_KEY_ID;
+    const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+    const missing = [
+      ...(accessKeyId ? [] : ["AWS_ACCESS_KEY_ID"]),
+      ...(secretAccessKey ? [] : ["AWS_SECRET_ACCESS_KEY"]),
+    ];
+    if (missing.length > 0) {
+      throw configError(`credentials from the environment: ${missing.join(" and ")} not set`);
+    }
+    const sessionToken = env.AWS_SESSION_TOKEN;
+    return {
+      accessKeyId: accessKeyId!,
+      secretAccessKey: secretAccessKey!,
+      ...(sessionToken ? { sessionToken } : {}),
+    };
+  }
+  const { fromIni } = await import("@aws-sdk/credential-providers");
+  const provider = fromIni({ profile: cfg.credentials.profile });
+  try {
+    await provider();
+  } catch (err) {
+    throw configError(
+      `credentials from profile ${q(cfg.credentials.profile)}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  return provider;
+}
+
+function checkConfig(cfg: AwsDownstreamConfig): void {
+  if (cfg.mode !== "role-session" && cfg.mode !== "web-identity") {
+    throw configError(`mode ${q(cfg.mode)}: expected \`role-session\` or \`web-identity\``);
+  }
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(cfg.region))
+    throw configError(`region ${q(cfg.region)} is not an AWS region`);
+  if (cfg.roles.size === 0) throw configError("`roles` names no role");
+  for (const [playbook, arn] of cfg.roles) {
+    if (!ROLE_ARN.test(arn)) throw configError(`roles.${playbook}: ${q(arn)} is not an IAM role ARN`);
+  }
+  if (cfg.endpoint !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(cfg.endpoint);
+    } catch {
+      throw configError(`endpoint ${q(cfg.endpoint)} is not a URL`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw configError(`endpoint ${q(cfg.endpoint)} must be http(s)`);
+    }
+  }
+}
+
+/** The configured roles' own policies, from the authorization-details file. */
+function loadRoles(cfg: AwsDownstreamConfig): Map<string, RolePolicies> | undefined {
+  if (cfg.authorizationDetails === undefined) return undefined;
+  let details: AuthorizationDetails;
+  try {
+    details = importAuthorizationDetails(
+      JSON.parse(readFileSync(cfg.authorizationDetails, "utf8")),
+      cfg.authorizationDetails,
+    );
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    throw configError(`authorizationDetails ${q(cfg.authorizationDetails)}: ${why}`);
+  }
+  const out = new Map<string, RolePolicies>();
+  for (const arn of new Set(cfg.roles.values())) {
+    const role = details.roles.find((r) => r.arn === arn);
+    if (!role) throw configError(`role ${q(arn)} is not in ${q(cfg.authorizationDetails)}`);
+    const p = policiesFor(details, role);
+    if (p.missing.length > 0) {
+      throw configError(
+        `role ${q(arn)}: ${q(cfg.authorizationDetails)} lacks its attached policy ${q(p.missing[0])} (export with every --filter)`,
+      );
+    }
+    out.set(arn, { arn, identity: p.identity, ...(p.boundary ? { boundary: p.boundary } : {}) });
+  }
+  return out;
+}
+
+function errorName(err: unknown): string {
+  const name = (err as { name?: unknown })?.name;
+  return typeof name === "string" ? name.replace(/Exception$/, "") : "Error";
+}
+
+/** Did the service answer (so nothing was created), rather than the call failing on the way? */
+function serviceAnswered(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return typeof status === "number" && status >= 400 && status < 500;
+}
+
+function iso(d: Date): string {
+  return d.toISOString();
+}
+
+function dateOf(v: unknown): Date | undefined {
+  if (typeof v !== "string") return undefined;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** The deny document: every action, for sessions issued before `before`, narrowed to the scope. */
+export function denyDocument(scope: Scope, before: Date): string {
+  const condition: Record<string, Record<string, string>> = {
+    DateLessThan: { "aws:TokenIssueTime": iso(before) },
+  };
+  if (scope.writ !== undefined) condition.StringEquals = { "aws:PrincipalTag/writ:id": scope.writ };
+  else if (scope.agent !== undefined) condition.StringEquals = { "aws:SourceIdentity": scope.agent };
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Deny", Action: "*", Resource: "*", Condition: condition }],
+  });
+}
+
+export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Promise<DownstreamIssuer> {
+  checkConfig(cfg);
+  const clock = deps.clock ?? (() => new Date());
+  const env = deps.env ?? process.env;
+  const webIdentity = cfg.mode === "web-identity";
+  const credentials = webIdentity ? undefined : await brokerCredentials(cfg, env);
+  const roles = loadRoles(cfg);
+  const common = {
+    ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+    maxAttempts: 2,
+    // Never hang a redemption or a kill on an unresponsive endpoint.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true },
+  };
+  const sts = webIdentity ? undefined : new STSClient({ region: cfg.region, ...common });
+  // IAM is global: its requests are signed for us-east-1 in the aws partition.
+  const iam = webIdentity ? undefined : new IAMClient({ region: "us-east-1", ...common });
+  const allRoles = [...new Set(cfg.roles.values())];
+
+  /**
+   * Proofs already made, by role, policy, grants and denies (all the proof reads; the role's
+   * policies are fixed for the issuer's life): the same playbook redeemed again is not re-proven.
+   */
+  const proofs = new Map<string, ProofResult>();
+  /** The environment of the writs this issuer serves (one config per environment), once one is seen. */
+  let lastEnvironment = "";
+  const roleFor = (playbook: string) => cfg.roles.get(playbook) ?? cfg.roles.get("*");
+
+  /** Deny policy names this issuer has put, per role, oldest first (for the LimitExceeded fallback). */
+  const putNames = new Map<string, string[]>();
+
+  /**
+   * Puts the scope's deny on one role (under `name`, by default the scope's own), recorded until
+   * `until`. When IAM refuses for lack of inline-policy space (`LimitExceeded`) it fails closed:
+   * the deny for every session of the role issued before now, under its own name if that fits,
+   * else written over a deny this issuer put earlier — one atomic PutRolePolicy, and the wider deny
+   * covers the older one's sessions too, so nothing is let through in between.
+   */
+  async function putDeny(
+    roleArn: string,
+    scope: Scope,
+    now: Date,
+    until: Date,
+    environment: string,
+    name: string = denyPolicyName(scope),
+  ): Promise<void> {
+    // Whole seconds, rounded up: a session issued within this second is covered too.
+    const before = new Date(Math.ceil((now.getTime() + 1) / 1000) * 1000);
+    const roleName = roleNameOf(roleArn);
+    const all = denyPolicyName({});
+    const narrow = scope.writ !== undefined || scope.agent !== undefined;
+    const record = await deps.ledger.intend({
+      id: `ds_${randomBytes(12).toString("base64url")}`,
+      system: "aws",
+      environment,
+      writ: `kill:${name}`,
+      agent: scope.agent ?? "*",
+      kind: DENY_KIND,
+      locator: { roleArn, roleName, policyName: name, issuedBefore: iso(before) },
+      expiresAt: until,
+    });
+    try {
+      await iam!.send(
+        new PutRolePolicyCommand({
+          RoleName: roleName,
+          PolicyName: name,
+          PolicyDocument: denyDocument(scope, before),
+        }),
+      );
+    } catch (err) {
+      if (serviceAnswered(err)) await deps.ledger.removed(record.id);
+      await deps.audit("downstream.aws.deny_failed", {
+        role: roleArn,
+        policy: name,
+        error: errorName(err),
+        ...scope,
+      });
+      if (errorName(err) === "LimitExceeded") {
+        const over = [...(putNames.get(roleArn) ?? [])].reverse().find((n) => n !== all && n !== name);
+        const next = narrow ? all : name === all ? over : undefined;
+        if (next !== undefined) {
+          await deps.audit("downstream.aws.deny_widened", {
+            role: roleArn,
+            policy: next,
+            instead: name,
+            ...scope,
+          });
+          await putDeny(roleArn, {}, now, until, environment, next);
+          return;
+        }
+      }
+      throw refusal(
+        "downstream_unavailable",
+        `putting the revoke-older-sessions deny ${q(name)} on ${q(roleArn)} failed: ${errorName(err)}: ${(err as Error).message}`,
+      );
+    }
+    await deps.ledger.created(record.id);
+    const names = putNames.get(roleArn) ?? [];
+    putNames.set(roleArn, [...names.filter((n) => n !== name), name]);
+    await deps.audit("downstream.aws.deny_put", {
+      role: roleArn,
+      policy: name,
+      issuedBefore: iso(before),
+      until: iso(until),
+      ...scope,
+    });
+  }
+
+  async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
+    if (webIdentity) {
+      throw refusal(
+        "downstream_not_configured",
+        "aws is in web-identity mode: the agent assumes its role itself with AssumeRoleWithWebIdentity and a writ-issued token; writ mints no role session",
+      );
+    }
+    lastEnvironment = writ.environment;
+    const roleArn = roleFor(writ.playbook);
+    if (!roleArn) {
+      throw refusal("downstream_not_configured", `no AWS role for playbook ${q(writ.playbook)} (nor \`*\`)`);
+    }
+    const remaining = Math.floor((writ.expiresAt.getTime() - now.getTime()) / 1000);
+    if (remaining <= 0) throw refusal("downstream_unavailable", `writ ${q(writ.id)} has expired`);
+    const policy = sessionPolicy(writ.grants, writ.denies);
+    const left = policy.untranslatable.map(
+      (u) => `grant \`${u.grant.action}\` on \`${u.grant.resource}\` is not in the session: ${u.why}`,
+    );
+    if (policy.translated.length === 0) {
+      throw refusal(
+        "downstream_no_grants",
+        `writ ${q(writ.id)} has no AWS grant an IAM session policy can hold${left.length ? ` (${left.join("; ")})` : ""}`,
+      );
+    }
+    if (policy.json.length > SESSION_POLICY_MAX_CHARS) {
+      throw refusal(
+        "downstream_policy_too_large",
+        `the session policy for writ ${q(writ.id)} is ${policy.json.length} characters; STS takes at most ${SESSION_POLICY_MAX_CHARS}: narrow or merge the playbook's AWS grants`,
+      );
+    }
+    const proofKey = JSON.stringify([roleArn, policy.json, writ.grants, writ.denies]);
+    let proof = proofs.get(proofKey);
+    if (!proof) {
+      proof = proveScoping({
+        policyJson: policy.json,
+        grants: writ.grants,
+        denies: writ.denies,
+        role: roles?.get(roleArn),
+      });
+      if (proofs.size >= PROOF_CACHE) proofs.delete(proofs.keys().next().value!);
+      proofs.set(proofKey, proof);
+    }
+    if (!proof.ok) {
+      await deps.audit("downstream.aws.refused", {
+        writ: writ.id,
+        agent: writ.agent,
+        reason: "downstream_scope_exceeds_writ",
+        violation: proof.violation,
+      });
+      throw refusal(
+        "downstream_scope_exceeds_writ",
+        `the role session would exceed writ ${q(writ.id)}: ${proof.violation}`,
+      );
+    }
+    if (!isSessionName(writ.agent)) {
+      throw refusal(
+        "downstream_not_configured",
+        `agent id ${q(writ.agent)} cannot be an AWS SourceIdentity (2–64 characters of letters, digits and _+=,.@-)`,
+      );
+    }
+    const tags: { Key: string; Value: string }[] = [
+      { Key: "writ:id", Value: writ.id },
+      { Key: "writ:agent", Value: writ.agent },
+      { Key: "writ:playbook", Value: writ.playbook },
+      ...(writ.sponsor ? [{ Key: "writ:sponsor", Value: writ.sponsor }] : []),
+    ];
+    const badTag = tags.find((t) => !TAG_VALUE.test(t.Value));
+    if (badTag) {
+      throw refusal(
+        "downstream_not_configured",
+        `session tag ${q(badTag.Key)}: ${q(badTag.Value)} is not a value AWS accepts (letters, digits, spaces and _.:/=+-@, at most 256)`,
+      );
+    }
+    const duration = Math.min(Math.max(remaining, MIN_SESSION_SECONDS), MAX_SESSION_SECONDS);
+    const sessionName = sessionNameFor(writ.id);
+    // Until STS answers, the session's end is known only roughly: a minute of margin for clocks.
+    const sessionUntil = new Date(now.getTime() + (duration + 60) * 1000);
+    const notes: string[] = [...left, ...proof.notes];
+    if (remaining < MIN_SESSION_SECONDS) {
+      notes.push(
+        `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: writ ends the session at the writ's expiry (${iso(writ.expiresAt)}) by revocation, through a deny on the role`,
+      );
+    }
+    const record = await deps.ledger.intend({
+      id: `ds_${randomBytes(12).toString("base64url")}`,
+      system: "aws",
+      environment: writ.environment,
+      writ: writ.id,
+      agent: writ.agent,
+      kind: SESSION_KIND,
+      locator: { roleArn, sessionName, sessionUntil: iso(sessionUntil) },
+      expiresAt: writ.expiresAt,
+    });
+    const audited = {
+      writ: writ.id,
+      agent: writ.agent,
+      playbook: writ.playbook,
+      role: roleArn,
+      sessionName,
+      durationSeconds: duration,
+      policyChars: policy.json.length,
+    };
+    const assume = (seconds: number) =>
+      sts!.send(
+        new AssumeRoleCommand({
+          RoleArn: roleArn,
+          RoleSessionName: sessionName,
+          Policy: policy.json,
+          DurationSeconds: seconds,
+          SourceIdentity: writ.agent,
+          Tags: tags,
+        }),
+      );
+    let out: AssumeRoleCommandOutput;
+    try {
+      try {
+        out = await assume(duration);
+      } catch (err) {
+        // The role's MaxSessionDuration (IAM's default: 3,600 s) is below the writ's lifetime: a
+        // shorter session, renewed by `writ creds` while the writ lasts, is still inside the writ.
+        if (
+          duration <= DEFAULT_MAX_SESSION_SECONDS ||
+          errorName(err) !== "ValidationError" ||
+          !/MaxSessionDuration/.test((err as Error).message)
+        ) {
+          throw err;
+        }
+        out = await assume(DEFAULT_MAX_SESSION_SECONDS);
+        notes.push(
+          `the role's MaxSessionDuration is below the writ's ${remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
+        );
+      }
+    } catch (err) {
+      // A service's answer means nothing was made; anything else may have made a session.
+      if (serviceAnswered(err)) await deps.ledger.removed(record.id);
+      await deps.audit("downstream.aws.assume_role", {
+        ...audited,
+        outcome: "failed",
+        error: errorName(err),
+      });
+      const name = errorName(err);
+      if (name === "PackedPolicyTooLarge") {
+        throw refusal(
+          "downstream_policy_too_large",
+          `STS: the session policy and tags are too large packed: ${(err as Error).message}`,
+        );
+      }
+      throw refusal(
+        "downstream_unavailable",
+        `STS AssumeRole on ${q(roleArn)} failed: ${name}: ${(err as Error).message}`,
+      );
+    }
+    const c = out.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !(c.Expiration instanceof Date)) {
+      await deps.audit("downstream.aws.assume_role", {
+        ...audited,
+        outcome: "failed",
+        error: "NoCredentials",
+      });
+      throw refusal("downstream_unavailable", "STS answered AssumeRole without credentials");
+    }
+    await deps.ledger.created(record.id, {
+      roleArn,
+      sessionName,
+      sessionUntil: iso(c.Expiration),
+      accessKeyId: c.AccessKeyId,
+      ...(out.AssumedRoleUser?.Arn ? { assumedRoleArn: out.AssumedRoleUser.Arn } : {}),
+    });
+    await deps.audit("downstream.aws.assume_role", {
+      ...audited,
+      outcome: "created",
+      accessKeyId: c.AccessKeyId,
+      expiration: iso(c.Expiration),
+    });
+    return {
+      system: "aws",
+      accessKeyId: c.AccessKeyId,
+      secretAccessKey: c.SecretAccessKey,
+      sessionToken: c.SessionToken,
+      expiration: c.Expiration,
+      notes,
+    };
+  }
+
+  async function revoke(record: DownstreamRecord, now: Date): Promise<void> {
+    if (record.system !== "aws") return;
+    if (record.kind === SESSION_KIND) {
+      if (webIdentity) return;
+      const until =
+        dateOf(record.locator.sessionUntil) ?? new Date(now.getTime() + MAX_SESSION_SECONDS * 1000);
+      const roleArn = typeof record.locator.roleArn === "string" ? record.locator.roleArn : undefined;
+      // Expired by itself, or never made (no role): nothing left to stop.
+      if (until.getTime() <= now.getTime() || !roleArn) return;
+      await putDeny(roleArn, { writ: record.writ }, now, until, record.environment);
+      return;
+    }
+    if (record.kind !== DENY_KIND || webIdentity) return;
+    const { roleArn, roleName, policyName } = record.locator as Record<string, unknown>;
+    if (typeof roleName !== "string" || typeof policyName !== "string") return;
+    if (now.getTime() < record.expiresAt.getTime()) {
+      // Asked early (its record was listed before its time): the deny must stay, so a fresh record
+      // keeps it until then and this one can be closed.
+      const again = await deps.ledger.intend({
+        id: `ds_${randomBytes(12).toString("base64url")}`,
+        system: "aws",
+        environment: record.environment,
+        writ: record.writ,
+        agent: record.agent,
+        kind: DENY_KIND,
+        locator: record.locator,
+        expiresAt: record.expiresAt,
+      });
+      await deps.ledger.created(again.id);
+      return;
+    }
+    // The same policy name may have been put again later (a second kill of the same scope): the
+    // latest record removes it.
+    const siblings = await deps.ledger.ofWrit(record.writ);
+    const later = siblings.some(
+      (r) =>
+        r.id !== record.id &&
+        r.state !== "removed" &&
+        r.kind === DENY_KIND &&
+        r.locator.roleName === roleName &&
+        r.locator.policyName === policyName &&
+        r.expiresAt.getTime() > record.expiresAt.getTime(),
+    );
+    if (later) return;
+    try {
+      await iam!.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
+    } catch (err) {
+      if (errorName(err) !== "NoSuchEntity") {
+        throw refusal(
+          "downstream_unavailable",
+          `removing deny ${q(policyName)} from ${q(String(roleArn))} failed: ${errorName(err)}`,
+        );
+      }
+    }
+    await deps.audit("downstream.aws.deny_removed", { role: roleArn, policy: policyName });
+  }
+
+  async function kill(scope: Scope, now: Date): Promise<void> {
+    if (webIdentity) {
+      await deps.audit("downstream.aws.kill_unreachable", {
+        ...scope,
+        why: "web-identity mode: writ holds no AWS credentials; sessions already made run to their end",
+      });
+      return;
+    }
+    if (scope.writ !== undefined) {
+      const sessions = (await deps.ledger.ofWrit(scope.writ)).filter(
+        (r) => r.system === "aws" && r.kind === SESSION_KIND,
+      );
+      const byRole = new Map<string, Date>();
+      const environment = sessions[0]?.environment ?? "";
+      for (const r of sessions) {
+        const role = r.locator.roleArn;
+        if (typeof role !== "string") continue;
+        const until = dateOf(r.locator.sessionUntil) ?? new Date(now.getTime() + MAX_SESSION_SECONDS * 1000);
+        if (until.getTime() <= now.getTime()) continue;
+        const prev = byRole.get(role);
+        if (!prev || until > prev) byRole.set(role, until);
+      }
+      for (const [role, until] of byRole) await putDeny(role, { writ: scope.writ }, now, until, environment);
+      return;
+    }
+    // Sessions this issuer could have made end by STS's longest duration after now.
+    const until = new Date(now.getTime() + MAX_SESSION_SECONDS * 1000);
+    const failures: unknown[] = [];
+    for (const role of allRoles) {
+      try {
+        await putDeny(role, scope, now, until, lastEnvironment);
+      } catch (err) {
+        failures.push(err);
+      }
+    }
+    if (failures.length > 0) throw failures[0];
+  }
+
+  return {
+    system: "aws",
+    issue: (writ, now = clock()) => issue(writ, now),
+    revoke: (record, now = clock()) => revoke(record, now),
+    kill: (scope, now = clock()) => kill(scope, now),
+  };
+}
+
+export function isAwsRefusal(err: unknown): err is WritError {
+  return isWritError(err) && err.code === "ERR_DOWNSTREAM_REFUSED";
+}
