@@ -348,12 +348,13 @@ export function githubScope(input: GithubScopeInput): GithubScope {
     for (const [p, level] of Object.entries(permissions)) {
       const has = input.installation[p];
       if (has && levelAtLeast(has, level)) continue;
+      const fitted = has ? requestableLevel(p, has) : undefined;
       if (named.has(p)) {
         missing.push(`${q(`${p}:${level}`)} (it has ${has ? q(`${p}:${has}`) : "none"})`);
-      } else if (has) {
-        permissions[p] = has;
+      } else if (fitted) {
+        permissions[p] = fitted;
         notes.push(
-          `${q(`${p}:${level}`)} is granted by a pattern and the installation has ${q(`${p}:${has}`)}: the token carries that`,
+          `${q(`${p}:${level}`)} is granted by a pattern and the installation has ${q(`${p}:${has}`)}: the token carries ${q(`${p}:${fitted}`)}`,
         );
       } else {
         delete permissions[p];
