@@ -62,13 +62,14 @@ export interface Rig {
 }
 
 export async function rig(
-  opts: { installations?: FakeInstallation[]; now?: () => number } = {},
+  opts: { installations?: FakeInstallation[]; now?: () => number; beforeMint?: () => Promise<void> } = {},
 ): Promise<Rig> {
   const fake = await startFakeGithub({
     appId: APP_ID,
     publicKey: KEYS.publicPem,
     installations: opts.installations ?? [DEFAULT_INSTALLATION],
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.beforeMint ? { beforeMint: opts.beforeMint } : {}),
   });
   const ledger = memoryLedger();
   const audits: AuditEntry[] = [];

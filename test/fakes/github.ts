@@ -88,6 +88,8 @@ export interface FakeGithubOptions {
   /** Installation token lifetime; GitHub's is fixed at one hour. */
   readonly tokenLifetimeMs?: number;
   readonly now?: () => number;
+  /** Awaited before each token is minted (tests: a slow GitHub, a kill while minting). */
+  readonly beforeMint?: () => Promise<void>;
 }
 
 export interface FakeToken {
@@ -420,7 +422,9 @@ export async function startFakeGithub(opts: FakeGithubOptions): Promise<FakeGith
     const tokensPath = /^\/app\/installations\/([^/]+)\/access_tokens$/.exec(path);
     if (tokensPath && method === "POST") {
       verifyAppJwt(req);
-      return [201, createToken(installationOf(tokensPath[1]!), body)];
+      const inst = installationOf(tokensPath[1]!);
+      if (opts.beforeMint) await opts.beforeMint();
+      return [201, createToken(inst, body)];
     }
     if (path === "/installation/repositories" && method === "GET") {
       const tok = installationToken(req);
