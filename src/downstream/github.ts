@@ -248,9 +248,9 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     );
   }
 
-  async function installationInfo(): Promise<InstallationInfo> {
+  async function installationInfo(fresh = false): Promise<InstallationInfo> {
     const t = clock().getTime();
-    if (installation && t - installation.at < INSTALLATION_CACHE_MS) return installation;
+    if (!fresh && installation && t - installation.at < INSTALLATION_CACHE_MS) return installation;
     let data: { account?: { login?: unknown } | null; permissions?: Record<string, unknown> };
     try {
       const { token } = await appAuth({ type: "app" });
@@ -320,7 +320,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
         purpose: "list-repositories",
         permissions: { metadata: "read" },
       },
-      expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS),
+      expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
     });
     let token: string;
     let expiresAt: Date;
@@ -334,21 +334,38 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       throw err;
     }
     held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
-    await ledger.created(rec.id, {
-      installation: installationId,
-      purpose: "list-repositories",
-      permissions: { metadata: "read" },
-      hashedToken: hashedToken(token),
-      tokenExpiresAt: expiresAt.toISOString(),
-    });
     const names: string[] = [];
     try {
+      await ledger.created(rec.id, {
+        installation: installationId,
+        purpose: "list-repositories",
+        permissions: { metadata: "read" },
+        hashedToken: hashedToken(token),
+        tokenExpiresAt: expiresAt.toISOString(),
+      });
+      await audit("downstream.issued", {
+        system: "github",
+        kind: KIND,
+        purpose: "list-repositories",
+        record: rec.id,
+        writ: writ.id,
+        agent: writ.agent,
+        installation: installationId,
+        permissions: { metadata: "read" },
+        hashedToken: hashedToken(token),
+        tokenExpiresAt: expiresAt.toISOString(),
+      });
       for (let page = 1; page <= MAX_LIST_PAGES; page++) {
-        const res = await request("GET /installation/repositories", {
-          per_page: 100,
-          page,
-          headers: { authorization: `token ${token}` },
-        });
+        let res: Awaited<ReturnType<typeof request>>;
+        try {
+          res = await request("GET /installation/repositories", {
+            per_page: 100,
+            page,
+            headers: { authorization: `token ${token}` },
+          });
+        } catch (e) {
+          throw unavailable("GET /installation/repositories", e);
+        }
         const data = res.data as { total_count?: unknown; repositories?: { name?: unknown }[] };
         const repos = Array.isArray(data.repositories) ? data.repositories : [];
         for (const r of repos) if (typeof r?.name === "string") names.push(r.name);
@@ -362,9 +379,9 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
         }
       }
     } catch (e) {
-      await revokeHeld(rec.id, clock());
-      if (e instanceof DownstreamRefusedError) throw e;
-      throw unavailable("GET /installation/repositories", e);
+      // the reaper retries through the ledger record if this revocation fails too
+      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      throw e;
     }
     await revokeHeld(rec.id, clock());
     repositoryList = { names, at: t };
@@ -388,6 +405,13 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     });
   }
 
+  /** Drops tokens GitHub has expired from memory; their records go when the reaper next asks. */
+  function forgetDead(now: Date): void {
+    for (const [id, h] of held) {
+      if (h.expiresAt.getTime() + CLOCK_SLACK_MS < now.getTime()) held.delete(id);
+    }
+  }
+
   function killedSince(from: number, writ: WritForIssuer): boolean {
     for (let i = from; i < kills.length; i++) {
       const k = kills[i]!;
@@ -400,6 +424,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
 
   async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
     const killMark = kills.length;
+    forgetDead(now);
     if (githubRules(writ.grants).length === 0) {
       return refuse(writ, "downstream_no_grants", "the writ grants nothing on github");
     }
@@ -415,13 +440,25 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
       throw e;
     }
-    const scope = githubScope({
-      grants: writ.grants,
-      denies: writ.denies,
-      account: inst.account,
-      repositories,
-      installation: inst.permissions,
-    });
+    const scopeFor = (i: InstallationInfo) =>
+      githubScope({
+        grants: writ.grants,
+        denies: writ.denies,
+        account: i.account,
+        repositories,
+        installation: i.permissions,
+      });
+    let scope = scopeFor(inst);
+    if (!scope.ok && scope.reason === "downstream_permission_missing") {
+      // the installation may have been granted more since it was read: read it again before refusing
+      try {
+        inst = await installationInfo(true);
+      } catch (e) {
+        if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
+        throw e;
+      }
+      scope = scopeFor(inst);
+    }
     if (!scope.ok) {
       const detail =
         scope.reason === "downstream_permission_missing"
@@ -430,7 +467,11 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       return refuse(writ, scope.reason, detail);
     }
 
-    const intentExpiry = Math.min(writ.expiresAt.getTime(), now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS);
+    // GitHub's token lives one hour from its creation, a moment after this: the record allows for it
+    const intentExpiry = Math.min(
+      writ.expiresAt.getTime(),
+      now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS,
+    );
     const locator = {
       installation: installationId,
       account: inst.account,

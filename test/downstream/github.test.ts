@@ -238,6 +238,22 @@ describe("github issuer", () => {
     }
   });
 
+  it("reads the installation again before refusing: a permission granted since is used at once", async () => {
+    const r2 = await rig();
+    try {
+      const w = writ([{ action: "github:pages:write", resource: "acme/website" }]);
+      expect((await refusal(r2.issuer.issue(w, new Date()))).reason).toBe("downstream_permission_missing");
+      r2.fake.setInstallationPermissions(INSTALLATION, {
+        ...DEFAULT_INSTALLATION.permissions,
+        pages: "write",
+      });
+      const c = await issued(r2, writ(w.grants as never));
+      expect(c.permissions).toEqual({ pages: "write" });
+    } finally {
+      await r2.close();
+    }
+  });
+
   it("refuses a repository the installation cannot reach (GitHub's 422), naming it", async () => {
     const w = writ([{ action: "github:contents:read", resource: "acme/not-installed" }]);
     const e = await refusal(r.issuer.issue(w, new Date()));
