@@ -173,18 +173,21 @@ async function loadPrivateKey(
   return key;
 }
 
-/** A status and GitHub's `message` from an octokit error, or undefined for a network failure. */
+/**
+ * GitHub's status and `message` from an octokit error; no status when GitHub did not answer
+ * (octokit reports a network failure or a timeout as a 500 without a response).
+ */
 function githubError(e: unknown): { status?: number; message: string } {
-  const err = e as { status?: unknown; response?: { data?: { message?: unknown } }; name?: unknown };
-  const status = typeof err?.status === "number" && err.status > 0 ? err.status : undefined;
-  const data = err?.response?.data;
-  const message =
-    typeof data?.message === "string"
-      ? data.message.slice(0, 300)
-      : err?.name === "TimeoutError" || err?.name === "AbortError"
-        ? "timed out"
-        : "no answer";
-  return status === undefined ? { message } : { status, message };
+  const err = e as {
+    response?: { status?: unknown; data?: { message?: unknown } };
+    message?: unknown;
+  };
+  const res = err?.response;
+  if (res && typeof res.status === "number") {
+    const message = typeof res.data?.message === "string" ? res.data.message.slice(0, 300) : "no message";
+    return { status: res.status, message };
+  }
+  return { message: typeof err?.message === "string" ? err.message.slice(0, 200) : "no answer" };
 }
 
 function isLevel(v: unknown): v is GithubLevel {
@@ -263,7 +266,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       throw unavailable(`GET /app/installations/${installationId}`, e);
     }
     const login = data.account?.login;
-    if (typeof login !== "string" || login === "") {
+    if (typeof login !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(login)) {
       throw new DownstreamRefusedError(
         "downstream_unavailable",
         `GitHub's answer for installation ${installationId} names no account`,
@@ -330,7 +333,8 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       expiresAt = new Date(auth.expiresAt);
     } catch (e) {
       const err = unavailable(`POST /app/installations/${installationId}/access_tokens`, e);
-      if (githubError(e).status !== undefined) await ledger.removed(rec.id);
+      const status = githubError(e).status;
+      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
       throw err;
     }
     held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
@@ -494,7 +498,8 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       auth = await mint(scope.repositories, scope.permissions);
     } catch (e) {
       const { status, message } = githubError(e);
-      if (status !== undefined) await ledger.removed(rec.id); // GitHub answered: nothing was created
+      // GitHub refused the request (4xx): nothing was created. Otherwise the record stays for the reaper.
+      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
       installation = undefined; // re-read the installation next time
       if (status === 422) {
         const what = /permission/i.test(message)
