@@ -636,12 +636,25 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     );
     const results = await Promise.allSettled(targets.map(([id]) => revokeHeld(id, now)));
     const failed = results.filter((r) => r.status === "rejected").length;
+    // for one writ the ledger also knows the tokens this process no longer holds (minted before a
+    // restart): they cannot be revoked and end at GitHub's one-hour lifetime
+    const unrevocable =
+      scope.writ === undefined
+        ? undefined
+        : (await ledger.ofWrit(scope.writ)).filter(
+            (r) =>
+              r.system === "github" &&
+              r.state !== "removed" &&
+              !held.has(r.id) &&
+              (scope.agent === undefined || r.agent === scope.agent),
+          ).length;
     await audit("downstream.killed", {
       system: "github",
       installation: installationId,
       scope: { ...(scope.writ ? { writ: scope.writ } : {}), ...(scope.agent ? { agent: scope.agent } : {}) },
       revoked: targets.length - failed,
       failed,
+      ...(unrevocable !== undefined ? { unrevocable } : {}),
     });
     if (failed > 0) {
       const first = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;

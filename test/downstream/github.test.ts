@@ -367,6 +367,11 @@ describe("github issuer", () => {
       expect(await use(r, c.token, "GET", "/repos/acme/checkout")).toBe(200);
       expect((await r.ledger.ofWrit(w.id))[0]!.state).toBe("created");
       expect(r.audits.at(-1)).toMatchObject({ type: "downstream.unrevocable", data: { record: rec!.id } });
+      await r.issuer.kill({ writ: w.id }, new Date());
+      expect(r.audits.at(-1)).toMatchObject({
+        type: "downstream.killed",
+        data: { scope: { writ: w.id }, revoked: 0, unrevocable: 1 },
+      });
       const afterExpiry = new Date(r.fake.tokens.get(c.token)!.expiresAt + 1000);
       await r.issuer.revoke(rec!, afterExpiry);
       expect((await r.ledger.ofWrit(w.id))[0]!.state).toBe("removed");
