@@ -235,8 +235,14 @@ describe("fake GitHub", () => {
       expect(await get("checkout")).toBe(200);
       expect(await get("payments")).toBe(404);
       expect(await put("checkout")).toBe(403);
+      // the same checks without HTTP, for other tests
+      expect(f2.use(token, "contents", "read", "acme/checkout")).toBe(200);
+      expect(f2.use(token, "contents", "write", "acme/checkout")).toBe(403);
+      expect(f2.use(token, "contents", "read", "acme/payments")).toBe(404);
+      expect(f2.use(token, "contents", "read", "other/checkout")).toBe(404);
       clock += 3600_000;
       expect(await get("checkout")).toBe(401);
+      expect(f2.use(token, "contents", "read", "acme/checkout")).toBe(401);
     } finally {
       await f2.close();
     }

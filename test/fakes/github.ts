@@ -122,6 +122,11 @@ export interface FakeGithub {
   setInstallationPermissions(id: number, permissions: Record<string, FakeLevel>): void;
   /** Tokens minted and not revoked nor expired. */
   liveTokens(): FakeToken[];
+  /**
+   * What GitHub would answer to a use of `token` needing `permission` at `level` on `owner/repo`
+   * (200, 401, 403 or 404), recorded in `calls` as `USE`; the HTTP routes do the same checks.
+   */
+  use(token: string, permission: string, level: FakeLevel, repository: string): number;
   close(): Promise<void>;
 }
 
@@ -273,7 +278,11 @@ export async function startFakeGithub(opts: FakeGithubOptions): Promise<FakeGith
   function installationToken(req: IncomingMessage): FakeToken {
     const m = /^(?:token|bearer)\s+(\S+)$/i.exec(req.headers.authorization ?? "");
     if (!m) throw new HttpError(401, "Requires authentication");
-    const tok = tokens.get(m[1]!);
+    return liveToken(m[1]!);
+  }
+
+  function liveToken(value: string): FakeToken {
+    const tok = tokens.get(value);
     if (!tok || tok.revokedAt !== undefined || now() >= tok.expiresAt)
       throw new HttpError(401, "Bad credentials");
     return tok;
@@ -381,13 +390,13 @@ export async function startFakeGithub(opts: FakeGithubOptions): Promise<FakeGith
 
   /** A use of an installation token on one repository, needing `permission` at `level`. */
   function use(
-    req: IncomingMessage,
+    req: IncomingMessage | string,
     owner: string,
     repo: string,
     permission: string,
     level: FakeLevel,
   ): Repo {
-    const tok = installationToken(req);
+    const tok = typeof req === "string" ? liveToken(req) : installationToken(req);
     const inst = installations.get(tok.installation)!;
     const r = inst.repositories.find((x) => x.name.toLowerCase() === repo.toLowerCase());
     if (
@@ -545,6 +554,18 @@ export async function startFakeGithub(opts: FakeGithubOptions): Promise<FakeGith
       const inst = installations.get(id);
       if (!inst) throw new Error(`no installation ${id}`);
       inst.permissions = { ...permissions, metadata: permissions.metadata ?? "read" };
+    },
+    use(token, permission, level, repository) {
+      const [owner = "", repo = ""] = repository.split("/");
+      let status = 200;
+      try {
+        use(token, owner, repo, permission, level);
+      } catch (e) {
+        if (!(e instanceof HttpError)) throw e;
+        status = e.status;
+      }
+      calls.push({ method: "USE", path: `${repository} ${permission}:${level}`, status, at: now(), token });
+      return status;
     },
     liveTokens() {
       const t = now();
