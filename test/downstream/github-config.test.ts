@@ -203,4 +203,91 @@ describe("github issuer failure paths", () => {
       await r.close();
     }
   });
+
+  it("GitHub answering more than was asked: the token is revoked and the writ refused (downstream_scope_exceeds_writ)", async () => {
+    const widenings: [string, (answer: Record<string, unknown>) => void][] = [
+      [
+        "a permission",
+        (a) => {
+          a.permissions = { ...(a.permissions as object), administration: "write" };
+        },
+      ],
+      [
+        "a level",
+        (a) => {
+          a.permissions = { contents: "write", metadata: "read" };
+        },
+      ],
+      [
+        "a repository",
+        (a) => {
+          a.repositories = [
+            ...(a.repositories as object[]),
+            { name: "payments", full_name: "acme/payments" },
+          ];
+        },
+      ],
+      [
+        "all repositories",
+        (a) => {
+          delete a.repositories;
+          a.repository_selection = "all";
+        },
+      ],
+    ];
+    for (const [what, widen] of widenings) {
+      const r = await rig({
+        tamper: (answer, token) => {
+          widen(answer);
+          return token;
+        },
+      });
+      try {
+        const w = writ([{ action: "github:contents:read", resource: "acme/checkout" }]);
+        await expect(r.issuer.issue(w, new Date()), what).rejects.toMatchObject({
+          code: ERR_DOWNSTREAM_REFUSED,
+          reason: "downstream_scope_exceeds_writ",
+        });
+        expect(r.fake.tokens.size, what).toBe(1);
+        expect(r.fake.liveTokens(), what).toEqual([]);
+        expect(
+          (await r.ledger.ofWrit(w.id)).map((x) => x.state),
+          what,
+        ).toEqual(["removed"]);
+      } finally {
+        await r.close();
+      }
+    }
+  });
+
+  it("a crash between the intent and GitHub's answer: after the restart the record stays until any token it may name has expired", async () => {
+    const r = await rig();
+    try {
+      const w = writ([{ action: "github:contents:read", resource: "acme/checkout" }]);
+      const rec = await r.ledger.intend({
+        id: "crashed-1",
+        system: "github",
+        environment: w.environment,
+        writ: w.id,
+        agent: w.agent,
+        kind: "installation-token",
+        locator: {
+          installation: INSTALLATION,
+          repositories: ["checkout"],
+          permissions: { contents: "read" },
+        },
+        expiresAt: w.expiresAt,
+      });
+      r.ledger.revokeWrit(w.id);
+      const [due] = await r.ledger.due(new Date());
+      expect(due?.id).toBe(rec.id);
+      await r.issuer.revoke(due!, new Date(rec.createdAt.getTime() + 30 * 60_000));
+      expect((await r.ledger.ofWrit(w.id))[0]!.state).toBe("intended");
+      await r.issuer.revoke(due!, new Date(rec.createdAt.getTime() + 66 * 60_000));
+      expect((await r.ledger.ofWrit(w.id))[0]!.state).toBe("removed");
+      expect(r.audits.map((a) => a.type)).toEqual(["downstream.unrevocable", "downstream.expired"]);
+    } finally {
+      await r.close();
+    }
+  });
 });

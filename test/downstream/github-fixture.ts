@@ -9,7 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { githubIssuer } from "../../src/downstream/github.js";
 import type { DownstreamIssuer, GithubDownstreamConfig, WritForIssuer } from "../../src/downstream/types.js";
-import { type FakeGithub, type FakeInstallation, startFakeGithub } from "../fakes/github.js";
+import {
+  type FakeGithub,
+  type FakeGithubOptions,
+  type FakeInstallation,
+  startFakeGithub,
+} from "../fakes/github.js";
 import { type MemoryLedger, memoryLedger } from "../fakes/ledger.js";
 
 export const APP_ID = 424242;
@@ -62,7 +67,12 @@ export interface Rig {
 }
 
 export async function rig(
-  opts: { installations?: FakeInstallation[]; now?: () => number; beforeMint?: () => Promise<void> } = {},
+  opts: {
+    installations?: FakeInstallation[];
+    now?: () => number;
+    beforeMint?: () => Promise<void>;
+    tamper?: FakeGithubOptions["tamper"];
+  } = {},
 ): Promise<Rig> {
   const fake = await startFakeGithub({
     appId: APP_ID,
@@ -70,6 +80,7 @@ export async function rig(
     installations: opts.installations ?? [DEFAULT_INSTALLATION],
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.beforeMint ? { beforeMint: opts.beforeMint } : {}),
+    ...(opts.tamper ? { tamper: opts.tamper } : {}),
   });
   const ledger = memoryLedger();
   const audits: AuditEntry[] = [];

@@ -90,6 +90,11 @@ export interface FakeGithubOptions {
   readonly now?: () => number;
   /** Awaited before each token is minted (tests: a slow GitHub, a kill while minting). */
   readonly beforeMint?: () => Promise<void>;
+  /**
+   * Rewrites the 201 answer of a token request and the token's real scope (tests only: a GitHub
+   * that answers more than was asked, which the issuer must catch).
+   */
+  readonly tamper?: (answer: Record<string, unknown>, token: FakeToken) => FakeToken;
 }
 
 export interface FakeToken {
@@ -385,6 +390,7 @@ export async function startFakeGithub(opts: FakeGithubOptions): Promise<FakeGith
       repository_selection: selected ? "selected" : inst.selection,
     };
     if (selected) out.repositories = selected.map((r) => repoJson(inst, r));
+    if (opts.tamper) tokens.set(token, opts.tamper(out, fake));
     return out;
   }
 
