@@ -1,0 +1,700 @@
+/**
+ * The GitHub downstream issuer (issue 11): a writ with `github:` grants is redeemed for a GitHub App
+ * installation token (`POST /app/installations/{id}/access_tokens`, through `@octokit/auth-app`)
+ * restricted to the writ's repositories and the writ's GitHub permission subset, never more
+ * (`github/scope.ts` decides what to ask for; the answer is checked again before it is handed out).
+ *
+ * - The App's private key is read and checked when the issuer starts (`ERR_DOWNSTREAM_CONFIG`).
+ * - The installation's account and permissions come from `GET /app/installations/{id}` (cached a
+ *   minute): a writ asking for a permission the installation lacks is refused
+ *   (`downstream_permission_missing`) with a reason naming it, before anything is minted.
+ * - A grant naming repositories by a pattern (`acme/*-svc`) is resolved against the installation's
+ *   repositories, listed with `GET /installation/repositories` by a token that can only read
+ *   metadata, revoked as soon as the list is read. The token request always names its
+ *   repositories: a pattern never widens to "all repositories".
+ * - Every token is recorded in the ledger before it is minted (`intended`) and after (`created`,
+ *   with GitHub's `hashed_token` form: base64 SHA-256, never the token). Revoking needs the token
+ *   itself (`DELETE /installation/token` authenticates with it), so tokens are kept in this
+ *   process's memory only, keyed by record id. After a restart they cannot be revoked: they end at
+ *   GitHub's fixed one-hour lifetime, and the reaper marks their records removed then.
+ * - The credential expires at min(GitHub's `expires_at`, the writ's expiry); when GitHub's token
+ *   would outlive the writ the notes say so, and the reaper's revocation ends it at the writ's expiry.
+ */
+import { createHash, createPrivateKey, type KeyObject, randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { createAppAuth } from "@octokit/auth-app";
+import { request as octokitRequest } from "@octokit/request";
+import { q, WritError } from "../core/index.js";
+import {
+  type GithubLevel,
+  githubRules,
+  githubScope,
+  LEVELS,
+  levelAtLeast,
+  needsRepositoryList,
+} from "./github/scope.js";
+import {
+  type DownstreamCredential,
+  type DownstreamIssuer,
+  type DownstreamReason,
+  type DownstreamRecord,
+  ERR_DOWNSTREAM_CONFIG,
+  ERR_DOWNSTREAM_REFUSED,
+  type GithubDownstreamConfig,
+  type IssuerDeps,
+  type WritForIssuer,
+} from "./types.js";
+
+/** GitHub's fixed lifetime of an installation token. */
+export const INSTALLATION_TOKEN_LIFETIME_MS = 3600_000;
+/** Slack for the clocks of writ and GitHub when bounding a token we no longer hold. */
+const CLOCK_SLACK_MS = 5 * 60_000;
+/** How long the installation's permissions and repository list are trusted. */
+const INSTALLATION_CACHE_MS = 60_000;
+/** Every call to GitHub is abandoned after this long. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** `GET /installation/repositories` pages read at most (100 repositories each). */
+const MAX_LIST_PAGES = 100;
+const KIND = "installation-token";
+
+/** A refusal: `ERR_DOWNSTREAM_REFUSED` carrying the reason the broker answers with. */
+export class DownstreamRefusedError extends WritError {
+  readonly reason: DownstreamReason;
+  /** The message without the reason in front. */
+  readonly detail: string;
+  constructor(reason: DownstreamReason, detail: string) {
+    super(ERR_DOWNSTREAM_REFUSED, `${reason}: ${detail}`);
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+/** GitHub's `hashed_token` form (its audit log): base64 of the token's SHA-256. */
+export function hashedToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("base64");
+}
+
+interface Held {
+  readonly token: string;
+  readonly writ: string;
+  readonly agent: string;
+  readonly expiresAt: Date;
+}
+
+interface InstallationInfo {
+  readonly account: string;
+  readonly permissions: Readonly<Record<string, GithubLevel>>;
+  readonly at: number;
+}
+
+/**
+ * `@octokit/auth-app` shares concurrent token requests with the same installation, repositories and
+ * permissions (one promise, one token). Two writs must never share a token — revoking one would
+ * end the other — so minting is serialised per installation, across every issuer of this process.
+ */
+const mintQueues = new Map<number, Promise<void>>();
+async function serialized<T>(installation: number, fn: () => Promise<T>): Promise<T> {
+  const prev = mintQueues.get(installation) ?? Promise.resolve();
+  const run = prev.then(fn);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  mintQueues.set(installation, tail);
+  try {
+    return await run;
+  } finally {
+    if (mintQueues.get(installation) === tail) mintQueues.delete(installation);
+  }
+}
+
+function configError(message: string): WritError {
+  return new WritError(ERR_DOWNSTREAM_CONFIG, `downstream github: ${message}`);
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+function checkApiUrl(apiUrl: string): string {
+  let u: URL;
+  try {
+    u = new URL(apiUrl);
+  } catch {
+    throw configError(`apiUrl ${q(apiUrl)} is not a URL`);
+  }
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && LOOPBACK.has(u.hostname))) {
+    throw configError(`apiUrl ${q(apiUrl)} must be https (plain http only on the loopback interface)`);
+  }
+  if (u.username || u.password || u.search || u.hash) {
+    throw configError(`apiUrl ${q(apiUrl)} must not carry credentials, a query or a fragment`);
+  }
+  return u.toString().replace(/\/+$/, "");
+}
+
+/** Reads the App's private key (file or environment variable) and checks it is an RSA key. */
+async function loadPrivateKey(
+  source: GithubDownstreamConfig["privateKey"],
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<KeyObject> {
+  let pem: string;
+  let where: string;
+  if (source && "file" in source && typeof source.file === "string") {
+    where = `file ${q(source.file)}`;
+    try {
+      pem = await readFile(source.file, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
+      throw configError(`the App's private key ${where} cannot be read (${code})`);
+    }
+  } else if (source && "env" in source && typeof source.env === "string") {
+    where = `environment variable ${q(source.env)}`;
+    const value = env[source.env];
+    if (value === undefined || value.trim() === "") {
+      throw configError(`the App's private key ${where} is not set`);
+    }
+    // keys in environment variables often carry `\n` escapes instead of line breaks
+    pem = value.replace(/\\n/g, "\n");
+  } else {
+    throw configError("privateKey must name a `file` or an `env` variable");
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: pem, format: "pem" });
+  } catch {
+    throw configError(`the App's private key (${where}) is not a PEM private key`);
+  }
+  if (key.asymmetricKeyType !== "rsa") {
+    throw configError(
+      `the App's private key (${where}) is a ${key.asymmetricKeyType ?? "non-RSA"} key: GitHub Apps sign with RSA (RS256)`,
+    );
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 2048)
+    throw configError(`the App's private key (${where}) has ${bits} bits: at least 2048 are needed`);
+  return key;
+}
+
+/**
+ * GitHub's status and `message` from an octokit error; no status when GitHub did not answer
+ * (octokit reports a network failure or a timeout as a 500 without a response).
+ */
+function githubError(e: unknown): { status?: number; message: string } {
+  const err = e as {
+    response?: { status?: unknown; data?: { message?: unknown } };
+    message?: unknown;
+  };
+  const res = err?.response;
+  if (res && typeof res.status === "number") {
+    const message = typeof res.data?.message === "string" ? res.data.message.slice(0, 300) : "no message";
+    return { status: res.status, message };
+  }
+  return { message: typeof err?.message === "string" ? err.message.slice(0, 200) : "no answer" };
+}
+
+function isLevel(v: unknown): v is GithubLevel {
+  return typeof v === "string" && (LEVELS as readonly string[]).includes(v);
+}
+
+export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps): Promise<DownstreamIssuer> {
+  if (typeof cfg.appId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(cfg.appId)) {
+    throw configError(`appId ${q(cfg.appId)} is not a GitHub App id or client id`);
+  }
+  if (!Number.isSafeInteger(cfg.installationId) || cfg.installationId <= 0) {
+    throw configError(`installationId ${q(cfg.installationId)} must be a positive integer`);
+  }
+  const baseUrl = checkApiUrl(cfg.apiUrl);
+  const key = await loadPrivateKey(cfg.privateKey, deps.env ?? process.env);
+  const installationId = cfg.installationId;
+  const clock = deps.clock ?? (() => new Date());
+  const { ledger, audit } = deps;
+
+  const request = octokitRequest.defaults({
+    baseUrl,
+    headers: { "user-agent": "writ-downstream-github", "x-github-api-version": "2022-11-28" },
+    request: {
+      fetch: (url: string | URL, init?: RequestInit) =>
+        fetch(url, { ...init, redirect: "error", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+    },
+  });
+  const appAuth = createAppAuth({
+    appId: cfg.appId,
+    privateKey: key.export({ type: "pkcs8", format: "pem" }).toString(),
+    installationId,
+    request,
+    // no token cache: every writ gets a token of its own, and this module is the only holder
+    cache: { get: () => "", set: () => undefined },
+    log: { warn: () => undefined },
+  });
+
+  const held = new Map<string, Held>();
+  const kills: { readonly writ?: string | undefined; readonly agent?: string | undefined }[] = [];
+  const reportedUnrevocable = new Set<string>();
+  let installation: InstallationInfo | undefined;
+  let repositoryList: { readonly names: readonly string[]; readonly at: number } | undefined;
+
+  async function refuse(writ: WritForIssuer, reason: DownstreamReason, message: string): Promise<never> {
+    await audit("downstream.refused", {
+      system: "github",
+      writ: writ.id,
+      agent: writ.agent,
+      installation: installationId,
+      reason,
+      message,
+    });
+    throw new DownstreamRefusedError(reason, message);
+  }
+
+  function unavailable(what: string, e: unknown): DownstreamRefusedError {
+    const { status, message } = githubError(e);
+    return new DownstreamRefusedError(
+      "downstream_unavailable",
+      `GitHub ${status === undefined ? "did not answer" : `answered ${status}`} to ${what}: ${message}`,
+    );
+  }
+
+  async function installationInfo(fresh = false): Promise<InstallationInfo> {
+    const t = clock().getTime();
+    if (!fresh && installation && t - installation.at < INSTALLATION_CACHE_MS) return installation;
+    let data: { account?: { login?: unknown } | null; permissions?: Record<string, unknown> };
+    try {
+      const { token } = await appAuth({ type: "app" });
+      const res = await request("GET /app/installations/{installation_id}", {
+        installation_id: installationId,
+        headers: { authorization: `bearer ${token}` },
+      });
+      data = res.data as typeof data;
+    } catch (e) {
+      throw unavailable(`GET /app/installations/${installationId}`, e);
+    }
+    const login = data.account?.login;
+    if (typeof login !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(login)) {
+      throw new DownstreamRefusedError(
+        "downstream_unavailable",
+        `GitHub's answer for installation ${installationId} names no account`,
+      );
+    }
+    const permissions: Record<string, GithubLevel> = {};
+    for (const [p, l] of Object.entries(data.permissions ?? {})) if (isLevel(l)) permissions[p] = l;
+    installation = { account: login, permissions, at: t };
+    return installation;
+  }
+
+  /** Mints one token (serialised per installation); the caller has recorded the intent. */
+  async function mint(
+    repositoryNames: readonly string[] | undefined,
+    permissions: Readonly<Record<string, GithubLevel>>,
+  ) {
+    return serialized(installationId, () =>
+      appAuth({
+        type: "installation",
+        installationId,
+        ...(repositoryNames ? { repositoryNames: [...repositoryNames] } : {}),
+        permissions: { ...permissions },
+        refresh: true,
+      }),
+    );
+  }
+
+  /** `DELETE /installation/token`; true when revoked now or already dead (401), throws otherwise. */
+  async function deleteToken(token: string): Promise<void> {
+    try {
+      await request("DELETE /installation/token", { headers: { authorization: `token ${token}` } });
+    } catch (e) {
+      if (githubError(e).status === 401) return; // revoked or expired already
+      throw unavailable("DELETE /installation/token", e);
+    }
+  }
+
+  /**
+   * The installation's repository names, read with a token that can only read metadata, recorded
+   * in the ledger under the writ that needed it and revoked as soon as the list is read.
+   */
+  async function listRepositories(writ: WritForIssuer, now: Date): Promise<readonly string[]> {
+    const t = clock().getTime();
+    if (repositoryList && t - repositoryList.at < INSTALLATION_CACHE_MS) return repositoryList.names;
+    const rec = await ledger.intend({
+      id: randomUUID(),
+      system: "github",
+      environment: writ.environment,
+      writ: writ.id,
+      agent: writ.agent,
+      kind: KIND,
+      locator: {
+        installation: installationId,
+        purpose: "list-repositories",
+        permissions: { metadata: "read" },
+      },
+      expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
+    });
+    let token: string;
+    let expiresAt: Date;
+    try {
+      const auth = await mint(undefined, { metadata: "read" });
+      token = auth.token;
+      expiresAt = new Date(auth.expiresAt);
+    } catch (e) {
+      const err = unavailable(`POST /app/installations/${installationId}/access_tokens`, e);
+      const status = githubError(e).status;
+      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
+      throw err;
+    }
+    held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
+    const names: string[] = [];
+    try {
+      await ledger.created(rec.id, {
+        installation: installationId,
+        purpose: "list-repositories",
+        permissions: { metadata: "read" },
+        hashedToken: hashedToken(token),
+        tokenExpiresAt: expiresAt.toISOString(),
+      });
+      await audit("downstream.issued", {
+        system: "github",
+        kind: KIND,
+        purpose: "list-repositories",
+        record: rec.id,
+        writ: writ.id,
+        agent: writ.agent,
+        installation: installationId,
+        permissions: { metadata: "read" },
+        hashedToken: hashedToken(token),
+        tokenExpiresAt: expiresAt.toISOString(),
+      });
+      for (let page = 1; page <= MAX_LIST_PAGES; page++) {
+        let res: Awaited<ReturnType<typeof request>>;
+        try {
+          res = await request("GET /installation/repositories", {
+            per_page: 100,
+            page,
+            headers: { authorization: `token ${token}` },
+          });
+        } catch (e) {
+          throw unavailable("GET /installation/repositories", e);
+        }
+        const data = res.data as { total_count?: unknown; repositories?: { name?: unknown }[] };
+        const repos = Array.isArray(data.repositories) ? data.repositories : [];
+        for (const r of repos) if (typeof r?.name === "string") names.push(r.name);
+        const total = typeof data.total_count === "number" ? data.total_count : names.length;
+        if (repos.length === 0 || names.length >= total) break;
+        if (page === MAX_LIST_PAGES) {
+          throw new DownstreamRefusedError(
+            "downstream_unavailable",
+            `the installation has more than ${MAX_LIST_PAGES * 100} repositories: name them literally in the playbook`,
+          );
+        }
+      }
+    } catch (e) {
+      // the reaper retries through the ledger record if this revocation fails too
+      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      throw e;
+    }
+    await revokeHeld(rec.id, clock());
+    repositoryList = { names, at: t };
+    return names;
+  }
+
+  async function revokeHeld(id: string, now: Date): Promise<void> {
+    const h = held.get(id);
+    if (!h) return;
+    await deleteToken(h.token);
+    held.delete(id);
+    await ledger.removed(id);
+    await audit("downstream.revoked", {
+      system: "github",
+      record: id,
+      writ: h.writ,
+      agent: h.agent,
+      installation: installationId,
+      hashedToken: hashedToken(h.token),
+      at: now.toISOString(),
+    });
+  }
+
+  /** Drops tokens GitHub has expired from memory; their records go when the reaper next asks. */
+  function forgetDead(now: Date): void {
+    for (const [id, h] of held) {
+      if (h.expiresAt.getTime() + CLOCK_SLACK_MS < now.getTime()) held.delete(id);
+    }
+  }
+
+  function killedSince(from: number, writ: WritForIssuer): boolean {
+    for (let i = from; i < kills.length; i++) {
+      const k = kills[i]!;
+      if ((k.writ === undefined || k.writ === writ.id) && (k.agent === undefined || k.agent === writ.agent)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
+    const killMark = kills.length;
+    forgetDead(now);
+    if (githubRules(writ.grants).length === 0) {
+      return refuse(writ, "downstream_no_grants", "the writ grants nothing on github");
+    }
+    if (writ.expiresAt.getTime() <= now.getTime()) {
+      return refuse(writ, "downstream_no_grants", `the writ expired at ${writ.expiresAt.toISOString()}`);
+    }
+    let inst: InstallationInfo;
+    let repositories: readonly string[] | undefined;
+    try {
+      inst = await installationInfo();
+      repositories = needsRepositoryList(writ.grants) ? await listRepositories(writ, now) : undefined;
+    } catch (e) {
+      if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
+      throw e;
+    }
+    const scopeFor = (i: InstallationInfo) =>
+      githubScope({
+        grants: writ.grants,
+        denies: writ.denies,
+        account: i.account,
+        repositories,
+        installation: i.permissions,
+      });
+    let scope = scopeFor(inst);
+    if (!scope.ok && scope.reason === "downstream_permission_missing") {
+      // the installation may have been granted more since it was read: read it again before refusing
+      try {
+        inst = await installationInfo(true);
+      } catch (e) {
+        if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
+        throw e;
+      }
+      scope = scopeFor(inst);
+    }
+    if (!scope.ok) {
+      const detail =
+        scope.reason === "downstream_permission_missing"
+          ? scope.message.replace("installation lacks", `installation ${installationId} lacks`)
+          : scope.message;
+      return refuse(writ, scope.reason, detail);
+    }
+
+    // GitHub's token lives one hour from its creation, a moment after this: the record allows for it
+    const intentExpiry = Math.min(
+      writ.expiresAt.getTime(),
+      now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS,
+    );
+    const locator = {
+      installation: installationId,
+      account: inst.account,
+      repositories: scope.repositories,
+      permissions: scope.permissions,
+    };
+    const rec = await ledger.intend({
+      id: randomUUID(),
+      system: "github",
+      environment: writ.environment,
+      writ: writ.id,
+      agent: writ.agent,
+      kind: KIND,
+      locator,
+      expiresAt: new Date(intentExpiry),
+    });
+
+    let auth: Awaited<ReturnType<typeof mint>>;
+    try {
+      auth = await mint(scope.repositories, scope.permissions);
+    } catch (e) {
+      const { status, message } = githubError(e);
+      // GitHub refused the request (4xx): nothing was created. Otherwise the record stays for the reaper.
+      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
+      installation = undefined; // re-read the installation next time
+      if (status === 422) {
+        const what = /permission/i.test(message)
+          ? `permissions ${q(scope.permissions)}`
+          : `repositories ${q(scope.repositories.map((r) => `${inst.account}/${r}`))}`;
+        return refuse(
+          writ,
+          "downstream_permission_missing",
+          `GitHub refused ${what} for installation ${installationId}: ${message}`,
+        );
+      }
+      return refuse(
+        writ,
+        "downstream_unavailable",
+        unavailable(`POST /app/installations/${installationId}/access_tokens`, e).detail,
+      );
+    }
+
+    const ghExpiry = new Date(auth.expiresAt);
+    const token = auth.token;
+    held.set(rec.id, {
+      token,
+      writ: writ.id,
+      agent: writ.agent,
+      expiresAt: Number.isNaN(ghExpiry.getTime())
+        ? new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS)
+        : ghExpiry,
+    });
+
+    // GitHub's answer must be what was asked: no other repository, no other permission or level
+    const problem = answerProblem(auth, scope.repositories, scope.permissions, ghExpiry, now);
+    const killed = killedSince(killMark, writ);
+    if (problem || killed) {
+      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      if (killed)
+        return refuse(
+          writ,
+          "downstream_unavailable",
+          "the kill switch was thrown while the token was minted",
+        );
+      return refuse(writ, "downstream_scope_exceeds_writ", problem!);
+    }
+
+    try {
+      await ledger.created(rec.id, {
+        ...locator,
+        hashedToken: hashedToken(token),
+        tokenExpiresAt: ghExpiry.toISOString(),
+      });
+      const expiration = new Date(Math.min(ghExpiry.getTime(), writ.expiresAt.getTime()));
+      const notes = [...scope.notes];
+      if (ghExpiry.getTime() > writ.expiresAt.getTime()) {
+        notes.push(
+          `GitHub's token would live until ${ghExpiry.toISOString()}: writ revokes it when the writ expires at ${writ.expiresAt.toISOString()}`,
+        );
+      } else if (ghExpiry.getTime() < writ.expiresAt.getTime()) {
+        notes.push(
+          `GitHub installation tokens live one hour: redeem the writ again after ${ghExpiry.toISOString()}`,
+        );
+      }
+      await audit("downstream.issued", {
+        system: "github",
+        kind: KIND,
+        record: rec.id,
+        writ: writ.id,
+        agent: writ.agent,
+        playbook: writ.playbook,
+        installation: installationId,
+        repositories: scope.repositories.map((r) => `${inst.account}/${r}`),
+        permissions: scope.permissions,
+        hashedToken: hashedToken(token),
+        expiresAt: expiration.toISOString(),
+        tokenExpiresAt: ghExpiry.toISOString(),
+      });
+      return {
+        system: "github",
+        token,
+        expiration,
+        repositories: scope.repositories.map((r) => `${inst.account}/${r}`),
+        permissions: scope.permissions,
+        notes,
+      };
+    } catch (e) {
+      // no record or no audit, no credential
+      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async function revoke(record: DownstreamRecord, now: Date): Promise<void> {
+    if (record.system !== "github" || record.state === "removed") return;
+    if (held.has(record.id)) {
+      await revokeHeld(record.id, now);
+      return;
+    }
+    // Not held by this process (it restarted): the token cannot be revoked without itself, and
+    // ends at GitHub's one-hour lifetime. The record stays until then.
+    const recorded = record.locator.tokenExpiresAt;
+    const bound =
+      typeof recorded === "string" && !Number.isNaN(Date.parse(recorded))
+        ? Date.parse(recorded)
+        : record.createdAt.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS;
+    if (now.getTime() >= bound) {
+      await ledger.removed(record.id);
+      await audit("downstream.expired", {
+        system: "github",
+        record: record.id,
+        writ: record.writ,
+        agent: record.agent,
+        installation: installationId,
+      });
+      return;
+    }
+    if (!reportedUnrevocable.has(record.id)) {
+      reportedUnrevocable.add(record.id);
+      await audit("downstream.unrevocable", {
+        system: "github",
+        record: record.id,
+        writ: record.writ,
+        agent: record.agent,
+        installation: installationId,
+        endsAt: new Date(bound).toISOString(),
+        why: "the token is not held by this process (it restarted): it ends at GitHub's one-hour lifetime",
+      });
+    }
+  }
+
+  async function kill(scope: { readonly writ?: string; readonly agent?: string }, now: Date): Promise<void> {
+    kills.push({ writ: scope.writ, agent: scope.agent });
+    const targets = [...held.entries()].filter(
+      ([, h]) =>
+        (scope.writ === undefined || h.writ === scope.writ) &&
+        (scope.agent === undefined || h.agent === scope.agent),
+    );
+    const results = await Promise.allSettled(targets.map(([id]) => revokeHeld(id, now)));
+    const failed = results.filter((r) => r.status === "rejected").length;
+    // for one writ the ledger also knows the tokens this process no longer holds (minted before a
+    // restart): they cannot be revoked and end at GitHub's one-hour lifetime
+    const unrevocable =
+      scope.writ === undefined
+        ? undefined
+        : (await ledger.ofWrit(scope.writ)).filter(
+            (r) =>
+              r.system === "github" &&
+              r.state !== "removed" &&
+              !held.has(r.id) &&
+              (scope.agent === undefined || r.agent === scope.agent),
+          ).length;
+    await audit("downstream.killed", {
+      system: "github",
+      installation: installationId,
+      scope: { ...(scope.writ ? { writ: scope.writ } : {}), ...(scope.agent ? { agent: scope.agent } : {}) },
+      revoked: targets.length - failed,
+      failed,
+      ...(unrevocable !== undefined ? { unrevocable } : {}),
+    });
+    if (failed > 0) {
+      const first = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;
+      const why = first.reason instanceof Error ? first.reason.message : "unknown";
+      throw new DownstreamRefusedError(
+        "downstream_unavailable",
+        `${failed} of ${targets.length} GitHub tokens could not be revoked (${why}); they end within an hour`,
+      );
+    }
+  }
+
+  return { system: "github", issue, revoke, kill };
+}
+
+/** Why GitHub's answer differs from the request, or undefined when it is exactly it. */
+function answerProblem(
+  auth: { permissions?: Record<string, string>; repositoryNames?: string[] | undefined; token?: unknown },
+  repositories: readonly string[],
+  permissions: Readonly<Record<string, GithubLevel>>,
+  expiry: Date,
+  now: Date,
+): string | undefined {
+  if (typeof auth.token !== "string" || auth.token.length === 0) return "GitHub answered without a token";
+  if (Number.isNaN(expiry.getTime())) return "GitHub answered without a valid `expires_at`";
+  if (expiry.getTime() > now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS) {
+    return `GitHub's token expires at ${expiry.toISOString()}, later than its documented one-hour lifetime`;
+  }
+  const asked = new Set(repositories.map((r) => r.toLowerCase()));
+  const got = auth.repositoryNames;
+  if (!got || got.length === 0)
+    return "GitHub's answer names no repositories: the token may reach all of them";
+  for (const r of got) {
+    if (!asked.has(r.toLowerCase())) return `GitHub's token reaches ${q(r)}, which was not asked for`;
+  }
+  for (const [p, l] of Object.entries(auth.permissions ?? {})) {
+    const want = permissions[p];
+    if (p === "metadata" && l === "read") continue; // every installation token reads metadata
+    if (!isLevel(l) || !want || !levelAtLeast(want, l)) {
+      return `GitHub's token carries ${q(`${p}:${l}`)}, which was not asked for`;
+    }
+  }
+  return undefined;
+}
