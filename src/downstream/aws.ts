@@ -22,7 +22,6 @@ import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from "@aws
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@aws-sdk/types";
 import { type AuthorizationDetails, importAuthorizationDetails, policiesFor } from "../analyzer/aws/index.js";
 import { isWritError, q, WritError } from "../core/index.js";
-import { refusal } from "./aws/errors.js";
 import {
   denyPolicyName,
   isSessionName,
@@ -35,6 +34,7 @@ import {
 } from "./aws/names.js";
 import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
 import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
+import { refusal } from "./refusal.js";
 import {
   type AwsDownstreamConfig,
   type DownstreamCredential,
@@ -45,7 +45,7 @@ import {
   type WritForIssuer,
 } from "./types.js";
 
-export { refusal } from "./aws/errors.js";
+export { refusal } from "./refusal.js";
 
 /** The ledger kinds this issuer records. */
 export const SESSION_KIND = "sts-session";

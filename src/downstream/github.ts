@@ -33,6 +33,7 @@ import {
   levelAtLeast,
   needsRepositoryList,
 } from "./github/scope.js";
+import { DownstreamRefusal } from "./refusal.js";
 import {
   type DownstreamCredential,
   type DownstreamIssuer,
@@ -58,17 +59,6 @@ const MAX_LIST_PAGES = 100;
 const KIND = "installation-token";
 
 /** A refusal: `ERR_DOWNSTREAM_REFUSED` carrying the reason the broker answers with. */
-export class DownstreamRefusedError extends WritError {
-  readonly reason: DownstreamReason;
-  /** The message without the reason in front. */
-  readonly detail: string;
-  constructor(reason: DownstreamReason, detail: string) {
-    super(ERR_DOWNSTREAM_REFUSED, `${reason}: ${detail}`);
-    this.reason = reason;
-    this.detail = detail;
-  }
-}
-
 /** GitHub's `hashed_token` form (its audit log): base64 of the token's SHA-256. */
 export function hashedToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("base64");
@@ -240,12 +230,12 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       reason,
       message,
     });
-    throw new DownstreamRefusedError(reason, message);
+    throw new DownstreamRefusal(reason, message);
   }
 
-  function unavailable(what: string, e: unknown): DownstreamRefusedError {
+  function unavailable(what: string, e: unknown): DownstreamRefusal {
     const { status, message } = githubError(e);
-    return new DownstreamRefusedError(
+    return new DownstreamRefusal(
       "downstream_unavailable",
       `GitHub ${status === undefined ? "did not answer" : `answered ${status}`} to ${what}: ${message}`,
     );
@@ -267,7 +257,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     }
     const login = data.account?.login;
     if (typeof login !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(login)) {
-      throw new DownstreamRefusedError(
+      throw new DownstreamRefusal(
         "downstream_unavailable",
         `GitHub's answer for installation ${installationId} names no account`,
       );
@@ -376,7 +366,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
         const total = typeof data.total_count === "number" ? data.total_count : names.length;
         if (repos.length === 0 || names.length >= total) break;
         if (page === MAX_LIST_PAGES) {
-          throw new DownstreamRefusedError(
+          throw new DownstreamRefusal(
             "downstream_unavailable",
             `the installation has more than ${MAX_LIST_PAGES * 100} repositories: name them literally in the playbook`,
           );
@@ -441,7 +431,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       inst = await installationInfo();
       repositories = needsRepositoryList(writ.grants) ? await listRepositories(writ, now) : undefined;
     } catch (e) {
-      if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
+      if (e instanceof DownstreamRefusal) return refuse(writ, e.reason, e.detail);
       throw e;
     }
     const scopeFor = (i: InstallationInfo) =>
@@ -458,7 +448,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       try {
         inst = await installationInfo(true);
       } catch (e) {
-        if (e instanceof DownstreamRefusedError) return refuse(writ, e.reason, e.detail);
+        if (e instanceof DownstreamRefusal) return refuse(writ, e.reason, e.detail);
         throw e;
       }
       scope = scopeFor(inst);
@@ -659,7 +649,7 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     if (failed > 0) {
       const first = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;
       const why = first.reason instanceof Error ? first.reason.message : "unknown";
-      throw new DownstreamRefusedError(
+      throw new DownstreamRefusal(
         "downstream_unavailable",
         `${failed} of ${targets.length} GitHub tokens could not be revoked (${why}); they end within an hour`,
       );

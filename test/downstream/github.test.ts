@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isWritError } from "../../src/core/index.js";
-import { DownstreamRefusedError, hashedToken } from "../../src/downstream/github.js";
+import { hashedToken } from "../../src/downstream/github.js";
+import { DownstreamRefusal } from "../../src/downstream/refusal.js";
 import { type DownstreamCredential, ERR_DOWNSTREAM_REFUSED } from "../../src/downstream/types.js";
 import { DEFAULT_INSTALLATION, INSTALLATION, type Rig, rig, writ } from "./github-fixture.js";
 
@@ -38,13 +39,13 @@ async function issued(r: Rig, w: ReturnType<typeof writ>): Promise<GithubCredent
   return c;
 }
 
-async function refusal(p: Promise<unknown>): Promise<DownstreamRefusedError> {
+async function refusal(p: Promise<unknown>): Promise<DownstreamRefusal> {
   try {
     await p;
   } catch (e) {
     expect(isWritError(e, ERR_DOWNSTREAM_REFUSED)).toBe(true);
-    expect(e).toBeInstanceOf(DownstreamRefusedError);
-    return e as DownstreamRefusedError;
+    expect(e).toBeInstanceOf(DownstreamRefusal);
+    return e as DownstreamRefusal;
   }
   throw new Error("expected a refusal");
 }
