@@ -40,7 +40,6 @@ import {
   type DownstreamReason,
   type DownstreamRecord,
   ERR_DOWNSTREAM_CONFIG,
-  ERR_DOWNSTREAM_REFUSED,
   type GithubDownstreamConfig,
   type IssuerDeps,
   type WritForIssuer,
@@ -58,7 +57,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_LIST_PAGES = 100;
 const KIND = "installation-token";
 
-/** A refusal: `ERR_DOWNSTREAM_REFUSED` carrying the reason the broker answers with. */
 /** GitHub's `hashed_token` form (its audit log): base64 of the token's SHA-256. */
 export function hashedToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("base64");
