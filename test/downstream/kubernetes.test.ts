@@ -99,3 +99,483 @@ describe("kubernetes issuer: issue", () => {
     expect(h.audit.map((a) => a.type)).toContain("downstream.credential_issued");
   });
 });
+
+describe("kubernetes issuer: cluster-wide grants", () => {
+  it("makes a ClusterRole and ClusterRoleBinding only for a `*` namespace, and no Role", async () => {
+    h = await harness();
+    const w = writ([
+      { action: "k8s:core/pods:get|list", resource: "*/*" },
+      { action: "k8s:core/pods/log:get", resource: "shop/*" },
+    ]);
+    const cred = await h.issuer.issue(w, new Date());
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    const [cr] = h.fake.objects("rbac.authorization.k8s.io", "clusterroles");
+    expect(cr?.rules).toEqual([{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] }]);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "clusterrolebindings")).toHaveLength(1);
+    const roles = h.fake.objects("rbac.authorization.k8s.io", "roles");
+    expect(roles.map((r) => [r.metadata.namespace, r.rules])).toEqual([
+      ["shop", [{ apiGroups: [""], resources: ["pods/log"], verbs: ["get"] }]],
+    ]);
+    expect(h.fake.use(cred.token, "list", "", "pods", "prod", undefined).allowed).toBe(true);
+    expect(h.fake.use(cred.token, "get", "", "pods/log", "shop", "web-1").allowed).toBe(true);
+    expect(h.fake.use(cred.token, "get", "", "pods/log", "prod", "web-1").allowed).toBe(false);
+    expect(h.fake.use(cred.token, "get", "", "secrets", "prod", "db").allowed).toBe(false);
+    expect(h.fake.use(cred.token, "delete", "", "pods", "prod", "web-1").allowed).toBe(false);
+    expect(
+      h.ledger
+        .live()
+        .map((r) => r.kind)
+        .sort(),
+    ).toEqual(["clusterrole", "clusterrolebinding", "role", "rolebinding", "secret"]);
+  });
+});
+
+describe("kubernetes issuer: revocation and kill end the token at once", () => {
+  it("revoking the writ's records (Secret first) refuses the next use within 1 s", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
+    const cred = await h.issuer.issue(w, new Date());
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a")).toMatchObject({
+      allowed: true,
+      code: 200,
+    });
+    h.ledger.revoked.add(w.id);
+    const started = performance.now();
+    const due = await h.ledger.due(new Date());
+    expect(due).toHaveLength(3);
+    for (const r of due) await h.issuer.revoke(r, new Date());
+    const result = h.fake.use(cred.token, "get", "", "pods", "shop", "a");
+    const elapsed = performance.now() - started;
+    expect(result).toMatchObject({ allowed: false, code: 401 });
+    expect(elapsed).toBeLessThan(1000);
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "rolebindings")).toEqual([]);
+    expect(h.ledger.live()).toEqual([]);
+    // idempotent: gone already is fine
+    for (const r of due) await h.issuer.revoke(r, new Date());
+    expect(h.audit.filter((a) => a.type === "downstream.object_removed").map((a) => a.data.existed)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it("deleting the bound Secret alone is enough: the token is refused although its Role remains", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
+    const cred = await h.issuer.issue(w, new Date());
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    const secret = h.ledger.live().find((r) => r.kind === "secret")!;
+    await h.issuer.revoke(secret, new Date());
+    expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a")).toMatchObject({
+      allowed: false,
+      code: 401,
+    });
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toHaveLength(1);
+  });
+
+  it("kill by writ removes that writ's objects only; by agent that agent's; with no scope everything writ made", async () => {
+    h = await harness();
+    const a1 = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
+    const a2 = writ([{ action: "k8s:core/pods:get", resource: "*/*" }]);
+    const b1 = writ([{ action: "k8s:core/pods:get", resource: "prod/*" }], { agent: "fixer" });
+    const c = {
+      a1: await h.issuer.issue(a1, new Date()),
+      a2: await h.issuer.issue(a2, new Date()),
+      b1: await h.issuer.issue(b1, new Date()),
+    };
+    const tok = (k: keyof typeof c) => (c[k] as { token: string }).token;
+    // an object writ did not make, with no writ label, must survive every kill
+    h.fake.seed("", "secrets", {
+      metadata: { name: "unrelated", namespace: "agents", labels: { app: "x" } },
+    });
+
+    await h.issuer.kill({ writ: a1.id }, new Date());
+    expect(h.fake.use(tok("a1"), "get", "", "pods", "shop", "p").code).toBe(401);
+    expect(h.fake.use(tok("a2"), "get", "", "pods", "shop", "p").code).toBe(200);
+    expect(h.fake.use(tok("b1"), "get", "", "pods", "prod", "p").code).toBe(200);
+
+    const started = performance.now();
+    await h.issuer.kill({ agent: "deployer" }, new Date());
+    expect(h.fake.use(tok("a2"), "get", "", "pods", "shop", "p").code).toBe(401);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(h.fake.use(tok("b1"), "get", "", "pods", "prod", "p").code).toBe(200);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "clusterroles")).toEqual([]);
+
+    await h.issuer.kill({}, new Date());
+    expect(h.fake.use(tok("b1"), "get", "", "pods", "prod", "p").code).toBe(401);
+    expect(h.fake.objects("", "secrets").map((s) => s.metadata.name)).toEqual(["unrelated"]);
+    for (const [g, r] of [
+      ["rbac.authorization.k8s.io", "roles"],
+      ["rbac.authorization.k8s.io", "rolebindings"],
+      ["rbac.authorization.k8s.io", "clusterrolebindings"],
+    ] as const) {
+      expect(h.fake.objects(g, r)).toEqual([]);
+    }
+    // the ledger's records are left to the reaper, whose revoke finds them gone
+    for (const r of await h.ledger.due(new Date(Date.now() + 7200_000))) await h.issuer.revoke(r, new Date());
+    expect(h.ledger.live()).toEqual([]);
+  });
+});
+
+describe("kubernetes issuer: crash recovery and conflicts", () => {
+  it("adopts its own objects on 409 (a crash after create, before `created`), and the token works", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/configmaps:get", resource: "shop/settings" }]);
+    await h.issuer.issue(w, new Date());
+    // the same writ redeemed again (or retried after a crash): every create answers 409
+    const again = await h.issuer.issue(w, new Date());
+    if (again.system !== "kubernetes") throw new Error("unreachable");
+    expect(h.audit.filter((a) => a.type === "downstream.object_adopted")).toHaveLength(3);
+    expect(h.fake.use(again.token, "get", "", "configmaps", "shop", "settings").allowed).toBe(true);
+    expect(h.fake.objects("", "secrets")).toHaveLength(1);
+  });
+
+  it("never adopts nor deletes another's object under the writ's name: refused, and this attempt is undone", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/configmaps:get", resource: "shop/settings" }]);
+    const name = objectName(w.id);
+    h.fake.seed("rbac.authorization.k8s.io", "rolebindings", {
+      metadata: { name, namespace: "shop", labels: { owner: "someone-else" } },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "x" },
+      subjects: [],
+    });
+    const r = await refusal(h.issuer.issue(w, new Date()));
+    expect(r.code).toBe(ERR_DOWNSTREAM_REFUSED);
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(r.message).toContain("does not belong to writ");
+    expect(h.fake.objects("rbac.authorization.k8s.io", "rolebindings").map((b) => b.metadata.labels)).toEqual(
+      [{ owner: "someone-else" }],
+    );
+    // the Secret and Role made by this attempt were removed again, and the ledger says so
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
+    expect(h.ledger.live()).toEqual([]);
+  });
+
+  it("a record left `intended` by a crash is reaped: its object is found by name and label and deleted", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
+    const name = objectName(w.id);
+    // the crash: the intent was recorded and the create reached the API server, `created` never ran
+    const rec = await h.ledger.intend({
+      id: "k8s_crash",
+      system: "kubernetes",
+      environment: "prod",
+      writ: w.id,
+      agent: w.agent,
+      kind: "secret",
+      locator: { apiVersion: "v1", kind: "Secret", namespace: "agents", name },
+      expiresAt: new Date(Date.now() - 1000),
+    });
+    h.fake.seed("", "secrets", {
+      metadata: { name, namespace: "agents", labels: { "writ.dev/writ": w.id } },
+    });
+    // and a record left intended whose create never happened
+    const ghost = await h.ledger.intend({
+      ...rec,
+      id: "k8s_ghost",
+      locator: { ...rec.locator, name: "writ-never-made" },
+    });
+    const due = await h.ledger.due(new Date());
+    expect(due.map((r) => r.id).sort()).toEqual(["k8s_crash", "k8s_ghost"]);
+    for (const r of due) await h.issuer.revoke(r, new Date());
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.ledger.records.get(ghost.id)?.state).toBe("removed");
+    expect(h.ledger.live()).toEqual([]);
+  });
+
+  it("an `intended` record whose name now holds someone else's object leaves that object alone", async () => {
+    h = await harness();
+    h.fake.seed("", "secrets", { metadata: { name: "writ-x", namespace: "agents" } });
+    const rec = await h.ledger.intend({
+      id: "k8s_other",
+      system: "kubernetes",
+      environment: "prod",
+      writ: "writ_x",
+      agent: "deployer",
+      kind: "secret",
+      locator: { apiVersion: "v1", kind: "Secret", namespace: "agents", name: "writ-x" },
+      expiresAt: new Date(),
+    });
+    await h.issuer.revoke(rec, new Date());
+    expect(h.fake.objects("", "secrets").map((s) => s.metadata.name)).toEqual(["writ-x"]);
+    expect(h.ledger.records.get("k8s_other")?.state).toBe("removed");
+  });
+});
+
+describe("kubernetes issuer: lifetime and audience", () => {
+  it("asks for 600 s when the writ is shorter, says so in the notes, and still ends at the writ's expiry", async () => {
+    h = await harness();
+    const now = new Date();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }], {
+      expiresAt: new Date(now.getTime() + 120_000),
+    });
+    const cred = await h.issuer.issue(w, now);
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    expect(cred.expiration).toEqual(w.expiresAt);
+    expect(cred.notes.join(" ")).toMatch(/at least 600 s/);
+    expect(h.audit.find((a) => a.type === "downstream.credential_issued")?.data.expirationSeconds).toBe(600);
+    // at the writ's expiry the reaper deletes the Secret, and the token is refused
+    for (const r of await h.ledger.due(w.expiresAt)) await h.issuer.revoke(r, w.expiresAt);
+    expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a").code).toBe(401);
+  });
+
+  it("refuses a writ that has already expired", async () => {
+    h = await harness();
+    const now = new Date();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }], { expiresAt: now });
+    const r = await refusal(h.issuer.issue(w, now));
+    expect(r.reason).toBe("downstream_scope_exceeds_writ");
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+  });
+
+  it("passes the configured audience: a token for another audience is not accepted by the API server", async () => {
+    h = await harness({ audience: "https://vault.example" });
+    const cred = await h.issuer.issue(
+      writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]),
+      new Date(),
+    );
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a").code).toBe(401);
+    await h.fake.close();
+    h = await harness({ audience: "https://kubernetes.default.svc.cluster.local" });
+    const ok = await h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date());
+    if (ok.system !== "kubernetes") throw new Error("unreachable");
+    expect(h.fake.use(ok.token, "get", "", "pods", "shop", "a").code).toBe(200);
+  });
+});
+
+describe("kubernetes issuer: refusals", () => {
+  const cases: [string, Parameters<typeof writ>[0], Partial<Parameters<typeof writ>[1]>, string, RegExp][] = [
+    [
+      "no k8s grants",
+      [{ action: "github:contents:read", resource: "acme/x" }],
+      {},
+      "downstream_no_grants",
+      /no `k8s:` grants/,
+    ],
+    [
+      "a glob inside an object name",
+      [{ action: "k8s:core/pods:get", resource: "shop/web-*" }],
+      {},
+      "downstream_scope_exceeds_writ",
+      /resourceNames/,
+    ],
+    [
+      "a glob inside a namespace",
+      [{ action: "k8s:core/pods:get", resource: "shop-*/web" }],
+      {},
+      "downstream_scope_exceeds_writ",
+      /namespace/,
+    ],
+    [
+      "a glob inside a resource",
+      [{ action: "k8s:apps/deploy*:get", resource: "shop/web" }],
+      {},
+      "downstream_scope_exceeds_writ",
+      /resource pattern/,
+    ],
+    [
+      "a deny that cuts into a grant",
+      [{ action: "k8s:core/secrets:get", resource: "shop/*" }],
+      { denies: [{ action: "k8s:core/secrets:get", resource: "shop/db-password" }] },
+      "downstream_scope_exceeds_writ",
+      /overlap deny/,
+    ],
+    [
+      "a deny that covers every grant",
+      [{ action: "k8s:core/secrets:get", resource: "shop/*" }],
+      { denies: [{ action: "k8s:core/secrets:*", resource: "*" }] },
+      "downstream_no_grants",
+      /cut by a deny/,
+    ],
+    [
+      "an agent without a ServiceAccount mapping",
+      [{ action: "k8s:core/pods:get", resource: "shop/*" }],
+      { agent: "Bad Agent" },
+      "downstream_not_configured",
+      /not `namespace\/name`/,
+    ],
+  ];
+  for (const [what, grants, over, reason, message] of cases) {
+    it(`refuses ${what} (${reason}) and creates nothing`, async () => {
+      h = await harness();
+      const r = await refusal(h.issuer.issue(writ(grants, over), new Date()));
+      expect(r.code).toBe(ERR_DOWNSTREAM_REFUSED);
+      expect(r.reason).toBe(reason);
+      expect(r.message.startsWith(`${reason}: `)).toBe(true);
+      expect(r.message).toMatch(message);
+      expect(h.fake.objects("", "secrets")).toEqual([]);
+      expect(h.ledger.records.size).toBe(0);
+    });
+  }
+
+  it("drops the verbs a deny wholly covers and grants the rest", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:apps/deployments:get|patch|delete", resource: "shop/web" }], {
+      denies: [{ action: "k8s:*:delete", resource: "*" }],
+    });
+    const cred = await h.issuer.issue(w, new Date());
+    if (cred.system !== "kubernetes") throw new Error("unreachable");
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")[0]?.rules).toEqual([
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["web"] },
+    ]);
+    expect(h.fake.use(cred.token, "delete", "apps", "deployments", "shop", "web").allowed).toBe(false);
+  });
+
+  it("refuses when no mapping names the agent and there is no `*`", async () => {
+    h = await harness({ serviceAccounts: new Map([["deployer", "agents/deployer"]]) });
+    const r = await refusal(
+      h.issuer.issue(
+        writ([{ action: "k8s:core/pods:get", resource: "shop/*" }], { agent: "other" }),
+        new Date(),
+      ),
+    );
+    expect(r.reason).toBe("downstream_not_configured");
+  });
+
+  it("a namespace the cluster lacks: 404 → downstream_unavailable, and the Secret made before is removed", async () => {
+    h = await harness();
+    const r = await refusal(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "nowhere/*" }]), new Date()),
+    );
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(r.message).toContain('namespaces \\"nowhere\\" not found'.replace(/\\/g, ""));
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.ledger.live()).toEqual([]);
+  });
+
+  it("a missing ServiceAccount: the TokenRequest's 404 is downstream_unavailable and everything is undone", async () => {
+    h = await harness({ serviceAccounts: new Map([["*", "agents/ghost"]]) });
+    const r = await refusal(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
+    );
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(r.message).toContain("TokenRequest");
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.ledger.live()).toEqual([]);
+  });
+
+  it("an API server error is downstream_unavailable, never a credential", async () => {
+    h = await harness();
+    h.fake.failNext(1);
+    const r = await refusal(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
+    );
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(r.message).toContain("HTTP 500");
+  });
+});
+
+describe("kubernetes issuer: configuration at start", () => {
+  const base = (url: string) => ({
+    server: url,
+    token: { env: "TOK" } as const,
+    serviceAccounts: new Map([["*", "agents/a"]]),
+  });
+  const deps = (env: Record<string, string | undefined>) => ({
+    ledger: new MemoryLedger(),
+    audit: async () => undefined,
+    env,
+  });
+  async function configError(p: Promise<unknown>): Promise<string> {
+    try {
+      await p;
+    } catch (e) {
+      if (isWritError(e, ERR_DOWNSTREAM_CONFIG)) return e.message;
+      throw e;
+    }
+    throw new Error("expected ERR_DOWNSTREAM_CONFIG");
+  }
+
+  it("refuses a missing or empty token, an unreadable CA or token file, a non-https server, an empty mapping", async () => {
+    expect(await configError(kubernetesIssuer(base("https://k8s.example"), deps({})))).toMatch(
+      /`TOK` is not set/,
+    );
+    expect(await configError(kubernetesIssuer(base("https://k8s.example"), deps({ TOK: "  " })))).toMatch(
+      /empty/,
+    );
+    expect(await configError(kubernetesIssuer(base("https://k8s.example"), deps({ TOK: "a b" })))).toMatch(
+      /whitespace/,
+    );
+    expect(
+      await configError(
+        kubernetesIssuer({ ...base("https://k8s.example"), token: { file: "/nonexistent/token" } }, deps({})),
+      ),
+    ).toMatch(/token file `\/nonexistent\/token` cannot be read: ENOENT/);
+    expect(
+      await configError(
+        kubernetesIssuer(
+          { ...base("https://k8s.example"), caFile: "/nonexistent/ca.pem" },
+          deps({ TOK: "t" }),
+        ),
+      ),
+    ).toMatch(/caFile/);
+    expect(await configError(kubernetesIssuer(base("http://k8s.example"), deps({ TOK: "t" })))).toMatch(
+      /https/,
+    );
+    expect(await configError(kubernetesIssuer(base("https://k8s.example/x?y"), deps({ TOK: "t" })))).toMatch(
+      /no credentials, path/,
+    );
+    expect(await configError(kubernetesIssuer(base("not a url"), deps({ TOK: "t" })))).toMatch(/not a URL/);
+    expect(
+      await configError(
+        kubernetesIssuer({ ...base("https://k8s.example"), serviceAccounts: new Map() }, deps({ TOK: "t" })),
+      ),
+    ).toMatch(/serviceAccounts/);
+    expect(
+      await configError(
+        kubernetesIssuer(
+          { ...base("https://k8s.example"), serviceAccounts: new Map([["*", "justname"]]) },
+          deps({ TOK: "t" }),
+        ),
+      ),
+    ).toMatch(/namespace\/name/);
+  });
+
+  it("reads the token from a file, and verifies the API server's certificate against caFile", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    h = await harness();
+    const dir = mkdtempSync(join(tmpdir(), "writ-k8s-test-"));
+    writeFileSync(join(dir, "token"), `${h.fake.adminToken}\n`);
+    const fromFile = await kubernetesIssuer(
+      { ...h.cfg, token: { file: join(dir, "token") } },
+      { ledger: new MemoryLedger(), audit: async () => undefined },
+    );
+    const cred = await fromFile.issue(
+      writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]),
+      new Date(),
+    );
+    expect(cred.system).toBe("kubernetes");
+    // a wrong broker token: the API server's 401, as downstream_unavailable
+    writeFileSync(join(dir, "token"), "not-the-token\n");
+    expect(
+      (await refusal(fromFile.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date())))
+        .message,
+    ).toContain("HTTP 401");
+    // without the CA the self-signed server is not trusted: no request reaches it
+    const untrusted = await kubernetesIssuer(
+      { ...h.cfg, caFile: undefined },
+      {
+        ledger: new MemoryLedger(),
+        audit: async () => undefined,
+        env: { K8S_BROKER_TOKEN: h.fake.adminToken },
+      },
+    );
+    const before = h.fake.requests.length;
+    const r = await refusal(
+      untrusted.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
+    );
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(h.fake.requests.length).toBe(before);
+  });
+});
