@@ -192,6 +192,27 @@ function apiRefusal(what: string, e: unknown): WritError {
   return refused(reason, `${what}: ${apiMessage(e)}`);
 }
 
+/** Does an existing object hold what `body` would have created (rules, roleRef, subjects, type)? */
+function sameContent(existing: KubernetesObject, body: KubernetesObject): boolean {
+  const a = existing as unknown as Record<string, unknown>;
+  const b = body as unknown as Record<string, unknown>;
+  // key order, absent fields, empty lists and empty strings do not count (the API omits them)
+  const canon = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.length === 0 ? undefined : v.map(canon);
+    if (v && typeof v === "object") {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) {
+        const x = canon((v as Record<string, unknown>)[k]);
+        if (x !== undefined) out[k] = x;
+      }
+      return Object.keys(out).length === 0 ? undefined : out;
+    }
+    return v === "" || v === null ? undefined : v;
+  };
+  const norm = (v: unknown) => JSON.stringify(canon(v) ?? null);
+  return ["rules", "roleRef", "subjects", "type", "aggregationRule"].every((k) => norm(a[k]) === norm(b[k]));
+}
+
 function describe(l: Locator): string {
   return `${l.kind} ${l.namespace ? `${l.namespace}/` : ""}${l.name}`;
 }
@@ -412,6 +433,15 @@ export async function kubernetesIssuer(
             throw refused(
               "downstream_unavailable",
               `${describe(l)} already exists and does not belong to writ ${q(writ.id)}`,
+            );
+          }
+          if (!sameContent(obj, body)) {
+            // labelled as ours but not what this writ needs (someone who can write RBAC made it, or
+            // edited it): binding to it could grant more than the writ, so refuse and leave it
+            await deps.ledger.removed(record.id);
+            throw refused(
+              "downstream_scope_exceeds_writ",
+              `${describe(l)} exists with this writ's label but not with this writ's rules or subjects`,
             );
           }
           adopted = true;

@@ -579,3 +579,24 @@ describe("kubernetes issuer: configuration at start", () => {
     expect(h.fake.requests.length).toBe(before);
   });
 });
+
+describe("kubernetes issuer: adoption checks content", () => {
+  it("refuses to adopt a Role labelled for the writ whose rules are broader, and leaves it alone", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/configmaps:get", resource: "shop/settings" }]);
+    const name = objectName(w.id);
+    // someone who can write Roles in `shop` guessed the writ's name and label, with broader rules
+    h.fake.seed("rbac.authorization.k8s.io", "roles", {
+      metadata: { name, namespace: "shop", labels: { "writ.dev/writ": w.id } },
+      rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }],
+    });
+    const r = await refusal(h.issuer.issue(w, new Date()));
+    expect(r.reason).toBe("downstream_scope_exceeds_writ");
+    expect(r.message).toContain("not with this writ's rules");
+    expect(h.fake.objects("rbac.authorization.k8s.io", "roles")[0]?.rules).toEqual([
+      { apiGroups: ["*"], resources: ["*"], verbs: ["*"] },
+    ]);
+    expect(h.fake.objects("rbac.authorization.k8s.io", "rolebindings")).toEqual([]);
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+  });
+});
