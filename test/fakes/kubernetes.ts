@@ -601,7 +601,11 @@ export async function startFakeKubernetes(opts: { adminToken?: string } = {}): P
       namespaced: true,
       verbs: ["create"],
     };
-    if (body.kind !== "TokenRequest" || body.apiVersion !== "authentication.k8s.io/v1") {
+    // like any create, a body without kind/apiVersion takes the endpoint's; a different one is refused
+    if (
+      (body.kind !== undefined && body.kind !== "TokenRequest") ||
+      (body.apiVersion !== undefined && body.apiVersion !== "authentication.k8s.io/v1")
+    ) {
       throw new ApiError(
         400,
         "BadRequest",
