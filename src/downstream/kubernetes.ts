@@ -102,6 +102,22 @@ interface Clients {
   readonly rbac: RbacAuthorizationV1Api;
 }
 
+/** How long one API call may take before writ stops waiting (and aborts it). */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
+/** A KubeConfig whose every request carries an abort signal: a hung API server never hangs writ. */
+class TimedKubeConfig extends KubeConfig {
+  constructor(private readonly timeoutMs: number) {
+    super();
+  }
+  override async applySecurityAuthentication(
+    context: Parameters<KubeConfig["applySecurityAuthentication"]>[0],
+  ) {
+    await super.applySecurityAuthentication(context);
+    context.setSignal(AbortSignal.timeout(this.timeoutMs));
+  }
+}
+
 function configError(message: string): WritError {
   return new WritError(ERR_DOWNSTREAM_CONFIG, `downstream.kubernetes: ${message}`);
 }
@@ -182,7 +198,8 @@ function apiMessage(e: unknown): string {
     const msg = body && typeof body === "object" ? (body as { message?: unknown }).message : undefined;
     return `HTTP ${e.code}${typeof msg === "string" ? `: ${msg.slice(0, 300)}` : ""}`;
   }
-  const err = e as { code?: unknown; message?: unknown };
+  const err = e as { code?: unknown; name?: unknown; type?: unknown };
+  if (err?.name === "AbortError" || err?.type === "aborted") return "no answer in time (aborted)";
   return typeof err?.code === "string" ? err.code : "request failed";
 }
 
@@ -217,9 +234,18 @@ function describe(l: Locator): string {
   return `${l.kind} ${l.namespace ? `${l.namespace}/` : ""}${l.name}`;
 }
 
-export async function kubernetesIssuer(
+export function kubernetesIssuer(
   cfg: KubernetesDownstreamConfig,
   deps: IssuerDeps,
+): Promise<DownstreamIssuer> {
+  return kubernetesIssuerWith(cfg, deps, {});
+}
+
+/** `kubernetesIssuer` with tunables for tests (a shorter request timeout). */
+export async function kubernetesIssuerWith(
+  cfg: KubernetesDownstreamConfig,
+  deps: IssuerDeps,
+  opts: { readonly timeoutMs?: number },
 ): Promise<DownstreamIssuer> {
   const env = deps.env ?? process.env;
   const url = checkServer(cfg.server);
@@ -246,7 +272,7 @@ export async function kubernetesIssuer(
 
   let token = readToken(cfg, env);
   const build = (t: string): Clients => {
-    const kc = new KubeConfig();
+    const kc = new TimedKubeConfig(opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
     kc.loadFromClusterAndUser(
       { name: "writ-target", server: url.toString().replace(/\/$/, ""), caData, skipTLSVerify: false },
       { name: "writ-broker", token: t },
@@ -417,7 +443,14 @@ export async function kubernetesIssuer(
         try {
           obj = await create(l, body);
         } catch (e) {
-          if (apiCode(e) !== 409) {
+          const code = apiCode(e);
+          if (code === undefined || code >= 500) {
+            // no answer, or the server failed: the object may exist (or appear later), so the
+            // intent stays for the reaper, which looks it up by name and label
+            throw apiRefusal(`creating ${describe(l)}`, e);
+          }
+          if (code !== 409) {
+            // the API server refused: nothing was created
             await deps.ledger.removed(record.id);
             throw apiRefusal(`creating ${describe(l)}`, e);
           }

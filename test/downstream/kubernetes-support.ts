@@ -4,7 +4,7 @@
  * issuer wired to a fake API server.
  */
 import type { RuleText } from "../../src/core/index.js";
-import { kubernetesIssuer } from "../../src/downstream/kubernetes.js";
+import { kubernetesIssuerWith } from "../../src/downstream/kubernetes.js";
 import type {
   DownstreamIssuer,
   DownstreamLedger,
@@ -73,7 +73,10 @@ export interface Harness {
   readonly cfg: KubernetesDownstreamConfig;
 }
 
-export async function harness(over: Partial<KubernetesDownstreamConfig> = {}): Promise<Harness> {
+export async function harness(
+  over: Partial<KubernetesDownstreamConfig> = {},
+  opts: { timeoutMs?: number } = {},
+): Promise<Harness> {
   const fake = await startFakeKubernetes();
   for (const ns of ["agents", "shop", "prod", "dev"]) fake.seed("", "namespaces", { metadata: { name: ns } });
   fake.seed("", "serviceaccounts", { metadata: { name: "deployer", namespace: "agents" } });
@@ -90,12 +93,16 @@ export async function harness(over: Partial<KubernetesDownstreamConfig> = {}): P
     ]),
     ...over,
   };
-  const issuer = await kubernetesIssuer(cfg, {
-    ledger,
-    audit: async (type, data) => {
-      audit.push({ type, data });
+  const issuer = await kubernetesIssuerWith(
+    cfg,
+    {
+      ledger,
+      audit: async (type, data) => {
+        audit.push({ type, data });
+      },
+      env: { K8S_BROKER_TOKEN: fake.adminToken },
     },
-    env: { K8S_BROKER_TOKEN: fake.adminToken },
-  });
+    opts,
+  );
   return { fake, ledger, audit, issuer, cfg };
 }

@@ -463,7 +463,7 @@ describe("kubernetes issuer: refusals", () => {
     expect(h.ledger.live()).toEqual([]);
   });
 
-  it("an API server error is downstream_unavailable, never a credential", async () => {
+  it("an API server error is downstream_unavailable, never a credential; the uncertain intent is left for the reaper", async () => {
     h = await harness();
     h.fake.failNext(1);
     const r = await refusal(
@@ -471,6 +471,26 @@ describe("kubernetes issuer: refusals", () => {
     );
     expect(r.reason).toBe("downstream_unavailable");
     expect(r.message).toContain("HTTP 500");
+    // a 500 does not say whether the Secret was created: its record stays `intended`
+    const left = h.ledger.live();
+    expect(left.map((x) => [x.kind, x.state])).toEqual([["secret", "intended"]]);
+    // the reaper's pass looks it up (404 here) and marks it removed
+    h.ledger.revoked.add(left[0]!.writ);
+    for (const x of await h.ledger.due(new Date())) await h.issuer.revoke(x, new Date());
+    expect(h.ledger.live()).toEqual([]);
+  });
+
+  it("an API server that does not answer: the call is aborted after the timeout, refused, never hung", async () => {
+    h = await harness({}, { timeoutMs: 300 });
+    h.fake.hangNext(1);
+    const started = performance.now();
+    const r = await refusal(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
+    );
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(r.reason).toBe("downstream_unavailable");
+    expect(r.message).toContain("no answer in time");
+    expect(h.ledger.live().map((x) => x.state)).toEqual(["intended"]);
   });
 });
 

@@ -191,6 +191,8 @@ export interface FakeKubernetes {
   readonly requests: { method: string; path: string; user: string; status: number }[];
   /** Makes the next n requests fail with 500 (to test unavailability). */
   failNext(n: number): void;
+  /** Makes the next n requests hang: read, never answered (until close). */
+  hangNext(n: number): void;
   close(): Promise<void>;
 }
 
@@ -422,6 +424,7 @@ export async function startFakeKubernetes(opts: { adminToken?: string } = {}): P
   const requests: FakeKubernetes["requests"] = [];
   let rv = 1000;
   let failures = 0;
+  let hangs = 0;
 
   const bucket = (t: ResourceType) => {
     const key = `${t.group}/${t.resource}`;
@@ -981,6 +984,11 @@ export async function startFakeKubernetes(opts: { adminToken?: string } = {}): P
     { cert: readFileSync(caFile), key: readFileSync(keyFile) },
     (req, res) => {
       const path = (req.url ?? "/").split("?")[0]!;
+      if (hangs > 0) {
+        hangs--;
+        requests.push({ method: req.method ?? "", path, user: "?", status: 0 });
+        return;
+      }
       void handle(req, res).then(({ code, user }) =>
         requests.push({ method: req.method ?? "", path, user, status: code }),
       );
@@ -1015,6 +1023,9 @@ export async function startFakeKubernetes(opts: { adminToken?: string } = {}): P
     },
     failNext(n) {
       failures = n;
+    },
+    hangNext(n) {
+      hangs = n;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
