@@ -37,6 +37,8 @@ export { planRbac, type RbacPlan, resourceScope } from "./kubernetes/rbac.js";
 
 export const LABEL_WRIT = "writ.dev/writ";
 export const LABEL_AGENT = "writ.dev/agent";
+/** Which writ environment made the object (for people and audit; kill does not select by it). */
+export const LABEL_ENVIRONMENT = "writ.dev/environment";
 /** The TokenRequest API's documented floor for `expirationSeconds`. */
 export const MIN_TOKEN_SECONDS = 600;
 
@@ -415,7 +417,11 @@ export async function kubernetesIssuerWith(
       const meta = (namespace?: string): V1ObjectMeta => ({
         name,
         ...(namespace ? { namespace } : {}),
-        labels: { [LABEL_WRIT]: labelValue(writ.id), [LABEL_AGENT]: labelValue(writ.agent) },
+        labels: {
+          [LABEL_WRIT]: labelValue(writ.id),
+          [LABEL_AGENT]: labelValue(writ.agent),
+          [LABEL_ENVIRONMENT]: labelValue(writ.environment),
+        },
         annotations: {
           "writ.dev/writ-id": writ.id,
           "writ.dev/agent-id": writ.agent,

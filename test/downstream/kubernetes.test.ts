@@ -44,7 +44,7 @@ describe("kubernetes issuer: issue", () => {
     expect(role?.metadata).toMatchObject({
       name,
       namespace: "shop",
-      labels: { "writ.dev/writ": w.id, "writ.dev/agent": "deployer" },
+      labels: { "writ.dev/writ": w.id, "writ.dev/agent": "deployer", "writ.dev/environment": "prod" },
     });
     expect(role?.rules).toEqual([
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["web"] },
