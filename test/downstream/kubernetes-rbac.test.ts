@@ -17,7 +17,13 @@ import {
   ruleOverlaps,
 } from "../../src/core/index.js";
 import { RbacRefusal } from "../../src/downstream/kubernetes/rbac.js";
-import { planRbac, type RbacPlan, resourceScope } from "../../src/downstream/kubernetes.js";
+import {
+  labelValue,
+  objectName,
+  planRbac,
+  type RbacPlan,
+  resourceScope,
+} from "../../src/downstream/kubernetes.js";
 import { type Harness, harness, writ } from "./kubernetes-support.js";
 
 /** What a Role's or ClusterRole's rules let a bound subject do, as writ permissions. */
@@ -307,5 +313,32 @@ describe("Kubernetes RBAC end to end (property): the fake API server never allow
     );
     expect(issued).toBeGreaterThan(20);
     expect(allowedSeen).toBeGreaterThan(issued);
+  });
+});
+
+describe("names and labels made from writ and agent ids (property)", () => {
+  const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+  const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+  it("objectName is always a DNS-1123 label, distinct ids give distinct names; labelValue is always a valid label value", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 300 }),
+        fc.string({ minLength: 1, maxLength: 300 }),
+        (a, b) => {
+          expect(objectName(a)).toMatch(DNS_LABEL);
+          expect(labelValue(a)).toMatch(LABEL_VALUE);
+          if (a !== b) {
+            expect(objectName(a)).not.toBe(objectName(b));
+            expect(labelValue(a)).not.toBe(labelValue(b));
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    // ids that are already valid are kept as they are
+    expect(objectName("abc-123")).toBe("writ-abc-123");
+    expect(labelValue("writ_AbC-1")).toBe("writ_AbC-1");
+    // the broker's ids (`writ_` + base64url) change, so they carry a hash
+    expect(objectName("writ_AbC-1")).toMatch(/^writ-writ-abc-1-[0-9a-f]{10}$/);
   });
 });
