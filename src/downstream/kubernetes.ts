@@ -158,8 +158,9 @@ function checkServer(server: string): URL {
     throw configError(`server ${q(server)} is not a URL`);
   }
   if (url.protocol !== "https:") throw configError(`server ${q(server)}: expected an https URL`);
-  if (url.username || url.password || url.search || url.hash || url.pathname !== "/") {
-    throw configError(`server ${q(server)}: no credentials, path, query or fragment in the URL`);
+  // a path is allowed (API servers behind a proxy prefix), credentials, query and fragment are not
+  if (url.username || url.password || url.search || url.hash) {
+    throw configError(`server ${q(server)}: no credentials, query or fragment in the URL`);
   }
   return url;
 }

@@ -542,7 +542,7 @@ describe("kubernetes issuer: configuration at start", () => {
       /https/,
     );
     expect(await configError(kubernetesIssuer(base("https://k8s.example/x?y"), deps({ TOK: "t" })))).toMatch(
-      /no credentials, path/,
+      /no credentials, query/,
     );
     expect(await configError(kubernetesIssuer(base("not a url"), deps({ TOK: "t" })))).toMatch(/not a URL/);
     expect(
