@@ -9,7 +9,7 @@
  * recorded in the ledger before it is created and after; revocation and kill delete them (Secret
  * first). The broker's own token and CA are read at start; `~/.kube/config` is never read.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   ApiException,
@@ -20,19 +20,21 @@ import {
   type V1ObjectMeta,
 } from "@kubernetes/client-node";
 import { isWritError, q, WritError } from "../core/index.js";
+import { checkServer, configError, readToken, serviceAccountFor } from "./kubernetes/config.js";
+import { labelValue, objectName, refused } from "./kubernetes/names.js";
 import { type PolicyRule, planRbac, RbacRefusal } from "./kubernetes/rbac.js";
 import {
   type DownstreamCredential,
   type DownstreamIssuer,
   type DownstreamReason,
   type DownstreamRecord,
-  ERR_DOWNSTREAM_CONFIG,
   ERR_DOWNSTREAM_REFUSED,
   type IssuerDeps,
   type KubernetesDownstreamConfig,
   type WritForIssuer,
 } from "./types.js";
 
+export { labelValue, objectName, refused } from "./kubernetes/names.js";
 export { planRbac, type RbacPlan, resourceScope } from "./kubernetes/rbac.js";
 
 export const LABEL_WRIT = "writ.dev/writ";
@@ -44,43 +46,6 @@ export const MIN_TOKEN_SECONDS = 600;
 
 const RBAC_GROUP = "rbac.authorization.k8s.io";
 const RBAC_VERSION = `${RBAC_GROUP}/v1`;
-
-/** A refusal carrying its reason: `code` ERR_DOWNSTREAM_REFUSED, `reason`, message led by the reason. */
-export function refused(reason: DownstreamReason, message: string): WritError & { reason: DownstreamReason } {
-  return Object.assign(new WritError(ERR_DOWNSTREAM_REFUSED, `${reason}: ${message}`), { reason });
-}
-
-const shortHash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 10);
-
-/**
- * `writ-<id>` as a DNS-1123 label (the strictest of the names used: ≤ 63, `[a-z0-9-]`). When the
- * id had to change (upper case, `_`), a hash of the id keeps two writs from sharing a name.
- */
-export function objectName(writId: string): string {
-  const want = `writ-${writId}`;
-  const base = want
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/-+/g, "-")
-    .replace(/^-+|-+$/g, "");
-  if (base === want && base.length <= 63) return base;
-  return `${base.slice(0, 52).replace(/-+$/, "")}-${shortHash(writId)}`;
-}
-
-const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-/** A label value for an id: the id itself when valid, else a sanitised prefix and a hash. */
-export function labelValue(id: string): string {
-  if (LABEL_VALUE.test(id)) return id;
-  const base = id
-    .replace(/[^A-Za-z0-9_.-]+/g, "-")
-    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "")
-    .slice(0, 50)
-    .replace(/[^A-Za-z0-9]+$/, "");
-  return base ? `${base}-${shortHash(id)}` : `h-${shortHash(id)}`;
-}
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** What a ledger locator holds: enough to find the object again, never a secret. */
 interface Locator {
@@ -118,69 +83,6 @@ class TimedKubeConfig extends KubeConfig {
     await super.applySecurityAuthentication(context);
     context.setSignal(AbortSignal.timeout(this.timeoutMs));
   }
-}
-
-function configError(message: string): WritError {
-  return new WritError(ERR_DOWNSTREAM_CONFIG, `downstream.kubernetes: ${message}`);
-}
-
-/** Reads the broker's bearer token; throws ERR_DOWNSTREAM_CONFIG when missing or empty. */
-function readToken(
-  cfg: KubernetesDownstreamConfig,
-  env: Readonly<Record<string, string | undefined>>,
-): string {
-  let value: string | undefined;
-  if ("file" in cfg.token) {
-    try {
-      value = readFileSync(cfg.token.file, "utf8");
-    } catch (e) {
-      throw configError(
-        `token file ${q(cfg.token.file)} cannot be read: ${(e as NodeJS.ErrnoException).code ?? "error"}`,
-      );
-    }
-  } else {
-    value = env[cfg.token.env];
-    if (value === undefined) throw configError(`token: environment variable ${q(cfg.token.env)} is not set`);
-  }
-  const token = value.trim();
-  if (token === "") throw configError(`token from ${"file" in cfg.token ? "file" : "environment"} is empty`);
-  if ([...token].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f)) {
-    throw configError("token holds whitespace or control characters");
-  }
-  return token;
-}
-
-function checkServer(server: string): URL {
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw configError(`server ${q(server)} is not a URL`);
-  }
-  if (url.protocol !== "https:") throw configError(`server ${q(server)}: expected an https URL`);
-  // a path is allowed (API servers behind a proxy prefix), credentials, query and fragment are not
-  if (url.username || url.password || url.search || url.hash) {
-    throw configError(`server ${q(server)}: no credentials, query or fragment in the URL`);
-  }
-  return url;
-}
-
-/** `namespace/name` with `{agent}` replaced, checked as Kubernetes names. */
-function serviceAccountFor(
-  cfg: KubernetesDownstreamConfig,
-  agent: string,
-): { namespace: string; name: string } | undefined {
-  const template = cfg.serviceAccounts.get(agent) ?? cfg.serviceAccounts.get("*");
-  if (template === undefined) return undefined;
-  const text = template.replaceAll("{agent}", agent);
-  const [namespace, name, ...rest] = text.split("/");
-  if (rest.length > 0 || !namespace || !name || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)) {
-    throw refused(
-      "downstream_not_configured",
-      `ServiceAccount ${q(text)} for agent ${q(agent)} is not \`namespace/name\` with valid Kubernetes names`,
-    );
-  }
-  return { namespace, name };
 }
 
 function apiCode(e: unknown): number | undefined {
