@@ -14,8 +14,8 @@
  * with that uid, tokens that stop authenticating once their bound Secret is gone or they expire,
  * and audiences checked against the server's own.
  *
- * Not reproduced (docs/downstream-kubernetes.md lists it for users): client certificates, JWT tokens and their
- * signing keys, RBAC escalation/bind checks on the broker's own requests (its token is an
+ * Not reproduced (docs/downstream-kubernetes.md lists it for users): client certificates, JWT
+ * tokens and their signing keys, RBAC escalation/bind checks on the broker's own requests (its token is an
  * administrator here), watches, patches and updates, aggregated discovery, server-side printing
  * beyond a two-column table, admission, finalizers and graceful deletion, pagination.
  */
