@@ -290,6 +290,34 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     expect(h.ledger.live()).toEqual([]);
   });
 
+  it("a crash right after the create (before `created` is recorded): a restarted issuer's reaper pass removes it", async () => {
+    h = await harness();
+    const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
+    // the process dies when it would record `created` for the Secret it just made
+    const crashing = Object.create(h.ledger) as MemoryLedger;
+    crashing.created = async () => {
+      throw new Error("process killed");
+    };
+    const before = await kubernetesIssuer(h.cfg, {
+      ledger: crashing,
+      audit: async () => undefined,
+      env: { K8S_BROKER_TOKEN: h.fake.adminToken },
+    });
+    await expect(before.issue(w, new Date())).rejects.toThrow("process killed");
+    expect(h.fake.objects("", "secrets")).toHaveLength(1);
+    expect(h.ledger.live().map((r) => [r.kind, r.state])).toEqual([["secret", "intended"]]);
+    // restart: a new issuer over the same ledger; the writ is revoked, the reaper runs
+    const after = await kubernetesIssuer(h.cfg, {
+      ledger: h.ledger,
+      audit: async () => undefined,
+      env: { K8S_BROKER_TOKEN: h.fake.adminToken },
+    });
+    h.ledger.revoked.add(w.id);
+    for (const r of await h.ledger.due(new Date())) await after.revoke(r, new Date());
+    expect(h.fake.objects("", "secrets")).toEqual([]);
+    expect(h.ledger.live()).toEqual([]);
+  });
+
   it("an `intended` record whose name now holds someone else's object leaves that object alone", async () => {
     h = await harness();
     h.fake.seed("", "secrets", { metadata: { name: "writ-x", namespace: "agents" } });
