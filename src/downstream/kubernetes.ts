@@ -515,7 +515,7 @@ export async function kubernetesIssuerWith(
       if (
         record.system !== "kubernetes" ||
         typeof l?.name !== "string" ||
-        !(l.kind in RECORD_KIND) ||
+        !Object.hasOwn(RECORD_KIND, l.kind) ||
         ((l.kind === "Secret" || l.kind === "Role" || l.kind === "RoleBinding") &&
           typeof l.namespace !== "string")
       ) {

@@ -318,6 +318,31 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     expect(h.ledger.live()).toEqual([]);
   });
 
+  it("refuses to revoke a record whose locator is not a Kubernetes object it makes", async () => {
+    h = await harness();
+    const base = {
+      id: "k8s_bad",
+      system: "kubernetes" as const,
+      environment: "prod",
+      writ: "writ_x",
+      agent: "deployer",
+      kind: "secret",
+      state: "created" as const,
+      expiresAt: new Date(),
+      createdAt: new Date(),
+    };
+    for (const locator of [
+      { apiVersion: "v1", kind: "toString", name: "x" },
+      { apiVersion: "v1", kind: "Pod", namespace: "shop", name: "x" },
+      { apiVersion: "v1", kind: "Secret", name: "x" },
+      {},
+    ]) {
+      const r = await refusal(h.issuer.revoke({ ...base, locator }, new Date()));
+      expect(r.code).toBe(ERR_DOWNSTREAM_REFUSED);
+      expect(r.message).toContain("no Kubernetes locator");
+    }
+  });
+
   it("an `intended` record whose name now holds someone else's object leaves that object alone", async () => {
     h = await harness();
     h.fake.seed("", "secrets", { metadata: { name: "writ-x", namespace: "agents" } });
