@@ -957,29 +957,36 @@ export async function startFakeKubernetes(opts: { adminToken?: string } = {}): P
   const dir = mkdtempSync(join(tmpdir(), "writ-fake-k8s-"));
   const caFile = join(dir, "ca.pem");
   const keyFile = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      keyFile,
-      "-out",
-      caFile,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ],
-    { stdio: "ignore" },
-  );
+  try {
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        keyFile,
+        "-out",
+        caFile,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      ],
+      { stdio: "ignore" },
+    );
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(
+      `the fake Kubernetes API server makes its certificate with openssl, which failed (${(e as NodeJS.ErrnoException).code ?? "error"}): install it (Debian: apt-get install openssl; .ci/run does)`,
+    );
+  }
   const server: Server = createServer(
     { cert: readFileSync(caFile), key: readFileSync(keyFile) },
     (req, res) => {
