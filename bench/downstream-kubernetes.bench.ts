@@ -70,7 +70,7 @@ export async function run(): Promise<void> {
       if (!h.fake.use(cred.token, "get", "apps", "deployments", "shop", "web").allowed) {
         throw new Error("the issued token should be allowed before the kill");
       }
-      const w = [...h.ledger.records.values()].at(-1)!.writ;
+      const w = h.ledger.all().at(-1)!.writ;
       const t0 = performance.now();
       await h.issuer.kill({ writ: w }, new Date());
       while (h.fake.use(cred.token, "get", "apps", "deployments", "shop", "web").code !== 401) {

@@ -19,22 +19,22 @@ import {
   RbacAuthorizationV1Api,
   type V1ObjectMeta,
 } from "@kubernetes/client-node";
-import { isWritError, q, WritError } from "../core/index.js";
+import { isWritError, q, type WritError } from "../core/index.js";
 import { checkServer, configError, readToken, serviceAccountFor } from "./kubernetes/config.js";
-import { labelValue, objectName, refused } from "./kubernetes/names.js";
+import { labelValue, objectName } from "./kubernetes/names.js";
 import { type PolicyRule, planRbac, RbacRefusal } from "./kubernetes/rbac.js";
-import {
-  type DownstreamCredential,
-  type DownstreamIssuer,
-  type DownstreamReason,
-  type DownstreamRecord,
-  ERR_DOWNSTREAM_REFUSED,
-  type IssuerDeps,
-  type KubernetesDownstreamConfig,
-  type WritForIssuer,
+import { refusal } from "./refusal.js";
+import type {
+  DownstreamCredential,
+  DownstreamIssuer,
+  DownstreamReason,
+  DownstreamRecord,
+  IssuerDeps,
+  KubernetesDownstreamConfig,
+  WritForIssuer,
 } from "./types.js";
 
-export { labelValue, objectName, refused } from "./kubernetes/names.js";
+export { labelValue, objectName } from "./kubernetes/names.js";
 export { planRbac, type RbacPlan, resourceScope } from "./kubernetes/rbac.js";
 
 export const LABEL_WRIT = "writ.dev/writ";
@@ -111,7 +111,7 @@ function apiMessage(e: unknown): string {
 function apiRefusal(what: string, e: unknown): WritError {
   const code = apiCode(e);
   const reason: DownstreamReason = code === 403 ? "downstream_permission_missing" : "downstream_unavailable";
-  return refused(reason, `${what}: ${apiMessage(e)}`);
+  return refusal(reason, `${what}: ${apiMessage(e)}`);
 }
 
 /** Does an existing object hold what `body` would have created (rules, roleRef, subjects, type)? */
@@ -303,15 +303,15 @@ export async function kubernetesIssuerWith(
       try {
         plan = planRbac(writ.grants, writ.denies);
       } catch (e) {
-        if (e instanceof RbacRefusal) throw refused(e.reason, e.message);
-        if (isWritError(e)) throw refused("downstream_scope_exceeds_writ", e.message);
+        if (e instanceof RbacRefusal) throw refusal(e.reason, e.message);
+        if (isWritError(e)) throw refusal("downstream_scope_exceeds_writ", e.message);
         throw e;
       }
       const remaining = Math.floor((writ.expiresAt.getTime() - now.getTime()) / 1000);
-      if (remaining <= 0) throw refused("downstream_scope_exceeds_writ", `writ ${q(writ.id)} has expired`);
+      if (remaining <= 0) throw refusal("downstream_scope_exceeds_writ", `writ ${q(writ.id)} has expired`);
       const sa = serviceAccountFor(cfg, writ.agent);
       if (!sa) {
-        throw refused(
+        throw refusal(
           "downstream_not_configured",
           `no ServiceAccount is mapped for agent ${q(writ.agent)} (downstream.kubernetes.serviceAccounts)`,
         );
@@ -372,7 +372,7 @@ export async function kubernetesIssuerWith(
           if (obj.metadata?.labels?.[LABEL_WRIT] !== labelValue(writ.id)) {
             // someone else's object under our name: never adopt, never delete it
             await deps.ledger.removed(record.id);
-            throw refused(
+            throw refusal(
               "downstream_unavailable",
               `${describe(l)} already exists and does not belong to writ ${q(writ.id)}`,
             );
@@ -381,7 +381,7 @@ export async function kubernetesIssuerWith(
             // labelled as ours but not what this writ needs (someone who can write RBAC made it, or
             // edited it): binding to it could grant more than the writ, so refuse and leave it
             await deps.ledger.removed(record.id);
-            throw refused(
+            throw refusal(
               "downstream_scope_exceeds_writ",
               `${describe(l)} exists with this writ's label but not with this writ's rules or subjects`,
             );
@@ -460,7 +460,7 @@ export async function kubernetesIssuerWith(
         }
         const issued = answer.status?.token;
         if (typeof issued !== "string" || issued === "") {
-          throw refused("downstream_unavailable", "the TokenRequest answer holds no token");
+          throw refusal("downstream_unavailable", "the TokenRequest answer holds no token");
         }
         const tokenExpiry = answer.status?.expirationTimestamp
           ? new Date(answer.status.expirationTimestamp)
@@ -519,10 +519,7 @@ export async function kubernetesIssuerWith(
         ((l.kind === "Secret" || l.kind === "Role" || l.kind === "RoleBinding") &&
           typeof l.namespace !== "string")
       ) {
-        throw new WritError(
-          ERR_DOWNSTREAM_REFUSED,
-          `downstream_unavailable: record ${q(record.id)} has no Kubernetes locator`,
-        );
+        throw refusal("downstream_unavailable", `record ${q(record.id)} has no Kubernetes locator`);
       }
       const deleted = await removeOwned(l, record.writ);
       await deps.ledger.removed(record.id);
@@ -601,7 +598,7 @@ export async function kubernetesIssuerWith(
       }
       await audit("downstream.killed", { scope: { ...scope }, selector, removed, failed: failures.length });
       if (failures.length > 0) {
-        throw refused(
+        throw refusal(
           "downstream_unavailable",
           `kill left ${failures.length} object(s): ${failures.slice(0, 3).join("; ")}`,
         );

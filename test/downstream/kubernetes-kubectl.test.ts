@@ -112,7 +112,7 @@ describe("kubectl with the issued token against the fake API server", () => {
     expect(secrets.stderr).toContain("Forbidden");
 
     // revoke the writ: the next kubectl call is refused by authentication
-    h.ledger.revoked.add(w.id);
+    h.ledger.revokeWrit(w.id);
     for (const r of await h.ledger.due(new Date())) await h.issuer.revoke(r, new Date());
     const after = await kubectl(cfg, "get", "pods", "-n", "shop");
     expect(after.code).not.toBe(0);

@@ -1,7 +1,6 @@
 /**
- * Shared by the Kubernetes issuer's tests: an in-memory `DownstreamLedger` (until the store's ledger
- * lands; it keeps the same contract: intent, created, removed, due, ofWrit), a writ builder, and the
- * issuer wired to a fake API server.
+ * Shared by the Kubernetes issuer's tests: the in-memory ledger of test/fakes/ledger.ts with two
+ * helpers, a writ builder, and the issuer wired to a fake API server.
  */
 import type { RuleText } from "../../src/core/index.js";
 import { kubernetesIssuerWith } from "../../src/downstream/kubernetes.js";
@@ -13,38 +12,18 @@ import type {
   WritForIssuer,
 } from "../../src/downstream/types.js";
 import { type FakeKubernetes, startFakeKubernetes } from "../fakes/kubernetes.js";
+import { type MemoryLedger, memoryLedger } from "../fakes/ledger.js";
 
-export class MemoryLedger implements DownstreamLedger {
-  readonly records = new Map<string, DownstreamRecord>();
-  readonly revoked = new Set<string>();
-  async intend(r: Omit<DownstreamRecord, "state" | "createdAt">): Promise<DownstreamRecord> {
-    if (this.records.has(r.id)) throw new Error(`duplicate record ${r.id}`);
-    const rec: DownstreamRecord = { ...r, state: "intended", createdAt: new Date() };
-    this.records.set(r.id, rec);
-    return rec;
-  }
-  async created(id: string, locator?: Readonly<Record<string, unknown>>): Promise<void> {
-    const r = this.records.get(id);
-    if (!r) throw new Error(`no record ${id}`);
-    if (r.state === "removed") throw new Error(`record ${id} already removed`);
-    this.records.set(id, { ...r, state: "created", locator: locator ?? r.locator });
-  }
-  async removed(id: string): Promise<void> {
-    const r = this.records.get(id);
-    if (!r) throw new Error(`no record ${id}`);
-    this.records.set(id, { ...r, state: "removed" });
-  }
-  async due(now: Date): Promise<readonly DownstreamRecord[]> {
-    return [...this.records.values()].filter(
-      (r) => r.state !== "removed" && (r.expiresAt <= now || this.revoked.has(r.writ)),
-    );
-  }
-  async ofWrit(writ: string): Promise<readonly DownstreamRecord[]> {
-    return [...this.records.values()].filter((r) => r.writ === writ);
-  }
-  live(): DownstreamRecord[] {
-    return [...this.records.values()].filter((r) => r.state !== "removed");
-  }
+export { type MemoryLedger, memoryLedger };
+
+/** The records not yet removed. */
+export function live(ledger: MemoryLedger): DownstreamRecord[] {
+  return ledger.all().filter((r) => r.state !== "removed");
+}
+
+/** One record by id. */
+export function record(ledger: MemoryLedger, id: string): DownstreamRecord | undefined {
+  return ledger.all().find((r) => r.id === id);
 }
 
 let seq = 0;
@@ -81,7 +60,7 @@ export async function harness(
   for (const ns of ["agents", "shop", "prod", "dev"]) fake.seed("", "namespaces", { metadata: { name: ns } });
   fake.seed("", "serviceaccounts", { metadata: { name: "deployer", namespace: "agents" } });
   fake.seed("", "serviceaccounts", { metadata: { name: "agent-fixer", namespace: "agents" } });
-  const ledger = new MemoryLedger();
+  const ledger = memoryLedger();
   const audit: Harness["audit"] = [];
   const cfg: KubernetesDownstreamConfig = {
     server: fake.url,

@@ -8,7 +8,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isWritError } from "../../src/core/index.js";
 import { kubernetesIssuer, objectName } from "../../src/downstream/kubernetes.js";
 import { ERR_DOWNSTREAM_CONFIG, ERR_DOWNSTREAM_REFUSED } from "../../src/downstream/types.js";
-import { type Harness, harness, MemoryLedger, writ } from "./kubernetes-support.js";
+import {
+  type Harness,
+  harness,
+  live,
+  type MemoryLedger,
+  memoryLedger,
+  record,
+  writ,
+} from "./kubernetes-support.js";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -87,7 +95,7 @@ describe("kubernetes issuer: issue", () => {
     });
 
     // ledger: every object intended then created, locators never the token
-    const recs = h.ledger.live();
+    const recs = live(h.ledger);
     expect(recs.map((r) => r.kind).sort()).toEqual(["role", "rolebinding", "secret"]);
     for (const r of recs) {
       expect(r.state).toBe("created");
@@ -122,8 +130,7 @@ describe("kubernetes issuer: cluster-wide grants", () => {
     expect(h.fake.use(cred.token, "get", "", "secrets", "prod", "db").allowed).toBe(false);
     expect(h.fake.use(cred.token, "delete", "", "pods", "prod", "web-1").allowed).toBe(false);
     expect(
-      h.ledger
-        .live()
+      live(h.ledger)
         .map((r) => r.kind)
         .sort(),
     ).toEqual(["clusterrole", "clusterrolebinding", "role", "rolebinding", "secret"]);
@@ -140,7 +147,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
       allowed: true,
       code: 200,
     });
-    h.ledger.revoked.add(w.id);
+    h.ledger.revokeWrit(w.id);
     const started = performance.now();
     const due = await h.ledger.due(new Date());
     expect(due).toHaveLength(3);
@@ -152,7 +159,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
     expect(h.fake.objects("", "secrets")).toEqual([]);
     expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
     expect(h.fake.objects("rbac.authorization.k8s.io", "rolebindings")).toEqual([]);
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
     // idempotent: gone already is fine
     for (const r of due) await h.issuer.revoke(r, new Date());
     expect(h.audit.filter((a) => a.type === "downstream.object_removed").map((a) => a.data.existed)).toEqual([
@@ -170,7 +177,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
     const cred = await h.issuer.issue(w, new Date());
     if (cred.system !== "kubernetes") throw new Error("unreachable");
-    const secret = h.ledger.live().find((r) => r.kind === "secret")!;
+    const secret = live(h.ledger).find((r) => r.kind === "secret")!;
     await h.issuer.revoke(secret, new Date());
     expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a")).toMatchObject({
       allowed: false,
@@ -219,7 +226,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
     }
     // the ledger's records are left to the reaper, whose revoke finds them gone
     for (const r of await h.ledger.due(new Date(Date.now() + 7200_000))) await h.issuer.revoke(r, new Date());
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 });
 
@@ -255,7 +262,7 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     // the Secret and Role made by this attempt were removed again, and the ledger says so
     expect(h.fake.objects("", "secrets")).toEqual([]);
     expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("a record left `intended` by a crash is reaped: its object is found by name and label and deleted", async () => {
@@ -286,17 +293,19 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     expect(due.map((r) => r.id).sort()).toEqual(["k8s_crash", "k8s_ghost"]);
     for (const r of due) await h.issuer.revoke(r, new Date());
     expect(h.fake.objects("", "secrets")).toEqual([]);
-    expect(h.ledger.records.get(ghost.id)?.state).toBe("removed");
-    expect(h.ledger.live()).toEqual([]);
+    expect(record(h.ledger, ghost.id)?.state).toBe("removed");
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("a crash right after the create (before `created` is recorded): a restarted issuer's reaper pass removes it", async () => {
     h = await harness();
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
     // the process dies when it would record `created` for the Secret it just made
-    const crashing = Object.create(h.ledger) as MemoryLedger;
-    crashing.created = async () => {
-      throw new Error("process killed");
+    const crashing: MemoryLedger = {
+      ...h.ledger,
+      created: async () => {
+        throw new Error("process killed");
+      },
     };
     const before = await kubernetesIssuer(h.cfg, {
       ledger: crashing,
@@ -305,17 +314,17 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     });
     await expect(before.issue(w, new Date())).rejects.toThrow("process killed");
     expect(h.fake.objects("", "secrets")).toHaveLength(1);
-    expect(h.ledger.live().map((r) => [r.kind, r.state])).toEqual([["secret", "intended"]]);
+    expect(live(h.ledger).map((r) => [r.kind, r.state])).toEqual([["secret", "intended"]]);
     // restart: a new issuer over the same ledger; the writ is revoked, the reaper runs
     const after = await kubernetesIssuer(h.cfg, {
       ledger: h.ledger,
       audit: async () => undefined,
       env: { K8S_BROKER_TOKEN: h.fake.adminToken },
     });
-    h.ledger.revoked.add(w.id);
+    h.ledger.revokeWrit(w.id);
     for (const r of await h.ledger.due(new Date())) await after.revoke(r, new Date());
     expect(h.fake.objects("", "secrets")).toEqual([]);
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("refuses to revoke a record whose locator is not a Kubernetes object it makes", async () => {
@@ -358,7 +367,7 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
     });
     await h.issuer.revoke(rec, new Date());
     expect(h.fake.objects("", "secrets").map((s) => s.metadata.name)).toEqual(["writ-x"]);
-    expect(h.ledger.records.get("k8s_other")?.state).toBe("removed");
+    expect(record(h.ledger, "k8s_other")?.state).toBe("removed");
   });
 });
 
@@ -465,7 +474,7 @@ describe("kubernetes issuer: refusals", () => {
       expect(r.message.startsWith(`${reason}: `)).toBe(true);
       expect(r.message).toMatch(message);
       expect(h.fake.objects("", "secrets")).toEqual([]);
-      expect(h.ledger.records.size).toBe(0);
+      expect(h.ledger.all().length).toBe(0);
     });
   }
 
@@ -501,7 +510,7 @@ describe("kubernetes issuer: refusals", () => {
     expect(r.reason).toBe("downstream_unavailable");
     expect(r.message).toContain('namespaces \\"nowhere\\" not found'.replace(/\\/g, ""));
     expect(h.fake.objects("", "secrets")).toEqual([]);
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("a missing ServiceAccount: the TokenRequest's 404 is downstream_unavailable and everything is undone", async () => {
@@ -513,7 +522,7 @@ describe("kubernetes issuer: refusals", () => {
     expect(r.message).toContain("TokenRequest");
     expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
     expect(h.fake.objects("", "secrets")).toEqual([]);
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("an API server error is downstream_unavailable, never a credential; the uncertain intent is left for the reaper", async () => {
@@ -525,12 +534,12 @@ describe("kubernetes issuer: refusals", () => {
     expect(r.reason).toBe("downstream_unavailable");
     expect(r.message).toContain("HTTP 500");
     // a 500 does not say whether the Secret was created: its record stays `intended`
-    const left = h.ledger.live();
+    const left = live(h.ledger);
     expect(left.map((x) => [x.kind, x.state])).toEqual([["secret", "intended"]]);
     // the reaper's pass looks it up (404 here) and marks it removed
-    h.ledger.revoked.add(left[0]!.writ);
+    h.ledger.revokeWrit(left[0]!.writ);
     for (const x of await h.ledger.due(new Date())) await h.issuer.revoke(x, new Date());
-    expect(h.ledger.live()).toEqual([]);
+    expect(live(h.ledger)).toEqual([]);
   });
 
   it("an API server that does not answer: the call is aborted after the timeout, refused, never hung", async () => {
@@ -543,7 +552,7 @@ describe("kubernetes issuer: refusals", () => {
     expect(performance.now() - started).toBeLessThan(5000);
     expect(r.reason).toBe("downstream_unavailable");
     expect(r.message).toContain("no answer in time");
-    expect(h.ledger.live().map((x) => x.state)).toEqual(["intended"]);
+    expect(live(h.ledger).map((x) => x.state)).toEqual(["intended"]);
   });
 });
 
@@ -554,7 +563,7 @@ describe("kubernetes issuer: configuration at start", () => {
     serviceAccounts: new Map([["*", "agents/a"]]),
   });
   const deps = (env: Record<string, string | undefined>) => ({
-    ledger: new MemoryLedger(),
+    ledger: memoryLedger(),
     audit: async () => undefined,
     env,
   });
@@ -622,7 +631,7 @@ describe("kubernetes issuer: configuration at start", () => {
     writeFileSync(join(dir, "token"), `${h.fake.adminToken}\n`);
     const fromFile = await kubernetesIssuer(
       { ...h.cfg, token: { file: join(dir, "token") } },
-      { ledger: new MemoryLedger(), audit: async () => undefined },
+      { ledger: memoryLedger(), audit: async () => undefined },
     );
     const cred = await fromFile.issue(
       writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]),
@@ -639,7 +648,7 @@ describe("kubernetes issuer: configuration at start", () => {
     const untrusted = await kubernetesIssuer(
       { ...h.cfg, caFile: undefined },
       {
-        ledger: new MemoryLedger(),
+        ledger: memoryLedger(),
         audit: async () => undefined,
         env: { K8S_BROKER_TOKEN: h.fake.adminToken },
       },

@@ -4,8 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { q, WritError } from "../../core/index.js";
+import { refusal } from "../refusal.js";
 import { ERR_DOWNSTREAM_CONFIG, type KubernetesDownstreamConfig } from "../types.js";
-import { DNS_LABEL, DNS_SUBDOMAIN, refused } from "./names.js";
+import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 
 export function configError(message: string): WritError {
   return new WritError(ERR_DOWNSTREAM_CONFIG, `downstream.kubernetes: ${message}`);
@@ -62,7 +63,7 @@ export function serviceAccountFor(
   const text = template.replaceAll("{agent}", agent);
   const [namespace, name, ...rest] = text.split("/");
   if (rest.length > 0 || !namespace || !name || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)) {
-    throw refused(
+    throw refusal(
       "downstream_not_configured",
       `ServiceAccount ${q(text)} for agent ${q(agent)} is not \`namespace/name\` with valid Kubernetes names`,
     );

@@ -1,15 +1,8 @@
 /**
  * Names and labels the Kubernetes issuer gives its objects, made from writ and agent ids so that
- * they are always valid Kubernetes names and label values, and the refusal it throws.
+ * they are always valid Kubernetes names and label values.
  */
 import { createHash } from "node:crypto";
-import { WritError } from "../../core/index.js";
-import { type DownstreamReason, ERR_DOWNSTREAM_REFUSED } from "../types.js";
-
-/** A refusal carrying its reason: `code` ERR_DOWNSTREAM_REFUSED, `reason`, message led by the reason. */
-export function refused(reason: DownstreamReason, message: string): WritError & { reason: DownstreamReason } {
-  return Object.assign(new WritError(ERR_DOWNSTREAM_REFUSED, `${reason}: ${message}`), { reason });
-}
 
 const shortHash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 10);
 
