@@ -43,6 +43,7 @@ import {
   type WritConfig,
 } from "../core/index.js";
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
 import { type FileKind, type FileRead, forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
@@ -1244,7 +1245,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     top,
     [],
     ["version", "environments", "runnerClasses", "agents"],
-    ["approvers", "approverGroups", "playbooks", "guardrails", "gateway"],
+    ["approvers", "approverGroups", "playbooks", "guardrails", "gateway", "downstream"],
   );
   if (top.version !== undefined && top.version !== 1) {
     c.error(
@@ -1344,6 +1345,12 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     groups: approverGroups,
     approval: (ch, v, p) => parseApproval(ch, v, p, approverGroups),
   });
+  const downstream = parseDownstream(c, top.downstream, {
+    environments: new Set(environments.keys()),
+    playbooks: playbookNames,
+    agents: new Map([...agents.values()].map((a) => [a.id, a.environments])),
+    baseDir,
+  });
   const guardrailSources = await parseGuardrails(
     text,
     c,
@@ -1373,6 +1380,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
           }
         : undefined,
     gateway,
+    downstream,
   };
   for (const p of checkContainment(config, vocab)) {
     if (p.severity === "error") c.error(p.code, p.path, p.message);

@@ -2,6 +2,7 @@
  * The domain model of a loaded writ.yaml: readonly, tagged by `kind`, with compiled rules. The
  * config loader (src/config) builds it; everything else reads it.
  */
+import type { DownstreamConfig } from "../downstream/types.js";
 import type { Rule } from "./permission.js";
 
 /** Where in the source document a value sits: `["agents", "release-bot", "playbooks", 1]`. */
@@ -324,6 +325,8 @@ export interface WritConfig {
   readonly guardrails?: Guardrails | undefined;
   /** The MCP gateway's upstreams and tool declarations. */
   readonly gateway?: GatewayConfig | undefined;
+  /** Per environment, the systems a writ can be redeemed in (issue 11); undefined: none. */
+  readonly downstream?: DownstreamConfig | undefined;
 }
 
 /** An issued writ as the decision point sees it. */
