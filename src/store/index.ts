@@ -16,6 +16,11 @@ export {
   type WritChanges,
 } from "./changes.js";
 export {
+  downstreamLedger,
+  ERR_DOWNSTREAM_RECORD_EXISTS,
+  ERR_DOWNSTREAM_RECORD_INVALID,
+} from "./downstream.js";
+export {
   ERR_STORE,
   ERR_STORE_CORRUPT,
   ERR_STORE_LOCKED,

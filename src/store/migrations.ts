@@ -347,6 +347,39 @@ const writChanges: Migration = {
   },
 };
 
+/**
+ * The downstream ledger (issue 11): every object created in AWS, GitHub or Kubernetes for a writ,
+ * recorded *before* it is created (`intended`), marked `created` after and `removed` once it is
+ * gone, so the reaper can remove what a crash left behind. No foreign key to `writs`: a record whose
+ * writ cannot be found is due for removal, not an error. `locator` says how to find the object
+ * again and never holds a secret.
+ */
+const downstream: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create table downstream_records (
+          id text primary key check (length(id) between 1 and 200),
+          system text not null check (system in ('aws', 'github', 'kubernetes')),
+          environment text not null check (length(environment) between 1 and 200),
+          writ text not null check (length(writ) between 1 and 200),
+          agent text not null check (length(agent) between 1 and 200),
+          kind text not null check (length(kind) between 1 and 100),
+          locator jsonb not null check (jsonb_typeof(locator) = 'object'),
+          state text not null default 'intended' check (state in ('intended', 'created', 'removed')),
+          expires_at timestamptz not null,
+          created_at timestamptz not null,
+          removed_at timestamptz,
+          constraint downstream_removal_complete check ((state = 'removed') = (removed_at is not null))
+        )`),
+      sql.raw(
+        `create index downstream_records_open on downstream_records (expires_at) where state <> 'removed'`,
+      ),
+      sql.raw(`create index downstream_records_by_writ on downstream_records (writ)`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -356,6 +389,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0005_gateway_taint": gatewayTaint,
   "0006_approval_audience": approvalAudience,
   "0007_writ_changes": writChanges,
+  "0008_downstream": downstream,
 };
 
 const provider: MigrationProvider = {

@@ -8,8 +8,10 @@ import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { isWritError, q, WritError } from "../core/index.js";
+import type { DownstreamLedger } from "../downstream/types.js";
 import { type AuditRepository, auditRepository } from "./audit.js";
 import { type ChangeHub, pgliteChanges, postgresChanges, type WritChanges } from "./changes.js";
+import { downstreamLedger } from "./downstream.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
 import { type DirLock, lockFile } from "./lock.js";
 import { type MigrationReport, migrateToLatest } from "./migrations.js";
@@ -45,6 +47,8 @@ export interface Store {
    */
   readonly writChanges: WritChanges;
   readonly audit: AuditRepository;
+  /** What was created downstream (AWS, GitHub, Kubernetes) for each writ, until it is removed. */
+  readonly downstream: DownstreamLedger;
   /** Applies pending migrations; safe to call from several processes at once. */
   migrate(): Promise<MigrationReport>;
   close(): Promise<void>;
@@ -66,6 +70,7 @@ function assemble(
     writs: writRepository(db, (change) => changes.hub.emit(change)),
     writChanges: changes,
     audit: auditRepository(db),
+    downstream: downstreamLedger(db),
     migrate: () => migrateToLatest(db),
     async close() {
       if (closed) return;

@@ -174,6 +174,21 @@ export interface GatewayTaintsTable {
   until: Timestamp;
 }
 
+/** One object created downstream for a writ (src/store/downstream.ts). */
+export interface DownstreamRecordsTable {
+  id: string;
+  system: string;
+  environment: string;
+  writ: string;
+  agent: string;
+  kind: string;
+  locator: Json;
+  state: Generated<string>;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+  removed_at: Timestamp | null;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
@@ -190,4 +205,5 @@ export interface Database {
   gateway_taints: GatewayTaintsTable;
   analyzer_findings: AnalyzerFindingsTable;
   analyzer_finding_history: AnalyzerFindingHistoryTable;
+  downstream_records: DownstreamRecordsTable;
 }
