@@ -105,6 +105,28 @@ function followKills(kill: KillSwitch, store: Store): KillSwitch {
   };
 }
 
+/**
+ * After a kill's commit (and its revocations reaching the writ index), the downstream systems: each
+ * affected issuer's kill, then every record of the revoked writs removed. Failures are audited by
+ * the downstream part and left for its reaper; the kill itself stands either way.
+ */
+function reachDownstream(
+  kill: KillSwitch,
+  downstream:
+    | ((scope: Parameters<KillSwitch["engage"]>[0], revoked: readonly { id: string }[]) => Promise<unknown>)
+    | undefined,
+): KillSwitch {
+  if (downstream === undefined) return kill;
+  return {
+    ...kill,
+    async engage(scope, opts) {
+      const result = await kill.engage(scope, opts);
+      await downstream(scope, result.revoked).catch(() => {});
+      return result;
+    },
+  };
+}
+
 export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint {
   return new DecisionPoint(policy.config, {
     vocab: policy.vocab,
@@ -177,6 +199,17 @@ export interface ServerOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
   readonly log?: ((line: string) => void) | undefined;
+  /**
+   * Downstream systems (docs/downstream.md): the issuer factories (default: the AWS, GitHub and
+   * Kubernetes issuers; tests stand in for systems that cannot run here) and the reaper's period
+   * (default 30 s).
+   */
+  readonly downstream?:
+    | {
+        readonly factories?: import("./downstream/index.js").IssuerFactories | undefined;
+        readonly reaperPeriodMs?: number | undefined;
+      }
+    | undefined;
 }
 
 export interface Server {
@@ -189,6 +222,8 @@ export interface Server {
   readonly adminToken: string;
   /** The MCP gateway, when writ.yaml has a `gateway` section. */
   readonly gateway?: Gateway | undefined;
+  /** The downstream reaper, when writ.yaml configures downstream systems: `pass()` runs one now. */
+  readonly reaper?: import("./downstream/index.js").Reaper | undefined;
   /**
    * Sets the public base URL when it was not known at creation (a port chosen at listen time);
    * throws `ERR_PUBLIC_URL` (and keeps the old one) when no issuer can be built on it.
@@ -353,12 +388,16 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     { openStore, writRow },
     broker,
     gatewayPart,
+    downstreamPart,
+    { downstreamRoutes },
   ] = await Promise.all([
     import("./audit/index.js"),
     import("./http/app.js"),
     import("./store/index.js"),
     import("./broker/index.js"),
     import("./gateway/index.js"),
+    import("./downstream/index.js"),
+    import("./downstream/routes.js"),
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
@@ -399,7 +438,22 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const keys = broker.environmentKeys(store.db, { exclusive });
     const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
-    const kill = followKills(broker.killSwitch(store.db, { exclusive }), store);
+    const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
+    // the issuers writ.yaml configures (each checks its own credentials now: a bad one stops the start)
+    const registry = await downstreamPart.buildRegistry(
+      opts.policy.config.downstream,
+      { ledger: store.downstream, audit: appendAudit, env: opts.env },
+      opts.downstream?.factories,
+    );
+    const downstreamDeps = { registry, ledger: store.downstream, audit: appendAudit };
+    const hasDownstream = registry.all().length > 0;
+    const kill = reachDownstream(
+      followKills(broker.killSwitch(store.db, { exclusive }), store),
+      hasDownstream
+        ? (scope, revoked) =>
+            downstreamPart.killDownstream({ ...downstreamDeps, config: opts.policy.config }, scope, revoked)
+        : undefined,
+    );
     // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
     const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
     const operator = broker.operator({
@@ -437,6 +491,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       approvals,
       nonce: broker.createNonceService(randomBytes(32)),
       requireDpopNonce: opts.dpopNonce === "require",
+      onRevoked: hasDownstream
+        ? async (writ) => {
+            await downstreamPart.revokeWrit(downstreamDeps, writ);
+          }
+        : undefined,
     });
     const gateway =
       opts.policy.config.gateway === undefined
@@ -465,7 +524,19 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           "/",
           broker.approvalsApi({ config: approvalConfig, approvals, replay, baseUrl: currentBaseUrl }),
         )
-        .route("/", broker.adminApi(operator, adminToken)),
+        .route("/", broker.adminApi(operator, adminToken))
+        .route(
+          "/",
+          downstreamRoutes({
+            config: opts.policy.config,
+            registry,
+            keys,
+            replay,
+            store,
+            audit: appendAudit,
+            baseUrl: currentBaseUrl,
+          }),
+        ),
       version: opts.version,
       log: opts.log,
       ready: async () => {
@@ -473,6 +544,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         return true;
       },
     });
+    // nothing created downstream outlives its writ by more than one period, also after a crash
+    const reaper = hasDownstream
+      ? downstreamPart.startReaper(downstreamDeps, { periodMs: opts.downstream?.reaperPeriodMs })
+      : undefined;
     let closed = false;
     return {
       app,
@@ -481,6 +556,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       operator,
       adminToken,
       gateway,
+      reaper,
       setBaseUrl(url: string) {
         baseUrl = checkBase(url);
       },
@@ -488,6 +564,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         if (closed) return;
         closed = true;
         try {
+          await reaper?.stop();
           await gateway?.close();
           await replay.flush();
           await audit.append("server.stop", {});

@@ -5,6 +5,12 @@ export { adminApi, ERR_ADMIN_REFUSED, ERR_ADMIN_UNREACHABLE, remoteOperator } fr
 export * from "./approvals.js";
 export { type ApprovalsApiOptions, approvalsApi } from "./approvals-api.js";
 export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
+export {
+  type BoundToken,
+  type BoundTokenOptions,
+  BoundTokenRefusal,
+  verifyBoundToken,
+} from "./bound-token.js";
 export * from "./client-auth.js";
 export * from "./dpop.js";
 export * from "./intent.js";

@@ -79,6 +79,11 @@ export interface BrokerDeps {
   /** How long an approval request waits for its approvers, seconds (default 600). */
   readonly approvalLifetimeSeconds?: number | undefined;
   readonly clock?: (() => Date) | undefined;
+  /**
+   * Called once a writ's revocation (RFC 7009) is committed and audited: what was created for it
+   * downstream is removed (docs/downstream.md). Must not throw; failures are its own to audit.
+   */
+  readonly onRevoked?: ((writ: string) => Promise<void>) | undefined;
 }
 
 export interface OAuthRequest {
@@ -317,13 +322,32 @@ function gatewayAudience(deps: BrokerDeps): string | undefined {
 }
 
 /**
+ * Whether `resource` is this environment's redemption endpoint of a downstream system writ.yaml
+ * configures there (`<issuer>/downstream/<system>`, docs/downstream.md): an audience the
+ * environment allows without listing it.
+ */
+function isDownstreamAudience(deps: BrokerDeps, env: string, resource: string): boolean {
+  const systems = deps.config.downstream?.environments.get(env);
+  if (systems === undefined) return false;
+  const prefix = `${issuerFor(deps.baseUrl, env)}/downstream/`;
+  if (!resource.startsWith(prefix)) return false;
+  const system = resource.slice(prefix.length);
+  return (
+    (system === "aws" || system === "github" || system === "kubernetes") && systems[system] !== undefined
+  );
+}
+
+/**
  * Whether a token of `env` (a writ of `playbook`, when given) may name `resource` as its audience:
  * the environment must allow it (its `audiences`, or the gateway), and a playbook that lists
  * `audiences` must list it. With nothing declared only the gateway is allowed: fail closed.
  */
 function audienceAllowed(deps: BrokerDeps, env: string, resource: string, playbook?: Playbook): boolean {
   const declared = deps.config.environments.get(env)?.audiences;
-  const byEnvironment = resource === gatewayAudience(deps) || (declared?.includes(resource) ?? false);
+  const byEnvironment =
+    resource === gatewayAudience(deps) ||
+    (declared?.includes(resource) ?? false) ||
+    isDownstreamAudience(deps, env, resource);
   const listed = playbook?.audiences;
   if (listed === undefined) return byEnvironment;
   return listed.includes(resource) && (declared === undefined || byEnvironment);
@@ -1187,6 +1211,7 @@ export function brokerService(deps: BrokerDeps) {
           agent: client.agent.id,
           writ: claims.writ,
         });
+        await deps.onRevoked?.(claims.writ);
         return ok;
       });
     },

@@ -1,0 +1,118 @@
+/**
+ * A resource server's check of a DPoP-bound writ access token (RFC 9449 §7, RFC 9068): the
+ * `Authorization: DPoP <token>` header, the token verified with its own environment's keys only
+ * (the issuer names the environment) and for this resource's audience, and a fresh `DPoP` proof for
+ * this request, carrying the token's hash and signed by the key the token is bound to.
+ *
+ * Every refusal is a `BoundTokenRefusal` with the status, OAuth error and reason to answer
+ * (`token_*` from the token's checks, `dpop_*` from the proof's), for the redemption endpoint of the
+ * downstream systems and any other resource server of this process.
+ */
+import { isWritError, q } from "../core/index.js";
+import { verifyDpopProof } from "./dpop.js";
+import type { EnvironmentKeys } from "./keys.js";
+import type { ReplayCache } from "./replay.js";
+import { type AccessTokenClaims, verifyAccessToken } from "./tokens.js";
+
+export class BoundTokenRefusal extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    readonly error: "invalid_request" | "invalid_token" | "invalid_dpop_proof",
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface BoundTokenOptions {
+  /** The environment whose issuer must have minted the token. */
+  readonly env: string;
+  /** That environment's issuer (`<base>/env/<env>`). */
+  readonly issuer: string;
+  /** The audience the token must name: this resource. */
+  readonly audience: string;
+  /** The request's public URL (what the proof's `htu` must be) and method. */
+  readonly url: string;
+  readonly method: string;
+  readonly keys: Pick<EnvironmentKeys, "verificationKey">;
+  readonly replay: ReplayCache;
+  readonly clock?: (() => Date) | undefined;
+}
+
+export interface BoundToken {
+  readonly claims: AccessTokenClaims;
+  /** The proof key's thumbprint, equal to the token's `cnf.jkt`. */
+  readonly jkt: string;
+}
+
+const reasonOf = (code: string) => code.replace(/^ERR_/, "").toLowerCase();
+
+/** Checks the request's token and proof; throws `BoundTokenRefusal`. */
+export async function verifyBoundToken(
+  headers: { get(name: string): string | null },
+  opts: BoundTokenOptions,
+): Promise<BoundToken> {
+  const auth = headers.get("authorization");
+  if (!auth)
+    throw new BoundTokenRefusal(401, "invalid_request", "token_missing", "a writ access token is needed");
+  const m = /^(DPoP|Bearer) ([A-Za-z0-9._~+/-]+=*)$/i.exec(auth);
+  if (!m)
+    throw new BoundTokenRefusal(
+      401,
+      "invalid_token",
+      "token_malformed",
+      "the Authorization header is malformed",
+    );
+  if (m[1]!.toLowerCase() !== "dpop")
+    throw new BoundTokenRefusal(
+      401,
+      "invalid_token",
+      "dpop_required",
+      "present the token with `Authorization: DPoP`: bearer tokens are not accepted",
+    );
+  const token = m[2]!;
+  let claims: AccessTokenClaims;
+  try {
+    claims = await verifyAccessToken(token, {
+      env: opts.env,
+      issuer: opts.issuer,
+      keys: opts.keys,
+      audience: opts.audience,
+      clock: opts.clock,
+    });
+  } catch (err) {
+    if (!isWritError(err) || !err.code.startsWith("ERR_TOKEN_")) throw err;
+    throw new BoundTokenRefusal(401, "invalid_token", reasonOf(err.code), err.message);
+  }
+  if (claims.cnf === undefined)
+    throw new BoundTokenRefusal(
+      401,
+      "invalid_token",
+      "dpop_required",
+      "the token is not DPoP-bound: ask the broker with a DPoP proof",
+    );
+  let jkt: string;
+  try {
+    jkt = (
+      await verifyDpopProof(headers.get("dpop"), {
+        method: opts.method,
+        url: opts.url,
+        accessToken: token,
+        replay: opts.replay,
+        clock: opts.clock,
+      })
+    ).jkt;
+  } catch (err) {
+    if (!isWritError(err) || !err.code.startsWith("ERR_DPOP_")) throw err;
+    throw new BoundTokenRefusal(401, "invalid_dpop_proof", reasonOf(err.code), err.message);
+  }
+  if (jkt !== claims.cnf.jkt)
+    throw new BoundTokenRefusal(
+      401,
+      "invalid_token",
+      "dpop_key_mismatch",
+      `the DPoP proof is signed by another key than the token ${q(claims.jti)} is bound to`,
+    );
+  return { claims, jkt };
+}

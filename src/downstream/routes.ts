@@ -1,0 +1,227 @@
+/**
+ * The redemption endpoint, beside the broker's own under each environment's issuer:
+ *
+ *   POST /env/<env>/downstream/<system>      (system: aws, github, kubernetes)
+ *
+ * The caller presents a writ access token whose audience is this very URL, bound by DPoP
+ * (`Authorization: DPoP <token>` and a fresh `DPoP` proof for this URL, `broker/bound-token.ts`).
+ * The writ is looked up in the store and one of its uses spent — which refuses a writ revoked,
+ * expired, not yet valid, used up, or another agent's or environment's — then the environment's
+ * issuer of that system makes the credential, scoped to the writ's grants. The answer is JSON with
+ * `Cache-Control: no-store`; the audit log gets `downstream.issued` (writ, system, kind, expiry),
+ * never the credential. Refusals are OAuth errors with a reason (docs/reasons.md, "Downstream
+ * reasons"), answered as a resource server does (RFC 6750 §3, RFC 9449 §7.1): 401 with
+ * `WWW-Authenticate: DPoP` for the token's problems.
+ */
+import { Hono } from "hono";
+import {
+  BoundTokenRefusal,
+  type EnvironmentKeys,
+  issuerFor,
+  type ReplayCache,
+  spendWritUse,
+  verifyBoundToken,
+} from "../broker/index.js";
+import { isWritError, q, type WritConfig } from "../core/index.js";
+import type { Store } from "../store/index.js";
+import {
+  causeOf,
+  type DownstreamAudit,
+  type DownstreamCredential,
+  type DownstreamReason,
+  type DownstreamRegistry,
+  type DownstreamSystem,
+  isDownstreamSystem,
+  refusalReason,
+  writForIssuer,
+} from "./index.js";
+
+export interface DownstreamRouteOptions {
+  readonly config: WritConfig;
+  readonly registry: DownstreamRegistry;
+  readonly keys: Pick<EnvironmentKeys, "verificationKey">;
+  readonly replay: ReplayCache;
+  readonly store: Pick<Store, "writs">;
+  readonly audit: DownstreamAudit;
+  readonly baseUrl: () => string;
+  readonly clock?: (() => Date) | undefined;
+}
+
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
+
+/** The URL a writ must name as its audience to be redeemed for `system` in `env`. */
+export function downstreamAudience(baseUrl: string, env: string, system: DownstreamSystem): string {
+  return `${issuerFor(baseUrl, env)}/downstream/${system}`;
+}
+
+/** An issuer's refusal as HTTP: what the writ cannot become is 403; a system that cannot answer, 503. */
+const ISSUER_REFUSAL: Readonly<Record<DownstreamReason, { status: number; error: string }>> = {
+  downstream_scope_exceeds_writ: { status: 403, error: "access_denied" },
+  downstream_permission_missing: { status: 403, error: "access_denied" },
+  downstream_no_grants: { status: 403, error: "insufficient_scope" },
+  downstream_not_configured: { status: 404, error: "invalid_target" },
+  downstream_unavailable: { status: 503, error: "temporarily_unavailable" },
+};
+
+/** What the audit log calls each credential. */
+const KIND: Readonly<Record<DownstreamSystem, string>> = {
+  aws: "sts-session",
+  github: "installation-token",
+  kubernetes: "serviceaccount-token",
+};
+
+function refusal(status: number, error: string, reason: string, message: string, headers = {}): Response {
+  return new Response(JSON.stringify({ error, error_description: message, reason }), {
+    status,
+    headers: { "content-type": "application/json", ...NO_STORE, ...headers },
+  });
+}
+
+function credentialBody(c: DownstreamCredential): Record<string, unknown> {
+  switch (c.system) {
+    case "aws":
+      return {
+        accessKeyId: c.accessKeyId,
+        secretAccessKey: c.secretAccessKey,
+        sessionToken: c.sessionToken,
+        expiration: c.expiration.toISOString(),
+      };
+    case "github":
+      return {
+        token: c.token,
+        expiration: c.expiration.toISOString(),
+        repositories: c.repositories,
+        permissions: c.permissions,
+      };
+    case "kubernetes":
+      return {
+        token: c.token,
+        expiration: c.expiration.toISOString(),
+        server: c.server,
+        ...(c.caData === undefined ? {} : { caData: c.caData }),
+      };
+  }
+}
+
+export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
+  const app = new Hono();
+  const now = () => (opts.clock ? opts.clock() : new Date());
+
+  app.post("/env/:env/downstream/:system", async (c) => {
+    const env = c.req.param("env");
+    const system = c.req.param("system");
+    if (!opts.config.environments.has(env)) {
+      return new Response(
+        JSON.stringify({
+          type: "about:blank",
+          title: "Not Found",
+          status: 404,
+          detail: `no environment ${q(env)} is declared`,
+        }),
+        { status: 404, headers: { "content-type": "application/problem+json" } },
+      );
+    }
+    const issuer = isDownstreamSystem(system) ? opts.registry.issuer(env, system) : undefined;
+    if (!isDownstreamSystem(system) || issuer === undefined) {
+      return refusal(
+        404,
+        "invalid_target",
+        "downstream_not_configured",
+        `no downstream system ${q(system)} is configured for ${q(env)}`,
+      );
+    }
+    const base = opts.baseUrl();
+    const url = downstreamAudience(base, env, system);
+    const refused = async (status: number, error: string, reason: string, message: string, writ?: string) => {
+      await opts.audit("downstream.refused", { environment: env, system, reason, ...(writ ? { writ } : {}) });
+      const challenge =
+        status === 401
+          ? {
+              "www-authenticate": `DPoP error="${error}", error_description="${message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, "?")}"`,
+            }
+          : {};
+      return refusal(status, error, reason, message, challenge);
+    };
+
+    let claims: Awaited<ReturnType<typeof verifyBoundToken>>["claims"];
+    try {
+      ({ claims } = await verifyBoundToken(c.req.raw.headers, {
+        env,
+        issuer: issuerFor(base, env),
+        audience: url,
+        url,
+        method: "POST",
+        keys: opts.keys,
+        replay: opts.replay,
+        clock: opts.clock,
+      }));
+    } catch (err) {
+      if (!(err instanceof BoundTokenRefusal)) throw err;
+      return refused(err.status, err.error, err.reason, err.message);
+    }
+    if (claims.writ === undefined)
+      return refused(
+        401,
+        "invalid_token",
+        "not_a_writ",
+        "a baseline token cannot be redeemed: exchange it for a writ",
+      );
+    const stored = await opts.store.writs.get(claims.writ);
+    if (!stored || stored.agent !== claims.client_id || stored.environment !== env)
+      return refused(
+        401,
+        "invalid_token",
+        "writ_not_found",
+        `writ ${q(claims.writ)} is not this agent's here`,
+        claims.writ,
+      );
+    try {
+      await spendWritUse(
+        { store: opts.store, audit: opts.audit, clock: opts.clock },
+        stored.id,
+        `downstream:${system}`,
+      );
+    } catch (err) {
+      if (!isWritError(err) || !err.code.startsWith("ERR_WRIT_")) throw err;
+      const reason = err.code.replace(/^ERR_/, "").toLowerCase();
+      return refused(401, "invalid_token", reason, err.message, stored.id);
+    }
+    let credential: DownstreamCredential;
+    try {
+      credential = await issuer.issue(writForIssuer(opts.config, stored), now());
+      if (credential.system !== system)
+        throw new Error(`the ${system} issuer answered a ${credential.system} credential`);
+    } catch (err) {
+      const { reason, message } = refusalReason(err);
+      const { status, error } = ISSUER_REFUSAL[reason];
+      if (!isWritError(err))
+        await opts.audit("downstream.issue_failed", {
+          environment: env,
+          system,
+          writ: stored.id,
+          cause: causeOf(err),
+        });
+      return refused(status, error, reason, message, stored.id);
+    }
+    const expiresAt = credential.expiration.toISOString();
+    await opts.audit("downstream.issued", {
+      environment: env,
+      agent: stored.agent,
+      writ: stored.id,
+      system,
+      kind: KIND[system],
+      expiresAt,
+    });
+    return new Response(
+      JSON.stringify({
+        system,
+        writ: stored.id,
+        expires_at: expiresAt,
+        notes: credential.notes,
+        credential: credentialBody(credential),
+      }),
+      { status: 200, headers: { "content-type": "application/json", ...NO_STORE } },
+    );
+  });
+  return app;
+}
