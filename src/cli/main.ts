@@ -2,10 +2,25 @@
  * The `writ` command line: one file per verb, this file wires them. Exit codes: docs/cli.md.
  * This is the CLI's composition root: the only place that reads the environment.
  */
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { EXIT, type Io, reportFailure, stdio } from "./output.js";
 
 export const VERSION = "0.1.0";
+
+/** The whole of stdin, up to 1 MiB (a credential helper's request is a few lines). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += b.length;
+    if (size > 1024 * 1024) break;
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
 
 export async function main(
   argv: readonly string[],
@@ -80,6 +95,17 @@ export async function main(
         dataDir,
         databaseUrl,
         version: VERSION,
+      }),
+    creds: async () =>
+      (await import("./creds.js")).registerCreds(program, io, setExit, {
+        server: env.WRIT_SERVER || undefined,
+        agent: env.WRIT_AGENT || undefined,
+        key: env.WRIT_AGENT_KEY || undefined,
+        environment: env.WRIT_ENV || undefined,
+        cacheDir:
+          env.WRIT_CACHE_DIR ||
+          join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "writ", "creds"),
+        stdin: readStdin,
       }),
     findings: async () =>
       (await import("./findings.js")).registerFindings(program, io, setExit, {

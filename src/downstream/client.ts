@@ -6,7 +6,8 @@
  * `POST /env/<env>/downstream/<system>` for the system's credential.
  *
  * The DPoP key is made fresh for each client and never leaves the process; every proof is new
- * (`jti`), and a server nonce (`use_dpop_nonce`) is taken and retried once. A refusal is a
+ * (`jti`), and a server nonce (`use_dpop_nonce`) is taken and retried once, as is a short slow-down
+ * block (429 `repeated_denial` with `Retry-After` up to 10 s) waited out. A refusal is a
  * `BrokerRefusal` carrying the broker's `reason`; a server that cannot be reached or answers
  * something else than the protocol says is a coded error. No token is ever printed by this module.
  */
@@ -135,6 +136,8 @@ const CIBA = "urn:openid:params:grant-type:ciba";
 const ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
 /** The longest the client waits when told to retry later (a slow-down block, a poll interval). */
 const MAX_WAIT_MS = 60_000;
+/** The longest slow-down block (`repeated_denial`) the client waits out by itself before giving up. */
+const MAX_SLOW_DOWN_S = 10;
 
 export function agentClient(opts: AgentClientOptions) {
   const server = opts.server.replace(/\/+$/, "");
@@ -218,6 +221,13 @@ export function agentClient(opts: AgentClientOptions) {
       if (fresh) nonce = fresh;
       const b = parsed as Record<string, unknown>;
       if (b.error === "use_dpop_nonce" && fresh && attempt === 0) continue;
+      // slowed down after an earlier denial: waiting as told is enough, once, if it is short
+      const retryAfter = Number(res.headers.get("retry-after"));
+      if (res.status === 429 && attempt < 2 && retryAfter > 0 && retryAfter <= MAX_SLOW_DOWN_S) {
+        opts.progress?.(`writ: the broker slows this agent down after a denial: retrying in ${retryAfter} s`);
+        await sleep(retryAfter * 1000);
+        continue;
+      }
       return { status: res.status, body: b, headers: res.headers };
     }
   }
