@@ -132,8 +132,15 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     }
     const base = opts.baseUrl();
     const url = downstreamAudience(base, env, system);
-    const refused = async (status: number, error: string, reason: string, message: string, writ?: string) => {
-      await opts.audit("downstream.refused", { environment: env, system, reason, ...(writ ? { writ } : {}) });
+    /** A refusal; audited once the caller is known (an anonymous caller cannot fill the log). */
+    const refused = async (
+      status: number,
+      error: string,
+      reason: string,
+      message: string,
+      who?: { agent: string; writ?: string | undefined },
+    ) => {
+      if (who) await opts.audit("downstream.refused", { environment: env, system, reason, ...who });
       const challenge =
         status === 401
           ? {
@@ -167,13 +174,23 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
         "a baseline token cannot be redeemed: exchange it for a writ",
       );
     const stored = await opts.store.writs.get(claims.writ);
+    const who = { agent: claims.client_id, writ: claims.writ };
     if (!stored || stored.agent !== claims.client_id || stored.environment !== env)
       return refused(
         401,
         "invalid_token",
         "writ_not_found",
         `writ ${q(claims.writ)} is not this agent's here`,
-        claims.writ,
+        who,
+      );
+    // writ.yaml may have changed since the writ was issued: its agent must still work here
+    if (!opts.config.agents.get(stored.agent)?.environments.includes(env))
+      return refused(
+        401,
+        "invalid_token",
+        "writ_not_found",
+        `agent ${q(stored.agent)} is no longer registered in ${q(env)}`,
+        who,
       );
     try {
       await spendWritUse(
@@ -184,7 +201,7 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     } catch (err) {
       if (!isWritError(err) || !err.code.startsWith("ERR_WRIT_")) throw err;
       const reason = err.code.replace(/^ERR_/, "").toLowerCase();
-      return refused(401, "invalid_token", reason, err.message, stored.id);
+      return refused(401, "invalid_token", reason, err.message, who);
     }
     let credential: DownstreamCredential;
     try {
@@ -201,7 +218,7 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
           writ: stored.id,
           cause: causeOf(err),
         });
-      return refused(status, error, reason, message, stored.id);
+      return refused(status, error, reason, message, who);
     }
     const expiresAt = credential.expiration.toISOString();
     await opts.audit("downstream.issued", {
