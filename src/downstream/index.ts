@@ -115,6 +115,7 @@ export function refusalReason(err: unknown): { reason: DownstreamReason; message
     "downstream_no_grants",
     "downstream_not_configured",
     "downstream_unavailable",
+    "downstream_policy_too_large",
   ];
   if (isWritError(err, ERR_DOWNSTREAM_REFUSED)) {
     const own = (err as { reason?: unknown }).reason;

@@ -58,6 +58,7 @@ export function downstreamAudience(baseUrl: string, env: string, system: Downstr
 const ISSUER_REFUSAL: Readonly<Record<DownstreamReason, { status: number; error: string }>> = {
   downstream_scope_exceeds_writ: { status: 403, error: "access_denied" },
   downstream_permission_missing: { status: 403, error: "access_denied" },
+  downstream_policy_too_large: { status: 403, error: "access_denied" },
   downstream_no_grants: { status: 403, error: "insufficient_scope" },
   downstream_not_configured: { status: 404, error: "invalid_target" },
   downstream_unavailable: { status: 503, error: "temporarily_unavailable" },

@@ -193,7 +193,12 @@ const SCENARIOS: Scenario[] = [
       fetchRedeem(bot, "kubernetes", await bot.writ({ playbook: "push", params: {} }, "kubernetes")),
   ],
   ...(
-    ["downstream_scope_exceeds_writ", "downstream_permission_missing", "downstream_unavailable"] as const
+    [
+      "downstream_scope_exceeds_writ",
+      "downstream_permission_missing",
+      "downstream_policy_too_large",
+      "downstream_unavailable",
+    ] as const
   ).map(
     (reason): Scenario => [
       reason,

@@ -1,0 +1,168 @@
+/**
+ * The whole path with the real AWS issuer: `writ serve`'s composition (default factories) against
+ * the fake STS/IAM, the store's own ledger, and the agent's client: a writ redeemed for a role
+ * session whose generated session policy allows the writ's grant and nothing else; RFC 7009
+ * revocation and the kill switch attach the documented "revoke older sessions" deny, so the session
+ * is refused at once.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, loadPolicy, type Server } from "../../src/app.js";
+import { type AgentClient, agentClient, agentKeyFromJwk } from "../../src/downstream/client.js";
+import { type FakeAws, startFakeAws } from "../fakes/aws.js";
+import { QUICKSTART_KEYS } from "./fixture.js";
+
+const ACCOUNT = "111122223333";
+const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-releases`;
+const BROKER = {
+  userArn: `arn:aws:iam::${ACCOUNT}:user/writ-broker`,
+  accessKeyId: "AKIAWRITBROKER000002",
+  secretAccessKey: "broker-secret-key-for-tests-only-0002",
+};
+const TRUST = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Principal: { AWS: BROKER.userArn },
+      Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+    },
+  ],
+};
+const ROLE_POLICY = {
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
+};
+
+let fake: FakeAws;
+let server: Server;
+let http: ReturnType<typeof serve>;
+let dir: string;
+let bot: AgentClient;
+
+const yaml = (endpoint: string) => `version: 1
+environments:
+  dev: {}
+runnerClasses:
+  deploy:
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "aws:s3:GetObject"
+          resource: "arn:aws:s3:::acme-releases/*"
+agents:
+  release-bot:
+    owner: alice@acme.example
+    purpose: fetches release artifacts
+    runnerClass: deploy
+    environments: [dev]
+    keys: { file: keys/release-bot.jwks.json }
+    playbooks: [fetch]
+playbooks:
+  fetch:
+    description: read one release's artifacts
+    risk: low
+    environments: [dev]
+    ttl: 20m
+    parameters:
+      type: object
+      properties: { version: { type: string, pattern: "^v[0-9.]+$" } }
+      required: [version]
+      additionalProperties: false
+    grants:
+      - action: "aws:s3:GetObject"
+        resource: "arn:aws:s3:::acme-releases/\${version}/*"
+downstream:
+  dev:
+    aws:
+      region: eu-west-1
+      roles: { "*": "${ROLE}" }
+      endpoint: ${endpoint}
+      authorizationDetails: authz.json
+      credentials: { from: env }
+`;
+
+beforeAll(async () => {
+  fake = await startFakeAws({
+    account: ACCOUNT,
+    broker: BROKER,
+    roles: [{ arn: ROLE, trust: TRUST, policies: [ROLE_POLICY] }],
+  });
+  dir = await mkdtemp(join(tmpdir(), "writ-aws-e2e-"));
+  await cp(QUICKSTART_KEYS, join(dir, "keys"), { recursive: true });
+  await writeFile(
+    join(dir, "authz.json"),
+    JSON.stringify({
+      UserDetailList: [],
+      GroupDetailList: [],
+      RoleDetailList: [
+        {
+          Path: "/",
+          RoleName: "writ-releases",
+          Arn: ROLE,
+          AssumeRolePolicyDocument: TRUST,
+          RolePolicyList: [{ PolicyName: "s3", PolicyDocument: ROLE_POLICY }],
+          AttachedManagedPolicies: [],
+          InstanceProfileList: [],
+          Tags: [],
+        },
+      ],
+      Policies: [],
+    }),
+  );
+  await writeFile(join(dir, "writ.yaml"), yaml(fake.endpoint));
+  const loaded = await loadPolicy(join(dir, "writ.yaml"));
+  expect(loaded.problems).toEqual([]);
+  server = await createServer({
+    policy: loaded.policy!,
+    dataDir: join(dir, "data"),
+    version: "test",
+    stateCache: false,
+    env: { AWS_ACCESS_KEY_ID: BROKER.accessKeyId, AWS_SECRET_ACCESS_KEY: BROKER.secretAccessKey },
+  });
+  const info = await new Promise<AddressInfo>((resolve) => {
+    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
+  });
+  const base = `http://127.0.0.1:${info.port}`;
+  server.setBaseUrl(base);
+  const key = agentKeyFromJwk(
+    await readFile(join(QUICKSTART_KEYS, "release-bot.DEVELOPMENT-ONLY.private.jwk"), "utf8"),
+  );
+  bot = agentClient({ server: base, environment: "dev", agent: "release-bot", key });
+}, 60_000);
+
+afterAll(async () => {
+  if (http) await new Promise<void>((r) => http.close(() => r()));
+  await server?.close();
+  await fake?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const fetchV1 = { playbook: "fetch", params: { version: "v1.4" } };
+
+describe("AWS, end to end", () => {
+  it("a redeemed session may do the writ's grant and nothing else", async () => {
+    const r = await bot.redeem("aws", await bot.writ(fetchV1, "aws"));
+    const id = r.credential.accessKeyId as string;
+    expect(fake.use(id, "s3:GetObject", "arn:aws:s3:::acme-releases/v1.4/app.tgz").allowed).toBe(true);
+    expect(fake.use(id, "s3:GetObject", "arn:aws:s3:::acme-releases/v2.0/app.tgz").allowed).toBe(false);
+    expect(fake.use(id, "s3:PutObject", "arn:aws:s3:::acme-releases/v1.4/app.tgz").allowed).toBe(false);
+    const records = await server.store.downstream.ofWrit(r.writ);
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((x) => x.state === "created")).toBe(true);
+  });
+
+  it("the kill switch: the session is refused within a second", async () => {
+    const r = await bot.redeem("aws", await bot.writ(fetchV1, "aws"));
+    const id = r.credential.accessKeyId as string;
+    const started = Date.now();
+    await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
+    expect(fake.use(id, "s3:GetObject", "arn:aws:s3:::acme-releases/v1.4/app.tgz").allowed).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await server.operator.liftKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
+  });
+});
