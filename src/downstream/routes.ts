@@ -31,6 +31,7 @@ import {
   type DownstreamReason,
   type DownstreamRegistry,
   type DownstreamSystem,
+  ERR_DOWNSTREAM_REFUSED,
   isDownstreamSystem,
   refusalReason,
   writForIssuer,
@@ -173,6 +174,7 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
         "invalid_token",
         "not_a_writ",
         "a baseline token cannot be redeemed: exchange it for a writ",
+        { agent: claims.client_id },
       );
     const stored = await opts.store.writs.get(claims.writ);
     const who = { agent: claims.client_id, writ: claims.writ };
@@ -212,7 +214,8 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     } catch (err) {
       const { reason, message } = refusalReason(err);
       const { status, error } = ISSUER_REFUSAL[reason];
-      if (!isWritError(err))
+      // anything but an issuer's refusal is a failure to look into (the system, the ledger …)
+      if (!isWritError(err, ERR_DOWNSTREAM_REFUSED))
         await opts.audit("downstream.issue_failed", {
           environment: env,
           system,
