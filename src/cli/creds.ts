@@ -18,7 +18,7 @@ import { createHash } from "node:crypto";
 import { lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isWritError, q } from "../core/index.js";
+import { isWritError, q } from "../core/errors.js";
 import {
   agentClient,
   agentKeyFromJwk,

@@ -5,7 +5,8 @@
  *   2  usage or input error: a bad flag, a missing or unreadable file
  *   3  runtime failure: the store or another dependency failed
  */
-import { isWritError } from "../core/index.js";
+// errors.js alone: every verb loads this module, and the rest of core costs a start ~20 ms
+import { isWritError } from "../core/errors.js";
 
 export const EXIT = { ok: 0, no: 1, usage: 2, failure: 3 } as const;
 

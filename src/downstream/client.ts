@@ -20,7 +20,7 @@ import {
   randomUUID,
   sign,
 } from "node:crypto";
-import { q, WritError } from "../core/index.js";
+import { q, WritError } from "../core/errors.js";
 import type { DownstreamSystem } from "./types.js";
 
 export const ERR_CREDS_REFUSED = "ERR_CREDS_REFUSED";
