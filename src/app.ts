@@ -127,6 +127,20 @@ function reachDownstream(
   };
 }
 
+/** Work left running after an answer (a kill's record removals): tracked so that `close` waits for it. */
+function backgroundWork(): { run(work: Promise<unknown>): void; settled(): Promise<void> } {
+  const pending = new Set<Promise<unknown>>();
+  return {
+    run(work) {
+      const tracked = work.catch(() => {}).finally(() => pending.delete(tracked));
+      pending.add(tracked);
+    },
+    async settled() {
+      while (pending.size > 0) await Promise.all([...pending]);
+    },
+  };
+}
+
 export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint {
   return new DecisionPoint(policy.config, {
     vocab: policy.vocab,
@@ -224,6 +238,8 @@ export interface Server {
   readonly gateway?: Gateway | undefined;
   /** The downstream reaper, when writ.yaml configures downstream systems: `pass()` runs one now. */
   readonly reaper?: import("./downstream/index.js").Reaper | undefined;
+  /** Resolves once the downstream work a kill left running (its record removals) is done. */
+  downstreamSettled(): Promise<void>;
   /**
    * Sets the public base URL when it was not known at creation (a port chosen at listen time);
    * throws `ERR_PUBLIC_URL` (and keeps the old one) when no issuer can be built on it.
@@ -447,11 +463,19 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     );
     const downstreamDeps = { registry, ledger: store.downstream, audit: appendAudit };
     const hasDownstream = registry.all().length > 0;
+    // a kill's issuer kills are awaited (then nothing handed out works); the removals run behind
+    const background = backgroundWork();
     const kill = reachDownstream(
       followKills(broker.killSwitch(store.db, { exclusive }), store),
       hasDownstream
-        ? (scope, revoked) =>
-            downstreamPart.killDownstream({ ...downstreamDeps, config: opts.policy.config }, scope, revoked)
+        ? async (scope, revoked) => {
+            const r = await downstreamPart.killDownstream(
+              { ...downstreamDeps, config: opts.policy.config },
+              scope,
+              revoked,
+            );
+            background.run(r.removal);
+          }
         : undefined,
     );
     // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
@@ -557,6 +581,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       adminToken,
       gateway,
       reaper,
+      downstreamSettled: () => background.settled(),
       setBaseUrl(url: string) {
         baseUrl = checkBase(url);
       },
@@ -565,6 +590,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         closed = true;
         try {
           await reaper?.stop();
+          await background.settled();
           await gateway?.close();
           await replay.flush();
           await audit.append("server.stop", {});

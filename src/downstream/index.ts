@@ -288,35 +288,40 @@ function killTargets(
 
 /**
  * After a kill switch's commit: each affected issuer's `kill` (everything it made for the agent,
- * or everything it made in the environment), then every record of the revoked writs removed.
+ * or everything it made in the environment), all at once — once they return, credentials already
+ * handed out no longer work. Then every record of the revoked writs is removed; that may be many
+ * calls, so it is returned as a promise of its own for the caller to let run (`removal`).
  */
 export async function killDownstream(
   deps: DownstreamDeps & { readonly config: WritConfig },
   scope: DownstreamKillScope,
   revoked: readonly { readonly id: string }[],
-): Promise<{ killed: number; failed: number; removal: RemovalResult }> {
+): Promise<{ killed: number; failed: number; removal: Promise<RemovalResult> }> {
   const now = deps.clock ?? (() => new Date());
-  let killed = 0;
-  let failed = 0;
-  for (const { target, scope: issuerScope } of killTargets(scope, deps.config, deps.registry)) {
-    const fields = { environment: target.environment, system: target.system, ...issuerScope };
-    try {
-      await target.issuer.kill(issuerScope, now());
-      killed++;
-      await deps.audit("downstream.killed", fields);
-    } catch (err) {
-      failed++;
-      await deps.audit("downstream.kill_failed", { ...fields, cause: causeOf(err) }).catch(() => {});
+  const outcomes = await Promise.all(
+    killTargets(scope, deps.config, deps.registry).map(async ({ target, scope: issuerScope }) => {
+      const fields = { environment: target.environment, system: target.system, ...issuerScope };
+      try {
+        await target.issuer.kill(issuerScope, now());
+        await deps.audit("downstream.killed", fields);
+        return true;
+      } catch (err) {
+        await deps.audit("downstream.kill_failed", { ...fields, cause: causeOf(err) }).catch(() => {});
+        return false;
+      }
+    }),
+  );
+  const removal = (async () => {
+    let removed = 0;
+    let failed = 0;
+    for (const w of revoked) {
+      const r = await revokeWrit(deps, w.id);
+      removed += r.removed;
+      failed += r.failed;
     }
-  }
-  let removed = 0;
-  let removeFailed = 0;
-  for (const w of revoked) {
-    const r = await revokeWrit({ ...deps }, w.id);
-    removed += r.removed;
-    removeFailed += r.failed;
-  }
-  return { killed, failed, removal: { removed, failed: removeFailed } };
+    return { removed, failed };
+  })();
+  return { killed: outcomes.filter(Boolean).length, failed: outcomes.filter((o) => !o).length, removal };
 }
 
 export interface Reaper {

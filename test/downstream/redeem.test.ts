@@ -349,6 +349,8 @@ describe("revocation and the kill switch reach downstream", () => {
     expect(live.system.calls.filter((c) => c.op === "kill")).toEqual(
       expect.arrayContaining([expect.objectContaining({ agent: "ops-assistant" })]),
     );
+    // the records are removed behind the kill's answer
+    await live.server.downstreamSettled();
     expect((await live.server.store.downstream.ofWrit(theirs.writ)).map((x) => x.state)).toEqual(["removed"]);
     // and the writ is refused at the endpoint from then on
     await live.server.operator.liftKill({ kind: "agent", agent: "ops-assistant" }, { by: "test" });

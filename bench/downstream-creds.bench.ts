@@ -1,0 +1,261 @@
+/**
+ * `writ creds aws` against the fake STS/IAM, through a live server (`createServer`, the real AWS
+ * issuer, the store's ledger) — the figures issue 11 asks for:
+ *
+ *   (a) a cold redemption in process: baseline token, token exchange, redemption (the session
+ *       policy generated and proven, STS AssumeRole, the ledger's intent and result, the audit);
+ *   (b) the floor: one AssumeRole with the same SDK against the same fake;
+ *   then the CLI as a process — cold (`--no-cache`), warm (the cache) — beside `node -e 0`, medians
+ *   of interleaved runs; and kill → first refused use of a session handed out, over 20 runs.
+ *
+ * Needs `npm run build` (the CLI runs from dist/).
+ */
+import { spawn } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { serve } from "@hono/node-server";
+import { createServer, loadPolicy } from "../src/app.js";
+import { agentClient, agentKeyFromJwk } from "../src/downstream/client.js";
+import { startFakeAws } from "../test/fakes/aws.js";
+import { BIN, ROOT } from "../test/support/cli.js";
+import { measure, table } from "./harness.js";
+
+const ACCOUNT = "111122223333";
+const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-releases`;
+const BROKER = {
+  userArn: `arn:aws:iam::${ACCOUNT}:user/writ-broker`,
+  accessKeyId: "AKIAWRITBROKERBENCH01",
+  secretAccessKey: "broker-secret-key-for-the-bench-only",
+};
+const TRUST = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Principal: { AWS: BROKER.userArn },
+      Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+    },
+  ],
+};
+const ROLE_POLICY = {
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
+};
+const KEYS = join(ROOT, "examples", "quickstart", "keys");
+
+const yaml = (endpoint: string) => `version: 1
+environments:
+  dev: {}
+runnerClasses:
+  deploy:
+    limits: { activeWrits: 1000000, issuancePerMinute: 1000000 }
+    ceiling:
+      maxTtl: 30m
+      allow:
+        - action: "aws:s3:GetObject"
+          resource: "arn:aws:s3:::acme-releases/*"
+agents:
+  release-bot:
+    owner: alice@acme.example
+    purpose: fetches release artifacts
+    runnerClass: deploy
+    environments: [dev]
+    keys: { file: keys/release-bot.jwks.json }
+    playbooks: [fetch]
+playbooks:
+  fetch:
+    description: read one release's artifacts
+    risk: low
+    environments: [dev]
+    ttl: 20m
+    parameters:
+      type: object
+      properties: { version: { type: string } }
+      required: [version]
+      additionalProperties: false
+    grants:
+      - action: "aws:s3:GetObject"
+        resource: "arn:aws:s3:::acme-releases/\${version}/*"
+downstream:
+  dev:
+    aws:
+      region: eu-west-1
+      roles: { "*": "${ROLE}" }
+      endpoint: ${endpoint}
+      authorizationDetails: authz.json
+      credentials: { from: env }
+`;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function run(): Promise<void> {
+  const fake = await startFakeAws({
+    account: ACCOUNT,
+    broker: BROKER,
+    roles: [{ arn: ROLE, trust: TRUST, policies: [ROLE_POLICY] }],
+  });
+  const dir = await mkdtemp(join(tmpdir(), "writ-bench-creds-"));
+  await cp(KEYS, join(dir, "keys"), { recursive: true });
+  await writeFile(
+    join(dir, "authz.json"),
+    JSON.stringify({
+      UserDetailList: [],
+      GroupDetailList: [],
+      RoleDetailList: [
+        {
+          Path: "/",
+          RoleName: "writ-releases",
+          Arn: ROLE,
+          AssumeRolePolicyDocument: TRUST,
+          RolePolicyList: [{ PolicyName: "s3", PolicyDocument: ROLE_POLICY }],
+          AttachedManagedPolicies: [],
+          InstanceProfileList: [],
+          Tags: [],
+        },
+      ],
+      Policies: [],
+    }),
+  );
+  await writeFile(join(dir, "writ.yaml"), yaml(fake.endpoint));
+  const loaded = await loadPolicy(join(dir, "writ.yaml"));
+  if (!loaded.policy) throw new Error(JSON.stringify(loaded.problems));
+  const server = await createServer({
+    policy: loaded.policy,
+    dataDir: join(dir, "data"),
+    version: "bench",
+    env: { AWS_ACCESS_KEY_ID: BROKER.accessKeyId, AWS_SECRET_ACCESS_KEY: BROKER.secretAccessKey },
+  });
+  let http: ReturnType<typeof serve> | undefined;
+  const info = await new Promise<AddressInfo>((resolve) => {
+    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
+  });
+  const base = `http://127.0.0.1:${info.port}`;
+  server.setBaseUrl(base);
+  try {
+    const keyFile = join(KEYS, "release-bot.DEVELOPMENT-ONLY.private.jwk");
+    const key = agentKeyFromJwk(await readFile(keyFile, "utf8"));
+    const bot = agentClient({ server: base, environment: "dev", agent: "release-bot", key });
+    const sts = new STSClient({
+      region: "eu-west-1",
+      endpoint: fake.endpoint,
+      credentials: { accessKeyId: BROKER.accessKeyId, secretAccessKey: BROKER.secretAccessKey },
+    });
+    // kill → the first refused use of a session already handed out; first, while the agent holds
+    // few writs (a kill of hundreds makes the issuer put hundreds of per-writ denies, see the notes)
+    const ms: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      // a session issued in the second of the last kill would fall under its deny: start after it
+      await new Promise((r) => setTimeout(r, 1100));
+      const r = await bot.redeem(
+        "aws",
+        await bot.writ({ playbook: "fetch", params: { version: `k${i}` } }, "aws"),
+      );
+      const id = r.credential.accessKeyId as string;
+      const object = `arn:aws:s3:::acme-releases/k${i}/app.tgz`;
+      const before = fake.use(id, "s3:GetObject", object);
+      if (!before.allowed)
+        throw new Error(`run ${i}: the session of ${r.writ} does not work: ${before.reason}`);
+      const t0 = performance.now();
+      await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "bench" });
+      const allowed = fake.use(id, "s3:GetObject", object).allowed;
+      ms.push(performance.now() - t0);
+      if (allowed) throw new Error("the session still works after the kill");
+      await server.operator.liftKill({ kind: "agent", agent: "release-bot" }, { by: "bench" });
+      await server.downstreamSettled();
+    }
+    ms.sort((a, b) => a - b);
+    const p = (q: number) => ms[Math.min(ms.length - 1, Math.ceil((q / 100) * ms.length) - 1)]!;
+    console.log(
+      `\nkill (operator, through the server) → first refused use of a session, 20 runs: p50 ${p(50).toFixed(1)} ms, p99 ${p(99).toFixed(1)} ms (target ≤ 1000 ms)`,
+    );
+    let n = 0;
+    const rows = await measure(
+      [
+        {
+          name: "(a) writ: baseline + exchange + redeem (AssumeRole inside)",
+          op: async () => {
+            const intent = { playbook: "fetch", params: { version: `v${n++}` } };
+            await bot.redeem("aws", await bot.writ(intent, "aws"));
+          },
+        },
+        {
+          name: "(a′) of which: baseline + exchange, no redemption",
+          op: async () => {
+            await bot.writ({ playbook: "fetch", params: { version: `v${n++}` } }, "aws");
+          },
+        },
+        {
+          name: "(b) floor: AssumeRole alone, same SDK",
+          op: () =>
+            sts.send(
+              new AssumeRoleCommand({ RoleArn: ROLE, RoleSessionName: `bench-${n++}`, DurationSeconds: 900 }),
+            ),
+        },
+      ],
+      { budgetMs: 4000, maxIterations: 400, warmupMs: 500, rounds: 4 },
+    );
+    console.log(table("writ creds aws, in process, against the fake STS", rows, rows[2]!, "credentials/s"));
+
+    // the CLI as a process: cold, warm, and a bare node start, interleaved
+    const cache = join(dir, "cache");
+    const args = (version: string, extra: string[] = []) => [
+      BIN,
+      "creds",
+      "aws",
+      "--playbook",
+      "fetch",
+      "--param",
+      `version=${version}`,
+      "--env",
+      "dev",
+      "--server",
+      base,
+      "--key",
+      keyFile,
+      "--agent",
+      "release-bot",
+      ...extra,
+    ];
+    // asynchronous: the server answering the CLI runs in this very process
+    const time = (argv: string[]) =>
+      new Promise<number>((resolve, reject) => {
+        const t0 = performance.now();
+        const p = spawn(process.execPath, argv, {
+          env: { ...process.env, WRIT_CACHE_DIR: cache },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        let err = "";
+        p.stderr.on("data", (d) => {
+          err += d;
+        });
+        p.on("close", (code) =>
+          code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(" ")}: ${err}`)),
+        );
+      });
+    await time(args("warm")); // fills the cache
+    const bare: number[] = [];
+    const warm: number[] = [];
+    const cold: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      bare.push(await time(["-e", "0"]));
+      warm.push(await time(args("warm")));
+      cold.push(await time(args(`cold-${i}`, ["--no-cache"])));
+    }
+    const fmt = (x: number) => `${x.toFixed(0)} ms`;
+    console.log("\n| `writ creds aws` as a process (median of 9) | wall | added to `node -e 0` |");
+    console.log("|---|---:|---:|");
+    console.log(`| node -e 0 | ${fmt(median(bare))} | — |`);
+    console.log(
+      `| warm (cached) | ${fmt(median(warm))} | ${fmt(median(warm) - median(bare))} (target ≤ 20 ms) |`,
+    );
+    console.log(`| cold (--no-cache) | ${fmt(median(cold))} | ${fmt(median(cold) - median(bare))} |`);
+  } finally {
+    await new Promise<void>((r) => http!.close(() => r()));
+    await server.close();
+    await fake.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
