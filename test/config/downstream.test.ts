@@ -4,8 +4,11 @@
  * written into the section is refused without the problem ever repeating it. The broken shapes and
  * their positions are pinned by test/fixtures/bad-config/downstream*.yaml.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { formatProblem, loadConfigText } from "../../src/config/index.js";
+import { ROOT } from "../support/cli.js";
 
 const BASE = `version: 1
 environments:
@@ -190,5 +193,26 @@ ${line}`);
       ["ERR_CONFIG_VALUE", "downstream.dev"],
       ["ERR_CONFIG_VALUE", "downstream.prod.aws.credentials"],
     ]);
+  });
+
+  it("the quickstart's commented example is a valid section once uncommented", async () => {
+    const dir = join(ROOT, "examples", "quickstart");
+    const text = await readFile(join(dir, "writ.yaml"), "utf8");
+    const at = text.indexOf("\n# downstream:\n");
+    expect(at).toBeGreaterThan(0);
+    const head = text.slice(0, text.lastIndexOf("\n# Downstream systems", at));
+    const example = text
+      .slice(at + 1)
+      .split("\n")
+      .map((l) => l.replace(/^# ?/, ""))
+      .join("\n");
+    const r = await loadConfigText(`${head}\n${example}`, { file: join(dir, "writ.yaml"), baseDir: dir });
+    expect(r.problems.filter((p) => p.severity === "error").map(formatProblem)).toEqual([]);
+    const dev = r.config?.downstream?.environments.get("dev");
+    expect(
+      Object.keys(dev ?? {})
+        .filter((k) => dev?.[k as keyof typeof dev] !== undefined)
+        .sort(),
+    ).toEqual(["aws", "github", "kubernetes"]);
   });
 });
