@@ -50,6 +50,12 @@ export interface DownstreamRecord {
   /** Nothing created for this record can be used after this instant. */
   readonly expiresAt: Date;
   readonly createdAt: Date;
+  /**
+   * An object that exists because its writ ended and must stay until `expiresAt` (AWS's "revoke
+   * older sessions" deny): due by its own expiry only, not when its writ is revoked or expires.
+   * Default false: an object made for a live writ, due as soon as the writ ends.
+   */
+  readonly outlivesWrit?: boolean | undefined;
 }
 
 /** The credential handed to the agent, in the system's own terms. */
@@ -88,7 +94,10 @@ export interface DownstreamLedger {
   created(id: string, locator?: Readonly<Record<string, unknown>>): Promise<void>;
   /** Marks a record removed (its object no longer exists downstream). */
   removed(id: string): Promise<void>;
-  /** Records not yet removed whose writ has expired or been revoked, or that expired by `now`. */
+  /**
+   * Records not yet removed whose writ has expired or been revoked, or that expired by `now` (one
+   * that `outlivesWrit`: only once it expired).
+   */
   due(now: Date): Promise<readonly DownstreamRecord[]>;
   /** Records of one writ, any state. */
   ofWrit(writ: string): Promise<readonly DownstreamRecord[]>;

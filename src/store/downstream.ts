@@ -6,8 +6,9 @@
  * A record moves `intended` → `created` → `removed`. `created` on a record already removed moves it
  * back to `created`: the object exists after all (an issuance that finished after the reaper ran),
  * and the reaper removes it again on its next pass, since its writ is revoked or expired. `due`
- * joins the writs table: a record is due when it has expired, its writ has expired or been
- * revoked, or its writ cannot be found.
+ * joins the writs table: a record is due when it has expired, or — unless it outlives its writ
+ * (`outlivesWrit`, an object the writ's end made, such as a deny) — when its writ has expired or
+ * been revoked, or cannot be found.
  */
 import type { Kysely, Selectable } from "kysely";
 import { q, WritError } from "../core/index.js";
@@ -74,6 +75,7 @@ function fromRow(row: Selectable<DownstreamRecordsTable>): DownstreamRecord {
     state: row.state as DownstreamRecord["state"],
     expiresAt: row.expires_at,
     createdAt: row.created_at,
+    ...(row.outlives_writ ? { outlivesWrit: true } : {}),
   };
 }
 
@@ -92,6 +94,8 @@ export function downstreamLedger(
       checkText("agent", r.agent, 200);
       checkText("kind", r.kind, 100);
       checkDate("expiresAt", r.expiresAt);
+      if (r.outlivesWrit !== undefined && typeof r.outlivesWrit !== "boolean")
+        throw invalid("downstream record outlivesWrit: expected true or false");
       const locator = locatorJson(r.locator);
       const createdAt = clock();
       const row = await guard("record downstream intent", async () => {
@@ -106,6 +110,7 @@ export function downstreamLedger(
               agent: r.agent,
               kind: r.kind,
               locator,
+              outlives_writ: r.outlivesWrit === true,
               expires_at: r.expiresAt,
               created_at: createdAt,
             })
@@ -168,9 +173,14 @@ export function downstreamLedger(
           .where((eb) =>
             eb.or([
               eb("r.expires_at", "<=", now),
-              eb("w.id", "is", null),
-              eb("w.status", "=", "revoked"),
-              eb("w.expires_at", "<=", now),
+              eb.and([
+                eb("r.outlives_writ", "=", false),
+                eb.or([
+                  eb("w.id", "is", null),
+                  eb("w.status", "=", "revoked"),
+                  eb("w.expires_at", "<=", now),
+                ]),
+              ]),
             ]),
           )
           .orderBy("r.created_at")

@@ -350,7 +350,8 @@ const writChanges: Migration = {
 /**
  * The downstream ledger (issue 11): every object created in AWS, GitHub or Kubernetes for a writ,
  * recorded *before* it is created (`intended`), marked `created` after and `removed` once it is
- * gone, so the reaper can remove what a crash left behind. No foreign key to `writs`: a record whose
+ * gone, so the reaper can remove what a crash left behind; `outlives_writ` marks an object the
+ * writ's end itself made (a deny), due by its own expiry only. No foreign key to `writs`: a record whose
  * writ cannot be found is due for removal, not an error. `locator` says how to find the object
  * again and never holds a secret.
  */
@@ -367,6 +368,7 @@ const downstream: Migration = {
           kind text not null check (length(kind) between 1 and 100),
           locator jsonb not null check (jsonb_typeof(locator) = 'object'),
           state text not null default 'intended' check (state in ('intended', 'created', 'removed')),
+          outlives_writ boolean not null default false,
           expires_at timestamptz not null,
           created_at timestamptz not null,
           removed_at timestamptz,

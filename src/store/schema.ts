@@ -184,6 +184,7 @@ export interface DownstreamRecordsTable {
   kind: string;
   locator: Json;
   state: Generated<string>;
+  outlives_writ: Generated<boolean>;
   expires_at: Timestamp;
   created_at: Timestamp;
   removed_at: Timestamp | null;

@@ -121,6 +121,25 @@ forEachBackend("downstream ledger", (h) => {
     );
   });
 
+  it("a record that outlives its writ (a deny its revocation made) is due by its own expiry only", async () => {
+    const w = await h.store.writs.insert(writ());
+    await h.store.writs.revoke(w.id, "test", at(10));
+    const deny = await ledger().intend(
+      record(w.id, { kind: "deny", outlivesWrit: true, expiresAt: at(3600) }),
+    );
+    const session = await ledger().intend(record(w.id, { kind: "session" }));
+    expect(deny.outlivesWrit).toBe(true);
+    expect(session.outlivesWrit).toBeUndefined();
+    const ids = [deny.id, session.id];
+    expect(await due(at(20), ids)).toEqual([session.id]);
+    expect((await due(at(3600), ids)).sort()).toEqual(ids.sort());
+    // also for a writ that cannot be found
+    const orphan = await ledger().intend(record("w-gone", { outlivesWrit: true, expiresAt: at(100) }));
+    expect(await due(at(20), [orphan.id])).toEqual([]);
+    expect(await due(at(100), [orphan.id])).toEqual([orphan.id]);
+    expect((await ledger().ofWrit(w.id)).find((r) => r.id === deny.id)?.outlivesWrit).toBe(true);
+  });
+
   it("a creation reported after the reaper removed the record brings it back for the next pass", async () => {
     const w = await h.store.writs.insert(writ());
     const r = await ledger().intend(record(w.id));
