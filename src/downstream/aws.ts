@@ -210,6 +210,20 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
 
   /** Deny policy names this issuer has put, per role, oldest first (for the LimitExceeded fallback). */
   const putNames = new Map<string, string[]>();
+  /**
+   * Agent-wide and role-wide denies this issuer has put, per role: a session they already stop
+   * needs no deny of its own (a kill of an agent with many writs would otherwise fill the role's
+   * inline-policy space with one deny per writ, and fall back to denying every agent's sessions).
+   */
+  const wideDenies = new Map<string, { agent: string | undefined; before: number; until: number }[]>();
+  const coveredByWideDeny = (roleArn: string, agent: string, issuedAt: number, until: number, now: Date) =>
+    (wideDenies.get(roleArn) ?? []).some(
+      (d) =>
+        (d.agent === undefined || d.agent === agent) &&
+        d.before > issuedAt &&
+        d.until >= until &&
+        d.until > now.getTime(),
+    );
 
   /**
    * Puts the scope's deny on one role (under `name`, by default the scope's own), recorded until
@@ -240,6 +254,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       kind: DENY_KIND,
       locator: { roleArn, roleName, policyName: name, issuedBefore: iso(before) },
       expiresAt: until,
+      outlivesWrit: true,
     });
     try {
       await iam!.send(
@@ -279,6 +294,11 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     await deps.ledger.created(record.id);
     const names = putNames.get(roleArn) ?? [];
     putNames.set(roleArn, [...names.filter((n) => n !== name), name]);
+    if (scope.writ === undefined) {
+      const wide = (wideDenies.get(roleArn) ?? []).filter((d) => d.until > now.getTime());
+      wide.push({ agent: scope.agent, before: before.getTime(), until: until.getTime() });
+      wideDenies.set(roleArn, wide);
+    }
     await deps.audit("downstream.aws.deny_put", {
       role: roleArn,
       policy: name,
@@ -453,6 +473,9 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       roleArn,
       sessionName,
       sessionUntil: iso(c.Expiration),
+      // no later than STS issued it (we have its answer): a deny of sessions issued before a later
+      // instant stops this one
+      issuedAt: iso(new Date()),
       accessKeyId: c.AccessKeyId,
       ...(out.AssumedRoleUser?.Arn ? { assumedRoleArn: out.AssumedRoleUser.Arn } : {}),
     });
@@ -481,6 +504,18 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       const roleArn = typeof record.locator.roleArn === "string" ? record.locator.roleArn : undefined;
       // Expired by itself, or never made (no role): nothing left to stop.
       if (until.getTime() <= now.getTime() || !roleArn) return;
+      const issuedAt = dateOf(record.locator.issuedAt);
+      if (
+        issuedAt !== undefined &&
+        coveredByWideDeny(roleArn, record.agent, issuedAt.getTime(), until.getTime(), now)
+      ) {
+        await deps.audit("downstream.aws.deny_covered", {
+          writ: record.writ,
+          agent: record.agent,
+          role: roleArn,
+        });
+        return;
+      }
       await putDeny(roleArn, { writ: record.writ }, now, until, record.environment);
       return;
     }
@@ -499,6 +534,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         kind: DENY_KIND,
         locator: record.locator,
         expiresAt: record.expiresAt,
+        outlivesWrit: true,
       });
       await deps.ledger.created(again.id);
       return;

@@ -250,6 +250,34 @@ describe("role-session issuance", () => {
     expect(fake.use(later.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
   });
 
+  it("after an agent's kill, revoking its writs' sessions adds no per-writ deny: the agent's deny already stops them", async () => {
+    const { issuer: p, ledger, audit } = setup();
+    const issuer = await p;
+    const creds = [];
+    for (let i = 0; i < 3; i++) creds.push(await issuer.issue(writ({ agent: "many-writs" }), new Date()));
+    const before = new Set(fake.inlinePolicies(ROLE).keys());
+    await issuer.kill({ agent: "many-writs" }, new Date());
+    const sessions = ledger.of(SESSION_KIND).filter((r) => r.agent === "many-writs");
+    expect(sessions).toHaveLength(3);
+    for (const r of sessions) await issuer.revoke(r, new Date());
+    const added = [...fake.inlinePolicies(ROLE).keys()].filter((k) => !before.has(k));
+    expect(added).toEqual(["writ-deny-agent-many-writs"]);
+    expect(audit.filter((a) => a.type === "downstream.aws.deny_covered")).toHaveLength(3);
+    for (const c of creds) {
+      if (c.system !== "aws") throw new Error("not aws");
+      expect(fake.use(c.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(false);
+    }
+    // the deny records outlive their writ: due by their own expiry only
+    expect(ledger.of(DENY_KIND).every((d) => d.outlivesWrit === true)).toBe(true);
+    // a session of another agent revoked later still gets its own deny
+    const other = await issuer.issue(writ({ agent: "bystander" }), new Date());
+    const rec = ledger.of(SESSION_KIND).find((r) => r.agent === "bystander")!;
+    await issuer.revoke(rec, new Date());
+    if (other.system !== "aws") throw new Error("not aws");
+    expect(fake.use(other.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(false);
+    expect([...fake.inlinePolicies(ROLE).keys()]).toContain(`writ-deny-writ-${rec.writ}`);
+  });
+
   it("kill of one writ denies that writ's sessions only", async () => {
     const { issuer: p } = setup();
     const issuer = await p;
