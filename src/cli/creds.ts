@@ -42,6 +42,31 @@ export interface CredsDefaults {
   /** The whole of stdin (git's helper protocol). */
   readonly stdin: () => Promise<string>;
   readonly now?: (() => Date) | undefined;
+  /** KUBERNETES_EXEC_INFO, set by kubectl for its exec plugin: says which ExecCredential version it reads. */
+  readonly execInfo?: string | undefined;
+}
+
+const EXEC_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+
+/**
+ * The ExecCredential version kubectl asked for (its kubeconfig's `exec.apiVersion`, passed in
+ * KUBERNETES_EXEC_INFO): v1 since kubectl 1.22, v1beta1 before (Debian's kubectl is 1.20). An
+ * answer in another version than the one asked for is refused by kubectl.
+ */
+export function execCredentialVersion(execInfo: string | undefined): string {
+  if (execInfo === undefined || execInfo === "") return EXEC_VERSIONS[0]!;
+  let asked: unknown;
+  try {
+    asked = (JSON.parse(execInfo) as { apiVersion?: unknown }).apiVersion;
+  } catch {
+    throw new CliFailure("ERR_USAGE", "KUBERNETES_EXEC_INFO is not JSON: is this run by kubectl?");
+  }
+  if (typeof asked !== "string" || !EXEC_VERSIONS.includes(asked))
+    throw new CliFailure(
+      "ERR_USAGE",
+      `kubectl asks for ExecCredential ${q(asked)}: writ answers ${EXEC_VERSIONS.join(" or ")} (set exec.apiVersion in the kubeconfig)`,
+    );
+  return asked;
 }
 
 const TOOLS: Readonly<Record<string, DownstreamSystem>> = {
@@ -311,7 +336,7 @@ async function creds(
     case "kubectl":
       io.out(
         JSON.stringify({
-          apiVersion: "client.authentication.k8s.io/v1",
+          apiVersion: execCredentialVersion(d.execInfo),
           kind: "ExecCredential",
           status: {
             token: field(c, "token"),

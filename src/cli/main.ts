@@ -106,6 +106,7 @@ export async function main(
           env.WRIT_CACHE_DIR ||
           join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "writ", "creds"),
         stdin: readStdin,
+        execInfo: env.KUBERNETES_EXEC_INFO,
       }),
     findings: async () =>
       (await import("./findings.js")).registerFindings(program, io, setExit, {

@@ -227,7 +227,8 @@ describe("writ creds kubectl", () => {
               name: "writ",
               user: {
                 exec: {
-                  apiVersion: "client.authentication.k8s.io/v1",
+                  // v1beta1: read by every kubectl (Debian's is 1.20, before v1); writ answers the version asked
+                  apiVersion: "client.authentication.k8s.io/v1beta1",
                   command: process.execPath,
                   args: [BIN, "creds", "kubectl", "--playbook", "restart", ...common()],
                   env: [{ name: "WRIT_CACHE_DIR", value: cache }],
@@ -247,6 +248,25 @@ describe("writ creds kubectl", () => {
     } finally {
       api.close();
     }
+  });
+
+  it("answers in the ExecCredential version kubectl asks for in KUBERNETES_EXEC_INFO, and refuses others", async () => {
+    const ask = (apiVersion: string) =>
+      runCli(["creds", "kubectl", "--playbook", "restart", ...common()], {
+        env: {
+          ...env(),
+          KUBERNETES_EXEC_INFO: JSON.stringify({ kind: "ExecCredential", apiVersion, spec: {} }),
+        },
+      });
+    for (const v of ["client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1"]) {
+      const r = await ask(v);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).apiVersion).toBe(v);
+    }
+    const bad = await ask("client.authentication.k8s.io/v1alpha1");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/v1alpha1/);
+    expect(bad.stdout).toBe("");
   });
 
   it("prints a client.authentication.k8s.io/v1 ExecCredential", async () => {

@@ -119,7 +119,8 @@ describe("Kubernetes, end to end with kubectl", () => {
             name: "writ",
             user: {
               exec: {
-                apiVersion: "client.authentication.k8s.io/v1",
+                // v1beta1: read by every kubectl (Debian's is 1.20, before v1); writ answers the version asked
+                apiVersion: "client.authentication.k8s.io/v1beta1",
                 command: process.execPath,
                 args: [
                   BIN,

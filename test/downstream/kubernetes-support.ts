@@ -6,7 +6,6 @@ import type { RuleText } from "../../src/core/index.js";
 import { kubernetesIssuerWith } from "../../src/downstream/kubernetes.js";
 import type {
   DownstreamIssuer,
-  DownstreamLedger,
   DownstreamRecord,
   KubernetesDownstreamConfig,
   WritForIssuer,
