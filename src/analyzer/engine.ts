@@ -47,6 +47,15 @@ import type {
   UsedPermission,
 } from "./model.js";
 import { guardrailFor } from "./remediation.js";
+import {
+  type Attributed,
+  insideAny,
+  judgeWritUses,
+  playbookRules,
+  WritAttribution,
+  type WritUse,
+  writWorkloadId,
+} from "./writs.js";
 
 export interface EngineOptions {
   readonly plugins: readonly ProviderPlugin[];
@@ -97,6 +106,8 @@ export class Engine {
   private minAt = Number.POSITIVE_INFINITY;
   private maxAt = Number.NEGATIVE_INFINITY;
   private readonly providersWithActivity = new Set<string>();
+  private readonly writs = new WritAttribution();
+  private attributed: Attributed | undefined;
   files = 0;
 
   constructor(private readonly opts: EngineOptions) {}
@@ -148,13 +159,25 @@ export class Engine {
     this.providersWithActivity.add(e.provider);
     if (e.at < this.minAt) this.minAt = e.at;
     if (e.at > this.maxAt) this.maxAt = e.at;
+    if (e.issues) this.writs.issue(e.issues, e.source);
+    // Possibly a writ's credential: held until every file is read, then attributed (writs.ts).
+    if (e.via) {
+      if (e.outcome !== "allowed") this.eventsDenied++;
+      this.writs.hold(e);
+      return;
+    }
+    this.aggregate(e);
+  }
+
+  /** Counts one event as its identity's own use. */
+  private aggregate(e: ObservedEvent): void {
     let a = this.activity.get(e.principal);
     if (!a) {
       a = { used: new Map(), denied: 0, kept: [], byPod: new Map() };
       this.activity.set(e.principal, a);
     }
     if (e.outcome !== "allowed") {
-      this.eventsDenied++;
+      if (!e.via) this.eventsDenied++;
       a.denied++;
       return;
     }
@@ -179,6 +202,17 @@ export class Engine {
 
   result(): AnalysisResult {
     const g = this.link();
+    // Writ use: attributed to its writ, else (no record names one) the identity's own after all.
+    if (!this.attributed) {
+      this.writs.fromObjects(this.objects);
+      this.attributed = this.writs.resolve();
+      this.problems.push(...this.attributed.problems);
+      for (const e of this.attributed.standing) this.aggregate(e);
+    }
+    const attributed = this.attributed;
+    const writUse = new Map<string, WritUse[]>();
+    for (const u of attributed.uses)
+      (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
     const use = identityUse(g);
     const window: ObservationWindow | undefined =
       this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined);
@@ -228,8 +262,13 @@ export class Engine {
         }
         kept.push(...a.kept);
       }
-      const inferred = usages.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
-      const hasActivity = usages.length > 0 || inferred.length > 0;
+      // Use through writs' credentials: it needs the grant (cat. 1), but is judged per writ (cat. 2).
+      const viaWrits = ids
+        .flatMap((id) => writUse.get(id) ?? [])
+        .filter((u) => u.event.outcome === "allowed");
+      const writPlaybooks = new Set(viaWrits.map((u) => `${u.writ.agent}\u0000${u.writ.playbook}`));
+      const inferred = usages.length === 0 && viaWrits.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
+      const hasActivity = usages.length > 0 || inferred.length > 0 || viaWrits.length > 0;
       const providerObserved =
         this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
       if (hasActivity) withActivity++;
@@ -255,6 +294,28 @@ export class Engine {
             confidence: 1,
           });
       }
+      const byWrit = new Map<
+        string,
+        { action: string; resource: string; writs: Set<string>; count: number }
+      >();
+      for (const u of viaWrits) {
+        const k = `${u.event.action}\u0000${u.event.resource}`;
+        const x =
+          byWrit.get(k) ??
+          byWrit
+            .set(k, { action: u.event.action, resource: u.event.resource, writs: new Set(), count: 0 })
+            .get(k)!;
+        x.count++;
+        x.writs.add(`${u.writ.id} (playbook ${u.writ.playbook})`);
+      }
+      for (const x of byWrit.values())
+        usedPerms.push({
+          action: x.action,
+          resource: x.resource,
+          count: x.count,
+          evidence: `used ${x.count}× through writs' credentials only: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
+          confidence: 1,
+        });
       for (const i of inferred)
         usedPerms.push({
           action: i.action,
@@ -288,6 +349,7 @@ export class Engine {
         const uses = rule ? usedPerms.filter((u) => matchesUse(rule, u.action, u.resource)) : [];
         categoryCandidates.push({ grant, paths: gp, uses });
       }
+      const needed = playbookRules(writPlaybooks, this.opts.declared);
 
       // Category 2 first: observed use outside declared work (per grant the use went through).
       const cat2Keys = new Set<string>();
@@ -325,8 +387,10 @@ export class Engine {
         }
         if (!providerObserved) continue;
         const wildcard = /\*/.test(c.grant.action.split(":").slice(1).join(":"));
-        if (c.uses.length === 0 || (wildcard && c.uses.length > 0))
-          cat1.push({ grant: c.grant, paths: own, uses: c.uses });
+        // Unused, but inside a playbook whose writs run on this identity: declared work needs it.
+        const rule = compile(c.grant);
+        if (c.uses.length === 0 && rule && insideAny(needed, rule)) continue;
+        if (c.uses.length === 0 || wildcard) cat1.push({ grant: c.grant, paths: own, uses: c.uses });
       }
       const ctxBase = { workload: w, graph: g, used: usedPerms };
       const inferredOnly = usedPerms.length > 0 && usedPerms.every((u) => u.confidence < 1);
@@ -351,6 +415,17 @@ export class Engine {
       }
     }
 
+    const writWorkloads = new Set<string>();
+    if (this.opts.declared) {
+      const risk = (provider: string, action: string, resource: string): Severity =>
+        plugin(provider)?.risk(action, resource) ?? "medium";
+      for (const f of judgeWritUses(attributed.uses, this.opts.declared, risk, findingId)) {
+        findings.push(f);
+        writWorkloads.add(f.workload.id);
+      }
+    }
+    for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
+
     findings.sort(
       (a, b) =>
         SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
@@ -367,7 +442,7 @@ export class Engine {
       escalations,
       blastRadius: radius,
       problems: this.problems,
-      workloadIds: workloads(g).map((w) => w.id),
+      workloadIds: [...workloads(g).map((w) => w.id), ...[...writWorkloads].sort()],
       coverage: {
         window,
         events: this.events,

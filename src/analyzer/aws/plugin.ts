@@ -415,6 +415,34 @@ function observed(e: TrailEvent, file: string, line?: number): ObservedEvent {
       : "allowed",
     ...(e.requestId ? { requestId: e.requestId } : {}),
     ...(e.userAgent ? { userAgent: e.userAgent } : {}),
+    // Only a session with a source identity can be a writ's (writ sets the agent id there).
+    ...(e.session?.sourceIdentity
+      ? {
+          via: {
+            kind: "aws-session" as const,
+            key: e.session.arn,
+            sourceIdentity: e.session.sourceIdentity,
+            ...(e.session.accessKeyId ? { accessKeyId: e.session.accessKeyId } : {}),
+          },
+        }
+      : {}),
+    ...(e.writIssue
+      ? {
+          issues: {
+            writ: e.writIssue.writ,
+            agent: e.writIssue.agent,
+            playbook: e.writIssue.playbook,
+            ...(e.writIssue.sponsor ? { sponsor: e.writIssue.sponsor } : {}),
+            credential: {
+              kind: "aws-session" as const,
+              key: e.writIssue.sessionArn,
+              ...(e.writIssue.accessKeyId ? { accessKeyId: e.writIssue.accessKeyId } : {}),
+              ...(e.writIssue.sourceIdentity ? { sourceIdentity: e.writIssue.sourceIdentity } : {}),
+            },
+            how: `session tags of sts:AssumeRole${e.requestId ? ` ${e.requestId}` : ""}${e.writIssue.roleArn ? ` on ${e.writIssue.roleArn}` : ""}`,
+          },
+        }
+      : {}),
     source: { file, ...(line !== undefined ? { line } : {}) },
   };
 }
