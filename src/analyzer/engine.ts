@@ -531,7 +531,7 @@ export class Engine {
     evidence.push({
       kind: "event",
       ref: v.event.requestId ?? `${v.event.source.file}:${v.event.source.line ?? ""}`,
-      label: `${iso(v.event.at)} ${v.event.principal} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
+      label: `${iso(v.event.at)} ${v.event.principal}${v.event.via ? ` (${v.event.via.key})` : ""} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
       source: v.event.source,
     });
     if (v.call) {

@@ -97,7 +97,7 @@ export class WritAttribution {
       const agent = ann["writ.dev/agent-id"];
       const playbook = ann["writ.dev/playbook"];
       const sponsor = ann["writ.dev/sponsor"];
-      if (!name?.startsWith("writ-") || typeof writ !== "string" || typeof agent !== "string") continue;
+      if (!name?.startsWith("writ-writ-") || typeof writ !== "string" || typeof agent !== "string") continue;
       if (typeof playbook !== "string" || !writ || !agent || !playbook) continue;
       if (o.type === "RoleBinding" && !ns) continue;
       const key =
@@ -165,7 +165,9 @@ export class WritAttribution {
       }
       const k = known.issue;
       // writ sets SourceIdentity to the agent id: a session whose identity says otherwise is not the writ's.
-      const identities = [via.sourceIdentity, k.credential.sourceIdentity].filter((x) => x !== undefined);
+      const identities = [
+        ...new Set([via.sourceIdentity, k.credential.sourceIdentity].filter((x) => x !== undefined)),
+      ];
       if (via.kind === "aws-session" && (identities.length === 0 || identities.some((x) => x !== k.agent))) {
         warn(
           via.key,

@@ -53,8 +53,12 @@ function outcomeOf(e: Record<string, unknown>): Outcome {
 
 type Parsed = { event: ObservedEvent } | { skip: true } | { error: string };
 
-/** Names of the objects writ's Kubernetes issuer makes for a writ (`writ-<id>`, src/downstream/kubernetes). */
-const WRIT_OBJECT = /^writ-/;
+/**
+ * Names of the objects writ's Kubernetes issuer makes for a writ: `writ-<id>` made a DNS label
+ * (src/downstream/kubernetes/names.ts), and writ ids begin `writ_`, so `writ-writ-…`. The broker's
+ * own bindings (`writ-broker`) are not a writ's.
+ */
+const WRIT_OBJECT = /^writ-writ-/;
 /**
  * The RBAC authorizer's reason (`authorization.k8s.io/reason`): `RBAC: allowed by RoleBinding
  * "NAME/NAMESPACE" of Role "R" to ServiceAccount "SA/NS"`, or `ClusterRoleBinding "NAME" of …`.

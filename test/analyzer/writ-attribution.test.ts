@@ -1,0 +1,268 @@
+/**
+ * The loop closes in the analyzer (issue 11, section 4): CloudTrail calls made with a writ's role
+ * session, and Kubernetes requests authorised by a writ's RoleBinding, are the writ's use — judged
+ * against the writ's own playbook, with evidence naming the writ, its playbook and its sponsor —
+ * and not the standing use of the role or service account. Fixtures and their labels:
+ * test/fixtures/writ-attribution/ (labels.md).
+ */
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  type AnalysisResult,
+  type DeclaredWork,
+  declaredWork,
+  defaultPlugins,
+  type Finding,
+  k8sAuditImporter,
+  scanPaths,
+  textInput,
+} from "../../src/analyzer/index.js";
+import { loadPolicy } from "../../src/app.js";
+import { assertBuilt, ROOT, runCli } from "../support/cli.js";
+
+const DIR = join(ROOT, "test", "fixtures", "writ-attribution");
+const ROLE = "arn:aws:iam::111122223333:role/writ-reports";
+const ROLE_WORKLOAD = `aws:workload:${ROLE}`;
+const W = {
+  A: "writ_Qm9vdHN0cmFwUmVwb3J0cw",
+  B: "writ_YmF0Y2hFeHBvcnQtMjAyNg",
+  C: "writ_Zm9yZ2VkU2Vzc2lvbi1YWQ",
+  D: "writ_bm9SZWNvcmRJbklucHV0",
+  E: "writ_d3JvbmdQbGF5Ym9va0lE",
+  K1: "writ_ZGVwbG95Q2hlY2tvdXQxMg",
+  K2: "writ_cGF5bWVudHNSb2xsb3V0Mw",
+};
+
+let declared: Map<string, DeclaredWork>;
+beforeAll(async () => {
+  const loaded = await loadPolicy(join(DIR, "writ.yaml"));
+  expect(loaded.policy).toBeDefined();
+  declared = declaredWork(loaded.policy!.config);
+});
+
+const scan = (paths: string[], withConfig = true) =>
+  scanPaths(
+    paths.map((p) => join(DIR, p)),
+    { plugins: defaultPlugins, ...(withConfig ? { declared } : {}) },
+  );
+const of = (r: AnalysisResult, workload: string, category?: string): Finding[] =>
+  r.findings.filter((f) => f.workload.id === workload && (!category || f.category === category));
+const actions = (fs: readonly Finding[]) => fs.map((f) => f.permission.action).sort();
+const codes = (r: AnalysisResult) => r.problems.map((p) => p.code).sort();
+
+describe("AWS: CloudTrail calls of writ role sessions", () => {
+  let r: AnalysisResult;
+  beforeAll(async () => {
+    r = await scan(["aws"]);
+  });
+
+  it("reports the writ session's call outside its playbook, naming writ, playbook, sponsor and event", () => {
+    const [f, ...more] = of(r, "writ:report-bot/export-reports");
+    expect(more).toEqual([]);
+    expect(f!.category).toBe("unjustified-use");
+    expect(f!.permission).toEqual({
+      action: "aws:s3:DeleteObject",
+      resource: "arn:aws:s3:::acme-archive/2026-12-04/sales.csv",
+    });
+    expect(f!.writs).toEqual([
+      { id: W.A, agent: "report-bot", playbook: "export-reports", sponsor: "alice@acme.example" },
+    ]);
+    expect(f!.workload.agent).toBe("report-bot");
+    expect(f!.title).toContain(W.A);
+    expect(f!.title).toContain("sponsor alice@acme.example");
+    const [event, writ, reason] = f!.evidence;
+    expect(event!.kind).toBe("event");
+    expect(event!.label).toContain(`assumed-role/writ-reports/${W.A}`);
+    expect(event!.label).toContain("aws:s3:DeleteObject");
+    expect(event!.source?.file).toMatch(/20261205T1005Z_a1\.json$/);
+    // The AssumeRole record that names the writ is in the other (later) file.
+    expect(writ!.label).toContain("playbook `export-reports`");
+    expect(writ!.label).toContain("sponsor `alice@acme.example`");
+    expect(writ!.label).toContain("session tags of sts:AssumeRole");
+    expect(writ!.source?.file).toMatch(/20261205T1010Z_b2\.json$/);
+    expect(reason!.label).toContain("outside the grants of playbook `export-reports`");
+    // Severity from the provider's risk, at least medium; the id is stable per playbook and action.
+    expect(["medium", "high", "critical"]).toContain(f!.severity);
+  });
+
+  it("reports a writ whose tags claim a playbook the agent does not run", () => {
+    const [f, ...more] = of(r, "writ:report-bot/deploy-service");
+    expect(more).toEqual([]);
+    expect(f!.writs).toEqual([
+      { id: W.E, agent: "report-bot", playbook: "deploy-service", sponsor: "bob@acme.example" },
+    ]);
+    expect(f!.evidence.map((e) => e.label).join("\n")).toContain(
+      "playbook `deploy-service` is not among the playbooks of agent `report-bot`",
+    );
+  });
+
+  it("attributes nothing else: writ B stays inside its playbook; no other writ finding", () => {
+    const writFindings = r.findings.filter((f) => f.writs !== undefined);
+    expect(writFindings.flatMap((f) => f.writs!.map((w) => w.id)).sort()).toEqual([W.A, W.E].sort());
+    expect(r.findings.some((f) => f.writs?.some((w) => w.id === W.B))).toBe(false);
+    expect(r.workloadIds).toContain("writ:report-bot/export-reports");
+  });
+
+  it("does not attribute a session whose source identity contradicts its tags, nor one with no record", () => {
+    expect(codes(r)).toEqual(["WARN_WRIT_ATTRIBUTION_MISMATCH", "WARN_WRIT_UNRESOLVED"]);
+    const mismatch = r.problems.find((p) => p.code === "WARN_WRIT_ATTRIBUTION_MISMATCH")!;
+    expect(mismatch.message).toContain(W.C);
+    expect(mismatch.message).toContain("`mallory`");
+    expect(r.problems.find((p) => p.code === "WARN_WRIT_UNRESOLVED")!.message).toContain(W.D);
+    expect(r.findings.some((f) => f.writs?.some((w) => w.id === W.C || w.id === W.D))).toBe(false);
+  });
+
+  it("judges the role's standing use without the writs' calls", () => {
+    // Counted as the role's own use: the forged session's PutObjectAcl and alice's GetObjectTagging.
+    expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toEqual([
+      "aws:s3:GetObjectTagging",
+      "aws:s3:PutObjectAcl",
+    ]);
+    const acl = of(r, ROLE_WORKLOAD, "unjustified-use").find(
+      (f) => f.permission.action === "aws:s3:PutObjectAcl",
+    )!;
+    expect(acl.evidence[0]!.label).toContain(W.C);
+    expect(acl.writs).toBeUndefined();
+    // Writ A's DeleteObject is the writ's, not the role's: no standing finding for it.
+    expect(actions(of(r, ROLE_WORKLOAD))).not.toContain("aws:s3:DeleteObject");
+  });
+
+  it("category 1: grants used through writs, or declared by their playbooks, are not unused excess", () => {
+    expect(actions(of(r, ROLE_WORKLOAD, "unused-excess"))).toEqual(["aws:s3:DeleteBucket"]);
+  });
+
+  it("without writ.yaml: nothing is judged, and writ use still needs the role's grants", async () => {
+    const bare = await scan(["aws"], false);
+    expect(bare.findings.filter((f) => f.category === "unjustified-use")).toEqual([]);
+    const unused = actions(bare.findings.filter((f) => f.category === "unused-excess"));
+    // No declared work to say ListBucket is needed; PutObject and DeleteObject were used by writs.
+    expect(unused).toEqual(["aws:s3:DeleteBucket", "aws:s3:ListBucket"]);
+  });
+
+  it("with one file alone, a session whose AssumeRole is in the other is the role's own use, with a warning", async () => {
+    const one = await scan([
+      "aws/authorization-details.json",
+      "aws/111122223333_CloudTrail_eu-west-2_20261205T1005Z_a1.json",
+    ]);
+    expect(one.findings.some((f) => f.writs?.some((w) => w.id === W.A))).toBe(false);
+    const unresolved = one.problems.filter((p) => p.code === "WARN_WRIT_UNRESOLVED").map((p) => p.message);
+    expect(unresolved.some((m) => m.includes(W.A))).toBe(true);
+    // Fail closed: unattributed, its DeleteObject is judged as the role's standing use.
+    expect(actions(of(one, ROLE_WORKLOAD, "unjustified-use"))).toContain("aws:s3:DeleteObject");
+  });
+});
+
+describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
+  let r: AnalysisResult;
+  beforeAll(async () => {
+    r = await scan(["k8s"]);
+  });
+
+  it("reports the writ token's delete outside deploy-service, naming the writ", () => {
+    const fs = of(r, "writ:deployer/deploy-service");
+    expect(fs.map((f) => [f.permission.action, f.permission.resource])).toEqual([
+      ["k8s:apps/deployments:delete", "checkout/checkout"],
+    ]);
+    const f = fs[0]!;
+    expect(f.writs).toEqual([{ id: W.K1, agent: "deployer", playbook: "deploy-service" }]);
+    expect(f.evidence[0]!.source).toEqual({ file: join(DIR, "k8s", "audit.log"), line: 11 });
+    expect(f.evidence[1]!.label).toContain("sponsor none");
+    expect(f.evidence[1]!.label).toContain(
+      "annotations of RoleBinding checkout/writ-writ-zgvwbg95q2hly2tvdxqxmg-00df440c73",
+    );
+    expect(f.evidence[1]!.source?.line).toBe(4);
+  });
+
+  it("reads the cut-off last line as a problem, and the unnamed writ binding as a warning", () => {
+    expect(codes(r)).toEqual(["ERR_INPUT_JSON_LINE", "WARN_WRIT_UNRESOLVED"]);
+    expect(r.problems.find((p) => p.code === "ERR_INPUT_JSON_LINE")!.line).toBe(16);
+    const w = r.problems.find((p) => p.code === "WARN_WRIT_UNRESOLVED")!;
+    expect(w.line).toBe(13);
+    expect(w.message).toContain("payments/writ-writ-cgf5bwvudhnsb2xsb3v0mw-6996eb0338");
+    // The broker's own `writ-broker` bindings are not a writ's: no warning names them.
+    expect(r.problems.some((p) => p.message.includes("writ-broker"))).toBe(false);
+  });
+
+  it("a manifest of the writ's binding names its writ: its pod delete is reported, its patch is not", async () => {
+    const both = await scan(["k8s", "k8s-snapshot"]);
+    expect(codes(both)).toEqual(["ERR_INPUT_JSON_LINE"]);
+    const fs = of(both, "writ:deployer/deploy-service");
+    expect(fs.map((f) => [f.permission.action, f.writs?.[0]?.id])).toEqual(
+      expect.arrayContaining([
+        ["k8s:apps/deployments:delete", W.K1],
+        ["k8s:core/pods:delete", W.K2],
+      ]),
+    );
+    expect(fs).toHaveLength(2);
+    const pods = fs.find((f) => f.permission.action === "k8s:core/pods:delete")!;
+    expect(pods.evidence[1]!.label).toContain("(manifest)");
+    expect(pods.evidence[1]!.source?.file).toMatch(/payments-writ-rbac\.yaml$/);
+  });
+
+  it("reads a sponsor annotation when the binding carries one, and ignores a failed create", async () => {
+    const ref = {
+      resource: "rolebindings",
+      namespace: "ns1",
+      name: "writ-writ-abc",
+      apiGroup: "rbac.authorization.k8s.io",
+      apiVersion: "v1",
+    };
+    const obj = {
+      metadata: {
+        name: "writ-writ-abc",
+        namespace: "ns1",
+        annotations: {
+          "writ.dev/writ-id": "writ_abc",
+          "writ.dev/agent-id": "deployer",
+          "writ.dev/playbook": "deploy-service",
+          "writ.dev/sponsor": "carol@acme.example",
+        },
+      },
+    };
+    const base = {
+      kind: "Event",
+      apiVersion: "audit.k8s.io/v1",
+      stage: "ResponseComplete",
+      verb: "create",
+      user: { username: "system:serviceaccount:writ-system:writ-broker" },
+      objectRef: ref,
+      requestReceivedTimestamp: "2026-12-05T10:00:00Z",
+      requestObject: obj,
+    };
+    const lines = [
+      { ...base, auditID: "ok", responseStatus: { code: 201 } },
+      {
+        ...base,
+        auditID: "conflict",
+        responseStatus: { code: 409 },
+        objectRef: { ...ref, name: "writ-writ-other" },
+        requestObject: { metadata: { ...obj.metadata, name: "writ-writ-other" } },
+      },
+    ];
+    const res = await k8sAuditImporter.import(
+      textInput("a.log", lines.map((l) => JSON.stringify(l)).join("\n")),
+    );
+    const [ok, conflict] = res.fragment.events;
+    expect(ok!.issues).toMatchObject({
+      writ: "writ_abc",
+      sponsor: "carol@acme.example",
+      credential: { kind: "k8s-binding", key: "k8s:RoleBinding:ns1/writ-writ-abc" },
+    });
+    expect(conflict!.issues).toBeUndefined();
+  });
+});
+
+describe("writ scan --config (built CLI)", () => {
+  it("prints the writ on the finding in the JSON report", async () => {
+    assertBuilt();
+    const res = await runCli(
+      ["scan", join(DIR, "aws"), join(DIR, "k8s"), "--config", join(DIR, "writ.yaml"), "--json"],
+      { timeoutMs: 60_000 },
+    );
+    expect(res.code).toBe(0);
+    const report = JSON.parse(res.stdout) as AnalysisResult;
+    const ids = report.findings.flatMap((f) => (f.writs ?? []).map((w) => w.id)).sort();
+    expect(ids).toEqual([W.A, W.E, W.K1].sort());
+    expect(report.problems.map((p) => p.code)).toContain("ERR_INPUT_JSON_LINE");
+  }, 60_000);
+});
