@@ -154,12 +154,13 @@ export class Engine {
   /** One observed event, as it is read. */
   event(e: ObservedEvent): void {
     const w = this.opts.window;
+    // A writ issuance names its writ whenever it happened; as use, it counts inside the window only.
+    if (e.issues) this.writs.issue(e.issues, e.source);
     if (w && (e.at < w.start || e.at >= w.end)) return;
     this.events++;
     this.providersWithActivity.add(e.provider);
     if (e.at < this.minAt) this.minAt = e.at;
     if (e.at > this.maxAt) this.maxAt = e.at;
-    if (e.issues) this.writs.issue(e.issues, e.source);
     // Possibly a writ's credential: held until every file is read, then attributed (writs.ts).
     if (e.via) {
       if (e.outcome !== "allowed") this.eventsDenied++;

@@ -58,9 +58,6 @@ interface Known {
 
 const SEVERITY_RANK: Readonly<Record<Severity, number>> = { critical: 4, high: 3, medium: 2, low: 1 };
 
-/** Writ's session names are the writ id (`writ_…`, src/downstream/aws/names.ts). */
-const WRIT_SESSION = /\/writ_[^/]*$/;
-
 export class WritAttribution {
   private readonly byKey = new Map<string, Known[]>();
   private readonly held: ObservedEvent[] = [];
@@ -153,7 +150,7 @@ export class WritAttribution {
             e.source,
             `${describe(via)} authorised requests but no input names its writ (its create at audit level Request or RequestResponse, or a manifest of it): they are counted as the service account's own use`,
           );
-        else if (WRIT_SESSION.test(via.key))
+        else
           warn(
             via.key,
             "WARN_WRIT_UNRESOLVED",

@@ -152,6 +152,30 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
   });
 });
 
+describe("an observation window that starts after the writ was issued", () => {
+  it("still names the writ from its issuance record, and judges only the uses inside the window", async () => {
+    const window = { start: Date.parse("2026-12-05T10:03:05Z"), end: Date.parse("2026-12-05T10:20:00Z") };
+    const r = await scanPaths([join(DIR, "aws"), join(DIR, "k8s")], {
+      plugins: defaultPlugins,
+      declared,
+      window,
+    });
+    const named = r.findings.flatMap((f) => (f.writs ?? []).map((w) => w.id)).sort();
+    // A's AssumeRole (10:03:02) and K1's binding (10:10:02, inside) name their writs.
+    expect(named).toEqual([W.A, W.E, W.K1].sort());
+    expect(r.problems.some((p) => p.message.includes(W.A))).toBe(false);
+    // The issuance itself is not use before the window: 10:00–10:03 events are not counted.
+    expect(r.coverage.window).toEqual(window);
+    const narrower = await scanPaths([join(DIR, "aws")], {
+      plugins: defaultPlugins,
+      declared,
+      window: { start: Date.parse("2026-12-05T10:03:16Z"), end: window.end },
+    });
+    // A's DeleteObject (10:03:15) is outside this window: no finding for writ A.
+    expect(narrower.findings.some((f) => f.writs?.some((w) => w.id === W.A))).toBe(false);
+  });
+});
+
 describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
   let r: AnalysisResult;
   beforeAll(async () => {

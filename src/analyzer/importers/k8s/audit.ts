@@ -234,7 +234,8 @@ export const k8sAuditImporter: Importer = {
         return;
       }
       const e = parsed.event;
-      if (opts.window && (e.at < opts.window.start || e.at >= opts.window.end)) return;
+      // A writ binding made before the window still names the writ of the requests inside it.
+      if (opts.window && !e.issues && (e.at < opts.window.start || e.at >= opts.window.end)) return;
       if (opts.onEvent) opts.onEvent(e);
       else events.push(e);
     };
