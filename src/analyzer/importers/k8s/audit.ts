@@ -81,7 +81,9 @@ function writBindingOf(ann: Record<string, unknown>): CredentialRef | undefined 
  * RequestResponse): writ's issuer annotates it `writ.dev/writ-id`, `writ.dev/agent-id`,
  * `writ.dev/playbook` (and `writ.dev/sponsor` when it sets one).
  */
-function writIssueOf(raw: Record<string, unknown>, verb: string, code: number): WritIssue | undefined {
+function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | undefined {
+  const status = isObject(raw.responseStatus) ? raw.responseStatus : undefined;
+  const code = typeof status?.code === "number" ? status.code : 200;
   const ref = isObject(raw.objectRef) ? raw.objectRef : undefined;
   if (verb !== "create" || code >= 300 || !ref || ref.apiGroup !== "rbac.authorization.k8s.io")
     return undefined;
@@ -168,11 +170,9 @@ export function toEvent(raw: unknown, file: string, line: number | undefined): P
   } else {
     return { error: "event without `objectRef` or `requestURI`" };
   }
-  const ann = isObject(raw.annotations) ? raw.annotations : {};
-  const status = isObject(raw.responseStatus) ? raw.responseStatus : undefined;
-  const code = typeof status?.code === "number" ? status.code : 200;
-  const via = writBindingOf(ann);
-  const issues = writIssueOf(raw, verb, code);
+  const ann = isObject(raw.annotations) ? raw.annotations : undefined;
+  const via = ann ? writBindingOf(ann) : undefined;
+  const issues = verb === "create" ? writIssueOf(raw, verb) : undefined;
   const extra = isObject(user?.extra) ? user.extra : {};
   const podName = extra["authentication.kubernetes.io/pod-name"];
   const saMatch = /^system:serviceaccount:([^:]+):/.exec(username);
@@ -192,8 +192,8 @@ export function toEvent(raw: unknown, file: string, line: number | undefined): P
       outcome: outcomeOf(raw),
       requestId: typeof raw.auditID === "string" ? raw.auditID : undefined,
       userAgent: typeof raw.userAgent === "string" ? raw.userAgent : undefined,
-      ...(via ? { via } : {}),
-      ...(issues ? { issues } : {}),
+      via,
+      issues,
       source: { file, line },
     },
   };
