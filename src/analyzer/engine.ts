@@ -215,9 +215,18 @@ export class Engine {
     for (const u of attributed.uses)
       (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
     const use = identityUse(g);
+    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
+    // Writ use is judged per writ, against its playbook, before the identities' own use.
+    const writJudged = this.opts.declared
+      ? judgeWritUses(
+          attributed.uses,
+          this.opts.declared,
+          (provider, action, resource) => plugin(provider)?.risk(action, resource) ?? "medium",
+          findingId,
+        )
+      : { findings: [], outside: new Set<ObservedEvent>() };
     const window: ObservationWindow | undefined =
       this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined);
-    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
     const findings: Finding[] = [];
     let withActivity = 0;
     const matchers = new Map<string, DeclaredMatcher>();
@@ -299,7 +308,10 @@ export class Engine {
         string,
         { action: string; resource: string; writs: Set<string>; count: number }
       >();
+      // What writs did inside their playbooks is need; what they did outside is their finding's
+      // (narrow the role), never a reason to keep the grant.
       for (const u of viaWrits) {
+        if (writJudged.outside.has(u.event)) continue;
         const k = `${u.event.action}\u0000${u.event.resource}`;
         const x =
           byWrit.get(k) ??
@@ -391,6 +403,15 @@ export class Engine {
         // Unused, but inside a playbook whose writs run on this identity: declared work needs it.
         const rule = compile(c.grant);
         if (c.uses.length === 0 && rule && insideAny(needed, rule)) continue;
+        // Used only by writs outside their playbooks: reported once, as the writ's finding.
+        if (
+          c.uses.length === 0 &&
+          rule &&
+          viaWrits.some(
+            (u) => writJudged.outside.has(u.event) && matchesUse(rule, u.event.action, u.event.resource),
+          )
+        )
+          continue;
         if (c.uses.length === 0 || wildcard) cat1.push({ grant: c.grant, paths: own, uses: c.uses });
       }
       const ctxBase = { workload: w, graph: g, used: usedPerms };
@@ -417,14 +438,7 @@ export class Engine {
     }
 
     const writWorkloads = new Set<string>();
-    if (this.opts.declared) {
-      const risk = (provider: string, action: string, resource: string): Severity =>
-        plugin(provider)?.risk(action, resource) ?? "medium";
-      for (const f of judgeWritUses(attributed.uses, this.opts.declared, risk, findingId)) {
-        findings.push(f);
-        writWorkloads.add(f.workload.id);
-      }
-    }
+    findings.push(...writJudged.findings);
     for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
 
     findings.sort(

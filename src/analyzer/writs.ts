@@ -225,7 +225,8 @@ export function judgeWritUses(
   declared: ReadonlyMap<string, DeclaredWork>,
   risk: (provider: string, action: string, resource: string) => Severity,
   findingId: (workload: string, action: string, resource: string) => string,
-): Finding[] {
+): { findings: Finding[]; outside: Set<ObservedEvent> } {
+  const outside = new Set<ObservedEvent>();
   const matchers = new Map<string, DeclaredMatcher>();
   const groups = new Map<string, WritVerdict[]>();
   for (const u of uses) {
@@ -252,6 +253,7 @@ export function judgeWritUses(
         );
     }
     if (reasons.length === 0) continue;
+    outside.add(u.event);
     const gk = `${writWorkloadId(agent, playbook)}\u0000${u.event.action}`;
     (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons });
   }
@@ -315,7 +317,7 @@ export function judgeWritUses(
       writs,
     });
   }
-  return out;
+  return { findings: out, outside };
 }
 
 /**

@@ -128,7 +128,15 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
   });
 
   it("category 1: grants used through writs, or declared by their playbooks, are not unused excess", () => {
-    expect(actions(of(r, ROLE_WORKLOAD, "unused-excess"))).toEqual(["aws:s3:DeleteBucket"]);
+    const [unused, ...more] = of(r, ROLE_WORKLOAD, "unused-excess");
+    expect(more).toEqual([]);
+    expect(unused!.permission.action).toBe("aws:s3:DeleteBucket");
+    // The role's replacement keeps what writs did inside their playbooks, not writ A's DeleteObject.
+    const policy = JSON.parse(unused!.reduction.files[0]!.content) as { Statement: { Action: string[] }[] };
+    const kept = policy.Statement.flatMap((st) => st.Action).sort();
+    expect(kept).toContain("s3:PutObject");
+    expect(kept).toContain("s3:GetObject");
+    expect(kept).not.toContain("s3:DeleteObject");
   });
 
   it("without writ.yaml: nothing is judged, and writ use still needs the role's grants", async () => {
@@ -137,6 +145,8 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
     const unused = actions(bare.findings.filter((f) => f.category === "unused-excess"));
     // No declared work to say ListBucket is needed; PutObject and DeleteObject were used by writs.
     expect(unused).toEqual(["aws:s3:DeleteBucket", "aws:s3:ListBucket"]);
+    const policy = bare.findings.find((f) => f.category === "unused-excess")!.reduction.files[0]!.content;
+    expect(policy).toContain("s3:DeleteObject");
   });
 
   it("with one file alone, a session whose AssumeRole is in the other is the role's own use, with a warning", async () => {
