@@ -5,8 +5,11 @@
  * and not the standing use of the role or service account. Fixtures and their labels:
  * test/fixtures/writ-attribution/ (labels.md).
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/aws/index.js";
 import {
   type AnalysisResult,
   type DeclaredWork,
@@ -159,6 +162,113 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
     expect(unresolved.some((m) => m.includes(W.A))).toBe(true);
     // Fail closed: unattributed, its DeleteObject is judged as the role's standing use.
     expect(actions(of(one, ROLE_WORKLOAD, "unjustified-use"))).toContain("aws:s3:DeleteObject");
+  });
+});
+
+describe("CloudTrail records: what names a writ", () => {
+  const ACCT = "111122223333";
+  const session = (name: string, key: string, src?: string) => ({
+    type: "AssumedRole",
+    principalId: `AROAEXAMPLE:${name}`,
+    arn: `arn:aws:sts::${ACCT}:assumed-role/writ-reports/${name}`,
+    accountId: ACCT,
+    accessKeyId: key,
+    sessionContext: {
+      sessionIssuer: { type: "Role", arn: ROLE, accountId: ACCT, userName: "writ-reports" },
+      ...(src ? { sourceIdentity: src } : {}),
+    },
+  });
+  const assume = (
+    name: string,
+    key: string,
+    tags: Record<string, string>,
+    extra: Record<string, unknown> = {},
+  ) => ({
+    eventTime: "2026-12-05T10:00:00Z",
+    eventSource: "sts.amazonaws.com",
+    eventName: "AssumeRole",
+    userIdentity: { type: "IAMUser", arn: `arn:aws:iam::${ACCT}:user/writ-broker`, accountId: ACCT },
+    requestParameters: {
+      roleArn: ROLE,
+      roleSessionName: name,
+      sourceIdentity: "report-bot",
+      tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    },
+    responseElements: {
+      credentials: { accessKeyId: key, expiration: "Dec 5, 2026, 10:30:00 AM" },
+      assumedRoleUser: { arn: `arn:aws:sts::${ACCT}:assumed-role/writ-reports/${name}` },
+    },
+    requestID: `req-${name}`,
+    ...extra,
+  });
+  const tags = (id: string) => ({
+    "writ:id": id,
+    "writ:agent": "report-bot",
+    "writ:playbook": "export-reports",
+  });
+
+  it("reads the tags in either case, and only from a successful AssumeRole with all three writ tags", () => {
+    const ok = normaliseRecord(assume("writ_x1", "ASIAX1", tags("writ_x1")), "t");
+    expect(ok.writIssue).toEqual({
+      writ: "writ_x1",
+      agent: "report-bot",
+      playbook: "export-reports",
+      sessionArn: `arn:aws:sts::${ACCT}:assumed-role/writ-reports/writ_x1`,
+      accessKeyId: "ASIAX1",
+      sourceIdentity: "report-bot",
+      roleArn: ROLE,
+    });
+    expect(
+      normaliseRecord(assume("writ_x2", "ASIAX2", tags("writ_x2"), { errorCode: "AccessDenied" }), "t")
+        .writIssue,
+    ).toBeUndefined();
+    const partial = tags("writ_x3") as Record<string, string>;
+    delete partial["writ:playbook"];
+    expect(normaliseRecord(assume("writ_x3", "ASIAX3", partial), "t").writIssue).toBeUndefined();
+    expect(
+      normaliseRecord(
+        { ...assume("writ_x4", "ASIAX4", tags("writ_x4")), eventName: "AssumeRoleWithWebIdentity" },
+        "t",
+      ).writIssue,
+    ).toBeUndefined();
+  });
+
+  it("holds only writ-named sessions with a source identity; two writs claiming one session attribute to neither", async () => {
+    const call = (who: ReturnType<typeof session>, n: number) => ({
+      eventTime: `2026-12-05T10:0${n}:00Z`,
+      eventSource: "s3.amazonaws.com",
+      eventName: "DeleteObject",
+      userIdentity: who,
+      requestParameters: { bucketName: "acme-archive", key: `k${n}` },
+      requestID: `call-${n}`,
+    });
+    const records = [
+      // The same session name, two AssumeRole records naming different writs, no access key in the call.
+      assume("writ_dup", "ASIADUP1", tags("writ_one")),
+      assume("writ_dup", "ASIADUP2", tags("writ_two")),
+      call({ ...session("writ_dup", "", "report-bot"), accessKeyId: "" }, 1),
+      // A session not named for a writ, with a source identity: the role's own, no warning.
+      call(session("nightly", "ASIANIGHT", "report-bot"), 2),
+    ];
+    const res = await cloudTrailImporter.import(
+      textInput("trail.json", JSON.stringify({ Records: records })),
+    );
+    const [, , dup, nightly] = res.fragment.events;
+    expect(dup!.via).toMatchObject({ kind: "aws-session", sourceIdentity: "report-bot" });
+    expect(nightly!.via).toBeUndefined();
+    const authz = join(DIR, "aws", "authorization-details.json");
+    const tmp = await mkdtemp(join(tmpdir(), "writ-attr-"));
+    try {
+      await writeFile(join(tmp, "trail.json"), JSON.stringify({ Records: records }));
+      const r = await scanPaths([authz, join(tmp, "trail.json")], { plugins: defaultPlugins, declared });
+      expect(r.problems.map((p) => p.code)).toEqual(["WARN_WRIT_ATTRIBUTION_AMBIGUOUS"]);
+      expect(r.problems[0]!.message).toContain("writ_one, writ_two");
+      expect(r.findings.some((f) => f.writs !== undefined)).toBe(false);
+      // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such.
+      expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toEqual(["aws:s3:DeleteObject"]);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 });
 
