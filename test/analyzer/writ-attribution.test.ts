@@ -282,7 +282,7 @@ describe("an observation window that starts after the writ was issued", () => {
     });
     const named = r.findings.flatMap((f) => (f.writs ?? []).map((w) => w.id)).sort();
     // A's AssumeRole (10:03:02) and K1's binding (10:10:02, inside) name their writs.
-    expect(named).toEqual([W.A, W.E, W.K1].sort());
+    expect(named).toEqual([W.A, W.E, W.K1, W.K1].sort());
     expect(r.problems.some((p) => p.message.includes(W.A))).toBe(false);
     // The issuance itself is not use before the window: 10:00–10:03 events are not counted.
     expect(r.coverage.window).toEqual(window);
@@ -304,10 +304,12 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
 
   it("reports the writ token's delete outside deploy-service, naming the writ", () => {
     const fs = of(r, "writ:deployer/deploy-service");
-    expect(fs.map((f) => [f.permission.action, f.permission.resource])).toEqual([
+    expect(fs.map((f) => [f.permission.action, f.permission.resource]).sort()).toEqual([
       ["k8s:apps/deployments:delete", "checkout/checkout"],
+      // The agent's baseline allows this list; the writ's playbook does not, and the writ is judged by it.
+      ["k8s:apps/deployments:list", "checkout/*"],
     ]);
-    const f = fs[0]!;
+    const f = fs.find((x) => x.permission.action === "k8s:apps/deployments:delete")!;
     expect(f.writs).toEqual([{ id: W.K1, agent: "deployer", playbook: "deploy-service" }]);
     expect(f.evidence[0]!.source).toEqual({ file: join(DIR, "k8s", "audit.log"), line: 11 });
     expect(f.evidence[1]!.label).toContain("sponsor none");
@@ -319,7 +321,7 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
 
   it("reads the cut-off last line as a problem, and the unnamed writ binding as a warning", () => {
     expect(codes(r)).toEqual(["ERR_INPUT_JSON_LINE", "WARN_WRIT_UNRESOLVED"]);
-    expect(r.problems.find((p) => p.code === "ERR_INPUT_JSON_LINE")!.line).toBe(16);
+    expect(r.problems.find((p) => p.code === "ERR_INPUT_JSON_LINE")!.line).toBe(17);
     const w = r.problems.find((p) => p.code === "WARN_WRIT_UNRESOLVED")!;
     expect(w.line).toBe(13);
     expect(w.message).toContain("payments/writ-writ-cgf5bwvudhnsb2xsb3v0mw-6996eb0338");
@@ -337,7 +339,7 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
         ["k8s:core/pods:delete", W.K2],
       ]),
     );
-    expect(fs).toHaveLength(2);
+    expect(fs).toHaveLength(3);
     const pods = fs.find((f) => f.permission.action === "k8s:core/pods:delete")!;
     expect(pods.evidence[1]!.label).toContain("(manifest)");
     expect(pods.evidence[1]!.source?.file).toMatch(/payments-writ-rbac\.yaml$/);
@@ -406,7 +408,7 @@ describe("writ scan --config (built CLI)", () => {
     expect(res.code).toBe(0);
     const report = JSON.parse(res.stdout) as AnalysisResult;
     const ids = report.findings.flatMap((f) => (f.writs ?? []).map((w) => w.id)).sort();
-    expect(ids).toEqual([W.A, W.E, W.K1].sort());
+    expect(ids).toEqual([W.A, W.E, W.K1, W.K1].sort());
     expect(report.problems.map((p) => p.code)).toContain("ERR_INPUT_JSON_LINE");
   }, 60_000);
 });
