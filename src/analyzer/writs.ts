@@ -34,6 +34,31 @@ import type {
   WritRef,
 } from "./model.js";
 
+const WRIT_ID = /^writ_[A-Za-z0-9_-]{1,80}$/;
+/** Agent and playbook ids as writ.yaml has them (src/config/load.ts). */
+const CONFIG_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A sponsor: 1–254 characters, none of them space or control (as the broker takes `login_hint`). */
+const SPONSOR = /^[^\s\p{Cc}]{1,254}$/u;
+
+/**
+ * Is what a record claims a writ's identity in writ's own shapes? The values come from logs and
+ * manifests anyone could write: a record naming a writ in another shape (or with control
+ * characters that would reach a terminal) names no writ.
+ */
+export function validWritIssue(i: {
+  readonly writ: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly sponsor?: string | undefined;
+}): boolean {
+  return (
+    WRIT_ID.test(i.writ) &&
+    CONFIG_ID.test(i.agent) &&
+    CONFIG_ID.test(i.playbook) &&
+    (i.sponsor === undefined || SPONSOR.test(i.sponsor))
+  );
+}
+
 /** One use made with a writ's credential. */
 export interface WritUse {
   readonly event: ObservedEvent;
@@ -71,8 +96,9 @@ export class WritAttribution {
     return this.held.length;
   }
 
-  /** A record of a writ's credential being made. */
+  /** A record of a writ's credential being made (ignored unless in writ's shapes: `validWritIssue`). */
   issue(issue: WritIssue, source: SourceRef): void {
+    if (!validWritIssue(issue)) return;
     const keys = [keyOf(issue.credential.kind, issue.credential.key)];
     if (issue.credential.accessKeyId) keys.push(`akid:${issue.credential.accessKeyId}`);
     for (const k of keys) {

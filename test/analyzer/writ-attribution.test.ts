@@ -5,7 +5,7 @@
  * and not the standing use of the role or service account. Fixtures and their labels:
  * test/fixtures/writ-attribution/ (labels.md).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +19,7 @@ import {
   k8sAuditImporter,
   scanPaths,
   textInput,
+  validWritIssue,
 } from "../../src/analyzer/index.js";
 import { loadPolicy } from "../../src/app.js";
 import { assertBuilt, ROOT, runCli } from "../support/cli.js";
@@ -266,6 +267,54 @@ describe("CloudTrail records: what names a writ", () => {
       expect(r.findings.some((f) => f.writs !== undefined)).toBe(false);
       // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such.
       expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toEqual(["aws:s3:DeleteObject"]);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("records naming a writ in shapes writ never makes", () => {
+  it("name no writ: a control character, an agent id writ.yaml cannot have, a sponsor with a space", async () => {
+    expect(validWritIssue({ writ: W.A, agent: "report-bot", playbook: "export-reports" })).toBe(true);
+    expect(
+      validWritIssue({
+        writ: W.A,
+        agent: "report-bot",
+        playbook: "export-reports",
+        sponsor: "alice@acme.example",
+      }),
+    ).toBe(true);
+    expect(validWritIssue({ writ: `${W.A}\u001b[2J`, agent: "report-bot", playbook: "export-reports" })).toBe(
+      false,
+    );
+    expect(validWritIssue({ writ: "wr_1", agent: "report-bot", playbook: "export-reports" })).toBe(false);
+    expect(validWritIssue({ writ: W.A, agent: "Report Bot", playbook: "export-reports" })).toBe(false);
+    expect(
+      validWritIssue({ writ: W.A, agent: "report-bot", playbook: "export-reports", sponsor: "alice smith" }),
+    ).toBe(false);
+    // Through the scan: the AssumeRole record is ignored, so its session is unresolved and standing.
+    const trail = JSON.parse(
+      await readFile(join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1010Z_b2.json"), "utf8"),
+    ) as {
+      Records: { eventName: string; requestParameters?: { tags?: { key: string; value: string }[] } }[];
+    };
+    const a = trail.Records[0]!;
+    expect(a.eventName).toBe("AssumeRole");
+    a.requestParameters!.tags!.find((t) => t.key === "writ:sponsor")!.value = "alice\u001b]0;pwned\u0007";
+    const tmp = await mkdtemp(join(tmpdir(), "writ-attr-"));
+    try {
+      await writeFile(join(tmp, "b2.json"), JSON.stringify(trail));
+      const r = await scanPaths(
+        [
+          join(DIR, "aws", "authorization-details.json"),
+          join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1005Z_a1.json"),
+          join(tmp, "b2.json"),
+        ],
+        { plugins: defaultPlugins, declared },
+      );
+      expect(r.findings.some((f) => f.writs?.some((w) => w.id === W.A))).toBe(false);
+      expect(r.problems.some((p) => p.code === "WARN_WRIT_UNRESOLVED" && p.message.includes(W.A))).toBe(true);
+      expect(JSON.stringify(r)).not.toContain("pwned");
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
