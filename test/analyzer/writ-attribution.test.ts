@@ -223,6 +223,19 @@ describe("CloudTrail records: what names a writ", () => {
       normaliseRecord(assume("writ_x2", "ASIAX2", tags("writ_x2"), { errorCode: "AccessDenied" }), "t")
         .writIssue,
     ).toBeUndefined();
+    // STS folds tag keys' case; two keys that fold together with different values name nothing.
+    const upper = normaliseRecord(
+      assume("writ_x5", "ASIAX5", {
+        "Writ:Id": "writ_x5",
+        "WRIT:AGENT": "report-bot",
+        "writ:Playbook": "export-reports",
+      }),
+      "t",
+    );
+    expect(upper.writIssue?.writ).toBe("writ_x5");
+    const twice = assume("writ_x6", "ASIAX6", tags("writ_x6"));
+    twice.requestParameters.tags.push({ Key: "Writ:Id", Value: "writ_other" });
+    expect(normaliseRecord(twice, "t").writIssue).toBeUndefined();
     const partial = tags("writ_x3") as Record<string, string>;
     delete partial["writ:playbook"];
     expect(normaliseRecord(assume("writ_x3", "ASIAX3", partial), "t").writIssue).toBeUndefined();

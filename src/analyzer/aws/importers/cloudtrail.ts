@@ -139,12 +139,16 @@ function writIssueOf(r: Record<string, unknown>, name: string): TrailWritIssue |
   const p = isRecord(r.requestParameters) ? r.requestParameters : {};
   const out = isRecord(r.responseElements) ? r.responseElements : {};
   if (!Array.isArray(p.tags)) return undefined;
+  // Session tag keys are case-insensitive to STS (`Writ:Id` is `writ:id`); two that fold together
+  // with different values are no record STS would have accepted.
   const tags = new Map<string, string>();
   for (const t of p.tags) {
     if (!isRecord(t)) continue;
-    const k = str(t.key) ?? str(t.Key);
+    const k = (str(t.key) ?? str(t.Key))?.toLowerCase();
     const v = typeof t.value === "string" ? t.value : typeof t.Value === "string" ? t.Value : undefined;
-    if (k !== undefined && v !== undefined) tags.set(k, v);
+    if (k === undefined || v === undefined) continue;
+    if (tags.has(k) && tags.get(k) !== v) return undefined;
+    tags.set(k, v);
   }
   const writ = tags.get("writ:id");
   const agent = tags.get("writ:agent");
