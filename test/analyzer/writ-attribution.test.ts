@@ -458,6 +458,35 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
     });
     expect(conflict!.issues).toBeUndefined();
   });
+
+  it("ties cluster-wide writ grants by their ClusterRoleBinding, and nothing else by name alone", async () => {
+    const use = (reason: string) => ({
+      kind: "Event",
+      apiVersion: "audit.k8s.io/v1",
+      stage: "ResponseComplete",
+      verb: "list",
+      user: { username: "system:serviceaccount:writ-agents:deployer" },
+      objectRef: { resource: "nodes", apiVersion: "v1" },
+      requestReceivedTimestamp: "2026-12-05T10:00:00Z",
+      responseStatus: { code: 200 },
+      annotations: { "authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": reason },
+    });
+    const reasons = [
+      'RBAC: allowed by ClusterRoleBinding "writ-writ-abc-0123456789" of ClusterRole "writ-writ-abc-0123456789" to ServiceAccount "deployer/writ-agents"',
+      'RBAC: allowed by ClusterRoleBinding "writ-broker" of ClusterRole "writ-broker" to ServiceAccount "writ-broker/writ-system"',
+      'RBAC: allowed by RoleBinding "writ-writ-abc-0123456789/shop" of Role "writ-writ-abc-0123456789" to ServiceAccount "deployer/writ-agents"',
+      "Webhook: allowed",
+    ];
+    const res = await k8sAuditImporter.import(
+      textInput("b.log", reasons.map((r) => JSON.stringify(use(r))).join("\n")),
+    );
+    expect(res.fragment.events.map((e) => e.via?.key)).toEqual([
+      "k8s:ClusterRoleBinding:writ-writ-abc-0123456789",
+      undefined,
+      "k8s:RoleBinding:shop/writ-writ-abc-0123456789",
+      undefined,
+    ]);
+  });
 });
 
 describe("writ scan --config (built CLI)", () => {
