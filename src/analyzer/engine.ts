@@ -326,7 +326,7 @@ export class Engine {
           action: x.action,
           resource: x.resource,
           count: x.count,
-          evidence: `used ${x.count}× through writs' credentials only: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
+          evidence: `used ${x.count}× through writs' credentials: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
           confidence: 1,
         });
       for (const i of inferred)
