@@ -5,6 +5,7 @@
  * and not the standing use of the role or service account. Fixtures and their labels:
  * test/fixtures/writ-attribution/ (labels.md).
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,8 @@ import {
   validWritIssue,
 } from "../../src/analyzer/index.js";
 import { loadPolicy } from "../../src/app.js";
+import { sessionNameFor } from "../../src/downstream/aws/names.js";
+import { objectName } from "../../src/downstream/kubernetes/names.js";
 import { assertBuilt, ROOT, runCli } from "../support/cli.js";
 
 const DIR = join(ROOT, "test", "fixtures", "writ-attribution");
@@ -486,6 +489,45 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
       "k8s:RoleBinding:shop/writ-writ-abc-0123456789",
       undefined,
     ]);
+  });
+});
+
+describe("the names writ's issuers give are the names the analyzer recognises", () => {
+  it("for writ ids as the broker makes them: the session name, and the binding in the RBAC reason", async () => {
+    const ids = Array.from({ length: 200 }, () => `writ_${randomBytes(16).toString("base64url")}`);
+    const records = ids.map((id) => ({
+      eventTime: "2026-12-05T10:00:00Z",
+      eventSource: "s3.amazonaws.com",
+      eventName: "GetObject",
+      userIdentity: {
+        type: "AssumedRole",
+        arn: `arn:aws:sts::111122223333:assumed-role/writ-reports/${sessionNameFor(id)}`,
+        accountId: "111122223333",
+        sessionContext: { sessionIssuer: { type: "Role", arn: ROLE }, sourceIdentity: "report-bot" },
+      },
+      requestParameters: { bucketName: "acme-reports", key: "k" },
+    }));
+    const trail = await cloudTrailImporter.import(textInput("t.json", JSON.stringify({ Records: records })));
+    expect(trail.fragment.events.filter((e) => e.via?.kind === "aws-session")).toHaveLength(ids.length);
+    const audit = ids.map((id) =>
+      JSON.stringify({
+        kind: "Event",
+        apiVersion: "audit.k8s.io/v1",
+        stage: "ResponseComplete",
+        verb: "get",
+        user: { username: "system:serviceaccount:writ-agents:deployer" },
+        objectRef: { resource: "pods", namespace: "shop", name: "p", apiVersion: "v1" },
+        requestReceivedTimestamp: "2026-12-05T10:00:00Z",
+        responseStatus: { code: 200 },
+        annotations: {
+          "authorization.k8s.io/reason": `RBAC: allowed by RoleBinding "${objectName(id)}/shop" of Role "${objectName(id)}" to ServiceAccount "deployer/writ-agents"`,
+        },
+      }),
+    );
+    const k8s = await k8sAuditImporter.import(textInput("a.log", audit.join("\n")));
+    expect(k8s.fragment.events.map((e) => e.via?.key)).toEqual(
+      ids.map((id) => `k8s:RoleBinding:shop/${objectName(id)}`),
+    );
   });
 });
 
