@@ -166,6 +166,8 @@ export interface WritIssue {
   readonly credential: CredentialRef;
   /** How the writ was read from the record, for evidence (`session tags of AssumeRole`, `annotations of RoleBinding …`). */
   readonly how: string;
+  /** The writ's expiry (ms), when the record says (`writ.dev/expires-at` on writ's Kubernetes objects). */
+  readonly expiresAt?: number | undefined;
 }
 
 /** The writ a finding's use was made under. */

@@ -67,6 +67,8 @@ export interface WritUse {
   readonly how: string;
   /** Where the issuing record is. */
   readonly issuedAt?: SourceRef | undefined;
+  /** The writ's expiry (ms), when its record says. */
+  readonly expiresAt?: number | undefined;
 }
 
 export interface Attributed {
@@ -120,6 +122,8 @@ export class WritAttribution {
       const agent = ann["writ.dev/agent-id"];
       const playbook = ann["writ.dev/playbook"];
       const sponsor = ann["writ.dev/sponsor"];
+      const expires =
+        typeof ann["writ.dev/expires-at"] === "string" ? Date.parse(ann["writ.dev/expires-at"]) : Number.NaN;
       if (!name?.startsWith("writ-writ-") || typeof writ !== "string" || typeof agent !== "string") continue;
       if (typeof playbook !== "string" || !writ || !agent || !playbook) continue;
       if (o.type === "RoleBinding" && !ns) continue;
@@ -132,6 +136,7 @@ export class WritAttribution {
           playbook,
           ...(typeof sponsor === "string" && sponsor ? { sponsor } : {}),
           credential: { kind: "k8s-binding", key },
+          ...(Number.isNaN(expires) ? {} : { expiresAt: expires }),
           how: `annotations of ${o.type} ${ns ? `${ns}/` : ""}${name} (manifest)`,
         },
         o.source,
@@ -211,6 +216,7 @@ export class WritAttribution {
         },
         how: k.how,
         issuedAt: known.source,
+        ...(k.expiresAt !== undefined ? { expiresAt: k.expiresAt } : {}),
       });
     }
     return { uses, standing, problems };
@@ -235,9 +241,17 @@ export function writWorkloadId(agent: string, playbook: string): string {
   return `writ:${agent}/${playbook}`;
 }
 
+/**
+ * How long after its writ's expiry a credential may still be seen working: one reaper period
+ * (30 s by default, `writ serve`) and a margin for the clocks of writ and the target system.
+ */
+export const EXPIRY_GRACE_MS = 60_000;
+
 interface WritVerdict {
   readonly use: WritUse;
   readonly reasons: readonly string[];
+  /** Outside the playbook's declared work (else: only after the writ's expiry). */
+  readonly scope: boolean;
 }
 
 /**
@@ -278,10 +292,15 @@ export function judgeWritUses(
           `\`${u.event.action}\` on \`${u.event.resource}\` is outside the grants of playbook \`${playbook}\` in writ.yaml`,
         );
     }
+    const scope = reasons.length > 0;
+    if (u.expiresAt !== undefined && u.event.at > u.expiresAt + EXPIRY_GRACE_MS)
+      reasons.push(
+        `used at ${new Date(u.event.at).toISOString()}, after writ \`${u.writ.id}\` expired at ${new Date(u.expiresAt).toISOString()}: its credential outlived it (the reaper removes writ's objects within one period)`,
+      );
     if (reasons.length === 0) continue;
     outside.add(u.event);
     const gk = `${writWorkloadId(agent, playbook)}\u0000${u.event.action}`;
-    (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons });
+    (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons, scope });
   }
   const out: Finding[] = [];
   for (const verdicts of groups.values()) {
@@ -323,7 +342,7 @@ export function judgeWritUses(
       id: findingId(wid, e.action, "writ-use"),
       category: "unjustified-use",
       severity,
-      title: `writ ${writ.id} (playbook ${writ.playbook}, agent ${writ.agent}${writ.sponsor ? `, sponsor ${writ.sponsor}` : ""}) used ${e.action} outside the playbook's declared work`,
+      title: `writ ${writ.id} (playbook ${writ.playbook}, agent ${writ.agent}${writ.sponsor ? `, sponsor ${writ.sponsor}` : ""}) used ${e.action} ${first.scope ? "outside the playbook's declared work" : "after the writ expired"}`,
       workload: {
         id: wid,
         label: `playbook ${writ.playbook} of agent ${writ.agent} (writ credentials)`,

@@ -394,20 +394,30 @@ describe("Kubernetes: audit events authorised by a writ's RoleBinding", () => {
     expect(r.problems.some((p) => p.message.includes("writ-broker"))).toBe(false);
   });
 
-  it("a manifest of the writ's binding names its writ: its pod delete is reported, its patch is not", async () => {
+  it("a manifest of the writ's binding names its writ; its uses after the writ expired are reported", async () => {
     const both = await scan(["k8s", "k8s-snapshot"]);
     expect(codes(both)).toEqual(["ERR_INPUT_JSON_LINE"]);
     const fs = of(both, "writ:deployer/deploy-service");
-    expect(fs.map((f) => [f.permission.action, f.writs?.[0]?.id])).toEqual(
-      expect.arrayContaining([
-        ["k8s:apps/deployments:delete", W.K1],
-        ["k8s:core/pods:delete", W.K2],
-      ]),
-    );
-    expect(fs).toHaveLength(3);
+    expect(fs.map((f) => [f.permission.action, f.writs?.[0]?.id]).sort()).toEqual([
+      ["k8s:apps/deployments:delete", W.K1],
+      ["k8s:apps/deployments:list", W.K1],
+      ["k8s:apps/deployments:patch", W.K2],
+      ["k8s:core/pods:delete", W.K2],
+    ]);
     const pods = fs.find((f) => f.permission.action === "k8s:core/pods:delete")!;
     expect(pods.evidence[1]!.label).toContain("(manifest)");
     expect(pods.evidence[1]!.source?.file).toMatch(/payments-writ-rbac\.yaml$/);
+    expect(pods.title).toContain("outside the playbook's declared work");
+    // The patch is inside deploy-service, but 90 s after the writ's expiry (10:11:00): past the
+    // reaper's period and the clocks' margin, its binding outlived it.
+    const late = fs.find((f) => f.permission.action === "k8s:apps/deployments:patch")!;
+    expect(late.title).toContain("after the writ expired");
+    const reasons = late.evidence.filter((e) => e.ref === "reason").map((e) => e.label);
+    expect(reasons).toEqual([expect.stringContaining("expired at 2026-12-05T10:11:00.000Z")]);
+    // Nothing of K1 (expires 10:30) is late.
+    expect(
+      fs.filter((f) => f.writs?.[0]?.id === W.K1).flatMap((f) => f.evidence.map((e) => e.label)),
+    ).not.toContainEqual(expect.stringContaining("expired"));
   });
 
   it("reads a sponsor annotation when the binding carries one, and ignores a failed create", async () => {

@@ -112,6 +112,8 @@ function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | un
   const agent = ann["writ.dev/agent-id"];
   const playbook = ann["writ.dev/playbook"];
   const sponsor = ann["writ.dev/sponsor"];
+  const expires =
+    typeof ann["writ.dev/expires-at"] === "string" ? Date.parse(ann["writ.dev/expires-at"]) : Number.NaN;
   if (typeof writ !== "string" || typeof agent !== "string" || typeof playbook !== "string") return undefined;
   if (!writ || !agent || !playbook) return undefined;
   const ns = typeof ref.namespace === "string" && ref.namespace ? ref.namespace : undefined;
@@ -123,6 +125,7 @@ function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | un
     playbook,
     ...(typeof sponsor === "string" && sponsor ? { sponsor } : {}),
     credential: { kind: "k8s-binding", key },
+    ...(Number.isNaN(expires) ? {} : { expiresAt: expires }),
     how: `annotations of ${kind} ${ns ? `${ns}/` : ""}${name} (created${typeof raw.auditID === "string" ? ` in ${raw.auditID}` : ""})`,
   };
 }
