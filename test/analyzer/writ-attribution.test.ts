@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/aws/index.js";
 import {
@@ -86,7 +87,8 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
     expect(writ!.label).toContain("playbook `export-reports`");
     expect(writ!.label).toContain("sponsor `alice@acme.example`");
     expect(writ!.label).toContain("session tags of sts:AssumeRole");
-    expect(writ!.source?.file).toMatch(/20261205T1010Z_b2\.json$/);
+    // …delivered gzip-compressed, as CloudTrail writes to S3.
+    expect(writ!.source?.file).toMatch(/20261205T1010Z_b2\.json\.gz$/);
     expect(reason!.label).toContain("outside the grants of playbook `export-reports`");
     // Severity from the provider's risk, at least medium; the id is stable per playbook and action.
     expect(["medium", "high", "critical"]).toContain(f!.severity);
@@ -310,7 +312,9 @@ describe("records naming a writ in shapes writ never makes", () => {
     ).toBe(false);
     // Through the scan: the AssumeRole record is ignored, so its session is unresolved and standing.
     const trail = JSON.parse(
-      await readFile(join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1010Z_b2.json"), "utf8"),
+      gunzipSync(
+        await readFile(join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1010Z_b2.json.gz")),
+      ).toString("utf8"),
     ) as {
       Records: { eventName: string; requestParameters?: { tags?: { key: string; value: string }[] } }[];
     };
