@@ -49,6 +49,7 @@ import type {
 import { guardrailFor } from "./remediation.js";
 import {
   type Attributed,
+  type Correlated,
   insideAny,
   judgeWritUses,
   playbookRules,
@@ -223,6 +224,7 @@ export class Engine {
           this.opts.declared,
           (provider, action, resource) => plugin(provider)?.risk(action, resource) ?? "medium",
           findingId,
+          this.correlator(),
         )
       : { findings: [], outside: new Set<ObservedEvent>() };
     const window: ObservationWindow | undefined =
@@ -467,6 +469,35 @@ export class Engine {
         workloadsWithActivity: withActivity,
         files: this.files,
       },
+    };
+  }
+
+  /**
+   * Joins an agent's event to the tool call that caused it (the span's request ids, else the call
+   * whose span contains it, ± the slack) and the untrusted read that tainted its prompt context.
+   */
+  private correlator(): (agent: string, e: ObservedEvent) => Correlated | undefined {
+    const slack = this.opts.correlationSlackMs ?? 2000;
+    const perAgent = new Map<
+      string,
+      { calls: ToolCall[]; byRequest: Map<string, ToolCall>; tainted: Map<string, ToolCall> }
+    >();
+    return (agent, e) => {
+      let x = perAgent.get(agent);
+      if (!x) {
+        const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
+        const byRequest = new Map<string, ToolCall>();
+        for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
+        const tainted = new Map<string, ToolCall>();
+        for (const c of calls)
+          if (c.untrustedSource && c.context && !tainted.has(c.context)) tainted.set(c.context, c);
+        x = { calls, byRequest, tainted };
+        perAgent.set(agent, x);
+      }
+      const call = (e.requestId ? x.byRequest.get(e.requestId) : undefined) ?? nearest(x.calls, e.at, slack);
+      if (!call) return undefined;
+      const taint = call.context ? x.tainted.get(call.context) : undefined;
+      return { call, taint: taint && taint.start <= call.start && taint !== call ? taint : undefined };
     };
   }
 

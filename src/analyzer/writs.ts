@@ -30,6 +30,7 @@ import type {
   ProviderObject,
   Severity,
   SourceRef,
+  ToolCall,
   WritIssue,
   WritRef,
 } from "./model.js";
@@ -247,11 +248,20 @@ export function writWorkloadId(agent: string, playbook: string): string {
  */
 export const EXPIRY_GRACE_MS = 60_000;
 
+/** The tool call an event was joined to, and the untrusted read that tainted its prompt context. */
+export interface Correlated {
+  readonly call: ToolCall;
+  readonly taint?: ToolCall | undefined;
+}
+
 interface WritVerdict {
   readonly use: WritUse;
   readonly reasons: readonly string[];
-  /** Outside the playbook's declared work (else: only after the writ's expiry). */
+  /** Outside the playbook's declared work. */
   readonly scope: boolean;
+  /** After the writ's expiry. */
+  readonly late: boolean;
+  readonly joined?: Correlated | undefined;
 }
 
 /**
@@ -265,9 +275,11 @@ export function judgeWritUses(
   declared: ReadonlyMap<string, DeclaredWork>,
   risk: (provider: string, action: string, resource: string) => Severity,
   findingId: (workload: string, action: string, resource: string) => string,
+  correlate: (agent: string, e: ObservedEvent) => Correlated | undefined = () => undefined,
 ): { findings: Finding[]; outside: Set<ObservedEvent> } {
   const outside = new Set<ObservedEvent>();
   const matchers = new Map<string, DeclaredMatcher>();
+  const toolMatchers = new Map<string, DeclaredMatcher>();
   const groups = new Map<string, WritVerdict[]>();
   for (const u of uses) {
     if (u.event.outcome !== "allowed") continue;
@@ -293,14 +305,35 @@ export function judgeWritUses(
         );
     }
     const scope = reasons.length > 0;
-    if (u.expiresAt !== undefined && u.event.at > u.expiresAt + EXPIRY_GRACE_MS)
+    // The tool call behind the use, as for standing use: an undeclared tool, a call that claims
+    // another playbook, a prompt context tainted by an untrusted read.
+    const joined = correlate(agent, u.event);
+    if (joined) {
+      let tools = toolMatchers.get(agent);
+      if (work && !tools) {
+        tools = new DeclaredMatcher(work);
+        toolMatchers.set(agent, tools);
+      }
+      if (tools && !tools.toolDeclared(joined.call.tool))
+        reasons.push(`tool \`${joined.call.tool}\` is not among the agent's declared tools`);
+      if (joined.call.playbook && joined.call.playbook !== playbook)
+        reasons.push(
+          `the tool call claims playbook \`${joined.call.playbook}\`, but the credential is writ \`${u.writ.id}\`'s, for \`${playbook}\``,
+        );
+      if (joined.taint)
+        reasons.push(
+          `prompt context \`${joined.call.context}\` read untrusted input earlier (tool \`${joined.taint.tool}\`)`,
+        );
+    }
+    const late = u.expiresAt !== undefined && u.event.at > u.expiresAt + EXPIRY_GRACE_MS;
+    if (late && u.expiresAt !== undefined)
       reasons.push(
         `used at ${new Date(u.event.at).toISOString()}, after writ \`${u.writ.id}\` expired at ${new Date(u.expiresAt).toISOString()}: its credential outlived it (the reaper removes writ's objects within one period)`,
       );
     if (reasons.length === 0) continue;
     outside.add(u.event);
     const gk = `${writWorkloadId(agent, playbook)}\u0000${u.event.action}`;
-    (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons, scope });
+    (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons, scope, late, joined });
   }
   const out: Finding[] = [];
   for (const verdicts of groups.values()) {
@@ -317,6 +350,7 @@ export function judgeWritUses(
         label: `${new Date(e.at).toISOString()} ${e.via?.key ?? e.principal} ${e.action} ${e.resource} (${e.outcome})`,
         source: e.source,
       },
+      ...joinedSteps(first.joined),
       {
         kind: "note",
         ref: writ.id,
@@ -335,14 +369,20 @@ export function judgeWritUses(
           .join(", ")}${writs.length > 5 ? ", …" : ""}`,
       });
     const base = risk(e.provider, e.action, e.resource);
-    const severity: Severity = SEVERITY_RANK[base] >= SEVERITY_RANK.medium ? base : "medium";
+    const floor: Severity = verdicts.some((v) => v.joined?.taint) ? "high" : "medium";
+    const severity: Severity = SEVERITY_RANK[base] >= SEVERITY_RANK[floor] ? base : floor;
+    const what = first.scope
+      ? "outside the playbook's declared work"
+      : first.late
+        ? "after the writ expired"
+        : "through a tool call outside the agent's declared work";
     const system = e.provider === "aws" ? "the role (and its session policy)" : "the writ's Role";
     out.push({
       kind: "finding",
       id: findingId(wid, e.action, "writ-use"),
       category: "unjustified-use",
       severity,
-      title: `writ ${writ.id} (playbook ${writ.playbook}, agent ${writ.agent}${writ.sponsor ? `, sponsor ${writ.sponsor}` : ""}) used ${e.action} ${first.scope ? "outside the playbook's declared work" : "after the writ expired"}`,
+      title: `writ ${writ.id} (playbook ${writ.playbook}, agent ${writ.agent}${writ.sponsor ? `, sponsor ${writ.sponsor}` : ""}) used ${e.action} ${what}`,
       workload: {
         id: wid,
         label: `playbook ${writ.playbook} of agent ${writ.agent} (writ credentials)`,
@@ -363,6 +403,26 @@ export function judgeWritUses(
     });
   }
   return { findings: out, outside };
+}
+
+function joinedSteps(j: Correlated | undefined): EvidenceStep[] {
+  if (!j) return [];
+  const out: EvidenceStep[] = [
+    {
+      kind: "tool-call",
+      ref: j.call.spanId,
+      label: `tool call \`${j.call.tool}\` by \`${j.call.agent}\` at ${new Date(j.call.start).toISOString()}${j.call.playbook ? ` claiming playbook \`${j.call.playbook}\`` : ""}`,
+      source: j.call.source,
+    },
+  ];
+  if (j.call.context)
+    out.push({
+      kind: "context",
+      ref: j.call.context,
+      label: `prompt context \`${j.call.context}\`${j.taint ? ` (tainted by \`${j.taint.tool}\` at ${new Date(j.taint.start).toISOString()})` : ""}`,
+      source: j.taint?.source,
+    });
+  return out;
 }
 
 /**

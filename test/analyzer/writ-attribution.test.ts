@@ -171,6 +171,34 @@ describe("AWS: CloudTrail calls of writ role sessions", () => {
   });
 });
 
+describe("writ use joined to the agent's tool calls (OTLP traces)", () => {
+  let r: AnalysisResult;
+  beforeAll(async () => {
+    r = await scan(["aws", "traces"]);
+  });
+
+  it("reports use inside the playbook made from a prompt context tainted by an untrusted read", () => {
+    const fs = of(r, "writ:report-bot/export-reports");
+    expect(actions(fs)).toEqual(["aws:s3:DeleteObject", "aws:s3:GetObject", "aws:s3:PutObject"]);
+    const get = fs.find((f) => f.permission.action === "aws:s3:GetObject")!;
+    expect(get.title).toContain("through a tool call outside the agent's declared work");
+    expect(get.writs?.map((w) => w.id)).toEqual([W.A]);
+    expect(["high", "critical"]).toContain(get.severity);
+    expect(get.evidence.map((e) => e.kind)).toEqual(["event", "tool-call", "context", "note", "note"]);
+    expect(get.evidence[1]!.ref).toBe("a0c1d2e3f4a50002");
+    expect(get.evidence[2]!.label).toContain("tainted by `web:fetch`");
+    expect(get.evidence[4]!.label).toContain("read untrusted input earlier");
+    // Outside the playbook and tainted: the reasons say both, and the severity rises with the taint.
+    const del = fs.find((f) => f.permission.action === "aws:s3:DeleteObject")!;
+    expect(del.title).toContain("outside the playbook's declared work");
+    expect(["high", "critical"]).toContain(del.severity);
+  });
+
+  it("leaves writ B alone: its calls come from a declared tool in a clean context", () => {
+    expect(r.findings.some((f) => f.writs?.some((w) => w.id === W.B))).toBe(false);
+  });
+});
+
 describe("CloudTrail records: what names a writ", () => {
   const ACCT = "111122223333";
   const session = (name: string, key: string, src?: string) => ({
