@@ -9,13 +9,17 @@
  *   AWS        — the `sts:AssumeRole` record whose session tags carry `writ:id`, `writ:agent`,
  *                `writ:playbook` (`writ:sponsor`) made the session; the session's calls are
  *                matched to it by access key id, else by session ARN, and must carry the same
- *                source identity (writ sets the agent id there);
+ *                source identity (writ sets the agent id there) and the session name writ gives
+ *                (the writ id);
  *   Kubernetes — the RBAC authorizer's reason (`authorization.k8s.io/reason`) names the
- *                RoleBinding or ClusterRoleBinding `writ-…` that allowed the request; the binding's
- *                create (audit level Request or RequestResponse) or a manifest of it carries the
- *                annotations `writ.dev/writ-id`, `writ.dev/agent-id`, `writ.dev/playbook`.
+ *                RoleBinding or ClusterRoleBinding `writ-writ-…` that allowed the request; the
+ *                binding's create (audit level Request or RequestResponse) or a manifest of it
+ *                carries the annotations `writ.dev/writ-id`, `writ.dev/agent-id`,
+ *                `writ.dev/playbook` (`writ.dev/expires-at`).
  * Events are held until every file is read (records arrive in any order); those whose credential
  * names no writ, or whose records disagree, are the identity's own use after all, with a warning.
+ * Each writ use is then judged against its playbook, its writ's lifetime and, with traces, the
+ * tool call that made it.
  */
 import { compileRule, type Rule, ruleContains } from "../core/index.js";
 import { DeclaredMatcher } from "./declared.js";
@@ -36,6 +40,8 @@ import type {
 } from "./model.js";
 
 const WRIT_ID = /^writ_[A-Za-z0-9_-]{1,80}$/;
+/** STS's RoleSessionName: writ uses the writ id itself when it is one (src/downstream/aws/names.ts). */
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 /** Agent and playbook ids as writ.yaml has them (src/config/load.ts). */
 const CONFIG_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** A sponsor: 1–254 characters, none of them space or control (as the broker takes `login_hint`). */
@@ -93,10 +99,6 @@ export class WritAttribution {
   /** An event whose credential may be a writ's: kept whole until `resolve`. */
   hold(e: ObservedEvent): void {
     this.held.push(e);
-  }
-
-  get holding(): number {
-    return this.held.length;
   }
 
   /** A record of a writ's credential being made (ignored unless in writ's shapes: `validWritIssue`). */
@@ -197,6 +199,19 @@ export class WritAttribution {
       const identities = [
         ...new Set([via.sourceIdentity, k.credential.sourceIdentity].filter((x) => x !== undefined)),
       ];
+      // …and names the session after the writ id (when the id is a valid session name, as the
+      // broker's always are): tags claiming writ X on a session named for writ Y are not X's.
+      const session = via.key.slice(via.key.lastIndexOf("/") + 1);
+      if (via.kind === "aws-session" && SESSION_NAME.test(k.writ) && session !== k.writ) {
+        warn(
+          via.key,
+          "WARN_WRIT_ATTRIBUTION_MISMATCH",
+          e.source,
+          `${describe(via)}: session tags name writ \`${k.writ}\`, but writ names its sessions after the writ id: not attributed to the writ`,
+        );
+        standing.push(e);
+        continue;
+      }
       if (via.kind === "aws-session" && (identities.length === 0 || identities.some((x) => x !== k.agent))) {
         warn(
           via.key,

@@ -319,6 +319,39 @@ describe("CloudTrail records: what names a writ", () => {
   });
 });
 
+describe("a session whose tags name another writ than its name", () => {
+  it("is not attributed to the writ the tags name", async () => {
+    const trail = JSON.parse(
+      gunzipSync(
+        await readFile(join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1010Z_b2.json.gz")),
+      ).toString("utf8"),
+    ) as {
+      Records: { eventName: string; requestParameters?: { tags?: { key: string; value: string }[] } }[];
+    };
+    // A's AssumeRole, its writ:id tag rewritten to writ B's: the session is still named for A.
+    trail.Records[0]!.requestParameters!.tags!.find((t) => t.key === "writ:id")!.value = W.B;
+    const tmp = await mkdtemp(join(tmpdir(), "writ-attr-"));
+    try {
+      await writeFile(join(tmp, "b2.json"), JSON.stringify(trail));
+      const r = await scanPaths(
+        [
+          join(DIR, "aws", "authorization-details.json"),
+          join(DIR, "aws", "111122223333_CloudTrail_eu-west-2_20261205T1005Z_a1.json"),
+          join(tmp, "b2.json"),
+        ],
+        { plugins: defaultPlugins, declared },
+      );
+      const m = r.problems.filter((p) => p.code === "WARN_WRIT_ATTRIBUTION_MISMATCH").map((p) => p.message);
+      expect(m.some((x) => x.includes(`assumed-role/writ-reports/${W.A}`) && x.includes(W.B))).toBe(true);
+      expect(r.findings.some((f) => f.writs?.some((w) => w.id === W.A || w.id === W.B))).toBe(false);
+      // Fail closed: A's DeleteObject is the role's own use, judged as such.
+      expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toContain("aws:s3:DeleteObject");
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("records naming a writ in shapes writ never makes", () => {
   it("name no writ: a control character, an agent id writ.yaml cannot have, a sponsor with a space", async () => {
     expect(validWritIssue({ writ: W.A, agent: "report-bot", playbook: "export-reports" })).toBe(true);
