@@ -47,6 +47,16 @@ import type {
   UsedPermission,
 } from "./model.js";
 import { guardrailFor } from "./remediation.js";
+import {
+  type Attributed,
+  type Correlated,
+  insideAny,
+  judgeWritUses,
+  playbookRules,
+  WritAttribution,
+  type WritUse,
+  writWorkloadId,
+} from "./writs.js";
 
 export interface EngineOptions {
   readonly plugins: readonly ProviderPlugin[];
@@ -97,6 +107,8 @@ export class Engine {
   private minAt = Number.POSITIVE_INFINITY;
   private maxAt = Number.NEGATIVE_INFINITY;
   private readonly providersWithActivity = new Set<string>();
+  private readonly writs = new WritAttribution();
+  private attributed: Attributed | undefined;
   files = 0;
 
   constructor(private readonly opts: EngineOptions) {}
@@ -143,18 +155,31 @@ export class Engine {
   /** One observed event, as it is read. */
   event(e: ObservedEvent): void {
     const w = this.opts.window;
+    // A writ issuance names its writ whenever it happened; as use, it counts inside the window only.
+    if (e.issues) this.writs.issue(e.issues, e.source);
     if (w && (e.at < w.start || e.at >= w.end)) return;
     this.events++;
     this.providersWithActivity.add(e.provider);
     if (e.at < this.minAt) this.minAt = e.at;
     if (e.at > this.maxAt) this.maxAt = e.at;
+    // Possibly a writ's credential: held until every file is read, then attributed (writs.ts).
+    if (e.via) {
+      if (e.outcome !== "allowed") this.eventsDenied++;
+      this.writs.hold(e);
+      return;
+    }
+    this.aggregate(e);
+  }
+
+  /** Counts one event as its identity's own use. */
+  private aggregate(e: ObservedEvent): void {
     let a = this.activity.get(e.principal);
     if (!a) {
       a = { used: new Map(), denied: 0, kept: [], byPod: new Map() };
       this.activity.set(e.principal, a);
     }
     if (e.outcome !== "allowed") {
-      this.eventsDenied++;
+      if (!e.via) this.eventsDenied++;
       a.denied++;
       return;
     }
@@ -179,10 +204,31 @@ export class Engine {
 
   result(): AnalysisResult {
     const g = this.link();
+    // Writ use: attributed to its writ, else (no record names one) the identity's own after all.
+    if (!this.attributed) {
+      this.writs.fromObjects(this.objects);
+      this.attributed = this.writs.resolve();
+      this.problems.push(...this.attributed.problems);
+      for (const e of this.attributed.standing) this.aggregate(e);
+    }
+    const attributed = this.attributed;
+    const writUse = new Map<string, WritUse[]>();
+    for (const u of attributed.uses)
+      (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
     const use = identityUse(g);
+    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
+    // Writ use is judged per writ, against its playbook, before the identities' own use.
+    const writJudged = this.opts.declared
+      ? judgeWritUses(
+          attributed.uses,
+          this.opts.declared,
+          (provider, action, resource) => plugin(provider)?.risk(action, resource) ?? "medium",
+          findingId,
+          this.correlator(),
+        )
+      : { findings: [], outside: new Set<ObservedEvent>() };
     const window: ObservationWindow | undefined =
       this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined);
-    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
     const findings: Finding[] = [];
     let withActivity = 0;
     const matchers = new Map<string, DeclaredMatcher>();
@@ -228,8 +274,13 @@ export class Engine {
         }
         kept.push(...a.kept);
       }
-      const inferred = usages.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
-      const hasActivity = usages.length > 0 || inferred.length > 0;
+      // Use through writs' credentials: it needs the grant (cat. 1), but is judged per writ (cat. 2).
+      const viaWrits = ids
+        .flatMap((id) => writUse.get(id) ?? [])
+        .filter((u) => u.event.outcome === "allowed");
+      const writPlaybooks = new Set(viaWrits.map((u) => `${u.writ.agent}\u0000${u.writ.playbook}`));
+      const inferred = usages.length === 0 && viaWrits.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
+      const hasActivity = usages.length > 0 || inferred.length > 0 || viaWrits.length > 0;
       const providerObserved =
         this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
       if (hasActivity) withActivity++;
@@ -255,6 +306,31 @@ export class Engine {
             confidence: 1,
           });
       }
+      const byWrit = new Map<
+        string,
+        { action: string; resource: string; writs: Set<string>; count: number }
+      >();
+      // What writs did inside their playbooks is need; what they did outside is their finding's
+      // (narrow the role), never a reason to keep the grant.
+      for (const u of viaWrits) {
+        if (writJudged.outside.has(u.event)) continue;
+        const k = `${u.event.action}\u0000${u.event.resource}`;
+        const x =
+          byWrit.get(k) ??
+          byWrit
+            .set(k, { action: u.event.action, resource: u.event.resource, writs: new Set(), count: 0 })
+            .get(k)!;
+        x.count++;
+        x.writs.add(`${u.writ.id} (playbook ${u.writ.playbook})`);
+      }
+      for (const x of byWrit.values())
+        usedPerms.push({
+          action: x.action,
+          resource: x.resource,
+          count: x.count,
+          evidence: `used ${x.count}× through writs' credentials: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
+          confidence: 1,
+        });
       for (const i of inferred)
         usedPerms.push({
           action: i.action,
@@ -288,6 +364,7 @@ export class Engine {
         const uses = rule ? usedPerms.filter((u) => matchesUse(rule, u.action, u.resource)) : [];
         categoryCandidates.push({ grant, paths: gp, uses });
       }
+      const needed = playbookRules(writPlaybooks, this.opts.declared);
 
       // Category 2 first: observed use outside declared work (per grant the use went through).
       const cat2Keys = new Set<string>();
@@ -325,8 +402,19 @@ export class Engine {
         }
         if (!providerObserved) continue;
         const wildcard = /\*/.test(c.grant.action.split(":").slice(1).join(":"));
-        if (c.uses.length === 0 || (wildcard && c.uses.length > 0))
-          cat1.push({ grant: c.grant, paths: own, uses: c.uses });
+        // Unused, but inside a playbook whose writs run on this identity: declared work needs it.
+        const rule = compile(c.grant);
+        if (c.uses.length === 0 && rule && insideAny(needed, rule)) continue;
+        // Used only by writs outside their playbooks: reported once, as the writ's finding.
+        if (
+          c.uses.length === 0 &&
+          rule &&
+          viaWrits.some(
+            (u) => writJudged.outside.has(u.event) && matchesUse(rule, u.event.action, u.event.resource),
+          )
+        )
+          continue;
+        if (c.uses.length === 0 || wildcard) cat1.push({ grant: c.grant, paths: own, uses: c.uses });
       }
       const ctxBase = { workload: w, graph: g, used: usedPerms };
       const inferredOnly = usedPerms.length > 0 && usedPerms.every((u) => u.confidence < 1);
@@ -351,6 +439,10 @@ export class Engine {
       }
     }
 
+    const writWorkloads = new Set<string>();
+    findings.push(...writJudged.findings);
+    for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
+
     findings.sort(
       (a, b) =>
         SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
@@ -367,7 +459,7 @@ export class Engine {
       escalations,
       blastRadius: radius,
       problems: this.problems,
-      workloadIds: workloads(g).map((w) => w.id),
+      workloadIds: [...workloads(g).map((w) => w.id), ...[...writWorkloads].sort()],
       coverage: {
         window,
         events: this.events,
@@ -377,6 +469,35 @@ export class Engine {
         workloadsWithActivity: withActivity,
         files: this.files,
       },
+    };
+  }
+
+  /**
+   * Joins an agent's event to the tool call that caused it (the span's request ids, else the call
+   * whose span contains it, ± the slack) and the untrusted read that tainted its prompt context.
+   */
+  private correlator(): (agent: string, e: ObservedEvent) => Correlated | undefined {
+    const slack = this.opts.correlationSlackMs ?? 2000;
+    const perAgent = new Map<
+      string,
+      { calls: ToolCall[]; byRequest: Map<string, ToolCall>; tainted: Map<string, ToolCall> }
+    >();
+    return (agent, e) => {
+      let x = perAgent.get(agent);
+      if (!x) {
+        const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
+        const byRequest = new Map<string, ToolCall>();
+        for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
+        const tainted = new Map<string, ToolCall>();
+        for (const c of calls)
+          if (c.untrustedSource && c.context && !tainted.has(c.context)) tainted.set(c.context, c);
+        x = { calls, byRequest, tainted };
+        perAgent.set(agent, x);
+      }
+      const call = (e.requestId ? x.byRequest.get(e.requestId) : undefined) ?? nearest(x.calls, e.at, slack);
+      if (!call) return undefined;
+      const taint = call.context ? x.tainted.get(call.context) : undefined;
+      return { call, taint: taint && taint.start <= call.start && taint !== call ? taint : undefined };
     };
   }
 
@@ -456,7 +577,7 @@ export class Engine {
     evidence.push({
       kind: "event",
       ref: v.event.requestId ?? `${v.event.source.file}:${v.event.source.line ?? ""}`,
-      label: `${iso(v.event.at)} ${v.event.principal} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
+      label: `${iso(v.event.at)} ${v.event.principal}${v.event.via ? ` (${v.event.via.key})` : ""} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
       source: v.event.source,
     });
     if (v.call) {

@@ -19,3 +19,4 @@ export { defaultPlugins } from "./plugins.js";
 export { guardrailFor } from "./remediation.js";
 export { htmlReport, jsonReport, markdownReport, sarifReport, terminalReport } from "./reports/index.js";
 export { expandPaths, pickImporter, type ScanOptions, type ScanProgress, scanPaths } from "./scan.js";
+export { validWritIssue, writWorkloadId } from "./writs.js";

@@ -131,7 +131,51 @@ export interface ObservedEvent {
   /** The provider's request id (k8s `auditID`, CloudTrail `requestID`), for joining to traces. */
   readonly requestId?: string | undefined;
   readonly userAgent?: string | undefined;
+  /**
+   * The credential the request was made with, when it may be a writ's downstream credential: an
+   * AWS role session that carries a source identity, or a Kubernetes request authorised by a
+   * binding named `writ-…`. Such events are attributed to their writ when one is found
+   * (src/analyzer/writs.ts), else counted as the identity's own use.
+   */
+  readonly via?: CredentialRef | undefined;
+  /** The writ issuance this event records (STS AssumeRole with writ's session tags, a writ binding's create). */
+  readonly issues?: WritIssue | undefined;
   readonly source: SourceRef;
+}
+
+/**
+ * What a request's credential is: `aws-session` keyed by the session ARN
+ * (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`), with the session's access key id and source
+ * identity when CloudTrail records them; `k8s-binding` keyed by the binding node id that authorised
+ * it (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`).
+ */
+export interface CredentialRef {
+  readonly kind: "aws-session" | "k8s-binding";
+  readonly key: string;
+  readonly accessKeyId?: string | undefined;
+  readonly sourceIdentity?: string | undefined;
+}
+
+/** A writ's downstream credential coming into being, as the downstream system recorded it. */
+export interface WritIssue {
+  readonly writ: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly sponsor?: string | undefined;
+  /** The credential it made: keys as in `CredentialRef`. */
+  readonly credential: CredentialRef;
+  /** How the writ was read from the record, for evidence (`session tags of AssumeRole`, `annotations of RoleBinding …`). */
+  readonly how: string;
+  /** The writ's expiry (ms), when the record says (`writ.dev/expires-at` on writ's Kubernetes objects). */
+  readonly expiresAt?: number | undefined;
+}
+
+/** The writ a finding's use was made under. */
+export interface WritRef {
+  readonly id: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly sponsor?: string | undefined;
 }
 
 /** One tool call by an agent (an OpenTelemetry GenAI `execute_tool` span). */
@@ -315,6 +359,8 @@ export interface Finding {
   readonly misclassification: string;
   /** How sure the classification is, 0..1 (lower without activity data or with little coverage). */
   readonly confidence: number;
+  /** The writs whose downstream credentials made the uses (category 2 of writ use), first one first. */
+  readonly writs?: readonly WritRef[] | undefined;
 }
 
 /** An escalation edge: what holding a permission lets one reach (KubeHound-style). */

@@ -395,6 +395,9 @@ export function createAwsLinker(organization?: Organization): Linker {
   };
 }
 
+/** writ's role session names are the writ id (src/downstream/aws/names.ts), and writ ids begin `writ_`. */
+const WRIT_SESSION_NAME = /:assumed-role\/[^/]+\/writ_[^/]*$/;
+
 function observed(e: TrailEvent, file: string, line?: number): ObservedEvent {
   const kind = e.principal.includes(":role/")
     ? "role"
@@ -415,6 +418,35 @@ function observed(e: TrailEvent, file: string, line?: number): ObservedEvent {
       : "allowed",
     ...(e.requestId ? { requestId: e.requestId } : {}),
     ...(e.userAgent ? { userAgent: e.userAgent } : {}),
+    // Only a session named for a writ (`writ_…`, the writ id) with a source identity (writ sets the
+    // agent id there) can be a writ's: every other session is counted as its role's as it streams.
+    ...(e.session?.sourceIdentity && WRIT_SESSION_NAME.test(e.session.arn)
+      ? {
+          via: {
+            kind: "aws-session" as const,
+            key: e.session.arn,
+            sourceIdentity: e.session.sourceIdentity,
+            ...(e.session.accessKeyId ? { accessKeyId: e.session.accessKeyId } : {}),
+          },
+        }
+      : {}),
+    ...(e.writIssue
+      ? {
+          issues: {
+            writ: e.writIssue.writ,
+            agent: e.writIssue.agent,
+            playbook: e.writIssue.playbook,
+            ...(e.writIssue.sponsor ? { sponsor: e.writIssue.sponsor } : {}),
+            credential: {
+              kind: "aws-session" as const,
+              key: e.writIssue.sessionArn,
+              ...(e.writIssue.accessKeyId ? { accessKeyId: e.writIssue.accessKeyId } : {}),
+              ...(e.writIssue.sourceIdentity ? { sourceIdentity: e.writIssue.sourceIdentity } : {}),
+            },
+            how: `session tags of sts:AssumeRole${e.requestId ? ` ${e.requestId}` : ""}${e.writIssue.roleArn ? ` on ${e.writIssue.roleArn}` : ""}`,
+          },
+        }
+      : {}),
     source: { file, ...(line !== undefined ? { line } : {}) },
   };
 }
@@ -433,7 +465,8 @@ export const cloudTrailImporter: Importer = {
     const events: ObservedEvent[] = [];
     const problems: InputProblem[] = [];
     const emit = (e: ObservedEvent) => {
-      if (opts.window && (e.at < opts.window.start || e.at > opts.window.end)) return;
+      // A writ's AssumeRole before the window still names the writ of the sessions inside it.
+      if (opts.window && !e.issues && (e.at < opts.window.start || e.at > opts.window.end)) return;
       if (opts.onEvent) opts.onEvent(e);
       else events.push(e);
     };

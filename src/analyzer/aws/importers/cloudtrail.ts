@@ -33,6 +33,31 @@ export interface TrailEvent {
   readonly readOnly?: boolean;
   readonly requestId?: string;
   readonly userAgent?: string;
+  /** The role session the call was made with (`userIdentity.type` `AssumedRole`). */
+  readonly session?: TrailSession;
+  /** A successful `sts:AssumeRole` whose session tags name a writ (`writ:id`, `writ:agent`, `writ:playbook`). */
+  readonly writIssue?: TrailWritIssue;
+}
+
+export interface TrailSession {
+  /** `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`. */
+  readonly arn: string;
+  readonly accessKeyId?: string;
+  /** `userIdentity.sessionContext.sourceIdentity`: set at AssumeRole, kept for the session's life. */
+  readonly sourceIdentity?: string;
+}
+
+export interface TrailWritIssue {
+  readonly writ: string;
+  readonly agent: string;
+  readonly playbook: string;
+  readonly sponsor?: string;
+  /** The session it made: `responseElements.assumedRoleUser.arn` and its access key id. */
+  readonly sessionArn: string;
+  readonly accessKeyId?: string;
+  /** `requestParameters.sourceIdentity` (writ sets the agent id). */
+  readonly sourceIdentity?: string;
+  readonly roleArn?: string;
 }
 
 /** eventSource prefixes that are not the IAM service prefix. */
@@ -105,6 +130,47 @@ function resourcesOf(
   return [...out];
 }
 
+/**
+ * The writ an AssumeRole record's session tags name (`requestParameters.tags`: `[{key, value}]`),
+ * or undefined: not AssumeRole, failed, or without all of `writ:id`, `writ:agent`, `writ:playbook`.
+ */
+function writIssueOf(r: Record<string, unknown>, name: string): TrailWritIssue | undefined {
+  if (r.eventSource !== "sts.amazonaws.com" || name !== "AssumeRole" || str(r.errorCode)) return undefined;
+  const p = isRecord(r.requestParameters) ? r.requestParameters : {};
+  const out = isRecord(r.responseElements) ? r.responseElements : {};
+  if (!Array.isArray(p.tags)) return undefined;
+  // Session tag keys are case-insensitive to STS (`Writ:Id` is `writ:id`); two that fold together
+  // with different values are no record STS would have accepted.
+  const tags = new Map<string, string>();
+  for (const t of p.tags) {
+    if (!isRecord(t)) continue;
+    const k = (str(t.key) ?? str(t.Key))?.toLowerCase();
+    const v = typeof t.value === "string" ? t.value : typeof t.Value === "string" ? t.Value : undefined;
+    if (k === undefined || v === undefined) continue;
+    if (tags.has(k) && tags.get(k) !== v) return undefined;
+    tags.set(k, v);
+  }
+  const writ = tags.get("writ:id");
+  const agent = tags.get("writ:agent");
+  const playbook = tags.get("writ:playbook");
+  const user = isRecord(out.assumedRoleUser) ? out.assumedRoleUser : {};
+  const creds = isRecord(out.credentials) ? out.credentials : {};
+  const sessionArn = str(user.arn);
+  if (!writ || !agent || !playbook || !sessionArn) return undefined;
+  const sponsor = tags.get("writ:sponsor");
+  const sourceIdentity = str(p.sourceIdentity) ?? str(out.sourceIdentity);
+  return {
+    writ,
+    agent,
+    playbook,
+    ...(sponsor ? { sponsor } : {}),
+    sessionArn,
+    ...(str(creds.accessKeyId) ? { accessKeyId: creds.accessKeyId as string } : {}),
+    ...(sourceIdentity ? { sourceIdentity } : {}),
+    ...(str(p.roleArn) ? { roleArn: p.roleArn as string } : {}),
+  };
+}
+
 /** One record → an event; `where` names the file and record for errors. */
 export function normaliseRecord(raw: unknown, where: string): TrailEvent {
   let r = raw;
@@ -134,6 +200,16 @@ export function normaliseRecord(raw: unknown, where: string): TrailEvent {
   if (type === "AssumedRole" && str(issuer.arn)) principal = issuer.arn as string;
   else if (type === "AWSService") principal = str(id.invokedBy) ?? "aws-service";
   else principal = str(id.arn) ?? (account ? `arn:aws:iam::${account}:root` : "unknown");
+  const context = isRecord(id.sessionContext) ? id.sessionContext : {};
+  const session: TrailSession | undefined =
+    type === "AssumedRole" && str(id.arn)
+      ? {
+          arn: id.arn as string,
+          ...(str(id.accessKeyId) ? { accessKeyId: id.accessKeyId as string } : {}),
+          ...(str(context.sourceIdentity) ? { sourceIdentity: context.sourceIdentity as string } : {}),
+        }
+      : undefined;
+  const writIssue = writIssueOf(r, name);
   return {
     time: str(r.eventTime) ?? "",
     eventSource: r.eventSource,
@@ -151,6 +227,8 @@ export function normaliseRecord(raw: unknown, where: string): TrailEvent {
     ...(typeof r.readOnly === "boolean" ? { readOnly: r.readOnly } : {}),
     ...(str(r.requestID) ? { requestId: r.requestID as string } : {}),
     ...(str(r.userAgent) ? { userAgent: r.userAgent as string } : {}),
+    ...(session ? { session } : {}),
+    ...(writIssue ? { writIssue } : {}),
   };
 }
 

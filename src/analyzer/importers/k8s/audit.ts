@@ -5,6 +5,7 @@
  */
 import { problem } from "../../input.js";
 import type {
+  CredentialRef,
   Importer,
   ImportOptions,
   ImportResult,
@@ -12,6 +13,7 @@ import type {
   InputProblem,
   ObservedEvent,
   Outcome,
+  WritIssue,
 } from "../../model.js";
 import { EMPTY_FRAGMENT } from "../../model.js";
 import { CLUSTER_SCOPED, groupName } from "./rbac.js";
@@ -50,6 +52,83 @@ function outcomeOf(e: Record<string, unknown>): Outcome {
 }
 
 type Parsed = { event: ObservedEvent } | { skip: true } | { error: string };
+
+/**
+ * Names of the objects writ's Kubernetes issuer makes for a writ: `writ-<id>` made a DNS label
+ * (src/downstream/kubernetes/names.ts), and writ ids begin `writ_`, so `writ-writ-…`. The broker's
+ * own bindings (`writ-broker`) are not a writ's.
+ */
+const WRIT_OBJECT = /^writ-writ-/;
+/**
+ * The RBAC authorizer's reason (`authorization.k8s.io/reason`): `RBAC: allowed by RoleBinding
+ * "NAME/NAMESPACE" of Role "R" to ServiceAccount "SA/NS"`, or `ClusterRoleBinding "NAME" of …`.
+ */
+const RBAC_REASON = /^RBAC: allowed by (RoleBinding|ClusterRoleBinding) "([^"/]+)(?:\/([^"]+))?" of /;
+
+/** The binding that authorised the request, when it is one of writ's (`writ-…`). */
+function writBindingOf(ann: Record<string, unknown>): CredentialRef | undefined {
+  const reason = ann["authorization.k8s.io/reason"];
+  if (typeof reason !== "string") return undefined;
+  const m = RBAC_REASON.exec(reason);
+  if (!m || !WRIT_OBJECT.test(m[2]!)) return undefined;
+  if (m[1] === "RoleBinding")
+    return m[3] ? { kind: "k8s-binding", key: `k8s:RoleBinding:${m[3]}/${m[2]}` } : undefined;
+  return { kind: "k8s-binding", key: `k8s:ClusterRoleBinding:${m[2]}` };
+}
+
+/**
+ * A writ binding being created, when the audit level records the object (Request or
+ * RequestResponse): writ's issuer annotates it `writ.dev/writ-id`, `writ.dev/agent-id`,
+ * `writ.dev/playbook` (and `writ.dev/sponsor` when it sets one).
+ */
+function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | undefined {
+  const status = isObject(raw.responseStatus) ? raw.responseStatus : undefined;
+  const code = typeof status?.code === "number" ? status.code : 200;
+  const ref = isObject(raw.objectRef) ? raw.objectRef : undefined;
+  if (verb !== "create" || code >= 300 || !ref || ref.apiGroup !== "rbac.authorization.k8s.io")
+    return undefined;
+  const kind =
+    ref.resource === "rolebindings"
+      ? "RoleBinding"
+      : ref.resource === "clusterrolebindings"
+        ? "ClusterRoleBinding"
+        : undefined;
+  if (!kind) return undefined;
+  const obj = isObject(raw.responseObject)
+    ? raw.responseObject
+    : isObject(raw.requestObject)
+      ? raw.requestObject
+      : undefined;
+  const meta = obj && isObject(obj.metadata) ? obj.metadata : undefined;
+  const ann = meta && isObject(meta.annotations) ? meta.annotations : undefined;
+  const name =
+    typeof ref.name === "string" && ref.name
+      ? ref.name
+      : typeof meta?.name === "string"
+        ? meta.name
+        : undefined;
+  if (!ann || !name || !WRIT_OBJECT.test(name)) return undefined;
+  const writ = ann["writ.dev/writ-id"];
+  const agent = ann["writ.dev/agent-id"];
+  const playbook = ann["writ.dev/playbook"];
+  const sponsor = ann["writ.dev/sponsor"];
+  const expires =
+    typeof ann["writ.dev/expires-at"] === "string" ? Date.parse(ann["writ.dev/expires-at"]) : Number.NaN;
+  if (typeof writ !== "string" || typeof agent !== "string" || typeof playbook !== "string") return undefined;
+  if (!writ || !agent || !playbook) return undefined;
+  const ns = typeof ref.namespace === "string" && ref.namespace ? ref.namespace : undefined;
+  if (kind === "RoleBinding" && !ns) return undefined;
+  const key = kind === "RoleBinding" ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
+  return {
+    writ,
+    agent,
+    playbook,
+    ...(typeof sponsor === "string" && sponsor ? { sponsor } : {}),
+    credential: { kind: "k8s-binding", key },
+    ...(Number.isNaN(expires) ? {} : { expiresAt: expires }),
+    how: `annotations of ${kind} ${ns ? `${ns}/` : ""}${name} (created${typeof raw.auditID === "string" ? ` in ${raw.auditID}` : ""})`,
+  };
+}
 
 /** One audit Event object → an observed event, or why not. */
 export function toEvent(raw: unknown, file: string, line: number | undefined): Parsed {
@@ -94,6 +173,9 @@ export function toEvent(raw: unknown, file: string, line: number | undefined): P
   } else {
     return { error: "event without `objectRef` or `requestURI`" };
   }
+  const ann = isObject(raw.annotations) ? raw.annotations : undefined;
+  const via = ann ? writBindingOf(ann) : undefined;
+  const issues = verb === "create" ? writIssueOf(raw, verb) : undefined;
   const extra = isObject(user?.extra) ? user.extra : {};
   const podName = extra["authentication.kubernetes.io/pod-name"];
   const saMatch = /^system:serviceaccount:([^:]+):/.exec(username);
@@ -113,6 +195,8 @@ export function toEvent(raw: unknown, file: string, line: number | undefined): P
       outcome: outcomeOf(raw),
       requestId: typeof raw.auditID === "string" ? raw.auditID : undefined,
       userAgent: typeof raw.userAgent === "string" ? raw.userAgent : undefined,
+      via,
+      issues,
       source: { file, line },
     },
   };
@@ -153,7 +237,8 @@ export const k8sAuditImporter: Importer = {
         return;
       }
       const e = parsed.event;
-      if (opts.window && (e.at < opts.window.start || e.at >= opts.window.end)) return;
+      // A writ binding made before the window still names the writ of the requests inside it.
+      if (opts.window && !e.issues && (e.at < opts.window.start || e.at >= opts.window.end)) return;
       if (opts.onEvent) opts.onEvent(e);
       else events.push(e);
     };
