@@ -330,6 +330,8 @@ export async function kubernetesIssuerWith(
           "writ.dev/agent-id": writ.agent,
           "writ.dev/playbook": writ.playbook,
           "writ.dev/expires-at": writ.expiresAt.toISOString(),
+          // the analyzer names the writ's sponsor in its findings from this
+          ...(writ.sponsor ? { "writ.dev/sponsor": writ.sponsor } : {}),
         },
       });
       const subjects = [{ kind: "ServiceAccount", name: sa.name, namespace: sa.namespace }];

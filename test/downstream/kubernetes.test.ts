@@ -37,7 +37,9 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; reason: unk
 describe("kubernetes issuer: issue", () => {
   it("creates the Secret, Role and RoleBinding for a namespaced grant and a Secret-bound token that can do exactly that", async () => {
     h = await harness();
-    const w = writ([{ action: "k8s:apps/deployments:get|patch", resource: "shop/web" }]);
+    const w = writ([{ action: "k8s:apps/deployments:get|patch", resource: "shop/web" }], {
+      sponsor: "alice",
+    });
     const now = new Date();
     const cred = await h.issuer.issue(w, now);
     expect(cred.system).toBe("kubernetes");
@@ -53,6 +55,13 @@ describe("kubernetes issuer: issue", () => {
       name,
       namespace: "shop",
       labels: { "writ.dev/writ": w.id, "writ.dev/agent": "deployer", "writ.dev/environment": "prod" },
+      // what the analyzer attributes the binding's uses with (src/analyzer/writs.ts)
+      annotations: {
+        "writ.dev/writ-id": w.id,
+        "writ.dev/agent-id": "deployer",
+        "writ.dev/playbook": "rollout",
+        "writ.dev/sponsor": "alice",
+      },
     });
     expect(role?.rules).toEqual([
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["web"] },
