@@ -116,7 +116,9 @@ export async function main(
       }),
   };
   const verb = argv.find((a) => !a.startsWith("-"));
-  const selected = verb !== undefined && Object.hasOwn(verbs, verb) ? [verb] : Object.keys(verbs);
+  const versionOnly = verb === undefined && (argv.includes("--version") || argv.includes("-V"));
+  const selected =
+    verb !== undefined && Object.hasOwn(verbs, verb) ? [verb] : versionOnly ? [] : Object.keys(verbs);
   for (const name of selected) await verbs[name]!();
   const json = argv.includes("--json");
   try {
