@@ -16,7 +16,8 @@ import {
   loadConfigFile,
 } from "./config/index.js";
 import { q, type Vocabulary, type WritConfig, WritError } from "./core/index.js";
-import type { Gateway } from "./gateway/index.js";
+import { ERR_DOWNSTREAM_CONFIG } from "./downstream/types.js";
+import type { DownstreamIssuers, Gateway } from "./gateway/index.js";
 import {
   type AuthzenRecord,
   authzenRoutes,
@@ -211,6 +212,13 @@ export interface ServerOptions {
   readonly dpopNonce?: "accept" | "require" | undefined;
   /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /**
+   * The downstream issuers (issue 11) the gateway's upstreams with `credentials: { downstream }`
+   * redeem writs with, per environment and system. Without one for an environment a playbook
+   * issues writs in, a server whose gateway names that system refuses to start
+   * (`ERR_DOWNSTREAM_CONFIG`): such an upstream is never called with anything else.
+   */
+  readonly downstream?: DownstreamIssuers | undefined;
   /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
   readonly log?: ((line: string) => void) | undefined;
   /**
@@ -288,7 +296,7 @@ function digestOf(
 
 /** The gateway's dependencies from the server's own objects: one wiring for `serve` and `gateway --stdio`. */
 function gatewayDeps(
-  opts: Pick<ServerOptions, "policy" | "env" | "version">,
+  opts: Pick<ServerOptions, "policy" | "env" | "version" | "downstream">,
   parts: {
     pdp: DecisionPoint;
     store: Store;
@@ -313,7 +321,27 @@ function gatewayDeps(
     resolve: gatewayPart.envResolver(opts.env ?? process.env),
     version: opts.version,
     upstreamStderr,
+    downstream: opts.downstream,
   };
+}
+
+/**
+ * Refuses to start a gateway whose upstream names a downstream system that has no issuer in an
+ * environment writs are issued in: its calls could only be refused, or worse, forwarded bare.
+ */
+function checkDownstream(
+  config: WritConfig,
+  issuers: DownstreamIssuers | undefined,
+  gatewayPart: GatewayModule,
+): void {
+  const missing = gatewayPart.missingIssuers(config, issuers);
+  if (missing.length === 0) return;
+  throw new WritError(
+    ERR_DOWNSTREAM_CONFIG,
+    `gateway upstreams need downstream issuers that are not configured: ${missing
+      .map((m) => `${q(m.upstream)} (${m.system}) in environment ${q(m.environment)}`)
+      .join(", ")} — configure \`downstream: { <env>: { ${missing[0]!.system}: … } }\` in writ.yaml`,
+  );
 }
 
 export interface StdioGatewayOptions {
@@ -322,6 +350,8 @@ export interface StdioGatewayOptions {
   readonly databaseUrl?: string | undefined;
   readonly version: string;
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** As `ServerOptions.downstream`. */
+  readonly downstream?: DownstreamIssuers | undefined;
   /** Where upstreams' stderr goes (stdout is the MCP channel, so never there). */
   readonly upstreamStderr?: "inherit" | "ignore" | undefined;
 }
@@ -360,6 +390,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const digest = digestOf({ canonicalJson, toJsonValue });
     const approvals = broker.approvalService(store.db, { audit });
     const kill = followKills(broker.killSwitch(store.db), store);
+    checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
     const gateway = await gatewayPart.createGateway(
       gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart, opts.upstreamStderr),
     );
@@ -521,6 +552,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           }
         : undefined,
     });
+    checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
     const gateway =
       opts.policy.config.gateway === undefined
         ? undefined

@@ -18,6 +18,7 @@ import {
   type ResourceRule,
   type ResourceTemplate,
   type Upstream,
+  type UpstreamCredentials,
 } from "../core/index.js";
 import type { Checker } from "./load.js";
 import { parseResourceTemplate } from "./resource-template.js";
@@ -32,6 +33,20 @@ const ENV_NAME = /^env:([A-Za-z_][A-Za-z0-9_]{0,127})$/;
 const KINDS = ["path", "url-host", "email-domain", "repository"] as const;
 const DEFAULT_APPROVAL_TTL = 15 * 60;
 const DEFAULT_TAINT_TTL = 24 * 60 * 60;
+const DOWNSTREAM_SYSTEMS = ["aws", "github", "kubernetes"] as const;
+/** Writs with a connection (a process, for stdio) of their own to one upstream at once, by default. */
+const DEFAULT_MAX_WRITS = 16;
+const MAX_MAX_WRITS = 1000;
+/**
+ * A stdio upstream with per-call credentials gets them in its environment: writ.yaml must not set
+ * any variable that names (or points at) another credential for that system. The gateway injects a
+ * subset of these (gateway/credentials.ts).
+ */
+export const CREDENTIAL_ENV: Readonly<Record<UpstreamCredentials["downstream"], RegExp>> = {
+  aws: /^AWS_/i,
+  github: /^(GH_|GITHUB_)/i,
+  kubernetes: /^(KUBECONFIG$|K8S_|KUBERNETES_)/i,
+};
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 
@@ -306,8 +321,13 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
       "tools",
       "resource",
       "trustNewTools",
+      "credentials",
     ],
   );
+  const credentials =
+    obj.credentials === undefined
+      ? undefined
+      : parseCredentials(c, obj.credentials, [...path, "credentials"], stdio);
   const resources = parseResources(c, obj.resource, [...path, "resource"], false) as ResourceTemplate[];
   const trustNewTools = flag(c, obj, "trustNewTools", path);
   const tools = new Map<string, GatewayTool>();
@@ -344,9 +364,33 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
       });
     }
     const env = texts(obj.env, [...path, "env"]);
+    if (credentials) {
+      for (const k of env.keys()) {
+        if (CREDENTIAL_ENV[credentials.downstream].test(k)) {
+          c.error(
+            "ERR_CONFIG_GATEWAY_CREDENTIALS",
+            [...path, "env", k],
+            `${q(k)}: this upstream's ${credentials.downstream} credentials come from writ per writ (\`credentials\`); writ.yaml must not set another`,
+            { key: true },
+          );
+        }
+      }
+    }
     const cwd = obj.cwd === undefined ? undefined : c.string(obj.cwd, [...path, "cwd"]);
     if (command === undefined) return undefined;
-    return { kind: "stdio-upstream", id, command, args, env, cwd, tools, resources, trustNewTools, path };
+    return {
+      kind: "stdio-upstream",
+      id,
+      command,
+      args,
+      env,
+      cwd,
+      tools,
+      resources,
+      trustNewTools,
+      credentials,
+      path,
+    };
   }
   const url = c.string(obj.url, [...path, "url"]);
   let ok = false;
@@ -373,8 +417,70 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
       });
     }
   }
+  if (credentials) {
+    for (const k of headers.keys()) {
+      if (k.toLowerCase() === "authorization" || k.toLowerCase() === "proxy-authorization") {
+        c.error(
+          "ERR_CONFIG_GATEWAY_CREDENTIALS",
+          [...path, "headers", k],
+          `${q(k)}: this upstream's \`Authorization\` is the credential writ mints per writ (\`credentials\`); writ.yaml must not set another`,
+          { key: true },
+        );
+      }
+    }
+  }
   if (url === undefined || !ok) return undefined;
-  return { kind: "http-upstream", id, url, headers, tools, resources, trustNewTools, path };
+  return { kind: "http-upstream", id, url, headers, tools, resources, trustNewTools, credentials, path };
+}
+
+/**
+ * `credentials: { downstream: SYSTEM, maxWrits?: N }`: the upstream's credential is minted per writ
+ * by that system's downstream issuer (whether the system is configured for an environment is
+ * checked when the server starts). AWS over HTTP is refused: SigV4 signs each request, it is no
+ * header token.
+ */
+function parseCredentials(
+  c: Checker,
+  v: unknown,
+  path: Path,
+  stdio: boolean,
+): UpstreamCredentials | undefined {
+  const obj = c.map(v, path, "`{downstream: aws|github|kubernetes, maxWrits?: N}`");
+  if (!obj) return undefined;
+  c.keys(obj, path, ["downstream"], ["maxWrits"]);
+  const system = obj.downstream;
+  if (system === undefined) return undefined;
+  if (!DOWNSTREAM_SYSTEMS.includes(system as (typeof DOWNSTREAM_SYSTEMS)[number])) {
+    c.error(
+      "ERR_CONFIG_GATEWAY_CREDENTIALS",
+      [...path, "downstream"],
+      `downstream ${q(system)}: expected one of ${DOWNSTREAM_SYSTEMS.map((s) => q(s)).join(", ")}`,
+    );
+    return undefined;
+  }
+  const downstream = system as UpstreamCredentials["downstream"];
+  if (downstream === "aws" && !stdio) {
+    c.error(
+      "ERR_CONFIG_GATEWAY_CREDENTIALS",
+      [...path, "downstream"],
+      "AWS credentials cannot be given to a Streamable HTTP upstream: AWS signs each request (SigV4), there is no header token to inject; run the tool server over stdio, where it gets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN",
+    );
+    return undefined;
+  }
+  let maxWrits = DEFAULT_MAX_WRITS;
+  if (obj.maxWrits !== undefined) {
+    const n = obj.maxWrits;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1 || n > MAX_MAX_WRITS) {
+      c.error(
+        "ERR_CONFIG_VALUE",
+        [...path, "maxWrits"],
+        `maxWrits ${q(n)}: expected a whole number from 1 to ${MAX_MAX_WRITS}`,
+      );
+      return undefined;
+    }
+    maxWrits = n;
+  }
+  return { downstream, maxWrits, path };
 }
 
 const BOUND_GLOB = /^[^\0\n\r]{1,1024}$/;

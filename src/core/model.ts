@@ -259,6 +259,17 @@ export interface ConfigText {
   readonly env: readonly string[];
 }
 
+/**
+ * Per-call credentials of an upstream (`credentials: { downstream: github }`): for each forwarded
+ * call the gateway injects a credential a downstream issuer mints for the session's writ, never a
+ * static one. One upstream connection (a process, for stdio) per writ, at most `maxWrits` at once.
+ */
+export interface UpstreamCredentials {
+  readonly downstream: "aws" | "github" | "kubernetes";
+  readonly maxWrits: number;
+  readonly path: Path;
+}
+
 export type Upstream =
   | {
       readonly kind: "stdio-upstream";
@@ -272,6 +283,7 @@ export type Upstream =
       readonly resources: readonly ResourceTemplate[];
       /** New tools on this (already pinned) upstream are pinned on first sight, not quarantined. */
       readonly trustNewTools: boolean;
+      readonly credentials?: UpstreamCredentials | undefined;
       readonly path: Path;
     }
   | {
@@ -283,6 +295,7 @@ export type Upstream =
       readonly tools: ReadonlyMap<string, GatewayTool>;
       readonly resources: readonly ResourceTemplate[];
       readonly trustNewTools: boolean;
+      readonly credentials?: UpstreamCredentials | undefined;
       readonly path: Path;
     };
 

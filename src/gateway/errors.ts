@@ -4,6 +4,7 @@
  * `_meta`; HTTP authentication failures become 401 with `WWW-Authenticate`.
  */
 import { type DecisionCode, WritError } from "../core/index.js";
+import type { DownstreamReason } from "../downstream/types.js";
 
 export const ERR_GATEWAY_REFUSED = "ERR_GATEWAY_REFUSED";
 
@@ -26,6 +27,10 @@ export type GatewayReason =
   | "session_ended"
   | "upstream_unavailable"
   | "upstream_error"
+  /** An upstream with per-writ credentials already runs for its `maxWrits` writs. */
+  | "upstream_busy"
+  /** A downstream issuer refused the writ's credential for the upstream (`downstream_*`). */
+  | DownstreamReason
   | "gateway_error"
   | "writ_exhausted"
   | "writ_revoked"

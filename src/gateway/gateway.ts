@@ -13,7 +13,9 @@
  *      same prompt context is refused (or held) — taint outlives sessions;
  *   7. the decision point decides `mcp:<server>:<tool>` on each resource, with the session's writ;
  *   8. irreversible (or tainted-held) calls need an approval bound to their exact arguments;
- *   9. a call only a writ allows spends one of its uses.
+ *   9. an upstream with per-writ credentials (`credentials: { downstream: … }`) gets the session's
+ *      writ's own connection, its credential minted by the downstream issuer (credentials.ts);
+ *  10. a call only a writ allows spends one of its uses.
  *
  * Every call is audited — allowed, refused or held — with the agent, writ, session, tool, derived
  * resources, the arguments' digest (never the arguments) and the prompt-context id. Any error is a
@@ -39,6 +41,7 @@ import {
 import type { DecisionPoint } from "../pdp/index.js";
 import type { Store } from "../store/index.js";
 import { boundsCheck } from "./bounds.js";
+import { type DownstreamIssuers, scopedUpstreams, writForIssuer } from "./credentials.js";
 import { GatewayError, type GatewayReason } from "./errors.js";
 import { admitHeld } from "./holds.js";
 import { definitionHash, type PinStore, pinStore } from "./pins.js";
@@ -90,7 +93,7 @@ export type SpendUse = (writId: string, by: string) => Promise<{ readonly usesLe
 export interface GatewayDeps {
   readonly config: WritConfig;
   readonly pdp: Pick<DecisionPoint, "decideWith">;
-  readonly store: Pick<Store, "db">;
+  readonly store: Pick<Store, "db" | "writs">;
   /** The audit log. Never given arguments or tokens, only digests. */
   readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly approvals: ApprovalService;
@@ -100,6 +103,11 @@ export interface GatewayDeps {
   readonly spendUse: SpendUse;
   readonly resolve: ResolveText;
   readonly version: string;
+  /**
+   * The downstream issuer of an environment and system, for upstreams with per-writ credentials;
+   * undefined (or answering undefined) refuses their calls with `downstream_not_configured`.
+   */
+  readonly downstream?: DownstreamIssuers | undefined;
   readonly pins?: PinStore | undefined;
   /** Every time the gateway reads: rate windows, taint expiry, approvals, pins (default: now). */
   readonly clock?: (() => Date) | undefined;
@@ -211,6 +219,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const upstreams = new Map<string, UpstreamConnection>();
   const known = new Map<string, KnownTool>(); // `${server}\0${tool}`
   const taint = taints(deps.store.db);
+  const scoped = scopedUpstreams({
+    issuers: deps.downstream,
+    connect: { resolve: deps.resolve, version: deps.version, stderr: deps.upstreamStderr },
+    audit: deps.audit,
+  });
   let kills: Awaited<ReturnType<KillSwitch["engaged"]>> = [];
   let killError = false;
 
@@ -316,8 +329,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const why = killedWhy(s.identity);
       if (why !== undefined) end(s, why);
     }
+    // a killed agent's writs lose their upstream processes (and the credentials inside) at once
+    scoped.closeWhere((s) => killedWhy(s) !== undefined, "killed");
   }
-  function killedWhy(id: GatewayIdentity): string | undefined {
+  function killedWhy(id: Pick<GatewayIdentity, "agent" | "environment">): string | undefined {
     if (killError) return "the kill switch cannot be read";
     const agent = agentOf(id.agent);
     if (!agent) return `agent ${q(id.agent)} is no longer declared`;
@@ -553,6 +568,56 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return { k, decl, args: argv, spend: viaWritOnly && id.writ !== undefined };
   }
 
+  /**
+   * The session's writ's own connection to an upstream with per-writ credentials. The writ is read
+   * again first: a revoked or expired one stops its connections and is refused.
+   */
+  async function writConnection(
+    s: SessionState,
+    u: NonNullable<ReturnType<typeof gw.upstreams.get>>,
+    k: KnownTool,
+    record: Record<string, unknown>,
+  ): Promise<UpstreamConnection> {
+    const system = u.credentials!.downstream;
+    record.downstream = { system };
+    const id = s.identity.writ?.id;
+    if (id === undefined) {
+      throw new GatewayError(
+        "downstream_no_grants",
+        `upstream ${q(u.id)} gets ${system} credentials minted per writ, and this session has no writ`,
+        { system },
+      );
+    }
+    const stored = await deps.store.writs.get(id);
+    const at = now();
+    if (!stored || stored.agent !== s.identity.agent) {
+      throw new GatewayError("writ_not_found", `writ ${q(id)} is not found`);
+    }
+    if (stored.maxUses !== undefined && stored.uses >= stored.maxUses) {
+      scoped.closeWhere((x) => x.writ === id, "exhausted");
+      throw new GatewayError("writ_exhausted", `writ ${q(id)} has no uses left`);
+    }
+    if (stored.status !== "active" || stored.expiresAt.getTime() <= at.getTime()) {
+      const revoked = stored.status !== "active";
+      scoped.closeWhere((x) => x.writ === id, revoked ? "revoked" : "expired");
+      throw revoked
+        ? new GatewayError("writ_revoked", `writ ${q(id)} is revoked`)
+        : new GatewayError("writ_expired", `writ ${q(id)} has expired`);
+    }
+    const { conn, credentialExpiresAt } = await scoped.acquire(u, writForIssuer(deps.config, stored), at);
+    record.downstream = { system, credentialExpiresAt: credentialExpiresAt.toISOString() };
+    // the writ's process must offer the very definition that was pinned and checked
+    const tool = conn.tools().get(k.tool.name);
+    if (!tool || definitionHash(tool) !== k.hash) {
+      throw new GatewayError(
+        "tool_quarantined",
+        `${q(`${k.server}:${k.tool.name}`)} is ${tool ? "defined otherwise" : "missing"} on this writ's connection to the upstream`,
+        { hash: tool ? definitionHash(tool) : null },
+      );
+    }
+    return conn;
+  }
+
   async function callTool(
     sessionId: string,
     name: string,
@@ -579,6 +644,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     try {
       const live = alive(sessionId);
       const { k, decl, args: argv, spend } = await judge(live, name, args, ctx, record);
+      const upstream = gw.upstreams.get(k.server);
+      // before a use is spent: a credential the issuer refuses costs the writ nothing
+      const writConn = upstream?.credentials ? await writConnection(live, upstream, k, record) : undefined;
       if (spend) {
         try {
           const used = await deps.spendUse(live.identity.writ!.id, "gateway");
@@ -591,7 +659,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       // A kill engaged while the checks ran still stops the call.
       alive(sessionId);
-      const conn = upstreams.get(k.server);
+      const conn = writConn ?? (upstream?.credentials ? undefined : upstreams.get(k.server));
       if (!conn) throw new GatewayError("upstream_unavailable", `upstream ${q(k.server)} is not connected`);
       if (decl.untrusted) {
         // tainted before the result is read: a privileged call racing this one is already refused
@@ -704,6 +772,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     async close() {
       clearInterval(timer);
       for (const s of [...sessions.values()]) end(s, "the gateway is shutting down");
+      await scoped.close();
       await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
       upstreams.clear();
     },

@@ -2,6 +2,13 @@
 // surface of src/gateway.
 
 export { boundsCheck, parsePathGlob, pathGlobMatches } from "./bounds.js";
+export {
+  type DownstreamIssuers,
+  INJECTED_ENV,
+  injectionFor,
+  missingIssuers,
+  writForIssuer,
+} from "./credentials.js";
 export { ERR_GATEWAY_REFUSED, GatewayError, type GatewayReason, isGatewayError } from "./errors.js";
 export {
   type CallContext,

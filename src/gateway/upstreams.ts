@@ -2,7 +2,8 @@
  * The gateway's side towards its tool servers: one MCP client per upstream, over stdio (a child
  * process with the configured command, arguments and environment) or Streamable HTTP (the URL with
  * the gateway's own headers). The agent's token never reaches these transports: they are built from
- * the configuration alone.
+ * the configuration alone, plus, for an upstream with per-call credentials, the credential a
+ * downstream issuer minted for one writ (`inject`, gateway/credentials.ts).
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -54,6 +55,10 @@ export interface ConnectOptions {
   /** Where an upstream's stderr goes (default: discarded). */
   readonly stderr?: "inherit" | "ignore" | undefined;
   readonly version: string;
+  /** A writ's downstream credential: added to a stdio upstream's environment, an HTTP one's headers. */
+  readonly inject?:
+    | { readonly env?: Readonly<Record<string, string>>; readonly headers?: Readonly<Record<string, string>> }
+    | undefined;
 }
 
 function transportFor(u: Upstream, opts: ConnectOptions): Transport {
@@ -61,6 +66,7 @@ function transportFor(u: Upstream, opts: ConnectOptions): Transport {
   if (u.kind === "stdio-upstream") {
     const env: Record<string, string> = { ...getDefaultEnvironment() };
     for (const [k, v] of u.env) env[k] = opts.resolve(v, `${where}.env.${k}`);
+    Object.assign(env, opts.inject?.env);
     return new StdioClientTransport({
       command: u.command,
       args: u.args.map((a, i) => opts.resolve(a, `${where}.args[${i}]`)),
@@ -71,6 +77,7 @@ function transportFor(u: Upstream, opts: ConnectOptions): Transport {
   }
   const headers: Record<string, string> = {};
   for (const [k, v] of u.headers) headers[k] = opts.resolve(v, `${where}.headers.${k}`);
+  Object.assign(headers, opts.inject?.headers);
   return new StreamableHTTPClientTransport(new URL(u.url), {
     requestInit: { headers },
     fetch: withRoutingHeaders(),

@@ -1,0 +1,396 @@
+/**
+ * Per-call credentials for upstreams that name a downstream issuer (`credentials: { downstream: … }`
+ * in writ.yaml, issue 11 §3). A call to such an upstream goes through a connection of the writ's
+ * own: the session's writ is redeemed with the environment's issuer for that system, and the
+ * credential is injected into the connection — never a static credential, never the agent's token.
+ *
+ *   - stdio: one process per writ, its environment holding the credential: GitHub `GH_TOKEN`,
+ *     `GITHUB_TOKEN` and `GITHUB_PERSONAL_ACCESS_TOKEN`; AWS `AWS_ACCESS_KEY_ID`,
+ *     `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (and `AWS_CREDENTIAL_EXPIRATION`); Kubernetes a
+ *     `KUBECONFIG` file (0600, in a private 0700 directory removed with the process);
+ *   - Streamable HTTP: one MCP session per writ, `Authorization: Bearer <token>` (GitHub,
+ *     Kubernetes; AWS over HTTP is refused when writ.yaml loads).
+ *
+ * A writ's connection (and its credential) lives until the credential or the writ expires, the
+ * writ is found revoked, a kill switch stops its agent, or the gateway closes; at most `maxWrits`
+ * per upstream at once, past which a call is refused (`upstream_busy`). An issuer's refusal is the
+ * call's refusal, under the issuer's reason (`downstream_*`); any other failure is
+ * `downstream_unavailable`. Nothing falls back to the upstream's credential-less connection, which
+ * only lists tools.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isWritError, q, type Upstream, type WritConfig } from "../core/index.js";
+import {
+  type DownstreamCredential,
+  type DownstreamIssuer,
+  type DownstreamReason,
+  type DownstreamSystem,
+  ERR_DOWNSTREAM_REFUSED,
+  type WritForIssuer,
+} from "../downstream/types.js";
+import type { StoredWrit } from "../store/index.js";
+import { GatewayError } from "./errors.js";
+import { type ConnectOptions, connectUpstream, type UpstreamConnection } from "./upstreams.js";
+
+/** The environment's issuer for a system, or undefined when the system is not configured there. */
+export type DownstreamIssuers = (
+  environment: string,
+  system: DownstreamSystem,
+) => DownstreamIssuer | undefined;
+
+/** The variables a stdio upstream receives, per system. */
+export const INJECTED_ENV: Readonly<Record<DownstreamSystem, readonly string[]>> = {
+  github: ["GH_TOKEN", "GITHUB_TOKEN", "GITHUB_PERSONAL_ACCESS_TOKEN"],
+  aws: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"],
+  kubernetes: ["KUBECONFIG"],
+};
+
+/** A credential this close to its end (and before the writ's) is replaced rather than used. */
+const RENEW_BEFORE_MS = 60_000;
+
+const REASONS: ReadonlySet<string> = new Set<DownstreamReason>([
+  "downstream_scope_exceeds_writ",
+  "downstream_permission_missing",
+  "downstream_no_grants",
+  "downstream_not_configured",
+  "downstream_unavailable",
+  "downstream_policy_too_large",
+]);
+
+/** What an issuer sees of a stored writ: its grants, and the denies of its agent's ceiling. */
+export function writForIssuer(config: WritConfig, w: StoredWrit): WritForIssuer {
+  const agent = config.agents.get(w.agent);
+  const rc = agent && config.runnerClasses.get(agent.runnerClass);
+  const denies = [...(rc?.ceiling.deny ?? []), ...(agent?.deny ?? [])].map((d) => d.rule.text);
+  return {
+    id: w.id,
+    agent: w.agent,
+    playbook: w.playbook,
+    environment: w.environment,
+    params: w.params,
+    grants: w.grants,
+    denies,
+    sponsor: w.sponsor,
+    ticket: w.ticket,
+    issuedAt: w.issuedAt,
+    expiresAt: w.expiresAt,
+  };
+}
+
+/** A kubeconfig (JSON is YAML) holding one cluster, one user with the token, one context. */
+function kubeconfig(c: Extract<DownstreamCredential, { system: "kubernetes" }>): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [
+      {
+        name: "writ",
+        cluster: { server: c.server, ...(c.caData ? { "certificate-authority-data": c.caData } : {}) },
+      },
+    ],
+    users: [{ name: "writ", user: { token: c.token } }],
+    contexts: [{ name: "writ", context: { cluster: "writ", user: "writ" } }],
+    "current-context": "writ",
+  });
+}
+
+interface Injection {
+  readonly inject: NonNullable<ConnectOptions["inject"]>;
+  /** Removes what the injection left on disk. */
+  readonly cleanup: () => Promise<void>;
+}
+
+/** How a credential reaches one upstream. */
+export async function injectionFor(u: Upstream, c: DownstreamCredential): Promise<Injection> {
+  const none = async () => {};
+  if (u.kind === "http-upstream") {
+    if (c.system === "aws") {
+      throw new GatewayError(
+        "gateway_error",
+        `upstream ${q(u.id)}: AWS credentials cannot be sent over HTTP`,
+      );
+    }
+    return { inject: { headers: { Authorization: `Bearer ${c.token}` } }, cleanup: none };
+  }
+  if (c.system === "github") {
+    const env: Record<string, string> = {};
+    for (const k of INJECTED_ENV.github) env[k] = c.token;
+    return { inject: { env }, cleanup: none };
+  }
+  if (c.system === "aws") {
+    return {
+      inject: {
+        env: {
+          AWS_ACCESS_KEY_ID: c.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+          AWS_SESSION_TOKEN: c.sessionToken,
+          AWS_CREDENTIAL_EXPIRATION: c.expiration.toISOString(),
+        },
+      },
+      cleanup: none,
+    };
+  }
+  // mkdtemp creates the directory 0700: only this user can reach the file inside
+  const dir = await mkdtemp(join(tmpdir(), "writ-kube-"));
+  const file = join(dir, "kubeconfig");
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    await writeFile(file, kubeconfig(c), { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { inject: { env: { KUBECONFIG: file } }, cleanup };
+}
+
+interface Scope {
+  readonly upstream: string;
+  readonly writ: string;
+  readonly agent: string;
+  readonly environment: string;
+  readonly system: DownstreamSystem;
+  /** When this scope must be replaced (the credential's end, or the writ's). */
+  expiresAt: number;
+  /** The writ's own end: no renewal past it. */
+  readonly writExpiresAt: number;
+  readonly ready: Promise<{ conn: UpstreamConnection; credentialExpiresAt: Date }>;
+  cleanup: () => Promise<void>;
+  timer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+export interface ScopedUpstreams {
+  /**
+   * The writ's connection to `u`, started (and its credential minted) on first use. Refuses with a
+   * `GatewayError`: `downstream_*` from the issuer, `upstream_busy` past `maxWrits`.
+   */
+  acquire(
+    u: Upstream,
+    writ: WritForIssuer,
+    now: Date,
+  ): Promise<{ conn: UpstreamConnection; credentialExpiresAt: Date }>;
+  /** Stops every connection of the writs (or agents) matched. */
+  closeWhere(match: (s: { writ: string; agent: string; environment: string }) => boolean, why: string): void;
+  /** How many writ connections `upstream` has now. */
+  count(upstream: string): number;
+  close(): Promise<void>;
+}
+
+export interface ScopedOptions {
+  readonly issuers: DownstreamIssuers | undefined;
+  readonly connect: Omit<ConnectOptions, "inject" | "onToolsChanged">;
+  readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
+}
+
+function refusalOf(err: unknown, system: DownstreamSystem): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (isWritError(err, ERR_DOWNSTREAM_REFUSED)) {
+    const reason = (err as { reason?: unknown }).reason;
+    if (typeof reason === "string" && REASONS.has(reason)) {
+      return new GatewayError(reason as DownstreamReason, (err as Error).message, { system });
+    }
+  }
+  // the issuer's own message may name a URL or a status, never a secret; still, keep it short
+  return new GatewayError(
+    "downstream_unavailable",
+    `no ${system} credential could be obtained for this writ: ${(err as Error)?.message ?? "error"}`.slice(
+      0,
+      500,
+    ),
+    { system },
+  );
+}
+
+export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
+  const scopes = new Map<string, Scope>();
+  const keyOf = (upstream: string, writ: string) => `${upstream}\0${writ}`;
+
+  function stop(key: string, s: Scope, why: string): void {
+    if (s.closed) return;
+    s.closed = true;
+    if (s.timer) clearTimeout(s.timer);
+    if (scopes.get(key) === s) scopes.delete(key);
+    s.ready
+      .then(
+        ({ conn }) => conn.close(),
+        () => {},
+      )
+      .catch(() => {})
+      .finally(() => {
+        s.cleanup().catch(() => {});
+      });
+    opts
+      .audit("gateway.writ_upstream_stop", {
+        server: s.upstream,
+        writ: s.writ,
+        agent: s.agent,
+        system: s.system,
+        why,
+      })
+      .catch(() => {});
+  }
+
+  function start(u: Upstream, writ: WritForIssuer, now: Date, key: string): Scope {
+    const system = u.credentials!.downstream;
+    const issuer = opts.issuers?.(writ.environment, system);
+    const writExpiresAt = writ.expiresAt.getTime();
+    const s: Scope = {
+      upstream: u.id,
+      writ: writ.id,
+      agent: writ.agent,
+      environment: writ.environment,
+      system,
+      expiresAt: writExpiresAt,
+      writExpiresAt,
+      cleanup: async () => {},
+      timer: undefined,
+      closed: false,
+      ready: undefined as unknown as Scope["ready"],
+    };
+    const ready = (async () => {
+      if (!issuer) {
+        throw new GatewayError(
+          "downstream_not_configured",
+          `no ${system} issuer is configured for environment ${q(writ.environment)} (writ.yaml \`downstream:\`)`,
+          { system },
+        );
+      }
+      let credential: DownstreamCredential;
+      try {
+        credential = await issuer.issue(writ, now);
+      } catch (err) {
+        throw refusalOf(err, system);
+      }
+      if (credential.system !== system) {
+        throw new GatewayError(
+          "downstream_unavailable",
+          `the ${system} issuer answered a ${credential.system} credential`,
+        );
+      }
+      const injection = await injectionFor(u, credential);
+      s.cleanup = injection.cleanup;
+      if (s.closed) {
+        await injection.cleanup();
+        throw new GatewayError("killed", "the writ's upstream was stopped while it started");
+      }
+      const end = Math.min(credential.expiration.getTime(), writExpiresAt);
+      s.expiresAt = end;
+      // stopped when the credential (or the writ) ends: an expired writ leaves no process behind
+      s.timer = setTimeout(
+        () => stop(key, s, "expired"),
+        Math.min(2 ** 31 - 1, Math.max(0, end - now.getTime())),
+      );
+      s.timer.unref();
+      let conn: UpstreamConnection;
+      try {
+        conn = await connectUpstream(u, {
+          ...opts.connect,
+          inject: injection.inject,
+          onToolsChanged: () => {},
+        });
+      } catch (err) {
+        await injection.cleanup();
+        throw err instanceof GatewayError
+          ? err
+          : new GatewayError(
+              "upstream_unavailable",
+              `upstream ${q(u.id)} could not be started for this writ: ${isWritError(err) ? err.message : "error"}`,
+            );
+      }
+      if (s.closed) {
+        await conn.close().catch(() => {});
+        await injection.cleanup();
+        throw new GatewayError("killed", "the writ's upstream was stopped while it started");
+      }
+      await opts
+        .audit("gateway.writ_upstream_start", {
+          server: u.id,
+          writ: writ.id,
+          agent: writ.agent,
+          system,
+          transport: u.kind === "stdio-upstream" ? "stdio" : "http",
+          credentialExpiresAt: credential.expiration.toISOString(),
+        })
+        .catch(() => {});
+      return { conn, credentialExpiresAt: credential.expiration };
+    })();
+    (s as { ready: Scope["ready"] }).ready = ready;
+    // a failed start leaves nothing cached: the next call asks the issuer again
+    ready.catch(() => {
+      if (scopes.get(key) === s) scopes.delete(key);
+      if (s.timer) clearTimeout(s.timer);
+      s.closed = true;
+    });
+    return s;
+  }
+
+  return {
+    async acquire(u, writ, now) {
+      if (!u.credentials)
+        throw new GatewayError("gateway_error", `upstream ${q(u.id)} has no per-writ credentials`);
+      const key = keyOf(u.id, writ.id);
+      let s = scopes.get(key);
+      const t = now.getTime();
+      // a credential ending before the writ does is replaced a little before its end
+      if (s && (t >= s.expiresAt || (s.expiresAt < s.writExpiresAt && t >= s.expiresAt - RENEW_BEFORE_MS))) {
+        stop(key, s, "renewed");
+        s = undefined;
+      }
+      if (!s) {
+        if (t >= writ.expiresAt.getTime())
+          throw new GatewayError("writ_expired", `writ ${q(writ.id)} has expired`);
+        const max = u.credentials.maxWrits;
+        if (this.count(u.id) >= max) {
+          throw new GatewayError(
+            "upstream_busy",
+            `upstream ${q(u.id)} already runs for ${max} writs (\`credentials.maxWrits\`): retry when one ends`,
+            { maxWrits: max },
+          );
+        }
+        s = start(u, writ, now, key);
+        scopes.set(key, s);
+      }
+      return s.ready;
+    },
+    closeWhere(match, why) {
+      for (const [key, s] of [...scopes]) if (match(s)) stop(key, s, why);
+    },
+    count(upstream) {
+      let n = 0;
+      for (const s of scopes.values()) if (s.upstream === upstream) n++;
+      return n;
+    },
+    async close() {
+      const all = [...scopes];
+      for (const [key, s] of all) stop(key, s, "the gateway is shutting down");
+      await Promise.allSettled(
+        all.map(([, s]) => s.ready.then(({ conn }) => conn.close()).finally(() => s.cleanup())),
+      );
+    },
+  };
+}
+
+/**
+ * At start (the composition root): every upstream with per-writ credentials must find its system's
+ * issuer in every environment writs are issued in (any playbook's). The problems, one per upstream
+ * and environment; empty when all is configured.
+ */
+export function missingIssuers(
+  config: WritConfig,
+  issuers: DownstreamIssuers | undefined,
+): { upstream: string; system: DownstreamSystem; environment: string }[] {
+  const out: { upstream: string; system: DownstreamSystem; environment: string }[] = [];
+  const environments = new Set<string>();
+  for (const p of config.playbooks.values()) for (const e of p.environments) environments.add(e);
+  for (const u of config.gateway?.upstreams.values() ?? []) {
+    if (!u.credentials) continue;
+    for (const environment of [...environments].sort()) {
+      if (!issuers?.(environment, u.credentials.downstream)) {
+        out.push({ upstream: u.id, system: u.credentials.downstream, environment });
+      }
+    }
+  }
+  return out;
+}
