@@ -381,6 +381,8 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       import("./broker/index.js"),
       import("./gateway/index.js"),
     ]);
+  // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
+  checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -390,7 +392,6 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const digest = digestOf({ canonicalJson, toJsonValue });
     const approvals = broker.approvalService(store.db, { audit });
     const kill = followKills(broker.killSwitch(store.db), store);
-    checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
     const gateway = await gatewayPart.createGateway(
       gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart, opts.upstreamStderr),
     );
@@ -447,6 +448,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     import("./downstream/routes.js"),
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
+  // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
+  checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -552,7 +555,6 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           }
         : undefined,
     });
-    checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
     const gateway =
       opts.policy.config.gateway === undefined
         ? undefined
