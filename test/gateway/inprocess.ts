@@ -7,7 +7,13 @@ import { createHash } from "node:crypto";
 import { loadPolicy, type Policy } from "../../src/app.js";
 import { canonicalJson, openAuditLog, toJsonValue } from "../../src/audit/index.js";
 import { approvalService, killSwitch } from "../../src/broker/index.js";
-import { createGateway, envResolver, type Gateway, storeSpendUse } from "../../src/gateway/index.js";
+import {
+  createGateway,
+  type DownstreamIssuers,
+  envResolver,
+  type Gateway,
+  storeSpendUse,
+} from "../../src/gateway/index.js";
 import { DecisionPoint } from "../../src/pdp/index.js";
 import { openStore, type Store, toActiveWrit } from "../../src/store/index.js";
 
@@ -24,7 +30,11 @@ export interface InProcess {
   close(): Promise<void>;
 }
 
-export async function inProcessGateway(config: string, dataDir: string): Promise<InProcess> {
+export async function inProcessGateway(
+  config: string,
+  dataDir: string,
+  opts: { downstream?: DownstreamIssuers } = {},
+): Promise<InProcess> {
   const { policy, problems } = await loadPolicy(config);
   if (!policy) throw new Error(JSON.stringify(problems, null, 2));
   const clock = {
@@ -61,6 +71,7 @@ export async function inProcessGateway(config: string, dataDir: string): Promise
       version: "test",
       clock: now,
       upstreamStderr: "ignore",
+      ...(opts.downstream ? { downstream: opts.downstream } : {}),
     });
   const gateway = await build();
   const others: Gateway[] = [];
