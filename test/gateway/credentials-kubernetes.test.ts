@@ -113,6 +113,7 @@ describe("a stdio upstream with per-writ Kubernetes credentials", () => {
       env: Record<string, string>;
       kubeconfig: { text: string; mode: number };
     };
+    expect(Object.keys(me.env)).toEqual(["KUBECONFIG"]);
     const file = me.env.KUBECONFIG!;
     expect(me.kubeconfig.mode).toBe(0o600);
     expect((await stat(dirname(file))).mode & 0o777).toBe(0o700);

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { isWritError } from "../../src/core/index.js";
 import type { DownstreamIssuer } from "../../src/downstream/types.js";
+import { INJECTED_ENV } from "../../src/gateway/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { type Rig, rig } from "../downstream/github-fixture.js";
 import { ROOT } from "../support/cli.js";
@@ -200,6 +201,7 @@ describe("gateway upstreams with per-writ GitHub credentials", () => {
     expect(token).toMatch(/^ghs_/);
     expect(me.env.GITHUB_TOKEN).toBe(token);
     expect(me.env.GITHUB_PERSONAL_ACCESS_TOKEN).toBe(token);
+    expect(Object.keys(me.env).sort()).toEqual([...INJECTED_ENV.github].sort());
     const minted = gh.fake.tokens.get(token);
     expect(minted, "a token the fake minted").toBeDefined();
     expect([...minted!.repositories]).toEqual(["checkout"]);
