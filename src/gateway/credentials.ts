@@ -175,6 +175,8 @@ export interface ScopedUpstreams {
   closeWhere(match: (s: { writ: string; agent: string; environment: string }) => boolean, why: string): void;
   /** How many writ connections `upstream` has now. */
   count(upstream: string): number;
+  /** The writs that have a connection now. */
+  writs(): string[];
   close(): Promise<void>;
 }
 
@@ -357,6 +359,7 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
     closeWhere(match, why) {
       for (const [key, s] of [...scopes]) if (match(s)) stop(key, s, why);
     },
+    writs: () => [...new Set([...scopes.values()].map((s) => s.writ))],
     count(upstream) {
       let n = 0;
       for (const s of scopes.values()) if (s.upstream === upstream) n++;

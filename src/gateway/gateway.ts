@@ -154,6 +154,8 @@ interface KnownTool {
 }
 
 const PROMPT_CONTEXT = /^[\x21-\x7e]{1,200}$/;
+/** How often writs with an upstream connection of their own are read again (ms). */
+const WRIT_SWEEP_MS = 1000;
 const USE_REFUSALS: Readonly<Record<string, GatewayReason>> = {
   ERR_WRIT_EXHAUSTED: "writ_exhausted",
   ERR_WRIT_REVOKED: "writ_revoked",
@@ -331,6 +333,37 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     // a killed agent's writs lose their upstream processes (and the credentials inside) at once
     scoped.closeWhere((s) => killedWhy(s) !== undefined, "killed");
+    if (Date.now() >= sweepAt) {
+      sweepAt = Date.now() + WRIT_SWEEP_MS;
+      await sweepWrits();
+    }
+  }
+  /**
+   * Writs with an upstream connection of their own are read again about once a second: one revoked,
+   * expired or used up loses its processes without waiting for its next call. A store that cannot be
+   * read changes nothing here (every call through such a connection reads the writ itself).
+   */
+  let sweepAt = 0;
+  async function sweepWrits(): Promise<void> {
+    const at = now().getTime();
+    for (const id of scoped.writs()) {
+      let w: Awaited<ReturnType<typeof deps.store.writs.get>>;
+      try {
+        w = await deps.store.writs.get(id);
+      } catch {
+        return;
+      }
+      const why = !w
+        ? "not found"
+        : w.status !== "active"
+          ? "revoked"
+          : w.expiresAt.getTime() <= at
+            ? "expired"
+            : w.maxUses !== undefined && w.uses >= w.maxUses
+              ? "exhausted"
+              : undefined;
+      if (why !== undefined) scoped.closeWhere((x) => x.writ === id, why);
+    }
   }
   function killedWhy(id: Pick<GatewayIdentity, "agent" | "environment">): string | undefined {
     if (killError) return "the kill switch cannot be read";
@@ -590,7 +623,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     const stored = await deps.store.writs.get(id);
     const at = now();
-    if (!stored || stored.agent !== s.identity.agent) {
+    if (!stored || stored.agent !== s.identity.agent || stored.environment !== s.identity.environment) {
       throw new GatewayError("writ_not_found", `writ ${q(id)} is not found`);
     }
     if (stored.maxUses !== undefined && stored.uses >= stored.maxUses) {

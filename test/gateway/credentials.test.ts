@@ -271,14 +271,20 @@ describe("gateway upstreams with per-writ GitHub credentials", () => {
     expect(started).toHaveLength(0);
   });
 
-  it("revocation stops the writ's process and refuses its next call", async () => {
+  it("revocation stops the writ's process within about a second, without waiting for a call, and refuses its next call", async () => {
     const { agent, c } = await session("read-checkout");
     const me = await whoami(c);
     expect(alive(me.pid)).toBe(true);
+    const revokedAt = performance.now();
     await server.store.writs.revoke(agent.writ!, "test");
+    expect(await until(() => !alive(me.pid), 3000), "the writ's process ended").toBe(true);
+    const ms = performance.now() - revokedAt;
+    console.log(`[gateway] writ revoked → its upstream process gone after ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(2500);
     const r = await c.callTool({ name: "ghs__whoami", arguments: {} });
     expect(refusal(r)?.reason).toBe("writ_revoked");
-    expect(await until(() => !alive(me.pid)), "the writ's process ended").toBe(true);
+    const stops = (await auditOf("gateway.writ_upstream_stop")).filter((x) => x.writ === agent.writ);
+    expect(stops.map((x) => x.why)).toEqual(["revoked"]);
   });
 
   it("at most maxWrits writs have a process at once; past it a call is refused clearly", async () => {
@@ -302,8 +308,12 @@ describe("gateway upstreams with per-writ GitHub credentials", () => {
   it("the kill switch stops the agent's writ processes and refuses its calls", async () => {
     const { c } = await session("read-checkout");
     const me = await whoami(c);
+    const killedAt = performance.now();
     await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
     expect(await until(() => !alive(me.pid)), "the writ's process ended").toBe(true);
+    const ms = performance.now() - killedAt;
+    console.log(`[gateway] kill engaged → the writ's upstream process gone after ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(1000);
     const outcome = await c
       .callTool({ name: "ghs__whoami", arguments: {} }, undefined, { timeout: 5000 })
       .then(
