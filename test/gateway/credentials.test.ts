@@ -196,7 +196,9 @@ async function auditOf(type: string): Promise<Record<string, unknown>[]> {
 describe("gateway upstreams with per-writ GitHub credentials", () => {
   it("a stdio upstream gets a token the fake minted for exactly the writ's scope, never the agent's", async () => {
     const { agent, c } = await session("read-checkout");
+    const cold = performance.now();
     const me = await whoami(c);
+    const coldMs = performance.now() - cold;
     const token = me.env.GH_TOKEN!;
     expect(token).toMatch(/^ghs_/);
     expect(me.env.GITHUB_TOKEN).toBe(token);
@@ -214,7 +216,12 @@ describe("gateway upstreams with per-writ GitHub credentials", () => {
     expect(JSON.parse(text(outOfScope))).toEqual({ status: 404 });
     // cached for the writ: the same process and token on the next call, nothing minted again
     const minted0 = gh.fake.liveTokens().length;
+    const warm = performance.now();
     const again = await whoami(c);
+    const warmMs = performance.now() - warm;
+    console.log(
+      `[gateway] per-writ GitHub credential, stdio upstream: first call (mint + process start) ${coldMs.toFixed(0)} ms, next call ${warmMs.toFixed(0)} ms`,
+    );
     expect(again.pid).toBe(me.pid);
     expect(again.env.GH_TOKEN).toBe(token);
     expect(gh.fake.liveTokens().length).toBe(minted0);
