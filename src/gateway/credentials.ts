@@ -47,7 +47,10 @@ export const INJECTED_ENV: Readonly<Record<DownstreamSystem, readonly string[]>>
   kubernetes: ["KUBECONFIG"],
 };
 
-/** A credential this close to its end (and before the writ's) is replaced rather than used. */
+/**
+ * A credential this close to its end (and ending before the writ) is replaced rather than used; a
+ * short-lived one at three quarters of its life, so it is never replaced on every call.
+ */
 const RENEW_BEFORE_MS = 60_000;
 
 const REASONS: ReadonlySet<string> = new Set<DownstreamReason>([
@@ -153,8 +156,8 @@ interface Scope {
   readonly system: DownstreamSystem;
   /** When this scope must be replaced (the credential's end, or the writ's). */
   expiresAt: number;
-  /** The writ's own end: no renewal past it. */
-  readonly writExpiresAt: number;
+  /** When a credential that ends before the writ is replaced (never, when it lasts as long). */
+  renewAt: number;
   readonly ready: Promise<{ conn: UpstreamConnection; credentialExpiresAt: Date }>;
   cleanup: () => Promise<void>;
   timer: NodeJS.Timeout | undefined;
@@ -245,7 +248,7 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
       environment: writ.environment,
       system,
       expiresAt: writExpiresAt,
-      writExpiresAt,
+      renewAt: Number.POSITIVE_INFINITY,
       cleanup: async () => {},
       timer: undefined,
       closed: false,
@@ -279,6 +282,7 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
       }
       const end = Math.min(credential.expiration.getTime(), writExpiresAt);
       s.expiresAt = end;
+      if (end < writExpiresAt) s.renewAt = end - Math.min(RENEW_BEFORE_MS, (end - now.getTime()) / 4);
       // stopped when the credential (or the writ) ends: an expired writ leaves no process behind
       s.timer = setTimeout(
         () => stop(key, s, "expired"),
@@ -336,7 +340,7 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
       let s = scopes.get(key);
       const t = now.getTime();
       // a credential ending before the writ does is replaced a little before its end
-      if (s && (t >= s.expiresAt || (s.expiresAt < s.writExpiresAt && t >= s.expiresAt - RENEW_BEFORE_MS))) {
+      if (s && (t >= s.expiresAt || t >= s.renewAt)) {
         stop(key, s, "renewed");
         s = undefined;
       }
