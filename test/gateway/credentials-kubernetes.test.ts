@@ -10,7 +10,8 @@ import { mkdtemp, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { INJECTED_ENV } from "../../src/gateway/index.js";
+import type { Upstream } from "../../src/core/index.js";
+import { INJECTED_ENV, injectionFor } from "../../src/gateway/index.js";
 import { type StoredWrit, toActiveWrit } from "../../src/store/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { type Harness, harness } from "../downstream/kubernetes-support.js";
@@ -161,5 +162,40 @@ describe("a stdio upstream with per-writ Kubernetes credentials", () => {
     });
     const r = await gw.gateway.callTool(s.id, "kube__whoami", {});
     expect(refusal(r)?.reason).toBe("downstream_no_grants");
+  });
+
+  it("a Streamable HTTP upstream gets `Authorization: Bearer <ServiceAccount token>` and nothing on disk", async () => {
+    const now = new Date();
+    const cred = await h.issuer.issue(
+      {
+        id: `writ_${randomUUID()}`,
+        agent: "release-bot",
+        playbook: "rollout",
+        environment: "dev",
+        params: {},
+        grants: [{ action: "k8s:apps/deployments:get", resource: "shop/web" }],
+        denies: [],
+        issuedAt: now,
+        expiresAt: new Date(now.getTime() + 10 * 60_000),
+      },
+      now,
+    );
+    if (cred.system !== "kubernetes") throw new Error("not a kubernetes credential");
+    const http: Upstream = {
+      kind: "http-upstream",
+      id: "kube-http",
+      url: "https://k8s-mcp.acme.example/mcp",
+      headers: new Map(),
+      tools: new Map(),
+      resources: [],
+      trustNewTools: false,
+      credentials: { downstream: "kubernetes", maxWrits: 1, path: [] },
+      path: [],
+    };
+    const { inject } = await injectionFor(http, cred);
+    expect(inject).toEqual({ headers: { Authorization: `Bearer ${cred.token}` } });
+    expect(h.fake.use(cred.token, "get", "apps", "deployments", "shop", "web")).toMatchObject({
+      allowed: true,
+    });
   });
 });
