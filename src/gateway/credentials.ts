@@ -52,6 +52,7 @@ export const INJECTED_ENV: Readonly<Record<DownstreamSystem, readonly string[]>>
  * short-lived one at three quarters of its life, so it is never replaced on every call.
  */
 const RENEW_BEFORE_MS = 60_000;
+const ISSUE_TIMEOUT_MS = 30_000;
 
 const REASONS: ReadonlySet<string> = new Set<DownstreamReason>([
   "downstream_scope_exceeds_writ",
@@ -187,6 +188,8 @@ export interface ScopedOptions {
   readonly issuers: DownstreamIssuers | undefined;
   readonly connect: Omit<ConnectOptions, "inject" | "onToolsChanged">;
   readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
+  /** How long an issuer may take before the call is refused (`downstream_unavailable`; default 30 s). */
+  readonly issueTimeoutMs?: number | undefined;
 }
 
 function refusalOf(err: unknown, system: DownstreamSystem): GatewayError {
@@ -263,10 +266,23 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
         );
       }
       let credential: DownstreamCredential;
+      const limit = opts.issueTimeoutMs ?? ISSUE_TIMEOUT_MS;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        credential = await issuer.issue(writ, now);
+        // a call never hangs on a slow issuer: refused once the limit passes
+        credential = await Promise.race([
+          issuer.issue(writ, now),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`the ${system} issuer did not answer within ${limit} ms`)),
+              limit,
+            );
+          }),
+        ]);
       } catch (err) {
         throw refusalOf(err, system);
+      } finally {
+        clearTimeout(timer);
       }
       if (credential.system !== system) {
         throw new GatewayError(

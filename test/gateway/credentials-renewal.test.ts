@@ -96,4 +96,30 @@ describe("per-writ connections over time", () => {
     while (alive(renewed.pid) && Date.now() < end2) await new Promise((r) => setTimeout(r, 20));
     expect(alive(renewed.pid), "closing stops every process").toBe(false);
   });
+
+  it("a slow issuer refuses the call once the limit passes, and nothing is cached", async () => {
+    const slow = await rig({ beforeMint: () => new Promise((r) => setTimeout(r, 1500)) });
+    try {
+      const s = scopedUpstreams({
+        issuers: () => slow.issuer,
+        connect: { resolve: envResolver(process.env), version: "test", stderr: "ignore" },
+        audit: async () => {},
+        issueTimeoutMs: 200,
+      });
+      const w = writ([{ action: "github:contents:read", resource: "acme/checkout" }]);
+      const started = performance.now();
+      const err = await s.acquire(upstream, w, new Date()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isGatewayError(err) && err.reason).toBe("downstream_unavailable");
+      expect((err as Error).message).toContain("did not answer within 200 ms");
+      expect(performance.now() - started).toBeLessThan(1200);
+      expect(s.count("ghs")).toBe(0);
+      await s.close();
+    } finally {
+      await new Promise((r) => setTimeout(r, 1600));
+      await slow.close();
+    }
+  });
 });
