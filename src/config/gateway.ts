@@ -43,7 +43,8 @@ const MAX_MAX_WRITS = 1000;
  * subset of these (gateway/credentials.ts).
  */
 export const CREDENTIAL_ENV: Readonly<Record<UpstreamCredentials["downstream"], RegExp>> = {
-  aws: /^AWS_/i,
+  // the region is no credential: AWS_REGION and AWS_DEFAULT_REGION may be set
+  aws: /^AWS_(?!(DEFAULT_)?REGION$)/i,
   github: /^(GH_|GITHUB_)/i,
   kubernetes: /^(KUBECONFIG$|K8S_|KUBERNETES_)/i,
 };
