@@ -218,7 +218,7 @@ export interface ServerOptions {
    * issues writs in, a server whose gateway names that system refuses to start
    * (`ERR_DOWNSTREAM_CONFIG`): such an upstream is never called with anything else.
    */
-  readonly downstream?: DownstreamIssuers | undefined;
+  readonly downstreamIssuers?: DownstreamIssuers | undefined;
   /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
   readonly log?: ((line: string) => void) | undefined;
   /**
@@ -296,7 +296,7 @@ function digestOf(
 
 /** The gateway's dependencies from the server's own objects: one wiring for `serve` and `gateway --stdio`. */
 function gatewayDeps(
-  opts: Pick<ServerOptions, "policy" | "env" | "version" | "downstream">,
+  opts: Pick<ServerOptions, "policy" | "env" | "version" | "downstreamIssuers">,
   parts: {
     pdp: DecisionPoint;
     store: Store;
@@ -321,7 +321,7 @@ function gatewayDeps(
     resolve: gatewayPart.envResolver(opts.env ?? process.env),
     version: opts.version,
     upstreamStderr,
-    downstream: opts.downstream,
+    downstream: opts.downstreamIssuers,
   };
 }
 
@@ -350,8 +350,8 @@ export interface StdioGatewayOptions {
   readonly databaseUrl?: string | undefined;
   readonly version: string;
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** As `ServerOptions.downstream`. */
-  readonly downstream?: DownstreamIssuers | undefined;
+  /** As `ServerOptions.downstreamIssuers`. */
+  readonly downstreamIssuers?: DownstreamIssuers | undefined;
   /** Where upstreams' stderr goes (stdout is the MCP channel, so never there). */
   readonly upstreamStderr?: "inherit" | "ignore" | undefined;
 }
@@ -382,7 +382,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       import("./gateway/index.js"),
     ]);
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
-  checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
+  checkDownstream(opts.policy.config, opts.downstreamIssuers, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -449,7 +449,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
-  checkDownstream(opts.policy.config, opts.downstream, gatewayPart);
+  checkDownstream(opts.policy.config, opts.downstreamIssuers, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();

@@ -106,7 +106,12 @@ async function startServer(
 ) {
   const { policy, problems } = await loadPolicy(config);
   if (!policy) throw new Error(JSON.stringify(problems, null, 2));
-  return createServer({ policy, dataDir: dir, version: "test", ...(downstream ? { downstream } : {}) });
+  return createServer({
+    policy,
+    dataDir: dir,
+    version: "test",
+    ...(downstream ? { downstreamIssuers: downstream } : {}),
+  });
 }
 
 beforeAll(async () => {
