@@ -212,13 +212,6 @@ export interface ServerOptions {
   readonly dpopNonce?: "accept" | "require" | undefined;
   /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /**
-   * The downstream issuers (issue 11) the gateway's upstreams with `credentials: { downstream }`
-   * redeem writs with, per environment and system. Without one for an environment a playbook
-   * issues writs in, a server whose gateway names that system refuses to start
-   * (`ERR_DOWNSTREAM_CONFIG`): such an upstream is never called with anything else.
-   */
-  readonly downstreamIssuers?: DownstreamIssuers | undefined;
   /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
   readonly log?: ((line: string) => void) | undefined;
   /**
@@ -296,7 +289,7 @@ function digestOf(
 
 /** The gateway's dependencies from the server's own objects: one wiring for `serve` and `gateway --stdio`. */
 function gatewayDeps(
-  opts: Pick<ServerOptions, "policy" | "env" | "version" | "downstreamIssuers">,
+  opts: Pick<ServerOptions, "policy" | "env" | "version">,
   parts: {
     pdp: DecisionPoint;
     store: Store;
@@ -304,6 +297,8 @@ function gatewayDeps(
     approvals: import("./broker/index.js").ApprovalService;
     kill: import("./broker/index.js").KillSwitch;
     digest: (value: unknown) => string;
+    /** The downstream registry: the issuers upstreams with per-writ credentials redeem writs with. */
+    issuers: DownstreamIssuers;
   },
   gatewayPart: GatewayModule,
   upstreamStderr?: "inherit" | "ignore",
@@ -321,20 +316,21 @@ function gatewayDeps(
     resolve: gatewayPart.envResolver(opts.env ?? process.env),
     version: opts.version,
     upstreamStderr,
-    downstream: opts.downstreamIssuers,
+    downstream: parts.issuers,
   };
 }
 
 /**
- * Refuses to start a gateway whose upstream names a downstream system that has no issuer in an
- * environment writs are issued in: its calls could only be refused, or worse, forwarded bare.
+ * Refuses to start a gateway whose upstream names a downstream system that writ.yaml's `downstream:`
+ * does not configure in an environment writs are issued in: its calls could only be refused, or
+ * worse, forwarded bare. Checked before anything is opened; an issuer that cannot start stops the
+ * start later, when the registry builds it.
  */
-function checkDownstream(
-  config: WritConfig,
-  issuers: DownstreamIssuers | undefined,
-  gatewayPart: GatewayModule,
-): void {
-  const missing = gatewayPart.missingIssuers(config, issuers);
+function checkDownstream(config: WritConfig, gatewayPart: GatewayModule): void {
+  const missing = gatewayPart.missingIssuers(
+    config,
+    (environment, system) => config.downstream?.environments.get(environment)?.[system],
+  );
   if (missing.length === 0) return;
   throw new WritError(
     ERR_DOWNSTREAM_CONFIG,
@@ -350,8 +346,6 @@ export interface StdioGatewayOptions {
   readonly databaseUrl?: string | undefined;
   readonly version: string;
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** As `ServerOptions.downstreamIssuers`. */
-  readonly downstreamIssuers?: DownstreamIssuers | undefined;
   /** Where upstreams' stderr goes (stdout is the MCP channel, so never there). */
   readonly upstreamStderr?: "inherit" | "ignore" | undefined;
 }
@@ -374,15 +368,21 @@ export interface StdioGateway {
  * (the embedded one is locked): use PostgreSQL, or another data folder.
  */
 export async function createStdioGateway(opts: StdioGatewayOptions): Promise<StdioGateway> {
-  const [{ canonicalJson, loadSigningKey, openAuditLog, toJsonValue }, { openStore }, broker, gatewayPart] =
-    await Promise.all([
-      import("./audit/index.js"),
-      import("./store/index.js"),
-      import("./broker/index.js"),
-      import("./gateway/index.js"),
-    ]);
+  const [
+    { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
+    { openStore },
+    broker,
+    gatewayPart,
+    downstreamPart,
+  ] = await Promise.all([
+    import("./audit/index.js"),
+    import("./store/index.js"),
+    import("./broker/index.js"),
+    import("./gateway/index.js"),
+    import("./downstream/index.js"),
+  ]);
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
-  checkDownstream(opts.policy.config, opts.downstreamIssuers, gatewayPart);
+  checkDownstream(opts.policy.config, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -392,9 +392,42 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const digest = digestOf({ canonicalJson, toJsonValue });
     const approvals = broker.approvalService(store.db, { audit });
     const kill = followKills(broker.killSwitch(store.db), store);
-    const gateway = await gatewayPart.createGateway(
-      gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart, opts.upstreamStderr),
-    );
+    // the issuers writ.yaml configures, for upstreams with per-writ credentials; what they create is
+    // in the ledger, and this process's reaper removes it when due (as `writ serve`'s does)
+    const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
+    const downstreamDeps = {
+      registry: await downstreamPart.buildRegistry(opts.policy.config.downstream, {
+        ledger: store.downstream,
+        audit: appendAudit,
+        env: opts.env,
+      }),
+      ledger: store.downstream,
+      audit: appendAudit,
+    };
+    const reaper =
+      downstreamDeps.registry.all().length > 0 ? downstreamPart.startReaper(downstreamDeps) : undefined;
+    let gateway: Gateway;
+    try {
+      gateway = await gatewayPart.createGateway(
+        gatewayDeps(
+          opts,
+          {
+            pdp,
+            store,
+            audit,
+            approvals,
+            kill,
+            digest,
+            issuers: (environment, system) => downstreamDeps.registry.issuer(environment, system),
+          },
+          gatewayPart,
+          opts.upstreamStderr,
+        ),
+      );
+    } catch (err) {
+      await reaper?.stop();
+      throw err;
+    }
     const operator = broker.operator({
       config: gatewayPart.withToolApprovals(opts.policy.config),
       kill,
@@ -414,6 +447,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       adminToken,
       async close() {
         try {
+          await reaper?.stop();
           await gateway.close();
           await audit.checkpoint().catch(() => {});
         } finally {
@@ -449,7 +483,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
-  checkDownstream(opts.policy.config, opts.downstreamIssuers, gatewayPart);
+  checkDownstream(opts.policy.config, gatewayPart);
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
@@ -559,7 +593,19 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       opts.policy.config.gateway === undefined
         ? undefined
         : await gatewayPart.createGateway(
-            gatewayDeps(opts, { pdp, store, audit, approvals, kill, digest }, gatewayPart),
+            gatewayDeps(
+              opts,
+              {
+                pdp,
+                store,
+                audit,
+                approvals,
+                kill,
+                digest,
+                issuers: (environment, system) => registry.issuer(environment, system),
+              },
+              gatewayPart,
+            ),
           );
     const app = httpApp({
       authzen,

@@ -396,13 +396,13 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
 }
 
 /**
- * At start (the composition root): every upstream with per-writ credentials must find its system's
- * issuer in every environment writs are issued in (any playbook's). The problems, one per upstream
+ * At start (the composition root): every upstream with per-writ credentials must find its system
+ * configured (`configured` answers truthy) in every environment writs are issued in (any playbook's). The problems, one per upstream
  * and environment; empty when all is configured.
  */
 export function missingIssuers(
   config: WritConfig,
-  issuers: DownstreamIssuers | undefined,
+  configured: ((environment: string, system: DownstreamSystem) => unknown) | undefined,
 ): { upstream: string; system: DownstreamSystem; environment: string }[] {
   const out: { upstream: string; system: DownstreamSystem; environment: string }[] = [];
   const environments = new Set<string>();
@@ -410,7 +410,7 @@ export function missingIssuers(
   for (const u of config.gateway?.upstreams.values() ?? []) {
     if (!u.credentials) continue;
     for (const environment of [...environments].sort()) {
-      if (!issuers?.(environment, u.credentials.downstream)) {
+      if (!configured?.(environment, u.credentials.downstream)) {
         out.push({ upstream: u.id, system: u.credentials.downstream, environment });
       }
     }

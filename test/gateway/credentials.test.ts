@@ -1,6 +1,7 @@
 /**
  * Per-writ credentials on the gateway's upstreams (issue 11 §3), end to end: `writ serve` in
- * process with the real GitHub issuer (`@octokit/auth-app`) against the fake GitHub, agents getting
+ * process with the real GitHub issuer (`@octokit/auth-app`) built from writ.yaml's `downstream:`
+ * against the fake GitHub, agents getting
  * writs by token exchange and calling through `/mcp` with DPoP, and a real MCP server of ours
  * (test/gateway/fixtures/whoami.mjs) as the upstream over stdio and over Streamable HTTP, telling
  * which credential reached it. The token it sees must be one the fake minted for that writ's scope,
@@ -17,10 +18,9 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { isWritError } from "../../src/core/index.js";
-import type { DownstreamIssuer } from "../../src/downstream/types.js";
 import { INJECTED_ENV } from "../../src/gateway/index.js";
 import { QUICKSTART } from "../broker/live.js";
-import { type Rig, rig } from "../downstream/github-fixture.js";
+import { APP_ID, INSTALLATION, KEY_FILE, type Rig, rig } from "../downstream/github-fixture.js";
 import { ROOT } from "../support/cli.js";
 import { type Agent, agentToken, configHead, connect, refusal, text } from "./support.js";
 
@@ -28,7 +28,6 @@ const WHOAMI = join(ROOT, "test", "gateway", "fixtures", "whoami.mjs");
 
 let dir: string;
 let gh: Rig;
-let issuer: DownstreamIssuer;
 let server: Server;
 let http: ReturnType<typeof serve>;
 let base: string;
@@ -37,7 +36,8 @@ let httpUpstream: ChildProcess;
 let authLog: string;
 const clients: Client[] = [];
 
-function yaml(upstreamPort: number, apiUrl: string, extra = ""): string {
+/** writ.yaml; `github` configures the GitHub issuer for `dev` against the fake (writ.yaml's `downstream:`). */
+function yaml(upstreamPort: number, apiUrl: string, github: boolean): string {
   const keys = join(QUICKSTART, "keys", "release-bot.jwks.json");
   return `${configHead(`        - action: "mcp:*:*"
         - action: "github:*:*"
@@ -97,21 +97,24 @@ gateway:
       url: http://127.0.0.1:${upstreamPort}/mcp
       headers: { X-Gateway: "writ" }
       credentials: { downstream: github }
-${extra}`;
+${
+  github
+    ? `downstream:
+  dev:
+    github:
+      appId: ${APP_ID}
+      installationId: ${INSTALLATION}
+      privateKey: { file: "${KEY_FILE}" }
+      apiUrl: "${apiUrl}"
+`
+    : ""
+}`;
 }
 
-async function startServer(
-  config: string,
-  downstream?: (env: string, system: string) => DownstreamIssuer | undefined,
-) {
+async function startServer(config: string) {
   const { policy, problems } = await loadPolicy(config);
   if (!policy) throw new Error(JSON.stringify(problems, null, 2));
-  return createServer({
-    policy,
-    dataDir: dir,
-    version: "test",
-    ...(downstream ? { downstreamIssuers: downstream } : {}),
-  });
+  return createServer({ policy, dataDir: dir, version: "test" });
 }
 
 beforeAll(async () => {
@@ -119,7 +122,6 @@ beforeAll(async () => {
   authLog = join(dir, "auth.log");
   await writeFile(authLog, "");
   gh = await rig();
-  issuer = gh.issuer;
   httpUpstream = spawn(process.execPath, [WHOAMI, "http"], {
     cwd: ROOT,
     env: { ...process.env, AUTH_LOG: authLog },
@@ -133,10 +135,9 @@ beforeAll(async () => {
     });
   });
   const config = join(dir, "writ.yaml");
-  await writeFile(config, yaml(port, gh.fake.url));
-  server = await startServer(config, (env, system) =>
-    env === "dev" && system === "github" ? issuer : undefined,
-  );
+  await writeFile(config, yaml(port, gh.fake.url, true));
+  // the issuer is the one writ.yaml configures: the server's registry builds it
+  server = await startServer(config);
   const info = await new Promise<AddressInfo>((resolve) => {
     http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
   });
@@ -326,6 +327,8 @@ describe("gateway upstreams with per-writ GitHub credentials", () => {
     const ms = performance.now() - killedAt;
     console.log(`[gateway] kill engaged → the writ's upstream process gone after ${ms.toFixed(0)} ms`);
     expect(ms).toBeLessThan(1000);
+    // and the token that process held is dead at GitHub (the kill reaches the issuer)
+    expect(gh.fake.use(me.env.GH_TOKEN!, "contents", "read", "acme/checkout")).toBe(401);
     const outcome = await c
       .callTool({ name: "ghs__whoami", arguments: {} }, undefined, { timeout: 5000 })
       .then(
@@ -341,7 +344,7 @@ describe("start-up", () => {
     const other = await realpath(await mkdtemp(join(tmpdir(), "writ-gw-creds-noissuer-")));
     try {
       const config = join(other, "writ.yaml");
-      await writeFile(config, yaml(1, "http://127.0.0.1:1"));
+      await writeFile(config, yaml(1, "http://127.0.0.1:1", false));
       const { policy, problems } = await loadPolicy(config);
       if (!policy) throw new Error(JSON.stringify(problems));
       const err = await createServer({ policy, dataDir: other, version: "test" }).then(
