@@ -156,7 +156,7 @@ function recordFields(r: DownstreamRecord): Record<string, unknown> {
   };
 }
 
-/** The writ as an issuer sees it: the stored writ, and its runner class ceiling's denies. */
+/** The writ as an issuer sees it: the stored writ, its runner class ceiling's denies and its agent's. */
 export function writForIssuer(
   config: WritConfig,
   writ: {
@@ -173,7 +173,9 @@ export function writForIssuer(
   },
 ): WritForIssuer {
   const agent = config.agents.get(writ.agent);
-  const denies = agent ? (config.runnerClasses.get(agent.runnerClass)?.ceiling.deny ?? []) : [];
+  const ceiling = agent ? (config.runnerClasses.get(agent.runnerClass)?.ceiling.deny ?? []) : [];
+  // the agent's own denies too: a credential never holds what the agent may not do
+  const denies = [...ceiling, ...(agent?.deny ?? [])];
   return {
     id: writ.id,
     agent: writ.agent,

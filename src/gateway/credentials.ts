@@ -63,26 +63,6 @@ const REASONS: ReadonlySet<string> = new Set<DownstreamReason>([
   "downstream_policy_too_large",
 ]);
 
-/** What an issuer sees of a stored writ: its grants, and the denies of its agent's ceiling. */
-export function writForIssuer(config: WritConfig, w: StoredWrit): WritForIssuer {
-  const agent = config.agents.get(w.agent);
-  const rc = agent && config.runnerClasses.get(agent.runnerClass);
-  const denies = [...(rc?.ceiling.deny ?? []), ...(agent?.deny ?? [])].map((d) => d.rule.text);
-  return {
-    id: w.id,
-    agent: w.agent,
-    playbook: w.playbook,
-    environment: w.environment,
-    params: w.params,
-    grants: w.grants,
-    denies,
-    sponsor: w.sponsor,
-    ticket: w.ticket,
-    issuedAt: w.issuedAt,
-    expiresAt: w.expiresAt,
-  };
-}
-
 /** A kubeconfig (JSON is YAML) holding one cluster, one user with the token, one context. */
 function kubeconfig(c: Extract<DownstreamCredential, { system: "kubernetes" }>): string {
   return JSON.stringify({

@@ -38,10 +38,11 @@ import {
   type RateLimit,
   type WritConfig,
 } from "../core/index.js";
+import { writForIssuer } from "../downstream/index.js";
 import type { DecisionPoint } from "../pdp/index.js";
 import type { Store } from "../store/index.js";
 import { boundsCheck } from "./bounds.js";
-import { type DownstreamIssuers, scopedUpstreams, writForIssuer } from "./credentials.js";
+import { type DownstreamIssuers, scopedUpstreams } from "./credentials.js";
 import { GatewayError, type GatewayReason } from "./errors.js";
 import { admitHeld } from "./holds.js";
 import { definitionHash, type PinStore, pinStore } from "./pins.js";

@@ -7,7 +7,6 @@ export {
   INJECTED_ENV,
   injectionFor,
   missingIssuers,
-  writForIssuer,
 } from "./credentials.js";
 export { ERR_GATEWAY_REFUSED, GatewayError, type GatewayReason, isGatewayError } from "./errors.js";
 export {
