@@ -273,6 +273,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 const verified = new Map<string, KeyObject>();
 const MAX_VERIFIED = 1024;
+/** Only tokens this long are remembered (a baseline token is a few hundred characters). */
+const MAX_VERIFIED_LENGTH = 4096;
 
 /** The claims every access token must carry, in the order their absence is reported. */
 const REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"] as const;
@@ -313,8 +315,10 @@ async function verifiedPayload(
       Buffer.from(s, "base64url"),
     );
     if (!valid) throw refuse(ERR_TOKEN_SIGNATURE, "the signature does not verify");
-    if (verified.size >= MAX_VERIFIED) verified.clear();
-    verified.set(token, key.publicKey);
+    if (token.length <= MAX_VERIFIED_LENGTH) {
+      if (verified.size >= MAX_VERIFIED) verified.clear();
+      verified.set(token, key.publicKey);
+    }
   }
   let payload: unknown;
   try {
