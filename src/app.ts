@@ -467,7 +467,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const [
     { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
     { httpApp },
-    { openStore, writRow },
+    { openStore, writLoadCounter, writRow },
     broker,
     gatewayPart,
     downstreamPart,
@@ -556,9 +556,14 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       audit: (type, data) => audit.append(type, data),
     });
     const adminToken = randomBytes(32).toString("base64url");
+    // the runner classes' limits: counted in memory when no other process writes writs
+    const writLoad = exclusive
+      ? writLoadCounter({ db: store.db, writs: store.writs, changes: store.writChanges })
+      : undefined;
     const service = broker.brokerService({
       config: opts.policy.config,
       store,
+      writLoad: writLoad?.load,
       keys,
       replay,
       kill,
@@ -668,6 +673,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       async close() {
         if (closed) return;
         closed = true;
+        writLoad?.close();
         try {
           await reaper?.stop();
           await background.settled();

@@ -160,13 +160,16 @@ export function impossibleBase64Length(text: string): boolean {
   return text.length % 4 === 1;
 }
 
-/**
- * Whether `token` (a compact JWS `parseCompactJws` accepted) verifies with `jwk` under `alg` (the
- * caller has checked that the key fits). Any failure — bad key material, an RSA key under 2048 bits, an unknown `crit` header, a
- * wrong signature — is false. Synchronous `node:crypto` on a cached key object; the answer is the
- * one a JOSE library gives (test/broker/jws-node.test.ts compares them).
- */
-export function verifiesWith(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): boolean {
+/** What a signature check needs, once the token's form, header and key have passed. */
+interface SignatureCheck {
+  readonly hash: string | null;
+  readonly key: { key: KeyObject } & Record<string, unknown>;
+  readonly data: Buffer;
+  readonly signature: Buffer;
+}
+
+/** The signature check of `token` under `jwk` and `alg`, or false when it cannot verify anyway. */
+function signatureCheck(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): SignatureCheck | false {
   const parts = token.split(".");
   if (parts.length !== 3) return false;
   const [h, p, s] = parts as [string, string, string];
@@ -181,16 +184,54 @@ export function verifiesWith(token: string, jwk: Jwk, alg: AsymmetricAlgorithm):
   if (key === null) return false;
   const how = VERIFY[alg];
   if (how.rsa && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return false;
+  return {
+    hash: how.hash,
+    key: { key, ...how.options },
+    data: Buffer.from(`${h}.${p}`, "ascii"),
+    signature: Buffer.from(s, "base64url"),
+  };
+}
+
+/**
+ * Whether `token` (a compact JWS `parseCompactJws` accepted) verifies with `jwk` under `alg` (the
+ * caller has checked that the key fits). Any failure — bad key material, an RSA key under 2048 bits, an unknown `crit` header, a
+ * wrong signature — is false. Synchronous `node:crypto` on a cached key object; the answer is the
+ * one a JOSE library gives (test/broker/jws-node.test.ts compares them).
+ */
+export function verifiesWith(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): boolean {
+  const check = signatureCheck(token, jwk, alg);
+  if (check === false) return false;
   try {
-    return verify(
-      how.hash,
-      Buffer.from(`${h}.${p}`, "ascii"),
-      { key, ...how.options },
-      Buffer.from(s, "base64url"),
-    );
+    return verify(check.hash, check.data, check.key, check.signature);
   } catch {
     return false;
   }
+}
+
+/**
+ * `verifiesWith`, the signature checked on libuv's thread pool: the same answer, while the event
+ * loop serves other requests (a signature is most of a token request's CPU).
+ */
+export function verifiesWithAsync(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): Promise<boolean> {
+  const check = signatureCheck(token, jwk, alg);
+  if (check === false) return Promise.resolve(false);
+  return verifyOffThread(check.hash, check.data, check.key, check.signature);
+}
+
+/** `crypto.verify` on the thread pool; any failure is false. */
+export function verifyOffThread(
+  hash: string | null,
+  data: Buffer,
+  key: KeyObject | ({ key: KeyObject } & Record<string, unknown>),
+  signature: Buffer,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      verify(hash, data, key as KeyObject, signature, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 /** RFC 7638 JWK thumbprint, SHA-256, base64url: the required members in lexicographic order. */

@@ -14,7 +14,7 @@ import {
   jwkThumbprint,
   keyMismatch,
   parseCompactJws,
-  verifiesWith,
+  verifiesWithAsync,
 } from "./asymmetric-jws.js";
 import type { ReplayCache } from "./replay.js";
 
@@ -315,7 +315,7 @@ export async function authenticateClient(
   }
   let used: Jwk | undefined;
   for (const key of candidateKeys(agent, alg, kid)) {
-    if (verifiesWith(assertion, key, alg)) {
+    if (await verifiesWithAsync(assertion, key, alg)) {
       used = key;
       break;
     }

@@ -18,7 +18,7 @@ import {
   keyMismatch,
   parseCompactJws,
   privateMembers,
-  verifiesWith,
+  verifiesWithAsync,
 } from "./asymmetric-jws.js";
 import type { OAuthErrorMapping } from "./client-auth.js";
 import type { ReplayCache } from "./replay.js";
@@ -315,7 +315,7 @@ export async function verifyDpopProof(
   }
   const mismatch = keyMismatch(key, alg);
   if (mismatch !== undefined) refuse(ERR_DPOP_JWK, `the \`jwk\` header does not fit the proof: ${mismatch}`);
-  if (!verifiesWith(proof, key, alg)) {
+  if (!(await verifiesWithAsync(proof, key, alg))) {
     refuse(ERR_DPOP_SIGNATURE, "the proof's signature does not verify with its `jwk`");
   }
 

@@ -22,11 +22,14 @@
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import {
   type Agent,
+  type Ceiling,
+  type CeilingRule,
   type Grant,
   isWritError,
   type Playbook,
   playbookGrants,
   q,
+  type Rule,
   ruleContains,
   ruleOverlaps,
   ruleToString,
@@ -139,6 +142,30 @@ function validatorFor(pb: Playbook): ValidateFunction {
   return v;
 }
 
+const OUTSIDE = "outside";
+
+/**
+ * Where a grant stands against a ceiling: `OUTSIDE` no allow rule contains it, the deny rule it
+ * touches, or undefined (within). Remembered per ceiling and rule (rules are shared per text, see
+ * `compileRule`), so the pattern algebra runs once per distinct grant, not once per exchange.
+ */
+const verdicts = new WeakMap<Ceiling, Map<Rule, typeof OUTSIDE | CeilingRule | undefined>>();
+
+function ceilingVerdict(ceiling: Ceiling, rule: Rule): typeof OUTSIDE | CeilingRule | undefined {
+  let known = verdicts.get(ceiling);
+  if (known === undefined) {
+    known = new Map();
+    verdicts.set(ceiling, known);
+  }
+  if (known.has(rule)) return known.get(rule);
+  const verdict = !ceiling.allow.some((c) => ruleContains(c.rule, rule))
+    ? OUTSIDE
+    : ceiling.deny.find((d) => ruleOverlaps(rule, d.rule));
+  if (known.size >= 1024) known.clear();
+  known.set(rule, verdict);
+  return verdict;
+}
+
 function refuse(reason: IntentReason, message: string): IntentOutcome {
   return { kind: "refused", reason, error: INTENT_OAUTH_ERROR[reason], message };
 }
@@ -183,13 +210,14 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
     throw e;
   }
   for (const g of grants) {
-    if (!rc.ceiling.allow.some((c) => ruleContains(c.rule, g.rule))) {
+    const verdict = ceilingVerdict(rc.ceiling, g.rule);
+    if (verdict === OUTSIDE) {
       return refuse(
         "grant_outside_ceiling",
         `grant ${q(ruleToString(g.rule.text))} lies outside the ${q(rc.id)} ceiling`,
       );
     }
-    const deny = rc.ceiling.deny.find((d) => ruleOverlaps(g.rule, d.rule));
+    const deny = verdict;
     if (deny) {
       return refuse(
         "grant_outside_ceiling",

@@ -9,14 +9,14 @@
  *   POST /env/<env>/bc-authorize                             CIBA (poll mode), for approvals
  *   POST /env/<env>/use                                      a resource server spends one use
  *
- * Bodies are `application/x-www-form-urlencoded`, at most 64 KiB: reading stops there (413). Every
+ * Bodies are `application/x-www-form-urlencoded`, at most 64 KiB: a larger declared length is
+ * refused before reading, and a chunked body is read no further than the limit (413). Every
  * parameter the broker reads is checked here, at the edge, before anything reaches the store: no
  * control characters, at most its length (docs/broker.md#limits); `authorization_details` is JSON
  * nested at most 32 levels, without NUL or lone surrogates, and its `ticket` at most 2,000
  * characters (what the store keeps).
  */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { jsonProblem, q, type TextRules, textProblem } from "../core/index.js";
 import type { EnvironmentKeys } from "./keys.js";
 import { authorizationServerMetadata, issuerFor } from "./metadata.js";
@@ -67,6 +67,43 @@ function problem(status: number, title: string, detail: string): Response {
   });
 }
 
+const TOO_LARGE: OAuthResponse = {
+  status: 413,
+  body: {
+    error: "invalid_request",
+    error_description: `the body is larger than ${MAX_BODY} bytes`,
+    reason: "body_too_large",
+  },
+};
+
+/**
+ * The body as text, at most `MAX_BODY` bytes; undefined when it is larger. A body of declared
+ * length is read at once (the Node server's direct path, no web stream in between); a chunked one
+ * is read until it passes the limit, and no further.
+ */
+async function readBody(req: Request): Promise<string | undefined> {
+  const length = req.headers.get("content-length");
+  if (length !== null && !req.headers.has("transfer-encoding")) {
+    if (!/^\d+$/.test(length) || Number(length) > MAX_BODY) return undefined;
+    return req.text();
+  }
+  if (req.body === null) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_BODY) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 async function readForm(req: Request): Promise<URLSearchParams | Response> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
@@ -79,7 +116,8 @@ async function readForm(req: Request): Promise<URLSearchParams | Response> {
       },
     });
   }
-  const text = await req.text();
+  const text = await readBody(req);
+  if (text === undefined) return respond(TOO_LARGE);
   const form = new URLSearchParams(text);
   for (const name of new Set(form.keys())) {
     if (form.getAll(name).length > 1) {
@@ -163,23 +201,6 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
   const { service } = opts;
   const unknown = (env: string) => problem(404, "Not Found", `no environment ${q(env)} is declared`);
 
-  // reading stops at the limit: a chunked body is not read to its end before it is refused
-  app.use(
-    "/env/:env/*",
-    bodyLimit({
-      maxSize: MAX_BODY,
-      onError: () =>
-        respond({
-          status: 413,
-          body: {
-            error: "invalid_request",
-            error_description: `the body is larger than ${MAX_BODY} bytes`,
-            reason: "body_too_large",
-          },
-        }),
-    }),
-  );
-
   app.get("/.well-known/oauth-authorization-server/env/:env", (c) => {
     const env = c.req.param("env");
     if (!service.knownEnv(env)) return unknown(env);
@@ -211,6 +232,9 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
     ["use", service.use],
   ] as const) {
     app.post(`/env/:env/${path}`, async (c) => {
+      // a body declared too large is refused before anything else is looked at
+      const declared = c.req.raw.headers.get("content-length");
+      if (declared !== null && Number(declared) > MAX_BODY) return respond(TOO_LARGE);
       const env = c.req.param("env");
       if (!service.knownEnv(env)) return unknown(env);
       const form = await readForm(c.req.raw);

@@ -31,6 +31,8 @@ import {
   ERR_WRIT_REVOKED,
   type NewWrit,
   type Store,
+  type WritLoad,
+  type WritLoadCaps,
 } from "../store/index.js";
 import { type ApprovalService, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXPIRED } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
@@ -56,6 +58,13 @@ export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 export interface BrokerDeps {
   readonly config: WritConfig;
   readonly store: Pick<Store, "writs">;
+  /**
+   * The counts the runner classes' `limits` check (default: the store's query). The embedded
+   * store's server keeps them in memory (`writLoadCounter`).
+   */
+  readonly writLoad?:
+    | ((agent: string, now: Date, since: Date, caps: WritLoadCaps) => WritLoad | Promise<WritLoad>)
+    | undefined;
   readonly keys: EnvironmentKeys;
   readonly replay: ReplayCache;
   readonly nonce?: NonceService | undefined;
@@ -503,7 +512,11 @@ async function judge(
 }> {
   const key = await deps.keys.activeKey(env);
   const kill = await deps.kill.blocking(agent, env);
-  const load = await deps.store.writs.load(agent.id, now, new Date(now.getTime() - 60_000));
+  // the counts stop at the runner class's limits: no more is needed to check them
+  const limits = deps.config.runnerClasses.get(agent.runnerClass)?.limits;
+  const caps = { active: limits?.activeWrits, issued: limits?.issuancePerMinute };
+  const since = new Date(now.getTime() - 60_000);
+  const load = await (deps.writLoad ?? deps.store.writs.load)(agent.id, now, since, caps);
   const outcome = evaluateIntent(
     {
       agent: agent.id,

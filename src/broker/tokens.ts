@@ -10,10 +10,9 @@
  * with `ERR_TOKEN_KEY` even though its kid is a real key. Each refusal carries its own code; no
  * message ever contains the token.
  */
-import { randomBytes, sign, verify } from "node:crypto";
-import { decodeProtectedHeader } from "jose";
+import { type KeyObject, randomBytes, sign } from "node:crypto";
 import { q, WritError } from "../core/index.js";
-import { impossibleBase64Length } from "./asymmetric-jws.js";
+import { impossibleBase64Length, verifyOffThread } from "./asymmetric-jws.js";
 import type { EnvironmentKeys, SigningKey, VerificationKey } from "./keys.js";
 
 /** Not a compact JWS, or a claim missing or of the wrong type. */
@@ -177,8 +176,12 @@ export async function mintAccessToken(
     ...(claims.writ === undefined ? {} : { writ: claims.writ }),
   };
   // Ed25519 is deterministic: the same bytes as any JOSE library signs (one `node:crypto` call)
+  // signed on libuv's thread pool, so the event loop serves other requests meanwhile
   const input = `${base64urlJson({ alg: "EdDSA", typ: "at+jwt", kid: key.kid })}.${base64urlJson(payload)}`;
-  return `${input}.${sign(null, Buffer.from(input, "ascii"), key.privateKey).toString("base64url")}`;
+  const signature = await new Promise<Buffer>((resolve, reject) => {
+    sign(null, Buffer.from(input, "ascii"), key.privateKey, (err, sig) => (err ? reject(err) : resolve(sig)));
+  });
+  return `${input}.${signature.toString("base64url")}`;
 }
 
 function base64urlJson(value: unknown): string {
@@ -262,6 +265,17 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === null || proto === Object.prototype;
 }
 
+/**
+ * Tokens whose signature has verified, with the key it verified with. An Ed25519 signature over the
+ * same bytes with the same key verifies every time: an agent presenting its baseline token again
+ * (one per token exchange) is not verified again, while everything else — the key still published
+ * for the environment, the claims, the clock — is checked anew. Bounded: emptied when full.
+ */
+const verified = new Map<string, KeyObject>();
+const MAX_VERIFIED = 1024;
+/** Only tokens this long are remembered (a baseline token is a few hundred characters). */
+const MAX_VERIFIED_LENGTH = 4096;
+
 /** The claims every access token must carry, in the order their absence is reported. */
 const REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"] as const;
 
@@ -284,22 +298,28 @@ function claimRefusal(claim: string, reason: string): WritError {
  * validation has always had here (the JOSE library's; test/broker/jws-node.test.ts holds the two
  * side by side): presence, `iss`, `aud`, `iat` a number, `nbf`, `exp`, each with `skew` leeway.
  */
-function verifiedPayload(
+async function verifiedPayload(
   token: string,
   key: VerificationKey,
   opts: VerifyOptions,
   now: Date,
   skew: number,
-): Record<string, unknown> {
+): Promise<Record<string, unknown>> {
   const [h, p, s] = token.split(".") as [string, string, string];
   if (impossibleBase64Length(s)) throw refuse(ERR_TOKEN_MALFORMED, "not a valid JWS");
-  let valid: boolean;
-  try {
-    valid = verify(null, Buffer.from(`${h}.${p}`, "ascii"), key.publicKey, Buffer.from(s, "base64url"));
-  } catch {
-    valid = false;
+  if (verified.get(token) !== key.publicKey) {
+    const valid = await verifyOffThread(
+      null,
+      Buffer.from(`${h}.${p}`, "ascii"),
+      key.publicKey,
+      Buffer.from(s, "base64url"),
+    );
+    if (!valid) throw refuse(ERR_TOKEN_SIGNATURE, "the signature does not verify");
+    if (token.length <= MAX_VERIFIED_LENGTH) {
+      if (verified.size >= MAX_VERIFIED) verified.clear();
+      verified.set(token, key.publicKey);
+    }
   }
-  if (!valid) throw refuse(ERR_TOKEN_SIGNATURE, "the signature does not verify");
   let payload: unknown;
   try {
     if (impossibleBase64Length(p)) throw new Error("base64url");
@@ -353,9 +373,13 @@ export async function verifyAccessToken(token: string, opts: VerifyOptions): Pro
   ) {
     throw refuse(ERR_TOKEN_MALFORMED, "not a compact JWS");
   }
-  let header: ReturnType<typeof decodeProtectedHeader>;
+  let header: Record<string, unknown>;
   try {
-    header = decodeProtectedHeader(token);
+    const encoded = token.slice(0, token.indexOf("."));
+    if (impossibleBase64Length(encoded)) throw new Error("base64url");
+    const decoded: unknown = JSON.parse(STRICT_UTF8.decode(Buffer.from(encoded, "base64url")));
+    if (!isPlainObject(decoded)) throw new Error("not an object");
+    header = decoded;
   } catch (err) {
     throw refuse(ERR_TOKEN_MALFORMED, "the header is not a JSON object", err);
   }
@@ -373,7 +397,7 @@ export async function verifyAccessToken(token: string, opts: VerifyOptions): Pro
   if (key === undefined || key.env !== opts.env) {
     throw refuse(ERR_TOKEN_KEY, `no key ${q(header.kid)} is published for environment ${q(opts.env)}`);
   }
-  const claims = checkClaims(verifiedPayload(token, key, opts, now, skew));
+  const claims = checkClaims(await verifiedPayload(token, key, opts, now, skew));
   const nowSeconds = now.getTime() / 1000;
   if (claims.iat > nowSeconds + skew) throw refuse(ERR_TOKEN_NOT_YET_VALID, "`iat` is in the future");
   // A token cannot have been issued after its key stopped signing, nor expire after the key's

@@ -1,7 +1,9 @@
 /**
  * Permission rules: an action pattern (`provider:service:action`, each segment a glob) on a resource
  * pattern. Rules are compiled once (at config load or writ issuance) and then matched against
- * concrete requests with the provider's case rules from vocabulary.ts.
+ * concrete requests with the provider's case rules from vocabulary.ts. A compiled rule is never
+ * changed, so the same text compiles to one shared rule (a bounded memo: every writ of a playbook
+ * with the same parameters has the same grants, and issuance compiles each more than once).
  */
 import { q, WritError } from "./errors.js";
 import { foldGlob, type Glob, globContains, globIntersects, globMatches, parseGlob } from "./pattern.js";
@@ -60,7 +62,22 @@ function splitColons(text: string): string[] {
   return out;
 }
 
+/** Compiled rules by their text; emptied when full. */
+const compiled = new Map<string, Rule>();
+const MAX_COMPILED = 4096;
+
 export function compileRule(text: RuleText): Rule {
+  if (typeof text.action !== "string" || typeof text.resource !== "string") return compile(text);
+  const key = `${text.action}\u0000${text.resource}`;
+  const hit = compiled.get(key);
+  if (hit !== undefined) return hit;
+  const rule = compile(text);
+  if (compiled.size >= MAX_COMPILED) compiled.clear();
+  compiled.set(key, rule);
+  return rule;
+}
+
+function compile(text: RuleText): Rule {
   const actionText = text.action.trim() === "*" ? "*:*:*" : text.action.trim();
   const parts = splitColons(actionText);
   if (parts.length !== 3) {

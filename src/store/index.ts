@@ -49,6 +49,7 @@ export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js"
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";
 export type { Database } from "./schema.js";
+export { type WritLoadCounter, type WritLoadCounterOptions, writLoadCounter } from "./writ-load.js";
 export {
   ERR_WRIT_EXHAUSTED,
   ERR_WRIT_EXISTS,
@@ -63,6 +64,7 @@ export {
   type StoredWrit,
   toActiveWrit,
   type WritLoad,
+  type WritLoadCaps,
   type WritRepository,
   type WritStatus,
   writRow,

@@ -5,7 +5,7 @@
  * `uses` counts spent uses. `spendUse` is one conditional UPDATE, so concurrent spenders on any
  * number of processes can never take a writ past `max_uses`.
  */
-import type { Insertable, Kysely, Selectable } from "kysely";
+import { type Insertable, type Kysely, type Selectable, sql } from "kysely";
 import { type ActiveWrit, compileRule, isWritError, q, type RuleText, WritError } from "../core/index.js";
 import type { Companion } from "./audit.js";
 import type { WritChange } from "./changes.js";
@@ -84,6 +84,12 @@ export interface WritLoad {
   readonly issuedSince: number;
 }
 
+/** Where the counts of `load` may stop: the runner class's limits. */
+export interface WritLoadCaps {
+  readonly active?: number | undefined;
+  readonly issued?: number | undefined;
+}
+
 export interface WritRepository {
   /** Stores a new writ. `ERR_WRIT_INVALID` for a malformed one, `ERR_WRIT_EXISTS` for a taken id. */
   insert(writ: NewWrit): Promise<StoredWrit>;
@@ -100,8 +106,12 @@ export interface WritRepository {
    * process's listeners it is being stored; call the function returned with whether it was.
    */
   announce(writ: NewWrit): (stored: boolean) => void;
-  /** Counts for the issuance caps: writs held at `now`, and writs issued since `since`. */
-  load(agent: string, now: Date, since: Date): Promise<WritLoad>;
+  /**
+   * Counts for the issuance caps: writs held at `now`, and writs issued since `since`. A count
+   * stops at its cap when one is given (the answer is then `min(count, cap)`, all a limit check
+   * needs), so its cost does not grow with the agent's writs.
+   */
+  load(agent: string, now: Date, since: Date, caps?: WritLoadCaps): Promise<WritLoad>;
   /** Revokes a writ (idempotent). `ERR_WRIT_NOT_FOUND` when there is no such writ. */
   revoke(id: string, reason: string, now?: Date): Promise<RevokeResult>;
   /**
@@ -366,32 +376,39 @@ export function writRepository(
 
     listUnexpired: (agent, now) => list(agent, now, false),
 
-    load(agent, now, since) {
+    load(agent, now, since, caps = {}) {
       checkDate("now", now);
       checkDate("since", since);
+      const cap = (n: number | undefined) => {
+        if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
+          throw new TypeError(`writ load: a cap must be an integer ≥ 0, got ${n}`);
+        }
+        return n;
+      };
+      const activeCap = cap(caps.active);
+      const issuedCap = cap(caps.issued);
       return guard("count writs", async () => {
-        const row = await db
+        // Two counts, each over its own index (writs_active_by_agent, writs_by_agent_issued) and
+        // each stopping at its cap: the cost is bounded by the limits, not by the agent's history.
+        let active = db
           .selectFrom("writs")
-          .select((eb) => [
-            eb.fn
-              .countAll<string | number>()
-              .filterWhere((f) =>
-                f.and([
-                  f("status", "=", "active"),
-                  f("expires_at", ">", now),
-                  f.or([f("max_uses", "is", null), f("uses", "<", f.ref("max_uses"))]),
-                ]),
-              )
-              .as("active"),
-            eb.fn.countAll<string | number>().filterWhere("issued_at", ">=", since).as("recent"),
-          ])
+          .select(sql.lit(1).as("one"))
           .where("agent", "=", agent)
-          .where((eb) =>
-            eb.or([
-              eb("issued_at", ">=", since),
-              eb.and([eb("status", "=", "active"), eb("expires_at", ">", now)]),
-            ]),
-          )
+          .where("status", "=", "active")
+          .where("expires_at", ">", now)
+          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
+        if (activeCap !== undefined) active = active.limit(activeCap);
+        let issued = db
+          .selectFrom("writs")
+          .select(sql.lit(1).as("one"))
+          .where("agent", "=", agent)
+          .where("issued_at", ">=", since);
+        if (issuedCap !== undefined) issued = issued.limit(issuedCap);
+        const row = await db
+          .selectNoFrom((eb) => [
+            eb.selectFrom(active.as("a")).select(eb.fn.countAll<string | number>().as("n")).as("active"),
+            eb.selectFrom(issued.as("i")).select(eb.fn.countAll<string | number>().as("n")).as("recent"),
+          ])
           .executeTakeFirstOrThrow();
         return { active: Number(row.active), issuedSince: Number(row.recent) };
       });

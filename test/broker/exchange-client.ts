@@ -20,7 +20,9 @@ function jws(header: unknown, claims: unknown, hash: string | null, key: KeyObje
 
 export interface ExchangeClient {
   /** One token exchange for `deploy-service`: the HTTP status and the body. */
-  exchange(): Promise<{ status: number; body: Record<string, unknown> }>;
+  exchange(): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  /** Revokes one of the agent's tokens (RFC 7009): the HTTP status. */
+  revoke(token: string): Promise<number>;
 }
 
 export async function exchangeClient(base: string, fetcher: Fetch = fetch): Promise<ExchangeClient> {
@@ -35,15 +37,15 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
   const { kty, crv, x, y } = dpop.publicKey.export({ format: "jwk" });
   const issuer = `${base}/env/dev`;
   const tokenUrl = `${issuer}/token`;
-  const post = async (form: Record<string, string>) => {
+  const post = async (form: Record<string, string>, url = tokenUrl) => {
     const iat = Math.floor(Date.now() / 1000);
-    const res = await fetcher(tokenUrl, {
+    const res = await fetcher(url, {
       method: "POST",
       headers: {
         "content-type": "application/x-www-form-urlencoded",
         dpop: jws(
           { typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } },
-          { jti: randomUUID(), htm: "POST", htu: tokenUrl, iat },
+          { jti: randomUUID(), htm: "POST", htu: url, iat },
           "sha256",
           dpop.privateKey,
         ),
@@ -60,7 +62,7 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
         ),
       }).toString(),
     });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
   };
   const baseline = await post({ grant_type: "client_credentials" });
   if (baseline.status !== 200) throw new Error(`baseline token: ${JSON.stringify(baseline.body)}`);
@@ -78,5 +80,8 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
       },
     ]),
   };
-  return { exchange: () => post(form) };
+  return {
+    exchange: () => post(form),
+    revoke: async (token) => (await post({ token }, `${issuer}/revoke`)).status,
+  };
 }

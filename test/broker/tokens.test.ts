@@ -303,6 +303,22 @@ describe("verification refuses, each with its code", () => {
 });
 
 describe("rotation and verification", () => {
+  it("a token verified before is checked anew: another signature on it, or its key withdrawn", async () => {
+    const key = await keys.activeKey("prod");
+    const token = await mintAccessToken(key, claims(), { clock });
+    expect((await verify(token)).writ).toBe("w-0001");
+    expect((await verify(token)).writ).toBe("w-0001"); // remembered: the same answer
+    // the same header and claims under a signature that is not the key's
+    const [h, p, s] = token.split(".") as [string, string, string];
+    const forged = `${h}.${p}.${s.slice(0, -4)}${s.endsWith("AAAA") ? "BBBB" : "AAAA"}`;
+    expect((await refusal(verify(forged))).code).toBe(ERR_TOKEN_SIGNATURE);
+    // a key withdrawn at once (compromised): what it signed stops verifying, remembered or not
+    await keys.rotate("prod", { maxTokenTtlSeconds: 0 });
+    expect((await refusal(verify(token))).code).toBe(ERR_TOKEN_KEY_LIFE); // outlives its key now
+    advance(1);
+    expect((await refusal(verify(token))).code).toBe(ERR_TOKEN_KEY); // and the key is gone
+  });
+
   it("a token signed by the retired key verifies until its exp", async () => {
     const old = await keys.activeKey("prod");
     const token = await mintAccessToken(old, claims({ exp: T0S + 600 }), { clock });
