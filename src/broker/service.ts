@@ -499,6 +499,34 @@ function intentRefusal(outcome: { reason: string; error: string; message: string
 }
 
 /** The intent checks, now, with the kill switch and the signing key of this environment. */
+/**
+ * Writs judged issuable but not yet stored, per broker (its deps) and agent. The limits count them:
+ * without this, concurrent requests of one agent all pass the count before any of their writs is
+ * stored, and the agent ends above its limits. Released once the writ is stored (the counts then
+ * hold it) or its issuance stopped. Per process: servers sharing PostgreSQL each count their own.
+ */
+const inFlight = new WeakMap<BrokerDeps, Map<string, number>>();
+
+function pendingOf(deps: BrokerDeps, agent: string): number {
+  return inFlight.get(deps)?.get(agent) ?? 0;
+}
+
+function reserve(deps: BrokerDeps, agent: string): () => void {
+  let map = inFlight.get(deps);
+  if (map === undefined) inFlight.set(deps, (map = new Map()));
+  map.set(agent, (map.get(agent) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const n = (map.get(agent) ?? 1) - 1;
+    if (n <= 0) map.delete(agent);
+    else map.set(agent, n);
+  };
+}
+
+const NOTHING_RESERVED = () => {};
+
 async function judge(
   env: string,
   agent: Agent,
@@ -506,9 +534,12 @@ async function judge(
   now: Date,
   deps: BrokerDeps,
   approval?: "approved",
+  opts: { readonly reserve?: boolean } = {},
 ): Promise<{
   key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
   outcome: ReturnType<typeof evaluateIntent>;
+  /** Frees the slot this judgement reserved (with `reserve`, when the outcome is `issue`). */
+  release: () => void;
 }> {
   const key = await deps.keys.activeKey(env);
   const kill = await deps.kill.blocking(agent, env);
@@ -516,7 +547,11 @@ async function judge(
   const limits = deps.config.runnerClasses.get(agent.runnerClass)?.limits;
   const caps = { active: limits?.activeWrits, issued: limits?.issuancePerMinute };
   const since = new Date(now.getTime() - 60_000);
-  const load = await (deps.writLoad ?? deps.store.writs.load)(agent.id, now, since, caps);
+  const stored = await (deps.writLoad ?? deps.store.writs.load)(agent.id, now, since, caps);
+  // read after the count (no await between this and the reservation below)
+  const pending = pendingOf(deps, agent.id);
+  const load =
+    pending === 0 ? stored : { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
   const outcome = evaluateIntent(
     {
       agent: agent.id,
@@ -528,7 +563,9 @@ async function judge(
     },
     { config: deps.config, kill, load, keySignUntil: key.signUntil, approval },
   );
-  return { key, outcome };
+  const release =
+    opts.reserve === true && outcome.kind === "issue" ? reserve(deps, agent.id) : NOTHING_RESERVED;
+  return { key, outcome, release };
 }
 
 async function baselineToken(
@@ -670,31 +707,42 @@ async function exchange(
   const resource = absoluteUri(req.form.get("resource"));
   const intent = readIntent(req, env);
 
-  const { key, outcome } = await judge(env, agent, intent, now, deps);
-  const detail = {
-    playbook: intent.playbook,
-    parameters: intent.params,
-    ticket: intent.ticket,
-    audience: resource,
-  };
-  if (outcome.kind === "refused") {
-    return deny(intentRefusal(outcome), detail);
-  }
-  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
-    return deny(audienceRefusal(env, resource, outcome.playbook), detail);
-  }
-  if (outcome.kind === "needs-approval") {
-    // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
-    await deps.audit("broker.approval_required", { environment: env, agent: agent.id, ...detail });
-    return oauthError(
-      400,
-      "access_denied",
-      `${outcome.message}: ask through the backchannel authentication endpoint (${endpoints(deps.baseUrl, env).bcAuthorize})`,
-      "approval_required",
-    );
+  const { key, outcome, release } = await judge(env, agent, intent, now, deps, undefined, { reserve: true });
+  try {
+    return await judged(outcome, key);
+  } finally {
+    release();
   }
 
-  return issueWrit(env, outcome, { intent, resource, proof, key }, deps);
+  async function judged(
+    outcome: Awaited<ReturnType<typeof judge>>["outcome"],
+    key: Awaited<ReturnType<typeof judge>>["key"],
+  ): Promise<OAuthResponse> {
+    const detail = {
+      playbook: intent.playbook,
+      parameters: intent.params,
+      ticket: intent.ticket,
+      audience: resource,
+    };
+    if (outcome.kind === "refused") {
+      return deny(intentRefusal(outcome), detail);
+    }
+    if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+      return deny(audienceRefusal(env, resource, outcome.playbook), detail);
+    }
+    if (outcome.kind === "needs-approval") {
+      // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
+      await deps.audit("broker.approval_required", { environment: env, agent: agent.id, ...detail });
+      return oauthError(
+        400,
+        "access_denied",
+        `${outcome.message}: ask through the backchannel authentication endpoint (${endpoints(deps.baseUrl, env).bcAuthorize})`,
+        "approval_required",
+      );
+    }
+
+    return issueWrit(env, outcome, { intent, resource, proof, key }, deps);
+  }
 }
 
 type Issuable = Extract<ReturnType<typeof evaluateIntent>, { kind: "issue" }>;
@@ -938,54 +986,58 @@ async function cibaGrant(
     params: { ...request.params },
     ...(request.ticket ? { ticket: request.ticket } : {}),
   };
-  const { key, outcome } = await judge(env, agent, intent, now, deps, "approved");
-  if (outcome.kind !== "issue") {
-    const reason = outcome.reason;
-    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
-    return oauthError(
-      outcome.kind === "refused" && reason === "unknown_agent" ? 401 : 400,
-      outcome.kind === "refused" ? outcome.error : "access_denied",
-      outcome.message,
-      reason,
-    );
-  }
-  // writ.yaml may have changed since the request: the audience must still be allowed
-  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
-    await deps.audit("broker.denied", {
-      environment: env,
-      agent: agent.id,
-      reason: "resource_not_allowed",
-      approval: id,
-    });
-    return audienceRefusal(env, resource, outcome.playbook);
-  }
-  return issueWrit(
-    env,
-    outcome,
-    {
-      intent,
-      resource,
-      proof,
-      key,
-      approval: id,
-      sponsor: request.requester !== agent.id ? request.requester : undefined,
-      beforeStore: async (writId) => {
-        try {
-          await approvals.consume(id, writId, { binding: request.binding, now });
-        } catch (err) {
-          // another poll consumed it first, or it expired meanwhile: the same answers as above
-          if (isWritError(err, ERR_APPROVAL_CLOSED)) {
-            refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
+  const { key, outcome, release } = await judge(env, agent, intent, now, deps, "approved", { reserve: true });
+  try {
+    if (outcome.kind !== "issue") {
+      const reason = outcome.reason;
+      await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
+      return oauthError(
+        outcome.kind === "refused" && reason === "unknown_agent" ? 401 : 400,
+        outcome.kind === "refused" ? outcome.error : "access_denied",
+        outcome.message,
+        reason,
+      );
+    }
+    // writ.yaml may have changed since the request: the audience must still be allowed
+    if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+      await deps.audit("broker.denied", {
+        environment: env,
+        agent: agent.id,
+        reason: "resource_not_allowed",
+        approval: id,
+      });
+      return audienceRefusal(env, resource, outcome.playbook);
+    }
+    return issueWrit(
+      env,
+      outcome,
+      {
+        intent,
+        resource,
+        proof,
+        key,
+        approval: id,
+        sponsor: request.requester !== agent.id ? request.requester : undefined,
+        beforeStore: async (writId) => {
+          try {
+            await approvals.consume(id, writId, { binding: request.binding, now });
+          } catch (err) {
+            // another poll consumed it first, or it expired meanwhile: the same answers as above
+            if (isWritError(err, ERR_APPROVAL_CLOSED)) {
+              refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
+            }
+            if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
+              refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+            }
+            throw err;
           }
-          if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
-            refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
-          }
-          throw err;
-        }
+        },
       },
-    },
-    deps,
-  );
+      deps,
+    );
+  } finally {
+    release();
+  }
 }
 
 /**

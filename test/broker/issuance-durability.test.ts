@@ -47,8 +47,15 @@ for (const backend of ["pglite", ...(postgresEnabled ? ["postgres"] : [])] as co
       dir = await mkdtemp(join(tmpdir(), "writ-issuance-"));
       if (backend === "postgres") temp = await createTempDatabase();
       const { policy } = await loadPolicy(CONFIG);
+      // 64 writs at once for one agent: above the runner class's default limits (60 a minute)
+      const runnerClasses = new Map(
+        [...policy!.config.runnerClasses].map(([id, rc]) => [
+          id,
+          { ...rc, limits: { activeWrits: 1000, issuancePerMinute: 1000 } },
+        ]),
+      );
       server = await createServer({
-        policy: policy!,
+        policy: { ...policy!, config: { ...policy!.config, runnerClasses } },
         dataDir: dir,
         databaseUrl: temp?.url,
         baseUrl: BASE,

@@ -102,6 +102,20 @@ for (const mode of MODES) {
       expect(await issue(agent)).toEqual({ reason: "writ_limit_rate" });
     }, 60_000);
 
+    it("holds under concurrency: of 24 exchanges in flight at once, exactly the limit is issued", async () => {
+      const { server } = await start(await policyWith({ activeWrits: 5, issuancePerMinute: 1000 }));
+      const clients = await Promise.all(
+        Array.from({ length: 8 }, () => exchangeClient(BASE, (url, init) => server.app.request(url, init))),
+      );
+      const results = await Promise.all(Array.from({ length: 24 }, (_, i) => clients[i % 8]!.exchange()));
+      const issued = results.filter((r) => r.status === 200);
+      expect(issued).toHaveLength(5);
+      const reasons = new Set(results.filter((r) => r.status !== 200).map((r) => r.body.reason));
+      // refused by the limit, or by the slow-down that a first refusal starts
+      for (const reason of reasons) expect(["writ_limit_active", "repeated_denial"]).toContain(reason);
+      expect(reasons.has("writ_limit_active")).toBe(true);
+    }, 60_000);
+
     it("frees an active slot when a writ's last use is spent", async () => {
       const { server, agent } = await start(await policyWith({ activeWrits: 1, issuancePerMinute: 10 }, 1));
       const first = await issue(agent);
