@@ -212,9 +212,12 @@ export interface AuditRepositoryOptions {
   readonly prepared?: boolean | undefined;
 }
 
-const PREPARED = "writ_audit_append";
+/** Prepared statements live in the session: each repository names its own. */
+let repositories = 0;
 
 export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptions = {}): AuditRepository {
+  repositories += 1;
+  const statement = `writ_audit_append_${repositories}`;
   const toValues = (rows: readonly AuditRow[]) =>
     rows.map((row) => ({
       seq: row.seq,
@@ -254,7 +257,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
         );
         if (rows[0]?.standard_conforming_strings !== "on") return false;
         await db.executeQuery(
-          simpleQuery(`prepare ${PREPARED} (bigint, text, bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
+          simpleQuery(`prepare ${statement} (bigint, text, bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
             with moved as (
               update audit_head set seq = $1, hash = $2, updated_at = now()
               where id = ${HEAD_ID} and seq = $3 and hash = $4
@@ -280,7 +283,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
       return String(n);
     };
-    const text = `execute ${PREPARED}(${[
+    const text = `execute ${statement}(${[
       int(last.seq),
       sqlLiteral(last.hash),
       int(head.seq),
