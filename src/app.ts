@@ -401,6 +401,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
         try {
           await gateway.close();
           await audit.checkpoint().catch(() => {});
+          await audit.settled(); // no periodic checkpoint still reading when the store closes
         } finally {
           await store.close();
         }
@@ -618,6 +619,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           await replay.flush();
           await audit.append("server.stop", {});
           await audit.checkpoint();
+          await audit.settled(); // no periodic checkpoint still reading when the store closes
         } finally {
           await store.close();
         }
