@@ -329,12 +329,10 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
     }
     const last = rows[rows.length - 1]!;
-    const values = sql.join(
-      toValues(rows).map(
-        (v) =>
-          sql`(${v.seq}::bigint, ${v.at}::timestamptz, ${v.type}::text, ${v.data}::jsonb, ${v.prev_hash}::text, ${v.hash}::text)`,
-      ),
-    );
+    // one array per column: ten parameters whatever the batch's size
+    const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
+    const at = column((r) => r.at.toISOString());
+    const data = column((r) => JSON.stringify(r.data));
     const alongside = companionInserts(companions, "moved").map(
       (insert, i) => sql`, ${sql.raw(`c${i}`)} as (${insert})`,
     );
@@ -346,7 +344,9 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       )${sql.join(alongside, sql``)}
       insert into audit_records (seq, at, type, data, prev_hash, hash)
       select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
-      from (values ${values}) as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
+      from unnest(${column((r) => r.seq)}::bigint[], ${at}::timestamptz[], ${column((r) => r.type)}::text[],
+        ${data}::jsonb[], ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
+        as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
     const n = Number(result.numAffectedRows ?? 0n);
     if (n === rows.length) return true;
     if (n === 0) return false;
