@@ -195,3 +195,70 @@ export async function tempDatabase(): Promise<{ url: string; drop(): Promise<voi
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
 }
+
+export interface HttpCase {
+  readonly name: string;
+  readonly url: string;
+  readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Text every answer's body must contain. */
+  readonly expect: string;
+}
+
+/**
+ * Like `measureConcurrent` for POSTs over HTTP, with the client in a worker thread: the server in
+ * this thread is measured, not the load generator sharing its event loop. CPU per operation is
+ * still the whole process's (both threads).
+ */
+export async function measureHttpLoad(
+  cases: readonly HttpCase[],
+  opts: ConcurrentOptions,
+): Promise<Measurement[]> {
+  const { Worker } = await import("node:worker_threads");
+  const worker = new Worker(new URL("./load.worker.mjs", import.meta.url));
+  const slice = (c: HttpCase, ms: number) =>
+    new Promise<{ samples: number[]; ms: number }>((resolve, reject) => {
+      worker.once("message", (m: { samples: number[]; ms: number; failure?: string }) =>
+        m.failure === undefined ? resolve(m) : reject(new Error(`${c.name}: ${m.failure}`)),
+      );
+      worker.once("error", reject);
+      worker.postMessage({
+        url: c.url,
+        body: c.body,
+        headers: { "content-type": "application/json", ...c.headers },
+        concurrency: opts.concurrency,
+        ms,
+        expect: c.expect,
+      });
+    });
+  try {
+    const rounds = opts.rounds ?? 6;
+    const sliceMs = (opts.budgetMs ?? 3000) / rounds;
+    for (const c of cases) await slice(c, opts.warmupMs ?? 300);
+    const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0 }));
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, c] of cases.entries()) {
+        const s = state[k]!;
+        const cpu = process.cpuUsage();
+        const done = await slice(c, sliceMs);
+        s.ms += done.ms;
+        s.cpu += cpuMicros(cpu);
+        s.samples.push(...done.samples);
+      }
+    }
+    return cases.map((c, k) => {
+      const s = state[k]!;
+      const sorted = Float64Array.from(s.samples).sort();
+      return {
+        name: c.name,
+        iterations: sorted.length,
+        opsPerSecond: sorted.length / (s.ms / 1000),
+        p50: percentile(sorted, 50),
+        p99: percentile(sorted, 99),
+        cpuPerOp: s.cpu / sorted.length,
+      };
+    });
+  } finally {
+    await worker.terminate();
+  }
+}

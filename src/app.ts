@@ -212,7 +212,10 @@ export interface ServerOptions {
   readonly dpopNonce?: "accept" | "require" | undefined;
   /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** Where the one-line cause of every failed request (5xx) goes (default: stderr). */
+  /**
+   * Where the one-line cause of every failed request (5xx), and of every failed periodic audit
+   * checkpoint, goes (default: stderr).
+   */
   readonly log?: ((line: string) => void) | undefined;
   /**
    * Downstream systems (docs/downstream.md): the issuer factories (default: the AWS, GitHub and
@@ -276,6 +279,16 @@ export function decisionAuditRecord(
 }
 
 type GatewayModule = typeof import("./gateway/index.js");
+
+/** The log line for a periodic audit checkpoint that failed (damage found, or the store failing). */
+export function checkpointFailureLine(err: { code: string; message: string }, now = new Date()): string {
+  return JSON.stringify({
+    level: "error",
+    event: "audit.checkpoint_failed",
+    time: now.toISOString(),
+    error: { code: err.code, message: err.message.slice(0, 500) },
+  });
+}
 
 /** `sha256:<hex>` of a value's canonical JSON: how arguments appear in the audit log. */
 function digestOf(
@@ -386,7 +399,11 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
-    const audit = openAuditLog({ repo: store.audit, signer: await loadSigningKey(opts.dataDir) });
+    const audit = openAuditLog({
+      repo: store.audit,
+      signer: await loadSigningKey(opts.dataDir),
+      onCheckpointError: (err) => process.stderr.write(`${checkpointFailureLine(err)}\n`),
+    });
     const index = await writIndex(store);
     const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
     const digest = digestOf({ canonicalJson, toJsonValue });
@@ -450,6 +467,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
           await reaper?.stop();
           await gateway.close();
           await audit.checkpoint().catch(() => {});
+          await audit.settled(); // no periodic checkpoint still reading when the store closes
         } finally {
           await store.close();
         }
@@ -488,7 +506,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   try {
     await store.migrate();
     const signer = await loadSigningKey(opts.dataDir);
-    const audit = openAuditLog({ repo: store.audit, signer, checkpointEvery: opts.checkpointEvery });
+    const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const audit = openAuditLog({
+      repo: store.audit,
+      signer,
+      checkpointEvery: opts.checkpointEvery,
+      onCheckpointError: (err) => log(checkpointFailureLine(err)),
+    });
     await audit.append("server.start", {
       version: opts.version,
       config: opts.policy.file,
@@ -681,6 +705,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           await replay.flush();
           await audit.append("server.stop", {});
           await audit.checkpoint();
+          await audit.settled(); // no periodic checkpoint still reading when the store closes
         } finally {
           await store.close();
         }

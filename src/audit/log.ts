@@ -43,6 +43,12 @@ export interface AuditLogOptions {
   /** Largest record data, in bytes of canonical JSON (default 1 MiB). */
   readonly maxRecordBytes?: number | undefined;
   readonly clock?: (() => Date) | undefined;
+  /**
+   * Hears of a periodic checkpoint that failed (`ERR_AUDIT_DAMAGED` when the records since the last
+   * one are damaged). The record that triggered it is stored all the same, and its caller is not
+   * kept waiting for the signature.
+   */
+  readonly onCheckpointError?: ((err: WritError) => void) | undefined;
 }
 
 export interface FollowOptions {
@@ -65,8 +71,13 @@ export interface AuditLog {
     data: Readonly<Record<string, unknown>>,
     opts?: { readonly with?: Companion | undefined },
   ): Promise<AuditRecord>;
-  /** Signs a checkpoint at the current head (after checking the records since the last one). */
+  /**
+   * Signs a checkpoint at the current head (after checking the records since the last one), after
+   * any periodic checkpoint still running.
+   */
   checkpoint(): Promise<CheckpointRow>;
+  /** Resolves once every periodic checkpoint started so far has been signed or reported. */
+  settled(): Promise<void>;
   verify(opts?: { trustedKeys?: readonly TrustedKey[]; pageSize?: number }): Promise<VerifyReport>;
   head(): Promise<AuditHead>;
   /** The `n` latest records, ascending. */
@@ -87,6 +98,8 @@ export interface AuditLog {
 
 const TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
 const PAGE = 1000;
+/** Records per read when checking the records a checkpoint is about to sign. */
+const VERIFY_PAGE = 25;
 /** Most records, and most bytes of data, one group-commit transaction carries. */
 const BATCH_RECORDS = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -140,7 +153,8 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       throw new WritError(ERR_AUDIT_NO_SIGNING_KEY, "the audit log has no signing key: checkpoints need one");
     }
     const from = await lastTrustedPoint(point.seq);
-    const damage = await verifySegment(repo as ChainReader, from, point);
+    // in pages: on the embedded store each read holds the one connection, and appends wait behind it
+    const damage = await verifySegment(repo as ChainReader, from, point, VERIFY_PAGE);
     if (damage !== undefined) {
       throw new WritError(
         ERR_AUDIT_DAMAGED,
@@ -148,6 +162,30 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       );
     }
     return repo.addCheckpoint(await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() }));
+  };
+
+  // Checkpoints run one at a time, in order: periodic ones in the background, explicit ones after them.
+  let checkpoints: Promise<unknown> = Promise.resolve();
+  const serialised = <T>(run: () => Promise<T>): Promise<T> => {
+    const next = checkpoints.then(run);
+    checkpoints = next.catch(() => {});
+    return next;
+  };
+  const periodic = (point: AuditHead): void => {
+    serialised(() => checkpointAt(point)).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
+      const failure = new WritError(
+        code,
+        `record ${point.seq} was appended, but its checkpoint failed: ${message}`,
+        { cause: err },
+      );
+      try {
+        options.onCheckpointError?.(failure);
+      } catch {
+        // the listener's own failure
+      }
+    });
   };
 
   // Group commit: appends that arrive while a transaction is running wait and go together in the
@@ -207,28 +245,12 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
           continue;
         }
         for (const [i, row] of rows.entries()) {
-          const pending = batch[i]!;
+          batch[i]!.resolve(asRecord(row));
           if (signer !== undefined && every > 0 && row.seq % every === 0) {
-            // Its caller hears of the checkpoint; the records after it do not wait for it.
-            void checkpointAt({ seq: row.seq, hash: row.hash }).then(
-              () => pending.resolve(asRecord(row)),
-              (err: unknown) => {
-                const message = err instanceof Error ? err.message : String(err);
-                const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
-                pending.reject(
-                  new WritError(
-                    code,
-                    `record ${row.seq} was appended, but its checkpoint failed: ${message}`,
-                    {
-                      cause: err,
-                    },
-                  ),
-                );
-              },
-            );
-            continue;
+            // After the answer: nobody waits for the signature (a checkpoint reads and rehashes the
+            // records since the last one). A failure goes to onCheckpointError.
+            periodic({ seq: row.seq, hash: row.hash });
           }
-          pending.resolve(asRecord(row));
         }
       }
     } finally {
@@ -267,8 +289,15 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       });
     },
 
-    async checkpoint() {
-      return checkpointAt(await repo.head());
+    checkpoint() {
+      return serialised(async () => checkpointAt(await repo.head()));
+    },
+
+    async settled() {
+      for (let seen: Promise<unknown> | undefined; seen !== checkpoints; ) {
+        seen = checkpoints;
+        await seen;
+      }
     },
 
     verify(opts = {}) {

@@ -71,6 +71,21 @@ const JWK_PRIVATE = new Set(["d", "p", "q", "dp", "dq", "qi", "k", "oth", "priv"
 
 /** The kind of secret a key names, or undefined for an ordinary key. */
 export function sensitiveKey(key: string): RedactionKind | undefined {
+  // records repeat the same few keys: each is judged once (a bounded memo, emptied when full)
+  if (key.length > MAX_KEY_LENGTH) return judgeKey(key);
+  const known = keyKinds.get(key);
+  if (known !== undefined) return known === "" ? undefined : known;
+  const kind = judgeKey(key);
+  if (keyKinds.size >= MAX_KEYS) keyKinds.clear();
+  keyKinds.set(key, kind ?? "");
+  return kind;
+}
+
+const MAX_KEYS = 4096;
+const MAX_KEY_LENGTH = 64;
+const keyKinds = new Map<string, RedactionKind | "">();
+
+function judgeKey(key: string): RedactionKind | undefined {
   const k = normaliseKey(key);
   const exact = EXACT_KEYS.get(k);
   if (exact !== undefined) return exact;
@@ -131,9 +146,13 @@ function isBasicCredential(credential: string): boolean {
   );
 }
 
+// Every shape below needs one of these: a dot (a JOSE serialisation), a PEM header, an auth
+// scheme, or a known token prefix. One scan for them spares the four replacements most strings.
+const MAY_HOLD_SECRET = /\.|-----BEGIN|bearer|dpop|basic|gh[pousr]_|github_pat_|xox[abposr]-/i;
+
 /** Replaces secrets found by their shape inside one string. */
 export function redactString(text: string): string {
-  if (text.length < 8) return text;
+  if (text.length < 8 || !MAY_HOLD_SECRET.test(text)) return text;
   return text
     .replace(PEM_PRIVATE, (block) => redactionMarker("pem", block))
     .replace(DOTTED_RUN, (run) => (run.length >= 20 && run.includes(".") ? redactJoseRun(run) : run))

@@ -145,6 +145,16 @@ export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}
   const changed = () => {
     memo = undefined;
   };
+  const remembered = (): Promise<EngagedKill[]> => {
+    if (memo === undefined) {
+      const loading = engagedNow();
+      memo = loading;
+      loading.catch(() => {
+        if (memo === loading) memo = undefined;
+      });
+    }
+    return memo;
+  };
   return {
     async engage(scope, opts) {
       validateScope(scope, opts.config);
@@ -230,18 +240,12 @@ export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}
       }).finally(changed);
     },
 
-    engaged: engagedNow,
+    // exclusive: from memory (the gateway polls this every 200 ms; each read would be a statement)
+    engaged: async () => (options.exclusive === true ? [...(await remembered())] : engagedNow()),
 
     async blocking(agent, environment) {
       if (options.exclusive === true) {
-        if (memo === undefined) {
-          const loading = engagedNow();
-          memo = loading;
-          loading.catch(() => {
-            if (memo === loading) memo = undefined;
-          });
-        }
-        return (await memo).find((k) => blocks(k, agent, environment));
+        return (await remembered()).find((k) => blocks(k, agent, environment));
       }
       return guard("check", async () => {
         const row = await db

@@ -14,9 +14,9 @@ import type { ConfigProblem, GuardrailSource } from "../config/index.js";
 import { formatPath } from "../config/index.js";
 import { isWritError, q, type Vocabulary, type WritConfig } from "../core/index.js";
 import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
-import { CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
+import { ACTION_TYPE, CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
 import { expressionDepth, MAX_EXPRESSION_DEPTH, tooDeep } from "./nesting.js";
-import { addReads, emptyReads } from "./reads.js";
+import { actionScopes, addReads, emptyReads } from "./reads.js";
 import { actionTable, schemaFromTable } from "./schema.js";
 
 /**
@@ -312,6 +312,10 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
     table,
     vocab,
     reads,
+    scopes: actionScopes(
+      parsed.map((p) => p.json),
+      ACTION_TYPE,
+    ),
   });
   return { problems, guardrails };
 }

@@ -26,7 +26,7 @@ import {
   type SchemaJson,
   type StatefulAuthorizationCall,
 } from "./cedar.js";
-import type { Reads } from "./reads.js";
+import type { ActionScopes, Reads } from "./reads.js";
 import type { PdpRequest } from "./request.js";
 import { type ActionTable, NAMESPACE } from "./schema.js";
 
@@ -51,6 +51,8 @@ export type GuardrailOutcome =
 
 const AGENT = `${NAMESPACE}::Agent`;
 const ACTION = `${NAMESPACE}::Action`;
+/** The type of action entities, as policies name it. */
+export const ACTION_TYPE = ACTION;
 const RESOURCE = `${NAMESPACE}::Resource`;
 const MAX_DEPTH = 32;
 const ACTION_CACHE = 4096;
@@ -154,6 +156,9 @@ function agentEntity(agent: Agent, read: ReadonlySet<string>): EntityJson {
 }
 
 interface ActionEntity {
+  /** The action's id and its parents' ids, as Cedar is given them. */
+  readonly id: string;
+  readonly parentIds: readonly string[];
   readonly uid: EntityUidJson;
   readonly entity: EntityJson;
   readonly provider: string;
@@ -174,6 +179,7 @@ export class CompiledGuardrails {
   readonly #actions = new Map<string, ActionEntity>();
   readonly #clock = new Map<string, LocalClock>();
   readonly #reads: Reads;
+  readonly #scopes: ActionScopes;
 
   /** @internal Use `compileGuardrails`, which checks and pre-parses the policies. */
   constructor(init: {
@@ -184,7 +190,10 @@ export class CompiledGuardrails {
     table: ActionTable;
     vocab: Vocabulary;
     reads: Reads;
+    /** The actions the policies can apply to (default: any). */
+    scopes?: ActionScopes | undefined;
   }) {
+    this.#scopes = init.scopes ?? { any: true, equal: new Set(), within: new Set() };
     this.policySetId = init.policySetId;
     this.policies = init.policies;
     this.schema = init.schema;
@@ -207,9 +216,17 @@ export class CompiledGuardrails {
     const id = spell(canonicalAction(a, this.#vocab));
     const uid = { type: ACTION, id };
     const parents = actionParents(a);
-    const entity = { uid, attrs: {}, parents: parents.map((p) => ({ type: ACTION, id: spell(p) })) };
+    const parentIds = parents.map(spell);
+    const entity = { uid, attrs: {}, parents: parentIds.map((p) => ({ type: ACTION, id: p })) };
     // the service as the service group spells it: `aws:s3` → `s3`
-    const made = { uid, entity, provider: a.provider, service: parents[0]!.slice(a.provider.length + 1) };
+    const made = {
+      id,
+      parentIds,
+      uid,
+      entity,
+      provider: a.provider,
+      service: parents[0]!.slice(a.provider.length + 1),
+    };
     if (this.#actions.size >= ACTION_CACHE) this.#actions.clear();
     this.#actions.set(text, made);
     return made;
@@ -255,11 +272,23 @@ export class CompiledGuardrails {
     return context;
   }
 
-  /** Asks Cedar. Never throws: a failure is an `error` outcome. */
+  /** Can any policy's scope match this action (the entity Cedar would be given)? */
+  #mayApply(action: ActionEntity): boolean {
+    const s = this.#scopes;
+    if (s.any) return true;
+    return s.equal.has(action.id) || s.within.has(action.id) || action.parentIds.some((p) => s.within.has(p));
+  }
+
+  /**
+   * Asks Cedar, unless no policy's action scope can match the request's action (then no policy can
+   * forbid it, and none would be evaluated). Never throws: a failure is an `error` outcome.
+   */
   evaluate(req: PdpRequest): GuardrailOutcome {
     let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
     try {
-      answer = cedar.statefulIsAuthorized(this.cedarCall(req));
+      const call = this.cedarCall(req);
+      if (!this.#mayApply(this.#action(req.action))) return { kind: "pass" };
+      answer = cedar.statefulIsAuthorized(call);
     } catch (err) {
       return { kind: "error", errors: [err instanceof Error ? err.message : String(err)] };
     }

@@ -62,3 +62,49 @@ function walk(node: unknown, reads: Reads): void {
 export function addReads(policy: PolicyJson, reads: Reads): void {
   walk(policy.conditions, reads);
 }
+
+/**
+ * The actions a set of policies can apply to, from their scopes alone: a policy scoped
+ * `action == A` applies only to A, one scoped `action in G` (or `in [G, …]`) only to G and to the
+ * actions whose parents include G; an unscoped one, or any scope not understood here, to every
+ * action. A request whose action no policy can apply to needs no call into Cedar: no policy's
+ * condition is even evaluated when its scope does not match.
+ */
+export interface ActionScopes {
+  /** Some policy may apply to any action. */
+  readonly any: boolean;
+  /** Actions named by `==`. */
+  readonly equal: ReadonlySet<string>;
+  /** Actions and groups named by `in`. */
+  readonly within: ReadonlySet<string>;
+}
+
+export function actionScopes(policies: readonly PolicyJson[], actionType: string): ActionScopes {
+  const equal = new Set<string>();
+  const within = new Set<string>();
+  let any = false;
+  const uid = (e: unknown): string | undefined => {
+    const ref = e as { type?: unknown; id?: unknown } | null;
+    return ref !== null && typeof ref === "object" && ref.type === actionType && typeof ref.id === "string"
+      ? ref.id
+      : undefined;
+  };
+  for (const policy of policies) {
+    const scope = (policy as { action?: unknown }).action as
+      | { op?: unknown; entity?: unknown; entities?: unknown }
+      | undefined;
+    const op = scope?.op;
+    const ids =
+      op === "==" || (op === "in" && scope?.entity !== undefined)
+        ? [uid(scope?.entity)]
+        : op === "in" && Array.isArray(scope?.entities)
+          ? scope.entities.map(uid)
+          : undefined;
+    if (ids === undefined || ids.some((id) => id === undefined)) {
+      any = true; // `All`, or a scope this does not read: assume it may apply
+      continue;
+    }
+    for (const id of ids as string[]) (op === "==" ? equal : within).add(id);
+  }
+  return { any, equal, within };
+}

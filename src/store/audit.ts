@@ -8,10 +8,15 @@
  * in one statement that moves the head only from exactly that (seq, hash) — a compare-and-set; if
  * another process moved it meanwhile, nothing is written and the locked path runs. Any number of
  * processes sharing one PostgreSQL keep one chain.
+ *
+ * On the embedded store that statement is prepared once (PREPARE) and each append runs it with
+ * literal values over the simple protocol: one trip into PGlite, no parsing or planning — a third
+ * to a sixth of the CPU of the same statement sent with parameters.
  */
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import { WritError } from "../core/index.js";
 import { ERR_STORE_CORRUPT, guard, toInt } from "./errors.js";
+import { simpleQuery, sqlLiteral } from "./pglite-dialect.js";
 import type { AuditCheckpointsTable, AuditRecordsTable, Database } from "./schema.js";
 
 /** One record as stored. `data` is whatever the row holds (verification must cope with anything). */
@@ -199,7 +204,20 @@ function checkChain(head: AuditHead, rows: readonly AuditRow[]): void {
   }
 }
 
-export function auditRepository(db: Kysely<Database>): AuditRepository {
+export interface AuditRepositoryOptions {
+  /**
+   * Prepare the append statement once and run it with literals over the simple protocol (the
+   * embedded store, where every trip into the database costs this process's CPU).
+   */
+  readonly prepared?: boolean | undefined;
+}
+
+/** Prepared statements live in the session: each repository names its own. */
+let repositories = 0;
+
+export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptions = {}): AuditRepository {
+  repositories += 1;
+  const statement = `writ_audit_append_${repositories}`;
   const toValues = (rows: readonly AuditRow[]) =>
     rows.map((row) => ({
       seq: row.seq,
@@ -229,18 +247,92 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
     });
   };
 
+  // The prepared append: true once prepared, false when it cannot be (then the parameters' path).
+  let preparing: Promise<boolean> | undefined;
+  const prepare = (): Promise<boolean> => {
+    preparing ??= (async () => {
+      try {
+        const { rows } = await db.executeQuery<{ standard_conforming_strings: string }>(
+          simpleQuery("show standard_conforming_strings"),
+        );
+        if (rows[0]?.standard_conforming_strings !== "on") return false;
+        await db.executeQuery(
+          simpleQuery(`prepare ${statement} (bigint, text, bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
+            with moved as (
+              update audit_head set seq = $1, hash = $2, updated_at = now()
+              where id = ${HEAD_ID} and seq = $3 and hash = $4
+              returning seq
+            )
+            insert into audit_records (seq, at, type, data, prev_hash, hash)
+            select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
+            from unnest($5, $6, $7, $8, $9, $10) as v (seq, at, type, data, prev_hash, hash) cross join moved`),
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    return preparing;
+  };
+
+  /** The prepared append, run with literals: the number of records stored. */
+  const executePrepared = async (head: AuditHead, rows: readonly AuditRow[]): Promise<number> => {
+    const last = rows[rows.length - 1]!;
+    const array = (values: readonly string[], type: string) => `array[${values.join(",")}]::${type}[]`;
+    const int = (n: number) => {
+      if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
+      return String(n);
+    };
+    const text = `execute ${statement}(${[
+      int(last.seq),
+      sqlLiteral(last.hash),
+      int(head.seq),
+      sqlLiteral(head.hash),
+      array(
+        rows.map((r) => int(r.seq)),
+        "bigint",
+      ),
+      array(
+        rows.map((r) => sqlLiteral(r.at.toISOString())),
+        "timestamptz",
+      ),
+      array(
+        rows.map((r) => sqlLiteral(r.type)),
+        "text",
+      ),
+      array(
+        rows.map((r) => sqlLiteral(JSON.stringify(r.data))),
+        "jsonb",
+      ),
+      array(
+        rows.map((r) => sqlLiteral(r.prevHash)),
+        "text",
+      ),
+      array(
+        rows.map((r) => sqlLiteral(r.hash)),
+        "text",
+      ),
+    ].join(", ")})`;
+    const result = await db.executeQuery(simpleQuery(text));
+    return Number(result.numAffectedRows ?? 0n);
+  };
+
   const optimistic = async (
     head: AuditHead,
     rows: readonly AuditRow[],
     companions: readonly Companion[],
   ): Promise<boolean> => {
+    if (opts.prepared === true && companions.length === 0 && (await prepare())) {
+      const n = await executePrepared(head, rows);
+      if (n === rows.length) return true;
+      if (n === 0) return false;
+      throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
+    }
     const last = rows[rows.length - 1]!;
-    const values = sql.join(
-      toValues(rows).map(
-        (v) =>
-          sql`(${v.seq}::bigint, ${v.at}::timestamptz, ${v.type}::text, ${v.data}::jsonb, ${v.prev_hash}::text, ${v.hash}::text)`,
-      ),
-    );
+    // one array per column: ten parameters whatever the batch's size
+    const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
+    const at = column((r) => r.at.toISOString());
+    const data = column((r) => JSON.stringify(r.data));
     const alongside = companionInserts(companions, "moved").map(
       (insert, i) => sql`, ${sql.raw(`c${i}`)} as (${insert})`,
     );
@@ -252,7 +344,9 @@ export function auditRepository(db: Kysely<Database>): AuditRepository {
       )${sql.join(alongside, sql``)}
       insert into audit_records (seq, at, type, data, prev_hash, hash)
       select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
-      from (values ${values}) as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
+      from unnest(${column((r) => r.seq)}::bigint[], ${at}::timestamptz[], ${column((r) => r.type)}::text[],
+        ${data}::jsonb[], ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
+        as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
     const n = Number(result.numAffectedRows ?? 0n);
     if (n === rows.length) return true;
     if (n === 0) return false;

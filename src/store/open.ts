@@ -69,7 +69,7 @@ function assemble(
     db,
     writs: writRepository(db, (change) => changes.hub.emit(change)),
     writChanges: changes,
-    audit: auditRepository(db),
+    audit: auditRepository(db, { prepared: backend === "pglite" }),
     downstream: downstreamLedger(db),
     migrate: () => migrateToLatest(db),
     async close() {

@@ -8,6 +8,11 @@
  *
  * Consequence: inside `db.transaction().execute(trx => …)`, use `trx`, never `db` — a second
  * acquisition from the same call chain waits forever for the first.
+ *
+ * A statement with parameters goes through PGlite's extended protocol (parse, describe, bind,
+ * execute: one trip into the WebAssembly module each). Statements without any — BEGIN, COMMIT and
+ * the queries made with `simpleQuery` — go in one trip, over the simple protocol, which costs
+ * about half as much CPU.
  */
 import {
   CompiledQuery,
@@ -36,7 +41,38 @@ export interface PGliteClient {
     readonly rowCount?: number | undefined;
     readonly affectedRows?: number | undefined;
   }>;
+  /** The simple protocol: one trip, no parameters; the results of each statement, in order. */
+  exec?(sql: string): Promise<
+    readonly {
+      readonly rows: readonly unknown[];
+      readonly affectedRows?: number | undefined;
+    }[]
+  >;
   close(): Promise<void>;
+}
+
+/** Queries made by `simpleQuery`: the driver runs them over the simple protocol. */
+const SIMPLE = new WeakSet<CompiledQuery>();
+
+/**
+ * A statement without parameters, run over the simple protocol in one trip (the PGlite dialect; a
+ * PostgreSQL pool runs it as any other raw query). Every value in `text` must already be a safe
+ * literal: see `sqlLiteral`.
+ */
+export function simpleQuery(text: string): CompiledQuery {
+  const query = CompiledQuery.raw(text);
+  SIMPLE.add(query);
+  return query;
+}
+
+/**
+ * A string as an SQL literal, for `simpleQuery` (with `standard_conforming_strings` on, the
+ * PostgreSQL default, a single quote doubled is the only escape). NUL, which no literal can hold,
+ * is refused.
+ */
+export function sqlLiteral(text: string): string {
+  if (text.includes("\0")) throw new TypeError("an SQL literal cannot hold NUL");
+  return `'${text.replaceAll("'", "''")}'`;
 }
 
 export interface PGliteDialectConfig {
@@ -94,6 +130,14 @@ class PGliteConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#client.exec !== undefined && SIMPLE.has(compiledQuery)) {
+      const results = await this.#client.exec(compiledQuery.sql);
+      const last = results[results.length - 1];
+      return {
+        rows: (last?.rows ?? []) as R[],
+        numAffectedRows: BigInt(results.reduce((n, r) => n + (r.affectedRows ?? 0), 0)),
+      };
+    }
     const result = await this.#client.query(compiledQuery.sql, [...compiledQuery.parameters]);
     const command = result.command?.toUpperCase();
     const rows = result.rows as R[];
@@ -148,27 +192,27 @@ class PGliteDriver implements Driver {
       if (settings.isolationLevel !== undefined) text += ` isolation level ${settings.isolationLevel}`;
       if (settings.accessMode !== undefined) text += ` ${settings.accessMode}`;
     }
-    await connection.executeQuery(CompiledQuery.raw(text));
+    await connection.executeQuery(simpleQuery(text));
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw("commit"));
+    await connection.executeQuery(simpleQuery("commit"));
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw("rollback"));
+    await connection.executeQuery(simpleQuery("rollback"));
   }
 
   async savepoint(connection: DatabaseConnection, name: string): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw(`savepoint ${quoteIdent(name)}`));
+    await connection.executeQuery(simpleQuery(`savepoint ${quoteIdent(name)}`));
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw(`rollback to savepoint ${quoteIdent(name)}`));
+    await connection.executeQuery(simpleQuery(`rollback to savepoint ${quoteIdent(name)}`));
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw(`release savepoint ${quoteIdent(name)}`));
+    await connection.executeQuery(simpleQuery(`release savepoint ${quoteIdent(name)}`));
   }
 
   async releaseConnection(): Promise<void> {

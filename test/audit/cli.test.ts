@@ -55,6 +55,7 @@ beforeAll(async () => {
   const log = openAuditLog({ repo: store.audit, signer: await loadSigningKey(data), checkpointEvery: 5 });
   for (let i = 1; i <= 12; i++)
     await log.append("decision", { i, agent: "release-bot", access_token: `secret-${i}` });
+  await log.settled();
   await store.close();
 });
 afterAll(() => rm(root, { recursive: true, force: true }));

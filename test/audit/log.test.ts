@@ -5,6 +5,8 @@ import { SignJWT } from "jose";
 import { sql } from "kysely";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
+  type AuditLog,
+  type AuditLogOptions,
   type AuditSigner,
   ERR_AUDIT_DAMAGED,
   ERR_AUDIT_EXPORT_INVALID,
@@ -16,6 +18,7 @@ import {
   recordHash,
   verifyExport,
 } from "../../src/audit/index.js";
+import type { WritError } from "../../src/core/index.js";
 import { asAttacker, forEachBackend, resetAudit } from "../store/backends.js";
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -46,12 +49,22 @@ forEachBackend("audit log", (h) => {
     await h.teardown();
     await rm(keyDir, { recursive: true, force: true });
   });
-  beforeEach(() => resetAudit(h.store.db));
+  // periodic checkpoints run after the append that triggers them: each test's are done before the next
+  const opened: AuditLog[] = [];
+  const openLog = (options: AuditLogOptions): AuditLog => {
+    const log = openAuditLog(options);
+    opened.push(log);
+    return log;
+  };
+  beforeEach(async () => {
+    await Promise.all(opened.splice(0).map((log) => log.settled()));
+    await resetAudit(h.store.db);
+  });
 
   describe("append", () => {
     it("chains records from the genesis hash", async () => {
       const clock = () => new Date("2030-05-06T07:08:09.123Z");
-      const log = openAuditLog({ repo: h.store.audit, clock });
+      const log = openLog({ repo: h.store.audit, clock });
       const first = await log.append("decision", { agent: "bot", allow: true });
       const second = await log.append("decision", { agent: "bot", allow: false });
       expect(first).toMatchObject({ seq: 1, prevHash: GENESIS_HASH, type: "decision" });
@@ -69,7 +82,7 @@ forEachBackend("audit log", (h) => {
     });
 
     it("redacts secrets before they reach the database", async () => {
-      const log = openAuditLog({ repo: h.store.audit });
+      const log = openLog({ repo: h.store.audit });
       const record = await log.append("token.issued", {
         agent: "bot",
         access_token: jwt,
@@ -90,7 +103,7 @@ forEachBackend("audit log", (h) => {
     });
 
     it("keeps values PostgreSQL would refuse or change verifiable", async () => {
-      const log = openAuditLog({ repo: h.store.audit });
+      const log = openLog({ repo: h.store.audit });
       await log.append("edge.values", {
         nul: "a\u0000b",
         lone: "\uD800",
@@ -103,7 +116,7 @@ forEachBackend("audit log", (h) => {
     });
 
     it("refuses a bad type, non-object data and oversized data", async () => {
-      const log = openAuditLog({ repo: h.store.audit, maxRecordBytes: 100 });
+      const log = openLog({ repo: h.store.audit, maxRecordBytes: 100 });
       await expect(log.append("Bad Type", {})).rejects.toThrow(TypeError);
       await expect(log.append("ok", [] as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
       expect(await codeOf(log.append("ok", { big: "x".repeat(200) }))).toBe(ERR_AUDIT_TOO_LARGE);
@@ -111,10 +124,11 @@ forEachBackend("audit log", (h) => {
     });
 
     it("commits concurrent appends in shared transactions, each caller getting its own record", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 10 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 10 });
       const records = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append("decision", { i })));
       expect(records.map((r) => r.data.i)).toEqual(Array.from({ length: 300 }, (_, i) => i));
       expect(new Set(records.map((r) => r.seq)).size).toBe(300);
+      await log.settled();
       expect(await log.verify()).toMatchObject({ ok: true, records: 300, checkpoints: 30 });
     });
 
@@ -129,7 +143,7 @@ forEachBackend("audit log", (h) => {
           return h.store.audit.appendBatch(build);
         },
       };
-      const log = openAuditLog({ repo });
+      const log = openLog({ repo });
       // the first append runs alone; the next three queue behind it and share the second transaction
       const results = await Promise.allSettled([0, 1, 2, 3].map((i) => log.append("decision", { i })));
       expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
@@ -140,7 +154,7 @@ forEachBackend("audit log", (h) => {
 
     it("raises no false alarm when verifying while others append", async () => {
       const stores = h.second ? [h.store, await h.second()] : [h.store];
-      const logs = stores.map((s) => openAuditLog({ repo: s.audit, signer, checkpointEvery: 10 }));
+      const logs = stores.map((s) => openLog({ repo: s.audit, signer, checkpointEvery: 10 }));
       const writing = (async () => {
         for (let round = 0; round < 20; round++) {
           await Promise.all(
@@ -157,10 +171,11 @@ forEachBackend("audit log", (h) => {
 
     it("keeps one chain when two stores append at once", async () => {
       const stores = h.second ? [h.store, await h.second()] : [h.store];
-      const logs = stores.map((s) => openAuditLog({ repo: s.audit, signer, checkpointEvery: 7 }));
+      const logs = stores.map((s) => openLog({ repo: s.audit, signer, checkpointEvery: 7 }));
       await Promise.all(
         Array.from({ length: 30 }, (_, i) => logs[i % logs.length]!.append("decision", { i })),
       );
+      await Promise.all(logs.map((log) => log.settled()));
       expect(await logs[0]!.verify()).toMatchObject({
         ok: true,
         records: 30,
@@ -172,8 +187,9 @@ forEachBackend("audit log", (h) => {
 
   describe("checkpoints", () => {
     it("signs every N records and on demand", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 5 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 5 });
       for (let i = 0; i < 12; i++) await log.append("decision", { i });
+      await log.settled();
       expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5, 10]);
       const cp = await log.checkpoint();
       expect(cp).toMatchObject({ seq: 12, keyId: signer.kid, hash: (await log.head()).hash });
@@ -188,30 +204,51 @@ forEachBackend("audit log", (h) => {
     });
 
     it("can checkpoint an empty log", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer });
+      const log = openLog({ repo: h.store.audit, signer });
       expect(await log.checkpoint()).toMatchObject({ seq: 0, hash: GENESIS_HASH });
       expect(await log.verify()).toMatchObject({ ok: true, checkpoints: 1, lastSeq: 0 });
     });
 
     it("needs a signing key", async () => {
-      const log = openAuditLog({ repo: h.store.audit });
+      const log = openLog({ repo: h.store.audit });
       expect(await codeOf(log.checkpoint())).toBe(ERR_AUDIT_NO_SIGNING_KEY);
     });
 
     it("refuses to vouch for damage", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 5 });
+      const failures: WritError[] = [];
+      const log = openLog({
+        repo: h.store.audit,
+        signer,
+        checkpointEvery: 5,
+        onCheckpointError: (err) => failures.push(err),
+      });
       for (let i = 0; i < 7; i++) await log.append("decision", { i });
+      await log.settled();
       await asAttacker(h.store.db, [`update audit_records set data = '{"i": 99}'::jsonb where seq = 6`]);
       expect(await codeOf(log.checkpoint())).toBe(ERR_AUDIT_DAMAGED);
       for (let i = 0; i < 2; i++) await log.append("decision", { i });
-      // the 10th record is stored, but its periodic checkpoint is refused, and the caller hears of it
-      expect(await codeOf(log.append("decision", { i: 10 }))).toBe(ERR_AUDIT_DAMAGED);
+      // the 10th record is stored and its caller answered; its periodic checkpoint is refused, and
+      // the log's listener hears of it
+      expect(await log.append("decision", { i: 10 })).toMatchObject({ seq: 10, data: { i: 10 } });
+      await log.settled();
+      expect(failures.map((e) => e.code)).toEqual([ERR_AUDIT_DAMAGED]);
+      expect(failures[0]!.message).toMatch(/^record 10 was appended, but its checkpoint failed: refusing/);
       expect((await log.head()).seq).toBe(10);
       expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5]);
     });
 
+    it("takes an explicit checkpoint alongside a periodic one: both stored, in order", async () => {
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 2 });
+      const records = await Promise.all([1, 2, 3].map((i) => log.append("decision", { i })));
+      expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
+      expect((await log.checkpoint()).seq).toBe(3);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([2, 3]);
+      await log.settled();
+      expect(await log.verify()).toMatchObject({ ok: true, checkpoints: 2, lastCheckpointSeq: 3 });
+    });
+
     it("refuses to build on a forged checkpoint of its own key", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
       for (let i = 0; i < 3; i++) await log.append("decision", { i });
       await log.checkpoint();
       await asAttacker(h.store.db, [`update audit_checkpoints set signature = signature || 'x'`]);
@@ -220,8 +257,8 @@ forEachBackend("audit log", (h) => {
     });
 
     it("trusts checkpoints of every key it is given", async () => {
-      const a = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
-      const b = openAuditLog({ repo: h.store.audit, signer: otherSigner, checkpointEvery: 0 });
+      const a = openLog({ repo: h.store.audit, signer, checkpointEvery: 0 });
+      const b = openLog({ repo: h.store.audit, signer: otherSigner, checkpointEvery: 0 });
       await a.append("decision", { i: 1 });
       await a.checkpoint();
       await b.append("decision", { i: 2 });
@@ -236,14 +273,14 @@ forEachBackend("audit log", (h) => {
 
   describe("reading", () => {
     it("tails the latest records", async () => {
-      const log = openAuditLog({ repo: h.store.audit });
+      const log = openLog({ repo: h.store.audit });
       for (let i = 0; i < 5; i++) await log.append("decision", { i });
       expect((await log.tail(3)).map((r) => r.data.i)).toEqual([2, 3, 4]);
       expect(await log.tail(0)).toEqual([]);
     });
 
     it("follows new records until aborted", async () => {
-      const log = openAuditLog({ repo: h.store.audit });
+      const log = openLog({ repo: h.store.audit });
       await log.append("decision", { i: 0 });
       const controller = new AbortController();
       const seen: number[] = [];
@@ -264,8 +301,9 @@ forEachBackend("audit log", (h) => {
 
   describe("export", () => {
     it("exports a document that verifies offline with the trusted key only", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
       for (let i = 0; i < 10; i++) await log.append("decision", { i, token: `t-${i}` });
+      await log.settled();
       const doc = await log.export();
       expect(doc).toMatchObject({ format: "writ-audit-export", version: 1, head: await log.head() });
       expect(doc.records).toHaveLength(10);
@@ -283,8 +321,9 @@ forEachBackend("audit log", (h) => {
     });
 
     it("streams the same document as JSON text", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 3 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 3 });
       for (let i = 0; i < 7; i++) await log.append("decision", { i });
+      await log.settled();
       let text = "";
       const counts = await log.exportJson((chunk) => {
         text += chunk;
@@ -300,8 +339,9 @@ forEachBackend("audit log", (h) => {
     });
 
     it("finds damage done to an exported file", async () => {
-      const log = openAuditLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
+      const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 4 });
       for (let i = 0; i < 10; i++) await log.append("decision", { i });
+      await log.settled();
       const doc = JSON.parse(JSON.stringify(await log.export()));
       const damage = async (mutate: (d: typeof doc) => void) => {
         const copy = structuredClone(doc);

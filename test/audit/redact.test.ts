@@ -158,6 +158,30 @@ describe("redaction by shape", () => {
     expect(redactString(`token is ${gh}`)).toBe(`token is [redacted:token sha256:${sha12(gh)}]`);
   });
 
+  it("finds each shape whatever the case of its scheme, in a string with no dot", () => {
+    const token = "abcdefghijklmnop1234";
+    for (const scheme of ["BEARER", "bEaReR", "DPOP", "dpop"]) {
+      expect(redactString(`auth ${scheme} ${token}`)).toBe(
+        `auth ${scheme} [redacted:token sha256:${sha12(token)}]`,
+      );
+    }
+    const basic = Buffer.from("user:pass").toString("base64");
+    expect(redactString(`header BASIC ${basic}`)).toBe("header BASIC [redacted:authorization]");
+    const slack = `xoxb-${"1234567890".repeat(2)}`;
+    expect(redactString(`slack ${slack}`)).toBe(`slack [redacted:token sha256:${sha12(slack)}]`);
+    const pat = `github_pat_${"A1b2C3".repeat(6)}`;
+    expect(redactString(`pat ${pat}`)).toBe(`pat [redacted:token sha256:${sha12(pat)}]`);
+  });
+
+  it("judges a key the same the second time (its verdict is remembered)", () => {
+    for (let round = 0; round < 2; round++) {
+      expect(sensitiveKey("Access-Token")).toBe("token");
+      expect(sensitiveKey("client_secret")).toBe("secret");
+      expect(sensitiveKey("resource")).toBeUndefined();
+      expect(sensitiveKey(`${"x".repeat(100)}_password`)).toBe("password");
+    }
+  });
+
   it("stays linear on long strings without dots", () => {
     const long = "a".repeat(1_000_000);
     const started = performance.now();

@@ -291,6 +291,7 @@ forEachBackend("audit tamper detection", (h) => {
     for (let i = 1; i <= RECORDS; i++) {
       await log.append("decision", { n: i, agent: "release-bot", decision: i % 3 === 0 ? "deny" : "allow" });
     }
+    await log.settled();
   });
 
   it("reports an untouched log as intact", async () => {

@@ -80,6 +80,7 @@ for (const backend of ["pglite", ...(postgresEnabled ? ["postgres"] : [])] as co
       const ids = results.map((r) => r.body.writ_id as string);
       expect(new Set(ids).size).toBe(64);
       await expectIssued(server.store, ids);
+      await server.audit.settled();
       const report = await server.audit.verify();
       expect(report).toMatchObject({ ok: true });
       expect(report.records).toBe(report.lastSeq);

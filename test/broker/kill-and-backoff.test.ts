@@ -70,6 +70,31 @@ forEachBackend("kill switch", (h) => {
     expect(row?.revokedReason).toContain(r.kill.id);
   });
 
+  it("answers from memory when exclusive, exactly: what it engages and lifts shows at once", async () => {
+    const ks = killSwitch(h.store.db, { exclusive: true });
+    expect(await ks.engaged()).toEqual([]);
+    const { kill } = await ks.engage(
+      { kind: "agent", agent: "release-bot" },
+      { by: "alice@acme.example", config },
+    );
+    expect((await ks.engaged()).map((k) => k.id)).toEqual([kill.id]);
+    // each answer is the caller's own copy
+    (await ks.engaged()).pop();
+    expect((await ks.engaged()).map((k) => k.id)).toEqual([kill.id]);
+    // read once, then kept: a row deleted behind its back (never, on the embedded store) still shows
+    await h.store.db.deleteFrom("kill_switches").execute();
+    expect((await ks.engaged()).map((k) => k.id)).toEqual([kill.id]);
+    // its own change reads again
+    const other = await ks.engage(
+      { kind: "environment", environment: "prod" },
+      { by: "alice@acme.example", config },
+    );
+    expect((await ks.engaged()).map((k) => k.id)).toEqual([other.kill.id]);
+    await ks.lift({ kind: "environment", environment: "prod" }, { by: "alice@acme.example" });
+    expect(await ks.engaged()).toEqual([]);
+    expect(await ks.blocking(config.agents.get("release-bot")!, "dev")).toBeUndefined();
+  });
+
   it("blocks issuance for what is in scope until lifted, and only that", async () => {
     const ks = killSwitch(h.store.db);
     await ks.engage({ kind: "class", runnerClass: "deploy" }, { by: "alice@acme.example", config, now: NOW });

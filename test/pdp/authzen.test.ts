@@ -214,6 +214,22 @@ describe("malformed requests get RFC 9457 problems", () => {
     expect(res.status).toBe(413);
     expect(res.headers.get("content-type")).toBe("application/problem+json");
   });
+
+  it("a declared length over the limit is 413, one at the limit is read", async () => {
+    const at = (length: number, size: number) =>
+      app({ maxBodyBytes: 100 }).request("/access/v1/evaluation", {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-length": String(length) },
+        body: `{"x":"${"x".repeat(size - 8)}"}`,
+      });
+    const over = await at(101, 101);
+    expect(over.status).toBe(413);
+    expect(await over.json()).toMatchObject({ type: "urn:writ:problem:payload_too_large" });
+    // within the limit the body is read: this one is valid JSON but not an evaluation
+    const within = await at(100, 100);
+    expect(within.status).toBe(400);
+    expect(await within.json()).not.toMatchObject({ type: "urn:writ:problem:payload_too_large" });
+  });
 });
 
 describe("POST /access/v1/evaluations", () => {

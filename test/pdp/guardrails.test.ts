@@ -177,6 +177,32 @@ forbid(principal, action in Writ::Action::"aws:s3", resource) when { resource.id
     expect([...ids]).toEqual([compiled.guardrails!.policySetId]);
   });
 
+  it("skips Cedar for an action no policy's scope can match, and only then", async () => {
+    const authorize = vi.spyOn(cedar, "statefulIsAuthorized");
+    const { load: loaded, compiled } = await load(
+      withGuardrails(`@id("fs") forbid(principal, action in Writ::Action::"mcp:filesystem", resource) when { context.tainted };
+@id("put") forbid(principal, action == Writ::Action::"aws:s3:PutObject", resource) when { context.tainted };
+@id("gh") forbid(principal, action in [Writ::Action::"aws:s3:DeleteObject", Writ::Action::"github"], resource) when { context.tainted };`),
+    );
+    const pdp = new DecisionPoint(loaded.config!, { guardrails: compiled.guardrails, vocab: loaded.vocab });
+    const now = new Date("2026-03-03T12:00:00Z");
+    const decide = (action: string, resource: string) =>
+      pdp.decide({ agent: "loader", action, resource, environment: "dev", now, context: { tainted: true } });
+    const cases: [string, string, string | undefined][] = [
+      ["aws:s3:GetObject", "arn:aws:s3:::reports/a", undefined], // no scope matches: Cedar not asked
+      ["aws:s3:PutObject", "arn:aws:s3:::reports/a", "put"], // `==`
+      ["mcp:filesystem:read_text_file", "/srv/a", "fs"], // `in` a service group
+      ["github:contents:write", "acme/site", "gh"], // `in` a list holding the provider
+    ];
+    for (const [action, resource, forbiddenBy] of cases) {
+      authorize.mockClear();
+      const d = await decide(action, resource);
+      expect(authorize).toHaveBeenCalledTimes(forbiddenBy === undefined ? 0 : 1);
+      expect(d.allowed, action).toBe(forbiddenBy === undefined);
+      if (forbiddenBy !== undefined) expect(JSON.stringify(d.reasons)).toContain(forbiddenBy);
+    }
+  });
+
   it("the DecisionPoint compiles the config's guardrails itself when not given them", async () => {
     const { load: loaded } = await load(
       withGuardrails(`forbid(principal, action, resource) when { context.tainted };`),

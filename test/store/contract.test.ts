@@ -315,6 +315,43 @@ forEachBackend("store contract", (h) => {
       expect(back).toEqual({ ...row, at: when, data });
     });
 
+    it("stores quotes, backslashes and SQL in record text as written (the embedded store's literals)", async () => {
+      const nasty = [
+        "'",
+        "''",
+        "\\",
+        "\\'",
+        "$$",
+        "'); drop table audit_records; --",
+        "E'\\x41'",
+        "\u00e9\ud83d\ude00",
+      ];
+      await h.store.audit.append((head) => next(head, 0)); // the appends below build on a known head
+      const rows = await h.store.audit.appendBatch((head) => {
+        let previous: AuditHead = head;
+        return nasty.map((text, i) => {
+          const row = { ...next(previous, i), type: `t'${i}\\`, data: { [text]: text, list: [text] } };
+          previous = row;
+          return row;
+        });
+      });
+      const one = await h.store.audit.append((head) => ({ ...next(head, 9), data: { all: nasty } }));
+      const back = await h.store.audit.records(rows[0]!.seq - 1, nasty.length + 1);
+      expect(back.map((r) => [r.type, r.data])).toEqual([
+        ...nasty.map((text, i) => [`t'${i}\\`, { [text]: text, list: [text] }]),
+        [one.type, { all: nasty }],
+      ]);
+      expect(await h.store.audit.head()).toEqual({ seq: one.seq, hash: one.hash });
+      expect((await h.store.db.selectFrom("audit_records").select("seq").execute()).length).toBe(one.seq);
+      // the embedded store ran them through its prepared statement
+      const prepared = await sql<{ name: string }>`select name from pg_prepared_statements`.execute(
+        h.store.db,
+      );
+      expect(prepared.rows.some((r) => r.name.startsWith("writ_audit_append_"))).toBe(
+        h.store.backend === "pglite",
+      );
+    });
+
     it("refuses to update, delete or truncate audit rows", async () => {
       const head = await h.store.audit.head();
       await expect(
