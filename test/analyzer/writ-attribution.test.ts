@@ -311,8 +311,16 @@ describe("CloudTrail records: what names a writ", () => {
       expect(r.problems.map((p) => p.code)).toEqual(["WARN_WRIT_ATTRIBUTION_AMBIGUOUS"]);
       expect(r.problems[0]!.message).toContain("writ_one, writ_two");
       expect(r.findings.some((f) => f.writs !== undefined)).toBe(false);
-      // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such.
-      expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toEqual(["aws:s3:DeleteObject"]);
+      // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such —
+      // one finding per object deleted (issue 12: per workload, permission and resource), the
+      // ambiguous session's own call cited on its own finding.
+      const cat2 = of(r, ROLE_WORKLOAD, "unjustified-use");
+      expect(cat2.map((f) => `${f.permission.action} ${f.permission.resource}`).sort()).toEqual([
+        "aws:s3:DeleteObject arn:aws:s3:::acme-archive/k1",
+        "aws:s3:DeleteObject arn:aws:s3:::acme-archive/k2",
+      ]);
+      const k1 = cat2.find((f) => f.permission.resource.endsWith("/k1"))!;
+      expect(k1.evidence[0]!.label).toContain("assumed-role/writ-reports/writ_dup");
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
