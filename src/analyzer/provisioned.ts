@@ -63,7 +63,8 @@ export function bindingsMadeFor(g: GraphView, objects: readonly ProviderObject[]
       for (const l of workloadLabels.get(w.id) ?? []) add(id, l);
     }
   for (const n of g.nodes.values()) {
-    if (n.type !== "binding") continue;
+    // Kubernetes bindings only: an IAM policy attached to several roles is not "made for" one of them.
+    if (n.type !== "binding" || (n.subtype !== "RoleBinding" && n.subtype !== "ClusterRoleBinding")) continue;
     const subjects = (g.in.get(n.id) ?? [])
       .filter((e) => e.type === "bound-by")
       .map((e) => ({ id: e.from, index: subjectIndex(e.note) }))
