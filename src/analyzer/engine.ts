@@ -46,7 +46,13 @@ import type {
   ToolCall,
   UsedPermission,
 } from "./model.js";
-import { bindingsMadeFor, inheritExtraSubjects, provisionedFor } from "./provisioned.js";
+import {
+  bindingsMadeFor,
+  extraSubjectFix,
+  extraSubjectOf,
+  inheritExtraSubjects,
+  provisionedFor,
+} from "./provisioned.js";
 import { guardrailFor } from "./remediation.js";
 import {
   type Attributed,
@@ -306,11 +312,8 @@ export class Engine {
 
       // A binding made for another workload, which lists this one's identity as an extra subject,
       // is inherited (provisioned.ts), unless the agent's owner says it was made for this agent.
-      const paths = inheritExtraSubjects(
-        effectiveGrants(g, w.id, use),
-        madeFor,
-        provisionedFor(agent, this.opts.provisionedBindings),
-      );
+      const provisioned = provisionedFor(agent, this.opts.provisionedBindings);
+      const paths = inheritExtraSubjects(effectiveGrants(g, w.id, use), madeFor, provisioned);
       // Expand wildcards the provider can enumerate; group paths by the expanded grant.
       const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();
       for (const path of paths) {
@@ -467,8 +470,21 @@ export class Engine {
           const key = `${holder}\u0000${c.grant.source?.file ?? ""}:${c.grant.source?.line ?? ""}`;
           (byRule.get(key) ?? byRule.set(key, { holder, group: [] }).get(key)!).group.push(c);
         }
-        for (const [key, { holder, group }] of byRule)
-          findings.push(this.inheritedFinding(w, agent, holder, key, group, reduction, p, hasActivity));
+        for (const [key, { holder, group }] of byRule) {
+          // An extra subject on a binding made for another: the fix is to take it out of the binding.
+          const extra = group
+            .flatMap((c) => c.paths)
+            .filter((x) => x.path[x.path.length - 1] === holder)
+            .map((x) => extraSubjectOf(x, madeFor, provisioned));
+          const x = extra[0];
+          const fix =
+            x && extra.every((y) => y?.binding === x.binding)
+              ? extraSubjectFix(x, [
+                  ...new Set(group.flatMap((c) => c.uses.map((u) => `${u.action} on ${u.resource}`))),
+                ])
+              : reduction;
+          findings.push(this.inheritedFinding(w, agent, holder, key, group, fix, p, hasActivity));
+        }
       }
     }
 

@@ -16,7 +16,7 @@
  * the binding in `provisionedBindings` (writ.yaml): then it is the agent's own.
  */
 import { type GrantPath, identitiesOf, workloads } from "./graph.js";
-import type { GraphView, ProviderObject } from "./model.js";
+import type { GraphView, ProviderObject, Reduction, RemediationFile } from "./model.js";
 
 export interface MadeFor {
   /** The subject node the binding was made for. */
@@ -104,6 +104,31 @@ export function bindingsMadeFor(g: GraphView, objects: readonly ProviderObject[]
   return out;
 }
 
+/** A path's step into a binding made for another subject than the one it comes from. */
+export interface ExtraSubject {
+  readonly binding: string;
+  readonly subject: string;
+  /** `subjects[i]`, the subject's place in the binding. */
+  readonly at: string;
+  readonly madeFor: MadeFor;
+}
+
+/** Where a grant path enters a binding as an extra subject (and the owner does not claim it). */
+export function extraSubjectOf(
+  p: GrantPath,
+  madeFor: ReadonlyMap<string, MadeFor>,
+  provisioned: (binding: string) => boolean,
+): ExtraSubject | undefined {
+  for (const e of p.edges) {
+    // A group's membership is inherited for its own reason (graph.ts), not as an extra subject.
+    if (e.type !== "bound-by" || e.from.startsWith("k8s:Group:")) continue;
+    const m = madeFor.get(e.to);
+    if (!m || m.subject === e.from || provisioned(e.to)) continue;
+    return { binding: e.to, subject: e.from, at: (e.note ?? "").split(" ")[0] ?? "", madeFor: m };
+  }
+  return undefined;
+}
+
 /**
  * The workload's grant paths, with those through a binding made for another subject marked
  * inherited (unless the binding is among the agent's provisioned ones).
@@ -115,18 +140,46 @@ export function inheritExtraSubjects(
 ): GrantPath[] {
   return paths.map((p) => {
     if (p.inherited) return p;
-    for (const e of p.edges) {
-      if (e.type !== "bound-by") continue;
-      const m = madeFor.get(e.to);
-      if (!m || m.subject === e.from || provisioned(e.to)) continue;
-      return {
-        ...p,
-        inherited: true,
-        why: `\`${display(e.to)}\` was made for \`${display(m.subject)}\` (${m.why}); \`${display(e.from)}\` is an extra subject${e.note ? ` (${e.note.split(" ")[0]})` : ""}`,
-      };
-    }
-    return p;
+    const x = extraSubjectOf(p, madeFor, provisioned);
+    if (!x) return p;
+    return {
+      ...p,
+      inherited: true,
+      why: `\`${display(x.binding)}\` was made for \`${display(x.madeFor.subject)}\` (${x.madeFor.why}); \`${display(x.subject)}\` is an extra subject${x.at ? ` (${x.at})` : ""}`,
+    };
   });
+}
+
+/**
+ * The fix for an extra subject: take it out of the binding (guarded by a JSON-patch `test` of the
+ * subject's place), after giving the workload a Role of its own for what it used through it.
+ */
+export function extraSubjectFix(x: ExtraSubject, usedThrough: readonly string[]): Reduction {
+  const m = /^k8s:(RoleBinding|ClusterRoleBinding):(?:([^/]+)\/)?(.+)$/.exec(x.binding);
+  const sa = /^k8s:ServiceAccount:([^/]+)\/(.+)$/.exec(x.subject);
+  const index = /^subjects\[(\d+)\]$/.exec(x.at)?.[1];
+  const files: RemediationFile[] = [];
+  if (m && index !== undefined) {
+    const [, kind, ns, name] = m as unknown as [string, string, string | undefined, string];
+    const ops = [
+      ...(sa ? [{ op: "test", path: `/subjects/${index}/name`, value: sa[2] }] : []),
+      { op: "remove", path: `/subjects/${index}` },
+    ];
+    files.push({
+      path: `${ns ? `${ns}-` : ""}${name}-remove-subject.sh`,
+      language: "text",
+      content: `kubectl patch ${kind.toLowerCase()} ${name}${ns ? ` -n ${ns}` : ""} --type=json -p '${JSON.stringify(ops)}'\n`,
+    });
+  }
+  return {
+    kind: "remove-extra-subject",
+    summary: `take \`${display(x.subject)}\` out of the subjects of \`${display(x.binding)}\`, which was made for \`${display(x.madeFor.subject)}\` and stays as it is for it${
+      usedThrough.length > 0
+        ? `; first give the workload a Role of its own for what it used through it: ${usedThrough.slice(0, 6).join("; ")}${usedThrough.length > 6 ? "; …" : ""}`
+        : " (the workload used none of its permissions)"
+    }`,
+    files,
+  };
 }
 
 /** Does the agent's owner list this binding (node id) in `provisionedBindings`? */

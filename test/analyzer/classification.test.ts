@@ -639,6 +639,18 @@ describe("the extra-subject rule: a binding made for another workload is inherit
     );
     expect(why("k8s:ClusterRoleBinding:prometheus-k8s")).toContain("its name `prometheus-k8s`");
     expect(why("k8s:ClusterRoleBinding:cluster-readers")).toContain("is its first subject");
+    // The fix is to take the agent out of the binding, not to edit the binding's role.
+    const logs = of(r, AGENT_WL, "inherited-overreach").find((f) =>
+      f.evidence.some((e) => e.ref === "k8s:ClusterRoleBinding:log-shipper-read"),
+    )!;
+    expect(logs.reduction.kind).toBe("remove-extra-subject");
+    expect(logs.reduction.files[0]!.content).toBe(
+      `kubectl patch clusterrolebinding log-shipper-read --type=json -p '[{"op":"test","path":"/subjects/1/name","value":"helpdesk-bot"},{"op":"remove","path":"/subjects/1"}]'\n`,
+    );
+    const prom = of(r, AGENT_WL, "inherited-overreach").find((f) =>
+      f.evidence.some((e) => e.ref === "k8s:ClusterRoleBinding:prometheus-k8s"),
+    )!;
+    expect(prom.reduction.files[0]!.content).toContain('"path":"/subjects/0/name","value":"helpdesk-bot"');
     // None of these grants is the agent's own unused excess: narrowing them would break their owners.
     const unused = of(r, AGENT_WL, "unused-excess");
     expect(
