@@ -17,6 +17,7 @@
  *     field-selected lists and watches. A `get` alone never covers a list or watch.
  */
 import { globMatches, parseGlob, parseRequestAction, type Rule, ruleMatches } from "../core/index.js";
+import { CLUSTER_SCOPED } from "./importers/k8s/rbac.js";
 
 const COLLECTION = /^k8s:(.+):(list|watch)$/;
 /** Resources whose list returns credentials: never covered by a declaration of named objects. */
@@ -51,7 +52,9 @@ export function coversCollection(
     }
     probe = `${ns}/${name.replace(/\*/g, "x")}`;
   } else {
-    // A cluster-scoped resource: named objects carry no slash.
+    // A cluster-scoped resource: named objects carry no slash. (A namespaced resource's `*` is a
+    // list across every namespace: never covered by named objects.)
+    if (!CLUSTER_SCOPED.has(m[1]!.split("/")[1] ?? "")) return false;
     if (slash >= 0 || d === "*" || d === "") return false;
     probe = d.replace(/\*/g, "x");
   }

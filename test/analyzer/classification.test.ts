@@ -613,6 +613,9 @@ describe("list/watch against declared work limited to named objects", () => {
     expect(secret.covering("k8s:core/secrets:list", "support/helpdesk-smtp")).toEqual(["baseline"]);
     const cluster = work("k8s:core/namespaces:list", "support");
     expect(cluster.covering("k8s:core/namespaces:list", "support/*")).toEqual([]);
+    // A namespaced resource declared without its namespace does not cover a list across all of them.
+    const unqualified = work("k8s:core/configmaps:list", "helpdesk-settings");
+    expect(unqualified.covering("k8s:core/configmaps:list", "*")).toEqual([]);
   });
 });
 
