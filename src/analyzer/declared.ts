@@ -13,6 +13,7 @@ import {
   type WritConfig,
   widenTemplate,
 } from "../core/index.js";
+import { coversCollection } from "./collections.js";
 import type { DeclaredGrant, DeclaredWork } from "./model.js";
 
 export function declaredWork(config: WritConfig): Map<string, DeclaredWork> {
@@ -46,11 +47,11 @@ export function declaredWork(config: WritConfig): Map<string, DeclaredWork> {
 
 /** Compiled for matching: which declared grant covers a concrete action on a resource. */
 export class DeclaredMatcher {
-  private readonly rules: { rule: Rule; from: string }[] = [];
+  private readonly rules: { rule: Rule; from: string; resource: string }[] = [];
   constructor(readonly work: DeclaredWork) {
     for (const g of work.grants) {
       try {
-        this.rules.push({ rule: compileRule(g), from: g.from });
+        this.rules.push({ rule: compileRule(g), from: g.from, resource: g.resource });
       } catch {
         // writ.yaml was checked at load; a grant that does not compile here covers nothing
       }
@@ -64,7 +65,10 @@ export class DeclaredMatcher {
     } catch {
       return [];
     }
-    return this.rules.filter((r) => ruleMatches(r.rule, parsed, resource, "cover")).map((r) => r.from);
+    const direct = this.rules.filter((r) => ruleMatches(r.rule, parsed, resource, "cover"));
+    if (direct.length > 0) return direct.map((r) => r.from);
+    // A list/watch is covered by a declaration of named objects as collections.ts says.
+    return this.rules.filter((r) => coversCollection(r, action, resource)).map((r) => r.from);
   }
   /** Is the tool (`server:tool`, or a bare tool name) among the agent's declared tools? */
   toolDeclared(tool: string): boolean {

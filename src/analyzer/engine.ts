@@ -46,6 +46,13 @@ import type {
   ToolCall,
   UsedPermission,
 } from "./model.js";
+import {
+  bindingsMadeFor,
+  extraSubjectFix,
+  extraSubjectOf,
+  inheritExtraSubjects,
+  provisionedFor,
+} from "./provisioned.js";
 import { guardrailFor } from "./remediation.js";
 import {
   type Attributed,
@@ -65,6 +72,17 @@ export interface EngineOptions {
   readonly window?: ObservationWindow | undefined;
   /** How far an event may sit outside a tool call's span and still be joined to it (ms). */
   readonly correlationSlackMs?: number | undefined;
+  /**
+   * Workloads tied to agents by configuration (workload node id → agent id), for exports that carry
+   * no `writ.dev/agent` annotation. An annotation on the workload or its identity is used otherwise.
+   */
+  readonly workloadAgents?: ReadonlyMap<string, string> | undefined;
+  /**
+   * Per agent, the bindings its owner says were made for it (`provisionedBindings` in writ.yaml):
+   * a binding named here is the agent's own even when it also serves other workloads
+   * (provisioned.ts). Names as `ClusterRoleBinding/NAME`, `RoleBinding/NS/NAME`, or node ids.
+   */
+  readonly provisionedBindings?: ReadonlyMap<string, readonly string[]> | undefined;
 }
 
 const MAX_RESOURCES = 64;
@@ -146,10 +164,16 @@ export class Engine {
     this.keepFor = new Set();
     for (const w of workloads(this.graph)) {
       const ids = identitiesOf(this.graph, w.id);
-      const agent = w.agent ?? ids.map((i) => this.graph!.nodes.get(i)?.agent).find(Boolean);
-      if (agent) for (const i of ids) this.keepFor.add(i);
+      if (this.agentOf(this.graph, w, ids)) for (const i of ids) this.keepFor.add(i);
     }
     return this.graph;
+  }
+
+  /** The agent a workload runs for: configuration first, else `writ.dev/agent` on it or its identity. */
+  private agentOf(g: GraphView, w: GraphNode, ids: readonly string[]): string | undefined {
+    return (
+      this.opts.workloadAgents?.get(w.id) ?? w.agent ?? ids.map((i) => g.nodes.get(i)?.agent).find(Boolean)
+    );
   }
 
   /** One observed event, as it is read. */
@@ -247,11 +271,12 @@ export class Engine {
       return compiled.get(key)!;
     };
 
+    const madeFor = bindingsMadeFor(g, this.objects);
     for (const w of workloads(g)) {
       const p = plugin(w.provider);
       if (!p) continue;
       const ids = identitiesOf(g, w.id);
-      const agent = w.agent ?? ids.map((i) => g.nodes.get(i)?.agent).find(Boolean);
+      const agent = this.agentOf(g, w, ids);
       // The workload's use: its identities' activity; when an identity is shared and events name
       // the pod, only this workload's pods count.
       const myPods = new Set((g.out.get(w.id) ?? []).filter((e) => e.type === "owns").map((e) => e.to));
@@ -285,7 +310,10 @@ export class Engine {
         this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
       if (hasActivity) withActivity++;
 
-      const paths = effectiveGrants(g, w.id, use);
+      // A binding made for another workload, which lists this one's identity as an extra subject,
+      // is inherited (provisioned.ts), unless the agent's owner says it was made for this agent.
+      const provisioned = provisionedFor(agent, this.opts.provisionedBindings);
+      const paths = inheritExtraSubjects(effectiveGrants(g, w.id, use), madeFor, provisioned);
       // Expand wildcards the provider can enumerate; group paths by the expanded grant.
       const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();
       for (const path of paths) {
@@ -366,18 +394,26 @@ export class Engine {
       }
       const needed = playbookRules(writPlaybooks, this.opts.declared);
 
-      // Category 2 first: observed use outside declared work (per grant the use went through).
+      // Category 2 first: observed use outside declared work, one finding per action and resource
+      // used, each citing its own events. A grant such a use went through is not also category 1/3.
       const cat2Keys = new Set<string>();
       if (matcher) {
-        const verdicts = this.judgeUses(w, agent!, kept, usages, matcher, window);
-        for (const c of categoryCandidates) {
-          const rule = compile(c.grant);
-          if (!rule) continue;
-          const bad = verdicts.filter((v) => matchesUse(rule, v.event.action, v.event.resource));
-          if (bad.length === 0) continue;
-          const key = `${c.grant.action}\u0000${c.grant.resource}`;
-          cat2Keys.add(key);
-          findings.push(this.unjustified(w, agent!, c.grant, c.paths, bad, p));
+        const verdicts = this.judgeUses(agent!, kept, usages, matcher, window);
+        const byUse = new Map<string, Verdict[]>();
+        for (const v of verdicts) {
+          const k = `${v.event.action}\u0000${v.event.resource}`;
+          (byUse.get(k) ?? byUse.set(k, []).get(k)!).push(v);
+        }
+        for (const group of byUse.values()) {
+          const { action, resource } = group[0]!.event;
+          const through = categoryCandidates.filter((c) => {
+            const rule = compile(c.grant);
+            return rule !== null && matchesUse(rule, action, resource);
+          });
+          for (const c of through) cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`);
+          // The path to cite: one of the workload's own if there is one.
+          const via = through.flatMap((c) => c.paths).find((x) => !x.inherited) ?? through[0]?.paths[0];
+          findings.push(this.unjustified(w, agent!, action, resource, via, group, p));
         }
       }
       // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
@@ -434,8 +470,21 @@ export class Engine {
           const key = `${holder}\u0000${c.grant.source?.file ?? ""}:${c.grant.source?.line ?? ""}`;
           (byRule.get(key) ?? byRule.set(key, { holder, group: [] }).get(key)!).group.push(c);
         }
-        for (const [key, { holder, group }] of byRule)
-          findings.push(this.inheritedFinding(w, agent, holder, key, group, reduction, p, hasActivity));
+        for (const [key, { holder, group }] of byRule) {
+          // An extra subject on a binding made for another: the fix is to take it out of the binding.
+          const extra = group
+            .flatMap((c) => c.paths)
+            .filter((x) => x.path[x.path.length - 1] === holder)
+            .map((x) => extraSubjectOf(x, madeFor, provisioned));
+          const x = extra[0];
+          const fix =
+            x && extra.every((y) => y?.binding === x.binding)
+              ? extraSubjectFix(x, [
+                  ...new Set(group.flatMap((c) => c.uses.map((u) => `${u.action} on ${u.resource}`))),
+                ])
+              : reduction;
+          findings.push(this.inheritedFinding(w, agent, holder, key, group, fix, p, hasActivity));
+        }
       }
     }
 
@@ -501,9 +550,14 @@ export class Engine {
     };
   }
 
-  /** Every allowed use by the agent's workload that falls outside its declared work, with why. */
+  /**
+   * Every allowed use by the agent's workload that falls outside its declared work, with why. In
+   * order: a use declared work covers (a baseline or playbook grant, through a declared tool, not
+   * claiming a playbook that does not cover it) is never category 2, whatever came before it in
+   * its conversation; a use outside it is, and an untrusted read earlier in the same conversation
+   * or a departure from the learned baseline only qualify it (reasons, severity, evidence).
+   */
   private judgeUses(
-    w: GraphNode,
     agent: string,
     kept: readonly ObservedEvent[],
     usages: readonly Usage[],
@@ -515,9 +569,19 @@ export class Engine {
     const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
     const byRequest = new Map<string, ToolCall>();
     for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
-    const tainted = new Map<string, ToolCall>();
+    // Untrusted reads per conversation, in time order: the one a call follows is its taint.
+    const untrusted = new Map<string, ToolCall[]>();
     for (const c of calls)
-      if (c.untrustedSource && c.context && !tainted.has(c.context)) tainted.set(c.context, c);
+      if (c.untrustedSource && c.context)
+        (untrusted.get(c.context) ?? untrusted.set(c.context, []).get(c.context)!).push(c);
+    const taintOf = (call: ToolCall): ToolCall | undefined => {
+      let found: ToolCall | undefined;
+      for (const t of (call.context ? untrusted.get(call.context) : undefined) ?? []) {
+        if (t === call || t.start > call.start) break;
+        found = t;
+      }
+      return found;
+    };
     const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
     const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
     const total = usages.reduce((n, u) => n + u.count, 0);
@@ -541,38 +605,35 @@ export class Engine {
           !covering.includes("baseline")
         )
           reasons.push(`the call claims playbook \`${call.playbook}\`, whose grants do not cover it`);
-        const taint = call.context ? tainted.get(call.context) : undefined;
-        if (taint && taint.start <= call.start && taint !== call)
-          reasons.push(
-            `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
-          );
       }
-      if (
-        reasons.length === 0 &&
-        mid !== undefined &&
-        total >= 20 &&
-        !early.has(e.action) &&
-        (countOf.get(e.action) ?? 0) <= 2
-      )
+      // Declared work covers it: not category 2, tainted conversation or not.
+      if (reasons.length === 0) continue;
+      const taint = call ? taintOf(call) : undefined;
+      if (taint && call)
+        reasons.push(
+          `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
+        );
+      if (mid !== undefined && total >= 20 && !early.has(e.action) && (countOf.get(e.action) ?? 0) <= 2)
         reasons.push(
           `far from the learned baseline: \`${e.action}\` never appeared in the first half of the window and only ${countOf.get(e.action)}× in all`,
         );
-      if (reasons.length > 0)
-        out.push({ event: e, call, reasons, taint: call?.context ? tainted.get(call.context) : undefined });
+      out.push({ event: e, call, reasons, taint });
     }
-    void w;
     return out;
   }
 
+  /** One category-2 finding: a workload's uses of one action on one resource outside declared work. */
   private unjustified(
     w: GraphNode,
     agent: string,
-    grant: PermissionGrant,
-    paths: readonly GrantPath[],
+    action: string,
+    resource: string,
+    path: GrantPath | undefined,
     verdicts: readonly Verdict[],
     p: ProviderPlugin,
   ): Finding {
-    const v = verdicts[0]!;
+    // The use to cite: a tainted one first (the likely injection), else the first.
+    const v = verdicts.find((x) => x.taint) ?? verdicts[0]!;
     const evidence: EvidenceStep[] = [];
     evidence.push({
       kind: "event",
@@ -594,26 +655,44 @@ export class Engine {
           label: `prompt context \`${v.call.context}\`${v.taint ? ` (tainted by \`${v.taint.tool}\` at ${iso(v.taint.start)})` : ""}`,
           source: v.taint?.source,
         });
+      if (v.taint)
+        evidence.push({
+          kind: "tool-call",
+          ref: v.taint.spanId,
+          label: `untrusted retrieval \`${v.taint.tool}\` at ${iso(v.taint.start)}${v.taint.arguments !== undefined ? ` with ${short(JSON.stringify(v.taint.arguments))}` : ""}, earlier in the same conversation`,
+          source: v.taint.source,
+        });
     }
     for (const r of v.reasons) evidence.push({ kind: "note", ref: "reason", label: r });
     if (verdicts.length > 1)
-      evidence.push({ kind: "note", ref: "count", label: `${verdicts.length} such use(s) in the window` });
-    evidence.push(...grantChain(paths[0]));
-    const severity = atLeast(p.risk(grant.action, grant.resource), v.taint ? "high" : "medium");
+      evidence.push({
+        kind: "note",
+        ref: "count",
+        label: `${verdicts.length} such use(s) of ${action} on ${resource} in the window`,
+      });
+    if (path) evidence.push(...grantChain(path));
+    else
+      evidence.push({
+        kind: "note",
+        ref: "grant",
+        label: "the grant that allowed it is not in the input (its binding or role was not exported)",
+      });
+    const tainted = verdicts.some((x) => x.taint);
+    const severity = atLeast(p.risk(action, resource), tainted ? "high" : "medium");
     const reduction: Reduction = guardrailFor(
       agent,
-      grant,
+      { kind: "permission", action, resource },
       verdicts.map((x) => ({ event: x.event, call: x.call, tainted: x.taint !== undefined })),
     );
     return {
       kind: "finding",
-      id: findingId(w.id, grant.action, grant.resource),
+      id: findingId(w.id, action, resource),
       category: "unjustified-use",
       severity,
-      title: `${label(w)} (agent ${agent}) used ${grant.action} outside its declared work`,
+      title: `${label(w)} (agent ${agent}) used ${action} on ${resource} outside its declared work${tainted ? " after untrusted input" : ""}`,
       workload: { id: w.id, label: label(w), agent },
-      permission: { action: grant.action, resource: grant.resource },
-      location: grant.source,
+      permission: { action, resource },
+      location: path?.grant.source,
       evidence,
       reduction,
       misclassification:

@@ -42,7 +42,9 @@ export function guardrailFor(
     seen.add(policy);
     policies.push(policy);
   }
-  const id = (i: number) => `scan-${agent}-${grant.action.replace(/[^a-zA-Z0-9]+/g, "-")}-${i + 1}`;
+  // Per action and resource: two findings' guardrails added to one writ.yaml keep distinct ids.
+  const slug = (x: string) => x.replace(/[^a-zA-Z0-9]+/g, "-").slice(0, 60);
+  const id = (i: number) => `scan-${agent}-${slug(grant.action)}-${slug(grant.resource)}-${i + 1}`;
   const body = policies
     .map(
       (p, i) =>

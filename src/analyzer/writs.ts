@@ -282,8 +282,10 @@ interface WritVerdict {
 /**
  * Category 2 for writ use: each allowed use is judged against its writ's playbook alone (its
  * grants, parameters widened as `writ check` does); neither the agent's baseline nor its other
- * playbooks justify it, as the writ's credential was scoped to that playbook. One finding per
- * playbook and action.
+ * playbooks justify it, as the writ's credential was scoped to that playbook. A use inside the
+ * playbook, through a declared tool, while the writ lived, is never category 2; an untrusted read
+ * earlier in its conversation only qualifies a use outside (issue 12). One finding per playbook,
+ * action and resource.
  */
 export function judgeWritUses(
   uses: readonly WritUse[],
@@ -335,27 +337,30 @@ export function judgeWritUses(
         reasons.push(
           `the tool call claims playbook \`${joined.call.playbook}\`, but the credential is writ \`${u.writ.id}\`'s, for \`${playbook}\``,
         );
-      if (joined.taint)
-        reasons.push(
-          `prompt context \`${joined.call.context}\` read untrusted input earlier (tool \`${joined.taint.tool}\`)`,
-        );
     }
     const late = u.expiresAt !== undefined && u.event.at > u.expiresAt + EXPIRY_GRACE_MS;
     if (late && u.expiresAt !== undefined)
       reasons.push(
         `used at ${new Date(u.event.at).toISOString()}, after writ \`${u.writ.id}\` expired at ${new Date(u.expiresAt).toISOString()}: its credential outlived it (the reaper removes writ's objects within one period)`,
       );
+    // Inside the playbook, through a declared tool, while the writ lived: declared work covers it,
+    // and an untrusted read earlier in its conversation does not make it category 2 (issue 12).
     if (reasons.length === 0) continue;
+    if (joined?.taint)
+      reasons.push(
+        `prompt context \`${joined.call.context}\` read untrusted input earlier (tool \`${joined.taint.tool}\`)`,
+      );
     outside.add(u.event);
-    const gk = `${writWorkloadId(agent, playbook)}\u0000${u.event.action}`;
+    // One finding per playbook, action and resource, each citing its own use.
+    const gk = `${writWorkloadId(agent, playbook)}\u0000${u.event.action}\u0000${u.event.resource}`;
     (groups.get(gk) ?? groups.set(gk, []).get(gk)!).push({ use: u, reasons, scope, late, joined });
   }
   const out: Finding[] = [];
   for (const verdicts of groups.values()) {
-    const first = verdicts[0]!;
+    // The use to cite: a tainted one first (the likely injection), else the first.
+    const first = verdicts.find((v) => v.joined?.taint) ?? verdicts[0]!;
     const { event: e, writ } = first.use;
     const wid = writWorkloadId(writ.agent, writ.playbook);
-    const resources = [...new Set(verdicts.map((v) => v.use.event.resource))];
     const writs: WritRef[] = [];
     for (const v of verdicts) if (!writs.some((w) => w.id === v.use.writ.id)) writs.push(v.use.writ);
     const evidence: EvidenceStep[] = [
@@ -394,7 +399,7 @@ export function judgeWritUses(
     const system = e.provider === "aws" ? "the role (and its session policy)" : "the writ's Role";
     out.push({
       kind: "finding",
-      id: findingId(wid, e.action, "writ-use"),
+      id: findingId(wid, e.action, e.resource),
       category: "unjustified-use",
       severity,
       title: `writ ${writ.id} (playbook ${writ.playbook}, agent ${writ.agent}${writ.sponsor ? `, sponsor ${writ.sponsor}` : ""}) used ${e.action} ${what}`,
@@ -403,7 +408,7 @@ export function judgeWritUses(
         label: `playbook ${writ.playbook} of agent ${writ.agent} (writ credentials)`,
         agent: writ.agent,
       },
-      permission: { action: e.action, resource: resources.length === 1 ? resources[0]! : "*" },
+      permission: { action: e.action, resource: e.resource },
       location: e.source,
       evidence,
       reduction: {

@@ -177,21 +177,21 @@ describe("writ use joined to the agent's tool calls (OTLP traces)", () => {
     r = await scan(["aws", "traces"]);
   });
 
-  it("reports use inside the playbook made from a prompt context tainted by an untrusted read", () => {
+  // Issue 12 changed this: a use inside the playbook, through a declared tool, is covered by
+  // declared work and never category 2, even from a tainted prompt context; the taint only
+  // qualifies the use outside the playbook (its reasons, its severity, its evidence).
+  it("does not report use inside the playbook from a tainted prompt context; qualifies the use outside it", () => {
     const fs = of(r, "writ:report-bot/export-reports");
-    expect(actions(fs)).toEqual(["aws:s3:DeleteObject", "aws:s3:GetObject", "aws:s3:PutObject"]);
-    const get = fs.find((f) => f.permission.action === "aws:s3:GetObject")!;
-    expect(get.title).toContain("through a tool call outside the agent's declared work");
-    expect(get.writs?.map((w) => w.id)).toEqual([W.A]);
-    expect(["high", "critical"]).toContain(get.severity);
-    expect(get.evidence.map((e) => e.kind)).toEqual(["event", "tool-call", "context", "note", "note"]);
-    expect(get.evidence[1]!.ref).toBe("a0c1d2e3f4a50002");
-    expect(get.evidence[2]!.label).toContain("tainted by `web:fetch`");
-    expect(get.evidence[4]!.label).toContain("read untrusted input earlier");
-    // Outside the playbook and tainted: the reasons say both, and the severity rises with the taint.
-    const del = fs.find((f) => f.permission.action === "aws:s3:DeleteObject")!;
+    expect(actions(fs)).toEqual(["aws:s3:DeleteObject"]);
+    const del = fs[0]!;
     expect(del.title).toContain("outside the playbook's declared work");
+    expect(del.writs?.map((w) => w.id)).toEqual([W.A]);
     expect(["high", "critical"]).toContain(del.severity);
+    expect(del.evidence.map((e) => e.kind).slice(0, 3)).toEqual(["event", "tool-call", "context"]);
+    expect(del.evidence[2]!.label).toContain("tainted by `web:fetch`");
+    const reasons = del.evidence.filter((e) => e.ref === "reason").map((e) => e.label);
+    expect(reasons[0]).toContain("outside the grants of playbook `export-reports`");
+    expect(reasons.some((x) => x.includes("read untrusted input earlier"))).toBe(true);
   });
 
   it("leaves writ B alone: its calls come from a declared tool in a clean context", () => {
@@ -311,8 +311,16 @@ describe("CloudTrail records: what names a writ", () => {
       expect(r.problems.map((p) => p.code)).toEqual(["WARN_WRIT_ATTRIBUTION_AMBIGUOUS"]);
       expect(r.problems[0]!.message).toContain("writ_one, writ_two");
       expect(r.findings.some((f) => f.writs !== undefined)).toBe(false);
-      // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such.
-      expect(actions(of(r, ROLE_WORKLOAD, "unjustified-use"))).toEqual(["aws:s3:DeleteObject"]);
+      // Fail closed: the ambiguous session's DeleteObject is the role's own use, judged as such —
+      // one finding per object deleted (issue 12: per workload, permission and resource), the
+      // ambiguous session's own call cited on its own finding.
+      const cat2 = of(r, ROLE_WORKLOAD, "unjustified-use");
+      expect(cat2.map((f) => `${f.permission.action} ${f.permission.resource}`).sort()).toEqual([
+        "aws:s3:DeleteObject arn:aws:s3:::acme-archive/k1",
+        "aws:s3:DeleteObject arn:aws:s3:::acme-archive/k2",
+      ]);
+      const k1 = cat2.find((f) => f.permission.resource.endsWith("/k1"))!;
+      expect(k1.evidence[0]!.label).toContain("assumed-role/writ-reports/writ_dup");
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
