@@ -18,7 +18,15 @@ import type {
   ProviderObject,
   SourceRef,
 } from "../../model.js";
-import { BUILTIN_CLUSTER_ROLES, type RbacRule, ruleGrants, ruleText, toRule } from "./rbac.js";
+import {
+  BOOTSTRAP_LABEL,
+  BUILTIN_CLUSTER_ROLES,
+  DEFAULT_PUBLIC_BINDINGS,
+  type RbacRule,
+  ruleGrants,
+  ruleText,
+  toRule,
+} from "./rbac.js";
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -118,6 +126,30 @@ function deploymentOfReplicaSet(rsName: string, hash: string | undefined): strin
   if (hash && rsName.endsWith(`-${hash}`)) return rsName.slice(0, -hash.length - 1);
   const m = /^(.+)-[a-z0-9]{5,10}$/.exec(rsName);
   return m?.[1];
+}
+
+/**
+ * The group subjects of a ClusterRoleBinding that are Kubernetes' default grant to every caller:
+ * the binding carries the bootstrap label, is one of the default bindings by name, names its
+ * default ClusterRole, and that role (as exported, or the default when not exported) grants nothing
+ * beyond the default rules. An edited default keeps its added subjects (they are reported); a
+ * widened role makes the whole binding ordinary (reported); any other binding to these groups is
+ * ordinary too.
+ */
+function defaultPublicSubjects(
+  v: Obj,
+  refKind: string | undefined,
+  refName: string | undefined,
+  grants: readonly PermissionGrant[],
+): Set<string> {
+  const def = DEFAULT_PUBLIC_BINDINGS.get(nameOf(v));
+  if (!def || labelsOf(v)[BOOTSTRAP_LABEL] !== "rbac-defaults") return new Set();
+  if (refKind !== "ClusterRole" || refName !== def.role) return new Set();
+  const allowed = new Set(
+    def.rules.flatMap((r) => ruleGrants(r, undefined, "", undefined)).map((g) => `${g.action} ${g.resource}`),
+  );
+  if (!grants.every((g) => allowed.has(`${g.action} ${g.resource}`))) return new Set();
+  return new Set(def.groups);
 }
 
 export const k8sLinker: Linker = {
@@ -270,8 +302,11 @@ export const k8sLinker: Linker = {
         if (refKind === "ClusterRole" && refName) {
           roleId = `k8s:ClusterRole:${refName}`;
           rules = clusterRoles.get(refName)?.rules;
-          if (!rules && BUILTIN_CLUSTER_ROLES.has(refName)) {
-            rules = BUILTIN_CLUSTER_ROLES.get(refName)!.map((rule) => ({ rule }));
+          const builtin =
+            BUILTIN_CLUSTER_ROLES.get(refName) ??
+            [...DEFAULT_PUBLIC_BINDINGS.values()].find((d) => d.role === refName)?.rules;
+          if (!rules && builtin) {
+            rules = builtin.map((rule) => ({ rule }));
             put({
               kind: "node",
               id: roleId,
@@ -307,6 +342,8 @@ export const k8sLinker: Linker = {
         }
         for (const r of rules ?? [])
           grants.push(...ruleGrants(r.rule, ns, ruleText(r.rule), r.at ?? o.source));
+        const exempt =
+          ns === undefined ? defaultPublicSubjects(v, refKind, refName, grants) : new Set<string>();
         put({
           kind: "node",
           id,
@@ -316,7 +353,10 @@ export const k8sLinker: Linker = {
           name,
           namespace: ns,
           grants,
-          attrs: { roleRef: `${refKind ?? "?"}/${refName ?? "?"}` },
+          attrs: {
+            roleRef: `${refKind ?? "?"}/${refName ?? "?"}`,
+            ...(exempt.size > 0 ? { kubernetesDefaultFor: [...exempt].sort().join(",") } : {}),
+          },
           source: o.source,
         });
         if (roleId && nodes.has(roleId))
@@ -328,6 +368,8 @@ export const k8sLinker: Linker = {
           const at = lineOf(o, `subjects[${i}]`);
           if (!sk || !sn) return;
           let subject: string;
+          // Kubernetes' own grant to every caller: no workload's overreach, no step of escalation.
+          if (sk === "Group" && exempt.has(sn)) return;
           if (sk === "ServiceAccount") subject = ensureSa(str(s.namespace) ?? ns ?? "default", sn, at);
           else if (sk === "Group") {
             subject = `k8s:Group:${sn}`;
