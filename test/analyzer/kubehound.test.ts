@@ -143,6 +143,10 @@ const pairs = (srcs: readonly string[], dsts: readonly string[]) =>
  */
 const NOT_IN_KUBERNETES: readonly { edges: readonly string[]; why: string }[] = [
   {
+    edges: ["POD_CREATE|create-pods::pod-create-pods|node"],
+    why: "creating pods in a namespace is a step to that namespace's workloads, not to a node (see the allowed edge)",
+  },
+  {
     edges: ["crb-cr-crb-cr", "crb-cr-rb-cr"].map((x) => `ROLE_BIND|${set(x)}|${set(x)}`),
     why: "a set binding its own role again: no step at all (KubeHound draws none in case 3 either)",
   },
@@ -163,6 +167,13 @@ const NOT_IN_KUBERNETES: readonly { edges: readonly string[]; why: string }[] = 
   },
 ];
 const KUBERNETES_ALLOWS: readonly { edges: readonly string[]; why: string }[] = [
+  {
+    edges: ["POD_CREATE|create-pods::pod-create-pods|default"],
+    why:
+      "a RoleBinding's `create pods` makes pods in its namespace, which run as that namespace's accounts: the step is " +
+      "to the namespace; the node follows only by PRIVILEGED_POD, which rests on the namespace's Pod Security " +
+      "(unknown here: the manifests carry no Namespace)",
+  },
   {
     edges: pairs(
       ["rb-cr-rb-cr", "rb-r-rb-crb", "rb-r-rb-crb-g", "rb-r-rb-crb-u"],

@@ -1,5 +1,7 @@
 /**
- * Kubernetes objects → the identity graph: workloads (pods aggregated under their owning
+ * Kubernetes objects → the identity graph (service accounts carry `tokenSecrets`: their legacy token
+ * Secrets by name, "" when the namespace's Secrets were exported without one, absent when unknown;
+ * namespaces carry their Pod Security level): workloads (pods aggregated under their owning
  * Deployment, StatefulSet, DaemonSet, CronJob through owner references, or the pod-template-hash
  * when the ReplicaSet is not in the input), service accounts (the namespace's `default` when a pod
  * names none), groups (`system:serviceaccounts`, `system:serviceaccounts:<ns>`,
@@ -241,6 +243,19 @@ export const k8sLinker: Linker = {
       const ns = nsOf(v) ?? "default";
       sas.set(saId(ns, nameOf(v)), o);
     }
+    // Legacy token Secrets (`kubernetes.io/service-account-token`) per account, and the namespaces
+    // whose Secrets the input holds: elsewhere, whether an account has one is unknown.
+    const tokenSecrets = new Map<string, string[]>();
+    const secretNamespaces = new Set<string>();
+    for (const o of byKind("Secret")) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      secretNamespaces.add(ns);
+      const owner = str(annotationsOf(v)["kubernetes.io/service-account.name"]);
+      if (v.type !== "kubernetes.io/service-account-token" || !owner) continue;
+      const id = saId(ns, owner);
+      (tokenSecrets.get(id) ?? tokenSecrets.set(id, []).get(id)!).push(nameOf(v));
+    }
     const ensureSa = (ns: string, name: string, source?: SourceRef) => {
       const id = saId(ns, name);
       if (nodes.has(id)) return id;
@@ -249,6 +264,15 @@ export const k8sLinker: Linker = {
       const ann = annotationsOf(v);
       const attrs: Record<string, string | boolean> = {};
       if (!o) attrs.implicit = true;
+      // A pre-1.24 ServiceAccount lists its token Secrets in \`secrets\`; those named \`…-token-…\` are
+      // legacy tokens even when the Secrets themselves were not exported.
+      const listed = (Array.isArray(v.secrets) ? v.secrets : [])
+        .filter(isObject)
+        .map((x) => str(x.name))
+        .filter((x): x is string => x !== undefined && x.startsWith(`${name}-token-`));
+      const tokens = [...new Set([...(tokenSecrets.get(id) ?? []), ...listed])].sort();
+      if (tokens.length > 0) attrs.tokenSecrets = tokens.join(",");
+      else if (secretNamespaces.has(ns)) attrs.tokenSecrets = "";
       if (v.automountServiceAccountToken === false) attrs.automountServiceAccountToken = false;
       put({
         kind: "node",
@@ -543,6 +567,22 @@ export const k8sLinker: Linker = {
           attrs: { ...n.attrs, exposedBy: [prev, ...exposed].filter(Boolean).join(",") },
         });
       }
+    }
+
+    // ── namespaces: their Pod Security level (`pod-security.kubernetes.io/enforce`, "" when unset) ──
+    for (const o of byKind("Namespace")) {
+      const v = o.value as Obj;
+      const name = nameOf(v);
+      put({
+        kind: "node",
+        id: `k8s:Namespace:${name}`,
+        provider: "k8s",
+        type: "namespace",
+        subtype: "Namespace",
+        name,
+        attrs: { podSecurity: str(labelsOf(v)["pod-security.kubernetes.io/enforce"]) ?? "" },
+        source: o.source,
+      });
     }
 
     // ── nodes ──
