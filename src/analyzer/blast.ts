@@ -1,7 +1,8 @@
 /**
  * Blast radius: if this workload's credential leaked, could it create identities, read unrelated
  * secrets, or mutate workloads outside its namespace? Answered as reachability over escalation
- * edges (breadth-first, so the path shown is a shortest one).
+ * edges (breadth-first, so the path shown is a shortest one). Edges resting on a fact the input does
+ * not show (`unknown`) never make a question reachable: they only explain an unknown answer.
  */
 import type { BlastRadius, EscalationEdge, GraphNode, GraphView } from "./model.js";
 

@@ -277,6 +277,13 @@ describe("KubeHound attack manifests", () => {
     expect([...stolen].sort()).toEqual([...SAS_17].sort());
   });
 
+  it("reaches a node from a namespace's pod creation only as unknown: the manifests carry no Namespace", () => {
+    const priv = edges.filter((e) => e.type === "PRIVILEGED_POD");
+    expect(priv.map((e) => `${e.from}|${e.to}`)).toContain("k8s:Namespace:default|k8s:Node:*");
+    for (const e of priv) expect(e.unknown).toMatch(/is not in the input/);
+    expect(edges.filter((e) => e.type === "POD_CREATE").map((e) => e.to)).not.toContain("k8s:Node:*");
+  });
+
   it("gives the -fail permission sets no ROLE_BIND edge as a source (the truth table's negatives)", () => {
     const fails = edges.filter((e) => e.type === "ROLE_BIND" && /-fail(-[gu])?$/.test(name(e.from)));
     expect(fails).toEqual([]);
