@@ -1,7 +1,8 @@
 /**
  * Blast radius: if this workload's credential leaked, could it create identities, read unrelated
  * secrets, or mutate workloads outside its namespace? Answered as reachability over escalation
- * edges (breadth-first, so the path shown is a shortest one).
+ * edges (breadth-first, so the path shown is a shortest one). Edges resting on a fact the input does
+ * not show (`unknown`) never make a question reachable: they only explain an unknown answer.
  */
 import type { BlastRadius, EscalationEdge, GraphNode, GraphView } from "./model.js";
 
@@ -19,6 +20,7 @@ const MUTATE = new Set([
   "POD_PATCH",
   "POD_EXEC",
   "WORKLOAD_CREATE",
+  "PRIVILEGED_POD",
   "NODE_PROXY",
   "WEBHOOK_CONFIG",
   "CE_PRIV_MOUNT",
@@ -37,21 +39,34 @@ function outside(e: EscalationEdge, ns: string | undefined): boolean {
   return !r.split("|").every((alt) => alt.startsWith(`${ns}/`));
 }
 
-export function blastRadius(_g: GraphView, w: GraphNode, edges: readonly EscalationEdge[]): BlastRadius {
-  const out = new Map<string, EscalationEdge[]>();
-  for (const e of edges) (out.get(e.from) ?? out.set(e.from, []).get(e.from)!).push(e);
+type Question = "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
+const QUESTIONS: readonly Question[] = [
+  "create-identities",
+  "read-unrelated-secrets",
+  "mutate-outside-namespace",
+];
+
+/** Breadth-first from the workload: the first edge answering each question, and the way back. */
+function search(
+  w: GraphNode,
+  out: ReadonlyMap<string, readonly EscalationEdge[]>,
+): {
+  hits: Partial<Record<Question, EscalationEdge>>;
+  pathTo: (e: EscalationEdge | undefined) => EscalationEdge[];
+} {
   const prev = new Map<string, EscalationEdge | null>([[w.id, null]]);
   const queue = [w.id];
-  const hits: Record<string, EscalationEdge | undefined> = {};
+  const hits: Partial<Record<Question, EscalationEdge>> = {};
   const test = (e: EscalationEdge) => {
-    if (!hits.create && CREATE_IDENTITIES.has(e.type)) hits.create = e;
-    if (!hits.secrets && SECRETS.has(e.type) && outside(e, w.namespace)) hits.secrets = e;
+    if (!hits["create-identities"] && CREATE_IDENTITIES.has(e.type)) hits["create-identities"] = e;
+    if (!hits["read-unrelated-secrets"] && SECRETS.has(e.type) && outside(e, w.namespace))
+      hits["read-unrelated-secrets"] = e;
     if (
-      !hits.mutate &&
+      !hits["mutate-outside-namespace"] &&
       MUTATE.has(e.type) &&
       (outside(e, w.namespace) || e.type.startsWith("CE_") || e.type.startsWith("EXPLOIT"))
     )
-      hits.mutate = e;
+      hits["mutate-outside-namespace"] = e;
   };
   for (let depth = 0; queue.length > 0 && depth < 10_000; depth++) {
     const id = queue.shift()!;
@@ -72,20 +87,34 @@ export function blastRadius(_g: GraphView, w: GraphNode, edges: readonly Escalat
     }
     return path;
   };
+  return { hits, pathTo };
+}
+
+/**
+ * Each question answered over the edges the input shows; a question those leave open is searched
+ * again with the edges resting on a fact the input does not show (`unknown`), and answered as
+ * unknown — not reachable — with that path and the reason.
+ */
+export function blastRadius(_g: GraphView, w: GraphNode, edges: readonly EscalationEdge[]): BlastRadius {
+  const known = new Map<string, EscalationEdge[]>();
+  let unknownEdges = false;
+  const all = new Map<string, EscalationEdge[]>();
+  for (const e of edges) {
+    if (e.unknown) unknownEdges = true;
+    else (known.get(e.from) ?? known.set(e.from, []).get(e.from)!).push(e);
+    (all.get(e.from) ?? all.set(e.from, []).get(e.from)!).push(e);
+  }
+  const sure = search(w, known);
+  const open = QUESTIONS.some((q) => !sure.hits[q]) && unknownEdges ? search(w, all) : undefined;
   return {
     workload: w.id,
-    answers: [
-      { question: "create-identities", reachable: hits.create !== undefined, path: pathTo(hits.create) },
-      {
-        question: "read-unrelated-secrets",
-        reachable: hits.secrets !== undefined,
-        path: pathTo(hits.secrets),
-      },
-      {
-        question: "mutate-outside-namespace",
-        reachable: hits.mutate !== undefined,
-        path: pathTo(hits.mutate),
-      },
-    ],
+    answers: QUESTIONS.map((question) => {
+      const hit = sure.hits[question];
+      if (hit) return { question, reachable: true, path: sure.pathTo(hit) };
+      const maybe = open?.hits[question];
+      if (!maybe) return { question, reachable: false, path: [] };
+      const path = open!.pathTo(maybe);
+      return { question, reachable: false, path, unknown: path.find((e) => e.unknown)?.unknown };
+    }),
   };
 }

@@ -41,7 +41,15 @@ export interface InputProblem {
  * permissions (Role, ClusterRole, IAM policy); `default`: a fallback that applies when nothing is
  * set (the repository's default token permissions).
  */
-export type NodeType = "workload" | "pod" | "identity" | "group" | "binding" | "role" | "default";
+export type NodeType =
+  | "workload"
+  | "pod"
+  | "identity"
+  | "group"
+  | "binding"
+  | "role"
+  | "default"
+  | "namespace";
 
 export interface PermissionGrant {
   readonly kind: "permission";
@@ -372,6 +380,11 @@ export interface EscalationEdge {
   readonly to: string;
   /** The permission that makes the edge. */
   readonly via: { readonly action: string; readonly resource: string };
+  /**
+   * Set when the edge rests on a fact the input does not show (why): the step exists only if that
+   * fact holds. Blast radius answers through such edges as unknown, not as reachable.
+   */
+  readonly unknown?: string | undefined;
 }
 
 export interface BlastRadius {
@@ -381,6 +394,8 @@ export interface BlastRadius {
     readonly question: "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
     readonly reachable: boolean;
     readonly path: readonly EscalationEdge[];
+    /** Not known to be reachable, but reachable if an unknown edge of `path` holds (its reason). */
+    readonly unknown?: string | undefined;
   }[];
 }
 

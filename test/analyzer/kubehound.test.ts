@@ -143,6 +143,10 @@ const pairs = (srcs: readonly string[], dsts: readonly string[]) =>
  */
 const NOT_IN_KUBERNETES: readonly { edges: readonly string[]; why: string }[] = [
   {
+    edges: ["POD_CREATE|create-pods::pod-create-pods|node"],
+    why: "creating pods in a namespace is a step to that namespace's workloads, not to a node (see the allowed edge)",
+  },
+  {
     edges: ["crb-cr-crb-cr", "crb-cr-rb-cr"].map((x) => `ROLE_BIND|${set(x)}|${set(x)}`),
     why: "a set binding its own role again: no step at all (KubeHound draws none in case 3 either)",
   },
@@ -163,6 +167,13 @@ const NOT_IN_KUBERNETES: readonly { edges: readonly string[]; why: string }[] = 
   },
 ];
 const KUBERNETES_ALLOWS: readonly { edges: readonly string[]; why: string }[] = [
+  {
+    edges: ["POD_CREATE|create-pods::pod-create-pods|default"],
+    why:
+      "a RoleBinding's `create pods` makes pods in its namespace, which run as that namespace's accounts: the step is " +
+      "to the namespace; the node follows only by PRIVILEGED_POD, which rests on the namespace's Pod Security " +
+      "(unknown here: the manifests carry no Namespace)",
+  },
   {
     edges: pairs(
       ["rb-cr-rb-cr", "rb-r-rb-crb", "rb-r-rb-crb-g", "rb-r-rb-crb-u"],
@@ -264,6 +275,13 @@ describe("KubeHound attack manifests", () => {
     );
     expect([...stolen].sort()).toEqual([...assumed].sort());
     expect([...stolen].sort()).toEqual([...SAS_17].sort());
+  });
+
+  it("reaches a node from a namespace's pod creation only as unknown: the manifests carry no Namespace", () => {
+    const priv = edges.filter((e) => e.type === "PRIVILEGED_POD");
+    expect(priv.map((e) => `${e.from}|${e.to}`)).toContain("k8s:Namespace:default|k8s:Node:*");
+    for (const e of priv) expect(e.unknown).toMatch(/is not in the input/);
+    expect(edges.filter((e) => e.type === "POD_CREATE").map((e) => e.to)).not.toContain("k8s:Node:*");
   });
 
   it("gives the -fail permission sets no ROLE_BIND edge as a source (the truth table's negatives)", () => {

@@ -352,3 +352,77 @@ export function analyzeEscalation(
   });
   return { principals: report, unevaluable };
 }
+
+/**
+ * Secret-store reads that reach secrets a policy does not single out: for each principal, the first
+ * of each store's read actions the evaluator allows on a secret of a name no policy was written for
+ * (`writ-probe`, in the principal's account). A grant scoped to the workload's own secrets
+ * (`secret:checkout/*`) does not reach it; `*`, `secret:*` or `parameter/*` do. SSM SecureString
+ * values are decrypted with the account's `aws/ssm` key by `GetParameter*` itself; a customer key
+ * also needs `kms:Decrypt`, counted on its own (key policies are not in the input: the default key
+ * policy, which lets the account's IAM policies decide, is assumed).
+ */
+export const SECRET_STORE_READS: readonly { store: string; actions: readonly string[]; arn: string }[] = [
+  {
+    store: "secretsmanager",
+    actions: ["secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"],
+    arn: "arn:{partition}:secretsmanager:us-east-1:{account}:secret:writ-probe-Ab12Cd",
+  },
+  {
+    store: "ssm",
+    actions: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+    arn: "arn:{partition}:ssm:us-east-1:{account}:parameter/writ-probe",
+  },
+  { store: "kms", actions: ["kms:Decrypt"], arn: "arn:{partition}:kms:us-east-1:{account}:key/writ-probe" },
+];
+
+export function secretStoreReads(
+  details: AuthorizationDetails,
+  catalog: AwsCatalog,
+  opts: EscalationOptions,
+): { principal: string; kind: "user" | "role"; store: string; step: Step }[] {
+  const { entities, allowed } = principalEvaluator([details], catalog, opts);
+  const out: { principal: string; kind: "user" | "role"; store: string; step: Step }[] = [];
+  // The probe is tried in every region a policy names for the store (and us-east-1): a grant on
+  // `arn:aws:secretsmanager:eu-west-1:…:secret:*` reads every secret of that region.
+  const text = JSON.stringify([
+    [...details.policies.values()].map((p) => p.raw),
+    entities.map((e) => e.inline.map((p) => p.statements)),
+  ]);
+  const regions = (store: string) => {
+    const found = new Set(["us-east-1"]);
+    for (const m of text.matchAll(new RegExp(`arn:[a-z-]+:${store}:([a-z0-9-]+):`, "g"))) found.add(m[1]!);
+    return [...found];
+  };
+  for (const e of entities) {
+    const [, partition = "aws", , , account = details.account] = e.arn.split(":");
+    for (const s of SECRET_STORE_READS) {
+      const probes = regions(s.store).map((region) =>
+        s.arn.replace("{partition}", partition).replace("{account}", account).replace("us-east-1", region),
+      );
+      // A KMS key is used only as its key policy allows: not in the input, so the default one
+      // (the account may delegate to IAM) is assumed.
+      const keyPolicy =
+        s.store === "kms"
+          ? parsePolicy("resource", `${partition}:${account}:default key policy`, {
+              Version: "2012-10-17",
+              Statement: [
+                {
+                  Sid: "Enable IAM User Permissions",
+                  Effect: "Allow",
+                  Principal: { AWS: `arn:${partition}:iam::${account}:root` },
+                  Action: "kms:*",
+                  Resource: "*",
+                },
+              ],
+            })
+          : undefined;
+      const step = s.actions
+        .flatMap((action) => probes.map((arn) => [action, arn] as const))
+        .map(([action, arn]) => allowed(e, action, arn, keyPolicy))
+        .find((x) => x !== undefined);
+      if (step) out.push({ principal: e.arn, kind: e.kind, store: s.store, step });
+    }
+  }
+  return out;
+}

@@ -33,7 +33,7 @@ import type {
   Severity,
 } from "../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
-import { analyzeEscalation, roleAssumptions } from "./escalation.js";
+import { analyzeEscalation, roleAssumptions, secretStoreReads } from "./escalation.js";
 import {
   describe,
   type Organization,
@@ -622,6 +622,19 @@ export function awsEscalations(
     ...(organization ? { organization } : {}),
   });
   const out: EscalationEdge[] = [];
+  // Secret-store reads (Secrets Manager, SSM parameters, KMS decrypt) beyond the principal's own
+  // secrets: reading unrelated secrets, whichever workload's credential reaches the principal.
+  for (const r of secretStoreReads(details, catalog, {
+    now: new Date(),
+    ...(organization ? { organization } : {}),
+  }))
+    out.push({
+      kind: "escalation",
+      type: "SECRET_READ",
+      from: `aws:${r.kind}:${r.principal}`,
+      to: `aws:secrets:${r.store}`,
+      via: { action: `aws:${r.step.action}`, resource: r.step.resource },
+    });
   const none = { action: "", resource: "" };
   for (const n of g.nodes.values()) {
     if (n.provider !== "aws") continue;

@@ -1,5 +1,7 @@
 /**
- * Kubernetes objects → the identity graph: workloads (pods aggregated under their owning
+ * Kubernetes objects → the identity graph (service accounts carry `tokenSecrets`: their legacy token
+ * Secrets by name, "" when the namespace's Secrets were exported without one, absent when unknown;
+ * namespaces carry their Pod Security level): workloads (pods aggregated under their owning
  * Deployment, StatefulSet, DaemonSet, CronJob through owner references, or the pod-template-hash
  * when the ReplicaSet is not in the input), service accounts (the namespace's `default` when a pod
  * names none), groups (`system:serviceaccounts`, `system:serviceaccounts:<ns>`,
@@ -18,7 +20,15 @@ import type {
   ProviderObject,
   SourceRef,
 } from "../../model.js";
-import { BUILTIN_CLUSTER_ROLES, type RbacRule, ruleGrants, ruleText, toRule } from "./rbac.js";
+import {
+  BOOTSTRAP_LABEL,
+  BUILTIN_CLUSTER_ROLES,
+  DEFAULT_PUBLIC_BINDINGS,
+  type RbacRule,
+  ruleGrants,
+  ruleText,
+  toRule,
+} from "./rbac.js";
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -120,6 +130,30 @@ function deploymentOfReplicaSet(rsName: string, hash: string | undefined): strin
   return m?.[1];
 }
 
+/**
+ * The group subjects of a ClusterRoleBinding that are Kubernetes' default grant to every caller:
+ * the binding carries the bootstrap label, is one of the default bindings by name, names its
+ * default ClusterRole, and that role (as exported, or the default when not exported) grants nothing
+ * beyond the default rules. An edited default keeps its added subjects (they are reported); a
+ * widened role makes the whole binding ordinary (reported); any other binding to these groups is
+ * ordinary too.
+ */
+function defaultPublicSubjects(
+  v: Obj,
+  refKind: string | undefined,
+  refName: string | undefined,
+  grants: readonly PermissionGrant[],
+): Set<string> {
+  const def = DEFAULT_PUBLIC_BINDINGS.get(nameOf(v));
+  if (!def || labelsOf(v)[BOOTSTRAP_LABEL] !== "rbac-defaults") return new Set();
+  if (refKind !== "ClusterRole" || refName !== def.role) return new Set();
+  const allowed = new Set(
+    def.rules.flatMap((r) => ruleGrants(r, undefined, "", undefined)).map((g) => `${g.action} ${g.resource}`),
+  );
+  if (!grants.every((g) => allowed.has(`${g.action} ${g.resource}`))) return new Set();
+  return new Set(def.groups);
+}
+
 export const k8sLinker: Linker = {
   provider: "k8s",
   link(objects: readonly ProviderObject[]): LinkResult {
@@ -209,6 +243,19 @@ export const k8sLinker: Linker = {
       const ns = nsOf(v) ?? "default";
       sas.set(saId(ns, nameOf(v)), o);
     }
+    // Legacy token Secrets (`kubernetes.io/service-account-token`) per account, and the namespaces
+    // whose Secrets the input holds: elsewhere, whether an account has one is unknown.
+    const tokenSecrets = new Map<string, string[]>();
+    const secretNamespaces = new Set<string>();
+    for (const o of byKind("Secret")) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      secretNamespaces.add(ns);
+      const owner = str(annotationsOf(v)["kubernetes.io/service-account.name"]);
+      if (v.type !== "kubernetes.io/service-account-token" || !owner) continue;
+      const id = saId(ns, owner);
+      (tokenSecrets.get(id) ?? tokenSecrets.set(id, []).get(id)!).push(nameOf(v));
+    }
     const ensureSa = (ns: string, name: string, source?: SourceRef) => {
       const id = saId(ns, name);
       if (nodes.has(id)) return id;
@@ -217,6 +264,15 @@ export const k8sLinker: Linker = {
       const ann = annotationsOf(v);
       const attrs: Record<string, string | boolean> = {};
       if (!o) attrs.implicit = true;
+      // A pre-1.24 ServiceAccount lists its token Secrets in \`secrets\`; those named \`…-token-…\` are
+      // legacy tokens even when the Secrets themselves were not exported.
+      const listed = (Array.isArray(v.secrets) ? v.secrets : [])
+        .filter(isObject)
+        .map((x) => str(x.name))
+        .filter((x): x is string => x !== undefined && x.startsWith(`${name}-token-`));
+      const tokens = [...new Set([...(tokenSecrets.get(id) ?? []), ...listed])].sort();
+      if (tokens.length > 0) attrs.tokenSecrets = tokens.join(",");
+      else if (secretNamespaces.has(ns)) attrs.tokenSecrets = "";
       if (v.automountServiceAccountToken === false) attrs.automountServiceAccountToken = false;
       put({
         kind: "node",
@@ -270,8 +326,11 @@ export const k8sLinker: Linker = {
         if (refKind === "ClusterRole" && refName) {
           roleId = `k8s:ClusterRole:${refName}`;
           rules = clusterRoles.get(refName)?.rules;
-          if (!rules && BUILTIN_CLUSTER_ROLES.has(refName)) {
-            rules = BUILTIN_CLUSTER_ROLES.get(refName)!.map((rule) => ({ rule }));
+          const builtin =
+            BUILTIN_CLUSTER_ROLES.get(refName) ??
+            [...DEFAULT_PUBLIC_BINDINGS.values()].find((d) => d.role === refName)?.rules;
+          if (!rules && builtin) {
+            rules = builtin.map((rule) => ({ rule }));
             put({
               kind: "node",
               id: roleId,
@@ -307,6 +366,8 @@ export const k8sLinker: Linker = {
         }
         for (const r of rules ?? [])
           grants.push(...ruleGrants(r.rule, ns, ruleText(r.rule), r.at ?? o.source));
+        const exempt =
+          ns === undefined ? defaultPublicSubjects(v, refKind, refName, grants) : new Set<string>();
         put({
           kind: "node",
           id,
@@ -316,7 +377,10 @@ export const k8sLinker: Linker = {
           name,
           namespace: ns,
           grants,
-          attrs: { roleRef: `${refKind ?? "?"}/${refName ?? "?"}` },
+          attrs: {
+            roleRef: `${refKind ?? "?"}/${refName ?? "?"}`,
+            ...(exempt.size > 0 ? { kubernetesDefaultFor: [...exempt].sort().join(",") } : {}),
+          },
           source: o.source,
         });
         if (roleId && nodes.has(roleId))
@@ -328,6 +392,8 @@ export const k8sLinker: Linker = {
           const at = lineOf(o, `subjects[${i}]`);
           if (!sk || !sn) return;
           let subject: string;
+          // Kubernetes' own grant to every caller: no workload's overreach, no step of escalation.
+          if (sk === "Group" && exempt.has(sn)) return;
           if (sk === "ServiceAccount") subject = ensureSa(str(s.namespace) ?? ns ?? "default", sn, at);
           else if (sk === "Group") {
             subject = `k8s:Group:${sn}`;
@@ -501,6 +567,22 @@ export const k8sLinker: Linker = {
           attrs: { ...n.attrs, exposedBy: [prev, ...exposed].filter(Boolean).join(",") },
         });
       }
+    }
+
+    // ── namespaces: their Pod Security level (`pod-security.kubernetes.io/enforce`, "" when unset) ──
+    for (const o of byKind("Namespace")) {
+      const v = o.value as Obj;
+      const name = nameOf(v);
+      put({
+        kind: "node",
+        id: `k8s:Namespace:${name}`,
+        provider: "k8s",
+        type: "namespace",
+        subtype: "Namespace",
+        name,
+        attrs: { podSecurity: str(labelsOf(v)["pod-security.kubernetes.io/enforce"]) ?? "" },
+        source: o.source,
+      });
     }
 
     // ── nodes ──

@@ -25,12 +25,12 @@ export const K8S_KINDS = new Set([
   "Node",
   "Namespace",
   "Service",
+  "Secret",
 ]);
 
 /** Kinds that carry no identity or permission: read past without a warning. */
 const PASSIVE_KINDS = new Set([
   "ConfigMap",
-  "Secret",
   "NetworkPolicy",
   "Ingress",
   "Endpoints",
@@ -253,8 +253,30 @@ function accept(
     kind: "object",
     provider: "k8s",
     type: kind,
-    value,
+    value: kind === "Secret" ? secretMetadata(value, meta) : value,
     source,
     lines: lines?.(prefix),
   });
+}
+
+/**
+ * What writ keeps of a Secret: its name, namespace, type and the ServiceAccount a legacy token
+ * Secret belongs to — never `data`, `stringData` or any other annotation (the last-applied
+ * configuration holds the values too). Enough to know which accounts have a long-lived token.
+ */
+function secretMetadata(
+  value: Record<string, unknown>,
+  meta: Record<string, unknown>,
+): Record<string, unknown> {
+  const ann = isObject(meta.annotations) ? meta.annotations : {};
+  const sa = ann["kubernetes.io/service-account.name"];
+  return {
+    kind: "Secret",
+    type: typeof value.type === "string" ? value.type : undefined,
+    metadata: {
+      name: meta.name,
+      namespace: meta.namespace,
+      annotations: typeof sa === "string" ? { "kubernetes.io/service-account.name": sa } : {},
+    },
+  };
 }

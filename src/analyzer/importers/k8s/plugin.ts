@@ -30,6 +30,21 @@ import { CLUSTER_SCOPED, RESOURCE_VERBS } from "./rbac.js";
 const WORKLOADS =
   /^(apps\/(deployments|daemonsets|statefulsets|replicasets)|batch\/(jobs|cronjobs)|core\/replicationcontrollers)$/;
 
+const WORKLOAD_RESOURCES = [
+  "apps/deployments",
+  "apps/daemonsets",
+  "apps/statefulsets",
+  "batch/jobs",
+  "batch/cronjobs",
+];
+const WORKLOAD_RESOURCE_OF: Readonly<Record<string, string>> = {
+  Deployment: "apps/deployments",
+  DaemonSet: "apps/daemonsets",
+  StatefulSet: "apps/statefulsets",
+  Job: "batch/jobs",
+  CronJob: "batch/cronjobs",
+};
+
 function parts(action: string): { service: string; verb: string } {
   const [, service = "", verb = ""] = action.split(":");
   return { service, verb };
@@ -318,6 +333,7 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       (g.out.get(n.id) ?? []).some((e) => e.type === "bound-by" || e.type === "member-of"),
   );
   const bindings = nodes.filter((n) => n.type === "binding");
+  const workloadNodes = nodes.filter((n) => n.type === "workload" && n.subtype !== "Pod");
   const holders = new Set(
     nodes
       .filter((n) =>
@@ -325,6 +341,36 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       )
       .map((n) => n.id),
   );
+  // The namespace a pod is made in: whatever runs there may run as any of its accounts.
+  for (const ns of new Set(bindings.map((b) => b.namespace).filter((x): x is string => x !== undefined)))
+    for (const sa of nodes)
+      if (sa.subtype === "ServiceAccount" && sa.namespace === ns && holders.has(sa.id))
+        push("IDENTITY_ASSUME", `k8s:Namespace:${ns}`, sa.id, {
+          action: "spec.serviceAccountName",
+          resource: `${ns}/${sa.name}`,
+        });
+  // A pod made in a namespace reaches its node only when it may be privileged: the namespace's Pod
+  // Security level (exported Namespace) admits that unless it enforces `baseline` or `restricted`;
+  // a namespace not in the input leaves it unknown.
+  for (const ns of new Set(bindings.map((b) => b.namespace).filter((x): x is string => x !== undefined))) {
+    const level = g.nodes.get(`k8s:Namespace:${ns}`)?.attrs?.podSecurity;
+    if (level === "baseline" || level === "restricted") continue;
+    out.push({
+      kind: "escalation",
+      type: "PRIVILEGED_POD",
+      from: `k8s:Namespace:${ns}`,
+      to: "k8s:Node:*",
+      via: {
+        action: "pod-security.kubernetes.io/enforce",
+        resource: `${ns}: ${level || "unset (privileged)"}`,
+      },
+      ...(level === undefined
+        ? {
+            unknown: `namespace ${ns} is not in the input: whether its Pod Security admits privileged pods is unknown`,
+          }
+        : {}),
+    });
+  }
   const none = { action: "", resource: "" };
 
   // Identity edges: workloads, pods and containers assume their service account; identities
@@ -478,7 +524,10 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
     const edgeIf = (type: string, to: string, via: PermissionGrant | undefined) => {
       if (via) push(type, b.id, to, via);
     };
-    edgeIf("POD_CREATE", "k8s:Node:*", first(["k8s:core/pods:create", any]));
+    // A pod made in a namespace runs as any account of that namespace: the step is to the
+    // namespace's workloads, not off it. Made cluster-wide, it can be placed on any node.
+    const made = ns === undefined ? "k8s:Node:*" : `k8s:Namespace:${ns}`;
+    edgeIf("POD_CREATE", made, first(["k8s:core/pods:create", any]));
     for (const pod of pods.filter(inScope)) {
       const res = `${pod.namespace}/${pod.name}`;
       edgeIf("POD_EXEC", pod.id, first(["k8s:core/pods/exec:create", res]));
@@ -486,11 +535,39 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
     }
     for (const sa of tokenHolders.filter(inScope)) {
       const res = `${sa.namespace}/${sa.name}`;
-      edgeIf("TOKEN_BRUTEFORCE", sa.id, first(["k8s:core/secrets:get", `${sa.namespace}/${sa.name}-token`]));
-      edgeIf("TOKEN_LIST", sa.id, first(["k8s:core/secrets:list", `${sa.namespace}/*`]));
+      // A legacy token Secret is read by name, or found by listing: only where the input shows one
+      // (by its real name), none where the namespace's Secrets were exported without one, unknown
+      // where they were not.
+      const tokens = sa.attrs?.tokenSecrets;
+      const known = typeof tokens === "string";
+      const names = known ? tokens.split(",").filter(Boolean) : [`${sa.name}-token-x`];
+      const unknown = known
+        ? undefined
+        : `the input has no Secrets of namespace ${sa.namespace}: whether ${sa.name} has a legacy token Secret is unknown`;
+      for (const [type, verb] of [
+        ["TOKEN_BRUTEFORCE", "get"],
+        ["TOKEN_LIST", "list"],
+      ] as const) {
+        const via = names
+          .map((t) =>
+            first([
+              `k8s:core/secrets:${verb}`,
+              verb === "get" ? `${sa.namespace}/${t}` : `${sa.namespace}/*`,
+            ]),
+          )
+          .find((x) => x !== undefined);
+        if (via)
+          out.push({ kind: "escalation", type, from: b.id, to: sa.id, via, ...(unknown ? { unknown } : {}) });
+      }
       edgeIf("TOKEN_CREATE", sa.id, first(["k8s:core/serviceaccounts/token:create", res]));
       edgeIf("IDENTITY_IMPERSONATE", sa.id, first(["k8s:core/serviceaccounts:impersonate", res]));
     }
+    // Reading Secrets of any name (get or list) reads whatever they hold.
+    edgeIf(
+      "SECRET_READ",
+      `k8s:Secret:${ns ?? "*"}/*`,
+      first(["k8s:core/secrets:list", any], ["k8s:core/secrets:get", any]),
+    );
     const userRes = ns === undefined ? "x" : any;
     edgeIf(
       "IDENTITY_IMPERSONATE",
@@ -498,22 +575,31 @@ export function k8sEscalations(g: GraphView): EscalationEdge[] {
       first(["k8s:core/users:impersonate", userRes], ["k8s:core/groups:impersonate", userRes]),
     );
     edgeIf("SA_CREATE", `k8s:ServiceAccount:${ns ?? "*"}/*`, first(["k8s:core/serviceaccounts:create", any]));
+    // Workloads: creating one (a new pod template, like POD_CREATE) and patching one (the pods it
+    // rolls out run as its account, and a new template can name another) are separate steps.
     edgeIf(
       "WORKLOAD_CREATE",
-      "k8s:Node:*",
-      first(
-        ...[
-          "apps/deployments",
-          "apps/daemonsets",
-          "apps/statefulsets",
-          "batch/jobs",
-          "batch/cronjobs",
-        ].flatMap((w): [string, string][] => [
-          [`k8s:${w}:create`, any],
-          [`k8s:${w}:patch`, any],
-        ]),
-      ),
+      made,
+      first(...WORKLOAD_RESOURCES.map((w): [string, string] => [`k8s:${w}:create`, any])),
     );
+    let patched = false;
+    for (const w of workloadNodes.filter(inScope)) {
+      const res = WORKLOAD_RESOURCE_OF[w.subtype ?? ""];
+      if (!res) continue;
+      const via = first(
+        [`k8s:${res}:patch`, `${w.namespace}/${w.name}`],
+        [`k8s:${res}:update`, `${w.namespace}/${w.name}`],
+      );
+      if (!via) continue;
+      push("WORKLOAD_CREATE", b.id, w.id, via);
+      patched = true;
+    }
+    if (!patched)
+      edgeIf(
+        "WORKLOAD_CREATE",
+        made,
+        first(...WORKLOAD_RESOURCES.map((w): [string, string] => [`k8s:${w}:patch`, any])),
+      );
     edgeIf(
       "NODE_PROXY",
       "k8s:Node:*",

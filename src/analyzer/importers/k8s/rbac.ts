@@ -190,3 +190,92 @@ export const CLUSTER_SCOPED = new Set([
   "selfsubjectaccessreviews",
   "selfsubjectrulesreviews",
 ]);
+
+/**
+ * Kubernetes' own bindings for every caller (the API server's bootstrap policy, labelled
+ * `kubernetes.io/bootstrapping: rbac-defaults`): the ClusterRoleBinding name, the ClusterRole it
+ * names, the group subjects it carries by default (older releases also bound
+ * `system:unauthenticated` to `system:basic-user` and `system:discovery`), and the rules that role
+ * has in any release (self-reviews, discovery and health URLs, the service-account issuer's
+ * documents). A grant to every caller is not a workload's overreach; only these exact subjects of
+ * these exact bindings, with roles holding nothing more than these rules, are exempt.
+ */
+export const DEFAULT_PUBLIC_BINDINGS: ReadonlyMap<
+  string,
+  { readonly role: string; readonly groups: readonly string[]; readonly rules: readonly RbacRule[] }
+> = new Map([
+  [
+    "system:basic-user",
+    {
+      role: "system:basic-user",
+      groups: ["system:authenticated", "system:unauthenticated"],
+      rules: [
+        {
+          apiGroups: ["authorization.k8s.io"],
+          resources: ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+          verbs: ["create"],
+        },
+        { apiGroups: ["authentication.k8s.io"], resources: ["selfsubjectreviews"], verbs: ["create"] },
+      ],
+    },
+  ],
+  [
+    "system:discovery",
+    {
+      role: "system:discovery",
+      groups: ["system:authenticated", "system:unauthenticated"],
+      rules: [
+        {
+          nonResourceURLs: [
+            "/api",
+            "/api/*",
+            "/apis",
+            "/apis/*",
+            "/healthz",
+            "/livez",
+            "/openapi",
+            "/openapi/*",
+            "/readyz",
+            "/version",
+            "/version/",
+            "/swaggerapi",
+            "/swaggerapi/*",
+            "/swagger.json",
+            "/swagger-2.0.0.pb-v1",
+          ],
+          verbs: ["get"],
+        },
+      ],
+    },
+  ],
+  [
+    "system:public-info-viewer",
+    {
+      role: "system:public-info-viewer",
+      groups: ["system:authenticated", "system:unauthenticated"],
+      rules: [
+        { nonResourceURLs: ["/healthz", "/livez", "/readyz", "/version", "/version/"], verbs: ["get"] },
+      ],
+    },
+  ],
+  [
+    "system:service-account-issuer-discovery",
+    {
+      role: "system:service-account-issuer-discovery",
+      groups: ["system:serviceaccounts"],
+      rules: [
+        {
+          nonResourceURLs: [
+            "/.well-known/openid-configuration",
+            "/.well-known/openid-configuration/",
+            "/openid/v1/jwks",
+            "/openid/v1/jwks/",
+          ],
+          verbs: ["get"],
+        },
+      ],
+    },
+  ],
+]);
+
+export const BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping";
