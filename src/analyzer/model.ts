@@ -403,6 +403,11 @@ export interface AnalysisResult {
   readonly coverage: Coverage;
   /** Every workload the scan looked at (a stored finding of one of these not found again is fixed). */
   readonly workloadIds: readonly string[];
+  /**
+   * The scan root (absolute), when inputs were named relative to one: sources' relative `file`s
+   * are relative to it (SARIF's `%SRCROOT%`).
+   */
+  readonly root?: string | undefined;
 }
 
 // ── providers plug into the engine ──────────────────────────────────────────────────────────────
