@@ -27,6 +27,7 @@ export async function openInput(
   }
   return {
     path: name,
+    ...(name !== path ? { location: path } : {}),
     head,
     size: info.size,
     text: () => readFile(path, "utf8"),

@@ -205,7 +205,13 @@ export interface ToolCall {
 
 /** A file handed to the importers. `text()` reads it whole; `lines()` streams it (large audit logs). */
 export interface InputFile {
+  /** The file's name in sources, ids and reports (relative to the scan root when there is one). */
   readonly path: string;
+  /**
+   * Where the file is on disk, when that differs from `path`: for an importer that must open the
+   * file itself (a gzipped CloudTrail file); everything it reports still names `path`.
+   */
+  readonly location?: string | undefined;
   /** The first 64 KiB, for detection. */
   readonly head: string;
   readonly size: number;

@@ -115,6 +115,24 @@ describe("stable finding ids and SARIF locations", () => {
     for (const u of locs) expect(u).toMatch(/^file:\/\/\//);
   });
 
+  it("reads inputs an importer opens itself (gzipped CloudTrail) under the root's names too", async () => {
+    const wa = join(ROOT, "test", "fixtures", "writ-attribution");
+    const paths = [join(wa, "aws"), join(wa, "k8s")];
+    const spelled = [paths, paths.map((p) => relative(process.cwd(), p))];
+    const reports = [];
+    for (const p of spelled) {
+      const r = await run(p, { config: join(wa, "writ.yaml") });
+      expect(r.code).toBe(0);
+      reports.push(JSON.parse(r.out));
+    }
+    const gz = "aws/111122223333_CloudTrail_eu-west-2_20261205T1010Z_b2.json.gz";
+    const codes = reports[0].problems.map((p: { code: string; file: string }) => `${p.code} ${p.file}`);
+    expect(codes).toContain(`WARN_WRIT_ATTRIBUTION_MISMATCH ${gz}`);
+    expect(codes.filter((c: string) => c.startsWith("ERR_INPUT_CLOUDTRAIL"))).toEqual([]);
+    const ids = (rep: { findings: { id: string }[] }) => rep.findings.map((f) => f.id);
+    expect(ids(reports[1])).toEqual(ids(reports[0]));
+  });
+
   it("encodes artifact URIs: relative with a base, absolute as file URIs", () => {
     expect(artifactLocation("k8s/a b#1.yaml")).toEqual({ uri: "k8s/a%20b%231.yaml", uriBaseId: "%SRCROOT%" });
     expect(artifactLocation("./x.yaml")).toEqual({ uri: "x.yaml", uriBaseId: "%SRCROOT%" });
