@@ -161,6 +161,10 @@ describe("stable finding ids and SARIF locations", () => {
     expect(strict.err).toContain("--strict: 1 input(s) not read in full");
     // the report is still written
     expect(JSON.parse(strict.out).findings.length).toBeGreaterThan(0);
+    // the terminal summary names the warning's file and says what names are relative to
+    const term = await run([files[0]!, notes], { format: "terminal" });
+    expect(term.out).toContain(`  root:     ${dir}`);
+    expect(term.out).toContain("notes.txt: warning: no importer recognises this file");
     // recognised inputs alone pass --strict
     expect((await run([files[0]!], { strict: true })).code).toBe(0);
   });
