@@ -100,8 +100,13 @@ function findingKeys(f: Finding, labels: readonly FindingLabel[]): string[] {
   }
   if (c === "unjustified-use") {
     const rs = resourcesOf(f);
+    // a label naming the conversation is matched only by a finding whose evidence cites it
     const hit = labels.filter(
-      (l) => l.workload === f.workload.id && l.action === f.permission.action && rs.has(l.resource ?? ""),
+      (l) =>
+        l.workload === f.workload.id &&
+        l.action === f.permission.action &&
+        rs.has(l.resource ?? "") &&
+        (l.conversation === undefined || f.evidence.some((e) => e.ref === l.conversation)),
     );
     return hit.length > 0
       ? hit.map((l) => labelKey(c, l))

@@ -176,34 +176,38 @@ describe("the scorer", () => {
   const wl = { id: "w", label: "w" };
 
   it("matches category 2 on the resource an event of its evidence used, and counts misses and extras", () => {
-    const s = scoreAgainst(
-      result([
-        {
-          ...base,
-          id: "a",
-          category: "unjustified-use",
-          workload: wl,
-          permission: { action: "k8s:core/secrets:get", resource: "ns/*" },
-          evidence: [
-            {
-              kind: "event",
-              ref: "r1",
-              label: "2026-11-02T00:00:00.000Z k8s:ServiceAccount:ns/w k8s:core/secrets:get ns/db (allowed)",
-            },
-          ],
-        },
-        {
-          ...base,
-          id: "b",
-          category: "unused-excess",
-          workload: wl,
-          permission: { action: "k8s:core/pods:get", resource: "ns/*" },
-          evidence: [],
-        },
-      ]),
-      labels,
-    );
+    const findings: AnalysisResult["findings"] = [
+      {
+        ...base,
+        id: "a",
+        category: "unjustified-use",
+        workload: wl,
+        permission: { action: "k8s:core/secrets:get", resource: "ns/*" },
+        evidence: [
+          {
+            kind: "event",
+            ref: "r1",
+            label: "2026-11-02T00:00:00.000Z k8s:ServiceAccount:ns/w k8s:core/secrets:get ns/db (allowed)",
+          },
+        ],
+      },
+      {
+        ...base,
+        id: "b",
+        category: "unused-excess",
+        workload: wl,
+        permission: { action: "k8s:core/pods:get", resource: "ns/*" },
+        evidence: [],
+      },
+    ];
+    const s = scoreAgainst(result(findings), labels);
     expect(s.categories["unjustified-use"]).toMatchObject({ tp: 1, fp: 0, fn: 0 });
+    // naming the conversation, the label needs the finding to cite it
+    const strict = scoreAgainst(result(findings), {
+      ...labels,
+      "unjustified-use": [{ ...labels["unjustified-use"][0]!, conversation: "conv-9" }],
+    });
+    expect(strict.categories["unjustified-use"]).toMatchObject({ tp: 0, fp: 1, fn: 1 });
     expect(s.categories["unused-excess"]).toMatchObject({ tp: 0, fp: 1, fn: 1, precision: 0, recall: 0 });
     expect(s.categories["inherited-overreach"]).toMatchObject({ tp: 0, fn: 1, recall: 0 });
     expect(s.edges).toMatchObject({ tp: 0, fn: 1 });
