@@ -18,5 +18,13 @@ export { CATEGORIES, EMPTY_FRAGMENT, SEVERITIES } from "./model.js";
 export { defaultPlugins } from "./plugins.js";
 export { guardrailFor } from "./remediation.js";
 export { htmlReport, jsonReport, markdownReport, sarifReport, terminalReport } from "./reports/index.js";
-export { expandPaths, pickImporter, type ScanOptions, type ScanProgress, scanPaths } from "./scan.js";
+export {
+  expandPaths,
+  pickImporter,
+  rootedName,
+  type ScanOptions,
+  type ScanProgress,
+  scanPaths,
+  scanRoot,
+} from "./scan.js";
 export { validWritIssue, writWorkloadId } from "./writs.js";

@@ -9,7 +9,12 @@ import type { InputFile, InputProblem, SourceRef } from "./model.js";
 
 const HEAD_BYTES = 64 * 1024;
 
-export async function openInput(path: string, onBytes?: (n: number) => void): Promise<InputFile> {
+/** `name` is what the importers call the file (a path relative to the scan root); `path` is read. */
+export async function openInput(
+  path: string,
+  onBytes?: (n: number) => void,
+  name: string = path,
+): Promise<InputFile> {
   const info = await stat(path);
   const handle = await open(path, "r");
   let head: string;
@@ -21,7 +26,8 @@ export async function openInput(path: string, onBytes?: (n: number) => void): Pr
     await handle.close();
   }
   return {
-    path,
+    path: name,
+    ...(name !== path ? { location: path } : {}),
     head,
     size: info.size,
     text: () => readFile(path, "utf8"),

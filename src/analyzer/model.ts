@@ -213,7 +213,13 @@ export interface ToolCall {
 
 /** A file handed to the importers. `text()` reads it whole; `lines()` streams it (large audit logs). */
 export interface InputFile {
+  /** The file's name in sources, ids and reports (relative to the scan root when there is one). */
   readonly path: string;
+  /**
+   * Where the file is on disk, when that differs from `path`: for an importer that must open the
+   * file itself (a gzipped CloudTrail file); everything it reports still names `path`.
+   */
+  readonly location?: string | undefined;
   /** The first 64 KiB, for detection. */
   readonly head: string;
   readonly size: number;
@@ -418,6 +424,11 @@ export interface AnalysisResult {
   readonly coverage: Coverage;
   /** Every workload the scan looked at (a stored finding of one of these not found again is fixed). */
   readonly workloadIds: readonly string[];
+  /**
+   * The scan root (absolute), when inputs were named relative to one: sources' relative `file`s
+   * are relative to it (SARIF's `%SRCROOT%`).
+   */
+  readonly root?: string | undefined;
 }
 
 // ── providers plug into the engine ──────────────────────────────────────────────────────────────

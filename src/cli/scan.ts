@@ -5,11 +5,17 @@
  *   writ scan PATH… [--format terminal|json|sarif|markdown|html] [--output FILE]
  *                   [--fail-on CATEGORY|SEVERITY[,…]] [--config writ.yaml] [--window 30d|START..END]
  *                   [--store] [--data DIR] [--aws-paths DIR] [--aws-organization DIR]
+ *                   [--root DIR] [--strict]
+ *
+ * Inputs are named relative to the scan root (`--root`, else the common ancestor of the inputs), so
+ * finding ids and SARIF locations do not depend on how a path was spelled.
  *
  * Exit codes: 0 done (and nothing at or above --fail-on), 1 findings matched --fail-on, 2 usage or
- * unreadable input, 3 store failure.
+ * unreadable input — and, with --strict, an input no importer recognises or an input error (a
+ * broken document, a bad line) —, 3 store failure.
  */
 import { writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import {
   createAwsPlugin,
@@ -26,6 +32,7 @@ import {
   declaredWork,
   defaultPlugins,
   type Finding,
+  formatInputProblem,
   htmlReport,
   jsonReport,
   markdownReport,
@@ -34,6 +41,7 @@ import {
   SEVERITIES,
   sarifReport,
   scanPaths,
+  scanRoot,
   terminalReport,
 } from "../analyzer/index.js";
 import { isWritError, parseDuration } from "../core/index.js";
@@ -52,6 +60,8 @@ export interface ScanOptions {
   readonly progress: boolean;
   readonly awsPaths?: string;
   readonly awsOrganization?: string;
+  readonly root?: string;
+  readonly strict?: boolean;
 }
 
 export interface ScanDefaults {
@@ -174,7 +184,8 @@ export async function scan(
   };
   let result: AnalysisResult;
   try {
-    result = await scanPaths(paths, { plugins, declared, window, progress });
+    const root = o.root !== undefined ? resolve(o.root) : await scanRoot(paths);
+    result = await scanPaths(paths, { plugins, declared, window, progress, root });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === "ENOENT" || code === "EACCES" || code === "EISDIR")
@@ -197,6 +208,20 @@ export async function scan(
     // the problems are inside the report; say how many on stderr too
     if (result.problems.length > 0)
       io.err(`writ scan: ${result.problems.length} input problem(s); see the report`);
+    for (const p of result.problems)
+      if (p.code === "WARN_INPUT_UNRECOGNISED") io.err(`writ scan: ${formatInputProblem(p)}`);
+  }
+  if (o.strict) {
+    const strictFail = result.problems.filter(
+      (p) => p.severity === "error" || p.code === "WARN_INPUT_UNRECOGNISED",
+    );
+    if (strictFail.length > 0) {
+      for (const p of strictFail.slice(0, 20)) io.err(`writ scan: ${formatInputProblem(p)}`);
+      io.err(
+        `writ scan: --strict: ${strictFail.length} input(s) not read in full (unrecognised files or input errors)`,
+      );
+      return EXIT.usage;
+    }
   }
   const failing = fail ? result.findings.filter(fail) : [];
   if (failing.length > 0) {
@@ -238,6 +263,15 @@ export function registerScan(
     .option(
       "--aws-organization <dir>",
       "AWS organization tree (SCPs, RCPs; layout in docs/aws.md) bounding role assumption and escalation",
+    )
+    .option(
+      "--root <dir>",
+      "name inputs relative to this folder (default: their common ancestor); ids and SARIF locations use it",
+    )
+    .option(
+      "--strict",
+      "exit 2 when a file is not recognised or an input is broken in part (default: a warning, the rest analyzed)",
+      false,
     )
     .option("--no-progress", "no progress lines on stderr for large inputs")
     .option("--json", "same as --format json", false)

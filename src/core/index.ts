@@ -62,6 +62,8 @@ export {
 export {
   type AwsActionInfo,
   type AwsCatalog,
+  GITHUB_PERMISSION_LIST,
+  GITHUB_PERMISSIONS,
   isProvider,
   type ParsedAction,
   PROVIDERS,

@@ -100,13 +100,17 @@ export const K8S_READ_VERBS: ReadonlySet<string> = new Set(["get", "list", "watc
 
 /**
  * GitHub token permissions (GITHUB_TOKEN `permissions:` keys and GitHub App permissions), with
- * `-` folded to `_`.
+ * `-` folded to `_`. The one list: `writ check` validates `github:` rules against it and the
+ * analyzer reads workflows' `permissions:` blocks and proposes new ones from it, so a block the
+ * analyzer proposes is always one `writ check` accepts.
  */
-export const GITHUB_PERMISSIONS: ReadonlySet<string> = new Set([
+export const GITHUB_PERMISSION_LIST = [
   "actions",
   "administration",
+  "artifact_metadata",
   "attestations",
   "checks",
+  "code_quality",
   "codespaces",
   "contents",
   "dependabot_secrets",
@@ -133,7 +137,9 @@ export const GITHUB_PERMISSIONS: ReadonlySet<string> = new Set([
   "variables",
   "vulnerability_alerts",
   "workflows",
-]);
+] as const;
+
+export const GITHUB_PERMISSIONS: ReadonlySet<string> = new Set(GITHUB_PERMISSION_LIST);
 
 const GITHUB_LEVELS = ["read", "write", "admin"] as const;
 

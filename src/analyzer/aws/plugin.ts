@@ -481,7 +481,7 @@ export const cloudTrailImporter: Importer = {
     const trimmed = file.head.trimStart();
     try {
       if (file.head.charCodeAt(0) === 0x1f) {
-        for await (const e of readTrailFile(file.path)) emit(observed(e, file.path));
+        for await (const e of readTrailFile(file.location ?? file.path)) emit(observed(e, file.path));
       } else if (
         trimmed.startsWith("[") ||
         (trimmed.startsWith("{") && /^\{\s*"(Records|Events)"/.test(trimmed))

@@ -2,6 +2,11 @@
  * SARIF 2.1.0 as GitHub code scanning reads it: one rule per category, each result with a physical
  * location (file and start line), a `security-severity` so code scanning ranks it, and a stable
  * partial fingerprint (the finding id) so alerts track across scans.
+ *
+ * Locations are relative URIs against `uriBaseId: "%SRCROOT%"` (the scan root, given in the run's
+ * `originalUriBaseIds` when the scan had one): code scanning resolves them against the repository
+ * checkout. A source outside the root (an absolute path) is an absolute `file://` URI instead,
+ * never an absolute path passed off as a relative one.
  */
 import type { AnalysisResult, Category, Finding, Severity } from "../model.js";
 import { CATEGORIES } from "../model.js";
@@ -20,8 +25,22 @@ const SECURITY_SEVERITY: Readonly<Record<Severity, string>> = {
   low: "2.0",
 };
 
-function uri(file: string): string {
-  return file.replace(/\\/g, "/").replace(/^\.\//, "").replace(/^\/+/, "");
+const SRCROOT = "%SRCROOT%";
+
+/** Percent-encodes each segment of a `/`-separated path (RFC 3986: spaces, `#`, `%`, `?` …). */
+function encodePath(path: string): string {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+function isAbsolutePath(file: string): boolean {
+  return file.startsWith("/") || /^[A-Za-z]:\//.test(file);
+}
+
+/** A SARIF artifactLocation for a source file name. */
+export function artifactLocation(file: string): { uri: string; uriBaseId?: string } {
+  const f = file.replace(/\\/g, "/");
+  if (isAbsolutePath(f)) return { uri: `file://${f.startsWith("/") ? "" : "/"}${encodePath(f)}` };
+  return { uri: encodePath(f.replace(/^(\.\/)+/, "")), uriBaseId: SRCROOT };
 }
 
 function result(f: Finding): Record<string, unknown> | undefined {
@@ -35,7 +54,7 @@ function result(f: Finding): Record<string, unknown> | undefined {
     locations: [
       {
         physicalLocation: {
-          artifactLocation: { uri: uri(loc.file) },
+          artifactLocation: artifactLocation(loc.file),
           region: { startLine: Math.max(1, loc.line ?? 1) },
         },
       },
@@ -82,6 +101,13 @@ export function sarifReport(r: AnalysisResult, version = "0.1.0"): string {
               rules,
             },
           },
+          ...(r.root
+            ? {
+                originalUriBaseIds: {
+                  [SRCROOT]: { uri: artifactLocation(r.root.endsWith("/") ? r.root : `${r.root}/`).uri },
+                },
+              }
+            : {}),
           results,
         },
       ],

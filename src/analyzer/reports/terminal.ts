@@ -12,6 +12,8 @@ export function terminalReport(r: AnalysisResult, opts: { limit?: number; proble
   );
   lines.push(`  window:   ${windowText(r)}`);
   lines.push(`  coverage: ${coverageText(r)}`);
+  // file names below are relative to it
+  if (r.root) lines.push(`  root:     ${r.root}`);
   for (const [c, list] of byCategory(r.findings)) {
     lines.push("");
     lines.push(`${CATEGORY_TITLE[c]}: ${cat[c]}`);

@@ -2,9 +2,10 @@
  * What a GitHub job's steps need from its token, without activity data: a table of well-known
  * actions and `run:` commands. Unknown actions add nothing (and lower the confidence).
  */
-import { GITHUB_PERMISSIONS_LIST } from "./scopes.js";
+import { GITHUB_PERMISSIONS } from "../../../core/index.js";
 
-export const GITHUB_PERMISSION_NAMES: ReadonlySet<string> = new Set(GITHUB_PERMISSIONS_LIST);
+/** The names the workflow importer accepts: src/core's set itself (one list, see ./scopes.ts). */
+export const GITHUB_PERMISSION_NAMES: ReadonlySet<string> = GITHUB_PERMISSIONS;
 
 interface Need {
   readonly scope: string;
