@@ -512,8 +512,8 @@ function pendingOf(deps: BrokerDeps, agent: string): number {
 }
 
 function reserve(deps: BrokerDeps, agent: string): () => void {
-  let map = inFlight.get(deps);
-  if (map === undefined) inFlight.set(deps, (map = new Map()));
+  const map = inFlight.get(deps) ?? new Map<string, number>();
+  inFlight.set(deps, map);
   map.set(agent, (map.get(agent) ?? 0) + 1);
   let released = false;
   return () => {

@@ -30,7 +30,6 @@ import {
   ERR_DOWNSTREAM_REFUSED,
   type WritForIssuer,
 } from "../downstream/types.js";
-import type { StoredWrit } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 import { type ConnectOptions, connectUpstream, type UpstreamConnection } from "./upstreams.js";
 
