@@ -1,22 +1,4 @@
-/**
- * `writ creds`: a writ redeemed for a downstream credential, in the protocol each tool reads, so the
- * agent's own tools work unchanged (docs/downstream.md):
- *
- *   writ creds aws     … → AWS `credential_process` JSON (`Version: 1`, keys, `Expiration`)
- *   writ creds kubectl … → client-go exec plugin `ExecCredential` (client.authentication.k8s.io/v1)
- *   writ creds git     … get|store|erase → git credential helper (stdin/stdout key=value lines)
- *   writ creds github  … [--export] → `GH_TOKEN=<token>` for `gh`
- *
- * with `--playbook P --param k=v … [--ticket T] [--env E] [--server URL] [--key FILE] [--agent ID]`
- * (`k:=JSON` for a value that is not a string). It gets a baseline token (private_key_jwt + DPoP),
- * exchanges it for a writ (waiting for approval, with a progress line on stderr, when the playbook
- * needs one), redeems it, and caches the credential in the user's cache folder (files 0600, keyed
- * by server, environment, agent, tool, playbook, parameters and ticket) until 60 s before it
- * expires. Refused: exit 1 and the broker's reason on stderr; never a stack trace.
- */
-import { createHash } from "node:crypto";
-import { lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile, rm } from "node:fs/promises";
 import type { Command } from "commander";
 import { isWritError, q } from "../core/errors.js";
 import {
@@ -26,9 +8,8 @@ import {
   ERR_CREDS_KEY,
   ERR_CREDS_PROTOCOL,
   ERR_CREDS_UNREACHABLE,
-  type Redeemed,
 } from "../downstream/client.js";
-import type { DownstreamSystem } from "../downstream/types.js";
+import { cacheFile, formatCredential, parseParams, readCache, TOOLS, writeCache } from "./creds-cache.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
 
 export interface CredsDefaults {
@@ -46,38 +27,6 @@ export interface CredsDefaults {
   readonly execInfo?: string | undefined;
 }
 
-const EXEC_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
-
-/**
- * The ExecCredential version kubectl asked for (its kubeconfig's `exec.apiVersion`, passed in
- * KUBERNETES_EXEC_INFO): v1 since kubectl 1.22, v1beta1 before (Debian's kubectl is 1.20). An
- * answer in another version than the one asked for is refused by kubectl.
- */
-export function execCredentialVersion(execInfo: string | undefined): string {
-  if (execInfo === undefined || execInfo === "") return EXEC_VERSIONS[0]!;
-  let asked: unknown;
-  try {
-    asked = (JSON.parse(execInfo) as { apiVersion?: unknown }).apiVersion;
-  } catch {
-    throw new CliFailure("ERR_USAGE", "KUBERNETES_EXEC_INFO is not JSON: is this run by kubectl?");
-  }
-  if (typeof asked !== "string" || !EXEC_VERSIONS.includes(asked))
-    throw new CliFailure(
-      "ERR_USAGE",
-      `kubectl asks for ExecCredential ${q(asked)}: writ answers ${EXEC_VERSIONS.join(" or ")} (set exec.apiVersion in the kubeconfig)`,
-    );
-  return asked;
-}
-
-const TOOLS: Readonly<Record<string, DownstreamSystem>> = {
-  aws: "aws",
-  kubectl: "kubernetes",
-  git: "github",
-  github: "github",
-};
-
-/** A credential is used until this long before it expires. */
-const MARGIN_MS = 60_000;
 const MAX_STDIN = 64 * 1024;
 
 interface CredsOptions {
@@ -91,79 +40,6 @@ interface CredsOptions {
   readonly host: string;
   readonly export: boolean;
   readonly cache: boolean;
-}
-
-/** `k=v` (a string) or `k:=JSON`. */
-export function parseParams(items: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = Object.create(null);
-  for (const item of items) {
-    const m = /^([A-Za-z_][A-Za-z0-9_.-]{0,127})(:?=)([\s\S]*)$/.exec(item);
-    if (!m)
-      throw new CliFailure("ERR_USAGE", `--param ${q(item)}: expected \`name=value\` or \`name:=JSON\``);
-    const [, name, op, value] = m as unknown as [string, string, string, string];
-    if (Object.hasOwn(out, name)) throw new CliFailure("ERR_USAGE", `--param ${q(name)} is given twice`);
-    if (op === ":=") {
-      try {
-        out[name] = JSON.parse(value);
-      } catch {
-        throw new CliFailure("ERR_USAGE", `--param ${q(name)}: ${q(value)} is not JSON`);
-      }
-    } else out[name] = value;
-  }
-  return { ...out };
-}
-
-interface Cached {
-  readonly system: DownstreamSystem;
-  readonly writ: string;
-  readonly expiresAt: string;
-  readonly notes: readonly string[];
-  readonly credential: Readonly<Record<string, unknown>>;
-}
-
-function cacheFile(dir: string, parts: readonly unknown[]): string {
-  return join(dir, `${createHash("sha256").update(JSON.stringify(parts)).digest("hex")}.json`);
-}
-
-/** A cached credential still good for a minute; anything odd about the file, and it is not used. */
-async function readCache(file: string, now: Date): Promise<Cached | undefined> {
-  try {
-    const st = await lstat(file);
-    if (!st.isFile() || (st.mode & 0o077) !== 0) return undefined;
-    if (typeof process.getuid === "function" && st.uid !== process.getuid()) return undefined;
-    const c = JSON.parse(await readFile(file, "utf8")) as Cached;
-    const expires = new Date(c.expiresAt).getTime();
-    if (!Number.isFinite(expires) || expires - MARGIN_MS <= now.getTime()) return undefined;
-    if (c.credential === null || typeof c.credential !== "object") return undefined;
-    return c;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeCache(dir: string, file: string, r: Redeemed): Promise<void> {
-  const entry: Cached = {
-    system: r.system,
-    writ: r.writ,
-    expiresAt: r.expiresAt.toISOString(),
-    notes: r.notes,
-    credential: r.credential,
-  };
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
-    await rename(tmp, file);
-  } catch {
-    // a cache that cannot be written only costs the next call an exchange
-  }
-}
-
-function field(c: Readonly<Record<string, unknown>>, name: string): string {
-  const v = c[name];
-  if (typeof v !== "string" || v === "")
-    throw new CliFailure(ERR_CREDS_PROTOCOL, `the credential has no \`${name}\``, EXIT.failure);
-  return v;
 }
 
 /** git's credential protocol: `key=value` lines. */
@@ -320,39 +196,6 @@ async function creds(
       credential: r.credential,
     };
   }
-  const c = cached.credential;
-  switch (tool) {
-    case "aws":
-      io.out(
-        JSON.stringify({
-          Version: 1,
-          AccessKeyId: field(c, "accessKeyId"),
-          SecretAccessKey: field(c, "secretAccessKey"),
-          SessionToken: field(c, "sessionToken"),
-          Expiration: new Date(field(c, "expiration")).toISOString(),
-        }),
-      );
-      break;
-    case "kubectl":
-      io.out(
-        JSON.stringify({
-          apiVersion: execCredentialVersion(d.execInfo),
-          kind: "ExecCredential",
-          status: {
-            token: field(c, "token"),
-            expirationTimestamp: new Date(field(c, "expiration")).toISOString().replace(/\.\d{3}Z$/, "Z"),
-          },
-        }),
-      );
-      break;
-    case "git": {
-      const expiry = Math.floor(new Date(field(c, "expiration")).getTime() / 1000);
-      io.out(`username=x-access-token\npassword=${field(c, "token")}\npassword_expiry_utc=${expiry}\n`);
-      break;
-    }
-    case "github":
-      io.out(`${o.export ? "export " : ""}GH_TOKEN=${field(c, "token")}`);
-      break;
-  }
+  io.out(formatCredential(tool, cached.credential, { exportForm: o.export, execInfo: d.execInfo }));
   return EXIT.ok;
 }
