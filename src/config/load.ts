@@ -42,6 +42,7 @@ import {
   type Weekday,
   type WritConfig,
 } from "../core/index.js";
+import { parseRuns, parseTools } from "./agent-runs.js";
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
@@ -926,7 +927,18 @@ async function parseAgent(
     obj,
     path,
     ["owner", "purpose", "runnerClass", "environments"],
-    ["keys", "baseline", "deny", "playbooks", "tools"],
+    [
+      "keys",
+      "baseline",
+      "deny",
+      "playbooks",
+      "tools",
+      "workloads",
+      "serviceAccounts",
+      "cloudIdentities",
+      "untrustedInputs",
+      "provisionedBindings",
+    ],
   );
   const owner = obj.owner === undefined ? undefined : c.string(obj.owner, [...path, "owner"]);
   const purpose = obj.purpose === undefined ? undefined : c.string(obj.purpose, [...path, "purpose"]);
@@ -966,26 +978,28 @@ async function parseAgent(
     });
   }
   const deny: CeilingRule[] = parseCeilingRules(c, obj.deny, [...path, "deny"]);
-  const tools: Rule[] = [];
-  if (obj.tools !== undefined) {
-    c.strings(obj.tools, [...path, "tools"]).forEach((t, i) => {
-      const parts = t.split(":");
-      if (parts.length !== 2 || !parts[0] || !parts[1]) {
-        c.error(
-          "ERR_CONFIG_PATTERN",
-          [...path, "tools", i],
-          `tool ${q(t)}: expected \`server:tool\` (wildcards allowed: \`filesystem:read_*\`)`,
-        );
-        return;
-      }
-      try {
-        tools.push(compileRule({ action: `mcp:${t}`, resource: "*" }));
-      } catch (e) {
-        if (!isWritError(e)) throw e;
-        c.error("ERR_CONFIG_PATTERN", [...path, "tools", i], e.message);
-      }
-    });
-  }
+  const { tools, needs } =
+    obj.tools === undefined
+      ? { tools: [] as Rule[], needs: [] }
+      : parseTools(c, obj.tools, [...path, "tools"], (t, tp) => {
+          const parts = t.split(":");
+          if (parts.length !== 2 || !parts[0] || !parts[1]) {
+            c.error(
+              "ERR_CONFIG_PATTERN",
+              tp,
+              `tool ${q(t)}: expected \`server:tool\` (wildcards allowed: \`filesystem:read_*\`)`,
+            );
+            return undefined;
+          }
+          try {
+            return compileRule({ action: `mcp:${t}`, resource: "*" });
+          } catch (e) {
+            if (!isWritError(e)) throw e;
+            c.error("ERR_CONFIG_PATTERN", tp, e.message);
+            return undefined;
+          }
+        });
+  const runs = parseRuns(c, obj, path, needs);
   const keys = await parseKeys(c, obj.keys, [...path, "keys"], ctx.baseDir);
   if (owner === undefined || purpose === undefined || runnerClass === undefined) return undefined;
   return {
@@ -1000,6 +1014,7 @@ async function parseAgent(
     deny,
     playbooks,
     tools,
+    ...(runs ? { runs } : {}),
   };
 }
 

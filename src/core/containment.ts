@@ -124,6 +124,11 @@ export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem
       }
     }
   }
+  for (const agent of config.agents.values())
+    for (const need of agent.runs?.toolNeeds ?? [])
+      for (const g of need.permissions)
+        for (const p of actionProblems(g.rule, vocab))
+          err("ERR_CONFIG_UNKNOWN_ACTION", [...g.path, "action"], p);
   for (const rc of config.runnerClasses.values()) {
     for (const rule of [...rc.ceiling.allow, ...rc.ceiling.deny]) {
       for (const p of actionProblems(rule.rule, vocab))

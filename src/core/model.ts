@@ -91,6 +91,57 @@ export interface Agent {
   readonly playbooks: readonly string[];
   /** MCP tools the agent may use, as `server:tool` patterns; empty means none. */
   readonly tools: readonly Rule[];
+  /**
+   * Where the agent runs and what it authenticates as, for `writ scan` (no annotation needed on
+   * cluster objects): absent when writ.yaml says nothing. Not used by decisions.
+   */
+  readonly runs?: AgentRuns | undefined;
+}
+
+/** A workload the agent runs as: a Kubernetes kind, namespace and name, each a glob. */
+export interface AgentWorkload {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** A binding (RoleBinding `ns/name` or ClusterRoleBinding `name`) its owner says was made for the agent. */
+export interface AgentBinding {
+  readonly kind: "RoleBinding" | "ClusterRoleBinding";
+  readonly namespace?: string | undefined;
+  readonly name: string;
+}
+
+/**
+ * What marks a tool call as having read untrusted content: a tool (`server:tool` glob), or a span
+ * attribute (present and not `false`, equal to a value, or a string matching a glob).
+ */
+export type UntrustedInput =
+  | { readonly kind: "tool"; readonly tool: string }
+  | {
+      readonly kind: "attribute";
+      readonly key: string;
+      readonly equals?: string | number | boolean | undefined;
+      readonly matches?: string | undefined;
+    };
+
+/** The permissions one tool's calls need (`server:tool` glob → writ permissions). */
+export interface ToolNeeds {
+  readonly tool: string;
+  readonly permissions: readonly { readonly rule: Rule; readonly path: Path }[];
+}
+
+export interface AgentRuns {
+  readonly workloads: readonly AgentWorkload[];
+  /** `namespace/name` of Kubernetes service accounts. */
+  readonly serviceAccounts: readonly { readonly namespace: string; readonly name: string }[];
+  /** AWS role ARNs and GCP service-account e-mails. */
+  readonly cloudIdentities: readonly string[];
+  /** Undefined: not configured (the analyzer's documented default applies). */
+  readonly untrustedInputs?: readonly UntrustedInput[] | undefined;
+  readonly toolNeeds: readonly ToolNeeds[];
+  /** Undefined: not configured. */
+  readonly provisionedBindings?: readonly AgentBinding[] | undefined;
 }
 
 /** A person who approves, with the public keys they sign in to the approvals API with. */
