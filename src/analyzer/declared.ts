@@ -1,7 +1,8 @@
 /**
  * An agent's declared work, from a loaded writ.yaml: its baseline grants, the grants of every
  * playbook it may run (parameters widened to the most their schema allows, as `writ check` does),
- * and its MCP tools.
+ * the permissions its tools need, its MCP tools, and what ties it to what runs (`workloads`,
+ * `serviceAccounts`, `cloudIdentities`), what it reads that is untrusted, and the bindings made for it.
  */
 import {
   compileRule,
@@ -35,11 +36,33 @@ export function declaredWork(config: WritConfig): Map<string, DeclaredWork> {
         }
       }
     }
+    const runs = agent.runs;
+    // What a tool's calls need is declared work too, whichever tool made the call.
+    for (const need of runs?.toolNeeds ?? [])
+      for (const p of need.permissions)
+        grants.push({
+          action: p.rule.text.action,
+          resource: p.rule.text.resource,
+          from: `tool:${need.tool}`,
+        });
     out.set(agent.id, {
       agent: agent.id,
       grants,
       tools: agent.tools.map((r) => r.text.action.replace(/^mcp:/, "")),
       playbooks: [...agent.playbooks],
+      ...(runs
+        ? {
+            workloads: runs.workloads,
+            serviceAccounts: runs.serviceAccounts.map((a) => `${a.namespace}/${a.name}`),
+            cloudIdentities: runs.cloudIdentities,
+            untrustedInputs: runs.untrustedInputs,
+            provisionedBindings: runs.provisionedBindings?.map((b) =>
+              b.kind === "RoleBinding"
+                ? `k8s:RoleBinding:${b.namespace}/${b.name}`
+                : `k8s:ClusterRoleBinding:${b.name}`,
+            ),
+          }
+        : {}),
     });
   }
   return out;

@@ -12,6 +12,7 @@ import {
   ruleContains,
   ruleMatches,
 } from "../core/index.js";
+import { type PodResolver, podResolver, tieAgents } from "./agents.js";
 import { blastRadius } from "./blast.js";
 import { DeclaredMatcher } from "./declared.js";
 import {
@@ -23,6 +24,7 @@ import {
   workloads,
 } from "./graph.js";
 import { problem } from "./input.js";
+import { classifyUntrusted, TraceJoin } from "./join.js";
 import type {
   AnalysisResult,
   BlastRadius,
@@ -127,6 +129,9 @@ export class Engine {
   private readonly providersWithActivity = new Set<string>();
   private readonly writs = new WritAttribution();
   private attributed: Attributed | undefined;
+  private tiesWarned = false;
+  private pods: PodResolver | undefined;
+  private traceJoin: TraceJoin | undefined;
   files = 0;
 
   constructor(private readonly opts: EngineOptions) {}
@@ -140,7 +145,7 @@ export class Engine {
     this.nodes.push(...f.nodes);
     this.edges.push(...f.edges);
     this.objects.push(...f.objects);
-    this.toolCalls.push(...f.toolCalls);
+    this.toolCalls.push(...classifyUntrusted(f.toolCalls, this.opts.declared));
     for (const e of f.events) this.event(e);
     if (f.nodes.length > 0 || f.edges.length > 0 || f.objects.length > 0) this.graph = undefined;
   }
@@ -159,7 +164,13 @@ export class Engine {
       edges.push(...r.edges);
       this.problems.push(...r.problems);
     }
-    this.graph = buildGraph(nodes, edges);
+    // Agents tied to what runs by writ.yaml (workloads, service accounts, cloud identities).
+    const tied = tieAgents(nodes, edges, this.opts.declared);
+    if (!this.tiesWarned) this.problems.push(...tied.problems);
+    this.tiesWarned = true;
+    this.graph = buildGraph(tied.nodes, edges);
+    this.pods = podResolver(this.graph, this.objects);
+    this.traceJoin = undefined;
     // Keep events whole only for identities of agent workloads (for correlation with tool calls).
     this.keepFor = new Set();
     for (const w of workloads(this.graph)) {
@@ -228,6 +239,7 @@ export class Engine {
 
   result(): AnalysisResult {
     const g = this.link();
+    const pods = this.pods ?? podResolver(g, this.objects);
     // Writ use: attributed to its writ, else (no record names one) the identity's own after all.
     if (!this.attributed) {
       this.writs.fromObjects(this.objects);
@@ -290,7 +302,7 @@ export class Engine {
         if (sharers.length > 1 && a.byPod.size > 0) {
           const mine = new Set<string>();
           for (const [pod, actions] of a.byPod)
-            if (myPods.has(pod) || pod === w.id.replace(/^k8s:Pod:/, "k8s:Pod:"))
+            if (myPods.has(pod) || pod === w.id || pods(pod)?.workload === w.id)
               for (const x of actions) mine.add(x);
           for (const u of a.used.values()) if (mine.has(u.action)) usages.push(u);
         } else {
@@ -398,7 +410,7 @@ export class Engine {
       // used, each citing its own events. A grant such a use went through is not also category 1/3.
       const cat2Keys = new Set<string>();
       if (matcher) {
-        const verdicts = this.judgeUses(agent!, kept, usages, matcher, window);
+        const verdicts = this.judgeUses(w, agent!, kept, usages, matcher, window);
         const byUse = new Map<string, Verdict[]>();
         for (const v of verdicts) {
           const k = `${v.event.action}\u0000${v.event.resource}`;
@@ -526,28 +538,23 @@ export class Engine {
    * whose span contains it, ± the slack) and the untrusted read that tainted its prompt context.
    */
   private correlator(): (agent: string, e: ObservedEvent) => Correlated | undefined {
-    const slack = this.opts.correlationSlackMs ?? 2000;
-    const perAgent = new Map<
-      string,
-      { calls: ToolCall[]; byRequest: Map<string, ToolCall>; tainted: Map<string, ToolCall> }
-    >();
+    const join = this.join();
     return (agent, e) => {
-      let x = perAgent.get(agent);
-      if (!x) {
-        const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
-        const byRequest = new Map<string, ToolCall>();
-        for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
-        const tainted = new Map<string, ToolCall>();
-        for (const c of calls)
-          if (c.untrustedSource && c.context && !tainted.has(c.context)) tainted.set(c.context, c);
-        x = { calls, byRequest, tainted };
-        perAgent.set(agent, x);
-      }
-      const call = (e.requestId ? x.byRequest.get(e.requestId) : undefined) ?? nearest(x.calls, e.at, slack);
-      if (!call) return undefined;
-      const taint = call.context ? x.tainted.get(call.context) : undefined;
-      return { call, taint: taint && taint.start <= call.start && taint !== call ? taint : undefined };
+      const j = join.join(agent, undefined, e);
+      return j ? { call: j.call, taint: join.taintOf(j.call) } : undefined;
     };
+  }
+
+  /** The trace join (join.ts), built once the graph is linked. */
+  private join(): TraceJoin {
+    const g = this.link();
+    this.traceJoin ??= new TraceJoin(
+      this.toolCalls,
+      g,
+      this.pods ?? podResolver(g, this.objects),
+      this.opts.correlationSlackMs ?? 2000,
+    );
+    return this.traceJoin;
   }
 
   /**
@@ -558,6 +565,7 @@ export class Engine {
    * or a departure from the learned baseline only qualify it (reasons, severity, evidence).
    */
   private judgeUses(
+    w: GraphNode,
     agent: string,
     kept: readonly ObservedEvent[],
     usages: readonly Usage[],
@@ -565,23 +573,7 @@ export class Engine {
     window: ObservationWindow | undefined,
   ): Verdict[] {
     const out: Verdict[] = [];
-    const slack = this.opts.correlationSlackMs ?? 2000;
-    const calls = this.toolCalls.filter((c) => c.agent === agent).sort((a, b) => a.start - b.start);
-    const byRequest = new Map<string, ToolCall>();
-    for (const c of calls) for (const r of c.requestIds) byRequest.set(r, c);
-    // Untrusted reads per conversation, in time order: the one a call follows is its taint.
-    const untrusted = new Map<string, ToolCall[]>();
-    for (const c of calls)
-      if (c.untrustedSource && c.context)
-        (untrusted.get(c.context) ?? untrusted.set(c.context, []).get(c.context)!).push(c);
-    const taintOf = (call: ToolCall): ToolCall | undefined => {
-      let found: ToolCall | undefined;
-      for (const t of (call.context ? untrusted.get(call.context) : undefined) ?? []) {
-        if (t === call || t.start > call.start) break;
-        found = t;
-      }
-      return found;
-    };
+    const join = this.join();
     const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
     const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
     const total = usages.reduce((n, u) => n + u.count, 0);
@@ -590,7 +582,8 @@ export class Engine {
       if (e.outcome !== "allowed") continue;
       const reasons: string[] = [];
       const covering = m.covering(e.action, e.resource);
-      const call = (e.requestId ? byRequest.get(e.requestId) : undefined) ?? nearest(calls, e.at, slack);
+      const joined = join.join(agent, w, e);
+      const call = joined?.call;
       if (covering.length === 0)
         reasons.push(
           `\`${e.action}\` on \`${e.resource}\` is in neither the baseline nor a playbook of \`${agent}\``,
@@ -608,7 +601,7 @@ export class Engine {
       }
       // Declared work covers it: not category 2, tainted conversation or not.
       if (reasons.length === 0) continue;
-      const taint = call ? taintOf(call) : undefined;
+      const taint = call ? join.taintOf(call) : undefined;
       if (taint && call)
         reasons.push(
           `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
@@ -617,7 +610,7 @@ export class Engine {
         reasons.push(
           `far from the learned baseline: \`${e.action}\` never appeared in the first half of the window and only ${countOf.get(e.action)}× in all`,
         );
-      out.push({ event: e, call, reasons, taint });
+      out.push({ event: e, call, reasons, taint, how: joined?.how });
     }
     return out;
   }
@@ -645,7 +638,7 @@ export class Engine {
       evidence.push({
         kind: "tool-call",
         ref: v.call.spanId,
-        label: `tool call \`${v.call.tool}\` by \`${v.call.agent}\` at ${iso(v.call.start)}${v.call.arguments !== undefined ? ` with ${short(JSON.stringify(v.call.arguments))}` : ""}`,
+        label: `tool call \`${v.call.tool}\` by \`${v.call.agent}\` at ${iso(v.call.start)}${v.call.arguments !== undefined ? ` with ${short(JSON.stringify(v.call.arguments))}` : ""}${v.how ? `; ${v.how}` : ""}`,
         source: v.call.source,
       });
       if (v.call.context)
@@ -810,6 +803,8 @@ interface Verdict {
   readonly call: ToolCall | undefined;
   readonly reasons: readonly string[];
   readonly taint: ToolCall | undefined;
+  /** Which join tied the event to the call (join.ts): `joined by pod … and time`. */
+  readonly how?: string | undefined;
 }
 
 /**
@@ -824,21 +819,6 @@ function matchesUse(rule: Rule, action: string, resource: string): boolean {
   } catch {
     return false;
   }
-}
-
-function nearest(calls: readonly ToolCall[], at: number, slack: number): ToolCall | undefined {
-  let best: ToolCall | undefined;
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (const c of calls) {
-    if (c.start - slack > at) break;
-    if (at > c.end + slack) continue;
-    const gap = at < c.start ? c.start - at : at > c.end ? at - c.end : 0;
-    if (gap < bestGap) {
-      best = c;
-      bestGap = gap;
-    }
-  }
-  return best;
 }
 
 function atLeast(s: Severity, floor: Severity): Severity {

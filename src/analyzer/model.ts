@@ -204,9 +204,28 @@ export interface ToolCall {
   readonly playbook?: string | undefined;
   /** Request ids the call caused (`writ.request_ids`, `aws.request_id`, `k8s.audit_id`). */
   readonly requestIds: readonly string[];
-  /** The call read from an untrusted source (web, e-mail, tickets): later calls in its context are tainted. */
+  /**
+   * The call read untrusted content: later calls in its context are tainted. Set by the importer
+   * from the default rule (src/analyzer/join.ts), replaced by the agent's `untrustedInputs` when
+   * writ.yaml configures them.
+   */
   readonly untrustedSource: boolean;
+  /** The span's own scalar attributes, for `untrustedInputs` attribute matchers. */
+  readonly attributes?: Readonly<Record<string, string | number | boolean>> | undefined;
+  /** Where the call ran, from the OTel resource attributes `k8s.*`: joins it to cluster events. */
+  readonly runsIn?: K8sResource | undefined;
   readonly source: SourceRef;
+}
+
+/**
+ * The OTel Kubernetes resource attributes of a span (`k8s.namespace.name`, `k8s.pod.name`,
+ * `k8s.deployment.name`, `k8s.statefulset.name`, `k8s.daemonset.name`, `k8s.cronjob.name`,
+ * `k8s.job.name`); the workload is the first of those kinds present.
+ */
+export interface K8sResource {
+  readonly namespace?: string | undefined;
+  readonly pod?: string | undefined;
+  readonly workload?: { readonly kind: string; readonly name: string } | undefined;
 }
 
 // ── importers ───────────────────────────────────────────────────────────────────────────────────
@@ -306,7 +325,34 @@ export interface DeclaredWork {
   /** MCP tool patterns `server:tool`; empty: none. */
   readonly tools: readonly string[];
   readonly playbooks: readonly string[];
+  /** From writ.yaml: the workloads (kind/namespace/name globs) the agent runs as. */
+  readonly workloads?: readonly {
+    readonly kind: string;
+    readonly namespace: string;
+    readonly name: string;
+  }[];
+  /** From writ.yaml: service accounts (`namespace/name`, globs) the agent authenticates as. */
+  readonly serviceAccounts?: readonly string[];
+  /** From writ.yaml: AWS role ARNs and GCP service-account e-mails the agent's workloads assume. */
+  readonly cloudIdentities?: readonly string[];
+  /** From writ.yaml: what marks a call as reading untrusted content; undefined: the default rule. */
+  readonly untrustedInputs?: readonly UntrustedMatcher[] | undefined;
+  /**
+   * From writ.yaml: the bindings (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`, globs)
+   * the owner says were made for this agent; undefined: not said.
+   */
+  readonly provisionedBindings?: readonly string[] | undefined;
 }
+
+/** A tool (`server:tool` glob) or a span attribute (present and not false, equal, or matching a glob). */
+export type UntrustedMatcher =
+  | { readonly kind: "tool"; readonly tool: string }
+  | {
+      readonly kind: "attribute";
+      readonly key: string;
+      readonly equals?: string | number | boolean | undefined;
+      readonly matches?: string | undefined;
+    };
 
 export interface DeclaredGrant {
   readonly action: string;

@@ -5,10 +5,14 @@
  * `service.name`); the prompt context is `gen_ai.conversation.id` or `writ.prompt_context`;
  * arguments are `gen_ai.tool.call.arguments`. Request ids the call caused (`writ.request_ids`,
  * `aws.request_id`, `k8s.audit_id`) join it to cloud and cluster events exactly; otherwise the
- * engine joins by agent identity and time.
+ * engine joins by where it ran — the resource attributes `k8s.pod.name`, `k8s.namespace.name`,
+ * `k8s.deployment.name`, `k8s.statefulset.name`, `k8s.daemonset.name`, `k8s.cronjob.name`,
+ * `k8s.job.name` (src/analyzer/join.ts) — and time, or by agent and time when they are absent.
+ * Whether a call read untrusted content is decided in join.ts (writ.yaml's `untrustedInputs`).
  */
 import { problem } from "../../input.js";
-import type { Importer, ImportResult, InputFile, InputProblem, ToolCall } from "../../model.js";
+import { defaultUntrusted } from "../../join.js";
+import type { Importer, ImportResult, InputFile, InputProblem, K8sResource, ToolCall } from "../../model.js";
 import { EMPTY_FRAGMENT } from "../../model.js";
 
 type Obj = Record<string, unknown>;
@@ -39,8 +43,30 @@ const nanosToMs = (v: unknown): number => {
   return Number.NaN;
 };
 
-const UNTRUSTED_TOOL =
-  /(^|[:_.-])(fetch|browse|web_search|search_web|http_get|read_email|get_email|read_inbox|get_ticket|read_ticket|read_issue|get_issue)($|[_.-])/i;
+/** The OTel Kubernetes resource attributes naming a workload, most specific controller first. */
+const WORKLOAD_ATTRS: readonly [string, string][] = [
+  ["k8s.deployment.name", "Deployment"],
+  ["k8s.statefulset.name", "StatefulSet"],
+  ["k8s.daemonset.name", "DaemonSet"],
+  ["k8s.cronjob.name", "CronJob"],
+  ["k8s.job.name", "Job"],
+];
+
+function runsIn(res: Obj, span: Obj): K8sResource | undefined {
+  const get = (k: string) => str(span[k]) ?? str(res[k]);
+  const namespace = get("k8s.namespace.name");
+  const pod = get("k8s.pod.name");
+  const w = WORKLOAD_ATTRS.find(([k]) => get(k) !== undefined);
+  const workload = w ? { kind: w[1], name: get(w[0])! } : undefined;
+  return namespace || pod || workload ? { namespace, pod, workload } : undefined;
+}
+
+function scalars(a: Obj): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(a))
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+  return out;
+}
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 
@@ -91,6 +117,8 @@ export function toolCallsOf(
           .flatMap((v) => (Array.isArray(v) ? v : [v]))
           .filter((v): v is string => typeof v === "string" && v !== "");
         const server = str(a["mcp.server.name"]) ?? str(a["writ.mcp_server"]);
+        const name = server && !tool.includes(":") ? `${server}:${tool}` : tool;
+        const attributes = scalars(a);
         out.push({
           kind: "tool-call",
           traceId: String(span.traceId ?? ""),
@@ -98,12 +126,14 @@ export function toolCallsOf(
           start,
           end: Number.isNaN(end) ? start : end,
           agent,
-          tool: server && !tool.includes(":") ? `${server}:${tool}` : tool,
+          tool: name,
           arguments: args,
           context: str(a["writ.prompt_context"]) ?? str(a["gen_ai.conversation.id"]),
           playbook: str(a["writ.playbook"]),
           requestIds: ids,
-          untrustedSource: a["writ.untrusted_source"] === true || UNTRUSTED_TOOL.test(tool),
+          untrustedSource: defaultUntrusted(name, attributes),
+          attributes,
+          runsIn: runsIn(res, a),
           source: { file, line },
         });
       }
