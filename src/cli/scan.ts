@@ -4,6 +4,7 @@
  *
  *   writ scan PATH… [--format terminal|json|sarif|markdown|html] [--output FILE]
  *                   [--fail-on CATEGORY|SEVERITY[,…]] [--config writ.yaml] [--window 30d|START..END]
+ *                   [--declared FILE [--print-config]]
  *                   [--store] [--data DIR] [--aws-paths DIR] [--aws-organization DIR]
  *                   [--root DIR] [--strict]
  *
@@ -14,7 +15,7 @@
  * unreadable input — and, with --strict, an input no importer recognises or an input error (a
  * broken document, a bad line) —, 3 store failure.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import {
@@ -25,6 +26,7 @@ import {
   type PrivescPath,
   SUPPLEMENT_PATHS,
 } from "../analyzer/aws/index.js";
+import { translateDeclaredWork } from "../analyzer/declared-file.js";
 import {
   type AnalysisResult,
   CATEGORIES,
@@ -44,6 +46,7 @@ import {
   scanRoot,
   terminalReport,
 } from "../analyzer/index.js";
+import { formatProblem, loadConfigText } from "../config/index.js";
 import { isWritError, parseDuration } from "../core/index.js";
 import { requirePolicy } from "./common.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
@@ -53,6 +56,8 @@ export interface ScanOptions {
   readonly output?: string;
   readonly failOn?: string;
   readonly config?: string;
+  readonly declared?: string;
+  readonly printConfig?: boolean;
   readonly window?: string;
   readonly store: boolean;
   readonly data?: string;
@@ -162,6 +167,11 @@ export async function scan(
   io: Io,
   d: ScanDefaults,
 ): Promise<number> {
+  if (o.printConfig) {
+    if (!o.declared) throw new CliFailure("ERR_USAGE", "--print-config needs --declared FILE");
+    io.out((await fromDeclaredFile(o.declared, io)).yaml);
+    return EXIT.ok;
+  }
   const format = o.json ? "json" : o.format;
   if (!(FORMATS as readonly string[]).includes(format))
     throw new CliFailure("ERR_USAGE", `--format \`${format}\`: expected one of ${FORMATS.join(", ")}`);
@@ -172,6 +182,13 @@ export async function scan(
   const plugins = scanPlugins(o);
   let declared: Map<string, DeclaredWork> | undefined;
   if (o.config) declared = declaredWork((await requirePolicy(o.config, io, format !== "terminal")).config);
+  if (o.declared) {
+    const fromFile = (await fromDeclaredFile(o.declared, io)).declared;
+    for (const id of fromFile.keys())
+      if (declared?.has(id))
+        throw new CliFailure("ERR_USAGE", `agent \`${id}\` is in both --config and --declared: keep one`);
+    declared = new Map([...(declared ?? []), ...fromFile]);
+  }
   let lastReport = 0;
   const progress = (p: { file: string; bytes: number; size: number }) => {
     if (!o.progress || p.size < 8 * 1024 * 1024) return;
@@ -231,6 +248,43 @@ export async function scan(
   return EXIT.ok;
 }
 
+const MAX_DECLARED_BYTES = 4 * 1024 * 1024;
+
+/** A declared-work file → the writ.yaml it stands for, loaded and checked like any writ.yaml. */
+async function fromDeclaredFile(
+  file: string,
+  io: Io,
+): Promise<{ yaml: string; declared: Map<string, DeclaredWork> }> {
+  let text: string;
+  try {
+    const s = await stat(file);
+    if (!s.isFile()) throw new CliFailure("ERR_INPUT_FILE", `--declared \`${file}\`: not a regular file`);
+    if (s.size > MAX_DECLARED_BYTES)
+      throw new CliFailure("ERR_INPUT_FILE", `--declared \`${file}\`: larger than 4 MiB`);
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if (err instanceof CliFailure) throw err;
+    throw new CliFailure("ERR_INPUT_FILE", `--declared: cannot read \`${file}\`: ${(err as Error).message}`);
+  }
+  const t = translateDeclaredWork(text, file);
+  if (!t.yaml) {
+    for (const p of t.problems) io.err(formatInputProblem(p));
+    throw new CliFailure(
+      "ERR_DECLARED_WORK",
+      `${file}: ${t.problems.length} problem(s) in the declared work`,
+    );
+  }
+  const loaded = await loadConfigText(t.yaml, { file: `${file} (as writ.yaml)` });
+  if (!loaded.config) {
+    for (const p of loaded.problems) io.err(formatProblem(p));
+    throw new CliFailure(
+      "ERR_DECLARED_WORK",
+      `${file}: the declared work does not make a valid writ.yaml (\`--print-config\` shows it)`,
+    );
+  }
+  return { yaml: t.yaml, declared: declaredWork(loaded.config) };
+}
+
 export function registerScan(
   program: Command,
   io: Io,
@@ -243,7 +297,7 @@ export function registerScan(
       "find excess permission (unused, unjustified, inherited) in Kubernetes, GitHub Actions, AWS and agent traces",
     )
     .argument(
-      "<paths...>",
+      "[paths...]",
       "files or folders: manifests, audit logs, workflows, AWS authorization details and CloudTrail, OTLP JSON traces",
     )
     .option("--format <format>", `output: ${FORMATS.join(", ")}`, "terminal")
@@ -253,6 +307,11 @@ export function registerScan(
       "exit 1 when a finding matches: a category or a minimum severity, comma-separated",
     )
     .option("-c, --config <file>", "writ.yaml with the agents' declared work (enables unjustified-use)")
+    .option(
+      "--declared <file>",
+      "the agents' declared work as their owners wrote it (docs/analyzer.md), instead of or besides --config",
+    )
+    .option("--print-config", "print the writ.yaml that --declared translates to, and exit", false)
     .option("--window <window>", "observation window: a duration ending now (`30d`) or START..END")
     .option("--store", "record the findings in the store's queue (history, reclassification)", false)
     .option("--data <dir>", `data folder for --store (default: WRIT_DATA_DIR or ${d.dataDir})`)

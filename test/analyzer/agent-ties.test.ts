@@ -4,9 +4,11 @@
  * StatefulSet, IRSA, an audit log whose last line is cut off, OTel traces with k8s resource
  * attributes), the trace join by those attributes, and untrusted input from `untrustedInputs`.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { podResolver, tieAgents } from "../../src/analyzer/agents.js";
+import { translateDeclaredWork } from "../../src/analyzer/declared-file.js";
 import {
   buildGraph,
   declaredWork,
@@ -18,7 +20,7 @@ import {
 } from "../../src/analyzer/index.js";
 import { classifyUntrusted, TraceJoin } from "../../src/analyzer/join.js";
 import { loadConfigFile, loadConfigText } from "../../src/config/index.js";
-import { ROOT } from "../support/cli.js";
+import { ROOT, runCli } from "../support/cli.js";
 
 const DIR = join(ROOT, "test", "fixtures", "agent-ties");
 
@@ -272,5 +274,88 @@ agents:
       "WARN_AGENT_TIE_CONFLICT",
       "WARN_AGENT_TIE_UNMATCHED",
     ]);
+  });
+});
+
+describe("declared-work file → writ.yaml", () => {
+  it("translates without loss: the same declared work as the hand-written writ.yaml", async () => {
+    const text = readFileSync(join(DIR, "declared-work.yaml"), "utf8");
+    const t = translateDeclaredWork(text, "declared-work.yaml");
+    expect(t.problems).toEqual([]);
+    expect(t.agents).toEqual(["triage-bot", "reporter", "indexer"]);
+    const loaded = await loadConfigText(t.yaml!, { file: "declared-work.yaml (as writ.yaml)" });
+    expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+    const fromFile = declaredWork(loaded.config!);
+    const { declared: fromYaml } = await scan();
+    expect([...fromFile.keys()].sort()).toEqual([...fromYaml.keys()].sort());
+    for (const [id, w] of fromYaml) expect(fromFile.get(id), id).toEqual(w);
+  });
+
+  it("reports a bad declared file with line and column, and translates tool permissions and bindings", () => {
+    const bad = translateDeclaredWork(
+      [
+        "agent: a",
+        "owner: o@x.example",
+        "purpose: p",
+        "workloads: [Deployment-support-triage]",
+        "provisionedBindings: [Role support/x]",
+        "colour: blue",
+      ].join("\n"),
+      "d.yaml",
+    );
+    expect(bad.yaml).toBeUndefined();
+    expect(bad.problems.map((p) => [p.code, p.line])).toEqual([
+      ["ERR_DECLARED_WORK", 6],
+      ["ERR_DECLARED_WORK", 4],
+      ["ERR_DECLARED_WORK", 5],
+    ]);
+    const good = translateDeclaredWork(
+      [
+        "agent: a",
+        "owner: o@x.example",
+        "purpose: p",
+        "tools:",
+        '  "kubectl:rollout": ["k8s:apps/deployments:patch on ops/web"]',
+        "provisionedBindings: [RoleBinding ops/a, ClusterRoleBinding a-read]",
+      ].join("\n"),
+      "d.yaml",
+    );
+    expect(good.problems).toEqual([]);
+    expect(good.yaml).toContain("tool: kubectl:rollout");
+    expect(good.yaml).toContain("action: k8s:apps/deployments:patch");
+    expect(good.yaml).toMatch(/kind: ClusterRoleBinding\n\s+name: a-read/);
+  });
+
+  it("writ scan --declared finds the same unjustified use; --print-config prints the writ.yaml", async () => {
+    const r = await runCli([
+      "scan",
+      "--declared",
+      join(DIR, "declared-work.yaml"),
+      "--format",
+      "json",
+      ...["cluster.yaml", "audit.log", "traces.json"].map((f) => join(DIR, f)),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      findings: { category: string; workload: { id: string; agent?: string } }[];
+    };
+    expect(
+      out.findings
+        .filter((f) => f.category === "unjustified-use")
+        .map((f) => [f.workload.id, f.workload.agent]),
+    ).toEqual([["k8s:Deployment:support/triage", "triage-bot"]]);
+    const p = await runCli(["scan", "--declared", join(DIR, "declared-work.yaml"), "--print-config"]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toContain("runnerClass: declared-work");
+    const both = await runCli([
+      "scan",
+      "--declared",
+      join(DIR, "declared-work.yaml"),
+      "--config",
+      join(DIR, "writ.yaml"),
+      join(DIR, "cluster.yaml"),
+    ]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("in both --config and --declared");
   });
 });
