@@ -9,7 +9,7 @@
  * Deployment's older ReplicaSets after a rollout, a CronJob's Jobs that are gone), from the
  * ReplicaSet and Job objects that are, else from the names Kubernetes' controllers give pods.
  */
-import { globMatches, parseGlob } from "../core/index.js";
+import { type Glob, globMatches, parseGlob } from "../core/index.js";
 import { problem } from "./input.js";
 import type { DeclaredWork, GraphEdge, GraphNode, GraphView, InputProblem, ProviderObject } from "./model.js";
 
@@ -17,13 +17,19 @@ type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
 
+const globs = new Map<string, Glob | null>();
 const matches = (pattern: string, s: string | undefined): boolean => {
   if (s === undefined) return false;
-  try {
-    return globMatches(parseGlob(pattern), s);
-  } catch {
-    return false;
+  let g = globs.get(pattern);
+  if (g === undefined) {
+    try {
+      g = parseGlob(pattern);
+    } catch {
+      g = null;
+    }
+    if (globs.size < 10_000) globs.set(pattern, g);
   }
+  return g !== null && globMatches(g, s);
 };
 
 interface Tie {

@@ -82,19 +82,35 @@ export class DeclaredMatcher {
   }
   /** The declared sources that cover the request (`baseline`, `playbook:x`); empty: none. */
   covering(action: string, resource: string): string[] {
-    let parsed: ReturnType<typeof parseRequestAction>;
-    try {
-      parsed = parseRequestAction(action);
-    } catch {
-      return [];
+    // Parsed once per distinct action: a large audit log repeats a few dozen actions.
+    let parsed = this.parsed.get(action);
+    if (parsed === undefined) {
+      try {
+        parsed = parseRequestAction(action);
+      } catch {
+        parsed = null;
+      }
+      if (this.parsed.size < 4096) this.parsed.set(action, parsed);
     }
-    const direct = this.rules.filter((r) => ruleMatches(r.rule, parsed, resource, "cover"));
+    if (parsed === null) return [];
+    const p = parsed;
+    const direct = this.rules.filter((r) => ruleMatches(r.rule, p, resource, "cover"));
     if (direct.length > 0) return direct.map((r) => r.from);
     // A list/watch is covered by a declaration of named objects as collections.ts says.
     return this.rules.filter((r) => coversCollection(r, action, resource)).map((r) => r.from);
   }
+  private readonly parsed = new Map<string, ReturnType<typeof parseRequestAction> | null>();
   /** Is the tool (`server:tool`, or a bare tool name) among the agent's declared tools? */
   toolDeclared(tool: string): boolean {
+    let ok = this.declaredTools.get(tool);
+    if (ok === undefined) {
+      ok = this.toolMatches(tool);
+      if (this.declaredTools.size < 4096) this.declaredTools.set(tool, ok);
+    }
+    return ok;
+  }
+  private readonly declaredTools = new Map<string, boolean>();
+  private toolMatches(tool: string): boolean {
     const i = tool.indexOf(":");
     const server = i < 0 ? undefined : tool.slice(0, i);
     const name = i < 0 ? tool : tool.slice(i + 1);

@@ -811,9 +811,15 @@ interface Verdict {
  * Does a use exercise the grant? writ's `cover` matching, except that a GitHub use matches only a
  * grant of its own level: a `write` grant whose holder only ever reads is still excess.
  */
+const parsedActions = new Map<string, ReturnType<typeof parseRequestAction>>();
 function matchesUse(rule: Rule, action: string, resource: string): boolean {
   try {
-    const parsed = parseRequestAction(action);
+    // Parsed once per distinct action (a large log repeats a few dozen).
+    let parsed = parsedActions.get(action);
+    if (!parsed) {
+      parsed = parseRequestAction(action);
+      if (parsedActions.size < 4096) parsedActions.set(action, parsed);
+    }
     if (parsed.provider === "github" && !globMatches(rule.action.folded, parsed.action, true)) return false;
     return ruleMatches(rule, parsed, resource, "cover");
   } catch {

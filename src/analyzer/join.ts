@@ -20,7 +20,7 @@
  * the config. Without `untrustedInputs`, a conservative default: that attribute, or a tool named
  * like a web fetch or search, an e-mail, ticket or issue read (docs/analyzer.md).
  */
-import { globMatches, parseGlob } from "../core/index.js";
+import { type Glob, globMatches, parseGlob } from "../core/index.js";
 import type { PodResolver } from "./agents.js";
 import type {
   DeclaredWork,
@@ -41,12 +41,18 @@ export function defaultUntrusted(tool: string, attributes: Attrs): boolean {
   return attributes?.["writ.untrusted_source"] === true || DEFAULT_UNTRUSTED_TOOL.test(tool);
 }
 
+const globs = new Map<string, Glob | null>();
 const glob = (p: string, s: string): boolean => {
-  try {
-    return globMatches(parseGlob(p), s);
-  } catch {
-    return false;
+  let g = globs.get(p);
+  if (g === undefined) {
+    try {
+      g = parseGlob(p);
+    } catch {
+      g = null;
+    }
+    if (globs.size < 10_000) globs.set(p, g);
   }
+  return g !== null && globMatches(g, s);
 };
 
 /** Does one configured matcher mark the call untrusted? */
