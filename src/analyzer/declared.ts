@@ -126,3 +126,16 @@ export class DeclaredMatcher {
     });
   }
 }
+
+/**
+ * Per agent, the bindings its owner says were made for it (writ.yaml `provisionedBindings`), as
+ * node ids (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`; names may be globs). Agents
+ * that do not say are absent.
+ */
+export function provisionedBindingsOf(
+  declared: ReadonlyMap<string, DeclaredWork>,
+): Map<string, readonly string[]> {
+  const out = new Map<string, readonly string[]>();
+  for (const [id, w] of declared) if (w.provisionedBindings) out.set(id, w.provisionedBindings);
+  return out;
+}

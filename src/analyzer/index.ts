@@ -1,7 +1,7 @@
 // The posture analyzer: importers → identity graph → three categories of excess → fixes and reports.
 // The only public surface of src/analyzer.
 export { blastRadius } from "./blast.js";
-export { DeclaredMatcher, declaredWork } from "./declared.js";
+export { DeclaredMatcher, declaredWork, provisionedBindingsOf } from "./declared.js";
 export { Engine, type EngineOptions, findingId, grantChain } from "./engine.js";
 export { buildGraph, effectiveGrants, identitiesOf, workloads } from "./graph.js";
 export { githubPlugin } from "./importers/github/plugin.js";

@@ -15,6 +15,7 @@ import {
   defaultPlugins,
   type GraphNode,
   type ObservedEvent,
+  provisionedBindingsOf,
   scanPaths,
   type ToolCall,
 } from "../../src/analyzer/index.js";
@@ -357,5 +358,29 @@ describe("declared-work file → writ.yaml", () => {
     ]);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("in both --config and --declared");
+  });
+});
+
+describe("provisionedBindings", () => {
+  it("reach the analyzer as binding node ids, per agent that says", async () => {
+    const text = `version: 1
+environments: { prod: {} }
+runnerClasses:
+  c: { ceiling: { maxTtl: 1h, allow: [{ action: "k8s:*:*" }] } }
+agents:
+  a:
+    owner: o@x.example
+    purpose: p
+    runnerClass: c
+    environments: [prod]
+    provisionedBindings:
+      - { kind: RoleBinding, namespace: ops, name: a }
+      - { kind: ClusterRoleBinding, name: a-read }
+  b: { owner: o@x.example, purpose: p, runnerClass: c, environments: [prod] }
+`;
+    const loaded = await loadConfigText(text, { file: "writ.yaml" });
+    expect(loaded.problems).toEqual([]);
+    const pb = provisionedBindingsOf(declaredWork(loaded.config!));
+    expect([...pb]).toEqual([["a", ["k8s:RoleBinding:ops/a", "k8s:ClusterRoleBinding:a-read"]]]);
   });
 });
