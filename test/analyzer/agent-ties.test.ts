@@ -15,9 +15,11 @@ import {
   defaultPlugins,
   type GraphNode,
   type ObservedEvent,
+  otlpTraceImporter,
   provisionedBindingsOf,
   scanPaths,
   type ToolCall,
+  textInput,
 } from "../../src/analyzer/index.js";
 import { classifyUntrusted, TraceJoin } from "../../src/analyzer/join.js";
 import { loadConfigFile, loadConfigText } from "../../src/config/index.js";
@@ -382,5 +384,57 @@ agents:
     expect(loaded.problems).toEqual([]);
     const pb = provisionedBindingsOf(declaredWork(loaded.config!));
     expect([...pb]).toEqual([["a", ["k8s:RoleBinding:ops/a", "k8s:ClusterRoleBinding:a-read"]]]);
+  });
+});
+
+describe("OTLP JSON lines", () => {
+  it("streams export requests line by line, reads the k8s resource attributes, and skips a cut-off last line", async () => {
+    const req = (spanId: string, pod: string) =>
+      JSON.stringify({
+        resourceSpans: [
+          {
+            resource: {
+              attributes: [
+                { key: "service.name", value: { stringValue: "triage-bot" } },
+                { key: "k8s.namespace.name", value: { stringValue: "support" } },
+                { key: "k8s.pod.name", value: { stringValue: pod } },
+                { key: "k8s.cronjob.name", value: { stringValue: "digest" } },
+                { key: "k8s.job.name", value: { stringValue: "digest-28930215" } },
+              ],
+            },
+            scopeSpans: [
+              {
+                spans: [
+                  {
+                    traceId: "ab",
+                    spanId,
+                    startTimeUnixNano: "1793613600000000000",
+                    endTimeUnixNano: "1793613601000000000",
+                    attributes: [
+                      { key: "gen_ai.tool.name", value: { stringValue: "kb:search" } },
+                      { key: "gen_ai.tool.call.arguments", value: { stringValue: '{"q":"x"}' } },
+                      { key: "retrieval.trust", value: { stringValue: "untrusted" } },
+                    ],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      });
+    const text = `${req("s1", "digest-28930215-xk2pq")}\n${req("s2", "digest-28930215-abcde")}\n${req("s3", "x").slice(0, 120)}`;
+    const r = await otlpTraceImporter.import(textInput("traces.jsonl", text));
+    expect(r.fragment.toolCalls.map((c) => c.spanId)).toEqual(["s1", "s2"]);
+    expect(r.problems.map((p) => [p.code, p.line])).toEqual([["ERR_INPUT_JSON_LINE", 3]]);
+    const c = r.fragment.toolCalls[0]!;
+    // The CronJob is the workload (named before the Job); the arguments are not kept as attributes.
+    expect(c.runsIn).toEqual({
+      namespace: "support",
+      pod: "digest-28930215-xk2pq",
+      workload: { kind: "CronJob", name: "digest" },
+    });
+    expect(c.attributes?.["retrieval.trust"]).toBe("untrusted");
+    expect(c.attributes?.["gen_ai.tool.call.arguments"]).toBeUndefined();
+    expect(c.arguments).toEqual({ q: "x" });
   });
 });

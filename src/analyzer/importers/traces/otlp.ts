@@ -61,10 +61,14 @@ function runsIn(res: Obj, span: Obj): K8sResource | undefined {
   return namespace || pod || workload ? { namespace, pod, workload } : undefined;
 }
 
+/** Kept for `untrustedInputs` matchers: scalars, not the call's arguments or result, at most 1 KiB. */
 function scalars(a: Obj): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
-  for (const [k, v] of Object.entries(a))
-    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+  for (const [k, v] of Object.entries(a)) {
+    if (k === "gen_ai.tool.call.arguments" || k === "gen_ai.tool.call.result") continue;
+    if ((typeof v === "string" && v.length <= 1024) || typeof v === "number" || typeof v === "boolean")
+      out[k] = v;
+  }
   return out;
 }
 
@@ -150,25 +154,65 @@ export const otlpTraceImporter: Importer = {
   async import(file: InputFile): Promise<ImportResult> {
     const problems: InputProblem[] = [];
     const toolCalls: ToolCall[] = [];
-    const text = await file.text();
-    try {
-      toolCalls.push(...toolCallsOf(JSON.parse(text), file.path, 1, problems));
-    } catch {
-      // JSON lines: one export request per line.
-      text.split("\n").forEach((l, i) => {
-        if (l.trim() === "") return;
-        try {
-          toolCalls.push(...toolCallsOf(JSON.parse(l), file.path, i + 1, problems));
-        } catch {
-          problems.push(
-            problem(
-              "ERR_INPUT_JSON_LINE",
-              { file: file.path, line: i + 1 },
-              "line is not valid JSON (truncated?); skipped",
-            ),
-          );
+    const add = (doc: unknown, line: number) => {
+      for (const c of toolCallsOf(doc, file.path, line, problems)) toolCalls.push(c);
+    };
+    const badLine = (line: number) =>
+      problems.push(
+        problem(
+          "ERR_INPUT_JSON_LINE",
+          { file: file.path, line },
+          "line is not valid JSON (truncated?); skipped",
+        ),
+      );
+    // JSON lines (one export request per line) are streamed: a large export is never one string.
+    // A first line that is not a whole document means one document, pretty-printed.
+    let mode: "lines" | "whole" | undefined;
+    let n = 0;
+    for await (const l of file.lines()) {
+      n++;
+      if (l.trim() === "") continue;
+      let doc: unknown;
+      try {
+        doc = JSON.parse(l);
+      } catch {
+        if (mode === undefined) {
+          mode = "whole";
+          break;
         }
-      });
+        badLine(n);
+        continue;
+      }
+      mode = "lines";
+      add(doc, n);
+    }
+    if (mode === "whole") {
+      let text: string;
+      try {
+        text = await file.text();
+      } catch {
+        problems.push(
+          problem(
+            "ERR_INPUT_TOO_LARGE",
+            { file: file.path },
+            "one JSON document too large to read whole; export JSON lines (one request per line) instead",
+          ),
+        );
+        return { fragment: { ...EMPTY_FRAGMENT, toolCalls }, problems };
+      }
+      try {
+        add(JSON.parse(text), 1);
+      } catch {
+        // JSON lines whose first line is broken: every other line still counts.
+        text.split("\n").forEach((l, i) => {
+          if (l.trim() === "") return;
+          try {
+            add(JSON.parse(l), i + 1);
+          } catch {
+            badLine(i + 1);
+          }
+        });
+      }
     }
     return { fragment: { ...EMPTY_FRAGMENT, toolCalls }, problems };
   },
