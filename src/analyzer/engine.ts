@@ -145,7 +145,8 @@ export class Engine {
     this.nodes.push(...f.nodes);
     this.edges.push(...f.edges);
     this.objects.push(...f.objects);
-    this.toolCalls.push(...classifyUntrusted(f.toolCalls, this.opts.declared));
+    // A loop, not a spread: a large trace export has more calls than a call's arguments can hold.
+    for (const c of classifyUntrusted(f.toolCalls, this.opts.declared)) this.toolCalls.push(c);
     for (const e of f.events) this.event(e);
     if (f.nodes.length > 0 || f.edges.length > 0 || f.objects.length > 0) this.graph = undefined;
   }
