@@ -129,7 +129,7 @@ export class DeclaredMatcher {
 
 /**
  * Per agent, the bindings its owner says were made for it (writ.yaml `provisionedBindings`), as
- * node ids (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`; names may be globs). Agents
+ * node ids (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`). Agents
  * that do not say are absent.
  */
 export function provisionedBindingsOf(

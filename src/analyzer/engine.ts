@@ -14,7 +14,7 @@ import {
 } from "../core/index.js";
 import { type PodResolver, podResolver, tieAgents } from "./agents.js";
 import { blastRadius } from "./blast.js";
-import { DeclaredMatcher } from "./declared.js";
+import { DeclaredMatcher, provisionedBindingsOf } from "./declared.js";
 import {
   buildGraph,
   effectiveGrants,
@@ -130,11 +130,15 @@ export class Engine {
   private readonly writs = new WritAttribution();
   private attributed: Attributed | undefined;
   private tiesWarned = false;
+  /** writ.yaml's `provisionedBindings`, when the caller passes none of its own. */
+  private readonly provisionedFromConfig: ReadonlyMap<string, readonly string[]> | undefined;
   private pods: PodResolver | undefined;
   private traceJoin: TraceJoin | undefined;
   files = 0;
 
-  constructor(private readonly opts: EngineOptions) {}
+  constructor(private readonly opts: EngineOptions) {
+    this.provisionedFromConfig = opts.declared ? provisionedBindingsOf(opts.declared) : undefined;
+  }
 
   addProblems(ps: readonly InputProblem[]): void {
     this.problems.push(...ps);
@@ -325,7 +329,7 @@ export class Engine {
 
       // A binding made for another workload, which lists this one's identity as an extra subject,
       // is inherited (provisioned.ts), unless the agent's owner says it was made for this agent.
-      const provisioned = provisionedFor(agent, this.opts.provisionedBindings);
+      const provisioned = provisionedFor(agent, this.opts.provisionedBindings ?? this.provisionedFromConfig);
       const paths = inheritExtraSubjects(effectiveGrants(g, w.id, use), madeFor, provisioned);
       // Expand wildcards the provider can enumerate; group paths by the expanded grant.
       const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();

@@ -338,7 +338,7 @@ export interface DeclaredWork {
   /** From writ.yaml: what marks a call as reading untrusted content; undefined: the default rule. */
   readonly untrustedInputs?: readonly UntrustedMatcher[] | undefined;
   /**
-   * From writ.yaml: the bindings (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`, globs)
+   * From writ.yaml: the bindings (`k8s:RoleBinding:ns/name`, `k8s:ClusterRoleBinding:name`)
    * the owner says were made for this agent; undefined: not said.
    */
   readonly provisionedBindings?: readonly string[] | undefined;

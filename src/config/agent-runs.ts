@@ -47,9 +47,25 @@ function glob(c: Checker, s: string, path: Path): boolean {
   }
 }
 
-function k8sName(c: Checker, v: Json, path: Path, code: string, what: string): string | undefined {
+const K8S_EXACT = /^[a-z0-9.-]{1,253}$/;
+function k8sName(
+  c: Checker,
+  v: Json,
+  path: Path,
+  code: string,
+  what: string,
+  exact = false,
+): string | undefined {
   const s = c.string(v, path);
   if (s === undefined) return undefined;
+  if (exact && !K8S_EXACT.test(s)) {
+    c.error(
+      code,
+      path,
+      `${what} ${q(s)} is not a Kubernetes name (lower-case letters, digits, \`-\`, \`.\`; no globs)`,
+    );
+    return undefined;
+  }
   if (!K8S_NAME.test(s)) {
     c.error(
       code,
@@ -216,9 +232,11 @@ function parseBindings(c: Checker, v: Json, path: Path): AgentBinding[] {
     const ns =
       obj.namespace === undefined
         ? undefined
-        : k8sName(c, obj.namespace, [...p, "namespace"], "ERR_CONFIG_BINDING", "namespace");
+        : k8sName(c, obj.namespace, [...p, "namespace"], "ERR_CONFIG_BINDING", "namespace", true);
     const name =
-      obj.name === undefined ? undefined : k8sName(c, obj.name, [...p, "name"], "ERR_CONFIG_BINDING", "name");
+      obj.name === undefined
+        ? undefined
+        : k8sName(c, obj.name, [...p, "name"], "ERR_CONFIG_BINDING", "name", true);
     if (kind === undefined || name === undefined || (kind === "RoleBinding" && ns === undefined)) return;
     out.push({ kind, namespace: ns, name });
   });

@@ -438,3 +438,36 @@ describe("OTLP JSON lines", () => {
     expect(c.arguments).toEqual({ q: "x" });
   });
 });
+
+describe("provisionedBindings from writ.yaml reach the extra-subject rule", () => {
+  it("a binding the canary's owner lists is its own (category 1); unlisted, it is inherited", async () => {
+    const run = async (listed: boolean) => {
+      const text = `${readFileSync(join(DIR, "writ.yaml"), "utf8")}  canary-bot:
+    owner: eve@acme.example
+    purpose: The triage canary
+    runnerClass: assistants
+    environments: [prod]
+    workloads: [{ kind: Deployment, namespace: support, name: triage-canary }]
+${listed ? "    provisionedBindings: [{ kind: RoleBinding, namespace: support, name: support-read }]\n" : ""}`;
+      const loaded = await loadConfigText(text, { file: "writ.yaml" });
+      const r = await scanPaths(
+        ["cluster.yaml", "audit.log", "traces.json"].map((f) => join(DIR, f)),
+        { plugins: defaultPlugins, declared: declaredWork(loaded.config!) },
+      );
+      return r.findings
+        .filter((f) => f.workload.id === "k8s:Deployment:support/triage-canary")
+        .map((f) => `${f.category} ${f.permission.action}`)
+        .sort();
+    };
+    expect(await run(false)).toEqual([
+      "inherited-overreach k8s:core/secrets:list",
+      "unjustified-use k8s:core/secrets:get",
+    ]);
+    expect(await run(true)).toEqual([
+      "unjustified-use k8s:core/secrets:get",
+      "unused-excess k8s:core/pods:get",
+      "unused-excess k8s:core/pods:list",
+      "unused-excess k8s:core/secrets:list",
+    ]);
+  });
+});
