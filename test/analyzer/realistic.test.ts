@@ -2,10 +2,8 @@
  * The realistic example (test/fixtures/realistic/): a cluster export as real ones look — no writ
  * annotations, agents tied to workloads by writ.yaml — scanned as `writ scan` does, and scored
  * against labels.yaml: precision and recall per category and for escalation edges, and the
- * must-not-report violations, all printed. The issue's target is 1.0 everywhere and 0 violations;
- * what this tree meets is asserted at the target, the rest no lower than measured here (the
- * analyzer's fixes for issue 12 land on other branches; the floors are raised to the target when
- * they merge). The existing worked example is scored the same way, at the target.
+ * must-not-report violations, all printed, and asserted at issue 12's target: 1.0 everywhere, 0
+ * violations. The existing worked example is scored the same way, at the target.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
