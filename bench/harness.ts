@@ -218,10 +218,18 @@ export async function measureHttpLoad(
   const worker = new Worker(new URL("./load.worker.mjs", import.meta.url));
   const slice = (c: HttpCase, ms: number) =>
     new Promise<{ samples: number[]; ms: number }>((resolve, reject) => {
-      worker.once("message", (m: { samples: number[]; ms: number; failure?: string }) =>
-        m.failure === undefined ? resolve(m) : reject(new Error(`${c.name}: ${m.failure}`)),
-      );
-      worker.once("error", reject);
+      // one slice at a time: its listeners go when it ends, so they do not pile up on the worker
+      const onError = (err: Error) => {
+        worker.off("message", onMessage);
+        reject(err);
+      };
+      const onMessage = (m: { samples: number[]; ms: number; failure?: string }) => {
+        worker.off("error", onError);
+        if (m.failure === undefined) resolve(m);
+        else reject(new Error(`${c.name}: ${m.failure}`));
+      };
+      worker.once("message", onMessage);
+      worker.once("error", onError);
       worker.postMessage({
         url: c.url,
         body: c.body,
