@@ -236,13 +236,26 @@ export async function run(): Promise<void> {
         );
       });
     await time(args("warm")); // fills the cache
+    // the peer as a process: a plain AssumeRole with the same SDK against the same fake (what a
+    // tool pays for a role session without writ)
+    const peer = join(dir, "assume-role.mjs");
+    await writeFile(
+      peer,
+      `import { AssumeRoleCommand, STSClient } from ${JSON.stringify(import.meta.resolve("@aws-sdk/client-sts"))};
+const sts = new STSClient({ region: "eu-west-1", endpoint: ${JSON.stringify(fake.endpoint)}, credentials: ${JSON.stringify({ accessKeyId: BROKER.accessKeyId, secretAccessKey: BROKER.secretAccessKey })} });
+const out = await sts.send(new AssumeRoleCommand({ RoleArn: ${JSON.stringify(ROLE)}, RoleSessionName: "peer", DurationSeconds: 900 }));
+if (!out.Credentials?.SessionToken) process.exit(1);
+`,
+    );
     const bare: number[] = [];
     const warm: number[] = [];
     const cold: number[] = [];
+    const plain: number[] = [];
     for (let i = 0; i < 9; i++) {
       bare.push(await time(["-e", "0"]));
       warm.push(await time(args("warm")));
       cold.push(await time(args(`cold-${i}`, ["--no-cache"])));
+      plain.push(await time(["--no-warnings", peer]));
     }
     const fmt = (x: number) => `${x.toFixed(0)} ms`;
     console.log("\n| `writ creds aws` as a process (median of 9) | wall | added to `node -e 0` |");
@@ -252,6 +265,12 @@ export async function run(): Promise<void> {
       `| warm (cached) | ${fmt(median(warm))} | ${fmt(median(warm) - median(bare))} (target ≤ 20 ms) |`,
     );
     console.log(`| cold (--no-cache) | ${fmt(median(cold))} | ${fmt(median(cold) - median(bare))} |`);
+    console.log(
+      `| peer: plain AssumeRole with the SDK, as a process | ${fmt(median(plain))} | ${fmt(median(plain) - median(bare))} |`,
+    );
+    console.log(
+      `cold writ creds / plain AssumeRole, time added to node -e 0: ${((median(cold) - median(bare)) / (median(plain) - median(bare))).toFixed(2)}×`,
+    );
   } finally {
     await new Promise<void>((r) => http!.close(() => r()));
     await server.close();
