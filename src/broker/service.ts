@@ -1008,6 +1008,23 @@ async function cibaGrant(
       });
       return audienceRefusal(env, resource, outcome.playbook);
     }
+    // and the sponsor must still be one writ.yaml declares (and an approver, where the playbook
+    // says so): the request may have been approved under an older writ.yaml
+    const sponsor = sponsorOf(
+      request.requester !== agent.id ? request.requester : null,
+      outcome.playbook,
+      env,
+      deps.config,
+    );
+    if (sponsor !== undefined && typeof sponsor !== "string") {
+      await deps.audit("broker.denied", {
+        environment: env,
+        agent: agent.id,
+        reason: sponsor.body.reason,
+        approval: id,
+      });
+      return sponsor;
+    }
     return issueWrit(
       env,
       outcome,
@@ -1017,7 +1034,7 @@ async function cibaGrant(
         proof,
         key,
         approval: id,
-        sponsor: request.requester !== agent.id ? request.requester : undefined,
+        sponsor,
         beforeStore: async (writId) => {
           try {
             await approvals.consume(id, writId, { binding: request.binding, now });

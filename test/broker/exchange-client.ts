@@ -23,6 +23,11 @@ export interface ExchangeClient {
   exchange(): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   /** Revokes one of the agent's tokens (RFC 7009): the HTTP status. */
   revoke(token: string): Promise<number>;
+  /** Any form to the environment's `token` or `bc-authorize` endpoint, authenticated and with a proof. */
+  post(
+    form: Record<string, string>,
+    endpoint?: "token" | "bc-authorize",
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
 }
 
 export async function exchangeClient(base: string, fetcher: Fetch = fetch): Promise<ExchangeClient> {
@@ -83,5 +88,6 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
   return {
     exchange: () => post(form),
     revoke: async (token) => (await post({ token }, `${issuer}/revoke`)).status,
+    post: (f, endpoint = "token") => post(f, `${issuer}/${endpoint}`),
   };
 }
