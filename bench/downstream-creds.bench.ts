@@ -20,30 +20,11 @@ import { serve } from "@hono/node-server";
 import { createServer, loadPolicy } from "../src/app.js";
 import { agentClient, agentKeyFromJwk } from "../src/downstream/client.js";
 import { startFakeAws } from "../test/fakes/aws.js";
+import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../test/fakes/aws-account.js";
 import { BIN, ROOT } from "../test/support/cli.js";
 import { measure, table } from "./harness.js";
 
-const ACCOUNT = "111122223333";
-const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-releases`;
-const BROKER = {
-  userArn: `arn:aws:iam::${ACCOUNT}:user/writ-broker`,
-  accessKeyId: "AKIAWRITBROKERBENCH01",
-  secretAccessKey: "broker-secret-key-for-the-bench-only",
-};
-const TRUST = {
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow",
-      Principal: { AWS: BROKER.userArn },
-      Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-    },
-  ],
-};
-const ROLE_POLICY = {
-  Version: "2012-10-17",
-  Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
-};
+const ROLE = roleArn("writ-releases");
 const KEYS = join(ROOT, "examples", "quickstart", "keys");
 
 const yaml = (endpoint: string) => `version: 1

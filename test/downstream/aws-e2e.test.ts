@@ -14,29 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { type AgentClient, agentClient, agentKeyFromJwk } from "../../src/downstream/client.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
+import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../fakes/aws-account.js";
 import { QUICKSTART_KEYS } from "./fixture.js";
 
-const ACCOUNT = "111122223333";
-const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-releases`;
-const BROKER = {
-  userArn: `arn:aws:iam::${ACCOUNT}:user/writ-broker`,
-  accessKeyId: "AKIAWRITBROKER000002",
-  secretAccessKey: "broker-secret-key-for-tests-only-0002",
-};
-const TRUST = {
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow",
-      Principal: { AWS: BROKER.userArn },
-      Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-    },
-  ],
-};
-const ROLE_POLICY = {
-  Version: "2012-10-17",
-  Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
-};
+const ROLE = roleArn("writ-releases");
 
 let fake: FakeAws;
 let server: Server;

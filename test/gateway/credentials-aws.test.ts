@@ -15,33 +15,14 @@ import { INJECTED_ENV } from "../../src/gateway/index.js";
 import { toActiveWrit } from "../../src/store/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
+import { BROKER, ROLE_POLICY, roleArn, TRUST } from "../fakes/aws-account.js";
 import { MemoryLedger } from "../fakes/ledger-aws.js";
 import { ROOT } from "../support/cli.js";
 import { type InProcess, inProcessGateway } from "./inprocess.js";
 import { configHead, refusal, text } from "./support.js";
 
 const WHOAMI = join(ROOT, "test", "gateway", "fixtures", "whoami.mjs");
-const ACCOUNT = "111122223333";
-const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-reports`;
-const BROKER = {
-  userArn: `arn:aws:iam::${ACCOUNT}:user/writ-broker`,
-  accessKeyId: "AKIAWRITBROKER000002",
-  secretAccessKey: "broker-secret-key-for-gateway-tests-02",
-};
-const TRUST = {
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow",
-      Principal: { AWS: BROKER.userArn },
-      Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-    },
-  ],
-};
-const ROLE_POLICY = {
-  Version: "2012-10-17",
-  Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
-};
+const ROLE = roleArn("writ-reports");
 const GRANT = { action: "aws:s3:GetObject", resource: "arn:aws:s3:::acme-reports/*" };
 
 let dir: string;
