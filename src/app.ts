@@ -15,7 +15,7 @@ import {
   type LoadableAwsCatalog,
   loadConfigFile,
 } from "./config/index.js";
-import { q, type Vocabulary, type WritConfig, WritError } from "./core/index.js";
+import { type Path, q, type Vocabulary, type WritConfig, WritError } from "./core/index.js";
 import { ERR_DOWNSTREAM_CONFIG } from "./downstream/types.js";
 import type { DownstreamIssuers, Gateway } from "./gateway/index.js";
 import {
@@ -37,6 +37,8 @@ export interface Policy {
   readonly guardrails: CompiledGuardrails | undefined;
   /** `sha256:<hex>` of writ.yaml as it was loaded (the server's start record names it). */
   readonly digest: string;
+  /** Where a model path sits in writ.yaml (line, column), for evidence that cites the file. */
+  readonly locate: (path: Path) => { line?: number; column?: number };
   /**
    * Loads what the vocabulary needs to judge `action` (the AWS service's catalog). Call it before a
    * decision: an AWS service writ.yaml never names is otherwise unknown to the decision point.
@@ -66,6 +68,7 @@ export async function loadPolicy(file: string): Promise<PolicyLoad> {
       vocab: loaded.vocab,
       guardrails: compiled.guardrails,
       digest: loaded.digest ?? "",
+      locate: loaded.locate ?? (() => ({})),
       prepare: (action) => prepareAction(loaded.catalog, action),
     },
     problems,

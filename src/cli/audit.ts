@@ -71,7 +71,7 @@ function asFailure(err: unknown): unknown {
   return err;
 }
 
-async function trustedKeys(opts: AuditVerifyOptions): Promise<TrustedKey[]> {
+export async function trustedKeys(opts: Pick<AuditVerifyOptions, "key" | "data">): Promise<TrustedKey[]> {
   const keys: TrustedKey[] = [];
   for (const file of opts.key ?? []) keys.push(await readTrustedKey(file));
   if (keys.length === 0) {

@@ -108,6 +108,10 @@ export async function main(
         stdin: readStdin,
         execInfo: env.KUBERNETES_EXEC_INFO,
       }),
+    agents: async () =>
+      (await import("./agents.js")).registerAgents(program, io, setExit, { dataDir, databaseUrl }),
+    maturity: async () =>
+      (await import("./maturity.js")).registerMaturity(program, io, setExit, { dataDir, databaseUrl }),
     findings: async () =>
       (await import("./findings.js")).registerFindings(program, io, setExit, {
         dataDir,

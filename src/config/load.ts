@@ -77,6 +77,8 @@ export interface LoadResult {
   readonly catalog: LoadableAwsCatalog;
   /** `sha256:<hex>` of the text that was loaded, when it came from a file. */
   readonly digest?: string | undefined;
+  /** Where a model path (`Grant.path`, `["agents", id]`) sits in the file, for evidence; absent on early failures. */
+  readonly locate?: ((path: Path) => { line?: number; column?: number }) | undefined;
 }
 
 type Json = unknown;
@@ -165,7 +167,8 @@ export class Checker {
     return index;
   }
 
-  private locate(path: Path, key: boolean): { line?: number; column?: number } {
+  /** Where `path` sits in writ.yaml (its key when `key`), as far down the path as the document goes. */
+  locate(path: Path, key = false): { line?: number; column?: number } {
     let node: Node | null = this.root;
     let found: Node | null = node;
     for (let i = 0; i < path.length && node; i++) {
@@ -1403,7 +1406,14 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
   }
   const problems = c.problems;
   const failed = problems.some((p) => p.severity === "error");
-  return { config: failed ? undefined : config, problems, vocab, catalog, guardrailSources };
+  return {
+    config: failed ? undefined : config,
+    problems,
+    vocab,
+    catalog,
+    guardrailSources,
+    locate: (path) => c.locate(path),
+  };
 }
 
 export async function loadConfigFile(

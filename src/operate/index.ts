@@ -1,0 +1,53 @@
+// Operating writ: the agents inventory and the maturity check, as pure functions over writ.yaml and
+// one read of the store (docs/maturity.md). The only public surface of src/operate.
+export {
+  type AgentCeiling,
+  type AgentEntry,
+  buildInventory,
+  DEFAULT_DORMANT_DAYS,
+  DEFAULT_IDLE_SECONDS,
+  type DownstreamCredential,
+  type Inventory,
+  type InventoryCredential,
+  type InventoryFlag,
+  type InventoryFlagCode,
+  type InventoryGrant,
+  type InventoryOptions,
+  UNRESOLVED_STATUSES,
+  type WritCredential,
+} from "./inventory.js";
+export {
+  type AgentMaturity,
+  type Answer,
+  type AnswerStatus,
+  type AuditEvidence,
+  assessMaturity,
+  DEFAULT_MAX_TTL_SECONDS,
+  type Evidence,
+  MAX_UNSIGNED,
+  type MaturityOptions,
+  type MaturityReport,
+  PRACTICE_TITLE,
+  PRACTICES,
+  type Practice,
+} from "./maturity.js";
+export { agentText, escapeHtml, inventoryText, maturityHtml, maturityText } from "./render.js";
+export {
+  ACTIVITY_TYPES,
+  type LiveDownstream,
+  type LiveWrit,
+  type OperationalState,
+  readOperationalState,
+  type StoredFindingSummary,
+  type ToolPinSummary,
+  WRIT_USE_TYPES,
+} from "./state.js";
+export {
+  type AgentTool,
+  agentTools,
+  formatRef,
+  type Locate,
+  type SourceRef,
+  type StandingCredential,
+  standingCredentials,
+} from "./surface.js";
