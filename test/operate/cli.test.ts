@@ -19,7 +19,15 @@ let data = "";
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) }, {});
+  const io = {
+    out: (s: string) => {
+      out += s;
+    },
+    err: (s: string) => {
+      err += s;
+    },
+  };
+  const code = await main(argv, io, {});
   return { code, out, err };
 }
 
