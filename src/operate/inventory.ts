@@ -6,9 +6,10 @@
  */
 import type { Agent, RuleText, WritConfig } from "../core/index.js";
 import { formatDuration } from "../core/index.js";
-import type { OperationalState, StoredFindingSummary } from "./state.js";
+import type { LiveDownstream, LiveWrit, OperationalState, StoredFindingSummary } from "./state.js";
 import {
   configRef,
+  groupBy,
   type Locate,
   type SourceRef,
   type StandingCredential,
@@ -122,44 +123,41 @@ function positive(name: string, v: number | undefined, fallback: number): number
 }
 
 function liveCredentials(
-  id: string,
   state: OperationalState,
+  writsOf: readonly LiveWrit[],
+  downstreamOf: readonly LiveDownstream[],
 ): { writs: WritCredential[]; downstream: DownstreamCredential[] } {
-  const writs = state.liveWrits
-    .filter((w) => w.agent === id)
-    .map(
-      (w): WritCredential => ({
-        kind: "writ",
-        id: w.id,
-        playbook: w.playbook,
-        environment: w.environment,
-        issuedAt: w.issuedAt,
-        expiresAt: w.expiresAt,
-        usesLeft: w.maxUses === undefined ? undefined : w.maxUses - w.uses,
-        lastUsedAt: state.writLastUse.get(w.id),
-        source: { path: `writs/${w.id}` },
-      }),
-    );
-  const downstream = state.liveDownstream
-    .filter((d) => d.agent === id)
-    .map(
-      (d): DownstreamCredential => ({
-        kind: "downstream",
-        id: d.id,
-        system: d.system,
-        credentialKind: d.kind,
-        environment: d.environment,
-        writ: d.writ,
-        expiresAt: d.expiresAt,
-        writStatus:
-          d.writStatus === "active" && d.writExpiresAt !== undefined && d.writExpiresAt <= state.at
-            ? "expired"
-            : d.writStatus,
-        outlivesWrit: d.outlivesWrit,
-        lastUsedAt: state.writLastUse.get(d.writ),
-        source: { path: `downstream_records/${d.id}` },
-      }),
-    );
+  const writs = writsOf.map(
+    (w): WritCredential => ({
+      kind: "writ",
+      id: w.id,
+      playbook: w.playbook,
+      environment: w.environment,
+      issuedAt: w.issuedAt,
+      expiresAt: w.expiresAt,
+      usesLeft: w.maxUses === undefined ? undefined : w.maxUses - w.uses,
+      lastUsedAt: state.writLastUse.get(w.id),
+      source: { path: `writs/${w.id}` },
+    }),
+  );
+  const downstream = downstreamOf.map(
+    (d): DownstreamCredential => ({
+      kind: "downstream",
+      id: d.id,
+      system: d.system,
+      credentialKind: d.kind,
+      environment: d.environment,
+      writ: d.writ,
+      expiresAt: d.expiresAt,
+      writStatus:
+        d.writStatus === "active" && d.writExpiresAt !== undefined && d.writExpiresAt <= state.at
+          ? "expired"
+          : d.writStatus,
+      outlivesWrit: d.outlivesWrit,
+      lastUsedAt: state.writLastUse.get(d.writ),
+      source: { path: `downstream_records/${d.id}` },
+    }),
+  );
   return { writs, downstream };
 }
 
@@ -259,10 +257,14 @@ export function buildInventory(
   const ids = new Set<string>([...config.agents.keys()]);
   for (const a of state.storeAgents) ids.add(a);
   for (const f of unresolved) if (f.agent !== undefined) ids.add(f.agent);
+  const writsBy = groupBy(state.liveWrits, (w) => w.agent);
+  const downstreamBy = groupBy(state.liveDownstream, (d) => d.agent);
+  const findingsBy = groupBy(unresolved, (f) => f.agent);
+  const at = { ...state, at: now };
   const agents: AgentEntry[] = [];
   for (const id of [...ids].sort()) {
     const agent = config.agents.get(id);
-    const { writs, downstream } = liveCredentials(id, { ...state, at: now });
+    const { writs, downstream } = liveCredentials(at, writsBy.get(id) ?? [], downstreamBy.get(id) ?? []);
     const lastActivity = state.lastActivity.get(id);
     const flags: InventoryFlag[] = [];
     if (!agent) {
@@ -304,7 +306,7 @@ export function buildInventory(
         ...(agent ? standingCredentials(config, agent, opts.locate) : []),
       ],
       lastActivity,
-      openFindings: unresolved.filter((f) => f.agent === id),
+      openFindings: findingsBy.get(id) ?? [],
       flags,
     });
   }

@@ -20,11 +20,12 @@ import {
   wildcardProblem,
 } from "../core/index.js";
 import { UNRESOLVED_STATUSES } from "./inventory.js";
-import type { OperationalState } from "./state.js";
+import type { LiveDownstream, LiveWrit, OperationalState, StoredFindingSummary } from "./state.js";
 import {
   type AgentTool,
   agentTools,
   configRef,
+  groupBy,
   keyFingerprint,
   type Locate,
   reachableUpstreams,
@@ -163,6 +164,12 @@ interface Ctx {
   readonly locate: Locate | undefined;
   readonly maxTtl: number;
   readonly ref: (path: readonly (string | number)[]) => SourceRef;
+  readonly writsOf: (agent: string) => readonly LiveWrit[];
+  readonly downstreamOf: (agent: string) => readonly LiveDownstream[];
+  /** Unresolved category-2 findings. */
+  readonly cat2: readonly StoredFindingSummary[];
+  /** Agents by the upstreams their `tools` reach. */
+  readonly reaching: ReadonlyMap<string, readonly string[]>;
 }
 
 function ownIdentity(c: Ctx, agent: Agent): Answer {
@@ -210,9 +217,7 @@ function ownIdentity(c: Ctx, agent: Agent): Answer {
       (s) => s.type === "upstream-secret" && s.name === up.id,
     );
     if (!secret) continue;
-    const sharers = [...c.config.agents.values()].filter(
-      (o) => o.id !== agent.id && reachableUpstreams(c.config, o).some((u) => u.id === up.id),
-    );
+    const sharers = (c.reaching.get(up.id) ?? []).filter((o) => o !== agent.id).map((id) => ({ id }));
     if (sharers.length > 0)
       fails.add(
         secret.source,
@@ -586,11 +591,11 @@ function shortLived(c: Ctx, agent: Agent): Answer {
         `playbook \`${pb.id}\` writs live ${formatDuration(ttl)}, longer than ${formatDuration(c.maxTtl)}`,
       );
   }
-  for (const w of c.state.liveWrits.filter((w) => w.agent === agent.id)) {
+  for (const w of c.writsOf(agent.id)) {
     const life = Math.round((w.expiresAt.getTime() - w.issuedAt.getTime()) / 1000);
     if (life > c.maxTtl) fails.add({ path: `writs/${w.id}` }, `live writ issued for ${formatDuration(life)}`);
   }
-  for (const d of c.state.liveDownstream.filter((d) => d.agent === agent.id)) {
+  for (const d of c.downstreamOf(agent.id)) {
     const life = Math.round((d.expiresAt.getTime() - d.createdAt.getTime()) / 1000);
     if (life > c.maxTtl)
       fails.add(
@@ -641,9 +646,7 @@ function noCategory2(c: Ctx, agent: Agent): Answer {
       "run `writ scan … --store` with the agent's activity (traces, audit logs)",
     );
   }
-  const cat2 = c.state.findings.filter(
-    (f) => f.category === "unjustified-use" && UNRESOLVED_STATUSES.includes(f.status),
-  );
+  const cat2 = c.cat2;
   const mine = cat2.filter((f) => f.agent === agent.id);
   if (mine.length > 0) {
     return answer(
@@ -679,12 +682,26 @@ export function assessMaturity(
   const maxTtl = opts.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
   if (!Number.isFinite(maxTtl) || maxTtl <= 0)
     throw new TypeError(`maxTtlSeconds: expected a positive number`);
+  const by = <T extends { readonly agent: string }>(items: readonly T[]) => {
+    const m = groupBy(items, (t) => t.agent);
+    return (agent: string): readonly T[] => m.get(agent) ?? [];
+  };
+  const reaching = new Map<string, string[]>();
+  for (const a of config.agents.values())
+    for (const up of reachableUpstreams(config, a))
+      reaching.set(up.id, [...(reaching.get(up.id) ?? []), a.id]);
   const c: Ctx = {
     config,
     state,
     locate: opts.locate,
     maxTtl,
     ref: (path) => configRef(config, opts.locate, path),
+    writsOf: by(state.liveWrits),
+    downstreamOf: by(state.liveDownstream),
+    cat2: state.findings.filter(
+      (f) => f.category === "unjustified-use" && UNRESOLVED_STATUSES.includes(f.status),
+    ),
+    reaching,
   };
   const log = tamperResistant(audit);
   const agents = [...config.agents.values()]

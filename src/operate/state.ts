@@ -32,6 +32,9 @@ export const WRIT_USE_TYPES = [
   "pdp.decision",
 ] as const;
 
+/** How far before the oldest live credential the log is read for its uses (other servers' clocks). */
+export const USE_MARGIN_MS = 10 * 60_000;
+
 /** The most names of agents the store has seen that `storeAgents` keeps (audit data is partly caller-supplied). */
 export const MAX_STORE_AGENTS = 1000;
 
@@ -170,28 +173,41 @@ export async function readOperationalState(
       writExpiresAt: r.writ_expires_at === null ? undefined : date(r.writ_expires_at),
     }));
 
-    // one grouped scan of the log: the latest agent-originated record per agent
-    const activity = await sql<{ agent: string; at: unknown; type: string }>`
-      select distinct on (data->>'agent') data->>'agent' as agent, at, type
-      from audit_records
+    // The latest agent-originated record per agent: one grouped scan of the log.
+    const latestRows = await sql<{ seq: unknown }>`
+      select max(seq) as seq from audit_records
       where type in (${sql.join(ACTIVITY_TYPES.map((t) => sql.lit(t)))})
-        and jsonb_typeof(data->'agent') = 'string'
-      order by data->>'agent', seq desc`.execute(db);
-    const lastActivity = new Map<string, { at: Date; type: string }>();
-    for (const r of activity.rows) lastActivity.set(r.agent, { at: date(r.at), type: r.type });
+      group by data->>'agent'`.execute(db);
+    const latestSeq = latestRows.rows.map((r) => Number(r.seq));
 
-    const writIds = [...new Set([...liveWrits.map((w) => w.id), ...liveDownstream.map((d) => d.writ)])];
+    // The latest use of each live credential's writ: a use follows the writ's issuance, so only
+    // the log's tail since the oldest of them is read (with a margin for clocks of other servers).
     const writLastUse = new Map<string, Date>();
-    if (writIds.length > 0) {
+    const wanted = [...new Set([...liveWrits.map((w) => w.id), ...liveDownstream.map((d) => d.writ)])];
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const w of liveWrits) oldest = Math.min(oldest, w.issuedAt.getTime());
+    for (const d of liveDownstream) oldest = Math.min(oldest, d.createdAt.getTime());
+    if (wanted.length > 0) {
+      const since = new Date(oldest - USE_MARGIN_MS);
       const uses = await sql<{ writ: string; at: unknown }>`
         select u.writ, max(u.at) as at from (
           select coalesce(data->>'writ', data->'context'->>'writId') as writ, at
           from audit_records
-          where type in (${sql.join(WRIT_USE_TYPES.map((t) => sql.lit(t)))})
+          where seq >= (select coalesce(min(seq), 9223372036854775807) from audit_records where at >= ${since})
+            and type in (${sql.join(WRIT_USE_TYPES.map((t) => sql.lit(t)))})
         ) u
-        where u.writ = any(${sql.val(writIds)}::text[])
+        where u.writ in (select unnest(${sql.val(wanted)}::text[]))
         group by u.writ`.execute(db);
       for (const r of uses.rows) writLastUse.set(r.writ, date(r.at));
+    }
+
+    const lastActivity = new Map<string, { at: Date; type: string }>();
+    if (latestSeq.length > 0) {
+      const latest = await sql<{ agent: string; at: unknown; type: string }>`
+        select data->>'agent' as agent, at, type from audit_records
+        where seq in (select unnest(${sql.val(latestSeq)}::bigint[]))
+          and jsonb_typeof(data->'agent') = 'string'`.execute(db);
+      for (const r of latest.rows) lastActivity.set(r.agent, { at: date(r.at), type: r.type });
     }
 
     const storeAgents = new Set<string>();

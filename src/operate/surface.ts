@@ -179,3 +179,16 @@ export function keyFingerprint(jwk: Readonly<Record<string, unknown>>): string {
   const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
   return createHash("sha256").update(canonical).digest("hex");
 }
+
+/** Items by a key (items whose key is undefined are left out). */
+export function groupBy<T>(items: readonly T[], key: (t: T) => string | undefined): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    if (k === undefined) continue;
+    const list = out.get(k);
+    if (list) list.push(t);
+    else out.set(k, [t]);
+  }
+  return out;
+}
