@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSigningKey, openAuditLog } from "../../src/audit/index.js";
 import { main } from "../../src/cli/main.js";
 import { openStore } from "../../src/store/index.js";
+import { createTempDatabase, postgresEnabled } from "../store/backends.js";
 import { fixtureYaml } from "./fixture.js";
 
 let dir = "";
@@ -17,6 +18,13 @@ let config = "";
 let data = "";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runWith({}, ...argv);
+}
+
+async function runWith(
+  env: NodeJS.ProcessEnv,
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
   const io = {
@@ -27,7 +35,7 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
       err += s;
     },
   };
-  const code = await main(argv, io, {});
+  const code = await main(argv, io, env);
   return { code, out, err };
 }
 
@@ -120,4 +128,45 @@ describe("writ agents and writ maturity", () => {
     expect(html.out).toMatch(/^<!doctype html>/);
     expect(html.out).toContain("&lt;script&gt;");
   });
+});
+
+describe.skipIf(!postgresEnabled)("writ agents on PostgreSQL (WRIT_DATABASE_URL)", () => {
+  it("reads the same inventory from PostgreSQL", async () => {
+    const temp = await createTempDatabase();
+    try {
+      const store = await openStore({ databaseUrl: temp.url });
+      await store.migrate();
+      await store.writs.insert({
+        id: "w-pg",
+        agent: "twin",
+        playbook: "deploy",
+        environment: "dev",
+        params: {},
+        grants: [{ action: "k8s:apps/deployments:patch", resource: "shop/web" }],
+        issuedAt: new Date(Date.now() - 2 * 3600_000),
+        expiresAt: new Date(Date.now() + 3600_000),
+      });
+      await store.close();
+      const r = await runWith(
+        { WRIT_DATABASE_URL: temp.url },
+        "agents",
+        "show",
+        "twin",
+        "--config",
+        config,
+        "--json",
+      );
+      expect(r.code).toBe(0);
+      const twin = JSON.parse(r.out).agent as {
+        credentials: { id?: string }[];
+        flags: { code: string; credential?: string }[];
+      };
+      expect(twin.credentials.map((c) => c.id)).toContain("w-pg");
+      expect(twin.flags).toContainEqual(
+        expect.objectContaining({ code: "credential-outlives-use", credential: "w-pg" }),
+      );
+    } finally {
+      await temp.drop();
+    }
+  }, 60_000);
 });
