@@ -547,13 +547,22 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     // live in memory, exactly. A shared PostgreSQL is read each time.
     const exclusive = opts.stateCache ?? store.backend === "pglite";
     const keys = broker.environmentKeys(store.db, { exclusive });
+    // AWS web identity: a key family of its own (ES256), published at the issuer for AWS STS
+    const webIdentityKeys = broker.environmentKeys(store.db, { exclusive, alg: "ES256" });
     const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
     const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
     // the issuers writ.yaml configures (each checks its own credentials now: a bad one stops the start)
     const registry = await downstreamPart.buildRegistry(
       opts.policy.config.downstream,
-      { ledger: store.downstream, audit: appendAudit, env: opts.env },
+      {
+        ledger: store.downstream,
+        audit: appendAudit,
+        env: opts.env,
+        webIdentity: downstreamPart.webIdentitySigner(webIdentityKeys, (env) =>
+          broker.issuerFor(currentBaseUrl(), env),
+        ),
+      },
       opts.downstream?.factories,
     );
     const downstreamDeps = { registry, ledger: store.downstream, audit: appendAudit };
@@ -579,6 +588,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       config: approvalConfig,
       kill,
       keys,
+      webIdentityKeys,
       approvals,
       audit: (type, data) => audit.append(type, data),
     });
@@ -667,6 +677,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
             config: opts.policy.config,
             registry,
             keys,
+            webIdentityKeys,
             replay,
             store,
             audit: appendAudit,

@@ -9,7 +9,7 @@
  *   POST /admin/v1/kill                    { scope, by, reason? }       → EngageResult
  *   POST /admin/v1/kill/lift               { scope, by }                → { lifted }
  *   GET  /admin/v1/keys[?env=E]            key list
- *   POST /admin/v1/keys/rotate             { env, maxTokenTtlSeconds, by } → RotationReport
+ *   POST /admin/v1/keys/rotate             { env, maxTokenTtlSeconds, by, alg? } → RotationReport
  *   GET  /admin/v1/approvals[?env=E]       pending requests
  *   POST /admin/v1/approvals/:id/decision  { approver, decision, reason? } → DecideResult
  *
@@ -147,7 +147,9 @@ export function adminApi(ops: Operator, token: string): Hono {
     if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl < 0) {
       throw bad("`maxTokenTtlSeconds` must be an integer ≥ 0");
     }
-    return c.json(await ops.rotateKey(text(b, "env")!, { maxTokenTtlSeconds: ttl, by: text(b, "by")! }));
+    const alg = b.alg ?? "EdDSA";
+    if (alg !== "EdDSA" && alg !== "ES256") throw bad("`alg` must be EdDSA or ES256");
+    return c.json(await ops.rotateKey(text(b, "env")!, { maxTokenTtlSeconds: ttl, by: text(b, "by")!, alg }));
   });
   app.get("/admin/v1/approvals", async (c) =>
     c.json({ requests: await ops.pendingApprovals(envParam(c.req.url)) }),
@@ -241,6 +243,7 @@ export function remoteOperator(baseUrl: string, token: string, fetchImpl: typeof
         env,
         maxTokenTtlSeconds: opts.maxTokenTtlSeconds,
         by: opts.by,
+        ...(opts.alg !== undefined ? { alg: opts.alg } : {}),
       }),
     listKeys: async (env) => (await call<{ keys: never[] }>("GET", `/admin/v1/keys${query(env)}`)).keys,
     decideApproval: (id, input) =>

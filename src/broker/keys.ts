@@ -2,6 +2,11 @@
  * Per-environment signing keys. Each environment is its own trust root: its own Ed25519 keys, its
  * own issuer, its own JWKS, so a token minted for `dev` never verifies against `prod`.
  *
+ * A second family of keys, ES256 (P-256), signs only the web-identity tokens AWS STS verifies
+ * (`downstream/aws.ts`: AWS accepts RSA and ECDSA signatures, not EdDSA). `environmentKeys(db, { alg })`
+ * serves one family: every query, lock and JWKS is of that algorithm alone, so an ES256 key never
+ * verifies a writ access token and never joins the environment's EdDSA JWKS.
+ *
  * A key lives in `signing_keys` through two dates:
  *   sign_until     the key signs tokens until then, and no token it signs may expire later (the
  *                  "signing key life" bound of the effective TTL);
@@ -28,15 +33,29 @@ import { q, WritError } from "../core/index.js";
 // The store's error wrapper is not (yet) on its public face; approvals.ts imports it the same way.
 import { type Database, ERR_STORE_CORRUPT, guard } from "../store/index.js";
 
+/** The key families: EdDSA signs writ's own tokens, ES256 AWS web-identity tokens. */
+export type KeyAlg = "EdDSA" | "ES256";
+export const KEY_ALGS: readonly KeyAlg[] = ["EdDSA", "ES256"];
+
 /** An environment's public signing key as its JWKS publishes it (never a private member). */
-export interface PublicJwk {
-  readonly kty: "OKP";
-  readonly crv: "Ed25519";
-  readonly x: string;
-  readonly kid: string;
-  readonly alg: "EdDSA";
-  readonly use: "sig";
-}
+export type PublicJwk =
+  | {
+      readonly kty: "OKP";
+      readonly crv: "Ed25519";
+      readonly x: string;
+      readonly kid: string;
+      readonly alg: "EdDSA";
+      readonly use: "sig";
+    }
+  | {
+      readonly kty: "EC";
+      readonly crv: "P-256";
+      readonly x: string;
+      readonly y: string;
+      readonly kid: string;
+      readonly alg: "ES256";
+      readonly use: "sig";
+    };
 
 export type KeyStatus = "active" | "retired";
 
@@ -45,6 +64,7 @@ export interface KeyInfo {
   readonly kind: "key-info";
   readonly kid: string;
   readonly env: string;
+  readonly alg: KeyAlg;
   readonly status: KeyStatus;
   readonly createdAt: Date;
   readonly signUntil: Date;
@@ -57,12 +77,12 @@ export interface SigningKey {
   readonly kind: "signing-key";
   readonly kid: string;
   readonly env: string;
-  readonly alg: "EdDSA";
+  readonly alg: KeyAlg;
   readonly createdAt: Date;
   /** No token this key signs may expire after this instant (the "signing key life" TTL bound). */
   readonly signUntil: Date;
   readonly publicJwk: PublicJwk;
-  /** The Ed25519 private key, for jose's `SignJWT#sign` or `crypto.sign(null, data, key)`. */
+  /** The private key (Ed25519, or P-256 for ES256), for jose's `SignJWT#sign`. */
   readonly privateKey: KeyObject;
 }
 
@@ -110,6 +130,8 @@ export interface EnvironmentKeys {
 }
 
 export interface EnvironmentKeysOptions {
+  /** The family served (default `EdDSA`, writ's own tokens). */
+  readonly alg?: KeyAlg | undefined;
   /** How long a new key signs (default 30 days). */
   readonly keyLifetimeSeconds?: number | undefined;
   /**
@@ -158,8 +180,43 @@ function toDate(value: unknown): Date {
   return value instanceof Date ? value : new Date(value as string);
 }
 
-function publicJwkOf(x: string, kid: string): PublicJwk {
-  return { kty: "OKP", crv: "Ed25519", x, kid, alg: "EdDSA", use: "sig" };
+type Members = Readonly<Record<string, string>>;
+
+/** What differs between the families: the key's public members (RFC 7638's) and its generation. */
+interface Material {
+  /** The public members of a stored public JWK, or undefined when it is not one of this family. */
+  members(jwk: Record<string, unknown>): Members | undefined;
+  generate(): KeyObject;
+  readonly name: string;
+}
+
+const b64 = (v: unknown): v is string => typeof v === "string" && B64URL.test(v);
+
+const MATERIAL: Readonly<Record<KeyAlg, Material>> = {
+  EdDSA: {
+    name: "Ed25519",
+    members: (j) =>
+      j.kty === "OKP" && j.crv === "Ed25519" && b64(j.x) && !("d" in j)
+        ? { kty: "OKP", crv: "Ed25519", x: j.x }
+        : undefined,
+    generate: () => generateKeyPairSync("ed25519").privateKey,
+  },
+  ES256: {
+    name: "P-256",
+    members: (j) =>
+      j.kty === "EC" && j.crv === "P-256" && b64(j.x) && b64(j.y) && !("d" in j)
+        ? { kty: "EC", crv: "P-256", x: j.x, y: j.y }
+        : undefined,
+    generate: () => generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey,
+  },
+};
+
+function publicJwkOf(members: Members, kid: string, alg: KeyAlg): PublicJwk {
+  return { ...members, kid, alg, use: "sig" } as PublicJwk;
+}
+
+function algOf(r: Row): KeyAlg {
+  return r.alg === "ES256" ? "ES256" : "EdDSA";
 }
 
 function infoOf(r: Row): KeyInfo {
@@ -167,6 +224,7 @@ function infoOf(r: Row): KeyInfo {
     kind: "key-info",
     kid: r.kid,
     env: r.environment,
+    alg: algOf(r),
     status: r.status === "active" ? "active" : "retired",
     createdAt: toDate(r.created_at),
     signUntil: toDate(r.sign_until),
@@ -180,34 +238,29 @@ function infoOf(r: Row): KeyInfo {
  * process; the cache is small (an environment has a handful of keys) and bounded all the same.
  */
 class KeyCache {
-  readonly #public = new Map<string, { jwk: PublicJwk; key: KeyObject }>();
+  readonly #public = new Map<string, { jwk: PublicJwk; key: KeyObject; members: Members }>();
   readonly #private = new Map<string, KeyObject>();
 
-  async publicKey(r: Row): Promise<{ jwk: PublicJwk; key: KeyObject }> {
+  constructor(readonly alg: KeyAlg) {}
+
+  async publicKey(r: Row): Promise<{ jwk: PublicJwk; key: KeyObject; members: Members }> {
     const hit = this.#public.get(r.kid);
     if (hit !== undefined) return hit;
+    const material = MATERIAL[this.alg];
     const jwk = r.public_jwk as Record<string, unknown> | null;
-    if (
-      typeof jwk !== "object" ||
-      jwk === null ||
-      jwk.kty !== "OKP" ||
-      jwk.crv !== "Ed25519" ||
-      typeof jwk.x !== "string" ||
-      !B64URL.test(jwk.x) ||
-      "d" in jwk
-    ) {
-      throw corrupt(r.kid, "`public_jwk` is not an Ed25519 public JWK");
-    }
+    const members =
+      algOf(r) === this.alg && typeof jwk === "object" && jwk !== null ? material.members(jwk) : undefined;
+    if (members === undefined) throw corrupt(r.kid, `\`public_jwk\` is not an ${material.name} public JWK`);
     // The kid is the thumbprint: a row whose key does not hash to its kid was not written by writ.
-    const thumbprint = await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "sha256");
+    const thumbprint = await calculateJwkThumbprint({ ...members }, "sha256");
     if (thumbprint !== r.kid) throw corrupt(r.kid, "the public key's thumbprint is not the kid");
     let key: KeyObject;
     try {
-      key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: jwk.x }, format: "jwk" });
+      key = createPublicKey({ key: { ...members }, format: "jwk" });
     } catch (err) {
-      throw corrupt(r.kid, "`public_jwk` is not a usable Ed25519 key", err);
+      throw corrupt(r.kid, `\`public_jwk\` is not a usable ${material.name} key`, err);
     }
-    const entry = { jwk: publicJwkOf(jwk.x, r.kid), key };
+    const entry = { jwk: publicJwkOf(members, r.kid, this.alg), key, members };
     if (this.#public.size >= 256) this.#public.clear();
     this.#public.set(r.kid, entry);
     return entry;
@@ -216,18 +269,20 @@ class KeyCache {
   async privateKey(r: Row): Promise<KeyObject> {
     const hit = this.#private.get(r.kid);
     if (hit !== undefined) return hit;
-    const { jwk: pub } = await this.publicKey(r);
+    const { members } = await this.publicKey(r);
+    const name = MATERIAL[this.alg].name;
     const jwk = r.private_jwk as Record<string, unknown> | null;
     if (typeof jwk !== "object" || jwk === null || typeof jwk.d !== "string") {
       throw corrupt(r.kid, "an active key without its private half");
     }
     let key: KeyObject;
     try {
-      key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", x: pub.x, d: jwk.d }, format: "jwk" });
+      key = createPrivateKey({ key: { ...members, d: jwk.d }, format: "jwk" });
     } catch (err) {
-      throw corrupt(r.kid, "`private_jwk` is not a usable Ed25519 key", err);
+      throw corrupt(r.kid, `\`private_jwk\` is not a usable ${name} key`, err);
     }
-    if (createPublicKey(key).export({ format: "jwk" }).x !== pub.x) {
+    const derived = createPublicKey(key).export({ format: "jwk" });
+    if (derived.x !== members.x || derived.y !== members.y) {
       throw corrupt(r.kid, "the private key does not match the public key");
     }
     if (this.#private.size >= 64) this.#private.clear();
@@ -242,20 +297,25 @@ class KeyCache {
 
 async function newKeyRow(
   env: string,
+  alg: KeyAlg,
   now: Date,
   lifetimeSeconds: number,
 ): Promise<Insertable<Database["signing_keys"]>> {
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  if (typeof jwk.x !== "string" || typeof jwk.d !== "string") throw new Error("ed25519 key export failed");
-  const kid = await calculateJwkThumbprint({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "sha256");
+  const material = MATERIAL[alg];
+  const jwk = material.generate().export({ format: "jwk" }) as Record<string, unknown>;
+  const { d, ...pub } = jwk;
+  const publicMembers = material.members(pub);
+  if (publicMembers === undefined || typeof d !== "string") {
+    throw new Error(`${material.name} key export failed`);
+  }
+  const kid = await calculateJwkThumbprint({ ...publicMembers }, "sha256");
   const signUntil = new Date(now.getTime() + lifetimeSeconds * 1000);
   return {
     kid,
     environment: env,
-    alg: "EdDSA",
-    public_jwk: JSON.stringify(publicJwkOf(jwk.x, kid)),
-    private_jwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d }),
+    alg,
+    public_jwk: JSON.stringify(publicJwkOf(publicMembers, kid, alg)),
+    private_jwk: JSON.stringify({ ...publicMembers, d }),
     created_at: now,
     sign_until: signUntil,
     // Every token it signs expires by sign_until, so publishing it longer serves nothing.
@@ -266,15 +326,17 @@ async function newKeyRow(
 }
 
 /** Serializes key changes of one environment across connections and processes, until commit. */
-async function lockEnvironment(trx: Transaction<Database>, env: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtext(${`writ-keys:${env}`}))`.execute(trx);
+async function lockEnvironment(trx: Transaction<Database>, env: string, alg: KeyAlg): Promise<void> {
+  const name = alg === "EdDSA" ? `writ-keys:${env}` : `writ-keys:${alg}:${env}`;
+  await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx);
 }
 
-async function activeRows(db: Db, env: string): Promise<Row[]> {
+async function activeRows(db: Db, env: string, alg: KeyAlg): Promise<Row[]> {
   return db
     .selectFrom("signing_keys")
     .selectAll()
     .where("environment", "=", env)
+    .where("alg", "=", alg)
     .where("status", "=", "active")
     .orderBy("created_at", "desc")
     .execute();
@@ -313,7 +375,9 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
   checkSeconds(renewBefore, "renewBeforeSeconds");
   if (renewBefore >= lifetime) throw new TypeError("renewBeforeSeconds must be less than keyLifetimeSeconds");
   const clock = opts.clock ?? (() => new Date());
-  const cache = new KeyCache();
+  const alg = opts.alg ?? "EdDSA";
+  if (!KEY_ALGS.includes(alg)) throw new TypeError(`alg ${q(alg)}: expected one of ${KEY_ALGS.join(", ")}`);
+  const cache = new KeyCache(alg);
   // Row caches, only when this process is the store's only writer (see `exclusive`).
   const exclusive = opts.exclusive === true;
   const activeRow = new Map<string, Row>();
@@ -341,7 +405,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
       kind: "signing-key",
       kid: r.kid,
       env: r.environment,
-      alg: "EdDSA",
+      alg,
       createdAt: toDate(r.created_at),
       signUntil: toDate(r.sign_until),
       publicJwk: jwk,
@@ -365,7 +429,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
   };
 
   const create = async (trx: Transaction<Database>, env: string, at: Date): Promise<Row> => {
-    const row = await newKeyRow(env, at, lifetime);
+    const row = await newKeyRow(env, alg, at, lifetime);
     return trx.insertInto("signing_keys").values(row).returningAll().executeTakeFirstOrThrow();
   };
 
@@ -376,17 +440,17 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
         const cached = exclusive ? activeRow.get(env) : undefined;
         if (cached !== undefined && usable(cached, now())) return signingKey(cached);
         // The common case reads one row and takes no lock.
-        const [current] = await activeRows(db, env);
+        const [current] = await activeRows(db, env, alg);
         if (current !== undefined && usable(current, now())) {
           if (exclusive) activeRow.set(env, current);
           return signingKey(current);
         }
         forgetEnvironment(env);
         const row = await db.transaction().execute(async (trx) => {
-          await lockEnvironment(trx, env);
+          await lockEnvironment(trx, env, alg);
           // Another process may have created or replaced the key while this one waited.
           const at = now();
-          const rows = await activeRows(trx, env);
+          const rows = await activeRows(trx, env, alg);
           const keep = rows[0] !== undefined && usable(rows[0], at) ? rows[0] : undefined;
           for (const r of rows) {
             if (r === keep) continue;
@@ -409,11 +473,11 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
       checkSeconds(rotateOpts.maxTokenTtlSeconds, "maxTokenTtlSeconds");
       return guard(`rotate the signing key of ${q(env)}`, async () => {
         const { retired, created } = await db.transaction().execute(async (trx) => {
-          await lockEnvironment(trx, env);
+          await lockEnvironment(trx, env, alg);
           const at = now();
           const until = at.getTime() + rotateOpts.maxTokenTtlSeconds * 1000;
           let last: Row | undefined;
-          for (const r of (await activeRows(trx, env)).reverse()) {
+          for (const r of (await activeRows(trx, env, alg)).reverse()) {
             last = await retire(trx, r, at, until);
             cache.forget(r.kid);
           }
@@ -435,6 +499,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
           .selectFrom("signing_keys")
           .selectAll()
           .where("environment", "=", env)
+          .where("alg", "=", alg)
           .where("publish_until", ">", when)
           .orderBy("created_at", "desc")
           .execute();
@@ -451,6 +516,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
       return guard(`key ${q(kid)} of ${q(env)}`, async () => {
         const hit = exclusive ? verificationRows.get(kid) : undefined;
         if (hit !== undefined && hit.environment === env && toDate(hit.publish_until) > when) {
+          // one family per object: the cache holds only this family's rows
           return verificationKeyOf(hit);
         }
         const r = await db
@@ -458,6 +524,7 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
           .selectAll()
           .where("kid", "=", kid)
           .where("environment", "=", env)
+          .where("alg", "=", alg)
           .where("publish_until", ">", when)
           .executeTakeFirst();
         if (r === undefined) return undefined;

@@ -12,7 +12,7 @@
 import type { ApprovalVerdict, WritConfig } from "../core/index.js";
 import { q, WritError } from "../core/index.js";
 import type { ApprovalRequest, ApprovalService, DecideResult } from "./approvals.js";
-import type { EnvironmentKeys, KeyInfo } from "./keys.js";
+import type { EnvironmentKeys, KeyAlg, KeyInfo } from "./keys.js";
 import {
   describeScope,
   type EngagedKill,
@@ -31,7 +31,11 @@ export interface Operator {
   engageKill(scope: KillScope, opts: { by: string; reason?: string | undefined }): Promise<EngageResult>;
   liftKill(scope: KillScope, opts: { by: string }): Promise<{ lifted: readonly EngagedKill[] }>;
   engagedKills(): Promise<readonly EngagedKill[]>;
-  rotateKey(env: string, opts: { maxTokenTtlSeconds: number; by: string }): Promise<RotationReport>;
+  /** Rotates one family of `env`'s keys: EdDSA (default, writ's tokens) or ES256 (AWS web identity). */
+  rotateKey(
+    env: string,
+    opts: { maxTokenTtlSeconds: number; by: string; alg?: KeyAlg | undefined },
+  ): Promise<RotationReport>;
   listKeys(env?: string): Promise<readonly KeyInfo[]>;
   decideApproval(
     id: string,
@@ -45,6 +49,8 @@ export interface OperatorDeps {
   readonly config?: WritConfig | undefined;
   readonly kill: KillSwitch;
   readonly keys: EnvironmentKeys;
+  /** The ES256 family (AWS web-identity tokens); default: the same store as `keys`, built by the caller. */
+  readonly webIdentityKeys?: EnvironmentKeys | undefined;
   readonly approvals: ApprovalService;
   /** The audit log. Never given a secret. */
   readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
@@ -117,13 +123,24 @@ export function operator(deps: OperatorDeps): Operator {
     engagedKills: () => deps.kill.engaged(),
 
     async rotateKey(env, opts) {
-      checkEnvironment(needConfig(deps.config), env);
-      const result = await deps.keys.rotate(env, { maxTokenTtlSeconds: opts.maxTokenTtlSeconds });
+      const config = needConfig(deps.config);
+      checkEnvironment(config, env);
+      const alg = opts.alg ?? "EdDSA";
+      const family = alg === "EdDSA" ? deps.keys : deps.webIdentityKeys;
+      if (alg !== "EdDSA" && config.downstream?.environments.get(env)?.aws?.mode !== "web-identity") {
+        throw new WritError(
+          ERR_OPERATOR_INPUT,
+          `environment ${q(env)} has no ${alg} key: only AWS web-identity mode (\`downstream.${env}.aws.mode\`) signs with one`,
+        );
+      }
+      if (family === undefined) throw new TypeError(`no ${alg} key family was given to the operator`);
+      const result = await family.rotate(env, { maxTokenTtlSeconds: opts.maxTokenTtlSeconds });
       const created = (await deps.keys.list(env)).find((k) => k.kid === result.created.kid);
       if (created === undefined) throw new Error(`the new key ${result.created.kid} is not listed`);
       await deps.audit("keys.rotate", {
         environment: env,
         by: opts.by,
+        alg,
         retired: result.retired?.kid ?? null,
         retiredPublishedUntil: result.retired?.publishUntil.toISOString() ?? null,
         created: result.created.kid,

@@ -22,6 +22,7 @@ interface PolicyOptions {
   readonly broker?: string;
   readonly issuer?: string;
   readonly audience?: string;
+  readonly agent?: string[];
   readonly json: boolean;
 }
 
@@ -33,7 +34,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function readAwsSection(
   file: string,
   env: string | undefined,
-): { env: string; mode: "role-session" | "web-identity"; roles: Map<string, string> } {
+): {
+  env: string;
+  mode: "role-session" | "web-identity";
+  roles: Map<string, string>;
+  audience: string | undefined;
+} {
   let doc: unknown;
   try {
     doc = parse(readFileSync(file, "utf8"));
@@ -93,7 +99,12 @@ export function readAwsSection(
     }
     roles.set(pb, arn);
   }
-  return { env: chosen, mode, roles };
+  return {
+    env: chosen,
+    mode,
+    roles,
+    audience: typeof section.audience === "string" ? section.audience : undefined,
+  };
 }
 
 export function registerDownstream(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -106,7 +117,11 @@ export function registerDownstream(program: Command, io: Io, setExit: (code: num
     .option("--env <environment>", "the environment whose `downstream.<env>.aws` to read")
     .option("--broker <arn>", "the principal the broker's AWS keys belong to (role-session)")
     .option("--issuer <url>", "writ's environment issuer URL (web-identity)")
-    .option("--audience <aud>", "the audience agents' tokens carry (web-identity)", "sts.amazonaws.com")
+    .option(
+      "--audience <aud>",
+      "the web-identity tokens' audience (default: `audience` in writ.yaml, else sts.amazonaws.com)",
+    )
+    .option("--agent <id...>", "web-identity: the agents (the tokens' `sub`) the roles trust")
     .option("--json", "print JSON", false)
     .action((opts: PolicyOptions) => {
       const section = readAwsSection(opts.config, opts.env);
@@ -115,7 +130,8 @@ export function registerDownstream(program: Command, io: Io, setExit: (code: num
         roles: section.roles,
         brokerPrincipal: opts.broker,
         issuer: opts.issuer,
-        audience: opts.audience,
+        audience: opts.audience ?? section.audience,
+        agents: opts.agent,
       });
       emit(io, opts.json, { environment: section.env, ...setup }, () => {
         const lines: string[] = [`# AWS setup for environment ${section.env} (${setup.mode})`, ""];

@@ -43,6 +43,8 @@ export interface KeysRotateOptions {
   readonly data: string;
   readonly databaseUrl?: string | undefined;
   readonly maxTokenTtl?: string | undefined;
+  /** The key family: `EdDSA` (default, writ's tokens) or `ES256` (AWS web-identity tokens). */
+  readonly alg?: string | undefined;
   readonly json: boolean;
   readonly clock?: (() => Date) | undefined;
   /** Who rotates, for the audit record (main.ts: WRIT_OPERATOR or USER). */
@@ -109,6 +111,7 @@ function keyJson(k: KeyInfo) {
   return {
     kid: k.kid,
     env: k.env,
+    alg: k.alg,
     status: k.status,
     createdAt: k.createdAt.toISOString(),
     signUntil: k.signUntil.toISOString(),
@@ -121,8 +124,12 @@ export async function keysRotate(opts: KeysRotateOptions, io: Io): Promise<numbe
   const config = await requireConfig(opts.config, io, opts.json);
   requireEnvironment(config, opts.env, opts.config);
   const maxTtl = opts.maxTokenTtl !== undefined ? parseTtl(opts.maxTokenTtl) : longestTtl(config);
+  const alg = opts.alg ?? "EdDSA";
+  if (alg !== "EdDSA" && alg !== "ES256") {
+    throw new CliFailure("ERR_USAGE", `--alg ${q(alg)}: expected \`EdDSA\` or \`ES256\``, EXIT.usage);
+  }
   const { retired, created } = await withOperator(opts, config, { create: true, migrate: true }, (ops) =>
-    ops.rotateKey(opts.env, { maxTokenTtlSeconds: maxTtl, by: opts.operator ?? "operator" }),
+    ops.rotateKey(opts.env, { maxTokenTtlSeconds: maxTtl, by: opts.operator ?? "operator", alg }),
   );
   emit(
     io,
@@ -146,10 +153,11 @@ export async function keysRotate(opts: KeysRotateOptions, io: Io): Promise<numbe
 function table(keys: readonly KeyInfo[]): string {
   if (keys.length === 0) return "no signing keys";
   const rows = [
-    ["KID", "ENV", "STATUS", "CREATED", "SIGN UNTIL", "PUBLISHED UNTIL"],
+    ["KID", "ENV", "ALG", "STATUS", "CREATED", "SIGN UNTIL", "PUBLISHED UNTIL"],
     ...keys.map((k) => [
       k.kid,
       k.env,
+      k.alg,
       k.status,
       k.createdAt.toISOString(),
       k.signUntil.toISOString(),
@@ -196,6 +204,11 @@ export function registerKeys(
       "--max-token-ttl <duration>",
       "publish the retired key this long (default: the longest ceiling maximum; 0: withdraw it now)",
     )
+    .option(
+      "--alg <alg>",
+      "the key family: EdDSA (writ's tokens) or ES256 (AWS web-identity tokens)",
+      "EdDSA",
+    )
     .option("--json", "print JSON", false)
     .action(async (o: Omit<KeysRotateOptions, "databaseUrl" | "clock">) =>
       setExit(
@@ -208,7 +221,9 @@ export function registerKeys(
 
   keys
     .command("list")
-    .description("list signing keys: kid, environment, status, created, sign until, published until")
+    .description(
+      "list signing keys: kid, environment, algorithm, status, created, sign until, published until",
+    )
     .option("--env <environment>", "only this environment (one writ.yaml declares)")
     .option("--config <file>", "the config file (read with --env)", DEFAULT_CONFIG)
     .option("--data <dir>", "the data folder", dataDir)

@@ -47,6 +47,7 @@ export async function withOperator<T>(
         config: config === undefined ? undefined : withToolApprovals(config),
         kill: killSwitch(store.db),
         keys: environmentKeys(store.db, { clock: target.clock }),
+        webIdentityKeys: environmentKeys(store.db, { clock: target.clock, alg: "ES256" }),
         approvals: approvalService(store.db, { audit }),
         audit: (type, data) => audit.append(type, data),
         clock: target.clock,

@@ -35,6 +35,8 @@ const SYSTEMS = ["aws", "github", "kubernetes"] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const ROLE_ARN = /^arn:aws(?:-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
 const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+/** An IAM OIDC provider client id: up to 255 characters (CreateOpenIDConnectProvider), printable, no spaces. */
+const AUDIENCE = /^[\x21-\x7e]{1,255}$/;
 const PROFILE = /^[A-Za-z0-9_.+@-]{1,64}$/;
 const APP_ID = /^(?:\d{1,20}|Iv[0-9A-Za-z.]{1,40})$/;
 const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -208,7 +210,12 @@ function parseAws(
   const raw = c.map(v, path);
   if (!raw) return undefined;
   const obj = refuseSecretKeys(c, raw, path);
-  c.keys(obj, path, ["region", "roles"], ["mode", "authorizationDetails", "endpoint", "credentials"]);
+  c.keys(
+    obj,
+    path,
+    ["region", "roles"],
+    ["mode", "audience", "authorizationDetails", "endpoint", "credentials"],
+  );
   let mode: AwsDownstreamConfig["mode"] = "role-session";
   if (obj.mode !== undefined) {
     if (obj.mode === "role-session" || obj.mode === "web-identity") mode = obj.mode;
@@ -258,6 +265,26 @@ function parseAws(
       : text(c, obj.authorizationDetails, [...path, "authorizationDetails"]);
   const endpoint =
     obj.endpoint === undefined ? undefined : endpointUrl(c, obj.endpoint, [...path, "endpoint"]);
+  let audience: string | undefined;
+  if (obj.audience !== undefined) {
+    const ap = [...path, "audience"];
+    audience = text(c, obj.audience, ap);
+    if (audience !== undefined && mode !== "web-identity") {
+      c.error(
+        "ERR_CONFIG_DOWNSTREAM_AUDIENCE",
+        ap,
+        "`audience` is the web-identity token's `aud`: set it only with `mode: web-identity`",
+      );
+      audience = undefined;
+    } else if (audience !== undefined && !AUDIENCE.test(audience)) {
+      c.error(
+        "ERR_CONFIG_DOWNSTREAM_AUDIENCE",
+        ap,
+        `audience ${q(audience)}: expected an IAM OIDC provider client id (1–255 printable characters, no spaces)`,
+      );
+      audience = undefined;
+    }
+  }
   let credentials: AwsDownstreamConfig["credentials"] = { from: "env" };
   if (obj.credentials !== undefined) {
     const cp = [...path, "credentials"];
@@ -265,7 +292,7 @@ function parseAws(
       c.error(
         "ERR_CONFIG_VALUE",
         cp,
-        "in `web-identity` mode the agent assumes the role itself: writ holds no AWS credentials",
+        "in `web-identity` mode writ holds no AWS credentials: it assumes the role with a token its issuer signs",
       );
     }
     const cr = c.map(obj.credentials, cp, "`{from: env}` or `{from: profile, profile: NAME}`");
@@ -284,6 +311,7 @@ function parseAws(
   if (region === undefined || roles.size === 0) return undefined;
   return {
     mode,
+    ...(audience !== undefined ? { audience } : {}),
     region,
     roles,
     authorizationDetails:

@@ -12,13 +12,22 @@
  * `writ:id` tag or to one agent by `aws:SourceIdentity`), recorded in the ledger with the expiry of
  * the longest session it can affect; the reaper removes it then (`revoke` of that record).
  *
- * web-identity mode: the agent assumes the role itself with a writ-issued token; writ holds no AWS
- * keys, so it issues nothing here and cannot reach sessions already made (docs/downstream-aws.md).
+ * web-identity mode: the same session (policy, proof, duration, name, source identity and tags),
+ * through `sts:AssumeRoleWithWebIdentity` with a token the environment's issuer signs for the call
+ * (`aws/web-identity.ts`; AWS verifies it against writ's OIDC discovery and JWKS). writ holds no AWS
+ * keys, so it cannot put a deny on the role: revocation and kill cannot reach sessions already made
+ * (audited, docs/downstream-aws.md). The agent never holds the token, so it cannot assume the role
+ * without the session policy.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
-import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from "@aws-sdk/client-sts";
+import {
+  AssumeRoleCommand,
+  type AssumeRoleCommandOutput,
+  AssumeRoleWithWebIdentityCommand,
+  STSClient,
+} from "@aws-sdk/client-sts";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@aws-sdk/types";
 import { type AuthorizationDetails, importAuthorizationDetails, policiesFor } from "../analyzer/aws/index.js";
 import { isWritError, q, WritError } from "../core/index.js";
@@ -34,6 +43,7 @@ import {
 } from "./aws/names.js";
 import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
 import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
+import { DEFAULT_WEB_IDENTITY_AUDIENCE, WEB_IDENTITY_TOKEN_MAX } from "./aws/web-identity.js";
 import { refusal } from "./refusal.js";
 import {
   type AwsDownstreamConfig,
@@ -102,6 +112,9 @@ function checkConfig(cfg: AwsDownstreamConfig): void {
   if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(cfg.region))
     throw configError(`region ${q(cfg.region)} is not an AWS region`);
   if (cfg.roles.size === 0) throw configError("`roles` names no role");
+  if (cfg.audience !== undefined && cfg.mode !== "web-identity") {
+    throw configError("`audience` is for web-identity mode only (the web-identity token's `aud`)");
+  }
   for (const [playbook, arn] of cfg.roles) {
     if (!ROLE_ARN.test(arn)) throw configError(`roles.${playbook}: ${q(arn)} is not an IAM role ARN`);
   }
@@ -185,6 +198,8 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
   const clock = deps.clock ?? (() => new Date());
   const env = deps.env ?? process.env;
   const webIdentity = cfg.mode === "web-identity";
+  const signer = deps.webIdentity;
+  const audience = cfg.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE;
   const credentials = webIdentity ? undefined : await brokerCredentials(cfg, env);
   const roles = loadRoles(cfg);
   const common = {
@@ -194,7 +209,8 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     // Never hang a redemption or a kill on an unresponsive endpoint.
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true },
   };
-  const sts = webIdentity ? undefined : new STSClient({ region: cfg.region, ...common });
+  // AssumeRoleWithWebIdentity is not signed: in web-identity mode the client holds no credentials.
+  const sts = new STSClient({ region: cfg.region, ...common });
   // IAM is global: its requests are signed for us-east-1 in the aws partition.
   const iam = webIdentity ? undefined : new IAMClient({ region: "us-east-1", ...common });
   const allRoles = [...new Set(cfg.roles.values())];
@@ -309,12 +325,6 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
   }
 
   async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
-    if (webIdentity) {
-      throw refusal(
-        "downstream_not_configured",
-        "aws is in web-identity mode: the agent assumes its role itself with AssumeRoleWithWebIdentity and a writ-issued token; writ mints no role session",
-      );
-    }
     lastEnvironment = writ.environment;
     const roleArn = roleFor(writ.playbook);
     if (!roleArn) {
@@ -388,7 +398,9 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     const notes: string[] = [...left, ...proof.notes];
     if (remaining < MIN_SESSION_SECONDS) {
       notes.push(
-        `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: writ ends the session at the writ's expiry (${iso(writ.expiresAt)}) by revocation, through a deny on the role`,
+        webIdentity
+          ? `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: in web-identity mode writ holds no AWS keys and cannot end the session early; it lasts past the writ's expiry (${iso(writ.expiresAt)})`
+          : `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: writ ends the session at the writ's expiry (${iso(writ.expiresAt)}) by revocation, through a deny on the role`,
       );
     }
     const record = await deps.ledger.intend({
@@ -405,22 +417,60 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       writ: writ.id,
       agent: writ.agent,
       playbook: writ.playbook,
+      mode: cfg.mode,
       role: roleArn,
       sessionName,
       durationSeconds: duration,
       policyChars: policy.json.length,
     };
-    const assume = (seconds: number) =>
-      sts!.send(
-        new AssumeRoleCommand({
+    const assume = async (seconds: number): Promise<AssumeRoleCommandOutput> => {
+      if (!webIdentity) {
+        return sts.send(
+          new AssumeRoleCommand({
+            RoleArn: roleArn,
+            RoleSessionName: sessionName,
+            Policy: policy.json,
+            DurationSeconds: seconds,
+            SourceIdentity: writ.agent,
+            Tags: tags,
+          }),
+        );
+      }
+      if (signer === undefined) {
+        throw refusal(
+          "downstream_not_configured",
+          "web-identity tokens are signed by `writ serve`'s environment issuer, which this process does not serve",
+        );
+      }
+      // the source identity and the tags travel in the token (AWS's claims), signed by the issuer
+      const token = await signer.sign(
+        writ.environment,
+        {
+          subject: writ.agent,
+          audience,
+          sourceIdentity: writ.agent,
+          tags,
+          jti: `${writ.id}.${randomBytes(9).toString("base64url")}`,
+          expiresAt: writ.expiresAt,
+        },
+        now,
+      );
+      if (token.length > WEB_IDENTITY_TOKEN_MAX) {
+        throw refusal(
+          "downstream_policy_too_large",
+          `the web-identity token is ${token.length} characters; STS takes at most ${WEB_IDENTITY_TOKEN_MAX}`,
+        );
+      }
+      return sts.send(
+        new AssumeRoleWithWebIdentityCommand({
           RoleArn: roleArn,
           RoleSessionName: sessionName,
+          WebIdentityToken: token,
           Policy: policy.json,
           DurationSeconds: seconds,
-          SourceIdentity: writ.agent,
-          Tags: tags,
         }),
       );
+    };
     let out: AssumeRoleCommandOutput;
     try {
       try {
@@ -441,13 +491,15 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         );
       }
     } catch (err) {
-      // A service's answer means nothing was made; anything else may have made a session.
-      if (serviceAnswered(err)) await deps.ledger.removed(record.id);
+      // A service's answer (or a refusal before the call) means nothing was made; anything else may
+      // have made a session.
+      if (serviceAnswered(err) || isAwsRefusal(err)) await deps.ledger.removed(record.id);
       await deps.audit("downstream.aws.assume_role", {
         ...audited,
         outcome: "failed",
         error: errorName(err),
       });
+      if (isAwsRefusal(err)) throw err;
       const name = errorName(err);
       if (name === "PackedPolicyTooLarge") {
         throw refusal(
@@ -457,7 +509,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       }
       throw refusal(
         "downstream_unavailable",
-        `STS AssumeRole on ${q(roleArn)} failed: ${name}: ${(err as Error).message}`,
+        `STS ${webIdentity ? "AssumeRoleWithWebIdentity" : "AssumeRole"} on ${q(roleArn)} failed: ${name}: ${(err as Error).message}`,
       );
     }
     const c = out.Credentials;

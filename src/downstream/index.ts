@@ -27,6 +27,7 @@ import {
   type WritForIssuer,
 } from "./types.js";
 
+export { openIdConfiguration, type WebIdentitySigner, webIdentitySigner } from "./aws/web-identity.js";
 export * from "./types.js";
 
 export const DOWNSTREAM_SYSTEMS: readonly DownstreamSystem[] = ["aws", "github", "kubernetes"];

@@ -2,6 +2,8 @@
  * The redemption endpoint, beside the broker's own under each environment's issuer:
  *
  *   POST /env/<env>/downstream/<system>      (system: aws, github, kubernetes)
+ *   GET  /env/<env>/.well-known/openid-configuration    } environments in AWS web-identity mode:
+ *   GET  /env/<env>/.well-known/web-identity-jwks.json  } the OIDC provider AWS STS reads
  *
  * The caller presents a writ access token whose audience is this very URL, bound by DPoP
  * (`Authorization: DPoP <token>` and a fresh `DPoP` proof for this URL, `broker/bound-token.ts`).
@@ -24,6 +26,7 @@ import {
 } from "../broker/index.js";
 import { isWritError, q, type WritConfig } from "../core/index.js";
 import type { Store } from "../store/index.js";
+import { openIdConfiguration } from "./aws/web-identity.js";
 import {
   causeOf,
   type DownstreamAudit,
@@ -41,6 +44,8 @@ export interface DownstreamRouteOptions {
   readonly config: WritConfig;
   readonly registry: DownstreamRegistry;
   readonly keys: Pick<EnvironmentKeys, "verificationKey">;
+  /** The ES256 family: the web-identity tokens' keys, published for AWS. */
+  readonly webIdentityKeys?: Pick<EnvironmentKeys, "jwks" | "activeKey"> | undefined;
   readonly replay: ReplayCache;
   readonly store: Pick<Store, "writs">;
   readonly audit: DownstreamAudit;
@@ -108,6 +113,36 @@ function credentialBody(c: DownstreamCredential): Record<string, unknown> {
 export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
   const app = new Hono();
   const now = () => (opts.clock ? opts.clock() : new Date());
+
+  // AWS STS fetches `<iss>/.well-known/openid-configuration`, then its `jwks_uri`: served for the
+  // environments whose AWS issuer is in web-identity mode, with that family's keys only.
+  const webIdentityKeys = opts.webIdentityKeys;
+  const webIdentity = (env: string) =>
+    webIdentityKeys !== undefined &&
+    opts.config.downstream?.environments.get(env)?.aws?.mode === "web-identity";
+  const notServed = (env: string) =>
+    new Response(
+      JSON.stringify({
+        type: "about:blank",
+        title: "Not Found",
+        status: 404,
+        detail: `environment ${q(env)} is not an OpenID Connect provider (no AWS web-identity mode)`,
+      }),
+      { status: 404, headers: { "content-type": "application/problem+json" } },
+    );
+  app.get("/env/:env/.well-known/openid-configuration", (c) => {
+    const env = c.req.param("env");
+    if (!webIdentity(env)) return notServed(env);
+    return c.json(openIdConfiguration(issuerFor(opts.baseUrl(), env)), 200, {
+      "cache-control": "max-age=300",
+    });
+  });
+  app.get("/env/:env/.well-known/web-identity-jwks.json", async (c) => {
+    const env = c.req.param("env");
+    if (!webIdentity(env)) return notServed(env);
+    await webIdentityKeys!.activeKey(env); // the key the next token is signed with is published first
+    return c.json(await webIdentityKeys!.jwks(env), 200, { "cache-control": "max-age=60" });
+  });
 
   app.post("/env/:env/downstream/:system", async (c) => {
     const env = c.req.param("env");

@@ -140,8 +140,14 @@ export interface EnvironmentDownstream {
 }
 
 export interface AwsDownstreamConfig {
-  /** `role-session`: writ calls sts:AssumeRole with a session policy; `web-identity`: the agent does. */
+  /**
+   * `role-session`: writ calls sts:AssumeRole with its own AWS keys; `web-identity`: writ calls
+   * sts:AssumeRoleWithWebIdentity with a token its environment issuer signs, and holds no AWS keys.
+   * Both pass the writ's session policy.
+   */
   readonly mode: "role-session" | "web-identity";
+  /** web-identity: the token's `aud`, the IAM OIDC provider's client id (default `sts.amazonaws.com`). */
+  readonly audience?: string | undefined;
   readonly region: string;
   /** Playbook name (or `*`) → the role ARN its sessions assume. */
   readonly roles: ReadonlyMap<string, string>;
@@ -202,6 +208,8 @@ export interface IssuerDeps {
   /** Where environment-variable credentials are read from (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   readonly clock?: (() => Date) | undefined;
+  /** Signs AWS web-identity tokens under the environment's issuer (needed by web-identity mode). */
+  readonly webIdentity?: import("./aws/web-identity.js").WebIdentitySigner | undefined;
 }
 
 /*

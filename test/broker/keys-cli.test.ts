@@ -98,7 +98,7 @@ describe("writ keys (embedded store)", () => {
     const human = await writ(["keys", "list", "--env", "prod", "--config", CONFIG, "--data", data]);
     expect(human.code).toBe(EXIT.ok);
     const lines = human.out.split("\n");
-    expect(lines[0]).toMatch(/^KID\s+ENV\s+STATUS\s+CREATED\s+SIGN UNTIL\s+PUBLISHED UNTIL$/);
+    expect(lines[0]).toMatch(/^KID\s+ENV\s+ALG\s+STATUS\s+CREATED\s+SIGN UNTIL\s+PUBLISHED UNTIL$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3))).toEqual([
       [first.kid, "prod", "retired"],
       [report.created.kid, "prod", "active"],

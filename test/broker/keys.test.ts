@@ -48,6 +48,38 @@ forEachBackend("environment keys", (h) => {
   beforeAll(() => h.setup());
   afterAll(() => h.teardown());
 
+  it("keeps the ES256 family (AWS web identity) apart from the EdDSA one", async () => {
+    const t = manualClock();
+    const ed = environmentKeys(h.store.db, { clock: t.clock });
+    const es = environmentKeys(h.store.db, { clock: t.clock, alg: "ES256" });
+    const env = freshEnv();
+    const edKey = await ed.activeKey(env);
+    t.advance(1);
+    const esKey = await es.activeKey(env);
+    expect(esKey).toMatchObject({ env, alg: "ES256" });
+    expect(esKey.privateKey.asymmetricKeyType).toBe("ec");
+    expect(esKey.publicJwk).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256", kid: esKey.kid });
+    // one active key per family, each published and looked up in its own family only
+    expect((await ed.activeKey(env)).kid).toBe(edKey.kid);
+    expect((await ed.jwks(env)).keys.map((k) => k.kid)).toEqual([edKey.kid]);
+    expect((await es.jwks(env)).keys.map((k) => k.kid)).toEqual([esKey.kid]);
+    expect(JSON.stringify(await es.jwks(env))).not.toMatch(/"d"/);
+    expect(await ed.verificationKey(env, esKey.kid)).toBeUndefined();
+    expect(await es.verificationKey(env, edKey.kid)).toBeUndefined();
+    expect(await es.verificationKey(env, esKey.kid)).toMatchObject({ kid: esKey.kid });
+    // rotating one family leaves the other's key signing
+    t.advance(60);
+    const r = await es.rotate(env, { maxTokenTtlSeconds: 0 });
+    expect(r.retired?.kid).toBe(esKey.kid);
+    expect((await ed.activeKey(env)).kid).toBe(edKey.kid);
+    expect((await es.jwks(env)).keys.map((k) => k.kid)).toEqual([r.created.kid]);
+    expect((await ed.list(env)).map((k) => [k.alg, k.status])).toEqual([
+      ["EdDSA", "active"],
+      ["ES256", "retired"],
+      ["ES256", "active"],
+    ]);
+  });
+
   it("creates the first key lazily, once, and publishes it", async () => {
     const t = manualClock();
     const keys = environmentKeys(h.store.db, { clock: t.clock });

@@ -195,6 +195,26 @@ ${line}`);
     ]);
   });
 
+  it("takes `audience` in web-identity mode only, as an IAM client id", async () => {
+    const section = (env: string, mode: string, audience: string) => `
+  ${env}:
+    aws:
+      mode: ${mode}
+      region: eu-west-1
+      roles: {"*": "arn:aws:iam::123456789012:role/writ"}
+      audience: ${JSON.stringify(audience)}`;
+    const good = await load(`downstream:${section("prod", "web-identity", "writ.example/aws")}\n`);
+    expect(good.problems).toEqual([]);
+    expect(good.config?.downstream?.environments.get("prod")?.aws?.audience).toBe("writ.example/aws");
+    const bad = await load(
+      `downstream:${section("prod", "role-session", "sts.amazonaws.com")}${section("dev", "web-identity", "has space")}\n`,
+    );
+    expect(bad.problems.map((p) => [p.code, p.path])).toEqual([
+      ["ERR_CONFIG_DOWNSTREAM_AUDIENCE", "downstream.prod.aws.audience"],
+      ["ERR_CONFIG_DOWNSTREAM_AUDIENCE", "downstream.dev.aws.audience"],
+    ]);
+  });
+
   it("the quickstart's commented example is a valid section once uncommented", async () => {
     const dir = join(ROOT, "examples", "quickstart");
     const text = await readFile(join(dir, "writ.yaml"), "utf8");

@@ -66,7 +66,7 @@ describe("writ downstream aws policy", () => {
     expect(out.brokerPolicy).toBeUndefined();
     expect(out.trustPolicies[ROLE].Statement[0]).toMatchObject({
       Principal: { Federated: "arn:aws:iam::111122223333:oidc-provider/writ.example/env/prod" },
-      Action: "sts:AssumeRoleWithWebIdentity",
+      Action: ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
       Condition: { StringEquals: { "writ.example/env/prod:aud": "sts.amazonaws.com" } },
     });
   });

@@ -362,7 +362,7 @@ describe("refusals", () => {
     expect(r.message).toMatch(/AccessDenied.*sts:TagSession/);
   });
 
-  it("web-identity mode mints no role session and needs no keys", async () => {
+  it("web-identity mode needs no AWS keys, and without the server's issuer to sign it mints nothing", async () => {
     const issuer = await awsIssuer(config({ mode: "web-identity" }), {
       ledger: new MemoryLedger(),
       audit: async () => {},
@@ -370,7 +370,7 @@ describe("refusals", () => {
     });
     const r = await refusedWith(issuer.issue(writ(), new Date()));
     expect(r.reason).toBe("downstream_not_configured");
-    expect(r.message).toContain("AssumeRoleWithWebIdentity");
+    expect(r.message).toContain("web-identity tokens are signed by `writ serve`'s environment issuer");
   });
 });
 

@@ -6,7 +6,8 @@
  *   `iam:DeleteRolePolicy` on them for the revoke-older-sessions deny), and each role's trust policy
  *   naming the broker's principal;
  * - web-identity mode: no broker policy (writ holds no AWS keys); each role's trust policy names
- *   writ's environment issuer as an OIDC provider with `aud` and `sub` conditions.
+ *   writ's environment issuer as an OIDC provider with `aud` and `sub` conditions, for
+ *   `sts:AssumeRoleWithWebIdentity` and the tags and source identity the token carries.
  */
 import { ROLE_ARN } from "./names.js";
 
@@ -35,6 +36,7 @@ export interface AwsSetup {
 }
 
 const SESSION_ACTIONS = ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"];
+const WEB_IDENTITY_ACTIONS = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"];
 
 export function awsSetup(input: SetupInput): AwsSetup {
   const roles = [...new Set(input.roles.values())].sort();
@@ -42,7 +44,8 @@ export function awsSetup(input: SetupInput): AwsSetup {
   const partition = ROLE_ARN.exec(roles[0] ?? "")?.[1] ?? "aws";
   if (input.mode === "web-identity") {
     const issuer = (input.issuer ?? "https://WRIT_HOST/env/ENVIRONMENT").replace(/\/+$/, "");
-    const host = issuer.replace(/^https:\/\//, "");
+    // IAM names the provider, and its condition keys, by the issuer URL without its scheme
+    const host = issuer.replace(/^https?:\/\//, "");
     const audience = input.audience ?? "sts.amazonaws.com";
     const trust = {
       Version: "2012-10-17",
@@ -50,7 +53,7 @@ export function awsSetup(input: SetupInput): AwsSetup {
         {
           Effect: "Allow",
           Principal: { Federated: `arn:${partition}:iam::${account}:oidc-provider/${host}` },
-          Action: "sts:AssumeRoleWithWebIdentity",
+          Action: WEB_IDENTITY_ACTIONS,
           Condition: {
             StringEquals: {
               [`${host}:aud`]: audience,
@@ -64,8 +67,9 @@ export function awsSetup(input: SetupInput): AwsSetup {
       mode: "web-identity",
       trustPolicies: Object.fromEntries(roles.map((r) => [r, trust])),
       steps: [
-        `create an IAM OIDC identity provider for ${issuer} with client id (audience) ${audience}; AWS reads ${issuer}/.well-known/openid-configuration and its jwks_uri (${issuer}/jwks)`,
-        "attach the trust policy above to each role; add `sub` conditions to tie a role to the agents that may assume it",
+        `create an IAM OIDC identity provider with URL ${issuer} and client id (audience) ${audience}; AWS reads ${issuer}/.well-known/openid-configuration and its jwks_uri (${issuer}/.well-known/web-identity-jwks.json, the environment's ES256 keys) over HTTPS`,
+        "attach the trust policy above to each role; the `sub` condition ties a role to the agents that may assume it (the token's `sub` is the agent id)",
+        "writ calls AssumeRoleWithWebIdentity itself with the writ's session policy; it holds no AWS keys, so revocation and the kill switch cannot stop a session already made: keep each role's MaxSessionDuration short",
       ],
     };
   }
