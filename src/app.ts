@@ -145,6 +145,58 @@ function backgroundWork(): { run(work: Promise<unknown>): void; settled(): Promi
   };
 }
 
+type DownstreamModule = typeof import("./downstream/index.js");
+
+interface DownstreamWiring {
+  readonly deps: import("./downstream/index.js").DownstreamDeps;
+  /** Whether writ.yaml configures any downstream system. */
+  readonly configured: boolean;
+  /** The kill switch given, wrapped so that a kill reaches the issuers (itself when none is configured). */
+  readonly kill: KillSwitch;
+  /** A kill's record removals, left running after its answer: `close` waits for them. */
+  readonly background: ReturnType<typeof backgroundWork>;
+  /** The issuers by environment and system, for the gateway's upstreams with per-writ credentials. */
+  readonly issuers: DownstreamIssuers;
+  /** Starts the reaper when a system is configured (nothing created outlives its writ by a period). */
+  startReaper(periodMs?: number): import("./downstream/index.js").Reaper | undefined;
+}
+
+/**
+ * The downstream part `serve` and `gateway --stdio` both run, wired once: the issuers writ.yaml
+ * configures (each checks its own credentials now: a bad one stops the start), the kill switch
+ * wrapped so that a kill — from the CLI, the admin API or either process's own operator — reaches
+ * them (their kills awaited, so nothing handed out works once it answers; the record removals run
+ * behind), and the reaper.
+ */
+async function wireDownstream(
+  downstreamPart: DownstreamModule,
+  config: WritConfig,
+  issuerDeps: import("./downstream/index.js").IssuerDeps,
+  kill: KillSwitch,
+  factories?: import("./downstream/index.js").IssuerFactories,
+): Promise<DownstreamWiring> {
+  const registry = await downstreamPart.buildRegistry(config.downstream, issuerDeps, factories);
+  const deps = { registry, ledger: issuerDeps.ledger, audit: issuerDeps.audit };
+  const configured = registry.all().length > 0;
+  const background = backgroundWork();
+  return {
+    deps,
+    configured,
+    background,
+    kill: reachDownstream(
+      kill,
+      configured
+        ? async (scope, revoked) => {
+            const r = await downstreamPart.killDownstream({ ...deps, config }, scope, revoked);
+            background.run(r.removal);
+          }
+        : undefined,
+    ),
+    issuers: (environment, system) => registry.issuer(environment, system),
+    startReaper: (periodMs) => (configured ? downstreamPart.startReaper(deps, { periodMs }) : undefined),
+  };
+}
+
 export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint {
   return new DecisionPoint(policy.config, {
     vocab: policy.vocab,
@@ -364,6 +416,8 @@ export interface StdioGatewayOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Where upstreams' stderr goes (stdout is the MCP channel, so never there). */
   readonly upstreamStderr?: "inherit" | "ignore" | undefined;
+  /** As `ServerOptions.downstream`: the issuer factories and the reaper's period. */
+  readonly downstream?: ServerOptions["downstream"];
 }
 
 export interface StdioGateway {
@@ -375,6 +429,8 @@ export interface StdioGateway {
    */
   readonly admin: Hono;
   readonly adminToken: string;
+  /** Resolves once the downstream work a kill left running (its record removals) is done. */
+  downstreamSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -411,21 +467,19 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
     const digest = digestOf({ canonicalJson, toJsonValue });
     const approvals = broker.approvalService(store.db, { audit });
-    const kill = followKills(broker.killSwitch(store.db), store);
     // the issuers writ.yaml configures, for upstreams with per-writ credentials; what they create is
-    // in the ledger, and this process's reaper removes it when due (as `writ serve`'s does)
-    const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
-    const downstreamDeps = {
-      registry: await downstreamPart.buildRegistry(opts.policy.config.downstream, {
-        ledger: store.downstream,
-        audit: appendAudit,
-        env: opts.env,
-      }),
-      ledger: store.downstream,
-      audit: appendAudit,
-    };
-    const reaper =
-      downstreamDeps.registry.all().length > 0 ? downstreamPart.startReaper(downstreamDeps) : undefined;
+    // in the ledger, this process's reaper removes it when due, and a kill through this process's
+    // admin API reaches them (as `writ serve`'s do). No issuer is served here: AWS web identity
+    // refuses to mint.
+    const downstream = await wireDownstream(
+      downstreamPart,
+      opts.policy.config,
+      { ledger: store.downstream, audit: (type, data) => audit.append(type, data), env: opts.env },
+      followKills(broker.killSwitch(store.db), store),
+      opts.downstream?.factories,
+    );
+    const kill = downstream.kill;
+    const reaper = downstream.startReaper(opts.downstream?.reaperPeriodMs);
     let gateway: Gateway;
     try {
       gateway = await gatewayPart.createGateway(
@@ -438,7 +492,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
             approvals,
             kill,
             digest,
-            issuers: (environment, system) => downstreamDeps.registry.issuer(environment, system),
+            issuers: downstream.issuers,
           },
           gatewayPart,
           opts.upstreamStderr,
@@ -452,6 +506,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       config: gatewayPart.withToolApprovals(opts.policy.config),
       kill,
       keys: broker.environmentKeys(store.db),
+      webIdentityKeys: broker.environmentKeys(store.db, { alg: "ES256" }),
       approvals,
       audit: (type, data) => audit.append(type, data),
     });
@@ -465,9 +520,11 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       store,
       admin,
       adminToken,
+      downstreamSettled: () => downstream.background.settled(),
       async close() {
         try {
           await reaper?.stop();
+          await downstream.background.settled();
           await gateway.close();
           await audit.checkpoint().catch(() => {});
           await audit.settled(); // no periodic checkpoint still reading when the store closes
@@ -552,9 +609,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const replay = broker.replayCache(store.db, { exclusive });
     const approvals = broker.approvalService(store.db, { audit });
     const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
-    // the issuers writ.yaml configures (each checks its own credentials now: a bad one stops the start)
-    const registry = await downstreamPart.buildRegistry(
-      opts.policy.config.downstream,
+    const downstream = await wireDownstream(
+      downstreamPart,
+      opts.policy.config,
       {
         ledger: store.downstream,
         audit: appendAudit,
@@ -563,25 +620,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           broker.issuerFor(currentBaseUrl(), env),
         ),
       },
+      followKills(broker.killSwitch(store.db, { exclusive }), store),
       opts.downstream?.factories,
     );
-    const downstreamDeps = { registry, ledger: store.downstream, audit: appendAudit };
-    const hasDownstream = registry.all().length > 0;
-    // a kill's issuer kills are awaited (then nothing handed out works); the removals run behind
-    const background = backgroundWork();
-    const kill = reachDownstream(
-      followKills(broker.killSwitch(store.db, { exclusive }), store),
-      hasDownstream
-        ? async (scope, revoked) => {
-            const r = await downstreamPart.killDownstream(
-              { ...downstreamDeps, config: opts.policy.config },
-              scope,
-              revoked,
-            );
-            background.run(r.removal);
-          }
-        : undefined,
-    );
+    const { kill, background } = downstream;
     // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
     const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
     const operator = broker.operator({
@@ -625,9 +667,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       approvals,
       nonce: broker.createNonceService(randomBytes(32)),
       requireDpopNonce: opts.dpopNonce === "require",
-      onRevoked: hasDownstream
+      onRevoked: downstream.configured
         ? async (writ) => {
-            await downstreamPart.revokeWrit(downstreamDeps, writ);
+            await downstreamPart.revokeWrit(downstream.deps, writ);
           }
         : undefined,
     });
@@ -644,7 +686,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
                 approvals,
                 kill,
                 digest,
-                issuers: (environment, system) => registry.issuer(environment, system),
+                issuers: downstream.issuers,
               },
               gatewayPart,
             ),
@@ -675,7 +717,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           "/",
           downstreamRoutes({
             config: opts.policy.config,
-            registry,
+            registry: downstream.deps.registry,
             keys,
             webIdentityKeys,
             replay,
@@ -692,9 +734,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       },
     });
     // nothing created downstream outlives its writ by more than one period, also after a crash
-    const reaper = hasDownstream
-      ? downstreamPart.startReaper(downstreamDeps, { periodMs: opts.downstream?.reaperPeriodMs })
-      : undefined;
+    const reaper = downstream.startReaper(opts.downstream?.reaperPeriodMs);
     let closed = false;
     return {
       app,

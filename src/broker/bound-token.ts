@@ -6,7 +6,8 @@
  *
  * Every refusal is a `BoundTokenRefusal` with the status, OAuth error and reason to answer
  * (`token_*` from the token's checks, `dpop_*` from the proof's), for the redemption endpoint of the
- * downstream systems and any other resource server of this process.
+ * downstream systems (one environment each), the MCP gateway (every environment: the environment is
+ * named by the token's issuer) and any other resource server of this process.
  */
 import { isWritError, q } from "../core/index.js";
 import { verifyDpopProof } from "./dpop.js";
@@ -26,10 +27,14 @@ export class BoundTokenRefusal extends Error {
 }
 
 export interface BoundTokenOptions {
-  /** The environment whose issuer must have minted the token. */
-  readonly env: string;
+  /**
+   * The environment whose issuer must have minted the token; or, for a resource of every
+   * environment, the environment named by the token's (unverified) `iss`, undefined when it is not
+   * one of this writ's (`token_issuer`). Only that environment's keys then verify the token.
+   */
+  readonly env: string | ((iss: unknown) => string | undefined);
   /** That environment's issuer (`<base>/env/<env>`). */
-  readonly issuer: string;
+  readonly issuer: string | ((env: string) => string);
   /** The audience the token must name: this resource. */
   readonly audience: string;
   /** The request's public URL (what the proof's `htu` must be) and method. */
@@ -42,6 +47,10 @@ export interface BoundTokenOptions {
 
 export interface BoundToken {
   readonly claims: AccessTokenClaims;
+  /** The environment whose keys verified it. */
+  readonly env: string;
+  /** The token itself (the proof's `ath` covers it). */
+  readonly token: string;
   /** The proof key's thumbprint, equal to the token's `cnf.jkt`. */
   readonly jkt: string;
 }
@@ -72,11 +81,29 @@ export async function verifyBoundToken(
       "present the token with `Authorization: DPoP`: bearer tokens are not accepted",
     );
   const token = m[2]!;
+  let env: string | undefined;
+  if (typeof opts.env === "string") env = opts.env;
+  else {
+    let iss: unknown;
+    try {
+      iss = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")).iss;
+    } catch {
+      throw new BoundTokenRefusal(401, "invalid_token", "token_malformed", "the token is not a JWT");
+    }
+    env = opts.env(iss);
+    if (env === undefined)
+      throw new BoundTokenRefusal(
+        401,
+        "invalid_token",
+        "token_issuer",
+        "the token was not issued by this writ",
+      );
+  }
   let claims: AccessTokenClaims;
   try {
     claims = await verifyAccessToken(token, {
-      env: opts.env,
-      issuer: opts.issuer,
+      env,
+      issuer: typeof opts.issuer === "string" ? opts.issuer : opts.issuer(env),
       keys: opts.keys,
       audience: opts.audience,
       clock: opts.clock,
@@ -114,5 +141,5 @@ export async function verifyBoundToken(
       "dpop_key_mismatch",
       `the DPoP proof is signed by another key than the token ${q(claims.jti)} is bound to`,
     );
-  return { claims, jkt };
+  return { claims, jkt, env, token };
 }

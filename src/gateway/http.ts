@@ -14,14 +14,14 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import {
   type AccessTokenClaims,
+  BoundTokenRefusal,
   type EnvironmentKeys,
   issuerFor,
   type ReplayCache,
   SIGNING_ALGORITHMS,
-  verifyAccessToken,
-  verifyDpopProof,
+  verifyBoundToken,
 } from "../broker/index.js";
-import { isWritError, q, type WritConfig } from "../core/index.js";
+import { q, type WritConfig } from "../core/index.js";
 import { type Store, toActiveWrit } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 import type { Gateway, GatewayIdentity } from "./gateway.js";
@@ -132,98 +132,34 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
     );
   }
 
+  /** The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its issuer. */
   async function authenticate(
     req: Request,
   ): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
-    const auth = req.headers.get("authorization");
-    if (!auth)
-      throw new Unauthorized(
-        401,
-        "invalid_request",
-        "token_missing",
-        "this gateway needs a writ access token",
-      );
-    const m = /^(DPoP|Bearer) ([A-Za-z0-9._~+/-]+=*)$/i.exec(auth);
-    if (!m)
-      throw new Unauthorized(
-        401,
-        "invalid_token",
-        "token_malformed",
-        "the Authorization header is malformed",
-      );
-    if (m[1]!.toLowerCase() !== "dpop") {
-      throw new Unauthorized(
-        401,
-        "invalid_token",
-        "dpop_required",
-        "present the token with `Authorization: DPoP`: bearer tokens are not accepted",
-      );
-    }
-    const token = m[2]!;
     const base = opts.baseUrl();
-    // the issuer names the environment; the environment's keys alone may verify
-    let iss: unknown;
     try {
-      iss = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")).iss;
-    } catch {
-      throw new Unauthorized(401, "invalid_token", "token_malformed", "the token is not a JWT");
-    }
-    const env =
-      typeof iss === "string" && iss.startsWith(`${base}/env/`) ? iss.slice(base.length + 5) : undefined;
-    if (env === undefined || !opts.config.environments.has(env)) {
-      throw new Unauthorized(401, "invalid_token", "token_issuer", "the token was not issued by this writ");
-    }
-    let claims: AccessTokenClaims;
-    try {
-      claims = await verifyAccessToken(token, {
-        env,
-        issuer: issuerFor(base, env),
-        keys: opts.keys,
+      const { claims, jkt, token } = await verifyBoundToken(req.headers, {
+        env: (iss) => {
+          const env =
+            typeof iss === "string" && iss.startsWith(`${base}/env/`)
+              ? iss.slice(base.length + 5)
+              : undefined;
+          return env !== undefined && opts.config.environments.has(env) ? env : undefined;
+        },
+        issuer: (env) => issuerFor(base, env),
         audience: gatewayResource(opts.config, base),
+        url: `${base}${new URL(req.url).pathname}`,
+        method: req.method,
+        keys: opts.keys,
+        replay: opts.replay,
         clock: opts.clock,
       });
+      return { claims, jkt, token };
     } catch (err) {
-      if (!isWritError(err)) throw err;
-      throw new Unauthorized(401, "invalid_token", err.code.replace(/^ERR_/, "").toLowerCase(), err.message);
+      if (err instanceof BoundTokenRefusal)
+        throw new Unauthorized(err.status, err.error, err.reason, err.message);
+      throw err;
     }
-    if (claims.cnf === undefined) {
-      throw new Unauthorized(
-        401,
-        "invalid_token",
-        "dpop_required",
-        "the token is not DPoP-bound: ask the broker with a DPoP proof",
-      );
-    }
-    let jkt: string;
-    try {
-      const url = new URL(req.url);
-      jkt = (
-        await verifyDpopProof(req.headers.get("dpop"), {
-          method: req.method,
-          url: `${base}${url.pathname}`,
-          accessToken: token,
-          replay: opts.replay,
-          clock: opts.clock,
-        })
-      ).jkt;
-    } catch (err) {
-      if (!isWritError(err)) throw err;
-      throw new Unauthorized(
-        401,
-        "invalid_dpop_proof",
-        err.code.replace(/^ERR_/, "").toLowerCase(),
-        err.message,
-      );
-    }
-    if (jkt !== claims.cnf.jkt) {
-      throw new Unauthorized(
-        401,
-        "invalid_token",
-        "dpop_key_mismatch",
-        "the DPoP proof is signed by another key than the token is bound to",
-      );
-    }
-    return { claims, jkt, token };
   }
 
   async function identityOf(claims: AccessTokenClaims, env: string): Promise<GatewayIdentity> {
