@@ -240,6 +240,10 @@ describe("AWS web identity, end to end", () => {
     };
     expect(jwks.keys.map((k) => k.kid)).toEqual([report.created.kid]);
     expect(before.map((k) => k.kid)).not.toContain(report.created.kid);
+    // an environment not in web-identity mode has no ES256 key to rotate
+    await expect(
+      server.operator.rotateKey("prod", { maxTokenTtlSeconds: 0, by: "test", alg: "ES256" }),
+    ).rejects.toMatchObject({ code: "ERR_OPERATOR_INPUT" });
     const r = await bot.redeem("aws", await bot.writ(fetchV1, "aws"));
     expect(fake.calls.at(-1)).toEqual({ service: "sts", action: "AssumeRoleWithWebIdentity" });
     expect(
