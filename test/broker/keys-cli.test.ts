@@ -99,9 +99,9 @@ describe("writ keys (embedded store)", () => {
     expect(human.code).toBe(EXIT.ok);
     const lines = human.out.split("\n");
     expect(lines[0]).toMatch(/^KID\s+ENV\s+ALG\s+STATUS\s+CREATED\s+SIGN UNTIL\s+PUBLISHED UNTIL$/);
-    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3))).toEqual([
-      [first.kid, "prod", "retired"],
-      [report.created.kid, "prod", "active"],
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
+      [first.kid, "prod", "EdDSA", "retired"],
+      [report.created.kid, "prod", "EdDSA", "active"],
     ]);
 
     // The rotation is in the audit log.
@@ -179,6 +179,20 @@ describe("writ keys (embedded store)", () => {
       "soon",
     ]);
     expect(ttl.code).toBe(EXIT.usage);
+    const alg = await writ([
+      "keys",
+      "rotate",
+      "--env",
+      "prod",
+      "--config",
+      CONFIG,
+      "--data",
+      data,
+      "--alg",
+      "RS256",
+    ]);
+    expect(alg.code).toBe(EXIT.usage);
+    expect(alg.err).toMatch(/--alg `RS256`/);
   });
 
   it("store failures exit 3", async () => {
@@ -230,7 +244,7 @@ describe("writ keys (the built binary)", () => {
     expect(JSON.parse(rotated.stdout)).toMatchObject({ environment: "dev", retired: null });
     const listed = await runCli(["keys", "list", "--data", data], { env, ...SLOW });
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/\bdev\s+active\b/);
+    expect(listed.stdout).toMatch(/\bdev\s+EdDSA\s+active\b/);
     const unknown = await runCli(["keys", "rotate", "--env", "qa", "--config", CONFIG, "--data", data], {
       env,
       ...SLOW,
