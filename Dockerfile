@@ -33,6 +33,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY data ./data
+COPY schema ./schema
 RUN ln -s /opt/writ/bin/writ.js /usr/local/bin/writ
 USER writ:writ
 VOLUME ["/var/lib/writ"]

@@ -3,6 +3,7 @@ import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
+import { schemaUrl } from "../config/schema.js";
 import { q } from "../core/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
@@ -14,8 +15,10 @@ export interface InitOptions {
   readonly json: boolean;
 }
 
-function starter(agent: string, owner: string): string {
-  return `# writ.yaml: who may do what, and under which ceiling. Reference: docs/config.md
+function starter(agent: string, owner: string, version: string): string {
+  // the first line lets YAML editors complete and check the file against this version's schema
+  return `# yaml-language-server: $schema=${schemaUrl(version)}
+# writ.yaml: who may do what, and under which ceiling. Reference: docs/config.md
 version: 1
 
 environments:
@@ -94,7 +97,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-export async function init(o: InitOptions, io: Io): Promise<number> {
+export async function init(o: InitOptions, io: Io, version: string): Promise<number> {
   if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(o.agent)) {
     throw new CliFailure(
       "ERR_USAGE",
@@ -115,7 +118,7 @@ export async function init(o: InitOptions, io: Io): Promise<number> {
   const pubJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(pubJwk);
   await mkdir(keysDir, { recursive: true });
-  await writeFile(config, starter(o.agent, o.owner));
+  await writeFile(config, starter(o.agent, o.owner, version));
   await writeFile(
     pub,
     `${JSON.stringify({ keys: [{ ...pubJwk, kid, alg: "EdDSA", use: "sig" }] }, null, 2)}\n`,
@@ -135,7 +138,12 @@ export async function init(o: InitOptions, io: Io): Promise<number> {
   return EXIT.ok;
 }
 
-export function registerInit(program: Command, io: Io, setExit: (code: number) => void): void {
+export function registerInit(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  version: string,
+): void {
   program
     .command("init")
     .description("write a starter writ.yaml and a development key pair for one agent")
@@ -144,5 +152,5 @@ export function registerInit(program: Command, io: Io, setExit: (code: number) =
     .option("--owner <email>", "the agent's owner", "you@example.com")
     .option("--force", "overwrite existing files", false)
     .option("--json", "print JSON", false)
-    .action(async (o: InitOptions) => setExit(await init(o, io)));
+    .action(async (o: InitOptions) => setExit(await init(o, io, version)));
 }

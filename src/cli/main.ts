@@ -44,7 +44,7 @@ export async function main(
   // Each verb's module is loaded only when that verb runs (or for the full help): the store, Cedar
   // and the AWS catalog cost most of a second to import, which `writ check` should not pay.
   const verbs: Record<string, () => Promise<void>> = {
-    init: async () => (await import("./init.js")).registerInit(program, io, setExit),
+    init: async () => (await import("./init.js")).registerInit(program, io, setExit, VERSION),
     check: async () => (await import("./check.js")).registerCheck(program, io, setExit),
     explain: async () => (await import("./explain.js")).registerExplain(program, io, setExit),
     serve: async () =>

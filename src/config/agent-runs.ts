@@ -17,6 +17,7 @@ import {
   type UntrustedInput,
 } from "../core/index.js";
 import type { Checker } from "./load.js";
+import { SHAPES } from "./schema.js";
 
 type Json = unknown;
 type Obj = Record<string, Json>;
@@ -84,7 +85,7 @@ function parseWorkloads(c: Checker, v: Json, path: Path): AgentWorkload[] {
     const p = [...path, i];
     const obj = c.map(item, p, "a map with `kind`, `namespace` and `name`");
     if (!obj) return;
-    c.keys(obj, p, ["kind", "namespace", "name"], []);
+    c.shape(obj, p, SHAPES.workload);
     const kind = obj.kind === undefined ? undefined : c.string(obj.kind, [...p, "kind"]);
     let kindOk = kind !== undefined && glob(c, kind, [...p, "kind"]);
     if (kind !== undefined && kindOk) {
@@ -164,7 +165,7 @@ function parseUntrusted(c: Checker, v: Json, path: Path): UntrustedInput[] {
     }
     const obj = c.map(item, p, "a tool (`server:tool`) or a map with `tool` or `attribute`");
     if (!obj) return;
-    c.keys(obj, p, [], ["tool", "attribute", "equals", "matches"]);
+    c.shape(obj, p, SHAPES.untrustedInput);
     const hasTool = obj.tool !== undefined;
     const hasAttr = obj.attribute !== undefined;
     if (hasTool === hasAttr) {
@@ -211,7 +212,7 @@ function parseBindings(c: Checker, v: Json, path: Path): AgentBinding[] {
     const p = [...path, i];
     const obj = c.map(item, p, "a map with `kind`, `name` and (for a RoleBinding) `namespace`");
     if (!obj) return;
-    c.keys(obj, p, ["kind", "name"], ["namespace"]);
+    c.shape(obj, p, SHAPES.binding);
     const kind = obj.kind === undefined ? undefined : c.string(obj.kind, [...p, "kind"]);
     if (kind !== undefined && kind !== "RoleBinding" && kind !== "ClusterRoleBinding") {
       c.error(
@@ -265,7 +266,7 @@ export function parseTools(
     else {
       obj = c.map(item, p, "a tool (`server:tool`) or a map with `tool` and `permissions`");
       if (!obj) return;
-      c.keys(obj, p, ["tool", "permissions"], []);
+      c.shape(obj, p, SHAPES.toolNeeds);
       tp = [...p, "tool"];
       tool = obj.tool === undefined ? undefined : c.string(obj.tool, tp);
     }

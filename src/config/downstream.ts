@@ -19,6 +19,7 @@ import type {
   KubernetesDownstreamConfig,
 } from "../downstream/types.js";
 import type { Checker } from "./load.js";
+import { SHAPES } from "./schema.js";
 
 type Obj = Record<string, unknown>;
 
@@ -155,11 +156,15 @@ function secretRef(
   const obj = c.map(v, path, "`{file: PATH}` or `{env: NAME}`");
   if (!obj) return undefined;
   const keys = Object.keys(obj);
-  if (keys.length !== 1 || (keys[0] !== "file" && keys[0] !== "env")) {
+  // exactly the keys of one of the two shapes, refused with the secret code rather than as unknown keys
+  const named = [SHAPES.secretFile, SHAPES.secretEnv].find(
+    (s) => keys.length === s.required.length && s.required.every((k) => keys.includes(k)),
+  );
+  if (!named) {
     c.error("ERR_CONFIG_DOWNSTREAM_SECRET", path, "expected exactly one of `{file: PATH}` or `{env: NAME}`");
     return undefined;
   }
-  if (keys[0] === "env") {
+  if (named === SHAPES.secretEnv) {
     const name = text(c, obj.env, [...path, "env"]);
     if (name === undefined) return undefined;
     if (!ENV_NAME.test(name)) {
@@ -210,12 +215,7 @@ function parseAws(
   const raw = c.map(v, path);
   if (!raw) return undefined;
   const obj = refuseSecretKeys(c, raw, path);
-  c.keys(
-    obj,
-    path,
-    ["region", "roles"],
-    ["mode", "audience", "authorizationDetails", "endpoint", "credentials"],
-  );
+  c.shape(obj, path, SHAPES.downstreamAws);
   let mode: AwsDownstreamConfig["mode"] = "role-session";
   if (obj.mode !== undefined) {
     if (obj.mode === "role-session" || obj.mode === "web-identity") mode = obj.mode;
@@ -297,9 +297,9 @@ function parseAws(
     }
     const cr = c.map(obj.credentials, cp, "`{from: env}` or `{from: profile, profile: NAME}`");
     if (cr) {
-      if (cr.from === "env") c.keys(cr, cp, ["from"], []);
+      if (cr.from === "env") c.shape(cr, cp, SHAPES.awsCredentialsEnv);
       else if (cr.from === "profile") {
-        c.keys(cr, cp, ["from", "profile"], []);
+        c.shape(cr, cp, SHAPES.awsCredentialsProfile);
         const profile = cr.profile === undefined ? undefined : text(c, cr.profile, [...cp, "profile"]);
         if (profile !== undefined && !PROFILE.test(profile))
           c.error("ERR_CONFIG_VALUE", [...cp, "profile"], `profile ${q(profile)}: not a profile name`);
@@ -330,7 +330,7 @@ function parseGithub(
   const raw = c.map(v, path);
   if (!raw) return undefined;
   const obj = refuseSecretKeys(c, raw, path);
-  c.keys(obj, path, ["appId", "installationId", "privateKey"], ["apiUrl"]);
+  c.shape(obj, path, SHAPES.downstreamGithub);
   let appId: string | undefined;
   if (obj.appId !== undefined) {
     const s = typeof obj.appId === "number" ? String(obj.appId) : obj.appId;
@@ -387,7 +387,7 @@ function parseKubernetes(
   const raw = c.map(v, path);
   if (!raw) return undefined;
   const obj = refuseSecretKeys(c, raw, path);
-  c.keys(obj, path, ["server", "token", "serviceAccounts"], ["caFile", "audience"]);
+  c.shape(obj, path, SHAPES.downstreamKubernetes);
   const server = obj.server === undefined ? undefined : endpointUrl(c, obj.server, [...path, "server"]);
   const caFile = obj.caFile === undefined ? undefined : text(c, obj.caFile, [...path, "caFile"]);
   const token =
@@ -449,7 +449,7 @@ export function parseDownstream(
     if (!refKey(c, env, path, "environment", ctx.environments)) continue;
     const obj = c.map(sv, path, "a map with `aws`, `github` or `kubernetes`");
     if (!obj) continue;
-    c.keys(obj, path, [], SYSTEMS);
+    c.shape(obj, path, SHAPES.downstreamEnvironment);
     if (!SYSTEMS.some((s) => obj[s] !== undefined)) {
       c.error("ERR_CONFIG_VALUE", path, "configure at least one of `aws`, `github`, `kubernetes`");
       continue;

@@ -22,6 +22,7 @@ import {
 } from "../core/index.js";
 import type { Checker } from "./load.js";
 import { parseResourceTemplate } from "./resource-template.js";
+import { SHAPES } from "./schema.js";
 
 type Obj = Record<string, unknown>;
 
@@ -105,7 +106,7 @@ function flag(c: Checker, obj: Obj, key: string, path: Path): boolean {
 function parseResourceRule(c: Checker, v: unknown, path: Path): ResourceRule | undefined {
   const obj = c.map(v, path, "`{from: ARGUMENT, as: path|url-host|email-domain|repository}`");
   if (!obj) return undefined;
-  c.keys(obj, path, ["from", "as"], ["base", "foldCase"]);
+  c.shape(obj, path, SHAPES.resourceRule);
   const as = obj.as;
   if (as !== undefined && !KINDS.includes(as as (typeof KINDS)[number])) {
     c.error(
@@ -204,22 +205,7 @@ function parseTool(
 ): GatewayTool | undefined {
   const obj = v === null ? {} : c.map(v, path);
   if (!obj) return undefined;
-  c.keys(
-    obj,
-    path,
-    [],
-    [
-      "resource",
-      "constraints",
-      "irreversible",
-      "untrusted",
-      "privileged",
-      "whenTainted",
-      "approval",
-      "approvalTtl",
-      "rateLimit",
-    ],
-  );
+  c.shape(obj, path, SHAPES.tool);
   const resources = parseResources(c, obj.resource, [...path, "resource"], true);
   const constraints: Record<string, Record<string, unknown>> = {};
   if (obj.constraints !== undefined) {
@@ -313,18 +299,7 @@ function parseUpstream(c: Checker, id: string, v: unknown, ctx: GatewayContext):
     );
     return undefined;
   }
-  c.keys(
-    obj,
-    path,
-    [],
-    [
-      ...(stdio ? ["command", "args", "env", "cwd"] : ["url", "headers"]),
-      "tools",
-      "resource",
-      "trustNewTools",
-      "credentials",
-    ],
-  );
+  c.shape(obj, path, stdio ? SHAPES.stdioUpstream : SHAPES.httpUpstream);
   const credentials =
     obj.credentials === undefined
       ? undefined
@@ -448,7 +423,7 @@ function parseCredentials(
 ): UpstreamCredentials | undefined {
   const obj = c.map(v, path, "`{downstream: aws|github|kubernetes, maxWrits?: N}`");
   if (!obj) return undefined;
-  c.keys(obj, path, ["downstream"], ["maxWrits"]);
+  c.shape(obj, path, SHAPES.upstreamCredentials);
   const system = obj.downstream;
   if (system === undefined) return undefined;
   if (!DOWNSTREAM_SYSTEMS.includes(system as (typeof DOWNSTREAM_SYSTEMS)[number])) {
@@ -490,7 +465,7 @@ const BOUND_GLOB = /^[^\0\n\r]{1,1024}$/;
 function parseBounds(c: Checker, v: unknown, path: Path): GatewayBounds | undefined {
   const obj = c.map(v, path, "a map with `roots`, `hosts`, `domains`, `deny`");
   if (!obj) return undefined;
-  c.keys(obj, path, [], ["roots", "hosts", "domains", "deny"]);
+  c.shape(obj, path, SHAPES.bounds);
   const list = (key: string, check: (s: string) => string | undefined): string[] | undefined => {
     if (obj[key] === undefined) return undefined;
     const out: string[] = [];
@@ -526,7 +501,7 @@ export function parseGateway(c: Checker, v: unknown, ctx: GatewayContext): Gatew
   const path = ["gateway"];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, ["upstreams"], ["resource", "limits", "bounds", "taintTtl"]);
+  c.shape(obj, path, SHAPES.gateway);
   let resource: string | undefined;
   if (obj.resource !== undefined) {
     resource = c.string(obj.resource, [...path, "resource"]);
@@ -545,7 +520,7 @@ export function parseGateway(c: Checker, v: unknown, ctx: GatewayContext): Gatew
   if (obj.limits !== undefined) {
     const limits = c.map(obj.limits, [...path, "limits"]);
     if (limits) {
-      c.keys(limits, [...path, "limits"], [], ["perAgent", "perTool"]);
+      c.shape(limits, [...path, "limits"], SHAPES.gatewayLimits);
       if (limits.perAgent !== undefined)
         perAgent = parseRate(c, limits.perAgent, [...path, "limits", "perAgent"]);
       if (limits.perTool !== undefined)

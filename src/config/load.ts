@@ -48,6 +48,7 @@ import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
 import { type FileKind, type FileRead, forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
+import { SHAPES, type Shape } from "./schema.js";
 
 export interface LoadOptions {
   /** The name problems carry; also the base for relative `file:` references unless `baseDir` is given. */
@@ -255,8 +256,8 @@ export class Checker {
     return out;
   }
 
-  /** Checks the keys of a map: required ones present, no unknown ones. */
-  keys(obj: Obj, path: Path, required: readonly string[], optional: readonly string[]): void {
+  /** Checks the keys of a map: required ones present, no unknown ones (through `shape`). */
+  private keys(obj: Obj, path: Path, required: readonly string[], optional: readonly string[]): void {
     const known = [...required, ...optional];
     for (const k of Object.keys(obj)) {
       if (!known.includes(k)) {
@@ -270,6 +271,22 @@ export class Checker {
         this.error("ERR_CONFIG_REQUIRED", path, `missing required key ${q(k)}`);
       }
     }
+  }
+
+  /**
+   * Checks a map's keys against its shape in `schema.ts` (or against one of several it may take):
+   * what every one requires present, nothing none of them knows.
+   */
+  shape(obj: Obj, path: Path, first: Shape, ...others: readonly Shape[]): void {
+    const all = [first, ...others];
+    const required = first.required.filter((k) => all.every((s) => s.required.includes(k)));
+    const known = [...new Set(all.flatMap((s) => Object.keys(s.properties)))];
+    this.keys(
+      obj,
+      path,
+      required,
+      known.filter((k) => !required.includes(k)),
+    );
   }
 
   /** Iterates a map of named entries, checking each name. */
@@ -344,10 +361,10 @@ export class Checker {
     }
   }
 
-  rule(v: Json, path: Path, extra: readonly string[] = []): { rule: Rule; obj: Obj } | undefined {
+  rule(v: Json, path: Path, shape: Shape = SHAPES.rule): { rule: Rule; obj: Obj } | undefined {
     const obj = this.map(v, path, "a map with `action` and `resource`");
     if (!obj) return undefined;
-    this.keys(obj, path, ["action"], ["resource", ...extra]);
+    this.shape(obj, path, shape);
     const action = this.string(obj.action, [...path, "action"]);
     const resource = obj.resource === undefined ? "*" : this.string(obj.resource, [...path, "resource"]);
     if (action === undefined || resource === undefined) return undefined;
@@ -407,7 +424,7 @@ function parseDays(c: Checker, v: Json, path: Path): Weekday[] {
 function parseWindow(c: Checker, v: Json, path: Path): ChangeWindow | undefined {
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, ["days", "hours", "timezone"], []);
+  c.shape(obj, path, SHAPES.changeWindow);
   const days = obj.days === undefined ? [] : parseDays(c, obj.days, [...path, "days"]);
   const hours = obj.hours === undefined ? undefined : c.string(obj.hours, [...path, "hours"]);
   const tz = obj.timezone === undefined ? undefined : c.string(obj.timezone, [...path, "timezone"]);
@@ -448,12 +465,12 @@ function parseEnvironment(c: Checker, id: string, v: Json): Environment | undefi
   const path = ["environments", id];
   const obj = v === null ? {} : c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, [], ["description", "ticket", "changeWindows", "audiences"]);
+  c.shape(obj, path, SHAPES.environment);
   let ticket: Environment["ticket"];
   if (obj.ticket !== undefined) {
     const t = c.map(obj.ticket, [...path, "ticket"]);
     if (t) {
-      c.keys(t, [...path, "ticket"], ["pattern"], []);
+      c.shape(t, [...path, "ticket"], SHAPES.ticketPattern);
       const src = t.pattern === undefined ? undefined : c.string(t.pattern, [...path, "ticket", "pattern"]);
       if (src !== undefined) {
         try {
@@ -530,7 +547,7 @@ const MAX_LIMIT = 1_000_000;
 function parseLimits(c: Checker, v: Json, path: Path): RunnerClassLimits {
   const obj = v === undefined ? {} : c.map(v, path);
   if (!obj) return DEFAULT_LIMITS;
-  c.keys(obj, path, [], ["activeWrits", "issuancePerMinute"]);
+  c.shape(obj, path, SHAPES.limits);
   const limit = (key: keyof RunnerClassLimits): number => {
     const n = obj[key];
     if (n === undefined) return DEFAULT_LIMITS[key];
@@ -549,12 +566,12 @@ function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefi
   const path = ["runnerClasses", id];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(obj, path, ["ceiling"], ["description", "limits"]);
+  c.shape(obj, path, SHAPES.runnerClass);
   const limits = parseLimits(c, obj.limits, [...path, "limits"]);
   const ceil = obj.ceiling === undefined ? undefined : c.map(obj.ceiling, [...path, "ceiling"]);
   if (!ceil) return undefined;
   const cp = [...path, "ceiling"];
-  c.keys(ceil, cp, ["maxTtl", "allow"], ["deny"]);
+  c.shape(ceil, cp, SHAPES.ceiling);
   const maxTtlSeconds = ceil.maxTtl === undefined ? undefined : c.duration(ceil.maxTtl, [...cp, "maxTtl"]);
   const allow = parseCeilingRules(c, ceil.allow, [...cp, "allow"]);
   const denyRules = parseCeilingRules(c, ceil.deny, [...cp, "deny"]);
@@ -582,7 +599,7 @@ function parseApproval(
   if (!obj) return undefined;
   if ("allOf" in obj || "anyOf" in obj) {
     const op = "allOf" in obj ? "allOf" : "anyOf";
-    c.keys(obj, path, [op], []);
+    c.shape(obj, path, op === "allOf" ? SHAPES.approvalAllOf : SHAPES.approvalAnyOf);
     const items = c.list(obj[op], [...path, op]) ?? [];
     if (items.length === 0)
       c.error("ERR_CONFIG_APPROVAL", [...path, op], `\`${op}\` needs at least one policy`);
@@ -590,7 +607,7 @@ function parseApproval(
     if (of.some((p) => p === undefined)) return undefined;
     return { kind: op === "allOf" ? "all" : "any", of: of as ApprovalPolicy[] };
   }
-  c.keys(obj, path, ["group"], ["count"]);
+  c.shape(obj, path, SHAPES.approvalGroup);
   const group = obj.group === undefined ? undefined : c.string(obj.group, [...path, "group"]);
   const count = obj.count === undefined ? 1 : obj.count;
   if (typeof count !== "number" || !Number.isInteger(count) || count < 1) {
@@ -625,12 +642,7 @@ function parsePlaybook(
   const path = ["playbooks", id];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(
-    obj,
-    path,
-    ["description", "grants", "ttl", "risk", "environments"],
-    ["parameters", "maxUses", "ticket", "approval", "allowSelfApproval", "audiences", "sponsor"],
-  );
+  c.shape(obj, path, SHAPES.playbook);
   const description =
     obj.description === undefined ? "" : (c.string(obj.description, [...path, "description"]) ?? "");
   const risk = obj.risk;
@@ -725,7 +737,7 @@ function parsePlaybook(
     const gp = [...path, "grants", i];
     const o = c.map(g, gp, "a map with `action` and `resource`");
     if (!o) return;
-    c.keys(o, gp, ["action"], ["resource", "reviewedException"]);
+    c.shape(o, gp, SHAPES.grantTemplate);
     const action = o.action === undefined ? undefined : c.string(o.action, [...gp, "action"]);
     const resource = o.resource === undefined ? "*" : c.string(o.resource, [...gp, "resource"]);
     const reviewed =
@@ -832,7 +844,7 @@ async function parseKeys(
   if (v === undefined) return [];
   const obj = c.map(v, path, "`{file: path}` or `{jwks: {keys: [...]}}`");
   if (!obj) return [];
-  c.keys(obj, path, [], ["file", "jwks"]);
+  c.shape(obj, path, SHAPES.keysFile, SHAPES.keysInline);
   let jwks: Json;
   let where = path;
   if (obj.file !== undefined) {
@@ -926,23 +938,7 @@ async function parseAgent(
   const path = ["agents", id];
   const obj = c.map(v, path);
   if (!obj) return undefined;
-  c.keys(
-    obj,
-    path,
-    ["owner", "purpose", "runnerClass", "environments"],
-    [
-      "keys",
-      "baseline",
-      "deny",
-      "playbooks",
-      "tools",
-      "workloads",
-      "serviceAccounts",
-      "cloudIdentities",
-      "untrustedInputs",
-      "provisionedBindings",
-    ],
-  );
+  c.shape(obj, path, SHAPES.agent);
   const owner = obj.owner === undefined ? undefined : c.string(obj.owner, [...path, "owner"]);
   const purpose = obj.purpose === undefined ? undefined : c.string(obj.purpose, [...path, "purpose"]);
   const runnerClass =
@@ -958,7 +954,7 @@ async function parseAgent(
   if (obj.baseline !== undefined) {
     (c.list(obj.baseline, [...path, "baseline"]) ?? []).forEach((g, i) => {
       const gp = [...path, "baseline", i];
-      const r = c.rule(g, gp, ["environments", "standingWrite"]);
+      const r = c.rule(g, gp, SHAPES.baselineGrant);
       if (!r) return;
       let envsOf: string[] | undefined;
       if (r.obj.environments !== undefined) {
@@ -1049,7 +1045,7 @@ async function parseGuardrails(
     const path = ["guardrails", i];
     const obj = c.map(item, path, "`{file: path}` or `{inline: text}`");
     if (!obj) continue;
-    c.keys(obj, path, [], ["file", "inline"]);
+    c.shape(obj, path, SHAPES.guardrailFile, SHAPES.guardrailInline);
     if (typeof obj.file === "string") {
       const full = resolve(baseDir, obj.file);
       const read = await readTextFile(full, "guardrails");
@@ -1259,12 +1255,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
   if (!checkShape(c, raw)) return early(c.problems);
   const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
   if (!top) return { problems: c.problems, vocab, catalog, guardrailSources: [] };
-  c.keys(
-    top,
-    [],
-    ["version", "environments", "runnerClasses", "agents"],
-    ["approvers", "approverGroups", "playbooks", "guardrails", "gateway", "downstream"],
-  );
+  c.shape(top, [], SHAPES.config);
   if (top.version !== undefined && top.version !== 1) {
     c.error(
       "ERR_CONFIG_VERSION",
@@ -1289,7 +1280,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
   for (const [id, v] of c.entries(top.approverGroups, ["approverGroups"], "approver group")) {
     const obj = c.map(v, ["approverGroups", id]);
     if (!obj) continue;
-    c.keys(obj, ["approverGroups", id], ["members"], ["description"]);
+    c.shape(obj, ["approverGroups", id], SHAPES.approverGroup);
     const members =
       obj.members === undefined ? [] : c.strings(obj.members, ["approverGroups", id, "members"]);
     if (obj.members !== undefined && members.length === 0) {
@@ -1314,7 +1305,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       }
       const obj = c.map(v, path);
       if (!obj) continue;
-      c.keys(obj, path, ["keys"], ["description"]);
+      c.shape(obj, path, SHAPES.approver);
       const keys = await parseKeys(c, obj.keys, [...path, "keys"], baseDir);
       approvers.set(id, { kind: "approver", id, keys });
     }
