@@ -1,6 +1,7 @@
 // The posture analyzer: importers → identity graph → three categories of excess → fixes and reports.
 // The only public surface of src/analyzer.
 export { blastRadius } from "./blast.js";
+export { ANALYZER_ERROR_CODES, type AnalyzerErrorCode } from "./codes.js";
 export { DeclaredMatcher, declaredWork, provisionedBindingsOf } from "./declared.js";
 export { Engine, type EngineOptions, findingId, grantChain } from "./engine.js";
 export { buildGraph, effectiveGrants, identitiesOf, workloads } from "./graph.js";

@@ -2,6 +2,7 @@
 // public surface of src/audit.
 export { canonicalJson, type JsonObject, type JsonValue, toJsonValue } from "./canonical.js";
 export { CHECKPOINT_TYPE, signCheckpoint } from "./checkpoint.js";
+export { AUDIT_ERROR_CODES, type AuditErrorCode } from "./codes.js";
 export {
   type AuditExport,
   ERR_AUDIT_EXPORT_INVALID,

@@ -12,6 +12,7 @@ export {
   verifyBoundToken,
 } from "./bound-token.js";
 export * from "./client-auth.js";
+export { BROKER_ERROR_CODES, type BrokerErrorCode } from "./codes.js";
 export * from "./dpop.js";
 export * from "./intent.js";
 export * from "./keys.js";

@@ -16,6 +16,7 @@ import {
   type ToolNeeds,
   type UntrustedInput,
 } from "../core/index.js";
+import type { ConfigErrorCode } from "./codes.js";
 import type { Checker } from "./load.js";
 import { SHAPES } from "./schema.js";
 
@@ -53,7 +54,7 @@ function k8sName(
   c: Checker,
   v: Json,
   path: Path,
-  code: string,
+  code: ConfigErrorCode,
   what: string,
   exact = false,
 ): string | undefined {

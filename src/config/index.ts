@@ -1,5 +1,6 @@
 // writ.yaml: loaded and checked once, at the edge.
 export { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+export { CONFIG_ERROR_CODES, type ConfigErrorCode } from "./codes.js";
 export {
   collectAwsServices,
   DEFAULT_LIMITS,

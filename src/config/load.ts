@@ -15,6 +15,7 @@ import {
   type Ceiling,
   type CeilingRule,
   type ChangeWindow,
+  type CoreErrorCode,
   checkContainment,
   compileRule,
   type Environment,
@@ -44,6 +45,7 @@ import {
 } from "../core/index.js";
 import { parseRuns, parseTools } from "./agent-runs.js";
 import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
+import type { ConfigErrorCode } from "./codes.js";
 import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
@@ -131,6 +133,9 @@ function suggest(word: string, options: Iterable<string>): string {
   return best !== undefined && bestD <= most ? `; did you mean ${q(best)}?` : "";
 }
 
+/** What a problem of writ.yaml can be coded: the loader's codes, and the core's for containment and patterns. */
+export type ProblemCode = ConfigErrorCode | CoreErrorCode;
+
 export class Checker {
   readonly problems: ConfigProblem[] = [];
   /** Files read during this load, by absolute path: agents sharing one key set read it once. */
@@ -194,7 +199,7 @@ export class Checker {
     return { line: pos.line, column: pos.col };
   }
 
-  error(code: string, path: Path, message: string, opts: { key?: boolean } = {}): void {
+  error(code: ProblemCode, path: Path, message: string, opts: { key?: boolean } = {}): void {
     this.problems.push({
       code,
       severity: "error",
@@ -205,7 +210,7 @@ export class Checker {
     });
   }
 
-  warn(code: string, path: Path, message: string): void {
+  warn(code: ProblemCode, path: Path, message: string): void {
     this.problems.push({
       code,
       severity: "warning",

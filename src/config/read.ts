@@ -9,6 +9,7 @@
  */
 import { constants, type Stats } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
+import type { ConfigErrorCode } from "./codes.js";
 
 export type FileKind = "config" | "guardrails" | "keys";
 
@@ -26,7 +27,7 @@ export type FileRead =
   | {
       readonly ok: false;
       /** `ERR_CONFIG_FILE` (cannot open), `ERR_CONFIG_NOT_FILE`, `ERR_CONFIG_TOO_LARGE`, `ERR_CONFIG_ENCODING`. */
-      readonly code: string;
+      readonly code: ConfigErrorCode;
       readonly reason: string;
     };
 
@@ -48,7 +49,7 @@ function what(st: Stats): string {
   return "not a regular file";
 }
 
-function fail(code: string, reason: string): FileRead {
+function fail(code: ConfigErrorCode, reason: string): FileRead {
   return { ok: false, code, reason };
 }
 

@@ -3,6 +3,7 @@
  * its ceiling, that wildcard grants were reviewed, and that standing writes were meant.
  */
 import { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
+import type { CoreErrorCode } from "./codes.js";
 import { isWritError, q } from "./errors.js";
 import type { Path, WritConfig } from "./model.js";
 import { compileRule, type Rule, ruleContains, ruleOverlaps, ruleToString } from "./permission.js";
@@ -11,7 +12,7 @@ import { formatDuration } from "./time.js";
 import type { Vocabulary } from "./vocabulary.js";
 
 export interface Problem {
-  readonly code: string;
+  readonly code: CoreErrorCode;
   readonly severity: "error" | "warning";
   readonly path: Path;
   readonly message: string;
@@ -26,9 +27,9 @@ function paramSchemas(
 
 export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem[] {
   const problems: Problem[] = [];
-  const err = (code: string, path: Path, message: string) =>
+  const err = (code: CoreErrorCode, path: Path, message: string) =>
     problems.push({ code, severity: "error", path, message });
-  const warn = (code: string, path: Path, message: string) =>
+  const warn = (code: CoreErrorCode, path: Path, message: string) =>
     problems.push({ code, severity: "warning", path, message });
 
   // which runner classes can hold each playbook, and through which agent

@@ -17,6 +17,7 @@ export {
   normalizeIdentity,
 } from "./approval.js";
 export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
+export { CORE_ERROR_CODES, type CoreErrorCode } from "./codes.js";
 export { checkContainment, type Problem } from "./containment.js";
 export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
 export { isWritError, q, WritError } from "./errors.js";

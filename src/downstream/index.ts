@@ -375,3 +375,4 @@ export function startReaper(deps: DownstreamDeps, opts: { periodMs?: number } = 
     },
   };
 }
+export { DOWNSTREAM_ERROR_CODES, type DownstreamErrorCode } from "./codes.js";

@@ -2,6 +2,7 @@
 // surface of src/gateway.
 
 export { boundsCheck, parsePathGlob, pathGlobMatches } from "./bounds.js";
+export { GATEWAY_ERROR_CODES, type GatewayErrorCode } from "./codes.js";
 export {
   type DownstreamIssuers,
   INJECTED_ENV,

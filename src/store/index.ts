@@ -15,6 +15,7 @@ export {
   type WritChangeListener,
   type WritChanges,
 } from "./changes.js";
+export { STORE_ERROR_CODES, type StoreErrorCode } from "./codes.js";
 export {
   downstreamLedger,
   ERR_DOWNSTREAM_RECORD_EXISTS,

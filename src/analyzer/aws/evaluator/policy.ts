@@ -49,7 +49,7 @@ export interface Policy {
 }
 
 export interface PolicyProblem {
-  readonly code: "ERR_AWS_POLICY_MALFORMED" | "WARN_AWS_UNKNOWN_OPERATOR_KEY";
+  readonly code: "ERR_AWS_POLICY_MALFORMED";
   readonly severity: "error" | "warning";
   readonly policyId: string;
   readonly path: string;

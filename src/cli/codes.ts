@@ -1,0 +1,19 @@
+/**
+ * The error and warning codes the command line raises, each documented in docs/ (test/errors/codes.test.ts
+ * holds them to the source and the docs). src/error-codes.ts assembles every part's into `WritErrorCode`.
+ */
+export const CLI_ERROR_CODES = [
+  "ERR_ADDRESS_IN_USE",
+  "ERR_AWS_PRINCIPAL_NOT_FOUND",
+  "ERR_CONFIG_INVALID",
+  "ERR_EXISTS",
+  "ERR_FILE",
+  "ERR_GATEWAY_AGENT",
+  "ERR_GATEWAY_WRIT",
+  "ERR_INPUT_FILE",
+  "ERR_INTERNAL",
+  "ERR_UNKNOWN_ENVIRONMENT",
+  "ERR_USAGE",
+] as const;
+
+export type CliErrorCode = (typeof CLI_ERROR_CODES)[number];
