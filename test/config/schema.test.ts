@@ -138,6 +138,46 @@ describe("schema/writ.schema.json", () => {
     });
   }
 
+  const every = join(ROOT, "test", "fixtures", "every-section", "writ.yaml");
+  it("accepts the config with every section (gateway, downstream, approvals …), as the loader does", async () => {
+    const r = await loadConfigFile(every);
+    expect(r.problems).toEqual([]);
+    expect(validate(parse(readFileSync(every, "utf8"))), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  const everyText = readFileSync(every, "utf8");
+  const deep: [string, string, string][] = [
+    [
+      "an unknown key in a gateway tool",
+      everyText.replace("fetch: { untrusted: true,", "fetch: { untrusted: true, colour: red,"),
+      "ERR_CONFIG_UNKNOWN_KEY",
+    ],
+    [
+      "an http upstream with a stdio key",
+      everyText.replace("headers: { X-Team: release }", "headers: { X-Team: release }\n      cwd: /tmp"),
+      "ERR_CONFIG_UNKNOWN_KEY",
+    ],
+    [
+      "AWS downstream without its region",
+      everyText.replace("      region: eu-west-1\n", ""),
+      "ERR_CONFIG_REQUIRED",
+    ],
+    [
+      "a Kubernetes downstream's key misspelt",
+      everyText.replace("serviceAccounts: {", "serviceAccount: {"),
+      "ERR_CONFIG_UNKNOWN_KEY",
+    ],
+    ["an approval count of zero", everyText.replace("count: 2", "count: 0"), "ERR_CONFIG_APPROVAL"],
+  ];
+  for (const [what, text, code] of deep) {
+    it(`refuses ${what}, as the loader does (${code})`, async () => {
+      expect(text).not.toBe(everyText);
+      expect(validate(parse(text))).toBe(false);
+      const r = await loadConfigText(text, { file: every });
+      expect(r.problems.map((p) => p.code)).toContain(code);
+    });
+  }
+
   it("accepts the minimal config, as the loader does", async () => {
     expect(validate(parse(MINIMAL)), JSON.stringify(validate.errors)).toBe(true);
     expect((await loadConfigText(MINIMAL, { file: "writ.yaml" })).config).toBeDefined();
