@@ -1,0 +1,28 @@
+// writ/client: the agent SDK (docs/client.md). The only public surface of src/client.
+
+export { isWritError, WritError } from "../core/errors.js";
+// a client for one agent in one environment
+export {
+  createWritClient,
+  type GetWritOptions,
+  type Writ,
+  type WritClient,
+  type WritClientOptions,
+  type WritFetchInit,
+  type WritProgress,
+  type WritRequest,
+} from "./client.js";
+// errors: every one a WritError with a code; the broker's refusals a WritRefusal
+export {
+  ERR_CLIENT_APPROVAL_TIMEOUT,
+  ERR_CLIENT_KEY,
+  ERR_CLIENT_OPTIONS,
+  ERR_CLIENT_PROTOCOL,
+  ERR_CLIENT_REFUSED,
+  ERR_CLIENT_UNREACHABLE,
+  isWritRefusal,
+  type WritClientErrorCode,
+  WritRefusal,
+} from "./errors.js";
+// the agent's key
+export { type AgentKeyInput, importAgentKey, type PrivateJwk } from "./key.js";
