@@ -9,6 +9,13 @@ export {
   METADATA_PATH,
 } from "./authzen.js";
 export { PDP_ERROR_CODES, type PdpErrorCode } from "./codes.js";
+export type {
+  AuthzenContext,
+  AuthzenEvaluationRequest,
+  AuthzenEvaluationResponse,
+  AuthzenEvaluationsRequest,
+  AuthzenEvaluationsResponse,
+} from "./authzen-wire.js";
 export { type CompileOptions, type CompileResult, compileGuardrails, type GuardrailText } from "./compile.js";
 export { DecisionPoint, type DecisionPointOptions, type WritSource, type Writs } from "./decision-point.js";
 export { CompiledGuardrails, type GuardrailOutcome, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
