@@ -1,21 +1,21 @@
 #!/usr/bin/env node
-// An agent's side of writ, end to end, with openid-client (a real OAuth client, not writ code):
-//   1. discover the environment's issuer and authenticate with private_key_jwt (its dev key)
-//   2. get a DPoP-bound baseline token (client_credentials)
+// An agent's side of writ, end to end, with writ's agent SDK (`writ/client`, docs/client.md):
+//   1. a client for one agent in one environment, signing in with private_key_jwt (its dev key)
+//   2. its DPoP-bound baseline token (client_credentials)
 //   3. ask the decision point whether it may do the work: with the baseline alone, no
-//   4. ask for a writ for one playbook run (token exchange); if the playbook needs approval,
-//      ask through CIBA and wait while approvers decide (`writ approve ID` or POST /approvals/ID/approve)
+//   4. ask for a writ for one playbook run (token exchange); if the playbook needs approval, the
+//      client asks through CIBA and waits while approvers decide (`writ approve ID`)
 //   5. ask the decision point again: the writ allows it; introspection shows the uses left
 //
-// Run `npm start` at the top of the repository first, then for example:
+// Run `npm start` at the top of the repository first (it builds dist/, which `writ/client` is),
+// then for example:
 //   node examples/quickstart/agent.mjs --env dev --agent release-bot --playbook deploy-service \
 //     --params '{"service":"checkout","tag":"v1.4.2"}' --ticket CHG-1234
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { importJWK } from "jose";
-import * as client from "openid-client";
+import { createWritClient, isWritRefusal } from "writ/client";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const { values: o } = parseArgs({
@@ -39,7 +39,6 @@ const fail = (text) => {
   console.error(`agent: ${text}`);
   process.exit(1);
 };
-const reasonOf = (err) => err?.cause?.reason ?? err?.error ?? err?.message;
 
 let params;
 try {
@@ -47,32 +46,29 @@ try {
 } catch {
   fail(`--params must be a JSON object, got ${o.params}`);
 }
+const server = o.server.replace(/\/+$/, "");
 
-// 1. discovery and the agent's key (a DEVELOPMENT key published with the quickstart)
-const { _warning, ...jwk } = JSON.parse(
-  await readFile(join(HERE, "keys", `${o.agent}.DEVELOPMENT-ONLY.private.jwk`), "utf8"),
-);
-const key = await importJWK(jwk, "EdDSA");
-const issuer = new URL(`${o.server.replace(/\/+$/, "")}/env/${o.env}`);
-step(1, `discover ${issuer.href} and sign in as ${o.agent} (private_key_jwt)`);
-const config = await client.discovery(
+// 1. the client, with the agent's key (a DEVELOPMENT key published with the quickstart)
+const issuer = `${server}/env/${o.env}`;
+const client = createWritClient({
   issuer,
-  o.agent,
-  undefined,
-  client.PrivateKeyJwt({ key, kid: jwk.kid }),
-  {
-    algorithm: "oauth2",
-    execute: issuer.protocol === "http:" ? [client.allowInsecureRequests] : [],
-  },
-);
-const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
+  agentId: o.agent,
+  key: await readFile(join(HERE, "keys", `${o.agent}.DEVELOPMENT-ONLY.private.jwk`), "utf8"),
+});
+step(1, `issuer ${issuer}: sign in as ${o.agent} (private_key_jwt)`);
 
-// 2. baseline token
-const baseline = await client.clientCredentialsGrant(config, {}, { DPoP });
-step(2, `baseline token: ${baseline.token_type}, ${baseline.expires_in} s, scope ${baseline.scope}`);
+// 2. baseline token (the SDK gets it before every exchange; shown here for the walk-through)
+let baseline;
+try {
+  baseline = await client.baselineToken();
+} catch (err) {
+  fail(`no baseline token: ${err.message}`);
+}
+const claims = JSON.parse(Buffer.from(baseline.split(".")[1], "base64url").toString());
+step(2, `baseline token: DPoP-bound, ${claims.exp - claims.iat} s, scope ${claims.scope}`);
 
 const decide = async () => {
-  const res = await fetch(`${o.server.replace(/\/+$/, "")}/access/v1/evaluation`, {
+  const res = await fetch(`${server}/access/v1/evaluation`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
@@ -92,58 +88,40 @@ step(
   `may ${o.agent} ${o.action} on ${o.target} now? ${before.decision ? "ALLOW" : "DENY"} (${before.context?.reason_code})`,
 );
 
-// 4. the writ
-const intent = JSON.stringify([
-  {
-    type: "writ_playbook",
-    playbook: o.playbook,
-    parameters: params,
-    ...(o.ticket ? { ticket: o.ticket } : {}),
-  },
-]);
+// 4. the writ; approvals, when the playbook needs them, are waited on with progress
 let writ;
 try {
-  writ = await client.genericGrantRequest(
-    config,
-    "urn:ietf:params:oauth:grant-type:token-exchange",
+  writ = await client.getWrit(
     {
-      subject_token: baseline.access_token,
-      subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      playbook: o.playbook,
+      params,
+      ...(o.ticket ? { ticket: o.ticket } : {}),
       resource: o.resource,
-      authorization_details: intent,
+      ...(o.sponsor ? { sponsor: o.sponsor } : {}),
     },
-    { DPoP },
+    {
+      onProgress: (e) => {
+        if (e.kind === "approval_requested") {
+          step(4, `${o.playbook} needs approval in ${o.env}: asked through CIBA`);
+          console.log(`   waiting for approvers (request ${e.authReqId}, expires in ${e.expiresIn} s)`);
+          console.log(
+            `   approve with: writ approve ${e.authReqId} --as <approver>   (reaches the running server)`,
+          );
+          console.log(
+            `            or: POST ${server}/approvals/${e.authReqId}/approve with the approver's signed JWT`,
+          );
+        } else if (e.kind === "retrying") {
+          console.log(`   slowed down (${e.reason}): asking again in ${e.retryAfter} s`);
+        }
+      },
+    },
   );
 } catch (err) {
-  if (reasonOf(err) !== "approval_required")
-    fail(`writ refused: ${reasonOf(err)}: ${err.error_description ?? ""}`);
-  step(4, `${o.playbook} needs approval in ${o.env}: asking through CIBA`);
-  // the audience is fixed here and shown to the approvers; the poll cannot change it
-  const started = await client.initiateBackchannelAuthentication(config, {
-    authorization_details: intent,
-    resource: o.resource,
-    ...(o.sponsor ? { login_hint: o.sponsor } : {}),
-  });
-  console.log(
-    `   waiting for approvers (request ${started.auth_req_id}, expires in ${started.expires_in} s)`,
-  );
-  console.log(
-    `   approve with: writ approve ${started.auth_req_id} --as <approver>   (reaches the running server)`,
-  );
-  console.log(
-    `            or: POST ${o.server}/approvals/${started.auth_req_id}/approve with the approver's signed JWT`,
-  );
-  try {
-    writ = await client.pollBackchannelAuthenticationGrant(config, started, {}, { DPoP });
-  } catch (e) {
-    fail(`no writ: ${reasonOf(e)}`);
-  }
+  fail(isWritRefusal(err) ? `writ refused: ${err.reason}: ${err.description}` : `no writ: ${err.message}`);
 }
-const details = writ.authorization_details?.[0] ?? {};
-step(
-  4,
-  `writ ${writ.writ_id}: ${writ.expires_in} s (bound: ${writ.ttl_bound}), ${details.max_uses ?? "unlimited"} uses`,
-);
+const details = writ.authorizationDetails[0] ?? {};
+const seconds = Math.round((writ.expiresAt.getTime() - Date.now()) / 1000);
+step(4, `writ ${writ.id}: ${seconds} s (bound: ${writ.ttlBound}), ${details.max_uses ?? "unlimited"} uses`);
 for (const g of details.grants ?? []) console.log(`   grants ${g.action} on ${g.resource}`);
 
 // 5. use it
@@ -152,7 +130,7 @@ step(
   5,
   `with the writ, may ${o.agent} ${o.action} on ${o.target}? ${answer.decision ? "ALLOW" : "DENY"} (${answer.context?.reason_code})`,
 );
-const seen = await client.tokenIntrospection(config, writ.access_token);
+const seen = await client.introspect(writ);
 console.log(
   `   introspection: active ${seen.active}, uses ${seen.uses ?? 0} of ${seen.max_uses ?? "unlimited"}`,
 );

@@ -106,6 +106,8 @@ export interface WritClient {
   ): Promise<Response>;
   /** Revokes one writ (RFC 7009), or every writ this client holds; returns how many. */
   revoke(writ?: Writ): Promise<number>;
+  /** What the broker says of one of this agent's writs (RFC 7662): `active`, `uses`, `max_uses` … */
+  introspect(writ?: Writ): Promise<Readonly<Record<string, unknown>>>;
   /** This client's baseline token (its standing permissions), for `resource` when given. */
   baselineToken(resource?: string): Promise<string>;
 }
@@ -539,12 +541,26 @@ export function createWritClient(options: WritClientOptions): WritClient {
     return n;
   }
 
+  async function introspect(writ?: Writ): Promise<Readonly<Record<string, unknown>>> {
+    const w = writ ?? latest;
+    if (w === undefined) throw new TypeError("introspect: no writ yet: call getWrit first");
+    const { auth } = await setup();
+    const where = as.introspection_endpoint!;
+    const res = await send(
+      where,
+      () => oauth.introspectionRequest(as, client, auth, w.accessToken, requestOptions(undefined)),
+      {},
+    );
+    return processed(where, () => oauth.processIntrospectionResponse(as, client, res));
+  }
+
   return {
     issuer,
     agentId: options.agentId,
     getWrit,
     fetchWithWrit,
     revoke,
+    introspect,
     baselineToken: (resource?: string) => baselineToken(resource),
   };
 }

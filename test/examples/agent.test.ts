@@ -26,13 +26,13 @@ beforeAll(async () => {
     },
   );
   url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("serve did not start")), 30_000);
+    const timer = setTimeout(() => reject(new Error("serve did not start")), 90_000);
     createInterface({ input: server.stdout! }).once("line", (line) => {
       clearTimeout(timer);
       resolve((JSON.parse(line) as { listening: string }).listening);
     });
   });
-}, 40_000);
+}, 100_000);
 
 afterAll(async () => {
   server.kill("SIGTERM");
