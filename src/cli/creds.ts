@@ -1,14 +1,13 @@
 import { readFile, rm } from "node:fs/promises";
 import type { Command } from "commander";
-import { isWritError, q } from "../core/errors.js";
 import {
-  agentClient,
-  agentKeyFromJwk,
-  BrokerRefusal,
-  ERR_CREDS_KEY,
-  ERR_CREDS_PROTOCOL,
-  ERR_CREDS_UNREACHABLE,
-} from "../downstream/client.js";
+  ERR_CLIENT_APPROVAL_TIMEOUT,
+  ERR_CLIENT_PROTOCOL,
+  ERR_CLIENT_UNREACHABLE,
+  WritRefusal,
+} from "../client/index.js";
+import { isWritError, q } from "../core/errors.js";
+import { agentClient, agentKeyFromJwk, ERR_CREDS_KEY } from "../downstream/client.js";
 import { cacheFile, formatCredential, parseParams, readCache, TOOLS, writeCache } from "./creds-cache.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
 
@@ -93,7 +92,7 @@ export function registerCreds(
 }
 
 function report(io: Io, err: unknown): number {
-  if (err instanceof BrokerRefusal) {
+  if (err instanceof WritRefusal) {
     io.err(`writ: refused (${err.reason}): ${err.description}`);
     return EXIT.no;
   }
@@ -103,7 +102,10 @@ function report(io: Io, err: unknown): number {
   }
   if (isWritError(err)) {
     io.err(`writ: ${err.message}`);
-    return err.code === ERR_CREDS_UNREACHABLE || err.code === ERR_CREDS_PROTOCOL ? EXIT.failure : EXIT.usage;
+    if (err.code === ERR_CLIENT_APPROVAL_TIMEOUT) return EXIT.no;
+    return err.code === ERR_CLIENT_UNREACHABLE || err.code === ERR_CLIENT_PROTOCOL
+      ? EXIT.failure
+      : EXIT.usage;
   }
   io.err(`writ: ${err instanceof Error ? err.message : String(err)}`);
   return EXIT.failure;

@@ -18,6 +18,7 @@ import {
   ERR_CLIENT_OPTIONS,
   ERR_CLIENT_PROTOCOL,
   ERR_CLIENT_UNREACHABLE,
+  refusalFromResponse,
   WritRefusal,
 } from "./errors.js";
 import { type AgentKeyInput, type AgentSigningKey, importAgentKey } from "./key.js";
@@ -43,7 +44,7 @@ export interface WritClientOptions {
   /** Progress while waiting (approvals, slow-downs), unless `getWrit` is given its own. */
   readonly onProgress?: (event: WritProgress) => void;
   /** A fetch implementation (tests, proxies). Default the global `fetch`. */
-  readonly fetch?: typeof fetch;
+  readonly fetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 /** What the agent asks a writ for: one run of one playbook, for one audience. */
@@ -102,7 +103,7 @@ export interface WritClient {
   fetchWithWrit(
     url: string | URL,
     init?: WritFetchInit,
-    options?: { readonly writ?: Writ },
+    options?: { readonly writ?: Pick<Writ, "accessToken"> },
   ): Promise<Response>;
   /** Revokes one writ (RFC 7009), or every writ this client holds; returns how many. */
   revoke(writ?: Writ): Promise<number>;
@@ -155,11 +156,6 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-function seconds(header: string | null): number | undefined {
-  if (header === null || !/^\d{1,9}$/.test(header.trim())) return undefined;
-  return Number(header.trim());
-}
-
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -173,31 +169,6 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** The broker's refusal from an answer that is not 2xx. */
-async function refusalOf(res: Response, where: string): Promise<WritRefusal> {
-  const text = await res.text();
-  let body: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error();
-    body = parsed as Record<string, unknown>;
-  } catch {
-    throw new WritError(
-      ERR_CLIENT_PROTOCOL,
-      `${q(where)} answered ${res.status} without a JSON object: is it a writ server?`,
-    );
-  }
-  const str = (v: unknown, fallback: string) => (typeof v === "string" && v !== "" ? v : fallback);
-  const error = str(body.error, res.status >= 500 ? "server_error" : "invalid_request");
-  return new WritRefusal(
-    res.status,
-    error,
-    str(body.reason, error),
-    str(body.error_description, str(body.detail, `HTTP ${res.status}`)),
-    seconds(res.headers.get("retry-after")) ?? seconds(res.headers.get("x-writ-retry-after")),
-  );
 }
 
 export function createWritClient(options: WritClientOptions): WritClient {
@@ -268,7 +239,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
         );
       }
       if (res.ok) return res;
-      const refusal = await refusalOf(res, where);
+      const refusal = await refusalFromResponse(res, where);
       if (refusal.error === "use_dpop_nonce" && res.headers.has("dpop-nonce") && !nonceRetried) {
         nonceRetried = true;
         continue;
@@ -475,7 +446,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
   async function fetchWithWrit(
     url: string | URL,
     init: WritFetchInit = {},
-    o: { readonly writ?: Writ } = {},
+    o: { readonly writ?: Pick<Writ, "accessToken"> } = {},
   ): Promise<Response> {
     const writ = o.writ ?? latest;
     if (writ === undefined) throw new TypeError("fetchWithWrit: no writ yet: call getWrit first");

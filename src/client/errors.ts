@@ -3,7 +3,7 @@
  * the broker is a `WritRefusal` carrying the broker's OAuth `error`, its `reason`
  * (docs/reasons.md) and, when the broker said when to ask again, `retryAfter` in seconds.
  */
-import { WritError } from "../core/errors.js";
+import { q, WritError } from "../core/errors.js";
 
 /** The broker (or a resource) said no; `reason` says why. */
 export const ERR_CLIENT_REFUSED = "ERR_CLIENT_REFUSED";
@@ -44,4 +44,35 @@ export class WritRefusal extends WritError {
 
 export function isWritRefusal(err: unknown, reason?: string): err is WritRefusal {
   return err instanceof WritRefusal && (reason === undefined || err.reason === reason);
+}
+
+const seconds = (header: string | null): number | undefined =>
+  header === null || !/^\d{1,9}$/.test(header.trim()) ? undefined : Number(header.trim());
+
+/**
+ * The refusal in an answer that is not 2xx (the broker's, or a writ resource server's: a JSON
+ * object with `error`, `reason`, `error_description`); `ERR_CLIENT_PROTOCOL` when it holds none.
+ */
+export async function refusalFromResponse(res: Response, where: string): Promise<WritRefusal> {
+  const text = await res.text();
+  let body: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error();
+    body = parsed as Record<string, unknown>;
+  } catch {
+    throw new WritError(
+      ERR_CLIENT_PROTOCOL,
+      `${q(where)} answered ${res.status} without a JSON object: is it a writ server?`,
+    );
+  }
+  const str = (v: unknown, fallback: string) => (typeof v === "string" && v !== "" ? v : fallback);
+  const error = str(body.error, res.status >= 500 ? "server_error" : "invalid_request");
+  return new WritRefusal(
+    res.status,
+    error,
+    str(body.reason, error),
+    str(body.error_description, str(body.detail, `HTTP ${res.status}`)),
+    seconds(res.headers.get("retry-after")) ?? seconds(res.headers.get("x-writ-retry-after")),
+  );
 }

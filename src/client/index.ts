@@ -21,6 +21,7 @@ export {
   ERR_CLIENT_REFUSED,
   ERR_CLIENT_UNREACHABLE,
   isWritRefusal,
+  refusalFromResponse,
   type WritClientErrorCode,
   WritRefusal,
 } from "./errors.js";
