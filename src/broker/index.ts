@@ -2,7 +2,11 @@
 // sender-bound writ. The only public surface of src/broker.
 
 export { adminApi, ERR_ADMIN_REFUSED, ERR_ADMIN_UNREACHABLE, remoteOperator } from "./admin-api.js";
-export * from "./approvals.js";
+export {
+  type ApprovalService,
+  approvalBinding,
+  approvalService,
+} from "./approvals.js";
 export { type ApprovalsApiOptions, approvalsApi } from "./approvals-api.js";
 export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
 export {
@@ -21,5 +25,16 @@ export * from "./metadata.js";
 export * from "./operator.js";
 export * from "./replay.js";
 export { type BrokerRouteOptions, brokerRoutes } from "./routes.js";
-export * from "./service.js";
-export * from "./tokens.js";
+export {
+  ACCESS_TOKEN_TYPE,
+  type BrokerService,
+  brokerService,
+  CIBA_GRANT,
+  spendWritUse,
+  TOKEN_EXCHANGE,
+} from "./service.js";
+export {
+  type AccessTokenClaims,
+  mintAccessToken,
+  verifyAccessToken,
+} from "./tokens.js";

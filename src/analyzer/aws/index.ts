@@ -6,7 +6,28 @@ export {
   type OpenPath,
   type PrincipalEscalation,
 } from "./escalation.js";
-export * from "./evaluator/index.js";
+export {
+  type AwsPrincipal,
+  type AwsRequest,
+  buildContext,
+  type ContextValue,
+  type Decision,
+  type DecisionKind,
+  describe,
+  type EvaluateOptions,
+  evaluate,
+  type Organization,
+  type OrgNode,
+  type Policy,
+  type PolicyKind,
+  type PolicyProblem,
+  type PolicySet,
+  PrincipalError,
+  parsePolicy,
+  policyErrors,
+  principalFromArn,
+  type StatementRef,
+} from "./evaluator/index.js";
 export {
   type ExpandedAction,
   type Expansion,
@@ -15,7 +36,17 @@ export {
   risksOf,
   servicesFor,
 } from "./expand.js";
-export * from "./importers/index.js";
+export {
+  type AuthorizationDetails,
+  findPrincipal,
+  importAuthorizationDetails,
+  importResourcePolicy,
+  loadOrganization,
+  loadPolicyFolder,
+  normaliseRecord,
+  parseJson,
+  policiesFor,
+} from "./importers/index.js";
 export {
   buildPrivescCatalogue,
   type CatalogueOrigin,
