@@ -76,7 +76,10 @@ export type WritProgress =
   | { readonly kind: "approved"; readonly authReqId: string }
   | { readonly kind: "retrying"; readonly reason: string; readonly retryAfter: number };
 
-/** A writ as the broker issued it. `accessToken` is a secret: do not log it. */
+/**
+ * A writ as the broker issued it. `accessToken` is a secret: it is not enumerable, so
+ * `JSON.stringify` and `console.log` of a writ leave it out.
+ */
 export interface Writ {
   readonly id: string;
   readonly accessToken: string;
@@ -311,9 +314,8 @@ export function createWritClient(options: WritClientOptions): WritClient {
   function writOf(t: oauth.TokenEndpointResponse, request: WritRequest, where: string): Writ {
     if (typeof t.writ_id !== "string" || typeof t.expires_in !== "number")
       throw new WritError(ERR_CLIENT_PROTOCOL, `${q(where)} answered a token that is not a writ`);
-    return {
+    const writ: Omit<Writ, "accessToken"> = {
       id: t.writ_id,
-      accessToken: t.access_token,
       tokenType: "DPoP",
       expiresAt: new Date(Date.now() + t.expires_in * 1000),
       ttlBound: typeof t.ttl_bound === "string" ? t.ttl_bound : undefined,
@@ -321,6 +323,8 @@ export function createWritClient(options: WritClientOptions): WritClient {
       authorizationDetails: (t.authorization_details ?? []) as Record<string, unknown>[],
       request,
     };
+    // the token is not enumerable: a writ logged or serialised does not carry it
+    return Object.defineProperty(writ, "accessToken", { value: t.access_token, enumerable: false }) as Writ;
   }
 
   /** CIBA, poll mode: ask, then poll at the interval until the approvers decide. */
@@ -422,6 +426,8 @@ export function createWritClient(options: WritClientOptions): WritClient {
     if (typeof request?.playbook !== "string" || typeof request.resource !== "string")
       throw new TypeError("getWrit needs `playbook` and `resource`");
     const key = keyOf(request);
+    const now = Date.now();
+    for (const [k, w] of held) if (w.expiresAt.getTime() <= now) held.delete(k);
     if (o.reuse !== false) {
       const kept = held.get(key);
       if (kept !== undefined && kept.expiresAt.getTime() - marginMs > Date.now()) {

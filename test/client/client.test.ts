@@ -12,6 +12,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadPolicy, type Policy } from "../../src/app.js";
@@ -121,6 +122,9 @@ describe("getWrit", () => {
     >;
     expect(claims).toMatchObject({ aud: K8S, writ: w.id, act: { sub: "release-bot" } });
     expect((claims.cnf as { jkt: string }).jkt).toMatch(/^[\w-]{43}$/);
+    // a writ logged or serialised does not carry its token
+    expect(JSON.stringify(w)).not.toContain(w.accessToken);
+    expect(inspect(w)).not.toContain(w.accessToken);
     // the same request: the same writ; parameters in another order are the same request
     expect((await c.getWrit(rollback())).id).toBe(w.id);
     // concurrent asks for one request share one exchange
