@@ -1,5 +1,6 @@
 /**
- * writ as a consumer gets it: `npm run build`, `npm pack`, the tarball installed into a temporary
+ * writ as a consumer gets it: `npm run build` and `npm pack` in a copy of the repository's files
+ * (as a fresh clone has them), the tarball installed into a temporary
  * project, every documented entry point imported, a consumer file type-checked against the
  * `.d.ts`, `npx writ --version`, no private key in the tarball — and the issue's "done when": the
  * installed `writ serve` started on a config with an MCP upstream, and a consumer script that
@@ -14,9 +15,9 @@
  * `.d.ts` — is what is tested.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -80,11 +81,34 @@ async function linkDependencies(modules: string): Promise<void> {
   }
 }
 
+/**
+ * The repository's files (tracked, and new ones not ignored) copied to `into`, as a fresh clone
+ * would have them: the build and the pack run there, so neither a stale `dist/` file nor a build
+ * under other tests' feet (they run `dist/`) can change what is tested.
+ */
+async function cloneInto(into: string): Promise<void> {
+  const { stdout } = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    cwd: ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  for (const file of stdout.split("\0")) {
+    if (file === "" || file.startsWith("test/") || file.startsWith("bench/")) continue;
+    const exists = await stat(join(ROOT, file)).catch(() => undefined);
+    if (exists === undefined || !exists.isFile()) continue; // deleted in the work tree
+    await mkdir(dirname(join(into, file)), { recursive: true });
+    await copyFile(join(ROOT, file), join(into, file));
+  }
+  // the compiler and the types, read from the repository's node_modules (nothing installs here)
+  await symlink(join(ROOT, "node_modules"), join(into, "node_modules"), "dir");
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-pack-"));
-  await run("npm", ["run", "build"], { cwd: ROOT, timeout: 180_000 });
+  const clone = join(dir, "clone");
+  await cloneInto(clone);
+  await run("npm", ["run", "build"], { cwd: clone, timeout: 180_000 });
   const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], {
-    cwd: ROOT,
+    cwd: clone,
     timeout: 120_000,
   });
   const info = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
