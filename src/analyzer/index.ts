@@ -14,7 +14,19 @@ export { k8sEscalations, k8sPlugin, k8sRisk } from "./importers/k8s/plugin.js";
 export { ruleGrants } from "./importers/k8s/rbac.js";
 export { otlpTraceImporter } from "./importers/traces/otlp.js";
 export { formatInputProblem, formatSource, openInput, problem, textInput } from "./input.js";
-export type * from "./model.js";
+export type {
+  AnalysisResult,
+  Category,
+  DeclaredWork,
+  EscalationEdge,
+  Finding,
+  GraphNode,
+  GraphView,
+  ObservationWindow,
+  ObservedEvent,
+  ProviderPlugin,
+  ToolCall,
+} from "./model.js";
 export { CATEGORIES, EMPTY_FRAGMENT, SEVERITIES } from "./model.js";
 export { defaultPlugins } from "./plugins.js";
 export { guardrailFor } from "./remediation.js";
