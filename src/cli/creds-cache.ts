@@ -11,7 +11,7 @@ import type { Redeemed } from "../downstream/client.js";
 import type { DownstreamSystem } from "../downstream/types.js";
 import { CliFailure, EXIT } from "./output.js";
 
-/** As `ERR_CREDS_PROTOCOL` in downstream/client.ts (not imported: the fast path stays small). */
+/** The redeemed credential lacks what the tool needs (docs/reasons.md#agent-sdk-codes). */
 const ERR_CREDS_PROTOCOL = "ERR_CREDS_PROTOCOL";
 
 /** A credential is used until this long before it expires. */

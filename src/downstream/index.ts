@@ -28,7 +28,20 @@ import {
 } from "./types.js";
 
 export { openIdConfiguration, type WebIdentitySigner, webIdentitySigner } from "./aws/web-identity.js";
-export * from "./types.js";
+export {
+  type DownstreamAudit,
+  type DownstreamConfig,
+  type DownstreamCredential,
+  type DownstreamIssuer,
+  type DownstreamLedger,
+  type DownstreamReason,
+  type DownstreamRecord,
+  type DownstreamSystem,
+  ERR_DOWNSTREAM_CONFIG,
+  ERR_DOWNSTREAM_REFUSED,
+  type IssuerDeps,
+  type WritForIssuer,
+} from "./types.js";
 
 export const DOWNSTREAM_SYSTEMS: readonly DownstreamSystem[] = ["aws", "github", "kubernetes"];
 

@@ -17,14 +17,10 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { environmentKeys } from "../../src/broker/index.js";
+import { WritRefusal } from "../../src/client/index.js";
 import { awsSetup } from "../../src/downstream/aws/setup.js";
 import { webIdentitySigner } from "../../src/downstream/aws/web-identity.js";
-import {
-  type AgentClient,
-  agentClient,
-  agentKeyFromJwk,
-  BrokerRefusal,
-} from "../../src/downstream/client.js";
+import { type AgentClient, agentClient, agentKeyFromJwk } from "../../src/downstream/client.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
 import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../fakes/aws-account.js";
 import { QUICKSTART_KEYS } from "./fixture.js";
@@ -222,9 +218,9 @@ describe("AWS web identity, end to end", () => {
 
   it("an agent the role's trust policy does not name (`sub`) is refused by STS", async () => {
     const refused = await ops.redeem("aws", await ops.writ(fetchV1, "aws")).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(BrokerRefusal);
-    expect((refused as BrokerRefusal).reason).toBe("downstream_unavailable");
-    expect((refused as BrokerRefusal).description).toContain("AccessDenied");
+    expect(refused).toBeInstanceOf(WritRefusal);
+    expect((refused as WritRefusal).reason).toBe("downstream_unavailable");
+    expect((refused as WritRefusal).description).toContain("AccessDenied");
   });
 
   it("after `writ keys rotate --alg ES256` the new key is published and signs", async () => {
