@@ -17,6 +17,7 @@ import {
   type DpopErrorCode,
 } from "./broker/index.js";
 import { CLI_ERROR_CODES, type CliErrorCode } from "./cli/codes.js";
+import { CLIENT_ERROR_CODES, type ClientErrorCode } from "./client/index.js";
 import { CONFIG_ERROR_CODES, type ConfigErrorCode } from "./config/index.js";
 import { CORE_ERROR_CODES, type CoreErrorCode } from "./core/index.js";
 import { DOWNSTREAM_ERROR_CODES, type DownstreamErrorCode } from "./downstream/index.js";
@@ -38,6 +39,7 @@ export type WritErrorCode =
   | DpopErrorCode
   | BrokerErrorCode
   | DownstreamErrorCode
+  | ClientErrorCode
   | GatewayErrorCode
   | AnalyzerErrorCode
   | AppErrorCode
@@ -56,6 +58,7 @@ export const WRIT_ERROR_CODES: Readonly<Record<string, readonly WritErrorCode[]>
     ...BROKER_ERROR_CODES,
   ],
   downstream: DOWNSTREAM_ERROR_CODES,
+  client: CLIENT_ERROR_CODES,
   gateway: GATEWAY_ERROR_CODES,
   analyzer: ANALYZER_ERROR_CODES,
   app: APP_ERROR_CODES,

@@ -15,15 +15,43 @@ export {
   BoundTokenRefusal,
   verifyBoundToken,
 } from "./bound-token.js";
-export * from "./client-auth.js";
+export {
+  CLIENT_AUTH_ERRORS,
+  type ClientAuthErrorCode,
+  JWT_BEARER_ASSERTION_TYPE,
+  type OAuthErrorMapping,
+} from "./client-auth.js";
 export { BROKER_ERROR_CODES, type BrokerErrorCode } from "./codes.js";
-export * from "./dpop.js";
-export * from "./intent.js";
-export * from "./keys.js";
-export * from "./kill.js";
-export * from "./metadata.js";
-export * from "./operator.js";
-export * from "./replay.js";
+export {
+  createNonceService,
+  DPOP_ERRORS,
+  type DpopErrorCode,
+  DpopNonceError,
+  verifyDpopProof,
+} from "./dpop.js";
+export { INTENT_OAUTH_ERROR } from "./intent.js";
+export {
+  type EnvironmentKeys,
+  environmentKeys,
+  type SigningKey,
+} from "./keys.js";
+export {
+  type KillSwitch,
+  killSwitch,
+} from "./kill.js";
+export {
+  issuerFor,
+  SIGNING_ALGORITHMS,
+} from "./metadata.js";
+export {
+  type Operator,
+  operator,
+} from "./operator.js";
+export {
+  memoryReplayCache,
+  type ReplayCache,
+  replayCache,
+} from "./replay.js";
 export { type BrokerRouteOptions, brokerRoutes } from "./routes.js";
 export {
   ACCESS_TOKEN_TYPE,

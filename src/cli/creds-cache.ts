@@ -11,7 +11,7 @@ import type { Redeemed } from "../downstream/client.js";
 import type { DownstreamSystem } from "../downstream/types.js";
 import { CliFailure, EXIT } from "./output.js";
 
-/** The redeemed credential lacks what the tool needs (docs/reasons.md#agent-sdk-codes). */
+/** The redeemed credential lacks what the tool needs (docs/errors.md). */
 const ERR_CREDS_PROTOCOL = "ERR_CREDS_PROTOCOL";
 
 /** A credential is used until this long before it expires. */

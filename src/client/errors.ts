@@ -18,14 +18,6 @@ export const ERR_CLIENT_OPTIONS = "ERR_CLIENT_OPTIONS";
 /** No approver decided before the approval request expired or the wait the caller allowed ended. */
 export const ERR_CLIENT_APPROVAL_TIMEOUT = "ERR_CLIENT_APPROVAL_TIMEOUT";
 
-export type WritClientErrorCode =
-  | typeof ERR_CLIENT_REFUSED
-  | typeof ERR_CLIENT_UNREACHABLE
-  | typeof ERR_CLIENT_PROTOCOL
-  | typeof ERR_CLIENT_KEY
-  | typeof ERR_CLIENT_OPTIONS
-  | typeof ERR_CLIENT_APPROVAL_TIMEOUT;
-
 /** The broker refused: its HTTP status, OAuth `error`, writ `reason` and description. */
 export class WritRefusal extends WritError {
   override readonly code: typeof ERR_CLIENT_REFUSED = ERR_CLIENT_REFUSED;

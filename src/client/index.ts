@@ -13,6 +13,7 @@ export {
   type WritRequest,
 } from "./client.js";
 // errors: every one a WritError with a code; the broker's refusals a WritRefusal
+export { CLIENT_ERROR_CODES, type ClientErrorCode } from "./codes.js";
 export {
   ERR_CLIENT_APPROVAL_TIMEOUT,
   ERR_CLIENT_KEY,
@@ -22,7 +23,6 @@ export {
   ERR_CLIENT_UNREACHABLE,
   isWritRefusal,
   refusalFromResponse,
-  type WritClientErrorCode,
   WritRefusal,
 } from "./errors.js";
 // the agent's key
