@@ -1,17 +1,8 @@
+// biome-ignore-all assist/source/organizeImports: a table of contents, grouped by operation
 // `writ/aws`: the AWS IAM policy evaluator and its inputs (docs/aws.md).
 
 // evaluate a request against policies: allow, explicit deny or implicit deny, with the deciding statements
-// policies: parse and check a policy document
-// requests: the principal from its ARN, the request context
-// the action catalog (every AWS action, resource type and condition key)
-// usage: the policy a principal's observed calls need, and its check
 export {
-  type AwsCatalog,
-  type AwsPrincipal,
-  type AwsRequest,
-  analyzeUsage,
-  buildContext,
-  createCatalog,
   type Decision,
   type DecisionKind,
   describe,
@@ -19,15 +10,30 @@ export {
   evaluate,
   type Organization,
   type OrgNode,
+  type PolicySet,
+  type StatementRef,
+} from "../analyzer/aws/index.js";
+
+// policies: parse and check a policy document
+export {
   type Policy,
   type PolicyKind,
   type PolicyProblem,
-  type PolicySet,
-  PrincipalError,
   parsePolicy,
   policyErrors,
-  principalFromArn,
-  replacementPolicy,
-  type StatementRef,
-  verifyReplacement,
 } from "../analyzer/aws/index.js";
+
+// requests: the principal from its ARN, the request context
+export {
+  type AwsPrincipal,
+  type AwsRequest,
+  buildContext,
+  PrincipalError,
+  principalFromArn,
+} from "../analyzer/aws/index.js";
+
+// the action catalog (every AWS action, resource type and condition key)
+export { type AwsCatalog, createCatalog } from "../analyzer/aws/index.js";
+
+// usage: the policy a principal's observed calls need, and its check
+export { analyzeUsage, replacementPolicy, verifyReplacement } from "../analyzer/aws/index.js";

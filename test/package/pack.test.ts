@@ -48,6 +48,7 @@ const ENTRY_POINTS: Readonly<Record<string, readonly string[]>> = {
     "verifyExport",
     "createWritClient",
     "WritError",
+    "isWritErrorCode",
   ],
   "writ/client": ["createWritClient", "WritRefusal", "isWritRefusal", "importAgentKey", "ERR_CLIENT_REFUSED"],
   "writ/aws": ["evaluate", "parsePolicy", "principalFromArn", "createCatalog", "analyzeUsage"],
