@@ -445,7 +445,11 @@ export function writRepository(
       const row = await guard("spend writ use", () =>
         db
           .updateTable("writs")
-          .set((eb) => ({ uses: eb("uses", "+", 1) }))
+          .set((eb) => ({
+            uses: eb("uses", "+", 1),
+            first_used_at: eb.fn.coalesce("first_used_at", eb.val(now)),
+            last_used_at: now,
+          }))
           .where("id", "=", id)
           .where("status", "=", "active")
           .where("issued_at", "<=", now)
