@@ -49,7 +49,8 @@ const num = (v: unknown): number | undefined => (v === null || v === undefined ?
 /** Every figure, in parallel statements on the store's pool. */
 export function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise<StoreFigures> {
   const since = new Date(opts.now.getTime() - opts.windowSeconds * 1000);
-  const prod = opts.production.length > 0 ? opts.production : ["\u0000none"];
+  // no environment id is empty: `in ('')` matches nothing
+  const prod = opts.production.length > 0 ? opts.production : [""];
   return guard("read metrics", async () => {
     const [uses, lifetimes, prodWrits, approvals, findings, scan] = await Promise.all([
       db

@@ -447,8 +447,9 @@ export function writRepository(
           .updateTable("writs")
           .set((eb) => ({
             uses: eb("uses", "+", 1),
-            first_used_at: eb.fn.coalesce("first_used_at", eb.val(now)),
-            last_used_at: now,
+            // the earliest and the latest spend, whatever order servers' clocks report them in
+            first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
+            last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
           }))
           .where("id", "=", id)
           .where("status", "=", "active")
