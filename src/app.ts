@@ -277,9 +277,16 @@ export interface ServerOptions {
    * Prometheus that should not hold the operator's secret.
    */
   readonly metricsToken?: string | undefined;
-  /** The metrics' production environments (default: `prod`, `production`, `prod-*`) and window (30 days). */
+  /**
+   * The metrics' production environments (default: `prod`, `production`, `prod-*`), window (30
+   * days) and how old the store's figures a scrape serves may be (10 s; 0: read on every scrape).
+   */
   readonly metrics?:
-    | { readonly production?: readonly string[] | undefined; readonly windowSeconds?: number | undefined }
+    | {
+        readonly production?: readonly string[] | undefined;
+        readonly windowSeconds?: number | undefined;
+        readonly maxAgeSeconds?: number | undefined;
+      }
     | undefined;
   /**
    * Downstream systems (docs/downstream.md): the issuer factories (default: the AWS, GitHub and
@@ -669,6 +676,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       },
       production: opts.metrics?.production,
       windowSeconds: opts.metrics?.windowSeconds,
+      maxAgeSeconds: opts.metrics?.maxAgeSeconds,
     });
     const audit = observedAudit(
       openAuditLog({

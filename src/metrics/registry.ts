@@ -33,6 +33,12 @@ export interface MetricsOptions {
   readonly production?: readonly string[] | undefined;
   /** How far back the windowed gauges look (default 30 days). */
   readonly windowSeconds?: number | undefined;
+  /**
+   * How old the store's figures may be when a scrape serves them (default 10 s; 0: read the store on
+   * every scrape). An older value is served once more while a fresh one is read in the background;
+   * the first scrape waits for its read.
+   */
+  readonly maxAgeSeconds?: number | undefined;
   readonly clock?: (() => Date) | undefined;
 }
 
@@ -225,9 +231,25 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   });
   const scrapeSeconds = new Gauge({
     name: "writ_metrics_scrape_store_seconds",
-    help: "Time the last scrape spent reading the store",
+    help: "Time the last read of the store's figures took",
     registers,
   });
+  const figuresAge = new Gauge({
+    name: "writ_metrics_store_age_seconds",
+    help: "Age of the store's figures this scrape serves",
+    registers,
+  });
+
+  const maxAge = opts.maxAgeSeconds ?? 10;
+  let cached: { figures: StoreFigures; at: Date } | undefined;
+  let reading: Promise<void> | undefined;
+  const read = async () => {
+    const at = clock();
+    const started = performance.now();
+    const figures = await opts.figures({ now: at, windowSeconds, production });
+    scrapeSeconds.set((performance.now() - started) / 1000);
+    return { figures, at };
+  };
 
   // writ.yaml does not change while the process runs: its figures once
   const creds = credentialFigures(config);
@@ -320,9 +342,25 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     async scrape() {
       const now = clock();
-      const started = performance.now();
-      const f = await opts.figures({ now, windowSeconds, production });
-      scrapeSeconds.set((performance.now() - started) / 1000);
+      const age =
+        cached === undefined ? Number.POSITIVE_INFINITY : (now.getTime() - cached.at.getTime()) / 1000;
+      if (cached === undefined || maxAge === 0) cached = await read();
+      else if (age > maxAge && reading === undefined) {
+        reading = read()
+          .then((f) => {
+            cached = f;
+          })
+          .catch(() => {}) // the next scrape tries again, and waits once the value is too old
+          .finally(() => {
+            reading = undefined;
+          });
+        if (age > maxAge * 6) {
+          await reading;
+          if (cached.at.getTime() < now.getTime() - maxAge * 6 * 1000) cached = await read();
+        }
+      }
+      const { figures: f, at } = cached;
+      figuresAge.set(Math.max(0, (now.getTime() - at.getTime()) / 1000));
 
       agentsGauge.set({ credentials: "short_lived" }, creds.shortLived);
       agentsGauge.set({ credentials: "standing" }, creds.agents - creds.shortLived);
@@ -361,6 +399,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     async settled() {
       while (pending.size > 0) await Promise.all([...pending]);
+      await reading;
     },
   };
 }

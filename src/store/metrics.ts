@@ -16,7 +16,7 @@ export interface LifetimeQuantiles {
 }
 
 export interface StoreFigures {
-  /** Spent uses of writs, by playbook and environment (every writ ever issued). */
+  /** Spent uses of writs issued in the window, by playbook and environment. */
   readonly usesByPlaybook: readonly { playbook: string; environment: string; uses: number }[];
   /** Issued TTL (expiry − issuance) of writs issued in the window. */
   readonly lifetimeIssued: LifetimeQuantiles;
@@ -52,46 +52,41 @@ export function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise
   // no environment id is empty: `in ('')` matches nothing
   const prod = opts.production.length > 0 ? opts.production : [""];
   return guard("read metrics", async () => {
-    const [uses, lifetimes, prodWrits, approvals, findings, scan] = await Promise.all([
-      db
-        .selectFrom("writs")
-        .select(["playbook", "environment", sql<string>`sum(uses)`.as("uses")])
-        .where("uses", ">", 0)
-        .groupBy(["playbook", "environment"])
-        .execute(),
-      db
-        .selectFrom("writs")
-        .select([
-          sql<number>`count(*)`.as("issued"),
-          sql<number>`percentile_cont(0.5) within group (order by extract(epoch from expires_at - issued_at))`.as(
-            "i50",
-          ),
-          sql<number>`percentile_cont(0.9) within group (order by extract(epoch from expires_at - issued_at))`.as(
-            "i90",
-          ),
-          sql<number>`count(first_used_at)`.as("used"),
-          sql<number>`percentile_cont(0.5) within group (order by extract(epoch from last_used_at - first_used_at))`.as(
-            "u50",
-          ),
-          sql<number>`percentile_cont(0.9) within group (order by extract(epoch from last_used_at - first_used_at))`.as(
-            "u90",
-          ),
-        ])
-        .where("issued_at", ">=", since)
-        .where("issued_at", "<=", opts.now)
-        .executeTakeFirstOrThrow(),
-      db
-        .selectFrom("writs")
-        .select([
-          sql<number>`count(*)`.as("total"),
-          sql<number>`count(*) filter (where ticket is not null or approval_request is not null)`.as(
-            "backed",
-          ),
-        ])
-        .where("issued_at", ">=", since)
-        .where("issued_at", "<=", opts.now)
-        .where("environment", "in", prod)
-        .executeTakeFirstOrThrow(),
+    const [writRows, approvals, findings, scan] = await Promise.all([
+      // one pass over the window's writs (index range on issued_at): per playbook and environment
+      // their uses, and over them all (the empty grouping set) the lifetimes and production counts
+      sql<{
+        playbook: string | null;
+        environment: string | null;
+        total: number;
+        uses: string | number | null;
+        issued: string | number;
+        i50: number | null;
+        i90: number | null;
+        used: string | number;
+        u50: number | null;
+        u90: number | null;
+        prod: string | number;
+        backed: string | number;
+      }>`
+        select playbook, environment, grouping(playbook, environment) as total,
+          sum(uses) as uses,
+          count(*) as issued,
+          case when grouping(playbook, environment) = 0 then null else
+            percentile_cont(0.5) within group (order by extract(epoch from expires_at - issued_at)) end as i50,
+          case when grouping(playbook, environment) = 0 then null else
+            percentile_cont(0.9) within group (order by extract(epoch from expires_at - issued_at)) end as i90,
+          count(first_used_at) as used,
+          case when grouping(playbook, environment) = 0 then null else
+            percentile_cont(0.5) within group (order by extract(epoch from last_used_at - first_used_at)) end as u50,
+          case when grouping(playbook, environment) = 0 then null else
+            percentile_cont(0.9) within group (order by extract(epoch from last_used_at - first_used_at)) end as u90,
+          count(*) filter (where environment in (${sql.join(prod)})) as prod,
+          count(*) filter (where environment in (${sql.join(prod)})
+            and (ticket is not null or approval_request is not null)) as backed
+        from writs
+        where issued_at >= ${since} and issued_at <= ${opts.now}
+        group by grouping sets ((playbook, environment), ())`.execute(db),
       db
         .selectFrom("approval_requests")
         .select([
@@ -115,24 +110,20 @@ export function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise
         .limit(1)
         .executeTakeFirst(),
     ]);
+    const rows = writRows.rows;
+    const all = rows.find((r) => Number(r.total) !== 0);
     return {
-      usesByPlaybook: uses.map((r) => ({
-        playbook: r.playbook,
-        environment: r.environment,
-        uses: toInt(r.uses, "uses"),
-      })),
-      lifetimeIssued: {
-        count: toInt(lifetimes.issued, "count"),
-        p50: num(lifetimes.i50),
-        p90: num(lifetimes.i90),
-      },
-      lifetimeUsed: {
-        count: toInt(lifetimes.used, "count"),
-        p50: num(lifetimes.u50),
-        p90: num(lifetimes.u90),
-      },
-      prodWrits: toInt(prodWrits.total, "count"),
-      prodWritsTicketOrApprover: toInt(prodWrits.backed, "count"),
+      usesByPlaybook: rows
+        .filter((r) => Number(r.total) === 0 && Number(r.uses ?? 0) > 0)
+        .map((r) => ({
+          playbook: r.playbook ?? "",
+          environment: r.environment ?? "",
+          uses: toInt(r.uses, "uses"),
+        })),
+      lifetimeIssued: { count: toInt(all?.issued ?? 0, "count"), p50: num(all?.i50), p90: num(all?.i90) },
+      lifetimeUsed: { count: toInt(all?.used ?? 0, "count"), p50: num(all?.u50), p90: num(all?.u90) },
+      prodWrits: toInt(all?.prod ?? 0, "count"),
+      prodWritsTicketOrApprover: toInt(all?.backed ?? 0, "count"),
       prodApprovals: toInt(approvals.n, "count"),
       prodApprovalMeanSeconds: num(approvals.mean),
       findings: findings.map((r) => ({ category: r.category, status: r.status, count: toInt(r.n, "count") })),
