@@ -3,7 +3,7 @@
  * 100,000 audit records and 5,000 findings): the server's own scrape (store aggregates, writ.yaml
  * figures, rendering), through its HTTP app in process with the admin token. The store is filled
  * first: writs over 60 days in two environments with uses spent, approval requests, findings from
- * one stored scan, and audit records appended through the server's audit log.
+ * one stored scan, and audit records (a real hash chain) appended in large transactions.
  *
  *   npx tsx bench/run.ts metrics              embedded store (PGlite)
  *   WRIT_BENCH_POSTGRES=1 npx tsx bench/run.ts metrics    also PostgreSQL (WRIT_BENCH_DATABASE_URL)
@@ -13,6 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, loadPolicy, type Server } from "../src/app.js";
+import { recordHash } from "../src/audit/index.js";
 import { findingRepository, recordScanPosture } from "../src/store/index.js";
 import { type Measurement, measure, tempDatabase } from "./harness.js";
 
@@ -86,24 +87,35 @@ async function fill(server: Server): Promise<void> {
     workflowsExplicit: 80,
     findings: FINDINGS,
   });
-  // audit records through the log itself (hash chain, group commit): 2,000 in flight at a time
-  for (let start = 0; start < AUDIT; start += 2000) {
-    await Promise.all(
-      Array.from({ length: Math.min(2000, AUDIT - start) }, (_, k) =>
-        server.audit.append("pdp.decision", {
-          source: "authzen",
-          agent: "cost-analyst",
-          action: "aws:s3:GetObject",
-          resource: `arn:aws:s3:::acme-reports/${start + k}.csv`,
-          environment: "prod",
-          decision: { allowed: (start + k) % 10 !== 0, code: "allowed", reasons: [] },
-        }),
-      ),
-    );
+  // audit records: a real hash chain, appended 5,000 at a time in one transaction each
+  for (let start = 0; start < AUDIT; start += 5000) {
+    await server.store.audit.appendBatch((head) => {
+      const rows = [];
+      let prevHash = head.hash;
+      for (let k = 0; k < Math.min(5000, AUDIT - start); k++) {
+        const record = {
+          seq: head.seq + k + 1,
+          at: new Date(now - (AUDIT - start - k) * 1000),
+          type: "pdp.decision",
+          data: {
+            source: "authzen",
+            agent: "cost-analyst",
+            action: "aws:s3:GetObject",
+            resource: `arn:aws:s3:::acme-reports/${start + k}.csv`,
+            environment: "prod",
+            decision: { allowed: (start + k) % 10 !== 0, code: "allowed", reasons: [] },
+          },
+          prevHash,
+        };
+        const hash = recordHash(record);
+        rows.push({ ...record, hash });
+        prevHash = hash;
+      }
+      return rows;
+    });
   }
 }
 
-/** Scrapes of a server on the filled store: `maxAgeSeconds` 0 reads the store on every scrape. */
 async function scrapes(
   label: string,
   opts: { dataDir: string; databaseUrl?: string | undefined; maxAgeSeconds?: number },

@@ -96,14 +96,17 @@ export function httpApp(parts: HttpParts): Hono {
     const status = c.res.status;
     const seconds = (performance.now() - started) / 1000;
     const path = logPath(c.req.url);
-    parts.observe?.({ route: routeOf(path), method: c.req.method, status, seconds });
+    const route = routeOf(path);
+    parts.observe?.({ route, method: c.req.method, status, seconds });
     if (logger === undefined) return;
     if (status >= 400 && fields.reason === undefined) {
       const reason = await reasonOf(c.res);
       if (reason !== undefined) fields.reason = reason;
     }
     const requestId = c.req.header("x-request-id");
-    logger[status >= 500 ? "error" : "info"]({
+    // probes and scrapes answered as expected are routine: at debug, not one line every few seconds
+    const routine = (route === "health" || route === "metrics") && status < 400;
+    logger[status >= 500 ? "error" : routine ? "debug" : "info"]({
       event: "http.request",
       method: c.req.method,
       path,
