@@ -84,7 +84,9 @@ export async function createLogger(opts: CreateLoggerOptions = {}): Promise<Logg
       colorize: true,
       sync: true,
       translateTime: "SYS:HH:MM:ss.l",
-      ignore: "event",
+      // the request line's headline; its other fields below it
+      messageFormat: "{event}{if method} {method} {path} {status} {durationMs} ms{end}{if msg} — {msg}{end}",
+      ignore: "event,method,path,status,durationMs",
       messageKey: "msg",
       ...(opts.destination === undefined ? { destination: 2 } : {}),
     });
