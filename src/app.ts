@@ -268,10 +268,26 @@ export interface ServerOptions {
   /** What `${env:NAME}` in the gateway's upstream configuration reads (default: the process's). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /**
-   * Where the one-line cause of every failed request (5xx), and of every failed periodic audit
-   * checkpoint, goes (default: stderr).
+   * The server's log (http/log.ts `createLogger`): one line per request, the cause of every failed
+   * request (5xx) and of every failed periodic audit checkpoint (default: errors only, to stderr).
    */
-  readonly log?: ((line: string) => void) | undefined;
+  readonly logger?: import("./http/log.js").Logger | undefined;
+  /**
+   * A bearer token `GET /metrics` accepts besides the admin token (`WRIT_METRICS_TOKEN`), for a
+   * Prometheus that should not hold the operator's secret.
+   */
+  readonly metricsToken?: string | undefined;
+  /**
+   * The metrics' production environments (default: `prod`, `production`, `prod-*`), window (30
+   * days) and how old the store's figures a scrape serves may be (10 s; 0: read on every scrape).
+   */
+  readonly metrics?:
+    | {
+        readonly production?: readonly string[] | undefined;
+        readonly windowSeconds?: number | undefined;
+        readonly maxAgeSeconds?: number | undefined;
+      }
+    | undefined;
   /**
    * Downstream systems (docs/downstream.md): the issuer factories (default: the AWS, GitHub and
    * Kubernetes issuers; tests stand in for systems that cannot run here) and the reaper's period
@@ -293,6 +309,8 @@ export interface Server {
   readonly operator: Operator;
   /** The secret of the admin API (`/admin/v1`), for `<data>/serve.json`; never logged. */
   readonly adminToken: string;
+  /** The Prometheus metrics served at `/metrics` (docs/metrics.md). */
+  readonly metrics: import("./metrics/index.js").Metrics;
   /** The MCP gateway, when writ.yaml has a `gateway` section. */
   readonly gateway?: Gateway | undefined;
   /** The downstream reaper, when writ.yaml configures downstream systems: `pass()` runs one now. */
@@ -539,17 +557,96 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
   }
 }
 
+const text = (v: unknown): string | undefined => (typeof v === "string" && v.length > 0 ? v : undefined);
+
+/**
+ * The audit log as the server uses it: each record first names its agent, writ and refusal reason
+ * on the request being handled (its log line), and once committed feeds the metrics.
+ */
+function observedAudit(
+  log: AuditLog,
+  requests: import("./http/log.js").RequestContext,
+  metrics: import("./metrics/index.js").Metrics,
+): AuditLog {
+  return {
+    ...log,
+    async append(type, data, o) {
+      const decision = data.decision as { allowed?: unknown; code?: unknown } | undefined;
+      const context = data.context as { writId?: unknown } | undefined;
+      requests.annotate({
+        agent: text(data.agent),
+        writ: text(data.writ) ?? text(data.jti) ?? text(context?.writId),
+        reason: text(data.reason) ?? (decision?.allowed === false ? text(decision.code) : undefined),
+      });
+      const started = performance.now();
+      const record = await log.append(type, data, o);
+      metrics.observeAudit(type, data, (performance.now() - started) / 1000);
+      return record;
+    },
+  };
+}
+
+/** A promise that rejects after `ms` (a readiness check must answer, not hang). */
+function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `/readyz`: the store answers, its schema is this build's (no migration pending), and every
+ * environment has a signing key (created now if there is none, as the first token would).
+ */
+async function readiness(
+  store: Store,
+  keys: Pick<import("./broker/index.js").EnvironmentKeys, "activeKey">,
+  config: WritConfig,
+): Promise<import("./http/app.js").Readiness> {
+  const checks: Record<string, string> = { store: "unchecked", migrations: "unchecked", keys: "unchecked" };
+  const fail = (reason: string, detail: string) => ({ ready: false, checks, reason, detail });
+  let pending: string[];
+  try {
+    pending = await within(2000, "store", store.pendingMigrations());
+    checks.store = "ok";
+  } catch (err) {
+    checks.store = "failed";
+    return fail("store_unreachable", `the store does not answer: ${(err as Error).message.slice(0, 300)}`);
+  }
+  if (pending.length > 0) {
+    checks.migrations = "pending";
+    return fail("migrations_pending", `migrations not applied: ${pending.join(", ")}`);
+  }
+  checks.migrations = "ok";
+  for (const env of config.environments.keys()) {
+    try {
+      await within(2000, `signing key of ${env}`, keys.activeKey(env));
+    } catch (err) {
+      checks.keys = "failed";
+      return fail(
+        "keys_unavailable",
+        `no signing key for environment ${q(env)}: ${(err as Error).message.slice(0, 300)}`,
+      );
+    }
+  }
+  checks.keys = "ok";
+  return { ready: true, checks };
+}
+
 /** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
 export async function createServer(opts: ServerOptions): Promise<Server> {
   // loaded here, not at the top: `writ check` and `writ explain` never pay for the store
   const [
     { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
     { httpApp },
-    { openStore, writLoadCounter, writRow },
+    { openStore, storeFigures, writLoadCounter, writRow },
     broker,
     gatewayPart,
     downstreamPart,
     { downstreamRoutes },
+    { createLogger, requestContext },
+    { createMetrics, metricsRoutes },
   ] = await Promise.all([
     import("./audit/index.js"),
     import("./http/app.js"),
@@ -558,6 +655,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     import("./gateway/index.js"),
     import("./downstream/index.js"),
     import("./downstream/routes.js"),
+    import("./http/log.js"),
+    import("./metrics/index.js"),
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
@@ -566,13 +665,33 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   try {
     await store.migrate();
     const signer = await loadSigningKey(opts.dataDir);
-    const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-    const audit = openAuditLog({
-      repo: store.audit,
-      signer,
-      checkpointEvery: opts.checkpointEvery,
-      onCheckpointError: (err) => log(checkpointFailureLine(err)),
+    const logger = opts.logger ?? (await createLogger({ level: "error" }));
+    const requests = requestContext();
+    const metrics = createMetrics({
+      config: opts.policy.config,
+      figures: (o) => storeFigures(store.db, o),
+      writOf: async (id) => {
+        const w = await store.writs.get(id);
+        return w && { agent: w.agent, playbook: w.playbook };
+      },
+      production: opts.metrics?.production,
+      windowSeconds: opts.metrics?.windowSeconds,
+      maxAgeSeconds: opts.metrics?.maxAgeSeconds,
     });
+    const audit = observedAudit(
+      openAuditLog({
+        repo: store.audit,
+        signer,
+        checkpointEvery: opts.checkpointEvery,
+        onCheckpointError: (err) =>
+          logger.error({
+            event: "audit.checkpoint_failed",
+            error: { code: err.code, message: err.message.slice(0, 500) },
+          }),
+      }),
+      requests,
+      metrics,
+    );
     await audit.append("server.start", {
       version: opts.version,
       config: opts.policy.file,
@@ -589,7 +708,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     };
     const authzen = authzenRoutes(decider, {
       token: opts.pdpToken,
-      baseUrl: opts.baseUrl,
+      baseUrl: () => currentBaseUrl(),
       onDecision: async (record) => {
         await audit.append("pdp.decision", decisionAuditRecord(record, digest));
       },
@@ -727,11 +846,15 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           }),
         ),
       version: opts.version,
-      log: opts.log,
+      logger,
+      requests,
+      observe: (r) => metrics.observeRequest(r),
+      metrics: metricsRoutes(metrics, [adminToken, ...(opts.metricsToken ? [opts.metricsToken] : [])]),
       ready: async () => {
         await audit.head();
         return true;
       },
+      readiness: () => readiness(store, keys, opts.policy.config),
     });
     // nothing created downstream outlives its writ by more than one period, also after a crash
     const reaper = downstream.startReaper(opts.downstream?.reaperPeriodMs);
@@ -742,6 +865,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       audit,
       operator,
       adminToken,
+      metrics,
       gateway,
       reaper,
       downstreamSettled: () => background.settled(),

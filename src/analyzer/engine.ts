@@ -3,6 +3,7 @@
  * files are streamed and aggregated per identity as they are read; then every workload's effective
  * grants are compared with its use and sorted into the three categories.
  */
+
 import { createHash } from "node:crypto";
 import {
   compileRule,
@@ -48,6 +49,7 @@ import type {
   ToolCall,
   UsedPermission,
 } from "./model.js";
+import { postureOf } from "./posture.js";
 import {
   bindingsMadeFor,
   extraSubjectFix,
@@ -526,6 +528,7 @@ export class Engine {
       blastRadius: radius,
       problems: this.problems,
       workloadIds: [...workloads(g).map((w) => w.id), ...[...writWorkloads].sort()],
+      posture: postureOf(g),
       coverage: {
         window,
         events: this.events,

@@ -475,6 +475,10 @@ export interface AnalysisResult {
    * are relative to it (SARIF's `%SRCROOT%`).
    */
   readonly root?: string | undefined;
+  /** ClusterRoleBindings and workflows with explicit token permissions (posture.ts), for the metrics. */
+  readonly posture?:
+    | { readonly clusterRoleBindings: number; readonly workflows: number; readonly workflowsExplicit: number }
+    | undefined;
 }
 
 // ── providers plug into the engine ──────────────────────────────────────────────────────────────

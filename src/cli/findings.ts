@@ -11,7 +11,13 @@
 import type { Command } from "commander";
 import type { AnalysisResult } from "../analyzer/index.js";
 import { isWritError } from "../core/index.js";
-import { FINDING_STATUSES, type FindingStatus, findingRepository, type ScanSummary } from "../store/index.js";
+import {
+  FINDING_STATUSES,
+  type FindingStatus,
+  findingRepository,
+  recordScanPosture,
+  type ScanSummary,
+} from "../store/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 import { type StoreTarget, withStore } from "./store.js";
 
@@ -34,7 +40,14 @@ export async function persistScan(
 ): Promise<ScanSummary> {
   return withStore(target, { create: true, mapError }, async (store) => {
     await store.migrate();
-    return findingRepository(store.db).recordScan(r.findings, { at, workloads: r.workloadIds });
+    const summary = await findingRepository(store.db).recordScan(r.findings, {
+      at,
+      workloads: r.workloadIds,
+    });
+    // the posture figures the metrics read (ClusterRoleBindings, workflows' explicit permissions)
+    const p = r.posture ?? { clusterRoleBindings: 0, workflows: 0, workflowsExplicit: 0 };
+    await recordScanPosture(store.db, { at, ...p, findings: r.findings.length });
+    return summary;
   });
 }
 

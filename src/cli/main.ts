@@ -52,6 +52,13 @@ export async function main(
         dataDir,
         databaseUrl,
         pdpToken: env.WRIT_PDP_TOKEN || undefined,
+        host: env.WRIT_HOST || undefined,
+        port: env.WRIT_PORT || undefined,
+        publicUrl: env.WRIT_PUBLIC_URL || undefined,
+        logLevel: env.WRIT_LOG_LEVEL || undefined,
+        metricsToken: env.WRIT_METRICS_TOKEN || undefined,
+        prettyLogs: io === stdio && process.stderr.isTTY === true,
+        envNames: Object.keys(env).filter((k) => k.startsWith("WRIT_")),
         version: VERSION,
       }),
     audit: async () => {

@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import type { Command } from "commander";
 import { checkPublicUrl, createServer, ERR_PUBLIC_URL } from "../app.js";
 import { isWritError, q } from "../core/index.js";
+import { createLogger, isLogLevel, LOG_LEVELS, lineDestination } from "../http/log.js";
 import { type ConnectionLimits, DEFAULT_LIMITS, type Listening, listenHttp } from "../http/node.js";
 import { isStoreFailure } from "../store/index.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
@@ -14,8 +15,10 @@ import { removeServeFile, writeServeFile } from "./serve-file.js";
 
 export interface ServeOptions {
   readonly config: string;
-  readonly host: string;
-  readonly port: string;
+  /** Default: `WRIT_HOST`, else 127.0.0.1. */
+  readonly host?: string;
+  /** Default: `WRIT_PORT`, else 8080. */
+  readonly port?: string;
   readonly data?: string;
   readonly publicUrl?: string;
   readonly requireDpopNonce?: boolean;
@@ -24,11 +27,25 @@ export interface ServeOptions {
   readonly requestTimeout?: string;
   readonly keepAliveTimeout?: string;
   readonly maxConnectionsPerIp?: string;
+  /** Default: `WRIT_LOG_LEVEL`, else `info`. */
+  readonly logLevel?: string;
   readonly json: boolean;
 }
 
 export interface ServeDefaults {
   readonly dataDir: string;
+  /** `WRIT_HOST`, `WRIT_PORT`, `WRIT_PUBLIC_URL`: what the flags default to (a flag wins). */
+  readonly host?: string | undefined;
+  readonly port?: string | undefined;
+  readonly publicUrl?: string | undefined;
+  /** `WRIT_LOG_LEVEL`: what `--log-level` defaults to. */
+  readonly logLevel?: string | undefined;
+  /** `WRIT_METRICS_TOKEN`: a bearer token `/metrics` accepts besides the admin token. */
+  readonly metricsToken?: string | undefined;
+  /** Human-readable log lines (stderr is a terminal and the CLI writes to the process's own). */
+  readonly prettyLogs?: boolean | undefined;
+  /** The names (never the values) of the `WRIT_*` variables set, for the start line. */
+  readonly envNames?: readonly string[] | undefined;
   readonly databaseUrl?: string | undefined;
   readonly pdpToken?: string | undefined;
   readonly version: string;
@@ -105,10 +122,33 @@ function localUrl(info: AddressInfo): string {
   return `http://${host}:${info.port}`;
 }
 
-export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): Promise<number> {
+/** Each setting from its flag, else its environment variable, else its default; `from` names the source. */
+function settings(o: ServeOptions, d: ServeDefaults) {
+  const pick = (flag: string | undefined, env: string | undefined, name: string, variable: string) =>
+    flag !== undefined
+      ? { value: flag, from: name }
+      : env !== undefined
+        ? { value: env, from: variable }
+        : undefined;
+  return {
+    host: pick(o.host, d.host, "--host", "WRIT_HOST") ?? { value: "127.0.0.1", from: "--host" },
+    port: pick(o.port, d.port, "--port", "WRIT_PORT") ?? { value: "8080", from: "--port" },
+    publicUrl: pick(o.publicUrl, d.publicUrl, "--public-url", "WRIT_PUBLIC_URL"),
+    logLevel: pick(o.logLevel, d.logLevel, "--log-level", "WRIT_LOG_LEVEL") ?? {
+      value: "info",
+      from: "--log-level",
+    },
+  };
+}
+
+export async function serveCommand(given: ServeOptions, io: Io, d: ServeDefaults): Promise<number> {
+  const s = settings(given, d);
+  const o = { ...given, host: s.host.value, port: s.port.value, publicUrl: s.publicUrl?.value };
   const port = Number(o.port);
   if (!/^\d+$/.test(o.port) || port > 65535)
-    throw new CliFailure("ERR_USAGE", `--port ${q(o.port)}: expected 0 to 65535`);
+    throw new CliFailure("ERR_USAGE", `${s.port.from} ${q(o.port)}: expected 0 to 65535`);
+  if (o.host.length === 0 || /[\s/]/.test(o.host))
+    throw new CliFailure("ERR_USAGE", `${s.host.from} ${q(o.host)}: expected a host name or an IP address`);
   if (!LOOPBACK.test(o.host) && !d.pdpToken) {
     throw new CliFailure(
       "ERR_USAGE",
@@ -119,6 +159,16 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     throw new CliFailure("ERR_USAGE", "WRIT_PDP_TOKEN must be at least 16 characters");
   }
   const limits = connectionLimits(o);
+  const level = s.logLevel.value;
+  if (!isLogLevel(level)) {
+    throw new CliFailure(
+      "ERR_USAGE",
+      `${s.logLevel.from} ${q(level)}: expected one of ${LOG_LEVELS.join(", ")}`,
+    );
+  }
+  if (d.metricsToken !== undefined && d.metricsToken.length < 16) {
+    throw new CliFailure("ERR_USAGE", "WRIT_METRICS_TOKEN must be at least 16 characters");
+  }
   if (o.publicUrl === undefined && !LOOPBACK.test(o.host)) {
     throw new CliFailure(
       ERR_PUBLIC_URL,
@@ -133,7 +183,7 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     if (!u || (u.protocol !== "https:" && u.protocol !== "http:") || u.search || u.hash) {
       throw new CliFailure(
         "ERR_USAGE",
-        `--public-url ${q(o.publicUrl)}: expected an http(s) URL without query or fragment`,
+        `${s.publicUrl?.from} ${q(o.publicUrl)}: expected an http(s) URL without query or fragment`,
       );
     }
   }
@@ -145,6 +195,11 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     });
   }
   const dataDir = o.data ?? d.dataDir;
+  const logger = await createLogger({
+    level,
+    pretty: d.prettyLogs === true,
+    ...(d.prettyLogs === true ? {} : { destination: lineDestination(io.err) }),
+  });
   let server: Awaited<ReturnType<typeof createServer>>;
   try {
     server = await createServer({
@@ -154,7 +209,8 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
       pdpToken: d.pdpToken,
       version: d.version,
       dpopNonce: o.requireDpopNonce ? "require" : "accept",
-      log: io.err,
+      logger,
+      metricsToken: d.metricsToken,
     });
   } catch (err) {
     if (isStoreFailure(err) || isWritError(err)) {
@@ -171,6 +227,20 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     server.setBaseUrl(o.publicUrl ?? url);
     await writeServeFile(dataDir, { url: localUrl(info), pid: process.pid, adminToken: server.adminToken });
     const head = await server.audit.head();
+    logger.info({
+      event: "server.start",
+      msg: `writ serving ${url}`,
+      listen: url,
+      publicUrl: o.publicUrl ?? url,
+      version: d.version,
+      config: o.config,
+      configDigest: policy.digest,
+      store: server.store.backend,
+      location: server.store.location,
+      auditSeq: head.seq,
+      env: [...(d.envNames ?? [])].sort(),
+      logLevel: level,
+    });
     if (o.json) {
       io.out(
         JSON.stringify({
@@ -197,9 +267,12 @@ export async function serveCommand(o: ServeOptions, io: Io, d: ServeDefaults): P
     throw err;
   }
   await stopped;
+  logger.info({ event: "server.stopping", msg: "writ stopping: draining connections" });
   await http!.close();
   await removeServeFile(dataDir);
   await server.close();
+  logger.info({ event: "server.stop", msg: "writ stopped; audit log checkpointed" });
+  logger.flush();
   if (!o.json) io.out("writ stopped; audit log checkpointed");
   return EXIT.ok;
 }
@@ -214,12 +287,12 @@ export function registerServe(
     .command("serve")
     .description("serve the decision point (OpenID AuthZEN 1.0) with every decision audited")
     .option("-c, --config <file>", "the config file", DEFAULT_CONFIG)
-    .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on (0: any free port)", "8080")
+    .option("--host <host>", "address to listen on (default: WRIT_HOST or 127.0.0.1)")
+    .option("--port <port>", "port to listen on, 0: any free port (default: WRIT_PORT or 8080)")
     .option("--data <dir>", `data folder (default: WRIT_DATA_DIR or ${d.dataDir})`)
     .option(
       "--public-url <url>",
-      "the URL clients reach this server at: the root of every issuer (default: the listening address)",
+      "the URL clients reach this server at: the root of every issuer and metadata document (default: WRIT_PUBLIC_URL, else the listening address)",
     )
     .option("--require-dpop-nonce", "refuse DPoP proofs without a server nonce (RFC 9449 §8)", false)
     .option("--headers-timeout <duration>", "a request's headers must arrive within this (default 10s)")
@@ -234,6 +307,10 @@ export function registerServe(
     .option(
       "--max-connections-per-ip <n>",
       "open connections from one address; more are refused with 429 (default 64)",
+    )
+    .option(
+      "--log-level <level>",
+      `${LOG_LEVELS.join(", ")} (default: WRIT_LOG_LEVEL or info); the log goes to stderr`,
     )
     .option("--json", "print the listening line as JSON", false)
     .action(async (o: ServeOptions) => setExit(await serveCommand(o, io, d)));

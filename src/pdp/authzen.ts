@@ -43,8 +43,12 @@ export interface AuthzenRecord {
 export interface AuthzenOptions {
   /** When set, callers must send `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
-  /** The PDP identifier published in the metadata (an https URL); default: the request's origin. */
-  readonly baseUrl?: string | undefined;
+  /**
+   * The PDP identifier published in the metadata (an https URL), or a function giving it (a URL set
+   * once the server listens). Required: the metadata never reflects the request's `Host` header,
+   * which any client sets.
+   */
+  readonly baseUrl: string | (() => string);
   /** The server clock; default `new Date()`. */
   readonly clock?: (() => Date) | undefined;
   /** Called with every decision before it is returned (the audit log). */
@@ -207,7 +211,7 @@ function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
-export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
+export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
   const app = new Hono();
   const clock = opts.clock ?? (() => new Date());
   const maxEvaluations = opts.maxEvaluations ?? 256;
@@ -217,7 +221,7 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions = {}): Hono {
   const expected = opts.token === undefined ? undefined : digest(opts.token);
 
   app.get(METADATA_PATH, (c) => {
-    const base = (opts.baseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+    const base = (typeof opts.baseUrl === "function" ? opts.baseUrl() : opts.baseUrl).replace(/\/+$/, "");
     return c.json({
       policy_decision_point: base,
       access_evaluation_endpoint: `${base}${EVALUATION_PATH}`,

@@ -46,6 +46,13 @@ export {
   type ScanSummary,
   type StoredFinding,
 } from "./findings.js";
+export {
+  type FigureOptions,
+  type LifetimeQuantiles,
+  recordScanPosture,
+  type StoreFigures,
+  storeFigures,
+} from "./metrics.js";
 export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";

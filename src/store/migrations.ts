@@ -382,6 +382,30 @@ const downstream: Migration = {
   },
 };
 
+/**
+ * What the metrics read (issue 14, docs/metrics.md): when each writ was first and last used (its
+ * lifetime actually used, beside the TTL it was issued for), and the posture figures of each
+ * `writ scan --store` that the findings alone do not carry (ClusterRoleBindings, workflows with
+ * explicit token permissions).
+ */
+const observability: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`alter table writs add column first_used_at timestamptz, add column last_used_at timestamptz`),
+      sql.raw(`create index writs_by_issued on writs (issued_at)`),
+      sql.raw(`
+        create table analyzer_scans (
+          seq bigserial primary key,
+          at timestamptz not null,
+          cluster_role_bindings integer not null check (cluster_role_bindings >= 0),
+          workflows integer not null check (workflows >= 0),
+          workflows_explicit integer not null check (workflows_explicit between 0 and workflows),
+          findings integer not null check (findings >= 0)
+        )`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -392,6 +416,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0006_approval_audience": approvalAudience,
   "0007_writ_changes": writChanges,
   "0008_downstream": downstream,
+  "0009_observability": observability,
 };
 
 const provider: MigrationProvider = {
@@ -401,6 +426,16 @@ const provider: MigrationProvider = {
 export interface MigrationReport {
   /** Migrations this call applied, in order; empty when the schema was already current. */
   readonly applied: readonly string[];
+}
+
+/** Migrations this code knows that the database has not applied (empty: the schema is current). */
+export async function pendingMigrations(db: AnyDb): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  try {
+    return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+  } catch (err) {
+    throw storeError("read migrations", err);
+  }
 }
 
 export async function migrateToLatest(db: AnyDb): Promise<MigrationReport> {

@@ -14,7 +14,7 @@ import { type ChangeHub, pgliteChanges, postgresChanges, type WritChanges } from
 import { downstreamLedger } from "./downstream.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
 import { type DirLock, lockFile } from "./lock.js";
-import { type MigrationReport, migrateToLatest } from "./migrations.js";
+import { type MigrationReport, migrateToLatest, pendingMigrations } from "./migrations.js";
 import { PGliteDialect } from "./pglite-dialect.js";
 import type { Database } from "./schema.js";
 import { type WritRepository, writRepository } from "./writs.js";
@@ -51,6 +51,8 @@ export interface Store {
   readonly downstream: DownstreamLedger;
   /** Applies pending migrations; safe to call from several processes at once. */
   migrate(): Promise<MigrationReport>;
+  /** The migrations this code knows that the database has not applied (readiness). */
+  pendingMigrations(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ function assemble(
     audit: auditRepository(db, { prepared: backend === "pglite" }),
     downstream: downstreamLedger(db),
     migrate: () => migrateToLatest(db),
+    pendingMigrations: () => pendingMigrations(db),
     async close() {
       if (closed) return;
       closed = true;

@@ -28,6 +28,9 @@ export interface WritsTable {
   audience: Generated<string | null>;
   jkt: Generated<string | null>;
   approval_request: Generated<string | null>;
+  /** When a use was first and last spent (null: never used). */
+  first_used_at: Generated<Date | null>;
+  last_used_at: Generated<Date | null>;
 }
 
 export interface AuditRecordsTable {
@@ -190,6 +193,16 @@ export interface DownstreamRecordsTable {
   removed_at: Timestamp | null;
 }
 
+/** The posture figures of one `writ scan --store`, beside its findings. */
+export interface AnalyzerScansTable {
+  seq: Generated<BigIntColumn>;
+  at: Timestamp;
+  cluster_role_bindings: number;
+  workflows: number;
+  workflows_explicit: number;
+  findings: number;
+}
+
 export interface Database {
   writs: WritsTable;
   audit_records: AuditRecordsTable;
@@ -207,4 +220,5 @@ export interface Database {
   analyzer_findings: AnalyzerFindingsTable;
   analyzer_finding_history: AnalyzerFindingHistoryTable;
   downstream_records: DownstreamRecordsTable;
+  analyzer_scans: AnalyzerScansTable;
 }

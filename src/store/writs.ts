@@ -445,7 +445,12 @@ export function writRepository(
       const row = await guard("spend writ use", () =>
         db
           .updateTable("writs")
-          .set((eb) => ({ uses: eb("uses", "+", 1) }))
+          .set((eb) => ({
+            uses: eb("uses", "+", 1),
+            // the earliest and the latest spend, whatever order servers' clocks report them in
+            first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
+            last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
+          }))
           .where("id", "=", id)
           .where("status", "=", "active")
           .where("issued_at", "<=", now)

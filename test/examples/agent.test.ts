@@ -25,6 +25,8 @@ beforeAll(async () => {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  // the server logs every request to stderr: read it, or a full pipe would block the server
+  server.stderr?.resume();
   url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("serve did not start")), 90_000);
     createInterface({ input: server.stdout! }).once("line", (line) => {

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadPolicy } from "../../src/app.js";
 import { WritError } from "../../src/core/index.js";
 import { httpApp } from "../../src/http/app.js";
+import { createLogger, lineDestination } from "../../src/http/log.js";
 import { authzenRoutes, DecisionPoint } from "../../src/pdp/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { createTempDatabase, postgresEnabled } from "../store/backends.js";
@@ -44,6 +45,7 @@ async function appWithParts(lines: string[]) {
   });
   return httpApp({
     authzen: authzenRoutes(pdp, {
+      baseUrl: "http://127.0.0.1",
       onDecision: () => {
         throw new WritError("ERR_STORE", "append audit record: disk full");
       },
@@ -51,9 +53,12 @@ async function appWithParts(lines: string[]) {
     broker,
     ready: async () => true,
     version: "test",
-    log: (line) => lines.push(line),
+    logger: await createLogger({ destination: lineDestination((line) => lines.push(line)) }),
   });
 }
+
+/** The failure lines among everything logged (every request also has its own line). */
+const failures = (lines: readonly string[]) => lines.filter((l) => l.includes('"http.request_failed"'));
 
 describe("the log line of a failed request", () => {
   it("names the thrown error and its cause, with tokens replaced and no query", async () => {
@@ -66,8 +71,8 @@ describe("the log line of a failed request", () => {
     });
     expect(res.status).toBe(500);
     expect(await res.text()).not.toContain("verify");
-    expect(lines).toHaveLength(1);
-    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(failures(lines)).toHaveLength(1);
+    const line = JSON.parse(failures(lines)[0]!) as Record<string, unknown>;
     expect(line).toMatchObject({
       level: "error",
       event: "http.request_failed",
@@ -81,7 +86,9 @@ describe("the log line of a failed request", () => {
         cause: { name: "Error", code: "42P01", message: "relation missing" },
       },
     });
-    expect(lines[0]).not.toContain(TOKEN.split(".")[1]);
+    // its stack is there, with the token replaced in it too
+    expect(line.stack).toMatch(/^Error: could not verify \[token\]\n\s+at /);
+    expect(lines.join("\n")).not.toContain(TOKEN.split(".")[1]);
   });
 
   it("is written for AuthZEN's own 500 (the audit append failed)", async () => {
@@ -89,7 +96,7 @@ describe("the log line of a failed request", () => {
     const app = await appWithParts(lines);
     const res = await app.request("/access/v1/evaluation", EVALUATION);
     expect(res.status).toBe(500);
-    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+    expect(failures(lines).map((l) => JSON.parse(l))).toMatchObject([
       {
         path: "/access/v1/evaluation",
         status: 500,
@@ -107,7 +114,7 @@ describe("the log line of a failed request", () => {
     const unstorable = await app.request("/env/dev/use", { method: "POST" });
     expect(unstorable.status).toBe(400);
     expect(await unstorable.json()).toMatchObject({ reason: "value_unstorable" });
-    expect(lines).toEqual([]);
+    expect(failures(lines)).toEqual([]);
   });
 });
 

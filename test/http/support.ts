@@ -7,7 +7,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ServeOptions, serveCommand } from "../../src/cli/serve.js";
+import { type ServeDefaults, type ServeOptions, serveCommand } from "../../src/cli/serve.js";
 import { QUICKSTART } from "../broker/live.js";
 
 export const PDP_TOKEN = "bad-input-test-pdp-token-0123456789";
@@ -52,6 +52,8 @@ export async function serveInProcess(
     databaseUrl?: string | undefined;
     pdpToken?: string | undefined;
     flags?: Partial<ServeOptions>;
+    /** What the environment would give (`WRIT_PORT`, `WRIT_PUBLIC_URL`, …); an undefined flag lets it through. */
+    defaults?: Partial<ServeDefaults>;
   } = {},
 ): Promise<Served> {
   const dataDir = await mkdtemp(join(tmpdir(), "writ-http-"));
@@ -76,6 +78,7 @@ export async function serveInProcess(
       pdpToken: opts.pdpToken,
       version: "test",
       stopped,
+      ...opts.defaults,
     },
   );
   let url: string;

@@ -33,8 +33,8 @@ when { context.arguments has path && context.arguments.path like "/etc/*" };`),
   pdp = new DecisionPoint(loaded.config!, { guardrails: compiled.guardrails, vocab: loaded.vocab });
 });
 
-function app(opts: Parameters<typeof authzenRoutes>[1] = {}) {
-  return authzenRoutes(pdp, { clock: () => NOON, ...opts });
+function app(opts: Partial<Parameters<typeof authzenRoutes>[1]> = {}) {
+  return authzenRoutes(pdp, { clock: () => NOON, baseUrl: "https://pdp.test", ...opts });
 }
 
 function post(a: ReturnType<typeof app>, path: string, body: unknown, headers: Record<string, string> = {}) {
@@ -321,9 +321,14 @@ describe("GET /.well-known/authzen-configuration", () => {
     });
   });
 
-  it("defaults the identifier to the request's origin", async () => {
-    const res = await app().request("https://writ.internal:8443/.well-known/authzen-configuration");
-    expect((await json(res)).policy_decision_point).toBe("https://writ.internal:8443");
+  it("never reflects the request's Host: the identifier is the configured base URL", async () => {
+    const res = await app({ baseUrl: () => "https://pdp.example.com/" }).request(
+      "https://attacker.example:8443/.well-known/authzen-configuration",
+      { headers: { host: "attacker.example:8443" } },
+    );
+    const body = await json(res);
+    expect(body.policy_decision_point).toBe("https://pdp.example.com");
+    expect(JSON.stringify(body)).not.toContain("attacker");
   });
 });
 

@@ -26,6 +26,8 @@ export async function startServe(
       ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
     },
   );
+  // the server logs every request to stderr: read it, or a full pipe would block the server
+  child.stderr?.resume();
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const lines = createInterface({ input: child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {
