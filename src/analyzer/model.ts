@@ -282,6 +282,12 @@ export interface ImportOptions {
    * is then never held in memory (the engine aggregates as it goes).
    */
   readonly onEvent?: ((event: ObservedEvent) => void) | undefined;
+  /**
+   * When given, tool calls go here as they are read instead of into the fragment: a large trace
+   * export is then never held as objects (the engine keeps them compactly, src/analyzer/calls.ts).
+   * Calls of one line must come in the order `reload` gives them again.
+   */
+  readonly onToolCall?: ((call: ToolCall) => void) | undefined;
 }
 
 /**
@@ -298,6 +304,12 @@ export interface Importer {
   readonly phase?: "structure" | "activity" | undefined;
   detect(file: InputFile): boolean;
   import(file: InputFile, opts?: ImportOptions): Promise<ImportResult>;
+  /**
+   * The tool calls of some lines of a file read before, whole and in the order `import` gave them:
+   * the calls cited as evidence are read again rather than held (an importer that streams tool
+   * calls through `onToolCall` must have it).
+   */
+  reload?(file: InputFile, lines: ReadonlySet<number>): Promise<ReadonlyMap<number, readonly ToolCall[]>>;
 }
 
 /**

@@ -12,7 +12,15 @@
  */
 import { problem } from "../../input.js";
 import { defaultUntrusted } from "../../join.js";
-import type { Importer, ImportResult, InputFile, InputProblem, K8sResource, ToolCall } from "../../model.js";
+import type {
+  Importer,
+  ImportOptions,
+  ImportResult,
+  InputFile,
+  InputProblem,
+  K8sResource,
+  ToolCall,
+} from "../../model.js";
 import { EMPTY_FRAGMENT } from "../../model.js";
 
 type Obj = Record<string, unknown>;
@@ -151,11 +159,12 @@ export const otlpTraceImporter: Importer = {
   detect(file: InputFile): boolean {
     return /\.(json|jsonl)$/i.test(file.path) && /"resourceSpans"\s*:/.test(file.head);
   },
-  async import(file: InputFile): Promise<ImportResult> {
+  async import(file: InputFile, opts?: ImportOptions): Promise<ImportResult> {
     const problems: InputProblem[] = [];
     const toolCalls: ToolCall[] = [];
+    const sink = opts?.onToolCall ?? ((c: ToolCall) => toolCalls.push(c));
     const add = (doc: unknown, line: number) => {
-      for (const c of toolCallsOf(doc, file.path, line, problems)) toolCalls.push(c);
+      for (const c of toolCallsOf(doc, file.path, line, problems)) sink(c);
     };
     const badLine = (line: number) =>
       problems.push(
@@ -215,5 +224,34 @@ export const otlpTraceImporter: Importer = {
       }
     }
     return { fragment: { ...EMPTY_FRAGMENT, toolCalls }, problems };
+  },
+  /** The calls of the given lines, parsed again (JSON lines; a whole document is line 1). */
+  async reload(file: InputFile, lines: ReadonlySet<number>): Promise<Map<number, ToolCall[]>> {
+    const out = new Map<number, ToolCall[]>();
+    const ignored: InputProblem[] = [];
+    const last = Math.max(...lines);
+    let n = 0;
+    let whole = false;
+    for await (const l of file.lines()) {
+      n++;
+      if (!lines.has(n)) {
+        if (n >= last) break;
+        continue;
+      }
+      try {
+        out.set(n, toolCallsOf(JSON.parse(l), file.path, n, ignored));
+      } catch {
+        whole = n === 1 || whole;
+      }
+      if (n >= last) break;
+    }
+    if (whole || (lines.has(1) && !out.has(1))) {
+      try {
+        out.set(1, toolCallsOf(JSON.parse(await file.text()), file.path, 1, ignored));
+      } catch {
+        // Not one document either: the lines read above are all there is.
+      }
+    }
+    return out;
   },
 };
