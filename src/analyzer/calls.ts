@@ -29,6 +29,8 @@ export interface CallSignature {
   cacheNs?: string | undefined;
   podId?: string | undefined;
   workloadId?: string | undefined;
+  /** Untrusted reads of this signature's prompt context (undefined: not looked up yet). */
+  taints?: Int32Array | null | undefined;
 }
 
 export const SAMPLE_SPANS = 3;
@@ -146,7 +148,10 @@ export class CallStore {
     this.ordinalOf.set(i, ordinal);
     for (const id of c.requestIds) (this.requests.get(id) ?? this.requests.set(id, []).get(id)!).push(i);
     if (keep) this.whole.set(i, c);
-    this.indexed = undefined;
+    if (this.indexed) {
+      this.indexed = undefined;
+      for (const x of this.sigs) x.taints = undefined;
+    }
     return i;
   }
 

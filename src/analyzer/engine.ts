@@ -13,7 +13,7 @@ import {
   ruleMatches,
 } from "../core/index.js";
 import { type PodResolver, podResolver, tieAgents } from "./agents.js";
-import { blastRadius } from "./blast.js";
+import { blastIndex, blastRadius } from "./blast.js";
 import { type CallReloader, CallStore } from "./calls.js";
 import { DeclaredMatcher, provisionedBindingsOf } from "./declared.js";
 import {
@@ -632,9 +632,10 @@ export class Engine {
         a.permission.action.localeCompare(b.permission.action),
     );
     const escalations: EscalationEdge[] = this.opts.plugins.flatMap((p) => [...(p.escalations?.(g) ?? [])]);
+    const index = blastIndex(escalations);
     const radius: BlastRadius[] = workloads(g)
       .filter((w) => this.opts.plugins.some((p) => p.provider === w.provider && p.escalations))
-      .map((w) => blastRadius(g, w, escalations));
+      .map((w) => blastRadius(g, w, index));
     return {
       findings,
       escalations,

@@ -110,6 +110,12 @@ export interface JoinedIndex {
   readonly by: JoinKind;
 }
 
+interface Best {
+  index: number;
+  by: JoinKind;
+  gap: number;
+}
+
 /** The join over every tool call of a scan; build once, ask per event. */
 export class TraceJoin {
   readonly store: CallStore;
@@ -131,7 +137,8 @@ export class TraceJoin {
   taintIndex(i: number): number | undefined {
     const s = this.store.signature(i);
     if (!s.context) return undefined;
-    const list = this.store.tainted(s.agent, s.context);
+    if (s.taints === undefined) s.taints = this.store.tainted(s.agent, s.context) ?? null;
+    const list = s.taints;
     if (!list) return undefined;
     const start = this.store.start(i);
     let found: number | undefined;
@@ -171,43 +178,51 @@ export class TraceJoin {
         const by = store.signature(c).agent === agent ? "agent" : w ? this.level(c, agent, w, e) : undefined;
         if (by) return { index: c, by: "request id" };
       }
-    let best = -1;
-    let bestBy: JoinKind = "agent";
-    let bestGap = Number.POSITIVE_INFINITY;
-    const consider = (idx: CallIndex | undefined) => {
-      if (!idx) return;
-      const calls = idx.calls;
-      const from = e.at - this.slack - idx.maxSpan;
-      let lo = 0;
-      let hi = calls.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (store.start(calls[mid]!) < from) lo = mid + 1;
-        else hi = mid;
+    // No closure per event: this runs once per judged event.
+    const best: Best = { index: -1, by: "agent", gap: Number.POSITIVE_INFINITY };
+    this.consider(store.byAgent(agent), agent, w, e, best);
+    if (w?.namespace) this.consider(store.byNamespace(w.namespace), agent, w, e, best);
+    return best.index < 0 ? undefined : { index: best.index, by: best.by };
+  }
+
+  /** The calls of `idx` around the event's time, keeping the best join in `best`. */
+  private consider(
+    idx: CallIndex | undefined,
+    agent: string,
+    w: GraphNode | undefined,
+    e: ObservedEvent,
+    best: Best,
+  ): void {
+    if (!idx) return;
+    const store = this.store;
+    const calls = idx.calls;
+    const from = e.at - this.slack - idx.maxSpan;
+    let lo = 0;
+    let hi = calls.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (store.start(calls[mid]!) < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < calls.length; k++) {
+      const c = calls[k]!;
+      const start = store.start(c);
+      if (start - this.slack > e.at) break;
+      const end = store.end(c);
+      if (e.at > end + this.slack) continue;
+      const by: JoinKind | undefined = w
+        ? this.level(c, agent, w, e)
+        : store.signature(c).agent === agent
+          ? "agent"
+          : undefined;
+      if (!by) continue;
+      const gap = e.at < start ? start - e.at : e.at > end ? e.at - end : 0;
+      if (best.index < 0 || RANK[by] > RANK[best.by] || (RANK[by] === RANK[best.by] && gap < best.gap)) {
+        best.index = c;
+        best.by = by;
+        best.gap = gap;
       }
-      for (let k = lo; k < calls.length; k++) {
-        const c = calls[k]!;
-        const start = store.start(c);
-        if (start - this.slack > e.at) break;
-        const end = store.end(c);
-        if (e.at > end + this.slack) continue;
-        const by: JoinKind | undefined = w
-          ? this.level(c, agent, w, e)
-          : store.signature(c).agent === agent
-            ? "agent"
-            : undefined;
-        if (!by) continue;
-        const gap = e.at < start ? start - e.at : e.at > end ? e.at - end : 0;
-        if (best < 0 || RANK[by] > RANK[bestBy] || (RANK[by] === RANK[bestBy] && gap < bestGap)) {
-          best = c;
-          bestBy = by;
-          bestGap = gap;
-        }
-      }
-    };
-    consider(store.byAgent(agent));
-    if (w?.namespace) consider(store.byNamespace(w.namespace));
-    return best < 0 ? undefined : { index: best, by: bestBy };
+    }
   }
 
   /** How the call can be joined to an event of workload `w`, or undefined: it cannot. */
