@@ -756,7 +756,8 @@ export class Engine {
         label: `${group.count} such use(s) of ${action} on ${resource} between ${iso(group.first)} and ${iso(group.last)}${resource !== v.event.resource ? ` on ${objects} distinct object(s)` : ""}${group.tainted > 0 ? `, ${group.tainted} after untrusted input` : ""}`,
       });
       // A bounded sample of the other uses, each citing its own event.
-      for (const x of group.samples) if (x !== v) evidence.push(eventStep(x.event));
+      for (const x of group.samples.filter((y) => y !== v).slice(0, CAT2_SAMPLES))
+        evidence.push(eventStep(x.event));
     }
     if (path) evidence.push(...grantChain(path));
     else
@@ -767,7 +768,7 @@ export class Engine {
       });
     const tainted = group.tainted > 0;
     const severity = atLeast(p.risk(action, resource), tainted ? "high" : "medium");
-    const sample = [v, ...group.samples.filter((x) => x !== v)];
+    const sample = [v, ...group.samples.filter((x) => x !== v).slice(0, CAT2_SAMPLES)];
     const reduction: Reduction = guardrailFor(
       agent,
       { kind: "permission", action, resource },
