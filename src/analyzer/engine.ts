@@ -12,7 +12,7 @@ import {
   ruleContains,
   ruleMatches,
 } from "../core/index.js";
-import { type PodResolver, podResolver, tieAgents } from "./agents.js";
+import { agentsOfServiceAccount, type PodResolver, podResolver, tieAgents } from "./agents.js";
 import { blastIndex, blastRadius } from "./blast.js";
 import { type CallReloader, CallStore } from "./calls.js";
 import { DeclaredMatcher, provisionedBindingsOf } from "./declared.js";
@@ -48,6 +48,7 @@ import type {
   Reduction,
   Severity,
   ToolCall,
+  UnjudgedIdentity,
   UsedPermission,
 } from "./model.js";
 import {
@@ -262,8 +263,93 @@ export class Engine {
     }
     u.resources.set(r, (u.resources.get(r) ?? 0) + 1);
     if (u.samples.length < 3) u.samples.push(e);
-    const judges = this.judgesOf.get(e.principal);
-    if (judges) for (const j of judges) this.judge(j, e);
+    let judges = this.judgesOf.get(e.principal);
+    if (judges === undefined && this.graph) {
+      judges = this.unseenJudges(e.principal);
+      this.judgesOf.set(e.principal, judges);
+    }
+    for (const j of judges ?? []) this.judge(j, e);
+  }
+
+  /**
+   * A ServiceAccount the manifests do not show, tied to an agent by writ.yaml `serviceAccounts`:
+   * its use is judged against the agent's declared work as its own (pseudo-)workload.
+   */
+  private unseenJudges(principal: string): Judged[] {
+    const sa = /^k8s:ServiceAccount:([^/]+)\/(.+)$/.exec(principal);
+    if (!sa || this.graph?.nodes.has(principal) || isControlPlaneAccount(sa[1]!, sa[2]!)) return [];
+    const ties = agentsOfServiceAccount(this.opts.declared, sa[1]!, sa[2]!);
+    const work = ties.length === 1 ? this.opts.declared?.get(ties[0]!.agent) : undefined;
+    if (!work) return [];
+    let j = this.judged.get(principal);
+    if (!j) {
+      const w: GraphNode = {
+        kind: "node",
+        id: principal,
+        provider: "k8s",
+        type: "identity",
+        subtype: "ServiceAccount",
+        name: sa[2]!,
+        namespace: sa[1]!,
+        agent: ties[0]!.agent,
+        attrs: { agentTie: ties[0]!.why, notExported: true },
+      };
+      j = { w, agent: ties[0]!.agent, m: new DeclaredMatcher(work), byAction: new Map() };
+      this.judged.set(principal, j);
+    }
+    return [j];
+  }
+
+  /**
+   * Identities that acted but that no exported manifest shows (`IDENTITY_GRANTS_UNKNOWN`), with
+   * their use; category-2 findings for those tied to an agent go into `findings`.
+   */
+  private unjudged(
+    g: GraphView,
+    window: ObservationWindow | undefined,
+    findings: Finding[],
+  ): UnjudgedIdentity[] {
+    const out: UnjudgedIdentity[] = [];
+    for (const [id, a] of this.activity) {
+      const sa = /^k8s:ServiceAccount:([^/]+)\/(.+)$/.exec(id);
+      if (!sa || g.nodes.has(id) || a.used.size === 0 || isControlPlaneAccount(sa[1]!, sa[2]!)) continue;
+      const ties = agentsOfServiceAccount(this.opts.declared, sa[1]!, sa[2]!);
+      const j = this.judged.get(id);
+      const usages = [...a.used.values()];
+      let judged: string;
+      if (j) {
+        const before = findings.length;
+        const p = this.opts.plugins.find((x) => x.provider === "k8s");
+        if (p) findings.push(...this.unjustifiedOf(j, usages, window, [], p));
+        judged = `category 2 against agent \`${j.agent}\`'s declared work (${String(j.w.attrs?.agentTie)}): ${findings.length - before} finding(s)`;
+      } else if (ties.length > 1)
+        judged = `not judged: tied to ${ties.length} agents by writ.yaml (${ties.map((t) => t.agent).join(", ")})`;
+      else
+        judged =
+          "not judged: no agent in writ.yaml names it in `serviceAccounts`, so there is no declared work to judge its use against";
+      out.push({
+        kind: "unjudged-identity",
+        code: "IDENTITY_GRANTS_UNKNOWN",
+        id: findingId(id, "unjudged", ""),
+        identity: id,
+        agent: ties.length === 1 ? { id: ties[0]!.agent, why: ties[0]!.why } : undefined,
+        answer: "unknown",
+        why: `no exported manifest shows \`${sa[1]}/${sa[2]}\` (no ServiceAccount, no binding naming it, no workload running as it): its grants, and so its unused or inherited scope, are unknown; export its RoleBindings and ClusterRoleBindings (\`kubectl get rolebindings,clusterrolebindings -A -o yaml\`)`,
+        judged,
+        use: usages
+          .sort((x, y) => y.count - x.count || x.action.localeCompare(y.action))
+          .map((u) => ({
+            action: u.action,
+            count: u.count,
+            first: u.first,
+            last: u.last,
+            resources: [...u.resources.keys()].slice(0, 5),
+            events: u.samples.map(eventStep),
+          })),
+        denied: a.denied,
+      });
+    }
+    return out.sort((x, y) => x.identity.localeCompare(y.identity));
   }
 
   /**
@@ -526,28 +612,12 @@ export class Engine {
       // used, each citing its own events. A grant such a use went through is not also category 1/3.
       const cat2Keys = new Set<string>();
       const judged = matcher ? this.judged.get(w.id) : undefined;
-      if (judged) {
-        const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
-        const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
-        const total = usages.reduce((n, u) => n + u.count, 0);
-        const countOf = new Map(usages.map((u) => [u.action, u.count]));
-        for (const [action, a] of judged.byAction)
-          for (const group of a.groups.values()) {
-            const through = categoryCandidates.filter((c) => {
-              const rule = compile(c.grant);
-              return rule !== null && [...group.objects].some((r) => matchesUse(rule, action, r));
-            });
-            for (const c of through) cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`);
-            // The path to cite: one of the workload's own if there is one.
-            const via = through.flatMap((c) => c.paths).find((x) => !x.inherited) ?? through[0]?.paths[0];
-            // Far from the learned baseline: never in the first half of the window, rare in all.
-            const deviation =
-              mid !== undefined && total >= 20 && !early.has(action) && (countOf.get(action) ?? 0) <= 2
-                ? `far from the learned baseline: \`${action}\` never appeared in the first half of the window and only ${countOf.get(action)}× in all`
-                : undefined;
-            findings.push(this.unjustified(w, agent!, action, group, via, deviation, p));
-          }
-      }
+      if (judged)
+        findings.push(
+          ...this.unjustifiedOf(judged, usages, window, categoryCandidates, p, (c) =>
+            cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`),
+          ),
+        );
       // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
       const ownRules = categoryCandidates
         .filter((c) => c.paths.some((x) => !x.inherited))
@@ -623,6 +693,7 @@ export class Engine {
     const writWorkloads = new Set<string>();
     findings.push(...writJudged.findings);
     for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
+    const unjudged = this.unjudged(g, window, findings);
 
     findings.sort(
       (a, b) =>
@@ -641,7 +712,12 @@ export class Engine {
       escalations,
       blastRadius: radius,
       problems: this.problems,
-      workloadIds: [...workloads(g).map((w) => w.id), ...[...writWorkloads].sort()],
+      unjudged,
+      workloadIds: [
+        ...workloads(g).map((w) => w.id),
+        ...unjudged.filter((u) => u.agent).map((u) => u.identity),
+        ...[...writWorkloads].sort(),
+      ],
       coverage: {
         window,
         events: this.events,
@@ -688,6 +764,39 @@ export class Engine {
       this.opts.correlationSlackMs ?? 2000,
     );
     return this.traceJoin;
+  }
+
+  /** The category-2 findings of one judged workload, each through the grant it went through. */
+  private unjustifiedOf(
+    judged: Judged,
+    usages: readonly Usage[],
+    window: ObservationWindow | undefined,
+    candidates: readonly { grant: PermissionGrant; paths: GrantPath[] }[],
+    p: ProviderPlugin,
+    through: (c: { grant: PermissionGrant }) => void = () => {},
+  ): Finding[] {
+    const out: Finding[] = [];
+    const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
+    const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
+    const total = usages.reduce((n, u) => n + u.count, 0);
+    const countOf = new Map(usages.map((u) => [u.action, u.count]));
+    for (const [action, a] of judged.byAction)
+      for (const group of a.groups.values()) {
+        const via = candidates.filter((c) => {
+          const rule = compileCached(c.grant);
+          return rule !== null && [...group.objects].some((r) => matchesUse(rule, action, r));
+        });
+        for (const c of via) through(c);
+        // The path to cite: one of the workload's own if there is one.
+        const path = via.flatMap((c) => c.paths).find((x) => !x.inherited) ?? via[0]?.paths[0];
+        // Far from the learned baseline: never in the first half of the window, rare in all.
+        const deviation =
+          mid !== undefined && total >= 20 && !early.has(action) && (countOf.get(action) ?? 0) <= 2
+            ? `far from the learned baseline: \`${action}\` never appeared in the first half of the window and only ${countOf.get(action)}× in all`
+            : undefined;
+        out.push(this.unjustified(judged.w, judged.agent, action, group, path, deviation, p));
+      }
+    return out;
   }
 
   /**
@@ -897,6 +1006,33 @@ interface GrantPathGroup {
   readonly grant: PermissionGrant;
   readonly paths: readonly GrantPath[];
   readonly uses: readonly UsedPermission[];
+}
+
+const compiledRules = new Map<string, Rule | null>();
+function compileCached(g: PermissionGrant): Rule | null {
+  const key = `${g.action}\u0000${g.resource}`;
+  let r = compiledRules.get(key);
+  if (r === undefined) {
+    try {
+      r = compileRule({ action: g.action, resource: g.resource });
+    } catch {
+      r = null;
+    }
+    if (compiledRules.size < 10_000) compiledRules.set(key, r);
+  }
+  return r;
+}
+
+/**
+ * Accounts of the control plane's own controllers (kube-controller-manager's `*-controller`,
+ * `generic-garbage-collector`, kube-proxy, CoreDNS) in `kube-system`: always in an audit log,
+ * rarely in an export, and not an agent's. Not reported as unjudged (docs/analyzer.md).
+ */
+function isControlPlaneAccount(namespace: string, name: string): boolean {
+  return (
+    namespace === "kube-system" &&
+    (/-controller$/.test(name) || ["generic-garbage-collector", "kube-proxy", "coredns"].includes(name))
+  );
 }
 
 /** Why a use is outside declared work (bits of `Verdict.flags`). */

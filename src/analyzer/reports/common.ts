@@ -89,3 +89,21 @@ export function pathText(path: readonly EscalationEdge[]): string {
   if (path.length === 0) return "";
   return `${path.map((e) => `${stripProvider(e.from)} -${e.type}->`).join(" ")} ${stripProvider(path[path.length - 1]!.to)}`;
 }
+
+/** `IDENTITY_GRANTS_UNKNOWN k8s:ServiceAccount:ns/x — 3 action(s), 120 use(s); agent a: category 2 …` */
+export function unjudgedLines(r: AnalysisResult): { head: string; detail: string[] }[] {
+  return (r.unjudged ?? []).map((u) => {
+    const uses = u.use.reduce((n, x) => n + x.count, 0);
+    return {
+      head: `${u.code} ${u.identity}: ${u.use.length} action(s), ${uses} use(s)${u.denied ? `, ${u.denied} denied` : ""}; grants unknown`,
+      detail: [
+        `why: ${u.why}`,
+        `judged: ${u.judged}`,
+        `used: ${u.use
+          .slice(0, 6)
+          .map((x) => `${x.action} ×${x.count} (${x.resources.slice(0, 3).join(", ")})`)
+          .join("; ")}${u.use.length > 6 ? "; …" : ""}`,
+      ],
+    };
+  });
+}

@@ -12,6 +12,7 @@ import {
   counts,
   coverageText,
   pathText,
+  unjudgedLines,
   windowText,
 } from "./common.js";
 
@@ -116,6 +117,15 @@ export function htmlReport(r: AnalysisResult): string {
         )
         .join("")}</ul></section>`
     : "";
+  const unjudged = unjudgedLines(r);
+  const unjudgedHtml = unjudged.length
+    ? `<section id="unjudged"><h2>Identities writ cannot see the grants of</h2><ul>${unjudged
+        .map(
+          (u) =>
+            `<li><b>${esc(u.head)}</b><ul>${u.detail.map((d) => `<li>${esc(d)}</li>`).join("")}</ul></li>`,
+        )
+        .join("")}</ul></section>`
+    : "";
   const problems = r.problems.length
     ? `<section id="problems"><h2>Input problems</h2><ul>${r.problems.map((p) => `<li><code>${esc(formatInputProblem(p))}</code></li>`).join("")}</ul></section>`
     : "";
@@ -136,6 +146,7 @@ pre{background:#f8f9fa;padding:.6em;overflow:auto;font-size:12px} .file{font-fam
 ${sections}
 ${blast}
 ${blastUnknown}
+${unjudgedHtml}
 ${problems}
 </body></html>
 `;

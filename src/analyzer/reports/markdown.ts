@@ -8,6 +8,7 @@ import {
   CATEGORY_TITLE,
   counts,
   coverageText,
+  unjudgedLines,
   windowText,
 } from "./common.js";
 
@@ -49,6 +50,12 @@ export function markdownReport(r: AnalysisResult): string {
       out.push(
         `| ${cell(a.workload)} | ${a.question} | ${a.answer} | ${cell(a.why ?? "")} | ${cell(a.path.map((e) => `${e.from} —${e.type}→ ${e.to}`).join(" ; "))} |`,
       );
+    out.push("");
+  }
+  const unjudged = unjudgedLines(r);
+  if (unjudged.length > 0) {
+    out.push("## Identities writ cannot see the grants of", "");
+    for (const u of unjudged) out.push(`- **${cell(u.head)}**`, ...u.detail.map((d) => `  - ${cell(d)}`));
     out.push("");
   }
   if (r.problems.length > 0) {

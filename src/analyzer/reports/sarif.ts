@@ -120,20 +120,28 @@ export function sarifReport(r: AnalysisResult, version = "0.1.0"): string {
           invocations: [
             {
               executionSuccessful: true,
-              toolExecutionNotifications: blastRows(r).unknown.map((u) => ({
-                descriptor: { id: "blast-radius-unknown" },
-                level: "note",
-                message: {
-                  text: `blast radius of ${u.workload}: whether a leaked credential can ${QUESTION[u.question] ?? u.question} is unknown: ${u.why}`,
-                },
-                properties: {
-                  workload: u.workload,
-                  question: u.question,
-                  answer: "unknown",
-                  why: u.why,
-                  path: u.path.map((e) => `${e.from} -${e.type}-> ${e.to}`),
-                },
-              })),
+              toolExecutionNotifications: [
+                ...(r.unjudged ?? []).map((u) => ({
+                  descriptor: { id: "identity-grants-unknown" },
+                  level: "warning",
+                  message: { text: `${u.identity} acted but its grants are unknown: ${u.why}; ${u.judged}` },
+                  properties: { identity: u.identity, code: u.code, id: u.id, answer: u.answer },
+                })),
+                ...blastRows(r).unknown.map((u) => ({
+                  descriptor: { id: "blast-radius-unknown" },
+                  level: "note",
+                  message: {
+                    text: `blast radius of ${u.workload}: whether a leaked credential can ${QUESTION[u.question] ?? u.question} is unknown: ${u.why}`,
+                  },
+                  properties: {
+                    workload: u.workload,
+                    question: u.question,
+                    answer: "unknown",
+                    why: u.why,
+                    path: u.path.map((e) => `${e.from} -${e.type}-> ${e.to}`),
+                  },
+                })),
+              ],
             },
           ],
         },

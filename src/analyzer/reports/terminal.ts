@@ -9,6 +9,7 @@ import {
   coverageText,
   pathText,
   stripProvider,
+  unjudgedLines,
   windowText,
 } from "./common.js";
 
@@ -55,6 +56,16 @@ export function terminalReport(r: AnalysisResult, opts: { limit?: number; proble
     }
     if (unknown.length > limit)
       lines.push(`  … ${unknown.length - limit} more (--format json|markdown for all)`);
+  }
+  const unjudged = unjudgedLines(r);
+  if (unjudged.length > 0) {
+    lines.push("");
+    lines.push(`Identities writ cannot see the grants of: ${unjudged.length}`);
+    for (const u of unjudged.slice(0, limit)) {
+      lines.push(`  ${u.head}`);
+      for (const d of u.detail) lines.push(`      ${d}`);
+    }
+    if (unjudged.length > limit) lines.push(`  … ${unjudged.length - limit} more (--format json for all)`);
   }
   if (opts.problems !== false && r.problems.length > 0) {
     lines.push("");
