@@ -32,7 +32,7 @@ const matches = (pattern: string, s: string | undefined): boolean => {
   return g !== null && globMatches(g, s);
 };
 
-interface Tie {
+export interface Tie {
   readonly agent: string;
   /** `writ.yaml agents.x.workloads[0] (Deployment ops/triage-*)` */
   readonly why: string;
@@ -141,6 +141,25 @@ export function tieAgents(
     return { ...n, agent: only.agent, attrs: { ...n.attrs, agentTie: only.why } };
   });
   return { nodes: out, problems };
+}
+
+/**
+ * The agents whose writ.yaml `serviceAccounts` name the account `namespace/name`: for an account
+ * seen only in an audit log (no manifest of it was exported), where `tieAgents` has no node to tie.
+ */
+export function agentsOfServiceAccount(
+  declared: ReadonlyMap<string, DeclaredWork> | undefined,
+  namespace: string,
+  name: string,
+): Tie[] {
+  const out: Tie[] = [];
+  for (const [agent, work] of declared ?? [])
+    (work.serviceAccounts ?? []).forEach((sa, i) => {
+      const [ns, n] = sa.split("/") as [string, string];
+      if (matches(ns, namespace) && matches(n, name) && !out.some((t) => t.agent === agent))
+        out.push({ agent, why: `writ.yaml agents.${agent}.serviceAccounts[${i}] (${sa})` });
+    });
+  return out;
 }
 
 function hasTies(w: DeclaredWork): boolean {

@@ -68,8 +68,8 @@ function search(
     )
       hits["mutate-outside-namespace"] = e;
   };
-  for (let depth = 0; queue.length > 0 && depth < 10_000; depth++) {
-    const id = queue.shift()!;
+  for (let head = 0; head < queue.length && head < 10_000; head++) {
+    const id = queue[head]!;
     for (const e of out.get(id) ?? []) {
       test(e);
       if (prev.has(e.to)) continue;
@@ -90,12 +90,14 @@ function search(
   return { hits, pathTo };
 }
 
-/**
- * Each question answered over the edges the input shows; a question those leave open is searched
- * again with the edges resting on a fact the input does not show (`unknown`), and answered as
- * unknown — not reachable — with that path and the reason.
- */
-export function blastRadius(_g: GraphView, w: GraphNode, edges: readonly EscalationEdge[]): BlastRadius {
+/** The escalation edges by origin, known ones apart: built once for every workload's questions. */
+export interface BlastIndex {
+  readonly known: ReadonlyMap<string, readonly EscalationEdge[]>;
+  readonly all: ReadonlyMap<string, readonly EscalationEdge[]>;
+  readonly unknownEdges: boolean;
+}
+
+export function blastIndex(edges: readonly EscalationEdge[]): BlastIndex {
   const known = new Map<string, EscalationEdge[]>();
   let unknownEdges = false;
   const all = new Map<string, EscalationEdge[]>();
@@ -104,6 +106,20 @@ export function blastRadius(_g: GraphView, w: GraphNode, edges: readonly Escalat
     else (known.get(e.from) ?? known.set(e.from, []).get(e.from)!).push(e);
     (all.get(e.from) ?? all.set(e.from, []).get(e.from)!).push(e);
   }
+  return { known, all, unknownEdges };
+}
+
+/**
+ * Each question answered over the edges the input shows; a question those leave open is searched
+ * again with the edges resting on a fact the input does not show (`unknown`), and answered as
+ * unknown — not reachable — with that path and the reason.
+ */
+export function blastRadius(
+  _g: GraphView,
+  w: GraphNode,
+  edges: readonly EscalationEdge[] | BlastIndex,
+): BlastRadius {
+  const { known, all, unknownEdges } = "known" in edges ? edges : blastIndex(edges);
   const sure = search(w, known);
   const open = QUESTIONS.some((q) => !sure.hits[q]) && unknownEdges ? search(w, all) : undefined;
   return {

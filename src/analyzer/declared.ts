@@ -81,7 +81,19 @@ export class DeclaredMatcher {
     }
   }
   /** The declared sources that cover the request (`baseline`, `playbook:x`); empty: none. */
-  covering(action: string, resource: string): string[] {
+  covering(action: string, resource: string): readonly string[] {
+    // Remembered per request (bounded): a large log repeats the same objects.
+    const key = `${action}\u0000${resource}`;
+    let hit = this.covers.get(key);
+    if (hit === undefined) {
+      hit = this.cover(action, resource);
+      if (this.covers.size >= 65_536) this.covers.clear();
+      this.covers.set(key, hit);
+    }
+    return hit;
+  }
+  private readonly covers = new Map<string, readonly string[]>();
+  private cover(action: string, resource: string): string[] {
     // Parsed once per distinct action: a large audit log repeats a few dozen actions.
     let parsed = this.parsed.get(action);
     if (parsed === undefined) {

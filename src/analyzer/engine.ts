@@ -13,8 +13,9 @@ import {
   ruleContains,
   ruleMatches,
 } from "../core/index.js";
-import { type PodResolver, podResolver, tieAgents } from "./agents.js";
-import { blastRadius } from "./blast.js";
+import { agentsOfServiceAccount, type PodResolver, podResolver, tieAgents } from "./agents.js";
+import { blastIndex, blastRadius } from "./blast.js";
+import { type CallReloader, CallStore } from "./calls.js";
 import { DeclaredMatcher, provisionedBindingsOf } from "./declared.js";
 import {
   buildGraph,
@@ -25,7 +26,7 @@ import {
   workloads,
 } from "./graph.js";
 import { problem } from "./input.js";
-import { classifyUntrusted, TraceJoin } from "./join.js";
+import { classifyCall, type JoinKind, TraceJoin } from "./join.js";
 import type {
   AnalysisResult,
   BlastRadius,
@@ -37,6 +38,7 @@ import type {
   GraphEdge,
   GraphNode,
   GraphView,
+  InputFile,
   InputProblem,
   ModelFragment,
   ObservationWindow,
@@ -47,6 +49,7 @@ import type {
   Reduction,
   Severity,
   ToolCall,
+  UnjudgedIdentity,
   UsedPermission,
 } from "./model.js";
 import { postureOf } from "./posture.js";
@@ -106,8 +109,6 @@ interface Usage {
 interface IdentityActivity {
   readonly used: Map<string, Usage>;
   denied: number;
-  /** Events kept whole for correlation (only for identities of agent workloads). */
-  readonly kept: ObservedEvent[];
   readonly byPod: Map<string, Set<string>>;
 }
 
@@ -119,11 +120,16 @@ export class Engine {
   private readonly nodes: GraphNode[] = [];
   private readonly edges: GraphEdge[] = [];
   private readonly objects: ProviderObject[] = [];
-  private readonly toolCalls: ToolCall[] = [];
+  private readonly calls = new CallStore();
   private readonly problems: InputProblem[] = [];
   private readonly activity = new Map<string, IdentityActivity>();
   private graph: GraphView | undefined;
-  private keepFor = new Set<string>();
+  /** Per agent workload, its uses outside declared work, judged as events stream in. */
+  private readonly judged = new Map<string, Judged>();
+  /** Identity → the agent workloads whose events it makes. */
+  private judgesOf = new Map<string, Judged[]>();
+  /** Writ uses joined to their tool calls (call indices), before the calls are read again. */
+  private writJoins: Map<ObservedEvent, { call: number; taint: number | undefined }> | undefined;
   private events = 0;
   private eventsDenied = 0;
   private minAt = Number.POSITIVE_INFINITY;
@@ -152,9 +158,19 @@ export class Engine {
     this.edges.push(...f.edges);
     this.objects.push(...f.objects);
     // A loop, not a spread: a large trace export has more calls than a call's arguments can hold.
-    for (const c of classifyUntrusted(f.toolCalls, this.opts.declared)) this.toolCalls.push(c);
+    for (const c of f.toolCalls) this.calls.add(classifyCall(c, this.opts.declared), true);
     for (const e of f.events) this.event(e);
     if (f.nodes.length > 0 || f.edges.length > 0 || f.objects.length > 0) this.graph = undefined;
+  }
+
+  /** One tool call, as it is read: held compactly (calls.ts), read again if cited. */
+  toolCall(c: ToolCall): void {
+    this.calls.add(classifyCall(c, this.opts.declared), false);
+  }
+
+  /** Where the streamed calls of `file` can be read again (the importer's `reload`). */
+  callSource(file: InputFile, reload: CallReloader): void {
+    this.calls.source(file, reload);
   }
 
   /** Links provider objects into the graph. Call after every structure file, before activity. */
@@ -178,11 +194,19 @@ export class Engine {
     this.graph = buildGraph(tied.nodes, edges);
     this.pods = podResolver(this.graph, this.objects);
     this.traceJoin = undefined;
-    // Keep events whole only for identities of agent workloads (for correlation with tool calls).
-    this.keepFor = new Set();
+    // Agent workloads with declared work: their identities' events are judged as they are read.
+    this.judgesOf = new Map();
     for (const w of workloads(this.graph)) {
       const ids = identitiesOf(this.graph, w.id);
-      if (this.agentOf(this.graph, w, ids)) for (const i of ids) this.keepFor.add(i);
+      const agent = this.agentOf(this.graph, w, ids);
+      const work = agent ? this.opts.declared?.get(agent) : undefined;
+      if (!agent || !work) continue;
+      let j = this.judged.get(w.id);
+      if (!j || j.agent !== agent) {
+        j = { w, agent, m: new DeclaredMatcher(work), byAction: new Map() };
+        this.judged.set(w.id, j);
+      }
+      for (const i of ids) (this.judgesOf.get(i) ?? this.judgesOf.set(i, []).get(i)!).push(j);
     }
     return this.graph;
   }
@@ -217,7 +241,7 @@ export class Engine {
   private aggregate(e: ObservedEvent): void {
     let a = this.activity.get(e.principal);
     if (!a) {
-      a = { used: new Map(), denied: 0, kept: [], byPod: new Map() };
+      a = { used: new Map(), denied: 0, byPod: new Map() };
       this.activity.set(e.principal, a);
     }
     if (e.outcome !== "allowed") {
@@ -241,20 +265,195 @@ export class Engine {
     }
     u.resources.set(r, (u.resources.get(r) ?? 0) + 1);
     if (u.samples.length < 3) u.samples.push(e);
-    if (this.keepFor.has(e.principal)) a.kept.push(e);
+    let judges = this.judgesOf.get(e.principal);
+    if (judges === undefined && this.graph) {
+      judges = this.unseenJudges(e.principal);
+      this.judgesOf.set(e.principal, judges);
+    }
+    for (const j of judges ?? []) this.judge(j, e);
   }
 
-  result(): AnalysisResult {
-    const g = this.link();
-    const pods = this.pods ?? podResolver(g, this.objects);
-    // Writ use: attributed to its writ, else (no record names one) the identity's own after all.
+  /**
+   * A ServiceAccount the manifests do not show, tied to an agent by writ.yaml `serviceAccounts`:
+   * its use is judged against the agent's declared work as its own (pseudo-)workload.
+   */
+  private unseenJudges(principal: string): Judged[] {
+    const sa = /^k8s:ServiceAccount:([^/]+)\/(.+)$/.exec(principal);
+    if (!sa || this.graph?.nodes.has(principal) || isControlPlaneAccount(sa[1]!, sa[2]!)) return [];
+    const ties = agentsOfServiceAccount(this.opts.declared, sa[1]!, sa[2]!);
+    const work = ties.length === 1 ? this.opts.declared?.get(ties[0]!.agent) : undefined;
+    if (!work) return [];
+    let j = this.judged.get(principal);
+    if (!j) {
+      const w: GraphNode = {
+        kind: "node",
+        id: principal,
+        provider: "k8s",
+        type: "identity",
+        subtype: "ServiceAccount",
+        name: sa[2]!,
+        namespace: sa[1]!,
+        agent: ties[0]!.agent,
+        attrs: { agentTie: ties[0]!.why, notExported: true },
+      };
+      j = { w, agent: ties[0]!.agent, m: new DeclaredMatcher(work), byAction: new Map() };
+      this.judged.set(principal, j);
+    }
+    return [j];
+  }
+
+  /**
+   * Identities that acted but that no exported manifest shows (`IDENTITY_GRANTS_UNKNOWN`), with
+   * their use; category-2 findings for those tied to an agent go into `findings`.
+   */
+  private unjudged(
+    g: GraphView,
+    window: ObservationWindow | undefined,
+    findings: Finding[],
+  ): UnjudgedIdentity[] {
+    const out: UnjudgedIdentity[] = [];
+    for (const [id, a] of this.activity) {
+      const sa = /^k8s:ServiceAccount:([^/]+)\/(.+)$/.exec(id);
+      if (!sa || g.nodes.has(id) || a.used.size === 0 || isControlPlaneAccount(sa[1]!, sa[2]!)) continue;
+      const ties = agentsOfServiceAccount(this.opts.declared, sa[1]!, sa[2]!);
+      const j = this.judged.get(id);
+      const usages = [...a.used.values()];
+      let judged: string;
+      if (j) {
+        const before = findings.length;
+        const p = this.opts.plugins.find((x) => x.provider === "k8s");
+        if (p) findings.push(...this.unjustifiedOf(j, usages, window, [], p));
+        judged = `category 2 against agent \`${j.agent}\`'s declared work (${String(j.w.attrs?.agentTie)}): ${findings.length - before} finding(s)`;
+      } else if (ties.length > 1)
+        judged = `not judged: tied to ${ties.length} agents by writ.yaml (${ties.map((t) => t.agent).join(", ")})`;
+      else
+        judged =
+          "not judged: no agent in writ.yaml names it in `serviceAccounts`, so there is no declared work to judge its use against";
+      out.push({
+        kind: "unjudged-identity",
+        code: "IDENTITY_GRANTS_UNKNOWN",
+        id: findingId(id, "unjudged", ""),
+        identity: id,
+        agent: ties.length === 1 ? { id: ties[0]!.agent, why: ties[0]!.why } : undefined,
+        answer: "unknown",
+        why: `no exported manifest shows \`${sa[1]}/${sa[2]}\` (no ServiceAccount, no binding naming it, no workload running as it): its grants, and so its unused or inherited scope, are unknown; export its RoleBindings and ClusterRoleBindings (\`kubectl get rolebindings,clusterrolebindings -A -o yaml\`)`,
+        judged,
+        use: usages
+          .sort((x, y) => y.count - x.count || x.action.localeCompare(y.action))
+          .map((u) => ({
+            action: u.action,
+            count: u.count,
+            first: u.first,
+            last: u.last,
+            resources: [...u.resources.keys()].slice(0, 5),
+            events: u.samples.map(eventStep),
+          })),
+        denied: a.denied,
+      });
+    }
+    return out.sort((x, y) => x.identity.localeCompare(y.identity));
+  }
+
+  /**
+   * Judges one allowed use by an agent workload against its declared work, as it is read. In
+   * order: a use declared work covers (a baseline or playbook grant, through a declared tool, not
+   * claiming a playbook that does not cover it) is never category 2, whatever came before it in
+   * its conversation; a use outside it is, and an untrusted read earlier in the same conversation
+   * or a departure from the learned baseline only qualify it (reasons, severity, evidence). Kept:
+   * per action and resource (folded to a pattern past `CAT2_RESOURCES`), counts and a sample.
+   */
+  private judge(j: Judged, e: ObservedEvent): void {
+    const covering = j.m.covering(e.action, e.resource);
+    const join = this.join();
+    const joined = join.joinIndex(j.agent, j.w, e);
+    let flags = covering.length === 0 ? OUTSIDE_GRANTS : 0;
+    if (joined) {
+      const sig = this.calls.signature(joined.index);
+      if (!j.m.toolDeclared(sig.tool)) flags |= TOOL_UNDECLARED;
+      if (
+        sig.playbook &&
+        covering.length > 0 &&
+        !covering.includes(`playbook:${sig.playbook}`) &&
+        !covering.includes("baseline")
+      )
+        flags |= PLAYBOOK_CLAIMED;
+    }
+    // Declared work covers it: not category 2, tainted conversation or not.
+    if (flags === 0) return;
+    const v: Verdict = {
+      event: e,
+      call: joined?.index,
+      by: joined?.by,
+      taint: joined ? join.taintIndex(joined.index) : undefined,
+      flags,
+    };
+    let a = j.byAction.get(e.action);
+    if (!a) {
+      a = { level: 0, groups: new Map() };
+      j.byAction.set(e.action, a);
+    }
+    let key = foldResource(e.resource, a.level);
+    if (!a.groups.has(key) && a.groups.size >= CAT2_RESOURCES && a.level < 2) {
+      // Too many distinct objects: one finding per namespace pattern (then one for all).
+      a.level++;
+      const old = [...a.groups.values()];
+      a.groups = new Map();
+      for (const g of old) mergeGroup(a, foldResource(g.resource, a.level), g);
+      key = foldResource(e.resource, a.level);
+    }
+    addVerdict(a, key, v);
+  }
+
+  /** Writ use: attributed to its writ, else (no record names one) the identity's own after all. */
+  private attribute(): Attributed {
     if (!this.attributed) {
+      this.link();
       this.writs.fromObjects(this.objects);
       this.attributed = this.writs.resolve();
       this.problems.push(...this.attributed.problems);
       for (const e of this.attributed.standing) this.aggregate(e);
     }
-    const attributed = this.attributed;
+    return this.attributed;
+  }
+
+  /**
+   * After every file is read, before `result`: attributes writ use, joins it to its tool calls,
+   * and reads again the tool calls the findings will cite (only those, only their lines).
+   */
+  async finish(): Promise<void> {
+    const attributed = this.attribute();
+    const need = new Set<number>();
+    const cite = (v: Verdict | undefined) => {
+      if (v?.call !== undefined) need.add(v.call);
+      if (v?.taint !== undefined) need.add(v.taint);
+    };
+    for (const j of this.judged.values())
+      for (const a of j.byAction.values())
+        for (const g of a.groups.values()) {
+          cite(g.cited);
+          for (const v of g.samples) cite(v);
+        }
+    if (this.opts.declared && this.calls.size > 0) {
+      const join = this.join();
+      this.writJoins = new Map();
+      for (const u of attributed.uses) {
+        if (u.event.outcome !== "allowed") continue;
+        const x = join.joinIndex(u.writ.agent, undefined, u.event);
+        if (!x) continue;
+        const taint = join.taintIndex(x.index);
+        this.writJoins.set(u.event, { call: x.index, taint });
+        need.add(x.index);
+        if (taint !== undefined) need.add(taint);
+      }
+    }
+    for (const message of await this.calls.hydrate(need))
+      this.problems.push(problem("WARN_TRACE_CHANGED", { file: message.split(":")[0]! }, message, "warning"));
+  }
+
+  result(): AnalysisResult {
+    const g = this.link();
+    const pods = this.pods ?? podResolver(g, this.objects);
+    const attributed = this.attribute();
     const writUse = new Map<string, WritUse[]>();
     for (const u of attributed.uses)
       (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
@@ -300,7 +499,6 @@ export class Engine {
       // the pod, only this workload's pods count.
       const myPods = new Set((g.out.get(w.id) ?? []).filter((e) => e.type === "owns").map((e) => e.to));
       const usages: Usage[] = [];
-      const kept: ObservedEvent[] = [];
       let sharedAttribution = false;
       for (const id of ids) {
         const a = this.activity.get(id);
@@ -316,7 +514,6 @@ export class Engine {
           if (sharers.length > 1) sharedAttribution = true;
           usages.push(...a.used.values());
         }
-        kept.push(...a.kept);
       }
       // Use through writs' credentials: it needs the grant (cat. 1), but is judged per writ (cat. 2).
       const viaWrits = ids
@@ -416,25 +613,13 @@ export class Engine {
       // Category 2 first: observed use outside declared work, one finding per action and resource
       // used, each citing its own events. A grant such a use went through is not also category 1/3.
       const cat2Keys = new Set<string>();
-      if (matcher) {
-        const verdicts = this.judgeUses(w, agent!, kept, usages, matcher, window);
-        const byUse = new Map<string, Verdict[]>();
-        for (const v of verdicts) {
-          const k = `${v.event.action}\u0000${v.event.resource}`;
-          (byUse.get(k) ?? byUse.set(k, []).get(k)!).push(v);
-        }
-        for (const group of byUse.values()) {
-          const { action, resource } = group[0]!.event;
-          const through = categoryCandidates.filter((c) => {
-            const rule = compile(c.grant);
-            return rule !== null && matchesUse(rule, action, resource);
-          });
-          for (const c of through) cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`);
-          // The path to cite: one of the workload's own if there is one.
-          const via = through.flatMap((c) => c.paths).find((x) => !x.inherited) ?? through[0]?.paths[0];
-          findings.push(this.unjustified(w, agent!, action, resource, via, group, p));
-        }
-      }
+      const judged = matcher ? this.judged.get(w.id) : undefined;
+      if (judged)
+        findings.push(
+          ...this.unjustifiedOf(judged, usages, window, categoryCandidates, p, (c) =>
+            cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`),
+          ),
+        );
       // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
       const ownRules = categoryCandidates
         .filter((c) => c.paths.some((x) => !x.inherited))
@@ -510,6 +695,7 @@ export class Engine {
     const writWorkloads = new Set<string>();
     findings.push(...writJudged.findings);
     for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
+    const unjudged = this.unjudged(g, window, findings);
 
     findings.sort(
       (a, b) =>
@@ -519,21 +705,27 @@ export class Engine {
         a.permission.action.localeCompare(b.permission.action),
     );
     const escalations: EscalationEdge[] = this.opts.plugins.flatMap((p) => [...(p.escalations?.(g) ?? [])]);
+    const index = blastIndex(escalations);
     const radius: BlastRadius[] = workloads(g)
       .filter((w) => this.opts.plugins.some((p) => p.provider === w.provider && p.escalations))
-      .map((w) => blastRadius(g, w, escalations));
+      .map((w) => blastRadius(g, w, index));
     return {
       findings,
       escalations,
       blastRadius: radius,
       problems: this.problems,
-      workloadIds: [...workloads(g).map((w) => w.id), ...[...writWorkloads].sort()],
+      unjudged,
+      workloadIds: [
+        ...workloads(g).map((w) => w.id),
+        ...unjudged.filter((u) => u.agent).map((u) => u.identity),
+        ...[...writWorkloads].sort(),
+      ],
       posture: postureOf(g),
       coverage: {
         window,
         events: this.events,
         eventsDenied: this.eventsDenied,
-        toolCalls: this.toolCalls.length,
+        toolCalls: this.calls.size,
         workloads: workloads(g).length,
         workloadsWithActivity: withActivity,
         files: this.files,
@@ -544,20 +736,32 @@ export class Engine {
   /**
    * Joins an agent's event to the tool call that caused it (the span's request ids, else the call
    * whose span contains it, ± the slack) and the untrusted read that tainted its prompt context.
+   * Writ uses were joined by `finish`, which read those calls again.
    */
   private correlator(): (agent: string, e: ObservedEvent) => Correlated | undefined {
     const join = this.join();
     return (agent, e) => {
-      const j = join.join(agent, undefined, e);
-      return j ? { call: j.call, taint: join.taintOf(j.call) } : undefined;
+      const pre = this.writJoins?.get(e);
+      const x =
+        pre ??
+        (() => {
+          const j = join.joinIndex(agent, undefined, e);
+          return j ? { call: j.index, taint: join.taintIndex(j.index) } : undefined;
+        })();
+      if (!x) return undefined;
+      return {
+        call: this.calls.call(x.call),
+        taint: x.taint === undefined ? undefined : this.calls.call(x.taint),
+      };
     };
   }
 
   /** The trace join (join.ts), built once the graph is linked. */
   private join(): TraceJoin {
+    if (this.traceJoin) return this.traceJoin;
     const g = this.link();
-    this.traceJoin ??= new TraceJoin(
-      this.toolCalls,
+    this.traceJoin = new TraceJoin(
+      this.calls,
       g,
       this.pods ?? podResolver(g, this.objects),
       this.opts.correlationSlackMs ?? 2000,
@@ -565,112 +769,108 @@ export class Engine {
     return this.traceJoin;
   }
 
-  /**
-   * Every allowed use by the agent's workload that falls outside its declared work, with why. In
-   * order: a use declared work covers (a baseline or playbook grant, through a declared tool, not
-   * claiming a playbook that does not cover it) is never category 2, whatever came before it in
-   * its conversation; a use outside it is, and an untrusted read earlier in the same conversation
-   * or a departure from the learned baseline only qualify it (reasons, severity, evidence).
-   */
-  private judgeUses(
-    w: GraphNode,
-    agent: string,
-    kept: readonly ObservedEvent[],
+  /** The category-2 findings of one judged workload, each through the grant it went through. */
+  private unjustifiedOf(
+    judged: Judged,
     usages: readonly Usage[],
-    m: DeclaredMatcher,
     window: ObservationWindow | undefined,
-  ): Verdict[] {
-    const out: Verdict[] = [];
-    const join = this.join();
+    candidates: readonly { grant: PermissionGrant; paths: GrantPath[] }[],
+    p: ProviderPlugin,
+    through: (c: { grant: PermissionGrant }) => void = () => {},
+  ): Finding[] {
+    const out: Finding[] = [];
     const mid = window ? window.start + (window.end - window.start) / 2 : undefined;
     const early = new Set(usages.filter((u) => mid !== undefined && u.first < mid).map((u) => u.action));
     const total = usages.reduce((n, u) => n + u.count, 0);
     const countOf = new Map(usages.map((u) => [u.action, u.count]));
-    for (const e of kept) {
-      if (e.outcome !== "allowed") continue;
-      const reasons: string[] = [];
-      const covering = m.covering(e.action, e.resource);
-      const joined = join.join(agent, w, e);
-      const call = joined?.call;
-      if (covering.length === 0)
-        reasons.push(
-          `\`${e.action}\` on \`${e.resource}\` is in neither the baseline nor a playbook of \`${agent}\``,
-        );
-      if (call) {
-        if (!m.toolDeclared(call.tool))
-          reasons.push(`tool \`${call.tool}\` is not among the agent's declared tools`);
-        if (
-          call.playbook &&
-          covering.length > 0 &&
-          !covering.includes(`playbook:${call.playbook}`) &&
-          !covering.includes("baseline")
-        )
-          reasons.push(`the call claims playbook \`${call.playbook}\`, whose grants do not cover it`);
+    for (const [action, a] of judged.byAction)
+      for (const group of a.groups.values()) {
+        const via = candidates.filter((c) => {
+          const rule = compileCached(c.grant);
+          return rule !== null && [...group.objects].some((r) => matchesUse(rule, action, r));
+        });
+        for (const c of via) through(c);
+        // The path to cite: one of the workload's own if there is one.
+        const path = via.flatMap((c) => c.paths).find((x) => !x.inherited) ?? via[0]?.paths[0];
+        // Far from the learned baseline: never in the first half of the window, rare in all.
+        const deviation =
+          mid !== undefined && total >= 20 && !early.has(action) && (countOf.get(action) ?? 0) <= 2
+            ? `far from the learned baseline: \`${action}\` never appeared in the first half of the window and only ${countOf.get(action)}× in all`
+            : undefined;
+        out.push(this.unjustified(judged.w, judged.agent, action, group, path, deviation, p));
       }
-      // Declared work covers it: not category 2, tainted conversation or not.
-      if (reasons.length === 0) continue;
-      const taint = call ? join.taintOf(call) : undefined;
-      if (taint && call)
-        reasons.push(
-          `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
-        );
-      if (mid !== undefined && total >= 20 && !early.has(e.action) && (countOf.get(e.action) ?? 0) <= 2)
-        reasons.push(
-          `far from the learned baseline: \`${e.action}\` never appeared in the first half of the window and only ${countOf.get(e.action)}× in all`,
-        );
-      out.push({ event: e, call, reasons, taint, how: joined?.how });
-    }
     return out;
   }
 
-  /** One category-2 finding: a workload's uses of one action on one resource outside declared work. */
+  /**
+   * One category-2 finding: a workload's uses of one action on one resource (or, past
+   * `CAT2_RESOURCES` distinct objects, a pattern) outside declared work, citing the use most
+   * likely to be the injection (a tainted one first, else the first), then a bounded sample.
+   */
   private unjustified(
     w: GraphNode,
     agent: string,
     action: string,
-    resource: string,
+    group: Cat2Group,
     path: GrantPath | undefined,
-    verdicts: readonly Verdict[],
+    deviation: string | undefined,
     p: ProviderPlugin,
   ): Finding {
-    // The use to cite: a tainted one first (the likely injection), else the first.
-    const v = verdicts.find((x) => x.taint) ?? verdicts[0]!;
-    const evidence: EvidenceStep[] = [];
-    evidence.push({
-      kind: "event",
-      ref: v.event.requestId ?? `${v.event.source.file}:${v.event.source.line ?? ""}`,
-      label: `${iso(v.event.at)} ${v.event.principal}${v.event.via ? ` (${v.event.via.key})` : ""} ${v.event.action} ${v.event.resource} (${v.event.outcome})`,
-      source: v.event.source,
-    });
-    if (v.call) {
+    const join = this.join();
+    const resource = group.resource;
+    const v = group.cited;
+    const call = v.call === undefined ? undefined : this.calls.call(v.call);
+    const taint = v.taint === undefined ? undefined : this.calls.call(v.taint);
+    const evidence: EvidenceStep[] = [eventStep(v.event)];
+    if (call) {
+      const how = v.by ? join.describe({ index: v.call!, by: v.by }, v.event) : undefined;
       evidence.push({
         kind: "tool-call",
-        ref: v.call.spanId,
-        label: `tool call \`${v.call.tool}\` by \`${v.call.agent}\` at ${iso(v.call.start)}${v.call.arguments !== undefined ? ` with ${short(JSON.stringify(v.call.arguments))}` : ""}${v.how ? `; ${v.how}` : ""}`,
-        source: v.call.source,
+        ref: call.spanId,
+        label: `tool call \`${call.tool}\` by \`${call.agent}\` at ${iso(call.start)}${call.arguments !== undefined ? ` with ${short(JSON.stringify(call.arguments))}` : ""}${how ? `; ${how}` : ""}`,
+        source: call.source,
       });
-      if (v.call.context)
+      if (call.context)
         evidence.push({
           kind: "context",
-          ref: v.call.context,
-          label: `prompt context \`${v.call.context}\`${v.taint ? ` (tainted by \`${v.taint.tool}\` at ${iso(v.taint.start)})` : ""}`,
-          source: v.taint?.source,
+          ref: call.context,
+          label: `prompt context \`${call.context}\`${taint ? ` (tainted by \`${taint.tool}\` at ${iso(taint.start)})` : ""}`,
+          source: taint?.source,
         });
-      if (v.taint)
+      if (taint)
         evidence.push({
           kind: "tool-call",
-          ref: v.taint.spanId,
-          label: `untrusted retrieval \`${v.taint.tool}\` at ${iso(v.taint.start)}${v.taint.arguments !== undefined ? ` with ${short(JSON.stringify(v.taint.arguments))}` : ""}, earlier in the same conversation`,
-          source: v.taint.source,
+          ref: taint.spanId,
+          label: `untrusted retrieval \`${taint.tool}\` at ${iso(taint.start)}${taint.arguments !== undefined ? ` with ${short(JSON.stringify(taint.arguments))}` : ""}, earlier in the same conversation`,
+          source: taint.source,
         });
     }
-    for (const r of v.reasons) evidence.push({ kind: "note", ref: "reason", label: r });
-    if (verdicts.length > 1)
+    const reasons: string[] = [];
+    if (v.flags & OUTSIDE_GRANTS)
+      reasons.push(
+        `\`${action}\` on \`${v.event.resource}\` is in neither the baseline nor a playbook of \`${agent}\``,
+      );
+    if (call && v.flags & TOOL_UNDECLARED)
+      reasons.push(`tool \`${call.tool}\` is not among the agent's declared tools`);
+    if (call?.playbook && v.flags & PLAYBOOK_CLAIMED)
+      reasons.push(`the call claims playbook \`${call.playbook}\`, whose grants do not cover it`);
+    if (taint && call)
+      reasons.push(
+        `prompt context \`${call.context}\` read untrusted input earlier (tool \`${taint.tool}\`)`,
+      );
+    if (deviation) reasons.push(deviation);
+    for (const r of reasons) evidence.push({ kind: "note", ref: "reason", label: r });
+    if (group.count > 1) {
+      const objects = group.objects.size + (group.moreObjects ? "+" : "");
       evidence.push({
         kind: "note",
         ref: "count",
-        label: `${verdicts.length} such use(s) of ${action} on ${resource} in the window`,
+        label: `${group.count} such use(s) of ${action} on ${resource} between ${iso(group.first)} and ${iso(group.last)}${resource !== v.event.resource ? ` on ${objects} distinct object(s)` : ""}${group.tainted > 0 ? `, ${group.tainted} after untrusted input` : ""}`,
       });
+      // A bounded sample of the other uses, each citing its own event.
+      for (const x of group.samples.filter((y) => y !== v).slice(0, CAT2_SAMPLES))
+        evidence.push(eventStep(x.event));
+    }
     if (path) evidence.push(...grantChain(path));
     else
       evidence.push({
@@ -678,19 +878,24 @@ export class Engine {
         ref: "grant",
         label: "the grant that allowed it is not in the input (its binding or role was not exported)",
       });
-    const tainted = verdicts.some((x) => x.taint);
+    const tainted = group.tainted > 0;
     const severity = atLeast(p.risk(action, resource), tainted ? "high" : "medium");
+    const sample = [v, ...group.samples.filter((x) => x !== v).slice(0, CAT2_SAMPLES)];
     const reduction: Reduction = guardrailFor(
       agent,
       { kind: "permission", action, resource },
-      verdicts.map((x) => ({ event: x.event, call: x.call, tainted: x.taint !== undefined })),
+      sample.map((x) => ({
+        event: x.event,
+        call: x.call === undefined ? undefined : this.calls.call(x.call),
+        tainted: x.taint !== undefined,
+      })),
     );
     return {
       kind: "finding",
       id: findingId(w.id, action, resource),
       category: "unjustified-use",
       severity,
-      title: `${label(w)} (agent ${agent}) used ${action} on ${resource} outside its declared work${tainted ? " after untrusted input" : ""}`,
+      title: `${label(w)} (agent ${agent}) used ${action} on ${resource} outside its declared work${group.count > 1 ? ` (${group.count}×)` : ""}${tainted ? " after untrusted input" : ""}`,
       workload: { id: w.id, label: label(w), agent },
       permission: { action, resource },
       location: path?.grant.source,
@@ -698,7 +903,7 @@ export class Engine {
       reduction,
       misclassification:
         "if this were unused excess, removing the grant would also break the agent's legitimate uses of it and be rolled back; if inherited, a new identity would carry the same use along — the call itself must be stopped at the gateway",
-      confidence: v.call ? 0.9 : 0.7,
+      confidence: call ? 0.9 : 0.7,
     };
   }
 
@@ -806,13 +1011,150 @@ interface GrantPathGroup {
   readonly uses: readonly UsedPermission[];
 }
 
+const compiledRules = new Map<string, Rule | null>();
+function compileCached(g: PermissionGrant): Rule | null {
+  const key = `${g.action}\u0000${g.resource}`;
+  let r = compiledRules.get(key);
+  if (r === undefined) {
+    try {
+      r = compileRule({ action: g.action, resource: g.resource });
+    } catch {
+      r = null;
+    }
+    if (compiledRules.size < 10_000) compiledRules.set(key, r);
+  }
+  return r;
+}
+
+/**
+ * Accounts of the control plane's own controllers (kube-controller-manager's `*-controller`,
+ * `generic-garbage-collector`, kube-proxy, CoreDNS) in `kube-system`: always in an audit log,
+ * rarely in an export, and not an agent's. Not reported as unjudged (docs/analyzer.md).
+ */
+function isControlPlaneAccount(namespace: string, name: string): boolean {
+  return (
+    namespace === "kube-system" &&
+    (/-controller$/.test(name) || ["generic-garbage-collector", "kube-proxy", "coredns"].includes(name))
+  );
+}
+
+/** Why a use is outside declared work (bits of `Verdict.flags`). */
+const OUTSIDE_GRANTS = 1;
+const TOOL_UNDECLARED = 2;
+const PLAYBOOK_CLAIMED = 4;
+
+/** Past this many distinct objects per workload and action, uses fold to a pattern (`ns/*`, then `*`). */
+export const CAT2_RESOURCES = 10;
+/** Uses cited per category-2 finding beside the first (each with its own event). */
+const CAT2_SAMPLES = 4;
+/** Distinct objects counted per finding (past it: `N+`). */
+const CAT2_OBJECTS = 1000;
+
+/** One use outside declared work; tool calls by index into the call store. */
 interface Verdict {
   readonly event: ObservedEvent;
-  readonly call: ToolCall | undefined;
-  readonly reasons: readonly string[];
-  readonly taint: ToolCall | undefined;
-  /** Which join tied the event to the call (join.ts): `joined by pod … and time`. */
-  readonly how?: string | undefined;
+  readonly call: number | undefined;
+  /** Which join tied the event to the call (join.ts). */
+  readonly by: JoinKind | undefined;
+  readonly taint: number | undefined;
+  readonly flags: number;
+}
+
+/** A workload's uses of one action on one resource (or pattern) outside declared work. */
+interface Cat2Group {
+  readonly resource: string;
+  count: number;
+  tainted: number;
+  first: number;
+  last: number;
+  /** The use cited first: the first tainted one, else the first. */
+  cited: Verdict;
+  readonly samples: Verdict[];
+  readonly objects: Set<string>;
+  moreObjects: boolean;
+}
+
+interface ActionGroups {
+  /** 0: per object; 1: per namespace (`ns/*`); 2: one for all (`*`). */
+  level: number;
+  groups: Map<string, Cat2Group>;
+}
+
+interface Judged {
+  readonly w: GraphNode;
+  readonly agent: string;
+  readonly m: DeclaredMatcher;
+  readonly byAction: Map<string, ActionGroups>;
+}
+
+function foldResource(resource: string, level: number): string {
+  if (level === 0) return resource;
+  const slash = resource.indexOf("/");
+  return level === 1 && slash > 0 ? `${resource.slice(0, slash)}/*` : "*";
+}
+
+function addVerdict(a: ActionGroups, key: string, v: Verdict): void {
+  const e = v.event;
+  let g = a.groups.get(key);
+  if (!g) {
+    g = {
+      resource: key,
+      count: 0,
+      tainted: 0,
+      first: e.at,
+      last: e.at,
+      cited: v,
+      samples: [],
+      objects: new Set(),
+      moreObjects: false,
+    };
+    a.groups.set(key, g);
+  }
+  g.count++;
+  if (v.taint !== undefined) g.tainted++;
+  if (e.at < g.first) g.first = e.at;
+  if (e.at > g.last) g.last = e.at;
+  if (g.objects.size < CAT2_OBJECTS) g.objects.add(e.resource);
+  else if (!g.objects.has(e.resource)) g.moreObjects = true;
+  if (v.taint !== undefined && g.cited.taint === undefined) g.cited = v;
+  if (
+    g.samples.length < CAT2_SAMPLES + 1 &&
+    (key === e.resource || !g.samples.some((x) => x.event.resource === e.resource))
+  )
+    g.samples.push(v);
+}
+
+/** Adds a group folded from a finer level into `key`. */
+function mergeGroup(a: ActionGroups, key: string, from: Cat2Group): void {
+  const g = a.groups.get(key);
+  if (!g) {
+    a.groups.set(key, { ...from, resource: key, samples: [...from.samples], objects: new Set(from.objects) });
+    return;
+  }
+  g.count += from.count;
+  g.tainted += from.tainted;
+  g.first = Math.min(g.first, from.first);
+  g.last = Math.max(g.last, from.last);
+  for (const o of from.objects) if (g.objects.size < CAT2_OBJECTS) g.objects.add(o);
+  g.moreObjects ||= from.moreObjects;
+  const taintedFirst = (x: Verdict) => (x.taint !== undefined ? 0 : 1);
+  if (
+    taintedFirst(from.cited) < taintedFirst(g.cited) ||
+    (taintedFirst(from.cited) === taintedFirst(g.cited) && from.cited.event.at < g.cited.event.at)
+  )
+    g.cited = from.cited;
+  for (const x of from.samples)
+    if (g.samples.length < CAT2_SAMPLES + 1 && !g.samples.some((y) => y.event.resource === x.event.resource))
+      g.samples.push(x);
+}
+
+function eventStep(e: ObservedEvent): EvidenceStep {
+  return {
+    kind: "event",
+    ref: e.requestId ?? `${e.source.file}:${e.source.line ?? ""}`,
+    label: `${iso(e.at)} ${e.principal}${e.via ? ` (${e.via.key})` : ""} ${e.action} ${e.resource} (${e.outcome})`,
+    source: e.source,
+  };
 }
 
 /**

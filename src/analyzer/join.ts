@@ -22,6 +22,7 @@
  */
 import { type Glob, globMatches, parseGlob } from "../core/index.js";
 import type { PodResolver } from "./agents.js";
+import { type CallIndex, type CallSignature, CallStore } from "./calls.js";
 import type {
   DeclaredWork,
   GraphNode,
@@ -75,15 +76,16 @@ export function classifyUntrusted(
   calls: readonly ToolCall[],
   declared: ReadonlyMap<string, DeclaredWork> | undefined,
 ): ToolCall[] {
-  if (!declared) return [...calls];
-  return calls.map((c) => {
-    const ms = declared.get(c.agent)?.untrustedInputs;
-    if (ms === undefined) return c;
-    const untrusted =
-      c.attributes?.["writ.untrusted_source"] === true ||
-      ms.some((m) => untrustedBy(m, c.tool, c.attributes));
-    return untrusted === c.untrustedSource ? c : { ...c, untrustedSource: untrusted };
-  });
+  return calls.map((c) => classifyCall(c, declared));
+}
+
+/** One call with `untrustedSource` decided by its agent's `untrustedInputs`, where configured. */
+export function classifyCall(c: ToolCall, declared: ReadonlyMap<string, DeclaredWork> | undefined): ToolCall {
+  const ms = declared?.get(c.agent)?.untrustedInputs;
+  if (ms === undefined) return c;
+  const untrusted =
+    c.attributes?.["writ.untrusted_source"] === true || ms.some((m) => untrustedBy(m, c.tool, c.attributes));
+  return untrusted === c.untrustedSource ? c : { ...c, untrustedSource: untrusted };
 }
 
 export type JoinKind = "request id" | "pod" | "workload" | "namespace" | "agent";
@@ -102,119 +104,161 @@ export interface Joined {
   readonly how: string;
 }
 
-interface Indexed {
-  readonly calls: ToolCall[];
-  maxSpan: number;
+/** A join by call index into the store (no call object made): what the streaming judge uses. */
+export interface JoinedIndex {
+  readonly index: number;
+  readonly by: JoinKind;
+}
+
+interface Best {
+  index: number;
+  by: JoinKind;
+  gap: number;
 }
 
 /** The join over every tool call of a scan; build once, ask per event. */
 export class TraceJoin {
-  private readonly byAgent = new Map<string, Indexed>();
-  private readonly byNamespace = new Map<string, Indexed>();
-  private readonly byRequest = new Map<string, ToolCall[]>();
-  /** Untrusted reads per (agent, conversation), in time order. */
-  private readonly tainted = new Map<string, ToolCall[]>();
+  readonly store: CallStore;
 
   constructor(
-    calls: readonly ToolCall[],
+    calls: CallStore | readonly ToolCall[],
     private readonly g: GraphView,
     private readonly pods: PodResolver,
     private readonly slack: number,
   ) {
-    const add = (m: Map<string, Indexed>, k: string, c: ToolCall) => {
-      const x = m.get(k) ?? m.set(k, { calls: [], maxSpan: 0 }).get(k)!;
-      x.calls.push(c);
-      x.maxSpan = Math.max(x.maxSpan, c.end - c.start);
-    };
-    const sorted = [...calls].sort((a, b) => a.start - b.start);
-    for (const c of sorted) {
-      add(this.byAgent, c.agent, c);
-      if (c.runsIn?.namespace) add(this.byNamespace, c.runsIn.namespace, c);
-      for (const r of c.requestIds) (this.byRequest.get(r) ?? this.byRequest.set(r, []).get(r)!).push(c);
-      const key = `${c.agent}\u0000${c.context}`;
-      if (c.untrustedSource && c.context)
-        (this.tainted.get(key) ?? this.tainted.set(key, []).get(key)!).push(c);
+    if (calls instanceof CallStore) this.store = calls;
+    else {
+      this.store = new CallStore();
+      for (const c of calls) this.store.add(c, true);
     }
   }
 
-  /** The untrusted read the call follows in its conversation (the latest before it), if any. */
-  taintOf(call: ToolCall): ToolCall | undefined {
-    if (!call.context) return undefined;
-    let found: ToolCall | undefined;
-    for (const t of this.tainted.get(`${call.agent}\u0000${call.context}`) ?? []) {
-      if (t === call || t.start > call.start) break;
+  /** The untrusted read the call (by index) follows in its conversation (the latest before it). */
+  taintIndex(i: number): number | undefined {
+    const s = this.store.signature(i);
+    if (!s.context) return undefined;
+    if (s.taints === undefined) s.taints = this.store.tainted(s.agent, s.context) ?? null;
+    const list = s.taints;
+    if (!list) return undefined;
+    const start = this.store.start(i);
+    let found: number | undefined;
+    for (let k = 0; k < list.length; k++) {
+      const t = list[k]!;
+      if (t === i || this.store.start(t) > start) break;
       found = t;
     }
     return found;
   }
 
-  /** The tool call that caused the event of `agent`'s workload `w` (undefined `w`: a writ's credential). */
+  /** The untrusted read the call follows in its conversation, if any (the call whole). */
+  taintOf(i: number): ToolCall | undefined {
+    const t = this.taintIndex(i);
+    return t === undefined ? undefined : this.store.call(t);
+  }
+
+  /** As `joinIndex`, with the call whole and the join described for evidence. */
   join(agent: string, w: GraphNode | undefined, e: ObservedEvent): Joined | undefined {
-    let best: Joined | undefined;
-    let bestGap = Number.POSITIVE_INFINITY;
+    const j = this.joinIndex(agent, w, e);
+    if (!j) return undefined;
+    return { call: this.store.call(j.index), by: j.by, how: this.describe(j, e) };
+  }
+
+  /** How a join is cited: `joined by request id …`, `joined by pod … and time`, … */
+  describe(j: JoinedIndex, e: ObservedEvent): string {
+    return j.by === "request id"
+      ? `joined by request id \`${e.requestId}\``
+      : describe(j.by, this.store.signature(j.index));
+  }
+
+  /** The tool call that caused the event of `agent`'s workload `w` (undefined `w`: a writ's credential). */
+  joinIndex(agent: string, w: GraphNode | undefined, e: ObservedEvent): JoinedIndex | undefined {
+    const store = this.store;
     if (e.requestId)
-      for (const c of this.byRequest.get(e.requestId) ?? []) {
-        const by = c.agent === agent ? "agent" : w ? this.level(c, agent, w, e) : undefined;
-        if (by) return { call: c, by: "request id", how: `joined by request id \`${e.requestId}\`` };
+      for (const c of store.byRequest(e.requestId)) {
+        const by = store.signature(c).agent === agent ? "agent" : w ? this.level(c, agent, w, e) : undefined;
+        if (by) return { index: c, by: "request id" };
       }
-    const consider = (idx: Indexed | undefined) => {
-      if (!idx) return;
-      const from = e.at - this.slack - idx.maxSpan;
-      let lo = 0;
-      let hi = idx.calls.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (idx.calls[mid]!.start < from) lo = mid + 1;
-        else hi = mid;
+    // No closure per event: this runs once per judged event.
+    const best: Best = { index: -1, by: "agent", gap: Number.POSITIVE_INFINITY };
+    this.consider(store.byAgent(agent), agent, w, e, best);
+    if (w?.namespace) this.consider(store.byNamespace(w.namespace), agent, w, e, best);
+    return best.index < 0 ? undefined : { index: best.index, by: best.by };
+  }
+
+  /** The calls of `idx` around the event's time, keeping the best join in `best`. */
+  private consider(
+    idx: CallIndex | undefined,
+    agent: string,
+    w: GraphNode | undefined,
+    e: ObservedEvent,
+    best: Best,
+  ): void {
+    if (!idx) return;
+    const store = this.store;
+    const calls = idx.calls;
+    const from = e.at - this.slack - idx.maxSpan;
+    let lo = 0;
+    let hi = calls.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (store.start(calls[mid]!) < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < calls.length; k++) {
+      const c = calls[k]!;
+      const start = store.start(c);
+      if (start - this.slack > e.at) break;
+      const end = store.end(c);
+      if (e.at > end + this.slack) continue;
+      const by: JoinKind | undefined = w
+        ? this.level(c, agent, w, e)
+        : store.signature(c).agent === agent
+          ? "agent"
+          : undefined;
+      if (!by) continue;
+      const gap = e.at < start ? start - e.at : e.at > end ? e.at - end : 0;
+      if (best.index < 0 || RANK[by] > RANK[best.by] || (RANK[by] === RANK[best.by] && gap < best.gap)) {
+        best.index = c;
+        best.by = by;
+        best.gap = gap;
       }
-      for (let i = lo; i < idx.calls.length; i++) {
-        const c: ToolCall = idx.calls[i]!;
-        if (c.start - this.slack > e.at) break;
-        if (e.at > c.end + this.slack) continue;
-        const by: JoinKind | undefined = w
-          ? this.level(c, agent, w, e)
-          : c.agent === agent
-            ? "agent"
-            : undefined;
-        if (!by) continue;
-        const gap = e.at < c.start ? c.start - e.at : e.at > c.end ? e.at - c.end : 0;
-        if (!best || RANK[by] > RANK[best.by] || (RANK[by] === RANK[best.by] && gap < bestGap)) {
-          best = { call: c, by, how: describe(by, c) };
-          bestGap = gap;
-        }
-      }
-    };
-    consider(this.byAgent.get(agent));
-    if (w?.namespace) consider(this.byNamespace.get(w.namespace));
-    return best;
+    }
   }
 
   /** How the call can be joined to an event of workload `w`, or undefined: it cannot. */
-  private level(c: ToolCall, agent: string, w: GraphNode, e: ObservedEvent): JoinKind | undefined {
-    const r = c.runsIn;
-    if (!r) return c.agent === agent ? "agent" : undefined;
+  private level(i: number, agent: string, w: GraphNode, e: ObservedEvent): JoinKind | undefined {
+    const s = this.store.signature(i);
+    const r = s.runsIn;
+    if (!r) return s.agent === agent ? "agent" : undefined;
     const ns = r.namespace ?? w.namespace;
+    if (ns && s.cacheNs !== ns) {
+      // Computed once per signature (and namespace), not per event.
+      s.cacheNs = ns;
+      s.podId = r.pod ? `k8s:Pod:${ns}/${r.pod}` : undefined;
+      s.workloadId = undefined;
+      if (r.workload) {
+        let id = `k8s:${r.workload.kind}:${ns}/${r.workload.name}`;
+        if (r.workload.kind === "Job" && !this.g.nodes.has(id)) {
+          const cron = /^(.+)-\d{6,}$/.exec(r.workload.name)?.[1];
+          if (cron) id = `k8s:CronJob:${ns}/${cron}`;
+        }
+        s.workloadId = id;
+      }
+    }
     if (r.pod && ns) {
-      const pod = `k8s:Pod:${ns}/${r.pod}`;
+      const pod = s.podId!;
       if (e.pod) return e.pod === pod ? "pod" : undefined;
       const owner = this.pods(pod)?.workload;
       if (owner) return owner === w.id ? "workload" : undefined;
     }
-    if (r.workload && ns) {
-      let id = `k8s:${r.workload.kind}:${ns}/${r.workload.name}`;
-      if (r.workload.kind === "Job" && !this.g.nodes.has(id)) {
-        const cron = /^(.+)-\d{6,}$/.exec(r.workload.name)?.[1];
-        if (cron) id = `k8s:CronJob:${ns}/${cron}`;
-      }
-      return id === w.id ? "workload" : undefined;
-    }
+    if (r.workload && ns) return s.workloadId === w.id ? "workload" : undefined;
     // Only a namespace: the agent's own calls, in the workload's namespace.
-    if (r.namespace) return r.namespace === w.namespace && c.agent === agent ? "namespace" : undefined;
-    return c.agent === agent ? "agent" : undefined;
+    if (r.namespace) return r.namespace === w.namespace && s.agent === agent ? "namespace" : undefined;
+    return s.agent === agent ? "agent" : undefined;
   }
 }
 
-function describe(by: JoinKind, c: ToolCall): string {
+function describe(by: JoinKind, c: CallSignature): string {
   const r = c.runsIn;
   switch (by) {
     case "pod":

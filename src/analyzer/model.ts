@@ -282,6 +282,12 @@ export interface ImportOptions {
    * is then never held in memory (the engine aggregates as it goes).
    */
   readonly onEvent?: ((event: ObservedEvent) => void) | undefined;
+  /**
+   * When given, tool calls go here as they are read instead of into the fragment: a large trace
+   * export is then never held as objects (the engine keeps them compactly, src/analyzer/calls.ts).
+   * Calls of one line must come in the order `reload` gives them again.
+   */
+  readonly onToolCall?: ((call: ToolCall) => void) | undefined;
 }
 
 /**
@@ -298,6 +304,12 @@ export interface Importer {
   readonly phase?: "structure" | "activity" | undefined;
   detect(file: InputFile): boolean;
   import(file: InputFile, opts?: ImportOptions): Promise<ImportResult>;
+  /**
+   * The tool calls of some lines of a file read before, whole and in the order `import` gave them:
+   * the calls cited as evidence are read again rather than held (an importer that streams tool
+   * calls through `onToolCall` must have it).
+   */
+  reload?(file: InputFile, lines: ReadonlySet<number>): Promise<ReadonlyMap<number, readonly ToolCall[]>>;
 }
 
 /**
@@ -451,6 +463,40 @@ export interface BlastRadius {
   }[];
 }
 
+/**
+ * An identity that acted (allowed requests in an audit log) but whose grants writ cannot see: a
+ * Kubernetes ServiceAccount that no exported manifest shows — no ServiceAccount object, no binding
+ * naming it, no workload running as it. Categories 1 and 3 need its grants and are `unknown`; its
+ * use is still judged against declared work (category 2) when writ.yaml's `serviceAccounts` tie
+ * an agent to it. Code `IDENTITY_GRANTS_UNKNOWN` (docs/analyzer.md).
+ */
+export interface UnjudgedIdentity {
+  readonly kind: "unjudged-identity";
+  readonly code: "IDENTITY_GRANTS_UNKNOWN";
+  /** Stable across scans: a hash of the identity. */
+  readonly id: string;
+  /** `k8s:ServiceAccount:ns/name` */
+  readonly identity: string;
+  /** The agent writ.yaml ties to it, and by which entry. */
+  readonly agent?: { readonly id: string; readonly why: string } | undefined;
+  /** Whether its grants exceed its use (categories 1 and 3): unknown, and why. */
+  readonly answer: "unknown";
+  readonly why: string;
+  /** What was judged anyway: `category 2 against agent X's declared work: N finding(s)`, or why not. */
+  readonly judged: string;
+  /** Its observed use, per action: counts, first and last seen, a few resources and events. */
+  readonly use: readonly {
+    readonly action: string;
+    readonly count: number;
+    readonly first: number;
+    readonly last: number;
+    readonly resources: readonly string[];
+    readonly events: readonly EvidenceStep[];
+  }[];
+  /** Denied or failed requests (not use, but worth a look: probing). */
+  readonly denied: number;
+}
+
 /** What was looked at: the window, how many events, which workloads had any activity data. */
 export interface Coverage {
   readonly window?: ObservationWindow | undefined;
@@ -468,6 +514,8 @@ export interface AnalysisResult {
   readonly blastRadius: readonly BlastRadius[];
   readonly problems: readonly InputProblem[];
   readonly coverage: Coverage;
+  /** Identities that acted but whose grants the input does not show (judged as far as it can). */
+  readonly unjudged?: readonly UnjudgedIdentity[] | undefined;
   /** Every workload the scan looked at (a stored finding of one of these not found again is fixed). */
   readonly workloadIds: readonly string[];
   /**

@@ -11,7 +11,7 @@ import { readdir, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Engine, type EngineOptions } from "./engine.js";
 import { openInput, problem } from "./input.js";
-import type { AnalysisResult, Importer, InputFile, ProviderPlugin } from "./model.js";
+import type { AnalysisResult, Importer, InputFile, ProviderPlugin, ToolCall } from "./model.js";
 
 export interface ScanProgress {
   readonly file: string;
@@ -106,7 +106,13 @@ export async function scanPaths(paths: readonly string[], opts: ScanOptions): Pr
   const structure = plan.filter((p) => (p.importer.phase ?? "structure") === "structure");
   const activity = plan.filter((p) => p.importer.phase === "activity");
   for (const { file, importer } of structure) {
-    const r = await importer.import(file, { window: opts.window });
+    // Tool calls stream into the engine's compact store when the importer can read them again.
+    const reload = importer.reload;
+    if (reload) engine.callSource(file, (f, lines) => reload.call(importer, f, lines));
+    const r = await importer.import(file, {
+      window: opts.window,
+      ...(reload ? { onToolCall: (c: ToolCall) => engine.toolCall(c) } : {}),
+    });
     engine.add(r.fragment);
     engine.addProblems(r.problems);
   }
@@ -120,6 +126,7 @@ export async function scanPaths(paths: readonly string[], opts: ScanOptions): Pr
     engine.add(r.fragment);
     engine.addProblems(r.problems);
   }
+  await engine.finish();
   const result = engine.result();
   return root === undefined ? result : { ...result, root };
 }

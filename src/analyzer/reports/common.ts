@@ -1,5 +1,5 @@
 /** What every report shares: category names, ordering, the summary counts. */
-import type { AnalysisResult, Category, Finding, Severity } from "../model.js";
+import type { AnalysisResult, Category, EscalationEdge, Finding, Severity } from "../model.js";
 import { CATEGORIES, SEVERITIES } from "../model.js";
 
 export const CATEGORY_TITLE: Readonly<Record<Category, string>> = {
@@ -43,4 +43,67 @@ export function windowText(r: AnalysisResult): string {
 export function coverageText(r: AnalysisResult): string {
   const c = r.coverage;
   return `${c.files} file(s), ${c.events} event(s) (${c.eventsDenied} denied or failed, not counted as use), ${c.toolCalls} tool call(s); activity for ${c.workloadsWithActivity} of ${c.workloads} workload(s)`;
+}
+
+/** A blast-radius answer as the reports show it: reachable, or unknown with why. */
+export interface BlastRow {
+  readonly workload: string;
+  readonly question: string;
+  readonly answer: "reachable" | "unknown";
+  /** For `unknown`: the fact the input does not show that the path rests on. */
+  readonly why?: string | undefined;
+  readonly path: readonly EscalationEdge[];
+}
+
+/** The answer of one blast-radius question: `reachable`, `unknown` (with why) or `not reachable`. */
+export function blastAnswer(a: AnalysisResult["blastRadius"][number]["answers"][number]): {
+  answer: "reachable" | "unknown" | "not reachable";
+  why?: string;
+} {
+  if (a.reachable) return { answer: "reachable" };
+  if (a.path.length === 0) return { answer: "not reachable" };
+  return {
+    answer: "unknown",
+    why: a.unknown ?? "a step of the path rests on a fact the input does not show",
+  };
+}
+
+/** Every reachable or unknown blast-radius answer, reachable ones first. */
+export function blastRows(r: AnalysisResult): { reachable: BlastRow[]; unknown: BlastRow[] } {
+  const reachable: BlastRow[] = [];
+  const unknown: BlastRow[] = [];
+  for (const b of r.blastRadius)
+    for (const a of b.answers) {
+      const x = blastAnswer(a);
+      if (x.answer === "not reachable") continue;
+      const row = { workload: b.workload, question: a.question, answer: x.answer, why: x.why, path: a.path };
+      (x.answer === "reachable" ? reachable : unknown).push(row);
+    }
+  return { reachable, unknown };
+}
+
+export const stripProvider = (id: string): string => id.replace(/^[a-z0-9]+:/, "");
+
+/** `a -TYPE-> b -TYPE-> c` */
+export function pathText(path: readonly EscalationEdge[]): string {
+  if (path.length === 0) return "";
+  return `${path.map((e) => `${stripProvider(e.from)} -${e.type}->`).join(" ")} ${stripProvider(path[path.length - 1]!.to)}`;
+}
+
+/** `IDENTITY_GRANTS_UNKNOWN k8s:ServiceAccount:ns/x — 3 action(s), 120 use(s); agent a: category 2 …` */
+export function unjudgedLines(r: AnalysisResult): { head: string; detail: string[] }[] {
+  return (r.unjudged ?? []).map((u) => {
+    const uses = u.use.reduce((n, x) => n + x.count, 0);
+    return {
+      head: `${u.code} ${u.identity}: ${u.use.length} action(s), ${uses} use(s)${u.denied ? `, ${u.denied} denied` : ""}; grants unknown`,
+      detail: [
+        `why: ${u.why}`,
+        `judged: ${u.judged}`,
+        `used: ${u.use
+          .slice(0, 6)
+          .map((x) => `${x.action} ×${x.count} (${x.resources.slice(0, 3).join(", ")})`)
+          .join("; ")}${u.use.length > 6 ? "; …" : ""}`,
+      ],
+    };
+  });
 }

@@ -4,7 +4,17 @@
  */
 import { formatInputProblem, formatSource } from "../input.js";
 import type { AnalysisResult, EvidenceStep, Finding } from "../model.js";
-import { byCategory, CATEGORY_HELP, CATEGORY_TITLE, counts, coverageText, windowText } from "./common.js";
+import {
+  blastRows,
+  byCategory,
+  CATEGORY_HELP,
+  CATEGORY_TITLE,
+  counts,
+  coverageText,
+  pathText,
+  unjudgedLines,
+  windowText,
+} from "./common.js";
 
 const esc = (s: string) =>
   s
@@ -98,6 +108,24 @@ export function htmlReport(r: AnalysisResult): string {
         )
         .join("")}</section>`
     : "";
+  const { unknown } = blastRows(r);
+  const blastUnknown = unknown.length
+    ? `<section id="blast-radius-unknown"><h2>Blast radius: unknown</h2><p class="help">questions the input cannot settle, and the fact that is missing</p><ul>${unknown
+        .map(
+          (u) =>
+            `<li><code>${esc(u.workload)}</code> ${esc(u.question)}: unknown — ${esc(u.why ?? "")}<br><small>if it holds: ${esc(pathText(u.path))}</small></li>`,
+        )
+        .join("")}</ul></section>`
+    : "";
+  const unjudged = unjudgedLines(r);
+  const unjudgedHtml = unjudged.length
+    ? `<section id="unjudged"><h2>Identities writ cannot see the grants of</h2><ul>${unjudged
+        .map(
+          (u) =>
+            `<li><b>${esc(u.head)}</b><ul>${u.detail.map((d) => `<li>${esc(d)}</li>`).join("")}</ul></li>`,
+        )
+        .join("")}</ul></section>`
+    : "";
   const problems = r.problems.length
     ? `<section id="problems"><h2>Input problems</h2><ul>${r.problems.map((p) => `<li><code>${esc(formatInputProblem(p))}</code></li>`).join("")}</ul></section>`
     : "";
@@ -117,6 +145,8 @@ pre{background:#f8f9fa;padding:.6em;overflow:auto;font-size:12px} .file{font-fam
 <p>window: ${esc(windowText(r))}</p><p>coverage: ${esc(coverageText(r))}</p></div>
 ${sections}
 ${blast}
+${blastUnknown}
+${unjudgedHtml}
 ${problems}
 </body></html>
 `;

@@ -1,7 +1,12 @@
 /** The JSON report: every finding, escalation, blast-radius answer and problem, with the coverage. */
 import type { AnalysisResult } from "../model.js";
-import { counts } from "./common.js";
+import { blastAnswer, counts } from "./common.js";
 
+/** Each blast-radius answer says `answer: reachable | unknown | not reachable`, and why when unknown. */
 export function jsonReport(r: AnalysisResult): string {
-  return JSON.stringify({ version: 1, summary: counts(r), ...r }, null, 2);
+  const blastRadius = r.blastRadius.map((b) => ({
+    ...b,
+    answers: b.answers.map((a) => ({ ...a, ...blastAnswer(a) })),
+  }));
+  return JSON.stringify({ version: 1, summary: counts(r), ...r, blastRadius }, null, 2);
 }

@@ -1,7 +1,16 @@
 /** The Markdown report: summary, then each category with its findings, evidence chains and fixes. */
 import { formatInputProblem, formatSource } from "../input.js";
 import type { AnalysisResult } from "../model.js";
-import { byCategory, CATEGORY_HELP, CATEGORY_TITLE, counts, coverageText, windowText } from "./common.js";
+import {
+  blastRows,
+  byCategory,
+  CATEGORY_HELP,
+  CATEGORY_TITLE,
+  counts,
+  coverageText,
+  unjudgedLines,
+  windowText,
+} from "./common.js";
 
 const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -27,14 +36,26 @@ export function markdownReport(r: AnalysisResult): string {
       out.push(`If misclassified: ${f.misclassification}`, "");
     }
   }
-  const risky = r.blastRadius.filter((b) => b.answers.some((a) => a.reachable));
-  if (risky.length > 0) {
-    out.push("## Blast radius", "", "| workload | question | path |", "|---|---|---|");
-    for (const b of risky)
-      for (const a of b.answers.filter((x) => x.reachable))
-        out.push(
-          `| ${cell(b.workload)} | ${a.question} | ${cell(a.path.map((e) => `${e.from} —${e.type}→ ${e.to}`).join(" ; "))} |`,
-        );
+  const { reachable, unknown } = blastRows(r);
+  if (reachable.length + unknown.length > 0) {
+    out.push(
+      "## Blast radius",
+      "",
+      "_If the workload's credential leaked: what it reaches, and what the input cannot settle (unknown, with the missing fact)._",
+      "",
+      "| workload | question | answer | why | path |",
+      "|---|---|---|---|---|",
+    );
+    for (const a of [...reachable, ...unknown])
+      out.push(
+        `| ${cell(a.workload)} | ${a.question} | ${a.answer} | ${cell(a.why ?? "")} | ${cell(a.path.map((e) => `${e.from} —${e.type}→ ${e.to}`).join(" ; "))} |`,
+      );
+    out.push("");
+  }
+  const unjudged = unjudgedLines(r);
+  if (unjudged.length > 0) {
+    out.push("## Identities writ cannot see the grants of", "");
+    for (const u of unjudged) out.push(`- **${cell(u.head)}**`, ...u.detail.map((d) => `  - ${cell(d)}`));
     out.push("");
   }
   if (r.problems.length > 0) {

@@ -10,7 +10,13 @@
  */
 import type { AnalysisResult, Category, Finding, Severity } from "../model.js";
 import { CATEGORIES } from "../model.js";
-import { CATEGORY_HELP, CATEGORY_TITLE } from "./common.js";
+import { blastRows, CATEGORY_HELP, CATEGORY_TITLE } from "./common.js";
+
+const QUESTION: Readonly<Record<string, string>> = {
+  "create-identities": "create identities",
+  "read-unrelated-secrets": "read unrelated secrets",
+  "mutate-outside-namespace": "mutate workloads outside its namespace",
+};
 
 const LEVEL: Readonly<Record<Severity, "error" | "warning" | "note">> = {
   critical: "error",
@@ -109,6 +115,35 @@ export function sarifReport(r: AnalysisResult, version = "0.1.0"): string {
               }
             : {}),
           results,
+          // Blast-radius questions the input cannot settle: not results (no file to point at), but
+          // notes of the run that say what is unknown and why.
+          invocations: [
+            {
+              executionSuccessful: true,
+              toolExecutionNotifications: [
+                ...(r.unjudged ?? []).map((u) => ({
+                  descriptor: { id: "identity-grants-unknown" },
+                  level: "warning",
+                  message: { text: `${u.identity} acted but its grants are unknown: ${u.why}; ${u.judged}` },
+                  properties: { identity: u.identity, code: u.code, id: u.id, answer: u.answer },
+                })),
+                ...blastRows(r).unknown.map((u) => ({
+                  descriptor: { id: "blast-radius-unknown" },
+                  level: "note",
+                  message: {
+                    text: `blast radius of ${u.workload}: whether a leaked credential can ${QUESTION[u.question] ?? u.question} is unknown: ${u.why}`,
+                  },
+                  properties: {
+                    workload: u.workload,
+                    question: u.question,
+                    answer: "unknown",
+                    why: u.why,
+                    path: u.path.map((e) => `${e.from} -${e.type}-> ${e.to}`),
+                  },
+                })),
+              ],
+            },
+          ],
         },
       ],
     },

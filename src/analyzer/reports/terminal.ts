@@ -1,7 +1,17 @@
 /** The terminal summary: counts by category and severity, the window and coverage, the top findings. */
 import { formatInputProblem, formatSource } from "../input.js";
 import type { AnalysisResult } from "../model.js";
-import { byCategory, CATEGORY_TITLE, counts, coverageText, windowText } from "./common.js";
+import {
+  blastRows,
+  byCategory,
+  CATEGORY_TITLE,
+  counts,
+  coverageText,
+  pathText,
+  stripProvider,
+  unjudgedLines,
+  windowText,
+} from "./common.js";
 
 export function terminalReport(r: AnalysisResult, opts: { limit?: number; problems?: boolean } = {}): string {
   const limit = opts.limit ?? 10;
@@ -30,12 +40,32 @@ export function terminalReport(r: AnalysisResult, opts: { limit?: number; proble
     lines.push(`Blast radius: ${risky.length} workload(s) whose leaked credential reaches beyond them`);
     for (const b of risky.slice(0, limit)) {
       const yes = b.answers.filter((a) => a.reachable);
-      lines.push(`  ${b.workload.replace(/^[a-z0-9]+:/, "")}: ${yes.map((a) => a.question).join(", ")}`);
+      lines.push(`  ${stripProvider(b.workload)}: ${yes.map((a) => a.question).join(", ")}`);
       const a = yes[0]!;
-      lines.push(
-        `      ${a.question}: ${a.path.map((e) => `${e.from.replace(/^[a-z0-9]+:/, "")} -${e.type}->`).join(" ")} ${a.path[a.path.length - 1]?.to.replace(/^[a-z0-9]+:/, "")}`,
-      );
+      lines.push(`      ${a.question}: ${pathText(a.path)}`);
     }
+  }
+  // Questions the input cannot settle: shown as unknown, with the fact that is missing.
+  const { unknown } = blastRows(r);
+  if (unknown.length > 0) {
+    lines.push("");
+    lines.push(`Blast radius unknown: ${unknown.length} answer(s) the input cannot settle`);
+    for (const u of unknown.slice(0, limit)) {
+      lines.push(`  ${stripProvider(u.workload)}: ${u.question} — unknown: ${u.why}`);
+      lines.push(`      if it holds: ${pathText(u.path)}`);
+    }
+    if (unknown.length > limit)
+      lines.push(`  … ${unknown.length - limit} more (--format json|markdown for all)`);
+  }
+  const unjudged = unjudgedLines(r);
+  if (unjudged.length > 0) {
+    lines.push("");
+    lines.push(`Identities writ cannot see the grants of: ${unjudged.length}`);
+    for (const u of unjudged.slice(0, limit)) {
+      lines.push(`  ${u.head}`);
+      for (const d of u.detail) lines.push(`      ${d}`);
+    }
+    if (unjudged.length > limit) lines.push(`  … ${unjudged.length - limit} more (--format json for all)`);
   }
   if (opts.problems !== false && r.problems.length > 0) {
     lines.push("");

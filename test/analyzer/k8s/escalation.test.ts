@@ -8,7 +8,16 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type AnalysisResult, type GraphView, k8sPlugin } from "../../../src/analyzer/index.js";
+import {
+  type AnalysisResult,
+  type GraphView,
+  htmlReport,
+  jsonReport,
+  k8sPlugin,
+  markdownReport,
+  sarifReport,
+  terminalReport,
+} from "../../../src/analyzer/index.js";
 import { analyze } from "../corpora.js";
 
 const dirs: string[] = [];
@@ -155,6 +164,41 @@ describe("workload-creation edges", () => {
     const u = blast(unknown, "mutate-outside-namespace")!;
     expect(u.reachable).toBe(false);
     expect(u.unknown).toMatch(/namespace agents is not in the input/);
+  });
+
+  it("shows the unknown answer, with why, in every report", async () => {
+    const rules = '  - {apiGroups: [""], resources: [pods], verbs: [create]}';
+    const { result } = await run({ "workloads.yaml": WORKLOADS, "rbac.yaml": role(rules) });
+    const why = /namespace agents is not in the input/;
+    const text = terminalReport(result);
+    expect(text).toMatch(/Blast radius unknown: \d+ answer\(s\) the input cannot settle/);
+    expect(text).toMatch(
+      /Deployment:agents\/release-bot: mutate-outside-namespace — unknown: namespace agents is not in the input/,
+    );
+    const md = markdownReport(result);
+    expect(md).toMatch(
+      /\| k8s:Deployment:agents\/release-bot \| mutate-outside-namespace \| unknown \| namespace agents is not in the input/,
+    );
+    const json = JSON.parse(jsonReport(result)) as {
+      blastRadius: { workload: string; answers: { question: string; answer: string; why?: string }[] }[];
+    };
+    const a = json.blastRadius
+      .find((b) => b.workload === "k8s:Deployment:agents/release-bot")!
+      .answers.find((x) => x.question === "mutate-outside-namespace")!;
+    expect(a.answer).toBe("unknown");
+    expect(a.why).toMatch(why);
+    const sarif = JSON.parse(sarifReport(result, "0.0.0")) as {
+      runs: {
+        invocations: {
+          toolExecutionNotifications: { descriptor: { id: string }; message: { text: string } }[];
+        }[];
+      }[];
+    };
+    const notes = sarif.runs[0]!.invocations[0]!.toolExecutionNotifications;
+    expect(notes.some((n) => n.descriptor.id === "blast-radius-unknown" && why.test(n.message.text))).toBe(
+      true,
+    );
+    expect(htmlReport(result)).toMatch(/Blast radius: unknown/);
   });
 });
 

@@ -12,7 +12,15 @@
  */
 import { problem } from "../../input.js";
 import { defaultUntrusted } from "../../join.js";
-import type { Importer, ImportResult, InputFile, InputProblem, K8sResource, ToolCall } from "../../model.js";
+import type {
+  Importer,
+  ImportOptions,
+  ImportResult,
+  InputFile,
+  InputProblem,
+  K8sResource,
+  ToolCall,
+} from "../../model.js";
 import { EMPTY_FRAGMENT } from "../../model.js";
 
 type Obj = Record<string, unknown>;
@@ -38,7 +46,8 @@ function attrs(list: unknown): Obj {
 }
 
 const nanosToMs = (v: unknown): number => {
-  if (typeof v === "string" && /^\d+$/.test(v)) return Number(BigInt(v) / 1_000_000n);
+  // Whole milliseconds are the digits before the last six (no BigInt: this runs once per span).
+  if (typeof v === "string" && /^\d+$/.test(v)) return v.length <= 6 ? 0 : Number(v.slice(0, -6));
   if (typeof v === "number") return Math.floor(v / 1e6);
   return Number.NaN;
 };
@@ -53,11 +62,16 @@ const WORKLOAD_ATTRS: readonly [string, string][] = [
 ];
 
 function runsIn(res: Obj, span: Obj): K8sResource | undefined {
-  const get = (k: string) => str(span[k]) ?? str(res[k]);
-  const namespace = get("k8s.namespace.name");
-  const pod = get("k8s.pod.name");
-  const w = WORKLOAD_ATTRS.find(([k]) => get(k) !== undefined);
-  const workload = w ? { kind: w[1], name: get(w[0])! } : undefined;
+  const namespace = str(span["k8s.namespace.name"]) ?? str(res["k8s.namespace.name"]);
+  const pod = str(span["k8s.pod.name"]) ?? str(res["k8s.pod.name"]);
+  let workload: K8sResource["workload"];
+  for (const [k, kind] of WORKLOAD_ATTRS) {
+    const name = str(span[k]) ?? str(res[k]);
+    if (name !== undefined) {
+      workload = { kind, name };
+      break;
+    }
+  }
   return namespace || pod || workload ? { namespace, pod, workload } : undefined;
 }
 
@@ -72,6 +86,8 @@ function scalars(a: Obj): Record<string, string | number | boolean> {
   return out;
 }
 
+const REQUEST_ID_ATTRS = ["writ.request_ids", "aws.request_id", "k8s.audit_id", "writ.request_id"];
+
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 
 export function toolCallsOf(
@@ -85,14 +101,18 @@ export function toolCallsOf(
     problems.push(problem("ERR_OTLP_SHAPE", { file, line }, "not OTLP JSON: no `resourceSpans`; skipped"));
     return out;
   }
-  for (const rs of doc.resourceSpans.filter(isObject)) {
-    const res = attrs(isObject(rs.resource) ? rs.resource.attributes : undefined);
-    for (const ss of (Array.isArray(rs.scopeSpans) ? rs.scopeSpans : []).filter(isObject)) {
-      for (const span of (Array.isArray(ss.spans) ? ss.spans : []).filter(isObject)) {
+  for (const rs of doc.resourceSpans) {
+    if (!isObject(rs) || !Array.isArray(rs.scopeSpans)) continue;
+    let res: Obj | undefined;
+    for (const ss of rs.scopeSpans) {
+      if (!isObject(ss) || !Array.isArray(ss.spans)) continue;
+      for (const span of ss.spans) {
+        if (!isObject(span)) continue;
         const a = attrs(span.attributes);
         const tool = str(a["gen_ai.tool.name"]);
         const op = str(a["gen_ai.operation.name"]);
         if (!tool || (op !== undefined && op !== "execute_tool")) continue;
+        res ??= attrs(isObject(rs.resource) ? rs.resource.attributes : undefined);
         const agent =
           str(a["gen_ai.agent.name"]) ??
           str(a["gen_ai.agent.id"]) ??
@@ -117,9 +137,13 @@ export function toolCallsOf(
             args = JSON.parse(args);
           } catch {}
         }
-        const ids = [a["writ.request_ids"], a["aws.request_id"], a["k8s.audit_id"], a["writ.request_id"]]
-          .flatMap((v) => (Array.isArray(v) ? v : [v]))
-          .filter((v): v is string => typeof v === "string" && v !== "");
+        const ids: string[] = [];
+        for (const k of REQUEST_ID_ATTRS) {
+          const v = a[k];
+          if (typeof v === "string") {
+            if (v !== "") ids.push(v);
+          } else if (Array.isArray(v)) for (const x of v) if (typeof x === "string" && x !== "") ids.push(x);
+        }
         const server = str(a["mcp.server.name"]) ?? str(a["writ.mcp_server"]);
         const name = server && !tool.includes(":") ? `${server}:${tool}` : tool;
         const attributes = scalars(a);
@@ -151,11 +175,12 @@ export const otlpTraceImporter: Importer = {
   detect(file: InputFile): boolean {
     return /\.(json|jsonl)$/i.test(file.path) && /"resourceSpans"\s*:/.test(file.head);
   },
-  async import(file: InputFile): Promise<ImportResult> {
+  async import(file: InputFile, opts?: ImportOptions): Promise<ImportResult> {
     const problems: InputProblem[] = [];
     const toolCalls: ToolCall[] = [];
+    const sink = opts?.onToolCall ?? ((c: ToolCall) => toolCalls.push(c));
     const add = (doc: unknown, line: number) => {
-      for (const c of toolCallsOf(doc, file.path, line, problems)) toolCalls.push(c);
+      for (const c of toolCallsOf(doc, file.path, line, problems)) sink(c);
     };
     const badLine = (line: number) =>
       problems.push(
@@ -215,5 +240,34 @@ export const otlpTraceImporter: Importer = {
       }
     }
     return { fragment: { ...EMPTY_FRAGMENT, toolCalls }, problems };
+  },
+  /** The calls of the given lines, parsed again (JSON lines; a whole document is line 1). */
+  async reload(file: InputFile, lines: ReadonlySet<number>): Promise<Map<number, ToolCall[]>> {
+    const out = new Map<number, ToolCall[]>();
+    const ignored: InputProblem[] = [];
+    const last = Math.max(...lines);
+    let n = 0;
+    let whole = false;
+    for await (const l of file.lines()) {
+      n++;
+      if (!lines.has(n)) {
+        if (n >= last) break;
+        continue;
+      }
+      try {
+        out.set(n, toolCallsOf(JSON.parse(l), file.path, n, ignored));
+      } catch {
+        whole = n === 1 || whole;
+      }
+      if (n >= last) break;
+    }
+    if (whole || (lines.has(1) && !out.has(1))) {
+      try {
+        out.set(1, toolCallsOf(JSON.parse(await file.text()), file.path, 1, ignored));
+      } catch {
+        // Not one document either: the lines read above are all there is.
+      }
+    }
+    return out;
   },
 };
