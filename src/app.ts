@@ -647,6 +647,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     { downstreamRoutes },
     { createLogger, requestContext },
     { createMetrics, metricsRoutes },
+    { consoleRoutes },
   ] = await Promise.all([
     import("./audit/index.js"),
     import("./http/app.js"),
@@ -657,6 +658,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     import("./downstream/routes.js"),
     import("./http/log.js"),
     import("./metrics/index.js"),
+    import("./console/index.js"),
   ]);
   const digest = digestOf({ canonicalJson, toJsonValue });
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
@@ -810,8 +812,36 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
               gatewayPart,
             ),
           );
+    // the console's revocation: what the RFC 7009 endpoint does, for an operator
+    const revokeWrit = async (id: string, by: string) => {
+      const r = await store.writs.revoke(id, `revoked by ${by}`);
+      if (!r.alreadyRevoked) {
+        await audit.append("broker.writ_revoked", {
+          environment: r.writ.environment,
+          agent: r.writ.agent,
+          writ: id,
+          by,
+        });
+        if (downstream.configured) await downstreamPart.revokeWrit(downstream.deps, id);
+        await store.writChanges.sync();
+      }
+      return r;
+    };
     const app = httpApp({
       authzen,
+      console: consoleRoutes({
+        config: approvalConfig,
+        store,
+        audit,
+        approvals,
+        operator,
+        replay,
+        adminToken,
+        baseUrl: currentBaseUrl,
+        revokeWrit,
+        digest,
+        locate: opts.policy.locate,
+      }),
       gateway:
         gateway &&
         gatewayPart

@@ -19,6 +19,7 @@ import {
 import { CLI_ERROR_CODES, type CliErrorCode } from "./cli/codes.js";
 import { CLIENT_ERROR_CODES, type ClientErrorCode } from "./client/index.js";
 import { CONFIG_ERROR_CODES, type ConfigErrorCode } from "./config/index.js";
+import { CONSOLE_ERROR_CODES, type ConsoleErrorCode } from "./console/codes.js";
 import { CORE_ERROR_CODES, type CoreErrorCode } from "./core/index.js";
 import { DOWNSTREAM_ERROR_CODES, type DownstreamErrorCode } from "./downstream/index.js";
 import { GATEWAY_ERROR_CODES, type GatewayErrorCode } from "./gateway/index.js";
@@ -43,6 +44,7 @@ export type WritErrorCode =
   | GatewayErrorCode
   | AnalyzerErrorCode
   | AppErrorCode
+  | ConsoleErrorCode
   | CliErrorCode;
 
 /** Every code, by the part that raises it. */
@@ -62,6 +64,7 @@ export const WRIT_ERROR_CODES: Readonly<Record<string, readonly WritErrorCode[]>
   gateway: GATEWAY_ERROR_CODES,
   analyzer: ANALYZER_ERROR_CODES,
   app: APP_ERROR_CODES,
+  console: CONSOLE_ERROR_CODES,
   cli: CLI_ERROR_CODES,
 };
 

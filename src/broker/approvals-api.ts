@@ -80,7 +80,7 @@ function problem(
 }
 
 /** Approvers as the assertion checker sees principals: an id and its registered public keys. */
-function approverPrincipals(config: WritConfig): Pick<WritConfig, "agents"> {
+export function approverPrincipals(config: WritConfig): Pick<WritConfig, "agents"> {
   const agents = new Map<string, Agent>();
   for (const a of config.approvers?.values() ?? []) {
     agents.set(a.id, {

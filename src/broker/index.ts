@@ -3,11 +3,13 @@
 
 export { adminApi, ERR_ADMIN_REFUSED, ERR_ADMIN_UNREACHABLE, remoteOperator } from "./admin-api.js";
 export {
+  type ApprovalRequest,
   type ApprovalService,
   approvalBinding,
   approvalService,
+  evaluateRequest,
 } from "./approvals.js";
-export { type ApprovalsApiOptions, approvalsApi } from "./approvals-api.js";
+export { type ApprovalsApiOptions, approvalsApi, approverPrincipals } from "./approvals-api.js";
 export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
 export {
   type BoundToken,
@@ -16,6 +18,7 @@ export {
   verifyBoundToken,
 } from "./bound-token.js";
 export {
+  authenticateClient,
   CLIENT_AUTH_ERRORS,
   type ClientAuthErrorCode,
   JWT_BEARER_ASSERTION_TYPE,
@@ -36,6 +39,8 @@ export {
   type SigningKey,
 } from "./keys.js";
 export {
+  describeScope,
+  type KillScope,
   type KillSwitch,
   killSwitch,
 } from "./kill.js";

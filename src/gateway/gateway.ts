@@ -591,6 +591,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           server,
           tool: toolName,
           argumentsDigest: record.argumentsDigest as string,
+          arguments: argv,
           resources,
           requester: id.sponsor ?? id.agent,
           ttlSeconds: decl.approvalTtlSeconds,

@@ -59,6 +59,11 @@ export interface HeldCall {
   readonly server: string;
   readonly tool: string;
   readonly argumentsDigest: string;
+  /**
+   * The exact arguments, kept beside the hold so approvers see what they approve (the console
+   * shows them after checking they hash to `argumentsDigest`); removed with the hold.
+   */
+  readonly arguments?: unknown;
   readonly resources: readonly string[];
   /** Who asked: the sponsor when the token has one, else the agent. */
   readonly requester: string;
@@ -131,11 +136,16 @@ export async function admitHeld(
     { ...subject, requester: call.requester, expiresAt: new Date(now.getTime() + call.ttlSeconds * 1000) },
     { now },
   );
+  const heldArguments = call.arguments === undefined ? null : JSON.stringify(call.arguments);
   await guard("record held call", () =>
     db
       .insertInto("gateway_holds")
-      .values({ binding, request_id: request.id, created_at: now })
-      .onConflict((oc) => oc.column("binding").doUpdateSet({ request_id: request.id, created_at: now }))
+      .values({ binding, request_id: request.id, created_at: now, arguments: heldArguments })
+      .onConflict((oc) =>
+        oc
+          .column("binding")
+          .doUpdateSet({ request_id: request.id, created_at: now, arguments: heldArguments }),
+      )
       .execute(),
   );
   throw new GatewayError(

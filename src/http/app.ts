@@ -41,6 +41,8 @@ export interface HttpParts {
   readonly broker: Hono;
   /** The MCP gateway's endpoint and its protected resource metadata, when configured. */
   readonly gateway?: Hono | undefined;
+  /** The web console under `/console` (and `/` redirecting to it). */
+  readonly console?: Hono | undefined;
   /** Readiness: resolves when the store answers. */
   readonly ready: () => Promise<boolean>;
   /** `/readyz`: the store reachable, the keys loaded, the migrations current (default: `ready`). */
@@ -164,6 +166,7 @@ export function httpApp(parts: HttpParts): Hono {
   app.route("/", parts.authzen);
   app.route("/", parts.broker);
   if (parts.gateway) app.route("/", parts.gateway);
+  if (parts.console) app.route("/", parts.console);
   app.notFound((c) =>
     problem(404, "Not Found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
   );

@@ -53,7 +53,7 @@ export {
   type StoreFigures,
   storeFigures,
 } from "./metrics.js";
-export { GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
+export { DENIAL_PREDICATE, GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";
 export type { Database } from "./schema.js";

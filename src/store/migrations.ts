@@ -406,6 +406,25 @@ const observability: Migration = {
   },
 };
 
+/**
+ * The web console (issue 14). The exact arguments of a held tool call beside its hold: the approvals
+ * inbox shows approvers what they approve, not only the digest the approval binds (removed with the
+ * hold). A partial index of the refusals in the audit log, by seq: the denials feed reads the
+ * newest few without scanning every record, whatever the log's size. Its predicate is
+ * `DENIAL_PREDICATE`, which queries must repeat word for word for the planner to use it.
+ */
+export const DENIAL_PREDICATE =
+  "(type = 'broker.denied' or (type in ('pdp.decision', 'gateway.call') and data->'decision'->>'allowed' = 'false'))";
+
+const consoleSupport: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`alter table gateway_holds add column arguments jsonb`),
+      sql.raw(`create index audit_records_denials on audit_records (seq) where ${DENIAL_PREDICATE}`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -417,6 +436,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0007_writ_changes": writChanges,
   "0008_downstream": downstream,
   "0009_observability": observability,
+  "0010_console": consoleSupport,
 };
 
 const provider: MigrationProvider = {

@@ -167,6 +167,8 @@ export interface GatewayHoldsTable {
   binding: string;
   request_id: string;
   created_at: Timestamp;
+  /** The held call's exact arguments (JSON), for approvers to read; null when not kept. */
+  arguments: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 /** Taint of a writ (or an agent's baseline) in one prompt context, shared by every gateway process. */

@@ -6,16 +6,16 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadPolicy, type Policy, type Server } from "../../src/app.js";
+import type { Policy, Server } from "../../src/app.js";
 import { approvalService } from "../../src/broker/index.js";
 import { approverJwt } from "./kit.js";
-import { agentClient, type Live, QUICKSTART, startLive } from "./live.js";
+import { agentClient, type Live, quickstartWithDevApproval, startLive } from "./live.js";
 
 const RESOURCE = "https://k8s.acme.example";
 let dir: string;
@@ -26,18 +26,7 @@ let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-ciba-"));
-  await cp(QUICKSTART, join(dir, "config"), { recursive: true });
-  const file = join(dir, "config", "writ.yaml");
-  const text = await readFile(file, "utf8");
-  const patched = text.replace(
-    "    approval:\n      prod:\n        allOf:",
-    "    approval:\n      dev: { group: sre, count: 1 }\n      prod:\n        allOf:",
-  );
-  expect(patched).not.toBe(text);
-  await writeFile(file, patched);
-  const loaded = await loadPolicy(file);
-  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
-  policy = loaded.policy!;
+  policy = await quickstartWithDevApproval(dir);
   live = await startLive(policy, join(dir, "data"), { stateCache: false });
   ({ server, base } = live);
 }, 60_000);

@@ -44,6 +44,25 @@ export async function startLive(
   };
 }
 
+/**
+ * A copy of the quickstart in `<dir>/config` whose `deploy-service` also needs one SRE in dev (dev
+ * has no change window, so tests of approvals run any day), loaded.
+ */
+export async function quickstartWithDevApproval(dir: string): Promise<Policy> {
+  await cp(QUICKSTART, join(dir, "config"), { recursive: true });
+  const file = join(dir, "config", "writ.yaml");
+  const text = await readFile(file, "utf8");
+  const patched = text.replace(
+    "    approval:\n      prod:\n        allOf:",
+    "    approval:\n      dev: { group: sre, count: 1 }\n      prod:\n        allOf:",
+  );
+  expect(patched).not.toBe(text);
+  await writeFile(file, patched);
+  const loaded = await loadPolicy(file);
+  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
+  return loaded.policy!;
+}
+
 /** A quickstart private key (agents: `release-bot`; approvers: `approver-bob`). */
 export async function quickstartKey(name: string): Promise<{ key: CryptoKey; kid: string }> {
   const { _warning, ...jwk } = JSON.parse(

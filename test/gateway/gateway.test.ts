@@ -206,6 +206,13 @@ describe("held calls", () => {
     expect(refusal(first)?.reason).toBe("approval_required");
     const id = refusal(first)!.approval!;
     expect(id).toMatch(/^ar_/);
+    // the exact arguments are kept beside the hold, for approvers to read (the console shows them)
+    const hold = await live.server.store.db
+      .selectFrom("gateway_holds")
+      .select("arguments")
+      .where("request_id", "=", id)
+      .executeTakeFirst();
+    expect(hold?.arguments).toEqual(a);
     expect(refusal(await call(bot, "fs__move_file", a))?.reason).toBe("approval_pending");
     // the owner may not approve; an SRE may
     await expect(

@@ -1,0 +1,75 @@
+/**
+ * The agents inventory and the maturity check (src/operate, docs/maturity.md) as console pages:
+ * the same pure functions `writ agents` and `writ maturity` run, over one read of the store. The
+ * maturity page does not verify the audit log on every load (a walk of the whole chain): its
+ * tamper-resistance answer says so, and the Audit page verifies on demand.
+ */
+import {
+  type AgentEntry,
+  type AuditEvidence,
+  assessMaturity,
+  buildInventory,
+  formatRef,
+  type InventoryCredential,
+  readOperationalState,
+} from "../operate/index.js";
+import { h, instant, query } from "./html.js";
+import type { PageContext, View } from "./routes.js";
+
+function credential(c: InventoryCredential) {
+  switch (c.kind) {
+    case "writ":
+      return h`writ <code class="id">${c.id}</code> (${c.playbook} in ${c.environment}, until ${instant(c.expiresAt)}${c.usesLeft === undefined ? "" : `, ${c.usesLeft} uses left`}${c.lastUsedAt ? `, last used ${instant(c.lastUsedAt)}` : ", unused"})`;
+    case "downstream":
+      return h`${c.system} ${c.credentialKind} for writ <code class="id">${c.writ}</code> (until ${instant(c.expiresAt)}, writ ${c.writStatus})`;
+    default:
+      return h`${c.type}: ${c.name} — ${c.detail}`;
+  }
+}
+
+function agentRow(a: AgentEntry) {
+  return h`<tr${a.flags.length > 0 ? h` class="flagged"` : ""}>
+<th scope="row"><a href="/console/writs${query({ agent: a.id })}">${a.id}</a>${a.declared ? "" : h` <span class="tag">undeclared</span>`}</th>
+<td>${a.owner ?? "—"}</td><td>${a.purpose ?? "—"}</td><td>${a.runnerClass ?? "—"}${a.ceiling ? h`<br><small>ceiling max TTL ${a.ceiling.maxTtl}</small>` : ""}</td>
+<td><ul class="grants">${a.baseline.map((g) => h`<li><code>${g.action}</code> on <code>${g.resource}</code></li>`)}</ul></td>
+<td>${a.credentials.length === 0 ? "none" : h`<ul>${a.credentials.map((c) => h`<li>${credential(c)}</li>`)}</ul>`}</td>
+<td>${a.lastActivity ? h`${instant(a.lastActivity.at)}<br><small>${a.lastActivity.type}</small>` : "never"}</td>
+<td>${a.openFindings.length}</td>
+<td>${a.flags.length === 0 ? "—" : h`<ul>${a.flags.map((f) => h`<li><strong>${f.code}</strong>: ${f.message}</li>`)}</ul>`}</td>
+</tr>`;
+}
+
+export async function agentsPage(p: PageContext): Promise<View> {
+  const state = await readOperationalState(p.deps.store.db, { now: p.now });
+  const inv = buildInventory(p.deps.config, state, { now: p.now, locate: p.deps.locate });
+  const flagged = inv.agents.filter((a) => a.flags.length > 0).length;
+  const body = h`<p>${inv.agents.length} agents; ${flagged} flagged (dormant after ${inv.dormantDays} days without activity, credentials that outlive their use, agents the store knows but writ.yaml does not declare). ${inv.unattributedFindings} unresolved findings tied to no agent. Also <code>writ agents list|show --json</code>.</p>
+<div class="scroll"><table class="list"><caption>Agents inventory</caption>
+<thead><tr><th scope="col">Agent</th><th scope="col">Owner</th><th scope="col">Purpose</th><th scope="col">Runner class</th><th scope="col">Baseline</th><th scope="col">Credentials</th><th scope="col">Last activity</th><th scope="col">Open findings</th><th scope="col">Flags</th></tr></thead>
+<tbody>${inv.agents.map(agentRow)}</tbody></table></div>`;
+  return { title: "Agents", body };
+}
+
+export async function maturityPage(p: PageContext): Promise<View> {
+  const state = await readOperationalState(p.deps.store.db, { now: p.now });
+  const audit: AuditEvidence = {
+    kind: "not-checked",
+    reason: "the console does not walk the whole chain on every load: verify it on the Audit page",
+  };
+  const report = assessMaturity(p.deps.config, state, audit, { now: p.now, locate: p.deps.locate });
+  const body = h`<p>Each agent against the practices writ is built on, with the evidence for each answer and what to change (<code>writ maturity</code>, docs/maturity.md).</p>
+${report.agents.map(
+  (
+    a,
+  ) => h`<section class="card" aria-labelledby="m-${a.agent}"><h2 id="m-${a.agent}">${a.agent} — ${a.score}%</h2>
+<p>${a.passed} passed, ${a.failed} failed, ${a.unknown} unknown; owner ${a.owner}.</p>
+<div class="scroll"><table class="list"><thead><tr><th scope="col">Practice</th><th scope="col">Answer</th><th scope="col">Why</th><th scope="col">Evidence</th><th scope="col">What to change</th></tr></thead>
+<tbody>${a.answers.map(
+    (
+      x,
+    ) => h`<tr><th scope="row">${x.title}</th><td class="${x.status === "pass" ? "ok" : x.status === "fail" ? "warn" : ""}">${x.status}</td><td>${x.summary}</td>
+<td><ul>${x.evidence.map((e) => h`<li><code>${formatRef(e.source)}</code>: ${e.note}</li>`)}</ul></td><td>${x.fix ?? ""}</td></tr>`,
+  )}</tbody></table></div></section>`,
+)}`;
+  return { title: "Maturity", body };
+}
