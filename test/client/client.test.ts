@@ -7,7 +7,7 @@
  * DPoP checker, asking for a nonce of its own.
  */
 import { randomBytes } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadPolicy, type Policy } from "../../src/app.js";
+import type { Policy } from "../../src/app.js";
 import {
   approvalService,
   createNonceService,
@@ -35,7 +35,7 @@ import {
   type WritProgress,
   WritRefusal,
 } from "../../src/client/index.js";
-import { type Live, QUICKSTART, startLive } from "../broker/live.js";
+import { type Live, QUICKSTART, quickstartWithDevApproval, startLive } from "../broker/live.js";
 
 const K8S = "https://k8s.acme.example";
 const PDP = "pdp-token-for-the-client-test";
@@ -46,18 +46,7 @@ let keyText: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-client-"));
-  await cp(QUICKSTART, join(dir, "config"), { recursive: true });
-  const file = join(dir, "config", "writ.yaml");
-  const text = await readFile(file, "utf8");
-  const patched = text.replace(
-    "    approval:\n      prod:\n        allOf:",
-    "    approval:\n      dev: { group: sre, count: 1 }\n      prod:\n        allOf:",
-  );
-  expect(patched).not.toBe(text);
-  await writeFile(file, patched);
-  const loaded = await loadPolicy(file);
-  expect(loaded.problems.filter((p) => p.severity === "error")).toEqual([]);
-  policy = loaded.policy!;
+  policy = await quickstartWithDevApproval(dir);
   live = await startLive(policy, join(dir, "data"), {
     stateCache: false,
     dpopNonce: "require",
