@@ -276,10 +276,26 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
           simpleQuery("show standard_conforming_strings"),
         );
         if (rows[0]?.standard_conforming_strings !== "on") return false;
+        // with writs: the function; records alone: the same compare-and-set as one statement,
+        // which costs less than the function call when there are no writs to store
         await db.executeQuery(
           simpleQuery(
             `prepare ${statement} (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[], jsonb) as select writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9) as stored`,
           ),
+        );
+        await db.executeQuery(
+          simpleQuery(`prepare ${statement}_records (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
+            with moved as (
+              update audit_head set seq = $3[cardinality($3)], hash = $8[cardinality($8)], updated_at = now()
+              where id = ${HEAD_ID} and seq = $1 and hash = $2
+              returning seq
+            ), stored as (
+              insert into audit_records (seq, at, type, data, prev_hash, hash)
+              select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
+              from unnest($3, $4, $5, $6, $7, $8) as v (seq, at, type, data, prev_hash, hash) cross join moved
+              returning 1
+            )
+            select count(*)::int as stored from stored`),
         );
         return true;
       } catch {
@@ -300,7 +316,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
       return String(n);
     };
-    const text = `execute ${statement}(${[
+    const text = `execute ${writs === undefined ? `${statement}_records` : statement}(${[
       int(head.seq),
       sqlLiteral(head.hash),
       array(
@@ -327,7 +343,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
         rows.map((r) => sqlLiteral(r.hash)),
         "text",
       ),
-      writs === undefined ? "null" : sqlLiteral(JSON.stringify(writs)),
+      ...(writs === undefined ? [] : [sqlLiteral(JSON.stringify(writs))]),
     ].join(", ")})`;
     const result = await db.executeQuery<{ stored: number }>(simpleQuery(text));
     return Number(result.rows[0]?.stored ?? 0);
