@@ -26,6 +26,7 @@ import {
   type CeilingRule,
   type Grant,
   isWritError,
+  linearRegExpEngine,
   type Playbook,
   playbookGrants,
   q,
@@ -130,7 +131,8 @@ export type IntentOutcome =
       readonly issuedAt: Date;
     };
 
-const ajv = new Ajv2020({ strict: false, allErrors: true });
+// `pattern` matched in linear time: a parameter value cannot make a schema backtrack (ReDoS)
+const ajv = new Ajv2020({ strict: false, allErrors: true, code: { regExp: linearRegExpEngine } });
 const validators = new WeakMap<Playbook, ValidateFunction>();
 
 function validatorFor(pb: Playbook): ValidateFunction {

@@ -9,7 +9,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import { isWritError, WritError } from "../core/index.js";
-import { type Database, ERR_STORE } from "../store/index.js";
+import { type Database, ERR_STORE, simpleQuery } from "../store/index.js";
 
 export interface ReplayCache {
   /**
@@ -91,6 +91,14 @@ interface Entry {
   readonly expiresAt: Date;
 }
 
+/**
+ * Text as an escape-string literal (`E'…'`): read the same whatever `standard_conforming_strings`
+ * says, since a backslash and a quote are both escaped. The caller has kept NUL out.
+ */
+function literal(text: string): string {
+  return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
 function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): FlushableReplayCache {
   const clock = options.clock ?? (() => new Date());
   const flushAfterMs = positiveInteger(options.flushAfterMs, 20, "flushAfterMs", true);
@@ -120,20 +128,25 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
   };
 
   const write = async (batch: Entry[]): Promise<void> => {
-    // one key once per statement (ON CONFLICT may touch a row once): the latest entry wins
-    const byKey = new Map(batch.map((e) => [`${e.scope}\u0000${e.jti}`, e]));
+    // one key once per statement (ON CONFLICT may touch a row once): the latest entry wins; a key
+    // the table cannot hold (NUL) stays in memory only, rather than failing every later flush
+    const byKey = new Map<string, Entry>();
+    for (const e of batch) {
+      if (!e.scope.includes("\0") && !e.jti.includes("\0")) byKey.set(`${e.scope}\u0000${e.jti}`, e);
+    }
+    if (byKey.size === 0) return;
     const now = clock();
+    // literals over the simple protocol, one trip: about half the CPU of the same insert sent with
+    // parameters on the embedded store (no parse, bind and describe trips)
+    const values = [...byKey.values()]
+      .map((e) => `(${literal(e.scope)}, ${literal(e.jti)}, ${literal(e.expiresAt.toISOString())})`)
+      .join(", ");
     try {
-      await db
-        .insertInto("seen_jti")
-        .values([...byKey.values()].map((e) => ({ scope: e.scope, jti: e.jti, expires_at: e.expiresAt })))
-        .onConflict((oc) =>
-          oc
-            .columns(["scope", "jti"])
-            .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
-            .where("seen_jti.expires_at", "<=", now),
-        )
-        .execute();
+      await db.executeQuery(
+        simpleQuery(
+          `insert into seen_jti (scope, jti, expires_at) values ${values} on conflict (scope, jti) do update set expires_at = excluded.expires_at where seen_jti.expires_at <= ${literal(now.toISOString())}`,
+        ),
+      );
     } catch (err) {
       pending = [...batch, ...pending]; // kept for the next flush; memory still refuses them
       throw failure("write", err);

@@ -12,6 +12,7 @@ import {
   type GatewayBounds,
   type GatewayConfig,
   type GatewayTool,
+  linearRegExpEngine,
   type Path,
   q,
   type RateLimit,
@@ -21,6 +22,7 @@ import {
   type UpstreamCredentials,
 } from "../core/index.js";
 import type { Checker } from "./load.js";
+import { checkSchemaPatterns } from "./regex.js";
 import { parseResourceTemplate } from "./resource-template.js";
 import { SHAPES } from "./schema.js";
 
@@ -50,7 +52,8 @@ export const CREDENTIAL_ENV: Readonly<Record<UpstreamCredentials["downstream"], 
   kubernetes: /^(KUBECONFIG$|K8S_|KUBERNETES_)/i,
 };
 
-const ajv = new Ajv2020({ strict: false, allErrors: true });
+// constraint patterns are matched in linear time by the gateway (no ReDoS from an argument)
+const ajv = new Ajv2020({ strict: false, allErrors: true, code: { regExp: linearRegExpEngine } });
 
 export interface GatewayContext {
   readonly groups: ReadonlyMap<string, ApproverGroup>;
@@ -214,6 +217,7 @@ function parseTool(
       const sp = [...path, "constraints", arg];
       const s = c.map(schema, sp, "a JSON Schema object");
       if (!s) continue;
+      if (!checkSchemaPatterns(c, s, sp)) continue;
       try {
         ajv.compile(s);
         constraints[arg] = s;

@@ -25,6 +25,8 @@ import {
   isParamName,
   isTimeZone,
   isWritError,
+  linearRegExpEngine,
+  linearRegex,
   MAX_PATTERN_LENGTH,
   type Path,
   type Playbook,
@@ -50,6 +52,7 @@ import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
 import { type FileKind, type FileRead, forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
+import { checkSchemaPatterns } from "./regex.js";
 import { SHAPES, type Shape } from "./schema.js";
 
 export interface LoadOptions {
@@ -479,13 +482,10 @@ function parseEnvironment(c: Checker, id: string, v: Json): Environment | undefi
       const src = t.pattern === undefined ? undefined : c.string(t.pattern, [...path, "ticket", "pattern"]);
       if (src !== undefined) {
         try {
-          ticket = { pattern: new RegExp(src, "u"), source: src };
+          ticket = { pattern: linearRegex(src), source: src };
         } catch (e) {
-          c.error(
-            "ERR_CONFIG_REGEX",
-            [...path, "ticket", "pattern"],
-            `invalid regular expression ${q(src)}: ${(e as Error).message}`,
-          );
+          if (!isWritError(e)) throw e;
+          c.error("ERR_CONFIG_REGEX", [...path, "ticket", "pattern"], e.message);
         }
       }
     }
@@ -635,7 +635,8 @@ function parseApproval(
   return { kind: "group", group, count };
 }
 
-const ajv = new Ajv2020({ strict: true, allErrors: true });
+// patterns matched in linear time (no ReDoS from a parameter value), as in the broker
+const ajv = new Ajv2020({ strict: true, allErrors: true, code: { regExp: linearRegExpEngine } });
 
 function parsePlaybook(
   c: Checker,
@@ -721,7 +722,7 @@ function parsePlaybook(
         );
       }
       try {
-        ajv.compile(schema);
+        if (checkSchemaPatterns(c, schema, [...path, "parameters"])) ajv.compile(schema);
       } catch (e) {
         c.error(
           "ERR_CONFIG_PARAM_SCHEMA",

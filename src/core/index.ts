@@ -88,6 +88,15 @@ export {
   ruleOverlaps,
   ruleToString,
 } from "./permission.js";
+export {
+  LinearRegex,
+  linearRegExpEngine,
+  linearRegex,
+  MAX_REGEX_DEPTH,
+  MAX_REGEX_LENGTH,
+  MAX_REGEX_STATES,
+  type RegexLike,
+} from "./regex.js";
 export { isParamName, substitute, templateParams, widenTemplate } from "./template.js";
 export {
   formatDuration,

@@ -4,6 +4,7 @@
  */
 import type { DownstreamConfig } from "../downstream/types.js";
 import type { Rule } from "./permission.js";
+import type { RegexLike } from "./regex.js";
 
 /** Where in the source document a value sits: `["agents", "release-bot", "playbooks", 1]`. */
 export type Path = readonly (string | number)[];
@@ -59,7 +60,8 @@ export interface ChangeWindow {
 }
 
 export interface TicketRule {
-  readonly pattern: RegExp;
+  /** Matched in linear time (`core/regex.ts`). */
+  readonly pattern: RegexLike;
   readonly source: string;
 }
 

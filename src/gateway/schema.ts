@@ -6,15 +6,35 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsImport from "ajv-formats";
-import { q } from "../core/index.js";
+import { isWritError, linearRegExpEngine, q, type RegexLike } from "../core/index.js";
 import { GatewayError } from "./errors.js";
 
 // ajv-formats is CommonJS; its default export arrives wrapped under nodenext.
 const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ??
   addFormatsImport) as unknown as (ajv: Ajv | Ajv2020) => void;
 
-const ajv2020 = new Ajv2020({ strict: false, allErrors: false, validateFormats: true });
-const ajv07 = new Ajv({ strict: false, allErrors: false, validateFormats: true });
+/**
+ * `pattern`s are matched in linear time, so an agent's argument cannot make a schema backtrack
+ * (ReDoS). A tool's own schema may use what a linear matcher cannot run (lookaround,
+ * backreferences): those patterns, written by the upstream server and not by the agent, keep the
+ * native engine rather than making the tool unusable. writ.yaml's constraints never reach that
+ * fallback: they are refused at load (`ERR_CONFIG_REGEX`).
+ */
+const regExp = Object.assign(
+  (pattern: string, flags: string): RegexLike => {
+    try {
+      return linearRegExpEngine(pattern, flags);
+    } catch (e) {
+      if (isWritError(e, "ERR_REGEX_UNSUPPORTED") || isWritError(e, "ERR_REGEX_TOO_LARGE")) {
+        return new RegExp(pattern, flags);
+      }
+      throw e;
+    }
+  },
+  { code: "linearRegexOrNative" },
+);
+const ajv2020 = new Ajv2020({ strict: false, allErrors: false, validateFormats: true, code: { regExp } });
+const ajv07 = new Ajv({ strict: false, allErrors: false, validateFormats: true, code: { regExp } });
 addFormats(ajv2020);
 addFormats(ajv07);
 

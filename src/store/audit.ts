@@ -5,13 +5,15 @@
  * Appends are serialised through the single `audit_head` row. The first append locks it (SELECT …
  * FOR UPDATE) in a transaction, lets the caller build the next records from it, inserts them and
  * moves the head, then commits. Later appends build on the head this process last saw and store
- * in one statement that moves the head only from exactly that (seq, hash) — a compare-and-set; if
+ * in one call of `writ_audit_append` (migration 0011) that moves the head only from exactly that
+ * (seq, hash) — a compare-and-set — and stores the records and the writs issued with them; if
  * another process moved it meanwhile, nothing is written and the locked path runs. Any number of
  * processes sharing one PostgreSQL keep one chain.
  *
- * On the embedded store that statement is prepared once (PREPARE) and each append runs it with
- * literal values over the simple protocol: one trip into PGlite, no parsing or planning — a third
- * to a sixth of the CPU of the same statement sent with parameters.
+ * On the embedded store that call is prepared once (PREPARE) and each append runs it with literal
+ * values over the simple protocol: one trip into PGlite, and the function's statements are planned
+ * once per session — an issuance commit (records and writ rows) costs ~40 % less CPU than the
+ * statement it replaced (`jsonb_populate_recordset` in a CTE, sent with parameters).
  */
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import { WritError } from "../core/index.js";
@@ -186,6 +188,24 @@ function reader(db: Kysely<Database> | Transaction<Database>): AuditReader {
   };
 }
 
+/** The columns `writ_audit_append` (migration 0011) stores of each writ row. */
+const WRIT_COLUMNS: ReadonlySet<string> = new Set([
+  "id",
+  "agent",
+  "playbook",
+  "environment",
+  "params",
+  "grants",
+  "issued_at",
+  "expires_at",
+  "max_uses",
+  "ticket",
+  "sponsor",
+  "audience",
+  "jkt",
+  "approval_request",
+]);
+
 /** Rows per INSERT: PostgreSQL allows 65535 parameters, six per row. */
 const MAX_BATCH = 10_000;
 
@@ -256,16 +276,26 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
           simpleQuery("show standard_conforming_strings"),
         );
         if (rows[0]?.standard_conforming_strings !== "on") return false;
+        // with writs: the function; records alone: the same compare-and-set as one statement,
+        // which costs less than the function call when there are no writs to store
         await db.executeQuery(
-          simpleQuery(`prepare ${statement} (bigint, text, bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
+          simpleQuery(
+            `prepare ${statement} (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[], jsonb) as select writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9) as stored`,
+          ),
+        );
+        await db.executeQuery(
+          simpleQuery(`prepare ${statement}_records (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
             with moved as (
-              update audit_head set seq = $1, hash = $2, updated_at = now()
-              where id = ${HEAD_ID} and seq = $3 and hash = $4
+              update audit_head set seq = $3[cardinality($3)], hash = $8[cardinality($8)], updated_at = now()
+              where id = ${HEAD_ID} and seq = $1 and hash = $2
               returning seq
+            ), stored as (
+              insert into audit_records (seq, at, type, data, prev_hash, hash)
+              select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
+              from unnest($3, $4, $5, $6, $7, $8) as v (seq, at, type, data, prev_hash, hash) cross join moved
+              returning 1
             )
-            insert into audit_records (seq, at, type, data, prev_hash, hash)
-            select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
-            from unnest($5, $6, $7, $8, $9, $10) as v (seq, at, type, data, prev_hash, hash) cross join moved`),
+            select count(*)::int as stored from stored`),
         );
         return true;
       } catch {
@@ -276,16 +306,17 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
   };
 
   /** The prepared append, run with literals: the number of records stored. */
-  const executePrepared = async (head: AuditHead, rows: readonly AuditRow[]): Promise<number> => {
-    const last = rows[rows.length - 1]!;
+  const executePrepared = async (
+    head: AuditHead,
+    rows: readonly AuditRow[],
+    writs: readonly Readonly<Record<string, unknown>>[] | undefined,
+  ): Promise<number> => {
     const array = (values: readonly string[], type: string) => `array[${values.join(",")}]::${type}[]`;
     const int = (n: number) => {
       if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
       return String(n);
     };
-    const text = `execute ${statement}(${[
-      int(last.seq),
-      sqlLiteral(last.hash),
+    const text = `execute ${writs === undefined ? `${statement}_records` : statement}(${[
       int(head.seq),
       sqlLiteral(head.hash),
       array(
@@ -312,9 +343,45 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
         rows.map((r) => sqlLiteral(r.hash)),
         "text",
       ),
+      ...(writs === undefined ? [] : [sqlLiteral(JSON.stringify(writs))]),
     ].join(", ")})`;
-    const result = await db.executeQuery(simpleQuery(text));
-    return Number(result.numAffectedRows ?? 0n);
+    const result = await db.executeQuery<{ stored: number }>(simpleQuery(text));
+    return Number(result.rows[0]?.stored ?? 0);
+  };
+
+  /** The same function called with parameters (PostgreSQL): the number of records stored. */
+  const executeFunction = async (
+    head: AuditHead,
+    rows: readonly AuditRow[],
+    writs: readonly Readonly<Record<string, unknown>>[] | undefined,
+  ): Promise<number> => {
+    // one array per column: nine parameters whatever the batch's size
+    const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
+    const result = await sql<{
+      stored: number;
+    }>`select writ_audit_append(${head.seq}::bigint, ${head.hash}::text,
+      ${column((r) => r.seq)}::bigint[], ${column((r) => r.at.toISOString())}::timestamptz[],
+      ${column((r) => r.type)}::text[], ${column((r) => JSON.stringify(r.data))}::jsonb[],
+      ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[],
+      ${writs === undefined ? null : JSON.stringify(writs)}::jsonb) as stored`.execute(db);
+    return Number(result.rows[0]?.stored ?? 0);
+  };
+
+  /** The writ rows of `companions` when `writ_audit_append` can store them all, else undefined. */
+  const writRows = (companions: readonly Companion[]) => {
+    const rows: Readonly<Record<string, unknown>>[] = [];
+    for (const c of companions) {
+      const keys = Object.keys(c.row);
+      if (
+        c.table !== "writs" ||
+        keys.length !== WRIT_COLUMNS.size ||
+        !keys.every((k) => WRIT_COLUMNS.has(k))
+      ) {
+        return undefined;
+      }
+      rows.push(c.row);
+    }
+    return rows;
   };
 
   const optimistic = async (
@@ -322,14 +389,20 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
     rows: readonly AuditRow[],
     companions: readonly Companion[],
   ): Promise<boolean> => {
-    if (opts.prepared === true && companions.length === 0 && (await prepare())) {
-      const n = await executePrepared(head, rows);
+    const stored = (n: number) => {
       if (n === rows.length) return true;
       if (n === 0) return false;
       throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
+    };
+    const writs = writRows(companions);
+    if (writs !== undefined) {
+      const onlyRecords = writs.length === 0 ? undefined : writs;
+      if (opts.prepared === true && (await prepare()))
+        return stored(await executePrepared(head, rows, onlyRecords));
+      return stored(await executeFunction(head, rows, onlyRecords));
     }
+    // companions the function does not know: the general statement
     const last = rows[rows.length - 1]!;
-    // one array per column: ten parameters whatever the batch's size
     const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
     const at = column((r) => r.at.toISOString());
     const data = column((r) => JSON.stringify(r.data));
@@ -347,10 +420,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       from unnest(${column((r) => r.seq)}::bigint[], ${at}::timestamptz[], ${column((r) => r.type)}::text[],
         ${data}::jsonb[], ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
         as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
-    const n = Number(result.numAffectedRows ?? 0n);
-    if (n === rows.length) return true;
-    if (n === 0) return false;
-    throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
+    return stored(Number(result.numAffectedRows ?? 0n));
   };
 
   const locked = (build: Parameters<AuditRepository["appendBatch"]>[0], companions: readonly Companion[]) =>

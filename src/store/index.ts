@@ -55,7 +55,12 @@ export {
 } from "./metrics.js";
 export { DENIAL_PREDICATE, GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
-export { type PGliteClient, PGliteDialect, type PGliteDialectConfig } from "./pglite-dialect.js";
+export {
+  type PGliteClient,
+  PGliteDialect,
+  type PGliteDialectConfig,
+  simpleQuery,
+} from "./pglite-dialect.js";
 export type { Database } from "./schema.js";
 export { type WritLoadCounter, type WritLoadCounterOptions, writLoadCounter } from "./writ-load.js";
 export {

@@ -425,6 +425,49 @@ const consoleSupport: Migration = {
   },
 };
 
+/**
+ * One call appends audit records and stores the writs issued with them (issue 10: the cost of the
+ * token exchange). `writ_audit_append` moves the head from exactly (`p_head_seq`, `p_head_hash`) to the
+ * last record — the compare-and-set the CTE did before —, inserts the records, then the writ rows
+ * (`p_writs`, a JSON array of rows, null for none), in the one statement that calls it: all or
+ * nothing. It answers the number of records stored: 0 when the head had moved (nothing written).
+ * PL/pgSQL keeps each statement's plan for the session, so a call is parsed and planned once.
+ */
+const auditAppend: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(`
+        create function writ_audit_append(
+          p_head_seq bigint, p_head_hash text,
+          p_seqs bigint[], p_ats timestamptz[], p_types text[], p_datas jsonb[], p_prev_hashes text[],
+          p_hashes text[], p_writs jsonb
+        ) returns integer language plpgsql as $fn$
+        declare
+          v_last integer := cardinality(p_seqs);
+          v_stored integer;
+        begin
+          update audit_head set seq = p_seqs[v_last], hash = p_hashes[v_last], updated_at = now()
+          where id = 1 and seq = p_head_seq and hash = p_head_hash;
+          if not found then
+            return 0;
+          end if;
+          insert into audit_records (seq, at, type, data, prev_hash, hash)
+          select * from unnest(p_seqs, p_ats, p_types, p_datas, p_prev_hashes, p_hashes);
+          get diagnostics v_stored = row_count;
+          if p_writs is not null then
+            insert into writs (id, agent, playbook, environment, params, grants, issued_at, expires_at,
+              max_uses, ticket, sponsor, audience, jkt, approval_request)
+            select r.id, r.agent, r.playbook, r.environment, r.params, r.grants, r.issued_at, r.expires_at,
+              r.max_uses, r.ticket, r.sponsor, r.audience, r.jkt, r.approval_request
+            from jsonb_populate_recordset(null::writs, p_writs) as r;
+          end if;
+          return v_stored;
+        end
+        $fn$`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -437,6 +480,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0008_downstream": downstream,
   "0009_observability": observability,
   "0010_console": consoleSupport,
+  "0011_audit_append": auditAppend,
 };
 
 const provider: MigrationProvider = {

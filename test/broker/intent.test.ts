@@ -153,3 +153,40 @@ describe("effective TTL: the smallest bound, named", () => {
     expect(reasonOf({}, { keySignUntil: WED_10 })).toBe("signing_key_exhausted");
   });
 });
+
+describe("regular expressions from writ.yaml cannot be made to backtrack (ReDoS)", () => {
+  // On the native engine each of these takes minutes or more for the hostile values below.
+  const hostile = async () =>
+    (
+      await loadConfigText(
+        text
+          .replace('pattern: "^(CHG|INC)-[0-9]{4,}$"', 'pattern: "^(CHG|INC)-([0-9]+)+$"')
+          .replace('pattern: "^v[0-9]+\\\\.[0-9]+\\\\.[0-9]+$"', 'pattern: "^(v|[0-9]+|\\\\.)*!$"'),
+        { file: QUICKSTART },
+      )
+    ).config!;
+
+  it("nested quantifiers still load and still decide", async () => {
+    const cfg = await hostile();
+    expect(cfg.environments.get("prod")!.ticket!.source).toBe("^(CHG|INC)-([0-9]+)+$");
+    expect(
+      reasonOf({ ticket: "CHG-1234", params: { service: "checkout", tag: "v1.2!" } }, { config: cfg }),
+    ).toBe("issue");
+  });
+
+  it("a hostile ticket and a hostile parameter of 2,000 characters are refused at once", async () => {
+    const cfg = await hostile();
+    let started = performance.now();
+    expect(
+      reasonOf(
+        { ticket: `CHG-${"1".repeat(1996)}x`, params: { service: "checkout", tag: "v1.2!" } },
+        { config: cfg },
+      ),
+    ).toBe("ticket_invalid");
+    expect(performance.now() - started).toBeLessThan(500);
+    started = performance.now();
+    const tag = `${"v1.".repeat(666)}xx`;
+    expect(reasonOf({ params: { service: "checkout", tag } }, { config: cfg })).toBe("invalid_parameters");
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+});

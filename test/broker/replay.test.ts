@@ -165,6 +165,29 @@ forEachBackend("replay cache", (h) => {
       expect(await after.remember(scope, "new", at(60))).toBe(true);
     });
 
+    it("writes quotes, backslashes and SQL in a jti as they are (the written-behind literals)", async () => {
+      const clock = manualClock().clock;
+      const scope = fresh();
+      const nasty = ["'", "\\'", "\\", "a'); drop table seen_jti; --", "\\x27", "é\u2028"];
+      const before = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      for (const jti of nasty) expect(await before.remember(scope, jti, at(60))).toBe(true);
+      expect(await before.remember(scope, "nul\u0000inside", at(60))).toBe(true); // memory only
+      await before.flush();
+      const r = await sql<{ jti: string }>`select jti from seen_jti where scope = ${scope}`.execute(
+        h.store.db,
+      );
+      expect(r.rows.map((row) => row.jti).sort()).toEqual([...nasty].sort());
+      const after = replayCache(h.store.db, { clock, exclusive: true });
+      for (const jti of nasty) expect(await after.remember(scope, jti, at(60))).toBe(false);
+      // the entry the table cannot hold did not block the flush, and later ones still go through
+      expect(await after.remember(scope, "later", at(60))).toBe(true);
+      await after.flush();
+      const n = await sql<{
+        n: number;
+      }>`select count(*)::int as n from seen_jti where scope = ${scope}`.execute(h.store.db);
+      expect(Number(n.rows[0]?.n)).toBe(nasty.length + 1);
+    });
+
     it("writes on its own shortly after", async () => {
       const scope = fresh();
       const cache = replayCache(h.store.db, { clock: manualClock().clock, exclusive: true, flushAfterMs: 5 });

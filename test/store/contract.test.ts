@@ -27,6 +27,7 @@ import {
   type NewWrit,
   openStore,
   toActiveWrit,
+  writRow,
 } from "../../src/store/index.js";
 import { createTempDatabase, forEachBackend } from "./backends.js";
 
@@ -305,6 +306,39 @@ forEachBackend("store contract", (h) => {
       await expect(h.store.audit.appendBatch(() => [])).rejects.toThrow(TypeError);
       expect(await h.store.audit.head()).toEqual(after);
       expect(await h.store.audit.records(after.seq, 10)).toEqual([]);
+    });
+
+    it("stores writs in the same commit as their records (writ_audit_append), all or nothing", async () => {
+      const before = await h.store.audit.head();
+      const a = writ({
+        ticket: "CHG-1",
+        sponsor: "alice@acme.example",
+        jkt: "k".repeat(43),
+        maxUses: undefined,
+      });
+      const b = writ({ audience: "https://gw.example/mcp", approvalRequest: "req-1", params: { q: "it's" } });
+      const rows = await h.store.audit.appendBatch(
+        (head) => {
+          const r1 = next(head, 1);
+          return [r1, next(r1, 2)];
+        },
+        [writRow(a), writRow(b)],
+      );
+      expect(rows.map((r) => r.seq)).toEqual([before.seq + 1, before.seq + 2]);
+      for (const w of [a, b]) {
+        const stored = await h.store.writs.get(w.id);
+        expect(stored).toMatchObject({ ...w, uses: 0, status: "active" });
+      }
+      // a second append repeating a writ id: the insert fails, and so does the whole commit
+      const after = await h.store.audit.head();
+      expect(
+        await codeOf(h.store.audit.appendBatch((head) => [next(head, 3)], [writRow(writ()), writRow(a)])),
+      ).toBe("ERR_STORE");
+      expect(await h.store.audit.head()).toEqual(after);
+      expect(await h.store.audit.records(after.seq, 10)).toEqual([]);
+      // and the head this process knew is still usable
+      const [r] = await h.store.audit.appendBatch((head) => [next(head, 4)], [writRow(writ())]);
+      expect(r!.seq).toBe(after.seq + 1);
     });
 
     it("round-trips record fields exactly", async () => {
