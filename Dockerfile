@@ -39,7 +39,7 @@ USER writ:writ
 VOLUME ["/var/lib/writ"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["writ", "serve"]
 # off a loopback host writ serve needs WRIT_PDP_TOKEN and an https --public-url (docs/deploy.md)
 CMD ["--config", "/etc/writ/writ.yaml", "--host", "0.0.0.0", "--port", "8080"]

@@ -163,7 +163,7 @@ describe("the Dockerfile", () => {
     expect(rules).toEqual(expect.arrayContaining(["**/*.pem", "**/*.jwks.json", "**/.env"]));
   });
 
-  it("serves writ serve on the exposed port, keeps data in a volume and checks /healthz", () => {
+  it("serves writ serve on the exposed port, keeps data in a volume and checks /readyz", () => {
     expect(json(final.body.find((i) => i.op === "ENTRYPOINT")!.args)).toEqual(["writ", "serve"]);
     const cmd = json(final.body.find((i) => i.op === "CMD")!.args);
     for (const f of flagsIn(cmd)) expect(serveFlags(), f).toContain(f);
@@ -177,6 +177,8 @@ describe("the Dockerfile", () => {
     const health = final.body.find((i) => i.op === "HEALTHCHECK")!.args;
     const url = /http:\/\/127\.0\.0\.1:(\d+)(\/\w+)/.exec(health)!;
     expect(url[1]).toBe(port);
+    // readiness (store, migrations, keys: docs/operating.md), not the older store-only /healthz
+    expect(url[2]).toBe("/readyz");
     // the path it asks is one the server has
     expect(read("src/http/app.ts")).toContain(`app.get("${url[2]}"`);
     // node:20-slim has no curl or wget: the check runs on node itself
@@ -231,7 +233,7 @@ describe("compose.yaml", () => {
     expect(mounts.find((m) => m[1] === dataDir)?.[0]).toBe("writ-data");
     const config = writ.command[writ.command.indexOf("--config") + 1];
     expect(mounts.find((m) => m[1] === config)?.[2]).toBe("ro");
-    expect(writ.healthcheck.test.join(" ")).toContain(`http://127.0.0.1:${port}/healthz`);
+    expect(writ.healthcheck.test.join(" ")).toContain(`http://127.0.0.1:${port}/readyz`);
     for (const m of [...mounts, ...pg.volumes.map(mount)]) {
       if (!m[0]!.startsWith(".") && !m[0]!.startsWith("$"))
         expect(Object.keys(compose.volumes)).toContain(m[0]);
