@@ -36,6 +36,8 @@ export async function credsFromCache(
         key: { type: "string" },
         agent: { type: "string" },
         export: { type: "boolean" },
+        // no request is made here: a cached entry exists only if the full command was allowed to ask
+        "insecure-http": { type: "boolean" },
       },
     }));
   } catch {

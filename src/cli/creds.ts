@@ -39,6 +39,7 @@ interface CredsOptions {
   readonly host: string;
   readonly export: boolean;
   readonly cache: boolean;
+  readonly insecureHttp: boolean;
 }
 
 /** git's credential protocol: `key=value` lines. */
@@ -82,6 +83,11 @@ export function registerCreds(
     .option("--host <host>", "git only: the host the token is for", "github.com")
     .option("--export", "github only: print `export GH_TOKEN=…`", false)
     .option("--no-cache", "neither read nor write the credential cache")
+    .option(
+      "--insecure-http",
+      "allow plain HTTP to a server that is not this machine (loopback is always allowed)",
+      false,
+    )
     .action(async (tool: string, action: string | undefined, o: CredsOptions) => {
       try {
         setExit(await creds(tool, action, o, io, d));
@@ -186,6 +192,7 @@ async function creds(
       agent: agent!,
       key: agentKeyFromJwk(keyText),
       progress: (line) => io.err(line),
+      allowInsecureHttp: o.insecureHttp,
     });
     const token = await client.writ({ playbook: o.playbook!, params, ticket: o.ticket }, system);
     const r = await client.redeem(system, token);

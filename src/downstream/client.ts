@@ -11,14 +11,16 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import {
   createWritClient,
+  ERR_CLIENT_OPTIONS,
   ERR_CLIENT_PROTOCOL,
   refusalFromResponse,
   type WritProgress,
 } from "../client/index.js";
-import { q, WritError } from "../core/errors.js";
+import { isWritError, q, WritError } from "../core/errors.js";
 import type { DownstreamSystem } from "./types.js";
 
 export const ERR_CREDS_KEY = "ERR_CREDS_KEY";
+export const ERR_CREDS_INSECURE_SERVER = "ERR_CREDS_INSECURE_SERVER";
 
 type Fetch = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -79,6 +81,11 @@ export interface AgentClientOptions {
   readonly progress?: ((line: string) => void) | undefined;
   /** How long to wait for an approval at most, ms (default: until the request expires). */
   readonly approvalTimeoutMs?: number | undefined;
+  /**
+   * Plain HTTP to a server that is not this machine (`--insecure-http`). Default false: an `http:`
+   * server must be loopback, as the agent SDK holds it; anything else is `ERR_CREDS_INSECURE_SERVER`.
+   */
+  readonly allowInsecureHttp?: boolean | undefined;
 }
 
 export interface Intent {
@@ -119,17 +126,29 @@ export function agentClient(opts: AgentClientOptions) {
   const server = opts.server.replace(/\/+$/, "");
   const issuer = `${server}/env/${opts.environment}`;
   const jwk = opts.key.key.export({ format: "jwk" });
-  const client = createWritClient({
-    issuer,
-    agentId: opts.agent,
-    key: { ...jwk, ...(opts.key.kid === undefined ? {} : { kid: opts.key.kid }) } as JsonWebKey & {
-      kty: string;
-      d: string;
-    },
-    // `writ creds` talks to the server it is given, as it always has
-    allowInsecureRequests: true,
-    ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-  });
+  const allowInsecure = opts.allowInsecureHttp === true;
+  let client: ReturnType<typeof createWritClient>;
+  try {
+    client = createWritClient({
+      issuer,
+      agentId: opts.agent,
+      key: { ...jwk, ...(opts.key.kid === undefined ? {} : { kid: opts.key.kid }) } as JsonWebKey & {
+        kty: string;
+        d: string;
+      },
+      // the SDK's rule: plain HTTP to loopback only, unless allowed knowingly
+      allowInsecureRequests: allowInsecure,
+      ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+    });
+  } catch (err) {
+    // the SDK refuses an http: issuer only when it is another machine's
+    if (!allowInsecure && isWritError(err) && err.code === ERR_CLIENT_OPTIONS && /^http:/i.test(server))
+      throw new WritError(
+        ERR_CREDS_INSECURE_SERVER,
+        `the server ${q(server)} is plain HTTP to another machine: use https, or pass --insecure-http to allow it knowingly`,
+      );
+    throw err;
+  }
 
   /** A baseline token (the agent's standing permissions), for `resource` when given. */
   const baseline = (resource?: string): Promise<string> => client.baselineToken(resource);

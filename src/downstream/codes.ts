@@ -3,6 +3,7 @@
  * holds them to the source and the docs). src/error-codes.ts assembles every part's into `WritErrorCode`.
  */
 export const DOWNSTREAM_ERROR_CODES = [
+  "ERR_CREDS_INSECURE_SERVER",
   "ERR_CREDS_KEY",
   "ERR_CREDS_PROTOCOL",
   "ERR_DOWNSTREAM_CONFIG",

@@ -73,6 +73,12 @@ describe("writ creds from the cache, before the CLI loads", () => {
     );
   });
 
+  it("answers with --insecure-http too (it makes no request; the flag only lets the full command ask)", async () => {
+    expect(
+      await credsFromCache(["creds", "github", "--playbook", "push", "--insecure-http"], env(), now),
+    ).toBe("GH_TOKEN=ghs_fake");
+  });
+
   const fallbacks: [string, string[]][] = [
     ["a miss (other parameters)", ["creds", "aws", "--playbook", "fetch", "--param", "version=9"]],
     [

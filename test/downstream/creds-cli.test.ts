@@ -433,6 +433,32 @@ describe("refusals and approvals", () => {
     expect(r.stderr).toMatch(/^writ: cannot reach/);
   });
 
+  it("plain HTTP to another machine is refused before any request, unless --insecure-http", async () => {
+    // 0.0.0.0 is not a loopback name (the SDK allows localhost, 127.x and [::1]); port 9 refuses at once
+    const args = [
+      "creds",
+      "aws",
+      "--playbook",
+      "fetch",
+      "--env",
+      "dev",
+      "--key",
+      KEY,
+      "--agent",
+      "release-bot",
+    ];
+    const refused = await runCli([...args, "--server", "http://0.0.0.0:9", "--no-cache"], { env: env() });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(
+      /^writ: the server `http:\/\/0\.0\.0\.0:9` is plain HTTP to another machine: .*--insecure-http/,
+    );
+    const allowed = await runCli([...args, "--server", "http://0.0.0.0:9", "--no-cache", "--insecure-http"], {
+      env: env(),
+    });
+    expect(allowed.code, allowed.stderr).toBe(3);
+    expect(allowed.stderr).toMatch(/^writ: cannot reach/);
+  });
+
   it("waits for an approval with a progress line on stderr, then prints the credential", async () => {
     const p = spawn(process.execPath, [BIN, "creds", "kubectl", "--playbook", "guarded", ...common()], {
       env: { ...process.env, ...env() },
