@@ -11,6 +11,9 @@
 // then for example:
 //   node examples/quickstart/agent.mjs --env dev --agent release-bot --playbook deploy-service \
 //     --params '{"service":"checkout","tag":"v1.4.2"}' --ticket CHG-1234
+// or, to watch an approval at any hour (dev has no change window), `--approval`: a writ for
+// `deploy-candidate` in dev, which waits for one SRE (bob@acme.example) to approve it in the web
+// console at the server's `/` or with `writ approve`.
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,8 +26,10 @@ const { values: o } = parseArgs({
     server: { type: "string", default: "http://127.0.0.1:8080" },
     env: { type: "string", default: "dev" },
     agent: { type: "string", default: "release-bot" },
-    playbook: { type: "string", default: "deploy-service" },
-    params: { type: "string", default: '{"service":"checkout","tag":"v1.4.2"}' },
+    // the playbook needing approval in dev, with parameters for it (--playbook and --params win)
+    approval: { type: "boolean", default: false },
+    playbook: { type: "string" },
+    params: { type: "string" },
     ticket: { type: "string", default: "CHG-1234" },
     sponsor: { type: "string" },
     resource: { type: "string", default: "https://k8s.acme.example" },
@@ -40,11 +45,15 @@ const fail = (text) => {
   process.exit(1);
 };
 
+const playbook = o.playbook ?? (o.approval ? "deploy-candidate" : "deploy-service");
+const paramsText =
+  o.params ??
+  (o.approval ? '{"service":"checkout","tag":"v1.5.0-rc.1"}' : '{"service":"checkout","tag":"v1.4.2"}');
 let params;
 try {
-  params = JSON.parse(o.params);
+  params = JSON.parse(paramsText);
 } catch {
-  fail(`--params must be a JSON object, got ${o.params}`);
+  fail(`--params must be a JSON object, got ${paramsText}`);
 }
 const server = o.server.replace(/\/+$/, "");
 
@@ -93,7 +102,7 @@ let writ;
 try {
   writ = await client.getWrit(
     {
-      playbook: o.playbook,
+      playbook,
       params,
       ...(o.ticket ? { ticket: o.ticket } : {}),
       resource: o.resource,
@@ -102,14 +111,17 @@ try {
     {
       onProgress: (e) => {
         if (e.kind === "approval_requested") {
-          step(4, `${o.playbook} needs approval in ${o.env}: asked through CIBA`);
+          step(4, `${playbook} needs approval in ${o.env}: asked through CIBA`);
           console.log(`   waiting for approvers (request ${e.authReqId}, expires in ${e.expiresIn} s)`);
+          console.log(`   approve in the console: ${server}/ (sign in as an approver, then Approvals)`);
           console.log(
-            `   approve with: writ approve ${e.authReqId} --as <approver>   (reaches the running server)`,
+            `            or: writ approve ${e.authReqId} --as <approver>   (reaches the running server)`,
           );
           console.log(
             `            or: POST ${server}/approvals/${e.authReqId}/approve with the approver's signed JWT`,
           );
+        } else if (e.kind === "approved") {
+          console.log(`   approved: request ${e.authReqId}`);
         } else if (e.kind === "retrying") {
           console.log(`   slowed down (${e.reason}): asking again in ${e.retryAfter} s`);
         }
