@@ -8,7 +8,6 @@ export {
   EVALUATIONS_PATH,
   METADATA_PATH,
 } from "./authzen.js";
-export { PDP_ERROR_CODES, type PdpErrorCode } from "./codes.js";
 export type {
   AuthzenContext,
   AuthzenEvaluationRequest,
@@ -16,6 +15,7 @@ export type {
   AuthzenEvaluationsRequest,
   AuthzenEvaluationsResponse,
 } from "./authzen-wire.js";
+export { PDP_ERROR_CODES, type PdpErrorCode } from "./codes.js";
 export { type CompileOptions, type CompileResult, compileGuardrails, type GuardrailText } from "./compile.js";
 export { DecisionPoint, type DecisionPointOptions, type WritSource, type Writs } from "./decision-point.js";
 export { CompiledGuardrails, type GuardrailOutcome, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
