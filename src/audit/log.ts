@@ -103,6 +103,8 @@ const VERIFY_PAGE = 25;
 /** Most records, and most bytes of data, one group-commit transaction carries. */
 const BATCH_RECORDS = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Longest a checkpoint's insert waits for a pause in the appends. */
+const IDLE_WAIT_MS = 50;
 
 interface Pending {
   readonly type: string;
@@ -148,20 +150,52 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     return { seq: 0, hash: GENESIS_HASH };
   };
 
-  const checkpointAt = async (point: AuditHead): Promise<CheckpointRow> => {
+  // The run: the records this log appended itself, each batch built on the one before (the head's
+  // compare-and-set, or its lock, guarantees nobody else wrote in between; a batch that does not
+  // follow this log's last record starts a new run). A run is sound when its base is the genesis or
+  // a point this log has checked; a periodic checkpoint inside a sound run signs the hash this log
+  // computed, without reading anything back. Damage done to stored records meanwhile is still
+  // caught by verify: the signed hash is the chain as written, not as stored.
+  let last: AuditHead | undefined;
+  let runBase = 0;
+  let runSound = false;
+  const follows = (first: AuditRow): boolean =>
+    last !== undefined && first.seq === last.seq + 1 && first.prevHash === last.hash;
+  const extendRun = (rows: readonly AuditRow[]): void => {
+    const first = rows[0]!;
+    if (!follows(first)) {
+      runBase = first.seq - 1;
+      runSound = runBase === 0 && first.prevHash === GENESIS_HASH;
+    }
+    last = rows[rows.length - 1]!;
+  };
+  /** Whether `point` is a record of the current run (and so chains from its base). */
+  const inRun = (point: AuditHead): boolean =>
+    last !== undefined && point.seq >= runBase && point.seq <= last.seq;
+
+  const checkpointAt = async (point: AuditHead, own: boolean): Promise<CheckpointRow> => {
     if (signer === undefined) {
       throw new WritError(ERR_AUDIT_NO_SIGNING_KEY, "the audit log has no signing key: checkpoints need one");
     }
-    const from = await lastTrustedPoint(point.seq);
-    // in pages: on the embedded store each read holds the one connection, and appends wait behind it
-    const damage = await verifySegment(repo as ChainReader, from, point, VERIFY_PAGE);
-    if (damage !== undefined) {
-      throw new WritError(
-        ERR_AUDIT_DAMAGED,
-        `refusing to checkpoint seq ${point.seq}: ${damage.problem} at ${damage.seq}: ${damage.message}`,
-      );
+    if (!(own && runSound && inRun(point))) {
+      // whatever this log signs after a refusal, it checks first
+      runSound = false;
+      const from = await lastTrustedPoint(point.seq);
+      // in pages: on the embedded store each read holds the one connection, and appends wait behind it
+      const damage = await verifySegment(repo as ChainReader, from, point, VERIFY_PAGE);
+      if (damage !== undefined) {
+        throw new WritError(
+          ERR_AUDIT_DAMAGED,
+          `refusing to checkpoint seq ${point.seq}: ${damage.problem} at ${damage.seq}: ${damage.message}`,
+        );
+      }
+      // checked from a trusted point up to a record of the run: the run's base is sound
+      if (inRun(point)) runSound = true;
     }
-    return repo.addCheckpoint(await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() }));
+    const signed = await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() });
+    // the insert waits for a pause in the appends, so no call waits behind it (bounded wait)
+    await idle();
+    return repo.addCheckpoint(signed);
   };
 
   // Checkpoints run one at a time, in order: periodic ones in the background, explicit ones after them.
@@ -172,7 +206,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     return next;
   };
   const periodic = (point: AuditHead): void => {
-    serialised(() => checkpointAt(point)).catch((err: unknown) => {
+    serialised(() => checkpointAt(point, true)).catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
       const failure = new WritError(
@@ -194,6 +228,24 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
   // and none of them is stored.
   const queue: Pending[] = [];
   let flushing = false;
+  // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
+  // queued, or after IDLE_WAIT_MS under steady load.
+  let idleWaiters: (() => void)[] = [];
+  const idle = (): Promise<void> => {
+    if (!flushing && queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, IDLE_WAIT_MS);
+      idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  };
+  const releaseIdle = (): void => {
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const wake of waiters) wake();
+  };
 
   const takeBatch = (): Pending[] => {
     let bytes = 0;
@@ -244,17 +296,18 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
           for (const pending of batch) pending.reject(err);
           continue;
         }
+        extendRun(rows);
         for (const [i, row] of rows.entries()) {
           batch[i]!.resolve(asRecord(row));
           if (signer !== undefined && every > 0 && row.seq % every === 0) {
-            // After the answer: nobody waits for the signature (a checkpoint reads and rehashes the
-            // records since the last one). A failure goes to onCheckpointError.
+            // After the answer: nobody waits for the signature. A failure goes to onCheckpointError.
             periodic({ seq: row.seq, hash: row.hash });
           }
         }
       }
     } finally {
       flushing = false;
+      if (queue.length === 0) releaseIdle();
     }
   };
 
@@ -290,7 +343,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     },
 
     checkpoint() {
-      return serialised(async () => checkpointAt(await repo.head()));
+      return serialised(async () => checkpointAt(await repo.head(), false));
     },
 
     async settled() {

@@ -237,6 +237,40 @@ forEachBackend("audit log", (h) => {
       expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5]);
     });
 
+    it("signs the records it appended itself without reading them back; checks them after another writer", async () => {
+      const reads: string[] = [];
+      const counted = (name: "records" | "latestCheckpoints" | "checkpoints" | "head" | "latest") =>
+        ((...args: never[]) => {
+          reads.push(name);
+          return (h.store.audit[name] as (...a: never[]) => unknown)(...args);
+        }) as never;
+      const repo = {
+        ...h.store.audit,
+        records: counted("records"),
+        latestCheckpoints: counted("latestCheckpoints"),
+        checkpoints: counted("checkpoints"),
+        head: counted("head"),
+        latest: counted("latest"),
+      };
+      const log = openLog({ repo, signer, checkpointEvery: 5 });
+      for (let i = 0; i < 10; i++) await log.append("decision", { i });
+      await log.settled();
+      expect(reads).toEqual([]);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5, 10]);
+      // a record this log did not write: the next checkpoint reads and checks the records first
+      await openLog({ repo: h.store.audit }).append("decision", { other: true });
+      for (let i = 0; i < 4; i++) await log.append("decision", { i });
+      await log.settled();
+      expect(reads).toContain("records");
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5, 10, 15]);
+      // checked, the run is sound again: the next one reads nothing
+      reads.length = 0;
+      for (let i = 0; i < 5; i++) await log.append("decision", { i });
+      await log.settled();
+      expect(reads).toEqual([]);
+      expect(await log.verify()).toMatchObject({ ok: true, records: 20, checkpoints: 4 });
+    });
+
     it("takes an explicit checkpoint alongside a periodic one: both stored, in order", async () => {
       const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 2 });
       const records = await Promise.all([1, 2, 3].map((i) => log.append("decision", { i })));

@@ -332,6 +332,40 @@ forEachBackend("audit tamper detection", (h) => {
     expect(await log.verify()).toMatchObject({ ok: true, unsigned: 0, lastCheckpointSeq: RECORDS });
   });
 
+  describe("damage done before the checkpoint over it is signed", () => {
+    // The periodic checkpoint signs the hash the log computed for the records it appended, without
+    // reading them back: damage done to the stored records in between is verify's to find.
+    const upTo = async (from: number, to: number) => {
+      for (let i = from; i <= to; i++) await log.append("decision", { n: i });
+      await log.settled();
+    };
+    beforeEach(async () => {
+      await resetAudit(h.store.db);
+      await upTo(1, 7);
+    });
+
+    it("a record edited in place", async () => {
+      await asAttacker(h.store.db, [`update audit_records set data = '{"n": 999}'::jsonb where seq = 6`]);
+      await upTo(8, EVERY);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([EVERY]);
+      expect((await log.verify()).firstBad).toMatchObject({ problem: "edited", seq: 6 });
+    });
+
+    it("records edited and rehashed, the head left alone", async () => {
+      const rows = (await ctx.rows()).map((r) => (r.seq === 6 ? { ...r, data: { n: 999 } } : r));
+      await ctx.replaceAll(rehash(rows, 6));
+      await upTo(8, EVERY);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([EVERY]);
+      expect((await log.verify()).firstBad).toMatchObject({ problem: "edited", seq: 7 });
+    });
+
+    it("a record edited after the checkpoint over it", async () => {
+      await upTo(8, EVERY + 2);
+      await asAttacker(h.store.db, [`update audit_records set type = 'forged.event' where seq = ${EVERY}`]);
+      expect((await log.verify()).firstBad).toMatchObject({ problem: "edited", seq: EVERY });
+    });
+  });
+
   it("verifies in small pages the same way", async () => {
     await asAttacker(h.store.db, ["delete from audit_records where seq = 12"]);
     expect((await log.verify({ pageSize: 3 })).firstBad).toMatchObject({ problem: "deleted", seq: 12 });
