@@ -54,6 +54,7 @@ export async function seed(store: Store): Promise<void> {
     });
     await store.downstream.created(id);
   };
+  await store.writs.spendUse("w-good", ago(5 * MIN));
   await ds("d-rev", "w-rev", "bad", later(HOUR));
   await ds("d-good", "w-good", "good", later(5 * MIN));
   let now = T;
