@@ -55,15 +55,24 @@ function credential(c: InventoryCredential) {
   }
 }
 
+/** Credentials and flags listed per agent; the rest are counted and on the Live writs page (and in `writ agents show`). */
+export const ROWS_SHOWN = 10;
+
+function more(total: number, agent: string) {
+  return total <= ROWS_SHOWN
+    ? ""
+    : h`<li>… and ${total - ROWS_SHOWN} more (${total} in all: <a href="/console/writs${query({ agent })}">live writs</a>, <code>writ agents show ${agent}</code>)</li>`;
+}
+
 function agentRow(a: AgentEntry) {
   return h`<tr${a.flags.length > 0 ? h` class="flagged"` : ""}>
 <th scope="row"><a href="/console/writs${query({ agent: a.id })}">${a.id}</a>${a.declared ? "" : h` <span class="tag">undeclared</span>`}</th>
 <td>${a.owner ?? "—"}</td><td>${a.purpose ?? "—"}</td><td>${a.runnerClass ?? "—"}${a.ceiling ? h`<br><small>ceiling max TTL ${a.ceiling.maxTtl}</small>` : ""}</td>
 <td><ul class="grants">${a.baseline.map((g) => h`<li><code>${g.action}</code> on <code>${g.resource}</code></li>`)}</ul></td>
-<td>${a.credentials.length === 0 ? "none" : h`<ul>${a.credentials.map((c) => h`<li>${credential(c)}</li>`)}</ul>`}</td>
+<td>${a.credentials.length === 0 ? "none" : h`<ul>${a.credentials.slice(0, ROWS_SHOWN).map((c) => h`<li>${credential(c)}</li>`)}${more(a.credentials.length, a.id)}</ul>`}</td>
 <td>${a.lastActivity ? h`${instant(a.lastActivity.at)}<br><small>${a.lastActivity.type}</small>` : a.activityOlderThan ? h`before ${instant(a.activityOlderThan)}<br><small>not in the newest audit records read</small>` : "never"}</td>
 <td>${a.openFindings.length}</td>
-<td>${a.flags.length === 0 ? "—" : h`<ul>${a.flags.map((f) => h`<li><strong>${f.code}</strong>: ${f.message}</li>`)}</ul>`}</td>
+<td>${a.flags.length === 0 ? "—" : h`<ul>${a.flags.slice(0, ROWS_SHOWN).map((f) => h`<li><strong>${f.code}</strong>: ${f.message}</li>`)}${more(a.flags.length, a.id)}</ul>`}</td>
 </tr>`;
 }
 

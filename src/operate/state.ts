@@ -116,6 +116,25 @@ export interface OperationalState {
   readonly toolPins: readonly ToolPinSummary[];
 }
 
+/** Rows read per query from the two large tables (live writs, findings), ordered by id. */
+export const PAGE_ROWS = 1000;
+
+/**
+ * Reads a large result in pages by id, so that an embedded store, which runs in this process,
+ * lets other requests in between the pages instead of blocking them for the whole read.
+ */
+async function inPages<R extends { id: string }>(page: (after: string) => Promise<R[]>): Promise<R[]> {
+  const all: R[] = [];
+  let after = "";
+  for (;;) {
+    const rows = await page(after);
+    all.push(...rows);
+    if (rows.length < PAGE_ROWS) return all;
+    after = rows[rows.length - 1]!.id;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 const int = (v: unknown): number => Number(v);
 const obj = (v: unknown): Record<string, unknown> | undefined => {
@@ -187,25 +206,34 @@ export async function readOperationalState(
 ): Promise<OperationalState> {
   const now = opts.now;
   return guard("read operational state", async () => {
-    const writRows = await db
-      .selectFrom("writs")
-      .select([
-        "id",
-        "agent",
-        "playbook",
-        "environment",
-        "issued_at",
-        "expires_at",
-        "max_uses",
-        "uses",
-        "last_used_at",
-      ])
-      .where("status", "=", "active")
-      .where("expires_at", ">", now)
-      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-      .orderBy("agent")
-      .orderBy("expires_at")
-      .execute();
+    const writRows = await inPages((after) =>
+      db
+        .selectFrom("writs")
+        .select([
+          "id",
+          "agent",
+          "playbook",
+          "environment",
+          "issued_at",
+          "expires_at",
+          "max_uses",
+          "uses",
+          "last_used_at",
+        ])
+        .where("status", "=", "active")
+        .where("expires_at", ">", now)
+        .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+        .where("id", ">", after)
+        .orderBy("id")
+        .limit(PAGE_ROWS)
+        .execute(),
+    );
+    writRows.sort(
+      (a, b) =>
+        (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0) ||
+        date(a.expires_at).getTime() - date(b.expires_at).getTime() ||
+        (a.id < b.id ? -1 : 1),
+    );
     const liveWrits: LiveWrit[] = writRows.map((r) => ({
       id: r.id,
       agent: r.agent,
@@ -276,20 +304,24 @@ export async function readOperationalState(
       storeAgents.add(agent);
     }
 
-    const findingRows = await db
-      .selectFrom("analyzer_findings")
-      .select([
-        "id",
-        "workload",
-        "category",
-        "severity",
-        "status",
-        "title",
-        sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
-      ])
-      .where("status", "<>", "fixed")
-      .orderBy("id")
-      .execute();
+    const findingRows = await inPages((after) =>
+      db
+        .selectFrom("analyzer_findings")
+        .select([
+          "id",
+          "workload",
+          "category",
+          "severity",
+          "status",
+          "title",
+          sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
+        ])
+        .where("status", "<>", "fixed")
+        .where("id", ">", after)
+        .orderBy("id")
+        .limit(PAGE_ROWS)
+        .execute(),
+    );
     const findings: StoredFindingSummary[] = findingRows.map((r) => ({
       id: r.id,
       workload: r.workload,
