@@ -10,7 +10,9 @@ import {
   assessMaturity,
   buildInventory,
   formatRef,
+  type Inventory,
   type InventoryCredential,
+  type MaturityReport,
   type OperationalState,
   readOperationalState,
 } from "../operate/index.js";
@@ -35,6 +37,18 @@ export function consoleOperationalState(deps: ConsoleDeps, now: Date): Promise<O
     now,
     activity: { agents: [...deps.config.agents.keys()], maxRecords: CONSOLE_ACTIVITY_RECORDS },
   });
+}
+
+// What the pages judge from one cached read, judged once per read (pure functions of it and the config).
+const inventories = new WeakMap<OperationalState, Inventory>();
+const reports = new WeakMap<OperationalState, MaturityReport>();
+function derived<T>(memo: WeakMap<OperationalState, T>, state: OperationalState, make: () => T): T {
+  let v = memo.get(state);
+  if (v === undefined) {
+    v = make();
+    memo.set(state, v);
+  }
+  return v;
 }
 
 /** How old the shown state is, and how far back the audit log was read for last activity. */
@@ -78,7 +92,9 @@ function agentRow(a: AgentEntry) {
 
 export async function agentsPage(p: PageContext, cache: OperationalCache): Promise<View> {
   const state = await cache.get(p.now);
-  const inv = buildInventory(p.deps.config, state, { now: state.at, locate: p.deps.locate });
+  const inv = derived(inventories, state, () =>
+    buildInventory(p.deps.config, state, { now: state.at, locate: p.deps.locate }),
+  );
   const flagged = inv.agents.filter((a) => a.flags.length > 0).length;
   const body = h`<p>${inv.agents.length} agents; ${flagged} flagged (dormant after ${inv.dormantDays} days without activity, credentials that outlive their use, agents the store knows but writ.yaml does not declare). ${inv.unattributedFindings} unresolved findings tied to no agent. Also <code>writ agents list|show --json</code>.</p>
 ${asOf(state, p.now)}
@@ -94,7 +110,9 @@ export async function maturityPage(p: PageContext, cache: OperationalCache): Pro
     kind: "not-checked",
     reason: "the console does not walk the whole chain on every load: verify it on the Audit page",
   };
-  const report = assessMaturity(p.deps.config, state, audit, { now: state.at, locate: p.deps.locate });
+  const report = derived(reports, state, () =>
+    assessMaturity(p.deps.config, state, audit, { now: state.at, locate: p.deps.locate }),
+  );
   const body = h`<p>Each agent against the practices writ is built on, with the evidence for each answer and what to change (<code>writ maturity</code>, docs/maturity.md).</p>
 ${asOf(state, p.now)}
 ${report.agents.map(

@@ -191,6 +191,7 @@ async function readLastActivity(
     if (first?.oldest != null) since = date(first.oldest);
     records += Number(first?.n ?? 0);
     top = bottom - 1;
+    await new Promise((r) => setImmediate(r)); // let other requests in between steps (embedded store)
     if (wanted !== undefined && [...wanted].every((a) => lastActivity.has(a))) break;
   }
   return { lastActivity, activityScan: { complete: top < lo, records, since } };
