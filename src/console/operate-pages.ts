@@ -69,7 +69,7 @@ function credential(c: InventoryCredential) {
   }
 }
 
-/** Credentials and flags listed per agent; the rest are counted and on the Live writs page (and in `writ agents show`). */
+/** Credentials and flags listed per agent, and evidence per maturity answer; the rest are counted and on the Live writs page (and in `writ agents show`). */
 export const ROWS_SHOWN = 10;
 
 function more(total: number, agent: string) {
@@ -125,7 +125,7 @@ ${report.agents.map(
     (
       x,
     ) => h`<tr><th scope="row">${x.title}</th><td class="${x.status === "pass" ? "ok" : x.status === "fail" ? "warn" : ""}">${x.status}</td><td>${x.summary}</td>
-<td><ul>${x.evidence.map((e) => h`<li><code>${formatRef(e.source)}</code>: ${e.note}</li>`)}</ul></td><td>${x.fix ?? ""}</td></tr>`,
+<td><ul>${x.evidence.slice(0, ROWS_SHOWN).map((e) => h`<li><code>${formatRef(e.source)}</code>: ${e.note}</li>`)}${x.evidence.length > ROWS_SHOWN ? h`<li>… and ${x.evidence.length - ROWS_SHOWN} more (<code>writ maturity --json</code>)</li>` : ""}</ul></td><td>${x.fix ?? ""}</td></tr>`,
   )}</tbody></table></div></section>`,
 )}`;
   return { title: "Maturity", body };

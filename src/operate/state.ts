@@ -117,7 +117,7 @@ export interface OperationalState {
 }
 
 /** Rows read per query from the two large tables (live writs, findings), ordered by id. */
-export const PAGE_ROWS = 1000;
+export const PAGE_ROWS = 500;
 
 /**
  * Reads a large result in pages by id, so that an embedded store, which runs in this process,
