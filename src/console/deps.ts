@@ -25,4 +25,6 @@ export interface ConsoleDeps {
   /** Where a writ.yaml path is (line, column), for the inventory's and maturity's evidence. */
   readonly locate?: import("../operate/index.js").Locate | undefined;
   readonly clock?: (() => Date) | undefined;
+  /** How long the Agents and Maturity pages serve one read of the store (ms; default 10 s, 0: every load). */
+  readonly operateMaxAgeMs?: number | undefined;
 }

@@ -32,7 +32,8 @@ import { killConfirm, killEngage, killLift, killPage } from "./kill-page.js";
 import { page } from "./layout.js";
 import { loginApprover, loginOperator, loginPage } from "./login.js";
 import { metricsPage } from "./metrics-page.js";
-import { agentsPage, maturityPage } from "./operate-pages.js";
+import { operationalCache } from "./operate-cache.js";
+import { agentsPage, consoleOperationalState, maturityPage, OPERATE_MAX_AGE_S } from "./operate-pages.js";
 import { COOKIE, type Role, SESSION_SECONDS, type Session, Sessions, sameSecret } from "./session.js";
 import { revokeWrit, writsPage } from "./writs-page.js";
 
@@ -285,8 +286,12 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
     }
   });
   view("/console/metrics", ops, metricsPage);
-  view("/console/agents", ops, agentsPage);
-  view("/console/maturity", ops, maturityPage);
+  const operational = operationalCache(
+    (at) => consoleOperationalState(deps, at),
+    deps.operateMaxAgeMs ?? OPERATE_MAX_AGE_S * 1000,
+  );
+  view("/console/agents", ops, (p) => agentsPage(p, operational));
+  view("/console/maturity", ops, (p) => maturityPage(p, operational));
 
   app.all("/console/*", (c) =>
     errorPage(

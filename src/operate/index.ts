@@ -33,14 +33,16 @@ export {
 } from "./maturity.js";
 export { agentText, escapeHtml, inventoryText, maturityHtml, maturityText } from "./render.js";
 export {
+  ACTIVITY_STEP,
   ACTIVITY_TYPES,
+  type ActivityBounds,
+  type ActivityScan,
   type LiveDownstream,
   type LiveWrit,
   type OperationalState,
   readOperationalState,
   type StoredFindingSummary,
   type ToolPinSummary,
-  WRIT_USE_TYPES,
 } from "./state.js";
 export {
   type AgentTool,

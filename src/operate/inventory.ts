@@ -99,6 +99,11 @@ export interface AgentEntry {
   readonly tools: readonly string[];
   readonly credentials: readonly InventoryCredential[];
   readonly lastActivity: { readonly at: Date; readonly type: string } | undefined;
+  /**
+   * When `lastActivity` is undefined because only part of the audit log was read: its last activity
+   * (if any) is older than this, the oldest record read. Undefined when the whole log was read.
+   */
+  readonly activityOlderThan: Date | undefined;
   /** Findings tied to the agent whose status is `open` or `accepted`. */
   readonly openFindings: readonly StoredFindingSummary[];
   readonly flags: readonly InventoryFlag[];
@@ -214,7 +219,7 @@ function declaredEntry(
   config: WritConfig,
   agent: Agent,
   locate: Locate | undefined,
-): Omit<AgentEntry, "credentials" | "lastActivity" | "openFindings" | "flags"> {
+): Omit<AgentEntry, "credentials" | "lastActivity" | "activityOlderThan" | "openFindings" | "flags"> {
   const rc = config.runnerClasses.get(agent.runnerClass);
   return {
     id: agent.id,
@@ -266,14 +271,23 @@ export function buildInventory(
     const agent = config.agents.get(id);
     const { writs, downstream } = liveCredentials(at, writsBy.get(id) ?? [], downstreamBy.get(id) ?? []);
     const lastActivity = state.lastActivity.get(id);
+    const scan = state.activityScan;
+    const olderThan = lastActivity || scan.complete ? undefined : (scan.since ?? now);
     const flags: InventoryFlag[] = [];
     if (!agent) {
       flags.push({
         code: "undeclared",
         message: `agent \`${id}\` appears in the store or the audit log but not in ${config.file}`,
       });
-    } else if (!lastActivity) {
+    } else if (!lastActivity && olderThan === undefined) {
       flags.push({ code: "dormant", message: "no activity in the audit log" });
+    } else if (!lastActivity) {
+      // only the newest records were read: dormant when they reach back past the dormancy limit
+      if (olderThan !== undefined && now.getTime() - olderThan.getTime() >= dormantDays * DAY)
+        flags.push({
+          code: "dormant",
+          message: `no activity since ${olderThan.toISOString()} (the newest ${scan.records} audit records were read)`,
+        });
     } else if (now.getTime() - lastActivity.at.getTime() >= dormantDays * DAY) {
       const days = Math.floor((now.getTime() - lastActivity.at.getTime()) / DAY);
       flags.push({
@@ -306,6 +320,7 @@ export function buildInventory(
         ...(agent ? standingCredentials(config, agent, opts.locate) : []),
       ],
       lastActivity,
+      activityOlderThan: olderThan,
       openFindings: findingsBy.get(id) ?? [],
       flags,
     });

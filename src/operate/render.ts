@@ -53,7 +53,11 @@ export function inventoryText(inv: Inventory): string {
       a.runnerClass ?? "—",
       String(a.credentials.filter((c) => c.kind === "writ").length),
       String(a.credentials.filter((c) => c.kind === "downstream").length),
-      a.lastActivity ? a.lastActivity.at.toISOString().slice(0, 16).replace("T", " ") : "never",
+      a.lastActivity
+        ? a.lastActivity.at.toISOString().slice(0, 16).replace("T", " ")
+        : a.activityOlderThan
+          ? `before ${a.activityOlderThan.toISOString().slice(0, 16).replace("T", " ")}`
+          : "never",
       String(a.openFindings.length),
       [...new Set(a.flags.map((f) => f.code))].join(",") || "—",
     ]);
@@ -102,7 +106,7 @@ export function agentText(inv: Inventory, id: string): string {
     else lines.push(`    ${c.type} ${plain(c.name)}: ${c.detail}  [${formatRef(c.source)}]`);
   }
   lines.push(
-    `  last activity: ${a.lastActivity ? `${a.lastActivity.type} at ${a.lastActivity.at.toISOString()}` : "never"}`,
+    `  last activity: ${a.lastActivity ? `${a.lastActivity.type} at ${a.lastActivity.at.toISOString()}` : a.activityOlderThan ? `before ${a.activityOlderThan.toISOString()} (older records not read)` : "never"}`,
     "  open findings:",
     ...(a.openFindings.length === 0
       ? ["    none"]

@@ -1,7 +1,8 @@
 /**
  * What the store says about agents, read once for the inventory and the maturity check: live writs,
- * live downstream credentials, each agent's last activity and each live credential's writ's last
- * use (from the audit log), the findings queue, the gateway's tool pins, and every agent name the
+ * live downstream credentials, each agent's last activity (from the audit log, walked back from its
+ * newest record as far as the caller bounds it), each live credential's writ's last use (the writ's
+ * `last_used_at`), the findings queue, the gateway's tool pins, and every agent name the
  * store has seen. Reads only; the judging is done by pure functions over this (`inventory.ts`,
  * `maturity.ts`), so the console and the CLI answer the same.
  */
@@ -24,16 +25,28 @@ export const ACTIVITY_TYPES = [
   "downstream.refused",
 ] as const;
 
-/** Audit record types that are a use of a writ, with the writ's id at `data.writ` (or `data.context.writId`). */
-export const WRIT_USE_TYPES = [
-  "broker.writ_used",
-  "gateway.call",
-  "downstream.issued",
-  "pdp.decision",
-] as const;
+/** Audit records read per step of the walk back through the log for agents' last activity. */
+export const ACTIVITY_STEP = 2000;
 
-/** How far before the oldest live credential the log is read for its uses (other servers' clocks). */
-export const USE_MARGIN_MS = 10 * 60_000;
+/**
+ * How much of the audit log the walk for agents' last activity reads: it goes back from the newest
+ * record by `seq` until every agent of `agents` is found or `maxRecords` have been read. Without
+ * `agents` it never stops early; without `maxRecords` it may read the whole log (exact).
+ */
+export interface ActivityBounds {
+  readonly agents?: readonly string[] | undefined;
+  readonly maxRecords?: number | undefined;
+}
+
+/** What the walk read: an agent not found has no activity in it (none at all when `complete`). */
+export interface ActivityScan {
+  /** The walk reached the log's first record: an agent it did not find has never been active. */
+  readonly complete: boolean;
+  /** Records read (agents' or not). */
+  readonly records: number;
+  /** The time of the oldest record read (undefined when none was). */
+  readonly since: Date | undefined;
+}
 
 /** The most names of agents the store has seen that `storeAgents` keeps (audit data is partly caller-supplied). */
 export const MAX_STORE_AGENTS = 1000;
@@ -88,17 +101,38 @@ export interface OperationalState {
   readonly at: Date;
   readonly liveWrits: readonly LiveWrit[];
   readonly liveDownstream: readonly LiveDownstream[];
-  /** Per agent: the latest audit record its own requests produced. */
+  /** Per agent: the latest audit record its own requests produced, within `activityScan`. */
   readonly lastActivity: ReadonlyMap<string, { readonly at: Date; readonly type: string }>;
-  /** Per writ of `liveWrits` and `liveDownstream`: its latest use in the audit log. */
+  /** How much of the audit log `lastActivity` comes from. */
+  readonly activityScan: ActivityScan;
+  /** Per writ of `liveWrits` and `liveDownstream`: its latest spent use (`writs.last_used_at`). */
   readonly writLastUse: ReadonlyMap<string, Date>;
-  /** Agent names in writs, the downstream ledger and the audit log (at most `MAX_STORE_AGENTS`). */
+  /** Agent names in writs, the downstream ledger and the audit log's part `activityScan` read (at most `MAX_STORE_AGENTS`). */
   readonly storeAgents: ReadonlySet<string>;
   /** Findings not fixed: `open`, `accepted`, `risk-accepted`. */
   readonly findings: readonly StoredFindingSummary[];
   /** Whether `writ scan --store` ever recorded anything (a finding, fixed or not). */
   readonly scanRecorded: boolean;
   readonly toolPins: readonly ToolPinSummary[];
+}
+
+/** Rows read per query from the two large tables (live writs, findings), ordered by id. */
+export const PAGE_ROWS = 500;
+
+/**
+ * Reads a large result in pages by id, so that an embedded store, which runs in this process,
+ * lets other requests in between the pages instead of blocking them for the whole read.
+ */
+async function inPages<R extends { id: string }>(page: (after: string) => Promise<R[]>): Promise<R[]> {
+  const all: R[] = [];
+  let after = "";
+  for (;;) {
+    const rows = await page(after);
+    all.push(...rows);
+    if (rows.length < PAGE_ROWS) return all;
+    after = rows[rows.length - 1]!.id;
+    await new Promise((r) => setImmediate(r));
+  }
 }
 
 const date = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
@@ -110,22 +144,97 @@ const obj = (v: unknown): Record<string, unknown> | undefined => {
     : undefined;
 };
 
-/** Reads the state at `now`. Each read is one query; the audit log is scanned twice (grouped). */
+/**
+ * The latest agent-originated record per agent, walking back from the log's head by `seq` (the
+ * primary key: each step is a range read of `ACTIVITY_STEP` records, one row per agent out), until
+ * `bounds` says stop. Nothing is added to the append path (no index on the records' data).
+ */
+async function readLastActivity(
+  db: Kysely<Database>,
+  bounds: ActivityBounds | undefined,
+): Promise<{ lastActivity: Map<string, { at: Date; type: string }>; activityScan: ActivityScan }> {
+  const lastActivity = new Map<string, { at: Date; type: string }>();
+  const ends = await sql<{ lo: unknown; hi: unknown }>`
+    select min(seq) as lo, max(seq) as hi from audit_records`.execute(db);
+  const lo = ends.rows[0]?.lo == null ? undefined : Number(ends.rows[0].lo);
+  const hi = ends.rows[0]?.hi == null ? undefined : Number(ends.rows[0].hi);
+  if (lo === undefined || hi === undefined)
+    return { lastActivity, activityScan: { complete: true, records: 0, since: undefined } };
+  const wanted = bounds?.agents === undefined ? undefined : new Set(bounds.agents);
+  const max = bounds?.maxRecords ?? Number.POSITIVE_INFINITY;
+  const types = sql.join(ACTIVITY_TYPES.map((t) => sql.lit(t)));
+  let top = hi;
+  let since: Date | undefined;
+  let records = 0;
+  while (top >= lo && records < max) {
+    const bottom = Math.max(lo, top - Math.min(ACTIVITY_STEP, max - records) + 1);
+    const rows = await sql<{
+      agent: string | null;
+      at: unknown;
+      type: string | null;
+      oldest: unknown;
+      n: unknown;
+    }>`
+      select a.agent, a.at, a.type, s.oldest, s.n from
+        (select min(at) as oldest, count(*) as n from audit_records where seq between ${bottom} and ${top}) s
+        left join (
+          select distinct on (data->>'agent') data->>'agent' as agent, at, type from audit_records
+          where seq between ${bottom} and ${top} and type in (${types})
+            and jsonb_typeof(data->'agent') = 'string'
+          order by data->>'agent', seq desc
+        ) a on true`.execute(db);
+    for (const r of rows.rows) {
+      if (r.agent !== null && r.type !== null && !lastActivity.has(r.agent))
+        lastActivity.set(r.agent, { at: date(r.at), type: r.type });
+    }
+    const first = rows.rows[0];
+    if (first?.oldest != null) since = date(first.oldest);
+    records += Number(first?.n ?? 0);
+    top = bottom - 1;
+    await new Promise((r) => setImmediate(r)); // let other requests in between steps (embedded store)
+    if (wanted !== undefined && [...wanted].every((a) => lastActivity.has(a))) break;
+  }
+  return { lastActivity, activityScan: { complete: top < lo, records, since } };
+}
+
+/**
+ * Reads the state at `now`. Each read is one query, except the walk back through the audit log for
+ * agents' last activity, bounded by `activity` (see `ActivityBounds`; exact without bounds).
+ */
 export async function readOperationalState(
   db: Kysely<Database>,
-  opts: { readonly now: Date },
+  opts: { readonly now: Date; readonly activity?: ActivityBounds | undefined },
 ): Promise<OperationalState> {
   const now = opts.now;
   return guard("read operational state", async () => {
-    const writRows = await db
-      .selectFrom("writs")
-      .select(["id", "agent", "playbook", "environment", "issued_at", "expires_at", "max_uses", "uses"])
-      .where("status", "=", "active")
-      .where("expires_at", ">", now)
-      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-      .orderBy("agent")
-      .orderBy("expires_at")
-      .execute();
+    const writRows = await inPages((after) =>
+      db
+        .selectFrom("writs")
+        .select([
+          "id",
+          "agent",
+          "playbook",
+          "environment",
+          "issued_at",
+          "expires_at",
+          "max_uses",
+          "uses",
+          "last_used_at",
+        ])
+        .where("status", "=", "active")
+        .where("expires_at", ">", now)
+        .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+        .where("id", ">", after)
+        .orderBy("id")
+        .limit(PAGE_ROWS)
+        .execute(),
+    );
+    writRows.sort(
+      (a, b) =>
+        (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0) ||
+        date(a.expires_at).getTime() - date(b.expires_at).getTime() ||
+        (a.id < b.id ? -1 : 1),
+    );
     const liveWrits: LiveWrit[] = writRows.map((r) => ({
       id: r.id,
       agent: r.agent,
@@ -152,6 +261,7 @@ export async function readOperationalState(
         "r.outlives_writ",
         "w.status as writ_status",
         "w.expires_at as writ_expires_at",
+        "w.last_used_at as writ_last_used_at",
       ])
       .where("r.state", "<>", "removed")
       .where("r.expires_at", ">", now)
@@ -173,42 +283,15 @@ export async function readOperationalState(
       writExpiresAt: r.writ_expires_at === null ? undefined : date(r.writ_expires_at),
     }));
 
-    // The latest agent-originated record per agent: one grouped scan of the log.
-    const latestRows = await sql<{ seq: unknown }>`
-      select max(seq) as seq from audit_records
-      where type in (${sql.join(ACTIVITY_TYPES.map((t) => sql.lit(t)))})
-      group by data->>'agent'`.execute(db);
-    const latestSeq = latestRows.rows.map((r) => Number(r.seq));
-
-    // The latest use of each live credential's writ: a use follows the writ's issuance, so only
-    // the log's tail since the oldest of them is read (with a margin for clocks of other servers).
+    // Each live credential's writ's latest use: the writ's own `last_used_at` (set as a use is
+    // spent), read for the writs of downstream credentials that are not live themselves.
     const writLastUse = new Map<string, Date>();
-    const wanted = [...new Set([...liveWrits.map((w) => w.id), ...liveDownstream.map((d) => d.writ)])];
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const w of liveWrits) oldest = Math.min(oldest, w.issuedAt.getTime());
-    for (const d of liveDownstream) oldest = Math.min(oldest, d.createdAt.getTime());
-    if (wanted.length > 0) {
-      const since = new Date(oldest - USE_MARGIN_MS);
-      const uses = await sql<{ writ: string; at: unknown }>`
-        select u.writ, max(u.at) as at from (
-          select coalesce(data->>'writ', data->'context'->>'writId') as writ, at
-          from audit_records
-          where seq >= (select coalesce(min(seq), 9223372036854775807) from audit_records where at >= ${since})
-            and type in (${sql.join(WRIT_USE_TYPES.map((t) => sql.lit(t)))})
-        ) u
-        where u.writ in (select unnest(${sql.val(wanted)}::text[]))
-        group by u.writ`.execute(db);
-      for (const r of uses.rows) writLastUse.set(r.writ, date(r.at));
-    }
+    for (const r of writRows) if (r.last_used_at !== null) writLastUse.set(r.id, date(r.last_used_at));
+    for (const r of dsRows)
+      if (r.writ_last_used_at !== null && !writLastUse.has(r.writ))
+        writLastUse.set(r.writ, date(r.writ_last_used_at));
 
-    const lastActivity = new Map<string, { at: Date; type: string }>();
-    if (latestSeq.length > 0) {
-      const latest = await sql<{ agent: string; at: unknown; type: string }>`
-        select data->>'agent' as agent, at, type from audit_records
-        where seq in (select unnest(${sql.val(latestSeq)}::bigint[]))
-          and jsonb_typeof(data->'agent') = 'string'`.execute(db);
-      for (const r of latest.rows) lastActivity.set(r.agent, { at: date(r.at), type: r.type });
-    }
+    const { lastActivity, activityScan } = await readLastActivity(db, opts.activity);
 
     const storeAgents = new Set<string>();
     const names = await sql<{ agent: string }>`
@@ -222,20 +305,24 @@ export async function readOperationalState(
       storeAgents.add(agent);
     }
 
-    const findingRows = await db
-      .selectFrom("analyzer_findings")
-      .select([
-        "id",
-        "workload",
-        "category",
-        "severity",
-        "status",
-        "title",
-        sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
-      ])
-      .where("status", "<>", "fixed")
-      .orderBy("id")
-      .execute();
+    const findingRows = await inPages((after) =>
+      db
+        .selectFrom("analyzer_findings")
+        .select([
+          "id",
+          "workload",
+          "category",
+          "severity",
+          "status",
+          "title",
+          sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
+        ])
+        .where("status", "<>", "fixed")
+        .where("id", ">", after)
+        .orderBy("id")
+        .limit(PAGE_ROWS)
+        .execute(),
+    );
     const findings: StoredFindingSummary[] = findingRows.map((r) => ({
       id: r.id,
       workload: r.workload,
@@ -266,6 +353,7 @@ export async function readOperationalState(
       liveWrits,
       liveDownstream,
       lastActivity,
+      activityScan,
       writLastUse,
       storeAgents,
       findings,

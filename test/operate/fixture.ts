@@ -153,6 +153,7 @@ export function emptyState(at: Date, over: Partial<OperationalState> = {}): Oper
     liveWrits: [],
     liveDownstream: [],
     lastActivity: new Map(),
+    activityScan: { complete: true, records: 0, since: undefined },
     writLastUse: new Map(),
     storeAgents: new Set(),
     findings: [],

@@ -54,6 +54,7 @@ export async function seed(store: Store): Promise<void> {
     });
     await store.downstream.created(id);
   };
+  await store.writs.spendUse("w-good", ago(5 * MIN));
   await ds("d-rev", "w-rev", "bad", later(HOUR));
   await ds("d-good", "w-good", "good", later(5 * MIN));
   let now = T;
@@ -149,4 +150,40 @@ forEachBackend("agents inventory", (h) => {
       await h.teardown();
     }
   }, 120_000); // a fresh PGlite takes seconds to start on a loaded machine
+
+  it("reads only the newest records when bounded, and says how far back it read", async () => {
+    await h.setup();
+    try {
+      await seed(h.store);
+      const { config, locate } = await loadFixture();
+      // the log, oldest first: bad (40 days ago), good (9 min), a use, ghost (1 day), an operator's kill
+      const whole = await readOperationalState(h.store.db, { now: T, activity: { agents: ["good"] } });
+      expect(whole.activityScan).toEqual({ complete: true, records: 5, since: ago(40 * DAY) });
+      expect(whole.lastActivity.get("bad")?.at).toEqual(ago(40 * DAY));
+
+      const two = await readOperationalState(h.store.db, { now: T, activity: { maxRecords: 2 } });
+      expect(two.activityScan).toEqual({ complete: false, records: 2, since: ago(DAY) });
+      expect([...two.lastActivity.keys()]).toEqual(["ghost"]);
+      expect(two.storeAgents.has("ghost")).toBe(true);
+      const inv = buildInventory(config, two, { now: T, locate });
+      const by = (id: string) => inv.agents.find((a) => a.id === id)!;
+      // not in the records read: older than the oldest of them, and not called dormant on that alone
+      expect(by("good").lastActivity).toBeUndefined();
+      expect(by("good").activityOlderThan).toEqual(ago(DAY));
+      expect(by("good").flags).toEqual([]);
+      expect(by("quiet").flags.map((f) => f.code)).toEqual([]);
+      // …unless the records read reach back past the dormancy limit
+      const strict = buildInventory(config, two, { now: T, dormantDays: 1 });
+      expect(strict.agents.find((a) => a.id === "quiet")!.flags.map((f) => f.message)).toEqual([
+        `no activity since ${ago(DAY).toISOString()} (the newest 2 audit records were read)`,
+      ]);
+
+      const four = await readOperationalState(h.store.db, { now: T, activity: { maxRecords: 4 } });
+      expect(four.activityScan.complete).toBe(false);
+      expect(four.lastActivity.get("good")).toEqual({ at: ago(9 * MIN), type: "gateway.call" });
+      expect(four.lastActivity.has("bad")).toBe(false);
+    } finally {
+      await h.teardown();
+    }
+  }, 120_000);
 });
