@@ -197,6 +197,172 @@ async function readLastActivity(
   return { lastActivity, activityScan: { complete: top < lo, records, since } };
 }
 
+type WritRow = {
+  id: string;
+  agent: string;
+  playbook: string;
+  environment: string;
+  issued_at: Date | string;
+  expires_at: Date | string;
+  max_uses: number | null;
+  uses: number | string;
+  last_used_at: Date | string | null;
+};
+
+/** Live writs (active, unexpired, uses left), by agent then expiry, with each row's last use. */
+async function readLiveWrits(
+  db: Kysely<Database>,
+  now: Date,
+): Promise<{ rows: WritRow[]; liveWrits: LiveWrit[] }> {
+  const rows: WritRow[] = await inPages((after) =>
+    db
+      .selectFrom("writs")
+      .select([
+        "id",
+        "agent",
+        "playbook",
+        "environment",
+        "issued_at",
+        "expires_at",
+        "max_uses",
+        "uses",
+        "last_used_at",
+      ])
+      .where("status", "=", "active")
+      .where("expires_at", ">", now)
+      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+      .where("id", ">", after)
+      .orderBy("id")
+      .limit(PAGE_ROWS)
+      .execute(),
+  );
+  rows.sort(
+    (a, b) =>
+      (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0) ||
+      date(a.expires_at).getTime() - date(b.expires_at).getTime() ||
+      (a.id < b.id ? -1 : 1),
+  );
+  const liveWrits: LiveWrit[] = rows.map((r) => ({
+    id: r.id,
+    agent: r.agent,
+    playbook: r.playbook,
+    environment: r.environment,
+    issuedAt: date(r.issued_at),
+    expiresAt: date(r.expires_at),
+    maxUses: r.max_uses ?? undefined,
+    uses: int(r.uses),
+  }));
+  return { rows, liveWrits };
+}
+
+/** Downstream credentials not removed and not expired, with their writ's state and last use. */
+async function readLiveDownstream(db: Kysely<Database>, now: Date) {
+  const rows = await db
+    .selectFrom("downstream_records as r")
+    .leftJoin("writs as w", "w.id", "r.writ")
+    .select([
+      "r.id",
+      "r.system",
+      "r.environment",
+      "r.writ",
+      "r.agent",
+      "r.kind",
+      "r.state",
+      "r.created_at",
+      "r.expires_at",
+      "r.outlives_writ",
+      "w.status as writ_status",
+      "w.expires_at as writ_expires_at",
+      "w.last_used_at as writ_last_used_at",
+    ])
+    .where("r.state", "<>", "removed")
+    .where("r.expires_at", ">", now)
+    .orderBy("r.agent")
+    .orderBy("r.created_at")
+    .execute();
+  const liveDownstream: LiveDownstream[] = rows.map((r) => ({
+    id: r.id,
+    system: r.system,
+    environment: r.environment,
+    writ: r.writ,
+    agent: r.agent,
+    kind: r.kind,
+    state: r.state,
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    outlivesWrit: r.outlives_writ === true,
+    writStatus: r.writ_status === null ? "missing" : r.writ_status === "revoked" ? "revoked" : "active",
+    writExpiresAt: r.writ_expires_at === null ? undefined : date(r.writ_expires_at),
+  }));
+  return { rows, liveDownstream };
+}
+
+/** Agents the store knows (writs, downstream ledger), then those seen in the audit walk, up to the cap. */
+async function readStoreAgents(
+  db: Kysely<Database>,
+  lastActivity: ReadonlyMap<string, unknown>,
+): Promise<Set<string>> {
+  const storeAgents = new Set<string>();
+  const names = await sql<{ agent: string }>`
+    select agent from (
+      select agent from writs
+      union select agent from downstream_records
+    ) a order by agent limit ${sql.lit(MAX_STORE_AGENTS)}`.execute(db);
+  for (const r of names.rows) storeAgents.add(r.agent);
+  for (const agent of [...lastActivity.keys()].sort()) {
+    if (storeAgents.size >= MAX_STORE_AGENTS) break;
+    storeAgents.add(agent);
+  }
+  return storeAgents;
+}
+
+/** Open findings (not fixed), and whether any scan was ever recorded. */
+async function readFindings(
+  db: Kysely<Database>,
+): Promise<{ findings: StoredFindingSummary[]; scanRecorded: boolean }> {
+  const rows = await inPages((after) =>
+    db
+      .selectFrom("analyzer_findings")
+      .select([
+        "id",
+        "workload",
+        "category",
+        "severity",
+        "status",
+        "title",
+        sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
+      ])
+      .where("status", "<>", "fixed")
+      .where("id", ">", after)
+      .orderBy("id")
+      .limit(PAGE_ROWS)
+      .execute(),
+  );
+  const findings: StoredFindingSummary[] = rows.map((r) => ({
+    id: r.id,
+    workload: r.workload,
+    agent: r.agent ?? undefined,
+    category: r.category,
+    severity: r.severity,
+    status: r.status,
+    title: r.title,
+  }));
+  const scanRecorded =
+    findings.length > 0 ||
+    (await db.selectFrom("analyzer_findings").select("id").limit(1).executeTakeFirst()) !== undefined;
+  return { findings, scanRecorded };
+}
+
+async function readToolPins(db: Kysely<Database>): Promise<ToolPinSummary[]> {
+  const rows = await db
+    .selectFrom("gateway_tool_pins")
+    .select(["server", "tool", sql<unknown>`seen_definition->'annotations'`.as("annotations")])
+    .orderBy("server")
+    .orderBy("tool")
+    .execute();
+  return rows.map((r) => ({ server: r.server, tool: r.tool, annotations: obj(r.annotations) }));
+}
+
 /**
  * Reads the state at `now`. Each read is one query, except the walk back through the audit log for
  * agents' last activity, bounded by `activity` (see `ActivityBounds`; exact without bounds).
@@ -207,81 +373,8 @@ export async function readOperationalState(
 ): Promise<OperationalState> {
   const now = opts.now;
   return guard("read operational state", async () => {
-    const writRows = await inPages((after) =>
-      db
-        .selectFrom("writs")
-        .select([
-          "id",
-          "agent",
-          "playbook",
-          "environment",
-          "issued_at",
-          "expires_at",
-          "max_uses",
-          "uses",
-          "last_used_at",
-        ])
-        .where("status", "=", "active")
-        .where("expires_at", ">", now)
-        .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-        .where("id", ">", after)
-        .orderBy("id")
-        .limit(PAGE_ROWS)
-        .execute(),
-    );
-    writRows.sort(
-      (a, b) =>
-        (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0) ||
-        date(a.expires_at).getTime() - date(b.expires_at).getTime() ||
-        (a.id < b.id ? -1 : 1),
-    );
-    const liveWrits: LiveWrit[] = writRows.map((r) => ({
-      id: r.id,
-      agent: r.agent,
-      playbook: r.playbook,
-      environment: r.environment,
-      issuedAt: date(r.issued_at),
-      expiresAt: date(r.expires_at),
-      maxUses: r.max_uses ?? undefined,
-      uses: int(r.uses),
-    }));
-    const dsRows = await db
-      .selectFrom("downstream_records as r")
-      .leftJoin("writs as w", "w.id", "r.writ")
-      .select([
-        "r.id",
-        "r.system",
-        "r.environment",
-        "r.writ",
-        "r.agent",
-        "r.kind",
-        "r.state",
-        "r.created_at",
-        "r.expires_at",
-        "r.outlives_writ",
-        "w.status as writ_status",
-        "w.expires_at as writ_expires_at",
-        "w.last_used_at as writ_last_used_at",
-      ])
-      .where("r.state", "<>", "removed")
-      .where("r.expires_at", ">", now)
-      .orderBy("r.agent")
-      .orderBy("r.created_at")
-      .execute();
-    const liveDownstream: LiveDownstream[] = dsRows.map((r) => ({
-      id: r.id,
-      system: r.system,
-      environment: r.environment,
-      writ: r.writ,
-      agent: r.agent,
-      kind: r.kind,
-      state: r.state,
-      createdAt: date(r.created_at),
-      expiresAt: date(r.expires_at),
-      outlivesWrit: r.outlives_writ === true,
-      writStatus: r.writ_status === null ? "missing" : r.writ_status === "revoked" ? "revoked" : "active",
-      writExpiresAt: r.writ_expires_at === null ? undefined : date(r.writ_expires_at),
-    }));
+    const { rows: writRows, liveWrits } = await readLiveWrits(db, now);
+    const { rows: dsRows, liveDownstream } = await readLiveDownstream(db, now);
 
     // Each live credential's writ's latest use: the writ's own `last_used_at` (set as a use is
     // spent), read for the writs of downstream credentials that are not live themselves.
@@ -292,62 +385,9 @@ export async function readOperationalState(
         writLastUse.set(r.writ, date(r.writ_last_used_at));
 
     const { lastActivity, activityScan } = await readLastActivity(db, opts.activity);
-
-    const storeAgents = new Set<string>();
-    const names = await sql<{ agent: string }>`
-      select agent from (
-        select agent from writs
-        union select agent from downstream_records
-      ) a order by agent limit ${sql.lit(MAX_STORE_AGENTS)}`.execute(db);
-    for (const r of names.rows) storeAgents.add(r.agent);
-    for (const agent of [...lastActivity.keys()].sort()) {
-      if (storeAgents.size >= MAX_STORE_AGENTS) break;
-      storeAgents.add(agent);
-    }
-
-    const findingRows = await inPages((after) =>
-      db
-        .selectFrom("analyzer_findings")
-        .select([
-          "id",
-          "workload",
-          "category",
-          "severity",
-          "status",
-          "title",
-          sql<string | null>`finding->'workload'->>'agent'`.as("agent"),
-        ])
-        .where("status", "<>", "fixed")
-        .where("id", ">", after)
-        .orderBy("id")
-        .limit(PAGE_ROWS)
-        .execute(),
-    );
-    const findings: StoredFindingSummary[] = findingRows.map((r) => ({
-      id: r.id,
-      workload: r.workload,
-      agent: r.agent ?? undefined,
-      category: r.category,
-      severity: r.severity,
-      status: r.status,
-      title: r.title,
-    }));
-    const scanRecorded =
-      findings.length > 0 ||
-      (await db.selectFrom("analyzer_findings").select("id").limit(1).executeTakeFirst()) !== undefined;
-
-    const pinRows = await db
-      .selectFrom("gateway_tool_pins")
-      .select(["server", "tool", sql<unknown>`seen_definition->'annotations'`.as("annotations")])
-      .orderBy("server")
-      .orderBy("tool")
-      .execute();
-    const toolPins: ToolPinSummary[] = pinRows.map((r) => ({
-      server: r.server,
-      tool: r.tool,
-      annotations: obj(r.annotations),
-    }));
-
+    const storeAgents = await readStoreAgents(db, lastActivity);
+    const { findings, scanRecorded } = await readFindings(db);
+    const toolPins = await readToolPins(db);
     return {
       at: now,
       liveWrits,
