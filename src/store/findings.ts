@@ -7,7 +7,7 @@
  *
  * The store needs only the finding's shape, not the analyzer: the smallest type it reads.
  */
-import type { Kysely, Selectable } from "kysely";
+import type { Kysely, Selectable, Transaction } from "kysely";
 import { q, WritError } from "../core/index.js";
 import { guard, toInt } from "./errors.js";
 import type { AnalyzerFindingHistoryTable, AnalyzerFindingsTable, Database } from "./schema.js";
@@ -106,176 +106,208 @@ function toHistory(r: Selectable<AnalyzerFindingHistoryTable>): FindingHistoryEn
   };
 }
 
+type ScanOpts = { at: Date; workloads: readonly string[]; actor?: string };
+type Counts = { -readonly [K in keyof ScanSummary]: number };
+type HistoryExtra = Partial<
+  Omit<AnalyzerFindingHistoryTable, "seq" | "finding_id" | "kind" | "at" | "actor">
+>;
+type Trx = Transaction<Database>;
+
+function addHistory(trx: Trx, opts: ScanOpts, finding_id: string, kind: string, extra: HistoryExtra) {
+  return trx
+    .insertInto("analyzer_finding_history")
+    .values({
+      finding_id,
+      kind,
+      at: opts.at,
+      actor: opts.actor ?? "writ scan",
+      from_category: extra.from_category ?? null,
+      to_category: extra.to_category ?? null,
+      from_status: extra.from_status ?? null,
+      to_status: extra.to_status ?? null,
+      note: extra.note ?? null,
+    })
+    .execute();
+}
+
+/** One finding of a scan: opened, or updated (reopened, reclassified, severity changed, unchanged). */
+async function recordFinding(trx: Trx, f: FindingInput, opts: ScanOpts, summary: Counts): Promise<void> {
+  const row = await trx
+    .selectFrom("analyzer_findings")
+    .selectAll()
+    .where("id", "=", f.id)
+    .forUpdate()
+    .executeTakeFirst();
+  const values = {
+    workload: f.workload.id,
+    action: f.permission.action,
+    resource: f.permission.resource,
+    category: f.category,
+    severity: f.severity,
+    title: f.title,
+    finding: JSON.stringify(f),
+    last_seen: opts.at,
+    updated_at: opts.at,
+  };
+  if (!row) {
+    await trx
+      .insertInto("analyzer_findings")
+      .values({ id: f.id, ...values, first_seen: opts.at })
+      .execute();
+    await addHistory(trx, opts, f.id, "opened", { to_category: f.category, to_status: "open" });
+    summary.opened++;
+    return;
+  }
+  let changed = false;
+  let status = row.status;
+  if (row.status === "fixed") {
+    status = "open";
+    await addHistory(trx, opts, f.id, "reopened", {
+      from_status: "fixed",
+      to_status: "open",
+      note: "found again by a scan",
+    });
+    summary.reopened++;
+    changed = true;
+  }
+  if (row.category !== f.category) {
+    await addHistory(trx, opts, f.id, "reclassified", {
+      from_category: row.category,
+      to_category: f.category,
+    });
+    summary.reclassified++;
+    changed = true;
+  } else if (row.severity !== f.severity) {
+    await addHistory(trx, opts, f.id, "severity", { note: `${row.severity} → ${f.severity}` });
+  }
+  if (!changed) summary.unchanged++;
+  await trx
+    .updateTable("analyzer_findings")
+    .set({ ...values, status })
+    .where("id", "=", f.id)
+    .execute();
+}
+
+/** Open findings of the scanned workloads that the scan no longer found become fixed. */
+async function markStaleFixed(
+  trx: Trx,
+  seen: ReadonlySet<string>,
+  opts: ScanOpts,
+  summary: Counts,
+): Promise<void> {
+  if (opts.workloads.length === 0) return;
+  const stale = await trx
+    .selectFrom("analyzer_findings")
+    .select(["id", "status"])
+    .where("workload", "in", [...opts.workloads])
+    .where("status", "!=", "fixed")
+    .forUpdate()
+    .execute();
+  for (const s of stale) {
+    if (seen.has(s.id)) continue;
+    await trx
+      .updateTable("analyzer_findings")
+      .set({ status: "fixed", updated_at: opts.at })
+      .where("id", "=", s.id)
+      .execute();
+    await addHistory(trx, opts, s.id, "fixed", {
+      from_status: s.status,
+      to_status: "fixed",
+      note: "no longer found by a scan of its workload",
+    });
+    summary.fixed++;
+  }
+}
+
+function recordScan(
+  db: Kysely<Database>,
+  findings: readonly FindingInput[],
+  opts: ScanOpts,
+): Promise<ScanSummary> {
+  return guard("record scan", () =>
+    db.transaction().execute(async (trx) => {
+      const summary: Counts = { opened: 0, reclassified: 0, reopened: 0, fixed: 0, unchanged: 0 };
+      const seen = new Set<string>();
+      for (const f of findings) {
+        if (seen.has(f.id)) continue;
+        seen.add(f.id);
+        await recordFinding(trx, f, opts, summary);
+      }
+      await markStaleFixed(trx, seen, opts, summary);
+      return summary;
+    }),
+  );
+}
+
+function listFindings(
+  db: Kysely<Database>,
+  filter: { status?: FindingStatus; category?: string } = {},
+): Promise<StoredFinding[]> {
+  return guard("list findings", async () => {
+    let query = db.selectFrom("analyzer_findings").selectAll();
+    if (filter.status) query = query.where("status", "=", filter.status);
+    if (filter.category) query = query.where("category", "=", filter.category);
+    const rows = await query.orderBy("last_seen", "desc").orderBy("id").execute();
+    return rows.map(toFinding);
+  });
+}
+
+function getFinding(db: Kysely<Database>, id: string) {
+  return guard("get finding", async () => {
+    const row = await db.selectFrom("analyzer_findings").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new WritError(ERR_FINDING_NOT_FOUND, `finding ${q(id)}: not found`);
+    const history = await db
+      .selectFrom("analyzer_finding_history")
+      .selectAll()
+      .where("finding_id", "=", id)
+      .orderBy("seq")
+      .execute();
+    return { finding: toFinding(row), history: history.map(toHistory) };
+  });
+}
+
+function setFindingStatus(
+  db: Kysely<Database>,
+  id: string,
+  status: FindingStatus,
+  opts: { actor: string; note?: string; at: Date },
+): Promise<StoredFinding> {
+  return guard("set finding status", () =>
+    db.transaction().execute(async (trx) => {
+      if (!(FINDING_STATUSES as readonly string[]).includes(status))
+        throw new WritError(
+          ERR_FINDING_STATUS,
+          `status ${q(status)}: expected one of ${FINDING_STATUSES.join(", ")}`,
+        );
+      const row = await trx
+        .selectFrom("analyzer_findings")
+        .selectAll()
+        .where("id", "=", id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) throw new WritError(ERR_FINDING_NOT_FOUND, `finding ${q(id)}: not found`);
+      if (row.status !== status) {
+        await trx
+          .updateTable("analyzer_findings")
+          .set({ status, updated_at: opts.at })
+          .where("id", "=", id)
+          .execute();
+        await addHistory(trx, { at: opts.at, workloads: [], actor: opts.actor }, id, "status", {
+          from_status: row.status,
+          to_status: status,
+          note: opts.note ?? null,
+        });
+      }
+      return toFinding({ ...row, status, updated_at: opts.at });
+    }),
+  );
+}
+
 export function findingRepository(db: Kysely<Database>): FindingRepository {
   return {
-    recordScan: (findings, opts) =>
-      guard("record scan", () =>
-        db.transaction().execute(async (trx) => {
-          const actor = opts.actor ?? "writ scan";
-          const summary = { opened: 0, reclassified: 0, reopened: 0, fixed: 0, unchanged: 0 };
-          const seen = new Set<string>();
-          const history = (
-            finding_id: string,
-            kind: string,
-            extra: Partial<Omit<AnalyzerFindingHistoryTable, "seq" | "finding_id" | "kind" | "at" | "actor">>,
-          ) =>
-            trx
-              .insertInto("analyzer_finding_history")
-              .values({
-                finding_id,
-                kind,
-                at: opts.at,
-                actor,
-                from_category: extra.from_category ?? null,
-                to_category: extra.to_category ?? null,
-                from_status: extra.from_status ?? null,
-                to_status: extra.to_status ?? null,
-                note: extra.note ?? null,
-              })
-              .execute();
-          for (const f of findings) {
-            if (seen.has(f.id)) continue;
-            seen.add(f.id);
-            const row = await trx
-              .selectFrom("analyzer_findings")
-              .selectAll()
-              .where("id", "=", f.id)
-              .forUpdate()
-              .executeTakeFirst();
-            const values = {
-              workload: f.workload.id,
-              action: f.permission.action,
-              resource: f.permission.resource,
-              category: f.category,
-              severity: f.severity,
-              title: f.title,
-              finding: JSON.stringify(f),
-              last_seen: opts.at,
-              updated_at: opts.at,
-            };
-            if (!row) {
-              await trx
-                .insertInto("analyzer_findings")
-                .values({ id: f.id, ...values, first_seen: opts.at })
-                .execute();
-              await history(f.id, "opened", { to_category: f.category, to_status: "open" });
-              summary.opened++;
-              continue;
-            }
-            let changed = false;
-            let status = row.status;
-            if (row.status === "fixed") {
-              status = "open";
-              await history(f.id, "reopened", {
-                from_status: "fixed",
-                to_status: "open",
-                note: "found again by a scan",
-              });
-              summary.reopened++;
-              changed = true;
-            }
-            if (row.category !== f.category) {
-              await history(f.id, "reclassified", { from_category: row.category, to_category: f.category });
-              summary.reclassified++;
-              changed = true;
-            } else if (row.severity !== f.severity) {
-              await history(f.id, "severity", { note: `${row.severity} → ${f.severity}` });
-            }
-            if (!changed) summary.unchanged++;
-            await trx
-              .updateTable("analyzer_findings")
-              .set({ ...values, status })
-              .where("id", "=", f.id)
-              .execute();
-          }
-          if (opts.workloads.length > 0) {
-            const stale = await trx
-              .selectFrom("analyzer_findings")
-              .select(["id", "status"])
-              .where("workload", "in", [...opts.workloads])
-              .where("status", "!=", "fixed")
-              .forUpdate()
-              .execute();
-            for (const s of stale) {
-              if (seen.has(s.id)) continue;
-              await trx
-                .updateTable("analyzer_findings")
-                .set({ status: "fixed", updated_at: opts.at })
-                .where("id", "=", s.id)
-                .execute();
-              await history(s.id, "fixed", {
-                from_status: s.status,
-                to_status: "fixed",
-                note: "no longer found by a scan of its workload",
-              });
-              summary.fixed++;
-            }
-          }
-          return summary;
-        }),
-      ),
-    list: (filter = {}) =>
-      guard("list findings", async () => {
-        let query = db.selectFrom("analyzer_findings").selectAll();
-        if (filter.status) query = query.where("status", "=", filter.status);
-        if (filter.category) query = query.where("category", "=", filter.category);
-        const rows = await query.orderBy("last_seen", "desc").orderBy("id").execute();
-        return rows.map(toFinding);
-      }),
-    get: (id) =>
-      guard("get finding", async () => {
-        const row = await db
-          .selectFrom("analyzer_findings")
-          .selectAll()
-          .where("id", "=", id)
-          .executeTakeFirst();
-        if (!row) throw new WritError(ERR_FINDING_NOT_FOUND, `finding ${q(id)}: not found`);
-        const history = await db
-          .selectFrom("analyzer_finding_history")
-          .selectAll()
-          .where("finding_id", "=", id)
-          .orderBy("seq")
-          .execute();
-        return { finding: toFinding(row), history: history.map(toHistory) };
-      }),
-    setStatus: (id, status, opts) =>
-      guard("set finding status", () =>
-        db.transaction().execute(async (trx) => {
-          if (!(FINDING_STATUSES as readonly string[]).includes(status))
-            throw new WritError(
-              ERR_FINDING_STATUS,
-              `status ${q(status)}: expected one of ${FINDING_STATUSES.join(", ")}`,
-            );
-          const row = await trx
-            .selectFrom("analyzer_findings")
-            .selectAll()
-            .where("id", "=", id)
-            .forUpdate()
-            .executeTakeFirst();
-          if (!row) throw new WritError(ERR_FINDING_NOT_FOUND, `finding ${q(id)}: not found`);
-          if (row.status !== status) {
-            await trx
-              .updateTable("analyzer_findings")
-              .set({ status, updated_at: opts.at })
-              .where("id", "=", id)
-              .execute();
-            await trx
-              .insertInto("analyzer_finding_history")
-              .values({
-                finding_id: id,
-                at: opts.at,
-                kind: "status",
-                from_status: row.status,
-                to_status: status,
-                from_category: null,
-                to_category: null,
-                actor: opts.actor,
-                note: opts.note ?? null,
-              })
-              .execute();
-          }
-          return toFinding({ ...row, status, updated_at: opts.at });
-        }),
-      ),
+    recordScan: (findings, opts) => recordScan(db, findings, opts),
+    list: (filter) => listFindings(db, filter),
+    get: (id) => getFinding(db, id),
+    setStatus: (id, status, opts) => setFindingStatus(db, id, status, opts),
   };
 }
