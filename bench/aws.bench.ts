@@ -18,23 +18,23 @@ import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { createCatalog } from "../src/analyzer/aws/catalog.js";
+import { createCatalog } from "../src/analyzer/providers/aws/catalog.js";
 import {
   evaluate,
   type PolicySet,
   parsePolicy,
   principalFromArn,
   wildcardMatch,
-} from "../src/analyzer/aws/evaluator/index.js";
-import { expandPolicies } from "../src/analyzer/aws/expand.js";
+} from "../src/analyzer/providers/aws/evaluator/index.js";
+import { expandPolicies } from "../src/analyzer/providers/aws/expand.js";
 import {
   findPrincipal,
   importAuthorizationDetails,
   policiesFor,
   readTrail,
   type TrailEvent,
-} from "../src/analyzer/aws/importers/index.js";
-import { analyzeUsage } from "../src/analyzer/aws/usage.js";
+} from "../src/analyzer/providers/aws/importers/index.js";
+import { analyzeUsage } from "../src/analyzer/providers/aws/usage.js";
 import { type Measurement, measure, table } from "./harness.js";
 
 const CORPORA = join(import.meta.dirname, "..", "..", "shared", "corpora");

@@ -6,7 +6,7 @@
  *
  * `--corpus` is the catalogue folder (default `../shared/corpora/aws-privesc-paths`); its `paths/`
  * holds the YAML files, and the corpora's NOTICE beside it gives the upstream commit. Only the facts
- * evaluation needs are kept (src/analyzer/aws/paths.ts). Writes `--out` (default the shipped file),
+ * evaluation needs are kept (src/analyzer/providers/aws/paths.ts). Writes `--out` (default the shipped file),
  * or prints to stdout with `--out -`. A test checks the shipped file equals this script's output.
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -16,7 +16,7 @@ import {
   buildPrivescCatalogue,
   type CatalogueOrigin,
   renderPrivescCatalogue,
-} from "../src/analyzer/aws/paths.js";
+} from "../src/analyzer/providers/aws/paths.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_CORPUS = join(ROOT, "..", "shared", "corpora", "aws-privesc-paths");

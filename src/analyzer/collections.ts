@@ -17,7 +17,7 @@
  *     field-selected lists and watches. A `get` alone never covers a list or watch.
  */
 import { globMatches, parseGlob, parseRequestAction, type Rule, ruleMatches } from "../core/index.js";
-import { CLUSTER_SCOPED } from "./importers/k8s/rbac.js";
+import { CLUSTER_SCOPED } from "./providers/k8s/index.js";
 
 const COLLECTION = /^k8s:(.+):(list|watch)$/;
 /** Resources whose list returns credentials: never covered by a declaration of named objects. */

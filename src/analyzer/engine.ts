@@ -27,30 +27,32 @@ import {
 } from "./graph.js";
 import { problem } from "./input.js";
 import { classifyCall, type JoinKind, TraceJoin } from "./join.js";
-import type {
-  AnalysisResult,
-  BlastRadius,
-  Category,
-  DeclaredWork,
-  EscalationEdge,
-  EvidenceStep,
-  Finding,
-  GraphEdge,
-  GraphNode,
-  GraphView,
-  InputFile,
-  InputProblem,
-  ModelFragment,
-  ObservationWindow,
-  ObservedEvent,
-  PermissionGrant,
-  ProviderObject,
-  ProviderPlugin,
-  Reduction,
-  Severity,
-  ToolCall,
-  UnjudgedIdentity,
-  UsedPermission,
+import {
+  type AnalysisResult,
+  type AnalyzerPlugin,
+  type BlastRadius,
+  type Category,
+  type DeclaredWork,
+  type EscalationEdge,
+  type EvidenceStep,
+  type Finding,
+  type GraphEdge,
+  type GraphNode,
+  type GraphView,
+  type InputFile,
+  type InputProblem,
+  type ModelFragment,
+  type ObservationWindow,
+  type ObservedEvent,
+  type PermissionGrant,
+  type ProviderObject,
+  type ProviderPlugin,
+  type Reduction,
+  type Severity,
+  type ToolCall,
+  type UnjudgedIdentity,
+  type UsedPermission,
+  providesGrants,
 } from "./model.js";
 import { postureOf } from "./posture.js";
 import {
@@ -73,7 +75,8 @@ import {
 } from "./writs.js";
 
 export interface EngineOptions {
-  readonly plugins: readonly ProviderPlugin[];
+  /** The plug-ins: providers of grants, and plug-ins that read input only (agent traces). */
+  readonly plugins: readonly AnalyzerPlugin[];
   /** Agents' declared work, from writ.yaml. */
   readonly declared?: ReadonlyMap<string, DeclaredWork> | undefined;
   readonly window?: ObservationWindow | undefined;
@@ -144,7 +147,11 @@ export class Engine {
   private traceJoin: TraceJoin | undefined;
   files = 0;
 
+  /** The plug-ins that provide grants (risk, fixes, escalation edges). */
+  private readonly providers: readonly ProviderPlugin[];
+
   constructor(private readonly opts: EngineOptions) {
+    this.providers = opts.plugins.filter(providesGrants);
     this.provisionedFromConfig = opts.declared ? provisionedBindingsOf(opts.declared) : undefined;
   }
 
@@ -321,7 +328,7 @@ export class Engine {
       let judged: string;
       if (j) {
         const before = findings.length;
-        const p = this.opts.plugins.find((x) => x.provider === "k8s");
+        const p = this.providers.find((x) => x.provider === "k8s");
         if (p) findings.push(...this.unjustifiedOf(j, usages, window, [], p));
         judged = `category 2 against agent \`${j.agent}\`'s declared work (${String(j.w.attrs?.agentTie)}): ${findings.length - before} finding(s)`;
       } else if (ties.length > 1)
@@ -458,7 +465,7 @@ export class Engine {
     for (const u of attributed.uses)
       (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
     const use = identityUse(g);
-    const plugin = (provider: string) => this.opts.plugins.find((p) => p.provider === provider);
+    const plugin = (provider: string) => this.providers.find((p) => p.provider === provider);
     // Writ use is judged per writ, against its playbook, before the identities' own use.
     const writJudged = this.opts.declared
       ? judgeWritUses(
@@ -704,10 +711,10 @@ export class Engine {
         a.workload.id.localeCompare(b.workload.id) ||
         a.permission.action.localeCompare(b.permission.action),
     );
-    const escalations: EscalationEdge[] = this.opts.plugins.flatMap((p) => [...(p.escalations?.(g) ?? [])]);
+    const escalations: EscalationEdge[] = this.providers.flatMap((p) => [...(p.escalations?.(g) ?? [])]);
     const index = blastIndex(escalations);
     const radius: BlastRadius[] = workloads(g)
-      .filter((w) => this.opts.plugins.some((p) => p.provider === w.provider && p.escalations))
+      .filter((w) => this.providers.some((p) => p.provider === w.provider && p.escalations))
       .map((w) => blastRadius(g, w, index));
     return {
       findings,

@@ -5,14 +5,18 @@ export { ANALYZER_ERROR_CODES, type AnalyzerErrorCode } from "./codes.js";
 export { DeclaredMatcher, declaredWork, provisionedBindingsOf } from "./declared.js";
 export { Engine, type EngineOptions, findingId, grantChain } from "./engine.js";
 export { buildGraph, effectiveGrants, identitiesOf, workloads } from "./graph.js";
-export { githubPlugin } from "./importers/github/plugin.js";
-export { githubWorkflowImporter } from "./importers/github/workflows.js";
-export { k8sAuditImporter, principalId } from "./importers/k8s/audit.js";
-export { k8sLinker } from "./importers/k8s/link.js";
-export { k8sManifestImporter } from "./importers/k8s/manifests.js";
-export { k8sEscalations, k8sPlugin, k8sRisk } from "./importers/k8s/plugin.js";
-export { ruleGrants } from "./importers/k8s/rbac.js";
-export { otlpTraceImporter } from "./importers/traces/otlp.js";
+export { githubPlugin, githubWorkflowImporter } from "./providers/github/index.js";
+export {
+  k8sAuditImporter,
+  k8sEscalations,
+  k8sLinker,
+  k8sManifestImporter,
+  k8sPlugin,
+  k8sRisk,
+  principalId,
+  ruleGrants,
+} from "./providers/k8s/index.js";
+export { otlpTraceImporter, tracesPlugin } from "./providers/traces/index.js";
 export { formatInputProblem, formatSource, openInput, problem, textInput } from "./input.js";
 export type {
   AnalysisResult,
@@ -24,11 +28,14 @@ export type {
   GraphView,
   ObservationWindow,
   ObservedEvent,
+  AnalyzerPlugin,
+  InputPlugin,
+  NodeProvider,
   ProviderPlugin,
   ToolCall,
 } from "./model.js";
-export { CATEGORIES, EMPTY_FRAGMENT, SEVERITIES } from "./model.js";
-export { defaultPlugins } from "./plugins.js";
+export { CATEGORIES, EMPTY_FRAGMENT, providesGrants, SEVERITIES } from "./model.js";
+export { defaultPlugins } from "./providers/index.js";
 export { guardrailFor } from "./remediation.js";
 export { htmlReport, jsonReport, markdownReport, sarifReport, terminalReport } from "./reports/index.js";
 export {

@@ -62,11 +62,17 @@ export interface PermissionGrant {
   readonly source?: SourceRef | undefined;
 }
 
+/**
+ * Whose node it is: a provider of writ's vocabulary, or `azure` — an Azure workload identity a
+ * ServiceAccount assumes (recorded as an opaque cloud identity: no Azure grants are read).
+ */
+export type NodeProvider = Provider | "azure";
+
 export interface GraphNode {
   readonly kind: "node";
   /** Unique across providers: `k8s:ServiceAccount:shop/web`, `github:job:.github/workflows/ci.yml#build`. */
   readonly id: string;
-  readonly provider: Provider;
+  readonly provider: NodeProvider;
   readonly type: NodeType;
   /** The provider's own kind: `Deployment`, `ServiceAccount`, `ClusterRoleBinding`, `job`, `role`. */
   readonly subtype: string;
@@ -549,11 +555,20 @@ export interface EffectiveGrant {
   readonly inherited: boolean;
 }
 
-/** What a provider knows that the engine does not: risk, wildcard expansion, fixes, escalation. */
-export interface ProviderPlugin {
+/**
+ * A plug-in that reads input only: its importers (and a linker, if its objects cross files). Agent
+ * traces are one: tool calls carry no grants, risk or fixes of their own, they are joined to the
+ * providers' events (src/analyzer/join.ts).
+ */
+export interface InputPlugin {
+  /** The provider its input belongs to (`mcp` for agents' tool calls). */
   readonly provider: Provider;
   readonly importers: readonly Importer[];
   readonly linker?: Linker | undefined;
+}
+
+/** What a provider knows that the engine does not: risk, wildcard expansion, fixes, escalation. */
+export interface ProviderPlugin extends InputPlugin {
   /** How dangerous holding the permission is; drives severity. */
   risk(action: string, resource: string): Severity;
   /**
@@ -600,6 +615,14 @@ export interface UsedPermission {
   readonly evidence: string;
   /** 0..1: observed use is 1, an inference less. */
   readonly confidence: number;
+}
+
+/** Any plug-in of a scan: a provider of grants, or one that reads input only. */
+export type AnalyzerPlugin = InputPlugin | ProviderPlugin;
+
+/** Whether a plug-in provides grants (risk, fixes), not only input. */
+export function providesGrants(p: AnalyzerPlugin): p is ProviderPlugin {
+  return "risk" in p;
 }
 
 export const EMPTY_FRAGMENT: ModelFragment = { nodes: [], edges: [], events: [], toolCalls: [], objects: [] };

@@ -11,7 +11,7 @@ import { readdir, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Engine, type EngineOptions } from "./engine.js";
 import { openInput, problem } from "./input.js";
-import type { AnalysisResult, Importer, InputFile, ProviderPlugin, ToolCall } from "./model.js";
+import type { AnalysisResult, AnalyzerPlugin, Importer, InputFile, ToolCall } from "./model.js";
 
 export interface ScanProgress {
   readonly file: string;
@@ -70,7 +70,7 @@ export async function expandPaths(paths: readonly string[]): Promise<string[]> {
   return out;
 }
 
-export function pickImporter(plugins: readonly ProviderPlugin[], file: InputFile): Importer | undefined {
+export function pickImporter(plugins: readonly AnalyzerPlugin[], file: InputFile): Importer | undefined {
   for (const p of plugins) for (const i of p.importers) if (i.detect(file)) return i;
   return undefined;
 }

@@ -22,7 +22,7 @@ import {
   parseJson,
   policiesFor,
   principalFromArn,
-} from "../analyzer/aws/index.js";
+} from "../analyzer/providers/aws/index.js";
 import { q } from "../core/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 

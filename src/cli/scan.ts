@@ -25,7 +25,7 @@ import {
   type Organization,
   type PrivescPath,
   SUPPLEMENT_PATHS,
-} from "../analyzer/aws/index.js";
+} from "../analyzer/providers/aws/index.js";
 import { translateDeclaredWork } from "../analyzer/declared-file.js";
 import {
   type AnalysisResult,
@@ -39,7 +39,7 @@ import {
   jsonReport,
   markdownReport,
   type ObservationWindow,
-  type ProviderPlugin,
+  type AnalyzerPlugin,
   SEVERITIES,
   sarifReport,
   scanPaths,
@@ -130,7 +130,7 @@ function fromFlag<T>(flag: string, load: () => T): T {
  * The plug-ins of this scan: the defaults, with AWS's escalation catalogue from `--aws-paths` and
  * the organization's SCPs and RCPs from `--aws-organization`.
  */
-function scanPlugins(o: ScanOptions): readonly ProviderPlugin[] {
+function scanPlugins(o: ScanOptions): readonly AnalyzerPlugin[] {
   if (!o.awsPaths && !o.awsOrganization) return defaultPlugins;
   let paths: PrivescPath[] | undefined;
   let organization: Organization | undefined;

@@ -12,7 +12,7 @@ export {
   type OrgNode,
   type PolicySet,
   type StatementRef,
-} from "../analyzer/aws/index.js";
+} from "../analyzer/providers/aws/index.js";
 
 // policies: parse and check a policy document
 export {
@@ -21,7 +21,7 @@ export {
   type PolicyProblem,
   parsePolicy,
   policyErrors,
-} from "../analyzer/aws/index.js";
+} from "../analyzer/providers/aws/index.js";
 
 // requests: the principal from its ARN, the request context
 export {
@@ -30,10 +30,10 @@ export {
   buildContext,
   PrincipalError,
   principalFromArn,
-} from "../analyzer/aws/index.js";
+} from "../analyzer/providers/aws/index.js";
 
 // the action catalog (every AWS action, resource type and condition key)
-export { type AwsCatalog, createCatalog } from "../analyzer/aws/index.js";
+export { type AwsCatalog, createCatalog } from "../analyzer/providers/aws/index.js";
 
 // usage: the policy a principal's observed calls need, and its check
-export { analyzeUsage, replacementPolicy, verifyReplacement } from "../analyzer/aws/index.js";
+export { analyzeUsage, replacementPolicy, verifyReplacement } from "../analyzer/providers/aws/index.js";

@@ -4,7 +4,7 @@
  * outside the list is refused by both.
  */
 import { describe, expect, it } from "vitest";
-import { githubWorkflowImporter } from "../../src/analyzer/importers/github/workflows.js";
+import { githubWorkflowImporter } from "../../src/analyzer/providers/github/index.js";
 import { githubPlugin, scanPaths, textInput } from "../../src/analyzer/index.js";
 import { loadConfigText } from "../../src/config/index.js";
 import { GITHUB_PERMISSION_LIST } from "../../src/core/index.js";

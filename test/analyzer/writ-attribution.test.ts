@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/aws/index.js";
+import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/providers/aws/index.js";
 import {
   type AnalysisResult,
   type DeclaredWork,

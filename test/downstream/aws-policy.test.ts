@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { evaluate, parsePolicy, principalFromArn } from "../../src/analyzer/aws/index.js";
+import { evaluate, parsePolicy, principalFromArn } from "../../src/analyzer/providers/aws/index.js";
 import {
   compileRule,
   parseRequestAction,

@@ -38,7 +38,7 @@ import {
   type Policy,
   parsePolicy,
   principalFromArn,
-} from "../../src/analyzer/aws/index.js";
+} from "../../src/analyzer/providers/aws/index.js";
 import { type SigningKey, verifySigV4 } from "./sigv4.js";
 
 export interface FakeRole {

@@ -22,7 +22,7 @@ import {
   type Policy,
   parsePolicy,
   principalFromArn,
-} from "../../analyzer/aws/index.js";
+} from "../../analyzer/providers/aws/index.js";
 import {
   compileRule,
   isWritError,

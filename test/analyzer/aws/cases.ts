@@ -16,7 +16,7 @@ import {
   type PolicySet,
   parsePolicy,
   principalFromArn,
-} from "../../../src/analyzer/aws/evaluator/index.js";
+} from "../../../src/analyzer/providers/aws/evaluator/index.js";
 
 export const CASES_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "cases", "aws");
 

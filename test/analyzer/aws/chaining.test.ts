@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadOrganization } from "../../../src/analyzer/aws/importers/index.js";
-import { createAwsPlugin } from "../../../src/analyzer/aws/plugin.js";
+import { loadOrganization } from "../../../src/analyzer/providers/aws/importers/index.js";
+import { createAwsPlugin } from "../../../src/analyzer/providers/aws/plugin.js";
 import {
   type AnalysisResult,
   defaultPlugins,
   type GraphView,
-  type ProviderPlugin,
+  type AnalyzerPlugin,
 } from "../../../src/analyzer/index.js";
 import { analyze } from "../corpora.js";
 import { ACCOUNT, arn, FIXTURE, writeOrganization } from "./chain-fixture.js";
@@ -132,7 +132,7 @@ describe("role chaining as graph edges", () => {
     const org = join(tmp, "org");
     writeOrganization(org);
     const aws = createAwsPlugin({ organization: loadOrganization(org) });
-    const plugins: ProviderPlugin[] = defaultPlugins.map((p) => (p.provider === "aws" ? aws : p));
+    const plugins: AnalyzerPlugin[] = defaultPlugins.map((p) => (p.provider === "aws" ? aws : p));
     const r = await analyze([authz], { plugins });
     expect(canAssume(r.graph, "ops")).toEqual([]);
     expect(canAssume(r.graph, "ci")).toEqual(["deploy"]);

@@ -5,15 +5,15 @@
  */
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
-import { analyzeEscalation, type EscalationReport } from "../../../src/analyzer/aws/escalation.js";
-import { importAuthorizationDetails } from "../../../src/analyzer/aws/importers/index.js";
+import { type AwsCatalog, createCatalog } from "../../../src/analyzer/providers/aws/catalog.js";
+import { analyzeEscalation, type EscalationReport } from "../../../src/analyzer/providers/aws/escalation.js";
+import { importAuthorizationDetails } from "../../../src/analyzer/providers/aws/importers/index.js";
 import {
   isAssumeOnly,
   loadPrivescPaths,
   type PrivescPath,
   SUPPLEMENT_PATHS,
-} from "../../../src/analyzer/aws/paths.js";
+} from "../../../src/analyzer/providers/aws/paths.js";
 import { corpus, printScore, score } from "../corpora.js";
 
 const NOW = new Date("2026-01-15T12:00:00Z");

@@ -3,8 +3,8 @@
  * section it encodes, evaluated by the library with the real action catalog loaded.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
-import { evaluate } from "../../../src/analyzer/aws/evaluator/index.js";
+import { type AwsCatalog, createCatalog } from "../../../src/analyzer/providers/aws/catalog.js";
+import { evaluate } from "../../../src/analyzer/providers/aws/evaluator/index.js";
 import { loadCaseFiles, toPolicySet, toRequest } from "./cases.js";
 
 const files = loadCaseFiles();

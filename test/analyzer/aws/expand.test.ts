@@ -6,9 +6,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
-import { parsePolicy } from "../../../src/analyzer/aws/evaluator/index.js";
-import { expandPolicies, risksOf, servicesFor } from "../../../src/analyzer/aws/expand.js";
+import { type AwsCatalog, createCatalog } from "../../../src/analyzer/providers/aws/catalog.js";
+import { parsePolicy } from "../../../src/analyzer/providers/aws/evaluator/index.js";
+import { expandPolicies, risksOf, servicesFor } from "../../../src/analyzer/providers/aws/expand.js";
 import { corpus } from "../corpora.js";
 
 let catalog: AwsCatalog;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
-import { evaluate, principalFromArn } from "../../../src/analyzer/aws/evaluator/index.js";
+import { evaluate, principalFromArn } from "../../../src/analyzer/providers/aws/evaluator/index.js";
 import {
   findPrincipal,
   importAuthorizationDetails,
@@ -15,7 +15,7 @@ import {
   policiesFor,
   readTrail,
   type TrailEvent,
-} from "../../../src/analyzer/aws/importers/index.js";
+} from "../../../src/analyzer/providers/aws/importers/index.js";
 import { isWritError } from "../../../src/core/index.js";
 import { corpus } from "../corpora.js";
 

@@ -14,7 +14,7 @@ import {
   parsePrivescCatalogue,
   SHIPPED_CATALOGUE,
   shippedPrivescPaths,
-} from "../../../src/analyzer/aws/paths.js";
+} from "../../../src/analyzer/providers/aws/paths.js";
 import { isWritError } from "../../../src/core/index.js";
 import { ROOT } from "../../support/cli.js";
 import { corpus } from "../corpora.js";

@@ -7,20 +7,20 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AwsCatalog, createCatalog } from "../../../src/analyzer/aws/catalog.js";
+import { type AwsCatalog, createCatalog } from "../../../src/analyzer/providers/aws/catalog.js";
 import {
   evaluate,
   type Policy,
   parsePolicy,
   principalFromArn,
-} from "../../../src/analyzer/aws/evaluator/index.js";
-import { expandPolicies } from "../../../src/analyzer/aws/expand.js";
+} from "../../../src/analyzer/providers/aws/evaluator/index.js";
+import { expandPolicies } from "../../../src/analyzer/providers/aws/expand.js";
 import {
   importAuthorizationDetails,
   readTrail,
   type TrailEvent,
-} from "../../../src/analyzer/aws/importers/index.js";
-import { analyzeUsage, replacementPolicy, verifyReplacement } from "../../../src/analyzer/aws/usage.js";
+} from "../../../src/analyzer/providers/aws/importers/index.js";
+import { analyzeUsage, replacementPolicy, verifyReplacement } from "../../../src/analyzer/providers/aws/usage.js";
 import { corpus } from "../corpora.js";
 
 let catalog: AwsCatalog;

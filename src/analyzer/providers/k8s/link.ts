@@ -47,13 +47,13 @@ const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Jo
 export const CLOUD_ANNOTATIONS: readonly {
   key: string;
   id: (v: string) => string;
-  provider: "aws" | "gcp";
+  provider: "aws" | "gcp" | "azure";
 }[] = [
   { key: "eks.amazonaws.com/role-arn", id: (v) => `aws:role:${v}`, provider: "aws" },
   { key: "iam.gke.io/gcp-service-account", id: (v) => `gcp:serviceAccount:${v}`, provider: "gcp" },
-  // Azure workload identity: the client id of a managed identity; the vocabulary has no azure
-  // provider yet, so the identity is recorded under gcp's neighbour as an opaque cloud node.
-  { key: "azure.workload.identity/client-id", id: (v) => `azure:identity:${v}`, provider: "gcp" },
+  // Azure workload identity: the client id of a managed identity, an opaque cloud node of its own
+  // (writ's vocabulary has no azure provider: no Azure grants are read).
+  { key: "azure.workload.identity/client-id", id: (v) => `azure:identity:${v}`, provider: "azure" },
 ];
 
 export function saId(ns: string, name: string): string {

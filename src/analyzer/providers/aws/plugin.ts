@@ -10,7 +10,7 @@
  * Identity nodes carry their policy documents in `attrs` (JSON) so escalation needs only the graph.
  */
 
-import { problem } from "../input.js";
+import { problem } from "../../input.js";
 import type {
   EscalationEdge,
   GraphEdge,
@@ -31,7 +31,7 @@ import type {
   ReductionContext,
   RemediationFile,
   Severity,
-} from "../model.js";
+} from "../../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
 import { analyzeEscalation, roleAssumptions, secretStoreReads } from "./escalation.js";
 import {

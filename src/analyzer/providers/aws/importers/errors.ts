@@ -1,5 +1,5 @@
 /** Import failures: one coded error naming the file (and the JSON path) that is wrong. */
-import { WritError } from "../../../core/index.js";
+import { WritError } from "../../../../core/index.js";
 
 export class AwsImportError extends WritError {}
 

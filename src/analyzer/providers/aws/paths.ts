@@ -269,7 +269,7 @@ export function parsePrivescCatalogue(json: unknown, where: string): PrivescPath
 }
 
 /** Where the shipped catalogue sits: `data/` at the package root, beside `src/` and `dist/`. */
-export const SHIPPED_CATALOGUE = new URL("../../../data/aws-privesc-paths.json", import.meta.url);
+export const SHIPPED_CATALOGUE = new URL("../../../../data/aws-privesc-paths.json", import.meta.url);
 
 let shipped: PrivescPath[] | undefined;
 /** The catalogue shipped with writ (read once). */

@@ -1,0 +1,3 @@
+/** Agent traces: what other folders use. */
+export { otlpTraceImporter } from "./otlp.js";
+export { tracesPlugin } from "./plugin.js";
