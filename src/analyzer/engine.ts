@@ -39,6 +39,7 @@ import {
   type GraphEdge,
   type GraphNode,
   type GraphView,
+  type InferredUse,
   type InputFile,
   type InputProblem,
   type ModelFragment,
@@ -47,12 +48,12 @@ import {
   type PermissionGrant,
   type ProviderObject,
   type ProviderPlugin,
+  providesGrants,
   type Reduction,
   type Severity,
   type ToolCall,
   type UnjudgedIdentity,
   type UsedPermission,
-  providesGrants,
 } from "./model.js";
 import { postureOf } from "./posture.js";
 import {
@@ -459,251 +460,40 @@ export class Engine {
 
   result(): AnalysisResult {
     const g = this.link();
-    const pods = this.pods ?? podResolver(g, this.objects);
     const attributed = this.attribute();
-    const writUse = new Map<string, WritUse[]>();
-    for (const u of attributed.uses)
-      (writUse.get(u.event.principal) ?? writUse.set(u.event.principal, []).get(u.event.principal)!).push(u);
-    const use = identityUse(g);
     const plugin = (provider: string) => this.providers.find((p) => p.provider === provider);
-    // Writ use is judged per writ, against its playbook, before the identities' own use.
-    const writJudged = this.opts.declared
-      ? judgeWritUses(
-          attributed.uses,
-          this.opts.declared,
-          (provider, action, resource) => plugin(provider)?.risk(action, resource) ?? "medium",
-          findingId,
-          this.correlator(),
-        )
-      : { findings: [], outside: new Set<ObservedEvent>() };
-    const window: ObservationWindow | undefined =
-      this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined);
+    const s: ResultScope = {
+      g,
+      pods: this.pods ?? podResolver(g, this.objects),
+      use: identityUse(g),
+      writUse: writUseByPrincipal(attributed.uses),
+      // Writ use is judged per writ, against its playbook, before the identities' own use.
+      writJudged: this.opts.declared
+        ? judgeWritUses(
+            attributed.uses,
+            this.opts.declared,
+            (provider, action, resource) => plugin(provider)?.risk(action, resource) ?? "medium",
+            findingId,
+            this.correlator(),
+          )
+        : { findings: [], outside: new Set<ObservedEvent>() },
+      window: this.opts.window ?? (this.events > 0 ? { start: this.minAt, end: this.maxAt + 1 } : undefined),
+      matchers: new Map([...(this.opts.declared ?? [])].map(([id, work]) => [id, new DeclaredMatcher(work)])),
+      warnedAgents: new Set(),
+      madeFor: bindingsMadeFor(g, this.objects),
+    };
     const findings: Finding[] = [];
     let withActivity = 0;
-    const matchers = new Map<string, DeclaredMatcher>();
-    for (const [id, work] of this.opts.declared ?? []) matchers.set(id, new DeclaredMatcher(work));
-    const warnedAgents = new Set<string>();
-    const compiled = new Map<string, Rule | null>();
-    const compile = (g: PermissionGrant): Rule | null => {
-      const key = `${g.action}\u0000${g.resource}`;
-      if (!compiled.has(key)) {
-        try {
-          compiled.set(key, compileRule({ action: g.action, resource: g.resource }));
-        } catch {
-          compiled.set(key, null);
-        }
-      }
-      return compiled.get(key)!;
-    };
-
-    const madeFor = bindingsMadeFor(g, this.objects);
     for (const w of workloads(g)) {
       const p = plugin(w.provider);
       if (!p) continue;
-      const ids = identitiesOf(g, w.id);
-      const agent = this.agentOf(g, w, ids);
-      // The workload's use: its identities' activity; when an identity is shared and events name
-      // the pod, only this workload's pods count.
-      const myPods = new Set((g.out.get(w.id) ?? []).filter((e) => e.type === "owns").map((e) => e.to));
-      const usages: Usage[] = [];
-      let sharedAttribution = false;
-      for (const id of ids) {
-        const a = this.activity.get(id);
-        if (!a) continue;
-        const sharers = use.get(id) ?? [];
-        if (sharers.length > 1 && a.byPod.size > 0) {
-          const mine = new Set<string>();
-          for (const [pod, actions] of a.byPod)
-            if (myPods.has(pod) || pod === w.id || pods(pod)?.workload === w.id)
-              for (const x of actions) mine.add(x);
-          for (const u of a.used.values()) if (mine.has(u.action)) usages.push(u);
-        } else {
-          if (sharers.length > 1) sharedAttribution = true;
-          usages.push(...a.used.values());
-        }
-      }
-      // Use through writs' credentials: it needs the grant (cat. 1), but is judged per writ (cat. 2).
-      const viaWrits = ids
-        .flatMap((id) => writUse.get(id) ?? [])
-        .filter((u) => u.event.outcome === "allowed");
-      const writPlaybooks = new Set(viaWrits.map((u) => `${u.writ.agent}\u0000${u.writ.playbook}`));
-      const inferred = usages.length === 0 && viaWrits.length === 0 ? (p.inferredUse?.(w, g) ?? []) : [];
-      const hasActivity = usages.length > 0 || inferred.length > 0 || viaWrits.length > 0;
-      const providerObserved =
-        this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
-      if (hasActivity) withActivity++;
-
-      // A binding made for another workload, which lists this one's identity as an extra subject,
-      // is inherited (provisioned.ts), unless the agent's owner says it was made for this agent.
-      const provisioned = provisionedFor(agent, this.opts.provisionedBindings ?? this.provisionedFromConfig);
-      const paths = inheritExtraSubjects(effectiveGrants(g, w.id, use), madeFor, provisioned);
-      // Expand wildcards the provider can enumerate; group paths by the expanded grant.
-      const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();
-      for (const path of paths) {
-        for (const grant of p.expand?.(path.grant) ?? [path.grant]) {
-          const key = `${grant.action}\u0000${grant.resource}`;
-          const entry = byGrant.get(key) ?? byGrant.set(key, { grant, paths: [] }).get(key)!;
-          entry.paths.push({ ...path, grant });
-        }
-      }
-      const usedPerms: UsedPermission[] = [];
-      for (const u of usages) {
-        for (const [resource, count] of u.resources)
-          usedPerms.push({
-            action: u.action,
-            resource,
-            count,
-            evidence: `observed ${count}× between ${iso(u.first)} and ${iso(u.last)}`,
-            confidence: 1,
-          });
-      }
-      const byWrit = new Map<
-        string,
-        { action: string; resource: string; writs: Set<string>; count: number }
-      >();
-      // What writs did inside their playbooks is need; what they did outside is their finding's
-      // (narrow the role), never a reason to keep the grant.
-      for (const u of viaWrits) {
-        if (writJudged.outside.has(u.event)) continue;
-        const k = `${u.event.action}\u0000${u.event.resource}`;
-        const x =
-          byWrit.get(k) ??
-          byWrit
-            .set(k, { action: u.event.action, resource: u.event.resource, writs: new Set(), count: 0 })
-            .get(k)!;
-        x.count++;
-        x.writs.add(`${u.writ.id} (playbook ${u.writ.playbook})`);
-      }
-      for (const x of byWrit.values())
-        usedPerms.push({
-          action: x.action,
-          resource: x.resource,
-          count: x.count,
-          evidence: `used ${x.count}× through writs' credentials: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
-          confidence: 1,
-        });
-      for (const i of inferred)
-        usedPerms.push({
-          action: i.action,
-          resource: i.resource,
-          count: 0,
-          evidence: i.reason,
-          confidence: 0.6,
-        });
-
-      const cat1: GrantPathGroup[] = [];
-      const cat3: GrantPathGroup[] = [];
-      const matcher = agent ? matchers.get(agent) : undefined;
-      if (agent && this.opts.declared && !matcher && !warnedAgents.has(agent)) {
-        warnedAgents.add(agent);
-        this.problems.push(
-          problem(
-            "WARN_AGENT_NOT_DECLARED",
-            w.source ?? { file: "" },
-            `agent \`${agent}\` (on ${w.id}) is not in writ.yaml: its use cannot be judged against declared work`,
-            "warning",
-          ),
-        );
-      }
-      const categoryCandidates: {
-        grant: PermissionGrant;
-        paths: GrantPath[];
-        uses: UsedPermission[];
-      }[] = [];
-      for (const { grant, paths: gp } of byGrant.values()) {
-        const rule = compile(grant);
-        const uses = rule ? usedPerms.filter((u) => matchesUse(rule, u.action, u.resource)) : [];
-        categoryCandidates.push({ grant, paths: gp, uses });
-      }
-      const needed = playbookRules(writPlaybooks, this.opts.declared);
-
-      // Category 2 first: observed use outside declared work, one finding per action and resource
-      // used, each citing its own events. A grant such a use went through is not also category 1/3.
-      const cat2Keys = new Set<string>();
-      const judged = matcher ? this.judged.get(w.id) : undefined;
-      if (judged)
-        findings.push(
-          ...this.unjustifiedOf(judged, usages, window, categoryCandidates, p, (c) =>
-            cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`),
-          ),
-        );
-      // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
-      const ownRules = categoryCandidates
-        .filter((c) => c.paths.some((x) => !x.inherited))
-        .map((c) => compile(c.grant))
-        .filter((r): r is Rule => r !== null);
-      for (const c of categoryCandidates) {
-        const key = `${c.grant.action}\u0000${c.grant.resource}`;
-        if (cat2Keys.has(key)) continue;
-        const own = c.paths.filter((x) => !x.inherited);
-        if (own.length === 0) {
-          const rule = compile(c.grant);
-          if (
-            rule &&
-            c.paths.every((x) => x.edges.some((e) => e.type === "can-assume")) &&
-            ownRules.some((o) => ruleContains(o, rule))
-          )
-            continue;
-          cat3.push({ grant: c.grant, paths: c.paths, uses: c.uses });
-          continue;
-        }
-        if (!providerObserved) continue;
-        const wildcard = /\*/.test(c.grant.action.split(":").slice(1).join(":"));
-        // Unused, but inside a playbook whose writs run on this identity: declared work needs it.
-        const rule = compile(c.grant);
-        if (c.uses.length === 0 && rule && insideAny(needed, rule)) continue;
-        // Used only by writs outside their playbooks: reported once, as the writ's finding.
-        if (
-          c.uses.length === 0 &&
-          rule &&
-          viaWrits.some(
-            (u) => writJudged.outside.has(u.event) && matchesUse(rule, u.event.action, u.event.resource),
-          )
-        )
-          continue;
-        if (c.uses.length === 0 || wildcard) cat1.push({ grant: c.grant, paths: own, uses: c.uses });
-      }
-      const ctxBase = { workload: w, graph: g, used: usedPerms };
-      const inferredOnly = usedPerms.length > 0 && usedPerms.every((u) => u.confidence < 1);
-      if (cat1.length > 0) {
-        const reduction = p.replacement({ ...ctxBase, excess: cat1.flatMap((c) => c.paths) });
-        for (const c of cat1)
-          findings.push(
-            this.unused(w, agent, c, reduction, p, hasActivity, sharedAttribution || inferredOnly, window),
-          );
-      }
-      if (cat3.length > 0) {
-        const reduction = p.dedicatedIdentity({ ...ctxBase, excess: cat3.flatMap((c) => c.paths) });
-        // One finding per inherited rule (a binding's rule, a workflow's scope line), not per verb.
-        const byRule = new Map<string, { holder: string; group: GrantPathGroup[] }>();
-        for (const c of cat3) {
-          const holder = c.paths[0]!.path[c.paths[0]!.path.length - 1]!;
-          const key = `${holder}\u0000${c.grant.source?.file ?? ""}:${c.grant.source?.line ?? ""}`;
-          (byRule.get(key) ?? byRule.set(key, { holder, group: [] }).get(key)!).group.push(c);
-        }
-        for (const [key, { holder, group }] of byRule) {
-          // An extra subject on a binding made for another: the fix is to take it out of the binding.
-          const extra = group
-            .flatMap((c) => c.paths)
-            .filter((x) => x.path[x.path.length - 1] === holder)
-            .map((x) => extraSubjectOf(x, madeFor, provisioned));
-          const x = extra[0];
-          const fix =
-            x && extra.every((y) => y?.binding === x.binding)
-              ? extraSubjectFix(x, [
-                  ...new Set(group.flatMap((c) => c.uses.map((u) => `${u.action} on ${u.resource}`))),
-                ])
-              : reduction;
-          findings.push(this.inheritedFinding(w, agent, holder, key, group, fix, p, hasActivity));
-        }
-      }
+      const r = this.workloadFindings(s, w, p);
+      findings.push(...r.findings);
+      if (r.hasActivity) withActivity++;
     }
-
-    const writWorkloads = new Set<string>();
-    findings.push(...writJudged.findings);
-    for (const u of attributed.uses) writWorkloads.add(writWorkloadId(u.writ.agent, u.writ.playbook));
-    const unjudged = this.unjudged(g, window, findings);
-
+    findings.push(...s.writJudged.findings);
+    const writWorkloads = new Set(attributed.uses.map((u) => writWorkloadId(u.writ.agent, u.writ.playbook)));
+    const unjudged = this.unjudged(g, s.window, findings);
     findings.sort(
       (a, b) =>
         SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
@@ -729,7 +519,7 @@ export class Engine {
       ],
       posture: postureOf(g),
       coverage: {
-        window,
+        window: s.window,
         events: this.events,
         eventsDenied: this.eventsDenied,
         toolCalls: this.calls.size,
@@ -738,6 +528,78 @@ export class Engine {
         files: this.files,
       },
     };
+  }
+
+  /**
+   * One workload's findings, in order: its use (its identities' own, through writs, or inferred),
+   * its effective grants expanded, category 2 (uses outside declared work, through the grant they
+   * went through), then categories 1 and 3 over the rest of its grants.
+   */
+  private workloadFindings(
+    s: ResultScope,
+    w: GraphNode,
+    p: ProviderPlugin,
+  ): { findings: Finding[]; hasActivity: boolean } {
+    const ids = identitiesOf(s.g, w.id);
+    const agent = this.agentOf(s.g, w, ids);
+    const { usages, sharedAttribution } = workloadUsages(s, this.activity, w, ids);
+    // Use through writs' credentials: it needs the grant (cat. 1), but is judged per writ (cat. 2).
+    const viaWrits = ids
+      .flatMap((id) => s.writUse.get(id) ?? [])
+      .filter((u) => u.event.outcome === "allowed");
+    const inferred = usages.length === 0 && viaWrits.length === 0 ? (p.inferredUse?.(w, s.g) ?? []) : [];
+    const hasActivity = usages.length > 0 || inferred.length > 0 || viaWrits.length > 0;
+    const providerObserved =
+      this.providersWithActivity.has(w.provider) || inferred.length > 0 || p.inferredUse !== undefined;
+    // A binding made for another workload, which lists this one's identity as an extra subject,
+    // is inherited (provisioned.ts), unless the agent's owner says it was made for this agent.
+    const provisioned = provisionedFor(agent, this.opts.provisionedBindings ?? this.provisionedFromConfig);
+    const paths = inheritExtraSubjects(effectiveGrants(s.g, w.id, s.use), s.madeFor, provisioned);
+    const usedPerms = usedPermissions(usages, viaWrits, s.writJudged.outside, inferred);
+    const matcher = agent ? s.matchers.get(agent) : undefined;
+    if (agent && this.opts.declared && !matcher && !s.warnedAgents.has(agent)) {
+      s.warnedAgents.add(agent);
+      this.problems.push(
+        problem(
+          "WARN_AGENT_NOT_DECLARED",
+          w.source ?? { file: "" },
+          `agent \`${agent}\` (on ${w.id}) is not in writ.yaml: its use cannot be judged against declared work`,
+          "warning",
+        ),
+      );
+    }
+    const candidates = grantCandidates(p, paths, usedPerms);
+    // Category 2 first: observed use outside declared work, one finding per action and resource
+    // used, each citing its own events. A grant such a use went through is not also category 1/3.
+    const findings: Finding[] = [];
+    const cat2Keys = new Set<string>();
+    const judged = matcher ? this.judged.get(w.id) : undefined;
+    if (judged)
+      findings.push(
+        ...this.unjustifiedOf(judged, usages, s.window, candidates, p, (c) =>
+          cat2Keys.add(`${c.grant.action}\u0000${c.grant.resource}`),
+        ),
+      );
+    const writs = {
+      viaWrits,
+      outside: s.writJudged.outside,
+      needed: playbookRules(writPlaybooks(viaWrits), this.opts.declared),
+    };
+    const { cat1, cat3 } = sortCategories(candidates, cat2Keys, providerObserved, writs);
+    const ctxBase = { workload: w, graph: s.g, used: usedPerms };
+    const inferredOnly = usedPerms.length > 0 && usedPerms.every((u) => u.confidence < 1);
+    if (cat1.length > 0) {
+      const reduction = p.replacement({ ...ctxBase, excess: cat1.flatMap((c) => c.paths) });
+      for (const c of cat1)
+        findings.push(
+          unusedFinding(w, agent, c, reduction, p, hasActivity, sharedAttribution || inferredOnly, s.window),
+        );
+    }
+    if (cat3.length > 0) {
+      const reduction = p.dedicatedIdentity({ ...ctxBase, excess: cat3.flatMap((c) => c.paths) });
+      findings.push(...inheritedFindings(w, agent, cat3, reduction, p, hasActivity, s.madeFor, provisioned));
+    }
+    return { findings, hasActivity };
   }
 
   /**
@@ -781,7 +643,7 @@ export class Engine {
     judged: Judged,
     usages: readonly Usage[],
     window: ObservationWindow | undefined,
-    candidates: readonly { grant: PermissionGrant; paths: GrantPath[] }[],
+    candidates: readonly { grant: PermissionGrant; paths: readonly GrantPath[] }[],
     p: ProviderPlugin,
     through: (c: { grant: PermissionGrant }) => void = () => {},
   ): Finding[] {
@@ -913,103 +775,325 @@ export class Engine {
       confidence: call ? 0.9 : 0.7,
     };
   }
+}
 
-  private unused(
-    w: GraphNode,
-    agent: string | undefined,
-    c: GrantPathGroup,
-    reduction: Reduction,
-    p: ProviderPlugin,
-    hasActivity: boolean,
-    shared: boolean,
-    window: ObservationWindow | undefined,
-  ): Finding {
-    const partial = c.uses.length > 0;
-    const evidence: EvidenceStep[] = [...grantChain(c.paths[0])];
-    evidence.push({
-      kind: "note",
-      ref: "use",
-      label: partial
-        ? `wildcard grant used only for: ${[...new Set(c.uses.map((u) => `${u.action} on ${u.resource}`))].slice(0, 8).join("; ")}`
-        : window
-          ? `not exercised between ${iso(window.start)} and ${iso(window.end)}`
-          : "not needed by any step (no activity data)",
-    });
-    return {
-      kind: "finding",
-      id: findingId(w.id, c.grant.action, c.grant.resource),
-      category: "unused-excess",
-      severity: p.risk(c.grant.action, c.grant.resource),
-      title: partial
-        ? `${label(w)} holds wildcard ${c.grant.action} on ${c.grant.resource} but uses a small part of it`
-        : `${label(w)} holds ${c.grant.action} on ${c.grant.resource} and never used it`,
-      workload: { id: w.id, label: label(w), agent },
-      permission: { action: c.grant.action, resource: c.grant.resource },
-      location: c.grant.source,
-      evidence,
-      reduction,
-      misclassification:
-        "if the permission is in fact used outside the observation window (a monthly job, a failover path), the scope-down breaks the workload and gets rolled back: check the window covers its full cycle",
-      confidence: !hasActivity ? 0.4 : shared ? 0.6 : 0.9,
-    };
-  }
+/** What every workload's classification shares, built once per result. */
+interface ResultScope {
+  readonly g: GraphView;
+  readonly pods: PodResolver;
+  /** Identity → the workloads that use it. */
+  readonly use: ReadonlyMap<string, readonly string[]>;
+  readonly writUse: ReadonlyMap<string, readonly WritUse[]>;
+  readonly writJudged: {
+    readonly findings: readonly Finding[];
+    readonly outside: ReadonlySet<ObservedEvent>;
+  };
+  readonly window: ObservationWindow | undefined;
+  readonly matchers: ReadonlyMap<string, DeclaredMatcher>;
+  /** Agents already warned about (not in writ.yaml). */
+  readonly warnedAgents: Set<string>;
+  readonly madeFor: ReturnType<typeof bindingsMadeFor>;
+}
 
-  private inheritedFinding(
-    w: GraphNode,
-    agent: string | undefined,
-    holder: string,
-    key: string,
-    group: readonly GrantPathGroup[],
-    reduction: Reduction,
-    p: ProviderPlugin,
-    hasActivity: boolean,
-  ): Finding {
-    const ranked = [...group].sort(
-      (a, b) =>
-        SEVERITY_RANK[p.risk(b.grant.action, b.grant.resource)] -
-        SEVERITY_RANK[p.risk(a.grant.action, a.grant.resource)],
-    );
-    const top = ranked[0]!;
-    const path = top.paths[0]!;
-    const evidence = grantChain(path);
-    evidence.push({ kind: "note", ref: "why", label: `inherited: ${path.why}` });
-    evidence.push({
-      kind: "note",
-      ref: "grants",
-      label: `${group.length} permission(s) come this way: ${ranked
-        .slice(0, 6)
-        .map((c) => c.grant.action)
-        .join(", ")}${group.length > 6 ? ", …" : ""}`,
-    });
-    const used = group.flatMap((c) => c.uses);
-    evidence.push({
-      kind: "note",
-      ref: "use",
-      label:
-        used.length > 0
-          ? `of these it used: ${[...new Set(used.map((u) => `${u.action} on ${u.resource}`))].slice(0, 6).join("; ")}`
-          : "it used none of them in the window",
-    });
-    const viaGroup = path.path.some((id) =>
-      /^k8s:Group:system:(authenticated|unauthenticated|serviceaccounts)/.test(id),
-    );
-    return {
-      kind: "finding",
-      id: findingId(w.id, "inherited", key),
-      category: "inherited-overreach",
-      severity: atLeast(p.risk(top.grant.action, top.grant.resource), viaGroup ? "high" : "low"),
-      title: `${label(w)} inherits ${group.length} permission(s) from ${nodeName(holder)}, up to ${top.grant.action} on ${top.grant.resource}`,
-      workload: { id: w.id, label: label(w), agent },
-      permission: { action: top.grant.action, resource: top.grant.resource },
-      // Inherited from a default: the place to look is where the workload fails to set its own.
-      location: path.edges.find((e) => e.type === "falls-back-to")?.source ?? top.grant.source,
-      evidence,
-      reduction,
-      misclassification:
-        "if treated as unused excess, the fix edits the shared binding and breaks every other workload that relies on it; if the agent's own role were narrowed instead, the inherited binding stays and the scope with it",
-      confidence: hasActivity ? 0.9 : 0.8,
-    };
+function writUseByPrincipal(uses: readonly WritUse[]): Map<string, WritUse[]> {
+  const out = new Map<string, WritUse[]>();
+  for (const u of uses)
+    (out.get(u.event.principal) ?? out.set(u.event.principal, []).get(u.event.principal)!).push(u);
+  return out;
+}
+
+/**
+ * The workload's use: its identities' activity; when an identity is shared and events name the
+ * pod, only this workload's pods count (else the attribution is shared, and said so).
+ */
+function workloadUsages(
+  s: ResultScope,
+  activity: ReadonlyMap<string, IdentityActivity>,
+  w: GraphNode,
+  ids: readonly string[],
+): { usages: Usage[]; sharedAttribution: boolean } {
+  const myPods = new Set((s.g.out.get(w.id) ?? []).filter((e) => e.type === "owns").map((e) => e.to));
+  const usages: Usage[] = [];
+  let sharedAttribution = false;
+  for (const id of ids) {
+    const a = activity.get(id);
+    if (!a) continue;
+    const sharers = s.use.get(id) ?? [];
+    if (sharers.length > 1 && a.byPod.size > 0) {
+      const mine = new Set<string>();
+      for (const [pod, actions] of a.byPod)
+        if (myPods.has(pod) || pod === w.id || s.pods(pod)?.workload === w.id)
+          for (const x of actions) mine.add(x);
+      for (const u of a.used.values()) if (mine.has(u.action)) usages.push(u);
+    } else {
+      if (sharers.length > 1) sharedAttribution = true;
+      usages.push(...a.used.values());
+    }
   }
+  return { usages, sharedAttribution };
+}
+
+/**
+ * What the workload used, each with its evidence: observed use; what writs did inside their
+ * playbooks (what they did outside is their finding's — narrow the role —, never a reason to keep
+ * the grant); and, without activity, what the provider infers it needs.
+ */
+function usedPermissions(
+  usages: readonly Usage[],
+  viaWrits: readonly WritUse[],
+  outside: ReadonlySet<ObservedEvent>,
+  inferred: readonly InferredUse[],
+): UsedPermission[] {
+  const usedPerms: UsedPermission[] = [];
+  for (const u of usages)
+    for (const [resource, count] of u.resources)
+      usedPerms.push({
+        action: u.action,
+        resource,
+        count,
+        evidence: `observed ${count}× between ${iso(u.first)} and ${iso(u.last)}`,
+        confidence: 1,
+      });
+  const byWrit = new Map<string, { action: string; resource: string; writs: Set<string>; count: number }>();
+  for (const u of viaWrits) {
+    if (outside.has(u.event)) continue;
+    const k = `${u.event.action}\u0000${u.event.resource}`;
+    const x =
+      byWrit.get(k) ??
+      byWrit
+        .set(k, { action: u.event.action, resource: u.event.resource, writs: new Set(), count: 0 })
+        .get(k)!;
+    x.count++;
+    x.writs.add(`${u.writ.id} (playbook ${u.writ.playbook})`);
+  }
+  for (const x of byWrit.values())
+    usedPerms.push({
+      action: x.action,
+      resource: x.resource,
+      count: x.count,
+      evidence: `used ${x.count}× through writs' credentials: ${[...x.writs].slice(0, 3).join(", ")}${x.writs.size > 3 ? ", …" : ""}`,
+      confidence: 1,
+    });
+  for (const i of inferred)
+    usedPerms.push({ action: i.action, resource: i.resource, count: 0, evidence: i.reason, confidence: 0.6 });
+  return usedPerms;
+}
+
+/** The agent and playbook of each writ whose credential the workload's identities carried. */
+function writPlaybooks(viaWrits: readonly WritUse[]): Set<string> {
+  return new Set(viaWrits.map((u) => `${u.writ.agent}\u0000${u.writ.playbook}`));
+}
+
+/** Each grant (wildcards expanded where the provider can enumerate them), its paths and the uses it covers. */
+function grantCandidates(
+  p: ProviderPlugin,
+  paths: readonly GrantPath[],
+  usedPerms: readonly UsedPermission[],
+): GrantPathGroup[] {
+  const byGrant = new Map<string, { grant: PermissionGrant; paths: GrantPath[] }>();
+  for (const path of paths) {
+    for (const grant of p.expand?.(path.grant) ?? [path.grant]) {
+      const key = `${grant.action}\u0000${grant.resource}`;
+      const entry = byGrant.get(key) ?? byGrant.set(key, { grant, paths: [] }).get(key)!;
+      entry.paths.push({ ...path, grant });
+    }
+  }
+  return [...byGrant.values()].map(({ grant, paths: gp }) => {
+    const rule = compileCached(grant);
+    return {
+      grant,
+      paths: gp,
+      uses: rule ? usedPerms.filter((u) => matchesUse(rule, u.action, u.resource)) : [],
+    };
+  });
+}
+
+/**
+ * Categories 1 and 3 over the grants category 2 did not take: inherited-only grants are category 3
+ * (unless a role it can assume adds nothing to what it holds on paths of its own); its own unused
+ * (or wildcard) grants category 1 — unless a playbook whose writs run on it needs them, or only
+ * writs outside their playbooks used them (their finding), or the provider shows no activity at all.
+ */
+function sortCategories(
+  candidates: readonly GrantPathGroup[],
+  cat2Keys: ReadonlySet<string>,
+  providerObserved: boolean,
+  writs: {
+    readonly viaWrits: readonly WritUse[];
+    readonly outside: ReadonlySet<ObservedEvent>;
+    readonly needed: ReturnType<typeof playbookRules>;
+  },
+): { cat1: GrantPathGroup[]; cat3: GrantPathGroup[] } {
+  const cat1: GrantPathGroup[] = [];
+  const cat3: GrantPathGroup[] = [];
+  // What the workload holds on paths of its own: a role it can assume adds nothing inside it.
+  const ownRules = candidates
+    .filter((c) => c.paths.some((x) => !x.inherited))
+    .map((c) => compileCached(c.grant))
+    .filter((r): r is Rule => r !== null);
+  for (const c of candidates) {
+    if (cat2Keys.has(`${c.grant.action}\u0000${c.grant.resource}`)) continue;
+    const own = c.paths.filter((x) => !x.inherited);
+    const rule = compileCached(c.grant);
+    if (own.length === 0) {
+      const chainedOnly =
+        rule &&
+        c.paths.every((x) => x.edges.some((e) => e.type === "can-assume")) &&
+        ownRules.some((o) => ruleContains(o, rule));
+      if (!chainedOnly) cat3.push(c);
+      continue;
+    }
+    if (!providerObserved) continue;
+    const wildcard = /\*/.test(c.grant.action.split(":").slice(1).join(":"));
+    // Unused, but inside a playbook whose writs run on this identity: declared work needs it.
+    if (c.uses.length === 0 && rule && insideAny(writs.needed, rule)) continue;
+    // Used only by writs outside their playbooks: reported once, as the writ's finding.
+    if (
+      c.uses.length === 0 &&
+      rule &&
+      writs.viaWrits.some(
+        (u) => writs.outside.has(u.event) && matchesUse(rule, u.event.action, u.event.resource),
+      )
+    )
+      continue;
+    if (c.uses.length === 0 || wildcard) cat1.push({ grant: c.grant, paths: own, uses: c.uses });
+  }
+  return { cat1, cat3 };
+}
+
+function unusedFinding(
+  w: GraphNode,
+  agent: string | undefined,
+  c: GrantPathGroup,
+  reduction: Reduction,
+  p: ProviderPlugin,
+  hasActivity: boolean,
+  shared: boolean,
+  window: ObservationWindow | undefined,
+): Finding {
+  const partial = c.uses.length > 0;
+  const evidence: EvidenceStep[] = [...grantChain(c.paths[0])];
+  evidence.push({
+    kind: "note",
+    ref: "use",
+    label: partial
+      ? `wildcard grant used only for: ${[...new Set(c.uses.map((u) => `${u.action} on ${u.resource}`))].slice(0, 8).join("; ")}`
+      : window
+        ? `not exercised between ${iso(window.start)} and ${iso(window.end)}`
+        : "not needed by any step (no activity data)",
+  });
+  return {
+    kind: "finding",
+    id: findingId(w.id, c.grant.action, c.grant.resource),
+    category: "unused-excess",
+    severity: p.risk(c.grant.action, c.grant.resource),
+    title: partial
+      ? `${label(w)} holds wildcard ${c.grant.action} on ${c.grant.resource} but uses a small part of it`
+      : `${label(w)} holds ${c.grant.action} on ${c.grant.resource} and never used it`,
+    workload: { id: w.id, label: label(w), agent },
+    permission: { action: c.grant.action, resource: c.grant.resource },
+    location: c.grant.source,
+    evidence,
+    reduction,
+    misclassification:
+      "if the permission is in fact used outside the observation window (a monthly job, a failover path), the scope-down breaks the workload and gets rolled back: check the window covers its full cycle",
+    confidence: !hasActivity ? 0.4 : shared ? 0.6 : 0.9,
+  };
+}
+
+function inheritedFinding(
+  w: GraphNode,
+  agent: string | undefined,
+  holder: string,
+  key: string,
+  group: readonly GrantPathGroup[],
+  reduction: Reduction,
+  p: ProviderPlugin,
+  hasActivity: boolean,
+): Finding {
+  const ranked = [...group].sort(
+    (a, b) =>
+      SEVERITY_RANK[p.risk(b.grant.action, b.grant.resource)] -
+      SEVERITY_RANK[p.risk(a.grant.action, a.grant.resource)],
+  );
+  const top = ranked[0]!;
+  const path = top.paths[0]!;
+  const evidence = grantChain(path);
+  evidence.push({ kind: "note", ref: "why", label: `inherited: ${path.why}` });
+  evidence.push({
+    kind: "note",
+    ref: "grants",
+    label: `${group.length} permission(s) come this way: ${ranked
+      .slice(0, 6)
+      .map((c) => c.grant.action)
+      .join(", ")}${group.length > 6 ? ", …" : ""}`,
+  });
+  const used = group.flatMap((c) => c.uses);
+  evidence.push({
+    kind: "note",
+    ref: "use",
+    label:
+      used.length > 0
+        ? `of these it used: ${[...new Set(used.map((u) => `${u.action} on ${u.resource}`))].slice(0, 6).join("; ")}`
+        : "it used none of them in the window",
+  });
+  const viaGroup = path.path.some((id) =>
+    /^k8s:Group:system:(authenticated|unauthenticated|serviceaccounts)/.test(id),
+  );
+  return {
+    kind: "finding",
+    id: findingId(w.id, "inherited", key),
+    category: "inherited-overreach",
+    severity: atLeast(p.risk(top.grant.action, top.grant.resource), viaGroup ? "high" : "low"),
+    title: `${label(w)} inherits ${group.length} permission(s) from ${nodeName(holder)}, up to ${top.grant.action} on ${top.grant.resource}`,
+    workload: { id: w.id, label: label(w), agent },
+    permission: { action: top.grant.action, resource: top.grant.resource },
+    // Inherited from a default: the place to look is where the workload fails to set its own.
+    location: path.edges.find((e) => e.type === "falls-back-to")?.source ?? top.grant.source,
+    evidence,
+    reduction,
+    misclassification:
+      "if treated as unused excess, the fix edits the shared binding and breaks every other workload that relies on it; if the agent's own role were narrowed instead, the inherited binding stays and the scope with it",
+    confidence: hasActivity ? 0.9 : 0.8,
+  };
+}
+
+/**
+ * Category 3: one finding per inherited rule (a binding's rule, a workflow's scope line), not per
+ * verb; an extra subject on a binding made for another gets the fix of taking it out of the binding.
+ */
+function inheritedFindings(
+  w: GraphNode,
+  agent: string | undefined,
+  cat3: readonly GrantPathGroup[],
+  reduction: Reduction,
+  p: ProviderPlugin,
+  hasActivity: boolean,
+  madeFor: ReturnType<typeof bindingsMadeFor>,
+  provisioned: (binding: string) => boolean,
+): Finding[] {
+  const byRule = new Map<string, { holder: string; group: GrantPathGroup[] }>();
+  for (const c of cat3) {
+    const holder = c.paths[0]!.path[c.paths[0]!.path.length - 1]!;
+    const key = `${holder}\u0000${c.grant.source?.file ?? ""}:${c.grant.source?.line ?? ""}`;
+    (byRule.get(key) ?? byRule.set(key, { holder, group: [] }).get(key)!).group.push(c);
+  }
+  const out: Finding[] = [];
+  for (const [key, { holder, group }] of byRule) {
+    const extra = group
+      .flatMap((c) => c.paths)
+      .filter((x) => x.path[x.path.length - 1] === holder)
+      .map((x) => extraSubjectOf(x, madeFor, provisioned));
+    const x = extra[0];
+    const fix =
+      x && extra.every((y) => y?.binding === x.binding)
+        ? extraSubjectFix(x, [
+            ...new Set(group.flatMap((c) => c.uses.map((u) => `${u.action} on ${u.resource}`))),
+          ])
+        : reduction;
+    out.push(inheritedFinding(w, agent, holder, key, group, fix, p, hasActivity));
+  }
+  return out;
 }
 
 interface GrantPathGroup {

@@ -5,7 +5,26 @@ export { ANALYZER_ERROR_CODES, type AnalyzerErrorCode } from "./codes.js";
 export { DeclaredMatcher, declaredWork, provisionedBindingsOf } from "./declared.js";
 export { Engine, type EngineOptions, findingId, grantChain } from "./engine.js";
 export { buildGraph, effectiveGrants, identitiesOf, workloads } from "./graph.js";
+export { formatInputProblem, formatSource, openInput, problem, textInput } from "./input.js";
+export type {
+  AnalysisResult,
+  AnalyzerPlugin,
+  Category,
+  DeclaredWork,
+  EscalationEdge,
+  Finding,
+  GraphNode,
+  GraphView,
+  InputPlugin,
+  NodeProvider,
+  ObservationWindow,
+  ObservedEvent,
+  ProviderPlugin,
+  ToolCall,
+} from "./model.js";
+export { CATEGORIES, EMPTY_FRAGMENT, providesGrants, SEVERITIES } from "./model.js";
 export { githubPlugin, githubWorkflowImporter } from "./providers/github/index.js";
+export { defaultPlugins } from "./providers/index.js";
 export {
   k8sAuditImporter,
   k8sEscalations,
@@ -17,25 +36,6 @@ export {
   ruleGrants,
 } from "./providers/k8s/index.js";
 export { otlpTraceImporter, tracesPlugin } from "./providers/traces/index.js";
-export { formatInputProblem, formatSource, openInput, problem, textInput } from "./input.js";
-export type {
-  AnalysisResult,
-  Category,
-  DeclaredWork,
-  EscalationEdge,
-  Finding,
-  GraphNode,
-  GraphView,
-  ObservationWindow,
-  ObservedEvent,
-  AnalyzerPlugin,
-  InputPlugin,
-  NodeProvider,
-  ProviderPlugin,
-  ToolCall,
-} from "./model.js";
-export { CATEGORIES, EMPTY_FRAGMENT, providesGrants, SEVERITIES } from "./model.js";
-export { defaultPlugins } from "./providers/index.js";
 export { guardrailFor } from "./remediation.js";
 export { htmlReport, jsonReport, markdownReport, sarifReport, terminalReport } from "./reports/index.js";
 export {

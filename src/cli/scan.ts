@@ -18,17 +18,10 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import {
-  createAwsPlugin,
-  loadOrganization,
-  loadPrivescPaths,
-  type Organization,
-  type PrivescPath,
-  SUPPLEMENT_PATHS,
-} from "../analyzer/providers/aws/index.js";
 import { translateDeclaredWork } from "../analyzer/declared-file.js";
 import {
   type AnalysisResult,
+  type AnalyzerPlugin,
   CATEGORIES,
   type DeclaredWork,
   declaredWork,
@@ -39,13 +32,20 @@ import {
   jsonReport,
   markdownReport,
   type ObservationWindow,
-  type AnalyzerPlugin,
   SEVERITIES,
   sarifReport,
   scanPaths,
   scanRoot,
   terminalReport,
 } from "../analyzer/index.js";
+import {
+  createAwsPlugin,
+  loadOrganization,
+  loadPrivescPaths,
+  type Organization,
+  type PrivescPath,
+  SUPPLEMENT_PATHS,
+} from "../analyzer/providers/aws/index.js";
 import { formatProblem, loadConfigText } from "../config/index.js";
 import { isWritError, parseDuration } from "../core/index.js";
 import { requirePolicy } from "./common.js";

@@ -29,7 +29,11 @@ import {
   STSClient,
 } from "@aws-sdk/client-sts";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@aws-sdk/types";
-import { type AuthorizationDetails, importAuthorizationDetails, policiesFor } from "../analyzer/providers/aws/index.js";
+import {
+  type AuthorizationDetails,
+  importAuthorizationDetails,
+  policiesFor,
+} from "../analyzer/providers/aws/index.js";
 import { isWritError, q, WritError } from "../core/index.js";
 import {
   denyPolicyName,

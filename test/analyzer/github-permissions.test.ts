@@ -4,8 +4,8 @@
  * outside the list is refused by both.
  */
 import { describe, expect, it } from "vitest";
-import { githubWorkflowImporter } from "../../src/analyzer/providers/github/index.js";
 import { githubPlugin, scanPaths, textInput } from "../../src/analyzer/index.js";
+import { githubWorkflowImporter } from "../../src/analyzer/providers/github/index.js";
 import { loadConfigText } from "../../src/config/index.js";
 import { GITHUB_PERMISSION_LIST } from "../../src/core/index.js";
 

@@ -11,7 +11,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/providers/aws/index.js";
 import {
   type AnalysisResult,
   type DeclaredWork,
@@ -23,6 +22,7 @@ import {
   textInput,
   validWritIssue,
 } from "../../src/analyzer/index.js";
+import { cloudTrailImporter, normaliseRecord } from "../../src/analyzer/providers/aws/index.js";
 import { loadPolicy } from "../../src/app.js";
 import { sessionNameFor } from "../../src/downstream/aws/names.js";
 import { objectName } from "../../src/downstream/kubernetes/names.js";

@@ -8,14 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadOrganization } from "../../../src/analyzer/providers/aws/importers/index.js";
-import { createAwsPlugin } from "../../../src/analyzer/providers/aws/plugin.js";
 import {
   type AnalysisResult,
+  type AnalyzerPlugin,
   defaultPlugins,
   type GraphView,
-  type AnalyzerPlugin,
 } from "../../../src/analyzer/index.js";
+import { loadOrganization } from "../../../src/analyzer/providers/aws/importers/index.js";
+import { createAwsPlugin } from "../../../src/analyzer/providers/aws/plugin.js";
 import { analyze } from "../corpora.js";
 import { ACCOUNT, arn, FIXTURE, writeOrganization } from "./chain-fixture.js";
 

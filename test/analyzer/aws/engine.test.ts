@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AnalysisResult, defaultPlugins, scanPaths, textInput } from "../../../src/analyzer/index.js";
 import { parsePolicy } from "../../../src/analyzer/providers/aws/evaluator/index.js";
 import { awsAuthzImporter, awsCatalog } from "../../../src/analyzer/providers/aws/plugin.js";
-import { type AnalysisResult, defaultPlugins, scanPaths, textInput } from "../../../src/analyzer/index.js";
 import { corpus } from "../corpora.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "writ-aws-engine-"));

@@ -20,7 +20,11 @@ import {
   readTrail,
   type TrailEvent,
 } from "../../../src/analyzer/providers/aws/importers/index.js";
-import { analyzeUsage, replacementPolicy, verifyReplacement } from "../../../src/analyzer/providers/aws/usage.js";
+import {
+  analyzeUsage,
+  replacementPolicy,
+  verifyReplacement,
+} from "../../../src/analyzer/providers/aws/usage.js";
 import { corpus } from "../corpora.js";
 
 let catalog: AwsCatalog;

@@ -8,8 +8,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { awsCatalog, awsPlugin } from "../../../src/analyzer/providers/aws/plugin.js";
 import { type AnalysisResult, k8sPlugin } from "../../../src/analyzer/index.js";
+import { awsCatalog, awsPlugin } from "../../../src/analyzer/providers/aws/plugin.js";
 import { analyze } from "../corpora.js";
 
 const ACCOUNT = "418295700136";

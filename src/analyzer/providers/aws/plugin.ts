@@ -31,6 +31,7 @@ import type {
   ReductionContext,
   RemediationFile,
   Severity,
+  SourceRef,
 } from "../../model.js";
 import { type AwsCatalog, createCatalog } from "./catalog.js";
 import { analyzeEscalation, roleAssumptions, secretStoreReads } from "./escalation.js";
@@ -46,6 +47,7 @@ import { type Expansion, expandPolicies, risksOf, servicesFor } from "./expand.j
 import {
   type AuthorizationDetails,
   type IamRole,
+  type IamUser,
   importAuthorizationDetails,
   lineRecords,
   normaliseRecord,
@@ -179,18 +181,188 @@ export function documentOf(p: Policy): unknown {
   };
 }
 
+/** One authorization-details file as it is read: the nodes and edges made so far, and memos. */
+interface AuthzReading {
+  readonly details: AuthorizationDetails;
+  readonly catalog: AwsCatalog;
+  readonly src: SourceRef;
+  readonly nodes: GraphNode[];
+  readonly edges: GraphEdge[];
+  readonly policyNodes: Set<string>;
+  /** Many principals share one set of policies (AdministratorAccess on a dozen roles). */
+  readonly expansions: Map<string, Expansion>;
+  readonly grantMemo: WeakMap<Expansion, Map<string, PermissionGrant[]>>;
+}
+
+function authzEdge(x: AuthzReading, from: string, to: string, type: GraphEdge["type"], note?: string): void {
+  x.edges.push({ kind: "edge", from, to, type, ...(note ? { note } : {}), source: x.src });
+}
+
+/** A policy's grants under an expansion, computed once per (expansion, policy). */
+function memoGrants(x: AuthzReading, p: Policy, expansion: Expansion): PermissionGrant[] {
+  let m = x.grantMemo.get(expansion);
+  if (!m) {
+    m = new Map();
+    x.grantMemo.set(expansion, m);
+  }
+  let g = m.get(p.id);
+  if (!g) {
+    g = grantsOf(p, expansion, x.catalog, x.src.file);
+    m.set(p.id, g);
+  }
+  return g;
+}
+
+/** A policy attached to a holder: the binding holding its grants, and the policy's node (once). */
+function bind(x: AuthzReading, holder: string, holderArn: string, p: Policy, expansion: Expansion): void {
+  const id = `aws:binding:${holderArn}#${p.id}`;
+  x.nodes.push({
+    kind: "node",
+    id,
+    provider: "aws",
+    type: "binding",
+    subtype: p.id.includes("/inline/") ? "InlinePolicy" : "PolicyAttachment",
+    name: p.id.split("/").pop()!,
+    grants: memoGrants(x, p, expansion),
+    source: x.src,
+  });
+  authzEdge(x, holder, id, "bound-by");
+  const pid = `aws:policy:${p.id}`;
+  if (!x.policyNodes.has(pid)) {
+    x.policyNodes.add(pid);
+    x.nodes.push({
+      kind: "node",
+      id: pid,
+      provider: "aws",
+      type: "role",
+      subtype: "Policy",
+      name: p.id,
+      source: x.src,
+    });
+  }
+  authzEdge(x, id, pid, "references");
+}
+
+/** A user or role: its identity node (with its policy documents for escalation) and its own policies. */
+function readPrincipal(x: AuthzReading, e: IamUser | IamRole): { idn: string; expansion: Expansion } {
+  const { details } = x;
+  const idn = `aws:${e.kind}:${e.arn}`;
+  const found = policiesFor(details, e);
+  const own = [...e.inline, ...e.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? [])];
+  const setKey = found.identity.map((p) => p.id).join("\u0000");
+  let expansion = x.expansions.get(setKey);
+  if (!expansion) {
+    expansion = expandPolicies(found.identity, x.catalog);
+    x.expansions.set(setKey, expansion);
+  }
+  x.nodes.push({
+    kind: "node",
+    id: idn,
+    provider: "aws",
+    type: "identity",
+    subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
+    name: e.name,
+    attrs: {
+      arn: e.arn,
+      policies: JSON.stringify(found.identity.map((p) => ({ id: p.id, doc: documentOf(p) }))),
+      ...(found.boundary ? { boundary: JSON.stringify(documentOf(found.boundary)) } : {}),
+      ...(e.kind === "role" ? { trust: JSON.stringify(documentOf(e.trust)) } : {}),
+      ...(e.kind === "user" ? { groups: e.groups.join(",") } : {}),
+    },
+    source: x.src,
+  });
+  for (const p of own) bind(x, idn, e.arn, p, expansion);
+  return { idn, expansion };
+}
+
+/** A user's groups: membership, and each group's policies bound once. */
+function readMemberships(x: AuthzReading, e: IamUser, idn: string, expansion: Expansion): void {
+  for (const name of e.groups) {
+    const g = x.details.groups.find((y) => y.name === name);
+    if (!g) continue;
+    authzEdge(x, idn, `aws:group:${g.arn}`, "member-of");
+    for (const p of [
+      ...g.inline,
+      ...g.attached.flatMap((r) => x.details.policies.get(r.arn)?.document ?? []),
+    ]) {
+      const bid = `aws:binding:${g.arn}#${p.id}`;
+      if (!x.nodes.some((n) => n.id === bid)) bind(x, `aws:group:${g.arn}`, g.arn, p, expansion);
+    }
+  }
+}
+
+/** A role's EC2 instance profiles: the instances launched with one run as its role (a workload each). */
+function readInstanceProfiles(x: AuthzReading, e: IamRole, idn: string): string[] {
+  const profiles = e.instanceProfiles.filter(Boolean);
+  for (const arn of profiles) {
+    const pid = `aws:instance-profile:${arn}`;
+    const name = arn.slice(arn.lastIndexOf("/") + 1);
+    x.nodes.push({
+      kind: "node",
+      id: pid,
+      provider: "aws",
+      type: "identity",
+      subtype: "EC2InstanceProfile",
+      name,
+      attrs: { arn },
+      source: x.src,
+    });
+    authzEdge(x, pid, idn, "assumes", `instance profile \`${name}\` holds role \`${e.name}\``);
+    const wid = `aws:workload:${arn}`;
+    x.nodes.push({
+      kind: "node",
+      id: wid,
+      provider: "aws",
+      type: "workload",
+      subtype: "EC2InstanceProfile",
+      name,
+      ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
+      source: x.src,
+    });
+    authzEdge(x, wid, pid, "runs-as", "the EC2 instances launched with this instance profile");
+  }
+  return profiles;
+}
+
+/**
+ * The principal as a workload of its own: every user, and every role not used through instance
+ * profiles (analyzed through them) nor a web-identity or service-linked role (analyzed, as IRSA
+ * roles, through the pods using them).
+ */
+function readPrincipalWorkload(
+  x: AuthzReading,
+  e: IamUser | IamRole,
+  idn: string,
+  profiles: readonly string[],
+): void {
+  if (e.kind !== "user" && (profiles.length > 0 || isWebIdentityOrServiceLinked(e))) return;
+  const wid = `aws:workload:${e.arn}`;
+  x.nodes.push({
+    kind: "node",
+    id: wid,
+    provider: "aws",
+    type: "workload",
+    subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
+    name: e.name,
+    // The writ agent a principal acts for: its IAM tag `writ.dev/agent`.
+    ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
+    source: x.src,
+  });
+  authzEdge(x, wid, idn, "runs-as");
+}
+
 export const awsAuthzImporter: Importer = {
   name: "aws-authorization-details",
   phase: "structure",
   detect: (f: InputFile) =>
     /\.json$/i.test(f.path) && /"(UserDetailList|RoleDetailList|GroupDetailList)"/.test(f.head),
+  /** In order: the document, the catalog services it needs, groups, then each user and role. */
   async import(file: InputFile): Promise<ImportResult> {
-    const problems: InputProblem[] = [];
     let details: AuthorizationDetails;
     try {
       details = importAuthorizationDetails(JSON.parse(await file.text()), file.path);
     } catch (err) {
-      problems.push(problem("ERR_INPUT_AWS_AUTHZ", { file: file.path }, (err as Error).message));
+      const problems = [problem("ERR_INPUT_AWS_AUTHZ", { file: file.path }, (err as Error).message)];
       return { fragment: { nodes: [], edges: [], events: [], toolCalls: [], objects: [] }, problems };
     }
     const catalog = awsCatalog();
@@ -199,60 +371,21 @@ export const awsAuthzImporter: Importer = {
     // sts and iam: role assumption is decided on trust policies, which name no identity action.
     const needed = servicesFor([...all, ...inline]);
     await catalog.load(needed === "all" ? "all" : new Set([...needed, "sts", "iam"]));
-    const nodes: GraphNode[] = [];
-    const edges: GraphEdge[] = [];
     const src = { file: file.path };
-    const edge = (from: string, to: string, type: GraphEdge["type"], note?: string) =>
-      edges.push({ kind: "edge", from, to, type, ...(note ? { note } : {}), source: src });
-    const policyNodes = new Set<string>();
-    const expansions = new Map<string, Expansion>();
-    const grantMemo = new WeakMap<Expansion, Map<string, PermissionGrant[]>>();
-    const memoGrants = (p: Policy, expansion: Expansion): PermissionGrant[] => {
-      let m = grantMemo.get(expansion);
-      if (!m) {
-        m = new Map();
-        grantMemo.set(expansion, m);
-      }
-      let g = m.get(p.id);
-      if (!g) {
-        g = grantsOf(p, expansion, catalog, file.path);
-        m.set(p.id, g);
-      }
-      return g;
+    const x: AuthzReading = {
+      details,
+      catalog,
+      src,
+      nodes: [],
+      edges: [],
+      policyNodes: new Set(),
+      expansions: new Map(),
+      grantMemo: new WeakMap(),
     };
-    const bind = (holder: string, holderArn: string, p: Policy, expansion: Expansion) => {
-      const id = `aws:binding:${holderArn}#${p.id}`;
-      nodes.push({
+    for (const g of details.groups)
+      x.nodes.push({
         kind: "node",
-        id,
-        provider: "aws",
-        type: "binding",
-        subtype: p.id.includes("/inline/") ? "InlinePolicy" : "PolicyAttachment",
-        name: p.id.split("/").pop()!,
-        grants: memoGrants(p, expansion),
-        source: src,
-      });
-      edge(holder, id, "bound-by");
-      const pid = `aws:policy:${p.id}`;
-      if (!policyNodes.has(pid)) {
-        policyNodes.add(pid);
-        nodes.push({
-          kind: "node",
-          id: pid,
-          provider: "aws",
-          type: "role",
-          subtype: "Policy",
-          name: p.id,
-          source: src,
-        });
-      }
-      edge(id, pid, "references");
-    };
-    for (const g of details.groups) {
-      const id = `aws:group:${g.arn}`;
-      nodes.push({
-        kind: "node",
-        id,
+        id: `aws:group:${g.arn}`,
         provider: "aws",
         type: "group",
         subtype: "IAMGroup",
@@ -260,100 +393,17 @@ export const awsAuthzImporter: Importer = {
         shared: true,
         source: src,
       });
-    }
     for (const e of [...details.users, ...details.roles]) {
-      const idn = `aws:${e.kind}:${e.arn}`;
-      const found = policiesFor(details, e);
-      const own = [...e.inline, ...e.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? [])];
-      // Many principals share one set of policies (AdministratorAccess on a dozen roles).
-      const setKey = found.identity.map((p) => p.id).join("\u0000");
-      let expansion = expansions.get(setKey);
-      if (!expansion) {
-        expansion = expandPolicies(found.identity, catalog);
-        expansions.set(setKey, expansion);
-      }
-      nodes.push({
-        kind: "node",
-        id: idn,
-        provider: "aws",
-        type: "identity",
-        subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
-        name: e.name,
-        attrs: {
-          arn: e.arn,
-          policies: JSON.stringify(found.identity.map((p) => ({ id: p.id, doc: documentOf(p) }))),
-          ...(found.boundary ? { boundary: JSON.stringify(documentOf(found.boundary)) } : {}),
-          ...(e.kind === "role" ? { trust: JSON.stringify(documentOf(e.trust)) } : {}),
-          ...(e.kind === "user" ? { groups: e.groups.join(",") } : {}),
-        },
-        source: src,
-      });
-      for (const p of own) bind(idn, e.arn, p, expansion);
-      if (e.kind === "user") {
-        for (const name of e.groups) {
-          const g = details.groups.find((x) => x.name === name);
-          if (!g) continue;
-          edge(idn, `aws:group:${g.arn}`, "member-of");
-          for (const p of [
-            ...g.inline,
-            ...g.attached.flatMap((r) => details.policies.get(r.arn)?.document ?? []),
-          ]) {
-            const bid = `aws:binding:${g.arn}#${p.id}`;
-            if (!nodes.some((n) => n.id === bid)) bind(`aws:group:${g.arn}`, g.arn, p, expansion);
-          }
-        }
-      }
-      // An EC2 instance profile: the instances launched with it run as its role.
-      const profiles = e.kind === "role" ? e.instanceProfiles.filter(Boolean) : [];
-      for (const arn of profiles) {
-        const pid = `aws:instance-profile:${arn}`;
-        const name = arn.slice(arn.lastIndexOf("/") + 1);
-        nodes.push({
-          kind: "node",
-          id: pid,
-          provider: "aws",
-          type: "identity",
-          subtype: "EC2InstanceProfile",
-          name,
-          attrs: { arn },
-          source: src,
-        });
-        edge(pid, idn, "assumes", `instance profile \`${name}\` holds role \`${e.name}\``);
-        const wid = `aws:workload:${arn}`;
-        nodes.push({
-          kind: "node",
-          id: wid,
-          provider: "aws",
-          type: "workload",
-          subtype: "EC2InstanceProfile",
-          name,
-          ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
-          source: src,
-        });
-        edge(wid, pid, "runs-as", "the EC2 instances launched with this instance profile");
-      }
-      // Roles used through instance profiles are analyzed through them, as IRSA roles through pods.
-      if (e.kind === "user" || (profiles.length === 0 && !isWebIdentityOrServiceLinked(e))) {
-        const wid = `aws:workload:${e.arn}`;
-        nodes.push({
-          kind: "node",
-          id: wid,
-          provider: "aws",
-          type: "workload",
-          subtype: e.kind === "user" ? "IAMUser" : "IAMRole",
-          name: e.name,
-          // The writ agent a principal acts for: its IAM tag `writ.dev/agent`.
-          ...(e.tags[AGENT_TAG] ? { agent: e.tags[AGENT_TAG] } : {}),
-          source: src,
-        });
-        edge(wid, idn, "runs-as");
-      }
+      const { idn, expansion } = readPrincipal(x, e);
+      if (e.kind === "user") readMemberships(x, e, idn, expansion);
+      const profiles = e.kind === "role" ? readInstanceProfiles(x, e, idn) : [];
+      readPrincipalWorkload(x, e, idn, profiles);
     }
     // Role assumption needs every account's principals and roles: the linker decides it.
     const objects: ProviderObject[] = [
       { kind: "object", provider: "aws", type: "authorization-details", value: details, source: src },
     ];
-    return { fragment: { nodes, edges, events: [], toolCalls: [], objects }, problems };
+    return { fragment: { nodes: x.nodes, edges: x.edges, events: [], toolCalls: [], objects }, problems: [] };
   },
 };
 

@@ -150,6 +150,229 @@ export function permissionGrants(
   return out;
 }
 
+/** One parsed workflow file, and the nodes, edges and problems its steps add. */
+interface Reading {
+  readonly file: string;
+  readonly doc: Document;
+  readonly lc: LineCounter;
+  readonly wf: Obj & { jobs: Obj };
+  /** `on: workflow_call` alone: the caller's permissions apply. */
+  readonly reusableOnly: boolean;
+  /** The line of the file's first key. */
+  readonly firstLine: number;
+  readonly jobs: [string, unknown][];
+  readonly topId: string;
+  readonly hasTop: boolean;
+  /** Jobs that set no `permissions:` of their own. */
+  readonly inheritors: [string, unknown][];
+  readonly nodes: GraphNode[];
+  readonly edges: GraphEdge[];
+  readonly problems: InputProblem[];
+}
+
+/** The workflow document, or the problem that stops it being read. */
+function readWorkflow(file: string, text: string): Reading | InputProblem {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lc.linePos(e.pos[0]);
+    return problem(
+      "ERR_INPUT_YAML",
+      { file, line: pos.line, column: pos.col },
+      `broken YAML: ${e.message.split("\n")[0]}`,
+    );
+  }
+  const wf = doc.toJS() as unknown;
+  if (!isObject(wf) || !isObject(wf.jobs))
+    return problem("ERR_GHA_SHAPE", { file, line: 1 }, "not a workflow: no `jobs` map");
+  const on = wf.on ?? wf.true; // YAML 1.1 readers turn a bare `on` into true
+  const first = isMap(doc.contents) ? doc.contents.items[0] : undefined;
+  const jobs = Object.entries(wf.jobs);
+  return {
+    file,
+    doc,
+    lc,
+    wf: wf as Obj & { jobs: Obj },
+    reusableOnly: triggers(on).length === 1 && triggers(on)[0] === "workflow_call",
+    firstLine: first && isScalar(first.key) && first.key.range ? lc.linePos(first.key.range[0]).line : 1,
+    jobs,
+    topId: `github:permissions:${file}`,
+    hasTop: Object.hasOwn(wf, "permissions"),
+    inheritors: jobs.filter(([, j]) => isObject(j) && !Object.hasOwn(j, "permissions")),
+    nodes: [],
+    edges: [],
+    problems: [],
+  };
+}
+
+/** `from` gets the repository default: read-only or read-write by a setting this file cannot see. */
+function fallBack(r: Reading, from: string, note: string, line: number | undefined): void {
+  const to = `${REPOSITORY_DEFAULT}:${r.file}`;
+  r.nodes.push({
+    kind: "node",
+    id: to,
+    provider: "github",
+    type: "default",
+    subtype: "repository default",
+    name: "repository default token permissions",
+    shared: true,
+    grants: [
+      {
+        kind: "permission",
+        action: "github:*:read|write",
+        resource: "*",
+        text: "default GITHUB_TOKEN permissions (repository or organisation setting)",
+        source: { file: r.file, line: r.firstLine },
+      },
+    ],
+  });
+  r.edges.push({ kind: "edge", from, to, type: "falls-back-to", note, source: { file: r.file, line } });
+}
+
+/** Where a `permissions:` block (at `path`) and its keys are written. */
+function blockAt(r: Reading, path: readonly (string | number)[]): (key?: string) => SourceRef {
+  return (key) => ({ file: r.file, line: lineAt(r.doc, r.lc, key ? [...path, key] : path, true) });
+}
+
+/** The workflow's top-level `permissions:` block, shared when several jobs fall back on it. */
+function readTopBlock(r: Reading): void {
+  if (!r.hasTop) return;
+  const at = blockAt(r, ["permissions"]);
+  r.nodes.push({
+    kind: "node",
+    id: r.topId,
+    provider: "github",
+    type: "binding",
+    subtype: "workflow permissions",
+    name: `${r.file} permissions`,
+    grants: permissionGrants(r.wf.permissions, at, r.problems),
+    // A block that several jobs fall back on was provisioned for none of them in particular.
+    shared: r.jobs.length > 1 && r.inheritors.length > 0 ? true : undefined,
+    source: at(),
+  });
+}
+
+/** One job: its workload, its token, and the block its token is bound by (its own, the workflow's, or the default). */
+function readJob(r: Reading, name: string, job: unknown): void {
+  if (!isObject(job)) {
+    r.problems.push(
+      problem(
+        "ERR_GHA_SHAPE",
+        { file: r.file, line: lineAt(r.doc, r.lc, ["jobs", name], true) },
+        `job \`${name}\` is not a map; skipped`,
+      ),
+    );
+    return;
+  }
+  const jobLine = lineAt(r.doc, r.lc, ["jobs", name], true);
+  const id = `github:job:${r.file}#${name}`;
+  const token = `github:token:${r.file}#${name}`;
+  const calls = typeof job.uses === "string" ? job.uses : undefined;
+  r.nodes.push({
+    kind: "node",
+    id,
+    provider: "github",
+    type: "workload",
+    subtype: "job",
+    name,
+    namespace: r.file,
+    attrs: {
+      steps: JSON.stringify(stepRecords(r.doc, r.lc, name, job)),
+      ...(calls ? { calls } : {}),
+      ...(r.reusableOnly ? { reusableOnly: true } : {}),
+    },
+    source: { file: r.file, line: jobLine },
+  });
+  r.nodes.push({
+    kind: "node",
+    id: token,
+    provider: "github",
+    type: "identity",
+    subtype: "GITHUB_TOKEN",
+    name: `${name} token`,
+    namespace: r.file,
+  });
+  r.edges.push({
+    kind: "edge",
+    from: id,
+    to: token,
+    type: "runs-as",
+    note: "the job's GITHUB_TOKEN",
+    source: { file: r.file, line: jobLine },
+  });
+  if (Object.hasOwn(job, "permissions")) {
+    const bid = `github:permissions:${r.file}#${name}`;
+    const at = blockAt(r, ["jobs", name, "permissions"]);
+    r.nodes.push({
+      kind: "node",
+      id: bid,
+      provider: "github",
+      type: "binding",
+      subtype: "job permissions",
+      name: `${name} permissions`,
+      grants: permissionGrants(job.permissions, at, r.problems),
+      source: at(),
+    });
+    r.edges.push({
+      kind: "edge",
+      from: token,
+      to: bid,
+      type: "bound-by",
+      note: `jobs.${name}.permissions`,
+      source: at(),
+    });
+  } else if (r.hasTop) {
+    r.edges.push({
+      kind: "edge",
+      from: token,
+      to: r.topId,
+      type: "bound-by",
+      note: `jobs.${name} sets no permissions: the workflow's apply`,
+      source: { file: r.file, line: jobLine },
+    });
+  } else if (r.reusableOnly && !calls) {
+    // The caller's permissions apply; nothing here to judge.
+  } else {
+    fallBack(
+      r,
+      id,
+      `neither jobs.${name} nor the workflow sets permissions: the repository default applies`,
+      jobLine,
+    );
+  }
+}
+
+/**
+ * With no top-level block, several jobs and at least one of them setting none, the default is also
+ * the workflow's own: its top level is where one block would cover every such job. That place is a
+ * workload of its own (`workflow`), whose steps are those of the jobs it covers. One job: the job is
+ * the place; every job explicit: the default reaches no job; reusable-only: the caller decides.
+ */
+function readWorkflowDefault(r: Reading): void {
+  const defaulted = r.inheritors.map(([name]) => name);
+  if (r.hasTop || r.reusableOnly || r.jobs.length <= 1 || defaulted.length === 0) return;
+  const id = `github:workflow:${r.file}`;
+  const steps = r.inheritors.flatMap(([name, job]) => stepRecords(r.doc, r.lc, name, job as Obj));
+  r.nodes.push({
+    kind: "node",
+    id,
+    provider: "github",
+    type: "workload",
+    subtype: "workflow",
+    name: typeof r.wf.name === "string" && r.wf.name !== "" ? r.wf.name : r.file,
+    namespace: r.file,
+    attrs: { steps: JSON.stringify(steps), jobs: defaulted.join(",") },
+    source: { file: r.file, line: r.firstLine },
+  });
+  fallBack(
+    r,
+    id,
+    `the workflow sets no top-level permissions: the repository default applies to ${defaulted.map((n) => `jobs.${n}`).join(", ")}`,
+    r.firstLine,
+  );
+}
+
 export const githubWorkflowImporter: Importer = {
   name: "github-workflows",
   detect(file: InputFile): boolean {
@@ -159,203 +382,13 @@ export const githubWorkflowImporter: Importer = {
       /^("on"|'on'|on|true)\s*:/m.test(file.head)
     );
   },
+  /** In order: the document, the top-level block, each job, the workflow's own fall-back. */
   async import(file: InputFile): Promise<ImportResult> {
-    const text = await file.text();
-    const lc = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
-    const problems: InputProblem[] = [];
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      const pos = lc.linePos(e.pos[0]);
-      problems.push(
-        problem(
-          "ERR_INPUT_YAML",
-          { file: file.path, line: pos.line, column: pos.col },
-          `broken YAML: ${e.message.split("\n")[0]}`,
-        ),
-      );
-      return { fragment: EMPTY_FRAGMENT, problems };
-    }
-    const wf = doc.toJS() as unknown;
-    if (!isObject(wf) || !isObject(wf.jobs)) {
-      problems.push(problem("ERR_GHA_SHAPE", { file: file.path, line: 1 }, "not a workflow: no `jobs` map"));
-      return { fragment: EMPTY_FRAGMENT, problems };
-    }
-    const on = wf.on ?? wf.true; // YAML 1.1 readers turn a bare `on` into true
-    const reusableOnly = triggers(on).length === 1 && triggers(on)[0] === "workflow_call";
-    const nodes: GraphNode[] = [];
-    const edges: GraphEdge[] = [];
-    const firstLine =
-      doc.contents &&
-      isMap(doc.contents) &&
-      doc.contents.items[0] &&
-      isScalar(doc.contents.items[0].key) &&
-      doc.contents.items[0].key.range
-        ? lc.linePos(doc.contents.items[0].key.range[0]).line
-        : 1;
-    /** `from` gets the repository default: read-only or read-write by a setting this file cannot see. */
-    const fallBack = (from: string, note: string, line: number | undefined) => {
-      const to = `${REPOSITORY_DEFAULT}:${file.path}`;
-      nodes.push({
-        kind: "node",
-        id: to,
-        provider: "github",
-        type: "default",
-        subtype: "repository default",
-        name: "repository default token permissions",
-        shared: true,
-        grants: [
-          {
-            kind: "permission",
-            action: "github:*:read|write",
-            resource: "*",
-            text: "default GITHUB_TOKEN permissions (repository or organisation setting)",
-            source: { file: file.path, line: firstLine },
-          },
-        ],
-      });
-      edges.push({ kind: "edge", from, to, type: "falls-back-to", note, source: { file: file.path, line } });
-    };
-    const jobs = Object.entries(wf.jobs);
-    const topId = `github:permissions:${file.path}`;
-    const hasTop = Object.hasOwn(wf, "permissions");
-    const inheritors = jobs.filter(([, j]) => isObject(j) && !Object.hasOwn(j, "permissions"));
-    if (hasTop) {
-      const at = (key?: string): SourceRef => ({
-        file: file.path,
-        line: key ? lineAt(doc, lc, ["permissions", key], true) : lineAt(doc, lc, ["permissions"], true),
-      });
-      nodes.push({
-        kind: "node",
-        id: topId,
-        provider: "github",
-        type: "binding",
-        subtype: "workflow permissions",
-        name: `${file.path} permissions`,
-        grants: permissionGrants(wf.permissions, at, problems),
-        // A block that several jobs fall back on was provisioned for none of them in particular.
-        shared: jobs.length > 1 && inheritors.length > 0 ? true : undefined,
-        source: at(),
-      });
-    }
-    for (const [name, job] of jobs) {
-      if (!isObject(job)) {
-        problems.push(
-          problem(
-            "ERR_GHA_SHAPE",
-            { file: file.path, line: lineAt(doc, lc, ["jobs", name], true) },
-            `job \`${name}\` is not a map; skipped`,
-          ),
-        );
-        continue;
-      }
-      const jobLine = lineAt(doc, lc, ["jobs", name], true);
-      const id = `github:job:${file.path}#${name}`;
-      const token = `github:token:${file.path}#${name}`;
-      const calls = typeof job.uses === "string" ? job.uses : undefined;
-      nodes.push({
-        kind: "node",
-        id,
-        provider: "github",
-        type: "workload",
-        subtype: "job",
-        name,
-        namespace: file.path,
-        attrs: {
-          steps: JSON.stringify(stepRecords(doc, lc, name, job)),
-          ...(calls ? { calls } : {}),
-          ...(reusableOnly ? { reusableOnly: true } : {}),
-        },
-        source: { file: file.path, line: jobLine },
-      });
-      nodes.push({
-        kind: "node",
-        id: token,
-        provider: "github",
-        type: "identity",
-        subtype: "GITHUB_TOKEN",
-        name: `${name} token`,
-        namespace: file.path,
-      });
-      edges.push({
-        kind: "edge",
-        from: id,
-        to: token,
-        type: "runs-as",
-        note: "the job's GITHUB_TOKEN",
-        source: { file: file.path, line: jobLine },
-      });
-      if (Object.hasOwn(job, "permissions")) {
-        const bid = `github:permissions:${file.path}#${name}`;
-        const at = (key?: string): SourceRef => ({
-          file: file.path,
-          line: key
-            ? lineAt(doc, lc, ["jobs", name, "permissions", key], true)
-            : lineAt(doc, lc, ["jobs", name, "permissions"], true),
-        });
-        nodes.push({
-          kind: "node",
-          id: bid,
-          provider: "github",
-          type: "binding",
-          subtype: "job permissions",
-          name: `${name} permissions`,
-          grants: permissionGrants(job.permissions, at, problems),
-          source: at(),
-        });
-        edges.push({
-          kind: "edge",
-          from: token,
-          to: bid,
-          type: "bound-by",
-          note: `jobs.${name}.permissions`,
-          source: at(),
-        });
-      } else if (hasTop) {
-        edges.push({
-          kind: "edge",
-          from: token,
-          to: topId,
-          type: "bound-by",
-          note: `jobs.${name} sets no permissions: the workflow's apply`,
-          source: { file: file.path, line: jobLine },
-        });
-      } else if (reusableOnly && !calls) {
-        // The caller's permissions apply; nothing here to judge.
-      } else {
-        fallBack(
-          id,
-          `neither jobs.${name} nor the workflow sets permissions: the repository default applies`,
-          jobLine,
-        );
-      }
-    }
-    // With no top-level block, several jobs and at least one of them setting none, the default is
-    // also the workflow's own: its top level is where one block would cover every such job. That
-    // place is a workload of its own (`workflow`), whose steps are those of the jobs it covers. One
-    // job: the job is the place; every job explicit: the default reaches no job; reusable-only: the
-    // caller decides.
-    const defaulted = inheritors.map(([name]) => name);
-    if (!hasTop && !reusableOnly && jobs.length > 1 && defaulted.length > 0) {
-      const id = `github:workflow:${file.path}`;
-      const steps = inheritors.flatMap(([name, job]) => stepRecords(doc, lc, name, job as Obj));
-      nodes.push({
-        kind: "node",
-        id,
-        provider: "github",
-        type: "workload",
-        subtype: "workflow",
-        name: typeof wf.name === "string" && wf.name !== "" ? wf.name : file.path,
-        namespace: file.path,
-        attrs: { steps: JSON.stringify(steps), jobs: defaulted.join(",") },
-        source: { file: file.path, line: firstLine },
-      });
-      fallBack(
-        id,
-        `the workflow sets no top-level permissions: the repository default applies to ${defaulted.map((n) => `jobs.${n}`).join(", ")}`,
-        firstLine,
-      );
-    }
-    return { fragment: { ...EMPTY_FRAGMENT, nodes, edges }, problems };
+    const r = readWorkflow(file.path, await file.text());
+    if ("code" in r) return { fragment: EMPTY_FRAGMENT, problems: [r] };
+    readTopBlock(r);
+    for (const [name, job] of r.jobs) readJob(r, name, job);
+    readWorkflowDefault(r);
+    return { fragment: { ...EMPTY_FRAGMENT, nodes: r.nodes, edges: r.edges }, problems: r.problems };
   },
 };

@@ -154,468 +154,565 @@ function defaultPublicSubjects(
   return new Set(def.groups);
 }
 
-export const k8sLinker: Linker = {
-  provider: "k8s",
-  link(objects: readonly ProviderObject[]): LinkResult {
-    const nodes = new Map<string, GraphNode>();
-    const edges: GraphEdge[] = [];
-    const problems: InputProblem[] = [];
-    const put = (n: GraphNode) => {
-      const prev = nodes.get(n.id);
-      if (!prev || (prev.attrs?.implicit && !n.attrs?.implicit)) nodes.set(n.id, n);
-    };
-    const edge = (from: string, to: string, type: GraphEdge["type"], note?: string, source?: SourceRef) =>
-      edges.push({ kind: "edge", from, to, type, note, source });
-    const byKind = (kind: string) => objects.filter((o) => o.type === kind);
-    const lineOf = (o: ProviderObject, key: string): SourceRef =>
-      o.lines?.[key] !== undefined ? { file: o.source.file, line: o.lines[key] } : o.source;
+/** The linker's state as its steps run: the nodes and edges made so far, the problems found. */
+interface Linking {
+  readonly objects: readonly ProviderObject[];
+  readonly nodes: Map<string, GraphNode>;
+  readonly edges: GraphEdge[];
+  readonly problems: InputProblem[];
+}
 
-    // ── roles ──
-    const clusterRoles = new Map<
-      string,
-      { o?: ProviderObject; rules: { rule: RbacRule; at?: SourceRef }[] }
-    >();
-    for (const o of byKind("ClusterRole")) {
-      const v = o.value as Obj;
-      const rules = (Array.isArray(v.rules) ? v.rules : []).map((r, i) => ({
-        rule: toRule(r),
-        at: lineOf(o, `rules[${i}]`),
-      }));
-      clusterRoles.set(nameOf(v), { o, rules });
+/** A node, unless one is there already (an implicit one gives way to the real object). */
+function put(x: Linking, n: GraphNode): void {
+  const prev = x.nodes.get(n.id);
+  if (!prev || (prev.attrs?.implicit && !n.attrs?.implicit)) x.nodes.set(n.id, n);
+}
+
+function edge(
+  x: Linking,
+  from: string,
+  to: string,
+  type: GraphEdge["type"],
+  note?: string,
+  source?: SourceRef,
+): void {
+  x.edges.push({ kind: "edge", from, to, type, note, source });
+}
+
+const byKind = (x: Linking, kind: string) => x.objects.filter((o) => o.type === kind);
+const lineOf = (o: ProviderObject, key: string): SourceRef =>
+  o.lines?.[key] !== undefined ? { file: o.source.file, line: o.lines[key] } : o.source;
+
+type Rules = { rule: RbacRule; at?: SourceRef }[];
+interface Roles {
+  readonly clusterRoles: ReadonlyMap<string, { o?: ProviderObject; rules: Rules }>;
+  readonly roles: ReadonlyMap<string, { o: ProviderObject; rules: Rules }>;
+}
+
+const rulesOf = (o: ProviderObject): Rules => {
+  const v = o.value as Obj;
+  return (Array.isArray(v.rules) ? v.rules : []).map((r, i) => ({
+    rule: toRule(r),
+    at: lineOf(o, `rules[${i}]`),
+  }));
+};
+
+/** ClusterRoles (aggregated ones resolved) and Roles, by name, and their nodes. */
+function linkRoles(x: Linking): Roles {
+  const clusterRoles = new Map<string, { o?: ProviderObject; rules: Rules }>();
+  for (const o of byKind(x, "ClusterRole"))
+    clusterRoles.set(nameOf(o.value as Obj), { o, rules: rulesOf(o) });
+  aggregateClusterRoles(x, clusterRoles);
+  const roles = new Map<string, { o: ProviderObject; rules: Rules }>();
+  for (const o of byKind(x, "Role")) {
+    const v = o.value as Obj;
+    roles.set(`${nsOf(v) ?? "default"}/${nameOf(v)}`, { o, rules: rulesOf(o) });
+  }
+  for (const [name, r] of clusterRoles) {
+    put(x, {
+      kind: "node",
+      id: `k8s:ClusterRole:${name}`,
+      provider: "k8s",
+      type: "role",
+      subtype: "ClusterRole",
+      name,
+      source: r.o?.source,
+    });
+  }
+  for (const [key, r] of roles) {
+    const [ns, name] = key.split("/") as [string, string];
+    put(x, {
+      kind: "node",
+      id: `k8s:Role:${key}`,
+      provider: "k8s",
+      type: "role",
+      subtype: "Role",
+      name,
+      namespace: ns,
+      source: r.o.source,
+    });
+  }
+  return { clusterRoles, roles };
+}
+
+/** Aggregated ClusterRoles: the union of the rules of every ClusterRole whose labels match. */
+function aggregateClusterRoles(
+  x: Linking,
+  clusterRoles: Map<string, { o?: ProviderObject; rules: Rules }>,
+): void {
+  for (const o of byKind(x, "ClusterRole")) {
+    const v = o.value as Obj;
+    const agg = isObject(v.aggregationRule) ? v.aggregationRule : undefined;
+    const selectors = Array.isArray(agg?.clusterRoleSelectors)
+      ? agg.clusterRoleSelectors.filter(isObject)
+      : [];
+    if (selectors.length === 0) continue;
+    const target = clusterRoles.get(nameOf(v))!;
+    for (const other of byKind(x, "ClusterRole")) {
+      if (other === o) continue;
+      const labels = labelsOf(other.value as Obj);
+      const match = selectors.some((s) => {
+        const ml = isObject(s.matchLabels) ? s.matchLabels : {};
+        return Object.keys(ml).length > 0 && Object.entries(ml).every(([k, val]) => labels[k] === val);
+      });
+      if (match) target.rules.push(...clusterRoles.get(nameOf(other.value as Obj))!.rules);
     }
-    // Aggregated ClusterRoles: the union of the rules of every ClusterRole whose labels match.
-    for (const o of byKind("ClusterRole")) {
-      const v = o.value as Obj;
-      const agg = isObject(v.aggregationRule) ? v.aggregationRule : undefined;
-      const selectors = Array.isArray(agg?.clusterRoleSelectors)
-        ? agg.clusterRoleSelectors.filter(isObject)
-        : [];
-      if (selectors.length === 0) continue;
-      const target = clusterRoles.get(nameOf(v))!;
-      for (const other of byKind("ClusterRole")) {
-        if (other === o) continue;
-        const labels = labelsOf(other.value as Obj);
-        const match = selectors.some((s) => {
-          const ml = isObject(s.matchLabels) ? s.matchLabels : {};
-          return Object.keys(ml).length > 0 && Object.entries(ml).every(([k, val]) => labels[k] === val);
-        });
-        if (match) target.rules.push(...clusterRoles.get(nameOf(other.value as Obj))!.rules);
-      }
-    }
-    const roles = new Map<string, { o: ProviderObject; rules: { rule: RbacRule; at?: SourceRef }[] }>();
-    for (const o of byKind("Role")) {
-      const v = o.value as Obj;
-      const rules = (Array.isArray(v.rules) ? v.rules : []).map((r, i) => ({
-        rule: toRule(r),
-        at: lineOf(o, `rules[${i}]`),
-      }));
-      roles.set(`${nsOf(v) ?? "default"}/${nameOf(v)}`, { o, rules });
-    }
-    for (const [name, r] of clusterRoles) {
-      put({
+  }
+}
+
+/**
+ * The exported ServiceAccounts by node id; their legacy token Secrets
+ * (`kubernetes.io/service-account-token`) per account, and the namespaces whose Secrets the input
+ * holds: elsewhere, whether an account has one is unknown.
+ */
+interface Accounts {
+  readonly sas: ReadonlyMap<string, ProviderObject>;
+  readonly tokenSecrets: ReadonlyMap<string, string[]>;
+  readonly secretNamespaces: ReadonlySet<string>;
+}
+
+function readAccounts(x: Linking): Accounts {
+  const sas = new Map<string, ProviderObject>();
+  for (const o of byKind(x, "ServiceAccount")) {
+    const v = o.value as Obj;
+    sas.set(saId(nsOf(v) ?? "default", nameOf(v)), o);
+  }
+  const tokenSecrets = new Map<string, string[]>();
+  const secretNamespaces = new Set<string>();
+  for (const o of byKind(x, "Secret")) {
+    const v = o.value as Obj;
+    const ns = nsOf(v) ?? "default";
+    secretNamespaces.add(ns);
+    const owner = str(annotationsOf(v)["kubernetes.io/service-account.name"]);
+    if (v.type !== "kubernetes.io/service-account-token" || !owner) continue;
+    const id = saId(ns, owner);
+    (tokenSecrets.get(id) ?? tokenSecrets.set(id, []).get(id)!).push(nameOf(v));
+  }
+  return { sas, tokenSecrets, secretNamespaces };
+}
+
+/** The ServiceAccount's node (made once, implicit when not exported) and its cloud identities. */
+function ensureSa(x: Linking, acc: Accounts, ns: string, name: string, source?: SourceRef): string {
+  const id = saId(ns, name);
+  if (x.nodes.has(id)) return id;
+  const o = acc.sas.get(id);
+  const v = (o?.value ?? {}) as Obj;
+  const ann = annotationsOf(v);
+  const attrs: Record<string, string | boolean> = {};
+  if (!o) attrs.implicit = true;
+  // A pre-1.24 ServiceAccount lists its token Secrets in `secrets`; those named `…-token-…` are
+  // legacy tokens even when the Secrets themselves were not exported.
+  const listed = (Array.isArray(v.secrets) ? v.secrets : [])
+    .filter(isObject)
+    .map((s) => str(s.name))
+    .filter((s): s is string => s !== undefined && s.startsWith(`${name}-token-`));
+  const tokens = [...new Set([...(acc.tokenSecrets.get(id) ?? []), ...listed])].sort();
+  if (tokens.length > 0) attrs.tokenSecrets = tokens.join(",");
+  else if (acc.secretNamespaces.has(ns)) attrs.tokenSecrets = "";
+  if (v.automountServiceAccountToken === false) attrs.automountServiceAccountToken = false;
+  put(x, {
+    kind: "node",
+    id,
+    provider: "k8s",
+    type: "identity",
+    subtype: "ServiceAccount",
+    name,
+    namespace: ns,
+    agent: str(ann[AGENT_KEY]) ?? str(labelsOf(v)[AGENT_KEY]),
+    shared: name === "default" ? true : undefined,
+    attrs,
+    source: o?.source ?? source,
+  });
+  for (const c of CLOUD_ANNOTATIONS) {
+    const val = str(ann[c.key]);
+    if (!val) continue;
+    const cloud = c.id(val);
+    put(x, {
+      kind: "node",
+      id: cloud,
+      provider: c.provider,
+      type: "identity",
+      subtype: c.key,
+      name: val,
+      source: o?.source,
+    });
+    edge(x, id, cloud, "assumes", `annotation ${c.key}`, o?.source);
+  }
+  return id;
+}
+
+/** What a binding's roleRef resolves to: the role's node id and its rules (built-ins approximated). */
+function resolveRoleRef(
+  x: Linking,
+  roles: Roles,
+  o: ProviderObject,
+  kind: string,
+  name: string,
+  ns: string | undefined,
+): { refKind?: string; refName?: string; roleId?: string; rules?: Rules } {
+  const v = o.value as Obj;
+  const ref = isObject(v.roleRef) ? v.roleRef : {};
+  const refKind = str(ref.kind);
+  const refName = str(ref.name);
+  let roleId: string | undefined;
+  let rules: Rules | undefined;
+  if (refKind === "ClusterRole" && refName) {
+    roleId = `k8s:ClusterRole:${refName}`;
+    rules = roles.clusterRoles.get(refName)?.rules;
+    const builtin =
+      BUILTIN_CLUSTER_ROLES.get(refName) ??
+      [...DEFAULT_PUBLIC_BINDINGS.values()].find((d) => d.role === refName)?.rules;
+    if (!rules && builtin) {
+      rules = builtin.map((rule) => ({ rule }));
+      put(x, {
         kind: "node",
-        id: `k8s:ClusterRole:${name}`,
+        id: roleId,
         provider: "k8s",
         type: "role",
         subtype: "ClusterRole",
-        name,
-        source: r.o?.source,
+        name: refName,
+        attrs: { builtin: true },
       });
     }
-    for (const [key, r] of roles) {
-      const [ns, name] = key.split("/") as [string, string];
-      put({
-        kind: "node",
-        id: `k8s:Role:${key}`,
-        provider: "k8s",
-        type: "role",
-        subtype: "Role",
-        name,
-        namespace: ns,
-        source: r.o.source,
-      });
-    }
+  } else if (refKind === "Role" && refName && ns) {
+    roleId = `k8s:Role:${ns}/${refName}`;
+    rules = roles.roles.get(`${ns}/${refName}`)?.rules;
+  } else if (refKind === "Role" && !ns) {
+    x.problems.push(
+      problem(
+        "WARN_K8S_BAD_ROLEREF",
+        lineOf(o, "roleRef"),
+        `ClusterRoleBinding \`${name}\` references a Role; it grants nothing`,
+        "warning",
+      ),
+    );
+  }
+  if (roleId && !rules) {
+    x.problems.push(
+      problem(
+        "WARN_K8S_MISSING_ROLE",
+        lineOf(o, "roleRef"),
+        `${kind} \`${ns ? `${ns}/` : ""}${name}\`: ${refKind} \`${refName}\` is not in the input; the binding grants nothing that writ can see`,
+        "warning",
+      ),
+    );
+  }
+  return { refKind, refName, roleId, rules };
+}
 
-    // ── service accounts ──
-    const sas = new Map<string, ProviderObject>();
-    for (const o of byKind("ServiceAccount")) {
-      const v = o.value as Obj;
-      const ns = nsOf(v) ?? "default";
-      sas.set(saId(ns, nameOf(v)), o);
-    }
-    // Legacy token Secrets (`kubernetes.io/service-account-token`) per account, and the namespaces
-    // whose Secrets the input holds: elsewhere, whether an account has one is unknown.
-    const tokenSecrets = new Map<string, string[]>();
-    const secretNamespaces = new Set<string>();
-    for (const o of byKind("Secret")) {
-      const v = o.value as Obj;
-      const ns = nsOf(v) ?? "default";
-      secretNamespaces.add(ns);
-      const owner = str(annotationsOf(v)["kubernetes.io/service-account.name"]);
-      if (v.type !== "kubernetes.io/service-account-token" || !owner) continue;
-      const id = saId(ns, owner);
-      (tokenSecrets.get(id) ?? tokenSecrets.set(id, []).get(id)!).push(nameOf(v));
-    }
-    const ensureSa = (ns: string, name: string, source?: SourceRef) => {
-      const id = saId(ns, name);
-      if (nodes.has(id)) return id;
-      const o = sas.get(id);
-      const v = (o?.value ?? {}) as Obj;
-      const ann = annotationsOf(v);
-      const attrs: Record<string, string | boolean> = {};
-      if (!o) attrs.implicit = true;
-      // A pre-1.24 ServiceAccount lists its token Secrets in \`secrets\`; those named \`…-token-…\` are
-      // legacy tokens even when the Secrets themselves were not exported.
-      const listed = (Array.isArray(v.secrets) ? v.secrets : [])
-        .filter(isObject)
-        .map((x) => str(x.name))
-        .filter((x): x is string => x !== undefined && x.startsWith(`${name}-token-`));
-      const tokens = [...new Set([...(tokenSecrets.get(id) ?? []), ...listed])].sort();
-      if (tokens.length > 0) attrs.tokenSecrets = tokens.join(",");
-      else if (secretNamespaces.has(ns)) attrs.tokenSecrets = "";
-      if (v.automountServiceAccountToken === false) attrs.automountServiceAccountToken = false;
-      put({
-        kind: "node",
-        id,
-        provider: "k8s",
-        type: "identity",
-        subtype: "ServiceAccount",
-        name,
-        namespace: ns,
-        agent: str(ann[AGENT_KEY]) ?? str(labelsOf(v)[AGENT_KEY]),
-        shared: name === "default" ? true : undefined,
-        attrs,
-        source: o?.source ?? source,
-      });
-      for (const c of CLOUD_ANNOTATIONS) {
-        const val = str(ann[c.key]);
-        if (!val) continue;
-        const cloud = c.id(val);
-        put({
-          kind: "node",
-          id: cloud,
-          provider: c.provider,
-          type: "identity",
-          subtype: c.key,
-          name: val,
-          source: o?.source,
-        });
-        edge(id, cloud, "assumes", `annotation ${c.key}`, o?.source);
-      }
-      return id;
-    };
-    for (const [id, o] of sas) {
-      const [ns, name] = id.slice("k8s:ServiceAccount:".length).split("/") as [string, string];
-      ensureSa(ns, name, o.source);
-    }
+/** RoleBindings and ClusterRoleBindings holding their role's grants, and their subjects; the groups named. */
+function linkBindings(x: Linking, roles: Roles, acc: Accounts): Set<string> {
+  const groups = new Set<string>();
+  for (const kind of ["RoleBinding", "ClusterRoleBinding"])
+    for (const o of byKind(x, kind)) linkBinding(x, roles, acc, groups, o, kind);
+  return groups;
+}
 
-    // ── bindings ──
-    const groups = new Set<string>();
-    for (const kind of ["RoleBinding", "ClusterRoleBinding"]) {
-      for (const o of byKind(kind)) {
-        const v = o.value as Obj;
-        const name = nameOf(v);
-        const ns = kind === "RoleBinding" ? (nsOf(v) ?? "default") : undefined;
-        const id = ns ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
-        const ref = isObject(v.roleRef) ? v.roleRef : {};
-        const refKind = str(ref.kind);
-        const refName = str(ref.name);
-        const grants: PermissionGrant[] = [];
-        let roleId: string | undefined;
-        let rules: { rule: RbacRule; at?: SourceRef }[] | undefined;
-        if (refKind === "ClusterRole" && refName) {
-          roleId = `k8s:ClusterRole:${refName}`;
-          rules = clusterRoles.get(refName)?.rules;
-          const builtin =
-            BUILTIN_CLUSTER_ROLES.get(refName) ??
-            [...DEFAULT_PUBLIC_BINDINGS.values()].find((d) => d.role === refName)?.rules;
-          if (!rules && builtin) {
-            rules = builtin.map((rule) => ({ rule }));
-            put({
-              kind: "node",
-              id: roleId,
-              provider: "k8s",
-              type: "role",
-              subtype: "ClusterRole",
-              name: refName,
-              attrs: { builtin: true },
-            });
-          }
-        } else if (refKind === "Role" && refName && ns) {
-          roleId = `k8s:Role:${ns}/${refName}`;
-          rules = roles.get(`${ns}/${refName}`)?.rules;
-        } else if (refKind === "Role" && !ns) {
-          problems.push(
-            problem(
-              "WARN_K8S_BAD_ROLEREF",
-              lineOf(o, "roleRef"),
-              `ClusterRoleBinding \`${name}\` references a Role; it grants nothing`,
-              "warning",
-            ),
-          );
-        }
-        if (roleId && !rules) {
-          problems.push(
-            problem(
-              "WARN_K8S_MISSING_ROLE",
-              lineOf(o, "roleRef"),
-              `${kind} \`${ns ? `${ns}/` : ""}${name}\`: ${refKind} \`${refName}\` is not in the input; the binding grants nothing that writ can see`,
-              "warning",
-            ),
-          );
-        }
-        for (const r of rules ?? [])
-          grants.push(...ruleGrants(r.rule, ns, ruleText(r.rule), r.at ?? o.source));
-        const exempt =
-          ns === undefined ? defaultPublicSubjects(v, refKind, refName, grants) : new Set<string>();
-        put({
-          kind: "node",
-          id,
-          provider: "k8s",
-          type: "binding",
-          subtype: kind,
-          name,
-          namespace: ns,
-          grants,
-          attrs: {
-            roleRef: `${refKind ?? "?"}/${refName ?? "?"}`,
-            ...(exempt.size > 0 ? { kubernetesDefaultFor: [...exempt].sort().join(",") } : {}),
-          },
-          source: o.source,
-        });
-        if (roleId && nodes.has(roleId))
-          edge(id, roleId, "references", `roleRef ${refKind}/${refName}`, lineOf(o, "roleRef"));
-        const subjects = (Array.isArray(v.subjects) ? v.subjects : []).filter(isObject);
-        subjects.forEach((s, i) => {
-          const sk = str(s.kind);
-          const sn = str(s.name);
-          const at = lineOf(o, `subjects[${i}]`);
-          if (!sk || !sn) return;
-          let subject: string;
-          // Kubernetes' own grant to every caller: no workload's overreach, no step of escalation.
-          if (sk === "Group" && exempt.has(sn)) return;
-          if (sk === "ServiceAccount") subject = ensureSa(str(s.namespace) ?? ns ?? "default", sn, at);
-          else if (sk === "Group") {
-            subject = `k8s:Group:${sn}`;
-            groups.add(sn);
-            put({
-              kind: "node",
-              id: subject,
-              provider: "k8s",
-              type: "group",
-              subtype: "Group",
-              name: sn,
-              shared: true,
-            });
-          } else {
-            subject = `k8s:User:${sn}`;
-            put({ kind: "node", id: subject, provider: "k8s", type: "identity", subtype: "User", name: sn });
-          }
-          edge(subject, id, "bound-by", `subjects[${i}] ${sk}/${sn}`, at);
-        });
-      }
-    }
-
-    // ── workloads and pods ──
-    const owners = new Map<string, string>(); // "Kind:ns/name" → workload node id
-    const podLabels = new Map<string, Record<string, string>>(); // pod or workload id → its pods' labels
-    const workloadOf = (kind: string, ns: string, name: string): string | undefined =>
-      owners.get(`${kind}:${ns}/${name}`);
-    const addWorkload = (o: ProviderObject, kind: string) => {
-      const v = o.value as Obj;
-      const ns = nsOf(v) ?? "default";
-      const name = nameOf(v);
-      const id = `k8s:${kind}:${ns}/${name}`;
-      const { spec, path, template } = podSpecOf(kind, v);
-      const agent =
-        str(annotationsOf(v)[AGENT_KEY]) ??
-        str(labelsOf(v)[AGENT_KEY]) ??
-        (template
-          ? (str(annotationsOf(template)[AGENT_KEY]) ?? str(labelsOf(template)[AGENT_KEY]))
-          : undefined);
-      put({
+function linkBinding(
+  x: Linking,
+  roles: Roles,
+  acc: Accounts,
+  groups: Set<string>,
+  o: ProviderObject,
+  kind: string,
+): void {
+  const v = o.value as Obj;
+  const name = nameOf(v);
+  const ns = kind === "RoleBinding" ? (nsOf(v) ?? "default") : undefined;
+  const id = ns ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
+  const { refKind, refName, roleId, rules } = resolveRoleRef(x, roles, o, kind, name, ns);
+  const grants: PermissionGrant[] = [];
+  for (const r of rules ?? []) grants.push(...ruleGrants(r.rule, ns, ruleText(r.rule), r.at ?? o.source));
+  const exempt = ns === undefined ? defaultPublicSubjects(v, refKind, refName, grants) : new Set<string>();
+  put(x, {
+    kind: "node",
+    id,
+    provider: "k8s",
+    type: "binding",
+    subtype: kind,
+    name,
+    namespace: ns,
+    grants,
+    attrs: {
+      roleRef: `${refKind ?? "?"}/${refName ?? "?"}`,
+      ...(exempt.size > 0 ? { kubernetesDefaultFor: [...exempt].sort().join(",") } : {}),
+    },
+    source: o.source,
+  });
+  if (roleId && x.nodes.has(roleId))
+    edge(x, id, roleId, "references", `roleRef ${refKind}/${refName}`, lineOf(o, "roleRef"));
+  const subjects = (Array.isArray(v.subjects) ? v.subjects : []).filter(isObject);
+  subjects.forEach((s, i) => {
+    const sk = str(s.kind);
+    const sn = str(s.name);
+    const at = lineOf(o, `subjects[${i}]`);
+    if (!sk || !sn) return;
+    let subject: string;
+    // Kubernetes' own grant to every caller: no workload's overreach, no step of escalation.
+    if (sk === "Group" && exempt.has(sn)) return;
+    if (sk === "ServiceAccount") subject = ensureSa(x, acc, str(s.namespace) ?? ns ?? "default", sn, at);
+    else if (sk === "Group") {
+      subject = `k8s:Group:${sn}`;
+      groups.add(sn);
+      put(x, {
         kind: "node",
-        id,
+        id: subject,
         provider: "k8s",
-        type: kind === "Pod" ? "workload" : "workload",
-        subtype: kind,
-        name,
-        namespace: ns,
-        agent,
-        attrs: spec ? containerAttrs(spec) : {},
-        source: o.source,
-      });
-      owners.set(`${kind}:${ns}/${name}`, id);
-      podLabels.set(id, template ? labelsOf(template) : {});
-      if (spec) {
-        const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount);
-        const at = lineOf(o, `${path}.serviceAccountName`);
-        if (spec.automountServiceAccountToken === false) return id;
-        if (sa) edge(id, ensureSa(ns, sa, at), "runs-as", `${path}.serviceAccountName: ${sa}`, at);
-        else
-          edge(
-            id,
-            ensureSa(ns, "default"),
-            "falls-back-to",
-            `${path} names no serviceAccountName: the namespace's default`,
-            lineOf(o, path),
-          );
-      }
-      return id;
-    };
-    for (const kind of ["Deployment", "StatefulSet", "DaemonSet", "CronJob"])
-      for (const o of byKind(kind)) addWorkload(o, kind);
-    const ownerOf = (v: Obj): { kind: string; name: string } | undefined => {
-      const refs = Array.isArray(meta(v).ownerReferences)
-        ? (meta(v).ownerReferences as unknown[]).filter(isObject)
-        : [];
-      const ref = refs.find((r) => r.controller === true) ?? refs[0];
-      return ref && str(ref.kind) && str(ref.name)
-        ? { kind: ref.kind as string, name: ref.name as string }
-        : undefined;
-    };
-    // ReplicaSets and Jobs under a Deployment / CronJob are not workloads of their own.
-    for (const kind of ["ReplicaSet", "Job"]) {
-      for (const o of byKind(kind)) {
-        const v = o.value as Obj;
-        const ns = nsOf(v) ?? "default";
-        const owner = ownerOf(v);
-        const parent = owner ? workloadOf(owner.kind, ns, owner.name) : undefined;
-        if (parent) owners.set(`${kind}:${ns}/${nameOf(v)}`, parent);
-        else if (kind === "ReplicaSet" && owner?.kind === "Deployment") {
-          owners.set(
-            `${kind}:${ns}/${nameOf(v)}`,
-            addWorkload({ ...o, value: { ...v, metadata: { ...meta(v), name: owner.name } } }, "Deployment"),
-          );
-        } else addWorkload(o, kind);
-      }
-    }
-    for (const o of byKind("Pod")) {
-      const v = o.value as Obj;
-      const ns = nsOf(v) ?? "default";
-      const name = nameOf(v);
-      const podId = `k8s:Pod:${ns}/${name}`;
-      const owner = ownerOf(v);
-      let workload = owner ? workloadOf(owner.kind, ns, owner.name) : undefined;
-      if (!workload && owner?.kind === "ReplicaSet") {
-        const dep = deploymentOfReplicaSet(owner.name, labelsOf(v)["pod-template-hash"]);
-        if (dep)
-          workload =
-            workloadOf("Deployment", ns, dep) ??
-            addWorkload(
-              { ...o, value: { ...v, kind: "Deployment", metadata: { ...meta(v), name: dep } } },
-              "Deployment",
-            );
-      }
-      if (!workload && owner?.kind === "Job") {
-        const cron = /^(.+)-\d{6,}$/.exec(owner.name)?.[1];
-        workload = (cron && workloadOf("CronJob", ns, cron)) || undefined;
-      }
-      if (!workload && owner && owner.kind !== "Node") {
-        workload = workloadOf(owner.kind, ns, owner.name);
-      }
-      if (!workload) {
-        // A bare pod (or one whose owner is not in the input) is its own workload.
-        workload = addWorkload(o, "Pod");
-        continue;
-      }
-      const spec = isObject(v.spec) ? v.spec : {};
-      put({
-        kind: "node",
-        id: podId,
-        provider: "k8s",
-        type: "pod",
-        subtype: "Pod",
-        name,
-        namespace: ns,
-        attrs: containerAttrs(spec),
-        source: o.source,
-      });
-      podLabels.set(podId, labelsOf(v));
-      edge(workload, podId, "owns", `ownerReferences ${owner?.kind}/${owner?.name}`, o.source);
-      const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount) ?? "default";
-      if (spec.automountServiceAccountToken !== false)
-        edge(podId, ensureSa(ns, sa), "runs-as", `spec.serviceAccountName: ${sa}`, o.source);
-    }
-
-    // ── services: which declared container ports a Service exposes (`exposedBy` on the pod) ──
-    for (const o of byKind("Service")) {
-      const v = o.value as Obj;
-      const ns = nsOf(v) ?? "default";
-      const spec = isObject(v.spec) ? v.spec : {};
-      const selector = (isObject(spec.selector) ? spec.selector : {}) as Record<string, unknown>;
-      // A Service without a selector has hand-made endpoints writ cannot attribute to a pod.
-      if (Object.keys(selector).length === 0) continue;
-      for (const [id, labels] of podLabels) {
-        const n = nodes.get(id);
-        if (n?.namespace !== ns || !Object.entries(selector).every(([k, val]) => labels[k] === val)) continue;
-        const exposed: string[] = [];
-        for (const sp of (Array.isArray(spec.ports) ? spec.ports : []).filter(isObject)) {
-          const target = sp.targetPort ?? sp.port;
-          for (const entry of String(n.attrs?.ports ?? "")
-            .split(",")
-            .filter(Boolean)) {
-            const [container, name, port] = entry.split("|") as [string, string, string];
-            if (target === name || String(target) === port)
-              exposed.push([nameOf(v), str(sp.name) ?? String(sp.port), container, name || port].join("|"));
-          }
-        }
-        if (exposed.length === 0) continue;
-        const prev = String(n.attrs?.exposedBy ?? "");
-        nodes.set(id, {
-          ...n,
-          attrs: { ...n.attrs, exposedBy: [prev, ...exposed].filter(Boolean).join(",") },
-        });
-      }
-    }
-
-    // ── namespaces: their Pod Security level (`pod-security.kubernetes.io/enforce`, "" when unset) ──
-    for (const o of byKind("Namespace")) {
-      const v = o.value as Obj;
-      const name = nameOf(v);
-      put({
-        kind: "node",
-        id: `k8s:Namespace:${name}`,
-        provider: "k8s",
-        type: "namespace",
-        subtype: "Namespace",
-        name,
-        attrs: { podSecurity: str(labelsOf(v)["pod-security.kubernetes.io/enforce"]) ?? "" },
-        source: o.source,
-      });
-    }
-
-    // ── nodes ──
-    for (const o of byKind("Node")) {
-      const name = nameOf(o.value as Obj);
-      put({
-        kind: "node",
-        id: `k8s:Node:${name}`,
-        provider: "k8s",
-        type: "identity",
-        subtype: "Node",
-        name,
+        type: "group",
+        subtype: "Group",
+        name: sn,
         shared: true,
-        source: o.source,
+      });
+    } else {
+      subject = `k8s:User:${sn}`;
+      put(x, { kind: "node", id: subject, provider: "k8s", type: "identity", subtype: "User", name: sn });
+    }
+    edge(x, subject, id, "bound-by", `subjects[${i}] ${sk}/${sn}`, at);
+  });
+}
+
+/** Workloads seen so far: "Kind:ns/name" → workload node id; pod or workload id → its pods' labels. */
+interface Workloads {
+  readonly owners: Map<string, string>;
+  readonly podLabels: Map<string, Record<string, string>>;
+}
+
+const workloadOf = (wl: Workloads, kind: string, ns: string, name: string): string | undefined =>
+  wl.owners.get(`${kind}:${ns}/${name}`);
+
+function ownerOf(v: Obj): { kind: string; name: string } | undefined {
+  const refs = Array.isArray(meta(v).ownerReferences)
+    ? (meta(v).ownerReferences as unknown[]).filter(isObject)
+    : [];
+  const ref = refs.find((r) => r.controller === true) ?? refs[0];
+  return ref && str(ref.kind) && str(ref.name)
+    ? { kind: ref.kind as string, name: ref.name as string }
+    : undefined;
+}
+
+/** A workload's node, and the identity it runs as (the namespace's default when it names none). */
+function addWorkload(x: Linking, acc: Accounts, wl: Workloads, o: ProviderObject, kind: string): string {
+  const v = o.value as Obj;
+  const ns = nsOf(v) ?? "default";
+  const name = nameOf(v);
+  const id = `k8s:${kind}:${ns}/${name}`;
+  const { spec, path, template } = podSpecOf(kind, v);
+  const agent =
+    str(annotationsOf(v)[AGENT_KEY]) ??
+    str(labelsOf(v)[AGENT_KEY]) ??
+    (template ? (str(annotationsOf(template)[AGENT_KEY]) ?? str(labelsOf(template)[AGENT_KEY])) : undefined);
+  put(x, {
+    kind: "node",
+    id,
+    provider: "k8s",
+    type: "workload",
+    subtype: kind,
+    name,
+    namespace: ns,
+    agent,
+    attrs: spec ? containerAttrs(spec) : {},
+    source: o.source,
+  });
+  wl.owners.set(`${kind}:${ns}/${name}`, id);
+  wl.podLabels.set(id, template ? labelsOf(template) : {});
+  if (spec) {
+    const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount);
+    const at = lineOf(o, `${path}.serviceAccountName`);
+    if (spec.automountServiceAccountToken === false) return id;
+    if (sa) edge(x, id, ensureSa(x, acc, ns, sa, at), "runs-as", `${path}.serviceAccountName: ${sa}`, at);
+    else
+      edge(
+        x,
+        id,
+        ensureSa(x, acc, ns, "default"),
+        "falls-back-to",
+        `${path} names no serviceAccountName: the namespace's default`,
+        lineOf(o, path),
+      );
+  }
+  return id;
+}
+
+/** Workloads, then the ReplicaSets and Jobs under them, then pods under their owning workload. */
+function linkWorkloads(x: Linking, acc: Accounts): Workloads {
+  const wl: Workloads = { owners: new Map(), podLabels: new Map() };
+  for (const kind of ["Deployment", "StatefulSet", "DaemonSet", "CronJob"])
+    for (const o of byKind(x, kind)) addWorkload(x, acc, wl, o, kind);
+  // ReplicaSets and Jobs under a Deployment / CronJob are not workloads of their own.
+  for (const kind of ["ReplicaSet", "Job"]) {
+    for (const o of byKind(x, kind)) {
+      const v = o.value as Obj;
+      const ns = nsOf(v) ?? "default";
+      const owner = ownerOf(v);
+      const parent = owner ? workloadOf(wl, owner.kind, ns, owner.name) : undefined;
+      if (parent) wl.owners.set(`${kind}:${ns}/${nameOf(v)}`, parent);
+      else if (kind === "ReplicaSet" && owner?.kind === "Deployment") {
+        const as = { ...o, value: { ...v, metadata: { ...meta(v), name: owner.name } } };
+        wl.owners.set(`${kind}:${ns}/${nameOf(v)}`, addWorkload(x, acc, wl, as, "Deployment"));
+      } else addWorkload(x, acc, wl, o, kind);
+    }
+  }
+  for (const o of byKind(x, "Pod")) linkPod(x, acc, wl, o);
+  return wl;
+}
+
+/** The workload owning a pod: its owner, through a ReplicaSet's name or a CronJob's Job name. */
+function podWorkload(x: Linking, acc: Accounts, wl: Workloads, o: ProviderObject): string | undefined {
+  const v = o.value as Obj;
+  const ns = nsOf(v) ?? "default";
+  const owner = ownerOf(v);
+  let workload = owner ? workloadOf(wl, owner.kind, ns, owner.name) : undefined;
+  if (!workload && owner?.kind === "ReplicaSet") {
+    const dep = deploymentOfReplicaSet(owner.name, labelsOf(v)["pod-template-hash"]);
+    if (dep)
+      workload =
+        workloadOf(wl, "Deployment", ns, dep) ??
+        addWorkload(
+          x,
+          acc,
+          wl,
+          { ...o, value: { ...v, kind: "Deployment", metadata: { ...meta(v), name: dep } } },
+          "Deployment",
+        );
+  }
+  if (!workload && owner?.kind === "Job") {
+    const cron = /^(.+)-\d{6,}$/.exec(owner.name)?.[1];
+    workload = (cron && workloadOf(wl, "CronJob", ns, cron)) || undefined;
+  }
+  if (!workload && owner && owner.kind !== "Node") workload = workloadOf(wl, owner.kind, ns, owner.name);
+  return workload;
+}
+
+function linkPod(x: Linking, acc: Accounts, wl: Workloads, o: ProviderObject): void {
+  const v = o.value as Obj;
+  const ns = nsOf(v) ?? "default";
+  const name = nameOf(v);
+  const podId = `k8s:Pod:${ns}/${name}`;
+  const owner = ownerOf(v);
+  const workload = podWorkload(x, acc, wl, o);
+  if (!workload) {
+    // A bare pod (or one whose owner is not in the input) is its own workload.
+    addWorkload(x, acc, wl, o, "Pod");
+    return;
+  }
+  const spec = isObject(v.spec) ? v.spec : {};
+  put(x, {
+    kind: "node",
+    id: podId,
+    provider: "k8s",
+    type: "pod",
+    subtype: "Pod",
+    name,
+    namespace: ns,
+    attrs: containerAttrs(spec),
+    source: o.source,
+  });
+  wl.podLabels.set(podId, labelsOf(v));
+  edge(x, workload, podId, "owns", `ownerReferences ${owner?.kind}/${owner?.name}`, o.source);
+  const sa = str(spec.serviceAccountName) ?? str(spec.serviceAccount) ?? "default";
+  if (spec.automountServiceAccountToken !== false)
+    edge(x, podId, ensureSa(x, acc, ns, sa), "runs-as", `spec.serviceAccountName: ${sa}`, o.source);
+}
+
+/** Which declared container ports a Service exposes (`exposedBy` on the pod or workload). */
+function linkServices(x: Linking, podLabels: ReadonlyMap<string, Record<string, string>>): void {
+  for (const o of byKind(x, "Service")) {
+    const v = o.value as Obj;
+    const ns = nsOf(v) ?? "default";
+    const spec = isObject(v.spec) ? v.spec : {};
+    const selector = (isObject(spec.selector) ? spec.selector : {}) as Record<string, unknown>;
+    // A Service without a selector has hand-made endpoints writ cannot attribute to a pod.
+    if (Object.keys(selector).length === 0) continue;
+    for (const [id, labels] of podLabels) {
+      const n = x.nodes.get(id);
+      if (n?.namespace !== ns || !Object.entries(selector).every(([k, val]) => labels[k] === val)) continue;
+      const exposed: string[] = [];
+      for (const sp of (Array.isArray(spec.ports) ? spec.ports : []).filter(isObject)) {
+        const target = sp.targetPort ?? sp.port;
+        for (const entry of String(n.attrs?.ports ?? "")
+          .split(",")
+          .filter(Boolean)) {
+          const [container, name, port] = entry.split("|") as [string, string, string];
+          if (target === name || String(target) === port)
+            exposed.push([nameOf(v), str(sp.name) ?? String(sp.port), container, name || port].join("|"));
+        }
+      }
+      if (exposed.length === 0) continue;
+      const prev = String(n.attrs?.exposedBy ?? "");
+      x.nodes.set(id, {
+        ...n,
+        attrs: { ...n.attrs, exposedBy: [prev, ...exposed].filter(Boolean).join(",") },
       });
     }
+  }
+}
 
-    // ── group membership (only groups some binding names) ──
-    for (const n of [...nodes.values()]) {
-      const member = (g: string) => {
-        if (groups.has(g)) edge(n.id, `k8s:Group:${g}`, "member-of", `every ${n.subtype} is in \`${g}\``);
-      };
-      if (n.subtype === "ServiceAccount") {
-        member("system:serviceaccounts");
-        member(`system:serviceaccounts:${n.namespace}`);
-        member("system:authenticated");
-      } else if (n.subtype === "User") member("system:authenticated");
-      else if (n.subtype === "Node") {
-        member("system:nodes");
-        member("system:authenticated");
-      }
+/** Namespaces with their Pod Security level (`pod-security.kubernetes.io/enforce`, "" when unset), and Nodes. */
+function linkNamespacesAndNodes(x: Linking): void {
+  for (const o of byKind(x, "Namespace")) {
+    const v = o.value as Obj;
+    const name = nameOf(v);
+    put(x, {
+      kind: "node",
+      id: `k8s:Namespace:${name}`,
+      provider: "k8s",
+      type: "namespace",
+      subtype: "Namespace",
+      name,
+      attrs: { podSecurity: str(labelsOf(v)["pod-security.kubernetes.io/enforce"]) ?? "" },
+      source: o.source,
+    });
+  }
+  for (const o of byKind(x, "Node")) {
+    const name = nameOf(o.value as Obj);
+    put(x, {
+      kind: "node",
+      id: `k8s:Node:${name}`,
+      provider: "k8s",
+      type: "identity",
+      subtype: "Node",
+      name,
+      shared: true,
+      source: o.source,
+    });
+  }
+}
+
+/** Group membership, for the groups some binding names only. */
+function linkMembership(x: Linking, groups: ReadonlySet<string>): void {
+  for (const n of [...x.nodes.values()]) {
+    const member = (g: string) => {
+      if (groups.has(g)) edge(x, n.id, `k8s:Group:${g}`, "member-of", `every ${n.subtype} is in \`${g}\``);
+    };
+    if (n.subtype === "ServiceAccount") {
+      member("system:serviceaccounts");
+      member(`system:serviceaccounts:${n.namespace}`);
+      member("system:authenticated");
+    } else if (n.subtype === "User") member("system:authenticated");
+    else if (n.subtype === "Node") {
+      member("system:nodes");
+      member("system:authenticated");
     }
-    return { nodes: [...nodes.values()], edges, problems };
+  }
+}
+
+/** The steps, in order: roles, service accounts, bindings, workloads and pods, services, namespaces and nodes, groups. */
+export const k8sLinker: Linker = {
+  provider: "k8s",
+  link(objects: readonly ProviderObject[]): LinkResult {
+    const x: Linking = { objects, nodes: new Map(), edges: [], problems: [] };
+    const roles = linkRoles(x);
+    const acc = readAccounts(x);
+    for (const [id, o] of acc.sas) {
+      const [ns, name] = id.slice("k8s:ServiceAccount:".length).split("/") as [string, string];
+      ensureSa(x, acc, ns, name, o.source);
+    }
+    const groups = linkBindings(x, roles, acc);
+    const { podLabels } = linkWorkloads(x, acc);
+    linkServices(x, podLabels);
+    linkNamespacesAndNodes(x);
+    linkMembership(x, groups);
+    return { nodes: [...x.nodes.values()], edges: x.edges, problems: x.problems };
   },
 };
 

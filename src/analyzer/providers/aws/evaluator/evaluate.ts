@@ -246,7 +246,13 @@ function resourcePolicyRequired(action: string, resource: string): boolean {
   );
 }
 
-export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOptions = {}): Decision {
+/** The problems of the request and the policies: a decision with any of them is never an allow. */
+function inputErrors(
+  req: AwsRequest,
+  policies: PolicySet,
+  opts: EvaluateOptions,
+  service: string,
+): EvalProblem[] {
   const errors: EvalProblem[] = [];
   const all: Policy[] = [...policies.identity];
   if (policies.boundary) all.push(policies.boundary);
@@ -257,7 +263,6 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
     for (const e of errorsOf(p)) errors.push(problemOf(e));
   }
   const colon = req.action.indexOf(":");
-  const service = colon > 0 ? req.action.slice(0, colon).toLowerCase() : "";
   if (colon <= 0 || /[*?]/.test(req.action)) {
     errors.push({ code: "ERR_AWS_ACTION", message: `\`${req.action}\` is not an action (service:Action)` });
   } else if (opts.catalog) {
@@ -266,23 +271,32 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
       errors.push({ code: "ERR_AWS_UNKNOWN_ACTION", message: `unknown action \`${req.action}\`` });
     }
   }
-  const principal = req.principal;
-  const resourceAccount = req.resourceAccount ?? arnAccount(req.resource) ?? principal.account;
-  const crossAccount = principal.kind !== "service" && resourceAccount !== principal.account;
-  const ctx = buildContext(req, resourceAccount);
-  const scope: Scope = { req, action: req.action, ctx, hasBoundary: policies.boundary !== undefined };
-  const done = (decision: DecisionKind, deciding: StatementRef[], reason: string): Decision => ({
-    decision,
-    deciding,
-    reason,
-    errors,
-    crossAccount,
-  });
+  return errors;
+}
 
-  // Which organization levels apply.
+/** The statements that apply to the request, per kind of policy and per organization level. */
+interface Hits {
+  readonly identity: Hit[];
+  readonly boundary: Hit[];
+  readonly session: Hit[];
+  readonly resource: Hit[];
+  readonly scp: { node: OrgNode; hits: Hit[] }[];
+  readonly rcp: { node: OrgNode; hits: Hit[] }[];
+}
+
+/**
+ * Which organization levels apply: SCPs govern the account's own IAM principals; RCPs govern its
+ * resources, whoever asks (service principals included). Neither applies to service-linked roles.
+ */
+function hitsOf(
+  policies: PolicySet,
+  scope: Scope,
+  resourceAccount: string,
+  service: string,
+  opts: EvaluateOptions,
+): Hits {
+  const principal = scope.req.principal;
   const org = policies.organization;
-  // SCPs govern the account's own IAM principals; RCPs govern its resources, whoever asks (service
-  // principals included). Neither applies to service-linked roles.
   const scpExempt = principal.kind === "service" || principal.serviceLinked === true;
   const scpPath =
     org && !scpExempt && principal.account !== org.managementAccountId
@@ -295,115 +309,157 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
     (opts.catalog ? opts.catalog.supportsRcp(service) : true)
       ? orgPath(org, resourceAccount)
       : undefined;
+  return {
+    identity: policies.identity.flatMap((p) => applicable(p, scope)),
+    boundary: policies.boundary ? applicable(policies.boundary, scope) : [],
+    session: (policies.session ?? []).flatMap((p) => applicable(p, scope)),
+    resource: policies.resource ? applicable(policies.resource, scope) : [],
+    scp: (scpPath ?? [])
+      .filter((n) => n.scps !== undefined)
+      .map((n) => ({ node: n, hits: n.scps!.flatMap((p) => applicable(p, scope, n.id)) })),
+    rcp: (rcpPath ?? [])
+      .filter((n) => n.rcps !== undefined)
+      .map((n) => ({ node: n, hits: n.rcps!.flatMap((p) => applicable(p, scope, n.id)) })),
+  };
+}
 
-  const identityHits = policies.identity.flatMap((p) => applicable(p, scope));
-  const boundaryHits = policies.boundary ? applicable(policies.boundary, scope) : [];
-  const sessionHits = (policies.session ?? []).flatMap((p) => applicable(p, scope));
-  const resourceHits = policies.resource ? applicable(policies.resource, scope) : [];
-  const scpLevels = (scpPath ?? [])
-    .filter((n) => n.scps !== undefined)
-    .map((n) => ({ node: n, hits: n.scps!.flatMap((p) => applicable(p, scope, n.id)) }));
-  const rcpLevels = (rcpPath ?? [])
-    .filter((n) => n.rcps !== undefined)
-    .map((n) => ({ node: n, hits: n.rcps!.flatMap((p) => applicable(p, scope, n.id)) }));
+/** A decision before its errors and cross-account flag are attached. */
+type Outcome = {
+  readonly decision: DecisionKind;
+  readonly deciding: StatementRef[];
+  readonly reason: string;
+};
+const outcome = (decision: DecisionKind, deciding: StatementRef[], reason: string): Outcome => ({
+  decision,
+  deciding,
+  reason,
+});
+const allows = (hits: readonly Hit[]) => hits.filter((h) => h.ref.effect === "Allow");
 
-  // 1. Explicit deny anywhere.
+/** 1. An explicit deny anywhere. */
+function explicitDeny(h: Hits): Outcome | undefined {
   const denies = [
-    ...identityHits,
-    ...boundaryHits,
-    ...sessionHits,
-    ...resourceHits,
-    ...scpLevels.flatMap((l) => l.hits),
-    ...rcpLevels.flatMap((l) => l.hits),
+    ...h.identity,
+    ...h.boundary,
+    ...h.session,
+    ...h.resource,
+    ...h.scp.flatMap((l) => l.hits),
+    ...h.rcp.flatMap((l) => l.hits),
   ]
-    .filter((h) => h.ref.effect === "Deny")
-    .map((h) => h.ref);
-  if (denies.length > 0) return done("explicit-deny", denies, `explicitly denied by ${describe(denies[0]!)}`);
-  if (errors.length > 0) return done("implicit-deny", [], `not evaluated to an allow: ${errors[0]!.message}`);
+    .filter((x) => x.ref.effect === "Deny")
+    .map((x) => x.ref);
+  return denies.length > 0
+    ? outcome("explicit-deny", denies, `explicitly denied by ${describe(denies[0]!)}`)
+    : undefined;
+}
 
-  const allows = (hits: Hit[]) => hits.filter((h) => h.ref.effect === "Allow");
+/** 2. RCPs then SCPs, every level: the allowing statement of each, or the level that allows nothing. */
+function organizationAllows(h: Hits): StatementRef[] | Outcome {
   const needed: StatementRef[] = [];
-  // 2. RCPs then SCPs, every level.
   for (const [kind, levels] of [
-    ["RCP", rcpLevels],
-    ["SCP", scpLevels],
+    ["RCP", h.rcp],
+    ["SCP", h.scp],
   ] as const) {
     for (const l of levels) {
       const a = allows(l.hits);
       if (a.length === 0)
-        return done("implicit-deny", [], `no ${kind} attached to \`${l.node.id}\` allows it`);
+        return outcome("implicit-deny", [], `no ${kind} attached to \`${l.node.id}\` allows it`);
       needed.push(a[0]!.ref);
     }
   }
+  return needed;
+}
 
-  const identityAllow = allows(identityHits);
-  const boundaryAllow = allows(boundaryHits);
-  const sessionAllow = allows(sessionHits);
+/** 3. The principal's side (identity policies within the boundary and session policies) and the resource's. */
+interface Sides {
+  readonly identityAllow: Hit[];
+  readonly boundaryOk: boolean;
+  readonly sessionOk: boolean;
+  readonly principalSide: boolean;
+  readonly direct: StatementRef[];
+  readonly parent: StatementRef[];
+  readonly delegated: StatementRef[];
+  readonly ceilings: () => StatementRef[];
+  readonly sideFailure: () => string;
+}
+
+function sidesOf(policies: PolicySet, h: Hits, principal: AwsPrincipal): Sides {
+  const identityAllow = allows(h.identity);
+  const boundaryAllow = allows(h.boundary);
+  const sessionAllow = allows(h.session);
   const boundaryOk = !policies.boundary || boundaryAllow.length > 0;
   const sessionOk = !policies.session || policies.session.length === 0 || sessionAllow.length > 0;
-  const resourceAllow = allows(resourceHits);
-  const byKind = (k: MatchKind) => resourceAllow.filter((h) => h.match === k).map((h) => h.ref);
-  const direct = byKind("direct");
-  const parent = byKind("parent-arn");
-  const delegated = byKind("account");
-  const ceilings = () => [
-    ...(policies.boundary ? [boundaryAllow[0]!.ref] : []),
-    ...(policies.session?.length ? [sessionAllow[0]!.ref] : []),
-  ];
-  const sideFailure = (): string =>
-    identityAllow.length === 0
-      ? "no identity-based policy allows it"
-      : !boundaryOk
-        ? "the permissions boundary does not allow it"
-        : "no session policy allows it";
-  // The root user holds every permission of its own account; only SCPs limit it there.
-  const principalSide = principal.kind === "root" || (identityAllow.length > 0 && boundaryOk && sessionOk);
+  const resourceAllow = allows(h.resource);
+  const byKind = (k: MatchKind) => resourceAllow.filter((x) => x.match === k).map((x) => x.ref);
+  return {
+    identityAllow,
+    boundaryOk,
+    sessionOk,
+    // The root user holds every permission of its own account; only SCPs limit it there.
+    principalSide: principal.kind === "root" || (identityAllow.length > 0 && boundaryOk && sessionOk),
+    direct: byKind("direct"),
+    parent: byKind("parent-arn"),
+    delegated: byKind("account"),
+    ceilings: () => [
+      ...(policies.boundary ? [boundaryAllow[0]!.ref] : []),
+      ...(policies.session?.length ? [sessionAllow[0]!.ref] : []),
+    ],
+    sideFailure: () =>
+      identityAllow.length === 0
+        ? "no identity-based policy allows it"
+        : !boundaryOk
+          ? "the permissions boundary does not allow it"
+          : "no session policy allows it",
+  };
+}
 
+/** A request inside the principal's own account (or by a service principal, or the root user). */
+function sameAccount(req: AwsRequest, opts: EvaluateOptions, needed: StatementRef[], s: Sides): Outcome {
+  const principal = req.principal;
   if (principal.kind === "service") {
-    if (direct.length > 0)
-      return done("allow", [...needed, ...direct], "allowed by the resource-based policy");
-    return done("implicit-deny", [], "no resource-based policy allows the service principal");
+    if (s.direct.length > 0)
+      return outcome("allow", [...needed, ...s.direct], "allowed by the resource-based policy");
+    return outcome("implicit-deny", [], "no resource-based policy allows the service principal");
   }
-  if (principal.kind === "root" && !crossAccount) {
-    return done("allow", needed, "the account root user has full access to its own account's resources");
+  if (principal.kind === "root") {
+    return outcome("allow", needed, "the account root user has full access to its own account's resources");
   }
-
-  if (!crossAccount) {
-    const required = opts.resourcePolicyRequired ?? resourcePolicyRequired(req.action, req.resource);
-    if (direct.length > 0) {
-      return done(
-        "allow",
-        [...needed, ...direct],
-        "allowed by a resource-based policy that names the principal",
-      );
-    }
-    if (parent.length > 0 && boundaryOk && sessionOk) {
-      return done("allow", [...needed, ...parent, ...ceilings()], "allowed by a resource-based policy");
-    }
-    if (required) {
-      if (delegated.length === 0) {
-        return done("implicit-deny", [], "the resource-based policy (required here) does not allow it");
-      }
-      if (!principalSide) return done("implicit-deny", [], sideFailure());
-      return done(
-        "allow",
-        [...needed, delegated[0]!, identityAllow[0]!.ref, ...ceilings()],
-        "allowed by identity-based policy under the resource policy's delegation to the account",
-      );
-    }
-    if (!principalSide) return done("implicit-deny", [], sideFailure());
-    return done(
+  const required = opts.resourcePolicyRequired ?? resourcePolicyRequired(req.action, req.resource);
+  if (s.direct.length > 0) {
+    return outcome(
       "allow",
-      [...needed, identityAllow[0]!.ref, ...ceilings()],
-      "allowed by an identity-based policy",
+      [...needed, ...s.direct],
+      "allowed by a resource-based policy that names the principal",
     );
   }
+  if (s.parent.length > 0 && s.boundaryOk && s.sessionOk) {
+    return outcome("allow", [...needed, ...s.parent, ...s.ceilings()], "allowed by a resource-based policy");
+  }
+  if (required) {
+    if (s.delegated.length === 0) {
+      return outcome("implicit-deny", [], "the resource-based policy (required here) does not allow it");
+    }
+    if (!s.principalSide) return outcome("implicit-deny", [], s.sideFailure());
+    return outcome(
+      "allow",
+      [...needed, s.delegated[0]!, s.identityAllow[0]!.ref, ...s.ceilings()],
+      "allowed by identity-based policy under the resource policy's delegation to the account",
+    );
+  }
+  if (!s.principalSide) return outcome("implicit-deny", [], s.sideFailure());
+  return outcome(
+    "allow",
+    [...needed, s.identityAllow[0]!.ref, ...s.ceilings()],
+    "allowed by an identity-based policy",
+  );
+}
 
-  // Cross account: both sides.
-  if (!principalSide) return done("implicit-deny", [], `cross-account: ${sideFailure()}`);
-  const granted = [...direct, ...parent, ...delegated];
+/** Cross account: both sides must allow it. */
+function crossAccountOutcome(policies: PolicySet, needed: StatementRef[], s: Sides): Outcome {
+  if (!s.principalSide) return outcome("implicit-deny", [], `cross-account: ${s.sideFailure()}`);
+  const granted = [...s.direct, ...s.parent, ...s.delegated];
   if (granted.length === 0) {
-    return done(
+    return outcome(
       "implicit-deny",
       [],
       policies.resource
@@ -411,10 +467,38 @@ export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOpt
         : "cross-account: no resource-based policy",
     );
   }
-  return done(
+  return outcome(
     "allow",
-    [...needed, ...identityAllow.slice(0, 1).map((h) => h.ref), ...ceilings(), granted[0]!],
+    [...needed, ...s.identityAllow.slice(0, 1).map((x) => x.ref), ...s.ceilings(), granted[0]!],
     "cross-account: allowed by both the principal's policies and the resource-based policy",
+  );
+}
+
+/**
+ * AWS's documented evaluation logic, in its order: problems of the input (never an allow), an
+ * explicit deny anywhere, the organization's RCPs and SCPs at every level, then the principal's and
+ * the resource's sides — within one account, or across accounts where both must allow.
+ */
+export function evaluate(req: AwsRequest, policies: PolicySet, opts: EvaluateOptions = {}): Decision {
+  const colon = req.action.indexOf(":");
+  const service = colon > 0 ? req.action.slice(0, colon).toLowerCase() : "";
+  const errors = inputErrors(req, policies, opts, service);
+  const principal = req.principal;
+  const resourceAccount = req.resourceAccount ?? arnAccount(req.resource) ?? principal.account;
+  const crossAccount = principal.kind !== "service" && resourceAccount !== principal.account;
+  const ctx = buildContext(req, resourceAccount);
+  const scope: Scope = { req, action: req.action, ctx, hasBoundary: policies.boundary !== undefined };
+  const done = (o: Outcome): Decision => ({ ...o, errors, crossAccount });
+  const h = hitsOf(policies, scope, resourceAccount, service, opts);
+  const denied = explicitDeny(h);
+  if (denied) return done(denied);
+  if (errors.length > 0)
+    return done(outcome("implicit-deny", [], `not evaluated to an allow: ${errors[0]!.message}`));
+  const needed = organizationAllows(h);
+  if (!Array.isArray(needed)) return done(needed);
+  const sides = sidesOf(policies, h, principal);
+  return done(
+    crossAccount ? crossAccountOutcome(policies, needed, sides) : sameAccount(req, opts, needed, sides),
   );
 }
 
