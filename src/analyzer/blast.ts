@@ -1,10 +1,25 @@
 /**
  * Blast radius: if this workload's credential leaked, could it create identities, read unrelated
- * secrets, or mutate workloads outside its namespace? Answered as reachability over escalation
+ * secrets, or mutate workloads outside its namespace — each question worded by the workload's
+ * provider (`ProviderPlugin.blastQuestions`)? Answered as reachability over escalation
  * edges (breadth-first, so the path shown is a shortest one). Edges resting on a fact the input does
  * not show (`unknown`) never make a question reachable: they only explain an unknown answer.
  */
-import type { BlastRadius, EscalationEdge, GraphNode, GraphView } from "./model.js";
+import {
+  BLAST_QUESTIONS,
+  type BlastQuestion,
+  type BlastRadius,
+  type EscalationEdge,
+  type GraphNode,
+  type GraphView,
+} from "./model.js";
+
+/** The questions' words when the workload's provider gives none of its own. */
+export const GENERIC_QUESTIONS: Readonly<Record<BlastQuestion, string>> = {
+  "create-identities": "create identities",
+  "read-unrelated-secrets": "read unrelated secrets",
+  "mutate-outside-namespace": "mutate workloads outside its namespace",
+};
 
 const CREATE_IDENTITIES = new Set([
   "TOKEN_CREATE",
@@ -39,12 +54,8 @@ function outside(e: EscalationEdge, ns: string | undefined): boolean {
   return !r.split("|").every((alt) => alt.startsWith(`${ns}/`));
 }
 
-type Question = "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
-const QUESTIONS: readonly Question[] = [
-  "create-identities",
-  "read-unrelated-secrets",
-  "mutate-outside-namespace",
-];
+type Question = BlastQuestion;
+const QUESTIONS = BLAST_QUESTIONS;
 
 /** Breadth-first from the workload: the first edge answering each question, and the way back. */
 function search(
@@ -118,6 +129,7 @@ export function blastRadius(
   _g: GraphView,
   w: GraphNode,
   edges: readonly EscalationEdge[] | BlastIndex,
+  words: Readonly<Record<BlastQuestion, string>> = GENERIC_QUESTIONS,
 ): BlastRadius {
   const { known, all, unknownEdges } = "known" in edges ? edges : blastIndex(edges);
   const sure = search(w, known);
@@ -125,12 +137,13 @@ export function blastRadius(
   return {
     workload: w.id,
     answers: QUESTIONS.map((question) => {
+      const text = words[question];
       const hit = sure.hits[question];
-      if (hit) return { question, reachable: true, path: sure.pathTo(hit) };
+      if (hit) return { question, text, reachable: true, path: sure.pathTo(hit) };
       const maybe = open?.hits[question];
-      if (!maybe) return { question, reachable: false, path: [] };
+      if (!maybe) return { question, text, reachable: false, path: [] };
       const path = open!.pathTo(maybe);
-      return { question, reachable: false, path, unknown: path.find((e) => e.unknown)?.unknown };
+      return { question, text, reachable: false, path, unknown: path.find((e) => e.unknown)?.unknown };
     }),
   };
 }

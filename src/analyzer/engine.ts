@@ -51,6 +51,7 @@ import {
   providesGrants,
   type Reduction,
   type Severity,
+  type SourceRef,
   type ToolCall,
   type UnjudgedIdentity,
   type UsedPermission,
@@ -94,6 +95,11 @@ export interface EngineOptions {
    * (provisioned.ts). Names as `ClusterRoleBinding/NAME`, `RoleBinding/NS/NAME`, or node ids.
    */
   readonly provisionedBindings?: ReadonlyMap<string, readonly string[]> | undefined;
+  /**
+   * Past this many distinct objects per workload and action, category-2 uses fold to a pattern
+   * (`ns/*`, then `*`); default `CAT2_RESOURCES`. A finding's id does not depend on it.
+   */
+  readonly foldAfter?: number | undefined;
 }
 
 const MAX_RESOURCES = 64;
@@ -401,7 +407,7 @@ export class Engine {
       j.byAction.set(e.action, a);
     }
     let key = foldResource(e.resource, a.level);
-    if (!a.groups.has(key) && a.groups.size >= CAT2_RESOURCES && a.level < 2) {
+    if (!a.groups.has(key) && a.groups.size >= (this.opts.foldAfter ?? CAT2_RESOURCES) && a.level < 2) {
       // Too many distinct objects: one finding per namespace pattern (then one for all).
       a.level++;
       const old = [...a.groups.values()];
@@ -505,7 +511,9 @@ export class Engine {
     const index = blastIndex(escalations);
     const radius: BlastRadius[] = workloads(g)
       .filter((w) => this.providers.some((p) => p.provider === w.provider && p.escalations))
-      .map((w) => blastRadius(g, w, index));
+      .map((w) =>
+        blastRadius(g, w, index, this.providers.find((p) => p.provider === w.provider)?.blastQuestions),
+      );
     return {
       findings,
       escalations,
@@ -761,13 +769,15 @@ export class Engine {
     );
     return {
       kind: "finding",
-      id: findingId(w.id, action, resource),
+      // The identity of the finding is its workload, action and the use it cites, not its folding:
+      // a folded finding keeps the id its cited use's own finding has below the fold threshold.
+      id: findingId(w.id, action, v.event.resource),
       category: "unjustified-use",
       severity,
       title: `${label(w)} (agent ${agent}) used ${action} on ${resource} outside its declared work${group.count > 1 ? ` (${group.count}×)` : ""}${tainted ? " after untrusted input" : ""}`,
       workload: { id: w.id, label: label(w), agent },
       permission: { action, resource },
-      location: path?.grant.source,
+      location: path?.grant.source ?? useLocation(w, v.event),
       evidence,
       reduction,
       misclassification:
@@ -1237,6 +1247,15 @@ function mergeGroup(a: ActionGroups, key: string, from: Cat2Group): void {
   for (const x of from.samples)
     if (g.samples.length < CAT2_SAMPLES + 1 && !g.samples.some((y) => y.event.resource === x.event.resource))
       g.samples.push(x);
+}
+
+/**
+ * Where to point at a use whose grant the input does not show: the workload's own definition (its
+ * manifest, workflow job or policy document), else the log record where the use was seen.
+ */
+function useLocation(w: GraphNode, e: ObservedEvent): SourceRef | undefined {
+  if (w.source && w.source.file !== "") return w.source;
+  return e.source.file !== "" ? e.source : undefined;
 }
 
 function eventStep(e: ObservedEvent): EvidenceStep {

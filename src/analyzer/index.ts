@@ -9,6 +9,7 @@ export { formatInputProblem, formatSource, openInput, problem, textInput } from 
 export type {
   AnalysisResult,
   AnalyzerPlugin,
+  BlastQuestion,
   Category,
   DeclaredWork,
   EscalationEdge,
@@ -22,7 +23,7 @@ export type {
   ProviderPlugin,
   ToolCall,
 } from "./model.js";
-export { CATEGORIES, EMPTY_FRAGMENT, providesGrants, SEVERITIES } from "./model.js";
+export { BLAST_QUESTIONS, CATEGORIES, EMPTY_FRAGMENT, providesGrants, SEVERITIES } from "./model.js";
 export { githubPlugin, githubWorkflowImporter } from "./providers/github/index.js";
 export { defaultPlugins } from "./providers/index.js";
 export {

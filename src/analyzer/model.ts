@@ -457,11 +457,21 @@ export interface EscalationEdge {
   readonly unknown?: string | undefined;
 }
 
+/** The blast-radius questions: if a workload's credential leaked, could it … */
+export type BlastQuestion = "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
+export const BLAST_QUESTIONS: readonly BlastQuestion[] = [
+  "create-identities",
+  "read-unrelated-secrets",
+  "mutate-outside-namespace",
+];
+
 export interface BlastRadius {
   readonly workload: string;
   /** Each question answered with the shortest path that reaches it, or none. */
   readonly answers: readonly {
-    readonly question: "create-identities" | "read-unrelated-secrets" | "mutate-outside-namespace";
+    readonly question: BlastQuestion;
+    /** The question as the workload's provider words it (`read Secrets of other workloads`, …). */
+    readonly text: string;
     readonly reachable: boolean;
     readonly path: readonly EscalationEdge[];
     /** Not known to be reachable, but reachable if an unknown edge of `path` holds (its reason). */
@@ -587,6 +597,8 @@ export interface ProviderPlugin extends InputPlugin {
   dedicatedIdentity(ctx: ReductionContext): Reduction;
   /** Escalation edges (KubeHound-style) the graph allows, for blast radius. */
   escalations?(graph: GraphView): readonly EscalationEdge[];
+  /** The blast-radius questions in the provider's words (what "identities", "secrets", "outside" mean there). */
+  readonly blastQuestions?: Readonly<Record<BlastQuestion, string>> | undefined;
 }
 
 export interface InferredUse {

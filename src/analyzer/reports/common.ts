@@ -49,6 +49,8 @@ export function coverageText(r: AnalysisResult): string {
 export interface BlastRow {
   readonly workload: string;
   readonly question: string;
+  /** The question in the workload's provider's words. */
+  readonly text: string;
   readonly answer: "reachable" | "unknown";
   /** For `unknown`: the fact the input does not show that the path rests on. */
   readonly why?: string | undefined;
@@ -76,7 +78,14 @@ export function blastRows(r: AnalysisResult): { reachable: BlastRow[]; unknown: 
     for (const a of b.answers) {
       const x = blastAnswer(a);
       if (x.answer === "not reachable") continue;
-      const row = { workload: b.workload, question: a.question, answer: x.answer, why: x.why, path: a.path };
+      const row = {
+        workload: b.workload,
+        question: a.question,
+        text: a.text,
+        answer: x.answer,
+        why: x.why,
+        path: a.path,
+      };
       (x.answer === "reachable" ? reachable : unknown).push(row);
     }
   return { reachable, unknown };

@@ -92,7 +92,7 @@ export function htmlReport(r: AnalysisResult): string {
               .filter((a) => a.reachable)
               .map(
                 (a) =>
-                  `<p>${esc(a.question)}</p><div class="chain">${chainSvg(
+                  `<p>${esc(a.text)}</p><div class="chain">${chainSvg(
                     a.path.flatMap((e, i) => [
                       ...(i === 0 ? [{ kind: "node" as const, ref: e.from, label: e.from }] : []),
                       {
@@ -113,7 +113,7 @@ export function htmlReport(r: AnalysisResult): string {
     ? `<section id="blast-radius-unknown"><h2>Blast radius: unknown</h2><p class="help">questions the input cannot settle, and the fact that is missing</p><ul>${unknown
         .map(
           (u) =>
-            `<li><code>${esc(u.workload)}</code> ${esc(u.question)}: unknown — ${esc(u.why ?? "")}<br><small>if it holds: ${esc(pathText(u.path))}</small></li>`,
+            `<li><code>${esc(u.workload)}</code> ${esc(u.text)}: unknown — ${esc(u.why ?? "")}<br><small>if it holds: ${esc(pathText(u.path))}</small></li>`,
         )
         .join("")}</ul></section>`
     : "";

@@ -48,7 +48,7 @@ export function markdownReport(r: AnalysisResult): string {
     );
     for (const a of [...reachable, ...unknown])
       out.push(
-        `| ${cell(a.workload)} | ${a.question} | ${a.answer} | ${cell(a.why ?? "")} | ${cell(a.path.map((e) => `${e.from} —${e.type}→ ${e.to}`).join(" ; "))} |`,
+        `| ${cell(a.workload)} | ${cell(a.text)} | ${a.answer} | ${cell(a.why ?? "")} | ${cell(a.path.map((e) => `${e.from} —${e.type}→ ${e.to}`).join(" ; "))} |`,
       );
     out.push("");
   }

@@ -1,22 +1,18 @@
 /**
  * SARIF 2.1.0 as GitHub code scanning reads it: one rule per category, each result with a physical
  * location (file and start line), a `security-severity` so code scanning ranks it, and a stable
- * partial fingerprint (the finding id) so alerts track across scans.
+ * partial fingerprint (the finding id) so alerts track across scans. A finding whose grant the input
+ * does not show is placed at its workload's definition, else the log record of its use; the records
+ * where its uses were seen are its related locations.
  *
  * Locations are relative URIs against `uriBaseId: "%SRCROOT%"` (the scan root, given in the run's
  * `originalUriBaseIds` when the scan had one): code scanning resolves them against the repository
  * checkout. A source outside the root (an absolute path) is an absolute `file://` URI instead,
  * never an absolute path passed off as a relative one.
  */
-import type { AnalysisResult, Category, Finding, Severity } from "../model.js";
+import type { AnalysisResult, Category, Finding, Severity, SourceRef } from "../model.js";
 import { CATEGORIES } from "../model.js";
 import { blastRows, CATEGORY_HELP, CATEGORY_TITLE } from "./common.js";
-
-const QUESTION: Readonly<Record<string, string>> = {
-  "create-identities": "create identities",
-  "read-unrelated-secrets": "read unrelated secrets",
-  "mutate-outside-namespace": "mutate workloads outside its namespace",
-};
 
 const LEVEL: Readonly<Record<Severity, "error" | "warning" | "note">> = {
   critical: "error",
@@ -49,22 +45,38 @@ export function artifactLocation(file: string): { uri: string; uriBaseId?: strin
   return { uri: encodePath(f.replace(/^(\.\/)+/, "")), uriBaseId: SRCROOT };
 }
 
+const physical = (loc: SourceRef) => ({
+  artifactLocation: artifactLocation(loc.file),
+  region: { startLine: Math.max(1, loc.line ?? 1) },
+});
+
+/** At most this many related locations per result: where the uses it cites were seen. */
+const RELATED = 5;
+
 function result(f: Finding): Record<string, unknown> | undefined {
-  const loc = f.location ?? f.evidence.find((e) => e.source)?.source;
-  if (!loc || loc.file === "") return undefined;
+  const known = (s: SourceRef | undefined): s is SourceRef => s !== undefined && s.file !== "";
+  const loc = known(f.location) ? f.location : f.evidence.map((e) => e.source).find(known);
+  if (!loc) return undefined;
   const chain = f.evidence.map((e) => e.label).join(" → ");
+  // Where the uses were seen (the log record, the tool call's span), beside the primary location.
+  const seen = f.evidence
+    .filter((e) => (e.kind === "event" || e.kind === "tool-call") && known(e.source))
+    .filter((e) => e.source!.file !== loc.file || e.source!.line !== loc.line)
+    .slice(0, RELATED);
   return {
     ruleId: `writ/${f.category}`,
     level: LEVEL[f.severity],
     message: { text: `${f.title}. Fix: ${f.reduction.summary}. Evidence: ${chain}` },
-    locations: [
-      {
-        physicalLocation: {
-          artifactLocation: artifactLocation(loc.file),
-          region: { startLine: Math.max(1, loc.line ?? 1) },
-        },
-      },
-    ],
+    locations: [{ physicalLocation: physical(loc) }],
+    ...(seen.length > 0
+      ? {
+          relatedLocations: seen.map((e, i) => ({
+            id: i + 1,
+            physicalLocation: physical(e.source!),
+            message: { text: e.label },
+          })),
+        }
+      : {}),
     partialFingerprints: { "writFindingId/v1": f.id },
     properties: {
       severity: f.severity,
@@ -131,7 +143,7 @@ export function sarifReport(r: AnalysisResult, version = "0.1.0"): string {
                   descriptor: { id: "blast-radius-unknown" },
                   level: "note",
                   message: {
-                    text: `blast radius of ${u.workload}: whether a leaked credential can ${QUESTION[u.question] ?? u.question} is unknown: ${u.why}`,
+                    text: `blast radius of ${u.workload}: whether a leaked credential can ${u.text} is unknown: ${u.why}`,
                   },
                   properties: {
                     workload: u.workload,

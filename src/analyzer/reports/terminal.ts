@@ -40,9 +40,9 @@ export function terminalReport(r: AnalysisResult, opts: { limit?: number; proble
     lines.push(`Blast radius: ${risky.length} workload(s) whose leaked credential reaches beyond them`);
     for (const b of risky.slice(0, limit)) {
       const yes = b.answers.filter((a) => a.reachable);
-      lines.push(`  ${stripProvider(b.workload)}: ${yes.map((a) => a.question).join(", ")}`);
+      lines.push(`  ${stripProvider(b.workload)}: ${yes.map((a) => a.text).join("; ")}`);
       const a = yes[0]!;
-      lines.push(`      ${a.question}: ${pathText(a.path)}`);
+      lines.push(`      ${a.text}: ${pathText(a.path)}`);
     }
   }
   // Questions the input cannot settle: shown as unknown, with the fact that is missing.
@@ -51,7 +51,7 @@ export function terminalReport(r: AnalysisResult, opts: { limit?: number; proble
     lines.push("");
     lines.push(`Blast radius unknown: ${unknown.length} answer(s) the input cannot settle`);
     for (const u of unknown.slice(0, limit)) {
-      lines.push(`  ${stripProvider(u.workload)}: ${u.question} — unknown: ${u.why}`);
+      lines.push(`  ${stripProvider(u.workload)}: ${u.text} — unknown: ${u.why}`);
       lines.push(`      if it holds: ${pathText(u.path)}`);
     }
     if (unknown.length > limit)

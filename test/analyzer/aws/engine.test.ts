@@ -148,6 +148,11 @@ describe("AWS in the analysis engine", () => {
     const create = b.answers.find((a) => a.question === "create-identities")!;
     expect(create.reachable).toBe(true);
     expect(create.path.at(-1)!.via.action).toBe("aws:iam:CreateAccessKey");
+    // Worded for an IAM principal, not a Kubernetes workload.
+    expect(create.text).toBe(
+      "create or escalate IAM identities (assume other roles, new access keys, policies)",
+    );
+    expect(b.answers.find((a) => a.question === "mutate-outside-namespace")!.text).not.toMatch(/namespace/);
     const fp = result.blastRadius.find((x) => x.workload.endsWith(":user/fp1-allow-and-deny-user"))!;
     expect(fp.answers.every((a) => !a.reachable)).toBe(true);
   });
@@ -157,6 +162,7 @@ describe("AWS in the analysis engine", () => {
     expect(b).toBeDefined();
     const create = b.answers.find((a) => a.question === "create-identities")!;
     expect(create.reachable).toBe(true);
+    expect(create.text).toMatch(/^create identities \(ServiceAccounts/);
     expect(
       create.path.some(
         (e) => e.type === "CLOUD_ASSUME" && e.to === `aws:role:arn:aws:iam::${ACCOUNT}:role/privesc-sre-role`,

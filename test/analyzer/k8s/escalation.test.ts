@@ -173,20 +173,25 @@ describe("workload-creation edges", () => {
     const text = terminalReport(result);
     expect(text).toMatch(/Blast radius unknown: \d+ answer\(s\) the input cannot settle/);
     expect(text).toMatch(
-      /Deployment:agents\/release-bot: mutate-outside-namespace — unknown: namespace agents is not in the input/,
+      /Deployment:agents\/release-bot: create or change workloads outside its namespace \(or on the node\) — unknown: namespace agents is not in the input/,
     );
     const md = markdownReport(result);
     expect(md).toMatch(
-      /\| k8s:Deployment:agents\/release-bot \| mutate-outside-namespace \| unknown \| namespace agents is not in the input/,
+      /\| k8s:Deployment:agents\/release-bot \| create or change workloads outside its namespace \(or on the node\) \| unknown \| namespace agents is not in the input/,
     );
     const json = JSON.parse(jsonReport(result)) as {
-      blastRadius: { workload: string; answers: { question: string; answer: string; why?: string }[] }[];
+      blastRadius: {
+        workload: string;
+        answers: { question: string; text: string; answer: string; why?: string }[];
+      }[];
     };
     const a = json.blastRadius
       .find((b) => b.workload === "k8s:Deployment:agents/release-bot")!
       .answers.find((x) => x.question === "mutate-outside-namespace")!;
     expect(a.answer).toBe("unknown");
     expect(a.why).toMatch(why);
+    // Worded for Kubernetes in every report; the question's id stays for machines.
+    expect(a.text).toBe("create or change workloads outside its namespace (or on the node)");
     const sarif = JSON.parse(sarifReport(result, "0.0.0")) as {
       runs: {
         invocations: {

@@ -736,6 +736,13 @@ export interface AwsPluginOptions {
   readonly organization?: Organization | undefined;
 }
 
+/** What the blast-radius questions mean for an IAM principal. */
+const AWS_BLAST_QUESTIONS = {
+  "create-identities": "create or escalate IAM identities (assume other roles, new access keys, policies)",
+  "read-unrelated-secrets": "read secrets it does not own (Secrets Manager, SSM SecureString, KMS decrypt)",
+  "mutate-outside-namespace": "run compute as another role (pass a role to a new workload)",
+} as const;
+
 /** The AWS plug-in, configured per scan (`writ scan --aws-paths DIR`). */
 export function createAwsPlugin(o: AwsPluginOptions = {}): ProviderPlugin {
   return {
@@ -746,6 +753,7 @@ export function createAwsPlugin(o: AwsPluginOptions = {}): ProviderPlugin {
     replacement,
     dedicatedIdentity,
     escalations: (g) => awsEscalations(g, o.paths ?? defaultPaths(), o.organization),
+    blastQuestions: AWS_BLAST_QUESTIONS,
   };
 }
 

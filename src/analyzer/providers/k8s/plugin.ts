@@ -229,4 +229,9 @@ export const k8sPlugin: ProviderPlugin = {
   replacement,
   dedicatedIdentity,
   escalations: k8sEscalations,
+  blastQuestions: {
+    "create-identities": "create identities (ServiceAccounts, tokens, client certificates, role bindings)",
+    "read-unrelated-secrets": "read Secrets that are not its own",
+    "mutate-outside-namespace": "create or change workloads outside its namespace (or on the node)",
+  },
 };
