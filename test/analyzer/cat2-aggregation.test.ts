@@ -11,37 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findingId } from "../../src/analyzer/engine.js";
 import { type AnalysisResult, declaredWork, defaultPlugins, scanPaths } from "../../src/analyzer/index.js";
 import { loadConfigText } from "../../src/config/index.js";
+import { auditEvent, OPS_BOT_MANIFESTS } from "./cat2-fixture.js";
 
 const OBJECTS = 5000;
 const T0 = Date.UTC(2026, 10, 1);
 
-const MANIFESTS = `apiVersion: v1
-kind: ServiceAccount
-metadata: {name: bot, namespace: ops}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: bot, namespace: ops}
-rules:
-  - apiGroups: [""]
-    resources: [pods, secrets, configmaps]
-    verbs: [get, list]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: bot, namespace: ops}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: bot}
-subjects: [{kind: ServiceAccount, name: bot, namespace: ops}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: bot, namespace: ops}
-spec:
-  template:
-    spec:
-      serviceAccountName: bot
-      containers: [{name: app, image: app}]
-`;
+const MANIFESTS = OPS_BOT_MANIFESTS;
 
 const CONFIG = `version: 1
 environments: { prod: {} }
@@ -71,19 +46,7 @@ const span = (id: number, at: number, tool: string, context: string, args?: unkn
     ...(args === undefined ? [] : [kv("gen_ai.tool.call.arguments", JSON.stringify(args))]),
   ],
 });
-const event = (id: string, at: number, verb: string, resource: string, name: string) =>
-  JSON.stringify({
-    kind: "Event",
-    apiVersion: "audit.k8s.io/v1",
-    level: "Metadata",
-    auditID: id,
-    stage: "ResponseComplete",
-    verb,
-    user: { username: "system:serviceaccount:ops:bot" },
-    objectRef: { resource, namespace: "ops", name, apiVersion: "v1" },
-    responseStatus: { code: 200 },
-    requestReceivedTimestamp: new Date(at).toISOString(),
-  });
+const event = auditEvent;
 
 let dir: string;
 let r: AnalysisResult;

@@ -20,36 +20,12 @@ import {
 } from "../../src/analyzer/index.js";
 import { loadConfigText } from "../../src/config/index.js";
 import { ROOT } from "../support/cli.js";
+import { auditEvent, OPS_BOT_MANIFESTS } from "./cat2-fixture.js";
 
 const T0 = Date.UTC(2026, 10, 1);
 
-const MANIFESTS = `apiVersion: v1
-kind: ServiceAccount
-metadata: {name: bot, namespace: ops}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: bot, namespace: ops}
-rules:
-  - apiGroups: [""]
-    resources: [pods, secrets, configmaps]
-    verbs: [get, list]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: bot, namespace: ops}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: bot}
-subjects: [{kind: ServiceAccount, name: bot, namespace: ops}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: bot, namespace: ops}
-spec:
-  template:
-    spec:
-      serviceAccountName: bot
-      containers: [{name: app, image: app}]
----
+// The cluster of cat2-aggregation, and a Deployment `rogue` whose account no binding names.
+const MANIFESTS = `${OPS_BOT_MANIFESTS}---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: rogue, namespace: ops}
@@ -60,41 +36,20 @@ spec:
       containers: [{name: app, image: app}]
 `;
 
+const agent = (name: string) => `  ${name}:
+    owner: o@acme.example
+    purpose: test
+    runnerClass: c
+    environments: [prod]
+    baseline:
+      - { action: "k8s:core/pods:get", resource: "ops/*" }
+    workloads: [{ kind: Deployment, namespace: ops, name: ${name} }]
+`;
 const CONFIG = `version: 1
 environments: { prod: {} }
 runnerClasses: { c: { ceiling: { maxTtl: 1h, allow: [{ action: "k8s:*:*" }] } } }
 agents:
-  bot:
-    owner: o@acme.example
-    purpose: test
-    runnerClass: c
-    environments: [prod]
-    baseline:
-      - { action: "k8s:core/pods:get", resource: "ops/*" }
-    workloads: [{ kind: Deployment, namespace: ops, name: bot }]
-  rogue:
-    owner: o@acme.example
-    purpose: test
-    runnerClass: c
-    environments: [prod]
-    baseline:
-      - { action: "k8s:core/pods:get", resource: "ops/*" }
-    workloads: [{ kind: Deployment, namespace: ops, name: rogue }]
-`;
-
-const event = (id: string, at: number, sa: string, resource: string, name: string) =>
-  JSON.stringify({
-    kind: "Event",
-    apiVersion: "audit.k8s.io/v1",
-    level: "Metadata",
-    auditID: id,
-    stage: "ResponseComplete",
-    verb: "get",
-    user: { username: `system:serviceaccount:ops:${sa}` },
-    objectRef: { resource, namespace: "ops", name, apiVersion: "v1" },
-    responseStatus: { code: 200 },
-    requestReceivedTimestamp: new Date(at).toISOString(),
-  });
+${agent("bot")}${agent("rogue")}`;
 
 let dir: string;
 let declared: ReturnType<typeof declaredWork>;
@@ -109,7 +64,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-cat2-identity-"));
   const audit: string[] = [];
   const add = (id: string, sa: string, resource: string, name: string) =>
-    audit.push(event(id, T0 + audit.length * 1000, sa, resource, name));
+    audit.push(auditEvent(id, T0 + audit.length * 1000, "get", resource, name, sa));
   // bot: 4 secrets read twice each (outside declared work), 2 configmaps, declared pod reads.
   for (let round = 0; round < 2; round++)
     for (let k = 0; k < 4; k++) add(`s-${round}-${k}`, "bot", "secrets", `s-${k}`);
