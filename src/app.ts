@@ -348,6 +348,7 @@ export function decisionAuditRecord(
       argumentsDigest: ctx.arguments === undefined ? undefined : digest(ctx.arguments),
     },
     decision: { allowed: r.decision.allowed, code: r.decision.code, reasons: r.decision.reasons },
+    ...(r.decision.shadow === undefined ? {} : { shadow: r.decision.shadow }),
   };
 }
 
@@ -559,6 +560,15 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
 
 const text = (v: unknown): string | undefined => (typeof v === "string" && v.length > 0 ? v : undefined);
 
+/** The rules of a record's `shadow` list, for its request's log line: `guardrail:x,ceiling:build`. */
+function shadowRules(v: unknown): string | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const rules = new Set<string>();
+  for (const r of v)
+    if (typeof (r as { rule?: unknown })?.rule === "string") rules.add((r as { rule: string }).rule);
+  return [...rules].join(",");
+}
+
 /**
  * The audit log as the server uses it: each record first names its agent, writ and refusal reason
  * on the request being handled (its log line), and once committed feeds the metrics.
@@ -577,6 +587,7 @@ function observedAudit(
         agent: text(data.agent),
         writ: text(data.writ) ?? text(data.jti) ?? text(context?.writId),
         reason: text(data.reason) ?? (decision?.allowed === false ? text(decision.code) : undefined),
+        shadow: shadowRules(data.shadow),
       });
       const started = performance.now();
       const record = await log.append(type, data, o);

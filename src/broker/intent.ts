@@ -12,6 +12,11 @@
  *      and the agent is within its runner class's limits           writ_limit_active, writ_limit_rate
  *   7. approvals are satisfied                                      approval_required (pending), approval_denied
  *
+ * A playbook in `mode: shadow` records a check 2 failure, or a missing ticket it requires, instead
+ * of refusing (the grants must still be built from the parameters given; a ticket that breaks the
+ * environment's pattern is refused); a runner class in `mode: shadow` records a check 3
+ * failure. The records ride on the outcome as `shadow` (docs/shadow.md); every other check enforces.
+ *
  * Then the effective TTL: the minimum of the playbook's TTL, the ceiling's maximum, the end of the
  * change window and the signing key's life, with the bound that applied named. The clock starts
  * now, at issuance: a writ is never dated in the future.
@@ -25,6 +30,7 @@ import {
   type Ceiling,
   type CeilingRule,
   type Grant,
+  isShadow,
   isWritError,
   linearRegExpEngine,
   type Playbook,
@@ -34,6 +40,8 @@ import {
   ruleContains,
   ruleOverlaps,
   ruleToString,
+  type ShadowRecord,
+  shadowRuleId,
   type WritConfig,
   windowState,
 } from "../core/index.js";
@@ -113,6 +121,8 @@ export type IntentOutcome =
       readonly reason: IntentReason;
       readonly error: string;
       readonly message: string;
+      /** What shadow rules checked before the refusal would have refused too. */
+      readonly shadow?: readonly ShadowRecord[] | undefined;
     }
   | {
       /** Checks 1–6 passed; the playbook needs an approval in this environment that is not given yet. */
@@ -120,6 +130,7 @@ export type IntentOutcome =
       readonly reason: "approval_required";
       readonly message: string;
       readonly playbook: Playbook;
+      readonly shadow?: readonly ShadowRecord[] | undefined;
     }
   | {
       readonly kind: "issue";
@@ -129,6 +140,8 @@ export type IntentOutcome =
       readonly ttl: EffectiveTtl;
       readonly maxUses: number | undefined;
       readonly issuedAt: Date;
+      /** What shadow rules would have refused: the writ is issued all the same. */
+      readonly shadow?: readonly ShadowRecord[] | undefined;
     };
 
 // `pattern` matched in linear time: a parameter value cannot make a schema backtrack (ReDoS)
@@ -173,7 +186,27 @@ function refuse(reason: IntentReason, message: string): IntentOutcome {
 }
 
 export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): IntentOutcome {
+  const shadow: ShadowRecord[] = [];
+  const outcome = checkIntent(req, inputs, shadow);
+  return shadow.length === 0 ? outcome : { ...outcome, shadow };
+}
+
+/**
+ * The checks in order. `refuseOr` is the one place a refusal of a rule with a mode is made: in
+ * shadow mode it becomes a record and the checks go on; otherwise it refuses.
+ */
+function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRecord[]): IntentOutcome {
   const { config } = inputs;
+  const refuseOr = (
+    rule: { mode?: "enforce" | "shadow" | undefined; id: string },
+    kind: "playbook" | "ceiling",
+    reason: IntentReason,
+    message: string,
+  ): IntentOutcome | undefined => {
+    if (!isShadow(rule.mode)) return refuse(reason, message);
+    shadow.push({ rule: shadowRuleId[kind](rule.id), kind, reason, message });
+    return undefined;
+  };
   const agent = config.agents.get(req.agent);
   if (!agent) return refuse("unknown_agent", `agent ${q(req.agent)} is not declared`);
   const pb = config.playbooks.get(req.playbook);
@@ -194,7 +227,13 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
   const validate = validatorFor(pb);
   if (!validate(req.params)) {
     const why = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
-    return refuse("invalid_parameters", `parameters of ${q(pb.id)} do not match its schema: ${why}`);
+    const refused = refuseOr(
+      pb,
+      "playbook",
+      "invalid_parameters",
+      `parameters of ${q(pb.id)} do not match its schema: ${why}`,
+    );
+    if (refused) return refused;
   }
 
   // 3. grants within the ceiling, after substitution
@@ -213,19 +252,16 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
   }
   for (const g of grants) {
     const verdict = ceilingVerdict(rc.ceiling, g.rule);
-    if (verdict === OUTSIDE) {
-      return refuse(
-        "grant_outside_ceiling",
-        `grant ${q(ruleToString(g.rule.text))} lies outside the ${q(rc.id)} ceiling`,
-      );
-    }
-    const deny = verdict;
-    if (deny) {
-      return refuse(
-        "grant_outside_ceiling",
-        `grant ${q(ruleToString(g.rule.text))} touches deny ${q(ruleToString(deny.rule.text))} of the ${q(rc.id)} ceiling`,
-      );
-    }
+    if (verdict === undefined) continue;
+    const refused = refuseOr(
+      rc,
+      "ceiling",
+      "grant_outside_ceiling",
+      verdict === OUTSIDE
+        ? `grant ${q(ruleToString(g.rule.text))} lies outside the ${q(rc.id)} ceiling`
+        : `grant ${q(ruleToString(g.rule.text))} touches deny ${q(ruleToString(verdict.rule.text))} of the ${q(rc.id)} ceiling`,
+    );
+    if (refused) return refused;
   }
 
   // 4. ticket
@@ -233,8 +269,10 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
   if (!env) return refuse("environment_not_allowed", `environment ${q(req.environment)} is not declared`);
   const ticket = req.ticket?.trim();
   if (pb.ticket === "required" && !ticket) {
-    return refuse("ticket_required", `playbook ${q(pb.id)} needs a ticket`);
+    const refused = refuseOr(pb, "playbook", "ticket_required", `playbook ${q(pb.id)} needs a ticket`);
+    if (refused) return refused;
   }
+  // the pattern is the environment's rule, not the playbook's: it always enforces
   if (ticket && env.ticket && !env.ticket.pattern.test(ticket)) {
     return refuse(
       "ticket_invalid",

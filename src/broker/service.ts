@@ -725,7 +725,7 @@ async function exchange(
       audience: resource,
     };
     if (outcome.kind === "refused") {
-      return deny(intentRefusal(outcome), detail);
+      return deny(intentRefusal(outcome), { ...detail, ...(outcome.shadow && { shadow: outcome.shadow }) });
     }
     if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
       return deny(audienceRefusal(env, resource, outcome.playbook), detail);
@@ -827,6 +827,7 @@ async function issueWrit(
     expiresAt: outcome.ttl.expiresAt.toISOString(),
     ttlBound: outcome.ttl.bound,
     maxUses: outcome.maxUses,
+    ...(outcome.shadow === undefined ? {} : { shadow: outcome.shadow }),
   };
   // durable before the answer: the writ and its record are committed when this returns
   if (deps.storeIssued !== undefined) await deps.storeIssued(writ, record);

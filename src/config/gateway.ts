@@ -275,6 +275,7 @@ function parseTool(
     approval,
     approvalTtlSeconds,
     rateLimit,
+    ...(c.mode(obj.mode, [...path, "mode"]) === "shadow" && { mode: "shadow" as const }),
     path,
   };
 }
@@ -496,6 +497,7 @@ function parseBounds(c: Checker, v: unknown, path: Path): GatewayBounds | undefi
     hosts: list("hosts", name),
     domains: list("domains", name),
     deny: list("deny", glob) ?? [],
+    ...(c.mode(obj.mode, [...path, "mode"]) === "shadow" && { mode: "shadow" as const }),
   };
 }
 

@@ -35,6 +35,7 @@ import {
   q,
   type Risk,
   type Rule,
+  type RuleMode,
   type RunnerClass,
   type RunnerClassLimits,
   type SponsorRule,
@@ -71,6 +72,8 @@ export interface GuardrailSource {
   /** Columns a YAML block scalar strips from every line of `text` (0 for files). */
   readonly indent: number;
   readonly path: Path;
+  /** The source's `mode`: every policy in it enforces, or is in shadow. */
+  readonly mode: RuleMode;
 }
 
 export interface LoadResult {
@@ -338,6 +341,14 @@ export class Checker {
     for (const [i, name] of names.entries()) this.ref(name, [...path, i], what, known);
   }
 
+  /** `mode: enforce | shadow` (docs/shadow.md); absent: `enforce`. */
+  mode(v: Json, path: Path): RuleMode {
+    if (v === undefined || v === "enforce") return "enforce";
+    if (v === "shadow") return "shadow";
+    this.error("ERR_CONFIG_VALUE", path, `mode ${q(v)}: expected \`enforce\` or \`shadow\``);
+    return "enforce";
+  }
+
   duration(v: Json, path: Path): number | undefined {
     if (typeof v !== "string" && typeof v !== "number") {
       this.error("ERR_CONFIG_TYPE", path, `expected a duration such as \`15m\`, got ${this.typeName(v)}`);
@@ -587,7 +598,8 @@ function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefi
     deny: denyRules,
   };
   const description = typeof obj.description === "string" ? obj.description : undefined;
-  return { kind: "runner-class", id, description, ceiling, limits };
+  const mode = c.mode(obj.mode, [...path, "mode"]);
+  return { kind: "runner-class", id, description, ceiling, limits, ...(mode === "shadow" && { mode }) };
 }
 
 function parseApproval(
@@ -838,6 +850,7 @@ function parsePlaybook(
     allowSelfApproval,
     audiences,
     sponsor,
+    ...(c.mode(obj.mode, [...path, "mode"]) === "shadow" && { mode: "shadow" as const }),
   };
 }
 
@@ -1052,6 +1065,7 @@ async function parseGuardrails(
     const obj = c.map(item, path, "`{file: path}` or `{inline: text}`");
     if (!obj) continue;
     c.shape(obj, path, SHAPES.guardrailFile, SHAPES.guardrailInline);
+    const mode = c.mode(obj.mode, [...path, "mode"]);
     if (typeof obj.file === "string") {
       const full = resolve(baseDir, obj.file);
       const read = await readTextFile(full, "guardrails");
@@ -1064,7 +1078,8 @@ async function parseGuardrails(
           [...path, "file"],
           `guardrail file ${q(obj.file)}: control character ${bad.name} at line ${bad.line}, column ${bad.column}`,
         );
-      } else keep({ file: full, text: read.text, line: 1, column: 1, indent: 0, path }, [...path, "file"]);
+      } else
+        keep({ file: full, text: read.text, line: 1, column: 1, indent: 0, path, mode }, [...path, "file"]);
     } else if (typeof obj.inline === "string") {
       // position of the inline text: the line after a block scalar's indicator
       let node: Node | null = root;
@@ -1095,6 +1110,7 @@ async function parseGuardrails(
           column: block ? 1 : pos.col,
           indent,
           path: [...path, "inline"],
+          mode,
         },
         [...path, "inline"],
       );
@@ -1392,6 +1408,9 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
             kind: "guardrails",
             text: guardrailSources.map((g) => g.text).join("\n"),
             files: guardrailSources.map((g) => g.file),
+            ...(guardrailSources.some((g) => g.mode === "shadow") && {
+              sources: guardrailSources.map((g) => ({ file: g.file, text: g.text, mode: g.mode })),
+            }),
           }
         : undefined,
     gateway,

@@ -105,6 +105,10 @@ const VALUES: Record<string, JsonSchema> = {
   },
   configText: { type: "string", description: "text; `${env:NAME}` is replaced by that environment variable" },
   resourceTemplate: text("a resource template, e.g. `repo:${owner}/${repo}`"),
+  mode: oneOfStrings(
+    ["enforce", "shadow"],
+    "`enforce` (default): the rule refuses; `shadow`: it records what it would have refused and refuses nothing (docs/shadow.md)",
+  ),
 };
 
 export const SHAPES = {
@@ -157,7 +161,7 @@ export const SHAPES = {
   runnerClass: shape(
     "a runner class",
     { ceiling: ref("ceiling") },
-    { description: text("what runs in this class"), limits: ref("limits") },
+    { description: text("what runs in this class"), limits: ref("limits"), mode: ref("mode") },
   ),
   ceiling: shape(
     "the most any writ for this class may grant",
@@ -232,6 +236,7 @@ export const SHAPES = {
       allowSelfApproval: flag("whether the requesting agent's sponsor may approve"),
       audiences: ref("audiences"),
       sponsor: oneOfStrings(["optional", "required", "approver"], "whether a request names a sponsor"),
+      mode: ref("mode"),
     },
   ),
   grantTemplate: shape(
@@ -311,8 +316,12 @@ export const SHAPES = {
     },
     { namespace: text("a RoleBinding's namespace") },
   ),
-  guardrailFile: shape("Cedar policies in a file", { file: text("a path, relative to writ.yaml") }),
-  guardrailInline: shape("Cedar policies, inline", { inline: text("Cedar text") }),
+  guardrailFile: shape(
+    "Cedar policies in a file",
+    { file: text("a path, relative to writ.yaml") },
+    { mode: ref("mode") },
+  ),
+  guardrailInline: shape("Cedar policies, inline", { inline: text("Cedar text") }, { mode: ref("mode") }),
   gateway: shape(
     "the MCP gateway (docs/gateway.md)",
     { upstreams: named({ anyOf: [ref("stdioUpstream"), ref("httpUpstream")] }, "the MCP servers behind it") },
@@ -332,6 +341,7 @@ export const SHAPES = {
       hosts: list(text("a host"), "hosts"),
       domains: list(text("a domain"), "e-mail domains"),
       deny: list(text("a pattern"), "never these"),
+      mode: ref("mode"),
     },
   ),
   stdioUpstream: shape(
@@ -386,6 +396,7 @@ export const SHAPES = {
       approval: ref("approval"),
       approvalTtl: ref("duration"),
       rateLimit: ref("rate"),
+      mode: ref("mode"),
     },
   ),
   resourceRule: shape(

@@ -71,6 +71,16 @@ export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem
         const rc = config.runnerClasses.get(rcId);
         if (!rc) continue;
         const ceilingName = `the ${q(rcId)} ceiling (held by agent ${q(agentId)})`;
+        // a ceiling in shadow mode refuses nothing: what it would refuse is a warning, not an error
+        const exceeds =
+          rc.mode === "shadow"
+            ? (_code: CoreErrorCode, path: Path, message: string) =>
+                warn(
+                  "WARN_CONFIG_SHADOW_CEILING",
+                  path,
+                  `${message}; the ceiling is in shadow mode, so its writs are issued and their use recorded as would-have-denied`,
+                )
+            : err;
         const outside = widened.find((r) => !rc.ceiling.allow.some((c) => ruleContains(c.rule, r)));
         if (outside) {
           const stars = (t: string) => t.split("*").length;
@@ -78,7 +88,7 @@ export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem
             stars(outside.text.resource) > stars(g.resource) || stars(outside.text.action) > stars(g.action)
               ? ` (with parameters widened to ${q(ruleToString(outside.text))}; constrain them with \`enum\`, \`const\` or an anchored \`pattern\`)`
               : "";
-          err(
+          exceeds(
             "ERR_CONFIG_GRANT_EXCEEDS_CEILING",
             g.path,
             `grant ${q(ruleToString(g))} exceeds ${ceilingName}: no \`allow\` rule covers it${widenedNote}`,
@@ -86,7 +96,7 @@ export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem
         }
         for (const d of rc.ceiling.deny) {
           if (widened.some((r) => ruleOverlaps(r, d.rule))) {
-            err(
+            exceeds(
               "ERR_CONFIG_GRANT_HITS_DENY",
               g.path,
               `grant ${q(ruleToString(g))} overlaps deny ${q(ruleToString(d.rule.text))} of ${ceilingName}`,

@@ -11,10 +11,15 @@
  *   5. a baseline grant or an active writ's grant must cover the request;
  *   6. and the ceiling's `allow` must cover it too, or the grant is cut.
  * Every decision carries the rules that made it.
+ *
+ * A runner class in `mode: shadow` has its ceiling removed from the decision (steps 4 and 6 for the
+ * ceiling's rules; the agent's own denies and the grant requirement stay), and what its ceiling
+ * would have denied is computed apart as `shadow` records (core/shadow.ts, docs/shadow.md).
  */
 import { isWritError, q } from "./errors.js";
-import type { ActiveWrit, Agent, Grant, WritConfig } from "./model.js";
-import { actionMatches, type RuleText, resourceMatches, ruleMatches } from "./permission.js";
+import type { ActiveWrit, Agent, Ceiling, Grant, RunnerClass, WritConfig } from "./model.js";
+import { actionMatches, type RuleText, resourceMatches, ruleMatches, ruleToString } from "./permission.js";
+import { isShadow, type ShadowRecord, shadowRuleId } from "./shadow.js";
 import {
   type ParsedAction,
   parseRequestAction,
@@ -83,6 +88,17 @@ export interface Decision {
   readonly code: DecisionCode;
   readonly message: string;
   readonly reasons: readonly Reason[];
+  /**
+   * What rules in shadow mode would have denied, each on its own (absent: nothing). Recorded, never
+   * read to decide: `allowed` is computed with the shadow rules removed.
+   */
+  readonly shadow?: readonly ShadowRecord[] | undefined;
+}
+
+/** A decision with shadow records added: the outcome (`allowed`, `code`, …) is the one given. */
+export function withShadow(d: Decision, shadow: readonly ShadowRecord[]): Decision {
+  if (shadow.length === 0) return d;
+  return { ...d, shadow: d.shadow === undefined ? shadow : [...d.shadow, ...shadow] };
 }
 
 function deny(code: DecisionCode, message: string, reasons: readonly Reason[] = []): Decision {
@@ -190,13 +206,59 @@ export function decide(
       `agent ${q(agent.id)}: runner class ${q(agent.runnerClass)} is not declared`,
     );
 
+  // the enforced decision: a shadow ceiling is removed from it, and judged apart
+  const shadow = isShadow(rc.mode);
+  const enforced = judge(shadow ? undefined : rc.ceiling, rc.id, agent, a, req, writs);
+  return shadow ? withShadow(enforced, ceilingShadow(rc, a, req)) : enforced;
+}
+
+/**
+ * What a ceiling alone says of a request: the deny rules it touches, or that no allow rule covers
+ * it. The same tests `judge` makes, as records.
+ */
+export function ceilingShadow(rc: RunnerClass, a: ParsedAction, req: DecisionRequest): ShadowRecord[] {
+  const rule = shadowRuleId.ceiling(rc.id);
+  const out: ShadowRecord[] = [];
+  for (const d of rc.ceiling.deny) {
+    if (ruleMatches(d.rule, a, req.resource, "include")) {
+      out.push({
+        rule,
+        kind: "ceiling",
+        reason: "explicit_deny",
+        message: `${q(req.action)} on ${q(req.resource)} touches deny ${q(ruleToString(d.rule.text))} of the ${q(rc.id)} ceiling`,
+      });
+    }
+  }
+  const covered = rc.ceiling.allow.some(
+    (c) => actionMatches(c.rule, a, "cover") && resourceMatches(c.rule, a.provider, req.resource),
+  );
+  if (!covered) {
+    out.push({
+      rule,
+      kind: "ceiling",
+      reason: "outside_ceiling",
+      message: `${q(req.action)} on ${q(req.resource)} lies outside the ${q(rc.id)} ceiling`,
+    });
+  }
+  return out;
+}
+
+/** Steps 4–6 under a ceiling; `undefined`: no ceiling (it is in shadow mode). */
+function judge(
+  ceiling: Ceiling | undefined,
+  rcId: string,
+  agent: Agent,
+  a: ParsedAction,
+  req: DecisionRequest,
+  writs: readonly ActiveWrit[] | WritSet,
+): Decision {
   // explicit denies: the ceiling's, then the agent's own
   const denies: Reason[] = [];
-  const ceilingDeny = rc.ceiling.deny;
+  const ceilingDeny = ceiling?.deny ?? [];
   for (let index = 0; index < ceilingDeny.length; index++) {
     const d = ceilingDeny[index]!;
     if (ruleMatches(d.rule, a, req.resource, "include")) {
-      denies.push({ kind: "deny", source: "ceiling", owner: rc.id, rule: d.rule.text, index });
+      denies.push({ kind: "deny", source: "ceiling", owner: rcId, rule: d.rule.text, index });
     }
   }
   const agentDeny = agent.deny;
@@ -209,9 +271,7 @@ export function decide(
   if (denies.length > 0) {
     const first = denies[0]!;
     const where =
-      first.kind === "deny" && first.source === "ceiling"
-        ? `the ${q(rc.id)} ceiling`
-        : `agent ${q(agent.id)}`;
+      first.kind === "deny" && first.source === "ceiling" ? `the ${q(rcId)} ceiling` : `agent ${q(agent.id)}`;
     return deny("explicit_deny", `${q(req.action)} on ${q(req.resource)} is denied by ${where}`, denies);
   }
 
@@ -253,19 +313,21 @@ export function decide(
   }
 
   const bounds: Reason[] = [];
-  const allow = rc.ceiling.allow;
-  for (let index = 0; index < allow.length; index++) {
-    const c = allow[index]!;
-    if (actionMatches(c.rule, a, "cover") && resourceMatches(c.rule, a.provider, req.resource)) {
-      bounds.push({ kind: "ceiling-allow", runnerClass: rc.id, rule: c.rule.text, index });
+  if (ceiling !== undefined) {
+    const allow = ceiling.allow;
+    for (let index = 0; index < allow.length; index++) {
+      const c = allow[index]!;
+      if (actionMatches(c.rule, a, "cover") && resourceMatches(c.rule, a.provider, req.resource)) {
+        bounds.push({ kind: "ceiling-allow", runnerClass: rcId, rule: c.rule.text, index });
+      }
     }
-  }
-  if (bounds.length === 0) {
-    return deny(
-      "outside_ceiling",
-      `${q(req.action)} on ${q(req.resource)} is granted but lies outside the ${q(rc.id)} ceiling`,
-      grants,
-    );
+    if (bounds.length === 0) {
+      return deny(
+        "outside_ceiling",
+        `${q(req.action)} on ${q(req.resource)} is granted but lies outside the ${q(rcId)} ceiling`,
+        grants,
+      );
+    }
   }
   return {
     kind: "decision",

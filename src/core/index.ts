@@ -19,7 +19,15 @@ export {
 export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
 export { CORE_ERROR_CODES, type CoreErrorCode } from "./codes.js";
 export { checkContainment, type Problem } from "./containment.js";
-export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./decide.js";
+export {
+  ceilingShadow,
+  type Decision,
+  type DecisionCode,
+  type DecisionRequest,
+  decide,
+  type Reason,
+  withShadow,
+} from "./decide.js";
 export { isWritError, q, WritError } from "./errors.js";
 export {
   type InputProblem,
@@ -97,6 +105,15 @@ export {
   MAX_REGEX_STATES,
   type RegexLike,
 } from "./regex.js";
+export {
+  isShadow,
+  RULE_MODES,
+  type RuleMode,
+  SHADOW_KINDS,
+  type ShadowKind,
+  type ShadowRecord,
+  shadowRuleId,
+} from "./shadow.js";
 export { isParamName, substitute, templateParams, widenTemplate } from "./template.js";
 export {
   formatDuration,

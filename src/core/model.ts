@@ -5,6 +5,7 @@
 import type { DownstreamConfig } from "../downstream/types.js";
 import type { Rule } from "./permission.js";
 import type { RegexLike } from "./regex.js";
+import type { RuleMode } from "./shadow.js";
 
 /** Where in the source document a value sits: `["agents", "release-bot", "playbooks", 1]`. */
 export type Path = readonly (string | number)[];
@@ -46,6 +47,8 @@ export interface RunnerClass {
   readonly ceiling: Ceiling;
   /** Per agent of the class (config/load.ts has the defaults). */
   readonly limits: RunnerClassLimits;
+  /** `shadow`: the ceiling (allow and deny) records what it would refuse, and refuses nothing. undefined: `enforce`. */
+  readonly mode?: RuleMode | undefined;
 }
 
 export type Weekday = 0 | 1 | 2 | 3 | 4 | 5 | 6; // Sunday = 0, as Date#getDay
@@ -200,6 +203,8 @@ export interface Playbook {
    * approve the request (a member of a group its policy names). undefined: `optional`.
    */
   readonly sponsor?: SponsorRule | undefined;
+  /** `shadow`: a broken parameter schema or ticket rule is recorded at issuance, not refused. undefined: `enforce`. */
+  readonly mode?: RuleMode | undefined;
 }
 
 export type SponsorRule = "optional" | "required" | "approver";
@@ -209,6 +214,10 @@ export interface Guardrails {
   /** Cedar policy text, all files joined, each policy tagged with `@id`. */
   readonly text: string;
   readonly files: readonly string[];
+  /** Each source with its mode; undefined: `text` is one source, enforcing. */
+  readonly sources?:
+    | readonly { readonly file: string; readonly text: string; readonly mode: RuleMode }[]
+    | undefined;
 }
 
 /** How one argument of a tool call names what the call touches (the gateway's resource). */
@@ -299,6 +308,8 @@ export interface GatewayTool {
   /** How long a held call's approval request (and the approval) lives. */
   readonly approvalTtlSeconds: number;
   readonly rateLimit?: RateLimit | undefined;
+  /** `shadow`: its constraints and its taint rule record what they would refuse. undefined: `enforce`. */
+  readonly mode?: RuleMode | undefined;
   readonly path: Path;
 }
 
@@ -376,6 +387,8 @@ export interface GatewayBounds {
   readonly hosts?: readonly string[] | undefined;
   readonly domains?: readonly string[] | undefined;
   readonly deny: readonly string[];
+  /** `shadow`: a value outside the bounds is recorded, not refused. undefined: `enforce`. */
+  readonly mode?: RuleMode | undefined;
 }
 
 export interface WritConfig {

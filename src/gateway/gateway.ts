@@ -36,6 +36,7 @@ import {
   parseRequestAction,
   q,
   type RateLimit,
+  shadowRuleId,
   type WritConfig,
 } from "../core/index.js";
 import { writForIssuer } from "../downstream/index.js";
@@ -49,6 +50,7 @@ import { definitionHash, type PinStore, pinStore } from "./pins.js";
 import { rateLimiter } from "./rate.js";
 import { deriveResources } from "./resource.js";
 import { type Check, compileCheck } from "./schema.js";
+import { ShadowSink, shadowedBounds } from "./shadow.js";
 import { taints } from "./taint.js";
 import { connectUpstream, type ResolveText, type UpstreamConnection } from "./upstreams.js";
 
@@ -489,6 +491,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
     record.argumentsDigest = deps.digest(argv);
     const decl = declOf(server, toolName);
+    const shadow = new ShadowSink(record);
+    const toolRule = shadowRuleId.tool(server, toolName);
 
     const limits: [string, RateLimit][] = [];
     if (gw.perAgent) limits.push([`a\0${id.agent}`, gw.perAgent]);
@@ -517,15 +521,24 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (argv[arg] === undefined) continue;
       const bad = check(argv[arg]);
       if (bad !== undefined) {
-        throw new GatewayError(
-          "argument_constraint",
-          `argument ${q(arg)} breaks a constraint in writ.yaml: ${bad}`,
+        shadow.refuseOr(
+          decl.mode,
+          toolRule,
+          "tool",
+          new GatewayError(
+            "argument_constraint",
+            `argument ${q(arg)} breaks a constraint in writ.yaml: ${bad}`,
+          ),
         );
       }
     }
 
     const upstreamResources = gw.upstreams.get(server)?.resources ?? [];
-    const derived = await deriveResources([...upstreamResources, ...decl.resources], argv, bounds);
+    const derived = await deriveResources(
+      [...upstreamResources, ...decl.resources],
+      argv,
+      shadowedBounds(bounds, gw.bounds?.mode, shadow),
+    );
     const resources = derived.length > 0 ? derived : [NO_RESOURCE];
     record.resources = resources;
 
@@ -538,14 +551,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     record.tainted = tainted;
     let held: "irreversible" | "tainted" | undefined = decl.irreversible ? "irreversible" : undefined;
     if (tainted && decl.privileged) {
-      if (decl.whenTainted === "refuse") {
-        throw new GatewayError(
-          "tainted_session",
-          `${q(`${server}:${toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedWith)}${context === undefined ? "" : ` in prompt context ${q(context)}`}`,
-          { taintedBy: taintedWith },
+      const why = `${q(`${server}:${toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedWith)}${context === undefined ? "" : ` in prompt context ${q(context)}`}`;
+      if (decl.whenTainted === "refuse" || decl.mode === "shadow") {
+        shadow.refuseOr(
+          decl.mode,
+          toolRule,
+          "tool",
+          new GatewayError(
+            "tainted_session",
+            decl.whenTainted === "refuse" ? why : `${why}: the call would be held for approval`,
+            { taintedBy: taintedWith },
+          ),
         );
-      }
-      held ??= "tainted";
+      } else held ??= "tainted";
     }
 
     const writs = id.writ ? [id.writ] : [];
@@ -570,6 +588,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         writs,
       );
       reasons.push(...d.reasons);
+      shadow.add(...(d.shadow ?? []));
       if (!d.allowed) {
         record.reasons = d.reasons;
         throw new GatewayError(d.code as Exclude<Decision["code"], "allowed">, d.message, {

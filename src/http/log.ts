@@ -153,6 +153,8 @@ export interface RequestFields {
   agent?: string;
   writ?: string;
   reason?: string;
+  /** Rules in shadow mode that would have denied (docs/shadow.md). */
+  shadow?: string;
 }
 
 /**
@@ -173,7 +175,7 @@ export function requestContext(): RequestContext {
     annotate(fields) {
       const current = storage.getStore();
       if (current === undefined) return;
-      for (const key of ["agent", "writ", "reason"] as const) {
+      for (const key of ["agent", "writ", "reason", "shadow"] as const) {
         const v = fields[key];
         // the first value wins: the agent the request was judged for, not one named later
         if (typeof v === "string" && v.length > 0 && current[key] === undefined) {

@@ -15,7 +15,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { WritConfig } from "../core/index.js";
+import { SHADOW_KINDS, type WritConfig } from "../core/index.js";
 import type { StoreFigures } from "../store/index.js";
 import { credentialFigures, productionEnvironments } from "./practice.js";
 
@@ -58,6 +58,8 @@ const LATENCY = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 const MAX_WRITS = 20_000;
 const MAX_RESOURCES = 1_000;
 const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
+
+const SHADOW_KIND_SET: ReadonlySet<string> = new Set(SHADOW_KINDS);
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v.length > 0 ? v : undefined);
 
@@ -138,6 +140,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     name: "writ_tool_calls_total",
     help: "Tool calls judged by the gateway, by agent and outcome",
     labelNames: ["agent", "outcome"],
+    registers,
+  });
+  const shadow = new Counter({
+    name: "writ_shadow_would_deny_total",
+    help: "Denials rules in shadow mode would have made (the requests went on, or were denied by an enforcing rule), by rule kind, reason code and outcome",
+    labelNames: ["kind", "reason", "outcome"],
     registers,
   });
   const drift = new Counter({
@@ -300,6 +308,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       appendLatency.observe(seconds);
       records.inc({ type: /^[a-z][a-z0-9_.]{0,63}$/.test(type) ? type : "other" });
       const decision = data.decision as { allowed?: unknown; code?: unknown } | undefined;
+      if (Array.isArray(data.shadow)) {
+        // labels bounded: the five kinds, reason codes as snake_case, two outcomes
+        const outcome = type === "broker.denied" || decision?.allowed === false ? "denied" : "allowed";
+        for (const r of data.shadow as { kind?: unknown; reason?: unknown }[]) {
+          const kind = typeof r?.kind === "string" && SHADOW_KIND_SET.has(r.kind) ? r.kind : "other";
+          shadow.inc({ kind, reason: reasonLabel(r?.reason), outcome });
+        }
+      }
       switch (type) {
         case "broker.writ_issued": {
           judged("broker", data.agent, true, undefined);

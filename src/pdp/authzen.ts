@@ -8,8 +8,8 @@
  * Mapping: `subject {type: "agent", id}`, `action {name: "aws:s3:GetObject"}`, `resource {type, id}`
  * (the id is the resource string; the type is not used), `context {environment, ticket, writ_id,
  * tainted, arguments, prompt_context_id}`. The time is the server's clock, never the caller's. The
- * response is `{decision, context: {reason_code, message, reasons}}`; the spec leaves the decision
- * context's shape to the PDP.
+ * response is `{decision, context: {reason_code, message, reasons, shadow?}}` (`shadow`: what rules in
+ * shadow mode would have denied); the spec leaves the decision context's shape to the PDP.
  *
  * A body that is not the JSON the spec describes gets a 400 `application/problem+json` (RFC 9457)
  * naming what is wrong. Before anything reaches the decision point or the store: the body is nested
@@ -204,7 +204,12 @@ function parseItem(item: Item, at: string, now: Date): Parsed {
 }
 
 function wire(d: Decision) {
-  return { decision: d.allowed, context: { reason_code: d.code, message: d.message, reasons: d.reasons } };
+  const context = { reason_code: d.code, message: d.message, reasons: d.reasons };
+  // what rules in shadow mode would have denied (docs/shadow.md): the decision above is the outcome
+  return {
+    decision: d.allowed,
+    context: d.shadow === undefined ? context : { ...context, shadow: d.shadow },
+  };
 }
 
 function digest(text: string): Buffer {

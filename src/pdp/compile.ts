@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { ConfigProblem, GuardrailSource } from "../config/index.js";
 import { formatPath } from "../config/index.js";
-import { isWritError, q, type Vocabulary, type WritConfig } from "../core/index.js";
+import { isWritError, q, type RuleMode, type Vocabulary, type WritConfig } from "../core/index.js";
 import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
 import { ACTION_TYPE, CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
 import { expressionDepth, MAX_EXPRESSION_DEPTH, tooDeep } from "./nesting.js";
@@ -24,9 +24,11 @@ import { actionTable, schemaFromTable } from "./schema.js";
  * block inside writ.yaml. The config loader's `GuardrailSource`; `indent` is added to the column of
  * every line (the indentation a YAML block scalar strips).
  */
-export type GuardrailText = Omit<GuardrailSource, "path" | "indent"> & {
+export type GuardrailText = Omit<GuardrailSource, "path" | "indent" | "mode"> & {
   readonly path?: GuardrailSource["path"];
   readonly indent?: number;
+  /** Every policy of the source enforces (default), or is in shadow mode (docs/shadow.md). */
+  readonly mode?: RuleMode;
 };
 
 export interface CompileOptions {
@@ -61,6 +63,9 @@ function where(src: GuardrailText, index: number): { line: number; column: numbe
 
 function defaultSources(config: WritConfig): GuardrailText[] {
   const g = config.guardrails;
+  if (g?.sources !== undefined) {
+    return g.sources.map((src, i) => ({ ...src, line: 1, column: 1, path: ["guardrails", i] }));
+  }
   if (!g || g.text.trim().length === 0) return [];
   const file = g.files.length === 1 ? g.files[0]! : config.file;
   return [{ file, text: g.text, line: 1, column: 1, path: ["guardrails"] }];
@@ -201,6 +206,7 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
         kind: "guardrail-policy",
         id,
         effect: "forbid",
+        mode: src.mode ?? "enforce",
         file: src.file,
         ...pos,
         text,
@@ -290,23 +296,31 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
   }
   if (problems.some((p) => p.severity === "error") || parsed.length === 0) return { problems };
 
-  // 3. pre-parse once; the id is the content's hash, so reloading the same text reuses the slot
-  const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
+  // 3. pre-parse once, the enforcing policies and the shadow ones as two sets (a shadow policy is
+  // never in the set that decides); the id is the content's hash, so reloading reuses the slot
   const reads = emptyReads();
-  for (const { policy, json } of parsed) {
-    staticPolicies[policy.id] = policy.text;
-    addReads(json, reads);
-  }
-  const policySetId = `writ-guardrails-${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
-  const pre = engine(sources[0]!, undefined, () => cedar.preparsePolicySet(policySetId, { staticPolicies }));
-  if (!pre) return { problems };
-  if (pre.type === "failure") {
-    for (const e of pre.errors) problem("ERR_CEDAR_SYNTAX", sources[0]!, undefined, describe(e));
-    return { problems };
-  }
+  for (const { json } of parsed) addReads(json, reads);
+  const preparse = (mode: RuleMode): string | undefined => {
+    const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
+    for (const { policy } of parsed) if (policy.mode === mode) staticPolicies[policy.id] = policy.text;
+    const id = `writ-guardrails-${mode === "shadow" ? "shadow-" : ""}${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
+    const pre = engine(sources[0]!, undefined, () => cedar.preparsePolicySet(id, { staticPolicies }));
+    if (!pre) return undefined;
+    if (pre.type === "failure") {
+      for (const e of pre.errors) problem("ERR_CEDAR_SYNTAX", sources[0]!, undefined, describe(e));
+      return undefined;
+    }
+    return id;
+  };
+  const policySetId = preparse("enforce");
+  if (policySetId === undefined) return { problems };
+  const anyShadow = parsed.some((p) => p.policy.mode === "shadow");
+  const shadowSetId = anyShadow ? preparse("shadow") : undefined;
+  if (anyShadow && shadowSetId === undefined) return { problems };
   const guardrails = new CompiledGuardrails({
     config,
     policySetId,
+    shadowSetId,
     policies: parsed.map((p) => p.policy),
     schema,
     table,

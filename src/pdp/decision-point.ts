@@ -5,6 +5,11 @@
  * core allows and there are guardrails, Cedar is asked: a satisfied forbid denies with
  * `guardrail_forbid` naming the policy; any evaluation error denies with `guardrail_error` (fail
  * closed). When both happen, the forbid is reported and the errors ride along as reasons.
+ *
+ * Shadow mode (docs/shadow.md): the outcome is the decision with every shadow rule removed — the
+ * core leaves a shadow ceiling out, and only the enforcing guardrails' policy set is asked. What the
+ * shadow rules would have denied is computed apart (the core's ceiling records, the shadow policy
+ * set asked on its own) and added as `shadow` records, which nothing reads to decide.
  */
 
 import { formatProblem } from "../config/index.js";
@@ -14,10 +19,13 @@ import {
   decide,
   q,
   type Reason,
+  type ShadowRecord,
+  shadowRuleId,
   type Vocabulary,
   type WritConfig,
   WritError,
   type WritSet,
+  withShadow,
 } from "../core/index.js";
 import { compileGuardrails } from "./compile.js";
 import type { CompiledGuardrails } from "./guardrails.js";
@@ -28,6 +36,14 @@ export type Writs = readonly ActiveWrit[] | WritSet;
 
 /** Where active writs come from: the writ index over the store (`writ serve`); a list, in tests. */
 export type WritSource = Writs | ((agent: string) => Promise<Writs> | Writs);
+
+/** Decisions the core reached on its rules: the shadow guardrails are asked about these only. */
+const JUDGED: ReadonlySet<Decision["code"]> = new Set([
+  "allowed",
+  "explicit_deny",
+  "no_grant",
+  "outside_ceiling",
+]);
 
 export interface DecisionPointOptions {
   readonly vocab?: Vocabulary;
@@ -69,6 +85,40 @@ export class DecisionPoint {
   /** Decides with explicit active writs. Synchronous and pure but for Cedar's cache. */
   decideWith(req: PdpRequest, writs: Writs): Decision {
     const core = decide(this.config, writs, req, this.vocab);
+    const { shadow, ...judged } = core;
+    const guarded = judged.allowed ? this.#guarded(judged, req) : judged;
+    return withShadow(guarded, [...(shadow ?? []), ...this.#shadowGuardrails(core, req)]);
+  }
+
+  /** What the shadow guardrails would deny, for a request the core judged on its rules. */
+  #shadowGuardrails(core: Decision, req: PdpRequest): readonly ShadowRecord[] {
+    if (this.guardrails?.shadowSetId === undefined || !JUDGED.has(core.code)) return [];
+    const outcome = this.guardrails.evaluateShadow(req);
+    if (outcome.kind === "pass") return [];
+    const out: ShadowRecord[] = [];
+    if (outcome.kind === "forbid") {
+      for (const policy of outcome.policies) {
+        out.push({
+          rule: shadowRuleId.guardrail(policy),
+          kind: "guardrail",
+          reason: "guardrail_forbid",
+          message: `${q(req.action)} on ${q(req.resource)} would be forbidden by guardrail ${q(policy)}`,
+        });
+      }
+    }
+    for (const message of outcome.errors) {
+      out.push({
+        rule: shadowRuleId.guardrail("error"),
+        kind: "guardrail",
+        reason: "guardrail_error",
+        message: `a shadow guardrail failed to evaluate: ${message}`,
+      });
+    }
+    return out;
+  }
+
+  /** The core's decision, then the enforcing guardrails when it allowed. */
+  #guarded(core: Decision, req: PdpRequest): Decision {
     if (!core.allowed || !this.guardrails) return core;
     const outcome = this.guardrails.evaluate(req);
     if (outcome.kind === "pass") return core;

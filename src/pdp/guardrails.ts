@@ -12,6 +12,7 @@ import {
   localTime,
   parseRequestAction,
   q,
+  type RuleMode,
   type Vocabulary,
   WEEKDAYS,
   type WritConfig,
@@ -38,6 +39,8 @@ export interface GuardrailPolicy {
   /** From `@id("...")`, else `file:line`. */
   readonly id: string;
   readonly effect: "forbid";
+  /** `shadow`: in the shadow set, asked apart; never in the set that decides. */
+  readonly mode: RuleMode;
   readonly file: string;
   readonly line: number;
   readonly column: number;
@@ -167,8 +170,10 @@ interface ActionEntity {
 
 export class CompiledGuardrails {
   readonly kind = "compiled-guardrails";
-  /** The id of the pre-parsed policy set in Cedar's cache. */
+  /** The id of the pre-parsed policy set in Cedar's cache: the enforcing policies. */
   readonly policySetId: string;
+  /** The shadow policies' own set, when there are any (docs/shadow.md). */
+  readonly shadowSetId: string | undefined;
   readonly policies: readonly GuardrailPolicy[];
   /** The schema the policies were validated against. */
   readonly schema: SchemaJson<string>;
@@ -185,6 +190,7 @@ export class CompiledGuardrails {
   constructor(init: {
     config: WritConfig;
     policySetId: string;
+    shadowSetId?: string | undefined;
     policies: readonly GuardrailPolicy[];
     schema: SchemaJson<string>;
     table: ActionTable;
@@ -195,6 +201,7 @@ export class CompiledGuardrails {
   }) {
     this.#scopes = init.scopes ?? { any: true, equal: new Set(), within: new Set() };
     this.policySetId = init.policySetId;
+    this.shadowSetId = init.shadowSetId;
     this.policies = init.policies;
     this.schema = init.schema;
     this.#table = init.table;
@@ -233,7 +240,7 @@ export class CompiledGuardrails {
   }
 
   /** The exact Cedar call a decision makes for a request (for diagnostics and benchmarks). */
-  cedarCall(req: PdpRequest): StatefulAuthorizationCall {
+  cedarCall(req: PdpRequest, policySetId = this.policySetId): StatefulAuthorizationCall {
     const principal = this.#agents.get(req.agent);
     if (!principal) throw new WritError("ERR_GUARDRAIL_INPUT", `agent ${q(req.agent)} is not declared`);
     const action = this.#action(req.action);
@@ -248,7 +255,7 @@ export class CompiledGuardrails {
       action: action.uid,
       resource: resourceUid,
       context: this.#context(req),
-      preparsedPolicySetId: this.policySetId,
+      preparsedPolicySetId: policySetId,
       entities: [principal, action.entity, { uid: resourceUid, attrs: resourceAttrs, parents: [] }],
     };
   }
@@ -284,9 +291,18 @@ export class CompiledGuardrails {
    * forbid it, and none would be evaluated). Never throws: a failure is an `error` outcome.
    */
   evaluate(req: PdpRequest): GuardrailOutcome {
+    return this.#ask(req, this.policySetId);
+  }
+
+  /** The shadow policies' outcome: what they would decide, asked apart (pass when there are none). */
+  evaluateShadow(req: PdpRequest): GuardrailOutcome {
+    return this.shadowSetId === undefined ? { kind: "pass" } : this.#ask(req, this.shadowSetId);
+  }
+
+  #ask(req: PdpRequest, policySetId: string): GuardrailOutcome {
     let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
     try {
-      const call = this.cedarCall(req);
+      const call = this.cedarCall(req, policySetId);
       if (!this.#mayApply(this.#action(req.action))) return { kind: "pass" };
       answer = cedar.statefulIsAuthorized(call);
     } catch (err) {
