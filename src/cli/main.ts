@@ -119,6 +119,8 @@ export async function main(
       (await import("./agents.js")).registerAgents(program, io, setExit, { dataDir, databaseUrl }),
     maturity: async () =>
       (await import("./maturity.js")).registerMaturity(program, io, setExit, { dataDir, databaseUrl }),
+    report: async () =>
+      (await import("./report.js")).registerReport(program, io, setExit, { dataDir, databaseUrl }),
     findings: async () =>
       (await import("./findings.js")).registerFindings(program, io, setExit, {
         dataDir,

@@ -18,6 +18,7 @@ export const NAV: readonly NavItem[] = [
   { path: "/console/metrics", label: "Metrics", roles: ["operator"] },
   { path: "/console/agents", label: "Agents", roles: ["operator"] },
   { path: "/console/maturity", label: "Maturity", roles: ["operator"] },
+  { path: "/console/shadow", label: "Shadow", roles: ["operator"] },
 ];
 
 export function page(opts: {

@@ -35,6 +35,7 @@ import { metricsPage } from "./metrics-page.js";
 import { operationalCache } from "./operate-cache.js";
 import { agentsPage, consoleOperationalState, maturityPage, OPERATE_MAX_AGE_S } from "./operate-pages.js";
 import { COOKIE, type Role, SESSION_SECONDS, type Session, Sessions, sameSecret } from "./session.js";
+import { shadowPage } from "./shadow-page.js";
 import { revokeWrit, writsPage } from "./writs-page.js";
 
 export const CSP =
@@ -292,6 +293,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   );
   view("/console/agents", ops, (p) => agentsPage(p, operational));
   view("/console/maturity", ops, (p) => maturityPage(p, operational));
+  view("/console/shadow", ops, shadowPage);
 
   app.all("/console/*", (c) =>
     errorPage(

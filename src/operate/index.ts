@@ -33,6 +33,15 @@ export {
 } from "./maturity.js";
 export { agentText, escapeHtml, inventoryText, maturityHtml, maturityText } from "./render.js";
 export {
+  MAX_GROUPS as SHADOW_MAX_GROUPS,
+  MAX_SCAN as SHADOW_MAX_SCAN,
+  readShadowReport,
+  type ShadowExample,
+  type ShadowGroup,
+  type ShadowReport,
+  shadowReportText,
+} from "./shadow.js";
+export {
   ACTIVITY_STEP,
   ACTIVITY_TYPES,
   type ActivityBounds,
