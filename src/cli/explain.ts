@@ -183,6 +183,12 @@ export function renderDecision(
     `  ${d.code}: ${d.message}`,
   ];
   if (d.reasons.length > 0) lines.push("  reasons:", ...d.reasons.map((r) => `    ${reasonLine(r)}`));
+  if (d.shadow !== undefined && d.shadow.length > 0) {
+    lines.push(
+      "  would have denied (rules in shadow mode; not enforced):",
+      ...d.shadow.map((s) => `    ${s.rule} [${s.reason}]: ${s.message}`),
+    );
+  }
   return lines.join("\n");
 }
 
