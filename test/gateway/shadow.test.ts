@@ -76,7 +76,7 @@ gateway:
 `;
   await writeFile(join(dir, "writ.yaml"), yaml);
   gw = await inProcessGateway(join(dir, "writ.yaml"), join(dir, "data"));
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   await gw?.close();

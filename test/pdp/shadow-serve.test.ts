@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { main } from "../../src/cli/main.js";
 import { createLogger, lineDestination } from "../../src/http/log.js";
+import { exchangeClient } from "../broker/exchange-client.js";
 import { quickstartCopy } from "../http/support.js";
 
 const BASE = "http://127.0.0.1:9";
@@ -79,7 +80,9 @@ beforeAll(async () => {
       .replace(
         "guardrails:\n  - file: guardrails.cedar\n",
         `guardrails:\n  - file: guardrails.cedar\n${SHADOW_GUARDRAIL}`,
-      ),
+      )
+      // the deploy playbook's parameter schema and ticket requirement on trial
+      .replace("    ttl: 20m\n    maxUses: 10\n", "    ttl: 20m\n    maxUses: 10\n    mode: shadow\n"),
   );
   const { policy, problems } = await loadPolicy(file);
   expect(problems.filter((p) => p.severity === "error")).toEqual([]);
@@ -97,7 +100,7 @@ beforeAll(async () => {
     logger,
   });
   server.setBaseUrl(BASE);
-});
+}, 180_000);
 
 afterAll(async () => {
   await server?.close().catch(() => {});
@@ -154,6 +157,34 @@ describe("shadow mode through AuthZEN", () => {
     expect(ok.context.shadow?.map((s) => s.rule)).toEqual(["guardrail:no-notes-at-all"]);
   });
 
+  it("a shadow playbook issues a writ its schema and ticket rule would refuse, the record on broker.writ_issued", async () => {
+    const agent = await exchangeClient(BASE, (url, init) => server.app.request(url, init));
+    const baseline = await agent.post({ grant_type: "client_credentials" });
+    const res = await agent.post({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: baseline.body.access_token as string,
+      subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      resource: "https://k8s.acme.example",
+      authorization_details: JSON.stringify([
+        {
+          type: "writ_playbook",
+          playbook: "deploy-service",
+          parameters: { service: "checkout", tag: "latest" },
+        },
+      ]),
+    });
+    expect(res.status).toBe(200);
+    const issued = await server.store.db
+      .selectFrom("audit_records")
+      .select("data")
+      .where("type", "=", "broker.writ_issued")
+      .executeTakeFirstOrThrow();
+    expect((issued.data as { shadow: Shadow[] }).shadow.map((x) => `${x.rule} ${x.reason}`)).toEqual([
+      "playbook:deploy-service invalid_parameters",
+      "playbook:deploy-service ticket_required",
+    ]);
+  });
+
   it("audits each record, puts the rules on the log line, and counts them by kind", async () => {
     const rows = await server.store.db
       .selectFrom("audit_records")
@@ -189,6 +220,9 @@ describe("shadow mode through AuthZEN", () => {
     expect(metrics).toContain(
       'writ_shadow_would_deny_total{kind="guardrail",reason="guardrail_forbid",outcome="denied"} 1',
     );
+    expect(metrics).toContain(
+      'writ_shadow_would_deny_total{kind="playbook",reason="ticket_required",outcome="allowed"} 1',
+    );
   });
 
   it("writ report shadow groups them by rule, agent and reason, with counts, first and last seen and an example", async () => {
@@ -211,7 +245,7 @@ describe("shadow mode through AuthZEN", () => {
       }[];
     };
     expect(report.complete).toBe(true);
-    expect(report.total).toBe(6);
+    expect(report.total).toBe(8);
     const group = (rule: string, reason: string) =>
       report.groups.find((g) => g.rule === rule && g.reason === reason);
     expect(group("ceiling:analyst", "outside_ceiling")).toMatchObject({ agent: "cost-analyst", count: 2 });
@@ -219,6 +253,11 @@ describe("shadow mode through AuthZEN", () => {
       agent: "ops-assistant",
       count: 2,
       example: { type: "pdp.decision", action: "mcp:pagerduty:add_note", outcome: "allowed" },
+    });
+    expect(group("playbook:deploy-service", "ticket_required")).toMatchObject({
+      agent: "release-bot",
+      count: 1,
+      example: { type: "broker.writ_issued", playbook: "deploy-service", outcome: "allowed" },
     });
     const q4 = group("guardrail:no-q4-reads", "guardrail_forbid")!;
     expect(q4.example).toMatchObject({ resource: "arn:aws:s3:::acme-reports/q4.csv", outcome: "allowed" });
