@@ -416,10 +416,20 @@ export async function run(): Promise<void> {
     { vocab: loaded.vocab, writs: WRITS },
   );
   const full = new DecisionPoint(loaded.config, { vocab: loaded.vocab, guardrails, writs: WRITS });
+  // the same guardrails in shadow mode (docs/shadow.md): the enforcing set, then the shadow set
+  const shadowCompiled = compileGuardrails(loaded.config, {
+    sources: loaded.guardrailSources.map((src) => ({ ...src, mode: "shadow" as const })),
+    vocab: loaded.vocab,
+  });
+  const shadowed = new DecisionPoint(loaded.config, {
+    vocab: loaded.vocab,
+    guardrails: shadowCompiled.guardrails,
+    writs: WRITS,
+  });
 
   // every request must be allowed on every path, so that each pays for the whole evaluation
   for (const r of REQUESTS) {
-    for (const pdp of [coreOnly, full]) {
+    for (const pdp of [coreOnly, full, shadowed]) {
       const d = await pdp.decide(r);
       if (!d.allowed)
         throw new Error(`bench request ${r.agent} ${r.action} ${r.resource}: ${d.code}: ${d.message}`);
@@ -434,12 +444,16 @@ export async function run(): Promise<void> {
   }
 
   const n = REQUESTS.length;
-  const [a, b, c, d] = await measure(
+  const [a, b, b2, c, d] = await measure(
     [
       { name: "(a) core only", op: (i) => coreOnly.decide(REQUESTS[i % n]!) },
       {
         name: `(b) core + ${guardrails.policies.length} Cedar guardrails`,
         op: (i) => full.decide(REQUESTS[i % n]!),
+      },
+      {
+        name: `(b') the same ${guardrails.policies.length} guardrails in shadow mode`,
+        op: (i) => shadowed.decide(REQUESTS[i % n]!),
       },
       { name: "(c) floor: raw statefulIsAuthorized", op: (i) => statefulIsAuthorized(calls[i % n]!) },
       {
@@ -457,7 +471,7 @@ export async function run(): Promise<void> {
   console.log(
     table(
       `PDP decisions (measured interleaved) — ${loaded.config.agents.size} agents, ${[...loaded.config.runnerClasses.values()].reduce((s, rc) => s + rc.ceiling.allow.length + rc.ceiling.deny.length, 0)} ceiling rules, ${WRITS.length} active writs, ${n} requests cycled`,
-      [a!, b!, c!, d!],
+      [a!, b!, b2!, c!, d!],
       c!,
     ),
   );

@@ -185,6 +185,8 @@ export class CompiledGuardrails {
   readonly #clock = new Map<string, LocalClock>();
   readonly #reads: Reads;
   readonly #scopes: ActionScopes;
+  /** Some policy enforces (else the set that decides is the permit-all alone). */
+  readonly #enforcing: boolean;
 
   /** @internal Use `compileGuardrails`, which checks and pre-parses the policies. */
   constructor(init: {
@@ -202,6 +204,7 @@ export class CompiledGuardrails {
     this.#scopes = init.scopes ?? { any: true, equal: new Set(), within: new Set() };
     this.policySetId = init.policySetId;
     this.shadowSetId = init.shadowSetId;
+    this.#enforcing = init.policies.some((p) => p.mode !== "shadow");
     this.policies = init.policies;
     this.schema = init.schema;
     this.#table = init.table;
@@ -291,7 +294,8 @@ export class CompiledGuardrails {
    * forbid it, and none would be evaluated). Never throws: a failure is an `error` outcome.
    */
   evaluate(req: PdpRequest): GuardrailOutcome {
-    return this.#ask(req, this.policySetId);
+    // every policy in shadow mode: the enforcing set is the permit-all alone, nothing to ask
+    return this.#enforcing ? this.#ask(req, this.policySetId) : { kind: "pass" };
   }
 
   /** The shadow policies' outcome: what they would decide, asked apart (pass when there are none). */
