@@ -14,7 +14,15 @@ export {
 } from "./config/index.js";
 
 // decisions: pure, with reasons (what `writ explain` prints), or through the decision point with guardrails
-export { type Decision, type DecisionCode, type DecisionRequest, decide, type Reason } from "./core/index.js";
+export {
+  type Decision,
+  type DecisionCode,
+  type DecisionRequest,
+  decide,
+  type Reason,
+  type RuleMode,
+  type ShadowRecord,
+} from "./core/index.js";
 export { decisionPoint } from "./app.js";
 export { DecisionPoint, type PdpContext, type PdpRequest } from "./pdp/index.js";
 

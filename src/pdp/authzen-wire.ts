@@ -3,7 +3,7 @@
  * bodies a caller sends to `POST /access/v1/evaluation` and `/evaluations` and what comes back.
  * Types only, for clients.
  */
-import type { DecisionCode, Reason } from "../core/index.js";
+import type { DecisionCode, Reason, ShadowRecord } from "../core/index.js";
 
 export interface AuthzenSubject {
   /** writ decides for agents: any other type is answered `decision: false` (`unknown_agent`). */
@@ -46,6 +46,8 @@ export interface AuthzenEvaluationResponse {
     readonly reason_code: DecisionCode;
     readonly message: string;
     readonly reasons: readonly Reason[];
+    /** What rules in shadow mode would have denied (docs/shadow.md); absent: nothing. */
+    readonly shadow?: readonly ShadowRecord[];
   };
 }
 
