@@ -50,15 +50,22 @@ export function startRecord(
   };
 }
 
-/** The allowed call, forwarded while its record is written; its result once both are done. */
+/**
+ * The allowed call, forwarded while its record is written; its result once both are done. The
+ * request goes on the wire first: appending starts with the record's normalisation, canonical JSON
+ * and size on this thread, and the upstream works meanwhile instead of after it.
+ */
 export async function forward(call: Call, env: CallEnv): Promise<CallToolResult> {
-  const audited = env.deps.audit("gateway.call", {
-    ...call.record,
-    decision: { allowed: true, code: "allowed" },
-  });
   const forwarded = call.conn!.call(call.tool.tool.name, call.args, {
     timeoutMs: env.deps.callTimeoutMs ?? 60_000,
   });
+  call.record.decision = { allowed: true, code: "allowed" };
+  let audited: Promise<unknown>;
+  try {
+    audited = env.deps.audit("gateway.call", call.record);
+  } catch (err) {
+    audited = Promise.reject(err);
+  }
   const [auditResult, callResult] = await Promise.allSettled([audited, forwarded]);
   if (auditResult.status === "rejected") {
     // fail closed: a call that cannot be audited does not return its result
