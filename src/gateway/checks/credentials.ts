@@ -12,6 +12,20 @@ import { definitionHash } from "../pins.js";
 import type { UpstreamConnection } from "../upstreams.js";
 import type { Call, CallCheck, CallEnv } from "./call.js";
 
+/**
+ * A listed tool's definition hash, computed once per definition the connection lists (its list is
+ * replaced, never changed in place, when the upstream's tools change): not canonical JSON per call.
+ */
+const hashes = new WeakMap<object, string>();
+function hashOf(tool: Parameters<typeof definitionHash>[0]): string {
+  let h = hashes.get(tool);
+  if (h === undefined) {
+    h = definitionHash(tool);
+    hashes.set(tool, h);
+  }
+  return h;
+}
+
 async function writConnection(call: Call, env: CallEnv, u: Upstream): Promise<UpstreamConnection> {
   const system = u.credentials!.downstream;
   const { record, session: s, tool: k } = call;
@@ -48,11 +62,11 @@ async function writConnection(call: Call, env: CallEnv, u: Upstream): Promise<Up
   record.downstream = { system, credentialExpiresAt: credentialExpiresAt.toISOString() };
   // the writ's process must offer the very definition that was pinned and checked
   const tool = conn.tools().get(k.tool.name);
-  if (!tool || definitionHash(tool) !== k.hash) {
+  if (!tool || hashOf(tool) !== k.hash) {
     throw new GatewayError(
       "tool_quarantined",
       `${q(`${k.server}:${k.tool.name}`)} is ${tool ? "defined otherwise" : "missing"} on this writ's connection to the upstream`,
-      { hash: tool ? definitionHash(tool) : null },
+      { hash: tool ? hashOf(tool) : null },
     );
   }
   return conn;
