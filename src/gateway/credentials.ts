@@ -190,15 +190,119 @@ function refusalOf(err: unknown, system: DownstreamSystem): GatewayError {
   );
 }
 
-export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
-  const scopes = new Map<string, Scope>();
-  const keyOf = (upstream: string, writ: string) => `${upstream}\0${writ}`;
+/** The issuer's credential for the writ, within the time limit, or the refusal (`downstream_*`). */
+async function issueCredential(
+  issuer: DownstreamIssuer | undefined,
+  writ: WritForIssuer,
+  system: DownstreamSystem,
+  now: Date,
+  limit: number,
+): Promise<DownstreamCredential> {
+  if (!issuer) {
+    throw new GatewayError(
+      "downstream_not_configured",
+      `no ${system} issuer is configured for environment ${q(writ.environment)} (writ.yaml \`downstream:\`)`,
+      { system },
+    );
+  }
+  let credential: DownstreamCredential;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // a call never hangs on a slow issuer: refused once the limit passes
+    credential = await Promise.race([
+      issuer.issue(writ, now),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the ${system} issuer did not answer within ${limit} ms`)),
+          limit,
+        );
+      }),
+    ]);
+  } catch (err) {
+    throw refusalOf(err, system);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (credential.system !== system) {
+    throw new GatewayError(
+      "downstream_unavailable",
+      `the ${system} issuer answered a ${credential.system} credential`,
+    );
+  }
+  return credential;
+}
 
-  function stop(key: string, s: Scope, why: string): void {
+const stoppedWhileStarting = () =>
+  new GatewayError("killed", "the writ's upstream was stopped while it started");
+
+/** The writs' own connections, one per upstream and writ (a scope), each with its credential. */
+class ScopedPool implements ScopedUpstreams {
+  readonly #scopes = new Map<string, Scope>();
+  readonly #o: ScopedOptions;
+
+  constructor(o: ScopedOptions) {
+    this.#o = o;
+  }
+
+  async acquire(
+    u: Upstream,
+    writ: WritForIssuer,
+    now: Date,
+  ): Promise<{ conn: UpstreamConnection; credentialExpiresAt: Date }> {
+    if (!u.credentials)
+      throw new GatewayError("gateway_error", `upstream ${q(u.id)} has no per-writ credentials`);
+    const key = `${u.id}\0${writ.id}`;
+    let s = this.#scopes.get(key);
+    const t = now.getTime();
+    // a credential ending before the writ does is replaced a little before its end
+    if (s && (t >= s.expiresAt || t >= s.renewAt)) {
+      this.#stop(key, s, "renewed");
+      s = undefined;
+    }
+    if (!s) {
+      if (t >= writ.expiresAt.getTime())
+        throw new GatewayError("writ_expired", `writ ${q(writ.id)} has expired`);
+      const max = u.credentials.maxWrits;
+      if (this.count(u.id) >= max) {
+        throw new GatewayError(
+          "upstream_busy",
+          `upstream ${q(u.id)} already runs for ${max} writs (\`credentials.maxWrits\`): retry when one ends`,
+          { maxWrits: max },
+        );
+      }
+      s = this.#start(u, writ, now, key);
+      this.#scopes.set(key, s);
+    }
+    return s.ready;
+  }
+
+  closeWhere(match: (s: { writ: string; agent: string; environment: string }) => boolean, why: string): void {
+    for (const [key, s] of [...this.#scopes]) if (match(s)) this.#stop(key, s, why);
+  }
+
+  writs(): string[] {
+    return [...new Set([...this.#scopes.values()].map((s) => s.writ))];
+  }
+
+  count(upstream: string): number {
+    let n = 0;
+    for (const s of this.#scopes.values()) if (s.upstream === upstream) n++;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#scopes];
+    for (const [key, s] of all) this.#stop(key, s, "the gateway is shutting down");
+    await Promise.allSettled(
+      all.map(([, s]) => s.ready.then(({ conn }) => conn.close()).finally(() => s.cleanup())),
+    );
+  }
+
+  #stop(key: string, s: Scope, why: string): void {
     if (s.closed) return;
     s.closed = true;
     if (s.timer) clearTimeout(s.timer);
-    if (scopes.get(key) === s) scopes.delete(key);
+    if (this.#scopes.get(key) === s) this.#scopes.delete(key);
     s.ready
       .then(
         ({ conn }) => conn.close(),
@@ -208,7 +312,7 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
       .finally(() => {
         s.cleanup().catch(() => {});
       });
-    opts
+    this.#o
       .audit("gateway.writ_upstream_stop", {
         server: s.upstream,
         writ: s.writ,
@@ -219,159 +323,104 @@ export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
       .catch(() => {});
   }
 
-  function start(u: Upstream, writ: WritForIssuer, now: Date, key: string): Scope {
-    const system = u.credentials!.downstream;
-    const issuer = opts.issuers?.(writ.environment, system);
-    const writExpiresAt = writ.expiresAt.getTime();
+  #start(u: Upstream, writ: WritForIssuer, now: Date, key: string): Scope {
     const s: Scope = {
       upstream: u.id,
       writ: writ.id,
       agent: writ.agent,
       environment: writ.environment,
-      system,
-      expiresAt: writExpiresAt,
+      system: u.credentials!.downstream,
+      expiresAt: writ.expiresAt.getTime(),
       renewAt: Number.POSITIVE_INFINITY,
       cleanup: async () => {},
       timer: undefined,
       closed: false,
       ready: undefined as unknown as Scope["ready"],
     };
-    const ready = (async () => {
-      if (!issuer) {
-        throw new GatewayError(
-          "downstream_not_configured",
-          `no ${system} issuer is configured for environment ${q(writ.environment)} (writ.yaml \`downstream:\`)`,
-          { system },
-        );
-      }
-      let credential: DownstreamCredential;
-      const limit = opts.issueTimeoutMs ?? ISSUE_TIMEOUT_MS;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        // a call never hangs on a slow issuer: refused once the limit passes
-        credential = await Promise.race([
-          issuer.issue(writ, now),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`the ${system} issuer did not answer within ${limit} ms`)),
-              limit,
-            );
-          }),
-        ]);
-      } catch (err) {
-        throw refusalOf(err, system);
-      } finally {
-        clearTimeout(timer);
-      }
-      if (credential.system !== system) {
-        throw new GatewayError(
-          "downstream_unavailable",
-          `the ${system} issuer answered a ${credential.system} credential`,
-        );
-      }
-      const injection = await injectionFor(u, credential);
-      s.cleanup = injection.cleanup;
-      if (s.closed) {
-        await injection.cleanup();
-        throw new GatewayError("killed", "the writ's upstream was stopped while it started");
-      }
-      const end = Math.min(credential.expiration.getTime(), writExpiresAt);
-      s.expiresAt = end;
-      if (end < writExpiresAt) s.renewAt = end - Math.min(RENEW_BEFORE_MS, (end - now.getTime()) / 4);
-      // stopped when the credential (or the writ) ends: an expired writ leaves no process behind
-      s.timer = setTimeout(
-        () => stop(key, s, "expired"),
-        Math.min(2 ** 31 - 1, Math.max(0, end - now.getTime())),
-      );
-      s.timer.unref();
-      let conn: UpstreamConnection;
-      try {
-        conn = await connectUpstream(u, {
-          ...opts.connect,
-          inject: injection.inject,
-          onToolsChanged: () => {},
-        });
-      } catch (err) {
-        await injection.cleanup();
-        throw err instanceof GatewayError
-          ? err
-          : new GatewayError(
-              "upstream_unavailable",
-              `upstream ${q(u.id)} could not be started for this writ: ${isWritError(err) ? err.message : "error"}`,
-            );
-      }
-      if (s.closed) {
-        await conn.close().catch(() => {});
-        await injection.cleanup();
-        throw new GatewayError("killed", "the writ's upstream was stopped while it started");
-      }
-      await opts
-        .audit("gateway.writ_upstream_start", {
-          server: u.id,
-          writ: writ.id,
-          agent: writ.agent,
-          system,
-          transport: u.kind === "stdio-upstream" ? "stdio" : "http",
-          credentialExpiresAt: credential.expiration.toISOString(),
-        })
-        .catch(() => {});
-      return { conn, credentialExpiresAt: credential.expiration };
-    })();
+    const ready = this.#ready(s, u, writ, now, key);
     (s as { ready: Scope["ready"] }).ready = ready;
     // a failed start leaves nothing cached: the next call asks the issuer again
     ready.catch(() => {
-      if (scopes.get(key) === s) scopes.delete(key);
+      if (this.#scopes.get(key) === s) this.#scopes.delete(key);
       if (s.timer) clearTimeout(s.timer);
       s.closed = true;
     });
     return s;
   }
 
-  return {
-    async acquire(u, writ, now) {
-      if (!u.credentials)
-        throw new GatewayError("gateway_error", `upstream ${q(u.id)} has no per-writ credentials`);
-      const key = keyOf(u.id, writ.id);
-      let s = scopes.get(key);
-      const t = now.getTime();
-      // a credential ending before the writ does is replaced a little before its end
-      if (s && (t >= s.expiresAt || t >= s.renewAt)) {
-        stop(key, s, "renewed");
-        s = undefined;
-      }
-      if (!s) {
-        if (t >= writ.expiresAt.getTime())
-          throw new GatewayError("writ_expired", `writ ${q(writ.id)} has expired`);
-        const max = u.credentials.maxWrits;
-        if (this.count(u.id) >= max) {
-          throw new GatewayError(
-            "upstream_busy",
-            `upstream ${q(u.id)} already runs for ${max} writs (\`credentials.maxWrits\`): retry when one ends`,
-            { maxWrits: max },
+  /** Mints the credential, injects it, starts the writ's connection; stopped when either ends. */
+  async #ready(
+    s: Scope,
+    u: Upstream,
+    writ: WritForIssuer,
+    now: Date,
+    key: string,
+  ): Promise<{ conn: UpstreamConnection; credentialExpiresAt: Date }> {
+    const system = s.system;
+    const issuer = this.#o.issuers?.(writ.environment, system);
+    const credential = await issueCredential(
+      issuer,
+      writ,
+      system,
+      now,
+      this.#o.issueTimeoutMs ?? ISSUE_TIMEOUT_MS,
+    );
+    const injection = await injectionFor(u, credential);
+    s.cleanup = injection.cleanup;
+    if (s.closed) {
+      await injection.cleanup();
+      throw stoppedWhileStarting();
+    }
+    const writExpiresAt = writ.expiresAt.getTime();
+    const end = Math.min(credential.expiration.getTime(), writExpiresAt);
+    s.expiresAt = end;
+    if (end < writExpiresAt) s.renewAt = end - Math.min(RENEW_BEFORE_MS, (end - now.getTime()) / 4);
+    // stopped when the credential (or the writ) ends: an expired writ leaves no process behind
+    s.timer = setTimeout(
+      () => this.#stop(key, s, "expired"),
+      Math.min(2 ** 31 - 1, Math.max(0, end - now.getTime())),
+    );
+    s.timer.unref();
+    const conn = await this.#connect(u, injection);
+    if (s.closed) {
+      await conn.close().catch(() => {});
+      await injection.cleanup();
+      throw stoppedWhileStarting();
+    }
+    await this.#o
+      .audit("gateway.writ_upstream_start", {
+        server: u.id,
+        writ: writ.id,
+        agent: writ.agent,
+        system,
+        transport: u.kind === "stdio-upstream" ? "stdio" : "http",
+        credentialExpiresAt: credential.expiration.toISOString(),
+      })
+      .catch(() => {});
+    return { conn, credentialExpiresAt: credential.expiration };
+  }
+
+  async #connect(u: Upstream, injection: Injection): Promise<UpstreamConnection> {
+    try {
+      return await connectUpstream(u, {
+        ...this.#o.connect,
+        inject: injection.inject,
+        onToolsChanged: () => {},
+      });
+    } catch (err) {
+      await injection.cleanup();
+      throw err instanceof GatewayError
+        ? err
+        : new GatewayError(
+            "upstream_unavailable",
+            `upstream ${q(u.id)} could not be started for this writ: ${isWritError(err) ? err.message : "error"}`,
           );
-        }
-        s = start(u, writ, now, key);
-        scopes.set(key, s);
-      }
-      return s.ready;
-    },
-    closeWhere(match, why) {
-      for (const [key, s] of [...scopes]) if (match(s)) stop(key, s, why);
-    },
-    writs: () => [...new Set([...scopes.values()].map((s) => s.writ))],
-    count(upstream) {
-      let n = 0;
-      for (const s of scopes.values()) if (s.upstream === upstream) n++;
-      return n;
-    },
-    async close() {
-      const all = [...scopes];
-      for (const [key, s] of all) stop(key, s, "the gateway is shutting down");
-      await Promise.allSettled(
-        all.map(([, s]) => s.ready.then(({ conn }) => conn.close()).finally(() => s.cleanup())),
-      );
-    },
-  };
+    }
+  }
+}
+
+export function scopedUpstreams(opts: ScopedOptions): ScopedUpstreams {
+  return new ScopedPool(opts);
 }
 
 /**

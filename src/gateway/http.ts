@@ -10,22 +10,20 @@
  */
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import {
   type AccessTokenClaims,
-  BoundTokenRefusal,
   type EnvironmentKeys,
   issuerFor,
   type ReplayCache,
-  SIGNING_ALGORITHMS,
-  verifyBoundToken,
 } from "../broker/index.js";
 import { q, type WritConfig } from "../core/index.js";
-import { type Store, toActiveWrit } from "../store/index.js";
+import type { Store } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 import type { Gateway, GatewayIdentity } from "./gateway.js";
 import { hasRoutingHeaders, routingMismatch } from "./headers.js";
+import { authenticate, challenge, DPOP_ALGS, identityOf, Unauthorized } from "./http-auth.js";
 import { sessionServer } from "./mcp.js";
 
 const isInitialize = (body: unknown): boolean =>
@@ -35,8 +33,6 @@ export const MCP_PATH = "/mcp";
 /** The largest body a POST to `/mcp` may have: the MCP SDK's own limit (4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MCP_PATH}`;
-/** What the DPoP verifier accepts: the broker advertises the same list. */
-const DPOP_ALGS = SIGNING_ALGORITHMS.join(" ");
 
 export interface GatewayHttpOptions {
   readonly gateway: Gateway;
@@ -69,161 +65,32 @@ function closeWhenIdle(entry: HttpSession): void {
   if (entry.inflight === 0) void entry.transport.close().catch(() => {});
 }
 
-class Unauthorized extends Error {
-  constructor(
-    readonly status: 401 | 403,
-    readonly error: string,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** The audience a token must name: writ.yaml's `gateway.resource`, else `<base>/mcp`. */
 export function gatewayResource(config: WritConfig, baseUrl: string): string {
   return config.gateway?.resource ?? `${baseUrl}${MCP_PATH}`;
 }
 
-function quoted(s: string): string {
-  return `"${s.replace(/["\\]/g, "").slice(0, 300)}"`;
+const jsonRpcError = (code: number, message: string, data?: unknown) => ({
+  jsonrpc: "2.0",
+  error: data === undefined ? { code, message } : { code, message, data },
+  id: null,
+});
+
+/** An authenticated request to `/mcp`: its token's claims, DPoP key, environment and auth info. */
+interface Authenticated {
+  readonly claims: AccessTokenClaims;
+  readonly jkt: string;
+  readonly env: string;
+  readonly authInfo: AuthInfo;
 }
 
-export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
-  const app = new Hono();
-  const sessions = new Map<string, HttpSession>();
-  const metadataUrl = () => `${opts.baseUrl()}${RESOURCE_METADATA_PATH}`;
-
+/** `/mcp`: the MCP sessions over Streamable HTTP, each bound to its token's agent, key and writ. */
+class McpEndpoint {
+  readonly #sessions = new Map<string, HttpSession>();
   // each session's MCP server announces a changed tool list to its client
-  const listChanged = new WeakMap<HttpSession, () => void>();
-  opts.gateway.onToolsChanged(() => {
-    for (const s of sessions.values()) listChanged.get(s)?.();
-  });
-
-  app.get(RESOURCE_METADATA_PATH, (c) => {
-    const base = opts.baseUrl();
-    return c.json({
-      resource: gatewayResource(opts.config, base),
-      authorization_servers: [...opts.config.environments.keys()].map((e) => issuerFor(base, e)),
-      bearer_methods_supported: ["header"],
-      dpop_bound_access_tokens_required: true,
-      dpop_signing_alg_values_supported: DPOP_ALGS.split(" "),
-      resource_name: "writ MCP gateway",
-      resource_documentation: "https://github.com/writ-dev/writ/blob/main/docs/gateway.md",
-    });
-  });
-
-  function challenge(err: Unauthorized): Response {
-    const meta = `resource_metadata=${quoted(metadataUrl())}`;
-    const header =
-      err.error === "invalid_request" && err.reason === "token_missing"
-        ? `Bearer ${meta}, DPoP algs=${quoted(DPOP_ALGS)}, ${meta}`
-        : `DPoP error=${quoted(err.error)}, error_description=${quoted(err.message)}, algs=${quoted(DPOP_ALGS)}, ${meta}`;
-    return new Response(
-      JSON.stringify({ error: err.error, error_description: err.message, reason: err.reason }),
-      {
-        status: err.status,
-        headers: {
-          "content-type": "application/json",
-          "www-authenticate": header,
-          "cache-control": "no-store",
-        },
-      },
-    );
-  }
-
-  /** The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its issuer. */
-  async function authenticate(
-    req: Request,
-  ): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
-    const base = opts.baseUrl();
-    try {
-      const { claims, jkt, token } = await verifyBoundToken(req.headers, {
-        env: (iss) => {
-          const env =
-            typeof iss === "string" && iss.startsWith(`${base}/env/`)
-              ? iss.slice(base.length + 5)
-              : undefined;
-          return env !== undefined && opts.config.environments.has(env) ? env : undefined;
-        },
-        issuer: (env) => issuerFor(base, env),
-        audience: gatewayResource(opts.config, base),
-        url: `${base}${new URL(req.url).pathname}`,
-        method: req.method,
-        keys: opts.keys,
-        replay: opts.replay,
-        clock: opts.clock,
-      });
-      return { claims, jkt, token };
-    } catch (err) {
-      if (err instanceof BoundTokenRefusal)
-        throw new Unauthorized(err.status, err.error, err.reason, err.message);
-      throw err;
-    }
-  }
-
-  async function identityOf(claims: AccessTokenClaims, env: string): Promise<GatewayIdentity> {
-    const agent = opts.config.agents.get(claims.client_id);
-    if (!agent || !agent.environments.includes(env)) {
-      throw new Unauthorized(
-        403,
-        "insufficient_scope",
-        "unknown_agent",
-        `agent ${q(claims.client_id)} may not use this gateway in ${q(env)}`,
-      );
-    }
-    let writ: GatewayIdentity["writ"];
-    if (claims.writ !== undefined) {
-      const stored = await opts.store.writs.get(claims.writ);
-      if (!stored || stored.agent !== agent.id || stored.environment !== env) {
-        throw new Unauthorized(
-          401,
-          "invalid_token",
-          "writ_not_found",
-          `writ ${q(claims.writ)} is not this agent's`,
-        );
-      }
-      if (stored.status !== "active") {
-        throw new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
-      }
-      writ = toActiveWrit(stored);
-    }
-    return {
-      agent: agent.id,
-      environment: env,
-      writ,
-      sponsor: claims.sub !== agent.id ? claims.sub : undefined,
-      transport: "http",
-    };
-  }
-
-  /**
-   * A request without a session that is not `initialize`: MCP 2026-07-28 has no sessions, so it is
-   * answered in a session of its own. Nothing is lost with it: taint belongs to the writ (or the
-   * agent's baseline) and the prompt context, not to the session.
-   */
-  async function stateless(req: Request, identity: GatewayIdentity, authInfo: AuthInfo): Promise<Response> {
-    let session: ReturnType<Gateway["openSession"]>;
-    try {
-      session = opts.gateway.openSession(identity);
-    } catch (err) {
-      if (err instanceof GatewayError) {
-        return challenge(new Unauthorized(403, "access_denied", err.reason, err.message));
-      }
-      throw err;
-    }
-    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true });
-    const server = sessionServer(opts.gateway, session.id, opts.version);
-    try {
-      await server.connect(transport);
-      return await transport.handleRequest(req, { authInfo });
-    } finally {
-      opts.gateway.endSession(session.id, "stateless request answered");
-      void server.close().catch(() => {});
-    }
-  }
-
-  const limitBody = bodyLimit({
+  readonly #listChanged = new WeakMap<HttpSession, () => void>();
+  readonly #o: GatewayHttpOptions;
+  readonly #limitBody = bodyLimit({
     maxSize: MAX_BODY,
     onError: (c) =>
       c.json(
@@ -236,7 +103,39 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
       ),
   });
 
-  app.all(MCP_PATH, async (c) => {
+  constructor(o: GatewayHttpOptions) {
+    this.#o = o;
+    o.gateway.onToolsChanged(() => {
+      for (const s of this.#sessions.values()) this.#listChanged.get(s)?.();
+    });
+  }
+
+  metadata(): Record<string, unknown> {
+    const base = this.#o.baseUrl();
+    return {
+      resource: gatewayResource(this.#o.config, base),
+      authorization_servers: [...this.#o.config.environments.keys()].map((e) => issuerFor(base, e)),
+      bearer_methods_supported: ["header"],
+      dpop_bound_access_tokens_required: true,
+      dpop_signing_alg_values_supported: DPOP_ALGS.split(" "),
+      resource_name: "writ MCP gateway",
+      resource_documentation: "https://github.com/writ-dev/writ/blob/main/docs/gateway.md",
+    };
+  }
+
+  #challenge(err: Unauthorized): Response {
+    return challenge(err, `${this.#o.baseUrl()}${RESOURCE_METADATA_PATH}`);
+  }
+
+  /** A refusal to open a session (a kill) as a 403 challenge. */
+  #refusedSession(err: unknown): Response {
+    if (err instanceof GatewayError) {
+      return this.#challenge(new Unauthorized(403, "access_denied", err.reason, err.message));
+    }
+    throw err;
+  }
+
+  async handle(c: Context): Promise<Response> {
     let req = c.req.raw;
     // a POST carries JSON-RPC: without its media type it is refused before anything else is read
     const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
@@ -250,28 +149,19 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
         415,
       );
     }
-    let auth: Awaited<ReturnType<typeof authenticate>>;
+    let auth: Authenticated;
     try {
-      auth = await authenticate(req);
+      auth = await this.#authenticate(req);
     } catch (err) {
-      if (err instanceof Unauthorized) return challenge(err);
+      if (err instanceof Unauthorized) return this.#challenge(err);
       throw err;
     }
     if (req.method === "POST") {
       // the body is read at most to the SDK's limit, chunked or not: then 413, and nothing more of it
-      const tooLarge = await limitBody(c, async () => {});
+      const tooLarge = await this.#limitBody(c, async () => {});
       if (tooLarge) return tooLarge;
       req = c.req.raw;
     }
-    const { claims, jkt, token } = auth;
-    const env = new URL(claims.iss).pathname.split("/").pop()!;
-    const authInfo: AuthInfo = {
-      token,
-      clientId: claims.client_id,
-      scopes: claims.scope ? claims.scope.split(" ") : [],
-      expiresAt: claims.exp,
-      extra: { writ: claims.writ, environment: env },
-    };
     const sid = req.headers.get("mcp-session-id");
     // the body is read here only when routing headers must agree with it, or there is no session
     const body =
@@ -283,103 +173,134 @@ export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
         : undefined;
     const mismatch = routingMismatch(req.headers, body);
     if (mismatch !== undefined) {
-      return c.json(
-        {
-          jsonrpc: "2.0",
-          error: {
-            code: -32600,
-            message: `header_mismatch: ${mismatch}`,
-            data: { reason: "header_mismatch" },
-          },
-          id: null,
-        },
-        400,
-      );
+      return c.json(jsonRpcError(-32600, `header_mismatch: ${mismatch}`, { reason: "header_mismatch" }), 400);
     }
-    if (sid !== null) {
-      const s = sessions.get(sid);
-      if (!s || opts.gateway.session(sid) === undefined) {
-        return c.json(
-          { jsonrpc: "2.0", error: { code: -32001, message: "session not found or ended" }, id: null },
-          404,
-        );
-      }
-      if (s.agent !== claims.client_id || s.jkt !== jkt || s.writ !== claims.writ) {
-        return challenge(
-          new Unauthorized(
-            403,
-            "invalid_token",
-            "session_mismatch",
-            "this session belongs to another agent, key or writ",
-          ),
-        );
-      }
-      s.inflight += 1;
-      try {
-        return await s.transport.handleRequest(req, { authInfo });
-      } finally {
-        s.inflight -= 1;
-        if (s.ended) closeWhenIdle(s);
-      }
-    }
-    if (req.method !== "POST") {
-      return c.json(
-        { jsonrpc: "2.0", error: { code: -32000, message: "no session: initialize first" }, id: null },
-        400,
-      );
-    }
+    if (sid !== null) return this.#inSession(c, req, sid, auth);
+    if (req.method !== "POST") return c.json(jsonRpcError(-32000, "no session: initialize first"), 400);
     let identity: GatewayIdentity;
     try {
-      identity = await identityOf(claims, env);
+      identity = await identityOf(this.#o, auth.claims, auth.env);
     } catch (err) {
-      if (err instanceof Unauthorized) return challenge(err);
+      if (err instanceof Unauthorized) return this.#challenge(err);
       throw err;
     }
-    if (!isInitialize(body)) return stateless(req, identity, authInfo);
-    let sessionId: string;
-    let transport: WebStandardStreamableHTTPServerTransport;
+    if (!isInitialize(body)) return this.#stateless(req, identity, auth.authInfo);
+    return this.#initialize(req, identity, auth);
+  }
+
+  async #authenticate(req: Request): Promise<Authenticated> {
+    const audience = gatewayResource(this.#o.config, this.#o.baseUrl());
+    const { claims, jkt, token } = await authenticate(this.#o, audience, req);
+    const env = new URL(claims.iss).pathname.split("/").pop()!;
+    const authInfo: AuthInfo = {
+      token,
+      clientId: claims.client_id,
+      scopes: claims.scope ? claims.scope.split(" ") : [],
+      expiresAt: claims.exp,
+      extra: { writ: claims.writ, environment: env },
+    };
+    return { claims, jkt, env, authInfo };
+  }
+
+  /** A request in a session: only the token's own agent, key and writ may use it. */
+  async #inSession(c: Context, req: Request, sid: string, auth: Authenticated): Promise<Response> {
+    const s = this.#sessions.get(sid);
+    if (!s || this.#o.gateway.session(sid) === undefined) {
+      return c.json(jsonRpcError(-32001, "session not found or ended"), 404);
+    }
+    if (s.agent !== auth.claims.client_id || s.jkt !== auth.jkt || s.writ !== auth.claims.writ) {
+      return this.#challenge(
+        new Unauthorized(
+          403,
+          "invalid_token",
+          "session_mismatch",
+          "this session belongs to another agent, key or writ",
+        ),
+      );
+    }
+    s.inflight += 1;
     try {
-      const session = opts.gateway.openSession(identity, () => {
-        const entry = sessions.get(session.id);
-        sessions.delete(session.id);
+      return await s.transport.handleRequest(req, { authInfo: auth.authInfo });
+    } finally {
+      s.inflight -= 1;
+      if (s.ended) closeWhenIdle(s);
+    }
+  }
+
+  /**
+   * A request without a session that is not `initialize`: MCP 2026-07-28 has no sessions, so it is
+   * answered in a session of its own. Nothing is lost with it: taint belongs to the writ (or the
+   * agent's baseline) and the prompt context, not to the session.
+   */
+  async #stateless(req: Request, identity: GatewayIdentity, authInfo: AuthInfo): Promise<Response> {
+    const gateway = this.#o.gateway;
+    let session: ReturnType<Gateway["openSession"]>;
+    try {
+      session = gateway.openSession(identity);
+    } catch (err) {
+      return this.#refusedSession(err);
+    }
+    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true });
+    const server = sessionServer(gateway, session.id, this.#o.version);
+    try {
+      await server.connect(transport);
+      return await transport.handleRequest(req, { authInfo });
+    } finally {
+      gateway.endSession(session.id, "stateless request answered");
+      void server.close().catch(() => {});
+    }
+  }
+
+  /** `initialize` without a session: a new session, kept until the client, a kill or the gateway ends it. */
+  async #initialize(req: Request, identity: GatewayIdentity, auth: Authenticated): Promise<Response> {
+    const gateway = this.#o.gateway;
+    let sessionId: string;
+    let transport: WebStandardStreamableHTTPServerTransport | undefined;
+    try {
+      const session = gateway.openSession(identity, () => {
+        const entry = this.#sessions.get(session.id);
+        this.#sessions.delete(session.id);
         if (entry !== undefined) closeWhenIdle(entry);
         else void transport?.close().catch(() => {});
       });
       sessionId = session.id;
     } catch (err) {
-      if (err instanceof GatewayError) {
-        return challenge(new Unauthorized(403, "access_denied", err.reason, err.message));
-      }
-      throw err;
+      return this.#refusedSession(err);
     }
     transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => sessionId,
       enableJsonResponse: true,
     });
-    const server = sessionServer(opts.gateway, sessionId, opts.version);
+    const server = sessionServer(gateway, sessionId, this.#o.version);
     const entry: HttpSession = {
       transport,
-      agent: claims.client_id,
-      jkt,
-      writ: claims.writ,
+      agent: auth.claims.client_id,
+      jkt: auth.jkt,
+      writ: auth.claims.writ,
       inflight: 0,
       ended: false,
     };
-    sessions.set(sessionId, entry);
-    listChanged.set(entry, () => void server.sendToolListChanged().catch(() => {}));
+    this.#sessions.set(sessionId, entry);
+    this.#listChanged.set(entry, () => void server.sendToolListChanged().catch(() => {}));
     transport.onclose = () => {
-      sessions.delete(sessionId);
-      opts.gateway.endSession(sessionId, "the client closed the session");
+      this.#sessions.delete(sessionId);
+      gateway.endSession(sessionId, "the client closed the session");
     };
     await server.connect(transport);
-    const res = await transport.handleRequest(req, { authInfo });
+    const res = await transport.handleRequest(req, { authInfo: auth.authInfo });
     if (res.status >= 400) {
       // initialisation failed: nothing to keep
-      sessions.delete(sessionId);
-      opts.gateway.endSession(sessionId, "initialisation failed");
+      this.#sessions.delete(sessionId);
+      gateway.endSession(sessionId, "initialisation failed");
     }
     return res;
-  });
+  }
+}
 
+export function gatewayRoutes(opts: GatewayHttpOptions): Hono {
+  const endpoint = new McpEndpoint(opts);
+  const app = new Hono();
+  app.get(RESOURCE_METADATA_PATH, (c) => c.json(endpoint.metadata()));
+  app.all(MCP_PATH, (c) => endpoint.handle(c));
   return app;
 }

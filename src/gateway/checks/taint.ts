@@ -1,0 +1,51 @@
+/**
+ * Taint: a privileged tool after an untrusted source read by the same writ (or agent) in the same
+ * prompt context is refused, or held when the tool says `whenTainted: hold`. Taint outlives
+ * sessions (`taint.ts`). An untrusted tool's call taints before its result is read.
+ */
+import { q, shadowRuleId } from "../../core/index.js";
+import { GatewayError } from "../errors.js";
+import type { Call, CallCheck } from "./call.js";
+
+function judge(call: Call, taintedBy: string | undefined): void {
+  const { decl, record } = call;
+  call.tainted = taintedBy !== undefined;
+  record.tainted = call.tainted;
+  call.held = decl.irreversible ? "irreversible" : undefined;
+  if (!call.tainted || !decl.privileged) return;
+  if (decl.whenTainted === "refuse" || decl.mode === "shadow") {
+    const id = call.session.identity;
+    const why = `${q(`${call.server}:${call.toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedBy)}${call.context === undefined ? "" : ` in prompt context ${q(call.context)}`}`;
+    // in shadow mode the refusal (or the hold) is recorded and the call goes on
+    call.shadow.refuseOr(
+      decl.mode,
+      shadowRuleId.tool(call.server, call.toolName),
+      "tool",
+      new GatewayError(
+        "tainted_session",
+        decl.whenTainted === "refuse" ? why : `${why}: the call would be held for approval`,
+        { taintedBy },
+      ),
+    );
+  } else call.held ??= "tainted";
+}
+
+export const taint: CallCheck = (call, env) => {
+  const id = call.session.identity;
+  // where taint decides, the store is asked too: another process may have seen the untrusted read
+  if (call.decl.privileged) {
+    return env.taint.lookup(id, call.context, env.now()).then((by) => judge(call, by));
+  }
+  judge(call, env.taint.known(id, call.context, env.now()));
+};
+
+/** An untrusted tool's call taints its writ (or agent) and prompt context before it runs. */
+export const markTaint: CallCheck = (call, env) => {
+  if (!call.decl.untrusted) return;
+  const by = `${call.server}:${call.tool.tool.name}`;
+  return env.taint
+    .mark(call.session.identity, call.context, by, env.now(), env.gw.taintTtlSeconds)
+    .then(() => {
+      call.record.taints = true;
+    });
+};

@@ -1,0 +1,125 @@
+/**
+ * The gateway's HTTP authentication: the DPoP-bound writ token (`broker/bound-token.ts`) whose
+ * audience is this gateway, the environment named by its issuer, and the identity it carries (the
+ * agent, its writ as stored, its sponsor). A refusal is answered 401 or 403 with `WWW-Authenticate`
+ * pointing at the protected resource metadata (RFC 9728).
+ */
+import {
+  type AccessTokenClaims,
+  BoundTokenRefusal,
+  issuerFor,
+  SIGNING_ALGORITHMS,
+  verifyBoundToken,
+} from "../broker/index.js";
+import { q } from "../core/index.js";
+import { toActiveWrit } from "../store/index.js";
+import type { GatewayIdentity } from "./gateway.js";
+import type { GatewayHttpOptions } from "./http.js";
+
+/** What the DPoP verifier accepts: the broker advertises the same list. */
+export const DPOP_ALGS = SIGNING_ALGORITHMS.join(" ");
+
+export class Unauthorized extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    readonly error: string,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function quoted(s: string): string {
+  return `"${s.replace(/["\\]/g, "").slice(0, 300)}"`;
+}
+
+/** The 401/403 answer, its `WWW-Authenticate` naming the metadata URL. */
+export function challenge(err: Unauthorized, metadataUrl: string): Response {
+  const meta = `resource_metadata=${quoted(metadataUrl)}`;
+  const header =
+    err.error === "invalid_request" && err.reason === "token_missing"
+      ? `Bearer ${meta}, DPoP algs=${quoted(DPOP_ALGS)}, ${meta}`
+      : `DPoP error=${quoted(err.error)}, error_description=${quoted(err.message)}, algs=${quoted(DPOP_ALGS)}, ${meta}`;
+  return new Response(
+    JSON.stringify({ error: err.error, error_description: err.message, reason: err.reason }),
+    {
+      status: err.status,
+      headers: {
+        "content-type": "application/json",
+        "www-authenticate": header,
+        "cache-control": "no-store",
+      },
+    },
+  );
+}
+
+/** The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its issuer. */
+export async function authenticate(
+  opts: GatewayHttpOptions,
+  audience: string,
+  req: Request,
+): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
+  const base = opts.baseUrl();
+  try {
+    const { claims, jkt, token } = await verifyBoundToken(req.headers, {
+      env: (iss) => {
+        const env =
+          typeof iss === "string" && iss.startsWith(`${base}/env/`) ? iss.slice(base.length + 5) : undefined;
+        return env !== undefined && opts.config.environments.has(env) ? env : undefined;
+      },
+      issuer: (env) => issuerFor(base, env),
+      audience,
+      url: `${base}${new URL(req.url).pathname}`,
+      method: req.method,
+      keys: opts.keys,
+      replay: opts.replay,
+      clock: opts.clock,
+    });
+    return { claims, jkt, token };
+  } catch (err) {
+    if (err instanceof BoundTokenRefusal)
+      throw new Unauthorized(err.status, err.error, err.reason, err.message);
+    throw err;
+  }
+}
+
+/** Who the token speaks for: a declared agent of this environment, and its writ as stored (active). */
+export async function identityOf(
+  opts: GatewayHttpOptions,
+  claims: AccessTokenClaims,
+  env: string,
+): Promise<GatewayIdentity> {
+  const agent = opts.config.agents.get(claims.client_id);
+  if (!agent || !agent.environments.includes(env)) {
+    throw new Unauthorized(
+      403,
+      "insufficient_scope",
+      "unknown_agent",
+      `agent ${q(claims.client_id)} may not use this gateway in ${q(env)}`,
+    );
+  }
+  let writ: GatewayIdentity["writ"];
+  if (claims.writ !== undefined) {
+    const stored = await opts.store.writs.get(claims.writ);
+    if (!stored || stored.agent !== agent.id || stored.environment !== env) {
+      throw new Unauthorized(
+        401,
+        "invalid_token",
+        "writ_not_found",
+        `writ ${q(claims.writ)} is not this agent's`,
+      );
+    }
+    if (stored.status !== "active") {
+      throw new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
+    }
+    writ = toActiveWrit(stored);
+  }
+  return {
+    agent: agent.id,
+    environment: env,
+    writ,
+    sponsor: claims.sub !== agent.id ? claims.sub : undefined,
+    transport: "http",
+  };
+}
