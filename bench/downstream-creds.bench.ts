@@ -8,7 +8,9 @@
  *   then the CLI as a process — cold (`--no-cache`), warm (the cache) — beside `node -e 0`, medians
  *   of interleaved runs; and kill → first refused use of a session handed out, over 20 runs.
  *
- * Needs `npm run build` (the CLI runs from dist/).
+ * Needs `npm run build` (the CLI runs from dist/). `WRIT_BENCH_CREDS_AB=<another checkout's
+ * bin/writ.js>` (built, its node_modules beside it) times that CLI cold too, interleaved with this
+ * one: an A/B on a loaded machine, where only figures taken side by side compare.
  */
 import { spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -182,8 +184,8 @@ export async function run(): Promise<void> {
 
     // the CLI as a process: cold, warm, and a bare node start, interleaved
     const cache = join(dir, "cache");
-    const args = (version: string, extra: string[] = []) => [
-      BIN,
+    const args = (version: string, extra: string[] = [], bin = BIN) => [
+      bin,
       "creds",
       "aws",
       "--playbook",
@@ -232,10 +234,13 @@ if (!out.Credentials?.SessionToken) process.exit(1);
     const warm: number[] = [];
     const cold: number[] = [];
     const plain: number[] = [];
+    const other = process.env.WRIT_BENCH_CREDS_AB;
+    const coldOther: number[] = [];
     for (let i = 0; i < 9; i++) {
       bare.push(await time(["-e", "0"]));
       warm.push(await time(args("warm")));
       cold.push(await time(args(`cold-${i}`, ["--no-cache"])));
+      if (other) coldOther.push(await time(args(`ab-${i}`, ["--no-cache"], other)));
       plain.push(await time(["--no-warnings", peer]));
     }
     const fmt = (x: number) => `${x.toFixed(0)} ms`;
@@ -249,9 +254,13 @@ if (!out.Credentials?.SessionToken) process.exit(1);
     console.log(
       `| peer: plain AssumeRole with the SDK, as a process | ${fmt(median(plain))} | ${fmt(median(plain) - median(bare))} |`,
     );
-    console.log(
-      `cold writ creds / plain AssumeRole, time added to node -e 0: ${((median(cold) - median(bare)) / (median(plain) - median(bare))).toFixed(2)}×`,
-    );
+    if (other)
+      console.log(
+        `| cold (--no-cache), ${other} | ${fmt(median(coldOther))} | ${fmt(median(coldOther) - median(bare))} |`,
+      );
+    const ratio = (xs: number[]) => ((median(xs) - median(bare)) / (median(plain) - median(bare))).toFixed(2);
+    console.log(`cold writ creds / plain AssumeRole, time added to node -e 0: ${ratio(cold)}× (target ≤ 2×)`);
+    if (other) console.log(`the same for ${other}: ${ratio(coldOther)}×`);
   } finally {
     await new Promise<void>((r) => http!.close(() => r()));
     await server.close();

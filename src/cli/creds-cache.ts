@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { lstat, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { q } from "../core/errors.js";
-import type { Redeemed } from "../downstream/client.js";
+import type { Redeemed } from "../downstream/agent.js";
 import type { DownstreamSystem } from "../downstream/types.js";
 import { CliFailure, EXIT } from "./output.js";
 

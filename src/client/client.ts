@@ -22,9 +22,15 @@ import {
   WritRefusal,
 } from "./errors.js";
 import { type AgentKeyInput, type AgentSigningKey, importAgentKey } from "./key.js";
-
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
-const ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
+import {
+  endpoints,
+  exchangeForm,
+  LOOPBACK,
+  MAX_RETRY_AFTER,
+  TOKEN_EXCHANGE,
+  waitsOut,
+  writDetails,
+} from "./wire.js";
 
 export interface WritClientOptions {
   /** The environment's issuer: `<writ serve's public URL>/env/<environment>`. */
@@ -124,8 +130,6 @@ export interface WritFetchInit {
   readonly signal?: AbortSignal;
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
-
 function issuerUrl(value: string | URL, allowInsecure: boolean): URL {
   let url: URL;
   try {
@@ -179,15 +183,16 @@ export function createWritClient(options: WritClientOptions): WritClient {
     throw new WritError(ERR_CLIENT_OPTIONS, "`agentId` is required");
   const allowInsecure = options.allowInsecureRequests === true;
   const issuer = issuerUrl(options.issuer, allowInsecure).href.replace(/\/+$/, "");
-  const maxRetryAfter = options.maxRetryAfter ?? 10;
+  const maxRetryAfter = options.maxRetryAfter ?? MAX_RETRY_AFTER;
   const marginMs = (options.reuseMargin ?? 30) * 1000;
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const at = endpoints(issuer);
   const as: oauth.AuthorizationServer = {
     issuer,
-    token_endpoint: `${issuer}/token`,
-    revocation_endpoint: `${issuer}/revoke`,
-    introspection_endpoint: `${issuer}/introspect`,
-    backchannel_authentication_endpoint: `${issuer}/bc-authorize`,
+    token_endpoint: at.token,
+    revocation_endpoint: at.revocation,
+    introspection_endpoint: at.introspection,
+    backchannel_authentication_endpoint: at.backchannel,
   };
   const client: oauth.Client = { client_id: options.agentId };
 
@@ -247,15 +252,11 @@ export function createWritClient(options: WritClientOptions): WritClient {
         nonceRetried = true;
         continue;
       }
-      if (
-        res.status === 429 &&
-        refusal.retryAfter !== undefined &&
-        refusal.retryAfter <= maxRetryAfter &&
-        waits < 3
-      ) {
+      if (waitsOut(refusal, waits, maxRetryAfter)) {
         waits++;
-        wait.progress?.({ kind: "retrying", reason: refusal.reason, retryAfter: refusal.retryAfter });
-        await sleep(refusal.retryAfter * 1000, wait.signal);
+        const retryAfter = refusal.retryAfter!;
+        wait.progress?.({ kind: "retrying", reason: refusal.reason, retryAfter });
+        await sleep(retryAfter * 1000, wait.signal);
         continue;
       }
       throw refusal;
@@ -301,16 +302,6 @@ export function createWritClient(options: WritClientOptions): WritClient {
     return t.access_token;
   }
 
-  const detailsOf = (r: WritRequest) =>
-    JSON.stringify([
-      {
-        type: "writ_playbook",
-        playbook: r.playbook,
-        parameters: r.params ?? {},
-        ...(r.ticket === undefined ? {} : { ticket: r.ticket }),
-      },
-    ]);
-
   function writOf(t: oauth.TokenEndpointResponse, request: WritRequest, where: string): Writ {
     if (typeof t.writ_id !== "string" || typeof t.expires_in !== "number")
       throw new WritError(ERR_CLIENT_PROTOCOL, `${q(where)} answered a token that is not a writ`);
@@ -334,7 +325,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
     const wait = { signal: o.signal, progress };
     const where = as.backchannel_authentication_endpoint!;
     const params: Record<string, string> = {
-      authorization_details: detailsOf(request),
+      authorization_details: writDetails(request),
       resource: request.resource,
       ...(request.sponsor === undefined ? {} : { login_hint: request.sponsor }),
     };
@@ -386,12 +377,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
     const wait = { signal: o.signal, progress: o.onProgress ?? options.onProgress };
     const subject = await baselineToken(undefined, wait);
     const { auth, DPoP } = await setup();
-    const params = {
-      subject_token: subject,
-      subject_token_type: ACCESS_TOKEN,
-      resource: request.resource,
-      authorization_details: detailsOf(request),
-    };
+    const params = exchangeForm(subject, request, request.resource);
     let res: Response;
     try {
       res = await send(
