@@ -67,13 +67,8 @@ export function parseParams(items: readonly string[]): Record<string, unknown> {
   return { ...out };
 }
 
-export interface Cached {
-  readonly system: DownstreamSystem;
-  readonly writ: string;
-  readonly expiresAt: string;
-  readonly notes: readonly string[];
-  readonly credential: Readonly<Record<string, unknown>>;
-}
+/** A redemption as the cache holds it: its expiry an ISO string. */
+export type Cached = Omit<Redeemed, "expiresAt"> & { readonly expiresAt: string };
 
 /** The cache file of one request. */
 export function cacheFile(dir: string, parts: readonly unknown[]): string {

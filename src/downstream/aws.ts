@@ -48,6 +48,7 @@ import {
 import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
 import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
 import { DEFAULT_WEB_IDENTITY_AUDIENCE, WEB_IDENTITY_TOKEN_MAX } from "./aws/web-identity.js";
+import { writIntent } from "./intent.js";
 import { refusal } from "./refusal.js";
 import {
   type AwsDownstreamConfig,
@@ -417,16 +418,14 @@ class AwsIssuer implements DownstreamIssuer {
   async issue(writ: WritForIssuer, now: Date = this.clock()): Promise<DownstreamCredential> {
     this.lastEnvironment = writ.environment;
     const a = this.asking(writ, now, await this.checked(writ, now), sessionTags(writ));
-    const record = await this.deps.ledger.intend({
-      id: `ds_${randomBytes(12).toString("base64url")}`,
-      system: "aws",
-      environment: a.writ.environment,
-      writ: a.writ.id,
-      agent: a.writ.agent,
-      kind: SESSION_KIND,
-      locator: { roleArn: a.roleArn, sessionName: a.sessionName, sessionUntil: iso(a.sessionUntil) },
-      expiresAt: a.writ.expiresAt,
-    });
+    const record = await this.deps.ledger.intend(
+      writIntent(a.writ, {
+        id: `ds_${randomBytes(12).toString("base64url")}`,
+        system: "aws",
+        kind: SESSION_KIND,
+        locator: { roleArn: a.roleArn, sessionName: a.sessionName, sessionUntil: iso(a.sessionUntil) },
+      }),
+    );
     const audited = {
       writ: a.writ.id,
       agent: a.writ.agent,

@@ -33,6 +33,7 @@ import {
   levelAtLeast,
   needsRepositoryList,
 } from "./github/scope.js";
+import { writIntent } from "./intent.js";
 import { DownstreamRefusal } from "./refusal.js";
 import {
   type DownstreamCredential,
@@ -324,20 +325,19 @@ class GithubIssuer implements DownstreamIssuer {
     const t = this.clock().getTime();
     if (this.repositoryList && t - this.repositoryList.at < INSTALLATION_CACHE_MS)
       return this.repositoryList.names;
-    const rec = await this.ledger.intend({
-      id: randomUUID(),
-      system: "github",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: KIND,
-      locator: {
-        installation: this.installationId,
-        purpose: "list-repositories",
-        permissions: { metadata: "read" },
-      },
-      expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
-    });
+    const rec = await this.ledger.intend(
+      writIntent(writ, {
+        id: randomUUID(),
+        system: "github",
+        kind: KIND,
+        locator: {
+          installation: this.installationId,
+          purpose: "list-repositories",
+          permissions: { metadata: "read" },
+        },
+        expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
+      }),
+    );
     let token: string;
     let expiresAt: Date;
     try {
@@ -514,16 +514,15 @@ class GithubIssuer implements DownstreamIssuer {
       repositories: scope.repositories,
       permissions: scope.permissions,
     };
-    const rec = await this.ledger.intend({
-      id: randomUUID(),
-      system: "github",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: KIND,
-      locator,
-      expiresAt: new Date(intentExpiry),
-    });
+    const rec = await this.ledger.intend(
+      writIntent(writ, {
+        id: randomUUID(),
+        system: "github",
+        kind: KIND,
+        locator,
+        expiresAt: new Date(intentExpiry),
+      }),
+    );
 
     return { rec, locator };
   }

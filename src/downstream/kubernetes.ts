@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CoreV1Api, KubernetesObject, V1ObjectMeta } from "@kubernetes/client-node";
 import { isWritError, q } from "../core/index.js";
+import { writIntent } from "./intent.js";
 import {
   apiCode,
   apiMessage,
@@ -240,16 +241,14 @@ class KubernetesIssuer implements DownstreamIssuer {
     l: Locator,
     body: KubernetesObject,
   ): Promise<KubernetesObject> {
-    const record = await this.deps.ledger.intend({
-      id: `k8s_${randomBytes(12).toString("base64url")}`,
-      system: "kubernetes",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: RECORD_KIND[l.kind],
-      locator: { ...l },
-      expiresAt: writ.expiresAt,
-    });
+    const record = await this.deps.ledger.intend(
+      writIntent(writ, {
+        id: `k8s_${randomBytes(12).toString("base64url")}`,
+        system: "kubernetes",
+        kind: RECORD_KIND[l.kind],
+        locator: { ...l },
+      }),
+    );
     let obj: KubernetesObject;
     let adopted = false;
     try {
