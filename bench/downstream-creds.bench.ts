@@ -8,67 +8,32 @@
  *   then the CLI as a process — cold (`--no-cache`), warm (the cache) — beside `node -e 0`, medians
  *   of interleaved runs; and kill → first refused use of a session handed out, over 20 runs.
  *
- * Needs `npm run build` (the CLI runs from dist/).
+ * Needs `npm run build` (the CLI runs from dist/). `WRIT_BENCH_CREDS_AB=<another checkout's
+ * bin/writ.js>` (built, its node_modules beside it) times that CLI cold too, interleaved with this
+ * one: an A/B on a loaded machine, where only figures taken side by side compare.
  */
 import { spawn } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { serve } from "@hono/node-server";
 import { createServer, loadPolicy } from "../src/app.js";
 import { agentClient, agentKeyFromJwk } from "../src/downstream/client.js";
 import { startFakeAws } from "../test/fakes/aws.js";
-import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../test/fakes/aws-account.js";
+import {
+  ACCOUNT,
+  awsConfigDir,
+  BROKER,
+  RELEASES_ROLE,
+  ROLE_POLICY,
+  TRUST,
+} from "../test/fakes/aws-account.js";
 import { BIN, ROOT } from "../test/support/cli.js";
 import { measure, table } from "./harness.js";
 
-const ROLE = roleArn("writ-releases");
+const ROLE = RELEASES_ROLE;
 const KEYS = join(ROOT, "examples", "quickstart", "keys");
-
-const yaml = (endpoint: string) => `version: 1
-environments:
-  dev: {}
-runnerClasses:
-  deploy:
-    limits: { activeWrits: 1000000, issuancePerMinute: 1000000 }
-    ceiling:
-      maxTtl: 30m
-      allow:
-        - action: "aws:s3:GetObject"
-          resource: "arn:aws:s3:::acme-releases/*"
-agents:
-  release-bot:
-    owner: alice@acme.example
-    purpose: fetches release artifacts
-    runnerClass: deploy
-    environments: [dev]
-    keys: { file: keys/release-bot.jwks.json }
-    playbooks: [fetch]
-playbooks:
-  fetch:
-    description: read one release's artifacts
-    risk: low
-    environments: [dev]
-    ttl: 20m
-    parameters:
-      type: object
-      properties: { version: { type: string } }
-      required: [version]
-      additionalProperties: false
-    grants:
-      - action: "aws:s3:GetObject"
-        resource: "arn:aws:s3:::acme-releases/\${version}/*"
-downstream:
-  dev:
-    aws:
-      region: eu-west-1
-      roles: { "*": "${ROLE}" }
-      endpoint: ${endpoint}
-      authorizationDetails: authz.json
-      credentials: { from: env }
-`;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -78,30 +43,8 @@ export async function run(): Promise<void> {
     broker: BROKER,
     roles: [{ arn: ROLE, trust: TRUST, policies: [ROLE_POLICY] }],
   });
-  const dir = await mkdtemp(join(tmpdir(), "writ-bench-creds-"));
-  await cp(KEYS, join(dir, "keys"), { recursive: true });
-  await writeFile(
-    join(dir, "authz.json"),
-    JSON.stringify({
-      UserDetailList: [],
-      GroupDetailList: [],
-      RoleDetailList: [
-        {
-          Path: "/",
-          RoleName: "writ-releases",
-          Arn: ROLE,
-          AssumeRolePolicyDocument: TRUST,
-          RolePolicyList: [{ PolicyName: "s3", PolicyDocument: ROLE_POLICY }],
-          AttachedManagedPolicies: [],
-          InstanceProfileList: [],
-          Tags: [],
-        },
-      ],
-      Policies: [],
-    }),
-  );
-  await writeFile(join(dir, "writ.yaml"), yaml(fake.endpoint));
-  const loaded = await loadPolicy(join(dir, "writ.yaml"));
+  const { dir, file } = await awsConfigDir({ endpoint: fake.endpoint });
+  const loaded = await loadPolicy(file);
   if (!loaded.policy) throw new Error(JSON.stringify(loaded.problems));
   const server = await createServer({
     policy: loaded.policy,
@@ -132,10 +75,10 @@ export async function run(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1100));
       const r = await bot.redeem(
         "aws",
-        await bot.writ({ playbook: "fetch", params: { version: `k${i}` } }, "aws"),
+        await bot.writ({ playbook: "fetch", params: { version: `v1.${i}` } }, "aws"),
       );
       const id = r.credential.accessKeyId as string;
-      const object = `arn:aws:s3:::acme-releases/k${i}/app.tgz`;
+      const object = `arn:aws:s3:::acme-releases/v1.${i}/app.tgz`;
       const before = fake.use(id, "s3:GetObject", object);
       if (!before.allowed)
         throw new Error(`run ${i}: the session of ${r.writ} does not work: ${before.reason}`);
@@ -158,14 +101,14 @@ export async function run(): Promise<void> {
         {
           name: "(a) writ: baseline + exchange + redeem (AssumeRole inside)",
           op: async () => {
-            const intent = { playbook: "fetch", params: { version: `v${n++}` } };
+            const intent = { playbook: "fetch", params: { version: `v2.${n++}` } };
             await bot.redeem("aws", await bot.writ(intent, "aws"));
           },
         },
         {
           name: "(a′) of which: baseline + exchange, no redemption",
           op: async () => {
-            await bot.writ({ playbook: "fetch", params: { version: `v${n++}` } }, "aws");
+            await bot.writ({ playbook: "fetch", params: { version: `v2.${n++}` } }, "aws");
           },
         },
         {
@@ -182,8 +125,8 @@ export async function run(): Promise<void> {
 
     // the CLI as a process: cold, warm, and a bare node start, interleaved
     const cache = join(dir, "cache");
-    const args = (version: string, extra: string[] = []) => [
-      BIN,
+    const args = (version: string, extra: string[] = [], bin = BIN) => [
+      bin,
       "creds",
       "aws",
       "--playbook",
@@ -216,7 +159,7 @@ export async function run(): Promise<void> {
           code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(" ")}: ${err}`)),
         );
       });
-    await time(args("warm")); // fills the cache
+    await time(args("v3")); // fills the cache
     // the peer as a process: a plain AssumeRole with the same SDK against the same fake (what a
     // tool pays for a role session without writ)
     const peer = join(dir, "assume-role.mjs");
@@ -232,10 +175,13 @@ if (!out.Credentials?.SessionToken) process.exit(1);
     const warm: number[] = [];
     const cold: number[] = [];
     const plain: number[] = [];
+    const other = process.env.WRIT_BENCH_CREDS_AB;
+    const coldOther: number[] = [];
     for (let i = 0; i < 9; i++) {
       bare.push(await time(["-e", "0"]));
-      warm.push(await time(args("warm")));
-      cold.push(await time(args(`cold-${i}`, ["--no-cache"])));
+      warm.push(await time(args("v3")));
+      cold.push(await time(args(`v4.${i}`, ["--no-cache"])));
+      if (other) coldOther.push(await time(args(`v5.${i}`, ["--no-cache"], other)));
       plain.push(await time(["--no-warnings", peer]));
     }
     const fmt = (x: number) => `${x.toFixed(0)} ms`;
@@ -249,9 +195,13 @@ if (!out.Credentials?.SessionToken) process.exit(1);
     console.log(
       `| peer: plain AssumeRole with the SDK, as a process | ${fmt(median(plain))} | ${fmt(median(plain) - median(bare))} |`,
     );
-    console.log(
-      `cold writ creds / plain AssumeRole, time added to node -e 0: ${((median(cold) - median(bare)) / (median(plain) - median(bare))).toFixed(2)}×`,
-    );
+    if (other)
+      console.log(
+        `| cold (--no-cache), ${other} | ${fmt(median(coldOther))} | ${fmt(median(coldOther) - median(bare))} |`,
+      );
+    const ratio = (xs: number[]) => ((median(xs) - median(bare)) / (median(plain) - median(bare))).toFixed(2);
+    console.log(`cold writ creds / plain AssumeRole, time added to node -e 0: ${ratio(cold)}× (target ≤ 2×)`);
+    if (other) console.log(`the same for ${other}: ${ratio(coldOther)}×`);
   } finally {
     await new Promise<void>((r) => http!.close(() => r()));
     await server.close();

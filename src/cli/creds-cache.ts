@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { lstat, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { q } from "../core/errors.js";
-import type { Redeemed } from "../downstream/client.js";
+import type { Redeemed } from "../downstream/agent.js";
 import type { DownstreamSystem } from "../downstream/types.js";
 import { CliFailure, EXIT } from "./output.js";
 
@@ -67,13 +67,8 @@ export function parseParams(items: readonly string[]): Record<string, unknown> {
   return { ...out };
 }
 
-export interface Cached {
-  readonly system: DownstreamSystem;
-  readonly writ: string;
-  readonly expiresAt: string;
-  readonly notes: readonly string[];
-  readonly credential: Readonly<Record<string, unknown>>;
-}
+/** A redemption as the cache holds it: its expiry an ISO string. */
+export type Cached = Omit<Redeemed, "expiresAt"> & { readonly expiresAt: string };
 
 /** The cache file of one request. */
 export function cacheFile(dir: string, parts: readonly unknown[]): string {

@@ -1,13 +1,21 @@
 import { readFile, rm } from "node:fs/promises";
 import type { Command } from "commander";
+// the client's errors alone: the SDK (oauth4webapi, fetch, WebCrypto) loads only when it is needed
 import {
   ERR_CLIENT_APPROVAL_TIMEOUT,
   ERR_CLIENT_PROTOCOL,
   ERR_CLIENT_UNREACHABLE,
   WritRefusal,
-} from "../client/index.js";
+} from "../client/errors.js";
 import { isWritError, q } from "../core/errors.js";
-import { agentClient, agentKeyFromJwk, ERR_CREDS_KEY } from "../downstream/client.js";
+import {
+  type AgentKey,
+  agentKeyFromJwk,
+  ERR_CREDS_KEY,
+  type Intent,
+  type Redeemed,
+} from "../downstream/agent.js";
+import type { DownstreamSystem } from "../downstream/types.js";
 import { cacheFile, formatCredential, parseParams, readCache, TOOLS, writeCache } from "./creds-cache.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
 
@@ -186,16 +194,18 @@ async function creds(
         `cannot read the agent key ${q(keyFile)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
-    const client = agentClient({
-      server: server!,
-      environment: environment!,
-      agent: agent!,
-      key: agentKeyFromJwk(keyText),
-      progress: (line) => io.err(line),
-      allowInsecureHttp: o.insecureHttp,
-    });
-    const token = await client.writ({ playbook: o.playbook!, params, ticket: o.ticket }, system);
-    const r = await client.redeem(system, token);
+    const r = await redeemed(
+      {
+        server: server!,
+        environment: environment!,
+        agent: agent!,
+        key: agentKeyFromJwk(keyText),
+        progress: (line) => io.err(line),
+        allowInsecureHttp: o.insecureHttp,
+      },
+      { playbook: o.playbook!, params, ticket: o.ticket },
+      system,
+    );
     if (o.cache) await writeCache(d.cacheDir, file, r);
     cached = {
       system: r.system,
@@ -207,4 +217,27 @@ async function creds(
   }
   io.out(formatCredential(tool, cached.credential, { exportForm: o.export, execInfo: d.execInfo }));
   return EXIT.ok;
+}
+
+interface Asking {
+  readonly server: string;
+  readonly environment: string;
+  readonly agent: string;
+  readonly key: AgentKey;
+  readonly progress: (line: string) => void;
+  readonly allowInsecureHttp: boolean;
+}
+
+/**
+ * A writ for `intent` redeemed for `system`'s credential: directly (node:http, node:crypto; most of
+ * a cold start saved), or through the agent SDK where it is needed (approvals, a server the direct
+ * path leaves to the SDK's judgement).
+ */
+async function redeemed(a: Asking, intent: Intent, system: DownstreamSystem): Promise<Redeemed> {
+  const { redeemDirect } = await import("../downstream/direct.js");
+  const direct = await redeemDirect(a, intent, system);
+  if (direct !== undefined && direct !== "approval") return direct;
+  const { agentClient } = await import("../downstream/client.js");
+  const client = agentClient(a);
+  return client.redeem(system, await client.writ(intent, system));
 }

@@ -3,18 +3,15 @@
  * `downstream.<env>.aws` section of writ.yaml — the broker's own least-privilege policy and each
  * role's trust policy (role-session mode), or the OIDC trust policy (web-identity mode).
  *
- * It reads only that section of the YAML (mode and roles), so it works before the rest of the
- * configuration is complete; `writ check` validates the whole file.
+ * writ.yaml is loaded as `writ serve` loads it (`requirePolicy`): what is printed is the setup of
+ * exactly the configuration the server would run, and a file the server would refuse is refused
+ * here with the same coded problems (file, line, column, path).
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { parse } from "yaml";
-import { q } from "../core/index.js";
 import { awsSetup } from "../downstream/aws/setup.js";
+import type { AwsDownstreamConfig, DownstreamConfig } from "../downstream/types.js";
+import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
-
-/** As common.ts's, without loading the whole app to read one section. */
-const DEFAULT_CONFIG = "writ.yaml";
 
 interface PolicyOptions {
   readonly config: string;
@@ -26,85 +23,31 @@ interface PolicyOptions {
   readonly json: boolean;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** The `downstream.<env>.aws` section's mode and roles, with coded errors naming where. */
-export function readAwsSection(
+/** The environment whose AWS section to print: `--env`, else the only one that configures aws. */
+export function awsSection(
+  downstream: DownstreamConfig | undefined,
   file: string,
   env: string | undefined,
-): {
-  env: string;
-  mode: "role-session" | "web-identity";
-  roles: Map<string, string>;
-  audience: string | undefined;
-} {
-  let doc: unknown;
-  try {
-    doc = parse(readFileSync(file, "utf8"));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliFailure(
-      "ERR_USAGE",
-      `${file}: ${code ?? (err instanceof Error ? err.message : String(err))}`,
-    );
-  }
-  const ds = isRecord(doc) ? doc.downstream : undefined;
-  if (!isRecord(ds))
-    throw new CliFailure("ERR_DOWNSTREAM_CONFIG", `${file}: no \`downstream\` section`, EXIT.no);
-  const withAws = Object.keys(ds).filter(
-    (e) => isRecord(ds[e]) && isRecord((ds[e] as Record<string, unknown>).aws),
-  );
+): { readonly env: string; readonly aws: AwsDownstreamConfig } {
+  const withAws = [...(downstream?.environments ?? [])]
+    .filter(([, e]) => e.aws !== undefined)
+    .map(([n]) => n);
   const chosen = env ?? (withAws.length === 1 ? withAws[0] : undefined);
-  if (chosen === undefined) {
+  if (chosen === undefined)
     throw new CliFailure(
       "ERR_USAGE",
       withAws.length === 0
         ? `${file}: no environment under \`downstream\` configures \`aws\``
         : `${file}: several environments configure aws (${withAws.join(", ")}): choose one with --env`,
     );
-  }
-  const section = isRecord(ds[chosen]) ? (ds[chosen] as Record<string, unknown>).aws : undefined;
-  if (!isRecord(section)) {
+  const aws = downstream?.environments.get(chosen)?.aws;
+  if (aws === undefined)
     throw new CliFailure(
       "ERR_DOWNSTREAM_CONFIG",
       `${file}: downstream.${chosen}.aws: not configured`,
       EXIT.no,
     );
-  }
-  const mode = section.mode ?? "role-session";
-  if (mode !== "role-session" && mode !== "web-identity") {
-    throw new CliFailure(
-      "ERR_DOWNSTREAM_CONFIG",
-      `${file}: downstream.${chosen}.aws.mode: ${q(mode)} is not \`role-session\` or \`web-identity\``,
-      EXIT.no,
-    );
-  }
-  if (!isRecord(section.roles) || Object.keys(section.roles).length === 0) {
-    throw new CliFailure(
-      "ERR_DOWNSTREAM_CONFIG",
-      `${file}: downstream.${chosen}.aws.roles: expected a map of playbook (or \`*\`) to role ARN`,
-      EXIT.no,
-    );
-  }
-  const roles = new Map<string, string>();
-  for (const [pb, arn] of Object.entries(section.roles)) {
-    if (typeof arn !== "string" || !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(arn)) {
-      throw new CliFailure(
-        "ERR_DOWNSTREAM_CONFIG",
-        `${file}: downstream.${chosen}.aws.roles.${pb}: ${q(arn)} is not an IAM role ARN`,
-        EXIT.no,
-      );
-    }
-    roles.set(pb, arn);
-  }
-  return {
-    env: chosen,
-    mode,
-    roles,
-    audience: typeof section.audience === "string" ? section.audience : undefined,
-  };
+  return { env: chosen, aws };
 }
 
 export function registerDownstream(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -123,14 +66,15 @@ export function registerDownstream(program: Command, io: Io, setExit: (code: num
     )
     .option("--agent <id...>", "web-identity: the agents (the tokens' `sub`) the roles trust")
     .option("--json", "print JSON", false)
-    .action((opts: PolicyOptions) => {
-      const section = readAwsSection(opts.config, opts.env);
+    .action(async (opts: PolicyOptions) => {
+      const policy = await requirePolicy(opts.config, io, opts.json);
+      const section = awsSection(policy.config.downstream, opts.config, opts.env);
       const setup = awsSetup({
-        mode: section.mode,
-        roles: section.roles,
+        mode: section.aws.mode,
+        roles: section.aws.roles,
         brokerPrincipal: opts.broker,
         issuer: opts.issuer,
-        audience: opts.audience ?? section.audience,
+        audience: opts.audience ?? section.aws.audience,
         agents: opts.agent,
       });
       emit(io, opts.json, { environment: section.env, ...setup }, () => {

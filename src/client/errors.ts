@@ -46,7 +46,16 @@ const seconds = (header: string | null): number | undefined =>
  * object with `error`, `reason`, `error_description`); `ERR_CLIENT_PROTOCOL` when it holds none.
  */
 export async function refusalFromResponse(res: Response, where: string): Promise<WritRefusal> {
-  const text = await res.text();
+  return refusalOf(res.status, await res.text(), (name) => res.headers.get(name), where);
+}
+
+/** `refusalFromResponse` of an answer already read: its status, body text and headers. */
+export function refusalOf(
+  status: number,
+  text: string,
+  header: (name: string) => string | null,
+  where: string,
+): WritRefusal {
   let body: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
@@ -55,16 +64,16 @@ export async function refusalFromResponse(res: Response, where: string): Promise
   } catch {
     throw new WritError(
       ERR_CLIENT_PROTOCOL,
-      `${q(where)} answered ${res.status} without a JSON object: is it a writ server?`,
+      `${q(where)} answered ${status} without a JSON object: is it a writ server?`,
     );
   }
   const str = (v: unknown, fallback: string) => (typeof v === "string" && v !== "" ? v : fallback);
-  const error = str(body.error, res.status >= 500 ? "server_error" : "invalid_request");
+  const error = str(body.error, status >= 500 ? "server_error" : "invalid_request");
   return new WritRefusal(
-    res.status,
+    status,
     error,
     str(body.reason, error),
-    str(body.error_description, str(body.detail, `HTTP ${res.status}`)),
-    seconds(res.headers.get("retry-after")) ?? seconds(res.headers.get("x-writ-retry-after")),
+    str(body.error_description, str(body.detail, `HTTP ${status}`)),
+    seconds(header("retry-after")) ?? seconds(header("x-writ-retry-after")),
   );
 }

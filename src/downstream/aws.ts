@@ -48,6 +48,7 @@ import {
 import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
 import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
 import { DEFAULT_WEB_IDENTITY_AUDIENCE, WEB_IDENTITY_TOKEN_MAX } from "./aws/web-identity.js";
+import { writIntent } from "./intent.js";
 import { refusal } from "./refusal.js";
 import {
   type AwsDownstreamConfig,
@@ -219,40 +220,121 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
   const iam = webIdentity ? undefined : new IAMClient({ region: "us-east-1", ...common });
   const allRoles = [...new Set(cfg.roles.values())];
 
+  return new AwsIssuer(cfg, deps, { clock, webIdentity, signer, audience, sts, iam, roles, allRoles });
+}
+
+/** What an issue knows once the writ is checked, then once its session is planned. */
+interface Checked {
+  readonly roleArn: string;
+  readonly remaining: number;
+  readonly policy: ReturnType<typeof sessionPolicy>;
+  readonly notes: readonly string[];
+}
+interface Asking extends Checked {
+  readonly writ: WritForIssuer;
+  readonly now: Date;
+  readonly tags: { Key: string; Value: string }[];
+  readonly duration: number;
+  readonly sessionName: string;
+  readonly sessionUntil: Date;
+  readonly notes: string[];
+}
+type Audited = Record<string, unknown>;
+
+/** The session tags that tie CloudTrail's records to the writ; a value AWS refuses is a refusal. */
+function sessionTags(writ: WritForIssuer): { Key: string; Value: string }[] {
+  const tags: { Key: string; Value: string }[] = [
+    { Key: "writ:id", Value: writ.id },
+    { Key: "writ:agent", Value: writ.agent },
+    { Key: "writ:playbook", Value: writ.playbook },
+    ...(writ.sponsor ? [{ Key: "writ:sponsor", Value: writ.sponsor }] : []),
+  ];
+  const badTag = tags.find((t) => !TAG_VALUE.test(t.Value));
+  if (badTag) {
+    throw refusal(
+      "downstream_not_configured",
+      `session tag ${q(badTag.Key)}: ${q(badTag.Value)} is not a value AWS accepts (letters, digits, spaces and _.:/=+-@, at most 256)`,
+    );
+  }
+  return tags;
+}
+
+interface AwsParts {
+  readonly clock: () => Date;
+  readonly webIdentity: boolean;
+  readonly signer: IssuerDeps["webIdentity"];
+  readonly audience: string;
+  readonly sts: STSClient;
+  readonly iam: IAMClient | undefined;
+  readonly roles: Map<string, RolePolicies> | undefined;
+  readonly allRoles: readonly string[];
+}
+
+class AwsIssuer implements DownstreamIssuer {
+  readonly system = "aws" as const;
+  private readonly clock: () => Date;
+  private readonly webIdentity: boolean;
+  private readonly signer: IssuerDeps["webIdentity"];
+  private readonly audience: string;
+  private readonly sts: STSClient;
+  private readonly iam: IAMClient | undefined;
+  private readonly roles: Map<string, RolePolicies> | undefined;
+  private readonly allRoles: readonly string[];
   /**
    * Proofs already made, by role, policy, grants and denies (all the proof reads; the role's
    * policies are fixed for the issuer's life): the same playbook redeemed again is not re-proven.
    */
-  const proofs = new Map<string, ProofResult>();
+  private readonly proofs = new Map<string, ProofResult>();
   /** The environment of the writs this issuer serves (one config per environment), once one is seen. */
-  let lastEnvironment = "";
-  const roleFor = (playbook: string) => cfg.roles.get(playbook) ?? cfg.roles.get("*");
-
+  private lastEnvironment = "";
   /** Deny policy names this issuer has put, per role, oldest first (for the LimitExceeded fallback). */
-  const putNames = new Map<string, string[]>();
+  private readonly putNames = new Map<string, string[]>();
   /**
    * Agent-wide and role-wide denies this issuer has put, per role: a session they already stop
    * needs no deny of its own (a kill of an agent with many writs would otherwise fill the role's
    * inline-policy space with one deny per writ, and fall back to denying every agent's sessions).
    */
-  const wideDenies = new Map<string, { agent: string | undefined; before: number; until: number }[]>();
-  const coveredByWideDeny = (roleArn: string, agent: string, issuedAt: number, until: number, now: Date) =>
-    (wideDenies.get(roleArn) ?? []).some(
+  private readonly wideDenies = new Map<
+    string,
+    { agent: string | undefined; before: number; until: number }[]
+  >();
+
+  constructor(
+    private readonly cfg: AwsDownstreamConfig,
+    private readonly deps: IssuerDeps,
+    parts: AwsParts,
+  ) {
+    this.clock = parts.clock;
+    this.webIdentity = parts.webIdentity;
+    this.signer = parts.signer;
+    this.audience = parts.audience;
+    this.sts = parts.sts;
+    this.iam = parts.iam;
+    this.roles = parts.roles;
+    this.allRoles = parts.allRoles;
+  }
+
+  private roleFor(playbook: string): string | undefined {
+    return this.cfg.roles.get(playbook) ?? this.cfg.roles.get("*");
+  }
+
+  private coveredByWideDeny(
+    roleArn: string,
+    agent: string,
+    issuedAt: number,
+    until: number,
+    now: Date,
+  ): boolean {
+    return (this.wideDenies.get(roleArn) ?? []).some(
       (d) =>
         (d.agent === undefined || d.agent === agent) &&
         d.before > issuedAt &&
         d.until >= until &&
         d.until > now.getTime(),
     );
+  }
 
-  /**
-   * Puts the scope's deny on one role (under `name`, by default the scope's own), recorded until
-   * `until`. When IAM refuses for lack of inline-policy space (`LimitExceeded`) it fails closed:
-   * the deny for every session of the role issued before now, under its own name if that fits,
-   * else written over a deny this issuer put earlier — one atomic PutRolePolicy, and the wider deny
-   * covers the older one's sessions too, so nothing is let through in between.
-   */
-  async function putDeny(
+  private async putDeny(
     roleArn: string,
     scope: Scope,
     now: Date,
@@ -265,7 +347,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     const roleName = roleNameOf(roleArn);
     const all = denyPolicyName({});
     const narrow = scope.writ !== undefined || scope.agent !== undefined;
-    const record = await deps.ledger.intend({
+    const record = await this.deps.ledger.intend({
       id: `ds_${randomBytes(12).toString("base64url")}`,
       system: "aws",
       environment,
@@ -277,7 +359,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       outlivesWrit: true,
     });
     try {
-      await iam!.send(
+      await this.iam!.send(
         new PutRolePolicyCommand({
           RoleName: roleName,
           PolicyName: name,
@@ -285,24 +367,24 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         }),
       );
     } catch (err) {
-      if (serviceAnswered(err)) await deps.ledger.removed(record.id);
-      await deps.audit("downstream.aws.deny_failed", {
+      if (serviceAnswered(err)) await this.deps.ledger.removed(record.id);
+      await this.deps.audit("downstream.aws.deny_failed", {
         role: roleArn,
         policy: name,
         error: errorName(err),
         ...scope,
       });
       if (errorName(err) === "LimitExceeded") {
-        const over = [...(putNames.get(roleArn) ?? [])].reverse().find((n) => n !== all && n !== name);
+        const over = [...(this.putNames.get(roleArn) ?? [])].reverse().find((n) => n !== all && n !== name);
         const next = narrow ? all : name === all ? over : undefined;
         if (next !== undefined) {
-          await deps.audit("downstream.aws.deny_widened", {
+          await this.deps.audit("downstream.aws.deny_widened", {
             role: roleArn,
             policy: next,
             instead: name,
             ...scope,
           });
-          await putDeny(roleArn, {}, now, until, environment, next);
+          await this.putDeny(roleArn, {}, now, until, environment, next);
           return;
         }
       }
@@ -311,15 +393,15 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         `putting the revoke-older-sessions deny ${q(name)} on ${q(roleArn)} failed: ${errorName(err)}: ${(err as Error).message}`,
       );
     }
-    await deps.ledger.created(record.id);
-    const names = putNames.get(roleArn) ?? [];
-    putNames.set(roleArn, [...names.filter((n) => n !== name), name]);
+    await this.deps.ledger.created(record.id);
+    const names = this.putNames.get(roleArn) ?? [];
+    this.putNames.set(roleArn, [...names.filter((n) => n !== name), name]);
     if (scope.writ === undefined) {
-      const wide = (wideDenies.get(roleArn) ?? []).filter((d) => d.until > now.getTime());
+      const wide = (this.wideDenies.get(roleArn) ?? []).filter((d) => d.until > now.getTime());
       wide.push({ agent: scope.agent, before: before.getTime(), until: until.getTime() });
-      wideDenies.set(roleArn, wide);
+      this.wideDenies.set(roleArn, wide);
     }
-    await deps.audit("downstream.aws.deny_put", {
+    await this.deps.audit("downstream.aws.deny_put", {
       role: roleArn,
       policy: name,
       issuedBefore: iso(before),
@@ -328,9 +410,39 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     });
   }
 
-  async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
-    lastEnvironment = writ.environment;
-    const roleArn = roleFor(writ.playbook);
+  /**
+   * A role session for the writ, in order: checked (role, lifetime, session policy, its proof),
+   * tagged, planned, recorded as intent, assumed (shorter if the role's maximum is lower),
+   * recorded as created.
+   */
+  async issue(writ: WritForIssuer, now: Date = this.clock()): Promise<DownstreamCredential> {
+    this.lastEnvironment = writ.environment;
+    const a = this.asking(writ, now, await this.checked(writ, now), sessionTags(writ));
+    const record = await this.deps.ledger.intend(
+      writIntent(a.writ, {
+        id: `ds_${randomBytes(12).toString("base64url")}`,
+        system: "aws",
+        kind: SESSION_KIND,
+        locator: { roleArn: a.roleArn, sessionName: a.sessionName, sessionUntil: iso(a.sessionUntil) },
+      }),
+    );
+    const audited = {
+      writ: a.writ.id,
+      agent: a.writ.agent,
+      playbook: a.writ.playbook,
+      mode: this.cfg.mode,
+      role: a.roleArn,
+      sessionName: a.sessionName,
+      durationSeconds: a.duration,
+      policyChars: a.policy.json.length,
+    };
+    const out = await this.assumed(a, record, audited);
+    return this.created(a, out, record, audited);
+  }
+
+  /** The writ's role, its lifetime left, its session policy proven inside it, or a refusal. */
+  private async checked(writ: WritForIssuer, now: Date): Promise<Checked> {
+    const roleArn = this.roleFor(writ.playbook);
     if (!roleArn) {
       throw refusal("downstream_not_configured", `no AWS role for playbook ${q(writ.playbook)} (nor \`*\`)`);
     }
@@ -353,19 +465,19 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       );
     }
     const proofKey = JSON.stringify([roleArn, policy.json, writ.grants, writ.denies]);
-    let proof = proofs.get(proofKey);
+    let proof = this.proofs.get(proofKey);
     if (!proof) {
       proof = proveScoping({
         policyJson: policy.json,
         grants: writ.grants,
         denies: writ.denies,
-        role: roles?.get(roleArn),
+        role: this.roles?.get(roleArn),
       });
-      if (proofs.size >= PROOF_CACHE) proofs.delete(proofs.keys().next().value!);
-      proofs.set(proofKey, proof);
+      if (this.proofs.size >= PROOF_CACHE) this.proofs.delete(this.proofs.keys().next().value!);
+      this.proofs.set(proofKey, proof);
     }
     if (!proof.ok) {
-      await deps.audit("downstream.aws.refused", {
+      await this.deps.audit("downstream.aws.refused", {
         writ: writ.id,
         agent: writ.agent,
         reason: "downstream_scope_exceeds_writ",
@@ -382,123 +494,111 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         `agent id ${q(writ.agent)} cannot be an AWS SourceIdentity (2–64 characters of letters, digits and _+=,.@-)`,
       );
     }
-    const tags: { Key: string; Value: string }[] = [
-      { Key: "writ:id", Value: writ.id },
-      { Key: "writ:agent", Value: writ.agent },
-      { Key: "writ:playbook", Value: writ.playbook },
-      ...(writ.sponsor ? [{ Key: "writ:sponsor", Value: writ.sponsor }] : []),
-    ];
-    const badTag = tags.find((t) => !TAG_VALUE.test(t.Value));
-    if (badTag) {
-      throw refusal(
-        "downstream_not_configured",
-        `session tag ${q(badTag.Key)}: ${q(badTag.Value)} is not a value AWS accepts (letters, digits, spaces and _.:/=+-@, at most 256)`,
-      );
-    }
-    const duration = Math.min(Math.max(remaining, MIN_SESSION_SECONDS), MAX_SESSION_SECONDS);
+    return { roleArn, remaining, policy, notes: [...left, ...proof.notes] };
+  }
+
+  /** The session's duration (STS's bounds), name and rough end, and the notes on its lifetime. */
+  private asking(
+    writ: WritForIssuer,
+    now: Date,
+    checked: Checked,
+    tags: { Key: string; Value: string }[],
+  ): Asking {
+    const duration = Math.min(Math.max(checked.remaining, MIN_SESSION_SECONDS), MAX_SESSION_SECONDS);
     const sessionName = sessionNameFor(writ.id);
     // Until STS answers, the session's end is known only roughly: a minute of margin for clocks.
     const sessionUntil = new Date(now.getTime() + (duration + 60) * 1000);
-    const notes: string[] = [...left, ...proof.notes];
-    if (remaining < MIN_SESSION_SECONDS) {
+    const notes = [...checked.notes];
+    if (checked.remaining < MIN_SESSION_SECONDS) {
       notes.push(
-        webIdentity
-          ? `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: in web-identity mode writ holds no AWS keys and cannot end the session early; it lasts past the writ's expiry (${iso(writ.expiresAt)})`
-          : `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${remaining} s left: writ ends the session at the writ's expiry (${iso(writ.expiresAt)}) by revocation, through a deny on the role`,
+        this.webIdentity
+          ? `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${checked.remaining} s left: in web-identity mode writ holds no AWS keys and cannot end the session early; it lasts past the writ's expiry (${iso(writ.expiresAt)})`
+          : `STS's shortest session is ${MIN_SESSION_SECONDS} s and the writ has ${checked.remaining} s left: writ ends the session at the writ's expiry (${iso(writ.expiresAt)}) by revocation, through a deny on the role`,
       );
     }
-    const record = await deps.ledger.intend({
-      id: `ds_${randomBytes(12).toString("base64url")}`,
-      system: "aws",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: SESSION_KIND,
-      locator: { roleArn, sessionName, sessionUntil: iso(sessionUntil) },
-      expiresAt: writ.expiresAt,
-    });
-    const audited = {
-      writ: writ.id,
-      agent: writ.agent,
-      playbook: writ.playbook,
-      mode: cfg.mode,
-      role: roleArn,
-      sessionName,
-      durationSeconds: duration,
-      policyChars: policy.json.length,
-    };
-    const assume = async (seconds: number): Promise<AssumeRoleCommandOutput> => {
-      if (!webIdentity) {
-        return sts.send(
-          new AssumeRoleCommand({
-            RoleArn: roleArn,
-            RoleSessionName: sessionName,
-            Policy: policy.json,
-            DurationSeconds: seconds,
-            SourceIdentity: writ.agent,
-            Tags: tags,
-          }),
-        );
-      }
-      if (signer === undefined) {
-        throw refusal(
-          "downstream_not_configured",
-          "web-identity tokens are signed by `writ serve`'s environment issuer, which this process does not serve",
-        );
-      }
-      // the source identity and the tags travel in the token (AWS's claims), signed by the issuer
-      const token = await signer.sign(
-        writ.environment,
-        {
-          subject: writ.agent,
-          audience,
-          sourceIdentity: writ.agent,
-          tags,
-          jti: `${writ.id}.${randomBytes(9).toString("base64url")}`,
-          expiresAt: writ.expiresAt,
-        },
-        now,
-      );
-      if (token.length > WEB_IDENTITY_TOKEN_MAX) {
-        throw refusal(
-          "downstream_policy_too_large",
-          `the web-identity token is ${token.length} characters; STS takes at most ${WEB_IDENTITY_TOKEN_MAX}`,
-        );
-      }
-      return sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: roleArn,
-          RoleSessionName: sessionName,
-          WebIdentityToken: token,
-          Policy: policy.json,
+    return { writ, now, ...checked, tags, duration, sessionName, sessionUntil, notes };
+  }
+
+  /** AssumeRole, or AssumeRoleWithWebIdentity with a token the environment issuer signs. */
+  private async assume(a: Asking, seconds: number): Promise<AssumeRoleCommandOutput> {
+    if (!this.webIdentity) {
+      return this.sts.send(
+        new AssumeRoleCommand({
+          RoleArn: a.roleArn,
+          RoleSessionName: a.sessionName,
+          Policy: a.policy.json,
           DurationSeconds: seconds,
+          SourceIdentity: a.writ.agent,
+          Tags: a.tags,
         }),
       );
-    };
-    let out: AssumeRoleCommandOutput;
+    }
+    if (this.signer === undefined) {
+      throw refusal(
+        "downstream_not_configured",
+        "web-identity tokens are signed by `writ serve`'s environment issuer, which this process does not serve",
+      );
+    }
+    // the source identity and the tags travel in the token (AWS's claims), signed by the issuer
+    const token = await this.signer.sign(
+      a.writ.environment,
+      {
+        subject: a.writ.agent,
+        audience: this.audience,
+        sourceIdentity: a.writ.agent,
+        tags: a.tags,
+        jti: `${a.writ.id}.${randomBytes(9).toString("base64url")}`,
+        expiresAt: a.writ.expiresAt,
+      },
+      a.now,
+    );
+    if (token.length > WEB_IDENTITY_TOKEN_MAX) {
+      throw refusal(
+        "downstream_policy_too_large",
+        `the web-identity token is ${token.length} characters; STS takes at most ${WEB_IDENTITY_TOKEN_MAX}`,
+      );
+    }
+    return this.sts.send(
+      new AssumeRoleWithWebIdentityCommand({
+        RoleArn: a.roleArn,
+        RoleSessionName: a.sessionName,
+        WebIdentityToken: token,
+        Policy: a.policy.json,
+        DurationSeconds: seconds,
+      }),
+    );
+  }
+
+  /** The session from STS; a failure removes the intent when nothing can have been made. */
+  private async assumed(
+    a: Asking,
+    record: DownstreamRecord,
+    audited: Audited,
+  ): Promise<AssumeRoleCommandOutput> {
     try {
       try {
-        out = await assume(duration);
+        return await this.assume(a, a.duration);
       } catch (err) {
         // The role's MaxSessionDuration (IAM's default: 3,600 s) is below the writ's lifetime: a
         // shorter session, renewed by `writ creds` while the writ lasts, is still inside the writ.
         if (
-          duration <= DEFAULT_MAX_SESSION_SECONDS ||
+          a.duration <= DEFAULT_MAX_SESSION_SECONDS ||
           errorName(err) !== "ValidationError" ||
           !/MaxSessionDuration/.test((err as Error).message)
         ) {
           throw err;
         }
-        out = await assume(DEFAULT_MAX_SESSION_SECONDS);
-        notes.push(
-          `the role's MaxSessionDuration is below the writ's ${remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
+        const shorter = await this.assume(a, DEFAULT_MAX_SESSION_SECONDS);
+        a.notes.push(
+          `the role's MaxSessionDuration is below the writ's ${a.remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
         );
+        return shorter;
       }
     } catch (err) {
       // A service's answer (or a refusal before the call) means nothing was made; anything else may
       // have made a session.
-      if (serviceAnswered(err) || isAwsRefusal(err)) await deps.ledger.removed(record.id);
-      await deps.audit("downstream.aws.assume_role", {
+      if (serviceAnswered(err) || isAwsRefusal(err)) await this.deps.ledger.removed(record.id);
+      await this.deps.audit("downstream.aws.assume_role", {
         ...audited,
         outcome: "failed",
         error: errorName(err),
@@ -513,21 +613,30 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       }
       throw refusal(
         "downstream_unavailable",
-        `STS ${webIdentity ? "AssumeRoleWithWebIdentity" : "AssumeRole"} on ${q(roleArn)} failed: ${name}: ${(err as Error).message}`,
+        `STS ${this.webIdentity ? "AssumeRoleWithWebIdentity" : "AssumeRole"} on ${q(a.roleArn)} failed: ${name}: ${(err as Error).message}`,
       );
     }
+  }
+
+  /** STS's credentials recorded, audited and handed out. */
+  private async created(
+    a: Asking,
+    out: AssumeRoleCommandOutput,
+    record: DownstreamRecord,
+    audited: Audited,
+  ): Promise<DownstreamCredential> {
     const c = out.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !(c.Expiration instanceof Date)) {
-      await deps.audit("downstream.aws.assume_role", {
+      await this.deps.audit("downstream.aws.assume_role", {
         ...audited,
         outcome: "failed",
         error: "NoCredentials",
       });
       throw refusal("downstream_unavailable", "STS answered AssumeRole without credentials");
     }
-    await deps.ledger.created(record.id, {
-      roleArn,
-      sessionName,
+    await this.deps.ledger.created(record.id, {
+      roleArn: a.roleArn,
+      sessionName: a.sessionName,
       sessionUntil: iso(c.Expiration),
       // no later than STS issued it (we have its answer): a deny of sessions issued before a later
       // instant stops this one
@@ -535,7 +644,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       accessKeyId: c.AccessKeyId,
       ...(out.AssumedRoleUser?.Arn ? { assumedRoleArn: out.AssumedRoleUser.Arn } : {}),
     });
-    await deps.audit("downstream.aws.assume_role", {
+    await this.deps.audit("downstream.aws.assume_role", {
       ...audited,
       outcome: "created",
       accessKeyId: c.AccessKeyId,
@@ -547,14 +656,14 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       secretAccessKey: c.SecretAccessKey,
       sessionToken: c.SessionToken,
       expiration: c.Expiration,
-      notes,
+      notes: a.notes,
     };
   }
 
-  async function revoke(record: DownstreamRecord, now: Date): Promise<void> {
+  async revoke(record: DownstreamRecord, now: Date = this.clock()): Promise<void> {
     if (record.system !== "aws") return;
     if (record.kind === SESSION_KIND) {
-      if (webIdentity) return;
+      if (this.webIdentity) return;
       const until =
         dateOf(record.locator.sessionUntil) ?? new Date(now.getTime() + MAX_SESSION_SECONDS * 1000);
       const roleArn = typeof record.locator.roleArn === "string" ? record.locator.roleArn : undefined;
@@ -563,25 +672,25 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
       const issuedAt = dateOf(record.locator.issuedAt);
       if (
         issuedAt !== undefined &&
-        coveredByWideDeny(roleArn, record.agent, issuedAt.getTime(), until.getTime(), now)
+        this.coveredByWideDeny(roleArn, record.agent, issuedAt.getTime(), until.getTime(), now)
       ) {
-        await deps.audit("downstream.aws.deny_covered", {
+        await this.deps.audit("downstream.aws.deny_covered", {
           writ: record.writ,
           agent: record.agent,
           role: roleArn,
         });
         return;
       }
-      await putDeny(roleArn, { writ: record.writ }, now, until, record.environment);
+      await this.putDeny(roleArn, { writ: record.writ }, now, until, record.environment);
       return;
     }
-    if (record.kind !== DENY_KIND || webIdentity) return;
+    if (record.kind !== DENY_KIND || this.webIdentity) return;
     const { roleArn, roleName, policyName } = record.locator as Record<string, unknown>;
     if (typeof roleName !== "string" || typeof policyName !== "string") return;
     if (now.getTime() < record.expiresAt.getTime()) {
       // Asked early (its record was listed before its time): the deny must stay, so a fresh record
       // keeps it until then and this one can be closed.
-      const again = await deps.ledger.intend({
+      const again = await this.deps.ledger.intend({
         id: `ds_${randomBytes(12).toString("base64url")}`,
         system: "aws",
         environment: record.environment,
@@ -592,12 +701,12 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         expiresAt: record.expiresAt,
         outlivesWrit: true,
       });
-      await deps.ledger.created(again.id);
+      await this.deps.ledger.created(again.id);
       return;
     }
     // The same policy name may have been put again later (a second kill of the same scope): the
     // latest record removes it.
-    const siblings = await deps.ledger.ofWrit(record.writ);
+    const siblings = await this.deps.ledger.ofWrit(record.writ);
     const later = siblings.some(
       (r) =>
         r.id !== record.id &&
@@ -609,7 +718,7 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
     );
     if (later) return;
     try {
-      await iam!.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
+      await this.iam!.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
     } catch (err) {
       if (errorName(err) !== "NoSuchEntity") {
         throw refusal(
@@ -618,19 +727,19 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         );
       }
     }
-    await deps.audit("downstream.aws.deny_removed", { role: roleArn, policy: policyName });
+    await this.deps.audit("downstream.aws.deny_removed", { role: roleArn, policy: policyName });
   }
 
-  async function kill(scope: Scope, now: Date): Promise<void> {
-    if (webIdentity) {
-      await deps.audit("downstream.aws.kill_unreachable", {
+  async kill(scope: Scope, now: Date = this.clock()): Promise<void> {
+    if (this.webIdentity) {
+      await this.deps.audit("downstream.aws.kill_unreachable", {
         ...scope,
         why: "web-identity mode: writ holds no AWS credentials; sessions already made run to their end",
       });
       return;
     }
     if (scope.writ !== undefined) {
-      const sessions = (await deps.ledger.ofWrit(scope.writ)).filter(
+      const sessions = (await this.deps.ledger.ofWrit(scope.writ)).filter(
         (r) => r.system === "aws" && r.kind === SESSION_KIND,
       );
       const byRole = new Map<string, Date>();
@@ -643,28 +752,22 @@ export async function awsIssuer(cfg: AwsDownstreamConfig, deps: IssuerDeps): Pro
         const prev = byRole.get(role);
         if (!prev || until > prev) byRole.set(role, until);
       }
-      for (const [role, until] of byRole) await putDeny(role, { writ: scope.writ }, now, until, environment);
+      for (const [role, until] of byRole)
+        await this.putDeny(role, { writ: scope.writ }, now, until, environment);
       return;
     }
     // Sessions this issuer could have made end by STS's longest duration after now.
     const until = new Date(now.getTime() + MAX_SESSION_SECONDS * 1000);
     const failures: unknown[] = [];
-    for (const role of allRoles) {
+    for (const role of this.allRoles) {
       try {
-        await putDeny(role, scope, now, until, lastEnvironment);
+        await this.putDeny(role, scope, now, until, this.lastEnvironment);
       } catch (err) {
         failures.push(err);
       }
     }
     if (failures.length > 0) throw failures[0];
   }
-
-  return {
-    system: "aws",
-    issue: (writ, now = clock()) => issue(writ, now),
-    revoke: (record, now = clock()) => revoke(record, now),
-    kill: (scope, now = clock()) => kill(scope, now),
-  };
 }
 
 export function isAwsRefusal(err: unknown): err is WritError {

@@ -8,67 +8,36 @@
  * says is a coded error (`ERR_CLIENT_UNREACHABLE`, `ERR_CLIENT_PROTOCOL`). No token is ever printed
  * by this module.
  */
-import { createPrivateKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import type { JsonWebKey } from "node:crypto";
 import {
   createWritClient,
   ERR_CLIENT_OPTIONS,
-  ERR_CLIENT_PROTOCOL,
   refusalFromResponse,
   type WritProgress,
 } from "../client/index.js";
 import { isWritError, q, WritError } from "../core/errors.js";
+import {
+  type AgentKey,
+  ERR_CREDS_INSECURE_SERVER,
+  type Intent,
+  issuerOf,
+  type Redeemed,
+  redeemedOf,
+  redemptionEndpoint,
+  retryingLine,
+} from "./agent.js";
 import type { DownstreamSystem } from "./types.js";
 
-export const ERR_CREDS_KEY = "ERR_CREDS_KEY";
-export const ERR_CREDS_INSECURE_SERVER = "ERR_CREDS_INSECURE_SERVER";
+export {
+  type AgentKey,
+  agentKeyFromJwk,
+  ERR_CREDS_INSECURE_SERVER,
+  ERR_CREDS_KEY,
+  type Intent,
+  type Redeemed,
+} from "./agent.js";
 
 type Fetch = (url: string, init: RequestInit) => Promise<Response>;
-
-export interface AgentKey {
-  readonly key: KeyObject;
-  readonly alg: "EdDSA" | "ES256" | "ES384" | "RS256";
-  readonly kid: string | undefined;
-}
-
-/** The agent's private key from its JWK text (members starting with `_` are comments). */
-export function agentKeyFromJwk(text: string): AgentKey {
-  let jwk: Record<string, unknown>;
-  try {
-    jwk = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new WritError(ERR_CREDS_KEY, "the agent key is not JSON (expected a private JWK)");
-  }
-  if (jwk === null || typeof jwk !== "object" || Array.isArray(jwk))
-    throw new WritError(ERR_CREDS_KEY, "the agent key is not a JWK object");
-  const clean = Object.fromEntries(Object.entries(jwk).filter(([k]) => !k.startsWith("_")));
-  if (clean.d === undefined)
-    throw new WritError(ERR_CREDS_KEY, "the agent key is a public key: give the private JWK");
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: clean as JsonWebKey, format: "jwk" });
-  } catch (err) {
-    throw new WritError(
-      ERR_CREDS_KEY,
-      `the agent key is not a usable private JWK: ${(err as Error).message}`,
-    );
-  }
-  const alg =
-    clean.kty === "OKP" && clean.crv === "Ed25519"
-      ? "EdDSA"
-      : clean.kty === "EC" && clean.crv === "P-256"
-        ? "ES256"
-        : clean.kty === "EC" && clean.crv === "P-384"
-          ? "ES384"
-          : clean.kty === "RSA"
-            ? "RS256"
-            : undefined;
-  if (alg === undefined)
-    throw new WritError(
-      ERR_CREDS_KEY,
-      `the agent key's type ${q(`${clean.kty}/${clean.crv ?? ""}`)} is not supported`,
-    );
-  return { key, alg, kid: typeof clean.kid === "string" ? clean.kid : undefined };
-}
 
 export interface AgentClientOptions {
   /** The broker's public base URL (what `writ serve` was told with `--public-url`). */
@@ -88,20 +57,6 @@ export interface AgentClientOptions {
   readonly allowInsecureHttp?: boolean | undefined;
 }
 
-export interface Intent {
-  readonly playbook: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly ticket?: string | undefined;
-}
-
-export interface Redeemed {
-  readonly system: DownstreamSystem;
-  readonly writ: string;
-  readonly expiresAt: Date;
-  readonly notes: readonly string[];
-  readonly credential: Readonly<Record<string, unknown>>;
-}
-
 /** The progress the SDK reports, as the lines `writ creds` prints on stderr. */
 function progressLine(
   playbook: string,
@@ -110,7 +65,7 @@ function progressLine(
 ): string | undefined {
   switch (e.kind) {
     case "retrying":
-      return `writ: the broker slows this agent down after a denial: retrying in ${e.retryAfter} s`;
+      return retryingLine(e.retryAfter);
     case "approval_requested": {
       const upTo = Math.min(e.expiresIn, (approvalTimeoutMs ?? Number.POSITIVE_INFINITY) / 1000);
       return `writ: playbook ${q(playbook)} needs approval: waiting for request ${e.authReqId} (up to ${Math.ceil(upTo)} s); approvers: writ approve ${e.authReqId}`;
@@ -124,7 +79,7 @@ function progressLine(
 
 export function agentClient(opts: AgentClientOptions) {
   const server = opts.server.replace(/\/+$/, "");
-  const issuer = `${server}/env/${opts.environment}`;
+  const issuer = issuerOf(server, opts.environment);
   const jwk = opts.key.key.export({ format: "jwk" });
   const allowInsecure = opts.allowInsecureHttp === true;
   let client: ReturnType<typeof createWritClient>;
@@ -154,7 +109,7 @@ export function agentClient(opts: AgentClientOptions) {
   const baseline = (resource?: string): Promise<string> => client.baselineToken(resource);
 
   /** The audience a writ needs to be redeemed for `system`. */
-  const audienceOf = (system: DownstreamSystem) => `${issuer}/downstream/${system}`;
+  const audienceOf = (system: DownstreamSystem) => redemptionEndpoint(issuer, system);
 
   /** A writ for `intent` with the audience `resource`: always a new one (each redemption spends a use). */
   async function writFor(intent: Intent, resource: string): Promise<string> {
@@ -182,38 +137,10 @@ export function agentClient(opts: AgentClientOptions) {
 
   /** Redeems a writ for the system's credential. */
   async function redeem(system: DownstreamSystem, token: string): Promise<Redeemed> {
-    const where = `${issuer}/downstream/${system}`;
+    const where = audienceOf(system);
     const res = await client.fetchWithWrit(where, { method: "POST" }, { writ: { accessToken: token } });
     if (res.status !== 200) throw await refusalFromResponse(res, where);
-    let b: Record<string, unknown>;
-    try {
-      b = (await res.json()) as Record<string, unknown>;
-    } catch {
-      throw new WritError(
-        ERR_CLIENT_PROTOCOL,
-        `${q(where)} answered 200 without JSON: is ${q(server)} a writ server?`,
-      );
-    }
-    const expires = typeof b.expires_at === "string" ? new Date(b.expires_at) : undefined;
-    const credential = b.credential;
-    if (
-      b === null ||
-      b.system !== system ||
-      typeof b.writ !== "string" ||
-      expires === undefined ||
-      Number.isNaN(expires.getTime()) ||
-      credential === null ||
-      typeof credential !== "object"
-    )
-      throw new WritError(ERR_CLIENT_PROTOCOL, "the redemption answer is not a credential");
-    const notes = Array.isArray(b.notes) ? b.notes.filter((n): n is string => typeof n === "string") : [];
-    return {
-      system,
-      writ: b.writ,
-      expiresAt: expires,
-      notes,
-      credential: credential as Record<string, unknown>,
-    };
+    return redeemedOf(await res.text(), system, where);
   }
 
   return { baseline, writ, writFor, redeem, issuer, audienceOf };

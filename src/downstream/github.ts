@@ -33,6 +33,7 @@ import {
   levelAtLeast,
   needsRepositoryList,
 } from "./github/scope.js";
+import { writIntent } from "./intent.js";
 import { DownstreamRefusal } from "./refusal.js";
 import {
   type DownstreamCredential,
@@ -193,7 +194,6 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
   const key = await loadPrivateKey(cfg.privateKey, deps.env ?? process.env);
   const installationId = cfg.installationId;
   const clock = deps.clock ?? (() => new Date());
-  const { ledger, audit } = deps;
 
   const request = octokitRequest.defaults({
     baseUrl,
@@ -213,25 +213,49 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     log: { warn: () => undefined },
   });
 
-  const held = new Map<string, Held>();
-  const kills: { readonly writ?: string | undefined; readonly agent?: string | undefined }[] = [];
-  const reportedUnrevocable = new Set<string>();
-  let installation: InstallationInfo | undefined;
-  let repositoryList: { readonly names: readonly string[]; readonly at: number } | undefined;
+  return new GithubIssuer(installationId, clock, deps, request, appAuth);
+}
 
-  async function refuse(writ: WritForIssuer, reason: DownstreamReason, message: string): Promise<never> {
-    await audit("downstream.refused", {
+type Request = typeof octokitRequest;
+type Scope = Extract<ReturnType<typeof githubScope>, { ok: true }>;
+type AppAuth = ReturnType<typeof createAppAuth>;
+
+class GithubIssuer implements DownstreamIssuer {
+  readonly system = "github" as const;
+  private readonly ledger: IssuerDeps["ledger"];
+  private readonly audit: IssuerDeps["audit"];
+  /** The installation tokens this process minted and still holds, by record id (revocable). */
+  private readonly held = new Map<string, Held>();
+  /** Kills thrown so far: a token minted while one was thrown for its writ is revoked at once. */
+  private readonly kills: { readonly writ?: string | undefined; readonly agent?: string | undefined }[] = [];
+  private readonly reportedUnrevocable = new Set<string>();
+  private installation: InstallationInfo | undefined;
+  private repositoryList: { readonly names: readonly string[]; readonly at: number } | undefined;
+
+  constructor(
+    private readonly installationId: number,
+    private readonly clock: () => Date,
+    deps: IssuerDeps,
+    private readonly request: Request,
+    private readonly appAuth: AppAuth,
+  ) {
+    this.ledger = deps.ledger;
+    this.audit = deps.audit;
+  }
+
+  private async refuse(writ: WritForIssuer, reason: DownstreamReason, message: string): Promise<never> {
+    await this.audit("downstream.refused", {
       system: "github",
       writ: writ.id,
       agent: writ.agent,
-      installation: installationId,
+      installation: this.installationId,
       reason,
       message,
     });
     throw new DownstreamRefusal(reason, message);
   }
 
-  function unavailable(what: string, e: unknown): DownstreamRefusal {
+  private unavailable(what: string, e: unknown): DownstreamRefusal {
     const { status, message } = githubError(e);
     return new DownstreamRefusal(
       "downstream_unavailable",
@@ -239,42 +263,43 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     );
   }
 
-  async function installationInfo(fresh = false): Promise<InstallationInfo> {
-    const t = clock().getTime();
-    if (!fresh && installation && t - installation.at < INSTALLATION_CACHE_MS) return installation;
+  private async installationInfo(fresh = false): Promise<InstallationInfo> {
+    const t = this.clock().getTime();
+    if (!fresh && this.installation && t - this.installation.at < INSTALLATION_CACHE_MS)
+      return this.installation;
     let data: { account?: { login?: unknown } | null; permissions?: Record<string, unknown> };
     try {
-      const { token } = await appAuth({ type: "app" });
-      const res = await request("GET /app/installations/{installation_id}", {
-        installation_id: installationId,
+      const { token } = await this.appAuth({ type: "app" });
+      const res = await this.request("GET /app/installations/{installation_id}", {
+        installation_id: this.installationId,
         headers: { authorization: `bearer ${token}` },
       });
       data = res.data as typeof data;
     } catch (e) {
-      throw unavailable(`GET /app/installations/${installationId}`, e);
+      throw this.unavailable(`GET /app/installations/${this.installationId}`, e);
     }
     const login = data.account?.login;
     if (typeof login !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(login)) {
       throw new DownstreamRefusal(
         "downstream_unavailable",
-        `GitHub's answer for installation ${installationId} names no account`,
+        `GitHub's answer for this.installation ${this.installationId} names no account`,
       );
     }
     const permissions: Record<string, GithubLevel> = {};
     for (const [p, l] of Object.entries(data.permissions ?? {})) if (isLevel(l)) permissions[p] = l;
-    installation = { account: login, permissions, at: t };
-    return installation;
+    this.installation = { account: login, permissions, at: t };
+    return this.installation;
   }
 
   /** Mints one token (serialised per installation); the caller has recorded the intent. */
-  async function mint(
+  private async mint(
     repositoryNames: readonly string[] | undefined,
     permissions: Readonly<Record<string, GithubLevel>>,
   ) {
-    return serialized(installationId, () =>
-      appAuth({
+    return serialized(this.installationId, () =>
+      this.appAuth({
         type: "installation",
-        installationId,
+        installationId: this.installationId,
         ...(repositoryNames ? { repositoryNames: [...repositoryNames] } : {}),
         permissions: { ...permissions },
         refresh: true,
@@ -283,12 +308,12 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
   }
 
   /** `DELETE /installation/token`; true when revoked now or already dead (401), throws otherwise. */
-  async function deleteToken(token: string): Promise<void> {
+  private async deleteToken(token: string): Promise<void> {
     try {
-      await request("DELETE /installation/token", { headers: { authorization: `token ${token}` } });
+      await this.request("DELETE /installation/token", { headers: { authorization: `token ${token}` } });
     } catch (e) {
       if (githubError(e).status === 401) return; // revoked or expired already
-      throw unavailable("DELETE /installation/token", e);
+      throw this.unavailable("DELETE /installation/token", e);
     }
   }
 
@@ -296,67 +321,67 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
    * The installation's repository names, read with a token that can only read metadata, recorded
    * in the ledger under the writ that needed it and revoked as soon as the list is read.
    */
-  async function listRepositories(writ: WritForIssuer, now: Date): Promise<readonly string[]> {
-    const t = clock().getTime();
-    if (repositoryList && t - repositoryList.at < INSTALLATION_CACHE_MS) return repositoryList.names;
-    const rec = await ledger.intend({
-      id: randomUUID(),
-      system: "github",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: KIND,
-      locator: {
-        installation: installationId,
-        purpose: "list-repositories",
-        permissions: { metadata: "read" },
-      },
-      expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
-    });
+  private async listRepositories(writ: WritForIssuer, now: Date): Promise<readonly string[]> {
+    const t = this.clock().getTime();
+    if (this.repositoryList && t - this.repositoryList.at < INSTALLATION_CACHE_MS)
+      return this.repositoryList.names;
+    const rec = await this.ledger.intend(
+      writIntent(writ, {
+        id: randomUUID(),
+        system: "github",
+        kind: KIND,
+        locator: {
+          installation: this.installationId,
+          purpose: "list-repositories",
+          permissions: { metadata: "read" },
+        },
+        expiresAt: new Date(now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS),
+      }),
+    );
     let token: string;
     let expiresAt: Date;
     try {
-      const auth = await mint(undefined, { metadata: "read" });
+      const auth = await this.mint(undefined, { metadata: "read" });
       token = auth.token;
       expiresAt = new Date(auth.expiresAt);
     } catch (e) {
-      const err = unavailable(`POST /app/installations/${installationId}/access_tokens`, e);
+      const err = this.unavailable(`POST /app/installations/${this.installationId}/access_tokens`, e);
       const status = githubError(e).status;
-      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
+      if (status !== undefined && status >= 400 && status < 500) await this.ledger.removed(rec.id);
       throw err;
     }
-    held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
+    this.held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
     const names: string[] = [];
     try {
-      await ledger.created(rec.id, {
-        installation: installationId,
+      await this.ledger.created(rec.id, {
+        installation: this.installationId,
         purpose: "list-repositories",
         permissions: { metadata: "read" },
         hashedToken: hashedToken(token),
         tokenExpiresAt: expiresAt.toISOString(),
       });
-      await audit("downstream.issued", {
+      await this.audit("downstream.issued", {
         system: "github",
         kind: KIND,
         purpose: "list-repositories",
         record: rec.id,
         writ: writ.id,
         agent: writ.agent,
-        installation: installationId,
+        installation: this.installationId,
         permissions: { metadata: "read" },
         hashedToken: hashedToken(token),
         tokenExpiresAt: expiresAt.toISOString(),
       });
       for (let page = 1; page <= MAX_LIST_PAGES; page++) {
-        let res: Awaited<ReturnType<typeof request>>;
+        let res: Awaited<ReturnType<typeof octokitRequest>>;
         try {
-          res = await request("GET /installation/repositories", {
+          res = await this.request("GET /installation/repositories", {
             per_page: 100,
             page,
             headers: { authorization: `token ${token}` },
           });
         } catch (e) {
-          throw unavailable("GET /installation/repositories", e);
+          throw this.unavailable("GET /installation/repositories", e);
         }
         const data = res.data as { total_count?: unknown; repositories?: { name?: unknown }[] };
         const repos = Array.isArray(data.repositories) ? data.repositories : [];
@@ -372,41 +397,41 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       }
     } catch (e) {
       // the reaper retries through the ledger record if this revocation fails too
-      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      await this.revokeHeld(rec.id, this.clock()).catch(() => undefined);
       throw e;
     }
-    await revokeHeld(rec.id, clock());
-    repositoryList = { names, at: t };
+    await this.revokeHeld(rec.id, this.clock());
+    this.repositoryList = { names, at: t };
     return names;
   }
 
-  async function revokeHeld(id: string, now: Date): Promise<void> {
-    const h = held.get(id);
+  private async revokeHeld(id: string, now: Date): Promise<void> {
+    const h = this.held.get(id);
     if (!h) return;
-    await deleteToken(h.token);
-    held.delete(id);
-    await ledger.removed(id);
-    await audit("downstream.revoked", {
+    await this.deleteToken(h.token);
+    this.held.delete(id);
+    await this.ledger.removed(id);
+    await this.audit("downstream.revoked", {
       system: "github",
       record: id,
       writ: h.writ,
       agent: h.agent,
-      installation: installationId,
+      installation: this.installationId,
       hashedToken: hashedToken(h.token),
       at: now.toISOString(),
     });
   }
 
   /** Drops tokens GitHub has expired from memory; their records go when the reaper next asks. */
-  function forgetDead(now: Date): void {
-    for (const [id, h] of held) {
-      if (h.expiresAt.getTime() + CLOCK_SLACK_MS < now.getTime()) held.delete(id);
+  private forgetDead(now: Date): void {
+    for (const [id, h] of this.held) {
+      if (h.expiresAt.getTime() + CLOCK_SLACK_MS < now.getTime()) this.held.delete(id);
     }
   }
 
-  function killedSince(from: number, writ: WritForIssuer): boolean {
-    for (let i = from; i < kills.length; i++) {
-      const k = kills[i]!;
+  private killedSince(from: number, writ: WritForIssuer): boolean {
+    for (let i = from; i < this.kills.length; i++) {
+      const k = this.kills[i]!;
       if ((k.writ === undefined || k.writ === writ.id) && (k.agent === undefined || k.agent === writ.agent)) {
         return true;
       }
@@ -414,22 +439,36 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     return false;
   }
 
-  async function issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
-    const killMark = kills.length;
-    forgetDead(now);
+  /**
+   * An installation token for the writ, in order: scoped (the installation read, its repositories
+   * listed when a pattern needs them, the writ's grants fitted to one token), intent recorded,
+   * minted, GitHub's answer checked (exactly what was asked, no kill thrown meanwhile), handed out.
+   */
+  async issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
+    const killMark = this.kills.length;
+    this.forgetDead(now);
+    const { inst, scope } = await this.scoped(writ, now);
+    const { rec, locator } = await this.intent(writ, now, inst, scope);
+    const auth = await this.minted(writ, inst, scope, rec);
+    const { token, ghExpiry } = await this.answered(writ, now, scope, rec, auth, killMark);
+    return this.handedOut(writ, scope, inst, rec, locator, token, ghExpiry);
+  }
+
+  /** The installation and the token's scope for the writ, or its refusal (audited). */
+  private async scoped(writ: WritForIssuer, now: Date): Promise<{ inst: InstallationInfo; scope: Scope }> {
     if (githubRules(writ.grants).length === 0) {
-      return refuse(writ, "downstream_no_grants", "the writ grants nothing on github");
+      return this.refuse(writ, "downstream_no_grants", "the writ grants nothing on github");
     }
     if (writ.expiresAt.getTime() <= now.getTime()) {
-      return refuse(writ, "downstream_no_grants", `the writ expired at ${writ.expiresAt.toISOString()}`);
+      return this.refuse(writ, "downstream_no_grants", `the writ expired at ${writ.expiresAt.toISOString()}`);
     }
     let inst: InstallationInfo;
     let repositories: readonly string[] | undefined;
     try {
-      inst = await installationInfo();
-      repositories = needsRepositoryList(writ.grants) ? await listRepositories(writ, now) : undefined;
+      inst = await this.installationInfo();
+      repositories = needsRepositoryList(writ.grants) ? await this.listRepositories(writ, now) : undefined;
     } catch (e) {
-      if (e instanceof DownstreamRefusal) return refuse(writ, e.reason, e.detail);
+      if (e instanceof DownstreamRefusal) return this.refuse(writ, e.reason, e.detail);
       throw e;
     }
     const scopeFor = (i: InstallationInfo) =>
@@ -444,9 +483,9 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     if (!scope.ok && scope.reason === "downstream_permission_missing") {
       // the installation may have been granted more since it was read: read it again before refusing
       try {
-        inst = await installationInfo(true);
+        inst = await this.installationInfo(true);
       } catch (e) {
-        if (e instanceof DownstreamRefusal) return refuse(writ, e.reason, e.detail);
+        if (e instanceof DownstreamRefusal) return this.refuse(writ, e.reason, e.detail);
         throw e;
       }
       scope = scopeFor(inst);
@@ -454,61 +493,79 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
     if (!scope.ok) {
       const detail =
         scope.reason === "downstream_permission_missing"
-          ? scope.message.replace("installation lacks", `installation ${installationId} lacks`)
+          ? scope.message.replace("installation lacks", `installation ${this.installationId} lacks`)
           : scope.message;
-      return refuse(writ, scope.reason, detail);
+      return this.refuse(writ, scope.reason, detail);
     }
 
+    return { inst, scope };
+  }
+
+  /** The token's record, before it is minted: GitHub's one hour from about now, at most the writ's life. */
+  private async intent(writ: WritForIssuer, now: Date, inst: InstallationInfo, scope: Scope) {
     // GitHub's token lives one hour from its creation, a moment after this: the record allows for it
     const intentExpiry = Math.min(
       writ.expiresAt.getTime(),
       now.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS,
     );
     const locator = {
-      installation: installationId,
+      installation: this.installationId,
       account: inst.account,
       repositories: scope.repositories,
       permissions: scope.permissions,
     };
-    const rec = await ledger.intend({
-      id: randomUUID(),
-      system: "github",
-      environment: writ.environment,
-      writ: writ.id,
-      agent: writ.agent,
-      kind: KIND,
-      locator,
-      expiresAt: new Date(intentExpiry),
-    });
+    const rec = await this.ledger.intend(
+      writIntent(writ, {
+        id: randomUUID(),
+        system: "github",
+        kind: KIND,
+        locator,
+        expiresAt: new Date(intentExpiry),
+      }),
+    );
 
-    let auth: Awaited<ReturnType<typeof mint>>;
+    return { rec, locator };
+  }
+
+  /** The token minted; a refusal by GitHub (4xx) removes the intent, anything else leaves it to the reaper. */
+  private async minted(writ: WritForIssuer, inst: InstallationInfo, scope: Scope, rec: DownstreamRecord) {
     try {
-      auth = await mint(scope.repositories, scope.permissions);
+      return await this.mint(scope.repositories, scope.permissions);
     } catch (e) {
       const { status, message } = githubError(e);
       // GitHub refused the request (4xx): nothing was created. Otherwise the record stays for the reaper.
-      if (status !== undefined && status >= 400 && status < 500) await ledger.removed(rec.id);
-      installation = undefined; // re-read the installation next time
+      if (status !== undefined && status >= 400 && status < 500) await this.ledger.removed(rec.id);
+      this.installation = undefined; // re-read the this.installation next time
       if (status === 422) {
         const what = /permission/i.test(message)
           ? `permissions ${q(scope.permissions)}`
           : `repositories ${q(scope.repositories.map((r) => `${inst.account}/${r}`))}`;
-        return refuse(
+        return this.refuse(
           writ,
           "downstream_permission_missing",
-          `GitHub refused ${what} for installation ${installationId}: ${message}`,
+          `GitHub refused ${what} for this.installation ${this.installationId}: ${message}`,
         );
       }
-      return refuse(
+      return this.refuse(
         writ,
         "downstream_unavailable",
-        unavailable(`POST /app/installations/${installationId}/access_tokens`, e).detail,
+        this.unavailable(`POST /app/installations/${this.installationId}/access_tokens`, e).detail,
       );
     }
+  }
 
+  /** The token held, GitHub's answer checked against what was asked and against kills thrown meanwhile. */
+  private async answered(
+    writ: WritForIssuer,
+    now: Date,
+    scope: Scope,
+    rec: DownstreamRecord,
+    auth: Awaited<ReturnType<GithubIssuer["mint"]>>,
+    killMark: number,
+  ): Promise<{ token: string; ghExpiry: Date }> {
     const ghExpiry = new Date(auth.expiresAt);
     const token = auth.token;
-    held.set(rec.id, {
+    this.held.set(rec.id, {
       token,
       writ: writ.id,
       agent: writ.agent,
@@ -519,20 +576,33 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
 
     // GitHub's answer must be what was asked: no other repository, no other permission or level
     const problem = answerProblem(auth, scope.repositories, scope.permissions, ghExpiry, now);
-    const killed = killedSince(killMark, writ);
+    const killed = this.killedSince(killMark, writ);
     if (problem || killed) {
-      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      await this.revokeHeld(rec.id, this.clock()).catch(() => undefined);
       if (killed)
-        return refuse(
+        return this.refuse(
           writ,
           "downstream_unavailable",
           "the kill switch was thrown while the token was minted",
         );
-      return refuse(writ, "downstream_scope_exceeds_writ", problem!);
+      return this.refuse(writ, "downstream_scope_exceeds_writ", problem!);
     }
 
+    return { token, ghExpiry };
+  }
+
+  /** The record's result, the notes on the token's life, the audit, the credential; else revoked. */
+  private async handedOut(
+    writ: WritForIssuer,
+    scope: Scope,
+    inst: InstallationInfo,
+    rec: DownstreamRecord,
+    locator: Record<string, unknown>,
+    token: string,
+    ghExpiry: Date,
+  ): Promise<DownstreamCredential> {
     try {
-      await ledger.created(rec.id, {
+      await this.ledger.created(rec.id, {
         ...locator,
         hashedToken: hashedToken(token),
         tokenExpiresAt: ghExpiry.toISOString(),
@@ -548,14 +618,14 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
           `GitHub installation tokens live one hour: redeem the writ again after ${ghExpiry.toISOString()}`,
         );
       }
-      await audit("downstream.issued", {
+      await this.audit("downstream.issued", {
         system: "github",
         kind: KIND,
         record: rec.id,
         writ: writ.id,
         agent: writ.agent,
         playbook: writ.playbook,
-        installation: installationId,
+        installation: this.installationId,
         repositories: scope.repositories.map((r) => `${inst.account}/${r}`),
         permissions: scope.permissions,
         hashedToken: hashedToken(token),
@@ -572,15 +642,15 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       };
     } catch (e) {
       // no record or no audit, no credential
-      await revokeHeld(rec.id, clock()).catch(() => undefined);
+      await this.revokeHeld(rec.id, this.clock()).catch(() => undefined);
       throw e;
     }
   }
 
-  async function revoke(record: DownstreamRecord, now: Date): Promise<void> {
+  async revoke(record: DownstreamRecord, now: Date): Promise<void> {
     if (record.system !== "github" || record.state === "removed") return;
-    if (held.has(record.id)) {
-      await revokeHeld(record.id, now);
+    if (this.held.has(record.id)) {
+      await this.revokeHeld(record.id, now);
       return;
     }
     // Not held by this process (it restarted): the token cannot be revoked without itself, and
@@ -591,54 +661,54 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
         ? Date.parse(recorded)
         : record.createdAt.getTime() + INSTALLATION_TOKEN_LIFETIME_MS + CLOCK_SLACK_MS;
     if (now.getTime() >= bound) {
-      await ledger.removed(record.id);
-      await audit("downstream.expired", {
+      await this.ledger.removed(record.id);
+      await this.audit("downstream.expired", {
         system: "github",
         record: record.id,
         writ: record.writ,
         agent: record.agent,
-        installation: installationId,
+        installation: this.installationId,
       });
       return;
     }
-    if (!reportedUnrevocable.has(record.id)) {
-      reportedUnrevocable.add(record.id);
-      await audit("downstream.unrevocable", {
+    if (!this.reportedUnrevocable.has(record.id)) {
+      this.reportedUnrevocable.add(record.id);
+      await this.audit("downstream.unrevocable", {
         system: "github",
         record: record.id,
         writ: record.writ,
         agent: record.agent,
-        installation: installationId,
+        installation: this.installationId,
         endsAt: new Date(bound).toISOString(),
         why: "the token is not held by this process (it restarted): it ends at GitHub's one-hour lifetime",
       });
     }
   }
 
-  async function kill(scope: { readonly writ?: string; readonly agent?: string }, now: Date): Promise<void> {
-    kills.push({ writ: scope.writ, agent: scope.agent });
-    const targets = [...held.entries()].filter(
+  async kill(scope: { readonly writ?: string; readonly agent?: string }, now: Date): Promise<void> {
+    this.kills.push({ writ: scope.writ, agent: scope.agent });
+    const targets = [...this.held.entries()].filter(
       ([, h]) =>
         (scope.writ === undefined || h.writ === scope.writ) &&
         (scope.agent === undefined || h.agent === scope.agent),
     );
-    const results = await Promise.allSettled(targets.map(([id]) => revokeHeld(id, now)));
+    const results = await Promise.allSettled(targets.map(([id]) => this.revokeHeld(id, now)));
     const failed = results.filter((r) => r.status === "rejected").length;
     // for one writ the ledger also knows the tokens this process no longer holds (minted before a
     // restart): they cannot be revoked and end at GitHub's one-hour lifetime
     const unrevocable =
       scope.writ === undefined
         ? undefined
-        : (await ledger.ofWrit(scope.writ)).filter(
+        : (await this.ledger.ofWrit(scope.writ)).filter(
             (r) =>
               r.system === "github" &&
               r.state !== "removed" &&
-              !held.has(r.id) &&
+              !this.held.has(r.id) &&
               (scope.agent === undefined || r.agent === scope.agent),
           ).length;
-    await audit("downstream.killed", {
+    await this.audit("downstream.killed", {
       system: "github",
-      installation: installationId,
+      installation: this.installationId,
       scope: { ...(scope.writ ? { writ: scope.writ } : {}), ...(scope.agent ? { agent: scope.agent } : {}) },
       revoked: targets.length - failed,
       failed,
@@ -653,8 +723,6 @@ export async function githubIssuer(cfg: GithubDownstreamConfig, deps: IssuerDeps
       );
     }
   }
-
-  return { system: "github", issue, revoke, kill };
 }
 
 /** Why GitHub's answer differs from the request, or undefined when it is exactly it. */

@@ -31,6 +31,7 @@ import {
   causeOf,
   type DownstreamAudit,
   type DownstreamCredential,
+  type DownstreamIssuer,
   type DownstreamReason,
   type DownstreamRegistry,
   type DownstreamSystem,
@@ -203,81 +204,109 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
       if (!(err instanceof BoundTokenRefusal)) throw err;
       return refused(err.status, err.error, err.reason, err.message);
     }
-    if (claims.writ === undefined)
-      return refused(
-        401,
-        "invalid_token",
-        "not_a_writ",
-        "a baseline token cannot be redeemed: exchange it for a writ",
-        { agent: claims.client_id },
-      );
-    const stored = await opts.store.writs.get(claims.writ);
-    const who = { agent: claims.client_id, writ: claims.writ };
-    if (!stored || stored.agent !== claims.client_id || stored.environment !== env)
-      return refused(
-        401,
-        "invalid_token",
-        "writ_not_found",
-        `writ ${q(claims.writ)} is not this agent's here`,
-        who,
-      );
-    // writ.yaml may have changed since the writ was issued: its agent must still work here
-    if (!opts.config.agents.get(stored.agent)?.environments.includes(env))
-      return refused(
-        401,
-        "invalid_token",
-        "writ_not_found",
-        `agent ${q(stored.agent)} is no longer registered in ${q(env)}`,
-        who,
-      );
-    try {
-      await spendWritUse(
-        { store: opts.store, audit: opts.audit, clock: opts.clock },
-        stored.id,
-        `downstream:${system}`,
-      );
-    } catch (err) {
-      if (!isWritError(err) || !err.code.startsWith("ERR_WRIT_")) throw err;
-      const reason = err.code.replace(/^ERR_/, "").toLowerCase();
-      return refused(401, "invalid_token", reason, err.message, who);
-    }
-    let credential: DownstreamCredential;
-    try {
-      credential = await issuer.issue(writForIssuer(opts.config, stored), now());
-      if (credential.system !== system)
-        throw new Error(`the ${system} issuer answered a ${credential.system} credential`);
-    } catch (err) {
-      const { reason, message } = refusalReason(err);
-      const { status, error } = ISSUER_REFUSAL[reason];
-      // anything but an issuer's refusal is a failure to look into (the system, the ledger …)
-      if (!isWritError(err, ERR_DOWNSTREAM_REFUSED))
-        await opts.audit("downstream.issue_failed", {
-          environment: env,
-          system,
-          writ: stored.id,
-          cause: causeOf(err),
-        });
-      return refused(status, error, reason, message, who);
-    }
-    const expiresAt = credential.expiration.toISOString();
-    await opts.audit("downstream.issued", {
-      environment: env,
-      agent: stored.agent,
-      writ: stored.id,
-      system,
-      kind: KIND[system],
-      expiresAt,
-    });
-    return new Response(
-      JSON.stringify({
-        system,
-        writ: stored.id,
-        expires_at: expiresAt,
-        notes: credential.notes,
-        credential: credentialBody(credential),
-      }),
-      { status: 200, headers: { "content-type": "application/json", ...NO_STORE } },
-    );
+    return redeem({ opts, env, system, issuer, refused, now }, claims);
   });
   return app;
+}
+
+/** What the redemption's steps after the token check share: the route's options and the request's place. */
+interface Redemption {
+  readonly opts: DownstreamRouteOptions;
+  readonly env: string;
+  readonly system: DownstreamSystem;
+  readonly issuer: DownstreamIssuer;
+  readonly refused: (
+    status: number,
+    error: string,
+    reason: string,
+    message: string,
+    who?: { agent: string; writ?: string | undefined },
+  ) => Promise<Response>;
+  readonly now: () => Date;
+}
+
+/**
+ * A verified token redeemed, in order: it is a writ, the agent's, here; the agent still works here;
+ * one use spent; the issuer's credential; the audit record; the answer (never stored by caches).
+ */
+async function redeem(
+  c: Redemption,
+  claims: Awaited<ReturnType<typeof verifyBoundToken>>["claims"],
+): Promise<Response> {
+  const { env, system } = c;
+  if (claims.writ === undefined)
+    return c.refused(
+      401,
+      "invalid_token",
+      "not_a_writ",
+      "a baseline token cannot be redeemed: exchange it for a writ",
+      { agent: claims.client_id },
+    );
+  const stored = await c.opts.store.writs.get(claims.writ);
+  const who = { agent: claims.client_id, writ: claims.writ };
+  if (!stored || stored.agent !== claims.client_id || stored.environment !== env)
+    return c.refused(
+      401,
+      "invalid_token",
+      "writ_not_found",
+      `writ ${q(claims.writ)} is not this agent's here`,
+      who,
+    );
+  // writ.yaml may have changed since the writ was issued: its agent must still work here
+  if (!c.opts.config.agents.get(stored.agent)?.environments.includes(env))
+    return c.refused(
+      401,
+      "invalid_token",
+      "writ_not_found",
+      `agent ${q(stored.agent)} is no longer registered in ${q(env)}`,
+      who,
+    );
+  try {
+    await spendWritUse(
+      { store: c.opts.store, audit: c.opts.audit, clock: c.opts.clock },
+      stored.id,
+      `downstream:${system}`,
+    );
+  } catch (err) {
+    if (!isWritError(err) || !err.code.startsWith("ERR_WRIT_")) throw err;
+    const reason = err.code.replace(/^ERR_/, "").toLowerCase();
+    return c.refused(401, "invalid_token", reason, err.message, who);
+  }
+  let credential: DownstreamCredential;
+  try {
+    credential = await c.issuer.issue(writForIssuer(c.opts.config, stored), c.now());
+    if (credential.system !== system)
+      throw new Error(`the ${system} issuer answered a ${credential.system} credential`);
+  } catch (err) {
+    const { reason, message } = refusalReason(err);
+    const { status, error } = ISSUER_REFUSAL[reason];
+    // anything but an issuer's refusal is a failure to look into (the system, the ledger …)
+    if (!isWritError(err, ERR_DOWNSTREAM_REFUSED))
+      await c.opts.audit("downstream.issue_failed", {
+        environment: env,
+        system,
+        writ: stored.id,
+        cause: causeOf(err),
+      });
+    return c.refused(status, error, reason, message, who);
+  }
+  const expiresAt = credential.expiration.toISOString();
+  await c.opts.audit("downstream.issued", {
+    environment: env,
+    agent: stored.agent,
+    writ: stored.id,
+    system,
+    kind: KIND[system],
+    expiresAt,
+  });
+  return new Response(
+    JSON.stringify({
+      system,
+      writ: stored.id,
+      expires_at: expiresAt,
+      notes: credential.notes,
+      credential: credentialBody(credential),
+    }),
+    { status: 200, headers: { "content-type": "application/json", ...NO_STORE } },
+  );
 }

@@ -3,22 +3,24 @@
  * fake IAM holds the broker to exactly the printed policy and each role to the printed trust, and
  * issue and kill still work.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { awsIssuer } from "../../src/downstream/aws.js";
 import { startFakeAws } from "../fakes/aws.js";
+import { awsConfigDir, BROKER as BROKER_USER, RELEASES_ROLE } from "../fakes/aws-account.js";
 import { MemoryLedger } from "../fakes/ledger-aws.js";
 
-const ROLE = "arn:aws:iam::111122223333:role/writ-deploy";
-const BROKER = "arn:aws:iam::111122223333:user/writ-broker";
+const ROLE = RELEASES_ROLE;
+const BROKER = BROKER_USER.userArn;
 
-function yamlFile(body: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "writ-dsaws-"));
-  const file = join(dir, "writ.yaml");
-  writeFileSync(file, body);
+/** test/fixtures/downstream-aws/writ.yaml, as `writ serve` would load it; `edit` changes its text. */
+async function yamlFile(
+  mode: "role-session" | "web-identity" = "role-session",
+  edit: (text: string) => string = (t) => t,
+): Promise<string> {
+  const { file } = await awsConfigDir({ endpoint: "http://127.0.0.1:1/fake-sts", mode });
+  await writeFile(file, edit(await readFile(file, "utf8")));
   return file;
 }
 
@@ -26,18 +28,16 @@ async function run(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) }, {});
-  return { code, out: out.join(""), err: err.join("") };
+  return { code, out: out.join(""), err: err.join(""), errs: err };
 }
-
-const CONFIG = `downstream:\n  prod:\n    aws:\n      mode: role-session\n      region: eu-west-1\n      roles:\n        "*": ${ROLE}\n`;
 
 describe("writ downstream aws policy", () => {
   it("prints the broker's least-privilege policy and the trust policy, as JSON too", async () => {
-    const file = yamlFile(CONFIG);
+    const file = await yamlFile();
     const r = await run(["downstream", "aws", "policy", "--config", file, "--broker", BROKER, "--json"]);
-    expect(r.code).toBe(0);
+    expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out);
-    expect(out.environment).toBe("prod");
+    expect(out.environment).toBe("dev");
     expect(out.brokerPolicy.Statement).toEqual([
       expect.objectContaining({
         Action: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
@@ -47,11 +47,11 @@ describe("writ downstream aws policy", () => {
     ]);
     expect(out.trustPolicies[ROLE].Statement[0].Principal).toEqual({ AWS: BROKER });
     const human = await run(["downstream", "aws", "policy", "--config", file]);
-    expect(human.out).toContain("## Trust policy of arn:aws:iam::111122223333:role/writ-deploy");
+    expect(human.out).toContain("## Trust policy of arn:aws:iam::111122223333:role/writ-releases");
   });
 
   it("web-identity: an OIDC trust policy with aud, no broker policy", async () => {
-    const file = yamlFile(CONFIG.replace("role-session", "web-identity"));
+    const file = await yamlFile("web-identity");
     const r = await run([
       "downstream",
       "aws",
@@ -62,6 +62,7 @@ describe("writ downstream aws policy", () => {
       "https://writ.example/env/prod",
       "--json",
     ]);
+    expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out);
     expect(out.brokerPolicy).toBeUndefined();
     expect(out.trustPolicies[ROLE].Statement[0]).toMatchObject({
@@ -71,24 +72,52 @@ describe("writ downstream aws policy", () => {
     });
   });
 
-  it("says what is wrong with the section", async () => {
+  it("refuses what `writ serve` refuses, with the loader's coded problems", async () => {
     const bad = await run([
       "downstream",
       "aws",
       "policy",
       "--config",
-      yamlFile(CONFIG.replace(ROLE, "not-an-arn")),
+      await yamlFile("role-session", (t) => t.replace(ROLE, "not-an-arn")),
       "--json",
     ]);
     expect(bad.code).toBe(1);
-    expect(JSON.parse(bad.err).error.code).toBe("ERR_DOWNSTREAM_CONFIG");
-    expect(bad.err).toContain("downstream.prod.aws.roles.*");
+    const first = JSON.parse(bad.errs[0]!);
+    expect(first.error.code).toBe("ERR_CONFIG_INVALID");
+    expect(first.error.problems).toContainEqual(
+      expect.objectContaining({
+        code: "ERR_CONFIG_DOWNSTREAM_ARN",
+        path: "downstream.dev.aws.roles.*",
+      }),
+    );
+    // beyond the aws section too: an unknown runner class is not a server that starts
+    const elsewhere = await run([
+      "downstream",
+      "aws",
+      "policy",
+      "--config",
+      await yamlFile("role-session", (t) => t.replace("runnerClass: deploy", "runnerClass: nope")),
+      "--json",
+    ]);
+    expect(elsewhere.code).toBe(1);
+    expect(JSON.parse(elsewhere.errs[0]!).error.code).toBe("ERR_CONFIG_INVALID");
     const missing = await run(["downstream", "aws", "policy", "--config", "/nonexistent/writ.yaml"]);
     expect(missing.code).toBe(2);
   });
 
+  it("chooses the environment: --env, else the only one with aws; another is a coded error", async () => {
+    const file = await yamlFile();
+    const none = await run(["downstream", "aws", "policy", "--config", file, "--env", "prod", "--json"]);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.err).error.code).toBe("ERR_DOWNSTREAM_CONFIG");
+    expect(none.err).toContain("downstream.prod.aws: not configured");
+    const dev = await run(["downstream", "aws", "policy", "--config", file, "--env", "dev", "--json"]);
+    expect(dev.code, dev.err).toBe(0);
+    expect(JSON.parse(dev.out).environment).toBe("dev");
+  });
+
   it("the printed policies are enough: issue and kill work under exactly them", async () => {
-    const file = yamlFile(CONFIG);
+    const file = await yamlFile();
     const out = JSON.parse(
       (await run(["downstream", "aws", "policy", "--config", file, "--broker", BROKER, "--json"])).out,
     );

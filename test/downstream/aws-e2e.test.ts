@@ -5,19 +5,18 @@
  * revocation and the kill switch attach the documented "revoke older sessions" deny, so the session
  * is refused at once.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { type AgentClient, agentClient, agentKeyFromJwk } from "../../src/downstream/client.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
-import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../fakes/aws-account.js";
+import { ACCOUNT, awsConfigDir, BROKER, RELEASES_ROLE, ROLE_POLICY, TRUST } from "../fakes/aws-account.js";
 import { QUICKSTART_KEYS } from "./fixture.js";
 
-const ROLE = roleArn("writ-releases");
+const ROLE = RELEASES_ROLE;
 
 let fake: FakeAws;
 let server: Server;
@@ -25,78 +24,15 @@ let http: ReturnType<typeof serve>;
 let dir: string;
 let bot: AgentClient;
 
-const yaml = (endpoint: string) => `version: 1
-environments:
-  dev: {}
-runnerClasses:
-  deploy:
-    ceiling:
-      maxTtl: 30m
-      allow:
-        - action: "aws:s3:GetObject"
-          resource: "arn:aws:s3:::acme-releases/*"
-agents:
-  release-bot:
-    owner: alice@acme.example
-    purpose: fetches release artifacts
-    runnerClass: deploy
-    environments: [dev]
-    keys: { file: keys/release-bot.jwks.json }
-    playbooks: [fetch]
-playbooks:
-  fetch:
-    description: read one release's artifacts
-    risk: low
-    environments: [dev]
-    ttl: 20m
-    parameters:
-      type: object
-      properties: { version: { type: string, pattern: "^v[0-9.]+$" } }
-      required: [version]
-      additionalProperties: false
-    grants:
-      - action: "aws:s3:GetObject"
-        resource: "arn:aws:s3:::acme-releases/\${version}/*"
-downstream:
-  dev:
-    aws:
-      region: eu-west-1
-      roles: { "*": "${ROLE}" }
-      endpoint: ${endpoint}
-      authorizationDetails: authz.json
-      credentials: { from: env }
-`;
-
 beforeAll(async () => {
   fake = await startFakeAws({
     account: ACCOUNT,
     broker: BROKER,
     roles: [{ arn: ROLE, trust: TRUST, policies: [ROLE_POLICY] }],
   });
-  dir = await mkdtemp(join(tmpdir(), "writ-aws-e2e-"));
-  await cp(QUICKSTART_KEYS, join(dir, "keys"), { recursive: true });
-  await writeFile(
-    join(dir, "authz.json"),
-    JSON.stringify({
-      UserDetailList: [],
-      GroupDetailList: [],
-      RoleDetailList: [
-        {
-          Path: "/",
-          RoleName: "writ-releases",
-          Arn: ROLE,
-          AssumeRolePolicyDocument: TRUST,
-          RolePolicyList: [{ PolicyName: "s3", PolicyDocument: ROLE_POLICY }],
-          AttachedManagedPolicies: [],
-          InstanceProfileList: [],
-          Tags: [],
-        },
-      ],
-      Policies: [],
-    }),
-  );
-  await writeFile(join(dir, "writ.yaml"), yaml(fake.endpoint));
-  const loaded = await loadPolicy(join(dir, "writ.yaml"));
+  let file: string;
+  ({ dir, file } = await awsConfigDir({ endpoint: fake.endpoint }));
+  const loaded = await loadPolicy(file);
   expect(loaded.problems).toEqual([]);
   server = await createServer({
     policy: loaded.policy!,

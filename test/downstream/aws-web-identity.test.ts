@@ -7,9 +7,8 @@
  * path, an EdDSA key, a JWKS without the signing key or a claim AWS refuses fails these tests.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AssumeRoleWithWebIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { serve } from "@hono/node-server";
@@ -22,10 +21,10 @@ import { awsSetup } from "../../src/downstream/aws/setup.js";
 import { webIdentitySigner } from "../../src/downstream/aws/web-identity.js";
 import { type AgentClient, agentClient, agentKeyFromJwk } from "../../src/downstream/client.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
-import { ACCOUNT, BROKER, ROLE_POLICY, roleArn, TRUST } from "../fakes/aws-account.js";
+import { ACCOUNT, awsConfigDir, BROKER, RELEASES_ROLE, ROLE_POLICY, TRUST } from "../fakes/aws-account.js";
 import { QUICKSTART_KEYS } from "./fixture.js";
 
-const ROLE = roleArn("writ-releases");
+const ROLE = RELEASES_ROLE;
 
 let fake: FakeAws;
 let server: Server;
@@ -35,55 +34,6 @@ let base: string;
 let issuer: string;
 let bot: AgentClient;
 let ops: AgentClient;
-
-const yaml = (endpoint: string) => `version: 1
-environments:
-  dev: {}
-  prod: {}
-runnerClasses:
-  deploy:
-    ceiling:
-      maxTtl: 30m
-      allow:
-        - action: "aws:s3:GetObject"
-          resource: "arn:aws:s3:::acme-releases/*"
-agents:
-  release-bot:
-    owner: alice@acme.example
-    purpose: fetches release artifacts
-    runnerClass: deploy
-    environments: [dev]
-    keys: { file: keys/release-bot.jwks.json }
-    playbooks: [fetch]
-  ops-assistant:
-    owner: bob@acme.example
-    purpose: an agent the role does not trust
-    runnerClass: deploy
-    environments: [dev]
-    keys: { file: keys/ops-assistant.jwks.json }
-    playbooks: [fetch]
-playbooks:
-  fetch:
-    description: read one release's artifacts
-    risk: low
-    environments: [dev]
-    ttl: 20m
-    parameters:
-      type: object
-      properties: { version: { type: string, pattern: "^v[0-9.]+$" } }
-      required: [version]
-      additionalProperties: false
-    grants:
-      - action: "aws:s3:GetObject"
-        resource: "arn:aws:s3:::acme-releases/\${version}/*"
-downstream:
-  dev:
-    aws:
-      mode: web-identity
-      region: eu-west-1
-      roles: { "*": "${ROLE}" }
-      endpoint: ${endpoint}
-`;
 
 const client = (agent: string, file: string) =>
   readFile(join(QUICKSTART_KEYS, file), "utf8").then((jwk) =>
@@ -97,10 +47,9 @@ beforeAll(async () => {
     broker: BROKER,
     roles: [{ arn: ROLE, trust: TRUST, policies: [ROLE_POLICY] }],
   });
-  dir = await mkdtemp(join(tmpdir(), "writ-aws-wi-"));
-  await cp(QUICKSTART_KEYS, join(dir, "keys"), { recursive: true });
-  await writeFile(join(dir, "writ.yaml"), yaml(fake.endpoint));
-  const loaded = await loadPolicy(join(dir, "writ.yaml"));
+  let file: string;
+  ({ dir, file } = await awsConfigDir({ endpoint: fake.endpoint, mode: "web-identity" }));
+  const loaded = await loadPolicy(file);
   expect(loaded.problems).toEqual([]);
   server = await createServer({
     policy: loaded.policy!,

@@ -48,14 +48,14 @@ beforeAll(async () => {
     stderr += d;
   });
   url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 150_000);
     createInterface({ input: child.stdout! }).once("line", (line) => {
       clearTimeout(timer);
       resolve((JSON.parse(line) as { listening: string }).listening);
     });
     child.once("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
   });
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   if (child && child.exitCode === null) {

@@ -131,7 +131,9 @@ export interface DownstreamLive {
   stop(): Promise<void>;
 }
 
-export async function startDownstreamLive(opts: { reaperPeriodMs?: number } = {}): Promise<DownstreamLive> {
+export async function startDownstreamLive(
+  opts: { reaperPeriodMs?: number; dpopNonce?: "accept" | "require" } = {},
+): Promise<DownstreamLive> {
   const { dir, file } = await configDir();
   const loaded = await loadPolicy(file);
   if (!loaded.policy) throw new Error(JSON.stringify(loaded.problems));
@@ -141,6 +143,7 @@ export async function startDownstreamLive(opts: { reaperPeriodMs?: number } = {}
     dataDir: join(dir, "data"),
     version: "test",
     stateCache: false,
+    ...(opts.dpopNonce === undefined ? {} : { dpopNonce: opts.dpopNonce }),
     downstream: { factories: system.factories(), reaperPeriodMs: opts.reaperPeriodMs ?? 3_600_000 },
   });
   let http: ReturnType<typeof serve> | undefined;

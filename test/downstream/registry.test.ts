@@ -101,7 +101,7 @@ describe("the registry", () => {
     // the store was closed on the way out: the folder opens again
     const store = await openStore({ dataDir });
     await store.close();
-  });
+  }, 120_000); // two openings of the embedded store: slow on a loaded machine
 });
 
 describe("the reaper's timer", () => {

@@ -210,67 +210,105 @@ function literalAlternatives(g: Rule): string[] {
 
 const REPO_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 
-/** The token request for a writ's github grants, or why there is none. */
+type Refused = Extract<GithubScope, { ok: false }>;
+type Refusal = Omit<Refused, "ok" | "notes">;
+
+/** What the steps below share: the writ's rules, the account, and the notes they add to. */
+interface Scoping {
+  readonly input: GithubScopeInput;
+  readonly grants: readonly Rule[];
+  readonly denies: readonly Rule[];
+  /** The account, lower case. */
+  readonly account: string;
+  readonly notes: string[];
+}
+
+/**
+ * The token request for a writ's github grants, or why there is none. Ordered steps: the candidate
+ * repositories, the permissions granted on each, the rectangle one token can carry, the
+ * organization permissions, the installation's fit, the token's limits.
+ */
 export function githubScope(input: GithubScopeInput): GithubScope {
   const notes: string[] = [];
-  const grants = githubRules(input.grants);
-  const denies = githubRules(input.denies);
-  const account = input.account.toLowerCase();
-  if (grants.length === 0) {
-    return { ok: false, reason: "downstream_no_grants", message: "the writ grants nothing on github", notes };
-  }
+  const s: Scoping = {
+    input,
+    grants: githubRules(input.grants),
+    denies: githubRules(input.denies),
+    account: input.account.toLowerCase(),
+    notes,
+  };
+  const refused = (r: Refusal): GithubScope => ({ ok: false, ...r, notes });
+  if (s.grants.length === 0)
+    return refused({ reason: "downstream_no_grants", message: "the writ grants nothing on github" });
+  const candidates = candidateRepositories(s);
+  if ("reason" in candidates) return refused(candidates);
+  const { perRepository, bare } = permissionsPerRepository(s, candidates);
+  const rect = rectangle(s, perRepository);
+  const permissions = { ...rect.permissions, ...organizationPermissions(s) };
+  const repositories = withOrganizationOnly(s, rect.repositories, bare, permissions);
+  const unfit = fitToInstallation(s, permissions);
+  if (unfit) return refused(unfit);
+  const limits = tokenLimits(input, repositories, permissions);
+  if (limits) return refused(limits);
+  return { ok: true, repositories, permissions: sortKeys(permissions), notes };
+}
 
-  // candidate repositories: literal `account/name` alternatives, and listed repositories a pattern matches
-  const candidates = new Map<string, string>(); // lower-case name → name as spelled
+/**
+ * Candidate repositories (lower-case name → name as spelled): literal `account/name` alternatives,
+ * and the installation's repositories a pattern matches; literals of another account are noted.
+ */
+function candidateRepositories(s: Scoping): Map<string, string> | Refusal {
+  const candidates = new Map<string, string>();
   const foreign = new Set<string>();
-  for (const g of grants) {
+  for (const g of s.grants) {
     for (const lit of literalAlternatives(g)) {
       const slash = lit.indexOf("/");
       const owner = slash < 0 ? "" : lit.slice(0, slash);
       const name = slash < 0 ? "" : lit.slice(slash + 1);
-      if (owner.toLowerCase() !== account || !REPO_NAME.test(name)) {
+      if (owner.toLowerCase() !== s.account || !REPO_NAME.test(name)) {
         foreign.add(lit);
         continue;
       }
       if (!candidates.has(name.toLowerCase())) candidates.set(name.toLowerCase(), name);
     }
   }
-  const patterned = grants.some((g) => g.resource.raw.alts.some((alt) => alt.some((t) => t.t !== "lit")));
+  const patterned = s.grants.some((g) => g.resource.raw.alts.some((alt) => alt.some((t) => t.t !== "lit")));
   if (patterned) {
-    if (input.repositories === undefined) {
+    if (s.input.repositories === undefined)
       return {
-        ok: false,
         reason: "downstream_unavailable",
         message:
           "a github grant names its repositories by a pattern, and the installation's repositories are not known",
-        notes,
       };
-    }
-    for (const name of input.repositories) {
+    for (const name of s.input.repositories) {
       if (!REPO_NAME.test(name)) continue;
-      const full = `${account}/${name}`;
-      if (grants.some((g) => resourceMatches(g, "github", full))) {
-        // the installation's own spelling of the name
-        candidates.set(name.toLowerCase(), name);
-      }
+      const full = `${s.account}/${name}`;
+      // the installation's own spelling of the name
+      if (s.grants.some((g) => resourceMatches(g, "github", full))) candidates.set(name.toLowerCase(), name);
     }
   }
-  for (const f of [...foreign].sort()) {
-    notes.push(
-      `${q(f)} is not a repository of the installation's account ${q(input.account)}: not in the token`,
+  for (const f of [...foreign].sort())
+    s.notes.push(
+      `${q(f)} is not a repository of the installation's account ${q(s.input.account)}: not in the token`,
     );
-  }
+  return candidates;
+}
 
-  // per repository, the level of every App permission the grants cover there (after the denies)
-  const repoPermissions = new Map<string, Map<string, GithubLevel>>();
+/**
+ * Per candidate repository, the level of every App permission the grants cover there (after the
+ * denies); `bare`: the candidates where none is granted. Permissions no installation token carries
+ * are noted.
+ */
+function permissionsPerRepository(s: Scoping, candidates: ReadonlyMap<string, string>) {
+  const perRepository = new Map<string, Map<string, GithubLevel>>();
   const unrequestable = new Set<string>();
-  const bare: string[] = []; // candidates where no repository permission is granted
+  const bare: string[] = [];
   for (const [lower, name] of candidates) {
-    const full = `${account}/${lower}`;
+    const full = `${s.account}/${lower}`;
     const perms = new Map<string, GithubLevel>();
     for (const p of APP_PERMISSIONS.keys()) {
       if (ORGANIZATION_PERMISSIONS.has(p)) continue;
-      const granted = grantedLevel(grants, denies, p, full);
+      const granted = grantedLevel(s.grants, s.denies, p, full);
       if (!granted) continue;
       const level = requestableLevel(p, granted);
       if (!level) {
@@ -280,124 +318,139 @@ export function githubScope(input: GithubScopeInput): GithubScope {
       perms.set(p, level);
     }
     for (const p of NOT_APP_PERMISSIONS) {
-      const granted = grantedLevel(grants, denies, p, full);
+      const granted = grantedLevel(s.grants, s.denies, p, full);
       if (granted) unrequestable.add(`${p}:${granted}`);
     }
-    if (perms.size === 0) {
-      bare.push(name);
-      continue;
-    }
-    repoPermissions.set(name, perms);
+    if (perms.size === 0) bare.push(name);
+    else perRepository.set(name, perms);
   }
-  for (const u of [...unrequestable].sort()) {
-    notes.push(`${q(u)} is not a permission a GitHub App installation token can carry: not in the token`);
-  }
+  for (const u of [...unrequestable].sort())
+    s.notes.push(`${q(u)} is not a permission a GitHub App installation token can carry: not in the token`);
+  return { perRepository, bare };
+}
 
-  // the rectangle: per permission, the lowest level granted on every repository
+/**
+ * The rectangle: per permission, the lowest level granted on every repository (GitHub gives one
+ * set of permissions to all of a token's repositories); what is granted beyond it is noted.
+ */
+function rectangle(s: Scoping, perRepository: ReadonlyMap<string, ReadonlyMap<string, GithubLevel>>) {
   const permissions: Record<string, GithubLevel> = {};
-  let repositories = [...repoPermissions.keys()].sort((a, b) => a.localeCompare(b));
-  if (repositories.length > 0) {
-    const first = repoPermissions.get(repositories[0]!)!;
-    for (const [p, l0] of first) {
-      let level: GithubLevel | undefined = l0;
-      for (const r of repositories) {
-        const l = repoPermissions.get(r)!.get(p);
-        if (!l) {
-          level = undefined;
-          break;
-        }
-        if (!levelAtLeast(l, level!)) level = l;
-      }
-      if (level) permissions[p] = level;
-    }
+  const repositories = [...perRepository.keys()].sort((a, b) => a.localeCompare(b));
+  if (repositories.length === 0) return { permissions, repositories };
+  for (const [p, l0] of perRepository.get(repositories[0]!)!) {
+    let level: GithubLevel | undefined = l0;
     for (const r of repositories) {
-      for (const [p, l] of repoPermissions.get(r)!) {
-        const got = permissions[p];
-        if (!got || !levelAtLeast(got, l)) {
-          notes.push(
-            `${q(`${p}:${l}`)} on ${q(`${input.account}/${r}`)} is ${got ? `${q(got)} in the token` : "not in the token"}: GitHub gives one set of permissions to all of a token's repositories, and not all of them are granted it`,
-          );
-        }
+      const l = perRepository.get(r)!.get(p);
+      if (!l) {
+        level = undefined;
+        break;
       }
+      if (!levelAtLeast(l, level!)) level = l;
     }
-  }
-
-  // organization permissions: only when granted on every repository of the account
-  for (const p of ORGANIZATION_PERMISSIONS) {
-    const granted = organizationLevel(grants, denies, p, input.account);
-    if (!granted) continue;
-    const level = requestableLevel(p, granted);
     if (level) permissions[p] = level;
   }
-  if (repositories.length === 0 && Object.keys(permissions).length > 0) {
-    // organization permissions only: a token still names repositories (none would mean all), so it
-    // names the granted ones, on which GitHub adds its `metadata: read`
-    repositories = [...bare].sort((a, b) => a.localeCompare(b));
-  } else {
-    for (const name of bare) {
-      notes.push(
-        `nothing the writ grants on ${q(`${input.account}/${name}`)} survives its denies: not in the token`,
+  for (const r of repositories) {
+    for (const [p, l] of perRepository.get(r)!) {
+      const got = permissions[p];
+      if (!got || !levelAtLeast(got, l))
+        s.notes.push(
+          `${q(`${p}:${l}`)} on ${q(`${s.input.account}/${r}`)} is ${got ? `${q(got)} in the token` : "not in the token"}: GitHub gives one set of permissions to all of a token's repositories, and not all of them are granted it`,
+        );
+    }
+  }
+  return { permissions, repositories };
+}
+
+/** Organization permissions: only those granted on every repository of the account. */
+function organizationPermissions(s: Scoping): Record<string, GithubLevel> {
+  const out: Record<string, GithubLevel> = {};
+  for (const p of ORGANIZATION_PERMISSIONS) {
+    const granted = organizationLevel(s.grants, s.denies, p, s.input.account);
+    if (!granted) continue;
+    const level = requestableLevel(p, granted);
+    if (level) out[p] = level;
+  }
+  return out;
+}
+
+/**
+ * The token's repositories: with organization permissions only, the granted ones still (a token
+ * naming none would reach all; GitHub adds its `metadata: read` on them); otherwise the candidates
+ * left bare by the denies are noted.
+ */
+function withOrganizationOnly(
+  s: Scoping,
+  repositories: readonly string[],
+  bare: readonly string[],
+  permissions: Readonly<Record<string, GithubLevel>>,
+): readonly string[] {
+  if (repositories.length === 0 && Object.keys(permissions).length > 0)
+    return [...bare].sort((a, b) => a.localeCompare(b));
+  for (const name of bare)
+    s.notes.push(
+      `nothing the writ grants on ${q(`${s.input.account}/${name}`)} survives its denies: not in the token`,
+    );
+  return repositories;
+}
+
+/**
+ * The installation: a permission a grant names literally must be there at the level asked; one
+ * reached only through a pattern is lowered to the installation's level, or left out (noted).
+ * Changes `permissions` in place.
+ */
+function fitToInstallation(s: Scoping, permissions: Record<string, GithubLevel>): Refusal | undefined {
+  const installation = s.input.installation;
+  if (!installation) return undefined;
+  const named = namedPermissions(s.grants);
+  const missing: string[] = [];
+  for (const [p, level] of Object.entries(permissions)) {
+    const has = installation[p];
+    if (has && levelAtLeast(has, level)) continue;
+    const fitted = has ? requestableLevel(p, has) : undefined;
+    if (named.has(p)) {
+      missing.push(`${q(`${p}:${level}`)} (it has ${has ? q(`${p}:${has}`) : "none"})`);
+    } else if (fitted) {
+      permissions[p] = fitted;
+      s.notes.push(
+        `${q(`${p}:${level}`)} is granted by a pattern and the installation has ${q(`${p}:${has}`)}: the token carries ${q(`${p}:${fitted}`)}`,
+      );
+    } else {
+      delete permissions[p];
+      s.notes.push(
+        `${q(`${p}:${level}`)} is granted by a pattern and the installation lacks it: not in the token`,
       );
     }
   }
-
-  // the installation: literal names must be there, pattern-reached ones are fitted to it
-  if (input.installation) {
-    const named = namedPermissions(grants);
-    const missing: string[] = [];
-    for (const [p, level] of Object.entries(permissions)) {
-      const has = input.installation[p];
-      if (has && levelAtLeast(has, level)) continue;
-      const fitted = has ? requestableLevel(p, has) : undefined;
-      if (named.has(p)) {
-        missing.push(`${q(`${p}:${level}`)} (it has ${has ? q(`${p}:${has}`) : "none"})`);
-      } else if (fitted) {
-        permissions[p] = fitted;
-        notes.push(
-          `${q(`${p}:${level}`)} is granted by a pattern and the installation has ${q(`${p}:${has}`)}: the token carries ${q(`${p}:${fitted}`)}`,
-        );
-      } else {
-        delete permissions[p];
-        notes.push(
-          `${q(`${p}:${level}`)} is granted by a pattern and the installation lacks it: not in the token`,
-        );
-      }
-    }
-    if (missing.length > 0) {
-      return {
-        ok: false,
+  return missing.length === 0
+    ? undefined
+    : {
         reason: "downstream_permission_missing",
         message: `the GitHub App installation lacks ${missing.join(", ")}`,
-        notes,
       };
-    }
-  }
+}
 
-  if (repositories.length === 0) {
+/** A token names at least one repository and one permission, and at most the repositories GitHub allows. */
+function tokenLimits(
+  input: GithubScopeInput,
+  repositories: readonly string[],
+  permissions: Readonly<Record<string, GithubLevel>>,
+): Refusal | undefined {
+  if (repositories.length === 0)
     return {
-      ok: false,
       reason: "downstream_no_grants",
       message: `no repository of the installation's account ${q(input.account)} is granted by the writ`,
-      notes,
     };
-  }
-  if (Object.keys(permissions).length === 0) {
+  if (Object.keys(permissions).length === 0)
     return {
-      ok: false,
       reason: "downstream_no_grants",
       message: "no GitHub App permission is granted on every repository of the writ",
-      notes,
     };
-  }
-  if (repositories.length > MAX_TOKEN_REPOSITORIES) {
+  if (repositories.length > MAX_TOKEN_REPOSITORIES)
     return {
-      ok: false,
       reason: "downstream_unavailable",
       message: `the writ's github grants match ${repositories.length} repositories: one installation token holds at most ${MAX_TOKEN_REPOSITORIES}`,
-      notes,
     };
-  }
-  return { ok: true, repositories, permissions: sortKeys(permissions), notes };
+  return undefined;
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {

@@ -35,3 +35,9 @@ export function labelValue(id: string): string {
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The label naming the writ an object was made for (kill and removal select by it). */
+export const LABEL_WRIT = "writ.dev/writ";
+export const LABEL_AGENT = "writ.dev/agent";
+/** Which writ environment made the object (for people and audit; kill does not select by it). */
+export const LABEL_ENVIRONMENT = "writ.dev/environment";
