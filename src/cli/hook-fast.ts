@@ -7,7 +7,6 @@
  * reason on stderr): fail closed.
  */
 import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { parseArgs } from "node:util";
 import { WritError } from "../core/errors.js";
 import {
@@ -47,9 +46,11 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-function post(url: URL, body: string, token: string | undefined): Promise<Verdict> {
+async function post(url: URL, body: string, token: string | undefined): Promise<Verdict> {
+  // TLS is loaded only for an https server: it costs a plain-http hook a few milliseconds
+  const request = url.protocol === "https:" ? (await import("node:https")).request : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(
+    const req = request(
       url,
       {
         method: "POST",
