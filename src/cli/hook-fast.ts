@@ -2,7 +2,7 @@
  * `writ hook <agent-kind>`, loaded without the CLI: an agent runs it before and after every tool
  * call, so its cold path is Node's start, this file, the hook protocol (hook/protocol.ts) and one
  * HTTP request to a running `writ serve` (`--server` / `WRIT_SERVER`). Without a server the call is
- * judged in this process against the local store (hook/offline.ts, loaded only then; slow).
+ * judged in this process against the local store (hook-offline.ts, loaded only then; slow).
  * Every failure — bad input, no identity, no server, a bad answer — blocks the call (exit 2, the
  * reason on stderr): fail closed.
  */
@@ -160,7 +160,7 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
     }
   } else {
     try {
-      const { judgeOffline } = await import("../hook/offline.js");
+      const { judgeOffline } = await import("./hook-offline.js");
       verdict = await judgeOffline(
         {
           configFile: str(values.config) ?? str(env.WRIT_CONFIG) ?? "writ.yaml",

@@ -9,8 +9,8 @@ import { homedir } from "node:os";
 import { loadPolicy } from "../app.js";
 import { formatProblem } from "../config/index.js";
 import { WritError } from "../core/index.js";
-import type { HookIdentity, Verdict } from "./engine.js";
-import type { HookInput } from "./protocol.js";
+import type { HookIdentity, Verdict } from "../hook/index.js";
+import type { HookInput } from "../hook/protocol.js";
 
 export interface OfflineOptions {
   readonly configFile: string;
@@ -29,7 +29,7 @@ export async function judgeOffline(
     import("../audit/index.js"),
     import("../gateway/index.js"),
     import("../app.js"),
-    import("./engine.js"),
+    import("../hook/index.js"),
   ]);
   if (!policy) {
     const first = problems.find((p) => p.severity === "error");
