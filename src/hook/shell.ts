@@ -109,8 +109,18 @@ export function prepare(command: string): Prepared {
       const next = command[i + 1];
       if (next === "(") flag("command substitution `$(…)`");
       else if (next === "'") flag("ANSI-C quoting `$'…'`");
+      else if (next === "{") {
+        // `${NAME…}`: a variable's expansion, up to its closing brace
+        const end = command.indexOf("}", i);
+        if (end < 0) flag("an unterminated `${`");
+        const inner = command.slice(i, end < 0 ? n : end + 1);
+        if (inner.includes("$(") || inner.includes("`")) flag("command substitution `$(…)`");
+        out += inner;
+        i += inner.length;
+        continue;
+      }
     } else if (c === "{" || c === "}") {
-      if (!(c === "{" && out.endsWith("$"))) flag("brace expansion or a command group `{…}`");
+      flag("brace expansion or a command group `{…}`");
     } else if (c === "[" || c === "]") {
       // `[ … ]` (test) is a word of its own; any other bracket is a glob shell-quote does not expand
       const lone = wordStart() && /^[\s;]|^$/.test(command[i + 1] ?? "");
