@@ -64,7 +64,10 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
 
   async function pre(id: HookIdentity, call: NativeCall, d: Derivation, record: Record<string, unknown>) {
     const at = now();
-    const taintedBy = await deps.taints.lookup(id, call.session, at);
+    // the store is asked only where taint decides (a privileged need), as the gateway does
+    const taintedBy = d.needs.some((n) => n.privileged)
+      ? await deps.taints.lookup(id, call.session, at)
+      : deps.taints.known(id, call.session, at);
     record.tainted = taintedBy !== undefined;
     for (const need of d.needs) {
       const decision = await deps.decide({
