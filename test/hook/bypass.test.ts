@@ -355,3 +355,17 @@ describe("audit", () => {
     expect(last[0]?.type).toBe("hook.decision");
   });
 });
+
+describe("the hooks: section", () => {
+  it("refuses an untrusted glob that is not absolute, naming where", async () => {
+    const text = (await import("node:fs/promises")).readFile(p.config, "utf8");
+    const bad = (await text).replace(`untrusted: ["${p.proj}/inbox/**"]`, `untrusted: ["inbox/**"]`);
+    const file = join(p.root, "bad.yaml");
+    await writeFile(file, bad);
+    const { policy, problems } = await loadPolicy(file);
+    expect(policy).toBeUndefined();
+    expect(problems).toContainEqual(
+      expect.objectContaining({ code: "ERR_CONFIG_HOOKS", path: "hooks.untrusted[0]", line: 28 }),
+    );
+  });
+});
