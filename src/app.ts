@@ -6,6 +6,7 @@
  *   createServer policy + store + audit log + decision point → the HTTP app `writ serve` listens with
  */
 import { createHash, randomBytes } from "node:crypto";
+import { homedir } from "node:os";
 import type { Hono } from "hono";
 import type { AuditLog } from "./audit/index.js";
 import type { KillSwitch, Operator } from "./broker/index.js";
@@ -726,6 +727,21 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         await audit.append("pdp.decision", decisionAuditRecord(record, digest));
       },
     });
+    // coding agents' hooks decide through the same decider, taint and audit (docs/hooks.md)
+    const { hookEngine, hookRoutes } = await import("./hook/index.js");
+    authzen.route(
+      "/",
+      hookRoutes({
+        token: opts.pdpToken,
+        engine: hookEngine({
+          decide: decider.decide,
+          taints: gatewayPart.taints(store.db),
+          audit: (type, data) => audit.append(type, data),
+          hooks: opts.policy.config.hooks,
+          home: homedir(),
+        }),
+      }),
+    );
     const checkBase = (url: string) => publicUrlOf(url, opts.policy.config, broker.issuerFor);
     let baseUrl = opts.baseUrl === undefined ? undefined : checkBase(opts.baseUrl);
     const currentBaseUrl = () => {

@@ -23,6 +23,7 @@ import { CONSOLE_ERROR_CODES, type ConsoleErrorCode } from "./console/codes.js";
 import { CORE_ERROR_CODES, type CoreErrorCode } from "./core/index.js";
 import { DOWNSTREAM_ERROR_CODES, type DownstreamErrorCode } from "./downstream/index.js";
 import { GATEWAY_ERROR_CODES, type GatewayErrorCode } from "./gateway/index.js";
+import { HOOK_ERROR_CODES, type HookErrorCode } from "./hook/codes.js";
 import { PDP_ERROR_CODES, type PdpErrorCode } from "./pdp/index.js";
 import { STORE_ERROR_CODES, type StoreErrorCode } from "./store/index.js";
 
@@ -42,6 +43,7 @@ export type WritErrorCode =
   | DownstreamErrorCode
   | ClientErrorCode
   | GatewayErrorCode
+  | HookErrorCode
   | AnalyzerErrorCode
   | AppErrorCode
   | ConsoleErrorCode
@@ -62,6 +64,7 @@ export const WRIT_ERROR_CODES: Readonly<Record<string, readonly WritErrorCode[]>
   downstream: DOWNSTREAM_ERROR_CODES,
   client: CLIENT_ERROR_CODES,
   gateway: GATEWAY_ERROR_CODES,
+  hook: HOOK_ERROR_CODES,
   analyzer: ANALYZER_ERROR_CODES,
   app: APP_ERROR_CODES,
   console: CONSOLE_ERROR_CODES,

@@ -1,10 +1,12 @@
 /** `writ init`: a starter writ.yaml and a development key pair for one agent. */
 import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import { schemaUrl } from "../config/schema.js";
 import { q } from "../core/index.js";
+import { isHookKind } from "../hook/protocol.js";
+import { codingStarter, writeHookSettings } from "./init-hooks.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
 export interface InitOptions {
@@ -118,7 +120,12 @@ export async function init(o: InitOptions, io: Io, version: string): Promise<num
   const pubJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(pubJwk);
   await mkdir(keysDir, { recursive: true });
-  await writeFile(config, starter(o.agent, o.owner, version));
+  // a coding agent's kind as the agent: its starter, and its hooks pointing at `writ hook`
+  const kind = isHookKind(o.agent) ? o.agent : undefined;
+  await writeFile(
+    config,
+    kind ? codingStarter(kind, resolve(o.dir), o.owner, version) : starter(o.agent, o.owner, version),
+  );
   await writeFile(
     pub,
     `${JSON.stringify({ keys: [{ ...pubJwk, kid, alg: "EdDSA", use: "sig" }] }, null, 2)}\n`,
@@ -126,12 +133,20 @@ export async function init(o: InitOptions, io: Io, version: string): Promise<num
   const privJwk = { ...(await exportJWK(privateKey)), kid, alg: "EdDSA" };
   await writeFile(priv, `${JSON.stringify(privJwk, null, 2)}\n`, { mode: 0o600 });
   await chmod(priv, 0o600);
-  const result = { config, publicKeys: pub, privateKey: priv, kid };
+  const hooks = kind
+    ? await writeHookSettings(kind, o.dir, { agent: kind, environment: "dev", config: resolve(config) })
+    : undefined;
+  const result = { config, publicKeys: pub, privateKey: priv, kid, ...(hooks ? { hooks } : {}) };
   emit(io, o.json, result, () =>
     [
       `wrote ${config}`,
       `wrote ${pub} (public; registered in writ.yaml)`,
       `wrote ${priv} (private, mode 0600: a DEVELOPMENT key — keep it out of version control)`,
+      ...(hooks
+        ? [
+            `${hooks.changed ? "wrote" : "kept"} ${hooks.file}: ${hooks.events.join(" and ")} run \`${hooks.command}\``,
+          ]
+        : []),
       `next: writ check --config ${config}`,
     ].join("\n"),
   );
@@ -146,7 +161,9 @@ export function registerInit(
 ): void {
   program
     .command("init")
-    .description("write a starter writ.yaml and a development key pair for one agent")
+    .description(
+      "write a starter writ.yaml and a development key pair for one agent; for claude-code or gemini-cli, also its hook settings",
+    )
     .option("--dir <dir>", "where to write", ".")
     .option("--agent <id>", "the agent's id", "build-bot")
     .option("--owner <email>", "the agent's owner", "you@example.com")

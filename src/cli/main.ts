@@ -115,6 +115,8 @@ export async function main(
         stdin: readStdin,
         execInfo: env.KUBERNETES_EXEC_INFO,
       }),
+    hook: async () =>
+      (await import("./hook.js")).registerHook(program, io, setExit, { env, stdin: readStdin }),
     agents: async () =>
       (await import("./agents.js")).registerAgents(program, io, setExit, { dataDir, databaseUrl }),
     maturity: async () =>

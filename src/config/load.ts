@@ -51,6 +51,7 @@ import { createAwsCatalog, type LoadableAwsCatalog } from "./catalog.js";
 import type { ConfigErrorCode } from "./codes.js";
 import { parseDownstream } from "./downstream.js";
 import { parseGateway } from "./gateway.js";
+import { parseHooks } from "./hooks.js";
 import { type ConfigProblem, formatPath } from "./problem.js";
 import { type FileKind, type FileRead, forbiddenCharacter, MAX_FILE_BYTES, readTextFile } from "./read.js";
 import { checkSchemaPatterns } from "./regex.js";
@@ -1415,6 +1416,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
         : undefined,
     gateway,
     downstream,
+    hooks: parseHooks(c, top.hooks),
   };
   for (const p of checkContainment(config, vocab)) {
     if (p.severity === "error") c.error(p.code, p.path, p.message);

@@ -135,6 +135,7 @@ export const SHAPES = {
       guardrails: list(ref("guardrail"), "Cedar policies checked after every allowed decision"),
       gateway: ref("gateway"),
       downstream: named(ref("downstreamEnvironment"), "per environment, the systems writs are redeemed in"),
+      hooks: ref("hooks"),
     },
   ),
   environment: shape(
@@ -333,6 +334,17 @@ export const SHAPES = {
     },
   ),
   gatewayLimits: shape("call rates", {}, { perAgent: ref("rate"), perTool: ref("rate") }),
+  hooks: shape(
+    "coding agents' own tools, decided through their hooks (`writ hook`, docs/hooks.md)",
+    {},
+    {
+      untrusted: list(
+        text("an absolute path glob"),
+        "files whose content is untrusted: reading one taints the session",
+      ),
+      taintTtl: ref("duration"),
+    },
+  ),
   bounds: shape(
     "what derived resources must stay within",
     {},

@@ -16,6 +16,8 @@ import {
 
 /** MCP tool names that read by convention. Tools declared to the gateway can say more. */
 const MCP_READ_TOOL = /^(read|get|list|search|find|describe|view|show|query|stat|head)(_|-|$)/i;
+/** A coding agent's tools that only read (`writ hook`): `WebFetch` reaches out, so it counts as a write. */
+const AGENT_READ_TOOL = /^(Read|NotebookRead|Glob|Grep|LS)$/;
 const GCP_READ_VERB = /\.(get|list|search|query|lookup|getIamPolicy|testIamPermissions)$/;
 
 function altText(alt: Alt): string {
@@ -65,6 +67,10 @@ export function isReadOnly(rule: Rule, vocab: Vocabulary): boolean {
     case "gcp": {
       const actions = literals(rule.action.raw);
       return actions !== undefined && actions.every((a) => GCP_READ_VERB.test(a));
+    }
+    case "agent": {
+      const tools = literals(rule.action.raw);
+      return tools !== undefined && tools.every((t) => AGENT_READ_TOOL.test(t));
     }
   }
 }

@@ -57,6 +57,7 @@ export type {
   GatewayTool,
   Grant,
   GrantTemplate,
+  HooksConfig,
   Path,
   Playbook,
   RateLimit,

@@ -406,6 +406,15 @@ export interface WritConfig {
   readonly gateway?: GatewayConfig | undefined;
   /** Per environment, the systems a writ can be redeemed in (issue 11); undefined: none. */
   readonly downstream?: DownstreamConfig | undefined;
+  /** What `writ hook` needs beyond the grants (untrusted files, taint lifetime); undefined: defaults. */
+  readonly hooks?: HooksConfig | undefined;
+}
+
+/** The `hooks:` section: files whose content taints the session that reads it, and for how long. */
+export interface HooksConfig {
+  /** Absolute path globs (the gateway's bounds syntax: `*` within a segment, `**` across). */
+  readonly untrusted: readonly string[];
+  readonly taintTtlSeconds: number;
 }
 
 /** An issued writ as the decision point sees it. */

@@ -99,7 +99,7 @@ function compile(text: RuleText): Rule {
   ) {
     throw new WritError(
       "ERR_UNKNOWN_PROVIDER",
-      `action pattern ${q(text.action)}: unknown provider ${q(p)}: expected one of aws, k8s, github, mcp, gcp`,
+      `action pattern ${q(text.action)}: unknown provider ${q(p)}: expected one of aws, k8s, github, mcp, gcp, agent`,
     );
   }
   const resource = segment(text.resource);

@@ -10,13 +10,14 @@
  * | github   | permission (`contents`)        | `read`, `write`, `admin`| case-insensitive, `-` = `_`; `owner/repo` too     |
  * | mcp      | server name                    | tool name               | everything exact                                  |
  * | gcp      | service (`storage`)            | `resource.verb`         | everything exact                                  |
+ * | agent    | agent kind (`claude-code`)     | tool (`Read`, `Bash`)   | everything exact                                  |
  *
  * GitHub levels imply each other: `admin` ⊇ `write` ⊇ `read`. A grant of `write` covers a `read`
  * request; a deny of `read` also stops a `write` request (it would include a read).
  */
 import { q, WritError } from "./errors.js";
 
-export const PROVIDERS = ["aws", "k8s", "github", "mcp", "gcp"] as const;
+export const PROVIDERS = ["aws", "k8s", "github", "mcp", "gcp", "agent"] as const;
 export type Provider = (typeof PROVIDERS)[number];
 
 export interface ProviderRules {
@@ -70,6 +71,15 @@ export const RULES: Readonly<Record<Provider, ProviderRules>> = {
     foldResource: false,
     serviceShape: /^[a-z0-9]+$/,
     actionShape: /^[A-Za-z0-9]+(\.[A-Za-z0-9]+)+$/,
+  },
+  // a coding agent's own tools through its hooks (`writ hook`, docs/hooks.md): resources are
+  // canonical paths, hosts, program names, or `-`
+  agent: {
+    provider: "agent",
+    foldAction: false,
+    foldResource: false,
+    serviceShape: /^[a-z0-9][a-z0-9-]*$/,
+    actionShape: /^[A-Za-z0-9_.-]+$/,
   },
 };
 

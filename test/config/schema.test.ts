@@ -72,7 +72,7 @@ describe("schema/writ.schema.json", () => {
 
   it("compiles under ajv's strict mode, and every shape is one the loader checks maps with", () => {
     expect(typeof validate).toBe("function");
-    const loader = ["load.ts", "gateway.ts", "downstream.ts", "agent-runs.ts"]
+    const loader = ["load.ts", "gateway.ts", "downstream.ts", "agent-runs.ts", "hooks.ts"]
       .map((f) => readFileSync(join(ROOT, "src", "config", f), "utf8"))
       .join("\n");
     for (const name of Object.keys(SHAPES)) expect(loader, `SHAPES.${name}`).toContain(`SHAPES.${name}`);

@@ -1,0 +1,193 @@
+/**
+ * `writ hook <agent-kind>`, loaded without the CLI: an agent runs it before and after every tool
+ * call, so its cold path is Node's start, this file, the hook protocol (hook/protocol.ts) and one
+ * HTTP request to a running `writ serve` (`--server` / `WRIT_SERVER`). Without a server the call is
+ * judged in this process against the local store (hook-offline.ts, loaded only then; slow).
+ * Every failure — bad input, no identity, no server, a bad answer — blocks the call (exit 2, the
+ * reason on stderr): fail closed.
+ */
+import { request as httpRequest } from "node:http";
+import { parseArgs } from "node:util";
+import { WritError } from "../core/errors.js";
+import {
+  failClosed,
+  type HookInput,
+  type HookOutput,
+  isHookKind,
+  parseHookInput,
+  renderAnswer,
+} from "../hook/protocol.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface Verdict {
+  readonly decision: "allow" | "deny" | "ask";
+  readonly code: string;
+  readonly reason: string;
+}
+
+export interface HookIo {
+  readonly stdin: () => Promise<string>;
+}
+
+const TIMEOUT_MS = 10_000;
+const MAX_ANSWER = 64 * 1024;
+
+/** The whole of stdin, up to 1 MiB and a byte (parseHookInput refuses more). */
+export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += b.length;
+    chunks.push(b);
+    if (size > 1024 * 1024) break;
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function post(url: URL, body: string, token: string | undefined): Promise<Verdict> {
+  // TLS is loaded only for an https server: it costs a plain-http hook a few milliseconds
+  const request = url.protocol === "https:" ? (await import("node:https")).request : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        timeout: TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_ANSWER) req.destroy(new Error("the answer is too large"));
+          else chunks.push(c);
+        });
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (res.statusCode !== 200) {
+            let detail = text.slice(0, 300);
+            try {
+              detail = (JSON.parse(text) as { detail?: string }).detail ?? detail;
+            } catch {}
+            reject(new Error(`the server answered ${res.statusCode}: ${detail}`));
+            return;
+          }
+          try {
+            const v = JSON.parse(text) as Verdict;
+            if (!["allow", "deny", "ask"].includes(v.decision) || typeof v.reason !== "string") {
+              reject(new Error("the server's answer is not a hook verdict"));
+            } else resolve(v);
+          } catch {
+            reject(new Error("the server's answer is not JSON"));
+          }
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function codeOf(err: unknown, fallback: string): string {
+  return err instanceof WritError ? err.code : fallback;
+}
+
+/** Runs one hook call; returns what to print and the exit code. */
+export async function runHook(argv: readonly string[], env: Env, io: HookIo): Promise<HookOutput> {
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv.slice(argv[0] === "hook" ? 1 : 0),
+      strict: true,
+      allowPositionals: true,
+      options: {
+        server: { type: "string" },
+        agent: { type: "string" },
+        env: { type: "string" },
+        config: { type: "string" },
+      },
+    }));
+  } catch (err) {
+    return failClosed("ERR_USAGE", (err as Error).message);
+  }
+  const kind = positionals[0] ?? "";
+  if (positionals.length !== 1 || !isHookKind(kind)) {
+    return failClosed(
+      "ERR_HOOK_AGENT_KIND",
+      `${JSON.stringify(kind)} is not an agent kind: expected claude-code or gemini-cli`,
+    );
+  }
+  let input: HookInput;
+  try {
+    input = parseHookInput(kind, await io.stdin());
+  } catch (err) {
+    return failClosed(codeOf(err, "ERR_HOOK_INPUT"), (err as Error).message);
+  }
+  const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  const agent = str(values.agent) ?? str(env.WRIT_AGENT);
+  const environment = str(values.env) ?? str(env.WRIT_ENV);
+  if (agent === undefined || environment === undefined) {
+    return failClosed(
+      "ERR_HOOK_IDENTITY",
+      "the agent and its environment are not set: give --agent and --env, or WRIT_AGENT and WRIT_ENV in the hook's environment",
+    );
+  }
+  const server = str(values.server) ?? str(env.WRIT_SERVER);
+  let verdict: Verdict;
+  if (server !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(`hook/v1/${kind}`, server.endsWith("/") ? server : `${server}/`);
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
+    } catch {
+      return failClosed("ERR_HOOK_SERVER", `${JSON.stringify(server)} is not an http(s) URL`);
+    }
+    try {
+      const body = JSON.stringify({ agent, environment, input: rawOf(input) });
+      verdict = await post(url, body, str(env.WRIT_PDP_TOKEN));
+    } catch (err) {
+      return failClosed("ERR_HOOK_SERVER", `${url.origin}: ${(err as Error).message}`);
+    }
+  } else {
+    try {
+      const { judgeOffline } = await import("./hook-offline.js");
+      verdict = await judgeOffline(
+        {
+          configFile: str(values.config) ?? str(env.WRIT_CONFIG) ?? "writ.yaml",
+          dataDir: str(env.WRIT_DATA_DIR) ?? ".writ",
+          databaseUrl: str(env.WRIT_DATABASE_URL),
+        },
+        { agent, environment },
+        input,
+      );
+    } catch (err) {
+      return failClosed(codeOf(err, "ERR_INTERNAL"), (err as Error).message.slice(0, 1000));
+    }
+  }
+  return renderAnswer(kind, input.phase, verdict.decision, verdict.reason);
+}
+
+/** The hook's JSON again, from what was read: the server reads and checks it itself. */
+function rawOf(input: HookInput): Record<string, unknown> {
+  const events = {
+    "claude-code": { pre: "PreToolUse", post: "PostToolUse" },
+    "gemini-cli": { pre: "BeforeTool", post: "AfterTool" },
+  } as const;
+  return {
+    hook_event_name: events[input.kind][input.phase],
+    tool_name: input.tool,
+    tool_input: input.input,
+    cwd: input.cwd,
+    ...(input.session === undefined ? {} : { session_id: input.session }),
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * `writ hook <agent-kind>` in the full CLI (help, `npm run writ`); bin/writ.js runs the same
+ * `runHook` without loading the CLI, which is the path agents take.
+ */
+import type { Command } from "commander";
+import { runHook } from "./hook-fast.js";
+import type { Io } from "./output.js";
+
+export interface HookCliOptions {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdin: () => Promise<string>;
+}
+
+export function registerHook(
+  program: Command,
+  io: Io,
+  setExit: (code: number) => void,
+  o: HookCliOptions,
+): void {
+  program
+    .command("hook")
+    .description(
+      "decide a coding agent's own tool call from its hook (claude-code, gemini-cli): docs/hooks.md",
+    )
+    .argument("<agent-kind>", "claude-code or gemini-cli")
+    .option("--server <url>", "a running writ serve (default: WRIT_SERVER; without one, the local store)")
+    .option("--agent <id>", "the agent (default: WRIT_AGENT)")
+    .option("--env <env>", "its environment (default: WRIT_ENV)")
+    .option("--config <file>", "writ.yaml, without a server (default: WRIT_CONFIG or writ.yaml)")
+    .action(async (kind: string, opts: Record<string, string | undefined>) => {
+      const argv = ["hook", kind];
+      for (const k of ["server", "agent", "env", "config"]) {
+        const v = opts[k];
+        if (v !== undefined) argv.push(`--${k}`, v);
+      }
+      const out = await runHook(argv, o.env, { stdin: o.stdin });
+      if (out.stdout) io.out(out.stdout);
+      if (out.stderr) io.err(out.stderr);
+      setExit(out.exitCode);
+    });
+}

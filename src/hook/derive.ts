@@ -1,0 +1,412 @@
+/**
+ * What a coding agent's native tool call touches, as decision requests: `agent:<kind>:<Tool>` on a
+ * typed resource. Whatever the agent calls its tool, what it does is named the way Claude Code
+ * names its tools, so one rule covers every agent and every route to the same resource:
+ *
+ *   Read      a canonical file path read (Read, Grep, a `cat`, a `<` redirection, `cp`'s source …)
+ *   Write     a canonical file path written (Write, Edit, a `>` redirection, `rm`, `sed -i` …)
+ *   WebFetch  a host contacted (WebFetch, `curl`, `wget`, `nc`, `ssh`, `git push` …)
+ *   WebSearch `-`
+ *   Bash      the program a shell command runs (`git`, `cat` …)
+ *   <other>   any other tool, under its own name, on `-`
+ *
+ * Paths are canonical (absolute, `..` gone, symlinks resolved — by the gateway's own resolver),
+ * relative ones against the hook's `cwd`. Directory trees a tool reads or writes recursively are
+ * listed (bounded); globs are expanded against the filesystem (bounded). Past a bound, or wherever
+ * the call cannot be read exactly, the derivation says why, and the answer is at best `ask`.
+ */
+import { lstat, readdir, readFile, realpath } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import type { ResourceRule } from "../core/index.js";
+import { deriveResources } from "../gateway/index.js";
+import type { HookInput, HookKind } from "./protocol.js";
+import { type Effect, hostOf, readShell } from "./shell.js";
+
+export type AgentKind = HookKind;
+/** One native tool call, as a hook reports it (`cwd` absolute). */
+export type NativeCall = HookInput;
+
+export type Verb = "Read" | "Write" | "WebFetch" | "WebSearch" | "Bash";
+
+/** One decision the call needs. */
+export interface Need {
+  readonly tool: string;
+  readonly resource: string;
+  /** Changes something or reaches out: refused in a tainted session. */
+  readonly privileged: boolean;
+}
+
+export interface Derivation {
+  readonly needs: readonly Need[];
+  /** Why the call cannot be judged exactly; non-empty means at best `ask`. */
+  readonly ask: readonly string[];
+  /** Reads content from outside (a web page, a host): taints the session once it ran. */
+  readonly external: boolean;
+}
+
+/** The resource of a need without one. */
+export const NO_RESOURCE = "-";
+const MAX_TREE = 2000;
+const MAX_GLOB = 1000;
+const MAX_DEPTH = 32;
+
+type FileMode = "read" | "write" | "list" | "read-tree" | "write-tree";
+
+/** How each agent's tools map to what they do, and where their arguments are. */
+interface ToolSpec {
+  readonly does: FileMode | "fetch" | "search" | "shell" | "read-many";
+  /** Argument names, first present wins. */
+  readonly args: readonly string[];
+  /** Where the argument is absent: the working directory (Glob, Grep). */
+  readonly defaultCwd?: boolean;
+}
+
+const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
+  "claude-code": {
+    Read: { does: "read", args: ["file_path"] },
+    NotebookRead: { does: "read", args: ["notebook_path"] },
+    Write: { does: "write", args: ["file_path"] },
+    Edit: { does: "write", args: ["file_path"] },
+    MultiEdit: { does: "write", args: ["file_path"] },
+    NotebookEdit: { does: "write", args: ["notebook_path"] },
+    Glob: { does: "list", args: ["path"], defaultCwd: true },
+    LS: { does: "list", args: ["path"], defaultCwd: true },
+    Grep: { does: "read-tree", args: ["path"], defaultCwd: true },
+    WebFetch: { does: "fetch", args: ["url"] },
+    WebSearch: { does: "search", args: [] },
+    Bash: { does: "shell", args: ["command"] },
+  },
+  "gemini-cli": {
+    read_file: { does: "read", args: ["file_path", "absolute_path", "path"] },
+    write_file: { does: "write", args: ["file_path", "absolute_path", "path"] },
+    replace: { does: "write", args: ["file_path", "absolute_path", "path"] },
+    read_many_files: { does: "read-many", args: ["paths", "include"] },
+    list_directory: { does: "list", args: ["dir_path", "path"], defaultCwd: true },
+    glob: { does: "list", args: ["dir_path", "path"], defaultCwd: true },
+    search_file_content: { does: "read-tree", args: ["dir_path", "path"], defaultCwd: true },
+    grep_search: { does: "read-tree", args: ["dir_path", "path"], defaultCwd: true },
+    web_fetch: { does: "fetch", args: ["prompt", "url"] },
+    google_web_search: { does: "search", args: [] },
+    run_shell_command: { does: "shell", args: ["command"] },
+  },
+};
+
+/** The tool segment of an action: letters, digits, `_ . -`; anything else is replaced. */
+function toolName(tool: string): string {
+  const s = tool.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 128);
+  return s.length > 0 ? s : "_";
+}
+
+function pick(input: Readonly<Record<string, unknown>>, names: readonly string[]): unknown {
+  for (const n of names) if (input[n] !== undefined) return input[n];
+  return undefined;
+}
+
+const PATH_RULE = (base: string): ResourceRule => ({
+  kind: "resource-rule",
+  from: ["p"],
+  each: false,
+  as: "path",
+  base,
+  foldCase: false,
+  path: [],
+});
+
+/** A canonical path; `undefined` with the reason pushed when it cannot be had. */
+async function canonical(raw: string, base: string, ask: string[]): Promise<string | undefined> {
+  try {
+    const [p] = await deriveResources([PATH_RULE(base)], { p: raw });
+    return p;
+  } catch (err) {
+    ask.push((err as Error).message);
+    return undefined;
+  }
+}
+
+/** Every entry under a directory (canonical), or `undefined` past the bound. */
+async function tree(root: string, ask: string[]): Promise<string[] | undefined> {
+  const out: string[] = [root];
+  const queue: { dir: string; depth: number }[] = [{ dir: root, depth: 0 }];
+  while (queue.length > 0) {
+    const { dir, depth } = queue.shift()!;
+    let entries: import("node:fs").Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      continue; // not a directory, or gone
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (out.length >= MAX_TREE || depth >= MAX_DEPTH) {
+        ask.push(`${root} holds more than ${MAX_TREE} entries: writ cannot check each`);
+        return undefined;
+      }
+      if (e.isSymbolicLink()) {
+        // where the link leads is what a recursive reader reaches (cp -L, grep -R, tar -h)
+        const real = await realpath(p).catch(() => undefined);
+        out.push(p);
+        if (real !== undefined) out.push(real);
+        continue;
+      }
+      out.push(p);
+      if (e.isDirectory()) queue.push({ dir: p, depth: depth + 1 });
+    }
+  }
+  return out;
+}
+
+function segmentRegex(seg: string): RegExp {
+  let re = "^";
+  for (const ch of seg) {
+    if (ch === "*") re += "[^/]*";
+    else if (ch === "?") re += "[^/]";
+    else re += ch.replace(/[\\^$.|+()[\]{}]/g, "\\$&");
+  }
+  return new RegExp(`${re}$`, "s");
+}
+
+/** A glob expanded against the filesystem (dot files too: a superset of bash's); bounded. */
+async function expandGlob(pattern: string, base: string, ask: string[]): Promise<string[] | undefined> {
+  const abs = isAbsolute(pattern) ? pattern : join(base, pattern);
+  const segments = abs.split(sep).filter((s) => s.length > 0);
+  let paths: string[] = [sep];
+  for (const seg of segments) {
+    const next: string[] = [];
+    if (!/[*?]/.test(seg)) {
+      for (const p of paths) next.push(join(p, seg));
+    } else {
+      const re = segmentRegex(seg);
+      for (const p of paths) {
+        const names = await readdir(p).catch(() => [] as string[]);
+        for (const n of names) if (re.test(n)) next.push(join(p, n));
+        if (next.length > MAX_GLOB) {
+          ask.push(`${pattern} matches more than ${MAX_GLOB} paths`);
+          return undefined;
+        }
+      }
+    }
+    paths = next;
+  }
+  return paths.length > 0 ? paths : [abs]; // no match: bash passes the pattern as it is
+}
+
+/**
+ * The URLs a `git push`/`fetch` may reach in the repository at `dir`: the named remote's, or, when
+ * none is named, those of `origin` and of every remote a branch or `remote.pushDefault` names (a
+ * superset of the one git picks). `undefined` when there is no repository or no such remote.
+ */
+async function gitRemoteUrls(dir: string, remote: string | undefined): Promise<string[] | undefined> {
+  let at = resolve(dir);
+  for (;;) {
+    const text = await readFile(join(at, ".git", "config"), "utf8").catch(() => undefined);
+    if (text !== undefined) {
+      const urls = new Map<string, string[]>();
+      const named = new Set<string>([remote ?? "origin"]);
+      let section: string | undefined;
+      let remoteName: string | undefined;
+      for (const line of text.split("\n")) {
+        const head = /^\s*\[\s*([A-Za-z]+)(?:\s+"([^"]*)")?\s*\]/.exec(line);
+        if (head) {
+          section = head[1]!.toLowerCase();
+          remoteName = section === "remote" ? head[2] : undefined;
+          continue;
+        }
+        const kv = /^\s*([A-Za-z]+)\s*=\s*(.+?)\s*$/.exec(line);
+        if (!kv) continue;
+        const key = kv[1]!.toLowerCase();
+        if (section === "remote" && remoteName !== undefined && (key === "url" || key === "pushurl")) {
+          urls.set(remoteName, [...(urls.get(remoteName) ?? []), kv[2]!]);
+        } else if (
+          remote === undefined &&
+          section === "branch" &&
+          (key === "remote" || key === "pushremote")
+        ) {
+          named.add(kv[2]!);
+        } else if (remote === undefined && section === "remote" && key === "pushdefault") named.add(kv[2]!);
+      }
+      const out: string[] = [];
+      for (const n of named) {
+        const u = urls.get(n);
+        if (u === undefined) return undefined;
+        out.push(...u);
+      }
+      return out;
+    }
+    const up = dirname(at);
+    if (up === at) return undefined;
+    at = up;
+  }
+}
+
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s"'<>]+/gi;
+
+class Builder {
+  readonly needs: Need[] = [];
+  readonly ask: string[] = [];
+  external = false;
+  readonly #seen = new Set<string>();
+  constructor(readonly call: NativeCall) {}
+
+  need(tool: string, resource: string, privileged: boolean): void {
+    const key = `${tool}\u0000${resource}`;
+    if (this.#seen.has(key)) {
+      if (privileged) {
+        const i = this.needs.findIndex((n) => n.tool === tool && n.resource === resource);
+        if (i >= 0 && !this.needs[i]!.privileged) this.needs[i] = { tool, resource, privileged };
+      }
+      return;
+    }
+    this.#seen.add(key);
+    this.needs.push({ tool, resource, privileged });
+  }
+
+  async file(mode: FileMode, raw: string, base: string): Promise<void> {
+    const p = await canonical(raw, base, this.ask);
+    if (p === undefined) return;
+    const verb = mode === "write" || mode === "write-tree" ? "Write" : "Read";
+    const privileged = verb === "Write";
+    if (mode === "read-tree" || mode === "write-tree") {
+      const isDir = await lstat(p)
+        .then((s) => s.isDirectory())
+        .catch(() => false);
+      if (isDir) {
+        const all = await tree(p, this.ask);
+        if (all === undefined) {
+          this.need(verb, p, privileged);
+          return;
+        }
+        // entries of a canonical directory are canonical; links were followed by `tree`
+        for (const e of all) this.need(verb, e, privileged);
+        return;
+      }
+    }
+    this.need(verb, p, privileged);
+  }
+
+  host(host: string): void {
+    this.external = true;
+    this.need("WebFetch", host, true);
+  }
+
+  async effect(e: Effect): Promise<void> {
+    switch (e.kind) {
+      case "read":
+      case "write":
+      case "read-tree":
+      case "write-tree":
+        for (const d of e.dirs) await this.file(e.kind, e.path, d);
+        return;
+      case "glob":
+        for (const d of e.dirs) {
+          const paths = await expandGlob(e.pattern, d, this.ask);
+          if (paths === undefined) continue;
+          for (const p of paths) await this.file(e.mode, p, d);
+        }
+        return;
+      case "host":
+        this.host(e.host);
+        return;
+      case "git-remote":
+        for (const d of e.dirs) {
+          const urls = await gitRemoteUrls(d, e.remote);
+          if (urls === undefined) {
+            this.ask.push(`the git remote ${e.remote ?? "(default)"} of ${d} is not found`);
+            continue;
+          }
+          for (const u of urls) {
+            const h = /^[a-z][a-z0-9+.-]*:\/\//i.test(u)
+              ? hostOf(u)
+              : /^[^/:]+:/.test(u)
+                ? hostOf(u.split(":")[0]!.split("@").pop()!)
+                : undefined;
+            if (h === undefined || u.startsWith("file:"))
+              this.ask.push(`the git remote ${JSON.stringify(u)} is a local path or unreadable`);
+            else this.host(h);
+          }
+        }
+        return;
+      case "exec":
+        this.need("Bash", e.program, !e.readOnly);
+        return;
+    }
+  }
+}
+
+/** The needs of one native tool call. `home` resolves `~`. */
+export async function derive(call: NativeCall, home: string): Promise<Derivation> {
+  const b = new Builder(call);
+  const spec = TOOLS[call.kind][call.tool];
+  if (spec === undefined) {
+    // a tool writ does not read (an MCP tool, a task, a to-do list): decided by its name alone
+    b.need(toolName(call.tool), NO_RESOURCE, true);
+    return { needs: b.needs, ask: b.ask, external: false };
+  }
+  const value = pick(call.input, spec.args);
+  switch (spec.does) {
+    case "read":
+    case "write":
+    case "list":
+    case "read-tree":
+    case "write-tree": {
+      if (value === undefined && spec.defaultCwd) await b.file(spec.does, call.cwd, call.cwd);
+      else if (typeof value === "string" && value.length > 0) await b.file(spec.does, value, call.cwd);
+      else b.ask.push(`${call.tool}: the tool's path argument is missing or not a string`);
+      if (spec.does === "list") {
+        // Glob's own pattern may climb out of its directory: `../../secret/*`
+        const pattern = call.input.pattern;
+        if (typeof pattern === "string" && (pattern.includes("..") || isAbsolute(pattern))) {
+          b.ask.push(`${call.tool}: a pattern that leaves its directory`);
+        }
+      }
+      break;
+    }
+    case "read-many": {
+      const list = Array.isArray(value) ? value : [];
+      if (list.length === 0) b.ask.push(`${call.tool}: no paths writ can read`);
+      for (const item of list) {
+        if (typeof item !== "string") b.ask.push(`${call.tool}: a path that is not a string`);
+        else if (/[*?[{]/.test(item)) {
+          const paths = await expandGlob(item, call.cwd, b.ask);
+          for (const p of paths ?? []) await b.file("read", p, call.cwd);
+        } else await b.file("read-tree", item, call.cwd);
+      }
+      break;
+    }
+    case "fetch": {
+      const text = typeof value === "string" ? value : "";
+      const urls = call.tool === "WebFetch" ? [text] : (text.match(URL_IN_TEXT) ?? []);
+      if (urls.length === 0) b.ask.push(`${call.tool}: no URL writ can read`);
+      for (const u of urls) {
+        let host: string | undefined;
+        try {
+          const url = new URL(u);
+          if (url.protocol === "http:" || url.protocol === "https:") host = hostOf(u);
+        } catch {
+          host = undefined;
+        }
+        if (host === undefined)
+          b.ask.push(`${call.tool}: ${JSON.stringify(u.slice(0, 200))} is not an http(s) URL`);
+        else b.host(host);
+      }
+      break;
+    }
+    case "search":
+      b.external = true;
+      b.need("WebSearch", NO_RESOURCE, true);
+      break;
+    case "shell": {
+      if (typeof value !== "string" || value.trim().length === 0) {
+        b.ask.push(`${call.tool}: no command`);
+        break;
+      }
+      const dir = call.input.dir_path ?? call.input.directory;
+      let cwd = call.cwd;
+      if (typeof dir === "string" && dir.length > 0) cwd = isAbsolute(dir) ? dir : join(call.cwd, dir);
+      const reading = readShell(value, cwd, home);
+      b.ask.push(...reading.ask);
+      for (const e of reading.effects) await b.effect(e);
+      break;
+    }
+  }
+  return { needs: b.needs, ask: b.ask, external: b.external };
+}

@@ -1,0 +1,92 @@
+/**
+ * `POST /hook/v1/<kind>`: a hook call judged by a running `writ serve`, so that each hook process
+ * only forwards its input and prints the answer (cli/hook-fast.ts). The body is
+ * `{agent, environment, input}` (`input`: the hook's JSON as the agent sent it); the answer is
+ * `{decision, code, reason}`. Authenticated like the AuthZEN routes (the PDP token, when set): the
+ * subject is the caller's assertion, as there. A body writ cannot read is a 400 problem naming what
+ * is wrong; a failure to judge or to audit is a `deny`, never an unrecorded allow.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { isWritError } from "../core/index.js";
+import type { HookEngine } from "./engine.js";
+import { isHookKind, parseHookInput } from "./protocol.js";
+
+export const HOOK_PATH = "/hook/v1";
+const MAX_BODY = 1024 * 1024 + 4096;
+const ID = /^[^\s\p{Cc}]{1,256}$/u;
+
+function sha(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+export interface HookRoutesOptions {
+  readonly engine: HookEngine;
+  /** When set, callers must send `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined;
+}
+
+export function hookRoutes(opts: HookRoutesOptions): Hono {
+  const app = new Hono();
+  const problem = (status: 400 | 401 | 404 | 413 | 415, code: string, detail: string) =>
+    new Response(JSON.stringify({ type: `urn:writ:problem:${code}`, title: code, status, detail }), {
+      status,
+      headers: { "content-type": "application/problem+json" },
+    });
+  app.post(
+    `${HOOK_PATH}/:kind`,
+    bodyLimit({
+      maxSize: MAX_BODY,
+      onError: () => problem(413, "payload_too_large", "the body is too large"),
+    }),
+    async (c) => {
+      if (opts.token !== undefined) {
+        const auth = c.req.header("authorization") ?? "";
+        const given = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+        if (!timingSafeEqual(sha(given), sha(opts.token))) {
+          return problem(401, "unauthorized", "a bearer token (the PDP token) is required");
+        }
+      }
+      const kind = c.req.param("kind");
+      if (!isHookKind(kind))
+        return problem(404, "unknown_agent_kind", `no hook protocol for ${JSON.stringify(kind)}`);
+      if (!(c.req.header("content-type") ?? "").startsWith("application/json")) {
+        return problem(415, "unsupported_media_type", "the body must be application/json");
+      }
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return problem(400, "invalid_json", "the body is not JSON");
+      }
+      const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+      for (const key of ["agent", "environment"] as const) {
+        const v = b[key];
+        if (typeof v !== "string" || !ID.test(v)) {
+          return problem(400, "invalid_request", `${key}: expected an identifier of 1 to 256 characters`);
+        }
+      }
+      let input: ReturnType<typeof parseHookInput>;
+      try {
+        input = parseHookInput(kind, JSON.stringify(b.input ?? null));
+      } catch (err) {
+        if (isWritError(err)) return problem(400, "invalid_request", err.message);
+        throw err;
+      }
+      const identity = { agent: b.agent as string, environment: b.environment as string };
+      try {
+        const v = await opts.engine.judge(identity, input);
+        return c.json(v);
+      } catch (err) {
+        // the audit failed: refuse, and say so
+        return c.json({
+          decision: "deny",
+          code: "hook_error",
+          reason: `writ could not record this decision: ${(err as Error).message}`.slice(0, 500),
+        });
+      }
+    },
+  );
+  return app;
+}

@@ -1,0 +1,216 @@
+/**
+ * `writ hook` as agents run it (the built bin/writ.js, one process per call, the hook's JSON on
+ * stdin) against a running server and against the local store; and `writ init --agent
+ * claude-code`, which writes the hook settings into an existing settings file without destroying it.
+ */
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, loadPolicy, type Server } from "../../src/app.js";
+import { assertBuilt, BIN, runCli } from "../support/cli.js";
+import { claude, gemini, makeProject, type Project } from "./fixture.js";
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function hook(kind: string, input: unknown, env: NodeJS.ProcessEnv, extra: string[] = []): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "hook", kind, ...extra], {
+      env: { ...process.env, WRIT_SERVER: "", WRIT_AGENT: "", WRIT_ENV: "", ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(typeof input === "string" ? input : JSON.stringify(input));
+  });
+}
+
+const decisionOf = (r: Run) =>
+  (
+    JSON.parse(r.stdout) as {
+      hookSpecificOutput: { permissionDecision: string; permissionDecisionReason: string };
+    }
+  ).hookSpecificOutput;
+
+let p: Project;
+let server: Server;
+let http: ReturnType<typeof serve> | undefined;
+let base: string;
+const TOKEN = "hook-test-pdp-token";
+
+beforeAll(async () => {
+  assertBuilt();
+  p = await makeProject();
+  const { policy, problems } = await loadPolicy(p.config);
+  if (!policy) throw new Error(JSON.stringify(problems));
+  server = await createServer({ policy, dataDir: join(p.root, "server"), version: "test", pdpToken: TOKEN });
+  const info = await new Promise<AddressInfo>((resolve) => {
+    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
+  });
+  base = `http://127.0.0.1:${info.port}`;
+  server.setBaseUrl(base);
+}, 120_000);
+
+afterAll(async () => {
+  http?.close();
+  await server?.close();
+});
+
+describe("writ hook through a running server", () => {
+  const env = () => ({ WRIT_SERVER: base, WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_PDP_TOKEN: TOKEN });
+
+  it("Claude Code: a denied read is a deny with its reason, an ordinary command an allow", async () => {
+    const denied = await hook(
+      "claude-code",
+      claude("PreToolUse", "Bash", { command: "cat ../link" }, p.src),
+      env(),
+    );
+    expect(denied.code, denied.stderr).toBe(0);
+    expect(decisionOf(denied)).toMatchObject({ permissionDecision: "deny" });
+    expect(decisionOf(denied).permissionDecisionReason).toContain("denied by the `coding` ceiling");
+    const ok = await hook("claude-code", claude("PreToolUse", "Bash", { command: "ls -la" }, p.src), env());
+    expect(decisionOf(ok)).toMatchObject({ hookEventName: "PreToolUse", permissionDecision: "allow" });
+    const ask = await hook(
+      "claude-code",
+      claude("PreToolUse", "Bash", { command: "npm test" }, p.src),
+      env(),
+    );
+    expect(decisionOf(ask).permissionDecision).toBe("ask");
+  });
+
+  it("taint recorded by PostToolUse refuses a privileged call in that session", async () => {
+    const s = "cli-taint";
+    const post = await hook(
+      "claude-code",
+      claude("PostToolUse", "WebFetch", { url: "https://docs.example.com/", prompt: "x" }, p.src, s),
+      env(),
+    );
+    expect(post).toMatchObject({ code: 0, stdout: "{}\n" });
+    const w = await hook(
+      "claude-code",
+      claude("PreToolUse", "Write", { file_path: "x.ts", content: "" }, p.src, s),
+      env(),
+    );
+    expect(decisionOf(w).permissionDecision).toBe("deny");
+    expect(decisionOf(w).permissionDecisionReason).toContain("untrusted source");
+  });
+
+  it("Gemini CLI: answers {decision, reason}", async () => {
+    const r = await hook(
+      "gemini-cli",
+      gemini("BeforeTool", "read_file", { file_path: p.secret }, p.src),
+      env(),
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ decision: "deny" });
+    const ok = await hook(
+      "gemini-cli",
+      gemini("BeforeTool", "read_file", { file_path: "a.ts" }, p.src),
+      env(),
+    );
+    expect(JSON.parse(ok.stdout)).toMatchObject({ decision: "allow" });
+  });
+
+  it("fails closed with a coded reason: bad input, no identity, no server, a wrong token, an unknown kind", async () => {
+    const bad = await hook("claude-code", "not json", env());
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("ERR_HOOK_INPUT");
+    const cwd = await hook(
+      "claude-code",
+      { ...claude("PreToolUse", "Read", {}, p.src), cwd: "relative" },
+      env(),
+    );
+    expect(cwd.stderr).toMatch(/ERR_HOOK_INPUT: cwd/);
+    const who = await hook("claude-code", claude("PreToolUse", "Bash", { command: "ls" }, p.src), {
+      WRIT_SERVER: base,
+    });
+    expect(who.code).toBe(2);
+    expect(who.stderr).toContain("ERR_HOOK_IDENTITY");
+    const down = await hook("claude-code", claude("PreToolUse", "Bash", { command: "ls" }, p.src), {
+      ...env(),
+      WRIT_SERVER: "http://127.0.0.1:9",
+    });
+    expect(down.code).toBe(2);
+    expect(down.stderr).toContain("ERR_HOOK_SERVER");
+    expect(down.stdout).toBe("");
+    const token = await hook("claude-code", claude("PreToolUse", "Bash", { command: "ls" }, p.src), {
+      ...env(),
+      WRIT_PDP_TOKEN: "wrong",
+    });
+    expect(token.code).toBe(2);
+    expect(token.stderr).toMatch(/ERR_HOOK_SERVER: .*401/);
+    const kind = await hook("codex", claude("PreToolUse", "Bash", { command: "ls" }, p.src), env());
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toContain("ERR_HOOK_AGENT_KIND");
+  });
+});
+
+describe("writ hook offline, against the local store", () => {
+  it("denies the denied file and records the decision in the local audit log", async () => {
+    const env = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_DATA_DIR: p.dataDir };
+    const r = await hook(
+      "claude-code",
+      claude("PreToolUse", "Bash", { command: "head ../secret/key.pem" }, p.src),
+      env,
+      ["--config", p.config],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(decisionOf(r).permissionDecision).toBe("deny");
+    const audit = await runCli(["audit", "verify", "--json"], { env: { WRIT_DATA_DIR: p.dataDir } });
+    expect(audit.code, audit.stdout + audit.stderr).toBe(0);
+  }, 240_000);
+});
+
+describe("writ init --agent claude-code", () => {
+  it("merges the hooks into an existing .claude/settings.json, keeping what is there, once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-init-hook-"));
+    await mkdir(join(dir, ".claude"));
+    const existing = {
+      permissions: { allow: ["Bash(npm test)"] },
+      hooks: { PreToolUse: [{ matcher: "Bash", hooks: [{ type: "command", command: "./lint.sh" }] }] },
+    };
+    await writeFile(join(dir, ".claude", "settings.json"), JSON.stringify(existing));
+    const r = await runCli(["init", "--dir", dir, "--agent", "claude-code", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const settings = JSON.parse(await readFile(join(dir, ".claude", "settings.json"), "utf8"));
+    expect(settings.permissions).toEqual(existing.permissions);
+    expect(settings.hooks.PreToolUse).toHaveLength(2);
+    expect(settings.hooks.PreToolUse[0]).toEqual(existing.hooks.PreToolUse[0]);
+    const ours = settings.hooks.PreToolUse[1].hooks[0].command as string;
+    expect(ours).toMatch(/^writ hook claude-code --agent claude-code --env dev --config /);
+    expect(settings.hooks.PostToolUse[0].hooks[0].command).toBe(ours);
+    // the starter it wrote is valid and denies .env through the hook's vocabulary
+    const check = await runCli(["check", "--config", join(dir, "writ.yaml"), "--json"]);
+    expect(check.code, check.stdout).toBe(0);
+    // again: nothing added twice
+    await runCli(["init", "--dir", dir, "--agent", "claude-code", "--force"]);
+    const again = JSON.parse(await readFile(join(dir, ".claude", "settings.json"), "utf8"));
+    expect(again.hooks.PreToolUse).toHaveLength(2);
+    expect(again.hooks.PostToolUse).toHaveLength(1);
+  });
+
+  it("leaves a settings file it cannot read as it is", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-init-hook-"));
+    await mkdir(join(dir, ".claude"));
+    await writeFile(join(dir, ".claude", "settings.json"), "{ not json");
+    const r = await runCli(["init", "--dir", dir, "--agent", "claude-code", "--json"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain("ERR_FILE");
+    expect(await readFile(join(dir, ".claude", "settings.json"), "utf8")).toBe("{ not json");
+  });
+});
