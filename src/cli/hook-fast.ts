@@ -115,6 +115,7 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
         agent: { type: "string" },
         env: { type: "string" },
         config: { type: "string" },
+        "allow-skips-prompt": { type: "boolean" },
       },
     }));
   } catch (err) {
@@ -174,7 +175,8 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
       return failClosed(codeOf(err, "ERR_INTERNAL"), (err as Error).message.slice(0, 1000));
     }
   }
-  return renderAnswer(kind, input.phase, verdict.decision, verdict.reason);
+  const skips = values["allow-skips-prompt"] === true || env.WRIT_HOOK_ALLOW_SKIPS_PROMPT === "1";
+  return renderAnswer(kind, input.phase, verdict.decision, verdict.reason, skips);
 }
 
 /** The hook's JSON again, from what was read: the server reads and checks it itself. */

@@ -27,12 +27,17 @@ export function registerHook(
     .option("--agent <id>", "the agent (default: WRIT_AGENT)")
     .option("--env <env>", "its environment (default: WRIT_ENV)")
     .option("--config <file>", "writ.yaml, without a server (default: WRIT_CONFIG or writ.yaml)")
-    .action(async (kind: string, opts: Record<string, string | undefined>) => {
+    .option(
+      "--allow-skips-prompt",
+      "answer writ's allow as an explicit allow, which skips the agent's own permission prompt (default: no decision, the agent's own rules apply; WRIT_HOOK_ALLOW_SKIPS_PROMPT=1)",
+    )
+    .action(async (kind: string, opts: Record<string, string | boolean | undefined>) => {
       const argv = ["hook", kind];
       for (const k of ["server", "agent", "env", "config"]) {
         const v = opts[k];
-        if (v !== undefined) argv.push(`--${k}`, v);
+        if (typeof v === "string") argv.push(`--${k}`, v);
       }
+      if (opts.allowSkipsPrompt === true) argv.push("--allow-skips-prompt");
       const out = await runHook(argv, o.env, { stdin: o.stdin });
       if (out.stdout) io.out(out.stdout);
       if (out.stderr) io.err(out.stderr);

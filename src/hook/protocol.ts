@@ -93,14 +93,21 @@ export function parseHookInput(kind: HookKind, text: string): HookInput {
   return { kind, phase, tool, input, cwd, session: session === "" ? undefined : session };
 }
 
-/** The answer in the agent's own format. */
+/**
+ * The answer in the agent's own format. writ only narrows: an `allow` is no decision at all (`{}`),
+ * so the agent's own permission rules and prompts still apply, unless `allowSkipsPrompt` (the
+ * hook's `--allow-skips-prompt`) makes it an explicit allow, which skips the agent's own prompt.
+ */
 export function renderAnswer(
   kind: HookKind,
   phase: HookPhase,
   answer: HookAnswer,
   reason: string,
+  allowSkipsPrompt = false,
 ): HookOutput {
-  if (phase === "post") return { stdout: "{}\n", stderr: "", exitCode: 0 };
+  if (phase === "post" || (answer === "allow" && !allowSkipsPrompt)) {
+    return { stdout: "{}\n", stderr: "", exitCode: 0 };
+  }
   if (kind === "claude-code") {
     const out = {
       hookSpecificOutput: {

@@ -327,7 +327,12 @@ describe("Gemini CLI", () => {
     const ask = JSON.parse(renderAnswer("gemini-cli", "pre", "ask", "unsure").stdout);
     expect(ask.decision).toBe("deny");
     expect(ask.reason).toContain("human");
-    expect(JSON.parse(renderAnswer("gemini-cli", "pre", "allow", "ok").stdout).decision).toBe("allow");
+    // writ only narrows: an allow is no decision (the agent's own prompts apply) unless asked to skip them
+    expect(renderAnswer("gemini-cli", "pre", "allow", "ok").stdout).toBe("{}\n");
+    expect(renderAnswer("claude-code", "pre", "allow", "ok").stdout).toBe("{}\n");
+    expect(JSON.parse(renderAnswer("gemini-cli", "pre", "allow", "ok", true).stdout).decision).toBe("allow");
+    const skip = JSON.parse(renderAnswer("claude-code", "pre", "allow", "ok", true).stdout);
+    expect(skip.hookSpecificOutput.permissionDecision).toBe("allow");
   });
 });
 
