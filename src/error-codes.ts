@@ -16,7 +16,7 @@ import {
   DPOP_ERRORS,
   type DpopErrorCode,
 } from "./broker/index.js";
-import { CLI_ERROR_CODES, type CliErrorCode } from "./cli/codes.js";
+import { CLI_ERROR_CODES, type CliErrorCode, type GatewayRefusalCode } from "./cli/codes.js";
 import { CLIENT_ERROR_CODES, type ClientErrorCode } from "./client/index.js";
 import { CONFIG_ERROR_CODES, type ConfigErrorCode } from "./config/index.js";
 import { CONSOLE_ERROR_CODES, type ConsoleErrorCode } from "./console/codes.js";
@@ -47,7 +47,8 @@ export type WritErrorCode =
   | AnalyzerErrorCode
   | AppErrorCode
   | ConsoleErrorCode
-  | CliErrorCode;
+  | CliErrorCode
+  | GatewayRefusalCode;
 
 /** Every code, by the part that raises it. */
 export const WRIT_ERROR_CODES: Readonly<Record<string, readonly WritErrorCode[]>> = {

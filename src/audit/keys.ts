@@ -20,6 +20,7 @@ import { link, mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type CryptoKey, calculateJwkThumbprint, importJWK } from "jose";
 import { q, WritError } from "../core/index.js";
+import type { AuditErrorCode } from "./codes.js";
 
 /** The key file is missing, unreadable or not an Ed25519 JWK. */
 export const ERR_AUDIT_KEY_INVALID = "ERR_AUDIT_KEY_INVALID";
@@ -61,7 +62,7 @@ export function signingKeyPaths(dataDir: string): {
   return { privateKey: join(dir, "audit-signing.jwk"), publicKey: join(dir, "audit-signing.pub.jwk") };
 }
 
-function keyError(code: string, file: string, message: string, cause?: unknown): WritError {
+function keyError(code: AuditErrorCode, file: string, message: string, cause?: unknown): WritError {
   return new WritError(code, `${q(file)}: ${message}`, cause === undefined ? undefined : { cause });
 }
 

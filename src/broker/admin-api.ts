@@ -23,6 +23,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isWritError, jsonProblem, q, textProblem, WritError } from "../core/index.js";
+import type { WritErrorCode } from "../error-codes.js";
+import { challenge, problem } from "../http/problem.js";
 import type { KillScope } from "./kill.js";
 import { ERR_OPERATOR_INPUT, type Operator } from "./operator.js";
 
@@ -41,13 +43,6 @@ function statusOf(code: string): number {
   if (code === "ERR_APPROVAL_NOT_FOUND") return 404;
   if (code.startsWith("ERR_KILL") || code.startsWith("ERR_APPROVAL")) return 409;
   return 500;
-}
-
-function problem(status: number, code: string, detail: string): Response {
-  return new Response(JSON.stringify({ type: "about:blank", status, code, detail }), {
-    status,
-    headers: { "content-type": "application/problem+json", "cache-control": "no-store" },
-  });
 }
 
 const bad = (detail: string) => new WritError(ERR_OPERATOR_INPUT, detail);
@@ -97,9 +92,12 @@ export function adminApi(ops: Operator, token: string): Hono {
   app.use("/admin/*", async (c, next) => {
     const given = /^Bearer ([\x21-\x7e]+)$/.exec(c.req.header("authorization") ?? "")?.[1];
     if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-      const res = problem(401, "ERR_ADMIN_TOKEN", "the admin API needs the admin token of this server");
-      res.headers.set("www-authenticate", 'Bearer realm="writ-admin"');
-      return res;
+      return problem({
+        status: 401,
+        code: "ERR_ADMIN_TOKEN",
+        detail: "the admin API needs the admin token of this server",
+        headers: { "www-authenticate": challenge("Bearer", { realm: "writ-admin" }) },
+      });
     }
     await next();
   });
@@ -108,7 +106,12 @@ export function adminApi(ops: Operator, token: string): Hono {
     "/admin/*",
     bodyLimit({
       maxSize: MAX_BODY,
-      onError: () => problem(413, ERR_OPERATOR_INPUT, `the body is larger than ${MAX_BODY} bytes`),
+      onError: () =>
+        problem({
+          status: 413,
+          code: ERR_OPERATOR_INPUT,
+          detail: `the body is larger than ${MAX_BODY} bytes`,
+        }),
     }),
   );
 
@@ -170,9 +173,13 @@ export function adminApi(ops: Operator, token: string): Hono {
   app.onError((err) => {
     if (isWritError(err)) {
       const status = statusOf(err.code);
-      if (status < 500) return problem(status, err.code, err.message);
+      if (status < 500) return problem({ status, code: err.code, detail: err.message });
     }
-    return problem(500, "ERR_ADMIN_FAILED", "the operation failed; the server log has the details");
+    return problem({
+      status: 500,
+      code: "ERR_ADMIN_FAILED",
+      detail: "the operation failed; the server log has the details",
+    });
   });
   return app;
 }
@@ -227,7 +234,11 @@ export function remoteOperator(baseUrl: string, token: string, fetchImpl: typeof
     }
     if (!res.ok) {
       const p = (value ?? {}) as { code?: unknown; detail?: unknown };
-      const code = typeof p.code === "string" && /^ERR_[A-Z0-9_]+$/.test(p.code) ? p.code : ERR_ADMIN_REFUSED;
+      // a code the running writ serve answered: one of the same union, as the CLI is the same writ
+      const code =
+        typeof p.code === "string" && /^ERR_[A-Z0-9_]+$/.test(p.code)
+          ? (p.code as WritErrorCode)
+          : ERR_ADMIN_REFUSED;
       const detail = typeof p.detail === "string" ? p.detail : `answered ${res.status}`;
       throw new WritError(code, detail);
     }

@@ -30,6 +30,8 @@ import {
   textProblem,
   type WritConfig,
 } from "../core/index.js";
+import type { WritErrorCode } from "../error-codes.js";
+import { challenge, problem } from "../http/problem.js";
 import { type ApprovalRequest, type ApprovalService, evaluateRequest } from "./approvals.js";
 import { authenticateClient, JWT_BEARER_ASSERTION_TYPE } from "./client-auth.js";
 import type { ReplayCache } from "./replay.js";
@@ -42,7 +44,7 @@ export interface ApprovalsApiOptions {
   readonly clock?: (() => Date) | undefined;
 }
 
-const STATUS: Readonly<Record<string, number>> = {
+const STATUS: Readonly<Partial<Record<WritErrorCode, number>>> = {
   ERR_APPROVAL_NOT_FOUND: 404,
   ERR_APPROVAL_EXPIRED: 410,
   ERR_APPROVAL_CLOSED: 409,
@@ -61,22 +63,17 @@ const REASON: TextRules = { max: 1000, multiline: true };
 /** A refusal of what the caller sent, or undefined when `value` is acceptable. */
 function invalid(name: string, value: string | undefined, rules: TextRules): Response | undefined {
   const p = value === undefined ? undefined : textProblem(value, rules);
-  return p && problem(400, "ERR_APPROVAL_INVALID", `${name} ${q(value!.slice(0, 80))} ${p.message}`);
+  return p && refused(400, "ERR_APPROVAL_INVALID", `${name} ${q(value!.slice(0, 80))} ${p.message}`);
 }
 
-function problem(
+/** A refusal of the approvals API: a problem whose `code` (and title) is the approval code. */
+function refused(
   status: number,
-  code: string,
+  code: WritErrorCode,
   detail: string,
   headers: Record<string, string> = {},
 ): Response {
-  return new Response(
-    JSON.stringify({ type: `urn:writ:problem:${code}`, title: code, status, detail, code }),
-    {
-      status,
-      headers: { "content-type": "application/problem+json", "cache-control": "no-store", ...headers },
-    },
-  );
+  return problem({ status, code, title: code, detail, headers });
 }
 
 /** Approvers as the assertion checker sees principals: an id and its registered public keys. */
@@ -126,13 +123,11 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
   const authenticate = async (req: Request): Promise<string | Response> => {
     const m = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(req.headers.get("authorization") ?? "");
     if (!m) {
-      return problem(
+      return refused(
         401,
         "ERR_APPROVER_UNAUTHENTICATED",
         "send `Authorization: Bearer <JWT signed by your registered key>`",
-        {
-          "www-authenticate": 'Bearer realm="writ-approvals"',
-        },
+        { "www-authenticate": challenge("Bearer", { realm: "writ-approvals" }) },
       );
     }
     try {
@@ -148,8 +143,8 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
       return who.agent.id;
     } catch (err) {
       if (!isWritError(err)) throw err;
-      return problem(401, err.code, err.message, {
-        "www-authenticate": 'Bearer realm="writ-approvals", error="invalid_token"',
+      return refused(401, err.code, err.message, {
+        "www-authenticate": challenge("Bearer", { realm: "writ-approvals", error: "invalid_token" }),
       });
     }
   };
@@ -172,7 +167,7 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
     const bad = invalid("approval id", c.req.param("id"), ID);
     if (bad) return bad;
     const r = await opts.approvals.get(c.req.param("id"));
-    if (!r) return problem(404, "ERR_APPROVAL_NOT_FOUND", "no such approval request");
+    if (!r) return refused(404, "ERR_APPROVAL_NOT_FOUND", "no such approval request");
     return c.json(view(opts.config, r), 200, { "cache-control": "no-store" });
   });
 
@@ -181,7 +176,7 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
     "/approvals/*",
     bodyLimit({
       maxSize: MAX_BODY,
-      onError: () => problem(413, "ERR_APPROVAL_INVALID", `the body is larger than ${MAX_BODY} bytes`),
+      onError: () => refused(413, "ERR_APPROVAL_INVALID", `the body is larger than ${MAX_BODY} bytes`),
     }),
   );
 
@@ -198,16 +193,16 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
         try {
           body = JSON.parse(text);
         } catch {
-          return problem(400, "ERR_APPROVAL_INVALID", 'the body must be JSON: `{"reason": "…"}`');
+          return refused(400, "ERR_APPROVAL_INVALID", 'the body must be JSON: `{"reason": "…"}`');
         }
         const deep = jsonProblem(body);
         if (deep) {
           const where = deep.at === "" ? "" : ` at ${q(deep.at)}`;
-          return problem(400, "ERR_APPROVAL_INVALID", `the body${where} ${deep.message}`);
+          return refused(400, "ERR_APPROVAL_INVALID", `the body${where} ${deep.message}`);
         }
         const r = (body as { reason?: unknown } | null)?.reason;
         if (r !== undefined && typeof r !== "string")
-          return problem(400, "ERR_APPROVAL_INVALID", "`reason` must be a string");
+          return refused(400, "ERR_APPROVAL_INVALID", "`reason` must be a string");
         const badReason = invalid("`reason`", r, REASON);
         if (badReason) return badReason;
         reason = r;
@@ -221,7 +216,7 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
         return c.json(view(opts.config, result.request), 200, { "cache-control": "no-store" });
       } catch (err) {
         if (!isWritError(err) || STATUS[err.code] === undefined) throw err;
-        return problem(STATUS[err.code]!, err.code, err.message);
+        return refused(STATUS[err.code]!, err.code, err.message);
       }
     });
   }

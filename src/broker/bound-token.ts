@@ -4,7 +4,7 @@
  * (the issuer names the environment) and for this resource's audience, and a fresh `DPoP` proof for
  * this request, carrying the token's hash and signed by the key the token is bound to.
  *
- * Every refusal is a `BoundTokenRefusal` with the status, OAuth error and reason to answer
+ * A refusal is returned, not thrown: a `BoundTokenRefusal` with the status, OAuth error and reason to answer
  * (`token_*` from the token's checks, `dpop_*` from the proof's), for the redemption endpoint of the
  * downstream systems (one environment each), the MCP gateway (every environment: the environment is
  * named by the token's issuer) and any other resource server of this process.
@@ -15,15 +15,22 @@ import type { EnvironmentKeys } from "./keys.js";
 import type { ReplayCache } from "./replay.js";
 import { type AccessTokenClaims, verifyAccessToken } from "./tokens.js";
 
-export class BoundTokenRefusal extends Error {
-  constructor(
-    readonly status: 401 | 403,
-    readonly error: "invalid_request" | "invalid_token" | "invalid_dpop_proof",
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** Why a request's token or proof is refused, and how to answer it (RFC 6750 §3.1, RFC 9449 §7.1). */
+export interface BoundTokenRefusal {
+  readonly refused: true;
+  readonly status: 401 | 403;
+  readonly error: "invalid_request" | "invalid_token" | "invalid_dpop_proof";
+  readonly reason: string;
+  readonly message: string;
+}
+
+function refusal(
+  status: 401 | 403,
+  error: BoundTokenRefusal["error"],
+  reason: string,
+  message: string,
+): BoundTokenRefusal {
+  return { refused: true, status, error, reason, message };
 }
 
 export interface BoundTokenOptions {
@@ -46,6 +53,7 @@ export interface BoundTokenOptions {
 }
 
 export interface BoundToken {
+  readonly refused?: undefined;
   readonly claims: AccessTokenClaims;
   /** The environment whose keys verified it. */
   readonly env: string;
@@ -57,24 +65,17 @@ export interface BoundToken {
 
 const reasonOf = (code: string) => code.replace(/^ERR_/, "").toLowerCase();
 
-/** Checks the request's token and proof; throws `BoundTokenRefusal`. */
+/** Checks the request's token and proof: the token, or the refusal to answer. */
 export async function verifyBoundToken(
   headers: { get(name: string): string | null },
   opts: BoundTokenOptions,
-): Promise<BoundToken> {
+): Promise<BoundToken | BoundTokenRefusal> {
   const auth = headers.get("authorization");
-  if (!auth)
-    throw new BoundTokenRefusal(401, "invalid_request", "token_missing", "a writ access token is needed");
+  if (!auth) return refusal(401, "invalid_request", "token_missing", "a writ access token is needed");
   const m = /^(DPoP|Bearer) ([A-Za-z0-9._~+/-]+=*)$/i.exec(auth);
-  if (!m)
-    throw new BoundTokenRefusal(
-      401,
-      "invalid_token",
-      "token_malformed",
-      "the Authorization header is malformed",
-    );
+  if (!m) return refusal(401, "invalid_token", "token_malformed", "the Authorization header is malformed");
   if (m[1]!.toLowerCase() !== "dpop")
-    throw new BoundTokenRefusal(
+    return refusal(
       401,
       "invalid_token",
       "dpop_required",
@@ -88,16 +89,11 @@ export async function verifyBoundToken(
     try {
       iss = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")).iss;
     } catch {
-      throw new BoundTokenRefusal(401, "invalid_token", "token_malformed", "the token is not a JWT");
+      return refusal(401, "invalid_token", "token_malformed", "the token is not a JWT");
     }
     env = opts.env(iss);
     if (env === undefined)
-      throw new BoundTokenRefusal(
-        401,
-        "invalid_token",
-        "token_issuer",
-        "the token was not issued by this writ",
-      );
+      return refusal(401, "invalid_token", "token_issuer", "the token was not issued by this writ");
   }
   let claims: AccessTokenClaims;
   try {
@@ -110,10 +106,10 @@ export async function verifyBoundToken(
     });
   } catch (err) {
     if (!isWritError(err) || !err.code.startsWith("ERR_TOKEN_")) throw err;
-    throw new BoundTokenRefusal(401, "invalid_token", reasonOf(err.code), err.message);
+    return refusal(401, "invalid_token", reasonOf(err.code), err.message);
   }
   if (claims.cnf === undefined)
-    throw new BoundTokenRefusal(
+    return refusal(
       401,
       "invalid_token",
       "dpop_required",
@@ -132,10 +128,10 @@ export async function verifyBoundToken(
     ).jkt;
   } catch (err) {
     if (!isWritError(err) || !err.code.startsWith("ERR_DPOP_")) throw err;
-    throw new BoundTokenRefusal(401, "invalid_dpop_proof", reasonOf(err.code), err.message);
+    return refusal(401, "invalid_dpop_proof", reasonOf(err.code), err.message);
   }
   if (jkt !== claims.cnf.jkt)
-    throw new BoundTokenRefusal(
+    return refusal(
       401,
       "invalid_token",
       "dpop_key_mismatch",

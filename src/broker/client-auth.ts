@@ -7,6 +7,7 @@
  * OAuth error (`invalid_client`) and HTTP status the endpoint answers with.
  */
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
+import type { OAuthErrorCode } from "../http/problem.js";
 import {
   type AsymmetricAlgorithm,
   isAsymmetricAlgorithm,
@@ -69,7 +70,7 @@ export type ClientAuthErrorCode =
 /** How a coded refusal goes on the wire. */
 export interface OAuthErrorMapping {
   /** The RFC 6749 `error` string. */
-  readonly error: string;
+  readonly error: OAuthErrorCode;
   /** The HTTP status of the error response. */
   readonly status: number;
 }

@@ -14,7 +14,7 @@ export { blockSeconds, type DenialBackoff, denialBackoff } from "./backoff.js";
 export {
   type BoundToken,
   type BoundTokenOptions,
-  BoundTokenRefusal,
+  type BoundTokenRefusal,
   verifyBoundToken,
 } from "./bound-token.js";
 export {

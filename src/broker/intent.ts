@@ -45,6 +45,7 @@ import {
   type WritConfig,
   windowState,
 } from "../core/index.js";
+import type { OAuthErrorCode } from "../http/problem.js";
 
 export type IntentReason =
   | "unknown_agent"
@@ -64,7 +65,7 @@ export type IntentReason =
   | "signing_key_exhausted";
 
 /** OAuth `error` for each reason (RFC 6749 §5.2, RFC 8693, RFC 9396, CIBA). */
-export const INTENT_OAUTH_ERROR: Readonly<Record<IntentReason, string>> = {
+export const INTENT_OAUTH_ERROR: Readonly<Record<IntentReason, OAuthErrorCode>> = {
   unknown_agent: "invalid_client",
   unknown_playbook: "invalid_authorization_details",
   playbook_not_allowed: "access_denied",
@@ -119,7 +120,7 @@ export type IntentOutcome =
   | {
       readonly kind: "refused";
       readonly reason: IntentReason;
-      readonly error: string;
+      readonly error: OAuthErrorCode;
       readonly message: string;
       /** What shadow rules checked before the refusal would have refused too. */
       readonly shadow?: readonly ShadowRecord[] | undefined;

@@ -18,6 +18,7 @@
  */
 import { Hono } from "hono";
 import { jsonProblem, q, type TextRules, textProblem } from "../core/index.js";
+import { oauthError, problem } from "../http/problem.js";
 import type { EnvironmentKeys } from "./keys.js";
 import { authorizationServerMetadata, issuerFor } from "./metadata.js";
 import type { BrokerService, OAuthRequest, OAuthResponse } from "./service.js";
@@ -60,21 +61,13 @@ function respond(r: OAuthResponse): Response {
   });
 }
 
-function problem(status: number, title: string, detail: string): Response {
-  return new Response(JSON.stringify({ type: "about:blank", title, status, detail }), {
-    status,
-    headers: { "content-type": "application/problem+json" },
-  });
-}
-
-const TOO_LARGE: OAuthResponse = {
-  status: 413,
-  body: {
+const tooLarge = () =>
+  oauthError({
+    status: 413,
     error: "invalid_request",
-    error_description: `the body is larger than ${MAX_BODY} bytes`,
+    description: `the body is larger than ${MAX_BODY} bytes`,
     reason: "body_too_large",
-  },
-};
+  });
 
 /**
  * The body as text, at most `MAX_BODY` bytes; undefined when it is larger. A body of declared
@@ -107,35 +100,33 @@ async function readBody(req: Request): Promise<string | undefined> {
 async function readForm(req: Request): Promise<URLSearchParams | Response> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
-    return respond({
+    return oauthError({
       status: 400,
-      body: {
-        error: "invalid_request",
-        error_description: "the body must be application/x-www-form-urlencoded",
-        reason: "content_type",
-      },
+      error: "invalid_request",
+      description: "the body must be application/x-www-form-urlencoded",
+      reason: "content_type",
     });
   }
   const text = await readBody(req);
-  if (text === undefined) return respond(TOO_LARGE);
+  if (text === undefined) return tooLarge();
   const form = new URLSearchParams(text);
   for (const name of new Set(form.keys())) {
     if (form.getAll(name).length > 1) {
-      return respond({
+      return oauthError({
         status: 400,
-        body: {
-          error: "invalid_request",
-          error_description: `parameter \`${name}\` is repeated`,
-          reason: "repeated_parameter",
-        },
+        error: "invalid_request",
+        description: `parameter \`${name}\` is repeated`,
+        reason: "repeated_parameter",
       });
     }
   }
   const bad = formProblem(form);
   if (bad) {
-    return respond({
+    return oauthError({
       status: 400,
-      body: { error: "invalid_request", error_description: bad.message, reason: bad.reason },
+      error: "invalid_request",
+      description: bad.message,
+      reason: bad.reason,
     });
   }
   return form;
@@ -199,7 +190,7 @@ function headersOf(req: Request): Record<string, string | undefined> {
 export function brokerRoutes(opts: BrokerRouteOptions): Hono {
   const app = new Hono();
   const { service } = opts;
-  const unknown = (env: string) => problem(404, "Not Found", `no environment ${q(env)} is declared`);
+  const unknown = (env: string) => problem({ status: 404, detail: `no environment ${q(env)} is declared` });
 
   app.get("/.well-known/oauth-authorization-server/env/:env", (c) => {
     const env = c.req.param("env");
@@ -234,7 +225,7 @@ export function brokerRoutes(opts: BrokerRouteOptions): Hono {
     app.post(`/env/:env/${path}`, async (c) => {
       // a body declared too large is refused before anything else is looked at
       const declared = c.req.raw.headers.get("content-length");
-      if (declared !== null && Number(declared) > MAX_BODY) return respond(TOO_LARGE);
+      if (declared !== null && Number(declared) > MAX_BODY) return tooLarge();
       const env = c.req.param("env");
       if (!service.knownEnv(env)) return unknown(env);
       const form = await readForm(c.req.raw);

@@ -22,7 +22,9 @@ import {
   type Playbook,
   q,
   type WritConfig,
+  WritError,
 } from "../core/index.js";
+import { type OAuthErrorCode, oauthErrorBody, oauthErrorHeaders } from "../http/problem.js";
 import {
   ERR_WRIT_EXHAUSTED,
   ERR_WRIT_EXPIRED,
@@ -109,23 +111,25 @@ export interface OAuthResponse {
 
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
+/** An RFC 6749 §5.2 error, built by the one wire edge (http/problem.ts). */
 function oauthError(
   status: number,
-  error: string,
+  error: OAuthErrorCode,
   description: string,
   reason: string,
   headers: Record<string, string> = {},
 ): OAuthResponse {
-  return {
-    status,
-    body: { error, error_description: description, reason },
-    headers: { ...NO_STORE, ...headers },
-  };
+  const e = { status, error, description, reason, headers };
+  return { status, body: oauthErrorBody(e), headers: oauthErrorHeaders(e) };
 }
 
-class Refusal extends Error {
+/**
+ * A refusal thrown from deep in a grant's checks to the endpoint's `run`, which answers its
+ * response: a `WritError` (`ERR_BROKER_REFUSED`) that never leaves this file.
+ */
+class Refusal extends WritError {
   constructor(readonly response: OAuthResponse) {
-    super(String(response.body.error));
+    super("ERR_BROKER_REFUSED", String(response.body.error_description));
   }
 }
 
@@ -489,7 +493,7 @@ async function killed(agent: Agent, env: string, deps: BrokerDeps): Promise<OAut
 }
 
 /** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
-function intentRefusal(outcome: { reason: string; error: string; message: string }): OAuthResponse {
+function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; message: string }): OAuthResponse {
   return oauthError(
     outcome.reason === "unknown_agent" ? 401 : 400,
     outcome.error,

@@ -13,6 +13,7 @@
 import { type KeyObject, randomBytes, sign } from "node:crypto";
 import { q, WritError } from "../core/index.js";
 import { impossibleBase64Length, verifyOffThread } from "./asymmetric-jws.js";
+import type { BrokerErrorCode } from "./codes.js";
 import type { EnvironmentKeys, SigningKey, VerificationKey } from "./keys.js";
 
 /** Not a compact JWS, or a claim missing or of the wrong type. */
@@ -211,7 +212,7 @@ const ROTATION_LEEWAY_SECONDS = 5;
 /** Bounds the size of what is parsed: a token is a few hundred bytes plus its authorization details. */
 const MAX_TOKEN_LENGTH = 64 * 1024;
 
-function refuse(code: string, message: string, cause?: unknown): WritError {
+function refuse(code: BrokerErrorCode, message: string, cause?: unknown): WritError {
   return new WritError(code, `access token refused: ${message}`, cause === undefined ? undefined : { cause });
 }
 

@@ -22,6 +22,7 @@ import { createStdioGateway } from "../app.js";
 import { isWritError, q } from "../core/index.js";
 import { isGatewayError, serveStdio } from "../gateway/index.js";
 import { isStoreFailure, toActiveWrit } from "../store/index.js";
+import { gatewayRefusalCode } from "./codes.js";
 import { DEFAULT_CONFIG, requirePolicy } from "./common.js";
 import { CliFailure, EXIT, type Io } from "./output.js";
 import { removeServeFile, writeServeFile } from "./serve-file.js";
@@ -84,7 +85,7 @@ export async function gatewayCommand(o: GatewayCliOptions, io: Io, d: GatewayDef
     });
   } catch (err) {
     if (isStoreFailure(err) || isWritError(err)) {
-      throw new CliFailure((err as { code: string }).code, (err as Error).message, EXIT.failure);
+      throw new CliFailure(err.code, err.message, EXIT.failure);
     }
     throw err;
   }
@@ -114,8 +115,7 @@ export async function gatewayCommand(o: GatewayCliOptions, io: Io, d: GatewayDef
         { version: d.version },
       );
     } catch (err) {
-      if (isGatewayError(err))
-        throw new CliFailure(`ERR_GATEWAY_${err.reason.toUpperCase()}`, err.message, EXIT.no);
+      if (isGatewayError(err)) throw new CliFailure(gatewayRefusalCode(err.reason), err.message, EXIT.no);
       throw err;
     }
     // a client that stops its server with a signal gets the same orderly end as closing stdin

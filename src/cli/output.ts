@@ -6,7 +6,8 @@
  *   3  runtime failure: the store or another dependency failed
  */
 // errors.js alone: every verb loads this module, and the rest of core costs a start ~20 ms
-import { isWritError } from "../core/errors.js";
+import { isWritError, WritError } from "../core/errors.js";
+import type { WritErrorCode } from "../error-codes.js";
 
 export const EXIT = { ok: 0, no: 1, usage: 2, failure: 3 } as const;
 
@@ -25,14 +26,17 @@ export function emit(io: Io, json: boolean, value: unknown, human: () => string)
   io.out(json ? JSON.stringify(value, null, 2) : human());
 }
 
-/** A failure the CLI reports as one line (or one JSON object) and an exit code, never a stack. */
-export class CliFailure extends Error {
+/**
+ * A failure the CLI reports as one line (or one JSON object) and an exit code, never a stack: a
+ * `WritError` with a typed code and the exit code it ends the command with.
+ */
+export class CliFailure extends WritError {
   constructor(
-    readonly code: string,
+    code: WritErrorCode,
     message: string,
     readonly exitCode: number = EXIT.usage,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -214,7 +214,7 @@ export async function serveCommand(given: ServeOptions, io: Io, d: ServeDefaults
     });
   } catch (err) {
     if (isStoreFailure(err) || isWritError(err)) {
-      throw new CliFailure((err as { code: string }).code, (err as Error).message, EXIT.failure);
+      throw new CliFailure(err.code, err.message, EXIT.failure);
     }
     throw err;
   }

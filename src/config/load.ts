@@ -1202,7 +1202,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     catalog,
     guardrailSources: [],
   });
-  const fatal = (code: string, message: string, at: { line?: number; column?: number } = {}) =>
+  const fatal = (code: ConfigErrorCode, message: string, at: { line?: number; column?: number } = {}) =>
     early([{ code, severity: "error", file, ...at, path: "", message }]);
   if (Buffer.byteLength(text) > MAX_FILE_BYTES.config) {
     return fatal(
@@ -1234,7 +1234,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       const pos = e.linePos?.[0];
       const deep = STACK_EXHAUSTED.test(e.message);
       return {
-        code: deep ? "ERR_CONFIG_TOO_DEEP" : "ERR_CONFIG_YAML",
+        code: deep ? ("ERR_CONFIG_TOO_DEEP" as const) : ("ERR_CONFIG_YAML" as const),
         severity: "error" as const,
         file,
         line: pos?.line,

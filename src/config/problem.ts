@@ -1,8 +1,9 @@
 import type { Path } from "../core/index.js";
+import type { WritErrorCode } from "../error-codes.js";
 
 /** One problem found while loading writ.yaml: where it is, a stable code and what is wrong. */
 export interface ConfigProblem {
-  readonly code: string;
+  readonly code: WritErrorCode;
   readonly severity: "error" | "warning";
   readonly file: string;
   readonly line?: number | undefined;

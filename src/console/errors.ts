@@ -1,5 +1,6 @@
 /** The console's refusals: a coded error, shown as a page with its code (docs/console.md#codes). */
 import { WritError } from "../core/index.js";
+import type { ConsoleErrorCode } from "./codes.js";
 
 /** A form field or query parameter the console does not accept (400). */
 export const ERR_CONSOLE_INPUT = "ERR_CONSOLE_INPUT";
@@ -23,4 +24,4 @@ export const CONSOLE_STATUS: Readonly<Record<string, number>> = {
   [ERR_CONSOLE_NOT_FOUND]: 404,
 };
 
-export const consoleError = (code: string, message: string) => new WritError(code, message);
+export const consoleError = (code: ConsoleErrorCode, message: string) => new WritError(code, message);

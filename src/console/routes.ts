@@ -14,6 +14,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { isWritError, q, textProblem } from "../core/index.js";
+import { problem } from "../http/problem.js";
 import { approvalsPage, decideApproval } from "./approvals.js";
 import { auditExport, auditPage, auditVerify } from "./audit-page.js";
 import type { ConsoleDeps } from "./deps.js";
@@ -152,7 +153,8 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
     const name = c.req.param("name");
     const type = ASSETS[name];
     const body = type === undefined ? undefined : (await assets).get(name);
-    if (type === undefined || body === undefined) return c.text("not found", 404);
+    if (type === undefined || body === undefined)
+      return problem({ status: 404, detail: `no asset ${q(name)}` });
     return c.body(body, 200, { "content-type": type, "cache-control": "no-cache" });
   });
 

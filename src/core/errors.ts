@@ -5,18 +5,23 @@
  *
  * Messages follow one style: lowercase, no final period, user input in backticks, context joined
  * with colons.
+ *
+ * The code is one of `WritErrorCode` (src/error-codes.ts, assembled from each part's `codes.ts`): a
+ * code that is not listed there, and so not documented, does not compile.
  */
+import type { WritErrorCode } from "../error-codes.js";
+
 export class WritError extends Error {
-  readonly code: string;
+  readonly code: WritErrorCode;
   override readonly name = "WritError";
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: WritErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
   }
 }
 
-export function isWritError(err: unknown, code?: string): err is WritError {
+export function isWritError(err: unknown, code?: WritErrorCode): err is WritError {
   return err instanceof WritError && (code === undefined || err.code === code);
 }
 

@@ -17,7 +17,7 @@
  */
 import { Hono } from "hono";
 import {
-  BoundTokenRefusal,
+  type BoundToken,
   type EnvironmentKeys,
   issuerFor,
   type ReplayCache,
@@ -25,6 +25,7 @@ import {
   verifyBoundToken,
 } from "../broker/index.js";
 import { isWritError, q, type WritConfig } from "../core/index.js";
+import { challenge, type OAuthErrorCode, oauthError, problem } from "../http/problem.js";
 import type { Store } from "../store/index.js";
 import { openIdConfiguration } from "./aws/web-identity.js";
 import {
@@ -62,7 +63,7 @@ export function downstreamAudience(baseUrl: string, env: string, system: Downstr
 }
 
 /** An issuer's refusal as HTTP: what the writ cannot become is 403; a system that cannot answer, 503. */
-const ISSUER_REFUSAL: Readonly<Record<DownstreamReason, { status: number; error: string }>> = {
+const ISSUER_REFUSAL: Readonly<Record<DownstreamReason, { status: number; error: OAuthErrorCode }>> = {
   downstream_scope_exceeds_writ: { status: 403, error: "access_denied" },
   downstream_permission_missing: { status: 403, error: "access_denied" },
   downstream_policy_too_large: { status: 403, error: "access_denied" },
@@ -78,11 +79,14 @@ const KIND: Readonly<Record<DownstreamSystem, string>> = {
   kubernetes: "serviceaccount-token",
 };
 
-function refusal(status: number, error: string, reason: string, message: string, headers = {}): Response {
-  return new Response(JSON.stringify({ error, error_description: message, reason }), {
-    status,
-    headers: { "content-type": "application/json", ...NO_STORE, ...headers },
-  });
+function refusal(
+  status: number,
+  error: OAuthErrorCode,
+  reason: string,
+  message: string,
+  headers = {},
+): Response {
+  return oauthError({ status, error, description: message, reason, headers });
 }
 
 function credentialBody(c: DownstreamCredential): Record<string, unknown> {
@@ -122,15 +126,10 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     webIdentityKeys !== undefined &&
     opts.config.downstream?.environments.get(env)?.aws?.mode === "web-identity";
   const notServed = (env: string) =>
-    new Response(
-      JSON.stringify({
-        type: "about:blank",
-        title: "Not Found",
-        status: 404,
-        detail: `environment ${q(env)} is not an OpenID Connect provider (no AWS web-identity mode)`,
-      }),
-      { status: 404, headers: { "content-type": "application/problem+json" } },
-    );
+    problem({
+      status: 404,
+      detail: `environment ${q(env)} is not an OpenID Connect provider (no AWS web-identity mode)`,
+    });
   app.get("/env/:env/.well-known/openid-configuration", (c) => {
     const env = c.req.param("env");
     if (!webIdentity(env)) return notServed(env);
@@ -149,15 +148,7 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     const env = c.req.param("env");
     const system = c.req.param("system");
     if (!opts.config.environments.has(env)) {
-      return new Response(
-        JSON.stringify({
-          type: "about:blank",
-          title: "Not Found",
-          status: 404,
-          detail: `no environment ${q(env)} is declared`,
-        }),
-        { status: 404, headers: { "content-type": "application/problem+json" } },
-      );
+      return problem({ status: 404, detail: `no environment ${q(env)} is declared` });
     }
     const issuer = isDownstreamSystem(system) ? opts.registry.issuer(env, system) : undefined;
     if (!isDownstreamSystem(system) || issuer === undefined) {
@@ -173,38 +164,31 @@ export function downstreamRoutes(opts: DownstreamRouteOptions): Hono {
     /** A refusal; audited once the caller is known (an anonymous caller cannot fill the log). */
     const refused = async (
       status: number,
-      error: string,
+      error: OAuthErrorCode,
       reason: string,
       message: string,
       who?: { agent: string; writ?: string | undefined },
     ) => {
       if (who) await opts.audit("downstream.refused", { environment: env, system, reason, ...who });
-      const challenge =
+      const header =
         status === 401
-          ? {
-              "www-authenticate": `DPoP error="${error}", error_description="${message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, "?")}"`,
-            }
+          ? { "www-authenticate": challenge("DPoP", { error, error_description: message }) }
           : {};
-      return refusal(status, error, reason, message, challenge);
+      return refusal(status, error, reason, message, header);
     };
 
-    let claims: Awaited<ReturnType<typeof verifyBoundToken>>["claims"];
-    try {
-      ({ claims } = await verifyBoundToken(c.req.raw.headers, {
-        env,
-        issuer: issuerFor(base, env),
-        audience: url,
-        url,
-        method: "POST",
-        keys: opts.keys,
-        replay: opts.replay,
-        clock: opts.clock,
-      }));
-    } catch (err) {
-      if (!(err instanceof BoundTokenRefusal)) throw err;
-      return refused(err.status, err.error, err.reason, err.message);
-    }
-    return redeem({ opts, env, system, issuer, refused, now }, claims);
+    const bound = await verifyBoundToken(c.req.raw.headers, {
+      env,
+      issuer: issuerFor(base, env),
+      audience: url,
+      url,
+      method: "POST",
+      keys: opts.keys,
+      replay: opts.replay,
+      clock: opts.clock,
+    });
+    if (bound.refused) return refused(bound.status, bound.error, bound.reason, bound.message);
+    return redeem({ opts, env, system, issuer, refused, now }, bound.claims);
   });
   return app;
 }
@@ -217,7 +201,7 @@ interface Redemption {
   readonly issuer: DownstreamIssuer;
   readonly refused: (
     status: number,
-    error: string,
+    error: OAuthErrorCode,
     reason: string,
     message: string,
     who?: { agent: string; writ?: string | undefined },
@@ -229,10 +213,7 @@ interface Redemption {
  * A verified token redeemed, in order: it is a writ, the agent's, here; the agent still works here;
  * one use spent; the issuer's credential; the audit record; the answer (never stored by caches).
  */
-async function redeem(
-  c: Redemption,
-  claims: Awaited<ReturnType<typeof verifyBoundToken>>["claims"],
-): Promise<Response> {
+async function redeem(c: Redemption, claims: BoundToken["claims"]): Promise<Response> {
   const { env, system } = c;
   if (claims.writ === undefined)
     return c.refused(

@@ -4,14 +4,9 @@
  * agent, its writ as stored, its sponsor). A refusal is answered 401 or 403 with `WWW-Authenticate`
  * pointing at the protected resource metadata (RFC 9728).
  */
-import {
-  type AccessTokenClaims,
-  BoundTokenRefusal,
-  issuerFor,
-  SIGNING_ALGORITHMS,
-  verifyBoundToken,
-} from "../broker/index.js";
-import { q } from "../core/index.js";
+import { type AccessTokenClaims, issuerFor, SIGNING_ALGORITHMS, verifyBoundToken } from "../broker/index.js";
+import { q, WritError } from "../core/index.js";
+import { type OAuthErrorCode, oauthError, challenge as wwwAuthenticate } from "../http/problem.js";
 import { toActiveWrit } from "../store/index.js";
 import type { GatewayIdentity } from "./gateway.js";
 import type { GatewayHttpOptions } from "./http.js";
@@ -19,39 +14,37 @@ import type { GatewayHttpOptions } from "./http.js";
 /** What the DPoP verifier accepts: the broker advertises the same list. */
 export const DPOP_ALGS = SIGNING_ALGORITHMS.join(" ");
 
-export class Unauthorized extends Error {
+/** A request the gateway does not serve (`ERR_GATEWAY_REFUSED`), answered with its OAuth error. */
+export class Unauthorized extends WritError {
   constructor(
     readonly status: 401 | 403,
-    readonly error: string,
+    readonly error: OAuthErrorCode,
     readonly reason: string,
     message: string,
   ) {
-    super(message);
+    super("ERR_GATEWAY_REFUSED", message);
   }
-}
-
-function quoted(s: string): string {
-  return `"${s.replace(/["\\]/g, "").slice(0, 300)}"`;
 }
 
 /** The 401/403 answer, its `WWW-Authenticate` naming the metadata URL. */
 export function challenge(err: Unauthorized, metadataUrl: string): Response {
-  const meta = `resource_metadata=${quoted(metadataUrl)}`;
+  const meta = { resource_metadata: metadataUrl };
   const header =
     err.error === "invalid_request" && err.reason === "token_missing"
-      ? `Bearer ${meta}, DPoP algs=${quoted(DPOP_ALGS)}, ${meta}`
-      : `DPoP error=${quoted(err.error)}, error_description=${quoted(err.message)}, algs=${quoted(DPOP_ALGS)}, ${meta}`;
-  return new Response(
-    JSON.stringify({ error: err.error, error_description: err.message, reason: err.reason }),
-    {
-      status: err.status,
-      headers: {
-        "content-type": "application/json",
-        "www-authenticate": header,
-        "cache-control": "no-store",
-      },
-    },
-  );
+      ? `${wwwAuthenticate("Bearer", meta)}, ${wwwAuthenticate("DPoP", { algs: DPOP_ALGS, ...meta })}`
+      : wwwAuthenticate("DPoP", {
+          error: err.error,
+          error_description: err.message,
+          algs: DPOP_ALGS,
+          ...meta,
+        });
+  return oauthError({
+    status: err.status,
+    error: err.error,
+    description: err.message,
+    reason: err.reason,
+    headers: { "www-authenticate": header },
+  });
 }
 
 /** The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its issuer. */
@@ -61,27 +54,22 @@ export async function authenticate(
   req: Request,
 ): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
   const base = opts.baseUrl();
-  try {
-    const { claims, jkt, token } = await verifyBoundToken(req.headers, {
-      env: (iss) => {
-        const env =
-          typeof iss === "string" && iss.startsWith(`${base}/env/`) ? iss.slice(base.length + 5) : undefined;
-        return env !== undefined && opts.config.environments.has(env) ? env : undefined;
-      },
-      issuer: (env) => issuerFor(base, env),
-      audience,
-      url: `${base}${new URL(req.url).pathname}`,
-      method: req.method,
-      keys: opts.keys,
-      replay: opts.replay,
-      clock: opts.clock,
-    });
-    return { claims, jkt, token };
-  } catch (err) {
-    if (err instanceof BoundTokenRefusal)
-      throw new Unauthorized(err.status, err.error, err.reason, err.message);
-    throw err;
-  }
+  const bound = await verifyBoundToken(req.headers, {
+    env: (iss) => {
+      const env =
+        typeof iss === "string" && iss.startsWith(`${base}/env/`) ? iss.slice(base.length + 5) : undefined;
+      return env !== undefined && opts.config.environments.has(env) ? env : undefined;
+    },
+    issuer: (env) => issuerFor(base, env),
+    audience,
+    url: `${base}${new URL(req.url).pathname}`,
+    method: req.method,
+    keys: opts.keys,
+    replay: opts.replay,
+    clock: opts.clock,
+  });
+  if (bound.refused) throw new Unauthorized(bound.status, bound.error, bound.reason, bound.message);
+  return { claims: bound.claims, jkt: bound.jkt, token: bound.token };
 }
 
 /** Who the token speaks for: a declared agent of this environment, and its writ as stored (active). */

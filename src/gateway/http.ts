@@ -19,6 +19,7 @@ import {
   type ReplayCache,
 } from "../broker/index.js";
 import { q, type WritConfig } from "../core/index.js";
+import { jsonRpcErrorBody, oauthError } from "../http/problem.js";
 import type { Store } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 import type { Gateway, GatewayIdentity } from "./gateway.js";
@@ -70,11 +71,8 @@ export function gatewayResource(config: WritConfig, baseUrl: string): string {
   return config.gateway?.resource ?? `${baseUrl}${MCP_PATH}`;
 }
 
-const jsonRpcError = (code: number, message: string, data?: unknown) => ({
-  jsonrpc: "2.0",
-  error: data === undefined ? { code, message } : { code, message, data },
-  id: null,
-});
+const jsonRpcError = (code: number, message: string, data?: Record<string, unknown>) =>
+  jsonRpcErrorBody({ code, message, data });
 
 /** An authenticated request to `/mcp`: its token's claims, DPoP key, environment and auth info. */
 interface Authenticated {
@@ -92,15 +90,13 @@ class McpEndpoint {
   readonly #o: GatewayHttpOptions;
   readonly #limitBody = bodyLimit({
     maxSize: MAX_BODY,
-    onError: (c) =>
-      c.json(
-        {
-          error: "invalid_request",
-          error_description: `the body is larger than ${MAX_BODY} bytes`,
-          reason: "body_too_large",
-        },
-        413,
-      ),
+    onError: () =>
+      oauthError({
+        status: 413,
+        error: "invalid_request",
+        description: `the body is larger than ${MAX_BODY} bytes`,
+        reason: "body_too_large",
+      }),
   });
 
   constructor(o: GatewayHttpOptions) {
@@ -140,14 +136,12 @@ class McpEndpoint {
     // a POST carries JSON-RPC: without its media type it is refused before anything else is read
     const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     if (req.method === "POST" && type !== "application/json") {
-      return c.json(
-        {
-          error: "invalid_request",
-          error_description: `content type ${q(type || "(none)")}: a POST to ${MCP_PATH} must be \`application/json\``,
-          reason: "content_type",
-        },
-        415,
-      );
+      return oauthError({
+        status: 415,
+        error: "invalid_request",
+        description: `content type ${q(type || "(none)")}: a POST to ${MCP_PATH} must be \`application/json\``,
+        reason: "content_type",
+      });
     }
     let auth: Authenticated;
     try {

@@ -8,6 +8,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { isWritError, q, textProblem, WritError } from "../core/index.js";
+import type { WritErrorCode } from "../error-codes.js";
+import { challenge, problem } from "../http/problem.js";
 import type { Gateway } from "./gateway.js";
 import { ERR_PIN_NOT_FOUND, type PinStore, type ToolPin } from "./pins.js";
 
@@ -22,13 +24,6 @@ export interface PinOperator {
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-function problem(status: number, code: string, detail: string): Response {
-  return new Response(JSON.stringify({ type: "about:blank", status, code, detail }), {
-    status,
-    headers: { "content-type": "application/problem+json" },
-  });
-}
-
 export function pinsApi(pins: PinStore, gateway: Gateway, adminToken: string): Hono {
   const app = new Hono();
   const admin = async (
@@ -37,7 +32,12 @@ export function pinsApi(pins: PinStore, gateway: Gateway, adminToken: string): H
   ) => {
     const bearer = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
     if (!timingSafeEqual(digest(bearer), digest(adminToken))) {
-      return problem(401, "ERR_ADMIN_TOKEN", "admin token required");
+      return problem({
+        status: 401,
+        code: "ERR_ADMIN_TOKEN",
+        detail: "admin token required",
+        headers: { "www-authenticate": challenge("Bearer", { realm: "writ-admin" }) },
+      });
     }
     await next();
   };
@@ -56,13 +56,15 @@ export function pinsApi(pins: PinStore, gateway: Gateway, adminToken: string): H
     const server = str("server");
     const tool = str("tool");
     const by = str("by");
-    if (!server || !tool || !by) return problem(400, "ERR_USAGE", "give `server`, `tool` and `by`");
+    if (!server || !tool || !by)
+      return problem({ status: 400, code: "ERR_USAGE", detail: "give `server`, `tool` and `by`" });
     try {
       const pin = await pins.approve(server, tool, { by, hash: str("hash") });
       await gateway.refreshPins();
       return c.json(pin);
     } catch (err) {
-      if (isWritError(err, ERR_PIN_NOT_FOUND)) return problem(404, err.code, err.message);
+      if (isWritError(err, ERR_PIN_NOT_FOUND))
+        return problem({ status: 404, code: err.code, detail: err.message });
       throw err;
     }
   });
@@ -91,7 +93,11 @@ export function remotePins(baseUrl: string, token: string): PinOperator {
     }
     const value = JSON.parse(await res.text(), revive) as Record<string, unknown>;
     if (!res.ok) {
-      const code = typeof value.code === "string" ? value.code : ERR_PINS_UNREACHABLE;
+      // a code the running writ serve answered: one of the same union, as the CLI is the same writ
+      const code =
+        typeof value.code === "string" && /^ERR_[A-Z0-9_]+$/.test(value.code)
+          ? (value.code as WritErrorCode)
+          : ERR_PINS_UNREACHABLE;
       throw new WritError(code, typeof value.detail === "string" ? value.detail : `answered ${res.status}`);
     }
     return value as T;

@@ -15,6 +15,7 @@
  */
 import { type Context, Hono } from "hono";
 import { failureFields, type Logger, logPath, type RequestContext, type RequestFields } from "./log.js";
+import { problem } from "./problem.js";
 
 /** A request as the metrics see it: a bounded route name, never the path. */
 export interface ObservedRequest {
@@ -75,15 +76,6 @@ function closeAfter(c: Context): void {
   }
 }
 
-function problem(status: number, title: string, detail: string, reason?: string): Response {
-  const type = reason === undefined ? "about:blank" : `urn:writ:problem:${reason}`;
-  const body = { type, title, status, detail, ...(reason === undefined ? {} : { reason }) };
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/problem+json" },
-  });
-}
-
 export function httpApp(parts: HttpParts): Hono {
   const app = new Hono();
   const logger = parts.logger;
@@ -126,7 +118,11 @@ export function httpApp(parts: HttpParts): Hono {
     const chunked = c.req.header("transfer-encoding") !== undefined;
     const length = Number(c.req.header("content-length") ?? "0");
     if (length > maxBody) {
-      c.res = problem(413, "Content Too Large", `the body is larger than ${maxBody} bytes`, "body_too_large");
+      c.res = problem({
+        status: 413,
+        reason: "body_too_large",
+        detail: `the body is larger than ${maxBody} bytes`,
+      });
     } else {
       await next();
     }
@@ -168,20 +164,19 @@ export function httpApp(parts: HttpParts): Hono {
   if (parts.gateway) app.route("/", parts.gateway);
   if (parts.console) app.route("/", parts.console);
   app.notFound((c) =>
-    problem(404, "Not Found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+    problem({ status: 404, detail: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }),
   );
   app.onError((err) => {
     // the store's defence behind the parts' own checks: a value the database cannot hold is the
     // caller's input (the code is the store's ERR_VALUE_UNSTORABLE), not a failure of the server
     if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
-      return problem(
-        400,
-        "Bad Request",
-        "the request holds a value the store cannot keep",
-        "value_unstorable",
-      );
+      return problem({
+        status: 400,
+        reason: "value_unstorable",
+        detail: "the request holds a value the store cannot keep",
+      });
     }
-    return problem(500, "Internal Server Error", "the request failed; the server log has the details");
+    return problem({ status: 500, detail: "the request failed; the server log has the details" });
   });
   return app;
 }

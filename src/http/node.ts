@@ -13,6 +13,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
+import { problemBody, problemHeaders } from "./problem.js";
 
 export interface ConnectionLimits {
   readonly headersTimeoutMs: number;
@@ -44,17 +45,18 @@ export interface Listening {
 
 /** The answer to a connection over the per-address limit: written raw, nothing of it read. */
 function tooMany(max: number): string {
-  const body = JSON.stringify({
-    type: "urn:writ:problem:too_many_connections",
-    title: "Too many connections",
-    status: 429,
-    detail: `more than ${max} open connections from this address`,
-    reason: "too_many_connections",
-  });
+  const body = JSON.stringify(
+    problemBody({
+      status: 429,
+      reason: "too_many_connections",
+      detail: `more than ${max} open connections from this address`,
+      retryAfter: 1,
+    }),
+  );
+  const headers = Object.entries(problemHeaders({ retryAfter: 1 })).map(([k, v]) => `${k}: ${v}`);
   return [
     "HTTP/1.1 429 Too Many Requests",
-    "content-type: application/problem+json",
-    "retry-after: 1",
+    ...headers,
     "connection: close",
     `content-length: ${Buffer.byteLength(body)}`,
     "",

@@ -79,12 +79,14 @@ function errorHeaders(
   };
 }
 
+/** The header fields of a problem answer. */
+export function problemHeaders(p: Pick<Problem, "retryAfter" | "headers">): Record<string, string> {
+  return errorHeaders("application/problem+json", p.retryAfter, p.headers);
+}
+
 /** An RFC 9457 problem answer. */
 export function problem(p: Problem): Response {
-  return new Response(JSON.stringify(problemBody(p)), {
-    status: p.status,
-    headers: errorHeaders("application/problem+json", p.retryAfter, p.headers),
-  });
+  return new Response(JSON.stringify(problemBody(p)), { status: p.status, headers: problemHeaders(p) });
 }
 
 /** The `error` codes of RFC 6749 §5.2 and its extensions (RFC 6750, 8693, 8707, 9396, 9449, CIBA). */
@@ -104,6 +106,7 @@ export type OAuthErrorCode =
   | "authorization_pending"
   | "slow_down"
   | "expired_token"
+  | "unknown_user_id"
   | "temporarily_unavailable";
 
 export interface OAuthError {

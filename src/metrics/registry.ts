@@ -16,6 +16,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { SHADOW_KINDS, type WritConfig } from "../core/index.js";
+import { challenge, problem } from "../http/problem.js";
 import type { StoreFigures } from "../store/index.js";
 import { credentialFigures, productionEnvironments } from "./practice.js";
 
@@ -436,38 +437,24 @@ export function metricsRoutes(metrics: Metrics, tokens: readonly string[]): Hono
     let ok = false;
     for (const e of expected) if (d !== undefined && timingSafeEqual(d, e)) ok = true;
     if (!ok) {
-      return new Response(
-        JSON.stringify({
-          type: "urn:writ:problem:metrics_unauthorized",
-          title: "Unauthorized",
-          status: 401,
-          detail: "send `Authorization: Bearer <metrics or admin token>`",
-          reason: "metrics_unauthorized",
-        }),
-        {
-          status: 401,
-          headers: {
-            "content-type": "application/problem+json",
-            "www-authenticate": 'Bearer realm="writ-metrics"',
-          },
-        },
-      );
+      return problem({
+        status: 401,
+        reason: "metrics_unauthorized",
+        detail: "send `Authorization: Bearer <metrics or admin token>`",
+        headers: { "www-authenticate": challenge("Bearer", { realm: "writ-metrics" }) },
+      });
     }
     let body: string;
     try {
       body = await metrics.scrape();
     } catch (err) {
       c.error = err instanceof Error ? err : new Error(String(err));
-      return new Response(
-        JSON.stringify({
-          type: "urn:writ:problem:metrics_unavailable",
-          title: "Service Unavailable",
-          status: 503,
-          detail: "the store could not be read for the metrics",
-          reason: "metrics_unavailable",
-        }),
-        { status: 503, headers: { "content-type": "application/problem+json", "retry-after": "5" } },
-      );
+      return problem({
+        status: 503,
+        reason: "metrics_unavailable",
+        detail: "the store could not be read for the metrics",
+        retryAfter: 5,
+      });
     }
     return new Response(body, {
       headers: { "content-type": metrics.registry.contentType, "cache-control": "no-store" },

@@ -23,7 +23,17 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type Decision, jsonProblem, q, type TextRules, textProblem } from "../core/index.js";
+import {
+  type Decision,
+  isWritError,
+  jsonProblem,
+  q,
+  type TextRules,
+  textProblem,
+  WritError,
+} from "../core/index.js";
+import { challenge, problemBody, problemHeaders } from "../http/problem.js";
+import type { PdpErrorCode } from "./codes.js";
 import type { PdpContext, PdpRequest } from "./request.js";
 
 /** The smallest thing the routes need: something that decides. */
@@ -79,26 +89,30 @@ const TITLES: Record<string, string> = {
   internal_error: "Decision point failed",
 };
 
-/** An RFC 9457 problem: `type` is `urn:writ:problem:<code>`. */
+/**
+ * An RFC 9457 problem (http/problem.ts) whose `reason` is the AuthZEN refusal; through the context,
+ * so the headers set before (`x-request-id`) stay on it.
+ */
 function problem(
   c: Context,
   status: ContentfulStatusCode,
-  code: string,
+  reason: string,
   detail: string,
   headers: Record<string, string> = {},
+  code?: PdpErrorCode,
 ) {
-  const body = { type: `urn:writ:problem:${code}`, title: TITLES[code] ?? code, status, detail };
-  return c.body(JSON.stringify(body), status, { ...headers, "content-type": "application/problem+json" });
+  const p = { status, code, reason, title: TITLES[reason], detail, headers };
+  return c.body(JSON.stringify(problemBody(p)), status, problemHeaders(p));
 }
 
-class BadRequest extends Error {
-  constructor(
-    message: string,
-    readonly code: "invalid_request" | "value_invalid" | "value_too_long" = "invalid_request",
-  ) {
-    super(message);
-  }
-}
+/** The parser's refusals, thrown from deep in the body (`ERR_AUTHZEN_*`), and their wire reasons. */
+const REQUEST_REASON: Readonly<Partial<Record<PdpErrorCode, string>>> = {
+  ERR_AUTHZEN_REQUEST: "invalid_request",
+  ERR_AUTHZEN_VALUE_INVALID: "value_invalid",
+  ERR_AUTHZEN_VALUE_TOO_LONG: "value_too_long",
+};
+
+const badRequest = (message: string) => new WritError("ERR_AUTHZEN_REQUEST", message);
 
 /** What each string of the request may hold (identifiers: no control characters). */
 const ID: TextRules = { max: 256 };
@@ -124,24 +138,24 @@ function isObject(v: Json): v is Obj {
 function str(o: Obj, key: string, at: string, required: boolean): string | undefined {
   const v = o[key];
   if (v === undefined) {
-    if (required) throw new BadRequest(`${q(`${at}.${key}`)} is required`);
+    if (required) throw badRequest(`${q(`${at}.${key}`)} is required`);
     return undefined;
   }
-  if (typeof v !== "string") throw new BadRequest(`${q(`${at}.${key}`)} must be a string`);
+  if (typeof v !== "string") throw badRequest(`${q(`${at}.${key}`)} must be a string`);
   // the rule is the member's, wherever the evaluation sits (`evaluations[2].subject.id`)
   const rules = RULES[`${at.replace(/^.*\./, "")}.${key}`] ?? ID;
   const p = textProblem(v, rules);
   if (p) {
-    throw new BadRequest(
+    throw new WritError(
+      p.kind === "too_long" ? "ERR_AUTHZEN_VALUE_TOO_LONG" : "ERR_AUTHZEN_VALUE_INVALID",
       `${q(`${at}.${key}`)} ${p.message}`,
-      p.kind === "too_long" ? "value_too_long" : "value_invalid",
     );
   }
   return v;
 }
 
 function obj(v: Json, at: string): Obj {
-  if (!isObject(v)) throw new BadRequest(`${q(at)} must be an object`);
+  if (!isObject(v)) throw badRequest(`${q(at)} must be an object`);
   return v;
 }
 
@@ -159,9 +173,7 @@ function parseItem(item: Item, at: string, now: Date): Parsed {
   const where = (key: string) => (at ? `${at}.${key}` : key);
   const need = (v: Json, key: string) => {
     if (v === undefined) {
-      throw new BadRequest(
-        `${q(where(key))} is required${at ? " (in the evaluation or at the top level)" : ""}`,
-      );
+      throw badRequest(`${q(where(key))} is required${at ? " (in the evaluation or at the top level)" : ""}`);
     }
     return obj(v, where(key));
   };
@@ -177,7 +189,7 @@ function parseItem(item: Item, at: string, now: Date): Parsed {
   const environment = str(ctx, "environment", cat, true)!;
   const tainted = ctx.tainted;
   if (tainted !== undefined && typeof tainted !== "boolean") {
-    throw new BadRequest(`${q(`${cat}.tainted`)} must be a boolean`);
+    throw badRequest(`${q(`${cat}.tainted`)} must be a boolean`);
   }
   const args = ctx.arguments === undefined ? undefined : obj(ctx.arguments, `${cat}.arguments`);
   const context: PdpContext = {
@@ -242,9 +254,12 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
       const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(c.req.header("authorization") ?? "");
       const ok = m !== null && timingSafeEqual(digest(m[1]!), expected);
       if (!ok) {
-        const challenge = m === null ? 'Bearer realm="writ"' : 'Bearer realm="writ", error="invalid_token"';
+        const header = challenge("Bearer", {
+          realm: "writ",
+          error: m === null ? undefined : "invalid_token",
+        });
         const detail = m === null ? "send `Authorization: Bearer <token>`" : "the bearer token is not valid";
-        return problem(c, 401, "unauthorized", detail, { "www-authenticate": challenge });
+        return problem(c, 401, "unauthorized", detail, { "www-authenticate": header });
       }
     }
     await next();
@@ -320,7 +335,11 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
     try {
       return await work();
     } catch (err) {
-      if (err instanceof BadRequest) return problem(c, 400, err.code, err.message);
+      const reason = isWritError(err) ? REQUEST_REASON[err.code as PdpErrorCode] : undefined;
+      if (reason !== undefined) {
+        const { code, message } = err as WritError;
+        return problem(c, 400, reason, message, {}, code as PdpErrorCode);
+      }
       if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
         return problem(c, 400, "value_unstorable", "the request holds a value the store cannot keep");
       }
@@ -348,16 +367,14 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
         // without `evaluations` the request is a single evaluation (§7.1)
         return c.json(wire(await run(c, parseItem(body, "", now))));
       }
-      if (!Array.isArray(body.evaluations)) throw new BadRequest("`evaluations` must be an array");
+      if (!Array.isArray(body.evaluations)) throw badRequest("`evaluations` must be an array");
       if (body.evaluations.length > maxEvaluations) {
-        throw new BadRequest(
-          `\`evaluations\` holds ${body.evaluations.length} items: at most ${maxEvaluations}`,
-        );
+        throw badRequest(`\`evaluations\` holds ${body.evaluations.length} items: at most ${maxEvaluations}`);
       }
       const options = body.options === undefined ? {} : obj(body.options, "options");
       const semantic = (options.evaluations_semantic ?? "execute_all") as Semantic;
       if (!SEMANTICS.includes(semantic)) {
-        throw new BadRequest(
+        throw badRequest(
           `\`options.evaluations_semantic\` ${q(options.evaluations_semantic)}: expected one of ${SEMANTICS.join(", ")}`,
         );
       }

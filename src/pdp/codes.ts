@@ -3,6 +3,9 @@
  * holds them to the source and the docs). src/error-codes.ts assembles every part's into `WritErrorCode`.
  */
 export const PDP_ERROR_CODES = [
+  "ERR_AUTHZEN_REQUEST",
+  "ERR_AUTHZEN_VALUE_INVALID",
+  "ERR_AUTHZEN_VALUE_TOO_LONG",
   "ERR_CEDAR_DUPLICATE_ID",
   "ERR_CEDAR_ENGINE",
   "ERR_CEDAR_GUARDRAILS",

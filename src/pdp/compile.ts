@@ -14,6 +14,7 @@ import type { ConfigProblem, GuardrailSource } from "../config/index.js";
 import { formatPath } from "../config/index.js";
 import { isWritError, q, type RuleMode, type Vocabulary, type WritConfig } from "../core/index.js";
 import { cedar, charOffset, type DetailedError, lineColumn, type PolicyJson } from "./cedar.js";
+import type { PdpErrorCode } from "./codes.js";
 import { ACTION_TYPE, CompiledGuardrails, type GuardrailPolicy, PERMIT_ALL } from "./guardrails.js";
 import { expressionDepth, MAX_EXPRESSION_DEPTH, tooDeep } from "./nesting.js";
 import { actionScopes, addReads, emptyReads } from "./reads.js";
@@ -110,7 +111,7 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
   const vocab = opts.vocab ?? {};
   const problems: ConfigProblem[] = [];
   const problem = (
-    code: string,
+    code: PdpErrorCode,
     src: GuardrailText,
     index: number | undefined,
     message: string,

@@ -4,6 +4,7 @@ import { blockSeconds, denialBackoff } from "../../src/broker/backoff.js";
 import { ERR_KILL_NOT_ENGAGED, ERR_KILL_SCOPE, killSwitch } from "../../src/broker/kill.js";
 import { loadConfigFile } from "../../src/config/index.js";
 import { isWritError, type WritConfig } from "../../src/core/index.js";
+import type { WritErrorCode } from "../../src/error-codes.js";
 import { forEachBackend } from "../store/backends.js";
 import { ROOT } from "../support/cli.js";
 
@@ -15,7 +16,7 @@ beforeAll(async () => {
 const NOW = new Date("2026-11-18T10:00:00Z");
 const later = (s: number) => new Date(NOW.getTime() + s * 1000);
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+async function expectCode(p: Promise<unknown>, code: WritErrorCode): Promise<void> {
   try {
     await p;
     expect.fail(`expected ${code}`);

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isWritError, linearRegex } from "../../src/core/index.js";
+import type { WritErrorCode } from "../../src/error-codes.js";
 
 /** The same answers as the native engine, for patterns both can run. */
 const SAME_AS_NATIVE: readonly [string, readonly string[]][] = [
@@ -74,7 +75,7 @@ describe("linearRegex", () => {
     },
   );
 
-  const REFUSED: readonly [string, string, string][] = [
+  const REFUSED: readonly [string, string, WritErrorCode][] = [
     ["^(a+)\\1$", "^(a+)\\1$", "ERR_REGEX_UNSUPPORTED"],
     ["^(?<x>a+)\\k<x>$", "^(?<x>a+)\\k<x>$", "ERR_REGEX_UNSUPPORTED"],
     ["^(?=(a+)+b)", "^(?=(a+)+b)", "ERR_REGEX_UNSUPPORTED"],

@@ -47,15 +47,13 @@ interface Case {
   readonly name: string;
   readonly run: () => Promise<Response>;
   readonly status: number;
-  /** The documented reason: OAuth `reason`, a problem's `code`, or its `urn:writ:problem:` type. */
+  /** The documented reason: OAuth `reason`, a problem's `reason` or `code`. */
   readonly reason?: string;
 }
 
 function reasonOf(body: Record<string, unknown>): string | undefined {
   if (typeof body.reason === "string") return body.reason;
   if (typeof body.code === "string") return body.code;
-  if (typeof body.type === "string" && body.type.startsWith("urn:writ:problem:"))
-    return body.type.slice("urn:writ:problem:".length);
   return undefined;
 }
 

@@ -87,7 +87,7 @@ describe("a chunked body over the limit", () => {
       expect(head.status).toBe(413);
       expect(head.headers.connection).toBe("close");
       const body = await rawJsonBody(raw);
-      expect(body.reason ?? body.code ?? String(body.type).replace("urn:writ:problem:", "")).toBe(reason);
+      expect(body.reason ?? body.code).toBe(reason);
       await raw.closed; // the server closes it: the client never ended its body
     },
   );

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { DOCS_URL } from "../../src/http/problem.js";
 import { type AuthzenRecord, authzenRoutes, DecisionPoint } from "../../src/pdp/index.js";
 import { load, withGuardrails } from "./fixture.js";
 
@@ -188,7 +189,8 @@ describe("malformed requests get RFC 9457 problems", () => {
       expect(res.status).toBe(400);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       const p = await json(res);
-      expect(p).toMatchObject({ type: `urn:writ:problem:${code}`, status: 400 });
+      expect(p).toMatchObject({ reason: code, status: 400 });
+      expect(String(p.type).startsWith(`${DOCS_URL}/`), String(p.type)).toBe(true);
       expect(typeof p.title).toBe("string");
       expect(typeof p.detail).toBe("string");
     });
@@ -224,11 +226,11 @@ describe("malformed requests get RFC 9457 problems", () => {
       });
     const over = await at(101, 101);
     expect(over.status).toBe(413);
-    expect(await over.json()).toMatchObject({ type: "urn:writ:problem:payload_too_large" });
+    expect(await over.json()).toMatchObject({ reason: "payload_too_large" });
     // within the limit the body is read: this one is valid JSON but not an evaluation
     const within = await at(100, 100);
     expect(within.status).toBe(400);
-    expect(await within.json()).not.toMatchObject({ type: "urn:writ:problem:payload_too_large" });
+    expect(await within.json()).not.toMatchObject({ reason: "payload_too_large" });
   });
 });
 

@@ -1,9 +1,10 @@
 /** Import failures: one coded error naming the file (and the JSON path) that is wrong. */
 import { WritError } from "../../../../core/index.js";
+import type { AnalyzerErrorCode } from "../../../codes.js";
 
 export class AwsImportError extends WritError {}
 
-export function importError(code: string, where: string, message: string): AwsImportError {
+export function importError(code: AnalyzerErrorCode, where: string, message: string): AwsImportError {
   return new AwsImportError(code, `${where}: ${message}`);
 }
 
