@@ -15,24 +15,24 @@
  */
 
 import type { ArgumentStep, Path } from "../core/index.js";
-import { q, type ResourceFilter, type ResourceTemplate, type TemplatePlaceholder } from "../core/index.js";
+import {
+  isWritError,
+  q,
+  type ResourceFilter,
+  type ResourceTemplate,
+  type TemplatePlaceholder,
+  WritError,
+} from "../core/index.js";
+import type { ConfigErrorCode } from "./codes.js";
 
 export const MAX_TEMPLATE = 512;
 const MAX_PLACEHOLDERS = 16;
 const MAX_FILTERS = 8;
 const NAME = /^[A-Za-z_$][A-Za-z0-9_$-]{0,127}/;
 
-export class TemplateSyntaxError extends Error {
-  constructor(
-    readonly at: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
+/** The parser's one refusal, from deep inside it: `ERR_TEMPLATE_SYNTAX`, naming the character. */
 function fail(at: number, message: string): never {
-  throw new TemplateSyntaxError(at, message);
+  throw new WritError("ERR_TEMPLATE_SYNTAX", `at character ${at + 1}: ${message}`);
 }
 
 function parseArgument(src: string, start: number): { steps: ArgumentStep[]; end: number } {
@@ -144,7 +144,7 @@ function parsePlaceholder(src: string, open: number): { p: TemplatePlaceholder; 
   };
 }
 
-/** Parses a template or throws `TemplateSyntaxError` with the character position (0-based). */
+/** Parses a template or throws `ERR_TEMPLATE_SYNTAX`, its message naming the character (1-based). */
 export function parseTemplateText(src: string): ResourceTemplate["parts"] {
   if (src.length === 0 || src.length > MAX_TEMPLATE)
     fail(0, `a template has 1 to ${MAX_TEMPLATE} characters`);
@@ -180,7 +180,7 @@ export function parseTemplateText(src: string): ResourceTemplate["parts"] {
 }
 
 export interface TemplateChecker {
-  error(code: string, path: Path, message: string): void;
+  error(code: ConfigErrorCode, path: Path, message: string): void;
 }
 
 /** A template from writ.yaml; `ERR_CONFIG_GATEWAY_TEMPLATE` with the place of the mistake otherwise. */
@@ -192,12 +192,8 @@ export function parseResourceTemplate(
   try {
     return { kind: "resource-template", source: v, parts: parseTemplateText(v), path };
   } catch (err) {
-    if (!(err instanceof TemplateSyntaxError)) throw err;
-    c.error(
-      "ERR_CONFIG_GATEWAY_TEMPLATE",
-      path,
-      `template ${q(v.slice(0, 120))}, at character ${err.at + 1}: ${err.message}`,
-    );
+    if (!isWritError(err, "ERR_TEMPLATE_SYNTAX")) throw err;
+    c.error("ERR_CONFIG_GATEWAY_TEMPLATE", path, `template ${q(v.slice(0, 120))}, ${err.message}`);
     return undefined;
   }
 }

@@ -27,8 +27,8 @@ import {
 } from "./kubernetes/api.js";
 import { checkServer, configError, serviceAccountFor } from "./kubernetes/config.js";
 import { LABEL_AGENT, LABEL_ENVIRONMENT, LABEL_WRIT, labelValue, objectName } from "./kubernetes/names.js";
-import { type PolicyRule, planRbac, type RbacPlan, RbacRefusal } from "./kubernetes/rbac.js";
-import { refusal } from "./refusal.js";
+import { type PolicyRule, planRbac, type RbacPlan } from "./kubernetes/rbac.js";
+import { DownstreamRefusal, refusal } from "./refusal.js";
 import type {
   DownstreamCredential,
   DownstreamIssuer,
@@ -149,7 +149,7 @@ class KubernetesIssuer implements DownstreamIssuer {
     try {
       plan = planRbac(writ.grants, writ.denies);
     } catch (e) {
-      if (e instanceof RbacRefusal) throw refusal(e.reason, e.message);
+      if (e instanceof DownstreamRefusal) throw e;
       if (isWritError(e)) throw refusal("downstream_scope_exceeds_writ", e.message);
       throw e;
     }

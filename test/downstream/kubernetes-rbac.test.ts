@@ -16,7 +16,6 @@ import {
   ruleMatches,
   ruleOverlaps,
 } from "../../src/core/index.js";
-import { RbacRefusal } from "../../src/downstream/kubernetes/rbac.js";
 import {
   labelValue,
   objectName,
@@ -24,6 +23,7 @@ import {
   type RbacPlan,
   resourceScope,
 } from "../../src/downstream/kubernetes.js";
+import { DownstreamRefusal } from "../../src/downstream/refusal.js";
 import { type Harness, harness, writ } from "./kubernetes-support.js";
 
 /** What a Role's or ClusterRole's rules let a bound subject do, as writ permissions. */
@@ -134,7 +134,7 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
           try {
             plan = planRbac(grants, denies);
           } catch (e) {
-            if (!(e instanceof RbacRefusal)) throw e;
+            if (!(e instanceof DownstreamRefusal)) throw e;
             refused++;
             return;
           }

@@ -125,6 +125,38 @@ describe("error codes", () => {
     }
   });
 
+  it("codes are passed typed: only WritError extends Error, no code is built from a string, no `code: string` parameter takes one", () => {
+    const sources = files(join(ROOT, "src"), ".ts").map((f) => ({
+      file: relative(ROOT, f),
+      text: readFileSync(f, "utf8"),
+    }));
+    // an error class of its own would carry a code the union does not check
+    const classes = sources.flatMap(({ file, text }) =>
+      [...text.matchAll(/class (\w+)(?:<[^>]*>)? extends Error\b/g)].map((m) => `${m[1]} (${file})`),
+    );
+    expect(classes).toEqual(["WritError (src/core/errors.ts)"]);
+    // a code put together at run time escapes the list; the one family that is (the stdio
+    // gateway's ERR_GATEWAY_<REASON>) is a template literal type over GatewayReason
+    const built = sources.flatMap(({ file, text }) =>
+      [...text.matchAll(/`((?:ERR|WARN)_[A-Z0-9_]*)\$\{/g)].map((m) => `${m[1]} (${file})`),
+    );
+    expect(built).toEqual(["ERR_GATEWAY_ (src/cli/codes.ts)", "ERR_GATEWAY_ (src/cli/codes.ts)"]);
+    // what raises takes the union: a code handed to WritError or CliFailure through a helper's
+    // parameter is declared with the union's type (the nearest declaration of that name before it)
+    const untypedRaisers = sources.flatMap(({ file, text }) =>
+      [...text.matchAll(/new (?:WritError|CliFailure)\(\s*(\w+)\s*,/g)]
+        .filter((m) => {
+          const before = text.slice(0, m.index);
+          const decls = [
+            ...before.matchAll(new RegExp(`\\b${m[1]}\\??:\\s*(\\w+)|\\b(?:const|let) ${m[1]}\\b`, "g")),
+          ];
+          return decls.at(-1)?.[1] === "string";
+        })
+        .map((m) => `${m[1]} (${file})`),
+    );
+    expect(untypedRaisers).toEqual([]);
+  });
+
   it("the checks can fail: an unknown code is not typed, and a made-up one is not documented", () => {
     expect(isWritErrorCode("ERR_NO_SUCH_CODE")).toBe(false);
     expect(doc.exact.has("ERR_NO_SUCH_CODE")).toBe(false);

@@ -21,6 +21,7 @@ import {
 } from "../../core/index.js";
 import { globAlternatives } from "../../core/pattern.js";
 import { K8S_VERBS } from "../../core/vocabulary.js";
+import { refusal } from "../refusal.js";
 
 /** One rule of a Role or ClusterRole, in the API's shape. */
 export interface PolicyRule {
@@ -34,16 +35,6 @@ export interface PolicyRule {
 export interface RbacPlan {
   readonly namespaces: ReadonlyMap<string, readonly PolicyRule[]>;
   readonly cluster: readonly PolicyRule[];
-}
-
-/** Why a grant cannot be turned into RBAC: the reason code plus a message naming the grant. */
-export class RbacRefusal extends Error {
-  constructor(
-    readonly reason: "downstream_scope_exceeds_writ" | "downstream_no_grants",
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -149,7 +140,7 @@ function literal(source: string): string | undefined {
 /** A service alternative (`apps/deployments`, `core/pods/log`, `apps/*`, `*`) → group and resource. */
 function service(alt: string, grant: RuleText): { group: string; resource: string } {
   const bad = () =>
-    new RbacRefusal(
+    refusal(
       "downstream_scope_exceeds_writ",
       `grant ${q(ruleToString(grant))}: RBAC cannot express the resource pattern ${q(alt)} exactly (use \`group/resource\`, \`group/resource/subresource\`, \`group/*\`, \`*/resource\` or \`*\`)`,
     );
@@ -179,7 +170,7 @@ function target(
   grant: RuleText,
 ): { where: Where; name: string | undefined; needs: "any" | "namespaced" | "cluster" } {
   const bad = (why: string) =>
-    new RbacRefusal(
+    refusal(
       "downstream_scope_exceeds_writ",
       `grant ${q(ruleToString(grant))}: RBAC cannot express the object pattern ${q(alt)} without widening it: ${why}`,
     );
@@ -213,7 +204,8 @@ export function rbacAction(group: string, resource: string, verb: string): strin
 }
 
 /**
- * The RBAC for `grants` minus `denies`. Throws `RbacRefusal` when a grant cannot be expressed
+ * The RBAC for `grants` minus `denies`. Throws the issuer's refusal (`DownstreamRefusal`, a
+ * `WritError`) when a grant cannot be expressed
  * exactly or a deny cuts into it, or when nothing is left.
  */
 export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[]): RbacPlan {
@@ -227,7 +219,7 @@ export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[
     // k8s verbs are exact (no folding): enumerate the vocabulary's verbs the pattern names
     const verbs = K8S_VERBS.filter((v) => globMatches(rule.action.raw, v));
     if (verbs.length === 0) {
-      throw new RbacRefusal(
+      throw refusal(
         "downstream_scope_exceeds_writ",
         `grant ${q(ruleToString(grant))}: its verb pattern names no Kubernetes verb`,
       );
@@ -246,7 +238,7 @@ export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[
               scope === "unknown"
                 ? "writ does not know whether it is namespaced"
                 : `it is ${scope === "cluster" ? "cluster-scoped" : "namespaced"}`;
-            throw new RbacRefusal(
+            throw refusal(
               "downstream_scope_exceeds_writ",
               `grant ${q(ruleToString(grant))}: a ClusterRole on ${q(svcAlt)} could reach objects outside ${q(objAlt)} (${why}); name the namespace, or grant on \`*\``,
             );
@@ -256,7 +248,7 @@ export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[
       }
     }
   }
-  if (!sawK8s) throw new RbacRefusal("downstream_no_grants", "the writ has no `k8s:` grants");
+  if (!sawK8s) throw refusal("downstream_no_grants", "the writ has no `k8s:` grants");
 
   const kept: Atom[] = [];
   for (const atom of atoms) {
@@ -271,13 +263,13 @@ export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[
     }
     // wholly denied: the writ never held it, drop it; partly: RBAC cannot carve the deny out
     if (hit.some((d) => ruleContains(d, granted))) continue;
-    throw new RbacRefusal(
+    throw refusal(
       "downstream_scope_exceeds_writ",
       `RBAC rule ${q(ruleToString(granted.text))} would overlap deny ${q(ruleToString(hit[0]!.text))}, and RBAC has no deny to carve it out`,
     );
   }
   if (kept.length === 0) {
-    throw new RbacRefusal("downstream_no_grants", "every `k8s:` grant of the writ is cut by a deny");
+    throw refusal("downstream_no_grants", "every `k8s:` grant of the writ is cut by a deny");
   }
   return groupAtoms(kept);
 }

@@ -3,6 +3,7 @@
  * (aws:PrincipalArn, aws:username, aws:PrincipalTag/…) are derived here as AWS documents them, and
  * values the caller passes take precedence.
  */
+import { WritError } from "../../../core/index.js";
 export type PrincipalKind = "user" | "role-session" | "root" | "federated-user" | "service";
 
 export interface AwsPrincipal {
@@ -42,8 +43,11 @@ export interface ContextEntry {
 }
 export type Context = ReadonlyMap<string, ContextEntry>;
 
-export class PrincipalError extends Error {
-  readonly code = "ERR_AWS_PRINCIPAL";
+/** A principal ARN `principalFromArn` cannot read: a `WritError` with code `ERR_AWS_PRINCIPAL`. */
+export class PrincipalError extends WritError {
+  constructor(message: string) {
+    super("ERR_AWS_PRINCIPAL", message);
+  }
 }
 
 /** Builds a principal from the ARN a request is made with. A role ARN stands for a session of that role. */
