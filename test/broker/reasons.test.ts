@@ -1235,14 +1235,14 @@ function approvalsApiEmissions(): { code: string; status?: number; where: string
   const file = "approvals-api.ts";
   const text = readFileSync(join(BROKER_SRC, file), "utf8");
   const out: { code: string; status?: number; where: string }[] = [];
-  for (const m of text.matchAll(/\bproblem\((\d{3}), "(ERR_[A-Z0-9_]+)"/g)) {
+  for (const m of text.matchAll(/\brefused\(\s*(\d{3}),\s*"(ERR_[A-Z0-9_]+)"/g)) {
     out.push({ code: m[2]!, status: Number(m[1]), where: `${file}:${lineAt(text, m.index)}` });
   }
   const table = /const STATUS[^{]*\{([^}]*)\}/.exec(text)?.[1] ?? "";
   for (const m of table.matchAll(/(ERR_[A-Z0-9_]+):\s*(\d{3})/g)) {
     out.push({ code: m[1]!, status: Number(m[2]), where: `${file} STATUS` });
   }
-  if (/\bauthenticateClient\(/.test(text) && /problem\(401, err\.code/.test(text)) {
+  if (/\bauthenticateClient\(/.test(text) && /refused\(401, err\.code/.test(text)) {
     for (const code of Object.keys(CLIENT_AUTH_ERRORS)) {
       if (!(code in APPROVER_UNREACHABLE)) out.push({ code, status: 401, where: `${file} (approver JWT)` });
     }
@@ -1255,7 +1255,7 @@ function adminApiEmissions(): { code: string; where: string }[] {
   const out: { code: string; where: string }[] = [];
   for (const file of ["admin-api.ts", "operator.ts", "kill.ts"]) {
     const text = readFileSync(join(BROKER_SRC, file), "utf8");
-    for (const m of text.matchAll(/\bproblem\(\d{3}, "(ERR_[A-Z0-9_]+)"/g))
+    for (const m of text.matchAll(/\bproblem\(\{[^}]*?\bcode: "(ERR_[A-Z0-9_]+)"/g))
       out.push({ code: m[1]!, where: `${file}:${lineAt(text, m.index)}` });
     for (const m of text.matchAll(/export const (ERR_(?:KILL|OPERATOR)_[A-Z0-9_]+)/g))
       out.push({ code: m[1]!, where: file });
