@@ -3,7 +3,7 @@
  * (aws:PrincipalArn, aws:username, aws:PrincipalTag/…) are derived here as AWS documents them, and
  * values the caller passes take precedence.
  */
-import { WritError } from "../../../core/index.js";
+import { WritError } from "../../../../core/index.js";
 export type PrincipalKind = "user" | "role-session" | "root" | "federated-user" | "service";
 
 export interface AwsPrincipal {
