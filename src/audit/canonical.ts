@@ -17,6 +17,27 @@ export interface JsonObject {
   readonly [key: string]: JsonValue;
 }
 
+/**
+ * Object keys as JSON strings: records repeat the same few keys, so each is quoted once (a bounded
+ * memo, emptied when full).
+ */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4096;
+const MAX_QUOTED_KEY_LENGTH = 64;
+
+function quotedKey(key: string): string {
+  if (key.length > MAX_QUOTED_KEY_LENGTH) return JSON.stringify(key);
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size >= MAX_QUOTED_KEYS) quotedKeys.clear();
+    quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
+// Plain loops and string concatenation, no closure per element: every audit record is written
+// through here once, on the path of each decision and each writ.
 export function canonicalJson(value: unknown): string {
   if (value === null) return "null";
   switch (typeof value) {
@@ -28,10 +49,32 @@ export function canonicalJson(value: unknown): string {
       if (!Number.isFinite(value)) throw new TypeError(`canonical json: ${value} is not a JSON number`);
       return JSON.stringify(value);
     case "object": {
-      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          out += canonicalJson(value[i]);
+        }
+        return `${out}]`;
+      }
       const object = value as Record<string, unknown>;
-      const keys = Object.keys(object).sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(object[k])}`).join(",")}}`;
+      const keys = Object.keys(object);
+      // often already in order (records built in order, or read back from jsonb): no sort then
+      for (let i = 1; i < keys.length; i++) {
+        if (keys[i - 1]! > keys[i]!) {
+          keys.sort();
+          break;
+        }
+      }
+      let out = "{";
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        if (i > 0) out += ",";
+        out += quotedKey(key);
+        out += ":";
+        out += canonicalJson(object[key]);
+      }
+      return `${out}}`;
     }
     default:
       throw new TypeError(`canonical json: a ${typeof value} is not a JSON value`);
@@ -55,7 +98,8 @@ function storable(text: string): string {
  * nesting deeper than 64.
  */
 export function toJsonValue(value: unknown): JsonValue | undefined {
-  const seen = new Set<object>();
+  // the objects being walked, outermost first (at most MAX_DEPTH: a short array beats a Set here)
+  const open: object[] = [];
   const walk = (input: unknown, depth: number): JsonValue | undefined => {
     let v = input;
     if (typeof v === "object" && v !== null && typeof (v as { toJSON?: unknown }).toJSON === "function") {
@@ -73,18 +117,35 @@ export function toJsonValue(value: unknown): JsonValue | undefined {
         return v.toString();
       case "object": {
         if (depth >= MAX_DEPTH) throw new TypeError(`audit data: nested deeper than ${MAX_DEPTH} levels`);
-        if (seen.has(v)) throw new TypeError("audit data: circular reference");
-        seen.add(v);
+        if (open.includes(v)) throw new TypeError("audit data: circular reference");
+        open.push(v);
         try {
-          if (Array.isArray(v)) return v.map((item) => walk(item, depth + 1) ?? null);
-          const entries: [string, JsonValue][] = [];
-          for (const [key, item] of Object.entries(v)) {
-            const converted = walk(item, depth + 1);
-            if (converted !== undefined) entries.push([storable(key), converted]);
+          if (Array.isArray(v)) {
+            const items: JsonValue[] = new Array(v.length);
+            for (let i = 0; i < v.length; i++) items[i] = walk(v[i], depth + 1) ?? null;
+            return items;
           }
-          return Object.fromEntries(entries);
+          const out: Record<string, JsonValue> = {};
+          const source = v as Record<string, unknown>;
+          for (const key of Object.keys(source)) {
+            const converted = walk(source[key], depth + 1);
+            if (converted === undefined) continue;
+            const name = storable(key);
+            // an own member named `__proto__`, as Object.fromEntries makes it (not the prototype)
+            if (name === "__proto__") {
+              Object.defineProperty(out, name, {
+                value: converted,
+                enumerable: true,
+                writable: true,
+                configurable: true,
+              });
+            } else {
+              out[name] = converted;
+            }
+          }
+          return out;
         } finally {
-          seen.delete(v);
+          open.pop();
         }
       }
       default:

@@ -2,8 +2,15 @@
  * The audit log: append, checkpoint, read, verify, export — over the store's audit repository.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { q, WritError } from "../core/index.js";
-import type { AuditHead, AuditRepository, AuditRow, CheckpointRow, Companion } from "../store/index.js";
+import { isWritError, q, WritError } from "../core/index.js";
+import {
+  type AuditHead,
+  type AuditRepository,
+  type AuditRow,
+  type CheckpointRow,
+  type Companion,
+  sqlState,
+} from "../store/index.js";
 import { canonicalJson, type JsonObject, toJsonValue } from "./canonical.js";
 import { checkpointProblem, keyring, signCheckpoint } from "./checkpoint.js";
 import {
@@ -115,6 +122,18 @@ interface Pending {
   readonly companion: Companion | undefined;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (err: unknown) => void;
+  /** Goes in a transaction of its own (its shared one was refused, perhaps because of another's row). */
+  readonly alone?: true;
+}
+
+/**
+ * Whether the database refused a transaction for what it held — a value it cannot store (SQLSTATE
+ * class 22) or a constraint (class 23, such as a writ id already taken) — rather than failing to
+ * run it: an answer, so nothing of it was committed, and one record's row may be the cause.
+ */
+function refusedForContent(err: unknown): boolean {
+  const state = sqlState(isWritError(err) ? err.cause : err);
+  return state !== undefined && (state.startsWith("22") || state.startsWith("23"));
 }
 
 function asRecord(row: AuditRow): AuditRecord {
@@ -224,8 +243,9 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
 
   // Group commit: appends that arrive while a transaction is running wait and go together in the
   // next one. A lone append starts its transaction at once; under load, one transaction (one head
-  // lock, one commit) carries many records. A failed transaction fails every append it carried,
-  // and none of them is stored.
+  // lock, one commit) carries many records. A failed transaction stores none of its records; it
+  // fails every append it carried, unless the database refused it for what it held (a value, a
+  // constraint): then each record goes again alone, so only the one at fault is refused.
   const queue: Pending[] = [];
   let flushing = false;
   // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
@@ -248,9 +268,14 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
   };
 
   const takeBatch = (): Pending[] => {
+    if (queue[0]!.alone) return queue.splice(0, 1);
     let bytes = 0;
     let n = 0;
-    while (n < queue.length && n < BATCH_RECORDS && (n === 0 || bytes + queue[n]!.size <= BATCH_BYTES)) {
+    while (
+      n < queue.length &&
+      n < BATCH_RECORDS &&
+      (n === 0 || (bytes + queue[n]!.size <= BATCH_BYTES && !queue[n]!.alone))
+    ) {
       bytes += queue[n]!.size;
       n += 1;
     }
@@ -293,7 +318,14 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
             });
           }, companions);
         } catch (err) {
-          for (const pending of batch) pending.reject(err);
+          if (batch.length > 1 && refusedForContent(err)) {
+            // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
+            // transaction of its own, ahead of later appends — only the culprit is refused, and
+            // every other caller still hears of its record once it is committed.
+            queue.unshift(...batch.map((pending): Pending => ({ ...pending, alone: true })));
+          } else {
+            for (const pending of batch) pending.reject(err);
+          }
           continue;
         }
         extendRun(rows);

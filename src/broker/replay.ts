@@ -9,7 +9,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import { isWritError, WritError } from "../core/index.js";
-import { type Database, ERR_STORE, simpleQuery } from "../store/index.js";
+import { carryWith, type Database, ERR_STORE, simpleQuery } from "../store/index.js";
 
 export interface ReplayCache {
   /**
@@ -89,6 +89,8 @@ interface Entry {
   readonly scope: string;
   readonly jti: string;
   readonly expiresAt: Date;
+  /** Was in a commit that failed: written by the cache's own statement from now on, never riding. */
+  readonly alone?: true;
 }
 
 /**
@@ -127,33 +129,80 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
     return loaded;
   };
 
-  const write = async (batch: Entry[]): Promise<void> => {
+  /** The insert of `batch` as one statement of literals, or undefined when it holds nothing storable. */
+  const statementFor = (batch: readonly Entry[]): string | undefined => {
     // one key once per statement (ON CONFLICT may touch a row once): the latest entry wins; a key
     // the table cannot hold (NUL) stays in memory only, rather than failing every later flush
     const byKey = new Map<string, Entry>();
     for (const e of batch) {
       if (!e.scope.includes("\0") && !e.jti.includes("\0")) byKey.set(`${e.scope}\u0000${e.jti}`, e);
     }
-    if (byKey.size === 0) return;
+    if (byKey.size === 0) return undefined;
     const now = clock();
-    // literals over the simple protocol, one trip: about half the CPU of the same insert sent with
-    // parameters on the embedded store (no parse, bind and describe trips)
     const values = [...byKey.values()]
       .map((e) => `(${literal(e.scope)}, ${literal(e.jti)}, ${literal(e.expiresAt.toISOString())})`)
       .join(", ");
+    return `insert into seen_jti (scope, jti, expires_at) values ${values} on conflict (scope, jti) do update set expires_at = excluded.expires_at where seen_jti.expires_at <= ${literal(now.toISOString())}`;
+  };
+
+  const write = async (batch: Entry[]): Promise<void> => {
+    // literals over the simple protocol, one trip: about half the CPU of the same insert sent with
+    // parameters on the embedded store (no parse, bind and describe trips)
+    const text = statementFor(batch);
+    if (text === undefined) return;
     try {
-      await db.executeQuery(
-        simpleQuery(
-          `insert into seen_jti (scope, jti, expires_at) values ${values} on conflict (scope, jti) do update set expires_at = excluded.expires_at where seen_jti.expires_at <= ${literal(now.toISOString())}`,
-        ),
-      );
+      await db.executeQuery(simpleQuery(text));
     } catch (err) {
       pending = [...batch, ...pending]; // kept for the next flush; memory still refuses them
       throw failure("write", err);
     }
   };
 
-  const flush = (): Promise<void> => {
+  const schedule = () => {
+    if (timer === undefined && pending.length > 0) {
+      timer = setTimeout(() => void flush().catch(() => {}), flushAfterMs);
+      timer.unref();
+    }
+  };
+
+  // On the embedded store the new entries ride with the next audit commit (a writ's, a refusal's),
+  // in its transaction, instead of a statement of their own; the timer still writes whatever no
+  // commit took within `flushAfterMs`. Entries of a commit that failed go back, not to ride again.
+  let riding: { batch: Entry[]; done: () => void; finished: Promise<void> } | undefined;
+  carryWith(db, {
+    take() {
+      if (riding !== undefined) return undefined;
+      const batch = pending.filter((e) => e.alone !== true);
+      if (batch.length === 0) return undefined;
+      const text = statementFor(batch);
+      if (text === undefined) return undefined;
+      pending = pending.filter((e) => e.alone === true);
+      if (pending.length === 0 && timer !== undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      let done!: () => void;
+      const finished = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      riding = { batch, done, finished };
+      return text;
+    },
+    settled(err) {
+      const ride = riding;
+      riding = undefined;
+      if (ride === undefined) return;
+      if (err !== undefined) {
+        pending = [...ride.batch.map((e): Entry => ({ ...e, alone: true })), ...pending];
+        schedule();
+      }
+      ride.done();
+    },
+  });
+
+  const flush = async (): Promise<void> => {
+    // entries riding with a commit under way: what it settles (back into `pending` on a failure)
+    if (riding !== undefined) await riding.finished;
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     const batch = pending;
@@ -173,10 +222,7 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
         // expired rows out of the store too, in the background; a failure waits for the next turn
         void store.purge().catch(() => {});
       }
-      if (timer === undefined) {
-        timer = setTimeout(() => void flush().catch(() => {}), flushAfterMs);
-        timer.unref();
-      }
+      schedule();
       return true;
     },
     async purge(limit) {

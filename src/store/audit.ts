@@ -18,7 +18,7 @@
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import { WritError } from "../core/index.js";
 import { ERR_STORE_CORRUPT, guard, toInt } from "./errors.js";
-import { simpleQuery, sqlLiteral } from "./pglite-dialect.js";
+import { carrierQuery, simpleQuery, sqlLiteral } from "./pglite-dialect.js";
 import type { AuditCheckpointsTable, AuditRecordsTable, Database } from "./schema.js";
 
 /** One record as stored. `data` is whatever the row holds (verification must cope with anything). */
@@ -345,7 +345,8 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       ),
       ...(writs === undefined ? [] : [sqlLiteral(JSON.stringify(writs))]),
     ].join(", ")})`;
-    const result = await db.executeQuery<{ stored: number }>(simpleQuery(text));
+    // other writes waiting for a commit (the replay cache's entries) ride with this one
+    const result = await db.executeQuery<{ stored: number }>(carrierQuery(text));
     return Number(result.rows[0]?.stored ?? 0);
   };
 

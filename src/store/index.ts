@@ -56,9 +56,11 @@ export {
 export { DENIAL_PREDICATE, GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export {
+  carryWith,
   type PGliteClient,
   PGliteDialect,
   type PGliteDialectConfig,
+  type RiderSource,
   simpleQuery,
 } from "./pglite-dialect.js";
 export type { Database } from "./schema.js";

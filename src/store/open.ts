@@ -15,7 +15,7 @@ import { downstreamLedger } from "./downstream.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
 import { type DirLock, lockFile } from "./lock.js";
 import { type MigrationReport, migrateToLatest, pendingMigrations } from "./migrations.js";
-import { PGliteDialect } from "./pglite-dialect.js";
+import { PGliteDialect, registerCarrier } from "./pglite-dialect.js";
 import type { Database } from "./schema.js";
 import { type WritRepository, writRepository } from "./writs.js";
 
@@ -125,7 +125,9 @@ async function openPglite(dataDir: string, create: boolean): Promise<Store> {
   let client: PGlite;
   try {
     client = await PGlite.create(dir);
-    db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: client }) });
+    const dialect = new PGliteDialect({ pglite: client });
+    db = new Kysely<Database>({ dialect });
+    registerCarrier(db, dialect);
     await sql`select 1`.execute(db);
   } catch (err) {
     await db?.destroy().catch(() => {});

@@ -53,6 +53,23 @@ export interface PGliteClient {
 
 /** Queries made by `simpleQuery`: the driver runs them over the simple protocol. */
 const SIMPLE = new WeakSet<CompiledQuery>();
+/** Queries made by `carrierQuery`: statements waiting to ride (see `RiderSource`) go with them. */
+const CARRIERS = new WeakSet<CompiledQuery>();
+
+/**
+ * Writes that may go in the same trip and transaction as the next carrier statement (the audit
+ * log's append) instead of one of their own: `take` hands over the statement text (literals only,
+ * as for `simpleQuery`) or undefined; `settled` then says whether it committed (no error) or not.
+ * On the embedded store, every statement is a trip into the database and a commit: the replay
+ * cache's entries riding with the issuance commit save both.
+ */
+export interface RiderSource {
+  take(): string | undefined;
+  settled(err?: unknown): void;
+}
+
+/** The rider source of each embedded store's Kysely instance (set with `carryWith`). */
+const RIDERS = new WeakMap<object, { source: RiderSource | undefined }>();
 
 /**
  * A statement without parameters, run over the simple protocol in one trip (the PGlite dialect; a
@@ -63,6 +80,33 @@ export function simpleQuery(text: string): CompiledQuery {
   const query = CompiledQuery.raw(text);
   SIMPLE.add(query);
   return query;
+}
+
+/**
+ * `simpleQuery`, and on the embedded store the carrier of other writes: whatever the database's
+ * rider source hands over runs first, in the same implicit transaction (the simple protocol runs a
+ * multi-statement text as one), so both commit or neither does. The result is the query's own.
+ */
+export function carrierQuery(text: string): CompiledQuery {
+  const query = simpleQuery(text);
+  CARRIERS.add(query);
+  return query;
+}
+
+/**
+ * Makes `source`'s writes ride with `db`'s carrier queries. False when `db` is not an embedded
+ * store's (a PostgreSQL pool has no one connection to carry them on): write them yourself.
+ */
+export function carryWith(db: object, source: RiderSource): boolean {
+  const slot = RIDERS.get(db);
+  if (slot === undefined) return false;
+  slot.source = source;
+  return true;
+}
+
+/** Ties the dialect's riders to the Kysely instance built on it (open.ts). */
+export function registerCarrier(db: object, dialect: PGliteDialect): void {
+  RIDERS.set(db, dialect.riders);
 }
 
 /**
@@ -82,13 +126,15 @@ export interface PGliteDialectConfig {
 
 export class PGliteDialect implements Dialect {
   readonly #config: PGliteDialectConfig;
+  /** Where the writes riding with carrier queries come from (`carryWith`). */
+  readonly riders: { source: RiderSource | undefined } = { source: undefined };
 
   constructor(config: PGliteDialectConfig) {
     this.#config = config;
   }
 
   createDriver(): Driver {
-    return new PGliteDriver(this.#config);
+    return new PGliteDriver(this.#config, this.riders);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -124,12 +170,30 @@ const AFFECTING = new Set(["INSERT", "UPDATE", "DELETE", "MERGE"]);
 
 class PGliteConnection implements DatabaseConnection {
   readonly #client: PGliteClient;
+  readonly #riders: { source: RiderSource | undefined };
 
-  constructor(client: PGliteClient) {
+  constructor(client: PGliteClient, riders: { source: RiderSource | undefined }) {
     this.#client = client;
+    this.#riders = riders;
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const source = this.#riders.source;
+    if (this.#client.exec !== undefined && source !== undefined && CARRIERS.has(compiledQuery)) {
+      const rider = source.take();
+      if (rider !== undefined) {
+        let results: Awaited<ReturnType<NonNullable<PGliteClient["exec"]>>>;
+        try {
+          results = await this.#client.exec(`${rider};\n${compiledQuery.sql}`);
+        } catch (err) {
+          source.settled(err);
+          throw err;
+        }
+        source.settled();
+        const own = results[results.length - 1];
+        return { rows: (own?.rows ?? []) as R[], numAffectedRows: BigInt(own?.affectedRows ?? 0) };
+      }
+    }
     if (this.#client.exec !== undefined && SIMPLE.has(compiledQuery)) {
       const results = await this.#client.exec(compiledQuery.sql);
       const last = results[results.length - 1];
@@ -160,19 +224,21 @@ function quoteIdent(name: string): string {
 
 class PGliteDriver implements Driver {
   readonly #config: PGliteDialectConfig;
+  readonly #riders: { source: RiderSource | undefined };
   readonly #mutex = new Mutex();
   #client: PGliteClient | undefined;
   #connection: PGliteConnection | undefined;
   #release: (() => void) | undefined;
 
-  constructor(config: PGliteDialectConfig) {
+  constructor(config: PGliteDialectConfig, riders: { source: RiderSource | undefined }) {
     this.#config = config;
+    this.#riders = riders;
   }
 
   async init(): Promise<void> {
     const { pglite } = this.#config;
     this.#client = typeof pglite === "function" ? await pglite() : pglite;
-    this.#connection = new PGliteConnection(this.#client);
+    this.#connection = new PGliteConnection(this.#client, this.#riders);
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {

@@ -13,6 +13,13 @@ describe("canonical json", () => {
     expect(canonicalJson({ "\uE000": 1, "😀": 2, a: 0, B: 3 })).toBe('{"B":3,"a":0,"😀":2,"\uE000":1}');
   });
 
+  it("sorts an object whose keys are in order but for the last, and leaves an ordered one as is", () => {
+    expect(canonicalJson({ a: 1, b: 2, c: 3, B: 4 })).toBe('{"B":4,"a":1,"b":2,"c":3}');
+    expect(canonicalJson({ a: 1, b: 2, c: 3 })).toBe('{"a":1,"b":2,"c":3}');
+    const long = `k${"x".repeat(100)}"`;
+    expect(canonicalJson({ [long]: 1, a: 2 })).toBe(`{"a":2,${JSON.stringify(long)}:1}`);
+  });
+
   it("writes numbers in ECMAScript shortest form and -0 as 0", () => {
     expect(canonicalJson([1, 1.5, -0, 1e21, 1e-7, 0.1 + 0.2, 5e-324])).toBe(
       "[1,1.5,0,1e+21,1e-7,0.30000000000000004,5e-324]",

@@ -19,6 +19,7 @@ import {
   verifyExport,
 } from "../../src/audit/index.js";
 import type { WritError } from "../../src/core/index.js";
+import { type NewWrit, writRow } from "../../src/store/index.js";
 import { asAttacker, forEachBackend, resetAudit } from "../store/backends.js";
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -28,6 +29,22 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
     return (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
   }
   return "no error";
+}
+
+let writs = 0;
+function newWrit(name: string): NewWrit {
+  writs += 1;
+  const now = Date.now();
+  return {
+    id: `writ_${name}_${writs}_${Math.random().toString(36).slice(2, 8)}`,
+    agent: "release-bot",
+    playbook: "deploy",
+    environment: "prod",
+    params: {},
+    grants: [{ action: "k8s:apps/deployments:patch", resource: "prod/api" }],
+    issuedAt: new Date(now),
+    expiresAt: new Date(now + 600_000),
+  };
 }
 
 const jwt = await new SignJWT({ sub: "agent" })
@@ -150,6 +167,67 @@ forEachBackend("audit log", (h) => {
       expect((await log.head()).seq).toBe(1);
       await log.append("decision", { i: 4 });
       expect(await log.verify()).toMatchObject({ ok: true, records: 2 });
+    });
+
+    it("refuses only the record whose row the database refused; the others of its batch are stored, each with its own writ", async () => {
+      const taken = newWrit("taken");
+      const sizes: number[] = [];
+      const repo = {
+        ...h.store.audit,
+        appendBatch: (
+          build: Parameters<typeof h.store.audit.appendBatch>[0],
+          companions?: Parameters<typeof h.store.audit.appendBatch>[1],
+        ) =>
+          h.store.audit.appendBatch(async (head) => {
+            const rows = await build(head);
+            sizes.push(rows.length);
+            return rows;
+          }, companions),
+      };
+      const log = openLog({ repo });
+      await log.append("broker.writ_issued", { writ: taken.id }, { with: writRow(taken) });
+      const before = (await log.head()).seq;
+      sizes.length = 0;
+      // they share a transaction (the first may run alone), refused for the writ id taken
+      const writs = [newWrit("a"), newWrit("b"), taken, newWrit("c")];
+      const results = await Promise.allSettled(
+        writs.map((w, i) => log.append("broker.writ_issued", { i, writ: w.id }, { with: writRow(w) })),
+      );
+      expect(Math.max(...sizes)).toBeGreaterThan(1);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+      expect(await codeOf(Promise.reject((results[2] as PromiseRejectedResult).reason))).toBe("ERR_STORE");
+      const records = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      expect(records.map((r) => r.data.i)).toEqual([0, 1, 3]);
+      expect(records.map((r) => r.seq)).toEqual([before + 1, before + 2, before + 3]);
+      expect((await log.head()).seq).toBe(before + 3);
+      for (const [i, w] of writs.entries()) {
+        const stored = await h.store.writs.get(w.id);
+        expect(stored?.id).toBe(w.id);
+        // the stored record names its own writ, and the refused one left no record behind
+        const named = records.filter((r) => r.data.writ === w.id);
+        expect(named.map((r) => r.data.i)).toEqual(i === 2 ? [] : [i]);
+      }
+      expect(await log.verify()).toMatchObject({ ok: true, records: before + 3 });
+    });
+
+    it("still fails the whole batch when the store fails to run it (no retry of what may be committed)", async () => {
+      let calls = 0;
+      const repo = {
+        ...h.store.audit,
+        appendBatch: (build: Parameters<typeof h.store.audit.appendBatch>[0]) => {
+          calls += 1;
+          if (calls === 2) {
+            const lost = Object.assign(new Error("connection terminated unexpectedly"), { code: "08006" });
+            return Promise.reject(lost);
+          }
+          return h.store.audit.appendBatch(build);
+        },
+      };
+      const log = openLog({ repo });
+      const results = await Promise.allSettled([0, 1, 2].map((i) => log.append("decision", { i })));
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+      expect(calls).toBe(2);
+      expect((await log.head()).seq).toBe(1);
     });
 
     it("raises no false alarm when verifying while others append", async () => {

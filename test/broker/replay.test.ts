@@ -5,7 +5,9 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openAuditLog } from "../../src/audit/index.js";
 import { memoryReplayCache, replayCache, type StoreReplayCache } from "../../src/broker/replay.js";
+import { writRow } from "../../src/store/index.js";
 import { forEachBackend } from "../store/backends.js";
 
 const T0 = Date.parse("2030-01-01T10:00:00.000Z");
@@ -111,6 +113,14 @@ function contract(subject: () => Subject): void {
 forEachBackend("replay cache", (h) => {
   beforeAll(() => h.setup());
   afterAll(() => h.teardown());
+  const stored = async (scope: string) =>
+    Number(
+      (
+        await sql<{ n: number }>`select count(*)::int as n from seen_jti where scope = ${scope}`.execute(
+          h.store.db,
+        )
+      ).rows[0]?.n,
+    );
 
   const subject = (): Subject => ({
     make: (clock, options) => replayCache(h.store.db, { clock, ...options }),
@@ -205,6 +215,50 @@ forEachBackend("replay cache", (h) => {
           { timeout: 5000 },
         )
         .toBe(5);
+    });
+
+    it("rides with the next audit commit on the embedded store (one transaction), and is written on its own elsewhere", async () => {
+      const clock = manualClock().clock;
+      const scope = fresh();
+      const cache = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const log = openAuditLog({ repo: h.store.audit });
+      await log.append("test.before", {}); // the log's first append reads the head: the next one carries
+      for (const jti of ["a", "b", "c"]) expect(await cache.remember(scope, jti, at(60))).toBe(true);
+      await log.append("test.carrier", { scope });
+      // no flush yet: on the embedded store the entries are already committed, with the record
+      expect(await stored(scope)).toBe(h.name === "pglite" ? 3 : 0);
+      await cache.flush();
+      expect(await stored(scope)).toBe(3);
+      expect(await log.verify()).toMatchObject({ ok: true });
+    });
+
+    it("keeps entries whose carrying commit failed, and writes them itself", async () => {
+      const clock = manualClock().clock;
+      const scope = fresh();
+      const cache = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const log = openAuditLog({ repo: h.store.audit });
+      await log.append("test.before", {});
+      const taken = writRow({
+        id: `writ_${randomUUID()}`,
+        agent: "release-bot",
+        playbook: "deploy",
+        environment: "prod",
+        params: {},
+        grants: [{ action: "k8s:apps/deployments:patch", resource: "prod/api" }],
+        issuedAt: new Date(),
+        expiresAt: new Date(Date.now() + 60_000),
+      });
+      await log.append("test.writ", {}, { with: taken });
+      for (const jti of ["a", "b"]) expect(await cache.remember(scope, jti, at(60))).toBe(true);
+      // the same writ id again: the database refuses the commit, and the entries riding with it
+      await expect(log.append("test.writ", {}, { with: taken })).rejects.toMatchObject({ code: "ERR_STORE" });
+      expect(await stored(scope)).toBe(0);
+      expect(await cache.remember(scope, "a", at(60))).toBe(false); // memory still refuses them
+      // they do not ride again: the next commit leaves them, the cache's own statement writes them
+      await log.append("test.after", {});
+      expect(await stored(scope)).toBe(0);
+      await cache.flush();
+      expect(await stored(scope)).toBe(2);
     });
 
     it("fails closed when the store cannot be read: no answer from an empty memory", async () => {
