@@ -23,6 +23,7 @@ import {
   ERR_WRIT_NOT_FOUND,
   ERR_WRIT_NOT_YET_VALID,
   ERR_WRIT_REVOKED,
+  type StoredWrit,
 } from "../store/index.js";
 import { bcAuthorize } from "./grants/ciba.js";
 import { GRANT_TYPES } from "./grants/index.js";
@@ -110,6 +111,11 @@ export async function spendWritUse(
   }
 }
 
+/** Whether a stored writ is active, unexpired and not used up at `now`. */
+function live(w: StoredWrit, now: Date): boolean {
+  return w.status === "active" && w.expiresAt > now && (w.maxUses === undefined || w.uses < w.maxUses);
+}
+
 /** RFC 7662. Callers: an agent about its own tokens (private_key_jwt), or a resource server with the introspection token. */
 async function introspectToken(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<OAuthResponse> {
   const { issuer, introspect } = endpoints(deps.baseUrl, env);
@@ -130,12 +136,16 @@ async function introspectToken(env: string, req: OAuthRequest, deps: BrokerDeps)
   if (claims.writ !== undefined) {
     const writ = await deps.store.writs.get(claims.writ);
     const now = nowOf(deps);
-    if (!writ || writ.status !== "active" || writ.expiresAt <= now) return inactive;
-    if (writ.maxUses !== undefined && writ.uses >= writ.maxUses) return inactive;
+    if (!writ || !live(writ, now)) return inactive;
+    // a delegated writ lives only while every ancestor does, and spends their uses too
+    const chain = writ.parent === undefined ? [writ] : await deps.store.writs.lineage(writ.id);
+    if (!chain.every((w) => live(w, now)) || chain.at(-1)?.parent !== undefined) return inactive;
+    const lefts = chain.flatMap((w) => (w.maxUses === undefined ? [] : [w.maxUses - w.uses]));
     extra.writ = writ.id;
     extra.max_uses = writ.maxUses;
     extra.uses = writ.uses;
-    extra.uses_left = writ.maxUses === undefined ? undefined : writ.maxUses - writ.uses;
+    extra.uses_left = lefts.length === 0 ? undefined : Math.min(...lefts);
+    if (writ.parent !== undefined) extra.parent_writ = writ.parent;
   }
   return {
     status: 200,
@@ -218,13 +228,18 @@ async function revokeToken(env: string, req: OAuthRequest, deps: BrokerDeps): Pr
     throw err;
   }
   if (claims.client_id !== client.agent.id || claims.writ === undefined) return ok;
-  await deps.store.writs.revoke(claims.writ, `revoked by ${client.agent.id} (RFC 7009)`);
+  const { descendants } = await deps.store.writs.revoke(
+    claims.writ,
+    `revoked by ${client.agent.id} (RFC 7009)`,
+  );
   await deps.audit("broker.writ_revoked", {
     environment: env,
     agent: client.agent.id,
     writ: claims.writ,
+    ...(descendants.length > 0 ? { descendants: descendants.map((d) => d.id) } : {}),
   });
-  await deps.onRevoked?.(claims.writ);
+  // what was created downstream for the writ, and for each writ delegated from it
+  for (const id of [claims.writ, ...descendants.map((d) => d.id)]) await deps.onRevoked?.(id);
   return ok;
 }
 

@@ -187,7 +187,10 @@ function derivedFamily(tryBlock: string, serviceText: string): { family: string;
 function emittedReasons(): Emission[] {
   const out: Emission[] = [];
   const serviceText = readFileSync(join(BROKER_SRC, "service.ts"), "utf8");
-  for (const file of readdirSync(BROKER_SRC).filter((f) => f.endsWith(".ts"))) {
+  // grants/ holds a file per grant type: the whole folder, recursively
+  for (const file of readdirSync(BROKER_SRC, { recursive: true, encoding: "utf8" }).filter((f) =>
+    f.endsWith(".ts"),
+  )) {
     const text = readFileSync(join(BROKER_SRC, file), "utf8");
     for (const m of text.matchAll(/(?<!function )\b(refuse|oauthError)\(/g)) {
       const { args } = callArguments(text, m.index + m[0].length - 1);

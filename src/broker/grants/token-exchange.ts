@@ -18,6 +18,7 @@ import {
   refuse,
 } from "../oauth.js";
 import { type AccessTokenClaims, verifyAccessToken } from "../tokens.js";
+import { delegate } from "./delegation.js";
 import {
   absoluteUri,
   audienceAllowed,
@@ -38,6 +39,10 @@ export async function exchange(
   req: OAuthRequest,
   deps: BrokerDeps,
 ): Promise<OAuthResponse> {
+  // with an actor token: a child writ for a sub-agent (delegation.ts)
+  if (req.form.get("actor_token") !== null || req.form.get("actor_token_type") !== null) {
+    return delegate(env, client, proof, req, deps);
+  }
   const now = nowOf(deps);
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
