@@ -422,6 +422,94 @@ const COLUMN_OF: Readonly<Record<(typeof OPTIONAL_TEXT)[number], string>> = {
   parent: "parent_writ",
 };
 
+/** The counts of `WritRepository.load`, each stopping at its cap. */
+function countLoad(
+  db: Kysely<Database>,
+  agent: string,
+  now: Date,
+  since: Date,
+  caps: WritLoadCaps,
+): Promise<WritLoad> {
+  checkDate("now", now);
+  checkDate("since", since);
+  const cap = (n: number | undefined) => {
+    if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
+      throw new TypeError(`writ load: a cap must be an integer ≥ 0, got ${n}`);
+    }
+    return n;
+  };
+  const activeCap = cap(caps.active);
+  const issuedCap = cap(caps.issued);
+  return guard("count writs", async () => {
+    // Two counts, each over its own index (writs_active_by_agent, writs_by_agent_issued) and
+    // each stopping at its cap: the cost is bounded by the limits, not by the agent's history.
+    let active = db
+      .selectFrom("writs")
+      .select(sql.lit(1).as("one"))
+      .where("agent", "=", agent)
+      .where("status", "=", "active")
+      .where("expires_at", ">", now)
+      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
+    if (activeCap !== undefined) active = active.limit(activeCap);
+    let issued = db
+      .selectFrom("writs")
+      .select(sql.lit(1).as("one"))
+      .where("agent", "=", agent)
+      .where("issued_at", ">=", since);
+    if (issuedCap !== undefined) issued = issued.limit(issuedCap);
+    const row = await db
+      .selectNoFrom((eb) => [
+        eb.selectFrom(active.as("a")).select(eb.fn.countAll<string | number>().as("n")).as("active"),
+        eb.selectFrom(issued.as("i")).select(eb.fn.countAll<string | number>().as("n")).as("recent"),
+      ])
+      .executeTakeFirstOrThrow();
+    return { active: Number(row.active), issuedSince: Number(row.recent) };
+  });
+}
+
+/** `WritRepository.spendUse`: one conditional UPDATE for a writ without a parent, else the chain. */
+async function spendOne(
+  db: Kysely<Database>,
+  id: string,
+  now: Date,
+  changed: (w: StoredWrit) => void,
+  get: (id: string) => Promise<StoredWrit | undefined>,
+): Promise<SpendResult> {
+  checkDate("now", now);
+  const row = await guard("spend writ use", () =>
+    db
+      .updateTable("writs")
+      .set((eb) => ({
+        uses: eb("uses", "+", 1),
+        // the earliest and the latest spend, whatever order servers' clocks report them in
+        first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
+        last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
+      }))
+      .where("id", "=", id)
+      .where("parent_writ", "is", null)
+      .where("status", "=", "active")
+      .where("issued_at", "<=", now)
+      .where("expires_at", ">", now)
+      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+      .returningAll()
+      .executeTakeFirst(),
+  );
+  if (row !== undefined) {
+    changed(fromRow(row));
+    return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
+  }
+  // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),
+  // so reading it after the failed update gives the reason that applied.
+  const writ = await get(id);
+  if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
+  if (writ.parent !== undefined) {
+    const spent = await spendChain(db, id, now);
+    for (const w of spent.charged) changed(w);
+    return spent.result;
+  }
+  throw unspendable(writ, now);
+}
+
 /**
  * `onChange` hears of this process's own changes as soon as their statement returns (the writ index
  * applies them at once instead of waiting for the notification, see changes.ts).
@@ -537,43 +625,7 @@ export function writRepository(
 
     listUnexpired: (agent, now) => list(agent, now, false),
 
-    load(agent, now, since, caps = {}) {
-      checkDate("now", now);
-      checkDate("since", since);
-      const cap = (n: number | undefined) => {
-        if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
-          throw new TypeError(`writ load: a cap must be an integer ≥ 0, got ${n}`);
-        }
-        return n;
-      };
-      const activeCap = cap(caps.active);
-      const issuedCap = cap(caps.issued);
-      return guard("count writs", async () => {
-        // Two counts, each over its own index (writs_active_by_agent, writs_by_agent_issued) and
-        // each stopping at its cap: the cost is bounded by the limits, not by the agent's history.
-        let active = db
-          .selectFrom("writs")
-          .select(sql.lit(1).as("one"))
-          .where("agent", "=", agent)
-          .where("status", "=", "active")
-          .where("expires_at", ">", now)
-          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
-        if (activeCap !== undefined) active = active.limit(activeCap);
-        let issued = db
-          .selectFrom("writs")
-          .select(sql.lit(1).as("one"))
-          .where("agent", "=", agent)
-          .where("issued_at", ">=", since);
-        if (issuedCap !== undefined) issued = issued.limit(issuedCap);
-        const row = await db
-          .selectNoFrom((eb) => [
-            eb.selectFrom(active.as("a")).select(eb.fn.countAll<string | number>().as("n")).as("active"),
-            eb.selectFrom(issued.as("i")).select(eb.fn.countAll<string | number>().as("n")).as("recent"),
-          ])
-          .executeTakeFirstOrThrow();
-        return { active: Number(row.active), issuedSince: Number(row.recent) };
-      });
-    },
+    load: (agent, now, since, caps = {}) => countLoad(db, agent, now, since, caps),
 
     async revoke(id, reason, now = new Date()) {
       checkDate("now", now);
@@ -600,40 +652,6 @@ export function writRepository(
       return { writ: existing, alreadyRevoked: row === undefined, descendants };
     },
 
-    async spendUse(id, now = new Date()) {
-      checkDate("now", now);
-      const row = await guard("spend writ use", () =>
-        db
-          .updateTable("writs")
-          .set((eb) => ({
-            uses: eb("uses", "+", 1),
-            // the earliest and the latest spend, whatever order servers' clocks report them in
-            first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
-            last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
-          }))
-          .where("id", "=", id)
-          .where("parent_writ", "is", null)
-          .where("status", "=", "active")
-          .where("issued_at", "<=", now)
-          .where("expires_at", ">", now)
-          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-          .returningAll()
-          .executeTakeFirst(),
-      );
-      if (row !== undefined) {
-        changed(fromRow(row));
-        return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
-      }
-      // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),
-      // so reading it after the failed update gives the reason that applied.
-      const writ = await get(id);
-      if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
-      if (writ.parent !== undefined) {
-        const spent = await spendChain(db, id, now);
-        for (const w of spent.charged) changed(w);
-        return spent.result;
-      }
-      throw unspendable(writ, now);
-    },
+    spendUse: (id, now = new Date()) => spendOne(db, id, now, (w) => changed(w), get),
   };
 }

@@ -4,11 +4,15 @@
  * DPoP-bound baseline token (actor_token) for a child writ, which can only narrow. Then a property
  * test of the pure check over generated grant sets: an accepted child is contained in its parent.
  */
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import * as client from "openid-client";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "../../src/app.js";
 import { checkDelegation } from "../../src/broker/grants/delegation-check.js";
+import { explain } from "../../src/cli/explain.js";
 import {
   compileRule,
   parseRequestAction,
@@ -16,7 +20,7 @@ import {
   ruleMatches,
   type WritConfig,
 } from "../../src/core/index.js";
-import { liveFromYaml, quickstartKey } from "./live.js";
+import { liveFromYaml, QUICKSTART, quickstartKey } from "./live.js";
 
 const RS_TOKEN = "resource-servers-token-for-the-delegation-test";
 const RESOURCE = "https://k8s.acme.example";
@@ -491,5 +495,68 @@ describe("checkDelegation", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+// --- writ explain --delegate ----------------------------------------------------------------------
+
+describe("writ explain --delegate", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "writ-explain-delegate-"));
+    await cp(join(QUICKSTART, "keys"), join(dir, "keys"), { recursive: true });
+    await writeFile(join(dir, "writ.yaml"), WRIT_YAML);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  async function run(delegate: Record<string, unknown>, resource = "shop/checkout") {
+    const out: string[] = [];
+    const code = await explain(
+      {
+        config: join(dir, "writ.yaml"),
+        agent: "lead-bot",
+        action: "k8s:apps/deployments:patch",
+        resource,
+        env: "dev",
+        withWrit: "work",
+        param: [],
+        delegate: JSON.stringify(delegate),
+        json: false,
+      },
+      { out: (t) => out.push(t), err: (t) => out.push(t) },
+    );
+    return { code, text: out.join("\n") };
+  }
+
+  it("shows why a child was refused: the reason and each excess grant", async () => {
+    const r = await run({
+      to: "helper-bot",
+      grants: [{ action: "k8s:apps/deployments:patch", resource: "shop/payments" }],
+    });
+    expect(r.code).toBe(1);
+    expect(r.text).toContain("REFUSED delegation to helper-bot");
+    expect(r.text).toContain("delegation_exceeds_parent");
+    expect(r.text).toMatch(/excess\s+k8s:apps\/deployments:patch on shop\/payments/);
+    const stranger = await run({ to: "stranger" });
+    expect(stranger.code).toBe(1);
+    expect(stranger.text).toContain("delegation_actor_not_allowed");
+    const deep = await run({ to: "far-helper", above: ["helper-bot", "lead-bot"] });
+    expect(deep.text).toContain("delegation_depth_exceeded");
+  });
+
+  it("decides as the sub-agent holding an accepted child", async () => {
+    const narrow = {
+      to: "helper-bot",
+      grants: [{ action: "k8s:apps/deployments:get", resource: "shop/checkout" }],
+    };
+    const r = await run(narrow);
+    expect(r.text).toContain("DELEGATED to helper-bot (depth 1)");
+    // the child holds get only: patch is denied for the sub-agent, though its parent may patch
+    expect(r.code).toBe(1);
+    expect(r.text).toContain("DENY  k8s:apps/deployments:patch on shop/checkout");
+    expect(r.text).toContain("agent helper-bot");
+    const full = await run({ to: "helper-bot" });
+    expect(full.code).toBe(0);
+    expect(full.text).toContain("ALLOW  k8s:apps/deployments:patch on shop/checkout");
   });
 });

@@ -88,13 +88,12 @@ function readChildRequest(raw: string | null): ChildRequest {
   return out;
 }
 
-const verify = (token: string, env: string, deps: BrokerDeps) =>
-  verifyAccessToken(token, {
-    env,
-    issuer: endpoints(deps.baseUrl, env).issuer,
-    keys: deps.keys,
-    clock: deps.clock,
-  });
+const verifyOptions = (env: string, deps: BrokerDeps) => ({
+  env,
+  issuer: endpoints(deps.baseUrl, env).issuer,
+  keys: deps.keys,
+  clock: deps.clock,
+});
 
 /** The subject token (the parent writ), verified with this environment's keys. */
 async function subjectOf(req: OAuthRequest, env: string, deps: BrokerDeps): Promise<AccessTokenClaims> {
@@ -115,7 +114,7 @@ async function subjectOf(req: OAuthRequest, env: string, deps: BrokerDeps): Prom
       "subject_token_missing",
     );
   try {
-    return await verify(token, env, deps);
+    return await verifyAccessToken(token, verifyOptions(env, deps));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
     return refuse(
@@ -212,7 +211,7 @@ async function actorOf(
     );
   let claims: AccessTokenClaims;
   try {
-    claims = await verify(token, env, deps);
+    claims = await verifyAccessToken(token, verifyOptions(env, deps));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
     return refuse(
