@@ -391,6 +391,13 @@ describe("delegation to a sub-agent", () => {
     });
     expect(await decide("helper-bot", child.body.writ_id as string)).toBe(false);
     await server.operator.liftKill({ kind: "agent", agent: "lead-bot" }, { by: "test" });
+    // and a killed sub-agent is given nothing, even with a baseline token it got before the kill
+    const fresh = await writ(lead, "work");
+    const helperToken = await baseline(helper);
+    await server.operator.engageKill({ kind: "agent", agent: "helper-bot" }, { by: "test" });
+    const refused = await delegate(lead, fresh.access_token, { token: helperToken });
+    expect(refused.body).toMatchObject({ error: "access_denied", reason: "kill_switch_engaged" });
+    await server.operator.liftKill({ kind: "agent", agent: "helper-bot" }, { by: "test" });
   });
 
   it("fails closed: another environment's actor, an actor class not allowed, the wrong DPoP key, another audience", async () => {

@@ -335,8 +335,9 @@ async function childWrit(
     );
   }
   const actor = verdict.actor;
+  // a kill covering the sub-agent: audited by `killed`, and never the delegator's slow-down
   const stoppedActor = await killed(actor, env, deps);
-  if (stoppedActor) throw new Refusal(stoppedActor);
+  if (stoppedActor) return stoppedActor;
   await withinLimits(actor, now, deps);
   return issueChild(
     env,
