@@ -36,7 +36,7 @@ function paramSchemas(
  * Issuance-time containment of a delegated writ: the grants of `child` that no single grant of
  * `parent` contains (empty: the child is a subset). Sound, not complete: a grant covered only by
  * several parent grants together counts as excess, so a child can never hold more than its parent.
- * Throws `ERR_PATTERN`-family errors for a child grant that does not compile.
+ * Throws the pattern errors of `compileRule` for a child grant that does not compile.
  */
 export function excessGrants(parent: readonly RuleText[], child: readonly RuleText[]): RuleText[] {
   const outer = parent.map(compileRule);
