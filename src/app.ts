@@ -848,8 +848,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
           agent: r.writ.agent,
           writ: id,
           by,
+          ...(r.descendants.length > 0 ? { descendants: r.descendants.map((d) => d.id) } : {}),
         });
-        if (downstream.configured) await downstreamPart.revokeWrit(downstream.deps, id);
+        if (downstream.configured) {
+          for (const w of [id, ...r.descendants.map((d) => d.id)]) {
+            await downstreamPart.revokeWrit(downstream.deps, w);
+          }
+        }
         await store.writChanges.sync();
       }
       return r;

@@ -32,6 +32,12 @@ export {
   DpopNonceError,
   verifyDpopProof,
 } from "./dpop.js";
+export {
+  checkDelegation,
+  DELEGATION_OAUTH_ERROR,
+  type DelegationReason,
+  type DelegationVerdict,
+} from "./grants/delegation-check.js";
 export { INTENT_OAUTH_ERROR } from "./intent.js";
 export {
   type EnvironmentKeys,

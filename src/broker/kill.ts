@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
-import { type Database, guard } from "../store/index.js";
+import { type Database, guard, revokeDescendants } from "../store/index.js";
 
 export type KillScope =
   | { readonly kind: "agent"; readonly agent: string }
@@ -204,9 +204,17 @@ export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}
             if (agents.length === 0) return { kill, already: existing !== undefined, revoked: [] };
             update = update.where("agent", "in", agents);
           }
-          const rows = await update
+          const direct = await update
             .returning(["id", "agent", "playbook", "environment", "expires_at"])
             .execute();
+          // and every writ delegated from them, whoever holds it (docs/broker.md#delegation)
+          const descendants = await revokeDescendants(
+            trx,
+            direct.map((r) => r.id),
+            `kill switch ${kill.id}`,
+            now,
+          );
+          const rows = [...direct, ...descendants.map((d) => ({ ...d, expires_at: d.expiresAt }))];
           const revoked = rows
             .map((r) => ({
               id: r.id,

@@ -40,6 +40,8 @@ const FORM_PARAMETERS: Readonly<Record<string, TextRules>> = {
   client_assertion: TOKEN,
   subject_token_type: NAME,
   subject_token: TOKEN,
+  actor_token_type: NAME,
+  actor_token: TOKEN,
   token: TOKEN,
   token_type_hint: NAME,
   resource: { max: MAX_RESOURCE_LENGTH },

@@ -46,6 +46,26 @@ export interface AuthorizationDetail {
   readonly [member: string]: unknown;
 }
 
+/** An `act` claim: the current actor, and the chain of prior actors nested below it. */
+export interface Actor {
+  readonly sub: string;
+  readonly act?: Actor;
+}
+
+/** The deepest `act` chain a token may carry (delegation depths are far below it). */
+const MAX_ACT_DEPTH = 16;
+
+/** Whether `v` is an `act` claim: `{ sub, act? }`, nested at most `MAX_ACT_DEPTH` deep. */
+function isActor(v: unknown, depth = 0): v is Actor {
+  if (depth >= MAX_ACT_DEPTH || !isObject(v) || typeof v.sub !== "string") return false;
+  return v.act === undefined || isActor(v.act, depth + 1);
+}
+
+/** An `act` claim with only its members, in a fixed order. */
+function copyActor(a: Actor): Actor {
+  return a.act === undefined ? { sub: a.sub } : { sub: a.sub, act: copyActor(a.act) };
+}
+
 /** The claims of a writ access token (RFC 9068 §2.2, RFC 8693 `act`, RFC 9449 `cnf`, RFC 9396). */
 export interface AccessTokenClaims {
   readonly iss: string;
@@ -60,8 +80,11 @@ export interface AccessTokenClaims {
   /** The agent (the OAuth client) the token was issued to. */
   readonly client_id: string;
   readonly scope?: string;
-  /** The actor (RFC 8693 §4.1): the agent acting for the sponsor in `sub`. */
-  readonly act?: { readonly sub: string };
+  /**
+   * The actor (RFC 8693 §4.1): the agent acting for the sponsor in `sub`. A delegated writ nests the
+   * prior actors (§4.4): `{ sub: sub-agent, act: { sub: its parent's agent, … } }`.
+   */
+  readonly act?: Actor;
   /** Sender binding (RFC 9449 §6.1): the SHA-256 thumbprint of the DPoP key. */
   readonly cnf?: { readonly jkt: string };
   readonly authorization_details?: readonly AuthorizationDetail[];
@@ -112,8 +135,8 @@ function checkInput(claims: AccessTokenInput, iat: number): void {
   if (claims.nbf !== undefined && claims.nbf >= claims.exp) {
     throw new TypeError("access token: `nbf` must be before `exp`");
   }
-  if (claims.act !== undefined && (!isObject(claims.act) || typeof claims.act.sub !== "string")) {
-    throw new TypeError("access token: `act` must be `{ sub }`");
+  if (claims.act !== undefined && !isActor(claims.act)) {
+    throw new TypeError("access token: `act` must be `{ sub, act? }`");
   }
   if (claims.cnf !== undefined && (!isObject(claims.cnf) || typeof claims.cnf.jkt !== "string")) {
     throw new TypeError("access token: `cnf` must be `{ jkt }`");
@@ -169,7 +192,7 @@ export async function mintAccessToken(
     jti: claims.jti ?? randomBytes(16).toString("base64url"),
     client_id: claims.client_id,
     ...(claims.scope === undefined ? {} : { scope: claims.scope }),
-    ...(claims.act === undefined ? {} : { act: { sub: claims.act.sub } }),
+    ...(claims.act === undefined ? {} : { act: copyActor(claims.act) }),
     ...(claims.cnf === undefined ? {} : { cnf: { jkt: claims.cnf.jkt } }),
     ...(claims.authorization_details === undefined
       ? {}
@@ -242,8 +265,8 @@ function checkClaims(p: Record<string, unknown>): AccessTokenClaims {
   }
   if (p.nbf !== undefined && typeof p.nbf !== "number")
     throw refuse(ERR_TOKEN_MALFORMED, "claim `nbf` is not a number");
-  if (p.act !== undefined && !(isObject(p.act) && typeof p.act.sub === "string")) {
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `act` is not `{ sub }`");
+  if (p.act !== undefined && !isActor(p.act)) {
+    throw refuse(ERR_TOKEN_MALFORMED, "claim `act` is not `{ sub, act? }`");
   }
   if (p.cnf !== undefined && !(isObject(p.cnf) && typeof p.cnf.jkt === "string")) {
     throw refuse(ERR_TOKEN_MALFORMED, "claim `cnf` is not `{ jkt }`");

@@ -2,6 +2,7 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
 import type { Command } from "commander";
 import { decisionPoint } from "../app.js";
+import { checkDelegation, type DelegationVerdict } from "../broker/index.js";
 import {
   type ActiveWrit,
   compileRule,
@@ -29,6 +30,7 @@ export interface ExplainOptions {
   readonly params?: string;
   readonly writ?: string;
   readonly context?: string;
+  readonly delegate?: string;
   readonly json: boolean;
 }
 
@@ -154,6 +156,96 @@ function parseWrit(text: string, agent: string, env: string, at: Date): ActiveWr
   };
 }
 
+interface DelegateOptions {
+  /** The sub-agent. */
+  readonly to: string;
+  /** What the child asks for (default: the parent's grants). */
+  readonly grants?: { action: string; resource: string }[];
+  /** The agents holding the writs above the parent, its parent's first (default: none, a root). */
+  readonly above?: string[];
+}
+
+function parseDelegate(text: string): DelegateOptions {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new CliFailure("ERR_USAGE", `--delegate: expected a JSON object: ${(e as Error).message}`);
+  }
+  const o = raw as Record<string, unknown> | null;
+  if (!o || typeof o !== "object" || Array.isArray(o) || typeof o.to !== "string") {
+    throw new CliFailure(
+      "ERR_USAGE",
+      '--delegate: expected {"to": "<sub-agent>", "grants"?: […], "above"?: […]}',
+    );
+  }
+  const grants = o.grants;
+  if (
+    grants !== undefined &&
+    (!Array.isArray(grants) ||
+      grants.some(
+        (g) =>
+          !g || typeof g.action !== "string" || (g.resource !== undefined && typeof g.resource !== "string"),
+      ))
+  ) {
+    throw new CliFailure("ERR_USAGE", "--delegate: `grants` must be a list of {action, resource}");
+  }
+  const above = o.above;
+  if (above !== undefined && (!Array.isArray(above) || above.some((a) => typeof a !== "string"))) {
+    throw new CliFailure("ERR_USAGE", "--delegate: `above` must be a list of agent ids");
+  }
+  return {
+    to: o.to,
+    grants: (grants as { action: string; resource?: string }[] | undefined)?.map((g) => ({
+      action: g.action,
+      resource: g.resource ?? "*",
+    })),
+    above: above as string[] | undefined,
+  };
+}
+
+/** The child writ `--delegate` asks for, as the broker would judge it; the parent is the one writ given. */
+function delegated(
+  o: ExplainOptions,
+  config: Parameters<typeof checkDelegation>[0],
+  writs: readonly ActiveWrit[],
+  env: string,
+): { verdict: DelegationVerdict; child?: ActiveWrit } {
+  const d = parseDelegate(o.delegate!);
+  const parent = writs[0];
+  if (parent === undefined || writs.length !== 1) {
+    throw new CliFailure(
+      "ERR_USAGE",
+      "--delegate: give the parent writ with exactly one of --with-writ or --writ",
+    );
+  }
+  const verdict = checkDelegation(config, {
+    holders: [o.agent, ...(d.above ?? [])],
+    environment: env,
+    parentGrants: parent.grants.map((g) => g.rule.text),
+    actor: d.to,
+    grants: d.grants,
+  });
+  if (!verdict.ok) return { verdict };
+  const child: ActiveWrit = {
+    ...parent,
+    id: `${parent.id}:delegated`,
+    agent: d.to,
+    grants: verdict.grants.map((g, i) => ({
+      kind: "grant",
+      rule: compileRule(g),
+      path: ["delegate", "grants", i],
+    })),
+  };
+  return { verdict, child };
+}
+
+function delegationLines(v: DelegationVerdict, to: string): string {
+  if (v.ok) return `DELEGATED to ${to} (depth ${v.depth}): ${v.grants.map(ruleToString).join(", ")}`;
+  const excess = v.excess === undefined ? [] : v.excess.map((g) => `  excess    ${ruleToString(g)}`);
+  return [`REFUSED delegation to ${to}`, `  ${v.reason}: ${v.message}`, ...excess].join("\n");
+}
+
 function reasonLine(r: Reason): string {
   switch (r.kind) {
     case "grant":
@@ -251,12 +343,35 @@ export async function explain(o: ExplainOptions, io: Io): Promise<number> {
     }
   }
   if (o.writ !== undefined) writs.push(parseWrit(o.writ, o.agent, env, at));
+  let asAgent = o.agent;
+  let delegation: DelegationVerdict | undefined;
+  if (o.delegate !== undefined) {
+    const { verdict, child } = delegated(o, config, writs, env);
+    delegation = verdict;
+    const to = verdict.ok ? verdict.actor.id : parseDelegate(o.delegate).to;
+    if (child === undefined) {
+      emit(io, o.json, { delegation: verdict }, () => delegationLines(verdict, to));
+      return EXIT.no;
+    }
+    // the request is decided as the sub-agent holding the child
+    asAgent = child.agent;
+    writs.splice(0, writs.length, child);
+  }
   const d = decisionPoint(policy).decideWith(
-    { agent: o.agent, action: o.action, resource: o.resource, environment: env, now: at, context },
+    { agent: asAgent, action: o.action, resource: o.resource, environment: env, now: at, context },
     writs,
   );
-  const ctx = { agent: o.agent, action: o.action, resource: o.resource, env, at };
-  emit(io, o.json, { ...d, request: { ...ctx, at: at.toISOString() } }, () => renderDecision(d, ctx));
+  const ctx = { agent: asAgent, action: o.action, resource: o.resource, env, at };
+  const text = () =>
+    delegation === undefined
+      ? renderDecision(d, ctx)
+      : `${delegationLines(delegation, asAgent)}\n${renderDecision(d, ctx)}`;
+  emit(
+    io,
+    o.json,
+    { ...d, request: { ...ctx, at: at.toISOString() }, ...(delegation ? { delegation } : {}) },
+    text,
+  );
   return d.allowed ? EXIT.ok : EXIT.no;
 }
 
@@ -284,6 +399,10 @@ export function registerExplain(program: Command, io: Io, setExit: (code: number
     .option(
       "--context <json>",
       "what the guardrails see: {ticket, writId, tainted, arguments, promptContextId}",
+    )
+    .option(
+      "--delegate <json>",
+      'as the broker would delegate that writ to a sub-agent: {"to": "<agent>", "grants"?: […], "above"?: […]}',
     )
     .option("-c, --config <file>", "the config file", DEFAULT_CONFIG)
     .option("--json", "print JSON", false)

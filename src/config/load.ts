@@ -37,6 +37,7 @@ import {
   type Rule,
   type RuleMode,
   type RunnerClass,
+  type RunnerClassDelegation,
   type RunnerClassLimits,
   type SponsorRule,
   type TicketRequirement,
@@ -579,12 +580,44 @@ function parseLimits(c: Checker, v: Json, path: Path): RunnerClassLimits {
   return { activeWrits: limit("activeWrits"), issuancePerMinute: limit("issuancePerMinute") };
 }
 
+/** When a runner class says nothing: no sub-agents, and chains at most two deep once allowed. */
+export const DEFAULT_DELEGATION: RunnerClassDelegation = { actors: [], maxDepth: 2 };
+const MAX_DELEGATION_DEPTH = 8;
+
+/** `delegation`: its `actors` are checked against the runner classes once all are known. */
+function parseDelegation(c: Checker, v: Json, path: Path): RunnerClassDelegation {
+  const obj = v === undefined ? {} : c.map(v, path);
+  if (!obj) return DEFAULT_DELEGATION;
+  c.shape(obj, path, SHAPES.delegation);
+  let maxDepth = DEFAULT_DELEGATION.maxDepth;
+  const n = obj.maxDepth;
+  if (n !== undefined) {
+    if (typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_DELEGATION_DEPTH) maxDepth = n;
+    else {
+      c.error(
+        "ERR_CONFIG_LIMIT",
+        [...path, "maxDepth"],
+        `maxDepth must be a whole number from 1 to ${MAX_DELEGATION_DEPTH}, got ${q(n)}`,
+      );
+    }
+  }
+  const actors: string[] = [];
+  if (obj.actors !== undefined) {
+    (c.list(obj.actors, [...path, "actors"]) ?? []).forEach((a, i) => {
+      const name = c.string(a, [...path, "actors", i]);
+      if (name !== undefined) actors.push(name);
+    });
+  }
+  return { actors, maxDepth };
+}
+
 function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefined {
   const path = ["runnerClasses", id];
   const obj = c.map(v, path);
   if (!obj) return undefined;
   c.shape(obj, path, SHAPES.runnerClass);
   const limits = parseLimits(c, obj.limits, [...path, "limits"]);
+  const delegation = parseDelegation(c, obj.delegation, [...path, "delegation"]);
   const ceil = obj.ceiling === undefined ? undefined : c.map(obj.ceiling, [...path, "ceiling"]);
   if (!ceil) return undefined;
   const cp = [...path, "ceiling"];
@@ -600,7 +633,15 @@ function parseRunnerClass(c: Checker, id: string, v: Json): RunnerClass | undefi
   };
   const description = typeof obj.description === "string" ? obj.description : undefined;
   const mode = c.mode(obj.mode, [...path, "mode"]);
-  return { kind: "runner-class", id, description, ceiling, limits, ...(mode === "shadow" && { mode }) };
+  return {
+    kind: "runner-class",
+    id,
+    description,
+    ceiling,
+    limits,
+    delegation,
+    ...(mode === "shadow" && { mode }),
+  };
 }
 
 function parseApproval(
@@ -1298,6 +1339,11 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     classNames.set(id, true);
     const rc = parseRunnerClass(c, id, v);
     if (rc) runnerClasses.set(id, rc);
+  }
+  for (const rc of runnerClasses.values()) {
+    (rc.delegation?.actors ?? []).forEach((a, i) => {
+      c.ref(a, ["runnerClasses", rc.id, "delegation", "actors", i], "runner class", classNames);
+    });
   }
   const approverGroups = new Map<string, ApproverGroup>();
   for (const [id, v] of c.entries(top.approverGroups, ["approverGroups"], "approver group")) {

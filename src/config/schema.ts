@@ -162,7 +162,28 @@ export const SHAPES = {
   runnerClass: shape(
     "a runner class",
     { ceiling: ref("ceiling") },
-    { description: text("what runs in this class"), limits: ref("limits"), mode: ref("mode") },
+    {
+      description: text("what runs in this class"),
+      limits: ref("limits"),
+      delegation: ref("delegation"),
+      mode: ref("mode"),
+    },
+  ),
+  delegation: shape(
+    "sub-agents: who may be given a child writ of this class's writs (docs/broker.md#delegation)",
+    {},
+    {
+      actors: list(
+        text("a runner class"),
+        "runner classes whose agents may act as sub-agents (default none)",
+      ),
+      maxDepth: {
+        type: "integer",
+        minimum: 1,
+        maximum: 8,
+        description: "the longest delegation chain below a writ of this class (default 2)",
+      },
+    },
   ),
   ceiling: shape(
     "the most any writ for this class may grant",

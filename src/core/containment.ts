@@ -6,7 +6,14 @@ import { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
 import type { CoreErrorCode } from "./codes.js";
 import { isWritError, q } from "./errors.js";
 import type { Path, WritConfig } from "./model.js";
-import { compileRule, type Rule, ruleContains, ruleOverlaps, ruleToString } from "./permission.js";
+import {
+  compileRule,
+  type Rule,
+  type RuleText,
+  ruleContains,
+  ruleOverlaps,
+  ruleToString,
+} from "./permission.js";
 import { widenTemplate } from "./template.js";
 import { formatDuration } from "./time.js";
 import type { Vocabulary } from "./vocabulary.js";
@@ -23,6 +30,20 @@ function paramSchemas(
 ): Record<string, Record<string, unknown>> {
   const props = parameters.properties;
   return props && typeof props === "object" ? (props as Record<string, Record<string, unknown>>) : {};
+}
+
+/**
+ * Issuance-time containment of a delegated writ: the grants of `child` that no single grant of
+ * `parent` contains (empty: the child is a subset). Sound, not complete: a grant covered only by
+ * several parent grants together counts as excess, so a child can never hold more than its parent.
+ * Throws the pattern errors of `compileRule` for a child grant that does not compile.
+ */
+export function excessGrants(parent: readonly RuleText[], child: readonly RuleText[]): RuleText[] {
+  const outer = parent.map(compileRule);
+  return child.filter((g) => {
+    const inner = compileRule(g);
+    return !outer.some((o) => ruleContains(o, inner));
+  });
 }
 
 export function checkContainment(config: WritConfig, vocab: Vocabulary): Problem[] {

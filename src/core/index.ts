@@ -18,7 +18,7 @@ export {
 } from "./approval.js";
 export { actionProblems, isReadOnly, wildcardProblem } from "./classify.js";
 export { CORE_ERROR_CODES, type CoreErrorCode } from "./codes.js";
-export { checkContainment, type Problem } from "./containment.js";
+export { checkContainment, excessGrants, type Problem } from "./containment.js";
 export {
   ceilingShadow,
   type Decision,
@@ -66,6 +66,7 @@ export type {
   ResourceTemplate,
   Risk,
   RunnerClass,
+  RunnerClassDelegation,
   RunnerClassLimits,
   SponsorRule,
   TemplatePlaceholder,

@@ -40,6 +40,14 @@ export interface RunnerClassLimits {
   readonly issuancePerMinute: number;
 }
 
+/** Who may act as a sub-agent of this class's writs, and how deep (docs/broker.md#delegation). */
+export interface RunnerClassDelegation {
+  /** The runner classes whose agents may be given a child writ of one held here (none by default). */
+  readonly actors: readonly string[];
+  /** The longest chain below a writ held here: 1 allows children, not grandchildren (default 2). */
+  readonly maxDepth: number;
+}
+
 export interface RunnerClass {
   readonly kind: "runner-class";
   readonly id: string;
@@ -49,6 +57,8 @@ export interface RunnerClass {
   readonly limits: RunnerClassLimits;
   /** `shadow`: the ceiling (allow and deny) records what it would refuse, and refuses nothing. undefined: `enforce`. */
   readonly mode?: RuleMode | undefined;
+  /** Sub-agents (config/load.ts has the defaults); absent in a hand-built config: nobody may act for it. */
+  readonly delegation?: RunnerClassDelegation | undefined;
 }
 
 export type Weekday = 0 | 1 | 2 | 3 | 4 | 5 | 6; // Sunday = 0, as Date#getDay

@@ -75,6 +75,7 @@ export {
   ERR_WRIT_REVOKED,
   type NewWrit,
   type RevokeResult,
+  revokeDescendants,
   type SpendResult,
   type StoredWrit,
   toActiveWrit,

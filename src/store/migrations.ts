@@ -468,6 +468,50 @@ const auditAppend: Migration = {
   },
 };
 
+/**
+ * Delegation (docs/broker.md#delegation): a writ names the writ it was delegated from, so that
+ * revoking one revokes its descendants and a descendant's use is spent from its ancestors; the
+ * append function stores the column with the writ.
+ */
+const writDelegation: Migration = {
+  async up(db: AnyDb) {
+    await run(db, [
+      sql.raw(
+        `alter table writs add column parent_writ text check (parent_writ is null or parent_writ <> id)`,
+      ),
+      sql.raw(`create index writs_by_parent on writs (parent_writ) where parent_writ is not null`),
+      sql.raw(`
+        create or replace function writ_audit_append(
+          p_head_seq bigint, p_head_hash text,
+          p_seqs bigint[], p_ats timestamptz[], p_types text[], p_datas jsonb[], p_prev_hashes text[],
+          p_hashes text[], p_writs jsonb
+        ) returns integer language plpgsql as $fn$
+        declare
+          v_last integer := cardinality(p_seqs);
+          v_stored integer;
+        begin
+          update audit_head set seq = p_seqs[v_last], hash = p_hashes[v_last], updated_at = now()
+          where id = 1 and seq = p_head_seq and hash = p_head_hash;
+          if not found then
+            return 0;
+          end if;
+          insert into audit_records (seq, at, type, data, prev_hash, hash)
+          select * from unnest(p_seqs, p_ats, p_types, p_datas, p_prev_hashes, p_hashes);
+          get diagnostics v_stored = row_count;
+          if p_writs is not null then
+            insert into writs (id, agent, playbook, environment, params, grants, issued_at, expires_at,
+              max_uses, ticket, sponsor, audience, jkt, approval_request, parent_writ)
+            select r.id, r.agent, r.playbook, r.environment, r.params, r.grants, r.issued_at, r.expires_at,
+              r.max_uses, r.ticket, r.sponsor, r.audience, r.jkt, r.approval_request, r.parent_writ
+            from jsonb_populate_recordset(null::writs, p_writs) as r;
+          end if;
+          return v_stored;
+        end
+        $fn$`),
+    ]);
+  },
+};
+
 /** Every migration, by name. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_writs_and_audit": initial,
@@ -481,6 +525,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0009_observability": observability,
   "0010_console": consoleSupport,
   "0011_audit_append": auditAppend,
+  "0012_writ_delegation": writDelegation,
 };
 
 const provider: MigrationProvider = {

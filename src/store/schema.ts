@@ -28,6 +28,8 @@ export interface WritsTable {
   audience: Generated<string | null>;
   jkt: Generated<string | null>;
   approval_request: Generated<string | null>;
+  /** The writ this one was delegated from (migration 0012). */
+  parent_writ: Generated<string | null>;
   /** When a use was first and last spent (null: never used). */
   first_used_at: Generated<Date | null>;
   last_used_at: Generated<Date | null>;

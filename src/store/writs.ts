@@ -44,9 +44,14 @@ export interface NewWrit {
   readonly jkt?: string | undefined;
   /** The approval request it consumed. */
   readonly approvalRequest?: string | undefined;
+  /**
+   * The writ it was delegated from (token exchange with an `actor_token`, docs/broker.md#delegation):
+   * its uses are spent from every ancestor too, and revoking any ancestor revokes it.
+   */
+  readonly parent?: string | undefined;
 }
 
-const OPTIONAL_TEXT = ["ticket", "sponsor", "audience", "jkt", "approvalRequest"] as const;
+const OPTIONAL_TEXT = ["ticket", "sponsor", "audience", "jkt", "approvalRequest", "parent"] as const;
 
 export interface StoredWrit extends Omit<NewWrit, "maxUses" | (typeof OPTIONAL_TEXT)[number]> {
   readonly kind: "stored-writ";
@@ -56,6 +61,7 @@ export interface StoredWrit extends Omit<NewWrit, "maxUses" | (typeof OPTIONAL_T
   readonly audience: string | undefined;
   readonly jkt: string | undefined;
   readonly approvalRequest: string | undefined;
+  readonly parent: string | undefined;
   /** Uses spent so far. */
   readonly uses: number;
   readonly status: WritStatus;
@@ -74,6 +80,8 @@ export interface RevokeResult {
   readonly writ: StoredWrit;
   /** True when the writ was already revoked: the first revocation's time and reason are kept. */
   readonly alreadyRevoked: boolean;
+  /** The writs delegated from it, at any depth, that this call revoked with it. */
+  readonly descendants: readonly StoredWrit[];
 }
 
 /** How many writs an agent holds and has been issued lately: what the issuance caps count. */
@@ -112,12 +120,21 @@ export interface WritRepository {
    * needs), so its cost does not grow with the agent's writs.
    */
   load(agent: string, now: Date, since: Date, caps?: WritLoadCaps): Promise<WritLoad>;
-  /** Revokes a writ (idempotent). `ERR_WRIT_NOT_FOUND` when there is no such writ. */
+  /**
+   * Revokes a writ and every writ delegated from it, at any depth (idempotent). `ERR_WRIT_NOT_FOUND`
+   * when there is no such writ.
+   */
   revoke(id: string, reason: string, now?: Date): Promise<RevokeResult>;
+  /**
+   * A writ and its ancestors, from it up to its root, as committed (waiting for a revocation of any
+   * of them in progress). Empty when there is no such writ.
+   */
+  lineage(id: string): Promise<StoredWrit[]>;
   /**
    * Spends one use, atomically: only an active, valid, not used-up writ is charged. Otherwise
    * `ERR_WRIT_NOT_FOUND`, `ERR_WRIT_REVOKED`, `ERR_WRIT_EXPIRED`, `ERR_WRIT_NOT_YET_VALID` or
-   * `ERR_WRIT_EXHAUSTED`, and nothing changes.
+   * `ERR_WRIT_EXHAUSTED`, and nothing changes. A delegated writ's use is spent from each of its
+   * ancestors too, in one transaction: all are charged or none (a refusal names the ancestor).
    */
   spendUse(id: string, now?: Date): Promise<SpendResult>;
 }
@@ -195,6 +212,140 @@ function validate(writ: NewWrit): void {
   });
 }
 
+/** Why a use of `writ` cannot be spent at `now`; undefined when it can. */
+function unspendableReason(writ: StoredWrit, now: Date): WritError | undefined {
+  const id = writ.id;
+  if (writ.status === "revoked") return new WritError(ERR_WRIT_REVOKED, `writ ${q(id)} is revoked`);
+  if (writ.expiresAt.getTime() <= now.getTime()) {
+    return new WritError(ERR_WRIT_EXPIRED, `writ ${q(id)} expired at ${writ.expiresAt.toISOString()}`);
+  }
+  if (writ.issuedAt.getTime() > now.getTime()) {
+    return new WritError(
+      ERR_WRIT_NOT_YET_VALID,
+      `writ ${q(id)} is not valid before ${writ.issuedAt.toISOString()}`,
+    );
+  }
+  if (writ.maxUses !== undefined && writ.uses >= writ.maxUses) {
+    return new WritError(
+      ERR_WRIT_EXHAUSTED,
+      `writ ${q(id)} has no uses left (${writ.uses} of ${writ.maxUses})`,
+    );
+  }
+  return undefined;
+}
+
+/** The refusal for a writ whose use was not spent (the row only moves towards refusal). */
+function unspendable(writ: StoredWrit, now: Date): WritError {
+  return (
+    unspendableReason(writ, now) ??
+    new WritError(ERR_WRIT_EXHAUSTED, `writ ${q(writ.id)} has no uses left (${writ.uses} of ${writ.maxUses})`)
+  );
+}
+
+/** How deep a delegation chain the store follows (the runner classes' limits are far below it). */
+const MAX_CHAIN = 32;
+
+// biome-ignore lint/suspicious/noExplicitAny: a transaction or the database, whichever the caller holds
+type Queryable = Kysely<any>;
+
+/**
+ * Revokes every active writ delegated from `roots`, at any depth, and returns them. Run after the
+ * roots' own revocation: a child stored before this statement is caught by it, and one stored after
+ * finds its parent revoked when its issuer reads the lineage again (`lineage`, which waits for a
+ * revocation in progress), docs/broker.md#delegation.
+ */
+export async function revokeDescendants(
+  db: Queryable,
+  roots: readonly string[],
+  reason: string,
+  now: Date,
+): Promise<StoredWrit[]> {
+  if (roots.length === 0) return [];
+  const why = `${reason} (an ancestor writ was revoked)`.slice(0, 1000);
+  const rows = await guard("revoke delegated writs", () =>
+    sql<Selectable<WritsTable>>`
+        with recursive tree(id, depth) as (
+          select id, 1 from writs where parent_writ in (${sql.join(roots)})
+          union
+          select w.id, t.depth + 1 from writs w join tree t on w.parent_writ = t.id where t.depth < ${MAX_CHAIN}
+        )
+        update writs set status = 'revoked', revoked_at = ${now}, revoked_reason = ${why}
+        where id in (select id from tree) and status = 'active'
+        returning *`.execute(db),
+  );
+  return rows.rows.map(fromRow);
+}
+
+/** The recursive walk from a writ up through its ancestors (`lineage` and `spendChain`). */
+const chainOf = (id: string) => sql`
+  with recursive chain(id, parent_writ, depth) as (
+    select id, parent_writ, 0 from writs where id = ${id}
+    union all
+    select w.id, w.parent_writ, c.depth + 1 from writs w join chain c on w.id = c.parent_writ
+    where c.depth < ${MAX_CHAIN}
+  )
+  select id from chain`;
+
+/** The rows of a chain ordered from the writ up to its root (a missing ancestor ends it early). */
+function ordered(id: string, rows: readonly Selectable<WritsTable>[]): StoredWrit[] {
+  const byId = new Map(rows.map((r) => [r.id, fromRow(r)]));
+  const chain: StoredWrit[] = [];
+  for (let w = byId.get(id); w !== undefined && chain.length <= MAX_CHAIN; ) {
+    chain.push(w);
+    w = w.parent === undefined ? undefined : byId.get(w.parent);
+  }
+  return chain;
+}
+
+/**
+ * Spends one use of a delegated writ and of each of its ancestors, in one transaction, the chain's
+ * rows locked in id order (concurrent spenders of one family wait rather than deadlock).
+ */
+async function spendChain(
+  db: Kysely<Database>,
+  id: string,
+  now: Date,
+): Promise<{ result: SpendResult; charged: StoredWrit[] }> {
+  return guard("spend delegated writ use", () =>
+    db.transaction().execute(async (trx) => {
+      const locked = await sql<Selectable<WritsTable>>`
+        select * from writs where id in (${chainOf(id)}) order by id for update`.execute(trx);
+      // from the writ up to its root: the first that cannot be spent is the refusal
+      const chain = ordered(id, locked.rows);
+      const child = chain[0];
+      if (child === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
+      const last = chain[chain.length - 1];
+      if (last?.parent !== undefined) {
+        throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)}: its parent writ ${q(last.parent)} is gone`);
+      }
+      for (const w of chain) {
+        const refusal = unspendableReason(w, now);
+        if (refusal === undefined) continue;
+        if (w === child) throw refusal;
+        throw new WritError(refusal.code, `writ ${q(id)} is delegated from ${refusal.message}`);
+      }
+      const rows = await trx
+        .updateTable("writs")
+        .set((eb) => ({
+          uses: eb("uses", "+", 1),
+          first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
+          last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
+        }))
+        .where(
+          "id",
+          "in",
+          chain.map((w) => w.id),
+        )
+        .returningAll()
+        .execute();
+      const charged = rows.map(fromRow);
+      const lefts = charged.flatMap((w) => (w.maxUses === undefined ? [] : [w.maxUses - w.uses]));
+      const uses = charged.find((w) => w.id === id)?.uses ?? child.uses + 1;
+      return { result: { uses, usesLeft: lefts.length === 0 ? undefined : Math.min(...lefts) }, charged };
+    }),
+  );
+}
+
 function corrupt(id: string, what: string): WritError {
   return new WritError(ERR_STORE_CORRUPT, `writ ${q(id)}: ${what}`);
 }
@@ -230,6 +381,7 @@ function fromRow(row: Selectable<WritsTable>): StoredWrit {
     audience: row.audience ?? undefined,
     jkt: row.jkt ?? undefined,
     approvalRequest: row.approval_request ?? undefined,
+    parent: row.parent_writ ?? undefined,
     uses: row.uses,
     status: row.status,
     revokedAt: row.revoked_at ?? undefined,
@@ -267,7 +419,96 @@ const COLUMN_OF: Readonly<Record<(typeof OPTIONAL_TEXT)[number], string>> = {
   audience: "audience",
   jkt: "jkt",
   approvalRequest: "approval_request",
+  parent: "parent_writ",
 };
+
+/** The counts of `WritRepository.load`, each stopping at its cap. */
+function countLoad(
+  db: Kysely<Database>,
+  agent: string,
+  now: Date,
+  since: Date,
+  caps: WritLoadCaps,
+): Promise<WritLoad> {
+  checkDate("now", now);
+  checkDate("since", since);
+  const cap = (n: number | undefined) => {
+    if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
+      throw new TypeError(`writ load: a cap must be an integer ≥ 0, got ${n}`);
+    }
+    return n;
+  };
+  const activeCap = cap(caps.active);
+  const issuedCap = cap(caps.issued);
+  return guard("count writs", async () => {
+    // Two counts, each over its own index (writs_active_by_agent, writs_by_agent_issued) and
+    // each stopping at its cap: the cost is bounded by the limits, not by the agent's history.
+    let active = db
+      .selectFrom("writs")
+      .select(sql.lit(1).as("one"))
+      .where("agent", "=", agent)
+      .where("status", "=", "active")
+      .where("expires_at", ">", now)
+      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
+    if (activeCap !== undefined) active = active.limit(activeCap);
+    let issued = db
+      .selectFrom("writs")
+      .select(sql.lit(1).as("one"))
+      .where("agent", "=", agent)
+      .where("issued_at", ">=", since);
+    if (issuedCap !== undefined) issued = issued.limit(issuedCap);
+    const row = await db
+      .selectNoFrom((eb) => [
+        eb.selectFrom(active.as("a")).select(eb.fn.countAll<string | number>().as("n")).as("active"),
+        eb.selectFrom(issued.as("i")).select(eb.fn.countAll<string | number>().as("n")).as("recent"),
+      ])
+      .executeTakeFirstOrThrow();
+    return { active: Number(row.active), issuedSince: Number(row.recent) };
+  });
+}
+
+/** `WritRepository.spendUse`: one conditional UPDATE for a writ without a parent, else the chain. */
+async function spendOne(
+  db: Kysely<Database>,
+  id: string,
+  now: Date,
+  changed: (w: StoredWrit) => void,
+  get: (id: string) => Promise<StoredWrit | undefined>,
+): Promise<SpendResult> {
+  checkDate("now", now);
+  const row = await guard("spend writ use", () =>
+    db
+      .updateTable("writs")
+      .set((eb) => ({
+        uses: eb("uses", "+", 1),
+        // the earliest and the latest spend, whatever order servers' clocks report them in
+        first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
+        last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
+      }))
+      .where("id", "=", id)
+      .where("parent_writ", "is", null)
+      .where("status", "=", "active")
+      .where("issued_at", "<=", now)
+      .where("expires_at", ">", now)
+      .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
+      .returningAll()
+      .executeTakeFirst(),
+  );
+  if (row !== undefined) {
+    changed(fromRow(row));
+    return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
+  }
+  // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),
+  // so reading it after the failed update gives the reason that applied.
+  const writ = await get(id);
+  if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
+  if (writ.parent !== undefined) {
+    const spent = await spendChain(db, id, now);
+    for (const w of spent.charged) changed(w);
+    return spent.result;
+  }
+  throw unspendable(writ, now);
+}
 
 /**
  * `onChange` hears of this process's own changes as soon as their statement returns (the writ index
@@ -323,6 +564,7 @@ export function writRepository(
         audience: writ.audience,
         jkt: writ.jkt,
         approvalRequest: writ.approvalRequest,
+        parent: writ.parent,
         uses: 0,
         status: "active",
         revokedAt: undefined,
@@ -372,47 +614,18 @@ export function writRepository(
 
     get,
 
+    lineage: (id) =>
+      guard("read writ lineage", async () => {
+        const rows = await sql<Selectable<WritsTable>>`
+          select * from writs where id in (${chainOf(id)}) for share`.execute(db);
+        return ordered(id, rows.rows);
+      }),
+
     listActive: (agent, now) => list(agent, now, true),
 
     listUnexpired: (agent, now) => list(agent, now, false),
 
-    load(agent, now, since, caps = {}) {
-      checkDate("now", now);
-      checkDate("since", since);
-      const cap = (n: number | undefined) => {
-        if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
-          throw new TypeError(`writ load: a cap must be an integer ≥ 0, got ${n}`);
-        }
-        return n;
-      };
-      const activeCap = cap(caps.active);
-      const issuedCap = cap(caps.issued);
-      return guard("count writs", async () => {
-        // Two counts, each over its own index (writs_active_by_agent, writs_by_agent_issued) and
-        // each stopping at its cap: the cost is bounded by the limits, not by the agent's history.
-        let active = db
-          .selectFrom("writs")
-          .select(sql.lit(1).as("one"))
-          .where("agent", "=", agent)
-          .where("status", "=", "active")
-          .where("expires_at", ">", now)
-          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]));
-        if (activeCap !== undefined) active = active.limit(activeCap);
-        let issued = db
-          .selectFrom("writs")
-          .select(sql.lit(1).as("one"))
-          .where("agent", "=", agent)
-          .where("issued_at", ">=", since);
-        if (issuedCap !== undefined) issued = issued.limit(issuedCap);
-        const row = await db
-          .selectNoFrom((eb) => [
-            eb.selectFrom(active.as("a")).select(eb.fn.countAll<string | number>().as("n")).as("active"),
-            eb.selectFrom(issued.as("i")).select(eb.fn.countAll<string | number>().as("n")).as("recent"),
-          ])
-          .executeTakeFirstOrThrow();
-        return { active: Number(row.active), issuedSince: Number(row.recent) };
-      });
-    },
+    load: (agent, now, since, caps = {}) => countLoad(db, agent, now, since, caps),
 
     async revoke(id, reason, now = new Date()) {
       checkDate("now", now);
@@ -430,57 +643,15 @@ export function writRepository(
           .returningAll()
           .executeTakeFirst(),
       );
-      if (row !== undefined) {
-        const writ = fromRow(row);
-        changed(writ);
-        return { writ, alreadyRevoked: false };
-      }
-      const existing = await get(id);
+      const existing = row === undefined ? await get(id) : fromRow(row);
       if (existing === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
-      return { writ: existing, alreadyRevoked: true };
+      if (row !== undefined) changed(existing);
+      // an already revoked writ's descendants too: one delegated while the revocation ran is caught here
+      const descendants = await revokeDescendants(db, [id], reason, now);
+      for (const d of descendants) changed(d);
+      return { writ: existing, alreadyRevoked: row === undefined, descendants };
     },
 
-    async spendUse(id, now = new Date()) {
-      checkDate("now", now);
-      const row = await guard("spend writ use", () =>
-        db
-          .updateTable("writs")
-          .set((eb) => ({
-            uses: eb("uses", "+", 1),
-            // the earliest and the latest spend, whatever order servers' clocks report them in
-            first_used_at: eb.fn<Date>("least", [eb.ref("first_used_at"), eb.val(now)]),
-            last_used_at: eb.fn<Date>("greatest", [eb.ref("last_used_at"), eb.val(now)]),
-          }))
-          .where("id", "=", id)
-          .where("status", "=", "active")
-          .where("issued_at", "<=", now)
-          .where("expires_at", ">", now)
-          .where((eb) => eb.or([eb("max_uses", "is", null), eb("uses", "<", eb.ref("max_uses"))]))
-          .returningAll()
-          .executeTakeFirst(),
-      );
-      if (row !== undefined) {
-        changed(fromRow(row));
-        return { uses: row.uses, usesLeft: row.max_uses === null ? undefined : row.max_uses - row.uses };
-      }
-      // Nothing was charged; say why. The row only moves towards refusal (revoked, used up, expired),
-      // so reading it after the failed update gives the reason that applied.
-      const writ = await get(id);
-      if (writ === undefined) throw new WritError(ERR_WRIT_NOT_FOUND, `writ ${q(id)} not found`);
-      if (writ.status === "revoked") throw new WritError(ERR_WRIT_REVOKED, `writ ${q(id)} is revoked`);
-      if (writ.expiresAt.getTime() <= now.getTime()) {
-        throw new WritError(ERR_WRIT_EXPIRED, `writ ${q(id)} expired at ${writ.expiresAt.toISOString()}`);
-      }
-      if (writ.issuedAt.getTime() > now.getTime()) {
-        throw new WritError(
-          ERR_WRIT_NOT_YET_VALID,
-          `writ ${q(id)} is not valid before ${writ.issuedAt.toISOString()}`,
-        );
-      }
-      throw new WritError(
-        ERR_WRIT_EXHAUSTED,
-        `writ ${q(id)} has no uses left (${writ.uses} of ${writ.maxUses})`,
-      );
-    },
+    spendUse: (id, now = new Date()) => spendOne(db, id, now, (w) => changed(w), get),
   };
 }

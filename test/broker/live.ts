@@ -137,7 +137,7 @@ export function liveFromYaml(
       stateCache: false,
       ...(opts.pdpToken === undefined ? {} : { pdpToken: opts.pdpToken }),
     });
-  }, 60_000);
+  }, 240_000);
   afterAll(async () => {
     await live?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });

@@ -28,6 +28,7 @@ import type { Policy, Server } from "../../src/app.js";
 import {
   approvalService,
   CLIENT_AUTH_ERRORS,
+  DELEGATION_OAUTH_ERROR,
   DPOP_ERRORS,
   environmentKeys,
   INTENT_OAUTH_ERROR,
@@ -187,7 +188,10 @@ function derivedFamily(tryBlock: string, serviceText: string): { family: string;
 function emittedReasons(): Emission[] {
   const out: Emission[] = [];
   const serviceText = readFileSync(join(BROKER_SRC, "service.ts"), "utf8");
-  for (const file of readdirSync(BROKER_SRC).filter((f) => f.endsWith(".ts"))) {
+  // grants/ holds a file per grant type: the whole folder, recursively
+  for (const file of readdirSync(BROKER_SRC, { recursive: true, encoding: "utf8" }).filter((f) =>
+    f.endsWith(".ts"),
+  )) {
     const text = readFileSync(join(BROKER_SRC, file), "utf8");
     for (const m of text.matchAll(/(?<!function )\b(refuse|oauthError)\(/g)) {
       const { args } = callArguments(text, m.index + m[0].length - 1);
@@ -215,6 +219,9 @@ function emittedReasons(): Emission[] {
             where: `${where} (${family})`,
           });
         }
+      } else if (/^verdict\.reason$/.test(reasonArg)) {
+        for (const [reason, err] of Object.entries(DELEGATION_OAUTH_ERROR))
+          out.push({ reason, error: err, status, where: `${where} (delegation checks)` });
       } else if (/^(outcome\.)?reason$/.test(reasonArg)) {
         for (const reason of Object.keys(INTENT_OAUTH_ERROR))
           out.push({ reason, where: `${where} (intent checks)` });
@@ -271,6 +278,7 @@ runnerClasses:
       allow:
         - action: "k8s:apps/deployments:get|patch"
           resource: "checkout/*|payments/*"
+    delegation: { actors: [deploy], maxDepth: 1 }
   tight:
     description: one active writ per agent
     ceiling:
@@ -513,6 +521,43 @@ async function exchange(
   for (const [k, v] of Object.entries(all)) if (v !== undefined) body.set(k, v);
   const dpop = opts.dpop === undefined ? await proof(pair, env) : opts.dpop;
   return post(env, "token", body, dpop === null ? {} : { dpop });
+}
+
+/** release-bot's `dev-only` writ in dev, bound to `pair`: a parent to delegate. */
+async function parentWrit(pair: KeyPair): Promise<{ token: string; id: string }> {
+  const r = await exchange("release-bot", "dev", { playbook: "dev-only" }, {}, { pair });
+  const body = (await r.json()) as { access_token?: string; writ_id?: string };
+  if (r.status !== 200 || !body.access_token || !body.writ_id)
+    throw new Error(`no writ: ${JSON.stringify(body)}`);
+  return { token: body.access_token, id: body.writ_id };
+}
+
+/**
+ * A delegation (token exchange with an actor token) by `holder` of its writ `parent` (bound to
+ * `pair`) to `actor`'s DPoP-bound baseline token; `form` overrides (undefined removes).
+ */
+async function delegation(
+  form: Record<string, string | undefined> = {},
+  opts: { holder?: string; actor?: string; pair?: KeyPair; parent?: { token: string } } = {},
+): Promise<Response> {
+  const holder = opts.holder ?? "release-bot";
+  const pair = opts.pair ?? (await generateKeyPair("ES256"));
+  const parent = opts.parent ?? (await parentWrit(pair));
+  const all: Record<string, string | undefined> = {
+    grant_type: TOKEN_EXCHANGE,
+    subject_token: parent.token,
+    subject_token_type: ACCESS_TOKEN,
+    actor_token:
+      "actor_token" in form
+        ? undefined
+        : await baseline(opts.actor ?? "ops-assistant", "dev", await generateKeyPair("ES256")),
+    actor_token_type: ACCESS_TOKEN,
+    ...(await clientAuth(holder, "dev")),
+    ...form,
+  };
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(all)) if (v !== undefined) body.set(k, v);
+  return post("dev", "token", body, { dpop: await proof(pair, "dev") });
 }
 
 /** A CIBA backchannel authentication request (for the one allowed audience unless `form` says). */
@@ -1100,6 +1145,52 @@ const SCENARIOS: Scenario[] = [
       return use(w.token);
     },
   },
+  { reason: "actor_token_type", run: () => delegation({ actor_token_type: "urn:x" }) },
+  { reason: "actor_token_missing", run: () => delegation({ actor_token: undefined }) },
+  { reason: "actor_token_invalid", run: () => delegation({ actor_token: "not.a.token" }) },
+  {
+    reason: "actor_token_unbound",
+    run: async () => {
+      const r = await baselineRequest("ops-assistant", "dev", undefined);
+      const { access_token } = (await r.json()) as { access_token: string };
+      return delegation({ actor_token: access_token });
+    },
+  },
+  {
+    reason: "parent_writ_inactive",
+    run: async () => {
+      const pair = await generateKeyPair("ES256");
+      const parent = await parentWrit(pair);
+      await server.store.writs.revoke(parent.id, "revoked by the reasons test");
+      return delegation({}, { pair, parent });
+    },
+  },
+  { reason: "delegation_actor_not_allowed", run: () => delegation({}, { actor: "busy-bot" }) },
+  {
+    reason: "delegation_exceeds_parent",
+    run: () =>
+      delegation({
+        authorization_details: JSON.stringify([
+          {
+            type: "writ_delegation",
+            grants: [{ action: "k8s:apps/deployments:patch", resource: "checkout/checkout" }],
+          },
+        ]),
+      }),
+  },
+  {
+    reason: "delegation_depth_exceeded",
+    run: async () => {
+      // release-bot → ops-assistant is 1 deep, the most `deploy` allows; ops-assistant cannot go on
+      const actorPair = await generateKeyPair("ES256");
+      const child = await delegation({ actor_token: await baseline("ops-assistant", "dev", actorPair) });
+      const { access_token } = (await child.json()) as { access_token: string };
+      return delegation(
+        {},
+        { holder: "ops-assistant", actor: "release-bot", pair: actorPair, parent: { token: access_token } },
+      );
+    },
+  },
   {
     reason: "writ_exhausted",
     run: async () => {
@@ -1119,6 +1210,10 @@ const CANNOT_PROVOKE: Readonly<Record<string, string>> = {
     "no broker endpoint takes an access token with its DPoP proof; `ath` is checked by resource servers",
   "signing_key_exhausted (temporarily_unavailable)":
     "the environment's key is replaced once less than its renewal margin (a day) is left, so the key never bounds a TTL to 0 s",
+  "actor_unknown (invalid_grant)":
+    "an actor token verifies only when this environment issued it, to a declared agent: reached when writ.yaml no longer declares it (a restart with another writ.yaml while the token lives)",
+  "actor_environment (invalid_grant)":
+    "an actor token verifies only when this environment issued it, to an agent registered here: reached when writ.yaml no longer registers it here (a restart while the token lives)",
   "approvals_unavailable (invalid_request)":
     "createServer always gives the broker its approval service; only a broker built without one answers it",
 };

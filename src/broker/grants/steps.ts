@@ -1,0 +1,493 @@
+/**
+ * The steps the grant types share, each a plain function of its inputs: reading the intent and the
+ * audience, the kill switch and the slow-down, the intent checks (`judge`, with the runner class's
+ * limits counting writs in flight) and the one place a writ comes into being (`issueWrit`).
+ */
+import { randomBytes } from "node:crypto";
+import {
+  type Agent,
+  approverGroupsOf,
+  normalizeIdentity,
+  type Playbook,
+  q,
+  type WritConfig,
+} from "../../core/index.js";
+import type { OAuthErrorCode } from "../../http/problem.js";
+import type { NewWrit } from "../../store/index.js";
+import type { DpopProof } from "../dpop.js";
+import { evaluateIntent } from "../intent.js";
+import type { EnvironmentKeys } from "../keys.js";
+import { issuerFor, WRIT_PLAYBOOK_TYPE } from "../metadata.js";
+import {
+  ACCESS_TOKEN_TYPE,
+  type BrokerDeps,
+  endpoints,
+  NO_STORE,
+  type OAuthRequest,
+  type OAuthResponse,
+  oauthError,
+  refuse,
+} from "../oauth.js";
+import { mintAccessToken } from "../tokens.js";
+
+export interface Intent {
+  readonly playbook: string;
+  readonly params: Record<string, unknown>;
+  readonly environment?: string;
+  readonly ticket?: string;
+}
+
+function parseDetails(raw: string | null): {
+  playbook: string;
+  params: Record<string, unknown>;
+  environment?: string;
+  ticket?: string;
+} {
+  if (raw === null)
+    return refuse(
+      400,
+      "invalid_request",
+      "`authorization_details` is required: one `writ_playbook` intent",
+      "intent_missing",
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "`authorization_details` is not JSON",
+      "intent_malformed",
+    );
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 1) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "`authorization_details` must hold exactly one intent",
+      "intent_malformed",
+    );
+  }
+  const d = parsed[0] as Record<string, unknown>;
+  if (!d || typeof d !== "object" || d.type !== WRIT_PLAYBOOK_TYPE) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent's \`type\` must be \`${WRIT_PLAYBOOK_TYPE}\``,
+      "intent_malformed",
+    );
+  }
+  const params = d.parameters ?? {};
+  if (typeof d.playbook !== "string" || !params || typeof params !== "object" || Array.isArray(params)) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      "the intent needs a `playbook` name and a `parameters` object",
+      "intent_malformed",
+    );
+  }
+  for (const k of ["environment", "ticket"] as const) {
+    if (d[k] !== undefined && typeof d[k] !== "string") {
+      return refuse(
+        400,
+        "invalid_authorization_details",
+        `the intent's \`${k}\` must be a string`,
+        "intent_malformed",
+      );
+    }
+  }
+  return {
+    playbook: d.playbook,
+    params: params as Record<string, unknown>,
+    ...(typeof d.environment === "string" ? { environment: d.environment } : {}),
+    ...(typeof d.ticket === "string" ? { ticket: d.ticket } : {}),
+  };
+}
+
+export function absoluteUri(value: string | null): string {
+  if (value === null)
+    return refuse(
+      400,
+      "invalid_target",
+      "`resource` (RFC 8707) is required: the audience of the writ",
+      "resource_missing",
+    );
+  try {
+    const u = new URL(value);
+    if (u.hash) throw new Error("fragment");
+    return value;
+  } catch {
+    return refuse(
+      400,
+      "invalid_target",
+      `\`resource\` ${q(value)} must be an absolute URI without a fragment`,
+      "resource_invalid",
+    );
+  }
+}
+
+/**
+ * The gateway of this server, when writ.yaml has one: an audience every environment allows (as
+ * `gatewayResource` in gateway/http.ts puts it: `gateway.resource`, else `<base>/mcp`).
+ */
+function gatewayAudience(deps: BrokerDeps): string | undefined {
+  const gateway = deps.config.gateway;
+  return gateway === undefined ? undefined : (gateway.resource ?? `${deps.baseUrl}/mcp`);
+}
+
+/**
+ * Whether `resource` is this environment's redemption endpoint of a downstream system writ.yaml
+ * configures there (`<issuer>/downstream/<system>`, docs/downstream.md): an audience the
+ * environment allows without listing it.
+ */
+function isDownstreamAudience(deps: BrokerDeps, env: string, resource: string): boolean {
+  const systems = deps.config.downstream?.environments.get(env);
+  if (systems === undefined) return false;
+  const prefix = `${issuerFor(deps.baseUrl, env)}/downstream/`;
+  if (!resource.startsWith(prefix)) return false;
+  const system = resource.slice(prefix.length);
+  return (
+    (system === "aws" || system === "github" || system === "kubernetes") && systems[system] !== undefined
+  );
+}
+
+/**
+ * Whether a token of `env` (a writ of `playbook`, when given) may name `resource` as its audience:
+ * the environment must allow it (its `audiences`, or the gateway), and a playbook that lists
+ * `audiences` must list it. With nothing declared only the gateway is allowed: fail closed.
+ */
+export function audienceAllowed(
+  deps: BrokerDeps,
+  env: string,
+  resource: string,
+  playbook?: Playbook,
+): boolean {
+  const declared = deps.config.environments.get(env)?.audiences;
+  const byEnvironment =
+    resource === gatewayAudience(deps) ||
+    (declared?.includes(resource) ?? false) ||
+    isDownstreamAudience(deps, env, resource);
+  const listed = playbook?.audiences;
+  if (listed === undefined) return byEnvironment;
+  return listed.includes(resource) && (declared === undefined || byEnvironment);
+}
+
+export function audienceRefusal(env: string, resource: string, playbook?: Playbook): OAuthResponse {
+  const where = playbook === undefined ? `environment ${q(env)}` : `playbook ${q(playbook.id)} in ${q(env)}`;
+  return oauthError(
+    400,
+    "invalid_target",
+    `\`resource\` ${q(resource)} is not an audience writ.yaml allows for ${where}`,
+    "resource_not_allowed",
+  );
+}
+
+/** The humans writ.yaml declares (approvers, approver group members, agent owners), normalised. */
+function declaredHumans(config: WritConfig): Set<string> {
+  const humans = new Set<string>();
+  for (const id of config.approvers?.keys() ?? []) humans.add(normalizeIdentity(id));
+  for (const g of config.approverGroups.values()) for (const m of g.members) humans.add(normalizeIdentity(m));
+  for (const a of config.agents.values()) humans.add(normalizeIdentity(a.owner));
+  return humans;
+}
+
+/**
+ * The sponsor a CIBA request names in `login_hint`, checked against writ.yaml: a declared human,
+ * required when the playbook says so, and one who may approve the request under `sponsor: approver`.
+ * Undefined when none is named (and none is required). A refusal otherwise.
+ */
+export function sponsorOf(
+  hint: string | null,
+  playbook: Playbook,
+  env: string,
+  config: WritConfig,
+): string | undefined | OAuthResponse {
+  const rule = playbook.sponsor ?? "optional";
+  if (hint === null) {
+    if (rule === "optional") return undefined;
+    return oauthError(
+      400,
+      "invalid_request",
+      `playbook ${q(playbook.id)} needs a sponsor: name them in \`login_hint\``,
+      "sponsor_required",
+    );
+  }
+  const sponsor = normalizeIdentity(hint);
+  if (!declaredHumans(config).has(sponsor)) {
+    return oauthError(
+      400,
+      "unknown_user_id",
+      `sponsor ${q(hint)} is declared nowhere in writ.yaml (approvers, approver groups, agent owners)`,
+      "sponsor_unknown",
+    );
+  }
+  if (rule === "approver") {
+    const policy = playbook.approval.get(env);
+    if (policy === undefined || approverGroupsOf(policy, config.approverGroups, sponsor).length === 0) {
+      return oauthError(
+        400,
+        "access_denied",
+        `sponsor ${q(hint)} is in no approver group the policy of ${q(playbook.id)} in ${q(env)} names`,
+        "sponsor_not_approver",
+      );
+    }
+  }
+  return sponsor;
+}
+
+/** Parses the one intent of `authorization_details` and checks it names this issuer's environment. */
+export function readIntent(req: OAuthRequest, env: string): Intent {
+  const intent = parseDetails(req.form.get("authorization_details"));
+  if (intent.environment !== undefined && intent.environment !== env) {
+    return refuse(
+      400,
+      "invalid_authorization_details",
+      `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
+      "environment_mismatch",
+    );
+  }
+  return intent;
+}
+
+/** The 429 for an agent still blocked after a denial (asking again counts, and extends it). */
+export async function slowDown(
+  agent: string,
+  env: string,
+  now: Date,
+  deps: BrokerDeps,
+): Promise<OAuthResponse | undefined> {
+  const blocked = await deps.backoff.check(agent, env, now);
+  if (!blocked) return undefined;
+  // Asking inside the block counts, and lengthens it: answer with the block this request started,
+  // so a client that waits as told is not refused again.
+  const longer = await deps.backoff.record(agent, env, now);
+  await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
+  return oauthError(
+    429,
+    "slow_down",
+    `too many denied requests: retry after ${longer.retryAfter} s`,
+    "repeated_denial",
+    {
+      "retry-after": String(longer.retryAfter),
+    },
+  );
+}
+
+/** A kill (engaged by an operator, possibly mid-request) is not the agent's denial to pay for. */
+export const countsTowardsSlowDown = (reason: unknown): boolean => reason !== "kill_switch_engaged";
+
+/**
+ * A kill switch covering the agent here: refused before anything else, audited, and never counted
+ * towards the agent's slow-down — the kill is the operator's doing, not the agent's asking, so its
+ * lift is not followed by a block the agent earned while it could not be served.
+ */
+export async function killed(
+  agent: Agent,
+  env: string,
+  deps: BrokerDeps,
+): Promise<OAuthResponse | undefined> {
+  const kill = await deps.kill.blocking(agent, env);
+  if (!kill) return undefined;
+  await deps.audit("broker.denied", {
+    environment: env,
+    agent: agent.id,
+    reason: "kill_switch_engaged",
+    kill: kill.id,
+  });
+  return oauthError(
+    400,
+    "access_denied",
+    `a kill switch (${kill.id}) stops issuance for agent ${q(agent.id)} here`,
+    "kill_switch_engaged",
+  );
+}
+
+/** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
+export function intentRefusal(outcome: {
+  reason: string;
+  error: OAuthErrorCode;
+  message: string;
+}): OAuthResponse {
+  return oauthError(
+    outcome.reason === "unknown_agent" ? 401 : 400,
+    outcome.error,
+    outcome.message,
+    outcome.reason,
+  );
+}
+
+/** The intent checks, now, with the kill switch and the signing key of this environment. */
+/**
+ * Writs judged issuable but not yet stored, per broker (its deps) and agent. The limits count them:
+ * without this, concurrent requests of one agent all pass the count before any of their writs is
+ * stored, and the agent ends above its limits. Released once the writ is stored (the counts then
+ * hold it) or its issuance stopped. Per process: servers sharing PostgreSQL each count their own.
+ */
+const inFlight = new WeakMap<BrokerDeps, Map<string, number>>();
+
+function pendingOf(deps: BrokerDeps, agent: string): number {
+  return inFlight.get(deps)?.get(agent) ?? 0;
+}
+
+function reserve(deps: BrokerDeps, agent: string): () => void {
+  const map = inFlight.get(deps) ?? new Map<string, number>();
+  inFlight.set(deps, map);
+  map.set(agent, (map.get(agent) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const n = (map.get(agent) ?? 1) - 1;
+    if (n <= 0) map.delete(agent);
+    else map.set(agent, n);
+  };
+}
+
+const NOTHING_RESERVED = () => {};
+
+export async function judge(
+  env: string,
+  agent: Agent,
+  intent: Intent,
+  now: Date,
+  deps: BrokerDeps,
+  approval?: "approved",
+  opts: { readonly reserve?: boolean } = {},
+): Promise<{
+  key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
+  outcome: ReturnType<typeof evaluateIntent>;
+  /** Frees the slot this judgement reserved (with `reserve`, when the outcome is `issue`). */
+  release: () => void;
+}> {
+  const key = await deps.keys.activeKey(env);
+  const kill = await deps.kill.blocking(agent, env);
+  // the counts stop at the runner class's limits: no more is needed to check them
+  const limits = deps.config.runnerClasses.get(agent.runnerClass)?.limits;
+  const caps = { active: limits?.activeWrits, issued: limits?.issuancePerMinute };
+  const since = new Date(now.getTime() - 60_000);
+  const stored = await (deps.writLoad ?? deps.store.writs.load)(agent.id, now, since, caps);
+  // read after the count (no await between this and the reservation below)
+  const pending = pendingOf(deps, agent.id);
+  const load =
+    pending === 0 ? stored : { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
+  const outcome = evaluateIntent(
+    {
+      agent: agent.id,
+      playbook: intent.playbook,
+      params: intent.params,
+      environment: env,
+      ticket: intent.ticket,
+      now,
+    },
+    { config: deps.config, kill, load, keySignUntil: key.signUntil, approval },
+  );
+  const release =
+    opts.reserve === true && outcome.kind === "issue" ? reserve(deps, agent.id) : NOTHING_RESERVED;
+  return { key, outcome, release };
+}
+
+export type Issuable = Extract<ReturnType<typeof evaluateIntent>, { kind: "issue" }>;
+
+export interface IssueInput {
+  readonly intent: Intent;
+  readonly resource: string;
+  readonly proof: DpopProof;
+  readonly key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
+  /** The human the agent acts for (CIBA's approved requester); `sub` of the token. */
+  readonly sponsor?: string | undefined;
+  /** Runs with the new writ's id before the writ is stored (CIBA consumes its approval here). */
+  readonly beforeStore?: ((writId: string) => Promise<void>) | undefined;
+  readonly approval?: string | undefined;
+}
+
+/** Stores the writ and mints its token: the one place a writ comes into being. */
+export async function issueWrit(
+  env: string,
+  outcome: Issuable,
+  input: IssueInput,
+  deps: BrokerDeps,
+): Promise<OAuthResponse> {
+  const { issuer } = endpoints(deps.baseUrl, env);
+  const { intent, resource, proof, key } = input;
+  const agent = outcome.agent;
+  const writId = `writ_${randomBytes(16).toString("base64url")}`;
+  await input.beforeStore?.(writId);
+  const grants = outcome.grants.map((g) => g.rule.text);
+  const writ: NewWrit = {
+    id: writId,
+    agent: agent.id,
+    playbook: outcome.playbook.id,
+    environment: env,
+    params: intent.params,
+    grants,
+    issuedAt: outcome.issuedAt,
+    expiresAt: outcome.ttl.expiresAt,
+    maxUses: outcome.maxUses,
+    ticket: intent.ticket,
+    sponsor: input.sponsor,
+    audience: resource,
+    jkt: proof.jkt,
+    approvalRequest: input.approval,
+  };
+  const detailGranted = {
+    type: WRIT_PLAYBOOK_TYPE,
+    playbook: outcome.playbook.id,
+    parameters: intent.params,
+    environment: env,
+    ...(intent.ticket ? { ticket: intent.ticket } : {}),
+    grants,
+    ...(outcome.maxUses !== undefined ? { max_uses: outcome.maxUses } : {}),
+  };
+  const exp = Math.floor(outcome.ttl.expiresAt.getTime() / 1000);
+  const token = await mintAccessToken(
+    key,
+    {
+      iss: issuer,
+      sub: input.sponsor ?? agent.id,
+      aud: resource,
+      exp,
+      client_id: agent.id,
+      act: { sub: agent.id },
+      cnf: { jkt: proof.jkt },
+      authorization_details: [detailGranted],
+      writ: writId,
+      iat: Math.floor(outcome.issuedAt.getTime() / 1000),
+    },
+    { clock: deps.clock },
+  );
+  const record = {
+    environment: env,
+    agent: agent.id,
+    sponsor: input.sponsor,
+    approval: input.approval,
+    writ: writId,
+    playbook: outcome.playbook.id,
+    parameters: intent.params,
+    ticket: intent.ticket,
+    audience: resource,
+    expiresAt: outcome.ttl.expiresAt.toISOString(),
+    ttlBound: outcome.ttl.bound,
+    maxUses: outcome.maxUses,
+    ...(outcome.shadow === undefined ? {} : { shadow: outcome.shadow }),
+  };
+  // durable before the answer: the writ and its record are committed when this returns
+  if (deps.storeIssued !== undefined) await deps.storeIssued(writ, record);
+  else {
+    await deps.store.writs.insert(writ);
+    await deps.audit("broker.writ_issued", record);
+  }
+  return {
+    status: 200,
+    body: {
+      access_token: token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: "DPoP",
+      expires_in: outcome.ttl.seconds,
+      authorization_details: [detailGranted],
+      writ_id: writId,
+      ttl_bound: outcome.ttl.bound,
+    },
+    headers: NO_STORE,
+  };
+}
