@@ -17,7 +17,9 @@ import {
   compileRule,
   parseRequestAction,
   type RuleText,
+  ruleContains,
   ruleMatches,
+  ruleOverlaps,
   type WritConfig,
 } from "../../src/core/index.js";
 import { liveFromYaml, QUICKSTART, quickstartKey } from "./live.js";
@@ -440,16 +442,44 @@ const resourcePattern = fc
   .map(([ns, name]) => `${ns}/${name}`);
 const grant = fc.record({ action: actionPattern, resource: resourcePattern });
 
-const CONFIG = {
-  agents: new Map([
-    ["lead-bot", { id: "lead-bot", runnerClass: "lead", environments: ["dev"] }],
-    ["helper-bot", { id: "helper-bot", runnerClass: "worker", environments: ["dev"] }],
-  ]),
-  runnerClasses: new Map([
-    ["lead", { delegation: { actors: ["worker"], maxDepth: 2 } }],
-    ["worker", { delegation: { actors: [], maxDepth: 2 } }],
-  ]),
-} as unknown as WritConfig;
+const ceilingOf = (allow: RuleText[], deny: RuleText[] = []) => ({
+  maxTtlSeconds: 1800,
+  allow: allow.map((r) => ({ kind: "ceiling-rule", rule: compileRule(r), path: [] })),
+  deny: deny.map((r) => ({ kind: "ceiling-rule", rule: compileRule(r), path: [] })),
+});
+/** Grants half of which fall in shop with get or patch, near the sub-agent's ceiling in CONFIG. */
+const nearCeiling = fc.oneof(
+  grant,
+  fc.record({
+    action: fc.subarray(["get", "patch"], { minLength: 1 }).map((v) => `k8s:apps/deployments:${v.join("|")}`),
+    resource: fc.constantFrom(...NAMES, "c*").map((n) => `shop/${n}`),
+  }),
+);
+/** The sub-agent's ceiling in CONFIG: get and patch in shop, never on payments. */
+const WORKER_CEILING = ceilingOf(
+  [{ action: "k8s:apps/deployments:get|patch", resource: "shop/*" }],
+  [{ action: "k8s:apps/deployments:patch", resource: "shop/payments" }],
+);
+const configWith = (workerCeiling: ReturnType<typeof ceilingOf>) =>
+  ({
+    agents: new Map([
+      ["lead-bot", { id: "lead-bot", runnerClass: "lead", environments: ["dev"] }],
+      ["helper-bot", { id: "helper-bot", runnerClass: "worker", environments: ["dev"] }],
+    ]),
+    runnerClasses: new Map([
+      [
+        "lead",
+        {
+          ceiling: ceilingOf([{ action: "k8s:apps/deployments:*", resource: "*/*" }]),
+          delegation: { actors: ["worker"], maxDepth: 2 },
+        },
+      ],
+      ["worker", { ceiling: workerCeiling, delegation: { actors: [], maxDepth: 2 } }],
+    ]),
+  }) as unknown as WritConfig;
+const CONFIG = configWith(WORKER_CEILING);
+/** The same with a sub-agent ceiling that holds every generated grant. */
+const OPEN_CONFIG = configWith(ceilingOf([{ action: "k8s:apps/deployments:*", resource: "*/*" }]));
 
 describe("checkDelegation", () => {
   it("an accepted child's every request is one its parent's grants allow", () => {
@@ -464,7 +494,7 @@ describe("checkDelegation", () => {
         fc.array(grant, { minLength: 1, maxLength: 4 }),
         fc.array(grant, { minLength: 1, maxLength: 4 }),
         (parent, child) => {
-          const verdict = checkDelegation(CONFIG, {
+          const verdict = checkDelegation(OPEN_CONFIG, {
             holders: ["lead-bot"],
             environment: "dev",
             parentGrants: parent,
@@ -487,6 +517,46 @@ describe("checkDelegation", () => {
     expect(accepted).toBeGreaterThan(20);
   });
 
+  it("a child within its parent is accepted exactly when the sub-agent's ceiling holds every grant; a refusal names those outside", () => {
+    const inCeiling = (g: RuleText) =>
+      WORKER_CEILING.allow.some((c) => ruleContains(c.rule, compileRule(g))) &&
+      !WORKER_CEILING.deny.some((d) => ruleOverlaps(compileRule(g), d.rule));
+    let accepted = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(
+        fc.array(nearCeiling, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat()),
+        (parent, picks) => {
+          // a child made of the parent's own grants: always within its parent
+          const child = picks.length === 0 ? parent : picks.map((i) => parent[i % parent.length]!);
+          const verdict = checkDelegation(CONFIG, {
+            holders: ["lead-bot"],
+            environment: "dev",
+            parentGrants: parent,
+            actor: "helper-bot",
+            grants: child,
+          });
+          const outside = child.filter((g) => !inCeiling(g));
+          if (outside.length === 0) {
+            expect(verdict.ok).toBe(true);
+            accepted++;
+          } else {
+            expect(verdict).toMatchObject({
+              ok: false,
+              reason: "delegation_exceeds_actor_ceiling",
+              excess: outside,
+            });
+            refused++;
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+    expect(accepted).toBeGreaterThan(5);
+    expect(refused).toBeGreaterThan(5);
+  });
+
   it("a child of the parent's own grants, or of any one of them, is accepted", () => {
     fc.assert(
       fc.property(fc.array(grant, { minLength: 1, maxLength: 4 }), fc.nat(), (parent, i) => {
@@ -496,9 +566,9 @@ describe("checkDelegation", () => {
           parentGrants: parent,
           actor: "helper-bot",
         };
-        expect(checkDelegation(CONFIG, input).ok).toBe(true);
+        expect(checkDelegation(OPEN_CONFIG, input).ok).toBe(true);
         const one = [parent[i % parent.length]!];
-        expect(checkDelegation(CONFIG, { ...input, grants: one }).ok).toBe(true);
+        expect(checkDelegation(OPEN_CONFIG, { ...input, grants: one }).ok).toBe(true);
       }),
       { numRuns: 200 },
     );

@@ -278,7 +278,7 @@ runnerClasses:
       allow:
         - action: "k8s:apps/deployments:get|patch"
           resource: "checkout/*|payments/*"
-    delegation: { actors: [deploy], maxDepth: 1 }
+    delegation: { actors: [deploy, narrow], maxDepth: 1 }
   tight:
     description: one active writ per agent
     ceiling:
@@ -1166,6 +1166,8 @@ const SCENARIOS: Scenario[] = [
     },
   },
   { reason: "delegation_actor_not_allowed", run: () => delegation({}, { actor: "busy-bot" }) },
+  // cost-analyst runs under `narrow` (get on payments/* only): the parent's checkout grant is outside it
+  { reason: "delegation_exceeds_actor_ceiling", run: () => delegation({}, { actor: "cost-analyst" }) },
   {
     reason: "delegation_exceeds_parent",
     run: () =>

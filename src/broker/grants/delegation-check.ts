@@ -7,14 +7,20 @@
  *   2. its runner class may act for the delegator's (`delegation.actors`)  delegation_actor_not_allowed
  *   3. the chain stays within every runner class's `delegation.maxDepth`  delegation_depth_exceeded
  *   4. every grant asked for is contained in a grant of the parent        delegation_exceeds_parent
+ *   5. and inside the sub-agent's own ceiling (an allow covers it, no      delegation_exceeds_actor_ceiling
+ *      deny overlaps it), unless that ceiling is in shadow mode
  */
 
 import {
   type Agent,
+  compileRule,
   excessGrants,
+  isShadow,
   isWritError,
   q,
   type RuleText,
+  ruleContains,
+  ruleOverlaps,
   ruleToString,
   type WritConfig,
 } from "../../core/index.js";
@@ -26,6 +32,7 @@ export type DelegationReason =
   | "delegation_actor_not_allowed"
   | "delegation_depth_exceeded"
   | "delegation_exceeds_parent"
+  | "delegation_exceeds_actor_ceiling"
   | "intent_malformed";
 
 /** OAuth `error` for each reason (RFC 6749 §5.2, RFC 9396). */
@@ -35,6 +42,7 @@ export const DELEGATION_OAUTH_ERROR: Readonly<Record<DelegationReason, OAuthErro
   delegation_actor_not_allowed: "access_denied",
   delegation_depth_exceeded: "access_denied",
   delegation_exceeds_parent: "access_denied",
+  delegation_exceeds_actor_ceiling: "access_denied",
   intent_malformed: "invalid_authorization_details",
 };
 
@@ -55,7 +63,7 @@ export type DelegationVerdict =
       readonly ok: false;
       readonly reason: DelegationReason;
       readonly message: string;
-      /** For `delegation_exceeds_parent`: the grants asked for that the parent does not hold. */
+      /** For `delegation_exceeds_parent` (`…_actor_ceiling`): the grants asked for that the parent does not hold (the sub-agent's ceiling does not allow). */
       readonly excess?: readonly RuleText[];
     };
 
@@ -117,5 +125,27 @@ export function checkDelegation(config: WritConfig, input: DelegationInput): Del
       excess,
     );
   }
+  const outside = outsideCeiling(config, actor, grants);
+  if (outside.length > 0) {
+    return refused(
+      "delegation_exceeds_actor_ceiling",
+      `the sub-agent's ${q(actor.runnerClass)} ceiling does not allow ${outside.map((g) => q(ruleToString(g))).join(", ")}`,
+      outside,
+    );
+  }
   return { ok: true, actor, grants, depth };
+}
+
+/** The grants no `allow` of the actor's ceiling covers, or a `deny` of it overlaps (none in shadow mode). */
+function outsideCeiling(config: WritConfig, actor: Agent, grants: readonly RuleText[]): RuleText[] {
+  const rc = config.runnerClasses.get(actor.runnerClass);
+  if (rc === undefined) return [...grants];
+  if (isShadow(rc.mode)) return [];
+  return grants.filter((g) => {
+    const rule = compileRule(g);
+    return (
+      !rc.ceiling.allow.some((c) => ruleContains(c.rule, rule)) ||
+      rc.ceiling.deny.some((d) => ruleOverlaps(rule, d.rule))
+    );
+  });
 }
