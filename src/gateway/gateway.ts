@@ -55,8 +55,15 @@ export interface GatewayIdentity {
   readonly environment: string;
   /** The writ the token carries, as stored when the session began. */
   readonly writ?: ActiveWrit | undefined;
-  /** The human the agent acts for (the token's `sub`), when not the agent. */
+  /** The human the agent acts for (the token's `sub`), when not the agent or its delegators. */
   readonly sponsor?: string | undefined;
+  /**
+   * A delegated writ's chain (docs/broker.md#delegation), from the token's nested `act`: the
+   * sub-agent first, then each delegator up to the root; with the parent writ's id.
+   */
+  readonly delegation?:
+    | { readonly chain: readonly string[]; readonly parent: string | undefined }
+    | undefined;
   readonly transport: "http" | "stdio";
 }
 

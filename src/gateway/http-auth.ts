@@ -88,6 +88,7 @@ export async function identityOf(
     );
   }
   let writ: GatewayIdentity["writ"];
+  let parent: string | undefined;
   if (claims.writ !== undefined) {
     const stored = await opts.store.writs.get(claims.writ);
     if (!stored || stored.agent !== agent.id || stored.environment !== env) {
@@ -102,12 +103,23 @@ export async function identityOf(
       throw new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
     }
     writ = toActiveWrit(stored);
+    parent = stored.parent;
   }
+  const chain = actChain(claims.act);
+  const delegated = chain.length > 1;
   return {
     agent: agent.id,
     environment: env,
     writ,
-    sponsor: claims.sub !== agent.id ? claims.sub : undefined,
+    sponsor: claims.sub !== agent.id && !(delegated && chain.includes(claims.sub)) ? claims.sub : undefined,
+    ...(delegated ? { delegation: { chain, parent } } : {}),
     transport: "http",
   };
+}
+
+/** The agents of a token's nested `act` claim, the current actor first (RFC 8693 §4.4). */
+function actChain(act: AccessTokenClaims["act"]): string[] {
+  const chain: string[] = [];
+  for (let a = act; a !== undefined && chain.length < 16; a = a.act) chain.push(a.sub);
+  return chain;
 }

@@ -38,6 +38,9 @@ export function startRecord(
     environment: id?.environment,
     writ: id?.writ?.id,
     sponsor: id?.sponsor,
+    ...(id?.delegation === undefined
+      ? {}
+      : { delegation: { chain: id.delegation.chain, parent: id.delegation.parent } }),
     tool: name,
     tainted:
       id === undefined
