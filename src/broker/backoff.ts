@@ -9,7 +9,7 @@
  * each update is one transaction holding the row.
  */
 import type { Kysely } from "kysely";
-import { type Database, guard } from "../store/index.js";
+import { type Database, type DenialCounter, denialCounterRepository } from "../store/index.js";
 
 export interface BackoffOptions {
   /** Longest block, seconds (default 900). */
@@ -44,7 +44,7 @@ export function blockSeconds(count: number, maxSeconds = 900): number {
 export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): DenialBackoff {
   const maxSeconds = opts.maxSeconds ?? 900;
   const quietMs = (opts.quietSeconds ?? 3600) * 1000;
-  const wrap = <T>(fn: () => Promise<T>): Promise<T> => guard("denial counter", fn);
+  const counters = denialCounterRepository(db);
   // agent + NUL + environment → blocked until (ms; 0 for none), when exclusive
   const known = new Map<string, { until: number; count: number }>();
   const keyOf = (agent: string, environment: string) => `${agent}\u0000${environment}`;
@@ -52,58 +52,32 @@ export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): 
     const left = until - now.getTime();
     return left > 0 ? { retryAfter: Math.ceil(left / 1000), count } : undefined;
   };
+  /** The counter after one more denial at `now`: a quiet hour starts the count over; blocks only grow. */
+  const next = (row: DenialCounter, now: Date): DenialCounter => {
+    const quiet = now.getTime() - row.lastDeniedAt.getTime() > quietMs;
+    const count = quiet ? 1 : row.count + 1;
+    const previous = row.blockedUntil?.getTime() ?? 0;
+    const until = Math.max(previous, now.getTime() + blockSeconds(count, maxSeconds) * 1000);
+    return { count, lastDeniedAt: now, blockedUntil: new Date(until) };
+  };
 
   return {
-    check(agent, environment, now) {
+    async check(agent, environment, now) {
       const memo = opts.exclusive ? known.get(keyOf(agent, environment)) : undefined;
-      if (memo !== undefined) return Promise.resolve(answer(memo.until, memo.count, now));
-      return wrap(async () => {
-        const row = await db
-          .selectFrom("denial_counters")
-          .selectAll()
-          .where("agent", "=", agent)
-          .where("environment", "=", environment)
-          .executeTakeFirst();
-        const until = row?.blocked_until ? new Date(row.blocked_until).getTime() : 0;
-        if (opts.exclusive) known.set(keyOf(agent, environment), { until, count: row?.count ?? 0 });
-        return answer(until, row?.count ?? 0, now);
-      });
+      if (memo !== undefined) return answer(memo.until, memo.count, now);
+      const row = await counters.read(agent, environment);
+      const until = row?.blockedUntil?.getTime() ?? 0;
+      if (opts.exclusive) known.set(keyOf(agent, environment), { until, count: row?.count ?? 0 });
+      return answer(until, row?.count ?? 0, now);
     },
 
-    record(agent, environment, now) {
+    async record(agent, environment, now) {
       known.delete(keyOf(agent, environment));
-      return wrap(() =>
-        db.transaction().execute(async (trx) => {
-          await trx
-            .insertInto("denial_counters")
-            .values({ agent, environment, count: 0, last_denied_at: now, blocked_until: null })
-            .onConflict((oc) => oc.columns(["agent", "environment"]).doNothing())
-            .execute();
-          const row = await trx
-            .selectFrom("denial_counters")
-            .selectAll()
-            .where("agent", "=", agent)
-            .where("environment", "=", environment)
-            .forUpdate()
-            .executeTakeFirstOrThrow();
-          const quiet = now.getTime() - new Date(row.last_denied_at).getTime() > quietMs;
-          const count = quiet ? 1 : row.count + 1;
-          const seconds = blockSeconds(count, maxSeconds);
-          const previous = row.blocked_until ? new Date(row.blocked_until).getTime() : 0;
-          const until = new Date(Math.max(previous, now.getTime() + seconds * 1000));
-          await trx
-            .updateTable("denial_counters")
-            .set({ count, last_denied_at: now, blocked_until: until })
-            .where("agent", "=", agent)
-            .where("environment", "=", environment)
-            .execute();
-          return { retryAfter: Math.ceil((until.getTime() - now.getTime()) / 1000), count };
-        }),
-      ).then((blocked) => {
-        // set only after the commit; a failed record leaves no memory, so the next check reads
-        known.delete(keyOf(agent, environment));
-        return blocked;
-      });
+      const row = await counters.bump(agent, environment, now, (current) => next(current, now));
+      // a failed record leaves no memory, so the next check reads
+      known.delete(keyOf(agent, environment));
+      const until = row.blockedUntil?.getTime() ?? now.getTime();
+      return { retryAfter: Math.ceil((until - now.getTime()) / 1000), count: row.count };
     },
   };
 }

@@ -14,6 +14,7 @@ import {
   JWT_BEARER_ASSERTION_TYPE,
 } from "../broker/index.js";
 import { isWritError, q, substitute } from "../core/index.js";
+import { heldCallRepository } from "../store/index.js";
 import { consoleError, ERR_CONSOLE_AUTH, ERR_CONSOLE_INPUT, ERR_CONSOLE_SIGNATURE } from "./errors.js";
 import { type Html, h, instant, json } from "./html.js";
 import { type ActionContext, field, type PageContext, param, type View } from "./routes.js";
@@ -23,13 +24,7 @@ const PAGE = 100;
 
 /** The exact arguments of held calls, by approval request, when the gateway kept them. */
 async function heldArguments(p: PageContext, ids: readonly string[]): Promise<Map<string, unknown>> {
-  if (ids.length === 0) return new Map();
-  const rows = await p.deps.store.db
-    .selectFrom("gateway_holds")
-    .select(["request_id", "arguments"])
-    .where("request_id", "in", [...ids])
-    .execute();
-  return new Map(rows.filter((r) => r.arguments !== null).map((r) => [r.request_id, r.arguments]));
+  return heldCallRepository(p.deps.store.db).argumentsOf(ids);
 }
 
 function paramsTable(params: Readonly<Record<string, unknown>>) {

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import { type ApprovalService, approvalBinding } from "../broker/index.js";
 import { isWritError, type Playbook, q, type WritConfig } from "../core/index.js";
-import { type Database, guard } from "../store/index.js";
+import { type Database, heldCallRepository } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 
 /** The pseudo-playbook an approval request for a held tool call names. */
@@ -88,19 +88,18 @@ export async function admitHeld(
     environment: call.environment,
   };
   const binding = approvalBinding(subject);
-  const row = await guard("read held call", () =>
-    db.selectFrom("gateway_holds").selectAll().where("binding", "=", binding).executeTakeFirst(),
-  );
+  const holds = heldCallRepository(db);
+  const row = await holds.find(binding);
   if (row !== undefined) {
-    const status = await approvals.status(row.request_id, { binding, now }).catch((err) => {
+    const status = await approvals.status(row.requestId, { binding, now }).catch((err) => {
       if (isWritError(err) && err.code.startsWith("ERR_APPROVAL")) return undefined;
       throw err;
     });
-    const detail = { approval: row.request_id, binding };
+    const detail = { approval: row.requestId, binding };
     switch (status?.status) {
       case "approved":
         try {
-          await approvals.consume(row.request_id, `call_${randomBytes(12).toString("base64url")}`, {
+          await approvals.consume(row.requestId, `call_${randomBytes(12).toString("base64url")}`, {
             binding,
             now,
           });
@@ -108,24 +107,22 @@ export async function admitHeld(
           if (!(isWritError(err) && err.code.startsWith("ERR_APPROVAL"))) throw err;
           throw new GatewayError(
             "approval_required",
-            `approval ${q(row.request_id)} was used already`,
+            `approval ${q(row.requestId)} was used already`,
             detail,
           );
         }
-        await guard("clear held call", () =>
-          db.deleteFrom("gateway_holds").where("binding", "=", binding).execute(),
-        );
-        return row.request_id;
+        await holds.clear(binding);
+        return row.requestId;
       case "pending":
         throw new GatewayError(
           "approval_pending",
-          `held for approval ${q(row.request_id)}: the approvers have not decided yet (expires ${status.expiresAt.toISOString()})`,
+          `held for approval ${q(row.requestId)}: the approvers have not decided yet (expires ${status.expiresAt.toISOString()})`,
           { ...detail, expiresAt: status.expiresAt.toISOString() },
         );
       case "denied":
         throw new GatewayError(
           "approval_denied",
-          `approval ${q(row.request_id)} for these exact arguments was denied`,
+          `approval ${q(row.requestId)} for these exact arguments was denied`,
           detail,
         );
       default:
@@ -137,17 +134,7 @@ export async function admitHeld(
     { now },
   );
   const heldArguments = call.arguments === undefined ? null : JSON.stringify(call.arguments);
-  await guard("record held call", () =>
-    db
-      .insertInto("gateway_holds")
-      .values({ binding, request_id: request.id, created_at: now, arguments: heldArguments })
-      .onConflict((oc) =>
-        oc
-          .column("binding")
-          .doUpdateSet({ request_id: request.id, created_at: now, arguments: heldArguments }),
-      )
-      .execute(),
-  );
+  await holds.record({ binding, requestId: request.id, createdAt: now, arguments: heldArguments });
   throw new GatewayError(
     "approval_required",
     `${call.why === "irreversible" ? "an irreversible tool" : "a privileged tool in a tainted session"}: held for approval ${q(request.id)}; retry the same call once it is approved (\`writ approve ${request.id}\`)`,

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { canonicalJson, toJsonValue } from "../audit/index.js";
 import { q, WritError } from "../core/index.js";
-import { type Database, guard } from "../store/index.js";
+import { type Database, type PinStatus, type ToolPin, toolPinRepository } from "../store/index.js";
 
 export const ERR_PIN_NOT_FOUND = "ERR_PIN_NOT_FOUND";
 
@@ -40,21 +40,7 @@ export function definitionHash(tool: ToolDefinition): string {
     .digest("hex");
 }
 
-export type PinStatus = "pinned" | "quarantined";
-
-export interface ToolPin {
-  readonly server: string;
-  readonly tool: string;
-  /** The approved definition's hash; undefined until one is approved. */
-  readonly approvedHash: string | undefined;
-  readonly seenHash: string;
-  readonly seenDefinition: Readonly<Record<string, unknown>>;
-  readonly status: PinStatus;
-  readonly firstSeen: Date;
-  readonly seenAt: Date;
-  readonly approvedAt: Date | undefined;
-  readonly approvedBy: string | undefined;
-}
+export type { PinStatus, ToolPin };
 
 export interface PinStore {
   /**
@@ -83,108 +69,31 @@ export interface PinStore {
   ): Promise<ToolPin>;
 }
 
-type Row = {
-  server: string;
-  tool: string;
-  approved_hash: string | null;
-  seen_hash: string;
-  seen_definition: unknown;
-  first_seen: Date;
-  seen_at: Date;
-  approved_at: Date | null;
-  approved_by: string | null;
-};
-
-function fromRow(r: Row): ToolPin {
-  const def = typeof r.seen_definition === "string" ? JSON.parse(r.seen_definition) : r.seen_definition;
-  return {
-    server: r.server,
-    tool: r.tool,
-    approvedHash: r.approved_hash ?? undefined,
-    seenHash: r.seen_hash,
-    seenDefinition: def as Record<string, unknown>,
-    status: r.approved_hash === r.seen_hash ? "pinned" : "quarantined",
-    firstSeen: new Date(r.first_seen),
-    seenAt: new Date(r.seen_at),
-    approvedAt: r.approved_at ? new Date(r.approved_at) : undefined,
-    approvedBy: r.approved_by ?? undefined,
-  };
-}
-
+/** The gateway's pins over the store's rows: definitions hashed here, refusals coded here. */
 export function pinStore(db: Kysely<Database>): PinStore {
-  const get = (server: string, tool: string) =>
-    guard("read tool pin", async () => {
-      const row = await db
-        .selectFrom("gateway_tool_pins")
-        .selectAll()
-        .where("server", "=", server)
-        .where("tool", "=", tool)
-        .executeTakeFirst();
-      return row ? fromRow(row as Row) : undefined;
-    });
+  const rows = toolPinRepository(db);
   return {
-    get,
-    async known(server) {
-      return guard("read tool pins", async () => {
-        const row = await db
-          .selectFrom("gateway_tool_pins")
-          .select("tool")
-          .where("server", "=", server)
-          .limit(1)
-          .executeTakeFirst();
-        return row !== undefined;
-      });
-    },
-    async observe(server, tool, now = new Date(), opts = {}) {
-      const pin = opts.firstSight !== "quarantine";
-      const hash = definitionHash(tool);
-      const definition = JSON.stringify(toJsonValue(pinnedPart(tool)));
-      return guard("record tool pin", async () => {
-        // First sight pins; later sights only move `seen_*`: the approved hash changes by approval only.
-        const row = await db
-          .insertInto("gateway_tool_pins")
-          .values({
-            server,
-            tool: tool.name,
-            approved_hash: pin ? hash : null,
-            seen_hash: hash,
-            seen_definition: definition,
-            first_seen: now,
-            seen_at: now,
-            approved_at: pin ? now : null,
-            approved_by: pin ? "first use" : null,
-          })
-          .onConflict((oc) =>
-            oc.columns(["server", "tool"]).doUpdateSet({
-              seen_hash: hash,
-              seen_definition: definition,
-              seen_at: now,
-            }),
-          )
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        return fromRow(row as Row);
-      });
-    },
-    async list() {
-      return guard("list tool pins", async () =>
-        (
-          await db.selectFrom("gateway_tool_pins").selectAll().orderBy("server").orderBy("tool").execute()
-        ).map((r) => fromRow(r as Row)),
-      );
-    },
+    get: (server, tool) => rows.get(server, tool),
+    known: (server) => rows.known(server),
+    list: () => rows.list(),
+    observe: (server, tool, now = new Date(), opts = {}) =>
+      rows.observe(
+        server,
+        {
+          tool: tool.name,
+          hash: definitionHash(tool),
+          definition: toJsonValue(pinnedPart(tool)) as Record<string, unknown>,
+        },
+        now,
+        opts.firstSight ?? "pin",
+      ),
     async approve(server, tool, opts) {
-      const now = opts.now ?? new Date();
-      const row = await guard("approve tool pin", () => {
-        let update = db
-          .updateTable("gateway_tool_pins")
-          .set((eb) => ({ approved_hash: eb.ref("seen_hash"), approved_at: now, approved_by: opts.by }))
-          .where("server", "=", server)
-          .where("tool", "=", tool);
-        if (opts.hash !== undefined) update = update.where("seen_hash", "=", opts.hash);
-        return update.returningAll().executeTakeFirst();
+      const pin = await rows.approve(server, tool, {
+        by: opts.by,
+        hash: opts.hash,
+        now: opts.now ?? new Date(),
       });
-      if (!row) {
+      if (pin === undefined) {
         throw new WritError(
           ERR_PIN_NOT_FOUND,
           opts.hash === undefined
@@ -192,7 +101,7 @@ export function pinStore(db: Kysely<Database>): PinStore {
             : `tool ${q(`${server}:${tool}`)} was last seen with another definition than ${q(opts.hash)}`,
         );
       }
-      return fromRow(row as Row);
+      return pin;
     },
   };
 }

@@ -8,7 +8,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import type { Database } from "../store/index.js";
-import { guard } from "../store/index.js";
+import { guard, toolPinRepository } from "../store/index.js";
 
 /** Audit record types an agent's own request produces, with `data.agent` naming it. */
 export const ACTIVITY_TYPES = [
@@ -354,12 +354,7 @@ async function readFindings(
 }
 
 async function readToolPins(db: Kysely<Database>): Promise<ToolPinSummary[]> {
-  const rows = await db
-    .selectFrom("gateway_tool_pins")
-    .select(["server", "tool", sql<unknown>`seen_definition->'annotations'`.as("annotations")])
-    .orderBy("server")
-    .orderBy("tool")
-    .execute();
+  const rows = await toolPinRepository(db).annotations();
   return rows.map((r) => ({ server: r.server, tool: r.tool, annotations: obj(r.annotations) }));
 }
 

@@ -7,6 +7,7 @@ export type {
   CheckpointRow,
   Companion,
 } from "./audit.js";
+export { type DenialCounter, type DenialCounterRepository, denialCounterRepository } from "./backoff.js";
 export {
   parseWritChange,
   WRIT_CHANGES_APPLICATION,
@@ -46,6 +47,7 @@ export {
   type ScanSummary,
   type StoredFinding,
 } from "./findings.js";
+export { type HeldCallRepository, type HeldCallRow, heldCallRepository } from "./holds.js";
 export {
   type FigureOptions,
   type LifetimeQuantiles,
@@ -63,6 +65,13 @@ export {
   type RiderSource,
   simpleQuery,
 } from "./pglite-dialect.js";
+export {
+  type PinStatus,
+  type SeenDefinition,
+  type ToolPin,
+  type ToolPinRepository,
+  toolPinRepository,
+} from "./pins.js";
 export type { Database } from "./schema.js";
 export { type WritLoadCounter, type WritLoadCounterOptions, writLoadCounter } from "./writ-load.js";
 export {
