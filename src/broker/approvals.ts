@@ -1,7 +1,7 @@
 /**
  * Approval requests: the out-of-band sign-off a playbook's policy asks for before a writ is issued
- * (CIBA poll mode: the request id is the `auth_req_id`). Repository and service in one, over the
- * store's Kysely.
+ * (CIBA poll mode: the request id is the `auth_req_id`). The service over the store's approval
+ * repository (`store/approvals.ts`), one module function per operation:
  *
  *   createRequest  a pending request bound to (agent, playbook, params, environment, ticket)
  *   decide         one approver's approve or deny; re-evaluates the policy and closes the request
@@ -18,7 +18,7 @@
  * `ERR_STORE*`.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { Kysely, Selectable, Transaction } from "kysely";
+import type { Insertable, Kysely, Selectable } from "kysely";
 import { canonicalJson } from "../audit/index.js";
 import {
   type ApprovalContext,
@@ -34,8 +34,14 @@ import {
   type WritConfig,
   WritError,
 } from "../core/index.js";
-// guard and sqlState are not on the store's public face yet; the lead may export them there.
-import { type Database, guard, sqlState } from "../store/index.js";
+import {
+  type ApprovalRepository,
+  type ApprovalRows,
+  approvalRepository,
+  type Database,
+  type LockedApproval,
+  sqlState,
+} from "../store/index.js";
 
 type ApprovalRequestsTable = Database["approval_requests"];
 type ApprovalDecisionsTable = Database["approval_decisions"];
@@ -336,20 +342,7 @@ function fromRow(
   };
 }
 
-type Db = Kysely<Database> | Transaction<Database>;
-
-async function load(db: Db, id: string, lock: boolean): Promise<ApprovalRequest | undefined> {
-  let query = db.selectFrom("approval_requests").selectAll().where("id", "=", id);
-  if (lock) query = query.forUpdate();
-  const row = await query.executeTakeFirst();
-  if (row === undefined) return undefined;
-  const decisions = await db
-    .selectFrom("approval_decisions")
-    .selectAll()
-    .where("request_id", "=", id)
-    .execute();
-  return fromRow(row, decisions);
-}
+const fromRows = (rows: ApprovalRows): ApprovalRequest => fromRow(rows.request, rows.decisions);
 
 function notFound(id: string): WritError {
   return new WritError(ERR_APPROVAL_NOT_FOUND, `approval request ${q(id)} not found`);
@@ -385,341 +378,312 @@ class Refusal {
   constructor(readonly error: WritError) {}
 }
 
-export function approvalService(db: Kysely<Database>, options: ApprovalServiceOptions = {}): ApprovalService {
-  const audit = async (type: string, data: Record<string, unknown>) => {
-    if (options.audit !== undefined) await options.audit.append(type, data);
-  };
+/** What every operation of the service works with. */
+interface Ctx {
+  readonly rows: ApprovalRepository;
+  readonly audit: (type: string, data: Record<string, unknown>) => Promise<void>;
+}
 
-  const expire = (trx: Db, id: string, now: Date) =>
-    trx
-      .updateTable("approval_requests")
-      .set({ status: "expired" })
-      .where("id", "=", id)
-      .where("status", "in", ["pending", "approved"])
-      .where("expires_at", "<=", now)
-      .returning("id")
-      .executeTakeFirst();
+function bindingRefusal(id: string): WritError {
+  return new WritError(
+    ERR_APPROVAL_BINDING,
+    `approval request ${q(id)} is for another agent, playbook, environment, ticket or parameters`,
+  );
+}
 
+/** The checked row of a new request, and its binding. */
+function newRequestRow(input: NewApprovalRequest, id: string, now: Date): Insertable<ApprovalRequestsTable> {
+  checkText("id", id);
+  checkText("agent", input.agent);
+  checkText("playbook", input.playbook);
+  checkText("environment", input.environment);
+  checkText("requester", input.requester);
+  if (input.ticket !== undefined) checkText("ticket", input.ticket);
+  if (input.audience !== undefined) checkText("audience", input.audience, 2000);
+  if (!isPlainObject(input.params)) throw invalid(`approval request ${q(id)}: params must be an object`);
+  checkDate("expiresAt", input.expiresAt);
+  if (input.expiresAt.getTime() <= now.getTime())
+    throw invalid(`approval request ${q(id)}: expiresAt must be after now`);
+  const pollInterval = input.pollInterval ?? 5;
+  if (!Number.isSafeInteger(pollInterval) || pollInterval < 1 || pollInterval > 3600)
+    throw invalid(`approval request ${q(id)}: pollInterval must be a whole number of seconds, 1 to 3600`);
+  let binding: string;
+  try {
+    binding = approvalBinding(input);
+  } catch (err) {
+    throw invalid(`approval request ${q(id)}: params: ${(err as Error).message}`);
+  }
   return {
-    async createRequest(input, opts = {}) {
-      const now = opts.now ?? new Date();
-      checkDate("now", now);
-      const id = input.id ?? newApprovalId();
-      checkText("id", id);
-      checkText("agent", input.agent);
-      checkText("playbook", input.playbook);
-      checkText("environment", input.environment);
-      checkText("requester", input.requester);
-      if (input.ticket !== undefined) checkText("ticket", input.ticket);
-      if (input.audience !== undefined) checkText("audience", input.audience, 2000);
-      if (!isPlainObject(input.params)) throw invalid(`approval request ${q(id)}: params must be an object`);
-      checkDate("expiresAt", input.expiresAt);
-      if (input.expiresAt.getTime() <= now.getTime())
-        throw invalid(`approval request ${q(id)}: expiresAt must be after now`);
-      const pollInterval = input.pollInterval ?? 5;
-      if (!Number.isSafeInteger(pollInterval) || pollInterval < 1 || pollInterval > 3600)
-        throw invalid(`approval request ${q(id)}: pollInterval must be a whole number of seconds, 1 to 3600`);
-      let binding: string;
-      try {
-        binding = approvalBinding(input);
-      } catch (err) {
-        throw invalid(`approval request ${q(id)}: params: ${(err as Error).message}`);
+    id,
+    environment: input.environment,
+    agent: input.agent,
+    playbook: input.playbook,
+    params: JSON.stringify(input.params),
+    ticket: input.ticket ?? null,
+    audience: input.audience ?? null,
+    binding,
+    requester: input.requester,
+    created_at: now,
+    expires_at: input.expiresAt,
+    poll_interval: pollInterval,
+    last_polled_at: null,
+    decided_at: null,
+    writ_id: null,
+  };
+}
+
+async function createRequest(
+  ctx: Ctx,
+  input: NewApprovalRequest,
+  opts: { now?: Date } = {},
+): Promise<ApprovalRequest> {
+  const now = opts.now ?? new Date();
+  checkDate("now", now);
+  const id = input.id ?? newApprovalId();
+  const inserted = await ctx.rows.insert(newRequestRow(input, id, now));
+  if ("refused" in inserted) {
+    throw invalid(
+      inserted.refused === "exists"
+        ? `approval request ${q(id)} already exists`
+        : `approval request ${q(id)}: params cannot be stored: ${inserted.message}`,
+    );
+  }
+  const request = fromRows(inserted);
+  if (!intact(request)) {
+    // What was stored does not hash as what was asked (a value jsonb cannot keep as given).
+    await ctx.rows.remove(id);
+    throw invalid(`approval request ${q(id)}: params cannot be stored exactly as given`);
+  }
+  await ctx.audit("approval.request", {
+    id,
+    agent: request.agent,
+    playbook: request.playbook,
+    environment: request.environment,
+    params: request.params,
+    ticket: request.ticket ?? null,
+    ...(request.audience === undefined ? {} : { audience: request.audience }),
+    requester: request.requester,
+    binding: request.binding,
+    expiresAt: request.expiresAt.toISOString(),
+  });
+  return request;
+}
+
+/** The policy judging `request` when `approver` may decide it this way, or the refusal. */
+function judge(
+  request: ApprovalRequest,
+  approver: string,
+  decision: "approve" | "deny",
+  config: WritConfig,
+): ReturnType<typeof requestPolicy> | Refusal {
+  let judged: ReturnType<typeof requestPolicy>;
+  try {
+    judged = requestPolicy(config, request);
+  } catch (err) {
+    if (isWritError(err)) return new Refusal(err);
+    throw err;
+  }
+  const { policy, ctx } = judged;
+  const id = request.id;
+  if (approverGroupsOf(policy, ctx.groups, approver).length === 0) {
+    return new Refusal(
+      new WritError(
+        ERR_APPROVAL_NOT_APPROVER,
+        `${q(approver)} is in no approver group the policy for ${q(request.playbook)} in ${q(request.environment)} names`,
+      ),
+    );
+  }
+  if (decision === "approve" && !ctx.allowSelfApproval && isSelfApproval(ctx, approver)) {
+    const role =
+      normalizeIdentity(ctx.requester) === approver ? "requested it" : `owns agent ${q(request.agent)}`;
+    return new Refusal(
+      new WritError(
+        ERR_APPROVAL_SELF,
+        `${q(approver)} cannot approve request ${q(id)}: they ${role} and playbook ${q(request.playbook)} does not allow self-approval`,
+      ),
+    );
+  }
+  if (request.decisions.some((d) => d.approver === approver)) {
+    return new Refusal(
+      new WritError(ERR_APPROVAL_DUPLICATE, `${q(approver)} has already decided request ${q(id)}`),
+    );
+  }
+  return judged;
+}
+
+/** Inside the transaction holding the request's row: records the decision, closes when decided. */
+async function decideLocked(
+  locked: LockedApproval,
+  id: string,
+  approver: string,
+  input: DecisionInput,
+  reason: string | undefined,
+  opts: DecideOptions & { now: Date },
+): Promise<DecideResult | Refusal> {
+  const now = opts.now;
+  if (locked.rows === undefined) return new Refusal(notFound(id));
+  const request = fromRows(locked.rows);
+  if (request.status === "expired") return new Refusal(expiredError(request));
+  if (request.status !== "pending") return new Refusal(closedError(request));
+  if (request.expiresAt.getTime() <= now.getTime()) {
+    await locked.expire(now);
+    return new Refusal(expiredError(request));
+  }
+  const judged = judge(request, approver, input.decision, opts.config);
+  if (judged instanceof Refusal) return judged;
+  await locked.addDecision({ approver, decision: input.decision, reason: reason ?? null, at: now });
+  const decisions = [...request.decisions, { approver, decision: input.decision, reason, at: now }];
+  const evaluation = evaluateApproval(judged.policy, decisions, judged.ctx);
+  let status: ApprovalStatus = "pending";
+  let decidedAt: Date | undefined;
+  if (evaluation.state !== "pending") {
+    status = evaluation.state;
+    decidedAt = now;
+    await locked.close(status, now);
+  }
+  return { request: { ...request, status, decidedAt, decisions }, evaluation };
+}
+
+async function decide(
+  ctx: Ctx,
+  id: string,
+  input: DecisionInput,
+  opts: DecideOptions,
+): Promise<DecideResult> {
+  const now = opts.now ?? new Date();
+  checkDate("now", now);
+  const approver = approverId(input.approver);
+  if (input.decision !== "approve" && input.decision !== "deny")
+    throw invalid(`decision ${q(input.decision)}: expected \`approve\` or \`deny\``);
+  if (input.reason !== undefined) checkText("reason", input.reason, 1000);
+  if (input.decision === "deny" && input.reason === undefined)
+    throw invalid(`deny ${q(id)}: a reason is required`);
+  const reason = input.reason?.trim();
+
+  const outcome = await ctx.rows
+    .locked(id, (locked) => decideLocked(locked, id, approver, input, reason, { ...opts, now }))
+    .catch((err: unknown) => {
+      // Two deciders with the same id on a backend without the row lock's protection would meet
+      // at the primary key; either way the second is a duplicate.
+      if (isWritError(err) && sqlState(err.cause) === "23505") {
+        throw new WritError(ERR_APPROVAL_DUPLICATE, `${q(approver)} has already decided request ${q(id)}`);
       }
-      const request = await guard("create approval request", async () => {
-        try {
-          const row = await db
-            .insertInto("approval_requests")
-            .values({
-              id,
-              environment: input.environment,
-              agent: input.agent,
-              playbook: input.playbook,
-              params: JSON.stringify(input.params),
-              ticket: input.ticket ?? null,
-              audience: input.audience ?? null,
-              binding,
-              requester: input.requester,
-              created_at: now,
-              expires_at: input.expiresAt,
-              poll_interval: pollInterval,
-              last_polled_at: null,
-              decided_at: null,
-              writ_id: null,
-            })
-            .returningAll()
-            .executeTakeFirstOrThrow();
-          return fromRow(row, []);
-        } catch (err) {
-          const state = sqlState(err);
-          if (state === "23505") throw invalid(`approval request ${q(id)} already exists`);
-          // 22P05 / 22P02: text jsonb cannot hold (NUL, a lone surrogate).
-          if (state === "22P05" || state === "22P02")
-            throw invalid(`approval request ${q(id)}: params cannot be stored: ${(err as Error).message}`);
-          throw err;
-        }
-      });
-      if (!intact(request)) {
-        // What was stored does not hash as what was asked (a value jsonb cannot keep as given).
-        await guard("create approval request", () =>
-          db.deleteFrom("approval_requests").where("id", "=", id).execute(),
-        );
-        throw invalid(`approval request ${q(id)}: params cannot be stored exactly as given`);
-      }
-      await audit("approval.request", {
-        id,
-        agent: request.agent,
-        playbook: request.playbook,
-        environment: request.environment,
-        params: request.params,
-        ticket: request.ticket ?? null,
-        ...(request.audience === undefined ? {} : { audience: request.audience }),
-        requester: request.requester,
-        binding,
-        expiresAt: request.expiresAt.toISOString(),
-      });
-      return request;
-    },
+      throw err;
+    });
 
-    get(id) {
-      return guard("read approval request", () => load(db, id, false));
-    },
+  if (outcome instanceof Refusal) {
+    await ctx.audit("approval.refused", {
+      id,
+      approver,
+      decision: input.decision,
+      code: outcome.error.code,
+      message: outcome.error.message,
+    });
+    if (outcome.error.code === ERR_APPROVAL_EXPIRED) await ctx.audit("approval.expired", { id });
+    throw outcome.error;
+  }
+  const { request, evaluation } = outcome;
+  await ctx.audit("approval.decision", {
+    id,
+    agent: request.agent,
+    playbook: request.playbook,
+    environment: request.environment,
+    binding: request.binding,
+    approver,
+    decision: input.decision,
+    reason: reason ?? null,
+    status: request.status,
+    counted: evaluation.counted,
+    ...(evaluation.missing !== undefined ? { missing: evaluation.missing } : {}),
+  });
+  return outcome;
+}
 
-    async decide(id, input, opts) {
+async function status(ctx: Ctx, id: string, opts: { binding: string; now?: Date }): Promise<PollStatus> {
+  const now = opts.now ?? new Date();
+  checkDate("now", now);
+  const rows = await ctx.rows.load(id);
+  if (rows === undefined) throw notFound(id);
+  const request = fromRows(rows);
+  if (typeof opts.binding !== "string" || opts.binding !== request.binding || !intact(request))
+    throw bindingRefusal(id);
+  let current = request.status;
+  if ((current === "pending" || current === "approved") && request.expiresAt.getTime() <= now.getTime()) {
+    if (await ctx.rows.expire(id, now)) await ctx.audit("approval.expired", { id });
+    current = "expired";
+  }
+  return {
+    status: current,
+    expiresAt: request.expiresAt,
+    pollInterval: request.pollInterval,
+    decidedAt: request.decidedAt,
+    writId: request.writId,
+  };
+}
+
+async function pollTooFast(ctx: Ctx, id: string, now = new Date()): Promise<PollPace> {
+  checkDate("now", now);
+  let tooFast = false;
+  const polled = await ctx.rows.recordPoll(id, now, ({ pollInterval, lastPolledAt }) => {
+    tooFast = lastPolledAt !== undefined && now.getTime() - lastPolledAt.getTime() < pollInterval * 1000;
+    return tooFast ? pollInterval + 5 : pollInterval;
+  });
+  if (polled === undefined) throw notFound(id);
+  return { tooFast, pollInterval: polled.pollInterval };
+}
+
+async function consume(
+  ctx: Ctx,
+  id: string,
+  writId: string,
+  opts: { binding?: string; now?: Date } = {},
+): Promise<ApprovalRequest> {
+  const now = opts.now ?? new Date();
+  checkDate("now", now);
+  checkText("writId", writId);
+  const loaded = await ctx.rows.load(id);
+  if (loaded === undefined) throw notFound(id);
+  const before = fromRows(loaded);
+  if (opts.binding !== undefined && (opts.binding !== before.binding || !intact(before)))
+    throw bindingRefusal(id);
+  if (await ctx.rows.consume(id, writId, now)) {
+    const consumed = fromRows((await ctx.rows.load(id))!);
+    await ctx.audit("approval.consumed", { id, writId, binding: consumed.binding });
+    return consumed;
+  }
+  // Nothing changed; say why. The status only moves forward, so reading it now gives the reason.
+  const now_ = await ctx.rows.load(id);
+  const current = now_ === undefined ? before : fromRows(now_);
+  if (current.status === "pending" && current.expiresAt.getTime() > now.getTime())
+    throw new WritError(ERR_APPROVAL_NOT_APPROVED, `approval request ${q(id)} is still pending`);
+  if (current.status === "expired" || current.expiresAt.getTime() <= now.getTime()) {
+    if (await ctx.rows.expire(id, now)) await ctx.audit("approval.expired", { id });
+    throw expiredError(current);
+  }
+  throw closedError(current);
+}
+
+export function approvalService(db: Kysely<Database>, options: ApprovalServiceOptions = {}): ApprovalService {
+  const ctx: Ctx = {
+    rows: approvalRepository(db),
+    audit: async (type, data) => {
+      if (options.audit !== undefined) await options.audit.append(type, data);
+    },
+  };
+  return {
+    createRequest: (input, opts) => createRequest(ctx, input, opts),
+    get: async (id) => {
+      const rows = await ctx.rows.load(id);
+      return rows === undefined ? undefined : fromRows(rows);
+    },
+    decide: (id, input, opts) => decide(ctx, id, input, opts),
+    status: (id, opts) => status(ctx, id, opts),
+    pollTooFast: (id, now) => pollTooFast(ctx, id, now),
+    consume: (id, writId, opts) => consume(ctx, id, writId, opts),
+    listPending: async (opts = {}) => {
       const now = opts.now ?? new Date();
       checkDate("now", now);
-      const approver = approverId(input.approver);
-      if (input.decision !== "approve" && input.decision !== "deny")
-        throw invalid(`decision ${q(input.decision)}: expected \`approve\` or \`deny\``);
-      if (input.reason !== undefined) checkText("reason", input.reason, 1000);
-      if (input.decision === "deny" && input.reason === undefined)
-        throw invalid(`deny ${q(id)}: a reason is required`);
-      const reason = input.reason?.trim();
-
-      const outcome = await guard("decide approval request", () =>
-        db.transaction().execute(async (trx): Promise<DecideResult | Refusal> => {
-          const request = await load(trx, id, true);
-          if (request === undefined) return new Refusal(notFound(id));
-          if (request.status === "expired") return new Refusal(expiredError(request));
-          if (request.status !== "pending") return new Refusal(closedError(request));
-          if (request.expiresAt.getTime() <= now.getTime()) {
-            await expire(trx, id, now);
-            return new Refusal(expiredError(request));
-          }
-          let judged: ReturnType<typeof requestPolicy>;
-          try {
-            judged = requestPolicy(opts.config, request);
-          } catch (err) {
-            if (isWritError(err)) return new Refusal(err);
-            throw err;
-          }
-          const { policy, ctx } = judged;
-          if (approverGroupsOf(policy, ctx.groups, approver).length === 0) {
-            return new Refusal(
-              new WritError(
-                ERR_APPROVAL_NOT_APPROVER,
-                `${q(approver)} is in no approver group the policy for ${q(request.playbook)} in ${q(request.environment)} names`,
-              ),
-            );
-          }
-          if (input.decision === "approve" && !ctx.allowSelfApproval && isSelfApproval(ctx, approver)) {
-            const role =
-              normalizeIdentity(ctx.requester) === approver
-                ? "requested it"
-                : `owns agent ${q(request.agent)}`;
-            return new Refusal(
-              new WritError(
-                ERR_APPROVAL_SELF,
-                `${q(approver)} cannot approve request ${q(id)}: they ${role} and playbook ${q(request.playbook)} does not allow self-approval`,
-              ),
-            );
-          }
-          if (request.decisions.some((d) => d.approver === approver)) {
-            return new Refusal(
-              new WritError(ERR_APPROVAL_DUPLICATE, `${q(approver)} has already decided request ${q(id)}`),
-            );
-          }
-          await trx
-            .insertInto("approval_decisions")
-            .values({ request_id: id, approver, decision: input.decision, reason: reason ?? null, at: now })
-            .execute();
-          const decisions = [...request.decisions, { approver, decision: input.decision, reason, at: now }];
-          const evaluation = evaluateApproval(policy, decisions, ctx);
-          let status: ApprovalStatus = "pending";
-          let decidedAt: Date | undefined;
-          if (evaluation.state !== "pending") {
-            status = evaluation.state;
-            decidedAt = now;
-            await trx
-              .updateTable("approval_requests")
-              .set({ status, decided_at: now })
-              .where("id", "=", id)
-              .execute();
-          }
-          return { request: { ...request, status, decidedAt, decisions }, evaluation };
-        }),
-      ).catch((err: unknown) => {
-        // Two deciders with the same id on a backend without the row lock's protection would meet
-        // at the primary key; either way the second is a duplicate.
-        if (isWritError(err) && sqlState(err.cause) === "23505") {
-          throw new WritError(ERR_APPROVAL_DUPLICATE, `${q(approver)} has already decided request ${q(id)}`);
-        }
-        throw err;
-      });
-
-      if (outcome instanceof Refusal) {
-        await audit("approval.refused", {
-          id,
-          approver,
-          decision: input.decision,
-          code: outcome.error.code,
-          message: outcome.error.message,
-        });
-        if (outcome.error.code === ERR_APPROVAL_EXPIRED) await audit("approval.expired", { id });
-        throw outcome.error;
-      }
-      const { request, evaluation } = outcome;
-      await audit("approval.decision", {
-        id,
-        agent: request.agent,
-        playbook: request.playbook,
-        environment: request.environment,
-        binding: request.binding,
-        approver,
-        decision: input.decision,
-        reason: reason ?? null,
-        status: request.status,
-        counted: evaluation.counted,
-        ...(evaluation.missing !== undefined ? { missing: evaluation.missing } : {}),
-      });
-      return outcome;
-    },
-
-    async status(id, opts) {
-      const now = opts.now ?? new Date();
-      checkDate("now", now);
-      const result = await guard("read approval status", async () => {
-        const request = await load(db, id, false);
-        if (request === undefined) throw notFound(id);
-        if (typeof opts.binding !== "string" || opts.binding !== request.binding || !intact(request)) {
-          throw new WritError(
-            ERR_APPROVAL_BINDING,
-            `approval request ${q(id)} is for another agent, playbook, environment, ticket or parameters`,
-          );
-        }
-        let status = request.status;
-        let flipped = false;
-        if ((status === "pending" || status === "approved") && request.expiresAt.getTime() <= now.getTime()) {
-          flipped = (await expire(db, id, now)) !== undefined;
-          status = "expired";
-        }
-        return { request, status, flipped };
-      });
-      if (result.flipped) await audit("approval.expired", { id });
-      const { request, status } = result;
-      return {
-        status,
-        expiresAt: request.expiresAt,
-        pollInterval: request.pollInterval,
-        decidedAt: request.decidedAt,
-        writId: request.writId,
-      };
-    },
-
-    async pollTooFast(id, now = new Date()) {
-      checkDate("now", now);
-      return guard("record approval poll", () =>
-        db.transaction().execute(async (trx) => {
-          const row = await trx
-            .selectFrom("approval_requests")
-            .select(["poll_interval", "last_polled_at"])
-            .where("id", "=", id)
-            .forUpdate()
-            .executeTakeFirst();
-          if (row === undefined) throw notFound(id);
-          const last = row.last_polled_at;
-          const tooFast = last !== null && now.getTime() - last.getTime() < row.poll_interval * 1000;
-          const pollInterval = tooFast ? row.poll_interval + 5 : row.poll_interval;
-          await trx
-            .updateTable("approval_requests")
-            .set({ last_polled_at: now, poll_interval: pollInterval })
-            .where("id", "=", id)
-            .execute();
-          return { tooFast, pollInterval };
-        }),
-      );
-    },
-
-    async consume(id, writId, opts = {}) {
-      const now = opts.now ?? new Date();
-      checkDate("now", now);
-      checkText("writId", writId);
-      const outcome = await guard("consume approval request", async () => {
-        const before = await load(db, id, false);
-        if (before === undefined) throw notFound(id);
-        if (opts.binding !== undefined && (opts.binding !== before.binding || !intact(before))) {
-          throw new WritError(
-            ERR_APPROVAL_BINDING,
-            `approval request ${q(id)} is for another agent, playbook, environment, ticket or parameters`,
-          );
-        }
-        const row = await db
-          .updateTable("approval_requests")
-          .set({ status: "consumed", writ_id: writId })
-          .where("id", "=", id)
-          .where("status", "=", "approved")
-          .where("expires_at", ">", now)
-          .returning("id")
-          .executeTakeFirst();
-        if (row !== undefined) return { consumed: (await load(db, id, false))! };
-        // Nothing changed; say why. The status only moves forward, so reading it now gives the reason.
-        const current = (await load(db, id, false)) ?? before;
-        if (current.status === "pending" && current.expiresAt.getTime() > now.getTime()) {
-          return {
-            error: new WritError(ERR_APPROVAL_NOT_APPROVED, `approval request ${q(id)} is still pending`),
-          };
-        }
-        if (current.status === "expired" || current.expiresAt.getTime() <= now.getTime()) {
-          const flipped = (await expire(db, id, now)) !== undefined;
-          return { error: expiredError(current), flipped };
-        }
-        return { error: closedError(current) };
-      });
-      if ("error" in outcome) {
-        if (outcome.flipped === true) await audit("approval.expired", { id });
-        throw outcome.error;
-      }
-      await audit("approval.consumed", { id, writId, binding: outcome.consumed.binding });
-      return outcome.consumed;
-    },
-
-    listPending(opts = {}) {
-      const now = opts.now ?? new Date();
-      checkDate("now", now);
-      return guard("list approval requests", async () => {
-        let query = db
-          .selectFrom("approval_requests")
-          .selectAll()
-          .where("status", "=", "pending")
-          .where("expires_at", ">", now);
-        if (opts.environment !== undefined) query = query.where("environment", "=", opts.environment);
-        const rows = await query.orderBy("created_at").orderBy("id").execute();
-        if (rows.length === 0) return [];
-        const decisions = await db
-          .selectFrom("approval_decisions")
-          .selectAll()
-          .where(
-            "request_id",
-            "in",
-            rows.map((r) => r.id),
-          )
-          .execute();
-        return rows.map((row) =>
-          fromRow(
-            row,
-            decisions.filter((d) => d.request_id === row.id),
-          ),
-        );
-      });
+      return (await ctx.rows.listPending({ now, environment: opts.environment })).map(fromRows);
     },
   };
 }

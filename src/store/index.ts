@@ -1,4 +1,13 @@
 // Storage: Kysely over PostgreSQL, embedded (PGlite) by default. The only public surface of src/store.
+export {
+  type ApprovalDecisionRow,
+  type ApprovalInsertRefusal,
+  type ApprovalRepository,
+  type ApprovalRequestRow,
+  type ApprovalRows,
+  approvalRepository,
+  type LockedApproval,
+} from "./approvals.js";
 export type {
   AuditHead,
   AuditReader,
