@@ -14,10 +14,9 @@
  *                  is its sign_until; a key retired early keeps it until its last token expires.
  *
  * At most one key per environment is `active`. `activeKey` creates the first one lazily and
- * replaces one that has reached its renewal margin; `rotate` replaces it at once. Both run under a
- * transaction-scoped advisory lock on the environment (`pg_advisory_xact_lock`, which PGlite
- * supports too), so several `writ serve` processes on one PostgreSQL creating the first key at
- * once end with one: a row lock cannot serialize the creation of a row that does not exist yet.
+ * replaces one that has reached its renewal margin; `rotate` replaces it at once. Both run under
+ * the store's lock on the environment (`store/keys.ts`), so several `writ serve` processes on one
+ * PostgreSQL creating the first key at once end with one.
  *
  * At rest: the active key's private JWK is stored in its row, unencrypted; whoever can read the
  * database can sign tokens for that environment until the key is rotated. Database access must be
@@ -28,10 +27,16 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint } from "jose";
-import { type Insertable, type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import type { Insertable, Kysely } from "kysely";
 import { q, WritError } from "../core/index.js";
 // The store's error wrapper is not (yet) on its public face; approvals.ts imports it the same way.
-import { type Database, ERR_STORE_CORRUPT, guard } from "../store/index.js";
+import {
+  type Database,
+  ERR_STORE_CORRUPT,
+  type SigningKeyRepository,
+  type SigningKeyRow,
+  signingKeyRepository,
+} from "../store/index.js";
 
 /** The key families: EdDSA signs writ's own tokens, ES256 AWS web-identity tokens. */
 export type KeyAlg = "EdDSA" | "ES256";
@@ -155,8 +160,7 @@ export const DEFAULT_KEY_LIFETIME_SECONDS = 30 * 86_400;
 const ENV_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
-type Row = Selectable<Database["signing_keys"]>;
-type Db = Kysely<Database> | Transaction<Database>;
+type Row = SigningKeyRow;
 
 function checkEnv(env: string): void {
   if (typeof env !== "string" || !ENV_ID.test(env)) {
@@ -325,49 +329,21 @@ async function newKeyRow(
   };
 }
 
-/** Serializes key changes of one environment across connections and processes, until commit. */
-async function lockEnvironment(trx: Transaction<Database>, env: string, alg: KeyAlg): Promise<void> {
-  const name = alg === "EdDSA" ? `writ-keys:${env}` : `writ-keys:${alg}:${env}`;
-  await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx);
+/** What every operation on one family's keys works with. */
+interface KeyCtx {
+  readonly rows: SigningKeyRepository;
+  readonly alg: KeyAlg;
+  readonly lifetime: number;
+  readonly renewBefore: number;
+  readonly cache: KeyCache;
+  /** Row caches, only when this process is the store's only writer (see `exclusive`). */
+  readonly exclusive: boolean;
+  readonly activeRow: Map<string, Row>;
+  readonly verificationRows: Map<string, Row>;
+  now(): Date;
 }
 
-async function activeRows(db: Db, env: string, alg: KeyAlg): Promise<Row[]> {
-  return db
-    .selectFrom("signing_keys")
-    .selectAll()
-    .where("environment", "=", env)
-    .where("alg", "=", alg)
-    .where("status", "=", "active")
-    .orderBy("created_at", "desc")
-    .execute();
-}
-
-/**
- * Retires `r` at `now`: it stops signing at once and its private half is erased. Its publication
- * ends at `publishUntil` (never later than it would have: a retired key is not published longer).
- * `sign_until` must stay after `created_at` (a schema check), so a key retired in the millisecond it
- * was made keeps one millisecond of nominal life; its status already stops it from signing.
- */
-async function retire(trx: Transaction<Database>, r: Row, now: Date, publishUntilMs: number): Promise<Row> {
-  const created = toDate(r.created_at).getTime();
-  const signUntil = Math.max(Math.min(toDate(r.sign_until).getTime(), now.getTime()), created + 1);
-  const publish = Math.max(Math.min(toDate(r.publish_until).getTime(), publishUntilMs), signUntil);
-  const updated = await trx
-    .updateTable("signing_keys")
-    .set({
-      status: "retired",
-      retired_at: now,
-      sign_until: new Date(signUntil),
-      publish_until: new Date(publish),
-      private_jwk: "{}",
-    })
-    .where("kid", "=", r.kid)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return updated;
-}
-
-export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptions = {}): EnvironmentKeys {
+function keyContext(db: Kysely<Database>, opts: EnvironmentKeysOptions): KeyCtx {
   const lifetime = opts.keyLifetimeSeconds ?? DEFAULT_KEY_LIFETIME_SECONDS;
   checkSeconds(lifetime, "keyLifetimeSeconds");
   if (lifetime < 1) throw new TypeError("keyLifetimeSeconds must be at least 1");
@@ -377,173 +353,158 @@ export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptio
   const clock = opts.clock ?? (() => new Date());
   const alg = opts.alg ?? "EdDSA";
   if (!KEY_ALGS.includes(alg)) throw new TypeError(`alg ${q(alg)}: expected one of ${KEY_ALGS.join(", ")}`);
-  const cache = new KeyCache(alg);
-  // Row caches, only when this process is the store's only writer (see `exclusive`).
-  const exclusive = opts.exclusive === true;
-  const activeRow = new Map<string, Row>();
-  const verificationRows = new Map<string, Row>();
-  const forgetEnvironment = (env: string) => {
-    activeRow.delete(env);
-    for (const [k, r] of verificationRows) if (r.environment === env) verificationRows.delete(k);
-  };
-
-  const now = (): Date => {
-    const at = clock();
-    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
-      throw new TypeError("the key clock returned an invalid date");
-    }
-    return new Date(at.getTime());
-  };
-
-  /** Usable for signing at `at`: active, and more than the renewal margin of life left. */
-  const usable = (r: Row, at: Date): boolean =>
-    r.status === "active" && toDate(r.sign_until).getTime() - renewBefore * 1000 > at.getTime();
-
-  const signingKey = async (r: Row): Promise<SigningKey> => {
-    const { jwk } = await cache.publicKey(r);
-    return {
-      kind: "signing-key",
-      kid: r.kid,
-      env: r.environment,
-      alg,
-      createdAt: toDate(r.created_at),
-      signUntil: toDate(r.sign_until),
-      publicJwk: jwk,
-      privateKey: await cache.privateKey(r),
-    };
-  };
-
-  const verificationKeyOf = async (r: Row): Promise<VerificationKey> => {
-    const { jwk, key } = await cache.publicKey(r);
-    const info = infoOf(r);
-    return {
-      kind: "verification-key",
-      kid: r.kid,
-      env: r.environment,
-      status: info.status,
-      signUntil: info.signUntil,
-      publishUntil: info.publishUntil,
-      publicJwk: jwk,
-      publicKey: key,
-    };
-  };
-
-  const create = async (trx: Transaction<Database>, env: string, at: Date): Promise<Row> => {
-    const row = await newKeyRow(env, alg, at, lifetime);
-    return trx.insertInto("signing_keys").values(row).returningAll().executeTakeFirstOrThrow();
-  };
-
   return {
-    async activeKey(env) {
-      checkEnv(env);
-      return guard(`signing key of ${q(env)}`, async () => {
-        const cached = exclusive ? activeRow.get(env) : undefined;
-        if (cached !== undefined && usable(cached, now())) return signingKey(cached);
-        // The common case reads one row and takes no lock.
-        const [current] = await activeRows(db, env, alg);
-        if (current !== undefined && usable(current, now())) {
-          if (exclusive) activeRow.set(env, current);
-          return signingKey(current);
-        }
-        forgetEnvironment(env);
-        const row = await db.transaction().execute(async (trx) => {
-          await lockEnvironment(trx, env, alg);
-          // Another process may have created or replaced the key while this one waited.
-          const at = now();
-          const rows = await activeRows(trx, env, alg);
-          const keep = rows[0] !== undefined && usable(rows[0], at) ? rows[0] : undefined;
-          for (const r of rows) {
-            if (r === keep) continue;
-            // Out of life: its tokens have all expired. In its renewal margin: its tokens expire by
-            // its sign_until. Either way its publication keeps the end it has. (A second active
-            // key cannot arise under the lock; one left by hand is retired the same way.)
-            await retire(trx, r, at, toDate(r.publish_until).getTime());
-            cache.forget(r.kid);
-          }
-          return keep ?? create(trx, env, at);
-        });
-        forgetEnvironment(env);
-        if (exclusive) activeRow.set(env, row);
-        return signingKey(row);
-      });
+    rows: signingKeyRepository(db, alg),
+    alg,
+    lifetime,
+    renewBefore,
+    cache: new KeyCache(alg),
+    exclusive: opts.exclusive === true,
+    activeRow: new Map(),
+    verificationRows: new Map(),
+    now() {
+      const at = clock();
+      if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+        throw new TypeError("the key clock returned an invalid date");
+      }
+      return new Date(at.getTime());
     },
+  };
+}
 
-    async rotate(env, rotateOpts) {
-      checkEnv(env);
-      checkSeconds(rotateOpts.maxTokenTtlSeconds, "maxTokenTtlSeconds");
-      return guard(`rotate the signing key of ${q(env)}`, async () => {
-        const { retired, created } = await db.transaction().execute(async (trx) => {
-          await lockEnvironment(trx, env, alg);
-          const at = now();
-          const until = at.getTime() + rotateOpts.maxTokenTtlSeconds * 1000;
-          let last: Row | undefined;
-          for (const r of (await activeRows(trx, env, alg)).reverse()) {
-            last = await retire(trx, r, at, until);
-            cache.forget(r.kid);
-          }
-          return { retired: last, created: await create(trx, env, at) };
-        });
-        forgetEnvironment(env);
-        return {
-          retired: retired === undefined ? undefined : infoOf(retired),
-          created: await signingKey(created),
-        };
-      });
+function forgetEnvironment(ctx: KeyCtx, env: string): void {
+  ctx.activeRow.delete(env);
+  for (const [k, r] of ctx.verificationRows) if (r.environment === env) ctx.verificationRows.delete(k);
+}
+
+/** Usable for signing at `at`: active, and more than the renewal margin of life left. */
+function usable(ctx: KeyCtx, r: Row, at: Date): boolean {
+  return r.status === "active" && toDate(r.sign_until).getTime() - ctx.renewBefore * 1000 > at.getTime();
+}
+
+async function signingKeyOf(ctx: KeyCtx, r: Row): Promise<SigningKey> {
+  const { jwk } = await ctx.cache.publicKey(r);
+  return {
+    kind: "signing-key",
+    kid: r.kid,
+    env: r.environment,
+    alg: ctx.alg,
+    createdAt: toDate(r.created_at),
+    signUntil: toDate(r.sign_until),
+    publicJwk: jwk,
+    privateKey: await ctx.cache.privateKey(r),
+  };
+}
+
+async function verificationKeyOf(ctx: KeyCtx, r: Row): Promise<VerificationKey> {
+  const { jwk, key } = await ctx.cache.publicKey(r);
+  const info = infoOf(r);
+  return {
+    kind: "verification-key",
+    kid: r.kid,
+    env: r.environment,
+    status: info.status,
+    signUntil: info.signUntil,
+    publishUntil: info.publishUntil,
+    publicJwk: jwk,
+    publicKey: key,
+  };
+}
+
+async function activeKey(ctx: KeyCtx, env: string): Promise<SigningKey> {
+  checkEnv(env);
+  const cached = ctx.exclusive ? ctx.activeRow.get(env) : undefined;
+  if (cached !== undefined && usable(ctx, cached, ctx.now())) return signingKeyOf(ctx, cached);
+  // The common case reads one row and takes no lock.
+  const [current] = await ctx.rows.active(env);
+  if (current !== undefined && usable(ctx, current, ctx.now())) {
+    if (ctx.exclusive) ctx.activeRow.set(env, current);
+    return signingKeyOf(ctx, current);
+  }
+  forgetEnvironment(ctx, env);
+  const row = await ctx.rows.change(env, `signing key of ${q(env)}`, async (keys) => {
+    // Another process may have created or replaced the key while this one waited.
+    const at = ctx.now();
+    const rows = await keys.active();
+    const keep = rows[0] !== undefined && usable(ctx, rows[0], at) ? rows[0] : undefined;
+    for (const r of rows) {
+      if (r === keep) continue;
+      // Out of life: its tokens have all expired. In its renewal margin: its tokens expire by
+      // its sign_until. Either way its publication keeps the end it has. (A second active
+      // key cannot arise under the lock; one left by hand is retired the same way.)
+      await keys.retire(r, at, toDate(r.publish_until));
+      ctx.cache.forget(r.kid);
+    }
+    return keep ?? keys.insert(await newKeyRow(env, ctx.alg, at, ctx.lifetime));
+  });
+  forgetEnvironment(ctx, env);
+  if (ctx.exclusive) ctx.activeRow.set(env, row);
+  return signingKeyOf(ctx, row);
+}
+
+async function rotate(ctx: KeyCtx, env: string, rotateOpts: RotateOptions): Promise<RotateResult> {
+  checkEnv(env);
+  checkSeconds(rotateOpts.maxTokenTtlSeconds, "maxTokenTtlSeconds");
+  const { retired, created } = await ctx.rows.change(
+    env,
+    `rotate the signing key of ${q(env)}`,
+    async (keys) => {
+      const at = ctx.now();
+      const until = new Date(at.getTime() + rotateOpts.maxTokenTtlSeconds * 1000);
+      let last: Row | undefined;
+      for (const r of (await keys.active()).reverse()) {
+        last = await keys.retire(r, at, until);
+        ctx.cache.forget(r.kid);
+      }
+      return { retired: last, created: await keys.insert(await newKeyRow(env, ctx.alg, at, ctx.lifetime)) };
     },
+  );
+  forgetEnvironment(ctx, env);
+  return {
+    retired: retired === undefined ? undefined : infoOf(retired),
+    created: await signingKeyOf(ctx, created),
+  };
+}
 
+async function verificationKey(
+  ctx: KeyCtx,
+  env: string,
+  kid: string,
+  at: Date | undefined,
+): Promise<VerificationKey | undefined> {
+  checkEnv(env);
+  if (typeof kid !== "string" || kid.length === 0 || kid.length > 200) return undefined;
+  const when = at ?? ctx.now();
+  const hit = ctx.exclusive ? ctx.verificationRows.get(kid) : undefined;
+  if (hit !== undefined && hit.environment === env && toDate(hit.publish_until) > when) {
+    // one family per object: the cache holds only this family's rows
+    return verificationKeyOf(ctx, hit);
+  }
+  const r = await ctx.rows.publishedKey(env, kid, when);
+  if (r === undefined) return undefined;
+  if (ctx.exclusive) {
+    if (ctx.verificationRows.size >= 256) ctx.verificationRows.clear();
+    ctx.verificationRows.set(kid, r);
+  }
+  return verificationKeyOf(ctx, r);
+}
+
+export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptions = {}): EnvironmentKeys {
+  const ctx = keyContext(db, opts);
+  return {
+    activeKey: (env) => activeKey(ctx, env),
+    rotate: (env, rotateOpts) => rotate(ctx, env, rotateOpts),
     async jwks(env, at) {
       checkEnv(env);
-      const when = at ?? now();
-      return guard(`keys of ${q(env)}`, async () => {
-        const rows = await db
-          .selectFrom("signing_keys")
-          .selectAll()
-          .where("environment", "=", env)
-          .where("alg", "=", alg)
-          .where("publish_until", ">", when)
-          .orderBy("created_at", "desc")
-          .execute();
-        const keys: PublicJwk[] = [];
-        for (const r of rows) keys.push((await cache.publicKey(r)).jwk);
-        return { keys };
-      });
+      const rows = await ctx.rows.published(env, at ?? ctx.now());
+      const keys: PublicJwk[] = [];
+      for (const r of rows) keys.push((await ctx.cache.publicKey(r)).jwk);
+      return { keys };
     },
-
-    async verificationKey(env, kid, at) {
-      checkEnv(env);
-      if (typeof kid !== "string" || kid.length === 0 || kid.length > 200) return undefined;
-      const when = at ?? now();
-      return guard(`key ${q(kid)} of ${q(env)}`, async () => {
-        const hit = exclusive ? verificationRows.get(kid) : undefined;
-        if (hit !== undefined && hit.environment === env && toDate(hit.publish_until) > when) {
-          // one family per object: the cache holds only this family's rows
-          return verificationKeyOf(hit);
-        }
-        const r = await db
-          .selectFrom("signing_keys")
-          .selectAll()
-          .where("kid", "=", kid)
-          .where("environment", "=", env)
-          .where("alg", "=", alg)
-          .where("publish_until", ">", when)
-          .executeTakeFirst();
-        if (r === undefined) return undefined;
-        if (exclusive) {
-          if (verificationRows.size >= 256) verificationRows.clear();
-          verificationRows.set(kid, r);
-        }
-        return verificationKeyOf(r);
-      });
-    },
-
+    verificationKey: (env, kid, at) => verificationKey(ctx, env, kid, at),
     async list(env) {
       if (env !== undefined) checkEnv(env);
-      return guard("list signing keys", async () => {
-        let query = db.selectFrom("signing_keys").selectAll();
-        if (env !== undefined) query = query.where("environment", "=", env);
-        const rows = await query.orderBy("environment").orderBy("created_at").orderBy("kid").execute();
-        return rows.map(infoOf);
-      });
+      return (await ctx.rows.list(env)).map(infoOf);
     },
   };
 }

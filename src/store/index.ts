@@ -58,6 +58,12 @@ export {
 } from "./findings.js";
 export { type HeldCallRepository, type HeldCallRow, heldCallRepository } from "./holds.js";
 export {
+  type KeyChange,
+  type SigningKeyRepository,
+  type SigningKeyRow,
+  signingKeyRepository,
+} from "./keys.js";
+export {
   type FigureOptions,
   type LifetimeQuantiles,
   recordScanPosture,

@@ -2,10 +2,17 @@
  * The broker's rows on every backend: denial counters (src/store/backoff.ts: a new counter, bumps
  * that see the row as it was, concurrent bumps serialised by the row lock) and approval requests
  * (src/store/approvals.ts: insert and its refusals, decisions under the row lock, polls, consume
- * once, the pending list).
+ * once, the pending list) and signing keys (src/store/keys.ts: one family per repository, changes
+ * serialised by the environment's lock, retirement clamps, what is published when).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { approvalRepository, type DenialCounter, denialCounterRepository } from "../../src/store/index.js";
+import {
+  approvalRepository,
+  type DenialCounter,
+  denialCounterRepository,
+  type SigningKeyRepository,
+  signingKeyRepository,
+} from "../../src/store/index.js";
 import { forEachBackend } from "./backends.js";
 
 const T0 = new Date("2030-01-01T10:00:00.000Z");
@@ -135,6 +142,77 @@ forEachBackend("broker rows", (h) => {
       expect(all[1]?.decisions.map((d) => d.approver)).toEqual(["bob"]);
       const dev = await approvals.listPending({ now: at(40), environment: "dev" });
       expect(dev.map((r) => r.request.id)).toEqual(["ar-4"]);
+    });
+  });
+
+  describe("signing keys", () => {
+    const key = (kid: string, env: string, alg: string, created: number, life = 600) => ({
+      kid,
+      environment: env,
+      alg,
+      public_jwk: JSON.stringify({ kty: "OKP", kid }),
+      private_jwk: JSON.stringify({ d: "secret" }),
+      created_at: at(created),
+      sign_until: at(created + life),
+      publish_until: at(created + life),
+      status: "active",
+      retired_at: null,
+    });
+    /** Creates the environment's key under its lock unless one is active: what `activeKey` does. */
+    const ensure = (keys: SigningKeyRepository, env: string, kid: string) =>
+      keys.change(env, "ensure", async (k) => {
+        const [current] = await k.active();
+        return current ?? k.insert(key(kid, env, "EdDSA", 0));
+      });
+
+    it("serialises concurrent changes of one environment: one key is created, not several", async () => {
+      const repos = [signingKeyRepository(h.store.db, "EdDSA")];
+      if (h.second !== undefined) repos.push(signingKeyRepository((await h.second()).db, "EdDSA"));
+      const made = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => ensure(repos[i % repos.length]!, "race", `race-${i}`)),
+      );
+      expect(new Set(made.map((r) => r.kid)).size).toBe(1);
+      expect((await repos[0]!.active("race")).length).toBe(1);
+    });
+
+    it("keeps families apart, retires with clamped dates, publishes until publish_until", async () => {
+      const ed = signingKeyRepository(h.store.db, "EdDSA");
+      const es = signingKeyRepository(h.store.db, "ES256");
+      await ed.change("prod", "seed", async (k) => {
+        await k.insert(key("ed-old", "prod", "EdDSA", 0));
+        await k.insert(key("ed-new", "prod", "EdDSA", 10));
+      });
+      await es.change("prod", "seed", (k) => k.insert(key("es-1", "prod", "ES256", 0)));
+      expect((await ed.active("prod")).map((r) => r.kid)).toEqual(["ed-new", "ed-old"]);
+      expect((await es.active("prod")).map((r) => r.kid)).toEqual(["es-1"]);
+
+      const retired = await ed.change("prod", "retire", async (k) => {
+        const [, old] = await k.active();
+        return k.retire(old!, at(100), at(5000));
+      });
+      expect(retired).toMatchObject({
+        kid: "ed-old",
+        status: "retired",
+        retired_at: at(100),
+        sign_until: at(100),
+      });
+      // never published longer than it would have been
+      expect(retired.publish_until).toEqual(at(600));
+      expect(retired.private_jwk).toEqual({});
+      // retired in the millisecond it was made: one millisecond of nominal life
+      const instant = await ed.change("prod", "retire", async (k) => {
+        const [latest] = await k.active();
+        return k.retire(latest!, at(10), at(10));
+      });
+      expect(instant.sign_until.getTime()).toBe(at(10).getTime() + 1);
+      expect(instant.publish_until.getTime()).toBe(at(10).getTime() + 1);
+
+      expect((await ed.published("prod", at(300))).map((r) => r.kid)).toEqual(["ed-old"]);
+      expect((await ed.published("prod", at(700))).map((r) => r.kid)).toEqual([]);
+      expect((await ed.publishedKey("prod", "ed-old", at(300)))?.kid).toBe("ed-old");
+      expect(await ed.publishedKey("prod", "es-1", at(300))).toBeUndefined();
+      expect(await ed.publishedKey("dev", "ed-old", at(300))).toBeUndefined();
+      expect((await es.list("prod")).map((r) => r.kid)).toEqual(["ed-old", "es-1", "ed-new"]);
     });
   });
 });
