@@ -212,6 +212,182 @@ function candidateKeys(agent: Agent, alg: AsymmetricAlgorithm, kid: string | und
   );
 }
 
+/** Step 1: shared secrets, in the body or as HTTP Basic, are refused whatever else the request holds. */
+function refuseSecrets(form: FormParameters, authorization: string | null | undefined): void {
+  // RFC 6749 §2.3 allows one authentication method per request, and writ accepts only one.
+  if (param(form, "client_secret") !== undefined) {
+    refuse(
+      ERR_CLIENT_SECRET_REFUSED,
+      "client secrets are not accepted: writ takes private_key_jwt (RFC 7523) only",
+    );
+  }
+  if (/^basic(\s|$)/i.test(authorization?.trim() ?? "")) {
+    refuse(
+      ERR_CLIENT_SECRET_REFUSED,
+      "HTTP Basic client authentication is not accepted: writ takes private_key_jwt (RFC 7523) only",
+    );
+  }
+}
+
+/** Step 2: the jwt-bearer assertion the request carries. */
+function assertionOf(form: FormParameters): string {
+  const type = param(form, "client_assertion_type");
+  const assertion = param(form, "client_assertion");
+  if (type === undefined && assertion === undefined) {
+    refuse(
+      ERR_CLIENT_ASSERTION_MISSING,
+      "no client authentication: send a `client_assertion` (private_key_jwt, RFC 7523)",
+    );
+  }
+  if (type !== JWT_BEARER_ASSERTION_TYPE) {
+    refuse(
+      ERR_CLIENT_ASSERTION_TYPE,
+      type === undefined
+        ? `no \`client_assertion_type\`: expected ${q(JWT_BEARER_ASSERTION_TYPE)}`
+        : `unsupported \`client_assertion_type\` ${q(type)}: expected ${q(JWT_BEARER_ASSERTION_TYPE)}`,
+    );
+  }
+  if (assertion === undefined || assertion === "") {
+    refuse(ERR_CLIENT_ASSERTION_MISSING, "`client_assertion_type` is given without a `client_assertion`");
+  }
+  return assertion;
+}
+
+/** Step 3: the assertion's parts, under an accepted algorithm and type. */
+function parseAssertion(assertion: string) {
+  const parsed = parseCompactJws(assertion, MAX_ASSERTION_LENGTH);
+  if (!parsed.ok)
+    refuse(ERR_CLIENT_ASSERTION_MALFORMED, `the client assertion is malformed: ${parsed.problem}`);
+  const { header, payload } = parsed;
+  const alg = header.alg;
+  if (!isAsymmetricAlgorithm(alg)) {
+    refuse(
+      ERR_CLIENT_ASSERTION_ALG,
+      `algorithm ${q(alg ?? "(missing)")} is not accepted: use EdDSA (Ed25519), ES256, ES384, PS256 or RS256`,
+    );
+  }
+  if (!typOk(header.typ)) {
+    refuse(ERR_CLIENT_ASSERTION_TYP, `a JWT of type ${q(header.typ)} is not a client assertion`);
+  }
+  return { payload, alg, kid: header.kid as unknown };
+}
+
+/** Step 4: the agent the assertion claims to be (`iss` = `sub` = `client_id` when given). */
+function claimedAgent(
+  payload: Readonly<Record<string, unknown>>,
+  clientId: string | undefined,
+  config: Pick<WritConfig, "agents">,
+): Agent {
+  const iss = payload.iss;
+  const sub = payload.sub;
+  if (typeof iss !== "string" || iss === "")
+    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `iss`");
+  if (typeof sub !== "string" || sub === "")
+    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `sub`");
+  if (iss !== sub) {
+    refuse(
+      ERR_CLIENT_ASSERTION_ISSUER,
+      `\`iss\` ${q(iss)} and \`sub\` ${q(sub)} differ: both must be the agent id`,
+    );
+  }
+  if (clientId !== undefined && clientId !== sub) {
+    refuse(
+      ERR_CLIENT_ASSERTION_CLIENT_ID,
+      `\`client_id\` ${q(clientId)} is not the assertion's \`sub\` ${q(sub)}`,
+    );
+  }
+  const agent = config.agents.get(sub);
+  if (agent === undefined) refuse(ERR_CLIENT_ASSERTION_UNKNOWN_CLIENT, `unknown agent ${q(sub)}`);
+  return agent;
+}
+
+/** Step 5: the agent's registered key whose signature the assertion bears (by `kid`, when named). */
+async function signingKeyOf(
+  assertion: string,
+  agent: Agent,
+  alg: AsymmetricAlgorithm,
+  kid: unknown,
+): Promise<Jwk> {
+  if (kid !== undefined && (typeof kid !== "string" || kid === "")) {
+    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the `kid` header is not a non-empty string");
+  }
+  for (const key of candidateKeys(agent, alg, kid)) {
+    if (await verifiesWithAsync(assertion, key, alg)) return key;
+  }
+  return refuse(
+    ERR_CLIENT_ASSERTION_SIGNATURE,
+    kid === undefined
+      ? `no key registered for agent ${q(agent.id)} verifies the assertion (${alg})`
+      : `no key registered for agent ${q(agent.id)} with kid ${q(kid)} verifies the assertion (${alg})`,
+  );
+}
+
+/** Step 6 (claims, only once the signature holds): `aud` names this server. */
+function checkAudience(payload: Readonly<Record<string, unknown>>, audiences: readonly string[]): void {
+  const aud = payload.aud;
+  const auds = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
+  if (!auds.some((a) => typeof a === "string" && audiences.includes(a))) {
+    refuse(
+      ERR_CLIENT_ASSERTION_AUDIENCE,
+      aud === undefined
+        ? `the assertion has no \`aud\`: expected ${q(audiences[0])}`
+        : `audience ${q(aud)} is not this server: expected ${q(audiences[0])}`,
+    );
+  }
+}
+
+/** Step 7: `exp` not passed and not too far, `iat`/`nbf` not in the future; answers `exp`. */
+function checkTimes(
+  payload: Readonly<Record<string, unknown>>,
+  nowSeconds: number,
+  maxLifetime: number,
+  skew: number,
+): number {
+  const exp = numericDate(payload, "exp", true) as number;
+  if (exp <= nowSeconds - skew) {
+    refuse(ERR_CLIENT_ASSERTION_EXPIRED, `the assertion expired at ${new Date(exp * 1000).toISOString()}`);
+  }
+  if (exp - nowSeconds > maxLifetime + skew) {
+    refuse(
+      ERR_CLIENT_ASSERTION_LIFETIME,
+      `the assertion is valid for ${Math.round(exp - nowSeconds)}s: at most ${maxLifetime}s is accepted`,
+    );
+  }
+  for (const claim of ["iat", "nbf"]) {
+    const t = numericDate(payload, claim, false);
+    if (t !== undefined && t > nowSeconds + skew) {
+      refuse(
+        ERR_CLIENT_ASSERTION_NOT_YET_VALID,
+        `\`${claim}\` ${new Date(t * 1000).toISOString()} is in the future: check the agent's clock`,
+      );
+    }
+  }
+  return exp;
+}
+
+/** Step 8: the `jti`, seen for the first time for this agent; remembered until `expiresAt`. */
+async function firstUse(
+  payload: Readonly<Record<string, unknown>>,
+  agent: Agent,
+  expiresAt: Date,
+  replay: ReplayCache,
+): Promise<string> {
+  const jti = payload.jti;
+  if (typeof jti !== "string" || jti === "" || jti.length > MAX_JTI_LENGTH) {
+    refuse(
+      ERR_CLIENT_ASSERTION_MALFORMED,
+      jti === undefined
+        ? "the assertion has no `jti`: writ refuses assertions it cannot tell apart"
+        : `\`jti\` must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
+    );
+  }
+  // Keyed by agent, since a `jti` is unique per issuer (RFC 7519 §4.1.7); agent ids hold no colon.
+  if (!(await replay.remember(CLIENT_ASSERTION_SCOPE, `${agent.id}:${jti}`, expiresAt))) {
+    refuse(ERR_CLIENT_ASSERTION_REPLAY, `assertion ${q(jti)} of agent ${q(agent.id)} was already used`);
+  }
+  return jti;
+}
+
 /**
  * Authenticates the agent behind a token-endpoint request by its RFC 7523 client assertion:
  * `client_assertion_type` = jwt-bearer; a compact JWS under an allowed asymmetric algorithm,
@@ -235,150 +411,15 @@ export async function authenticateClient(
   const skew = nonNegative(options.clockSkewSeconds, 30, "clockSkewSeconds");
   const clock = options.clock ?? (() => new Date());
 
-  // Shared secrets, in the body or as HTTP Basic, are refused whatever else the request holds:
-  // RFC 6749 §2.3 allows one authentication method per request, and writ accepts only one.
-  if (param(form, "client_secret") !== undefined) {
-    refuse(
-      ERR_CLIENT_SECRET_REFUSED,
-      "client secrets are not accepted: writ takes private_key_jwt (RFC 7523) only",
-    );
-  }
-  const authorization = options.authorization?.trim() ?? "";
-  if (/^basic(\s|$)/i.test(authorization)) {
-    refuse(
-      ERR_CLIENT_SECRET_REFUSED,
-      "HTTP Basic client authentication is not accepted: writ takes private_key_jwt (RFC 7523) only",
-    );
-  }
-
-  const type = param(form, "client_assertion_type");
-  const assertion = param(form, "client_assertion");
-  const clientId = param(form, "client_id");
-  if (type === undefined && assertion === undefined) {
-    refuse(
-      ERR_CLIENT_ASSERTION_MISSING,
-      "no client authentication: send a `client_assertion` (private_key_jwt, RFC 7523)",
-    );
-  }
-  if (type !== JWT_BEARER_ASSERTION_TYPE) {
-    refuse(
-      ERR_CLIENT_ASSERTION_TYPE,
-      type === undefined
-        ? `no \`client_assertion_type\`: expected ${q(JWT_BEARER_ASSERTION_TYPE)}`
-        : `unsupported \`client_assertion_type\` ${q(type)}: expected ${q(JWT_BEARER_ASSERTION_TYPE)}`,
-    );
-  }
-  if (assertion === undefined || assertion === "") {
-    refuse(ERR_CLIENT_ASSERTION_MISSING, "`client_assertion_type` is given without a `client_assertion`");
-  }
-
-  const parsed = parseCompactJws(assertion, MAX_ASSERTION_LENGTH);
-  if (!parsed.ok)
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, `the client assertion is malformed: ${parsed.problem}`);
-  const { header, payload } = parsed;
-
-  const alg = header.alg;
-  if (!isAsymmetricAlgorithm(alg)) {
-    refuse(
-      ERR_CLIENT_ASSERTION_ALG,
-      `algorithm ${q(alg ?? "(missing)")} is not accepted: use EdDSA (Ed25519), ES256, ES384, PS256 or RS256`,
-    );
-  }
-  if (!typOk(header.typ)) {
-    refuse(ERR_CLIENT_ASSERTION_TYP, `a JWT of type ${q(header.typ)} is not a client assertion`);
-  }
-
-  const iss = payload.iss;
-  const sub = payload.sub;
-  if (typeof iss !== "string" || iss === "")
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `iss`");
-  if (typeof sub !== "string" || sub === "")
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `sub`");
-  if (iss !== sub) {
-    refuse(
-      ERR_CLIENT_ASSERTION_ISSUER,
-      `\`iss\` ${q(iss)} and \`sub\` ${q(sub)} differ: both must be the agent id`,
-    );
-  }
-  if (clientId !== undefined && clientId !== sub) {
-    refuse(
-      ERR_CLIENT_ASSERTION_CLIENT_ID,
-      `\`client_id\` ${q(clientId)} is not the assertion's \`sub\` ${q(sub)}`,
-    );
-  }
-
-  const agent = options.config.agents.get(sub);
-  if (agent === undefined) refuse(ERR_CLIENT_ASSERTION_UNKNOWN_CLIENT, `unknown agent ${q(sub)}`);
-
-  const kid = header.kid;
-  if (kid !== undefined && (typeof kid !== "string" || kid === "")) {
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the `kid` header is not a non-empty string");
-  }
-  let used: Jwk | undefined;
-  for (const key of candidateKeys(agent, alg, kid)) {
-    if (await verifiesWithAsync(assertion, key, alg)) {
-      used = key;
-      break;
-    }
-  }
-  if (used === undefined) {
-    refuse(
-      ERR_CLIENT_ASSERTION_SIGNATURE,
-      kid === undefined
-        ? `no key registered for agent ${q(agent.id)} verifies the assertion (${alg})`
-        : `no key registered for agent ${q(agent.id)} with kid ${q(kid)} verifies the assertion (${alg})`,
-    );
-  }
-
-  // Claims, only once the signature holds.
-  const aud = payload.aud;
-  const auds = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!auds.some((a) => typeof a === "string" && audiences.includes(a))) {
-    refuse(
-      ERR_CLIENT_ASSERTION_AUDIENCE,
-      aud === undefined
-        ? `the assertion has no \`aud\`: expected ${q(audiences[0])}`
-        : `audience ${q(aud)} is not this server: expected ${q(audiences[0])}`,
-    );
-  }
-
-  const nowSeconds = clock().getTime() / 1000;
-  const exp = numericDate(payload, "exp", true) as number;
-  if (exp <= nowSeconds - skew) {
-    refuse(ERR_CLIENT_ASSERTION_EXPIRED, `the assertion expired at ${new Date(exp * 1000).toISOString()}`);
-  }
-  if (exp - nowSeconds > maxLifetime + skew) {
-    refuse(
-      ERR_CLIENT_ASSERTION_LIFETIME,
-      `the assertion is valid for ${Math.round(exp - nowSeconds)}s: at most ${maxLifetime}s is accepted`,
-    );
-  }
-  for (const claim of ["iat", "nbf"]) {
-    const t = numericDate(payload, claim, false);
-    if (t !== undefined && t > nowSeconds + skew) {
-      refuse(
-        ERR_CLIENT_ASSERTION_NOT_YET_VALID,
-        `\`${claim}\` ${new Date(t * 1000).toISOString()} is in the future: check the agent's clock`,
-      );
-    }
-  }
-
-  const jti = payload.jti;
-  if (typeof jti !== "string" || jti === "" || jti.length > MAX_JTI_LENGTH) {
-    refuse(
-      ERR_CLIENT_ASSERTION_MALFORMED,
-      jti === undefined
-        ? "the assertion has no `jti`: writ refuses assertions it cannot tell apart"
-        : `\`jti\` must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
-    );
-  }
-  // The assertion is acceptable until exp + skew: remember it at least that long. Keyed by agent,
-  // since a `jti` is unique per issuer (RFC 7519 §4.1.7); agent ids hold no colon.
-  const expiresAt = new Date(Math.ceil((exp + skew) * 1000));
-  if (!(await options.replay.remember(CLIENT_ASSERTION_SCOPE, `${agent.id}:${jti}`, expiresAt))) {
-    refuse(ERR_CLIENT_ASSERTION_REPLAY, `assertion ${q(jti)} of agent ${q(agent.id)} was already used`);
-  }
-
+  refuseSecrets(form, options.authorization);
+  const assertion = assertionOf(form);
+  const { payload, alg, kid } = parseAssertion(assertion);
+  const agent = claimedAgent(payload, param(form, "client_id"), options.config);
+  const used = await signingKeyOf(assertion, agent, alg, kid);
+  checkAudience(payload, audiences);
+  const exp = checkTimes(payload, clock().getTime() / 1000, maxLifetime, skew);
+  // The assertion is acceptable until exp + skew: remember it at least that long.
+  const jti = await firstUse(payload, agent, new Date(Math.ceil((exp + skew) * 1000)), options.replay);
   return {
     kind: "authenticated-client",
     method: "private_key_jwt",
