@@ -646,20 +646,19 @@ async function readiness(
   return { ready: true, checks };
 }
 
-/** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
-export async function createServer(opts: ServerOptions): Promise<Server> {
-  // loaded here, not at the top: `writ check` and `writ explain` never pay for the store
+/** The parts `createServer` wires, loaded here, not at the top: `writ check` and `writ explain` never pay for the store. */
+async function loadServerParts() {
   const [
-    { canonicalJson, loadSigningKey, openAuditLog, toJsonValue },
-    { httpApp },
-    { openStore, storeFigures, writLoadCounter, writRow },
+    auditPart,
+    http,
+    storePart,
     broker,
     gatewayPart,
     downstreamPart,
-    { downstreamRoutes },
-    { createLogger, requestContext },
-    { createMetrics, metricsRoutes },
-    { consoleRoutes },
+    routes,
+    log,
+    metricsPart,
+    consolePart,
   ] = await Promise.all([
     import("./audit/index.js"),
     import("./http/app.js"),
@@ -672,285 +671,393 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     import("./metrics/index.js"),
     import("./console/index.js"),
   ]);
-  const digest = digestOf({ canonicalJson, toJsonValue });
+  return {
+    auditPart,
+    http,
+    storePart,
+    broker,
+    gatewayPart,
+    downstreamPart,
+    downstreamRoutes: routes.downstreamRoutes,
+    log,
+    metricsPart,
+    consolePart,
+  };
+}
+type ServerParts = Awaited<ReturnType<typeof loadServerParts>>;
+
+/** The server's public base URL: given at start or set later (`setBaseUrl`), checked each time it is set. */
+function baseUrlHolder(opts: ServerOptions, parts: ServerParts) {
+  const check = (url: string) => publicUrlOf(url, opts.policy.config, parts.broker.issuerFor);
+  let value = opts.baseUrl === undefined ? undefined : check(opts.baseUrl);
+  return {
+    get: (): string => {
+      if (value === undefined) throw new Error("the server's public base URL is not set");
+      return value;
+    },
+    set: (url: string): void => {
+      value = check(url);
+    },
+  };
+}
+type BaseUrlHolder = ReturnType<typeof baseUrlHolder>;
+
+/** The log, the metrics and the audit log (observed by both), its first record written. */
+async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store: Store) {
+  const signer = await parts.auditPart.loadSigningKey(opts.dataDir);
+  const logger = opts.logger ?? (await parts.log.createLogger({ level: "error" }));
+  const requests = parts.log.requestContext();
+  const metrics = parts.metricsPart.createMetrics({
+    config: opts.policy.config,
+    figures: (o) => parts.storePart.storeFigures(store.db, o),
+    writOf: async (id) => {
+      const w = await store.writs.get(id);
+      return w && { agent: w.agent, playbook: w.playbook };
+    },
+    production: opts.metrics?.production,
+    windowSeconds: opts.metrics?.windowSeconds,
+    maxAgeSeconds: opts.metrics?.maxAgeSeconds,
+  });
+  const audit = observedAudit(
+    parts.auditPart.openAuditLog({
+      repo: store.audit,
+      signer,
+      checkpointEvery: opts.checkpointEvery,
+      onCheckpointError: (err) =>
+        logger.error({
+          event: "audit.checkpoint_failed",
+          error: { code: err.code, message: err.message.slice(0, 500) },
+        }),
+    }),
+    requests,
+    metrics,
+  );
+  await audit.append("server.start", {
+    version: opts.version,
+    config: opts.policy.file,
+    configDigest: opts.policy.digest,
+    store: store.backend,
+  });
+  return { logger, requests, metrics, audit };
+}
+
+/** The decision point over the writ index, its AuthZEN routes and the coding agents' hook routes. */
+async function decisionRoutes(
+  opts: ServerOptions,
+  parts: ServerParts,
+  store: Store,
+  audit: AuditLog,
+  digest: (v: unknown) => string,
+  baseUrl: BaseUrlHolder,
+) {
+  const index = await writIndex(store);
+  const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
+  const decider = {
+    decide: async (req: PdpRequest) => {
+      await opts.policy.prepare(req.action);
+      return pdp.decide(req);
+    },
+  };
+  const authzen = authzenRoutes(decider, {
+    token: opts.pdpToken,
+    baseUrl: baseUrl.get,
+    onDecision: async (record) => {
+      await audit.append("pdp.decision", decisionAuditRecord(record, digest));
+    },
+  });
+  // coding agents' hooks decide through the same decider, taint and audit (docs/hooks.md)
+  const { hookEngine, hookRoutes } = await import("./hook/index.js");
+  authzen.route(
+    "/",
+    hookRoutes({
+      token: opts.pdpToken,
+      engine: hookEngine({
+        decide: decider.decide,
+        taints: parts.gatewayPart.taints(store.db),
+        audit: (type, data) => audit.append(type, data),
+        hooks: opts.policy.config.hooks,
+        home: homedir(),
+      }),
+    }),
+  );
+  return { pdp, authzen };
+}
+
+/** The broker's state and service, the downstream issuers (with the kill switch they follow) and the operator. */
+async function brokerSide(
+  opts: ServerOptions,
+  parts: ServerParts,
+  store: Store,
+  audit: AuditLog,
+  baseUrl: BaseUrlHolder,
+) {
+  const { broker, downstreamPart, gatewayPart } = parts;
+  // The embedded store has one process (it is locked): state read on every request may then
+  // live in memory, exactly. A shared PostgreSQL is read each time.
+  const exclusive = opts.stateCache ?? store.backend === "pglite";
+  const keys = broker.environmentKeys(store.db, { exclusive });
+  // AWS web identity: a key family of its own (ES256), published at the issuer for AWS STS
+  const webIdentityKeys = broker.environmentKeys(store.db, { exclusive, alg: "ES256" });
+  const replay = broker.replayCache(store.db, { exclusive });
+  const approvals = broker.approvalService(store.db, { audit });
+  const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
+  const downstream = await wireDownstream(
+    downstreamPart,
+    opts.policy.config,
+    {
+      ledger: store.downstream,
+      audit: appendAudit,
+      env: opts.env,
+      webIdentity: downstreamPart.webIdentitySigner(webIdentityKeys, (env) =>
+        broker.issuerFor(baseUrl.get(), env),
+      ),
+    },
+    followKills(broker.killSwitch(store.db, { exclusive }), store),
+    opts.downstream?.factories,
+  );
+  // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
+  const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
+  const operator = broker.operator({
+    config: approvalConfig,
+    kill: downstream.kill,
+    keys,
+    webIdentityKeys,
+    approvals,
+    audit: appendAudit,
+  });
+  // the runner classes' limits: counted in memory when no other process writes writs
+  const writLoad = exclusive
+    ? parts.storePart.writLoadCounter({ db: store.db, writs: store.writs, changes: store.writChanges })
+    : undefined;
+  const service = broker.brokerService({
+    config: opts.policy.config,
+    store,
+    writLoad: writLoad?.load,
+    keys,
+    replay,
+    kill: downstream.kill,
+    backoff: broker.denialBackoff(store.db, { exclusive }),
+    audit: appendAudit,
+    storeIssued: async (writ, record) => {
+      // stored with its record, not by the repository: the writ index hears of it all the same
+      const done = store.writs.announce(writ);
+      let stored = false;
+      try {
+        const appended = await audit.append("broker.writ_issued", record, {
+          with: parts.storePart.writRow(writ),
+        });
+        stored = true;
+        return appended;
+      } finally {
+        done(stored);
+      }
+    },
+    get baseUrl() {
+      return baseUrl.get();
+    },
+    introspectionToken: opts.pdpToken,
+    approvals,
+    nonce: broker.createNonceService(randomBytes(32)),
+    requireDpopNonce: opts.dpopNonce === "require",
+    onRevoked: downstream.configured
+      ? async (writ) => {
+          await downstreamPart.revokeWrit(downstream.deps, writ);
+        }
+      : undefined,
+  });
+  return {
+    keys,
+    webIdentityKeys,
+    replay,
+    approvals,
+    appendAudit,
+    downstream,
+    approvalConfig,
+    operator,
+    writLoad,
+    service,
+  };
+}
+type BrokerSide = Awaited<ReturnType<typeof brokerSide>>;
+
+/** The console's revocation: what the RFC 7009 endpoint does, for an operator. */
+function consoleRevocation(parts: ServerParts, store: Store, audit: AuditLog, b: BrokerSide) {
+  return async (id: string, by: string) => {
+    const r = await store.writs.revoke(id, `revoked by ${by}`);
+    if (!r.alreadyRevoked) {
+      await audit.append("broker.writ_revoked", {
+        environment: r.writ.environment,
+        agent: r.writ.agent,
+        writ: id,
+        by,
+        ...(r.descendants.length > 0 ? { descendants: r.descendants.map((d) => d.id) } : {}),
+      });
+      if (b.downstream.configured) {
+        for (const w of [id, ...r.descendants.map((d) => d.id)]) {
+          await parts.downstreamPart.revokeWrit(b.downstream.deps, w);
+        }
+      }
+      await store.writChanges.sync();
+    }
+    return r;
+  };
+}
+
+interface Wired {
+  readonly store: Store;
+  readonly observed: Awaited<ReturnType<typeof openObservedAudit>>;
+  readonly authzen: ReturnType<typeof authzenRoutes>;
+  readonly b: BrokerSide;
+  readonly gateway: Gateway | undefined;
+  readonly baseUrl: BaseUrlHolder;
+  readonly adminToken: string;
+  readonly digest: (v: unknown) => string;
+}
+
+/** The HTTP app: every part's routes mounted, with the log, the metrics and readiness. */
+function serverApp(opts: ServerOptions, parts: ServerParts, w: Wired) {
+  const { store, b, gateway, adminToken } = w;
+  const { audit, logger, requests, metrics } = w.observed;
+  const { broker, gatewayPart } = parts;
+  const baseUrl = w.baseUrl.get;
+  return parts.http.httpApp({
+    authzen: w.authzen,
+    console: parts.consolePart.consoleRoutes({
+      config: b.approvalConfig,
+      store,
+      audit,
+      approvals: b.approvals,
+      operator: b.operator,
+      replay: b.replay,
+      adminToken,
+      baseUrl,
+      revokeWrit: consoleRevocation(parts, store, audit, b),
+      digest: w.digest,
+      locate: opts.policy.locate,
+    }),
+    gateway:
+      gateway &&
+      gatewayPart
+        .gatewayRoutes({
+          gateway,
+          config: opts.policy.config,
+          keys: b.keys,
+          replay: b.replay,
+          store,
+          baseUrl,
+          version: opts.version,
+        })
+        .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken)),
+    broker: broker
+      .brokerRoutes({ service: b.service, keys: b.keys, baseUrl })
+      .route(
+        "/",
+        broker.approvalsApi({ config: b.approvalConfig, approvals: b.approvals, replay: b.replay, baseUrl }),
+      )
+      .route("/", broker.adminApi(b.operator, adminToken))
+      .route(
+        "/",
+        parts.downstreamRoutes({
+          config: opts.policy.config,
+          registry: b.downstream.deps.registry,
+          keys: b.keys,
+          webIdentityKeys: b.webIdentityKeys,
+          replay: b.replay,
+          store,
+          audit: b.appendAudit,
+          baseUrl,
+        }),
+      ),
+    version: opts.version,
+    logger,
+    requests,
+    observe: (r) => metrics.observeRequest(r),
+    metrics: parts.metricsPart.metricsRoutes(metrics, [
+      adminToken,
+      ...(opts.metricsToken ? [opts.metricsToken] : []),
+    ]),
+    ready: async () => {
+      await audit.head();
+      return true;
+    },
+    readiness: () => readiness(store, b.keys, opts.policy.config),
+  });
+}
+
+/** The running server's handle; `close` stops in order, the store last. */
+function serverHandle(opts: ServerOptions, w: Wired, app: Hono): Server {
+  const { store, b, gateway, adminToken } = w;
+  const { audit, metrics } = w.observed;
+  // nothing created downstream outlives its writ by more than one period, also after a crash
+  const reaper = b.downstream.startReaper(opts.downstream?.reaperPeriodMs);
+  let closed = false;
+  return {
+    app,
+    store,
+    audit,
+    operator: b.operator,
+    adminToken,
+    metrics,
+    gateway,
+    reaper,
+    downstreamSettled: () => b.downstream.background.settled(),
+    setBaseUrl(url: string) {
+      w.baseUrl.set(url);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      b.writLoad?.close();
+      try {
+        await reaper?.stop();
+        await b.downstream.background.settled();
+        await gateway?.close();
+        await b.replay.flush();
+        await audit.append("server.stop", {});
+        await audit.checkpoint();
+        await audit.settled(); // no periodic checkpoint still reading when the store closes
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}
+
+/** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
+export async function createServer(opts: ServerOptions): Promise<Server> {
+  const parts = await loadServerParts();
+  const digest = digestOf(parts.auditPart);
   // before anything is opened: an upstream that could only be refused (or forwarded bare) stops here
-  checkDownstream(opts.policy.config, gatewayPart);
-  const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
+  checkDownstream(opts.policy.config, parts.gatewayPart);
+  const store = await parts.storePart.openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
     await store.migrate();
-    const signer = await loadSigningKey(opts.dataDir);
-    const logger = opts.logger ?? (await createLogger({ level: "error" }));
-    const requests = requestContext();
-    const metrics = createMetrics({
-      config: opts.policy.config,
-      figures: (o) => storeFigures(store.db, o),
-      writOf: async (id) => {
-        const w = await store.writs.get(id);
-        return w && { agent: w.agent, playbook: w.playbook };
-      },
-      production: opts.metrics?.production,
-      windowSeconds: opts.metrics?.windowSeconds,
-      maxAgeSeconds: opts.metrics?.maxAgeSeconds,
-    });
-    const audit = observedAudit(
-      openAuditLog({
-        repo: store.audit,
-        signer,
-        checkpointEvery: opts.checkpointEvery,
-        onCheckpointError: (err) =>
-          logger.error({
-            event: "audit.checkpoint_failed",
-            error: { code: err.code, message: err.message.slice(0, 500) },
-          }),
-      }),
-      requests,
-      metrics,
-    );
-    await audit.append("server.start", {
-      version: opts.version,
-      config: opts.policy.file,
-      configDigest: opts.policy.digest,
-      store: store.backend,
-    });
-    const index = await writIndex(store);
-    const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
-    const decider = {
-      decide: async (req: PdpRequest) => {
-        await opts.policy.prepare(req.action);
-        return pdp.decide(req);
-      },
-    };
-    const authzen = authzenRoutes(decider, {
-      token: opts.pdpToken,
-      baseUrl: () => currentBaseUrl(),
-      onDecision: async (record) => {
-        await audit.append("pdp.decision", decisionAuditRecord(record, digest));
-      },
-    });
-    // coding agents' hooks decide through the same decider, taint and audit (docs/hooks.md)
-    const { hookEngine, hookRoutes } = await import("./hook/index.js");
-    authzen.route(
-      "/",
-      hookRoutes({
-        token: opts.pdpToken,
-        engine: hookEngine({
-          decide: decider.decide,
-          taints: gatewayPart.taints(store.db),
-          audit: (type, data) => audit.append(type, data),
-          hooks: opts.policy.config.hooks,
-          home: homedir(),
-        }),
-      }),
-    );
-    const checkBase = (url: string) => publicUrlOf(url, opts.policy.config, broker.issuerFor);
-    let baseUrl = opts.baseUrl === undefined ? undefined : checkBase(opts.baseUrl);
-    const currentBaseUrl = () => {
-      if (baseUrl === undefined) throw new Error("the server's public base URL is not set");
-      return baseUrl;
-    };
-    // The embedded store has one process (it is locked): state read on every request may then
-    // live in memory, exactly. A shared PostgreSQL is read each time.
-    const exclusive = opts.stateCache ?? store.backend === "pglite";
-    const keys = broker.environmentKeys(store.db, { exclusive });
-    // AWS web identity: a key family of its own (ES256), published at the issuer for AWS STS
-    const webIdentityKeys = broker.environmentKeys(store.db, { exclusive, alg: "ES256" });
-    const replay = broker.replayCache(store.db, { exclusive });
-    const approvals = broker.approvalService(store.db, { audit });
-    const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
-    const downstream = await wireDownstream(
-      downstreamPart,
-      opts.policy.config,
-      {
-        ledger: store.downstream,
-        audit: appendAudit,
-        env: opts.env,
-        webIdentity: downstreamPart.webIdentitySigner(webIdentityKeys, (env) =>
-          broker.issuerFor(currentBaseUrl(), env),
-        ),
-      },
-      followKills(broker.killSwitch(store.db, { exclusive }), store),
-      opts.downstream?.factories,
-    );
-    const { kill, background } = downstream;
-    // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
-    const approvalConfig = gatewayPart.withToolApprovals(opts.policy.config);
-    const operator = broker.operator({
-      config: approvalConfig,
-      kill,
-      keys,
-      webIdentityKeys,
-      approvals,
-      audit: (type, data) => audit.append(type, data),
-    });
+    const observed = await openObservedAudit(opts, parts, store);
+    const { audit } = observed;
+    const baseUrl = baseUrlHolder(opts, parts);
+    const { pdp, authzen } = await decisionRoutes(opts, parts, store, audit, digest, baseUrl);
+    const b = await brokerSide(opts, parts, store, audit, baseUrl);
     const adminToken = randomBytes(32).toString("base64url");
-    // the runner classes' limits: counted in memory when no other process writes writs
-    const writLoad = exclusive
-      ? writLoadCounter({ db: store.db, writs: store.writs, changes: store.writChanges })
-      : undefined;
-    const service = broker.brokerService({
-      config: opts.policy.config,
-      store,
-      writLoad: writLoad?.load,
-      keys,
-      replay,
-      kill,
-      backoff: broker.denialBackoff(store.db, { exclusive }),
-      audit: (type, data) => audit.append(type, data),
-      storeIssued: async (writ, record) => {
-        // stored with its record, not by the repository: the writ index hears of it all the same
-        const done = store.writs.announce(writ);
-        let stored = false;
-        try {
-          const appended = await audit.append("broker.writ_issued", record, { with: writRow(writ) });
-          stored = true;
-          return appended;
-        } finally {
-          done(stored);
-        }
-      },
-      get baseUrl() {
-        return currentBaseUrl();
-      },
-      introspectionToken: opts.pdpToken,
-      approvals,
-      nonce: broker.createNonceService(randomBytes(32)),
-      requireDpopNonce: opts.dpopNonce === "require",
-      onRevoked: downstream.configured
-        ? async (writ) => {
-            await downstreamPart.revokeWrit(downstream.deps, writ);
-          }
-        : undefined,
-    });
     const gateway =
       opts.policy.config.gateway === undefined
         ? undefined
-        : await gatewayPart.createGateway(
+        : await parts.gatewayPart.createGateway(
             gatewayDeps(
               opts,
               {
                 pdp,
                 store,
                 audit,
-                approvals,
-                kill,
+                approvals: b.approvals,
+                kill: b.downstream.kill,
                 digest,
-                issuers: downstream.issuers,
+                issuers: b.downstream.issuers,
               },
-              gatewayPart,
+              parts.gatewayPart,
             ),
           );
-    // the console's revocation: what the RFC 7009 endpoint does, for an operator
-    const revokeWrit = async (id: string, by: string) => {
-      const r = await store.writs.revoke(id, `revoked by ${by}`);
-      if (!r.alreadyRevoked) {
-        await audit.append("broker.writ_revoked", {
-          environment: r.writ.environment,
-          agent: r.writ.agent,
-          writ: id,
-          by,
-          ...(r.descendants.length > 0 ? { descendants: r.descendants.map((d) => d.id) } : {}),
-        });
-        if (downstream.configured) {
-          for (const w of [id, ...r.descendants.map((d) => d.id)]) {
-            await downstreamPart.revokeWrit(downstream.deps, w);
-          }
-        }
-        await store.writChanges.sync();
-      }
-      return r;
-    };
-    const app = httpApp({
-      authzen,
-      console: consoleRoutes({
-        config: approvalConfig,
-        store,
-        audit,
-        approvals,
-        operator,
-        replay,
-        adminToken,
-        baseUrl: currentBaseUrl,
-        revokeWrit,
-        digest,
-        locate: opts.policy.locate,
-      }),
-      gateway:
-        gateway &&
-        gatewayPart
-          .gatewayRoutes({
-            gateway,
-            config: opts.policy.config,
-            keys,
-            replay,
-            store,
-            baseUrl: currentBaseUrl,
-            version: opts.version,
-          })
-          .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken)),
-      broker: broker
-        .brokerRoutes({ service, keys, baseUrl: currentBaseUrl })
-        .route(
-          "/",
-          broker.approvalsApi({ config: approvalConfig, approvals, replay, baseUrl: currentBaseUrl }),
-        )
-        .route("/", broker.adminApi(operator, adminToken))
-        .route(
-          "/",
-          downstreamRoutes({
-            config: opts.policy.config,
-            registry: downstream.deps.registry,
-            keys,
-            webIdentityKeys,
-            replay,
-            store,
-            audit: appendAudit,
-            baseUrl: currentBaseUrl,
-          }),
-        ),
-      version: opts.version,
-      logger,
-      requests,
-      observe: (r) => metrics.observeRequest(r),
-      metrics: metricsRoutes(metrics, [adminToken, ...(opts.metricsToken ? [opts.metricsToken] : [])]),
-      ready: async () => {
-        await audit.head();
-        return true;
-      },
-      readiness: () => readiness(store, keys, opts.policy.config),
-    });
-    // nothing created downstream outlives its writ by more than one period, also after a crash
-    const reaper = downstream.startReaper(opts.downstream?.reaperPeriodMs);
-    let closed = false;
-    return {
-      app,
-      store,
-      audit,
-      operator,
-      adminToken,
-      metrics,
-      gateway,
-      reaper,
-      downstreamSettled: () => background.settled(),
-      setBaseUrl(url: string) {
-        baseUrl = checkBase(url);
-      },
-      async close() {
-        if (closed) return;
-        closed = true;
-        writLoad?.close();
-        try {
-          await reaper?.stop();
-          await background.settled();
-          await gateway?.close();
-          await replay.flush();
-          await audit.append("server.stop", {});
-          await audit.checkpoint();
-          await audit.settled(); // no periodic checkpoint still reading when the store closes
-        } finally {
-          await store.close();
-        }
-      },
-    };
+    const wired: Wired = { store, observed, authzen, b, gateway, baseUrl, adminToken, digest };
+    return serverHandle(opts, wired, serverApp(opts, parts, wired));
   } catch (err) {
     await store.close().catch(() => {});
     throw err;
