@@ -692,17 +692,25 @@ function parseApproval(
 // patterns matched in linear time (no ReDoS from a parameter value), as in the broker
 const ajv = new Ajv2020({ strict: true, allErrors: true, code: { regExp: linearRegExpEngine } });
 
-function parsePlaybook(
+interface PlaybookFields {
+  description: string;
+  risk: Json;
+  environments: string[];
+  ttlSeconds: number | undefined;
+  maxUses: number | undefined;
+  ticket: TicketRequirement;
+  audiences: string[] | undefined;
+  sponsor: SponsorRule;
+  allowSelfApproval: boolean;
+}
+
+/** A playbook's scalar fields, each checked where it stands. */
+function parsePlaybookFields(
   c: Checker,
-  id: string,
-  v: Json,
+  obj: Obj,
+  path: Path,
   envs: ReadonlyMap<string, Environment>,
-  groups: ReadonlyMap<string, ApproverGroup>,
-): Playbook | undefined {
-  const path = ["playbooks", id];
-  const obj = c.map(v, path);
-  if (!obj) return undefined;
-  c.shape(obj, path, SHAPES.playbook);
+): PlaybookFields {
   const description =
     obj.description === undefined ? "" : (c.string(obj.description, [...path, "description"]) ?? "");
   const risk = obj.risk;
@@ -760,138 +768,221 @@ function parsePlaybook(
     if (typeof obj.allowSelfApproval === "boolean") allowSelfApproval = obj.allowSelfApproval;
     else c.error("ERR_CONFIG_TYPE", [...path, "allowSelfApproval"], "expected `true` or `false`");
   }
+  return {
+    description,
+    risk,
+    environments,
+    ttlSeconds,
+    maxUses,
+    ticket,
+    audiences,
+    sponsor,
+    allowSelfApproval,
+  };
+}
 
-  // parameters: a JSON Schema for an object
+/** A playbook's `parameters`: a JSON Schema for an object, and the parameter names it declares. */
+function parsePlaybookParameters(
+  c: Checker,
+  v: Json,
+  path: Path,
+): { parameters: Record<string, unknown>; declared: Set<string> } {
   let parameters: Record<string, unknown> = { type: "object", properties: {}, additionalProperties: false };
   const declared = new Set<string>();
-  if (obj.parameters !== undefined) {
-    const schema = c.map(obj.parameters, [...path, "parameters"], "a JSON Schema object");
-    if (schema) {
-      parameters = schema;
-      if (schema.type !== "object") {
+  if (v === undefined) return { parameters, declared };
+  const schema = c.map(v, path, "a JSON Schema object");
+  if (!schema) return { parameters, declared };
+  parameters = schema;
+  if (schema.type !== "object") {
+    c.error("ERR_CONFIG_PARAM_SCHEMA", path, "the parameters schema must have `type: object`");
+  }
+  try {
+    if (checkSchemaPatterns(c, schema, path)) ajv.compile(schema);
+  } catch (e) {
+    c.error("ERR_CONFIG_PARAM_SCHEMA", path, `invalid JSON Schema: ${(e as Error).message}`);
+  }
+  const props = schema.properties;
+  if (props && typeof props === "object") for (const k of Object.keys(props)) declared.add(k);
+  return { parameters, declared };
+}
+
+/** One grant template; its `${…}` references must name declared parameters. */
+function parseGrantTemplate(
+  c: Checker,
+  id: string,
+  g: Json,
+  gp: Path,
+  declared: ReadonlySet<string>,
+): GrantTemplate | undefined {
+  const o = c.map(g, gp, "a map with `action` and `resource`");
+  if (!o) return undefined;
+  c.shape(o, gp, SHAPES.grantTemplate);
+  const action = o.action === undefined ? undefined : c.string(o.action, [...gp, "action"]);
+  const resource = o.resource === undefined ? "*" : c.string(o.resource, [...gp, "resource"]);
+  const reviewed =
+    o.reviewedException === undefined
+      ? undefined
+      : c.string(o.reviewedException, [...gp, "reviewedException"]);
+  if (action === undefined || resource === undefined) return undefined;
+  let ok = true;
+  for (const [field, text] of [
+    ["action", action],
+    ["resource", resource],
+  ] as const) {
+    for (const name of templateParams(text)) {
+      if (!isParamName(name)) {
         c.error(
-          "ERR_CONFIG_PARAM_SCHEMA",
-          [...path, "parameters"],
-          "the parameters schema must have `type: object`",
+          "ERR_CONFIG_TEMPLATE",
+          [...gp, field],
+          `\`\${${name}}\` is not a parameter reference: names are letters, digits and \`_\``,
         );
-      }
-      try {
-        if (checkSchemaPatterns(c, schema, [...path, "parameters"])) ajv.compile(schema);
-      } catch (e) {
+        ok = false;
+      } else if (!declared.has(name)) {
         c.error(
-          "ERR_CONFIG_PARAM_SCHEMA",
-          [...path, "parameters"],
-          `invalid JSON Schema: ${(e as Error).message}`,
+          "ERR_CONFIG_UNKNOWN_PARAM",
+          [...gp, field],
+          `\`\${${name}}\` names no parameter of playbook ${q(id)}${suggest(name, declared)}`,
         );
+        ok = false;
       }
-      const props = schema.properties;
-      if (props && typeof props === "object") for (const k of Object.keys(props)) declared.add(k);
     }
   }
+  return ok ? { kind: "grant-template", action, resource, reviewedException: reviewed, path: gp } : undefined;
+}
 
+function parseGrantTemplates(
+  c: Checker,
+  id: string,
+  v: Json,
+  path: Path,
+  declared: ReadonlySet<string>,
+): GrantTemplate[] {
+  const grantList = v === undefined ? [] : (c.list(v, path) ?? []);
+  if (v !== undefined && grantList.length === 0)
+    c.error("ERR_CONFIG_VALUE", path, "a playbook needs at least one grant");
   const grants: GrantTemplate[] = [];
-  const grantList = obj.grants === undefined ? [] : (c.list(obj.grants, [...path, "grants"]) ?? []);
-  if (obj.grants !== undefined && grantList.length === 0)
-    c.error("ERR_CONFIG_VALUE", [...path, "grants"], "a playbook needs at least one grant");
   grantList.forEach((g, i) => {
-    const gp = [...path, "grants", i];
-    const o = c.map(g, gp, "a map with `action` and `resource`");
-    if (!o) return;
-    c.shape(o, gp, SHAPES.grantTemplate);
-    const action = o.action === undefined ? undefined : c.string(o.action, [...gp, "action"]);
-    const resource = o.resource === undefined ? "*" : c.string(o.resource, [...gp, "resource"]);
-    const reviewed =
-      o.reviewedException === undefined
-        ? undefined
-        : c.string(o.reviewedException, [...gp, "reviewedException"]);
-    if (action === undefined || resource === undefined) return;
-    let ok = true;
-    for (const [field, text] of [
-      ["action", action],
-      ["resource", resource],
-    ] as const) {
-      for (const name of templateParams(text)) {
-        if (!isParamName(name)) {
-          c.error(
-            "ERR_CONFIG_TEMPLATE",
-            [...gp, field],
-            `\`\${${name}}\` is not a parameter reference: names are letters, digits and \`_\``,
-          );
-          ok = false;
-        } else if (!declared.has(name)) {
-          c.error(
-            "ERR_CONFIG_UNKNOWN_PARAM",
-            [...gp, field],
-            `\`\${${name}}\` names no parameter of playbook ${q(id)}${suggest(name, declared)}`,
-          );
-          ok = false;
-        }
-      }
-    }
-    if (ok) grants.push({ kind: "grant-template", action, resource, reviewedException: reviewed, path: gp });
+    const t = parseGrantTemplate(c, id, g, [...path, i], declared);
+    if (t) grants.push(t);
   });
+  return grants;
+}
 
+/** A playbook's approval policy per environment; only environments it runs in. */
+function parsePlaybookApproval(
+  c: Checker,
+  v: Json,
+  path: Path,
+  environments: readonly string[],
+  envs: ReadonlyMap<string, Environment>,
+  groups: ReadonlyMap<string, ApproverGroup>,
+): Map<string, ApprovalPolicy> {
   const approval = new Map<string, ApprovalPolicy>();
-  if (obj.approval !== undefined) {
-    for (const [env, policy] of c.entries(obj.approval, [...path, "approval"], "environment")) {
-      const ap = [...path, "approval", env];
-      if (!envs.has(env)) {
-        c.error("ERR_CONFIG_UNKNOWN_REF", ap, `unknown environment ${q(env)}${suggest(env, envs.keys())}`, {
-          key: true,
-        });
-        continue;
-      }
-      if (!environments.includes(env)) {
-        c.error("ERR_CONFIG_APPROVAL", ap, `approval for ${q(env)}, where the playbook does not run`, {
-          key: true,
-        });
-      }
-      const p = parseApproval(c, policy, ap, groups);
-      if (p) approval.set(env, p);
+  if (v === undefined) return approval;
+  for (const [env, policy] of c.entries(v, path, "environment")) {
+    const ap = [...path, env];
+    if (!envs.has(env)) {
+      c.error("ERR_CONFIG_UNKNOWN_REF", ap, `unknown environment ${q(env)}${suggest(env, envs.keys())}`, {
+        key: true,
+      });
+      continue;
     }
-  }
-  // a playbook's audiences must meet those of every environment it runs in that declares some
-  if (audiences !== undefined) {
-    for (const env of environments) {
-      const allowed = envs.get(env)?.audiences;
-      if (allowed !== undefined && !audiences.some((a) => allowed.includes(a))) {
-        c.error(
-          "ERR_CONFIG_AUDIENCE",
-          [...path, "audiences"],
-          `no audience of playbook ${q(id)} is allowed in environment ${q(env)}: its writs could never be issued there`,
-        );
-      }
+    if (!environments.includes(env)) {
+      c.error("ERR_CONFIG_APPROVAL", ap, `approval for ${q(env)}, where the playbook does not run`, {
+        key: true,
+      });
     }
+    const p = parseApproval(c, policy, ap, groups);
+    if (p) approval.set(env, p);
   }
-  if (sponsor === "approver") {
-    const governed = environments.filter((e) => {
-      const policy = approval.get(e);
-      return policy !== undefined && policy.kind !== "none";
-    });
-    if (governed.length === 0) {
+  return approval;
+}
+
+/** A playbook's audiences must meet those of every environment it runs in that declares some. */
+function checkPlaybookAudiences(
+  c: Checker,
+  id: string,
+  fields: PlaybookFields,
+  path: Path,
+  envs: ReadonlyMap<string, Environment>,
+): void {
+  const { audiences } = fields;
+  if (audiences === undefined) return;
+  for (const env of fields.environments) {
+    const allowed = envs.get(env)?.audiences;
+    if (allowed !== undefined && !audiences.some((a) => allowed.includes(a))) {
       c.error(
-        "ERR_CONFIG_SPONSOR",
-        [...path, "sponsor"],
-        `\`sponsor: approver\` needs an approval policy naming approver groups in some environment of playbook ${q(id)}`,
+        "ERR_CONFIG_AUDIENCE",
+        [...path, "audiences"],
+        `no audience of playbook ${q(id)} is allowed in environment ${q(env)}: its writs could never be issued there`,
       );
     }
   }
+}
+
+/** `sponsor: approver` needs approver groups to govern the playbook somewhere. */
+function checkApproverSponsor(
+  c: Checker,
+  id: string,
+  fields: PlaybookFields,
+  approval: ReadonlyMap<string, ApprovalPolicy>,
+  path: Path,
+): void {
+  if (fields.sponsor !== "approver") return;
+  const governed = fields.environments.filter((e) => {
+    const policy = approval.get(e);
+    return policy !== undefined && policy.kind !== "none";
+  });
+  if (governed.length === 0) {
+    c.error(
+      "ERR_CONFIG_SPONSOR",
+      [...path, "sponsor"],
+      `\`sponsor: approver\` needs an approval policy naming approver groups in some environment of playbook ${q(id)}`,
+    );
+  }
+}
+
+function parsePlaybook(
+  c: Checker,
+  id: string,
+  v: Json,
+  envs: ReadonlyMap<string, Environment>,
+  groups: ReadonlyMap<string, ApproverGroup>,
+): Playbook | undefined {
+  const path = ["playbooks", id];
+  const obj = c.map(v, path);
+  if (!obj) return undefined;
+  c.shape(obj, path, SHAPES.playbook);
+  const fields = parsePlaybookFields(c, obj, path, envs);
+  const { parameters, declared } = parsePlaybookParameters(c, obj.parameters, [...path, "parameters"]);
+  const grants = parseGrantTemplates(c, id, obj.grants, [...path, "grants"], declared);
+  const approval = parsePlaybookApproval(
+    c,
+    obj.approval,
+    [...path, "approval"],
+    fields.environments,
+    envs,
+    groups,
+  );
+  checkPlaybookAudiences(c, id, fields, path, envs);
+  checkApproverSponsor(c, id, fields, approval, path);
+  const { ttlSeconds, risk } = fields;
   if (ttlSeconds === undefined || (risk !== "low" && risk !== "medium" && risk !== "high")) return undefined;
   return {
     kind: "playbook",
     id,
-    description,
+    description: fields.description,
     parameters,
     grants,
     ttlSeconds,
-    maxUses,
+    maxUses: fields.maxUses,
     risk: risk as Risk,
-    environments,
-    ticket,
+    environments: fields.environments,
+    ticket: fields.ticket,
     approval,
-    allowSelfApproval,
-    audiences,
-    sponsor,
+    allowSelfApproval: fields.allowSelfApproval,
+    audiences: fields.audiences,
+    sponsor: fields.sponsor,
     ...(c.mode(obj.mode, [...path, "mode"]) === "shadow" && { mode: "shadow" as const }),
   };
 }
@@ -1233,41 +1324,54 @@ function duplicateKeys(root: unknown): number[] {
   return out.sort((a, b) => a - b);
 }
 
-export async function loadConfigText(text: string, opts: LoadOptions): Promise<LoadResult> {
-  const file = opts.file;
-  const baseDir = opts.baseDir ?? dirname(resolve(file));
-  const catalog = opts.catalog ?? createAwsCatalog();
-  const early = (problems: ConfigProblem[]): LoadResult => ({
-    problems,
-    vocab: { aws: catalog },
-    catalog,
-    guardrailSources: [],
-  });
-  const fatal = (code: ConfigErrorCode, message: string, at: { line?: number; column?: number } = {}) =>
-    early([{ code, severity: "error", file, ...at, path: "", message }]);
+/** The result of a load that stopped before the model: only problems. */
+function earlyResult(problems: ConfigProblem[], catalog: LoadableAwsCatalog): LoadResult {
+  return { problems, vocab: { aws: catalog }, catalog, guardrailSources: [] };
+}
+
+function fatalProblem(
+  file: string,
+  code: ConfigErrorCode,
+  message: string,
+  at: { line?: number; column?: number } = {},
+): ConfigProblem[] {
+  return [{ code, severity: "error", file, ...at, path: "", message }];
+}
+
+/** Refuses text writ does not read at all: too large, or not text. */
+function refuseText(text: string, file: string): ConfigProblem[] | undefined {
   if (Buffer.byteLength(text) > MAX_FILE_BYTES.config) {
-    return fatal(
+    return fatalProblem(
+      file,
       "ERR_CONFIG_TOO_LARGE",
       `larger than ${MAX_FILE_BYTES.config / 1024} KiB, the most writ reads`,
     );
   }
   const bad = forbiddenCharacter(text);
   if (bad) {
-    return fatal("ERR_CONFIG_ENCODING", `control character ${bad.name}: not a text file`, {
+    return fatalProblem(file, "ERR_CONFIG_ENCODING", `control character ${bad.name}: not a text file`, {
       line: bad.line,
       column: bad.column,
     });
   }
-  await catalog.load(collectAwsServices(text));
-  const vocab: Vocabulary = { aws: catalog };
-  const lines = new LineCounter();
-  const tooDeep = `nested too deep: writ.yaml may nest at most ${MAX_NESTING} levels`;
+  return undefined;
+}
+
+const TOO_DEEP = `nested too deep: writ.yaml may nest at most ${MAX_NESTING} levels`;
+
+type ParsedYaml =
+  | { ok: true; doc: ReturnType<typeof parseDocument>; raw: Json }
+  | { ok: false; problems: ConfigProblem[] };
+
+/** Parses the YAML: syntax errors, repeated keys and runaway aliases are problems, not throws. */
+function parseYaml(text: string, file: string, lines: LineCounter): ParsedYaml {
   let doc: ReturnType<typeof parseDocument>;
   try {
     // duplicate keys are found by `duplicateKeys`: the parser's own check is quadratic in a map's size
     doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: false });
   } catch (e) {
-    if (e instanceof RangeError) return fatal("ERR_CONFIG_TOO_DEEP", tooDeep);
+    if (e instanceof RangeError)
+      return { ok: false, problems: fatalProblem(file, "ERR_CONFIG_TOO_DEEP", TOO_DEEP) };
     throw e;
   }
   if (doc.errors.length > 0) {
@@ -1282,44 +1386,41 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
         column: pos?.col,
         path: "",
         message: deep
-          ? tooDeep
+          ? TOO_DEEP
           : e.message
               .split("\n")[0]!
               .replace(/ at line \d+, column \d+:?$/, "")
               .toLowerCase(),
       };
     });
-    return early(problems);
+    return { ok: false, problems };
   }
   const duplicates = duplicateKeys(doc.contents);
   if (duplicates.length > 0) {
-    return early(
-      duplicates.map((offset) => {
-        const pos = lines.linePos(offset);
-        const at = { line: pos.line, column: pos.col };
-        return {
-          code: "ERR_CONFIG_YAML",
-          severity: "error",
-          file,
-          ...at,
-          path: "",
-          message: "map keys must be unique",
-        };
-      }),
-    );
+    const problems = duplicates.map((offset) => {
+      const pos = lines.linePos(offset);
+      const at = { line: pos.line, column: pos.col };
+      return {
+        code: "ERR_CONFIG_YAML" as const,
+        severity: "error" as const,
+        file,
+        ...at,
+        path: "",
+        message: "map keys must be unique",
+      };
+    });
+    return { ok: false, problems };
   }
-  let raw: Json;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 });
+    return { ok: true, doc, raw: doc.toJS({ maxAliasCount: 100 }) };
   } catch (e) {
-    if (e instanceof RangeError) return fatal("ERR_CONFIG_TOO_DEEP", tooDeep);
-    return fatal("ERR_CONFIG_YAML", (e as Error).message.toLowerCase());
+    if (e instanceof RangeError)
+      return { ok: false, problems: fatalProblem(file, "ERR_CONFIG_TOO_DEEP", TOO_DEEP) };
+    return { ok: false, problems: fatalProblem(file, "ERR_CONFIG_YAML", (e as Error).message.toLowerCase()) };
   }
-  const c = new Checker(file, doc.contents as Node | null, lines);
-  if (!checkShape(c, raw)) return early(c.problems);
-  const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
-  if (!top) return { problems: c.problems, vocab, catalog, guardrailSources: [] };
-  c.shape(top, [], SHAPES.config);
+}
+
+function checkVersion(c: Checker, top: Obj): void {
   if (top.version !== undefined && top.version !== 1) {
     c.error(
       "ERR_CONFIG_VERSION",
@@ -1327,27 +1428,42 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       `unsupported version ${q(top.version)}: this writ reads version 1`,
     );
   }
+}
 
+function parseEnvironments(c: Checker, v: Json): Map<string, Environment> {
   const environments = new Map<string, Environment>();
-  for (const [id, v] of c.entries(top.environments, ["environments"], "environment")) {
-    const env = parseEnvironment(c, id, v);
+  for (const [id, item] of c.entries(v, ["environments"], "environment")) {
+    const env = parseEnvironment(c, id, item);
     if (env) environments.set(id, env);
   }
+  return environments;
+}
+
+/** Runner classes, and every declared class name (agents may name one whose body has problems). */
+function parseRunnerClasses(
+  c: Checker,
+  v: Json,
+): { runnerClasses: Map<string, RunnerClass>; classNames: Map<string, unknown> } {
   const runnerClasses = new Map<string, RunnerClass>();
   const classNames = new Map<string, unknown>();
-  for (const [id, v] of c.entries(top.runnerClasses, ["runnerClasses"], "runner class")) {
+  for (const [id, item] of c.entries(v, ["runnerClasses"], "runner class")) {
     classNames.set(id, true);
-    const rc = parseRunnerClass(c, id, v);
+    const rc = parseRunnerClass(c, id, item);
     if (rc) runnerClasses.set(id, rc);
   }
+  // a class's delegation actors must name runner classes, known only once all are read
   for (const rc of runnerClasses.values()) {
     (rc.delegation?.actors ?? []).forEach((a, i) => {
       c.ref(a, ["runnerClasses", rc.id, "delegation", "actors", i], "runner class", classNames);
     });
   }
+  return { runnerClasses, classNames };
+}
+
+function parseApproverGroups(c: Checker, v: Json): Map<string, ApproverGroup> {
   const approverGroups = new Map<string, ApproverGroup>();
-  for (const [id, v] of c.entries(top.approverGroups, ["approverGroups"], "approver group")) {
-    const obj = c.map(v, ["approverGroups", id]);
+  for (const [id, item] of c.entries(v, ["approverGroups"], "approver group")) {
+    const obj = c.map(item, ["approverGroups", id]);
     if (!obj) continue;
     c.shape(obj, ["approverGroups", id], SHAPES.approverGroup);
     const members =
@@ -1361,52 +1477,80 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     }
     approverGroups.set(id, { kind: "approver-group", id, members });
   }
+  return approverGroups;
+}
+
+/** `approvers`, each with the keys their console sign-ins verify against; warns of group members without one. */
+async function parseApprovers(
+  c: Checker,
+  v: Json,
+  approverGroups: ReadonlyMap<string, ApproverGroup>,
+  baseDir: string,
+): Promise<Map<string, Approver>> {
   const approvers = new Map<string, Approver>();
-  if (top.approvers !== undefined) {
-    const all = c.map(top.approvers, ["approvers"]) ?? {};
-    for (const [id, v] of Object.entries(all)) {
-      const path = ["approvers", id];
-      if (!APPROVER_ID.test(id)) {
-        c.error("ERR_CONFIG_ID", path, `approver ${q(id)} must be 1 to 254 characters without spaces`, {
-          key: true,
-        });
-        continue;
-      }
-      const obj = c.map(v, path);
-      if (!obj) continue;
-      c.shape(obj, path, SHAPES.approver);
-      const keys = await parseKeys(c, obj.keys, [...path, "keys"], baseDir);
-      approvers.set(id, { kind: "approver", id, keys });
-    }
-    for (const group of approverGroups.values()) {
-      group.members.forEach((m, i) => {
-        if (!approvers.has(m)) {
-          c.warn(
-            "WARN_CONFIG_APPROVER_NO_KEYS",
-            ["approverGroups", group.id, "members", i],
-            `member ${q(m)} has no entry under \`approvers\`: they can approve through the CLI only`,
-          );
-        }
+  if (v === undefined) return approvers;
+  const all = c.map(v, ["approvers"]) ?? {};
+  for (const [id, item] of Object.entries(all)) {
+    const path = ["approvers", id];
+    if (!APPROVER_ID.test(id)) {
+      c.error("ERR_CONFIG_ID", path, `approver ${q(id)} must be 1 to 254 characters without spaces`, {
+        key: true,
       });
+      continue;
     }
+    const obj = c.map(item, path);
+    if (!obj) continue;
+    c.shape(obj, path, SHAPES.approver);
+    const keys = await parseKeys(c, obj.keys, [...path, "keys"], baseDir);
+    approvers.set(id, { kind: "approver", id, keys });
   }
-  const playbookNames = new Set(c.entries(top.playbooks, ["playbooks"], "playbook").map(([id]) => id));
+  for (const group of approverGroups.values()) {
+    group.members.forEach((m, i) => {
+      if (!approvers.has(m)) {
+        c.warn(
+          "WARN_CONFIG_APPROVER_NO_KEYS",
+          ["approverGroups", group.id, "members", i],
+          `member ${q(m)} has no entry under \`approvers\`: they can approve through the CLI only`,
+        );
+      }
+    });
+  }
+  return approvers;
+}
+
+function parsePlaybooks(
+  c: Checker,
+  v: Json,
+  environments: ReadonlyMap<string, Environment>,
+  approverGroups: ReadonlyMap<string, ApproverGroup>,
+): Map<string, Playbook> {
   const playbooks = new Map<string, Playbook>();
-  for (const [id, v] of c.entries(top.playbooks, ["playbooks"], "playbook")) {
-    const pb = parsePlaybook(c, id, v, environments, approverGroups);
+  for (const [id, item] of c.entries(v, ["playbooks"], "playbook")) {
+    const pb = parsePlaybook(c, id, item, environments, approverGroups);
     if (pb) playbooks.set(id, pb);
   }
+  return playbooks;
+}
+
+async function parseAgents(
+  c: Checker,
+  v: Json,
+  refs: Parameters<typeof parseAgent>[3],
+): Promise<Map<string, Agent>> {
   const agents = new Map<string, Agent>();
-  for (const [id, v] of c.entries(top.agents, ["agents"], "agent")) {
-    const agent = await parseAgent(c, id, v, {
-      envs: environments,
-      classes: classNames,
-      playbooks: playbookNames,
-      baseDir,
-    });
+  for (const [id, item] of c.entries(v, ["agents"], "agent")) {
+    const agent = await parseAgent(c, id, item, refs);
     if (agent) agents.set(id, agent);
   }
-  // an agent listing a playbook that runs in none of its environments can never use it
+  return agents;
+}
+
+/** An agent listing a playbook that runs in none of its environments can never use it. */
+function checkAgentPlaybooks(
+  c: Checker,
+  agents: ReadonlyMap<string, Agent>,
+  playbooks: ReadonlyMap<string, Playbook>,
+): void {
   for (const agent of agents.values()) {
     agent.playbooks.forEach((p, i) => {
       const pb = playbooks.get(p);
@@ -1419,6 +1563,53 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
       }
     });
   }
+}
+
+/** The guardrails of the model: every source's text joined, with per-source modes when any is in shadow. */
+function guardrailsOf(sources: readonly GuardrailSource[]): WritConfig["guardrails"] {
+  if (sources.length === 0) return undefined;
+  return {
+    kind: "guardrails",
+    text: sources.map((g) => g.text).join("\n"),
+    files: sources.map((g) => g.file),
+    ...(sources.some((g) => g.mode === "shadow") && {
+      sources: sources.map((g) => ({ file: g.file, text: g.text, mode: g.mode })),
+    }),
+  };
+}
+
+export async function loadConfigText(text: string, opts: LoadOptions): Promise<LoadResult> {
+  const file = opts.file;
+  const baseDir = opts.baseDir ?? dirname(resolve(file));
+  const catalog = opts.catalog ?? createAwsCatalog();
+  const refused = refuseText(text, file);
+  if (refused) return earlyResult(refused, catalog);
+  await catalog.load(collectAwsServices(text));
+  const vocab: Vocabulary = { aws: catalog };
+  const lines = new LineCounter();
+  const parsed = parseYaml(text, file, lines);
+  if (!parsed.ok) return earlyResult(parsed.problems, catalog);
+  const { doc, raw } = parsed;
+  const c = new Checker(file, doc.contents as Node | null, lines);
+  if (!checkShape(c, raw)) return earlyResult(c.problems, catalog);
+  const top = c.map(raw ?? null, [], "a map at the top of writ.yaml");
+  if (!top) return { problems: c.problems, vocab, catalog, guardrailSources: [] };
+  c.shape(top, [], SHAPES.config);
+  checkVersion(c, top);
+
+  const environments = parseEnvironments(c, top.environments);
+  const { runnerClasses, classNames } = parseRunnerClasses(c, top.runnerClasses);
+  const approverGroups = parseApproverGroups(c, top.approverGroups);
+  const approvers = await parseApprovers(c, top.approvers, approverGroups, baseDir);
+  const playbookNames = new Set(c.entries(top.playbooks, ["playbooks"], "playbook").map(([id]) => id));
+  const playbooks = parsePlaybooks(c, top.playbooks, environments, approverGroups);
+  const agents = await parseAgents(c, top.agents, {
+    envs: environments,
+    classes: classNames,
+    playbooks: playbookNames,
+    baseDir,
+  });
+  checkAgentPlaybooks(c, agents, playbooks);
   const gateway = parseGateway(c, top.gateway, {
     groups: approverGroups,
     approval: (ch, v, p) => parseApproval(ch, v, p, approverGroups),
@@ -1449,17 +1640,7 @@ export async function loadConfigText(text: string, opts: LoadOptions): Promise<L
     approverGroups,
     approvers: approvers.size > 0 ? approvers : undefined,
     playbooks,
-    guardrails:
-      guardrailSources.length > 0
-        ? {
-            kind: "guardrails",
-            text: guardrailSources.map((g) => g.text).join("\n"),
-            files: guardrailSources.map((g) => g.file),
-            ...(guardrailSources.some((g) => g.mode === "shadow") && {
-              sources: guardrailSources.map((g) => ({ file: g.file, text: g.text, mode: g.mode })),
-            }),
-          }
-        : undefined,
+    guardrails: guardrailsOf(guardrailSources),
     gateway,
     downstream,
     hooks: parseHooks(c, top.hooks),
