@@ -106,19 +106,19 @@ function describe(e: DetailedError): string {
   return parts.join(": ");
 }
 
-export function compileGuardrails(config: WritConfig, opts: CompileOptions = {}): CompileResult {
-  const sources = opts.sources ?? defaultSources(config);
-  const vocab = opts.vocab ?? {};
-  const problems: ConfigProblem[] = [];
-  const problem = (
+/** The problems of one compile, each placed where its text sits in the operator's file. */
+class Problems {
+  readonly list: ConfigProblem[] = [];
+
+  add(
     code: PdpErrorCode,
     src: GuardrailText,
     index: number | undefined,
     message: string,
     severity: "error" | "warning" = "error",
-  ) => {
+  ): void {
     const pos = index === undefined ? {} : where(src, index);
-    problems.push({
+    this.list.push({
       code,
       severity,
       file: src.file,
@@ -126,197 +126,261 @@ export function compileGuardrails(config: WritConfig, opts: CompileOptions = {})
       path: src.path ? formatPath(src.path) : "",
       message,
     });
-  };
+  }
 
   /** Cedar's answer, or undefined with the failure recorded where the text sits (cedar.ts). */
-  const engine = <T>(src: GuardrailText, index: number | undefined, call: () => T): T | undefined => {
+  engine<T>(src: GuardrailText, index: number | undefined, call: () => T): T | undefined {
     try {
       return call();
     } catch (e) {
       if (!isWritError(e, "ERR_CEDAR_ENGINE")) throw e;
-      problem("ERR_CEDAR_ENGINE", src, index, e.message);
+      this.add("ERR_CEDAR_ENGINE", src, index, e.message);
       return undefined;
-    }
-  };
-
-  // 1. parse, split, refuse what a guardrail may not be (nested too deep for Cedar's stack first)
-  const parsed: Parsed[] = [];
-  const ids = new Map<string, Parsed>();
-  const named = new Set<string>();
-  for (const src of sources) {
-    const deep = tooDeep(src.text);
-    if (deep) {
-      problem("ERR_CEDAR_TOO_DEEP", src, deep.index, deep.message);
-      continue;
-    }
-    const parts = engine(src, 0, () => cedar.policySetTextToParts(src.text));
-    if (!parts) continue;
-    if (parts.type === "failure") {
-      for (const e of parts.errors) {
-        const at = e.sourceLocations?.[0];
-        problem("ERR_CEDAR_SYNTAX", src, at ? charOffset(src.text, at.start) : undefined, describe(e));
-      }
-      continue;
-    }
-    let cursor = 0;
-    for (const t of parts.policy_templates) {
-      const start = src.text.indexOf(t);
-      problem(
-        "ERR_CEDAR_TEMPLATE",
-        src,
-        start < 0 ? undefined : start,
-        "a guardrail cannot be a template (`?principal`, `?resource`)",
-      );
-    }
-    for (const text of parts.policies) {
-      const found = src.text.indexOf(text, cursor);
-      const start = found < 0 ? cursor : found;
-      if (found >= 0) cursor = found + text.length;
-      const json = engine(src, start, () => cedar.policyToJson(text));
-      if (!json) continue;
-      if (json.type === "failure") {
-        for (const e of json.errors) {
-          const at = e.sourceLocations?.[0];
-          problem("ERR_CEDAR_SYNTAX", src, start + (at ? charOffset(text, at.start) : 0), describe(e));
-        }
-        continue;
-      }
-      const p: PolicyJson = json.json;
-      const depth = expressionDepth(p);
-      if (depth > MAX_EXPRESSION_DEPTH) {
-        problem(
-          "ERR_CEDAR_TOO_DEEP",
-          src,
-          start,
-          `the policy's expression nests ${depth} levels deep: at most ${MAX_EXPRESSION_DEPTH} (split a long \`||\` or \`&&\` chain into several policies, or test a set with \`.contains\`)`,
-        );
-        continue;
-      }
-      const pos = where(src, start);
-      const id = p.annotations?.id ?? autoId(`${basename(src.file)}:${pos.line}`, pos.column, ids);
-      if (p.effect !== "forbid") {
-        problem(
-          "ERR_CEDAR_PERMIT",
-          src,
-          start,
-          `policy ${q(id)}: guardrails may only forbid: writ permits what the core allows, and a guardrail can only take away`,
-        );
-        continue;
-      }
-      const policy: GuardrailPolicy = {
-        kind: "guardrail-policy",
-        id,
-        effect: "forbid",
-        mode: src.mode ?? "enforce",
-        file: src.file,
-        ...pos,
-        text,
-      };
-      const earlier = ids.get(id);
-      if (earlier || id === PERMIT_ALL) {
-        const first = earlier ? `${earlier.policy.file}:${earlier.policy.line}` : "writ";
-        problem("ERR_CEDAR_DUPLICATE_ID", src, start, `policy id ${q(id)} is already used (${first})`);
-        continue;
-      }
-      namedActions(p, named);
-      const reads = emptyReads();
-      addReads(p, reads);
-      const entry: Parsed = {
-        src,
-        policy,
-        start,
-        json: p,
-        referencesArguments: reads.context === "all" || reads.context.has("arguments"),
-      };
-      ids.set(id, entry);
-      parsed.push(entry);
     }
   }
 
-  // 2. validate the policies against the schema generated from the config: all in one call (each
-  // call pays for the schema: 10,000 policies took minutes one by one), the answers sorted back to
-  // their policies by id; one call per policy only when the joint call fails as a whole
-  const table = actionTable(config, { vocab, named });
-  const schema = schemaFromTable(table);
+  get failed(): boolean {
+    return this.list.some((p) => p.severity === "error");
+  }
+}
+
+/** The policies parsed so far, by id, and every action any of them names. */
+interface ParseState {
+  readonly parsed: Parsed[];
+  readonly ids: Map<string, Parsed>;
+  readonly named: Set<string>;
+}
+
+/** One policy of a source, starting at `start`: refused (a problem) or parsed. */
+function parsePolicy(
+  out: Problems,
+  state: ParseState,
+  src: GuardrailText,
+  text: string,
+  start: number,
+): Parsed | undefined {
+  const json = out.engine(src, start, () => cedar.policyToJson(text));
+  if (!json) return undefined;
+  if (json.type === "failure") {
+    for (const e of json.errors) {
+      const at = e.sourceLocations?.[0];
+      out.add("ERR_CEDAR_SYNTAX", src, start + (at ? charOffset(text, at.start) : 0), describe(e));
+    }
+    return undefined;
+  }
+  const p: PolicyJson = json.json;
+  const depth = expressionDepth(p);
+  if (depth > MAX_EXPRESSION_DEPTH) {
+    out.add(
+      "ERR_CEDAR_TOO_DEEP",
+      src,
+      start,
+      `the policy's expression nests ${depth} levels deep: at most ${MAX_EXPRESSION_DEPTH} (split a long \`||\` or \`&&\` chain into several policies, or test a set with \`.contains\`)`,
+    );
+    return undefined;
+  }
+  const pos = where(src, start);
+  const id = p.annotations?.id ?? autoId(`${basename(src.file)}:${pos.line}`, pos.column, state.ids);
+  if (p.effect !== "forbid") {
+    out.add(
+      "ERR_CEDAR_PERMIT",
+      src,
+      start,
+      `policy ${q(id)}: guardrails may only forbid: writ permits what the core allows, and a guardrail can only take away`,
+    );
+    return undefined;
+  }
+  const policy: GuardrailPolicy = {
+    kind: "guardrail-policy",
+    id,
+    effect: "forbid",
+    mode: src.mode ?? "enforce",
+    file: src.file,
+    ...pos,
+    text,
+  };
+  const earlier = state.ids.get(id);
+  if (earlier || id === PERMIT_ALL) {
+    const first = earlier ? `${earlier.policy.file}:${earlier.policy.line}` : "writ";
+    out.add("ERR_CEDAR_DUPLICATE_ID", src, start, `policy id ${q(id)} is already used (${first})`);
+    return undefined;
+  }
+  namedActions(p, state.named);
+  const reads = emptyReads();
+  addReads(p, reads);
+  return {
+    src,
+    policy,
+    start,
+    json: p,
+    referencesArguments: reads.context === "all" || reads.context.has("arguments"),
+  };
+}
+
+/** Step 1 for one source: parse, split, refuse what a guardrail may not be (nested too deep for Cedar's stack first). */
+function parseSource(out: Problems, state: ParseState, src: GuardrailText): void {
+  const deep = tooDeep(src.text);
+  if (deep) {
+    out.add("ERR_CEDAR_TOO_DEEP", src, deep.index, deep.message);
+    return;
+  }
+  const parts = out.engine(src, 0, () => cedar.policySetTextToParts(src.text));
+  if (!parts) return;
+  if (parts.type === "failure") {
+    for (const e of parts.errors) {
+      const at = e.sourceLocations?.[0];
+      out.add("ERR_CEDAR_SYNTAX", src, at ? charOffset(src.text, at.start) : undefined, describe(e));
+    }
+    return;
+  }
+  for (const t of parts.policy_templates) {
+    const start = src.text.indexOf(t);
+    out.add(
+      "ERR_CEDAR_TEMPLATE",
+      src,
+      start < 0 ? undefined : start,
+      "a guardrail cannot be a template (`?principal`, `?resource`)",
+    );
+  }
+  let cursor = 0;
+  for (const text of parts.policies) {
+    const found = src.text.indexOf(text, cursor);
+    const start = found < 0 ? cursor : found;
+    if (found >= 0) cursor = found + text.length;
+    const entry = parsePolicy(out, state, src, text, start);
+    if (!entry) continue;
+    state.ids.set(entry.policy.id, entry);
+    state.parsed.push(entry);
+  }
+}
+
+type Validation = ReturnType<typeof cedar.validate>;
+type Findings = Map<string, { errors: DetailedError[]; warnings: DetailedError[] }>;
+
+/** Sorts a validation answer's errors and warnings to the policies they are about, by id. */
+function sortOut(findings: Findings, answer: Extract<Validation, { type: "success" }>): void {
+  const of = (id: string) => {
+    const f = findings.get(id) ?? { errors: [], warnings: [] };
+    findings.set(id, f);
+    return f;
+  };
+  for (const v of answer.validationErrors) of(v.policyId).errors.push(v.error);
+  for (const v of answer.validationWarnings) of(v.policyId).warnings.push(v.error);
+}
+
+/** Reports one policy's validation findings, each once, without what the schema cannot describe. */
+function reportFindings(
+  out: Problems,
+  entry: Parsed,
+  found: { errors: DetailedError[]; warnings: DetailedError[] } | undefined,
+): void {
+  const { src, policy, start, referencesArguments } = entry;
+  const seen = new Set<string>();
+  const report = (e: DetailedError, severity: "error" | "warning") => {
+    const at = e.sourceLocations?.[0];
+    const from = at ? charOffset(policy.text, at.start) : 0;
+    const to = at ? charOffset(policy.text, at.end) : 0;
+    // `context.arguments` is open JSON the schema cannot describe (see schema.ts)
+    if (referencesArguments) {
+      if (ARGUMENTS_ACCESS.test(policy.text.slice(from, to))) return;
+      if (severity === "warning" && /policy is impossible/.test(e.message)) return;
+    }
+    // the same mistake is reported once per action the policy applies to: name none of them
+    const message = `policy ${q(policy.id)}: ${describe(e).replace(/ for Writ::Action::"[^"]*"/, "")}`;
+    const key = `${from}:${to}:${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.add(
+      severity === "error" ? "ERR_CEDAR_VALIDATION" : "WARN_CEDAR_VALIDATION",
+      src,
+      start + from,
+      message,
+      severity,
+    );
+  };
+  for (const e of found?.errors ?? []) report(e, "error");
+  // a policy with errors also draws warnings that only repeat them
+  if (seen.size === 0) for (const e of found?.warnings ?? []) report(e, "warning");
+}
+
+/**
+ * Step 2: validate the policies against the schema generated from the config: all in one call (each
+ * call pays for the schema: 10,000 policies took minutes one by one), the answers sorted back to
+ * their policies by id; one call per policy only when the joint call fails as a whole.
+ */
+function validatePolicies(
+  out: Problems,
+  parsed: readonly Parsed[],
+  schema: ReturnType<typeof schemaFromTable>,
+): void {
   const validate = (policies: readonly Parsed[]) =>
     cedar.validate({
       schema,
       policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.policy.id, p.policy.text])) },
     });
-  const joint = parsed.length === 0 ? undefined : engine(parsed[0]!.src, undefined, () => validate(parsed));
-  const findings = new Map<string, { errors: DetailedError[]; warnings: DetailedError[] }>();
-  const findingsOf = (id: string) => {
-    const f = findings.get(id) ?? { errors: [], warnings: [] };
-    findings.set(id, f);
-    return f;
-  };
-  const sortOut = (answer: Extract<ReturnType<typeof validate>, { type: "success" }>) => {
-    for (const v of answer.validationErrors) findingsOf(v.policyId).errors.push(v.error);
-    for (const v of answer.validationWarnings) findingsOf(v.policyId).warnings.push(v.error);
-  };
-  if (joint?.type === "success") sortOut(joint);
+  const joint =
+    parsed.length === 0 ? undefined : out.engine(parsed[0]!.src, undefined, () => validate(parsed));
+  const findings: Findings = new Map();
+  if (joint?.type === "success") sortOut(findings, joint);
   for (const entry of parsed) {
-    const { src, policy, start, referencesArguments } = entry;
+    const { src, policy, start } = entry;
     if (joint?.type !== "success") {
-      const answer = engine(src, start, () => validate([entry]));
+      const answer = out.engine(src, start, () => validate([entry]));
       if (!answer) continue;
       if (answer.type === "failure") {
         for (const e of answer.errors)
-          problem("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
+          out.add("ERR_CEDAR_VALIDATION", src, start, `policy ${q(policy.id)}: ${describe(e)}`);
         continue;
       }
-      sortOut(answer);
+      sortOut(findings, answer);
     }
-    const seen = new Set<string>();
-    const report = (e: DetailedError, severity: "error" | "warning") => {
-      const at = e.sourceLocations?.[0];
-      const from = at ? charOffset(policy.text, at.start) : 0;
-      const to = at ? charOffset(policy.text, at.end) : 0;
-      // `context.arguments` is open JSON the schema cannot describe (see schema.ts)
-      if (referencesArguments) {
-        if (ARGUMENTS_ACCESS.test(policy.text.slice(from, to))) return;
-        if (severity === "warning" && /policy is impossible/.test(e.message)) return;
-      }
-      // the same mistake is reported once per action the policy applies to: name none of them
-      const message = `policy ${q(policy.id)}: ${describe(e).replace(/ for Writ::Action::"[^"]*"/, "")}`;
-      const key = `${from}:${to}:${message}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      problem(
-        severity === "error" ? "ERR_CEDAR_VALIDATION" : "WARN_CEDAR_VALIDATION",
-        src,
-        start + from,
-        message,
-        severity,
-      );
-    };
-    const found = findings.get(policy.id);
-    for (const e of found?.errors ?? []) report(e, "error");
-    // a policy with errors also draws warnings that only repeat them
-    if (seen.size === 0) for (const e of found?.warnings ?? []) report(e, "warning");
+    reportFindings(out, entry, findings.get(policy.id));
   }
-  if (problems.some((p) => p.severity === "error") || parsed.length === 0) return { problems };
+}
 
-  // 3. pre-parse once, the enforcing policies and the shadow ones as two sets (a shadow policy is
-  // never in the set that decides); the id is the content's hash, so reloading reuses the slot
+/**
+ * Step 3: pre-parse once the policies of one mode into Cedar's cache (a shadow policy is never in
+ * the set that decides); the id is the content's hash, so reloading reuses the slot.
+ */
+function preparse(
+  out: Problems,
+  parsed: readonly Parsed[],
+  first: GuardrailText,
+  mode: RuleMode,
+): string | undefined {
+  const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
+  for (const { policy } of parsed) if (policy.mode === mode) staticPolicies[policy.id] = policy.text;
+  const id = `writ-guardrails-${mode === "shadow" ? "shadow-" : ""}${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
+  const pre = out.engine(first, undefined, () => cedar.preparsePolicySet(id, { staticPolicies }));
+  if (!pre) return undefined;
+  if (pre.type === "failure") {
+    for (const e of pre.errors) out.add("ERR_CEDAR_SYNTAX", first, undefined, describe(e));
+    return undefined;
+  }
+  return id;
+}
+
+export function compileGuardrails(config: WritConfig, opts: CompileOptions = {}): CompileResult {
+  const sources = opts.sources ?? defaultSources(config);
+  const vocab = opts.vocab ?? {};
+  const out = new Problems();
+  const problems = out.list;
+
+  const state: ParseState = { parsed: [], ids: new Map(), named: new Set() };
+  for (const src of sources) parseSource(out, state, src);
+  const { parsed } = state;
+
+  const table = actionTable(config, { vocab, named: state.named });
+  const schema = schemaFromTable(table);
+  validatePolicies(out, parsed, schema);
+  if (out.failed || parsed.length === 0) return { problems };
+
   const reads = emptyReads();
   for (const { json } of parsed) addReads(json, reads);
-  const preparse = (mode: RuleMode): string | undefined => {
-    const staticPolicies: Record<string, string> = { [PERMIT_ALL]: "permit(principal, action, resource);" };
-    for (const { policy } of parsed) if (policy.mode === mode) staticPolicies[policy.id] = policy.text;
-    const id = `writ-guardrails-${mode === "shadow" ? "shadow-" : ""}${createHash("sha256").update(JSON.stringify(staticPolicies)).digest("hex").slice(0, 32)}`;
-    const pre = engine(sources[0]!, undefined, () => cedar.preparsePolicySet(id, { staticPolicies }));
-    if (!pre) return undefined;
-    if (pre.type === "failure") {
-      for (const e of pre.errors) problem("ERR_CEDAR_SYNTAX", sources[0]!, undefined, describe(e));
-      return undefined;
-    }
-    return id;
-  };
-  const policySetId = preparse("enforce");
+  const policySetId = preparse(out, parsed, sources[0]!, "enforce");
   if (policySetId === undefined) return { problems };
   const anyShadow = parsed.some((p) => p.policy.mode === "shadow");
-  const shadowSetId = anyShadow ? preparse("shadow") : undefined;
+  const shadowSetId = anyShadow ? preparse(out, parsed, sources[0]!, "shadow") : undefined;
   if (anyShadow && shadowSetId === undefined) return { problems };
   const guardrails = new CompiledGuardrails({
     config,
