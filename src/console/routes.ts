@@ -118,35 +118,138 @@ function loopback(base: string): boolean {
   }
 }
 
-export function consoleRoutes(deps: ConsoleDeps): Hono {
-  const app = new Hono();
-  const sessions = new Sessions(deps.clock);
-  const now = () => deps.clock?.() ?? new Date();
-  const assets = loadAssets();
+/** What every console handler shares: its dependencies, the sessions, the clock. */
+interface ConsoleState {
+  readonly deps: ConsoleDeps;
+  readonly sessions: Sessions;
+  readonly now: () => Date;
+}
 
-  app.use("/console/*", async (c, next) => {
-    await next();
-    const hs = c.res.headers;
-    hs.set("content-security-policy", CSP);
-    hs.set("x-content-type-options", "nosniff");
-    // same-origin, not no-referrer: with no-referrer a form POST carries `Origin: null`
-    hs.set("referrer-policy", "same-origin");
-    hs.set("x-frame-options", "DENY");
-    hs.set("cross-origin-opener-policy", "same-origin");
-    if (!hs.has("cache-control")) hs.set("cache-control", "no-store");
+/** The headers of every console answer. */
+async function securityHeaders(c: Context, next: () => Promise<void>): Promise<void> {
+  await next();
+  const hs = c.res.headers;
+  hs.set("content-security-policy", CSP);
+  hs.set("x-content-type-options", "nosniff");
+  // same-origin, not no-referrer: with no-referrer a form POST carries `Origin: null`
+  hs.set("referrer-policy", "same-origin");
+  hs.set("x-frame-options", "DENY");
+  hs.set("cross-origin-opener-policy", "same-origin");
+  if (!hs.has("cache-control")) hs.set("cache-control", "no-store");
+}
+
+function sessionOf(k: ConsoleState, c: Context): Session | undefined {
+  return k.sessions.get(getCookie(c, COOKIE));
+}
+
+function startSession(k: ConsoleState, c: Context, role: Role, who: string): Session {
+  const s = k.sessions.create(role, who);
+  setCookie(c, COOKIE, s.id, {
+    httpOnly: true,
+    sameSite: "Strict",
+    secure: !loopback(k.deps.baseUrl()),
+    path: "/console",
+    maxAge: SESSION_SECONDS,
   });
-  app.use(
-    "/console/*",
-    bodyLimit({
-      maxSize: MAX_FORM,
-      onError: (c) => errorPage(c, 413, ERR_CONSOLE_INPUT, `the form is larger than ${MAX_FORM} bytes`),
-    }),
-  );
+  return s;
+}
 
+/** The request's Origin, when sent, must be this server's (behind its public URL or not). */
+function sameOrigin(deps: ConsoleDeps, c: Context): boolean {
+  const origin = c.req.header("origin");
+  if (origin === undefined) return true;
+  const own = new URL(c.req.url).origin;
+  let pub: string | undefined;
+  try {
+    pub = new URL(deps.baseUrl()).origin;
+  } catch {}
+  return origin === own || origin === pub;
+}
+
+function guard(k: ConsoleState, c: Context, roles: readonly Role[]): Session {
+  const s = sessionOf(k, c);
+  if (s === undefined) throw consoleError(ERR_CONSOLE_AUTH, "sign in first");
+  if (!roles.includes(s.role))
+    throw consoleError(ERR_CONSOLE_FORBIDDEN, `an ${s.role} may not use this page`);
+  return s;
+}
+
+/** A page for a signed-in user of one of `roles`; without a session, the sign-in page. */
+function viewHandler(k: ConsoleState, roles: readonly Role[], render: (p: PageContext) => Promise<View>) {
+  return async (c: Context) => {
+    try {
+      const session = guard(k, c, roles);
+      const v = await render({ c, deps: k.deps, session, now: k.now() });
+      if ("redirect" in v) return c.redirect(v.redirect, 303);
+      const current = `/console/${new URL(c.req.url).pathname.split("/")[2] ?? ""}`;
+      return c.html(page({ title: v.title, session, current, body: v.body }).text);
+    } catch (err) {
+      if (isWritError(err, ERR_CONSOLE_AUTH)) return c.redirect("/console/login", 303);
+      return refusal(c, err, sessionOf(k, c));
+    }
+  };
+}
+
+/**
+ * What a form post does: a signed-in user's action (an approval, a revocation, a kill…), proven by
+ * the session's CSRF token, or a sign-in, proven by a challenge this server issued (used once).
+ */
+type FormPost =
+  | {
+      readonly kind: "action";
+      readonly roles: readonly Role[];
+      readonly run: (a: ActionContext) => Promise<View>;
+    }
+  | { readonly kind: "sign-in"; readonly role: Role; readonly login: typeof loginOperator };
+
+/** Every form post: who may post, the form, its proof, the work, the answer; a coded refusal as a page. */
+function formHandler(k: ConsoleState, post: FormPost) {
+  return async (c: Context) => {
+    try {
+      if (post.kind === "sign-in") {
+        if (!sameOrigin(k.deps, c))
+          throw consoleError(ERR_CONSOLE_CSRF, "the form was sent from another origin");
+        const form = await readForm(c);
+        if (!k.sessions.spend(form.get("challenge") ?? "")) {
+          throw consoleError(ERR_CONSOLE_AUTH, "the sign-in form has expired: load the page again");
+        }
+        startSession(k, c, post.role, await post.login(form, k.deps));
+        return c.redirect("/console/approvals", 303);
+      }
+      const session = guard(k, c, post.roles);
+      const form = await readForm(c);
+      if (!sameOrigin(k.deps, c) || !sameSecret(form.get("csrf") ?? "", session.csrf)) {
+        throw consoleError(ERR_CONSOLE_CSRF, "the form does not carry this session's token");
+      }
+      const v = await post.run({ c, deps: k.deps, session, now: k.now(), form });
+      if ("redirect" in v) return c.redirect(v.redirect, 303);
+      return c.html(page({ title: v.title, session, body: v.body }).text);
+    } catch (err) {
+      return refusal(c, err, post.kind === "sign-in" ? undefined : sessionOf(k, c));
+    }
+  };
+}
+
+async function logout(k: ConsoleState, c: Context): Promise<Response> {
+  const s = sessionOf(k, c);
+  if (s !== undefined) {
+    const form = await readForm(c).catch(() => new Map<string, string>());
+    if (!sameSecret(form.get("csrf") ?? "", s.csrf) || !sameOrigin(k.deps, c)) {
+      return errorPage(c, 403, ERR_CONSOLE_CSRF, "the form does not carry this session's token");
+    }
+    k.sessions.end(s.id);
+  }
+  deleteCookie(c, COOKIE, { path: "/console" });
+  return c.redirect("/console/login", 303);
+}
+
+/** Redirects, assets and sign-in: what needs no session. */
+function publicRoutes(app: Hono, k: ConsoleState): void {
+  const assets = loadAssets();
   app.get("/", (c) => c.redirect("/console/", 303));
   app.get("/console", (c) => c.redirect("/console/", 303));
   app.get("/console/", (c) =>
-    c.redirect(sessionOf(c) === undefined ? "/console/login" : "/console/approvals", 303),
+    c.redirect(sessionOf(k, c) === undefined ? "/console/login" : "/console/approvals", 303),
   );
 
   app.get("/console/static/:name", async (c) => {
@@ -158,111 +261,30 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
     return c.body(body, 200, { "content-type": type, "cache-control": "no-cache" });
   });
 
-  const sessionOf = (c: Context): Session | undefined => sessions.get(getCookie(c, COOKIE));
-
-  const startSession = (c: Context, role: Role, who: string) => {
-    const s = sessions.create(role, who);
-    setCookie(c, COOKIE, s.id, {
-      httpOnly: true,
-      sameSite: "Strict",
-      secure: !loopback(deps.baseUrl()),
-      path: "/console",
-      maxAge: SESSION_SECONDS,
-    });
-    return s;
-  };
-
-  /** The request's Origin, when sent, must be this server's (behind its public URL or not). */
-  const sameOrigin = (c: Context): boolean => {
-    const origin = c.req.header("origin");
-    if (origin === undefined) return true;
-    const own = new URL(c.req.url).origin;
-    let pub: string | undefined;
-    try {
-      pub = new URL(deps.baseUrl()).origin;
-    } catch {}
-    return origin === own || origin === pub;
-  };
-
   // sign-in: no session needed; the challenge in the form is this server's, used once
   app.get("/console/login", (c) => {
-    const body = loginPage(sessions.challenge(), deps);
+    const body = loginPage(k.sessions.challenge(), k.deps);
     return c.html(
-      page({ title: "Sign in", body, data: { audience: `${deps.baseUrl()}/console/login` } }).text,
+      page({ title: "Sign in", body, data: { audience: `${k.deps.baseUrl()}/console/login` } }).text,
     );
   });
-  for (const [path, login] of [
-    ["/console/login/operator", loginOperator],
-    ["/console/login/approver", loginApprover],
-  ] as const) {
-    app.post(path, async (c) => {
-      try {
-        if (!sameOrigin(c)) throw consoleError(ERR_CONSOLE_CSRF, "the form was sent from another origin");
-        const form = await readForm(c);
-        if (!sessions.spend(form.get("challenge") ?? "")) {
-          throw consoleError(ERR_CONSOLE_AUTH, "the sign-in form has expired: load the page again");
-        }
-        const who = await login(form, deps);
-        startSession(c, path.endsWith("operator") ? "operator" : "approver", who);
-        return c.redirect("/console/approvals", 303);
-      } catch (err) {
-        return refusal(c, err);
-      }
-    });
-  }
-  app.post("/console/logout", async (c) => {
-    const s = sessionOf(c);
-    if (s !== undefined) {
-      const form = await readForm(c).catch(() => new Map<string, string>());
-      if (!sameSecret(form.get("csrf") ?? "", s.csrf) || !sameOrigin(c)) {
-        return errorPage(c, 403, ERR_CONSOLE_CSRF, "the form does not carry this session's token");
-      }
-      sessions.end(s.id);
-    }
-    deleteCookie(c, COOKIE, { path: "/console" });
-    return c.redirect("/console/login", 303);
-  });
+  app.post(
+    "/console/login/operator",
+    formHandler(k, { kind: "sign-in", role: "operator", login: loginOperator }),
+  );
+  app.post(
+    "/console/login/approver",
+    formHandler(k, { kind: "sign-in", role: "approver", login: loginApprover }),
+  );
+  app.post("/console/logout", (c) => logout(k, c));
+}
 
-  const guard = (c: Context, roles: readonly Role[]): Session => {
-    const s = sessionOf(c);
-    if (s === undefined) throw consoleError(ERR_CONSOLE_AUTH, "sign in first");
-    if (!roles.includes(s.role))
-      throw consoleError(ERR_CONSOLE_FORBIDDEN, `an ${s.role} may not use this page`);
-    return s;
-  };
-
-  const view = (path: string, roles: readonly Role[], render: (p: PageContext) => Promise<View>) => {
-    app.get(path, async (c) => {
-      try {
-        const session = guard(c, roles);
-        const v = await render({ c, deps, session, now: now() });
-        if ("redirect" in v) return c.redirect(v.redirect, 303);
-        const current = `/console/${new URL(c.req.url).pathname.split("/")[2] ?? ""}`;
-        return c.html(page({ title: v.title, session, current, body: v.body }).text);
-      } catch (err) {
-        if (isWritError(err, ERR_CONSOLE_AUTH)) return c.redirect("/console/login", 303);
-        return refusal(c, err, sessionOf(c));
-      }
-    });
-  };
-
-  const action = (path: string, roles: readonly Role[], run: (a: ActionContext) => Promise<View>) => {
-    app.post(path, async (c) => {
-      try {
-        const session = guard(c, roles);
-        const form = await readForm(c);
-        if (!sameOrigin(c) || !sameSecret(form.get("csrf") ?? "", session.csrf)) {
-          throw consoleError(ERR_CONSOLE_CSRF, "the form does not carry this session's token");
-        }
-        const v = await run({ c, deps, session, now: now(), form });
-        if ("redirect" in v) return c.redirect(v.redirect, 303);
-        return c.html(page({ title: v.title, session, body: v.body }).text);
-      } catch (err) {
-        return refusal(c, err, sessionOf(c));
-      }
-    });
-  };
-
+/** The pages and actions, each for the roles that may use it. */
+function signedInRoutes(app: Hono, k: ConsoleState): void {
+  const view = (path: string, roles: readonly Role[], render: (p: PageContext) => Promise<View>) =>
+    app.get(path, viewHandler(k, roles, render));
+  const action = (path: string, roles: readonly Role[], run: (a: ActionContext) => Promise<View>) =>
+    app.post(path, formHandler(k, { kind: "action", roles, run }));
   const both: readonly Role[] = ["operator", "approver"];
   const ops: readonly Role[] = ["operator"];
   view("/console/approvals", both, approvalsPage);
@@ -282,28 +304,46 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   action("/console/audit/verify", ops, auditVerify);
   app.get("/console/audit/export", async (c) => {
     try {
-      const session = guard(c, ops);
-      return await auditExport({ c, deps, session, now: now() });
+      const session = guard(k, c, ops);
+      return await auditExport({ c, deps: k.deps, session, now: k.now() });
     } catch (err) {
-      return refusal(c, err, sessionOf(c));
+      return refusal(c, err, sessionOf(k, c));
     }
   });
   view("/console/metrics", ops, metricsPage);
   const operational = operationalCache(
-    (at) => consoleOperationalState(deps, at),
-    deps.operateMaxAgeMs ?? OPERATE_MAX_AGE_S * 1000,
+    (at) => consoleOperationalState(k.deps, at),
+    k.deps.operateMaxAgeMs ?? OPERATE_MAX_AGE_S * 1000,
   );
   view("/console/agents", ops, (p) => agentsPage(p, operational));
   view("/console/maturity", ops, (p) => maturityPage(p, operational));
   view("/console/shadow", ops, shadowPage);
+}
 
+export function consoleRoutes(deps: ConsoleDeps): Hono {
+  const app = new Hono();
+  const k: ConsoleState = {
+    deps,
+    sessions: new Sessions(deps.clock),
+    now: () => deps.clock?.() ?? new Date(),
+  };
+  app.use("/console/*", securityHeaders);
+  app.use(
+    "/console/*",
+    bodyLimit({
+      maxSize: MAX_FORM,
+      onError: (c) => errorPage(c, 413, ERR_CONSOLE_INPUT, `the form is larger than ${MAX_FORM} bytes`),
+    }),
+  );
+  publicRoutes(app, k);
+  signedInRoutes(app, k);
   app.all("/console/*", (c) =>
     errorPage(
       c,
       404,
       "ERR_CONSOLE_NOT_FOUND",
       `no console page at ${new URL(c.req.url).pathname}`,
-      sessionOf(c),
+      sessionOf(k, c),
     ),
   );
   return app;
