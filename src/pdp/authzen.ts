@@ -20,7 +20,7 @@
  * the caller gets a 500, never an unrecorded decision.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
@@ -228,6 +228,153 @@ function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
+/** Authentication: a bearer token matching `expected` (its digest), when one is configured. */
+function bearerGate(expected: Buffer | undefined): MiddlewareHandler {
+  return async (c, next) => {
+    const requestId = c.req.header("x-request-id");
+    if (requestId !== undefined) c.header("x-request-id", requestId);
+    if (expected) {
+      const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(c.req.header("authorization") ?? "");
+      const ok = m !== null && timingSafeEqual(digest(m[1]!), expected);
+      if (!ok) {
+        const header = challenge("Bearer", {
+          realm: "writ",
+          error: m === null ? undefined : "invalid_token",
+        });
+        const detail = m === null ? "send `Authorization: Bearer <token>`" : "the bearer token is not valid";
+        return problem(c, 401, "unauthorized", detail, { "www-authenticate": header });
+      }
+    }
+    await next();
+  };
+}
+
+/** Size: a body of at most `maxBody` bytes. */
+function sizeGate(maxBody: number): MiddlewareHandler {
+  const streamedLimit = bodyLimit({
+    maxSize: maxBody,
+    onError: (c) => problem(c, 413, "payload_too_large", `the body is larger than ${maxBody} bytes`),
+  });
+  return async (c, next) => {
+    // A declared length is all bodyLimit would check (Node's parser holds the body to it), and
+    // checking it here leaves the request's body unwrapped: bodyLimit asks for the body stream,
+    // which builds a full fetch Request per request (a tenth of a decision's CPU). A body without
+    // a declared length (chunked) goes through bodyLimit, which counts as it reads.
+    const declared = c.req.header("content-length");
+    if (declared === undefined || c.req.header("transfer-encoding") !== undefined) {
+      return streamedLimit(c, next);
+    }
+    if (Number.parseInt(declared, 10) > maxBody) {
+      return problem(c, 413, "payload_too_large", `the body is larger than ${maxBody} bytes`);
+    }
+    await next();
+  };
+}
+
+/** Media type, then JSON, then the body's shape: the body as an object, or the problem refusing it. */
+async function readBody(c: Context): Promise<Obj | Response> {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") {
+    return problem(
+      c,
+      415,
+      "unsupported_media_type",
+      `content type ${q(type || "(none)")}: expected \`application/json\``,
+    );
+  }
+  let body: Json;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch (err) {
+    return problem(
+      c,
+      400,
+      "invalid_json",
+      `the body is not valid JSON: ${(err as Error).message.toLowerCase()}`,
+    );
+  }
+  if (!isObject(body)) return problem(c, 400, "invalid_request", "the body must be a JSON object");
+  const bad = jsonProblem(body);
+  if (bad) {
+    const where = bad.at === "" ? "the body" : q(bad.at);
+    return problem(
+      c,
+      400,
+      bad.kind === "too_deep" ? "nesting_too_deep" : "value_invalid",
+      `${where} ${bad.message}`,
+    );
+  }
+  return body;
+}
+
+/** Decides one parsed evaluation (or takes its early refusal) and records it. */
+async function run(c: Context, pdp: Decider, opts: AuthzenOptions, parsed: Parsed): Promise<Decision> {
+  const decision = parsed.early ?? (await pdp.decide(parsed.req));
+  await opts.onDecision?.({
+    kind: "pdp-decision",
+    source: "authzen",
+    requestId: c.req.header("x-request-id"),
+    request: parsed.req,
+    decision,
+  });
+  return decision;
+}
+
+/** Runs `work`, turning its errors into problems: a coded request error is a 400, anything else a 500 without internals. */
+async function guarded(c: Context, work: () => Promise<Response>): Promise<Response> {
+  try {
+    return await work();
+  } catch (err) {
+    const reason = isWritError(err) ? REQUEST_REASON[err.code as PdpErrorCode] : undefined;
+    if (reason !== undefined) {
+      const { code, message } = err as WritError;
+      return problem(c, 400, reason, message, {}, code as PdpErrorCode);
+    }
+    if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
+      return problem(c, 400, "value_unstorable", "the request holds a value the store cannot keep");
+    }
+    // no stack, no internals to the caller; the server logs the error it keeps here
+    c.error = err instanceof Error ? err : new Error(String(err));
+    return problem(c, 500, "internal_error", "the decision could not be made or recorded");
+  }
+}
+
+/** A batch's semantic and every item, all checked before any is decided: a malformed batch is refused whole. */
+function parseBatch(
+  body: Obj,
+  evaluations: Json[],
+  maxEvaluations: number,
+  now: Date,
+): { semantic: Semantic; items: Parsed[] } {
+  if (evaluations.length > maxEvaluations) {
+    throw badRequest(`\`evaluations\` holds ${evaluations.length} items: at most ${maxEvaluations}`);
+  }
+  const options = body.options === undefined ? {} : obj(body.options, "options");
+  const semantic = (options.evaluations_semantic ?? "execute_all") as Semantic;
+  if (!SEMANTICS.includes(semantic)) {
+    throw badRequest(
+      `\`options.evaluations_semantic\` ${q(options.evaluations_semantic)}: expected one of ${SEMANTICS.join(", ")}`,
+    );
+  }
+  // check every item before deciding any: a malformed batch is refused whole
+  const items = evaluations.map((e: Json, i: number) => {
+    const at = `evaluations[${i}]`;
+    const o = obj(e, at);
+    const pick = (key: keyof Item) => (o[key] !== undefined ? o[key] : body[key]);
+    return parseItem(
+      {
+        subject: pick("subject"),
+        action: pick("action"),
+        resource: pick("resource"),
+        context: pick("context"),
+      },
+      at,
+      now,
+    );
+  });
+  return { semantic, items };
+}
+
 export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
   const app = new Hono();
   const clock = opts.clock ?? (() => new Date());
@@ -247,114 +394,15 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
   });
 
   // authentication, then size, then media type, then JSON: the cheapest refusal first
-  app.use("/access/v1/*", async (c, next) => {
-    const requestId = c.req.header("x-request-id");
-    if (requestId !== undefined) c.header("x-request-id", requestId);
-    if (expected) {
-      const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(c.req.header("authorization") ?? "");
-      const ok = m !== null && timingSafeEqual(digest(m[1]!), expected);
-      if (!ok) {
-        const header = challenge("Bearer", {
-          realm: "writ",
-          error: m === null ? undefined : "invalid_token",
-        });
-        const detail = m === null ? "send `Authorization: Bearer <token>`" : "the bearer token is not valid";
-        return problem(c, 401, "unauthorized", detail, { "www-authenticate": header });
-      }
-    }
-    await next();
-  });
-  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
-  const streamedLimit = bodyLimit({
-    maxSize: maxBody,
-    onError: (c) => problem(c, 413, "payload_too_large", `the body is larger than ${maxBody} bytes`),
-  });
-  app.use("/access/v1/*", async (c, next) => {
-    // A declared length is all bodyLimit would check (Node's parser holds the body to it), and
-    // checking it here leaves the request's body unwrapped: bodyLimit asks for the body stream,
-    // which builds a full fetch Request per request (a tenth of a decision's CPU). A body without
-    // a declared length (chunked) goes through bodyLimit, which counts as it reads.
-    const declared = c.req.header("content-length");
-    if (declared === undefined || c.req.header("transfer-encoding") !== undefined) {
-      return streamedLimit(c, next);
-    }
-    if (Number.parseInt(declared, 10) > maxBody) {
-      return problem(c, 413, "payload_too_large", `the body is larger than ${maxBody} bytes`);
-    }
-    await next();
-  });
-
-  async function readBody(c: Context): Promise<Obj | Response> {
-    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json") {
-      return problem(
-        c,
-        415,
-        "unsupported_media_type",
-        `content type ${q(type || "(none)")}: expected \`application/json\``,
-      );
-    }
-    let body: Json;
-    try {
-      body = JSON.parse(await c.req.text());
-    } catch (err) {
-      return problem(
-        c,
-        400,
-        "invalid_json",
-        `the body is not valid JSON: ${(err as Error).message.toLowerCase()}`,
-      );
-    }
-    if (!isObject(body)) return problem(c, 400, "invalid_request", "the body must be a JSON object");
-    const bad = jsonProblem(body);
-    if (bad) {
-      const where = bad.at === "" ? "the body" : q(bad.at);
-      return problem(
-        c,
-        400,
-        bad.kind === "too_deep" ? "nesting_too_deep" : "value_invalid",
-        `${where} ${bad.message}`,
-      );
-    }
-    return body;
-  }
-
-  async function run(c: Context, parsed: Parsed): Promise<Decision> {
-    const decision = parsed.early ?? (await pdp.decide(parsed.req));
-    await opts.onDecision?.({
-      kind: "pdp-decision",
-      source: "authzen",
-      requestId: c.req.header("x-request-id"),
-      request: parsed.req,
-      decision,
-    });
-    return decision;
-  }
-
-  async function guarded(c: Context, work: () => Promise<Response>): Promise<Response> {
-    try {
-      return await work();
-    } catch (err) {
-      const reason = isWritError(err) ? REQUEST_REASON[err.code as PdpErrorCode] : undefined;
-      if (reason !== undefined) {
-        const { code, message } = err as WritError;
-        return problem(c, 400, reason, message, {}, code as PdpErrorCode);
-      }
-      if ((err as { code?: unknown }).code === "ERR_VALUE_UNSTORABLE") {
-        return problem(c, 400, "value_unstorable", "the request holds a value the store cannot keep");
-      }
-      // no stack, no internals to the caller; the server logs the error it keeps here
-      c.error = err instanceof Error ? err : new Error(String(err));
-      return problem(c, 500, "internal_error", "the decision could not be made or recorded");
-    }
-  }
+  app.use("/access/v1/*", bearerGate(expected));
+  app.use("/access/v1/*", sizeGate(opts.maxBodyBytes ?? 1024 * 1024));
 
   app.post(EVALUATION_PATH, async (c) => {
     const body = await readBody(c);
     if (body instanceof Response) return body;
     return guarded(c, async () => {
       const parsed = parseItem(body, "", clock());
-      return c.json(wire(await run(c, parsed)));
+      return c.json(wire(await run(c, pdp, opts, parsed)));
     });
   });
 
@@ -365,38 +413,13 @@ export function authzenRoutes(pdp: Decider, opts: AuthzenOptions): Hono {
       const now = clock();
       if (body.evaluations === undefined) {
         // without `evaluations` the request is a single evaluation (§7.1)
-        return c.json(wire(await run(c, parseItem(body, "", now))));
+        return c.json(wire(await run(c, pdp, opts, parseItem(body, "", now))));
       }
       if (!Array.isArray(body.evaluations)) throw badRequest("`evaluations` must be an array");
-      if (body.evaluations.length > maxEvaluations) {
-        throw badRequest(`\`evaluations\` holds ${body.evaluations.length} items: at most ${maxEvaluations}`);
-      }
-      const options = body.options === undefined ? {} : obj(body.options, "options");
-      const semantic = (options.evaluations_semantic ?? "execute_all") as Semantic;
-      if (!SEMANTICS.includes(semantic)) {
-        throw badRequest(
-          `\`options.evaluations_semantic\` ${q(options.evaluations_semantic)}: expected one of ${SEMANTICS.join(", ")}`,
-        );
-      }
-      // check every item before deciding any: a malformed batch is refused whole
-      const items = body.evaluations.map((e: Json, i: number) => {
-        const at = `evaluations[${i}]`;
-        const o = obj(e, at);
-        const pick = (key: keyof Item) => (o[key] !== undefined ? o[key] : body[key]);
-        return parseItem(
-          {
-            subject: pick("subject"),
-            action: pick("action"),
-            resource: pick("resource"),
-            context: pick("context"),
-          },
-          at,
-          now,
-        );
-      });
+      const { semantic, items } = parseBatch(body, body.evaluations, maxEvaluations, now);
       const evaluations: ReturnType<typeof wire>[] = [];
       for (const parsed of items) {
-        const d = await run(c, parsed);
+        const d = await run(c, pdp, opts, parsed);
         evaluations.push(wire(d));
         if (semantic === "deny_on_first_deny" && !d.allowed) break;
         if (semantic === "permit_on_first_permit" && d.allowed) break;
