@@ -1205,8 +1205,8 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
   return GIT_READ_ONLY.has(sub);
 }
 
-/** One simple command: its words after assignments and wrappers; returns whether it only reads. */
-function command(ctx: Ctx, words: Word[]): void {
+/** Skips `!` and leading assignments; returns the index of the first word after them. */
+function skipAssignments(ctx: Ctx, words: Word[]): number {
   let k = 0;
   while (k < words.length && text(words[k]) === "!") k++;
   // leading assignments
@@ -1219,46 +1219,59 @@ function command(ctx: Ctx, words: Word[]): void {
     // shell-quote splits `a=$X` into `a=` and the variable: the variable belongs to the assignment
     while (k < words.length && words[k]!.t === "var" && (text(words[k - 1]) ?? "").endsWith("=")) k++;
   }
-  // wrappers that run the rest as a command
+  return k;
+}
+
+/** Skips the options of `nice`, `stdbuf`, `timeout` or `env` (`w`) from index `k`; undefined when the wrapper changes what runs. */
+function skipWrapperOptions(ctx: Ctx, words: Word[], w: string, k: number): number | undefined {
+  for (;;) {
+    const s = text(words[k]);
+    if (s === undefined) break;
+    if (
+      w === "env" &&
+      (s === "-S" || s.startsWith("--split-string") || s === "-C" || s.startsWith("--chdir"))
+    ) {
+      flag(ctx, `\`env ${s}\` changes what runs`);
+      return undefined;
+    }
+    if (w === "env" && (s === "-u" || s === "--unset")) k += 2;
+    else if (w === "nice" && s === "-n") k += 2;
+    else if (s.startsWith("-")) k++;
+    else if (w === "env" && /^[A-Za-z_][A-Za-z0-9_]*=/.test(s)) {
+      if (DANGEROUS_NAME.test(s.split("=")[0]!))
+        flag(ctx, `assigning ${s.split("=")[0]} changes what commands run or read`);
+      k++;
+    } else if (w === "timeout" && /^[0-9.]+[smhd]?$/.test(s)) {
+      k++;
+      break;
+    } else break;
+  }
+  return k;
+}
+
+/** Skips wrappers that run the rest as a command from index `k`; undefined when nothing is left to read. */
+function skipWrappers(ctx: Ctx, words: Word[], k: number): number | undefined {
   for (;;) {
     const w = text(words[k]);
     if (w === "nohup" || w === "builtin" || w === "time") k++;
     else if (w === "command") {
       const next = text(words[k + 1]);
-      if (next === "-v" || next === "-V") return;
+      if (next === "-v" || next === "-V") return undefined;
       k++;
     } else if (w === "nice" || w === "stdbuf" || w === "timeout" || w === "env") {
-      k++;
-      for (;;) {
-        const s = text(words[k]);
-        if (s === undefined) break;
-        if (
-          w === "env" &&
-          (s === "-S" || s.startsWith("--split-string") || s === "-C" || s.startsWith("--chdir"))
-        ) {
-          flag(ctx, `\`env ${s}\` changes what runs`);
-          return;
-        }
-        if (w === "env" && (s === "-u" || s === "--unset")) k += 2;
-        else if (w === "nice" && s === "-n") k += 2;
-        else if (s.startsWith("-")) k++;
-        else if (w === "env" && /^[A-Za-z_][A-Za-z0-9_]*=/.test(s)) {
-          if (DANGEROUS_NAME.test(s.split("=")[0]!))
-            flag(ctx, `assigning ${s.split("=")[0]} changes what commands run or read`);
-          k++;
-        } else if (w === "timeout" && /^[0-9.]+[smhd]?$/.test(s)) {
-          k++;
-          break;
-        } else break;
-      }
+      const after = skipWrapperOptions(ctx, words, w, k + 1);
+      if (after === undefined) return undefined;
+      k = after;
     } else break;
   }
-  if (k >= words.length) return;
-  const head = words[k]!;
-  const args = words.slice(k + 1);
+  return k;
+}
+
+/** The program name of a command's head word; undefined (after flagging) when writ cannot read what it runs. */
+function programName(ctx: Ctx, head: Word): string | undefined {
   if (head.t !== "text") {
     flag(ctx, head.t === "var" ? "a variable in command position" : "a glob in command position");
-    return;
+    return undefined;
   }
   let name = head.s;
   if (name.includes("/")) {
@@ -1269,71 +1282,163 @@ function command(ctx: Ctx, words: Word[]): void {
       ctx.effects.push({ kind: "exec", program: name, readOnly: false });
       ctx.effects.push({ kind: "read", path: name, dirs: [...ctx.dirs] });
       flag(ctx, `\`${name}\` runs a program writ cannot read`);
-      return;
+      return undefined;
     }
   }
   if (KEYWORDS.has(name)) {
     flag(ctx, `the shell keyword \`${name}\``);
+    return undefined;
+  }
+  return name;
+}
+
+/** `cd`: follows every directory the command may be in. */
+function cd(ctx: Ctx, args: Word[]): void {
+  const to = args.find((w) => text(w) !== "-P" && text(w) !== "-L" && text(w) !== "--");
+  if (to !== undefined && to.t !== "text") {
+    flag(ctx, "`cd` to a variable or a glob");
     return;
   }
-  const why = ASK_PROGRAMS[name];
-  if (why !== undefined) {
-    ctx.effects.push({ kind: "exec", program: name, readOnly: false });
-    flag(ctx, why);
+  const d = to === undefined ? ctx.home : tilde(to.s, ctx);
+  if (d === "-") {
+    flag(ctx, "`cd -`");
     return;
   }
-  const hasVar = args.some((w) => w.t === "var");
+  const next = new Set(ctx.dirs);
+  for (const x of ctx.dirs) next.add(isAbsolute(d) ? d : join(x, d));
+  if (next.size > MAX_DIRS) {
+    flag(ctx, "too many `cd`s to follow");
+    return;
+  }
+  ctx.dirs = [...next];
+}
+
+const SHELL_STATE = set("set export unset declare local readonly typeset shopt umask");
+
+/** A builtin that changes the shell's state (`set`, `export`, ...): flags what changes what runs or reads. */
+function shellState(ctx: Ctx, name: string, args: Word[]): void {
+  for (const w of args) {
+    const s = text(w);
+    if (s === undefined) continue;
+    if (name === "set" && !/^[-+][a-zA-Z]+$|^pipefail$|^errexit$|^nounset$|^xtrace$|^-o$|^\+o$/.test(s)) {
+      flag(ctx, "`set` with operands changes the positional parameters");
+      return;
+    }
+    const v = s.split("=")[0]!;
+    if (DANGEROUS_NAME.test(v)) {
+      flag(ctx, `\`${name} ${v}\` changes what commands run or read`);
+      return;
+    }
+    if (name === "shopt" && /^(expand_aliases|extdebug)$/.test(s)) {
+      flag(ctx, `\`shopt ${s}\``);
+      return;
+    }
+  }
+}
+
+/** `jq`: the filter file and the input files it reads. */
+function jq(ctx: Ctx, args: Word[]): void {
+  let filter = false;
+  const ops = operands(
+    args,
+    set("--arg --argjson --slurpfile --rawfile --indent --tab -f --from-file -L"),
+    (opt, v) => {
+      if (opt === "-f" || opt === "--from-file") {
+        filter = true;
+        if (v) fileEffect(ctx, "read", v, "jq");
+      }
+      if (opt === "--slurpfile" || opt === "--rawfile")
+        flag(ctx, `\`jq ${opt}\` reads a file writ did not look up`);
+    },
+  );
+  for (const w of filter ? ops : ops.slice(1)) fileEffect(ctx, "read", w, "jq");
+}
+
+/** `dd`: its `if=` and `of=` files. */
+function dd(ctx: Ctx, args: Word[]): void {
+  for (const w of args) {
+    const s = text(w);
+    if (s?.startsWith("if=")) fileEffect(ctx, "read", { t: "text", s: s.slice(3) }, "dd");
+    else if (s?.startsWith("of=")) fileEffect(ctx, "write", { t: "text", s: s.slice(3) }, "dd");
+  }
+}
+
+/** A network query (`ping`, `dig`, ...): the hosts it reaches. */
+function networkQuery(ctx: Ctx, name: string, args: Word[]): void {
+  const ops = operands(args, set("-c -i -t -p -W -w -s -q -h -x -m -f -b"));
+  const target = ops.find((w) => !(text(w) ?? "").startsWith("@") && !/^[A-Z]+$/.test(text(w) ?? ""));
+  for (const w of ops)
+    if ((text(w) ?? "").startsWith("@")) hostEffect(ctx, { t: "text", s: text(w)!.slice(1) }, name);
+  if (target === undefined) flag(ctx, `\`${name}\` without a host`);
+  else hostEffect(ctx, target, name);
+}
+
+/** `uniq`, `xxd` or `iconv`: reads its first operand, writes its second (or iconv's output); returns whether it only reads. */
+function inputOutput(ctx: Ctx, name: string, args: Word[]): boolean {
   let readOnly = true;
-  if (name === "cd") {
-    const to = args.find((w) => text(w) !== "-P" && text(w) !== "-L" && text(w) !== "--");
-    if (to !== undefined && to.t !== "text") {
-      flag(ctx, "`cd` to a variable or a glob");
-      return;
-    }
-    const d = to === undefined ? ctx.home : tilde(to.s, ctx);
-    if (d === "-") {
-      flag(ctx, "`cd -`");
-      return;
-    }
-    const next = new Set(ctx.dirs);
-    for (const x of ctx.dirs) next.add(isAbsolute(d) ? d : join(x, d));
-    if (next.size > MAX_DIRS) {
-      flag(ctx, "too many `cd`s to follow");
-      return;
-    }
-    ctx.dirs = [...next];
-    return;
+  const ops = operands(
+    args,
+    set("-f -s -w -c -g -l -o -s -t --skip-fields --skip-chars --check-chars --from-code --to-code --output"),
+    (opt, v) => {
+      if ((opt === "-o" || opt === "--output") && name === "iconv" && v) fileEffect(ctx, "write", v, name);
+    },
+  );
+  if (ops[0]) fileEffect(ctx, "read", ops[0], name);
+  if (ops[1]) {
+    readOnly = false;
+    fileEffect(ctx, "write", ops[1], name);
   }
-  if (
-    name === "set" ||
-    name === "export" ||
-    name === "unset" ||
-    name === "declare" ||
-    name === "local" ||
-    name === "readonly" ||
-    name === "typeset" ||
-    name === "shopt" ||
-    name === "umask"
-  ) {
-    for (const w of args) {
-      const s = text(w);
-      if (s === undefined) continue;
-      if (name === "set" && !/^[-+][a-zA-Z]+$|^pipefail$|^errexit$|^nounset$|^xtrace$|^-o$|^\+o$/.test(s)) {
-        flag(ctx, "`set` with operands changes the positional parameters");
-        return;
-      }
-      const v = s.split("=")[0]!;
-      if (DANGEROUS_NAME.test(v)) {
-        flag(ctx, `\`${name} ${v}\` changes what commands run or read`);
-        return;
-      }
-      if (name === "shopt" && /^(expand_aliases|extdebug)$/.test(s)) {
-        flag(ctx, `\`shopt ${s}\``);
-        return;
-      }
-    }
-    return;
-  }
+  return readOnly;
+}
+
+/** A program that reads or writes files: records its effects; returns whether it only reads. */
+function fileProgram(ctx: Ctx, name: string, args: Word[]): boolean | undefined {
+  if (READERS[name] !== undefined) reader(ctx, name, args);
+  else if (WRITERS[name] !== undefined) {
+    for (const w of operands(args, set(WRITERS[name]!))) fileEffect(ctx, "write", w, name);
+    return false;
+  } else if (name === "grep" || name === "egrep" || name === "fgrep" || name === "rg") grep(ctx, name, args);
+  else if (name === "sed") {
+    sed(ctx, args);
+    return !hasFlag(args, "i", "--in-place");
+  } else if (name === "find") find(ctx, args);
+  else if (name === "jq") jq(ctx, args);
+  else if (name === "cp" || name === "mv" || name === "ln" || name === "install") {
+    copy(ctx, name, args);
+    return false;
+  } else if (name === "rm" || name === "chmod" || name === "chown" || name === "chgrp") {
+    removal(ctx, name, args);
+    return false;
+  } else if (name === "tar") {
+    tar(ctx, args);
+    return false;
+  } else if (/^(gzip|gunzip|bzip2|bunzip2|xz|unxz|zstd|unzstd|zcat|bzcat|xzcat|lz4)$/.test(name)) {
+    compress(ctx, name, args);
+    return name.endsWith("cat");
+  } else if (name === "dd") {
+    dd(ctx, args);
+    return false;
+  } else if (name === "uniq" || name === "xxd" || name === "iconv") return inputOutput(ctx, name, args);
+  else return undefined;
+  return true;
+}
+
+/** A program that reaches the network or a repository: records its effects; returns whether it only reads. */
+function remoteProgram(ctx: Ctx, name: string, args: Word[]): boolean | undefined {
+  if (name === "curl") curl(ctx, args);
+  else if (name === "wget") wget(ctx, args);
+  else if (name === "nc" || name === "ncat" || name === "netcat" || name === "telnet")
+    netcat(ctx, name, args);
+  else if (name === "ssh") ssh(ctx, args);
+  else if (name === "scp" || name === "rsync") scpLike(ctx, name, args);
+  else if (NETWORK_QUERY.has(name)) networkQuery(ctx, name, args);
+  else if (name === "git") return git(ctx, args);
+  else return undefined;
+  return false;
+}
+
+/** A program: records its effects, flagging what writ cannot read. */
+function program(ctx: Ctx, name: string, args: Word[]): void {
   if (NO_FILES.has(name)) {
     ctx.effects.push({ kind: "exec", program: name, readOnly: true });
     if (name === "printf" && args.some((w) => text(w) === "-v")) flag(ctx, "`printf -v` assigns a variable");
@@ -1344,99 +1449,34 @@ function command(ctx: Ctx, words: Word[]): void {
     flag(ctx, `\`${name}\` runs code writ cannot read (inline, from a file or its standard input)`);
     return;
   }
-  if (hasVar) {
+  if (args.some((w) => w.t === "var")) {
     ctx.effects.push({ kind: "exec", program: name, readOnly: false });
     flag(ctx, `a variable among the operands of \`${name}\``);
     return;
   }
-  if (READERS[name] !== undefined) reader(ctx, name, args);
-  else if (WRITERS[name] !== undefined) {
-    readOnly = false;
-    for (const w of operands(args, set(WRITERS[name]!))) fileEffect(ctx, "write", w, name);
-  } else if (name === "grep" || name === "egrep" || name === "fgrep" || name === "rg") grep(ctx, name, args);
-  else if (name === "sed") {
-    sed(ctx, args);
-    readOnly = !hasFlag(args, "i", "--in-place");
-  } else if (name === "find") find(ctx, args);
-  else if (name === "jq") {
-    let filter = false;
-    const ops = operands(
-      args,
-      set("--arg --argjson --slurpfile --rawfile --indent --tab -f --from-file -L"),
-      (opt, v) => {
-        if (opt === "-f" || opt === "--from-file") {
-          filter = true;
-          if (v) fileEffect(ctx, "read", v, "jq");
-        }
-        if (opt === "--slurpfile" || opt === "--rawfile")
-          flag(ctx, `\`jq ${opt}\` reads a file writ did not look up`);
-      },
-    );
-    for (const w of filter ? ops : ops.slice(1)) fileEffect(ctx, "read", w, "jq");
-  } else if (name === "cp" || name === "mv" || name === "ln" || name === "install") {
-    readOnly = false;
-    copy(ctx, name, args);
-  } else if (name === "rm" || name === "chmod" || name === "chown" || name === "chgrp") {
-    readOnly = false;
-    removal(ctx, name, args);
-  } else if (name === "tar") {
-    readOnly = false;
-    tar(ctx, args);
-  } else if (/^(gzip|gunzip|bzip2|bunzip2|xz|unxz|zstd|unzstd|zcat|bzcat|xzcat|lz4)$/.test(name)) {
-    readOnly = name.endsWith("cat");
-    compress(ctx, name, args);
-  } else if (name === "dd") {
-    readOnly = false;
-    for (const w of args) {
-      const s = text(w);
-      if (s?.startsWith("if=")) fileEffect(ctx, "read", { t: "text", s: s.slice(3) }, "dd");
-      else if (s?.startsWith("of=")) fileEffect(ctx, "write", { t: "text", s: s.slice(3) }, "dd");
-    }
-  } else if (name === "curl") {
-    readOnly = false;
-    curl(ctx, args);
-  } else if (name === "wget") {
-    readOnly = false;
-    wget(ctx, args);
-  } else if (name === "nc" || name === "ncat" || name === "netcat" || name === "telnet") {
-    readOnly = false;
-    netcat(ctx, name, args);
-  } else if (name === "ssh") {
-    readOnly = false;
-    ssh(ctx, args);
-  } else if (name === "scp" || name === "rsync") {
-    readOnly = false;
-    scpLike(ctx, name, args);
-  } else if (NETWORK_QUERY.has(name)) {
-    readOnly = false;
-    const ops = operands(args, set("-c -i -t -p -W -w -s -q -h -x -m -f -b"));
-    const target = ops.find((w) => !(text(w) ?? "").startsWith("@") && !/^[A-Z]+$/.test(text(w) ?? ""));
-    for (const w of ops)
-      if ((text(w) ?? "").startsWith("@")) hostEffect(ctx, { t: "text", s: text(w)!.slice(1) }, name);
-    if (target === undefined) flag(ctx, `\`${name}\` without a host`);
-    else hostEffect(ctx, target, name);
-  } else if (name === "git") readOnly = git(ctx, args);
-  else if (name === "uniq" || name === "xxd" || name === "iconv") {
-    const ops = operands(
-      args,
-      set(
-        "-f -s -w -c -g -l -o -s -t --skip-fields --skip-chars --check-chars --from-code --to-code --output",
-      ),
-      (opt, v) => {
-        if ((opt === "-o" || opt === "--output") && name === "iconv" && v) fileEffect(ctx, "write", v, name);
-      },
-    );
-    if (ops[0]) fileEffect(ctx, "read", ops[0], name);
-    if (ops[1]) {
-      readOnly = false;
-      fileEffect(ctx, "write", ops[1], name);
-    }
-  } else {
+  const readOnly = fileProgram(ctx, name, args) ?? remoteProgram(ctx, name, args);
+  if (readOnly === undefined) {
     ctx.effects.push({ kind: "exec", program: name, readOnly: false });
     flag(ctx, `writ does not know what \`${name}\` touches`);
     return;
   }
   ctx.effects.push({ kind: "exec", program: name, readOnly });
+}
+
+/** One simple command: its words after assignments and wrappers; records its effects and what to ask about. */
+function command(ctx: Ctx, words: Word[]): void {
+  const k = skipWrappers(ctx, words, skipAssignments(ctx, words));
+  if (k === undefined || k >= words.length) return;
+  const name = programName(ctx, words[k]!);
+  if (name === undefined) return;
+  const args = words.slice(k + 1);
+  const why = ASK_PROGRAMS[name];
+  if (why !== undefined) {
+    ctx.effects.push({ kind: "exec", program: name, readOnly: false });
+    flag(ctx, why);
+  } else if (name === "cd") cd(ctx, args);
+  else if (SHELL_STATE.has(name)) shellState(ctx, name, args);
+  else program(ctx, name, args);
 }
 
 const REDIRECT_READ = new Set(["<", "<&"]);
