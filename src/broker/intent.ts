@@ -29,6 +29,7 @@ import {
   type Agent,
   type Ceiling,
   type CeilingRule,
+  type Environment,
   type Grant,
   isShadow,
   isWritError,
@@ -37,6 +38,7 @@ import {
   playbookGrants,
   q,
   type Rule,
+  type RunnerClass,
   ruleContains,
   ruleOverlaps,
   ruleToString,
@@ -192,28 +194,26 @@ export function evaluateIntent(req: IntentRequest, inputs: IntentInputs): Intent
   return shadow.length === 0 ? outcome : { ...outcome, shadow };
 }
 
-/**
- * The checks in order. `refuseOr` is the one place a refusal of a rule with a mode is made: in
- * shadow mode it becomes a record and the checks go on; otherwise it refuses.
- */
-function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRecord[]): IntentOutcome {
-  const { config } = inputs;
-  const refuseOr = (
-    rule: { mode?: "enforce" | "shadow" | undefined; id: string },
-    kind: "playbook" | "ceiling",
-    reason: IntentReason,
-    message: string,
-  ): IntentOutcome | undefined => {
-    if (!isShadow(rule.mode)) return refuse(reason, message);
-    shadow.push({ rule: shadowRuleId[kind](rule.id), kind, reason, message });
-    return undefined;
-  };
-  const agent = config.agents.get(req.agent);
-  if (!agent) return refuse("unknown_agent", `agent ${q(req.agent)} is not declared`);
-  const pb = config.playbooks.get(req.playbook);
-  if (!pb) return refuse("unknown_playbook", `playbook ${q(req.playbook)} is not declared`);
+type Shadowable = { mode?: "enforce" | "shadow" | undefined; id: string };
 
-  // 1. allowed this playbook, in this environment
+/**
+ * The one place a refusal of a rule with a mode is made: in shadow mode it becomes a record and the
+ * checks go on (undefined); otherwise it refuses.
+ */
+function refuseOr(
+  shadow: ShadowRecord[],
+  rule: Shadowable,
+  kind: "playbook" | "ceiling",
+  reason: IntentReason,
+  message: string,
+): IntentOutcome | undefined {
+  if (!isShadow(rule.mode)) return refuse(reason, message);
+  shadow.push({ rule: shadowRuleId[kind](rule.id), kind, reason, message });
+  return undefined;
+}
+
+/** 1. The agent may request this playbook, and both run in this environment. */
+function checkAllowed(req: IntentRequest, agent: Agent, pb: Playbook): IntentOutcome | undefined {
   if (!agent.playbooks.includes(pb.id)) {
     return refuse("playbook_not_allowed", `agent ${q(agent.id)} may not request playbook ${q(pb.id)}`);
   }
@@ -223,27 +223,32 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
       `playbook ${q(pb.id)} for agent ${q(agent.id)} does not run in environment ${q(req.environment)}`,
     );
   }
+  return undefined;
+}
 
-  // 2. parameters
+/** 2. The parameters match the playbook's schema. */
+function checkParams(req: IntentRequest, pb: Playbook, shadow: ShadowRecord[]): IntentOutcome | undefined {
   const validate = validatorFor(pb);
   if (!validate(req.params)) {
     const why = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
-    const refused = refuseOr(
+    return refuseOr(
+      shadow,
       pb,
       "playbook",
       "invalid_parameters",
       `parameters of ${q(pb.id)} do not match its schema: ${why}`,
     );
-    if (refused) return refused;
   }
+  return undefined;
+}
 
-  // 3. grants within the ceiling, after substitution
-  const rc = config.runnerClasses.get(agent.runnerClass);
-  if (!rc)
-    return refuse(
-      "unknown_agent",
-      `agent ${q(agent.id)}: runner class ${q(agent.runnerClass)} is not declared`,
-    );
+/** 3. The grants, after substitution, each within the runner class's ceiling: the grants, or the refusal. */
+function grantsWithin(
+  req: IntentRequest,
+  pb: Playbook,
+  rc: RunnerClass,
+  shadow: ShadowRecord[],
+): Grant[] | IntentOutcome {
   let grants: Grant[];
   try {
     grants = playbookGrants(pb, req.params);
@@ -255,6 +260,7 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
     const verdict = ceilingVerdict(rc.ceiling, g.rule);
     if (verdict === undefined) continue;
     const refused = refuseOr(
+      shadow,
       rc,
       "ceiling",
       "grant_outside_ceiling",
@@ -264,13 +270,25 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
     );
     if (refused) return refused;
   }
+  return grants;
+}
 
-  // 4. ticket
-  const env = config.environments.get(req.environment);
-  if (!env) return refuse("environment_not_allowed", `environment ${q(req.environment)} is not declared`);
+/** 4. A ticket when the playbook needs one, matching the environment's pattern when one is given. */
+function checkTicket(
+  req: IntentRequest,
+  pb: Playbook,
+  env: Environment,
+  shadow: ShadowRecord[],
+): IntentOutcome | undefined {
   const ticket = req.ticket?.trim();
   if (pb.ticket === "required" && !ticket) {
-    const refused = refuseOr(pb, "playbook", "ticket_required", `playbook ${q(pb.id)} needs a ticket`);
+    const refused = refuseOr(
+      shadow,
+      pb,
+      "playbook",
+      "ticket_required",
+      `playbook ${q(pb.id)} needs a ticket`,
+    );
     if (refused) return refused;
   }
   // the pattern is the environment's rule, not the playbook's: it always enforces
@@ -280,13 +298,11 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
       `ticket ${q(ticket)} does not match ${q(env.ticket.source)} of environment ${q(env.id)}`,
     );
   }
+  return undefined;
+}
 
-  // 5. change window, at issuance
-  const window = windowState(env.changeWindows, req.now);
-  if (!window.inside) {
-    return refuse("outside_change_window", `environment ${q(env.id)} is outside its change windows now`);
-  }
-
+/** 6. No kill switch engaged, and the agent within the runner class's limits. */
+function checkStops(inputs: IntentInputs, agent: Agent, rc: RunnerClass): IntentOutcome | undefined {
   // 6. kill switch
   if (inputs.kill) {
     return refuse(
@@ -309,8 +325,11 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
       `agent ${q(agent.id)} was issued ${inputs.load.issuedSince} writs in the last minute, the most runner class ${q(rc.id)} allows`,
     );
   }
+  return undefined;
+}
 
-  // 7. approvals
+/** 7. The approval the playbook needs in this environment, when it needs one. */
+function checkApproval(inputs: IntentInputs, pb: Playbook, env: Environment): IntentOutcome | undefined {
   const policy = pb.approval.get(env.id);
   if (policy && policy.kind !== "none") {
     if (inputs.approval === "denied")
@@ -327,8 +346,18 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
       };
     }
   }
+  return undefined;
+}
 
-  // the effective TTL, bound named
+/** The effective TTL, bound named: the earliest of the bounds, or the refusal naming what ran out. */
+function effectiveTtl(
+  req: IntentRequest,
+  inputs: IntentInputs,
+  pb: Playbook,
+  rc: RunnerClass,
+  env: Environment,
+  window: ReturnType<typeof windowState>,
+): EffectiveTtl | IntentOutcome {
   const now = req.now.getTime();
   const bounds: [TtlBound, number][] = [
     ["playbook", now + pb.ttlSeconds * 1000],
@@ -358,12 +387,64 @@ function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRec
     // a playbook or ceiling TTL under a second cannot load (the config requires at least 1 s)
     return refuse("signing_key_exhausted", `no time left to issue a writ in ${q(env.id)}`);
   }
+  return { seconds, expiresAt: new Date(now + seconds * 1000), bound };
+}
+
+/** The checks in order; refusals of rules in shadow mode go to `shadow` and the checks go on. */
+function checkIntent(req: IntentRequest, inputs: IntentInputs, shadow: ShadowRecord[]): IntentOutcome {
+  const { config } = inputs;
+  const agent = config.agents.get(req.agent);
+  if (!agent) return refuse("unknown_agent", `agent ${q(req.agent)} is not declared`);
+  const pb = config.playbooks.get(req.playbook);
+  if (!pb) return refuse("unknown_playbook", `playbook ${q(req.playbook)} is not declared`);
+
+  // 1. allowed this playbook, in this environment
+  const notAllowed = checkAllowed(req, agent, pb);
+  if (notAllowed) return notAllowed;
+
+  // 2. parameters
+  const badParams = checkParams(req, pb, shadow);
+  if (badParams) return badParams;
+
+  // 3. grants within the ceiling, after substitution
+  const rc = config.runnerClasses.get(agent.runnerClass);
+  if (!rc)
+    return refuse(
+      "unknown_agent",
+      `agent ${q(agent.id)}: runner class ${q(agent.runnerClass)} is not declared`,
+    );
+  const grants = grantsWithin(req, pb, rc, shadow);
+  if (!Array.isArray(grants)) return grants;
+
+  // 4. ticket
+  const env = config.environments.get(req.environment);
+  if (!env) return refuse("environment_not_allowed", `environment ${q(req.environment)} is not declared`);
+  const badTicket = checkTicket(req, pb, env, shadow);
+  if (badTicket) return badTicket;
+
+  // 5. change window, at issuance
+  const window = windowState(env.changeWindows, req.now);
+  if (!window.inside) {
+    return refuse("outside_change_window", `environment ${q(env.id)} is outside its change windows now`);
+  }
+
+  // 6. kill switch, then the runner class's limits per agent
+  const stopped = checkStops(inputs, agent, rc);
+  if (stopped) return stopped;
+
+  // 7. approvals
+  const unapproved = checkApproval(inputs, pb, env);
+  if (unapproved) return unapproved;
+
+  // the effective TTL, bound named
+  const ttl = effectiveTtl(req, inputs, pb, rc, env, window);
+  if ("kind" in ttl) return ttl;
   return {
     kind: "issue",
     agent,
     playbook: pb,
     grants,
-    ttl: { seconds, expiresAt: new Date(now + seconds * 1000), bound },
+    ttl,
     maxUses: pb.maxUses,
     issuedAt: req.now,
   };
