@@ -155,10 +155,7 @@ function derivedFamily(tryBlock: string, serviceText: string): { family: string;
       marker: /\bapprovals\.status\(/,
       codes: () => {
         // what ApprovalService.status throws: its own codes, and notFound()
-        const text = readFileSync(join(BROKER_SRC, "approvals.ts"), "utf8");
-        const start = text.indexOf("async status(");
-        const open = text.indexOf(") {", start) + 2;
-        const body = text.slice(start, callArguments(text, open).end);
+        const body = approvalsFunction("status");
         const codes = [...body.matchAll(/\bERR_APPROVAL_[A-Z_]+\b/g)].map((m) => m[0]);
         if (/\bnotFound\(/.test(body)) codes.push("ERR_APPROVAL_NOT_FOUND");
         return [...new Set(codes)];
@@ -1309,14 +1306,24 @@ const APPROVER_UNREACHABLE: Readonly<Record<string, string>> = {
   ERR_CLIENT_SECRET_REFUSED: "the API passes no Basic authorization",
 };
 
+/**
+ * The text of one of approvals.ts's module functions (`[async] function name(` up to the closing
+ * brace at the start of a line): its comments hold apostrophes, which callArguments would read as
+ * strings.
+ */
+function approvalsFunction(name: string): string {
+  const text = readFileSync(join(BROKER_SRC, "approvals.ts"), "utf8");
+  const start = text.search(new RegExp(`\\n(async )?function ${name}\\(`));
+  const end = text.indexOf("\n}\n", start + 1);
+  if (start < 0 || end < 0) throw new Error(`approvals.ts: no function ${name}`);
+  return text.slice(start, end);
+}
+
 /** The ERR_APPROVAL_* codes `ApprovalService.decide` can throw (what both APIs pass through). */
 function decideCodes(): string[] {
   const text = readFileSync(join(BROKER_SRC, "approvals.ts"), "utf8");
-  // up to the next method (its comments hold apostrophes, which callArguments would read as strings)
-  const start = text.indexOf("async decide(");
-  const end = text.indexOf("\n    async ", start + 1);
-  if (start < 0 || end < 0) throw new Error("approvals.ts: no `async decide(` method followed by another");
-  const body = text.slice(start, end);
+  // decide, the checks it runs under the row's lock, and the judging of the approver
+  const body = ["decide", "decideLocked", "judge"].map(approvalsFunction).join("\n");
   const codes = new Set([...body.matchAll(/\bERR_APPROVAL_[A-Z_]+\b/g)].map((m) => m[0]));
   if (/\bnotFound\(/.test(body)) codes.add("ERR_APPROVAL_NOT_FOUND");
   if (/\bexpiredError\(/.test(body)) codes.add("ERR_APPROVAL_EXPIRED");
