@@ -140,66 +140,249 @@ function asRecord(row: AuditRow): AuditRecord {
   return row as AuditRecord;
 }
 
-export function openAuditLog(options: AuditLogOptions): AuditLog {
-  const { repo, signer } = options;
-  const every = options.checkpointEvery ?? 100;
-  const maxBytes = options.maxRecordBytes ?? 1024 * 1024;
-  const clock = options.clock ?? (() => new Date());
-  if (!Number.isSafeInteger(every) || every < 0)
-    throw new TypeError("checkpointEvery must be an integer ≥ 0");
-  const defaultKeys = options.trustedKeys ?? (signer === undefined ? [] : [signer.trusted]);
+/** A checked copy of the clock's time. */
+function readClock(clock: () => Date): Date {
+  const at = clock();
+  if (!(at instanceof Date) || Number.isNaN(at.getTime()))
+    throw new TypeError("the audit clock returned an invalid date");
+  return new Date(at.getTime());
+}
 
-  const now = (): Date => {
-    const at = clock();
-    if (!(at instanceof Date) || Number.isNaN(at.getTime()))
-      throw new TypeError("the audit clock returned an invalid date");
-    return new Date(at.getTime());
-  };
+/** The rows of `batch`, chained from `head`, as one transaction stores them. */
+function chainRows(head: AuditHead, batch: readonly Pending[], now: () => Date): AuditRow[] {
+  let previous: AuditHead = head;
+  return batch.map((pending) => {
+    const record = {
+      seq: previous.seq + 1,
+      at: now(),
+      type: pending.type,
+      prevHash: previous.hash,
+    };
+    const row = {
+      ...record,
+      data: pending.data,
+      hash: recordHashOfCanonical(record, pending.canonical),
+    };
+    previous = row;
+    return row;
+  });
+}
 
-  /** The last checkpoint that verifies with a trusted key, at or below `seq`, as a chain point. */
-  const lastTrustedPoint = async (seq: number): Promise<AuditHead> => {
-    const keys = keyring(defaultKeys);
-    for (const checkpoint of await repo.latestCheckpoints(seq, 20)) {
-      const problem = await checkpointProblem(checkpoint, keys);
-      if (problem === undefined) return { seq: checkpoint.seq, hash: checkpoint.hash };
-      if (signer !== undefined && checkpoint.keyId === signer.kid) {
-        throw new WritError(ERR_AUDIT_DAMAGED, `refusing to checkpoint: ${problem}`);
-      }
+/** The next batch off the front of `queue` (removed from it). */
+function takeBatch(queue: Pending[]): Pending[] {
+  if (queue[0]!.alone) return queue.splice(0, 1);
+  let bytes = 0;
+  let n = 0;
+  while (
+    n < queue.length &&
+    n < BATCH_RECORDS &&
+    (n === 0 || (bytes + queue[n]!.size <= BATCH_BYTES && !queue[n]!.alone))
+  ) {
+    bytes += queue[n]!.size;
+    n += 1;
+  }
+  return queue.splice(0, n);
+}
+
+/** A record's type and data, checked, normalised, redacted and measured (throws on bad input). */
+function prepareRecord(
+  type: string,
+  data: Readonly<Record<string, unknown>>,
+  maxBytes: number,
+): { clean: JsonObject; canonical: string; size: number } {
+  if (typeof type !== "string" || !TYPE.test(type)) {
+    throw new TypeError(`audit type ${q(type)}: expected lowercase letters, digits and . _ : - (at most 64)`);
+  }
+  const normalised = toJsonValue(data);
+  if (typeof normalised !== "object" || normalised === null || Array.isArray(normalised)) {
+    throw new TypeError("audit data must be an object");
+  }
+  const clean = redact(normalised) as JsonObject;
+  const canonical = canonicalJson(clean);
+  const size = Buffer.byteLength(canonical, "utf8");
+  if (size > maxBytes) {
+    throw new WritError(
+      ERR_AUDIT_TOO_LARGE,
+      `audit record ${q(type)}: ${size} bytes of data, the limit is ${maxBytes}`,
+    );
+  }
+  return { clean, canonical, size };
+}
+
+/** The error `onCheckpointError` hears of when the periodic checkpoint at `point` failed. */
+function periodicFailure(point: AuditHead, err: unknown): WritError {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
+  return new WritError(code, `record ${point.seq} was appended, but its checkpoint failed: ${message}`, {
+    cause: err,
+  });
+}
+
+/** The last checkpoint that verifies with a trusted key, at or below `seq`, as a chain point. */
+async function lastTrustedPoint(
+  repo: AuditRepository,
+  signer: AuditSigner | undefined,
+  trusted: readonly TrustedKey[],
+  seq: number,
+): Promise<AuditHead> {
+  const keys = keyring(trusted);
+  for (const checkpoint of await repo.latestCheckpoints(seq, 20)) {
+    const problem = await checkpointProblem(checkpoint, keys);
+    if (problem === undefined) return { seq: checkpoint.seq, hash: checkpoint.hash };
+    if (signer !== undefined && checkpoint.keyId === signer.kid) {
+      throw new WritError(ERR_AUDIT_DAMAGED, `refusing to checkpoint: ${problem}`);
     }
-    return { seq: 0, hash: GENESIS_HASH };
-  };
+  }
+  return { seq: 0, hash: GENESIS_HASH };
+}
 
+/** New records as they are appended, polling. */
+function followRecords(repo: AuditRepository, opts: FollowOptions): AsyncIterable<AuditRecord> {
+  const interval = opts.intervalMs ?? 1000;
+  const { signal } = opts;
+  return {
+    async *[Symbol.asyncIterator]() {
+      let after = opts.afterSeq ?? (await repo.head()).seq;
+      while (signal?.aborted !== true) {
+        const rows = await repo.records(after, PAGE);
+        for (const row of rows) {
+          after = row.seq;
+          yield asRecord(row);
+        }
+        if (rows.length === PAGE) continue;
+        try {
+          await sleep(interval, undefined, signal === undefined ? undefined : { signal });
+        } catch {
+          return; // aborted
+        }
+      }
+    },
+  };
+}
+
+/** The whole log as one document (one consistent snapshot). */
+function exportDocument(
+  repo: AuditRepository,
+  now: () => Date,
+  publicKeys: readonly PublicJwk[],
+): Promise<AuditExport> {
+  return repo.snapshot(async (reader) => {
+    const head = await reader.head();
+    const records: ReturnType<typeof exportRecord>[] = [];
+    for (let after = 0; ; ) {
+      const rows = await reader.records(after, PAGE);
+      records.push(...rows.map(exportRecord));
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
+    return {
+      format: EXPORT_FORMAT,
+      version: EXPORT_VERSION,
+      exportedAt: now().toISOString(),
+      head,
+      records,
+      checkpoints,
+      publicKeys,
+    };
+  });
+}
+
+/** The same document as JSON text in chunks, without holding it all in memory. */
+function exportJsonDocument(
+  repo: AuditRepository,
+  now: () => Date,
+  write: (chunk: string) => void | Promise<void>,
+  publicKeys: readonly PublicJwk[],
+): Promise<{ records: number; checkpoints: number }> {
+  return repo.snapshot(async (reader) => {
+    const head = await reader.head();
+    await write(
+      `{"format":${JSON.stringify(EXPORT_FORMAT)},"version":${EXPORT_VERSION},"exportedAt":${JSON.stringify(now().toISOString())},"head":${JSON.stringify(head)},\n"records":[`,
+    );
+    let records = 0;
+    for (let after = 0; ; ) {
+      const rows = await reader.records(after, PAGE);
+      for (const row of rows) {
+        await write(`${records === 0 ? "\n" : ",\n"}${JSON.stringify(exportRecord(row))}`);
+        records += 1;
+      }
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
+    await write(
+      `],\n"checkpoints":${JSON.stringify(checkpoints)},\n"publicKeys":${JSON.stringify(publicKeys)}}\n`,
+    );
+    return { records, checkpoints: checkpoints.length };
+  });
+}
+
+/**
+ * The appending side of one log: the group-commit queue, the run of records this log appended
+ * itself, and the checkpoints, run one at a time.
+ */
+class AuditWriter {
   // The run: the records this log appended itself, each batch built on the one before (the head's
   // compare-and-set, or its lock, guarantees nobody else wrote in between; a batch that does not
   // follow this log's last record starts a new run). A run is sound when its base is the genesis or
   // a point this log has checked; a periodic checkpoint inside a sound run signs the hash this log
   // computed, without reading anything back. Damage done to stored records meanwhile is still
   // caught by verify: the signed hash is the chain as written, not as stored.
-  let last: AuditHead | undefined;
-  let runBase = 0;
-  let runSound = false;
-  const follows = (first: AuditRow): boolean =>
-    last !== undefined && first.seq === last.seq + 1 && first.prevHash === last.hash;
-  const extendRun = (rows: readonly AuditRow[]): void => {
-    const first = rows[0]!;
-    if (!follows(first)) {
-      runBase = first.seq - 1;
-      runSound = runBase === 0 && first.prevHash === GENESIS_HASH;
-    }
-    last = rows[rows.length - 1]!;
-  };
-  /** Whether `point` is a record of the current run (and so chains from its base). */
-  const inRun = (point: AuditHead): boolean =>
-    last !== undefined && point.seq >= runBase && point.seq <= last.seq;
+  private last: AuditHead | undefined;
+  private runBase = 0;
+  private runSound = false;
 
-  const checkpointAt = async (point: AuditHead, own: boolean): Promise<CheckpointRow> => {
+  // Checkpoints run one at a time, in order: periodic ones in the background, explicit ones after them.
+  checkpoints: Promise<unknown> = Promise.resolve();
+
+  // Group commit: appends that arrive while a transaction is running wait and go together in the
+  // next one. A lone append starts its transaction at once; under load, one transaction (one head
+  // lock, one commit) carries many records. A failed transaction stores none of its records; it
+  // fails every append it carried, unless the database refused it for what it held (a value, a
+  // constraint): then each record goes again alone, so only the one at fault is refused.
+  private readonly queue: Pending[] = [];
+  private flushing = false;
+  // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
+  // queued, or after IDLE_WAIT_MS under steady load.
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly repo: AuditRepository,
+    private readonly signer: AuditSigner | undefined,
+    private readonly every: number,
+    private readonly defaultKeys: readonly TrustedKey[],
+    private readonly now: () => Date,
+    private readonly onCheckpointError: ((err: WritError) => void) | undefined,
+  ) {}
+
+  private follows(first: AuditRow): boolean {
+    return this.last !== undefined && first.seq === this.last.seq + 1 && first.prevHash === this.last.hash;
+  }
+
+  private extendRun(rows: readonly AuditRow[]): void {
+    const first = rows[0]!;
+    if (!this.follows(first)) {
+      this.runBase = first.seq - 1;
+      this.runSound = this.runBase === 0 && first.prevHash === GENESIS_HASH;
+    }
+    this.last = rows[rows.length - 1]!;
+  }
+
+  /** Whether `point` is a record of the current run (and so chains from its base). */
+  private inRun(point: AuditHead): boolean {
+    return this.last !== undefined && point.seq >= this.runBase && point.seq <= this.last.seq;
+  }
+
+  async checkpointAt(point: AuditHead, own: boolean): Promise<CheckpointRow> {
+    const { signer, repo } = this;
     if (signer === undefined) {
       throw new WritError(ERR_AUDIT_NO_SIGNING_KEY, "the audit log has no signing key: checkpoints need one");
     }
-    if (!(own && runSound && inRun(point))) {
+    if (!(own && this.runSound && this.inRun(point))) {
       // whatever this log signs after a refusal, it checks first
-      runSound = false;
-      const from = await lastTrustedPoint(point.seq);
+      this.runSound = false;
+      const from = await lastTrustedPoint(repo, signer, this.defaultKeys, point.seq);
       // in pages: on the embedded store each read holds the one connection, and appends wait behind it
       const damage = await verifySegment(repo as ChainReader, from, point, VERIFY_PAGE);
       if (damage !== undefined) {
@@ -209,82 +392,57 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
         );
       }
       // checked from a trusted point up to a record of the run: the run's base is sound
-      if (inRun(point)) runSound = true;
+      if (this.inRun(point)) this.runSound = true;
     }
-    const signed = await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: now() });
+    const signed = await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: this.now() });
     // the insert waits for a pause in the appends, so no call waits behind it (bounded wait)
-    await idle();
+    await this.idle();
     return repo.addCheckpoint(signed);
-  };
+  }
 
-  // Checkpoints run one at a time, in order: periodic ones in the background, explicit ones after them.
-  let checkpoints: Promise<unknown> = Promise.resolve();
-  const serialised = <T>(run: () => Promise<T>): Promise<T> => {
-    const next = checkpoints.then(run);
-    checkpoints = next.catch(() => {});
+  serialised<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.checkpoints.then(run);
+    this.checkpoints = next.catch(() => {});
     return next;
-  };
-  const periodic = (point: AuditHead): void => {
-    serialised(() => checkpointAt(point, true)).catch((err: unknown) => {
-      const message = err instanceof Error ? err.message : String(err);
-      const code = err instanceof WritError ? err.code : ERR_AUDIT_DAMAGED;
-      const failure = new WritError(
-        code,
-        `record ${point.seq} was appended, but its checkpoint failed: ${message}`,
-        { cause: err },
-      );
+  }
+
+  private periodic(point: AuditHead): void {
+    this.serialised(() => this.checkpointAt(point, true)).catch((err: unknown) => {
+      const failure = periodicFailure(point, err);
       try {
-        options.onCheckpointError?.(failure);
+        this.onCheckpointError?.(failure);
       } catch {
         // the listener's own failure
       }
     });
-  };
+  }
 
-  // Group commit: appends that arrive while a transaction is running wait and go together in the
-  // next one. A lone append starts its transaction at once; under load, one transaction (one head
-  // lock, one commit) carries many records. A failed transaction stores none of its records; it
-  // fails every append it carried, unless the database refused it for what it held (a value, a
-  // constraint): then each record goes again alone, so only the one at fault is refused.
-  const queue: Pending[] = [];
-  let flushing = false;
-  // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
-  // queued, or after IDLE_WAIT_MS under steady load.
-  let idleWaiters: (() => void)[] = [];
-  const idle = (): Promise<void> => {
-    if (!flushing && queue.length === 0) return Promise.resolve();
+  private idle(): Promise<void> {
+    if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, IDLE_WAIT_MS);
-      idleWaiters.push(() => {
+      this.idleWaiters.push(() => {
         clearTimeout(timer);
         resolve();
       });
     });
-  };
-  const releaseIdle = (): void => {
-    const waiters = idleWaiters;
-    idleWaiters = [];
+  }
+
+  private releaseIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
     for (const wake of waiters) wake();
-  };
+  }
 
-  const takeBatch = (): Pending[] => {
-    if (queue[0]!.alone) return queue.splice(0, 1);
-    let bytes = 0;
-    let n = 0;
-    while (
-      n < queue.length &&
-      n < BATCH_RECORDS &&
-      (n === 0 || (bytes + queue[n]!.size <= BATCH_BYTES && !queue[n]!.alone))
-    ) {
-      bytes += queue[n]!.size;
-      n += 1;
-    }
-    return queue.splice(0, n);
-  };
+  enqueue(pending: Pending): void {
+    this.queue.push(pending);
+    void this.flush();
+  }
 
-  const flush = async (): Promise<void> => {
-    if (flushing) return;
-    flushing = true;
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    const { queue } = this;
     try {
       for (let first = true; ; first = false) {
         // After a transaction, one turn of the event loop before the next (or before stopping):
@@ -293,30 +451,13 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
         // each starting its own. A lone append still starts at once.
         if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
         if (queue.length === 0) break;
-        const batch = takeBatch();
+        const batch = takeBatch(queue);
         const companions = batch.flatMap((pending) =>
           pending.companion === undefined ? [] : [pending.companion],
         );
         let rows: AuditRow[];
         try {
-          rows = await repo.appendBatch((head) => {
-            let previous: AuditHead = head;
-            return batch.map((pending) => {
-              const record = {
-                seq: previous.seq + 1,
-                at: now(),
-                type: pending.type,
-                prevHash: previous.hash,
-              };
-              const row = {
-                ...record,
-                data: pending.data,
-                hash: recordHashOfCanonical(record, pending.canonical),
-              };
-              previous = row;
-              return row;
-            });
-          }, companions);
+          rows = await this.repo.appendBatch((head) => chainRows(head, batch, this.now), companions);
         } catch (err) {
           if (batch.length > 1 && refusedForContent(err)) {
             // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
@@ -328,59 +469,56 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
           }
           continue;
         }
-        extendRun(rows);
-        for (const [i, row] of rows.entries()) {
-          batch[i]!.resolve(asRecord(row));
-          if (signer !== undefined && every > 0 && row.seq % every === 0) {
-            // After the answer: nobody waits for the signature. A failure goes to onCheckpointError.
-            periodic({ seq: row.seq, hash: row.hash });
-          }
-        }
+        this.committed(batch, rows);
       }
     } finally {
-      flushing = false;
-      if (queue.length === 0) releaseIdle();
+      this.flushing = false;
+      if (queue.length === 0) this.releaseIdle();
     }
-  };
+  }
+
+  /** Answers the callers of a committed batch, and starts the periodic checkpoints it reached. */
+  private committed(batch: readonly Pending[], rows: readonly AuditRow[]): void {
+    this.extendRun(rows);
+    for (const [i, row] of rows.entries()) {
+      batch[i]!.resolve(asRecord(row));
+      if (this.signer !== undefined && this.every > 0 && row.seq % this.every === 0) {
+        // After the answer: nobody waits for the signature. A failure goes to onCheckpointError.
+        this.periodic({ seq: row.seq, hash: row.hash });
+      }
+    }
+  }
+}
+
+export function openAuditLog(options: AuditLogOptions): AuditLog {
+  const { repo, signer } = options;
+  const every = options.checkpointEvery ?? 100;
+  const maxBytes = options.maxRecordBytes ?? 1024 * 1024;
+  const clock = options.clock ?? (() => new Date());
+  if (!Number.isSafeInteger(every) || every < 0)
+    throw new TypeError("checkpointEvery must be an integer ≥ 0");
+  const defaultKeys = options.trustedKeys ?? (signer === undefined ? [] : [signer.trusted]);
+  const now = (): Date => readClock(clock);
+  const writer = new AuditWriter(repo, signer, every, defaultKeys, now, options.onCheckpointError);
 
   const exportKeys = (keys: readonly PublicJwk[] | undefined): readonly PublicJwk[] =>
     keys ?? (signer === undefined ? [] : [signer.publicJwk]);
 
   return {
     async append(type, data, opts = {}) {
-      if (typeof type !== "string" || !TYPE.test(type)) {
-        throw new TypeError(
-          `audit type ${q(type)}: expected lowercase letters, digits and . _ : - (at most 64)`,
-        );
-      }
-      const normalised = toJsonValue(data);
-      if (typeof normalised !== "object" || normalised === null || Array.isArray(normalised)) {
-        throw new TypeError("audit data must be an object");
-      }
-      const clean = redact(normalised) as JsonObject;
-      const canonical = canonicalJson(clean);
-      const size = Buffer.byteLength(canonical, "utf8");
-      if (size > maxBytes) {
-        return Promise.reject(
-          new WritError(
-            ERR_AUDIT_TOO_LARGE,
-            `audit record ${q(type)}: ${size} bytes of data, the limit is ${maxBytes}`,
-          ),
-        );
-      }
+      const { clean, canonical, size } = prepareRecord(type, data, maxBytes);
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ type, data: clean, canonical, size, companion: opts.with, resolve, reject });
-        void flush();
+        writer.enqueue({ type, data: clean, canonical, size, companion: opts.with, resolve, reject });
       });
     },
 
     checkpoint() {
-      return serialised(async () => checkpointAt(await repo.head(), false));
+      return writer.serialised(async () => writer.checkpointAt(await repo.head(), false));
     },
 
     async settled() {
-      for (let seen: Promise<unknown> | undefined; seen !== checkpoints; ) {
-        seen = checkpoints;
+      for (let seen: Promise<unknown> | undefined; seen !== writer.checkpoints; ) {
+        seen = writer.checkpoints;
         await seen;
       }
     },
@@ -397,73 +535,15 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     },
 
     follow(opts = {}) {
-      const interval = opts.intervalMs ?? 1000;
-      const { signal } = opts;
-      return {
-        async *[Symbol.asyncIterator]() {
-          let after = opts.afterSeq ?? (await repo.head()).seq;
-          while (signal?.aborted !== true) {
-            const rows = await repo.records(after, PAGE);
-            for (const row of rows) {
-              after = row.seq;
-              yield asRecord(row);
-            }
-            if (rows.length === PAGE) continue;
-            try {
-              await sleep(interval, undefined, signal === undefined ? undefined : { signal });
-            } catch {
-              return; // aborted
-            }
-          }
-        },
-      };
+      return followRecords(repo, opts);
     },
 
     async export(opts = {}) {
-      return repo.snapshot(async (reader) => {
-        const head = await reader.head();
-        const records: ReturnType<typeof exportRecord>[] = [];
-        for (let after = 0; ; ) {
-          const rows = await reader.records(after, PAGE);
-          records.push(...rows.map(exportRecord));
-          if (rows.length < PAGE) break;
-          after = rows[rows.length - 1]!.seq;
-        }
-        const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
-        return {
-          format: EXPORT_FORMAT,
-          version: EXPORT_VERSION,
-          exportedAt: now().toISOString(),
-          head,
-          records,
-          checkpoints,
-          publicKeys: exportKeys(opts.publicKeys),
-        };
-      });
+      return exportDocument(repo, now, exportKeys(opts.publicKeys));
     },
 
     async exportJson(write, opts = {}) {
-      return repo.snapshot(async (reader) => {
-        const head = await reader.head();
-        await write(
-          `{"format":${JSON.stringify(EXPORT_FORMAT)},"version":${EXPORT_VERSION},"exportedAt":${JSON.stringify(now().toISOString())},"head":${JSON.stringify(head)},\n"records":[`,
-        );
-        let records = 0;
-        for (let after = 0; ; ) {
-          const rows = await reader.records(after, PAGE);
-          for (const row of rows) {
-            await write(`${records === 0 ? "\n" : ",\n"}${JSON.stringify(exportRecord(row))}`);
-            records += 1;
-          }
-          if (rows.length < PAGE) break;
-          after = rows[rows.length - 1]!.seq;
-        }
-        const checkpoints = (await reader.checkpoints(-1)).map(exportCheckpoint);
-        await write(
-          `],\n"checkpoints":${JSON.stringify(checkpoints)},\n"publicKeys":${JSON.stringify(exportKeys(opts.publicKeys))}}\n`,
-        );
-        return { records, checkpoints: checkpoints.length };
-      });
+      return exportJsonDocument(repo, now, write, exportKeys(opts.publicKeys));
     },
   };
 }

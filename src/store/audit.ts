@@ -235,56 +235,49 @@ export interface AuditRepositoryOptions {
 /** Prepared statements live in the session: each repository names its own. */
 let repositories = 0;
 
-export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptions = {}): AuditRepository {
-  repositories += 1;
-  const statement = `writ_audit_append_${repositories}`;
-  const toValues = (rows: readonly AuditRow[]) =>
-    rows.map((row) => ({
-      seq: row.seq,
-      at: row.at,
-      type: row.type,
-      data: JSON.stringify(row.data),
-      prev_hash: row.prevHash,
-      hash: row.hash,
-    }));
+type WritRows = readonly Readonly<Record<string, unknown>>[];
 
-  // The head as this process last wrote or read it. An append first tries it without a lock: one
-  // statement moves the head from exactly this (seq, hash) and inserts the records, or, when the
-  // head has moved (another process appended), does nothing at all; then the locked path runs.
-  let knownHead: AuditHead | undefined;
+function toValues(rows: readonly AuditRow[]) {
+  return rows.map((row) => ({
+    seq: row.seq,
+    at: row.at,
+    type: row.type,
+    data: JSON.stringify(row.data),
+    prev_hash: row.prevHash,
+    hash: row.hash,
+  }));
+}
 
-  // Companion rows of one table, as one INSERT … SELECT over jsonb_populate_recordset (PostgreSQL
-  // types each value by the table's own columns), only from `source` when given (the moved head).
-  const companionInserts = (companions: readonly Companion[], source?: string) => {
-    const byTable = new Map<string, Readonly<Record<string, unknown>>[]>();
-    for (const c of companions) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c.row]);
-    return [...byTable].map(([table, batch]) => {
-      const columns = [...new Set(batch.flatMap((r) => Object.keys(r)))];
-      const list = sql.join(columns.map((c) => sql.ref(c)));
-      const picked = sql.join(columns.map((c) => sql.ref(`r.${c}`)));
-      const from = source === undefined ? sql`` : sql` cross join ${sql.table(source)}`;
-      return sql`insert into ${sql.table(table)} (${list}) select ${picked} from jsonb_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(batch)}::jsonb) as r${from}`;
-    });
-  };
+// Companion rows of one table, as one INSERT … SELECT over jsonb_populate_recordset (PostgreSQL
+// types each value by the table's own columns), only from `source` when given (the moved head).
+function companionInserts(companions: readonly Companion[], source?: string) {
+  const byTable = new Map<string, Readonly<Record<string, unknown>>[]>();
+  for (const c of companions) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c.row]);
+  return [...byTable].map(([table, batch]) => {
+    const columns = [...new Set(batch.flatMap((r) => Object.keys(r)))];
+    const list = sql.join(columns.map((c) => sql.ref(c)));
+    const picked = sql.join(columns.map((c) => sql.ref(`r.${c}`)));
+    const from = source === undefined ? sql`` : sql` cross join ${sql.table(source)}`;
+    return sql`insert into ${sql.table(table)} (${list}) select ${picked} from jsonb_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(batch)}::jsonb) as r${from}`;
+  });
+}
 
-  // The prepared append: true once prepared, false when it cannot be (then the parameters' path).
-  let preparing: Promise<boolean> | undefined;
-  const prepare = (): Promise<boolean> => {
-    preparing ??= (async () => {
-      try {
-        const { rows } = await db.executeQuery<{ standard_conforming_strings: string }>(
-          simpleQuery("show standard_conforming_strings"),
-        );
-        if (rows[0]?.standard_conforming_strings !== "on") return false;
-        // with writs: the function; records alone: the same compare-and-set as one statement,
-        // which costs less than the function call when there are no writs to store
-        await db.executeQuery(
-          simpleQuery(
-            `prepare ${statement} (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[], jsonb) as select writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9) as stored`,
-          ),
-        );
-        await db.executeQuery(
-          simpleQuery(`prepare ${statement}_records (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
+/** Prepares the append statements named `statement`: true once prepared, false when they cannot be. */
+async function prepareAppend(db: Kysely<Database>, statement: string): Promise<boolean> {
+  try {
+    const { rows } = await db.executeQuery<{ standard_conforming_strings: string }>(
+      simpleQuery("show standard_conforming_strings"),
+    );
+    if (rows[0]?.standard_conforming_strings !== "on") return false;
+    // with writs: the function; records alone: the same compare-and-set as one statement,
+    // which costs less than the function call when there are no writs to store
+    await db.executeQuery(
+      simpleQuery(
+        `prepare ${statement} (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[], jsonb) as select writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9) as stored`,
+      ),
+    );
+    await db.executeQuery(
+      simpleQuery(`prepare ${statement}_records (bigint, text, bigint[], timestamptz[], text[], jsonb[], text[], text[]) as
             with moved as (
               update audit_head set seq = $3[cardinality($3)], hash = $8[cardinality($8)], updated_at = now()
               where id = ${HEAD_ID} and seq = $1 and hash = $2
@@ -296,121 +289,107 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
               returning 1
             )
             select count(*)::int as stored from stored`),
-        );
-        return true;
-      } catch {
-        return false;
-      }
-    })();
-    return preparing;
-  };
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-  /** The prepared append, run with literals: the number of records stored. */
-  const executePrepared = async (
-    head: AuditHead,
-    rows: readonly AuditRow[],
-    writs: readonly Readonly<Record<string, unknown>>[] | undefined,
-  ): Promise<number> => {
-    const array = (values: readonly string[], type: string) => `array[${values.join(",")}]::${type}[]`;
-    const int = (n: number) => {
-      if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
-      return String(n);
-    };
-    const text = `execute ${writs === undefined ? `${statement}_records` : statement}(${[
-      int(head.seq),
-      sqlLiteral(head.hash),
-      array(
-        rows.map((r) => int(r.seq)),
-        "bigint",
-      ),
-      array(
-        rows.map((r) => sqlLiteral(r.at.toISOString())),
-        "timestamptz",
-      ),
-      array(
-        rows.map((r) => sqlLiteral(r.type)),
-        "text",
-      ),
-      array(
-        rows.map((r) => sqlLiteral(JSON.stringify(r.data))),
-        "jsonb",
-      ),
-      array(
-        rows.map((r) => sqlLiteral(r.prevHash)),
-        "text",
-      ),
-      array(
-        rows.map((r) => sqlLiteral(r.hash)),
-        "text",
-      ),
-      ...(writs === undefined ? [] : [sqlLiteral(JSON.stringify(writs))]),
-    ].join(", ")})`;
-    // other writes waiting for a commit (the replay cache's entries) ride with this one
-    const result = await db.executeQuery<{ stored: number }>(carrierQuery(text));
-    return Number(result.rows[0]?.stored ?? 0);
+/** The prepared append, run with literals: the number of records stored. */
+async function executePrepared(
+  db: Kysely<Database>,
+  statement: string,
+  head: AuditHead,
+  rows: readonly AuditRow[],
+  writs: WritRows | undefined,
+): Promise<number> {
+  const array = (values: readonly string[], type: string) => `array[${values.join(",")}]::${type}[]`;
+  const int = (n: number) => {
+    if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
+    return String(n);
   };
+  const text = `execute ${writs === undefined ? `${statement}_records` : statement}(${[
+    int(head.seq),
+    sqlLiteral(head.hash),
+    array(
+      rows.map((r) => int(r.seq)),
+      "bigint",
+    ),
+    array(
+      rows.map((r) => sqlLiteral(r.at.toISOString())),
+      "timestamptz",
+    ),
+    array(
+      rows.map((r) => sqlLiteral(r.type)),
+      "text",
+    ),
+    array(
+      rows.map((r) => sqlLiteral(JSON.stringify(r.data))),
+      "jsonb",
+    ),
+    array(
+      rows.map((r) => sqlLiteral(r.prevHash)),
+      "text",
+    ),
+    array(
+      rows.map((r) => sqlLiteral(r.hash)),
+      "text",
+    ),
+    ...(writs === undefined ? [] : [sqlLiteral(JSON.stringify(writs))]),
+  ].join(", ")})`;
+  // other writes waiting for a commit (the replay cache's entries) ride with this one
+  const result = await db.executeQuery<{ stored: number }>(carrierQuery(text));
+  return Number(result.rows[0]?.stored ?? 0);
+}
 
-  /** The same function called with parameters (PostgreSQL): the number of records stored. */
-  const executeFunction = async (
-    head: AuditHead,
-    rows: readonly AuditRow[],
-    writs: readonly Readonly<Record<string, unknown>>[] | undefined,
-  ): Promise<number> => {
-    // one array per column: nine parameters whatever the batch's size
-    const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
-    const result = await sql<{
-      stored: number;
-    }>`select writ_audit_append(${head.seq}::bigint, ${head.hash}::text,
+/** The same function called with parameters (PostgreSQL): the number of records stored. */
+async function executeFunction(
+  db: Kysely<Database>,
+  head: AuditHead,
+  rows: readonly AuditRow[],
+  writs: WritRows | undefined,
+): Promise<number> {
+  // one array per column: nine parameters whatever the batch's size
+  const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
+  const result = await sql<{
+    stored: number;
+  }>`select writ_audit_append(${head.seq}::bigint, ${head.hash}::text,
       ${column((r) => r.seq)}::bigint[], ${column((r) => r.at.toISOString())}::timestamptz[],
       ${column((r) => r.type)}::text[], ${column((r) => JSON.stringify(r.data))}::jsonb[],
       ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[],
       ${writs === undefined ? null : JSON.stringify(writs)}::jsonb) as stored`.execute(db);
-    return Number(result.rows[0]?.stored ?? 0);
-  };
+  return Number(result.rows[0]?.stored ?? 0);
+}
 
-  /** The writ rows of `companions` when `writ_audit_append` can store them all, else undefined. */
-  const writRows = (companions: readonly Companion[]) => {
-    const rows: Readonly<Record<string, unknown>>[] = [];
-    for (const c of companions) {
-      const keys = Object.keys(c.row);
-      if (
-        c.table !== "writs" ||
-        keys.length !== WRIT_COLUMNS.size ||
-        !keys.every((k) => WRIT_COLUMNS.has(k))
-      ) {
-        return undefined;
-      }
-      rows.push(c.row);
+/** The writ rows of `companions` when `writ_audit_append` can store them all, else undefined. */
+function writRows(companions: readonly Companion[]) {
+  const rows: Readonly<Record<string, unknown>>[] = [];
+  for (const c of companions) {
+    const keys = Object.keys(c.row);
+    if (c.table !== "writs" || keys.length !== WRIT_COLUMNS.size || !keys.every((k) => WRIT_COLUMNS.has(k))) {
+      return undefined;
     }
-    return rows;
-  };
+    rows.push(c.row);
+  }
+  return rows;
+}
 
-  const optimistic = async (
-    head: AuditHead,
-    rows: readonly AuditRow[],
-    companions: readonly Companion[],
-  ): Promise<boolean> => {
-    const stored = (n: number) => {
-      if (n === rows.length) return true;
-      if (n === 0) return false;
-      throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
-    };
-    const writs = writRows(companions);
-    if (writs !== undefined) {
-      const onlyRecords = writs.length === 0 ? undefined : writs;
-      if (opts.prepared === true && (await prepare()))
-        return stored(await executePrepared(head, rows, onlyRecords));
-      return stored(await executeFunction(head, rows, onlyRecords));
-    }
-    // companions the function does not know: the general statement
-    const last = rows[rows.length - 1]!;
-    const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
-    const at = column((r) => r.at.toISOString());
-    const data = column((r) => JSON.stringify(r.data));
-    const alongside = companionInserts(companions, "moved").map(
-      (insert, i) => sql`, ${sql.raw(`c${i}`)} as (${insert})`,
-    );
-    const result = await sql`
+/** The general compare-and-set statement, for companions the function does not know: rows stored. */
+async function executeGeneral(
+  db: Kysely<Database>,
+  head: AuditHead,
+  rows: readonly AuditRow[],
+  companions: readonly Companion[],
+): Promise<number> {
+  const last = rows[rows.length - 1]!;
+  const column = <T>(pick: (row: AuditRow) => T): T[] => rows.map(pick);
+  const at = column((r) => r.at.toISOString());
+  const data = column((r) => JSON.stringify(r.data));
+  const alongside = companionInserts(companions, "moved").map(
+    (insert, i) => sql`, ${sql.raw(`c${i}`)} as (${insert})`,
+  );
+  const result = await sql`
       with moved as (
         update audit_head set seq = ${last.seq}, hash = ${last.hash}, updated_at = now()
         where id = ${HEAD_ID} and seq = ${head.seq} and hash = ${head.hash}
@@ -421,31 +400,108 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       from unnest(${column((r) => r.seq)}::bigint[], ${at}::timestamptz[], ${column((r) => r.type)}::text[],
         ${data}::jsonb[], ${column((r) => r.prevHash)}::text[], ${column((r) => r.hash)}::text[])
         as v (seq, at, type, data, prev_hash, hash) cross join moved`.execute(db);
-    return stored(Number(result.numAffectedRows ?? 0n));
-  };
+  return Number(result.numAffectedRows ?? 0n);
+}
 
-  const locked = (build: Parameters<AuditRepository["appendBatch"]>[0], companions: readonly Companion[]) =>
-    db.transaction().execute(async (trx) => {
-      const locked = await trx
-        .selectFrom("audit_head")
-        .select(["seq", "hash"])
-        .where("id", "=", HEAD_ID)
-        .forUpdate()
-        .executeTakeFirst();
-      if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
-      const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
-      const rows = [...(await build(head))];
-      checkChain(head, rows);
-      await trx.insertInto("audit_records").values(toValues(rows)).execute();
-      for (const insert of companionInserts(companions)) await insert.execute(trx);
-      const last = rows[rows.length - 1]!;
-      await trx
-        .updateTable("audit_head")
-        .set({ seq: last.seq, hash: last.hash, updated_at: sql<Date>`now()` })
-        .where("id", "=", HEAD_ID)
-        .execute();
-      return rows;
-    });
+/**
+ * The append without a lock, from `head`: true when stored, false when the head had moved.
+ * `prepared` is given when the prepared statement may be used (it says whether it can be).
+ */
+async function optimistic(
+  db: Kysely<Database>,
+  statement: string,
+  prepared: (() => Promise<boolean>) | undefined,
+  head: AuditHead,
+  rows: readonly AuditRow[],
+  companions: readonly Companion[],
+): Promise<boolean> {
+  const stored = (n: number) => {
+    if (n === rows.length) return true;
+    if (n === 0) return false;
+    throw new WritError(ERR_STORE_CORRUPT, `audit append: ${n} of ${rows.length} records stored`);
+  };
+  const writs = writRows(companions);
+  if (writs !== undefined) {
+    const onlyRecords = writs.length === 0 ? undefined : writs;
+    if (prepared !== undefined && (await prepared()))
+      return stored(await executePrepared(db, statement, head, rows, onlyRecords));
+    return stored(await executeFunction(db, head, rows, onlyRecords));
+  }
+  // companions the function does not know: the general statement
+  return stored(await executeGeneral(db, head, rows, companions));
+}
+
+/** The append under the head's lock, in one transaction: the rows stored. */
+function locked(
+  db: Kysely<Database>,
+  build: Parameters<AuditRepository["appendBatch"]>[0],
+  companions: readonly Companion[],
+) {
+  return db.transaction().execute(async (trx) => {
+    const locked = await trx
+      .selectFrom("audit_head")
+      .select(["seq", "hash"])
+      .where("id", "=", HEAD_ID)
+      .forUpdate()
+      .executeTakeFirst();
+    if (locked === undefined) throw new WritError(ERR_STORE_CORRUPT, "the audit head row is missing");
+    const head: AuditHead = { seq: toInt(locked.seq, "audit head seq"), hash: locked.hash };
+    const rows = [...(await build(head))];
+    checkChain(head, rows);
+    await trx.insertInto("audit_records").values(toValues(rows)).execute();
+    for (const insert of companionInserts(companions)) await insert.execute(trx);
+    const last = rows[rows.length - 1]!;
+    await trx
+      .updateTable("audit_head")
+      .set({ seq: last.seq, hash: last.hash, updated_at: sql<Date>`now()` })
+      .where("id", "=", HEAD_ID)
+      .execute();
+    return rows;
+  });
+}
+
+/** Stores a checkpoint, or returns the one already stored for its seq and key. */
+function addCheckpoint(db: Kysely<Database>, checkpoint: CheckpointRow): Promise<CheckpointRow> {
+  return guard("store audit checkpoint", async () => {
+    const inserted = await db
+      .insertInto("audit_checkpoints")
+      .values({
+        seq: checkpoint.seq,
+        key_id: checkpoint.keyId,
+        hash: checkpoint.hash,
+        at: checkpoint.at,
+        signature: checkpoint.signature,
+      })
+      .onConflict((oc) => oc.columns(["seq", "key_id"]).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (inserted !== undefined) return fromCheckpoint(inserted);
+    const existing = await db
+      .selectFrom("audit_checkpoints")
+      .selectAll()
+      .where("seq", "=", checkpoint.seq)
+      .where("key_id", "=", checkpoint.keyId)
+      .executeTakeFirstOrThrow();
+    return fromCheckpoint(existing);
+  });
+}
+
+export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptions = {}): AuditRepository {
+  repositories += 1;
+  const statement = `writ_audit_append_${repositories}`;
+
+  // The head as this process last wrote or read it. An append first tries it without a lock: one
+  // statement moves the head from exactly this (seq, hash) and inserts the records, or, when the
+  // head has moved (another process appended), does nothing at all; then the locked path runs.
+  let knownHead: AuditHead | undefined;
+
+  // The prepared append: true once prepared, false when it cannot be (then the parameters' path).
+  let preparing: Promise<boolean> | undefined;
+  const prepare = (): Promise<boolean> => {
+    preparing ??= prepareAppend(db, statement);
+    return preparing;
+  };
+  const prepared = opts.prepared === true ? prepare : undefined;
 
   const appendBatch: AuditRepository["appendBatch"] = (build, companions = []) =>
     guard("append audit records", async () => {
@@ -454,12 +510,12 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
       if (head !== undefined) {
         const rows = [...(await build(head))];
         checkChain(head, rows);
-        if (await optimistic(head, rows, companions)) {
+        if (await optimistic(db, statement, prepared, head, rows, companions)) {
           knownHead = rows[rows.length - 1]!;
           return rows;
         }
       }
-      const rows = await locked(build, companions);
+      const rows = await locked(db, build, companions);
       knownHead = rows[rows.length - 1]!;
       return rows;
     });
@@ -475,28 +531,7 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
     appendBatch,
 
     addCheckpoint(checkpoint) {
-      return guard("store audit checkpoint", async () => {
-        const inserted = await db
-          .insertInto("audit_checkpoints")
-          .values({
-            seq: checkpoint.seq,
-            key_id: checkpoint.keyId,
-            hash: checkpoint.hash,
-            at: checkpoint.at,
-            signature: checkpoint.signature,
-          })
-          .onConflict((oc) => oc.columns(["seq", "key_id"]).doNothing())
-          .returningAll()
-          .executeTakeFirst();
-        if (inserted !== undefined) return fromCheckpoint(inserted);
-        const existing = await db
-          .selectFrom("audit_checkpoints")
-          .selectAll()
-          .where("seq", "=", checkpoint.seq)
-          .where("key_id", "=", checkpoint.keyId)
-          .executeTakeFirstOrThrow();
-        return fromCheckpoint(existing);
-      });
+      return addCheckpoint(db, checkpoint);
     },
 
     snapshot(fn) {
