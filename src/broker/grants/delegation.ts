@@ -35,7 +35,7 @@ import {
 } from "../oauth.js";
 import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
-import { countsTowardsSlowDown, killed, slowDown } from "./steps.js";
+import { countsTowardsSlowDown, killed, slowDown, subjectTokenOf } from "./steps.js";
 
 /** The `authorization_details` type of a delegation's request (optional: the parent's grants). */
 export const WRIT_DELEGATION_TYPE = "writ_delegation";
@@ -97,22 +97,7 @@ const verifyOptions = (env: string, deps: BrokerDeps) => ({
 
 /** The subject token (the parent writ), verified with this environment's keys. */
 async function subjectOf(req: OAuthRequest, env: string, deps: BrokerDeps): Promise<AccessTokenClaims> {
-  if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
-    return refuse(
-      400,
-      "invalid_request",
-      `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
-      "subject_token_type",
-    );
-  }
-  const token = req.form.get("subject_token");
-  if (!token)
-    return refuse(
-      400,
-      "invalid_request",
-      "`subject_token` is required: the parent writ",
-      "subject_token_missing",
-    );
+  const token = subjectTokenOf(req, "the parent writ");
   try {
     return await verifyAccessToken(token, verifyOptions(env, deps));
   } catch (err) {

@@ -491,3 +491,23 @@ export async function issueWrit(
     headers: NO_STORE,
   };
 }
+
+/**
+ * The token exchange's `subject_token`, which must be an access token of ours (RFC 8693 §2.1);
+ * `what` says what it is in this grant, for the refusal.
+ */
+export function subjectTokenOf(req: OAuthRequest, what: string): string {
+  if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
+    return refuse(
+      400,
+      "invalid_request",
+      `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
+      "subject_token_type",
+    );
+  }
+  const token = req.form.get("subject_token");
+  if (!token) {
+    return refuse(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
+  }
+  return token;
+}

@@ -6,7 +6,6 @@
 import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
 import {
-  ACCESS_TOKEN_TYPE,
   type BrokerDeps,
   endpoints,
   isTokenRefusal,
@@ -15,7 +14,6 @@ import {
   type OAuthResponse,
   oauthError,
   reasonOf,
-  refuse,
 } from "../oauth.js";
 import { type AccessTokenClaims, verifyAccessToken } from "../tokens.js";
 import { delegate } from "./delegation.js";
@@ -30,6 +28,7 @@ import {
   killed,
   readIntent,
   slowDown,
+  subjectTokenOf,
 } from "./steps.js";
 
 export async function exchange(
@@ -64,22 +63,7 @@ export async function exchange(
   };
 
   // the subject token: this agent's own baseline token from this environment, nobody else's
-  if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
-    return refuse(
-      400,
-      "invalid_request",
-      `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
-      "subject_token_type",
-    );
-  }
-  const subjectToken = req.form.get("subject_token");
-  if (!subjectToken)
-    return refuse(
-      400,
-      "invalid_request",
-      "`subject_token` is required: the agent's baseline token",
-      "subject_token_missing",
-    );
+  const subjectToken = subjectTokenOf(req, "the agent's baseline token");
   let subject: AccessTokenClaims;
   try {
     subject = await verifyAccessToken(subjectToken, { env, issuer, keys: deps.keys, clock: deps.clock });
