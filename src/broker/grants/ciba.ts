@@ -26,10 +26,9 @@ import {
   intentRefusal,
   issueWrit,
   judge,
-  killed,
   readIntent,
-  slowDown,
   sponsorOf,
+  stoppedOrSlowed,
 } from "./steps.js";
 
 export async function bcAuthorize(
@@ -41,10 +40,8 @@ export async function bcAuthorize(
 ): Promise<OAuthResponse> {
   const now = nowOf(deps);
   const agent = client.agent;
-  const stopped = await killed(agent, env, deps);
+  const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
-  const slowed = await slowDown(agent.id, env, now, deps);
-  if (slowed) return slowed;
   const intent = readIntent(req, env);
   const hint = req.form.get("login_hint");
   if (hint !== null && !/^[^\s\p{Cc}]{1,254}$/u.test(hint)) {

@@ -35,7 +35,7 @@ import {
 } from "../oauth.js";
 import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
-import { countsTowardsSlowDown, killed, slowDown, subjectTokenOf } from "./steps.js";
+import { countsTowardsSlowDown, killed, stoppedOrSlowed, subjectTokenOf } from "./steps.js";
 
 /** The `authorization_details` type of a delegation's request (optional: the parent's grants). */
 export const WRIT_DELEGATION_TYPE = "writ_delegation";
@@ -260,10 +260,8 @@ export async function delegate(
 ): Promise<OAuthResponse> {
   const now = nowOf(deps);
   const agent = client.agent;
-  const stopped = await killed(agent, env, deps);
+  const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
-  const slowed = await slowDown(agent.id, env, now, deps);
-  if (slowed) return slowed;
   const detail: Record<string, unknown> = { delegation: true };
   try {
     return await childWrit(env, agent, proof, req, deps, now, detail);

@@ -511,3 +511,13 @@ export function subjectTokenOf(req: OAuthRequest, what: string): string {
   }
   return token;
 }
+
+/** The checks every writ-issuing grant runs first: the kill switch, then the denial slow-down. */
+export async function stoppedOrSlowed(
+  agent: Agent,
+  env: string,
+  now: Date,
+  deps: BrokerDeps,
+): Promise<OAuthResponse | undefined> {
+  return (await killed(agent, env, deps)) ?? (await slowDown(agent.id, env, now, deps));
+}

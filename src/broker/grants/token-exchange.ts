@@ -25,9 +25,8 @@ import {
   intentRefusal,
   issueWrit,
   judge,
-  killed,
   readIntent,
-  slowDown,
+  stoppedOrSlowed,
   subjectTokenOf,
 } from "./steps.js";
 
@@ -46,10 +45,8 @@ export async function exchange(
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
 
-  const stopped = await killed(agent, env, deps);
+  const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
-  const slowed = await slowDown(agent.id, env, now, deps);
-  if (slowed) return slowed;
   const deny = async (response: OAuthResponse, detail: Record<string, unknown>): Promise<OAuthResponse> => {
     await deps.audit("broker.denied", {
       environment: env,
