@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isWritError } from "../core/index.js";
+import { problem } from "../http/problem.js";
 import type { HookEngine } from "./engine.js";
 import { isHookKind, parseHookInput } from "./protocol.js";
 
@@ -29,49 +30,47 @@ export interface HookRoutesOptions {
 
 export function hookRoutes(opts: HookRoutesOptions): Hono {
   const app = new Hono();
-  const problem = (status: 400 | 401 | 404 | 413 | 415, code: string, detail: string) =>
-    new Response(JSON.stringify({ type: `urn:writ:problem:${code}`, title: code, status, detail }), {
-      status,
-      headers: { "content-type": "application/problem+json" },
-    });
+  // the one wire edge (http/problem.ts): the reasons are listed in docs/reasons.md
+  const refuse = (status: 400 | 401 | 404 | 413 | 415, reason: string, detail: string) =>
+    problem({ status, reason, detail });
   app.post(
     `${HOOK_PATH}/:kind`,
     bodyLimit({
       maxSize: MAX_BODY,
-      onError: () => problem(413, "payload_too_large", "the body is too large"),
+      onError: () => refuse(413, "payload_too_large", "the body is too large"),
     }),
     async (c) => {
       if (opts.token !== undefined) {
         const auth = c.req.header("authorization") ?? "";
         const given = auth.startsWith("Bearer ") ? auth.slice(7) : "";
         if (!timingSafeEqual(sha(given), sha(opts.token))) {
-          return problem(401, "unauthorized", "a bearer token (the PDP token) is required");
+          return refuse(401, "unauthorized", "a bearer token (the PDP token) is required");
         }
       }
       const kind = c.req.param("kind");
       if (!isHookKind(kind))
-        return problem(404, "unknown_agent_kind", `no hook protocol for ${JSON.stringify(kind)}`);
+        return refuse(404, "unknown_agent_kind", `no hook protocol for ${JSON.stringify(kind)}`);
       if (!(c.req.header("content-type") ?? "").startsWith("application/json")) {
-        return problem(415, "unsupported_media_type", "the body must be application/json");
+        return refuse(415, "unsupported_media_type", "the body must be application/json");
       }
       let body: unknown;
       try {
         body = await c.req.json();
       } catch {
-        return problem(400, "invalid_json", "the body is not JSON");
+        return refuse(400, "invalid_json", "the body is not JSON");
       }
       const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
       for (const key of ["agent", "environment"] as const) {
         const v = b[key];
         if (typeof v !== "string" || !ID.test(v)) {
-          return problem(400, "invalid_request", `${key}: expected an identifier of 1 to 256 characters`);
+          return refuse(400, "invalid_request", `${key}: expected an identifier of 1 to 256 characters`);
         }
       }
       let input: ReturnType<typeof parseHookInput>;
       try {
         input = parseHookInput(kind, JSON.stringify(b.input ?? null));
       } catch (err) {
-        if (isWritError(err)) return problem(400, "invalid_request", err.message);
+        if (isWritError(err)) return refuse(400, "invalid_request", err.message);
         throw err;
       }
       const identity = { agent: b.agent as string, environment: b.environment as string };
