@@ -208,7 +208,7 @@ export async function writeHookSettings(
         ? list.some(runs)
         : list.some((m) => isObject(m) && Array.isArray(m.hooks) && m.hooks.some(runs));
     if (!present) {
-      list.push(entry(kind, spec, command));
+      list.push(entry(kind, spec, event, command));
       changed = true;
     }
     hooks[event] = list;
@@ -221,9 +221,15 @@ export async function writeHookSettings(
   return { file, changed, command, events: spec.events };
 }
 
-/** One hook entry in the agent's layout; Cursor's blocks the call when the hook itself fails. */
-function entry(kind: HookKind, spec: HookSettings, command: string): Json {
-  if (spec.layout === "flat") return { command, timeout: spec.timeout, failClosed: true };
+/**
+ * One hook entry in the agent's layout. Cursor's before-hooks block the call when the hook itself
+ * fails (`failClosed`); its after-hooks cannot block anything.
+ */
+function entry(kind: HookKind, spec: HookSettings, event: string, command: string): Json {
+  if (spec.layout === "flat") {
+    const before = event === "preToolUse" || event.startsWith("before");
+    return before ? { command, timeout: spec.timeout, failClosed: true } : { command, timeout: spec.timeout };
+  }
   const hook: Json = { type: "command", command, timeout: spec.timeout };
   if (kind === "gemini-cli") hook.name = "writ";
   return spec.matcher === undefined ? { hooks: [hook] } : { matcher: spec.matcher, hooks: [hook] };

@@ -21,7 +21,7 @@
  * holds digests only.
  *
  * The answer is flat JSON on stdout, exit 0: `{"permission": "allow" | "deny" | "ask",
- * "user_message": "…", "agent_message": "…"}`. `ask` is enforced on beforeShellExecution and
+ * "user_message": "…", "agent_message": "…"}`; one without `permission` is a failed hook. `ask` is enforced on beforeShellExecution and
  * beforeMCPExecution only; beforeReadFile takes `allow` or `deny` (and `user_message`); preToolUse
  * enforces `allow` and `deny`. The after-events are fire-and-forget: `{}`.
  */
@@ -174,17 +174,16 @@ export function cursorWire(input: HookInput): Record<string, unknown> {
 const HUMAN = " (writ asks for a human: run it yourself if it is right)";
 
 /**
- * Cursor's answer. writ only narrows: an allow is no decision (`{}`), so Cursor's own approval
- * still applies, unless `allowSkipsPrompt`; beforeReadFile has no approval to skip and takes
- * `allow` or `deny` only, so its allow is explicit. `ask` where Cursor does not honour it is a
- * `deny` saying that a human must run it.
+ * Cursor's answer. Cursor takes an answer without `permission` as a failed hook (refused under
+ * `failClosed`), so writ's allow is always `{"permission": "allow"}` here: there is no "no
+ * decision" to give, and `allowSkipsPrompt` changes nothing. `ask` where Cursor does not honour it
+ * is a `deny` saying that a human must run it.
  */
 export function renderCursor(
   event: string,
   phase: HookPhase,
   answer: HookAnswer,
   reason: string,
-  allowSkipsPrompt: boolean,
 ): HookOutput {
   const json = (out: Record<string, unknown>): HookOutput => ({
     stdout: `${JSON.stringify(out)}\n`,
@@ -193,7 +192,7 @@ export function renderCursor(
   });
   if (phase === "post") return json({});
   const readFile = event === "beforeReadFile";
-  if (answer === "allow") return readFile || allowSkipsPrompt ? json({ permission: "allow" }) : json({});
+  if (answer === "allow") return json({ permission: "allow" });
   const permission = answer === "ask" && ASK_HONOURED.has(event) ? "ask" : "deny";
   const message = answer === "ask" && permission === "deny" ? `${reason}${HUMAN}` : reason;
   return json(

@@ -132,8 +132,8 @@ const HUMAN = " (writ asks for a human: run it yourself if it is right)";
  * The answer in the agent's own format. writ only narrows: an `allow` is no decision at all (`{}`),
  * so the agent's own permission rules and prompts still apply, unless `allowSkipsPrompt` (the
  * hook's `--allow-skips-prompt`) makes it an explicit allow, which skips the agent's own prompt
- * (Codex takes no explicit allow: there it stays no decision). `event` is the hook's event: Cursor
- * answers each differently.
+ * (Codex takes no explicit allow: there it stays no decision; Cursor takes no answer without one:
+ * there it is always explicit). `event` is the hook's event: Cursor answers each differently.
  */
 export function renderAnswer(
   kind: HookKind,
@@ -143,7 +143,7 @@ export function renderAnswer(
   allowSkipsPrompt = false,
   event = "",
 ): HookOutput {
-  if (kind === "cursor") return renderCursor(event, phase, answer, reason, allowSkipsPrompt);
+  if (kind === "cursor") return renderCursor(event, phase, answer, reason);
   const json = (out: unknown): HookOutput => ({
     stdout: `${JSON.stringify(out)}\n`,
     stderr: "",

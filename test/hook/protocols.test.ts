@@ -245,11 +245,11 @@ describe("Cursor: files, MCP and edits", () => {
     const read = json(out("beforeReadFile", "ask").stdout);
     expect(Object.keys(read).sort()).toEqual(["permission", "user_message"]);
     expect(read.permission).toBe("deny");
-    // an allow is no decision, except where there is no prompt to keep (beforeReadFile)
-    expect(out("beforeShellExecution", "allow").stdout).toBe("{}\n");
-    expect(out("preToolUse", "allow").stdout).toBe("{}\n");
-    expect(json(out("beforeShellExecution", "allow", true).stdout)).toEqual({ permission: "allow" });
-    expect(json(out("beforeReadFile", "allow").stdout)).toEqual({ permission: "allow" });
+    // Cursor takes an answer without `permission` as a failed hook: an allow is always explicit
+    for (const e of ["beforeShellExecution", "preToolUse", "beforeMCPExecution", "beforeReadFile"]) {
+      expect(json(out(e, "allow").stdout), e).toEqual({ permission: "allow" });
+      expect(json(out(e, "allow", true).stdout), e).toEqual({ permission: "allow" });
+    }
     for (const e of ["postToolUse", "afterShellExecution", "afterFileEdit", "afterMCPExecution"]) {
       expect(out(e, "deny").stdout, e).toBe("{}\n");
     }
