@@ -11,11 +11,14 @@ import { parseArgs } from "node:util";
 import { WritError } from "../core/errors.js";
 import {
   failClosed,
+  HOOK_KINDS,
   type HookInput,
   type HookOutput,
   isHookKind,
+  MAX_HOOK_INPUT,
   parseHookInput,
   renderAnswer,
+  wireInput,
 } from "../hook/protocol.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -33,7 +36,7 @@ export interface HookIo {
 const TIMEOUT_MS = 10_000;
 const MAX_ANSWER = 64 * 1024;
 
-/** The whole of stdin, up to 1 MiB and a byte (parseHookInput refuses more). */
+/** The whole of stdin, up to MAX_HOOK_INPUT and a chunk (parseHookInput refuses more). */
 export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -41,7 +44,7 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     size += b.length;
     chunks.push(b);
-    if (size > 1024 * 1024) break;
+    if (size > MAX_HOOK_INPUT) break;
   }
   return Buffer.concat(chunks).toString("utf8");
 }
@@ -125,7 +128,7 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
   if (positionals.length !== 1 || !isHookKind(kind)) {
     return failClosed(
       "ERR_HOOK_AGENT_KIND",
-      `${JSON.stringify(kind)} is not an agent kind: expected claude-code or gemini-cli`,
+      `${JSON.stringify(kind)} is not an agent kind: expected ${HOOK_KINDS.join(", ")}`,
     );
   }
   let input: HookInput;
@@ -154,7 +157,7 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
       return failClosed("ERR_HOOK_SERVER", `${JSON.stringify(server)} is not an http(s) URL`);
     }
     try {
-      const body = JSON.stringify({ agent, environment, input: rawOf(input) });
+      const body = JSON.stringify({ agent, environment, input: wireInput(input) });
       verdict = await post(url, body, str(env.WRIT_PDP_TOKEN));
     } catch (err) {
       return failClosed("ERR_HOOK_SERVER", `${url.origin}: ${(err as Error).message}`);
@@ -176,20 +179,5 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
     }
   }
   const skips = values["allow-skips-prompt"] === true || env.WRIT_HOOK_ALLOW_SKIPS_PROMPT === "1";
-  return renderAnswer(kind, input.phase, verdict.decision, verdict.reason, skips);
-}
-
-/** The hook's JSON again, from what was read: the server reads and checks it itself. */
-function rawOf(input: HookInput): Record<string, unknown> {
-  const events = {
-    "claude-code": { pre: "PreToolUse", post: "PostToolUse" },
-    "gemini-cli": { pre: "BeforeTool", post: "AfterTool" },
-  } as const;
-  return {
-    hook_event_name: events[input.kind][input.phase],
-    tool_name: input.tool,
-    tool_input: input.input,
-    cwd: input.cwd,
-    ...(input.session === undefined ? {} : { session_id: input.session }),
-  };
+  return renderAnswer(kind, input.phase, verdict.decision, verdict.reason, skips, input.event);
 }

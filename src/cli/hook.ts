@@ -3,6 +3,7 @@
  * `runHook` without loading the CLI, which is the path agents take.
  */
 import type { Command } from "commander";
+import { HOOK_KINDS } from "../hook/protocol.js";
 import { runHook } from "./hook-fast.js";
 import type { Io } from "./output.js";
 
@@ -20,9 +21,9 @@ export function registerHook(
   program
     .command("hook")
     .description(
-      "decide a coding agent's own tool call from its hook (claude-code, gemini-cli): docs/hooks.md",
+      `decide a coding agent's own tool call from its hook (${HOOK_KINDS.join(", ")}): docs/hooks.md`,
     )
-    .argument("<agent-kind>", "claude-code or gemini-cli")
+    .argument("<agent-kind>", HOOK_KINDS.join(", "))
     .option("--server <url>", "a running writ serve (default: WRIT_SERVER; without one, the local store)")
     .option("--agent <id>", "the agent (default: WRIT_AGENT)")
     .option("--env <env>", "its environment (default: WRIT_ENV)")

@@ -1,8 +1,9 @@
 /**
- * `writ init --agent claude-code` (or `gemini-cli`): a starter writ.yaml for a coding agent on a
- * developer's machine, and the agent's hook settings pointing at `writ hook <kind>` — merged into
- * the project's settings file (`.claude/settings.json`, `.gemini/settings.json`) without touching
- * anything else in it, and only once.
+ * `writ init --agent <kind>` for a coding agent (`claude-code`, `gemini-cli`, `codex`, `cursor`): a
+ * starter writ.yaml for a developer's machine, and the agent's hook settings pointing at
+ * `writ hook <kind>` — merged into the project's settings file (`.claude/settings.json`,
+ * `.gemini/settings.json`, `.codex/hooks.json`, `.cursor/hooks.json`) without touching anything
+ * else in it, and only once.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -11,26 +12,65 @@ import { schemaUrl } from "../config/schema.js";
 import type { HookKind } from "../hook/protocol.js";
 import { CliFailure, EXIT } from "./output.js";
 
-const SETTINGS: Readonly<
-  Record<HookKind, { file: string; events: readonly [string, string]; timeout: number }>
-> = {
-  // Claude Code's hook timeout is in seconds, Gemini CLI's in milliseconds
+interface HookSettings {
+  readonly file: string;
+  readonly events: readonly string[];
+  /** In the agent's unit: seconds, except Gemini CLI's milliseconds. */
+  readonly timeout: number;
+  /**
+   * `groups`: `hooks.<event>` is a list of `{matcher, hooks: [{type, command, timeout}]}` (Claude
+   * Code, Gemini CLI, Codex); `flat`: a list of `{command, timeout, failClosed}` under a `version: 1`
+   * file (Cursor).
+   */
+  readonly layout: "groups" | "flat";
+  /** The matcher for every tool; none where the agent runs a group without one for every tool (Codex). */
+  readonly matcher?: string;
+}
+
+const SETTINGS: Readonly<Record<HookKind, HookSettings>> = {
   "claude-code": {
     file: join(".claude", "settings.json"),
     events: ["PreToolUse", "PostToolUse"],
     timeout: 30,
+    layout: "groups",
+    matcher: "*",
   },
   "gemini-cli": {
     file: join(".gemini", "settings.json"),
     events: ["BeforeTool", "AfterTool"],
     timeout: 30_000,
+    layout: "groups",
+    matcher: "*",
+  },
+  codex: {
+    file: join(".codex", "hooks.json"),
+    events: ["PreToolUse", "PostToolUse"],
+    timeout: 30,
+    layout: "groups",
+  },
+  // the generic tool hooks see every tool (Write has no granular before-hook); the granular ones are
+  // what older Cursor builds and its CLI fire, and the only ones where Cursor honours `ask`
+  cursor: {
+    file: join(".cursor", "hooks.json"),
+    events: [
+      "preToolUse",
+      "postToolUse",
+      "beforeShellExecution",
+      "afterShellExecution",
+      "beforeMCPExecution",
+      "beforeReadFile",
+    ],
+    timeout: 30,
+    layout: "flat",
   },
 };
 
 /** Tools decided on `-`: what each agent runs besides files, shell and the web. */
-const OTHER_TOOLS: Readonly<Record<HookKind, string>> = {
+const OTHER_TOOLS: Readonly<Record<HookKind, string | undefined>> = {
   "claude-code": "TodoWrite|Task|WebSearch|ExitPlanMode",
   "gemini-cli": "WebSearch|save_memory|write_todos",
+  codex: undefined,
+  cursor: "Task",
 };
 
 export function codingStarter(kind: HookKind, project: string, owner: string, version: string): string {
@@ -38,6 +78,13 @@ export function codingStarter(kind: HookKind, project: string, owner: string, ve
   const reads = "Read|Glob|Grep|LS|NotebookRead";
   const writes = "Write|Edit|MultiEdit|NotebookEdit";
   const hosts = "github.com|*.github.com|registry.npmjs.org|pypi.org";
+  const other = OTHER_TOOLS[kind];
+  const otherCeiling =
+    other === undefined ? "" : `\n        - action: "agent:${kind}:${other}"\n          resource: "-"`;
+  const otherBaseline =
+    other === undefined
+      ? ""
+      : `\n      - action: "agent:${kind}:${other}"\n        resource: "-"\n        standingWrite: its own bookkeeping`;
   return `# yaml-language-server: $schema=${schemaUrl(version)}
 # writ.yaml for ${kind} on this machine: its own tools are decided through its hooks
 # (\`writ hook ${kind}\`, docs/hooks.md). Reference: docs/config.md
@@ -59,9 +106,7 @@ runnerClasses:
         - action: "agent:${kind}:Bash"
           resource: "*"
         - action: "agent:${kind}:WebFetch"
-          resource: ${JSON.stringify(hosts)}
-        - action: "agent:${kind}:${OTHER_TOOLS[kind]}"
-          resource: "-"
+          resource: ${JSON.stringify(hosts)}${otherCeiling}
       deny:
         - action: "agent:*:Read|Write"
           resource: ${JSON.stringify(`${project}/.env|${project}/.env.*|${project}/.git/hooks/*|*/.ssh/*|*/.aws/*`)}
@@ -85,10 +130,7 @@ agents:
         standingWrite: runs the commands its hook allows
       - action: "agent:${kind}:WebFetch"
         resource: ${JSON.stringify(hosts)}
-        standingWrite: reads documentation and packages
-      - action: "agent:${kind}:${OTHER_TOOLS[kind]}"
-        resource: "-"
-        standingWrite: its own bookkeeping
+        standingWrite: reads documentation and packages${otherBaseline}
 
 hooks:
   # files whose content is untrusted: reading one taints the session, like a web fetch
@@ -141,6 +183,12 @@ export async function writeHookSettings(
       throw new CliFailure("ERR_FILE", `${file}: not a JSON object: left as it is`, EXIT.failure);
     settings = parsed;
   }
+  if (spec.layout === "flat") {
+    if (settings.version === undefined) settings = { version: 1, ...settings };
+    else if (settings.version !== 1) {
+      throw new CliFailure("ERR_FILE", `${file}: \`version\` is not 1: left as it is`, EXIT.failure);
+    }
+  }
   const hooks = settings.hooks ?? {};
   if (!isObject(hooks))
     throw new CliFailure("ERR_FILE", `${file}: \`hooks\` is not an object: left as it is`, EXIT.failure);
@@ -154,14 +202,13 @@ export async function writeHookSettings(
         EXIT.failure,
       );
     }
-    const present = list.some(
-      (m) =>
-        isObject(m) && Array.isArray(m.hooks) && m.hooks.some((h) => isObject(h) && h.command === command),
-    );
+    const runs = (h: unknown) => isObject(h) && h.command === command;
+    const present =
+      spec.layout === "flat"
+        ? list.some(runs)
+        : list.some((m) => isObject(m) && Array.isArray(m.hooks) && m.hooks.some(runs));
     if (!present) {
-      const hook: Json = { type: "command", command, timeout: spec.timeout };
-      if (kind === "gemini-cli") hook.name = "writ";
-      list.push({ matcher: "*", hooks: [hook] });
+      list.push(entry(kind, spec, event, command));
       changed = true;
     }
     hooks[event] = list;
@@ -172,4 +219,18 @@ export async function writeHookSettings(
     await writeFile(file, `${JSON.stringify(settings, null, 2)}\n`);
   }
   return { file, changed, command, events: spec.events };
+}
+
+/**
+ * One hook entry in the agent's layout. Cursor's before-hooks block the call when the hook itself
+ * fails (`failClosed`); its after-hooks cannot block anything.
+ */
+function entry(kind: HookKind, spec: HookSettings, event: string, command: string): Json {
+  if (spec.layout === "flat") {
+    const before = event === "preToolUse" || event.startsWith("before");
+    return before ? { command, timeout: spec.timeout, failClosed: true } : { command, timeout: spec.timeout };
+  }
+  const hook: Json = { type: "command", command, timeout: spec.timeout };
+  if (kind === "gemini-cli") hook.name = "writ";
+  return spec.matcher === undefined ? { hooks: [hook] } : { matcher: spec.matcher, hooks: [hook] };
 }

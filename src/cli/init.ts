@@ -162,7 +162,7 @@ export function registerInit(
   program
     .command("init")
     .description(
-      "write a starter writ.yaml and a development key pair for one agent; for claude-code or gemini-cli, also its hook settings",
+      "write a starter writ.yaml and a development key pair for one agent; for claude-code, gemini-cli, codex or cursor, also its hook settings",
     )
     .option("--dir <dir>", "where to write", ".")
     .option("--agent <id>", "the agent's id", "build-bot")

@@ -19,6 +19,7 @@ import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import type { ResourceRule } from "../core/index.js";
 import { deriveResources } from "../gateway/index.js";
+import { patchFiles } from "./patch.js";
 import type { HookInput, HookKind } from "./protocol.js";
 import { type Effect, hostOf, readShell } from "./shell.js";
 
@@ -54,7 +55,7 @@ type FileMode = "read" | "write" | "list" | "read-tree" | "write-tree";
 
 /** How each agent's tools map to what they do, and where their arguments are. */
 interface ToolSpec {
-  readonly does: FileMode | "fetch" | "search" | "shell" | "read-many";
+  readonly does: FileMode | "fetch" | "search" | "shell" | "read-many" | "patch";
   /** Argument names, first present wins. */
   readonly args: readonly string[];
   /** Where the argument is absent: the working directory (Glob, Grep). */
@@ -88,6 +89,18 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     web_fetch: { does: "fetch", args: ["prompt", "url"] },
     google_web_search: { does: "search", args: [] },
     run_shell_command: { does: "shell", args: ["command"] },
+  },
+  // Codex names its shell `Bash` in hooks; apply_patch carries the patch in `command`
+  codex: {
+    Bash: { does: "shell", args: ["command"] },
+    apply_patch: { does: "patch", args: ["command"] },
+  },
+  // Cursor's tool types (cursor.ts maps its granular events onto them); `MCP:<tool>` goes by name
+  cursor: {
+    Shell: { does: "shell", args: ["command"] },
+    Read: { does: "read", args: ["file_path"] },
+    Write: { does: "write", args: ["file_path"] },
+    Grep: { does: "read-tree", args: ["file_path", "path"], defaultCwd: true },
   },
 };
 
@@ -335,7 +348,9 @@ class Builder {
 /** The needs of one native tool call. `home` resolves `~`. */
 export async function derive(call: NativeCall, home: string): Promise<Derivation> {
   const b = new Builder(call);
-  const spec = TOOLS[call.kind][call.tool];
+  // own keys only: a tool named `constructor` or `toString` is not a tool writ reads
+  const specs = TOOLS[call.kind];
+  const spec = Object.hasOwn(specs, call.tool) ? specs[call.tool] : undefined;
   if (spec === undefined) {
     // a tool writ does not read (an MCP tool, a task, a to-do list): decided by its name alone
     b.need(toolName(call.tool), NO_RESOURCE, true);
@@ -388,6 +403,12 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
           b.ask.push(`${call.tool}: ${JSON.stringify(u.slice(0, 200))} is not an http(s) URL`);
         else b.host(host);
       }
+      break;
+    }
+    case "patch": {
+      const { paths, problems } = patchFiles(typeof value === "string" ? value : "");
+      b.ask.push(...problems);
+      for (const p of paths) await b.file("write", p, call.cwd);
       break;
     }
     case "search":

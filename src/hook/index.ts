@@ -1,4 +1,4 @@
-// Coding agents' own tools (Claude Code, Gemini CLI), decided through their hooks: the only public
+// Coding agents' own tools (Claude Code, Gemini CLI, Codex CLI, Cursor), decided through their hooks: the only public
 // surface of src/hook (docs/hooks.md).
 
 export { HOOK_ERROR_CODES, type HookErrorCode } from "./codes.js";
@@ -18,8 +18,10 @@ export {
   type HookKind,
   type HookOutput,
   isHookKind,
+  MAX_HOOK_INPUT,
   parseHookInput,
   renderAnswer,
+  wireInput,
 } from "./protocol.js";
 export { HOOK_PATH, hookRoutes } from "./routes.js";
 export { type Effect, prepare, readShell, type ShellReading, sedScriptIsSafe } from "./shell.js";

@@ -14,11 +14,23 @@
  * `{"decision": "allow" | "deny", "reason": "…"}` on stdout with exit 0; exit 2 with stderr blocks.
  * Its reference documents no `ask` for tools, so writ's `ask` is answered `deny` there, the reason
  * saying that a human must run it.
+ *
+ * Codex CLI (PreToolUse / PostToolUse, https://developers.openai.com/codex/hooks): `{session_id,
+ * turn_id, transcript_path, cwd, hook_event_name, model, permission_mode, tool_name, tool_input,
+ * tool_use_id[, tool_response]}`, `tool_name` being `Bash` (shell, `tool_input.command`),
+ * `apply_patch` (the patch in `tool_input.command`) or an MCP tool's `mcp__server__tool`. It reads
+ * Claude Code's answer, but only `permissionDecision: "deny"` (with a non-empty reason) blocks:
+ * `ask`, and `allow` without `updatedInput`, are refused as unsupported and the call goes on. So
+ * writ answers `ask` as a `deny` saying that a human must run it, and `allow` as no decision. Exit
+ * 2 with a reason on stderr blocks.
+ *
+ * Cursor: its own events and answer (cursor.ts).
  */
 import { isAbsolute } from "node:path";
 import { WritError } from "../core/errors.js";
+import { CURSOR_EVENTS, cursorWire, parseCursor, renderCursor } from "./cursor.js";
 
-export const HOOK_KINDS = ["claude-code", "gemini-cli"] as const;
+export const HOOK_KINDS = ["claude-code", "gemini-cli", "codex", "cursor"] as const;
 export type HookKind = (typeof HOOK_KINDS)[number];
 
 export type HookPhase = "pre" | "post";
@@ -26,6 +38,8 @@ export type HookAnswer = "allow" | "deny" | "ask";
 
 export interface HookInput {
   readonly kind: HookKind;
+  /** The agent's own name for the event (`PreToolUse`, `beforeShellExecution` …). */
+  readonly event: string;
   readonly phase: HookPhase;
   readonly tool: string;
   readonly input: Readonly<Record<string, unknown>>;
@@ -43,9 +57,15 @@ export interface HookOutput {
 const EVENTS: Readonly<Record<HookKind, Readonly<Record<string, HookPhase>>>> = {
   "claude-code": { PreToolUse: "pre", PostToolUse: "post" },
   "gemini-cli": { BeforeTool: "pre", AfterTool: "post" },
+  codex: { PreToolUse: "pre", PostToolUse: "post" },
+  cursor: CURSOR_EVENTS,
 };
 
-const MAX_INPUT = 1024 * 1024;
+/**
+ * The largest hook input read, in bytes: Cursor's beforeReadFile carries the whole file, so a
+ * file larger than this cannot be read through Cursor while writ decides.
+ */
+export const MAX_HOOK_INPUT = 16 * 1024 * 1024;
 
 export function isHookKind(s: string): s is HookKind {
   return (HOOK_KINDS as readonly string[]).includes(s);
@@ -61,7 +81,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** Reads one hook's standard input; throws `ERR_HOOK_INPUT` naming what is wrong. */
 export function parseHookInput(kind: HookKind, text: string): HookInput {
-  if (text.length > MAX_INPUT) bad(`the hook input is larger than ${MAX_INPUT} bytes`);
+  if (text.length > MAX_HOOK_INPUT) bad(`the hook input is larger than ${MAX_HOOK_INPUT} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -69,9 +89,10 @@ export function parseHookInput(kind: HookKind, text: string): HookInput {
     return bad(`the hook input is not JSON: ${(err as Error).message}`);
   }
   if (!isObject(raw)) return bad("the hook input is not a JSON object");
+  if (kind === "cursor") return parseCursor(raw);
   const event = raw.hook_event_name;
   const phase = typeof event === "string" ? EVENTS[kind][event] : undefined;
-  if (phase === undefined) {
+  if (phase === undefined || typeof event !== "string") {
     return bad(
       `hook_event_name ${JSON.stringify(event)}: ${kind} hooks are ${Object.keys(EVENTS[kind]).join(" and ")}`,
     );
@@ -90,13 +111,29 @@ export function parseHookInput(kind: HookKind, text: string): HookInput {
   if (session !== undefined && (typeof session !== "string" || session.length > 256)) {
     return bad("session_id: expected a string of at most 256 characters");
   }
-  return { kind, phase, tool, input, cwd, session: session === "" ? undefined : session };
+  return { kind, event, phase, tool, input, cwd, session: session === "" ? undefined : session };
 }
+
+/** The hook's JSON again, from what was read: a server reads and checks it itself. */
+export function wireInput(input: HookInput): Record<string, unknown> {
+  if (input.kind === "cursor") return cursorWire(input);
+  return {
+    hook_event_name: input.event,
+    tool_name: input.tool,
+    tool_input: input.input,
+    cwd: input.cwd,
+    ...(input.session === undefined ? {} : { session_id: input.session }),
+  };
+}
+
+const HUMAN = " (writ asks for a human: run it yourself if it is right)";
 
 /**
  * The answer in the agent's own format. writ only narrows: an `allow` is no decision at all (`{}`),
  * so the agent's own permission rules and prompts still apply, unless `allowSkipsPrompt` (the
- * hook's `--allow-skips-prompt`) makes it an explicit allow, which skips the agent's own prompt.
+ * hook's `--allow-skips-prompt`) makes it an explicit allow, which skips the agent's own prompt
+ * (Codex takes no explicit allow: there it stays no decision; Cursor takes no answer without one:
+ * there it is always explicit). `event` is the hook's event: Cursor answers each differently.
  */
 export function renderAnswer(
   kind: HookKind,
@@ -104,34 +141,35 @@ export function renderAnswer(
   answer: HookAnswer,
   reason: string,
   allowSkipsPrompt = false,
+  event = "",
 ): HookOutput {
-  if (phase === "post" || (answer === "allow" && !allowSkipsPrompt)) {
-    return { stdout: "{}\n", stderr: "", exitCode: 0 };
-  }
-  if (kind === "claude-code") {
-    const out = {
+  if (kind === "cursor") return renderCursor(event, phase, answer, reason);
+  const json = (out: unknown): HookOutput => ({
+    stdout: `${JSON.stringify(out)}\n`,
+    stderr: "",
+    exitCode: 0,
+  });
+  if (phase === "post" || (answer === "allow" && (!allowSkipsPrompt || kind === "codex"))) return json({});
+  if (kind === "claude-code" || kind === "codex") {
+    const decision = kind === "codex" && answer === "ask" ? "deny" : answer;
+    return json({
       hookSpecificOutput: {
         hookEventName: "PreToolUse",
-        permissionDecision: answer,
-        permissionDecisionReason: reason,
+        permissionDecision: decision,
+        permissionDecisionReason: decision !== answer ? `${reason}${HUMAN}` : reason,
       },
-    };
-    return { stdout: `${JSON.stringify(out)}\n`, stderr: "", exitCode: 0 };
+    });
   }
-  const out =
+  return json(
     answer === "allow"
       ? { decision: "allow", reason }
-      : {
-          decision: "deny",
-          reason:
-            answer === "ask" ? `${reason} (writ asks for a human: run it yourself if it is right)` : reason,
-        };
-  return { stdout: `${JSON.stringify(out)}\n`, stderr: "", exitCode: 0 };
+      : { decision: "deny", reason: answer === "ask" ? `${reason}${HUMAN}` : reason },
+  );
 }
 
 /**
  * A refusal when the hook itself fails (bad input, no identity, no server): exit 2 with the reason
- * on stderr, which both agents document as blocking the call.
+ * on stderr, which every agent here documents as blocking the call.
  */
 export function failClosed(code: string, message: string): HookOutput {
   return { stdout: "", stderr: `writ hook: ${code}: ${message}\n`, exitCode: 2 };

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { assertBuilt, BIN, runCli } from "../support/cli.js";
 import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { codex, cursor } from "./tables.js";
 
 interface Run {
   readonly code: number;
@@ -133,6 +134,68 @@ describe("writ hook through a running server", () => {
     expect(ok).toMatchObject({ code: 0, stdout: "{}\n" });
   });
 
+  it("Cursor: answers in its flat permission JSON, by event; a bad event fails closed", async () => {
+    const read = await hook(
+      "cursor",
+      cursor("beforeReadFile", { file_path: p.secret, content: "-----BEGIN", attachments: [] }, p.proj),
+      env(),
+    );
+    expect(read.code, read.stderr).toBe(0);
+    const denied = JSON.parse(read.stdout);
+    expect(Object.keys(denied).sort()).toEqual(["permission", "user_message"]);
+    expect(denied.permission).toBe("deny");
+    expect(denied.user_message).toContain(p.secret);
+    const shell = await hook(
+      "cursor",
+      cursor("beforeShellExecution", { command: "npm test", cwd: p.src, sandbox: false }, p.proj),
+      env(),
+    );
+    expect(JSON.parse(shell.stdout)).toMatchObject({ permission: "ask" });
+    const pre = await hook(
+      "cursor",
+      cursor(
+        "preToolUse",
+        { tool_name: "Shell", tool_input: { command: "cat ../link", cwd: p.src }, cwd: "" },
+        p.proj,
+      ),
+      env(),
+    );
+    expect(JSON.parse(pre.stdout)).toMatchObject({ permission: "deny" });
+    const ok = await hook(
+      "cursor",
+      cursor("beforeShellExecution", { command: "ls", cwd: p.src }, p.proj),
+      env(),
+    );
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ permission: "allow" });
+    const prompt = await hook("cursor", cursor("beforeSubmitPrompt", { prompt: "hi" }, p.proj), env());
+    expect(prompt.code).toBe(2);
+    expect(prompt.stderr).toContain("ERR_HOOK_INPUT");
+  });
+
+  it("Codex CLI: a deny in hookSpecificOutput, an ask as a deny, an allow as no decision", async () => {
+    const denied = await hook(
+      "codex",
+      codex(
+        "PreToolUse",
+        "apply_patch",
+        { command: "*** Begin Patch\n*** Update File: ../secret/key.pem\n*** End Patch\n" },
+        p.src,
+      ),
+      env(),
+    );
+    expect(denied.code, denied.stderr).toBe(0);
+    expect(decisionOf(denied)).toMatchObject({ hookEventName: "PreToolUse", permissionDecision: "deny" });
+    const ask = await hook("codex", codex("PreToolUse", "Bash", { command: "npm test" }, p.src), env());
+    expect(decisionOf(ask).permissionDecision).toBe("deny");
+    expect(decisionOf(ask).permissionDecisionReason).toContain("human");
+    const ok = await hook("codex", codex("PreToolUse", "Bash", { command: "ls" }, p.src), {
+      ...env(),
+      WRIT_HOOK_ALLOW_SKIPS_PROMPT: "1",
+    });
+    expect(ok).toMatchObject({ code: 0, stdout: "{}\n" });
+  });
+
   it("fails closed with a coded reason: bad input, no identity, no server, a wrong token, an unknown kind", async () => {
     const bad = await hook("claude-code", "not json", env());
     expect(bad.code).toBe(2);
@@ -161,7 +224,7 @@ describe("writ hook through a running server", () => {
     });
     expect(token.code).toBe(2);
     expect(token.stderr).toMatch(/ERR_HOOK_SERVER: .*401/);
-    const kind = await hook("codex", claude("PreToolUse", "Bash", { command: "ls" }, p.src), env());
+    const kind = await hook("copilot", claude("PreToolUse", "Bash", { command: "ls" }, p.src), env());
     expect(kind.code).toBe(2);
     expect(kind.stderr).toContain("ERR_HOOK_AGENT_KIND");
   });
@@ -219,5 +282,72 @@ describe("writ init --agent claude-code", () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toContain("ERR_FILE");
     expect(await readFile(join(dir, ".claude", "settings.json"), "utf8")).toBe("{ not json");
+  });
+});
+
+describe("writ init --agent cursor and --agent codex", () => {
+  it("cursor: merges its entries into .cursor/hooks.json, failing closed, keeping what is there, once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-init-cursor-"));
+    await mkdir(join(dir, ".cursor"));
+    const existing = {
+      version: 1,
+      hooks: { afterFileEdit: [{ command: "./format.sh" }], stop: [{ command: "./s.sh" }] },
+    };
+    await writeFile(join(dir, ".cursor", "hooks.json"), JSON.stringify(existing));
+    const r = await runCli(["init", "--dir", dir, "--agent", "cursor", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const file = JSON.parse(await readFile(join(dir, ".cursor", "hooks.json"), "utf8"));
+    expect(file.version).toBe(1);
+    expect(file.hooks.afterFileEdit).toEqual(existing.hooks.afterFileEdit);
+    expect(file.hooks.stop).toEqual(existing.hooks.stop);
+    for (const event of [
+      "preToolUse",
+      "postToolUse",
+      "beforeShellExecution",
+      "afterShellExecution",
+      "beforeMCPExecution",
+      "beforeReadFile",
+    ]) {
+      expect(file.hooks[event], event).toHaveLength(1);
+      expect(file.hooks[event][0].timeout).toBe(30);
+      // the before-hooks refuse the call when the hook itself fails; the after-hooks cannot block
+      expect(file.hooks[event][0].failClosed, event).toBe(
+        event.startsWith("after") || event === "postToolUse" ? undefined : true,
+      );
+      expect(file.hooks[event][0].command).toMatch(/^writ hook cursor --agent cursor --env dev --config /);
+    }
+    const check = await runCli(["check", "--config", join(dir, "writ.yaml"), "--json"]);
+    expect(check.code, check.stdout).toBe(0);
+    await runCli(["init", "--dir", dir, "--agent", "cursor", "--force"]);
+    const again = JSON.parse(await readFile(join(dir, ".cursor", "hooks.json"), "utf8"));
+    expect(again.hooks.preToolUse).toHaveLength(1);
+  });
+
+  it("cursor: leaves a hooks.json of another version as it is", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-init-cursor-"));
+    await mkdir(join(dir, ".cursor"));
+    await writeFile(join(dir, ".cursor", "hooks.json"), '{"version":2,"hooks":{}}');
+    const r = await runCli(["init", "--dir", dir, "--agent", "cursor", "--json"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain("ERR_FILE");
+    expect(await readFile(join(dir, ".cursor", "hooks.json"), "utf8")).toBe('{"version":2,"hooks":{}}');
+  });
+
+  it("codex: writes .codex/hooks.json with a group for every tool, and a valid starter", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-init-codex-"));
+    const r = await runCli(["init", "--dir", dir, "--agent", "codex", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const file = JSON.parse(await readFile(join(dir, ".codex", "hooks.json"), "utf8"));
+    for (const event of ["PreToolUse", "PostToolUse"]) {
+      expect(file.hooks[event]).toHaveLength(1);
+      // no matcher: the group runs for every tool
+      expect(Object.keys(file.hooks[event][0])).toEqual(["hooks"]);
+      expect(file.hooks[event][0].hooks[0]).toMatchObject({ type: "command", timeout: 30 });
+      expect(file.hooks[event][0].hooks[0].command).toMatch(
+        /^writ hook codex --agent codex --env dev --config /,
+      );
+    }
+    const check = await runCli(["check", "--config", join(dir, "writ.yaml"), "--json"]);
+    expect(check.code, check.stdout).toBe(0);
   });
 });
