@@ -219,7 +219,7 @@ async function creds(
   return EXIT.ok;
 }
 
-interface Asking {
+export interface Asking {
   readonly server: string;
   readonly environment: string;
   readonly agent: string;
@@ -231,13 +231,16 @@ interface Asking {
 /**
  * A writ for `intent` redeemed for `system`'s credential: directly (node:http, node:crypto; most of
  * a cold start saved), or through the agent SDK where it is needed (approvals, a server the direct
- * path leaves to the SDK's judgement).
+ * path leaves to the SDK's judgement). When the direct path was told the playbook needs approvers,
+ * the SDK makes the approval request without asking the token exchange again: one request, one
+ * `broker.approval_required` record.
  */
-async function redeemed(a: Asking, intent: Intent, system: DownstreamSystem): Promise<Redeemed> {
+export async function redeemed(a: Asking, intent: Intent, system: DownstreamSystem): Promise<Redeemed> {
   const { redeemDirect } = await import("../downstream/direct.js");
   const direct = await redeemDirect(a, intent, system);
   if (direct !== undefined && direct !== "approval") return direct;
   const { agentClient } = await import("../downstream/client.js");
   const client = agentClient(a);
-  return client.redeem(system, await client.writ(intent, system));
+  const approvalRequired = direct === "approval";
+  return client.redeem(system, await client.writ(intent, system, { approvalRequired }));
 }

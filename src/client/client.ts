@@ -60,6 +60,12 @@ export interface GetWritOptions {
   readonly approvalTimeout?: number;
   /** Hand out a writ already held for the same request (default true); false always asks anew. */
   readonly reuse?: boolean;
+  /**
+   * The broker already answered this request's token exchange with `approval_required` (the caller
+   * asked it itself): go straight to the approval request (CIBA) instead of asking the token
+   * exchange again, so that one request makes one approval request and one audit record.
+   */
+  readonly approvalRequired?: boolean;
 }
 
 export type WritProgress =

@@ -132,6 +132,7 @@ export class Session {
 
   /** The token exchange (RFC 8693); a playbook that needs approval goes on to the CIBA wait. */
   private async exchange(request: WritRequest, o: GetWritOptions): Promise<Writ> {
+    if (o.approvalRequired === true) return this.approved(request, o);
     const wait = this.waitOf(o);
     const subject = await this.baselineToken(undefined, wait);
     const { as, client, tokenEndpoint } = this.broker;

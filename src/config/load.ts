@@ -558,6 +558,19 @@ function parseCeilingRules(c: Checker, v: Json, path: Path): CeilingRule[] {
   return out;
 }
 
+/** An agent's own denies, each with its `mode` (docs/shadow.md); absent: `enforce`. */
+function parseAgentDenies(c: Checker, v: Json, path: Path): CeilingRule[] {
+  const out: CeilingRule[] = [];
+  if (v === undefined) return out;
+  (c.list(v, path) ?? []).forEach((item, i) => {
+    const r = c.rule(item, [...path, i], SHAPES.agentDeny);
+    if (!r) return;
+    const mode = c.mode(r.obj.mode, [...path, i, "mode"]);
+    out.push({ kind: "ceiling-rule", rule: r.rule, path: [...path, i], ...(mode === "shadow" && { mode }) });
+  });
+  return out;
+}
+
 /** Per agent, when a runner class says nothing (docs/config.md). */
 export const DEFAULT_LIMITS: RunnerClassLimits = { activeWrits: 100, issuancePerMinute: 60 };
 const MAX_LIMIT = 1_000_000;
@@ -1128,7 +1141,7 @@ async function parseAgent(
       baseline.push({ kind: "grant", rule: r.rule, environments: envsOf, standingWrite, path: gp });
     });
   }
-  const deny: CeilingRule[] = parseCeilingRules(c, obj.deny, [...path, "deny"]);
+  const deny = parseAgentDenies(c, obj.deny, [...path, "deny"]);
   const { tools, needs } =
     obj.tools === undefined
       ? { tools: [] as Rule[], needs: [] }

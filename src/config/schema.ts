@@ -280,7 +280,7 @@ export const SHAPES = {
     {
       keys: ref("keys"),
       baseline: list(ref("baselineGrant"), "what it may always do"),
-      deny: list(ref("rule"), "what it may never do"),
+      deny: list(ref("agentDeny"), "what it may never do"),
       playbooks: list(text("a playbook"), "the playbooks it may ask writs for", { uniqueItems: true }),
       tools: list(
         { anyOf: [text("`server:tool`"), ref("toolNeeds")] },
@@ -301,6 +301,11 @@ export const SHAPES = {
       ),
       provisionedBindings: list(ref("binding"), "Kubernetes bindings made for it"),
     },
+  ),
+  agentDeny: shape(
+    "an action and a resource it may never touch",
+    { action: text("an action pattern") },
+    { resource: text("a resource pattern (default `*`)"), mode: ref("mode") },
   ),
   baselineGrant: shape(
     "a standing grant",

@@ -14,7 +14,8 @@
  *
  * A runner class in `mode: shadow` has its ceiling removed from the decision (steps 4 and 6 for the
  * ceiling's rules; the agent's own denies and the grant requirement stay), and what its ceiling
- * would have denied is computed apart as `shadow` records (core/shadow.ts, docs/shadow.md).
+ * would have denied is computed apart as `shadow` records (core/shadow.ts, docs/shadow.md). So has
+ * each of the agent's own denies in `mode: shadow` (step 4).
  */
 import { isWritError, q } from "./errors.js";
 import type { ActiveWrit, Agent, Ceiling, Grant, RunnerClass, WritConfig } from "./model.js";
@@ -206,10 +207,36 @@ export function decide(
       `agent ${q(agent.id)}: runner class ${q(agent.runnerClass)} is not declared`,
     );
 
-  // the enforced decision: a shadow ceiling is removed from it, and judged apart
+  // the enforced decision: a shadow ceiling, and the agent's shadow denies, are removed from it
+  // and judged apart
   const shadow = isShadow(rc.mode);
   const enforced = judge(shadow ? undefined : rc.ceiling, rc.id, agent, a, req, writs);
-  return shadow ? withShadow(enforced, ceilingShadow(rc, a, req)) : enforced;
+  const denied = agent.deny.length === 0 ? NO_RECORDS : agentDenyShadow(agent, a, req);
+  if (!shadow) return withShadow(enforced, denied);
+  return withShadow(enforced, [...ceilingShadow(rc, a, req), ...denied]);
+}
+
+const NO_RECORDS: readonly ShadowRecord[] = [];
+
+/** What the agent's own denies in shadow mode say of a request: each one it touches, as a record. */
+export function agentDenyShadow(
+  agent: Agent,
+  a: ParsedAction,
+  req: DecisionRequest,
+): readonly ShadowRecord[] {
+  let out: ShadowRecord[] | undefined;
+  for (const d of agent.deny) {
+    if (isShadow(d.mode) && ruleMatches(d.rule, a, req.resource, "include")) {
+      out ??= [];
+      out.push({
+        rule: shadowRuleId.deny(agent.id),
+        kind: "deny",
+        reason: "explicit_deny",
+        message: `${q(req.action)} on ${q(req.resource)} touches deny ${q(ruleToString(d.rule.text))} of agent ${q(agent.id)}`,
+      });
+    }
+  }
+  return out ?? NO_RECORDS;
 }
 
 /**
@@ -264,7 +291,8 @@ function judge(
   const agentDeny = agent.deny;
   for (let index = 0; index < agentDeny.length; index++) {
     const d = agentDeny[index]!;
-    if (ruleMatches(d.rule, a, req.resource, "include")) {
+    // a deny in shadow mode is judged apart (`agentDenyShadow`)
+    if (d.mode !== "shadow" && ruleMatches(d.rule, a, req.resource, "include")) {
       denies.push({ kind: "deny", source: "agent", owner: agent.id, rule: d.rule.text, index });
     }
   }

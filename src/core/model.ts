@@ -24,6 +24,11 @@ export interface CeilingRule {
   readonly kind: "ceiling-rule";
   readonly rule: Rule;
   readonly path: Path;
+  /**
+   * An agent's own deny only (a ceiling's rules follow their class's `mode`): `shadow` records what
+   * it would refuse and refuses nothing (docs/shadow.md). undefined: `enforce`.
+   */
+  readonly mode?: RuleMode | undefined;
 }
 
 export interface Ceiling {

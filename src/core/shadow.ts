@@ -18,16 +18,24 @@ export type RuleMode = "enforce" | "shadow";
 export const RULE_MODES: readonly RuleMode[] = ["enforce", "shadow"];
 
 /**
- * The kinds of rule that have a mode: a runner class's ceiling, a playbook's issuance checks, a
- * Cedar guardrail, a gateway tool's own rules (constraints, taint) and the gateway's bounds.
+ * The kinds of rule that have a mode: a runner class's ceiling, an agent's own deny, a playbook's
+ * issuance checks, a Cedar guardrail, a gateway tool's own rules (constraints, taint) and the
+ * gateway's bounds.
  */
-export type ShadowKind = "ceiling" | "playbook" | "guardrail" | "tool" | "bounds";
+export type ShadowKind = "ceiling" | "deny" | "playbook" | "guardrail" | "tool" | "bounds";
 
-export const SHADOW_KINDS: readonly ShadowKind[] = ["ceiling", "playbook", "guardrail", "tool", "bounds"];
+export const SHADOW_KINDS: readonly ShadowKind[] = [
+  "ceiling",
+  "deny",
+  "playbook",
+  "guardrail",
+  "tool",
+  "bounds",
+];
 
 /** What one shadow rule would have denied: audited as `shadow: [{rule, kind, reason, message}]`. */
 export interface ShadowRecord {
-  /** The rule's id: `ceiling:<class>`, `playbook:<id>`, `guardrail:<policy>`, `tool:<server>:<tool>`, `gateway:bounds`. */
+  /** The rule's id: `ceiling:<class>`, `deny:<agent>`, `playbook:<id>`, `guardrail:<policy>`, `tool:<server>:<tool>`, `gateway:bounds`. */
   readonly rule: string;
   readonly kind: ShadowKind;
   /** The reason code the rule would have refused with (docs/reasons.md). */
@@ -38,6 +46,7 @@ export interface ShadowRecord {
 /** The rule id of each kind, the one the report groups by. */
 export const shadowRuleId = {
   ceiling: (runnerClass: string) => `ceiling:${runnerClass}`,
+  deny: (agent: string) => `deny:${agent}`,
   playbook: (playbook: string) => `playbook:${playbook}`,
   guardrail: (policy: string) => `guardrail:${policy}`,
   tool: (server: string, tool: string) => `tool:${server}:${tool}`,

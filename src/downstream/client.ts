@@ -111,8 +111,16 @@ export function agentClient(opts: AgentClientOptions) {
   /** The audience a writ needs to be redeemed for `system`. */
   const audienceOf = (system: DownstreamSystem) => redemptionEndpoint(issuer, system);
 
-  /** A writ for `intent` with the audience `resource`: always a new one (each redemption spends a use). */
-  async function writFor(intent: Intent, resource: string): Promise<string> {
+  /**
+   * A writ for `intent` with the audience `resource`: always a new one (each redemption spends a
+   * use). `approvalRequired`: the broker already said the playbook needs approvers (the direct
+   * path asked it): the approval request is made without asking the token exchange again.
+   */
+  async function writFor(
+    intent: Intent,
+    resource: string,
+    o: { readonly approvalRequired?: boolean } = {},
+  ): Promise<string> {
     const writ = await client.getWrit(
       {
         playbook: intent.playbook,
@@ -122,6 +130,7 @@ export function agentClient(opts: AgentClientOptions) {
       },
       {
         reuse: false,
+        ...(o.approvalRequired === true ? { approvalRequired: true } : {}),
         ...(opts.approvalTimeoutMs === undefined ? {} : { approvalTimeout: opts.approvalTimeoutMs / 1000 }),
         onProgress: (e) => {
           const line = progressLine(intent.playbook, opts.approvalTimeoutMs, e);
@@ -133,7 +142,8 @@ export function agentClient(opts: AgentClientOptions) {
   }
 
   /** A writ for `intent`, its audience the redemption endpoint of `system`. */
-  const writ = (intent: Intent, system: DownstreamSystem) => writFor(intent, audienceOf(system));
+  const writ = (intent: Intent, system: DownstreamSystem, o: { readonly approvalRequired?: boolean } = {}) =>
+    writFor(intent, audienceOf(system), o);
 
   /** Redeems a writ for the system's credential. */
   async function redeem(system: DownstreamSystem, token: string): Promise<Redeemed> {

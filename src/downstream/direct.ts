@@ -11,7 +11,7 @@
  * waited out, as the SDK does (`client/wire.ts` holds what both say). A refusal is the SDK's
  * `WritRefusal`. Left to the SDK, as `undefined` before any request: a server URL the SDK would
  * refuse or this path does not speak; and `"approval"`: the playbook needs approvers (CIBA, where the
- * SDK waits; the broker's `approval_required` is not a denial, so asking again costs nothing).
+ * SDK waits, told not to ask the token exchange again: `getWrit`'s `approvalRequired`).
  * No token is ever printed by this module.
  */
 import { createHash, generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";

@@ -95,7 +95,9 @@ export function visible(config: WritConfig, identity: GatewayIdentity, k: KnownT
     (identity.writ?.grants.some((g) => actionMatches(g.rule, a, "cover")) ?? false);
   if (!granted || !rc.ceiling.allow.some((c) => actionMatches(c.rule, a, "cover"))) return false;
   const whole = (d: { rule: { text: { resource: string } } }) => d.rule.text.resource === "*";
-  return ![...rc.ceiling.deny, ...agent.deny].some((d) => whole(d) && actionMatches(d.rule, a, "include"));
+  // an agent's deny in shadow mode hides nothing: it refuses nothing
+  const denies = [...rc.ceiling.deny, ...agent.deny.filter((d) => d.mode !== "shadow")];
+  return !denies.some((d) => whole(d) && actionMatches(d.rule, a, "include"));
 }
 
 export interface CatalogOptions {

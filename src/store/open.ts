@@ -13,6 +13,7 @@ import { type AuditRepository, auditRepository } from "./audit.js";
 import { type ChangeHub, pgliteChanges, postgresChanges, type WritChanges } from "./changes.js";
 import { downstreamLedger } from "./downstream.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
+import { issuanceLock } from "./issuance-lock.js";
 import { type DirLock, lockFile } from "./lock.js";
 import { type MigrationReport, migrateToLatest, pendingMigrations } from "./migrations.js";
 import { PGliteDialect, registerCarrier } from "./pglite-dialect.js";
@@ -28,7 +29,7 @@ export interface StoreOptions {
   readonly dataDir?: string | undefined;
   /** Create the embedded database when missing (default true); false gives `ERR_STORE_NOT_FOUND`. */
   readonly create?: boolean | undefined;
-  /** PostgreSQL pool size (default 10). */
+  /** PostgreSQL pool size (default 10, at least 2). */
   readonly poolSize?: number | undefined;
 }
 
@@ -62,6 +63,7 @@ function assemble(
   db: Kysely<Database>,
   changes: WritChanges & { hub: ChangeHub },
   onClose: () => void,
+  poolSize?: number,
 ): Store {
   let closed = false;
   return {
@@ -69,7 +71,7 @@ function assemble(
     backend,
     location,
     db,
-    writs: writRepository(db, (change) => changes.hub.emit(change)),
+    writs: writRepository(db, (change) => changes.hub.emit(change), issuanceLock(db, backend, poolSize)),
     writChanges: changes,
     audit: auditRepository(db, { prepared: backend === "pglite" }),
     downstream: downstreamLedger(db),
@@ -102,7 +104,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Store> {
     const cause = storeError(`open ${shown}`, err);
     throw new WritError(ERR_STORE_UNAVAILABLE, cause.message, { cause: err });
   }
-  return assemble("postgres", shown, db, postgresChanges(url), () => {});
+  return assemble("postgres", shown, db, postgresChanges(url), () => {}, poolSize);
 }
 
 async function openPglite(dataDir: string, create: boolean): Promise<Store> {
@@ -141,8 +143,8 @@ async function openPglite(dataDir: string, create: boolean): Promise<Store> {
 /** Opens the store. Does not migrate: call `store.migrate()` where the schema may be created. */
 export async function openStore(opts: StoreOptions = {}): Promise<Store> {
   const poolSize = opts.poolSize ?? 10;
-  if (!Number.isSafeInteger(poolSize) || poolSize < 1)
-    throw new TypeError(`poolSize must be a positive integer`);
+  // two at least: an issuance holds one connection for its lock while it writes on another
+  if (!Number.isSafeInteger(poolSize) || poolSize < 2) throw new TypeError(`poolSize must be an integer ≥ 2`);
   if (opts.databaseUrl !== undefined && opts.databaseUrl !== "")
     return openPostgres(opts.databaseUrl, poolSize);
   return openPglite(opts.dataDir ?? ".writ", opts.create ?? true);

@@ -10,6 +10,7 @@ import { type ActiveWrit, compileRule, isWritError, q, type RuleText, WritError 
 import type { Companion } from "./audit.js";
 import type { WritChange } from "./changes.js";
 import { ERR_STORE_CORRUPT, guard, sqlState } from "./errors.js";
+import { type IssuanceLock, issuanceLock } from "./issuance-lock.js";
 import type { Database, WritsTable } from "./schema.js";
 
 export const ERR_WRIT_INVALID = "ERR_WRIT_INVALID";
@@ -137,6 +138,12 @@ export interface WritRepository {
    * ancestors too, in one transaction: all are charged or none (a refusal names the ancestor).
    */
   spendUse(id: string, now?: Date): Promise<SpendResult>;
+  /**
+   * Runs `fn` while no other `serialiseIssuance` for `agent` runs on this store, in this process or
+   * another (issuance-lock.ts): count the agent's writs, check its limits and store the new writ
+   * inside it, and concurrent issuances cannot together overshoot the limits.
+   */
+  serialiseIssuance<T>(agent: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** The core model of a stored writ, grants compiled. */
@@ -517,6 +524,7 @@ async function spendOne(
 export function writRepository(
   db: Kysely<Database>,
   onChange: (change: WritChange) => void = () => {},
+  lock: IssuanceLock = issuanceLock(db, "pglite"),
 ): WritRepository {
   const changed = (w: StoredWrit, writ?: ActiveWrit) =>
     onChange({
@@ -653,5 +661,7 @@ export function writRepository(
     },
 
     spendUse: (id, now = new Date()) => spendOne(db, id, now, (w) => changed(w), get),
+
+    serialiseIssuance: (agent, fn) => lock.serialise(agent, fn),
   };
 }

@@ -19,6 +19,8 @@ function jws(header: unknown, claims: unknown, hash: string | null, key: KeyObje
 }
 
 export interface ExchangeClient {
+  /** The agent's baseline token (client credentials, DPoP-bound to this client's key). */
+  readonly baseline: string;
   /** One token exchange for `deploy-service`: the HTTP status and the body. */
   exchange(): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   /** Revokes one of the agent's tokens (RFC 7009): the HTTP status. */
@@ -30,13 +32,19 @@ export interface ExchangeClient {
   ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
 }
 
-export async function exchangeClient(base: string, fetcher: Fetch = fetch): Promise<ExchangeClient> {
+/** `as`: another agent id, signing with the quickstart key `key` (default: release-bot's own). */
+export async function exchangeClient(
+  base: string,
+  fetcher: Fetch = fetch,
+  as: { agent: string; key: string } = { agent: "release-bot", key: "release-bot" },
+): Promise<ExchangeClient> {
   const { _warning, ...jwk } = JSON.parse(
     await readFile(
-      join(ROOT, "examples", "quickstart", "keys", "release-bot.DEVELOPMENT-ONLY.private.jwk"),
+      join(ROOT, "examples", "quickstart", "keys", `${as.key}.DEVELOPMENT-ONLY.private.jwk`),
       "utf8",
     ),
   ) as Record<string, string>;
+  const clientId = as.agent;
   const agentKey = createPrivateKey({ key: jwk, format: "jwk" });
   const dpop = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const { kty, crv, x, y } = dpop.publicKey.export({ format: "jwk" });
@@ -57,11 +65,11 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
       },
       body: new URLSearchParams({
         ...form,
-        client_id: "release-bot",
+        client_id: clientId,
         client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         client_assertion: jws(
           { alg: "EdDSA", kid: jwk.kid },
-          { iss: "release-bot", sub: "release-bot", aud: issuer, iat, exp: iat + 60, jti: randomUUID() },
+          { iss: clientId, sub: clientId, aud: issuer, iat, exp: iat + 60, jti: randomUUID() },
           null,
           agentKey,
         ),
@@ -86,6 +94,7 @@ export async function exchangeClient(base: string, fetcher: Fetch = fetch): Prom
     ]),
   };
   return {
+    baseline: baseline.body.access_token as string,
     exchange: () => post(form),
     revoke: async (token) => (await post({ token }, `${issuer}/revoke`)).status,
     post: (f, endpoint = "token") => post(f, `${issuer}/${endpoint}`),

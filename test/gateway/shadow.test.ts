@@ -7,6 +7,7 @@
 import { mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ShadowRecord } from "../../src/core/index.js";
 import type { GatewayIdentity } from "../../src/gateway/index.js";
@@ -16,6 +17,8 @@ import { configHead, EVERYTHING_BIN, FS_BIN, refusal, text } from "./support.js"
 
 let dir: string;
 let root: string;
+/** fsx's enforcing constraint on `path`: longer paths are refused. */
+const MAX_PATH = 60;
 let gw: InProcess;
 const bot: GatewayIdentity = { agent: "release-bot", environment: "dev", transport: "stdio" };
 
@@ -42,13 +45,23 @@ agents:
         resource: "${root}/*"
       - action: "mcp:everything:echo|get-env|get-sum"
         standingWrite: test
-    tools: ["fs:*", "everything:*"]
+      - action: "mcp:fsx:get_file_info"
+        resource: "${root}/*"
+      - action: "mcp:fsp:get_file_info"
+        resource: "${root}/*"
+    tools: ["fs:*", "everything:*", "fsx:*", "fsp:*"]
 playbooks: {}
 guardrails:
   - mode: shadow
     inline: |
       @id("no-drafts")
       forbid (principal, action == Writ::Action::"mcp:fs:read_text_file", resource)
+      when { resource.id like "*draft*" };
+      @id("no-draft-info-fsx")
+      forbid (principal, action == Writ::Action::"mcp:fsx:get_file_info", resource)
+      when { resource.id like "*draft*" };
+      @id("no-draft-info-fsp")
+      forbid (principal, action == Writ::Action::"mcp:fsp:get_file_info", resource)
       when { resource.id like "*draft*" };
 gateway:
   taintTtl: 1h
@@ -73,6 +86,20 @@ gateway:
         get-sum:
           mode: shadow
           constraints: { a: { maximum: 10 } }
+    # the same server twice: fsx with an enforcing constraint, fsp without, each under its own
+    # shadow guardrail; what fsp records of a call is what fsx must record even when it refuses
+    fsx:
+      command: ${node}
+      args: ["${FS_BIN}", "${dir}"]
+      tools:
+        get_file_info:
+          resource: { from: path, as: path }
+          constraints: { path: { maxLength: ${MAX_PATH} } }
+    fsp:
+      command: ${node}
+      args: ["${FS_BIN}", "${dir}"]
+      tools:
+        get_file_info: { resource: { from: path, as: path } }
 `;
   await writeFile(join(dir, "writ.yaml"), yaml);
   gw = await inProcessGateway(join(dir, "writ.yaml"), join(dir, "data"));
@@ -170,4 +197,52 @@ describe("shadow mode at the gateway", () => {
     expect(refusal(await call("everything__get-env", {}, "p-2"))).toBeUndefined();
     expect((await lastShadow()).shadow).toBeUndefined();
   });
+
+  it("an enforcing refusal before the shadow rules are reached still records every one that would deny", async () => {
+    // refused by fsx's enforcing constraint (a long path) before bounds and the decision point ran
+    const deep = join(root, "a-rather-long-folder-name-for-the-test", "draft.txt");
+    const refused = await call("fsx__get_file_info", { path: deep });
+    expect(refusal(refused)?.reason).toBe("argument_constraint");
+    const a = await lastShadow();
+    expect(a).toMatchObject({ allowed: false, code: "argument_constraint" });
+    expect(a.shadow?.map((s) => [s.rule, s.reason])).toEqual([
+      ["gateway:bounds", "outside_bounds"],
+      ["guardrail:no-draft-info-fsx", "guardrail_forbid"],
+    ]);
+  });
+
+  it("property: a refused call records what the same call records when nothing refuses it, and is never allowed by it", async () => {
+    const names = ["notes/todo.txt", "draft.txt", "notes/server.pem", "notes/draft-2.txt", "missing.txt"];
+    const paths = fc.oneof(
+      fc.constantFrom(...names).map((n) => join(root, n)),
+      fc
+        .tuple(fc.constantFrom("notes", "a-rather-long-folder-name-for-the-test"), fc.constantFrom(...names))
+        .map(([d, n]) => join(root, d, n)),
+      fc.constantFrom(join(dir, "outside.txt"), join(dir, "draft-outside.txt")),
+    );
+    const seen = { refusedWithRecords: 0, allowed: 0 };
+    await fc.assert(
+      fc.asyncProperty(paths, async (path) => {
+        const plain = await call("fsp__get_file_info", { path });
+        const p = await lastShadow();
+        const strict = await call("fsx__get_file_info", { path });
+        const x = await lastShadow();
+        const tooLong = path.length > MAX_PATH;
+        // the constraint only adds a refusal: never an allow where the plain call is refused
+        expect(x.allowed).toBe(p.allowed && !tooLong);
+        if (!tooLong) expect(refusal(strict)?.reason).toBe(refusal(plain)?.reason);
+        else expect(refusal(strict)?.reason).toBe("argument_constraint");
+        // the same shadow rules, whichever refused first
+        const rules = (r: typeof x) =>
+          (r.shadow ?? []).map((s) => `${s.rule.replace("-fsp", "-fsx")}:${s.reason}`);
+        expect(rules(x)).toEqual(rules(p));
+        if (!x.allowed && x.shadow !== undefined) seen.refusedWithRecords++;
+        if (x.allowed) seen.allowed++;
+      }),
+      { numRuns: 40 },
+    );
+    // the generator reached both cases that matter
+    expect(seen.refusedWithRecords).toBeGreaterThan(0);
+    expect(seen.allowed).toBeGreaterThan(0);
+  }, 240_000);
 });

@@ -1,8 +1,8 @@
 /**
  * Shadow mode never weakens enforcement (docs/shadow.md), as properties over random rule sets,
  * random requests and random enforce/shadow assignments. The rules with a mode here are each runner
- * class's ceiling (its allow and deny lists) and each Cedar guardrail; agents' own denies, baseline
- * grants and writs are random too and always count.
+ * class's ceiling (its allow and deny lists), each of the agents' own denies and each Cedar
+ * guardrail; baseline grants and writs are random too and always count.
  *
  *   P1 the outcome under any assignment is the all-enforce decision of the config with the shadow
  *      rules deleted: never allow where the enforcing rules alone deny;
@@ -65,11 +65,16 @@ interface World {
   writs: { agent: number; grants: RuleText[]; expired: boolean }[];
 }
 
-/** Which rules are in shadow mode: the classes' ceilings and the guardrails, by index. */
+/** Which rules are in shadow mode: the classes' ceilings, each agent's denies and the guardrails, by index. */
 interface Assignment {
   ceilings: RuleMode[];
+  /** Per agent, per deny entry (an entry the world lacks ignores its mode). */
+  agentDeny: RuleMode[][];
   guardrails: RuleMode[];
 }
+
+/** Deny entries per agent at most: the world's lists and the assignment's modes. */
+const MAX_DENY = 2;
 
 const rule = fc.record({
   action: fc.constantFrom(...ACTION_PATTERNS),
@@ -81,7 +86,7 @@ const world: fc.Arbitrary<World> = fc.record({
     minLength: CLASSES.length,
     maxLength: CLASSES.length,
   }),
-  agentDeny: fc.array(rules(2), { minLength: AGENTS.length, maxLength: AGENTS.length }),
+  agentDeny: fc.array(rules(MAX_DENY), { minLength: AGENTS.length, maxLength: AGENTS.length }),
   baseline: fc.array(rules(3), { minLength: AGENTS.length, maxLength: AGENTS.length }),
   writs: fc.array(fc.record({ agent: fc.nat(AGENTS.length - 1), grants: rules(2), expired: fc.boolean() }), {
     maxLength: 3,
@@ -90,6 +95,10 @@ const world: fc.Arbitrary<World> = fc.record({
 const mode = fc.constantFrom<RuleMode>("enforce", "shadow");
 const assignment: fc.Arbitrary<Assignment> = fc.record({
   ceilings: fc.array(mode, { minLength: CLASSES.length, maxLength: CLASSES.length }),
+  agentDeny: fc.array(fc.array(mode, { minLength: MAX_DENY, maxLength: MAX_DENY }), {
+    minLength: AGENTS.length,
+    maxLength: AGENTS.length,
+  }),
   guardrails: fc.array(mode, { minLength: GUARDRAILS.length, maxLength: GUARDRAILS.length }),
 });
 const request = fc.record({
@@ -139,7 +148,11 @@ function configOf(w: World, a: Assignment, removeShadow: boolean): WritConfig {
       environments: [ENV],
       keys: [],
       baseline: grants(w.baseline[i]!),
-      deny: ceilingRules(w.agentDeny[i]!),
+      deny: ceilingRules(w.agentDeny[i]!).flatMap((d, k) => {
+        const m = a.agentDeny[i]![k]!;
+        if (m === "enforce") return [d];
+        return removeShadow ? [] : [{ ...d, mode: m }];
+      }),
       playbooks: [],
       tools: [compileRule({ action: "mcp:*:*", resource: "*" })],
     });
@@ -202,14 +215,18 @@ function decideIn(w: World, a: Assignment, removeShadow: boolean, req: Req): Dec
 
 const ALL_ENFORCE: Assignment = {
   ceilings: CLASSES.map(() => "enforce"),
+  agentDeny: AGENTS.map(() => Array.from({ length: MAX_DENY }, () => "enforce")),
   guardrails: GUARDRAILS.map(() => "enforce"),
 };
 
-/** The rule ids in shadow mode under an assignment. */
-function shadowIds(a: Assignment): Set<string> {
+/** The rule ids in shadow mode in a world under an assignment. */
+function shadowIds(w: World, a: Assignment): Set<string> {
   const out = new Set<string>();
   a.ceilings.forEach((m, i) => {
     if (m === "shadow") out.add(`ceiling:${CLASSES[i]}`);
+  });
+  AGENTS.forEach((id, i) => {
+    if (w.agentDeny[i]!.some((_, k) => a.agentDeny[i]![k] === "shadow")) out.add(`deny:${id}`);
   });
   a.guardrails.forEach((m, i) => {
     if (m === "shadow") out.add(`guardrail:${GUARDRAILS[i]!.id}`);
@@ -223,6 +240,7 @@ describe("shadow mode never weakens enforcement (property)", () => {
   it("P1: the outcome is the decision with the shadow rules deleted; P2: the full decision denies exactly when the outcome denies or a shadow rule would; P3: records name shadow rules only", () => {
     let sawShadowDeny = 0;
     let sawEnforcedDenyWithShadow = 0;
+    let sawAgentDenyRecord = 0;
     fc.assert(
       fc.property(world, assignment, request, (w, a, req) => {
         const outcome = decideIn(w, a, false, req);
@@ -236,10 +254,11 @@ describe("shadow mode never weakens enforcement (property)", () => {
         if (!full.allowed && outcome.allowed) sawShadowDeny++;
         if (!outcome.allowed && would.length > 0) sawEnforcedDenyWithShadow++;
         // every record's rule is in shadow mode, with a kind and reason code
-        const shadows = shadowIds(a);
+        const shadows = shadowIds(w, a);
         for (const r of would) {
           expect(shadows.has(r.rule)).toBe(true);
-          expect(["ceiling", "guardrail"]).toContain(r.kind);
+          expect(["ceiling", "deny", "guardrail"]).toContain(r.kind);
+          if (r.kind === "deny") sawAgentDenyRecord++;
           expect(r.reason).toMatch(/^[a-z_]+$/);
         }
         // no shadow rule at all: no records, and the same decision as all-enforce
@@ -253,6 +272,7 @@ describe("shadow mode never weakens enforcement (property)", () => {
     // the generators reach both interesting cases, or the properties above prove little
     expect(sawShadowDeny).toBeGreaterThan(10);
     expect(sawEnforcedDenyWithShadow).toBeGreaterThan(10);
+    expect(sawAgentDenyRecord).toBeGreaterThan(10);
   });
 
   it("P4: switching one more rule from enforce to shadow never turns a deny by another enforcing rule into an allow", () => {
@@ -262,14 +282,19 @@ describe("shadow mode never weakens enforcement (property)", () => {
         world,
         assignment,
         request,
-        fc.nat(CLASSES.length + GUARDRAILS.length - 1),
+        fc.nat(CLASSES.length + AGENTS.length * MAX_DENY + GUARDRAILS.length - 1),
         (w, a, req, pick) => {
           const switched: Assignment = {
             ceilings: [...a.ceilings],
+            agentDeny: a.agentDeny.map((ms) => [...ms]),
             guardrails: [...a.guardrails],
           };
+          const denies = AGENTS.length * MAX_DENY;
           if (pick < CLASSES.length) switched.ceilings[pick] = "shadow";
-          else switched.guardrails[pick - CLASSES.length] = "shadow";
+          else if (pick < CLASSES.length + denies) {
+            const k = pick - CLASSES.length;
+            switched.agentDeny[Math.floor(k / MAX_DENY)]![k % MAX_DENY] = "shadow";
+          } else switched.guardrails[pick - CLASSES.length - denies] = "shadow";
           const before = decideIn(w, a, false, req);
           // the deny is another enforcing rule's when it stands with the switched rule deleted too
           const byOthers = !decideIn(w, switched, true, req).allowed;

@@ -35,7 +35,14 @@ import {
 } from "../oauth.js";
 import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
-import { countsTowardsSlowDown, killed, stoppedOrSlowed, subjectTokenOf } from "./steps.js";
+import {
+  countsTowardsSlowDown,
+  killed,
+  pendingOf,
+  reserve,
+  stoppedOrSlowed,
+  subjectTokenOf,
+} from "./steps.js";
 
 /** The `authorization_details` type of a delegation's request (optional: the parent's grants). */
 export const WRIT_DELEGATION_TYPE = "writ_delegation";
@@ -154,6 +161,12 @@ async function parentChain(
       "subject_token_mismatch",
     );
   }
+  return liveChain(chain, now);
+}
+
+/** The chain, refused unless every writ of it is live and it reaches its root. */
+function liveChain(chain: StoredWrit[], now: Date): StoredWrit[] {
+  const parent = chain[0];
   for (const w of chain) {
     const why = inactive(w, now);
     if (why !== undefined) {
@@ -161,11 +174,11 @@ async function parentChain(
       return refuse(400, "invalid_grant", `${which} ${why}`, "parent_writ_inactive");
     }
   }
-  if (chain.at(-1)?.parent !== undefined) {
+  if (parent === undefined || chain.at(-1)?.parent !== undefined) {
     return refuse(
       400,
       "invalid_grant",
-      `an ancestor of writ ${q(parent.id)} is gone`,
+      `an ancestor of writ ${q(parent?.id ?? "")} is gone`,
       "parent_writ_inactive",
     );
   }
@@ -225,13 +238,20 @@ async function actorOf(
   return { id: claims.client_id, jkt: claims.cnf.jkt };
 }
 
-/** Refused when the actor's runner class's limits are reached (the same counts as token exchange). */
-async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<void> {
+/**
+ * Refused when the actor's runner class's limits are reached: the same counts as token exchange,
+ * with its writs judged but not yet stored in this process. Otherwise the child's place is reserved
+ * (token exchange counts it) until the function returned is called, once the child is stored or not.
+ */
+async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<() => void> {
   const limits = deps.config.runnerClasses.get(actor.runnerClass)?.limits;
-  if (limits === undefined) return;
+  if (limits === undefined) return () => {};
   const since = new Date(now.getTime() - 60_000);
   const caps = { active: limits.activeWrits, issued: limits.issuancePerMinute };
-  const load = await (deps.writLoad ?? deps.store.writs.load)(actor.id, now, since, caps);
+  const stored = await (deps.writLoad ?? deps.store.writs.load)(actor.id, now, since, caps);
+  // read after the count, reserved below with no await between
+  const pending = pendingOf(deps, actor.id);
+  const load = { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
   if (load.active >= limits.activeWrits) {
     refuse(
       400,
@@ -248,6 +268,7 @@ async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<
       "writ_limit_rate",
     );
   }
+  return reserve(deps, actor.id);
 }
 
 /** The token exchange with an `actor_token`: a child writ, or a refusal that is audited. */
@@ -321,22 +342,19 @@ async function childWrit(
   // a kill covering the sub-agent: audited by `killed`, and never the delegator's slow-down
   const stoppedActor = await killed(actor, env, deps);
   if (stoppedActor) return stoppedActor;
-  await withinLimits(actor, now, deps);
-  return issueChild(
-    env,
-    {
-      chain,
-      subject,
-      actor,
-      jkt: actorToken.jkt,
-      grants: verdict.grants,
-      depth: verdict.depth,
-      asked,
-      resource,
-    },
-    deps,
-    now,
-  );
+  // the chain read again, the actor's writs counted and the child stored, as one step against
+  // every other issuance for the actor (in any process): concurrent ones cannot overshoot its
+  // limits, and the child's max_uses is what its ancestors have left just before it is stored
+  return deps.store.writs.serialiseIssuance(actor.id, async () => {
+    const live = liveChain(await deps.store.writs.lineage(parent.id), now);
+    const release = await withinLimits(actor, now, deps);
+    try {
+      const child = { subject, actor, jkt: actorToken.jkt, grants: verdict.grants, depth: verdict.depth };
+      return await issueChild(env, { ...child, chain: live, asked, resource }, deps, now);
+    } finally {
+      release();
+    }
+  });
 }
 
 interface Child {

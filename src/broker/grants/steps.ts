@@ -326,11 +326,11 @@ export function intentRefusal(outcome: {
  */
 const inFlight = new WeakMap<BrokerDeps, Map<string, number>>();
 
-function pendingOf(deps: BrokerDeps, agent: string): number {
+export function pendingOf(deps: BrokerDeps, agent: string): number {
   return inFlight.get(deps)?.get(agent) ?? 0;
 }
 
-function reserve(deps: BrokerDeps, agent: string): () => void {
+export function reserve(deps: BrokerDeps, agent: string): () => void {
   const map = inFlight.get(deps) ?? new Map<string, number>();
   inFlight.set(deps, map);
   map.set(agent, (map.get(agent) ?? 0) + 1);

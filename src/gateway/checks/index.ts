@@ -1,12 +1,14 @@
 /**
  * The checks every `tools/call` passes before it reaches an upstream, in order; the first refusal
- * wins, and any error is a refusal (fail closed). Each check is a file of its own.
+ * wins, and any error is a refusal (fail closed). Each check is a file of its own. After a refusal
+ * the shadow rules of the checks not reached are still asked, for the record only (shadow-sweep.ts).
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { GatewayError } from "../errors.js";
 import type { CallContext } from "../gateway.js";
 import { argumentsShape } from "./arguments.js";
 import { forward, refuse, startRecord } from "./audit.js";
-import { type CallCheck, type CallEnv, newCall } from "./call.js";
+import { type Call, type CallCheck, type CallEnv, newCall } from "./call.js";
 import { connection } from "./connection.js";
 import { credentials } from "./credentials.js";
 import { decision } from "./decision.js";
@@ -17,6 +19,7 @@ import { rateLimits } from "./rate.js";
 import { resources } from "./resources.js";
 import { schema } from "./schema.js";
 import { session, stillAlive } from "./session.js";
+import { sweepShadow } from "./shadow-sweep.js";
 import { markTaint, taint } from "./taint.js";
 import { uses } from "./uses.js";
 
@@ -49,13 +52,24 @@ export async function callTool(
   ctx: CallContext,
 ): Promise<CallToolResult> {
   const call = newCall(sessionId, name, input, ctx, startRecord(env, sessionId, name, ctx));
+  let at = 0;
   try {
-    for (const check of CALL_CHECKS) {
-      const waiting = check(call, env);
+    for (; at < CALL_CHECKS.length; at++) {
+      const waiting = CALL_CHECKS[at]!(call, env);
       if (waiting !== undefined) await waiting;
     }
     return await forward(call, env);
   } catch (err) {
+    if (err instanceof GatewayError) await sweep(call, env, at);
     return refuse(call, env, err);
+  }
+}
+
+/** The shadow rules the refused call did not reach, recorded; a failure marks the record instead. */
+async function sweep(call: Call, env: CallEnv, refusedAt: number): Promise<void> {
+  try {
+    await sweepShadow(call, env, CALL_CHECKS, refusedAt);
+  } catch {
+    call.record.shadowIncomplete = true;
   }
 }

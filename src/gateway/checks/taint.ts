@@ -7,6 +7,17 @@ import { q, shadowRuleId } from "../../core/index.js";
 import { GatewayError } from "../errors.js";
 import type { Call, CallCheck } from "./call.js";
 
+/** The tool's taint rule's refusal of a call tainted by `taintedBy` (a hold, said so in shadow mode). */
+export function taintRefusal(call: Call, taintedBy: string | undefined): GatewayError {
+  const id = call.session.identity;
+  const why = `${q(`${call.server}:${call.toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedBy)}${call.context === undefined ? "" : ` in prompt context ${q(call.context)}`}`;
+  return new GatewayError(
+    "tainted_session",
+    call.decl.whenTainted === "refuse" ? why : `${why}: the call would be held for approval`,
+    { taintedBy },
+  );
+}
+
 function judge(call: Call, taintedBy: string | undefined): void {
   const { decl, record } = call;
   call.tainted = taintedBy !== undefined;
@@ -14,19 +25,9 @@ function judge(call: Call, taintedBy: string | undefined): void {
   call.held = decl.irreversible ? "irreversible" : undefined;
   if (!call.tainted || !decl.privileged) return;
   if (decl.whenTainted === "refuse" || decl.mode === "shadow") {
-    const id = call.session.identity;
-    const why = `${q(`${call.server}:${call.toolName}`)} is privileged and this ${id.writ ? "writ" : "agent"} read from untrusted source ${q(taintedBy)}${call.context === undefined ? "" : ` in prompt context ${q(call.context)}`}`;
     // in shadow mode the refusal (or the hold) is recorded and the call goes on
-    call.shadow.refuseOr(
-      decl.mode,
-      shadowRuleId.tool(call.server, call.toolName),
-      "tool",
-      new GatewayError(
-        "tainted_session",
-        decl.whenTainted === "refuse" ? why : `${why}: the call would be held for approval`,
-        { taintedBy },
-      ),
-    );
+    const rule = shadowRuleId.tool(call.server, call.toolName);
+    call.shadow.refuseOr(decl.mode, rule, "tool", taintRefusal(call, taintedBy));
   } else call.held ??= "tainted";
 }
 
