@@ -47,7 +47,7 @@ export async function judgeOffline(
         await policy.prepare(req.action);
         return pdp.decide(req);
       },
-      taints: gateway.taints(db.db),
+      taints: gateway.taints(db),
       audit: (type, data) => log.append(type, data),
       hooks: policy.config.hooks,
       home: homedir(),
