@@ -118,7 +118,11 @@ function exclusiveReplayCache(seen: SeenJtiRepository, options: ReplayCacheOptio
     return loaded;
   };
 
-  /** The insert of `batch` as one statement, or undefined when it holds nothing storable. */
+  /**
+   * The insert of `batch` as one statement of literals (store/seen-jti.ts), or undefined when it
+   * holds nothing storable: a key the table cannot hold (NUL) stays in memory only, rather than
+   * failing every later flush.
+   */
   const statementFor = (batch: readonly Entry[]): SeenJtiBatch | undefined => seen.batch(batch, clock());
 
   const write = async (batch: Entry[]): Promise<void> => {
