@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createServer, loadPolicy, type Server } from "../src/app.js";
 import { recordHash } from "../src/audit/index.js";
-import { findingRepository } from "../src/store/index.js";
 import { measure, tempDatabase } from "./harness.js";
 
 const WRITS = 10_000;
@@ -97,7 +96,7 @@ async function seed(server: Server): Promise<{ writ: string; finding: string }> 
     reduction: { kind: "replace-role", summary: "narrow the role", files: [] },
   }));
   if (process.env.SKIP_FINDINGS) return { writ: "w_bench_004242", finding: "f_01234" };
-  await findingRepository(db).recordScan(findings, {
+  await server.store.findings.recordScan(findings, {
     at: new Date(),
     workloads: [...new Set(findings.map((f) => f.workload.id))],
   });

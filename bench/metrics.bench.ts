@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, loadPolicy, type Server } from "../src/app.js";
 import { recordHash } from "../src/audit/index.js";
-import { findingRepository, recordScanPosture } from "../src/store/index.js";
 import { type Measurement, measure, tempDatabase } from "./harness.js";
 
 const WRITS = 10_000;
@@ -69,7 +68,7 @@ async function fill(server: Server): Promise<void> {
   }
   await db.insertInto("approval_requests").values(approvals).execute();
   const categories = ["unused-excess", "unjustified-use", "inherited-overreach"];
-  await findingRepository(db).recordScan(
+  await server.store.findings.recordScan(
     Array.from({ length: FINDINGS }, (_, i) => ({
       id: `f_bench_${i}`,
       category: categories[i % 3]!,
@@ -80,7 +79,7 @@ async function fill(server: Server): Promise<void> {
     })),
     { at: new Date(now - 86_400_000), workloads: [] },
   );
-  await recordScanPosture(db, {
+  await server.store.metrics.recordScanPosture({
     at: new Date(now - 86_400_000),
     clusterRoleBindings: 42,
     workflows: 120,

@@ -88,7 +88,7 @@ export async function run(): Promise<void> {
     if (!loaded.config) throw new Error(JSON.stringify(loaded.problems.slice(0, 3)));
     const cfg = loaded.config;
     const now = new Date();
-    const state = await readOperationalState(db, { now });
+    const state = await readOperationalState(store, { now });
     const audit = { kind: "not-checked", reason: "bench" } as const;
     const results = await measure(
       [
@@ -98,12 +98,12 @@ export async function run(): Promise<void> {
         },
         {
           name: "readOperationalState (all store reads, whole log: the CLI)",
-          op: () => readOperationalState(db, { now }),
+          op: () => readOperationalState(store, { now }),
         },
         {
           name: "readOperationalState (console: walk until every agent is found, at most 20,000 records)",
           op: () =>
-            readOperationalState(db, {
+            readOperationalState(store, {
               now,
               activity: { agents: [...cfg.agents.keys()], maxRecords: 20_000 },
             }),
@@ -111,7 +111,7 @@ export async function run(): Promise<void> {
         {
           name: "readOperationalState (console, worst case: one agent never active, 20,000 records read)",
           op: () =>
-            readOperationalState(db, {
+            readOperationalState(store, {
               now,
               activity: { agents: [...cfg.agents.keys(), "never"], maxRecords: 20_000 },
             }),

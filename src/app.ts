@@ -486,7 +486,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const index = await writIndex(store);
     const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
     const digest = digestOf({ canonicalJson, toJsonValue });
-    const approvals = broker.approvalService(store.db, { audit });
+    const approvals = broker.approvalService(store, { audit });
     // the issuers writ.yaml configures, for upstreams with per-writ credentials; what they create is
     // in the ledger, this process's reaper removes it when due, and a kill through this process's
     // admin API reaches them (as `writ serve`'s do). No issuer is served here: AWS web identity
@@ -495,7 +495,7 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
       downstreamPart,
       opts.policy.config,
       { ledger: store.downstream, audit: (type, data) => audit.append(type, data), env: opts.env },
-      followKills(broker.killSwitch(store.db), store),
+      followKills(broker.killSwitch(store), store),
       opts.downstream?.factories,
     );
     const kill = downstream.kill;
@@ -525,15 +525,15 @@ export async function createStdioGateway(opts: StdioGatewayOptions): Promise<Std
     const operator = broker.operator({
       config: gatewayPart.withToolApprovals(opts.policy.config),
       kill,
-      keys: broker.environmentKeys(store.db),
-      webIdentityKeys: broker.environmentKeys(store.db, { alg: "ES256" }),
+      keys: broker.environmentKeys(store),
+      webIdentityKeys: broker.environmentKeys(store, { alg: "ES256" }),
       approvals,
       audit: (type, data) => audit.append(type, data),
     });
     const adminToken = randomBytes(32).toString("base64url");
     const { Hono } = await import("hono");
     const admin = new Hono()
-      .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken))
+      .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store), gateway, adminToken))
       .route("/", broker.adminApi(operator, adminToken));
     return {
       gateway,
@@ -709,7 +709,7 @@ async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store:
   const requests = parts.log.requestContext();
   const metrics = parts.metricsPart.createMetrics({
     config: opts.policy.config,
-    figures: (o) => parts.storePart.storeFigures(store.db, o),
+    figures: (o) => store.metrics.figures(o),
     writOf: async (id) => {
       const w = await store.writs.get(id);
       return w && { agent: w.agent, playbook: w.playbook };
@@ -773,7 +773,7 @@ async function decisionRoutes(
       token: opts.pdpToken,
       engine: hookEngine({
         decide: decider.decide,
-        taints: parts.gatewayPart.taints(store.db),
+        taints: parts.gatewayPart.taints(store),
         audit: (type, data) => audit.append(type, data),
         hooks: opts.policy.config.hooks,
         home: homedir(),
@@ -795,11 +795,11 @@ async function brokerSide(
   // The embedded store has one process (it is locked): state read on every request may then
   // live in memory, exactly. A shared PostgreSQL is read each time.
   const exclusive = opts.stateCache ?? store.backend === "pglite";
-  const keys = broker.environmentKeys(store.db, { exclusive });
+  const keys = broker.environmentKeys(store, { exclusive });
   // AWS web identity: a key family of its own (ES256), published at the issuer for AWS STS
-  const webIdentityKeys = broker.environmentKeys(store.db, { exclusive, alg: "ES256" });
-  const replay = broker.replayCache(store.db, { exclusive });
-  const approvals = broker.approvalService(store.db, { audit });
+  const webIdentityKeys = broker.environmentKeys(store, { exclusive, alg: "ES256" });
+  const replay = broker.replayCache(store, { exclusive });
+  const approvals = broker.approvalService(store, { audit });
   const appendAudit = (type: string, data: Record<string, unknown>) => audit.append(type, data);
   const downstream = await wireDownstream(
     downstreamPart,
@@ -812,7 +812,7 @@ async function brokerSide(
         broker.issuerFor(baseUrl.get(), env),
       ),
     },
-    followKills(broker.killSwitch(store.db, { exclusive }), store),
+    followKills(broker.killSwitch(store, { exclusive }), store),
     opts.downstream?.factories,
   );
   // approvers decide held tool calls by the tool's policy (gateway/holds.ts)
@@ -826,9 +826,7 @@ async function brokerSide(
     audit: appendAudit,
   });
   // the runner classes' limits: counted in memory when no other process writes writs
-  const writLoad = exclusive
-    ? parts.storePart.writLoadCounter({ db: store.db, writs: store.writs, changes: store.writChanges })
-    : undefined;
+  const writLoad = exclusive ? store.writLoadCounter() : undefined;
   const service = broker.brokerService({
     config: opts.policy.config,
     store,
@@ -836,7 +834,7 @@ async function brokerSide(
     keys,
     replay,
     kill: downstream.kill,
-    backoff: broker.denialBackoff(store.db, { exclusive }),
+    backoff: broker.denialBackoff(store, { exclusive }),
     audit: appendAudit,
     storeIssued: async (writ, record) => {
       // stored with its record, not by the repository: the writ index hears of it all the same
@@ -947,7 +945,7 @@ function serverApp(opts: ServerOptions, parts: ServerParts, w: Wired) {
           baseUrl,
           version: opts.version,
         })
-        .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store.db), gateway, adminToken)),
+        .route("/", gatewayPart.pinsApi(gatewayPart.pinStore(store), gateway, adminToken)),
     broker: broker
       .brokerRoutes({ service: b.service, keys: b.keys, baseUrl })
       .route(

@@ -18,7 +18,6 @@
  * `ERR_STORE*`.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { Insertable, Kysely, Selectable } from "kysely";
 import { canonicalJson } from "../audit/index.js";
 import {
   type ApprovalContext,
@@ -35,16 +34,15 @@ import {
   WritError,
 } from "../core/index.js";
 import {
+  type ApprovalDecisionRow,
   type ApprovalRepository,
+  type ApprovalRequestInsert,
+  type ApprovalRequestRow,
   type ApprovalRows,
-  approvalRepository,
-  type Database,
   type LockedApproval,
+  type Store,
   sqlState,
 } from "../store/index.js";
-
-type ApprovalRequestsTable = Database["approval_requests"];
-type ApprovalDecisionsTable = Database["approval_decisions"];
 
 /** No request with this id. */
 export const ERR_APPROVAL_NOT_FOUND = "ERR_APPROVAL_NOT_FOUND";
@@ -305,16 +303,13 @@ function corrupt(id: string, what: string): WritError {
   return new WritError("ERR_STORE_CORRUPT", `approval request ${q(id)}: ${what}`);
 }
 
-function decisionFromRow(row: Selectable<ApprovalDecisionsTable>): ApprovalDecision {
+function decisionFromRow(row: ApprovalDecisionRow): ApprovalDecision {
   if (row.decision !== "approve" && row.decision !== "deny")
     throw corrupt(row.request_id, `unknown decision ${q(row.decision)}`);
   return { approver: row.approver, decision: row.decision, reason: row.reason ?? undefined, at: row.at };
 }
 
-function fromRow(
-  row: Selectable<ApprovalRequestsTable>,
-  decisions: readonly Selectable<ApprovalDecisionsTable>[],
-): ApprovalRequest {
+function fromRow(row: ApprovalRequestRow, decisions: readonly ApprovalDecisionRow[]): ApprovalRequest {
   if (!STATUSES.includes(row.status as ApprovalStatus))
     throw corrupt(row.id, `unknown status ${q(row.status)}`);
   if (!isPlainObject(row.params)) throw corrupt(row.id, "params is not an object");
@@ -392,7 +387,7 @@ function bindingRefusal(id: string): WritError {
 }
 
 /** The checked row of a new request, and its binding. */
-function newRequestRow(input: NewApprovalRequest, id: string, now: Date): Insertable<ApprovalRequestsTable> {
+function newRequestRow(input: NewApprovalRequest, id: string, now: Date): ApprovalRequestInsert {
   checkText("id", id);
   checkText("agent", input.agent);
   checkText("playbook", input.playbook);
@@ -663,9 +658,12 @@ async function consume(
   throw closedError(current);
 }
 
-export function approvalService(db: Kysely<Database>, options: ApprovalServiceOptions = {}): ApprovalService {
+export function approvalService(
+  store: Pick<Store, "approvals">,
+  options: ApprovalServiceOptions = {},
+): ApprovalService {
   const ctx: Ctx = {
-    rows: approvalRepository(db),
+    rows: store.approvals,
     audit: async (type, data) => {
       if (options.audit !== undefined) await options.audit.append(type, data);
     },

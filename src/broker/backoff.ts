@@ -8,8 +8,7 @@
  * The counter lives in the store (`denial_counters`), so several `writ serve` processes share it;
  * each update is one transaction holding the row.
  */
-import type { Kysely } from "kysely";
-import { type Database, type DenialCounter, denialCounterRepository } from "../store/index.js";
+import type { DenialCounter, Store } from "../store/index.js";
 
 export interface BackoffOptions {
   /** Longest block, seconds (default 900). */
@@ -41,10 +40,10 @@ export function blockSeconds(count: number, maxSeconds = 900): number {
   return Math.min(2 ** Math.max(0, count - 1), maxSeconds);
 }
 
-export function denialBackoff(db: Kysely<Database>, opts: BackoffOptions = {}): DenialBackoff {
+export function denialBackoff(store: Pick<Store, "denials">, opts: BackoffOptions = {}): DenialBackoff {
   const maxSeconds = opts.maxSeconds ?? 900;
   const quietMs = (opts.quietSeconds ?? 3600) * 1000;
-  const counters = denialCounterRepository(db);
+  const counters = store.denials;
   // agent + NUL + environment → blocked until (ms; 0 for none), when exclusive
   const known = new Map<string, { until: number; count: number }>();
   const keyOf = (agent: string, environment: string) => `${agent}\u0000${environment}`;

@@ -3,7 +3,7 @@
  * own issuer, its own JWKS, so a token minted for `dev` never verifies against `prod`.
  *
  * A second family of keys, ES256 (P-256), signs only the web-identity tokens AWS STS verifies
- * (`downstream/aws.ts`: AWS accepts RSA and ECDSA signatures, not EdDSA). `environmentKeys(db, { alg })`
+ * (`downstream/aws.ts`: AWS accepts RSA and ECDSA signatures, not EdDSA). `environmentKeys(store, { alg })`
  * serves one family: every query, lock and JWKS is of that algorithm alone, so an ES256 key never
  * verifies a writ access token and never joins the environment's EdDSA JWKS.
  *
@@ -27,15 +27,13 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint } from "jose";
-import type { Insertable, Kysely } from "kysely";
 import { q, WritError } from "../core/index.js";
-// The store's error wrapper is not (yet) on its public face; approvals.ts imports it the same way.
 import {
-  type Database,
   ERR_STORE_CORRUPT,
+  type SigningKeyInsert,
   type SigningKeyRepository,
   type SigningKeyRow,
-  signingKeyRepository,
+  type Store,
 } from "../store/index.js";
 
 /** The key families: EdDSA signs writ's own tokens, ES256 AWS web-identity tokens. */
@@ -304,7 +302,7 @@ async function newKeyRow(
   alg: KeyAlg,
   now: Date,
   lifetimeSeconds: number,
-): Promise<Insertable<Database["signing_keys"]>> {
+): Promise<SigningKeyInsert> {
   const material = MATERIAL[alg];
   const jwk = material.generate().export({ format: "jwk" }) as Record<string, unknown>;
   const { d, ...pub } = jwk;
@@ -343,7 +341,7 @@ interface KeyCtx {
   now(): Date;
 }
 
-function keyContext(db: Kysely<Database>, opts: EnvironmentKeysOptions): KeyCtx {
+function keyContext(store: Pick<Store, "signingKeys">, opts: EnvironmentKeysOptions): KeyCtx {
   const lifetime = opts.keyLifetimeSeconds ?? DEFAULT_KEY_LIFETIME_SECONDS;
   checkSeconds(lifetime, "keyLifetimeSeconds");
   if (lifetime < 1) throw new TypeError("keyLifetimeSeconds must be at least 1");
@@ -354,7 +352,7 @@ function keyContext(db: Kysely<Database>, opts: EnvironmentKeysOptions): KeyCtx 
   const alg = opts.alg ?? "EdDSA";
   if (!KEY_ALGS.includes(alg)) throw new TypeError(`alg ${q(alg)}: expected one of ${KEY_ALGS.join(", ")}`);
   return {
-    rows: signingKeyRepository(db, alg),
+    rows: store.signingKeys[alg],
     alg,
     lifetime,
     renewBefore,
@@ -489,8 +487,11 @@ async function verificationKey(
   return verificationKeyOf(ctx, r);
 }
 
-export function environmentKeys(db: Kysely<Database>, opts: EnvironmentKeysOptions = {}): EnvironmentKeys {
-  const ctx = keyContext(db, opts);
+export function environmentKeys(
+  store: Pick<Store, "signingKeys">,
+  opts: EnvironmentKeysOptions = {},
+): EnvironmentKeys {
+  const ctx = keyContext(store, opts);
   return {
     activeKey: (env) => activeKey(ctx, env),
     rotate: (env, rotateOpts) => rotate(ctx, env, rotateOpts),

@@ -7,9 +7,8 @@
  * does neither. A runner-class kill revokes the writs of the agents the config puts in that class.
  */
 import { randomBytes } from "node:crypto";
-import type { Kysely, Selectable } from "kysely";
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
-import { type Database, guard, revokeDescendants } from "../store/index.js";
+import type { KillRow, Store } from "../store/index.js";
 
 export type KillScope =
   | { readonly kind: "agent"; readonly agent: string }
@@ -43,8 +42,6 @@ export interface EngageResult {
 export const ERR_KILL_SCOPE = "ERR_KILL_SCOPE";
 export const ERR_KILL_NOT_ENGAGED = "ERR_KILL_NOT_ENGAGED";
 
-type Row = Selectable<Database["kill_switches"]>;
-
 function target(scope: KillScope): string {
   switch (scope.kind) {
     case "agent":
@@ -75,13 +72,13 @@ export function describeScope(scope: KillScope): string {
   return scope.kind === "all" ? "everything" : `${scope.kind} ${q(target(scope))}`;
 }
 
-function toKill(r: Row): EngagedKill {
+function toKill(r: KillRow): EngagedKill {
   return {
     id: r.id,
     scope: scopeOf(r.scope, r.target),
     reason: r.reason ?? undefined,
-    engagedAt: new Date(r.engaged_at),
-    engagedBy: r.engaged_by,
+    engagedAt: r.engagedAt,
+    engagedBy: r.engagedBy,
   };
 }
 
@@ -128,20 +125,11 @@ function blocks(kill: EngagedKill, agent: Pick<Agent, "id" | "runnerClass">, env
   );
 }
 
-export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}): KillSwitch {
+export function killSwitch(store: Pick<Store, "kills">, options: KillSwitchOptions = {}): KillSwitch {
+  const rows = store.kills;
   // The engaged kills, oldest first, when exclusive; undefined until first read and after a change.
   let memo: Promise<EngagedKill[]> | undefined;
-  const engagedNow = (): Promise<EngagedKill[]> =>
-    guard("list", async () =>
-      (
-        await db
-          .selectFrom("kill_switches")
-          .selectAll()
-          .where("lifted_at", "is", null)
-          .orderBy("engaged_at")
-          .execute()
-      ).map(toKill),
-    );
+  const engagedNow = async (): Promise<EngagedKill[]> => (await rows.engaged()).map(toKill);
   const changed = () => {
     memo = undefined;
   };
@@ -160,92 +148,44 @@ export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}
       validateScope(scope, opts.config);
       const now = opts.now ?? new Date();
       changed();
-      return guard("engage", () =>
-        db.transaction().execute(async (trx) => {
-          const existing = await trx
-            .selectFrom("kill_switches")
-            .selectAll()
-            .where("scope", "=", scope.kind)
-            .where("target", "=", target(scope))
-            .where("lifted_at", "is", null)
-            .orderBy("engaged_at")
-            .executeTakeFirst();
-          let kill: EngagedKill;
-          if (existing) kill = toKill(existing);
-          else {
-            const row = {
-              id: `kill_${randomBytes(9).toString("base64url")}`,
-              scope: scope.kind,
-              target: target(scope),
-              reason: opts.reason ?? null,
-              engaged_at: now,
-              engaged_by: opts.by,
-              lifted_at: null,
-              lifted_by: null,
-            };
-            await trx.insertInto("kill_switches").values(row).execute();
-            kill = toKill(row);
-          }
-          let update = trx
-            .updateTable("writs")
-            .set({
-              status: "revoked",
-              revoked_at: now,
-              revoked_reason: `kill switch ${kill.id}${opts.reason ? `: ${opts.reason}` : ""}`,
-            })
-            .where("status", "=", "active")
-            .where("expires_at", ">", now);
-          if (scope.kind === "agent") update = update.where("agent", "=", scope.agent);
-          if (scope.kind === "environment") update = update.where("environment", "=", scope.environment);
-          if (scope.kind === "class") {
-            const agents = [...opts.config.agents.values()]
-              .filter((a) => a.runnerClass === scope.runnerClass)
-              .map((a) => a.id);
-            if (agents.length === 0) return { kill, already: existing !== undefined, revoked: [] };
-            update = update.where("agent", "in", agents);
-          }
-          const direct = await update
-            .returning(["id", "agent", "playbook", "environment", "expires_at"])
-            .execute();
-          // and every writ delegated from them, whoever holds it (docs/broker.md#delegation)
-          const descendants = await revokeDescendants(
-            trx,
-            direct.map((r) => r.id),
-            `kill switch ${kill.id}`,
-            now,
-          );
-          const rows = [...direct, ...descendants.map((d) => ({ ...d, expires_at: d.expiresAt }))];
-          const revoked = rows
-            .map((r) => ({
-              id: r.id,
-              agent: r.agent,
-              playbook: r.playbook,
-              environment: r.environment,
-              expiresAt: new Date(r.expires_at),
-            }))
-            .sort((a, b) => a.id.localeCompare(b.id));
-          return { kill, already: existing !== undefined, revoked };
-        }),
-      ).finally(changed);
+      const runnerClass = scope.kind === "class" ? scope.runnerClass : undefined;
+      const reach = {
+        agent: scope.kind === "agent" ? scope.agent : undefined,
+        environment: scope.kind === "environment" ? scope.environment : undefined,
+        agents:
+          runnerClass === undefined
+            ? undefined
+            : [...opts.config.agents.values()].filter((a) => a.runnerClass === runnerClass).map((a) => a.id),
+      };
+      const kill: KillRow = {
+        id: `kill_${randomBytes(9).toString("base64url")}`,
+        scope: scope.kind,
+        target: target(scope),
+        reason: opts.reason ?? null,
+        engagedAt: now,
+        engagedBy: opts.by,
+      };
+      return rows
+        .engage(kill, reach, {
+          revoked: (id) => `kill switch ${id}${opts.reason ? `: ${opts.reason}` : ""}`,
+          descendants: (id) => `kill switch ${id}`,
+        })
+        .then((r) => ({ kill: toKill(r.kill), already: r.already, revoked: r.revoked }))
+        .finally(changed);
     },
 
-    lift(scope, opts) {
+    async lift(scope, opts) {
       const now = opts.now ?? new Date();
       changed();
-      return guard("lift", async () => {
-        const rows = await db
-          .updateTable("kill_switches")
-          .set({ lifted_at: now, lifted_by: opts.by })
-          .where("scope", "=", scope.kind)
-          .where("target", "=", target(scope))
-          .where("lifted_at", "is", null)
-          .returningAll()
-          .execute();
-        if (rows.length === 0) {
+      try {
+        const lifted = await rows.lift(scope.kind, target(scope), now, opts.by);
+        if (lifted.length === 0) {
           throw new WritError(ERR_KILL_NOT_ENGAGED, `no kill switch is engaged for ${describeScope(scope)}`);
         }
-        return { lifted: rows.map(toKill) };
-      }).finally(changed);
+        return { lifted: lifted.map(toKill) };
+      } finally {
+        changed();
+      }
     },
 
     // exclusive: from memory (the gateway polls this every 200 ms; each read would be a statement)
@@ -255,23 +195,8 @@ export function killSwitch(db: Kysely<Database>, options: KillSwitchOptions = {}
       if (options.exclusive === true) {
         return (await remembered()).find((k) => blocks(k, agent, environment));
       }
-      return guard("check", async () => {
-        const row = await db
-          .selectFrom("kill_switches")
-          .selectAll()
-          .where("lifted_at", "is", null)
-          .where((eb) =>
-            eb.or([
-              eb.and([eb("scope", "=", "agent"), eb("target", "=", agent.id)]),
-              eb.and([eb("scope", "=", "class"), eb("target", "=", agent.runnerClass)]),
-              eb.and([eb("scope", "=", "environment"), eb("target", "=", environment)]),
-              eb("scope", "=", "all"),
-            ]),
-          )
-          .orderBy("engaged_at")
-          .executeTakeFirst();
-        return row ? toKill(row) : undefined;
-      });
+      const row = await rows.blocking(agent.id, agent.runnerClass, environment);
+      return row ? toKill(row) : undefined;
     },
   };
 }

@@ -7,9 +7,8 @@
  * has passed may be taken again (the token it protected can no longer be accepted anyway). Expired
  * rows are purged now and then, in bounded batches, by whichever call happens to come due.
  */
-import { type Kysely, sql } from "kysely";
 import { isWritError, WritError } from "../core/index.js";
-import { carryWith, type Database, ERR_STORE, simpleQuery } from "../store/index.js";
+import { ERR_STORE, type SeenJtiBatch, type SeenJtiRepository, type Store } from "../store/index.js";
 
 export interface ReplayCache {
   /**
@@ -72,9 +71,12 @@ function failure(what: string, err: unknown): WritError {
 }
 
 /** The replay cache over the store's `seen_jti` table (PGlite or PostgreSQL). */
-export function replayCache(db: Kysely<Database>, options: ReplayCacheOptions = {}): FlushableReplayCache {
-  if (options.exclusive === true) return exclusiveReplayCache(db, options);
-  return { ...sharedReplayCache(db, options), flush: () => Promise.resolve() };
+export function replayCache(
+  store: Pick<Store, "seenJti">,
+  options: ReplayCacheOptions = {},
+): FlushableReplayCache {
+  if (options.exclusive === true) return exclusiveReplayCache(store.seenJti, options);
+  return { ...sharedReplayCache(store.seenJti, options), flush: () => Promise.resolve() };
 }
 
 export interface FlushableReplayCache extends StoreReplayCache {
@@ -93,19 +95,11 @@ interface Entry {
   readonly alone?: true;
 }
 
-/**
- * Text as an escape-string literal (`E'…'`): read the same whatever `standard_conforming_strings`
- * says, since a backslash and a quote are both escaped. The caller has kept NUL out.
- */
-function literal(text: string): string {
-  return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
-}
-
-function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): FlushableReplayCache {
+function exclusiveReplayCache(seen: SeenJtiRepository, options: ReplayCacheOptions): FlushableReplayCache {
   const clock = options.clock ?? (() => new Date());
   const flushAfterMs = positiveInteger(options.flushAfterMs, 20, "flushAfterMs", true);
   const memory = memoryReplayCache(options);
-  const store = sharedReplayCache(db, { ...options, purgeEvery: 0 });
+  const store = sharedReplayCache(seen, { ...options, purgeEvery: 0 });
   const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
   let calls = 0;
   let pending: Entry[] = [];
@@ -116,12 +110,7 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
   let loaded: Promise<void> | undefined;
   const load = () => {
     loaded ??= (async () => {
-      const rows = await db
-        .selectFrom("seen_jti")
-        .select(["scope", "jti", "expires_at"])
-        .where("expires_at", ">", clock())
-        .execute();
-      for (const r of rows) memory.seed(r.scope, r.jti, new Date(r.expires_at));
+      for (const r of await seen.live(clock())) memory.seed(r.scope, r.jti, r.expiresAt);
     })().catch((err) => {
       loaded = undefined;
       throw failure("load", err);
@@ -129,29 +118,18 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
     return loaded;
   };
 
-  /** The insert of `batch` as one statement of literals, or undefined when it holds nothing storable. */
-  const statementFor = (batch: readonly Entry[]): string | undefined => {
-    // one key once per statement (ON CONFLICT may touch a row once): the latest entry wins; a key
-    // the table cannot hold (NUL) stays in memory only, rather than failing every later flush
-    const byKey = new Map<string, Entry>();
-    for (const e of batch) {
-      if (!e.scope.includes("\0") && !e.jti.includes("\0")) byKey.set(`${e.scope}\u0000${e.jti}`, e);
-    }
-    if (byKey.size === 0) return undefined;
-    const now = clock();
-    const values = [...byKey.values()]
-      .map((e) => `(${literal(e.scope)}, ${literal(e.jti)}, ${literal(e.expiresAt.toISOString())})`)
-      .join(", ");
-    return `insert into seen_jti (scope, jti, expires_at) values ${values} on conflict (scope, jti) do update set expires_at = excluded.expires_at where seen_jti.expires_at <= ${literal(now.toISOString())}`;
-  };
+  /**
+   * The insert of `batch` as one statement of literals (store/seen-jti.ts), or undefined when it
+   * holds nothing storable: a key the table cannot hold (NUL) stays in memory only, rather than
+   * failing every later flush.
+   */
+  const statementFor = (batch: readonly Entry[]): SeenJtiBatch | undefined => seen.batch(batch, clock());
 
   const write = async (batch: Entry[]): Promise<void> => {
-    // literals over the simple protocol, one trip: about half the CPU of the same insert sent with
-    // parameters on the embedded store (no parse, bind and describe trips)
-    const text = statementFor(batch);
-    if (text === undefined) return;
+    const statement = statementFor(batch);
+    if (statement === undefined) return;
     try {
-      await db.executeQuery(simpleQuery(text));
+      await seen.write(statement);
     } catch (err) {
       pending = [...batch, ...pending]; // kept for the next flush; memory still refuses them
       throw failure("write", err);
@@ -169,13 +147,13 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
   // in its transaction, instead of a statement of their own; the timer still writes whatever no
   // commit took within `flushAfterMs`. Entries of a commit that failed go back, not to ride again.
   let riding: { batch: Entry[]; done: () => void; finished: Promise<void> } | undefined;
-  carryWith(db, {
+  seen.carry({
     take() {
       if (riding !== undefined) return undefined;
       const batch = pending.filter((e) => e.alone !== true);
       if (batch.length === 0) return undefined;
-      const text = statementFor(batch);
-      if (text === undefined) return undefined;
+      const statement = statementFor(batch);
+      if (statement === undefined) return undefined;
       pending = pending.filter((e) => e.alone === true);
       if (pending.length === 0 && timer !== undefined) {
         clearTimeout(timer);
@@ -186,7 +164,7 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
         done = resolve;
       });
       riding = { batch, done, finished };
-      return text;
+      return statement;
     },
     settled(err) {
       const ride = riding;
@@ -233,7 +211,7 @@ function exclusiveReplayCache(db: Kysely<Database>, options: ReplayCacheOptions)
   };
 }
 
-function sharedReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): StoreReplayCache {
+function sharedReplayCache(seen: SeenJtiRepository, options: ReplayCacheOptions): StoreReplayCache {
   const clock = options.clock ?? (() => new Date());
   const purgeEvery = positiveInteger(options.purgeEvery, 500, "purgeEvery", true);
   const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
@@ -244,12 +222,7 @@ function sharedReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): S
     positiveInteger(limit, purgeLimit, "limit");
     const now = clock();
     try {
-      const result = await sql`
-        delete from seen_jti
-        where (scope, jti) in (
-          select scope, jti from seen_jti where expires_at <= ${now} order by expires_at limit ${limit}
-        )`.execute(db);
-      return Number(result.numAffectedRows ?? 0n);
+      return await seen.purge(now, limit);
     } catch (err) {
       throw failure("purge", err);
     }
@@ -272,18 +245,7 @@ function sharedReplayCache(db: Kysely<Database>, options: ReplayCacheOptions): S
       // nothing (no row comes back); an expired one is taken over. PostgreSQL serializes the
       // conflicting inserts on the primary key, so among concurrent callers exactly one wins.
       try {
-        const rows = await db
-          .insertInto("seen_jti")
-          .values({ scope, jti, expires_at: expiresAt })
-          .onConflict((oc) =>
-            oc
-              .columns(["scope", "jti"])
-              .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
-              .where("seen_jti.expires_at", "<=", now),
-          )
-          .returning("jti")
-          .execute();
-        return rows.length === 1;
+        return await seen.insertOnce(scope, jti, expiresAt, now);
       } catch (err) {
         throw failure(`remember ${scope}`, err);
       }

@@ -217,7 +217,7 @@ export interface VerifyOptions {
   readonly env: string;
   /** The environment's issuer, which `iss` must equal. */
   readonly issuer: string;
-  /** The key lookup: `environmentKeys(db).verificationKey` or anything with its shape. */
+  /** The key lookup: `environmentKeys(store).verificationKey` or anything with its shape. */
   readonly keys: Pick<EnvironmentKeys, "verificationKey">;
   /** When given, `aud` must name it. */
   readonly audience?: string | undefined;

@@ -41,7 +41,7 @@ export async function loadOperational(
   const policy = await requirePolicy(configFile, io, json);
   const state = await withStore(target, {}, async (store) => {
     await store.migrate();
-    const s = await readOperationalState(store.db, { now });
+    const s = await readOperationalState(store, { now });
     if (extra) await extra(store);
     return s;
   });

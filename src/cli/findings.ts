@@ -11,13 +11,7 @@
 import type { Command } from "commander";
 import type { AnalysisResult } from "../analyzer/index.js";
 import { isWritError } from "../core/index.js";
-import {
-  FINDING_STATUSES,
-  type FindingStatus,
-  findingRepository,
-  recordScanPosture,
-  type ScanSummary,
-} from "../store/index.js";
+import { FINDING_STATUSES, type FindingStatus, type ScanSummary } from "../store/index.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 import { type StoreTarget, withStore } from "./store.js";
 
@@ -40,13 +34,13 @@ export async function persistScan(
 ): Promise<ScanSummary> {
   return withStore(target, { create: true, mapError }, async (store) => {
     await store.migrate();
-    const summary = await findingRepository(store.db).recordScan(r.findings, {
+    const summary = await store.findings.recordScan(r.findings, {
       at,
       workloads: r.workloadIds,
     });
     // the posture figures the metrics read (ClusterRoleBindings, workflows' explicit permissions)
     const p = r.posture ?? { clusterRoleBindings: 0, workflows: 0, workflowsExplicit: 0 };
-    await recordScanPosture(store.db, { at, ...p, findings: r.findings.length });
+    await store.metrics.recordScanPosture({ at, ...p, findings: r.findings.length });
     return summary;
   });
 }
@@ -75,7 +69,7 @@ export function registerFindings(
         );
       const list = await withStore(target(o), { mapError }, async (store) => {
         await store.migrate();
-        return findingRepository(store.db).list({
+        return store.findings.list({
           status: o.status as FindingStatus | undefined,
           category: o.category,
         });
@@ -100,7 +94,7 @@ export function registerFindings(
     .action(async (id: string, o: { data?: string; json: boolean }) => {
       const r = await withStore(target(o), { mapError }, async (store) => {
         await store.migrate();
-        return findingRepository(store.db).get(id);
+        return store.findings.get(id);
       });
       emit(io, o.json, r, () =>
         [
@@ -132,7 +126,7 @@ export function registerFindings(
           );
         const f = await withStore(target(o), { mapError }, async (store) => {
           await store.migrate();
-          return findingRepository(store.db).setStatus(id, status as FindingStatus, {
+          return store.findings.setStatus(id, status as FindingStatus, {
             actor: o.as,
             note: o.note,
             at: new Date(),

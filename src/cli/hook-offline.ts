@@ -35,19 +35,19 @@ export async function judgeOffline(
     const first = problems.find((p) => p.severity === "error");
     throw new WritError("ERR_CONFIG_INVALID", first ? formatProblem(first) : "writ.yaml is not valid");
   }
-  const db = await store.openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
+  const local = await store.openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
   try {
-    await db.migrate();
-    const log = audit.openAuditLog({ repo: db.audit, signer: await audit.loadSigningKey(opts.dataDir) });
+    await local.migrate();
+    const log = audit.openAuditLog({ repo: local.audit, signer: await audit.loadSigningKey(opts.dataDir) });
     const pdp = decisionPoint(policy, async (agent) =>
-      (await db.writs.listUnexpired(agent, new Date())).map(store.toActiveWrit),
+      (await local.writs.listUnexpired(agent, new Date())).map(store.toActiveWrit),
     );
     const engine = hookEngine({
       decide: async (req) => {
         await policy.prepare(req.action);
         return pdp.decide(req);
       },
-      taints: gateway.taints(db.db),
+      taints: gateway.taints(local),
       audit: (type, data) => log.append(type, data),
       hooks: policy.config.hooks,
       home: homedir(),
@@ -56,6 +56,6 @@ export async function judgeOffline(
     await log.settled();
     return v;
   } finally {
-    await db.close();
+    await local.close();
   }
 }

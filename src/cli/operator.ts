@@ -45,10 +45,10 @@ export async function withOperator<T>(
       const ops = operator({
         // held tool calls are decided by their tool's approval policy (gateway/holds.ts)
         config: config === undefined ? undefined : withToolApprovals(config),
-        kill: killSwitch(store.db),
-        keys: environmentKeys(store.db, { clock: target.clock }),
-        webIdentityKeys: environmentKeys(store.db, { clock: target.clock, alg: "ES256" }),
-        approvals: approvalService(store.db, { audit }),
+        kill: killSwitch(store),
+        keys: environmentKeys(store, { clock: target.clock }),
+        webIdentityKeys: environmentKeys(store, { clock: target.clock, alg: "ES256" }),
+        approvals: approvalService(store, { audit }),
         audit: (type, data) => audit.append(type, data),
         clock: target.clock,
       });

@@ -47,7 +47,7 @@ export function registerReport(
         {},
         async (store) => {
           await store.migrate();
-          return readShadowReport(store.db, { since, now });
+          return readShadowReport(store, { since, now });
         },
       );
       emit(io, o.json, report, () => shadowReportText(report));

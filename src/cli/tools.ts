@@ -45,7 +45,7 @@ async function withPins<T>(o: Common, d: ToolsDefaults, fn: (pins: PinOperator) 
   try {
     return await withStore({ data, databaseUrl: d.databaseUrl }, { mapError }, async (store) => {
       await store.migrate();
-      return fn(pinStore(store.db));
+      return fn(pinStore(store));
     });
   } catch (err) {
     if (!(err instanceof CliFailure) || err.code !== ERR_STORE_LOCKED) throw err;

@@ -14,7 +14,6 @@ import {
   JWT_BEARER_ASSERTION_TYPE,
 } from "../broker/index.js";
 import { isWritError, q, substitute } from "../core/index.js";
-import { heldCallRepository } from "../store/index.js";
 import { consoleError, ERR_CONSOLE_AUTH, ERR_CONSOLE_INPUT, ERR_CONSOLE_SIGNATURE } from "./errors.js";
 import { type Html, h, instant, json } from "./html.js";
 import { type ActionContext, field, type PageContext, param, type View } from "./routes.js";
@@ -24,7 +23,7 @@ const PAGE = 100;
 
 /** The exact arguments of held calls, by approval request, when the gateway kept them. */
 async function heldArguments(p: PageContext, ids: readonly string[]): Promise<Map<string, unknown>> {
-  return heldCallRepository(p.deps.store.db).argumentsOf(ids);
+  return p.deps.store.holds.argumentsOf(ids);
 }
 
 function paramsTable(params: Readonly<Record<string, unknown>>) {

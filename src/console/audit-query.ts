@@ -3,8 +3,7 @@
  * a sequence number (newest first), so its cost does not grow with the log; a page with fewer hits
  * than it shows links to the next window down.
  */
-import { type ExpressionBuilder, type SqlBool, sql } from "kysely";
-import { type Database, DENIAL_PREDICATE } from "../store/index.js";
+import type { AuditFilter, AuditHit } from "../store/index.js";
 import { consoleError, ERR_CONSOLE_INPUT } from "./errors.js";
 import type { PageContext } from "./routes.js";
 import { param } from "./routes.js";
@@ -12,25 +11,7 @@ import { param } from "./routes.js";
 export const WINDOW = 20_000;
 export const HITS = 50;
 
-export interface AuditFilter {
-  readonly agent?: string | undefined;
-  /** Agents of a runner class (from writ.yaml). */
-  readonly agents?: readonly string[] | undefined;
-  readonly writ?: string | undefined;
-  readonly reason?: string | undefined;
-  readonly type?: string | undefined;
-  readonly from?: Date | undefined;
-  readonly to?: Date | undefined;
-  /** Only refusals: `broker.denied`, and decisions or gateway calls with `allowed: false`. */
-  readonly denials?: boolean | undefined;
-}
-
-export interface AuditHit {
-  readonly seq: number;
-  readonly at: Date;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
+export type { AuditFilter, AuditHit };
 
 /** `2026-12-07T01:00` (a datetime-local field, read as UTC) or a full ISO instant. */
 export function timeParam(p: PageContext, name: string): Date | undefined {
@@ -53,31 +34,6 @@ export function seqParam(p: PageContext, name: string): number | undefined {
   return Number(v);
 }
 
-/** The reason code of a record: the decision's code, or the broker's reason. */
-const reasonOf = sql<string>`coalesce(data->'decision'->>'code', data->>'reason')`;
-
-function where(eb: ExpressionBuilder<Database, "audit_records">, f: AuditFilter) {
-  const conds = [];
-  // word for word the partial index's predicate (store migration 0010), so the planner uses it
-  if (f.denials) conds.push(sql<SqlBool>`${sql.raw(DENIAL_PREDICATE)}`);
-  if (f.type) conds.push(eb("type", "=", f.type));
-  if (f.agent) conds.push(eb(sql`data->>'agent'`, "=", f.agent));
-  if (f.agents) conds.push(eb(sql`data->>'agent'`, "in", f.agents.length === 0 ? [""] : [...f.agents]));
-  if (f.writ) {
-    conds.push(
-      eb.or([
-        eb(sql`data->>'writ'`, "=", f.writ),
-        eb(sql`data->'context'->>'writId'`, "=", f.writ),
-        eb(sql`data->>'writId'`, "=", f.writ),
-      ]),
-    );
-  }
-  if (f.reason) conds.push(eb(reasonOf, "=", f.reason));
-  if (f.from) conds.push(eb("at", ">=", f.from));
-  if (f.to) conds.push(eb("at", "<", f.to));
-  return eb.and(conds);
-}
-
 /**
  * Matching records with seq below `before` (default: all), newest first, looking at one window of
  * records; `next` is where the following page starts (undefined at the start of the log).
@@ -91,21 +47,8 @@ export async function searchAudit(
   const head = (await p.deps.audit.head()).seq;
   const top = Math.min(before ?? head + 1, head + 1);
   const floor = Math.max(0, top - WINDOW);
-  const rows = await p.deps.store.db
-    .selectFrom("audit_records")
-    .select(["seq", "at", "type", "data"])
-    .where("seq", "<", top)
-    .where("seq", ">=", floor)
-    .where((eb) => where(eb, f))
-    .orderBy("seq", "desc")
-    .limit(limit + 1)
-    .execute();
-  const hits = rows.slice(0, limit).map((r) => ({
-    seq: Number(r.seq),
-    at: r.at,
-    type: r.type,
-    data: (typeof r.data === "object" && r.data !== null ? r.data : {}) as Record<string, unknown>,
-  }));
+  const rows = await p.deps.store.auditSearch.find(f, { top, floor }, limit + 1);
+  const hits = rows.slice(0, limit);
   const next = rows.length > limit ? hits.at(-1)!.seq : floor > 0 ? floor : undefined;
   return { hits, next, head };
 }

@@ -7,7 +7,10 @@ import type { RevokeResult, Store } from "../store/index.js";
 export interface ConsoleDeps {
   /** writ.yaml as the approval service judges it (held tools appear as `mcp:<server>:<tool>` playbooks). */
   readonly config: WritConfig;
-  readonly store: Pick<Store, "db" | "backend">;
+  readonly store: Pick<
+    Store,
+    "backend" | "holds" | "auditSearch" | "findings" | "liveWrits" | "history" | "operationalState" | "shadow"
+  >;
   readonly audit: Pick<AuditLog, "verify" | "head" | "exportJson">;
   readonly approvals: ApprovalService;
   /** Kill switch (engage, lift, list) with the server's caches and downstream hooks. */

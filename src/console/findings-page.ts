@@ -5,7 +5,7 @@
  */
 
 import { q } from "../core/index.js";
-import { FINDING_STATUSES, type FindingStatus, findingRepository } from "../store/index.js";
+import { FINDING_STATUSES, type FindingStatus } from "../store/index.js";
 import { consoleError, ERR_CONSOLE_INPUT, ERR_CONSOLE_NOT_FOUND } from "./errors.js";
 import { h, instant, query } from "./html.js";
 import { type ActionContext, field, type PageContext, param, type View } from "./routes.js";
@@ -40,24 +40,11 @@ export async function findingsPage(p: PageContext): Promise<View> {
   const severity = oneOf("severity", param(p.c, "severity", 40), SEVERITIES);
   const workload = param(p.c, "workload", 500);
   const after = param(p.c, "after", 1000);
-  let sel = p.deps.store.db
-    .selectFrom("analyzer_findings")
-    .select(["id", "workload", "action", "resource", "category", "severity", "title", "status", "last_seen"]);
-  if (status) sel = sel.where("status", "=", status);
-  if (category) sel = sel.where("category", "=", category);
-  if (severity) sel = sel.where("severity", "=", severity);
-  if (workload) sel = sel.where("workload", "=", workload);
-  if (after) {
-    const [w, id] = cursor(after);
-    sel = sel.where((eb) =>
-      eb.or([eb("workload", ">", w), eb.and([eb("workload", "=", w), eb("id", ">", id)])]),
-    );
-  }
-  const rows = await sel
-    .orderBy("workload")
-    .orderBy("id")
-    .limit(PAGE + 1)
-    .execute();
+  const rows = await p.deps.store.findings.page(
+    { status, category, severity, workload },
+    after ? cursor(after) : undefined,
+    PAGE + 1,
+  );
   const shown = rows.slice(0, PAGE);
   const last = shown.at(-1);
   const keep = { status, category, severity, workload };
@@ -77,7 +64,7 @@ ${[...groups].map(
     fs,
   ]) => h`<section class="card" aria-label="Workload ${w}"><h2><a href="/console/findings${query({ ...keep, workload: w })}">${w}</a></h2>
 <div class="scroll"><table class="list"><thead><tr><th scope="col">Finding</th><th scope="col">Category</th><th scope="col">Severity</th><th scope="col">Permission</th><th scope="col">Status</th><th scope="col">Last seen</th></tr></thead>
-<tbody>${fs.map((f) => h`<tr><td><a href="/console/findings/${encodeURIComponent(f.id)}">${f.title}</a></td><td>${f.category}</td><td>${f.severity}</td><td><code>${f.action}</code> on <code>${f.resource}</code></td><td>${f.status}</td><td>${instant(f.last_seen)}</td></tr>`)}</tbody></table></div></section>`,
+<tbody>${fs.map((f) => h`<tr><td><a href="/console/findings/${encodeURIComponent(f.id)}">${f.title}</a></td><td>${f.category}</td><td>${f.severity}</td><td><code>${f.action}</code> on <code>${f.resource}</code></td><td>${f.status}</td><td>${instant(f.lastSeen)}</td></tr>`)}</tbody></table></div></section>`,
 )}
 <p class="pager">${after ? h`<a href="/console/findings${query(keep)}">First</a> ` : ""}${rows.length > PAGE && last ? h`<a href="/console/findings${query({ ...keep, after: Buffer.from(JSON.stringify([last.workload, last.id])).toString("base64url") })}" rel="next">Next</a>` : ""}</p>`;
   return { title: "Findings", body };
@@ -93,13 +80,11 @@ interface FindingDoc {
 export async function findingPage(p: PageContext): Promise<View> {
   const id = p.c.req.param("id")!;
   if (id.length > 500) throw consoleError(ERR_CONSOLE_INPUT, "finding id is longer than 500 characters");
-  const got = await findingRepository(p.deps.store.db as never)
-    .get(id)
-    .catch((err: unknown) => {
-      if ((err as { code?: string }).code === "ERR_FINDING_NOT_FOUND")
-        throw consoleError(ERR_CONSOLE_NOT_FOUND, `no finding ${q(id)}`);
-      throw err;
-    });
+  const got = await p.deps.store.findings.get(id).catch((err: unknown) => {
+    if ((err as { code?: string }).code === "ERR_FINDING_NOT_FOUND")
+      throw consoleError(ERR_CONSOLE_NOT_FOUND, `no finding ${q(id)}`);
+    throw err;
+  });
   const f = got.finding;
   const doc = (typeof f.finding === "object" && f.finding !== null ? f.finding : {}) as FindingDoc;
   const body = h`<dl class="facts">
@@ -134,7 +119,7 @@ export async function setFindingStatus(a: ActionContext): Promise<View> {
     throw consoleError(ERR_CONSOLE_INPUT, `field \`status\` must be one of ${FINDING_STATUSES.join(", ")}`);
   }
   const note = (a.form.get("note") ?? "").trim();
-  await findingRepository(a.deps.store.db as never).setStatus(id, status as FindingStatus, {
+  await a.deps.store.findings.setStatus(id, status as FindingStatus, {
     actor: `console:${a.session.who}`,
     ...(note === "" ? {} : { note }),
     at: a.now,

@@ -47,27 +47,19 @@ function targetOf(scope: KillScope): string {
 
 /** The live writs a kill of `scope` would revoke: the first `SHOWN`, and how many in all. */
 async function inScope(p: PageContext, scope: KillScope) {
-  let sel = p.deps.store.db
-    .selectFrom("writs")
-    .where("status", "=", "active")
-    .where("expires_at", ">", p.now);
-  if (scope.kind === "agent") sel = sel.where("agent", "=", scope.agent);
-  if (scope.kind === "environment") sel = sel.where("environment", "=", scope.environment);
-  if (scope.kind === "class") {
-    const agents = [...p.deps.config.agents.values()]
-      .filter((a) => a.runnerClass === scope.runnerClass)
-      .map((a) => a.id);
-    sel = sel.where("agent", "in", agents.length === 0 ? [""] : agents);
-  }
-  const [rows, count] = await Promise.all([
-    sel
-      .select(["id", "agent", "playbook", "environment", "expires_at"])
-      .orderBy("issued_at", "desc")
-      .limit(SHOWN)
-      .execute(),
-    sel.select((eb) => eb.fn.countAll<string | number | bigint>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { rows, count: Number(count.n) };
+  const agents =
+    scope.kind === "class"
+      ? [...p.deps.config.agents.values()].filter((a) => a.runnerClass === scope.runnerClass).map((a) => a.id)
+      : undefined;
+  return p.deps.store.liveWrits.inReach(
+    {
+      agent: scope.kind === "agent" ? scope.agent : undefined,
+      environment: scope.kind === "environment" ? scope.environment : undefined,
+      agents,
+    },
+    p.now,
+    SHOWN,
+  );
 }
 
 function scopeFields(scope: KillScope) {
@@ -122,7 +114,7 @@ ${
     ? ""
     : h`<div class="scroll"><table class="list"><caption>Writs that will be revoked</caption>
 <thead><tr><th scope="col">Writ</th><th scope="col">Agent</th><th scope="col">Playbook</th><th scope="col">Env</th><th scope="col">Expires</th></tr></thead>
-<tbody>${rows.map((w) => h`<tr><td><code class="id">${w.id}</code></td><td>${w.agent}</td><td>${w.playbook}</td><td>${w.environment}</td><td>${instant(w.expires_at)}</td></tr>`)}</tbody></table></div>`
+<tbody>${rows.map((w) => h`<tr><td><code class="id">${w.id}</code></td><td>${w.agent}</td><td>${w.playbook}</td><td>${w.environment}</td><td>${instant(w.expiresAt)}</td></tr>`)}</tbody></table></div>`
 }
 <form method="post" action="/console/kill/engage">
 <input type="hidden" name="csrf" value="${a.session.csrf}">${scopeFields(scope)}

@@ -4,8 +4,6 @@
  * by reason, from the audit log's latest records) — and the findings queue by category and status.
  * Charts are SVG drawn here (no script), each with its numbers in a table beside it.
  */
-import { sql } from "kysely";
-import { DENIAL_PREDICATE } from "../store/index.js";
 import { type Html, h } from "./html.js";
 import type { PageContext, View } from "./routes.js";
 
@@ -50,56 +48,21 @@ function daily(rows: readonly { day: unknown; v: unknown }[], first: number): { 
 }
 
 export async function metricsPage(p: PageContext): Promise<View> {
-  const db = p.deps.store.db;
   const today = Math.floor(p.now.getTime() / 86_400_000);
   const first = today - DAYS + 1;
   const since = new Date(first * 86_400_000);
-  const day = (col: string) => sql<number>`floor(extract(epoch from ${sql.ref(col)}) / 86400)`;
   const head = (await p.deps.audit.head()).seq;
-  const denialWhere = sql`seq > ${Math.max(0, head - AUDIT_WINDOW)} and at >= ${since} and ${sql.raw(DENIAL_PREDICATE)}`;
   const [writs, approvals, denied, findings] = await Promise.all([
-    // one pass over the writs: issued per day and their median issued lifetime
-    db
-      .selectFrom("writs")
-      .select([
-        day("issued_at").as("day"),
-        (eb) => eb.fn.countAll().as("n"),
-        sql<number>`percentile_cont(0.5) within group (order by extract(epoch from expires_at - issued_at)) / 60`.as(
-          "v",
-        ),
-      ])
-      .where("issued_at", ">=", since)
-      .groupBy(sql`1`)
-      .execute(),
-    db
-      .selectFrom("approval_requests")
-      .select([
-        day("created_at").as("day"),
-        (eb) => eb.fn.countAll().as("n"),
-        sql<number>`avg(extract(epoch from decided_at - created_at)) / 60`.as("v"),
-      ])
-      .where("created_at", ">=", since)
-      .groupBy(sql`1`)
-      .execute(),
-    // one pass over the window: counts by day and reason, summed both ways below
-    sql<{
-      day: number;
-      code: string | null;
-      v: number;
-    }>`select floor(extract(epoch from at) / 86400) as day, coalesce(data->'decision'->>'code', data->>'reason') as code, count(*) as v from audit_records where ${denialWhere} group by 1, 2`.execute(
-      db,
-    ),
-    db
-      .selectFrom("analyzer_findings")
-      .select(["category", "status", (eb) => eb.fn.countAll().as("v")])
-      .groupBy(["category", "status"])
-      .execute(),
+    p.deps.store.history.writsByDay(since),
+    p.deps.store.history.approvalsByDay(since),
+    p.deps.store.auditSearch.denialsByDay(Math.max(0, head - AUDIT_WINDOW), since),
+    p.deps.store.history.findingsByStatus(),
   ]);
   const byDay = new Map<number, number>();
   const byCode = new Map<string, number>();
-  for (const r of denied.rows) {
-    byDay.set(Number(r.day), (byDay.get(Number(r.day)) ?? 0) + Number(r.v));
-    byCode.set(r.code ?? "unknown", (byCode.get(r.code ?? "unknown") ?? 0) + Number(r.v));
+  for (const r of denied) {
+    byDay.set(r.day, (byDay.get(r.day) ?? 0) + r.count);
+    byCode.set(r.code ?? "unknown", (byCode.get(r.code ?? "unknown") ?? 0) + r.count);
   }
   const denials = [...byDay].map(([d, v]) => ({ day: d, v }));
   const reasons = [...byCode]
@@ -109,27 +72,41 @@ export async function metricsPage(p: PageContext): Promise<View> {
   const statuses = [...new Set(findings.map((f) => f.status))].sort();
   const categories = [...new Set(findings.map((f) => f.category))].sort();
   const count = (c: string, s: string) =>
-    Number(findings.find((f) => f.category === c && f.status === s)?.v ?? 0);
+    findings.find((f) => f.category === c && f.status === s)?.count ?? 0;
   const body = h`<p>The last ${DAYS} days by UTC day, read from the store. Denials from the latest ${AUDIT_WINDOW.toLocaleString("en")} audit records.</p>
 <div class="charts">
 ${barChart({
   label: "Writs issued per day",
   unit: "writs",
   points: daily(
-    writs.map((w) => ({ day: w.day, v: w.n })),
+    writs.map((w) => ({ day: w.day, v: w.count })),
     first,
   ),
 })}
-${barChart({ label: "Median issued writ lifetime (minutes)", unit: "minutes", points: daily(writs, first) })}
+${barChart({
+  label: "Median issued writ lifetime (minutes)",
+  unit: "minutes",
+  points: daily(
+    writs.map((w) => ({ day: w.day, v: w.value })),
+    first,
+  ),
+})}
 ${barChart({
   label: "Approval requests per day",
   unit: "requests",
   points: daily(
-    approvals.map((a) => ({ day: a.day, v: a.n })),
+    approvals.map((a) => ({ day: a.day, v: a.count })),
     first,
   ),
 })}
-${barChart({ label: "Mean time to decide an approval (minutes)", unit: "minutes", points: daily(approvals, first) })}
+${barChart({
+  label: "Mean time to decide an approval (minutes)",
+  unit: "minutes",
+  points: daily(
+    approvals.map((a) => ({ day: a.day, v: a.value })),
+    first,
+  ),
+})}
 ${barChart({ label: "Denials per day", unit: "denials", points: daily(denials, first) })}
 ${barChart({ label: "Denials by reason (14 days)", unit: "denials", named: true, points: reasons.map((r) => ({ x: String(r.code ?? "unknown"), y: Number(r.v) })) })}
 </div>

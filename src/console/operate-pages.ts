@@ -33,7 +33,7 @@ export const OPERATE_MAX_AGE_S = 10;
 
 /** The store read for the Agents and Maturity pages, bounded as `CONSOLE_ACTIVITY_RECORDS` says. */
 export function consoleOperationalState(deps: ConsoleDeps, now: Date): Promise<OperationalState> {
-  return readOperationalState(deps.store.db, {
+  return readOperationalState(deps.store, {
     now,
     activity: { agents: [...deps.config.agents.keys()], maxRecords: CONSOLE_ACTIVITY_RECORDS },
   });

@@ -28,7 +28,7 @@ export async function shadowPage(p: PageContext): Promise<View> {
   }
   if (seconds > MAX_SINCE_S) throw consoleError(ERR_CONSOLE_INPUT, "parameter `since` is at most a year");
   const since = new Date(p.now.getTime() - seconds * 1000);
-  const r = await readShadowReport(p.deps.store.db, {
+  const r = await readShadowReport(p.deps.store, {
     since,
     now: p.now,
     maxScan: CONSOLE_SHADOW_RECORDS,

@@ -20,58 +20,15 @@ export async function writsPage(p: PageContext): Promise<View> {
   const agent = param(p.c, "agent", 200);
   const env = param(p.c, "env", 200);
   const before = cursorOf(param(p.c, "before", 300));
-  let sel = p.deps.store.db
-    .selectFrom("writs")
-    .select([
-      "id",
-      "agent",
-      "playbook",
-      "environment",
-      "grants",
-      "issued_at",
-      "expires_at",
-      "max_uses",
-      "uses",
-      "ticket",
-      "sponsor",
-    ])
-    .where("status", "=", "active")
-    .where("expires_at", ">", p.now);
-  if (agent) sel = sel.where("agent", "=", agent);
-  if (env) sel = sel.where("environment", "=", env);
-  if (before) {
-    sel = sel.where((eb) =>
-      eb.or([
-        eb("issued_at", "<", before.at),
-        eb.and([eb("issued_at", "=", before.at), eb("id", "<", before.id)]),
-      ]),
-    );
-  }
-  const rows = await sel
-    .orderBy("issued_at", "desc")
-    .orderBy("id", "desc")
-    .limit(PAGE + 1)
-    .execute();
+  const rows = await p.deps.store.liveWrits.page({ agent, environment: env }, before, p.now, PAGE + 1);
   const more = rows.length > PAGE;
   const shown = rows.slice(0, PAGE);
-  const creds =
-    shown.length === 0
-      ? []
-      : await p.deps.store.db
-          .selectFrom("downstream_records")
-          .select(["writ", "system", "kind", "state", "expires_at"])
-          .where(
-            "writ",
-            "in",
-            shown.map((r) => r.id),
-          )
-          .where("state", "<>", "removed")
-          .execute();
+  const creds = await p.deps.store.liveWrits.credentials(shown.map((r) => r.id));
   const credsOf = new Map<string, typeof creds>();
   for (const c of creds) credsOf.set(c.writ, [...(credsOf.get(c.writ) ?? []), c]);
   const last = shown.at(-1);
   const next =
-    more && last ? query({ agent, env, before: `${last.issued_at.getTime()}.${last.id}` }) : undefined;
+    more && last ? query({ agent, env, before: `${last.issuedAt.getTime()}.${last.id}` }) : undefined;
   const envs = [...p.deps.config.environments.keys()];
   const revoked = param(p.c, "revoked", 300);
   const body = h`${revoked ? h`<p class="flash" role="status">Writ <code>${revoked}</code> revoked.</p>` : ""}
@@ -92,14 +49,14 @@ ${
         const grants = Array.isArray(w.grants)
           ? (w.grants as { action?: unknown; resource?: unknown }[])
           : [];
-        const left = w.max_uses === null ? "unlimited" : String(Math.max(0, w.max_uses - w.uses));
+        const left = w.maxUses === null ? "unlimited" : String(Math.max(0, w.maxUses - w.uses));
         const ds = credsOf.get(w.id) ?? [];
         return h`<tr>
 <td><code class="id">${w.id}</code>${w.ticket ? h`<br><small>ticket ${w.ticket}</small>` : ""}${w.sponsor ? h`<br><small>for ${w.sponsor}</small>` : ""}</td>
 <td>${w.agent}</td><td>${w.playbook}</td><td>${w.environment}</td>
 <td><ul class="grants">${grants.map((g) => h`<li><code>${String(g.action)}</code> on <code>${String(g.resource)}</code></li>`)}</ul></td>
-<td>${instant(w.expires_at)}</td><td>${left}</td>
-<td>${ds.length === 0 ? "none" : h`<ul>${ds.map((d) => h`<li>${d.system} ${d.kind} (${d.state}, until ${instant(d.expires_at)})</li>`)}</ul>`}</td>
+<td>${instant(w.expiresAt)}</td><td>${left}</td>
+<td>${ds.length === 0 ? "none" : h`<ul>${ds.map((d) => h`<li>${d.system} ${d.kind} (${d.state}, until ${instant(d.expiresAt)})</li>`)}</ul>`}</td>
 <td><form method="post" action="/console/writs/${w.id}/revoke">
 <input type="hidden" name="csrf" value="${p.session.csrf}">
 <button type="submit" class="danger" aria-label="Revoke writ ${w.id}">Revoke</button>

@@ -81,7 +81,7 @@ export type SpendUse = (writId: string, by: string) => Promise<{ readonly usesLe
 export interface GatewayDeps {
   readonly config: WritConfig;
   readonly pdp: Pick<DecisionPoint, "decideWith">;
-  readonly store: Pick<Store, "db" | "writs">;
+  readonly store: Pick<Store, "writs" | "pins" | "taints" | "holds">;
   /** The audit log. Never given arguments or tokens, only digests. */
   readonly audit: (type: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly approvals: ApprovalService;
@@ -187,7 +187,7 @@ function parts(
   const sessions = new Sessions({ audit: deps.audit, now, killedWhy: (id) => kills.killedWhy(id) });
   const catalog = new ToolCatalog({
     gw,
-    pins: deps.pins ?? pinStore(deps.store.db),
+    pins: deps.pins ?? pinStore(deps.store),
     now,
     audit: deps.audit,
     resolve: deps.resolve,
@@ -195,7 +195,7 @@ function parts(
     upstreamStderr: deps.upstreamStderr,
     onUpstreamError: deps.onUpstreamError,
   });
-  const taint = taints(deps.store.db);
+  const taint = taints(deps.store);
   return { deps, gw, bounds, now, sessions, catalog, rate: rateLimiter(), taint, scoped, kills };
 }
 

@@ -8,10 +8,9 @@
  * binding, differs. An approval is used once and expires with its request.
  */
 import { randomBytes } from "node:crypto";
-import type { Kysely } from "kysely";
 import { type ApprovalService, approvalBinding } from "../broker/index.js";
 import { isWritError, type Playbook, q, type WritConfig } from "../core/index.js";
-import { type Database, heldCallRepository } from "../store/index.js";
+import type { Store } from "../store/index.js";
 import { GatewayError } from "./errors.js";
 
 /** The pseudo-playbook an approval request for a held tool call names. */
@@ -76,7 +75,7 @@ export interface HeldCall {
  * approval request: `approval_required` (a new request), `approval_pending`, `approval_denied`.
  */
 export async function admitHeld(
-  db: Kysely<Database>,
+  store: Pick<Store, "holds">,
   approvals: ApprovalService,
   call: HeldCall,
   now: Date,
@@ -88,7 +87,7 @@ export async function admitHeld(
     environment: call.environment,
   };
   const binding = approvalBinding(subject);
-  const holds = heldCallRepository(db);
+  const holds = store.holds;
   const row = await holds.find(binding);
   if (row !== undefined) {
     const status = await approvals.status(row.requestId, { binding, now }).catch((err) => {

@@ -5,10 +5,9 @@
  * operator approves it (`writ tools approve`), which pins the new hash.
  */
 import { createHash } from "node:crypto";
-import type { Kysely } from "kysely";
 import { canonicalJson, toJsonValue } from "../audit/index.js";
 import { q, WritError } from "../core/index.js";
-import { type Database, type PinStatus, type ToolPin, toolPinRepository } from "../store/index.js";
+import type { PinStatus, Store, ToolPin } from "../store/index.js";
 
 export const ERR_PIN_NOT_FOUND = "ERR_PIN_NOT_FOUND";
 
@@ -70,8 +69,8 @@ export interface PinStore {
 }
 
 /** The gateway's pins over the store's rows: definitions hashed here, refusals coded here. */
-export function pinStore(db: Kysely<Database>): PinStore {
-  const rows = toolPinRepository(db);
+export function pinStore(store: Pick<Store, "pins">): PinStore {
+  const rows = store.pins;
   return {
     get: (server, tool) => rows.get(server, tool),
     known: (server) => rows.known(server),

@@ -12,8 +12,7 @@
  *   - a call naming context `c` is tainted by a taint under `c` or under `*`;
  *   - a call naming no context could belong to any: it is tainted by every taint of its handle.
  */
-import { type Kysely, sql } from "kysely";
-import { type Database, guard } from "../store/index.js";
+import type { Store } from "../store/index.js";
 
 export const ANY_CONTEXT = "*";
 /** Past this many handles in memory, expired taints are swept before a new one is kept. */
@@ -49,7 +48,8 @@ interface Entry {
   readonly until: number;
 }
 
-export function taints(db: Kysely<Database>): Taints {
+export function taints(store: Pick<Store, "taints">): Taints {
+  const rows = store.taints;
   const memory = new Map<string, Map<string, Entry>>();
 
   const remember = (handle: string, context: string, e: Entry) => {
@@ -86,19 +86,10 @@ export function taints(db: Kysely<Database>): Taints {
       const hit = known(id, context, now);
       if (hit !== undefined) return hit;
       const handle = taintHandle(id);
-      const rows = await guard("read taint", () => {
-        let query = db
-          .selectFrom("gateway_taints")
-          .select(["context", "tainted_by", "until"])
-          .where("handle", "=", handle)
-          .where("until", ">", now);
-        if (context !== undefined) query = query.where("context", "in", [context, ANY_CONTEXT]);
-        return query.limit(1).execute();
-      });
-      const row = rows[0];
+      const row = await rows.find(handle, context === undefined ? undefined : [context, ANY_CONTEXT], now);
       if (row === undefined) return undefined;
-      remember(handle, row.context, { by: row.tainted_by, until: new Date(row.until).getTime() });
-      return row.tainted_by;
+      remember(handle, row.context, { by: row.taintedBy, until: row.until.getTime() });
+      return row.taintedBy;
     },
     async mark(id, context, by, now, ttlSeconds) {
       const handle = taintHandle(id);
@@ -109,18 +100,8 @@ export function taints(db: Kysely<Database>): Taints {
       const until = Math.min(t + ttlSeconds * 1000, id.writ?.expiresAt.getTime() ?? Number.POSITIVE_INFINITY);
       if (memory.size > MAX_HANDLES) sweep(t);
       remember(handle, key, { by, until });
-      await guard("record taint", () =>
-        db
-          .insertInto("gateway_taints")
-          .values({ handle, context: key, tainted_by: by, until: new Date(until) })
-          .onConflict((oc) =>
-            // another process may have marked it already: the later expiry stands
-            oc
-              .columns(["handle", "context"])
-              .doUpdateSet({ until: sql<Date>`greatest(gateway_taints.until, excluded.until)` }),
-          )
-          .execute(),
-      );
+      // another process may have marked it already: the later expiry stands
+      await rows.mark(handle, { context: key, taintedBy: by, until: new Date(until) });
     },
   };
 }

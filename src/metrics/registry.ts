@@ -22,7 +22,7 @@ import { credentialFigures, productionEnvironments } from "./practice.js";
 
 export interface MetricsOptions {
   readonly config: WritConfig;
-  /** The store's aggregates at scrape time (store/metrics.ts `storeFigures`, bound to a store). */
+  /** The store's aggregates at scrape time (`store.metrics.figures`). */
   readonly figures: (opts: {
     now: Date;
     windowSeconds: number;

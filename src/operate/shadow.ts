@@ -8,8 +8,7 @@
  * `MAX_GROUPS` of them returned, the largest first. `complete: false` says older records in the
  * period were not read.
  */
-import { type Kysely, sql } from "kysely";
-import type { Database } from "../store/index.js";
+import type { Store } from "../store/index.js";
 
 export const MAX_SCAN = 100_000;
 export const MAX_GROUPS = 500;
@@ -81,80 +80,37 @@ function exampleOf(
 
 /** The report over the records at or after `since` (the newest `MAX_SCAN` of them). */
 export async function readShadowReport(
-  db: Kysely<Database>,
+  store: Pick<Store, "shadow">,
   opts: { since: Date; now: Date; maxScan?: number; maxGroups?: number },
 ): Promise<ShadowReport> {
   const maxScan = opts.maxScan ?? MAX_SCAN;
   const maxGroups = opts.maxGroups ?? MAX_GROUPS;
-  // the window: the newest maxScan records in the period, found through the primary key
-  const edge = await db
-    .selectFrom("audit_records")
-    .select("seq")
-    .where("at", ">=", opts.since)
-    .orderBy("seq", "desc")
-    .offset(maxScan)
-    .limit(1)
-    .executeTakeFirst();
-  const floor = edge === undefined ? 0 : Number(edge.seq);
-  const rows = await sql<{
-    rule: string;
-    kind: string;
-    reason: string;
-    agent: string;
-    n: string | number;
-    first_at: Date | string;
-    last_at: Date | string;
-    last_seq: string | number;
-  }>`
-    select e->>'rule' as rule, coalesce(e->>'kind', '') as kind, coalesce(e->>'reason', '') as reason,
-           coalesce(r.data->>'agent', '') as agent, count(*) as n, min(r.at) as first_at,
-           max(r.at) as last_at, max(r.seq) as last_seq
-    from audit_records r, jsonb_array_elements(
-      case when jsonb_typeof(r.data->'shadow') = 'array' then r.data->'shadow' else '[]'::jsonb end
-    ) e
-    where r.seq > ${floor} and r.at >= ${opts.since} and r.data ? 'shadow' and e->>'rule' is not null
-    group by 1, 2, 3, 4
-    order by count(*) desc, max(r.seq) desc
-  `.execute(db);
-  const all = rows.rows;
+  const { complete, groups: all } = await store.shadow.groups(opts.since, maxScan);
   const kept = all.slice(0, maxGroups);
-  const seqs = [...new Set(kept.map((g) => Number(g.last_seq)))];
-  const examples = new Map<number, { at: Date; type: string; data: Record<string, unknown> }>();
-  if (seqs.length > 0) {
-    const found = await db
-      .selectFrom("audit_records")
-      .select(["seq", "at", "type", "data"])
-      .where("seq", "in", seqs)
-      .execute();
-    for (const r of found) {
-      const data = (typeof r.data === "object" && r.data !== null ? r.data : {}) as Record<string, unknown>;
-      examples.set(Number(r.seq), { at: r.at, type: r.type, data });
-    }
-  }
-  const iso = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString();
+  const examples = await store.shadow.records([...new Set(kept.map((g) => g.lastSeq))]);
   const groups: ShadowGroup[] = kept.map((g) => {
-    const seq = Number(g.last_seq);
+    const seq = g.lastSeq;
     const ex = examples.get(seq);
     return {
       rule: g.rule,
       kind: g.kind,
       agent: g.agent,
       reason: g.reason,
-      count: Number(g.n),
-      firstSeen: iso(g.first_at),
-      lastSeen: iso(g.last_at),
+      count: g.count,
+      firstSeen: g.firstAt.toISOString(),
+      lastSeen: g.lastAt.toISOString(),
       example: ex
         ? exampleOf(seq, ex.at, ex.type, ex.data, g.rule)
-        : { seq, at: iso(g.last_at), type: "", outcome: "allowed", message: "" },
+        : { seq, at: g.lastAt.toISOString(), type: "", outcome: "allowed", message: "" },
     };
   });
   return {
     since: opts.since.toISOString(),
     at: opts.now.toISOString(),
-    total: all.reduce((n, g) => n + Number(g.n), 0),
+    total: all.reduce((n, g) => n + g.count, 0),
     groups,
     groupsOmitted: all.length - kept.length,
-    complete: edge === undefined,
+    complete,
   };
 }
 

@@ -10,6 +10,8 @@ import type { ApprovalDecisionsTable, ApprovalRequestsTable, Database } from "./
 
 export type ApprovalRequestRow = Selectable<ApprovalRequestsTable>;
 export type ApprovalDecisionRow = Selectable<ApprovalDecisionsTable>;
+/** A new request's row (the columns with defaults may be left out). */
+export type ApprovalRequestInsert = Insertable<ApprovalRequestsTable>;
 
 /** A request's row with its decisions' rows. */
 export interface ApprovalRows {
@@ -30,7 +32,7 @@ export interface LockedApproval {
 }
 
 export interface ApprovalRepository {
-  insert(row: Insertable<ApprovalRequestsTable>): Promise<ApprovalRows | ApprovalInsertRefusal>;
+  insert(row: ApprovalRequestInsert): Promise<ApprovalRows | ApprovalInsertRefusal>;
   remove(id: string): Promise<void>;
   load(id: string): Promise<ApprovalRows | undefined>;
   /** Runs `work` in a transaction holding the request's row; its answer is committed with it. */

@@ -41,6 +41,18 @@ export interface StoredFinding {
   readonly lastSeen: Date;
 }
 
+export interface FindingFilter {
+  readonly status?: string | undefined;
+  readonly category?: string | undefined;
+  readonly severity?: string | undefined;
+  readonly workload?: string | undefined;
+}
+
+/** A finding without its document and history (a line of a list). */
+export type FindingLine = Omit<StoredFinding, "finding" | "firstSeen" | "status"> & {
+  readonly status: string;
+};
+
 export interface FindingHistoryEntry {
   readonly seq: number;
   readonly at: Date;
@@ -68,6 +80,15 @@ export interface FindingRepository {
     opts: { at: Date; workloads: readonly string[]; actor?: string },
   ): Promise<ScanSummary>;
   list(filter?: { status?: FindingStatus; category?: string }): Promise<StoredFinding[]>;
+  /**
+   * A page of findings matching every field of `filter` given, by workload then id, starting after
+   * `after` ([workload, id]); at most `limit`, without their documents.
+   */
+  page(
+    filter: FindingFilter,
+    after: readonly [string, string] | undefined,
+    limit: number,
+  ): Promise<FindingLine[]>;
   get(id: string): Promise<{ finding: StoredFinding; history: FindingHistoryEntry[] }>;
   setStatus(
     id: string,
@@ -252,6 +273,41 @@ function listFindings(
   });
 }
 
+function findingPage(
+  db: Kysely<Database>,
+  filter: FindingFilter,
+  after: readonly [string, string] | undefined,
+  limit: number,
+): Promise<FindingLine[]> {
+  return guard("list findings", async () => {
+    let sel = db
+      .selectFrom("analyzer_findings")
+      .select([
+        "id",
+        "workload",
+        "action",
+        "resource",
+        "category",
+        "severity",
+        "title",
+        "status",
+        "last_seen",
+      ]);
+    if (filter.status) sel = sel.where("status", "=", filter.status);
+    if (filter.category) sel = sel.where("category", "=", filter.category);
+    if (filter.severity) sel = sel.where("severity", "=", filter.severity);
+    if (filter.workload) sel = sel.where("workload", "=", filter.workload);
+    if (after) {
+      const [w, id] = after;
+      sel = sel.where((eb) =>
+        eb.or([eb("workload", ">", w), eb.and([eb("workload", "=", w), eb("id", ">", id)])]),
+      );
+    }
+    const rows = await sel.orderBy("workload").orderBy("id").limit(limit).execute();
+    return rows.map(({ last_seen, ...r }) => ({ ...r, lastSeen: new Date(last_seen) }));
+  });
+}
+
 function getFinding(db: Kysely<Database>, id: string) {
   return guard("get finding", async () => {
     const row = await db.selectFrom("analyzer_findings").selectAll().where("id", "=", id).executeTakeFirst();
@@ -307,6 +363,7 @@ export function findingRepository(db: Kysely<Database>): FindingRepository {
   return {
     recordScan: (findings, opts) => recordScan(db, findings, opts),
     list: (filter) => listFindings(db, filter),
+    page: (filter, after, limit) => findingPage(db, filter, after, limit),
     get: (id) => getFinding(db, id),
     setStatus: (id, status, opts) => setFindingStatus(db, id, status, opts),
   };

@@ -1,12 +1,12 @@
 // Storage: Kysely over PostgreSQL, embedded (PGlite) by default. The only public surface of src/store.
-export {
-  type ApprovalDecisionRow,
-  type ApprovalInsertRefusal,
-  type ApprovalRepository,
-  type ApprovalRequestRow,
-  type ApprovalRows,
-  approvalRepository,
-  type LockedApproval,
+export type {
+  ApprovalDecisionRow,
+  ApprovalInsertRefusal,
+  ApprovalRepository,
+  ApprovalRequestInsert,
+  ApprovalRequestRow,
+  ApprovalRows,
+  LockedApproval,
 } from "./approvals.js";
 export type {
   AuditHead,
@@ -16,7 +16,8 @@ export type {
   CheckpointRow,
   Companion,
 } from "./audit.js";
-export { type DenialCounter, type DenialCounterRepository, denialCounterRepository } from "./backoff.js";
+export type { AuditFilter, AuditHit, AuditSearch } from "./audit-search.js";
+export type { DenialCounter, DenialCounterRepository } from "./backoff.js";
 export {
   parseWritChange,
   WRIT_CHANGES_APPLICATION,
@@ -48,47 +49,58 @@ export {
   ERR_FINDING_NOT_FOUND,
   ERR_FINDING_STATUS,
   FINDING_STATUSES,
+  type FindingFilter,
   type FindingHistoryEntry,
   type FindingInput,
+  type FindingLine,
   type FindingRepository,
   type FindingStatus,
-  findingRepository,
   type ScanSummary,
   type StoredFinding,
 } from "./findings.js";
-export { type HeldCallRepository, type HeldCallRow, heldCallRepository } from "./holds.js";
-export {
-  type KeyChange,
-  type SigningKeyRepository,
-  type SigningKeyRow,
-  signingKeyRepository,
+export type { DayFigure, History } from "./history.js";
+export type { HeldCallRepository, HeldCallRow } from "./holds.js";
+export type {
+  KeyChange,
+  SigningKeyAlg,
+  SigningKeyInsert,
+  SigningKeyRepository,
+  SigningKeyRow,
 } from "./keys.js";
-export {
-  type FigureOptions,
-  type LifetimeQuantiles,
-  recordScanPosture,
-  type StoreFigures,
-  storeFigures,
+export type { KilledWrit, KillReach, KillRow, KillSwitchRepository } from "./kill.js";
+export type { LiveCredential, LiveWritRow, LiveWrits } from "./live-writs.js";
+export type {
+  FigureOptions,
+  LifetimeQuantiles,
+  ScanPosture,
+  StoreFigures,
+  StoreMetrics,
 } from "./metrics.js";
 export { DENIAL_PREDICATE, GENESIS_HASH, MIGRATIONS, type MigrationReport } from "./migrations.js";
 export { type Backend, openStore, type Store, type StoreOptions } from "./open.js";
 export {
-  carryWith,
-  type PGliteClient,
-  PGliteDialect,
-  type PGliteDialectConfig,
-  type RiderSource,
-  simpleQuery,
-} from "./pglite-dialect.js";
-export {
-  type PinStatus,
-  type SeenDefinition,
-  type ToolPin,
-  type ToolPinRepository,
-  toolPinRepository,
-} from "./pins.js";
+  ACTIVITY_STEP,
+  ACTIVITY_TYPES,
+  type ActivityBounds,
+  type ActivityScan,
+  type LiveDownstream,
+  type LiveWrit,
+  MAX_STORE_AGENTS,
+  type OperationalState,
+  type OperationalStateOptions,
+  type OperationalStateReader,
+  PAGE_ROWS,
+  type StoredFindingSummary,
+  type ToolPinSummary,
+} from "./operational-state.js";
+export type { PGliteClient, PGliteDialectConfig } from "./pglite-dialect.js";
+export type { PinStatus, SeenDefinition, ToolPin, ToolPinRepository } from "./pins.js";
+/** The schema's table types, for tests that read rows directly (`Store.db`). */
 export type { Database } from "./schema.js";
-export { type WritLoadCounter, type WritLoadCounterOptions, writLoadCounter } from "./writ-load.js";
+export type { SeenJti, SeenJtiBatch, SeenJtiRepository, SeenJtiRider } from "./seen-jti.js";
+export type { ShadowGroupRow, ShadowReader, ShadowRecord } from "./shadow.js";
+export type { TaintRepository, TaintRow } from "./taints.js";
+export type { WritLoadCounter, WritLoadCounterOptions } from "./writ-load.js";
 export {
   ERR_WRIT_EXHAUSTED,
   ERR_WRIT_EXISTS,
@@ -99,7 +111,6 @@ export {
   ERR_WRIT_REVOKED,
   type NewWrit,
   type RevokeResult,
-  revokeDescendants,
   type SpendResult,
   type StoredWrit,
   toActiveWrit,

@@ -11,6 +11,10 @@ import { guard } from "./errors.js";
 import type { Database, SigningKeysTable } from "./schema.js";
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
+/** A new key's row. */
+export type SigningKeyInsert = Insertable<SigningKeysTable>;
+/** The key families the table holds (`alg`). */
+export type SigningKeyAlg = "EdDSA" | "ES256";
 
 /** One environment's keys of the family, inside the transaction holding its lock. */
 export interface KeyChange {
@@ -23,7 +27,7 @@ export interface KeyChange {
    * millisecond of nominal life; its status already stops it from signing.
    */
   retire(row: SigningKeyRow, now: Date, publishUntil: Date): Promise<SigningKeyRow>;
-  insert(row: Insertable<SigningKeysTable>): Promise<SigningKeyRow>;
+  insert(row: SigningKeyInsert): Promise<SigningKeyRow>;
 }
 
 export interface SigningKeyRepository {

@@ -47,7 +47,7 @@ export interface FigureOptions {
 const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
 
 /** Every figure, in parallel statements on the store's pool. */
-export function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise<StoreFigures> {
+function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise<StoreFigures> {
   const since = new Date(opts.now.getTime() - opts.windowSeconds * 1000);
   // no environment id is empty: `in ('')` matches nothing
   const prod = opts.production.length > 0 ? opts.production : [""];
@@ -141,16 +141,7 @@ export function storeFigures(db: Kysely<Database>, opts: FigureOptions): Promise
 }
 
 /** Records the posture figures of one stored scan (beside its findings, `recordScan`). */
-export function recordScanPosture(
-  db: Kysely<Database>,
-  posture: {
-    at: Date;
-    clusterRoleBindings: number;
-    workflows: number;
-    workflowsExplicit: number;
-    findings: number;
-  },
-): Promise<void> {
+function recordScanPosture(db: Kysely<Database>, posture: ScanPosture): Promise<void> {
   return guard("record scan posture", async () => {
     await db
       .insertInto("analyzer_scans")
@@ -163,4 +154,25 @@ export function recordScanPosture(
       })
       .execute();
   });
+}
+
+export interface ScanPosture {
+  readonly at: Date;
+  readonly clusterRoleBindings: number;
+  readonly workflows: number;
+  readonly workflowsExplicit: number;
+  readonly findings: number;
+}
+
+/** The store's metrics: the aggregates a scrape reads, and the posture a stored scan records. */
+export interface StoreMetrics {
+  figures(opts: FigureOptions): Promise<StoreFigures>;
+  recordScanPosture(posture: ScanPosture): Promise<void>;
+}
+
+export function storeMetrics(db: Kysely<Database>): StoreMetrics {
+  return {
+    figures: (opts) => storeFigures(db, opts),
+    recordScanPosture: (posture) => recordScanPosture(db, posture),
+  };
 }

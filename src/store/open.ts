@@ -9,15 +9,31 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { isWritError, q, WritError } from "../core/index.js";
 import type { DownstreamLedger } from "../downstream/types.js";
+import { type ApprovalRepository, approvalRepository } from "./approvals.js";
 import { type AuditRepository, auditRepository } from "./audit.js";
+import { type AuditSearch, auditSearch } from "./audit-search.js";
+import { type DenialCounterRepository, denialCounterRepository } from "./backoff.js";
 import { type ChangeHub, pgliteChanges, postgresChanges, type WritChanges } from "./changes.js";
 import { downstreamLedger } from "./downstream.js";
 import { ERR_STORE_NOT_FOUND, ERR_STORE_UNAVAILABLE, redactUrl, storeError } from "./errors.js";
+import { type FindingRepository, findingRepository } from "./findings.js";
+import { type History, history } from "./history.js";
+import { type HeldCallRepository, heldCallRepository } from "./holds.js";
 import { issuanceLock } from "./issuance-lock.js";
+import { type SigningKeyAlg, type SigningKeyRepository, signingKeyRepository } from "./keys.js";
+import { type KillSwitchRepository, killSwitchRepository } from "./kill.js";
+import { type LiveWrits, liveWrits } from "./live-writs.js";
 import { type DirLock, lockFile } from "./lock.js";
+import { type StoreMetrics, storeMetrics } from "./metrics.js";
 import { type MigrationReport, migrateToLatest, pendingMigrations } from "./migrations.js";
+import { type OperationalStateReader, operationalStateReader } from "./operational-state.js";
 import { PGliteDialect, registerCarrier } from "./pglite-dialect.js";
+import { type ToolPinRepository, toolPinRepository } from "./pins.js";
 import type { Database } from "./schema.js";
+import { type SeenJtiRepository, seenJtiRepository } from "./seen-jti.js";
+import { type ShadowReader, shadowReader } from "./shadow.js";
+import { type TaintRepository, taintRepository } from "./taints.js";
+import { type WritLoadCounter, type WritLoadCounterOptions, writLoadCounter } from "./writ-load.js";
 import { type WritRepository, writRepository } from "./writs.js";
 
 export type Backend = "pglite" | "postgres";
@@ -38,7 +54,10 @@ export interface Store {
   readonly backend: Backend;
   /** Where the data is, for messages: a folder, or the URL without its password. */
   readonly location: string;
-  /** Kysely over the schema, for repositories added by later modules. */
+  /**
+   * Kysely over the schema: for the store's own modules and for tests only. Every other part of
+   * writ goes through the repositories below (test/store/boundary.test.ts keeps it so).
+   */
   readonly db: Kysely<Database>;
   readonly writs: WritRepository;
   /**
@@ -50,6 +69,41 @@ export interface Store {
   readonly audit: AuditRepository;
   /** What was created downstream (AWS, GitHub, Kubernetes) for each writ, until it is removed. */
   readonly downstream: DownstreamLedger;
+  /** The broker's approval requests and their decisions. */
+  readonly approvals: ApprovalRepository;
+  /** The broker's denial counters (its slow-down). */
+  readonly denials: DenialCounterRepository;
+  /** The broker's signing keys, one repository per family. */
+  readonly signingKeys: Readonly<Record<SigningKeyAlg, SigningKeyRepository>>;
+  /** The kill switches, and the revocation an engaged one makes. */
+  readonly kills: KillSwitchRepository;
+  /** The replay cache's `jti`s. */
+  readonly seenJti: SeenJtiRepository;
+  /** The gateway's tool pins. */
+  readonly pins: ToolPinRepository;
+  /** The gateway's held calls. */
+  readonly holds: HeldCallRepository;
+  /** The gateway's taints, shared by every gateway process. */
+  readonly taints: TaintRepository;
+  /** The analyzer's findings queue. */
+  readonly findings: FindingRepository;
+  /** The aggregates a metrics scrape reads, and scans' posture. */
+  readonly metrics: StoreMetrics;
+  /** What the inventory and the maturity check read. */
+  readonly operationalState: OperationalStateReader;
+  /** The shadow report's reads of the audit log. */
+  readonly shadow: ShadowReader;
+  /** The console's searches of the audit log. */
+  readonly auditSearch: AuditSearch;
+  /** The console's figures over time. */
+  readonly history: History;
+  /** Live writs as operators look at them (the console). */
+  readonly liveWrits: LiveWrits;
+  /**
+   * A counter of agents' active and recent writs kept in memory from the change feed, for a store
+   * this process alone writes to (see `writ-load.ts`).
+   */
+  writLoadCounter(opts?: Pick<WritLoadCounterOptions, "maxAgents" | "marginMs">): WritLoadCounter;
   /** Applies pending migrations; safe to call from several processes at once. */
   migrate(): Promise<MigrationReport>;
   /** The migrations this code knows that the database has not applied (readiness). */
@@ -66,15 +120,32 @@ function assemble(
   poolSize?: number,
 ): Store {
   let closed = false;
+  const writs = writRepository(db, (change) => changes.hub.emit(change), issuanceLock(db, backend, poolSize));
   return {
     kind: "store",
     backend,
     location,
     db,
-    writs: writRepository(db, (change) => changes.hub.emit(change), issuanceLock(db, backend, poolSize)),
+    writs,
     writChanges: changes,
     audit: auditRepository(db, { prepared: backend === "pglite" }),
     downstream: downstreamLedger(db),
+    approvals: approvalRepository(db),
+    denials: denialCounterRepository(db),
+    signingKeys: { EdDSA: signingKeyRepository(db, "EdDSA"), ES256: signingKeyRepository(db, "ES256") },
+    kills: killSwitchRepository(db),
+    seenJti: seenJtiRepository(db),
+    pins: toolPinRepository(db),
+    holds: heldCallRepository(db),
+    taints: taintRepository(db),
+    findings: findingRepository(db),
+    metrics: storeMetrics(db),
+    operationalState: operationalStateReader(db),
+    shadow: shadowReader(db),
+    auditSearch: auditSearch(db),
+    history: history(db),
+    liveWrits: liveWrits(db),
+    writLoadCounter: (opts = {}) => writLoadCounter({ ...opts, db, writs, changes }),
     migrate: () => migrateToLatest(db),
     pendingMigrations: () => pendingMigrations(db),
     async close() {

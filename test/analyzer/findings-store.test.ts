@@ -4,7 +4,6 @@
  * change is recorded with who and why.
  */
 import { describe, expect, it } from "vitest";
-import { findingRepository } from "../../src/store/index.js";
 import { forEachBackend } from "../store/backends.js";
 
 const base = {
@@ -20,7 +19,7 @@ forEachBackend("analyzer findings queue", (h) => {
     it("opens, reclassifies, fixes and reopens, with the history", async () => {
       await h.setup();
       try {
-        const repo = findingRepository(h.store.db);
+        const repo = h.store.findings;
         const t = (m: number) => new Date(Date.UTC(2026, 10, 1, 10, m));
         const w = [base.workload.id];
         expect(

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultPlugins, scanPaths } from "../../src/analyzer/index.js";
 import { persistScan } from "../../src/cli/findings.js";
-import { openStore, storeFigures } from "../../src/store/index.js";
+import { openStore } from "../../src/store/index.js";
 import { ROOT } from "../support/cli.js";
 
 let dir: string;
@@ -54,7 +54,7 @@ it("`writ scan --store` keeps them beside the findings, and the metrics read the
     );
     const store = await openStore({ dataDir: data, create: false });
     try {
-      const f = await storeFigures(store.db, { now: new Date(), windowSeconds: 60, production: [] });
+      const f = await store.metrics.figures({ now: new Date(), windowSeconds: 60, production: [] });
       expect(f.latestScan).toEqual({
         at: new Date("2026-11-02T00:00:00Z"),
         clusterRoleBindings: 1,

@@ -106,7 +106,7 @@ forEachBackend("approvals", (h) => {
 
   beforeAll(async () => {
     await h.setup();
-    svc = approvalService(h.store.db, {
+    svc = approvalService(h.store, {
       audit: {
         append: async (type, data) => {
           events.push({ type, data });
@@ -370,7 +370,7 @@ forEachBackend("approvals", (h) => {
   describe("concurrent decisions", () => {
     it("10 approvers at once on 3-of-10: exactly 3 count, the rest find it closed", async () => {
       const r = await create({ playbook: "scale-deployment", params: { service: "api" } });
-      const other = h.second ? approvalService((await h.second()).db) : svc;
+      const other = h.second ? approvalService(await h.second()) : svc;
       const results = await Promise.allSettled(
         Array.from({ length: 10 }, (_, i) =>
           (i % 2 === 0 ? svc : other).decide(r.id, approve(`o${i}@acme.example`), { config, now: at(1) }),

@@ -84,7 +84,7 @@ describe("the CIBA poll re-checks the sponsor", () => {
       );
       expect(asked.status, JSON.stringify(asked.body)).toBe(200);
       const id = asked.body.auth_req_id as string;
-      await approvalService(current.store.db).decide(
+      await approvalService(current.store).decide(
         id,
         { approver: "bob@acme.example", decision: "approve" },
         { config: before.config },
@@ -106,7 +106,7 @@ describe("the CIBA poll re-checks the sponsor", () => {
         expect(polled.status).toBe(400);
         expect(polled.body).toMatchObject({ error: "unknown_user_id", reason: expected });
         expect(await current.store.db.selectFrom("writs").select("id").execute()).toEqual([]);
-        const approval = await approvalService(current.store.db).get(id);
+        const approval = await approvalService(current.store).get(id);
         expect(approval?.status).not.toBe("consumed");
       }
     }, 60_000);

@@ -53,7 +53,7 @@ const deployIntent = (service = "checkout") =>
   ]);
 
 const decide = (id: string, approver: string, decision: "approve" | "deny", reason?: string) =>
-  approvalService(server.store.db).decide(id, { approver, decision, reason }, { config: policy.config });
+  approvalService(server.store).decide(id, { approver, decision, reason }, { config: policy.config });
 
 describe("CIBA poll mode with openid-client", () => {
   it("advertises the backchannel endpoint", async () => {
@@ -113,7 +113,7 @@ describe("CIBA poll mode with openid-client", () => {
       act: { sub: "release-bot" },
       client_id: "release-bot",
     });
-    const approval = await approvalService(server.store.db).get(started.auth_req_id);
+    const approval = await approvalService(server.store).get(started.auth_req_id);
     expect(approval?.status).toBe("consumed");
     expect(approval?.writId).toBe(claims.writ);
   }, 30_000);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-interop-"));
   store = await openStore({ dataDir: dir });
   await store.migrate();
-  keys = environmentKeys(store.db);
+  keys = environmentKeys(store);
   server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     requests.push(path);

@@ -29,10 +29,10 @@ beforeAll(async () => {
   service = broker.brokerService({
     config: policy!.config,
     store,
-    keys: broker.environmentKeys(store.db),
-    replay: broker.replayCache(store.db),
-    kill: broker.killSwitch(store.db),
-    backoff: broker.denialBackoff(store.db),
+    keys: broker.environmentKeys(store),
+    replay: broker.replayCache(store),
+    kill: broker.killSwitch(store),
+    backoff: broker.denialBackoff(store),
     audit: async () => undefined,
     baseUrl: BASE,
     introspectionToken: RS_TOKEN,
@@ -103,7 +103,7 @@ describe("introspection with the resource servers' token", () => {
 describe("a store that fails while a token is checked", () => {
   it("is the server's failure, not an inactive or refused token", async () => {
     const { policy } = await loadPolicy(join(ROOT, "examples", "quickstart", "writ.yaml"));
-    const keys = broker.environmentKeys(store.db);
+    const keys = broker.environmentKeys(store);
     const failing = broker.brokerService({
       config: policy!.config,
       store,
@@ -113,9 +113,9 @@ describe("a store that fails while a token is checked", () => {
           throw new WritError("ERR_STORE_UNAVAILABLE", "the store did not answer");
         },
       },
-      replay: broker.replayCache(store.db),
-      kill: broker.killSwitch(store.db),
-      backoff: broker.denialBackoff(store.db),
+      replay: broker.replayCache(store),
+      kill: broker.killSwitch(store),
+      backoff: broker.denialBackoff(store),
       audit: async () => undefined,
       baseUrl: BASE,
       introspectionToken: RS_TOKEN,

@@ -64,7 +64,7 @@ describe("writ keys (embedded store)", () => {
     // The server made the first key.
     const store = await openStore({ dataDir: data });
     await store.migrate();
-    const first = await environmentKeys(store.db, { clock: () => T0 }).activeKey("prod");
+    const first = await environmentKeys(store, { clock: () => T0 }).activeKey("prod");
     await store.close();
 
     const rotated = await writ(

@@ -50,8 +50,8 @@ forEachBackend("environment keys", (h) => {
 
   it("keeps the ES256 family (AWS web identity) apart from the EdDSA one", async () => {
     const t = manualClock();
-    const ed = environmentKeys(h.store.db, { clock: t.clock });
-    const es = environmentKeys(h.store.db, { clock: t.clock, alg: "ES256" });
+    const ed = environmentKeys(h.store, { clock: t.clock });
+    const es = environmentKeys(h.store, { clock: t.clock, alg: "ES256" });
     const env = freshEnv();
     const edKey = await ed.activeKey(env);
     t.advance(1);
@@ -82,7 +82,7 @@ forEachBackend("environment keys", (h) => {
 
   it("creates the first key lazily, once, and publishes it", async () => {
     const t = manualClock();
-    const keys = environmentKeys(h.store.db, { clock: t.clock });
+    const keys = environmentKeys(h.store, { clock: t.clock });
     const env = freshEnv();
     expect((await keys.jwks(env)).keys).toEqual([]);
     expect(await keys.list(env)).toEqual([]);
@@ -105,7 +105,7 @@ forEachBackend("environment keys", (h) => {
 
   it("ends with exactly one active key when 10 callers race for the first one", async () => {
     const env = freshEnv();
-    const keys = environmentKeys(h.store.db);
+    const keys = environmentKeys(h.store);
     const got = await Promise.all(Array.from({ length: 10 }, () => keys.activeKey(env)));
     expect(new Set(got.map((k) => k.kid)).size).toBe(1);
     expect(await activeCount(h.store, env)).toBe(1);
@@ -120,8 +120,8 @@ forEachBackend("environment keys", (h) => {
     async () => {
       const env = freshEnv();
       const other = await h.second!();
-      const a = environmentKeys(h.store.db);
-      const b = environmentKeys(other.db);
+      const a = environmentKeys(h.store);
+      const b = environmentKeys(other);
       const got = await Promise.all(
         Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).activeKey(env)),
       );
@@ -140,7 +140,7 @@ forEachBackend("environment keys", (h) => {
 
   it("rotation retires the old key at once; it stays published until its last token expires", async () => {
     const t = manualClock();
-    const keys = environmentKeys(h.store.db, { clock: t.clock });
+    const keys = environmentKeys(h.store, { clock: t.clock });
     const env = freshEnv();
     const old = await keys.activeKey(env);
     t.advance(600);
@@ -184,7 +184,7 @@ forEachBackend("environment keys", (h) => {
 
   it("rotation never publishes a retired key beyond its own life, and 0 withdraws it at once", async () => {
     const t = manualClock();
-    const keys = environmentKeys(h.store.db, {
+    const keys = environmentKeys(h.store, {
       clock: t.clock,
       keyLifetimeSeconds: 7200,
       renewBeforeSeconds: 0,
@@ -206,7 +206,7 @@ forEachBackend("environment keys", (h) => {
   });
 
   it("rotation of an environment without a key creates its first", async () => {
-    const keys = environmentKeys(h.store.db);
+    const keys = environmentKeys(h.store);
     const env = freshEnv();
     const { retired, created } = await keys.rotate(env, { maxTokenTtlSeconds: 60 });
     expect(retired).toBeUndefined();
@@ -215,7 +215,7 @@ forEachBackend("environment keys", (h) => {
 
   it("a key rotated in the millisecond it was made keeps the schema's invariants", async () => {
     const t = manualClock();
-    const keys = environmentKeys(h.store.db, { clock: t.clock });
+    const keys = environmentKeys(h.store, { clock: t.clock });
     const env = freshEnv();
     const first = await keys.activeKey(env);
     const { retired } = await keys.rotate(env, { maxTokenTtlSeconds: 0 });
@@ -226,7 +226,7 @@ forEachBackend("environment keys", (h) => {
 
   it("replaces a key at the end of its life, and one inside its renewal margin", async () => {
     const t = manualClock();
-    const keys = environmentKeys(h.store.db, {
+    const keys = environmentKeys(h.store, {
       clock: t.clock,
       keyLifetimeSeconds: 1000,
       renewBeforeSeconds: 100,
@@ -258,7 +258,7 @@ forEachBackend("environment keys", (h) => {
   });
 
   it("environments are separate trust roots", async () => {
-    const keys = environmentKeys(h.store.db);
+    const keys = environmentKeys(h.store);
     const dev = freshEnv();
     const prod = freshEnv();
     const devKey = await keys.activeKey(dev);
@@ -273,7 +273,7 @@ forEachBackend("environment keys", (h) => {
   });
 
   it("refuses a row whose key is not its kid (written by hand)", async () => {
-    const keys = environmentKeys(h.store.db);
+    const keys = environmentKeys(h.store);
     const env = freshEnv();
     const key = await keys.activeKey(env);
     const other = await keys.activeKey(freshEnv());
@@ -291,7 +291,7 @@ forEachBackend("environment keys", (h) => {
         retired_at: T0,
       })
       .execute();
-    const fresh = environmentKeys(h.store.db); // an empty key cache, as another process has
+    const fresh = environmentKeys(h.store); // an empty key cache, as another process has
     await expect(fresh.verificationKey(env, "forged-kid")).rejects.toSatisfy((e) =>
       isWritError(e, "ERR_STORE_CORRUPT"),
     );
@@ -300,10 +300,10 @@ forEachBackend("environment keys", (h) => {
   });
 
   it("refuses bad arguments as programmer errors", async () => {
-    const keys = environmentKeys(h.store.db);
+    const keys = environmentKeys(h.store);
     await expect(keys.activeKey("Prod Env")).rejects.toBeInstanceOf(TypeError);
     await expect(keys.rotate("prod", { maxTokenTtlSeconds: -1 })).rejects.toBeInstanceOf(TypeError);
-    expect(() => environmentKeys(h.store.db, { keyLifetimeSeconds: 60, renewBeforeSeconds: 60 })).toThrow(
+    expect(() => environmentKeys(h.store, { keyLifetimeSeconds: 60, renewBeforeSeconds: 60 })).toThrow(
       TypeError,
     );
     expect(await keys.verificationKey("prod", "")).toBeUndefined();
@@ -315,7 +315,7 @@ describe("environment keys: store failures are coded", () => {
     const dir = await mkdtemp(join(tmpdir(), "writ-keys-"));
     const store = await openStore({ dataDir: dir });
     try {
-      const keys = environmentKeys(store.db);
+      const keys = environmentKeys(store);
       let key: SigningKey | undefined;
       try {
         key = await keys.activeKey("prod");

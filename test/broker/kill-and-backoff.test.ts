@@ -60,7 +60,7 @@ forEachBackend("kill switch", (h) => {
     [{ kind: "environment", environment: "prod" } as const, ["w-ops-prod", "w-rb-prod"]],
     [{ kind: "all" } as const, ["w-ops-prod", "w-rb-dev", "w-rb-prod"]],
   ])("%j revokes exactly the live writs in scope and reports them", async (scope, revoked) => {
-    const ks = killSwitch(h.store.db);
+    const ks = killSwitch(h.store);
     const r = await ks.engage(scope, { by: "alice@acme.example", reason: "incident", config, now: later(5) });
     expect(r.revoked.map((w) => w.id)).toEqual(revoked);
     expect(r.already).toBe(false);
@@ -72,7 +72,7 @@ forEachBackend("kill switch", (h) => {
   });
 
   it("answers from memory when exclusive, exactly: what it engages and lifts shows at once", async () => {
-    const ks = killSwitch(h.store.db, { exclusive: true });
+    const ks = killSwitch(h.store, { exclusive: true });
     expect(await ks.engaged()).toEqual([]);
     const { kill } = await ks.engage(
       { kind: "agent", agent: "release-bot" },
@@ -97,7 +97,7 @@ forEachBackend("kill switch", (h) => {
   });
 
   it("blocks issuance for what is in scope until lifted, and only that", async () => {
-    const ks = killSwitch(h.store.db);
+    const ks = killSwitch(h.store);
     await ks.engage({ kind: "class", runnerClass: "deploy" }, { by: "alice@acme.example", config, now: NOW });
     const rb = config.agents.get("release-bot")!;
     const ops = config.agents.get("ops-assistant")!;
@@ -117,7 +117,7 @@ forEachBackend("kill switch", (h) => {
   });
 
   it("engaging the same scope twice keeps one kill, and revokes again", async () => {
-    const ks = killSwitch(h.store.db);
+    const ks = killSwitch(h.store);
     const first = await ks.engage({ kind: "all" }, { by: "a", config, now: NOW });
     const second = await ks.engage({ kind: "all" }, { by: "b", config, now: later(1) });
     expect(second.already).toBe(true);
@@ -127,7 +127,7 @@ forEachBackend("kill switch", (h) => {
   });
 
   it("refuses a scope the config does not declare", async () => {
-    const ks = killSwitch(h.store.db);
+    const ks = killSwitch(h.store);
     await expectCode(ks.engage({ kind: "agent", agent: "ghost" }, { by: "a", config }), ERR_KILL_SCOPE);
     await expectCode(
       ks.engage({ kind: "environment", environment: "staging" }, { by: "a", config }),
@@ -144,7 +144,7 @@ forEachBackend("repeated denials", (h) => {
   });
 
   it("blocks after a denial, doubling with each repeat, capped", async () => {
-    const b = denialBackoff(h.store.db, { maxSeconds: 16 });
+    const b = denialBackoff(h.store, { maxSeconds: 16 });
     expect(await b.check("release-bot", "prod", NOW)).toBeUndefined();
     const waits: number[] = [];
     let t = NOW;
@@ -157,7 +157,7 @@ forEachBackend("repeated denials", (h) => {
   });
 
   it("asking again inside the block extends it; the block is per agent and environment", async () => {
-    const b = denialBackoff(h.store.db);
+    const b = denialBackoff(h.store);
     await b.record("release-bot", "prod", NOW);
     await b.record("release-bot", "prod", NOW); // a rephrased request, still blocked
     const blocked = await b.check("release-bot", "prod", later(1));
@@ -169,14 +169,14 @@ forEachBackend("repeated denials", (h) => {
   });
 
   it("starts over only after an hour of quiet", async () => {
-    const b = denialBackoff(h.store.db);
+    const b = denialBackoff(h.store);
     for (let i = 0; i < 5; i++) await b.record("release-bot", "prod", later(i * 60));
     expect((await b.record("release-bot", "prod", later(4 * 60 + 30 * 60))).count).toBe(6);
     expect((await b.record("release-bot", "prod", later(4 * 60 + 30 * 60 + 3601))).count).toBe(1);
   });
 
   it("concurrent denials all count", async () => {
-    const b = denialBackoff(h.store.db);
+    const b = denialBackoff(h.store);
     await Promise.all(Array.from({ length: 10 }, () => b.record("release-bot", "prod", NOW)));
     expect((await b.check("release-bot", "prod", NOW))?.count).toBe(10);
   });

@@ -625,7 +625,7 @@ const decode = (part: string) =>
   JSON.parse(Buffer.from(part, "base64url").toString()) as Record<string, unknown>;
 
 /** The environment's signing key, as the server signs with it. */
-const signingKey = (env: string): Promise<SigningKey> => environmentKeys(server.store.db).activeKey(env);
+const signingKey = (env: string): Promise<SigningKey> => environmentKeys(server.store).activeKey(env);
 
 /** A token signed by the environment's own key, with any claims and header. */
 async function signedByEnv(
@@ -1396,7 +1396,7 @@ const denyAs = async (id: string, who: string, body?: unknown) =>
 
 /** A request for deploy in dev, where no policy asks approval (made behind the broker). */
 async function policyLessRequest(): Promise<string> {
-  const r = await approvalService(server.store.db).createRequest({
+  const r = await approvalService(server.store).createRequest({
     agent: "release-bot",
     playbook: "deploy",
     params: { service: "checkout" },

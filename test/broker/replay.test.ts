@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAuditLog } from "../../src/audit/index.js";
 import { memoryReplayCache, replayCache, type StoreReplayCache } from "../../src/broker/replay.js";
 import { writRow } from "../../src/store/index.js";
+import { seenJtiRepository } from "../../src/store/seen-jti.js";
 import { forEachBackend } from "../store/backends.js";
 
 const T0 = Date.parse("2030-01-01T10:00:00.000Z");
@@ -123,7 +124,7 @@ forEachBackend("replay cache", (h) => {
     );
 
   const subject = (): Subject => ({
-    make: (clock, options) => replayCache(h.store.db, { clock, ...options }),
+    make: (clock, options) => replayCache(h.store, { clock, ...options }),
     async count(scope) {
       const r = await sql<{ n: number | string }>`
         select count(*)::int as n from seen_jti where scope = ${scope}`.execute(h.store.db);
@@ -139,8 +140,8 @@ forEachBackend("replay cache", (h) => {
       const other = await second();
       const scope = fresh();
       const clock = manualClock().clock;
-      const a = replayCache(h.store.db, { clock });
-      const b = replayCache(other.db, { clock });
+      const a = replayCache(h.store, { clock });
+      const b = replayCache(other, { clock });
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).remember(scope, "shared", at(60))),
       );
@@ -152,7 +153,7 @@ forEachBackend("replay cache", (h) => {
     let last: ReturnType<typeof replayCache> | undefined;
     contract(() => ({
       make(clock, options) {
-        last = replayCache(h.store.db, { clock, exclusive: true, ...options });
+        last = replayCache(h.store, { clock, exclusive: true, ...options });
         return last;
       },
       async count(scope) {
@@ -166,11 +167,11 @@ forEachBackend("replay cache", (h) => {
     it("a restarted server still refuses what the last one saw, once written", async () => {
       const clock = manualClock().clock;
       const scope = fresh();
-      const before = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const before = replayCache(h.store, { clock, exclusive: true, flushAfterMs: 60_000 });
       expect(await before.remember(scope, "seen", at(60))).toBe(true);
       expect(await before.remember(scope, "seen", at(60))).toBe(false);
       await before.flush();
-      const after = replayCache(h.store.db, { clock, exclusive: true });
+      const after = replayCache(h.store, { clock, exclusive: true });
       expect(await after.remember(scope, "seen", at(60))).toBe(false);
       expect(await after.remember(scope, "new", at(60))).toBe(true);
     });
@@ -179,7 +180,7 @@ forEachBackend("replay cache", (h) => {
       const clock = manualClock().clock;
       const scope = fresh();
       const nasty = ["'", "\\'", "\\", "a'); drop table seen_jti; --", "\\x27", "é\u2028"];
-      const before = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const before = replayCache(h.store, { clock, exclusive: true, flushAfterMs: 60_000 });
       for (const jti of nasty) expect(await before.remember(scope, jti, at(60))).toBe(true);
       expect(await before.remember(scope, "nul\u0000inside", at(60))).toBe(true); // memory only
       await before.flush();
@@ -187,7 +188,7 @@ forEachBackend("replay cache", (h) => {
         h.store.db,
       );
       expect(r.rows.map((row) => row.jti).sort()).toEqual([...nasty].sort());
-      const after = replayCache(h.store.db, { clock, exclusive: true });
+      const after = replayCache(h.store, { clock, exclusive: true });
       for (const jti of nasty) expect(await after.remember(scope, jti, at(60))).toBe(false);
       // the entry the table cannot hold did not block the flush, and later ones still go through
       expect(await after.remember(scope, "later", at(60))).toBe(true);
@@ -200,7 +201,7 @@ forEachBackend("replay cache", (h) => {
 
     it("writes on its own shortly after", async () => {
       const scope = fresh();
-      const cache = replayCache(h.store.db, { clock: manualClock().clock, exclusive: true, flushAfterMs: 5 });
+      const cache = replayCache(h.store, { clock: manualClock().clock, exclusive: true, flushAfterMs: 5 });
       for (let i = 0; i < 5; i++) await cache.remember(scope, `j${i}`, at(60));
       await expect
         .poll(
@@ -220,7 +221,7 @@ forEachBackend("replay cache", (h) => {
     it("rides with the next audit commit on the embedded store (one transaction), and is written on its own elsewhere", async () => {
       const clock = manualClock().clock;
       const scope = fresh();
-      const cache = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const cache = replayCache(h.store, { clock, exclusive: true, flushAfterMs: 60_000 });
       const log = openAuditLog({ repo: h.store.audit });
       await log.append("test.before", {}); // the log's first append reads the head: the next one carries
       for (const jti of ["a", "b", "c"]) expect(await cache.remember(scope, jti, at(60))).toBe(true);
@@ -235,7 +236,7 @@ forEachBackend("replay cache", (h) => {
     it("keeps entries whose carrying commit failed, and writes them itself", async () => {
       const clock = manualClock().clock;
       const scope = fresh();
-      const cache = replayCache(h.store.db, { clock, exclusive: true, flushAfterMs: 60_000 });
+      const cache = replayCache(h.store, { clock, exclusive: true, flushAfterMs: 60_000 });
       const log = openAuditLog({ repo: h.store.audit });
       await log.append("test.before", {});
       const taken = writRow({
@@ -263,7 +264,10 @@ forEachBackend("replay cache", (h) => {
 
     it("fails closed when the store cannot be read: no answer from an empty memory", async () => {
       const db = h.store.db.withSchema("no_such_schema") as unknown as typeof h.store.db;
-      const cache = replayCache(db, { exclusive: true, flushAfterMs: 60_000 });
+      const cache = replayCache(
+        { seenJti: seenJtiRepository(db) },
+        { exclusive: true, flushAfterMs: 60_000 },
+      );
       // the initial load fails first: the store is the authority on what earlier runs saw
       await expect(cache.remember("s", "a", at(1))).rejects.toMatchObject({ code: "ERR_STORE" });
     });
@@ -271,7 +275,7 @@ forEachBackend("replay cache", (h) => {
 
   it("reports a failing database as a store error", async () => {
     const db = h.store.db.withSchema("no_such_schema") as unknown as typeof h.store.db;
-    const cache = replayCache(db);
+    const cache = replayCache({ seenJti: seenJtiRepository(db) });
     await expect(cache.remember("s", "a", at(1))).rejects.toMatchObject({ code: "ERR_STORE" });
   });
 });

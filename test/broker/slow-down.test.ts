@@ -37,14 +37,14 @@ beforeAll(async () => {
   store = await openStore({ dataDir: dir });
   await store.migrate();
   policy = (await loadPolicy(join(QUICKSTART, "writ.yaml"))).policy!;
-  kill = broker.killSwitch(store.db);
+  kill = broker.killSwitch(store);
   service = broker.brokerService({
     config: policy.config,
     store,
-    keys: broker.environmentKeys(store.db),
-    replay: broker.replayCache(store.db),
+    keys: broker.environmentKeys(store),
+    replay: broker.replayCache(store),
     kill,
-    backoff: broker.denialBackoff(store.db),
+    backoff: broker.denialBackoff(store),
     audit: async (type, data) => {
       audit.push({ type, data });
     },

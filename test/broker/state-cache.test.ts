@@ -35,7 +35,7 @@ const releaseBot = { id: "release-bot", runnerClass: "deploy" };
 
 describe("kill switch kept in memory", () => {
   it("follows engage and lift through the same object, every scope", async () => {
-    const ks = killSwitch(store.db, { exclusive: true });
+    const ks = killSwitch(store, { exclusive: true });
     expect(await ks.blocking(releaseBot, "dev")).toBeUndefined();
     for (const scope of [
       { kind: "agent", agent: "release-bot" },
@@ -56,8 +56,8 @@ describe("kill switch kept in memory", () => {
   });
 
   it("a shared-store object sees a kill another writer engaged", async () => {
-    const shared = killSwitch(store.db);
-    const other = killSwitch(store.db);
+    const shared = killSwitch(store);
+    const other = killSwitch(store);
     expect(await shared.blocking(releaseBot, "dev")).toBeUndefined();
     await other.engage({ kind: "agent", agent: "release-bot" }, { by: "bob", config });
     expect(await shared.blocking(releaseBot, "dev")).toBeDefined();
@@ -68,7 +68,7 @@ describe("kill switch kept in memory", () => {
 
 describe("signing keys kept in memory", () => {
   it("signs with the rotated key at once and drops a withdrawn key from verification", async () => {
-    const keys = environmentKeys(store.db, { exclusive: true });
+    const keys = environmentKeys(store, { exclusive: true });
     const first = await keys.activeKey("dev");
     expect((await keys.activeKey("dev")).kid).toBe(first.kid);
     expect(await keys.verificationKey("dev", first.kid)).toBeDefined();
@@ -85,7 +85,7 @@ describe("signing keys kept in memory", () => {
 
 describe("slow-down kept in memory", () => {
   it("answers a block recorded through the same object, and its end", async () => {
-    const b = denialBackoff(store.db, { exclusive: true });
+    const b = denialBackoff(store, { exclusive: true });
     const t0 = new Date("2026-11-22T10:00:00Z");
     expect(await b.check("release-bot", "dev", t0)).toBeUndefined();
     expect((await b.record("release-bot", "dev", t0)).retryAfter).toBe(1);

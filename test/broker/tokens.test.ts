@@ -59,7 +59,7 @@ afterAll(async () => {
 beforeEach(async () => {
   now = T0.getTime();
   await store.db.deleteFrom("signing_keys").execute();
-  keys = environmentKeys(store.db, { clock });
+  keys = environmentKeys(store, { clock });
 });
 
 function claims(over: Partial<AccessTokenInput> = {}): AccessTokenInput {

@@ -40,7 +40,7 @@ const ids: Record<string, string> = {};
 async function withService<T>(fn: (svc: ApprovalService, store: Store) => Promise<T>): Promise<T> {
   const store = await openStore({ dataDir: data });
   try {
-    return await fn(approvalService(store.db), store);
+    return await fn(approvalService(store), store);
   } finally {
     await store.close();
   }
@@ -230,7 +230,7 @@ describe.skipIf(!postgresEnabled)("writ approve on PostgreSQL (WRIT_DATABASE_URL
     try {
       await store.migrate();
       id = (
-        await approvalService(store.db).createRequest(
+        await approvalService(store).createRequest(
           request({ playbook: "restart-pods", params: { service: "api" } }),
         )
       ).id;

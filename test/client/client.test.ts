@@ -186,7 +186,7 @@ describe("getWrit", () => {
         onProgress: (e) => {
           events.push(e);
           if (e.kind === "approval_requested")
-            void approvalService(live.server.store.db).decide(
+            void approvalService(live.server.store).decide(
               e.authReqId,
               { approver: "bob@acme.example", decision: "approve" },
               { config: policy.config },
@@ -213,7 +213,7 @@ describe("getWrit", () => {
       bot().getWrit(intent, {
         onProgress: (e) => {
           if (e.kind === "approval_requested")
-            void approvalService(live.server.store.db).decide(
+            void approvalService(live.server.store).decide(
               e.authReqId,
               { approver: "bob@acme.example", decision: "deny", reason: "not today" },
               { config: policy.config },

@@ -216,7 +216,7 @@ describe("approvals", () => {
   async function pending(params: Record<string, unknown> = { service: "checkout", tag: "v1.0.0" }) {
     return server.operator.pendingApprovals().then(async () => {
       const { approvalService } = await import("../../src/broker/index.js");
-      return approvalService(server.store.db).createRequest({
+      return approvalService(server.store).createRequest({
         agent: "release-bot",
         playbook: "deploy-service",
         params,
@@ -327,7 +327,7 @@ describe("approvals", () => {
         .digest("hex")}`;
     const args = { path: "/srv/reports/<script>alert(1)</script>", confirm: true };
     const make = async (stored: unknown, resource: string) => {
-      const r = await approvalService(server.store.db).createRequest({
+      const r = await approvalService(server.store).createRequest({
         agent: "ops-assistant",
         playbook: "mcp:runbooks:run",
         params: { arguments: digest(args), resources: [resource], why: "irreversible" },

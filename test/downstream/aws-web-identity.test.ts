@@ -88,7 +88,7 @@ const fetchV1 = { playbook: "fetch", params: { version: "v1.4" } };
 
 /** A token of the shape writ mints, signed with the environment's web-identity key. */
 async function token(claims: { sub?: string; aud?: string; expiresAt?: Date } = {}, now = new Date()) {
-  const keys = environmentKeys(server.store.db, { alg: "ES256" });
+  const keys = environmentKeys(server.store, { alg: "ES256" });
   return webIdentitySigner(keys, () => issuer).sign(
     "dev",
     {

@@ -53,7 +53,7 @@ export async function inProcessGateway(
     guardrails: policy.guardrails,
     writs: async (agent) => (await store.writs.listActive(agent, now())).map(toActiveWrit),
   });
-  const approvals = approvalService(store.db, { audit: log });
+  const approvals = approvalService(store, { audit: log });
   const build = () =>
     createGateway({
       config: policy.config,
@@ -61,7 +61,7 @@ export async function inProcessGateway(
       store,
       audit,
       approvals,
-      kill: killSwitch(store.db),
+      kill: killSwitch(store),
       digest: (v) =>
         `sha256:${createHash("sha256")
           .update(canonicalJson(toJsonValue(v)))

@@ -149,7 +149,7 @@ describe("pinning", () => {
     expect((await c.listTools()).tools.map((t) => t.name)).not.toContain("rug__weather");
     const r = await c.callTool({ name: "rug__weather", arguments: { city: "Paris" } });
     expect(refusal(r)?.reason).toBe("tool_quarantined");
-    const pins = pinStore(live.server.store.db);
+    const pins = pinStore(live.server.store);
     const pin = await pins.get("rug", "weather");
     expect(pin?.status).toBe("quarantined");
     expect(String(pin?.seenDefinition.description)).toContain("id_rsa");

@@ -178,7 +178,7 @@ describe("a tool new on an upstream already pinned", () => {
     expect((await gw.gateway.listTools(s.id)).map((t) => t.name)).not.toContain("typed__drop_table");
     gw.gateway.endSession(s.id, "done");
     expect(await reason("typed__drop_table", { table: "users" })).toBe("tool_quarantined");
-    const pins = pinStore(gw.store.db);
+    const pins = pinStore(gw.store);
     const pin = await pins.get("typed", "drop_table");
     expect(pin).toMatchObject({ status: "quarantined", approvedHash: undefined });
     await pins.approve("typed", "drop_table", { by: "test", hash: pin!.seenHash });

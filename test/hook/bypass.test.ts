@@ -38,7 +38,7 @@ beforeAll(async () => {
   const pdp = decisionPoint(policy, []);
   engine = hookEngine({
     decide: async (req) => pdp.decide(req),
-    taints: taints(store.db),
+    taints: taints(store),
     audit: async (type, data) => {
       audited.push({ type, data });
       return log.append(type, data);

@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { findingRepository, recordScanPosture, storeFigures } from "../../src/store/index.js";
 import { forEachBackend } from "../store/backends.js";
 
 const NOW = new Date("2026-11-20T12:00:00Z");
@@ -35,7 +34,7 @@ forEachBackend("metrics figures", (h) => {
 
   it("reads an empty store as zeros and absences", async () => {
     await sql`select 1`.execute(h.store.db);
-    const f = await storeFigures(h.store.db, { now: NOW, windowSeconds: 86_400, production: [] });
+    const f = await h.store.metrics.figures({ now: NOW, windowSeconds: 86_400, production: [] });
     expect(f).toMatchObject({
       usesByPlaybook: [],
       lifetimeIssued: { count: 0, p50: undefined, p90: undefined },
@@ -98,7 +97,7 @@ forEachBackend("metrics figures", (h) => {
     await approval("ar_5", "prod", "approved", 5000, 50 * DAY);
 
     // findings: two open category-3, one accepted category-1
-    const findings = findingRepository(h.store.db);
+    const findings = h.store.findings;
     const finding = (id: string, category: string) => ({
       id,
       category,
@@ -117,14 +116,14 @@ forEachBackend("metrics figures", (h) => {
     );
     await findings.setStatus("f3", "accepted", { actor: "alice", at: at(DAY) });
     // two scans: the latest one counts
-    await recordScanPosture(h.store.db, {
+    await h.store.metrics.recordScanPosture({
       at: at(2 * DAY),
       clusterRoleBindings: 9,
       workflows: 4,
       workflowsExplicit: 1,
       findings: 3,
     });
-    await recordScanPosture(h.store.db, {
+    await h.store.metrics.recordScanPosture({
       at: at(DAY),
       clusterRoleBindings: 7,
       workflows: 4,
@@ -132,7 +131,7 @@ forEachBackend("metrics figures", (h) => {
       findings: 3,
     });
 
-    const f = await storeFigures(h.store.db, {
+    const f = await h.store.metrics.figures({
       now: NOW,
       windowSeconds: 30 * 86_400,
       production: ["prod"],

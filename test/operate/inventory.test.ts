@@ -7,7 +7,7 @@ import { expect, it } from "vitest";
 import { openAuditLog } from "../../src/audit/index.js";
 import { pinStore } from "../../src/gateway/index.js";
 import { buildInventory, readOperationalState } from "../../src/operate/index.js";
-import { findingRepository, type Store } from "../../src/store/index.js";
+import type { Store } from "../../src/store/index.js";
 import { forEachBackend } from "../store/backends.js";
 import { loadFixture } from "./fixture.js";
 
@@ -69,7 +69,7 @@ export async function seed(store: Store): Promise<void> {
   await at(ago(DAY), "broker.denied", { agent: "ghost", reason: "unknown_client" });
   // an operator's act about an agent is not the agent's activity
   await at(ago(MIN), "kill.engaged", { agent: "quiet", by: "op" });
-  await findingRepository(store.db).recordScan(
+  await store.findings.recordScan(
     [
       {
         id: "wf-bad",
@@ -90,7 +90,7 @@ export async function seed(store: Store): Promise<void> {
     ],
     { at: ago(HOUR), workloads: ["k8s:Deployment:shop/bot", "k8s:Deployment:ops/x"] },
   );
-  await pinStore(store.db).observe(
+  await pinStore(store).observe(
     "files",
     { name: "read_text_file", inputSchema: { type: "object" }, annotations: { readOnlyHint: true } },
     ago(DAY),
@@ -103,7 +103,7 @@ forEachBackend("agents inventory", (h) => {
     try {
       await seed(h.store);
       const { config, locate } = await loadFixture();
-      const state = await readOperationalState(h.store.db, { now: T });
+      const state = await readOperationalState(h.store, { now: T });
       expect(state.liveWrits.map((w) => w.id).sort()).toEqual(["w-good", "w-idle"]);
       expect(state.writLastUse.get("w-good")).toEqual(ago(5 * MIN));
       expect(state.lastActivity.get("quiet")).toBeUndefined();
@@ -157,11 +157,11 @@ forEachBackend("agents inventory", (h) => {
       await seed(h.store);
       const { config, locate } = await loadFixture();
       // the log, oldest first: bad (40 days ago), good (9 min), a use, ghost (1 day), an operator's kill
-      const whole = await readOperationalState(h.store.db, { now: T, activity: { agents: ["good"] } });
+      const whole = await readOperationalState(h.store, { now: T, activity: { agents: ["good"] } });
       expect(whole.activityScan).toEqual({ complete: true, records: 5, since: ago(40 * DAY) });
       expect(whole.lastActivity.get("bad")?.at).toEqual(ago(40 * DAY));
 
-      const two = await readOperationalState(h.store.db, { now: T, activity: { maxRecords: 2 } });
+      const two = await readOperationalState(h.store, { now: T, activity: { maxRecords: 2 } });
       expect(two.activityScan).toEqual({ complete: false, records: 2, since: ago(DAY) });
       expect([...two.lastActivity.keys()]).toEqual(["ghost"]);
       expect(two.storeAgents.has("ghost")).toBe(true);
@@ -178,7 +178,7 @@ forEachBackend("agents inventory", (h) => {
         `no activity since ${ago(DAY).toISOString()} (the newest 2 audit records were read)`,
       ]);
 
-      const four = await readOperationalState(h.store.db, { now: T, activity: { maxRecords: 4 } });
+      const four = await readOperationalState(h.store, { now: T, activity: { maxRecords: 4 } });
       expect(four.activityScan.complete).toBe(false);
       expect(four.lastActivity.get("good")).toEqual({ at: ago(9 * MIN), type: "gateway.call" });
       expect(four.lastActivity.has("bad")).toBe(false);

@@ -6,13 +6,7 @@
  * serialised by the environment's lock, retirement clamps, what is published when).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  approvalRepository,
-  type DenialCounter,
-  denialCounterRepository,
-  type SigningKeyRepository,
-  signingKeyRepository,
-} from "../../src/store/index.js";
+import type { DenialCounter, SigningKeyRepository } from "../../src/store/index.js";
 import { forEachBackend } from "./backends.js";
 
 const T0 = new Date("2030-01-01T10:00:00.000Z");
@@ -32,7 +26,7 @@ forEachBackend("broker rows", (h) => {
       });
 
     it("starts a counter at zero, bumps it from the row as stored, and keeps agents apart", async () => {
-      const counters = denialCounterRepository(h.store.db);
+      const counters = h.store.denials;
       expect(await counters.read("bot", "prod")).toBeUndefined();
       const seenFirst: DenialCounter[] = [];
       const first = await counters.bump("bot", "prod", at(0), (c) => {
@@ -52,7 +46,7 @@ forEachBackend("broker rows", (h) => {
     });
 
     it("serialises concurrent bumps of one counter", async () => {
-      const counters = denialCounterRepository(h.store.db);
+      const counters = h.store.denials;
       await Promise.all(
         Array.from({ length: 6 }, () => counters.bump("racer", "prod", at(0), plusOne(at(0)))),
       );
@@ -80,7 +74,7 @@ forEachBackend("broker rows", (h) => {
     });
 
     it("inserts once, refuses a taken id and params jsonb cannot hold, removes", async () => {
-      const approvals = approvalRepository(h.store.db);
+      const approvals = h.store.approvals;
       const rows = await approvals.insert(request("ar-1"));
       expect("refused" in rows).toBe(false);
       if ("refused" in rows) return;
@@ -96,7 +90,7 @@ forEachBackend("broker rows", (h) => {
     });
 
     it("decides under the row lock, commits an expiry flip, paces polls, consumes once", async () => {
-      const approvals = approvalRepository(h.store.db);
+      const approvals = h.store.approvals;
       await approvals.insert(request("ar-2"));
       const missing = await approvals.locked("nope", async (l) => l.rows);
       expect(missing).toBeUndefined();
@@ -130,7 +124,7 @@ forEachBackend("broker rows", (h) => {
     });
 
     it("lists pending, unexpired requests oldest first, by environment when asked", async () => {
-      const approvals = approvalRepository(h.store.db);
+      const approvals = h.store.approvals;
       await approvals.insert({ ...request("ar-4", "dev"), created_at: at(2) });
       await approvals.insert({ ...request("ar-5"), created_at: at(1) });
       await approvals.insert({ ...request("ar-6"), created_at: at(1), expires_at: at(50) });
@@ -166,8 +160,8 @@ forEachBackend("broker rows", (h) => {
       });
 
     it("serialises concurrent changes of one environment: one key is created, not several", async () => {
-      const repos = [signingKeyRepository(h.store.db, "EdDSA")];
-      if (h.second !== undefined) repos.push(signingKeyRepository((await h.second()).db, "EdDSA"));
+      const repos = [h.store.signingKeys.EdDSA];
+      if (h.second !== undefined) repos.push((await h.second()).signingKeys.EdDSA);
       const made = await Promise.all(
         Array.from({ length: 6 }, (_, i) => ensure(repos[i % repos.length]!, "race", `race-${i}`)),
       );
@@ -176,8 +170,8 @@ forEachBackend("broker rows", (h) => {
     });
 
     it("keeps families apart, retires with clamped dates, publishes until publish_until", async () => {
-      const ed = signingKeyRepository(h.store.db, "EdDSA");
-      const es = signingKeyRepository(h.store.db, "ES256");
+      const ed = h.store.signingKeys.EdDSA;
+      const es = h.store.signingKeys.ES256;
       await ed.change("prod", "seed", async (k) => {
         await k.insert(key("ed-old", "prod", "EdDSA", 0));
         await k.insert(key("ed-new", "prod", "EdDSA", 10));

@@ -4,7 +4,6 @@
  * (src/store/holds.ts: one hold per binding, replaced, cleared, arguments read by request).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { heldCallRepository, toolPinRepository } from "../../src/store/index.js";
 import { forEachBackend } from "./backends.js";
 
 const T0 = new Date("2030-01-01T10:00:00.000Z");
@@ -24,7 +23,7 @@ forEachBackend("gateway rows", (h) => {
 
   describe("tool pins", () => {
     it("pins on first sight, quarantines a changed definition until it is approved", async () => {
-      const pins = toolPinRepository(h.store.db);
+      const pins = h.store.pins;
       expect(await pins.known("fs")).toBe(false);
       const first = await pins.observe("fs", seen("read", H1), at(0), "pin");
       expect(first).toMatchObject({
@@ -50,7 +49,7 @@ forEachBackend("gateway rows", (h) => {
     });
 
     it("quarantines on first sight when asked, and lists by server then tool", async () => {
-      const pins = toolPinRepository(h.store.db);
+      const pins = h.store.pins;
       const q = await pins.observe("a-srv", seen("write", H9), at(0), "quarantine");
       expect(q).toMatchObject({ status: "quarantined", approvedHash: undefined, approvedBy: undefined });
       expect((await pins.list()).map((p) => `${p.server}:${p.tool}`)).toEqual(["a-srv:write", "fs:read"]);
@@ -64,7 +63,7 @@ forEachBackend("gateway rows", (h) => {
 
   describe("held calls", () => {
     it("keeps one hold per binding, replaced by a new request and cleared once used", async () => {
-      const holds = heldCallRepository(h.store.db);
+      const holds = h.store.holds;
       expect(await holds.find(B1)).toBeUndefined();
       await holds.record({ binding: B1, requestId: "r1", createdAt: at(0), arguments: '{"path":"/etc"}' });
       await holds.record({ binding: B2, requestId: "r2", createdAt: at(0), arguments: null });

@@ -28,14 +28,14 @@ forEachBackend("values the store cannot hold", (h) => {
   });
 
   it("NUL in a kill scope: ERR_VALUE_UNSTORABLE when lifting it", async () => {
-    const kill = killSwitch(h.store.db);
+    const kill = killSwitch(h.store);
     expect(await codeOf(kill.lift({ kind: "agent", agent: "a\u0000" }, { by: "ops" }))).toBe(
       ERR_VALUE_UNSTORABLE,
     );
   });
 
   it("NUL in an approval id or environment: ERR_VALUE_UNSTORABLE", async () => {
-    const approvals = approvalService(h.store.db);
+    const approvals = approvalService(h.store);
     expect(await codeOf(approvals.get("ar_\u0000"))).toBe(ERR_VALUE_UNSTORABLE);
     expect(await codeOf(approvals.listPending({ environment: "\u0000" }))).toBe(ERR_VALUE_UNSTORABLE);
   });

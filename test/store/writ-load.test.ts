@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type NewWrit, openStore, type Store, writLoadCounter } from "../../src/store/index.js";
+import { type NewWrit, openStore, type Store } from "../../src/store/index.js";
 import { forEachBackend } from "./backends.js";
 
 const T0 = new Date("2030-01-01T10:00:00.000Z");
@@ -94,7 +94,7 @@ describe("the in-memory writ load counter [pglite]", () => {
   });
   /** A counter on `s`, once its change feed is live. */
   const counterOf = async (s: Store) => {
-    const counter = writLoadCounter({ db: s.db, writs: s.writs, changes: s.writChanges });
+    const counter = s.writLoadCounter();
     await s.writChanges.sync();
     expect(s.writChanges.live).toBe(true);
     return counter;

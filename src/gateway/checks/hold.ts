@@ -9,7 +9,7 @@ export const hold: CallCheck = (call, env) => {
   if (call.held === undefined) return;
   const id = call.session.identity;
   return admitHeld(
-    env.deps.store.db,
+    env.deps.store,
     env.deps.approvals,
     {
       agent: id.agent,
