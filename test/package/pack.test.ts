@@ -302,7 +302,7 @@ gateway:
       args: ["${EVERYTHING_BIN}", "stdio"]
 `,
     );
-    const bin = join(consumer, "node_modules", "writ", "bin", "writ.js");
+    const bin = join(consumer, "node_modules", "writ", "bin", "writ.cjs");
     const child = spawn(
       process.execPath,
       [
