@@ -172,7 +172,7 @@ export function hookCommand(
   if (args.server === undefined) return quote(["writ", "hook", kind, ...who, "--config", args.config]);
   const thin =
     /^https?:\/\/[A-Za-z0-9._~:/%+-]+$/.test(args.server) &&
-    who.every((w) => /^[A-Za-z0-9._~-]{1,256}$/.test(w) || w.startsWith("--")) &&
+    [args.agent, args.environment].every((w) => /^[A-Za-z0-9._~-]{1,256}$/.test(w)) &&
     onPath("curl", path);
   return thin
     ? quote(["sh", THIN_CLIENT, kind, "--server", args.server, ...who])
