@@ -4,7 +4,7 @@
 # printed as it comes, already in the agent's format. Agents run their hook around every tool call;
 # this costs a shell and a curl instead of a Node start (docs/hooks.md).
 #
-#   sh writ-hook.sh <claude-code|gemini-cli> [--server URL] [--agent ID] [--env ENV] [--allow-skips-prompt]
+#   sh writ-hook.sh <claude-code|gemini-cli|codex|cursor> [--server URL] [--agent ID] [--env ENV] [--allow-skips-prompt]
 #
 # Defaults: WRIT_SERVER, WRIT_AGENT, WRIT_ENV, WRIT_HOOK_ALLOW_SKIPS_PROMPT=1; WRIT_PDP_TOKEN, when
 # set, is sent as a bearer token read by curl from a here-document, never on a command line. No
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --allow-skips-prompt) skips=1; shift ;;
     -*) fail ERR_USAGE "unknown option '$1'" ;;
     *)
-      [ -z "$kind" ] || fail ERR_HOOK_AGENT_KIND "one agent kind is expected: claude-code or gemini-cli"
+      [ -z "$kind" ] || fail ERR_HOOK_AGENT_KIND "one agent kind is expected: claude-code, gemini-cli, codex or cursor"
       kind=$1
       shift
       ;;
@@ -49,8 +49,8 @@ while [ $# -gt 0 ]; do
 done
 
 case $kind in
-  claude-code | gemini-cli) ;;
-  *) fail ERR_HOOK_AGENT_KIND "\"$kind\" is not an agent kind: expected claude-code or gemini-cli" ;;
+  claude-code | gemini-cli | codex | cursor) ;;
+  *) fail ERR_HOOK_AGENT_KIND "\"$kind\" is not an agent kind: expected claude-code, gemini-cli, codex, cursor" ;;
 esac
 [ -n "$agent" ] && [ -n "$env" ] ||
   fail ERR_HOOK_IDENTITY "the agent and its environment are not set: give --agent and --env, or WRIT_AGENT and WRIT_ENV in the hook's environment"

@@ -120,7 +120,7 @@ export function hookRoutes(opts: HookRoutesOptions): Hono {
       throw err;
     }
     const v = await judged(opts.engine, { agent, environment }, input);
-    const out = renderAnswer(kind, input.phase, v.decision, v.reason, skips === "1");
+    const out = renderAnswer(kind, input.phase, v.decision, v.reason, skips === "1", input.event);
     return c.body(out.stdout, 200, { "content-type": "application/json; charset=utf-8" });
   });
   return app;

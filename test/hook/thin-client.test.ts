@@ -1,6 +1,6 @@
 /**
  * The thin hook client (bin/writ-hook.sh: sh and curl against POST /hook/v1/<kind>/answer): it
- * answers exactly what `writ hook` answers through the same server, and fails closed — exit 2, the
+ * answers exactly what `writ hook` answers through the same server, for every agent kind, and fails closed — exit 2, the
  * coded reason on stderr, nothing on stdout — on bad arguments, no curl, no server, a wrong token,
  * a refused input, a server that is not writ, and one that does not answer in time. The PDP token
  * reaches the server and never curl's command line. And `writ init --server` writes it as the hook.
@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { assertBuilt, BIN, ROOT, runCli } from "../support/cli.js";
 import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { codex, cursor } from "./tables.js";
 
 const THIN = join(ROOT, "bin", "writ-hook.sh");
 const TOKEN = "thin-client-pdp-token";
@@ -146,6 +147,28 @@ describe("the thin hook client answers what writ hook answers", () => {
       {},
       [],
     ],
+    [
+      "Codex CLI: an ask, answered as a deny",
+      "codex",
+      () => codex("PreToolUse", "Bash", { command: "npm test" }, p.src),
+      {},
+      [],
+    ],
+    ["Codex CLI: an allow", "codex", () => codex("PreToolUse", "Bash", { command: "ls" }, p.src), {}, []],
+    [
+      "Cursor: a denied read",
+      "cursor",
+      () => cursor("beforeReadFile", { file_path: p.secret, content: "-----BEGIN", attachments: [] }, p.proj),
+      {},
+      [],
+    ],
+    [
+      "Cursor: a shell command allowed",
+      "cursor",
+      () => cursor("beforeShellExecution", { command: "ls", cwd: p.src }, p.proj),
+      {},
+      [],
+    ],
   ];
   for (const [what, kind, input, extraEnv, args] of cases) {
     it(what, async () => {
@@ -184,7 +207,7 @@ describe("the thin hook client fails closed", () => {
   };
 
   it("on its own arguments: the kind, the identity, the server's URL, the token", async () => {
-    blocked(await thin("codex", ls(), env()), "ERR_HOOK_AGENT_KIND");
+    blocked(await thin("aider", ls(), env()), "ERR_HOOK_AGENT_KIND");
     blocked(await thin("claude-code", ls(), env(), ["gemini-cli"]), "ERR_HOOK_AGENT_KIND");
     blocked(await thin("claude-code", ls(), env(), ["--bogus"]), "ERR_USAGE");
     blocked(await thin("claude-code", ls(), env(), ["--agent"]), "ERR_USAGE");
