@@ -12,6 +12,8 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# the build bundles the start-up fast paths (writ hook, writ creds) with esbuild after tsc
+COPY scripts/bundle-fast.mjs ./scripts/bundle-fast.mjs
 RUN npm run build
 
 FROM node:20.20.2-bookworm-slim AS deps
@@ -34,7 +36,7 @@ COPY package.json ./
 COPY bin ./bin
 COPY data ./data
 COPY schema ./schema
-RUN ln -s /opt/writ/bin/writ.js /usr/local/bin/writ
+RUN ln -s /opt/writ/bin/writ.cjs /usr/local/bin/writ
 USER writ:writ
 VOLUME ["/var/lib/writ"]
 EXPOSE 8080

@@ -4,6 +4,7 @@
  * over every case instead of favouring whichever ran in a quiet moment. Each case is warmed up
  * first; single operations are timed, bounded by a time budget and an iteration cap.
  */
+import { spawn } from "node:child_process";
 import pg from "pg";
 
 export interface Case {
@@ -269,4 +270,56 @@ export async function measureHttpLoad(
   } finally {
     await worker.terminate();
   }
+}
+
+export interface ProcessRun {
+  /** Wall time from spawn to exit, in milliseconds. */
+  readonly wallMs: number;
+  /**
+   * The process's CPU time (user + system, with its own children), in milliseconds: the `times` of
+   * the POSIX shell that runs it, in clock ticks (10 ms here) — average it over many runs. Steadier
+   * than wall time on a shared machine: others' load delays a start but adds little to its work.
+   */
+  readonly cpuMs: number;
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `argv` once through `sh` (for its `times`), `stdin` as its input. */
+export function runProcess(
+  argv: readonly string[],
+  stdin: string,
+  env: NodeJS.ProcessEnv,
+): Promise<ProcessRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn("sh", ["-c", '"$@"; s=$?; times >&3; exit $s', "sh", ...argv], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let times = "";
+    p.stdout!.on("data", (d) => {
+      stdout += d;
+    });
+    p.stderr!.on("data", (d) => {
+      stderr += d;
+    });
+    (p.stdio[3] as NodeJS.ReadableStream).on("data", (d) => {
+      times += d;
+    });
+    p.on("error", reject);
+    p.on("close", (code) => {
+      const wallMs = performance.now() - t0;
+      // `times`: the shell's user and system time, then its children's
+      const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(times.trim());
+      const cpuMs = m
+        ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000
+        : Number.NaN;
+      resolve({ wallMs, cpuMs, code: code ?? -1, stdout, stderr });
+    });
+    p.stdin!.end(stdin);
+  });
 }

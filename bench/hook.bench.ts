@@ -2,44 +2,25 @@
  * `writ hook claude-code` as the agent runs it: one process per tool call, its JSON on stdin, its
  * answer on stdout — through a running server (`WRIT_SERVER`, the fast default), beside
  * `node -e ''` (the floor: Node's own start), for a Read and for a shell command with a pipeline
- * and a redirection; and judged offline against the embedded store (PGlite opened per call), a few
- * times. Target: ≤ 30 ms p50 including the process start (issue 15).
+ * and a redirection; the thin client (bin/writ-hook.sh: sh and curl) beside a bare `curl` of
+ * /livez (its floor); and judged offline against the embedded store (PGlite opened per call), a few
+ * times. Target: ≤ 30 ms p50 including the process start (issue 15). Wall time and CPU time (the
+ * process's, with its children; steadier on a loaded machine) per call.
  *
- * Needs `npm run build` (the hook runs from dist/, as installed).
+ * Needs `npm run build` (the hook runs from dist/, as installed). `WRIT_BENCH_HOOK_AB=<another
+ * checkout's bin>` times that checkout's Node hook too, interleaved: an A/B where only figures
+ * taken side by side compare.
  */
-import { spawn } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { createServer, loadPolicy } from "../src/app.js";
 import { claude, makeProject } from "../test/hook/fixture.js";
-import { BIN } from "../test/support/cli.js";
+import { BIN, ROOT } from "../test/support/cli.js";
+import { type ProcessRun, runProcess } from "./harness.js";
 
 const ROUNDS = 41;
 const OFFLINE_ROUNDS = 5;
-
-function time(argv: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, argv, {
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-    });
-    p.stderr.on("data", (d) => {
-      out += d;
-    });
-    p.on("close", (code) =>
-      code === 0
-        ? resolve(performance.now() - t0)
-        : reject(new Error(`${argv.join(" ")}: exit ${code}: ${out}`)),
-    );
-    p.stdin.end(stdin);
-  });
-}
 
 const pct = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,15 +50,49 @@ export async function run(): Promise<void> {
     const shell = JSON.stringify(
       claude("PreToolUse", "Bash", { command: "grep -n export a.ts | head -5 > out.txt" }, p.src),
     );
-    await time(hook, read, env); // the server's first decision for this agent
-    const bare: number[] = [];
-    const reads: number[] = [];
-    const shells: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      bare.push(await time(["-e", ""], "", {}));
-      reads.push(await time(hook, read, env));
-      shells.push(await time(hook, shell, env));
-    }
+    const thin = ["sh", join(ROOT, "bin", "writ-hook.sh"), "claude-code"];
+    const other = process.env.WRIT_BENCH_HOOK_AB;
+    const cases: { name: string; argv: string[]; stdin: string; env: NodeJS.ProcessEnv }[] = [
+      { name: "node -e '' (floor of a Node hook)", argv: [process.execPath, "-e", ""], stdin: "", env: {} },
+      {
+        name: "curl of /livez (floor of the thin client)",
+        argv: ["curl", "-sf", `${base}/livez`],
+        stdin: "",
+        env: {},
+      },
+      {
+        name: "hook, Node, server, Read (target p50 ≤ 30 ms)",
+        argv: [process.execPath, ...hook],
+        stdin: read,
+        env,
+      },
+      {
+        name: "hook, Node, server, Bash pipeline + redirection",
+        argv: [process.execPath, ...hook],
+        stdin: shell,
+        env,
+      },
+      { name: "thin client (sh + curl), server, Read", argv: thin, stdin: read, env },
+      { name: "thin client (sh + curl), server, Bash pipeline + redirection", argv: thin, stdin: shell, env },
+      ...(other
+        ? [
+            {
+              name: `hook, Node, ${other}, Read`,
+              argv: [process.execPath, other, "hook", "claude-code"],
+              stdin: read,
+              env,
+            },
+          ]
+        : []),
+    ];
+    const once = async (c: (typeof cases)[number]): Promise<ProcessRun> => {
+      const r = await runProcess(c.argv, c.stdin, c.env);
+      if (r.code !== 0) throw new Error(`${c.argv.join(" ")}: exit ${r.code}: ${r.stdout}${r.stderr}`);
+      return r;
+    };
+    for (const c of cases) await once(c); // the server's first decision for this agent; caches warm
+    const runs = cases.map(() => [] as ProcessRun[]);
+    for (let i = 0; i < ROUNDS; i++) for (const [k, c] of cases.entries()) runs[k]!.push(await once(c));
     // the server's share: the same request answered in process, no hook process, no socket
     const inProcess: number[] = [];
     const body = JSON.stringify({ agent: "coder", environment: "dev", input: JSON.parse(read) });
@@ -93,24 +108,37 @@ export async function run(): Promise<void> {
     }
     const offline: number[] = [];
     const offEnv = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: p.config, WRIT_DATA_DIR: p.dataDir };
-    await time(hook, read, offEnv); // creates and migrates the store once
-    for (let i = 0; i < OFFLINE_ROUNDS; i++) offline.push(await time(hook, read, offEnv));
+    const offCase = { name: "offline", argv: [process.execPath, ...hook], stdin: read, env: offEnv };
+    await once(offCase); // creates and migrates the store once
+    for (let i = 0; i < OFFLINE_ROUNDS; i++) offline.push((await once(offCase)).wallMs);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const wall = (k: number) => runs[k]!.map((r) => r.wallMs);
+    const cpu = (k: number) => mean(runs[k]!.map((r) => r.cpuMs));
     console.log(
-      `writ hook claude-code as a process, ${ROUNDS} interleaved runs (offline: ${OFFLINE_ROUNDS})`,
+      `writ hook claude-code as a process, ${ROUNDS} interleaved runs (offline: ${OFFLINE_ROUNDS}); CPU: mean per call`,
     );
-    console.log("| case | p50 | p99 | p50 added to node -e '' |");
-    console.log("|---|---|---|---|");
-    console.log(`| node -e '' (floor) | ${fmt(pct(bare, 50))} | ${fmt(pct(bare, 99))} | — |`);
-    for (const [name, xs] of [
-      ["hook, server, Read (target p50 ≤ 30 ms)", reads],
-      ["hook, server, Bash pipeline + redirection", shells],
-      ["of which the server: Read judged and audited, in process", inProcess],
-      ["hook, offline (PGlite opened per call)", offline],
-    ] as const) {
+    console.log("| case | wall p50 | wall p99 | CPU | added to its floor: wall p50, CPU |");
+    console.log("|---|---|---|---|---|");
+    for (const [k, c] of cases.entries()) {
+      const floor = c.argv[0] === "sh" ? 1 : 0;
+      const added =
+        k <= 1
+          ? "—"
+          : `${fmt(pct(wall(k), 50) - pct(wall(floor), 50))}, ${fmt(cpu(k) - cpu(floor))} (over ${floor === 1 ? "curl" : "node -e ''"})`;
       console.log(
-        `| ${name} | ${fmt(pct(xs, 50))} | ${fmt(pct(xs, 99))} | ${fmt(pct(xs, 50) - pct(bare, 50))} |`,
+        `| ${c.name} | ${fmt(pct(wall(k), 50))} | ${fmt(pct(wall(k), 99))} | ${fmt(cpu(k))} | ${added} |`,
       );
     }
+    console.log(
+      `| of which the server: Read judged and audited, in process | ${fmt(pct(inProcess, 50))} | ${fmt(pct(inProcess, 99))} | — | — |`,
+    );
+    console.log(
+      `| hook, offline (PGlite opened per call) | ${fmt(pct(offline, 50))} | ${fmt(pct(offline, 99))} | — | — |`,
+    );
+    const thinRead = cases.findIndex((c) => c.argv[0] === "sh");
+    console.log(
+      `thin client / Node hook, Read: wall p50 ${(pct(wall(thinRead), 50) / pct(wall(2), 50)).toFixed(2)}×, CPU ${(cpu(thinRead) / cpu(2)).toFixed(2)}×`,
+    );
   } finally {
     http?.close();
     await server.close();

@@ -1,15 +1,17 @@
 /**
  * What `writ creds` shares with its start-up fast path (creds-fast.ts): the tools, the cache (files
  * 0600 under the user's cache folder, keyed by server, environment, agent, system, playbook,
- * parameters and ticket) and each tool's output format. Kept small: the fast path loads this alone.
+ * parameters and ticket) and each tool's output format. Kept small: the fast path loads this alone —
+ * synchronous node:fs (loaded with Node itself; node:fs/promises is not) and the hash in plain
+ * JavaScript (node:crypto costs a start several milliseconds).
  */
-import { createHash } from "node:crypto";
-import { lstat, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { q } from "../core/errors.js";
 import type { Redeemed } from "../downstream/agent.js";
 import type { DownstreamSystem } from "../downstream/types.js";
 import { CliFailure, EXIT } from "./output.js";
+import { sha256Hex } from "./sha256.js";
 
 /** The redeemed credential lacks what the tool needs (docs/errors.md). */
 const ERR_CREDS_PROTOCOL = "ERR_CREDS_PROTOCOL";
@@ -72,16 +74,16 @@ export type Cached = Omit<Redeemed, "expiresAt"> & { readonly expiresAt: string 
 
 /** The cache file of one request. */
 export function cacheFile(dir: string, parts: readonly unknown[]): string {
-  return join(dir, `${createHash("sha256").update(JSON.stringify(parts)).digest("hex")}.json`);
+  return join(dir, `${sha256Hex(JSON.stringify(parts))}.json`);
 }
 
 /** A cached credential still good for a minute; anything odd about the file, and it is not used. */
-export async function readCache(file: string, now: Date): Promise<Cached | undefined> {
+export function readCache(file: string, now: Date): Cached | undefined {
   try {
-    const st = await lstat(file);
+    const st = lstatSync(file);
     if (!st.isFile() || (st.mode & 0o077) !== 0) return undefined;
     if (typeof process.getuid === "function" && st.uid !== process.getuid()) return undefined;
-    const c = JSON.parse(await readFile(file, "utf8")) as Cached;
+    const c = JSON.parse(readFileSync(file, "utf8")) as Cached;
     const expires = new Date(c.expiresAt).getTime();
     if (!Number.isFinite(expires) || expires - MARGIN_MS <= now.getTime()) return undefined;
     if (c.credential === null || typeof c.credential !== "object") return undefined;
@@ -91,7 +93,7 @@ export async function readCache(file: string, now: Date): Promise<Cached | undef
   }
 }
 
-export async function writeCache(dir: string, file: string, r: Redeemed): Promise<void> {
+export function writeCache(dir: string, file: string, r: Redeemed): void {
   const entry: Cached = {
     system: r.system,
     writ: r.writ,
@@ -100,10 +102,10 @@ export async function writeCache(dir: string, file: string, r: Redeemed): Promis
     credential: r.credential,
   };
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
-    await rename(tmp, file);
+    writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
+    renameSync(tmp, file);
   } catch {
     // a cache that cannot be written only costs the next call an exchange
   }

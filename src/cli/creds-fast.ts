@@ -5,11 +5,16 @@
  * github, long options this parser reads exactly as the full command does, a fresh cache entry;
  * anything else (git's stdin protocol, `--no-cache`, a bare `--env`, a miss, any doubt) returns
  * `undefined` and the full command runs, with its checks and its errors.
+ *
+ * The build bundles this file into one CommonJS file (dist/cli/creds-fast.cjs, scripts/bundle-fast.mjs)
+ * that bin/writ.cjs requires: no ESM loader, no module resolution, no node:crypto (the cache key's
+ * hash is sha256.ts), no node:fs/promises, no stream for stdout.
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cacheFile, formatCredential, parseParams, readCache, TOOLS } from "./creds-cache.js";
+import { writeAll } from "./fast-io.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -72,7 +77,7 @@ export async function credsFromCache(
     params,
     typeof values.ticket === "string" ? values.ticket : null,
   ]);
-  const cached = await readCache(file, now);
+  const cached = readCache(file, now);
   if (cached === undefined) return undefined;
   try {
     return formatCredential(tool, cached.credential, {
@@ -82,4 +87,12 @@ export async function credsFromCache(
   } catch {
     return undefined;
   }
+}
+
+/** The process: prints a cached answer and returns true, or returns false for the full command. */
+export async function credsMain(argv: readonly string[]): Promise<boolean> {
+  const answered = await credsFromCache(argv, process.env);
+  if (answered === undefined) return false;
+  writeAll(1, answered.endsWith("\n") ? answered : `${answered}\n`);
+  return true;
 }

@@ -183,7 +183,7 @@ async function creds(
     await rm(file, { force: true });
     return EXIT.ok;
   }
-  let cached = o.cache ? await readCache(file, now()) : undefined;
+  let cached = o.cache ? readCache(file, now()) : undefined;
   if (cached === undefined) {
     let keyText: string;
     try {
@@ -206,7 +206,7 @@ async function creds(
       { playbook: o.playbook!, params, ticket: o.ticket },
       system,
     );
-    if (o.cache) await writeCache(d.cacheDir, file, r);
+    if (o.cache) writeCache(d.cacheDir, file, r);
     cached = {
       system: r.system,
       writ: r.writ,

@@ -5,10 +5,12 @@
  * judged in this process against the local store (hook-offline.ts, loaded only then; slow).
  * Every failure — bad input, no identity, no server, a bad answer — blocks the call (exit 2, the
  * reason on stderr): fail closed.
+ *
+ * The build bundles this file into one CommonJS file (dist/cli/hook-fast.cjs, scripts/bundle-fast.mjs)
+ * that bin/writ.cjs requires: no ESM loader, no module resolution, no stream for stdin or stdout.
  */
 import { request as httpRequest } from "node:http";
 import { parseArgs } from "node:util";
-import { WritError } from "../core/errors.js";
 import {
   failClosed,
   HOOK_KINDS,
@@ -20,6 +22,7 @@ import {
   renderAnswer,
   wireInput,
 } from "../hook/protocol.js";
+import { readStdin, writeAll } from "./fast-io.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -35,19 +38,6 @@ export interface HookIo {
 
 const TIMEOUT_MS = 10_000;
 const MAX_ANSWER = 64 * 1024;
-
-/** The whole of stdin, up to MAX_HOOK_INPUT and a chunk (parseHookInput refuses more). */
-export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += b.length;
-    chunks.push(b);
-    if (size > MAX_HOOK_INPUT) break;
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 async function post(url: URL, body: string, token: string | undefined): Promise<Verdict> {
   // TLS is loaded only for an https server: it costs a plain-http hook a few milliseconds
@@ -100,8 +90,21 @@ async function post(url: URL, body: string, token: string | undefined): Promise<
   });
 }
 
+/**
+ * A WritError's code, known by its shape: this file is bundled with its own copy of the class, and
+ * hook-offline.js throws dist's.
+ */
 function codeOf(err: unknown, fallback: string): string {
-  return err instanceof WritError ? err.code : fallback;
+  const e = err as { name?: unknown; code?: unknown };
+  return err instanceof Error && e.name === "WritError" && typeof e.code === "string" ? e.code : fallback;
+}
+
+/** The process: `writ hook …` with its arguments, stdin and environment; sets the exit code. */
+export async function hookMain(argv: readonly string[]): Promise<void> {
+  const out = await runHook(argv, process.env, { stdin: () => readStdin(MAX_HOOK_INPUT + 1) });
+  if (out.stdout) writeAll(1, out.stdout);
+  if (out.stderr) writeAll(2, out.stderr);
+  process.exitCode = out.exitCode;
 }
 
 /** Runs one hook call; returns what to print and the exit code. */

@@ -1,5 +1,5 @@
 /**
- * `writ hook <agent-kind>` in the full CLI (help, `npm run writ`); bin/writ.js runs the same
+ * `writ hook <agent-kind>` in the full CLI (help, `npm run writ`); bin/writ.cjs runs the same
  * `runHook` without loading the CLI, which is the path agents take.
  */
 import type { Command } from "commander";

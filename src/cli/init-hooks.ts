@@ -3,10 +3,13 @@
  * starter writ.yaml for a developer's machine, and the agent's hook settings pointing at
  * `writ hook <kind>` — merged into the project's settings file (`.claude/settings.json`,
  * `.gemini/settings.json`, `.codex/hooks.json`, `.cursor/hooks.json`) without touching anything
- * else in it, and only once.
+ * else in it, and only once. With `--server`, the hook asks that server; when curl is on the PATH it
+ * is the thin client (bin/writ-hook.sh: a shell and a curl per call instead of a Node start).
  */
+import { accessSync, constants } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { quote } from "shell-quote";
 import { schemaUrl } from "../config/schema.js";
 import type { HookKind } from "../hook/protocol.js";
@@ -141,6 +144,41 @@ hooks:
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The thin hook client shipped in the package (bin/writ-hook.sh), from dist/cli or src/cli. */
+export const THIN_CLIENT = fileURLToPath(new URL("../../bin/writ-hook.sh", import.meta.url));
+
+/** Whether `name` is an executable file in a folder of `path` (the PATH variable). */
+export function onPath(name: string, path: string | undefined): boolean {
+  for (const d of (path ?? "").split(delimiter)) {
+    if (d === "") continue;
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return true;
+    } catch {}
+  }
+  return false;
+}
+
+/**
+ * The hook's command: the thin client with a server and curl (its identifiers and URL are of the
+ * characters it takes), else `writ hook` — against the server, or offline against the config.
+ */
+export function hookCommand(
+  kind: HookKind,
+  args: { agent: string; environment: string; config: string; server?: string | undefined },
+  path: string | undefined,
+): string {
+  const who = ["--agent", args.agent, "--env", args.environment];
+  if (args.server === undefined) return quote(["writ", "hook", kind, ...who, "--config", args.config]);
+  const thin =
+    /^https?:\/\/[A-Za-z0-9._~:/%+-]+$/.test(args.server) &&
+    [args.agent, args.environment].every((w) => /^[A-Za-z0-9._~-]{1,256}$/.test(w)) &&
+    onPath("curl", path);
+  return thin
+    ? quote(["sh", THIN_CLIENT, kind, "--server", args.server, ...who])
+    : quote(["writ", "hook", kind, "--server", args.server, ...who]);
+}
+
 /**
  * Adds the hook entries to the agent's settings file under `dir`, keeping everything in it.
  * Returns the file and whether it changed.
@@ -148,21 +186,12 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 export async function writeHookSettings(
   kind: HookKind,
   dir: string,
-  args: { agent: string; environment: string; config: string },
+  args: { agent: string; environment: string; config: string; server?: string | undefined },
+  path: string | undefined = process.env.PATH,
 ): Promise<{ file: string; changed: boolean; command: string; events: readonly string[] }> {
   const spec = SETTINGS[kind];
   const file = join(dir, spec.file);
-  const command = quote([
-    "writ",
-    "hook",
-    kind,
-    "--agent",
-    args.agent,
-    "--env",
-    args.environment,
-    "--config",
-    args.config,
-  ]);
+  const command = hookCommand(kind, args, path);
   let settings: Json = {};
   const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;

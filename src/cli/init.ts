@@ -15,6 +15,8 @@ export interface InitOptions {
   readonly owner: string;
   readonly force: boolean;
   readonly json: boolean;
+  /** A running `writ serve` the agent's hook asks (else it judges offline). */
+  readonly server?: string | undefined;
 }
 
 function starter(agent: string, owner: string, version: string): string {
@@ -106,6 +108,17 @@ export async function init(o: InitOptions, io: Io, version: string): Promise<num
       `--agent ${q(o.agent)}: use lower-case letters, digits, \`.\`, \`_\` or \`-\``,
     );
   }
+  if (o.server !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(o.server);
+    } catch {}
+    if (!isHookKind(o.agent) || (url?.protocol !== "http:" && url?.protocol !== "https:"))
+      throw new CliFailure(
+        "ERR_USAGE",
+        `--server ${q(o.server)}: the http(s) URL of a running writ serve, for --agent claude-code or gemini-cli`,
+      );
+  }
   const config = join(o.dir, "writ.yaml");
   const keysDir = join(o.dir, "keys");
   const pub = join(keysDir, `${o.agent}.jwks.json`);
@@ -134,7 +147,12 @@ export async function init(o: InitOptions, io: Io, version: string): Promise<num
   await writeFile(priv, `${JSON.stringify(privJwk, null, 2)}\n`, { mode: 0o600 });
   await chmod(priv, 0o600);
   const hooks = kind
-    ? await writeHookSettings(kind, o.dir, { agent: kind, environment: "dev", config: resolve(config) })
+    ? await writeHookSettings(kind, o.dir, {
+        agent: kind,
+        environment: "dev",
+        config: resolve(config),
+        server: o.server,
+      })
     : undefined;
   const result = { config, publicKeys: pub, privateKey: priv, kid, ...(hooks ? { hooks } : {}) };
   emit(io, o.json, result, () =>
@@ -167,6 +185,10 @@ export function registerInit(
     .option("--dir <dir>", "where to write", ".")
     .option("--agent <id>", "the agent's id", "build-bot")
     .option("--owner <email>", "the agent's owner", "you@example.com")
+    .option(
+      "--server <url>",
+      "claude-code, gemini-cli: the running writ serve their hook asks (with curl on the PATH, the thin client bin/writ-hook.sh)",
+    )
     .option("--force", "overwrite existing files", false)
     .option("--json", "print JSON", false)
     .action(async (o: InitOptions) => setExit(await init(o, io, version)));

@@ -36,7 +36,7 @@ async function store(
   expiresAt = later,
 ) {
   const file = cacheFile(dir, [SERVER, "dev", "release-bot", system, playbook, parseParams(params), null]);
-  await writeCache(dir, file, {
+  writeCache(dir, file, {
     system,
     writ: "writ_x",
     expiresAt,

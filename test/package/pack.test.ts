@@ -134,6 +134,11 @@ afterAll(async () => {
 });
 
 describe("the packed tarball", () => {
+  it("holds the bin, the fast paths' bundles the bin requires, and the thin hook client", () => {
+    for (const f of ["bin/writ.cjs", "dist/cli/hook-fast.cjs", "dist/cli/creds-fast.cjs", "bin/writ-hook.sh"])
+      expect(listing).toContain(f);
+  });
+
   it("holds no private key: no *.private.jwk, and no file with a private JWK member", async () => {
     expect(listing.filter((f) => /private\.jwk$/.test(f))).toEqual([]);
     expect(listing).toContain("examples/quickstart/keys/release-bot.jwks.json");
@@ -302,7 +307,7 @@ gateway:
       args: ["${EVERYTHING_BIN}", "stdio"]
 `,
     );
-    const bin = join(consumer, "node_modules", "writ", "bin", "writ.js");
+    const bin = join(consumer, "node_modules", "writ", "bin", "writ.cjs");
     const child = spawn(
       process.execPath,
       [

@@ -1,11 +1,11 @@
-/** Runs the built CLI (`bin/writ.js`, which needs `npm run build`) as a separate process. */
+/** Runs the built CLI (`bin/writ.cjs`, which needs `npm run build`) as a separate process. */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const BIN = join(ROOT, "bin", "writ.js");
+export const BIN = join(ROOT, "bin", "writ.cjs");
 
 export interface CliResult {
   readonly code: number;
