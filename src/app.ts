@@ -749,6 +749,7 @@ async function decisionRoutes(
   audit: AuditLog,
   digest: (v: unknown) => string,
   baseUrl: BaseUrlHolder,
+  log: Pick<Awaited<ReturnType<typeof openObservedAudit>>, "logger" | "requests">,
 ) {
   const index = await writIndex(store);
   const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
@@ -771,6 +772,8 @@ async function decisionRoutes(
     "/",
     hookRoutes({
       token: opts.pdpToken,
+      logger: log.logger,
+      requests: log.requests,
       engine: hookEngine({
         decide: decider.decide,
         taints: parts.gatewayPart.taints(store.db),
@@ -1035,7 +1038,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const observed = await openObservedAudit(opts, parts, store);
     const { audit } = observed;
     const baseUrl = baseUrlHolder(opts, parts);
-    const { pdp, authzen } = await decisionRoutes(opts, parts, store, audit, digest, baseUrl);
+    const { pdp, authzen } = await decisionRoutes(opts, parts, store, audit, digest, baseUrl, observed);
     const b = await brokerSide(opts, parts, store, audit, baseUrl);
     const adminToken = randomBytes(32).toString("base64url");
     const gateway =

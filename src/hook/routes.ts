@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isWritError } from "../core/index.js";
+import { type Logger, type RequestContext, stackOf, summarizeError } from "../http/log.js";
 import { problem } from "../http/problem.js";
 import type { HookEngine } from "./engine.js";
 import { isHookKind, parseHookInput } from "./protocol.js";
@@ -26,6 +27,10 @@ export interface HookRoutesOptions {
   readonly engine: HookEngine;
   /** When set, callers must send `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
+  /** Where a call that could not be judged or audited leaves its cause (http/log.ts). */
+  readonly logger?: Logger | undefined;
+  /** The request's log line: names the agent and the `hook_error` reason. */
+  readonly requests?: RequestContext | undefined;
 }
 
 export function hookRoutes(opts: HookRoutesOptions): Hono {
@@ -78,7 +83,17 @@ export function hookRoutes(opts: HookRoutesOptions): Hono {
         const v = await opts.engine.judge(identity, input);
         return c.json(v);
       } catch (err) {
-        // the audit failed: refuse, and say so
+        // the audit failed: refuse, say so, and leave the cause in the log (never the input)
+        opts.requests?.annotate({ agent: identity.agent, reason: "hook_error" });
+        const stack = stackOf(err);
+        opts.logger?.error({
+          event: "hook.audit_failed",
+          kind,
+          agent: identity.agent,
+          environment: identity.environment,
+          error: summarizeError(err),
+          ...(stack === undefined ? {} : { stack }),
+        });
         return c.json({
           decision: "deny",
           code: "hook_error",
