@@ -776,6 +776,10 @@ async function decisionRoutes(
       requests: log.requests,
       engine: hookEngine({
         decide: decider.decide,
+        region: async (req) => {
+          await opts.policy.prepare(req.action);
+          return pdp.region(req);
+        },
         taints: parts.gatewayPart.taints(store.db),
         audit: (type, data) => audit.append(type, data),
         hooks: opts.policy.config.hooks,

@@ -47,6 +47,10 @@ export async function judgeOffline(
         await policy.prepare(req.action);
         return pdp.decide(req);
       },
+      region: async (req) => {
+        await policy.prepare(req.action);
+        return pdp.region(req);
+      },
       taints: gateway.taints(db.db),
       audit: (type, data) => log.append(type, data),
       hooks: policy.config.hooks,
