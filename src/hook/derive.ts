@@ -48,6 +48,8 @@ export interface Region {
   readonly privileged: boolean;
   /** The tool may follow links out of the region: a grant of the region does not cover it. */
   readonly follows: boolean;
+  /** Every path it reaches is on disk now (a folder walked, a pattern listed), not in a git history. */
+  readonly onDisk: boolean;
   /** Why it is a region: the `ask` when the rules cannot tell. */
   readonly why: string;
 }
@@ -358,6 +360,7 @@ class Builder {
             glob: `${escapeGlob(p)}/*`,
             privileged,
             follows: true,
+            onDisk: true,
             why: `${p} holds more than ${MAX_TREE} entries: writ cannot check each`,
           });
           return;
@@ -418,6 +421,7 @@ class Builder {
       glob: `${base}/${patternGlob(rest, foldCase)}`,
       privileged: false,
       follows: false,
+      onDisk: true,
       why: `${tool} ${JSON.stringify(pattern)} reaches more than ${MAX_TREE} paths below ${root}: writ cannot check each`,
     });
   }
@@ -466,6 +470,41 @@ class Builder {
         return;
       case "exec":
         this.need("Bash", e.program, !e.readOnly);
+        return;
+      case "git-path":
+        for (const d of e.dirs) {
+          const top = await gitTop(d);
+          if (top === undefined) this.ask.push(`${d} is not in a git repository`);
+          else {
+            const base = /^\.\.?(\/|$)/.test(e.path) ? d : top;
+            await this.file("read-tree", e.path.length > 0 ? e.path : ".", base);
+          }
+        }
+        return;
+      case "git-operand":
+        // git takes it for a path when one exists, else for a revision
+        for (const d of e.dirs) {
+          const there = await lstat(resolve(d, e.path)).then(
+            () => true,
+            () => false,
+          );
+          if (there) await this.file(e.mode, e.path, d);
+        }
+        return;
+      case "git-pathspec":
+        for (const d of e.dirs) {
+          const base = isAbsolute(e.pattern) ? undefined : await canonical(d, d, this.ask);
+          if (!isAbsolute(e.pattern) && base === undefined) continue;
+          const tool = e.mode === "write" ? "Write" : "Read";
+          this.regions.push({
+            tool,
+            glob: `${base === undefined ? "" : `${escapeGlob(base)}/`}${patternGlob(e.pattern, false)}`,
+            privileged: tool === "Write",
+            follows: false,
+            onDisk: false,
+            why: `the git pathspec ${JSON.stringify(e.pattern)} can match any path of the history below ${base ?? "/"}`,
+          });
+        }
         return;
     }
   }

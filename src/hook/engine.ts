@@ -148,12 +148,14 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
       now: at,
     });
     for (const d of view.denies) {
+      // a literal denied path meets the region: denied if it is there (a history holds what is gone)
       const exists =
         d.literal &&
-        (await lstat(d.alternative).then(
-          () => true,
-          () => false,
-        ));
+        (!r.onDisk ||
+          (await lstat(d.alternative).then(
+            () => true,
+            () => false,
+          )));
       if (d.whole || exists) {
         const what = d.whole ? "every path it reaches" : JSON.stringify(d.alternative);
         const where =

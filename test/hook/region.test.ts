@@ -117,6 +117,46 @@ describe("recursive readers over a folder past 2,000 entries", () => {
   });
 });
 
+describe("git: decided on the paths it names, not only on the repository", () => {
+  it("REV:path, pathspecs, blame's file, -L and --output are decided on their paths", async () => {
+    const denied: [string, string][] = [
+      ["git show HEAD:secret/key.pem", p.src],
+      ["git cat-file -p HEAD~2:secret/key.pem", p.src],
+      ["git show HEAD:../secret/key.pem", p.src],
+      ["git diff -- ../secret/key.pem", p.src],
+      ["git log -p -- secret", p.proj],
+      ["git log -p -- 'secret/*'", p.proj],
+      ["git blame secret/key.pem", p.proj],
+      ["git log -L 1,3:secret/key.pem", p.proj],
+      ["git diff --output=secret/out.txt", p.proj],
+      ["git checkout HEAD -- secret/key.pem", p.proj],
+    ];
+    for (const [c, cwd] of denied) {
+      const v = await bash(c, cwd);
+      expect(v.decision, `${c}: ${v.reason}`).toBe("deny");
+    }
+  });
+
+  it("the same commands on allowed paths are allowed; a wildcard pathspec a deny may reach is an ask", async () => {
+    const allowed: [string, string][] = [
+      ["git show HEAD:src/a.ts", p.src],
+      ["git show HEAD:./a.ts", p.src],
+      ["git diff HEAD~1 -- a.ts", p.src],
+      ["git log -p -- src", p.proj],
+      ["git grep secret", p.proj],
+      ["git log --oneline -5", p.proj],
+    ];
+    for (const [c, cwd] of allowed) {
+      const v = await bash(c, cwd);
+      expect(v.decision, `${c}: ${v.reason}`).toBe("allow");
+    }
+    for (const c of ["git log -p -- '*.pem'", "git show :/fix", "git log -- ':(glob)**/*.pem'"]) {
+      const v = await bash(c);
+      expect(v.decision, `${c}: ${v.reason}`).toBe("ask");
+    }
+  });
+});
+
 describe("the region view (core/region.ts)", () => {
   it("names the denies that meet a region, whole or literal, and whether a grant holds it", async () => {
     const { policy } = await loadPolicy(p.config);
