@@ -749,6 +749,7 @@ async function decisionRoutes(
   audit: AuditLog,
   digest: (v: unknown) => string,
   baseUrl: BaseUrlHolder,
+  log: Pick<Awaited<ReturnType<typeof openObservedAudit>>, "logger" | "requests">,
 ) {
   const index = await writIndex(store);
   const pdp = decisionPoint(opts.policy, (agent) => index.writsOf(agent));
@@ -771,8 +772,14 @@ async function decisionRoutes(
     "/",
     hookRoutes({
       token: opts.pdpToken,
+      logger: log.logger,
+      requests: log.requests,
       engine: hookEngine({
         decide: decider.decide,
+        region: async (req) => {
+          await opts.policy.prepare(req.action);
+          return pdp.region(req);
+        },
         taints: parts.gatewayPart.taints(store),
         audit: (type, data) => audit.append(type, data),
         hooks: opts.policy.config.hooks,
@@ -1021,6 +1028,46 @@ function serverHandle(opts: ServerOptions, w: Wired, app: Hono): Server {
   };
 }
 
+/**
+ * The calls an offline hook decided on its snapshot and left in its signed spool (cli/hook-local.ts,
+ * docs/hooks.md), imported into the audit log and the taints. A spool that does not verify stays
+ * where it is, and the server starts: the log says why (`hook.spool_rejected`).
+ */
+async function importHookSpool(
+  opts: ServerOptions,
+  parts: ServerParts,
+  store: Store,
+  observed: Awaited<ReturnType<typeof openObservedAudit>>,
+): Promise<void> {
+  const { importSpool } = await import("./cli/hook-local.js");
+  const taints = parts.gatewayPart.taints(store);
+  try {
+    await importSpool(
+      opts.dataDir,
+      await parts.auditPart.loadSigningKey(opts.dataDir),
+      parts.auditPart.canonicalJson,
+      {
+        append: (type, data) => observed.audit.append(type, data),
+        taint: (e, at) =>
+          taints.mark(
+            { agent: e.agent, environment: e.environment },
+            e.context,
+            e.by,
+            at,
+            Math.max(0, (Date.parse(e.until) - at.getTime()) / 1000),
+          ),
+        settled: () => observed.audit.settled(),
+      },
+    );
+  } catch (err) {
+    if (!(err instanceof Error && (err as { code?: unknown }).code === "ERR_HOOK_SPOOL")) throw err;
+    observed.logger.error({
+      event: "hook.spool_rejected",
+      error: { code: "ERR_HOOK_SPOOL", message: err.message.slice(0, 500) },
+    });
+  }
+}
+
 /** Opens the store (migrating it), the audit log and the decision point, and builds the HTTP app. */
 export async function createServer(opts: ServerOptions): Promise<Server> {
   const parts = await loadServerParts();
@@ -1032,8 +1079,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     await store.migrate();
     const observed = await openObservedAudit(opts, parts, store);
     const { audit } = observed;
+    await importHookSpool(opts, parts, store, observed);
     const baseUrl = baseUrlHolder(opts, parts);
-    const { pdp, authzen } = await decisionRoutes(opts, parts, store, audit, digest, baseUrl);
+    const { pdp, authzen } = await decisionRoutes(opts, parts, store, audit, digest, baseUrl, observed);
     const b = await brokerSide(opts, parts, store, audit, baseUrl);
     const adminToken = randomBytes(32).toString("base64url");
     const gateway =

@@ -80,6 +80,7 @@ export type {
 } from "./model.js";
 export {
   escapeGlob,
+  foldGlob,
   type Glob,
   globContains,
   globIntersects,
@@ -107,6 +108,7 @@ export {
   MAX_REGEX_STATES,
   type RegexLike,
 } from "./regex.js";
+export { type RegionDeny, type RegionRequest, type RegionView, regionView } from "./region.js";
 export {
   isShadow,
   RULE_MODES,

@@ -7,6 +7,7 @@ export const HOOK_ERROR_CODES = [
   "ERR_HOOK_IDENTITY",
   "ERR_HOOK_INPUT",
   "ERR_HOOK_SERVER",
+  "ERR_HOOK_SPOOL",
 ] as const;
 
 export type HookErrorCode = (typeof HOOK_ERROR_CODES)[number];

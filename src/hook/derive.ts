@@ -17,7 +17,7 @@
  */
 import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
-import type { ResourceRule } from "../core/index.js";
+import { escapeGlob, foldGlob, globMatches, parseGlob, type ResourceRule } from "../core/index.js";
 import { deriveResources } from "../gateway/index.js";
 import { patchFiles } from "./patch.js";
 import type { HookInput, HookKind } from "./protocol.js";
@@ -37,8 +37,26 @@ export interface Need {
   readonly privileged: boolean;
 }
 
+/**
+ * Paths a call reaches that writ does not list one by one — a file pattern, a folder past the
+ * walk's bound, a git pathspec: decided on the rules (core/region.ts), `ask` where they cannot tell.
+ */
+export interface Region {
+  readonly tool: "Read" | "Write";
+  /** A resource glob (`*` crosses `/`) holding every path the call may reach. */
+  readonly glob: string;
+  readonly privileged: boolean;
+  /** The tool may follow links out of the region: a grant of the region does not cover it. */
+  readonly follows: boolean;
+  /** Every path it reaches is on disk now (a folder walked, a pattern listed), not in a git history. */
+  readonly onDisk: boolean;
+  /** Why it is a region: the `ask` when the rules cannot tell. */
+  readonly why: string;
+}
+
 export interface Derivation {
   readonly needs: readonly Need[];
+  readonly regions: readonly Region[];
   /** Why the call cannot be judged exactly; non-empty means at best `ask`. */
   readonly ask: readonly string[];
   /** Reads content from outside (a web page, a host): taints the session once it ran. */
@@ -48,14 +66,17 @@ export interface Derivation {
 /** The resource of a need without one. */
 export const NO_RESOURCE = "-";
 const MAX_TREE = 2000;
+/** Entries a file pattern's walk looks at (names only: only the matches become requests). */
+const MAX_PATTERN_WALK = 20_000;
 const MAX_GLOB = 1000;
 const MAX_DEPTH = 32;
 
 type FileMode = "read" | "write" | "list" | "read-tree" | "write-tree";
+type Does = FileMode | "glob" | "fetch" | "search" | "shell" | "read-many" | "patch";
 
 /** How each agent's tools map to what they do, and where their arguments are. */
 interface ToolSpec {
-  readonly does: FileMode | "fetch" | "search" | "shell" | "read-many" | "patch";
+  readonly does: Does;
   /** Argument names, first present wins. */
   readonly args: readonly string[];
   /** Where the argument is absent: the working directory (Glob, Grep). */
@@ -70,7 +91,7 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     Edit: { does: "write", args: ["file_path"] },
     MultiEdit: { does: "write", args: ["file_path"] },
     NotebookEdit: { does: "write", args: ["notebook_path"] },
-    Glob: { does: "list", args: ["path"], defaultCwd: true },
+    Glob: { does: "glob", args: ["path"], defaultCwd: true },
     LS: { does: "list", args: ["path"], defaultCwd: true },
     Grep: { does: "read-tree", args: ["path"], defaultCwd: true },
     WebFetch: { does: "fetch", args: ["url"] },
@@ -83,7 +104,7 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     replace: { does: "write", args: ["file_path", "absolute_path", "path"] },
     read_many_files: { does: "read-many", args: ["paths", "include"] },
     list_directory: { does: "list", args: ["dir_path", "path"], defaultCwd: true },
-    glob: { does: "list", args: ["dir_path", "path"], defaultCwd: true },
+    glob: { does: "glob", args: ["dir_path", "path"], defaultCwd: true },
     search_file_content: { does: "read-tree", args: ["dir_path", "path"], defaultCwd: true },
     grep_search: { does: "read-tree", args: ["dir_path", "path"], defaultCwd: true },
     web_fetch: { does: "fetch", args: ["prompt", "url"] },
@@ -137,7 +158,7 @@ async function canonical(raw: string, base: string, ask: string[]): Promise<stri
 }
 
 /** Every entry under a directory (canonical), or `undefined` past the bound. */
-async function tree(root: string, ask: string[]): Promise<string[] | undefined> {
+async function tree(root: string, max = MAX_TREE): Promise<string[] | undefined> {
   const out: string[] = [root];
   const queue: { dir: string; depth: number }[] = [{ dir: root, depth: 0 }];
   while (queue.length > 0) {
@@ -150,10 +171,7 @@ async function tree(root: string, ask: string[]): Promise<string[] | undefined> 
     }
     for (const e of entries) {
       const p = join(dir, e.name);
-      if (out.length >= MAX_TREE || depth >= MAX_DEPTH) {
-        ask.push(`${root} holds more than ${MAX_TREE} entries: writ cannot check each`);
-        return undefined;
-      }
+      if (out.length >= max || depth >= MAX_DEPTH) return undefined;
       if (e.isSymbolicLink()) {
         // where the link leads is what a recursive reader reaches (cp -L, grep -R, tar -h)
         const real = await realpath(p).catch(() => undefined);
@@ -201,6 +219,55 @@ async function expandGlob(pattern: string, base: string, ask: string[]): Promise
     paths = next;
   }
   return paths.length > 0 ? paths : [abs]; // no match: bash passes the pattern as it is
+}
+
+/**
+ * A file pattern (`**`, `*`, `?`, `[…]`, `{a,b}` …) below a folder as a resource glob that holds
+ * every path it can match: `**` and `*` become `*` (which crosses `/`), a bracket `?`, and past
+ * anything richer (braces, extglobs, escapes) the rest is `*`. `foldCase`: every letter is `?`.
+ */
+export function patternGlob(pattern: string, foldCase: boolean): string {
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i]!;
+    if (ch === "*") {
+      let stars = 1;
+      while (pattern[i + 1] === "*") {
+        i++;
+        stars++;
+      }
+      out += "*";
+      // `a/**/b` also matches `a/b`
+      if (stars > 1 && pattern[i + 1] === "/") i++;
+    } else if (ch === "?") out += "?";
+    else if (ch === "[" && pattern.indexOf("]", i + 2) > 0) {
+      out += "?";
+      i = pattern.indexOf("]", i + 2);
+    } else if ("{}()[]!+@\\|".includes(ch)) return `${out}*`;
+    else if (foldCase && /\p{L}/u.test(ch)) out += "?";
+    else out += escapeGlob(ch);
+  }
+  return out;
+}
+
+/** Does a file pattern's segment hold anything but literal text? */
+const SPECIAL = /[*?[\]{}()!+@\\|]/;
+
+/** The repository folder holding `dir` (the nearest with a `.git`), or `undefined`. */
+async function gitTop(dir: string): Promise<string | undefined> {
+  let at = resolve(dir);
+  for (;;) {
+    if (
+      await lstat(join(at, ".git")).then(
+        () => true,
+        () => false,
+      )
+    )
+      return at;
+    const up = dirname(at);
+    if (up === at) return undefined;
+    at = up;
+  }
 }
 
 /**
@@ -256,6 +323,7 @@ const URL_IN_TEXT = /\bhttps?:\/\/[^\s"'<>]+/gi;
 class Builder {
   readonly needs: Need[] = [];
   readonly ask: string[] = [];
+  readonly regions: Region[] = [];
   external = false;
   readonly #seen = new Set<string>();
   constructor(readonly call: NativeCall) {}
@@ -283,9 +351,18 @@ class Builder {
         .then((s) => s.isDirectory())
         .catch(() => false);
       if (isDir) {
-        const all = await tree(p, this.ask);
+        const all = await tree(p);
         if (all === undefined) {
+          // past the bound: decided on the rules over everything below it
           this.need(verb, p, privileged);
+          this.regions.push({
+            tool: verb,
+            glob: `${escapeGlob(p)}/*`,
+            privileged,
+            follows: true,
+            onDisk: true,
+            why: `${p} holds more than ${MAX_TREE} entries: writ cannot check each`,
+          });
           return;
         }
         // entries of a canonical directory are canonical; links were followed by `tree`
@@ -294,6 +371,59 @@ class Builder {
       }
     }
     this.need(verb, p, privileged);
+  }
+
+  /**
+   * A file pattern below a folder (`Glob`): the folder is listed, and every path the pattern matches
+   * is read as far as the model learns (its name). The folder is walked (names only, bounded) and
+   * each match decided; past the bound, the pattern is decided as a region on the rules.
+   */
+  async pattern(
+    tool: string,
+    pattern: unknown,
+    dirRaw: string,
+    cwd: string,
+    foldCase: boolean,
+  ): Promise<void> {
+    const dir = await canonical(dirRaw, cwd, this.ask);
+    if (dir === undefined) return;
+    this.need("Read", dir, false);
+    if (typeof pattern !== "string" || pattern.length === 0) {
+      this.ask.push(`${tool}: no pattern writ can read`);
+      return;
+    }
+    if (pattern.split(/[\\/]/).includes("..")) {
+      this.ask.push(`${tool}: a pattern that leaves its directory`);
+      return;
+    }
+    const abs = isAbsolute(pattern) ? pattern : join(dir, pattern);
+    const segments = abs.split(sep).filter((x) => x.length > 0);
+    const first = segments.findIndex((x) => SPECIAL.test(x));
+    if (first < 0) {
+      // a pattern without a wildcard names one path
+      await this.file("read", abs, dir);
+      return;
+    }
+    const root = await canonical(sep + segments.slice(0, first).join(sep), dir, this.ask);
+    if (root === undefined) return;
+    const base = escapeGlob(root === sep ? "" : root);
+    const rest = segments.slice(first).join("/");
+    const all = await tree(root, MAX_PATTERN_WALK);
+    // matched without case: a superset of what a case-sensitive tool finds
+    const re = foldGlob(parseGlob(`${base}/${patternGlob(rest, false)}`));
+    const matches = all?.filter((e) => globMatches(re, e, true));
+    if (matches !== undefined && matches.length <= MAX_TREE) {
+      for (const m of matches) await this.file("read", m, root);
+      return;
+    }
+    this.regions.push({
+      tool: "Read",
+      glob: `${base}/${patternGlob(rest, foldCase)}`,
+      privileged: false,
+      follows: false,
+      onDisk: true,
+      why: `${tool} ${JSON.stringify(pattern)} reaches more than ${MAX_TREE} paths below ${root}: writ cannot check each`,
+    });
   }
 
   host(host: string): void {
@@ -341,6 +471,41 @@ class Builder {
       case "exec":
         this.need("Bash", e.program, !e.readOnly);
         return;
+      case "git-path":
+        for (const d of e.dirs) {
+          const top = await gitTop(d);
+          if (top === undefined) this.ask.push(`${d} is not in a git repository`);
+          else {
+            const base = /^\.\.?(\/|$)/.test(e.path) ? d : top;
+            await this.file("read-tree", e.path.length > 0 ? e.path : ".", base);
+          }
+        }
+        return;
+      case "git-operand":
+        // git takes it for a path when one exists, else for a revision
+        for (const d of e.dirs) {
+          const there = await lstat(resolve(d, e.path)).then(
+            () => true,
+            () => false,
+          );
+          if (there) await this.file(e.mode, e.path, d);
+        }
+        return;
+      case "git-pathspec":
+        for (const d of e.dirs) {
+          const base = isAbsolute(e.pattern) ? undefined : await canonical(d, d, this.ask);
+          if (!isAbsolute(e.pattern) && base === undefined) continue;
+          const tool = e.mode === "write" ? "Write" : "Read";
+          this.regions.push({
+            tool,
+            glob: `${base === undefined ? "" : `${escapeGlob(base)}/`}${patternGlob(e.pattern, false)}`,
+            privileged: tool === "Write",
+            follows: false,
+            onDisk: false,
+            why: `the git pathspec ${JSON.stringify(e.pattern)} can match any path of the history below ${base ?? "/"}`,
+          });
+        }
+        return;
     }
   }
 }
@@ -354,7 +519,7 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
   if (spec === undefined) {
     // a tool writ does not read (an MCP tool, a task, a to-do list): decided by its name alone
     b.need(toolName(call.tool), NO_RESOURCE, true);
-    return { needs: b.needs, ask: b.ask, external: false };
+    return { needs: b.needs, regions: b.regions, ask: b.ask, external: false };
   }
   const value = pick(call.input, spec.args);
   switch (spec.does) {
@@ -366,12 +531,16 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
       if (value === undefined && spec.defaultCwd) await b.file(spec.does, call.cwd, call.cwd);
       else if (typeof value === "string" && value.length > 0) await b.file(spec.does, value, call.cwd);
       else b.ask.push(`${call.tool}: the tool's path argument is missing or not a string`);
-      if (spec.does === "list") {
-        // Glob's own pattern may climb out of its directory: `../../secret/*`
-        const pattern = call.input.pattern;
-        if (typeof pattern === "string" && (pattern.includes("..") || isAbsolute(pattern))) {
-          b.ask.push(`${call.tool}: a pattern that leaves its directory`);
-        }
+      break;
+    }
+    case "glob": {
+      const dir =
+        value === undefined ? call.cwd : typeof value === "string" && value.length > 0 ? value : undefined;
+      if (dir === undefined) b.ask.push(`${call.tool}: the tool's path argument is missing or not a string`);
+      else {
+        // Gemini CLI's glob ignores case unless told not to
+        const fold = call.kind === "gemini-cli" && call.input.case_sensitive !== true;
+        await b.pattern(call.tool, call.input.pattern, dir, call.cwd, fold);
       }
       break;
     }
@@ -429,5 +598,5 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
       break;
     }
   }
-  return { needs: b.needs, ask: b.ask, external: b.external };
+  return { needs: b.needs, regions: b.regions, ask: b.ask, external: b.external };
 }

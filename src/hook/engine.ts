@@ -15,10 +15,18 @@
  * is a `deny` (fail closed).
  */
 import { createHash } from "node:crypto";
-import type { Decision, HooksConfig } from "../core/index.js";
+import { lstat } from "node:fs/promises";
+import type { Decision, HooksConfig, RegionRequest, RegionView } from "../core/index.js";
 import { parsePathGlob, pathGlobMatches, type Taints } from "../gateway/index.js";
 import type { PdpRequest } from "../pdp/index.js";
-import { type AgentKind, type Derivation, derive, type NativeCall, type Need } from "./derive.js";
+import {
+  type AgentKind,
+  type Derivation,
+  derive,
+  type NativeCall,
+  type Need,
+  type Region,
+} from "./derive.js";
 
 export type HookDecision = "allow" | "deny" | "ask";
 
@@ -37,6 +45,11 @@ export interface HookIdentity {
 
 export interface HookEngineDeps {
   decide(req: PdpRequest): Promise<Decision>;
+  /**
+   * What the rules say of a region (a file pattern, a folder past the walk's bound): the decision
+   * point's `region`. Without it every region is an `ask`.
+   */
+  region?(req: RegionRequest): Promise<RegionView>;
   readonly taints: Taints;
   audit(type: string, data: Record<string, unknown>): Promise<unknown>;
   readonly hooks?: HooksConfig | undefined;
@@ -65,9 +78,10 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
   async function pre(id: HookIdentity, call: NativeCall, d: Derivation, record: Record<string, unknown>) {
     const at = now();
     // the store is asked only where taint decides (a privileged need), as the gateway does
-    const taintedBy = d.needs.some((n) => n.privileged)
-      ? await deps.taints.lookup(id, call.session, at)
-      : deps.taints.known(id, call.session, at);
+    const taintedBy =
+      d.needs.some((n) => n.privileged) || d.regions.some((r) => r.privileged)
+        ? await deps.taints.lookup(id, call.session, at)
+        : deps.taints.known(id, call.session, at);
     record.tainted = taintedBy !== undefined;
     for (const need of d.needs) {
       const decision = await deps.decide({
@@ -83,7 +97,19 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
         return verdict("deny", decision.code, `writ: ${decision.message}`);
       }
     }
-    const privileged = d.needs.find((n) => n.privileged);
+    const asks = [...d.ask];
+    for (const r of d.regions) {
+      const refused = await judgeRegion(id, call, r, at, asks);
+      if (refused !== undefined) {
+        record.reasons = refused.reasons;
+        return refused.verdict;
+      }
+    }
+    const privileged: Need | undefined =
+      d.needs.find((n) => n.privileged) ??
+      d.regions
+        .filter((r) => r.privileged)
+        .map((r) => ({ tool: r.tool, resource: r.glob, privileged: true }))[0];
     if (taintedBy !== undefined && privileged !== undefined) {
       return verdict(
         "deny",
@@ -91,10 +117,69 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
         `writ: ${describe(call.kind, privileged)} is privileged and this session read from untrusted source ${JSON.stringify(taintedBy)}`,
       );
     }
-    if (d.ask.length > 0) {
-      return verdict("ask", "ask", `writ cannot judge this call exactly: ${d.ask.slice(0, 3).join("; ")}`);
+    if (asks.length > 0) {
+      record.ask = asks.slice(0, 20);
+      return verdict("ask", "ask", `writ cannot judge this call exactly: ${asks.slice(0, 3).join("; ")}`);
     }
     return verdict("allow", "allowed", "writ: allowed");
+  }
+
+  /**
+   * A region on the rules: denied when a deny holds all of it, or names one path in it that exists;
+   * allowed when a grant and the ceiling hold all of it, no deny can reach into it and no link can
+   * lead out of it; else an `ask` (pushed on `asks`).
+   */
+  async function judgeRegion(
+    id: HookIdentity,
+    call: NativeCall,
+    r: Region,
+    at: Date,
+    asks: string[],
+  ): Promise<{ verdict: Verdict; reasons: unknown } | undefined> {
+    if (deps.region === undefined) {
+      asks.push(r.why);
+      return undefined;
+    }
+    const view = await deps.region({
+      agent: id.agent,
+      action: action(call.kind, r.tool),
+      region: r.glob,
+      environment: id.environment,
+      now: at,
+    });
+    for (const d of view.denies) {
+      // a literal denied path meets the region: denied if it is there (a history holds what is gone)
+      const exists =
+        d.literal &&
+        (!r.onDisk ||
+          (await lstat(d.alternative).then(
+            () => true,
+            () => false,
+          )));
+      if (d.whole || exists) {
+        const what = d.whole ? "every path it reaches" : JSON.stringify(d.alternative);
+        const where =
+          d.source === "ceiling"
+            ? `the ${JSON.stringify(d.owner)} ceiling`
+            : `agent ${JSON.stringify(d.owner)}`;
+        return {
+          reasons: [{ kind: "deny", source: d.source, owner: d.owner, rule: d.rule }],
+          verdict: verdict(
+            "deny",
+            "explicit_deny",
+            `writ: ${describe(call.kind, { tool: r.tool, resource: r.glob, privileged: r.privileged })} reaches ${what}, denied by ${where} (${d.rule.action} on ${d.rule.resource})`,
+          ),
+        };
+      }
+    }
+    const reach = view.denies.find((d) => !d.literal);
+    if (reach !== undefined) {
+      asks.push(
+        `${r.why}, and a path below it may be denied (${reach.rule.action} on ${reach.rule.resource})`,
+      );
+    } else if (!view.granted) asks.push(`${r.why}, and no grant holds all of it`);
+    else if (r.follows) asks.push(`${r.why}, and a link below it may lead anywhere`);
+    return undefined;
   }
 
   async function post(id: HookIdentity, call: NativeCall, d: Derivation, record: Record<string, unknown>) {
@@ -131,6 +216,7 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
         record.needs = d.needs.slice(0, MAX_AUDITED_NEEDS).map((n) => `${n.tool} ${n.resource}`);
         if (d.needs.length > MAX_AUDITED_NEEDS) record.needsOmitted = d.needs.length - MAX_AUDITED_NEEDS;
         if (d.ask.length > 0) record.ask = d.ask.slice(0, 20);
+        if (d.regions.length > 0) record.regions = d.regions.slice(0, 20).map((r) => `${r.tool} ${r.glob}`);
         v = call.phase === "pre" ? await pre(id, call, d, record) : await post(id, call, d, record);
       } catch (err) {
         v = verdict(

@@ -14,6 +14,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isWritError } from "../core/index.js";
+import { type Logger, type RequestContext, stackOf, summarizeError } from "../http/log.js";
 import { problem } from "../http/problem.js";
 import type { HookEngine, HookIdentity, Verdict } from "./engine.js";
 import { type HookInput, type HookKind, isHookKind, parseHookInput, renderAnswer } from "./protocol.js";
@@ -30,6 +31,10 @@ export interface HookRoutesOptions {
   readonly engine: HookEngine;
   /** When set, callers must send `Authorization: Bearer <token>`. */
   readonly token?: string | undefined;
+  /** Where a call that could not be judged or audited leaves its cause (http/log.ts). */
+  readonly logger?: Logger | undefined;
+  /** The request's log line: names the agent and the `hook_error` reason. */
+  readonly requests?: RequestContext | undefined;
 }
 
 type Refuse = (status: 400 | 401 | 404 | 413 | 415, reason: string, detail: string) => Response;
@@ -53,10 +58,26 @@ function gate(c: Context, opts: HookRoutesOptions, refuse: Refuse): HookKind | R
 }
 
 /** The verdict, or a deny saying the decision could not be recorded: never an unrecorded allow. */
-async function judged(engine: HookEngine, identity: HookIdentity, input: HookInput): Promise<Verdict> {
+async function judged(
+  opts: HookRoutesOptions,
+  kind: HookKind,
+  identity: HookIdentity,
+  input: HookInput,
+): Promise<Verdict> {
   try {
-    return await engine.judge(identity, input);
+    return await opts.engine.judge(identity, input);
   } catch (err) {
+    // the audit failed: refuse, say so, and leave the cause in the log (never the input)
+    opts.requests?.annotate({ agent: identity.agent, reason: "hook_error" });
+    const stack = stackOf(err);
+    opts.logger?.error({
+      event: "hook.audit_failed",
+      kind,
+      agent: identity.agent,
+      environment: identity.environment,
+      error: summarizeError(err),
+      ...(stack === undefined ? {} : { stack }),
+    });
     return {
       decision: "deny",
       code: "hook_error",
@@ -97,7 +118,7 @@ export function hookRoutes(opts: HookRoutesOptions): Hono {
       throw err;
     }
     const identity = { agent: b.agent as string, environment: b.environment as string };
-    return c.json(await judged(opts.engine, identity, input));
+    return c.json(await judged(opts, kind, identity, input));
   });
   // the thin client's route (bin/writ-hook.sh): the hook's JSON as the body, verbatim; the answer is
   // what `writ hook` prints, in the agent's own format
@@ -119,7 +140,7 @@ export function hookRoutes(opts: HookRoutesOptions): Hono {
       if (isWritError(err)) return refuse(400, "invalid_request", err.message);
       throw err;
     }
-    const v = await judged(opts.engine, { agent, environment }, input);
+    const v = await judged(opts, kind, { agent, environment }, input);
     const out = renderAnswer(kind, input.phase, v.decision, v.reason, skips === "1", input.event);
     return c.body(out.stdout, 200, { "content-type": "application/json; charset=utf-8" });
   });

@@ -32,6 +32,22 @@ export type Effect =
   | { readonly kind: "host"; readonly host: string }
   /** `git push`/`fetch` without a URL: the remote(s) of the repository at `dirs`. */
   | { readonly kind: "git-remote"; readonly remote: string | undefined; readonly dirs: readonly string[] }
+  /** `git show REV:path`: a path of the repository's history, from its top folder (`./x`: from `dirs`). */
+  | { readonly kind: "git-path"; readonly path: string; readonly dirs: readonly string[] }
+  /** A git operand before `--`: a revision, or a path when one exists there (git's own rule). */
+  | {
+      readonly kind: "git-operand";
+      readonly path: string;
+      readonly dirs: readonly string[];
+      readonly mode: "read-tree" | "write-tree";
+    }
+  /** A git pathspec with a wildcard: every path of the history it can match, below `dirs`. */
+  | {
+      readonly kind: "git-pathspec";
+      readonly pattern: string;
+      readonly dirs: readonly string[];
+      readonly mode: "read" | "write";
+    }
   | { readonly kind: "exec"; readonly program: string; readonly readOnly: boolean };
 
 export interface ShellReading {
@@ -1184,25 +1200,82 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
     return false;
   }
   // what a local command reads: the repository, and any path it names
-  const ops = operands(
-    rest,
-    set(
-      "-m -F -C -c -n -b -B --author --date --format --pretty --since --until --grep -S -G -L -U --message --file --depth",
-    ),
-    (opt, v) => {
-      if ((opt === "-F" || opt === "--file") && v) fileEffect(ctx, "read", v, `git ${sub}`);
-    },
-  );
-  for (const w of ops) {
-    const s = text(w);
-    if (s === undefined) continue;
-    if (/^[^/]*:/.test(s) && (sub === "show" || sub === "cat-file" || sub === "diff" || sub === "grep")) {
-      flag(ctx, `\`git ${sub} ${s}\` reads a file from history`);
-    }
-  }
+  gitPaths(ctx, sub, rest);
   ctx.effects.push({ kind: "read", path: ".", dirs: [...ctx.dirs] });
   if (!GIT_READ_ONLY.has(sub)) ctx.effects.push({ kind: "write", path: ".", dirs: [...ctx.dirs] });
   return GIT_READ_ONLY.has(sub);
+}
+
+const GIT_VALUED = set(
+  "-m -F -C -c -n -b -B --author --date --format --pretty --since --until --grep -S -G -L -U --message --file --depth --output --output-directory -e --regexp -f",
+);
+
+/**
+ * The paths a local git command names, read (and written, for a command that changes the work
+ * tree): `REV:path` (from the repository's top), pathspecs after `--` (a wildcard one as the region
+ * it can match in the history), operands before it that exist as paths, `-L …:file`, `-F file`;
+ * `--output`/`-o` written. Pathspec magic (`:(glob)`, `:/`) is an `ask`.
+ */
+function gitPaths(ctx: Ctx, sub: string, rest: readonly Word[]): void {
+  const what = `git ${sub}`;
+  const writes = !GIT_READ_ONLY.has(sub);
+  let patternGiven = false;
+  const ops = operands(
+    rest,
+    sub === "format-patch" ? new Set([...GIT_VALUED, "-o"]) : GIT_VALUED,
+    (opt, v) => {
+      if (!v) return;
+      if (opt === "-F" || opt === "--file" || opt === "-f") fileEffect(ctx, "read", v, what);
+      else if (opt === "--output") fileEffect(ctx, "write", v, what);
+      else if (opt === "--output-directory" || opt === "-o") fileEffect(ctx, "write-tree", v, what);
+      else if (opt === "-L") {
+        const s = text(v);
+        if (s !== undefined && s.includes(":"))
+          fileEffect(ctx, "read", { t: "text", s: s.slice(s.lastIndexOf(":") + 1) }, what);
+      }
+      if (opt === "-e" || opt === "--regexp" || opt === "-f") patternGiven = true;
+    },
+  );
+  const dashdash = rest.findIndex((w) => text(w) === "--");
+  const specs = new Set(dashdash < 0 ? [] : rest.slice(dashdash + 1));
+  // `git grep PATTERN`: the first operand is the pattern, not a path
+  const skip = sub === "grep" && !patternGiven && ops.length > 0 && !specs.has(ops[0]!) ? 1 : 0;
+  for (const w of ops.slice(skip)) {
+    const s = text(w);
+    if (w.t === "glob") {
+      fileEffect(ctx, "read-tree", w, what);
+      if (writes) fileEffect(ctx, "write-tree", w, what);
+      continue;
+    }
+    if (s === undefined) {
+      flag(ctx, `a variable where ${what} names a path or revision`);
+      continue;
+    }
+    if (specs.has(w)) {
+      if (/^:[(/!^]/.test(s) && !/^:[!^][^(]/.test(s))
+        flag(ctx, `\`${what} ${s}\`: pathspec magic writ does not read`);
+      else if (/^:[!^]/.test(s))
+        continue; // an exclusion only narrows
+      else if (/[*?[]/.test(s)) {
+        ctx.effects.push({ kind: "git-pathspec", pattern: s, dirs: [...ctx.dirs], mode: "read" });
+        if (writes)
+          ctx.effects.push({ kind: "git-pathspec", pattern: s, dirs: [...ctx.dirs], mode: "write" });
+      } else {
+        fileEffect(ctx, "read-tree", w, what);
+        if (writes) fileEffect(ctx, "write-tree", w, what);
+      }
+      continue;
+    }
+    const colon = /^(?::[0-3]:|[^/:]*:)/.exec(s);
+    if (colon !== null) {
+      if (s.startsWith(":/")) flag(ctx, `\`${what} ${s}\`: a revision found by its message`);
+      else ctx.effects.push({ kind: "git-path", path: s.slice(colon[0].length), dirs: [...ctx.dirs] });
+      continue;
+    }
+    const path = tilde(s, ctx);
+    ctx.effects.push({ kind: "git-operand", path, dirs: [...ctx.dirs], mode: "read-tree" });
+    if (writes) ctx.effects.push({ kind: "git-operand", path, dirs: [...ctx.dirs], mode: "write-tree" });
+  }
 }
 
 /** Skips `!` and leading assignments; returns the index of the first word after them. */

@@ -19,6 +19,9 @@ import {
   decide,
   q,
   type Reason,
+  type RegionRequest,
+  type RegionView,
+  regionView,
   type ShadowRecord,
   shadowRuleId,
   type Vocabulary,
@@ -88,6 +91,17 @@ export class DecisionPoint {
     const { shadow, ...judged } = core;
     const guarded = judged.allowed ? this.#guarded(judged, req) : judged;
     return withShadow(guarded, [...(shadow ?? []), ...this.#shadowGuardrails(core, req)]);
+  }
+
+  /**
+   * What the rules say of every resource a glob can name (core/region.ts). Guardrails cannot be
+   * asked about a region: with enforcing guardrails, nothing is `granted` on a region.
+   */
+  async region(req: RegionRequest): Promise<RegionView> {
+    const source = this.#writs;
+    const writs = typeof source === "function" ? await source(req.agent) : source;
+    const view = regionView(this.config, writs, req, this.vocab);
+    return this.guardrails === undefined ? view : { denies: view.denies, granted: false };
   }
 
   /** What the shadow guardrails would deny, for a request the core judged on its rules. */

@@ -17,6 +17,8 @@ export interface TaintRow {
 export interface TaintRepository {
   /** One taint of `handle` live after `now`, under one of `contexts` (any context when undefined). */
   find(handle: string, contexts: readonly string[] | undefined, now: Date): Promise<TaintRow | undefined>;
+  /** Every taint of `handle` live after `now` (the offline hook's snapshot keeps them). */
+  live(handle: string, now: Date): Promise<TaintRow[]>;
   /** Records a taint; when another process marked it already, the later expiry stands. */
   mark(handle: string, taint: TaintRow): Promise<void>;
 }
@@ -35,6 +37,16 @@ export function taintRepository(db: Kysely<Database>): TaintRepository {
         return row === undefined
           ? undefined
           : { context: row.context, taintedBy: row.tainted_by, until: new Date(row.until) };
+      }),
+    live: (handle, now) =>
+      guard("read taints", async () => {
+        const rows = await db
+          .selectFrom("gateway_taints")
+          .select(["context", "tainted_by", "until"])
+          .where("handle", "=", handle)
+          .where("until", ">", now)
+          .execute();
+        return rows.map((r) => ({ context: r.context, taintedBy: r.tainted_by, until: new Date(r.until) }));
       }),
     mark: (handle, taint) =>
       guard("record taint", async () => {

@@ -38,6 +38,7 @@ beforeAll(async () => {
   const pdp = decisionPoint(policy, []);
   engine = hookEngine({
     decide: async (req) => pdp.decide(req),
+    region: async (req) => pdp.region(req),
     taints: taints(store),
     audit: async (type, data) => {
       audited.push({ type, data });

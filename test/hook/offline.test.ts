@@ -1,0 +1,127 @@
+/**
+ * The offline hook without a server: a full run (the store opened) leaves a decision snapshot;
+ * while neither writ.yaml nor the store changes, calls decide on it without opening the store and
+ * record to a hash-chained, signed spool, flushed before the answer; the next full run imports the
+ * spool into the audit log (and the taints into the store); a spool that was edited is refused.
+ */
+import { appendFile, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { readSnapshot, storeStamp } from "../../src/cli/hook-local.js";
+import { judgeOffline } from "../../src/cli/hook-offline.js";
+import { type HookKind, parseHookInput } from "../../src/hook/index.js";
+import { openStore } from "../../src/store/index.js";
+import { claude, makeProject, type Project } from "./fixture.js";
+
+let p: Project;
+const ID = { agent: "coder", environment: "dev" };
+const spool = () => join(p.dataDir, "hook-spool.jsonl");
+const spoolLines = async () =>
+  (await readFile(spool(), "utf8").catch(() => "")).split("\n").filter((l) => l.length > 0);
+
+const call = (raw: Record<string, unknown>, kind: HookKind = "claude-code") =>
+  judgeOffline({ configFile: p.config, dataDir: p.dataDir }, ID, parseHookInput(kind, JSON.stringify(raw)));
+const read = (file: string, session = "s1") =>
+  call(claude("PreToolUse", "Read", { file_path: file }, p.src, session));
+
+async function auditRecords() {
+  const store = await openStore({ dataDir: p.dataDir });
+  try {
+    return await store.audit.records(0, 10_000);
+  } finally {
+    await store.close();
+  }
+}
+
+beforeAll(async () => {
+  p = await makeProject();
+}, 60_000);
+
+describe("the offline hook's snapshot and spool", () => {
+  it("a full run leaves a snapshot; the next calls decide on it, without the store, and spool their records", async () => {
+    const first = await read(p.secret);
+    expect(first.decision).toBe("deny");
+    const snap = await readSnapshot(p.dataDir);
+    expect(snap).toMatchObject({ v: 1, agent: "coder", environment: "dev" });
+    const stamp = await storeStamp(p.dataDir);
+    expect(snap!.stamp).toBe(stamp);
+
+    const denied = await read(p.secret);
+    const allowed = await read(join(p.src, "a.ts"));
+    expect(denied).toMatchObject({ decision: "deny", code: "explicit_deny" });
+    expect(allowed.decision).toBe("allow");
+    // the store was not touched, and both records wait in the spool, chained and signed
+    expect(await storeStamp(p.dataDir)).toBe(stamp);
+    const lines = (await spoolLines()).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.seq)).toEqual([1, 2]);
+    expect(lines[1]!.prev).toBe(lines[0]!.hash);
+    expect(typeof lines[0]!.sig).toBe("string");
+    expect(lines[0]!.entry).toMatchObject({ t: "audit", type: "hook.decision" });
+  }, 240_000);
+
+  it("taint from a spooled PostToolUse refuses a privileged call in that session, on the snapshot", async () => {
+    await call(
+      claude("PostToolUse", "WebFetch", { url: "https://docs.example.com/x", prompt: "read" }, p.src, "s2"),
+    );
+    const v = await call(
+      claude("PreToolUse", "Write", { file_path: join(p.src, "b.ts"), content: "x" }, p.src, "s2"),
+    );
+    expect(v.code).toBe("tainted_session");
+    const other = await call(
+      claude("PreToolUse", "Write", { file_path: join(p.src, "b.ts"), content: "x" }, p.src, "s3"),
+    );
+    expect(other.decision).toBe("allow");
+  }, 120_000);
+
+  it("a change to writ.yaml voids the snapshot: the next call runs in full and imports the spool", async () => {
+    const before = (await spoolLines()).filter((l) => l.includes('"t":"audit"')).length;
+    expect(before).toBeGreaterThan(0);
+    await appendFile(p.config, "# edited\n");
+    const v = await read(join(p.src, "a.ts"));
+    expect(v.decision).toBe("allow");
+    expect(await spoolLines()).toEqual([]);
+    const records = await auditRecords();
+    const spooled = records.filter((r) => (r.data as { spooled?: unknown }).spooled !== undefined);
+    expect(spooled.length).toBe(before);
+    expect(spooled[0]!.type).toBe("hook.decision");
+    // the taint went to the store with it: still refused in s2 after a full run
+    await appendFile(p.config, "# edited again\n");
+    const w = await call(
+      claude("PreToolUse", "Write", { file_path: join(p.src, "b.ts"), content: "x" }, p.src, "s2"),
+    );
+    expect(w.code).toBe("tainted_session");
+  }, 360_000);
+
+  it("a write to the store voids the snapshot", async () => {
+    await read(join(p.src, "a.ts")); // on the snapshot
+    expect((await spoolLines()).length).toBe(1);
+    const store = await openStore({ dataDir: p.dataDir });
+    await store.close();
+    const records = (await auditRecords()).length;
+    await read(join(p.src, "a.ts")); // in full: the spooled record imported
+    expect(await spoolLines()).toEqual([]);
+    expect((await auditRecords()).length).toBeGreaterThan(records);
+  }, 360_000);
+
+  it("an edited spool is not imported, and offline calls refuse (ERR_HOOK_SPOOL)", async () => {
+    await appendFile(p.config, "# a full run first\n");
+    await read(join(p.src, "a.ts"));
+    expect(await spoolLines()).toEqual([]);
+    await read(join(p.src, "a.ts"));
+    await read(p.secret);
+    const lines = await spoolLines();
+    expect(lines.length).toBe(2);
+    expect(lines[1]).toContain('"decision":"deny"');
+    // the deny rewritten as an allow
+    await writeFile(
+      spool(),
+      `${lines[0]}\n${lines[1]!.replace('"decision":"deny"', '"decision":"allow"')}\n`,
+    );
+    await expect(read(join(p.src, "a.ts"))).rejects.toMatchObject({ code: "ERR_HOOK_SPOOL" });
+    // a line removed: out of sequence
+    await writeFile(spool(), `${lines[1]}\n`);
+    await expect(read(join(p.src, "a.ts"))).rejects.toMatchObject({ code: "ERR_HOOK_SPOOL" });
+    await appendFile(p.config, "# and again\n");
+    await expect(read(join(p.src, "a.ts"))).rejects.toMatchObject({ code: "ERR_HOOK_SPOOL" });
+  }, 360_000);
+});
