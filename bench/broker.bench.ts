@@ -54,6 +54,7 @@ export async function writServer(dir: string, databaseUrl?: string) {
   };
 
   return {
+    base,
     jwk,
     exchange,
     async close() {

@@ -110,6 +110,8 @@ const VERIFY_PAGE = 25;
 /** Most records, and most bytes of data, one group-commit transaction carries. */
 const BATCH_RECORDS = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** How long a transaction waits for more appends when they arrive concurrently. */
+const GATHER_MS = 1;
 /** Longest a checkpoint's insert waits for a pause in the appends. */
 const IDLE_WAIT_MS = 50;
 
@@ -343,6 +345,8 @@ class AuditWriter {
   // constraint): then each record goes again alone, so only the one at fault is refused.
   private readonly queue: Pending[] = [];
   private flushing = false;
+  /** Whether the last transaction carried several records: appends are arriving concurrently. */
+  private concurrent = false;
   // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
   // queued, or after IDLE_WAIT_MS under steady load.
   private idleWaiters: (() => void)[] = [];
@@ -451,7 +455,14 @@ class AuditWriter {
         // each starting its own. A lone append still starts at once.
         if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
         if (queue.length === 0) break;
+        if (this.concurrent && queue.length < BATCH_RECORDS) {
+          // Under concurrent load (the last transaction carried several records) more appends are
+          // on their way: a moment's wait lets one commit carry them rather than each its own (a
+          // commit costs far more than a record in it). A lone append never waits.
+          await new Promise<void>((resolve) => setTimeout(resolve, GATHER_MS));
+        }
         const batch = takeBatch(queue);
+        this.concurrent = batch.length > 1;
         const companions = batch.flatMap((pending) =>
           pending.companion === undefined ? [] : [pending.companion],
         );

@@ -204,6 +204,7 @@ const WRIT_COLUMNS: ReadonlySet<string> = new Set([
   "audience",
   "jkt",
   "approval_request",
+  "parent_writ",
 ]);
 
 /** Rows per INSERT: PostgreSQL allows 65535 parameters, six per row. */

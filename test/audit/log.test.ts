@@ -149,6 +149,34 @@ forEachBackend("audit log", (h) => {
       expect(await log.verify()).toMatchObject({ ok: true, records: 300, checkpoints: 30 });
     });
 
+    it("under concurrent appends, lets one arriving a moment after another join its transaction", async () => {
+      const sizes: number[] = [];
+      const repo = {
+        ...h.store.audit,
+        appendBatch: async (...args: Parameters<typeof h.store.audit.appendBatch>) => {
+          const rows = await h.store.audit.appendBatch(...args);
+          sizes.push(rows.length);
+          return rows;
+        },
+      };
+      const log = openLog({ repo });
+      // one alone, then two together: appends are arriving concurrently
+      await Promise.all([0, 1, 2].map((i) => log.append("decision", { i })));
+      expect(sizes).toEqual([1, 2]);
+      // the next append waits a moment for the one that follows it a turn of the event loop later
+      const first = log.append("decision", { i: 3 });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const second = log.append("decision", { i: 4 });
+      const records = await Promise.all([first, second]);
+      expect(sizes).toEqual([1, 2, 2]);
+      expect(records.map((r) => r.data.i)).toEqual([3, 4]);
+      // alone again: the transactions carry one record each, as they come
+      await log.append("decision", { i: 5 });
+      await log.append("decision", { i: 6 });
+      expect(sizes).toEqual([1, 2, 2, 1, 1]);
+      expect(await log.verify()).toMatchObject({ ok: true, records: 7 });
+    });
+
     it("fails every append of a failed transaction and stores none of them", async () => {
       let failures = 1;
       let batches = 0;

@@ -309,7 +309,6 @@ forEachBackend("store contract", (h) => {
     });
 
     it("stores writs in the same commit as their records (writ_audit_append), all or nothing", async () => {
-      const before = await h.store.audit.head();
       const a = writ({
         ticket: "CHG-1",
         sponsor: "alice@acme.example",
@@ -317,6 +316,18 @@ forEachBackend("store contract", (h) => {
         maxUses: undefined,
       });
       const b = writ({ audience: "https://gw.example/mcp", approvalRequest: "req-1", params: { q: "it's" } });
+      // on the embedded store the writs go through the prepared call of writ_audit_append (every
+      // column writRow fills is one the function stores), not the general statement
+      const appendCalls = async () => {
+        const { rows } = await sql<{ name: string; runs: number }>`
+          select name, (generic_plans + custom_plans)::int as runs from pg_prepared_statements`.execute(
+          h.store.db,
+        );
+        return rows.find((r) => /^writ_audit_append_\d+$/.test(r.name))?.runs ?? 0;
+      };
+      await h.store.audit.append((head) => next(head, 0)); // the append below builds on a known head
+      const callsBefore = await appendCalls();
+      const before = await h.store.audit.head();
       const rows = await h.store.audit.appendBatch(
         (head) => {
           const r1 = next(head, 1);
@@ -325,6 +336,7 @@ forEachBackend("store contract", (h) => {
         [writRow(a), writRow(b)],
       );
       expect(rows.map((r) => r.seq)).toEqual([before.seq + 1, before.seq + 2]);
+      expect(await appendCalls()).toBe(h.store.backend === "pglite" ? callsBefore + 1 : 0);
       for (const w of [a, b]) {
         const stored = await h.store.writs.get(w.id);
         expect(stored).toMatchObject({ ...w, uses: 0, status: "active" });
