@@ -70,15 +70,24 @@ export async function loadPolicy(file: string): Promise<PolicyLoad> {
       guardrails: compiled.guardrails,
       digest: loaded.digest ?? "",
       locate: loaded.locate ?? (() => ({})),
-      prepare: (action) => prepareAction(loaded.catalog, action),
+      prepare: preparer(loaded.catalog),
     },
     problems,
   };
 }
 
-async function prepareAction(catalog: LoadableAwsCatalog, action: string): Promise<void> {
-  if (typeof action !== "string" || action.length > 256) return;
-  await catalog.load(collectAwsServices(`${action}:`));
+/** Most actions remembered as prepared: a decision's action is usually one seen before. */
+const PREPARED_ACTIONS = 4096;
+
+/** `Policy.prepare` over `catalog`: an action once prepared is not looked at again (a bounded memo). */
+function preparer(catalog: LoadableAwsCatalog): (action: string) => Promise<void> {
+  const prepared = new Set<string>();
+  return async (action) => {
+    if (typeof action !== "string" || action.length > 256 || prepared.has(action)) return;
+    await catalog.load(collectAwsServices(`${action}:`));
+    if (prepared.size >= PREPARED_ACTIONS) prepared.clear();
+    prepared.add(action);
+  };
 }
 
 /**

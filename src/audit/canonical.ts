@@ -87,8 +87,12 @@ const MAX_DEPTH = 64;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this pattern finds
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this pattern finds
+const MAY_BE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/;
+
 function storable(text: string): string {
-  return text.replace(UNSTORABLE, "\uFFFD");
+  // most strings hold neither: one scan for the characters, the replacement only when one is there
+  return MAY_BE_UNSTORABLE.test(text) ? text.replace(UNSTORABLE, "\uFFFD") : text;
 }
 
 /**

@@ -146,13 +146,19 @@ function isBasicCredential(credential: string): boolean {
   );
 }
 
-// Every shape below needs one of these: a dot (a JOSE serialisation), a PEM header, an auth
-// scheme, or a known token prefix. One scan for them spares the four replacements most strings.
-const MAY_HOLD_SECRET = /\.|-----BEGIN|bearer|dpop|basic|gh[pousr]_|github_pat_|xox[abposr]-/i;
+// Every shape below needs one of these: two dots (a JOSE serialisation has three segments at
+// least), a PEM header, an auth scheme, or a known token prefix. One scan for them spares the four
+// replacements most strings (a time, a path, an ARN with one dot in it).
+const MAY_HOLD_SECRET = /-----BEGIN|bearer|dpop|basic|gh[pousr]_|github_pat_|xox[abposr]-/i;
+
+function twoDots(text: string): boolean {
+  const first = text.indexOf(".");
+  return first >= 0 && text.indexOf(".", first + 1) >= 0;
+}
 
 /** Replaces secrets found by their shape inside one string. */
 export function redactString(text: string): string {
-  if (text.length < 8 || !MAY_HOLD_SECRET.test(text)) return text;
+  if (text.length < 8 || !(twoDots(text) || MAY_HOLD_SECRET.test(text))) return text;
   return text
     .replace(PEM_PRIVATE, (block) => redactionMarker("pem", block))
     .replace(DOTTED_RUN, (run) => (run.length >= 20 && run.includes(".") ? redactJoseRun(run) : run))
@@ -178,13 +184,33 @@ function redactWhole(kind: RedactionKind, value: JsonValue): JsonValue {
 export function redact(value: JsonValue): JsonValue {
   if (typeof value === "string") return redactString(value);
   if (value === null || typeof value !== "object") return value;
-  if (Array.isArray(value)) return value.map(redact);
+  if (Array.isArray(value)) {
+    const out: JsonValue[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = redact(value[i]!);
+    return out;
+  }
+  // plain loops, no entries arrays: every audit record passes through here
   const object = value as JsonObject;
   const isJwk = Object.hasOwn(object, "kty");
-  const entries: [string, JsonValue][] = [];
-  for (const [key, item] of Object.entries(object)) {
+  const out: Record<string, JsonValue> = {};
+  const keys = Object.keys(object);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const item = object[key]!;
     const kind = sensitiveKey(key) ?? (isJwk && JWK_PRIVATE.has(key) ? "private-key" : undefined);
-    entries.push([redactString(key), kind === undefined ? redact(item) : redactWhole(kind, item)]);
+    const name = redactString(key);
+    const redacted = kind === undefined ? redact(item) : redactWhole(kind, item);
+    if (name === "__proto__") {
+      // an own member named `__proto__`, as Object.fromEntries makes it (not the prototype)
+      Object.defineProperty(out, name, {
+        value: redacted,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      out[name] = redacted;
+    }
   }
-  return Object.fromEntries(entries);
+  return out;
 }

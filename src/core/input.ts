@@ -64,36 +64,66 @@ const shown = (at: string) => (at.length > 120 ? `…${at.slice(-120)}` : at);
  * thousands of levels deep is refused without recursion.
  */
 export function jsonProblem(value: unknown, maxDepth: number = MAX_JSON_DEPTH): JsonProblem | undefined {
-  const stack: { value: unknown; at: string; depth: number }[] = [{ value, at: "", depth: 0 }];
-  const strProblem = (s: string, at: string): JsonProblem | undefined => {
-    if (s.includes(NUL)) return { kind: "invalid", message: "holds a NUL character", at: shown(at) };
-    const p = encodingProblem(s);
-    return p && { ...p, at: shown(at) };
-  };
+  // Plain loops and no path per member: a path is spelled only for the member at fault (every
+  // request body goes through here).
+  const stack: Visit[] = [{ value, parent: undefined, key: "", depth: 0 }];
   while (stack.length > 0) {
-    const { value: v, at, depth } = stack.pop()!;
+    const visit = stack.pop()!;
+    const v = visit.value;
     if (typeof v === "string") {
-      const p = strProblem(v, at);
-      if (p) return p;
+      const p = stringProblem(v);
+      if (p) return { ...p, at: shown(pathOf(visit)) };
       continue;
     }
     if (typeof v !== "object" || v === null) continue;
-    if (depth + 1 > maxDepth) {
-      return { kind: "too_deep", message: `is nested deeper than ${maxDepth} levels`, at: shown(at) };
+    const depth = visit.depth + 1;
+    if (depth > maxDepth) {
+      return {
+        kind: "too_deep",
+        message: `is nested deeper than ${maxDepth} levels`,
+        at: shown(pathOf(visit)),
+      };
     }
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], at: `${at}[${i}]`, depth: depth + 1 });
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], parent: visit, key: i, depth });
       continue;
     }
     const keys = Object.keys(v);
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
-      const where = at === "" ? key : `${at}.${key}`;
-      const p = strProblem(key, where);
-      if (p) return { ...p, message: `key ${p.message}` };
-      stack.push({ value: (v as Record<string, unknown>)[key], at: where, depth: depth + 1 });
+      const member: Visit = { value: (v as Record<string, unknown>)[key], parent: visit, key, depth };
+      const p = stringProblem(key);
+      if (p) return { ...p, message: `key ${p.message}`, at: shown(pathOf(member)) };
+      stack.push(member);
     }
   }
   return undefined;
+}
+
+/** A value `jsonProblem` has still to look at, and where it sits. */
+interface Visit {
+  readonly value: unknown;
+  readonly parent: Visit | undefined;
+  /** Its key in its parent object, or its index in its parent array. */
+  readonly key: string | number;
+  readonly depth: number;
+}
+
+/** `a.b[2].c`: a visit's path from the root (empty for the root). */
+function pathOf(visit: Visit): string {
+  let at = "";
+  for (let v: Visit | undefined = visit; v?.parent !== undefined; v = v.parent) {
+    at =
+      typeof v.key === "number"
+        ? `[${v.key}]${at}`
+        : v.parent.parent === undefined
+          ? `${v.key}${at}`
+          : `.${v.key}${at}`;
+  }
+  return at;
+}
+
+function stringProblem(s: string): InputProblem | undefined {
+  if (s.includes(NUL)) return { kind: "invalid", message: "holds a NUL character" };
+  return encodingProblem(s);
 }

@@ -195,6 +195,20 @@ export interface ParsedAction {
 
 /** Splits a concrete request action; throws `ERR_UNKNOWN_PROVIDER` or `ERR_MALFORMED_ACTION`. */
 export function parseRequestAction(text: string): ParsedAction {
+  // every decision parses its action, and decisions repeat a few actions: each parsed once (a
+  // bounded memo of the ones that parse, emptied when full)
+  const known = parsedActions.get(text);
+  if (known !== undefined) return known;
+  const parsed = parseAction(text);
+  if (parsedActions.size >= MAX_PARSED_ACTIONS) parsedActions.clear();
+  parsedActions.set(text, parsed);
+  return parsed;
+}
+
+const MAX_PARSED_ACTIONS = 4096;
+const parsedActions = new Map<string, ParsedAction>();
+
+function parseAction(text: string): ParsedAction {
   const parts = text.split(":");
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
     throw new WritError(
@@ -223,7 +237,7 @@ export function parseRequestAction(text: string): ParsedAction {
       `action ${q(text)}: ${q(action)} is not a ${provider} action`,
     );
   }
-  return { provider, service, action };
+  return Object.freeze({ provider, service, action });
 }
 
 /**

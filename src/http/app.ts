@@ -93,14 +93,17 @@ export function httpApp(parts: HttpParts): Hono {
     const route = routeOf(path);
     parts.observe?.({ route, method: c.req.method, status, seconds });
     if (logger === undefined) return;
+    // probes and scrapes answered as expected are routine: at debug, not one line every few seconds
+    const routine = (route === "health" || route === "metrics") && status < 400;
+    const level = status >= 500 ? "error" : routine ? "debug" : "info";
+    // a line the logger's level drops is not built (nor the refusal's body read for its reason)
+    if (!logger.isLevelEnabled(level)) return;
     if (status >= 400 && fields.reason === undefined) {
       const reason = await reasonOf(c.res);
       if (reason !== undefined) fields.reason = reason;
     }
     const requestId = c.req.header("x-request-id");
-    // probes and scrapes answered as expected are routine: at debug, not one line every few seconds
-    const routine = (route === "health" || route === "metrics") && status < 400;
-    logger[status >= 500 ? "error" : routine ? "debug" : "info"]({
+    logger[level]({
       event: "http.request",
       method: c.req.method,
       path,

@@ -282,6 +282,24 @@ export class CompiledGuardrails {
     return context;
   }
 
+  /**
+   * Throws what building the Cedar call would throw, without building it (a request no policy can
+   * apply to still fails closed on them): an undeclared agent, a time that is not a date, arguments
+   * nested too deep — each only where the call would read it.
+   */
+  #checkInputs(req: PdpRequest): void {
+    if (!this.#agents.has(req.agent)) {
+      throw new WritError("ERR_GUARDRAIL_INPUT", `agent ${q(req.agent)} is not declared`);
+    }
+    const wanted = this.#reads.context;
+    const wants = (key: string) => wanted === "all" || wanted.has(key);
+    if (wants("time") && !Number.isFinite(req.now.getTime())) {
+      throw new WritError("ERR_GUARDRAIL_INPUT", "the request time is not a valid date");
+    }
+    const args = req.context?.arguments;
+    if (args !== undefined && wants("arguments")) toCedarValue(args);
+  }
+
   /** Can any policy's scope match this action (the entity Cedar would be given)? */
   #mayApply(action: ActionEntity): boolean {
     const s = this.#scopes;
@@ -306,9 +324,12 @@ export class CompiledGuardrails {
   #ask(req: PdpRequest, policySetId: string): GuardrailOutcome {
     let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
     try {
-      const call = this.cedarCall(req, policySetId);
-      if (!this.#mayApply(this.#action(req.action))) return { kind: "pass" };
-      answer = cedar.statefulIsAuthorized(call);
+      // the scope first: a request no policy can apply to costs no entities, context or call
+      if (!this.#mayApply(this.#action(req.action))) {
+        this.#checkInputs(req);
+        return { kind: "pass" };
+      }
+      answer = cedar.statefulIsAuthorized(this.cedarCall(req, policySetId));
     } catch (err) {
       return { kind: "error", errors: [err instanceof Error ? err.message : String(err)] };
     }

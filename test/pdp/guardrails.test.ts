@@ -203,6 +203,35 @@ forbid(principal, action in Writ::Action::"aws:s3", resource) when { resource.id
     }
   });
 
+  it("an action no scope matches still fails closed on what the call would refuse", async () => {
+    const authorize = vi.spyOn(cedar, "statefulIsAuthorized");
+    const { compiled } = await load(
+      withGuardrails(`@id("fs") forbid(principal, action in Writ::Action::"mcp:filesystem", resource)
+  when { context.arguments has path && context.time.hour < 0 };`),
+    );
+    const guardrails = compiled.guardrails!;
+    const base = {
+      agent: "loader",
+      action: "aws:s3:GetObject",
+      resource: "arn:aws:s3:::reports/a",
+      environment: "dev",
+      now: new Date("2026-03-03T12:00:00Z"),
+    };
+    expect(guardrails.evaluate(base)).toEqual({ kind: "pass" });
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 40; i++) deep = { a: deep };
+    for (const [req, why] of [
+      [{ ...base, agent: "mallory" }, "is not declared"],
+      [{ ...base, now: new Date(Number.NaN) }, "not a valid date"],
+      [{ ...base, context: { arguments: deep } }, "nest deeper"],
+    ] as const) {
+      const outcome = guardrails.evaluate(req);
+      expect(outcome.kind).toBe("error");
+      expect(JSON.stringify(outcome)).toContain(why);
+    }
+    expect(authorize).not.toHaveBeenCalled();
+  });
+
   it("the DecisionPoint compiles the config's guardrails itself when not given them", async () => {
     const { load: loaded } = await load(
       withGuardrails(`forbid(principal, action, resource) when { context.tainted };`),
