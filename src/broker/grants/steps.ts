@@ -21,12 +21,14 @@ import { issuerFor, WRIT_PLAYBOOK_TYPE } from "../metadata.js";
 import {
   ACCESS_TOKEN_TYPE,
   type BrokerDeps,
+  done,
   endpoints,
   NO_STORE,
   type OAuthRequest,
   type OAuthResponse,
-  oauthError,
-  refuse,
+  type Outcome,
+  type Refused,
+  refused,
 } from "../oauth.js";
 import { mintAccessToken } from "../tokens.js";
 
@@ -37,14 +39,9 @@ export interface Intent {
   readonly ticket?: string;
 }
 
-function parseDetails(raw: string | null): {
-  playbook: string;
-  params: Record<string, unknown>;
-  environment?: string;
-  ticket?: string;
-} {
+function parseDetails(raw: string | null): Outcome<Intent> {
   if (raw === null)
-    return refuse(
+    return refused(
       400,
       "invalid_request",
       "`authorization_details` is required: one `writ_playbook` intent",
@@ -54,7 +51,7 @@ function parseDetails(raw: string | null): {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return refuse(
+    return refused(
       400,
       "invalid_authorization_details",
       "`authorization_details` is not JSON",
@@ -62,7 +59,7 @@ function parseDetails(raw: string | null): {
     );
   }
   if (!Array.isArray(parsed) || parsed.length !== 1) {
-    return refuse(
+    return refused(
       400,
       "invalid_authorization_details",
       "`authorization_details` must hold exactly one intent",
@@ -71,7 +68,7 @@ function parseDetails(raw: string | null): {
   }
   const d = parsed[0] as Record<string, unknown>;
   if (!d || typeof d !== "object" || d.type !== WRIT_PLAYBOOK_TYPE) {
-    return refuse(
+    return refused(
       400,
       "invalid_authorization_details",
       `the intent's \`type\` must be \`${WRIT_PLAYBOOK_TYPE}\``,
@@ -80,7 +77,7 @@ function parseDetails(raw: string | null): {
   }
   const params = d.parameters ?? {};
   if (typeof d.playbook !== "string" || !params || typeof params !== "object" || Array.isArray(params)) {
-    return refuse(
+    return refused(
       400,
       "invalid_authorization_details",
       "the intent needs a `playbook` name and a `parameters` object",
@@ -89,7 +86,7 @@ function parseDetails(raw: string | null): {
   }
   for (const k of ["environment", "ticket"] as const) {
     if (d[k] !== undefined && typeof d[k] !== "string") {
-      return refuse(
+      return refused(
         400,
         "invalid_authorization_details",
         `the intent's \`${k}\` must be a string`,
@@ -97,34 +94,37 @@ function parseDetails(raw: string | null): {
       );
     }
   }
-  return {
+  return done({
     playbook: d.playbook,
     params: params as Record<string, unknown>,
     ...(typeof d.environment === "string" ? { environment: d.environment } : {}),
     ...(typeof d.ticket === "string" ? { ticket: d.ticket } : {}),
-  };
+  });
 }
 
-export function absoluteUri(value: string | null): string {
+export function absoluteUri(value: string | null): Outcome<string> {
   if (value === null)
-    return refuse(
+    return refused(
       400,
       "invalid_target",
       "`resource` (RFC 8707) is required: the audience of the writ",
       "resource_missing",
     );
+  let hash: string;
   try {
-    const u = new URL(value);
-    if (u.hash) throw new Error("fragment");
-    return value;
+    hash = new URL(value).hash;
   } catch {
-    return refuse(
+    hash = "#";
+  }
+  if (hash !== "") {
+    return refused(
       400,
       "invalid_target",
       `\`resource\` ${q(value)} must be an absolute URI without a fragment`,
       "resource_invalid",
     );
   }
+  return done(value);
 }
 
 /**
@@ -173,9 +173,9 @@ export function audienceAllowed(
   return listed.includes(resource) && (declared === undefined || byEnvironment);
 }
 
-export function audienceRefusal(env: string, resource: string, playbook?: Playbook): OAuthResponse {
+export function audienceRefusal(env: string, resource: string, playbook?: Playbook): Refused {
   const where = playbook === undefined ? `environment ${q(env)}` : `playbook ${q(playbook.id)} in ${q(env)}`;
-  return oauthError(
+  return refused(
     400,
     "invalid_target",
     `\`resource\` ${q(resource)} is not an audience writ.yaml allows for ${where}`,
@@ -202,11 +202,11 @@ export function sponsorOf(
   playbook: Playbook,
   env: string,
   config: WritConfig,
-): string | undefined | OAuthResponse {
+): Outcome<string | undefined> {
   const rule = playbook.sponsor ?? "optional";
   if (hint === null) {
-    if (rule === "optional") return undefined;
-    return oauthError(
+    if (rule === "optional") return done(undefined);
+    return refused(
       400,
       "invalid_request",
       `playbook ${q(playbook.id)} needs a sponsor: name them in \`login_hint\``,
@@ -215,7 +215,7 @@ export function sponsorOf(
   }
   const sponsor = normalizeIdentity(hint);
   if (!declaredHumans(config).has(sponsor)) {
-    return oauthError(
+    return refused(
       400,
       "unknown_user_id",
       `sponsor ${q(hint)} is declared nowhere in writ.yaml (approvers, approver groups, agent owners)`,
@@ -225,7 +225,7 @@ export function sponsorOf(
   if (rule === "approver") {
     const policy = playbook.approval.get(env);
     if (policy === undefined || approverGroupsOf(policy, config.approverGroups, sponsor).length === 0) {
-      return oauthError(
+      return refused(
         400,
         "access_denied",
         `sponsor ${q(hint)} is in no approver group the policy of ${q(playbook.id)} in ${q(env)} names`,
@@ -233,21 +233,23 @@ export function sponsorOf(
       );
     }
   }
-  return sponsor;
+  return done(sponsor);
 }
 
 /** Parses the one intent of `authorization_details` and checks it names this issuer's environment. */
-export function readIntent(req: OAuthRequest, env: string): Intent {
-  const intent = parseDetails(req.form.get("authorization_details"));
+export function readIntent(req: OAuthRequest, env: string): Outcome<Intent> {
+  const parsed = parseDetails(req.form.get("authorization_details"));
+  if (!parsed.ok) return parsed;
+  const intent = parsed.value;
   if (intent.environment !== undefined && intent.environment !== env) {
-    return refuse(
+    return refused(
       400,
       "invalid_authorization_details",
       `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
       "environment_mismatch",
     );
   }
-  return intent;
+  return parsed;
 }
 
 /** The 429 for an agent still blocked after a denial (asking again counts, and extends it). */
@@ -256,14 +258,14 @@ export async function slowDown(
   env: string,
   now: Date,
   deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+): Promise<Refused | undefined> {
   const blocked = await deps.backoff.check(agent, env, now);
   if (!blocked) return undefined;
   // Asking inside the block counts, and lengthens it: answer with the block this request started,
   // so a client that waits as told is not refused again.
   const longer = await deps.backoff.record(agent, env, now);
   await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
-  return oauthError(
+  return refused(
     429,
     "slow_down",
     `too many denied requests: retry after ${longer.retryAfter} s`,
@@ -282,11 +284,7 @@ export const countsTowardsSlowDown = (reason: unknown): boolean => reason !== "k
  * towards the agent's slow-down — the kill is the operator's doing, not the agent's asking, so its
  * lift is not followed by a block the agent earned while it could not be served.
  */
-export async function killed(
-  agent: Agent,
-  env: string,
-  deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+export async function killed(agent: Agent, env: string, deps: BrokerDeps): Promise<Refused | undefined> {
   const kill = await deps.kill.blocking(agent, env);
   if (!kill) return undefined;
   await deps.audit("broker.denied", {
@@ -295,7 +293,7 @@ export async function killed(
     reason: "kill_switch_engaged",
     kill: kill.id,
   });
-  return oauthError(
+  return refused(
     400,
     "access_denied",
     `a kill switch (${kill.id}) stops issuance for agent ${q(agent.id)} here`,
@@ -304,12 +302,8 @@ export async function killed(
 }
 
 /** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
-export function intentRefusal(outcome: {
-  reason: string;
-  error: OAuthErrorCode;
-  message: string;
-}): OAuthResponse {
-  return oauthError(
+export function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; message: string }): Refused {
+  return refused(
     outcome.reason === "unknown_agent" ? 401 : 400,
     outcome.error,
     outcome.message,
@@ -396,8 +390,11 @@ export interface IssueInput {
   readonly key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
   /** The human the agent acts for (CIBA's approved requester); `sub` of the token. */
   readonly sponsor?: string | undefined;
-  /** Runs with the new writ's id before the writ is stored (CIBA consumes its approval here). */
-  readonly beforeStore?: ((writId: string) => Promise<void>) | undefined;
+  /**
+   * Runs with the new writ's id before the writ is stored (CIBA consumes its approval here); a
+   * refusal it returns stops the issuance.
+   */
+  readonly beforeStore?: ((writId: string) => Promise<Refused | undefined>) | undefined;
   readonly approval?: string | undefined;
 }
 
@@ -407,12 +404,13 @@ export async function issueWrit(
   outcome: Issuable,
   input: IssueInput,
   deps: BrokerDeps,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   const { issuer } = endpoints(deps.baseUrl, env);
   const { intent, resource, proof, key } = input;
   const agent = outcome.agent;
   const writId = `writ_${randomBytes(16).toString("base64url")}`;
-  await input.beforeStore?.(writId);
+  const stopped = await input.beforeStore?.(writId);
+  if (stopped !== undefined) return stopped;
   const grants = outcome.grants.map((g) => g.rule.text);
   const writ: NewWrit = {
     id: writId,
@@ -477,7 +475,7 @@ export async function issueWrit(
     await deps.store.writs.insert(writ);
     await deps.audit("broker.writ_issued", record);
   }
-  return {
+  return done({
     status: 200,
     body: {
       access_token: token,
@@ -489,16 +487,16 @@ export async function issueWrit(
       ttl_bound: outcome.ttl.bound,
     },
     headers: NO_STORE,
-  };
+  });
 }
 
 /**
  * The token exchange's `subject_token`, which must be an access token of ours (RFC 8693 §2.1);
  * `what` says what it is in this grant, for the refusal.
  */
-export function subjectTokenOf(req: OAuthRequest, what: string): string {
+export function subjectTokenOf(req: OAuthRequest, what: string): Outcome<string> {
   if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
-    return refuse(
+    return refused(
       400,
       "invalid_request",
       `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
@@ -507,9 +505,9 @@ export function subjectTokenOf(req: OAuthRequest, what: string): string {
   }
   const token = req.form.get("subject_token");
   if (!token) {
-    return refuse(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
+    return refused(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
   }
-  return token;
+  return done(token);
 }
 
 /** The checks every writ-issuing grant runs first: the kill switch, then the denial slow-down. */
@@ -518,6 +516,6 @@ export async function stoppedOrSlowed(
   env: string,
   now: Date,
   deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+): Promise<Refused | undefined> {
   return (await killed(agent, env, deps)) ?? (await slowDown(agent.id, env, now, deps));
 }
