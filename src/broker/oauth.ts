@@ -96,7 +96,7 @@ export interface Refused {
 export const done = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
 
 /** The refusal with this status, OAuth `error`, `error_description`, reason and header fields. */
-export function refused(
+export function refuse(
   status: number,
   error: OAuthErrorCode,
   description: string,
@@ -165,12 +165,12 @@ export async function authenticate(
   } catch (err) {
     const mapped = isWritError(err) ? clientAuthOAuthError(err.code) : undefined;
     if (!mapped || !isWritError(err)) throw err;
-    return refused(mapped.status, mapped.error, err.message, reasonOf(err.code), {
+    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), {
       "www-authenticate": 'Bearer error="invalid_client"',
     });
   }
   if (!client.agent.environments.includes(env)) {
-    return refused(
+    return refuse(
       400,
       "unauthorized_client",
       `agent ${q(client.agent.id)} is not registered in ${q(env)}`,
@@ -190,7 +190,7 @@ export async function dpopProof(
   const header = req.headers.dpop;
   if (header === undefined) {
     if (required)
-      return refused(400, "invalid_dpop_proof", "this grant needs a DPoP proof (RFC 9449)", "dpop_required");
+      return refuse(400, "invalid_dpop_proof", "this grant needs a DPoP proof (RFC 9449)", "dpop_required");
     return done(undefined);
   }
   try {
@@ -208,6 +208,6 @@ export async function dpopProof(
     const mapped = isWritError(err) ? dpopOAuthError(err.code) : undefined;
     if (!mapped || !isWritError(err)) throw err;
     const headers: Record<string, string> = err instanceof DpopNonceError ? { "dpop-nonce": err.nonce } : {};
-    return refused(mapped.status, mapped.error, err.message, reasonOf(err.code), headers);
+    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), headers);
   }
 }

@@ -41,7 +41,7 @@ import {
   type OAuthResponse,
   type Outcome,
   reasonOf,
-  refused,
+  refuse,
 } from "./oauth.js";
 import { type AccessTokenClaims, verifyAccessToken } from "./tokens.js";
 
@@ -63,7 +63,7 @@ function resourceServer(req: OAuthRequest, deps: BrokerDeps): Outcome<boolean> {
   if (bearer === undefined || deps.introspectionToken === undefined) return done(false);
   const h = (s: string) => createHash("sha256").update(s).digest();
   if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
-    return refused(
+    return refuse(
       401,
       "invalid_client",
       "the resource server token is not valid",
@@ -134,7 +134,7 @@ async function introspectToken(
     onlyClient = client.value.agent.id;
   }
   const token = req.form.get("token");
-  if (!token) return refused(400, "invalid_request", "`token` is required", "token_missing");
+  if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
   const inactive = done<OAuthResponse>({ status: 200, body: { active: false }, headers: NO_STORE });
   let claims: AccessTokenClaims;
   try {
@@ -190,7 +190,7 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
   const server = resourceServer(req, deps);
   if (!server.ok) return server;
   if (!server.value) {
-    return refused(
+    return refuse(
       401,
       "invalid_client",
       "spending a use needs the resource servers' bearer token",
@@ -201,16 +201,16 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
     );
   }
   const token = req.form.get("token");
-  if (!token) return refused(400, "invalid_request", "`token` is required", "token_missing");
+  if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
   let claims: AccessTokenClaims;
   try {
     claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
   } catch (err) {
-    if (isTokenRefusal(err)) return refused(400, "invalid_token", err.message, reasonOf(err.code));
+    if (isTokenRefusal(err)) return refuse(400, "invalid_token", err.message, reasonOf(err.code));
     throw err;
   }
   if (claims.writ === undefined) {
-    return refused(400, "invalid_token", "a baseline token has no uses to spend", "not_a_writ");
+    return refuse(400, "invalid_token", "a baseline token has no uses to spend", "not_a_writ");
   }
   try {
     const spent = await spendWritUse(deps, claims.writ, "resource-server");
@@ -221,7 +221,7 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
     });
   } catch (err) {
     if (isWritError(err) && USE_REFUSALS.has(err.code)) {
-      return refused(400, "invalid_token", err.message, reasonOf(err.code));
+      return refuse(400, "invalid_token", err.message, reasonOf(err.code));
     }
     throw err;
   }
@@ -238,7 +238,7 @@ async function revokeToken(
   if (!authenticated.ok) return authenticated;
   const client = authenticated.value;
   const token = req.form.get("token");
-  if (!token) return refused(400, "invalid_request", "`token` is required", "token_missing");
+  if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
   const ok = done<OAuthResponse>({ status: 200, body: {}, headers: NO_STORE });
   let claims: AccessTokenClaims;
   try {
@@ -272,7 +272,7 @@ async function tokenOf(env: string, req: OAuthRequest, deps: BrokerDeps): Promis
   const grant = req.form.get("grant_type");
   const type = GRANT_TYPES.get(grant ?? "");
   if (type === undefined || !type.enabled(deps)) {
-    return refused(
+    return refuse(
       400,
       "unsupported_grant_type",
       `grant type ${q(grant ?? "")} is not supported here`,
@@ -295,7 +295,7 @@ async function backchannel(
 ): Promise<Outcome<OAuthResponse>> {
   const approvals = deps.approvals;
   if (!approvals)
-    return refused(404, "invalid_request", "approvals are not served here", "approvals_unavailable");
+    return refuse(404, "invalid_request", "approvals are not served here", "approvals_unavailable");
   const client = await authenticate(env, req, deps, endpoints(deps.baseUrl, env).bcAuthorize);
   if (!client.ok) return client;
   return bcAuthorize(env, client.value, req, deps, approvals);

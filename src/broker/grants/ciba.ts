@@ -22,7 +22,7 @@ import {
   type Outcome,
   type Refused,
   reasonOf,
-  refused,
+  refuse,
 } from "../oauth.js";
 import {
   absoluteUri,
@@ -54,7 +54,7 @@ export async function bcAuthorize(
   const intent = read.value;
   const hint = req.form.get("login_hint");
   if (hint !== null && !/^[^\s\p{Cc}]{1,254}$/u.test(hint)) {
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       "`login_hint` must name the sponsor: 1 to 254 characters without spaces",
@@ -75,7 +75,7 @@ export async function bcAuthorize(
   const { outcome } = await judge(env, agent, intent, now, deps);
   if (outcome.kind === "refused") return denied(intentRefusal(outcome));
   if (outcome.kind === "issue") {
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       `playbook ${q(intent.playbook)} needs no approval in ${q(env)}: use token exchange`,
@@ -117,20 +117,15 @@ async function polledRequest(
   approvals: ApprovalService,
 ): Promise<Outcome<{ id: string; request: ApprovalRequest; resource: string }>> {
   const id = req.form.get("auth_req_id");
-  if (!id) return refused(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
+  if (!id) return refuse(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
   const request = await approvals.get(id);
   if (!request || request.agent !== agent || request.environment !== env) {
-    return refused(
-      400,
-      "invalid_grant",
-      "no such approval request for this agent here",
-      "approval_not_found",
-    );
+    return refuse(400, "invalid_grant", "no such approval request for this agent here", "approval_not_found");
   }
   // The audience was fixed at bc-authorize and approved as such: the poll may repeat it, not change it.
   const asked = req.form.get("resource");
   if (request.audience !== undefined && asked !== null && asked !== request.audience) {
-    return refused(
+    return refuse(
       400,
       "invalid_target",
       `this approval is for \`resource\` ${q(request.audience)}, not ${q(asked)}`,
@@ -151,7 +146,7 @@ async function approved(
 ): Promise<Refused | undefined> {
   const pace = await approvals.pollTooFast(id, now);
   if (pace.tooFast) {
-    return refused(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
+    return refuse(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
       "retry-after": String(pace.pollInterval),
     });
   }
@@ -160,19 +155,19 @@ async function approved(
     status = await approvals.status(id, { binding: request.binding, now });
   } catch (err) {
     if (isWritError(err) && err.code.startsWith("ERR_APPROVAL_")) {
-      return refused(400, "invalid_grant", err.message, reasonOf(err.code));
+      return refuse(400, "invalid_grant", err.message, reasonOf(err.code));
     }
     throw err;
   }
   switch (status.status) {
     case "pending":
-      return refused(400, "authorization_pending", "the approvers have not decided yet", "approval_pending");
+      return refuse(400, "authorization_pending", "the approvers have not decided yet", "approval_pending");
     case "denied":
-      return refused(400, "access_denied", "the approvers denied this request", "approval_denied");
+      return refuse(400, "access_denied", "the approvers denied this request", "approval_denied");
     case "expired":
-      return refused(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+      return refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
     case "consumed":
-      return refused(400, "invalid_grant", "this approval was used already", "approval_consumed");
+      return refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
     default:
       return undefined;
   }
@@ -209,7 +204,7 @@ export async function cibaGrant(
     };
     if (outcome.kind !== "issue") {
       return denied(
-        refused(
+        refuse(
           outcome.kind === "refused" && outcome.reason === "unknown_agent" ? 401 : 400,
           outcome.kind === "refused" ? outcome.error : "access_denied",
           outcome.message,
@@ -263,10 +258,10 @@ async function consumed(
   } catch (err) {
     // the same answers as a poll that finds it so
     if (isWritError(err, ERR_APPROVAL_CLOSED)) {
-      return refused(400, "invalid_grant", "this approval was used already", "approval_consumed");
+      return refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
     }
     if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
-      return refused(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+      return refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
     }
     throw err;
   }

@@ -33,7 +33,7 @@ import {
   type Outcome,
   type Refused,
   reasonOf,
-  refused,
+  refuse,
   withHeaders,
 } from "../oauth.js";
 import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
@@ -56,7 +56,7 @@ interface ChildRequest {
 }
 
 const malformed = (message: string): Refused =>
-  refused(400, "invalid_authorization_details", message, "intent_malformed");
+  refuse(400, "invalid_authorization_details", message, "intent_malformed");
 
 /** The optional `[{ type: "writ_delegation", grants?: [{action, resource}], max_uses? }]`. */
 function readChildRequest(raw: string | null): Outcome<ChildRequest> {
@@ -119,7 +119,7 @@ async function subjectOf(
     return done(await verifyAccessToken(token.value, verifyOptions(env, deps)));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `the subject token is not valid here: ${err.message}`,
@@ -146,7 +146,7 @@ async function parentChain(
   now: Date,
 ): Promise<Outcome<StoredWrit[]>> {
   if (claims.writ === undefined || claims.client_id !== agent.id) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the subject token must be a writ this agent holds",
@@ -154,7 +154,7 @@ async function parentChain(
     );
   }
   if (claims.cnf?.jkt !== proof.jkt) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the subject token is bound to another DPoP key",
@@ -164,7 +164,7 @@ async function parentChain(
   const chain = await deps.store.writs.lineage(claims.writ);
   const parent = chain[0];
   if (parent === undefined || parent.agent !== agent.id || parent.environment !== env) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `writ ${q(claims.writ)} is not this agent's here`,
@@ -181,11 +181,11 @@ function liveChain(chain: StoredWrit[], now: Date): Outcome<StoredWrit[]> {
     const why = inactive(w, now);
     if (why !== undefined) {
       const which = w === parent ? `the parent writ ${q(w.id)}` : `its ancestor writ ${q(w.id)}`;
-      return refused(400, "invalid_grant", `${which} ${why}`, "parent_writ_inactive");
+      return refuse(400, "invalid_grant", `${which} ${why}`, "parent_writ_inactive");
     }
   }
   if (parent === undefined || chain.at(-1)?.parent !== undefined) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `an ancestor of writ ${q(parent?.id ?? "")} is gone`,
@@ -202,7 +202,7 @@ async function actorOf(
   deps: BrokerDeps,
 ): Promise<Outcome<{ id: string; jkt: string }>> {
   if (req.form.get("actor_token_type") !== ACCESS_TOKEN_TYPE) {
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       `\`actor_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
@@ -211,7 +211,7 @@ async function actorOf(
   }
   const token = req.form.get("actor_token");
   if (!token)
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       "`actor_token` is required: the sub-agent's baseline token",
@@ -222,7 +222,7 @@ async function actorOf(
     claims = await verifyAccessToken(token, verifyOptions(env, deps));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `the actor token is not valid here: ${err.message}`,
@@ -230,7 +230,7 @@ async function actorOf(
     );
   }
   if (claims.scope !== "writ:baseline" || claims.sub !== claims.client_id || claims.writ !== undefined) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the actor token must be the sub-agent's own baseline token",
@@ -238,7 +238,7 @@ async function actorOf(
     );
   }
   if (claims.cnf === undefined) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the actor token must be DPoP-bound: the child is bound to its key",
@@ -263,7 +263,7 @@ async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<
   const pending = pendingOf(deps, actor.id);
   const load = { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
   if (load.active >= limits.activeWrits) {
-    return refused(
+    return refuse(
       400,
       "access_denied",
       `agent ${q(actor.id)} holds ${load.active} active writs, its limit`,
@@ -271,7 +271,7 @@ async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<
     );
   }
   if (load.issuedSince >= limits.issuancePerMinute) {
-    return refused(
+    return refuse(
       400,
       "access_denied",
       `agent ${q(actor.id)} was issued ${load.issuedSince} writs in 60 s, its limit`,
@@ -338,12 +338,12 @@ async function childWrit(
   });
   if (!verdict.ok) {
     if (verdict.excess !== undefined) detail.excess = verdict.excess;
-    return deny(refused(400, DELEGATION_OAUTH_ERROR[verdict.reason], verdict.message, verdict.reason));
+    return deny(refuse(400, DELEGATION_OAUTH_ERROR[verdict.reason], verdict.message, verdict.reason));
   }
   const resource = req.form.get("resource") ?? parent.audience;
   if (resource === undefined || resource !== parent.audience) {
     return deny(
-      refused(
+      refuse(
         400,
         "invalid_target",
         `a child writ is for its parent's audience ${q(parent.audience ?? "")}`,
@@ -427,7 +427,7 @@ async function issueChild(
   const exp = Math.floor(until / 1000);
   const iat = Math.floor(now.getTime() / 1000);
   if (exp <= iat)
-    return refused(
+    return refuse(
       400,
       "temporarily_unavailable",
       "no lifetime is left to give a child",
@@ -484,7 +484,7 @@ async function issueChild(
       id,
       `its ancestor writ ${dead?.id ?? parent.id} was revoked while it was issued`,
     );
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `the parent writ ${q(parent.id)} was revoked meanwhile`,

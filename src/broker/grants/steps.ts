@@ -28,7 +28,7 @@ import {
   type OAuthResponse,
   type Outcome,
   type Refused,
-  refused,
+  refuse,
 } from "../oauth.js";
 import { mintAccessToken } from "../tokens.js";
 
@@ -41,7 +41,7 @@ export interface Intent {
 
 function parseDetails(raw: string | null): Outcome<Intent> {
   if (raw === null)
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       "`authorization_details` is required: one `writ_playbook` intent",
@@ -51,7 +51,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return refused(
+    return refuse(
       400,
       "invalid_authorization_details",
       "`authorization_details` is not JSON",
@@ -59,7 +59,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
     );
   }
   if (!Array.isArray(parsed) || parsed.length !== 1) {
-    return refused(
+    return refuse(
       400,
       "invalid_authorization_details",
       "`authorization_details` must hold exactly one intent",
@@ -68,7 +68,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
   }
   const d = parsed[0] as Record<string, unknown>;
   if (!d || typeof d !== "object" || d.type !== WRIT_PLAYBOOK_TYPE) {
-    return refused(
+    return refuse(
       400,
       "invalid_authorization_details",
       `the intent's \`type\` must be \`${WRIT_PLAYBOOK_TYPE}\``,
@@ -77,7 +77,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
   }
   const params = d.parameters ?? {};
   if (typeof d.playbook !== "string" || !params || typeof params !== "object" || Array.isArray(params)) {
-    return refused(
+    return refuse(
       400,
       "invalid_authorization_details",
       "the intent needs a `playbook` name and a `parameters` object",
@@ -86,7 +86,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
   }
   for (const k of ["environment", "ticket"] as const) {
     if (d[k] !== undefined && typeof d[k] !== "string") {
-      return refused(
+      return refuse(
         400,
         "invalid_authorization_details",
         `the intent's \`${k}\` must be a string`,
@@ -104,7 +104,7 @@ function parseDetails(raw: string | null): Outcome<Intent> {
 
 export function absoluteUri(value: string | null): Outcome<string> {
   if (value === null)
-    return refused(
+    return refuse(
       400,
       "invalid_target",
       "`resource` (RFC 8707) is required: the audience of the writ",
@@ -117,7 +117,7 @@ export function absoluteUri(value: string | null): Outcome<string> {
     hash = "#";
   }
   if (hash !== "") {
-    return refused(
+    return refuse(
       400,
       "invalid_target",
       `\`resource\` ${q(value)} must be an absolute URI without a fragment`,
@@ -175,7 +175,7 @@ export function audienceAllowed(
 
 export function audienceRefusal(env: string, resource: string, playbook?: Playbook): Refused {
   const where = playbook === undefined ? `environment ${q(env)}` : `playbook ${q(playbook.id)} in ${q(env)}`;
-  return refused(
+  return refuse(
     400,
     "invalid_target",
     `\`resource\` ${q(resource)} is not an audience writ.yaml allows for ${where}`,
@@ -206,7 +206,7 @@ export function sponsorOf(
   const rule = playbook.sponsor ?? "optional";
   if (hint === null) {
     if (rule === "optional") return done(undefined);
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       `playbook ${q(playbook.id)} needs a sponsor: name them in \`login_hint\``,
@@ -215,7 +215,7 @@ export function sponsorOf(
   }
   const sponsor = normalizeIdentity(hint);
   if (!declaredHumans(config).has(sponsor)) {
-    return refused(
+    return refuse(
       400,
       "unknown_user_id",
       `sponsor ${q(hint)} is declared nowhere in writ.yaml (approvers, approver groups, agent owners)`,
@@ -225,7 +225,7 @@ export function sponsorOf(
   if (rule === "approver") {
     const policy = playbook.approval.get(env);
     if (policy === undefined || approverGroupsOf(policy, config.approverGroups, sponsor).length === 0) {
-      return refused(
+      return refuse(
         400,
         "access_denied",
         `sponsor ${q(hint)} is in no approver group the policy of ${q(playbook.id)} in ${q(env)} names`,
@@ -242,7 +242,7 @@ export function readIntent(req: OAuthRequest, env: string): Outcome<Intent> {
   if (!parsed.ok) return parsed;
   const intent = parsed.value;
   if (intent.environment !== undefined && intent.environment !== env) {
-    return refused(
+    return refuse(
       400,
       "invalid_authorization_details",
       `the intent names ${q(intent.environment)}, but this is the ${q(env)} issuer`,
@@ -265,7 +265,7 @@ export async function slowDown(
   // so a client that waits as told is not refused again.
   const longer = await deps.backoff.record(agent, env, now);
   await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
-  return refused(
+  return refuse(
     429,
     "slow_down",
     `too many denied requests: retry after ${longer.retryAfter} s`,
@@ -293,7 +293,7 @@ export async function killed(agent: Agent, env: string, deps: BrokerDeps): Promi
     reason: "kill_switch_engaged",
     kill: kill.id,
   });
-  return refused(
+  return refuse(
     400,
     "access_denied",
     `a kill switch (${kill.id}) stops issuance for agent ${q(agent.id)} here`,
@@ -303,7 +303,7 @@ export async function killed(agent: Agent, env: string, deps: BrokerDeps): Promi
 
 /** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
 export function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; message: string }): Refused {
-  return refused(
+  return refuse(
     outcome.reason === "unknown_agent" ? 401 : 400,
     outcome.error,
     outcome.message,
@@ -496,7 +496,7 @@ export async function issueWrit(
  */
 export function subjectTokenOf(req: OAuthRequest, what: string): Outcome<string> {
   if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
-    return refused(
+    return refuse(
       400,
       "invalid_request",
       `\`subject_token_type\` must be \`${ACCESS_TOKEN_TYPE}\``,
@@ -505,7 +505,7 @@ export function subjectTokenOf(req: OAuthRequest, what: string): Outcome<string>
   }
   const token = req.form.get("subject_token");
   if (!token) {
-    return refused(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
+    return refuse(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
   }
   return done(token);
 }

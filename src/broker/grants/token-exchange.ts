@@ -16,7 +16,7 @@ import {
   type Outcome,
   type Refused,
   reasonOf,
-  refused,
+  refuse,
   withHeaders,
 } from "../oauth.js";
 import { type AccessTokenClaims, verifyAccessToken } from "../tokens.js";
@@ -98,7 +98,7 @@ export async function exchange(
     if (outcome.kind === "needs-approval") {
       // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
       await deps.audit("broker.approval_required", { environment: env, agent: agent.id, ...detail });
-      return refused(
+      return refuse(
         400,
         "access_denied",
         `${outcome.message}: ask through the backchannel authentication endpoint (${endpoints(deps.baseUrl, env).bcAuthorize})`,
@@ -127,7 +127,7 @@ async function baselineSubject(
     subject = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       `the subject token is not valid here: ${err.message}`,
@@ -135,7 +135,7 @@ async function baselineSubject(
     );
   }
   if (subject.client_id !== agent || subject.sub !== agent || subject.scope !== "writ:baseline") {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the subject token must be this agent's own baseline token",
@@ -143,7 +143,7 @@ async function baselineSubject(
     );
   }
   if (subject.cnf && subject.cnf.jkt !== proof.jkt) {
-    return refused(
+    return refuse(
       400,
       "invalid_grant",
       "the subject token is bound to another DPoP key",
