@@ -1,7 +1,8 @@
 /**
  * The steps the grant types share, each a plain function of its inputs: reading the intent and the
  * audience, the kill switch and the slow-down, the intent checks (`judge`, with the runner class's
- * limits counting writs in flight) and the one place a writ comes into being (`issueWrit`).
+ * limits counting writs in flight) and the one place a writ comes into being (`issueWrit`). A step
+ * that can refuse returns its value or the refusal (oauth.ts's `Outcome`), never throws it.
  */
 import { randomBytes } from "node:crypto";
 import {
