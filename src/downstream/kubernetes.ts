@@ -152,13 +152,8 @@ class KubernetesIssuer implements DownstreamIssuer {
     const remaining = Math.floor((writ.expiresAt.getTime() - now.getTime()) / 1000);
     if (remaining <= 0) return refused("downstream_scope_exceeds_writ", `writ ${q(writ.id)} has expired`);
     const sa = serviceAccountFor(this.cfg, writ.agent);
-    if (!sa) {
-      return refused(
-        "downstream_not_configured",
-        `no ServiceAccount is mapped for agent ${q(writ.agent)} (downstream.kubernetes.serviceAccounts)`,
-      );
-    }
-    return { ok: true, value: { plan: plan.value, remaining, sa } };
+    if (!sa.ok) return sa;
+    return { ok: true, value: { plan: plan.value, remaining, sa: sa.value } };
   }
 
   /** The metadata of every object of `writ`: its name, labels and annotations. */
