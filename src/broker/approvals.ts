@@ -368,10 +368,16 @@ function intact(request: ApprovalRequest): boolean {
   }
 }
 
-/** A refusal decided inside a transaction that must still commit (an expiry flip). */
-class Refusal {
-  constructor(readonly error: WritError) {}
-}
+/**
+ * A step's value, or its refusal: decided inside a transaction that must still commit (an expiry
+ * flip), so returned to `decide`, which audits it and throws it to the caller.
+ */
+type Step<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WritError };
+
+const refusal = (error: WritError): { readonly ok: false; readonly error: WritError } => ({
+  ok: false,
+  error,
+});
 
 /** What every operation of the service works with. */
 interface Ctx {
@@ -470,18 +476,18 @@ function judge(
   approver: string,
   decision: "approve" | "deny",
   config: WritConfig,
-): ReturnType<typeof requestPolicy> | Refusal {
+): Step<ReturnType<typeof requestPolicy>> {
   let judged: ReturnType<typeof requestPolicy>;
   try {
     judged = requestPolicy(config, request);
   } catch (err) {
-    if (isWritError(err)) return new Refusal(err);
+    if (isWritError(err)) return refusal(err);
     throw err;
   }
   const { policy, ctx } = judged;
   const id = request.id;
   if (approverGroupsOf(policy, ctx.groups, approver).length === 0) {
-    return new Refusal(
+    return refusal(
       new WritError(
         ERR_APPROVAL_NOT_APPROVER,
         `${q(approver)} is in no approver group the policy for ${q(request.playbook)} in ${q(request.environment)} names`,
@@ -491,7 +497,7 @@ function judge(
   if (decision === "approve" && !ctx.allowSelfApproval && isSelfApproval(ctx, approver)) {
     const role =
       normalizeIdentity(ctx.requester) === approver ? "requested it" : `owns agent ${q(request.agent)}`;
-    return new Refusal(
+    return refusal(
       new WritError(
         ERR_APPROVAL_SELF,
         `${q(approver)} cannot approve request ${q(id)}: they ${role} and playbook ${q(request.playbook)} does not allow self-approval`,
@@ -499,11 +505,11 @@ function judge(
     );
   }
   if (request.decisions.some((d) => d.approver === approver)) {
-    return new Refusal(
+    return refusal(
       new WritError(ERR_APPROVAL_DUPLICATE, `${q(approver)} has already decided request ${q(id)}`),
     );
   }
-  return judged;
+  return { ok: true, value: judged };
 }
 
 /** Inside the transaction holding the request's row: records the decision, closes when decided. */
@@ -514,21 +520,21 @@ async function decideLocked(
   input: DecisionInput,
   reason: string | undefined,
   opts: DecideOptions & { now: Date },
-): Promise<DecideResult | Refusal> {
+): Promise<Step<DecideResult>> {
   const now = opts.now;
-  if (locked.rows === undefined) return new Refusal(notFound(id));
+  if (locked.rows === undefined) return refusal(notFound(id));
   const request = fromRows(locked.rows);
-  if (request.status === "expired") return new Refusal(expiredError(request));
-  if (request.status !== "pending") return new Refusal(closedError(request));
+  if (request.status === "expired") return refusal(expiredError(request));
+  if (request.status !== "pending") return refusal(closedError(request));
   if (request.expiresAt.getTime() <= now.getTime()) {
     await locked.expire(now);
-    return new Refusal(expiredError(request));
+    return refusal(expiredError(request));
   }
   const judged = judge(request, approver, input.decision, opts.config);
-  if (judged instanceof Refusal) return judged;
+  if (!judged.ok) return judged;
   await locked.addDecision({ approver, decision: input.decision, reason: reason ?? null, at: now });
   const decisions = [...request.decisions, { approver, decision: input.decision, reason, at: now }];
-  const evaluation = evaluateApproval(judged.policy, decisions, judged.ctx);
+  const evaluation = evaluateApproval(judged.value.policy, decisions, judged.value.ctx);
   let status: ApprovalStatus = "pending";
   let decidedAt: Date | undefined;
   if (evaluation.state !== "pending") {
@@ -536,7 +542,7 @@ async function decideLocked(
     decidedAt = now;
     await locked.close(status, now);
   }
-  return { request: { ...request, status, decidedAt, decisions }, evaluation };
+  return { ok: true, value: { request: { ...request, status, decidedAt, decisions }, evaluation } };
 }
 
 async function decide(
@@ -566,7 +572,7 @@ async function decide(
       throw err;
     });
 
-  if (outcome instanceof Refusal) {
+  if (!outcome.ok) {
     await ctx.audit("approval.refused", {
       id,
       approver,
@@ -577,7 +583,7 @@ async function decide(
     if (outcome.error.code === ERR_APPROVAL_EXPIRED) await ctx.audit("approval.expired", { id });
     throw outcome.error;
   }
-  const { request, evaluation } = outcome;
+  const { request, evaluation } = outcome.value;
   await ctx.audit("approval.decision", {
     id,
     agent: request.agent,
@@ -591,7 +597,7 @@ async function decide(
     counted: evaluation.counted,
     ...(evaluation.missing !== undefined ? { missing: evaluation.missing } : {}),
   });
-  return outcome;
+  return outcome.value;
 }
 
 async function status(ctx: Ctx, id: string, opts: { binding: string; now?: Date }): Promise<PollStatus> {

@@ -1,11 +1,11 @@
 /**
  * What every endpoint of the broker shares: its dependencies, the OAuth request and response
- * shapes, refusals (`refuse` throws a `Refusal` that `brokerService` turns back into its answer),
- * client authentication and the DPoP proof. service.ts serves the endpoints; grants/ holds one file
+ * shapes, the outcome of a step (its value, or the refusal `brokerService` answers through
+ * http/problem.ts), client authentication and the DPoP proof. service.ts serves the endpoints; grants/ holds one file
  * per grant type of the token endpoint.
  */
-import { isWritError, q, type WritConfig, WritError } from "../core/index.js";
-import { type OAuthErrorCode, oauthErrorBody, oauthErrorHeaders } from "../http/problem.js";
+import { isWritError, q, type WritConfig } from "../core/index.js";
+import { type OAuthError, type OAuthErrorCode, oauthErrorBody, oauthErrorHeaders } from "../http/problem.js";
 import type { NewWrit, Store, WritLoad, WritLoadCaps } from "../store/index.js";
 import type { ApprovalService } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
@@ -80,31 +80,43 @@ export interface OAuthResponse {
 
 export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
-/** An RFC 6749 §5.2 error, built by the one wire edge (http/problem.ts). */
-export function oauthError(
+/**
+ * What a step of an endpoint comes to: its value, or the refusal to answer (the OAuth error of
+ * http/problem.ts, `reason` one of docs/reasons.md). Steps return it, the grants hand it up, and
+ * the endpoint (`brokerService`) answers it; only failures nobody expects (the store down) throw.
+ */
+export type Outcome<T> = { readonly ok: true; readonly value: T } | Refused;
+
+/** A refusal on its way to the endpoint. */
+export interface Refused {
+  readonly ok: false;
+  readonly refusal: OAuthError;
+}
+
+export const done = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
+
+/** The refusal with this status, OAuth `error`, `error_description`, reason and header fields. */
+export function refuse(
   status: number,
   error: OAuthErrorCode,
   description: string,
   reason: string,
   headers: Record<string, string> = {},
-): OAuthResponse {
-  const e = { status, error, description, reason, headers };
-  return { status, body: oauthErrorBody(e), headers: oauthErrorHeaders(e) };
+): Refused {
+  return { ok: false, refusal: { status, error, description, reason, headers } };
 }
 
-/**
- * A refusal thrown from deep in a grant's checks to the endpoint's `run`, which answers its
- * response: a `WritError` (`ERR_BROKER_REFUSED`) that never leaves the broker.
- */
-export class Refusal extends WritError {
-  constructor(readonly response: OAuthResponse) {
-    super("ERR_BROKER_REFUSED", String(response.body.error_description));
-  }
+/** A refusal with header fields added (after its own). */
+export function withHeaders(r: Refused, headers: Record<string, string>): Refused {
+  return { ok: false, refusal: { ...r.refusal, headers: { ...r.refusal.headers, ...headers } } };
 }
 
-export const refuse = (...args: Parameters<typeof oauthError>): never => {
-  throw new Refusal(oauthError(...args));
-};
+/** The answer to an endpoint's outcome: its response, or its refusal as an OAuth error. */
+export function answer(o: Outcome<OAuthResponse>): OAuthResponse {
+  if (o.ok) return o.value;
+  const e = o.refusal;
+  return { status: e.status, body: oauthErrorBody(e), headers: oauthErrorHeaders(e) };
+}
 
 /**
  * A token that does not verify (`ERR_TOKEN_*`): the caller's problem. Anything else thrown while
@@ -139,56 +151,59 @@ export async function authenticate(
   req: OAuthRequest,
   deps: BrokerDeps,
   endpoint: string,
-): Promise<AuthenticatedClient> {
+): Promise<Outcome<AuthenticatedClient>> {
   const { issuer } = endpoints(deps.baseUrl, env);
+  let client: AuthenticatedClient;
   try {
-    const client = await authenticateClient(req.form, {
+    client = await authenticateClient(req.form, {
       config: deps.config,
       audiences: [issuer, endpoint],
       replay: deps.replay,
       clock: deps.clock,
       authorization: req.headers.authorization ?? null,
     });
-    if (!client.agent.environments.includes(env)) {
-      return refuse(
-        400,
-        "unauthorized_client",
-        `agent ${q(client.agent.id)} is not registered in ${q(env)}`,
-        "environment_not_allowed",
-      );
-    }
-    return client;
   } catch (err) {
-    if (err instanceof Refusal) throw err;
     const mapped = isWritError(err) ? clientAuthOAuthError(err.code) : undefined;
     if (!mapped || !isWritError(err)) throw err;
     return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), {
       "www-authenticate": 'Bearer error="invalid_client"',
     });
   }
+  if (!client.agent.environments.includes(env)) {
+    return refuse(
+      400,
+      "unauthorized_client",
+      `agent ${q(client.agent.id)} is not registered in ${q(env)}`,
+      "environment_not_allowed",
+    );
+  }
+  return done(client);
 }
 
+/** The request's DPoP proof, verified; undefined when there is none and none is `required`. */
 export async function dpopProof(
   req: OAuthRequest,
   deps: BrokerDeps,
   url: string,
   required: boolean,
-): Promise<DpopProof | undefined> {
+): Promise<Outcome<DpopProof | undefined>> {
   const header = req.headers.dpop;
   if (header === undefined) {
     if (required)
       return refuse(400, "invalid_dpop_proof", "this grant needs a DPoP proof (RFC 9449)", "dpop_required");
-    return undefined;
+    return done(undefined);
   }
   try {
-    return await verifyDpopProof(header, {
-      method: "POST",
-      url,
-      replay: deps.replay,
-      clock: deps.clock,
-      nonce: deps.nonce,
-      requireNonce: deps.requireDpopNonce === true,
-    });
+    return done(
+      await verifyDpopProof(header, {
+        method: "POST",
+        url,
+        replay: deps.replay,
+        clock: deps.clock,
+        nonce: deps.nonce,
+        requireNonce: deps.requireDpopNonce === true,
+      }),
+    );
   } catch (err) {
     const mapped = isWritError(err) ? dpopOAuthError(err.code) : undefined;
     if (!mapped || !isWritError(err)) throw err;

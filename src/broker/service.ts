@@ -28,8 +28,10 @@ import {
 import { bcAuthorize } from "./grants/ciba.js";
 import { GRANT_TYPES } from "./grants/index.js";
 import {
+  answer,
   authenticate,
   type BrokerDeps,
+  done,
   dpopProof,
   endpoints,
   isTokenRefusal,
@@ -37,7 +39,7 @@ import {
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
-  Refusal,
+  type Outcome,
   reasonOf,
   refuse,
 } from "./oauth.js";
@@ -56,9 +58,9 @@ export {
  * True when the request carries the resource servers' bearer token (the PDP token); a wrong one is
  * refused (401). False when there is no bearer token or none is configured.
  */
-function resourceServer(req: OAuthRequest, deps: BrokerDeps): boolean {
+function resourceServer(req: OAuthRequest, deps: BrokerDeps): Outcome<boolean> {
   const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-  if (bearer === undefined || deps.introspectionToken === undefined) return false;
+  if (bearer === undefined || deps.introspectionToken === undefined) return done(false);
   const h = (s: string) => createHash("sha256").update(s).digest();
   if (!timingSafeEqual(h(bearer), h(deps.introspectionToken))) {
     return refuse(
@@ -71,7 +73,7 @@ function resourceServer(req: OAuthRequest, deps: BrokerDeps): boolean {
       },
     );
   }
-  return true;
+  return done(true);
 }
 
 /** Why a use could not be spent, as a reason: `writ_exhausted`, `writ_revoked`, `writ_expired` … */
@@ -117,13 +119,23 @@ function live(w: StoredWrit, now: Date): boolean {
 }
 
 /** RFC 7662. Callers: an agent about its own tokens (private_key_jwt), or a resource server with the introspection token. */
-async function introspectToken(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<OAuthResponse> {
+async function introspectToken(
+  env: string,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+): Promise<Outcome<OAuthResponse>> {
   const { issuer, introspect } = endpoints(deps.baseUrl, env);
+  const server = resourceServer(req, deps);
+  if (!server.ok) return server;
   let onlyClient: string | undefined;
-  if (!resourceServer(req, deps)) onlyClient = (await authenticate(env, req, deps, introspect)).agent.id;
+  if (!server.value) {
+    const client = await authenticate(env, req, deps, introspect);
+    if (!client.ok) return client;
+    onlyClient = client.value.agent.id;
+  }
   const token = req.form.get("token");
   if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
-  const inactive: OAuthResponse = { status: 200, body: { active: false }, headers: NO_STORE };
+  const inactive = done<OAuthResponse>({ status: 200, body: { active: false }, headers: NO_STORE });
   let claims: AccessTokenClaims;
   try {
     claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
@@ -147,7 +159,7 @@ async function introspectToken(env: string, req: OAuthRequest, deps: BrokerDeps)
     extra.uses_left = lefts.length === 0 ? undefined : Math.min(...lefts);
     if (writ.parent !== undefined) extra.parent_writ = writ.parent;
   }
-  return {
+  return done({
     status: 200,
     body: {
       active: true,
@@ -166,16 +178,18 @@ async function introspectToken(env: string, req: OAuthRequest, deps: BrokerDeps)
       ...extra,
     },
     headers: NO_STORE,
-  };
+  });
 }
 
 /**
  * Spends one use of a writ: a resource server (with the resource servers' token) reports that it
  * acted on the writ. Answers the uses spent and left; a spent, revoked or expired writ is refused.
  */
-async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<OAuthResponse> {
+async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<Outcome<OAuthResponse>> {
   const { issuer } = endpoints(deps.baseUrl, env);
-  if (!resourceServer(req, deps)) {
+  const server = resourceServer(req, deps);
+  if (!server.ok) return server;
+  if (!server.value) {
     return refuse(
       401,
       "invalid_client",
@@ -200,11 +214,11 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
   }
   try {
     const spent = await spendWritUse(deps, claims.writ, "resource-server");
-    return {
+    return done({
       status: 200,
       body: { writ: spent.writ, uses: spent.uses, uses_left: spent.usesLeft },
       headers: NO_STORE,
-    };
+    });
   } catch (err) {
     if (isWritError(err) && USE_REFUSALS.has(err.code)) {
       return refuse(400, "invalid_token", err.message, reasonOf(err.code));
@@ -214,12 +228,18 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
 }
 
 /** RFC 7009: an agent revokes one of its own writs. Unknown or foreign tokens still answer 200. */
-async function revokeToken(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<OAuthResponse> {
+async function revokeToken(
+  env: string,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+): Promise<Outcome<OAuthResponse>> {
   const { issuer, revoke } = endpoints(deps.baseUrl, env);
-  const client = await authenticate(env, req, deps, revoke);
+  const authenticated = await authenticate(env, req, deps, revoke);
+  if (!authenticated.ok) return authenticated;
+  const client = authenticated.value;
   const token = req.form.get("token");
   if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
-  const ok: OAuthResponse = { status: 200, body: {}, headers: NO_STORE };
+  const ok = done<OAuthResponse>({ status: 200, body: {}, headers: NO_STORE });
   let claims: AccessTokenClaims;
   try {
     claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
@@ -243,18 +263,50 @@ async function revokeToken(env: string, req: OAuthRequest, deps: BrokerDeps): Pr
   return ok;
 }
 
+/**
+ * The token endpoint: the grant type looked up, the client authenticated, the DPoP proof the grant
+ * asks for checked, then the grant's own steps.
+ */
+async function tokenOf(env: string, req: OAuthRequest, deps: BrokerDeps): Promise<Outcome<OAuthResponse>> {
+  const url = endpoints(deps.baseUrl, env).token;
+  const grant = req.form.get("grant_type");
+  const type = GRANT_TYPES.get(grant ?? "");
+  if (type === undefined || !type.enabled(deps)) {
+    return refuse(
+      400,
+      "unsupported_grant_type",
+      `grant type ${q(grant ?? "")} is not supported here`,
+      "unsupported_grant_type",
+    );
+  }
+  const client = await authenticate(env, req, deps, url);
+  if (!client.ok) return client;
+  const proof = await dpopProof(req, deps, url, type.dpop === "required");
+  if (!proof.ok) return proof;
+  if (type.dpop === "optional") return type.handle(env, client.value, proof.value, req, deps);
+  return type.handle(env, client.value, proof.value!, req, deps);
+}
+
+/** CIBA backchannel authentication (poll mode), when approvals are configured. */
+async function backchannel(
+  env: string,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+): Promise<Outcome<OAuthResponse>> {
+  const approvals = deps.approvals;
+  if (!approvals)
+    return refuse(404, "invalid_request", "approvals are not served here", "approvals_unavailable");
+  const client = await authenticate(env, req, deps, endpoints(deps.baseUrl, env).bcAuthorize);
+  if (!client.ok) return client;
+  return bcAuthorize(env, client.value, req, deps, approvals);
+}
+
+/** The endpoints; each answers its outcome, a refusal as the OAuth error http/problem.ts builds. */
 export function brokerService(deps: BrokerDeps) {
-  const run = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof Refusal) return err.response;
-      throw err;
-    }
-  };
+  const run = async (fn: () => Promise<Outcome<OAuthResponse>>): Promise<OAuthResponse> => answer(await fn());
   const knownEnv = (env: string) => deps.config.environments.has(env);
   // RFC 9449 §8: with server nonces on, every token endpoint answer hands out the current one.
-  const withNonce = async (fn: () => Promise<OAuthResponse>): Promise<OAuthResponse> => {
+  const withNonce = async (fn: () => Promise<Outcome<OAuthResponse>>): Promise<OAuthResponse> => {
     const r = await run(fn);
     if (deps.nonce === undefined || r.headers?.["dpop-nonce"] !== undefined) return r;
     return { ...r, headers: { ...r.headers, "dpop-nonce": deps.nonce.current() } };
@@ -263,38 +315,12 @@ export function brokerService(deps: BrokerDeps) {
   return {
     knownEnv,
 
-    token(env: string, req: OAuthRequest): Promise<OAuthResponse> {
-      return withNonce(async () => {
-        const url = endpoints(deps.baseUrl, env).token;
-        const grant = req.form.get("grant_type");
-        const type = GRANT_TYPES.get(grant ?? "");
-        if (type === undefined || !type.enabled(deps)) {
-          return refuse(
-            400,
-            "unsupported_grant_type",
-            `grant type ${q(grant ?? "")} is not supported here`,
-            "unsupported_grant_type",
-          );
-        }
-        const client = await authenticate(env, req, deps, url);
-        if (type.dpop === "optional") {
-          return type.handle(env, client, await dpopProof(req, deps, url, false), req, deps);
-        }
-        const proof = await dpopProof(req, deps, url, true);
-        return type.handle(env, client, proof!, req, deps);
-      });
-    },
+    token: (env: string, req: OAuthRequest): Promise<OAuthResponse> =>
+      withNonce(() => tokenOf(env, req, deps)),
 
     /** CIBA backchannel authentication (poll mode), when approvals are configured. */
-    bcAuthorize(env: string, req: OAuthRequest): Promise<OAuthResponse> {
-      return run(async () => {
-        const approvals = deps.approvals;
-        if (!approvals)
-          return refuse(404, "invalid_request", "approvals are not served here", "approvals_unavailable");
-        const client = await authenticate(env, req, deps, endpoints(deps.baseUrl, env).bcAuthorize);
-        return bcAuthorize(env, client, req, deps, approvals);
-      });
-    },
+    bcAuthorize: (env: string, req: OAuthRequest): Promise<OAuthResponse> =>
+      run(() => backchannel(env, req, deps)),
 
     cibaEnabled: () => deps.approvals !== undefined,
 

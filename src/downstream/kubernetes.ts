@@ -27,8 +27,8 @@ import {
 } from "./kubernetes/api.js";
 import { checkServer, configError, serviceAccountFor } from "./kubernetes/config.js";
 import { LABEL_AGENT, LABEL_ENVIRONMENT, LABEL_WRIT, labelValue, objectName } from "./kubernetes/names.js";
-import { type PolicyRule, planRbac, type RbacPlan } from "./kubernetes/rbac.js";
-import { DownstreamRefusal, refusal } from "./refusal.js";
+import { type PolicyRule, type RbacPlan, rbacPlan } from "./kubernetes/rbac.js";
+import { type DownstreamOutcome, refusal, refused, thrown } from "./refusal.js";
 import type {
   DownstreamCredential,
   DownstreamIssuer,
@@ -40,7 +40,7 @@ import type {
 
 export { REQUEST_TIMEOUT_MS } from "./kubernetes/api.js";
 export { LABEL_AGENT, LABEL_ENVIRONMENT, LABEL_WRIT, labelValue, objectName } from "./kubernetes/names.js";
-export { planRbac, type RbacPlan, resourceScope } from "./kubernetes/rbac.js";
+export { planRbac, type RbacPlan, rbacPlan, resourceScope } from "./kubernetes/rbac.js";
 
 /** The TokenRequest API's documented floor for `expirationSeconds`. */
 export const MIN_TOKEN_SECONDS = 600;
@@ -132,7 +132,9 @@ class KubernetesIssuer implements DownstreamIssuer {
    * step undoes the ones before it.
    */
   async issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
-    const planned = this.planned(writ, now);
+    const step = this.planned(writ, now);
+    if (!step.ok) throw thrown(step);
+    const planned = step.value;
     const made: Made = [];
     try {
       const secret = await this.objects(writ, planned, made);
@@ -144,25 +146,14 @@ class KubernetesIssuer implements DownstreamIssuer {
   }
 
   /** The RBAC plan of the writ's grants, its lifetime left and its agent's ServiceAccount, or a refusal. */
-  private planned(writ: WritForIssuer, now: Date): Planned {
-    let plan: ReturnType<typeof planRbac>;
-    try {
-      plan = planRbac(writ.grants, writ.denies);
-    } catch (e) {
-      if (e instanceof DownstreamRefusal) throw e;
-      if (isWritError(e)) throw refusal("downstream_scope_exceeds_writ", e.message);
-      throw e;
-    }
+  private planned(writ: WritForIssuer, now: Date): DownstreamOutcome<Planned> {
+    const plan = rbacPlan(writ.grants, writ.denies);
+    if (!plan.ok) return plan;
     const remaining = Math.floor((writ.expiresAt.getTime() - now.getTime()) / 1000);
-    if (remaining <= 0) throw refusal("downstream_scope_exceeds_writ", `writ ${q(writ.id)} has expired`);
+    if (remaining <= 0) return refused("downstream_scope_exceeds_writ", `writ ${q(writ.id)} has expired`);
     const sa = serviceAccountFor(this.cfg, writ.agent);
-    if (!sa) {
-      throw refusal(
-        "downstream_not_configured",
-        `no ServiceAccount is mapped for agent ${q(writ.agent)} (downstream.kubernetes.serviceAccounts)`,
-      );
-    }
-    return { plan, remaining, sa };
+    if (!sa.ok) return sa;
+    return { ok: true, value: { plan: plan.value, remaining, sa: sa.value } };
   }
 
   /** The metadata of every object of `writ`: its name, labels and annotations. */

@@ -1,4 +1,22 @@
 /**
+ * What a step of an issuer comes to: its value, or the refusal (a reason and what to say), which the
+ * issuer throws as a `DownstreamRefusal` at its edge (`DownstreamIssuer.issue`).
+ */
+export type DownstreamOutcome<T> = { readonly ok: true; readonly value: T } | DownstreamRefused;
+
+export interface DownstreamRefused {
+  readonly ok: false;
+  readonly reason: DownstreamReason;
+  readonly detail: string;
+}
+
+export const refused = (reason: DownstreamReason, detail: string): DownstreamRefused => ({
+  ok: false,
+  reason,
+  detail,
+});
+
+/**
  * An issuer's refusal (every issuer throws this one class): `WritError` with code `ERR_DOWNSTREAM_REFUSED`, its `reason` one of the
  * `DownstreamReason`s (also the message's first word, so a caller that reads only the message
  * still sees it).
@@ -20,4 +38,9 @@ export class DownstreamRefusal extends WritError {
 
 export function refusal(reason: DownstreamReason, message: string): DownstreamRefusal {
   return new DownstreamRefusal(reason, message);
+}
+
+/** The issuer's exception for a refusal returned by one of its steps. */
+export function thrown(r: DownstreamRefused): DownstreamRefusal {
+  return new DownstreamRefusal(r.reason, r.detail);
 }

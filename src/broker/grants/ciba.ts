@@ -4,16 +4,23 @@
  * approved, runs every check again at issuance.
  */
 import { isWritError, q } from "../../core/index.js";
-import { type ApprovalService, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXPIRED } from "../approvals.js";
+import {
+  type ApprovalRequest,
+  type ApprovalService,
+  ERR_APPROVAL_CLOSED,
+  ERR_APPROVAL_EXPIRED,
+} from "../approvals.js";
 import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
 import {
   type BrokerDeps,
+  done,
   NO_STORE,
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
-  oauthError,
+  type Outcome,
+  type Refused,
   reasonOf,
   refuse,
 } from "../oauth.js";
@@ -37,12 +44,14 @@ export async function bcAuthorize(
   req: OAuthRequest,
   deps: BrokerDeps,
   approvals: ApprovalService,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   const now = nowOf(deps);
   const agent = client.agent;
   const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
-  const intent = readIntent(req, env);
+  const read = readIntent(req, env);
+  if (!read.ok) return read;
+  const intent = read.value;
   const hint = req.form.get("login_hint");
   if (hint !== null && !/^[^\s\p{Cc}]{1,254}$/u.test(hint)) {
     return refuse(
@@ -53,17 +62,18 @@ export async function bcAuthorize(
     );
   }
   // the audience is fixed here, shown to the approvers and bound into the approval
-  const resource = absoluteUri(req.form.get("resource"));
+  const audience = absoluteUri(req.form.get("resource"));
+  if (!audience.ok) return audience;
+  const resource = audience.value;
   const detail = { playbook: intent.playbook, parameters: intent.params, ticket: intent.ticket };
-  const denied = async (response: OAuthResponse, reason: unknown): Promise<OAuthResponse> => {
+  const denied = async (refusal: Refused): Promise<Refused> => {
+    const reason = refusal.refusal.reason;
     if (countsTowardsSlowDown(reason)) await deps.backoff.record(agent.id, env, now);
     await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, ...detail });
-    return response;
+    return refusal;
   };
   const { outcome } = await judge(env, agent, intent, now, deps);
-  if (outcome.kind === "refused") {
-    return denied(intentRefusal(outcome), outcome.reason);
-  }
+  if (outcome.kind === "refused") return denied(intentRefusal(outcome));
   if (outcome.kind === "issue") {
     return refuse(
       400,
@@ -73,10 +83,10 @@ export async function bcAuthorize(
     );
   }
   if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
-    return denied(audienceRefusal(env, resource, outcome.playbook), "resource_not_allowed");
+    return denied(audienceRefusal(env, resource, outcome.playbook));
   }
   const sponsor = sponsorOf(hint, outcome.playbook, env, deps.config);
-  if (sponsor !== undefined && typeof sponsor !== "string") return denied(sponsor, sponsor.body.reason);
+  if (!sponsor.ok) return denied(sponsor);
   const lifetime = deps.approvalLifetimeSeconds ?? 600;
   const request = await approvals.createRequest(
     {
@@ -86,34 +96,30 @@ export async function bcAuthorize(
       environment: env,
       ticket: intent.ticket,
       audience: resource,
-      requester: sponsor ?? agent.id,
+      requester: sponsor.value ?? agent.id,
       expiresAt: new Date(now.getTime() + lifetime * 1000),
     },
     { now },
   );
   // the approval service records `approval.request` with the requester
-  return {
+  return done({
     status: 200,
     body: { auth_req_id: request.id, expires_in: lifetime, interval: request.pollInterval },
     headers: NO_STORE,
-  };
+  });
 }
 
-/** CIBA poll: pending, slow down, denied, expired — or, once approved, the writ. */
-export async function cibaGrant(
+/** The approval request the poll names: this agent's, here, for the audience it was approved for. */
+async function polledRequest(
   env: string,
-  client: AuthenticatedClient,
-  proof: DpopProof,
+  agent: string,
   req: OAuthRequest,
-  deps: BrokerDeps,
   approvals: ApprovalService,
-): Promise<OAuthResponse> {
-  const now = nowOf(deps);
-  const agent = client.agent;
+): Promise<Outcome<{ id: string; request: ApprovalRequest; resource: string }>> {
   const id = req.form.get("auth_req_id");
   if (!id) return refuse(400, "invalid_request", "`auth_req_id` is required", "auth_req_id_missing");
   const request = await approvals.get(id);
-  if (!request || request.agent !== agent.id || request.environment !== env) {
+  if (!request || request.agent !== agent || request.environment !== env) {
     return refuse(400, "invalid_grant", "no such approval request for this agent here", "approval_not_found");
   }
   // The audience was fixed at bc-authorize and approved as such: the poll may repeat it, not change it.
@@ -126,10 +132,21 @@ export async function cibaGrant(
       "resource_mismatch",
     );
   }
-  const resource = request.audience ?? absoluteUri(asked);
+  const resource = request.audience !== undefined ? done(request.audience) : absoluteUri(asked);
+  if (!resource.ok) return resource;
+  return done({ id, request, resource: resource.value });
+}
+
+/** Where the approval stands: approved, or the answer to a poll that must wait or stop. */
+async function approved(
+  id: string,
+  request: ApprovalRequest,
+  now: Date,
+  approvals: ApprovalService,
+): Promise<Refused | undefined> {
   const pace = await approvals.pollTooFast(id, now);
   if (pace.tooFast) {
-    return oauthError(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
+    return refuse(400, "slow_down", `poll at most every ${pace.pollInterval} s`, "slow_down", {
       "retry-after": String(pace.pollInterval),
     });
   }
@@ -144,21 +161,34 @@ export async function cibaGrant(
   }
   switch (status.status) {
     case "pending":
-      return oauthError(
-        400,
-        "authorization_pending",
-        "the approvers have not decided yet",
-        "approval_pending",
-      );
+      return refuse(400, "authorization_pending", "the approvers have not decided yet", "approval_pending");
     case "denied":
-      return oauthError(400, "access_denied", "the approvers denied this request", "approval_denied");
+      return refuse(400, "access_denied", "the approvers denied this request", "approval_denied");
     case "expired":
-      return oauthError(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+      return refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
     case "consumed":
-      return oauthError(400, "invalid_grant", "this approval was used already", "approval_consumed");
+      return refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
     default:
-      break;
+      return undefined;
   }
+}
+
+/** CIBA poll: pending, slow down, denied, expired — or, once approved, the writ. */
+export async function cibaGrant(
+  env: string,
+  client: AuthenticatedClient,
+  proof: DpopProof,
+  req: OAuthRequest,
+  deps: BrokerDeps,
+  approvals: ApprovalService,
+): Promise<Outcome<OAuthResponse>> {
+  const now = nowOf(deps);
+  const agent = client.agent;
+  const polled = await polledRequest(env, agent.id, req, approvals);
+  if (!polled.ok) return polled;
+  const { id, request, resource } = polled.value;
+  const waiting = await approved(id, request, now, approvals);
+  if (waiting) return waiting;
   // approved: every check again, now, at issuance
   const intent: Intent = {
     playbook: request.playbook,
@@ -167,25 +197,24 @@ export async function cibaGrant(
   };
   const { key, outcome, release } = await judge(env, agent, intent, now, deps, "approved", { reserve: true });
   try {
-    if (outcome.kind !== "issue") {
-      const reason = outcome.reason;
+    const denied = async (refusal: Refused): Promise<Refused> => {
+      const reason = refusal.refusal.reason;
       await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
-      return oauthError(
-        outcome.kind === "refused" && reason === "unknown_agent" ? 401 : 400,
-        outcome.kind === "refused" ? outcome.error : "access_denied",
-        outcome.message,
-        reason,
+      return refusal;
+    };
+    if (outcome.kind !== "issue") {
+      return denied(
+        refuse(
+          outcome.kind === "refused" && outcome.reason === "unknown_agent" ? 401 : 400,
+          outcome.kind === "refused" ? outcome.error : "access_denied",
+          outcome.message,
+          outcome.reason,
+        ),
       );
     }
     // writ.yaml may have changed since the request: the audience must still be allowed
     if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
-      await deps.audit("broker.denied", {
-        environment: env,
-        agent: agent.id,
-        reason: "resource_not_allowed",
-        approval: id,
-      });
-      return audienceRefusal(env, resource, outcome.playbook);
+      return denied(audienceRefusal(env, resource, outcome.playbook));
     }
     // and the sponsor must still be one writ.yaml declares (and an approver, where the playbook
     // says so): the request may have been approved under an older writ.yaml
@@ -195,15 +224,7 @@ export async function cibaGrant(
       env,
       deps.config,
     );
-    if (sponsor !== undefined && typeof sponsor !== "string") {
-      await deps.audit("broker.denied", {
-        environment: env,
-        agent: agent.id,
-        reason: sponsor.body.reason,
-        approval: id,
-      });
-      return sponsor;
-    }
+    if (!sponsor.ok) return denied(sponsor);
     return issueWrit(
       env,
       outcome,
@@ -213,25 +234,35 @@ export async function cibaGrant(
         proof,
         key,
         approval: id,
-        sponsor,
-        beforeStore: async (writId) => {
-          try {
-            await approvals.consume(id, writId, { binding: request.binding, now });
-          } catch (err) {
-            // another poll consumed it first, or it expired meanwhile: the same answers as above
-            if (isWritError(err, ERR_APPROVAL_CLOSED)) {
-              refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
-            }
-            if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
-              refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
-            }
-            throw err;
-          }
-        },
+        sponsor: sponsor.value,
+        beforeStore: (writId) => consumed(id, request, writId, now, approvals),
       },
       deps,
     );
   } finally {
     release();
+  }
+}
+
+/** The approval spent on the writ `writId`; refused when another poll spent it first, or it expired. */
+async function consumed(
+  id: string,
+  request: ApprovalRequest,
+  writId: string,
+  now: Date,
+  approvals: ApprovalService,
+): Promise<Refused | undefined> {
+  try {
+    await approvals.consume(id, writId, { binding: request.binding, now });
+    return undefined;
+  } catch (err) {
+    // the same answers as a poll that finds it so
+    if (isWritError(err, ERR_APPROVAL_CLOSED)) {
+      return refuse(400, "invalid_grant", "this approval was used already", "approval_consumed");
+    }
+    if (isWritError(err, ERR_APPROVAL_EXPIRED)) {
+      return refuse(400, "expired_token", "the approval request expired; ask again", "approval_expired");
+    }
+    throw err;
   }
 }

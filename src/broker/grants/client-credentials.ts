@@ -1,17 +1,20 @@
 /**
  * `client_credentials` → a baseline token: the agent's standing permissions only, DPoP-bound when
- * the request carries a proof. The subject token of a later token exchange.
+ * the request carries a proof. The subject token of a later token exchange. In order: kill switch,
+ * audience, then the token.
  */
 import { randomBytes } from "node:crypto";
 import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
 import {
   type BrokerDeps,
+  done,
   endpoints,
   NO_STORE,
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
+  type Outcome,
 } from "../oauth.js";
 import { mintAccessToken } from "../tokens.js";
 import { absoluteUri, audienceAllowed, audienceRefusal, killed } from "./steps.js";
@@ -22,7 +25,7 @@ export async function baselineToken(
   proof: DpopProof | undefined,
   req: OAuthRequest,
   deps: BrokerDeps,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   const now = nowOf(deps);
   const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
@@ -30,7 +33,9 @@ export async function baselineToken(
   const stopped = await killed(agent, env, deps);
   if (stopped) return stopped;
   const resource = req.form.get("resource");
-  const aud = resource === null ? issuer : absoluteUri(resource);
+  const asked = resource === null ? done(issuer) : absoluteUri(resource);
+  if (!asked.ok) return asked;
+  const aud = asked.value;
   if (aud !== issuer && !audienceAllowed(deps, env, aud)) return audienceRefusal(env, aud);
   const key = await deps.keys.activeKey(env);
   const exp = Math.min(
@@ -58,7 +63,7 @@ export async function baselineToken(
     dpop: proof !== undefined,
     expiresAt: new Date(exp * 1000).toISOString(),
   });
-  return {
+  return done({
     status: 200,
     body: {
       access_token: token,
@@ -67,5 +72,5 @@ export async function baselineToken(
       scope: "writ:baseline",
     },
     headers: NO_STORE,
-  };
+  });
 }

@@ -23,15 +23,18 @@ import { WRIT_PLAYBOOK_TYPE } from "../metadata.js";
 import {
   ACCESS_TOKEN_TYPE,
   type BrokerDeps,
+  done,
   endpoints,
   isTokenRefusal,
   NO_STORE,
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
-  Refusal,
+  type Outcome,
+  type Refused,
   reasonOf,
   refuse,
+  withHeaders,
 } from "../oauth.js";
 import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
@@ -52,12 +55,12 @@ interface ChildRequest {
   readonly maxUses?: number;
 }
 
-const malformed = (message: string): never =>
+const malformed = (message: string): Refused =>
   refuse(400, "invalid_authorization_details", message, "intent_malformed");
 
 /** The optional `[{ type: "writ_delegation", grants?: [{action, resource}], max_uses? }]`. */
-function readChildRequest(raw: string | null): ChildRequest {
-  if (raw === null) return {};
+function readChildRequest(raw: string | null): Outcome<ChildRequest> {
+  if (raw === null) return done({});
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -73,7 +76,8 @@ function readChildRequest(raw: string | null): ChildRequest {
     if (!Array.isArray(d.grants) || d.grants.length === 0 || d.grants.length > 100) {
       return malformed("`grants` must list 1 to 100 `{action, resource}` grants");
     }
-    out.grants = d.grants.map((g: unknown, i: number) => {
+    const grants: RuleText[] = [];
+    for (const [i, g] of (d.grants as unknown[]).entries()) {
       const o = g as { action?: unknown; resource?: unknown } | null;
       if (
         !o ||
@@ -82,8 +86,9 @@ function readChildRequest(raw: string | null): ChildRequest {
       ) {
         return malformed(`grants[${i}] needs a string \`action\` and \`resource\``);
       }
-      return { action: o.action, resource: o.resource ?? "*" };
-    });
+      grants.push({ action: o.action, resource: o.resource ?? "*" });
+    }
+    out.grants = grants;
   }
   if (d.max_uses !== undefined) {
     const n = d.max_uses;
@@ -92,7 +97,7 @@ function readChildRequest(raw: string | null): ChildRequest {
     }
     out.maxUses = n;
   }
-  return out;
+  return done(out);
 }
 
 const verifyOptions = (env: string, deps: BrokerDeps) => ({
@@ -103,10 +108,15 @@ const verifyOptions = (env: string, deps: BrokerDeps) => ({
 });
 
 /** The subject token (the parent writ), verified with this environment's keys. */
-async function subjectOf(req: OAuthRequest, env: string, deps: BrokerDeps): Promise<AccessTokenClaims> {
+async function subjectOf(
+  req: OAuthRequest,
+  env: string,
+  deps: BrokerDeps,
+): Promise<Outcome<AccessTokenClaims>> {
   const token = subjectTokenOf(req, "the parent writ");
+  if (!token.ok) return token;
   try {
-    return await verifyAccessToken(token, verifyOptions(env, deps));
+    return done(await verifyAccessToken(token.value, verifyOptions(env, deps)));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
     return refuse(
@@ -134,7 +144,7 @@ async function parentChain(
   env: string,
   deps: BrokerDeps,
   now: Date,
-): Promise<StoredWrit[]> {
+): Promise<Outcome<StoredWrit[]>> {
   if (claims.writ === undefined || claims.client_id !== agent.id) {
     return refuse(
       400,
@@ -165,7 +175,7 @@ async function parentChain(
 }
 
 /** The chain, refused unless every writ of it is live and it reaches its root. */
-function liveChain(chain: StoredWrit[], now: Date): StoredWrit[] {
+function liveChain(chain: StoredWrit[], now: Date): Outcome<StoredWrit[]> {
   const parent = chain[0];
   for (const w of chain) {
     const why = inactive(w, now);
@@ -182,7 +192,7 @@ function liveChain(chain: StoredWrit[], now: Date): StoredWrit[] {
       "parent_writ_inactive",
     );
   }
-  return chain;
+  return done(chain);
 }
 
 /** The actor token: the sub-agent's own DPoP-bound baseline token from this environment. */
@@ -190,7 +200,7 @@ async function actorOf(
   req: OAuthRequest,
   env: string,
   deps: BrokerDeps,
-): Promise<{ id: string; jkt: string }> {
+): Promise<Outcome<{ id: string; jkt: string }>> {
   if (req.form.get("actor_token_type") !== ACCESS_TOKEN_TYPE) {
     return refuse(
       400,
@@ -235,7 +245,7 @@ async function actorOf(
       "actor_token_unbound",
     );
   }
-  return { id: claims.client_id, jkt: claims.cnf.jkt };
+  return done({ id: claims.client_id, jkt: claims.cnf.jkt });
 }
 
 /**
@@ -243,9 +253,9 @@ async function actorOf(
  * with its writs judged but not yet stored in this process. Otherwise the child's place is reserved
  * (token exchange counts it) until the function returned is called, once the child is stored or not.
  */
-async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<() => void> {
+async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<Outcome<() => void>> {
   const limits = deps.config.runnerClasses.get(actor.runnerClass)?.limits;
-  if (limits === undefined) return () => {};
+  if (limits === undefined) return done(() => {});
   const since = new Date(now.getTime() - 60_000);
   const caps = { active: limits.activeWrits, issued: limits.issuancePerMinute };
   const stored = await (deps.writLoad ?? deps.store.writs.load)(actor.id, now, since, caps);
@@ -253,7 +263,7 @@ async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<
   const pending = pendingOf(deps, actor.id);
   const load = { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
   if (load.active >= limits.activeWrits) {
-    refuse(
+    return refuse(
       400,
       "access_denied",
       `agent ${q(actor.id)} holds ${load.active} active writs, its limit`,
@@ -261,14 +271,14 @@ async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<
     );
   }
   if (load.issuedSince >= limits.issuancePerMinute) {
-    refuse(
+    return refuse(
       400,
       "access_denied",
       `agent ${q(actor.id)} was issued ${load.issuedSince} writs in 60 s, its limit`,
       "writ_limit_rate",
     );
   }
-  return reserve(deps, actor.id);
+  return done(reserve(deps, actor.id));
 }
 
 /** The token exchange with an `actor_token`: a child writ, or a refusal that is audited. */
@@ -278,30 +288,26 @@ export async function delegate(
   proof: DpopProof,
   req: OAuthRequest,
   deps: BrokerDeps,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   const now = nowOf(deps);
   const agent = client.agent;
   const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
   const detail: Record<string, unknown> = { delegation: true };
-  try {
-    return await childWrit(env, agent, proof, req, deps, now, detail);
-  } catch (err) {
-    if (!(err instanceof Refusal)) throw err;
-    const response = err.response;
-    await deps.audit("broker.denied", {
-      environment: env,
-      agent: agent.id,
-      reason: response.body.reason,
-      ...detail,
-    });
-    if (!countsTowardsSlowDown(response.body.reason)) return response;
+  const deny = async (refusal: Refused): Promise<Refused> => {
+    const reason = refusal.refusal.reason;
+    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, ...detail });
+    if (!countsTowardsSlowDown(reason)) return refusal;
     const b = await deps.backoff.record(agent.id, env, now);
-    return { ...response, headers: { ...response.headers, "x-writ-retry-after": String(b.retryAfter) } };
-  }
+    return withHeaders(refusal, { "x-writ-retry-after": String(b.retryAfter) });
+  };
+  return childWrit(env, agent, proof, req, deps, now, detail, deny);
 }
 
-/** The checks in order, then the child stored and minted; `detail` gathers what the audit shows. */
+/**
+ * The checks in order, then the child stored and minted; `detail` gathers what the audit shows,
+ * `deny` audits a refusal (and counts it towards the delegator's slow-down).
+ */
 async function childWrit(
   env: string,
   agent: Agent,
@@ -310,32 +316,39 @@ async function childWrit(
   deps: BrokerDeps,
   now: Date,
   detail: Record<string, unknown>,
-): Promise<OAuthResponse> {
+  deny: (refusal: Refused) => Promise<Refused>,
+): Promise<Outcome<OAuthResponse>> {
   const subject = await subjectOf(req, env, deps);
-  const chain = await parentChain(subject, agent, proof, env, deps, now);
-  const parent = chain[0]!;
+  if (!subject.ok) return deny(subject);
+  const chain = await parentChain(subject.value, agent, proof, env, deps, now);
+  if (!chain.ok) return deny(chain);
+  const parent = chain.value[0]!;
   detail.parent = parent.id;
   const actorToken = await actorOf(req, env, deps);
-  detail.actor = actorToken.id;
+  if (!actorToken.ok) return deny(actorToken);
+  detail.actor = actorToken.value.id;
   const asked = readChildRequest(req.form.get("authorization_details"));
+  if (!asked.ok) return deny(asked);
   const verdict = checkDelegation(deps.config, {
-    holders: chain.map((w) => w.agent),
+    holders: chain.value.map((w) => w.agent),
     environment: env,
     parentGrants: parent.grants,
-    actor: actorToken.id,
-    grants: asked.grants,
+    actor: actorToken.value.id,
+    grants: asked.value.grants,
   });
   if (!verdict.ok) {
     if (verdict.excess !== undefined) detail.excess = verdict.excess;
-    return refuse(400, DELEGATION_OAUTH_ERROR[verdict.reason], verdict.message, verdict.reason);
+    return deny(refuse(400, DELEGATION_OAUTH_ERROR[verdict.reason], verdict.message, verdict.reason));
   }
   const resource = req.form.get("resource") ?? parent.audience;
   if (resource === undefined || resource !== parent.audience) {
-    return refuse(
-      400,
-      "invalid_target",
-      `a child writ is for its parent's audience ${q(parent.audience ?? "")}`,
-      "resource_mismatch",
+    return deny(
+      refuse(
+        400,
+        "invalid_target",
+        `a child writ is for its parent's audience ${q(parent.audience ?? "")}`,
+        "resource_mismatch",
+      ),
     );
   }
   const actor = verdict.actor;
@@ -345,16 +358,33 @@ async function childWrit(
   // the chain read again, the actor's writs counted and the child stored, as one step against
   // every other issuance for the actor (in any process): concurrent ones cannot overshoot its
   // limits, and the child's max_uses is what its ancestors have left just before it is stored
-  return deps.store.writs.serialiseIssuance(actor.id, async () => {
-    const live = liveChain(await deps.store.writs.lineage(parent.id), now);
-    const release = await withinLimits(actor, now, deps);
-    try {
-      const child = { subject, actor, jkt: actorToken.jkt, grants: verdict.grants, depth: verdict.depth };
-      return await issueChild(env, { ...child, chain: live, asked, resource }, deps, now);
-    } finally {
-      release();
-    }
-  });
+  const issued = await deps.store.writs.serialiseIssuance(
+    actor.id,
+    async (): Promise<Outcome<OAuthResponse>> => {
+      const live = liveChain(await deps.store.writs.lineage(parent.id), now);
+      if (!live.ok) return live;
+      const release = await withinLimits(actor, now, deps);
+      if (!release.ok) return release;
+      try {
+        const child = {
+          subject: subject.value,
+          actor,
+          jkt: actorToken.value.jkt,
+          grants: verdict.grants,
+          depth: verdict.depth,
+        };
+        return await issueChild(
+          env,
+          { ...child, chain: live.value, asked: asked.value, resource },
+          deps,
+          now,
+        );
+      } finally {
+        release.value();
+      }
+    },
+  );
+  return issued.ok ? issued : deny(issued);
 }
 
 interface Child {
@@ -379,7 +409,12 @@ function agentsOf(act: Actor): string[] {
 }
 
 /** Stores the child with its record, checks its lineage again, and mints its token. */
-async function issueChild(env: string, c: Child, deps: BrokerDeps, now: Date): Promise<OAuthResponse> {
+async function issueChild(
+  env: string,
+  c: Child,
+  deps: BrokerDeps,
+  now: Date,
+): Promise<Outcome<OAuthResponse>> {
   const parent = c.chain[0]!;
   const key = await deps.keys.activeKey(env);
   const ceilingTtl = deps.config.runnerClasses.get(c.actor.runnerClass)?.ceiling.maxTtlSeconds ?? 0;
@@ -482,7 +517,7 @@ async function issueChild(env: string, c: Child, deps: BrokerDeps, now: Date): P
     },
     { clock: deps.clock },
   );
-  return {
+  return done({
     status: 200,
     body: {
       access_token: token,
@@ -496,5 +531,5 @@ async function issueChild(env: string, c: Child, deps: BrokerDeps, now: Date): P
       act,
     },
     headers: NO_STORE,
-  };
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * The token endpoint's grant types, one file each: adding one is a file and a line in this table.
  * The endpoint looks the `grant_type` up here, authenticates the client, checks the DPoP proof the
- * entry asks for, then hands over to the entry's handler.
+ * entry asks for, then hands over to the entry's handler, which returns the answer or the refusal
+ * for the endpoint to answer.
  */
 import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
@@ -10,6 +11,7 @@ import {
   CIBA_GRANT,
   type OAuthRequest,
   type OAuthResponse,
+  type Outcome,
   TOKEN_EXCHANGE,
 } from "../oauth.js";
 import { cibaGrant } from "./ciba.js";
@@ -22,7 +24,7 @@ type Handler<P> = (
   proof: P,
   req: OAuthRequest,
   deps: BrokerDeps,
-) => Promise<OAuthResponse>;
+) => Promise<Outcome<OAuthResponse>>;
 
 /** A grant type: whether this server serves it, whether it needs a DPoP proof, and its handler. */
 export type GrantType = { readonly enabled: (deps: BrokerDeps) => boolean } & (

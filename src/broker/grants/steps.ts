@@ -1,7 +1,8 @@
 /**
  * The steps the grant types share, each a plain function of its inputs: reading the intent and the
  * audience, the kill switch and the slow-down, the intent checks (`judge`, with the runner class's
- * limits counting writs in flight) and the one place a writ comes into being (`issueWrit`).
+ * limits counting writs in flight) and the one place a writ comes into being (`issueWrit`). A step
+ * that can refuse returns its value or the refusal (oauth.ts's `Outcome`), never throws it.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -21,11 +22,13 @@ import { issuerFor, WRIT_PLAYBOOK_TYPE } from "../metadata.js";
 import {
   ACCESS_TOKEN_TYPE,
   type BrokerDeps,
+  done,
   endpoints,
   NO_STORE,
   type OAuthRequest,
   type OAuthResponse,
-  oauthError,
+  type Outcome,
+  type Refused,
   refuse,
 } from "../oauth.js";
 import { mintAccessToken } from "../tokens.js";
@@ -37,12 +40,7 @@ export interface Intent {
   readonly ticket?: string;
 }
 
-function parseDetails(raw: string | null): {
-  playbook: string;
-  params: Record<string, unknown>;
-  environment?: string;
-  ticket?: string;
-} {
+function parseDetails(raw: string | null): Outcome<Intent> {
   if (raw === null)
     return refuse(
       400,
@@ -97,15 +95,15 @@ function parseDetails(raw: string | null): {
       );
     }
   }
-  return {
+  return done({
     playbook: d.playbook,
     params: params as Record<string, unknown>,
     ...(typeof d.environment === "string" ? { environment: d.environment } : {}),
     ...(typeof d.ticket === "string" ? { ticket: d.ticket } : {}),
-  };
+  });
 }
 
-export function absoluteUri(value: string | null): string {
+export function absoluteUri(value: string | null): Outcome<string> {
   if (value === null)
     return refuse(
       400,
@@ -113,11 +111,13 @@ export function absoluteUri(value: string | null): string {
       "`resource` (RFC 8707) is required: the audience of the writ",
       "resource_missing",
     );
+  let hash: string;
   try {
-    const u = new URL(value);
-    if (u.hash) throw new Error("fragment");
-    return value;
+    hash = new URL(value).hash;
   } catch {
+    hash = "#";
+  }
+  if (hash !== "") {
     return refuse(
       400,
       "invalid_target",
@@ -125,6 +125,7 @@ export function absoluteUri(value: string | null): string {
       "resource_invalid",
     );
   }
+  return done(value);
 }
 
 /**
@@ -173,9 +174,9 @@ export function audienceAllowed(
   return listed.includes(resource) && (declared === undefined || byEnvironment);
 }
 
-export function audienceRefusal(env: string, resource: string, playbook?: Playbook): OAuthResponse {
+export function audienceRefusal(env: string, resource: string, playbook?: Playbook): Refused {
   const where = playbook === undefined ? `environment ${q(env)}` : `playbook ${q(playbook.id)} in ${q(env)}`;
-  return oauthError(
+  return refuse(
     400,
     "invalid_target",
     `\`resource\` ${q(resource)} is not an audience writ.yaml allows for ${where}`,
@@ -202,11 +203,11 @@ export function sponsorOf(
   playbook: Playbook,
   env: string,
   config: WritConfig,
-): string | undefined | OAuthResponse {
+): Outcome<string | undefined> {
   const rule = playbook.sponsor ?? "optional";
   if (hint === null) {
-    if (rule === "optional") return undefined;
-    return oauthError(
+    if (rule === "optional") return done(undefined);
+    return refuse(
       400,
       "invalid_request",
       `playbook ${q(playbook.id)} needs a sponsor: name them in \`login_hint\``,
@@ -215,7 +216,7 @@ export function sponsorOf(
   }
   const sponsor = normalizeIdentity(hint);
   if (!declaredHumans(config).has(sponsor)) {
-    return oauthError(
+    return refuse(
       400,
       "unknown_user_id",
       `sponsor ${q(hint)} is declared nowhere in writ.yaml (approvers, approver groups, agent owners)`,
@@ -225,7 +226,7 @@ export function sponsorOf(
   if (rule === "approver") {
     const policy = playbook.approval.get(env);
     if (policy === undefined || approverGroupsOf(policy, config.approverGroups, sponsor).length === 0) {
-      return oauthError(
+      return refuse(
         400,
         "access_denied",
         `sponsor ${q(hint)} is in no approver group the policy of ${q(playbook.id)} in ${q(env)} names`,
@@ -233,12 +234,14 @@ export function sponsorOf(
       );
     }
   }
-  return sponsor;
+  return done(sponsor);
 }
 
 /** Parses the one intent of `authorization_details` and checks it names this issuer's environment. */
-export function readIntent(req: OAuthRequest, env: string): Intent {
-  const intent = parseDetails(req.form.get("authorization_details"));
+export function readIntent(req: OAuthRequest, env: string): Outcome<Intent> {
+  const parsed = parseDetails(req.form.get("authorization_details"));
+  if (!parsed.ok) return parsed;
+  const intent = parsed.value;
   if (intent.environment !== undefined && intent.environment !== env) {
     return refuse(
       400,
@@ -247,7 +250,7 @@ export function readIntent(req: OAuthRequest, env: string): Intent {
       "environment_mismatch",
     );
   }
-  return intent;
+  return parsed;
 }
 
 /** The 429 for an agent still blocked after a denial (asking again counts, and extends it). */
@@ -256,14 +259,14 @@ export async function slowDown(
   env: string,
   now: Date,
   deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+): Promise<Refused | undefined> {
   const blocked = await deps.backoff.check(agent, env, now);
   if (!blocked) return undefined;
   // Asking inside the block counts, and lengthens it: answer with the block this request started,
   // so a client that waits as told is not refused again.
   const longer = await deps.backoff.record(agent, env, now);
   await deps.audit("broker.denied", { environment: env, agent, reason: "repeated_denial" });
-  return oauthError(
+  return refuse(
     429,
     "slow_down",
     `too many denied requests: retry after ${longer.retryAfter} s`,
@@ -282,11 +285,7 @@ export const countsTowardsSlowDown = (reason: unknown): boolean => reason !== "k
  * towards the agent's slow-down — the kill is the operator's doing, not the agent's asking, so its
  * lift is not followed by a block the agent earned while it could not be served.
  */
-export async function killed(
-  agent: Agent,
-  env: string,
-  deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+export async function killed(agent: Agent, env: string, deps: BrokerDeps): Promise<Refused | undefined> {
   const kill = await deps.kill.blocking(agent, env);
   if (!kill) return undefined;
   await deps.audit("broker.denied", {
@@ -295,7 +294,7 @@ export async function killed(
     reason: "kill_switch_engaged",
     kill: kill.id,
   });
-  return oauthError(
+  return refuse(
     400,
     "access_denied",
     `a kill switch (${kill.id}) stops issuance for agent ${q(agent.id)} here`,
@@ -304,12 +303,8 @@ export async function killed(
 }
 
 /** The answer to an intent check that failed (an undeclared runner class reads as an unknown client). */
-export function intentRefusal(outcome: {
-  reason: string;
-  error: OAuthErrorCode;
-  message: string;
-}): OAuthResponse {
-  return oauthError(
+export function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; message: string }): Refused {
+  return refuse(
     outcome.reason === "unknown_agent" ? 401 : 400,
     outcome.error,
     outcome.message,
@@ -396,8 +391,11 @@ export interface IssueInput {
   readonly key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
   /** The human the agent acts for (CIBA's approved requester); `sub` of the token. */
   readonly sponsor?: string | undefined;
-  /** Runs with the new writ's id before the writ is stored (CIBA consumes its approval here). */
-  readonly beforeStore?: ((writId: string) => Promise<void>) | undefined;
+  /**
+   * Runs with the new writ's id before the writ is stored (CIBA consumes its approval here); a
+   * refusal it returns stops the issuance.
+   */
+  readonly beforeStore?: ((writId: string) => Promise<Refused | undefined>) | undefined;
   readonly approval?: string | undefined;
 }
 
@@ -407,12 +405,13 @@ export async function issueWrit(
   outcome: Issuable,
   input: IssueInput,
   deps: BrokerDeps,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   const { issuer } = endpoints(deps.baseUrl, env);
   const { intent, resource, proof, key } = input;
   const agent = outcome.agent;
   const writId = `writ_${randomBytes(16).toString("base64url")}`;
-  await input.beforeStore?.(writId);
+  const stopped = await input.beforeStore?.(writId);
+  if (stopped !== undefined) return stopped;
   const grants = outcome.grants.map((g) => g.rule.text);
   const writ: NewWrit = {
     id: writId,
@@ -477,7 +476,7 @@ export async function issueWrit(
     await deps.store.writs.insert(writ);
     await deps.audit("broker.writ_issued", record);
   }
-  return {
+  return done({
     status: 200,
     body: {
       access_token: token,
@@ -489,14 +488,14 @@ export async function issueWrit(
       ttl_bound: outcome.ttl.bound,
     },
     headers: NO_STORE,
-  };
+  });
 }
 
 /**
  * The token exchange's `subject_token`, which must be an access token of ours (RFC 8693 §2.1);
  * `what` says what it is in this grant, for the refusal.
  */
-export function subjectTokenOf(req: OAuthRequest, what: string): string {
+export function subjectTokenOf(req: OAuthRequest, what: string): Outcome<string> {
   if (req.form.get("subject_token_type") !== ACCESS_TOKEN_TYPE) {
     return refuse(
       400,
@@ -509,7 +508,7 @@ export function subjectTokenOf(req: OAuthRequest, what: string): string {
   if (!token) {
     return refuse(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
   }
-  return token;
+  return done(token);
 }
 
 /** The checks every writ-issuing grant runs first: the kill switch, then the denial slow-down. */
@@ -518,6 +517,6 @@ export async function stoppedOrSlowed(
   env: string,
   now: Date,
   deps: BrokerDeps,
-): Promise<OAuthResponse | undefined> {
+): Promise<Refused | undefined> {
   return (await killed(agent, env, deps)) ?? (await slowDown(agent.id, env, now, deps));
 }

@@ -7,13 +7,17 @@ import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
 import {
   type BrokerDeps,
+  done,
   endpoints,
   isTokenRefusal,
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
-  oauthError,
+  type Outcome,
+  type Refused,
   reasonOf,
+  refuse,
+  withHeaders,
 } from "../oauth.js";
 import { type AccessTokenClaims, verifyAccessToken } from "../tokens.js";
 import { delegate } from "./delegation.js";
@@ -22,6 +26,7 @@ import {
   audienceAllowed,
   audienceRefusal,
   countsTowardsSlowDown,
+  type Intent,
   intentRefusal,
   issueWrit,
   judge,
@@ -36,75 +41,38 @@ export async function exchange(
   proof: DpopProof,
   req: OAuthRequest,
   deps: BrokerDeps,
-): Promise<OAuthResponse> {
+): Promise<Outcome<OAuthResponse>> {
   // with an actor token: a child writ for a sub-agent (delegation.ts)
   if (req.form.get("actor_token") !== null || req.form.get("actor_token_type") !== null) {
     return delegate(env, client, proof, req, deps);
   }
   const now = nowOf(deps);
-  const { issuer } = endpoints(deps.baseUrl, env);
   const agent = client.agent;
 
   const stopped = await stoppedOrSlowed(agent, env, now, deps);
   if (stopped) return stopped;
-  const deny = async (response: OAuthResponse, detail: Record<string, unknown>): Promise<OAuthResponse> => {
-    await deps.audit("broker.denied", {
-      environment: env,
-      agent: agent.id,
-      reason: response.body.reason,
-      ...detail,
-    });
-    if (!countsTowardsSlowDown(response.body.reason)) return response;
+  const deny = async (refusal: Refused, detail: Record<string, unknown>): Promise<Refused> => {
+    const reason = refusal.refusal.reason;
+    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, ...detail });
+    if (!countsTowardsSlowDown(reason)) return refusal;
     const b = await deps.backoff.record(agent.id, env, now);
-    return { ...response, headers: { ...response.headers, "x-writ-retry-after": String(b.retryAfter) } };
+    return withHeaders(refusal, { "x-writ-retry-after": String(b.retryAfter) });
   };
 
-  // the subject token: this agent's own baseline token from this environment, nobody else's
   const subjectToken = subjectTokenOf(req, "the agent's baseline token");
-  let subject: AccessTokenClaims;
-  try {
-    subject = await verifyAccessToken(subjectToken, { env, issuer, keys: deps.keys, clock: deps.clock });
-  } catch (err) {
-    if (!isTokenRefusal(err)) throw err;
-    return deny(
-      oauthError(
-        400,
-        "invalid_grant",
-        `the subject token is not valid here: ${err.message}`,
-        reasonOf(err.code),
-      ),
-      {},
-    );
-  }
-  if (subject.client_id !== agent.id || subject.sub !== agent.id || subject.scope !== "writ:baseline") {
-    return deny(
-      oauthError(
-        400,
-        "invalid_grant",
-        "the subject token must be this agent's own baseline token",
-        "subject_token_mismatch",
-      ),
-      {},
-    );
-  }
-  if (subject.cnf && subject.cnf.jkt !== proof.jkt) {
-    return deny(
-      oauthError(
-        400,
-        "invalid_grant",
-        "the subject token is bound to another DPoP key",
-        "subject_token_binding",
-      ),
-      {},
-    );
-  }
-
+  if (!subjectToken.ok) return subjectToken;
+  const subject = await baselineSubject(subjectToken.value, env, agent.id, proof, deps);
+  if (!subject.ok) return deny(subject, {});
   const resource = absoluteUri(req.form.get("resource"));
+  if (!resource.ok) return resource;
   const intent = readIntent(req, env);
+  if (!intent.ok) return intent;
 
-  const { key, outcome, release } = await judge(env, agent, intent, now, deps, undefined, { reserve: true });
+  const { key, outcome, release } = await judge(env, agent, intent.value, now, deps, undefined, {
+    reserve: true,
+  });
   try {
-    return await judged(outcome, key);
+    return await judged(outcome, key, intent.value, resource.value);
   } finally {
     release();
   }
@@ -112,7 +80,9 @@ export async function exchange(
   async function judged(
     outcome: Awaited<ReturnType<typeof judge>>["outcome"],
     key: Awaited<ReturnType<typeof judge>>["key"],
-  ): Promise<OAuthResponse> {
+    intent: Intent,
+    resource: string,
+  ): Promise<Outcome<OAuthResponse>> {
     const detail = {
       playbook: intent.playbook,
       parameters: intent.params,
@@ -128,7 +98,7 @@ export async function exchange(
     if (outcome.kind === "needs-approval") {
       // Approvals go through CIBA (backchannel authentication); not a denial, so no slow-down.
       await deps.audit("broker.approval_required", { environment: env, agent: agent.id, ...detail });
-      return oauthError(
+      return refuse(
         400,
         "access_denied",
         `${outcome.message}: ask through the backchannel authentication endpoint (${endpoints(deps.baseUrl, env).bcAuthorize})`,
@@ -138,4 +108,47 @@ export async function exchange(
 
     return issueWrit(env, outcome, { intent, resource, proof, key }, deps);
   }
+}
+
+/**
+ * The subject token: this agent's own baseline token from this environment, bound to the key of
+ * this request's proof when it is bound at all; nobody else's.
+ */
+async function baselineSubject(
+  token: string,
+  env: string,
+  agent: string,
+  proof: DpopProof,
+  deps: BrokerDeps,
+): Promise<Outcome<AccessTokenClaims>> {
+  const { issuer } = endpoints(deps.baseUrl, env);
+  let subject: AccessTokenClaims;
+  try {
+    subject = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+  } catch (err) {
+    if (!isTokenRefusal(err)) throw err;
+    return refuse(
+      400,
+      "invalid_grant",
+      `the subject token is not valid here: ${err.message}`,
+      reasonOf(err.code),
+    );
+  }
+  if (subject.client_id !== agent || subject.sub !== agent || subject.scope !== "writ:baseline") {
+    return refuse(
+      400,
+      "invalid_grant",
+      "the subject token must be this agent's own baseline token",
+      "subject_token_mismatch",
+    );
+  }
+  if (subject.cnf && subject.cnf.jkt !== proof.jkt) {
+    return refuse(
+      400,
+      "invalid_grant",
+      "the subject token is bound to another DPoP key",
+      "subject_token_binding",
+    );
+  }
+  return done(subject);
 }

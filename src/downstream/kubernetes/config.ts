@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { q, WritError } from "../../core/index.js";
-import { refusal } from "../refusal.js";
+import { type DownstreamOutcome, refused } from "../refusal.js";
 import { ERR_DOWNSTREAM_CONFIG, type KubernetesDownstreamConfig } from "../types.js";
 import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 
@@ -53,20 +53,28 @@ export function checkServer(server: string): URL {
   return url;
 }
 
-/** `namespace/name` with `{agent}` replaced, checked as Kubernetes names. */
+/**
+ * The agent's ServiceAccount: `namespace/name` with `{agent}` replaced, checked as Kubernetes names;
+ * refused when none is mapped or the mapping does not make one.
+ */
 export function serviceAccountFor(
   cfg: KubernetesDownstreamConfig,
   agent: string,
-): { namespace: string; name: string } | undefined {
+): DownstreamOutcome<{ namespace: string; name: string }> {
   const template = cfg.serviceAccounts.get(agent) ?? cfg.serviceAccounts.get("*");
-  if (template === undefined) return undefined;
+  if (template === undefined) {
+    return refused(
+      "downstream_not_configured",
+      `no ServiceAccount is mapped for agent ${q(agent)} (downstream.kubernetes.serviceAccounts)`,
+    );
+  }
   const text = template.replaceAll("{agent}", agent);
   const [namespace, name, ...rest] = text.split("/");
   if (rest.length > 0 || !namespace || !name || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)) {
-    throw refusal(
+    return refused(
       "downstream_not_configured",
       `ServiceAccount ${q(text)} for agent ${q(agent)} is not \`namespace/name\` with valid Kubernetes names`,
     );
   }
-  return { namespace, name };
+  return { ok: true, value: { namespace, name } };
 }

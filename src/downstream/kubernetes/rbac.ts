@@ -11,6 +11,7 @@ import {
   compileRule,
   escapeGlob,
   globMatches,
+  isWritError,
   parseGlob,
   q,
   type Rule,
@@ -21,7 +22,7 @@ import {
 } from "../../core/index.js";
 import { globAlternatives } from "../../core/pattern.js";
 import { K8S_VERBS } from "../../core/vocabulary.js";
-import { refusal } from "../refusal.js";
+import { type DownstreamOutcome, type DownstreamRefused, refused, thrown } from "../refusal.js";
 
 /** One rule of a Role or ClusterRole, in the API's shape. */
 export interface PolicyRule {
@@ -138,48 +139,48 @@ function literal(source: string): string | undefined {
 }
 
 /** A service alternative (`apps/deployments`, `core/pods/log`, `apps/*`, `*`) → group and resource. */
-function service(alt: string, grant: RuleText): { group: string; resource: string } {
+function service(alt: string, grant: RuleText): DownstreamOutcome<{ group: string; resource: string }> {
   const bad = () =>
-    refusal(
+    refused(
       "downstream_scope_exceeds_writ",
       `grant ${q(ruleToString(grant))}: RBAC cannot express the resource pattern ${q(alt)} exactly (use \`group/resource\`, \`group/resource/subresource\`, \`group/*\`, \`*/resource\` or \`*\`)`,
     );
-  if (alt === "*" || alt === "*/*") return { group: "*", resource: "*" };
+  if (alt === "*" || alt === "*/*") return { ok: true, value: { group: "*", resource: "*" } };
   const parts = alt.split("/");
-  if (parts.length < 2 || parts.length > 3) throw bad();
+  if (parts.length < 2 || parts.length > 3) return bad();
   const [g, r, s] = parts as [string, string, string | undefined];
   const group = g === "*" ? "*" : literal(g);
-  if (group === undefined || (group !== "*" && !API_GROUP.test(group))) throw bad();
+  if (group === undefined || (group !== "*" && !API_GROUP.test(group))) return bad();
   if (s === undefined) {
-    if (r === "*") return { group, resource: "*" };
+    if (r === "*") return { ok: true, value: { group, resource: "*" } };
     const res = literal(r);
-    if (res === undefined || !RESOURCE.test(res)) throw bad();
-    return { group, resource: res };
+    if (res === undefined || !RESOURCE.test(res)) return bad();
+    return { ok: true, value: { group, resource: res } };
   }
   const sub = literal(s);
-  if (sub === undefined || !RESOURCE.test(sub)) throw bad();
-  if (r === "*") return { group, resource: `*/${sub}` };
+  if (sub === undefined || !RESOURCE.test(sub)) return bad();
+  if (r === "*") return { ok: true, value: { group, resource: `*/${sub}` } };
   const res = literal(r);
-  if (res === undefined || !RESOURCE.test(res)) throw bad();
-  return { group, resource: `${res}/${sub}` };
+  if (res === undefined || !RESOURCE.test(res)) return bad();
+  return { ok: true, value: { group, resource: `${res}/${sub}` } };
 }
 
 /** A resource-pattern alternative → where it applies, which object, and its scope need. */
 function target(
   alt: string,
   grant: RuleText,
-): { where: Where; name: string | undefined; needs: "any" | "namespaced" | "cluster" } {
+): DownstreamOutcome<{ where: Where; name: string | undefined; needs: "any" | "namespaced" | "cluster" }> {
   const bad = (why: string) =>
-    refusal(
+    refused(
       "downstream_scope_exceeds_writ",
       `grant ${q(ruleToString(grant))}: RBAC cannot express the object pattern ${q(alt)} without widening it: ${why}`,
     );
-  if (alt === "*") return { where: { cluster: true }, name: undefined, needs: "any" };
+  if (alt === "*") return { ok: true, value: { where: { cluster: true }, name: undefined, needs: "any" } };
   const slash = alt.indexOf("/");
   if (slash < 0) {
     const name = literal(alt);
-    if (name === undefined || !OBJECT_NAME.test(name)) throw bad("a name is exact or `*`");
-    return { where: { cluster: true }, name, needs: "cluster" };
+    if (name === undefined || !OBJECT_NAME.test(name)) return bad("a name is exact or `*`");
+    return { ok: true, value: { where: { cluster: true }, name, needs: "cluster" } };
   }
   const nsText = alt.slice(0, slash);
   const nameText = alt.slice(slash + 1);
@@ -187,12 +188,12 @@ function target(
   if (nameText !== "*") {
     name = literal(nameText);
     if (name === undefined || !OBJECT_NAME.test(name))
-      throw bad("an object name is exact or `*` (RBAC `resourceNames` holds no patterns)");
+      return bad("an object name is exact or `*` (RBAC `resourceNames` holds no patterns)");
   }
-  if (nsText === "*") return { where: { cluster: true }, name, needs: "namespaced" };
+  if (nsText === "*") return { ok: true, value: { where: { cluster: true }, name, needs: "namespaced" } };
   const ns = literal(nsText);
-  if (ns === undefined || !DNS_LABEL.test(ns)) throw bad("a namespace is one exact name or `*`");
-  return { where: { ns }, name, needs: "any" };
+  if (ns === undefined || !DNS_LABEL.test(ns)) return bad("a namespace is one exact name or `*`");
+  return { ok: true, value: { where: { ns }, name, needs: "any" } };
 }
 
 /** The writ action an RBAC (group, resource, verb) grants, in writ's vocabulary. */
@@ -203,53 +204,119 @@ export function rbacAction(group: string, resource: string, verb: string): strin
   return `k8s:${g === "*" ? "*" : esc(g)}/${r}:${esc(verb)}`;
 }
 
+/** A rule compiled, or the refusal of one that does not compile. */
+function compiled(rule: RuleText): DownstreamOutcome<Rule> {
+  try {
+    return { ok: true, value: compileRule(rule) };
+  } catch (e) {
+    if (isWritError(e)) return refused("downstream_scope_exceeds_writ", e.message);
+    throw e;
+  }
+}
+
 /**
- * The RBAC for `grants` minus `denies`. Throws the issuer's refusal (`DownstreamRefusal`, a
- * `WritError`) when a grant cannot be expressed
- * exactly or a deny cuts into it, or when nothing is left.
+ * The RBAC for `grants` minus `denies`, or the refusal: a grant or deny that does not compile, a
+ * grant RBAC cannot express exactly or a deny cuts into, or nothing left. In order: the denies
+ * compiled, the grants split into atoms, the denies cut from them, the atoms grouped into rules.
  */
+export function rbacPlan(
+  grants: readonly RuleText[],
+  denies: readonly RuleText[],
+): DownstreamOutcome<RbacPlan> {
+  const denyRules: Rule[] = [];
+  for (const deny of denies) {
+    const rule = compiled(deny);
+    if (!rule.ok) return rule;
+    denyRules.push(rule.value);
+  }
+  const atoms = atomsOf(grants);
+  if (!atoms.ok) return atoms;
+  const kept = cut(atoms.value, denyRules);
+  if (!kept.ok) return kept;
+  return { ok: true, value: groupAtoms(kept.value) };
+}
+
+/** `rbacPlan`, its refusal thrown as the issuer's exception (`DownstreamRefusal`, a `WritError`). */
 export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[]): RbacPlan {
-  const denyRules: Rule[] = denies.map(compileRule);
+  const plan = rbacPlan(grants, denies);
+  if (!plan.ok) throw thrown(plan);
+  return plan.value;
+}
+
+/** The atoms of the writ's `k8s:` grants, each one RBAC expresses exactly; refused when one is not. */
+function atomsOf(grants: readonly RuleText[]): DownstreamOutcome<Atom[]> {
   const atoms: Atom[] = [];
   let sawK8s = false;
   for (const grant of grants) {
-    const rule = compileRule(grant);
-    if (rule.literalProvider !== "k8s") continue;
+    const rule = compiled(grant);
+    if (!rule.ok) return rule;
+    if (rule.value.literalProvider !== "k8s") continue;
     sawK8s = true;
-    // k8s verbs are exact (no folding): enumerate the vocabulary's verbs the pattern names
-    const verbs = K8S_VERBS.filter((v) => globMatches(rule.action.raw, v));
-    if (verbs.length === 0) {
-      throw refusal(
-        "downstream_scope_exceeds_writ",
-        `grant ${q(ruleToString(grant))}: its verb pattern names no Kubernetes verb`,
-      );
-    }
-    for (const svcAlt of globAlternatives(rule.service.raw)) {
-      const svc = service(svcAlt, grant);
-      for (const objAlt of globAlternatives(rule.resource.raw)) {
-        const t = target(objAlt, grant);
-        if (t.needs !== "any") {
-          const scope =
-            svc.group === "*" || svc.resource.startsWith("*")
-              ? "unknown"
-              : resourceScope(svc.group, svc.resource);
-          if (scope !== t.needs) {
-            const why =
-              scope === "unknown"
-                ? "writ does not know whether it is namespaced"
-                : `it is ${scope === "cluster" ? "cluster-scoped" : "namespaced"}`;
-            throw refusal(
-              "downstream_scope_exceeds_writ",
-              `grant ${q(ruleToString(grant))}: a ClusterRole on ${q(svcAlt)} could reach objects outside ${q(objAlt)} (${why}); name the namespace, or grant on \`*\``,
-            );
-          }
-        }
-        for (const verb of verbs) atoms.push({ ...svc, verb, where: t.where, name: t.name, object: objAlt });
+    const found = grantAtoms(grant, rule.value);
+    if (!found.ok) return found;
+    atoms.push(...found.value);
+  }
+  if (!sawK8s) return refused("downstream_no_grants", "the writ has no `k8s:` grants");
+  return { ok: true, value: atoms };
+}
+
+/** The atoms of one `k8s:` grant: each verb its pattern names, on each service and object it names. */
+function grantAtoms(grant: RuleText, rule: Rule): DownstreamOutcome<Atom[]> {
+  // k8s verbs are exact (no folding): enumerate the vocabulary's verbs the pattern names
+  const verbs = K8S_VERBS.filter((v) => globMatches(rule.action.raw, v));
+  if (verbs.length === 0) {
+    return refused(
+      "downstream_scope_exceeds_writ",
+      `grant ${q(ruleToString(grant))}: its verb pattern names no Kubernetes verb`,
+    );
+  }
+  const atoms: Atom[] = [];
+  for (const svcAlt of globAlternatives(rule.service.raw)) {
+    const svc = service(svcAlt, grant);
+    if (!svc.ok) return svc;
+    for (const objAlt of globAlternatives(rule.resource.raw)) {
+      const t = target(objAlt, grant);
+      if (!t.ok) return t;
+      const wide = scopeRefusal(grant, svcAlt, svc.value, objAlt, t.value.needs);
+      if (wide) return wide;
+      for (const verb of verbs) {
+        atoms.push({ ...svc.value, verb, where: t.value.where, name: t.value.name, object: objAlt });
       }
     }
   }
-  if (!sawK8s) throw refusal("downstream_no_grants", "the writ has no `k8s:` grants");
+  return { ok: true, value: atoms };
+}
 
+/**
+ * A cluster-wide object pattern on a resource whose scope is not the one it needs (or unknown): a
+ * ClusterRole there could reach objects the pattern does not name.
+ */
+function scopeRefusal(
+  grant: RuleText,
+  svcAlt: string,
+  svc: { group: string; resource: string },
+  objAlt: string,
+  needs: "any" | "namespaced" | "cluster",
+): DownstreamRefused | undefined {
+  if (needs === "any") return undefined;
+  const scope =
+    svc.group === "*" || svc.resource.startsWith("*") ? "unknown" : resourceScope(svc.group, svc.resource);
+  if (scope === needs) return undefined;
+  const why =
+    scope === "unknown"
+      ? "writ does not know whether it is namespaced"
+      : `it is ${scope === "cluster" ? "cluster-scoped" : "namespaced"}`;
+  return refused(
+    "downstream_scope_exceeds_writ",
+    `grant ${q(ruleToString(grant))}: a ClusterRole on ${q(svcAlt)} could reach objects outside ${q(objAlt)} (${why}); name the namespace, or grant on \`*\``,
+  );
+}
+
+/**
+ * The atoms the denies leave: one a deny wholly covers is dropped (the writ never held it); one a
+ * deny cuts into is refused (RBAC cannot carve it out); none left is refused.
+ */
+function cut(atoms: readonly Atom[], denyRules: readonly Rule[]): DownstreamOutcome<Atom[]> {
   const kept: Atom[] = [];
   for (const atom of atoms) {
     const granted = compileRule({
@@ -261,17 +328,16 @@ export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[
       kept.push(atom);
       continue;
     }
-    // wholly denied: the writ never held it, drop it; partly: RBAC cannot carve the deny out
     if (hit.some((d) => ruleContains(d, granted))) continue;
-    throw refusal(
+    return refused(
       "downstream_scope_exceeds_writ",
       `RBAC rule ${q(ruleToString(granted.text))} would overlap deny ${q(ruleToString(hit[0]!.text))}, and RBAC has no deny to carve it out`,
     );
   }
   if (kept.length === 0) {
-    throw refusal("downstream_no_grants", "every `k8s:` grant of the writ is cut by a deny");
+    return refused("downstream_no_grants", "every `k8s:` grant of the writ is cut by a deny");
   }
-  return groupAtoms(kept);
+  return { ok: true, value: kept };
 }
 
 interface Draft {
