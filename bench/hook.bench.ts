@@ -4,7 +4,7 @@
  * `node -e ''` (the floor: Node's own start), for a Read and for a shell command with a pipeline
  * and a redirection; the thin client (bin/writ-hook.sh: sh and curl) beside a bare `curl` of
  * /livez (its floor); and judged offline a few times, in full (PGlite opened) and on the decision
- * snapshot a full run leaves (cli/hook-local.ts). Target: ≤ 30 ms p50 including the process start (issue 15). Wall time and CPU time (the
+ * snapshot a full run leaves (hook/local.ts). Target: ≤ 30 ms p50 including the process start (issue 15). Wall time and CPU time (the
  * process's, with its children; steadier on a loaded machine) per call.
  *
  * Needs `npm run build` (the hook runs from dist/, as installed). `WRIT_BENCH_HOOK_AB=<another

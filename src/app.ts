@@ -1038,7 +1038,7 @@ function serverHandle(opts: ServerOptions, w: Wired, app: Hono): Server {
 }
 
 /**
- * The calls an offline hook decided on its snapshot and left in its signed spool (cli/hook-local.ts,
+ * The calls an offline hook decided on its snapshot and left in its signed spool (hook/local.ts,
  * docs/hooks.md), imported into the audit log and the taints. A spool that does not verify stays
  * where it is, and the server starts: the log says why (`hook.spool_rejected`).
  */
@@ -1048,7 +1048,7 @@ async function importHookSpool(
   store: Store,
   observed: Awaited<ReturnType<typeof openObservedAudit>>,
 ): Promise<void> {
-  const { importSpool } = await import("./cli/hook-local.js");
+  const { importSpool } = await import("./hook/local.js");
   const taints = parts.gatewayPart.taints(store);
   try {
     await importSpool(

@@ -3,7 +3,7 @@
  * or `WRIT_DATABASE_URL`): writ.yaml loaded, the agent's active writs read, taint read and written,
  * the decision audited, the store closed. The store costs seconds to open, so a full run leaves a
  * decision snapshot, and while neither writ.yaml nor the store has changed since, a call decides on
- * it and records to a signed spool instead, which the next full run imports (hook-local.ts). The
+ * it and records to a signed spool instead, which the next full run imports (hook/local.ts). The
  * embedded store is locked by a running server: then a full run fails, and the hook refuses.
  */
 import { homedir } from "node:os";
@@ -11,7 +11,6 @@ import { loadPolicy, type Policy } from "../app.js";
 import { formatProblem } from "../config/index.js";
 import { WritError } from "../core/index.js";
 import type { HookEngineDeps, HookIdentity, Verdict } from "../hook/index.js";
-import type { HookInput } from "../hook/protocol.js";
 import {
   importSpool,
   localTaints,
@@ -24,7 +23,8 @@ import {
   toSnapshotWrit,
   withSpoolLock,
   writeSnapshot,
-} from "./hook-local.js";
+} from "../hook/local.js";
+import type { HookInput } from "../hook/protocol.js";
 
 export interface OfflineOptions {
   readonly configFile: string;

@@ -7,7 +7,7 @@
 import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readSnapshot, storeStamp } from "../../src/cli/hook-local.js";
+import { readSnapshot, storeStamp } from "../../src/hook/local.js";
 import { judgeOffline } from "../../src/cli/hook-offline.js";
 import { type HookKind, parseHookInput } from "../../src/hook/index.js";
 import { openStore } from "../../src/store/index.js";
