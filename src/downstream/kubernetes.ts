@@ -40,7 +40,7 @@ import type {
 
 export { REQUEST_TIMEOUT_MS } from "./kubernetes/api.js";
 export { LABEL_AGENT, LABEL_ENVIRONMENT, LABEL_WRIT, labelValue, objectName } from "./kubernetes/names.js";
-export { planRbac, type RbacPlan, rbacPlan, resourceScope } from "./kubernetes/rbac.js";
+export { type RbacPlan, rbacPlan, resourceScope } from "./kubernetes/rbac.js";
 
 /** The TokenRequest API's documented floor for `expirationSeconds`. */
 export const MIN_TOKEN_SECONDS = 600;

@@ -19,11 +19,10 @@ import {
 import {
   labelValue,
   objectName,
-  planRbac,
   type RbacPlan,
+  rbacPlan,
   resourceScope,
 } from "../../src/downstream/kubernetes.js";
-import { DownstreamRefusal } from "../../src/downstream/refusal.js";
 import { type Harness, harness, writ } from "./kubernetes-support.js";
 
 /** What a Role's or ClusterRole's rules let a bound subject do, as writ permissions. */
@@ -130,14 +129,13 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
           maxLength: 2,
         }),
         (grants, denies) => {
-          let plan: RbacPlan;
-          try {
-            plan = planRbac(grants, denies);
-          } catch (e) {
-            if (!(e instanceof DownstreamRefusal)) throw e;
+          const outcome = rbacPlan(grants, denies);
+          if (!outcome.ok) {
+            expect(outcome.reason).toBe("downstream_scope_exceeds_writ");
             refused++;
             return;
           }
+          const plan: RbacPlan = outcome.value;
           planned++;
           const grantRules = grants.map(compileRule).filter((g) => g.literalProvider === "k8s");
           const denyRules = denies.map(compileRule);
@@ -172,7 +170,7 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
   });
 
   it("names objects only when the pattern names one exactly, and never makes a ClusterRole for one namespace", () => {
-    const plan = planRbac(
+    const outcome = rbacPlan(
       [
         { action: "k8s:apps/deployments:get|patch", resource: "shop/web|shop/api" },
         { action: "k8s:core/pods:get", resource: "shop/*" },
@@ -180,6 +178,8 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
       ],
       [],
     );
+    if (!outcome.ok) throw new Error(outcome.detail);
+    const plan = outcome.value;
     expect(plan.namespaces.get("shop")).toEqual([
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["api"] },
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["web"] },
@@ -189,12 +189,17 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
       { apiGroups: [""], resources: ["nodes"], verbs: ["get"], resourceNames: ["node-1"] },
     ]);
     // a bare name on a namespaced resource would be every namespace's object of that name
-    expect(() => planRbac([{ action: "k8s:core/pods:get", resource: "web" }], [])).toThrow(/namespaced/);
-    // `*/*` on a cluster-scoped resource would be broader than `*/*` says
-    expect(() => planRbac([{ action: "k8s:core/nodes:get", resource: "*/*" }], [])).toThrow(/cluster-scoped/);
-    expect(() => planRbac([{ action: "k8s:example.com/widgets:get", resource: "*/*" }], [])).toThrow(
-      /does not know/,
+    const refusedWith = (grant: RuleText) => {
+      const r = rbacPlan([grant], []);
+      expect(r.ok).toBe(false);
+      return r.ok ? "" : `${r.reason}: ${r.detail}`;
+    };
+    expect(refusedWith({ action: "k8s:core/pods:get", resource: "web" })).toMatch(
+      /^downstream_scope_exceeds_writ: .*namespaced/,
     );
+    // `*/*` on a cluster-scoped resource would be broader than `*/*` says
+    expect(refusedWith({ action: "k8s:core/nodes:get", resource: "*/*" })).toMatch(/cluster-scoped/);
+    expect(refusedWith({ action: "k8s:example.com/widgets:get", resource: "*/*" })).toMatch(/does not know/);
   });
 });
 

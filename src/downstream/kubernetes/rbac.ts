@@ -22,7 +22,7 @@ import {
 } from "../../core/index.js";
 import { globAlternatives } from "../../core/pattern.js";
 import { K8S_VERBS } from "../../core/vocabulary.js";
-import { type DownstreamOutcome, type DownstreamRefused, refused, thrown } from "../refusal.js";
+import { type DownstreamOutcome, type DownstreamRefused, refused } from "../refusal.js";
 
 /** One rule of a Role or ClusterRole, in the API's shape. */
 export interface PolicyRule {
@@ -234,13 +234,6 @@ export function rbacPlan(
   const kept = cut(atoms.value, denyRules);
   if (!kept.ok) return kept;
   return { ok: true, value: groupAtoms(kept.value) };
-}
-
-/** `rbacPlan`, its refusal thrown as the issuer's exception (`DownstreamRefusal`, a `WritError`). */
-export function planRbac(grants: readonly RuleText[], denies: readonly RuleText[]): RbacPlan {
-  const plan = rbacPlan(grants, denies);
-  if (!plan.ok) throw thrown(plan);
-  return plan.value;
 }
 
 /** The atoms of the writ's `k8s:` grants, each one RBAC expresses exactly; refused when one is not. */
