@@ -7,9 +7,9 @@
 import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readSnapshot, storeStamp } from "../../src/hook/local.js";
 import { judgeOffline } from "../../src/cli/hook-offline.js";
 import { type HookKind, parseHookInput } from "../../src/hook/index.js";
+import { readSnapshot, storeStamp } from "../../src/hook/local.js";
 import { openStore } from "../../src/store/index.js";
 import { claude, makeProject, type Project } from "./fixture.js";
 
