@@ -10,85 +10,20 @@ import { homedir } from "node:os";
 import type { Hono } from "hono";
 import type { AuditLog } from "./audit/index.js";
 import type { KillSwitch, Operator } from "./broker/index.js";
-import {
-  type ConfigProblem,
-  collectAwsServices,
-  type LoadableAwsCatalog,
-  loadConfigFile,
-} from "./config/index.js";
-import { type Path, q, type Vocabulary, type WritConfig, WritError } from "./core/index.js";
+import { q, type WritConfig, WritError } from "./core/index.js";
 import { ERR_DOWNSTREAM_CONFIG } from "./downstream/types.js";
 import type { DownstreamIssuers, Gateway } from "./gateway/index.js";
 import {
   type AuthzenRecord,
   authzenRoutes,
-  type CompiledGuardrails,
-  compileGuardrails,
-  DecisionPoint,
+  type DecisionPoint,
   type PdpRequest,
   WritIndex,
-  type WritSource,
 } from "./pdp/index.js";
+import { decisionPoint, type Policy } from "./policy.js";
 import type { Store } from "./store/index.js";
 
-export interface Policy {
-  readonly file: string;
-  readonly config: WritConfig;
-  readonly vocab: Vocabulary;
-  readonly guardrails: CompiledGuardrails | undefined;
-  /** `sha256:<hex>` of writ.yaml as it was loaded (the server's start record names it). */
-  readonly digest: string;
-  /** Where a model path sits in writ.yaml (line, column), for evidence that cites the file. */
-  readonly locate: (path: Path) => { line?: number; column?: number };
-  /**
-   * Loads what the vocabulary needs to judge `action` (the AWS service's catalog). Call it before a
-   * decision: an AWS service writ.yaml never names is otherwise unknown to the decision point.
-   */
-  prepare(action: string): Promise<void>;
-}
-
-export interface PolicyLoad {
-  /** Present when there are no errors. */
-  readonly policy?: Policy | undefined;
-  readonly problems: readonly ConfigProblem[];
-}
-
-export async function loadPolicy(file: string): Promise<PolicyLoad> {
-  const loaded = await loadConfigFile(file);
-  if (!loaded.config) return { problems: loaded.problems };
-  const compiled = compileGuardrails(loaded.config, {
-    sources: loaded.guardrailSources,
-    vocab: loaded.vocab,
-  });
-  const problems = [...loaded.problems, ...compiled.problems];
-  if (problems.some((p) => p.severity === "error")) return { problems };
-  return {
-    policy: {
-      file,
-      config: loaded.config,
-      vocab: loaded.vocab,
-      guardrails: compiled.guardrails,
-      digest: loaded.digest ?? "",
-      locate: loaded.locate ?? (() => ({})),
-      prepare: preparer(loaded.catalog),
-    },
-    problems,
-  };
-}
-
-/** Most actions remembered as prepared: a decision's action is usually one seen before. */
-const PREPARED_ACTIONS = 4096;
-
-/** `Policy.prepare` over `catalog`: an action once prepared is not looked at again (a bounded memo). */
-function preparer(catalog: LoadableAwsCatalog): (action: string) => Promise<void> {
-  const prepared = new Set<string>();
-  return async (action) => {
-    if (typeof action !== "string" || action.length > 256 || prepared.has(action)) return;
-    await catalog.load(collectAwsServices(`${action}:`));
-    if (prepared.size >= PREPARED_ACTIONS) prepared.clear();
-    prepared.add(action);
-  };
-}
+export { decisionPoint, loadPolicy, type Policy, type PolicyLoad } from "./policy.js";
 
 /**
  * The writ index over a store: the decision point's active writs, in memory, kept exact by the
@@ -205,14 +140,6 @@ async function wireDownstream(
     issuers: (environment, system) => registry.issuer(environment, system),
     startReaper: (periodMs) => (configured ? downstreamPart.startReaper(deps, { periodMs }) : undefined),
   };
-}
-
-export function decisionPoint(policy: Policy, writs?: WritSource): DecisionPoint {
-  return new DecisionPoint(policy.config, {
-    vocab: policy.vocab,
-    guardrails: policy.guardrails,
-    ...(writs ? { writs } : {}),
-  });
 }
 
 /** The code of a public base URL no issuer can be built on. */

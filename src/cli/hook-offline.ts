@@ -7,10 +7,9 @@
  * embedded store is locked by a running server: then a full run fails, and the hook refuses.
  */
 import { homedir } from "node:os";
-import { loadPolicy, type Policy } from "../app.js";
 import { formatProblem } from "../config/index.js";
 import { WritError } from "../core/index.js";
-import type { HookEngineDeps, HookIdentity, Verdict } from "../hook/index.js";
+import type { HookEngineDeps, HookIdentity, Verdict } from "../hook/engine.js";
 import {
   importSpool,
   localTaints,
@@ -25,6 +24,7 @@ import {
   writeSnapshot,
 } from "../hook/local.js";
 import type { HookInput } from "../hook/protocol.js";
+import { decisionPoint, loadPolicy, type Policy } from "../policy.js";
 
 export interface OfflineOptions {
   readonly configFile: string;
@@ -50,8 +50,7 @@ export async function judgeOffline(
 }
 
 /** The decision point's part of the engine's dependencies. */
-async function deciding(policy: Policy, writs: Parameters<typeof import("../app.js").decisionPoint>[1]) {
-  const { decisionPoint } = await import("../app.js");
+function deciding(policy: Policy, writs: Parameters<typeof decisionPoint>[1]) {
   const pdp = decisionPoint(policy, writs);
   return {
     decide: async (req) => {
@@ -83,14 +82,16 @@ async function judgeFromSnapshot(
   ) {
     return undefined;
   }
-  const [audit, { hookEngine }] = await Promise.all([
-    import("../audit/index.js"),
-    import("../hook/index.js"),
+  // the files deciding needs, not the parts' faces: no server, store or MCP proxy loaded
+  const [{ loadSigningKey }, { canonicalJson }, { hookEngine }] = await Promise.all([
+    import("../audit/keys.js"),
+    import("../audit/canonical.js"),
+    import("../hook/engine.js"),
   ]);
-  const signer = await audit.loadSigningKey(dataDir, { create: false });
-  const decide = await deciding(policy, snapshotWrits(snapshot));
+  const signer = await loadSigningKey(dataDir, { create: false });
+  const decide = deciding(policy, snapshotWrits(snapshot));
   return withSpoolLock(dataDir, async () => {
-    const spool = await openSpool(dataDir, signer, audit.canonicalJson);
+    const spool = await openSpool(dataDir, signer, canonicalJson);
     if (spool.entries.length >= MAX_SPOOL) return undefined;
     const engine = hookEngine({
       ...decide,
@@ -140,7 +141,7 @@ async function judgeInFull(
     const writs = async (agent: string) =>
       (await db.writs.listUnexpired(agent, new Date())).map(store.toActiveWrit);
     const engine = hookEngine({
-      ...(await deciding(policy, writs)),
+      ...deciding(policy, writs),
       taints,
       audit: (type, data) => log.append(type, data),
       hooks: policy.config.hooks,

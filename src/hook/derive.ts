@@ -18,7 +18,7 @@
 import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { escapeGlob, foldGlob, globMatches, parseGlob, type ResourceRule } from "../core/index.js";
-import { deriveResources } from "../gateway/index.js";
+import { deriveResources } from "../gateway/resource.js";
 import { patchFiles } from "./patch.js";
 import type { HookInput, HookKind } from "./protocol.js";
 import { type Effect, hostOf, readShell } from "./shell.js";

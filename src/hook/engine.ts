@@ -17,7 +17,9 @@
 import { createHash } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import type { Decision, HooksConfig, RegionRequest, RegionView } from "../core/index.js";
-import { parsePathGlob, pathGlobMatches, type Taints } from "../gateway/index.js";
+// the gateway's files, not its face: the offline hook loads this engine without the MCP proxy
+import { parsePathGlob, pathGlobMatches } from "../gateway/bounds.js";
+import type { Taints } from "../gateway/index.js";
 import type { PdpRequest } from "../pdp/index.js";
 import {
   type AgentKind,

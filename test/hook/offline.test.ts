@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { judgeOffline } from "../../src/cli/hook-offline.js";
 import { type HookKind, parseHookInput } from "../../src/hook/index.js";
-import { readSnapshot, storeStamp } from "../../src/hook/local.js";
+import { dropSnapshot, readSnapshot, storeStamp } from "../../src/hook/local.js";
 import { openStore } from "../../src/store/index.js";
 import { claude, makeProject, type Project } from "./fixture.js";
 
@@ -124,4 +124,35 @@ describe("the offline hook's snapshot and spool", () => {
     await appendFile(p.config, "# and again\n");
     await expect(read(join(p.src, "a.ts"))).rejects.toMatchObject({ code: "ERR_HOOK_SPOOL" });
   }, 360_000);
+});
+
+describe("the snapshot decides what a full run decides", () => {
+  it("allow, deny and ask: each call judged in full, then again on the snapshot, with the same verdict and record", async () => {
+    p = await makeProject();
+    const calls: [string, Record<string, unknown>][] = [
+      ["allow", claude("PreToolUse", "Read", { file_path: join(p.src, "a.ts") }, p.src)],
+      ["deny", claude("PreToolUse", "Read", { file_path: p.secret }, p.src)],
+      ["deny", claude("PreToolUse", "Read", { file_path: join(p.proj, "link") }, p.src)],
+      ["deny", claude("PreToolUse", "Write", { file_path: p.secret, content: "x" }, p.src)],
+      ["allow", claude("PreToolUse", "Write", { file_path: join(p.src, "b.ts"), content: "x" }, p.src)],
+      ["ask", claude("PreToolUse", "Bash", { command: "npm test" }, p.src)],
+      ["allow", claude("PreToolUse", "Bash", { command: "grep -n export a.ts | head -5" }, p.src)],
+      ["deny", claude("PreToolUse", "WebFetch", { url: "https://evil.example/x", prompt: "r" }, p.src)],
+      ["allow", claude("PreToolUse", "Glob", { pattern: "**/*.ts", path: p.src }, p.src)],
+    ];
+    for (const [expected, raw] of calls) {
+      await dropSnapshot(p.dataDir);
+      const full = await call(raw);
+      expect(await spoolLines()).toEqual([]); // in full: nothing spooled
+      const fast = await call(raw);
+      const lines = (await spoolLines()).map((l) => JSON.parse(l) as { entry: Record<string, unknown> });
+      expect(lines.length).toBe(1); // on the snapshot: its record spooled
+      // the store read after both calls (opening it voids the snapshot): the spool not yet imported
+      const records = await auditRecords();
+      const fullRecord = records[records.length - 1]!;
+      expect(full.decision).toBe(expected);
+      expect(fast).toEqual(full);
+      expect(lines[0]!.entry).toEqual({ t: "audit", type: fullRecord.type, data: fullRecord.data });
+    }
+  }, 600_000);
 });
