@@ -131,7 +131,8 @@ describe("Kubernetes RBAC from a writ: containment (property)", () => {
         (grants, denies) => {
           const outcome = rbacPlan(grants, denies);
           if (!outcome.ok) {
-            expect(outcome.reason).toBe("downstream_scope_exceeds_writ");
+            // nothing Kubernetes in the grants, or a grant RBAC cannot hold exactly
+            expect(["downstream_no_grants", "downstream_scope_exceeds_writ"]).toContain(outcome.reason);
             refused++;
             return;
           }
