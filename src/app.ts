@@ -975,7 +975,7 @@ async function importHookSpool(
   store: Store,
   observed: Awaited<ReturnType<typeof openObservedAudit>>,
 ): Promise<void> {
-  const { importSpool } = await import("./hook/local.js");
+  const { importSpool, markSpooledTaint } = await import("./hook/local.js");
   const taints = parts.gatewayPart.taints(store);
   try {
     await importSpool(
@@ -984,14 +984,7 @@ async function importHookSpool(
       parts.auditPart.canonicalJson,
       {
         append: (type, data) => observed.audit.append(type, data),
-        taint: (e, at) =>
-          taints.mark(
-            { agent: e.agent, environment: e.environment },
-            e.context,
-            e.by,
-            at,
-            Math.max(0, (Date.parse(e.until) - at.getTime()) / 1000),
-          ),
+        taint: markSpooledTaint(taints),
         settled: () => observed.audit.settled(),
       },
     );

@@ -10,7 +10,7 @@
  *   fragments ──Linker.link (per provider, after every file)──► more nodes and edges
  *   graph + events + tool calls + declared work ──classify──► Finding[]
  */
-import type { Provider } from "../core/index.js";
+import type { Provider, UntrustedInput } from "../core/index.js";
 
 /** Where a fact came from: the input file and, when known, the line (1-based). */
 export interface SourceRef {
@@ -362,15 +362,8 @@ export interface DeclaredWork {
   readonly provisionedBindings?: readonly string[] | undefined;
 }
 
-/** A tool (`server:tool` glob) or a span attribute (present and not false, equal, or matching a glob). */
-export type UntrustedMatcher =
-  | { readonly kind: "tool"; readonly tool: string }
-  | {
-      readonly kind: "attribute";
-      readonly key: string;
-      readonly equals?: string | number | boolean | undefined;
-      readonly matches?: string | undefined;
-    };
+/** What writ.yaml's `untrustedInputs` says marks a call as reading untrusted content: the configuration's own type. */
+export type UntrustedMatcher = UntrustedInput;
 
 export interface DeclaredGrant {
   readonly action: string;

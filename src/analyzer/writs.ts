@@ -38,6 +38,7 @@ import type {
   WritIssue,
   WritRef,
 } from "./model.js";
+import { writBindingIssue } from "./providers/k8s/index.js";
 
 const WRIT_ID = /^writ_[A-Za-z0-9_-]{1,80}$/;
 /** STS's RoleSessionName: writ uses the writ id itself when it is one (src/downstream/aws/names.ts). */
@@ -121,29 +122,8 @@ export class WritAttribution {
       const ann = (meta?.annotations ?? {}) as Record<string, unknown>;
       const name = typeof meta?.name === "string" ? meta.name : undefined;
       const ns = typeof meta?.namespace === "string" ? meta.namespace : undefined;
-      const writ = ann["writ.dev/writ-id"];
-      const agent = ann["writ.dev/agent-id"];
-      const playbook = ann["writ.dev/playbook"];
-      const sponsor = ann["writ.dev/sponsor"];
-      const expires =
-        typeof ann["writ.dev/expires-at"] === "string" ? Date.parse(ann["writ.dev/expires-at"]) : Number.NaN;
-      if (!name?.startsWith("writ-writ-") || typeof writ !== "string" || typeof agent !== "string") continue;
-      if (typeof playbook !== "string" || !writ || !agent || !playbook) continue;
-      if (o.type === "RoleBinding" && !ns) continue;
-      const key =
-        o.type === "RoleBinding" ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
-      this.issue(
-        {
-          writ,
-          agent,
-          playbook,
-          ...(typeof sponsor === "string" && sponsor ? { sponsor } : {}),
-          credential: { kind: "k8s-binding", key },
-          ...(Number.isNaN(expires) ? {} : { expiresAt: expires }),
-          how: `annotations of ${o.type} ${ns ? `${ns}/` : ""}${name} (manifest)`,
-        },
-        o.source,
-      );
+      const issue = writBindingIssue(o.type, ns, name, ann, "manifest");
+      if (issue) this.issue(issue, o.source);
     }
   }
 

@@ -45,6 +45,7 @@ export {
   type SigningKey,
 } from "./keys.js";
 export {
+  blocks,
   describeScope,
   type KillScope,
   type KillSwitch,

@@ -115,7 +115,12 @@ export interface KillSwitchOptions {
   readonly exclusive?: boolean | undefined;
 }
 
-function blocks(kill: EngagedKill, agent: Pick<Agent, "id" | "runnerClass">, environment: string): boolean {
+/** Whether one engaged kill stops this agent in this environment. */
+export function blocks(
+  kill: Pick<EngagedKill, "scope">,
+  agent: Pick<Agent, "id" | "runnerClass">,
+  environment: string,
+): boolean {
   const s = kill.scope;
   return (
     s.kind === "all" ||

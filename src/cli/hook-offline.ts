@@ -14,6 +14,7 @@ import {
   importSpool,
   localTaints,
   MAX_SPOOL,
+  markSpooledTaint,
   openSpool,
   readSnapshot,
   type SnapshotTaint,
@@ -128,14 +129,7 @@ async function judgeInFull(
     const taints = gateway.taints(db);
     await importSpool(opts.dataDir, signer, audit.canonicalJson, {
       append: (type, data) => log.append(type, data),
-      taint: (e, at) =>
-        taints.mark(
-          { agent: e.agent, environment: e.environment },
-          e.context,
-          e.by,
-          at,
-          Math.max(0, (Date.parse(e.until) - at.getTime()) / 1000),
-        ),
+      taint: markSpooledTaint(taints),
       settled: () => log.settled(),
     });
     const writs = async (agent: string) =>

@@ -21,6 +21,7 @@ import type { Command } from "commander";
 import type { KeyInfo } from "../broker/keys.js";
 import { formatProblem, loadConfigFile } from "../config/index.js";
 import { isWritError, parseDuration, q, type WritConfig } from "../core/index.js";
+import { textTable } from "../operate/index.js";
 import { withOperator } from "./operator.js";
 import { CliFailure, EXIT, emit, type Io } from "./output.js";
 
@@ -164,15 +165,7 @@ function table(keys: readonly KeyInfo[]): string {
       k.publishUntil.toISOString(),
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  return textTable(rows);
 }
 
 export async function keysList(opts: KeysListOptions, io: Io): Promise<number> {

@@ -85,6 +85,7 @@ export {
   globContains,
   globIntersects,
   globMatches,
+  literalOf,
   MAX_PATTERN_LENGTH,
   parseGlob,
 } from "./pattern.js";

@@ -208,6 +208,16 @@ export function globAlternatives(g: Glob): string[] {
   );
 }
 
+/** An alternative's text when it has no wildcard, else undefined. */
+export function literalOf(alt: Alt): string | undefined {
+  let out = "";
+  for (const t of alt) {
+    if (t.t !== "lit") return undefined;
+    out += t.c;
+  }
+  return out;
+}
+
 /** The literal text before the first wildcard of an alternative. */
 export function literalPrefix(alt: Alt): string {
   let out = "";

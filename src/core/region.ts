@@ -15,7 +15,7 @@
  */
 import { isWritError } from "./errors.js";
 import type { ActiveWrit, WritConfig } from "./model.js";
-import { type Alt, type Glob, globContains, globIntersects, parseGlob } from "./pattern.js";
+import { type Glob, globContains, globIntersects, literalOf, parseGlob } from "./pattern.js";
 import { actionMatches, type Rule, type RuleText } from "./permission.js";
 import { isShadow } from "./shadow.js";
 import {
@@ -57,15 +57,6 @@ const NOTHING: RegionView = { denies: [], granted: false };
 
 function resourceGlob(rule: Rule, a: ParsedAction): Glob {
   return RULES[a.provider].foldResource ? rule.resource.folded : rule.resource.raw;
-}
-
-function literalOf(alt: Alt): string | undefined {
-  let out = "";
-  for (const t of alt) {
-    if (t.t !== "lit") return undefined;
-    out += t.c;
-  }
-  return out;
 }
 
 function deniesOf(

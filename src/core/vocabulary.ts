@@ -87,8 +87,8 @@ export function isProvider(p: string): p is Provider {
   return (PROVIDERS as readonly string[]).includes(p);
 }
 
-/** Kubernetes verbs, from the API server's authorizer and RBAC docs. */
-export const K8S_VERBS = [
+/** The verbs of an ordinary Kubernetes resource: what an RBAC `*` stands for on one. */
+export const K8S_RESOURCE_VERBS = [
   "get",
   "list",
   "watch",
@@ -97,6 +97,11 @@ export const K8S_VERBS = [
   "patch",
   "delete",
   "deletecollection",
+] as const;
+
+/** Kubernetes verbs, from the API server's authorizer and RBAC docs. */
+export const K8S_VERBS = [
+  ...K8S_RESOURCE_VERBS,
   "impersonate",
   "bind",
   "escalate",

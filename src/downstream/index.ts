@@ -12,6 +12,7 @@
 import { type Agent, isWritError, q, type WritConfig, WritError } from "../core/index.js";
 import {
   type AwsDownstreamConfig,
+  DOWNSTREAM_REASONS,
   type DownstreamAudit,
   type DownstreamConfig,
   type DownstreamIssuer,
@@ -123,18 +124,12 @@ export async function buildRegistry(
 
 /** The reason an issuer refused with: its `reason`, or the one leading its message; else unavailable. */
 export function refusalReason(err: unknown): { reason: DownstreamReason; message: string } {
-  const REASONS: readonly DownstreamReason[] = [
-    "downstream_scope_exceeds_writ",
-    "downstream_permission_missing",
-    "downstream_no_grants",
-    "downstream_not_configured",
-    "downstream_unavailable",
-    "downstream_policy_too_large",
-  ];
   if (isWritError(err, ERR_DOWNSTREAM_REFUSED)) {
     const own = (err as { reason?: unknown }).reason;
     const lead = /^([a-z_]+): /.exec(err.message)?.[1];
-    const reason = [own, lead].find((r): r is DownstreamReason => REASONS.includes(r as DownstreamReason));
+    const reason = [own, lead].find((r): r is DownstreamReason =>
+      DOWNSTREAM_REASONS.includes(r as DownstreamReason),
+    );
     if (reason !== undefined) {
       const message = err.message.startsWith(`${reason}: `)
         ? err.message.slice(reason.length + 2)

@@ -197,6 +197,16 @@ export type DownstreamReason =
   /** The credential's scope cannot be said within the system's size limit (AWS: a 2,048-character session policy). */
   | "downstream_policy_too_large";
 
+/** Every `DownstreamReason`, for reading one back from an error. */
+export const DOWNSTREAM_REASONS: readonly DownstreamReason[] = [
+  "downstream_scope_exceeds_writ",
+  "downstream_permission_missing",
+  "downstream_no_grants",
+  "downstream_not_configured",
+  "downstream_unavailable",
+  "downstream_policy_too_large",
+];
+
 export const ERR_DOWNSTREAM_REFUSED = "ERR_DOWNSTREAM_REFUSED";
 /** Configuration of a downstream system unusable at start (a missing key file, a bad ARN …). */
 export const ERR_DOWNSTREAM_CONFIG = "ERR_DOWNSTREAM_CONFIG";

@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isWritError, q, type Upstream, type WritConfig } from "../core/index.js";
 import {
+  DOWNSTREAM_REASONS,
   type DownstreamCredential,
   type DownstreamIssuer,
   type DownstreamReason,
@@ -53,14 +54,7 @@ export const INJECTED_ENV: Readonly<Record<DownstreamSystem, readonly string[]>>
 const RENEW_BEFORE_MS = 60_000;
 const ISSUE_TIMEOUT_MS = 30_000;
 
-const REASONS: ReadonlySet<string> = new Set<DownstreamReason>([
-  "downstream_scope_exceeds_writ",
-  "downstream_permission_missing",
-  "downstream_no_grants",
-  "downstream_not_configured",
-  "downstream_unavailable",
-  "downstream_policy_too_large",
-]);
+const REASONS: ReadonlySet<string> = new Set(DOWNSTREAM_REASONS);
 
 /** A kubeconfig (JSON is YAML) holding one cluster, one user with the token, one context. */
 function kubeconfig(c: Extract<DownstreamCredential, { system: "kubernetes" }>): string {

@@ -3,25 +3,10 @@
  * process reaches this one within that), and whether one stops an identity. A kill switch that
  * cannot be read stops everyone (fail closed).
  */
-import type { KillSwitch } from "../broker/index.js";
+import { blocks, type KillSwitch } from "../broker/index.js";
 import { type Agent, q } from "../core/index.js";
 
 type Engaged = Awaited<ReturnType<KillSwitch["engaged"]>>;
-
-/** Whether one engaged kill stops this agent in this environment. */
-export function blocks(
-  kill: Engaged[number],
-  agent: Pick<Agent, "id" | "runnerClass">,
-  environment: string,
-): boolean {
-  const s = kill.scope;
-  return (
-    s.kind === "all" ||
-    (s.kind === "agent" && s.agent === agent.id) ||
-    (s.kind === "class" && s.runnerClass === agent.runnerClass) ||
-    (s.kind === "environment" && s.environment === environment)
-  );
-}
 
 /** Why the kills (or a kill switch that cannot be read) stop this identity, if they do. */
 export function killedWhy(

@@ -300,6 +300,18 @@ export function localTaints(snapshot: Snapshot, spool: Spool, environment: strin
   };
 }
 
+/** A spooled taint marked in `taints` from `at` for what is left of it: `importSpool`'s `taint`. */
+export function markSpooledTaint(taints: Pick<Taints, "mark">) {
+  return (e: Extract<SpoolEntry, { t: "taint" }>, at: Date): Promise<void> =>
+    taints.mark(
+      { agent: e.agent, environment: e.environment },
+      e.context,
+      e.by,
+      at,
+      Math.max(0, (Date.parse(e.until) - at.getTime()) / 1000),
+    );
+}
+
 /**
  * Imports the spool (under its lock): every entry verified, each audit record appended to the audit
  * log with where it came from, each taint recorded; then the spool is removed. Returns how many

@@ -31,7 +31,7 @@ export {
   PRACTICES,
   type Practice,
 } from "./maturity.js";
-export { agentText, escapeHtml, inventoryText, maturityHtml, maturityText } from "./render.js";
+export { agentText, escapeHtml, inventoryText, maturityHtml, maturityText, textTable } from "./render.js";
 export {
   MAX_GROUPS as SHADOW_MAX_GROUPS,
   MAX_SCAN as SHADOW_MAX_SCAN,

@@ -29,7 +29,8 @@ function plain(text: string): string {
   return out;
 }
 
-function table(rows: readonly (readonly string[])[]): string {
+/** Rows as text columns, each as wide as its widest cell, two spaces apart, no trailing blanks. */
+export function textTable(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows
     .map((r) =>
@@ -65,7 +66,7 @@ export function inventoryText(inv: Inventory): string {
   const notes = inv.agents.flatMap((a) =>
     a.flags.map((f) => `  ${plain(a.id)}: ${f.code}: ${plain(f.message)}`),
   );
-  return [table(rows), ...(notes.length > 0 ? ["", "flags:", ...notes] : [])].join("\n");
+  return [textTable(rows), ...(notes.length > 0 ? ["", "flags:", ...notes] : [])].join("\n");
 }
 
 export function agentText(inv: Inventory, id: string): string {

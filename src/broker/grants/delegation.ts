@@ -32,7 +32,6 @@ import {
   type OAuthResponse,
   type Outcome,
   type Refused,
-  reasonOf,
   refuse,
   withHeaders,
 } from "../oauth.js";
@@ -45,6 +44,8 @@ import {
   reserve,
   stoppedOrSlowed,
   subjectTokenOf,
+  tokenVerifyOptions,
+  verifiedSubject,
 } from "./steps.js";
 
 /** The `authorization_details` type of a delegation's request (optional: the parent's grants). */
@@ -100,13 +101,6 @@ function readChildRequest(raw: string | null): Outcome<ChildRequest> {
   return done(out);
 }
 
-const verifyOptions = (env: string, deps: BrokerDeps) => ({
-  env,
-  issuer: endpoints(deps.baseUrl, env).issuer,
-  keys: deps.keys,
-  clock: deps.clock,
-});
-
 /** The subject token (the parent writ), verified with this environment's keys. */
 async function subjectOf(
   req: OAuthRequest,
@@ -115,17 +109,7 @@ async function subjectOf(
 ): Promise<Outcome<AccessTokenClaims>> {
   const token = subjectTokenOf(req, "the parent writ");
   if (!token.ok) return token;
-  try {
-    return done(await verifyAccessToken(token.value, verifyOptions(env, deps)));
-  } catch (err) {
-    if (!isTokenRefusal(err)) throw err;
-    return refuse(
-      400,
-      "invalid_grant",
-      `the subject token is not valid here: ${err.message}`,
-      reasonOf(err.code),
-    );
-  }
+  return verifiedSubject(token.value, env, deps);
 }
 
 /** Why a writ of the chain cannot be delegated from at `now`, or undefined. */
@@ -219,7 +203,7 @@ async function actorOf(
     );
   let claims: AccessTokenClaims;
   try {
-    claims = await verifyAccessToken(token, verifyOptions(env, deps));
+    claims = await verifyAccessToken(token, tokenVerifyOptions(env, deps));
   } catch (err) {
     if (!isTokenRefusal(err)) throw err;
     return refuse(

@@ -24,14 +24,16 @@ import {
   type BrokerDeps,
   done,
   endpoints,
+  isTokenRefusal,
   NO_STORE,
   type OAuthRequest,
   type OAuthResponse,
   type Outcome,
   type Refused,
+  reasonOf,
   refuse,
 } from "../oauth.js";
-import { mintAccessToken } from "../tokens.js";
+import { type AccessTokenClaims, mintAccessToken, verifyAccessToken } from "../tokens.js";
 
 export interface Intent {
   readonly playbook: string;
@@ -509,6 +511,33 @@ export function subjectTokenOf(req: OAuthRequest, what: string): Outcome<string>
     return refuse(400, "invalid_request", `\`subject_token\` is required: ${what}`, "subject_token_missing");
   }
   return done(token);
+}
+
+/** What an access token of ours presented in this environment is verified against. */
+export const tokenVerifyOptions = (env: string, deps: BrokerDeps) => ({
+  env,
+  issuer: endpoints(deps.baseUrl, env).issuer,
+  keys: deps.keys,
+  clock: deps.clock,
+});
+
+/** The subject token's claims, verified with this environment's keys; one that is not valid here is `invalid_grant`. */
+export async function verifiedSubject(
+  token: string,
+  env: string,
+  deps: BrokerDeps,
+): Promise<Outcome<AccessTokenClaims>> {
+  try {
+    return done(await verifyAccessToken(token, tokenVerifyOptions(env, deps)));
+  } catch (err) {
+    if (!isTokenRefusal(err)) throw err;
+    return refuse(
+      400,
+      "invalid_grant",
+      `the subject token is not valid here: ${err.message}`,
+      reasonOf(err.code),
+    );
+  }
 }
 
 /** The checks every writ-issuing grant runs first: the kill switch, then the denial slow-down. */

@@ -9,17 +9,15 @@ import {
   type BrokerDeps,
   done,
   endpoints,
-  isTokenRefusal,
   nowOf,
   type OAuthRequest,
   type OAuthResponse,
   type Outcome,
   type Refused,
-  reasonOf,
   refuse,
   withHeaders,
 } from "../oauth.js";
-import { type AccessTokenClaims, verifyAccessToken } from "../tokens.js";
+import type { AccessTokenClaims } from "../tokens.js";
 import { delegate } from "./delegation.js";
 import {
   absoluteUri,
@@ -33,6 +31,7 @@ import {
   readIntent,
   stoppedOrSlowed,
   subjectTokenOf,
+  verifiedSubject,
 } from "./steps.js";
 
 export async function exchange(
@@ -121,19 +120,9 @@ async function baselineSubject(
   proof: DpopProof,
   deps: BrokerDeps,
 ): Promise<Outcome<AccessTokenClaims>> {
-  const { issuer } = endpoints(deps.baseUrl, env);
-  let subject: AccessTokenClaims;
-  try {
-    subject = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
-  } catch (err) {
-    if (!isTokenRefusal(err)) throw err;
-    return refuse(
-      400,
-      "invalid_grant",
-      `the subject token is not valid here: ${err.message}`,
-      reasonOf(err.code),
-    );
-  }
+  const verified = await verifiedSubject(token, env, deps);
+  if (!verified.ok) return verified;
+  const subject = verified.value;
   if (subject.client_id !== agent || subject.sub !== agent || subject.scope !== "writ:baseline") {
     return refuse(
       400,

@@ -23,6 +23,7 @@ import {
   compileRule,
   type Glob,
   globMatches,
+  literalOf,
   type Rule,
   type RuleText,
   ruleOverlaps,
@@ -66,15 +67,6 @@ const ACTION_CHARS = /^[A-Za-z0-9]$/;
 
 function isStarOnly(alt: Alt): boolean {
   return alt.length === 1 && alt[0]!.t === "star";
-}
-
-function literalOf(alt: Alt): string | undefined {
-  let out = "";
-  for (const t of alt) {
-    if (t.t !== "lit") return undefined;
-    out += t.c;
-  }
-  return out;
 }
 
 /** One action-name alternative in IAM syntax, or undefined when it holds a character IAM has not. */

@@ -107,6 +107,28 @@ function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | un
       : typeof meta?.name === "string"
         ? meta.name
         : undefined;
+  const ns = typeof ref.namespace === "string" && ref.namespace ? ref.namespace : undefined;
+  return writBindingIssue(
+    kind,
+    ns,
+    name,
+    ann,
+    `created${typeof raw.auditID === "string" ? ` in ${raw.auditID}` : ""}`,
+  );
+}
+
+/**
+ * The writ issuance a writ binding (`writ-writ-…`) records in its annotations: `writ.dev/writ-id`,
+ * `writ.dev/agent-id`, `writ.dev/playbook`, and `writ.dev/sponsor` and `writ.dev/expires-at` when
+ * set; undefined when it is not one. `seen` says where the binding was read, for the evidence.
+ */
+export function writBindingIssue(
+  kind: "RoleBinding" | "ClusterRoleBinding",
+  ns: string | undefined,
+  name: string | undefined,
+  ann: Record<string, unknown> | undefined,
+  seen: string,
+): WritIssue | undefined {
   if (!ann || !name || !WRIT_OBJECT.test(name)) return undefined;
   const writ = ann["writ.dev/writ-id"];
   const agent = ann["writ.dev/agent-id"];
@@ -116,7 +138,6 @@ function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | un
     typeof ann["writ.dev/expires-at"] === "string" ? Date.parse(ann["writ.dev/expires-at"]) : Number.NaN;
   if (typeof writ !== "string" || typeof agent !== "string" || typeof playbook !== "string") return undefined;
   if (!writ || !agent || !playbook) return undefined;
-  const ns = typeof ref.namespace === "string" && ref.namespace ? ref.namespace : undefined;
   if (kind === "RoleBinding" && !ns) return undefined;
   const key = kind === "RoleBinding" ? `k8s:RoleBinding:${ns}/${name}` : `k8s:ClusterRoleBinding:${name}`;
   return {
@@ -126,7 +147,7 @@ function writIssueOf(raw: Record<string, unknown>, verb: string): WritIssue | un
     ...(typeof sponsor === "string" && sponsor ? { sponsor } : {}),
     credential: { kind: "k8s-binding", key },
     ...(Number.isNaN(expires) ? {} : { expiresAt: expires }),
-    how: `annotations of ${kind} ${ns ? `${ns}/` : ""}${name} (created${typeof raw.auditID === "string" ? ` in ${raw.auditID}` : ""})`,
+    how: `annotations of ${kind} ${ns ? `${ns}/` : ""}${name} (${seen})`,
   };
 }
 

@@ -4,6 +4,7 @@
  * bound in a namespace covers `ns/*`. Built-in ClusterRoles a binding may name without them being in
  * the input are approximated here (cluster-admin exactly; admin, edit and view by their shape).
  */
+import { K8S_RESOURCE_VERBS } from "../../../core/vocabulary.js";
 import type { PermissionGrant, SourceRef } from "../../model.js";
 
 export interface RbacRule {
@@ -15,16 +16,7 @@ export interface RbacRule {
 }
 
 /** Verbs a `*` stands for on an ordinary resource. */
-export const RESOURCE_VERBS = [
-  "get",
-  "list",
-  "watch",
-  "create",
-  "update",
-  "patch",
-  "delete",
-  "deletecollection",
-] as const;
+export const RESOURCE_VERBS = K8S_RESOURCE_VERBS;
 
 const strings = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
@@ -111,6 +103,23 @@ const VIEW_CORE = [
 ];
 const VIEW_APPS = ["deployments", "daemonsets", "replicasets", "statefulsets"];
 
+/** What `edit` and `admin` both allow on workloads and their secrets. */
+const EDIT_WORKLOADS: readonly RbacRule[] = [
+  { apiGroups: [""], resources: [...VIEW_CORE, "secrets"], verbs: [...READ, ...WRITE] },
+  {
+    apiGroups: [""],
+    resources: ["pods/exec", "pods/attach", "pods/portforward"],
+    verbs: ["create", "get"],
+  },
+  { apiGroups: ["apps"], resources: VIEW_APPS, verbs: [...READ, ...WRITE] },
+  { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: [...READ, ...WRITE] },
+];
+const IMPERSONATE_SERVICE_ACCOUNTS: RbacRule = {
+  apiGroups: [""],
+  resources: ["serviceaccounts"],
+  verbs: ["impersonate"],
+};
+
 /**
  * Default ClusterRoles of a kubeadm cluster, approximated: `cluster-admin` is exact; `view` reads
  * the common namespaced objects but not secrets; `edit` adds writes and secrets; `admin` adds
@@ -132,37 +141,17 @@ export const BUILTIN_CLUSTER_ROLES: ReadonlyMap<string, readonly RbacRule[]> = n
       { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: READ },
     ],
   ],
-  [
-    "edit",
-    [
-      { apiGroups: [""], resources: [...VIEW_CORE, "secrets"], verbs: [...READ, ...WRITE] },
-      {
-        apiGroups: [""],
-        resources: ["pods/exec", "pods/attach", "pods/portforward"],
-        verbs: ["create", "get"],
-      },
-      { apiGroups: ["apps"], resources: VIEW_APPS, verbs: [...READ, ...WRITE] },
-      { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: [...READ, ...WRITE] },
-      { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] },
-    ],
-  ],
+  ["edit", [...EDIT_WORKLOADS, IMPERSONATE_SERVICE_ACCOUNTS]],
   [
     "admin",
     [
-      { apiGroups: [""], resources: [...VIEW_CORE, "secrets"], verbs: [...READ, ...WRITE] },
-      {
-        apiGroups: [""],
-        resources: ["pods/exec", "pods/attach", "pods/portforward"],
-        verbs: ["create", "get"],
-      },
-      { apiGroups: ["apps"], resources: VIEW_APPS, verbs: [...READ, ...WRITE] },
-      { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: [...READ, ...WRITE] },
+      ...EDIT_WORKLOADS,
       {
         apiGroups: ["rbac.authorization.k8s.io"],
         resources: ["roles", "rolebindings"],
         verbs: [...READ, ...WRITE],
       },
-      { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] },
+      IMPERSONATE_SERVICE_ACCOUNTS,
     ],
   ],
 ]);
