@@ -5,48 +5,23 @@
  * taint from a web fetch or an untrusted file refuses privileged calls in that session only.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decisionPoint, loadPolicy } from "../../src/app.js";
-import { openAuditLog } from "../../src/audit/index.js";
-import { taints } from "../../src/gateway/index.js";
-import {
-  type HookEngine,
-  type HookKind,
-  hookEngine,
-  parseHookInput,
-  renderAnswer,
-} from "../../src/hook/index.js";
-import { openStore, type Store } from "../../src/store/index.js";
-import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { loadPolicy } from "../../src/app.js";
+import { type HookEngine, type HookKind, parseHookInput, renderAnswer } from "../../src/hook/index.js";
+import type { Store } from "../../src/store/index.js";
+import { claude, gemini, type JudgingEngine, judgingEngine, makeProject, type Project } from "./fixture.js";
 import { ALLOWED_COMMANDS, DENIED_FILE_ROUTES, EXFIL_ROUTES, PLAINLY_DENIED } from "./tables.js";
 
 let p: Project;
 let store: Store;
 let engine: HookEngine;
-const audited: { type: string; data: Record<string, unknown> }[] = [];
+let audited: JudgingEngine["audited"];
 const ID = { agent: "coder", environment: "dev" };
 
 beforeAll(async () => {
   p = await makeProject();
-  const { policy, problems } = await loadPolicy(p.config);
-  if (!policy) throw new Error(JSON.stringify(problems));
-  store = await openStore({ dataDir: p.dataDir });
-  await store.migrate();
-  const log = openAuditLog({ repo: store.audit });
-  const pdp = decisionPoint(policy, []);
-  engine = hookEngine({
-    decide: async (req) => pdp.decide(req),
-    region: async (req) => pdp.region(req),
-    taints: taints(store),
-    audit: async (type, data) => {
-      audited.push({ type, data });
-      return log.append(type, data);
-    },
-    hooks: policy.config.hooks,
-    home: homedir(),
-  });
+  ({ store, engine, audited } = await judgingEngine(p));
 }, 60_000);
 
 afterAll(async () => {

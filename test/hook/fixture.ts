@@ -4,8 +4,13 @@
  * and the writ.yaml that governs a Claude Code and a Gemini CLI agent working in it.
  */
 import { mkdir, mkdtemp, realpath, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { decisionPoint, loadPolicy } from "../../src/app.js";
+import { openAuditLog } from "../../src/audit/index.js";
+import { taints } from "../../src/gateway/index.js";
+import { type HookEngine, hookEngine } from "../../src/hook/index.js";
+import { openStore, type Store } from "../../src/store/index.js";
 
 export interface Project {
   readonly root: string;
@@ -120,4 +125,35 @@ export function gemini(
     tool_input: input,
     ...(event === "AfterTool" ? { tool_response: { llmContent: "ok" } } : {}),
   };
+}
+
+/** What a hook test judges with: the engine as the server wires it, over the project's own store. */
+export interface JudgingEngine {
+  readonly store: Store;
+  readonly engine: HookEngine;
+  /** Every audit record the engine appended, in order. */
+  readonly audited: { type: string; data: Record<string, unknown> }[];
+}
+
+/** The project's writ.yaml loaded, its store opened and migrated, the engine wired as app.ts wires it. */
+export async function judgingEngine(p: Project): Promise<JudgingEngine> {
+  const { policy, problems } = await loadPolicy(p.config);
+  if (!policy) throw new Error(JSON.stringify(problems));
+  const store = await openStore({ dataDir: p.dataDir });
+  await store.migrate();
+  const log = openAuditLog({ repo: store.audit });
+  const pdp = decisionPoint(policy, []);
+  const audited: JudgingEngine["audited"] = [];
+  const engine = hookEngine({
+    decide: async (req) => pdp.decide(req),
+    region: async (req) => pdp.region(req),
+    taints: taints(store),
+    audit: async (type, data) => {
+      audited.push({ type, data });
+      return log.append(type, data);
+    },
+    hooks: policy.config.hooks,
+    home: homedir(),
+  });
+  return { store, engine, audited };
 }

@@ -1,29 +1,15 @@
-/**
- * Every hook protocol besides Claude Code's (bypass.test.ts) — Gemini CLI, Codex CLI and Cursor,
- * the latter through both its granular beforeShellExecution and its generic preToolUse — driven
- * with the JSON shapes their documentation gives through the whole bypass table: every route to
- * the denied file or an unlisted host is never `allow`, ordinary work is allowed, taint from an
- * after-event refuses privileged calls. Then what is each protocol's own: Cursor's file, MCP and
- * edit events, Codex's apply_patch, the answers in each agent's format, strict input with coded
- * errors, and the audit.
- */
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decisionPoint, loadPolicy } from "../../src/app.js";
-import { openAuditLog } from "../../src/audit/index.js";
 import { isWritError } from "../../src/core/index.js";
-import { taints } from "../../src/gateway/index.js";
 import {
   type HookEngine,
   type HookKind,
-  hookEngine,
   parseHookInput,
   renderAnswer,
   wireInput,
 } from "../../src/hook/index.js";
-import { openStore, type Store } from "../../src/store/index.js";
-import { claude, makeProject, type Project } from "./fixture.js";
+import type { Store } from "../../src/store/index.js";
+import { claude, type JudgingEngine, judgingEngine, makeProject, type Project } from "./fixture.js";
 import {
   ALLOWED_COMMANDS,
   codex,
@@ -37,27 +23,12 @@ import {
 let p: Project;
 let store: Store;
 let engine: HookEngine;
-const audited: { type: string; data: Record<string, unknown> }[] = [];
+let audited: JudgingEngine["audited"];
 const ID = { agent: "coder", environment: "dev" };
 
 beforeAll(async () => {
   p = await makeProject();
-  const { policy, problems } = await loadPolicy(p.config);
-  if (!policy) throw new Error(JSON.stringify(problems));
-  store = await openStore({ dataDir: p.dataDir });
-  await store.migrate();
-  const log = openAuditLog({ repo: store.audit });
-  const pdp = decisionPoint(policy, []);
-  engine = hookEngine({
-    decide: async (req) => pdp.decide(req),
-    taints: taints(store),
-    audit: async (type, data) => {
-      audited.push({ type, data });
-      return log.append(type, data);
-    },
-    hooks: policy.config.hooks,
-    home: homedir(),
-  });
+  ({ store, engine, audited } = await judgingEngine(p));
 }, 60_000);
 
 afterAll(async () => {

@@ -6,17 +6,14 @@
  * exists, `ask` when a deny may reach into it or a link may lead out, never `allow` by default.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decisionPoint, loadPolicy } from "../../src/app.js";
-import { openAuditLog } from "../../src/audit/index.js";
+import { loadPolicy } from "../../src/app.js";
 import { regionView } from "../../src/core/index.js";
-import { taints } from "../../src/gateway/index.js";
 import { patternGlob } from "../../src/hook/derive.js";
-import { type HookEngine, type HookKind, hookEngine, parseHookInput } from "../../src/hook/index.js";
-import { openStore, type Store } from "../../src/store/index.js";
-import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { type HookEngine, type HookKind, parseHookInput } from "../../src/hook/index.js";
+import type { Store } from "../../src/store/index.js";
+import { claude, gemini, judgingEngine, makeProject, type Project } from "./fixture.js";
 
 let p: Project;
 let store: Store;
@@ -33,20 +30,7 @@ beforeAll(async () => {
     await mkdir(dir, { recursive: true });
     await Promise.all(Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `n${i}.txt`), "x\n")));
   }
-  const { policy, problems } = await loadPolicy(p.config);
-  if (!policy) throw new Error(JSON.stringify(problems));
-  store = await openStore({ dataDir: p.dataDir });
-  await store.migrate();
-  const log = openAuditLog({ repo: store.audit });
-  const pdp = decisionPoint(policy, []);
-  engine = hookEngine({
-    decide: async (req) => pdp.decide(req),
-    region: async (req) => pdp.region(req),
-    taints: taints(store),
-    audit: (type, data) => log.append(type, data),
-    hooks: policy.config.hooks,
-    home: homedir(),
-  });
+  ({ store, engine } = await judgingEngine(p));
 }, 120_000);
 
 afterAll(async () => {
