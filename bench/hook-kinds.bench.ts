@@ -8,13 +8,11 @@
  * Needs `npm run build` (the hook runs from dist/, as installed).
  */
 import { spawn } from "node:child_process";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
-import { createServer, loadPolicy } from "../src/app.js";
-import { claude, gemini, makeProject } from "../test/hook/fixture.js";
+import { claude, gemini } from "../test/hook/fixture.js";
 import { codex, cursor } from "../test/hook/tables.js";
 import { BIN } from "../test/support/cli.js";
+import { fmt, hookServer, pct } from "./hook.bench.js";
 
 const ROUNDS = 31;
 
@@ -41,27 +39,8 @@ function time(argv: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<nu
   });
 }
 
-const pct = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((q / 100) * s.length) - 1)]!;
-};
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-
 export async function run(): Promise<void> {
-  const p = await makeProject();
-  const loaded = await loadPolicy(p.config);
-  if (!loaded.policy) throw new Error(JSON.stringify(loaded.problems));
-  const server = await createServer({
-    policy: loaded.policy,
-    dataDir: join(p.root, "server-data"),
-    version: "bench",
-  });
-  let http: ReturnType<typeof serve> | undefined;
-  const info = await new Promise<AddressInfo>((resolve) => {
-    http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
-  });
-  const base = `http://127.0.0.1:${info.port}`;
-  server.setBaseUrl(base);
+  const { p, base, close } = await hookServer();
   try {
     const env = { WRIT_SERVER: base, WRIT_AGENT: "coder", WRIT_ENV: "dev" };
     const command = "grep -n export a.ts | head -5 > out.txt";
@@ -103,7 +82,6 @@ export async function run(): Promise<void> {
       );
     }
   } finally {
-    http?.close();
-    await server.close();
+    await close();
   }
 }

@@ -15,21 +15,27 @@ import { rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { createServer, loadPolicy } from "../src/app.js";
-import { claude, makeProject } from "../test/hook/fixture.js";
+import { createServer, loadPolicy, type Server } from "../src/app.js";
+import { claude, makeProject, type Project } from "../test/hook/fixture.js";
 import { BIN, ROOT } from "../test/support/cli.js";
 import { type ProcessRun, runProcess } from "./harness.js";
 
 const ROUNDS = 41;
 const OFFLINE_ROUNDS = 5;
 
-const pct = (xs: number[], q: number) => {
+export const pct = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((q / 100) * s.length) - 1)]!;
 };
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+export const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
-export async function run(): Promise<void> {
+/** The hook fixture's project served by a `writ serve` in this process, on a loopback port. */
+export async function hookServer(): Promise<{
+  p: Project;
+  server: Server;
+  base: string;
+  close: () => Promise<void>;
+}> {
   const p = await makeProject();
   const loaded = await loadPolicy(p.config);
   if (!loaded.policy) throw new Error(JSON.stringify(loaded.problems));
@@ -44,6 +50,19 @@ export async function run(): Promise<void> {
   });
   const base = `http://127.0.0.1:${info.port}`;
   server.setBaseUrl(base);
+  return {
+    p,
+    server,
+    base,
+    close: async () => {
+      http?.close();
+      await server.close();
+    },
+  };
+}
+
+export async function run(): Promise<void> {
+  const { p, server, base, close } = await hookServer();
   try {
     const env = { WRIT_SERVER: base, WRIT_AGENT: "coder", WRIT_ENV: "dev" };
     const hook = [BIN, "hook", "claude-code"];
@@ -151,7 +170,6 @@ export async function run(): Promise<void> {
       `thin client / Node hook, Read: wall p50 ${(pct(wall(thinRead), 50) / pct(wall(2), 50)).toFixed(2)}×, CPU ${(cpu(thinRead) / cpu(2)).toFixed(2)}×`,
     );
   } finally {
-    http?.close();
-    await server.close();
+    await close();
   }
 }

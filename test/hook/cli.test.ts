@@ -1,9 +1,3 @@
-/**
- * `writ hook` as agents run it (the built bin/writ.js, one process per call, the hook's JSON on
- * stdin) against a running server and against the local store; and `writ init --agent
- * claude-code`, which writes the hook settings into an existing settings file without destroying it.
- */
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,36 +6,14 @@ import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { assertBuilt, BIN, runCli } from "../support/cli.js";
-import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { claude, gemini, type HookRun, makeProject, type Project, runHookProcess } from "./fixture.js";
 import { codex, cursor } from "./tables.js";
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
+function hook(kind: string, input: unknown, env: NodeJS.ProcessEnv, extra: string[] = []): Promise<HookRun> {
+  return runHookProcess([process.execPath, BIN, "hook", kind, ...extra], input, env);
 }
 
-function hook(kind: string, input: unknown, env: NodeJS.ProcessEnv, extra: string[] = []): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "hook", kind, ...extra], {
-      env: { ...process.env, WRIT_SERVER: "", WRIT_AGENT: "", WRIT_ENV: "", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(typeof input === "string" ? input : JSON.stringify(input));
-  });
-}
-
-const decisionOf = (r: Run) =>
+const decisionOf = (r: HookRun) =>
   (
     JSON.parse(r.stdout) as {
       hookSpecificOutput: { permissionDecision: string; permissionDecisionReason: string };

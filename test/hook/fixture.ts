@@ -3,6 +3,7 @@
  * untrusted `inbox/`, and a git repository with a trusted remote (github.com) and an unlisted one;
  * and the writ.yaml that governs a Claude Code and a Gemini CLI agent working in it.
  */
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, realpath, symlink, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,4 +157,40 @@ export async function judgingEngine(p: Project): Promise<JudgingEngine> {
     home: homedir(),
   });
   return { store, engine, audited };
+}
+
+/** What a hook process said. */
+export interface HookRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * `argv` run as an agent runs its hook: `input` (JSON unless a string) on stdin, writ's variables
+ * cleared unless `env` sets them.
+ */
+export function runHookProcess(
+  argv: readonly string[],
+  input: unknown,
+  env: NodeJS.ProcessEnv,
+): Promise<HookRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, WRIT_SERVER: "", WRIT_AGENT: "", WRIT_ENV: "", WRIT_PDP_TOKEN: "", ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.on("error", () => {}); // a client that refuses before reading its input
+    child.stdin.end(typeof input === "string" ? input : JSON.stringify(input));
+  });
 }

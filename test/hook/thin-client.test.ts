@@ -1,11 +1,3 @@
-/**
- * The thin hook client (bin/writ-hook.sh: sh and curl against POST /hook/v1/<kind>/answer): it
- * answers exactly what `writ hook` answers through the same server, for every agent kind, and fails closed — exit 2, the
- * coded reason on stderr, nothing on stdout — on bad arguments, no curl, no server, a wrong token,
- * a refused input, a server that is not writ, and one that does not answer in time. The PDP token
- * reaches the server and never curl's command line. And `writ init --server` writes it as the hook.
- */
-import { spawn } from "node:child_process";
 import { chmod, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,38 +8,13 @@ import { quote } from "shell-quote";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, loadPolicy, type Server } from "../../src/app.js";
 import { assertBuilt, BIN, ROOT, runCli } from "../support/cli.js";
-import { claude, gemini, makeProject, type Project } from "./fixture.js";
+import { claude, gemini, type HookRun, makeProject, type Project, runHookProcess } from "./fixture.js";
 import { codex, cursor } from "./tables.js";
 
 const THIN = join(ROOT, "bin", "writ-hook.sh");
 const TOKEN = "thin-client-pdp-token";
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function exec(argv: string[], input: unknown, env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, WRIT_SERVER: "", WRIT_AGENT: "", WRIT_ENV: "", WRIT_PDP_TOKEN: "", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.on("error", () => {}); // a client that refuses before reading its input
-    child.stdin.end(typeof input === "string" ? input : JSON.stringify(input));
-  });
-}
+const exec = runHookProcess;
 
 const thin = (kind: string, input: unknown, env: NodeJS.ProcessEnv, extra: string[] = []) =>
   exec(["sh", THIN, kind, ...extra], input, env);
@@ -199,7 +166,7 @@ describe("the thin hook client answers what writ hook answers", () => {
 describe("the thin hook client fails closed", () => {
   const env = () => ({ WRIT_SERVER: base, WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_PDP_TOKEN: TOKEN });
   const ls = () => claude("PreToolUse", "Bash", { command: "ls" }, p.src);
-  const blocked = (r: Run, code: string, detail?: RegExp) => {
+  const blocked = (r: HookRun, code: string, detail?: RegExp) => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr.startsWith(`writ hook: ${code}: `), r.stderr).toBe(true);
