@@ -320,6 +320,7 @@ export function runProcess(
         : Number.NaN;
       resolve({ wallMs, cpuMs, code: code ?? -1, stdout, stderr });
     });
+    p.stdin!.on("error", () => {}); // a process that exits before reading its input (a floor)
     p.stdin!.end(stdin);
   });
 }

@@ -2,8 +2,9 @@
  * `writ hook claude-code` as the agent runs it: one process per tool call, its JSON on stdin, its
  * answer on stdout — through a running server (`WRIT_SERVER`, the fast default), beside
  * `node -e ''` (the floor: Node's own start), for a Read and for a shell command with a pipeline
- * and a redirection; the thin client (bin/writ-hook.sh: sh and curl) beside a bare `curl` of
- * /livez (its floor); and judged offline a few times, in full (PGlite opened) and on the decision
+ * and a redirection; the thin client (bin/writ-hook.sh) by bash speaking HTTP itself on /dev/tcp
+ * beside `bash -p -c ''` (its floor), and by sh with curl beside a bare `curl` of /livez (its
+ * floor); and judged offline a few times, in full (PGlite opened) and on the decision
  * snapshot a full run leaves (hook/local.ts). Target: ≤ 30 ms p50 including the process start (issue 15). Wall time and CPU time (the
  * process's, with its children; steadier on a loaded machine) per call.
  *
@@ -13,6 +14,7 @@
  */
 import { rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { createServer, loadPolicy, type Server } from "../src/app.js";
@@ -62,6 +64,9 @@ export async function hookServer(): Promise<{
 }
 
 export async function run(): Promise<void> {
+  const load0 = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
   const { p, server, base, close } = await hookServer();
   try {
     const env = { WRIT_SERVER: base, WRIT_AGENT: "coder", WRIT_ENV: "dev" };
@@ -70,30 +75,61 @@ export async function run(): Promise<void> {
     const shell = JSON.stringify(
       claude("PreToolUse", "Bash", { command: "grep -n export a.ts | head -5 > out.txt" }, p.src),
     );
-    const thin = ["sh", join(ROOT, "bin", "writ-hook.sh"), "claude-code"];
+    const script = join(ROOT, "bin", "writ-hook.sh");
+    const thin = ["sh", script, "claude-code"];
+    const thinBash = ["bash", "-p", script, "claude-code"];
     const other = process.env.WRIT_BENCH_HOOK_AB;
-    const cases: { name: string; argv: string[]; stdin: string; env: NodeJS.ProcessEnv }[] = [
+    // floor: the case whose start the row is measured against
+    const cases: { name: string; argv: string[]; stdin: string; env: NodeJS.ProcessEnv; floor?: number }[] = [
       { name: "node -e '' (floor of a Node hook)", argv: [process.execPath, "-e", ""], stdin: "", env: {} },
       {
-        name: "curl of /livez (floor of the thin client)",
+        name: "curl of /livez (floor of the thin client by sh + curl)",
         argv: ["curl", "-sf", `${base}/livez`],
         stdin: "",
         env: {},
       },
       {
-        name: "hook, Node, server, Read (target p50 ≤ 30 ms)",
+        name: "bash -p -c '' (floor of the thin client by bash)",
+        argv: ["bash", "-p", "-c", ""],
+        stdin: "",
+        env: {},
+      },
+      {
+        name: "hook, Node, server, Read",
         argv: [process.execPath, ...hook],
         stdin: read,
         env,
+        floor: 0,
       },
       {
         name: "hook, Node, server, Bash pipeline + redirection",
         argv: [process.execPath, ...hook],
         stdin: shell,
         env,
+        floor: 0,
       },
-      { name: "thin client (sh + curl), server, Read", argv: thin, stdin: read, env },
-      { name: "thin client (sh + curl), server, Bash pipeline + redirection", argv: thin, stdin: shell, env },
+      { name: "thin client by sh + curl, server, Read", argv: thin, stdin: read, env, floor: 1 },
+      {
+        name: "thin client by sh + curl, server, Bash pipeline + redirection",
+        argv: thin,
+        stdin: shell,
+        env,
+        floor: 1,
+      },
+      {
+        name: "thin client by bash on /dev/tcp, server, Read (target p50 ≤ 30 ms)",
+        argv: thinBash,
+        stdin: read,
+        env,
+        floor: 2,
+      },
+      {
+        name: "thin client by bash on /dev/tcp, server, Bash pipeline + redirection",
+        argv: thinBash,
+        stdin: shell,
+        env,
+        floor: 2,
+      },
       ...(other
         ? [
             {
@@ -101,6 +137,7 @@ export async function run(): Promise<void> {
               argv: [process.execPath, other, "hook", "claude-code"],
               stdin: read,
               env,
+              floor: 0,
             },
           ]
         : []),
@@ -113,18 +150,24 @@ export async function run(): Promise<void> {
     for (const c of cases) await once(c); // the server's first decision for this agent; caches warm
     const runs = cases.map(() => [] as ProcessRun[]);
     for (let i = 0; i < ROUNDS; i++) for (const [k, c] of cases.entries()) runs[k]!.push(await once(c));
-    // the server's share: the same request answered in process, no hook process, no socket
+    // the server's share: the same request answered in process, no hook process, no socket — the
+    // Node hook's route and the thin client's, interleaved
     const inProcess: number[] = [];
+    const inProcessAnswer: number[] = [];
     const body = JSON.stringify({ agent: "coder", environment: "dev", input: JSON.parse(read) });
-    for (let i = 0; i < ROUNDS; i++) {
+    const timed = async (into: number[], path: string, b: string) => {
       const t0 = performance.now();
-      const r = await server.app.request("/hook/v1/claude-code", {
+      const r = await server.app.request(path, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body,
+        body: b,
       });
       await r.text();
-      inProcess.push(performance.now() - t0);
+      into.push(performance.now() - t0);
+    };
+    for (let i = 0; i < ROUNDS; i++) {
+      await timed(inProcess, "/hook/v1/claude-code", body);
+      await timed(inProcessAnswer, "/hook/v1/claude-code/answer?agent=coder&env=dev", read);
     }
     const offline: number[] = [];
     const offEnv = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: p.config, WRIT_DATA_DIR: p.dataDir };
@@ -141,23 +184,27 @@ export async function run(): Promise<void> {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const wall = (k: number) => runs[k]!.map((r) => r.wallMs);
     const cpu = (k: number) => mean(runs[k]!.map((r) => r.cpuMs));
+    console.log(`load average at the start (1, 5, 15 min): ${load0}`);
     console.log(
       `writ hook claude-code as a process, ${ROUNDS} interleaved runs (offline: ${OFFLINE_ROUNDS}); CPU: mean per call`,
     );
     console.log("| case | wall p50 | wall p99 | CPU | added to its floor: wall p50, CPU |");
     console.log("|---|---|---|---|---|");
     for (const [k, c] of cases.entries()) {
-      const floor = c.argv[0] === "sh" ? 1 : 0;
+      const f = c.floor;
       const added =
-        k <= 1
+        f === undefined
           ? "—"
-          : `${fmt(pct(wall(k), 50) - pct(wall(floor), 50))}, ${fmt(cpu(k) - cpu(floor))} (over ${floor === 1 ? "curl" : "node -e ''"})`;
+          : `${fmt(pct(wall(k), 50) - pct(wall(f), 50))}, ${fmt(cpu(k) - cpu(f))} (over ${cases[f]!.name.split(" (")[0]})`;
       console.log(
         `| ${c.name} | ${fmt(pct(wall(k), 50))} | ${fmt(pct(wall(k), 99))} | ${fmt(cpu(k))} | ${added} |`,
       );
     }
     console.log(
-      `| of which the server: Read judged and audited, in process | ${fmt(pct(inProcess, 50))} | ${fmt(pct(inProcess, 99))} | — | — |`,
+      `| of which the server: Read judged and audited, in process (POST /hook/v1/claude-code) | ${fmt(pct(inProcess, 50))} | ${fmt(pct(inProcess, 99))} | — | — |`,
+    );
+    console.log(
+      `| of which the server: the same, the thin client's route (…/answer) | ${fmt(pct(inProcessAnswer, 50))} | ${fmt(pct(inProcessAnswer, 99))} | — | — |`,
     );
     console.log(
       `| hook, offline, full run (PGlite opened) | ${fmt(pct(offline, 50))} | ${fmt(pct(offline, 99))} | — | — |`,
@@ -165,9 +212,23 @@ export async function run(): Promise<void> {
     console.log(
       `| hook, offline, on the snapshot (spooled) | ${fmt(pct(snapshot, 50))} | ${fmt(pct(snapshot, 99))} | — | — |`,
     );
-    const thinRead = cases.findIndex((c) => c.argv[0] === "sh");
+    const row = (prefix: string) => cases.findIndex((c) => c.name.startsWith(prefix));
+    const [bashRead, curlRead, nodeRead] = [
+      row("thin client by bash on /dev/tcp, server, Read"),
+      row("thin client by sh + curl, server, Read"),
+      row("hook, Node, server, Read"),
+    ];
+    const p50 = (k: number) => fmt(pct(wall(k), 50));
     console.log(
-      `thin client / Node hook, Read: wall p50 ${(pct(wall(thinRead), 50) / pct(wall(2), 50)).toFixed(2)}×, CPU ${(cpu(thinRead) / cpu(2)).toFixed(2)}×`,
+      `thin client by bash, Read: wall p50 ${p50(bashRead)}, p99 ${fmt(pct(wall(bashRead), 99))}, CPU ${fmt(cpu(bashRead))} (target: p50 ≤ 30 ms including the start) — beside node -e '' ${p50(0)}, sh + curl ${p50(curlRead)}, the Node hook ${p50(nodeRead)}`,
+    );
+    console.log(
+      `ratios, Read: bash / sh + curl: wall p50 ${(pct(wall(bashRead), 50) / pct(wall(curlRead), 50)).toFixed(2)}×, CPU ${(cpu(bashRead) / cpu(curlRead)).toFixed(2)}×; bash / Node hook: wall p50 ${(pct(wall(bashRead), 50) / pct(wall(nodeRead), 50)).toFixed(2)}×, CPU ${(cpu(bashRead) / cpu(nodeRead)).toFixed(2)}×`,
+    );
+    console.log(
+      `load average (1, 5, 15 min): ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(", ")}`,
     );
   } finally {
     await close();

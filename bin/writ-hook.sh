@@ -68,45 +68,82 @@ case $server in
 esac
 # no user:password@, no query, no spaces: the URL is only a server's
 case $server in
-  *[!A-Za-z0-9._~:/%+-]*) fail ERR_HOOK_SERVER "\"$server\" is not the http(s) URL of a server (no user, query or spaces)" ;;
+  *[!][A-Za-z0-9._~:/%+-]*) fail ERR_HOOK_SERVER "\"$server\" is not the http(s) URL of a server (no user, query or spaces)" ;;
 esac
-command -v curl >/dev/null 2>&1 || fail ERR_HOOK_SERVER "curl is not installed: use writ hook"
-
-url="${server%/}/hook/v1/$kind/answer?agent=$agent&env=$env${skips:+&allow_skips_prompt=1}"
-nl='
-'
 token=${WRIT_PDP_TOKEN-}
 case $token in
   *[![:graph:]]*) fail ERR_HOOK_SERVER "WRIT_PDP_TOKEN holds a space or a control character" ;;
 esac
+nl='
+'
 
-# -q: no ~/.curlrc; the body is stdin, verbatim; the status and media type follow the body
-set -- -q -sS --globoff --proto =http,https --max-time 10 --max-filesize 65536 \
-  -H 'content-type: application/json' --data-binary @- \
-  -w '\n%{http_code} %{content_type}' --url "$url"
-if [ -n "$token" ]; then
-  out=$(curl "$@" -H @/dev/fd/3 2>&1 3<<EOF
+# Under bash (4.4 or later) with a plain-http server on loopback, bash speaks HTTP itself
+# (writ-hook-tcp.bash, beside this file): no curl process. Elsewhere, curl.
+tcp_port=""
+case ${BASH_VERSION-} in
+  4.[4-9]* | [5-9].*)
+    tcp_rest=${server#http://}
+    tcp_hostport=${tcp_rest%%/*}
+    tcp_path=${tcp_rest#"$tcp_hostport"}
+    case $tcp_hostport in
+      127.0.0.1 | localhost | "[::1]") tcp_host=$tcp_hostport tcp_port=80 ;;
+      127.0.0.1:* | localhost:* | "[::1]:"*) tcp_host=${tcp_hostport%:*} tcp_port=${tcp_hostport##*:} ;;
+    esac
+    tcp_host=${tcp_host#\[}
+    tcp_host=${tcp_host%\]}
+    case $tcp_port in
+      "" | *[!0-9]* | ??????*) tcp_port="" ;;
+      *) [ "$tcp_port" -ge 1 ] && [ "$tcp_port" -le 65535 ] || tcp_port="" ;;
+    esac
+    case $0 in
+      */*) tcp_file=${0%/*}/writ-hook-tcp.bash ;;
+      *) tcp_file=./writ-hook-tcp.bash ;;
+    esac
+    [ -r "$tcp_file" ] || tcp_port=""
+    ;;
+esac
+
+if [ -n "$tcp_port" ]; then
+  # sets code, ctype and body, or fails
+  . "$tcp_file"
+else
+  command -v curl >/dev/null 2>&1 || fail ERR_HOOK_SERVER "curl is not installed: use writ hook"
+  url="${server%/}/hook/v1/$kind/answer?agent=$agent&env=$env${skips:+&allow_skips_prompt=1}"
+  # -q: no ~/.curlrc; the body is stdin, verbatim; the status and media type follow the body
+  set -- -q -sS --globoff --proto =http,https --max-time 10 --max-filesize 65536 \
+    -H 'content-type: application/json' --data-binary @- \
+    -w '\n%{http_code} %{content_type}' --url "$url"
+  if [ -n "$token" ]; then
+    out=$(curl "$@" -H @/dev/fd/3 2>&1 3<<EOF
 Authorization: Bearer $token
 EOF
-  )
-else
-  out=$(curl "$@" 2>&1)
+    )
+  else
+    out=$(curl "$@" 2>&1)
+  fi
+  rc=$?
+  status=${out##*"$nl"}
+  body=${out%"$nl"*}
+  body=${body%"$nl"}
+  [ $rc -eq 0 ] || fail ERR_HOOK_SERVER "$server: ${body:-curl exited $rc}"
+  code=${status%% *}
+  ctype=${status#* }
 fi
-rc=$?
-status=${out##*"$nl"}
-body=${out%"$nl"*}
-body=${body%"$nl"}
-[ $rc -eq 0 ] || fail ERR_HOOK_SERVER "$server: ${body:-curl exited $rc}"
-case $status in
-  "200 application/json"*) ;;
-  200*) fail ERR_HOOK_SERVER "$server: the server's answer is not a hook answer" ;;
+
+case $code in
+  200)
+    case $ctype in
+      application/json | "application/json;"* | "application/json "*) ;;
+      *) fail ERR_HOOK_SERVER "$server: the server's answer is not a hook answer" ;;
+    esac
+    ;;
   *)
     detail=${body#*\"detail\":\"}
     if [ "$detail" != "$body" ]; then
       detail=${detail%%\",\"*}
       detail=${detail%%\"\}*}
     fi
-    fail ERR_HOOK_SERVER "$server: the server answered ${status%% *}: $(printf '%.300s' "$detail")"
+    fail ERR_HOOK_SERVER "$server: the server answered $code: $(printf '%.300s' "$detail")"
     ;;
 esac
 case $body in

@@ -3,8 +3,9 @@
  * starter writ.yaml for a developer's machine, and the agent's hook settings pointing at
  * `writ hook <kind>` — merged into the project's settings file (`.claude/settings.json`,
  * `.gemini/settings.json`, `.codex/hooks.json`, `.cursor/hooks.json`) without touching anything
- * else in it, and only once. With `--server`, the hook asks that server; when curl is on the PATH it
- * is the thin client (bin/writ-hook.sh: a shell and a curl per call instead of a Node start).
+ * else in it, and only once. With `--server`, the hook asks that server through the thin client
+ * (bin/writ-hook.sh) when it can: run by bash for a plain-http server on loopback (bash speaks
+ * HTTP itself, no other process), else by sh with curl; else `writ hook --server`.
  */
 import { accessSync, constants } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -159,9 +160,14 @@ export function onPath(name: string, path: string | undefined): boolean {
   return false;
 }
 
+/** A plain-http server on this machine: the thin client under bash talks to it without curl. */
+export const isLoopbackHttp = (server: string): boolean =>
+  /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?(\/|$)/.test(server);
+
 /**
- * The hook's command: the thin client with a server and curl (its identifiers and URL are of the
- * characters it takes), else `writ hook` — against the server, or offline against the config.
+ * The hook's command: the thin client when its identifiers and URL are of the characters it takes —
+ * `bash -p` (no BASH_ENV, no functions from the environment) for a plain-http server on loopback,
+ * else `sh` with curl on the PATH — else `writ hook` against the server, or offline with the config.
  */
 export function hookCommand(
   kind: HookKind,
@@ -171,11 +177,16 @@ export function hookCommand(
   const who = ["--agent", args.agent, "--env", args.environment];
   if (args.server === undefined) return quote(["writ", "hook", kind, ...who, "--config", args.config]);
   const thin =
-    /^https?:\/\/[A-Za-z0-9._~:/%+-]+$/.test(args.server) &&
-    [args.agent, args.environment].every((w) => /^[A-Za-z0-9._~-]{1,256}$/.test(w)) &&
-    onPath("curl", path);
-  return thin
-    ? quote(["sh", THIN_CLIENT, kind, "--server", args.server, ...who])
+    /^https?:\/\/[[\]A-Za-z0-9._~:/%+-]+$/.test(args.server) &&
+    [args.agent, args.environment].every((w) => /^[A-Za-z0-9._~-]{1,256}$/.test(w));
+  const shell =
+    thin && isLoopbackHttp(args.server) && onPath("bash", path)
+      ? ["bash", "-p"]
+      : thin && onPath("curl", path)
+        ? ["sh"]
+        : undefined;
+  return shell
+    ? quote([...shell, THIN_CLIENT, kind, "--server", args.server, ...who])
     : quote(["writ", "hook", kind, "--server", args.server, ...who]);
 }
 

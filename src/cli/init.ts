@@ -187,7 +187,7 @@ export function registerInit(
     .option("--owner <email>", "the agent's owner", "you@example.com")
     .option(
       "--server <url>",
-      "claude-code, gemini-cli: the running writ serve their hook asks (with curl on the PATH, the thin client bin/writ-hook.sh)",
+      "a coding agent: the running writ serve its hook asks (the thin client bin/writ-hook.sh: by bash for a loopback http server, else with curl; else writ hook)",
     )
     .option("--force", "overwrite existing files", false)
     .option("--json", "print JSON", false)

@@ -7,8 +7,9 @@
  * is wrong; a failure to judge or to audit is a `deny`, never an unrecorded allow.
  *
  * `POST /hook/v1/<kind>/answer?agent=<id>&env=<env>[&allow_skips_prompt=1]`: the same call for a
- * client that is not Node (bin/writ-hook.sh, curl): the body is the hook's JSON verbatim, and the
- * answer (200) is exactly what `writ hook` prints on stdout, so the client only copies it.
+ * client that is not Node (bin/writ-hook.sh: bash on /dev/tcp, or curl): the body is the hook's
+ * JSON verbatim, and the answer (200, with its Content-Length) is exactly what `writ hook` prints
+ * on stdout, so the client only copies it.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";

@@ -34,7 +34,8 @@ type PolicySet = Parameters<Engine["preparsePolicySet"]>[1];
 const require = createRequire(import.meta.url);
 const MODULE = require.resolve("@cedar-policy/cedar-wasm/nodejs");
 
-let engine = require(MODULE) as Engine;
+/** Loaded at the first call: a process that decides without Cedar (no guardrails) never builds it. */
+let engine: Engine | undefined;
 let generation = 0;
 /** Every policy set pre-parsed so far, by id: what a fresh instance must be given again. */
 const preparsed = new Map<string, PolicySet>();
@@ -60,6 +61,7 @@ function restart(): void {
 function guarded<A extends unknown[], R>(call: (e: Engine, ...args: A) => R): (...args: A) => R {
   return (...args) => {
     try {
+      engine ??= require(MODULE) as Engine;
       return call(engine, ...args);
     } catch (err) {
       restart();

@@ -11,7 +11,8 @@ import { judgeOffline } from "../../src/cli/hook-offline.js";
 import { type HookKind, parseHookInput } from "../../src/hook/index.js";
 import { dropSnapshot, readSnapshot, storeStamp } from "../../src/hook/local.js";
 import { openStore } from "../../src/store/index.js";
-import { claude, makeProject, type Project } from "./fixture.js";
+import { assertBuilt, BIN } from "../support/cli.js";
+import { claude, makeProject, type Project, runHookProcess } from "./fixture.js";
 
 let p: Project;
 const ID = { agent: "coder", environment: "dev" };
@@ -155,4 +156,29 @@ describe("the snapshot decides what a full run decides", () => {
       expect(lines[0]!.entry).toEqual({ t: "audit", type: fullRecord.type, data: fullRecord.data });
     }
   }, 600_000);
+});
+
+describe("what a call on the snapshot loads", () => {
+  it("without Cedar guardrails, never Cedar's WebAssembly (the process as the agent runs it)", async () => {
+    assertBuilt();
+    // a module hook that says on stderr when Cedar's module is required
+    const trace = join(p.root, "trace-cedar.cjs");
+    await writeFile(
+      trace,
+      'const M = require("node:module"); const load = M._load;\n' +
+        'M._load = function (r, ...a) { if (/cedar-wasm/.test(r)) process.stderr.write("cedar loaded\\n"); return load.call(this, r, ...a); };\n',
+    );
+    const env = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: p.config, WRIT_DATA_DIR: p.dataDir };
+    const argv = [process.execPath, "--require", trace, BIN, "hook", "claude-code"];
+    const input = claude("PreToolUse", "Read", { file_path: join(p.src, "a.ts") }, p.src);
+    await dropSnapshot(p.dataDir);
+    const full = await runHookProcess(argv, input, env); // leaves the snapshot
+    expect(full.code, full.stderr).toBe(0);
+    const before = (await spoolLines()).length;
+    const fast = await runHookProcess(argv, input, env);
+    expect(fast.code, fast.stderr).toBe(0);
+    expect((await spoolLines()).length).toBe(before + 1); // it decided on the snapshot
+    expect(fast.stdout).toBe(full.stdout);
+    expect(fast.stderr).not.toContain("cedar loaded");
+  }, 120_000);
 });

@@ -135,7 +135,13 @@ afterAll(async () => {
 
 describe("the packed tarball", () => {
   it("holds the bin, the fast paths' bundles the bin requires, and the thin hook client", () => {
-    for (const f of ["bin/writ.cjs", "dist/cli/hook-fast.cjs", "dist/cli/creds-fast.cjs", "bin/writ-hook.sh"])
+    for (const f of [
+      "bin/writ.cjs",
+      "dist/cli/hook-fast.cjs",
+      "dist/cli/creds-fast.cjs",
+      "bin/writ-hook.sh",
+      "bin/writ-hook-tcp.bash",
+    ])
       expect(listing).toContain(f);
   });
 
