@@ -12,6 +12,7 @@ import { createAppAuth } from "@octokit/auth-app";
 import { request } from "@octokit/request";
 import { githubIssuer } from "../src/downstream/github.js";
 import type { WritForIssuer } from "../src/downstream/types.js";
+import { credentialOf } from "../test/downstream/outcome.js";
 import { startFakeGithub } from "../test/fakes/github.js";
 import { memoryLedger } from "../test/fakes/ledger.js";
 import { measure, table } from "./harness.js";
@@ -61,7 +62,10 @@ export async function run(): Promise<void> {
     };
     const rows = await measure(
       [
-        { name: "(a) writ: redeem a writ for a token", op: () => issuer.issue(writ(), new Date()) },
+        {
+          name: "(a) writ: redeem a writ for a token",
+          op: () => credentialOf(issuer.issue(writ(), new Date())),
+        },
         {
           name: "(b) floor: @octokit/auth-app mint alone",
           op: () =>
@@ -90,7 +94,7 @@ export async function run(): Promise<void> {
     const ms: number[] = [];
     for (let i = 0; i < 20; i++) {
       const w = writ();
-      const c = await issuer.issue(w, new Date());
+      const c = await credentialOf(issuer.issue(w, new Date()));
       if (c.system !== "github" || (await use(c.token)) !== 200) throw new Error("the token does not work");
       const t0 = performance.now();
       await issuer.kill({ writ: w.id }, new Date());

@@ -10,6 +10,7 @@
  */
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { harness, writ } from "../test/downstream/kubernetes-support.js";
+import { credentialOf } from "../test/downstream/outcome.js";
 import { type Measurement, measure, table } from "./harness.js";
 
 export async function run(): Promise<void> {
@@ -52,7 +53,7 @@ export async function run(): Promise<void> {
           name: "issue (Secret, Role, RoleBinding, TokenRequest, ledger)",
           op: async () => {
             const w = writ(grants);
-            await h.issuer.issue(w, new Date());
+            await credentialOf(h.issuer.issue(w, new Date()));
           },
         },
       ],
@@ -65,7 +66,7 @@ export async function run(): Promise<void> {
     // kill → first refused use
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const cred = await h.issuer.issue(writ(grants), new Date());
+      const cred = await credentialOf(h.issuer.issue(writ(grants), new Date()));
       if (cred.system !== "kubernetes") throw new Error("unreachable");
       if (!h.fake.use(cred.token, "get", "apps", "deployments", "shop", "web").allowed) {
         throw new Error("the issued token should be allowed before the kill");

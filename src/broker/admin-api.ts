@@ -45,42 +45,133 @@ function statusOf(code: string): number {
   return 500;
 }
 
-const bad = (detail: string) => new WritError(ERR_OPERATOR_INPUT, detail);
+/**
+ * What a request's input comes to: its value, or what is wrong with it, answered as an
+ * `ERR_OPERATOR_INPUT` problem (400) by the route.
+ */
+type Input<T> = { readonly ok: true; readonly value: T } | Bad;
+interface Bad {
+  readonly ok: false;
+  readonly detail: string;
+}
+const bad = (detail: string): Bad => ({ ok: false, detail });
+const good = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
+/** The problem answering input that is not acceptable. */
+const refused = (b: Bad): Response => problem({ status: 400, code: ERR_OPERATOR_INPUT, detail: b.detail });
+
 const MAX_BODY = 64 * 1024;
 const MAX_TEXT = 1000;
 
-/** `value` when it is acceptable as `name` (free text when `multiline`), else a coded refusal. */
-function checked(name: string, value: string, multiline = false): string {
+/** `value` when it is acceptable as `name` (free text when `multiline`), else what is wrong with it. */
+function checked(name: string, value: string, multiline = false): Input<string> {
   const p = textProblem(value, { max: MAX_TEXT, multiline });
-  if (p) throw bad(`${name} ${p.message}`);
-  return value;
+  return p ? bad(`${name} ${p.message}`) : good(value);
 }
 
-function text(body: Record<string, unknown>, name: string, optional = false): string | undefined {
+/** The member `name` of `body`: a non-empty string (free text for `reason`). */
+function text(body: Record<string, unknown>, name: string): Input<string>;
+function text(body: Record<string, unknown>, name: string, optional: true): Input<string | undefined>;
+function text(body: Record<string, unknown>, name: string, optional = false): Input<string | undefined> {
   const v = body[name];
-  if (v === undefined && optional) return undefined;
+  if (v === undefined && optional) return good(undefined);
   if (typeof v !== "string" || v.length === 0 || v.length > MAX_TEXT) {
-    throw bad(`\`${name}\` must be a non-empty string of at most ${MAX_TEXT} characters`);
+    return bad(`\`${name}\` must be a non-empty string of at most ${MAX_TEXT} characters`);
   }
   return checked(`\`${name}\``, v, name === "reason");
 }
 
-function scopeOf(body: Record<string, unknown>): KillScope {
+function scopeOf(body: Record<string, unknown>): Input<KillScope> {
   const s = body.scope;
-  if (typeof s !== "object" || s === null || Array.isArray(s)) throw bad("`scope` must be an object");
+  if (typeof s !== "object" || s === null || Array.isArray(s)) return bad("`scope` must be an object");
   const scope = s as Record<string, unknown>;
+  const named = <K extends string>(member: K, of: (v: string) => KillScope): Input<KillScope> => {
+    const v = text(scope, member);
+    return v.ok ? good(of(v.value)) : v;
+  };
   switch (scope.kind) {
     case "agent":
-      return { kind: "agent", agent: text(scope, "agent")! };
+      return named("agent", (agent) => ({ kind: "agent", agent }));
     case "class":
-      return { kind: "class", runnerClass: text(scope, "runnerClass")! };
+      return named("runnerClass", (runnerClass) => ({ kind: "class", runnerClass }));
     case "environment":
-      return { kind: "environment", environment: text(scope, "environment")! };
+      return named("environment", (environment) => ({ kind: "environment", environment }));
     case "all":
-      return { kind: "all" };
+      return good({ kind: "all" });
     default:
-      throw bad("`scope.kind` must be agent, class, environment or all");
+      return bad("`scope.kind` must be agent, class, environment or all");
   }
+}
+
+/** The request's body: a JSON object within the nesting and text limits. */
+async function body(req: Request): Promise<Input<Record<string, unknown>>> {
+  let value: unknown;
+  try {
+    value = await req.json();
+  } catch {
+    return bad("the request body is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return bad("the request body must be a JSON object");
+  }
+  const p = jsonProblem(value);
+  if (p) return bad(`the request body${p.at === "" ? "" : ` at ${q(p.at)}`} ${p.message}`);
+  return good(value as Record<string, unknown>);
+}
+
+/** The `env` query parameter, when given. */
+function envParam(url: string): Input<string | undefined> {
+  const env = new URL(url).searchParams.get("env");
+  return env === null ? good(undefined) : checked("`env`", env);
+}
+
+/** A kill's or a lift's body: the scope, who, and (engaging) why; checked in that order. */
+async function killInput(req: Request): Promise<Input<{ scope: KillScope; by: string; reason?: string }>> {
+  const b = await body(req);
+  if (!b.ok) return b;
+  const scope = scopeOf(b.value);
+  if (!scope.ok) return scope;
+  const by = text(b.value, "by");
+  if (!by.ok) return by;
+  const reason = text(b.value, "reason", true);
+  if (!reason.ok) return reason;
+  return good({ scope: scope.value, by: by.value, reason: reason.value });
+}
+
+/** A rotation's body: the token lifetime, the algorithm, the environment and who; in that order. */
+async function rotateInput(
+  req: Request,
+): Promise<Input<{ env: string; maxTokenTtlSeconds: number; by: string; alg: "EdDSA" | "ES256" }>> {
+  const b = await body(req);
+  if (!b.ok) return b;
+  const ttl = b.value.maxTokenTtlSeconds;
+  if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl < 0) {
+    return bad("`maxTokenTtlSeconds` must be an integer ≥ 0");
+  }
+  const alg = b.value.alg ?? "EdDSA";
+  if (alg !== "EdDSA" && alg !== "ES256") return bad("`alg` must be EdDSA or ES256");
+  const env = text(b.value, "env");
+  if (!env.ok) return env;
+  const by = text(b.value, "by");
+  if (!by.ok) return by;
+  return good({ env: env.value, maxTokenTtlSeconds: ttl, by: by.value, alg });
+}
+
+/** A decision's body and the approval's id: the decision, the id, who, and why; in that order. */
+async function decisionInput(
+  req: Request,
+  rawId: string,
+): Promise<Input<{ id: string; approver: string; decision: "approve" | "deny"; reason?: string }>> {
+  const b = await body(req);
+  if (!b.ok) return b;
+  const decision = b.value.decision;
+  if (decision !== "approve" && decision !== "deny") return bad("`decision` must be approve or deny");
+  const id = checked("the approval id", rawId);
+  if (!id.ok) return id;
+  const approver = text(b.value, "approver");
+  if (!approver.ok) return approver;
+  const reason = text(b.value, "reason", true);
+  if (!reason.ok) return reason;
+  return good({ id: id.value, approver: approver.value, decision, reason: reason.value });
 }
 
 export function adminApi(ops: Operator, token: string): Hono {
@@ -115,61 +206,41 @@ export function adminApi(ops: Operator, token: string): Hono {
     }),
   );
 
-  const body = async (req: Request): Promise<Record<string, unknown>> => {
-    let value: unknown;
-    try {
-      value = await req.json();
-    } catch {
-      throw bad("the request body is not JSON");
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw bad("the request body must be a JSON object");
-    }
-    const p = jsonProblem(value);
-    if (p) throw bad(`the request body${p.at === "" ? "" : ` at ${q(p.at)}`} ${p.message}`);
-    return value as Record<string, unknown>;
-  };
-  const envParam = (url: string): string | undefined => {
-    const env = new URL(url).searchParams.get("env");
-    return env === null ? undefined : checked("`env`", env);
-  };
-
   app.get("/admin/v1/kill", async (c) => c.json({ engaged: await ops.engagedKills() }));
   app.post("/admin/v1/kill", async (c) => {
-    const b = await body(c.req.raw);
-    return c.json(await ops.engageKill(scopeOf(b), { by: text(b, "by")!, reason: text(b, "reason", true) }));
+    const k = await killInput(c.req.raw);
+    if (!k.ok) return refused(k);
+    return c.json(await ops.engageKill(k.value.scope, { by: k.value.by, reason: k.value.reason }));
   });
   app.post("/admin/v1/kill/lift", async (c) => {
-    const b = await body(c.req.raw);
-    return c.json(await ops.liftKill(scopeOf(b), { by: text(b, "by")! }));
+    const k = await killInput(c.req.raw);
+    if (!k.ok) return refused(k);
+    return c.json(await ops.liftKill(k.value.scope, { by: k.value.by }));
   });
-  app.get("/admin/v1/keys", async (c) => c.json({ keys: await ops.listKeys(envParam(c.req.url)) }));
+  app.get("/admin/v1/keys", async (c) => {
+    const env = envParam(c.req.url);
+    if (!env.ok) return refused(env);
+    return c.json({ keys: await ops.listKeys(env.value) });
+  });
   app.post("/admin/v1/keys/rotate", async (c) => {
-    const b = await body(c.req.raw);
-    const ttl = b.maxTokenTtlSeconds;
-    if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl < 0) {
-      throw bad("`maxTokenTtlSeconds` must be an integer ≥ 0");
-    }
-    const alg = b.alg ?? "EdDSA";
-    if (alg !== "EdDSA" && alg !== "ES256") throw bad("`alg` must be EdDSA or ES256");
-    return c.json(await ops.rotateKey(text(b, "env")!, { maxTokenTtlSeconds: ttl, by: text(b, "by")!, alg }));
+    const r = await rotateInput(c.req.raw);
+    if (!r.ok) return refused(r);
+    const { env, ...opts } = r.value;
+    return c.json(await ops.rotateKey(env, opts));
   });
-  app.get("/admin/v1/approvals", async (c) =>
-    c.json({ requests: await ops.pendingApprovals(envParam(c.req.url)) }),
-  );
+  app.get("/admin/v1/approvals", async (c) => {
+    const env = envParam(c.req.url);
+    if (!env.ok) return refused(env);
+    return c.json({ requests: await ops.pendingApprovals(env.value) });
+  });
   app.post("/admin/v1/approvals/:id/decision", async (c) => {
-    const b = await body(c.req.raw);
-    const decision = b.decision;
-    if (decision !== "approve" && decision !== "deny") throw bad("`decision` must be approve or deny");
-    return c.json(
-      await ops.decideApproval(checked("the approval id", c.req.param("id")), {
-        approver: text(b, "approver")!,
-        decision,
-        reason: text(b, "reason", true),
-      }),
-    );
+    const d = await decisionInput(c.req.raw, c.req.param("id"));
+    if (!d.ok) return refused(d);
+    const { id, ...input } = d.value;
+    return c.json(await ops.decideApproval(id, input));
   });
 
+  // what the operation itself refuses (a kill that is not engaged, an approval already decided …)
   app.onError((err) => {
     if (isWritError(err)) {
       const status = statusOf(err.code);

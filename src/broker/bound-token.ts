@@ -9,11 +9,11 @@
  * downstream systems (one environment each), the MCP gateway (every environment: the environment is
  * named by the token's issuer) and any other resource server of this process.
  */
-import { isWritError, q } from "../core/index.js";
-import { verifyDpopProof } from "./dpop.js";
+import { q } from "../core/index.js";
+import { checkDpopProof, DpopRefused } from "./dpop.js";
 import type { EnvironmentKeys } from "./keys.js";
 import type { ReplayCache } from "./replay.js";
-import { type AccessTokenClaims, verifyAccessToken } from "./tokens.js";
+import { type AccessTokenClaims, checkAccessToken, TokenRefused } from "./tokens.js";
 
 /** Why a request's token or proof is refused, and how to answer it (RFC 6750 §3.1, RFC 9449 §7.1). */
 export interface BoundTokenRefusal {
@@ -95,19 +95,15 @@ export async function verifyBoundToken(
     if (env === undefined)
       return refusal(401, "invalid_token", "token_issuer", "the token was not issued by this writ");
   }
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessToken(token, {
-      env,
-      issuer: typeof opts.issuer === "string" ? opts.issuer : opts.issuer(env),
-      keys: opts.keys,
-      audience: opts.audience,
-      clock: opts.clock,
-    });
-  } catch (err) {
-    if (!isWritError(err) || !err.code.startsWith("ERR_TOKEN_")) throw err;
-    return refusal(401, "invalid_token", reasonOf(err.code), err.message);
-  }
+  const claims = await checkAccessToken(token, {
+    env,
+    issuer: typeof opts.issuer === "string" ? opts.issuer : opts.issuer(env),
+    keys: opts.keys,
+    audience: opts.audience,
+    clock: opts.clock,
+  });
+  if (claims instanceof TokenRefused)
+    return refusal(401, "invalid_token", reasonOf(claims.code), claims.message);
   if (claims.cnf === undefined)
     return refusal(
       401,
@@ -115,21 +111,16 @@ export async function verifyBoundToken(
       "dpop_required",
       "the token is not DPoP-bound: ask the broker with a DPoP proof",
     );
-  let jkt: string;
-  try {
-    jkt = (
-      await verifyDpopProof(headers.get("dpop"), {
-        method: opts.method,
-        url: opts.url,
-        accessToken: token,
-        replay: opts.replay,
-        clock: opts.clock,
-      })
-    ).jkt;
-  } catch (err) {
-    if (!isWritError(err) || !err.code.startsWith("ERR_DPOP_")) throw err;
-    return refusal(401, "invalid_dpop_proof", reasonOf(err.code), err.message);
-  }
+  const proof = await checkDpopProof(headers.get("dpop"), {
+    method: opts.method,
+    url: opts.url,
+    accessToken: token,
+    replay: opts.replay,
+    clock: opts.clock,
+  });
+  if (proof instanceof DpopRefused)
+    return refusal(401, "invalid_dpop_proof", reasonOf(proof.code), proof.message);
+  const jkt = proof.jkt;
   if (jkt !== claims.cnf.jkt)
     return refusal(
       401,

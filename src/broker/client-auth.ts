@@ -3,8 +3,9 @@
  * `private_key_jwt` (a JWT the agent signs with a key registered for it in writ.yaml), and nothing
  * else. Shared client secrets are refused outright — writ never holds a secret an agent could lose.
  *
- * Every refusal is a `WritError` with an `ERR_CLIENT_*` code; `CLIENT_AUTH_ERRORS` maps each to the
- * OAuth error (`invalid_client`) and HTTP status the endpoint answers with.
+ * Every refusal is a `ClientRefused` that `checkClient` returns (`authenticateClient` throws it as a
+ * `WritError`) with an `ERR_CLIENT_*` code; `CLIENT_AUTH_ERRORS` maps each to the OAuth error
+ * (`invalid_client`) and HTTP status the endpoint answers with.
  */
 import { type Agent, q, type WritConfig, WritError } from "../core/index.js";
 import type { OAuthErrorCode } from "../http/problem.js";
@@ -154,12 +155,30 @@ export interface AuthenticatedClient {
   readonly expiresAt: Date;
 }
 
-function refuse(code: ClientAuthErrorCode, message: string): never {
-  throw new WritError(code, message);
+/**
+ * An assertion that does not authenticate its agent: its `ERR_CLIENT_*` code and what to say.
+ * Returned by each step beside its value, never thrown: a bad assertion is an expected answer, and
+ * a good one comes back as it is, with nothing allocated around it.
+ */
+export class ClientRefused {
+  readonly code: ClientAuthErrorCode;
+  readonly message: string;
+
+  constructor(code: ClientAuthErrorCode, message: string) {
+    this.code = code;
+    this.message = message;
+  }
+}
+
+/** What a client assertion comes to: the authenticated agent, or why it is refused. */
+export type ClientCheck = AuthenticatedClient | ClientRefused;
+
+function refuse(code: ClientAuthErrorCode, message: string): ClientRefused {
+  return new ClientRefused(code, message);
 }
 
 /** One parameter's value; undefined when absent; refused when repeated (RFC 6749 §3.2). */
-function param(form: FormParameters, name: string): string | undefined {
+function param(form: FormParameters, name: string): string | undefined | ClientRefused {
   let values: unknown[];
   if (form instanceof URLSearchParams) values = form.getAll(name);
   else {
@@ -168,9 +187,10 @@ function param(form: FormParameters, name: string): string | undefined {
   }
   if (values.length === 0) return undefined;
   if (values.length > 1)
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, `parameter ${q(name)} is given more than once`);
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, `parameter ${q(name)} is given more than once`);
   const value = values[0];
-  if (typeof value !== "string") refuse(ERR_CLIENT_ASSERTION_MALFORMED, `parameter ${q(name)} is not text`);
+  if (typeof value !== "string")
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, `parameter ${q(name)} is not text`);
   return value;
 }
 
@@ -184,11 +204,11 @@ function numericDate(
   payload: Readonly<Record<string, unknown>>,
   claim: string,
   required: boolean,
-): number | undefined {
+): number | undefined | ClientRefused {
   const v = payload[claim];
   if (v === undefined && !required) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_MALFORMED,
       v === undefined ? `the assertion has no \`${claim}\`` : `\`${claim}\` is not a number of seconds`,
     );
@@ -213,34 +233,42 @@ function candidateKeys(agent: Agent, alg: AsymmetricAlgorithm, kid: string | und
 }
 
 /** Step 1: shared secrets, in the body or as HTTP Basic, are refused whatever else the request holds. */
-function refuseSecrets(form: FormParameters, authorization: string | null | undefined): void {
+function refuseSecrets(
+  form: FormParameters,
+  authorization: string | null | undefined,
+): ClientRefused | undefined {
   // RFC 6749 §2.3 allows one authentication method per request, and writ accepts only one.
-  if (param(form, "client_secret") !== undefined) {
-    refuse(
+  const secret = param(form, "client_secret");
+  if (secret instanceof ClientRefused) return secret;
+  if (secret !== undefined) {
+    return refuse(
       ERR_CLIENT_SECRET_REFUSED,
       "client secrets are not accepted: writ takes private_key_jwt (RFC 7523) only",
     );
   }
   if (/^basic(\s|$)/i.test(authorization?.trim() ?? "")) {
-    refuse(
+    return refuse(
       ERR_CLIENT_SECRET_REFUSED,
       "HTTP Basic client authentication is not accepted: writ takes private_key_jwt (RFC 7523) only",
     );
   }
+  return undefined;
 }
 
 /** Step 2: the jwt-bearer assertion the request carries. */
-function assertionOf(form: FormParameters): string {
+function assertionOf(form: FormParameters): string | ClientRefused {
   const type = param(form, "client_assertion_type");
+  if (type instanceof ClientRefused) return type;
   const assertion = param(form, "client_assertion");
+  if (assertion instanceof ClientRefused) return assertion;
   if (type === undefined && assertion === undefined) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_MISSING,
       "no client authentication: send a `client_assertion` (private_key_jwt, RFC 7523)",
     );
   }
   if (type !== JWT_BEARER_ASSERTION_TYPE) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_TYPE,
       type === undefined
         ? `no \`client_assertion_type\`: expected ${q(JWT_BEARER_ASSERTION_TYPE)}`
@@ -248,26 +276,31 @@ function assertionOf(form: FormParameters): string {
     );
   }
   if (assertion === undefined || assertion === "") {
-    refuse(ERR_CLIENT_ASSERTION_MISSING, "`client_assertion_type` is given without a `client_assertion`");
+    return refuse(
+      ERR_CLIENT_ASSERTION_MISSING,
+      "`client_assertion_type` is given without a `client_assertion`",
+    );
   }
   return assertion;
 }
 
 /** Step 3: the assertion's parts, under an accepted algorithm and type. */
-function parseAssertion(assertion: string) {
+function parseAssertion(
+  assertion: string,
+): { payload: Readonly<Record<string, unknown>>; alg: AsymmetricAlgorithm; kid: unknown } | ClientRefused {
   const parsed = parseCompactJws(assertion, MAX_ASSERTION_LENGTH);
   if (!parsed.ok)
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, `the client assertion is malformed: ${parsed.problem}`);
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, `the client assertion is malformed: ${parsed.problem}`);
   const { header, payload } = parsed;
   const alg = header.alg;
   if (!isAsymmetricAlgorithm(alg)) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_ALG,
       `algorithm ${q(alg ?? "(missing)")} is not accepted: use EdDSA (Ed25519), ES256, ES384, PS256 or RS256`,
     );
   }
   if (!typOk(header.typ)) {
-    refuse(ERR_CLIENT_ASSERTION_TYP, `a JWT of type ${q(header.typ)} is not a client assertion`);
+    return refuse(ERR_CLIENT_ASSERTION_TYP, `a JWT of type ${q(header.typ)} is not a client assertion`);
   }
   return { payload, alg, kid: header.kid as unknown };
 }
@@ -277,27 +310,27 @@ function claimedAgent(
   payload: Readonly<Record<string, unknown>>,
   clientId: string | undefined,
   config: Pick<WritConfig, "agents">,
-): Agent {
+): Agent | ClientRefused {
   const iss = payload.iss;
   const sub = payload.sub;
   if (typeof iss !== "string" || iss === "")
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `iss`");
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `iss`");
   if (typeof sub !== "string" || sub === "")
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `sub`");
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the assertion has no `sub`");
   if (iss !== sub) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_ISSUER,
       `\`iss\` ${q(iss)} and \`sub\` ${q(sub)} differ: both must be the agent id`,
     );
   }
   if (clientId !== undefined && clientId !== sub) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_CLIENT_ID,
       `\`client_id\` ${q(clientId)} is not the assertion's \`sub\` ${q(sub)}`,
     );
   }
   const agent = config.agents.get(sub);
-  if (agent === undefined) refuse(ERR_CLIENT_ASSERTION_UNKNOWN_CLIENT, `unknown agent ${q(sub)}`);
+  if (agent === undefined) return refuse(ERR_CLIENT_ASSERTION_UNKNOWN_CLIENT, `unknown agent ${q(sub)}`);
   return agent;
 }
 
@@ -307,9 +340,9 @@ async function signingKeyOf(
   agent: Agent,
   alg: AsymmetricAlgorithm,
   kid: unknown,
-): Promise<Jwk> {
+): Promise<Jwk | ClientRefused> {
   if (kid !== undefined && (typeof kid !== "string" || kid === "")) {
-    refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the `kid` header is not a non-empty string");
+    return refuse(ERR_CLIENT_ASSERTION_MALFORMED, "the `kid` header is not a non-empty string");
   }
   for (const key of candidateKeys(agent, alg, kid)) {
     if (await verifiesWithAsync(assertion, key, alg)) return key;
@@ -323,11 +356,14 @@ async function signingKeyOf(
 }
 
 /** Step 6 (claims, only once the signature holds): `aud` names this server. */
-function checkAudience(payload: Readonly<Record<string, unknown>>, audiences: readonly string[]): void {
+function checkAudience(
+  payload: Readonly<Record<string, unknown>>,
+  audiences: readonly string[],
+): ClientRefused | undefined {
   const aud = payload.aud;
   const auds = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
   if (!auds.some((a) => typeof a === "string" && audiences.includes(a))) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_AUDIENCE,
       aud === undefined
         ? `the assertion has no \`aud\`: expected ${q(audiences[0])}`
@@ -342,21 +378,26 @@ function checkTimes(
   nowSeconds: number,
   maxLifetime: number,
   skew: number,
-): number {
-  const exp = numericDate(payload, "exp", true) as number;
+): number | ClientRefused {
+  const exp = numericDate(payload, "exp", true) as number | ClientRefused;
+  if (exp instanceof ClientRefused) return exp;
   if (exp <= nowSeconds - skew) {
-    refuse(ERR_CLIENT_ASSERTION_EXPIRED, `the assertion expired at ${new Date(exp * 1000).toISOString()}`);
+    return refuse(
+      ERR_CLIENT_ASSERTION_EXPIRED,
+      `the assertion expired at ${new Date(exp * 1000).toISOString()}`,
+    );
   }
   if (exp - nowSeconds > maxLifetime + skew) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_LIFETIME,
       `the assertion is valid for ${Math.round(exp - nowSeconds)}s: at most ${maxLifetime}s is accepted`,
     );
   }
   for (const claim of ["iat", "nbf"]) {
     const t = numericDate(payload, claim, false);
+    if (t instanceof ClientRefused) return t;
     if (t !== undefined && t > nowSeconds + skew) {
-      refuse(
+      return refuse(
         ERR_CLIENT_ASSERTION_NOT_YET_VALID,
         `\`${claim}\` ${new Date(t * 1000).toISOString()} is in the future: check the agent's clock`,
       );
@@ -371,10 +412,10 @@ async function firstUse(
   agent: Agent,
   expiresAt: Date,
   replay: ReplayCache,
-): Promise<string> {
+): Promise<string | ClientRefused> {
   const jti = payload.jti;
   if (typeof jti !== "string" || jti === "" || jti.length > MAX_JTI_LENGTH) {
-    refuse(
+    return refuse(
       ERR_CLIENT_ASSERTION_MALFORMED,
       jti === undefined
         ? "the assertion has no `jti`: writ refuses assertions it cannot tell apart"
@@ -383,7 +424,10 @@ async function firstUse(
   }
   // Keyed by agent, since a `jti` is unique per issuer (RFC 7519 §4.1.7); agent ids hold no colon.
   if (!(await replay.remember(CLIENT_ASSERTION_SCOPE, `${agent.id}:${jti}`, expiresAt))) {
-    refuse(ERR_CLIENT_ASSERTION_REPLAY, `assertion ${q(jti)} of agent ${q(agent.id)} was already used`);
+    return refuse(
+      ERR_CLIENT_ASSERTION_REPLAY,
+      `assertion ${q(jti)} of agent ${q(agent.id)} was already used`,
+    );
   }
   return jti;
 }
@@ -396,13 +440,10 @@ async function firstUse(
  * `exp` required, not passed and at most `maxLifetimeSeconds` ahead; `iat`/`nbf` not in the future
  * beyond the skew; `jti` required and never seen before for this agent until `exp`.
  *
- * Resolves to the authenticated agent, or rejects with a `WritError` coded `ERR_CLIENT_*`; a
- * failing replay cache rejects with its store error.
+ * Resolves to the authenticated agent, or to the `ClientRefused` coded `ERR_CLIENT_*`; a failing
+ * replay cache rejects with its store error.
  */
-export async function authenticateClient(
-  form: FormParameters,
-  options: ClientAuthOptions,
-): Promise<AuthenticatedClient> {
+export async function checkClient(form: FormParameters, options: ClientAuthOptions): Promise<ClientCheck> {
   const audiences = options.audiences;
   if (!Array.isArray(audiences) || audiences.length === 0 || !audiences.every((a) => typeof a === "string")) {
     throw new TypeError("audiences must be a non-empty list of strings");
@@ -411,15 +452,26 @@ export async function authenticateClient(
   const skew = nonNegative(options.clockSkewSeconds, 30, "clockSkewSeconds");
   const clock = options.clock ?? (() => new Date());
 
-  refuseSecrets(form, options.authorization);
+  const secrets = refuseSecrets(form, options.authorization);
+  if (secrets) return secrets;
   const assertion = assertionOf(form);
-  const { payload, alg, kid } = parseAssertion(assertion);
-  const agent = claimedAgent(payload, param(form, "client_id"), options.config);
+  if (assertion instanceof ClientRefused) return assertion;
+  const parsed = parseAssertion(assertion);
+  if (parsed instanceof ClientRefused) return parsed;
+  const { payload, alg, kid } = parsed;
+  const clientId = param(form, "client_id");
+  if (clientId instanceof ClientRefused) return clientId;
+  const agent = claimedAgent(payload, clientId, options.config);
+  if (agent instanceof ClientRefused) return agent;
   const used = await signingKeyOf(assertion, agent, alg, kid);
-  checkAudience(payload, audiences);
+  if (used instanceof ClientRefused) return used;
+  const audience = checkAudience(payload, audiences);
+  if (audience) return audience;
   const exp = checkTimes(payload, clock().getTime() / 1000, maxLifetime, skew);
+  if (exp instanceof ClientRefused) return exp;
   // The assertion is acceptable until exp + skew: remember it at least that long.
   const jti = await firstUse(payload, agent, new Date(Math.ceil((exp + skew) * 1000)), options.replay);
+  if (jti instanceof ClientRefused) return jti;
   return {
     kind: "authenticated-client",
     method: "private_key_jwt",
@@ -429,4 +481,17 @@ export async function authenticateClient(
     jti,
     expiresAt: new Date(exp * 1000),
   };
+}
+
+/**
+ * `checkClient` for callers that want an exception: the authenticated agent, or a `WritError` with
+ * the refusal's `ERR_CLIENT_*` code thrown.
+ */
+export async function authenticateClient(
+  form: FormParameters,
+  options: ClientAuthOptions,
+): Promise<AuthenticatedClient> {
+  const checked = await checkClient(form, options);
+  if (checked instanceof ClientRefused) throw new WritError(checked.code, checked.message);
+  return checked;
 }

@@ -2,10 +2,11 @@
  * DPoP (RFC 9449): checking a proof of possession sent in the `DPoP` header, and the server nonces
  * that keep proofs fresh.
  *
- * `verifyDpopProof` runs the checks of RFC 9449 §4.3 and resolves to the proof's key thumbprint
+ * `checkDpopProof` runs the checks of RFC 9449 §4.3 and resolves to the proof's key thumbprint
  * (`jkt`, RFC 7638): the token endpoint binds an issued token to it (`cnf.jkt`), a resource server
- * compares it with the token's. Every refusal is a `WritError` with an `ERR_DPOP_*` code;
- * `DPOP_ERRORS` maps each to `invalid_dpop_proof` or `use_dpop_nonce`.
+ * compares it with the token's. Every refusal is a `DpopRefused` it returns (`verifyDpopProof`
+ * throws it as a `WritError`) with an `ERR_DPOP_*` code; `DPOP_ERRORS` maps each to
+ * `invalid_dpop_proof` or `use_dpop_nonce`.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { JWK } from "jose";
@@ -205,8 +206,29 @@ export interface DpopProof {
   readonly jti: string;
 }
 
-function refuse(code: DpopErrorCode, message: string): never {
-  throw new WritError(code, message);
+/**
+ * A proof that does not verify: its `ERR_DPOP_*` code, what to say, and for `ERR_DPOP_NONCE` the
+ * nonce to use next. Returned beside the proof, never thrown: a bad proof is an expected answer,
+ * and a good one comes back as it is, with nothing allocated around it.
+ */
+export class DpopRefused {
+  readonly code: DpopErrorCode;
+  readonly message: string;
+  /** `ERR_DPOP_NONCE`: the nonce the client should use next (the `DPoP-Nonce` header). */
+  readonly nonce: string | undefined;
+
+  constructor(code: DpopErrorCode, message: string, nonce?: string) {
+    this.code = code;
+    this.message = message;
+    this.nonce = nonce;
+  }
+}
+
+/** What a proof comes to: the proof, or why it is refused. */
+export type DpopCheck = DpopProof | DpopRefused;
+
+function refuse(code: DpopErrorCode, message: string): DpopRefused {
+  return new DpopRefused(code, message);
 }
 
 const UNRESERVED = /[A-Za-z0-9._~-]/;
@@ -267,10 +289,10 @@ function nonNegative(value: number | undefined, fallback: number, what: string):
  * count as several), or a list of values. The caller still compares `jkt` with a bound token's
  * `cnf.jkt`.
  */
-export async function verifyDpopProof(
+export async function checkDpopProof(
   header: string | readonly string[] | null | undefined,
   options: DpopOptions,
-): Promise<DpopProof> {
+): Promise<DpopCheck> {
   const window = nonNegative(options.iatWindowSeconds, 60, "iatWindowSeconds");
   const skew = nonNegative(options.clockSkewSeconds, 10, "clockSkewSeconds");
   if (options.requireNonce === true && options.nonce === undefined) {
@@ -283,62 +305,64 @@ export async function verifyDpopProof(
   const values = (typeof header === "string" ? [header] : (header ?? []))
     .map((v) => v.trim())
     .filter((v) => v);
-  if (values.length === 0) refuse(ERR_DPOP_MISSING, "the request has no `DPoP` proof");
+  if (values.length === 0) return refuse(ERR_DPOP_MISSING, "the request has no `DPoP` proof");
   if (values.length > 1 || values[0]!.includes(","))
-    refuse(ERR_DPOP_MULTIPLE, "the request has more than one `DPoP` header");
+    return refuse(ERR_DPOP_MULTIPLE, "the request has more than one `DPoP` header");
   const proof = values[0]!;
 
   const parsed = parseCompactJws(proof, MAX_PROOF_LENGTH);
-  if (!parsed.ok) refuse(ERR_DPOP_MALFORMED, `the DPoP proof is malformed: ${parsed.problem}`);
+  if (!parsed.ok) return refuse(ERR_DPOP_MALFORMED, `the DPoP proof is malformed: ${parsed.problem}`);
   const { header: h, payload } = parsed;
 
   if (!typOk(h.typ))
-    refuse(ERR_DPOP_TYP, `the proof's \`typ\` is ${q(h.typ ?? "(missing)")}: expected \`dpop+jwt\``);
+    return refuse(ERR_DPOP_TYP, `the proof's \`typ\` is ${q(h.typ ?? "(missing)")}: expected \`dpop+jwt\``);
   const alg = h.alg;
   if (!isAsymmetricAlgorithm(alg)) {
-    refuse(
+    return refuse(
       ERR_DPOP_ALG,
       `algorithm ${q(alg ?? "(missing)")} is not accepted: use EdDSA (Ed25519), ES256, ES384, PS256 or RS256`,
     );
   }
   const jwk = h.jwk;
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) {
-    refuse(ERR_DPOP_JWK, "the proof has no `jwk` header");
+    return refuse(ERR_DPOP_JWK, "the proof has no `jwk` header");
   }
   const key = jwk as Jwk;
   const secret = privateMembers(key);
   if (secret.length > 0) {
-    refuse(
+    return refuse(
       ERR_DPOP_JWK,
       `the \`jwk\` header holds private key material (${secret.map((m) => q(m)).join(", ")}): send the public key only`,
     );
   }
   const mismatch = keyMismatch(key, alg);
-  if (mismatch !== undefined) refuse(ERR_DPOP_JWK, `the \`jwk\` header does not fit the proof: ${mismatch}`);
+  if (mismatch !== undefined)
+    return refuse(ERR_DPOP_JWK, `the \`jwk\` header does not fit the proof: ${mismatch}`);
   if (!(await verifiesWithAsync(proof, key, alg))) {
-    refuse(ERR_DPOP_SIGNATURE, "the proof's signature does not verify with its `jwk`");
+    return refuse(ERR_DPOP_SIGNATURE, "the proof's signature does not verify with its `jwk`");
   }
 
   const { jti, htm, htu, iat } = payload;
   if (typeof jti !== "string" || jti === "" || jti.length > MAX_JTI_LENGTH) {
-    refuse(ERR_DPOP_MALFORMED, `the proof needs a \`jti\` of 1 to ${MAX_JTI_LENGTH} characters`);
+    return refuse(ERR_DPOP_MALFORMED, `the proof needs a \`jti\` of 1 to ${MAX_JTI_LENGTH} characters`);
   }
-  if (typeof htm !== "string") refuse(ERR_DPOP_MALFORMED, "the proof has no `htm`");
-  if (typeof htu !== "string") refuse(ERR_DPOP_MALFORMED, "the proof has no `htu`");
+  if (typeof htm !== "string") return refuse(ERR_DPOP_MALFORMED, "the proof has no `htm`");
+  if (typeof htu !== "string") return refuse(ERR_DPOP_MALFORMED, "the proof has no `htu`");
   if (typeof iat !== "number" || !Number.isFinite(iat))
-    refuse(ERR_DPOP_MALFORMED, "the proof has no numeric `iat`");
+    return refuse(ERR_DPOP_MALFORMED, "the proof has no numeric `iat`");
 
   if (htm !== options.method) {
-    refuse(ERR_DPOP_HTM, `the proof is for method ${q(htm)}, the request is ${q(options.method)}`);
+    return refuse(ERR_DPOP_HTM, `the proof is for method ${q(htm)}, the request is ${q(options.method)}`);
   }
   if (normalizeHtu(htu) !== target)
-    refuse(ERR_DPOP_HTU, `the proof is for ${q(htu)}, the request is for ${q(target)}`);
+    return refuse(ERR_DPOP_HTU, `the proof is for ${q(htu)}, the request is for ${q(target)}`);
 
   if (options.nonce !== undefined) {
     const given = payload.nonce;
     if (given !== undefined || options.requireNonce === true) {
       if (typeof given !== "string" || !options.nonce.isValid(given)) {
-        throw new DpopNonceError(
+        return new DpopRefused(
+          ERR_DPOP_NONCE,
           given === undefined
             ? "this server requires a DPoP nonce: retry with the one in the `DPoP-Nonce` header"
             : "the proof's nonce is stale or unknown: retry with the one in the `DPoP-Nonce` header",
@@ -350,13 +374,13 @@ export async function verifyDpopProof(
 
   const nowSeconds = clock().getTime() / 1000;
   if (iat < nowSeconds - window) {
-    refuse(
+    return refuse(
       ERR_DPOP_IAT,
       `the proof was made ${Math.round(nowSeconds - iat)}s ago: at most ${window}s is accepted`,
     );
   }
   if (iat > nowSeconds + skew) {
-    refuse(
+    return refuse(
       ERR_DPOP_IAT,
       `the proof's \`iat\` is ${Math.round(iat - nowSeconds)}s ahead: check the client's clock`,
     );
@@ -365,9 +389,9 @@ export async function verifyDpopProof(
   if (options.accessToken !== undefined) {
     const ath = payload.ath;
     if (typeof ath !== "string")
-      refuse(ERR_DPOP_ATH, "the proof comes with an access token but has no `ath`");
+      return refuse(ERR_DPOP_ATH, "the proof comes with an access token but has no `ath`");
     if (!sameText(ath, accessTokenHash(options.accessToken))) {
-      refuse(ERR_DPOP_ATH, "the proof's `ath` is not the hash of the access token presented");
+      return refuse(ERR_DPOP_ATH, "the proof's `ath` is not the hash of the access token presented");
     }
   }
 
@@ -376,7 +400,21 @@ export async function verifyDpopProof(
   // Acceptable while iat >= now − window: remember it until then, with a second to spare.
   const expiresAt = new Date((iat + window + 1) * 1000);
   if (!(await options.replay.remember(DPOP_SCOPE, `${jkt}:${jti}`, expiresAt))) {
-    refuse(ERR_DPOP_REPLAY, `proof ${q(jti)} was already used`);
+    return refuse(ERR_DPOP_REPLAY, `proof ${q(jti)} was already used`);
   }
   return { kind: "dpop-proof", jkt, jwk: publicJwk, iat, jti };
+}
+
+/**
+ * `checkDpopProof` for callers that want an exception: the proof, or a `WritError` with the
+ * refusal's `ERR_DPOP_*` code thrown (a `DpopNonceError`, carrying the next nonce, for `ERR_DPOP_NONCE`).
+ */
+export async function verifyDpopProof(
+  header: string | readonly string[] | null | undefined,
+  options: DpopOptions,
+): Promise<DpopProof> {
+  const checked = await checkDpopProof(header, options);
+  if (!(checked instanceof DpopRefused)) return checked;
+  if (checked.nonce !== undefined) throw new DpopNonceError(checked.message, checked.nonce);
+  throw new WritError(checked.code, checked.message);
 }

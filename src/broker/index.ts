@@ -21,15 +21,19 @@ export {
   authenticateClient,
   CLIENT_AUTH_ERRORS,
   type ClientAuthErrorCode,
+  ClientRefused,
+  checkClient,
   JWT_BEARER_ASSERTION_TYPE,
   type OAuthErrorMapping,
 } from "./client-auth.js";
 export { BROKER_ERROR_CODES, type BrokerErrorCode } from "./codes.js";
 export {
+  checkDpopProof,
   createNonceService,
   DPOP_ERRORS,
   type DpopErrorCode,
   DpopNonceError,
+  DpopRefused,
   verifyDpopProof,
 } from "./dpop.js";
 export {
@@ -75,6 +79,8 @@ export {
 } from "./service.js";
 export {
   type AccessTokenClaims,
+  checkAccessToken,
   mintAccessToken,
+  TokenRefused,
   verifyAccessToken,
 } from "./tokens.js";

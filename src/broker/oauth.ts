@@ -4,19 +4,13 @@
  * http/problem.ts), client authentication and the DPoP proof. service.ts serves the endpoints; grants/ holds one file
  * per grant type of the token endpoint.
  */
-import { isWritError, q, type WritConfig } from "../core/index.js";
+import { q, type WritConfig } from "../core/index.js";
 import { type OAuthError, type OAuthErrorCode, oauthErrorBody, oauthErrorHeaders } from "../http/problem.js";
 import type { NewWrit, Store, WritLoad, WritLoadCaps } from "../store/index.js";
 import type { ApprovalService } from "./approvals.js";
 import type { DenialBackoff } from "./backoff.js";
-import { type AuthenticatedClient, authenticateClient, clientAuthOAuthError } from "./client-auth.js";
-import {
-  DpopNonceError,
-  type DpopProof,
-  dpopOAuthError,
-  type NonceService,
-  verifyDpopProof,
-} from "./dpop.js";
+import { type AuthenticatedClient, CLIENT_AUTH_ERRORS, ClientRefused, checkClient } from "./client-auth.js";
+import { checkDpopProof, DPOP_ERRORS, type DpopProof, DpopRefused, type NonceService } from "./dpop.js";
 import type { EnvironmentKeys } from "./keys.js";
 import type { KillSwitch } from "./kill.js";
 import { issuerFor } from "./metadata.js";
@@ -118,14 +112,6 @@ export function answer(o: Outcome<OAuthResponse>): OAuthResponse {
   return { status: e.status, body: oauthErrorBody(e), headers: oauthErrorHeaders(e) };
 }
 
-/**
- * A token that does not verify (`ERR_TOKEN_*`): the caller's problem. Anything else thrown while
- * verifying — the store failing to look a key up — is the server's, and must not read as a bad token.
- */
-export function isTokenRefusal(err: unknown): err is Error & { code: string } {
-  return isWritError(err) && err.code.startsWith("ERR_TOKEN_");
-}
-
 /** The reason code for a WritError: its code, lower-cased without the ERR_ prefix. */
 export function reasonOf(code: string): string {
   return code.replace(/^ERR_/, "").toLowerCase();
@@ -153,19 +139,16 @@ export async function authenticate(
   endpoint: string,
 ): Promise<Outcome<AuthenticatedClient>> {
   const { issuer } = endpoints(deps.baseUrl, env);
-  let client: AuthenticatedClient;
-  try {
-    client = await authenticateClient(req.form, {
-      config: deps.config,
-      audiences: [issuer, endpoint],
-      replay: deps.replay,
-      clock: deps.clock,
-      authorization: req.headers.authorization ?? null,
-    });
-  } catch (err) {
-    const mapped = isWritError(err) ? clientAuthOAuthError(err.code) : undefined;
-    if (!mapped || !isWritError(err)) throw err;
-    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), {
+  const client = await checkClient(req.form, {
+    config: deps.config,
+    audiences: [issuer, endpoint],
+    replay: deps.replay,
+    clock: deps.clock,
+    authorization: req.headers.authorization ?? null,
+  });
+  if (client instanceof ClientRefused) {
+    const mapped = CLIENT_AUTH_ERRORS[client.code];
+    return refuse(mapped.status, mapped.error, client.message, reasonOf(client.code), {
       "www-authenticate": 'Bearer error="invalid_client"',
     });
   }
@@ -193,21 +176,16 @@ export async function dpopProof(
       return refuse(400, "invalid_dpop_proof", "this grant needs a DPoP proof (RFC 9449)", "dpop_required");
     return done(undefined);
   }
-  try {
-    return done(
-      await verifyDpopProof(header, {
-        method: "POST",
-        url,
-        replay: deps.replay,
-        clock: deps.clock,
-        nonce: deps.nonce,
-        requireNonce: deps.requireDpopNonce === true,
-      }),
-    );
-  } catch (err) {
-    const mapped = isWritError(err) ? dpopOAuthError(err.code) : undefined;
-    if (!mapped || !isWritError(err)) throw err;
-    const headers: Record<string, string> = err instanceof DpopNonceError ? { "dpop-nonce": err.nonce } : {};
-    return refuse(mapped.status, mapped.error, err.message, reasonOf(err.code), headers);
-  }
+  const proof = await checkDpopProof(header, {
+    method: "POST",
+    url,
+    replay: deps.replay,
+    clock: deps.clock,
+    nonce: deps.nonce,
+    requireNonce: deps.requireDpopNonce === true,
+  });
+  if (!(proof instanceof DpopRefused)) return done(proof);
+  const mapped = DPOP_ERRORS[proof.code];
+  const headers: Record<string, string> = proof.nonce === undefined ? {} : { "dpop-nonce": proof.nonce };
+  return refuse(mapped.status, mapped.error, proof.message, reasonOf(proof.code), headers);
 }

@@ -34,7 +34,6 @@ import {
   done,
   dpopProof,
   endpoints,
-  isTokenRefusal,
   NO_STORE,
   nowOf,
   type OAuthRequest,
@@ -43,7 +42,7 @@ import {
   reasonOf,
   refuse,
 } from "./oauth.js";
-import { type AccessTokenClaims, verifyAccessToken } from "./tokens.js";
+import { checkAccessToken, TokenRefused } from "./tokens.js";
 
 export {
   ACCESS_TOKEN_TYPE,
@@ -136,13 +135,8 @@ async function introspectToken(
   const token = req.form.get("token");
   if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
   const inactive = done<OAuthResponse>({ status: 200, body: { active: false }, headers: NO_STORE });
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
-  } catch (err) {
-    if (isTokenRefusal(err)) return inactive;
-    throw err;
-  }
+  const claims = await checkAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+  if (claims instanceof TokenRefused) return inactive;
   if (onlyClient !== undefined && claims.client_id !== onlyClient) return inactive;
   const extra: Record<string, unknown> = {};
   if (claims.writ !== undefined) {
@@ -202,13 +196,9 @@ async function spendUse(env: string, req: OAuthRequest, deps: BrokerDeps): Promi
   }
   const token = req.form.get("token");
   if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
-  } catch (err) {
-    if (isTokenRefusal(err)) return refuse(400, "invalid_token", err.message, reasonOf(err.code));
-    throw err;
-  }
+  const claims = await checkAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+  if (claims instanceof TokenRefused)
+    return refuse(400, "invalid_token", claims.message, reasonOf(claims.code));
   if (claims.writ === undefined) {
     return refuse(400, "invalid_token", "a baseline token has no uses to spend", "not_a_writ");
   }
@@ -240,13 +230,8 @@ async function revokeToken(
   const token = req.form.get("token");
   if (!token) return refuse(400, "invalid_request", "`token` is required", "token_missing");
   const ok = done<OAuthResponse>({ status: 200, body: {}, headers: NO_STORE });
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
-  } catch (err) {
-    if (isTokenRefusal(err)) return ok;
-    throw err;
-  }
+  const claims = await checkAccessToken(token, { env, issuer, keys: deps.keys, clock: deps.clock });
+  if (claims instanceof TokenRefused) return ok;
   if (claims.client_id !== client.agent.id || claims.writ === undefined) return ok;
   const { descendants } = await deps.store.writs.revoke(
     claims.writ,

@@ -235,8 +235,28 @@ const ROTATION_LEEWAY_SECONDS = 5;
 /** Bounds the size of what is parsed: a token is a few hundred bytes plus its authorization details. */
 const MAX_TOKEN_LENGTH = 64 * 1024;
 
-function refuse(code: BrokerErrorCode, message: string, cause?: unknown): WritError {
-  return new WritError(code, `access token refused: ${message}`, cause === undefined ? undefined : { cause });
+/**
+ * A token that does not verify: its `ERR_TOKEN_*` code and what to say. Returned beside the claims,
+ * never thrown: a bad token is an expected answer, and the claims of a good one come back as they
+ * are, with nothing allocated around them (the token endpoint verifies one per exchange).
+ */
+export class TokenRefused {
+  readonly code: BrokerErrorCode;
+  readonly message: string;
+  readonly cause: unknown;
+
+  constructor(code: BrokerErrorCode, message: string, cause?: unknown) {
+    this.code = code;
+    this.message = message;
+    this.cause = cause;
+  }
+}
+
+/** What a token comes to: its claims, or why it is refused. */
+export type TokenCheck = AccessTokenClaims | TokenRefused;
+
+function refuse(code: BrokerErrorCode, message: string, cause?: unknown): TokenRefused {
+  return new TokenRefused(code, `access token refused: ${message}`, cause);
 }
 
 function isAtJwt(typ: unknown): boolean {
@@ -245,38 +265,38 @@ function isAtJwt(typ: unknown): boolean {
   return t === "at+jwt" || t === "application/at+jwt";
 }
 
-function checkClaims(p: Record<string, unknown>): AccessTokenClaims {
+function checkClaims(p: Record<string, unknown>): TokenCheck {
   for (const name of ["iss", "sub", "jti", "client_id"]) {
     if (typeof p[name] !== "string")
-      throw refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` missing or not a string`);
+      return refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` missing or not a string`);
   }
   for (const name of ["exp", "iat"]) {
     if (typeof p[name] !== "number")
-      throw refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` missing or not a number`);
+      return refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` missing or not a number`);
   }
   const aud = p.aud;
   if (!(typeof aud === "string" || (Array.isArray(aud) && aud.every((a) => typeof a === "string")))) {
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `aud` missing or not a string or array of strings");
+    return refuse(ERR_TOKEN_MALFORMED, "claim `aud` missing or not a string or array of strings");
   }
   for (const name of ["scope", "writ"]) {
     if (p[name] !== undefined && typeof p[name] !== "string") {
-      throw refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` is not a string`);
+      return refuse(ERR_TOKEN_MALFORMED, `claim \`${name}\` is not a string`);
     }
   }
   if (p.nbf !== undefined && typeof p.nbf !== "number")
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `nbf` is not a number");
+    return refuse(ERR_TOKEN_MALFORMED, "claim `nbf` is not a number");
   if (p.act !== undefined && !isActor(p.act)) {
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `act` is not `{ sub, act? }`");
+    return refuse(ERR_TOKEN_MALFORMED, "claim `act` is not `{ sub, act? }`");
   }
   if (p.cnf !== undefined && !(isObject(p.cnf) && typeof p.cnf.jkt === "string")) {
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `cnf` is not `{ jkt }`");
+    return refuse(ERR_TOKEN_MALFORMED, "claim `cnf` is not `{ jkt }`");
   }
   const details = p.authorization_details;
   if (
     details !== undefined &&
     !(Array.isArray(details) && details.every((d) => isObject(d) && typeof d.type === "string"))
   ) {
-    throw refuse(ERR_TOKEN_MALFORMED, "claim `authorization_details` is not an array of typed objects");
+    return refuse(ERR_TOKEN_MALFORMED, "claim `authorization_details` is not an array of typed objects");
   }
   return p as unknown as AccessTokenClaims;
 }
@@ -304,7 +324,7 @@ const MAX_VERIFIED_LENGTH = 4096;
 const REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"] as const;
 
 /** What a missing or failed claim is refused as. */
-function claimRefusal(claim: string, reason: string): WritError {
+function claimRefusal(claim: string, reason: string): TokenRefused {
   switch (claim) {
     case "iss":
       return refuse(ERR_TOKEN_ISSUER, "`iss` is not this environment's issuer");
@@ -328,9 +348,9 @@ async function verifiedPayload(
   opts: VerifyOptions,
   now: Date,
   skew: number,
-): Promise<Record<string, unknown>> {
+): Promise<Record<string, unknown> | TokenRefused> {
   const [h, p, s] = token.split(".") as [string, string, string];
-  if (impossibleBase64Length(s)) throw refuse(ERR_TOKEN_MALFORMED, "not a valid JWS");
+  if (impossibleBase64Length(s)) return refuse(ERR_TOKEN_MALFORMED, "not a valid JWS");
   if (verified.get(token) !== key.publicKey) {
     const valid = await verifyOffThread(
       null,
@@ -338,7 +358,7 @@ async function verifiedPayload(
       key.publicKey,
       Buffer.from(s, "base64url"),
     );
-    if (!valid) throw refuse(ERR_TOKEN_SIGNATURE, "the signature does not verify");
+    if (!valid) return refuse(ERR_TOKEN_SIGNATURE, "the signature does not verify");
     if (token.length <= MAX_VERIFIED_LENGTH) {
       if (verified.size >= MAX_VERIFIED) verified.clear();
       verified.set(token, key.publicKey);
@@ -349,43 +369,44 @@ async function verifiedPayload(
     if (impossibleBase64Length(p)) throw new Error("base64url");
     payload = JSON.parse(STRICT_UTF8.decode(Buffer.from(p, "base64url")));
   } catch {
-    throw refuse(ERR_TOKEN_MALFORMED, "the claims are not a JSON object");
+    return refuse(ERR_TOKEN_MALFORMED, "the claims are not a JSON object");
   }
-  if (!isPlainObject(payload)) throw refuse(ERR_TOKEN_MALFORMED, "the claims are not a JSON object");
+  if (!isPlainObject(payload)) return refuse(ERR_TOKEN_MALFORMED, "the claims are not a JSON object");
   const presence = new Set([
     "iss",
     ...(opts.audience === undefined ? [] : ["aud"]),
     ...[...REQUIRED].reverse(),
   ]);
   for (const claim of presence) {
-    if (!Object.hasOwn(payload, claim)) throw claimRefusal(claim, "missing");
+    if (!Object.hasOwn(payload, claim)) return claimRefusal(claim, "missing");
   }
-  if (payload.iss !== opts.issuer) throw claimRefusal("iss", "check_failed");
+  if (payload.iss !== opts.issuer) return claimRefusal("iss", "check_failed");
   if (opts.audience !== undefined) {
     const aud = payload.aud;
     const named =
       typeof aud === "string" ? aud === opts.audience : Array.isArray(aud) && aud.includes(opts.audience);
-    if (!named) throw claimRefusal("aud", "check_failed");
+    if (!named) return claimRefusal("aud", "check_failed");
   }
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  if (payload.iat !== undefined && typeof payload.iat !== "number") throw claimRefusal("iat", "invalid");
+  if (payload.iat !== undefined && typeof payload.iat !== "number") return claimRefusal("iat", "invalid");
   if (payload.nbf !== undefined) {
-    if (typeof payload.nbf !== "number") throw claimRefusal("nbf", "invalid");
-    if (payload.nbf > nowSeconds + skew) throw claimRefusal("nbf", "check_failed");
+    if (typeof payload.nbf !== "number") return claimRefusal("nbf", "invalid");
+    if (payload.nbf > nowSeconds + skew) return claimRefusal("nbf", "check_failed");
   }
   if (payload.exp !== undefined) {
-    if (typeof payload.exp !== "number") throw claimRefusal("exp", "invalid");
-    if (payload.exp <= nowSeconds - skew) throw refuse(ERR_TOKEN_EXPIRED, "it has expired");
+    if (typeof payload.exp !== "number") return claimRefusal("exp", "invalid");
+    if (payload.exp <= nowSeconds - skew) return refuse(ERR_TOKEN_EXPIRED, "it has expired");
   }
   return payload;
 }
 
 /**
- * Verifies an access token of environment `env`: strict compact JWS, `alg` EdDSA only, `typ`
+ * Checks an access token of environment `env`: strict compact JWS, `alg` EdDSA only, `typ`
  * at+jwt, a key of `env` by `kid`, the signature, then `exp`, `nbf`, `iat`, `iss`, `aud` and the
- * claim types. Returns the claims, or throws a `WritError` with one of the `ERR_TOKEN_*` codes.
+ * claim types. Returns the claims, or the `TokenRefused` with one of the `ERR_TOKEN_*` codes; only
+ * failures that are not the token's (the key store down, a bad option) throw.
  */
-export async function verifyAccessToken(token: string, opts: VerifyOptions): Promise<AccessTokenClaims> {
+export async function checkAccessToken(token: string, opts: VerifyOptions): Promise<TokenCheck> {
   const now = (opts.clock ?? (() => new Date()))();
   const skew = opts.maxClockSkewSeconds ?? 0;
   if (!Number.isSafeInteger(skew) || skew < 0)
@@ -395,7 +416,7 @@ export async function verifyAccessToken(token: string, opts: VerifyOptions): Pro
     token.length > MAX_TOKEN_LENGTH ||
     !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)
   ) {
-    throw refuse(ERR_TOKEN_MALFORMED, "not a compact JWS");
+    return refuse(ERR_TOKEN_MALFORMED, "not a compact JWS");
   }
   let header: Record<string, unknown>;
   try {
@@ -405,33 +426,52 @@ export async function verifyAccessToken(token: string, opts: VerifyOptions): Pro
     if (!isPlainObject(decoded)) throw new Error("not an object");
     header = decoded;
   } catch (err) {
-    throw refuse(ERR_TOKEN_MALFORMED, "the header is not a JSON object", err);
+    return refuse(ERR_TOKEN_MALFORMED, "the header is not a JSON object", err);
   }
   // The algorithm is checked before anything else is trusted: never `none`, never an HMAC keyed
   // with the public key, never an algorithm jose would pick for a key.
   if (header.alg !== "EdDSA")
-    throw refuse(ERR_TOKEN_ALG, `algorithm ${q(String(header.alg))}: only \`EdDSA\``);
+    return refuse(ERR_TOKEN_ALG, `algorithm ${q(String(header.alg))}: only \`EdDSA\``);
   if (!isAtJwt(header.typ))
-    throw refuse(ERR_TOKEN_TYPE, `type ${q(String(header.typ))}: expected \`at+jwt\``);
+    return refuse(ERR_TOKEN_TYPE, `type ${q(String(header.typ))}: expected \`at+jwt\``);
   if (header.crit !== undefined)
-    throw refuse(ERR_TOKEN_MALFORMED, "`crit` header parameters are not supported");
-  if (typeof header.kid !== "string" || header.kid.length === 0) throw refuse(ERR_TOKEN_KEY, "no `kid`");
+    return refuse(ERR_TOKEN_MALFORMED, "`crit` header parameters are not supported");
+  if (typeof header.kid !== "string" || header.kid.length === 0) return refuse(ERR_TOKEN_KEY, "no `kid`");
   const lookupAt = new Date(now.getTime() - skew * 1000);
   const key = await opts.keys.verificationKey(opts.env, header.kid, lookupAt);
   if (key === undefined || key.env !== opts.env) {
-    throw refuse(ERR_TOKEN_KEY, `no key ${q(header.kid)} is published for environment ${q(opts.env)}`);
+    return refuse(ERR_TOKEN_KEY, `no key ${q(header.kid)} is published for environment ${q(opts.env)}`);
   }
-  const claims = checkClaims(await verifiedPayload(token, key, opts, now, skew));
+  const payload = await verifiedPayload(token, key, opts, now, skew);
+  if (payload instanceof TokenRefused) return payload;
+  const claims = checkClaims(payload);
+  if (claims instanceof TokenRefused) return claims;
   const nowSeconds = now.getTime() / 1000;
-  if (claims.iat > nowSeconds + skew) throw refuse(ERR_TOKEN_NOT_YET_VALID, "`iat` is in the future");
+  if (claims.iat > nowSeconds + skew) return refuse(ERR_TOKEN_NOT_YET_VALID, "`iat` is in the future");
   // A token cannot have been issued after its key stopped signing, nor expire after the key's
   // publication ends: one that does was not minted by writ (a leaked retired key, say).
   const leeway = skew + ROTATION_LEEWAY_SECONDS;
   if (claims.iat > Math.ceil(key.signUntil.getTime() / 1000) + leeway) {
-    throw refuse(ERR_TOKEN_KEY_LIFE, `issued after key ${q(key.kid)} stopped signing`);
+    return refuse(ERR_TOKEN_KEY_LIFE, `issued after key ${q(key.kid)} stopped signing`);
   }
   if (claims.exp > Math.ceil(key.publishUntil.getTime() / 1000) + leeway) {
-    throw refuse(ERR_TOKEN_KEY_LIFE, `expires after key ${q(key.kid)}'s publication ends`);
+    return refuse(ERR_TOKEN_KEY_LIFE, `expires after key ${q(key.kid)}'s publication ends`);
   }
   return claims;
+}
+
+/**
+ * `checkAccessToken` for callers that want an exception: the claims, or a `WritError` with the
+ * refusal's `ERR_TOKEN_*` code thrown.
+ */
+export async function verifyAccessToken(token: string, opts: VerifyOptions): Promise<AccessTokenClaims> {
+  const checked = await checkAccessToken(token, opts);
+  if (checked instanceof TokenRefused) {
+    throw new WritError(
+      checked.code,
+      checked.message,
+      checked.cause === undefined ? undefined : { cause: checked.cause },
+    );
+  }
+  return checked;
 }

@@ -34,7 +34,7 @@ import {
   importAuthorizationDetails,
   policiesFor,
 } from "../analyzer/providers/aws/index.js";
-import { isWritError, q, WritError } from "../core/index.js";
+import { q, WritError } from "../core/index.js";
 import {
   denyPolicyName,
   isSessionName,
@@ -49,7 +49,7 @@ import { SESSION_POLICY_MAX_CHARS, sessionPolicy } from "./aws/policy.js";
 import { type ProofResult, proveScoping, type RolePolicies } from "./aws/proof.js";
 import { DEFAULT_WEB_IDENTITY_AUDIENCE, WEB_IDENTITY_TOKEN_MAX } from "./aws/web-identity.js";
 import { writIntent } from "./intent.js";
-import { refusal } from "./refusal.js";
+import { type DownstreamOutcome, issued, refusal, refused } from "./refusal.js";
 import {
   type AwsDownstreamConfig,
   type DownstreamCredential,
@@ -242,7 +242,7 @@ interface Asking extends Checked {
 type Audited = Record<string, unknown>;
 
 /** The session tags that tie CloudTrail's records to the writ; a value AWS refuses is a refusal. */
-function sessionTags(writ: WritForIssuer): { Key: string; Value: string }[] {
+function sessionTags(writ: WritForIssuer): DownstreamOutcome<{ Key: string; Value: string }[]> {
   const tags: { Key: string; Value: string }[] = [
     { Key: "writ:id", Value: writ.id },
     { Key: "writ:agent", Value: writ.agent },
@@ -251,12 +251,12 @@ function sessionTags(writ: WritForIssuer): { Key: string; Value: string }[] {
   ];
   const badTag = tags.find((t) => !TAG_VALUE.test(t.Value));
   if (badTag) {
-    throw refusal(
+    return refused(
       "downstream_not_configured",
       `session tag ${q(badTag.Key)}: ${q(badTag.Value)} is not a value AWS accepts (letters, digits, spaces and _.:/=+-@, at most 256)`,
     );
   }
-  return tags;
+  return issued(tags);
 }
 
 interface AwsParts {
@@ -415,9 +415,16 @@ class AwsIssuer implements DownstreamIssuer {
    * tagged, planned, recorded as intent, assumed (shorter if the role's maximum is lower),
    * recorded as created.
    */
-  async issue(writ: WritForIssuer, now: Date = this.clock()): Promise<DownstreamCredential> {
+  async issue(
+    writ: WritForIssuer,
+    now: Date = this.clock(),
+  ): Promise<DownstreamOutcome<DownstreamCredential>> {
     this.lastEnvironment = writ.environment;
-    const a = this.asking(writ, now, await this.checked(writ, now), sessionTags(writ));
+    const checked = await this.checked(writ, now);
+    if (!checked.ok) return checked;
+    const tags = sessionTags(writ);
+    if (!tags.ok) return tags;
+    const a = this.asking(writ, now, checked.value, tags.value);
     const record = await this.deps.ledger.intend(
       writIntent(a.writ, {
         id: `ds_${randomBytes(12).toString("base64url")}`,
@@ -437,29 +444,30 @@ class AwsIssuer implements DownstreamIssuer {
       policyChars: a.policy.json.length,
     };
     const out = await this.assumed(a, record, audited);
-    return this.created(a, out, record, audited);
+    if (!out.ok) return out;
+    return this.created(a, out.value, record, audited);
   }
 
   /** The writ's role, its lifetime left, its session policy proven inside it, or a refusal. */
-  private async checked(writ: WritForIssuer, now: Date): Promise<Checked> {
+  private async checked(writ: WritForIssuer, now: Date): Promise<DownstreamOutcome<Checked>> {
     const roleArn = this.roleFor(writ.playbook);
     if (!roleArn) {
-      throw refusal("downstream_not_configured", `no AWS role for playbook ${q(writ.playbook)} (nor \`*\`)`);
+      return refused("downstream_not_configured", `no AWS role for playbook ${q(writ.playbook)} (nor \`*\`)`);
     }
     const remaining = Math.floor((writ.expiresAt.getTime() - now.getTime()) / 1000);
-    if (remaining <= 0) throw refusal("downstream_unavailable", `writ ${q(writ.id)} has expired`);
+    if (remaining <= 0) return refused("downstream_unavailable", `writ ${q(writ.id)} has expired`);
     const policy = sessionPolicy(writ.grants, writ.denies);
     const left = policy.untranslatable.map(
       (u) => `grant \`${u.grant.action}\` on \`${u.grant.resource}\` is not in the session: ${u.why}`,
     );
     if (policy.translated.length === 0) {
-      throw refusal(
+      return refused(
         "downstream_no_grants",
         `writ ${q(writ.id)} has no AWS grant an IAM session policy can hold${left.length ? ` (${left.join("; ")})` : ""}`,
       );
     }
     if (policy.json.length > SESSION_POLICY_MAX_CHARS) {
-      throw refusal(
+      return refused(
         "downstream_policy_too_large",
         `the session policy for writ ${q(writ.id)} is ${policy.json.length} characters; STS takes at most ${SESSION_POLICY_MAX_CHARS}: narrow or merge the playbook's AWS grants`,
       );
@@ -483,18 +491,18 @@ class AwsIssuer implements DownstreamIssuer {
         reason: "downstream_scope_exceeds_writ",
         violation: proof.violation,
       });
-      throw refusal(
+      return refused(
         "downstream_scope_exceeds_writ",
         `the role session would exceed writ ${q(writ.id)}: ${proof.violation}`,
       );
     }
     if (!isSessionName(writ.agent)) {
-      throw refusal(
+      return refused(
         "downstream_not_configured",
         `agent id ${q(writ.agent)} cannot be an AWS SourceIdentity (2–64 characters of letters, digits and _+=,.@-)`,
       );
     }
-    return { roleArn, remaining, policy, notes: [...left, ...proof.notes] };
+    return issued({ roleArn, remaining, policy, notes: [...left, ...proof.notes] });
   }
 
   /** The session's duration (STS's bounds), name and rough end, and the notes on its lifetime. */
@@ -519,10 +527,13 @@ class AwsIssuer implements DownstreamIssuer {
     return { writ, now, ...checked, tags, duration, sessionName, sessionUntil, notes };
   }
 
-  /** AssumeRole, or AssumeRoleWithWebIdentity with a token the environment issuer signs. */
-  private async assume(a: Asking, seconds: number): Promise<AssumeRoleCommandOutput> {
+  /**
+   * AssumeRole, or AssumeRoleWithWebIdentity with a token the environment issuer signs; refused
+   * before the call when the token cannot be made. STS's own failures reject.
+   */
+  private async assume(a: Asking, seconds: number): Promise<DownstreamOutcome<AssumeRoleCommandOutput>> {
     if (!this.webIdentity) {
-      return this.sts.send(
+      const out = await this.sts.send(
         new AssumeRoleCommand({
           RoleArn: a.roleArn,
           RoleSessionName: a.sessionName,
@@ -532,9 +543,10 @@ class AwsIssuer implements DownstreamIssuer {
           Tags: a.tags,
         }),
       );
+      return issued(out);
     }
     if (this.signer === undefined) {
-      throw refusal(
+      return refused(
         "downstream_not_configured",
         "web-identity tokens are signed by `writ serve`'s environment issuer, which this process does not serve",
       );
@@ -553,12 +565,12 @@ class AwsIssuer implements DownstreamIssuer {
       a.now,
     );
     if (token.length > WEB_IDENTITY_TOKEN_MAX) {
-      throw refusal(
+      return refused(
         "downstream_policy_too_large",
         `the web-identity token is ${token.length} characters; STS takes at most ${WEB_IDENTITY_TOKEN_MAX}`,
       );
     }
-    return this.sts.send(
+    const out = await this.sts.send(
       new AssumeRoleWithWebIdentityCommand({
         RoleArn: a.roleArn,
         RoleSessionName: a.sessionName,
@@ -567,6 +579,7 @@ class AwsIssuer implements DownstreamIssuer {
         DurationSeconds: seconds,
       }),
     );
+    return issued(out);
   }
 
   /** The session from STS; a failure removes the intent when nothing can have been made. */
@@ -574,47 +587,66 @@ class AwsIssuer implements DownstreamIssuer {
     a: Asking,
     record: DownstreamRecord,
     audited: Audited,
-  ): Promise<AssumeRoleCommandOutput> {
+  ): Promise<DownstreamOutcome<AssumeRoleCommandOutput>> {
+    let out: DownstreamOutcome<AssumeRoleCommandOutput>;
     try {
-      try {
-        return await this.assume(a, a.duration);
-      } catch (err) {
-        // The role's MaxSessionDuration (IAM's default: 3,600 s) is below the writ's lifetime: a
-        // shorter session, renewed by `writ creds` while the writ lasts, is still inside the writ.
-        if (
-          a.duration <= DEFAULT_MAX_SESSION_SECONDS ||
-          errorName(err) !== "ValidationError" ||
-          !/MaxSessionDuration/.test((err as Error).message)
-        ) {
-          throw err;
-        }
-        const shorter = await this.assume(a, DEFAULT_MAX_SESSION_SECONDS);
-        a.notes.push(
-          `the role's MaxSessionDuration is below the writ's ${a.remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
-        );
-        return shorter;
-      }
+      out = await this.assumedWithin(a);
     } catch (err) {
-      // A service's answer (or a refusal before the call) means nothing was made; anything else may
-      // have made a session.
-      if (serviceAnswered(err) || isAwsRefusal(err)) await this.deps.ledger.removed(record.id);
+      // A service's answer means nothing was made; anything else may have made a session.
+      if (serviceAnswered(err)) await this.deps.ledger.removed(record.id);
       await this.deps.audit("downstream.aws.assume_role", {
         ...audited,
         outcome: "failed",
         error: errorName(err),
       });
-      if (isAwsRefusal(err)) throw err;
       const name = errorName(err);
       if (name === "PackedPolicyTooLarge") {
-        throw refusal(
+        return refused(
           "downstream_policy_too_large",
           `STS: the session policy and tags are too large packed: ${(err as Error).message}`,
         );
       }
-      throw refusal(
+      return refused(
         "downstream_unavailable",
         `STS ${this.webIdentity ? "AssumeRoleWithWebIdentity" : "AssumeRole"} on ${q(a.roleArn)} failed: ${name}: ${(err as Error).message}`,
       );
+    }
+    if (!out.ok) {
+      // refused before the call: nothing was made (the record's `error` is the one it has always
+      // named a refusal by, the refusal error's name)
+      await this.deps.ledger.removed(record.id);
+      await this.deps.audit("downstream.aws.assume_role", {
+        ...audited,
+        outcome: "failed",
+        error: "WritError",
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The session for the writ's lifetime; when the role's MaxSessionDuration (IAM's default:
+   * 3,600 s) is below it, a shorter one, renewed by `writ creds` while the writ lasts, is still
+   * inside the writ.
+   */
+  private async assumedWithin(a: Asking): Promise<DownstreamOutcome<AssumeRoleCommandOutput>> {
+    try {
+      return await this.assume(a, a.duration);
+    } catch (err) {
+      if (
+        a.duration <= DEFAULT_MAX_SESSION_SECONDS ||
+        errorName(err) !== "ValidationError" ||
+        !/MaxSessionDuration/.test((err as Error).message)
+      ) {
+        throw err;
+      }
+      const shorter = await this.assume(a, DEFAULT_MAX_SESSION_SECONDS);
+      if (shorter.ok) {
+        a.notes.push(
+          `the role's MaxSessionDuration is below the writ's ${a.remaining} s: the session lasts ${DEFAULT_MAX_SESSION_SECONDS} s; redeem the writ again for the rest of its life`,
+        );
+      }
+      return shorter;
     }
   }
 
@@ -624,7 +656,7 @@ class AwsIssuer implements DownstreamIssuer {
     out: AssumeRoleCommandOutput,
     record: DownstreamRecord,
     audited: Audited,
-  ): Promise<DownstreamCredential> {
+  ): Promise<DownstreamOutcome<DownstreamCredential>> {
     const c = out.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !(c.Expiration instanceof Date)) {
       await this.deps.audit("downstream.aws.assume_role", {
@@ -632,7 +664,7 @@ class AwsIssuer implements DownstreamIssuer {
         outcome: "failed",
         error: "NoCredentials",
       });
-      throw refusal("downstream_unavailable", "STS answered AssumeRole without credentials");
+      return refused("downstream_unavailable", "STS answered AssumeRole without credentials");
     }
     await this.deps.ledger.created(record.id, {
       roleArn: a.roleArn,
@@ -650,14 +682,14 @@ class AwsIssuer implements DownstreamIssuer {
       accessKeyId: c.AccessKeyId,
       expiration: iso(c.Expiration),
     });
-    return {
+    return issued({
       system: "aws",
       accessKeyId: c.AccessKeyId,
       secretAccessKey: c.SecretAccessKey,
       sessionToken: c.SessionToken,
       expiration: c.Expiration,
       notes: a.notes,
-    };
+    });
   }
 
   async revoke(record: DownstreamRecord, now: Date = this.clock()): Promise<void> {
@@ -768,8 +800,4 @@ class AwsIssuer implements DownstreamIssuer {
     }
     if (failures.length > 0) throw failures[0];
   }
-}
-
-export function isAwsRefusal(err: unknown): err is WritError {
-  return isWritError(err) && err.code === "ERR_DOWNSTREAM_REFUSED";
 }

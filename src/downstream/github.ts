@@ -34,7 +34,15 @@ import {
   needsRepositoryList,
 } from "./github/scope.js";
 import { writIntent } from "./intent.js";
-import { DownstreamRefusal } from "./refusal.js";
+import {
+  type DownstreamOutcome,
+  DownstreamRefusal,
+  type DownstreamRefused,
+  issued,
+  refused,
+  refusedFrom,
+  thrown,
+} from "./refusal.js";
 import {
   type DownstreamCredential,
   type DownstreamIssuer,
@@ -243,7 +251,12 @@ class GithubIssuer implements DownstreamIssuer {
     this.audit = deps.audit;
   }
 
-  private async refuse(writ: WritForIssuer, reason: DownstreamReason, message: string): Promise<never> {
+  /** The refusal of an issue for `writ`, audited. */
+  private async refuse(
+    writ: WritForIssuer,
+    reason: DownstreamReason,
+    message: string,
+  ): Promise<DownstreamRefused> {
     await this.audit("downstream.refused", {
       system: "github",
       writ: writ.id,
@@ -252,21 +265,21 @@ class GithubIssuer implements DownstreamIssuer {
       reason,
       message,
     });
-    throw new DownstreamRefusal(reason, message);
+    return refused(reason, message);
   }
 
-  private unavailable(what: string, e: unknown): DownstreamRefusal {
+  private unavailable(what: string, e: unknown): DownstreamRefused {
     const { status, message } = githubError(e);
-    return new DownstreamRefusal(
+    return refused(
       "downstream_unavailable",
       `GitHub ${status === undefined ? "did not answer" : `answered ${status}`} to ${what}: ${message}`,
     );
   }
 
-  private async installationInfo(fresh = false): Promise<InstallationInfo> {
+  private async installationInfo(fresh = false): Promise<DownstreamOutcome<InstallationInfo>> {
     const t = this.clock().getTime();
     if (!fresh && this.installation && t - this.installation.at < INSTALLATION_CACHE_MS)
-      return this.installation;
+      return issued(this.installation);
     let data: { account?: { login?: unknown } | null; permissions?: Record<string, unknown> };
     try {
       const { token } = await this.appAuth({ type: "app" });
@@ -276,11 +289,11 @@ class GithubIssuer implements DownstreamIssuer {
       });
       data = res.data as typeof data;
     } catch (e) {
-      throw this.unavailable(`GET /app/installations/${this.installationId}`, e);
+      return this.unavailable(`GET /app/installations/${this.installationId}`, e);
     }
     const login = data.account?.login;
     if (typeof login !== "string" || !/^[A-Za-z0-9_.-]{1,100}$/.test(login)) {
-      throw new DownstreamRefusal(
+      return refused(
         "downstream_unavailable",
         `GitHub's answer for this.installation ${this.installationId} names no account`,
       );
@@ -288,7 +301,7 @@ class GithubIssuer implements DownstreamIssuer {
     const permissions: Record<string, GithubLevel> = {};
     for (const [p, l] of Object.entries(data.permissions ?? {})) if (isLevel(l)) permissions[p] = l;
     this.installation = { account: login, permissions, at: t };
-    return this.installation;
+    return issued(this.installation);
   }
 
   /** Mints one token (serialised per installation); the caller has recorded the intent. */
@@ -313,7 +326,7 @@ class GithubIssuer implements DownstreamIssuer {
       await this.request("DELETE /installation/token", { headers: { authorization: `token ${token}` } });
     } catch (e) {
       if (githubError(e).status === 401) return; // revoked or expired already
-      throw this.unavailable("DELETE /installation/token", e);
+      throw thrown(this.unavailable("DELETE /installation/token", e));
     }
   }
 
@@ -321,10 +334,13 @@ class GithubIssuer implements DownstreamIssuer {
    * The installation's repository names, read with a token that can only read metadata, recorded
    * in the ledger under the writ that needed it and revoked as soon as the list is read.
    */
-  private async listRepositories(writ: WritForIssuer, now: Date): Promise<readonly string[]> {
+  private async listRepositories(
+    writ: WritForIssuer,
+    now: Date,
+  ): Promise<DownstreamOutcome<readonly string[]>> {
     const t = this.clock().getTime();
     if (this.repositoryList && t - this.repositoryList.at < INSTALLATION_CACHE_MS)
-      return this.repositoryList.names;
+      return issued(this.repositoryList.names);
     const rec = await this.ledger.intend(
       writIntent(writ, {
         id: randomUUID(),
@@ -348,61 +364,82 @@ class GithubIssuer implements DownstreamIssuer {
       const err = this.unavailable(`POST /app/installations/${this.installationId}/access_tokens`, e);
       const status = githubError(e).status;
       if (status !== undefined && status >= 400 && status < 500) await this.ledger.removed(rec.id);
-      throw err;
+      return err;
     }
     this.held.set(rec.id, { token, writ: writ.id, agent: writ.agent, expiresAt });
-    const names: string[] = [];
+    let names: DownstreamOutcome<string[]>;
     try {
-      await this.ledger.created(rec.id, {
-        installation: this.installationId,
-        purpose: "list-repositories",
-        permissions: { metadata: "read" },
-        hashedToken: hashedToken(token),
-        tokenExpiresAt: expiresAt.toISOString(),
-      });
-      await this.audit("downstream.issued", {
-        system: "github",
-        kind: KIND,
-        purpose: "list-repositories",
-        record: rec.id,
-        writ: writ.id,
-        agent: writ.agent,
-        installation: this.installationId,
-        permissions: { metadata: "read" },
-        hashedToken: hashedToken(token),
-        tokenExpiresAt: expiresAt.toISOString(),
-      });
-      for (let page = 1; page <= MAX_LIST_PAGES; page++) {
-        let res: Awaited<ReturnType<typeof octokitRequest>>;
-        try {
-          res = await this.request("GET /installation/repositories", {
-            per_page: 100,
-            page,
-            headers: { authorization: `token ${token}` },
-          });
-        } catch (e) {
-          throw this.unavailable("GET /installation/repositories", e);
-        }
-        const data = res.data as { total_count?: unknown; repositories?: { name?: unknown }[] };
-        const repos = Array.isArray(data.repositories) ? data.repositories : [];
-        for (const r of repos) if (typeof r?.name === "string") names.push(r.name);
-        const total = typeof data.total_count === "number" ? data.total_count : names.length;
-        if (repos.length === 0 || names.length >= total) break;
-        if (page === MAX_LIST_PAGES) {
-          throw new DownstreamRefusal(
-            "downstream_unavailable",
-            `the installation has more than ${MAX_LIST_PAGES * 100} repositories: name them literally in the playbook`,
-          );
-        }
-      }
+      names = await this.readRepositories(writ, rec.id, token, expiresAt);
     } catch (e) {
       // the reaper retries through the ledger record if this revocation fails too
       await this.revokeHeld(rec.id, this.clock()).catch(() => undefined);
       throw e;
     }
-    await this.revokeHeld(rec.id, this.clock());
-    this.repositoryList = { names, at: t };
+    if (!names.ok) {
+      await this.revokeHeld(rec.id, this.clock()).catch(() => undefined);
+      return names;
+    }
+    try {
+      await this.revokeHeld(rec.id, this.clock());
+    } catch (e) {
+      if (e instanceof DownstreamRefusal) return refusedFrom(e);
+      throw e;
+    }
+    this.repositoryList = { names: names.value, at: t };
     return names;
+  }
+
+  /** The list-repositories token recorded as created and audited, then the installation's repositories read with it. */
+  private async readRepositories(
+    writ: WritForIssuer,
+    id: string,
+    token: string,
+    expiresAt: Date,
+  ): Promise<DownstreamOutcome<string[]>> {
+    const names: string[] = [];
+    await this.ledger.created(id, {
+      installation: this.installationId,
+      purpose: "list-repositories",
+      permissions: { metadata: "read" },
+      hashedToken: hashedToken(token),
+      tokenExpiresAt: expiresAt.toISOString(),
+    });
+    await this.audit("downstream.issued", {
+      system: "github",
+      kind: KIND,
+      purpose: "list-repositories",
+      record: id,
+      writ: writ.id,
+      agent: writ.agent,
+      installation: this.installationId,
+      permissions: { metadata: "read" },
+      hashedToken: hashedToken(token),
+      tokenExpiresAt: expiresAt.toISOString(),
+    });
+    for (let page = 1; page <= MAX_LIST_PAGES; page++) {
+      let res: Awaited<ReturnType<typeof octokitRequest>>;
+      try {
+        res = await this.request("GET /installation/repositories", {
+          per_page: 100,
+          page,
+          headers: { authorization: `token ${token}` },
+        });
+      } catch (e) {
+        return this.unavailable("GET /installation/repositories", e);
+      }
+      const data = res.data as { total_count?: unknown; repositories?: { name?: unknown }[] };
+      const repos = Array.isArray(data.repositories) ? data.repositories : [];
+      for (const r of repos) if (typeof r?.name === "string") names.push(r.name);
+      const total = typeof data.total_count === "number" ? data.total_count : names.length;
+      if (repos.length === 0 || names.length >= total) break;
+      if (page === MAX_LIST_PAGES) {
+        return refused(
+          "downstream_unavailable",
+          `the installation has more than ${MAX_LIST_PAGES * 100} repositories: name them literally in the playbook`,
+        );
+      }
+    }
+    return issued(names);
   }
 
   private async revokeHeld(id: string, now: Date): Promise<void> {
@@ -444,32 +481,40 @@ class GithubIssuer implements DownstreamIssuer {
    * listed when a pattern needs them, the writ's grants fitted to one token), intent recorded,
    * minted, GitHub's answer checked (exactly what was asked, no kill thrown meanwhile), handed out.
    */
-  async issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
+  async issue(writ: WritForIssuer, now: Date): Promise<DownstreamOutcome<DownstreamCredential>> {
     const killMark = this.kills.length;
     this.forgetDead(now);
-    const { inst, scope } = await this.scoped(writ, now);
+    const scoped = await this.scoped(writ, now);
+    if (!scoped.ok) return scoped;
+    const { inst, scope } = scoped.value;
     const { rec, locator } = await this.intent(writ, now, inst, scope);
     const auth = await this.minted(writ, inst, scope, rec);
-    const { token, ghExpiry } = await this.answered(writ, now, scope, rec, auth, killMark);
-    return this.handedOut(writ, scope, inst, rec, locator, token, ghExpiry);
+    if (!auth.ok) return auth;
+    const answered = await this.answered(writ, now, scope, rec, auth.value, killMark);
+    if (!answered.ok) return answered;
+    const { token, ghExpiry } = answered.value;
+    return issued(await this.handedOut(writ, scope, inst, rec, locator, token, ghExpiry));
   }
 
   /** The installation and the token's scope for the writ, or its refusal (audited). */
-  private async scoped(writ: WritForIssuer, now: Date): Promise<{ inst: InstallationInfo; scope: Scope }> {
+  private async scoped(
+    writ: WritForIssuer,
+    now: Date,
+  ): Promise<DownstreamOutcome<{ inst: InstallationInfo; scope: Scope }>> {
     if (githubRules(writ.grants).length === 0) {
       return this.refuse(writ, "downstream_no_grants", "the writ grants nothing on github");
     }
     if (writ.expiresAt.getTime() <= now.getTime()) {
       return this.refuse(writ, "downstream_no_grants", `the writ expired at ${writ.expiresAt.toISOString()}`);
     }
-    let inst: InstallationInfo;
+    const read = await this.installationInfo();
+    if (!read.ok) return this.refuse(writ, read.reason, read.detail);
+    let inst = read.value;
     let repositories: readonly string[] | undefined;
-    try {
-      inst = await this.installationInfo();
-      repositories = needsRepositoryList(writ.grants) ? await this.listRepositories(writ, now) : undefined;
-    } catch (e) {
-      if (e instanceof DownstreamRefusal) return this.refuse(writ, e.reason, e.detail);
-      throw e;
+    if (needsRepositoryList(writ.grants)) {
+      const listed = await this.listRepositories(writ, now);
+      if (!listed.ok) return this.refuse(writ, listed.reason, listed.detail);
+      repositories = listed.value;
     }
     const scopeFor = (i: InstallationInfo) =>
       githubScope({
@@ -482,12 +527,9 @@ class GithubIssuer implements DownstreamIssuer {
     let scope = scopeFor(inst);
     if (!scope.ok && scope.reason === "downstream_permission_missing") {
       // the installation may have been granted more since it was read: read it again before refusing
-      try {
-        inst = await this.installationInfo(true);
-      } catch (e) {
-        if (e instanceof DownstreamRefusal) return this.refuse(writ, e.reason, e.detail);
-        throw e;
-      }
+      const again = await this.installationInfo(true);
+      if (!again.ok) return this.refuse(writ, again.reason, again.detail);
+      inst = again.value;
       scope = scopeFor(inst);
     }
     if (!scope.ok) {
@@ -498,7 +540,7 @@ class GithubIssuer implements DownstreamIssuer {
       return this.refuse(writ, scope.reason, detail);
     }
 
-    return { inst, scope };
+    return issued({ inst, scope });
   }
 
   /** The token's record, before it is minted: GitHub's one hour from about now, at most the writ's life. */
@@ -528,9 +570,14 @@ class GithubIssuer implements DownstreamIssuer {
   }
 
   /** The token minted; a refusal by GitHub (4xx) removes the intent, anything else leaves it to the reaper. */
-  private async minted(writ: WritForIssuer, inst: InstallationInfo, scope: Scope, rec: DownstreamRecord) {
+  private async minted(
+    writ: WritForIssuer,
+    inst: InstallationInfo,
+    scope: Scope,
+    rec: DownstreamRecord,
+  ): Promise<DownstreamOutcome<Awaited<ReturnType<GithubIssuer["mint"]>>>> {
     try {
-      return await this.mint(scope.repositories, scope.permissions);
+      return issued(await this.mint(scope.repositories, scope.permissions));
     } catch (e) {
       const { status, message } = githubError(e);
       // GitHub refused the request (4xx): nothing was created. Otherwise the record stays for the reaper.
@@ -562,7 +609,7 @@ class GithubIssuer implements DownstreamIssuer {
     rec: DownstreamRecord,
     auth: Awaited<ReturnType<GithubIssuer["mint"]>>,
     killMark: number,
-  ): Promise<{ token: string; ghExpiry: Date }> {
+  ): Promise<DownstreamOutcome<{ token: string; ghExpiry: Date }>> {
     const ghExpiry = new Date(auth.expiresAt);
     const token = auth.token;
     this.held.set(rec.id, {
@@ -588,7 +635,7 @@ class GithubIssuer implements DownstreamIssuer {
       return this.refuse(writ, "downstream_scope_exceeds_writ", problem!);
     }
 
-    return { token, ghExpiry };
+    return issued({ token, ghExpiry });
   }
 
   /** The record's result, the notes on the token's life, the audit, the credential; else revoked. */

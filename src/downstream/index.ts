@@ -12,16 +12,13 @@
 import { type Agent, isWritError, q, type WritConfig, WritError } from "../core/index.js";
 import {
   type AwsDownstreamConfig,
-  DOWNSTREAM_REASONS,
   type DownstreamAudit,
   type DownstreamConfig,
   type DownstreamIssuer,
   type DownstreamLedger,
-  type DownstreamReason,
   type DownstreamRecord,
   type DownstreamSystem,
   ERR_DOWNSTREAM_CONFIG,
-  ERR_DOWNSTREAM_REFUSED,
   type GithubDownstreamConfig,
   type IssuerDeps,
   type KubernetesDownstreamConfig,
@@ -29,6 +26,7 @@ import {
 } from "./types.js";
 
 export { openIdConfiguration, type WebIdentitySigner, webIdentitySigner } from "./aws/web-identity.js";
+export { type DownstreamOutcome, type DownstreamRefused, issued, refused } from "./refusal.js";
 export {
   type DownstreamAudit,
   type DownstreamConfig,
@@ -119,27 +117,6 @@ export async function buildRegistry(
     issuer: (environment, system) =>
       built.find((b) => b.environment === environment && b.system === system)?.issuer,
     all: () => built,
-  };
-}
-
-/** The reason an issuer refused with: its `reason`, or the one leading its message; else unavailable. */
-export function refusalReason(err: unknown): { reason: DownstreamReason; message: string } {
-  if (isWritError(err, ERR_DOWNSTREAM_REFUSED)) {
-    const own = (err as { reason?: unknown }).reason;
-    const lead = /^([a-z_]+): /.exec(err.message)?.[1];
-    const reason = [own, lead].find((r): r is DownstreamReason =>
-      DOWNSTREAM_REASONS.includes(r as DownstreamReason),
-    );
-    if (reason !== undefined) {
-      const message = err.message.startsWith(`${reason}: `)
-        ? err.message.slice(reason.length + 2)
-        : err.message;
-      return { reason, message };
-    }
-  }
-  return {
-    reason: "downstream_unavailable",
-    message: "the downstream system could not issue the credential",
   };
 }
 

@@ -18,6 +18,7 @@ import {
   apiCode,
   apiMessage,
   apiRefusal,
+  apiRefused,
   describe,
   KubeApi,
   type Locator,
@@ -28,7 +29,7 @@ import {
 import { checkServer, configError, serviceAccountFor } from "./kubernetes/config.js";
 import { LABEL_AGENT, LABEL_ENVIRONMENT, LABEL_WRIT, labelValue, objectName } from "./kubernetes/names.js";
 import { type PolicyRule, type RbacPlan, rbacPlan } from "./kubernetes/rbac.js";
-import { type DownstreamOutcome, refusal, refused, thrown } from "./refusal.js";
+import { type DownstreamOutcome, issued, refusal, refused } from "./refusal.js";
 import type {
   DownstreamCredential,
   DownstreamIssuer,
@@ -131,18 +132,21 @@ class KubernetesIssuer implements DownstreamIssuer {
    * ClusterRole and binding for cluster-wide grants), a TokenRequest bound to the Secret. A refused
    * step undoes the ones before it.
    */
-  async issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential> {
+  async issue(writ: WritForIssuer, now: Date): Promise<DownstreamOutcome<DownstreamCredential>> {
     const step = this.planned(writ, now);
-    if (!step.ok) throw thrown(step);
+    if (!step.ok) return step;
     const planned = step.value;
     const made: Made = [];
+    let out: DownstreamOutcome<DownstreamCredential>;
     try {
       const secret = await this.objects(writ, planned, made);
-      return await this.credential(writ, now, planned, secret);
+      out = secret.ok ? await this.credential(writ, now, planned, secret.value) : secret;
     } catch (e) {
       await this.undo(writ, made);
       throw e;
     }
+    if (!out.ok) await this.undo(writ, made);
+    return out;
   }
 
   /** The RBAC plan of the writ's grants, its lifetime left and its agent's ServiceAccount, or a refusal. */
@@ -179,50 +183,81 @@ class KubernetesIssuer implements DownstreamIssuer {
   }
 
   /** The writ's Secret and RBAC objects, in order; the Secret (which the token is bound to). */
-  private async objects(writ: WritForIssuer, { plan, sa }: Planned, made: Made): Promise<KubernetesObject> {
+  private async objects(
+    writ: WritForIssuer,
+    { plan, sa }: Planned,
+    made: Made,
+  ): Promise<DownstreamOutcome<KubernetesObject>> {
     const name = objectName(writ.id);
     const meta = (namespace?: string) => this.meta(writ, namespace);
     const subjects = [{ kind: "ServiceAccount", name: sa.name, namespace: sa.namespace }];
-    const ensure = (l: Locator, body: KubernetesObject) => this.ensure(writ, made, l, body);
     const secretLoc: Locator = { apiVersion: "v1", kind: "Secret", namespace: sa.namespace, name };
-    const secret = await ensure(secretLoc, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: meta(sa.namespace),
-      type: "Opaque",
-    } as KubernetesObject);
+    const wanted: [Locator, KubernetesObject][] = [
+      [
+        secretLoc,
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: meta(sa.namespace),
+          type: "Opaque",
+        } as KubernetesObject,
+      ],
+    ];
     const roleRef = (kind: "Role" | "ClusterRole") => ({ apiGroup: RBAC_GROUP, kind, name });
     for (const [ns, rules] of plan.namespaces) {
-      await ensure({ apiVersion: RBAC_VERSION, kind: "Role", namespace: ns, name }, {
-        apiVersion: RBAC_VERSION,
-        kind: "Role",
-        metadata: meta(ns),
-        rules: rules as PolicyRule[],
-      } as KubernetesObject);
-      await ensure({ apiVersion: RBAC_VERSION, kind: "RoleBinding", namespace: ns, name }, {
-        apiVersion: RBAC_VERSION,
-        kind: "RoleBinding",
-        metadata: meta(ns),
-        roleRef: roleRef("Role"),
-        subjects,
-      } as KubernetesObject);
+      wanted.push(
+        [
+          { apiVersion: RBAC_VERSION, kind: "Role", namespace: ns, name },
+          {
+            apiVersion: RBAC_VERSION,
+            kind: "Role",
+            metadata: meta(ns),
+            rules: rules as PolicyRule[],
+          } as KubernetesObject,
+        ],
+        [
+          { apiVersion: RBAC_VERSION, kind: "RoleBinding", namespace: ns, name },
+          {
+            apiVersion: RBAC_VERSION,
+            kind: "RoleBinding",
+            metadata: meta(ns),
+            roleRef: roleRef("Role"),
+            subjects,
+          } as KubernetesObject,
+        ],
+      );
     }
     if (plan.cluster.length > 0) {
-      await ensure({ apiVersion: RBAC_VERSION, kind: "ClusterRole", name }, {
-        apiVersion: RBAC_VERSION,
-        kind: "ClusterRole",
-        metadata: meta(),
-        rules: plan.cluster as PolicyRule[],
-      } as KubernetesObject);
-      await ensure({ apiVersion: RBAC_VERSION, kind: "ClusterRoleBinding", name }, {
-        apiVersion: RBAC_VERSION,
-        kind: "ClusterRoleBinding",
-        metadata: meta(),
-        roleRef: roleRef("ClusterRole"),
-        subjects,
-      } as KubernetesObject);
+      wanted.push(
+        [
+          { apiVersion: RBAC_VERSION, kind: "ClusterRole", name },
+          {
+            apiVersion: RBAC_VERSION,
+            kind: "ClusterRole",
+            metadata: meta(),
+            rules: plan.cluster as PolicyRule[],
+          } as KubernetesObject,
+        ],
+        [
+          { apiVersion: RBAC_VERSION, kind: "ClusterRoleBinding", name },
+          {
+            apiVersion: RBAC_VERSION,
+            kind: "ClusterRoleBinding",
+            metadata: meta(),
+            roleRef: roleRef("ClusterRole"),
+            subjects,
+          } as KubernetesObject,
+        ],
+      );
     }
-    return secret;
+    // one after the other, the Secret first: a refusal stops here, and `issue` undoes what was made
+    let secret: KubernetesObject | undefined;
+    for (const [l, body] of wanted) {
+      const obj = await this.ensure(writ, made, l, body);
+      if (!obj.ok) return obj;
+      secret ??= obj.value;
+    }
+    return issued(secret!);
   }
 
   /** Intent, create (or adopt our own on 409), created: one object. Returns the live object. */
@@ -231,7 +266,7 @@ class KubernetesIssuer implements DownstreamIssuer {
     made: Made,
     l: Locator,
     body: KubernetesObject,
-  ): Promise<KubernetesObject> {
+  ): Promise<DownstreamOutcome<KubernetesObject>> {
     const record = await this.deps.ledger.intend(
       writIntent(writ, {
         id: `k8s_${randomBytes(12).toString("base64url")}`,
@@ -249,23 +284,23 @@ class KubernetesIssuer implements DownstreamIssuer {
       if (code === undefined || code >= 500) {
         // no answer, or the server failed: the object may exist (or appear later), so the
         // intent stays for the reaper, which looks it up by name and label
-        throw apiRefusal(`creating ${describe(l)}`, e);
+        return apiRefused(`creating ${describe(l)}`, e);
       }
       if (code !== 409) {
         // the API server refused: nothing was created
         await this.deps.ledger.removed(record.id);
-        throw apiRefusal(`creating ${describe(l)}`, e);
+        return apiRefused(`creating ${describe(l)}`, e);
       }
       try {
         obj = await this.k.read(l);
       } catch (e2) {
         await this.deps.ledger.removed(record.id);
-        throw apiRefusal(`reading ${describe(l)} after a conflict`, e2);
+        return apiRefused(`reading ${describe(l)} after a conflict`, e2);
       }
       if (obj.metadata?.labels?.[LABEL_WRIT] !== labelValue(writ.id)) {
         // someone else's object under our name: never adopt, never delete it
         await this.deps.ledger.removed(record.id);
-        throw refusal(
+        return refused(
           "downstream_unavailable",
           `${describe(l)} already exists and does not belong to writ ${q(writ.id)}`,
         );
@@ -274,7 +309,7 @@ class KubernetesIssuer implements DownstreamIssuer {
         // labelled as ours but not what this writ needs (someone who can write RBAC made it, or
         // edited it): binding to it could grant more than the writ, so refuse and leave it
         await this.deps.ledger.removed(record.id);
-        throw refusal(
+        return refused(
           "downstream_scope_exceeds_writ",
           `${describe(l)} exists with this writ's label but not with this writ's rules or subjects`,
         );
@@ -290,7 +325,7 @@ class KubernetesIssuer implements DownstreamIssuer {
       agent: writ.agent,
       ...locator,
     });
-    return obj;
+    return issued(obj);
   }
 
   /** The TokenRequest bound to the Secret, its notes and audit: the credential. */
@@ -299,7 +334,7 @@ class KubernetesIssuer implements DownstreamIssuer {
     now: Date,
     { plan, remaining, sa }: Planned,
     secret: KubernetesObject,
-  ): Promise<DownstreamCredential> {
+  ): Promise<DownstreamOutcome<DownstreamCredential>> {
     const name = objectName(writ.id);
     const seconds = Math.max(remaining, MIN_TOKEN_SECONDS);
     let answer: Awaited<ReturnType<CoreV1Api["createNamespacedServiceAccountToken"]>>;
@@ -318,11 +353,11 @@ class KubernetesIssuer implements DownstreamIssuer {
         },
       });
     } catch (e) {
-      throw apiRefusal(`TokenRequest for ServiceAccount ${sa.namespace}/${sa.name}`, e);
+      return apiRefused(`TokenRequest for ServiceAccount ${sa.namespace}/${sa.name}`, e);
     }
-    const issued = answer.status?.token;
-    if (typeof issued !== "string" || issued === "") {
-      throw refusal("downstream_unavailable", "the TokenRequest answer holds no token");
+    const token = answer.status?.token;
+    if (typeof token !== "string" || token === "") {
+      return refused("downstream_unavailable", "the TokenRequest answer holds no token");
     }
     const tokenExpiry = answer.status?.expirationTimestamp
       ? new Date(answer.status.expirationTimestamp)
@@ -347,14 +382,14 @@ class KubernetesIssuer implements DownstreamIssuer {
       roles: [...plan.namespaces.keys()],
       clusterRole: plan.cluster.length > 0,
     });
-    return {
+    return issued({
       system: "kubernetes",
-      token: issued,
+      token,
       expiration: new Date(Math.min(tokenExpiry.getTime(), writ.expiresAt.getTime())),
       server: this.cfg.server,
       caData: this.caData,
       notes,
-    };
+    });
   }
 
   /** Undoes an attempt (Secret first), so a refused issue leaves nothing behind. */

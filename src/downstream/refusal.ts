@@ -1,6 +1,8 @@
 /**
- * What a step of an issuer comes to: its value, or the refusal (a reason and what to say), which the
- * issuer throws as a `DownstreamRefusal` at its edge (`DownstreamIssuer.issue`).
+ * What a step of an issuer comes to: its value, or the refusal (a reason and what to say). Issuers
+ * return it from `DownstreamIssuer.issue` too; only failures nobody expects (the ledger or the audit
+ * log down) throw. Revocation and kills (`revoke`, `kill`) still throw a `DownstreamRefusal`: their
+ * callers (the reaper, the kill switch) audit any failure the same way.
  */
 export type DownstreamOutcome<T> = { readonly ok: true; readonly value: T } | DownstreamRefused;
 
@@ -15,6 +17,8 @@ export const refused = (reason: DownstreamReason, detail: string): DownstreamRef
   reason,
   detail,
 });
+
+export const issued = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
 
 /**
  * An issuer's refusal (every issuer throws this one class): `WritError` with code `ERR_DOWNSTREAM_REFUSED`, its `reason` one of the
@@ -40,7 +44,12 @@ export function refusal(reason: DownstreamReason, message: string): DownstreamRe
   return new DownstreamRefusal(reason, message);
 }
 
-/** The issuer's exception for a refusal returned by one of its steps. */
+/** The exception for a refusal returned by a step of a path that throws (`revoke`, `kill`). */
 export function thrown(r: DownstreamRefused): DownstreamRefusal {
   return new DownstreamRefusal(r.reason, r.detail);
+}
+
+/** A refusal thrown by such a path, as the outcome of an issue that met it. */
+export function refusedFrom(e: DownstreamRefusal): DownstreamRefused {
+  return refused(e.reason, e.detail);
 }

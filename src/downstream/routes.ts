@@ -36,9 +36,7 @@ import {
   type DownstreamReason,
   type DownstreamRegistry,
   type DownstreamSystem,
-  ERR_DOWNSTREAM_REFUSED,
   isDownstreamSystem,
-  refusalReason,
   writForIssuer,
 } from "./index.js";
 
@@ -255,21 +253,30 @@ async function redeem(c: Redemption, claims: BoundToken["claims"]): Promise<Resp
   }
   let credential: DownstreamCredential;
   try {
-    credential = await c.issuer.issue(writForIssuer(c.opts.config, stored), c.now());
+    const out = await c.issuer.issue(writForIssuer(c.opts.config, stored), c.now());
+    if (!out.ok) {
+      const { status, error } = ISSUER_REFUSAL[out.reason];
+      return c.refused(status, error, out.reason, out.detail, who);
+    }
+    credential = out.value;
     if (credential.system !== system)
       throw new Error(`the ${system} issuer answered a ${credential.system} credential`);
   } catch (err) {
-    const { reason, message } = refusalReason(err);
-    const { status, error } = ISSUER_REFUSAL[reason];
-    // anything but an issuer's refusal is a failure to look into (the system, the ledger …)
-    if (!isWritError(err, ERR_DOWNSTREAM_REFUSED))
-      await c.opts.audit("downstream.issue_failed", {
-        environment: env,
-        system,
-        writ: stored.id,
-        cause: causeOf(err),
-      });
-    return c.refused(status, error, reason, message, who);
+    // anything thrown is a failure to look into (the system, the ledger …), never a refusal
+    await c.opts.audit("downstream.issue_failed", {
+      environment: env,
+      system,
+      writ: stored.id,
+      cause: causeOf(err),
+    });
+    const { status, error } = ISSUER_REFUSAL.downstream_unavailable;
+    return c.refused(
+      status,
+      error,
+      "downstream_unavailable",
+      "the downstream system could not issue the credential",
+      who,
+    );
   }
   const expiresAt = credential.expiration.toISOString();
   await c.opts.audit("downstream.issued", {

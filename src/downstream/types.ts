@@ -9,6 +9,7 @@
  * `writ.yaml` itself.
  */
 import type { RuleText } from "../core/index.js";
+import type { DownstreamOutcome } from "./refusal.js";
 
 /** The systems a writ can be redeemed in. */
 export type DownstreamSystem = "aws" | "github" | "kubernetes";
@@ -109,11 +110,13 @@ export type DownstreamAudit = (type: string, data: Record<string, unknown>) => P
 export interface DownstreamIssuer {
   readonly system: DownstreamSystem;
   /**
-   * The credential for `writ`, scoped to its grants of this system. Refuses with a `WritError`
-   * whose code names the reason (`downstream_scope_exceeds_writ`, `downstream_permission_missing`,
-   * `downstream_no_grants`, `downstream_unavailable`) — never a broader credential.
+   * The credential for `writ`, scoped to its grants of this system, or the refusal: an outcome
+   * with `ok: false` and the reason (`downstream_scope_exceeds_writ`, `downstream_permission_missing`,
+   * `downstream_no_grants`, `downstream_unavailable` …) — never a broader credential. Rejects only
+   * on failures nobody expects (the ledger or the audit log down), which callers answer as
+   * `downstream_unavailable` and audit.
    */
-  issue(writ: WritForIssuer, now: Date): Promise<DownstreamCredential>;
+  issue(writ: WritForIssuer, now: Date): Promise<DownstreamOutcome<DownstreamCredential>>;
   /** Removes (or neutralises) one record's object downstream; idempotent (gone already is fine). */
   revoke(record: DownstreamRecord, now: Date): Promise<void>;
   /**
@@ -185,8 +188,9 @@ export interface KubernetesDownstreamConfig {
 }
 
 /**
- * A refusal by an issuer: `WritError` with code `ERR_DOWNSTREAM_REFUSED` and one of these reasons
- * (the broker answers it as an OAuth error carrying the reason, as for any other refusal).
+ * A refusal by an issuer: the `reason` of its refused outcome (of a `WritError` with code
+ * `ERR_DOWNSTREAM_REFUSED` when `revoke` or `kill` fails); the broker answers it as an OAuth error
+ * carrying the reason, as for any other refusal.
  */
 export type DownstreamReason =
   | "downstream_scope_exceeds_writ"

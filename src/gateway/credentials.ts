@@ -22,14 +22,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isWritError, q, type Upstream, type WritConfig } from "../core/index.js";
-import {
-  DOWNSTREAM_REASONS,
-  type DownstreamCredential,
-  type DownstreamIssuer,
-  type DownstreamReason,
-  type DownstreamSystem,
-  ERR_DOWNSTREAM_REFUSED,
-  type WritForIssuer,
+import type { DownstreamOutcome } from "../downstream/refusal.js";
+import type {
+  DownstreamCredential,
+  DownstreamIssuer,
+  DownstreamSystem,
+  WritForIssuer,
 } from "../downstream/types.js";
 import { GatewayError } from "./errors.js";
 import { type ConnectOptions, connectUpstream, type UpstreamConnection } from "./upstreams.js";
@@ -53,8 +51,6 @@ export const INJECTED_ENV: Readonly<Record<DownstreamSystem, readonly string[]>>
  */
 const RENEW_BEFORE_MS = 60_000;
 const ISSUE_TIMEOUT_MS = 30_000;
-
-const REASONS: ReadonlySet<string> = new Set(DOWNSTREAM_REASONS);
 
 /** A kubeconfig (JSON is YAML) holding one cluster, one user with the token, one context. */
 function kubeconfig(c: Extract<DownstreamCredential, { system: "kubernetes" }>): string {
@@ -167,12 +163,6 @@ export interface ScopedOptions {
 
 function refusalOf(err: unknown, system: DownstreamSystem): GatewayError {
   if (err instanceof GatewayError) return err;
-  if (isWritError(err, ERR_DOWNSTREAM_REFUSED)) {
-    const reason = (err as { reason?: unknown }).reason;
-    if (typeof reason === "string" && REASONS.has(reason)) {
-      return new GatewayError(reason as DownstreamReason, (err as Error).message, { system });
-    }
-  }
   // the issuer's own message may name a URL or a status, never a secret; still, keep it short
   return new GatewayError(
     "downstream_unavailable",
@@ -199,11 +189,11 @@ async function issueCredential(
       { system },
     );
   }
-  let credential: DownstreamCredential;
+  let out: DownstreamOutcome<DownstreamCredential>;
   let timer: NodeJS.Timeout | undefined;
   try {
     // a call never hangs on a slow issuer: refused once the limit passes
-    credential = await Promise.race([
+    out = await Promise.race([
       issuer.issue(writ, now),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -217,6 +207,9 @@ async function issueCredential(
   } finally {
     clearTimeout(timer);
   }
+  // the issuer's refusal, its reason leading the message as the wire has always said it
+  if (!out.ok) throw new GatewayError(out.reason, `${out.reason}: ${out.detail}`, { system });
+  const credential = out.value;
   if (credential.system !== system) {
     throw new GatewayError(
       "downstream_unavailable",

@@ -123,14 +123,17 @@ function derivedFamily(tryBlock: string, serviceText: string): { family: string;
   const families: { family: string; codes: () => string[]; marker: RegExp }[] = [
     {
       family: "client authentication",
-      marker: /\bauthenticateClient\(/,
+      marker: /\b(authenticateClient|checkClient)\(/,
       codes: () => Object.keys(CLIENT_AUTH_ERRORS),
     },
     {
       family: "DPoP proof",
-      marker: /\bverifyDpopProof\(/,
+      marker: /\b(verifyDpopProof|checkDpopProof)\(/,
       codes: () => {
-        const call = callArguments(tryBlock, tryBlock.indexOf("(", tryBlock.search(/\bverifyDpopProof\(/)));
+        const call = callArguments(
+          tryBlock,
+          tryBlock.indexOf("(", tryBlock.search(/\b(verifyDpopProof|checkDpopProof)\(/)),
+        );
         const opts = call.args.slice(1).join(",");
         return Object.keys(DPOP_ERRORS).filter(
           (c) =>
@@ -141,9 +144,12 @@ function derivedFamily(tryBlock: string, serviceText: string): { family: string;
     },
     {
       family: "access token",
-      marker: /\bverifyAccessToken\(/,
+      marker: /\b(verifyAccessToken|checkAccessToken)\(/,
       codes: () => {
-        const call = callArguments(tryBlock, tryBlock.indexOf("(", tryBlock.search(/\bverifyAccessToken\(/)));
+        const call = callArguments(
+          tryBlock,
+          tryBlock.indexOf("(", tryBlock.search(/\b(verifyAccessToken|checkAccessToken)\(/)),
+        );
         const opts = call.args.slice(1).join(",");
         return Object.keys(tokens)
           .filter((k) => k.startsWith("ERR_TOKEN_"))
@@ -201,8 +207,9 @@ function emittedReasons(): Emission[] {
       if (literal !== undefined) {
         out.push({ reason: literal, error, status, where });
       } else if (/^reasonOf\(/.test(reasonArg)) {
-        const tryAt = text.lastIndexOf("try {", m.index);
-        if (tryAt < 0) throw new Error(`${where}: reasonOf outside a try/catch`);
+        // the refusal of a verifier: returned by its `check…` call (or thrown into a try/catch)
+        const tryAt = Math.max(text.lastIndexOf("try {", m.index), text.lastIndexOf("await check", m.index));
+        if (tryAt < 0) throw new Error(`${where}: reasonOf after no verifier call nor try/catch`);
         const { family, codes } = derivedFamily(text.slice(tryAt, m.index), serviceText);
         for (const code of codes) {
           // client authentication and DPoP answer with their modules' own mapping of each code

@@ -10,6 +10,7 @@ import { awsIssuer } from "../../src/downstream/aws.js";
 import { startFakeAws } from "../fakes/aws.js";
 import { awsConfigDir, BROKER as BROKER_USER, RELEASES_ROLE } from "../fakes/aws-account.js";
 import { MemoryLedger } from "../fakes/ledger-aws.js";
+import { credentialOf } from "./outcome.js";
 
 const ROLE = RELEASES_ROLE;
 const BROKER = BROKER_USER.userArn;
@@ -149,21 +150,26 @@ describe("writ downstream aws policy", () => {
         },
       );
       const now = new Date();
-      const cred = await issuer.issue(
-        {
-          id: "writ_cli1",
-          agent: "deploy-bot",
-          playbook: "deploy",
-          environment: "prod",
-          params: {},
-          grants: [
-            { action: "aws:ecs:UpdateService", resource: "arn:aws:ecs:eu-west-1:111122223333:service/web/*" },
-          ],
-          denies: [],
-          issuedAt: now,
-          expiresAt: new Date(now.getTime() + 600_000),
-        },
-        now,
+      const cred = await credentialOf(
+        issuer.issue(
+          {
+            id: "writ_cli1",
+            agent: "deploy-bot",
+            playbook: "deploy",
+            environment: "prod",
+            params: {},
+            grants: [
+              {
+                action: "aws:ecs:UpdateService",
+                resource: "arn:aws:ecs:eu-west-1:111122223333:service/web/*",
+              },
+            ],
+            denies: [],
+            issuedAt: now,
+            expiresAt: new Date(now.getTime() + 600_000),
+          },
+          now,
+        ),
       );
       if (cred.system !== "aws") throw new Error("not aws");
       expect(

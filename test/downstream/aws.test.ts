@@ -12,6 +12,7 @@ import { awsIssuer, DENY_KIND, SESSION_KIND } from "../../src/downstream/aws.js"
 import type { AwsDownstreamConfig, WritForIssuer } from "../../src/downstream/types.js";
 import { type FakeAws, startFakeAws } from "../fakes/aws.js";
 import { MemoryLedger } from "../fakes/ledger-aws.js";
+import { credentialOf, refusalOf } from "./outcome.js";
 
 const ACCOUNT = "111122223333";
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/writ-reports`;
@@ -123,22 +124,14 @@ afterAll(async () => {
   await fake.stop();
 });
 
-async function refusedWith(p: Promise<unknown>): Promise<{ code: string; reason: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as { code: string; reason: string; message: string };
-    return { code: e.code, reason: e.reason, message: e.message };
-  }
-  throw new Error("expected a refusal");
-}
+const refusedWith = refusalOf;
 
 describe("role-session issuance", () => {
   it("assumes the role with the writ's session policy, source identity, tags and lifetime", async () => {
     const { issuer, ledger, audit } = setup();
     const now = new Date();
     const w = writ({}, now);
-    const cred = await (await issuer).issue(w, now);
+    const cred = await credentialOf((await issuer).issue(w, now));
     if (cred.system !== "aws") throw new Error("not aws");
     const s = fake.sessions.find((x) => x.accessKeyId === cred.accessKeyId)!;
     expect(s.roleArn).toBe(ROLE);
@@ -182,7 +175,7 @@ describe("role-session issuance", () => {
     const issuer = await p;
     const now = new Date();
     const w = writ({ expiresAt: new Date(now.getTime() + 300_000) }, now);
-    const cred = await issuer.issue(w, now);
+    const cred = await credentialOf(issuer.issue(w, now));
     if (cred.system !== "aws") throw new Error("not aws");
     const s = fake.sessions.find((x) => x.accessKeyId === cred.accessKeyId)!;
     expect(s.durationSeconds).toBe(900);
@@ -202,9 +195,8 @@ describe("role-session issuance", () => {
   it("a writ longer than the role's MaxSessionDuration gets a session of IAM's default 3,600 s, and a note", async () => {
     const { issuer } = setup();
     const now = new Date();
-    const cred = await (await issuer).issue(
-      writ({ expiresAt: new Date(now.getTime() + 7200_000) }, now),
-      now,
+    const cred = await credentialOf(
+      (await issuer).issue(writ({ expiresAt: new Date(now.getTime() + 7200_000) }, now), now),
     );
     if (cred.system !== "aws") throw new Error("not aws");
     expect(fake.sessions.find((x) => x.accessKeyId === cred.accessKeyId)!.durationSeconds).toBe(3600);
@@ -216,8 +208,8 @@ describe("role-session issuance", () => {
     const { issuer: p, ledger } = setup();
     const issuer = await p;
     const now = new Date();
-    const cred = await issuer.issue(writ({ agent: "kill-me" }, now), now);
-    const other = await issuer.issue(writ({ agent: "innocent" }, now), now);
+    const cred = await credentialOf(issuer.issue(writ({ agent: "kill-me" }, now), now));
+    const other = await credentialOf(issuer.issue(writ({ agent: "innocent" }, now), now));
     if (cred.system !== "aws" || other.system !== "aws") throw new Error("not aws");
     expect(fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
     const t0 = performance.now();
@@ -244,7 +236,7 @@ describe("role-session issuance", () => {
     expect(fake.inlinePolicies(ROLE).has("writ-deny-agent-kill-me")).toBe(false);
     // and a session issued after the kill is not affected by it
     await new Promise((r) => setTimeout(r, 1100));
-    const later = await issuer.issue(writ({ agent: "kill-me" }), new Date());
+    const later = await credentialOf(issuer.issue(writ({ agent: "kill-me" }), new Date()));
     await issuer.kill({ agent: "someone-else" }, new Date());
     if (later.system !== "aws") throw new Error("not aws");
     expect(fake.use(later.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
@@ -254,7 +246,8 @@ describe("role-session issuance", () => {
     const { issuer: p, ledger, audit } = setup();
     const issuer = await p;
     const creds = [];
-    for (let i = 0; i < 3; i++) creds.push(await issuer.issue(writ({ agent: "many-writs" }), new Date()));
+    for (let i = 0; i < 3; i++)
+      creds.push(await credentialOf(issuer.issue(writ({ agent: "many-writs" }), new Date())));
     const before = new Set(fake.inlinePolicies(ROLE).keys());
     await issuer.kill({ agent: "many-writs" }, new Date());
     const sessions = ledger.of(SESSION_KIND).filter((r) => r.agent === "many-writs");
@@ -270,7 +263,7 @@ describe("role-session issuance", () => {
     // the deny records outlive their writ: due by their own expiry only
     expect(ledger.of(DENY_KIND).every((d) => d.outlivesWrit === true)).toBe(true);
     // a session of another agent revoked later still gets its own deny
-    const other = await issuer.issue(writ({ agent: "bystander" }), new Date());
+    const other = await credentialOf(issuer.issue(writ({ agent: "bystander" }), new Date()));
     const rec = ledger.of(SESSION_KIND).find((r) => r.agent === "bystander")!;
     await issuer.revoke(rec, new Date());
     if (other.system !== "aws") throw new Error("not aws");
@@ -283,8 +276,8 @@ describe("role-session issuance", () => {
     const issuer = await p;
     const a = writ();
     const b = writ();
-    const ca = await issuer.issue(a, new Date());
-    const cb = await issuer.issue(b, new Date());
+    const ca = await credentialOf(issuer.issue(a, new Date()));
+    const cb = await credentialOf(issuer.issue(b, new Date()));
     if (ca.system !== "aws" || cb.system !== "aws") throw new Error("not aws");
     await issuer.kill({ writ: a.id }, new Date());
     expect(fake.use(ca.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(false);
@@ -496,7 +489,7 @@ describe("figure: kill → first refused use", () => {
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
       const agent = `p99-agent-${i}`;
-      const cred = await issuer.issue(writ({ agent }), new Date());
+      const cred = await credentialOf(issuer.issue(writ({ agent }), new Date()));
       if (cred.system !== "aws") throw new Error("not aws");
       expect(fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
       const t0 = performance.now();
@@ -532,7 +525,7 @@ describe("a role whose inline-policy space is full", () => {
         },
         { ledger, audit: async (t) => void audit.push(t), env: ENV },
       );
-      const cred = await issuer.issue(writ({ agent: "last-agent" }), new Date());
+      const cred = await credentialOf(issuer.issue(writ({ agent: "last-agent" }), new Date()));
       if (cred.system !== "aws") throw new Error("not aws");
       let i = 0;
       while (!audit.includes("downstream.aws.deny_widened") && i < 100) {

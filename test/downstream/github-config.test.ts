@@ -17,6 +17,7 @@ import {
 } from "../../src/downstream/types.js";
 import { memoryLedger } from "../fakes/ledger.js";
 import { appKeyPair, INSTALLATION, KEY_FILE, KEYS, rig, writ } from "./github-fixture.js";
+import { refusalOf } from "./outcome.js";
 
 const base: GithubDownstreamConfig = {
   appId: "424242",
@@ -129,7 +130,7 @@ describe("github issuer failure paths", () => {
       await inMint;
       await r.issuer.kill({ agent: w.agent }, new Date());
       release();
-      await expect(pending).rejects.toMatchObject({
+      expect(await refusalOf(pending)).toMatchObject({
         code: ERR_DOWNSTREAM_REFUSED,
         reason: "downstream_unavailable",
       });
@@ -244,7 +245,7 @@ describe("github issuer failure paths", () => {
       });
       try {
         const w = writ([{ action: "github:contents:read", resource: "acme/checkout" }]);
-        await expect(r.issuer.issue(w, new Date()), what).rejects.toMatchObject({
+        expect(await refusalOf(r.issuer.issue(w, new Date())), what).toMatchObject({
           code: ERR_DOWNSTREAM_REFUSED,
           reason: "downstream_scope_exceeds_writ",
         });

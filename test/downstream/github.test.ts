@@ -4,11 +4,10 @@
  * switch (next use refused within 1 s), refusals with their reasons, the ledger and the audit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isWritError } from "../../src/core/index.js";
 import { hashedToken } from "../../src/downstream/github.js";
-import { DownstreamRefusal } from "../../src/downstream/refusal.js";
 import { type DownstreamCredential, ERR_DOWNSTREAM_REFUSED } from "../../src/downstream/types.js";
 import { DEFAULT_INSTALLATION, INSTALLATION, type Rig, rig, writ } from "./github-fixture.js";
+import { credentialOf, refusalOf, type SeenRefusal } from "./outcome.js";
 
 type GithubCredential = Extract<DownstreamCredential, { system: "github" }>;
 
@@ -34,20 +33,15 @@ const putFile = (r: Rig, token: string, repo: string) =>
   });
 
 async function issued(r: Rig, w: ReturnType<typeof writ>): Promise<GithubCredential> {
-  const c = await r.issuer.issue(w, new Date());
+  const c = await credentialOf(r.issuer.issue(w, new Date()));
   if (c.system !== "github") throw new Error("not a github credential");
   return c;
 }
 
-async function refusal(p: Promise<unknown>): Promise<DownstreamRefusal> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isWritError(e, ERR_DOWNSTREAM_REFUSED)).toBe(true);
-    expect(e).toBeInstanceOf(DownstreamRefusal);
-    return e as DownstreamRefusal;
-  }
-  throw new Error("expected a refusal");
+async function refusal(p: Promise<unknown>): Promise<SeenRefusal> {
+  const r = await refusalOf(p);
+  expect(r.code).toBe(ERR_DOWNSTREAM_REFUSED);
+  return r;
 }
 
 function mintRequests(r: Rig): { repositories?: string[]; permissions?: Record<string, string> }[] {

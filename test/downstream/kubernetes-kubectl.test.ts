@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, harness, writ } from "./kubernetes-support.js";
+import { credentialOf } from "./outcome.js";
 
 const KUBECTL = process.env.WRIT_TEST_KUBECTL ?? "kubectl";
 
@@ -79,7 +80,7 @@ afterAll(async () => {
 describe("kubectl with the issued token against the fake API server", () => {
   it("lists pods where the writ allows, is Forbidden elsewhere and for delete, Unauthorized after revocation", async () => {
     const w = writ([{ action: "k8s:core/pods:get|list", resource: "shop/*" }]);
-    const cred = await h.issuer.issue(w, new Date());
+    const cred = await credentialOf(h.issuer.issue(w, new Date()));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     const cfg = kubeconfig(cred.token);
 
@@ -120,7 +121,9 @@ describe("kubectl with the issued token against the fake API server", () => {
   });
 
   it("a token from a killed agent is refused by kubectl's next call", async () => {
-    const cred = await h.issuer.issue(writ([{ action: "k8s:core/pods:list", resource: "*/*" }]), new Date());
+    const cred = await credentialOf(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:list", resource: "*/*" }]), new Date()),
+    );
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     const cfg = kubeconfig(cred.token);
     const all = await kubectl(cfg, "get", "pods", "-A");

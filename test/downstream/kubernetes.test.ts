@@ -17,6 +17,7 @@ import {
   record,
   writ,
 } from "./kubernetes-support.js";
+import { credentialOf, refusalOf } from "./outcome.js";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -24,15 +25,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function refusal(p: Promise<unknown>): Promise<{ code: string; reason: unknown; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (!isWritError(e)) throw e;
-    return { code: e.code, reason: (e as unknown as { reason?: unknown }).reason, message: e.message };
-  }
-  throw new Error("expected a refusal");
-}
+const refusal = refusalOf;
 
 describe("kubernetes issuer: issue", () => {
   it("creates the Secret, Role and RoleBinding for a namespaced grant and a Secret-bound token that can do exactly that", async () => {
@@ -41,7 +34,7 @@ describe("kubernetes issuer: issue", () => {
       sponsor: "alice",
     });
     const now = new Date();
-    const cred = await h.issuer.issue(w, now);
+    const cred = await credentialOf(h.issuer.issue(w, now));
     expect(cred.system).toBe("kubernetes");
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     expect(cred.server).toBe(h.fake.url);
@@ -124,7 +117,7 @@ describe("kubernetes issuer: cluster-wide grants", () => {
       { action: "k8s:core/pods:get|list", resource: "*/*" },
       { action: "k8s:core/pods/log:get", resource: "shop/*" },
     ]);
-    const cred = await h.issuer.issue(w, new Date());
+    const cred = await credentialOf(h.issuer.issue(w, new Date()));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     const [cr] = h.fake.objects("rbac.authorization.k8s.io", "clusterroles");
     expect(cr?.rules).toEqual([{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] }]);
@@ -150,7 +143,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
   it("revoking the writ's records (Secret first) refuses the next use within 1 s", async () => {
     h = await harness();
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
-    const cred = await h.issuer.issue(w, new Date());
+    const cred = await credentialOf(h.issuer.issue(w, new Date()));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a")).toMatchObject({
       allowed: true,
@@ -184,7 +177,7 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
   it("deleting the bound Secret alone is enough: the token is refused although its Role remains", async () => {
     h = await harness();
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
-    const cred = await h.issuer.issue(w, new Date());
+    const cred = await credentialOf(h.issuer.issue(w, new Date()));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     const secret = live(h.ledger).find((r) => r.kind === "secret")!;
     await h.issuer.revoke(secret, new Date());
@@ -201,9 +194,9 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
     const a2 = writ([{ action: "k8s:core/pods:get", resource: "*/*" }]);
     const b1 = writ([{ action: "k8s:core/pods:get", resource: "prod/*" }], { agent: "fixer" });
     const c = {
-      a1: await h.issuer.issue(a1, new Date()),
-      a2: await h.issuer.issue(a2, new Date()),
-      b1: await h.issuer.issue(b1, new Date()),
+      a1: await credentialOf(h.issuer.issue(a1, new Date())),
+      a2: await credentialOf(h.issuer.issue(a2, new Date())),
+      b1: await credentialOf(h.issuer.issue(b1, new Date())),
     };
     const tok = (k: keyof typeof c) => (c[k] as { token: string }).token;
     // an object writ did not make, with no writ label, must survive every kill
@@ -243,9 +236,9 @@ describe("kubernetes issuer: crash recovery and conflicts", () => {
   it("adopts its own objects on 409 (a crash after create, before `created`), and the token works", async () => {
     h = await harness();
     const w = writ([{ action: "k8s:core/configmaps:get", resource: "shop/settings" }]);
-    await h.issuer.issue(w, new Date());
+    await credentialOf(h.issuer.issue(w, new Date()));
     // the same writ redeemed again (or retried after a crash): every create answers 409
-    const again = await h.issuer.issue(w, new Date());
+    const again = await credentialOf(h.issuer.issue(w, new Date()));
     if (again.system !== "kubernetes") throw new Error("unreachable");
     expect(h.audit.filter((a) => a.type === "downstream.object_adopted")).toHaveLength(3);
     expect(h.fake.use(again.token, "get", "", "configmaps", "shop", "settings").allowed).toBe(true);
@@ -387,7 +380,7 @@ describe("kubernetes issuer: lifetime and audience", () => {
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }], {
       expiresAt: new Date(now.getTime() + 120_000),
     });
-    const cred = await h.issuer.issue(w, now);
+    const cred = await credentialOf(h.issuer.issue(w, now));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     expect(cred.expiration).toEqual(w.expiresAt);
     expect(cred.notes.join(" ")).toMatch(/at least 600 s/);
@@ -408,15 +401,16 @@ describe("kubernetes issuer: lifetime and audience", () => {
 
   it("passes the configured audience: a token for another audience is not accepted by the API server", async () => {
     h = await harness({ audience: "https://vault.example" });
-    const cred = await h.issuer.issue(
-      writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]),
-      new Date(),
+    const cred = await credentialOf(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
     );
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a").code).toBe(401);
     await h.fake.close();
     h = await harness({ audience: "https://kubernetes.default.svc.cluster.local" });
-    const ok = await h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date());
+    const ok = await credentialOf(
+      h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
+    );
     if (ok.system !== "kubernetes") throw new Error("unreachable");
     expect(h.fake.use(ok.token, "get", "", "pods", "shop", "a").code).toBe(200);
   });
@@ -492,7 +486,7 @@ describe("kubernetes issuer: refusals", () => {
     const w = writ([{ action: "k8s:apps/deployments:get|patch|delete", resource: "shop/web" }], {
       denies: [{ action: "k8s:*:delete", resource: "*" }],
     });
-    const cred = await h.issuer.issue(w, new Date());
+    const cred = await credentialOf(h.issuer.issue(w, new Date()));
     if (cred.system !== "kubernetes") throw new Error("unreachable");
     expect(h.fake.objects("rbac.authorization.k8s.io", "roles")[0]?.rules).toEqual([
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"], resourceNames: ["web"] },
@@ -642,9 +636,8 @@ describe("kubernetes issuer: configuration at start", () => {
       { ...h.cfg, token: { file: join(dir, "token") } },
       { ledger: memoryLedger(), audit: async () => undefined },
     );
-    const cred = await fromFile.issue(
-      writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]),
-      new Date(),
+    const cred = await credentialOf(
+      fromFile.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
     );
     expect(cred.system).toBe("kubernetes");
     // a wrong broker token: the API server's 401, as downstream_unavailable

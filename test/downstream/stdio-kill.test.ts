@@ -11,6 +11,7 @@ import { createStdioGateway, loadPolicy, type StdioGateway } from "../../src/app
 import type { DownstreamIssuer, IssuerFactories } from "../../src/downstream/index.js";
 import { ROOT } from "../support/cli.js";
 import { configDir, DOWNSTREAM_YAML } from "./fixture.js";
+import { credentialOf } from "./outcome.js";
 import { TestDownstream } from "./test-issuer.js";
 
 const WHOAMI = join(ROOT, "test", "gateway", "fixtures", "whoami.mjs");
@@ -70,19 +71,21 @@ describe("a kill through `writ gateway --stdio`'s admin API", () => {
   it("reaches the issuers: a credential handed out stops working before the answer", async () => {
     const now = new Date();
     const github = built.get("github")!;
-    const credential = await github.issue(
-      {
-        id: "w-stdio-kill",
-        environment: "dev",
-        agent: "release-bot",
-        playbook: "push",
-        params: {},
-        grants: [{ action: "github:contents:write", resource: "acme/checkout" }],
-        denies: [],
-        issuedAt: now,
-        expiresAt: new Date(now.getTime() + 600_000),
-      },
-      now,
+    const credential = await credentialOf(
+      github.issue(
+        {
+          id: "w-stdio-kill",
+          environment: "dev",
+          agent: "release-bot",
+          playbook: "push",
+          params: {},
+          grants: [{ action: "github:contents:write", resource: "acme/checkout" }],
+          denies: [],
+          issuedAt: now,
+          expiresAt: new Date(now.getTime() + 600_000),
+        },
+        now,
+      ),
     );
     const secret = (credential as { token: string }).token;
     expect(system.works(secret)).toBe(true);

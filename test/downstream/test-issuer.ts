@@ -9,7 +9,6 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
-import { WritError } from "../../src/core/index.js";
 import type {
   DownstreamIssuer,
   DownstreamReason,
@@ -18,6 +17,7 @@ import type {
   IssuerFactories,
   WritForIssuer,
 } from "../../src/downstream/index.js";
+import { issued, refused } from "../../src/downstream/index.js";
 
 export interface IssuerCall {
   readonly op: "issue" | "revoke" | "kill";
@@ -72,8 +72,6 @@ export class TestDownstream {
   issuer(system: DownstreamSystem, deps: IssuerDeps, where = ""): DownstreamIssuer {
     const provider = system === "kubernetes" ? "k8s:" : `${system}:`;
     let environment = "";
-    const refuse = (reason: DownstreamReason, message: string) =>
-      Object.assign(new WritError("ERR_DOWNSTREAM_REFUSED", `${reason}: ${message}`), { reason });
     return {
       system,
       issue: async (writ: WritForIssuer, now: Date) => {
@@ -82,10 +80,10 @@ export class TestDownstream {
         if (this.refuseNext) {
           const reason = this.refuseNext;
           this.refuseNext = undefined;
-          throw refuse(reason, `the test system refuses writ ${writ.id}`);
+          return refused(reason, `the test system refuses writ ${writ.id}`);
         }
         if (!writ.grants.some((g) => g.action.startsWith(provider)))
-          throw refuse("downstream_no_grants", `the writ grants nothing on ${system}`);
+          return refused("downstream_no_grants", `the writ grants nothing on ${system}`);
         const record = await deps.ledger.intend({
           id: `rec-${randomUUID()}`,
           system,
@@ -111,24 +109,24 @@ export class TestDownstream {
         const expiration = writ.expiresAt;
         const notes = [`issued by the test ${system} system${where ? ` at ${where}` : ""}`];
         if (system === "aws")
-          return {
+          return issued({
             system,
             accessKeyId: `ASIATEST${secret.slice(0, 12).toUpperCase()}`,
             secretAccessKey: secret,
             sessionToken: `session-${secret}`,
             expiration,
             notes,
-          };
+          });
         if (system === "github")
-          return {
+          return issued({
             system,
             token: secret,
             expiration,
             repositories: ["acme/checkout"],
             permissions: { contents: "write" },
             notes,
-          };
-        return { system, token: secret, expiration, server: where, notes };
+          });
+        return issued({ system, token: secret, expiration, server: where, notes });
       },
       revoke: async (record) => {
         this.#log({

@@ -15,6 +15,7 @@ import { INJECTED_ENV, injectionFor } from "../../src/gateway/index.js";
 import { type StoredWrit, toActiveWrit } from "../../src/store/index.js";
 import { QUICKSTART } from "../broker/live.js";
 import { type Harness, harness } from "../downstream/kubernetes-support.js";
+import { credentialOf } from "../downstream/outcome.js";
 import { ROOT } from "../support/cli.js";
 import { type InProcess, inProcessGateway } from "./inprocess.js";
 import { configHead, refusal, text } from "./support.js";
@@ -166,19 +167,21 @@ describe("a stdio upstream with per-writ Kubernetes credentials", () => {
 
   it("a Streamable HTTP upstream gets `Authorization: Bearer <ServiceAccount token>` and nothing on disk", async () => {
     const now = new Date();
-    const cred = await h.issuer.issue(
-      {
-        id: `writ_${randomUUID()}`,
-        agent: "release-bot",
-        playbook: "rollout",
-        environment: "dev",
-        params: {},
-        grants: [{ action: "k8s:apps/deployments:get", resource: "shop/web" }],
-        denies: [],
-        issuedAt: now,
-        expiresAt: new Date(now.getTime() + 10 * 60_000),
-      },
-      now,
+    const cred = await credentialOf(
+      h.issuer.issue(
+        {
+          id: `writ_${randomUUID()}`,
+          agent: "release-bot",
+          playbook: "rollout",
+          environment: "dev",
+          params: {},
+          grants: [{ action: "k8s:apps/deployments:get", resource: "shop/web" }],
+          denies: [],
+          issuedAt: now,
+          expiresAt: new Date(now.getTime() + 10 * 60_000),
+        },
+        now,
+      ),
     );
     if (cred.system !== "kubernetes") throw new Error("not a kubernetes credential");
     const http: Upstream = {

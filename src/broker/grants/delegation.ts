@@ -25,7 +25,6 @@ import {
   type BrokerDeps,
   done,
   endpoints,
-  isTokenRefusal,
   NO_STORE,
   nowOf,
   type OAuthRequest,
@@ -35,7 +34,13 @@ import {
   refuse,
   withHeaders,
 } from "../oauth.js";
-import { type AccessTokenClaims, type Actor, mintAccessToken, verifyAccessToken } from "../tokens.js";
+import {
+  type AccessTokenClaims,
+  type Actor,
+  checkAccessToken,
+  mintAccessToken,
+  TokenRefused,
+} from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
 import {
   countsTowardsSlowDown,
@@ -201,15 +206,12 @@ async function actorOf(
       "`actor_token` is required: the sub-agent's baseline token",
       "actor_token_missing",
     );
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessToken(token, tokenVerifyOptions(env, deps));
-  } catch (err) {
-    if (!isTokenRefusal(err)) throw err;
+  const claims = await checkAccessToken(token, tokenVerifyOptions(env, deps));
+  if (claims instanceof TokenRefused) {
     return refuse(
       400,
       "invalid_grant",
-      `the actor token is not valid here: ${err.message}`,
+      `the actor token is not valid here: ${claims.message}`,
       "actor_token_invalid",
     );
   }

@@ -24,7 +24,6 @@ import {
   type BrokerDeps,
   done,
   endpoints,
-  isTokenRefusal,
   NO_STORE,
   type OAuthRequest,
   type OAuthResponse,
@@ -33,7 +32,7 @@ import {
   reasonOf,
   refuse,
 } from "../oauth.js";
-import { type AccessTokenClaims, mintAccessToken, verifyAccessToken } from "../tokens.js";
+import { type AccessTokenClaims, checkAccessToken, mintAccessToken, TokenRefused } from "../tokens.js";
 
 export interface Intent {
   readonly playbook: string;
@@ -527,17 +526,16 @@ export async function verifiedSubject(
   env: string,
   deps: BrokerDeps,
 ): Promise<Outcome<AccessTokenClaims>> {
-  try {
-    return done(await verifyAccessToken(token, tokenVerifyOptions(env, deps)));
-  } catch (err) {
-    if (!isTokenRefusal(err)) throw err;
+  const claims = await checkAccessToken(token, tokenVerifyOptions(env, deps));
+  if (claims instanceof TokenRefused) {
     return refuse(
       400,
       "invalid_grant",
-      `the subject token is not valid here: ${err.message}`,
-      reasonOf(err.code),
+      `the subject token is not valid here: ${claims.message}`,
+      reasonOf(claims.code),
     );
   }
+  return done(claims);
 }
 
 /** The checks every writ-issuing grant runs first: the kill switch, then the denial slow-down. */

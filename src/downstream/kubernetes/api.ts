@@ -12,7 +12,7 @@ import {
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
 import type { WritError } from "../../core/index.js";
-import { refusal } from "../refusal.js";
+import { type DownstreamRefused, refused, thrown } from "../refusal.js";
 import type { DownstreamReason, KubernetesDownstreamConfig } from "../types.js";
 import { readToken } from "./config.js";
 import { LABEL_WRIT, labelValue } from "./names.js";
@@ -78,10 +78,16 @@ export function apiMessage(e: unknown): string {
   return typeof err?.code === "string" ? err.code : "request failed";
 }
 
-export function apiRefusal(what: string, e: unknown): WritError {
+/** The API server's failure as a refusal: 403 is a permission the broker lacks, anything else unavailability. */
+export function apiRefused(what: string, e: unknown): DownstreamRefused {
   const code = apiCode(e);
   const reason: DownstreamReason = code === 403 ? "downstream_permission_missing" : "downstream_unavailable";
-  return refusal(reason, `${what}: ${apiMessage(e)}`);
+  return refused(reason, `${what}: ${apiMessage(e)}`);
+}
+
+/** `apiRefused` thrown, for the paths that throw (`revoke`, `kill`). */
+export function apiRefusal(what: string, e: unknown): WritError {
+  return thrown(apiRefused(what, e));
 }
 
 /** Does an existing object hold what `body` would have created (rules, roleRef, subjects, type)? */
