@@ -190,6 +190,12 @@ export interface ServerOptions {
   /** Audit checkpoint interval in records (default 100). */
   readonly checkpointEvery?: number | undefined;
   /**
+   * Group-commit transactions of the audit log on their way at once (`AuditLogOptions.inFlight`):
+   * default 2 on PostgreSQL (the next is sent while one waits for its commit), 1 on the embedded
+   * store (one connection: nothing to overlap).
+   */
+  readonly auditInFlight?: number | undefined;
+  /**
    * Keep the state every request reads (signing keys, engaged kills, slow-down blocks) in memory
    * instead of reading the store each time. Exact only while this process is the store's one
    * writer, so the default is: on the embedded store (which one process holds under a lock), off on
@@ -659,6 +665,8 @@ async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store:
       repo: store.audit,
       signer,
       checkpointEvery: opts.checkpointEvery,
+      // on PostgreSQL the next group commit is sent while the one before waits for its disk
+      inFlight: opts.auditInFlight ?? (store.backend === "postgres" ? 2 : 1),
       onCheckpointError: (err) =>
         logger.error({
           event: "audit.checkpoint_failed",
