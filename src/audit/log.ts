@@ -470,9 +470,9 @@ class AuditWriter {
         // each starting its own. A lone append still starts at once.
         if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
         if (queue.length === 0) break;
-        // the next is sent when one on its way ends, or, while another is on its way, once it can
-        // carry as many records as that one (or the next append arrives): under load the callers
-        // settle into batches of even size, one committing while the next waits for it
+        // the next is sent when the one on its way ends, or, while only one is on its way, once it
+        // carries as many records as that one (checked again at every append): under load the
+        // callers settle into two batches of even size, one committing while the other waits
         if (this.sending.size >= this.inFlight) break;
         if (this.sending.size > 0 && queue.length < this.lastSize) break;
         if (this.sending.size === 0 && this.concurrent && queue.length < BATCH_RECORDS) {
@@ -484,7 +484,10 @@ class AuditWriter {
         const batch = takeBatch(queue);
         this.concurrent = batch.length > 1;
         this.lastSize = batch.length;
-        const sent = this.send(batch, this.previous);
+        // never rejects: whatever fails after the store's answer fails the batch's callers, never the queue
+        const sent = this.send(batch, this.previous).catch((err: unknown) => {
+          for (const pending of batch) pending.reject(err);
+        });
         this.previous = sent;
         this.sending.add(sent);
         void sent.then(() => {
