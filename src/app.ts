@@ -190,9 +190,10 @@ export interface ServerOptions {
   /** Audit checkpoint interval in records (default 100). */
   readonly checkpointEvery?: number | undefined;
   /**
-   * Group-commit transactions of the audit log on their way at once (`AuditLogOptions.inFlight`):
-   * default 2 on PostgreSQL (the next is sent while one waits for its commit), 1 on the embedded
-   * store (one connection: nothing to overlap).
+   * Group-commit transactions of the audit log on their way at once (`AuditLogOptions.inFlight`,
+   * default 1). 2 sends the next while one waits for its commit: for PostgreSQL only (the embedded
+   * store has one connection, nothing to overlap); not the default until measured faster on a quiet
+   * machine (`bench/pdp-profile.ts --in-flight 2`).
    */
   readonly auditInFlight?: number | undefined;
   /**
@@ -665,8 +666,7 @@ async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store:
       repo: store.audit,
       signer,
       checkpointEvery: opts.checkpointEvery,
-      // on PostgreSQL the next group commit is sent while the one before waits for its disk
-      inFlight: opts.auditInFlight ?? (store.backend === "postgres" ? 2 : 1),
+      inFlight: store.backend === "postgres" ? opts.auditInFlight : 1,
       onCheckpointError: (err) =>
         logger.error({
           event: "audit.checkpoint_failed",
