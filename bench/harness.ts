@@ -5,7 +5,9 @@
  * first; single operations are timed, bounded by a time budget and an iteration cap.
  */
 import { spawn } from "node:child_process";
+import { type Kysely, sql } from "kysely";
 import pg from "pg";
+import type { Database } from "../src/store/index.js";
 
 export interface Case {
   readonly name: string;
@@ -323,4 +325,19 @@ export function runProcess(
     p.stdin!.on("error", () => {}); // a process that exits before reading its input (a floor)
     p.stdin!.end(stdin);
   });
+}
+
+/**
+ * Group commit's batch fill: the audit records after `afterSeq` and the transactions that stored
+ * them (their `xmin`), on either store.
+ */
+export async function batchFill(
+  db: Kysely<Database>,
+  afterSeq: number,
+): Promise<{ records: number; commits: number; perCommit: string }> {
+  const { rows } = await sql<{ records: number; commits: number }>`
+    select count(*)::int as records, count(distinct xmin::text)::int as commits
+    from audit_records where seq > ${afterSeq}`.execute(db);
+  const { records, commits } = rows[0]!;
+  return { records, commits, perCommit: (records / Math.max(commits, 1)).toFixed(1) };
 }

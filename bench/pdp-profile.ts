@@ -5,6 +5,7 @@
  * of the measured window (summarise it with bench/profile-summary.ts).
  *
  *   npx tsx bench/pdp-profile.ts [--embedded] [--seconds 10] [--concurrency 16] [--profile FILE]
+ *     [--in-flight N]   (group-commit transactions on their way at once; default: the server's)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,7 +15,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createServer, loadPolicy } from "../src/app.js";
 import { listenHttp } from "../src/http/node.js";
-import { tempDatabase } from "./harness.js";
+import { batchFill, tempDatabase } from "./harness.js";
 import { summarise } from "./profile-summary.js";
 
 const run = promisify(execFile);
@@ -47,6 +48,7 @@ const seconds = Number(value("--seconds", "10"));
 const concurrency = Number(value("--concurrency", "16"));
 const profile = value("--profile", "");
 const path = value("--path", "/access/v1/evaluation");
+const inFlight = args.includes("--in-flight") ? Number(value("--in-flight", "1")) : undefined;
 
 const ROOT = join(import.meta.dirname, "..");
 const { policy } = await loadPolicy(join(ROOT, "examples", "quickstart", "writ.yaml"));
@@ -58,6 +60,7 @@ const server = await createServer({
   dataDir: dir,
   databaseUrl: database?.url,
   version: "bench",
+  auditInFlight: inFlight,
 });
 const listening = await listenHttp({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 });
 const base = `http://127.0.0.1:${listening.address.port}`;
@@ -98,6 +101,7 @@ try {
     await session.post("Profiler.setSamplingInterval", { interval: 200 });
     await session.post("Profiler.start");
   }
+  const seq0 = (await server.audit.head()).seq;
   const pg0 = await postgresCpuMs();
   const cpu = process.cpuUsage();
   const out = await load(seconds * 1000);
@@ -110,8 +114,9 @@ try {
     session.disconnect();
   }
   const ms = (used.user + used.system) / 1000;
+  const { commits, perCommit } = await batchFill(server.store.db, seq0);
   console.log(
-    `${database ? "PostgreSQL" : "embedded"}, ${path}, ${concurrency} in flight: ${out.rate.toFixed(0)} decisions/s, p50 ${out.p50.toFixed(2)} ms, p99 ${out.p99.toFixed(2)} ms; server CPU ${(ms / out.n).toFixed(3)} ms per decision (user ${(used.user / 1000 / out.n).toFixed(3)}, system ${(used.system / 1000 / out.n).toFixed(3)}); client process ${(out.cpuMs / out.n).toFixed(3)} ms, PostgreSQL ${(pgMs / out.n).toFixed(3)} ms`,
+    `${database ? "PostgreSQL" : "embedded"}, ${path}, ${concurrency} in flight: ${out.rate.toFixed(0)} decisions/s, p50 ${out.p50.toFixed(2)} ms, p99 ${out.p99.toFixed(2)} ms; server CPU ${(ms / out.n).toFixed(3)} ms per decision (user ${(used.user / 1000 / out.n).toFixed(3)}, system ${(used.system / 1000 / out.n).toFixed(3)}); client process ${(out.cpuMs / out.n).toFixed(3)} ms, PostgreSQL ${(pgMs / out.n).toFixed(3)} ms; ${perCommit} records per commit (${commits} commits)`,
   );
 } finally {
   await listening.close();

@@ -33,7 +33,7 @@ import { loadConfigText } from "../src/config/index.js";
 import { type ActiveWrit, compileRule, type Vocabulary, type WritConfig } from "../src/core/index.js";
 import { compileGuardrails, DecisionPoint, type PdpRequest, WritIndex } from "../src/pdp/index.js";
 import { openStore, toActiveWrit } from "../src/store/index.js";
-import { measure, measureConcurrent, measureHttpLoad, table, tempDatabase } from "./harness.js";
+import { batchFill, measure, measureConcurrent, measureHttpLoad, table, tempDatabase } from "./harness.js";
 
 const rules = (items: readonly (readonly [string, string?, string?])[], indent: string) =>
   items
@@ -495,7 +495,7 @@ async function authzenOverHttp(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "writ-bench-pdp-"));
   const database = await tempDatabase();
   if (typeof database === "string") console.log(`(PostgreSQL unreachable, its row is left out: ${database})`);
-  const servers: Array<{ name: string; url: string; close(): Promise<void> }> = [];
+  const servers: Array<{ name: string; url: string; fill(): Promise<string>; close(): Promise<void> }> = [];
   try {
     for (const [name, url] of [
       ...(typeof database === "string" ? [] : [["PostgreSQL (local, one server)", database.url] as const]),
@@ -512,9 +512,15 @@ async function authzenOverHttp(): Promise<void> {
       });
       const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
       server.setBaseUrl(base);
+      const seq0 = (await server.audit.head()).seq;
       servers.push({
         name,
         url: `${base}/access/v1/evaluation`,
+        // group commit's batch fill: the records since the start per transaction that stored them
+        fill: async () => {
+          const { records, commits, perCommit } = await batchFill(server.store.db, seq0);
+          return `${name}: ${perCommit} records per commit (${records} in ${commits})`;
+        },
         close: async () => {
           await new Promise<void>((resolve) => http.close(() => resolve()));
           await server.close();
@@ -557,6 +563,9 @@ async function authzenOverHttp(): Promise<void> {
         [...rows, ...shared],
         rows[0]!,
       ),
+    );
+    console.log(
+      `\nbatch fill over both rows — ${(await Promise.all(servers.map((s) => s.fill()))).join("; ")}`,
     );
     if (typeof database !== "string") {
       console.log(
