@@ -170,6 +170,8 @@ export async function auditTail(opts: AuditTailOptions, io: Io): Promise<number>
     const controller = new AbortController();
     const stop = () => controller.abort();
     opts.signal?.addEventListener("abort", stop, { once: true });
+    // a stop asked while the store was opening was never heard by the listener above
+    if (opts.signal?.aborted === true) stop();
     if (opts.signal === undefined) {
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);

@@ -94,6 +94,16 @@ describe("writ audit (embedded store)", () => {
     expect(run.out.split("\n")).toHaveLength(1);
   });
 
+  it("tail --follow told to stop before the store opened still ends", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const run = await writ(["audit", "tail", "--data", data, "-n", "1", "--follow"], {
+      signal: controller.signal,
+    });
+    expect(run.code).toBe(0);
+    expect(run.out.split("\n")).toHaveLength(1);
+  });
+
   it("export: writes a 0600 file that verifies offline, with the data folder's key or --key", async () => {
     const file = join(root, "export.json");
     const run = await writ(["audit", "export", "--data", data, "--out", file, "--json"]);
