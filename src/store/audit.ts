@@ -299,6 +299,18 @@ async function prepareAppend(db: Kysely<Database>, statement: string): Promise<b
             )
             select count(*)::int as stored from stored`),
     );
+    // one record alone (a call at a time): the same without the arrays, about a third less CPU
+    await db.executeQuery(
+      simpleQuery(`prepare ${statement}_one (bigint, text, bigint, timestamptz, text, jsonb, text, text) as
+            with moved as (
+              update audit_head set seq = $3, hash = $8, updated_at = now()
+              where id = ${HEAD_ID} and seq = $1 and hash = $2
+              returning seq
+            )
+            insert into audit_records (seq, at, type, data, prev_hash, hash)
+            select $3, $4, $5, $6, $7, $8 from moved
+            returning 1 as stored`),
+    );
     return true;
   } catch {
     return false;
@@ -319,6 +331,22 @@ async function executePrepared(
     if (!Number.isSafeInteger(n)) throw new TypeError(`audit append: seq ${n} is not an integer`);
     return String(n);
   };
+  if (writs === undefined && rows.length === 1) {
+    const r = rows[0]!;
+    const values = [
+      head.seq,
+      head.hash,
+      r.seq,
+      r.at.toISOString(),
+      r.type,
+      JSON.stringify(r.data),
+      r.prevHash,
+      r.hash,
+    ];
+    const one = `${riding}execute ${statement}_one(${values.map((v) => (typeof v === "number" ? int(v) : sqlLiteral(v))).join(", ")})`;
+    // a row per record stored: none when the head had moved
+    return (await db.executeQuery(carrierQuery(one))).rows.length;
+  }
   const text = `${riding}execute ${writs === undefined ? `${statement}_records` : statement}(${[
     int(head.seq),
     sqlLiteral(head.hash),
