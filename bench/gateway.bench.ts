@@ -82,7 +82,8 @@ async function stdioClient(args: string[]): Promise<Client> {
   return c;
 }
 
-export async function run(): Promise<void> {
+/** The bench's gateway, upstreams and clients, as `run` measures them (bench/gateway-profile.ts too). */
+export async function gatewayBench() {
   const dir = await realpath(await mkdtemp(join(tmpdir(), "writ-bench-gw-")));
   const root = join(dir, "root");
   await mkdir(join(root, "notes"), { recursive: true });
@@ -94,6 +95,12 @@ export async function run(): Promise<void> {
   const server = await createServer({ policy, dataDir: join(dir, "data"), version: "bench" });
   let http: ReturnType<typeof serve> | undefined;
   const closers: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const c of closers) await c().catch(() => {});
+    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  };
   try {
     const info = await new Promise<AddressInfo>((resolve) => {
       http = serve({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 }, resolve);
@@ -140,7 +147,17 @@ export async function run(): Promise<void> {
     ] as const) {
       await check(cl.callTool(req));
     }
+    return { server, directEcho, directFs, inProcess, overHttp, echo, gwEcho, read, gwRead, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
+export async function run(): Promise<void> {
+  const { directEcho, directFs, inProcess, overHttp, echo, gwEcho, read, gwRead, close } =
+    await gatewayBench();
+  try {
     const opts = { budgetMs: 3000, warmupMs: 500, rounds: 6, maxIterations: 20_000 };
     const [dEcho, gEcho, hEcho] = await measure(
       [
@@ -179,9 +196,6 @@ export async function run(): Promise<void> {
       console.log(`  ${added(m, floor)}`);
     }
   } finally {
-    for (const close of closers) await close().catch(() => {});
-    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }

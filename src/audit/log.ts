@@ -120,7 +120,7 @@ const BATCH_RECORDS = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** How long a transaction waits for more appends when they arrive concurrently. */
 const GATHER_MS = 1;
-/** Longest a checkpoint's insert waits for a pause in the appends. */
+/** Longest a checkpoint's insert waits for a pause in the appends (or, riding, for an append). */
 const IDLE_WAIT_MS = 50;
 
 interface Pending {
@@ -345,6 +345,8 @@ class AuditWriter {
 
   // Checkpoints run one at a time, in order: periodic ones in the background, explicit ones after them.
   checkpoints: Promise<unknown> = Promise.resolve();
+  /** Callers waiting for the checkpoints (`hurry`). */
+  private hurried = 0;
 
   // Group commit: appends that arrive while a transaction is running wait and go together in the
   // next one. A lone append starts its transaction at once; under load, one transaction (one head
@@ -414,9 +416,26 @@ class AuditWriter {
       if (this.inRun(point)) this.runSound = true;
     }
     const signed = await signCheckpoint(signer, { seq: point.seq, hash: point.hash, at: this.now() });
+    // a periodic one rides with the next append where it can (one trip and commit for both),
+    // unless someone waits for the checkpoints (settled, an explicit checkpoint)
+    const riding = own && this.hurried === 0 ? repo.rideCheckpoint(signed, IDLE_WAIT_MS) : undefined;
+    if (riding !== undefined) {
+      await riding;
+      return signed;
+    }
     // the insert waits for a pause in the appends, so no call waits behind it (bounded wait)
     await this.idle();
     return repo.addCheckpoint(signed);
+  }
+
+  /** Periodic checkpoints do not ride while `work` runs: it waits for them. */
+  async hurry<T>(work: () => Promise<T>): Promise<T> {
+    this.hurried += 1;
+    try {
+      return await work();
+    } finally {
+      this.hurried -= 1;
+    }
   }
 
   serialised<T>(run: () => Promise<T>): Promise<T> {
@@ -569,14 +588,16 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     },
 
     checkpoint() {
-      return writer.serialised(async () => writer.checkpointAt(await repo.head(), false));
+      return writer.hurry(() => writer.serialised(async () => writer.checkpointAt(await repo.head(), false)));
     },
 
-    async settled() {
-      for (let seen: Promise<unknown> | undefined; seen !== writer.checkpoints; ) {
-        seen = writer.checkpoints;
-        await seen;
-      }
+    settled() {
+      return writer.hurry(async () => {
+        for (let seen: Promise<unknown> | undefined; seen !== writer.checkpoints; ) {
+          seen = writer.checkpoints;
+          await seen;
+        }
+      });
     },
 
     verify(opts = {}) {

@@ -471,6 +471,86 @@ forEachBackend("audit log", (h) => {
       expect(await log.verify()).toMatchObject({ ok: true, records: 20, checkpoints: 4 });
     });
 
+    /** The store's audit repository, its lone checkpoint inserts and its checkpoint rides counted. */
+    const countedCheckpoints = () => {
+      const inserts: number[] = [];
+      const rides: number[] = [];
+      let rideOffered: () => void = () => {};
+      const offered = new Promise<void>((resolve) => {
+        rideOffered = resolve;
+      });
+      const repo = {
+        ...h.store.audit,
+        addCheckpoint: (cp: Parameters<typeof h.store.audit.addCheckpoint>[0]) => {
+          inserts.push(cp.seq);
+          return h.store.audit.addCheckpoint(cp);
+        },
+        rideCheckpoint: (cp: Parameters<typeof h.store.audit.addCheckpoint>[0], waitMs: number) => {
+          const riding = h.store.audit.rideCheckpoint(cp, waitMs);
+          if (riding !== undefined) rides.push(cp.seq);
+          rideOffered();
+          return riding;
+        },
+      };
+      return { repo, inserts, rides, offered };
+    };
+
+    it("stores a periodic checkpoint in the next append's commit on the embedded store, not an insert of its own", async () => {
+      const { repo, inserts, rides, offered } = countedCheckpoints();
+      const log = openLog({ repo, signer, checkpointEvery: 5 });
+      for (let i = 0; i < 5; i++) await log.append("decision", { i });
+      await offered;
+      const sixth = await log.append("decision", { i: 5 });
+      expect(sixth.seq).toBe(6);
+      await log.settled();
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([5]);
+      // PostgreSQL has a pool, not one connection on this thread: the checkpoint goes alone
+      expect({ inserts, rides }).toEqual(
+        h.name === "pglite" ? { inserts: [], rides: [5] } : { inserts: [5], rides: [] },
+      );
+      expect(await log.verify()).toMatchObject({
+        ok: true,
+        records: 6,
+        checkpoints: 1,
+        lastCheckpointSeq: 5,
+      });
+    });
+
+    it("stores a riding checkpoint alone when no append comes; settled() waits for it", async () => {
+      const { repo, rides, offered } = countedCheckpoints();
+      const log = openLog({ repo, signer, checkpointEvery: 3 });
+      for (let i = 0; i < 3; i++) await log.append("decision", { i });
+      await offered;
+      // no append follows: within the wait it is stored on its own, without settled()
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([3]);
+      expect(rides).toEqual(h.name === "pglite" ? [3] : []);
+      // the next one is stored by the time settled() resolves, riding or not
+      for (let i = 0; i < 3; i++) await log.append("decision", { i });
+      await log.settled();
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([3, 6]);
+      expect(await log.verify()).toMatchObject({ ok: true, records: 6, checkpoints: 2 });
+    });
+
+    it("stores a riding checkpoint alone when the append it rode with failed; the append's error is its own", async () => {
+      if (h.name !== "pglite") return; // only the embedded store carries checkpoints
+      const { repo, rides, offered } = countedCheckpoints();
+      const log = openLog({ repo, signer, checkpointEvery: 2 });
+      await log.append("decision", { i: 0 });
+      await log.append("decision", { i: 1 });
+      await offered;
+      // an append the database refuses (its companion writ's id is taken) fails the trip the
+      // checkpoint rides in: nothing of it is committed
+      const taken = newWrit("taken");
+      await h.store.writs.insert(taken);
+      const refused = log.append("broker.writ_issued", { writ: taken.id }, { with: writRow(taken) });
+      expect(await codeOf(refused)).toBe("ERR_STORE");
+      await log.settled();
+      expect(rides).toEqual([2]);
+      expect((await h.store.audit.checkpoints(-1)).map((c) => c.seq)).toEqual([2]);
+      expect(await log.verify()).toMatchObject({ ok: true, records: 2, checkpoints: 1 });
+    });
+
     it("takes an explicit checkpoint alongside a periodic one: both stored, in order", async () => {
       const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 2 });
       const records = await Promise.all([1, 2, 3].map((i) => log.append("decision", { i })));

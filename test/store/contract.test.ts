@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRequestAction, ruleMatches } from "../../src/core/index.js";
+import { auditRepository } from "../../src/store/audit.js";
 import {
   type AuditHead,
   type AuditRow,
@@ -351,6 +352,33 @@ forEachBackend("store contract", (h) => {
       // and the head this process knew is still usable
       const [r] = await h.store.audit.appendBatch((head) => [next(head, 4)], [writRow(writ())]);
       expect(r!.seq).toBe(after.seq + 1);
+    });
+
+    it("appends one record alone through its own prepared statement, and after another writer moved the head", async () => {
+      // on the embedded store a lone record goes through writ_audit_append_<n>_one, no arrays
+      const oneRuns = async () => {
+        const { rows } = await sql<{ name: string; runs: number }>`
+          select name, (generic_plans + custom_plans)::int as runs from pg_prepared_statements`.execute(
+          h.store.db,
+        );
+        return rows.filter((r) => /^writ_audit_append_\d+_one$/.test(r.name)).reduce((n, r) => n + r.runs, 0);
+      };
+      await h.store.audit.append((head) => next(head, 0)); // the append below builds on a known head
+      const before = await oneRuns();
+      const a = await h.store.audit.append((head) => next(head, 1));
+      expect(await oneRuns()).toBe(h.store.backend === "pglite" ? before + 1 : 0);
+      // another writer (a repository of its own, as another process has) moves the head: the next
+      // append's compare-and-set stores nothing, and the locked path chains it after the other's
+      const other = auditRepository(h.store.db, { prepared: h.store.backend === "pglite" });
+      const b = await other.append((head) => next(head, 2));
+      expect(b).toMatchObject({ seq: a.seq + 1, prevHash: a.hash });
+      const c = await h.store.audit.append((head) => next(head, 3));
+      expect(c).toMatchObject({ seq: b.seq + 1, prevHash: b.hash });
+      expect(await h.store.audit.head()).toEqual({ seq: c.seq, hash: c.hash });
+      const stored = await h.store.audit.records(a.seq - 1, 10);
+      expect(stored.map((r) => [r.seq, r.prevHash, r.hash])).toEqual(
+        [a, b, c].map((r) => [r.seq, r.prevHash, r.hash]),
+      );
     });
 
     it("round-trips record fields exactly", async () => {

@@ -1,0 +1,151 @@
+/**
+ * Where the gateway's added latency per `tools/call` goes, in process (bench/gateway.bench.ts's
+ * setup, one call over HTTP made, so the request log's AsyncLocalStorage runs as in `writ serve`):
+ * direct and gateway calls alternate in blocks of 50, one call at a time (as the bench's slices do:
+ * a periodic checkpoint lands among gateway calls); each gateway call is timed with what overlapped
+ * it — the audit appends (each a trip into the store), checkpoint inserts, and garbage collection —
+ * so the p50 and the tail can be told apart. `--profile FILE` then writes a V8 CPU profile of as
+ * many gateway calls alone (summarised here with bench/profile-summary.ts).
+ *
+ *   npx tsx bench/gateway-profile.ts [--calls 3000] [--tool echo|read] [--profile FILE]
+ */
+import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
+import { PerformanceObserver } from "node:perf_hooks";
+import { gatewayBench } from "./gateway.bench.js";
+import { summarise } from "./profile-summary.js";
+
+const args = process.argv.slice(2);
+const value = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const calls = Number(value("--calls", "3000"));
+const tool = value("--tool", "echo");
+const profile = value("--profile", "");
+
+type Span = [number, number];
+/** Milliseconds of `spans` inside [from, to]. */
+const overlap = (spans: readonly Span[], from: number, to: number) =>
+  spans.reduce((ms, [a, b]) => ms + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0);
+const pct = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+
+/** The store's audit calls, timed (the audit log calls them through the repository object). */
+function timeRepository(repo: Record<string, unknown>, name: string, spans: Span[]): void {
+  const original = repo[name] as (...a: unknown[]) => Promise<unknown>;
+  repo[name] = async (...a: unknown[]) => {
+    const t0 = performance.now();
+    try {
+      return await original.apply(repo, a);
+    } finally {
+      spans.push([t0, performance.now()]);
+    }
+  };
+}
+
+const bench = await gatewayBench();
+try {
+  const { server, inProcess } = bench;
+  const [direct, directReq, gwReq] =
+    tool === "read"
+      ? [bench.directFs, bench.read, bench.gwRead]
+      : [bench.directEcho, bench.echo, bench.gwEcho];
+  const appends: Span[] = [];
+  const checkpoints: Span[] = [];
+  const gcs: Span[] = [];
+  const repo = server.store.audit as unknown as Record<string, unknown>;
+  timeRepository(repo, "appendBatch", appends);
+  timeRepository(repo, "addCheckpoint", checkpoints);
+  // the gateway's own part of a call (checks, upstream, audit), without the MCP hop to it
+  const handled: Span[] = [];
+  timeRepository(server.gateway as unknown as Record<string, unknown>, "callTool", handled);
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push([e.startTime, e.startTime + e.duration]);
+  });
+  gcWatch.observe({ entryTypes: ["gc"] });
+
+  for (let i = 0; i < Math.min(2000, calls); i++) {
+    await direct.callTool(directReq);
+    await inProcess.callTool(gwReq);
+  }
+  appends.length = 0;
+  checkpoints.length = 0;
+  gcs.length = 0;
+  handled.length = 0;
+  const directMs: number[] = [];
+  const gw: Span[] = [];
+  const cpu = { direct: 0, gateway: 0 };
+  const BLOCK = 50;
+  for (let i = 0; i < calls; i += BLOCK) {
+    let c = process.cpuUsage();
+    for (let j = 0; j < BLOCK; j++) {
+      const t0 = performance.now();
+      await direct.callTool(directReq);
+      directMs.push(performance.now() - t0);
+    }
+    let used = process.cpuUsage(c);
+    cpu.direct += used.user + used.system;
+    c = process.cpuUsage();
+    for (let j = 0; j < BLOCK; j++) {
+      const t0 = performance.now();
+      await inProcess.callTool(gwReq);
+      gw.push([t0, performance.now()]);
+    }
+    used = process.cpuUsage(c);
+    cpu.gateway += used.user + used.system;
+  }
+  const n = directMs.length;
+  gcWatch.disconnect();
+
+  const rows = gw.map(([a, b]) => ({
+    ms: b - a,
+    append: overlap(appends, a, b),
+    checkpoint: overlap(checkpoints, a, b),
+    gc: overlap(gcs, a, b),
+    handled: overlap(handled, a, b),
+  }));
+  const d = [...directMs].sort((x, y) => x - y);
+  const g = rows.map((r) => r.ms).sort((x, y) => x - y);
+  const f = (n: number) => n.toFixed(3);
+  console.log(
+    `${tool}, ${n} calls each: direct p50 ${f(pct(d, 50))} p99 ${f(pct(d, 99))} ms; gateway p50 ${f(pct(g, 50))} p99 ${f(pct(g, 99))} ms; added +${f(pct(g, 50) - pct(d, 50))} p50, +${f(pct(g, 99) - pct(d, 99))} p99`,
+  );
+  console.log(
+    `CPU per call: direct ${(cpu.direct / n).toFixed(0)} µs, gateway ${(cpu.gateway / n).toFixed(0)} µs (+${((cpu.gateway - cpu.direct) / n).toFixed(0)})`,
+  );
+  const appendMs = appends.map(([a, b]) => b - a).sort((x, y) => x - y);
+  console.log(
+    `audit appends: ${appends.length}, p50 ${f(pct(appendMs, 50))} p99 ${f(pct(appendMs, 99))} ms; checkpoint inserts: ${checkpoints.length}, mean ${f(checkpoints.reduce((s, [a, b]) => s + b - a, 0) / Math.max(1, checkpoints.length))} ms; GCs: ${gcs.length}, ${f(gcs.reduce((s, [a, b]) => s + b - a, 0))} ms in all`,
+  );
+  // the slowest 1 % of gateway calls: what overlapped them
+  const threshold = pct(g, 99);
+  const slow = rows.filter((r) => r.ms >= threshold);
+  const typical = rows.filter((r) => r.ms <= pct(g, 50));
+  const mean = (rs: typeof rows, k: keyof (typeof rows)[number]) =>
+    f(rs.reduce((s, r) => s + r[k], 0) / Math.max(1, rs.length));
+  for (const [label, rs] of [
+    ["slowest 1 %", slow],
+    ["up to p50", typical],
+  ] as const) {
+    console.log(
+      `${label} (${rs.length}): mean ${mean(rs, "ms")} ms, of which in the gateway's callTool ${mean(rs, "handled")}, audit append ${mean(rs, "append")}, checkpoint ${mean(rs, "checkpoint")}, GC ${mean(rs, "gc")}; with a checkpoint ${rs.filter((r) => r.checkpoint > 0).length}, with GC ${rs.filter((r) => r.gc > 0).length}`,
+    );
+  }
+  if (profile) {
+    const session = new Session();
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 100 });
+    await session.post("Profiler.start");
+    for (let i = 0; i < calls; i++) await inProcess.callTool(gwReq);
+    const { profile: p } = await session.post("Profiler.stop");
+    await writeFile(profile, JSON.stringify(p));
+    console.log(
+      `\n${calls} gateway calls alone:\n${summarise(p as unknown as Parameters<typeof summarise>[0], 50)}`,
+    );
+    session.disconnect();
+  }
+} finally {
+  await bench.close();
+}
