@@ -295,7 +295,7 @@ export interface TokenCase {
 }
 
 /** This process's main thread's time on a CPU so far, in microseconds (Linux), or undefined. */
-function mainThreadMicros(): number | undefined {
+export function mainThreadMicros(): number | undefined {
   try {
     const text = readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8");
     return Number(text.split(" ")[0]) / 1000;
