@@ -256,35 +256,51 @@ export async function measureHttpLoad(
       });
     });
   try {
-    const rounds = opts.rounds ?? 6;
-    const sliceMs = (opts.budgetMs ?? 3000) / rounds;
-    for (const c of cases) await slice(c, opts.warmupMs ?? 300);
-    const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0 }));
-    for (let r = 0; r < rounds; r++) {
-      for (const [k, c] of cases.entries()) {
-        const s = state[k]!;
-        const cpu = process.cpuUsage();
-        const done = await slice(c, sliceMs);
-        s.ms += done.ms;
-        s.cpu += cpuMicros(cpu);
-        s.samples.push(...done.samples);
-      }
-    }
-    return cases.map((c, k) => {
-      const s = state[k]!;
-      const sorted = Float64Array.from(s.samples).sort();
-      return {
-        name: c.name,
-        iterations: sorted.length,
-        opsPerSecond: sorted.length / (s.ms / 1000),
-        p50: percentile(sorted, 50),
-        p99: percentile(sorted, 99),
-        cpuPerOp: s.cpu / sorted.length,
-      };
-    });
+    return await sliceRounds(cases, opts, (k, ms) => slice(cases[k]!, ms));
   } finally {
     await worker.terminate();
   }
+}
+
+/**
+ * Runs slices of a load generator outside this thread's event loop, the cases interleaved in
+ * rounds after a warm-up slice each: `slice(k, ms)` runs case `k` for `ms` and answers its
+ * latencies (µs) and the time it took. CPU is this process's (and its main thread's) meanwhile.
+ */
+async function sliceRounds(
+  cases: readonly { readonly name: string }[],
+  opts: ConcurrentOptions,
+  slice: (k: number, ms: number) => Promise<{ samples: number[]; ms: number }>,
+): Promise<Measurement[]> {
+  const rounds = opts.rounds ?? 6;
+  const sliceMs = (opts.budgetMs ?? 3000) / rounds;
+  for (const k of cases.keys()) await slice(k, opts.warmupMs ?? 300);
+  const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0, main: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const k of cases.keys()) {
+      const s = state[k]!;
+      const cpu = process.cpuUsage();
+      const main = mainThreadMicros();
+      const done = await slice(k, sliceMs);
+      s.ms += done.ms;
+      s.cpu += cpuMicros(cpu);
+      s.main += main === undefined ? Number.NaN : mainThreadMicros()! - main;
+      s.samples.push(...done.samples);
+    }
+  }
+  return cases.map((c, k) => {
+    const s = state[k]!;
+    const sorted = Float64Array.from(s.samples).sort();
+    return {
+      name: c.name,
+      iterations: sorted.length,
+      opsPerSecond: sorted.length / (s.ms / 1000),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      cpuPerOp: s.cpu / sorted.length,
+      mainCpuPerOp: Number.isNaN(s.main) ? undefined : s.main / sorted.length,
+    };
+  });
 }
 
 /** A token endpoint under load from `measureTokenLoad`'s client process. */
@@ -335,36 +351,7 @@ export async function measureTokenLoad(
   };
   try {
     for (const [k, c] of cases.entries()) await ask({ op: "target", id: String(k), ...c.target });
-    const rounds = opts.rounds ?? 6;
-    const sliceMs = (opts.budgetMs ?? 3000) / rounds;
-    for (const k of cases.keys()) await slice(k, opts.warmupMs ?? 300);
-    const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0, main: 0 }));
-    for (let r = 0; r < rounds; r++) {
-      for (const k of cases.keys()) {
-        const s = state[k]!;
-        // the client signs its pool first: this process is measured from its request's arrival on
-        const cpu = process.cpuUsage();
-        const main = mainThreadMicros();
-        const done = await slice(k, sliceMs);
-        s.ms += done.ms;
-        s.cpu += cpuMicros(cpu);
-        s.main += main === undefined ? Number.NaN : mainThreadMicros()! - main;
-        s.samples.push(...done.samples);
-      }
-    }
-    return cases.map((c, k) => {
-      const s = state[k]!;
-      const sorted = Float64Array.from(s.samples).sort();
-      return {
-        name: c.name,
-        iterations: sorted.length,
-        opsPerSecond: sorted.length / (s.ms / 1000),
-        p50: percentile(sorted, 50),
-        p99: percentile(sorted, 99),
-        cpuPerOp: s.cpu / sorted.length,
-        mainCpuPerOp: Number.isNaN(s.main) ? undefined : s.main / sorted.length,
-      };
-    });
+    return await sliceRounds(cases, opts, slice);
   } finally {
     child.disconnect();
     child.kill();
