@@ -1,7 +1,8 @@
 /**
  * The broker's server side alone: a writ server (bench/broker.bench.ts's) in a child process, a
- * token-exchange client here, and the server's CPU time per exchange — user and system, measured
- * in the server between the first and the last request of the run — so that a change to the hot
+ * token-exchange client here, and the server's CPU time per exchange — user and system, and its main
+ * thread's alone (the event loop: JavaScript and the embedded store; the rest is libuv's thread
+ * pool), measured in the server between the first and the last request of the run — so that a change to the hot
  * path can be weighed on a loaded machine, where wall time says little.
  *
  *   npx tsx bench/broker-profile.ts [--requests N] [--concurrency C] [--postgres] [--prof DIR]
@@ -18,12 +19,12 @@ import { exchangeClient } from "../test/broker/exchange-client.js";
 
 type Message =
   | { kind: "ready"; base: string }
-  | { kind: "cpu"; user: number; system: number }
+  | { kind: "cpu"; user: number; system: number; main: number | undefined }
   | { kind: "closed" };
 
 async function server(): Promise<void> {
   const { writServer } = await import("./broker.bench.js");
-  const { tempDatabase } = await import("./harness.js");
+  const { mainThreadMicros, tempDatabase } = await import("./harness.js");
   const dir = await mkdtemp(join(tmpdir(), "writ-broker-profile-"));
   const database = process.env.WRIT_PROFILE_POSTGRES === "1" ? await tempDatabase() : undefined;
   if (typeof database === "string") throw new Error(`PostgreSQL unreachable: ${database}`);
@@ -32,20 +33,24 @@ async function server(): Promise<void> {
   const session = prof ? new (await import("node:inspector/promises")).Session() : undefined;
   session?.connect();
   let start = process.cpuUsage();
+  let mainStart = mainThreadMicros();
   process.on("message", async (m: { kind: string }) => {
     if (m.kind === "start") {
       await session?.post("Profiler.enable");
       await session?.post("Profiler.start");
       start = process.cpuUsage();
+      mainStart = mainThreadMicros();
     }
     if (m.kind === "stop") {
       const d = process.cpuUsage(start);
+      const mainEnd = mainThreadMicros();
+      const main = mainStart === undefined || mainEnd === undefined ? undefined : mainEnd - mainStart;
       if (session) {
         const { profile } = await session.post("Profiler.stop");
         await mkdir(prof!, { recursive: true });
         await writeFile(join(prof!, `broker-${Date.now()}.cpuprofile`), JSON.stringify(profile));
       }
-      process.send!({ kind: "cpu", user: d.user, system: d.system } satisfies Message);
+      process.send!({ kind: "cpu", user: d.user, system: d.system, main } satisfies Message);
     }
     if (m.kind === "close") {
       await s.close();
@@ -109,7 +114,7 @@ async function client(): Promise<void> {
   await closed;
   const per = (us: number) => `${(us / requests / 1000).toFixed(3)} ms`;
   console.log(
-    `${values.postgres ? "PostgreSQL" : "embedded"} c=${concurrency}, ${requests} exchanges: server CPU per exchange ${per(cpu.user + cpu.system)} (user ${per(cpu.user)}, system ${per(cpu.system)}); ${((requests * 1000) / wall).toFixed(0)}/s wall`,
+    `${values.postgres ? "PostgreSQL" : "embedded"} c=${concurrency}, ${requests} exchanges: server CPU per exchange ${per(cpu.user + cpu.system)} (user ${per(cpu.user)}, system ${per(cpu.system)}; main thread ${cpu.main === undefined ? "—" : per(cpu.main)}); ${((requests * 1000) / wall).toFixed(0)}/s wall`,
   );
 }
 

@@ -5,6 +5,8 @@
  * first; single operations are timed, bounded by a time budget and an iteration cap.
  */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import type { Database } from "../src/store/index.js";
@@ -29,6 +31,8 @@ export interface Measurement {
    * adds little to the work it takes.
    */
   readonly cpuPerOp?: number | undefined;
+  /** CPU time of this process's main thread per operation, in microseconds, where measured. */
+  readonly mainCpuPerOp?: number | undefined;
 }
 
 export interface MeasureOptions {
@@ -159,13 +163,24 @@ export function table(
 ): string {
   const fmt = (n: number, digits = 1) =>
     n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  const header = ["path", unit, "p50 µs", "p99 µs", "CPU µs/op", "p50 vs floor", "iterations"];
+  const main = rows.some((r) => r.mainCpuPerOp !== undefined);
+  const header = [
+    "path",
+    unit,
+    "p50 µs",
+    "p99 µs",
+    "CPU µs/op",
+    ...(main ? ["main thread µs/op"] : []),
+    "p50 vs floor",
+    "iterations",
+  ];
   const body = rows.map((r) => [
     r.name,
     fmt(r.opsPerSecond, 0),
     fmt(r.p50),
     fmt(r.p99),
     r.cpuPerOp === undefined ? "—" : fmt(r.cpuPerOp, 0),
+    ...(main ? [r.mainCpuPerOp === undefined ? "—" : fmt(r.mainCpuPerOp, 0)] : []),
     `${fmt(r.p50 / floor.p50, 2)}×`,
     fmt(r.iterations, 0),
   ]);
@@ -243,34 +258,105 @@ export async function measureHttpLoad(
       });
     });
   try {
-    const rounds = opts.rounds ?? 6;
-    const sliceMs = (opts.budgetMs ?? 3000) / rounds;
-    for (const c of cases) await slice(c, opts.warmupMs ?? 300);
-    const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0 }));
-    for (let r = 0; r < rounds; r++) {
-      for (const [k, c] of cases.entries()) {
-        const s = state[k]!;
-        const cpu = process.cpuUsage();
-        const done = await slice(c, sliceMs);
-        s.ms += done.ms;
-        s.cpu += cpuMicros(cpu);
-        s.samples.push(...done.samples);
-      }
-    }
-    return cases.map((c, k) => {
-      const s = state[k]!;
-      const sorted = Float64Array.from(s.samples).sort();
-      return {
-        name: c.name,
-        iterations: sorted.length,
-        opsPerSecond: sorted.length / (s.ms / 1000),
-        p50: percentile(sorted, 50),
-        p99: percentile(sorted, 99),
-        cpuPerOp: s.cpu / sorted.length,
-      };
-    });
+    return await sliceRounds(cases, opts, (k, ms) => slice(cases[k]!, ms));
   } finally {
     await worker.terminate();
+  }
+}
+
+/**
+ * Runs slices of a load generator outside this thread's event loop, the cases interleaved in
+ * rounds after a warm-up slice each: `slice(k, ms)` runs case `k` for `ms` and answers its
+ * latencies (µs) and the time it took. CPU is this process's (and its main thread's) meanwhile.
+ */
+async function sliceRounds(
+  cases: readonly { readonly name: string }[],
+  opts: ConcurrentOptions,
+  slice: (k: number, ms: number) => Promise<{ samples: number[]; ms: number }>,
+): Promise<Measurement[]> {
+  const rounds = opts.rounds ?? 6;
+  const sliceMs = (opts.budgetMs ?? 3000) / rounds;
+  for (const k of cases.keys()) await slice(k, opts.warmupMs ?? 300);
+  const state = cases.map(() => ({ samples: [] as number[], ms: 0, cpu: 0, main: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const k of cases.keys()) {
+      const s = state[k]!;
+      const cpu = process.cpuUsage();
+      const main = mainThreadMicros();
+      const done = await slice(k, sliceMs);
+      s.ms += done.ms;
+      s.cpu += cpuMicros(cpu);
+      s.main += main === undefined ? Number.NaN : mainThreadMicros()! - main;
+      s.samples.push(...done.samples);
+    }
+  }
+  return cases.map((c, k) => {
+    const s = state[k]!;
+    const sorted = Float64Array.from(s.samples).sort();
+    return {
+      name: c.name,
+      iterations: sorted.length,
+      opsPerSecond: sorted.length / (s.ms / 1000),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      cpuPerOp: s.cpu / sorted.length,
+      mainCpuPerOp: Number.isNaN(s.main) ? undefined : s.main / sorted.length,
+    };
+  });
+}
+
+/** A token endpoint under load from `measureTokenLoad`'s client process. */
+export interface TokenCase {
+  readonly name: string;
+  /** A writ server's base URL (a token exchange signed per request), or a fixed form to POST. */
+  readonly target: { readonly base: string } | { readonly url: string; readonly body: string };
+}
+
+/** This process's main thread's time on a CPU so far, in microseconds (Linux), or undefined. */
+export function mainThreadMicros(): number | undefined {
+  try {
+    const text = readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8");
+    return Number(text.split(" ")[0]) / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Like `measureConcurrent` for token endpoints served by this process, with the load generator in
+ * a process of its own (bench/exchange-load.ts): this process's CPU time is then the servers'
+ * alone — the client's HTTP and its signing are not in it (writ's requests are signed before
+ * each slice). Reports, per case, the CPU time of this process and of its main thread (the
+ * event loop: JavaScript and the embedded store; the rest is libuv's thread pool) per request.
+ */
+export async function measureTokenLoad(
+  cases: readonly TokenCase[],
+  opts: ConcurrentOptions,
+): Promise<Measurement[]> {
+  const { fork } = await import("node:child_process");
+  const child = fork(join(import.meta.dirname, "exchange-load.ts"), [], { execArgv: ["--import", "tsx"] });
+  const ask = <T>(message: Record<string, unknown>) =>
+    new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the load client exited (${code})`));
+      child.once("exit", onExit);
+      child.once("message", (m) => {
+        child.off("exit", onExit);
+        resolve(m as T);
+      });
+      child.send(message);
+    });
+  type Done = { samples: number[]; ms: number; failure?: string };
+  const slice = async (k: number, ms: number) => {
+    const done = await ask<Done>({ op: "slice", id: String(k), concurrency: opts.concurrency, ms });
+    if (done.failure !== undefined) throw new Error(`${cases[k]!.name}: ${done.failure}`);
+    return done;
+  };
+  try {
+    for (const [k, c] of cases.entries()) await ask({ op: "target", id: String(k), ...c.target });
+    return await sliceRounds(cases, opts, slice);
+  } finally {
+    child.disconnect();
+    child.kill();
   }
 }
 

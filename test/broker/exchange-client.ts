@@ -18,11 +18,23 @@ function jws(header: unknown, claims: unknown, hash: string | null, key: KeyObje
   return `${input}.${sign(hash, Buffer.from(input), options).toString("base64url")}`;
 }
 
+/** A POST ready to send: its URL, headers (the DPoP proof) and form body (the client assertion). */
+export interface PreparedRequest {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
 export interface ExchangeClient {
   /** The agent's baseline token (client credentials, DPoP-bound to this client's key). */
   readonly baseline: string;
   /** One token exchange for `deploy-service`: the HTTP status and the body. */
   exchange(): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  /**
+   * One token exchange's request, signed now and not sent (a load generator signs ahead, so that
+   * its own signing is not in the measured time).
+   */
+  prepareExchange(): PreparedRequest;
   /** Revokes one of the agent's tokens (RFC 7009): the HTTP status. */
   revoke(token: string): Promise<number>;
   /** Any form to the environment's `token` or `bc-authorize` endpoint, authenticated and with a proof. */
@@ -50,10 +62,10 @@ export async function exchangeClient(
   const { kty, crv, x, y } = dpop.publicKey.export({ format: "jwk" });
   const issuer = `${base}/env/dev`;
   const tokenUrl = `${issuer}/token`;
-  const post = async (form: Record<string, string>, url = tokenUrl) => {
+  const prepare = (form: Record<string, string>, url = tokenUrl): PreparedRequest => {
     const iat = Math.floor(Date.now() / 1000);
-    const res = await fetcher(url, {
-      method: "POST",
+    return {
+      url,
       headers: {
         "content-type": "application/x-www-form-urlencoded",
         dpop: jws(
@@ -74,7 +86,11 @@ export async function exchangeClient(
           agentKey,
         ),
       }).toString(),
-    });
+    };
+  };
+  const post = async (form: Record<string, string>, url = tokenUrl) => {
+    const { headers, body } = prepare(form, url);
+    const res = await fetcher(url, { method: "POST", headers, body });
     return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
   };
   const baseline = await post({ grant_type: "client_credentials" });
@@ -96,6 +112,7 @@ export async function exchangeClient(
   return {
     baseline: baseline.body.access_token as string,
     exchange: () => post(form),
+    prepareExchange: () => prepare(form),
     revoke: async (token) => (await post({ token }, `${issuer}/revoke`)).status,
     post: (f, endpoint = "token") => post(f, `${issuer}/${endpoint}`),
   };
