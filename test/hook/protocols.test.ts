@@ -18,6 +18,7 @@ import {
   EXFIL_ROUTES,
   PLAINLY_DENIED,
   SHELL_PROTOCOLS,
+  WHOLE_TREE_ROUTES,
 } from "./tables.js";
 
 let p: Project;
@@ -68,6 +69,13 @@ for (const proto of SHELL_PROTOCOLS.filter((s) => s.kind !== "claude-code")) {
         const v = await shell(c);
         expect(v, c).toMatchObject({ decision: "deny", code: "explicit_deny" });
         expect(v.reason).toContain(p.secret);
+      }
+    });
+
+    it("commands that name no path are denied on the whole repository or folder they read", async () => {
+      for (const [command, where] of WHOLE_TREE_ROUTES) {
+        const v = await shell(command, where(p));
+        expect(v, `${command} → ${v.reason}`).toMatchObject({ decision: "deny", code: "explicit_deny" });
       }
     });
 
