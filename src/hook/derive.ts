@@ -123,6 +123,8 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     Shell: { does: "shell", args: ["command"] },
     Read: { does: "read", args: ["file_path"] },
     Write: { does: "write", args: ["file_path"] },
+    // its input is not documented: a path under any of these names, else `ask`
+    Delete: { does: "write", args: ["file_path", "path", "target_file"] },
     Grep: { does: "read-tree", args: ["file_path", "path"], defaultCwd: true },
   },
 };

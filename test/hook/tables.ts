@@ -231,13 +231,18 @@ export const SHELL_PROTOCOLS: readonly ShellProtocol[] = [
       cursor("afterShellExecution", { command, cwd, output: "", duration: 12, sandbox: false }, p.proj, s),
   },
   {
-    // Cursor sends an empty top-level cwd here; the shell's own is in tool_input
+    // as Cursor's reference shows it: the shell's folder in tool_input, the workspace's at the top
     name: "Cursor preToolUse Shell",
     kind: "cursor",
     pre: (p, command, cwd, s) =>
       cursor(
         "preToolUse",
-        { tool_name: "Shell", tool_input: { command, cwd, timeout: 30000 }, tool_use_id: "t-1", cwd: "" },
+        {
+          tool_name: "Shell",
+          tool_input: { command, working_directory: cwd, timeout: 30000 },
+          tool_use_id: "t-1",
+          cwd: p.proj,
+        },
         p.proj,
         s,
       ),
