@@ -52,6 +52,8 @@ export interface Region {
   readonly onDisk: boolean;
   /** Why it is a region: the `ask` when the rules cannot tell. */
   readonly why: string;
+  /** A folder in it whose files the tool never shows (git's `.git/`), as glob text ending in `/`. */
+  readonly hidden?: string;
 }
 
 export interface Derivation {
@@ -433,22 +435,20 @@ class Builder {
       if (await exists(resolve(dir, o))) return; // a path: git limits what it shows to it
     }
     if (e.operands.length === 0 && e.objects) return; // `REV:path` alone: that object only
-    const glob = `${escapeGlob(root === sep ? "" : root)}/*`;
+    const at = escapeGlob(root === sep ? "" : root);
+    // a history never holds `.git/` itself: denies of what is in it (its hooks) are not met
+    const region = { glob: `${at}/*`, follows: false, onDisk: false, hidden: `${at}/.git/` };
     this.regions.push({
       tool: "Read",
-      glob,
       privileged: false,
-      follows: false,
-      onDisk: false,
+      ...region,
       why: `git reads the whole repository at ${root}, its history included`,
     });
     if (e.worktree) {
       this.regions.push({
         tool: "Write",
-        glob,
         privileged: true,
-        follows: false,
-        onDisk: false,
+        ...region,
         why: `git may rewrite any file of the work tree at ${root}`,
       });
     }

@@ -87,6 +87,25 @@ describe("Claude Code: commands that name no path read the whole repository or f
     });
   }
 
+  it("a repository whose history may hold a denied path not on the disk is an ask; once it is there, a deny", async () => {
+    const tools = join(p.proj, "tools");
+    await mkdir(join(tools, ".git", "hooks"), { recursive: true });
+    await writeFile(join(tools, "run.ts"), "export {};\n");
+    const v = await bash("git log -p", tools);
+    expect(v, v.reason).toMatchObject({ decision: "ask", code: "ask" });
+    expect(v.reason).toContain(join(tools, ".env"));
+    expect((await bash("git log -p -- run.ts", tools)).decision).toBe("allow");
+    await writeFile(join(tools, ".env"), "TOKEN=x\n");
+    expect(await bash("git status", tools)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+  });
+
+  it("a deny of what is in .git (its hooks) does not meet git reading the repository", async () => {
+    // lib/.git/hooks/* is denied: git shows none of it, so git on lib is still allowed
+    const v = await bash("git log -p", join(p.proj, "lib"));
+    expect(v.decision, v.reason).toBe("allow");
+    expect(await bash("cat .git/hooks/pre-commit", join(p.proj, "lib"))).toMatchObject({ decision: "deny" });
+  });
+
   it("LS lists every level below its folder: denied over the project, however the folder is named", async () => {
     await symlink(p.proj, join(p.root, "proj-link"));
     for (const [input, cwd] of [
@@ -318,7 +337,7 @@ describe("the hooks: section", () => {
     const { policy, problems } = await loadPolicy(file);
     expect(policy).toBeUndefined();
     expect(problems).toContainEqual(
-      expect.objectContaining({ code: "ERR_CONFIG_HOOKS", path: "hooks.untrusted[0]", line: 28 }),
+      expect.objectContaining({ code: "ERR_CONFIG_HOOKS", path: "hooks.untrusted[0]", line: 29 }),
     );
   });
 });

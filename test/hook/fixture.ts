@@ -76,6 +76,7 @@ runnerClasses:
         - { action: "agent:*:TodoWrite", resource: "-" }
       deny:
         - { action: "agent:*:Read|Write", resource: "${proj}/secret|${proj}/secret/*" }
+        - { action: "agent:*:Read|Write", resource: "${proj}/lib/.git/hooks/*|${proj}/tools/.env" }
 agents:
   coder:
     owner: dev@example.com
