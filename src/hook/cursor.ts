@@ -6,8 +6,9 @@
  * Every event carries `hook_event_name`, `conversation_id`, `generation_id` and `workspace_roots`;
  * then, per event:
  *
- *   preToolUse / postToolUse     `tool_name` (Shell, Read, Write, Grep, Task, MCP:<tool> …), `tool_input`
- *                                (an object; Shell's holds `command` and `cwd`), `cwd`
+ *   preToolUse / postToolUse     `tool_name` (Shell, Read, Write, Grep, Delete, Task, MCP:<tool> …),
+ *                                `tool_input` (an object; Shell's holds `command` and
+ *                                `working_directory`, or `cwd` in some builds), `cwd`
  *   beforeShellExecution /       `command`, `cwd`
  *     afterShellExecution
  *   beforeMCPExecution /         `tool_name`, `tool_input` (the JSON parameters), `url` or `command`
@@ -21,9 +22,12 @@
  * holds digests only.
  *
  * The answer is flat JSON on stdout, exit 0: `{"permission": "allow" | "deny" | "ask",
- * "user_message": "…", "agent_message": "…"}`; one without `permission` is a failed hook. `ask` is enforced on beforeShellExecution and
- * beforeMCPExecution only; beforeReadFile takes `allow` or `deny` (and `user_message`); preToolUse
- * enforces `allow` and `deny`. The after-events are fire-and-forget: `{}`.
+ * "user_message": "…", "agent_message": "…"}` (snake_case: Cursor 1.7 spelled them `userMessage` and
+ * `agentMessage`); one without `permission` is a failed hook. Exit 2 blocks the call, like a deny.
+ * `ask` is enforced on beforeShellExecution and beforeMCPExecution only; beforeReadFile takes
+ * `allow` or `deny` (and `user_message`); preToolUse enforces `allow` and `deny` (and was documented
+ * for a while as `{"decision", "reason"}`: writ sends both spellings there). The after-events are
+ * fire-and-forget: `{}`.
  */
 import { isAbsolute } from "node:path";
 import { WritError } from "../core/errors.js";
@@ -87,6 +91,22 @@ function baseDir(raw: Record<string, unknown>): string {
   return root ?? bad("cwd: no absolute `cwd` and no absolute first `workspace_roots` entry");
 }
 
+/**
+ * Where a `Shell` tool call runs: `tool_input.working_directory` (Cursor's reference), or
+ * `tool_input.cwd` (what some builds send); both, naming different folders, is refused.
+ */
+function shellDir(input: Record<string, unknown>): string | undefined {
+  let dir: string | undefined;
+  for (const key of ["working_directory", "cwd"]) {
+    const v = input[key];
+    if (v === undefined || v === null || v === "") continue;
+    const abs = absolute(v) ?? bad(`tool_input.${key}: expected an absolute path`);
+    if (dir !== undefined && dir !== abs) bad("tool_input: working_directory and cwd name different folders");
+    dir = abs;
+  }
+  return dir;
+}
+
 /** Reads one Cursor hook's input (already JSON); throws `ERR_HOOK_INPUT` naming what is wrong. */
 export function parseCursor(raw: Record<string, unknown>): HookInput {
   const event = raw.hook_event_name;
@@ -108,9 +128,7 @@ export function parseCursor(raw: Record<string, unknown>): HookInput {
       if (!isObject(given)) return bad("tool_input: expected a JSON object");
       input = given;
       // the shell runs where its own input says
-      if (tool === "Shell" && input.cwd !== undefined && input.cwd !== "") {
-        cwd = absolute(input.cwd) ?? bad("tool_input.cwd: expected an absolute path");
-      }
+      if (tool === "Shell") cwd = shellDir(input) ?? cwd;
       break;
     }
     case "beforeShellExecution":
@@ -191,13 +209,18 @@ export function renderCursor(
     exitCode: 0,
   });
   if (phase === "post") return json({});
-  const readFile = event === "beforeReadFile";
-  if (answer === "allow") return json({ permission: "allow" });
+  // preToolUse: some 2.x builds documented `decision` and `reason` in place of `permission` and the
+  // messages; both are sent, so that either reading finds the answer
+  const generic = event === "preToolUse";
+  if (answer === "allow")
+    return json(generic ? { permission: "allow", decision: "allow" } : { permission: "allow" });
   const permission = answer === "ask" && ASK_HONOURED.has(event) ? "ask" : "deny";
   const message = answer === "ask" && permission === "deny" ? `${reason}${HUMAN}` : reason;
-  return json(
-    readFile
-      ? { permission, user_message: message }
-      : { permission, user_message: message, agent_message: message },
-  );
+  if (event === "beforeReadFile") return json({ permission, user_message: message });
+  return json({
+    permission,
+    user_message: message,
+    agent_message: message,
+    ...(generic ? { decision: permission, reason: message } : {}),
+  });
 }

@@ -52,6 +52,8 @@ export interface Region {
   readonly onDisk: boolean;
   /** Why it is a region: the `ask` when the rules cannot tell. */
   readonly why: string;
+  /** A folder in it whose files the tool never shows (git's `.git/`), as glob text ending in `/`. */
+  readonly hidden?: string;
 }
 
 export interface Derivation {
@@ -71,7 +73,8 @@ const MAX_PATTERN_WALK = 20_000;
 const MAX_GLOB = 1000;
 const MAX_DEPTH = 32;
 
-type FileMode = "read" | "write" | "list" | "read-tree" | "write-tree";
+/** `list`: a folder's names; `list-tree`: the names at every level below it (a read of each folder). */
+type FileMode = "read" | "write" | "list" | "list-tree" | "read-tree" | "write-tree";
 type Does = FileMode | "glob" | "fetch" | "search" | "shell" | "read-many" | "patch";
 
 /** How each agent's tools map to what they do, and where their arguments are. */
@@ -92,7 +95,8 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     MultiEdit: { does: "write", args: ["file_path"] },
     NotebookEdit: { does: "write", args: ["notebook_path"] },
     Glob: { does: "glob", args: ["path"], defaultCwd: true },
-    LS: { does: "list", args: ["path"], defaultCwd: true },
+    // Claude Code's LS lists the folder's tree, every level of it
+    LS: { does: "list-tree", args: ["path"], defaultCwd: true },
     Grep: { does: "read-tree", args: ["path"], defaultCwd: true },
     WebFetch: { does: "fetch", args: ["url"] },
     WebSearch: { does: "search", args: [] },
@@ -121,6 +125,8 @@ const TOOLS: Readonly<Record<AgentKind, Readonly<Record<string, ToolSpec>>>> = {
     Shell: { does: "shell", args: ["command"] },
     Read: { does: "read", args: ["file_path"] },
     Write: { does: "write", args: ["file_path"] },
+    // its input is not documented: a path under any of these names, else `ask`
+    Delete: { does: "write", args: ["file_path", "path", "target_file"] },
     Grep: { does: "read-tree", args: ["file_path", "path"], defaultCwd: true },
   },
 };
@@ -157,9 +163,13 @@ async function canonical(raw: string, base: string, ask: string[]): Promise<stri
   }
 }
 
-/** Every entry under a directory (canonical), or `undefined` past the bound. */
-async function tree(root: string, max = MAX_TREE): Promise<string[] | undefined> {
+/**
+ * Every entry under a directory (canonical), or `undefined` past `max` entries. `folders`: only the
+ * folders (and where links lead), the entries still counted against `max`.
+ */
+async function tree(root: string, max = MAX_TREE, folders = false): Promise<string[] | undefined> {
   const out: string[] = [root];
+  let seen = 1;
   const queue: { dir: string; depth: number }[] = [{ dir: root, depth: 0 }];
   while (queue.length > 0) {
     const { dir, depth } = queue.shift()!;
@@ -171,15 +181,16 @@ async function tree(root: string, max = MAX_TREE): Promise<string[] | undefined>
     }
     for (const e of entries) {
       const p = join(dir, e.name);
-      if (out.length >= max || depth >= MAX_DEPTH) return undefined;
+      if (seen >= max || depth >= MAX_DEPTH) return undefined;
+      seen++;
       if (e.isSymbolicLink()) {
         // where the link leads is what a recursive reader reaches (cp -L, grep -R, tar -h)
         const real = await realpath(p).catch(() => undefined);
-        out.push(p);
+        if (!folders) out.push(p);
         if (real !== undefined) out.push(real);
         continue;
       }
-      out.push(p);
+      if (!folders || e.isDirectory()) out.push(p);
       if (e.isDirectory()) queue.push({ dir: p, depth: depth + 1 });
     }
   }
@@ -253,17 +264,19 @@ export function patternGlob(pattern: string, foldCase: boolean): string {
 /** Does a file pattern's segment hold anything but literal text? */
 const SPECIAL = /[*?[\]{}()!+@\\|]/;
 
+/** Is there anything at `p` (a link counts, wherever it leads)? */
+function exists(p: string): Promise<boolean> {
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** The repository folder holding `dir` (the nearest with a `.git`), or `undefined`. */
 async function gitTop(dir: string): Promise<string | undefined> {
   let at = resolve(dir);
   for (;;) {
-    if (
-      await lstat(join(at, ".git")).then(
-        () => true,
-        () => false,
-      )
-    )
-      return at;
+    if (await exists(join(at, ".git"))) return at;
     const up = dirname(at);
     if (up === at) return undefined;
     at = up;
@@ -346,6 +359,10 @@ class Builder {
     if (p === undefined) return;
     const verb = mode === "write" || mode === "write-tree" ? "Write" : "Read";
     const privileged = verb === "Write";
+    if (mode === "list-tree") {
+      await this.listTree(p);
+      return;
+    }
     if (mode === "read-tree" || mode === "write-tree") {
       const isDir = await lstat(p)
         .then((s) => s.isDirectory())
@@ -374,6 +391,70 @@ class Builder {
   }
 
   /**
+   * The names at every level below a folder (`LS`, `find`, `ls -R`): a read of the folder and of each
+   * folder below it (and wherever a link leads); past the walk's bound, the region below it.
+   */
+  async listTree(p: string): Promise<void> {
+    this.need("Read", p, false);
+    const isDir = await lstat(p)
+      .then((s) => s.isDirectory())
+      .catch(() => false);
+    if (!isDir) return;
+    const dirs = await tree(p, MAX_PATTERN_WALK, true);
+    if (dirs !== undefined && dirs.length <= MAX_TREE) {
+      for (const d of dirs) this.need("Read", d, false);
+      return;
+    }
+    this.regions.push({
+      tool: "Read",
+      glob: `${escapeGlob(p)}/*`,
+      privileged: false,
+      follows: false,
+      onDisk: true,
+      why: `${p} holds more than ${dirs === undefined ? MAX_PATTERN_WALK : MAX_TREE} ${dirs === undefined ? "entries" : "folders"}: writ cannot check each`,
+    });
+  }
+
+  /**
+   * A git command's repository: the top folder of the work tree holding `dir`, read as a folder,
+   * and, when the command can show any of it, read whole as the region below it — its history
+   * included, so a path that is gone from the disk is reached still (`onDisk: false`).
+   */
+  async gitRepo(e: Extract<Effect, { kind: "git-repo" }>, dir: string): Promise<void> {
+    const top = await gitTop(dir);
+    if (top === undefined) {
+      // no repository: git reads at most the folder (and fails)
+      await this.file("read", ".", dir);
+      return;
+    }
+    const root = await canonical(top, top, this.ask);
+    if (root === undefined) return;
+    this.need("Read", root, false);
+    if (e.metadata || e.limited) return;
+    for (const o of e.operands) {
+      if (await exists(resolve(dir, o))) return; // a path: git limits what it shows to it
+    }
+    if (e.operands.length === 0 && e.objects) return; // `REV:path` alone: that object only
+    const at = escapeGlob(root === sep ? "" : root);
+    // a history never holds `.git/` itself: denies of what is in it (its hooks) are not met
+    const region = { glob: `${at}/*`, follows: false, onDisk: false, hidden: `${at}/.git/` };
+    this.regions.push({
+      tool: "Read",
+      privileged: false,
+      ...region,
+      why: `git reads the whole repository at ${root}, its history included`,
+    });
+    if (e.worktree) {
+      this.regions.push({
+        tool: "Write",
+        privileged: true,
+        ...region,
+        why: `git may rewrite any file of the work tree at ${root}`,
+      });
+    }
+  }
+
+  /**
    * A file pattern below a folder (`Glob`): the folder is listed, and every path the pattern matches
    * is read as far as the model learns (its name). The folder is walked (names only, bounded) and
    * each match decided; past the bound, the pattern is decided as a region on the rules.
@@ -384,6 +465,8 @@ class Builder {
     dirRaw: string,
     cwd: string,
     foldCase: boolean,
+    /** The tool reads what it matches, through links too (`read_many_files`), not only names. */
+    reads = false,
   ): Promise<void> {
     const dir = await canonical(dirRaw, cwd, this.ask);
     if (dir === undefined) return;
@@ -420,7 +503,7 @@ class Builder {
       tool: "Read",
       glob: `${base}/${patternGlob(rest, foldCase)}`,
       privileged: false,
-      follows: false,
+      follows: reads,
       onDisk: true,
       why: `${tool} ${JSON.stringify(pattern)} reaches more than ${MAX_TREE} paths below ${root}: writ cannot check each`,
     });
@@ -437,7 +520,11 @@ class Builder {
       case "write":
       case "read-tree":
       case "write-tree":
+      case "list-tree":
         for (const d of e.dirs) await this.file(e.kind, e.path, d);
+        return;
+      case "git-repo":
+        for (const d of e.dirs) await this.gitRepo(e, d);
         return;
       case "glob":
         for (const d of e.dirs) {
@@ -483,13 +570,7 @@ class Builder {
         return;
       case "git-operand":
         // git takes it for a path when one exists, else for a revision
-        for (const d of e.dirs) {
-          const there = await lstat(resolve(d, e.path)).then(
-            () => true,
-            () => false,
-          );
-          if (there) await this.file(e.mode, e.path, d);
-        }
+        for (const d of e.dirs) if (await exists(resolve(d, e.path))) await this.file(e.mode, e.path, d);
         return;
       case "git-pathspec":
         for (const d of e.dirs) {
@@ -526,6 +607,7 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
     case "read":
     case "write":
     case "list":
+    case "list-tree":
     case "read-tree":
     case "write-tree": {
       if (value === undefined && spec.defaultCwd) await b.file(spec.does, call.cwd, call.cwd);
@@ -545,14 +627,16 @@ export async function derive(call: NativeCall, home: string): Promise<Derivation
       break;
     }
     case "read-many": {
-      const list = Array.isArray(value) ? value : [];
+      // every argument it reads from, together (`paths` and `include` add up)
+      const given = spec.args.map((a) => call.input[a]).filter((v) => v !== undefined);
+      const list = given.flatMap((v) => (Array.isArray(v) ? v : [v]));
       if (list.length === 0) b.ask.push(`${call.tool}: no paths writ can read`);
       for (const item of list) {
-        if (typeof item !== "string") b.ask.push(`${call.tool}: a path that is not a string`);
-        else if (/[*?[{]/.test(item)) {
-          const paths = await expandGlob(item, call.cwd, b.ask);
-          for (const p of paths ?? []) await b.file("read", p, call.cwd);
-        } else await b.file("read-tree", item, call.cwd);
+        if (typeof item !== "string" || item.length === 0)
+          b.ask.push(`${call.tool}: a path that is not a string`);
+        // a pattern (`**` crosses folders): every path it matches below the working directory
+        else if (/[*?[{]/.test(item)) await b.pattern(call.tool, item, call.cwd, call.cwd, false, true);
+        else await b.file("read-tree", item, call.cwd);
       }
       break;
     }

@@ -149,15 +149,22 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
       environment: id.environment,
       now: at,
     });
-    for (const d of view.denies) {
-      // a literal denied path meets the region: denied if it is there (a history holds what is gone)
+    // denies only of what the tool never shows (git's own `.git`) do not meet it
+    const denies = view.denies.filter((d) => r.hidden === undefined || !d.alternative.startsWith(r.hidden));
+    for (const d of denies) {
+      // a literal denied path meets the region: denied if it is there; not there, a history may
+      // still hold it, and the human decides
       const exists =
         d.literal &&
-        (!r.onDisk ||
-          (await lstat(d.alternative).then(
-            () => true,
-            () => false,
-          )));
+        (await lstat(d.alternative).then(
+          () => true,
+          () => false,
+        ));
+      if (d.literal && !exists && !r.onDisk) {
+        asks.push(
+          `${r.why}, and it may hold ${JSON.stringify(d.alternative)}, denied (${d.rule.action} on ${d.rule.resource})`,
+        );
+      }
       if (d.whole || exists) {
         const what = d.whole ? "every path it reaches" : JSON.stringify(d.alternative);
         const where =
@@ -174,7 +181,7 @@ export function hookEngine(deps: HookEngineDeps): HookEngine {
         };
       }
     }
-    const reach = view.denies.find((d) => !d.literal);
+    const reach = denies.find((d) => !d.literal);
     if (reach !== undefined) {
       asks.push(
         `${r.why}, and a path below it may be denied (${reach.rule.action} on ${reach.rule.resource})`,

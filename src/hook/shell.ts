@@ -23,11 +23,13 @@ export type Effect =
   | { readonly kind: "read-tree"; readonly path: string; readonly dirs: readonly string[] }
   | { readonly kind: "write"; readonly path: string; readonly dirs: readonly string[] }
   | { readonly kind: "write-tree"; readonly path: string; readonly dirs: readonly string[] }
+  /** The names below a folder, every level of it (`find`, `ls -R`): a read of each folder in it. */
+  | { readonly kind: "list-tree"; readonly path: string; readonly dirs: readonly string[] }
   | {
       readonly kind: "glob";
       readonly pattern: string;
       readonly dirs: readonly string[];
-      readonly mode: "read" | "write" | "read-tree" | "write-tree";
+      readonly mode: "read" | "write" | "read-tree" | "write-tree" | "list-tree";
     }
   | { readonly kind: "host"; readonly host: string }
   /** `git push`/`fetch` without a URL: the remote(s) of the repository at `dirs`. */
@@ -47,6 +49,22 @@ export type Effect =
       readonly pattern: string;
       readonly dirs: readonly string[];
       readonly mode: "read" | "write";
+    }
+  /**
+   * A git command's repository (the top folder of the work tree holding `dirs`): read as a folder,
+   * and read whole — its history and work tree — unless the command shows nothing of the tree
+   * (`metadata`), a pathspec limits it (`limited`, or one of `operands` exists as a path: git's own
+   * rule), or it names objects (`REV:path`) and no revision. `worktree`: it may rewrite any file of
+   * the work tree, written whole on the same terms.
+   */
+  | {
+      readonly kind: "git-repo";
+      readonly dirs: readonly string[];
+      readonly metadata: boolean;
+      readonly limited: boolean;
+      readonly operands: readonly string[];
+      readonly objects: boolean;
+      readonly worktree: boolean;
     }
   | { readonly kind: "exec"; readonly program: string; readonly readOnly: boolean };
 
@@ -396,7 +414,7 @@ function flag(ctx: Ctx, why: string): void {
 
 function fileEffect(
   ctx: Ctx,
-  kind: "read" | "write" | "read-tree" | "write-tree",
+  kind: "read" | "write" | "read-tree" | "write-tree" | "list-tree",
   w: Word,
   what: string,
 ): void {
@@ -523,8 +541,9 @@ function reader(ctx: Ctx, name: string, args: readonly Word[]): void {
     if (name === "less" && (opt === "-o" || opt === "-O" || opt === "--log-file"))
       flag(ctx, "`less -o` writes a file");
   });
-  const recursive =
-    (name === "diff" && hasFlag(args, "r", "--recursive")) || name === "tree" || name === "du";
+  const recursive = (name === "diff" && hasFlag(args, "r", "--recursive")) || name === "du";
+  // names at every level: a read of each folder below
+  const lists = name === "tree" || (name === "ls" && hasFlag(args, "R", "--recursive"));
   if (name === "sort") {
     operands(args, valued, (opt, v) => {
       if ((opt === "-o" || opt === "--output") && v) fileEffect(ctx, "write", v, "sort -o");
@@ -536,9 +555,12 @@ function reader(ctx: Ctx, name: string, args: readonly Word[]): void {
     return;
   }
   if ((name === "ls" || name === "du" || name === "tree") && ops.length === 0) {
-    ctx.effects.push({ kind: name === "ls" ? "read" : "read-tree", path: ".", dirs: [...ctx.dirs] });
+    const kind = lists ? "list-tree" : name === "ls" ? "read" : "read-tree";
+    ctx.effects.push({ kind, path: ".", dirs: [...ctx.dirs] });
   }
-  for (const w of ops) fileEffect(ctx, recursive && name !== "du" ? "read-tree" : "read", w, name);
+  for (const w of ops) {
+    fileEffect(ctx, lists ? "list-tree" : recursive && name !== "du" ? "read-tree" : "read", w, name);
+  }
 }
 
 function grep(ctx: Ctx, name: string, args: readonly Word[]): void {
@@ -564,10 +586,10 @@ function grep(ctx: Ctx, name: string, args: readonly Word[]): void {
   const listOnly = name === "rg" && hasFlag(args, "\u0000", "--files");
   const recursive =
     name === "rg" || hasFlag(args, "r", "--recursive") || hasFlag(args, "R", "--dereference-recursive");
-  if (files.length === 0 && recursive) {
-    ctx.effects.push({ kind: listOnly ? "read" : "read-tree", path: ".", dirs: [...ctx.dirs] });
-  }
-  for (const w of listOnly ? [...ops] : files) fileEffect(ctx, recursive ? "read-tree" : "read", w, name);
+  // `rg --files` lists the names at every level below its folders
+  const mode = listOnly ? "list-tree" : recursive ? "read-tree" : "read";
+  if (files.length === 0 && recursive) ctx.effects.push({ kind: mode, path: ".", dirs: [...ctx.dirs] });
+  for (const w of listOnly ? [...ops] : files) fileEffect(ctx, mode, w, name);
 }
 
 /** sed commands that only print, delete, substitute in memory: no `w`, `r`, `e` and the like. */
@@ -673,7 +695,7 @@ function find(ctx: Ctx, args: readonly Word[]): void {
     }
   }
   if (roots.length === 0) roots.push({ t: "text", s: "." });
-  for (const r of roots) fileEffect(ctx, "read", r, "find");
+  for (const r of roots) fileEffect(ctx, "list-tree", r, "find");
 }
 
 function copy(ctx: Ctx, name: "cp" | "mv" | "ln" | "install", args: readonly Word[]): void {
@@ -1157,7 +1179,16 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
       if (host === undefined) flag(ctx, `\`git ${sub}\` to a local path or an unreadable URL`);
       else ctx.effects.push({ kind: "host", host });
     } else ctx.effects.push({ kind: "git-remote", remote: where, dirs: [...ctx.dirs] });
-    ctx.effects.push({ kind: "read", path: ".", dirs: [...ctx.dirs] });
+    // a push sends the history, a pull merges it into the work tree: the whole repository
+    ctx.effects.push({
+      kind: "git-repo",
+      dirs: [...ctx.dirs],
+      metadata: sub === "fetch" || sub === "ls-remote",
+      limited: false,
+      operands: [],
+      objects: false,
+      worktree: sub === "pull",
+    });
     return false;
   }
   if (sub === "clone") {
@@ -1199,12 +1230,50 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
     flag(ctx, `\`git ${sub}\`: a subcommand (or alias) writ does not know`);
     return false;
   }
-  // what a local command reads: the repository, and any path it names
-  gitPaths(ctx, sub, rest);
-  ctx.effects.push({ kind: "read", path: ".", dirs: [...ctx.dirs] });
+  // what a local command reads: any path it names, and the repository — whole unless a path limits it
+  const named = gitPaths(ctx, sub, rest);
+  ctx.effects.push({
+    kind: "git-repo",
+    dirs: [...ctx.dirs],
+    metadata: GIT_TREE_UNSEEN.has(sub) && !rest.some((w) => GIT_SHOWS_CHANGES.test(text(w) ?? "")),
+    ...named,
+    worktree: GIT_WORK_TREE.has(sub),
+  });
   if (!GIT_READ_ONLY.has(sub)) ctx.effects.push({ kind: "write", path: ".", dirs: [...ctx.dirs] });
   return GIT_READ_ONLY.has(sub);
 }
+
+/** Subcommands that show nothing of the tree's files or history (names, refs, hashes at most). */
+const GIT_TREE_UNSEEN = new Set([
+  "branch",
+  "tag",
+  "rev-parse",
+  "describe",
+  "version",
+  "help",
+  "init",
+  "commit",
+  "add",
+]);
+/** Options with which they do show changes (`add -p`, `commit -v`, `--dry-run` …). */
+const GIT_SHOWS_CHANGES = /^(-[A-Za-z]*[piev][A-Za-z]*|--(patch|interactive|edit|verbose|dry-run)(=.*)?)$/;
+/** Subcommands that rewrite files of the work tree. */
+const GIT_WORK_TREE = new Set([
+  "checkout",
+  "switch",
+  "restore",
+  "stash",
+  "merge",
+  "rebase",
+  "reset",
+  "cherry-pick",
+  "revert",
+  "am",
+  "apply",
+  "clean",
+  "bisect",
+  "worktree",
+]);
 
 const GIT_VALUED = set(
   "-m -F -C -c -n -b -B --author --date --format --pretty --since --until --grep -S -G -L -U --message --file --depth --output --output-directory -e --regexp -f",
@@ -1216,9 +1285,14 @@ const GIT_VALUED = set(
  * it can match in the history), operands before it that exist as paths, `-L …:file`, `-F file`;
  * `--output`/`-o` written. Pathspec magic (`:(glob)`, `:/`) is an `ask`.
  */
-function gitPaths(ctx: Ctx, sub: string, rest: readonly Word[]): void {
+function gitPaths(
+  ctx: Ctx,
+  sub: string,
+  rest: readonly Word[],
+): { limited: boolean; operands: string[]; objects: boolean } {
   const what = `git ${sub}`;
   const writes = !GIT_READ_ONLY.has(sub);
+  const named = { limited: false, operands: [] as string[], objects: false };
   let patternGiven = false;
   const ops = operands(
     rest,
@@ -1243,6 +1317,7 @@ function gitPaths(ctx: Ctx, sub: string, rest: readonly Word[]): void {
   for (const w of ops.slice(skip)) {
     const s = text(w);
     if (w.t === "glob") {
+      named.limited = true;
       fileEffect(ctx, "read-tree", w, what);
       if (writes) fileEffect(ctx, "write-tree", w, what);
       continue;
@@ -1252,6 +1327,8 @@ function gitPaths(ctx: Ctx, sub: string, rest: readonly Word[]): void {
       continue;
     }
     if (specs.has(w)) {
+      // an exclusion alone limits nothing: git then shows everything else
+      if (!/^:[!^]/.test(s)) named.limited = true;
       if (/^:[(/!^]/.test(s) && !/^:[!^][^(]/.test(s))
         flag(ctx, `\`${what} ${s}\`: pathspec magic writ does not read`);
       else if (/^:[!^]/.test(s))
@@ -1270,12 +1347,15 @@ function gitPaths(ctx: Ctx, sub: string, rest: readonly Word[]): void {
     if (colon !== null) {
       if (s.startsWith(":/")) flag(ctx, `\`${what} ${s}\`: a revision found by its message`);
       else ctx.effects.push({ kind: "git-path", path: s.slice(colon[0].length), dirs: [...ctx.dirs] });
+      named.objects = true;
       continue;
     }
     const path = tilde(s, ctx);
+    named.operands.push(path);
     ctx.effects.push({ kind: "git-operand", path, dirs: [...ctx.dirs], mode: "read-tree" });
     if (writes) ctx.effects.push({ kind: "git-operand", path, dirs: [...ctx.dirs], mode: "write-tree" });
   }
+  return named;
 }
 
 /** Skips `!` and leading assignments; returns the index of the first word after them. */

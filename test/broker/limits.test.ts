@@ -116,6 +116,40 @@ for (const mode of MODES) {
       expect(reasons.has("writ_limit_active")).toBe(true);
     }, 60_000);
 
+    if (mode.postgres) {
+      /** `n` exchanges at once, sent in turn to two servers on the one database, as two processes. */
+      async function acrossTwoServers(limits: RunnerClassLimits, n: number) {
+        const policy = await policyWith(limits);
+        const both = [(await start(policy)).server, (await start(policy)).server];
+        const clients = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            exchangeClient(BASE, (url, init) => both[i % 2]!.app.request(url, init)),
+          ),
+        );
+        const results = await Promise.all(Array.from({ length: n }, (_, i) => clients[i % 8]!.exchange()));
+        const reasons = new Set(results.filter((r) => r.status !== 200).map((r) => r.body.reason));
+        return { issued: results.filter((r) => r.status === 200).length, reasons, store: both[1]!.store };
+      }
+
+      it("holds across two servers on one database: of 24 exchanges at once, exactly the active limit is issued", async () => {
+        const { issued, reasons, store } = await acrossTwoServers(
+          { activeWrits: 5, issuancePerMinute: 1000 },
+          24,
+        );
+        expect(issued).toBe(5);
+        expect(await store.writs.listActive("release-bot", new Date())).toHaveLength(5);
+        for (const reason of reasons) expect(["writ_limit_active", "repeated_denial"]).toContain(reason);
+        expect(reasons.has("writ_limit_active")).toBe(true);
+      }, 120_000);
+
+      it("holds across two servers on one database: of 16 exchanges at once, exactly the rate limit is issued", async () => {
+        const { issued, reasons } = await acrossTwoServers({ activeWrits: 1000, issuancePerMinute: 3 }, 16);
+        expect(issued).toBe(3);
+        for (const reason of reasons) expect(["writ_limit_rate", "repeated_denial"]).toContain(reason);
+        expect(reasons.has("writ_limit_rate")).toBe(true);
+      }, 120_000);
+    }
+
     it("frees an active slot when a writ's last use is spent", async () => {
       const { server, agent } = await start(await policyWith({ activeWrits: 1, issuancePerMinute: 10 }, 1));
       const first = await issue(agent);

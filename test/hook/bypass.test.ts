@@ -4,14 +4,20 @@
  * a denied file or an unlisted host is `deny` or `ask`, never `allow`; ordinary work is allowed;
  * taint from a web fetch or an untrusted file refuses privileged calls in that session only.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPolicy } from "../../src/app.js";
 import { type HookEngine, type HookKind, parseHookInput, renderAnswer } from "../../src/hook/index.js";
 import type { Store } from "../../src/store/index.js";
 import { claude, gemini, type JudgingEngine, judgingEngine, makeProject, type Project } from "./fixture.js";
-import { ALLOWED_COMMANDS, DENIED_FILE_ROUTES, EXFIL_ROUTES, PLAINLY_DENIED } from "./tables.js";
+import {
+  ALLOWED_COMMANDS,
+  DENIED_FILE_ROUTES,
+  EXFIL_ROUTES,
+  PLAINLY_DENIED,
+  WHOLE_TREE_ROUTES,
+} from "./tables.js";
 
 let p: Project;
 let store: Store;
@@ -69,6 +75,51 @@ describe("Claude Code: reading a denied file, by every route", () => {
       const v = await judge("claude-code", claude("PreToolUse", tool, input, p.src));
       expect(v.decision, tool).toBe("deny");
     }
+  });
+});
+
+describe("Claude Code: commands that name no path read the whole repository or folder", () => {
+  for (const [command, where] of WHOLE_TREE_ROUTES) {
+    it(`${command}: denied, reaching the denied folder`, async () => {
+      const v = await bash(command, where(p));
+      expect(v, `${command} → ${v.reason}`).toMatchObject({ decision: "deny", code: "explicit_deny" });
+      expect(v.reason).toContain(join(p.proj, "secret"));
+    });
+  }
+
+  it("a repository whose history may hold a denied path not on the disk is an ask; once it is there, a deny", async () => {
+    const tools = join(p.proj, "tools");
+    await mkdir(join(tools, ".git", "hooks"), { recursive: true });
+    await writeFile(join(tools, "run.ts"), "export {};\n");
+    const v = await bash("git log -p", tools);
+    expect(v, v.reason).toMatchObject({ decision: "ask", code: "ask" });
+    expect(v.reason).toContain(join(tools, ".env"));
+    expect((await bash("git log -p -- run.ts", tools)).decision).toBe("allow");
+    await writeFile(join(tools, ".env"), "TOKEN=x\n");
+    expect(await bash("git status", tools)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+  });
+
+  it("a deny of what is in .git (its hooks) does not meet git reading the repository", async () => {
+    // lib/.git/hooks/* is denied: git shows none of it, so git on lib is still allowed
+    const v = await bash("git log -p", join(p.proj, "lib"));
+    expect(v.decision, v.reason).toBe("allow");
+    expect(await bash("cat .git/hooks/pre-commit", join(p.proj, "lib"))).toMatchObject({ decision: "deny" });
+  });
+
+  it("LS lists every level below its folder: denied over the project, however the folder is named", async () => {
+    await symlink(p.proj, join(p.root, "proj-link"));
+    for (const [input, cwd] of [
+      [{}, p.proj],
+      [{ path: p.proj }, p.src],
+      [{ path: join(p.root, "proj-link") }, p.root],
+      [{ path: join(p.proj, "secret") }, p.proj],
+    ] as const) {
+      const v = await judge("claude-code", claude("PreToolUse", "LS", input, cwd));
+      expect(v, JSON.stringify(input)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+      expect(v.reason).toContain(join(p.proj, "secret"));
+    }
+    const ok = await judge("claude-code", claude("PreToolUse", "LS", { path: p.src }, p.src));
+    expect(ok.decision, ok.reason).toBe("allow");
   });
 });
 
@@ -145,7 +196,7 @@ describe("taint", () => {
     );
     expect(w).toMatchObject({ decision: "deny", code: "tainted_session" });
     expect(w.reason).toContain("claude-code:WebFetch");
-    expect(await bash("git push origin main", p.src, s)).toMatchObject({
+    expect(await bash("git -C ../lib push origin main", p.src, s)).toMatchObject({
       decision: "deny",
       code: "tainted_session",
     });
@@ -206,6 +257,33 @@ describe("Gemini CLI", () => {
     expect(list.decision, list.reason).toBe("allow");
   });
 
+  it("its listing and many-file tools are decided on the folders they list and every path they read", async () => {
+    const tool = (name: string, input: Record<string, unknown>, cwd = p.proj) =>
+      judge("gemini-cli", gemini("BeforeTool", name, input, cwd));
+    // list_directory: the folder it lists, canonical, however it is named
+    await symlink(join(p.proj, "secret"), join(p.root, "secret-link"));
+    for (const dir_path of [join(p.proj, "secret"), "secret", join(p.root, "secret-link")]) {
+      const v = await tool("list_directory", { dir_path });
+      expect(v, dir_path).toMatchObject({ decision: "deny", code: "explicit_deny" });
+    }
+    expect(await tool("list_directory", {}, join(p.proj, "secret"))).toMatchObject({ decision: "deny" });
+    // glob without a folder: below the working directory
+    expect(await tool("glob", { pattern: "**/*.pem" })).toMatchObject({ decision: "deny" });
+    // read_many_files: `include` adds to `paths`, and `**` crosses folders
+    for (const input of [
+      { paths: ["src"], include: ["secret/**"] },
+      { paths: ["**/*.pem"] },
+      { include: ["**/key.pem"] },
+      { paths: ["."] },
+    ]) {
+      const v = await tool("read_many_files", input);
+      expect(v, JSON.stringify(input)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+      expect(v.reason).toContain(join(p.proj, "secret"));
+    }
+    const ok = await tool("read_many_files", { paths: ["src"], include: ["**/*.ts"] }, p.src);
+    expect(ok.decision, ok.reason).toBe("allow");
+  });
+
   it("answers in Gemini's format; its ask is a deny saying a human must run it", () => {
     const deny = renderAnswer("gemini-cli", "pre", "deny", "no");
     expect(deny).toEqual({
@@ -259,7 +337,7 @@ describe("the hooks: section", () => {
     const { policy, problems } = await loadPolicy(file);
     expect(policy).toBeUndefined();
     expect(problems).toContainEqual(
-      expect.objectContaining({ code: "ERR_CONFIG_HOOKS", path: "hooks.untrusted[0]", line: 28 }),
+      expect.objectContaining({ code: "ERR_CONFIG_HOOKS", path: "hooks.untrusted[0]", line: 29 }),
     );
   });
 });

@@ -18,6 +18,7 @@ import {
   EXFIL_ROUTES,
   PLAINLY_DENIED,
   SHELL_PROTOCOLS,
+  WHOLE_TREE_ROUTES,
 } from "./tables.js";
 
 let p: Project;
@@ -68,6 +69,13 @@ for (const proto of SHELL_PROTOCOLS.filter((s) => s.kind !== "claude-code")) {
         const v = await shell(c);
         expect(v, c).toMatchObject({ decision: "deny", code: "explicit_deny" });
         expect(v.reason).toContain(p.secret);
+      }
+    });
+
+    it("commands that name no path are denied on the whole repository or folder they read", async () => {
+      for (const [command, where] of WHOLE_TREE_ROUTES) {
+        const v = await shell(command, where(p));
+        expect(v, `${command} → ${v.reason}`).toMatchObject({ decision: "deny", code: "explicit_deny" });
       }
     });
 
@@ -137,6 +145,35 @@ describe("Cursor: files, MCP and edits", () => {
     expect((await pre("Write", { file_path: join(p.src, "b.ts") })).decision).toBe("allow");
     // a Write whose path writ cannot find is never allowed
     expect((await pre("Write", {})).decision).toBe("ask");
+    // Delete (its input undocumented) is a Write of its path, never a tool decided by name alone
+    expect(await pre("Delete", { file_path: p.secret })).toMatchObject({
+      decision: "deny",
+      code: "explicit_deny",
+    });
+    expect(await pre("Delete", { path: "secret/key.pem" })).toMatchObject({
+      decision: "deny",
+      code: "explicit_deny",
+    });
+    expect((await pre("Delete", { file_path: join(p.src, "old.ts") })).decision).toBe("allow");
+    expect((await pre("Delete", {})).decision).toBe("ask");
+  });
+
+  it("preToolUse Shell runs where tool_input.working_directory says, not where the top-level cwd does", async () => {
+    const shell = (tool_input: Record<string, unknown>, cwd: string) =>
+      judge(
+        "cursor",
+        cursor("preToolUse", { tool_name: "Shell", tool_input, tool_use_id: "t", cwd }, p.proj),
+      );
+    // read from src, `secret/key.pem` would be a file of the project that does not exist
+    const v = await shell({ command: "cat secret/key.pem", working_directory: p.proj }, p.src);
+    expect(v, v.reason).toMatchObject({ decision: "deny", code: "explicit_deny" });
+    expect(v.reason).toContain(p.secret);
+    expect((await shell({ command: "cat a.ts", working_directory: p.src }, p.proj)).decision).toBe("allow");
+    // the older spelling, and both when they agree
+    expect((await shell({ command: "cat secret/key.pem", cwd: p.proj }, p.src)).decision).toBe("deny");
+    expect(
+      (await shell({ command: "cat a.ts", cwd: p.src, working_directory: p.src }, p.proj)).decision,
+    ).toBe("allow");
   });
 
   it("an MCP tool is decided by its name, from beforeMCPExecution and preToolUse alike", async () => {
@@ -213,14 +250,25 @@ describe("Cursor: files, MCP and edits", () => {
     const pre = json(out("preToolUse", "ask").stdout);
     expect(pre.permission).toBe("deny");
     expect(pre.agent_message).toContain("human");
+    // preToolUse also in the spelling some builds documented: `decision` and `reason`
+    expect(pre.decision).toBe("deny");
+    expect(pre.reason).toBe(pre.agent_message);
+    expect(json(out("preToolUse", "deny").stdout)).toEqual({
+      permission: "deny",
+      user_message: "why",
+      agent_message: "why",
+      decision: "deny",
+      reason: "why",
+    });
     const read = json(out("beforeReadFile", "ask").stdout);
     expect(Object.keys(read).sort()).toEqual(["permission", "user_message"]);
     expect(read.permission).toBe("deny");
     // Cursor takes an answer without `permission` as a failed hook: an allow is always explicit
-    for (const e of ["beforeShellExecution", "preToolUse", "beforeMCPExecution", "beforeReadFile"]) {
+    for (const e of ["beforeShellExecution", "beforeMCPExecution", "beforeReadFile"]) {
       expect(json(out(e, "allow").stdout), e).toEqual({ permission: "allow" });
       expect(json(out(e, "allow", true).stdout), e).toEqual({ permission: "allow" });
     }
+    expect(json(out("preToolUse", "allow").stdout)).toEqual({ permission: "allow", decision: "allow" });
     for (const e of ["postToolUse", "afterShellExecution", "afterFileEdit", "afterMCPExecution"]) {
       expect(out(e, "deny").stdout, e).toBe("{}\n");
     }
@@ -251,6 +299,22 @@ describe("Cursor: files, MCP and edits", () => {
       [
         "a relative Shell cwd",
         cursor("preToolUse", { tool_name: "Shell", tool_input: { command: "ls", cwd: "x" } }, p.proj),
+      ],
+      [
+        "Shell working_directory relative",
+        cursor(
+          "preToolUse",
+          { tool_name: "Shell", tool_input: { command: "ls", working_directory: "x" } },
+          p.proj,
+        ),
+      ],
+      [
+        "Shell working_directory and cwd differ",
+        cursor(
+          "preToolUse",
+          { tool_name: "Shell", tool_input: { command: "ls", working_directory: "/w/a", cwd: "/w/b" } },
+          p.proj,
+        ),
       ],
       ["MCP parameters of a number", cursor("beforeMCPExecution", { tool_name: "q", tool_input: 3 }, p.proj)],
       ["beforeReadFile without a path", cursor("beforeReadFile", { content: "x" }, p.proj)],
@@ -340,6 +404,14 @@ describe("the wire to a server", () => {
       [
         "cursor",
         cursor("preToolUse", { tool_name: "Shell", tool_input: { command: "ls", cwd: "/w/x" } }, "/w"),
+      ],
+      [
+        "cursor",
+        cursor(
+          "preToolUse",
+          { tool_name: "Shell", tool_input: { command: "ls", working_directory: "/w/x" }, cwd: "/w" },
+          "/w",
+        ),
       ],
       [
         "cursor",

@@ -3,7 +3,7 @@
  * intent before its approvers; the `urn:openid:params:grant-type:ciba` grant polls it and, once
  * approved, runs every check again at issuance.
  */
-import { isWritError, q } from "../../core/index.js";
+import { type Agent, isWritError, q } from "../../core/index.js";
 import {
   type ApprovalRequest,
   type ApprovalService,
@@ -186,7 +186,7 @@ export async function cibaGrant(
   const agent = client.agent;
   const polled = await polledRequest(env, agent.id, req, approvals);
   if (!polled.ok) return polled;
-  const { id, request, resource } = polled.value;
+  const { id, request } = polled.value;
   const waiting = await approved(id, request, now, approvals);
   if (waiting) return waiting;
   // approved: every check again, now, at issuance
@@ -195,6 +195,23 @@ export async function cibaGrant(
     params: { ...request.params },
     ...(request.ticket ? { ticket: request.ticket } : {}),
   };
+  // counted, checked and stored as one step against the agent's other issuances, in any process
+  return deps.store.writs.serialiseIssuance(agent.id, () =>
+    issueApproved(env, agent, intent, polled.value, proof, now, deps, approvals),
+  );
+}
+
+async function issueApproved(
+  env: string,
+  agent: Agent,
+  intent: Intent,
+  polled: { id: string; request: ApprovalRequest; resource: string },
+  proof: DpopProof,
+  now: Date,
+  deps: BrokerDeps,
+  approvals: ApprovalService,
+): Promise<Outcome<OAuthResponse>> {
+  const { id, request, resource } = polled;
   const { key, outcome, release } = await judge(env, agent, intent, now, deps, "approved", { reserve: true });
   try {
     const denied = async (refusal: Refused): Promise<Refused> => {

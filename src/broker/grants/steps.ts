@@ -318,7 +318,8 @@ export function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; 
  * Writs judged issuable but not yet stored, per broker (its deps) and agent. The limits count them:
  * without this, concurrent requests of one agent all pass the count before any of their writs is
  * stored, and the agent ends above its limits. Released once the writ is stored (the counts then
- * hold it) or its issuance stopped. Per process: servers sharing PostgreSQL each count their own.
+ * hold it) or its issuance stopped. Per process: across the servers sharing a PostgreSQL store, an
+ * issuance runs under the store's lock on its agent (`writs.serialiseIssuance`), count to store.
  */
 const inFlight = new WeakMap<BrokerDeps, Map<string, number>>();
 

@@ -67,14 +67,19 @@ export async function exchange(
   const intent = readIntent(req, env);
   if (!intent.ok) return intent;
 
-  const { key, outcome, release } = await judge(env, agent, intent.value, now, deps, undefined, {
-    reserve: true,
+  // the count, the check and the store as one step against every other issuance for this agent,
+  // in this process or another sharing the store (issuance-lock.ts): servers on one PostgreSQL
+  // cannot together take the agent past its runner class's limits
+  return deps.store.writs.serialiseIssuance(agent.id, async () => {
+    const { key, outcome, release } = await judge(env, agent, intent.value, now, deps, undefined, {
+      reserve: true,
+    });
+    try {
+      return await judged(outcome, key, intent.value, resource.value);
+    } finally {
+      release();
+    }
   });
-  try {
-    return await judged(outcome, key, intent.value, resource.value);
-  } finally {
-    release();
-  }
 
   async function judged(
     outcome: Awaited<ReturnType<typeof judge>>["outcome"],
