@@ -167,7 +167,12 @@ async function canonical(raw: string, base: string, ask: string[]): Promise<stri
  * Every entry under a directory (canonical), or `undefined` past `max` entries. `folders`: only the
  * folders (and where links lead), the entries still counted against `max`.
  */
-async function tree(root: string, max = MAX_TREE, folders = false): Promise<string[] | undefined> {
+async function tree(
+  root: string,
+  max = MAX_TREE,
+  folders = false,
+  skip?: string,
+): Promise<string[] | undefined> {
   const out: string[] = [root];
   let seen = 1;
   const queue: { dir: string; depth: number }[] = [{ dir: root, depth: 0 }];
@@ -180,6 +185,7 @@ async function tree(root: string, max = MAX_TREE, folders = false): Promise<stri
       continue; // not a directory, or gone
     }
     for (const e of entries) {
+      if (depth === 0 && e.name === skip) continue; // a folder of the root the reader never lists
       const p = join(dir, e.name);
       if (seen >= max || depth >= MAX_DEPTH) return undefined;
       seen++;
@@ -394,13 +400,13 @@ class Builder {
    * The names at every level below a folder (`LS`, `find`, `ls -R`): a read of the folder and of each
    * folder below it (and wherever a link leads); past the walk's bound, the region below it.
    */
-  async listTree(p: string): Promise<void> {
+  async listTree(p: string, skip?: string): Promise<void> {
     this.need("Read", p, false);
     const isDir = await lstat(p)
       .then((s) => s.isDirectory())
       .catch(() => false);
     if (!isDir) return;
-    const dirs = await tree(p, MAX_PATTERN_WALK, true);
+    const dirs = await tree(p, MAX_PATTERN_WALK, true, skip);
     if (dirs !== undefined && dirs.length <= MAX_TREE) {
       for (const d of dirs) this.need("Read", d, false);
       return;
@@ -433,6 +439,11 @@ class Builder {
     if (e.metadata || e.limited) return;
     for (const o of e.operands) {
       if (await exists(resolve(dir, o))) return; // a path: git limits what it shows to it
+    }
+    if (e.lists) {
+      // the work tree's names at every level; git never lists its own folder
+      await this.listTree(root, ".git");
+      return;
     }
     if (e.operands.length === 0 && e.objects) return; // `REV:path` alone: that object only
     const at = escapeGlob(root === sep ? "" : root);

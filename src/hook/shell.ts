@@ -61,6 +61,8 @@ export type Effect =
       readonly kind: "git-repo";
       readonly dirs: readonly string[];
       readonly metadata: boolean;
+      /** it shows the names in the work tree (`git status`), not what they hold: a listing of it */
+      readonly lists: boolean;
       readonly limited: boolean;
       readonly operands: readonly string[];
       readonly objects: boolean;
@@ -1184,6 +1186,7 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
       kind: "git-repo",
       dirs: [...ctx.dirs],
       metadata: sub === "fetch" || sub === "ls-remote",
+      lists: false,
       limited: false,
       operands: [],
       objects: false,
@@ -1235,7 +1238,11 @@ function git(ctx: Ctx, args: readonly Word[]): boolean {
   ctx.effects.push({
     kind: "git-repo",
     dirs: [...ctx.dirs],
-    metadata: GIT_TREE_UNSEEN.has(sub) && !rest.some((w) => GIT_SHOWS_CHANGES.test(text(w) ?? "")),
+    metadata:
+      (GIT_TREE_UNSEEN.has(sub) && !rest.some((w) => GIT_SHOWS_CHANGES.test(text(w) ?? ""))) ||
+      (GIT_HISTORY.has(sub) &&
+        rest.every((w) => !(text(w) ?? "-").startsWith("-") || GIT_NO_NAMES.test(text(w)!))),
+    lists: sub === "status" && !rest.some((w) => GIT_STATUS_SHOWS_CHANGES.test(text(w) ?? "")),
     ...named,
     worktree: GIT_WORK_TREE.has(sub),
   });
@@ -1257,6 +1264,16 @@ const GIT_TREE_UNSEEN = new Set([
 ]);
 /** Options with which they do show changes (`add -p`, `commit -v`, `--dry-run` …). */
 const GIT_SHOWS_CHANGES = /^(-[A-Za-z]*[piev][A-Za-z]*|--(patch|interactive|edit|verbose|dry-run)(=.*)?)$/;
+/** History walkers that, with only the options of `GIT_NO_NAMES`, show commits and refs, no path. */
+const GIT_HISTORY = new Set(["log", "shortlog", "reflog", "rev-list"]);
+/**
+ * Options that show neither a file's content nor a path (an allow-list: `--stat`, `--name-only`,
+ * `-p`, `-S`/`-G` searches and every option not listed here make it a read of the whole history).
+ */
+const GIT_NO_NAMES =
+  /^(--oneline|--graph|--all|--branches|--tags|--reverse|--no-merges|--merges|--first-parent|--abbrev-commit|--no-abbrev-commit|--decorate(=(short|full|auto|no))?|--no-decorate|--no-patch|--no-color|--date-order|--topo-order|--relative-date|--count|-[sne]{1,3}|-\d{1,9}|--max-count=\d{1,9}|--skip=\d{1,9}|--(since|until|after|before|author|committer|date|grep)=[^\n]*|--(format|pretty)=[^%\n]*(%(h|H|an|ae|ad|ar|cn|ce|cd|cr|s|d|D|n|%|Cred|Cgreen|Creset|Cblue|Cyellow)[^%\n]*)*)$/;
+/** `git status` options that show what changed, not only which paths (`-v`, `--verbose`). */
+const GIT_STATUS_SHOWS_CHANGES = /^(-[A-Za-z]*v[A-Za-z]*|--verbose)$/;
 /** Subcommands that rewrite files of the work tree. */
 const GIT_WORK_TREE = new Set([
   "checkout",

@@ -96,7 +96,13 @@ describe("Claude Code: commands that name no path read the whole repository or f
     expect(v.reason).toContain(join(tools, ".env"));
     expect((await bash("git log -p -- run.ts", tools)).decision).toBe("allow");
     await writeFile(join(tools, ".env"), "TOKEN=x\n");
-    expect(await bash("git status", tools)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+    expect(await bash("git diff", tools)).toMatchObject({ decision: "deny", code: "explicit_deny" });
+    // names and commits only: the denied file's name is in a folder it may list, its content unread
+    for (const c of ["git status", "git status --short", "git log", "git log --oneline -5 --graph"]) {
+      const v = await bash(c, tools);
+      expect(v.decision, `${c}: ${v.reason}`).toBe("allow");
+    }
+    expect(await bash("git status -v", tools)).toMatchObject({ decision: "deny", code: "explicit_deny" });
   });
 
   it("a deny of what is in .git (its hooks) does not meet git reading the repository", async () => {

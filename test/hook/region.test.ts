@@ -116,7 +116,9 @@ describe("git: decided on the paths it names, not only on the repository", () =>
       ["git checkout HEAD -- secret/key.pem", p.proj],
       // no path: the whole repository, which holds secret/
       ["git grep secret", p.proj],
-      ["git log --oneline -5", p.proj],
+      ["git log --stat -5", p.proj],
+      // the names it lists include the denied folder
+      ["git status", p.proj],
     ];
     for (const [c, cwd] of denied) {
       const v = await bash(c, cwd);
@@ -132,6 +134,10 @@ describe("git: decided on the paths it names, not only on the repository", () =>
       ["git log -p -- src", p.proj],
       ["git grep secret -- src", p.proj],
       ["git log --oneline -5 -- src", p.proj],
+      // commits and refs only: no path, no content
+      ["git log --oneline -5", p.proj],
+      ["git log --graph --decorate --all", p.proj],
+      ["git shortlog -sn", p.proj],
     ];
     for (const [c, cwd] of allowed) {
       const v = await bash(c, cwd);

@@ -69,9 +69,11 @@ export const PLAINLY_DENIED: readonly string[] = [
  * is denied outright. `[command, the folder it runs in]`.
  */
 export const WHOLE_TREE_ROUTES: readonly (readonly [string, (p: Project) => string])[] = [
-  ["git log", (p) => p.src],
   ["git log -p", (p) => p.src],
-  ["git log --oneline -5", (p) => p.proj],
+  ["git log --stat -5", (p) => p.proj],
+  ["git log --name-only --oneline", (p) => p.src],
+  ["git log -S KEY --oneline", (p) => p.src],
+  ["git log --format=%h%x09%s", (p) => p.src],
   ["git diff", (p) => p.src],
   ["git diff --stat HEAD~3", (p) => p.src],
   ["git status", (p) => p.src],
