@@ -33,7 +33,7 @@ import {
 import type { WritErrorCode } from "../error-codes.js";
 import { challenge, problem } from "../http/problem.js";
 import { type ApprovalRequest, type ApprovalService, evaluateRequest } from "./approvals.js";
-import { authenticateClient, JWT_BEARER_ASSERTION_TYPE } from "./client-auth.js";
+import { ClientRefused, checkClient, JWT_BEARER_ASSERTION_TYPE } from "./client-auth.js";
 import type { ReplayCache } from "./replay.js";
 
 export interface ApprovalsApiOptions {
@@ -130,23 +130,21 @@ export function approvalsApi(opts: ApprovalsApiOptions): Hono {
         { "www-authenticate": challenge("Bearer", { realm: "writ-approvals" }) },
       );
     }
-    try {
-      const who = await authenticateClient(
-        { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: m[1]! },
-        {
-          config: principals,
-          audiences: [`${opts.baseUrl()}/approvals`],
-          replay: opts.replay,
-          clock: opts.clock,
-        },
-      );
-      return who.agent.id;
-    } catch (err) {
-      if (!isWritError(err)) throw err;
-      return refused(401, err.code, err.message, {
-        "www-authenticate": challenge("Bearer", { realm: "writ-approvals", error: "invalid_token" }),
-      });
-    }
+    // a store that cannot answer (the replay cache) is no refusal: it is thrown on, and the server
+    // answers it as it answers the token endpoint's (a 500 problem, its cause in the server log)
+    const who = await checkClient(
+      { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: m[1]! },
+      {
+        config: principals,
+        audiences: [`${opts.baseUrl()}/approvals`],
+        replay: opts.replay,
+        clock: opts.clock,
+      },
+    );
+    if (!(who instanceof ClientRefused)) return who.agent.id;
+    return refused(401, who.code, who.message, {
+      "www-authenticate": challenge("Bearer", { realm: "writ-approvals", error: "invalid_token" }),
+    });
   };
 
   app.get("/approvals", async (c) => {

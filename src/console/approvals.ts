@@ -9,7 +9,8 @@
 import {
   type ApprovalRequest,
   approverPrincipals,
-  authenticateClient,
+  ClientRefused,
+  checkClient,
   evaluateRequest,
   JWT_BEARER_ASSERTION_TYPE,
 } from "../broker/index.js";
@@ -163,27 +164,23 @@ export async function decideApproval(a: ActionContext): Promise<View> {
       "the decision is not signed: the page signs it with your key (sign in again to import it)",
     );
   }
-  let who: string;
-  try {
-    const auth = await authenticateClient(
-      { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion },
-      {
-        config: approverPrincipals(a.deps.config),
-        audiences: [`${a.deps.baseUrl()}/console/approvals`],
-        replay: a.deps.replay,
-        clock: a.deps.clock,
-      },
+  // a failing replay cache is thrown on: the server's failure, not a refused signature
+  const auth = await checkClient(
+    { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion },
+    {
+      config: approverPrincipals(a.deps.config),
+      audiences: [`${a.deps.baseUrl()}/console/approvals`],
+      replay: a.deps.replay,
+      clock: a.deps.clock,
+    },
+  );
+  if (auth instanceof ClientRefused) {
+    throw consoleError(
+      ERR_CONSOLE_SIGNATURE,
+      `the signed decision was refused (${auth.code}): ${auth.message}`,
     );
-    who = auth.agent.id;
-  } catch (err) {
-    if (isWritError(err) && err.code.startsWith("ERR_CLIENT_")) {
-      throw consoleError(
-        ERR_CONSOLE_SIGNATURE,
-        `the signed decision was refused (${err.code}): ${err.message}`,
-      );
-    }
-    throw err;
   }
+  const who = auth.agent.id;
   if (who !== a.session.who) {
     throw consoleError(
       ERR_CONSOLE_AUTH,

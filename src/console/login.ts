@@ -5,8 +5,13 @@
  * server put in the form (`aud` = `<base>/console/login`), checked by the same code as an agent's
  * private_key_jwt; the private key never leaves the browser.
  */
-import { approverPrincipals, authenticateClient, JWT_BEARER_ASSERTION_TYPE } from "../broker/index.js";
-import { isWritError, q } from "../core/index.js";
+import {
+  approverPrincipals,
+  ClientRefused,
+  checkClient,
+  JWT_BEARER_ASSERTION_TYPE,
+} from "../broker/index.js";
+import { q } from "../core/index.js";
 import type { ConsoleDeps } from "./deps.js";
 import { consoleError, ERR_CONSOLE_AUTH, ERR_CONSOLE_INPUT } from "./errors.js";
 import { type Html, h } from "./html.js";
@@ -72,28 +77,25 @@ export async function loginApprover(form: Form, deps: ConsoleDeps): Promise<stri
     );
   }
   const challenge = form.get("challenge")!;
-  try {
-    const who = await authenticateClient(
-      { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion },
-      {
-        config: approverPrincipals(deps.config),
-        audiences: [`${deps.baseUrl()}/console/login`],
-        replay: deps.replay,
-        clock: deps.clock,
-      },
-    );
-    if (who.jti !== challenge) {
-      throw consoleError(ERR_CONSOLE_AUTH, "the signed challenge is not the one this form was given");
-    }
-    const claimed = (form.get("approver") ?? "").trim();
-    if (claimed !== "" && claimed !== who.agent.id) {
-      throw consoleError(ERR_CONSOLE_AUTH, `the key signed as ${q(who.agent.id)}, not ${q(claimed)}`);
-    }
-    return who.agent.id;
-  } catch (err) {
-    if (isWritError(err) && err.code.startsWith("ERR_CLIENT_")) {
-      throw consoleError(ERR_CONSOLE_AUTH, `the signed challenge was refused (${err.code}): ${err.message}`);
-    }
-    throw err;
+  // a failing replay cache is thrown on: the server's failure, not a refused challenge
+  const who = await checkClient(
+    { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion },
+    {
+      config: approverPrincipals(deps.config),
+      audiences: [`${deps.baseUrl()}/console/login`],
+      replay: deps.replay,
+      clock: deps.clock,
+    },
+  );
+  if (who instanceof ClientRefused) {
+    throw consoleError(ERR_CONSOLE_AUTH, `the signed challenge was refused (${who.code}): ${who.message}`);
   }
+  if (who.jti !== challenge) {
+    throw consoleError(ERR_CONSOLE_AUTH, "the signed challenge is not the one this form was given");
+  }
+  const claimed = (form.get("approver") ?? "").trim();
+  if (claimed !== "" && claimed !== who.agent.id) {
+    throw consoleError(ERR_CONSOLE_AUTH, `the key signed as ${q(who.agent.id)}, not ${q(claimed)}`);
+  }
+  return who.agent.id;
 }

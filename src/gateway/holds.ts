@@ -71,15 +71,16 @@ export interface HeldCall {
 }
 
 /**
- * Lets a held call through once its approval is granted (consuming it), or refuses it naming the
- * approval request: `approval_required` (a new request), `approval_pending`, `approval_denied`.
+ * Lets a held call through once its approval is granted (consuming it: the approval's id), or
+ * returns its refusal naming the approval request: `approval_required` (a new request),
+ * `approval_pending`, `approval_denied`. A failing store or approval service is thrown.
  */
 export async function admitHeld(
   store: Pick<Store, "holds">,
   approvals: ApprovalService,
   call: HeldCall,
   now: Date,
-): Promise<string> {
+): Promise<string | GatewayError> {
   const subject = {
     agent: call.agent,
     playbook: toolSubject(call.server, call.tool),
@@ -104,7 +105,7 @@ export async function admitHeld(
           });
         } catch (err) {
           if (!(isWritError(err) && err.code.startsWith("ERR_APPROVAL"))) throw err;
-          throw new GatewayError(
+          return new GatewayError(
             "approval_required",
             `approval ${q(row.requestId)} was used already`,
             detail,
@@ -113,13 +114,13 @@ export async function admitHeld(
         await holds.clear(binding);
         return row.requestId;
       case "pending":
-        throw new GatewayError(
+        return new GatewayError(
           "approval_pending",
           `held for approval ${q(row.requestId)}: the approvers have not decided yet (expires ${status.expiresAt.toISOString()})`,
           { ...detail, expiresAt: status.expiresAt.toISOString() },
         );
       case "denied":
-        throw new GatewayError(
+        return new GatewayError(
           "approval_denied",
           `approval ${q(row.requestId)} for these exact arguments was denied`,
           detail,
@@ -134,7 +135,7 @@ export async function admitHeld(
   );
   const heldArguments = call.arguments === undefined ? null : JSON.stringify(call.arguments);
   await holds.record({ binding, requestId: request.id, createdAt: now, arguments: heldArguments });
-  throw new GatewayError(
+  return new GatewayError(
     "approval_required",
     `${call.why === "irreversible" ? "an irreversible tool" : "a privileged tool in a tainted session"}: held for approval ${q(request.id)}; retry the same call once it is approved (\`writ approve ${request.id}\`)`,
     { approval: request.id, binding, expiresAt: request.expiresAt.toISOString() },

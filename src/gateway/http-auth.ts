@@ -47,12 +47,15 @@ export function challenge(err: Unauthorized, metadataUrl: string): Response {
   });
 }
 
-/** The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its issuer. */
+/**
+ * The DPoP-bound token and its proof (`broker/bound-token.ts`), the environment named by its
+ * issuer; or its refusal, returned.
+ */
 export async function authenticate(
   opts: GatewayHttpOptions,
   audience: string,
   req: Request,
-): Promise<{ claims: AccessTokenClaims; jkt: string; token: string }> {
+): Promise<{ claims: AccessTokenClaims; jkt: string; token: string } | Unauthorized> {
   const base = opts.baseUrl();
   const bound = await verifyBoundToken(req.headers, {
     env: (iss) => {
@@ -68,19 +71,22 @@ export async function authenticate(
     replay: opts.replay,
     clock: opts.clock,
   });
-  if (bound.refused) throw new Unauthorized(bound.status, bound.error, bound.reason, bound.message);
+  if (bound.refused) return new Unauthorized(bound.status, bound.error, bound.reason, bound.message);
   return { claims: bound.claims, jkt: bound.jkt, token: bound.token };
 }
 
-/** Who the token speaks for: a declared agent of this environment, and its writ as stored (active). */
+/**
+ * Who the token speaks for: a declared agent of this environment, and its writ as stored (active);
+ * or its refusal, returned. A store that cannot answer is thrown.
+ */
 export async function identityOf(
   opts: GatewayHttpOptions,
   claims: AccessTokenClaims,
   env: string,
-): Promise<GatewayIdentity> {
+): Promise<GatewayIdentity | Unauthorized> {
   const agent = opts.config.agents.get(claims.client_id);
   if (!agent || !agent.environments.includes(env)) {
-    throw new Unauthorized(
+    return new Unauthorized(
       403,
       "insufficient_scope",
       "unknown_agent",
@@ -92,7 +98,7 @@ export async function identityOf(
   if (claims.writ !== undefined) {
     const stored = await opts.store.writs.get(claims.writ);
     if (!stored || stored.agent !== agent.id || stored.environment !== env) {
-      throw new Unauthorized(
+      return new Unauthorized(
         401,
         "invalid_token",
         "writ_not_found",
@@ -100,7 +106,7 @@ export async function identityOf(
       );
     }
     if (stored.status !== "active") {
-      throw new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
+      return new Unauthorized(401, "invalid_token", "writ_revoked", `writ ${q(claims.writ)} is revoked`);
     }
     writ = toActiveWrit(stored);
     parent = stored.parent;

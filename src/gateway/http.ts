@@ -143,13 +143,8 @@ class McpEndpoint {
         reason: "content_type",
       });
     }
-    let auth: Authenticated;
-    try {
-      auth = await this.#authenticate(req);
-    } catch (err) {
-      if (err instanceof Unauthorized) return this.#challenge(err);
-      throw err;
-    }
+    const auth = await this.#authenticate(req);
+    if (auth instanceof Unauthorized) return this.#challenge(auth);
     if (req.method === "POST") {
       // the body is read at most to the SDK's limit, chunked or not: then 413, and nothing more of it
       const tooLarge = await this.#limitBody(c, async () => {});
@@ -171,20 +166,17 @@ class McpEndpoint {
     }
     if (sid !== null) return this.#inSession(c, req, sid, auth);
     if (req.method !== "POST") return c.json(jsonRpcError(-32000, "no session: initialize first"), 400);
-    let identity: GatewayIdentity;
-    try {
-      identity = await identityOf(this.#o, auth.claims, auth.env);
-    } catch (err) {
-      if (err instanceof Unauthorized) return this.#challenge(err);
-      throw err;
-    }
+    const identity = await identityOf(this.#o, auth.claims, auth.env);
+    if (identity instanceof Unauthorized) return this.#challenge(identity);
     if (!isInitialize(body)) return this.#stateless(req, identity, auth.authInfo);
     return this.#initialize(req, identity, auth);
   }
 
-  async #authenticate(req: Request): Promise<Authenticated> {
+  async #authenticate(req: Request): Promise<Authenticated | Unauthorized> {
     const audience = gatewayResource(this.#o.config, this.#o.baseUrl());
-    const { claims, jkt, token } = await authenticate(this.#o, audience, req);
+    const bound = await authenticate(this.#o, audience, req);
+    if (bound instanceof Unauthorized) return bound;
+    const { claims, jkt, token } = bound;
     const env = new URL(claims.iss).pathname.split("/").pop()!;
     const authInfo: AuthInfo = {
       token,

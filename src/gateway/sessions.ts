@@ -56,15 +56,22 @@ export class Sessions {
     return this.#live.get(id);
   }
 
-  /** The live session, or a refusal: `session_ended`, or `killed` (which ends it). */
-  alive(id: string): SessionState {
+  /** The live session, or its refusal returned: `session_ended`, or `killed` (which ends it). */
+  check(id: string): SessionState | GatewayError {
     const s = this.#live.get(id);
-    if (!s) throw new GatewayError("session_ended", `session ${q(id)} has ended`);
+    if (!s) return new GatewayError("session_ended", `session ${q(id)} has ended`);
     const why = this.#o.killedWhy(s.identity);
     if (why !== undefined) {
       this.end(s, why);
-      throw new GatewayError("killed", why);
+      return new GatewayError("killed", why);
     }
+    return s;
+  }
+
+  /** `check` for callers that want an exception: the live session, or its refusal thrown. */
+  alive(id: string): SessionState {
+    const s = this.check(id);
+    if (s instanceof GatewayError) throw s;
     return s;
   }
 

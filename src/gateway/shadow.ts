@@ -27,12 +27,18 @@ export class ShadowSink {
   }
 
   /**
-   * A rule's refusal: thrown when the rule enforces; recorded (and the call goes on) when it is in
-   * shadow mode.
+   * A rule's refusal: returned when the rule enforces; recorded (and undefined: the call goes on)
+   * when it is in shadow mode.
    */
-  refuseOr(mode: RuleMode | undefined, rule: string, kind: ShadowKind, refusal: GatewayError): void {
-    if (!isShadow(mode)) throw refusal;
+  refuseOr(
+    mode: RuleMode | undefined,
+    rule: string,
+    kind: ShadowKind,
+    refusal: GatewayError,
+  ): GatewayError | undefined {
+    if (!isShadow(mode)) return refusal;
     this.add({ rule, kind, reason: refusal.reason, message: refusal.message });
+    return undefined;
   }
 }
 
@@ -48,7 +54,9 @@ export function shadowedBounds(
       check(kind, value, arg);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
-      sink.refuseOr(mode, "gateway:bounds", "bounds", err);
+      // the bounds are in shadow mode here: recorded, never refused
+      const enforced = sink.refuseOr(mode, "gateway:bounds", "bounds", err);
+      if (enforced) throw enforced;
     }
   };
 }

@@ -1353,7 +1353,7 @@ function approvalsApiEmissions(): { code: string; status?: number; where: string
   for (const m of table.matchAll(/(ERR_[A-Z0-9_]+):\s*(\d{3})/g)) {
     out.push({ code: m[1]!, status: Number(m[2]), where: `${file} STATUS` });
   }
-  if (/\bauthenticateClient\(/.test(text) && /refused\(401, err\.code/.test(text)) {
+  if (/\bcheckClient\(/.test(text) && /refused\(401, who\.code/.test(text)) {
     for (const code of Object.keys(CLIENT_AUTH_ERRORS)) {
       if (!(code in APPROVER_UNREACHABLE)) out.push({ code, status: 401, where: `${file} (approver JWT)` });
     }

@@ -5,22 +5,21 @@
 import { describe, expect, it } from "vitest";
 import type { EngagedKill } from "../../src/broker/kill.js";
 import { argumentsObject } from "../../src/gateway/checks/arguments.js";
+import type { Call, CallEnv } from "../../src/gateway/checks/call.js";
 import { CALL_CHECKS } from "../../src/gateway/checks/index.js";
 import { splitToolName } from "../../src/gateway/checks/pins.js";
 import { session, stillAlive } from "../../src/gateway/checks/session.js";
 import { markTaint, taint } from "../../src/gateway/checks/taint.js";
 import { uses } from "../../src/gateway/checks/uses.js";
+import type { GatewayIdentity } from "../../src/gateway/gateway.js";
 import { GatewayError } from "../../src/gateway/index.js";
 import { killedWhy } from "../../src/gateway/kill.js";
+import { Sessions } from "../../src/gateway/sessions.js";
 
+/** The refusal a check (or one of its parts) returns; a thrown error fails the test. */
 const refusalOf = (f: () => unknown): { reason: string; message: string } | undefined => {
-  try {
-    f();
-    return undefined;
-  } catch (err) {
-    if (err instanceof GatewayError) return { reason: err.reason, message: err.message };
-    throw err;
-  }
+  const out = f();
+  return out instanceof GatewayError ? { reason: out.reason, message: out.message } : undefined;
 };
 
 describe("the gateway's call checks", () => {
@@ -46,6 +45,26 @@ describe("the gateway's call checks", () => {
     const nul = refusalOf(() => argumentsObject({ path: { to: "a\u0000b" } }));
     expect(nul?.reason).toBe("arguments_invalid");
     expect(nul?.message).toContain("path.to");
+  });
+
+  it("return their refusal instead of throwing it: an ended session, then a killed one", () => {
+    let why: string | undefined;
+    const sessions = new Sessions({
+      audit: async () => undefined,
+      now: () => new Date(0),
+      killedWhy: () => why,
+    });
+    const env = { sessions } as unknown as CallEnv;
+    const call = (id: string) => ({ sessionId: id }) as unknown as Call;
+    expect(refusalOf(() => session(call("gws_gone"), env))?.reason).toBe("session_ended");
+    const s = sessions.open({ agent: "bot", environment: "dev" } as GatewayIdentity);
+    const live = call(s.id);
+    expect(session(live, env)).toBeUndefined();
+    expect(live.session).toBe(s);
+    why = "kill k1 is engaged";
+    expect(refusalOf(() => stillAlive(live, env))).toEqual({ reason: "killed", message: why });
+    // the kill ended it: asked again, it is gone
+    expect(refusalOf(() => session(call(s.id), env))?.reason).toBe("session_ended");
   });
 });
 

@@ -6,8 +6,9 @@
 import { describe, expect, it } from "vitest";
 import type { AccessTokenClaims } from "../../src/broker/tokens.js";
 import type { WritConfig } from "../../src/core/index.js";
+import type { GatewayIdentity } from "../../src/gateway/gateway.js";
 import type { GatewayHttpOptions } from "../../src/gateway/http.js";
-import { identityOf } from "../../src/gateway/http-auth.js";
+import { identityOf, Unauthorized } from "../../src/gateway/http-auth.js";
 import type { StoredWrit } from "../../src/store/index.js";
 
 const NOW = Date.parse("2026-12-07T06:00:00Z") / 1000;
@@ -49,9 +50,16 @@ const claims = (over: Partial<AccessTokenClaims>): AccessTokenClaims => ({
   ...over,
 });
 
+/** The identity, a refusal failing the test. */
+async function identityOk(...args: Parameters<typeof identityOf>): Promise<GatewayIdentity> {
+  const id = await identityOf(...args);
+  if (id instanceof Unauthorized) throw new Error(`refused: ${id.reason}`);
+  return id;
+}
+
 describe("a delegated writ's identity at the gateway", () => {
   it("carries the act chain and the parent writ; the root agent is not a sponsor", async () => {
-    const id = await identityOf(
+    const id = await identityOk(
       optionsWith({ parent: "w-parent" }),
       claims({ act: { sub: "helper-bot", act: { sub: "lead-bot" } } }),
       "dev",
@@ -62,7 +70,7 @@ describe("a delegated writ's identity at the gateway", () => {
   });
 
   it("keeps a human sponsor of the root writ as the sponsor", async () => {
-    const id = await identityOf(
+    const id = await identityOk(
       optionsWith({ parent: "w-parent" }),
       claims({ sub: "alice@acme.example", act: { sub: "helper-bot", act: { sub: "lead-bot" } } }),
       "dev",
@@ -72,12 +80,18 @@ describe("a delegated writ's identity at the gateway", () => {
   });
 
   it("an ordinary writ has no delegation, and its sponsor is the token's sub", async () => {
-    const id = await identityOf(
+    const id = await identityOk(
       optionsWith({}),
       claims({ sub: "bob@acme.example", act: { sub: "helper-bot" } }),
       "dev",
     );
     expect(id.delegation).toBeUndefined();
     expect(id.sponsor).toBe("bob@acme.example");
+  });
+
+  it("returns its refusal: an agent the environment does not declare is 403 unknown_agent", async () => {
+    const id = await identityOf(optionsWith({}), claims({ client_id: "nobody" }), "dev");
+    expect(id).toBeInstanceOf(Unauthorized);
+    expect(id).toMatchObject({ status: 403, error: "insufficient_scope", reason: "unknown_agent" });
   });
 });

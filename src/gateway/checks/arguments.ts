@@ -8,14 +8,14 @@ import { GatewayError } from "../errors.js";
 import type { CallCheck } from "./call.js";
 
 /** The arguments as an object, or the refusal (`arguments_invalid`). */
-export function argumentsObject(input: unknown): Record<string, unknown> {
+export function argumentsObject(input: unknown): Record<string, unknown> | GatewayError {
   const a = input === undefined ? {} : input;
   if (typeof a !== "object" || a === null || Array.isArray(a)) {
-    throw new GatewayError("arguments_invalid", "the arguments must be an object");
+    return new GatewayError("arguments_invalid", "the arguments must be an object");
   }
   const odd = jsonProblem(a);
   if (odd) {
-    throw new GatewayError(
+    return new GatewayError(
       "arguments_invalid",
       `the arguments${odd.at ? ` at ${odd.at}` : ""} ${odd.message}`,
     );
@@ -24,6 +24,9 @@ export function argumentsObject(input: unknown): Record<string, unknown> {
 }
 
 export const argumentsShape: CallCheck = (call, env) => {
-  call.args = argumentsObject(call.input);
-  call.record.argumentsDigest = env.deps.digest(call.args);
+  const args = argumentsObject(call.input);
+  if (args instanceof GatewayError) return args;
+  call.args = args;
+  call.record.argumentsDigest = env.deps.digest(args);
+  return undefined;
 };

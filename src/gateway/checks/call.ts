@@ -1,12 +1,14 @@
 /**
  * One `tools/call` as the checks see it: what the agent sent, and what each check learnt for the
  * ones after it. A check is a function of the call and the gateway's state; it sets what it found
- * on the call (and on the audit record), throws a `GatewayError` to refuse, and returns a promise
- * only when it must wait (so a call whose checks need no I/O waits for nothing but the upstream).
+ * on the call (and on the audit record), returns its refusal (a `GatewayError`) to refuse, and
+ * returns a promise only when it must wait (so a call whose checks need no I/O waits for nothing
+ * but the upstream). What it throws is a failure, not a refusal: the call is refused fail-closed.
  */
 import type { GatewayConfig, GatewayTool } from "../../core/index.js";
 import type { KnownTool, ToolCatalog } from "../catalog.js";
 import type { ScopedUpstreams } from "../credentials.js";
+import type { GatewayError } from "../errors.js";
 import type { CallContext, GatewayDeps } from "../gateway.js";
 import type { RateLimiter } from "../rate.js";
 import type { BoundsCheck } from "../resource.js";
@@ -63,8 +65,11 @@ export interface CallEnv {
   readonly scoped: ScopedUpstreams;
 }
 
-/** One check: refuses by throwing; a promise only when it waits. */
-export type CallCheck = (call: Call, env: CallEnv) => void | Promise<void>;
+/** A check's answer: its refusal, or undefined when the call passes it. */
+export type CheckOutcome = GatewayError | undefined;
+
+/** One check: returns its refusal (undefined when the call passes); a promise only when it waits. */
+export type CallCheck = (call: Call, env: CallEnv) => CheckOutcome | Promise<CheckOutcome>;
 
 /** A call before any check: what later checks set is filled in as they run, in order. */
 export function newCall(

@@ -8,6 +8,6 @@ export const connection: CallCheck = (call, env) => {
     ? undefined
     : env.catalog.upstream(call.server);
   call.conn ??= shared;
-  if (!call.conn)
-    throw new GatewayError("upstream_unavailable", `upstream ${q(call.server)} is not connected`);
+  if (call.conn) return undefined;
+  return new GatewayError("upstream_unavailable", `upstream ${q(call.server)} is not connected`);
 };

@@ -26,13 +26,18 @@ function hashOf(tool: Parameters<typeof definitionHash>[0]): string {
   return h;
 }
 
-async function writConnection(call: Call, env: CallEnv, u: Upstream): Promise<UpstreamConnection> {
+/** The writ's own connection, or the refusal; what the pool refuses (`scoped.acquire`) is thrown. */
+async function writConnection(
+  call: Call,
+  env: CallEnv,
+  u: Upstream,
+): Promise<UpstreamConnection | GatewayError> {
   const system = u.credentials!.downstream;
   const { record, session: s, tool: k } = call;
   record.downstream = { system };
   const id = s.identity.writ?.id;
   if (id === undefined) {
-    throw new GatewayError(
+    return new GatewayError(
       "downstream_no_grants",
       `upstream ${q(u.id)} gets ${system} credentials minted per writ, and this session has no writ`,
       { system },
@@ -41,16 +46,16 @@ async function writConnection(call: Call, env: CallEnv, u: Upstream): Promise<Up
   const stored = await env.deps.store.writs.get(id);
   const at = env.now();
   if (!stored || stored.agent !== s.identity.agent || stored.environment !== s.identity.environment) {
-    throw new GatewayError("writ_not_found", `writ ${q(id)} is not found`);
+    return new GatewayError("writ_not_found", `writ ${q(id)} is not found`);
   }
   if (stored.maxUses !== undefined && stored.uses >= stored.maxUses) {
     env.scoped.closeWhere((x) => x.writ === id, "exhausted");
-    throw new GatewayError("writ_exhausted", `writ ${q(id)} has no uses left`);
+    return new GatewayError("writ_exhausted", `writ ${q(id)} has no uses left`);
   }
   if (stored.status !== "active" || stored.expiresAt.getTime() <= at.getTime()) {
     const revoked = stored.status !== "active";
     env.scoped.closeWhere((x) => x.writ === id, revoked ? "revoked" : "expired");
-    throw revoked
+    return revoked
       ? new GatewayError("writ_revoked", `writ ${q(id)} is revoked`)
       : new GatewayError("writ_expired", `writ ${q(id)} has expired`);
   }
@@ -63,7 +68,7 @@ async function writConnection(call: Call, env: CallEnv, u: Upstream): Promise<Up
   // the writ's process must offer the very definition that was pinned and checked
   const tool = conn.tools().get(k.tool.name);
   if (!tool || hashOf(tool) !== k.hash) {
-    throw new GatewayError(
+    return new GatewayError(
       "tool_quarantined",
       `${q(`${k.server}:${k.tool.name}`)} is ${tool ? "defined otherwise" : "missing"} on this writ's connection to the upstream`,
       { hash: tool ? hashOf(tool) : null },
@@ -76,6 +81,8 @@ export const credentials: CallCheck = (call, env) => {
   const u = env.gw.upstreams.get(call.server);
   if (!u?.credentials) return;
   return writConnection(call, env, u).then((conn) => {
+    if (conn instanceof GatewayError) return conn;
     call.conn = conn;
+    return undefined;
   });
 };

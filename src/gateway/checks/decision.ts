@@ -43,7 +43,7 @@ export const decision: CallCheck = (call, env) => {
       for (const rest of call.resources.slice(i + 1)) {
         call.shadow.add(...(decide(call, env, rest, at, call.tainted).shadow ?? []));
       }
-      throw new GatewayError(d.code as Exclude<Decision["code"], "allowed">, d.message, {
+      return new GatewayError(d.code as Exclude<Decision["code"], "allowed">, d.message, {
         code: d.code,
         resource,
       });
@@ -51,4 +51,5 @@ export const decision: CallCheck = (call, env) => {
     if (!d.reasons.some((r) => r.kind === "grant" && r.source === "baseline")) call.viaWritOnly = true;
   }
   call.record.reasons = reasons;
+  return undefined;
 };

@@ -2,11 +2,12 @@
  * Holds: an irreversible call (or a privileged one in a tainted context, when its tool says
  * `whenTainted: hold`) needs an approval bound to its exact arguments (`holds.ts`).
  */
+import { GatewayError } from "../errors.js";
 import { admitHeld } from "../holds.js";
 import type { CallCheck } from "./call.js";
 
 export const hold: CallCheck = (call, env) => {
-  if (call.held === undefined) return;
+  if (call.held === undefined) return undefined;
   const id = call.session.identity;
   return admitHeld(
     env.deps.store,
@@ -25,6 +26,8 @@ export const hold: CallCheck = (call, env) => {
     },
     call.at,
   ).then((approval) => {
+    if (approval instanceof GatewayError) return approval;
     call.record.approval = approval;
+    return undefined;
   });
 };

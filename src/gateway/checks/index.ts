@@ -1,7 +1,8 @@
 /**
- * The checks every `tools/call` passes before it reaches an upstream, in order; the first refusal
- * wins, and any error is a refusal (fail closed). Each check is a file of its own. After a refusal
- * the shadow rules of the checks not reached are still asked, for the record only (shadow-sweep.ts).
+ * The checks every `tools/call` passes before it reaches an upstream, in order; the first refusal a
+ * check returns wins, and any error one throws is a refusal too (fail closed). Each check is a file
+ * of its own. After a refusal the shadow rules of the checks not reached are still asked, for the
+ * record only (shadow-sweep.ts).
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { GatewayError } from "../errors.js";
@@ -53,16 +54,21 @@ export async function callTool(
 ): Promise<CallToolResult> {
   const call = newCall(sessionId, name, input, ctx, startRecord(env, sessionId, name, ctx));
   let at = 0;
+  let refusal: GatewayError | undefined;
   try {
     for (; at < CALL_CHECKS.length; at++) {
-      const waiting = CALL_CHECKS[at]!(call, env);
-      if (waiting !== undefined) await waiting;
+      const out = CALL_CHECKS[at]!(call, env);
+      refusal = out === undefined || out instanceof GatewayError ? out : await out;
+      if (refusal !== undefined) break;
     }
-    return await forward(call, env);
+    if (refusal === undefined) return await forward(call, env);
   } catch (err) {
+    // a refusal thrown from deeper down (the bounds, a writ's connection) is still one
     if (err instanceof GatewayError) await sweep(call, env, at);
     return refuse(call, env, err);
   }
+  await sweep(call, env, at);
+  return refuse(call, env, refusal);
 }
 
 /** The shadow rules the refused call did not reach, recorded; a failure marks the record instead. */

@@ -16,10 +16,10 @@ export function splitToolName(name: string): { server: string; toolName: string 
     : { server: "", toolName: "" };
 }
 
-function refuseQuarantined(k: KnownTool): void {
-  if (!k.quarantined) return;
+function refuseQuarantined(k: KnownTool): GatewayError | undefined {
+  if (!k.quarantined) return undefined;
   const ref = `${k.server}:${k.tool.name}`;
-  throw new GatewayError(
+  return new GatewayError(
     "tool_quarantined",
     `${q(ref)} ${k.fresh ? "is new on an upstream already pinned" : "changed since it was pinned"}: quarantined until an operator approves it (\`writ tools approve ${ref}\`)`,
     { hash: k.hash },
@@ -29,7 +29,7 @@ function refuseQuarantined(k: KnownTool): void {
 export const pins: CallCheck = (call, env) => {
   const { server, toolName } = splitToolName(call.name);
   const k = env.catalog.tool(server, toolName);
-  if (!k) throw new GatewayError("unknown_tool", `no tool ${q(call.name)} behind this gateway`);
+  if (!k) return new GatewayError("unknown_tool", `no tool ${q(call.name)} behind this gateway`);
   call.server = server;
   call.toolName = toolName;
   call.action = `mcp:${server}:${toolName}`;
@@ -39,4 +39,5 @@ export const pins: CallCheck = (call, env) => {
   call.record.action = call.action;
   // a quarantined tool's pin is read again: an operator may have approved it since
   if (k.quarantined) return env.catalog.recheck(k).then(() => refuseQuarantined(k));
+  return undefined;
 };

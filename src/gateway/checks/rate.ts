@@ -20,10 +20,10 @@ export function rateBuckets(
 export const rateLimits: CallCheck = (call, env) => {
   const agent = call.session.identity.agent;
   const limits = rateBuckets(env.gw, call.decl, agent, call.action);
-  if (limits.length === 0) return;
+  if (limits.length === 0) return undefined;
   const r = env.rate.take(limits, env.now().getTime());
-  if (r.ok) return;
-  throw new GatewayError(
+  if (r.ok) return undefined;
+  return new GatewayError(
     "rate_limited",
     `rate limit of ${r.key.startsWith("a") ? `agent ${q(agent)}` : q(`${call.server}:${call.toolName}`)} reached: retry after ${r.retryAfter} s`,
     { retryAfter: r.retryAfter },

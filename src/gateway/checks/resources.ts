@@ -1,16 +1,18 @@
 /**
  * Resources: what the call touches, derived from its arguments by the upstream's and the tool's
  * rules or templates, each checked against the gateway's bounds (`resource.ts`, `bounds.ts`). A
- * tool that declares none touches `-`.
+ * tool that declares none touches `-`. A refused value (`resource_invalid`, `outside_bounds`) is
+ * thrown from inside the derivation, and refused as such by `callTool`.
  */
 import { NO_RESOURCE } from "../names.js";
 import { deriveResources } from "../resource.js";
 import { shadowedBounds } from "../shadow.js";
 import type { Call, CallCheck } from "./call.js";
 
-function found(call: Call, derived: string[]): void {
+function found(call: Call, derived: string[]): undefined {
   call.resources = derived.length > 0 ? derived : [NO_RESOURCE];
   call.record.resources = call.resources;
+  return undefined;
 }
 
 export const resources: CallCheck = (call, env) => {

@@ -34,9 +34,9 @@ export function constraintRefusal(k: KnownTool, args: Record<string, unknown>): 
 
 export const schema: CallCheck = (call) => {
   const refusal = schemaRefusal(call.tool, call.args);
-  if (refusal) throw refusal;
+  if (refusal) return refusal;
   // the tool's own inputSchema always enforces; writ.yaml's constraints follow the tool's mode
   const broken = constraintRefusal(call.tool, call.args);
-  if (broken)
-    call.shadow.refuseOr(call.decl.mode, shadowRuleId.tool(call.server, call.toolName), "tool", broken);
+  if (!broken) return undefined;
+  return call.shadow.refuseOr(call.decl.mode, shadowRuleId.tool(call.server, call.toolName), "tool", broken);
 };

@@ -18,17 +18,20 @@ export function taintRefusal(call: Call, taintedBy: string | undefined): Gateway
   );
 }
 
-function judge(call: Call, taintedBy: string | undefined): void {
+/** The call's taint judged: its refusal, or undefined (held or not, it goes on). */
+function judge(call: Call, taintedBy: string | undefined): GatewayError | undefined {
   const { decl, record } = call;
   call.tainted = taintedBy !== undefined;
   record.tainted = call.tainted;
   call.held = decl.irreversible ? "irreversible" : undefined;
-  if (!call.tainted || !decl.privileged) return;
+  if (!call.tainted || !decl.privileged) return undefined;
   if (decl.whenTainted === "refuse" || decl.mode === "shadow") {
     // in shadow mode the refusal (or the hold) is recorded and the call goes on
     const rule = shadowRuleId.tool(call.server, call.toolName);
-    call.shadow.refuseOr(decl.mode, rule, "tool", taintRefusal(call, taintedBy));
-  } else call.held ??= "tainted";
+    return call.shadow.refuseOr(decl.mode, rule, "tool", taintRefusal(call, taintedBy));
+  }
+  call.held ??= "tainted";
+  return undefined;
 }
 
 export const taint: CallCheck = (call, env) => {
@@ -37,16 +40,17 @@ export const taint: CallCheck = (call, env) => {
   if (call.decl.privileged) {
     return env.taint.lookup(id, call.context, env.now()).then((by) => judge(call, by));
   }
-  judge(call, env.taint.known(id, call.context, env.now()));
+  return judge(call, env.taint.known(id, call.context, env.now()));
 };
 
 /** An untrusted tool's call taints its writ (or agent) and prompt context before it runs. */
 export const markTaint: CallCheck = (call, env) => {
-  if (!call.decl.untrusted) return;
+  if (!call.decl.untrusted) return undefined;
   const by = `${call.server}:${call.tool.tool.name}`;
   return env.taint
     .mark(call.session.identity, call.context, by, env.now(), env.gw.taintTtlSeconds)
     .then(() => {
       call.record.taints = true;
+      return undefined;
     });
 };

@@ -13,15 +13,17 @@ const USE_REFUSALS: Readonly<Record<string, GatewayReason>> = {
 
 export const uses: CallCheck = (call, env) => {
   const writ = call.session.identity.writ;
-  if (!call.viaWritOnly || writ === undefined) return;
+  if (!call.viaWritOnly || writ === undefined) return undefined;
   return env.deps.spendUse(writ.id, "gateway").then(
     (used) => {
       call.record.usesLeft = used.usesLeft;
+      return undefined;
     },
     (err: unknown) => {
+      // the store's refusals of the use are the call's; anything else it throws is a failure
       const reason = isWritError(err) ? USE_REFUSALS[err.code] : undefined;
       if (reason === undefined) throw err;
-      throw new GatewayError(reason, (err as Error).message);
+      return new GatewayError(reason, (err as Error).message);
     },
   );
 };
