@@ -140,18 +140,29 @@ export async function measureConcurrent(
       s.cpu += cpuMicros(cpu);
     }
   }
-  return cases.map((c, k) => {
-    const s = state[k]!;
-    const sorted = Float64Array.from(s.samples).sort();
-    return {
-      name: c.name,
-      iterations: sorted.length,
-      opsPerSecond: sorted.length / (s.ms / 1000),
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      cpuPerOp: s.cpu / sorted.length,
-    };
-  });
+  return cases.map((c, k) => summary(c.name, state[k]!));
+}
+
+/** One case's figures from its latency samples, wall time and CPU (and main-thread CPU, when read). */
+function summary(
+  name: string,
+  s: {
+    readonly samples: readonly number[];
+    readonly ms: number;
+    readonly cpu: number;
+    readonly main?: number;
+  },
+): Measurement {
+  const sorted = Float64Array.from(s.samples).sort();
+  return {
+    name,
+    iterations: sorted.length,
+    opsPerSecond: sorted.length / (s.ms / 1000),
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuPerOp: s.cpu / sorted.length,
+    mainCpuPerOp: s.main === undefined || Number.isNaN(s.main) ? undefined : s.main / sorted.length,
+  };
 }
 
 /** A Markdown table with the ratio of each row's median latency to the floor's. */
@@ -290,19 +301,7 @@ async function sliceRounds(
       s.samples.push(...done.samples);
     }
   }
-  return cases.map((c, k) => {
-    const s = state[k]!;
-    const sorted = Float64Array.from(s.samples).sort();
-    return {
-      name: c.name,
-      iterations: sorted.length,
-      opsPerSecond: sorted.length / (s.ms / 1000),
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      cpuPerOp: s.cpu / sorted.length,
-      mainCpuPerOp: Number.isNaN(s.main) ? undefined : s.main / sorted.length,
-    };
-  });
+  return cases.map((c, k) => summary(c.name, state[k]!));
 }
 
 /** A token endpoint under load from `measureTokenLoad`'s client process. */
