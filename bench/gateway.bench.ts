@@ -10,6 +10,10 @@
  *
  * Every call is allowed, so each pays for the whole path; the audit record is written while the
  * upstream works (the result waits for both). The tokens come from the broker through openid-client.
+ *
+ * Then kill → first refused call: an agent kill engaged through the operator while an in-process
+ * session calls in a loop, the time until a call is refused (limit 1 s; the gateway reads the kills
+ * every 200 ms), over 10 runs.
  */
 import { mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -23,7 +27,7 @@ import * as oidc from "openid-client";
 import { createServer, loadPolicy } from "../src/app.js";
 import { sessionServer } from "../src/gateway/index.js";
 import { agentClient, QUICKSTART } from "../test/broker/live.js";
-import { connect } from "../test/gateway/support.js";
+import { connect, refusal } from "../test/gateway/support.js";
 import { type Measurement, measure, table } from "./harness.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -154,8 +158,54 @@ export async function gatewayBench() {
   }
 }
 
+/** A new session, once the gateway has read that the last run's kill was lifted. */
+async function openOnceLifted(gateway: NonNullable<Awaited<ReturnType<typeof createServer>>["gateway"]>) {
+  for (;;) {
+    try {
+      return gateway.openSession({ agent: "release-bot", environment: "dev", transport: "stdio" });
+    } catch (err) {
+      if ((err as { reason?: unknown }).reason !== "killed") throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** Kill engaged → first refused call of a live in-process session, `runs` times (ms, sorted). */
+async function killToRefused(
+  server: Awaited<ReturnType<typeof createServer>>,
+  runs: number,
+): Promise<number[]> {
+  const gateway = server.gateway!;
+  const scope = { kind: "agent", agent: "release-bot" } as const;
+  const call = { name: "everything__echo", arguments: { message: "hello" } };
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const session = await openOnceLifted(gateway);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const c = new Client({ name: "bench-kill", version: "1" });
+    await sessionServer(gateway, session.id, "bench").connect(serverSide);
+    await c.connect(clientSide);
+    if (refusal(await c.callTool(call))) throw new Error("bench: a call before the kill was refused");
+    const t0 = performance.now();
+    await server.operator.engageKill(scope, { by: "bench" });
+    for (;;) {
+      const outcome = await c.callTool(call).then(
+        (r) => refusal(r)?.reason ?? "allowed",
+        () => "session ended",
+      );
+      if (outcome !== "allowed") break;
+      if (performance.now() - t0 > 10_000) throw new Error("bench: the kill did not refuse a call in 10 s");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    times.push(performance.now() - t0);
+    await server.operator.liftKill(scope, { by: "bench" });
+    await c.close().catch(() => {});
+  }
+  return times.sort((a, b) => a - b);
+}
+
 export async function run(): Promise<void> {
-  const { directEcho, directFs, inProcess, overHttp, echo, gwEcho, read, gwRead, close } =
+  const { server, directEcho, directFs, inProcess, overHttp, echo, gwEcho, read, gwRead, close } =
     await gatewayBench();
   try {
     const opts = { budgetMs: 3000, warmupMs: 500, rounds: 6, maxIterations: 20_000 };
@@ -195,6 +245,13 @@ export async function run(): Promise<void> {
     ] as const) {
       console.log(`  ${added(m, floor)}`);
     }
+    // last: the kill revokes the agent's writs, so the HTTP client's token is done for after it
+    const kills = await killToRefused(server, 10);
+    const p = (q: number) => kills[Math.ceil((q / 100) * kills.length) - 1]!;
+    console.log();
+    console.log(
+      `gateway kill (operator) → first refused call of a live session, ${kills.length} runs: p50 ${p(50).toFixed(0)} ms, p99 ${p(99).toFixed(0)} ms (limit ≤ 1000 ms)`,
+    );
   } finally {
     await close();
   }

@@ -73,13 +73,13 @@ describe("AWS, end to end", () => {
     expect(records.every((x) => x.state === "created")).toBe(true);
   });
 
-  it("the kill switch: the session is refused within a second", async () => {
+  it("the kill switch: the session is refused as soon as the kill is engaged, by an explicit deny", async () => {
     const r = await bot.redeem("aws", await bot.writ(fetchV1, "aws"));
     const id = r.credential.accessKeyId as string;
-    const started = Date.now();
     await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
-    expect(fake.use(id, "s3:GetObject", "arn:aws:s3:::acme-releases/v1.4/app.tgz").allowed).toBe(false);
-    expect(Date.now() - started).toBeLessThan(1000);
+    const refused = fake.use(id, "s3:GetObject", "arn:aws:s3:::acme-releases/v1.4/app.tgz");
+    expect(refused.allowed).toBe(false);
+    expect(refused.reason).toMatch(/explicitly denied/);
     await server.operator.liftKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
   });
 });

@@ -204,7 +204,7 @@ describe("role-session issuance", () => {
     expect(cred.notes.join(" ")).toContain("MaxSessionDuration");
   });
 
-  it("kill of an agent: the next use is refused within 1 s, the deny leaves once the longest session is over", async () => {
+  it("kill of an agent: the very next use is refused (not at the session's expiry), the deny leaves once the longest session is over", async () => {
     const { issuer: p, ledger } = setup();
     const issuer = await p;
     const now = new Date();
@@ -212,13 +212,11 @@ describe("role-session issuance", () => {
     const other = await credentialOf(issuer.issue(writ({ agent: "innocent" }, now), now));
     if (cred.system !== "aws" || other.system !== "aws") throw new Error("not aws");
     expect(fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
-    const t0 = performance.now();
     await issuer.kill({ agent: "kill-me" }, new Date());
+    // the session is an hour long: refused now is the kill's deny, never its expiry
     const refused = fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a");
-    const elapsed = performance.now() - t0;
     expect(refused.allowed).toBe(false);
     expect(refused.reason).toMatch(/explicitly denied/);
-    expect(elapsed).toBeLessThan(1000);
     // narrowed: another agent's session on the same role still works
     expect(fake.use(other.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
     const denies = ledger.of(DENY_KIND);
@@ -482,27 +480,21 @@ describe("profile credentials", () => {
   });
 });
 
-describe("figure: kill → first refused use", () => {
-  it("p99 over 20 runs is under 1 s", async () => {
+// the time from kill to first refused use is a figure of bench/downstream-creds.bench.ts, beside its 1 s limit
+describe("kill → first refused use, again and again", () => {
+  it("each of 20 agents' kills refuses its very next use", async () => {
     const { issuer: p } = setup();
     const issuer = await p;
-    const times: number[] = [];
     for (let i = 0; i < 20; i++) {
       const agent = `p99-agent-${i}`;
       const cred = await credentialOf(issuer.issue(writ({ agent }), new Date()));
       if (cred.system !== "aws") throw new Error("not aws");
       expect(fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(true);
-      const t0 = performance.now();
       await issuer.kill({ agent }, new Date());
-      expect(fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a").allowed).toBe(false);
-      times.push(performance.now() - t0);
+      const refused = fake.use(cred.accessKeyId, "s3:GetObject", "arn:aws:s3:::acme-reports/a");
+      expect(refused.allowed, agent).toBe(false);
+      expect(refused.reason, agent).toMatch(/explicitly denied/);
     }
-    times.sort((a, b) => a - b);
-    const p99 = times[Math.ceil(0.99 * times.length) - 1]!;
-    console.log(
-      `aws kill → first refused use: p50 ${times[9]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms (20 runs)`,
-    );
-    expect(p99).toBeLessThan(1000);
   });
 });
 

@@ -121,13 +121,12 @@ describe("GitHub, end to end", () => {
     expect((await server.store.downstream.ofWrit(r.writ)).map((x) => x.state)).toEqual(["removed"]);
   });
 
-  it("the kill switch: GitHub refuses within a second of the kill", async () => {
+  it("the kill switch: GitHub refuses the token as soon as the kill is engaged (the token is revoked)", async () => {
     const r = await bot.redeem("github", await bot.writ(push, "github"));
     const token = r.credential.token as string;
-    const started = Date.now();
     await server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
     expect(fake.use(token, "contents", "write", "acme/checkout")).toBe(401);
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(fake.calls.some((x) => x.method === "DELETE" && x.token === token && x.status === 204)).toBe(true);
     await server.operator.liftKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
   });
 

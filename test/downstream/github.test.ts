@@ -98,17 +98,13 @@ describe("github issuer", () => {
     expect(JSON.stringify(r.audits)).not.toContain(c.token);
   });
 
-  it("revoke: DELETE /installation/token, the next use is refused within 1 s, and revoking again is fine", async () => {
+  it("revoke: DELETE /installation/token, the very next use is refused (not at the token's expiry), and revoking again is fine", async () => {
     const w = writ([{ action: "github:contents:write", resource: "acme/checkout" }]);
     const c = await issued(r, w);
     expect(await putFile(r, c.token, "checkout")).toBeLessThan(300);
     const [rec] = await r.ledger.ofWrit(w.id);
-    const t0 = performance.now();
     await r.issuer.revoke(rec!, new Date());
-    const status = await putFile(r, c.token, "checkout");
-    const elapsed = performance.now() - t0;
-    expect(status).toBe(401);
-    expect(elapsed).toBeLessThan(1000);
+    expect(await putFile(r, c.token, "checkout")).toBe(401);
     expect((await r.ledger.ofWrit(w.id))[0]!.state).toBe("removed");
     expect(r.fake.calls.some((x) => x.method === "DELETE" && x.token === c.token && x.status === 204)).toBe(
       true,
@@ -128,7 +124,7 @@ describe("github issuer", () => {
     expect(await use(r, c.token, "GET", "/repos/acme/website")).toBe(401);
   });
 
-  it("kill(agent) ends every token of that agent within 1 s and leaves other agents' tokens", async () => {
+  it("kill(agent) ends every token of that agent at once (DELETE each) and leaves other agents' tokens", async () => {
     const a1 = await issued(
       r,
       writ([{ action: "github:contents:write", resource: "acme/checkout" }], { agent: "a" }),
@@ -142,13 +138,12 @@ describe("github issuer", () => {
       writ([{ action: "github:contents:write", resource: "acme/search" }], { agent: "b" }),
     );
     expect(await putFile(r, a1.token, "checkout")).toBeLessThan(300);
-    const t0 = performance.now();
     await r.issuer.kill({ agent: "a" }, new Date());
     const s1 = await putFile(r, a1.token, "checkout");
     const s2 = await putFile(r, a2.token, "payments");
-    const elapsed = performance.now() - t0;
     expect([s1, s2]).toEqual([401, 401]);
-    expect(elapsed).toBeLessThan(1000);
+    for (const t of [a1.token, a2.token])
+      expect(r.fake.calls.some((x) => x.method === "DELETE" && x.token === t && x.status === 204)).toBe(true);
     expect(await putFile(r, b.token, "search")).toBeLessThan(300);
     expect(r.audits.at(-1)).toMatchObject({
       type: "downstream.killed",

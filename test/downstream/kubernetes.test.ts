@@ -140,7 +140,7 @@ describe("kubernetes issuer: cluster-wide grants", () => {
 });
 
 describe("kubernetes issuer: revocation and kill end the token at once", () => {
-  it("revoking the writ's records (Secret first) refuses the next use within 1 s", async () => {
+  it("revoking the writ's records (Secret first) refuses the very next use, not at the token's expiry", async () => {
     h = await harness();
     const w = writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]);
     const cred = await credentialOf(h.issuer.issue(w, new Date()));
@@ -150,14 +150,14 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
       code: 200,
     });
     h.ledger.revokeWrit(w.id);
-    const started = performance.now();
     const due = await h.ledger.due(new Date());
     expect(due).toHaveLength(3);
     for (const r of due) await h.issuer.revoke(r, new Date());
-    const result = h.fake.use(cred.token, "get", "", "pods", "shop", "a");
-    const elapsed = performance.now() - started;
-    expect(result).toMatchObject({ allowed: false, code: 401 });
-    expect(elapsed).toBeLessThan(1000);
+    // the token lives as long as the writ (far past this test): a 401 now is the revocation's
+    expect(h.fake.use(cred.token, "get", "", "pods", "shop", "a")).toMatchObject({
+      allowed: false,
+      code: 401,
+    });
     expect(h.fake.objects("", "secrets")).toEqual([]);
     expect(h.fake.objects("rbac.authorization.k8s.io", "roles")).toEqual([]);
     expect(h.fake.objects("rbac.authorization.k8s.io", "rolebindings")).toEqual([]);
@@ -209,10 +209,8 @@ describe("kubernetes issuer: revocation and kill end the token at once", () => {
     expect(h.fake.use(tok("a2"), "get", "", "pods", "shop", "p").code).toBe(200);
     expect(h.fake.use(tok("b1"), "get", "", "pods", "prod", "p").code).toBe(200);
 
-    const started = performance.now();
     await h.issuer.kill({ agent: "deployer" }, new Date());
     expect(h.fake.use(tok("a2"), "get", "", "pods", "shop", "p").code).toBe(401);
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(h.fake.use(tok("b1"), "get", "", "pods", "prod", "p").code).toBe(200);
     expect(h.fake.objects("rbac.authorization.k8s.io", "clusterroles")).toEqual([]);
 

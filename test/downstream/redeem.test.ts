@@ -337,12 +337,10 @@ describe("revocation and the kill switch reach downstream", () => {
   it("an agent kill kills that agent's credentials everywhere and removes its records, others untouched", async () => {
     const mine = await bot.redeem("kubernetes", await bot.writ(restart, "kubernetes"));
     const theirs = await ops.redeem("kubernetes", await ops.writ(restart, "kubernetes"));
-    const started = Date.now();
     const result = await live.server.operator.engageKill(
       { kind: "agent", agent: "ops-assistant" },
       { by: "test" },
     );
-    expect(Date.now() - started).toBeLessThan(1000);
     expect(result.revoked.map((w) => w.id)).toContain(theirs.writ);
     expect(live.system.works(theirs.credential.token as string)).toBe(false);
     expect(live.system.works(mine.credential.token as string)).toBe(true);

@@ -161,30 +161,29 @@ describe("pinning", () => {
 });
 
 describe("kill switch", () => {
-  it("ends the agent's sessions and refuses its calls within one second", async () => {
+  it("ends the agent's sessions on its own, with no call to notice it, and refuses their calls", async () => {
     const agent: Agent = await agentToken(live.base, "release-bot", mcpUrl);
     const c: Client = await connect(mcpUrl, agent);
     const args = { name: "everything__echo", arguments: { message: "still here" } };
     expect(refusal(await c.callTool(args))).toBeUndefined();
-    const started = performance.now();
+    const ended = async () =>
+      (await live.server.audit.tail(2000)).filter(
+        (r) =>
+          r.type === "gateway.session_end" &&
+          (r.data as { agent?: string }).agent === "release-bot" &&
+          String((r.data as { why?: unknown }).why).startsWith("kill switch"),
+      ).length;
+    const before = await ended();
     await live.server.operator.engageKill({ kind: "agent", agent: "release-bot" }, { by: "test" });
-    let refusedAfter: number | undefined;
-    while (performance.now() - started < 3000) {
-      // an unanswered request would be a hang: bounded, so the test says so instead of timing out
-      const outcome = await c.callTool(args, undefined, { timeout: 5000 }).then(
-        (r) => refusal(r)?.reason ?? "allowed",
-        () => "session ended",
-      );
-      if (outcome !== "allowed") {
-        refusedAfter = performance.now() - started;
-        expect(["killed", "session ended"]).toContain(outcome);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(refusedAfter, "refused within 3 s at all").toBeDefined();
-    console.log(`[gateway] kill engaged → first refused call after ${refusedAfter!.toFixed(0)} ms`);
-    expect(refusedAfter!).toBeLessThan(1000);
+    // no call is made until the session has ended: only the gateway's own watch of the kills can end
+    // it (a watch that never acts is this test's timeout); kill → refused time is bench/gateway.bench.ts's
+    while ((await ended()) === before) await new Promise((r) => setTimeout(r, 20));
+    // an unanswered request would be a hang: bounded, so the test says so instead of timing out
+    const outcome = await c.callTool(args, undefined, { timeout: 5000 }).then(
+      (r) => refusal(r)?.reason ?? "allowed",
+      () => "session ended",
+    );
+    expect(["killed", "session ended"]).toContain(outcome);
     // a new session is refused too
     await expect(connect(mcpUrl, agent)).rejects.toThrow();
     await live.server.operator.liftKill({ kind: "agent", agent: "release-bot" }, { by: "test" });

@@ -95,11 +95,10 @@ describe("health", () => {
         server.setBaseUrl("http://127.0.0.1:9");
         expect((await server.app.request("/readyz")).status).toBe(200);
         await temp.drop();
-        const started = Date.now();
+        // a hang would be this test's timeout, not a 503
         const res = await server.app.request("/readyz");
         expect(res.status).toBe(503);
         expect(await res.json()).toMatchObject({ reason: "store_unreachable", checks: { store: "failed" } });
-        expect(Date.now() - started).toBeLessThan(10_000);
       } finally {
         await server.close().catch(() => {});
         await rm(data, { recursive: true, force: true });
