@@ -183,11 +183,10 @@ describe("redaction by shape", () => {
   });
 
   it("stays linear on long strings without dots", () => {
+    // a quadratic scan would take ~10^12 steps on these: the answer coming at all is the check
     const long = "a".repeat(1_000_000);
-    const started = performance.now();
     expect(redactString(long)).toBe(long);
     expect(redactString(`${"a.".repeat(200_000)}b`)).toHaveLength(400_001);
-    expect(performance.now() - started).toBeLessThan(2000);
   });
 
   it("never lets a secret through: every secret in a realistic record is gone", () => {

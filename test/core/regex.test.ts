@@ -66,12 +66,10 @@ describe("linearRegex", () => {
   it.each(CATASTROPHIC)(
     "%s on a hostile 2,000-character value answers within bounded time",
     (source, input) => {
+      // each is exponential or high-degree polynomial for a backtracking engine on this input:
+      // the answer coming at all (within the test's timeout) is the check
       const re = linearRegex(source);
-      const started = performance.now();
-      const answer = re.test(input);
-      const ms = performance.now() - started;
-      expect(answer).toBe(source === "^(.*a){20}$");
-      expect(ms).toBeLessThan(500);
+      expect(re.test(input)).toBe(source === "^(.*a){20}$");
     },
   );
 

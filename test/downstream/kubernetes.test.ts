@@ -546,11 +546,10 @@ describe("kubernetes issuer: refusals", () => {
   it("an API server that does not answer: the call is aborted after the timeout, refused, never hung", async () => {
     h = await harness({}, { timeoutMs: 300 });
     h.fake.hangNext(1);
-    const started = performance.now();
+    // the fake never answers that call: only the issuer's own 300 ms timeout can end it
     const r = await refusal(
       h.issuer.issue(writ([{ action: "k8s:core/pods:get", resource: "shop/*" }]), new Date()),
     );
-    expect(performance.now() - started).toBeLessThan(5000);
     expect(r.reason).toBe("downstream_unavailable");
     expect(r.message).toContain("no answer in time");
     expect(live(h.ledger).map((x) => x.state)).toEqual(["intended"]);

@@ -8,9 +8,8 @@ describe("argument schemas: patterns in linear time", () => {
       "fs__read",
     );
     expect(check({ path: "/a/b" })).toBeUndefined();
-    const started = performance.now();
+    // a backtracking engine would take ~2^1000 steps here: the answer coming at all is the check
     expect(check({ path: `${"/a".repeat(1000)}/!` })).toMatch(/must match pattern/);
-    expect(performance.now() - started).toBeLessThan(500);
   });
 
   it("patternProperties keys are matched the same way", () => {
