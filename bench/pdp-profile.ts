@@ -5,7 +5,6 @@
  * of the measured window (summarise it with bench/profile-summary.ts).
  *
  *   npx tsx bench/pdp-profile.ts [--embedded] [--seconds 10] [--concurrency 16] [--profile FILE]
- *     [--in-flight N]   (group-commit transactions on their way at once; default: the server's)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -48,7 +47,6 @@ const seconds = Number(value("--seconds", "10"));
 const concurrency = Number(value("--concurrency", "16"));
 const profile = value("--profile", "");
 const path = value("--path", "/access/v1/evaluation");
-const inFlight = args.includes("--in-flight") ? Number(value("--in-flight", "1")) : undefined;
 
 const ROOT = join(import.meta.dirname, "..");
 const { policy } = await loadPolicy(join(ROOT, "examples", "quickstart", "writ.yaml"));
@@ -60,7 +58,6 @@ const server = await createServer({
   dataDir: dir,
   databaseUrl: database?.url,
   version: "bench",
-  auditInFlight: inFlight,
 });
 const listening = await listenHttp({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 });
 const base = `http://127.0.0.1:${listening.address.port}`;

@@ -190,13 +190,6 @@ export interface ServerOptions {
   /** Audit checkpoint interval in records (default 100). */
   readonly checkpointEvery?: number | undefined;
   /**
-   * Group-commit transactions of the audit log on their way at once (`AuditLogOptions.inFlight`,
-   * default 1). 2 sends the next while one waits for its commit: for PostgreSQL only (the embedded
-   * store has one connection, nothing to overlap); not the default until measured faster on a quiet
-   * machine (`bench/pdp-profile.ts --in-flight 2`).
-   */
-  readonly auditInFlight?: number | undefined;
-  /**
    * Keep the state every request reads (signing keys, engaged kills, slow-down blocks) in memory
    * instead of reading the store each time. Exact only while this process is the store's one
    * writer, so the default is: on the embedded store (which one process holds under a lock), off on
@@ -666,7 +659,6 @@ async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store:
       repo: store.audit,
       signer,
       checkpointEvery: opts.checkpointEvery,
-      inFlight: store.backend === "postgres" ? opts.auditInFlight : 1,
       onCheckpointError: (err) =>
         logger.error({
           event: "audit.checkpoint_failed",

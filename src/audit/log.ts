@@ -56,14 +56,6 @@ export interface AuditLogOptions {
    * kept waiting for the signature.
    */
   readonly onCheckpointError?: ((err: WritError) => void) | undefined;
-  /**
-   * Most group-commit transactions on their way at once (default 1). With 2, the next batch is
-   * sent while the one before waits for its commit, so the database starts its commit as soon as
-   * the first's ends (PostgreSQL with a pool: the second waits on the head row's lock and
-   * compare-and-sets from the head the first leaves). Callers still hear in chain order, each only
-   * once its own record is committed. Only for a repository that runs appends concurrently.
-   */
-  readonly inFlight?: number | undefined;
 }
 
 export interface FollowOptions {
@@ -355,12 +347,6 @@ class AuditWriter {
   // constraint): then each record goes again alone, so only the one at fault is refused.
   private readonly queue: Pending[] = [];
   private flushing = false;
-  /** The transactions on their way (at most `inFlight`), each settling once its callers are answered. */
-  private readonly sending = new Set<Promise<void>>();
-  /** The last of them: the next one answers its callers only after it (chain order). */
-  private previous: Promise<void> = Promise.resolve();
-  /** Records in the last batch sent. */
-  private lastSize = 0;
   /** Whether the last transaction carried several records: appends are arriving concurrently. */
   private concurrent = false;
   // Waiting for the queue to drain (checkpoint inserts): released when a flush ends with nothing
@@ -374,7 +360,6 @@ class AuditWriter {
     private readonly defaultKeys: readonly TrustedKey[],
     private readonly now: () => Date,
     private readonly onCheckpointError: ((err: WritError) => void) | undefined,
-    private readonly inFlight = 1,
   ) {}
 
   private follows(first: AuditRow): boolean {
@@ -456,7 +441,7 @@ class AuditWriter {
   }
 
   private idle(): Promise<void> {
-    if (!this.flushing && this.sending.size === 0 && this.queue.length === 0) return Promise.resolve();
+    if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, IDLE_WAIT_MS);
       this.idleWaiters.push(() => {
@@ -477,24 +462,19 @@ class AuditWriter {
     void this.flush();
   }
 
-  private async flush(afterCommit = false): Promise<void> {
+  private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     const { queue } = this;
     try {
-      for (let first = !afterCommit; ; first = false) {
+      for (let first = true; ; first = false) {
         // After a transaction, one turn of the event loop before the next (or before stopping):
         // requests already read but not yet at their append (an in-process store answers
         // synchronously, so nothing else ran while it worked) join the next transaction instead of
         // each starting its own. A lone append still starts at once.
         if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
         if (queue.length === 0) break;
-        // the next is sent when the one on its way ends, or, while only one is on its way, once it
-        // carries as many records as that one (checked again at every append): under load the
-        // callers settle into two batches of even size, one committing while the other waits
-        if (this.sending.size >= this.inFlight) break;
-        if (this.sending.size > 0 && queue.length < this.lastSize) break;
-        if (this.sending.size === 0 && this.concurrent && queue.length < BATCH_RECORDS) {
+        if (this.concurrent && queue.length < BATCH_RECORDS) {
           // Under concurrent load (the last transaction carried several records) more appends are
           // on their way: a moment's wait lets one commit carry them rather than each its own (a
           // commit costs far more than a record in it). A lone append never waits.
@@ -502,51 +482,28 @@ class AuditWriter {
         }
         const batch = takeBatch(queue);
         this.concurrent = batch.length > 1;
-        this.lastSize = batch.length;
-        // never rejects: whatever fails after the store's answer fails the batch's callers, never the queue
-        const sent = this.send(batch, this.previous).catch((err: unknown) => {
-          for (const pending of batch) pending.reject(err);
-        });
-        this.previous = sent;
-        this.sending.add(sent);
-        void sent.then(() => {
-          this.sending.delete(sent);
-          if (queue.length > 0) void this.flush(true);
-          else if (!this.flushing && this.sending.size === 0) this.releaseIdle();
-        });
+        const companions = batch.flatMap((pending) =>
+          pending.companion === undefined ? [] : [pending.companion],
+        );
+        let rows: AuditRow[];
+        try {
+          rows = await this.repo.appendBatch((head) => chainRows(head, batch, this.now), companions);
+        } catch (err) {
+          if (batch.length > 1 && refusedForContent(err)) {
+            // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
+            // transaction of its own, ahead of later appends — only the culprit is refused, and
+            // every other caller still hears of its record once it is committed.
+            queue.unshift(...batch.map((pending): Pending => ({ ...pending, alone: true })));
+          } else {
+            for (const pending of batch) pending.reject(err);
+          }
+          continue;
+        }
+        this.committed(batch, rows);
       }
     } finally {
       this.flushing = false;
-      if (queue.length === 0 && this.sending.size === 0) this.releaseIdle();
-    }
-  }
-
-  /**
-   * Stores one batch, then, after the batch sent before it has answered its callers, answers its
-   * own (never rejects). A batch the database refused for what it held goes back to the front of
-   * the queue one record per transaction.
-   */
-  private async send(batch: Pending[], before: Promise<void>): Promise<void> {
-    const companions = batch.flatMap((pending) =>
-      pending.companion === undefined ? [] : [pending.companion],
-    );
-    let rows: AuditRow[] | undefined;
-    let failure: unknown;
-    try {
-      rows = await this.repo.appendBatch((head) => chainRows(head, batch, this.now), companions);
-    } catch (err) {
-      failure = err;
-    }
-    await before;
-    if (rows !== undefined) {
-      this.committed(batch, rows);
-    } else if (batch.length > 1 && refusedForContent(failure)) {
-      // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
-      // transaction of its own, ahead of later appends — only the culprit is refused, and
-      // every other caller still hears of its record once it is committed.
-      this.queue.unshift(...batch.map((pending): Pending => ({ ...pending, alone: true })));
-    } else {
-      for (const pending of batch) pending.reject(failure);
+      if (queue.length === 0) this.releaseIdle();
     }
   }
 
@@ -572,9 +529,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     throw new TypeError("checkpointEvery must be an integer ≥ 0");
   const defaultKeys = options.trustedKeys ?? (signer === undefined ? [] : [signer.trusted]);
   const now = (): Date => readClock(clock);
-  const inFlight = options.inFlight ?? 1;
-  if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw new TypeError("inFlight must be an integer ≥ 1");
-  const writer = new AuditWriter(repo, signer, every, defaultKeys, now, options.onCheckpointError, inFlight);
+  const writer = new AuditWriter(repo, signer, every, defaultKeys, now, options.onCheckpointError);
 
   const exportKeys = (keys: readonly PublicJwk[] | undefined): readonly PublicJwk[] =>
     keys ?? (signer === undefined ? [] : [signer.publicJwk]);

@@ -615,46 +615,22 @@ export function auditRepository(db: Kysely<Database>, opts: AuditRepositoryOptio
   const prepared = opts.prepared === true ? prepare : undefined;
   const rides = new CheckpointRides((checkpoint) => addCheckpoint(db, checkpoint));
 
-  // While an append is on its way its last row is the head the next one builds on: a second append
-  // sent meanwhile (on another connection) waits in the database for the first's lock on the head
-  // row, then its compare-and-set finds exactly that head and it commits right after; if the first
-  // failed, the head never moved there, so the second stores nothing and takes the locked path. An
-  // append that cannot build on a known head waits for the one before it first, so appends are
-  // chained in the order they were made.
-  let before: Promise<unknown> = Promise.resolve();
-  const appendBatch: AuditRepository["appendBatch"] = (build, companions = []) => {
-    const previous = before;
-    const settled = () =>
-      previous.then(
-        () => {},
-        () => {},
-      );
-    const done = guard("append audit records", async () => {
-      if (knownHead === undefined) await settled();
+  const appendBatch: AuditRepository["appendBatch"] = (build, companions = []) =>
+    guard("append audit records", async () => {
       const head = knownHead;
       knownHead = undefined;
       if (head !== undefined) {
         const rows = [...(await build(head))];
         checkChain(head, rows);
-        const last = rows[rows.length - 1]!;
-        knownHead = last;
-        let stored = false;
-        try {
-          stored = await optimistic(db, statement, prepared, head, rows, companions, rides);
-        } finally {
-          // a later append that built on this one has already moved knownHead on: leave it
-          if (!stored && knownHead === last) knownHead = undefined;
+        if (await optimistic(db, statement, prepared, head, rows, companions, rides)) {
+          knownHead = rows[rows.length - 1]!;
+          return rows;
         }
-        if (stored) return rows;
-        await settled();
       }
       const rows = await locked(db, build, companions);
       knownHead = rows[rows.length - 1]!;
       return rows;
     });
-    before = done;
-    return done;
-  };
 
   return {
     ...reader(db),

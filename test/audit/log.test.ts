@@ -258,100 +258,6 @@ forEachBackend("audit log", (h) => {
       expect((await log.head()).seq).toBe(1);
     });
 
-    describe("with two transactions on their way (inFlight: 2)", () => {
-      /** The store's repository, counting the appends on their way at once. */
-      const overlapping = () => {
-        const seen = { now: 0, most: 0 };
-        const repo = {
-          ...h.store.audit,
-          appendBatch: async (...args: Parameters<typeof h.store.audit.appendBatch>) => {
-            seen.now += 1;
-            seen.most = Math.max(seen.most, seen.now);
-            try {
-              return await h.store.audit.appendBatch(...args);
-            } finally {
-              seen.now -= 1;
-            }
-          },
-        };
-        return { repo, seen };
-      };
-
-      it("sends the next batch while one waits for its commit: one chain, every caller answered in chain order", async () => {
-        const { repo, seen } = overlapping();
-        const log = openLog({ repo, signer, checkpointEvery: 10, inFlight: 2 });
-        const answered: number[] = [];
-        // in waves, as callers come back after their answers
-        const records = await Promise.all(
-          Array.from({ length: 300 }, async (_, i) => {
-            await new Promise<void>((resolve) => setTimeout(resolve, i % 7));
-            const r = await log.append("decision", { i });
-            answered.push(r.seq);
-            return r;
-          }),
-        );
-        // the embedded store answers within the turn it is asked: nothing is left on its way there
-        expect(seen.most).toBe(h.store.backend === "postgres" ? 2 : 1);
-        expect(new Set(records.map((r) => r.seq)).size).toBe(300);
-        expect(answered).toEqual([...answered].sort((a, b) => a - b));
-        for (const r of records) expect(r.data.i).toBeTypeOf("number");
-        await log.settled();
-        expect(await log.verify()).toMatchObject({ ok: true, records: 300, checkpoints: 30 });
-      });
-
-      it("answers a batch's callers only after those of the batch before it, whichever the store answers first", async () => {
-        let calls = 0;
-        const returned: number[] = [];
-        const repo = {
-          ...h.store.audit,
-          appendBatch: async (...args: Parameters<typeof h.store.audit.appendBatch>) => {
-            calls += 1;
-            const first = calls === 1;
-            const rows = await h.store.audit.appendBatch(...args);
-            // the first's answer comes back late: after the others'
-            if (first) await new Promise<void>((resolve) => setTimeout(resolve, 50));
-            returned.push(rows[0]!.seq);
-            return rows;
-          },
-        };
-        const log = openLog({ repo, inFlight: 2 });
-        const answered: number[] = [];
-        const note = (p: Promise<{ seq: number }>) => p.then((r) => answered.push(r.seq));
-        const first = note(log.append("decision", { i: 0 }));
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const next = [1, 2].map((i) => note(log.append("decision", { i })));
-        await Promise.all([first, ...next]);
-        expect(returned[0]).not.toBe(1);
-        expect(answered).toEqual([1, 2, 3]);
-        expect(await log.verify()).toMatchObject({ ok: true, records: 3 });
-      });
-
-      it("stores a batch built on one the database refused on the head as it is, and refuses only the culprit", async () => {
-        const taken = newWrit("taken");
-        const { repo, seen } = overlapping();
-        const log = openLog({ repo, inFlight: 2 });
-        await log.append("broker.writ_issued", { writ: taken.id }, { with: writRow(taken) });
-        const before = (await log.head()).seq;
-        // the first goes alone and is refused (its writ id is taken); the next two were sent while it
-        // was on its way, built on the record it would have stored
-        const culprit = log.append("broker.writ_issued", { i: 0 }, { with: writRow(taken) });
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const others = [1, 2].map((i) => log.append("decision", { i }));
-        const results = await Promise.allSettled([culprit, ...others]);
-        expect(seen.most).toBe(h.store.backend === "postgres" ? 2 : 1);
-        expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
-        expect(await codeOf(culprit)).toBe("ERR_STORE");
-        const stored = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-        expect(stored.map((r) => [r.seq, r.data.i])).toEqual([
-          [before + 1, 1],
-          [before + 2, 2],
-        ]);
-        // and the log goes on from there
-        await log.append("decision", { i: 3 });
-        expect(await log.verify()).toMatchObject({ ok: true, records: before + 3 });
-      });
-    });
-
     it("raises no false alarm when verifying while others append", async () => {
       const stores = h.second ? [h.store, await h.second()] : [h.store];
       const logs = stores.map((s) => openLog({ repo: s.audit, signer, checkpointEvery: 10 }));
@@ -703,7 +609,5 @@ forEachBackend("audit log", (h) => {
 describe("audit log (no database)", () => {
   it("checks its options", () => {
     expect(() => openAuditLog({ repo: {} as never, checkpointEvery: -1 })).toThrow(TypeError);
-    expect(() => openAuditLog({ repo: {} as never, inFlight: 0 })).toThrow(TypeError);
-    expect(() => openAuditLog({ repo: {} as never, inFlight: 1.5 })).toThrow(TypeError);
   });
 });
