@@ -9,7 +9,8 @@
 # The exchange — reading the hook's JSON, connecting, sending, reading the answer — runs in a
 # subshell whose output this shell waits for at most 10 s (`read -t`): a server that never accepts
 # (a full listen queue), never reads, or never answers costs 10 s and fails closed, and the
-# subshell is ended. HTTP/1.0: the server answers with a Content-Length and closes, never chunks.
+# subshell is ended. HTTP/1.0: the server answers with a Content-Length, never chunks; the answer
+# is read to its length (to the connection's end only when it has none).
 
 LC_ALL=C # lengths in bytes, patterns on bytes
 tcp_in_max=1052672   # the server's limit on a hook body (1 MiB + 4 KiB: src/hook/routes.ts)
@@ -27,7 +28,33 @@ exec 4< <(
   printf 'POST %s/hook/v1/%s/answer?agent=%s&env=%s%s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\n%s\r\n%s' \
     "${tcp_path%/}" "$kind" "$agent" "$env" "${skips:+&allow_skips_prompt=1}" "$tcp_hostport" \
     "${#input}" "${token:+Authorization: Bearer $token$tcp_eol}" "$input" >&3 2>/dev/null
-  IFS= read -r -N $((tcp_out_max + 1)) -t 11 -u 3 out 2>/dev/null
+  # the answer's head line by line, then its body by its Content-Length: the answer is whole
+  # when its last byte comes, not when the server gets round to closing the connection
+  out=""
+  while :; do
+    IFS= read -r -t 11 -u 3 line 2>/dev/null || { out+=$line; break; }
+    out+=$line$'\n'
+    [ "$line" = "$tcp_cr" ] && break
+    [ ${#out} -le $tcp_out_max ] || break
+  done
+  size=${out,,}
+  case $size in
+    *$'\n'content-length:*$'\r\n\r\n')
+      size=${size#*$'\n'content-length:}
+      size=${size%%"$tcp_cr"*}
+      size=${size//[ 	]/}
+      ;;
+    *) size="" ;;
+  esac
+  left=$((tcp_out_max + 1 - ${#out}))
+  case $size in
+    "" | *[!0-9]* | ???????*) size=$left ;; # none or unusable: to the end
+    *) [ "$size" -le $left ] || size=$left ;;
+  esac
+  if [ "$size" -gt 0 ] && [ ${#out} -le $tcp_out_max ]; then
+    IFS= read -r -N "$size" -t 11 -u 3 rest 2>/dev/null
+    out+=$rest
+  fi
   printf '\001%s' "$out"
 )
 tcp_sub=$!

@@ -52,13 +52,18 @@ const ANSWERS = {
   teapot: () =>
     json("418 I'm a teapot", '{"detail":"short and stout","status":418}', "application/problem+json"),
   whole: () => json("200 OK", '{"continue":true}', "Application/JSON; charset=utf-8"),
+  // the whole answer, and the connection left open (a server slow to close it)
+  lingering: () => json("200 OK", '{"continue":true}'),
   echo: (head: string, body: Buffer) => json("200 OK", JSON.stringify({ head, body: body.toString("utf8") })),
 } satisfies Record<string, Answer | undefined>;
 const servers = {} as Record<keyof typeof ANSWERS, string>;
 const raw: NetServer[] = [];
 
-/** A server on loopback that reads one request (its head, then Content-Length bytes) and answers. */
-function rawServer(answer: Answer | undefined): Promise<string> {
+/**
+ * A server on loopback that reads one request (its head, then Content-Length bytes) and answers;
+ * `lingering` answers and leaves the connection open until the client closes it.
+ */
+function rawServer(answer: Answer | undefined, lingering = false): Promise<string> {
   const s = createNetServer((c) => {
     let got = Buffer.alloc(0);
     c.on("error", () => {});
@@ -72,6 +77,7 @@ function rawServer(answer: Answer | undefined): Promise<string> {
       if (body.length < length) return;
       const out = answer(head, body);
       if (out === "close") c.destroy();
+      else if (lingering) c.write(out);
       else c.end(out);
     });
   });
@@ -94,7 +100,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${info.port}`;
   server.setBaseUrl(base);
   for (const [name, answer] of Object.entries(ANSWERS)) {
-    servers[name as keyof typeof ANSWERS] = await rawServer(answer);
+    servers[name as keyof typeof ANSWERS] = await rawServer(answer, name === "lingering");
   }
 }, 120_000);
 
@@ -348,6 +354,11 @@ describe("the thin hook client fails closed", () => {
     const r = await viaBash("claude-code", ls(), at(servers.whole));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('{"continue":true}\n');
+    // an answer is whole at its Content-Length: taken without waiting for the server to close (a
+    // client that read to the connection's end would wait here until its 10 s bound, and refuse)
+    const open = await viaBash("claude-code", ls(), at(servers.lingering));
+    expect(open.code, open.stderr).toBe(0);
+    expect(open.stdout).toBe('{"continue":true}\n');
   });
 
   it("bash on /dev/tcp: a hook input over the server's limit is refused before connecting", async () => {
