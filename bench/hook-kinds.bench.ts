@@ -6,39 +6,18 @@
  * Codex CLI and Cursor, and Cursor's beforeReadFile, which carries the file's content (64 KiB
  * here) that the hook parses and drops. Target: ≤ 30 ms p50 including the process start (issue 15).
  *
+ * Every process is started as an agent starts its hook: its command line through `sh -c`, from a
+ * plain Node process apart from the server's (bench/hook-agent.mjs).
+ *
  * Needs `npm run build` (the hook runs from dist/, as installed).
  */
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { claude, gemini } from "../test/hook/fixture.js";
 import { codex, cursor } from "../test/hook/tables.js";
 import { BIN, ROOT } from "../test/support/cli.js";
-import { fmt, hookServer, pct } from "./hook.bench.js";
+import { agentRuns, commandLine, fmt, hookServer, pct } from "./hook.bench.js";
 
 const ROUNDS = 31;
-
-function time(argv: readonly string[], stdin: string, env: NodeJS.ProcessEnv): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-    });
-    p.stderr.on("data", (d) => {
-      out += d;
-    });
-    p.on("close", (code) =>
-      code === 0
-        ? resolve(performance.now() - t0)
-        : reject(new Error(`${argv.join(" ")}: exit ${code}: ${out}`)),
-    );
-    p.stdin.end(stdin);
-  });
-}
 
 export async function run(): Promise<void> {
   const { p, base, close } = await hookServer();
@@ -70,14 +49,25 @@ export async function run(): Promise<void> {
       [name, [process.execPath, BIN, "hook", kind], JSON.stringify(raw)] as const,
       [`${name}, thin client by bash`, ["bash", "-p", thin, kind], JSON.stringify(raw)] as const,
     ]);
-    for (const [, argv, stdin] of inputs) await time(argv, stdin, env); // each kind's first decision
-    const bare: number[] = [];
-    const times = inputs.map(() => [] as number[]);
-    for (let i = 0; i < ROUNDS; i++) {
-      bare.push(await time([process.execPath, "-e", ""], "", {}));
-      for (const [j, [, argv, stdin]] of inputs.entries()) times[j]!.push(await time(argv, stdin, env));
-    }
-    console.log(`writ hook <kind> through a server, as a process, ${ROUNDS} interleaved runs`);
+    // every process started by the agent's stand-in (bench/hook-agent.mjs), as an agent starts it
+    const step = (argv: readonly string[], stdin: string, e: NodeJS.ProcessEnv) => ({
+      command: commandLine(argv),
+      stdin,
+      env: e,
+    });
+    const bareStep = step([process.execPath, "-e", ""], "", {});
+    const warm = inputs.map(([, argv, stdin]) => step(argv, stdin, env)); // each kind's first decision
+    const rounds = Array.from({ length: ROUNDS }, () => [
+      bareStep,
+      ...inputs.map(([, argv, stdin]) => step(argv, stdin, env)),
+    ]).flat();
+    const ran = (await agentRuns([...warm, ...rounds])).slice(warm.length).map((r) => r.wallMs);
+    const per = inputs.length + 1;
+    const bare = ran.filter((_, i) => i % per === 0);
+    const times = inputs.map((_, j) => ran.filter((_, i) => i % per === j + 1));
+    console.log(
+      `writ hook <kind> through a server, as a process started by an agent, ${ROUNDS} interleaved runs`,
+    );
     console.log("| case | p50 | p99 | p50 added to node -e '' |");
     console.log("|---|---|---|---|");
     console.log(`| node -e '' (floor) | ${fmt(pct(bare, 50))} | ${fmt(pct(bare, 99))} | — |`);

@@ -5,14 +5,16 @@
  * and a redirection; the thin client (bin/writ-hook.sh) by bash speaking HTTP itself on /dev/tcp
  * beside `bash -p -c ''` (its floor), and by sh with curl beside a bare `curl` of /livez (its
  * floor); and judged offline a few times, in full (PGlite opened) and on the decision
- * snapshot a full run leaves (hook/local.ts). Target: ≤ 30 ms p50 including the process start (issue 15). Wall time and CPU time (the
- * process's, with its children; steadier on a loaded machine) per call.
+ * snapshot a full run leaves (hook/local.ts). Target: ≤ 30 ms p50 including the process start
+ * (issue 15). Every process is started as an agent starts its hook — the command line through
+ * `sh -c`, from a plain Node process apart from the server's (bench/hook-agent.mjs) — and timed
+ * from the spawn to the end of its output; its CPU time (the process's, with its children; steadier
+ * on a loaded machine) is read on a second run of each round under `times`.
  *
  * Needs `npm run build` (the hook runs from dist/, as installed). `WRIT_BENCH_HOOK_AB=<another
  * checkout's bin>` times that checkout's Node hook too, interleaved: an A/B where only figures
  * taken side by side compare.
  */
-import { rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -20,7 +22,7 @@ import { serve } from "@hono/node-server";
 import { createServer, loadPolicy, type Server } from "../src/app.js";
 import { claude, makeProject, type Project } from "../test/hook/fixture.js";
 import { BIN, ROOT } from "../test/support/cli.js";
-import { type ProcessRun, runProcess } from "./harness.js";
+import { runProcess } from "./harness.js";
 
 const ROUNDS = 41;
 const OFFLINE_ROUNDS = 5;
@@ -30,6 +32,44 @@ export const pct = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.ceil((q / 100) * s.length) - 1)]!;
 };
 export const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+
+/** A step for the agent's stand-in (bench/hook-agent.mjs). */
+export type AgentStep = {
+  command: string;
+  stdin: string;
+  env: NodeJS.ProcessEnv;
+  cpu?: boolean;
+  rm?: string;
+};
+
+/** argv as one `sh -c` command line, each word single-quoted. */
+export const commandLine = (argv: readonly string[]) =>
+  argv.map((a) => (/^[\w./=:-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(" ");
+
+/**
+ * Runs the steps in order in the agent's stand-in, a plain Node process apart from this one (whose
+ * heap, the server's, would make every spawn slower than an agent's); refuses a step that fails.
+ */
+export async function agentRuns(
+  steps: readonly AgentStep[],
+): Promise<{ wallMs: number; cpuMs: number | null }[]> {
+  const r = await runProcess(
+    [process.execPath, join(ROOT, "bench", "hook-agent.mjs")],
+    JSON.stringify({ steps }),
+    {},
+  );
+  if (r.code !== 0) throw new Error(`bench/hook-agent.mjs: exit ${r.code}: ${r.stderr}`);
+  const results = JSON.parse(r.stdout) as {
+    wallMs: number;
+    cpuMs: number | null;
+    code: number;
+    out: string;
+  }[];
+  for (const [i, res] of results.entries()) {
+    if (res.code !== 0) throw new Error(`${steps[i]!.command}: exit ${res.code}: ${res.out}`);
+  }
+  return results;
+}
 
 /** The hook fixture's project served by a `writ serve` in this process, on a loopback port. */
 export async function hookServer(): Promise<{
@@ -142,14 +182,34 @@ export async function run(): Promise<void> {
           ]
         : []),
     ];
-    const once = async (c: (typeof cases)[number]): Promise<ProcessRun> => {
-      const r = await runProcess(c.argv, c.stdin, c.env);
-      if (r.code !== 0) throw new Error(`${c.argv.join(" ")}: exit ${r.code}: ${r.stdout}${r.stderr}`);
-      return r;
-    };
-    for (const c of cases) await once(c); // the server's first decision for this agent; caches warm
-    const runs = cases.map(() => [] as ProcessRun[]);
-    for (let i = 0; i < ROUNDS; i++) for (const [k, c] of cases.entries()) runs[k]!.push(await once(c));
+    // every hook process is run by the agent's stand-in, a Node process of its own (hook-agent.mjs);
+    // per round and case, one run timed as the agent runs it and one under `times` for its CPU
+    const step = (c: { argv: string[]; stdin: string; env: NodeJS.ProcessEnv }, cpu = false): AgentStep => ({
+      command: commandLine(c.argv),
+      stdin: c.stdin,
+      env: c.env,
+      cpu,
+    });
+    const warm = cases.map((c) => step(c)); // the server's first decision for this agent; caches warm
+    const rounds: AgentStep[] = [];
+    for (let i = 0; i < ROUNDS; i++) for (const c of cases) rounds.push(step(c), step(c, true));
+    const offEnv = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: p.config, WRIT_DATA_DIR: p.dataDir };
+    const offCase = { argv: [process.execPath, ...hook], stdin: read, env: offEnv };
+    const offSteps: AgentStep[] = [step(offCase)]; // creates and migrates the store once
+    for (let i = 0; i < OFFLINE_ROUNDS; i++) {
+      // without its snapshot, a call runs in full: the store opened (and the spool imported); the
+      // calls after it decide on the snapshot it left, and spool their records
+      offSteps.push({ ...step(offCase), rm: join(p.dataDir, "hook-snapshot.json") });
+      for (let j = 0; j < 3; j++) offSteps.push(step(offCase));
+    }
+    const ran = await agentRuns([...warm, ...rounds]);
+    const runs = cases.map(() => [] as { wallMs: number; cpuMs: number }[]);
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const k of cases.keys()) {
+        const at = warm.length + (i * cases.length + k) * 2;
+        runs[k]!.push({ wallMs: ran[at]!.wallMs, cpuMs: ran[at + 1]!.cpuMs ?? Number.NaN });
+      }
+    }
     // the server's share: the same request answered in process, no hook process, no socket — the
     // Node hook's route and the thin client's, interleaved
     const inProcess: number[] = [];
@@ -169,24 +229,15 @@ export async function run(): Promise<void> {
       await timed(inProcess, "/hook/v1/claude-code", body);
       await timed(inProcessAnswer, "/hook/v1/claude-code/answer?agent=coder&env=dev", read);
     }
-    const offline: number[] = [];
-    const offEnv = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: p.config, WRIT_DATA_DIR: p.dataDir };
-    const snapshot: number[] = [];
-    const offCase = { name: "offline", argv: [process.execPath, ...hook], stdin: read, env: offEnv };
-    await once(offCase); // creates and migrates the store once
-    for (let i = 0; i < OFFLINE_ROUNDS; i++) {
-      // without its snapshot, a call runs in full: the store opened (and the spool imported)
-      await rm(join(p.dataDir, "hook-snapshot.json"), { force: true });
-      offline.push((await once(offCase)).wallMs);
-      // the calls after it decide on the snapshot it left, and spool their records
-      for (let j = 0; j < 3; j++) snapshot.push((await once(offCase)).wallMs);
-    }
+    const off = (await agentRuns(offSteps)).slice(1);
+    const offline = off.filter((_, i) => i % 4 === 0).map((r) => r.wallMs);
+    const snapshot = off.filter((_, i) => i % 4 !== 0).map((r) => r.wallMs);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const wall = (k: number) => runs[k]!.map((r) => r.wallMs);
     const cpu = (k: number) => mean(runs[k]!.map((r) => r.cpuMs));
     console.log(`load average at the start (1, 5, 15 min): ${load0}`);
     console.log(
-      `writ hook claude-code as a process, ${ROUNDS} interleaved runs (offline: ${OFFLINE_ROUNDS}); CPU: mean per call`,
+      `writ hook claude-code as a process started by an agent (sh -c from a Node process apart from the server's), ${ROUNDS} interleaved runs (offline: ${OFFLINE_ROUNDS}); CPU: mean per call`,
     );
     console.log("| case | wall p50 | wall p99 | CPU | added to its floor: wall p50, CPU |");
     console.log("|---|---|---|---|---|");
