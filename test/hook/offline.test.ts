@@ -181,4 +181,36 @@ describe("what a call on the snapshot loads", () => {
     expect(fast.stdout).toBe(full.stdout);
     expect(fast.stderr).not.toContain("cedar loaded");
   }, 120_000);
+
+  it("with a Cedar guardrail, the snapshot's bundle finds Cedar's WebAssembly and the guardrail decides", async () => {
+    assertBuilt();
+    const g = await makeProject();
+    await writeFile(
+      join(g.root, "readmes.cedar"),
+      '@id("no-reading-readmes")\nforbid (principal, action == Writ::Action::"agent:claude-code:Read", resource)\nwhen { resource.id like "*README.md" };\n',
+    );
+    await appendFile(g.config, "guardrails:\n  - file: readmes.cedar\n");
+    const env = { WRIT_AGENT: "coder", WRIT_ENV: "dev", WRIT_CONFIG: g.config, WRIT_DATA_DIR: g.dataDir };
+    const argv = [process.execPath, BIN, "hook", "claude-code"];
+    const denied = claude("PreToolUse", "Read", { file_path: join(g.proj, "README.md") }, g.src);
+    const allowed = claude("PreToolUse", "Read", { file_path: join(g.src, "a.ts") }, g.src);
+    const full = await runHookProcess(argv, denied, env); // the store opened; leaves the snapshot
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toContain("forbidden by guardrail `no-reading-readmes`");
+    const spooled = async () =>
+      (await readFile(join(g.dataDir, "hook-spool.jsonl"), "utf8").catch(() => ""))
+        .split("\n")
+        .filter(Boolean).length;
+    for (const [input, verdict] of [
+      [denied, '"permissionDecision":"deny"'],
+      [allowed, "{}"], // allowed: the agent's own rules apply (no skipping its prompt)
+    ] as const) {
+      const before = await spooled();
+      const r = await runHookProcess(argv, input, env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await spooled()).toBe(before + 1); // decided on the snapshot, by the bundle
+      expect(r.stdout).toContain(verdict);
+    }
+    expect((await runHookProcess(argv, denied, env)).stdout).toBe(full.stdout);
+  }, 120_000);
 });
