@@ -10,8 +10,12 @@
  * loop's own, steady on a loaded machine where wall times are not. `--profile FILE` then writes a
  * V8 CPU profile of as many gateway calls alone (summarised here with bench/profile-summary.ts).
  *
+ * `--alloc` adds the JS heap left per call (after a full collection, with a young generation large
+ * enough that none is collected meanwhile: `--expose-gc --max-semi-space-size=256`).
+ *
  *   npx tsx bench/gateway-profile.ts [--calls 3000] [--tool echo|read] [--profile FILE]
  *   node --single-threaded --import tsx bench/gateway-profile.ts [...]
+ *   node --expose-gc --max-semi-space-size=256 --import tsx bench/gateway-profile.ts --calls 300 --alloc
  */
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
@@ -27,6 +31,7 @@ const value = (name: string, fallback: string) => {
 const calls = Number(value("--calls", "3000"));
 const tool = value("--tool", "echo");
 const profile = value("--profile", "");
+const alloc = args.includes("--alloc");
 
 type Span = [number, number];
 /** Milliseconds of `spans` inside [from, to]. */
@@ -181,6 +186,20 @@ try {
     console.log(
       `${label} (${rs.length}): mean ${mean(rs, "ms")} ms, of which in the gateway's callTool ${mean(rs, "handled")}, audit append ${mean(rs, "append")}, checkpoint ${mean(rs, "checkpoint")}, GC ${mean(rs, "gc")}; with a checkpoint ${rs.filter((r) => r.checkpoint > 0 || r.ride).length}, signing one ${rs.filter((r) => r.signs).length}, with GC ${rs.filter((r) => r.gc > 0).length}`,
     );
+  }
+  if (alloc) {
+    // the heap's growth over calls with no collection among them: run after a full collection
+    // with a young generation larger than their garbage (--expose-gc --max-semi-space-size=256)
+    for (const [label, op] of [
+      ["direct", () => direct.callTool(directReq)],
+      ["gateway", () => inProcess.callTool(gwReq)],
+    ] as const) {
+      (globalThis as { gc?: () => void }).gc?.();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 200; i++) await op();
+      const kib = (process.memoryUsage().heapUsed - before) / 200 / 1024;
+      console.log(`garbage per ${label} call: ${kib.toFixed(1)} KiB`);
+    }
   }
   if (profile) {
     const session = new Session();
