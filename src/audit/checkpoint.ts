@@ -9,7 +9,8 @@
  * the database but without the private key can rewrite records and even recompute the whole chain,
  * but cannot produce a checkpoint that agrees with the rewritten chain.
  */
-import { CompactSign, compactVerify, decodeProtectedHeader } from "jose";
+import { sign } from "node:crypto";
+import { compactVerify, decodeProtectedHeader } from "jose";
 import { q } from "../core/index.js";
 import type { CheckpointRow } from "../store/index.js";
 import { canonicalJson } from "./canonical.js";
@@ -21,15 +22,34 @@ function payloadBytes(seq: number, hash: string, at: Date): Uint8Array {
   return new TextEncoder().encode(canonicalJson({ at: at.toISOString(), hash, seq }));
 }
 
+const base64url = (bytes: Uint8Array | string) => Buffer.from(bytes).toString("base64url");
+
+/**
+ * The compact JWS over a checkpoint, made here rather than by jose: the same bytes (Ed25519 is
+ * deterministic, the header's members in the same order), signed by node:crypto on the thread
+ * pool. jose signs through WebCrypto, whose argument checks and key conversion cost the event loop
+ * ~0.2 ms every 100th record — the record's own call pays for it. Verification stays jose's.
+ */
 export async function signCheckpoint(
   signer: AuditSigner,
   point: { readonly seq: number; readonly hash: string; readonly at: Date },
 ): Promise<CheckpointRow> {
+  if (signer.key.asymmetricKeyType !== "ed25519") {
+    throw new TypeError("the audit signing key must be an Ed25519 private key");
+  }
   const at = new Date(point.at.getTime());
-  const signature = await new CompactSign(payloadBytes(point.seq, point.hash, at))
-    .setProtectedHeader({ alg: "EdDSA", kid: signer.kid, typ: CHECKPOINT_TYPE })
-    .sign(signer.key);
-  return { seq: point.seq, hash: point.hash, at, keyId: signer.kid, signature };
+  const header = base64url(JSON.stringify({ alg: "EdDSA", kid: signer.kid, typ: CHECKPOINT_TYPE }));
+  const input = `${header}.${base64url(payloadBytes(point.seq, point.hash, at))}`;
+  const signed = await new Promise<Buffer>((resolve, reject) =>
+    sign(null, Buffer.from(input), signer.key, (err, bytes) => (err ? reject(err) : resolve(bytes))),
+  );
+  return {
+    seq: point.seq,
+    hash: point.hash,
+    at,
+    keyId: signer.kid,
+    signature: `${input}.${base64url(signed)}`,
+  };
 }
 
 /**

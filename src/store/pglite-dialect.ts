@@ -12,8 +12,15 @@
  * A statement with parameters goes through PGlite's extended protocol (parse, describe, bind,
  * execute: one trip into the WebAssembly module each). Statements without any — BEGIN, COMMIT and
  * the queries made with `simpleQuery` — go in one trip, over the simple protocol, which costs
- * about half as much CPU.
+ * about half as much CPU. They go as one wire message straight to the database
+ * (`execProtocolStream`) rather than through `exec`, which adds a queue of its own (this driver's
+ * mutex already gives the connection to one caller at a time) and a second trip (a Sync the simple
+ * protocol does not need): ~80 µs of CPU less per statement, and a few dozen promises and ~10 KiB
+ * of garbage less — on the audit append every gateway call and decision waits for. The results,
+ * the errors (PostgreSQL's, with their SQLSTATE), the notifications and the sync to the file
+ * system after the statement are PGlite's own, as with `exec`.
  */
+import { parse, protocol } from "@electric-sql/pglite";
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -42,13 +49,37 @@ export interface PGliteClient {
     readonly affectedRows?: number | undefined;
   }>;
   /** The simple protocol: one trip, no parameters; the results of each statement, in order. */
-  exec?(sql: string): Promise<
-    readonly {
-      readonly rows: readonly unknown[];
-      readonly affectedRows?: number | undefined;
-    }[]
-  >;
+  exec?(sql: string): Promise<readonly SimpleResult[]>;
+  /**
+   * One wire message, its answer's messages (PGlite's `execProtocolStream`): throws the
+   * database's error, delivers notifications, syncs the file system after unless told not to.
+   */
+  execProtocolStream?(message: Uint8Array, options?: { syncToFs?: boolean }): Promise<BackendMessages>;
+  /** The type parsers `exec` applies to result values (PGlite's `parsers`). */
+  readonly parsers?: Parsers | undefined;
   close(): Promise<void>;
+}
+
+/** The results of one statement run over the simple protocol. */
+interface SimpleResult {
+  readonly rows: readonly unknown[];
+  readonly affectedRows?: number | undefined;
+}
+
+type BackendMessages = Parameters<typeof parse.parseResults>[0];
+type Parsers = Parameters<typeof parse.parseResults>[1];
+
+/**
+ * `text` over the simple protocol in one trip: the results of each statement, as `exec` gives
+ * them. Straight to the database when the client can (see the header), else through `exec`.
+ */
+async function runSimple(client: PGliteClient, text: string): Promise<readonly SimpleResult[]> {
+  if (client.execProtocolStream !== undefined && client.parsers !== undefined) {
+    const messages = await client.execProtocolStream(protocol.serialize.query(text), { syncToFs: true });
+    return parse.parseResults(messages, client.parsers);
+  }
+  if (client.exec === undefined) throw new Error("the pglite client cannot run the simple protocol");
+  return client.exec(text);
 }
 
 /** Queries made by `simpleQuery`: the driver runs them over the simple protocol. */
@@ -178,13 +209,15 @@ class PGliteConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const client = this.#client;
+    const simple = client.exec !== undefined || client.execProtocolStream !== undefined;
     const source = this.#riders.source;
-    if (this.#client.exec !== undefined && source !== undefined && CARRIERS.has(compiledQuery)) {
+    if (simple && source !== undefined && CARRIERS.has(compiledQuery)) {
       const rider = source.take();
       if (rider !== undefined) {
-        let results: Awaited<ReturnType<NonNullable<PGliteClient["exec"]>>>;
+        let results: readonly SimpleResult[];
         try {
-          results = await this.#client.exec(`${rider};\n${compiledQuery.sql}`);
+          results = await runSimple(client, `${rider};\n${compiledQuery.sql}`);
         } catch (err) {
           source.settled(err);
           throw err;
@@ -194,8 +227,8 @@ class PGliteConnection implements DatabaseConnection {
         return { rows: (own?.rows ?? []) as R[], numAffectedRows: BigInt(own?.affectedRows ?? 0) };
       }
     }
-    if (this.#client.exec !== undefined && SIMPLE.has(compiledQuery)) {
-      const results = await this.#client.exec(compiledQuery.sql);
+    if (simple && SIMPLE.has(compiledQuery)) {
+      const results = await runSimple(client, compiledQuery.sql);
       const last = results[results.length - 1];
       return {
         rows: (last?.rows ?? []) as R[],

@@ -1,15 +1,19 @@
+import { generateKeyPairSync } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { calculateJwkThumbprint } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CompactSign, calculateJwkThumbprint, compactVerify } from "jose";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { canonicalJson } from "../../src/audit/canonical.js";
 import {
+  CHECKPOINT_TYPE,
   dataDirPublicKey,
   ERR_AUDIT_KEY_INVALID,
   ERR_AUDIT_KEY_MISMATCH,
   ERR_AUDIT_KEY_PERMISSIONS,
   loadSigningKey,
   readTrustedKey,
+  signCheckpoint,
   signingKeyPaths,
   trustKey,
 } from "../../src/audit/index.js";
@@ -99,5 +103,44 @@ describe("trusted keys", () => {
     const err = await readTrustedKey(join(root, "missing.jwk")).catch((e: Error) => e);
     expect((err as { code?: string }).code).toBe(ERR_AUDIT_KEY_INVALID);
     expect((err as Error).message).toContain("missing.jwk");
+  });
+});
+
+describe("checkpoint signatures", () => {
+  const point = { seq: 300, hash: "ab".repeat(32), at: new Date("2030-01-01T10:00:00.123Z") };
+
+  it("are the compact JWS jose makes, byte for byte, and verify with the public key", async () => {
+    const signer = await loadSigningKey(join(root, "sig"));
+    const row = await signCheckpoint(signer, point);
+    const byJose = await new CompactSign(
+      new TextEncoder().encode(
+        canonicalJson({ at: point.at.toISOString(), hash: point.hash, seq: point.seq }),
+      ),
+    )
+      .setProtectedHeader({ alg: "EdDSA", kid: signer.kid, typ: CHECKPOINT_TYPE })
+      .sign(signer.key);
+    expect(row).toEqual({ ...point, keyId: signer.kid, signature: byJose });
+    const { payload, protectedHeader } = await compactVerify(row.signature, signer.trusted.key, {
+      algorithms: ["EdDSA"],
+    });
+    expect(protectedHeader).toEqual({ alg: "EdDSA", kid: signer.kid, typ: CHECKPOINT_TYPE });
+    expect(JSON.parse(new TextDecoder().decode(payload))).toEqual({ ...point, at: point.at.toISOString() });
+  });
+
+  it("are made by node:crypto, not through WebCrypto", async () => {
+    const signer = await loadSigningKey(join(root, "sig"));
+    const webcrypto = vi.spyOn(globalThis.crypto.subtle, "sign");
+    try {
+      await signCheckpoint(signer, point);
+      expect(webcrypto).not.toHaveBeenCalled();
+    } finally {
+      webcrypto.mockRestore();
+    }
+  });
+
+  it("are refused with a key that is not Ed25519", async () => {
+    const signer = await loadSigningKey(join(root, "sig-ec"));
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    await expect(signCheckpoint({ ...signer, key: privateKey }, point)).rejects.toThrow(/Ed25519/);
   });
 });
