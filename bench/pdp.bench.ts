@@ -8,9 +8,10 @@
  *       entities and context, built once — what any Cedar-based decision point pays at least;
  *   (d) AuthZEN over loopback HTTP, `writ serve`'s app on PostgreSQL (and on the embedded store),
  *       16 requests in flight, every decision audited before its answer: goal 2,000 decisions/s
- *       on PostgreSQL. The load generator runs in a worker thread, so the server's thread is what
- *       is measured; the same rows follow with the client sharing the server's thread (where its
- *       fetch takes about half of the CPU).
+ *       on PostgreSQL (beside it, interleaved, the audit log answering a group commit's callers
+ *       before it sends the next, as before). The load generator runs in a worker thread, so the
+ *       server's thread is what is measured; the same rows follow with the client sharing the
+ *       server's thread (where its fetch takes about half of the CPU).
  *
  * The config is realistic: four runner classes with ~20 ceiling rules each, five agents with
  * baselines, active writs. Every request is allowed by the core and passes the guardrails, so (b)
