@@ -203,9 +203,10 @@ export function table(
 }
 
 /** A fresh PostgreSQL database for the run, or why there is none. */
-export async function tempDatabase(): Promise<{ url: string; drop(): Promise<void> } | string> {
+export async function tempDatabase(tag = ""): Promise<{ url: string; drop(): Promise<void> } | string> {
+  if (!/^[a-z0-9_]*$/.test(tag)) throw new TypeError(`database tag ${tag}`);
   const admin = process.env.WRIT_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const name = `writ_bench_${process.pid}`;
+  const name = `writ_bench_${process.pid}${tag}`;
   const run = async (text: string) => {
     const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
     await c.connect();

@@ -190,6 +190,12 @@ export interface ServerOptions {
   /** Audit checkpoint interval in records (default 100). */
   readonly checkpointEvery?: number | undefined;
   /**
+   * The audit log sends the appends that arrived while a group commit ran before answering its
+   * callers (`AuditLogOptions.sendNextFirst`): by default on PostgreSQL (it commits them while the
+   * answers go out), not on the embedded store (it would run them on this thread first).
+   */
+  readonly auditSendNextFirst?: boolean | undefined;
+  /**
    * Keep the state every request reads (signing keys, engaged kills, slow-down blocks) in memory
    * instead of reading the store each time. Exact only while this process is the store's one
    * writer, so the default is: on the embedded store (which one process holds under a lock), off on
@@ -659,6 +665,7 @@ async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store:
       repo: store.audit,
       signer,
       checkpointEvery: opts.checkpointEvery,
+      sendNextFirst: opts.auditSendNextFirst ?? store.backend === "postgres",
       onCheckpointError: (err) =>
         logger.error({
           event: "audit.checkpoint_failed",

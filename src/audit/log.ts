@@ -56,6 +56,14 @@ export interface AuditLogOptions {
    * kept waiting for the signature.
    */
   readonly onCheckpointError?: ((err: WritError) => void) | undefined;
+  /**
+   * When a transaction commits with appends waiting, send them in the next one before answering
+   * its callers, rather than after the answers and a moment's wait for more (default false). For a
+   * database in another process (PostgreSQL): it commits the next while the answers go out, instead
+   * of waiting for them. On the embedded store the next would run on this thread, ahead of the
+   * answers.
+   */
+  readonly sendNextFirst?: boolean | undefined;
 }
 
 export interface FollowOptions {
@@ -126,6 +134,16 @@ interface Pending {
   readonly reject: (err: unknown) => void;
   /** Goes in a transaction of its own (its shared one was refused, perhaps because of another's row). */
   readonly alone?: true;
+}
+
+/** What the store said of a batch: the rows it committed, or why not. */
+type Outcome = { readonly rows: readonly AuditRow[] } | { readonly error: unknown };
+
+/** A batch on its way to the store. */
+interface Sending {
+  readonly batch: readonly Pending[];
+  /** Never rejects. */
+  readonly outcome: Promise<Outcome>;
 }
 
 /**
@@ -360,6 +378,7 @@ class AuditWriter {
     private readonly defaultKeys: readonly TrustedKey[],
     private readonly now: () => Date,
     private readonly onCheckpointError: ((err: WritError) => void) | undefined,
+    private readonly sendNextFirst: boolean,
   ) {}
 
   private follows(first: AuditRow): boolean {
@@ -467,43 +486,68 @@ class AuditWriter {
     this.flushing = true;
     const { queue } = this;
     try {
+      // the next batch, when it was sent before the answers of the one before it
+      let next: Sending | undefined;
       for (let first = true; ; first = false) {
-        // After a transaction, one turn of the event loop before the next (or before stopping):
-        // requests already read but not yet at their append (an in-process store answers
-        // synchronously, so nothing else ran while it worked) join the next transaction instead of
-        // each starting its own. A lone append still starts at once.
-        if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
-        if (queue.length === 0) break;
-        if (this.concurrent && queue.length < BATCH_RECORDS) {
-          // Under concurrent load (the last transaction carried several records) more appends are
-          // on their way: a moment's wait lets one commit carry them rather than each its own (a
-          // commit costs far more than a record in it). A lone append never waits.
-          await new Promise<void>((resolve) => setTimeout(resolve, GATHER_MS));
-        }
-        const batch = takeBatch(queue);
-        this.concurrent = batch.length > 1;
-        const companions = batch.flatMap((pending) =>
-          pending.companion === undefined ? [] : [pending.companion],
-        );
-        let rows: AuditRow[];
-        try {
-          rows = await this.repo.appendBatch((head) => chainRows(head, batch, this.now), companions);
-        } catch (err) {
-          if (batch.length > 1 && refusedForContent(err)) {
-            // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
-            // transaction of its own, ahead of later appends — only the culprit is refused, and
-            // every other caller still hears of its record once it is committed.
-            queue.unshift(...batch.map((pending): Pending => ({ ...pending, alone: true })));
-          } else {
-            for (const pending of batch) pending.reject(err);
+        let sending = next;
+        next = undefined;
+        if (sending === undefined) {
+          // After a transaction, one turn of the event loop before the next (or before stopping):
+          // requests already read but not yet at their append (an in-process store answers
+          // synchronously, so nothing else ran while it worked) join the next transaction instead
+          // of each starting its own. A lone append still starts at once.
+          if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
+          if (queue.length === 0) break;
+          if (this.concurrent && queue.length < BATCH_RECORDS) {
+            // Under concurrent load (the last transaction carried several records) more appends
+            // are on their way: a moment's wait lets one commit carry them rather than each its
+            // own (a commit costs far more than a record in it). A lone append never waits.
+            await new Promise<void>((resolve) => setTimeout(resolve, GATHER_MS));
           }
-          continue;
+          sending = this.send(takeBatch(queue));
         }
-        this.committed(batch, rows);
+        const outcome = await sending.outcome;
+        // sendNextFirst: the appends that arrived while this one committed go to the store now,
+        // built on the head it committed, and the database commits them while its callers hear
+        // of theirs — answered first all the same: nothing of the next is committed yet. Not
+        // after a failure: what goes next is then decided below.
+        if (this.sendNextFirst && "rows" in outcome && queue.length > 0 && queue[0]!.alone === undefined) {
+          next = this.send(takeBatch(queue));
+        }
+        this.settle(sending.batch, outcome);
       }
     } finally {
       this.flushing = false;
       if (queue.length === 0) this.releaseIdle();
+    }
+  }
+
+  /** Sends one batch to the store, on the head the store finds. */
+  private send(batch: readonly Pending[]): Sending {
+    this.concurrent = batch.length > 1;
+    const companions = batch.flatMap((pending) =>
+      pending.companion === undefined ? [] : [pending.companion],
+    );
+    const outcome = this.repo
+      .appendBatch((head) => chainRows(head, batch, this.now), companions)
+      .then(
+        (rows): Outcome => ({ rows }),
+        (error: unknown): Outcome => ({ error }),
+      );
+    return { batch, outcome };
+  }
+
+  /** Answers a batch's callers, or fails them, or puts its records back to go again one by one. */
+  private settle(batch: readonly Pending[], outcome: Outcome): void {
+    if ("rows" in outcome) {
+      this.committed(batch, outcome.rows);
+    } else if (batch.length > 1 && refusedForContent(outcome.error)) {
+      // Refused for one record's row, perhaps: nothing was stored, so each goes again in a
+      // transaction of its own, ahead of later appends — only the culprit is refused, and every
+      // other caller still hears of its record once it is committed.
+      this.queue.unshift(...batch.map((pending): Pending => ({ ...pending, alone: true })));
+    } else {
+      for (const pending of batch) pending.reject(outcome.error);
     }
   }
 
@@ -529,7 +573,15 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     throw new TypeError("checkpointEvery must be an integer ≥ 0");
   const defaultKeys = options.trustedKeys ?? (signer === undefined ? [] : [signer.trusted]);
   const now = (): Date => readClock(clock);
-  const writer = new AuditWriter(repo, signer, every, defaultKeys, now, options.onCheckpointError);
+  const writer = new AuditWriter(
+    repo,
+    signer,
+    every,
+    defaultKeys,
+    now,
+    options.onCheckpointError,
+    options.sendNextFirst === true,
+  );
 
   const exportKeys = (keys: readonly PublicJwk[] | undefined): readonly PublicJwk[] =>
     keys ?? (signer === undefined ? [] : [signer.publicJwk]);

@@ -258,6 +258,133 @@ forEachBackend("audit log", (h) => {
       expect((await log.head()).seq).toBe(1);
     });
 
+    describe("sending the next transaction before the answers (sendNextFirst)", () => {
+      /** The store's repository, noting what the callers had heard when each transaction was sent. */
+      const noting = (answered: readonly number[]) => {
+        const heardAtSend: number[][] = [];
+        const repo = {
+          ...h.store.audit,
+          appendBatch: (...args: Parameters<typeof h.store.audit.appendBatch>) => {
+            heardAtSend.push([...answered]);
+            return h.store.audit.appendBatch(...args);
+          },
+        };
+        return { repo, heardAtSend };
+      };
+
+      it.each([
+        [true, []],
+        [false, [0]],
+      ])(
+        "sendNextFirst %s: the next transaction is sent after the callers heard %j",
+        async (sendNextFirst, heard) => {
+          const answered: number[] = [];
+          const { repo, heardAtSend } = noting(answered);
+          const log = openLog({ repo, signer, checkpointEvery: 2, sendNextFirst });
+          const append = (i: number) =>
+            log.append("decision", { i }).then((r) => {
+              answered.push(r.data.i as number);
+              return r;
+            });
+          const first = append(0);
+          // these arrive while the first is on its way (the store answers no call within it)
+          const next = [append(1), append(2)];
+          const records = await Promise.all([first, ...next]);
+          expect(heardAtSend).toEqual([[], heard]);
+          // either way each caller hears once its record is committed, in the chain's order
+          expect(answered).toEqual([0, 1, 2]);
+          expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
+          expect(records[1]!.prevHash).toBe(records[0]!.hash);
+          await log.settled();
+          expect(await log.verify()).toMatchObject({ ok: true, records: 3, checkpoints: 1 });
+        },
+      );
+
+      it("answers every caller in the chain's order under concurrent appends", async () => {
+        const log = openLog({ repo: h.store.audit, signer, checkpointEvery: 10, sendNextFirst: true });
+        const answered: number[] = [];
+        // in waves, as callers come back after their answers
+        const records = await Promise.all(
+          Array.from({ length: 300 }, async (_, i) => {
+            if (i % 3 !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
+            const r = await log.append("decision", { i });
+            answered.push(r.seq);
+            expect(r.data.i).toBe(i);
+            return r;
+          }),
+        );
+        expect(answered).toEqual([...answered].sort((a, b) => a - b));
+        expect(new Set(records.map((r) => r.seq)).size).toBe(300);
+        await log.settled();
+        expect(await log.verify()).toMatchObject({ ok: true, records: 300, checkpoints: 30 });
+      });
+
+      it("after a transaction refused for one record's row, sends nothing before the records that go again alone", async () => {
+        const taken = newWrit("taken");
+        await openLog({ repo: h.store.audit }).append(
+          "broker.writ_issued",
+          { writ: taken.id },
+          { with: writRow(taken) },
+        );
+        let shared!: () => void;
+        const sharedSent = new Promise<void>((resolve) => {
+          shared = resolve;
+        });
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const repo = {
+          ...h.store.audit,
+          appendBatch: async (
+            build: Parameters<typeof h.store.audit.appendBatch>[0],
+            companions?: Parameters<typeof h.store.audit.appendBatch>[1],
+          ) => {
+            let size = 0;
+            const answer = h.store.audit.appendBatch(async (head) => {
+              const rows = await build(head);
+              size = rows.length;
+              return rows;
+            }, companions);
+            await answer.catch(() => {});
+            if (size > 1) {
+              // the shared one: its refusal reaches the log once another append waits behind it
+              shared();
+              await released;
+            }
+            return answer;
+          },
+        };
+        const log = openLog({ repo, sendNextFirst: true });
+        const before = (await log.head()).seq;
+        // the first goes alone; the next three share a transaction, refused for the writ id taken
+        const writs = [newWrit("a"), newWrit("b"), taken, newWrit("c")];
+        const appends = writs.map((w, i) =>
+          log.append("broker.writ_issued", { i, writ: w.id }, { with: writRow(w) }),
+        );
+        await sharedSent;
+        appends.push(log.append("decision", { i: 4 }));
+        release();
+        const results = await Promise.allSettled(appends);
+        expect(results.map((r) => r.status)).toEqual([
+          "fulfilled",
+          "fulfilled",
+          "rejected",
+          "fulfilled",
+          "fulfilled",
+        ]);
+        const records = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+        // the refused batch's records were stored alone, before the append that waited behind them
+        expect(records.map((r) => [r.seq, r.data.i])).toEqual([
+          [before + 1, 0],
+          [before + 2, 1],
+          [before + 3, 3],
+          [before + 4, 4],
+        ]);
+        expect(await log.verify()).toMatchObject({ ok: true, records: before + 4 });
+      });
+    });
+
     it("raises no false alarm when verifying while others append", async () => {
       const stores = h.second ? [h.store, await h.second()] : [h.store];
       const logs = stores.map((s) => openLog({ repo: s.audit, signer, checkpointEvery: 10 }));
