@@ -5,7 +5,7 @@
  * signed.
  */
 import { constants, createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
-import { base64url, type JWK } from "jose";
+import type { JWK } from "jose";
 
 /**
  * The algorithms writ verifies. `Ed25519` is the fully specified name (RFC 9864) for what `EdDSA`
@@ -76,9 +76,17 @@ export type ParsedJws =
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The JSON in a base64url part (its characters already checked), or undefined. A length no
+ * encoding makes is refused, as a strict decoder refuses it; Node's decoder would drop the
+ * dangling character instead.
+ */
 function decodeJson(part: string): unknown {
+  if (impossibleBase64Length(part)) return undefined;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(base64url.decode(part)));
+    return JSON.parse(STRICT_UTF8.decode(Buffer.from(part, "base64url")));
   } catch {
     return undefined;
   }
@@ -251,5 +259,17 @@ export function jwkThumbprint(jwk: Jwk): string {
     if (typeof v !== "string" || v === "") throw new TypeError(`jwk thumbprint: member \`${m}\` missing`);
     picked[m] = v;
   }
-  return createHash("sha256").update(JSON.stringify(picked)).digest("base64url");
+  const input = JSON.stringify(picked);
+  const hit = thumbprints.get(input);
+  if (hit !== undefined) return hit;
+  const thumbprint = createHash("sha256").update(input).digest("base64url");
+  if (thumbprints.size >= MAX_IMPORTED) thumbprints.clear();
+  thumbprints.set(input, thumbprint);
+  return thumbprint;
 }
+
+/**
+ * Thumbprints by the members they hash: the agents' keys and the DPoP keys clients reuse across
+ * proofs come back on every request. Bounded like the imported keys.
+ */
+const thumbprints = new Map<string, string>();

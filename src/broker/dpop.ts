@@ -240,6 +240,22 @@ const UNRESERVED = /[A-Za-z0-9._~-]/;
  * Query and fragment are left out. Undefined for anything but an absolute http(s) URL.
  */
 export function normalizeHtu(value: string | URL): string | undefined {
+  if (typeof value !== "string" || value.length > MAX_NORMALIZED_LENGTH) return normalizeUrl(value);
+  // the server's own URL and the `htu` of clients' proofs come back on every request
+  if (normalized.has(value)) return normalized.get(value);
+  const n = normalizeUrl(value);
+  if (normalized.size >= MAX_NORMALIZED) normalized.clear();
+  normalized.set(value, n);
+  return n;
+}
+
+/** `normalizeHtu`'s answers by the text asked about; bounded, emptied when full. */
+const normalized = new Map<string, string | undefined>();
+const MAX_NORMALIZED = 1024;
+/** Longer texts are normalised every time, not kept. */
+const MAX_NORMALIZED_LENGTH = 2048;
+
+function normalizeUrl(value: string | URL): string | undefined {
   let url: URL;
   try {
     url = new URL(value);

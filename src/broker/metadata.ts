@@ -77,12 +77,26 @@ function checkIssuer(issuer: string): string {
   return issuer.replace(/\/+$/, "");
 }
 
+/**
+ * Issuers already built, by base URL and environment: a pure function of the two, asked several
+ * times per token request (each parse of a URL costs more than the rest of the lookup). Only
+ * issuers that passed their checks are kept; bounded, emptied when full.
+ */
+const issuers = new Map<string, string>();
+const MAX_ISSUERS = 256;
+
 /** The issuer of `environment`: `${baseUrl}/env/${environment}`. */
 export function issuerFor(baseUrl: string, environment: string): string {
+  const id = `${baseUrl}\n${environment}`;
+  const hit = issuers.get(id);
+  if (hit !== undefined) return hit;
   if (!ENV_ID.test(environment)) {
     throw new TypeError(`environment \`${environment}\`: expected a writ.yaml environment id`);
   }
-  return checkIssuer(`${checkIssuer(baseUrl)}/env/${environment}`);
+  const issuer = checkIssuer(`${checkIssuer(baseUrl)}/env/${environment}`);
+  if (issuers.size >= MAX_ISSUERS) issuers.clear();
+  issuers.set(id, issuer);
+  return issuer;
 }
 
 /** Where the metadata of `issuer` is served (RFC 8414 §3.1: the well-known segment goes first). */

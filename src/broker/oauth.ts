@@ -121,15 +121,30 @@ export function nowOf(deps: Pick<BrokerDeps, "clock">): Date {
   return deps.clock ? deps.clock() : new Date();
 }
 
-export function endpoints(baseUrl: string, env: string) {
+export interface Endpoints {
+  readonly issuer: string;
+  readonly token: string;
+  readonly introspect: string;
+  readonly revoke: string;
+  readonly bcAuthorize: string;
+}
+
+/** The last environment's endpoints: the same few are asked for on every request. */
+let lastEndpoints: { readonly baseUrl: string; readonly env: string; readonly value: Endpoints } | undefined;
+
+export function endpoints(baseUrl: string, env: string): Endpoints {
+  const last = lastEndpoints;
+  if (last !== undefined && last.baseUrl === baseUrl && last.env === env) return last.value;
   const issuer = issuerFor(baseUrl, env);
-  return {
+  const value: Endpoints = Object.freeze({
     issuer,
     token: `${issuer}/token`,
     introspect: `${issuer}/introspect`,
     revoke: `${issuer}/revoke`,
     bcAuthorize: `${issuer}/bc-authorize`,
-  };
+  });
+  lastEndpoints = { baseUrl, env, value };
+  return value;
 }
 
 export async function authenticate(
