@@ -500,14 +500,14 @@ export async function authzenOverHttp(): Promise<void> {
   const before = typeof database === "string" ? database : await tempDatabase("_before");
   const servers: Array<{ name: string; url: string; fill(): Promise<string>; close(): Promise<void> }> = [];
   try {
-    // PostgreSQL as served (the next group commit sent before the answers of the one before), then
-    // answering first (as before): interleaved, so the comparison sees the same machine
+    // PostgreSQL as served (a group commit's callers answered before the next is sent), then with
+    // the next sent first (sendNextFirst, off by default): interleaved, on the same machine
     for (const [name, url, sendNextFirst] of [
       ...(typeof database === "string" || typeof before === "string"
         ? []
         : ([
             ["PostgreSQL (local, one server)", database.url, undefined],
-            ["PostgreSQL, answers before the next commit", before.url, false],
+            ["PostgreSQL, the next commit sent before the answers", before.url, true],
           ] as const)),
       ["embedded store", undefined, undefined] as const,
     ]) {
@@ -580,7 +580,7 @@ export async function authzenOverHttp(): Promise<void> {
     );
     if (typeof database !== "string") {
       console.log(
-        `\nconcurrency 16, PostgreSQL: ${rows[0]!.opsPerSecond.toFixed(0)} decisions/s, every one audited (goal ≥ 2,000/s; ${rows[1]!.opsPerSecond.toFixed(0)}/s answering before the next commit is sent); ${shared[0]!.opsPerSecond.toFixed(0)}/s with the client in the server's thread`,
+        `\nconcurrency 16, PostgreSQL: ${rows[0]!.opsPerSecond.toFixed(0)} decisions/s, every one audited (goal ≥ 2,000/s; ${rows[1]!.opsPerSecond.toFixed(0)}/s with the next commit sent before the answers); ${shared[0]!.opsPerSecond.toFixed(0)}/s with the client in the server's thread`,
       );
     }
   } finally {
