@@ -25,7 +25,7 @@ function once(step) {
     const env = { ...process.env, ...step.env };
     const t0 = performance.now();
     const p = step.cpu
-      ? spawn("sh", ["-c", `${CPU_WRAP}`, "sh", "sh", "-c", step.command], {
+      ? spawn("sh", ["-c", CPU_WRAP, "sh", "sh", "-c", step.command], {
           env,
           stdio: ["pipe", "pipe", "pipe", "pipe"],
         })
