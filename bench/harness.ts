@@ -365,8 +365,9 @@ export interface ProcessRun {
   readonly wallMs: number;
   /**
    * The process's CPU time (user + system, with its own children), in milliseconds: the `times` of
-   * the POSIX shell that runs it, in clock ticks (10 ms here) — average it over many runs. Steadier
-   * than wall time on a shared machine: others' load delays a start but adds little to its work.
+   * the bash that runs it, which reads getrusage to the millisecond (dash's counts 10 ms clock
+   * ticks) — average it over many runs. Steadier than wall time on a shared machine: others' load
+   * delays a start but adds little to its work.
    */
   readonly cpuMs: number;
   readonly code: number;
@@ -374,7 +375,7 @@ export interface ProcessRun {
   readonly stderr: string;
 }
 
-/** Runs `argv` once through `sh` (for its `times`), `stdin` as its input. */
+/** Runs `argv` once as a child of `bash` (for its `times`), `stdin` as its input. */
 export function runProcess(
   argv: readonly string[],
   stdin: string,
@@ -382,7 +383,7 @@ export function runProcess(
 ): Promise<ProcessRun> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn("sh", ["-c", '"$@"; s=$?; times >&3; exit $s', "sh", ...argv], {
+    const p = spawn("bash", ["-c", '"$@"; s=$?; times >&3; exit $s', "bash", ...argv], {
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "pipe", "pipe"],
     });
@@ -401,7 +402,7 @@ export function runProcess(
     p.on("error", reject);
     p.on("close", (code) => {
       const wallMs = performance.now() - t0;
-      // `times`: the shell's user and system time, then its children's
+      // `times`: the wrapper's own user and system time, then its children's (argv's)
       const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(times.trim());
       const cpuMs = m
         ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000

@@ -6,9 +6,11 @@
  * charge every hook for copying the server's heap at fork (PGlite's memory), which no agent pays.
  *
  * In (stdin): one JSON object, `{ steps: [{ command, stdin, env, cpu?, rm? }] }`, run in order;
- * `rm` is a file removed before the step; `cpu: true` runs the command under `sh -c '…; times'`
- * to read its CPU time (the process's and its children's), which costs that run an extra fork —
- * the benches time the wall clock on runs without it.
+ * `rm` is a file removed before the step; `cpu: true` runs `sh -c <command>` as a child of
+ * `bash -c '…; times'` to read its CPU time (the command's, its children's included) from bash's
+ * `times`, which reads getrusage to the millisecond (sh's here, dash, counts 10 ms clock ticks:
+ * a hook of a few ms read as 0). That costs the run an extra process — the benches time the wall
+ * clock on runs without it.
  * Out (stdout): one JSON array, per step `{ wallMs, cpuMs, code, out }` (`out`: stdout and stderr
  * when the exit code is not 0).
  *
@@ -25,7 +27,7 @@ function once(step) {
     const env = { ...process.env, ...step.env };
     const t0 = performance.now();
     const p = step.cpu
-      ? spawn("sh", ["-c", CPU_WRAP, "sh", "sh", "-c", step.command], {
+      ? spawn("bash", ["-c", CPU_WRAP, "bash", "sh", "-c", step.command], {
           env,
           stdio: ["pipe", "pipe", "pipe", "pipe"],
         })
@@ -46,7 +48,7 @@ function once(step) {
     p.on("error", reject);
     p.on("close", (code) => {
       const wallMs = performance.now() - t0;
-      // `times`: the shell's user and system time, then its children's
+      // `times`: the wrapper's own user and system time, then its children's (the command's)
       const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(times.trim());
       const cpuMs = m ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 : null;
       resolve({ wallMs, cpuMs, code: code ?? -1, out: code === 0 ? "" : out });
