@@ -1,26 +1,37 @@
 /**
- * The load generator of the broker's benches, as a process of its own (forked with the tsx loader):
- * the servers' process then holds the servers alone, and its CPU time is theirs. Each target is a
- * token endpoint: a writ server's token exchange (test/broker/exchange-client.ts: a fresh
+ * The load generator of the HTTP benches (broker, AuthZEN), as a process of its own (forked with
+ * the tsx loader): the servers' process then holds the servers alone, and its CPU time is theirs.
+ * Each target is a writ server's token exchange (test/broker/exchange-client.ts: a fresh
  * private_key_jwt assertion and DPoP proof per request, signed *before* the slice starts, so that
- * the client's signing is not in the measured time) or a fixed form POST (the peer's
- * client_credentials). A slice keeps `concurrency` POSTs in flight for `ms` milliseconds over
- * node:http with keep-alive and answers with their latencies (µs); a wrong answer fails it.
+ * the client's signing is not in the measured time) or a fixed POST (the peer's client_credentials
+ * form, an AuthZEN evaluation). A slice keeps `concurrency` POSTs in flight for `ms` milliseconds
+ * over node:http with keep-alive and answers with their latencies (µs); an answer that is not a
+ * 200 holding the expected text fails it.
  *
- * Messages: `{ op: "target", id, base }` (writ) or `{ op: "target", id, url, body }` (a fixed form),
+ * Messages: `{ op: "target", id, base }` (writ's token exchange) or `{ op: "target", id, url, body,
+ * headers?, expect? }` (a fixed POST: a form expecting an access token unless told otherwise),
  * answered `{ op: "ready" }`; `{ op: "slice", id, concurrency, ms }`, answered
  * `{ op: "done", samples, ms, failure? }`.
  */
 import http from "node:http";
 import { exchangeClient, type PreparedRequest } from "../test/broker/exchange-client.js";
 
+const TOKEN = '"access_token"';
+
 type Target =
   | { readonly kind: "writ"; readonly next: () => PreparedRequest; expected: number }
-  | { readonly kind: "form"; readonly request: PreparedRequest };
+  | { readonly kind: "fixed"; readonly request: PreparedRequest; readonly expect: string };
 
 type Message =
   | { op: "target"; id: string; base: string }
-  | { op: "target"; id: string; url: string; body: string }
+  | {
+      op: "target";
+      id: string;
+      url: string;
+      body: string;
+      headers?: Record<string, string>;
+      expect?: string;
+    }
   | { op: "slice"; id: string; concurrency: number; ms: number };
 
 const targets = new Map<string, Target>();
@@ -66,6 +77,7 @@ async function slice(t: Target, concurrency: number, ms: number) {
   const pool: PreparedRequest[] = [];
   if (t.kind === "writ") for (let i = 0; i < Math.ceil(t.expected * 1.5) + 50; i++) pool.push(t.next());
   const agent = agentFor(concurrency);
+  const expect = t.kind === "fixed" ? t.expect : TOKEN;
   const samples: number[] = [];
   let failure: string | undefined;
   const started = performance.now();
@@ -73,11 +85,11 @@ async function slice(t: Target, concurrency: number, ms: number) {
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (failure === undefined && performance.now() < end) {
-        const r = t.kind === "form" ? t.request : (pool.pop() ?? t.next());
+        const r = t.kind === "fixed" ? t.request : (pool.pop() ?? t.next());
         const t0 = performance.now();
         try {
           const { status, text } = await send(r, agent);
-          if (status !== 200 || !text.includes('"access_token"')) failure = `${status} ${text.slice(0, 300)}`;
+          if (status !== 200 || !text.includes(expect)) failure = `${status} ${text.slice(0, 300)}`;
         } catch (err) {
           failure = String(err);
         }
@@ -98,10 +110,10 @@ process.on("message", async (m: Message) => {
     } else {
       const request = {
         url: m.url,
-        headers: { "content-type": "application/x-www-form-urlencoded" },
+        headers: m.headers ?? { "content-type": "application/x-www-form-urlencoded" },
         body: m.body,
       };
-      targets.set(m.id, { kind: "form", request });
+      targets.set(m.id, { kind: "fixed", request, expect: m.expect ?? TOKEN });
     }
     process.send!({ op: "ready" });
     return;

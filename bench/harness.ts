@@ -236,44 +236,24 @@ export interface HttpCase {
 }
 
 /**
- * Like `measureConcurrent` for POSTs over HTTP, with the client in a worker thread: the server in
- * this thread is measured, not the load generator sharing its event loop. CPU per operation is
- * still the whole process's (both threads).
+ * Like `measureConcurrent` for POSTs over HTTP to servers in this process, with the load generator
+ * in a process of its own (bench/exchange-load.ts: node:http with keep-alive): this process's CPU
+ * time is then the servers' alone, not a client's HTTP and JSON beside them. Reports, per case, the
+ * CPU time of this process and of its main thread per request.
  */
-export async function measureHttpLoad(
-  cases: readonly HttpCase[],
-  opts: ConcurrentOptions,
-): Promise<Measurement[]> {
-  const { Worker } = await import("node:worker_threads");
-  const worker = new Worker(new URL("./load.worker.mjs", import.meta.url));
-  const slice = (c: HttpCase, ms: number) =>
-    new Promise<{ samples: number[]; ms: number }>((resolve, reject) => {
-      // one slice at a time: its listeners go when it ends, so they do not pile up on the worker
-      const onError = (err: Error) => {
-        worker.off("message", onMessage);
-        reject(err);
-      };
-      const onMessage = (m: { samples: number[]; ms: number; failure?: string }) => {
-        worker.off("error", onError);
-        if (m.failure === undefined) resolve(m);
-        else reject(new Error(`${c.name}: ${m.failure}`));
-      };
-      worker.once("message", onMessage);
-      worker.once("error", onError);
-      worker.postMessage({
+export function measureHttpLoad(cases: readonly HttpCase[], opts: ConcurrentOptions): Promise<Measurement[]> {
+  return measureTokenLoad(
+    cases.map((c) => ({
+      name: c.name,
+      target: {
         url: c.url,
         body: c.body,
         headers: { "content-type": "application/json", ...c.headers },
-        concurrency: opts.concurrency,
-        ms,
         expect: c.expect,
-      });
-    });
-  try {
-    return await sliceRounds(cases, opts, (k, ms) => slice(cases[k]!, ms));
-  } finally {
-    await worker.terminate();
-  }
+      },
+    })),
+    opts,
+  );
 }
 
 /**
@@ -305,11 +285,21 @@ async function sliceRounds(
   return cases.map((c, k) => summary(c.name, state[k]!));
 }
 
-/** A token endpoint under load from `measureTokenLoad`'s client process. */
+/** An endpoint under load from `measureTokenLoad`'s client process. */
 export interface TokenCase {
   readonly name: string;
-  /** A writ server's base URL (a token exchange signed per request), or a fixed form to POST. */
-  readonly target: { readonly base: string } | { readonly url: string; readonly body: string };
+  /**
+   * A writ server's base URL (a token exchange signed per request), or a fixed POST: a form unless
+   * `headers` say otherwise, its answers holding an access token unless `expect` says otherwise.
+   */
+  readonly target:
+    | { readonly base: string }
+    | {
+        readonly url: string;
+        readonly body: string;
+        readonly headers?: Readonly<Record<string, string>>;
+        readonly expect?: string;
+      };
 }
 
 /** This process's main thread's time on a CPU so far, in microseconds (Linux), or undefined. */
