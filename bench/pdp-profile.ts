@@ -4,10 +4,11 @@
  * server's CPU time divided by the decisions it answered; `--profile FILE` writes a V8 CPU profile
  * of the measured window (summarise it with bench/profile-summary.ts).
  *
- * `--send-next-first` has the audit log send the appends that arrived during a group commit before
- * it answers that commit's callers (`sendNextFirst`, off by default on both stores).
+ * `--answers-first` has the audit log answer a group commit's callers before it sends the appends
+ * that arrived meanwhile (`sendNextFirst` off, as on the embedded store; on PostgreSQL `writ serve`
+ * sends them first).
  *
- *   npx tsx bench/pdp-profile.ts [--embedded] [--seconds 10] [--concurrency 16] [--send-next-first] [--profile FILE]
+ *   npx tsx bench/pdp-profile.ts [--embedded] [--seconds 10] [--concurrency 16] [--answers-first] [--profile FILE]
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -50,7 +51,7 @@ const seconds = Number(value("--seconds", "10"));
 const concurrency = Number(value("--concurrency", "16"));
 const profile = value("--profile", "");
 const path = value("--path", "/access/v1/evaluation");
-const sendNextFirst = flag("--send-next-first");
+const answersFirst = flag("--answers-first");
 
 const ROOT = join(import.meta.dirname, "..");
 const { policy } = await loadPolicy(join(ROOT, "examples", "quickstart", "writ.yaml"));
@@ -62,7 +63,7 @@ const server = await createServer({
   dataDir: dir,
   databaseUrl: database?.url,
   version: "bench",
-  auditSendNextFirst: sendNextFirst,
+  auditSendNextFirst: answersFirst ? false : undefined,
 });
 const listening = await listenHttp({ fetch: server.app.fetch, hostname: "127.0.0.1", port: 0 });
 const base = `http://127.0.0.1:${listening.address.port}`;
@@ -118,7 +119,7 @@ try {
   const ms = (used.user + used.system) / 1000;
   const { commits, perCommit } = await batchFill(server.store.db, seq0);
   console.log(
-    `${database ? "PostgreSQL" : "embedded"}, ${path}, ${concurrency} in flight${sendNextFirst ? ", next commit sent first" : ""}: ${out.rate.toFixed(0)} decisions/s, p50 ${out.p50.toFixed(2)} ms, p99 ${out.p99.toFixed(2)} ms; server CPU ${(ms / out.n).toFixed(3)} ms per decision (user ${(used.user / 1000 / out.n).toFixed(3)}, system ${(used.system / 1000 / out.n).toFixed(3)}); client process ${(out.cpuMs / out.n).toFixed(3)} ms, PostgreSQL ${(pgMs / out.n).toFixed(3)} ms; ${perCommit} records per commit (${commits} commits)`,
+    `${database ? "PostgreSQL" : "embedded"}, ${path}, ${concurrency} in flight${answersFirst ? ", answers before the next commit" : ""}: ${out.rate.toFixed(0)} decisions/s, p50 ${out.p50.toFixed(2)} ms, p99 ${out.p99.toFixed(2)} ms; server CPU ${(ms / out.n).toFixed(3)} ms per decision (user ${(used.user / 1000 / out.n).toFixed(3)}, system ${(used.system / 1000 / out.n).toFixed(3)}); client process ${(out.cpuMs / out.n).toFixed(3)} ms, PostgreSQL ${(pgMs / out.n).toFixed(3)} ms; ${perCommit} records per commit (${commits} commits)`,
   );
 } finally {
   await listening.close();
