@@ -12,7 +12,9 @@ describe("writ serve's audit log: the next group commit sent before the answers"
   });
 
   it("as told, on either store", () => {
-    expect(sendsNextFirst({ databaseUrl: "postgres://127.0.0.1/writ", auditSendNextFirst: false })).toBe(false);
+    expect(sendsNextFirst({ databaseUrl: "postgres://127.0.0.1/writ", auditSendNextFirst: false })).toBe(
+      false,
+    );
     expect(sendsNextFirst({ auditSendNextFirst: true })).toBe(true);
   });
 });
