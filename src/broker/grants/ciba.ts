@@ -24,6 +24,7 @@ import {
   reasonOf,
   refuse,
 } from "../oauth.js";
+import { type IssuanceSlot, issuing } from "./issuance.js";
 import {
   absoluteUri,
   audienceAllowed,
@@ -196,8 +197,8 @@ export async function cibaGrant(
     ...(request.ticket ? { ticket: request.ticket } : {}),
   };
   // counted, checked and stored as one step against the agent's other issuances, in any process
-  return deps.store.writs.serialiseIssuance(agent.id, () =>
-    issueApproved(env, agent, intent, polled.value, proof, now, deps, approvals),
+  return issuing(deps, agent.id, (slot) =>
+    issueApproved(env, agent, intent, polled.value, proof, now, deps, approvals, slot),
   );
 }
 
@@ -210,55 +211,52 @@ async function issueApproved(
   now: Date,
   deps: BrokerDeps,
   approvals: ApprovalService,
+  slot: IssuanceSlot,
 ): Promise<Outcome<OAuthResponse>> {
   const { id, request, resource } = polled;
-  const { key, outcome, release } = await judge(env, agent, intent, now, deps, "approved", { reserve: true });
-  try {
-    const denied = async (refusal: Refused): Promise<Refused> => {
-      const reason = refusal.refusal.reason;
-      await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
-      return refusal;
-    };
-    if (outcome.kind !== "issue") {
-      return denied(
-        refuse(
-          outcome.kind === "refused" && outcome.reason === "unknown_agent" ? 401 : 400,
-          outcome.kind === "refused" ? outcome.error : "access_denied",
-          outcome.message,
-          outcome.reason,
-        ),
-      );
-    }
-    // writ.yaml may have changed since the request: the audience must still be allowed
-    if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
-      return denied(audienceRefusal(env, resource, outcome.playbook));
-    }
-    // and the sponsor must still be one writ.yaml declares (and an approver, where the playbook
-    // says so): the request may have been approved under an older writ.yaml
-    const sponsor = sponsorOf(
-      request.requester !== agent.id ? request.requester : null,
-      outcome.playbook,
-      env,
-      deps.config,
+  const { key, outcome } = await judge(env, agent, intent, now, deps, "approved", slot);
+  const denied = async (refusal: Refused): Promise<Refused> => {
+    const reason = refusal.refusal.reason;
+    await deps.audit("broker.denied", { environment: env, agent: agent.id, reason, approval: id });
+    return refusal;
+  };
+  if (outcome.kind !== "issue") {
+    return denied(
+      refuse(
+        outcome.kind === "refused" && outcome.reason === "unknown_agent" ? 401 : 400,
+        outcome.kind === "refused" ? outcome.error : "access_denied",
+        outcome.message,
+        outcome.reason,
+      ),
     );
-    if (!sponsor.ok) return denied(sponsor);
-    return issueWrit(
-      env,
-      outcome,
-      {
-        intent,
-        resource,
-        proof,
-        key,
-        approval: id,
-        sponsor: sponsor.value,
-        beforeStore: (writId) => consumed(id, request, writId, now, approvals),
-      },
-      deps,
-    );
-  } finally {
-    release();
   }
+  // writ.yaml may have changed since the request: the audience must still be allowed
+  if (!audienceAllowed(deps, env, resource, outcome.playbook)) {
+    return denied(audienceRefusal(env, resource, outcome.playbook));
+  }
+  // and the sponsor must still be one writ.yaml declares (and an approver, where the playbook
+  // says so): the request may have been approved under an older writ.yaml
+  const sponsor = sponsorOf(
+    request.requester !== agent.id ? request.requester : null,
+    outcome.playbook,
+    env,
+    deps.config,
+  );
+  if (!sponsor.ok) return denied(sponsor);
+  return issueWrit(
+    env,
+    outcome,
+    {
+      intent,
+      resource,
+      proof,
+      key,
+      approval: id,
+      sponsor: sponsor.value,
+      beforeStore: (writId) => consumed(id, request, writId, now, approvals),
+    },
+    deps,
+  );
 }
 
 /** The approval spent on the writ `writId`; refused when another poll spent it first, or it expired. */

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type Agent, q, type RuleText } from "../../core/index.js";
-import type { NewWrit, StoredWrit } from "../../store/index.js";
+import type { NewWrit, StoredWrit, WritLoad } from "../../store/index.js";
 import type { AuthenticatedClient } from "../client-auth.js";
 import type { DpopProof } from "../dpop.js";
 import { WRIT_PLAYBOOK_TYPE } from "../metadata.js";
@@ -42,11 +42,10 @@ import {
   TokenRefused,
 } from "../tokens.js";
 import { checkDelegation, DELEGATION_OAUTH_ERROR } from "./delegation-check.js";
+import { type IssuanceSlot, issuing } from "./issuance.js";
 import {
   countsTowardsSlowDown,
   killed,
-  pendingOf,
-  reserve,
   stoppedOrSlowed,
   subjectTokenOf,
   tokenVerifyOptions,
@@ -236,35 +235,38 @@ async function actorOf(
 
 /**
  * Refused when the actor's runner class's limits are reached: the same counts as token exchange,
- * with its writs judged but not yet stored in this process. Otherwise the child's place is reserved
- * (token exchange counts it) until the function returned is called, once the child is stored or not.
+ * through the actor's issuance batch. Otherwise the child holds a place in it (issuance.ts).
  */
-async function withinLimits(actor: Agent, now: Date, deps: BrokerDeps): Promise<Outcome<() => void>> {
+async function withinLimits(
+  actor: Agent,
+  now: Date,
+  deps: BrokerDeps,
+  slot: IssuanceSlot,
+): Promise<Outcome<undefined>> {
   const limits = deps.config.runnerClasses.get(actor.runnerClass)?.limits;
-  if (limits === undefined) return done(() => {});
+  if (limits === undefined) return done(undefined);
   const since = new Date(now.getTime() - 60_000);
   const caps = { active: limits.activeWrits, issued: limits.issuancePerMinute };
-  const stored = await (deps.writLoad ?? deps.store.writs.load)(actor.id, now, since, caps);
-  // read after the count, reserved below with no await between
-  const pending = pendingOf(deps, actor.id);
-  const load = { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
-  if (load.active >= limits.activeWrits) {
-    return refuse(
-      400,
-      "access_denied",
-      `agent ${q(actor.id)} holds ${load.active} active writs, its limit`,
-      "writ_limit_active",
-    );
-  }
-  if (load.issuedSince >= limits.issuancePerMinute) {
-    return refuse(
-      400,
-      "access_denied",
-      `agent ${q(actor.id)} was issued ${load.issuedSince} writs in 60 s, its limit`,
-      "writ_limit_rate",
-    );
-  }
-  return done(reserve(deps, actor.id));
+  const check = (load: WritLoad): Outcome<undefined> => {
+    if (load.active >= limits.activeWrits) {
+      return refuse(
+        400,
+        "access_denied",
+        `agent ${q(actor.id)} holds ${load.active} active writs, its limit`,
+        "writ_limit_active",
+      );
+    }
+    if (load.issuedSince >= limits.issuancePerMinute) {
+      return refuse(
+        400,
+        "access_denied",
+        `agent ${q(actor.id)} was issued ${load.issuedSince} writs in 60 s, its limit`,
+        "writ_limit_rate",
+      );
+    }
+    return done(undefined);
+  };
+  return slot.checked(now, since, caps, check, (o) => o.ok);
 }
 
 /** The token exchange with an `actor_token`: a child writ, or a refusal that is audited. */
@@ -344,32 +346,20 @@ async function childWrit(
   // the chain read again, the actor's writs counted and the child stored, as one step against
   // every other issuance for the actor (in any process): concurrent ones cannot overshoot its
   // limits, and the child's max_uses is what its ancestors have left just before it is stored
-  const issued = await deps.store.writs.serialiseIssuance(
-    actor.id,
-    async (): Promise<Outcome<OAuthResponse>> => {
-      const live = liveChain(await deps.store.writs.lineage(parent.id), now);
-      if (!live.ok) return live;
-      const release = await withinLimits(actor, now, deps);
-      if (!release.ok) return release;
-      try {
-        const child = {
-          subject: subject.value,
-          actor,
-          jkt: actorToken.value.jkt,
-          grants: verdict.grants,
-          depth: verdict.depth,
-        };
-        return await issueChild(
-          env,
-          { ...child, chain: live.value, asked: asked.value, resource },
-          deps,
-          now,
-        );
-      } finally {
-        release.value();
-      }
-    },
-  );
+  const issued = await issuing(deps, actor.id, async (slot): Promise<Outcome<OAuthResponse>> => {
+    const live = liveChain(await deps.store.writs.lineage(parent.id), now);
+    if (!live.ok) return live;
+    const within = await withinLimits(actor, now, deps, slot);
+    if (!within.ok) return within;
+    const child = {
+      subject: subject.value,
+      actor,
+      jkt: actorToken.value.jkt,
+      grants: verdict.grants,
+      depth: verdict.depth,
+    };
+    return issueChild(env, { ...child, chain: live.value, asked: asked.value, resource }, deps, now);
+  });
   return issued.ok ? issued : deny(issued);
 }
 

@@ -14,7 +14,7 @@ import {
   type WritConfig,
 } from "../../core/index.js";
 import type { OAuthErrorCode } from "../../http/problem.js";
-import type { NewWrit } from "../../store/index.js";
+import type { NewWrit, WritLoad, WritLoadCaps } from "../../store/index.js";
 import type { DpopProof } from "../dpop.js";
 import { evaluateIntent } from "../intent.js";
 import type { EnvironmentKeys } from "../keys.js";
@@ -33,6 +33,7 @@ import {
   refuse,
 } from "../oauth.js";
 import { type AccessTokenClaims, checkAccessToken, mintAccessToken, TokenRefused } from "../tokens.js";
+import { type IssuanceSlot, unsettledOf } from "./issuance.js";
 
 export interface Intent {
   readonly playbook: string;
@@ -313,36 +314,12 @@ export function intentRefusal(outcome: { reason: string; error: OAuthErrorCode; 
   );
 }
 
-/** The intent checks, now, with the kill switch and the signing key of this environment. */
 /**
- * Writs judged issuable but not yet stored, per broker (its deps) and agent. The limits count them:
- * without this, concurrent requests of one agent all pass the count before any of their writs is
- * stored, and the agent ends above its limits. Released once the writ is stored (the counts then
- * hold it) or its issuance stopped. Per process: across the servers sharing a PostgreSQL store, an
- * issuance runs under the store's lock on its agent (`writs.serialiseIssuance`), count to store.
+ * The intent checks, now, with the kill switch and the signing key of this environment. Inside an
+ * issuance (`slot`, issuance.ts) the limits count through the slot, and a writ judged issuable
+ * holds a place there; outside one (a first check before approval) they count the store's writs
+ * and the places held in this process.
  */
-const inFlight = new WeakMap<BrokerDeps, Map<string, number>>();
-
-export function pendingOf(deps: BrokerDeps, agent: string): number {
-  return inFlight.get(deps)?.get(agent) ?? 0;
-}
-
-export function reserve(deps: BrokerDeps, agent: string): () => void {
-  const map = inFlight.get(deps) ?? new Map<string, number>();
-  inFlight.set(deps, map);
-  map.set(agent, (map.get(agent) ?? 0) + 1);
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    const n = (map.get(agent) ?? 1) - 1;
-    if (n <= 0) map.delete(agent);
-    else map.set(agent, n);
-  };
-}
-
-const NOTHING_RESERVED = () => {};
-
 export async function judge(
   env: string,
   agent: Agent,
@@ -350,12 +327,10 @@ export async function judge(
   now: Date,
   deps: BrokerDeps,
   approval?: "approved",
-  opts: { readonly reserve?: boolean } = {},
+  slot?: IssuanceSlot,
 ): Promise<{
   key: Awaited<ReturnType<EnvironmentKeys["activeKey"]>>;
   outcome: ReturnType<typeof evaluateIntent>;
-  /** Frees the slot this judgement reserved (with `reserve`, when the outcome is `issue`). */
-  release: () => void;
 }> {
   const key = await deps.keys.activeKey(env);
   const kill = await deps.kill.blocking(agent, env);
@@ -363,25 +338,39 @@ export async function judge(
   const limits = deps.config.runnerClasses.get(agent.runnerClass)?.limits;
   const caps = { active: limits?.activeWrits, issued: limits?.issuancePerMinute };
   const since = new Date(now.getTime() - 60_000);
-  const stored = await (deps.writLoad ?? deps.store.writs.load)(agent.id, now, since, caps);
-  // read after the count (no await between this and the reservation below)
-  const pending = pendingOf(deps, agent.id);
-  const load =
-    pending === 0 ? stored : { active: stored.active + pending, issuedSince: stored.issuedSince + pending };
-  const outcome = evaluateIntent(
-    {
-      agent: agent.id,
-      playbook: intent.playbook,
-      params: intent.params,
-      environment: env,
-      ticket: intent.ticket,
-      now,
-    },
-    { config: deps.config, kill, load, keySignUntil: key.signUntil, approval },
-  );
-  const release =
-    opts.reserve === true && outcome.kind === "issue" ? reserve(deps, agent.id) : NOTHING_RESERVED;
-  return { key, outcome, release };
+  const check = (load: WritLoad) =>
+    evaluateIntent(
+      {
+        agent: agent.id,
+        playbook: intent.playbook,
+        params: intent.params,
+        environment: env,
+        ticket: intent.ticket,
+        now,
+      },
+      { config: deps.config, kill, load, keySignUntil: key.signUntil, approval },
+    );
+  const outcome =
+    slot !== undefined
+      ? await slot.checked(now, since, caps, check, (o) => o.kind === "issue")
+      : check(await unbatchedLoad(agent.id, now, since, caps, deps));
+  return { key, outcome };
+}
+
+/**
+ * The counts outside an issuance (a first check before approval): the store's, and the places
+ * held in this process for writs not yet stored.
+ */
+async function unbatchedLoad(
+  agent: string,
+  now: Date,
+  since: Date,
+  caps: WritLoadCaps,
+  deps: BrokerDeps,
+): Promise<WritLoad> {
+  const stored = await (deps.writLoad ?? deps.store.writs.load)(agent, now, since, caps);
+  const unsettled = unsettledOf(deps, agent);
+  return { active: stored.active + unsettled, issuedSince: stored.issuedSince + unsettled };
 }
 
 export type Issuable = Extract<ReturnType<typeof evaluateIntent>, { kind: "issue" }>;

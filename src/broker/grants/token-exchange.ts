@@ -19,6 +19,7 @@ import {
 } from "../oauth.js";
 import type { AccessTokenClaims } from "../tokens.js";
 import { delegate } from "./delegation.js";
+import { issuing } from "./issuance.js";
 import {
   absoluteUri,
   audienceAllowed,
@@ -67,18 +68,12 @@ export async function exchange(
   const intent = readIntent(req, env);
   if (!intent.ok) return intent;
 
-  // the count, the check and the store as one step against every other issuance for this agent,
-  // in this process or another sharing the store (issuance-lock.ts): servers on one PostgreSQL
-  // cannot together take the agent past its runner class's limits
-  return deps.store.writs.serialiseIssuance(agent.id, async () => {
-    const { key, outcome, release } = await judge(env, agent, intent.value, now, deps, undefined, {
-      reserve: true,
-    });
-    try {
-      return await judged(outcome, key, intent.value, resource.value);
-    } finally {
-      release();
-    }
+  // the count, the check and the store inside an issuance batch (issuance.ts): exact against
+  // every other issuance for this agent, in this process or another sharing the store, so servers
+  // on one PostgreSQL cannot together take the agent past its runner class's limits
+  return issuing(deps, agent.id, async (slot) => {
+    const { key, outcome } = await judge(env, agent, intent.value, now, deps, undefined, slot);
+    return judged(outcome, key, intent.value, resource.value);
   });
 
   async function judged(
