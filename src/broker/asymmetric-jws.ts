@@ -217,8 +217,8 @@ export function verifiesWith(token: string, jwk: Jwk, alg: AsymmetricAlgorithm):
 }
 
 /**
- * `verifiesWith`, the signature checked on libuv's thread pool: the same answer, while the event
- * loop serves other requests (a signature is most of a token request's CPU).
+ * `verifiesWith`, the signature checked on libuv's thread pool under load: the same answer, while
+ * the event loop serves other requests (a signature is most of a token request's CPU).
  */
 export function verifiesWithAsync(token: string, jwk: Jwk, alg: AsymmetricAlgorithm): Promise<boolean> {
   const check = signatureCheck(token, jwk, alg);
@@ -226,20 +226,53 @@ export function verifiesWithAsync(token: string, jwk: Jwk, alg: AsymmetricAlgori
   return verifyOffThread(check.hash, check.data, check.key, check.signature);
 }
 
-/** `crypto.verify` on the thread pool; any failure is false. */
+/**
+ * Signature jobs on libuv's thread pool now. With none there, no other request is waiting for a
+ * signature: the hop to the pool and back (two thread wake-ups, 0.1–0.3 ms on a small VM, more
+ * than the signature's own 30–80 µs) would be most of this one's time, so it runs on the event
+ * loop. Under load there are nearly always some, and the pool takes the next one too, while the
+ * loop serves other requests — which is what the pool is for.
+ */
+let pooled = 0;
+
+/** Whether a signature job now runs on the event loop (see `pooled`). */
+export const signsInline = (): boolean => pooled === 0;
+
+/** `fn` on the thread pool: its callback-taking form, counted while it runs there. */
+export function onPool<T>(start: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
+  pooled++;
+  return new Promise<T>((resolve, reject) => {
+    try {
+      start((err, value) => {
+        pooled--;
+        if (err) reject(err);
+        else resolve(value);
+      });
+    } catch (err) {
+      pooled--;
+      reject(err);
+    }
+  });
+}
+
+/**
+ * `crypto.verify`, on the thread pool when others are there, else at once (see `pooled`); any
+ * failure is false.
+ */
 export function verifyOffThread(
   hash: string | null,
   data: Buffer,
   key: KeyObject | ({ key: KeyObject } & Record<string, unknown>),
   signature: Buffer,
 ): Promise<boolean> {
-  return new Promise((resolve) => {
+  if (signsInline()) {
     try {
-      verify(hash, data, key as KeyObject, signature, (err, ok) => resolve(err === null && ok));
+      return Promise.resolve(verify(hash, data, key as KeyObject, signature));
     } catch {
-      resolve(false);
+      return Promise.resolve(false);
     }
-  });
+  }
+  return onPool<boolean>((done) => verify(hash, data, key as KeyObject, signature, done)).catch(() => false);
 }
 
 /** RFC 7638 JWK thumbprint, SHA-256, base64url: the required members in lexicographic order. */

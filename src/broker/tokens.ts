@@ -12,7 +12,7 @@
  */
 import { type KeyObject, randomBytes, sign } from "node:crypto";
 import { q, WritError } from "../core/index.js";
-import { impossibleBase64Length, verifyOffThread } from "./asymmetric-jws.js";
+import { impossibleBase64Length, onPool, signsInline, verifyOffThread } from "./asymmetric-jws.js";
 import type { BrokerErrorCode } from "./codes.js";
 import type { EnvironmentKeys, SigningKey, VerificationKey } from "./keys.js";
 
@@ -199,13 +199,14 @@ export async function mintAccessToken(
       : { authorization_details: claims.authorization_details }),
     ...(claims.writ === undefined ? {} : { writ: claims.writ }),
   };
-  // Ed25519 is deterministic: the same bytes as any JOSE library signs (one `node:crypto` call)
-  // signed on libuv's thread pool, so the event loop serves other requests meanwhile
-  const input = `${base64urlJson({ alg: "EdDSA", typ: "at+jwt", kid: key.kid })}.${base64urlJson(payload)}`;
-  const signature = await new Promise<Buffer>((resolve, reject) => {
-    sign(null, Buffer.from(input, "ascii"), key.privateKey, (err, sig) => (err ? reject(err) : resolve(sig)));
-  });
-  return `${input}.${signature.toString("base64url")}`;
+  // Ed25519 is deterministic: the same bytes as any JOSE library signs (one `node:crypto` call),
+  // signed on libuv's thread pool under load, so the event loop serves other requests meanwhile
+  const text = `${base64urlJson({ alg: "EdDSA", typ: "at+jwt", kid: key.kid })}.${base64urlJson(payload)}`;
+  const input = Buffer.from(text, "ascii");
+  const signature = signsInline()
+    ? sign(null, input, key.privateKey)
+    : await onPool<Buffer>((done) => sign(null, input, key.privateKey, done));
+  return `${text}.${signature.toString("base64url")}`;
 }
 
 function base64urlJson(value: unknown): string {
