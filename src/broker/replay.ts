@@ -8,7 +8,13 @@
  * rows are purged now and then, in bounded batches, by whichever call happens to come due.
  */
 import { isWritError, WritError } from "../core/index.js";
-import { ERR_STORE, type SeenJtiBatch, type SeenJtiRepository, type Store } from "../store/index.js";
+import {
+  ERR_STORE,
+  type SeenJti,
+  type SeenJtiBatch,
+  type SeenJtiRepository,
+  type Store,
+} from "../store/index.js";
 
 export interface ReplayCache {
   /**
@@ -217,6 +223,7 @@ function sharedReplayCache(seen: SeenJtiRepository, options: ReplayCacheOptions)
   const purgeLimit = positiveInteger(options.purgeLimit, 1000, "purgeLimit");
   let calls = 0;
   let purging: Promise<unknown> | undefined;
+  const batches = insertBatches(seen);
 
   async function purge(limit = purgeLimit): Promise<number> {
     positiveInteger(limit, purgeLimit, "limit");
@@ -244,13 +251,99 @@ function sharedReplayCache(seen: SeenJtiRepository, options: ReplayCacheOptions)
       // One statement: a fresh key is inserted; a live one conflicts and the guarded update does
       // nothing (no row comes back); an expired one is taken over. PostgreSQL serializes the
       // conflicting inserts on the primary key, so among concurrent callers exactly one wins.
+      // Sent with the keys of the calls that came while the one before was on its way.
       try {
-        return await seen.insertOnce(scope, jti, expiresAt, now);
+        return await batches.insert({ scope, jti, expiresAt }, now);
       } catch (err) {
         throw failure(`remember ${scope}`, err);
       }
     },
     purge,
+  };
+}
+
+/** Keys sent in one statement at most. */
+const MAX_INSERT_BATCH = 128;
+
+/**
+ * The shared cache's inserts, grouped: a call with nothing on its way is sent at once; calls that
+ * come while a statement is on its way go together in the next (one trip and one commit for all,
+ * where each was its own). Within a group a key asked twice is sent once — the first call's — and
+ * the later ones are replays, as the store would answer them one after the other. A group that
+ * fails is sent again key by key, so that one key the store refuses fails only its own call.
+ */
+function insertBatches(seen: SeenJtiRepository) {
+  interface Waiting {
+    readonly entry: SeenJti;
+    readonly now: Date;
+    resolve(taken: boolean): void;
+    reject(err: unknown): void;
+  }
+  let queue: Waiting[] = [];
+  let sending = false;
+
+  async function send(group: Waiting[]): Promise<void> {
+    const first = new Map<string, Waiting>();
+    const repeated: Waiting[] = [];
+    for (const w of group) {
+      const key = `${w.entry.scope}\u0000${w.entry.jti}`;
+      if (first.has(key)) repeated.push(w);
+      else first.set(key, w);
+    }
+    const unique = [...first.values()];
+    // the latest clock of the group: an entry expired by then may be taken over
+    const now = new Date(Math.max(...unique.map((w) => w.now.getTime())));
+    const alone = (w: Waiting) => seen.insertOnce(w.entry.scope, w.entry.jti, w.entry.expiresAt, w.now);
+    try {
+      const taken =
+        unique.length === 1
+          ? [await alone(unique[0]!)]
+          : await seen.insertEach(
+              unique.map((w) => w.entry),
+              now,
+            );
+      for (const [i, w] of unique.entries()) w.resolve(taken[i] === true);
+      for (const w of repeated) w.resolve(false);
+    } catch (err) {
+      if (unique.length === 1) {
+        unique[0]!.reject(err);
+        for (const w of repeated) w.reject(err);
+        return;
+      }
+      // each again, alone: a key the store refuses fails its own call only
+      await Promise.all(
+        unique.map(async (w) => {
+          try {
+            w.resolve(await alone(w));
+          } catch (e) {
+            w.reject(e);
+          }
+        }),
+      );
+      for (const w of repeated) w.resolve(false);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    sending = true;
+    try {
+      while (queue.length > 0) {
+        const group = queue.slice(0, MAX_INSERT_BATCH);
+        queue = queue.slice(group.length);
+        await send(group);
+      }
+    } finally {
+      sending = false;
+    }
+  }
+
+  return {
+    insert(entry: SeenJti, now: Date): Promise<boolean> {
+      return new Promise<boolean>((resolve, reject) => {
+        queue.push({ entry, now, resolve, reject });
+        if (!sending) void drain();
+      });
+    },
   };
 }
 

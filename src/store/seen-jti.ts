@@ -39,6 +39,11 @@ export interface SeenJtiRepository {
    * Errors are the database's own (the caller codes them).
    */
   insertOnce(scope: string, jti: string, expiresAt: Date, now: Date): Promise<boolean>;
+  /**
+   * `insertOnce` for several keys in one statement (one trip, one commit): for each entry, true
+   * when this call took its key. The keys must be distinct (a statement may touch a row once).
+   */
+  insertEach(entries: readonly SeenJti[], now: Date): Promise<boolean[]>;
   /** Deletes up to `limit` entries expired at `now`, oldest first; how many. */
   purge(now: Date, limit: number): Promise<number>;
   /** Entries expiring after `now`. */
@@ -92,6 +97,22 @@ export function seenJtiRepository(db: Kysely<Database>): SeenJtiRepository {
         .returning("jti")
         .execute();
       return rows.length === 1;
+    },
+    async insertEach(entries, now) {
+      if (entries.length === 0) return [];
+      const rows = await db
+        .insertInto("seen_jti")
+        .values(entries.map((e) => ({ scope: e.scope, jti: e.jti, expires_at: e.expiresAt })))
+        .onConflict((oc) =>
+          oc
+            .columns(["scope", "jti"])
+            .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
+            .where("seen_jti.expires_at", "<=", now),
+        )
+        .returning(["scope", "jti"])
+        .execute();
+      const taken = new Set(rows.map((r) => `${r.scope}\u0000${r.jti}`));
+      return entries.map((e) => taken.has(`${e.scope}\u0000${e.jti}`));
     },
     async purge(now, limit) {
       const result = await sql`

@@ -133,6 +133,58 @@ forEachBackend("replay cache", (h) => {
   });
   contract(subject);
 
+  describe("inserts grouped while one is on its way", () => {
+    /** The store's repository, counting the statements sent and the keys in each. */
+    function counted() {
+      const repo = seenJtiRepository(h.store.db);
+      const groups: number[] = [];
+      return {
+        groups,
+        cache: replayCache({
+          seenJti: {
+            ...repo,
+            insertOnce: (...args: Parameters<typeof repo.insertOnce>) => {
+              groups.push(1);
+              return repo.insertOnce(...args);
+            },
+            insertEach: (entries, now) => {
+              groups.push(entries.length);
+              return repo.insertEach(entries, now);
+            },
+          },
+        }),
+      };
+    }
+
+    it("sends the calls that came meanwhile in one statement, each answered for its own key", async () => {
+      const { cache, groups } = counted();
+      const scope = fresh();
+      expect(await cache.remember(scope, "seen-before", at(600))).toBe(true);
+      groups.length = 0;
+      const keys = ["k1", "seen-before", "k2", "k2", "k3", "k4"];
+      const results = await Promise.all(keys.map((k) => cache.remember(scope, k, at(600))));
+      // the first went alone, the rest together; a key asked twice in a group is taken once
+      expect(results).toEqual([true, false, true, false, true, true]);
+      expect(groups).toEqual([1, 4]);
+      expect(await stored(scope)).toBe(5);
+      // and each is a replay from now on
+      const again = await Promise.all(keys.map((k) => cache.remember(scope, k, at(600))));
+      expect(again.every((r) => r === false)).toBe(true);
+    });
+
+    it("fails only the call whose key the store refuses, when its group fails", async () => {
+      const { cache } = counted();
+      const scope = fresh();
+      const results = await Promise.allSettled(
+        ["first", "a", "bad\u0000key", "b"].map((k) => cache.remember(scope, k, at(600))),
+      );
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+      expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: "ERR_STORE" });
+      expect(results.filter((r) => r.status === "fulfilled").map((r) => r.value)).toEqual([true, true, true]);
+      expect(await stored(scope)).toBe(3);
+    });
+  });
+
   // PostgreSQL only: a second store with its own pool, as a second `writ serve` process has.
   const second = h.second?.bind(h);
   if (second !== undefined) {
