@@ -645,7 +645,6 @@ function baseUrlHolder(opts: ServerOptions, parts: ServerParts) {
 }
 type BaseUrlHolder = ReturnType<typeof baseUrlHolder>;
 
-/** The log, the metrics and the audit log (observed by both), its first record written. */
 /**
  * Whether the server's audit log sends the appends that arrived during a group commit before it
  * answers that commit's callers: as told, else on PostgreSQL and not on the embedded store.
@@ -654,6 +653,7 @@ export function sendsNextFirst(opts: Pick<ServerOptions, "auditSendNextFirst" | 
   return opts.auditSendNextFirst ?? opts.databaseUrl !== undefined;
 }
 
+/** The log, the metrics and the audit log (observed by both), its first record written. */
 async function openObservedAudit(opts: ServerOptions, parts: ServerParts, store: Store) {
   const signer = await parts.auditPart.loadSigningKey(opts.dataDir);
   const logger = opts.logger ?? (await parts.log.createLogger({ level: "error" }));
