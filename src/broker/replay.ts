@@ -295,13 +295,10 @@ function insertBatches(seen: SeenJtiRepository) {
     const now = new Date(Math.max(...unique.map((w) => w.now.getTime())));
     const alone = (w: Waiting) => seen.insertOnce(w.entry.scope, w.entry.jti, w.entry.expiresAt, w.now);
     try {
-      const taken =
-        unique.length === 1
-          ? [await alone(unique[0]!)]
-          : await seen.insertEach(
-              unique.map((w) => w.entry),
-              now,
-            );
+      const taken = await seen.insertEach(
+        unique.map((w) => w.entry),
+        now,
+      );
       for (const [i, w] of unique.entries()) w.resolve(taken[i] === true);
       for (const w of repeated) w.resolve(false);
     } catch (err) {

@@ -83,37 +83,29 @@ function statementFor(entries: readonly SeenJti[], now: Date): Statement | undef
 }
 
 export function seenJtiRepository(db: Kysely<Database>): SeenJtiRepository {
+  const insertEach: SeenJtiRepository["insertEach"] = async (entries, now) => {
+    if (entries.length === 0) return [];
+    const rows = await db
+      .insertInto("seen_jti")
+      .values(entries.map((e) => ({ scope: e.scope, jti: e.jti, expires_at: e.expiresAt })))
+      .onConflict((oc) =>
+        oc
+          .columns(["scope", "jti"])
+          .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
+          .where("seen_jti.expires_at", "<=", now),
+      )
+      .returning(["scope", "jti"])
+      .execute();
+    const taken = new Set(rows.map((r) => `${r.scope}\u0000${r.jti}`));
+    return entries.map((e) => taken.has(`${e.scope}\u0000${e.jti}`));
+  };
+
   return {
     async insertOnce(scope, jti, expiresAt, now) {
-      const rows = await db
-        .insertInto("seen_jti")
-        .values({ scope, jti, expires_at: expiresAt })
-        .onConflict((oc) =>
-          oc
-            .columns(["scope", "jti"])
-            .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
-            .where("seen_jti.expires_at", "<=", now),
-        )
-        .returning("jti")
-        .execute();
-      return rows.length === 1;
+      const [taken] = await insertEach([{ scope, jti, expiresAt }], now);
+      return taken === true;
     },
-    async insertEach(entries, now) {
-      if (entries.length === 0) return [];
-      const rows = await db
-        .insertInto("seen_jti")
-        .values(entries.map((e) => ({ scope: e.scope, jti: e.jti, expires_at: e.expiresAt })))
-        .onConflict((oc) =>
-          oc
-            .columns(["scope", "jti"])
-            .doUpdateSet({ expires_at: (eb) => eb.ref("excluded.expires_at") })
-            .where("seen_jti.expires_at", "<=", now),
-        )
-        .returning(["scope", "jti"])
-        .execute();
-      const taken = new Set(rows.map((r) => `${r.scope}\u0000${r.jti}`));
-      return entries.map((e) => taken.has(`${e.scope}\u0000${e.jti}`));
-    },
+    insertEach,
     async purge(now, limit) {
       const result = await sql`
         delete from seen_jti
