@@ -27,6 +27,24 @@ function busy(): { release: () => void; done: Promise<string> } {
   return { release: () => finish(null, "released"), done };
 }
 
+/**
+ * Whether `p` settles within a few microtasks: an answer computed at once does; one from the
+ * thread pool waits for the event loop to run its callback.
+ */
+async function settlesAtOnce(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void p.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  return settled;
+}
+
 /** The three answers: a good signature, a bad one, and a key of the wrong type (throws inside). */
 async function answers(): Promise<boolean[]> {
   return Promise.all([
@@ -39,6 +57,7 @@ async function answers(): Promise<boolean[]> {
 describe("signature jobs", () => {
   it("run on the event loop when the pool holds none, with the right answers", async () => {
     expect(signsInline()).toBe(true);
+    expect(await settlesAtOnce(verifyOffThread(null, DATA, ed.publicKey, GOOD))).toBe(true);
     expect(await answers()).toEqual([true, false, false]);
     expect(signsInline()).toBe(true);
   });
@@ -46,6 +65,7 @@ describe("signature jobs", () => {
   it("go to the pool while another job is there, with the same answers, and the count comes back", async () => {
     const held = busy();
     expect(signsInline()).toBe(false);
+    expect(await settlesAtOnce(verifyOffThread(null, DATA, ed.publicKey, GOOD))).toBe(false);
     const pending = answers();
     // three more on the pool, none answered yet
     expect(signsInline()).toBe(false);
