@@ -10,16 +10,21 @@
  * loop's own, steady on a loaded machine where wall times are not. `--profile FILE` then writes a
  * V8 CPU profile of as many gateway calls alone (summarised here with bench/profile-summary.ts).
  *
+ * `--busy MS` adds direct calls with the event loop held MS ms after each is sent (as the
+ * gateway's audit append holds it while its upstream works), beside direct calls alone: how much of
+ * the tail is the upstream's wait for a CPU on a small machine rather than the gateway's own work.
+ *
  * `--alloc` adds the JS heap left per call (after a full collection, with a young generation large
  * enough that none is collected meanwhile: `--expose-gc --max-semi-space-size=256`).
  *
- *   npx tsx bench/gateway-profile.ts [--calls 3000] [--tool echo|read] [--profile FILE]
+ *   npx tsx bench/gateway-profile.ts [--calls 3000] [--tool echo|read] [--profile FILE] [--busy MS]
  *   node --single-threaded --import tsx bench/gateway-profile.ts [...]
  *   node --expose-gc --max-semi-space-size=256 --import tsx bench/gateway-profile.ts --calls 300 --alloc
  */
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import { PerformanceObserver } from "node:perf_hooks";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { gatewayBench } from "./gateway.bench.js";
 import { summarise } from "./profile-summary.js";
 
@@ -32,6 +37,7 @@ const calls = Number(value("--calls", "3000"));
 const tool = value("--tool", "echo");
 const profile = value("--profile", "");
 const alloc = args.includes("--alloc");
+const busy = Number(value("--busy", "0"));
 
 type Span = [number, number];
 /** Milliseconds of `spans` inside [from, to]. */
@@ -69,6 +75,19 @@ try {
   // the gateway's own part of a call (checks, upstream, audit), without the MCP hop to it
   const handled: Span[] = [];
   timeRepository(server.gateway as unknown as Record<string, unknown>, "callTool", handled);
+  // the gateway's wait for its upstream (its client's callTool: every MCP client here but the
+  // bench's own two), which the audit append overlaps
+  const upstream: Span[] = [];
+  const callTool = Client.prototype.callTool;
+  Client.prototype.callTool = async function (this: Client, ...a: Parameters<Client["callTool"]>) {
+    if (this === direct || this === inProcess) return callTool.apply(this, a);
+    const t0 = performance.now();
+    try {
+      return await callTool.apply(this, a);
+    } finally {
+      upstream.push([t0, performance.now()]);
+    }
+  };
   // a checkpoint riding in an append's trip (the carrier's text names its table), and the appends
   // whose record a periodic checkpoint signs (every 100th: the log's default)
   const rides: number[] = [];
@@ -94,7 +113,7 @@ try {
     await direct.callTool(directReq);
     await inProcess.callTool(gwReq);
   }
-  for (const spans of [appends, checkpoints, gcs, handled, rides, triggers]) spans.length = 0;
+  for (const spans of [appends, checkpoints, gcs, handled, upstream, rides, triggers]) spans.length = 0;
   const directMs: number[] = [];
   const gw: Span[] = [];
   const gwCpu: number[] = [];
@@ -131,6 +150,7 @@ try {
     checkpoint: overlap(checkpoints, a, b),
     gc: overlap(gcs, a, b),
     handled: overlap(handled, a, b),
+    upstream: overlap(upstream, a, b),
     ride: rides.some((t) => t >= a && t <= b),
     signs: triggers.some((t) => t >= a && t <= b),
   }));
@@ -177,15 +197,40 @@ try {
   const threshold = pct(g, 99);
   const slow = rows.filter((r) => r.ms >= threshold);
   const typical = rows.filter((r) => r.ms <= pct(g, 50));
-  const mean = (rs: typeof rows, k: "ms" | "handled" | "append" | "checkpoint" | "gc") =>
+  const mean = (rs: typeof rows, k: "ms" | "handled" | "upstream" | "append" | "checkpoint" | "gc") =>
     f(rs.reduce((s, r) => s + r[k], 0) / Math.max(1, rs.length));
   for (const [label, rs] of [
     ["slowest 1 %", slow],
     ["up to p50", typical],
   ] as const) {
     console.log(
-      `${label} (${rs.length}): mean ${mean(rs, "ms")} ms, of which in the gateway's callTool ${mean(rs, "handled")}, audit append ${mean(rs, "append")}, checkpoint ${mean(rs, "checkpoint")}, GC ${mean(rs, "gc")}; with a checkpoint ${rs.filter((r) => r.checkpoint > 0 || r.ride).length}, signing one ${rs.filter((r) => r.signs).length}, with GC ${rs.filter((r) => r.gc > 0).length}`,
+      `${label} (${rs.length}): mean ${mean(rs, "ms")} ms, of which in the gateway's callTool ${mean(rs, "handled")}, waiting for the upstream ${mean(rs, "upstream")}, audit append ${mean(rs, "append")}, checkpoint ${mean(rs, "checkpoint")}, GC ${mean(rs, "gc")}; with a checkpoint ${rs.filter((r) => r.checkpoint > 0 || r.ride).length}, signing one ${rs.filter((r) => r.signs).length}, with GC ${rs.filter((r) => r.gc > 0).length}`,
     );
+  }
+  if (busy > 0) {
+    // the upstream's own tail when its caller works meanwhile: direct calls with the event loop
+    // held for `busy` ms after each is sent, as the gateway holds it for the audit append
+    const spin = (ms: number) => {
+      const t = performance.now();
+      while (performance.now() - t < ms);
+    };
+    for (const hold of [0, busy]) {
+      const ms: number[] = [];
+      for (let i = 0; i < calls; i++) {
+        const t0 = performance.now();
+        const p = direct.callTool(directReq);
+        if (hold > 0) {
+          await Promise.resolve();
+          spin(hold);
+        }
+        await p;
+        ms.push(performance.now() - t0);
+      }
+      ms.sort((x, y) => x - y);
+      console.log(
+        `direct, the event loop held ${hold} ms after sending: p50 ${f(pct(ms, 50))} p99 ${f(pct(ms, 99))} ms`,
+      );
+    }
   }
   if (alloc) {
     // the heap's growth over calls with no collection among them: run after a full collection
