@@ -229,6 +229,30 @@ describe("issuance batches", () => {
     expect(unsettledOf(f.deps, "bot")).toBe(0);
   });
 
+  it("reports the places of a closed batch still storing while the next one waits", async () => {
+    const f = fakeStore();
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const storing = issuing(f.deps, "bot", async (slot) => {
+      await holdOne(slot);
+      await hold;
+      f.store("bot");
+      return { ok: true };
+    });
+    await pause(20);
+    // a member that ends closes the first batch; the next issuance waits in a second one
+    await issuing(f.deps, "bot", async () => ({ ok: false }));
+    const next = issuing(f.deps, "bot", async () => ({ ok: false }));
+    await pause(20);
+    expect(unsettledOf(f.deps, "bot")).toBe(1);
+    release();
+    await Promise.all([storing, next]);
+    expect(unsettledOf(f.deps, "bot")).toBe(0);
+    expect(f.stats().lockTurns).toBe(2);
+  });
+
   it("closes a batch at its size, and lets different agents run apart", async () => {
     const f = fakeStore();
     await Promise.all(Array.from({ length: MAX_BATCH + 1 }, () => issue(f, "bot", 1000)));

@@ -52,8 +52,6 @@ interface Batch {
   closed: boolean;
   /** Places held: writs stored or on their way, by this batch's issuances. */
   reserved: number;
-  /** Places whose writ is not yet stored nor given up (what an issuance outside a batch adds). */
-  unsettled: number;
   base: Promise<WritLoad> | undefined;
   /** Settles once the store's lock is held (rejects when it could not be taken). */
   readonly ready: Promise<void>;
@@ -64,6 +62,23 @@ interface Batch {
 }
 
 const batches = new WeakMap<BrokerDeps, Map<string, Batch>>();
+
+/**
+ * Places held in this process per agent whose writs are not yet stored nor given up, over every
+ * batch still running — a closed batch may still be storing while the next one waits for the lock.
+ */
+const unsettled = new WeakMap<BrokerDeps, Map<string, number>>();
+
+function addUnsettled(deps: BrokerDeps, agent: string, n: number): void {
+  let map = unsettled.get(deps);
+  if (map === undefined) {
+    map = new Map();
+    unsettled.set(deps, map);
+  }
+  const next = (map.get(agent) ?? 0) + n;
+  if (next === 0) map.delete(agent);
+  else map.set(agent, next);
+}
 
 function open(deps: BrokerDeps, agent: string, before: Batch | undefined): Batch {
   let lockHeld!: () => void;
@@ -89,7 +104,6 @@ function open(deps: BrokerDeps, agent: string, before: Batch | undefined): Batch
     members: 0,
     closed: false,
     reserved: 0,
-    unsettled: 0,
     base: undefined,
     ready,
     end,
@@ -115,14 +129,14 @@ function slotOf(deps: BrokerDeps, agent: string, batch: Batch) {
       if (holds(result)) {
         held++;
         batch.reserved++;
-        batch.unsettled++;
+        addUnsettled(deps, agent, 1);
       }
       return result;
     },
   };
   /** `refused`: the issuance answered with a refusal, so no writ of it was stored. */
   const settle = (refused: boolean) => {
-    batch.unsettled -= held;
+    if (held > 0) addUnsettled(deps, agent, -held);
     if (refused) batch.reserved -= held;
     held = 0;
   };
@@ -173,5 +187,5 @@ export async function issuing<T extends { readonly ok: boolean }>(
  * batch (a request's first check, before it waits for approval) adds to the store's.
  */
 export function unsettledOf(deps: BrokerDeps, agent: string): number {
-  return batches.get(deps)?.get(agent)?.unsettled ?? 0;
+  return unsettled.get(deps)?.get(agent) ?? 0;
 }
