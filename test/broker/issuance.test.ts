@@ -88,6 +88,21 @@ function issue(
   });
 }
 
+/** One issuance of `agent` that holds a place and stores its writ only when `release` is called. */
+function storingOne(f: ReturnType<typeof fakeStore>, agent: string) {
+  let release!: () => void;
+  const hold = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const done = issuing(f.deps, agent, async (slot) => {
+    await holdOne(slot);
+    await hold;
+    f.store(agent);
+    return { ok: true };
+  });
+  return { done, release };
+}
+
 /** A check that always passes and holds a place. */
 const holdOne = (slot: IssuanceSlot) =>
   slot.checked(
@@ -211,16 +226,7 @@ describe("issuance batches", () => {
 
   it("reports the places not yet settled, for a count outside a batch", async () => {
     const f = fakeStore();
-    let release!: () => void;
-    const hold = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const pending = issuing(f.deps, "bot", async (slot) => {
-      await holdOne(slot);
-      await hold;
-      f.store("bot");
-      return { ok: true };
-    });
+    const { done: pending, release } = storingOne(f, "bot");
     await pause(20);
     expect(unsettledOf(f.deps, "bot")).toBe(1);
     expect(unsettledOf(f.deps, "other-bot")).toBe(0);
@@ -231,16 +237,7 @@ describe("issuance batches", () => {
 
   it("reports the places of a closed batch still storing while the next one waits", async () => {
     const f = fakeStore();
-    let release!: () => void;
-    const hold = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const storing = issuing(f.deps, "bot", async (slot) => {
-      await holdOne(slot);
-      await hold;
-      f.store("bot");
-      return { ok: true };
-    });
+    const { done: storing, release } = storingOne(f, "bot");
     await pause(20);
     // a member that ends closes the first batch; the next issuance waits in a second one
     await issuing(f.deps, "bot", async () => ({ ok: false }));
