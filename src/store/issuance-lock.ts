@@ -1,10 +1,10 @@
 /**
- * Issuances for one agent, one at a time, across every process sharing the store. The broker holds
- * it once per issuance batch (broker/grants/issuance.ts): the agent's issuances in flight on one
- * server run together under one hold, and are kept exact there. The runner
+ * Issuances for one agent, one at a time, across every process sharing the store. The runner
  * classes' `limits` (active writs, issuance per minute) are a count, a check and then a write: run
  * inside `serialise(agent, fn)`, no other issuance for that agent counts between this one's count
- * and its write, so concurrent issuances cannot together overshoot a limit.
+ * and its write, so concurrent issuances cannot together overshoot a limit. The broker holds it
+ * once per issuance batch (broker/grants/issuance.ts): the agent's issuances in flight on one
+ * server run together under one hold, and are kept exact there.
  *
  * - Embedded store: one process holds the data folder (lock.ts), so a queue per agent in memory is
  *   the whole lock.
